@@ -1,0 +1,35 @@
+import type { Checksum } from '../domain/image.js';
+
+export interface FetchProgress {
+  bytesDone: number;
+  bytesTotal: number | null;
+  percent: number | null;
+  bytesPerSecond: number | null;
+  etaSeconds: number | null;
+}
+
+export interface FetchRequest {
+  sourceUrl: string;
+  /** Absolute path of the destination on the node; the fetcher writes `${path}.partial` first. */
+  destinationPath: string;
+  checksum?: Checksum | null;
+  checksumUrl?: string | null;
+  signal?: AbortSignal;
+  onProgress?: (progress: FetchProgress) => void;
+}
+
+export interface FetchResult {
+  path: string;
+  sizeBytes: number;
+  checksum: Checksum;
+  /** Bytes transferred by this call; less than sizeBytes when it resumed a partial file. */
+  bytesTransferred: number;
+  resumed: boolean;
+}
+
+/** Moves bytes from a source into a pool: resumable, verified, cancellable, with progress. */
+export interface ImageFetcher {
+  /** URL schemes this fetcher handles: ['http', 'https']. */
+  readonly schemes: readonly string[];
+  fetch(request: FetchRequest): Promise<FetchResult>;
+}

@@ -1,0 +1,35 @@
+export const DOMAIN_STATES = [
+  'running',
+  'blocked',
+  'paused',
+  'shutdown',
+  'shutoff',
+  'crashed',
+  'pmsuspended',
+  'unknown',
+] as const;
+export type DomainState = (typeof DOMAIN_STATES)[number];
+
+export interface DomainInfo {
+  name: string;
+  uuid: string;
+  state: DomainState;
+}
+
+/** Drives one hypervisor host's domains (libvirt). Names are validated VM names. */
+export interface Hypervisor {
+  define(options: { xml: string }): Promise<DomainInfo>;
+  start(options: { name: string }): Promise<void>;
+  /** Asks the guest to shut down (ACPI). */
+  shutdown(options: { name: string }): Promise<void>;
+  /** Stops the domain at once. */
+  destroy(options: { name: string }): Promise<void>;
+  undefine(options: { name: string; removeStorage?: boolean }): Promise<void>;
+  list(): Promise<DomainInfo[]>;
+  state(options: { name: string }): Promise<DomainState>;
+  dumpXml(options: { name: string }): Promise<string>;
+  attachDisk(options: { name: string; sourcePath: string; target: string; format?: string }): Promise<void>;
+  detachDisk(options: { name: string; target: string }): Promise<void>;
+  insertMedia(options: { name: string; target: string; sourcePath: string }): Promise<void>;
+  ejectMedia(options: { name: string; target: string }): Promise<void>;
+}

@@ -1,0 +1,123 @@
+import type { DiscoveredImage, Image, ImageKind, ImagePatch, ImagePhase, NewImage } from '../domain/image.js';
+import type { NewNode, Node, NodeConnectionState, NodePatch } from '../domain/node.js';
+import type {
+  NewStoragePool,
+  PoolNodeState,
+  PoolNodeStateInput,
+  StoragePool,
+  StoragePoolPatch,
+} from '../domain/pool.js';
+import type { NewVm, Vm, VmPatch, VmState } from '../domain/vm.js';
+
+/** Paging for list calls. Results are ordered by creation time, then id, so pages are stable. */
+export interface Page {
+  limit?: number;
+  offset?: number;
+}
+
+/** Optimistic concurrency: when given, an update of a record whose version differs fails with VERSION_CONFLICT. */
+export interface UpdateOptions {
+  expectedVersion?: number;
+}
+
+export interface ImageFilter extends Page {
+  kind?: ImageKind;
+  /** One phase or any of several. */
+  phase?: ImagePhase | readonly ImagePhase[];
+  poolId?: string;
+  nodeId?: string;
+  catalogId?: string;
+  /** Every given label must be present with the given value. */
+  labels?: Record<string, string>;
+  /** Case-insensitive substring of name, description or OS distribution. */
+  text?: string;
+}
+
+export interface UpsertResult {
+  inserted: number;
+  updated: number;
+  /** Known locations left as they were: unchanged (same size and mtime), or busy in another phase. */
+  untouched: number;
+}
+
+export interface ImageRepository {
+  /** Creates an image. Validates first; nothing is written when validation fails. */
+  create(input: NewImage): Promise<Image>;
+  get(id: string): Promise<Image | undefined>;
+  /** Like get, but NOT_FOUND when missing. */
+  require(id: string): Promise<Image>;
+  list(filter?: ImageFilter): Promise<Image[]>;
+  count(filter?: Omit<ImageFilter, 'limit' | 'offset'>): Promise<number>;
+  getByLocation(location: { poolId: string; relPath: string }): Promise<Image | undefined>;
+  /** Images made from these catalog entries, optionally in one pool. */
+  findByCatalogIds(catalogIds: readonly string[], options?: { poolId?: string }): Promise<Image[]>;
+  /**
+   * Records files found in pools, in batches: a new location becomes a `ready` image with a
+   * deterministic id; a known location is refreshed (size, mtime, missing → ready) unless its
+   * row is busy in another phase.
+   */
+  upsertByLocation(found: readonly DiscoveredImage[]): Promise<UpsertResult>;
+  /** Applies a patch; the phase change, if any, must be allowed by the transition table. */
+  update(id: string, patch: ImagePatch, options?: UpdateOptions): Promise<Image>;
+  delete(id: string, options?: UpdateOptions): Promise<void>;
+}
+
+export interface PoolFilter extends Page {
+  type?: string;
+  /** Pools assigned to this node. */
+  nodeId?: string;
+}
+
+export interface PoolRepository {
+  create(input: NewStoragePool): Promise<StoragePool>;
+  get(id: string): Promise<StoragePool | undefined>;
+  require(id: string): Promise<StoragePool>;
+  getByName(name: string): Promise<StoragePool | undefined>;
+  list(filter?: PoolFilter): Promise<StoragePool[]>;
+  update(id: string, patch: StoragePoolPatch, options?: UpdateOptions): Promise<StoragePool>;
+  /** IN_USE when images still live in the pool. Per-node states go with it. */
+  delete(id: string, options?: UpdateOptions): Promise<void>;
+  /** Records what a node reported about a pool (insert or replace). */
+  setNodeState(state: PoolNodeStateInput): Promise<PoolNodeState>;
+  getNodeState(poolId: string, nodeId: string): Promise<PoolNodeState | undefined>;
+  listNodeStates(filter: { poolId?: string; nodeId?: string }): Promise<PoolNodeState[]>;
+}
+
+export interface NodeFilter extends Page {
+  connectionState?: NodeConnectionState;
+  labels?: Record<string, string>;
+}
+
+export interface NodeRepository {
+  create(input: NewNode): Promise<Node>;
+  get(id: string): Promise<Node | undefined>;
+  require(id: string): Promise<Node>;
+  getByHostname(hostname: string): Promise<Node | undefined>;
+  list(filter?: NodeFilter): Promise<Node[]>;
+  update(id: string, patch: NodePatch, options?: UpdateOptions): Promise<Node>;
+  delete(id: string, options?: UpdateOptions): Promise<void>;
+}
+
+export interface VmFilter extends Page {
+  nodeId?: string;
+  state?: VmState | readonly VmState[];
+  bootImageId?: string;
+}
+
+export interface VmRepository {
+  create(input: NewVm): Promise<Vm>;
+  get(id: string): Promise<Vm | undefined>;
+  require(id: string): Promise<Vm>;
+  getByName(name: string): Promise<Vm | undefined>;
+  list(filter?: VmFilter): Promise<Vm[]>;
+  update(id: string, patch: VmPatch, options?: UpdateOptions): Promise<Vm>;
+  delete(id: string, options?: UpdateOptions): Promise<void>;
+}
+
+/** The four repositories over one database. */
+export interface Repositories {
+  images: ImageRepository;
+  pools: PoolRepository;
+  nodes: NodeRepository;
+  vms: VmRepository;
+}

@@ -1,0 +1,19 @@
+export * from './contracts/index.js';
+export * from './domain/index.js';
+export * from './errors.js';
+export * from './events/bus.js';
+export * from './kernel/core-tokens.js';
+export * from './kernel/plugin.js';
+export * from './kernel/quantix.js';
+export * from './kernel/tokens.js';
+export * from './persistence/database.js';
+export { mapDatabaseError } from './persistence/errors.js';
+export {
+  MIGRATIONS,
+  migrateDownAll,
+  migrateToLatest,
+  migrateUpOne,
+  migrationStatus,
+} from './persistence/migrations/index.js';
+export * from './persistence/repositories/index.js';
+export * from './services/storage.js';

@@ -1,0 +1,62 @@
+import type { Knex } from 'knex';
+import * as m0001 from './0001_nodes.js';
+import * as m0002 from './0002_storage_pools.js';
+import * as m0003 from './0003_images.js';
+import * as m0004 from './0004_vms.js';
+
+interface Migration {
+  up(knex: Knex): Promise<void>;
+  down(knex: Knex): Promise<void>;
+}
+
+/**
+ * Migrations live in code, not in a directory scanned at run time, so they survive bundling.
+ * Append only: a released migration is never edited, and an up migration never drops data.
+ */
+export const MIGRATIONS: ReadonlyArray<readonly [name: string, migration: Migration]> = [
+  ['0001_nodes', m0001],
+  ['0002_storage_pools', m0002],
+  ['0003_images', m0003],
+  ['0004_vms', m0004],
+];
+
+class CodeMigrationSource implements Knex.MigrationSource<string> {
+  async getMigrations(): Promise<string[]> {
+    return MIGRATIONS.map(([name]) => name);
+  }
+  getMigrationName(name: string): string {
+    return name;
+  }
+  async getMigration(name: string): Promise<Knex.Migration> {
+    const found = MIGRATIONS.find(([candidate]) => candidate === name);
+    if (!found) throw new Error(`unknown migration ${name}`);
+    return found[1];
+  }
+}
+
+/** knex runs these under its migration lock table, so two processes never migrate at once. */
+export const MIGRATION_CONFIG: Knex.MigratorConfig = {
+  migrationSource: new CodeMigrationSource(),
+  tableName: 'quantix_migrations',
+};
+
+export async function migrateToLatest(knex: Knex): Promise<string[]> {
+  const [, applied] = (await knex.migrate.latest(MIGRATION_CONFIG)) as [number, string[]];
+  return applied;
+}
+
+export async function migrateUpOne(knex: Knex): Promise<string[]> {
+  const [, applied] = (await knex.migrate.up(MIGRATION_CONFIG)) as [number, string[]];
+  return applied;
+}
+
+/** Undoes every migration; used by tests and by `down` tooling, never on start-up. */
+export async function migrateDownAll(knex: Knex): Promise<string[]> {
+  const [, undone] = (await knex.migrate.rollback(MIGRATION_CONFIG, true)) as [number, string[]];
+  return undone;
+}
+
+export async function migrationStatus(knex: Knex): Promise<{ applied: string[]; pending: string[] }> {
+  const [applied, pending] = (await knex.migrate.list(MIGRATION_CONFIG)) as [{ name: string }[], string[]];
+  return { applied: applied.map((m) => m.name), pending: pending.map((p) => (typeof p === 'string' ? p : String(p))) };
+}

@@ -1,0 +1,94 @@
+import type { Knex } from 'knex';
+import type { NodeFilter, NodeRepository, UpdateOptions } from '../../contracts/repositories.js';
+import { newId } from '../../domain/ids.js';
+import { type NewNode, type Node, type NodePatch, validateNewNode, validateNodePatch } from '../../domain/node.js';
+import { fromJson, toDate, toJson, toNullableDate, toNumber } from '../rows.js';
+import { applyPage, deleteVersioned, guarded, notFound, type Row, updateVersioned } from './common.js';
+
+const TABLE = 'nodes';
+const WHAT = 'Node';
+
+function rowToNode(row: Row): Node {
+  return {
+    id: row.id as string,
+    hostname: row.hostname as string,
+    address: (row.address as string | null) ?? null,
+    labels: fromJson(row.labels),
+    connectionState: row.connection_state as Node['connectionState'],
+    lastSeenAt: toNullableDate(row.last_seen_at),
+    agentVersion: (row.agent_version as string | null) ?? null,
+    capabilities: fromJson(row.capabilities),
+    version: toNumber(row.version),
+    createdAt: toDate(row.created_at),
+    updatedAt: toDate(row.updated_at),
+  };
+}
+
+function nodeToColumns(node: NodePatch): Row {
+  const row: Row = {};
+  if (node.hostname !== undefined) row.hostname = node.hostname;
+  if (node.address !== undefined) row.address = node.address;
+  if (node.labels !== undefined) row.labels = toJson(node.labels);
+  if (node.connectionState !== undefined) row.connection_state = node.connectionState;
+  if (node.lastSeenAt !== undefined) row.last_seen_at = node.lastSeenAt;
+  if (node.agentVersion !== undefined) row.agent_version = node.agentVersion;
+  if (node.capabilities !== undefined) row.capabilities = toJson(node.capabilities);
+  return row;
+}
+
+export class KnexNodeRepository implements NodeRepository {
+  constructor(private readonly knex: Knex) {}
+
+  async create(input: NewNode): Promise<Node> {
+    const node = validateNewNode(input);
+    const [row] = await guarded(WHAT, () =>
+      this.knex(TABLE)
+        .insert({ id: node.id ?? newId(), ...nodeToColumns(node) })
+        .returning('*'),
+    );
+    return rowToNode(row as Row);
+  }
+
+  async get(id: string): Promise<Node | undefined> {
+    const row = await guarded(WHAT, () => this.knex(TABLE).where({ id }).first());
+    return row ? rowToNode(row) : undefined;
+  }
+
+  async require(id: string): Promise<Node> {
+    const node = await this.get(id);
+    if (!node) throw notFound(WHAT, id);
+    return node;
+  }
+
+  async getByHostname(hostname: string): Promise<Node | undefined> {
+    const row = await guarded(WHAT, () => this.knex(TABLE).where({ hostname }).first());
+    return row ? rowToNode(row) : undefined;
+  }
+
+  async list(filter: NodeFilter = {}): Promise<Node[]> {
+    const query = this.knex(TABLE).select('*');
+    if (filter.connectionState !== undefined) query.where('connection_state', filter.connectionState);
+    if (filter.labels !== undefined && Object.keys(filter.labels).length > 0) {
+      query.whereRaw('labels @> ?::jsonb', [JSON.stringify(filter.labels)]);
+    }
+    query.orderBy([{ column: 'created_at' }, { column: 'id' }]);
+    const rows = await guarded(WHAT, () => applyPage(query, filter));
+    return (rows as Row[]).map(rowToNode);
+  }
+
+  async update(id: string, patch: NodePatch, options: UpdateOptions = {}): Promise<Node> {
+    const valid = validateNodePatch(patch);
+    const row = await updateVersioned(this.knex, {
+      table: TABLE,
+      id,
+      what: WHAT,
+      expectedVersion: options.expectedVersion,
+      build: () => nodeToColumns(valid),
+    });
+    return rowToNode(row);
+  }
+
+  async delete(id: string, options: UpdateOptions = {}): Promise<void> {
+    await deleteVersioned(this.knex, { table: TABLE, id, what: WHAT, expectedVersion: options.expectedVersion });
+  }
+}

@@ -1,0 +1,154 @@
+import type { Knex } from 'knex';
+import type { PoolFilter, PoolRepository, UpdateOptions } from '../../contracts/repositories.js';
+import { newId } from '../../domain/ids.js';
+import {
+  type NewStoragePool,
+  type PoolNodeState,
+  type PoolNodeStateInput,
+  type StoragePool,
+  type StoragePoolPatch,
+  validateNewPool,
+  validatePoolNodeState,
+  validatePoolPatch,
+} from '../../domain/pool.js';
+import { fromJson, toDate, toJson, toNullableNumber, toNumber } from '../rows.js';
+import { applyPage, deleteVersioned, guarded, notFound, type Row, updateVersioned } from './common.js';
+
+const TABLE = 'storage_pools';
+const STATES = 'pool_node_states';
+const WHAT = 'Storage pool';
+
+function rowToPool(row: Row): StoragePool {
+  return {
+    id: row.id as string,
+    name: row.name as string,
+    description: row.description as string,
+    type: row.type as string,
+    config: fromJson(row.config),
+    contentTypes: fromJson(row.content_types),
+    shared: row.shared as boolean,
+    nodeIds: fromJson(row.node_ids),
+    labels: fromJson(row.labels),
+    version: toNumber(row.version),
+    createdAt: toDate(row.created_at),
+    updatedAt: toDate(row.updated_at),
+  };
+}
+
+function rowToState(row: Row): PoolNodeState {
+  return {
+    poolId: row.pool_id as string,
+    nodeId: row.node_id as string,
+    status: row.status as PoolNodeState['status'],
+    mountPath: (row.mount_path as string | null) ?? null,
+    capacityBytes: toNullableNumber(row.capacity_bytes),
+    availableBytes: toNullableNumber(row.available_bytes),
+    lastError: (row.last_error as string | null) ?? null,
+    syncedGeneration: toNumber(row.synced_generation),
+    checkedAt: toDate(row.checked_at),
+    updatedAt: toDate(row.updated_at),
+  };
+}
+
+function poolToColumns(pool: StoragePoolPatch & { type?: string }): Row {
+  const row: Row = {};
+  if (pool.name !== undefined) row.name = pool.name;
+  if (pool.description !== undefined) row.description = pool.description;
+  if (pool.type !== undefined) row.type = pool.type;
+  if (pool.config !== undefined) row.config = toJson(pool.config);
+  if (pool.contentTypes !== undefined) row.content_types = toJson(pool.contentTypes);
+  if (pool.shared !== undefined) row.shared = pool.shared;
+  if (pool.nodeIds !== undefined) row.node_ids = toJson(pool.nodeIds);
+  if (pool.labels !== undefined) row.labels = toJson(pool.labels);
+  return row;
+}
+
+export class KnexPoolRepository implements PoolRepository {
+  constructor(private readonly knex: Knex) {}
+
+  async create(input: NewStoragePool): Promise<StoragePool> {
+    const pool = validateNewPool(input);
+    const [row] = await guarded(WHAT, () =>
+      this.knex(TABLE)
+        .insert({ id: pool.id ?? newId(), ...poolToColumns(pool) })
+        .returning('*'),
+    );
+    return rowToPool(row as Row);
+  }
+
+  async get(id: string): Promise<StoragePool | undefined> {
+    const row = await guarded(WHAT, () => this.knex(TABLE).where({ id }).first());
+    return row ? rowToPool(row) : undefined;
+  }
+
+  async require(id: string): Promise<StoragePool> {
+    const pool = await this.get(id);
+    if (!pool) throw notFound(WHAT, id);
+    return pool;
+  }
+
+  async getByName(name: string): Promise<StoragePool | undefined> {
+    const row = await guarded(WHAT, () => this.knex(TABLE).where({ name }).first());
+    return row ? rowToPool(row) : undefined;
+  }
+
+  async list(filter: PoolFilter = {}): Promise<StoragePool[]> {
+    const query = this.knex(TABLE).select('*');
+    if (filter.type !== undefined) query.where('type', filter.type);
+    if (filter.nodeId !== undefined) query.whereRaw('node_ids @> ?::jsonb', [JSON.stringify([filter.nodeId])]);
+    query.orderBy([{ column: 'created_at' }, { column: 'id' }]);
+    const rows = await guarded(WHAT, () => applyPage(query, filter));
+    return (rows as Row[]).map(rowToPool);
+  }
+
+  async update(id: string, patch: StoragePoolPatch, options: UpdateOptions = {}): Promise<StoragePool> {
+    const valid = validatePoolPatch(patch);
+    const row = await updateVersioned(this.knex, {
+      table: TABLE,
+      id,
+      what: WHAT,
+      expectedVersion: options.expectedVersion,
+      build: () => poolToColumns(valid),
+    });
+    return rowToPool(row);
+  }
+
+  async delete(id: string, options: UpdateOptions = {}): Promise<void> {
+    await deleteVersioned(this.knex, { table: TABLE, id, what: WHAT, expectedVersion: options.expectedVersion });
+  }
+
+  async setNodeState(input: PoolNodeStateInput): Promise<PoolNodeState> {
+    const state = validatePoolNodeState(input);
+    const columns = {
+      pool_id: state.poolId,
+      node_id: state.nodeId,
+      status: state.status,
+      mount_path: state.mountPath,
+      capacity_bytes: state.capacityBytes,
+      available_bytes: state.availableBytes,
+      last_error: state.lastError,
+      synced_generation: state.syncedGeneration,
+      checked_at: state.checkedAt ?? this.knex.fn.now(),
+      updated_at: this.knex.fn.now(),
+    };
+    const [row] = await guarded('Pool state', () =>
+      this.knex(STATES).insert(columns).onConflict(['pool_id', 'node_id']).merge().returning('*'),
+    );
+    return rowToState(row as Row);
+  }
+
+  async getNodeState(poolId: string, nodeId: string): Promise<PoolNodeState | undefined> {
+    const row = await guarded('Pool state', () =>
+      this.knex(STATES).where({ pool_id: poolId, node_id: nodeId }).first(),
+    );
+    return row ? rowToState(row) : undefined;
+  }
+
+  async listNodeStates(filter: { poolId?: string; nodeId?: string }): Promise<PoolNodeState[]> {
+    const query = this.knex(STATES).select('*');
+    if (filter.poolId !== undefined) query.where('pool_id', filter.poolId);
+    if (filter.nodeId !== undefined) query.where('node_id', filter.nodeId);
+    const rows = await guarded('Pool state', () => query.orderBy(['pool_id', 'node_id']));
+    return (rows as Row[]).map(rowToState);
+  }
+}
