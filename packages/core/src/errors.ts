@@ -37,6 +37,13 @@ export const ErrorCode = {
   /** A command (local or remote) failed, timed out or produced too much output. */
   COMMAND_FAILED: 'COMMAND_FAILED',
   COMMAND_TIMEOUT: 'COMMAND_TIMEOUT',
+  /**
+   * A pool cannot be used on this node: its directory is missing or not writable, its export is
+   * not mounted, or its server does not answer. The message says which.
+   */
+  POOL_UNAVAILABLE: 'POOL_UNAVAILABLE',
+  /** Mounting or unmounting a network pool failed; the message carries the command's own error. */
+  POOL_MOUNT_FAILED: 'POOL_MOUNT_FAILED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

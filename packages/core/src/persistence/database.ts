@@ -35,6 +35,40 @@ export function describeDatabase(config: DatabaseConfig): string {
   }
 }
 
+type PGliteInstance = import('@electric-sql/pglite').PGlite;
+
+async function openPgliteDirectory(dataDir: string): Promise<PGliteInstance> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  mkdirSync(dataDir, { recursive: true });
+  const pglite = new PGlite(dataDir);
+  await pglite.waitReady;
+  return pglite;
+}
+
+// A fresh PGlite runs initdb, which takes seconds; loading a dump of a freshly initialised
+// cluster takes well under one. The first in-memory database of a process is created fresh
+// and dumped before use; every later one starts from that dump.
+let memoryTemplate: Promise<Blob> | undefined;
+
+async function openPgliteMemory(): Promise<PGliteInstance> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  if (memoryTemplate === undefined) {
+    const seed = new PGlite();
+    const template = seed.waitReady.then(() => seed.dumpDataDir('none'));
+    memoryTemplate = template;
+    try {
+      await template;
+    } catch (error) {
+      memoryTemplate = undefined;
+      throw error;
+    }
+    return seed;
+  }
+  const pglite = new PGlite({ loadDataDir: await memoryTemplate });
+  await pglite.waitReady;
+  return pglite;
+}
+
 async function createKnex(config: DatabaseConfig): Promise<Knex> {
   if (config.client === 'pg') {
     return knexFactory({
@@ -43,12 +77,10 @@ async function createKnex(config: DatabaseConfig): Promise<Knex> {
       pool: { min: config.pool?.min ?? 0, max: config.pool?.max ?? 10 },
     });
   }
-  const [{ PGlite }, clientModule] = await Promise.all([import('@electric-sql/pglite'), import('knex-pglite')]);
+  const clientModule = await import('knex-pglite');
   // knex-pglite is CommonJS; its class arrives as the default export.
   const ClientPgLite = (clientModule as { default?: unknown }).default ?? clientModule;
-  if (config.dataDir) mkdirSync(config.dataDir, { recursive: true });
-  const pglite = new PGlite(config.dataDir);
-  await pglite.waitReady;
+  const pglite = config.dataDir ? await openPgliteDirectory(config.dataDir) : await openPgliteMemory();
   return knexFactory({
     client: ClientPgLite as Knex.Config['client'],
     dialect: 'postgres',

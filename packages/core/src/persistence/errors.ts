@@ -3,6 +3,8 @@ import { ErrorCode, isQuantixError, QuantixError } from '../errors.js';
 // PostgreSQL SQLSTATE codes (the same from pg and PGlite).
 const UNIQUE_VIOLATION = '23505';
 const FOREIGN_KEY_VIOLATION = '23503';
+// PostgreSQL 17 (PGlite) reports ON DELETE RESTRICT as restrict_violation; 15 as 23503.
+const RESTRICT_VIOLATION = '23001';
 const NOT_NULL_VIOLATION = '23502';
 const CHECK_VIOLATION = '23514';
 const INVALID_TEXT_REPRESENTATION = '22P02';
@@ -29,14 +31,13 @@ export function mapDatabaseError(error: unknown, what: string): Error {
         details: { constraint },
         cause: error,
       });
+    case RESTRICT_VIOLATION:
+      return inUse(what, driver, error);
     case FOREIGN_KEY_VIOLATION: {
-      // "is still referenced" means we deleted something in use; otherwise we pointed at something absent.
-      const stillReferenced = /still referenced/.test(driver.detail ?? driver.message ?? '');
+      // "referenced from" means we deleted something in use; otherwise we pointed at something absent.
+      const stillReferenced = /referenced from table/.test(driver.detail ?? driver.message ?? '');
       return stillReferenced
-        ? new QuantixError(ErrorCode.IN_USE, `${what} is still in use (${driver.detail ?? constraint})`, {
-            details: { constraint },
-            cause: error,
-          })
+        ? inUse(what, driver, error)
         : new QuantixError(
             ErrorCode.NOT_FOUND,
             `${what} refers to something that does not exist (${driver.detail ?? constraint})`,
@@ -66,6 +67,14 @@ export function mapDatabaseError(error: unknown, what: string): Error {
         },
       );
   }
+}
+
+function inUse(what: string, driver: DriverError, cause: unknown): QuantixError {
+  const referencing = /referenced from table "([^"]+)"/.exec(driver.detail ?? '')?.[1] ?? 'other records';
+  return new QuantixError(ErrorCode.IN_USE, `${what} is still in use: ${referencing} refer to it; remove those first`, {
+    details: { constraint: driver.constraint ?? null, referencedFrom: referencing },
+    cause,
+  });
 }
 
 const CONSTRAINT_NAMES: Record<string, string> = {

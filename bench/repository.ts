@@ -1,0 +1,104 @@
+/**
+ * bench/repository — the repository layer beside raw SQL through `pg`, on PostgreSQL, in one run.
+ *   list-with-filter and get-by-id over 10,000 images: repository vs the same query in raw SQL
+ *   (target ≤ 1.3×); batch upsert of 10,000 discovered files (target ≤ 2 s).
+ * QUANTIX_BENCH_QUICK=1 runs a small version (CI runs it so the bench never rots).
+ */
+import { performance } from 'node:perf_hooks';
+import { createRepositories, type DiscoveredImage, openDatabase } from '@quantix/core';
+import { createPostgresTestDatabase } from '@quantix/core/testing';
+import pg from 'pg';
+
+const quick = process.env.QUANTIX_BENCH_QUICK === '1';
+const IMAGES = quick ? 1_000 : 10_000;
+const ROUNDS = quick ? 50 : 500;
+const POOLS = ['pool-a', 'pool-b', 'pool-c', 'pool-d'];
+
+/** Runs `op` `rounds` times after a warm-up and returns milliseconds per call (median of 5 batches). */
+async function timePerOp(rounds: number, op: (i: number) => Promise<unknown>): Promise<number> {
+  for (let i = 0; i < Math.min(rounds, 20); i++) await op(i);
+  const batches: number[] = [];
+  for (let b = 0; b < 5; b++) {
+    const start = performance.now();
+    for (let i = 0; i < rounds; i++) await op(i);
+    batches.push((performance.now() - start) / rounds);
+  }
+  batches.sort((x, y) => x - y);
+  return batches[2] as number;
+}
+
+function line(name: string, ours: number, peer: number, target: number): string {
+  const ratio = ours / peer;
+  const verdict = ratio <= target ? 'ok' : 'OVER TARGET';
+  return `${name.padEnd(26)} repository ${ours.toFixed(3)} ms/op   raw pg ${peer.toFixed(3)} ms/op   ratio ${ratio.toFixed(2)}x (target ≤ ${target}x, ${verdict})`;
+}
+
+const testDb = await createPostgresTestDatabase();
+const db = await openDatabase(testDb.config);
+const raw = new pg.Pool({
+  connectionString: (testDb.config as { connectionString: string }).connectionString,
+  max: 10,
+});
+try {
+  const repos = createRepositories(db.knex);
+  for (const id of POOLS) await repos.pools.create({ id, name: id, type: 'local' });
+
+  const found: DiscoveredImage[] = Array.from({ length: IMAGES }, (_, i) => ({
+    poolId: POOLS[i % POOLS.length] as string,
+    relPath: `iso/${Math.floor(i / 100)}/disc-${i}.iso`,
+    kind: i % 3 === 0 ? 'cloud' : 'iso',
+    sizeBytes: 1_000_000 + i,
+    fileModifiedAt: new Date(1_700_000_000_000 + i * 1000),
+  }));
+  let start = performance.now();
+  const inserted = await repos.images.upsertByLocation(found);
+  const insertMs = performance.now() - start;
+  start = performance.now();
+  const refreshed = await repos.images.upsertByLocation(found.map((f) => ({ ...f, sizeBytes: f.sizeBytes + 1 })));
+  const updateMs = performance.now() - start;
+  start = performance.now();
+  const unchanged = await repos.images.upsertByLocation(found.map((f) => ({ ...f, sizeBytes: f.sizeBytes + 1 })));
+  const unchangedMs = performance.now() - start;
+  await raw.query('analyze images');
+
+  const ids = (await raw.query<{ id: string }>('select id from images order by id')).rows.map((r) => r.id);
+  const pick = (i: number) => ids[(i * 7919) % ids.length] as string;
+
+  const getRepo = await timePerOp(ROUNDS, (i) => repos.images.get(pick(i)));
+  const getRaw = await timePerOp(ROUNDS, (i) => raw.query('select * from images where id = $1', [pick(i)]));
+
+  const filter = { kind: 'iso' as const, phase: 'ready' as const, poolId: 'pool-b', limit: 50 };
+  const listRepo = await timePerOp(ROUNDS, (i) => repos.images.list({ ...filter, offset: (i % 10) * 50 }));
+  const listRaw = await timePerOp(ROUNDS, (i) =>
+    raw.query(
+      'select * from images where kind = $1 and phase = $2 and pool_id = $3 order by created_at, id limit 50 offset $4',
+      ['iso', 'ready', 'pool-b', (i % 10) * 50],
+    ),
+  );
+
+  const textRepo = await timePerOp(ROUNDS / 5, () => repos.images.list({ text: 'disc-99', limit: 50 }));
+  const textRaw = await timePerOp(ROUNDS / 5, () =>
+    raw.query(
+      `select * from images where (name ilike $1 or description ilike $1 or os->>'distribution' ilike $1) order by created_at, id limit 50`,
+      ['%disc-99%'],
+    ),
+  );
+
+  console.log(`bench/repository on PostgreSQL, ${IMAGES} images${quick ? ' (quick mode)' : ''}`);
+  console.log(line('get by id', getRepo, getRaw, 1.3));
+  console.log(line('list kind+phase+pool page', listRepo, listRaw, 1.3));
+  console.log(line('list text search', textRepo, textRaw, 1.3));
+  const budget = 2000 * (IMAGES / 10_000);
+  console.log(
+    `batch upsert of ${IMAGES} discovered files: insert ${insertMs.toFixed(0)} ms (${inserted.inserted} new), ` +
+      `refresh ${updateMs.toFixed(0)} ms (${refreshed.updated} changed), re-scan ${unchangedMs.toFixed(0)} ms (${unchanged.untouched} untouched); ` +
+      `target ≤ ${budget.toFixed(0)} ms: ${Math.max(insertMs, updateMs) <= budget ? 'ok' : 'OVER TARGET'}`,
+  );
+  if (inserted.inserted !== IMAGES || refreshed.updated !== IMAGES || unchanged.untouched !== IMAGES) {
+    throw new Error('upsert counts are wrong');
+  }
+} finally {
+  await raw.end();
+  await db.close();
+  await testDb.dispose();
+}

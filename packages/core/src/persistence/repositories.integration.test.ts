@@ -1,0 +1,497 @@
+/**
+ * The repository contract suite. It runs unchanged against embedded PGlite and a real
+ * PostgreSQL server (QUANTIX_TEST_PG_URL; scripts/services.sh starts one): both must give the
+ * same results. A missing PostgreSQL fails the suite, it never skips.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Repositories } from '../contracts/repositories.js';
+import { imageIdForLocation } from '../domain/ids.js';
+import type { DiscoveredImage } from '../domain/image.js';
+import type { StoragePool } from '../domain/pool.js';
+import { ErrorCode, isQuantixError } from '../errors.js';
+import { createTestDatabase, TEST_DATABASE_CLIENTS, type TestDatabase } from '../testing/databases.js';
+import { type Database, openDatabase } from './database.js';
+import { createRepositories } from './repositories/index.js';
+
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    return isQuantixError(error) ? error.code : `not a QuantixError: ${String(error)}`;
+  }
+  return 'resolved';
+}
+
+describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
+  let testDb: TestDatabase;
+  let db: Database;
+  let repos: Repositories;
+  let pool: StoragePool;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase(client);
+    db = await openDatabase(testDb.config);
+    repos = createRepositories(db.knex);
+  });
+
+  afterAll(async () => {
+    await db?.close();
+    await testDb?.dispose();
+  });
+
+  beforeEach(async () => {
+    await db.knex.raw('truncate vms, images, pool_node_states, storage_pools, nodes cascade');
+    pool = await repos.pools.create({ id: 'pool-a', name: 'Pool A', type: 'local', config: { path: '/srv/a' } });
+  });
+
+  describe('images', () => {
+    it('reads back a created image with every field, including sizes beyond 32 bits', async () => {
+      const created = await repos.images.create({
+        name: 'Ubuntu 24.04 LTS',
+        description: 'Noble Numbat cloud image',
+        labels: { channel: 'lts', arch: 'amd64' },
+        kind: 'cloud',
+        format: 'qcow2',
+        os: {
+          family: 'linux',
+          distribution: 'ubuntu',
+          version: '24.04',
+          arch: 'x86_64',
+          defaultUser: 'ubuntu',
+          cloudInit: true,
+        },
+        requirements: { minCpu: 1, minMemoryMiB: 1024, minDiskGiB: 10, firmware: 'uefi' },
+        catalogId: 'ubuntu-24.04',
+        sizeBytes: 5 * 1024 ** 4,
+        virtualSizeBytes: 2 ** 53 - 1,
+        checksum: { algorithm: 'sha256', value: 'A'.repeat(64) },
+        location: { poolId: pool.id, relPath: 'cloud/noble.qcow2' },
+      });
+      expect(created).toMatchObject({
+        phase: 'pending',
+        version: 1,
+        sizeBytes: 5 * 1024 ** 4,
+        virtualSizeBytes: 2 ** 53 - 1,
+      });
+      expect(created.checksum?.value).toBe('a'.repeat(64));
+      expect(created.createdAt).toBeInstanceOf(Date);
+      expect(await repos.images.get(created.id)).toEqual(created);
+      expect(await repos.images.require(created.id)).toEqual(created);
+    });
+
+    it('reports an unknown id as undefined from get and NOT_FOUND from require', async () => {
+      expect(await repos.images.get('no-such-image')).toBeUndefined();
+      expect(await codeOf(repos.images.require('no-such-image'))).toBe(ErrorCode.NOT_FOUND);
+    });
+
+    it('refuses invalid records with a stable code and writes nothing', async () => {
+      const cases: [unknown, string][] = [
+        [{ name: '', kind: 'iso' }, ErrorCode.INVALID_INPUT],
+        [{ name: 'x', kind: 'iso', sizeBytes: -5 }, ErrorCode.INVALID_INPUT],
+        [{ name: 'x', kind: 'iso', phase: 'half-done' }, ErrorCode.INVALID_INPUT],
+        [
+          { name: 'x', kind: 'iso', location: { poolId: pool.id, relPath: '/etc/passwd' } },
+          ErrorCode.PATH_ESCAPES_POOL,
+        ],
+        [
+          { name: 'x', kind: 'iso', location: { poolId: pool.id, relPath: 'iso/../../x.iso' } },
+          ErrorCode.PATH_ESCAPES_POOL,
+        ],
+      ];
+      for (const [input, code] of cases) {
+        expect(await codeOf(repos.images.create(input as never)), JSON.stringify(input)).toBe(code);
+      }
+      expect(await repos.images.count()).toBe(0);
+    });
+
+    it('keeps one image per pool location and one per catalog entry in a pool', async () => {
+      const location = { poolId: pool.id, relPath: 'iso/x.iso' };
+      const first = await repos.images.create({ name: 'x', kind: 'iso', location });
+      expect(await codeOf(repos.images.create({ name: 'y', kind: 'iso', location }))).toBe(ErrorCode.ALREADY_EXISTS);
+      expect(await codeOf(repos.images.create({ id: first.id, name: 'z', kind: 'iso' }))).toBe(
+        ErrorCode.ALREADY_EXISTS,
+      );
+
+      const other = await repos.pools.create({ id: 'pool-b', name: 'Pool B', type: 'nfs' });
+      await repos.images.create({
+        name: 'deb',
+        kind: 'cloud',
+        catalogId: 'debian-12',
+        location: { poolId: pool.id, relPath: 'd.qcow2' },
+      });
+      expect(
+        await codeOf(
+          repos.images.create({
+            name: 'deb',
+            kind: 'cloud',
+            catalogId: 'debian-12',
+            location: { poolId: pool.id, relPath: 'd2.qcow2' },
+          }),
+        ),
+      ).toBe(ErrorCode.ALREADY_EXISTS);
+      await repos.images.create({
+        name: 'deb',
+        kind: 'cloud',
+        catalogId: 'debian-12',
+        location: { poolId: other.id, relPath: 'd.qcow2' },
+      });
+      expect(await repos.images.count({ catalogId: 'debian-12' })).toBe(2);
+    });
+
+    it('refuses a location in a pool that does not exist', async () => {
+      expect(
+        await codeOf(
+          repos.images.create({ name: 'x', kind: 'iso', location: { poolId: 'nowhere', relPath: 'x.iso' } }),
+        ),
+      ).toBe(ErrorCode.NOT_FOUND);
+    });
+
+    it('filters by kind, phase, pool, node, catalog id, labels and text, with stable paging', async () => {
+      await repos.pools.create({ id: 'pool-b', name: 'Pool B', type: 'nfs' });
+      await repos.nodes.create({ id: 'node-1', hostname: 'hv1' });
+      const made = [];
+      made.push(
+        await repos.images.create({
+          name: 'Ubuntu 24.04',
+          kind: 'cloud',
+          catalogId: 'ubuntu-24.04',
+          labels: { lts: 'yes' },
+          os: { family: 'linux', distribution: 'ubuntu' },
+        }),
+      );
+      made.push(
+        await repos.images.create({
+          name: 'Debian 12',
+          kind: 'cloud',
+          catalogId: 'debian-12',
+          phase: 'ready',
+          location: { poolId: 'pool-b', relPath: 'debian.qcow2' },
+        }),
+      );
+      made.push(
+        await repos.images.create({
+          name: 'Windows 100% edition',
+          kind: 'iso',
+          phase: 'ready',
+          location: { poolId: pool.id, relPath: 'win.iso' },
+          nodeId: 'node-1',
+          labels: { lts: 'yes', os: 'windows' },
+        }),
+      );
+      made.push(
+        await repos.images.create({
+          name: 'Alpine',
+          description: 'tiny UBUNTU alternative',
+          kind: 'iso',
+          location: { poolId: pool.id, relPath: 'alpine.iso' },
+        }),
+      );
+
+      const names = async (filter: Parameters<Repositories['images']['list']>[0]) =>
+        (await repos.images.list(filter)).map((i) => i.name);
+      expect(await names({ kind: 'iso' })).toEqual(['Windows 100% edition', 'Alpine']);
+      expect(await names({ phase: 'ready' })).toEqual(['Debian 12', 'Windows 100% edition']);
+      expect(await names({ phase: ['pending', 'error'] })).toEqual(['Ubuntu 24.04', 'Alpine']);
+      expect(await names({ poolId: pool.id })).toEqual(['Windows 100% edition', 'Alpine']);
+      expect(await names({ nodeId: 'node-1' })).toEqual(['Windows 100% edition']);
+      expect(await names({ catalogId: 'debian-12' })).toEqual(['Debian 12']);
+      expect(await names({ labels: { lts: 'yes' } })).toEqual(['Ubuntu 24.04', 'Windows 100% edition']);
+      expect(await names({ labels: { lts: 'yes', os: 'windows' } })).toEqual(['Windows 100% edition']);
+      expect(await names({ text: 'ubuntu' })).toEqual(['Ubuntu 24.04', 'Alpine']);
+      expect(await names({ text: '100%' })).toEqual(['Windows 100% edition']);
+      expect(await names({ text: '%' })).toEqual(['Windows 100% edition']);
+      expect(await names({ kind: 'iso', phase: 'pending', text: 'alp' })).toEqual(['Alpine']);
+      expect(await names({ limit: 2 })).toEqual(['Ubuntu 24.04', 'Debian 12']);
+      expect(await names({ limit: 2, offset: 2 })).toEqual(['Windows 100% edition', 'Alpine']);
+      expect(await repos.images.count({ kind: 'iso' })).toBe(2);
+      expect(await repos.images.count()).toBe(4);
+    });
+
+    it('finds an image by location and by catalog ids', async () => {
+      const image = await repos.images.create({
+        name: 'x',
+        kind: 'cloud',
+        catalogId: 'fedora-41',
+        location: { poolId: pool.id, relPath: 'a/b/fedora.qcow2' },
+      });
+      expect(await repos.images.getByLocation({ poolId: pool.id, relPath: 'a/b/fedora.qcow2' })).toEqual(image);
+      expect(await repos.images.getByLocation({ poolId: pool.id, relPath: 'a/b/other.qcow2' })).toBeUndefined();
+      expect(await codeOf(repos.images.getByLocation({ poolId: pool.id, relPath: '../x' }))).toBe(
+        ErrorCode.PATH_ESCAPES_POOL,
+      );
+      expect((await repos.images.findByCatalogIds(['fedora-41', 'nope'])).map((i) => i.id)).toEqual([image.id]);
+      expect(await repos.images.findByCatalogIds(['fedora-41'], { poolId: 'pool-b' })).toEqual([]);
+      expect(await repos.images.findByCatalogIds([])).toEqual([]);
+    });
+
+    it('enforces the phase transition table on update and leaves the row untouched when refused', async () => {
+      const image = await repos.images.create({ name: 'x', kind: 'cloud' });
+      const downloading = await repos.images.update(image.id, {
+        phase: 'downloading',
+        progress: { bytesDone: 10, bytesTotal: 100, percent: 10 },
+      });
+      expect(downloading).toMatchObject({ phase: 'downloading', version: 2, progress: { bytesDone: 10, percent: 10 } });
+      expect(await codeOf(repos.images.update(image.id, { phase: 'ready' }))).toBe(ErrorCode.ILLEGAL_PHASE_TRANSITION);
+      expect(await repos.images.get(image.id)).toEqual(downloading);
+      const verifying = await repos.images.update(image.id, { phase: 'verifying' });
+      const ready = await repos.images.update(image.id, { phase: 'ready', sizeBytes: 100, progress: null });
+      expect(ready).toMatchObject({ phase: 'ready', version: 4, sizeBytes: 100, progress: null });
+      expect(ready.updatedAt.getTime()).toBeGreaterThanOrEqual(verifying.updatedAt.getTime());
+      expect(ready.createdAt).toEqual(image.createdAt);
+    });
+
+    it('refuses an invalid patch before touching the row', async () => {
+      const image = await repos.images.create({ name: 'x', kind: 'cloud' });
+      expect(await codeOf(repos.images.update(image.id, { sizeBytes: -1 }))).toBe(ErrorCode.INVALID_INPUT);
+      expect(await codeOf(repos.images.update(image.id, { phase: 'bogus' as never }))).toBe(ErrorCode.INVALID_INPUT);
+      expect(await codeOf(repos.images.update(image.id, { location: { poolId: pool.id, relPath: '../../etc' } }))).toBe(
+        ErrorCode.PATH_ESCAPES_POOL,
+      );
+      expect(await repos.images.get(image.id)).toEqual(image);
+      expect(await codeOf(repos.images.update('missing-id', { name: 'y' }))).toBe(ErrorCode.NOT_FOUND);
+    });
+
+    it('turns a stale version into VERSION_CONFLICT instead of losing a write', async () => {
+      const image = await repos.images.create({ name: 'original', kind: 'iso' });
+      const first = await repos.images.update(image.id, { name: 'first writer' }, { expectedVersion: image.version });
+      expect(
+        await codeOf(repos.images.update(image.id, { name: 'second writer' }, { expectedVersion: image.version })),
+      ).toBe(ErrorCode.VERSION_CONFLICT);
+      expect((await repos.images.require(image.id)).name).toBe('first writer');
+      expect(await codeOf(repos.images.delete(image.id, { expectedVersion: image.version }))).toBe(
+        ErrorCode.VERSION_CONFLICT,
+      );
+      await repos.images.delete(image.id, { expectedVersion: first.version });
+      expect(await repos.images.get(image.id)).toBeUndefined();
+      expect(await codeOf(repos.images.delete(image.id))).toBe(ErrorCode.NOT_FOUND);
+    });
+
+    it('lets exactly one of two racing writers with the same version win', async () => {
+      const image = await repos.images.create({ name: 'race', kind: 'iso' });
+      const results = await Promise.allSettled(
+        ['a', 'b', 'c'].map((name) => repos.images.update(image.id, { name }, { expectedVersion: image.version })),
+      );
+      const won = results.filter((r) => r.status === 'fulfilled');
+      const lost = results.filter((r) => r.status === 'rejected');
+      expect(won).toHaveLength(1);
+      expect(lost.map((r) => isQuantixError(r.reason, ErrorCode.VERSION_CONFLICT))).toEqual([true, true]);
+      expect((await repos.images.require(image.id)).version).toBe(2);
+    });
+  });
+
+  describe('images: upsert by location', () => {
+    const found = (relPath: string, sizeBytes = 100, extra: Partial<DiscoveredImage> = {}): DiscoveredImage => ({
+      poolId: 'pool-a',
+      relPath,
+      kind: 'iso',
+      sizeBytes,
+      fileModifiedAt: new Date('2026-01-02T03:04:05.678Z'),
+      ...extra,
+    });
+
+    it('inserts new files as ready images with deterministic ids', async () => {
+      const result = await repos.images.upsertByLocation([found('a.iso'), found('sub/b.iso', 2 ** 40)]);
+      expect(result).toEqual({ inserted: 2, updated: 0, untouched: 0 });
+      const b = await repos.images.require(imageIdForLocation('pool-a', 'sub/b.iso'));
+      expect(b).toMatchObject({
+        name: 'b.iso',
+        phase: 'ready',
+        sizeBytes: 2 ** 40,
+        location: { poolId: 'pool-a', relPath: 'sub/b.iso' },
+      });
+      expect(b.fileModifiedAt?.toISOString()).toBe('2026-01-02T03:04:05.678Z');
+    });
+
+    it('re-scans without duplicating: unchanged files are untouched, changed ones updated', async () => {
+      await repos.images.upsertByLocation([found('a.iso'), found('b.iso')]);
+      const before = await repos.images.require(imageIdForLocation('pool-a', 'a.iso'));
+      expect(await repos.images.upsertByLocation([found('a.iso'), found('b.iso')])).toEqual({
+        inserted: 0,
+        updated: 0,
+        untouched: 2,
+      });
+      expect(await repos.images.require(before.id)).toEqual(before);
+      const changed = await repos.images.upsertByLocation([found('a.iso', 999), found('b.iso'), found('c.iso')]);
+      expect(changed).toEqual({ inserted: 1, updated: 1, untouched: 1 });
+      const after = await repos.images.require(before.id);
+      expect(after).toMatchObject({ sizeBytes: 999, version: 2 });
+      expect(await repos.images.count()).toBe(3);
+    });
+
+    it('brings a missing image back to ready, but never touches a busy row', async () => {
+      await repos.images.upsertByLocation([found('gone.iso')]);
+      const id = imageIdForLocation('pool-a', 'gone.iso');
+      await repos.images.update(id, { phase: 'missing' });
+      const busy = await repos.images.create({
+        name: 'dl',
+        kind: 'cloud',
+        location: { poolId: 'pool-a', relPath: 'dl.qcow2' },
+      });
+      await repos.images.update(busy.id, { phase: 'downloading' });
+      const result = await repos.images.upsertByLocation([found('gone.iso'), found('dl.qcow2', 5, { kind: 'cloud' })]);
+      expect(result).toEqual({ inserted: 0, updated: 1, untouched: 1 });
+      expect((await repos.images.require(id)).phase).toBe('ready');
+      expect(await repos.images.require(busy.id)).toMatchObject({ phase: 'downloading', sizeBytes: null });
+    });
+
+    it('collapses duplicates in one batch and refuses a batch with one bad entry without writing', async () => {
+      expect(await repos.images.upsertByLocation([found('a.iso', 1), found('a.iso', 2)])).toEqual({
+        inserted: 1,
+        updated: 0,
+        untouched: 0,
+      });
+      expect((await repos.images.require(imageIdForLocation('pool-a', 'a.iso'))).sizeBytes).toBe(2);
+      expect(await codeOf(repos.images.upsertByLocation([found('ok.iso'), found('../escape.iso')]))).toBe(
+        ErrorCode.PATH_ESCAPES_POOL,
+      );
+      expect(await codeOf(repos.images.upsertByLocation([found('ok.iso'), found('neg.iso', -1)]))).toBe(
+        ErrorCode.INVALID_INPUT,
+      );
+      expect(await repos.images.count()).toBe(1);
+    });
+
+    it('handles batches larger than one INSERT chunk', async () => {
+      const batch = Array.from({ length: 2500 }, (_, i) => found(`bulk/${i}.iso`, i));
+      expect(await repos.images.upsertByLocation(batch)).toEqual({ inserted: 2500, updated: 0, untouched: 0 });
+      expect(await repos.images.count({ poolId: 'pool-a' })).toBe(2500);
+      expect((await repos.images.require(imageIdForLocation('pool-a', 'bulk/2499.iso'))).sizeBytes).toBe(2499);
+    });
+
+    it('refuses files in a pool that does not exist', async () => {
+      expect(await codeOf(repos.images.upsertByLocation([{ ...found('x.iso'), poolId: 'ghost' }]))).toBe(
+        ErrorCode.NOT_FOUND,
+      );
+    });
+  });
+
+  describe('storage pools', () => {
+    it('creates, finds, lists by type and node, and updates with optimistic concurrency', async () => {
+      const nfs = await repos.pools.create({
+        name: 'ISO library',
+        type: 'nfs',
+        config: { server: '10.0.0.5', export: '/srv/nfs/qVDS01' },
+        contentTypes: ['iso'],
+        shared: true,
+        nodeIds: ['n1', 'n2', 'n1'],
+      });
+      expect(nfs).toMatchObject({ shared: true, nodeIds: ['n1', 'n2'], contentTypes: ['iso'], version: 1 });
+      expect(await repos.pools.getByName('ISO library')).toEqual(nfs);
+      expect((await repos.pools.list({ type: 'nfs' })).map((p) => p.id)).toEqual([nfs.id]);
+      expect((await repos.pools.list({ nodeId: 'n2' })).map((p) => p.id)).toEqual([nfs.id]);
+      expect(await repos.pools.list({ nodeId: 'n3' })).toEqual([]);
+      const updated = await repos.pools.update(nfs.id, { nodeIds: ['n3'] }, { expectedVersion: 1 });
+      expect(updated).toMatchObject({ nodeIds: ['n3'], version: 2 });
+      expect(await codeOf(repos.pools.update(nfs.id, { name: 'x' }, { expectedVersion: 1 }))).toBe(
+        ErrorCode.VERSION_CONFLICT,
+      );
+      expect(await codeOf(repos.pools.create({ name: 'ISO library', type: 'local' }))).toBe(ErrorCode.ALREADY_EXISTS);
+      expect(await codeOf(repos.pools.create({ name: 'bad', type: 'Bad Type!' }))).toBe(ErrorCode.INVALID_INPUT);
+    });
+
+    it('refuses to delete a pool that still holds images, and keeps both', async () => {
+      await repos.images.create({ name: 'x', kind: 'iso', location: { poolId: pool.id, relPath: 'x.iso' } });
+      expect(await codeOf(repos.pools.delete(pool.id))).toBe(ErrorCode.IN_USE);
+      expect(await repos.pools.get(pool.id)).toBeDefined();
+      expect(await repos.images.count()).toBe(1);
+    });
+
+    it('stores per-node state apart from the definition, replaced on each report', async () => {
+      await repos.nodes.create({ id: 'n1', hostname: 'hv1' });
+      const first = await repos.pools.setNodeState({
+        poolId: pool.id,
+        nodeId: 'n1',
+        status: 'unavailable',
+        lastError: 'mount failed',
+        syncedGeneration: 3,
+      });
+      expect(first).toMatchObject({
+        status: 'unavailable',
+        lastError: 'mount failed',
+        syncedGeneration: 3,
+        mountPath: null,
+      });
+      const second = await repos.pools.setNodeState({
+        poolId: pool.id,
+        nodeId: 'n1',
+        status: 'active',
+        mountPath: '/srv/nfs/qVDS01',
+        capacityBytes: 8 * 1024 ** 4,
+        availableBytes: 1024 ** 4,
+        syncedGeneration: 4,
+      });
+      expect(second).toMatchObject({
+        status: 'active',
+        lastError: null,
+        capacityBytes: 8 * 1024 ** 4,
+        syncedGeneration: 4,
+      });
+      expect(await repos.pools.getNodeState(pool.id, 'n1')).toEqual(second);
+      expect(await repos.pools.listNodeStates({ nodeId: 'n1' })).toEqual([second]);
+      expect(await codeOf(repos.pools.setNodeState({ poolId: pool.id, nodeId: 'ghost', status: 'active' }))).toBe(
+        ErrorCode.NOT_FOUND,
+      );
+      await repos.pools.delete(pool.id);
+      expect(await repos.pools.listNodeStates({ nodeId: 'n1' })).toEqual([]);
+    });
+  });
+
+  describe('nodes and VMs', () => {
+    it('registers nodes with unique hostnames and tracks their connection', async () => {
+      const node = await repos.nodes.create({ hostname: 'hv1.example', address: '192.0.2.10', labels: { rack: 'r1' } });
+      expect(node).toMatchObject({ connectionState: 'disconnected', lastSeenAt: null, capabilities: {} });
+      expect(await codeOf(repos.nodes.create({ hostname: 'hv1.example' }))).toBe(ErrorCode.ALREADY_EXISTS);
+      expect(await codeOf(repos.nodes.create({ hostname: 'bad host; rm -rf /' }))).toBe(ErrorCode.INVALID_INPUT);
+      const seen = new Date('2026-11-26T10:00:00.123Z');
+      const connected = await repos.nodes.update(node.id, {
+        connectionState: 'connected',
+        lastSeenAt: seen,
+        agentVersion: '0.1.0',
+      });
+      expect(connected).toMatchObject({ connectionState: 'connected', lastSeenAt: seen, version: 2 });
+      expect(await repos.nodes.getByHostname('hv1.example')).toEqual(connected);
+      expect((await repos.nodes.list({ connectionState: 'connected' })).map((n) => n.id)).toEqual([node.id]);
+      expect((await repos.nodes.list({ labels: { rack: 'r2' } })).length).toBe(0);
+    });
+
+    it('creates VMs on existing nodes only, with safe names, and keeps a node with VMs', async () => {
+      const node = await repos.nodes.create({ id: 'n1', hostname: 'hv1' });
+      const image = await repos.images.create({
+        name: 'deb',
+        kind: 'cloud',
+        phase: 'ready',
+        location: { poolId: pool.id, relPath: 'deb.qcow2' },
+      });
+      const vm = await repos.vms.create({
+        name: 'web-01',
+        nodeId: node.id,
+        cpu: 2,
+        memoryMiB: 2048,
+        disks: [{ imageId: image.id, poolId: pool.id, relPath: 'vms/web-01.qcow2', sizeGiB: 20 }],
+        bootImageId: image.id,
+      });
+      expect(vm).toMatchObject({ state: 'creating', disks: [{ format: 'qcow2', bus: 'virtio', sizeGiB: 20 }] });
+      expect(await codeOf(repos.vms.create({ name: 'web-01', nodeId: node.id }))).toBe(ErrorCode.ALREADY_EXISTS);
+      expect(await codeOf(repos.vms.create({ name: 'x', nodeId: 'ghost' }))).toBe(ErrorCode.NOT_FOUND);
+      expect(await codeOf(repos.vms.create({ name: 'a;reboot', nodeId: node.id }))).toBe(ErrorCode.INVALID_INPUT);
+      expect(await codeOf(repos.vms.create({ name: '$(id)', nodeId: node.id }))).toBe(ErrorCode.INVALID_INPUT);
+      expect(
+        await codeOf(
+          repos.vms.create({
+            name: 'y',
+            nodeId: node.id,
+            disks: [{ poolId: pool.id, relPath: '../../etc/shadow', sizeGiB: 1 }],
+          }),
+        ),
+      ).toBe(ErrorCode.PATH_ESCAPES_POOL);
+      const running = await repos.vms.update(vm.id, { state: 'running' }, { expectedVersion: 1 });
+      expect((await repos.vms.list({ nodeId: node.id, state: ['running'] })).map((v) => v.id)).toEqual([running.id]);
+      expect(await repos.vms.getByName('web-01')).toEqual(running);
+      expect(await codeOf(repos.nodes.delete(node.id))).toBe(ErrorCode.IN_USE);
+      await repos.images.delete(image.id);
+      expect((await repos.vms.require(vm.id)).bootImageId).toBeNull();
+      await repos.vms.delete(vm.id);
+      await repos.nodes.delete(node.id);
+      expect(await repos.nodes.list()).toEqual([]);
+    });
+  });
+});

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every benchmark in bench/ in full (npm run bench), or one: bash scripts/bench.sh repository
+# QUANTIX_BENCH_QUICK=1 gives the small run that CI does through bench/benchmarks.test.ts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/services.sh postgres
+names=("$@")
+if [ ${#names[@]} -eq 0 ]; then
+  for file in bench/*.ts; do
+    case "$file" in *.test.ts) continue ;; esac
+    names+=("$(basename "$file" .ts)")
+  done
+fi
+for name in "${names[@]}"; do
+  echo "=== bench/$name"
+  node --import tsx "bench/$name.ts"
+done
