@@ -19,7 +19,7 @@ step() {
 
 step build npx turbo run build --output-logs=errors-only
 step typecheck npx turbo run typecheck --output-logs=errors-only
-step lint npx biome check .
+step lint npx biome check --error-on-warnings .
 
 mkdir -p test-results
 rm -f test-results/vitest.json

@@ -37,6 +37,10 @@ export const ErrorCode = {
   /** A command (local or remote) failed, timed out or produced too much output. */
   COMMAND_FAILED: 'COMMAND_FAILED',
   COMMAND_TIMEOUT: 'COMMAND_TIMEOUT',
+  /** Control plane ⇄ node: the peer speaks another protocol version. */
+  PROTOCOL_VERSION: 'PROTOCOL_VERSION',
+  /** Control plane ⇄ node: a frame that is not JSON or does not match its schema. */
+  PROTOCOL_INVALID_MESSAGE: 'PROTOCOL_INVALID_MESSAGE',
   /**
    * A pool cannot be used on this node: its directory is missing or not writable, its export is
    * not mounted, or its server does not answer. The message says which.
