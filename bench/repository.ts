@@ -14,17 +14,29 @@ const IMAGES = quick ? 1_000 : 10_000;
 const ROUNDS = quick ? 50 : 500;
 const POOLS = ['pool-a', 'pool-b', 'pool-c', 'pool-d'];
 
-/** Runs `op` `rounds` times after a warm-up and returns milliseconds per call (median of 5 batches). */
-async function timePerOp(rounds: number, op: (i: number) => Promise<unknown>): Promise<number> {
-  for (let i = 0; i < Math.min(rounds, 20); i++) await op(i);
-  const batches: number[] = [];
-  for (let b = 0; b < 5; b++) {
-    const start = performance.now();
-    for (let i = 0; i < rounds; i++) await op(i);
-    batches.push((performance.now() - start) / rounds);
+/**
+ * Milliseconds per call of `ours` and of `peer`: after a warm-up, batches of each alternate
+ * (so drift on a busy machine hits both alike) and the median batch of each side counts.
+ */
+async function compare(
+  rounds: number,
+  ours: (i: number) => Promise<unknown>,
+  peer: (i: number) => Promise<unknown>,
+): Promise<[number, number]> {
+  for (let i = 0; i < Math.max(100, rounds); i++) {
+    await ours(i);
+    await peer(i);
   }
-  batches.sort((x, y) => x - y);
-  return batches[2] as number;
+  const samples: [number[], number[]] = [[], []];
+  for (let batch = 0; batch < 7; batch++) {
+    for (const [side, op] of [ours, peer].entries()) {
+      const start = performance.now();
+      for (let i = 0; i < rounds; i++) await op(i);
+      samples[side]?.push((performance.now() - start) / rounds);
+    }
+  }
+  const median = (values: number[]) => values.sort((x, y) => x - y)[Math.floor(values.length / 2)] as number;
+  return [median(samples[0]), median(samples[1])];
 }
 
 function line(name: string, ours: number, peer: number, target: number): string {
@@ -64,24 +76,31 @@ try {
   const ids = (await raw.query<{ id: string }>('select id from images order by id')).rows.map((r) => r.id);
   const pick = (i: number) => ids[(i * 7919) % ids.length] as string;
 
-  const getRepo = await timePerOp(ROUNDS, (i) => repos.images.get(pick(i)));
-  const getRaw = await timePerOp(ROUNDS, (i) => raw.query('select * from images where id = $1', [pick(i)]));
-
-  const filter = { kind: 'iso' as const, phase: 'ready' as const, poolId: 'pool-b', limit: 50 };
-  const listRepo = await timePerOp(ROUNDS, (i) => repos.images.list({ ...filter, offset: (i % 10) * 50 }));
-  const listRaw = await timePerOp(ROUNDS, (i) =>
-    raw.query(
-      'select * from images where kind = $1 and phase = $2 and pool_id = $3 order by created_at, id limit 50 offset $4',
-      ['iso', 'ready', 'pool-b', (i % 10) * 50],
-    ),
+  const [getRepo, getRaw] = await compare(
+    ROUNDS,
+    (i) => repos.images.get(pick(i)),
+    (i) => raw.query('select * from images where id = $1', [pick(i)]),
   );
 
-  const textRepo = await timePerOp(ROUNDS / 5, () => repos.images.list({ text: 'disc-99', limit: 50 }));
-  const textRaw = await timePerOp(ROUNDS / 5, () =>
-    raw.query(
-      `select * from images where (name ilike $1 or description ilike $1 or os->>'distribution' ilike $1) order by created_at, id limit 50`,
-      ['%disc-99%'],
-    ),
+  const filter = { kind: 'iso' as const, phase: 'ready' as const, poolId: 'pool-b', limit: 50 };
+  const [listRepo, listRaw] = await compare(
+    ROUNDS,
+    (i) => repos.images.list({ ...filter, offset: (i % 10) * 50 }),
+    (i) =>
+      raw.query(
+        'select * from images where kind = $1 and phase = $2 and pool_id = $3 order by created_at, id limit 50 offset $4',
+        ['iso', 'ready', 'pool-b', (i % 10) * 50],
+      ),
+  );
+
+  const [textRepo, textRaw] = await compare(
+    ROUNDS / 5,
+    () => repos.images.list({ text: 'disc-99', limit: 50 }),
+    () =>
+      raw.query(
+        `select * from images where (name ilike $1 or description ilike $1 or os->>'distribution' ilike $1) order by created_at, id limit 50`,
+        ['%disc-99%'],
+      ),
   );
 
   console.log(`bench/repository on PostgreSQL, ${IMAGES} images${quick ? ' (quick mode)' : ''}`);
