@@ -77,10 +77,14 @@ export interface PoolRepository {
   update(id: string, patch: StoragePoolPatch, options?: UpdateOptions): Promise<StoragePool>;
   /** IN_USE when images still live in the pool. Per-node states go with it. */
   delete(id: string, options?: UpdateOptions): Promise<void>;
+  /** The pool-set generation: bumped by every create, update and delete of a pool, atomically. */
+  currentGeneration(): Promise<number>;
   /** Records what a node reported about a pool (insert or replace). */
   setNodeState(state: PoolNodeStateInput): Promise<PoolNodeState>;
   getNodeState(poolId: string, nodeId: string): Promise<PoolNodeState | undefined>;
   listNodeStates(filter: { poolId?: string; nodeId?: string }): Promise<PoolNodeState[]>;
+  /** Forgets what a node reported about a pool (the pool was unassigned from it). */
+  deleteNodeState(poolId: string, nodeId: string): Promise<void>;
 }
 
 export interface NodeFilter extends Page {

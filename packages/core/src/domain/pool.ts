@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ErrorCode, QuantixError } from '../errors.js';
 import { byteCountSchema, idSchema, labelsSchema, nameSchema, parseOrThrow } from './validation.js';
 
 export const POOL_CONTENT_TYPES = ['iso', 'images'] as const;
@@ -83,9 +84,26 @@ const poolPatchSchema = z
 export type StoragePoolPatch = z.input<typeof poolPatchSchema>;
 export type ValidStoragePoolPatch = z.output<typeof poolPatchSchema>;
 
+/**
+ * A pool that is not shared is one directory on one node: its files differ from node to
+ * node, so one definition cannot stand for several nodes (define one pool per node instead,
+ * as libvirt does). Shared pools (NFS) may be assigned to any number of nodes.
+ */
+export function assertPoolAssignment(pool: { shared: boolean; nodeIds: readonly string[] }): void {
+  if (!pool.shared && pool.nodeIds.length > 1) {
+    throw new QuantixError(
+      ErrorCode.INVALID_INPUT,
+      `Invalid storage pool: a pool that is not shared can be assigned to one node only (got ${pool.nodeIds.length}); define one pool per node, or mark it shared`,
+      { details: { issues: [{ path: 'nodeIds', message: 'more than one node for a pool that is not shared' }] } },
+    );
+  }
+}
+
 export function validateNewPool(input: NewStoragePool): ValidNewStoragePool {
-  const pool = parseOrThrow(newPoolSchema, input, 'storage pool');
-  return { ...pool, nodeIds: [...new Set(pool.nodeIds)], contentTypes: [...new Set(pool.contentTypes)] };
+  const parsed = parseOrThrow(newPoolSchema, input, 'storage pool');
+  const pool = { ...parsed, nodeIds: [...new Set(parsed.nodeIds)], contentTypes: [...new Set(parsed.contentTypes)] };
+  assertPoolAssignment(pool);
+  return pool;
 }
 
 export function validatePoolPatch(patch: StoragePoolPatch): ValidStoragePoolPatch {

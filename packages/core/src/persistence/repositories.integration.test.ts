@@ -388,6 +388,35 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
       expect(await codeOf(repos.pools.create({ name: 'bad', type: 'Bad Type!' }))).toBe(ErrorCode.INVALID_INPUT);
     });
 
+    it('bumps the pool-set generation on every definition change, and only then', async () => {
+      const start = await repos.pools.currentGeneration();
+      const created = await repos.pools.create({ name: 'gen', type: 'local' });
+      expect(await repos.pools.currentGeneration()).toBe(start + 1);
+      await repos.pools.update(created.id, { labels: { tier: 'fast' } });
+      expect(await repos.pools.currentGeneration()).toBe(start + 2);
+      await repos.nodes.create({ id: 'n1', hostname: 'hv1' });
+      await repos.pools.setNodeState({ poolId: created.id, nodeId: 'n1', status: 'active' });
+      expect(await repos.pools.currentGeneration()).toBe(start + 2); // node state is not the definition
+      expect(await codeOf(repos.pools.update(created.id, { name: '' }))).toBe(ErrorCode.INVALID_INPUT);
+      expect(await codeOf(repos.pools.update(created.id, { name: 'x' }, { expectedVersion: 99 }))).toBe(
+        ErrorCode.VERSION_CONFLICT,
+      );
+      expect(await repos.pools.currentGeneration()).toBe(start + 2); // refused writes bump nothing
+      await repos.pools.delete(created.id);
+      expect(await repos.pools.currentGeneration()).toBe(start + 3);
+    });
+
+    it('assigns a pool that is not shared to one node at most', async () => {
+      expect(await codeOf(repos.pools.create({ name: 'local', type: 'local', nodeIds: ['n1', 'n2'] }))).toBe(
+        ErrorCode.INVALID_INPUT,
+      );
+      const local = await repos.pools.create({ name: 'local', type: 'local', nodeIds: ['n1'] });
+      expect(await codeOf(repos.pools.update(local.id, { nodeIds: ['n1', 'n2'] }))).toBe(ErrorCode.INVALID_INPUT);
+      const shared = await repos.pools.update(local.id, { shared: true, nodeIds: ['n1', 'n2'] });
+      expect(shared.nodeIds).toEqual(['n1', 'n2']);
+      expect(await codeOf(repos.pools.update(local.id, { shared: false }))).toBe(ErrorCode.INVALID_INPUT);
+    });
+
     it('refuses to delete a pool that still holds images, and keeps both', async () => {
       await repos.images.create({ name: 'x', kind: 'iso', location: { poolId: pool.id, relPath: 'x.iso' } });
       expect(await codeOf(repos.pools.delete(pool.id))).toBe(ErrorCode.IN_USE);

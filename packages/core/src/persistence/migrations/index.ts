@@ -3,6 +3,7 @@ import * as m0001 from './0001_nodes.js';
 import * as m0002 from './0002_storage_pools.js';
 import * as m0003 from './0003_images.js';
 import * as m0004 from './0004_vms.js';
+import * as m0005 from './0005_pool_generation.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -18,6 +19,7 @@ export const MIGRATIONS: ReadonlyArray<readonly [name: string, migration: Migrat
   ['0002_storage_pools', m0002],
   ['0003_images', m0003],
   ['0004_vms', m0004],
+  ['0005_pool_generation', m0005],
 ];
 
 class CodeMigrationSource implements Knex.MigrationSource<string> {

@@ -51,9 +51,11 @@ export async function updateVersioned(
     what: string;
     expectedVersion: number | undefined;
     build: (current: Row) => Row;
+    /** Runs in the same transaction after the write (e.g. bump a generation counter). */
+    afterWrite?: (trx: Knex.Transaction) => Promise<void>;
   },
 ): Promise<Row> {
-  const { table, id, what, expectedVersion, build } = options;
+  const { table, id, what, expectedVersion, build, afterWrite } = options;
   return guarded(what, () =>
     knex.transaction(async (trx) => {
       const current = (await trx(table).where({ id }).forUpdate().first()) as Row | undefined;
@@ -67,6 +69,7 @@ export async function updateVersioned(
         .update({ ...build(current), version: version + 1, updated_at: trx.fn.now() })
         .returning('*')) as Row[];
       if (!written) throw versionConflict(what, id, version, version + 1);
+      await afterWrite?.(trx);
       return written;
     }),
   );
@@ -74,9 +77,15 @@ export async function updateVersioned(
 
 export async function deleteVersioned(
   knex: Knex,
-  options: { table: string; id: string; what: string; expectedVersion: number | undefined },
+  options: {
+    table: string;
+    id: string;
+    what: string;
+    expectedVersion: number | undefined;
+    afterWrite?: (trx: Knex.Transaction) => Promise<void>;
+  },
 ): Promise<void> {
-  const { table, id, what, expectedVersion } = options;
+  const { table, id, what, expectedVersion, afterWrite } = options;
   await guarded(what, () =>
     knex.transaction(async (trx) => {
       const current = (await trx(table).where({ id }).forUpdate().first('version')) as Row | undefined;
@@ -86,6 +95,7 @@ export async function deleteVersioned(
         throw versionConflict(what, id, expectedVersion, version);
       }
       await trx(table).where({ id }).delete();
+      await afterWrite?.(trx);
     }),
   );
 }

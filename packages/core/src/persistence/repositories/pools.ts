@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import type { PoolFilter, PoolRepository, UpdateOptions } from '../../contracts/repositories.js';
 import { newId } from '../../domain/ids.js';
 import {
+  assertPoolAssignment,
   type NewStoragePool,
   type PoolNodeState,
   type PoolNodeStateInput,
@@ -17,6 +18,13 @@ import { applyPage, deleteVersioned, guarded, notFound, type Row, updateVersione
 const TABLE = 'storage_pools';
 const STATES = 'pool_node_states';
 const WHAT = 'Storage pool';
+const COUNTERS = 'quantix_counters';
+const GENERATION = 'pool_generation';
+
+/** Every change to a pool definition bumps the pool-set generation, in the same transaction. */
+async function bumpGeneration(trx: Knex.Transaction): Promise<void> {
+  await trx(COUNTERS).where({ name: GENERATION }).increment('value', 1);
+}
 
 function rowToPool(row: Row): StoragePool {
   return {
@@ -68,12 +76,16 @@ export class KnexPoolRepository implements PoolRepository {
 
   async create(input: NewStoragePool): Promise<StoragePool> {
     const pool = validateNewPool(input);
-    const [row] = await guarded(WHAT, () =>
-      this.knex(TABLE)
-        .insert({ id: pool.id ?? newId(), ...poolToColumns(pool) })
-        .returning('*'),
+    const row = await guarded(WHAT, () =>
+      this.knex.transaction(async (trx) => {
+        const [inserted] = await trx(TABLE)
+          .insert({ id: pool.id ?? newId(), ...poolToColumns(pool) })
+          .returning('*');
+        await bumpGeneration(trx);
+        return inserted as Row;
+      }),
     );
-    return rowToPool(row as Row);
+    return rowToPool(row);
   }
 
   async get(id: string): Promise<StoragePool | undefined> {
@@ -108,13 +120,36 @@ export class KnexPoolRepository implements PoolRepository {
       id,
       what: WHAT,
       expectedVersion: options.expectedVersion,
-      build: () => poolToColumns(valid),
+      build: (current) => {
+        const currentPool = rowToPool(current);
+        assertPoolAssignment({
+          shared: valid.shared ?? currentPool.shared,
+          nodeIds: valid.nodeIds ?? currentPool.nodeIds,
+        });
+        return poolToColumns(valid);
+      },
+      afterWrite: bumpGeneration,
     });
     return rowToPool(row);
   }
 
   async delete(id: string, options: UpdateOptions = {}): Promise<void> {
-    await deleteVersioned(this.knex, { table: TABLE, id, what: WHAT, expectedVersion: options.expectedVersion });
+    await deleteVersioned(this.knex, {
+      table: TABLE,
+      id,
+      what: WHAT,
+      expectedVersion: options.expectedVersion,
+      afterWrite: bumpGeneration,
+    });
+  }
+
+  async currentGeneration(): Promise<number> {
+    const row = await guarded('Pool generation', () => this.knex(COUNTERS).where({ name: GENERATION }).first('value'));
+    return toNumber((row as Row | undefined)?.value ?? 0);
+  }
+
+  async deleteNodeState(poolId: string, nodeId: string): Promise<void> {
+    await guarded('Pool state', () => this.knex(STATES).where({ pool_id: poolId, node_id: nodeId }).delete());
   }
 
   async setNodeState(input: PoolNodeStateInput): Promise<PoolNodeState> {
