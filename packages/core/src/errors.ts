@@ -41,6 +41,19 @@ export const ErrorCode = {
   PROTOCOL_VERSION: 'PROTOCOL_VERSION',
   /** Control plane ⇄ node: a frame that is not JSON or does not match its schema. */
   PROTOCOL_INVALID_MESSAGE: 'PROTOCOL_INVALID_MESSAGE',
+  // VM creation checks, in the order they run (control plane, before any hypervisor call).
+  /** The boot image does not exist. */
+  IMAGE_NOT_FOUND: 'IMAGE_NOT_FOUND',
+  /** The boot image exists but is not ready (pending, downloading, error, missing, …). */
+  IMAGE_NOT_READY: 'IMAGE_NOT_READY',
+  /** The boot image has no pool location, so no node can reach its file. */
+  IMAGE_NO_LOCATION: 'IMAGE_NO_LOCATION',
+  /** The image's pool is not active on the target node (not assigned, unmounted, unreachable). */
+  POOL_NOT_ACTIVE_ON_NODE: 'POOL_NOT_ACTIVE_ON_NODE',
+  /** The image's file is not where its row says it is, on the target node. */
+  IMAGE_FILE_MISSING: 'IMAGE_FILE_MISSING',
+  /** The target node is not connected, so it cannot be asked to do anything. */
+  NODE_NOT_CONNECTED: 'NODE_NOT_CONNECTED',
   /**
    * A pool cannot be used on this node: its directory is missing or not writable, its export is
    * not mounted, or its server does not answer. The message says which.

@@ -16,4 +16,8 @@ export {
   migrationStatus,
 } from './persistence/migrations/index.js';
 export * from './persistence/repositories/index.js';
+export * from './services/available-images.js';
+export * from './services/pool-sync.js';
+export * from './services/scan-ingest.js';
 export * from './services/storage.js';
+export * from './services/vm-preflight.js';

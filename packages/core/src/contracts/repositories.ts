@@ -24,7 +24,8 @@ export interface ImageFilter extends Page {
   kind?: ImageKind;
   /** One phase or any of several. */
   phase?: ImagePhase | readonly ImagePhase[];
-  poolId?: string;
+  /** One pool, or any of several. */
+  poolId?: string | readonly string[];
   nodeId?: string;
   catalogId?: string;
   /** Every given label must be present with the given value. */

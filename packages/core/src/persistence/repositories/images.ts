@@ -223,7 +223,10 @@ export class KnexImageRepository implements ImageRepository {
       if (typeof filter.phase === 'string') query.where('phase', filter.phase);
       else query.whereIn('phase', [...filter.phase]);
     }
-    if (filter.poolId !== undefined) query.where('pool_id', filter.poolId);
+    if (filter.poolId !== undefined) {
+      if (typeof filter.poolId === 'string') query.where('pool_id', filter.poolId);
+      else query.whereIn('pool_id', [...filter.poolId]);
+    }
     if (filter.nodeId !== undefined) query.where('node_id', filter.nodeId);
     if (filter.catalogId !== undefined) query.where('catalog_id', filter.catalogId);
     if (filter.labels !== undefined && Object.keys(filter.labels).length > 0) {

@@ -1,0 +1,172 @@
+import { posix } from 'node:path';
+import type { CatalogEntry, ImageCatalog } from '../contracts/catalog.js';
+import type { Repositories } from '../contracts/repositories.js';
+import type { Image, ImageError, ImageKind, ImageProgress } from '../domain/image.js';
+import type { PoolNodeState, StoragePool } from '../domain/pool.js';
+
+export const AVAILABILITY = ['ready', 'downloading', 'error', 'not-downloaded', 'unavailable'] as const;
+export type Availability = (typeof AVAILABILITY)[number];
+
+/** One choice in the VM-creation view: a catalog entry, an image row, or both. */
+export interface AvailableImage {
+  /** `image:<id>` when a row exists, else `catalog:<id>`. */
+  key: string;
+  catalogId: string | null;
+  imageId: string | null;
+  name: string;
+  kind: ImageKind;
+  os: Image['os'];
+  status: Availability;
+  /** Only `ready` images can boot a VM on this node. */
+  selectable: boolean;
+  /** Why it cannot be chosen now, as a person can act on it; null when selectable. */
+  reason: string | null;
+  poolId: string | null;
+  relPath: string | null;
+  /** Absolute path of the file on the node asked about (ready images only). */
+  path: string | null;
+  progress: ImageProgress | null;
+  error: ImageError | null;
+  sizeBytes: number | null;
+  /** The catalog entry's source, for a download button. */
+  sourceUrl: string | null;
+}
+
+const BUSY = new Set(['pending', 'downloading', 'verifying']);
+
+/** Absolute path of a pool-relative location on a node whose pool root is `mountPath`. */
+export function pathOnNode(mountPath: string, relPath: string): string {
+  return posix.join(mountPath, relPath);
+}
+
+function describeRow(image: Image, pool: StoragePool | undefined, state: PoolNodeState | undefined, nodeId: string) {
+  const location = image.location;
+  const base = { progress: image.progress, error: image.error, path: null as string | null };
+  if (BUSY.has(image.phase)) {
+    return { ...base, status: 'downloading' as const, reason: `being downloaded (${image.phase})` };
+  }
+  if (image.phase === 'error') {
+    return { ...base, status: 'error' as const, reason: image.error?.message ?? 'the download failed' };
+  }
+  if (image.phase === 'missing') {
+    return { ...base, status: 'unavailable' as const, reason: 'its file has disappeared from the pool' };
+  }
+  if (image.phase === 'deleting') {
+    return { ...base, status: 'unavailable' as const, reason: 'it is being deleted' };
+  }
+  if (!location || !pool) return { ...base, status: 'unavailable' as const, reason: 'it has no location in a pool' };
+  if (image.nodeId && image.nodeId !== nodeId) {
+    return {
+      ...base,
+      status: 'unavailable' as const,
+      reason: `its file is on node ${image.nodeId}, in a pool local to that node`,
+    };
+  }
+  if (!state || state.status !== 'active' || !state.mountPath) {
+    const why =
+      state?.lastError ??
+      (state
+        ? `pool ${pool.name} is ${state.status} on this node`
+        : `pool ${pool.name} has not reported from this node yet`);
+    return { ...base, status: 'unavailable' as const, reason: why };
+  }
+  return { ...base, status: 'ready' as const, reason: null, path: pathOnNode(state.mountPath, location.relPath) };
+}
+
+// When a catalog entry has several rows (one per pool), show the most useful one.
+const PREFERENCE: Record<Availability, number> = {
+  ready: 0,
+  downloading: 1,
+  unavailable: 2,
+  error: 3,
+  'not-downloaded': 4,
+};
+
+/**
+ * The VM-creation view for one node: every catalog entry merged with the image rows of the
+ * pools assigned to that node, plus rows that come from no catalog (scanned ISOs, uploads).
+ * `catalog` is usually a CatalogRegistry merging every installed catalog.
+ */
+export async function listAvailableImages(options: {
+  repositories: Repositories;
+  catalog: ImageCatalog;
+  nodeId: string;
+  kind?: ImageKind;
+}): Promise<AvailableImage[]> {
+  const { repositories, catalog, nodeId, kind } = options;
+  const [pools, states] = await Promise.all([
+    repositories.pools.list({ nodeId }),
+    repositories.pools.listNodeStates({ nodeId }),
+  ]);
+  const poolById = new Map(pools.map((p) => [p.id, p]));
+  const stateByPool = new Map(states.map((s) => [s.poolId, s]));
+  const rows = (await repositories.images.list({ poolId: [...poolById.keys()], ...(kind ? { kind } : {}) })).filter(
+    (image) => image.phase !== 'deleting',
+  );
+  const entries: CatalogEntry[] = await catalog.list(kind ? { kind } : {});
+  const seen = new Set(entries.map((entry) => entry.id));
+
+  const fromRow = (image: Image, entry?: CatalogEntry): AvailableImage => {
+    const pool = image.location ? poolById.get(image.location.poolId) : undefined;
+    const described = describeRow(
+      image,
+      pool,
+      image.location ? stateByPool.get(image.location.poolId) : undefined,
+      nodeId,
+    );
+    return {
+      key: `image:${image.id}`,
+      catalogId: image.catalogId,
+      imageId: image.id,
+      name: image.name,
+      kind: image.kind,
+      os: image.os,
+      status: described.status,
+      selectable: described.status === 'ready',
+      reason: described.reason,
+      poolId: image.location?.poolId ?? null,
+      relPath: image.location?.relPath ?? null,
+      path: described.path,
+      progress: described.progress,
+      error: described.error,
+      sizeBytes: image.sizeBytes,
+      sourceUrl: entry?.sourceUrl ?? null,
+    };
+  };
+
+  const result: AvailableImage[] = [];
+  const rowsByCatalog = new Map<string, Image[]>();
+  for (const image of rows) {
+    if (image.catalogId && seen.has(image.catalogId)) {
+      rowsByCatalog.set(image.catalogId, [...(rowsByCatalog.get(image.catalogId) ?? []), image]);
+    } else {
+      result.push(fromRow(image));
+    }
+  }
+  for (const entry of entries) {
+    const candidates = (rowsByCatalog.get(entry.id) ?? []).map((image) => fromRow(image, entry));
+    candidates.sort((a, b) => PREFERENCE[a.status] - PREFERENCE[b.status]);
+    const best = candidates[0];
+    result.push(
+      best ?? {
+        key: `catalog:${entry.id}`,
+        catalogId: entry.id,
+        imageId: null,
+        name: entry.name,
+        kind: entry.kind,
+        os: entry.os,
+        status: 'not-downloaded',
+        selectable: false,
+        reason: 'not downloaded to a pool of this node yet',
+        poolId: null,
+        relPath: null,
+        path: null,
+        progress: null,
+        error: null,
+        sizeBytes: entry.sizeBytes,
+        sourceUrl: entry.sourceUrl,
+      },
+    );
+  }
+  return result.sort((a, b) => PREFERENCE[a.status] - PREFERENCE[b.status] || a.name.localeCompare(b.name));
+}

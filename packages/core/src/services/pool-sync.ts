@@ -1,0 +1,77 @@
+import type { Repositories } from '../contracts/repositories.js';
+import type { PoolNodeState } from '../domain/pool.js';
+import type { EventBus } from '../events/bus.js';
+import type { PoolReport, ProtocolPool } from '../protocol/messages.js';
+
+export interface DesiredPools {
+  generation: number;
+  pools: ProtocolPool[];
+}
+
+/**
+ * The control plane's side of pool sync. A node's desired set is computed from the database
+ * on every (re)connect and after every pool change, so a node that restarts loses nothing: it
+ * is told again. What the node reports is stored as per-node state.
+ */
+export class PoolSyncService {
+  constructor(private readonly options: { repositories: Repositories; events?: EventBus }) {}
+
+  /** The full set of pools assigned to `nodeId`, with the generation it corresponds to. */
+  async desiredPoolsFor(nodeId: string): Promise<DesiredPools> {
+    const { pools } = this.options.repositories;
+    // Generation first: if a change lands in between, the set is newer than the number, and the
+    // change's own push (with a higher number) follows. A node never sees an older set as newer.
+    const generation = await pools.currentGeneration();
+    const assigned = await pools.list({ nodeId });
+    return {
+      generation,
+      pools: assigned.map((pool) => ({
+        id: pool.id,
+        name: pool.name,
+        type: pool.type,
+        config: pool.config,
+        contentTypes: pool.contentTypes,
+        shared: pool.shared,
+      })),
+    };
+  }
+
+  /**
+   * Stores a node's acknowledgement of generation `generation`. Reports about pools that are
+   * not (or no longer) assigned to the node are ignored, and state left from pools unassigned
+   * since is removed.
+   */
+  async recordReport(
+    nodeId: string,
+    report: { generation: number; pools: readonly PoolReport[] },
+  ): Promise<PoolNodeState[]> {
+    const { pools } = this.options.repositories;
+    const assigned = new Set((await pools.list({ nodeId })).map((p) => p.id));
+    const stored: PoolNodeState[] = [];
+    for (const item of report.pools) {
+      if (!assigned.has(item.poolId)) continue;
+      const state = await pools.setNodeState({
+        poolId: item.poolId,
+        nodeId,
+        status: item.status,
+        mountPath: item.mountPath,
+        capacityBytes: item.capacityBytes,
+        availableBytes: item.availableBytes,
+        lastError: item.status === 'active' ? null : item.reason,
+        syncedGeneration: report.generation,
+      });
+      stored.push(state);
+      this.options.events?.emit('pool.state', {
+        poolId: item.poolId,
+        nodeId,
+        status: item.status,
+        reason: item.reason,
+      });
+    }
+    for (const state of await pools.listNodeStates({ nodeId })) {
+      if (!assigned.has(state.poolId)) await pools.deleteNodeState(state.poolId, nodeId);
+    }
+    this.options.events?.emit('pool.synced', { nodeId, generation: report.generation });
+    return stored;
+  }
+}

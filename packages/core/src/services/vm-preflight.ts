@@ -1,0 +1,91 @@
+import type { Repositories } from '../contracts/repositories.js';
+import type { Image } from '../domain/image.js';
+import type { PoolNodeState, StoragePool } from '../domain/pool.js';
+import { ErrorCode, QuantixError } from '../errors.js';
+import { pathOnNode } from './available-images.js';
+
+export interface VmImageCheck {
+  image: Image;
+  pool: StoragePool;
+  state: PoolNodeState;
+  /** Absolute path of the image file on the target node. */
+  path: string;
+}
+
+/**
+ * Everything that must hold before a hypervisor is touched to boot a VM from an image, checked
+ * in order, each failure with its own code and a message a person can act on. `fileExists`
+ * asks the target node (the control plane cannot see the node's disks); a file found missing
+ * marks the image `missing`, so the next listing tells the truth.
+ */
+export async function checkVmImage(options: {
+  repositories: Repositories;
+  imageId: string;
+  nodeId: string;
+  fileExists: (path: string) => Promise<boolean>;
+}): Promise<VmImageCheck> {
+  const { repositories, imageId, nodeId, fileExists } = options;
+  const fail = (code: ErrorCode, message: string, details: Record<string, unknown> = {}) =>
+    new QuantixError(code, message, { details: { imageId, nodeId, ...details } });
+
+  const image = await repositories.images.get(imageId);
+  if (!image)
+    throw fail(ErrorCode.IMAGE_NOT_FOUND, `Image ${imageId} does not exist; pick one from the available images`);
+  if (image.phase !== 'ready') {
+    const detail =
+      image.phase === 'error'
+        ? `its download failed: ${image.error?.message ?? 'unknown reason'}; retry the download`
+        : image.phase === 'missing'
+          ? 'its file has disappeared from the pool; rescan or download it again'
+          : image.progress?.percent != null
+            ? `it is ${image.phase} (${image.progress.percent.toFixed(0)}%); wait until it is ready`
+            : `it is ${image.phase}; wait until it is ready`;
+    throw fail(ErrorCode.IMAGE_NOT_READY, `Image ${image.name} is not ready: ${detail}`, { phase: image.phase });
+  }
+  if (!image.location) {
+    throw fail(ErrorCode.IMAGE_NO_LOCATION, `Image ${image.name} has no location in a pool, so no node can read it`);
+  }
+  const pool = await repositories.pools.get(image.location.poolId);
+  const state = await repositories.pools.getNodeState(image.location.poolId, nodeId);
+  const poolName = pool?.name ?? image.location.poolId;
+  if (!pool || !pool.nodeIds.includes(nodeId)) {
+    throw fail(
+      ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
+      `Pool ${poolName} holding image ${image.name} is not assigned to node ${nodeId}`,
+      {
+        poolId: image.location.poolId,
+      },
+    );
+  }
+  if (image.nodeId && image.nodeId !== nodeId) {
+    throw fail(
+      ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
+      `Image ${image.name} is on node ${image.nodeId}, in a pool local to that node`,
+      {
+        poolId: pool.id,
+      },
+    );
+  }
+  if (!state || state.status !== 'active' || !state.mountPath) {
+    const why = state
+      ? `${state.status}${state.lastError ? `: ${state.lastError}` : ''}`
+      : 'not reported by the node yet';
+    throw fail(ErrorCode.POOL_NOT_ACTIVE_ON_NODE, `Pool ${poolName} is not active on node ${nodeId} (${why})`, {
+      poolId: pool.id,
+    });
+  }
+  const path = pathOnNode(state.mountPath, image.location.relPath);
+  if (!(await fileExists(path))) {
+    await repositories.images
+      .update(image.id, { phase: 'missing' }, { expectedVersion: image.version })
+      .catch(() => undefined);
+    throw fail(
+      ErrorCode.IMAGE_FILE_MISSING,
+      `Image ${image.name} should be at ${path} on node ${nodeId}, but the file is not there`,
+      {
+        path,
+      },
+    );
+  }
+  return { image, pool, state, path };
+}
