@@ -101,6 +101,9 @@ export interface NodeRepository {
   list(filter?: NodeFilter): Promise<Node[]>;
   update(id: string, patch: NodePatch, options?: UpdateOptions): Promise<Node>;
   delete(id: string, options?: UpdateOptions): Promise<void>;
+  /** Stores the SHA-256 (hex) of the node's connection token, or clears it. Never part of Node. */
+  setTokenDigest(id: string, sha256Hex: string | null): Promise<void>;
+  getTokenDigest(id: string): Promise<string | null>;
 }
 
 export interface VmFilter extends Page {

@@ -482,6 +482,17 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
       expect((await repos.nodes.list({ labels: { rack: 'r2' } })).length).toBe(0);
     });
 
+    it('keeps a node token digest apart from the node record', async () => {
+      const node = await repos.nodes.create({ hostname: 'hv-token' });
+      expect(await repos.nodes.getTokenDigest(node.id)).toBeNull();
+      await repos.nodes.setTokenDigest(node.id, 'f'.repeat(64));
+      expect(await repos.nodes.getTokenDigest(node.id)).toBe('f'.repeat(64));
+      expect(Object.keys(await repos.nodes.require(node.id))).not.toContain('tokenSha256');
+      expect(JSON.stringify(await repos.nodes.require(node.id))).not.toContain('f'.repeat(64));
+      expect(await codeOf(repos.nodes.setTokenDigest(node.id, 'plain-token'))).toBe(ErrorCode.INVALID_INPUT);
+      expect(await codeOf(repos.nodes.setTokenDigest('ghost', 'f'.repeat(64)))).toBe(ErrorCode.NOT_FOUND);
+    });
+
     it('creates VMs on existing nodes only, with safe names, and keeps a node with VMs', async () => {
       const node = await repos.nodes.create({ id: 'n1', hostname: 'hv1' });
       const image = await repos.images.create({

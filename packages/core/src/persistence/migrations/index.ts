@@ -4,6 +4,7 @@ import * as m0002 from './0002_storage_pools.js';
 import * as m0003 from './0003_images.js';
 import * as m0004 from './0004_vms.js';
 import * as m0005 from './0005_pool_generation.js';
+import * as m0006 from './0006_node_tokens.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -20,6 +21,7 @@ export const MIGRATIONS: ReadonlyArray<readonly [name: string, migration: Migrat
   ['0003_images', m0003],
   ['0004_vms', m0004],
   ['0005_pool_generation', m0005],
+  ['0006_node_tokens', m0006],
 ];
 
 class CodeMigrationSource implements Knex.MigrationSource<string> {

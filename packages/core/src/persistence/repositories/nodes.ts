@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import type { NodeFilter, NodeRepository, UpdateOptions } from '../../contracts/repositories.js';
 import { newId } from '../../domain/ids.js';
 import { type NewNode, type Node, type NodePatch, validateNewNode, validateNodePatch } from '../../domain/node.js';
+import { ErrorCode, QuantixError } from '../../errors.js';
 import { fromJson, toDate, toJson, toNullableDate, toNumber } from '../rows.js';
 import { applyPage, deleteVersioned, guarded, notFound, type Row, updateVersioned } from './common.js';
 
@@ -86,6 +87,20 @@ export class KnexNodeRepository implements NodeRepository {
       build: () => nodeToColumns(valid),
     });
     return rowToNode(row);
+  }
+
+  async setTokenDigest(id: string, sha256Hex: string | null): Promise<void> {
+    if (sha256Hex !== null && !/^[0-9a-f]{64}$/.test(sha256Hex)) {
+      throw new QuantixError(ErrorCode.INVALID_INPUT, 'A node token digest must be 64 lower-case hex digits (SHA-256)');
+    }
+    const updated = await guarded(WHAT, () => this.knex(TABLE).where({ id }).update({ token_sha256: sha256Hex }));
+    if (updated === 0) throw notFound(WHAT, id);
+  }
+
+  async getTokenDigest(id: string): Promise<string | null> {
+    const row = await guarded(WHAT, () => this.knex(TABLE).where({ id }).first('token_sha256'));
+    if (!row) throw notFound(WHAT, id);
+    return (row as Row).token_sha256 as string | null;
   }
 
   async delete(id: string, options: UpdateOptions = {}): Promise<void> {
