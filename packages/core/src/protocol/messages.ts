@@ -62,6 +62,44 @@ const errorBody = z.object({ code: z.string().min(1), message: z.string() });
 
 const checksum = z.object({ algorithm: z.enum(CHECKSUM_ALGORITHMS), value: z.string() });
 
+const location = z.object({ poolId: id, relPath });
+
+/**
+ * A VM for a node to create. Every file is a pool location that the node resolves through its
+ * own storage backend (confined to the pool root); the control plane never sends node paths.
+ */
+export const vmSpecSchema = z.object({
+  name: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/),
+  cpu: z.number().int().min(1),
+  memoryMiB: z.number().int().min(16),
+  firmware: z.enum(['bios', 'uefi']),
+  boot: z.discriminatedUnion('kind', [
+    z.object({
+      kind: z.literal('cloud'),
+      /** The ready base image; the VM gets a qcow2 overlay on it at `disk`. */
+      image: location,
+      disk: location.extend({ sizeGiB: z.number().int().min(1) }),
+      /** Where to write the NoCloud seed ISO. */
+      seed: location,
+      cloudInit: z.object({
+        hostname: z.string().min(1).max(63),
+        user: z.string().min(1).max(32).nullable(),
+        sshAuthorizedKeys: z.array(z.string()).default([]),
+      }),
+    }),
+    z.object({
+      kind: z.literal('iso'),
+      iso: location,
+      disk: location.extend({ sizeGiB: z.number().int().min(1) }),
+    }),
+  ]),
+});
+export type VmSpec = z.infer<typeof vmSpecSchema>;
+
 /** Operations the control plane asks a node to perform; the node answers with `response`. */
 export const nodeRequestSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('pool.scan'), poolId: id, content: z.enum(POOL_CONTENT_TYPES) }),
@@ -74,10 +112,13 @@ export const nodeRequestSchema = z.discriminatedUnion('op', [
     checksum: checksum.nullable(),
     checksumUrl: z.string().url().nullable(),
   }),
+  /* image.download answers `{ sizeBytes, checksum, format, virtualSizeBytes, bytesTransferred, resumed }`. */
   z.object({ op: z.literal('image.cancel'), imageId: id }),
   z.object({ op: z.literal('image.remove'), poolId: id, relPath }),
+  /** Answer: `{ exists: boolean, sizeBytes: number | null }`. */
   z.object({ op: z.literal('file.stat'), poolId: id, relPath }),
-  z.object({ op: z.literal('vm.create'), vm: z.record(z.string(), z.unknown()) }),
+  /** Answer: `{ name, uuid, state }` once the domain runs. Files made for it are removed on failure. */
+  z.object({ op: z.literal('vm.create'), vm: vmSpecSchema }),
   z.object({ op: z.literal('vm.start'), name: z.string() }),
   z.object({ op: z.literal('vm.stop'), name: z.string(), force: z.boolean().default(false) }),
   z.object({ op: z.literal('vm.delete'), name: z.string() }),
@@ -129,6 +170,8 @@ export const nodeMessageSchema = z.discriminatedUnion('type', [
     v: z.literal(PROTOCOL_VERSION),
     type: z.literal('image.progress'),
     imageId: id,
+    /** Set when the download moves on: verifying means every byte arrived and is being checked. */
+    phase: z.enum(['downloading', 'verifying']).optional(),
     bytesDone: bytes,
     bytesTotal: bytes.nullable(),
     bytesPerSecond: z.number().nonnegative().nullable(),
