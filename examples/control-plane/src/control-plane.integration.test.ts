@@ -1,0 +1,364 @@
+/**
+ * The control plane's HTTP API and node hub, on a real PostgreSQL database, spoken to over
+ * real HTTP and real WebSocket connections. The node side here is the daemon's real
+ * connection class with a scripted handler that answers as a node would: these tests pin the
+ * protocol and the API; the end-to-end tests run the real node agent in real daemon processes.
+ */
+import {
+  type ControlMessage,
+  createQuantix,
+  definePlugin,
+  type ImageCatalog,
+  ImageCatalogToken,
+  type NodeMessage,
+  PROTOCOL_VERSION,
+  type Quantix,
+} from '@quantix/core';
+import { createTestDatabase, type TestDatabase } from '@quantix/core/testing';
+import { ControlPlaneConnection } from '@quantix/example-node-daemon';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { type ControlPlane, startControlPlane } from './control-plane.js';
+
+const API_TOKEN = 'test-api-token';
+const silent = pino({ level: 'silent' });
+
+const testCatalog: ImageCatalog = {
+  name: 'test-catalog',
+  list: async () => [
+    {
+      id: 'tiny-cloud',
+      name: 'Tiny cloud image',
+      description: 'a catalog entry for the API tests',
+      kind: 'cloud',
+      format: 'qcow2',
+      os: { family: 'linux', distribution: 'tiny', version: '1', arch: 'x86_64', defaultUser: 'tiny', cloudInit: true },
+      requirements: { minCpu: 1, minMemoryMiB: 64, minDiskGiB: 1, firmware: 'any' },
+      sourceUrl: 'http://127.0.0.1:9/tiny.qcow2',
+      checksum: null,
+      checksumUrl: null,
+      checksumAlgorithm: 'sha256',
+      sizeBytes: 1024,
+    },
+  ],
+};
+
+/** A scripted node: records what it receives and answers with the given function. */
+class ScriptedNode {
+  readonly received: ControlMessage[] = [];
+  connection: ControlPlaneConnection;
+  constructor(
+    url: string,
+    nodeId: string,
+    token: string,
+    private readonly answer: (m: ControlMessage, send: (r: NodeMessage) => void) => void = () => {},
+  ) {
+    this.connection = new ControlPlaneConnection({
+      url,
+      nodeId,
+      token,
+      hostname: nodeId,
+      agentVersion: 'test',
+      logger: silent,
+      initialBackoffMs: 50,
+      maxBackoffMs: 200,
+      handler: {
+        handle: (message, send) => {
+          this.received.push(message);
+          this.answer(message, send);
+        },
+      },
+    });
+    this.connection.start();
+  }
+  async waitFor<T extends ControlMessage['type']>(
+    type: T,
+    predicate: (m: Extract<ControlMessage, { type: T }>) => boolean = () => true,
+  ): Promise<Extract<ControlMessage, { type: T }>> {
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const found = this.received.find((m) => m.type === type && predicate(m as Extract<ControlMessage, { type: T }>));
+      if (found) return found as Extract<ControlMessage, { type: T }>;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`no ${type} message arrived`);
+  }
+}
+
+async function eventually<T>(probe: () => Promise<T>, ok: (value: T) => boolean, what: string): Promise<T> {
+  const deadline = Date.now() + 10_000;
+  let last: T = await probe();
+  while (!ok(last)) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 25));
+    last = await probe();
+  }
+  return last;
+}
+
+describe('control plane API and node hub (PostgreSQL)', () => {
+  let testDb: TestDatabase;
+  let quantix: Quantix;
+  let cp: ControlPlane;
+  const nodes: ScriptedNode[] = [];
+
+  const api = async (method: string, path: string, body?: unknown, token: string | null = API_TOKEN) => {
+    const response = await fetch(`${cp.url}/api/v1${path}`, {
+      method,
+      headers: {
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : null };
+  };
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase('pg');
+    const catalogPlugin = definePlugin({
+      name: 'test-catalog',
+      apiVersion: 1,
+      register: (ctx) => ctx.provide(ImageCatalogToken, { value: testCatalog }),
+    });
+    quantix = await createQuantix({ database: testDb.config, plugins: [catalogPlugin], logger: silent });
+    cp = await startControlPlane({ quantix, apiToken: API_TOKEN, resumeGraceMs: 1000 });
+  });
+
+  afterAll(async () => {
+    await Promise.all(nodes.map((n) => n.connection.close()));
+    await cp?.close();
+    await quantix?.close();
+    await testDb?.dispose();
+  });
+
+  it('refuses requests without the right token, and serves health and OpenAPI without one', async () => {
+    expect((await api('GET', '/pools', undefined, null)).status).toBe(401);
+    const wrong = await api('GET', '/pools', undefined, 'nope');
+    expect(wrong).toMatchObject({ status: 401, body: { error: { code: 'UNAUTHORIZED' } } });
+    expect(await api('GET', '/healthz', undefined, null)).toMatchObject({
+      status: 200,
+      body: { status: 'ok', database: 'pg' },
+    });
+    const openapi = await api('GET', '/openapi.json', undefined, null);
+    expect(openapi.status).toBe(200);
+    expect(Object.keys(openapi.body.paths)).toEqual(
+      expect.arrayContaining(['/api/v1/pools', '/api/v1/images/available', '/api/v1/vms']),
+    );
+  });
+
+  it('answers bad input with the stable code and the field concerned', async () => {
+    const bad = await api('POST', '/pools', { name: '', type: 'local' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe('INVALID_INPUT');
+    expect(bad.body.error.message).toMatch(/name/);
+    expect((await api('GET', '/pools/does-not-exist')).body.error.code).toBe('NOT_FOUND');
+    const vm = await api('POST', '/vms', { name: 'bad;name', nodeId: 'n', imageId: 'i' });
+    expect(vm).toMatchObject({ status: 400, body: { error: { code: 'INVALID_INPUT' } } });
+  });
+
+  it('lets a registered node connect with its token and no one else', async () => {
+    const created = await api('POST', '/nodes', { id: 'hv-a', hostname: 'hv-a' });
+    expect(created.status).toBe(201);
+    expect(created.body.token).toMatch(/^[A-Za-z0-9_-]{40,}$/);
+    const refused = await new Promise<number>((resolve) => {
+      const socket = new WebSocket(`${cp.url.replace('http', 'ws')}/api/v1/nodes/connect`, {
+        headers: { authorization: 'Bearer wrong-token', 'x-quantix-node-id': 'hv-a' },
+      });
+      socket.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      socket.on('open', () => resolve(101));
+    });
+    expect(refused).toBe(401);
+    expect((await api('GET', '/nodes/hv-a')).body).toMatchObject({ connectionState: 'disconnected', connected: false });
+
+    const node = new ScriptedNode(cp.url, 'hv-a', created.body.token);
+    nodes.push(node);
+    await node.waitFor('welcome');
+    const desired = await node.waitFor('pools.desired');
+    expect(desired.pools).toEqual([]);
+    const listed = await eventually(
+      () => api('GET', '/nodes/hv-a'),
+      (r) => r.body.connected === true,
+      'node connected',
+    );
+    expect(listed.body).toMatchObject({ connectionState: 'connected', agentVersion: 'test' });
+  });
+
+  it('pushes a new pool set on every pool change and stores what the node reports', async () => {
+    const node = nodes[0] as ScriptedNode;
+    const before = (await node.waitFor('pools.desired')).generation;
+    const pool = await api('POST', '/pools', {
+      id: 'iso-a',
+      name: 'ISOs on A',
+      type: 'local',
+      config: { path: '/srv/iso' },
+      contentTypes: ['iso', 'images'],
+      nodeIds: ['hv-a'],
+    });
+    expect(pool.status).toBe(201);
+    const pushed = await node.waitFor('pools.desired', (m) => m.generation > before && m.pools.length === 1);
+    expect(pushed.pools[0]).toMatchObject({ id: 'iso-a', type: 'local', config: { path: '/srv/iso' } });
+
+    node.connection.send({
+      v: PROTOCOL_VERSION,
+      type: 'pools.state',
+      generation: pushed.generation,
+      pools: [
+        {
+          poolId: 'iso-a',
+          status: 'active',
+          mountPath: '/srv/iso',
+          capacityBytes: 1e12,
+          availableBytes: 4e11,
+          reason: null,
+        },
+      ],
+    });
+    const stored = await eventually(
+      () => api('GET', '/pools/iso-a'),
+      (r) => r.body.nodeStates.length === 1,
+      'pool state',
+    );
+    expect(stored.body.nodeStates[0]).toMatchObject({
+      nodeId: 'hv-a',
+      status: 'active',
+      syncedGeneration: pushed.generation,
+    });
+
+    node.connection.send({
+      v: PROTOCOL_VERSION,
+      type: 'scan.result',
+      poolId: 'iso-a',
+      content: 'iso',
+      files: [
+        {
+          relPath: 'debian-12.iso',
+          kind: 'iso',
+          format: 'iso',
+          sizeBytes: 1000,
+          modifiedAt: new Date().toISOString(),
+          os: { family: 'linux', distribution: 'debian', version: '12' },
+        },
+      ],
+    });
+    const images = await eventually(
+      () => api('GET', '/images?kind=iso&nodeId=hv-a'),
+      (r) => r.body.total === 1,
+      'scanned ISO',
+    );
+    expect(images.body.images[0]).toMatchObject({
+      name: 'debian-12.iso',
+      phase: 'ready',
+      path: '/srv/iso/debian-12.iso',
+      os: { distribution: 'debian' },
+    });
+
+    const available = await api('GET', '/images/available?nodeId=hv-a');
+    expect(available.body.images.map((i: { name: string; status: string }) => [i.name, i.status])).toEqual([
+      ['debian-12.iso', 'ready'],
+      ['Tiny cloud image', 'not-downloaded'],
+    ]);
+  });
+
+  it('refuses a VM from an image that is not ready, naming why', async () => {
+    const pending = await quantix.repositories.images.create({
+      name: 'half',
+      kind: 'cloud',
+      location: { poolId: 'iso-a', relPath: 'cloud/half.qcow2' },
+    });
+    const refused = await api('POST', '/vms', { name: 'vm-1', nodeId: 'hv-a', imageId: pending.id });
+    expect(refused).toMatchObject({ status: 409, body: { error: { code: 'IMAGE_NOT_READY' } } });
+    const missing = await api('POST', '/vms', { name: 'vm-1', nodeId: 'hv-a', imageId: 'no-such-image' });
+    expect(missing).toMatchObject({ status: 404, body: { error: { code: 'IMAGE_NOT_FOUND' } } });
+    expect((await api('GET', '/vms')).body.vms).toEqual([]);
+  });
+
+  it('runs a download on the node and records progress, verification and the result', async () => {
+    const node = nodes[0] as ScriptedNode;
+    let downloadRequest: Extract<ControlMessage, { type: 'request' }> | undefined;
+    node.received.length = 0;
+    const started = await api('POST', '/images/download', { catalogId: 'tiny-cloud', poolId: 'iso-a' });
+    expect(started).toMatchObject({
+      status: 202,
+      body: { catalogId: 'tiny-cloud', location: { relPath: 'cloud/tiny.qcow2' } },
+    });
+    downloadRequest = await node.waitFor('request', (m) => m.request.op === 'image.download');
+    const imageId = started.body.id as string;
+    node.connection.send({
+      v: 1,
+      type: 'image.progress',
+      imageId,
+      bytesDone: 512,
+      bytesTotal: 1024,
+      bytesPerSecond: 1000,
+      etaSeconds: 1,
+    });
+    const halfway = await eventually(
+      () => api('GET', `/images/${imageId}`),
+      (r) => r.body.progress?.bytesDone === 512,
+      'progress',
+    );
+    expect(halfway.body).toMatchObject({ phase: 'downloading', progress: { percent: 50 } });
+    node.connection.send({
+      v: 1,
+      type: 'response',
+      requestId: downloadRequest.requestId,
+      result: {
+        sizeBytes: 1024,
+        checksum: { algorithm: 'sha256', value: 'a'.repeat(64) },
+        format: 'qcow2',
+        virtualSizeBytes: 1 << 30,
+      },
+    });
+    const ready = await eventually(
+      () => api('GET', `/images/${imageId}?nodeId=hv-a`),
+      (r) => r.body.phase === 'ready',
+      'ready',
+    );
+    expect(ready.body).toMatchObject({
+      sizeBytes: 1024,
+      virtualSizeBytes: 1 << 30,
+      progress: null,
+      path: '/srv/iso/cloud/tiny.qcow2',
+    });
+  });
+
+  it('marks a download error and retryable when its node is lost and does not come back', async () => {
+    const created = await api('POST', '/nodes', { id: 'hv-b', hostname: 'hv-b' });
+    const node = new ScriptedNode(cp.url, 'hv-b', created.body.token);
+    await node.waitFor('welcome');
+    await api('POST', '/pools', { id: 'images-b', name: 'images on B', type: 'local', nodeIds: ['hv-b'] });
+    const pushed = await node.waitFor('pools.desired', (m) => m.pools.length === 1);
+    node.connection.send({
+      v: 1,
+      type: 'pools.state',
+      generation: pushed.generation,
+      pools: [
+        {
+          poolId: 'images-b',
+          status: 'active',
+          mountPath: '/var/lib/b',
+          capacityBytes: null,
+          availableBytes: null,
+          reason: null,
+        },
+      ],
+    });
+    await eventually(
+      () => api('GET', '/pools/images-b'),
+      (r) => r.body.nodeStates.length === 1,
+      'state',
+    );
+    const started = await api('POST', '/images/download', { catalogId: 'tiny-cloud', poolId: 'images-b' });
+    await node.waitFor('request', (m) => m.request.op === 'image.download');
+    await node.connection.close();
+    const failed = await eventually(
+      () => api('GET', `/images/${started.body.id}`),
+      (r) => r.body.phase === 'error',
+      'error after grace',
+    );
+    expect(failed.body.error).toMatchObject({ code: 'DOWNLOAD_INTERRUPTED', retryable: true });
+  });
+});

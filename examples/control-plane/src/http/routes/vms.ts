@@ -1,0 +1,54 @@
+import { type Quantix, VM_STATES } from '@quantix/core';
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { createVmSchema, type VmService } from '../../services/vms.js';
+
+const idParams = z.object({ id: z.string().min(1) });
+
+export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: VmService }): void {
+  const { repositories } = deps.quantix;
+  const api = app.withTypeProvider<ZodTypeProvider>();
+
+  api.get(
+    '/vms',
+    {
+      schema: {
+        tags: ['vms'],
+        querystring: z.object({ nodeId: z.string().optional(), state: z.enum(VM_STATES).optional() }),
+      },
+    },
+    async (request) => ({ vms: await repositories.vms.list(request.query) }),
+  );
+
+  api.post(
+    '/vms',
+    { schema: { tags: ['vms'], summary: 'Create and start a VM from a ready image', body: createVmSchema } },
+    async (request, reply) => reply.status(201).send(await deps.vms.create(request.body)),
+  );
+
+  api.get('/vms/:id', { schema: { tags: ['vms'], params: idParams } }, async (request) =>
+    repositories.vms.require(request.params.id),
+  );
+
+  api.post('/vms/:id/start', { schema: { tags: ['vms'], params: idParams } }, async (request) =>
+    deps.vms.start(request.params.id),
+  );
+
+  api.post(
+    '/vms/:id/stop',
+    {
+      schema: {
+        tags: ['vms'],
+        params: idParams,
+        body: z.object({ force: z.boolean().default(false) }).default({ force: false }),
+      },
+    },
+    async (request) => deps.vms.stop(request.params.id, request.body.force),
+  );
+
+  api.delete('/vms/:id', { schema: { tags: ['vms'], params: idParams } }, async (request, reply) => {
+    await deps.vms.delete(request.params.id);
+    return reply.status(204).send();
+  });
+}

@@ -1,0 +1,170 @@
+import {
+  checkVmImage,
+  ErrorCode,
+  type EventBus,
+  type Image,
+  QuantixError,
+  type Repositories,
+  type Vm,
+  type VmSpec,
+  vmNameSchema,
+} from '@quantix/core';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { NodeHub } from '../hub/node-hub.js';
+
+export const createVmSchema = z.object({
+  name: vmNameSchema,
+  nodeId: z.string().min(1),
+  imageId: z.string().min(1),
+  cpu: z.number().int().min(1).max(256).default(1),
+  memoryMiB: z
+    .number()
+    .int()
+    .min(64)
+    .max(1024 * 1024)
+    .default(1024),
+  diskGiB: z.number().int().min(1).max(65_536).default(10),
+  firmware: z.enum(['bios', 'uefi']).default('bios'),
+  /** Pool for the VM's own disk; default: the image's pool when it can hold images. */
+  diskPoolId: z.string().min(1).optional(),
+  user: z.string().min(1).max(32).nullable().default(null),
+  sshAuthorizedKeys: z.array(z.string().max(16_384)).max(32).default([]),
+});
+export type CreateVmInput = z.input<typeof createVmSchema>;
+
+/**
+ * VM lifecycle from the control plane. Creation checks everything before any hypervisor is
+ * touched (node connected; image exists, ready, located, its pool active on the node, the file
+ * there — each failure its own code), records the VM, then asks the node to build and start it.
+ */
+export class VmService {
+  constructor(
+    private readonly options: { repositories: Repositories; hub: NodeHub; events: EventBus; logger: Logger },
+  ) {}
+
+  async create(input: CreateVmInput): Promise<Vm> {
+    const { repositories, hub, events } = this.options;
+    const request = createVmSchema.parse(input);
+    await repositories.nodes.require(request.nodeId);
+    if (await repositories.vms.getByName(request.name)) {
+      throw new QuantixError(ErrorCode.ALREADY_EXISTS, `A VM named ${request.name} already exists; pick another name`);
+    }
+    if (!hub.isConnected(request.nodeId)) {
+      throw new QuantixError(
+        ErrorCode.NODE_NOT_CONNECTED,
+        `Node ${request.nodeId} is not connected; start its node daemon and retry`,
+      );
+    }
+    const { image } = await checkVmImage({
+      repositories,
+      imageId: request.imageId,
+      nodeId: request.nodeId,
+      fileExists: async () => {
+        const location = (await repositories.images.require(request.imageId)).location as NonNullable<
+          Image['location']
+        >;
+        const stat = await hub.request<{ exists: boolean }>(
+          request.nodeId,
+          { op: 'file.stat', ...location },
+          { timeoutMs: 15_000 },
+        );
+        return stat.exists;
+      },
+    });
+    const imageLocation = image.location as NonNullable<Image['location']>;
+    const diskPoolId = request.diskPoolId ?? (await this.diskPoolFor(imageLocation.poolId, request.nodeId));
+    const disk = { poolId: diskPoolId, relPath: `vms/${request.name}/disk.qcow2`, sizeGiB: request.diskGiB };
+    const boot: VmSpec['boot'] =
+      image.kind === 'cloud'
+        ? {
+            kind: 'cloud',
+            image: imageLocation,
+            disk,
+            seed: { poolId: diskPoolId, relPath: `vms/${request.name}/seed.iso` },
+            cloudInit: {
+              hostname: request.name.replace(/[._]/g, '-').slice(0, 63),
+              user: request.user ?? image.os.defaultUser,
+              sshAuthorizedKeys: request.sshAuthorizedKeys,
+            },
+          }
+        : { kind: 'iso', iso: imageLocation, disk };
+    const vm = await repositories.vms.create({
+      name: request.name,
+      nodeId: request.nodeId,
+      cpu: request.cpu,
+      memoryMiB: request.memoryMiB,
+      firmware: request.firmware,
+      disks: [
+        {
+          imageId: image.kind === 'cloud' ? image.id : null,
+          poolId: disk.poolId,
+          relPath: disk.relPath,
+          sizeGiB: disk.sizeGiB,
+        },
+      ],
+      cdroms: image.kind === 'iso' ? [{ imageId: image.id, ...imageLocation }] : [],
+      bootImageId: image.id,
+    });
+    const spec: VmSpec = { name: vm.name, cpu: vm.cpu, memoryMiB: vm.memoryMiB, firmware: request.firmware, boot };
+    try {
+      await hub.request(request.nodeId, { op: 'vm.create', vm: spec }, { timeoutMs: 180_000 });
+    } catch (error) {
+      await repositories.vms.update(vm.id, { state: 'error', error: (error as Error).message });
+      throw error;
+    }
+    const running = await repositories.vms.update(vm.id, { state: 'running', error: null });
+    events.emit('vm.state', { vmId: vm.id, from: 'creating', to: 'running' });
+    return running;
+  }
+
+  async start(id: string): Promise<Vm> {
+    return this.transition(id, { op: 'vm.start' }, 'running');
+  }
+
+  async stop(id: string, force = false): Promise<Vm> {
+    return this.transition(id, { op: 'vm.stop', force }, 'stopped');
+  }
+
+  async delete(id: string): Promise<void> {
+    const { repositories, hub } = this.options;
+    const vm = await repositories.vms.require(id);
+    const deleting = await repositories.vms.update(id, { state: 'deleting' }, { expectedVersion: vm.version });
+    try {
+      await hub.request(vm.nodeId, { op: 'vm.delete', name: vm.name }, { timeoutMs: 120_000 });
+    } catch (error) {
+      if ((error as QuantixError).code !== ErrorCode.NOT_FOUND) {
+        await repositories.vms.update(id, { state: 'error', error: `delete failed: ${(error as Error).message}` });
+        throw error;
+      }
+    }
+    await repositories.vms.delete(id, { expectedVersion: deleting.version });
+  }
+
+  private async transition(
+    id: string,
+    request: { op: 'vm.start' } | { op: 'vm.stop'; force: boolean },
+    to: Vm['state'],
+  ): Promise<Vm> {
+    const { repositories, hub, events } = this.options;
+    const vm = await repositories.vms.require(id);
+    await hub.request(vm.nodeId, { ...request, name: vm.name }, { timeoutMs: 120_000 });
+    const updated = await repositories.vms.update(id, { state: to, error: null });
+    events.emit('vm.state', { vmId: id, from: vm.state, to });
+    return updated;
+  }
+
+  private async diskPoolFor(imagePoolId: string, nodeId: string): Promise<string> {
+    const { repositories } = this.options;
+    const imagePool = await repositories.pools.require(imagePoolId);
+    if (imagePool.contentTypes.includes('images')) return imagePool.id;
+    for (const pool of await repositories.pools.list({ nodeId })) {
+      const state = await repositories.pools.getNodeState(pool.id, nodeId);
+      if (pool.contentTypes.includes('images') && state?.status === 'active') return pool.id;
+    }
+    throw new QuantixError(
+      ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
+      `Node ${nodeId} has no active pool for VM disks; give diskPoolId`,
+    );
+  }
+}

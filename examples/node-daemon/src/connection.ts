@@ -1,0 +1,150 @@
+import {
+  type ControlMessage,
+  isQuantixError,
+  type NodeMessage,
+  PROTOCOL_VERSION,
+  parseControlMessage,
+} from '@quantix/core';
+import type { Logger } from 'pino';
+import WebSocket from 'ws';
+
+/** Handles what the control plane sends; replies go through `send`. */
+export interface MessageHandler {
+  handle(message: ControlMessage, send: (message: NodeMessage) => void): Promise<void> | void;
+}
+
+export interface ControlPlaneConnectionOptions {
+  /** ws(s)://host:port of the control plane (the /api/v1/nodes/connect path is added). */
+  url: string;
+  nodeId: string;
+  token: string;
+  hostname: string;
+  agentVersion: string;
+  capabilities?: Record<string, unknown>;
+  handler: MessageHandler;
+  logger: Logger;
+  /** First reconnect delay; doubles up to maxBackoffMs, with full jitter. */
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+/**
+ * The node's one connection to the control plane: dials, says hello, hands every validated
+ * message to the handler, and redials with exponential backoff and jitter whenever the
+ * connection drops — forever, until close(). A wrong token is reported and retried too (an
+ * operator may fix it on the control plane), but with the maximum delay.
+ */
+export class ControlPlaneConnection {
+  private socket: WebSocket | undefined;
+  private attempt = 0;
+  private stopped = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private connectedOnce: (() => void) | undefined;
+  readonly ready: Promise<void>;
+
+  constructor(private readonly options: ControlPlaneConnectionOptions) {
+    this.ready = new Promise((resolve) => {
+      this.connectedOnce = resolve;
+    });
+  }
+
+  start(): void {
+    this.dial();
+  }
+
+  get connected(): boolean {
+    return this.socket?.readyState === WebSocket.OPEN;
+  }
+
+  send(message: NodeMessage): void {
+    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    const socket = this.socket;
+    if (!socket || socket.readyState === WebSocket.CLOSED) return;
+    await new Promise<void>((resolve) => {
+      socket.once('close', () => resolve());
+      socket.close(1000, 'node daemon stopping');
+      setTimeout(() => {
+        socket.terminate();
+        resolve();
+      }, 2000).unref();
+    });
+  }
+
+  private dial(): void {
+    const { url, nodeId, token, logger } = this.options;
+    const endpoint = new URL('/api/v1/nodes/connect', url.replace(/^http/, 'ws'));
+    const socket = new WebSocket(endpoint, {
+      headers: { authorization: `Bearer ${token}`, 'x-quantix-node-id': nodeId },
+      handshakeTimeout: 10_000,
+    });
+    this.socket = socket;
+    let unauthorized = false;
+
+    socket.on('open', () => {
+      this.attempt = 0;
+      logger.info({ url: endpoint.href }, 'connected to the control plane');
+      this.send({
+        v: PROTOCOL_VERSION,
+        type: 'hello',
+        nodeId,
+        hostname: this.options.hostname,
+        agentVersion: this.options.agentVersion,
+        capabilities: this.options.capabilities ?? {},
+      });
+    });
+    socket.on('unexpected-response', (_request, response) => {
+      unauthorized = response.statusCode === 401;
+      logger.error(
+        { status: response.statusCode },
+        unauthorized ? 'the control plane refused this node token' : 'unexpected answer to the connection',
+      );
+      socket.terminate();
+    });
+    socket.on('message', (data) => {
+      let message: ControlMessage;
+      try {
+        message = parseControlMessage(data.toString());
+      } catch (error) {
+        logger.warn({ err: error }, 'invalid message from the control plane');
+        return;
+      }
+      if (message.type === 'welcome') this.connectedOnce?.();
+      Promise.resolve(this.options.handler.handle(message, (reply) => this.send(reply))).catch((error) => {
+        logger.error({ err: error, type: message.type }, 'handling a control-plane message failed');
+        if (message.type === 'request') {
+          this.send({
+            v: PROTOCOL_VERSION,
+            type: 'response',
+            requestId: message.requestId,
+            error: {
+              code: isQuantixError(error) ? error.code : 'COMMAND_FAILED',
+              message: (error as Error)?.message ?? String(error),
+            },
+          });
+        }
+      });
+    });
+    socket.on('error', (error) => logger.warn({ err: error }, 'control-plane connection error'));
+    socket.on('close', (code, reason) => {
+      if (this.socket !== socket) return;
+      if (this.stopped) return;
+      const delay = this.backoff(unauthorized);
+      logger.warn({ code, reason: reason.toString(), retryInMs: delay }, 'control-plane connection closed; redialling');
+      this.retryTimer = setTimeout(() => this.dial(), delay);
+    });
+  }
+
+  /** Full jitter: a random delay between 0 and min(max, initial × 2^attempt). */
+  private backoff(unauthorized: boolean): number {
+    const initial = this.options.initialBackoffMs ?? 500;
+    const max = this.options.maxBackoffMs ?? 30_000;
+    if (unauthorized) return max;
+    const ceiling = Math.min(max, initial * 2 ** this.attempt++);
+    return Math.max(50, Math.round(Math.random() * ceiling));
+  }
+}

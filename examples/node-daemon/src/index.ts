@@ -1,0 +1,1 @@
+export { ControlPlaneConnection, type ControlPlaneConnectionOptions, type MessageHandler } from './connection.js';
