@@ -1,0 +1,130 @@
+import { mkdir, mkdtemp, realpath, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ErrorCode } from '@quantix/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isOnNetworkFilesystem, listPoolFiles } from './directory.js';
+
+// Listing runs against a real directory tree made for the test.
+let base: string;
+let root: string;
+const mtime = new Date('2024-05-01T12:00:00Z');
+
+async function put(relPath: string, content = 'x'): Promise<void> {
+  const path = join(root, relPath);
+  await mkdir(join(path, '..'), { recursive: true });
+  await writeFile(path, content);
+  await utimes(path, mtime, mtime);
+}
+
+beforeAll(async () => {
+  base = await realpath(await mkdtemp(join(tmpdir(), 'quantix-list-')));
+  root = join(base, 'pool');
+  await put('debian-12.iso', 'a'.repeat(1000));
+  await put('Windows/WIN11.ISO', 'bb');
+  await put('linux/ubuntu/24.04/ubuntu-24.04-live-server-amd64.iso');
+  await put('linux/ubuntu/24.04/SHA256SUMS');
+  await put('images/jammy.qcow2');
+  await put('images/disk.raw');
+  await put('images/floppy.img');
+  await put('images/notes.txt');
+  // Temporaries and hidden files a scan must ignore.
+  await put('fedora.iso.partial');
+  await put('.upload-3f9c.iso');
+  await put('.hidden/inside.iso');
+  await put('images/jammy.qcow2.part');
+  // Deeper than the default depth of 8 directory levels.
+  await put('a/b/c/d/e/f/g/h/i/deep.iso');
+  await put('a/b/c/d/e/f/g/h/shallow-enough.iso');
+  // Links are not followed: one to a file inside, one to a directory outside.
+  await mkdir(join(base, 'outside'), { recursive: true });
+  await writeFile(join(base, 'outside', 'escape.iso'), 'x');
+  await symlink('debian-12.iso', join(root, 'alias.iso'));
+  await symlink(join(base, 'outside'), join(root, 'outside-dir'));
+});
+
+afterAll(async () => {
+  await rm(base, { recursive: true, force: true });
+});
+
+describe('listPoolFiles', () => {
+  it('lists every ISO in the tree, case-insensitively, with size and mtime, sorted by relPath', async () => {
+    const { files } = await listPoolFiles(root, { content: 'iso', maxDepth: 8 });
+    expect(files).toEqual([
+      { relPath: 'Windows/WIN11.ISO', sizeBytes: 2, modifiedAt: mtime },
+      { relPath: 'a/b/c/d/e/f/g/h/shallow-enough.iso', sizeBytes: 1, modifiedAt: mtime },
+      { relPath: 'debian-12.iso', sizeBytes: 1000, modifiedAt: mtime },
+      { relPath: 'linux/ubuntu/24.04/ubuntu-24.04-live-server-amd64.iso', sizeBytes: 1, modifiedAt: mtime },
+    ]);
+  });
+
+  it('lists disk images (qcow2, raw, img) and nothing else for the images content type', async () => {
+    const { files } = await listPoolFiles(root, { content: 'images', maxDepth: 8 });
+    expect(files.map((f) => f.relPath)).toEqual(['images/disk.raw', 'images/floppy.img', 'images/jammy.qcow2']);
+  });
+
+  it('ignores partial downloads, uploads in progress and hidden files', async () => {
+    const { files, skipped } = await listPoolFiles(root, { content: 'iso', maxDepth: 8 });
+    const names = files.map((f) => f.relPath).join(' ');
+    expect(names).not.toMatch(/partial|upload|hidden/);
+    expect(skipped.map((s) => s.relPath).join(' ')).not.toMatch(/partial|upload|hidden/);
+  });
+
+  it('stops at the depth limit and reports the directories it did not enter', async () => {
+    const deep = await listPoolFiles(root, { content: 'iso', maxDepth: 8 });
+    expect(deep.skipped).toContainEqual({ relPath: 'a/b/c/d/e/f/g/h/i', reason: 'deeper than maxDepth 8' });
+    const flat = await listPoolFiles(root, { content: 'iso', maxDepth: 0 });
+    expect(flat.files.map((f) => f.relPath)).toEqual(['debian-12.iso']);
+    expect(flat.skipped.map((s) => s.relPath)).toEqual(['Windows', 'a', 'alias.iso', 'images', 'linux']);
+  });
+
+  it('does not follow symbolic links, and says so for links that look like content', async () => {
+    const { files, skipped } = await listPoolFiles(root, { content: 'iso', maxDepth: 8 });
+    expect(files.map((f) => f.relPath)).not.toContain('alias.iso');
+    expect(files.map((f) => f.relPath).join(' ')).not.toContain('escape');
+    expect(skipped).toContainEqual({ relPath: 'alias.iso', reason: 'symbolic link, not followed' });
+  });
+
+  it('lists the same files with thread-pool stats (network filesystems) as with blocking ones', async () => {
+    const blocking = await listPoolFiles(root, { content: 'iso', maxDepth: 8, blockingStat: true });
+    const threaded = await listPoolFiles(root, { content: 'iso', maxDepth: 8, blockingStat: false });
+    expect(threaded).toEqual(blocking);
+    expect(threaded.files).toHaveLength(4);
+  });
+
+  it('tells local filesystems from network ones by statfs type, and counts an unknown one as network', async () => {
+    expect(await isOnNetworkFilesystem(root)).toBe(false);
+    expect(await isOnNetworkFilesystem('/dev/shm')).toBe(false);
+    expect(await isOnNetworkFilesystem(join(base, 'not-there'))).toBe(true);
+  });
+
+  it('reports a missing pool directory as POOL_UNAVAILABLE', async () => {
+    await expect(listPoolFiles(join(base, 'missing'), { content: 'iso', maxDepth: 8 })).rejects.toMatchObject({
+      code: ErrorCode.POOL_UNAVAILABLE,
+      message: expect.stringContaining('does not exist'),
+    });
+  });
+
+  it('stops when its AbortSignal fires', async () => {
+    await expect(listPoolFiles(root, { content: 'iso', maxDepth: 8, signal: AbortSignal.abort() })).rejects.toThrow();
+  });
+
+  it('lists the same files as find(1) on a larger tree', async () => {
+    const tree = join(base, 'many');
+    for (let d = 0; d < 20; d++) {
+      await mkdir(join(tree, `d${d}`, `sub${d % 3}`), { recursive: true });
+      for (let f = 0; f < 25; f++) {
+        await writeFile(join(tree, `d${d}`, f % 2 ? `f${f}.iso` : `f${f}.txt`), '');
+        await writeFile(join(tree, `d${d}`, `sub${d % 3}`, `g${f}.iso`), '');
+      }
+    }
+    const { execFileSync } = await import('node:child_process');
+    const found = execFileSync('find', [tree, '-type', 'f', '-iname', '*.iso', '-printf', '%P\n'], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .sort();
+    const { files } = await listPoolFiles(tree, { content: 'iso', maxDepth: 8 });
+    expect(files.map((f) => f.relPath).sort()).toEqual(found);
+    expect(found).toHaveLength(20 * 12 + 20 * 25);
+  });
+});
