@@ -4,6 +4,8 @@
  * connection class with a scripted handler that answers as a node would: these tests pin the
  * protocol and the API; the end-to-end tests run the real node agent in real daemon processes.
  */
+
+import { createHash } from 'node:crypto';
 import {
   type ControlMessage,
   createQuantix,
@@ -360,5 +362,72 @@ describe('control plane API and node hub (PostgreSQL)', () => {
       'error after grace',
     );
     expect(failed.body.error).toMatchObject({ code: 'DOWNLOAD_INTERRUPTED', retryable: true });
+  });
+
+  it('stages an ISO upload that the node fetches (with a ranged resume); a cut-off upload leaves nothing', async () => {
+    const node = nodes[0] as ScriptedNode;
+    node.received.length = 0;
+    const iso = Buffer.alloc(256 * 1024, 7);
+    iso.write('CD001', 32769);
+    const uploaded = await fetch(
+      `${cp.url}/api/v1/images/upload?poolId=iso-a&name=${encodeURIComponent('my install.iso')}`,
+      {
+        method: 'POST',
+        headers: { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/octet-stream' },
+        body: iso,
+      },
+    );
+    expect(uploaded.status).toBe(201);
+    const image = (await uploaded.json()) as { id: string; checksum: { value: string } };
+    expect(image).toMatchObject({
+      name: 'my install.iso',
+      kind: 'iso',
+      sizeBytes: iso.length,
+      location: { poolId: 'iso-a', relPath: 'my install.iso' },
+    });
+    expect(image.checksum.value).toBe(createHash('sha256').update(iso).digest('hex'));
+
+    // The node fetches the staged bytes from the control plane: first half, then the rest by Range.
+    const request = await node.waitFor('request', (m) => m.request.op === 'image.download');
+    const source = (request.request as { sourceUrl: string }).sourceUrl;
+    const head = Buffer.from(await (await fetch(source, { headers: { range: 'bytes=0-131071' } })).arrayBuffer());
+    const tailResponse = await fetch(source, { headers: { range: 'bytes=131072-' } });
+    expect(tailResponse.status).toBe(206);
+    const whole = Buffer.concat([head, Buffer.from(await tailResponse.arrayBuffer())]);
+    expect(whole.equals(iso)).toBe(true);
+    expect((await fetch(source.replace(/token=[^&]+/, 'token=wrong'))).status).toBe(404);
+    node.connection.send({
+      v: 1,
+      type: 'response',
+      requestId: request.requestId,
+      result: { sizeBytes: iso.length, os: { family: 'linux', distribution: 'debian' } },
+    });
+    const ready = await eventually(
+      () => api('GET', `/images/${image.id}`),
+      (r) => r.body.phase === 'ready',
+      'upload ready',
+    );
+    expect(ready.body.os).toMatchObject({ family: 'linux', distribution: 'debian' });
+    expect((await fetch(source)).status).toBe(404); // staged copy gone
+
+    // An upload that announces more bytes than it sends: refused, no row, nothing staged.
+    const before = (await api('GET', '/images?kind=iso')).body.total;
+    const cut = await fetch(`${cp.url}/api/v1/images/upload?poolId=iso-a&name=cut.iso`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/octet-stream' },
+      body: new ReadableStream({
+        start(controller) {
+          controller.enqueue(new Uint8Array(1000));
+          controller.error(new Error('client gave up'));
+        },
+      }),
+      duplex: 'half',
+    } as RequestInit).catch((error: Error) => error);
+    expect(cut instanceof Error || (cut as Response).status >= 400).toBe(true);
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await api('GET', '/images?kind=iso')).body.total).toBe(before);
+    expect((await api('POST', '/images/upload?poolId=iso-a&name=..%2Fescape.iso')).body.error?.code).toBe(
+      'INVALID_INPUT',
+    );
   });
 });

@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fastifySwagger from '@fastify/swagger';
 import fastifyWebsocket from '@fastify/websocket';
 import { CatalogRegistry, ImageCatalogToken, type Quantix } from '@quantix/core';
@@ -7,10 +9,12 @@ import { handleError } from './http/errors.js';
 import { imageRoutes } from './http/routes/images.js';
 import { nodeRoutes } from './http/routes/nodes.js';
 import { poolRoutes } from './http/routes/pools.js';
+import { uploadRoutes } from './http/routes/uploads.js';
 import { vmRoutes } from './http/routes/vms.js';
 import { NodeHub } from './hub/node-hub.js';
 import { bearerToken, tokenMatches } from './hub/tokens.js';
 import { DownloadService } from './services/downloads.js';
+import { UploadService } from './services/uploads.js';
 import { VmService } from './services/vms.js';
 
 export const API_PREFIX = '/api/v1';
@@ -26,8 +30,12 @@ export interface ControlPlaneOptions {
   port?: number;
   /** How long a busy download waits for a node holding its pool after a restart. */
   resumeGraceMs?: number;
-  /** Largest request body, e.g. an ISO upload (bytes). */
-  bodyLimit?: number;
+  /** Largest ISO upload, in bytes (default 16 GiB). */
+  maxUploadBytes?: number;
+  /** Where uploads wait until a node has fetched them (default: a directory under the OS temp dir). */
+  stagingDir?: string;
+  /** The URL nodes reach this control plane at (default: the listen address). */
+  publicUrl?: string;
 }
 
 export interface ControlPlane {
@@ -35,6 +43,7 @@ export interface ControlPlane {
   hub: NodeHub;
   downloads: DownloadService;
   vms: VmService;
+  uploads: UploadService;
   /** http://host:port */
   url: string;
   close(): Promise<void>;
@@ -58,8 +67,17 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     ...(options.resumeGraceMs !== undefined ? { resumeGraceMs: options.resumeGraceMs } : {}),
   });
   const vms = new VmService({ repositories: quantix.repositories, hub, events: quantix.events, logger });
+  let listenUrl = '';
+  const uploads = new UploadService({
+    repositories: quantix.repositories,
+    hub,
+    logger,
+    stagingDir: options.stagingDir ?? join(tmpdir(), 'quantix-uploads'),
+    publicUrl: () => options.publicUrl ?? listenUrl,
+    ...(options.maxUploadBytes !== undefined ? { maxBytes: options.maxUploadBytes } : {}),
+  });
 
-  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: options.bodyLimit ?? 1024 * 1024 });
+  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: 1024 * 1024 });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.setErrorHandler(handleError);
@@ -75,7 +93,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 
   app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?')[0] ?? '';
-    if (!path.startsWith(API_PREFIX) || PUBLIC_ROUTES.has(path) || path === `${API_PREFIX}/nodes/connect`) return;
+    // The node socket and staged uploads carry their own tokens.
+    if (
+      !path.startsWith(API_PREFIX) ||
+      PUBLIC_ROUTES.has(path) ||
+      path === `${API_PREFIX}/nodes/connect` ||
+      path.startsWith(`${API_PREFIX}/uploads/`)
+    )
+      return;
     const token = bearerToken(request.headers.authorization);
     if (token !== options.apiToken) {
       return reply.status(401).send({
@@ -118,17 +143,23 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       nodeRoutes(api, { quantix, hub });
       imageRoutes(api, { quantix, hub, downloads, catalog });
       vmRoutes(api, { quantix, vms });
+      uploadRoutes(api, {
+        uploads,
+        ...(options.maxUploadBytes !== undefined ? { maxBytes: options.maxUploadBytes } : {}),
+      });
     },
     { prefix: API_PREFIX },
   );
 
   await downloads.reconcileOnStart();
   const address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
+  listenUrl = address;
   return {
     app,
     hub,
     downloads,
     vms,
+    uploads,
     url: address,
     async close() {
       downloads.close();

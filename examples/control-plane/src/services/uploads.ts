@@ -1,0 +1,184 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { ErrorCode, type Image, QuantixError, type Repositories } from '@quantix/core';
+import { sanitizeIsoFileName } from '@quantix/images-iso';
+import type { Logger } from 'pino';
+import type { NodeHub } from '../hub/node-hub.js';
+
+interface Staged {
+  path: string;
+  token: string;
+  sizeBytes: number;
+}
+
+export interface UploadServiceOptions {
+  repositories: Repositories;
+  hub: NodeHub;
+  logger: Logger;
+  /** Where uploads wait until a node has fetched them. */
+  stagingDir: string;
+  /** The control plane's URL as nodes reach it (they fetch staged uploads from it). */
+  publicUrl: () => string;
+  maxBytes?: number;
+}
+
+export const DEFAULT_MAX_UPLOAD_BYTES = 16 * 1024 ** 3;
+
+/**
+ * ISO uploads. The control plane cannot write into a node's pool, so an upload is staged here
+ * (streamed to a temporary file, size-limited, hashed), then the node holding the pool fetches
+ * it like any download — resumable and verified against the hash taken here — and the staged
+ * copy is removed. An upload cut off midway leaves no row and no file: the row is created only
+ * once every byte has arrived.
+ */
+export class UploadService {
+  private readonly staged = new Map<string, Staged>();
+
+  constructor(private readonly options: UploadServiceOptions) {}
+
+  async receive(input: { poolId: string; fileName: string; body: Readable; expectedSize?: number }): Promise<Image> {
+    const { repositories, hub } = this.options;
+    const fileName = sanitizeIsoFileName(input.fileName);
+    const pool = await repositories.pools.require(input.poolId);
+    if (!pool.contentTypes.includes('iso')) {
+      throw new QuantixError(ErrorCode.INVALID_INPUT, `Pool ${pool.name} does not hold ISOs`);
+    }
+    const relPath = fileName;
+    if (await repositories.images.getByLocation({ poolId: pool.id, relPath })) {
+      throw new QuantixError(
+        ErrorCode.ALREADY_EXISTS,
+        `Pool ${pool.name} already has ${fileName}; rename the file or delete the old image`,
+      );
+    }
+    const states = await repositories.pools.listNodeStates({ poolId: pool.id });
+    const nodeId = states.find((s) => s.status === 'active' && hub.isConnected(s.nodeId))?.nodeId;
+    if (!nodeId) {
+      throw new QuantixError(
+        ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
+        `Pool ${pool.name} is not active on any connected node; nothing could store the upload`,
+      );
+    }
+
+    const id = randomUUID();
+    const staged = await this.stage(id, input.body, input.expectedSize);
+    let image: Image;
+    try {
+      image = await repositories.images.create({
+        name: fileName,
+        kind: 'iso',
+        format: 'iso',
+        sizeBytes: staged.sizeBytes,
+        checksum: staged.checksum,
+        location: { poolId: pool.id, relPath },
+        nodeId: pool.shared ? null : nodeId,
+        labels: { 'quantix.io/source': 'upload' },
+      });
+    } catch (error) {
+      await rm(staged.path, { force: true });
+      throw error;
+    }
+    const token = randomBytes(24).toString('base64url');
+    this.staged.set(id, { path: staged.path, token, sizeBytes: staged.sizeBytes });
+    void this.transfer(image, nodeId, id, token);
+    return image;
+  }
+
+  /** The staged file for a node's fetch, if the id and one-time token match. */
+  async open(id: string, token: string): Promise<Staged> {
+    const staged = this.staged.get(id);
+    if (!staged || staged.token !== token) throw new QuantixError(ErrorCode.NOT_FOUND, 'No such staged upload');
+    return staged;
+  }
+
+  stream(staged: Staged, range?: { start: number; end: number }): Readable {
+    return createReadStream(staged.path, range ? { start: range.start, end: range.end } : {});
+  }
+
+  private async stage(id: string, body: Readable, expectedSize?: number) {
+    const maxBytes = this.options.maxBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
+    if (expectedSize !== undefined && expectedSize > maxBytes) {
+      throw new QuantixError(ErrorCode.INVALID_INPUT, `The upload is ${expectedSize} bytes; the limit is ${maxBytes}`);
+    }
+    await mkdir(this.options.stagingDir, { recursive: true });
+    const partial = join(this.options.stagingDir, `${id}.partial`);
+    const final = join(this.options.stagingDir, `${id}.iso`);
+    const hash = createHash('sha256');
+    const file = await open(partial, 'wx');
+    let size = 0;
+    try {
+      for await (const chunk of body) {
+        const bytes = chunk as Buffer;
+        size += bytes.length;
+        if (size > maxBytes)
+          throw new QuantixError(ErrorCode.INVALID_INPUT, `The upload is larger than the limit of ${maxBytes} bytes`);
+        hash.update(bytes);
+        await file.write(bytes);
+      }
+      if (expectedSize !== undefined && size !== expectedSize) {
+        throw new QuantixError(ErrorCode.INVALID_INPUT, `The upload ended after ${size} of ${expectedSize} bytes`);
+      }
+      if (size === 0) throw new QuantixError(ErrorCode.INVALID_INPUT, 'The upload is empty');
+      await file.sync();
+      await file.close();
+      await rename(partial, final);
+    } catch (error) {
+      await file.close().catch(() => undefined);
+      await rm(partial, { force: true });
+      throw error;
+    }
+    return { path: final, sizeBytes: size, checksum: { algorithm: 'sha256' as const, value: hash.digest('hex') } };
+  }
+
+  private async transfer(image: Image, nodeId: string, id: string, token: string): Promise<void> {
+    const { repositories, hub, logger } = this.options;
+    const location = image.location as NonNullable<Image['location']>;
+    try {
+      await repositories.images.update(image.id, { phase: 'downloading' });
+      const result = await hub.request<{ sizeBytes: number; os?: Partial<Image['os']> | null }>(
+        nodeId,
+        {
+          op: 'image.download',
+          imageId: image.id,
+          poolId: location.poolId,
+          relPath: location.relPath,
+          sourceUrl: `${this.options.publicUrl()}/api/v1/uploads/${id}?token=${token}`,
+          checksum: image.checksum,
+          checksumUrl: null,
+        },
+        { timeoutMs: 24 * 3600_000 },
+      );
+      await repositories.images.update(image.id, { phase: 'verifying' });
+      await repositories.images.update(image.id, {
+        phase: 'ready',
+        progress: null,
+        sizeBytes: result.sizeBytes,
+        fileModifiedAt: new Date(),
+        ...(result.os ? { os: { ...image.os, ...result.os } } : {}),
+      });
+    } catch (error) {
+      logger.warn({ imageId: image.id, err: error }, 'upload transfer to the node failed');
+      await repositories.images
+        .update(image.id, {
+          phase: 'error',
+          error: {
+            code: (error as QuantixError).code ?? 'UPLOAD_FAILED',
+            message: `the node could not store the upload: ${(error as Error).message}`,
+            retryable: false,
+          },
+        })
+        .catch(() => undefined);
+    } finally {
+      const staged = this.staged.get(id);
+      this.staged.delete(id);
+      if (staged) await rm(staged.path, { force: true });
+    }
+  }
+
+  /** Size of a staged file, for Content-Length. */
+  async size(staged: Staged): Promise<number> {
+    return (await stat(staged.path)).size;
+  }
+}
