@@ -318,6 +318,28 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
       expect(await repos.images.count()).toBe(3);
     });
 
+    it('takes what a re-scan learned about a changed file, and keeps what it did not', async () => {
+      await repos.images.upsertByLocation([
+        found('d.iso', 100, {
+          format: 'iso',
+          os: { family: 'linux', distribution: 'debian', version: '12' },
+          labels: { a: '1' },
+        }),
+      ]);
+      const id = imageIdForLocation('pool-a', 'd.iso');
+      await repos.images.upsertByLocation([
+        found('d.iso', 200, { os: { family: 'linux', distribution: 'debian', version: '13' }, labels: { b: '2' } }),
+      ]);
+      expect(await repos.images.require(id)).toMatchObject({
+        sizeBytes: 200,
+        format: 'iso',
+        os: { distribution: 'debian', version: '13' },
+        labels: { a: '1', b: '2' },
+      });
+      await repos.images.upsertByLocation([found('d.iso', 300)]); // a scan that could not identify it
+      expect((await repos.images.require(id)).os).toMatchObject({ distribution: 'debian', version: '13' });
+    });
+
     it('brings a missing image back to ready, but never touches a busy row', async () => {
       await repos.images.upsertByLocation([found('gone.iso')]);
       const id = imageIdForLocation('pool-a', 'gone.iso');

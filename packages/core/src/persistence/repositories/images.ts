@@ -174,6 +174,10 @@ export class KnexImageRepository implements ImageRepository {
               size_bytes: trx.raw('excluded.size_bytes'),
               file_modified_at: trx.raw('excluded.file_modified_at'),
               node_id: trx.raw(`coalesce(excluded.node_id, ${TABLE}.node_id)`),
+              // A changed file was inspected again: take what the scan learned, keep what it did not.
+              format: trx.raw(`coalesce(excluded.format, ${TABLE}.format)`),
+              os: trx.raw(`case when excluded.os->>'family' <> 'unknown' then excluded.os else ${TABLE}.os end`),
+              labels: trx.raw(`${TABLE}.labels || excluded.labels`),
               phase: 'ready',
               error: null,
               version: trx.raw(`${TABLE}.version + 1`),
