@@ -61,6 +61,54 @@ export const ErrorCode = {
   POOL_UNAVAILABLE: 'POOL_UNAVAILABLE',
   /** Mounting or unmounting a network pool failed; the message carries the command's own error. */
   POOL_MOUNT_FAILED: 'POOL_MOUNT_FAILED',
+  // --- @quantix/images-cloud: downloads of images from HTTP(S) sources ---
+  /** The source policy refuses a URL (scheme, host, port or resolved address), before any request is sent. */
+  SOURCE_NOT_ALLOWED: 'SOURCE_NOT_ALLOWED',
+  /** A download failed: network error, HTTP error status, or the file could not be written. `details.retryable` says whether trying again can help. */
+  DOWNLOAD_FAILED: 'DOWNLOAD_FAILED',
+  /** A download was cancelled; its partial file is kept so a retry resumes it. */
+  DOWNLOAD_CANCELLED: 'DOWNLOAD_CANCELLED',
+  /** A download was interrupted by a restart and cannot be resumed; the message says why. */
+  DOWNLOAD_INTERRUPTED: 'DOWNLOAD_INTERRUPTED',
+  /** The downloaded bytes do not have the expected checksum; the partial file was deleted. */
+  CHECKSUM_MISMATCH: 'CHECKSUM_MISMATCH',
+  /** No expected checksum could be had: the checksum file is unreachable, malformed, or has no line for the file. */
+  CHECKSUM_UNAVAILABLE: 'CHECKSUM_UNAVAILABLE',
+  /** A downloaded file is not a usable disk image (qemu-img cannot read it, or it names a backing file). */
+  IMAGE_INVALID: 'IMAGE_INVALID',
+  // --- @quantix/images-iso: reading ISO images and uploading them into pools ---
+  /** The file is zero bytes long: nothing was ever written to it. */
+  ISO_EMPTY: 'ISO_EMPTY',
+  /**
+   * The file ends before the ISO it begins with: its volume descriptors, or the volume size they
+   * declare, run past the end of the file (an interrupted copy or download).
+   */
+  ISO_TRUNCATED: 'ISO_TRUNCATED',
+  /** The file is not an ISO 9660 image: no `CD001` volume descriptor at sector 16 (a text file or disk image named `.iso`). */
+  ISO_NOT_ISO9660: 'ISO_NOT_ISO9660',
+  /** The volume descriptors are damaged: no primary descriptor, no terminator within the limit, an impossible block size. */
+  ISO_MALFORMED: 'ISO_MALFORMED',
+  /** The file could not be read (permission denied, I/O error); `details.errno` says which. */
+  ISO_UNREADABLE: 'ISO_UNREADABLE',
+  /** An upload sent more bytes than its size limit; nothing was kept. */
+  UPLOAD_TOO_LARGE: 'UPLOAD_TOO_LARGE',
+  /** An upload's stream ended early, failed or was aborted before it was complete; nothing was kept. */
+  UPLOAD_INCOMPLETE: 'UPLOAD_INCOMPLETE',
+  // --- @quantix/node-runtime: SSH command runner and the libvirt hypervisor ---
+  /** The SSH connection could not be made or authenticated (refused, unreachable, key rejected); retried with backoff first. */
+  SSH_CONNECT_FAILED: 'SSH_CONNECT_FAILED',
+  /** The host offered a key and no fingerprint is pinned for it, and trust-on-first-use was not asked for. Nothing ran. */
+  SSH_HOST_KEY_UNKNOWN: 'SSH_HOST_KEY_UNKNOWN',
+  /** The host's key does not match the pinned fingerprint (a changed key, or another machine). Nothing ran. */
+  SSH_HOST_KEY_MISMATCH: 'SSH_HOST_KEY_MISMATCH',
+  /** The hypervisor could not be reached (libvirtd down, wrong URI). */
+  HYPERVISOR_UNAVAILABLE: 'HYPERVISOR_UNAVAILABLE',
+  /** The hypervisor refused an operation for another reason; `details.stderr` has its words. */
+  HYPERVISOR_ERROR: 'HYPERVISOR_ERROR',
+  /** The operation is not valid in the current state (starting a running domain, stopping a stopped one). */
+  INVALID_STATE: 'INVALID_STATE',
+  /** Something failed that has no code of its own (a bug, an unexpected library error); the message says what. */
+  INTERNAL_ERROR: 'INTERNAL_ERROR',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
