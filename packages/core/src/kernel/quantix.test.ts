@@ -139,6 +139,21 @@ describe('createQuantix', () => {
     expect(() => quantix.get(GreeterToken)).toThrow(expect.objectContaining({ code: ErrorCode.INSTANCE_CLOSED }));
   });
 
+  it('never calls a service’s own destroy() on close (typedi would, with no arguments)', async () => {
+    const destroyed: unknown[][] = [];
+    const DomainsToken = createServiceToken<{ destroy(...args: unknown[]): void }>('test.domains');
+    const plugin = definePlugin({
+      name: 'domains',
+      apiVersion: 1,
+      register: (ctx) =>
+        ctx.provide(DomainsToken, { factory: () => ({ destroy: (...args: unknown[]) => void destroyed.push(args) }) }),
+    });
+    const quantix = await createQuantix({ database: memory, plugins: [plugin] });
+    quantix.get(DomainsToken);
+    await quantix.close();
+    expect(destroyed).toEqual([]);
+  });
+
   it('says which token is missing when nobody provides it', async () => {
     const quantix = await start([]);
     expect(quantix.has(HypervisorToken)).toBe(false);

@@ -153,7 +153,13 @@ export async function createQuantix(options: CreateQuantixOptions = {}): Promise
       }
     }
     events.all.clear();
-    container.reset({ strategy: 'resetServices' });
+    // typedi's reset calls a method named destroy() on every factory-made service, with no
+    // arguments (a Hypervisor's destroy() would be asked to stop a domain). Services end through
+    // onClose hooks only, so strip what makes typedi do that before dropping the container.
+    for (const service of (container as unknown as { services: { factory?: unknown; type?: unknown }[] }).services) {
+      service.factory = undefined;
+      service.type = null;
+    }
     Container.reset(id);
     await database.close();
     if (failures.length > 0) throw new AggregateError(failures, 'some close hooks failed');
