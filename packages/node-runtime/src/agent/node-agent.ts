@@ -1,0 +1,538 @@
+import { stat } from 'node:fs/promises';
+import { basename } from 'node:path';
+import {
+  backendFor,
+  type CommandRunner,
+  type ControlMessage,
+  callBackend,
+  ErrorCode,
+  type Hypervisor,
+  type IMAGE_FORMATS,
+  type ImageFetcher,
+  isQuantixError,
+  LocalCommandRunner,
+  type NodeMessage,
+  type NodeRequest,
+  type PluginContext,
+  type PoolContentType,
+  type PoolReport,
+  PROTOCOL_VERSION,
+  type ProtocolPool,
+  parseControlMessage,
+  QuantixError,
+  type ScannedFile,
+  type StorageBackend,
+  type StoragePool,
+  type VmSpec,
+} from '@quantix/core';
+import type { CreatedVm, VmProvisioner } from '../vm/provisioner.js';
+
+type Logger = PluginContext['logger'];
+type Send = (message: NodeMessage) => void | Promise<void>;
+type ImageFormat = (typeof IMAGE_FORMATS)[number];
+
+/** What a scan learns about one file beyond its size and date (e.g. the OS on an ISO). */
+export interface InspectedFile {
+  format?: ImageFormat | null;
+  name?: string;
+  os?: ScannedFile['os'];
+  labels?: Record<string, string>;
+}
+
+/** Looks inside files found by a scan. Failures for one file only leave that file uninspected. */
+export interface FileInspector {
+  inspect(options: { path: string; relPath: string; content: PoolContentType }): Promise<InspectedFile | null>;
+}
+
+/** The VM operations the agent needs beyond the Hypervisor contract (VmProvisioner has them). */
+export type VmLifecycle = Pick<VmProvisioner, 'createFromCloudImage' | 'createFromIso' | 'deleteVm'>;
+
+export interface NodeAgentOptions {
+  nodeId: string;
+  /** One per pool type this node serves (from the StorageBackendToken). */
+  backends: readonly StorageBackend[];
+  /** Where messages go; a call to handle() may give its own instead. */
+  send?: Send;
+  /** Downloads: the fetcher for each URL scheme. Without one, image.download is UNSUPPORTED_OPERATION. */
+  fetchers?: readonly ImageFetcher[];
+  inspector?: FileInspector;
+  hypervisor?: Hypervisor;
+  vms?: VmLifecycle;
+  /** Runs qemu-img on this node to describe downloaded images. Default: a LocalCommandRunner. */
+  runner?: CommandRunner;
+  /** Least time between two image.progress messages of one download. Default 500 ms. */
+  progressIntervalMs?: number;
+  logger?: Logger;
+}
+
+interface ActivePool {
+  definition: ProtocolPool;
+  pool: StoragePool;
+}
+
+const IMAGE_EXTENSIONS: Record<string, ImageFormat> = {
+  '.iso': 'iso',
+  '.qcow2': 'qcow2',
+  '.raw': 'raw',
+  '.vmdk': 'vmdk',
+  '.vhdx': 'vhdx',
+};
+
+/**
+ * The node side of the control-plane ⇄ node protocol, with no transport of its own: the daemon
+ * hands it each message it receives (handle) and sends on what it emits.
+ *
+ * - `pools.desired` is reconciled: every pool in the push is activated through its storage
+ *   backend and reported with the push's generation (`pools.state`); pools no longer in the push
+ *   are deactivated. The agent keeps only the last push, which the control plane resends on every
+ *   connect: nothing it holds cannot be rebuilt from it. Pushes are applied one at a time, and a
+ *   push that arrives during a reconcile waits, with only the newest kept.
+ * - `request`s are answered with `response` (result, or error { code, message }): pool.scan (and
+ *   `scan.result` with every file), image.download (with `image.progress`), image.cancel,
+ *   image.remove, file.stat, vm.create/start/stop/delete/state.
+ */
+export class NodeAgent {
+  private readonly options: NodeAgentOptions;
+  private readonly logger: Logger | undefined;
+  private readonly runner: CommandRunner;
+  private active = new Map<string, ActivePool>();
+  private generation: number | null = null;
+  private reconciling: Promise<void> | null = null;
+  private nextPush: { generation: number; pools: ProtocolPool[]; send: Send } | null = null;
+  private readonly downloads = new Map<string, AbortController>();
+
+  constructor(options: NodeAgentOptions) {
+    this.options = options;
+    this.logger = options.logger;
+    this.runner = options.runner ?? new LocalCommandRunner();
+  }
+
+  /** The hello this node introduces itself with: what it can do is in `capabilities`. */
+  hello(options: { hostname: string; agentVersion: string }): NodeMessage {
+    return {
+      v: PROTOCOL_VERSION,
+      type: 'hello',
+      nodeId: this.options.nodeId,
+      hostname: options.hostname,
+      agentVersion: options.agentVersion,
+      capabilities: {
+        poolTypes: this.options.backends.map((b) => b.type),
+        downloadSchemes: (this.options.fetchers ?? []).flatMap((f) => [...f.schemes]),
+        vms: Boolean(this.options.hypervisor && this.options.vms),
+      },
+    };
+  }
+
+  /** The generation last reconciled, or null before the first push. */
+  get appliedGeneration(): number | null {
+    return this.generation;
+  }
+
+  /**
+   * Takes one message from the control plane (a frame as received, or a parsed message) and
+   * resolves once it has been dealt with: a reconcile reported, a request answered.
+   */
+  async handle(data: unknown, send: Send | undefined = this.options.send): Promise<void> {
+    if (!send) throw new QuantixError(ErrorCode.INVALID_INPUT, 'The node agent has nowhere to send its answers');
+    let message: ControlMessage;
+    try {
+      message = parseControlMessage(data);
+    } catch (error) {
+      // A request we cannot read is still answered, when its id can be found.
+      const requestId = requestIdOf(data);
+      if (requestId)
+        await this.emit(send, { v: PROTOCOL_VERSION, type: 'response', requestId, error: errorBody(error) });
+      else this.logger?.warn({ err: String(error) }, 'ignored a control-plane message that could not be read');
+      return;
+    }
+    switch (message.type) {
+      case 'pools.desired':
+        return this.reconcile(message.generation, message.pools, send);
+      case 'request':
+        return this.answer(message.requestId, message.request, send);
+      case 'welcome':
+        return;
+      case 'error':
+        this.logger?.warn({ error: message.error }, 'the control plane reported an error');
+        return;
+    }
+  }
+
+  /** Cancels downloads in flight and deactivates every active pool. */
+  async close(): Promise<void> {
+    for (const controller of this.downloads.values()) controller.abort(new Error('node agent closing'));
+    await this.reconciling?.catch(() => undefined);
+    for (const { pool } of this.active.values()) await this.deactivate(pool);
+    this.active.clear();
+  }
+
+  private async reconcile(generation: number, pools: ProtocolPool[], send: Send): Promise<void> {
+    if (this.reconciling) {
+      // One reconcile at a time; of the pushes that wait, only the newest matters.
+      this.nextPush = { generation, pools, send };
+      await this.reconciling;
+      return;
+    }
+    let push: { generation: number; pools: ProtocolPool[]; send: Send } | null = { generation, pools, send };
+    const run = async () => {
+      while (push) {
+        const current = push;
+        await this.applyPush(current.generation, current.pools, current.send);
+        push = this.nextPush;
+        this.nextPush = null;
+      }
+    };
+    this.reconciling = run().finally(() => {
+      this.reconciling = null;
+    });
+    await this.reconciling;
+  }
+
+  private async applyPush(generation: number, definitions: ProtocolPool[], send: Send): Promise<void> {
+    if (this.generation !== null && generation < this.generation) {
+      this.logger?.warn({ generation, applied: this.generation }, 'ignored an older pool push');
+      return;
+    }
+    const wanted = new Map(definitions.map((d) => [d.id, d]));
+    // Pools no longer assigned, or assigned with another definition, are let go first.
+    for (const [id, current] of [...this.active]) {
+      const next = wanted.get(id);
+      if (!next || !sameDefinition(next, current.definition)) {
+        await this.deactivate(current.pool);
+        this.active.delete(id);
+      }
+    }
+    const reports = await Promise.all(definitions.map((definition) => this.activate(definition)));
+    this.generation = generation;
+    await this.emit(send, { v: PROTOCOL_VERSION, type: 'pools.state', generation, pools: reports });
+  }
+
+  private async activate(definition: ProtocolPool): Promise<PoolReport> {
+    const pool = toStoragePool(definition, this.options.nodeId);
+    this.active.set(definition.id, { definition, pool });
+    const report = (status: PoolReport['status'], fields: Partial<PoolReport> = {}): PoolReport => ({
+      poolId: definition.id,
+      status,
+      mountPath: null,
+      capacityBytes: null,
+      availableBytes: null,
+      reason: null,
+      ...fields,
+    });
+    try {
+      const backend = backendFor(this.options.backends, definition.type);
+      const status = backend.activate ? await backend.activate({ pool }) : await backend.status({ pool });
+      if (!status.available) return report('unavailable', { mountPath: status.rootPath, reason: status.reason });
+      return report('active', {
+        mountPath: status.rootPath,
+        capacityBytes: wholeBytes(status.capacityBytes),
+        availableBytes: wholeBytes(status.availableBytes),
+      });
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      // A pool that cannot be reached is "unavailable" (it may come back); anything else is an error.
+      const unavailable =
+        isQuantixError(error, ErrorCode.POOL_UNAVAILABLE) || isQuantixError(error, ErrorCode.POOL_MOUNT_FAILED);
+      this.logger?.warn({ poolId: definition.id, err: reason }, 'pool could not be activated');
+      return report(unavailable ? 'unavailable' : 'error', { reason });
+    }
+  }
+
+  private async deactivate(pool: StoragePool): Promise<void> {
+    try {
+      const backend = backendFor(this.options.backends, pool.type);
+      await backend.deactivate?.({ pool });
+    } catch (error) {
+      this.logger?.warn({ poolId: pool.id, err: String(error) }, 'pool could not be deactivated');
+    }
+  }
+
+  private async answer(requestId: string, request: NodeRequest, send: Send): Promise<void> {
+    let reply: NodeMessage;
+    try {
+      const result = await this.perform(request, send);
+      reply = { v: PROTOCOL_VERSION, type: 'response', requestId, result };
+    } catch (error) {
+      if (!isQuantixError(error)) this.logger?.error({ err: error, op: request.op }, 'request failed unexpectedly');
+      reply = { v: PROTOCOL_VERSION, type: 'response', requestId, error: errorBody(error) };
+    }
+    await this.emit(send, reply);
+  }
+
+  private async perform(request: NodeRequest, send: Send): Promise<unknown> {
+    switch (request.op) {
+      case 'pool.scan':
+        return this.scan(request.poolId, request.content, send);
+      case 'image.download':
+        return this.download(request, send);
+      case 'image.cancel': {
+        const controller = this.downloads.get(request.imageId);
+        controller?.abort(
+          new QuantixError(ErrorCode.DOWNLOAD_CANCELLED, `Download of image ${request.imageId} was cancelled`),
+        );
+        return { cancelled: Boolean(controller) };
+      }
+      case 'image.remove': {
+        const { pool, backend } = this.poolFor(request.poolId);
+        await callBackend(backend, 'remove', { pool, relPath: request.relPath });
+        return { removed: true };
+      }
+      case 'file.stat': {
+        const path = await this.resolve(request.poolId, request.relPath);
+        try {
+          const info = await stat(path);
+          return { exists: info.isFile(), sizeBytes: info.isFile() ? info.size : null };
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { exists: false, sizeBytes: null };
+          throw error;
+        }
+      }
+      case 'vm.create':
+        return this.createVm(request.vm);
+      case 'vm.start':
+        await this.hypervisor().start({ name: request.name });
+        return { name: request.name, state: await this.hypervisor().state({ name: request.name }) };
+      case 'vm.stop':
+        if (request.force) await this.hypervisor().destroy({ name: request.name });
+        else await this.hypervisor().shutdown({ name: request.name });
+        return { name: request.name, state: await this.hypervisor().state({ name: request.name }) };
+      case 'vm.delete':
+        return this.vms().deleteVm({ name: request.name });
+      case 'vm.state':
+        return { name: request.name, state: await this.hypervisor().state({ name: request.name }) };
+    }
+  }
+
+  private async scan(poolId: string, content: PoolContentType, send: Send) {
+    const { pool, backend } = this.poolFor(poolId);
+    const listing = await backend.list({ pool, content });
+    const files: ScannedFile[] = [];
+    for (const file of listing.files) {
+      let inspected: InspectedFile | null = null;
+      if (this.options.inspector) {
+        try {
+          const path = await callBackend(backend, 'resolve', { pool, relPath: file.relPath });
+          inspected = await this.options.inspector.inspect({ path, relPath: file.relPath, content });
+        } catch (error) {
+          this.logger?.warn({ poolId, relPath: file.relPath, err: String(error) }, 'file could not be inspected');
+        }
+      }
+      files.push({
+        relPath: file.relPath,
+        kind: content === 'iso' ? 'iso' : 'cloud',
+        format: inspected?.format ?? formatFromName(file.relPath),
+        sizeBytes: file.sizeBytes,
+        modifiedAt: file.modifiedAt.toISOString(),
+        ...(inspected?.name ? { name: inspected.name } : {}),
+        ...(inspected?.os ? { os: inspected.os } : {}),
+        ...(inspected?.labels ? { labels: inspected.labels } : {}),
+      });
+    }
+    await this.emit(send, { v: PROTOCOL_VERSION, type: 'scan.result', poolId, content, files });
+    return { poolId, content, files: files.length, skipped: listing.skipped };
+  }
+
+  private async download(request: Extract<NodeRequest, { op: 'image.download' }>, send: Send) {
+    const scheme = new URL(request.sourceUrl).protocol.replace(/:$/, '');
+    const fetcher = (this.options.fetchers ?? []).find((f) => f.schemes.includes(scheme));
+    if (!fetcher) {
+      throw new QuantixError(ErrorCode.UNSUPPORTED_OPERATION, `This node has no fetcher for ${scheme} URLs`, {
+        details: { scheme },
+      });
+    }
+    if (this.downloads.has(request.imageId)) {
+      throw new QuantixError(ErrorCode.IN_USE, `Image ${request.imageId} is already being downloaded on this node`, {
+        details: { imageId: request.imageId },
+      });
+    }
+    const destinationPath = await this.resolve(request.poolId, request.relPath);
+    const controller = new AbortController();
+    this.downloads.set(request.imageId, controller);
+    const interval = this.options.progressIntervalMs ?? 500;
+    let lastSent = 0;
+    let phase: 'downloading' | 'verifying' | undefined;
+    try {
+      const result = await fetcher.fetch({
+        sourceUrl: request.sourceUrl,
+        destinationPath,
+        checksum: request.checksum,
+        checksumUrl: request.checksumUrl,
+        signal: controller.signal,
+        onProgress: (progress) => {
+          // Every byte in: what follows is the checksum. That moment is always reported.
+          const next =
+            progress.bytesTotal !== null && progress.bytesDone >= progress.bytesTotal ? 'verifying' : 'downloading';
+          const now = Date.now();
+          if (next === phase && now - lastSent < interval) return;
+          lastSent = now;
+          phase = next;
+          void this.emit(send, {
+            v: PROTOCOL_VERSION,
+            type: 'image.progress',
+            imageId: request.imageId,
+            phase: next,
+            bytesDone: progress.bytesDone,
+            bytesTotal: progress.bytesTotal,
+            bytesPerSecond: progress.bytesPerSecond,
+            etaSeconds: progress.etaSeconds,
+          });
+        },
+      });
+      const described = await this.describeImage(result.path, result.sizeBytes);
+      return {
+        sizeBytes: result.sizeBytes,
+        checksum: result.checksum,
+        ...described,
+        bytesTransferred: result.bytesTransferred,
+        resumed: result.resumed,
+      };
+    } finally {
+      this.downloads.delete(request.imageId);
+    }
+  }
+
+  /** Format and virtual size of a downloaded file: ISOs by name, disk images as qemu-img reads them. */
+  private async describeImage(path: string, sizeBytes: number) {
+    if (formatFromName(path) === 'iso') return { format: 'iso' as const, virtualSizeBytes: sizeBytes };
+    try {
+      const out = await this.runner.run({
+        argv: ['qemu-img', 'info', '-U', '--output=json', '--', path],
+        timeoutMs: 30_000,
+      });
+      const info = JSON.parse(out.stdout) as { format?: string; 'virtual-size'?: number };
+      const format = (['qcow2', 'raw', 'vmdk', 'vhdx'] as const).find((f) => f === info.format) ?? null;
+      return { format, virtualSizeBytes: info['virtual-size'] ?? null };
+    } catch (error) {
+      this.logger?.warn({ path, err: String(error) }, 'downloaded image could not be described with qemu-img');
+      return { format: formatFromName(path), virtualSizeBytes: null };
+    }
+  }
+
+  private async createVm(spec: VmSpec): Promise<{ name: string; uuid: string; state: string }> {
+    const vms = this.vms();
+    const common = { name: spec.name, vcpus: spec.cpu, memoryMiB: spec.memoryMiB, firmware: spec.firmware };
+    let created: CreatedVm;
+    if (spec.boot.kind === 'cloud') {
+      const [baseImagePath, diskPath, seedPath] = await Promise.all([
+        this.resolve(spec.boot.image.poolId, spec.boot.image.relPath),
+        this.resolve(spec.boot.disk.poolId, spec.boot.disk.relPath),
+        this.resolve(spec.boot.seed.poolId, spec.boot.seed.relPath),
+      ]);
+      const { hostname, user, sshAuthorizedKeys } = spec.boot.cloudInit;
+      created = await vms.createFromCloudImage({
+        ...common,
+        baseImagePath,
+        diskPath,
+        seedPath,
+        diskSizeGiB: spec.boot.disk.sizeGiB,
+        // Keys go to the named user when there is one, else to the image's default user.
+        cloudInit: user ? { hostname, user: { name: user, sshAuthorizedKeys } } : { hostname, sshAuthorizedKeys },
+      });
+    } else {
+      const [isoPath, diskPath] = await Promise.all([
+        this.resolve(spec.boot.iso.poolId, spec.boot.iso.relPath),
+        this.resolve(spec.boot.disk.poolId, spec.boot.disk.relPath),
+      ]);
+      created = await vms.createFromIso({ ...common, isoPath, diskPath, diskSizeGiB: spec.boot.disk.sizeGiB });
+    }
+    return { name: created.domain.name, uuid: created.domain.uuid, state: created.domain.state };
+  }
+
+  private poolFor(poolId: string): { pool: StoragePool; backend: StorageBackend } {
+    const active = this.active.get(poolId);
+    if (!active) {
+      throw new QuantixError(ErrorCode.NOT_FOUND, `Pool ${poolId} is not assigned to node ${this.options.nodeId}`, {
+        details: { poolId, nodeId: this.options.nodeId },
+      });
+    }
+    return { pool: active.pool, backend: backendFor(this.options.backends, active.pool.type) };
+  }
+
+  /** An absolute path on this node, resolved by the pool's backend (so it cannot leave the pool). */
+  private async resolve(poolId: string, relPath: string): Promise<string> {
+    const { pool, backend } = this.poolFor(poolId);
+    return callBackend(backend, 'resolve', { pool, relPath });
+  }
+
+  private hypervisor(): Hypervisor {
+    if (!this.options.hypervisor) {
+      throw new QuantixError(ErrorCode.UNSUPPORTED_OPERATION, 'This node runs no hypervisor');
+    }
+    return this.options.hypervisor;
+  }
+
+  private vms(): VmLifecycle {
+    if (!this.options.vms) throw new QuantixError(ErrorCode.UNSUPPORTED_OPERATION, 'This node cannot create VMs');
+    return this.options.vms;
+  }
+
+  private async emit(send: Send, message: NodeMessage): Promise<void> {
+    try {
+      await send(message);
+    } catch (error) {
+      // The connection is down; the control plane resends what it needs on reconnect.
+      this.logger?.warn({ type: message.type, err: String(error) }, 'could not send a message to the control plane');
+    }
+  }
+}
+
+function toStoragePool(definition: ProtocolPool, nodeId: string): StoragePool {
+  const now = new Date();
+  return {
+    id: definition.id,
+    name: definition.name,
+    description: '',
+    type: definition.type,
+    config: definition.config,
+    contentTypes: definition.contentTypes,
+    shared: definition.shared,
+    nodeIds: [nodeId],
+    labels: {},
+    version: 0,
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
+function sameDefinition(a: ProtocolPool, b: ProtocolPool): boolean {
+  return a.type === b.type && stableJson(a.config) === stableJson(b.config);
+}
+
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function wholeBytes(value: number | null): number | null {
+  return value === null ? null : Math.max(0, Math.floor(value));
+}
+
+function formatFromName(path: string): ImageFormat | null {
+  const name = basename(path).toLowerCase();
+  const dot = name.lastIndexOf('.');
+  return dot === -1 ? null : (IMAGE_EXTENSIONS[name.slice(dot)] ?? null);
+}
+
+function errorBody(error: unknown): { code: string; message: string } {
+  if (isQuantixError(error)) return { code: error.code, message: error.message };
+  return { code: ErrorCode.INTERNAL_ERROR, message: error instanceof Error ? error.message : String(error) };
+}
+
+function requestIdOf(data: unknown): string | null {
+  let value = data;
+  if (typeof data === 'string') {
+    try {
+      value = JSON.parse(data);
+    } catch {
+      return null;
+    }
+  }
+  const candidate = value as { type?: unknown; requestId?: unknown } | null;
+  return candidate?.type === 'request' && typeof candidate.requestId === 'string' && candidate.requestId !== ''
+    ? candidate.requestId
+    : null;
+}

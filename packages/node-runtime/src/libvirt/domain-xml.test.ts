@@ -1,0 +1,97 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ErrorCode } from '@quantix/core';
+import { describe, expect, it } from 'vitest';
+import { buildDomainXml, type DomainSpec, parseDomainXml } from './domain-xml.js';
+import { GOLDEN_DOMAINS } from './golden.js';
+
+const fixtures = join(import.meta.dirname, '__fixtures__');
+// QUANTIX_UPDATE_GOLDEN=1 rewrites the files; review the diff before committing it.
+const update = process.env.QUANTIX_UPDATE_GOLDEN === '1';
+
+describe('buildDomainXml', () => {
+  it.each(Object.keys(GOLDEN_DOMAINS))('builds %s.xml byte for byte', (name) => {
+    const xml = buildDomainXml(GOLDEN_DOMAINS[name] as DomainSpec);
+    const file = join(fixtures, `${name}.xml`);
+    if (update) writeFileSync(file, xml);
+    expect(xml).toBe(readFileSync(file, 'utf8'));
+  });
+
+  it('escapes every value, so a hostile path stays text and reads back unchanged', () => {
+    const spec = GOLDEN_DOMAINS['escaped-values'] as DomainSpec;
+    const xml = buildDomainXml(spec);
+    expect(xml).not.toContain('<disk>');
+    expect(xml).not.toContain('<b>');
+    const info = parseDomainXml(xml);
+    expect(info.disks.map((d) => d.path)).toEqual([spec.disks?.[0]?.path, spec.cdroms?.[0]?.path]);
+    expect(info.vmId).toBe('vm&<id>');
+    expect(info.ownedFiles).toEqual(spec.metadata?.ownedFiles);
+  });
+
+  it('reads back what it built: firmware, targets, buses, read-only CD-ROMs, owned files', () => {
+    const info = parseDomainXml(buildDomainXml(GOLDEN_DOMAINS['uefi-iso'] as DomainSpec));
+    expect(info).toMatchObject({ name: 'installer', firmware: 'uefi', uuid: null });
+    expect(info.disks).toEqual([
+      {
+        device: 'disk',
+        target: 'vda',
+        bus: 'virtio',
+        path: '/var/lib/quantix/vms/installer/disk0.qcow2',
+        readOnly: false,
+      },
+      {
+        device: 'cdrom',
+        target: 'sda',
+        bus: 'sata',
+        path: '/mnt/nfs/iso/debian-12.5.0-amd64-netinst.iso',
+        readOnly: true,
+      },
+    ]);
+    expect(parseDomainXml(buildDomainXml(GOLDEN_DOMAINS['bios-cloud'] as DomainSpec)).firmware).toBe('bios');
+  });
+
+  it('boots the CD-ROM first when asked, else the disk', () => {
+    const base = { name: 'b', memoryMiB: 64, vcpus: 1, disks: [{ path: '/d.qcow2' }], cdroms: [{ path: '/c.iso' }] };
+    const order = (xml: string) => [...xml.matchAll(/<boot order="(\d)"\/>/g)].map((m) => m[1]);
+    expect(order(buildDomainXml({ ...base, bootFrom: 'disk' }))).toEqual(['1', '2']);
+    expect(order(buildDomainXml({ ...base, bootFrom: 'cdrom' }))).toEqual(['2', '1']);
+  });
+
+  it.each([
+    ['a name with shell metacharacters', { name: 'web;reboot' }],
+    ['a name with a space', { name: 'web 01' }],
+    ['a relative path', { disks: [{ path: 'vm/disk.qcow2' }] }],
+    ['a path with ..', { disks: [{ path: '/srv/pool/../../etc/shadow' }] }],
+    ['a path with a newline', { disks: [{ path: '/srv/a\nb.qcow2' }] }],
+    ['a control character', { description: 'bell \u0007' }],
+    ['a bad MAC', { networks: [{ kind: 'network', network: 'default', mac: 'zz:00:00:00:00:00' }] }],
+    ['a bridge name that is not an interface', { networks: [{ kind: 'bridge', bridge: 'br0; ip link del' }] }],
+    [
+      'two devices on one target',
+      {
+        disks: [
+          { path: '/a', target: 'vda' },
+          { path: '/b', target: 'vda' },
+        ],
+      },
+    ],
+    ['an unknown field', { cpuPinning: true }],
+  ])('refuses %s with INVALID_INPUT', (_what, patch) => {
+    const spec = { name: 'ok', memoryMiB: 64, vcpus: 1, ...patch } as DomainSpec;
+    expect(() => buildDomainXml(spec)).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_INPUT }));
+  });
+
+  it('allocates targets past vdz the way the kernel names disks', () => {
+    const disks = Array.from({ length: 28 }, (_, i) => ({ path: `/d/${i}.qcow2` }));
+    const info = parseDomainXml(buildDomainXml({ name: 'many', memoryMiB: 64, vcpus: 1, disks: disks.slice(0, 28) }));
+    expect(info.disks.slice(24).map((d) => d.target)).toEqual(['vdy', 'vdz', 'vdaa', 'vdab']);
+  });
+});
+
+describe('parseDomainXml', () => {
+  it('refuses what is not a domain', () => {
+    expect(() => parseDomainXml('<network><name>x</name></network>')).toThrow(
+      expect.objectContaining({ code: ErrorCode.INVALID_INPUT }),
+    );
+  });
+});

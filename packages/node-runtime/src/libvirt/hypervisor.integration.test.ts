@@ -1,0 +1,199 @@
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { type CommandRunner, ErrorCode, LocalCommandRunner, type RunCommandOptions } from '@quantix/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SshCommandRunner } from '../ssh/runner.js';
+import {
+  ensureServices,
+  LIBVIRT_URI,
+  rejection,
+  removeDomains,
+  runPrefix,
+  testSshRunnerOptions,
+} from '../testing/services.js';
+import { buildDomainXml, parseDomainXml } from './domain-xml.js';
+import { LibvirtHypervisor } from './hypervisor.js';
+
+// Real libvirtd (QEMU driver, KVM or TCG) reached through the real test sshd; domains are tiny
+// (64 MiB, an empty qcow2, no OS): "running" is libvirt's domain state.
+
+const exec = promisify(execFile);
+
+/** A real runner that also records what it was asked to run (it only delegates). */
+class RecordingRunner implements CommandRunner {
+  readonly calls: string[][] = [];
+  constructor(private readonly inner: CommandRunner) {}
+  get target() {
+    return this.inner.target;
+  }
+  run(options: RunCommandOptions) {
+    this.calls.push([...options.argv]);
+    return this.inner.run(options);
+  }
+  close() {
+    return this.inner.close();
+  }
+}
+
+describe('LibvirtHypervisor over SSH on qemu:///system', () => {
+  const prefix = runPrefix('hv');
+  let ssh: SshCommandRunner;
+  let hypervisor: LibvirtHypervisor;
+  let dir: string;
+  let virtType: 'kvm' | 'qemu';
+
+  const tinyDomain = async (name: string, extra: { uuid?: string } = {}) => {
+    const disk = join(dir, `${name}.qcow2`);
+    await exec('qemu-img', ['create', '-q', '-f', 'qcow2', disk, '64M']);
+    return {
+      disk,
+      xml: buildDomainXml({
+        name,
+        memoryMiB: 64,
+        vcpus: 1,
+        virtType,
+        disks: [{ path: disk }],
+        cdroms: [{ path: null }],
+        metadata: { ownedFiles: [disk] },
+        ...extra,
+      }),
+    };
+  };
+
+  beforeAll(async () => {
+    await ensureServices('libvirt', 'sshd');
+    dir = await mkdtemp(join(tmpdir(), 'quantix-hv-'));
+    ssh = new SshCommandRunner(testSshRunnerOptions());
+    hypervisor = new LibvirtHypervisor({ runner: ssh, uri: LIBVIRT_URI });
+    virtType = await hypervisor.virtType();
+  });
+
+  afterAll(async () => {
+    // Whatever a failed test left behind: every domain of this run goes.
+    await removeDomains(prefix);
+    await ssh?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('has libvirt accept every golden domain XML against its schema', async () => {
+    const fixtures = join(import.meta.dirname, '__fixtures__');
+    const local = new LocalCommandRunner();
+    for (const file of readdirSync(fixtures).filter((f) => f.endsWith('.xml'))) {
+      // test:///default parses and validates a definition without touching real domains.
+      const result = await local.run({
+        argv: ['virsh', '-c', 'test:///default', 'define', '--validate', join(fixtures, file)],
+      });
+      expect(result.stdout, file).toContain('defined from');
+    }
+  });
+
+  it('defines, lists, starts, changes media, stops, edits disks and undefines a domain with its storage', async () => {
+    const name = `${prefix}-life`;
+    const { xml, disk } = await tinyDomain(name);
+    const defined = await hypervisor.define({ xml });
+    expect(defined).toMatchObject({ name, state: 'shutoff' });
+    expect(defined.uuid).toMatch(/^[0-9a-f-]{36}$/);
+    expect((await hypervisor.list()).find((d) => d.name === name)).toEqual(defined);
+
+    await hypervisor.start({ name });
+    expect(await hypervisor.state({ name })).toBe('running');
+    expect((await hypervisor.list()).find((d) => d.name === name)?.state).toBe('running');
+    expect((await rejection(hypervisor.start({ name }))).code).toBe(ErrorCode.INVALID_STATE);
+
+    // CD-ROM media change on the running domain, live and in its definition.
+    const iso = join(dir, 'media.iso');
+    await exec('xorriso', ['-as', 'mkisofs', '-quiet', '-V', 'MEDIA', '-o', iso, dir]);
+    await hypervisor.insertMedia({ name, target: 'sda', sourcePath: iso });
+    const sda = async () => parseDomainXml(await hypervisor.dumpXml({ name })).disks.find((d) => d.target === 'sda');
+    expect(await sda()).toMatchObject({ device: 'cdrom', path: iso });
+    await hypervisor.ejectMedia({ name, target: 'sda' });
+    expect((await sda())?.path).toBeNull();
+
+    await hypervisor.destroy({ name });
+    expect(await hypervisor.state({ name })).toBe('shutoff');
+    expect((await rejection(hypervisor.destroy({ name }))).code).toBe(ErrorCode.INVALID_STATE);
+    expect((await rejection(hypervisor.shutdown({ name }))).code).toBe(ErrorCode.INVALID_STATE);
+
+    // Disks are attached and detached in the definition while the domain is stopped.
+    const extra = join(dir, `${name}-extra.qcow2`);
+    await exec('qemu-img', ['create', '-q', '-f', 'qcow2', extra, '16M']);
+    await hypervisor.attachDisk({ name, sourcePath: extra, target: 'vdb', format: 'qcow2' });
+    const targets = async () =>
+      parseDomainXml(await hypervisor.dumpXml({ name })).disks.map((d) => `${d.target}:${d.path}`);
+    expect(await targets()).toContain(`vdb:${extra}`);
+    await hypervisor.detachDisk({ name, target: 'vdb' });
+    expect(await targets()).not.toContain(`vdb:${extra}`);
+
+    await hypervisor.undefine({ name, removeStorage: true });
+    expect((await rejection(hypervisor.state({ name }))).code).toBe(ErrorCode.NOT_FOUND);
+    expect(existsSync(disk)).toBe(false);
+    // Only what the domain owned went: the detached disk and the ISO stay.
+    expect(existsSync(extra)).toBe(true);
+    expect(existsSync(iso)).toBe(true);
+  });
+
+  it('refuses to remove the storage of a running domain', async () => {
+    const name = `${prefix}-busy`;
+    const { xml, disk } = await tinyDomain(name);
+    await hypervisor.define({ xml });
+    await hypervisor.start({ name });
+    expect((await rejection(hypervisor.undefine({ name, removeStorage: true }))).code).toBe(ErrorCode.INVALID_STATE);
+    expect(existsSync(disk)).toBe(true);
+    await hypervisor.destroy({ name });
+    await hypervisor.undefine({ name, removeStorage: true });
+    expect(existsSync(disk)).toBe(false);
+  });
+
+  it('maps libvirt errors to codes: NOT_FOUND, ALREADY_EXISTS, HYPERVISOR_UNAVAILABLE', async () => {
+    const missing = await rejection(hypervisor.state({ name: `${prefix}-nosuch` }));
+    expect(missing.code).toBe(ErrorCode.NOT_FOUND);
+    expect(missing.message).toContain(`${prefix}-nosuch`);
+    expect((await rejection(hypervisor.start({ name: `${prefix}-nosuch` }))).code).toBe(ErrorCode.NOT_FOUND);
+
+    const name = `${prefix}-twice`;
+    await hypervisor.define({ xml: (await tinyDomain(name)).xml });
+    const again = await rejection(
+      hypervisor.define({ xml: (await tinyDomain(name, { uuid: '00000000-0000-4000-8000-000000000001' })).xml }),
+    );
+    expect(again.code).toBe(ErrorCode.ALREADY_EXISTS);
+    await hypervisor.undefine({ name, removeStorage: true });
+
+    const nowhere = new LibvirtHypervisor({ runner: ssh, uri: 'qemu:///nosuch' });
+    expect((await rejection(nowhere.list())).code).toBe(ErrorCode.HYPERVISOR_UNAVAILABLE);
+  });
+
+  it('refuses names with shell metacharacters before running anything, and passes odd paths literally', async () => {
+    const recording = new RecordingRunner(ssh);
+    const guarded = new LibvirtHypervisor({ runner: recording });
+    const marker = join(dir, 'ran');
+    for (const name of [`x; touch ${marker}`, `$(touch ${marker})`, '--all', 'a b', '']) {
+      expect((await rejection(guarded.state({ name }))).code).toBe(ErrorCode.INVALID_INPUT);
+      expect((await rejection(guarded.start({ name }))).code).toBe(ErrorCode.INVALID_INPUT);
+    }
+    expect(recording.calls).toEqual([]);
+
+    const name = `${prefix}-odd`;
+    const odd = join(dir, `it's a "disk" $(touch ${marker.replaceAll('/', '_')}) \`id\`.qcow2`);
+    await exec('qemu-img', ['create', '-q', '-f', 'qcow2', odd, '16M']);
+    await guarded.define({ xml: (await tinyDomain(name)).xml });
+    await guarded.attachDisk({ name, sourcePath: odd, target: 'vdc' });
+    expect(parseDomainXml(await guarded.dumpXml({ name })).disks.map((d) => d.path)).toContain(odd);
+    await guarded.undefine({ name, removeStorage: true });
+    expect(existsSync(marker)).toBe(false);
+    expect(existsSync(odd)).toBe(true);
+  });
+
+  it('serves the same answers through the local runner as through SSH', async () => {
+    const name = `${prefix}-same`;
+    await hypervisor.define({ xml: (await tinyDomain(name)).xml });
+    const local = new LibvirtHypervisor({ runner: new LocalCommandRunner() });
+    const mine = (list: { name: string }[]) => list.filter((d) => d.name.startsWith(prefix));
+    expect(mine(await local.list())).toEqual(mine(await hypervisor.list()));
+    expect(await local.dumpXml({ name })).toBe(await hypervisor.dumpXml({ name }));
+    await local.undefine({ name, removeStorage: true });
+  });
+});

@@ -1,0 +1,336 @@
+import {
+  type CommandRunner,
+  type DomainInfo,
+  type DomainState,
+  ErrorCode,
+  type Hypervisor,
+  isQuantixError,
+  type PluginContext,
+  parseOrThrow,
+  QuantixError,
+  vmNameSchema,
+} from '@quantix/core';
+import { z } from 'zod';
+import { hostPathSchema, parseDomainXml } from './domain-xml.js';
+
+type Logger = PluginContext['logger'];
+
+export const DEFAULT_LIBVIRT_URI = 'qemu:///system';
+export const DEFAULT_VIRSH_TIMEOUT_MS = 60_000;
+
+export interface LibvirtHypervisorOptions {
+  /** Where virsh runs: a LocalCommandRunner on the node itself, or an SshCommandRunner to it. */
+  runner: CommandRunner;
+  /** libvirt connection URI as seen from where virsh runs. Default qemu:///system. */
+  uri?: string;
+  /** Bound on each virsh call. Default 60 s. */
+  timeoutMs?: number;
+  logger?: Logger;
+}
+
+const targetSchema = z.string().regex(/^(vd|sd|hd)[a-z]{1,2}$/, 'must be a device target such as vdb or sda');
+const formatSchema = z.enum(['qcow2', 'raw']);
+
+/** `virsh domstate` words → DomainState. */
+const STATE_WORDS: Record<string, DomainState> = {
+  'no state': 'unknown',
+  running: 'running',
+  idle: 'blocked',
+  blocked: 'blocked',
+  paused: 'paused',
+  'in shutdown': 'shutdown',
+  'shut off': 'shutoff',
+  crashed: 'crashed',
+  pmsuspended: 'pmsuspended',
+};
+
+/** virDomainState numbers (`virsh domstats --state`) → DomainState. */
+const STATE_NUMBERS: DomainState[] = [
+  'unknown',
+  'running',
+  'blocked',
+  'paused',
+  'shutdown',
+  'shutoff',
+  'crashed',
+  'pmsuspended',
+];
+
+/** States in which a domain's disks are in use by a QEMU process. */
+export const ACTIVE_STATES: readonly DomainState[] = ['running', 'blocked', 'paused', 'shutdown', 'pmsuspended'];
+
+/**
+ * libvirt through `virsh`, over any CommandRunner: the same code drives the local host or a
+ * remote one over the persistent SSH connection. Only machine-readable forms are parsed
+ * (`list --name --uuid`, `domstats`, `domuuid`, `domstate`, XML), never tables. Every name,
+ * path and target is validated before it becomes an argument, and arguments never pass through
+ * a shell string built from them (the runner quotes each one).
+ *
+ * Errors map to QuantixError codes: no such domain → NOT_FOUND, a name taken → ALREADY_EXISTS,
+ * an operation the domain's state forbids → INVALID_STATE, libvirtd unreachable →
+ * HYPERVISOR_UNAVAILABLE, any other refusal → HYPERVISOR_ERROR. Runner failures that are not
+ * virsh's own (timeouts, SSH) keep their codes.
+ */
+export class LibvirtHypervisor implements Hypervisor {
+  readonly uri: string;
+  readonly runner: CommandRunner;
+  private readonly timeoutMs: number;
+  private readonly logger: Logger | undefined;
+
+  constructor(options: LibvirtHypervisorOptions) {
+    this.runner = options.runner;
+    this.uri = options.uri ?? DEFAULT_LIBVIRT_URI;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_VIRSH_TIMEOUT_MS;
+    this.logger = options.logger;
+  }
+
+  /** Defines (or, for the same name and UUID, redefines) a persistent domain from its XML. */
+  async define({ xml }: { xml: string }): Promise<DomainInfo> {
+    const { name } = parseDomainXml(xml);
+    checkName(name);
+    // The XML goes through stdin: nothing is written on the host, and libvirt checks it against its schema.
+    await this.virsh(['define', '--validate', '/dev/stdin'], { stdin: xml, name });
+    const [uuid, state] = await Promise.all([this.uuid(name), this.state({ name })]);
+    return { name, uuid, state };
+  }
+
+  async start({ name }: { name: string }): Promise<void> {
+    await this.virsh(['start', '--domain', checkName(name)], { name });
+  }
+
+  async shutdown({ name }: { name: string }): Promise<void> {
+    await this.virsh(['shutdown', '--domain', checkName(name)], { name });
+  }
+
+  async destroy(options?: { name: string }): Promise<void> {
+    // typedi calls destroy() with no argument on every service it holds when an instance closes;
+    // that is not a request to stop a domain.
+    if (options === undefined) return;
+    const name = checkName(options.name);
+    await this.virsh(['destroy', '--domain', name], { name });
+  }
+
+  /**
+   * Removes the domain's definition, with its NVRAM and managed-save image. With `removeStorage`,
+   * also removes its storage: the files listed as owned in its Quantix metadata when it has
+   * that, else its writable disks (never CD-ROMs or read-only disks, never backing files). A
+   * domain whose disks are in use (running, paused) is refused with INVALID_STATE.
+   */
+  async undefine({ name, removeStorage = false }: { name: string; removeStorage?: boolean }): Promise<void> {
+    checkName(name);
+    let files: string[] = [];
+    if (removeStorage) {
+      const state = await this.state({ name });
+      if (ACTIVE_STATES.includes(state)) {
+        throw new QuantixError(
+          ErrorCode.INVALID_STATE,
+          `Domain '${name}' is ${state}; stop it before removing it with its storage`,
+          { details: { name, state } },
+        );
+      }
+      files = storageOf(parseDomainXml(await this.dumpXml({ name })));
+    }
+    await this.virsh(['undefine', '--domain', name, '--nvram', '--managed-save', '--snapshots-metadata'], { name });
+    if (files.length > 0) {
+      await this.run(['rm', '-f', '--', ...files]);
+      this.logger?.info({ name, files }, 'removed the storage of an undefined domain');
+    }
+  }
+
+  async list(): Promise<DomainInfo[]> {
+    const [listing, stats] = await Promise.all([
+      this.virsh(['list', '--all', '--uuid', '--name']),
+      this.virsh(['domstats', '--state']),
+    ]);
+    const states = parseDomstatsStates(stats);
+    return listing
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => {
+        // "<uuid> <name>": the UUID has a fixed length, the name may contain spaces.
+        const uuid = line.slice(0, 36);
+        const name = line.slice(37);
+        return { name, uuid, state: states.get(name) ?? 'unknown' };
+      });
+  }
+
+  async state({ name }: { name: string }): Promise<DomainState> {
+    const word = (await this.virsh(['domstate', '--domain', checkName(name)], { name })).trim();
+    const state = STATE_WORDS[word];
+    if (!state) {
+      this.logger?.warn({ name, word }, 'virsh domstate printed a state this version does not know');
+      return 'unknown';
+    }
+    return state;
+  }
+
+  async dumpXml({ name }: { name: string }): Promise<string> {
+    return this.virsh(['dumpxml', '--domain', checkName(name)], { name });
+  }
+
+  /** Attaches a disk file, to the running domain and its persistent definition alike. */
+  async attachDisk(options: { name: string; sourcePath: string; target: string; format?: string }): Promise<void> {
+    const name = checkName(options.name);
+    const source = checkPath(options.sourcePath);
+    const target = parseOrThrow(targetSchema, options.target, 'disk target');
+    const format = parseOrThrow(formatSchema, options.format ?? 'qcow2', 'disk format');
+    const bus = target.startsWith('vd') ? 'virtio' : target.startsWith('sd') ? 'sata' : 'ide';
+    await this.virsh(
+      [
+        'attach-disk',
+        '--domain',
+        name,
+        '--source',
+        source,
+        '--target',
+        target,
+        '--targetbus',
+        bus,
+        '--driver',
+        'qemu',
+        '--subdriver',
+        format,
+        '--persistent',
+      ],
+      { name },
+    );
+  }
+
+  /**
+   * Detaches a disk by target. On a running domain the guest must release a PCIe device, which
+   * a guest without an OS (or one that ignores ACPI) never does: detach those while stopped.
+   */
+  async detachDisk(options: { name: string; target: string }): Promise<void> {
+    const name = checkName(options.name);
+    const target = parseOrThrow(targetSchema, options.target, 'disk target');
+    await this.virsh(['detach-disk', '--domain', name, '--target', target, '--persistent'], { name });
+  }
+
+  /** Puts an ISO into a CD-ROM drive (replacing what is in it), live and in the definition. */
+  async insertMedia(options: { name: string; target: string; sourcePath: string }): Promise<void> {
+    const name = checkName(options.name);
+    const target = parseOrThrow(targetSchema, options.target, 'CD-ROM target');
+    const source = checkPath(options.sourcePath);
+    const scope = await this.changeScope(name);
+    await this.virsh(['change-media', '--domain', name, '--path', target, '--source', source, '--update', ...scope], {
+      name,
+    });
+  }
+
+  async ejectMedia(options: { name: string; target: string }): Promise<void> {
+    const name = checkName(options.name);
+    const target = parseOrThrow(targetSchema, options.target, 'CD-ROM target');
+    const scope = await this.changeScope(name);
+    await this.virsh(['change-media', '--domain', name, '--path', target, '--eject', ...scope], { name });
+  }
+
+  /** 'kvm' when libvirt can run KVM domains on this host, else 'qemu' (TCG emulation). */
+  async virtType(): Promise<'kvm' | 'qemu'> {
+    try {
+      await this.virsh(['domcapabilities', '--virttype', 'kvm']);
+      return 'kvm';
+    } catch (error) {
+      if (isQuantixError(error, ErrorCode.HYPERVISOR_ERROR)) return 'qemu';
+      throw error;
+    }
+  }
+
+  private async uuid(name: string): Promise<string> {
+    return (await this.virsh(['domuuid', '--domain', name], { name })).trim();
+  }
+
+  /** A running domain's media change goes live and into the definition; a stopped one's into the definition. */
+  private async changeScope(name: string): Promise<string[]> {
+    return ACTIVE_STATES.includes(await this.state({ name })) ? ['--live', '--config'] : ['--config'];
+  }
+
+  private async run(argv: string[], stdin?: string): Promise<string> {
+    return (await this.runner.run({ argv, stdin, timeoutMs: this.timeoutMs })).stdout;
+  }
+
+  private async virsh(args: string[], context: { stdin?: string; name?: string } = {}): Promise<string> {
+    try {
+      return await this.run(['virsh', '--quiet', '--connect', this.uri, ...args], context.stdin);
+    } catch (error) {
+      throw mapVirshError(error, { uri: this.uri, command: args[0] ?? '', name: context.name });
+    }
+  }
+}
+
+function checkName(name: string): string {
+  return parseOrThrow(vmNameSchema, name, 'domain name');
+}
+
+function checkPath(path: string): string {
+  return parseOrThrow(hostPathSchema, path, 'path');
+}
+
+/** The files undefine({ removeStorage }) removes: owned files per the metadata, else writable disks. */
+function storageOf(info: ReturnType<typeof parseDomainXml>): string[] {
+  if (info.ownedFiles.length > 0) return info.ownedFiles;
+  return info.disks.filter((d) => d.device === 'disk' && !d.readOnly && d.path).map((d) => d.path as string);
+}
+
+/** `virsh domstats --state` → name → state. */
+export function parseDomstatsStates(output: string): Map<string, DomainState> {
+  const states = new Map<string, DomainState>();
+  let current: string | null = null;
+  for (const line of output.split('\n')) {
+    const domain = /^Domain: '(.*)'$/.exec(line);
+    if (domain) {
+      current = domain[1] ?? null;
+      continue;
+    }
+    const state = /^\s+state\.state=(\d+)$/.exec(line);
+    if (state && current !== null) states.set(current, STATE_NUMBERS[Number(state[1])] ?? 'unknown');
+  }
+  return states;
+}
+
+const NOT_FOUND = /failed to get domain|domain not found|no domain with matching/i;
+const ALREADY_EXISTS = /already exists/i;
+const INVALID_STATE =
+  /requested operation is not valid|domain is not running|domain is already (active|running)|is not active|already has media/i;
+const UNAVAILABLE =
+  /failed to connect to the hypervisor|failed to connect socket|cannot recv data|cannot connect|connection refused|no connection driver available|authentication (failed|unavailable)/i;
+
+/**
+ * A failed virsh call as a QuantixError with a code a caller can act on. Failures that are not
+ * virsh's own answer (timeouts, lost SSH connections, refused host keys) keep their codes.
+ */
+export function mapVirshError(error: unknown, context: { uri: string; command: string; name?: string }): unknown {
+  if (!isQuantixError(error) || error.code !== ErrorCode.COMMAND_FAILED) return error;
+  const exitCode = error.details.exitCode;
+  if (typeof exitCode !== 'number') return error;
+  const stderr = String(error.details.stderr ?? '');
+  const said = stderr
+    .split('\n')
+    .map((l) => l.replace(/^error:\s*/, '').trim())
+    .filter(Boolean)
+    .join('; ');
+  const details = { ...error.details, uri: context.uri, command: context.command, name: context.name ?? null };
+  const subject = context.name ? `domain '${context.name}'` : `libvirt at ${context.uri}`;
+  const make = (code: ErrorCode, message: string) => new QuantixError(code, message, { details, cause: error });
+  if (exitCode === 127) {
+    return make(
+      ErrorCode.HYPERVISOR_UNAVAILABLE,
+      `virsh is not installed where commands run (${error.details.target})`,
+    );
+  }
+  if (UNAVAILABLE.test(stderr))
+    return make(ErrorCode.HYPERVISOR_UNAVAILABLE, `Cannot reach libvirt at ${context.uri}: ${said}`);
+  if (NOT_FOUND.test(stderr)) return make(ErrorCode.NOT_FOUND, `No ${subject}: ${said}`);
+  if (ALREADY_EXISTS.test(stderr))
+    return make(ErrorCode.ALREADY_EXISTS, `${capitalize(subject)} already exists: ${said}`);
+  if (INVALID_STATE.test(stderr)) {
+    return make(ErrorCode.INVALID_STATE, `virsh ${context.command} is not valid for ${subject} now: ${said}`);
+  }
+  return make(
+    ErrorCode.HYPERVISOR_ERROR,
+    `virsh ${context.command} failed for ${subject}: ${said || `exit status ${exitCode}`}`,
+  );
+}
+
+function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}

@@ -1,0 +1,303 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ErrorCode } from '@quantix/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseDomainXml } from '../libvirt/domain-xml.js';
+import { LibvirtHypervisor } from '../libvirt/hypervisor.js';
+import { SshCommandRunner } from '../ssh/runner.js';
+import {
+  ensureServices,
+  LIBVIRT_URI,
+  rejection,
+  removeDomains,
+  runPrefix,
+  testSshRunnerOptions,
+} from '../testing/services.js';
+import { VmProvisioner } from './provisioner.js';
+
+// Real libvirtd through the real test sshd, real qemu-img and xorriso. The "cloud image" is a
+// small empty qcow2 and the ISO is made with xorriso: no guest OS runs, and "running" is the
+// libvirt domain state (KVM or TCG).
+
+const exec = promisify(execFile);
+const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPPQNAluafk1kgslOYLx6UGtMCWRPwyyCISxHyzri6ti ada@laptop';
+
+/** Where a VM's files go: a directory of its own. */
+const cloudFiles = (vmDir: string) => ({ diskPath: join(vmDir, 'disk0.qcow2'), seedPath: join(vmDir, 'seed.iso') });
+const isoFiles = (vmDir: string) => ({ diskPath: join(vmDir, 'disk0.qcow2') });
+
+function fingerprint(path: string): { sha256: string; mtimeMs: number; size: number } {
+  const stat = statSync(path);
+  return {
+    sha256: createHash('sha256').update(readFileSync(path)).digest('hex'),
+    mtimeMs: stat.mtimeMs,
+    size: stat.size,
+  };
+}
+
+/** The volume id of an ISO 9660 image: 32 bytes at offset 40 of the primary volume descriptor. */
+function volumeId(iso: string): string {
+  return readFileSync(iso)
+    .subarray(32768 + 40, 32768 + 72)
+    .toString('latin1')
+    .trim();
+}
+
+describe('VmProvisioner over SSH on qemu:///system', () => {
+  const prefix = runPrefix('vm');
+  let ssh: SshCommandRunner;
+  let hypervisor: LibvirtHypervisor;
+  let provisioner: VmProvisioner;
+  let dir: string;
+  let base: string;
+  let iso: string;
+
+  beforeAll(async () => {
+    await ensureServices('libvirt', 'sshd');
+    dir = await mkdtemp(join(tmpdir(), 'quantix-vm-'));
+    ssh = new SshCommandRunner(testSshRunnerOptions());
+    hypervisor = new LibvirtHypervisor({ runner: ssh, uri: LIBVIRT_URI });
+    provisioner = new VmProvisioner({ runner: ssh, hypervisor });
+    // A "ready base image" in an images pool, and an installer ISO in an ISO pool.
+    await mkdir(join(dir, 'images'));
+    await mkdir(join(dir, 'vms'));
+    await mkdir(join(dir, 'iso', 'content'), { recursive: true });
+    base = join(dir, 'images', 'tiny-cloud.qcow2');
+    await exec('qemu-img', ['create', '-q', '-f', 'qcow2', base, '64M']);
+    await exec('sh', ['-c', 'echo "installer" > "$1/README"', 'sh', join(dir, 'iso', 'content')]);
+    iso = join(dir, 'iso', 'installer.iso');
+    await exec('xorriso', [
+      '-as',
+      'mkisofs',
+      '-quiet',
+      '-V',
+      'QUANTIX_INSTALLER',
+      '-J',
+      '-R',
+      '-o',
+      iso,
+      join(dir, 'iso', 'content'),
+    ]);
+  });
+
+  afterAll(async () => {
+    // Whatever a failed test left behind: every domain of this run goes.
+    await removeDomains(prefix);
+    await ssh?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('creates a VM from a cloud image (overlay + NoCloud seed) → running; stop; delete leaves the base image untouched', async () => {
+    const name = `${prefix}-cloud`;
+    const vmDir = join(dir, 'vms', name);
+    const before = fingerprint(base);
+    const created = await provisioner.createFromCloudImage({
+      name,
+      vmId: 'vm-0001',
+      memoryMiB: 64,
+      baseImagePath: base,
+      ...cloudFiles(vmDir),
+      diskSizeGiB: 1,
+      cloudInit: { hostname: 'web-01', user: { name: 'ada', sshAuthorizedKeys: [KEY] } },
+    });
+    expect(created.domain).toMatchObject({ name, state: 'running' });
+    expect(await hypervisor.state({ name })).toBe('running');
+    const overlay = join(vmDir, 'disk0.qcow2');
+    const seed = join(vmDir, 'seed.iso');
+    expect(created.ownedFiles).toEqual([overlay, seed]);
+    expect(created.ownedDirectories).toEqual([vmDir]);
+
+    // The overlay is backed by the base image and has the asked-for size.
+    const info = JSON.parse((await exec('qemu-img', ['info', '-U', '--output=json', overlay])).stdout);
+    expect(info).toMatchObject({
+      format: 'qcow2',
+      'virtual-size': 1024 ** 3,
+      'backing-filename': base,
+      'backing-filename-format': 'qcow2',
+    });
+    // The seed is a NoCloud volume carrying the hostname, the user and the key.
+    expect(volumeId(seed)).toBe('cidata');
+    const extracted = join(dir, `${name}-seed`);
+    await exec('xorriso', ['-osirrox', 'on', '-indev', seed, '-extract', '/', extracted]);
+    const userData = await readFile(join(extracted, 'user-data'), 'utf8');
+    expect(userData.startsWith('#cloud-config\n')).toBe(true);
+    expect(JSON.parse(userData.slice(14))).toMatchObject({
+      hostname: 'web-01',
+      users: ['default', { name: 'ada', ssh_authorized_keys: [KEY] }],
+    });
+    expect(JSON.parse(await readFile(join(extracted, 'meta-data'), 'utf8'))).toEqual({
+      'instance-id': 'vm-0001',
+      'local-hostname': 'web-01',
+    });
+    // The domain boots the overlay, with the seed on a CD-ROM.
+    const xml = parseDomainXml(await hypervisor.dumpXml({ name }));
+    expect(xml.disks.map((d) => [d.device, d.path])).toEqual([
+      ['disk', overlay],
+      ['cdrom', seed],
+    ]);
+    expect(xml.vmId).toBe('vm-0001');
+
+    await hypervisor.destroy({ name });
+    expect(await hypervisor.state({ name })).toBe('shutoff');
+
+    const deleted = await provisioner.deleteVm({ name });
+    expect(deleted.removedFiles).toEqual([overlay, seed]);
+    expect((await rejection(hypervisor.state({ name }))).code).toBe(ErrorCode.NOT_FOUND);
+    expect(existsSync(overlay)).toBe(false);
+    expect(existsSync(seed)).toBe(false);
+    expect(existsSync(vmDir)).toBe(false);
+    expect(fingerprint(base)).toEqual(before);
+  });
+
+  it('creates a VM from an ISO → running with the CD-ROM attached and booting first; delete keeps the ISO', async () => {
+    const name = `${prefix}-iso`;
+    const vmDir = join(dir, 'vms', name);
+    const before = fingerprint(iso);
+    const created = await provisioner.createFromIso({
+      name,
+      memoryMiB: 64,
+      isoPath: iso,
+      ...isoFiles(vmDir),
+      diskSizeGiB: 2,
+    });
+    expect(created.domain.state).toBe('running');
+    const xml = await hypervisor.dumpXml({ name });
+    const info = parseDomainXml(xml);
+    expect(info.disks).toEqual([
+      expect.objectContaining({ device: 'disk', path: join(vmDir, 'disk0.qcow2'), readOnly: false }),
+      expect.objectContaining({ device: 'cdrom', path: iso, readOnly: true }),
+    ]);
+    // The CD-ROM boots first.
+    expect(xml).toMatch(/<source file=['"][^'"]*installer\.iso['"][\s\S]*?<boot order=['"]1['"]/);
+    const disk = JSON.parse(
+      (await exec('qemu-img', ['info', '-U', '--output=json', join(vmDir, 'disk0.qcow2')])).stdout,
+    );
+    expect(disk).toMatchObject({ format: 'qcow2', 'virtual-size': 2 * 1024 ** 3 });
+    expect(disk['backing-filename']).toBeUndefined();
+
+    // Deleting a running VM stops it first.
+    await provisioner.deleteVm({ name });
+    expect((await rejection(hypervisor.state({ name }))).code).toBe(ErrorCode.NOT_FOUND);
+    expect(existsSync(vmDir)).toBe(false);
+    expect(fingerprint(iso)).toEqual(before);
+  });
+
+  it('creates a UEFI VM → running, and delete removes its NVRAM too', async () => {
+    const name = `${prefix}-uefi`;
+    // OVMF trips a KVM emulation failure under nested virtualisation on these machines (the
+    // domain pauses at once), so this one runs on TCG, which executes OVMF fine.
+    const tcg = new VmProvisioner({ runner: ssh, hypervisor, virtType: 'qemu' });
+    await tcg.createFromCloudImage({
+      name,
+      memoryMiB: 128,
+      firmware: 'uefi',
+      baseImagePath: base,
+      ...cloudFiles(join(dir, 'vms', name)),
+      cloudInit: { hostname: 'uefi-box' },
+    });
+    expect(await hypervisor.state({ name })).toBe('running');
+    const xml = await hypervisor.dumpXml({ name });
+    expect(parseDomainXml(xml).firmware).toBe('uefi');
+    const nvram = /<nvram[^>]*>([^<]+)<\/nvram>/.exec(xml)?.[1];
+    expect(nvram && existsSync(nvram)).toBe(true);
+    await tcg.deleteVm({ name });
+    expect(existsSync(nvram as string)).toBe(false);
+  });
+
+  it('keeps files it did not make: a VM directory that existed stays, with what else is in it', async () => {
+    const name = `${prefix}-shared-dir`;
+    const vmDir = join(dir, 'shared');
+    await mkdir(vmDir);
+    await exec('sh', ['-c', 'echo keep > "$1/notes.txt"', 'sh', vmDir]);
+    await provisioner.createFromIso({
+      name,
+      memoryMiB: 64,
+      isoPath: iso,
+      ...isoFiles(vmDir),
+      diskSizeGiB: 1,
+      start: false,
+    });
+    expect(await hypervisor.state({ name })).toBe('shutoff');
+    await provisioner.deleteVm({ name });
+    expect(existsSync(join(vmDir, 'disk0.qcow2'))).toBe(false);
+    expect(readFileSync(join(vmDir, 'notes.txt'), 'utf8')).toBe('keep\n');
+  });
+
+  it('passes a VM directory full of shell metacharacters literally and runs none of it', async () => {
+    const name = `${prefix}-odd`;
+    const marker = join(dir, 'ran');
+    const vmDir = join(dir, `odd 'dir' "x" $(touch ${marker.replaceAll('/', '_')}) \`touch y\` ; touch z`);
+    const created = await provisioner.createFromCloudImage({
+      name,
+      memoryMiB: 64,
+      baseImagePath: base,
+      ...cloudFiles(vmDir),
+      cloudInit: { hostname: 'odd' },
+    });
+    expect(created.domain.state).toBe('running');
+    expect(existsSync(join(vmDir, 'seed.iso'))).toBe(true);
+    await provisioner.deleteVm({ name });
+    expect(existsSync(vmDir)).toBe(false);
+    expect(existsSync(marker)).toBe(false);
+    expect(existsSync(join(dir, 'z'))).toBe(false);
+  });
+
+  it('refuses bad requests before making anything', async () => {
+    const vmDir = join(dir, 'vms', 'refused');
+    const attempt = (patch: Record<string, unknown>) =>
+      rejection(
+        provisioner.createFromCloudImage({
+          name: `${prefix}-refused`,
+          memoryMiB: 64,
+          baseImagePath: base,
+          ...cloudFiles(vmDir),
+          cloudInit: { hostname: 'h' },
+          ...patch,
+        }),
+      );
+    expect((await attempt({ baseImagePath: join(dir, 'images', 'missing.qcow2') })).code).toBe(ErrorCode.NOT_FOUND);
+    expect((await attempt({ diskSizeGiB: 0 })).code).toBe(ErrorCode.INVALID_INPUT);
+    expect((await attempt({ name: 'web; reboot' })).code).toBe(ErrorCode.INVALID_INPUT);
+    expect((await attempt({ diskPath: 'relative/disk.qcow2' })).code).toBe(ErrorCode.INVALID_INPUT);
+    expect((await attempt({ seedPath: `${dir}/../../etc/seed.iso` })).code).toBe(ErrorCode.INVALID_INPUT);
+    expect(existsSync(vmDir)).toBe(false);
+
+    // A name already taken: nothing is made, and the existing VM is left alone.
+    const name = `${prefix}-taken`;
+    await provisioner.createFromIso({
+      name,
+      memoryMiB: 64,
+      isoPath: iso,
+      ...isoFiles(join(dir, 'vms', name)),
+      diskSizeGiB: 1,
+      start: false,
+    });
+    expect((await attempt({ name })).code).toBe(ErrorCode.ALREADY_EXISTS);
+    expect(existsSync(vmDir)).toBe(false);
+    await provisioner.deleteVm({ name });
+  });
+
+  it('removes what it made when a creation fails half-way', async () => {
+    const name = `${prefix}-halfway`;
+    const vmDir = join(dir, 'vms', name);
+    // Defined fine, but the network does not exist, so the start fails.
+    const error = await rejection(
+      provisioner.createFromCloudImage({
+        name,
+        memoryMiB: 64,
+        baseImagePath: base,
+        ...cloudFiles(vmDir),
+        networks: [{ kind: 'network', network: `${prefix}-no-such-net` }],
+        cloudInit: { hostname: 'h' },
+      }),
+    );
+    expect(error.code).toBe(ErrorCode.HYPERVISOR_ERROR);
+    expect((await rejection(hypervisor.state({ name }))).code).toBe(ErrorCode.NOT_FOUND);
+    expect(existsSync(vmDir)).toBe(false);
+  });
+});

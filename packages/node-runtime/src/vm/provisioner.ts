@@ -1,0 +1,388 @@
+import { dirname, join } from 'node:path';
+import {
+  type CommandRunner,
+  type DomainInfo,
+  ErrorCode,
+  type Hypervisor,
+  isQuantixError,
+  type PluginContext,
+  parseOrThrow,
+  QuantixError,
+  vmNameSchema,
+} from '@quantix/core';
+import { z } from 'zod';
+import { buildDomainXml, type DomainSpec, hostPathSchema, parseDomainXml } from '../libvirt/domain-xml.js';
+import { ACTIVE_STATES } from '../libvirt/hypervisor.js';
+import { buildNoCloudSeed, type CloudInitConfig, cloudInitSchema } from './cloud-init.js';
+
+type Logger = PluginContext['logger'];
+
+const GIB = 1024 ** 3;
+/** The volume id cloud-init's NoCloud datasource looks for. */
+export const NOCLOUD_VOLUME_ID = 'cidata';
+
+const networkSchema = z.array(
+  z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('network'), network: z.string().min(1).max(255) }).strict(),
+    z.object({ kind: z.literal('bridge'), bridge: z.string().min(1).max(15) }).strict(),
+    z.object({ kind: z.literal('user') }).strict(),
+  ]),
+);
+
+const commonFields = {
+  name: vmNameSchema,
+  /** Quantix's id of the VM, kept in the domain's metadata (and the cloud-init instance id). */
+  vmId: z.string().min(1).max(128).optional(),
+  vcpus: z.number().int().min(1).max(1024).default(1),
+  memoryMiB: z
+    .number()
+    .int()
+    .min(16)
+    .max(16 * 1024 * 1024)
+    .default(1024),
+  firmware: z.enum(['bios', 'uefi']).default('bios'),
+  /** The VM's disk on the node (a qcow2 file made here); missing directories above it are made. */
+  diskPath: hostPathSchema,
+  networks: networkSchema.max(16).default([]),
+  /** Start the domain once it is defined. Default true. */
+  start: z.boolean().default(true),
+};
+
+export const cloudVmSchema = z
+  .object({
+    ...commonFields,
+    /** The ready base image (qcow2 or raw). Only read: the VM writes to an overlay on it. */
+    baseImagePath: hostPathSchema,
+    /** Where the NoCloud seed ISO is written. */
+    seedPath: hostPathSchema,
+    /** Virtual size of the VM's disk; default the base image's. Never smaller than that. */
+    diskSizeGiB: z.number().int().min(1).max(65_536).optional(),
+    cloudInit: cloudInitSchema,
+  })
+  .strict();
+
+export const isoVmSchema = z
+  .object({
+    ...commonFields,
+    /** The installer ISO, attached read-only as the first boot device. */
+    isoPath: hostPathSchema,
+    diskSizeGiB: z.number().int().min(1).max(65_536),
+  })
+  .strict();
+
+export type CloudVmOptions = z.input<typeof cloudVmSchema> & { cloudInit: CloudInitConfig };
+export type IsoVmOptions = z.input<typeof isoVmSchema>;
+
+export interface CreatedVm {
+  domain: DomainInfo;
+  /** Files made for this VM (removed again by deleteVm), and the directories made for them. */
+  ownedFiles: string[];
+  ownedDirectories: string[];
+}
+
+export interface VmProvisionerOptions {
+  /** Where qemu-img, xorriso, mkdir and rm run: the same host as the hypervisor's virsh. */
+  runner: CommandRunner;
+  hypervisor: Hypervisor;
+  /** 'kvm' or 'qemu' (TCG); 'auto' asks the hypervisor when it can tell (LibvirtHypervisor), else kvm. */
+  virtType?: 'kvm' | 'qemu' | 'auto';
+  /** Bound on qemu-img and xorriso calls. Default 120 s. */
+  timeoutMs?: number;
+  logger?: Logger;
+}
+
+/**
+ * Creates VMs from cloud images and ISOs on one host, and deletes them again. Every file is made
+ * through the CommandRunner, so the host may be this one or a remote one. What a VM owns is
+ * written into its domain XML (Quantix metadata), so deleting it removes exactly those files —
+ * the overlay, the seed, the empty disk — and never the base image or the ISO, even after a
+ * restart of whoever created it. A creation that fails half-way removes what it had made.
+ */
+export class VmProvisioner {
+  private readonly runner: CommandRunner;
+  private readonly hypervisor: Hypervisor;
+  private readonly timeoutMs: number;
+  private readonly logger: Logger | undefined;
+  private virtType: Promise<'kvm' | 'qemu'> | null;
+
+  constructor(options: VmProvisionerOptions) {
+    this.runner = options.runner;
+    this.hypervisor = options.hypervisor;
+    this.timeoutMs = options.timeoutMs ?? 120_000;
+    this.logger = options.logger;
+    const wanted = options.virtType ?? 'auto';
+    this.virtType = wanted === 'auto' ? null : Promise.resolve(wanted);
+  }
+
+  /**
+   * A VM from a cloud image: a qcow2 overlay backed by the base image, a NoCloud seed ISO
+   * (hostname, user, SSH keys) on a CD-ROM, defined and (by default) started.
+   */
+  async createFromCloudImage(input: CloudVmOptions): Promise<CreatedVm> {
+    const options = parseOrThrow(cloudVmSchema, input, 'cloud VM');
+    // Independent checks, run side by side on the connection's channels.
+    const [, base] = await Promise.all([
+      this.refuseExistingDomain(options.name),
+      this.imageInfo(options.baseImagePath),
+      this.mustNotExist(options.diskPath),
+      this.mustNotExist(options.seedPath),
+    ]);
+    const sizeBytes = options.diskSizeGiB === undefined ? base.virtualSize : options.diskSizeGiB * GIB;
+    if (sizeBytes < base.virtualSize) {
+      throw new QuantixError(
+        ErrorCode.INVALID_INPUT,
+        `The disk of '${options.name}' (${options.diskSizeGiB} GiB) would be smaller than its base image (${base.virtualSize} bytes)`,
+        { details: { diskSizeGiB: options.diskSizeGiB, baseVirtualSize: base.virtualSize } },
+      );
+    }
+    const disk = options.diskPath;
+    const seed = options.seedPath;
+    return this.withRollback(
+      [disk, seed],
+      async (made) => {
+        await this.cmd([
+          'qemu-img',
+          'create',
+          '-q',
+          '-f',
+          'qcow2',
+          '-F',
+          base.format,
+          '-b',
+          options.baseImagePath,
+          disk,
+          String(sizeBytes),
+        ]);
+        made.push(disk);
+        const files = buildNoCloudSeed({ instanceId: options.vmId ?? options.name, config: options.cloudInit });
+        await this.makeSeedIso({ seed, ...files });
+        made.push(seed);
+        return {
+          name: options.name,
+          memoryMiB: options.memoryMiB,
+          vcpus: options.vcpus,
+          firmware: options.firmware,
+          disks: [{ path: disk, format: 'qcow2' }],
+          cdroms: [{ path: seed }],
+          networks: options.networks,
+          bootFrom: 'disk',
+          metadata: { vmId: options.vmId },
+        };
+      },
+      options.start,
+    );
+  }
+
+  /** A VM from an installer ISO: an empty qcow2 disk and the ISO as the first boot device. */
+  async createFromIso(input: IsoVmOptions): Promise<CreatedVm> {
+    const options = parseOrThrow(isoVmSchema, input, 'ISO VM');
+    await Promise.all([
+      this.refuseExistingDomain(options.name),
+      this.mustExist(options.isoPath, 'ISO'),
+      this.mustNotExist(options.diskPath),
+    ]);
+    const disk = options.diskPath;
+    return this.withRollback(
+      [disk],
+      async (made) => {
+        await this.cmd(['qemu-img', 'create', '-q', '-f', 'qcow2', disk, String(options.diskSizeGiB * GIB)]);
+        made.push(disk);
+        return {
+          name: options.name,
+          memoryMiB: options.memoryMiB,
+          vcpus: options.vcpus,
+          firmware: options.firmware,
+          disks: [{ path: disk, format: 'qcow2' }],
+          cdroms: [{ path: options.isoPath }],
+          networks: options.networks,
+          bootFrom: 'cdrom',
+          metadata: { vmId: options.vmId },
+        };
+      },
+      options.start,
+    );
+  }
+
+  /**
+   * Stops the domain if it runs, undefines it and removes the files it owns (and the directories
+   * made for them, when now empty). Base images and ISOs are never touched.
+   */
+  async deleteVm({ name }: { name: string }): Promise<{ removedFiles: string[] }> {
+    parseOrThrow(vmNameSchema, name, 'VM name');
+    const state = await this.hypervisor.state({ name });
+    if (ACTIVE_STATES.includes(state)) {
+      try {
+        await this.hypervisor.destroy({ name });
+      } catch (error) {
+        // It stopped by itself in between: that is what was wanted.
+        if (!isQuantixError(error, ErrorCode.INVALID_STATE)) throw error;
+      }
+    }
+    const info = parseDomainXml(await this.hypervisor.dumpXml({ name }));
+    await this.hypervisor.undefine({ name, removeStorage: true });
+    await this.removeDirectories(info.ownedDirectories);
+    return { removedFiles: info.ownedFiles };
+  }
+
+  private async withRollback(
+    willMake: string[],
+    make: (made: string[]) => Promise<DomainSpec>,
+    start: boolean,
+  ): Promise<CreatedVm> {
+    const dirs = await this.makeDirectories(willMake.map((file) => dirname(file)));
+    const made: string[] = [];
+    let defined: string | null = null;
+    try {
+      const spec = await make(made);
+      const xml = buildDomainXml({
+        ...spec,
+        virtType: await this.resolveVirtType(),
+        metadata: { ...spec.metadata, ownedFiles: made, ownedDirectories: dirs },
+      });
+      let domain = await this.hypervisor.define({ xml });
+      defined = domain.name;
+      if (start) {
+        await this.hypervisor.start({ name: domain.name });
+        domain = { ...domain, state: await this.hypervisor.state({ name: domain.name }) };
+      }
+      this.logger?.info({ name: domain.name, files: made }, 'VM created');
+      return { domain, ownedFiles: made, ownedDirectories: dirs };
+    } catch (error) {
+      await this.rollback({ defined, made, dirs }).catch((cleanup) =>
+        this.logger?.error({ err: String(cleanup), made }, 'could not remove what a failed VM creation had made'),
+      );
+      throw error;
+    }
+  }
+
+  private async rollback({ defined, made, dirs }: { defined: string | null; made: string[]; dirs: string[] }) {
+    if (defined) {
+      await this.hypervisor.destroy({ name: defined }).catch(() => undefined);
+      await this.hypervisor.undefine({ name: defined }).catch(() => undefined);
+    }
+    if (made.length > 0) await this.cmd(['rm', '-f', '--', ...made]);
+    await this.removeDirectories(dirs);
+  }
+
+  /** Makes the missing directories among `wanted` and above them; returns those it made, deepest first. */
+  private async makeDirectories(wanted: string[]): Promise<string[]> {
+    const missing: string[] = [];
+    for (const dir of new Set(wanted)) {
+      let current = dir;
+      while (current !== dirname(current) && !missing.includes(current) && !(await this.exists(current))) {
+        missing.push(current);
+        current = dirname(current);
+      }
+    }
+    if (missing.length > 0) await this.cmd(['mkdir', '-p', '--', ...missing]);
+    return missing.sort((a, b) => b.length - a.length);
+  }
+
+  /** Removes directories made for a VM, deepest first, each only while it is empty. */
+  private async removeDirectories(dirs: string[]): Promise<void> {
+    for (const dir of dirs) await this.cmd(['rmdir', '--ignore-fail-on-non-empty', '--', dir]);
+  }
+
+  /** A NoCloud seed: user-data and meta-data on an ISO 9660 volume labelled `cidata`. */
+  private async makeSeedIso(options: { seed: string; userData: string; metaData: string }) {
+    // Staged beside the seed: same host, same file system, removed whatever happens.
+    const staging = (await this.cmd(['mktemp', '-d', '--', `${options.seed}.staging-XXXXXXXX`])).trim();
+    try {
+      const userData = join(staging, 'user-data');
+      const metaData = join(staging, 'meta-data');
+      // A fixed script; the path is its positional argument, never part of the script.
+      await Promise.all([
+        this.cmd(['sh', '-c', 'cat > "$1"', 'sh', userData], options.userData),
+        this.cmd(['sh', '-c', 'cat > "$1"', 'sh', metaData], options.metaData),
+      ]);
+      await this.cmd([
+        'xorriso',
+        '-as',
+        'mkisofs',
+        '-quiet',
+        '-output',
+        options.seed,
+        '-volid',
+        NOCLOUD_VOLUME_ID,
+        '-joliet',
+        '-rock',
+        userData,
+        metaData,
+      ]);
+    } finally {
+      await this.cmd(['rm', '-rf', '--', staging]).catch(() => undefined);
+    }
+  }
+
+  private async imageInfo(path: string): Promise<{ format: 'qcow2' | 'raw'; virtualSize: number }> {
+    await this.mustExist(path, 'base image');
+    // -U: the base image may be open in running VMs; reading its header is safe.
+    const out = await this.cmd(['qemu-img', 'info', '-U', '--output=json', '--', path]);
+    const info = JSON.parse(out) as { format?: string; 'virtual-size'?: number };
+    if ((info.format !== 'qcow2' && info.format !== 'raw') || typeof info['virtual-size'] !== 'number') {
+      throw new QuantixError(
+        ErrorCode.INVALID_INPUT,
+        `The base image ${path} is ${info.format ?? 'of no known format'}; a cloud VM needs a qcow2 or raw image`,
+        { details: { path, format: info.format ?? null } },
+      );
+    }
+    return { format: info.format, virtualSize: info['virtual-size'] };
+  }
+
+  private async refuseExistingDomain(name: string): Promise<void> {
+    try {
+      const state = await this.hypervisor.state({ name });
+      throw new QuantixError(ErrorCode.ALREADY_EXISTS, `A domain named '${name}' already exists (${state})`, {
+        details: { name, state },
+      });
+    } catch (error) {
+      if (!isQuantixError(error, ErrorCode.NOT_FOUND)) throw error;
+    }
+  }
+
+  private async exists(path: string): Promise<boolean> {
+    const result = await this.runner.run({
+      argv: ['test', '-e', path],
+      allowNonZeroExit: true,
+      timeoutMs: this.timeoutMs,
+    });
+    return result.exitCode === 0;
+  }
+
+  private async mustExist(path: string, what: string): Promise<void> {
+    if (!(await this.exists(path))) {
+      throw new QuantixError(ErrorCode.NOT_FOUND, `The ${what} ${path} does not exist on ${this.runner.target}`, {
+        details: { path, target: this.runner.target },
+      });
+    }
+  }
+
+  private async mustNotExist(path: string): Promise<void> {
+    if (await this.exists(path)) {
+      throw new QuantixError(
+        ErrorCode.ALREADY_EXISTS,
+        `${path} already exists on ${this.runner.target}; it is not overwritten`,
+        {
+          details: { path, target: this.runner.target },
+        },
+      );
+    }
+  }
+
+  private async resolveVirtType(): Promise<'kvm' | 'qemu'> {
+    if (!this.virtType) {
+      const probe = this.hypervisor as Hypervisor & { virtType?: () => Promise<'kvm' | 'qemu'> };
+      const asked = typeof probe.virtType === 'function' ? probe.virtType() : Promise.resolve<'kvm' | 'qemu'>('kvm');
+      // A failed probe is asked again next time, not remembered.
+      asked.catch(() => {
+        if (this.virtType === asked) this.virtType = null;
+      });
+      this.virtType = asked;
+    }
+    return this.virtType;
+  }
+
+  private async cmd(argv: string[], stdin?: string): Promise<string> {
+    return (await this.runner.run({ argv, stdin, timeoutMs: this.timeoutMs })).stdout;
+  }
+}
