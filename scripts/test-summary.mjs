@@ -11,7 +11,9 @@ if (!existsSync(file)) {
 const report = JSON.parse(readFileSync(file, 'utf8'));
 const passed = report.numPassedTests ?? 0;
 // Files that failed to load (syntax error, missing service at import) count as failures too.
-const failed = (report.numFailedTests ?? 0) + (report.testResults ?? []).filter((f) => f.status === 'failed' && f.assertionResults?.length === 0).length;
+const failed =
+  (report.numFailedTests ?? 0) +
+  (report.testResults ?? []).filter((f) => f.status === 'failed' && f.assertionResults?.length === 0).length;
 const skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
 if (passed + failed === 0) {
   console.log('no test ran');

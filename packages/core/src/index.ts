@@ -16,6 +16,9 @@ export {
   migrationStatus,
 } from './persistence/migrations/index.js';
 export * from './persistence/repositories/index.js';
+export * from './protocol/index.js';
+export * from './runners/local.js';
+export * from './services/catalog-registry.js';
 export * from './services/available-images.js';
 export * from './services/pool-sync.js';
 export * from './services/scan-ingest.js';

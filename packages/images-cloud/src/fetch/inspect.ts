@@ -1,0 +1,110 @@
+import {
+  type CommandRunner,
+  ErrorCode,
+  type ImageFormat,
+  isQuantixError,
+  LocalCommandRunner,
+  QuantixError,
+} from '@quantix/core';
+
+export interface ImageInspection {
+  /** The format qemu-img reports, as Quantix names it; null for formats Quantix has no name for. */
+  format: ImageFormat | null;
+  /** qemu-img's own name of the format ('qcow2', 'raw', 'vpc', …). */
+  detectedFormat: string;
+  virtualSizeBytes: number;
+  actualSizeBytes: number | null;
+}
+
+/** Reads what a disk image file is. */
+export interface ImageInspector {
+  inspect(options: { path: string; signal?: AbortSignal }): Promise<ImageInspection>;
+}
+
+const KNOWN_FORMATS: Record<string, ImageFormat> = { qcow2: 'qcow2', raw: 'raw', vmdk: 'vmdk', vhdx: 'vhdx' };
+
+/** Parses `qemu-img info --output=json`; IMAGE_INVALID for an image that names a backing file. */
+export function parseQemuImgInfo(json: string, path: string): ImageInspection {
+  let info: Record<string, unknown>;
+  try {
+    info = JSON.parse(json) as Record<string, unknown>;
+  } catch (error) {
+    throw new QuantixError(ErrorCode.IMAGE_INVALID, `qemu-img info printed no JSON for ${path}`, {
+      details: { path, retryable: false },
+      cause: error,
+    });
+  }
+  const detected = typeof info.format === 'string' ? info.format : '';
+  const virtualSize = info['virtual-size'];
+  if (detected === '' || typeof virtualSize !== 'number') {
+    throw new QuantixError(ErrorCode.IMAGE_INVALID, `qemu-img info gives no format or virtual size for ${path}`, {
+      details: { path, retryable: false },
+    });
+  }
+  // A downloaded image that points at a backing file would read that file on the node when a VM
+  // boots from it: a cloud image must stand alone.
+  const backing = info['backing-filename'] ?? info['full-backing-filename'];
+  if (typeof backing === 'string' && backing !== '') {
+    throw new QuantixError(
+      ErrorCode.IMAGE_INVALID,
+      `${path} names a backing file (${backing}); a downloaded image must not depend on other files`,
+      { details: { path, backingFile: backing, retryable: false } },
+    );
+  }
+  const actual = info['actual-size'];
+  return {
+    format: KNOWN_FORMATS[detected] ?? null,
+    detectedFormat: detected,
+    virtualSizeBytes: virtualSize,
+    actualSizeBytes: typeof actual === 'number' ? actual : null,
+  };
+}
+
+export interface QemuImgInspectorOptions {
+  /** Runs qemu-img; default a LocalCommandRunner. */
+  runner?: CommandRunner;
+  /** Default 'qemu-img' from PATH. */
+  qemuImg?: string;
+  timeoutMs?: number;
+}
+
+/**
+ * Reads format and virtual size with `qemu-img info --output=json`. The format is probed (the
+ * file is not trusted to be what its name says); qemu-img info opens only the top image, never
+ * a backing file, so probing a hostile image reads nothing else.
+ */
+export class QemuImgInspector implements ImageInspector {
+  private readonly runner: CommandRunner;
+  private readonly qemuImg: string;
+  private readonly timeoutMs: number;
+
+  constructor(options: QemuImgInspectorOptions = {}) {
+    this.runner = options.runner ?? new LocalCommandRunner();
+    this.qemuImg = options.qemuImg ?? 'qemu-img';
+    this.timeoutMs = options.timeoutMs ?? 60_000;
+  }
+
+  async inspect(options: { path: string; signal?: AbortSignal }): Promise<ImageInspection> {
+    try {
+      const result = await this.runner.run({
+        argv: [this.qemuImg, 'info', '--output=json', '--', options.path],
+        timeoutMs: this.timeoutMs,
+        maxOutputBytes: 1024 * 1024,
+        signal: options.signal,
+      });
+      return parseQemuImgInfo(result.stdout, options.path);
+    } catch (error) {
+      if (isQuantixError(error, ErrorCode.IMAGE_INVALID)) throw error;
+      if (options.signal?.aborted) throw error;
+      const message = (error as Error).message;
+      const missing = isQuantixError(error) && error.details.errno === 'ENOENT';
+      throw new QuantixError(
+        ErrorCode.IMAGE_INVALID,
+        missing
+          ? `Cannot inspect ${options.path}: qemu-img is not installed (Debian: apt-get install qemu-utils)`
+          : `qemu-img cannot read ${options.path}: ${message}`,
+        { details: { path: options.path, retryable: missing }, cause: error },
+      );
+    }
+  }
+}

@@ -1,0 +1,13 @@
+export * from './catalog/builtin.js';
+export * from './catalog/static-catalog.js';
+export * from './fetch/checksum.js';
+export * from './fetch/fetcher.js';
+export { isRetryable } from './fetch/http.js';
+export * from './fetch/inspect.js';
+export { ConcurrencyLimiter } from './fetch/limiter.js';
+export { metaPathOf, type PartialMeta, partialPathOf } from './fetch/partial.js';
+export * from './fetch/policy.js';
+export * from './fetch/progress.js';
+export * from './lifecycle/service.js';
+export * from './lifecycle/source.js';
+export * from './plugin.js';

@@ -1,0 +1,353 @@
+/**
+ * The download lifecycle in the database, on PGlite and PostgreSQL, through a real Quantix
+ * instance with the real local storage backend, against a real HTTP server serving a qcow2.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createQuantix, type Image, type Quantix, type QuantixEvents, type StoragePool } from '@quantix/core';
+import { createTestDatabase, TEST_DATABASE_CLIENTS, type TestDatabase } from '@quantix/core/testing';
+import { storageLocalPlugin } from '@quantix/storage-local';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { CatalogEntryInput } from '../catalog/static-catalog.js';
+import { CloudImageServiceToken, createImagesCloudPlugin, type ImagesCloudPluginOptions } from '../plugin.js';
+import { type ImageServer, startImageServer } from '../testing/image-server.js';
+import { makeQcow2, sha256, sha256Sums, VIRTUAL_SIZE } from '../testing/images.js';
+import { SOURCE_LABELS } from './source.js';
+
+const IMAGE = '/jammy/current/jammy-server-cloudimg-amd64.img';
+const SUMS = '/jammy/current/SHA256SUMS';
+const ENTRY_ID = 'test-jammy';
+
+let server: ImageServer;
+let fixtures: string;
+let image: Buffer;
+
+function entry(): CatalogEntryInput {
+  return {
+    id: ENTRY_ID,
+    name: 'Ubuntu 22.04 (test mirror)',
+    os: { family: 'linux', distribution: 'ubuntu', version: '22.04', defaultUser: 'ubuntu', cloudInit: true },
+    requirements: { minCpu: 1, minMemoryMiB: 512, minDiskGiB: 10, firmware: 'any' },
+    sourceUrl: `${server.url}${IMAGE}`,
+    checksumUrl: `${server.url}${SUMS}`,
+    checksumAlgorithm: 'sha256',
+  };
+}
+
+function files(root: string): string[] {
+  if (!existsSync(root)) return [];
+  return readdirSync(root, { recursive: true, withFileTypes: true })
+    .filter((d) => d.isFile())
+    .map((d) => join(d.parentPath, d.name).slice(root.length + 1))
+    .sort();
+}
+
+beforeAll(async () => {
+  fixtures = mkdtempSync(join(tmpdir(), 'quantix-lifecycle-fixtures-'));
+  image = await makeQcow2(fixtures, 'jammy.qcow2', 6);
+  server = await startImageServer();
+});
+
+afterAll(async () => {
+  await server?.close();
+  rmSync(fixtures, { recursive: true, force: true });
+});
+
+describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => {
+  let testDb: TestDatabase;
+  let dataDir: string | undefined;
+  let quantix: Quantix | undefined;
+  let poolDir: string;
+  let pool: StoragePool;
+  let phases: QuantixEvents['image.phase'][];
+  let progress: QuantixEvents['image.progress'][];
+
+  async function open(options: ImagesCloudPluginOptions = {}): Promise<Quantix> {
+    const instance = await createQuantix({
+      database: testDb.config,
+      plugins: [
+        storageLocalPlugin,
+        createImagesCloudPlugin({
+          builtinCatalog: false,
+          entries: [entry()],
+          fetcher: { policy: { allowAddresses: ['127.0.0.0/8'] }, retry: { baseDelayMs: 10, maxDelayMs: 50 } },
+          progressWriteIntervalMs: 20,
+          ...options,
+        }),
+      ],
+    });
+    phases = [];
+    progress = [];
+    instance.events.on('image.phase', (e) => phases.push(e));
+    instance.events.on('image.progress', (e) => progress.push(e));
+    return instance;
+  }
+
+  const service = () => (quantix as Quantix).get(CloudImageServiceToken);
+  const imagePath = () => join(poolDir, 'images', `${ENTRY_ID}.qcow2`);
+
+  beforeAll(async () => {
+    dataDir = client === 'pglite' ? mkdtempSync(join(tmpdir(), 'quantix-lifecycle-db-')) : undefined;
+    testDb = await createTestDatabase(client, dataDir ? { dataDir } : {});
+  });
+
+  afterAll(async () => {
+    await testDb?.dispose();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  beforeEach(async () => {
+    server.reset();
+    server.setFile(IMAGE, image);
+    server.setFile(SUMS, sha256Sums({ 'jammy-server-cloudimg-amd64.img': image }));
+    poolDir = mkdtempSync(join(tmpdir(), 'quantix-pool-'));
+    quantix = await open();
+    pool = await quantix.repositories.pools.create({
+      name: `pool-${poolDir.slice(-6)}`,
+      type: 'local',
+      config: { path: poolDir },
+    });
+  });
+
+  afterEach(async () => {
+    await quantix?.close();
+    quantix = undefined;
+    rmSync(poolDir, { recursive: true, force: true });
+  });
+
+  it('downloads a catalog image into a pool: pending → downloading → verifying → ready, with progress in the row', async () => {
+    const { image: pending, completion } = await service().startDownload({ catalogId: ENTRY_ID, poolId: pool.id });
+    expect(pending).toMatchObject({
+      phase: 'pending',
+      kind: 'cloud',
+      catalogId: ENTRY_ID,
+      location: { poolId: pool.id, relPath: `images/${ENTRY_ID}.qcow2` },
+      os: { distribution: 'ubuntu', defaultUser: 'ubuntu' },
+      labels: { [SOURCE_LABELS.url]: `${server.url}${IMAGE}`, [SOURCE_LABELS.checksumUrl]: `${server.url}${SUMS}` },
+    });
+    const ready = await completion;
+
+    expect(ready).toMatchObject({
+      phase: 'ready',
+      error: null,
+      format: 'qcow2',
+      sizeBytes: image.length,
+      virtualSizeBytes: VIRTUAL_SIZE,
+      checksum: { algorithm: 'sha256', value: sha256(image) },
+      progress: { bytesDone: image.length, bytesTotal: image.length, percent: 100 },
+    });
+    expect(ready.fileModifiedAt).toBeInstanceOf(Date);
+    expect(await quantix?.repositories.images.require(pending.id)).toEqual(ready);
+    expect(sha256(readFileSync(imagePath()))).toBe(sha256(image));
+    expect(files(poolDir)).toEqual([`images/${ENTRY_ID}.qcow2`]);
+    expect(phases.map((p) => `${p.from}→${p.to}`)).toEqual([
+      'null→pending',
+      'pending→downloading',
+      'downloading→verifying',
+      'verifying→ready',
+    ]);
+    expect(progress.length).toBeGreaterThan(0);
+    expect(progress.at(-1)?.progress).toEqual({ bytesDone: image.length, bytesTotal: image.length, percent: 100 });
+    // The row is updated as it goes, each write bumping the version: create, phases, progress.
+    expect(ready.version).toBeGreaterThanOrEqual(4);
+
+    // Asked again: the same row, nothing fetched.
+    server.requests.length = 0;
+    const again = await service().startDownload({ catalogId: ENTRY_ID, poolId: pool.id });
+    expect(again.image.id).toBe(pending.id);
+    expect((await again.completion).phase).toBe('ready');
+    expect(server.requests).toEqual([]);
+  });
+
+  it('joins two requests of the same image into the same pool into one download', async () => {
+    server.behaviour.bytesPerSecond = 16 * 1024 * 1024;
+    const [a, b] = await Promise.all([
+      service().startDownload({ catalogId: ENTRY_ID, poolId: pool.id }),
+      service().startDownload({ catalogId: ENTRY_ID, poolId: pool.id }),
+    ]);
+    expect(b.image.id).toBe(a.image.id);
+    const [ra, rb] = await Promise.all([a.completion, b.completion]);
+    expect(ra).toEqual(rb);
+    expect(server.requestsFor(IMAGE)).toHaveLength(1);
+    expect(await quantix?.repositories.images.count({ catalogId: ENTRY_ID, poolId: pool.id })).toBe(1);
+  });
+
+  it('wrong bytes: the row ends error CHECKSUM_MISMATCH, no ready row, no file left; a retry then succeeds', async () => {
+    server.behaviour.corruptPaths = [IMAGE];
+    const { image: pending, completion } = await service().startDownload({ catalogId: ENTRY_ID, poolId: pool.id });
+    const failed = await completion;
+    expect(failed).toMatchObject({
+      phase: 'error',
+      checksum: null,
+      error: { code: 'CHECKSUM_MISMATCH', retryable: true },
+    });
+    expect(failed.error?.message).toContain(sha256(image));
+    expect(await quantix?.repositories.images.count({ phase: 'ready', poolId: pool.id })).toBe(0);
+    expect(files(poolDir)).toEqual([]);
+    expect(phases.at(-1)).toMatchObject({ imageId: pending.id, to: 'error', error: { code: 'CHECKSUM_MISMATCH' } });
+
+    server.behaviour.corruptPaths = [];
+    const retried = await service().retry({ imageId: pending.id });
+    expect(retried.image).toMatchObject({ id: pending.id, phase: 'pending', error: null });
+    expect(await retried.completion).toMatchObject({ phase: 'ready', checksum: { value: sha256(image) } });
+  });
+
+  it('refuses a disallowed URL before any request and before recording a row', async () => {
+    await quantix?.close();
+    quantix = await open({ fetcher: { policy: { allowAddresses: ['127.0.0.1'], allowPorts: [443] } } });
+    const refused = await service()
+      .startDownload({ catalogId: ENTRY_ID, poolId: pool.id })
+      .catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'SOURCE_NOT_ALLOWED', details: { reason: 'port' } });
+    const metadata = await service()
+      .startDownload({
+        poolId: pool.id,
+        source: { url: 'https://169.254.169.254/latest/meta-data/disk.img', checksumUrl: `${server.url}${SUMS}` },
+      })
+      .catch((e: unknown) => e);
+    expect(metadata).toMatchObject({ code: 'SOURCE_NOT_ALLOWED', details: { reason: 'address' } });
+    expect(server.requests).toEqual([]);
+    expect(await quantix?.repositories.images.count({ poolId: pool.id })).toBe(0);
+  });
+
+  it('cancel keeps the partial file; a retry resumes it and fetches fewer bytes than the whole', async () => {
+    server.behaviour.bytesPerSecond = 3 * 1024 * 1024;
+    const { image: pending, completion } = await service().startDownload({ catalogId: ENTRY_ID, poolId: pool.id });
+    await new Promise<void>((resolve) => {
+      const check = (e: QuantixEvents['image.progress']) => {
+        if (e.imageId === pending.id && e.progress.bytesDone > image.length / 3) {
+          quantix?.events.off('image.progress', check);
+          resolve();
+        }
+      };
+      quantix?.events.on('image.progress', check);
+    });
+    const { image: cancelled } = await service().cancel({ imageId: pending.id });
+    expect(cancelled).toMatchObject({ phase: 'error', error: { code: 'DOWNLOAD_CANCELLED', retryable: true } });
+    expect((await completion).phase).toBe('error');
+    expect(existsSync(`${imagePath()}.partial`)).toBe(true);
+
+    server.behaviour.bytesPerSecond = null;
+    const retried = await service().retry({ imageId: pending.id });
+    expect(await retried.completion).toMatchObject({ phase: 'ready', checksum: { value: sha256(image) } });
+    const gets = server.requestsFor(IMAGE);
+    expect(gets.at(-1)?.status).toBe(206);
+    expect(gets.at(-1)?.bytesSent).toBeLessThan(image.length);
+  });
+
+  it('a row changed by someone else mid-download stops the job without overwriting the change', async () => {
+    server.behaviour.bytesPerSecond = 4 * 1024 * 1024;
+    const { image: pending, completion } = await service().startDownload({ catalogId: ENTRY_ID, poolId: pool.id });
+    const images = (quantix as Quantix).repositories.images;
+    let row: Image = pending;
+    for (let i = 0; i < 200 && row.phase !== 'downloading'; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      row = await images.require(pending.id);
+    }
+    // Another writer (an operator deleting the image) changes the row under the download; like
+    // any writer it reads again when the download's own progress write got in first.
+    let deleting: Image | undefined;
+    for (let i = 0; i < 50 && !deleting; i++) {
+      deleting = await images
+        .update(pending.id, { phase: 'deleting' }, { expectedVersion: row.version })
+        .catch(async (error: { code?: string }) => {
+          if (error.code !== 'VERSION_CONFLICT') throw error;
+          row = await images.require(pending.id);
+          return undefined;
+        });
+    }
+    const final = await completion;
+    expect(final.phase).toBe('deleting');
+    expect(await images.require(pending.id)).toMatchObject({ phase: 'deleting', version: deleting?.version });
+    expect(service().activeImageIds).toEqual([]);
+  });
+
+  it('after a graceful restart mid-download, the next start resumes the row from its partial file', async () => {
+    server.behaviour.bytesPerSecond = 3 * 1024 * 1024;
+    const { image: pending } = await service().startDownload({ catalogId: ENTRY_ID, poolId: pool.id });
+    await new Promise<void>((resolve) =>
+      quantix?.events.on('image.progress', (e) => {
+        if (e.progress.bytesDone > image.length / 3) resolve();
+      }),
+    );
+    await quantix?.close(); // rows stay `downloading`: nothing is failed by a shutdown
+    quantix = await open({ reconcileOnStart: false });
+    const left = await quantix.repositories.images.require(pending.id);
+    expect(left.phase).toBe('downloading');
+    expect(left.progress?.bytesDone).toBeGreaterThan(0);
+
+    server.behaviour.bytesPerSecond = null;
+    const reconciled = await service().reconcileInterrupted();
+    expect(reconciled.failed).toEqual([]);
+    expect(reconciled.resumed.map((r) => r.image.id)).toEqual([pending.id]);
+    expect(reconciled.resumed[0]?.partialBytes).toBeGreaterThan(0);
+    const done = await reconciled.resumed[0]?.completion;
+    expect(done).toMatchObject({ phase: 'ready', checksum: { value: sha256(image) } });
+    expect(server.requestsFor(IMAGE).at(-1)?.bytesSent).toBeLessThan(image.length);
+  });
+
+  it('reconciles what cannot be resumed into error with the reason, and leaves others’ rows alone', async () => {
+    const images = (quantix as Quantix).repositories.images;
+    // A download of ours whose pool directory is gone.
+    const goneDir = mkdtempSync(join(tmpdir(), 'quantix-gone-pool-'));
+    const gonePool = await quantix?.repositories.pools.create({
+      name: `gone-${goneDir.slice(-6)}`,
+      type: 'local',
+      config: { path: goneDir },
+    });
+    const ours = await images.create({
+      name: 'interrupted',
+      kind: 'cloud',
+      labels: { [SOURCE_LABELS.url]: `${server.url}${IMAGE}`, [SOURCE_LABELS.checksumUrl]: `${server.url}${SUMS}` },
+      location: { poolId: gonePool?.id as string, relPath: 'images/x.qcow2' },
+    });
+    await images.update(ours.id, { phase: 'downloading' });
+    rmSync(goneDir, { recursive: true, force: true });
+    // A cloud image stuck mid-download with no source recorded: nothing to resume from.
+    const orphan = await images.create({ name: 'orphan', kind: 'cloud' });
+    await images.update(orphan.id, { phase: 'verifying' });
+    // An ISO another service is fetching: not ours to touch.
+    const iso = await images.create({ name: 'someone else’s iso', kind: 'iso' });
+    await images.update(iso.id, { phase: 'downloading' });
+
+    const result = await service().reconcileInterrupted();
+    expect(result.resumed).toEqual([]);
+    expect(result.skipped.map((s) => s.id)).toEqual([iso.id]);
+    expect(Object.fromEntries(result.failed.map((f) => [f.id, f.error?.code]))).toEqual({
+      [ours.id]: 'POOL_UNAVAILABLE',
+      [orphan.id]: 'DOWNLOAD_INTERRUPTED',
+    });
+    expect(await images.require(ours.id)).toMatchObject({ phase: 'error', error: { retryable: true } });
+    expect((await images.require(ours.id)).error?.message).toContain('cannot be resumed');
+    expect(await images.require(orphan.id)).toMatchObject({ phase: 'error', error: { retryable: false } });
+    expect((await images.require(iso.id)).phase).toBe('downloading');
+    // Nothing of ours is left in a transient phase.
+    expect(await images.count({ phase: ['downloading', 'verifying'], kind: 'cloud' })).toBe(0);
+  });
+
+  it('a crash after the rename but before the row said ready: the next start verifies the file and finishes', async () => {
+    const images = (quantix as Quantix).repositories.images;
+    const row = await images.create({
+      name: 'renamed, not recorded',
+      kind: 'cloud',
+      catalogId: ENTRY_ID,
+      labels: { [SOURCE_LABELS.url]: `${server.url}${IMAGE}`, [SOURCE_LABELS.checksumUrl]: `${server.url}${SUMS}` },
+      location: { poolId: pool.id, relPath: `images/${ENTRY_ID}.qcow2` },
+    });
+    await images.update(row.id, { phase: 'downloading' });
+    await images.update(row.id, { phase: 'verifying' });
+    mkdirSync(join(poolDir, 'images'), { recursive: true });
+    writeFileSync(imagePath(), image);
+
+    await quantix?.close();
+    quantix = await open(); // reconcileOnStart (the default) runs in onReady
+    let now = await quantix.repositories.images.require(row.id);
+    for (let i = 0; i < 300 && now.phase !== 'ready' && now.phase !== 'error'; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      now = await quantix.repositories.images.require(row.id);
+    }
+    expect(now).toMatchObject({ phase: 'ready', sizeBytes: image.length, checksum: { value: sha256(image) } });
+    expect(server.requestsFor(IMAGE)).toEqual([]);
+  });
+});

@@ -1,0 +1,125 @@
+import {
+  type CatalogEntry,
+  CHECKSUM_ALGORITHMS,
+  type Checksum,
+  type ChecksumAlgorithm,
+  ErrorCode,
+  type Image,
+  type ImageFormat,
+  QuantixError,
+} from '@quantix/core';
+import { assertChecksum, fileNameOfUrl } from '../fetch/checksum.js';
+
+/**
+ * Where an image's bytes come from. It is written into the image row (as labels) when the row
+ * is made, so that a process resuming the download after a restart needs nothing but the row —
+ * not the catalog entry, which may have changed or gone since.
+ */
+export interface DownloadSource {
+  url: string;
+  checksum: Checksum | null;
+  checksumUrl: string | null;
+  checksumAlgorithm: ChecksumAlgorithm | null;
+}
+
+export const SOURCE_LABELS = {
+  url: 'quantix.io/source-url',
+  checksumUrl: 'quantix.io/checksum-url',
+  checksum: 'quantix.io/checksum',
+  checksumAlgorithm: 'quantix.io/checksum-algorithm',
+} as const;
+
+/** Label values are at most this long (core's label schema). */
+const MAX_LABEL_VALUE = 512;
+
+export function sourceOfEntry(entry: CatalogEntry): DownloadSource {
+  return {
+    url: entry.sourceUrl,
+    checksum: entry.checksum,
+    checksumUrl: entry.checksumUrl,
+    checksumAlgorithm: entry.checksumAlgorithm,
+  };
+}
+
+export function sourceToLabels(source: DownloadSource): Record<string, string> {
+  const labels: Record<string, string> = { [SOURCE_LABELS.url]: source.url };
+  if (source.checksumUrl) labels[SOURCE_LABELS.checksumUrl] = source.checksumUrl;
+  if (source.checksum) labels[SOURCE_LABELS.checksum] = `${source.checksum.algorithm}:${source.checksum.value}`;
+  if (source.checksumAlgorithm) labels[SOURCE_LABELS.checksumAlgorithm] = source.checksumAlgorithm;
+  for (const [key, value] of Object.entries(labels)) {
+    if (value.length > MAX_LABEL_VALUE) {
+      throw new QuantixError(
+        ErrorCode.INVALID_INPUT,
+        `Invalid download source: ${key} is longer than ${MAX_LABEL_VALUE} characters`,
+        { details: { issues: [{ path: key, message: `at most ${MAX_LABEL_VALUE} characters` }] } },
+      );
+    }
+  }
+  return labels;
+}
+
+/** The source recorded in an image row, or null when the row was not made by a download. */
+export function sourceFromImage(image: Image): DownloadSource | null {
+  const url = image.labels[SOURCE_LABELS.url];
+  if (!url) return null;
+  const recorded = image.labels[SOURCE_LABELS.checksum];
+  let checksum: Checksum | null = null;
+  if (recorded) {
+    const [algorithm, value] = recorded.split(':');
+    if ((CHECKSUM_ALGORITHMS as readonly string[]).includes(algorithm ?? '') && value) {
+      checksum = { algorithm: algorithm as ChecksumAlgorithm, value };
+    }
+  }
+  const algorithm = image.labels[SOURCE_LABELS.checksumAlgorithm];
+  return {
+    url,
+    checksum,
+    checksumUrl: image.labels[SOURCE_LABELS.checksumUrl] ?? null,
+    checksumAlgorithm: (CHECKSUM_ALGORITHMS as readonly string[]).includes(algorithm ?? '')
+      ? (algorithm as ChecksumAlgorithm)
+      : null,
+  };
+}
+
+/** Checks a source a caller gives by hand (the catalog's entries are checked when the catalog is made). */
+export function validateSource(source: DownloadSource): DownloadSource {
+  let url: URL;
+  try {
+    url = new URL(source.url);
+  } catch (error) {
+    throw new QuantixError(
+      ErrorCode.INVALID_INPUT,
+      `Invalid download source: ${JSON.stringify(source.url)} is not a URL`,
+      {
+        details: { issues: [{ path: 'url', message: 'not a URL' }] },
+        cause: error,
+      },
+    );
+  }
+  if (fileNameOfUrl(url) === '') {
+    throw new QuantixError(ErrorCode.INVALID_INPUT, `Invalid download source: ${source.url} names no file`, {
+      details: { issues: [{ path: 'url', message: 'must end in a file name' }] },
+    });
+  }
+  return {
+    url: source.url,
+    checksum: source.checksum ? assertChecksum(source.checksum) : null,
+    checksumUrl: source.checksumUrl ?? null,
+    checksumAlgorithm: source.checksumAlgorithm ?? source.checksum?.algorithm ?? null,
+  };
+}
+
+const EXTENSIONS: Record<ImageFormat, string> = { qcow2: 'qcow2', raw: 'raw', iso: 'iso', vmdk: 'vmdk', vhdx: 'vhdx' };
+
+/** Where a catalog image goes in a pool unless the caller says otherwise: `images/<entry id>.<ext>`. */
+export function defaultRelPathForEntry(entry: CatalogEntry): string {
+  return `images/${entry.id}.${EXTENSIONS[entry.format] ?? 'img'}`;
+}
+
+/** Where an image from a bare URL goes: `images/<file name of the URL>`, made safe as a file name. */
+export function defaultRelPathForUrl(url: string): string {
+  const name = fileNameOfUrl(url)
+    .replace(/[^A-Za-z0-9._-]/g, '_')
+    .replace(/^\.+/, '_');
+  return `images/${name || 'image.img'}`;
+}

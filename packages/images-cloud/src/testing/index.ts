@@ -1,0 +1,2 @@
+export * from './image-server.js';
+export * from './images.js';
