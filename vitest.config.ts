@@ -1,19 +1,40 @@
 import { defineConfig } from 'vitest/config';
 
+// Tests that own a machine-wide service (the one ganesha on port 2049, which some tests stop on
+// purpose) or start whole systems run after the rest, one file at a time.
+const exclusive = [
+  'packages/storage-nfs/src/**/*.integration.test.ts',
+  'examples/*/test/**/*.e2e.test.ts',
+  'bench/**/*.test.ts',
+];
+
 export default defineConfig({
   test: {
-    include: [
-      'packages/*/src/**/*.test.ts',
-      'packages/*/test/**/*.test.ts',
-      'examples/*/src/**/*.test.ts',
-      'examples/*/test/**/*.test.ts',
-      'bench/**/*.test.ts',
-    ],
     exclude: ['**/node_modules/**', '**/dist/**', '**/__fixtures__/**'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    // Two cores: keep parallel files to what the machine and PostgreSQL can take.
-    maxWorkers: 2,
     env: { QUANTIX_LOG_LEVEL: 'silent' },
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'shared',
+          include: ['packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'examples/*/src/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
+          exclude: ['**/node_modules/**', '**/dist/**', '**/__fixtures__/**', ...exclusive],
+          // Two cores: keep parallel files to what the machine and PostgreSQL can take.
+          maxWorkers: 2,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'exclusive',
+          include: exclusive,
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });

@@ -279,14 +279,13 @@ describe('control plane API and node hub (PostgreSQL)', () => {
 
   it('runs a download on the node and records progress, verification and the result', async () => {
     const node = nodes[0] as ScriptedNode;
-    let downloadRequest: Extract<ControlMessage, { type: 'request' }> | undefined;
     node.received.length = 0;
     const started = await api('POST', '/images/download', { catalogId: 'tiny-cloud', poolId: 'iso-a' });
     expect(started).toMatchObject({
       status: 202,
       body: { catalogId: 'tiny-cloud', location: { relPath: 'cloud/tiny.qcow2' } },
     });
-    downloadRequest = await node.waitFor('request', (m) => m.request.op === 'image.download');
+    const downloadRequest = await node.waitFor('request', (m) => m.request.op === 'image.download');
     const imageId = started.body.id as string;
     node.connection.send({
       v: 1,

@@ -11,6 +11,7 @@ import { nodeRoutes } from './http/routes/nodes.js';
 import { poolRoutes } from './http/routes/pools.js';
 import { uploadRoutes } from './http/routes/uploads.js';
 import { vmRoutes } from './http/routes/vms.js';
+import { serveUi } from './http/ui.js';
 import { NodeHub } from './hub/node-hub.js';
 import { bearerToken, tokenMatches } from './hub/tokens.js';
 import { DownloadService } from './services/downloads.js';
@@ -151,6 +152,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     { prefix: API_PREFIX },
   );
 
+  await serveUi(app, { apiPrefix: API_PREFIX });
   await downloads.reconcileOnStart();
   const address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
   listenUrl = address;

@@ -1,1 +1,2 @@
 export { ControlPlaneConnection, type ControlPlaneConnectionOptions, type MessageHandler } from './connection.js';
+export { AGENT_VERSION, type NodeDaemon, type NodeDaemonOptions, probeLibvirt, startNodeDaemon } from './node.js';

@@ -22,6 +22,10 @@ const STATUS: Partial<Record<string, number>> = {
   [ErrorCode.POOL_UNAVAILABLE]: 503,
   [ErrorCode.DATABASE_UNAVAILABLE]: 503,
   [ErrorCode.COMMAND_TIMEOUT]: 504,
+  [ErrorCode.UPLOAD_TOO_LARGE]: 413,
+  [ErrorCode.UPLOAD_INCOMPLETE]: 400,
+  [ErrorCode.SOURCE_NOT_ALLOWED]: 400,
+  [ErrorCode.CHECKSUM_MISMATCH]: 422,
   UNAUTHORIZED: 401,
   PAYLOAD_TOO_LARGE: 413,
 };

@@ -208,6 +208,7 @@ export class NodeHub {
       case 'pools.state': {
         await this.sync.recordReport(link.nodeId, message);
         link.syncedGeneration = message.generation;
+        this.scanAfterSync(link.nodeId, message.pools);
         return;
       }
       case 'scan.result': {
@@ -244,6 +245,20 @@ export class NodeHub {
         return;
       }
     }
+  }
+
+  /** After a sync, the node scans its active ISO pools; the results arrive as scan.result. */
+  private scanAfterSync(nodeId: string, reports: readonly { poolId: string; status: string }[]): void {
+    void (async () => {
+      for (const report of reports) {
+        if (report.status !== 'active') continue;
+        const pool = await this.options.repositories.pools.get(report.poolId);
+        if (!pool?.contentTypes.includes('iso')) continue;
+        await this.request(nodeId, { op: 'pool.scan', poolId: pool.id, content: 'iso' }, { timeoutMs: 300_000 }).catch(
+          (error) => this.options.logger.warn({ nodeId, poolId: pool.id, err: error }, 'scan after sync failed'),
+        );
+      }
+    })();
   }
 
   private async detach(link: NodeLink, reason: string): Promise<void> {

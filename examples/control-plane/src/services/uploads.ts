@@ -100,7 +100,10 @@ export class UploadService {
   private async stage(id: string, body: Readable, expectedSize?: number) {
     const maxBytes = this.options.maxBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
     if (expectedSize !== undefined && expectedSize > maxBytes) {
-      throw new QuantixError(ErrorCode.INVALID_INPUT, `The upload is ${expectedSize} bytes; the limit is ${maxBytes}`);
+      throw new QuantixError(
+        ErrorCode.UPLOAD_TOO_LARGE,
+        `The upload is ${expectedSize} bytes; the limit is ${maxBytes}`,
+      );
     }
     await mkdir(this.options.stagingDir, { recursive: true });
     const partial = join(this.options.stagingDir, `${id}.partial`);
@@ -113,14 +116,17 @@ export class UploadService {
         const bytes = chunk as Buffer;
         size += bytes.length;
         if (size > maxBytes)
-          throw new QuantixError(ErrorCode.INVALID_INPUT, `The upload is larger than the limit of ${maxBytes} bytes`);
+          throw new QuantixError(
+            ErrorCode.UPLOAD_TOO_LARGE,
+            `The upload is larger than the limit of ${maxBytes} bytes`,
+          );
         hash.update(bytes);
         await file.write(bytes);
       }
       if (expectedSize !== undefined && size !== expectedSize) {
-        throw new QuantixError(ErrorCode.INVALID_INPUT, `The upload ended after ${size} of ${expectedSize} bytes`);
+        throw new QuantixError(ErrorCode.UPLOAD_INCOMPLETE, `The upload ended after ${size} of ${expectedSize} bytes`);
       }
-      if (size === 0) throw new QuantixError(ErrorCode.INVALID_INPUT, 'The upload is empty');
+      if (size === 0) throw new QuantixError(ErrorCode.UPLOAD_INCOMPLETE, 'The upload is empty');
       await file.sync();
       await file.close();
       await rename(partial, final);

@@ -1,5 +1,6 @@
 import {
   checkVmImage,
+  type DomainState,
   ErrorCode,
   type EventBus,
   type Image,
@@ -12,6 +13,16 @@ import {
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { NodeHub } from '../hub/node-hub.js';
+
+const STATE_OF_DOMAIN: Partial<Record<DomainState, Vm['state']>> = {
+  running: 'running',
+  blocked: 'running',
+  paused: 'paused',
+  pmsuspended: 'paused',
+  shutdown: 'running', // still shutting down
+  shutoff: 'stopped',
+  crashed: 'error',
+};
 
 export const createVmSchema = z.object({
   name: vmNameSchema,
@@ -144,11 +155,17 @@ export class VmService {
   private async transition(
     id: string,
     request: { op: 'vm.start' } | { op: 'vm.stop'; force: boolean },
-    to: Vm['state'],
+    wanted: Vm['state'],
   ): Promise<Vm> {
     const { repositories, hub, events } = this.options;
     const vm = await repositories.vms.require(id);
-    await hub.request(vm.nodeId, { ...request, name: vm.name }, { timeoutMs: 120_000 });
+    const result = await hub.request<{ state?: DomainState } | undefined>(
+      vm.nodeId,
+      { ...request, name: vm.name },
+      { timeoutMs: 120_000 },
+    );
+    // Record what the hypervisor says, not what was asked: a guest may ignore an ACPI shutdown.
+    const to = (result?.state && STATE_OF_DOMAIN[result.state]) || wanted;
     const updated = await repositories.vms.update(id, { state: to, error: null });
     events.emit('vm.state', { vmId: id, from: vm.state, to });
     return updated;

@@ -88,8 +88,16 @@ export class LibvirtHypervisor implements Hypervisor {
   async define({ xml }: { xml: string }): Promise<DomainInfo> {
     const { name } = parseDomainXml(xml);
     checkName(name);
-    // The XML goes through stdin: nothing is written on the host, and libvirt checks it against its schema.
-    await this.virsh(['define', '--validate', '/dev/stdin'], { stdin: xml, name });
+    // virsh reads a file, and /dev/stdin cannot stand in for one: Node gives a local child a
+    // socket as stdin, which open() refuses (ENXIO). So the XML goes through a private temp
+    // file on the host (mktemp makes it 0600), written by tee from stdin and removed after.
+    const file = (await this.run(['mktemp', '--tmpdir', 'quantix-domain-XXXXXXXX.xml'])).trim();
+    try {
+      await this.run(['tee', checkPath(file)], xml);
+      await this.virsh(['define', '--validate', file], { name });
+    } finally {
+      await this.run(['rm', '-f', '--', file]).catch(() => undefined);
+    }
     const [uuid, state] = await Promise.all([this.uuid(name), this.state({ name })]);
     return { name, uuid, state };
   }

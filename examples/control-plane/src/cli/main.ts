@@ -1,0 +1,46 @@
+import { Command } from 'commander';
+import { apiCommands, reportError } from './commands.js';
+
+const program = new Command('quantix')
+  .description('Quantix: images, storage pools, nodes and VMs')
+  .showHelpAfterError();
+
+program
+  .command('up')
+  .description('all-in-one: control plane + local node on embedded PGlite in ./.quantix')
+  .option('--data-dir <dir>', 'state directory', '.quantix')
+  .option('--host <host>', 'listen address', '127.0.0.1')
+  .option('--port <port>', 'listen port', '8080')
+  .option('--libvirt <uri>', 'libvirt URI for the local node, or "none"', 'qemu:///system')
+  .option('--catalog <file>', 'a JSON file of extra catalog entries')
+  .action(async (options: { dataDir: string; host: string; port: string; libvirt: string; catalog?: string }) => {
+    const { runAllInOne } = await import('./up.js');
+    await runAllInOne({
+      dataDir: options.dataDir,
+      host: options.host,
+      port: Number(options.port),
+      libvirtUri: options.libvirt,
+      catalogFile: options.catalog,
+    });
+  });
+
+program
+  .command('serve')
+  .description('control plane only (node daemons connect to it); PostgreSQL from QUANTIX_DATABASE_URL')
+  .option('--host <host>', 'listen address', '0.0.0.0')
+  .option('--port <port>', 'listen port', '8080')
+  .option('--database-url <url>', 'postgres://… (default: QUANTIX_DATABASE_URL, else PGlite in ./.quantix/db)')
+  .option('--catalog <file>', 'a JSON file of extra catalog entries')
+  .action(async (options: { host: string; port: string; databaseUrl?: string; catalog?: string }) => {
+    const { runServe } = await import('./up.js');
+    await runServe({
+      host: options.host,
+      port: Number(options.port),
+      databaseUrl: options.databaseUrl ?? process.env.QUANTIX_DATABASE_URL,
+      catalogFile: options.catalog,
+    });
+  });
+
+apiCommands(program);
+
+program.parseAsync(process.argv).catch(reportError);

@@ -1,0 +1,190 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname as osHostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createQuantix, type DatabaseConfig, type QuantixPlugin } from '@quantix/core';
+import { startNodeDaemon } from '@quantix/example-node-daemon';
+import { type CatalogEntryInput, createImagesCloudPlugin } from '@quantix/images-cloud';
+import { imagesIsoPlugin } from '@quantix/images-iso';
+import { pino } from 'pino';
+import { startControlPlane } from '../control-plane.js';
+import { newToken, tokenDigest } from '../hub/tokens.js';
+
+export const LOCAL_NODE_ID = 'local';
+export const LOCAL_POOL_ID = 'local';
+
+/** The plugins a control plane runs with: catalogs only — downloads run on nodes. */
+export function controlPlanePlugins(options: { entries?: readonly CatalogEntryInput[] } = {}): QuantixPlugin[] {
+  return [
+    createImagesCloudPlugin({ reconcileOnStart: false, ...(options.entries ? { entries: options.entries } : {}) }),
+    imagesIsoPlugin,
+  ];
+}
+
+function readSavedToken(file: string): string | null {
+  if (!existsSync(file)) return null;
+  try {
+    return (JSON.parse(readFileSync(file, 'utf8')) as { token?: string }).token ?? null;
+  } catch {
+    return null;
+  }
+}
+
+export interface AllInOneOptions {
+  dataDir: string;
+  host: string;
+  port: number;
+  /** libvirt URI for the local node; null for none. */
+  libvirtUri: string | null;
+  /** Extra catalog entries (tests point these at a local HTTP server). */
+  entries?: readonly CatalogEntryInput[];
+  /** Loopback/private addresses downloads may come from. */
+  allowSourceAddresses?: readonly string[];
+  log?: (line: string) => void;
+}
+
+/**
+ * All-in-one: the control plane on embedded PGlite in `<dataDir>/db`, a node agent in the same
+ * process connected to it like any node daemon, and a local pool in `<dataDir>/pools/local`.
+ * The API token is kept in `<dataDir>/credentials.json`, so a restart keeps it.
+ */
+export async function startAllInOne(options: AllInOneOptions) {
+  const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const dataDir = resolve(options.dataDir);
+  mkdirSync(dataDir, { recursive: true });
+  const logger = pino({ name: 'quantix', level: process.env.QUANTIX_LOG_LEVEL ?? 'warn' });
+  const credentialsFile = join(dataDir, 'credentials.json');
+  const apiToken = readSavedToken(credentialsFile) ?? newToken();
+  const database: DatabaseConfig = { client: 'pglite', dataDir: join(dataDir, 'db') };
+  const quantix = await createQuantix({ database, plugins: controlPlanePlugins(options), logger });
+  const cp = await startControlPlane({
+    quantix,
+    apiToken,
+    host: options.host,
+    port: options.port,
+    stagingDir: join(dataDir, 'uploads'),
+  });
+  writeFileSync(credentialsFile, `${JSON.stringify({ url: cp.url, token: apiToken }, null, 2)}\n`, { mode: 0o600 });
+
+  const { repositories } = quantix;
+  if (!(await repositories.nodes.get(LOCAL_NODE_ID))) {
+    await repositories.nodes.create({
+      id: LOCAL_NODE_ID,
+      hostname: osHostname().replace(/[^A-Za-z0-9.-]/g, '-') || 'localhost',
+    });
+  }
+  // The in-process node gets a fresh token on every start; nothing else ever sees it.
+  const nodeToken = newToken();
+  await repositories.nodes.setTokenDigest(LOCAL_NODE_ID, tokenDigest(nodeToken));
+  if (!(await repositories.pools.get(LOCAL_POOL_ID))) {
+    await repositories.pools.create({
+      id: LOCAL_POOL_ID,
+      name: 'local',
+      description: 'Images and ISOs on this machine',
+      type: 'local',
+      config: { path: join(dataDir, 'pools', 'local'), create: true },
+      contentTypes: ['iso', 'images'],
+      nodeIds: [LOCAL_NODE_ID],
+    });
+  }
+  const node = await startNodeDaemon({
+    url: cp.url,
+    nodeId: LOCAL_NODE_ID,
+    token: nodeToken,
+    libvirtUri: options.libvirtUri,
+    ...(options.allowSourceAddresses ? { allowSourceAddresses: options.allowSourceAddresses } : {}),
+    logger,
+    initialBackoffMs: 100,
+  });
+  await node.connection.ready;
+
+  log(`Quantix is up (all-in-one, embedded database in ${join(dataDir, 'db')})`);
+  log(`  API:    ${cp.url}/api/v1   (OpenAPI: ${cp.url}/api/v1/openapi.json)`);
+  log(`  Web UI: ${cp.url}/#token=${apiToken}`);
+  log(`  Token:  ${apiToken}`);
+  log(`  Pool:   ${LOCAL_POOL_ID} at ${join(dataDir, 'pools', 'local')}`);
+  log(
+    node.hypervisorProblem === null
+      ? `  VMs:    libvirt at ${options.libvirtUri}`
+      : `  VMs:    unavailable — ${node.hypervisorProblem}. Start libvirtd (see scripts/services.sh libvirt) and restart to create VMs.`,
+  );
+  log('The quantix CLI in this directory uses these credentials; press Ctrl-C to stop.');
+
+  return {
+    url: cp.url,
+    apiToken,
+    quantix,
+    controlPlane: cp,
+    node,
+    async close() {
+      await node.close();
+      await cp.close();
+      await quantix.close();
+    },
+  };
+}
+
+/** Extra catalog entries from a JSON file (an array of entries); a bad file stops start-up with its reason. */
+export function readCatalogFile(file: string | undefined): CatalogEntryInput[] | undefined {
+  if (!file) return undefined;
+  const entries = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+  if (!Array.isArray(entries)) throw new Error(`${file} must hold a JSON array of catalog entries`);
+  return entries as CatalogEntryInput[];
+}
+
+export async function runAllInOne(options: {
+  dataDir: string;
+  host: string;
+  port: number;
+  libvirtUri: string;
+  catalogFile?: string | undefined;
+}): Promise<void> {
+  const entries = readCatalogFile(options.catalogFile);
+  const system = await startAllInOne({
+    dataDir: options.dataDir,
+    host: options.host,
+    port: options.port,
+    libvirtUri: options.libvirtUri === 'none' ? null : options.libvirtUri,
+    ...(entries ? { entries } : {}),
+  });
+  await waitForSignal();
+  await system.close();
+}
+
+/** Control plane only, for node daemons on other hosts. */
+export async function runServe(options: {
+  host: string;
+  port: number;
+  databaseUrl: string | undefined;
+  catalogFile?: string | undefined;
+}): Promise<void> {
+  const logger = pino({ name: 'quantix', level: process.env.QUANTIX_LOG_LEVEL ?? 'info' });
+  const database: DatabaseConfig = options.databaseUrl
+    ? { client: 'pg', connectionString: options.databaseUrl }
+    : { client: 'pglite', dataDir: join('.quantix', 'db') };
+  const apiToken = process.env.QUANTIX_API_TOKEN ?? newToken();
+  const entries = readCatalogFile(options.catalogFile);
+  const quantix = await createQuantix({ database, plugins: controlPlanePlugins(entries ? { entries } : {}), logger });
+  const cp = await startControlPlane({
+    quantix,
+    apiToken,
+    host: options.host,
+    port: options.port,
+    ...(process.env.QUANTIX_PUBLIC_URL ? { publicUrl: process.env.QUANTIX_PUBLIC_URL } : {}),
+  });
+  process.stdout.write(
+    `Quantix control plane at ${cp.url} on ${database.client === 'pg' ? 'PostgreSQL' : 'embedded PGlite'}\n`,
+  );
+  process.stdout.write(`${JSON.stringify({ event: 'listening', url: cp.url })}\n`);
+  if (!process.env.QUANTIX_API_TOKEN)
+    process.stdout.write(`API token (set QUANTIX_API_TOKEN to choose one): ${apiToken}\n`);
+  await waitForSignal();
+  await cp.close();
+  await quantix.close();
+}
+
+function waitForSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+}

@@ -1,0 +1,144 @@
+/**
+ * A whole Quantix system for end-to-end tests, from real parts: the all-in-one control plane on
+ * embedded PGlite, its node agent connected over a real WebSocket, a local pool in a temporary
+ * directory, libvirt (qemu:///system, started by scripts/services.sh), and a real HTTP server
+ * serving real qcow2 images with a SHA256SUMS file as the catalog's mirror. One catalog image
+ * is downloaded before the tests get the system; another is left for them to download.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { type ImageServer, makeQcow2, sha256Sums, startImageServer } from '@quantix/images-cloud/testing';
+import { LOCAL_NODE_ID, LOCAL_POOL_ID, startAllInOne } from '../src/cli/up.js';
+
+const run = promisify(execFile);
+const repoRoot = join(import.meta.dirname, '../../..');
+
+export interface TestSystem {
+  url: string;
+  token: string;
+  nodeId: string;
+  poolId: string;
+  catalog: { readyId: string; notDownloadedId: string };
+  /** The mirror serving the catalog's images (its behaviour can be changed: pace, failures). */
+  mirror: ImageServer;
+  dataDir: string;
+  /** Calls the API with the token; returns status and parsed body. */
+  // biome-ignore lint/suspicious/noExplicitAny: API answers are checked field by field in the tests
+  api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
+  stop(): Promise<void>;
+}
+
+export interface StartSystemOptions {
+  /** Pace of the mirror, so a download can be watched (default 1 MiB/s). */
+  mirrorBytesPerSecond?: number;
+  /** Data MiB written into each qcow2 (default 3). */
+  imageMiB?: number;
+}
+
+/** Installs and starts what the system needs (libvirtd, image tools) through the project's script. */
+export async function ensureSystemServices(): Promise<void> {
+  await run('bash', [join(repoRoot, 'scripts/services.sh'), 'libvirt'], { timeout: 900_000 });
+}
+
+export async function startSystem(options: StartSystemOptions = {}): Promise<TestSystem> {
+  await ensureSystemServices();
+  const dataDir = await mkdtemp(join(tmpdir(), 'quantix-e2e-'));
+  const mirror = await startImageServer();
+  const imageMiB = options.imageMiB ?? 3;
+  const ready = await makeQcow2(dataDir, 'tiny-ready.qcow2', imageMiB);
+  const later = await makeQcow2(dataDir, 'tiny-later.qcow2', imageMiB);
+  mirror.setFile('/images/tiny-ready.qcow2', ready);
+  mirror.setFile('/images/tiny-later.qcow2', later);
+  mirror.setFile('/images/SHA256SUMS', sha256Sums({ 'tiny-ready.qcow2': ready, 'tiny-later.qcow2': later }));
+  const entry = (id: string, name: string, file: string) => ({
+    id,
+    name,
+    description: `${name}, served by the test mirror`,
+    kind: 'cloud' as const,
+    format: 'qcow2' as const,
+    os: {
+      family: 'linux' as const,
+      distribution: 'tiny',
+      version: '1',
+      arch: 'x86_64',
+      defaultUser: 'tiny',
+      cloudInit: true,
+    },
+    requirements: { minCpu: 1, minMemoryMiB: 64, minDiskGiB: 1, firmware: 'any' as const },
+    sourceUrl: `${mirror.url}/images/${file}`,
+    checksumUrl: `${mirror.url}/images/SHA256SUMS`,
+    checksumAlgorithm: 'sha256' as const,
+  });
+  const system = await startAllInOne({
+    dataDir,
+    host: '127.0.0.1',
+    port: 0,
+    libvirtUri: 'qemu:///system',
+    entries: [
+      entry('e2e-tiny-ready', 'Tiny Linux (ready)', 'tiny-ready.qcow2'),
+      entry('e2e-tiny-later', 'Tiny Linux (to download)', 'tiny-later.qcow2'),
+    ],
+    allowSourceAddresses: ['127.0.0.1'],
+    log: () => {},
+  });
+  const api: TestSystem['api'] = async (method, path, body) => {
+    const response = await fetch(`${system.url}/api/v1${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${system.apiToken}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : null };
+  };
+  const stop = async () => {
+    await system.close();
+    await mirror.close();
+    await rm(dataDir, { recursive: true, force: true });
+  };
+  try {
+    await waitFor(
+      async () => (await api('GET', `/pools/${LOCAL_POOL_ID}`)).body?.nodeStates?.[0]?.status === 'active',
+      'the local pool to be active',
+    );
+    const started = await api('POST', '/images/download', { catalogId: 'e2e-tiny-ready', poolId: LOCAL_POOL_ID });
+    if (started.status !== 202) throw new Error(`download did not start: ${JSON.stringify(started.body)}`);
+    await waitFor(
+      async () => {
+        const image = (await api('GET', `/images/${started.body.id}`)).body;
+        if (image.phase === 'error') throw new Error(`the ready image failed to download: ${image.error?.message}`);
+        return image.phase === 'ready';
+      },
+      'the first catalog image to be ready',
+      60_000,
+    );
+    mirror.behaviour.bytesPerSecond = options.mirrorBytesPerSecond ?? 1024 * 1024;
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    url: system.url,
+    token: system.apiToken,
+    nodeId: LOCAL_NODE_ID,
+    poolId: LOCAL_POOL_ID,
+    catalog: { readyId: 'e2e-tiny-ready', notDownloadedId: 'e2e-tiny-later' },
+    mirror,
+    dataDir,
+    api,
+    stop,
+  };
+}
+
+export async function waitFor(probe: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

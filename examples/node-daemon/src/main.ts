@@ -1,0 +1,60 @@
+import { Command, Option } from 'commander';
+import { pino } from 'pino';
+import { startNodeDaemon } from './node.js';
+
+const program = new Command('quantix-node')
+  .description('Quantix node daemon: connects to the control plane and runs this node’s pools, downloads and VMs')
+  .addOption(new Option('--url <url>', 'control plane URL').env('QUANTIX_URL').makeOptionMandatory())
+  .addOption(
+    new Option('--node-id <id>', 'this node’s id (from `quantix nodes add`)')
+      .env('QUANTIX_NODE_ID')
+      .makeOptionMandatory(),
+  )
+  .addOption(
+    new Option('--token <token>', 'this node’s token (from `quantix nodes add`)')
+      .env('QUANTIX_NODE_TOKEN')
+      .makeOptionMandatory(),
+  )
+  .addOption(new Option('--hostname <name>', 'name reported to the control plane'))
+  .addOption(new Option('--libvirt <uri>', 'libvirt URI, or "none"').default('qemu:///system'))
+  .addOption(new Option('--allow-source <address...>', 'private/loopback addresses downloads may come from (mirrors)'))
+  .addOption(new Option('--mount-table <file>', 'read this file instead of /proc/self/mountinfo'))
+  .addOption(new Option('--log-level <level>').default(process.env.QUANTIX_LOG_LEVEL ?? 'info'));
+
+program.action(
+  async (o: {
+    url: string;
+    nodeId: string;
+    token: string;
+    hostname?: string;
+    libvirt: string;
+    allowSource?: string[];
+    mountTable?: string;
+    logLevel: string;
+  }) => {
+    const logger = pino({ name: 'quantix-node', level: o.logLevel });
+    const daemon = await startNodeDaemon({
+      url: o.url,
+      nodeId: o.nodeId,
+      token: o.token,
+      ...(o.hostname ? { hostname: o.hostname } : {}),
+      libvirtUri: o.libvirt === 'none' ? null : o.libvirt,
+      ...(o.allowSource ? { allowSourceAddresses: o.allowSource } : {}),
+      ...(o.mountTable ? { mountTablePath: o.mountTable } : {}),
+      logger,
+    });
+    if (daemon.hypervisorProblem) logger.warn(`no VMs on this node: ${daemon.hypervisorProblem}`);
+    const stop = async (signal: string) => {
+      logger.info({ signal }, 'stopping');
+      await daemon.close();
+      process.exit(0);
+    };
+    process.once('SIGINT', () => void stop('SIGINT'));
+    process.once('SIGTERM', () => void stop('SIGTERM'));
+  },
+);
+
+program.parseAsync(process.argv).catch((error: Error) => {
+  process.stderr.write(`error: ${error.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,116 @@
+import { hostname as osHostname } from 'node:os';
+import { LocalCommandRunner } from '@quantix/core';
+import { HttpImageFetcher, type SourcePolicy } from '@quantix/images-cloud';
+import { createIsoInspector } from '@quantix/images-iso';
+import { LibvirtHypervisor, NodeAgent, VmProvisioner } from '@quantix/node-runtime';
+import { LocalStorageBackend } from '@quantix/storage-local';
+import { NfsStorageBackend } from '@quantix/storage-nfs';
+import type { Logger } from 'pino';
+import { ControlPlaneConnection } from './connection.js';
+
+export const AGENT_VERSION = '0.1.0';
+
+export interface NodeDaemonOptions {
+  /** The control plane, http(s)://host:port. */
+  url: string;
+  nodeId: string;
+  token: string;
+  hostname?: string;
+  /** libvirt URI for VMs; null runs the node without VMs (pools, scans and downloads only). */
+  libvirtUri?: string | null;
+  /** Extra download sources allowed although they are private/loopback addresses (a local mirror). */
+  allowSourceAddresses?: readonly string[];
+  /** Where NFS pools without a configured mount point are mounted. */
+  nfsMountRoot?: string;
+  /** Replaces /proc/self/mountinfo (tests on machines without an NFS client). */
+  mountTablePath?: string;
+  logger: Logger;
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+export interface NodeDaemon {
+  agent: NodeAgent;
+  connection: ControlPlaneConnection;
+  /** Why VMs are not available on this node, or null when they are. */
+  hypervisorProblem: string | null;
+  close(): Promise<void>;
+}
+
+/** Whether libvirt answers at `uri`: null when it does, else why not (as virsh says). */
+export async function probeLibvirt(runner: LocalCommandRunner, uri: string): Promise<string | null> {
+  try {
+    await runner.run({ argv: ['virsh', '-c', uri, 'version'], timeoutMs: 10_000 });
+    return null;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+/**
+ * A node daemon: the node agent (storage backends, downloads, ISO inspection, libvirt VMs)
+ * behind one connection to the control plane. It keeps no state of its own: everything it
+ * needs arrives in the pool push that follows every (re)connect.
+ */
+export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeDaemon> {
+  const { logger } = options;
+  const runner = new LocalCommandRunner();
+  const controlPlaneHost = new URL(options.url).hostname.replace(/^\[|\]$/g, '');
+  // The control plane is always an allowed source: uploads are fetched from it.
+  const policy: SourcePolicy = { allowAddresses: [controlPlaneHost, ...(options.allowSourceAddresses ?? [])] };
+  const local = new LocalStorageBackend();
+  const nfs = new NfsStorageBackend({
+    ...(options.nfsMountRoot ? { mountRoot: options.nfsMountRoot } : {}),
+    ...(options.mountTablePath ? { mountInfoPath: options.mountTablePath } : {}),
+  });
+
+  let hypervisorProblem: string | null = 'VMs are turned off for this node';
+  let hypervisor: LibvirtHypervisor | undefined;
+  let vms: VmProvisioner | undefined;
+  if (options.libvirtUri) {
+    hypervisorProblem = await probeLibvirt(runner, options.libvirtUri);
+    if (hypervisorProblem === null) {
+      hypervisor = new LibvirtHypervisor({ runner, uri: options.libvirtUri, logger });
+      vms = new VmProvisioner({ runner, hypervisor, virtType: 'auto', logger });
+    } else {
+      logger.warn(
+        { uri: options.libvirtUri, reason: hypervisorProblem },
+        'libvirt is not reachable: this node runs without VMs',
+      );
+    }
+  }
+
+  const agent = new NodeAgent({
+    nodeId: options.nodeId,
+    backends: [local, nfs],
+    fetchers: [new HttpImageFetcher({ policy, logger })],
+    inspector: createIsoInspector({ logger }),
+    ...(hypervisor && vms ? { hypervisor, vms } : {}),
+    runner,
+    logger,
+  });
+  const hello = agent.hello({ hostname: options.hostname ?? osHostname(), agentVersion: AGENT_VERSION });
+  const connection = new ControlPlaneConnection({
+    url: options.url,
+    nodeId: options.nodeId,
+    token: options.token,
+    hostname: hello.type === 'hello' ? hello.hostname : (options.hostname ?? osHostname()),
+    agentVersion: AGENT_VERSION,
+    capabilities: hello.type === 'hello' ? { ...hello.capabilities, hypervisorProblem } : {},
+    handler: { handle: (message, send) => agent.handle(message, send) },
+    logger,
+    ...(options.initialBackoffMs !== undefined ? { initialBackoffMs: options.initialBackoffMs } : {}),
+    ...(options.maxBackoffMs !== undefined ? { maxBackoffMs: options.maxBackoffMs } : {}),
+  });
+  connection.start();
+  return {
+    agent,
+    connection,
+    hypervisorProblem,
+    async close() {
+      await connection.close();
+      await agent.close();
+      await runner.close();
+    },
+  };
+}
