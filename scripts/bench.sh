@@ -3,7 +3,7 @@
 # QUANTIX_BENCH_QUICK=1 gives the small run that CI does through bench/benchmarks.test.ts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/services.sh postgres
+bash scripts/services.sh postgres libvirt sshd
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
   for file in bench/*.ts; do

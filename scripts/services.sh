@@ -179,7 +179,7 @@ ssh_works() {
 
 main() {
   local wanted=("$@")
-  [ ${#wanted[@]} -gt 0 ] || wanted=(postgres)
+  [ ${#wanted[@]} -gt 0 ] || wanted=(postgres libvirt sshd)
   for service in "${wanted[@]}"; do
     case "$service" in
       postgres) ensure_postgres ;;
