@@ -62,7 +62,7 @@ function describeRow(image: Image, pool: StoragePool | undefined, state: PoolNod
       reason: `its file is on node ${image.nodeId}, in a pool local to that node`,
     };
   }
-  if (!state || state.status !== 'active' || !state.mountPath) {
+  if (state?.status !== 'active' || !state.mountPath) {
     const why =
       state?.lastError ??
       (state

@@ -48,7 +48,7 @@ export async function checkVmImage(options: {
   const pool = await repositories.pools.get(image.location.poolId);
   const state = await repositories.pools.getNodeState(image.location.poolId, nodeId);
   const poolName = pool?.name ?? image.location.poolId;
-  if (!pool || !pool.nodeIds.includes(nodeId)) {
+  if (!pool?.nodeIds.includes(nodeId)) {
     throw fail(
       ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
       `Pool ${poolName} holding image ${image.name} is not assigned to node ${nodeId}`,
@@ -66,7 +66,7 @@ export async function checkVmImage(options: {
       },
     );
   }
-  if (!state || state.status !== 'active' || !state.mountPath) {
+  if (state?.status !== 'active' || !state.mountPath) {
     const why = state
       ? `${state.status}${state.lastError ? `: ${state.lastError}` : ''}`
       : 'not reported by the node yet';

@@ -1,0 +1,498 @@
+/**
+ * The web UI in headless Chromium (Debian's package, driven by playwright-core), served by a
+ * real control plane. The first part runs the whole flow against a real system (harness.ts: a
+ * node daemon with a local pool, libvirt, a mirror serving real qcow2 images); the second uses a
+ * node scripted on cue (test/ui/scripted-system.ts, on PostgreSQL) for what a real node cannot
+ * be made to do at will. Screenshots of every page land in test-results/screenshots/.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { TestSystem } from './harness.js';
+import { launchChromium, screenshot, watchPageErrors } from './ui/browser.js';
+import { description, ensureUiBuilt, until } from './ui/helpers.js';
+import { type ScriptedSystem, startScriptedSystem } from './ui/scripted-system.js';
+
+const VIEWPORT = { width: 1280, height: 900 };
+
+interface Opened {
+  page: Page;
+  problems: string[];
+}
+
+/** Opens `path` in a new browser context (a new tab session: empty sessionStorage). */
+function opener(baseUrl: () => string, contexts: BrowserContext[]) {
+  return async (path: string, token: string | null): Promise<Opened> => {
+    const context = await browser.newContext({ viewport: VIEWPORT });
+    contexts.push(context);
+    const page = await context.newPage();
+    const problems = watchPageErrors(page);
+    await page.goto(`${baseUrl()}${path}${token ? `#token=${encodeURIComponent(token)}` : ''}`);
+    return { page, problems };
+  };
+}
+
+/** Closes the test's browser contexts; after a failure, first keeps a picture of each page. */
+async function closeContexts(contexts: BrowserContext[], task: { name: string; result?: { state?: string } }) {
+  if (task.result?.state === 'fail') {
+    const slug = task.name.replace(/[^A-Za-z0-9]+/g, '-').slice(0, 60);
+    const pages = contexts.flatMap((c) => c.pages());
+    await Promise.all(pages.map((page, i) => screenshot(page, `failed-${slug}-${i}`).catch(() => undefined)));
+  }
+  await Promise.all(contexts.splice(0).map((c) => c.close()));
+}
+
+/** What a person reads in an element, whitespace folded. */
+const textOf = async (locator: Locator) => (await locator.allInnerTexts()).join(' ').replace(/\s+/g, ' ').trim();
+
+/** A table row's cells as read, one space between cells. */
+const rowText = (page: Page, table: string, row: string) =>
+  textOf(page.getByRole('table', { name: table }).getByRole('row', { name: row, exact: true }).locator('th, td'));
+
+/** The first word of a boot-media choice's description: its badge. */
+const badgeOf = async (radio: Locator) => (await description(radio)).split(' ')[0] ?? '';
+
+let browser: Browser;
+
+beforeAll(async () => {
+  ensureUiBuilt();
+  browser = await launchChromium();
+}, 300_000);
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+describe('web UI with a real node: images, pools, nodes, the wizard from download to running VM', () => {
+  let system: TestSystem;
+  const contexts: BrowserContext[] = [];
+  const open = opener(() => system.url, contexts);
+  const names = { ready: '', later: '' };
+  let hostname = '';
+  let poolName = '';
+  let mountPath = '';
+  const pathOf = async (catalogId: string) => {
+    const { body } = await system.api('GET', `/images?catalogId=${catalogId}&nodeId=${system.nodeId}`);
+    return body.images[0]?.path as string;
+  };
+
+  beforeAll(async () => {
+    // Imported here: a harness that cannot start fails these tests, not the scripted ones below.
+    const { startSystem } = await import('./harness.js');
+    system = await startSystem({ mirrorBytesPerSecond: 512 * 1024 });
+    const { entries } = (await system.api('GET', '/catalog')).body as { entries: { id: string; name: string }[] };
+    names.ready = entries.find((e) => e.id === system.catalog.readyId)?.name ?? '';
+    names.later = entries.find((e) => e.id === system.catalog.notDownloadedId)?.name ?? '';
+    hostname = (await system.api('GET', `/nodes/${system.nodeId}`)).body.hostname;
+    const pool = (await system.api('GET', `/pools/${system.poolId}`)).body;
+    poolName = pool.name;
+    mountPath = pool.nodeStates[0].mountPath;
+  }, 900_000);
+
+  afterEach(async (context) => {
+    await closeContexts(contexts, context.task);
+  });
+
+  afterAll(async () => {
+    await system?.stop();
+  });
+
+  it('shows the ready image with its path on the node, the active pool and the connected node', async () => {
+    const readyPath = await pathOf(system.catalog.readyId);
+    expect(existsSync(readyPath)).toBe(true);
+    const { page, problems } = await open('/images', system.token);
+    await page.getByRole('row', { name: names.ready, exact: true }).waitFor();
+    const row = await rowText(page, 'Images', names.ready);
+    for (const expected of ['Cloud image', 'Ready', 'tiny 1 (x86_64)', poolName, readyPath]) {
+      expect(row).toContain(expected);
+    }
+    await screenshot(page, 'real-images');
+
+    const nav = page.getByRole('navigation', { name: 'Main' });
+    await nav.getByRole('link', { name: 'Pools' }).click();
+    await page.getByRole('heading', { name: poolName, exact: true }).waitFor();
+    expect(await rowText(page, `State of ${poolName} per node`, hostname)).toContain(`Active ${mountPath}`);
+    await screenshot(page, 'real-pools');
+
+    await nav.getByRole('link', { name: 'Nodes' }).click();
+    const card = page.getByRole('article', { name: hostname });
+    await card.waitFor();
+    expect(await textOf(card)).toMatch(/Connected/);
+    expect(await rowText(page, `Pools on ${hostname}`, poolName)).toContain('Active');
+    await screenshot(page, 'real-nodes');
+    expect(problems).toEqual([]);
+  });
+
+  it('wizard: ready image with its path; a not-downloaded one cannot be chosen; its download fails, is retried, moves Downloading → Ready; the VM is created, listed and deleted', async () => {
+    const readyPath = await pathOf(system.catalog.readyId);
+    const { page, problems } = await open('/vms/new', system.token);
+    // Set once; still there at the end only if the page was never reloaded.
+    await page.evaluate(() => {
+      (window as unknown as { sameDocument: boolean }).sameDocument = true;
+    });
+    const vmName = `ui-e2e-${Date.now().toString(36)}`;
+    await page.getByLabel('Name', { exact: true }).fill(vmName);
+    await screenshot(page, 'real-wizard-1-basics');
+    await page.getByRole('button', { name: 'Next: boot media' }).click();
+
+    const ready = page.getByRole('radio', { name: names.ready, exact: true });
+    await ready.waitFor();
+    expect(await ready.isDisabled()).toBe(false);
+    expect(await description(ready)).toBe(`Ready at ${readyPath}`);
+
+    const later = page.getByRole('radio', { name: names.later, exact: true });
+    expect(await later.isDisabled()).toBe(true);
+    expect(await description(later)).toBe('Not downloaded Cannot be chosen: not downloaded to a pool of this node yet');
+    await later.click({ force: true });
+    expect(await later.isChecked()).toBe(false);
+
+    // The mirror fails first: the badge says Error with the node's reason, and the image stays unchoosable.
+    system.mirror.behaviour.statusOverrides['/images/tiny-later.qcow2'] = 404;
+    await page.getByRole('button', { name: `Download ${names.later}` }).click();
+    const failed = await until(
+      () => description(later),
+      (d) => d.startsWith('Error'),
+      'Error',
+      60_000,
+    );
+    expect(failed).toMatch(/404/);
+    expect(await later.isDisabled()).toBe(true);
+    await screenshot(page, 'real-wizard-download-failed');
+
+    delete system.mirror.behaviour.statusOverrides['/images/tiny-later.qcow2'];
+    await page.getByRole('button', { name: `Retry download of ${names.later}` }).click();
+    const seen: string[] = [];
+    let barShown = false;
+    await until(
+      async () => {
+        const badge = await badgeOf(later);
+        if (seen.at(-1) !== badge) seen.push(badge);
+        if (badge === 'Downloading' && !barShown) {
+          barShown = (await page.getByRole('progressbar', { name: `Download of ${names.later}` }).count()) === 1;
+          if (barShown) await screenshot(page, 'real-wizard-2-boot-media-downloading');
+        }
+        return badge;
+      },
+      (badge) => badge === 'Ready',
+      'Downloading → Ready',
+      120_000,
+    );
+    expect(seen.slice(seen.indexOf('Downloading'))).toEqual(['Downloading', 'Ready']);
+    expect(barShown).toBe(true);
+    const laterPath = await pathOf(system.catalog.notDownloadedId);
+    expect(existsSync(laterPath)).toBe(true);
+    expect(await description(later)).toBe(`Ready at ${laterPath}`);
+    expect(await later.isDisabled()).toBe(false);
+    await later.check();
+    await screenshot(page, 'real-wizard-2-boot-media');
+    await page.getByRole('button', { name: 'Next: resources' }).click();
+
+    await page.getByLabel('Memory (MiB)', { exact: true }).fill('128');
+    await page.getByLabel('Disk (GiB)', { exact: true }).fill('1');
+    await screenshot(page, 'real-wizard-3-resources');
+    await page.getByRole('button', { name: 'Next: review' }).click();
+    await screenshot(page, 'real-wizard-4-review');
+    await page.getByRole('button', { name: 'Create VM' }).click();
+
+    // Creating takes as long as the node needs to build and start the domain; a refusal ends the wait.
+    const outcome = await until(
+      async () => {
+        if ((await page.getByRole('heading', { name: 'VMs' }).count()) === 1) return 'created';
+        const failed = page.getByRole('alert').filter({ hasText: /The VM was not created|refused the VM/ });
+        return (await failed.count()) > 0 ? `not created: ${await textOf(failed.first())}` : null;
+      },
+      (result) => result !== null,
+      'the VM to be created',
+      180_000,
+    );
+    expect(outcome).toBe('created');
+    const row = await until(
+      () => rowText(page, 'VMs', vmName),
+      (t) => t.includes('Running'),
+      `${vmName} running`,
+      30_000,
+    );
+    expect(row).toContain(`${vmName} Running ${hostname} 1 128 MiB 1 GiB ${names.later}`);
+    expect(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument)).toBe(true);
+    await screenshot(page, 'real-vms');
+    // What libvirt itself says about it.
+    expect(execFileSync('virsh', ['-c', 'qemu:///system', 'domstate', vmName], { encoding: 'utf8' }).trim()).toBe(
+      'running',
+    );
+
+    await page.getByRole('button', { name: `Delete ${vmName}` }).click();
+    await page.getByRole('button', { name: 'Confirm delete' }).click();
+    await until(
+      () => page.getByRole('row', { name: vmName, exact: true }).count(),
+      (n) => n === 0,
+      'the VM gone from the list',
+      120_000,
+    );
+    expect(() => execFileSync('virsh', ['-c', 'qemu:///system', 'domstate', vmName], { stdio: 'pipe' })).toThrow(
+      /failed to get domain|Domain not found/i,
+    );
+    expect(problems).toEqual([]);
+  }, 600_000);
+
+  it('uploads an ISO, which the node stores in its pool, lists it with its path, and deletes it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'quantix-ui-iso-'));
+    try {
+      writeFileSync(join(dir, 'README.TXT'), 'an ISO made for the UI test\n');
+      const iso = join(dir, 'ui-test.iso');
+      execFileSync('xorriso', ['-as', 'mkisofs', '-V', 'UITEST', '-J', '-R', '-o', iso, join(dir, 'README.TXT')], {
+        stdio: 'ignore',
+      });
+      const { page, problems } = await open('/images', system.token);
+      await page.getByLabel('ISO file', { exact: true }).setInputFiles(iso);
+      await page.getByLabel('Into ISO pool', { exact: true }).selectOption(system.poolId);
+      await page.getByRole('button', { name: 'Upload', exact: true }).click();
+      await page.getByRole('status').filter({ hasText: 'Uploaded ui-test.iso.' }).waitFor({ timeout: 30_000 });
+      const stored = join(mountPath, 'ui-test.iso');
+      const row = await until(
+        () => rowText(page, 'Images', 'ui-test.iso'),
+        (t) => t.includes('Ready'),
+        'the uploaded ISO ready',
+        60_000,
+      );
+      expect(row).toContain('ISO');
+      expect(row).toContain(stored);
+      expect(existsSync(stored)).toBe(true);
+      await screenshot(page, 'real-images-uploaded-iso');
+
+      await page.getByRole('button', { name: 'Delete ui-test.iso' }).click();
+      await page.getByRole('button', { name: 'Confirm delete' }).click();
+      await until(
+        () => page.getByRole('row', { name: 'ui-test.iso', exact: true }).count(),
+        (n) => n === 0,
+        'the ISO gone from the list',
+        30_000,
+      );
+      expect(existsSync(stored)).toBe(false);
+      expect(problems).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
+
+describe('web UI with a scripted node: token, validation, a failing download, a node that drops off', () => {
+  let system: ScriptedSystem;
+  const contexts: BrowserContext[] = [];
+  const open = opener(() => system.url, contexts);
+
+  beforeAll(async () => {
+    system = await startScriptedSystem({ stepMs: 250 });
+  }, 120_000);
+
+  afterEach(async (context) => {
+    await closeContexts(contexts, context.task);
+  });
+
+  afterAll(async () => {
+    await system?.stop();
+  });
+
+  it('asks for the API token, refuses a wrong one, and takes the one in the address `quantix up` prints', async () => {
+    const { page, problems } = await open('/images', null);
+    await page.getByRole('heading', { name: 'API token needed' }).waitFor();
+    await screenshot(page, 'token-prompt');
+
+    const input = page.getByLabel('API token', { exact: true });
+    await input.fill('not-the-token');
+    await page.getByRole('button', { name: 'Use token' }).click();
+    expect(
+      await until(
+        () => description(input),
+        (d) => d !== '',
+        'the refusal',
+      ),
+    ).toBe('The control plane refused this token.');
+    expect(await page.getByRole('heading', { name: 'Images' }).count()).toBe(0);
+    await input.fill(system.token);
+    await page.getByRole('button', { name: 'Use token' }).click();
+    await page.getByRole('row', { name: 'Tiny ready image', exact: true }).waitFor();
+
+    // The address printed by `quantix up`: the token is taken into the session and leaves the address bar.
+    const linked = await open('/nodes', system.token);
+    await linked.page.getByRole('heading', { name: 'Nodes' }).waitFor();
+    expect(linked.page.url()).toBe(`${system.url}/nodes`);
+    await linked.page.reload();
+    await linked.page.getByRole('heading', { name: 'hv-ui' }).waitFor();
+
+    // A token that stops working (the control plane restarted with another): a prompt, not broken pages.
+    await linked.page.evaluate(() => sessionStorage.setItem('quantix.apiToken', 'revoked'));
+    await linked.page.reload();
+    await linked.page.getByRole('heading', { name: 'API token invalid' }).waitFor();
+    expect(await linked.page.getByRole('heading', { name: 'Nodes' }).count()).toBe(0);
+    expect([...problems, ...linked.problems]).toEqual([]);
+  });
+
+  it('shows images with phase, size, OS, pool and path; pools with per-node state and reason; nodes', async () => {
+    const { page, problems } = await open('/images', system.token);
+    await page.getByRole('row', { name: 'Tiny ready image', exact: true }).waitFor();
+    const image = await rowText(page, 'Images', 'Tiny ready image');
+    for (const expected of [
+      'Cloud image',
+      'Ready',
+      '48.0 MiB',
+      'tiny 1 (x86_64)',
+      'Local images',
+      '/var/lib/quantix/local-images/cloud/tiny-ready.qcow2',
+    ]) {
+      expect(image).toContain(expected);
+    }
+    await screenshot(page, 'images');
+
+    const nav = page.getByRole('navigation', { name: 'Main' });
+    await nav.getByRole('link', { name: 'Pools' }).click();
+    await page.getByRole('heading', { name: 'NFS ISOs' }).waitFor();
+    expect(await rowText(page, 'State of Local images per node', 'hv-ui')).toMatch(
+      /Active \/var\/lib\/quantix\/local-images 120 GiB free of 200 GiB/,
+    );
+    expect(await rowText(page, 'State of NFS ISOs per node', 'hv-ui')).toContain(
+      'Unavailable mount.nfs: No such device (this kernel has no NFS client)',
+    );
+    await screenshot(page, 'pools');
+
+    await nav.getByRole('link', { name: 'Nodes' }).click();
+    const spare = page.getByRole('article', { name: 'hv-spare' });
+    await spare.waitFor();
+    expect(await textOf(spare)).toMatch(/Disconnected.*Last seen never/);
+    expect(await textOf(page.getByRole('article', { name: 'hv-ui' }))).toContain('Connected');
+    expect(await rowText(page, 'Pools on hv-ui', 'NFS ISOs')).toContain('Unavailable');
+    await screenshot(page, 'nodes');
+    expect(problems).toEqual([]);
+  });
+
+  it('wizard: a not-downloaded image cannot be chosen and says why; a failed download shows Error and why', async () => {
+    const { page, problems } = await open('/vms/new', system.token);
+    await page.getByLabel('Name', { exact: true }).fill('web-fail');
+    await page.getByRole('button', { name: 'Next: boot media' }).click();
+
+    const ready = page.getByRole('radio', { name: 'Tiny ready image', exact: true });
+    await ready.waitFor();
+    expect(await ready.isDisabled()).toBe(false);
+    expect(await description(ready)).toBe('Ready at /var/lib/quantix/local-images/cloud/tiny-ready.qcow2');
+
+    const later = page.getByRole('radio', { name: 'Tiny later image', exact: true });
+    expect(await later.isDisabled()).toBe(true);
+    expect(await description(later)).toBe('Not downloaded Cannot be chosen: not downloaded to a pool of this node yet');
+    await later.click({ force: true });
+    expect(await later.isChecked()).toBe(false);
+    await page.getByRole('button', { name: 'Next: resources' }).click();
+    expect(await page.getByText('Choose a ready image to boot from.').isVisible()).toBe(true);
+
+    const broken = page.getByRole('radio', { name: 'Tiny broken image', exact: true });
+    await page.getByRole('button', { name: 'Download Tiny broken image' }).click();
+    await until(
+      () => description(broken),
+      (d) => d.startsWith('Downloading'),
+      'Downloading',
+    );
+    const failed = await until(
+      () => description(broken),
+      (d) => d.startsWith('Error'),
+      'Error',
+      20_000,
+    );
+    expect(failed).toBe('Error Cannot be chosen: http://127.0.0.1:9/tiny-broken.qcow2 answered 404 Not Found');
+    expect(await broken.isDisabled()).toBe(true);
+    await page.getByRole('button', { name: 'Retry download of Tiny broken image' }).waitFor();
+    await screenshot(page, 'wizard-download-failed');
+
+    // The images page tells the same story, with the error code.
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Images' }).click();
+    await page.getByRole('row', { name: 'Tiny broken image', exact: true }).waitFor();
+    expect(await rowText(page, 'Images', 'Tiny broken image')).toContain('Error');
+    expect(await rowText(page, 'Images', 'Tiny broken image')).toContain('404 Not Found (DOWNLOAD_FAILED)');
+    expect(problems).toEqual([]);
+  });
+
+  it("wizard: shows the API's validation errors next to their fields, then creates the VM", async () => {
+    const { page, problems } = await open('/vms/new', system.token);
+    await page.getByLabel('Name', { exact: true }).fill('bad name!');
+    await page.getByRole('button', { name: 'Next: boot media' }).click();
+    await page.getByRole('radio', { name: 'Tiny ready image', exact: true }).check();
+    await page.getByRole('button', { name: 'Next: resources' }).click();
+    const memory = page.getByLabel('Memory (MiB)', { exact: true });
+    await memory.fill('8');
+    expect(await description(memory)).toBe('The image asks for at least 128 MiB.');
+    await page.getByRole('button', { name: 'Next: review' }).click();
+    await page.getByRole('button', { name: 'Create VM' }).click();
+
+    // The API refuses both fields; the wizard goes back to the first and puts the message there.
+    const name = page.getByLabel('Name', { exact: true });
+    const nameError = await until(
+      () => description(name),
+      (d) => d.includes('letters'),
+      'name error',
+    );
+    expect(nameError).toMatch(/^may contain only letters, digits, "\.", "_" and "-"/);
+    expect(await name.getAttribute('aria-invalid')).toBe('true');
+    expect(await textOf(page.getByRole('alert').first())).toContain('The control plane refused the VM');
+    await screenshot(page, 'wizard-validation-error');
+
+    await name.fill('web-1');
+    await page.getByRole('button', { name: 'Next: boot media' }).click();
+    expect(await page.getByRole('radio', { name: 'Tiny ready image', exact: true }).isChecked()).toBe(true);
+    await page.getByRole('button', { name: 'Next: resources' }).click();
+    expect(await description(memory)).toMatch(/^Too small: expected number to be >=64/);
+    expect(await memory.getAttribute('aria-invalid')).toBe('true');
+    await memory.fill('512');
+    await page.getByRole('button', { name: 'Next: review' }).click();
+    await page.getByRole('button', { name: 'Create VM' }).click();
+
+    await page.getByRole('heading', { name: 'VMs' }).waitFor();
+    const vm = await until(
+      () => rowText(page, 'VMs', 'web-1'),
+      (t) => t.includes('Running'),
+      'web-1 running',
+    );
+    expect(vm).toMatch(/web-1 Running hv-ui 1 512 MiB 10 GiB Tiny ready image/);
+    const create = system.requests.find((r) => r.op === 'vm.create');
+    expect(create).toMatchObject({ vm: { name: 'web-1', memoryMiB: 512, boot: { kind: 'cloud' } } });
+    expect(problems).toEqual([]);
+  });
+
+  it('keeps working when the node disconnects, says so, and recovers when it returns', async () => {
+    const { page, problems } = await open('/vms/new', system.token);
+    await page.getByLabel('Name', { exact: true }).fill('web-2');
+    await page.getByRole('button', { name: 'Next: boot media' }).click();
+    await page.getByRole('radio', { name: 'Tiny ready image', exact: true }).check();
+    await page.getByRole('button', { name: 'Next: resources' }).click();
+    await page.getByRole('button', { name: 'Next: review' }).click();
+
+    await system.disconnectNode();
+    await page.getByText('Node hv-ui is not connected.').waitFor({ timeout: 10_000 });
+    await page.getByRole('status').filter({ hasText: '0 nodes connected' }).waitFor({ timeout: 10_000 });
+    await page.getByRole('button', { name: 'Create VM' }).click();
+    const node = page.getByLabel('Node', { exact: true });
+    expect(
+      await until(
+        () => description(node),
+        (d) => d !== '',
+        'node error',
+      ),
+    ).toBe('Node hv-ui is not connected; start its node daemon and retry');
+    await screenshot(page, 'wizard-node-disconnected');
+
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Nodes' }).click();
+    const card = page.getByRole('article', { name: 'hv-ui' });
+    await until(
+      () => textOf(card),
+      (t) => t.includes('Disconnected'),
+      'hv-ui disconnected',
+    );
+    await system.reconnectNode();
+    await until(
+      () => textOf(card),
+      (t) => /\bConnected\b/.test(t),
+      'hv-ui connected again',
+      10_000,
+    );
+    expect(problems).toEqual([]);
+  });
+});

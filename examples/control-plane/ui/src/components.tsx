@@ -1,0 +1,259 @@
+import { type AnchorHTMLAttributes, type ReactNode, useId, useState } from 'react';
+import { ApiError } from './api.js';
+import { formatAgo, formatBytes, formatDate } from './format.js';
+import { navigate, type Polled, useNow } from './hooks.js';
+import type { Availability, ImagePhase, ImageRow, QNode } from './types.js';
+
+export type Tone = 'ok' | 'busy' | 'bad' | 'idle' | 'warn';
+
+export function Badge({ tone, children }: { tone: Tone; children: ReactNode }) {
+  return <span className={`badge badge-${tone}`}>{children}</span>;
+}
+
+const AVAILABILITY: Record<Availability, { label: string; tone: Tone }> = {
+  ready: { label: 'Ready', tone: 'ok' },
+  downloading: { label: 'Downloading', tone: 'busy' },
+  error: { label: 'Error', tone: 'bad' },
+  'not-downloaded': { label: 'Not downloaded', tone: 'idle' },
+  unavailable: { label: 'Unavailable', tone: 'warn' },
+};
+
+export function AvailabilityBadge({ status }: { status: Availability }) {
+  const { label, tone } = AVAILABILITY[status];
+  return <Badge tone={tone}>{label}</Badge>;
+}
+
+const PHASE_TONE: Record<ImagePhase, Tone> = {
+  pending: 'busy',
+  downloading: 'busy',
+  verifying: 'busy',
+  ready: 'ok',
+  error: 'bad',
+  deleting: 'warn',
+  missing: 'warn',
+};
+
+export function PhaseBadge({ phase }: { phase: ImagePhase }) {
+  return <Badge tone={PHASE_TONE[phase]}>{phase[0]?.toUpperCase() + phase.slice(1)}</Badge>;
+}
+
+/** Download progress; without a known total it shows the bytes so far and no bar length. */
+export function Progress({ progress, label }: { progress: ImageRow['progress']; label: string }) {
+  const percent = progress?.percent ?? null;
+  const text = !progress
+    ? 'starting…'
+    : percent !== null
+      ? `${Math.floor(percent)}% · ${formatBytes(progress.bytesDone)} of ${formatBytes(progress.bytesTotal)}`
+      : `${formatBytes(progress.bytesDone)} so far`;
+  return (
+    <div className="progress">
+      <div
+        className="progress-track"
+        role="progressbar"
+        aria-label={label}
+        aria-valuemin={0}
+        aria-valuemax={100}
+        aria-valuetext={text}
+        {...(percent !== null ? { 'aria-valuenow': Math.floor(percent) } : {})}
+      >
+        <div
+          className={`progress-fill${percent === null ? ' indeterminate' : ''}`}
+          style={{ width: `${percent ?? 30}%` }}
+        />
+      </div>
+      <span className="progress-text">{text}</span>
+    </div>
+  );
+}
+
+export function ErrorAlert({ error, title }: { error: Error | undefined | null; title?: string }) {
+  if (!error) return null;
+  const code = error instanceof ApiError ? error.code : null;
+  return (
+    <div className="alert alert-bad" role="alert">
+      {title && <strong>{title}: </strong>}
+      {error.message}
+      {code && code !== 'UNREACHABLE' && <span className="code"> ({code})</span>}
+    </div>
+  );
+}
+
+/** A poll that failed after data was shown: the old data stays, with a note that it is old. */
+export function StaleNote({ error, updatedAt }: { error: Error | undefined; updatedAt: number | undefined }) {
+  const now = useNow();
+  if (!error) return null;
+  return (
+    <div className="alert alert-warn" role="alert">
+      Could not refresh: {error.message}
+      {updatedAt ? ` — showing data from ${formatAgo(new Date(updatedAt).toISOString(), now)}.` : ''}
+    </div>
+  );
+}
+
+export interface FieldControlProps {
+  id: string;
+  'aria-invalid': boolean;
+  'aria-describedby'?: string;
+}
+
+/**
+ * A labelled control with its hint and error under it; the error is the control's accessible
+ * description, so it is read out (and found by tests) as belonging to that field.
+ */
+export function Field({
+  label,
+  error,
+  hint,
+  children,
+}: {
+  label: string;
+  error?: string | undefined;
+  hint?: ReactNode;
+  children: (props: FieldControlProps) => ReactNode;
+}) {
+  const id = useId();
+  const errorId = `${id}-error`;
+  const hintId = `${id}-hint`;
+  const describedBy = [error ? errorId : null, hint ? hintId : null].filter(Boolean).join(' ');
+  return (
+    <div className={`field${error ? ' field-invalid' : ''}`}>
+      <label htmlFor={id}>{label}</label>
+      {children({ id, 'aria-invalid': Boolean(error), ...(describedBy ? { 'aria-describedby': describedBy } : {}) })}
+      {error && (
+        <p className="field-error" id={errorId}>
+          {error}
+        </p>
+      )}
+      {hint && (
+        <p className="field-hint" id={hintId}>
+          {hint}
+        </p>
+      )}
+    </div>
+  );
+}
+
+export function Ago({ iso }: { iso: string | null | undefined }) {
+  const now = useNow();
+  return (
+    <time dateTime={iso ?? undefined} title={formatDate(iso)}>
+      {formatAgo(iso, now)}
+    </time>
+  );
+}
+
+export function Capacity({ capacity, available }: { capacity: number | null; available: number | null }) {
+  if (capacity === null) return <span className="muted">unknown</span>;
+  const used = available === null ? null : capacity - available;
+  const percent = used === null || capacity === 0 ? null : Math.round((used / capacity) * 100);
+  return (
+    <div className="capacity">
+      {percent !== null && (
+        <meter min={0} max={100} value={percent} high={85} optimum={0} aria-label="Used space">
+          {percent}%
+        </meter>
+      )}
+      <span>
+        {available !== null ? `${formatBytes(available)} free of ${formatBytes(capacity)}` : formatBytes(capacity)}
+      </span>
+    </div>
+  );
+}
+
+export function Link({ to, ...rest }: { to: string } & AnchorHTMLAttributes<HTMLAnchorElement>) {
+  return (
+    <a
+      {...rest}
+      href={to}
+      onClick={(event) => {
+        rest.onClick?.(event);
+        if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
+        event.preventDefault();
+        navigate(to);
+      }}
+    />
+  );
+}
+
+export function Empty({ children }: { children: ReactNode }) {
+  return <p className="empty">{children}</p>;
+}
+
+/** Beside data that polls: why it failed to load, or that what is shown is old. */
+export function LoadNote({ polled, what }: { polled: Polled<unknown>; what: string }) {
+  return polled.data !== undefined ? (
+    <StaleNote error={polled.error} updatedAt={polled.updatedAt} />
+  ) : (
+    <ErrorAlert error={polled.error} title={`Could not load ${what}`} />
+  );
+}
+
+/** The options of a node picker, disconnected nodes marked. */
+export function NodeOptions({ nodes }: { nodes: QNode[] }) {
+  return (
+    <>
+      {nodes.length === 0 && <option value="">(no nodes registered)</option>}
+      {nodes.map((n) => (
+        <option key={n.id} value={n.id}>
+          {n.hostname}
+          {n.connectionState === 'connected' ? '' : ' (disconnected)'}
+        </option>
+      ))}
+    </>
+  );
+}
+
+/** A table's column headings; an empty name is a column of buttons, named for screen readers only. */
+export function TableHead({ columns }: { columns: string[] }) {
+  return (
+    <thead>
+      <tr>
+        {columns.map((column) => (
+          <th scope="col" key={column || 'actions'}>
+            {column || <span className="visually-hidden">Actions</span>}
+          </th>
+        ))}
+      </tr>
+    </thead>
+  );
+}
+
+/** Delete in two clicks: the first asks, the second deletes. */
+export function DeleteButton({
+  name,
+  disabled,
+  busy,
+  onDelete,
+}: {
+  name: string;
+  disabled: boolean;
+  busy: boolean;
+  onDelete: () => Promise<unknown>;
+}) {
+  const [confirming, setConfirming] = useState(false);
+  if (!confirming) {
+    return (
+      <button type="button" disabled={disabled} aria-label={`Delete ${name}`} onClick={() => setConfirming(true)}>
+        Delete
+      </button>
+    );
+  }
+  return (
+    <>
+      <button
+        type="button"
+        className="danger"
+        disabled={busy}
+        onClick={async () => {
+          await onDelete();
+          setConfirming(false);
+        }}
+      >
+        {busy ? 'Deleting…' : 'Confirm delete'}
+      </button>
+      <button type="button" onClick={() => setConfirming(false)}>
+        Cancel
+      </button>
+    </>
+  );
+}

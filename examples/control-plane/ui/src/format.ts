@@ -1,0 +1,38 @@
+import type { ImageRow } from './types.js';
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+
+export function formatBytes(bytes: number | null | undefined): string {
+  if (bytes === null || bytes === undefined) return '—';
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < UNITS.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(value >= 100 ? 0 : 1)} ${UNITS[unit]}`;
+}
+
+export function formatAgo(iso: string | null | undefined, now: number): string {
+  if (!iso) return 'never';
+  const seconds = Math.round((now - new Date(iso).getTime()) / 1000);
+  if (seconds < 5) return 'just now';
+  if (seconds < 60) return `${seconds} s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  if (seconds < 86_400) return `${Math.floor(seconds / 3600)} h ago`;
+  return `${Math.floor(seconds / 86_400)} d ago`;
+}
+
+export function formatDate(iso: string | null | undefined): string {
+  return iso ? new Date(iso).toLocaleString() : '';
+}
+
+export function osLabel(os: ImageRow['os'] | null | undefined): string {
+  if (!os) return '—';
+  const name = [os.distribution, os.version].filter(Boolean).join(' ');
+  const label = name || (os.family === 'unknown' ? '' : os.family);
+  if (!label) return '—';
+  return os.arch ? `${label} (${os.arch})` : label;
+}
+
+export const KIND_LABEL: Record<string, string> = { cloud: 'Cloud image', iso: 'ISO' };

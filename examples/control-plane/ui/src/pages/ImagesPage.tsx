@@ -1,0 +1,426 @@
+import { type FormEvent, useRef, useState } from 'react';
+import { del, get, post, query, type Upload, uploadFile } from '../api.js';
+import {
+  Ago,
+  DeleteButton,
+  Empty,
+  ErrorAlert,
+  Field,
+  LoadNote,
+  NodeOptions,
+  PhaseBadge,
+  Progress,
+  TableHead,
+} from '../components.js';
+import { formatBytes, KIND_LABEL, osLabel } from '../format.js';
+import { useAction, usePoll } from '../hooks.js';
+import type { Entry, ImageRow, Pool, QNode } from '../types.js';
+
+const PAGE_SIZE = 50;
+const BUSY_PHASES = new Set(['pending', 'downloading', 'verifying', 'deleting']);
+
+export function ImagesPage() {
+  const [kind, setKind] = useState('');
+  const [phase, setPhase] = useState('');
+  const [text, setText] = useState('');
+  const [nodeChoice, setNodeChoice] = useState<string | null>(null);
+  const [offset, setOffset] = useState(0);
+
+  const nodes = usePoll((signal) => get<{ nodes: QNode[] }>('/nodes', signal), { intervalMs: 10_000, deps: [] });
+  const pools = usePoll((signal) => get<{ pools: Pool[] }>('/pools', signal), { intervalMs: 10_000, deps: [] });
+  // Paths differ per node (each mounts a pool where it likes): show them for one chosen node.
+  const nodeList = nodes.data?.nodes ?? [];
+  const nodeId = nodeChoice ?? (nodeList.find((n) => n.connectionState === 'connected') ?? nodeList[0])?.id ?? '';
+  const images = usePoll(
+    (signal) =>
+      get<{ images: ImageRow[]; total: number }>(
+        `/images${query({ kind, phase, text, nodeId, limit: PAGE_SIZE, offset })}`,
+        signal,
+      ),
+    {
+      // Every second while something moves, so progress is live; slower when all is still.
+      intervalMs: (data) => (data?.images.some((i) => BUSY_PHASES.has(i.phase)) ? 1000 : 5000),
+      deps: [kind, phase, text, nodeId, offset],
+    },
+  );
+  const poolName = (id: string | undefined) => pools.data?.pools.find((p) => p.id === id)?.name ?? id ?? '—';
+
+  return (
+    <section aria-labelledby="images-heading">
+      <div className="page-head">
+        <h1 id="images-heading">Images</h1>
+        <RescanButton onDone={images.reload} />
+      </div>
+      <p className="lede">Cloud images and ISOs in every pool, with their state and where they are on a node.</p>
+
+      <search className="filters" aria-label="Filter images">
+        <Field label="Kind">
+          {(props) => (
+            <select
+              {...props}
+              value={kind}
+              onChange={(e) => {
+                setKind(e.target.value);
+                setOffset(0);
+              }}
+            >
+              <option value="">All</option>
+              <option value="cloud">Cloud images</option>
+              <option value="iso">ISOs</option>
+            </select>
+          )}
+        </Field>
+        <Field label="Phase">
+          {(props) => (
+            <select
+              {...props}
+              value={phase}
+              onChange={(e) => {
+                setPhase(e.target.value);
+                setOffset(0);
+              }}
+            >
+              <option value="">Any</option>
+              <option value="ready">Ready</option>
+              <option value="pending,downloading,verifying">Downloading</option>
+              <option value="error">Error</option>
+              <option value="missing">Missing</option>
+            </select>
+          )}
+        </Field>
+        <Field label="Search">
+          {(props) => (
+            <input
+              {...props}
+              type="search"
+              value={text}
+              placeholder="name or description"
+              onChange={(e) => {
+                setText(e.target.value);
+                setOffset(0);
+              }}
+            />
+          )}
+        </Field>
+        <Field label="Paths on node">
+          {(props) => (
+            <select {...props} value={nodeId} onChange={(e) => setNodeChoice(e.target.value)}>
+              <NodeOptions nodes={nodeList} />
+            </select>
+          )}
+        </Field>
+      </search>
+
+      <LoadNote polled={images} what="images" />
+      {images.data && (
+        <ImageTable
+          images={images.data.images}
+          poolName={poolName}
+          nodeName={nodeList.find((n) => n.id === nodeId)?.hostname ?? 'node'}
+          onChange={images.reload}
+        />
+      )}
+      {images.data && images.data.total > PAGE_SIZE && (
+        <div className="pager">
+          <button type="button" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - PAGE_SIZE))}>
+            Previous
+          </button>
+          <span>
+            {offset + 1}–{Math.min(offset + PAGE_SIZE, images.data.total)} of {images.data.total}
+          </span>
+          <button
+            type="button"
+            disabled={offset + PAGE_SIZE >= images.data.total}
+            onClick={() => setOffset(offset + PAGE_SIZE)}
+          >
+            Next
+          </button>
+        </div>
+      )}
+      {images.data && <p className="muted">{images.data.total} image(s)</p>}
+
+      <div className="columns">
+        <CatalogDownload pools={pools.data?.pools ?? []} onStarted={images.reload} />
+        <IsoUpload pools={pools.data?.pools ?? []} onUploaded={images.reload} />
+      </div>
+    </section>
+  );
+}
+
+function ImageTable({
+  images,
+  poolName,
+  nodeName,
+  onChange,
+}: {
+  images: ImageRow[];
+  poolName: (id: string | undefined) => string;
+  nodeName: string;
+  onChange: () => void;
+}) {
+  if (images.length === 0) return <Empty>No images match. Download one from the catalog or upload an ISO below.</Empty>;
+  return (
+    <table className="table" aria-label="Images">
+      <TableHead columns={['Name', 'Kind', 'Phase', 'Size', 'OS', 'Pool', `Path on ${nodeName}`, 'Updated', '']} />
+      <tbody>
+        {images.map((image) => (
+          <ImageRowView key={image.id} image={image} poolName={poolName} onChange={onChange} />
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+function ImageRowView({
+  image,
+  poolName,
+  onChange,
+}: {
+  image: ImageRow;
+  poolName: (id: string | undefined) => string;
+  onChange: () => void;
+}) {
+  const { busy, error, run: act } = useAction({ after: onChange });
+  const downloading = ['pending', 'downloading', 'verifying'].includes(image.phase);
+  return (
+    <tr aria-label={image.name}>
+      <th scope="row">
+        {image.name}
+        {image.catalogId && <div className="muted small">catalog: {image.catalogId}</div>}
+      </th>
+      <td>{KIND_LABEL[image.kind]}</td>
+      <td>
+        <PhaseBadge phase={image.phase} />
+        {downloading && <Progress progress={image.progress} label={`Download of ${image.name}`} />}
+        {image.error && (
+          <p className="reason bad">
+            {image.error.message} <span className="code">({image.error.code})</span>
+          </p>
+        )}
+      </td>
+      <td>
+        {formatBytes(image.sizeBytes)}
+        {image.virtualSizeBytes ? <div className="muted small">disk {formatBytes(image.virtualSizeBytes)}</div> : null}
+      </td>
+      <td>{osLabel(image.os)}</td>
+      <td>{poolName(image.location?.poolId)}</td>
+      <td>{image.path ? <code className="path">{image.path}</code> : <span className="muted">—</span>}</td>
+      <td>
+        <Ago iso={image.updatedAt} />
+      </td>
+      <td className="actions">
+        {image.phase === 'error' && image.catalogId && (
+          <button
+            type="button"
+            disabled={busy}
+            aria-label={`Retry download of ${image.name}`}
+            onClick={() => act(() => post(`/images/${encodeURIComponent(image.id)}/retry`))}
+          >
+            Retry
+          </button>
+        )}
+        <DeleteButton
+          name={image.name}
+          disabled={busy || image.phase === 'deleting'}
+          busy={busy}
+          onDelete={() => act(() => del(`/images/${encodeURIComponent(image.id)}`))}
+        />
+        <ErrorAlert error={error} />
+      </td>
+    </tr>
+  );
+}
+
+function RescanButton({ onDone }: { onDone: () => void }) {
+  const { busy, error, run } = useAction({ after: onDone });
+  const [result, setResult] = useState<string | null>(null);
+  const rescan = async () => {
+    setResult(null);
+    const answer = await run(() =>
+      post<{ scanned: unknown[]; failed: { poolId: string; nodeId: string; error: string }[] }>('/images/rescan', {}),
+    );
+    if (!answer) return;
+    const failed = answer.failed.map((f) => `${f.poolId} on ${f.nodeId}: ${f.error}`);
+    setResult(`Scanned ${answer.scanned.length} pool(s)${failed.length ? `; failed: ${failed.join('; ')}` : ''}`);
+  };
+  return (
+    <div className="rescan">
+      <button type="button" disabled={busy} onClick={rescan}>
+        {busy ? 'Scanning…' : 'Rescan pools for ISOs'}
+      </button>
+      {result && <span role="status">{result}</span>}
+      <ErrorAlert error={error} />
+    </div>
+  );
+}
+
+function poolsFor(pools: Pool[], content: 'iso' | 'images'): Pool[] {
+  return pools.filter((p) => p.contentTypes.includes(content));
+}
+
+function poolOption(pool: Pool) {
+  const active = pool.nodeStates.filter((s) => s.status === 'active').length;
+  return (
+    <option key={pool.id} value={pool.id}>
+      {pool.name} ({active ? `active on ${active} node${active === 1 ? '' : 's'}` : 'not active on any node'})
+    </option>
+  );
+}
+
+function CatalogDownload({ pools, onStarted }: { pools: Pool[]; onStarted: () => void }) {
+  const catalog = usePoll((signal) => get<{ entries: Entry[] }>('/catalog', signal), { intervalMs: 60_000, deps: [] });
+  const [catalogId, setCatalogId] = useState('');
+  const [poolId, setPoolId] = useState('');
+  const { busy, error, fieldErrors, run } = useAction();
+  const [started, setStarted] = useState<string | null>(null);
+  const entry = catalog.data?.entries.find((e) => e.id === catalogId);
+  const candidates = poolsFor(pools, entry?.kind === 'iso' ? 'iso' : 'images');
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    const chosenPool = poolId || candidates[0]?.id || '';
+    setStarted(null);
+    const image = await run(() => post<ImageRow>('/images/download', { catalogId, poolId: chosenPool }));
+    if (!image) return;
+    setStarted(`Downloading ${image.name} into ${pools.find((p) => p.id === chosenPool)?.name ?? chosenPool}.`);
+    onStarted();
+  };
+
+  return (
+    <form className="panel" onSubmit={submit} aria-labelledby="catalog-heading">
+      <h2 id="catalog-heading">Download from the catalog</h2>
+      <ErrorAlert error={catalog.error} title="Could not load the catalog" />
+      <Field label="Catalog image" error={fieldErrors.catalogId}>
+        {(props) => (
+          <select {...props} value={catalogId} onChange={(e) => setCatalogId(e.target.value)} required>
+            <option value="">Choose…</option>
+            {catalog.data?.entries.map((e) => (
+              <option key={e.id} value={e.id}>
+                {e.name} — {KIND_LABEL[e.kind]}
+                {e.sizeBytes ? `, ${formatBytes(e.sizeBytes)}` : ''}
+              </option>
+            ))}
+          </select>
+        )}
+      </Field>
+      {entry && (
+        <p className="muted small">
+          {entry.description} {osLabel(entry.os)} · from <code>{entry.sourceUrl}</code>
+        </p>
+      )}
+      <Field
+        label="Into pool"
+        error={fieldErrors.poolId}
+        hint={
+          entry && candidates.length === 0
+            ? `No pool holds ${entry.kind === 'iso' ? 'ISOs' : 'cloud images'}.`
+            : undefined
+        }
+      >
+        {(props) => (
+          <select {...props} value={poolId || candidates[0]?.id || ''} onChange={(e) => setPoolId(e.target.value)}>
+            {candidates.map(poolOption)}
+          </select>
+        )}
+      </Field>
+      <ErrorAlert error={error} title="Download not started" />
+      {started && (
+        <p role="status" className="ok">
+          {started}
+        </p>
+      )}
+      <button type="submit" className="primary" disabled={busy || !catalogId || candidates.length === 0}>
+        {busy ? 'Starting…' : 'Download'}
+      </button>
+    </form>
+  );
+}
+
+function IsoUpload({ pools, onUploaded }: { pools: Pool[]; onUploaded: () => void }) {
+  const candidates = poolsFor(pools, 'iso');
+  const [poolId, setPoolId] = useState('');
+  const [file, setFile] = useState<File | null>(null);
+  const [progress, setProgress] = useState<{ loaded: number; total: number } | null>(null);
+  const { error, fieldErrors, run } = useAction();
+  const [done, setDone] = useState<string | null>(null);
+  const upload = useRef<Upload<ImageRow> | null>(null);
+  const fileInput = useRef<HTMLInputElement>(null);
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    const chosenPool = poolId || candidates[0]?.id;
+    if (!file || !chosenPool) return;
+    setDone(null);
+    setProgress({ loaded: 0, total: file.size });
+    const image = await run(async () => {
+      upload.current = uploadFile<ImageRow>({
+        path: `/images/upload${query({ poolId: chosenPool, name: file.name })}`,
+        file,
+        onProgress: (loaded, total) => setProgress({ loaded, total: total || file.size }),
+      });
+      try {
+        return await upload.current.done;
+      } finally {
+        upload.current = null;
+        setProgress(null);
+      }
+    });
+    if (!image) return;
+    setDone(`Uploaded ${image.name}.`);
+    setFile(null);
+    if (fileInput.current) fileInput.current.value = '';
+    onUploaded();
+  };
+
+  const percent = progress?.total ? (progress.loaded / progress.total) * 100 : null;
+  return (
+    <form className="panel" onSubmit={submit} aria-labelledby="upload-heading">
+      <h2 id="upload-heading">Upload an ISO</h2>
+      <Field label="ISO file" error={fieldErrors.name ?? fieldErrors['']}>
+        {(props) => (
+          <input
+            {...props}
+            ref={fileInput}
+            type="file"
+            accept=".iso,application/x-iso9660-image"
+            onChange={(e) => setFile(e.target.files?.[0] ?? null)}
+          />
+        )}
+      </Field>
+      <Field
+        label="Into ISO pool"
+        error={fieldErrors.poolId}
+        hint={candidates.length === 0 ? 'No pool holds ISOs.' : undefined}
+      >
+        {(props) => (
+          <select {...props} value={poolId || candidates[0]?.id || ''} onChange={(e) => setPoolId(e.target.value)}>
+            {candidates.map(poolOption)}
+          </select>
+        )}
+      </Field>
+      {progress && (
+        <Progress
+          label={`Upload of ${file?.name ?? 'the ISO'}`}
+          progress={{ bytesDone: progress.loaded, bytesTotal: progress.total, percent }}
+        />
+      )}
+      <ErrorAlert error={error} title="Upload failed" />
+      {done && (
+        <p role="status" className="ok">
+          {done}
+        </p>
+      )}
+      <div className="buttons">
+        <button type="submit" className="primary" disabled={!file || candidates.length === 0 || progress !== null}>
+          {progress ? 'Uploading…' : 'Upload'}
+        </button>
+        {progress && (
+          <button type="button" onClick={() => upload.current?.abort()}>
+            Cancel upload
+          </button>
+        )}
+      </div>
+      {file && !progress && <p className="muted small">{formatBytes(file.size)}</p>}
+    </form>
+  );
+}

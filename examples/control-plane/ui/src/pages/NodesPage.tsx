@@ -1,0 +1,121 @@
+import { type FormEvent, useState } from 'react';
+import { get, post } from '../api.js';
+import { Ago, Badge, Empty, ErrorAlert, Field, LoadNote, TableHead } from '../components.js';
+import { useAction, usePoll } from '../hooks.js';
+import type { NodeDetail, QNode } from '../types.js';
+import { PoolStateCells } from './PoolsPage.js';
+
+export function NodesPage() {
+  // The list, then each node's detail (pools with their state on it, and the live `connected`).
+  const nodes = usePoll(
+    async (signal) => {
+      const { nodes: list } = await get<{ nodes: QNode[] }>('/nodes', signal);
+      return Promise.all(list.map((n) => get<NodeDetail>(`/nodes/${encodeURIComponent(n.id)}`, signal)));
+    },
+    { intervalMs: 3000, deps: [] },
+  );
+
+  return (
+    <section aria-labelledby="nodes-heading">
+      <h1 id="nodes-heading">Nodes</h1>
+      <p className="lede">Hypervisor hosts running the node daemon, and the pools each one holds.</p>
+      <LoadNote polled={nodes} what="nodes" />
+      {nodes.data?.length === 0 && <Empty>No nodes yet. Register one below and start its daemon.</Empty>}
+      {nodes.data?.map((node) => (
+        <article key={node.id} className="card" aria-labelledby={`node-${node.id}`}>
+          <header className="card-head">
+            <h2 id={`node-${node.id}`}>{node.hostname}</h2>
+            {node.connected ? <Badge tone="ok">Connected</Badge> : <Badge tone="bad">Disconnected</Badge>}
+          </header>
+          <dl className="facts">
+            <dt>ID</dt>
+            <dd>
+              <code>{node.id}</code>
+            </dd>
+            <dt>Last seen</dt>
+            <dd>
+              <Ago iso={node.lastSeenAt} />
+            </dd>
+            <dt>Address</dt>
+            <dd>{node.address ?? '—'}</dd>
+            <dt>Agent</dt>
+            <dd>{node.agentVersion ?? '—'}</dd>
+            {Object.keys(node.labels).length > 0 && (
+              <>
+                <dt>Labels</dt>
+                <dd>
+                  {Object.entries(node.labels)
+                    .map(([k, v]) => `${k}=${v}`)
+                    .join(', ')}
+                </dd>
+              </>
+            )}
+          </dl>
+          {!node.connected && (
+            <p className="alert alert-warn">
+              The node daemon is not connected: its pools keep their last reported state, and no VM can be created or
+              started on it until it reconnects.
+            </p>
+          )}
+          {node.pools.length === 0 ? (
+            <Empty>No pool is assigned to this node.</Empty>
+          ) : (
+            <table className="table" aria-label={`Pools on ${node.hostname}`}>
+              <TableHead columns={['Pool', 'State', 'Mounted at', 'Capacity', 'Last check']} />
+              <tbody>
+                {node.pools.map(({ pool, state }) => (
+                  <tr key={pool.id} aria-label={pool.name}>
+                    <th scope="row">
+                      {pool.name} <span className="muted small">({pool.type})</span>
+                    </th>
+                    <PoolStateCells state={state} />
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </article>
+      ))}
+      <RegisterNode onRegistered={nodes.reload} />
+    </section>
+  );
+}
+
+function RegisterNode({ onRegistered }: { onRegistered: () => void }) {
+  const [hostname, setHostname] = useState('');
+  const { busy, error, fieldErrors, run } = useAction();
+  const [result, setResult] = useState<{ node: QNode; token: string } | null>(null);
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    const registered = await run(() => post<{ node: QNode; token: string }>('/nodes', { hostname }));
+    if (!registered) return;
+    setResult(registered);
+    setHostname('');
+    onRegistered();
+  };
+
+  return (
+    <form className="panel" onSubmit={submit} aria-labelledby="register-heading">
+      <h2 id="register-heading">Register a node</h2>
+      <Field label="Host name" error={fieldErrors.hostname}>
+        {(props) => <input {...props} value={hostname} onChange={(e) => setHostname(e.target.value)} />}
+      </Field>
+      <ErrorAlert error={error} title="Node not registered" />
+      <button type="submit" className="primary" disabled={busy || !hostname}>
+        {busy ? 'Registering…' : 'Register'}
+      </button>
+      {result && (
+        <div role="status" className="token-once">
+          <p>
+            Node <code>{result.node.id}</code> registered. Its token is shown this once; start the daemon on the node
+            with:
+          </p>
+          <pre>
+            quantix-node --url {window.location.origin} --node-id {result.node.id} --token {result.token}
+          </pre>
+        </div>
+      )}
+    </form>
+  );
+}

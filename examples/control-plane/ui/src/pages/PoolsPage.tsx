@@ -1,0 +1,255 @@
+import { type FormEvent, useState } from 'react';
+import { get, post } from '../api.js';
+import { Ago, Badge, Capacity, Empty, ErrorAlert, Field, LoadNote, TableHead, type Tone } from '../components.js';
+import { useAction, usePoll } from '../hooks.js';
+import type { Pool, PoolState, QNode } from '../types.js';
+
+const STATUS_TONE: Record<PoolState['status'], Tone> = {
+  active: 'ok',
+  pending: 'busy',
+  inactive: 'idle',
+  unavailable: 'warn',
+  error: 'bad',
+};
+
+/** One node's report on one pool: state (and why, when not active), mount path, capacity, last check. */
+export function PoolStateCells({ state }: { state: PoolState | null }) {
+  if (!state) {
+    return (
+      <>
+        <td>
+          <Badge tone="idle">Not reported</Badge>
+          <p className="reason">The node has not reported this pool yet (is its daemon connected?).</p>
+        </td>
+        <td>—</td>
+        <td>—</td>
+        <td>never</td>
+      </>
+    );
+  }
+  return (
+    <>
+      <td>
+        <PoolStatusBadge status={state.status} />
+        {state.lastError && <p className="reason bad">{state.lastError}</p>}
+      </td>
+      <td>{state.mountPath ? <code className="path">{state.mountPath}</code> : '—'}</td>
+      <td>
+        <Capacity capacity={state.capacityBytes} available={state.availableBytes} />
+      </td>
+      <td>
+        <Ago iso={state.checkedAt} />
+        <div className="muted small">generation {state.syncedGeneration}</div>
+      </td>
+    </>
+  );
+}
+
+export function PoolStatusBadge({ status }: { status: PoolState['status'] }) {
+  return <Badge tone={STATUS_TONE[status]}>{status[0]?.toUpperCase() + status.slice(1)}</Badge>;
+}
+
+/** `path=/srv/iso`, `server:export`, … — the backend's own settings, shortly. */
+function describeConfig(pool: Pool): string {
+  const c = pool.config as Record<string, unknown>;
+  if (typeof c.server === 'string') return `${c.server}:${String(c.export ?? '')}`;
+  if (typeof c.path === 'string') return c.path;
+  const entries = Object.entries(c);
+  return entries.length ? entries.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ') : '—';
+}
+
+export function PoolsPage() {
+  const pools = usePoll((signal) => get<{ pools: Pool[] }>('/pools', signal), { intervalMs: 3000, deps: [] });
+  const nodes = usePoll((signal) => get<{ nodes: QNode[] }>('/nodes', signal), { intervalMs: 5000, deps: [] });
+  const hostname = (id: string) => nodes.data?.nodes.find((n) => n.id === id)?.hostname ?? id;
+
+  return (
+    <section aria-labelledby="pools-heading">
+      <h1 id="pools-heading">Pools</h1>
+      <p className="lede">
+        Storage pool definitions, and what each assigned node reports about its pool: active, or unavailable and why.
+      </p>
+      <LoadNote polled={pools} what="pools" />
+      {pools.data?.pools.length === 0 && <Empty>No pools yet. Add one below.</Empty>}
+      {pools.data?.pools.map((pool) => (
+        <article key={pool.id} className="card" aria-labelledby={`pool-${pool.id}`}>
+          <header className="card-head">
+            <h2 id={`pool-${pool.id}`}>{pool.name}</h2>
+            <span className="muted">
+              {pool.type} · {pool.shared ? 'shared' : 'node-local'} · holds {pool.contentTypes.join(', ')}
+            </span>
+          </header>
+          {pool.description && <p>{pool.description}</p>}
+          <dl className="facts">
+            <dt>ID</dt>
+            <dd>
+              <code>{pool.id}</code>
+            </dd>
+            <dt>Source</dt>
+            <dd>
+              <code>{describeConfig(pool)}</code>
+            </dd>
+            <dt>Assigned to</dt>
+            <dd>{pool.nodeIds.length ? pool.nodeIds.map(hostname).join(', ') : 'no node'}</dd>
+          </dl>
+          <PoolStates pool={pool} hostname={hostname} />
+        </article>
+      ))}
+      <NewPool nodes={nodes.data?.nodes ?? []} onCreated={pools.reload} />
+    </section>
+  );
+}
+
+function PoolStates({ pool, hostname }: { pool: Pool; hostname: (id: string) => string }) {
+  const waiting = pool.nodeIds.filter((id) => !pool.nodeStates.some((s) => s.nodeId === id));
+  if (pool.nodeStates.length === 0 && waiting.length === 0) return null;
+  return (
+    <table className="table" aria-label={`State of ${pool.name} per node`}>
+      <TableHead columns={['Node', 'State', 'Mounted at', 'Capacity', 'Last check']} />
+      <tbody>
+        {pool.nodeStates.map((state) => (
+          <tr key={state.nodeId} aria-label={hostname(state.nodeId)}>
+            <th scope="row">{hostname(state.nodeId)}</th>
+            <PoolStateCells state={state} />
+          </tr>
+        ))}
+        {waiting.map((id) => (
+          <tr key={id} aria-label={hostname(id)}>
+            <th scope="row">{hostname(id)}</th>
+            <PoolStateCells state={null} />
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+function NewPool({ nodes, onCreated }: { nodes: QNode[]; onCreated: () => void }) {
+  const [form, setForm] = useState({
+    name: '',
+    type: 'local',
+    path: '',
+    server: '',
+    exportPath: '',
+    iso: true,
+    images: true,
+    shared: false,
+    nodeIds: [] as string[],
+  });
+  const { busy, error, fieldErrors, run } = useAction();
+  const [created, setCreated] = useState<string | null>(null);
+  const set = (patch: Partial<typeof form>) => setForm((f) => ({ ...f, ...patch }));
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    setCreated(null);
+    const config = form.type === 'nfs' ? { server: form.server, export: form.exportPath } : { path: form.path };
+    const pool = await run(() =>
+      post<Pool>('/pools', {
+        name: form.name,
+        type: form.type,
+        config,
+        contentTypes: [...(form.iso ? ['iso'] : []), ...(form.images ? ['images'] : [])],
+        shared: form.shared,
+        nodeIds: form.nodeIds,
+      }),
+    );
+    if (!pool) return;
+    setCreated(`Pool ${pool.name} created.`);
+    set({ name: '', path: '', server: '', exportPath: '', nodeIds: [] });
+    onCreated();
+  };
+
+  return (
+    <form className="panel" onSubmit={submit} aria-labelledby="new-pool-heading">
+      <h2 id="new-pool-heading">Add a pool</h2>
+      <div className="grid-2">
+        <Field label="Pool name" error={fieldErrors.name}>
+          {(props) => <input {...props} value={form.name} onChange={(e) => set({ name: e.target.value })} />}
+        </Field>
+        <Field label="Type" error={fieldErrors.type}>
+          {(props) => (
+            <select {...props} value={form.type} onChange={(e) => set({ type: e.target.value })}>
+              <option value="local">Local directory</option>
+              <option value="nfs">NFS</option>
+            </select>
+          )}
+        </Field>
+        {form.type === 'nfs' ? (
+          <>
+            <Field label="NFS server" error={fieldErrors.config}>
+              {(props) => <input {...props} value={form.server} onChange={(e) => set({ server: e.target.value })} />}
+            </Field>
+            <Field label="Export">
+              {(props) => (
+                <input {...props} value={form.exportPath} onChange={(e) => set({ exportPath: e.target.value })} />
+              )}
+            </Field>
+          </>
+        ) : (
+          <Field label="Directory" error={fieldErrors.config}>
+            {(props) => (
+              <input
+                {...props}
+                value={form.path}
+                placeholder="/var/lib/quantix/images"
+                onChange={(e) => set({ path: e.target.value })}
+              />
+            )}
+          </Field>
+        )}
+      </div>
+      <fieldset className="checks" aria-describedby={fieldErrors.contentTypes ? 'pool-content-error' : undefined}>
+        <legend>Holds</legend>
+        <label>
+          <input type="checkbox" checked={form.iso} onChange={(e) => set({ iso: e.target.checked })} /> ISOs
+        </label>
+        <label>
+          <input type="checkbox" checked={form.images} onChange={(e) => set({ images: e.target.checked })} /> Cloud
+          images and VM disks
+        </label>
+        <label>
+          <input type="checkbox" checked={form.shared} onChange={(e) => set({ shared: e.target.checked })} /> Shared
+          (every assigned node sees the same files)
+        </label>
+        {fieldErrors.contentTypes && (
+          <p className="field-error" id="pool-content-error">
+            {fieldErrors.contentTypes}
+          </p>
+        )}
+      </fieldset>
+      <fieldset className="checks" aria-describedby={fieldErrors.nodeIds ? 'pool-nodes-error' : undefined}>
+        <legend>Assigned nodes</legend>
+        {nodes.length === 0 && <span className="muted">No nodes registered.</span>}
+        {nodes.map((node) => (
+          <label key={node.id}>
+            <input
+              type="checkbox"
+              checked={form.nodeIds.includes(node.id)}
+              onChange={(e) =>
+                set({
+                  nodeIds: e.target.checked ? [...form.nodeIds, node.id] : form.nodeIds.filter((id) => id !== node.id),
+                })
+              }
+            />{' '}
+            {node.hostname}
+          </label>
+        ))}
+        {fieldErrors.nodeIds && (
+          <p className="field-error" id="pool-nodes-error">
+            {fieldErrors.nodeIds}
+          </p>
+        )}
+      </fieldset>
+      <ErrorAlert error={error} title="Pool not created" />
+      {created && (
+        <p role="status" className="ok">
+          {created}
+        </p>
+      )}
+      <button type="submit" className="primary" disabled={busy}>
+        {busy ? 'Creating…' : 'Add pool'}
+      </button>
+    </form>
+  );
+}

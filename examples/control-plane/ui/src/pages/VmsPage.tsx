@@ -1,0 +1,125 @@
+import { useState } from 'react';
+import { del, get, post } from '../api.js';
+import { Ago, Badge, DeleteButton, Empty, ErrorAlert, Link, LoadNote, TableHead, type Tone } from '../components.js';
+import { formatBytes } from '../format.js';
+import { useAction, useLocation, usePoll } from '../hooks.js';
+import type { ImageRow, QNode, VmRow } from '../types.js';
+
+const STATE_TONE: Record<VmRow['state'], Tone> = {
+  creating: 'busy',
+  running: 'ok',
+  stopped: 'idle',
+  paused: 'warn',
+  error: 'bad',
+  deleting: 'warn',
+};
+
+export function VmsPage() {
+  const { search } = useLocation();
+  const created = new URLSearchParams(search).get('created');
+  const vms = usePoll((signal) => get<{ vms: VmRow[] }>('/vms', signal), { intervalMs: 3000, deps: [] });
+  const nodes = usePoll((signal) => get<{ nodes: QNode[] }>('/nodes', signal), { intervalMs: 10_000, deps: [] });
+  const images = usePoll((signal) => get<{ images: ImageRow[] }>('/images?limit=1000', signal), {
+    intervalMs: 30_000,
+    deps: [],
+  });
+  const nodeById = new Map(nodes.data?.nodes.map((n) => [n.id, n]));
+  const imageName = (id: string | null) => (id ? (images.data?.images.find((i) => i.id === id)?.name ?? id) : '—');
+
+  return (
+    <section aria-labelledby="vms-heading">
+      <div className="page-head">
+        <h1 id="vms-heading">VMs</h1>
+        <Link to="/vms/new" className="button primary">
+          Create VM
+        </Link>
+      </div>
+      {created && (
+        <p role="status" className="alert alert-ok">
+          VM {created} created.
+        </p>
+      )}
+      <LoadNote polled={vms} what="VMs" />
+      {vms.data?.vms.length === 0 && <Empty>No VMs yet.</Empty>}
+      {vms.data && vms.data.vms.length > 0 && (
+        <table className="table" aria-label="VMs">
+          <TableHead columns={['Name', 'State', 'Node', 'CPU', 'Memory', 'Disk', 'Boot image', 'Created', '']} />
+          <tbody>
+            {vms.data.vms.map((vm) => {
+              const node = nodeById.get(vm.nodeId);
+              return (
+                <tr key={vm.id} aria-label={vm.name} className={vm.name === created ? 'highlight' : undefined}>
+                  <th scope="row">{vm.name}</th>
+                  <td>
+                    <Badge tone={STATE_TONE[vm.state]}>{vm.state[0]?.toUpperCase() + vm.state.slice(1)}</Badge>
+                    {vm.error && <p className="reason bad">{vm.error}</p>}
+                  </td>
+                  <td>
+                    {node?.hostname ?? vm.nodeId}
+                    {node && node.connectionState !== 'connected' && (
+                      <div className="muted small">node disconnected</div>
+                    )}
+                  </td>
+                  <td>{vm.cpu}</td>
+                  <td>{formatBytes(vm.memoryMiB * 1024 * 1024)}</td>
+                  <td>{vm.disks.map((d) => `${d.sizeGiB} GiB`).join(', ') || '—'}</td>
+                  <td>{imageName(vm.bootImageId)}</td>
+                  <td>
+                    <Ago iso={vm.createdAt} />
+                  </td>
+                  <td className="actions">
+                    <VmActions vm={vm} onChange={vms.reload} />
+                  </td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+function VmActions({ vm, onChange }: { vm: VmRow; onChange: () => void }) {
+  const [doing, setDoing] = useState<string | null>(null);
+  const action = useAction({ after: onChange });
+  const busy = action.busy ? doing : null;
+  const error = action.error;
+  const id = encodeURIComponent(vm.id);
+  const act = (label: string, work: () => Promise<unknown>) => {
+    setDoing(label);
+    return action.run(work);
+  };
+  const transient = vm.state === 'creating' || vm.state === 'deleting';
+  return (
+    <>
+      {vm.state !== 'running' && (
+        <button
+          type="button"
+          disabled={busy !== null || transient}
+          aria-label={`Start ${vm.name}`}
+          onClick={() => act('start', () => post(`/vms/${id}/start`))}
+        >
+          {busy === 'start' ? 'Starting…' : 'Start'}
+        </button>
+      )}
+      {vm.state === 'running' && (
+        <button
+          type="button"
+          disabled={busy !== null}
+          aria-label={`Stop ${vm.name}`}
+          onClick={() => act('stop', () => post(`/vms/${id}/stop`, { force: false }))}
+        >
+          {busy === 'stop' ? 'Stopping…' : 'Stop'}
+        </button>
+      )}
+      <DeleteButton
+        name={vm.name}
+        disabled={busy !== null || transient}
+        busy={busy === 'delete'}
+        onDelete={() => act('delete', () => del(`/vms/${id}`))}
+      />
+      <ErrorAlert error={error} />
+    </>
+  );
+}
