@@ -142,9 +142,10 @@ try {
     return percentile(samples, 50);
   };
   const rounds = quick ? 20 : 50;
-  const available = await time(rounds, () => get('/images/available?nodeId=bench-node-0'));
+  // A page of the view (what the wizard shows), ranked among all the node's images.
+  const available = await time(rounds, () => get('/images/available?nodeId=bench-node-0&limit=50'));
   const sql = await time(rounds, () =>
-    raw.query(`select * from images where pool_id = any($1) and phase <> 'deleting' order by created_at, id`, [
+    raw.query(`select * from images where pool_id = any($1) and phase <> 'deleting' order by name, id limit 50`, [
       ['shared'],
     ]),
   );
@@ -155,7 +156,7 @@ try {
     `reconnect storm, ${NODES} nodes: every acknowledgement stored in ${stormMs.toFixed(0)} ms; bare ws round trips ${floorMs.toFixed(0)} ms; ratio ${(stormMs / floorMs).toFixed(2)}x (target < 5000 ms: ${stormMs < 5000 ? 'ok' : 'OVER TARGET'})`,
   );
   console.log(
-    `images/available with ${IMAGES} images: p50 ${available.toFixed(1)} ms; raw SQL of the same rows ${sql.toFixed(1)} ms (${(available / sql).toFixed(2)}x); /healthz ${health.toFixed(1)} ms (target p50 < 20 ms: ${available < 20 ? 'ok' : 'OVER TARGET'})`,
+    `images/available, a page of 50 among ${IMAGES} images: p50 ${available.toFixed(1)} ms; raw SQL of a page of rows ${sql.toFixed(1)} ms (${(available / sql).toFixed(2)}x); /healthz ${health.toFixed(1)} ms (target p50 < 20 ms: ${available < 20 ? 'ok' : 'OVER TARGET'})`,
   );
 } finally {
   await raw.end();

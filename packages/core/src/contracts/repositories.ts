@@ -41,6 +41,26 @@ export interface UpsertResult {
   untouched: number;
 }
 
+export interface RankedImagesQuery {
+  nodeId: string;
+  poolIds: readonly string[];
+  /** Catalog entries on offer: rows made from them collapse to one per entry. */
+  catalogIds: readonly string[];
+  kind?: ImageKind;
+  /** Case-insensitive substring of name or OS distribution. */
+  text?: string;
+  limit: number;
+  offset: number;
+}
+
+export interface RankedImages {
+  images: { image: Image; rank: 0 | 1 | 2 | 3 }[];
+  /** Rows in the whole ranking (after collapsing), not just this page. */
+  total: number;
+  /** Which of the query's catalogIds have at least one row in those pools. */
+  catalogIdsWithRows: string[];
+}
+
 export interface ImageRepository {
   /** Creates an image. Validates first; nothing is written when validation fails. */
   create(input: NewImage): Promise<Image>;
@@ -58,6 +78,13 @@ export interface ImageRepository {
    * row is busy in another phase.
    */
   upsertByLocation(found: readonly DiscoveredImage[]): Promise<UpsertResult>;
+  /**
+   * One page of the images in `poolIds` as a node's VM-creation view ranks them: 0 ready on this
+   * node, 1 being downloaded, 2 unavailable here (pool not active, file missing, other node's
+   * local pool), 3 failed; then by name. Of several rows made from one of `catalogIds`, only the
+   * best-ranked counts. Rows being deleted are left out.
+   */
+  listRankedForNode(options: RankedImagesQuery): Promise<RankedImages>;
   /** Applies a patch; the phase change, if any, must be allowed by the transition table. */
   update(id: string, patch: ImagePatch, options?: UpdateOptions): Promise<Image>;
   delete(id: string, options?: UpdateOptions): Promise<void>;

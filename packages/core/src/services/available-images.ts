@@ -73,18 +73,22 @@ function describeRow(image: Image, pool: StoragePool | undefined, state: PoolNod
   return { ...base, status: 'ready' as const, reason: null, path: pathOnNode(state.mountPath, location.relPath) };
 }
 
-// When a catalog entry has several rows (one per pool), show the most useful one.
-const PREFERENCE: Record<Availability, number> = {
-  ready: 0,
-  downloading: 1,
-  unavailable: 2,
-  error: 3,
-  'not-downloaded': 4,
-};
+export interface AvailableImagesPage {
+  images: AvailableImage[];
+  /** Choices in the whole view, for paging. */
+  total: number;
+}
+
+/** Largest page of the view; the default too. */
+export const MAX_AVAILABLE_PAGE = 1000;
+
+const STATUS_OF_RANK: Availability[] = ['ready', 'downloading', 'unavailable', 'error'];
 
 /**
  * The VM-creation view for one node: every catalog entry merged with the image rows of the
- * pools assigned to that node, plus rows that come from no catalog (scanned ISOs, uploads).
+ * pools assigned to that node, plus rows that come from no catalog (scanned ISOs, uploads);
+ * ready first, then downloading, unavailable, failed, and catalog entries not downloaded yet.
+ * Ranking and paging run in the database, so a page costs the same with 10 or 10,000 images.
  * `catalog` is usually a CatalogRegistry merging every installed catalog.
  */
 export async function listAvailableImages(options: {
@@ -92,21 +96,36 @@ export async function listAvailableImages(options: {
   catalog: ImageCatalog;
   nodeId: string;
   kind?: ImageKind;
-}): Promise<AvailableImage[]> {
+  /** Case-insensitive substring of the name or OS distribution. */
+  text?: string;
+  limit?: number;
+  offset?: number;
+}): Promise<AvailableImagesPage> {
   const { repositories, catalog, nodeId, kind } = options;
-  const [pools, states] = await Promise.all([
+  const limit = Math.min(Math.max(1, options.limit ?? MAX_AVAILABLE_PAGE), MAX_AVAILABLE_PAGE);
+  const offset = Math.max(0, options.offset ?? 0);
+  const text = options.text?.trim().toLowerCase() ?? '';
+  const [pools, states, entries] = await Promise.all([
     repositories.pools.list({ nodeId }),
     repositories.pools.listNodeStates({ nodeId }),
+    catalog.list(kind ? { kind } : {}),
   ]);
   const poolById = new Map(pools.map((p) => [p.id, p]));
   const stateByPool = new Map(states.map((s) => [s.poolId, s]));
-  const rows = (await repositories.images.list({ poolId: [...poolById.keys()], ...(kind ? { kind } : {}) })).filter(
-    (image) => image.phase !== 'deleting',
-  );
-  const entries: CatalogEntry[] = await catalog.list(kind ? { kind } : {});
-  const seen = new Set(entries.map((entry) => entry.id));
+  // Not every catalog filters by kind itself.
+  const offered = kind ? entries.filter((entry) => entry.kind === kind) : entries;
+  const entryById = new Map(offered.map((entry) => [entry.id, entry]));
+  const ranked = await repositories.images.listRankedForNode({
+    nodeId,
+    poolIds: [...poolById.keys()],
+    catalogIds: [...entryById.keys()],
+    ...(kind ? { kind } : {}),
+    ...(text ? { text } : {}),
+    limit,
+    offset,
+  });
 
-  const fromRow = (image: Image, entry?: CatalogEntry): AvailableImage => {
+  const fromRow = (image: Image, rank: number): AvailableImage => {
     const pool = image.location ? poolById.get(image.location.poolId) : undefined;
     const described = describeRow(
       image,
@@ -114,6 +133,8 @@ export async function listAvailableImages(options: {
       image.location ? stateByPool.get(image.location.poolId) : undefined,
       nodeId,
     );
+    // The database ranked the row; the description adds the path and the reason.
+    const status = STATUS_OF_RANK[rank] ?? described.status;
     return {
       key: `image:${image.id}`,
       catalogId: image.catalogId,
@@ -121,8 +142,8 @@ export async function listAvailableImages(options: {
       name: image.name,
       kind: image.kind,
       os: image.os,
-      status: described.status,
-      selectable: described.status === 'ready',
+      status,
+      selectable: status === 'ready',
       reason: described.reason,
       poolId: image.location?.poolId ?? null,
       relPath: image.location?.relPath ?? null,
@@ -130,43 +151,40 @@ export async function listAvailableImages(options: {
       progress: described.progress,
       error: described.error,
       sizeBytes: image.sizeBytes,
-      sourceUrl: entry?.sourceUrl ?? null,
+      sourceUrl: image.catalogId ? (entryById.get(image.catalogId)?.sourceUrl ?? null) : null,
     };
   };
 
-  const result: AvailableImage[] = [];
-  const rowsByCatalog = new Map<string, Image[]>();
-  for (const image of rows) {
-    if (image.catalogId && seen.has(image.catalogId)) {
-      rowsByCatalog.set(image.catalogId, [...(rowsByCatalog.get(image.catalogId) ?? []), image]);
-    } else {
-      result.push(fromRow(image));
-    }
+  const withRows = new Set(ranked.catalogIdsWithRows);
+  const notDownloaded = offered
+    .filter((entry) => !withRows.has(entry.id))
+    .filter(
+      (entry) =>
+        !text || entry.name.toLowerCase().includes(text) || (entry.os.distribution ?? '').toLowerCase().includes(text),
+    )
+    .sort((a, b) => a.name.localeCompare(b.name));
+  const images = ranked.images.map(({ image, rank }) => fromRow(image, rank));
+  // Entries never downloaded come after every row: the page continues into them.
+  const start = Math.max(0, offset - ranked.total);
+  for (const entry of notDownloaded.slice(start, start + (limit - images.length))) {
+    images.push({
+      key: `catalog:${entry.id}`,
+      catalogId: entry.id,
+      imageId: null,
+      name: entry.name,
+      kind: entry.kind,
+      os: entry.os,
+      status: 'not-downloaded',
+      selectable: false,
+      reason: 'not downloaded to a pool of this node yet',
+      poolId: null,
+      relPath: null,
+      path: null,
+      progress: null,
+      error: null,
+      sizeBytes: entry.sizeBytes,
+      sourceUrl: entry.sourceUrl,
+    });
   }
-  for (const entry of entries) {
-    const candidates = (rowsByCatalog.get(entry.id) ?? []).map((image) => fromRow(image, entry));
-    candidates.sort((a, b) => PREFERENCE[a.status] - PREFERENCE[b.status]);
-    const best = candidates[0];
-    result.push(
-      best ?? {
-        key: `catalog:${entry.id}`,
-        catalogId: entry.id,
-        imageId: null,
-        name: entry.name,
-        kind: entry.kind,
-        os: entry.os,
-        status: 'not-downloaded',
-        selectable: false,
-        reason: 'not downloaded to a pool of this node yet',
-        poolId: null,
-        relPath: null,
-        path: null,
-        progress: null,
-        error: null,
-        sizeBytes: entry.sizeBytes,
-        sourceUrl: entry.sourceUrl,
-      },
-    );
-  }
-  return result.sort((a, b) => PREFERENCE[a.status] - PREFERENCE[b.status] || a.name.localeCompare(b.name));
+  return { images, total: ranked.total + notDownloaded.length };
 }

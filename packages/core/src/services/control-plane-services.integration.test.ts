@@ -278,7 +278,8 @@ describe.each(TEST_DATABASE_CLIENTS)('control-plane services on %s', (client) =>
 
     it('lists every choice for a node with its status, path, progress or reason', async () => {
       const { ready } = await setUp();
-      const view = await listAvailableImages({ repositories: repos, catalog, nodeId: 'n1' });
+      const { images: view, total } = await listAvailableImages({ repositories: repos, catalog, nodeId: 'n1' });
+      expect(total).toBe(5);
       const byName = Object.fromEntries(view.map((item) => [item.name, item]));
       expect(byName['Ubuntu 24.04']).toMatchObject({
         status: 'ready',
@@ -317,7 +318,33 @@ describe.each(TEST_DATABASE_CLIENTS)('control-plane services on %s', (client) =>
       ]);
       // Node n2 holds neither the local pool nor an active NFS mount: nothing is ready there.
       const other = await listAvailableImages({ repositories: repos, catalog, nodeId: 'n2' });
-      expect(other.filter((item) => item.selectable)).toEqual([]);
+      expect(other.images.filter((item) => item.selectable)).toEqual([]);
+    });
+
+    it('pages and searches the view in the database, one choice per catalog entry', async () => {
+      await setUp();
+      // A second, failed copy of Ubuntu in the NFS pool: the ready one still stands for the entry.
+      await repos.images.create({
+        name: 'Ubuntu 24.04',
+        kind: 'cloud',
+        catalogId: 'ubuntu-24.04',
+        phase: 'pending',
+        location: { poolId: 'nfs', relPath: 'u.qcow2' },
+      });
+      const page = (offset: number, limit: number) =>
+        listAvailableImages({ repositories: repos, catalog, nodeId: 'n1', offset, limit }).then((p) => [
+          p.total,
+          p.images.map((i) => i.name),
+        ]);
+      expect(await page(0, 2)).toEqual([5, ['Ubuntu 24.04', 'Debian 12']]);
+      expect(await page(2, 2)).toEqual([5, ['alpine.iso', 'Fedora 41']]);
+      expect(await page(4, 2)).toEqual([5, ['Rocky 9']]);
+      const found = await listAvailableImages({ repositories: repos, catalog, nodeId: 'n1', text: 'fedora' });
+      expect(found.images.map((i) => [i.name, i.status])).toEqual([['Fedora 41', 'error']]);
+      const rocky = await listAvailableImages({ repositories: repos, catalog, nodeId: 'n1', text: 'ROCKY' });
+      expect(rocky).toMatchObject({ total: 1, images: [{ status: 'not-downloaded' }] });
+      const isos = await listAvailableImages({ repositories: repos, catalog, nodeId: 'n1', kind: 'iso' });
+      expect(isos.images.map((i) => i.name)).toEqual(['alpine.iso']);
     });
 
     it('refuses a VM image with one code per reason, in order, and passes a ready one with its path', async () => {

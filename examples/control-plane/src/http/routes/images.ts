@@ -5,6 +5,7 @@ import {
   type Image,
   type ImageCatalog,
   listAvailableImages,
+  MAX_AVAILABLE_PAGE,
   pathOnNode,
   type Quantix,
   QuantixError,
@@ -80,20 +81,28 @@ export function imageRoutes(
       schema: {
         tags: ['images'],
         summary: 'The VM-creation view for a node: catalog entries merged with images, each with its status',
-        querystring: z.object({ nodeId: z.string().min(1), kind: z.enum(IMAGE_KINDS).optional() }),
+        querystring: z.object({
+          nodeId: z.string().min(1),
+          kind: z.enum(IMAGE_KINDS).optional(),
+          text: z.string().optional().describe('search in name and OS'),
+          limit: z.coerce.number().int().min(1).max(MAX_AVAILABLE_PAGE).default(MAX_AVAILABLE_PAGE),
+          offset: z.coerce.number().int().min(0).default(0),
+        }),
       },
     },
     async (request) => {
-      await repositories.nodes.require(request.query.nodeId);
-      return {
-        nodeId: request.query.nodeId,
-        images: await listAvailableImages({
-          repositories,
-          catalog: deps.catalog,
-          nodeId: request.query.nodeId,
-          ...(request.query.kind ? { kind: request.query.kind } : {}),
-        }),
-      };
+      const { nodeId, kind, text, limit, offset } = request.query;
+      await repositories.nodes.require(nodeId);
+      const page = await listAvailableImages({
+        repositories,
+        catalog: deps.catalog,
+        nodeId,
+        limit,
+        offset,
+        ...(kind ? { kind } : {}),
+        ...(text ? { text } : {}),
+      });
+      return { nodeId, ...page };
     },
   );
 

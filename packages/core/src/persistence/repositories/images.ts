@@ -1,5 +1,12 @@
 import type { Knex } from 'knex';
-import type { ImageFilter, ImageRepository, UpdateOptions, UpsertResult } from '../../contracts/repositories.js';
+import type {
+  ImageFilter,
+  ImageRepository,
+  RankedImages,
+  RankedImagesQuery,
+  UpdateOptions,
+  UpsertResult,
+} from '../../contracts/repositories.js';
 import { imageIdForLocation, newId } from '../../domain/ids.js';
 import {
   assertImageTransition,
@@ -199,6 +206,78 @@ export class KnexImageRepository implements ImageRepository {
       }),
     );
     return result;
+  }
+
+  async listRankedForNode(query: RankedImagesQuery): Promise<RankedImages> {
+    if (query.poolIds.length === 0) return { images: [], total: 0, catalogIdsWithRows: [] };
+    const conditions = ['i.pool_id = any(?::text[])', "i.phase <> 'deleting'"];
+    const filters: Knex.RawBinding[] = [[...query.poolIds]];
+    if (query.kind) {
+      conditions.push('i.kind = ?');
+      filters.push(query.kind);
+    }
+    if (query.text?.trim()) {
+      conditions.push(`(i.name ilike ? or i.os->>'distribution' ilike ?)`);
+      const pattern = likePattern(query.text.trim());
+      filters.push(pattern, pattern);
+    }
+    const where = conditions.join(' and ');
+    // The rank mirrors the view's statuses (services/available-images.ts); `choice` collapses the
+    // rows of one catalog entry so that only its best-ranked row counts. Ranking runs on narrow
+    // rows; whole rows are read for the page only.
+    const ranked = `
+      with candidates as (
+        select i.id, i.name, i.catalog_id, i.catalog_id = any(?::text[]) as offered,
+          case
+            when i.phase in ('pending', 'downloading', 'verifying') then 1
+            when i.phase = 'error' then 3
+            when i.phase = 'missing' then 2
+            when i.node_id is not null and i.node_id <> ? then 2
+            when s.status = 'active' and s.mount_path is not null then 0
+            else 2
+          end as rank
+        from images i
+        left join pool_node_states s on s.pool_id = i.pool_id and s.node_id = ?
+        where ${where}
+      ),
+      ranked as (
+        select id, name, rank from candidates where offered is not true
+        union all
+        (select distinct on (catalog_id) id, name, rank from candidates where offered order by catalog_id, rank, id)
+      )`;
+    const bindings: Knex.RawBinding[] = [[...query.catalogIds], query.nodeId, query.nodeId, ...filters];
+    const [page, withRows] = await guarded(WHAT, () =>
+      Promise.all([
+        this.knex.raw(
+          `${ranked},
+          page as (select * from ranked order by rank, name, id limit ? offset ?)
+          select i.*, page.rank, (select count(*) from ranked) as total
+          from page join images i on i.id = page.id
+          order by page.rank, page.name, page.id`,
+          [...bindings, query.limit, query.offset],
+        ),
+        this.knex.raw(`select distinct i.catalog_id from images i where ${where} and i.catalog_id = any(?::text[])`, [
+          ...filters,
+          [...query.catalogIds],
+        ]),
+      ]),
+    );
+    const rows = page.rows as Row[];
+    // A page past the end has no row to carry the total.
+    const total =
+      rows.length > 0
+        ? toNumber(rows[0]?.total)
+        : toNumber(
+            (
+              (await guarded(WHAT, () => this.knex.raw(`${ranked} select count(*) as total from ranked`, bindings)))
+                .rows as Row[]
+            )[0]?.total ?? 0,
+          );
+    return {
+      images: rows.map((row) => ({ image: rowToImage(row), rank: toNumber(row.rank) as 0 | 1 | 2 | 3 })),
+      total,
+      catalogIdsWithRows: (withRows.rows as Row[]).map((row) => row.catalog_id as string),
+    };
   }
 
   async update(id: string, patch: ImagePatch, options: UpdateOptions = {}): Promise<Image> {
