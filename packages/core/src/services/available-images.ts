@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import type { CatalogEntry, ImageCatalog } from '../contracts/catalog.js';
+import type { ImageCatalog } from '../contracts/catalog.js';
 import type { Repositories } from '../contracts/repositories.js';
 import type { Image, ImageError, ImageKind, ImageProgress } from '../domain/image.js';
 import type { PoolNodeState, StoragePool } from '../domain/pool.js';
