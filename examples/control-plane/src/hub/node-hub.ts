@@ -58,8 +58,8 @@ export class NodeHub {
   private readonly heartbeat: NodeJS.Timeout;
   private requestCounter = 0;
   private closed = false;
-  /** Called after a node said hello (downloads resume from here). */
-  onNodeReady: ((nodeId: string) => void) | undefined;
+  /** Called after a node reported its pools for a push: what it reported is stored (downloads resume from here). */
+  onPoolsSynced: ((nodeId: string) => void) | undefined;
   /** Called for each image.progress message from a node. */
   onImageProgress: ((message: Extract<NodeMessage, { type: 'image.progress' }>, nodeId: string) => void) | undefined;
 
@@ -189,7 +189,6 @@ export class NodeHub {
     await this.pushPools(link);
     this.options.events.emit('node.connected', { nodeId });
     this.options.logger.info({ nodeId, agentVersion: hello.agentVersion }, 'node connected');
-    this.onNodeReady?.(nodeId);
     return link;
   }
 
@@ -208,6 +207,7 @@ export class NodeHub {
       case 'pools.state': {
         await this.sync.recordReport(link.nodeId, message);
         link.syncedGeneration = message.generation;
+        this.onPoolsSynced?.(link.nodeId);
         this.scanAfterSync(link.nodeId, message.pools);
         return;
       }

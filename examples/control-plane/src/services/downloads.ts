@@ -59,7 +59,7 @@ export class DownloadService {
   private readonly graceTimers = new Map<string, NodeJS.Timeout>();
 
   constructor(private readonly options: DownloadServiceOptions) {
-    options.hub.onNodeReady = (nodeId) =>
+    options.hub.onPoolsSynced = (nodeId) =>
       void this.resumeOn(nodeId).catch((e) => options.logger.error({ err: e }, 'resume failed'));
     options.hub.onImageProgress = (message, nodeId) => void this.progress(message, nodeId);
   }
@@ -248,16 +248,10 @@ export class DownloadService {
     }
   }
 
-  /** A node connected: resume the busy downloads in pools it has active. */
+  /** A node reported its pools: resume the busy downloads in pools it has active. */
   private async resumeOn(nodeId: string): Promise<void> {
     const { repositories } = this.options;
-    // Pool state arrives after hello; give the node a moment to report it.
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    for (let attempt = 0; attempt < 40; attempt++) {
-      const states = await repositories.pools.listNodeStates({ nodeId });
-      if (states.length > 0 || attempt === 39) break;
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
+    // Called once the node's report for its latest push is stored: these states are current.
     const active = new Set(
       (await repositories.pools.listNodeStates({ nodeId })).filter((s) => s.status === 'active').map((s) => s.poolId),
     );
