@@ -10,8 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { ErrorCode, isQuantixError, type Repositories, type StoragePool } from '@quantix/core';
-import { TEST_DATABASE_CLIENTS } from '@quantix/core/testing';
+import { ErrorCode, type Repositories, type StoragePool } from '@quantix/core';
+import { errorCodeOf, TEST_DATABASE_CLIENTS } from '@quantix/core/testing';
 import { LocalStorageBackend } from '@quantix/storage-local';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { useTestRepositories } from './__fixtures__/database.js';
@@ -85,14 +85,6 @@ describe.each(TEST_DATABASE_CLIENTS)('uploadIso on %s', (client) => {
     expect(await repos.images.count({ poolId: pool.id })).toBe(0);
   }
 
-  async function codeOf(promise: Promise<unknown>): Promise<string> {
-    const error = await promise.then(
-      () => new Error('resolved'),
-      (e) => e,
-    );
-    return isQuantixError(error) ? error.code : String(error);
-  }
-
   it('streams an ISO in, with its checksum, and records it as a ready image', async () => {
     const result = await upload({
       body: chunks(ubuntuIso),
@@ -135,9 +127,9 @@ describe.each(TEST_DATABASE_CLIENTS)('uploadIso on %s', (client) => {
   });
 
   it('leaves nothing when the stream fails mid-way, not even the directories it made', async () => {
-    expect(await codeOf(upload({ body: chunks(ubuntuIso, 1024 * 1024) }))).toBe(ErrorCode.UPLOAD_INCOMPLETE);
+    expect(await errorCodeOf(upload({ body: chunks(ubuntuIso, 1024 * 1024) }))).toBe(ErrorCode.UPLOAD_INCOMPLETE);
     await expectNothingLeft();
-    expect(await codeOf(upload({ body: chunks(ubuntuIso, 1024 * 1024), directory: 'new/sub' }))).toBe(
+    expect(await errorCodeOf(upload({ body: chunks(ubuntuIso, 1024 * 1024), directory: 'new/sub' }))).toBe(
       ErrorCode.UPLOAD_INCOMPLETE,
     );
     await expectNothingLeft();
@@ -153,12 +145,14 @@ describe.each(TEST_DATABASE_CLIENTS)('uploadIso on %s', (client) => {
         sent += 65536;
       },
     });
-    expect(await codeOf(upload({ body, signal: controller.signal }))).toBe(ErrorCode.UPLOAD_INCOMPLETE);
+    expect(await errorCodeOf(upload({ body, signal: controller.signal }))).toBe(ErrorCode.UPLOAD_INCOMPLETE);
     await expectNothingLeft();
   });
 
   it('refuses more bytes than the limit, and an announced size over it before reading anything', async () => {
-    expect(await codeOf(upload({ body: chunks(ubuntuIso), maxBytes: 1024 * 1024 }))).toBe(ErrorCode.UPLOAD_TOO_LARGE);
+    expect(await errorCodeOf(upload({ body: chunks(ubuntuIso), maxBytes: 1024 * 1024 }))).toBe(
+      ErrorCode.UPLOAD_TOO_LARGE,
+    );
     await expectNothingLeft();
     let pulled = false;
     const body = new Readable({
@@ -167,38 +161,42 @@ describe.each(TEST_DATABASE_CLIENTS)('uploadIso on %s', (client) => {
         this.push(null);
       },
     });
-    expect(await codeOf(upload({ body, maxBytes: 10, expectedSize: 11 }))).toBe(ErrorCode.UPLOAD_TOO_LARGE);
+    expect(await errorCodeOf(upload({ body, maxBytes: 10, expectedSize: 11 }))).toBe(ErrorCode.UPLOAD_TOO_LARGE);
     expect(pulled).toBe(false);
     await expectNothingLeft();
   });
 
   it('refuses a short upload, a checksum mismatch, and a file that is not an ISO, leaving nothing', async () => {
-    expect(await codeOf(upload({ body: chunks(ubuntuIso.subarray(0, 1000)), expectedSize: ubuntuIso.length }))).toBe(
-      ErrorCode.UPLOAD_INCOMPLETE,
-    );
     expect(
-      await codeOf(
+      await errorCodeOf(upload({ body: chunks(ubuntuIso.subarray(0, 1000)), expectedSize: ubuntuIso.length })),
+    ).toBe(ErrorCode.UPLOAD_INCOMPLETE);
+    expect(
+      await errorCodeOf(
         upload({ body: chunks(ubuntuIso), expectedChecksum: { algorithm: 'sha256', value: '0'.repeat(64) } }),
       ),
     ).toBe(ErrorCode.CHECKSUM_MISMATCH);
-    expect(await codeOf(upload({ body: chunks(Buffer.from('#!/bin/sh\necho not an iso\n')) }))).toBe(
+    expect(await errorCodeOf(upload({ body: chunks(Buffer.from('#!/bin/sh\necho not an iso\n')) }))).toBe(
       ErrorCode.ISO_NOT_ISO9660,
     );
     // A truncated ISO with its volume descriptors intact is refused too.
-    expect(await codeOf(upload({ body: chunks(ubuntuIso.subarray(0, 2 * 1024 * 1024)) }))).toBe(
+    expect(await errorCodeOf(upload({ body: chunks(ubuntuIso.subarray(0, 2 * 1024 * 1024)) }))).toBe(
       ErrorCode.ISO_TRUNCATED,
     );
     await expectNothingLeft();
   });
 
   it('refuses bad names and never overwrites an existing file', async () => {
-    expect(await codeOf(upload({ body: chunks(ubuntuIso), fileName: '../escape.iso' }))).toBe(ErrorCode.INVALID_INPUT);
-    expect(await codeOf(upload({ body: chunks(ubuntuIso), directory: '../elsewhere' }))).toBe(
+    expect(await errorCodeOf(upload({ body: chunks(ubuntuIso), fileName: '../escape.iso' }))).toBe(
+      ErrorCode.INVALID_INPUT,
+    );
+    expect(await errorCodeOf(upload({ body: chunks(ubuntuIso), directory: '../elsewhere' }))).toBe(
       ErrorCode.PATH_ESCAPES_POOL,
     );
     await expectNothingLeft();
     await writeFile(join(root, 'taken.iso'), 'precious');
-    expect(await codeOf(upload({ body: chunks(ubuntuIso), fileName: 'taken.iso' }))).toBe(ErrorCode.ALREADY_EXISTS);
+    expect(await errorCodeOf(upload({ body: chunks(ubuntuIso), fileName: 'taken.iso' }))).toBe(
+      ErrorCode.ALREADY_EXISTS,
+    );
     expect(await readFile(join(root, 'taken.iso'), 'utf8')).toBe('precious');
     expect(await readdir(root)).toEqual(['taken.iso']);
   });

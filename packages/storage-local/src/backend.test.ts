@@ -2,7 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { callBackend, createQuantix, ErrorCode, isQuantixError, StorageBackendToken } from '@quantix/core';
+import { callBackend, createQuantix, ErrorCode, StorageBackendToken } from '@quantix/core';
+import { errorCodeOf } from '@quantix/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalStorageBackend } from './backend.js';
 import { storageLocalPlugin } from './plugin.js';
@@ -18,16 +19,6 @@ function df(dir: string): { size: number; avail: number } {
   const out = execFileSync('df', ['-B1', '--output=size,avail', dir], { encoding: 'utf8' });
   const [size, avail] = (out.trim().split('\n')[1] ?? '').trim().split(/\s+/).map(Number);
   return { size: size as number, avail: avail as number };
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return 'resolved';
-  } catch (error) {
-    if (isQuantixError(error)) return error.code;
-    throw error;
-  }
 }
 
 beforeAll(async () => {
@@ -69,7 +60,7 @@ describe('LocalStorageBackend', () => {
   it('refuses to activate a path that is a file', async () => {
     const path = join(base, 'a-file');
     await writeFile(path, '');
-    expect(await codeOf(backend.activate({ pool: localPool({ path, create: true }) }))).toBe(
+    expect(await errorCodeOf(backend.activate({ pool: localPool({ path, create: true }) }))).toBe(
       ErrorCode.POOL_UNAVAILABLE,
     );
   });
@@ -87,9 +78,11 @@ describe('LocalStorageBackend', () => {
   });
 
   it('refuses a config without an absolute path with INVALID_INPUT', async () => {
-    expect(await codeOf(backend.status({ pool: localPool({ path: 'relative/dir' }) }))).toBe(ErrorCode.INVALID_INPUT);
-    expect(await codeOf(backend.status({ pool: localPool({}) }))).toBe(ErrorCode.INVALID_INPUT);
-    expect(await codeOf(backend.status({ pool: localPool({ path: base, maxDepth: -1 }) }))).toBe(
+    expect(await errorCodeOf(backend.status({ pool: localPool({ path: 'relative/dir' }) }))).toBe(
+      ErrorCode.INVALID_INPUT,
+    );
+    expect(await errorCodeOf(backend.status({ pool: localPool({}) }))).toBe(ErrorCode.INVALID_INPUT);
+    expect(await errorCodeOf(backend.status({ pool: localPool({ path: base, maxDepth: -1 }) }))).toBe(
       ErrorCode.INVALID_INPUT,
     );
   });
@@ -102,7 +95,7 @@ describe('LocalStorageBackend', () => {
     expect(file).toMatchObject({ relPath: 'vm/disk0.qcow2', sizeBytes: 1024 * 1024 });
     expect((await stat(join(path, 'vm/disk0.qcow2'))).size).toBe(1024 * 1024);
     await writeFile(join(path, 'vm/disk0.qcow2'), 'precious');
-    expect(await codeOf(backend.allocate({ pool, relPath: 'vm/disk0.qcow2' }))).toBe(ErrorCode.ALREADY_EXISTS);
+    expect(await errorCodeOf(backend.allocate({ pool, relPath: 'vm/disk0.qcow2' }))).toBe(ErrorCode.ALREADY_EXISTS);
     expect(await readFile(join(path, 'vm/disk0.qcow2'), 'utf8')).toBe('precious');
   });
 
@@ -111,7 +104,7 @@ describe('LocalStorageBackend', () => {
     await mkdir(path, { recursive: true });
     await writeFile(join(base, 'victim'), 'keep');
     await symlink(join(base, 'victim'), join(path, 'disk.qcow2'));
-    expect(await codeOf(backend.allocate({ pool: localPool({ path }), relPath: 'disk.qcow2' }))).toBe(
+    expect(await errorCodeOf(backend.allocate({ pool: localPool({ path }), relPath: 'disk.qcow2' }))).toBe(
       ErrorCode.PATH_ESCAPES_POOL,
     );
     expect(await readFile(join(base, 'victim'), 'utf8')).toBe('keep');
@@ -127,14 +120,16 @@ describe('LocalStorageBackend', () => {
 
     await writeFile(join(base, 'keep.iso'), 'keep');
     await symlink(base, join(path, 'up'));
-    expect(await codeOf(backend.remove({ pool, relPath: '../keep.iso' }))).toBe(ErrorCode.PATH_ESCAPES_POOL);
-    expect(await codeOf(backend.remove({ pool, relPath: join(base, 'keep.iso') }))).toBe(ErrorCode.PATH_ESCAPES_POOL);
-    expect(await codeOf(backend.remove({ pool, relPath: 'up/keep.iso' }))).toBe(ErrorCode.PATH_ESCAPES_POOL);
+    expect(await errorCodeOf(backend.remove({ pool, relPath: '../keep.iso' }))).toBe(ErrorCode.PATH_ESCAPES_POOL);
+    expect(await errorCodeOf(backend.remove({ pool, relPath: join(base, 'keep.iso') }))).toBe(
+      ErrorCode.PATH_ESCAPES_POOL,
+    );
+    expect(await errorCodeOf(backend.remove({ pool, relPath: 'up/keep.iso' }))).toBe(ErrorCode.PATH_ESCAPES_POOL);
     expect(await readFile(join(base, 'keep.iso'), 'utf8')).toBe('keep');
 
-    expect(await codeOf(backend.remove({ pool, relPath: 'never-was.iso' }))).toBe(ErrorCode.NOT_FOUND);
+    expect(await errorCodeOf(backend.remove({ pool, relPath: 'never-was.iso' }))).toBe(ErrorCode.NOT_FOUND);
     await mkdir(join(path, 'a-dir'));
-    expect(await codeOf(backend.remove({ pool, relPath: 'a-dir' }))).toBe(ErrorCode.INVALID_INPUT);
+    expect(await errorCodeOf(backend.remove({ pool, relPath: 'a-dir' }))).toBe(ErrorCode.INVALID_INPUT);
   });
 
   it('lists with the depth limit from the pool config', async () => {

@@ -10,17 +10,9 @@ import type { DiscoveredImage } from '../domain/image.js';
 import type { StoragePool } from '../domain/pool.js';
 import { ErrorCode, isQuantixError } from '../errors.js';
 import { createTestDatabase, TEST_DATABASE_CLIENTS, type TestDatabase } from '../testing/databases.js';
+import { errorCodeOf } from '../testing/errors.js';
 import { type Database, openDatabase } from './database.js';
 import { createRepositories } from './repositories/index.js';
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    return isQuantixError(error) ? error.code : `not a QuantixError: ${String(error)}`;
-  }
-  return 'resolved';
-}
 
 describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
   let testDb: TestDatabase;
@@ -81,7 +73,7 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
 
     it('reports an unknown id as undefined from get and NOT_FOUND from require', async () => {
       expect(await repos.images.get('no-such-image')).toBeUndefined();
-      expect(await codeOf(repos.images.require('no-such-image'))).toBe(ErrorCode.NOT_FOUND);
+      expect(await errorCodeOf(repos.images.require('no-such-image'))).toBe(ErrorCode.NOT_FOUND);
     });
 
     it('refuses invalid records with a stable code and writes nothing', async () => {
@@ -99,7 +91,7 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
         ],
       ];
       for (const [input, code] of cases) {
-        expect(await codeOf(repos.images.create(input as never)), JSON.stringify(input)).toBe(code);
+        expect(await errorCodeOf(repos.images.create(input as never)), JSON.stringify(input)).toBe(code);
       }
       expect(await repos.images.count()).toBe(0);
     });
@@ -107,8 +99,10 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
     it('keeps one image per pool location and one per catalog entry in a pool', async () => {
       const location = { poolId: pool.id, relPath: 'iso/x.iso' };
       const first = await repos.images.create({ name: 'x', kind: 'iso', location });
-      expect(await codeOf(repos.images.create({ name: 'y', kind: 'iso', location }))).toBe(ErrorCode.ALREADY_EXISTS);
-      expect(await codeOf(repos.images.create({ id: first.id, name: 'z', kind: 'iso' }))).toBe(
+      expect(await errorCodeOf(repos.images.create({ name: 'y', kind: 'iso', location }))).toBe(
+        ErrorCode.ALREADY_EXISTS,
+      );
+      expect(await errorCodeOf(repos.images.create({ id: first.id, name: 'z', kind: 'iso' }))).toBe(
         ErrorCode.ALREADY_EXISTS,
       );
 
@@ -120,7 +114,7 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
         location: { poolId: pool.id, relPath: 'd.qcow2' },
       });
       expect(
-        await codeOf(
+        await errorCodeOf(
           repos.images.create({
             name: 'deb',
             kind: 'cloud',
@@ -140,7 +134,7 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
 
     it('refuses a location in a pool that does not exist', async () => {
       expect(
-        await codeOf(
+        await errorCodeOf(
           repos.images.create({ name: 'x', kind: 'iso', location: { poolId: 'nowhere', relPath: 'x.iso' } }),
         ),
       ).toBe(ErrorCode.NOT_FOUND);
@@ -216,7 +210,7 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
       });
       expect(await repos.images.getByLocation({ poolId: pool.id, relPath: 'a/b/fedora.qcow2' })).toEqual(image);
       expect(await repos.images.getByLocation({ poolId: pool.id, relPath: 'a/b/other.qcow2' })).toBeUndefined();
-      expect(await codeOf(repos.images.getByLocation({ poolId: pool.id, relPath: '../x' }))).toBe(
+      expect(await errorCodeOf(repos.images.getByLocation({ poolId: pool.id, relPath: '../x' }))).toBe(
         ErrorCode.PATH_ESCAPES_POOL,
       );
       expect((await repos.images.findByCatalogIds(['fedora-41', 'nope'])).map((i) => i.id)).toEqual([image.id]);
@@ -231,7 +225,9 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
         progress: { bytesDone: 10, bytesTotal: 100, percent: 10 },
       });
       expect(downloading).toMatchObject({ phase: 'downloading', version: 2, progress: { bytesDone: 10, percent: 10 } });
-      expect(await codeOf(repos.images.update(image.id, { phase: 'ready' }))).toBe(ErrorCode.ILLEGAL_PHASE_TRANSITION);
+      expect(await errorCodeOf(repos.images.update(image.id, { phase: 'ready' }))).toBe(
+        ErrorCode.ILLEGAL_PHASE_TRANSITION,
+      );
       expect(await repos.images.get(image.id)).toEqual(downloading);
       const verifying = await repos.images.update(image.id, { phase: 'verifying' });
       const ready = await repos.images.update(image.id, { phase: 'ready', sizeBytes: 100, progress: null });
@@ -242,28 +238,30 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
 
     it('refuses an invalid patch before touching the row', async () => {
       const image = await repos.images.create({ name: 'x', kind: 'cloud' });
-      expect(await codeOf(repos.images.update(image.id, { sizeBytes: -1 }))).toBe(ErrorCode.INVALID_INPUT);
-      expect(await codeOf(repos.images.update(image.id, { phase: 'bogus' as never }))).toBe(ErrorCode.INVALID_INPUT);
-      expect(await codeOf(repos.images.update(image.id, { location: { poolId: pool.id, relPath: '../../etc' } }))).toBe(
-        ErrorCode.PATH_ESCAPES_POOL,
+      expect(await errorCodeOf(repos.images.update(image.id, { sizeBytes: -1 }))).toBe(ErrorCode.INVALID_INPUT);
+      expect(await errorCodeOf(repos.images.update(image.id, { phase: 'bogus' as never }))).toBe(
+        ErrorCode.INVALID_INPUT,
       );
+      expect(
+        await errorCodeOf(repos.images.update(image.id, { location: { poolId: pool.id, relPath: '../../etc' } })),
+      ).toBe(ErrorCode.PATH_ESCAPES_POOL);
       expect(await repos.images.get(image.id)).toEqual(image);
-      expect(await codeOf(repos.images.update('missing-id', { name: 'y' }))).toBe(ErrorCode.NOT_FOUND);
+      expect(await errorCodeOf(repos.images.update('missing-id', { name: 'y' }))).toBe(ErrorCode.NOT_FOUND);
     });
 
     it('turns a stale version into VERSION_CONFLICT instead of losing a write', async () => {
       const image = await repos.images.create({ name: 'original', kind: 'iso' });
       const first = await repos.images.update(image.id, { name: 'first writer' }, { expectedVersion: image.version });
       expect(
-        await codeOf(repos.images.update(image.id, { name: 'second writer' }, { expectedVersion: image.version })),
+        await errorCodeOf(repos.images.update(image.id, { name: 'second writer' }, { expectedVersion: image.version })),
       ).toBe(ErrorCode.VERSION_CONFLICT);
       expect((await repos.images.require(image.id)).name).toBe('first writer');
-      expect(await codeOf(repos.images.delete(image.id, { expectedVersion: image.version }))).toBe(
+      expect(await errorCodeOf(repos.images.delete(image.id, { expectedVersion: image.version }))).toBe(
         ErrorCode.VERSION_CONFLICT,
       );
       await repos.images.delete(image.id, { expectedVersion: first.version });
       expect(await repos.images.get(image.id)).toBeUndefined();
-      expect(await codeOf(repos.images.delete(image.id))).toBe(ErrorCode.NOT_FOUND);
+      expect(await errorCodeOf(repos.images.delete(image.id))).toBe(ErrorCode.NOT_FOUND);
     });
 
     it('lets exactly one of two racing writers with the same version win', async () => {
@@ -363,10 +361,10 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
         untouched: 0,
       });
       expect((await repos.images.require(imageIdForLocation('pool-a', 'a.iso'))).sizeBytes).toBe(2);
-      expect(await codeOf(repos.images.upsertByLocation([found('ok.iso'), found('../escape.iso')]))).toBe(
+      expect(await errorCodeOf(repos.images.upsertByLocation([found('ok.iso'), found('../escape.iso')]))).toBe(
         ErrorCode.PATH_ESCAPES_POOL,
       );
-      expect(await codeOf(repos.images.upsertByLocation([found('ok.iso'), found('neg.iso', -1)]))).toBe(
+      expect(await errorCodeOf(repos.images.upsertByLocation([found('ok.iso'), found('neg.iso', -1)]))).toBe(
         ErrorCode.INVALID_INPUT,
       );
       expect(await repos.images.count()).toBe(1);
@@ -380,7 +378,7 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
     });
 
     it('refuses files in a pool that does not exist', async () => {
-      expect(await codeOf(repos.images.upsertByLocation([{ ...found('x.iso'), poolId: 'ghost' }]))).toBe(
+      expect(await errorCodeOf(repos.images.upsertByLocation([{ ...found('x.iso'), poolId: 'ghost' }]))).toBe(
         ErrorCode.NOT_FOUND,
       );
     });
@@ -403,11 +401,13 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
       expect(await repos.pools.list({ nodeId: 'n3' })).toEqual([]);
       const updated = await repos.pools.update(nfs.id, { nodeIds: ['n3'] }, { expectedVersion: 1 });
       expect(updated).toMatchObject({ nodeIds: ['n3'], version: 2 });
-      expect(await codeOf(repos.pools.update(nfs.id, { name: 'x' }, { expectedVersion: 1 }))).toBe(
+      expect(await errorCodeOf(repos.pools.update(nfs.id, { name: 'x' }, { expectedVersion: 1 }))).toBe(
         ErrorCode.VERSION_CONFLICT,
       );
-      expect(await codeOf(repos.pools.create({ name: 'ISO library', type: 'local' }))).toBe(ErrorCode.ALREADY_EXISTS);
-      expect(await codeOf(repos.pools.create({ name: 'bad', type: 'Bad Type!' }))).toBe(ErrorCode.INVALID_INPUT);
+      expect(await errorCodeOf(repos.pools.create({ name: 'ISO library', type: 'local' }))).toBe(
+        ErrorCode.ALREADY_EXISTS,
+      );
+      expect(await errorCodeOf(repos.pools.create({ name: 'bad', type: 'Bad Type!' }))).toBe(ErrorCode.INVALID_INPUT);
     });
 
     it('bumps the pool-set generation on every definition change, and only then', async () => {
@@ -419,8 +419,8 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
       await repos.nodes.create({ id: 'n1', hostname: 'hv1' });
       await repos.pools.setNodeState({ poolId: created.id, nodeId: 'n1', status: 'active' });
       expect(await repos.pools.currentGeneration()).toBe(start + 2); // node state is not the definition
-      expect(await codeOf(repos.pools.update(created.id, { name: '' }))).toBe(ErrorCode.INVALID_INPUT);
-      expect(await codeOf(repos.pools.update(created.id, { name: 'x' }, { expectedVersion: 99 }))).toBe(
+      expect(await errorCodeOf(repos.pools.update(created.id, { name: '' }))).toBe(ErrorCode.INVALID_INPUT);
+      expect(await errorCodeOf(repos.pools.update(created.id, { name: 'x' }, { expectedVersion: 99 }))).toBe(
         ErrorCode.VERSION_CONFLICT,
       );
       expect(await repos.pools.currentGeneration()).toBe(start + 2); // refused writes bump nothing
@@ -429,19 +429,19 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
     });
 
     it('assigns a pool that is not shared to one node at most', async () => {
-      expect(await codeOf(repos.pools.create({ name: 'local', type: 'local', nodeIds: ['n1', 'n2'] }))).toBe(
+      expect(await errorCodeOf(repos.pools.create({ name: 'local', type: 'local', nodeIds: ['n1', 'n2'] }))).toBe(
         ErrorCode.INVALID_INPUT,
       );
       const local = await repos.pools.create({ name: 'local', type: 'local', nodeIds: ['n1'] });
-      expect(await codeOf(repos.pools.update(local.id, { nodeIds: ['n1', 'n2'] }))).toBe(ErrorCode.INVALID_INPUT);
+      expect(await errorCodeOf(repos.pools.update(local.id, { nodeIds: ['n1', 'n2'] }))).toBe(ErrorCode.INVALID_INPUT);
       const shared = await repos.pools.update(local.id, { shared: true, nodeIds: ['n1', 'n2'] });
       expect(shared.nodeIds).toEqual(['n1', 'n2']);
-      expect(await codeOf(repos.pools.update(local.id, { shared: false }))).toBe(ErrorCode.INVALID_INPUT);
+      expect(await errorCodeOf(repos.pools.update(local.id, { shared: false }))).toBe(ErrorCode.INVALID_INPUT);
     });
 
     it('refuses to delete a pool that still holds images, and keeps both', async () => {
       await repos.images.create({ name: 'x', kind: 'iso', location: { poolId: pool.id, relPath: 'x.iso' } });
-      expect(await codeOf(repos.pools.delete(pool.id))).toBe(ErrorCode.IN_USE);
+      expect(await errorCodeOf(repos.pools.delete(pool.id))).toBe(ErrorCode.IN_USE);
       expect(await repos.pools.get(pool.id)).toBeDefined();
       expect(await repos.images.count()).toBe(1);
     });
@@ -478,7 +478,7 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
       });
       expect(await repos.pools.getNodeState(pool.id, 'n1')).toEqual(second);
       expect(await repos.pools.listNodeStates({ nodeId: 'n1' })).toEqual([second]);
-      expect(await codeOf(repos.pools.setNodeState({ poolId: pool.id, nodeId: 'ghost', status: 'active' }))).toBe(
+      expect(await errorCodeOf(repos.pools.setNodeState({ poolId: pool.id, nodeId: 'ghost', status: 'active' }))).toBe(
         ErrorCode.NOT_FOUND,
       );
       await repos.pools.delete(pool.id);
@@ -490,8 +490,8 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
     it('registers nodes with unique hostnames and tracks their connection', async () => {
       const node = await repos.nodes.create({ hostname: 'hv1.example', address: '192.0.2.10', labels: { rack: 'r1' } });
       expect(node).toMatchObject({ connectionState: 'disconnected', lastSeenAt: null, capabilities: {} });
-      expect(await codeOf(repos.nodes.create({ hostname: 'hv1.example' }))).toBe(ErrorCode.ALREADY_EXISTS);
-      expect(await codeOf(repos.nodes.create({ hostname: 'bad host; rm -rf /' }))).toBe(ErrorCode.INVALID_INPUT);
+      expect(await errorCodeOf(repos.nodes.create({ hostname: 'hv1.example' }))).toBe(ErrorCode.ALREADY_EXISTS);
+      expect(await errorCodeOf(repos.nodes.create({ hostname: 'bad host; rm -rf /' }))).toBe(ErrorCode.INVALID_INPUT);
       const seen = new Date('2026-11-26T10:00:00.123Z');
       const connected = await repos.nodes.update(node.id, {
         connectionState: 'connected',
@@ -511,8 +511,8 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
       expect(await repos.nodes.getTokenDigest(node.id)).toBe('f'.repeat(64));
       expect(Object.keys(await repos.nodes.require(node.id))).not.toContain('tokenSha256');
       expect(JSON.stringify(await repos.nodes.require(node.id))).not.toContain('f'.repeat(64));
-      expect(await codeOf(repos.nodes.setTokenDigest(node.id, 'plain-token'))).toBe(ErrorCode.INVALID_INPUT);
-      expect(await codeOf(repos.nodes.setTokenDigest('ghost', 'f'.repeat(64)))).toBe(ErrorCode.NOT_FOUND);
+      expect(await errorCodeOf(repos.nodes.setTokenDigest(node.id, 'plain-token'))).toBe(ErrorCode.INVALID_INPUT);
+      expect(await errorCodeOf(repos.nodes.setTokenDigest('ghost', 'f'.repeat(64)))).toBe(ErrorCode.NOT_FOUND);
     });
 
     it('creates VMs on existing nodes only, with safe names, and keeps a node with VMs', async () => {
@@ -532,12 +532,12 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
         bootImageId: image.id,
       });
       expect(vm).toMatchObject({ state: 'creating', disks: [{ format: 'qcow2', bus: 'virtio', sizeGiB: 20 }] });
-      expect(await codeOf(repos.vms.create({ name: 'web-01', nodeId: node.id }))).toBe(ErrorCode.ALREADY_EXISTS);
-      expect(await codeOf(repos.vms.create({ name: 'x', nodeId: 'ghost' }))).toBe(ErrorCode.NOT_FOUND);
-      expect(await codeOf(repos.vms.create({ name: 'a;reboot', nodeId: node.id }))).toBe(ErrorCode.INVALID_INPUT);
-      expect(await codeOf(repos.vms.create({ name: '$(id)', nodeId: node.id }))).toBe(ErrorCode.INVALID_INPUT);
+      expect(await errorCodeOf(repos.vms.create({ name: 'web-01', nodeId: node.id }))).toBe(ErrorCode.ALREADY_EXISTS);
+      expect(await errorCodeOf(repos.vms.create({ name: 'x', nodeId: 'ghost' }))).toBe(ErrorCode.NOT_FOUND);
+      expect(await errorCodeOf(repos.vms.create({ name: 'a;reboot', nodeId: node.id }))).toBe(ErrorCode.INVALID_INPUT);
+      expect(await errorCodeOf(repos.vms.create({ name: '$(id)', nodeId: node.id }))).toBe(ErrorCode.INVALID_INPUT);
       expect(
-        await codeOf(
+        await errorCodeOf(
           repos.vms.create({
             name: 'y',
             nodeId: node.id,
@@ -548,7 +548,7 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
       const running = await repos.vms.update(vm.id, { state: 'running' }, { expectedVersion: 1 });
       expect((await repos.vms.list({ nodeId: node.id, state: ['running'] })).map((v) => v.id)).toEqual([running.id]);
       expect(await repos.vms.getByName('web-01')).toEqual(running);
-      expect(await codeOf(repos.nodes.delete(node.id))).toBe(ErrorCode.IN_USE);
+      expect(await errorCodeOf(repos.nodes.delete(node.id))).toBe(ErrorCode.IN_USE);
       await repos.images.delete(image.id);
       expect((await repos.vms.require(vm.id)).bootImageId).toBeNull();
       await repos.vms.delete(vm.id);

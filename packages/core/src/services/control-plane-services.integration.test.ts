@@ -10,25 +10,17 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { CatalogEntry, ImageCatalog } from '../contracts/catalog.js';
 import type { Repositories } from '../contracts/repositories.js';
 import { imageIdForLocation } from '../domain/ids.js';
-import { ErrorCode, isQuantixError } from '../errors.js';
+import { ErrorCode } from '../errors.js';
 import { createEventBus } from '../events/bus.js';
 import { type Database, openDatabase } from '../persistence/database.js';
 import { createRepositories } from '../persistence/repositories/index.js';
 import { PROTOCOL_VERSION, type ScannedFile } from '../protocol/messages.js';
 import { createTestDatabase, TEST_DATABASE_CLIENTS, type TestDatabase } from '../testing/databases.js';
+import { errorCodeOf } from '../testing/errors.js';
 import { listAvailableImages } from './available-images.js';
 import { PoolSyncService } from './pool-sync.js';
 import { ingestScan } from './scan-ingest.js';
 import { checkVmImage } from './vm-preflight.js';
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    return isQuantixError(error) ? error.code : `not a QuantixError: ${String(error)}`;
-  }
-  return 'resolved';
-}
 
 const exists = (path: string) =>
   access(path).then(
@@ -215,7 +207,9 @@ describe.each(TEST_DATABASE_CLIENTS)('control-plane services on %s', (client) =>
       });
       expect((await repos.images.require(imageIdForLocation('local', 'x.iso'))).nodeId).toBe('n1');
       expect(
-        await codeOf(ingestScan({ repositories: repos, nodeId: 'n2', poolId: 'local', content: 'iso', files: [] })),
+        await errorCodeOf(
+          ingestScan({ repositories: repos, nodeId: 'n2', poolId: 'local', content: 'iso', files: [] }),
+        ),
       ).toBe(ErrorCode.INVALID_INPUT);
       expect((await repos.images.require(imageIdForLocation('local', 'x.iso'))).phase).toBe('ready');
     });
@@ -351,21 +345,21 @@ describe.each(TEST_DATABASE_CLIENTS)('control-plane services on %s', (client) =>
       const { ready, downloading, failed, iso } = await setUp();
       const check = (imageId: string, nodeId = 'n1') =>
         checkVmImage({ repositories: repos, imageId, nodeId, fileExists: exists });
-      expect(await codeOf(check('no-such-image'))).toBe(ErrorCode.IMAGE_NOT_FOUND);
-      expect(await codeOf(check(downloading.id))).toBe(ErrorCode.IMAGE_NOT_READY);
+      expect(await errorCodeOf(check('no-such-image'))).toBe(ErrorCode.IMAGE_NOT_FOUND);
+      expect(await errorCodeOf(check(downloading.id))).toBe(ErrorCode.IMAGE_NOT_READY);
       await expect(check(failed.id)).rejects.toThrow(/download failed: sha256 of the download differs/);
       const floating = await repos.images.create({ name: 'no place', kind: 'iso', phase: 'ready' });
-      expect(await codeOf(check(floating.id))).toBe(ErrorCode.IMAGE_NO_LOCATION);
-      expect(await codeOf(check(iso))).toBe(ErrorCode.POOL_NOT_ACTIVE_ON_NODE);
-      expect(await codeOf(check(ready.id, 'n2'))).toBe(ErrorCode.POOL_NOT_ACTIVE_ON_NODE);
+      expect(await errorCodeOf(check(floating.id))).toBe(ErrorCode.IMAGE_NO_LOCATION);
+      expect(await errorCodeOf(check(iso))).toBe(ErrorCode.POOL_NOT_ACTIVE_ON_NODE);
+      expect(await errorCodeOf(check(ready.id, 'n2'))).toBe(ErrorCode.POOL_NOT_ACTIVE_ON_NODE);
 
       const ok = await check(ready.id);
       expect(ok.path).toBe(join(root, 'cloud/ubuntu.qcow2'));
 
       await rm(join(root, 'cloud/ubuntu.qcow2'));
-      expect(await codeOf(check(ready.id))).toBe(ErrorCode.IMAGE_FILE_MISSING);
+      expect(await errorCodeOf(check(ready.id))).toBe(ErrorCode.IMAGE_FILE_MISSING);
       expect((await repos.images.require(ready.id)).phase).toBe('missing');
-      expect(await codeOf(check(ready.id))).toBe(ErrorCode.IMAGE_NOT_READY);
+      expect(await errorCodeOf(check(ready.id))).toBe(ErrorCode.IMAGE_NOT_READY);
     });
   });
 });
