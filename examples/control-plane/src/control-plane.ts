@@ -2,7 +2,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fastifySwagger from '@fastify/swagger';
 import fastifyWebsocket from '@fastify/websocket';
-import { CatalogRegistry, ImageCatalogToken, type Quantix } from '@quantix/core';
+import { CatalogRegistry, ErrorCode, ImageCatalogToken, type Quantix } from '@quantix/core';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { handleError } from './http/errors.js';
@@ -106,7 +106,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     if (token !== options.apiToken) {
       return reply.status(401).send({
         error: {
-          code: 'UNAUTHORIZED',
+          code: ErrorCode.UNAUTHORIZED,
           message: 'Missing or wrong API token: send "Authorization: Bearer <token>"',
           details: {},
         },
@@ -132,9 +132,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
             const token = bearerToken(request.headers.authorization);
             const digest = nodeId ? await quantix.repositories.nodes.getTokenDigest(nodeId).catch(() => null) : null;
             if (!token || !tokenMatches(token, digest)) {
-              return reply
-                .status(401)
-                .send({ error: { code: 'UNAUTHORIZED', message: 'unknown node or wrong node token', details: {} } });
+              return reply.status(401).send({
+                error: { code: ErrorCode.UNAUTHORIZED, message: 'unknown node or wrong node token', details: {} },
+              });
             }
           },
         },

@@ -107,6 +107,26 @@ export const ErrorCode = {
   HYPERVISOR_ERROR: 'HYPERVISOR_ERROR',
   /** The operation is not valid in the current state (starting a running domain, stopping a stopped one). */
   INVALID_STATE: 'INVALID_STATE',
+  // --- the control plane's doors (authentication, limits, the machine it runs on) ---
+  /** No credentials, or wrong ones: the API token, a node token, an upload token. */
+  UNAUTHORIZED: 'UNAUTHORIZED',
+  /** A request (body, message, header) is larger than its limit; nothing was kept. */
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  /** A body of a media type the route does not take. */
+  UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  /**
+   * A pool root that may not be used: relative, not normalized, a system directory, or outside
+   * the operator's allowed pool roots. `details.path` and `details.allowedRoots` say which.
+   */
+  POOL_ROOT_NOT_ALLOWED: 'POOL_ROOT_NOT_ALLOWED',
+  /** The data directory is in use by another process (`details.pid`). */
+  DATA_DIR_LOCKED: 'DATA_DIR_LOCKED',
+  /** The data directory can be written by other users (group- or world-writable). */
+  DATA_DIR_INSECURE: 'DATA_DIR_INSECURE',
+  /** The node cannot give what was asked (memory, CPUs, disk); `details` has asked and available. */
+  INSUFFICIENT_CAPACITY: 'INSUFFICIENT_CAPACITY',
+  /** A node sends more than the control plane takes from it at once; it should slow down. */
+  NODE_BUSY: 'NODE_BUSY',
   /** Something failed that has no code of its own (a bug, an unexpected library error); the message says what. */
   INTERNAL_ERROR: 'INTERNAL_ERROR',
 } as const;

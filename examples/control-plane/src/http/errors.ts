@@ -2,13 +2,22 @@ import { ErrorCode, isQuantixError } from '@quantix/core';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 
-/** HTTP status for each stable error code; anything unlisted is a 500. */
-const STATUS: Partial<Record<string, number>> = {
+/**
+ * HTTP status for every stable error code. A `Record` over ErrorCode: a code added to core
+ * without a status here fails the typecheck, so nothing falls back to 500 by omission.
+ */
+export const HTTP_STATUS: Record<ErrorCode, number> = {
   [ErrorCode.INVALID_INPUT]: 400,
   [ErrorCode.PATH_ESCAPES_POOL]: 400,
+  [ErrorCode.POOL_ROOT_NOT_ALLOWED]: 400,
   [ErrorCode.PROTOCOL_INVALID_MESSAGE]: 400,
+  [ErrorCode.PROTOCOL_VERSION]: 400,
+  [ErrorCode.UPLOAD_INCOMPLETE]: 400,
+  [ErrorCode.SOURCE_NOT_ALLOWED]: 400,
+  [ErrorCode.UNAUTHORIZED]: 401,
   [ErrorCode.NOT_FOUND]: 404,
   [ErrorCode.IMAGE_NOT_FOUND]: 404,
+  [ErrorCode.SERVICE_NOT_FOUND]: 500,
   [ErrorCode.ALREADY_EXISTS]: 409,
   [ErrorCode.VERSION_CONFLICT]: 409,
   [ErrorCode.IN_USE]: 409,
@@ -17,21 +26,48 @@ const STATUS: Partial<Record<string, number>> = {
   [ErrorCode.IMAGE_NO_LOCATION]: 409,
   [ErrorCode.POOL_NOT_ACTIVE_ON_NODE]: 409,
   [ErrorCode.IMAGE_FILE_MISSING]: 409,
+  [ErrorCode.INVALID_STATE]: 409,
+  [ErrorCode.DATA_DIR_LOCKED]: 409,
+  [ErrorCode.PAYLOAD_TOO_LARGE]: 413,
+  [ErrorCode.UPLOAD_TOO_LARGE]: 413,
+  [ErrorCode.UNSUPPORTED_MEDIA_TYPE]: 415,
+  [ErrorCode.CHECKSUM_MISMATCH]: 422,
+  [ErrorCode.CHECKSUM_UNAVAILABLE]: 422,
+  [ErrorCode.IMAGE_INVALID]: 422,
+  [ErrorCode.ISO_EMPTY]: 422,
+  [ErrorCode.ISO_TRUNCATED]: 422,
+  [ErrorCode.ISO_NOT_ISO9660]: 422,
+  [ErrorCode.ISO_MALFORMED]: 422,
+  [ErrorCode.INSUFFICIENT_CAPACITY]: 422,
+  [ErrorCode.ISO_UNREADABLE]: 500,
+  [ErrorCode.DATA_DIR_INSECURE]: 500,
+  [ErrorCode.PLUGIN_API_VERSION]: 500,
+  [ErrorCode.PLUGIN_MISSING_DEPENDENCY]: 500,
+  [ErrorCode.PLUGIN_CONFLICT]: 500,
+  [ErrorCode.PLUGIN_INVALID]: 500,
+  [ErrorCode.INSTANCE_CLOSED]: 503,
+  [ErrorCode.DATABASE_ERROR]: 500,
+  [ErrorCode.INTERNAL_ERROR]: 500,
+  [ErrorCode.COMMAND_FAILED]: 502,
+  [ErrorCode.HYPERVISOR_ERROR]: 502,
+  [ErrorCode.DOWNLOAD_FAILED]: 502,
+  [ErrorCode.POOL_MOUNT_FAILED]: 502,
+  [ErrorCode.SSH_CONNECT_FAILED]: 502,
+  [ErrorCode.SSH_HOST_KEY_UNKNOWN]: 502,
+  [ErrorCode.SSH_HOST_KEY_MISMATCH]: 502,
   [ErrorCode.UNSUPPORTED_OPERATION]: 501,
   [ErrorCode.NODE_NOT_CONNECTED]: 503,
+  [ErrorCode.NODE_BUSY]: 503,
   [ErrorCode.POOL_UNAVAILABLE]: 503,
+  [ErrorCode.HYPERVISOR_UNAVAILABLE]: 503,
   [ErrorCode.DATABASE_UNAVAILABLE]: 503,
+  [ErrorCode.DOWNLOAD_CANCELLED]: 409,
+  [ErrorCode.DOWNLOAD_INTERRUPTED]: 503,
   [ErrorCode.COMMAND_TIMEOUT]: 504,
-  [ErrorCode.UPLOAD_TOO_LARGE]: 413,
-  [ErrorCode.UPLOAD_INCOMPLETE]: 400,
-  [ErrorCode.SOURCE_NOT_ALLOWED]: 400,
-  [ErrorCode.CHECKSUM_MISMATCH]: 422,
-  UNAUTHORIZED: 401,
-  PAYLOAD_TOO_LARGE: 413,
 };
 
 export function statusFor(code: string): number {
-  return STATUS[code] ?? 500;
+  return HTTP_STATUS[code as ErrorCode] ?? 500;
 }
 
 /** Every error leaves as `{ error: { code, message, details } }` with the code from core. */
@@ -55,7 +91,7 @@ export function handleError(error: FastifyError, request: FastifyRequest, reply:
     return;
   }
   if (error.statusCode === 413 || error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    void reply.status(413).send({ error: { code: 'PAYLOAD_TOO_LARGE', message: error.message, details: {} } });
+    void reply.status(413).send({ error: { code: ErrorCode.PAYLOAD_TOO_LARGE, message: error.message, details: {} } });
     return;
   }
   if (error.statusCode && error.statusCode < 500) {
@@ -65,7 +101,7 @@ export function handleError(error: FastifyError, request: FastifyRequest, reply:
     return;
   }
   request.log.error({ err: error }, 'unhandled error');
-  void reply
-    .status(500)
-    .send({ error: { code: 'INTERNAL', message: 'Internal error; see the control-plane log', details: {} } });
+  void reply.status(500).send({
+    error: { code: ErrorCode.INTERNAL_ERROR, message: 'Internal error; see the control-plane log', details: {} },
+  });
 }
