@@ -161,6 +161,45 @@ describe('control plane API and node hub (PostgreSQL)', () => {
     expect(vm).toMatchObject({ status: 400, body: { error: { code: 'INVALID_INPUT' } } });
   });
 
+  it('refuses a NUL byte in a path, a query or a body before the database, and never shows SQL', async () => {
+    for (const [method, path, body] of [
+      ['GET', '/pools/a%00b', undefined],
+      ['GET', '/vms?nodeId=%00', undefined],
+      ['GET', '/images/available?nodeId=x%00', undefined],
+      ['POST', '/pools', { name: 'nul\u0000pool', type: 'local', config: { path: '/srv/x' } }],
+      ['POST', '/nodes', { hostname: 'h', labels: { 'a\u0000': 'b' } }],
+    ] as const) {
+      const answer = await api(method, path, body);
+      expect(answer, `${method} ${path}`).toMatchObject({ status: 400, body: { error: { code: 'INVALID_INPUT' } } });
+      expect(answer.body.error.message).toMatch(/NUL/);
+      expect(JSON.stringify(answer.body)).not.toMatch(/select|insert into|"nodes"|"vms"/i);
+    }
+  });
+
+  it('answers errors raised before routing in the same shape as every other error', async () => {
+    const tooLong = await api('GET', `/pools/${'x'.repeat(2000)}`);
+    expect(tooLong.status).toBe(414);
+    expect(tooLong.body.error).toMatchObject({ code: 'INVALID_INPUT', details: {} });
+    const badJson = await fetch(`${cp.url}/api/v1/pools`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/json' },
+      body: '{"name":',
+    });
+    expect(badJson.status).toBe(400);
+    expect((await badJson.json()).error.code).toBe('INVALID_INPUT');
+    const wrongType = await fetch(`${cp.url}/api/v1/pools`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'text/csv' },
+      body: 'a,b',
+    });
+    expect(wrongType.status).toBe(415);
+    expect((await wrongType.json()).error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+    // Headers larger than Node's limit are refused by the HTTP parser, before fastify.
+    const huge = await fetch(`${cp.url}/api/v1/pools`, { headers: { 'x-filler': 'y'.repeat(32 * 1024) } });
+    expect(huge.status).toBe(431);
+    expect(await huge.json()).toMatchObject({ error: { code: 'PAYLOAD_TOO_LARGE' } });
+  });
+
   it('lets a registered node connect with its token and no one else', async () => {
     const created = await api('POST', '/nodes', { id: 'hv-a', hostname: 'hv-a' });
     expect(created.status).toBe(201);

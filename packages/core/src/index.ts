@@ -7,7 +7,7 @@ export * from './kernel/plugin.js';
 export * from './kernel/quantix.js';
 export * from './kernel/tokens.js';
 export * from './persistence/database.js';
-export { mapDatabaseError } from './persistence/errors.js';
+export { isDatabaseUnavailable, mapDatabaseError } from './persistence/errors.js';
 export {
   MIGRATIONS,
   migrateDownAll,

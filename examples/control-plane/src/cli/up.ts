@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createQuantix, type DatabaseConfig, type QuantixPlugin } from '@quantix/core';
+import { createQuantix, type DatabaseConfig, describeDatabase, type QuantixPlugin } from '@quantix/core';
 import { startNodeDaemon } from '@quantix/example-node-daemon';
 import { type CatalogEntryInput, createImagesCloudPlugin } from '@quantix/images-cloud';
 import { imagesIsoPlugin } from '@quantix/images-iso';
@@ -31,6 +31,8 @@ function readSavedToken(file: string): string | null {
 
 export interface AllInOneOptions {
   dataDir: string;
+  /** Where state is kept; default embedded PGlite in `<dataDir>/db`. */
+  database?: DatabaseConfig;
   host: string;
   port: number;
   /** libvirt URI for the local node; null for none. */
@@ -54,7 +56,7 @@ export async function startAllInOne(options: AllInOneOptions) {
   const logger = pino({ name: 'quantix', level: process.env.QUANTIX_LOG_LEVEL ?? 'warn' });
   const credentialsFile = join(dataDir, 'credentials.json');
   const apiToken = readSavedToken(credentialsFile) ?? newToken();
-  const database: DatabaseConfig = { client: 'pglite', dataDir: join(dataDir, 'db') };
+  const database: DatabaseConfig = options.database ?? { client: 'pglite', dataDir: join(dataDir, 'db') };
   const quantix = await createQuantix({ database, plugins: controlPlanePlugins(options), logger });
   const cp = await startControlPlane({
     quantix,
@@ -97,7 +99,7 @@ export async function startAllInOne(options: AllInOneOptions) {
   });
   await node.connection.ready;
 
-  log(`Quantix is up (all-in-one, embedded database in ${join(dataDir, 'db')})`);
+  log(`Quantix is up (all-in-one, ${describeDatabase(database)})`);
   log(`  API:    ${cp.url}/api/v1   (OpenAPI: ${cp.url}/api/v1/openapi.json)`);
   log(`  Web UI: ${cp.url}/#token=${apiToken}`);
   log(`  Token:  ${apiToken}`);

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -7,10 +7,12 @@ import { ErrorCode, type Image, QuantixError, type Repositories } from '@quantix
 import { sanitizeIsoFileName } from '@quantix/images-iso';
 import type { Logger } from 'pino';
 import type { NodeHub } from '../hub/node-hub.js';
+import { newToken, tokenDigest, tokenMatches } from '../hub/tokens.js';
 
 interface Staged {
   path: string;
-  token: string;
+  /** SHA-256 of the one-time token: the token itself is kept only in the URL handed to the node. */
+  tokenDigest: string;
   sizeBytes: number;
 }
 
@@ -80,8 +82,8 @@ export class UploadService {
       await rm(staged.path, { force: true });
       throw error;
     }
-    const token = randomBytes(24).toString('base64url');
-    this.staged.set(id, { path: staged.path, token, sizeBytes: staged.sizeBytes });
+    const token = newToken();
+    this.staged.set(id, { path: staged.path, tokenDigest: tokenDigest(token), sizeBytes: staged.sizeBytes });
     void this.transfer(image, nodeId, id, token);
     return image;
   }
@@ -89,7 +91,10 @@ export class UploadService {
   /** The staged file for a node's fetch, if the id and one-time token match. */
   async open(id: string, token: string): Promise<Staged> {
     const staged = this.staged.get(id);
-    if (!staged || staged.token !== token) throw new QuantixError(ErrorCode.NOT_FOUND, 'No such staged upload');
+    // Constant-time comparison; a wrong token and an unknown id answer alike, so neither is an oracle.
+    if (!staged || !tokenMatches(token, staged.tokenDigest)) {
+      throw new QuantixError(ErrorCode.NOT_FOUND, 'No such staged upload');
+    }
     return staged;
   }
 
