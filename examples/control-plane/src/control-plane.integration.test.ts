@@ -55,6 +55,7 @@ class ScriptedNode {
     nodeId: string,
     token: string,
     private readonly answer: (m: ControlMessage, send: (r: NodeMessage) => void) => void = () => {},
+    capabilities: Record<string, unknown> = {},
   ) {
     this.connection = new ControlPlaneConnection({
       url,
@@ -62,6 +63,7 @@ class ScriptedNode {
       token,
       hostname: nodeId,
       agentVersion: 'test',
+      capabilities,
       logger: silent,
       initialBackoffMs: 50,
       maxBackoffMs: 200,
@@ -313,6 +315,40 @@ describe('control plane API and node hub (PostgreSQL)', () => {
     expect(refused).toMatchObject({ status: 409, body: { error: { code: 'IMAGE_NOT_READY' } } });
     const missing = await api('POST', '/vms', { name: 'vm-1', nodeId: 'hv-a', imageId: 'no-such-image' });
     expect(missing).toMatchObject({ status: 404, body: { error: { code: 'IMAGE_NOT_FOUND' } } });
+    expect((await api('GET', '/vms')).body.vms).toEqual([]);
+  });
+
+  it('refuses a VM its node cannot run, or with a user name no system takes, before writing anything', async () => {
+    const created = await api('POST', '/nodes', { id: 'hv-small', hostname: 'hv-small' });
+    const small = new ScriptedNode(cp.url, 'hv-small', created.body.token, () => {}, {
+      vms: true,
+      host: { cpus: 2, memoryMiB: 4096 },
+    });
+    nodes.push(small);
+    await small.waitFor('welcome');
+    const body = { name: 'too-big', nodeId: 'hv-small', imageId: 'any-image' };
+    const tooMuchMemory = await api('POST', '/vms', { ...body, memoryMiB: 1024 * 1024 });
+    expect(tooMuchMemory).toMatchObject({
+      status: 422,
+      body: { error: { code: 'INSUFFICIENT_CAPACITY', details: { host: { memoryMiB: 4096 } } } },
+    });
+    const tooManyCpus = await api('POST', '/vms', { ...body, cpu: 16 });
+    expect(tooManyCpus).toMatchObject({ status: 422, body: { error: { code: 'INSUFFICIENT_CAPACITY' } } });
+    const badUser = await api('POST', '/vms', { ...body, user: 'Ada Lovelace' });
+    expect(badUser).toMatchObject({ status: 400, body: { error: { code: 'INVALID_INPUT' } } });
+    expect(badUser.body.error.message).toMatch(/user/);
+
+    const noVms = await api('POST', '/nodes', { id: 'hv-novm', hostname: 'hv-novm' });
+    const storageOnly = new ScriptedNode(cp.url, 'hv-novm', noVms.body.token, () => {}, {
+      vms: false,
+      hypervisorProblem: 'VMs are turned off for this node',
+    });
+    nodes.push(storageOnly);
+    await storageOnly.waitFor('welcome');
+    const refused = await api('POST', '/vms', { ...body, nodeId: 'hv-novm' });
+    expect(refused).toMatchObject({ status: 409, body: { error: { code: 'UNSUPPORTED_OPERATION' } } });
+    expect(refused.body.error.message).toMatch(/turned off/);
+    // Nothing was recorded: the name is still free.
     expect((await api('GET', '/vms')).body.vms).toEqual([]);
   });
 

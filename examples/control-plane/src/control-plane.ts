@@ -94,7 +94,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: 1024 * 1024,
     // Long enough for any id (128) to reach its schema and be refused there by name.
-    maxParamLength: 1024,
+    routerOptions: { maxParamLength: 1024 },
     frameworkErrors: (error, request, reply) => handleError(error, request, reply),
     clientErrorHandler: handleClientError,
   });
@@ -230,7 +230,16 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 
   await serveUi(app, { apiPrefix: API_PREFIX });
   await downloads.reconcileOnStart();
-  const address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
+  let address: string;
+  try {
+    address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
+  } catch (error) {
+    // A port in use (EADDRINUSE) or not ours to bind: nothing is left running behind the error.
+    downloads.close();
+    await hub.close();
+    await app.close();
+    throw error;
+  }
   listenUrl = address;
   return {
     app,

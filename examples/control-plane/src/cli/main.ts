@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { apiCommands, reportError } from './commands.js';
+import { apiCommands, reportError, warnArgvSecret } from './commands.js';
 
 const program = new Command('quantix')
   .description('Quantix: images, storage pools, nodes and VMs')
@@ -21,7 +21,7 @@ program
       port: Number(options.port),
       libvirtUri: options.libvirt,
       catalogFile: options.catalog,
-    });
+    }).catch(exitAtOnce);
   });
 
 program
@@ -31,15 +31,40 @@ program
   .option('--port <port>', 'listen port', '8080')
   .option('--database-url <url>', 'postgres://… (default: QUANTIX_DATABASE_URL, else PGlite in ./.quantix/db)')
   .option('--catalog <file>', 'a JSON file of extra catalog entries')
-  .action(async (options: { host: string; port: string; databaseUrl?: string; catalog?: string }) => {
-    const { runServe } = await import('./up.js');
-    await runServe({
-      host: options.host,
-      port: Number(options.port),
-      databaseUrl: options.databaseUrl ?? process.env.QUANTIX_DATABASE_URL,
-      catalogFile: options.catalog,
-    });
-  });
+  .option(
+    '--api-token-file <file>',
+    'the API token clients must send, read from this file (or QUANTIX_API_TOKEN; else one is made)',
+  )
+  .option('--data-dir <dir>', 'state directory: credentials, staged uploads, the embedded database', '.quantix')
+  .action(
+    async (options: {
+      host: string;
+      port: string;
+      databaseUrl?: string;
+      catalog?: string;
+      apiTokenFile?: string;
+      dataDir: string;
+    }) => {
+      if (options.databaseUrl && /:\/\/[^/@]*:[^/@]*@/.test(options.databaseUrl)) {
+        warnArgvSecret('--database-url carries a password', 'QUANTIX_DATABASE_URL');
+      }
+      const { runServe } = await import('./up.js');
+      await runServe({
+        host: options.host,
+        port: Number(options.port),
+        databaseUrl: options.databaseUrl ?? process.env.QUANTIX_DATABASE_URL,
+        catalogFile: options.catalog,
+        tokenFile: options.apiTokenFile,
+        dataDir: options.dataDir,
+      }).catch(exitAtOnce);
+    },
+  );
+
+/** A server that cannot start (port in use, data dir locked) says why and exits at once, non-zero. */
+function exitAtOnce(error: unknown): never {
+  reportError(error);
+  process.exit(1);
+}
 
 apiCommands(program);
 

@@ -1,13 +1,21 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createQuantix, type DatabaseConfig, describeDatabase, type QuantixPlugin } from '@quantix/core';
+import {
+  createLogger,
+  createQuantix,
+  type DatabaseConfig,
+  describeDatabase,
+  ErrorCode,
+  QuantixError,
+  type QuantixPlugin,
+} from '@quantix/core';
 import { startNodeDaemon } from '@quantix/example-node-daemon';
 import { type CatalogEntryInput, createImagesCloudPlugin } from '@quantix/images-cloud';
 import { imagesIsoPlugin } from '@quantix/images-iso';
-import { pino } from 'pino';
 import { startControlPlane } from '../control-plane.js';
 import { newToken, tokenDigest } from '../hub/tokens.js';
+import { lockDataDir, restrictModes, securePrivateDir } from './data-dir.js';
 
 export const LOCAL_NODE_ID = 'local';
 export const LOCAL_POOL_ID = 'local';
@@ -52,77 +60,102 @@ export interface AllInOneOptions {
 export async function startAllInOne(options: AllInOneOptions) {
   const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const dataDir = resolve(options.dataDir);
-  mkdirSync(dataDir, { recursive: true });
-  const logger = pino({ name: 'quantix', level: process.env.QUANTIX_LOG_LEVEL ?? 'warn' });
+  securePrivateDir(dataDir);
+  const lock = lockDataDir(dataDir);
+  const logger = createLogger({ name: 'quantix', level: process.env.QUANTIX_LOG_LEVEL ?? 'warn' });
   const credentialsFile = join(dataDir, 'credentials.json');
-  const apiToken = readSavedToken(credentialsFile) ?? newToken();
+  const savedToken = readSavedToken(credentialsFile);
+  const apiToken = savedToken ?? newToken();
   const database: DatabaseConfig = options.database ?? { client: 'pglite', dataDir: join(dataDir, 'db') };
-  const quantix = await createQuantix({ database, plugins: controlPlanePlugins(options), logger });
-  const cp = await startControlPlane({
-    quantix,
-    apiToken,
-    host: options.host,
-    port: options.port,
-    stagingDir: join(dataDir, 'uploads'),
-  });
-  writeFileSync(credentialsFile, `${JSON.stringify({ url: cp.url, token: apiToken }, null, 2)}\n`, { mode: 0o600 });
-
-  const { repositories } = quantix;
-  if (!(await repositories.nodes.get(LOCAL_NODE_ID))) {
-    await repositories.nodes.create({
-      id: LOCAL_NODE_ID,
-      hostname: osHostname().replace(/[^A-Za-z0-9.-]/g, '-') || 'localhost',
-    });
-  }
-  // The in-process node gets a fresh token on every start; nothing else ever sees it.
-  const nodeToken = newToken();
-  await repositories.nodes.setTokenDigest(LOCAL_NODE_ID, tokenDigest(nodeToken));
-  if (!(await repositories.pools.get(LOCAL_POOL_ID))) {
-    await repositories.pools.create({
-      id: LOCAL_POOL_ID,
-      name: 'local',
-      description: 'Images and ISOs on this machine',
-      type: 'local',
-      config: { path: join(dataDir, 'pools', 'local'), create: true },
-      contentTypes: ['iso', 'images'],
-      nodeIds: [LOCAL_NODE_ID],
-    });
-  }
-  const node = await startNodeDaemon({
-    url: cp.url,
-    nodeId: LOCAL_NODE_ID,
-    token: nodeToken,
-    libvirtUri: options.libvirtUri,
-    ...(options.allowSourceAddresses ? { allowSourceAddresses: options.allowSourceAddresses } : {}),
-    logger,
-    initialBackoffMs: 100,
-  });
-  await node.connection.ready;
-
-  log(`Quantix is up (all-in-one, ${describeDatabase(database)})`);
-  log(`  API:    ${cp.url}/api/v1   (OpenAPI: ${cp.url}/api/v1/openapi.json)`);
-  log(`  Web UI: ${cp.url}/#token=${apiToken}`);
-  log(`  Token:  ${apiToken}`);
-  log(`  Pool:   ${LOCAL_POOL_ID} at ${join(dataDir, 'pools', 'local')}`);
-  log(
-    node.hypervisorProblem === null
-      ? `  VMs:    libvirt at ${options.libvirtUri}`
-      : `  VMs:    unavailable — ${node.hypervisorProblem}. Start libvirtd (see scripts/services.sh libvirt) and restart to create VMs.`,
-  );
-  log('The quantix CLI in this directory uses these credentials; press Ctrl-C to stop.');
-
-  return {
-    url: cp.url,
-    apiToken,
-    quantix,
-    controlPlane: cp,
-    node,
-    async close() {
-      await node.close();
-      await cp.close();
-      await quantix.close();
-    },
+  // Whatever was started is stopped again if a later step fails: a failed start leaves nothing running.
+  const started: (() => Promise<void> | void)[] = [() => lock.release()];
+  const stopAll = async () => {
+    for (const stop of started.reverse()) await stop();
+    started.length = 0;
   };
+  try {
+    const quantix = await createQuantix({ database, plugins: controlPlanePlugins(options), logger });
+    started.push(() => quantix.close());
+    const cp = await startControlPlane({
+      quantix,
+      apiToken,
+      host: options.host,
+      port: options.port,
+      stagingDir: join(dataDir, 'uploads'),
+    });
+    started.push(() => cp.close());
+    writeFileSync(credentialsFile, `${JSON.stringify({ url: cp.url, token: apiToken }, null, 2)}\n`, { mode: 0o600 });
+
+    const { repositories } = quantix;
+    if (!(await repositories.nodes.get(LOCAL_NODE_ID))) {
+      await repositories.nodes.create({
+        id: LOCAL_NODE_ID,
+        hostname: osHostname().replace(/[^A-Za-z0-9.-]/g, '-') || 'localhost',
+      });
+    }
+    // The in-process node gets a fresh token on every start; nothing else ever sees it.
+    const nodeToken = newToken();
+    await repositories.nodes.setTokenDigest(LOCAL_NODE_ID, tokenDigest(nodeToken));
+    if (!(await repositories.pools.get(LOCAL_POOL_ID))) {
+      await repositories.pools.create({
+        id: LOCAL_POOL_ID,
+        name: 'local',
+        description: 'Images and ISOs on this machine',
+        type: 'local',
+        config: { path: join(dataDir, 'pools', 'local'), create: true },
+        contentTypes: ['iso', 'images'],
+        nodeIds: [LOCAL_NODE_ID],
+      });
+    }
+    const node = await startNodeDaemon({
+      url: cp.url,
+      nodeId: LOCAL_NODE_ID,
+      token: nodeToken,
+      libvirtUri: options.libvirtUri,
+      ...(options.allowSourceAddresses ? { allowSourceAddresses: options.allowSourceAddresses } : {}),
+      logger,
+      initialBackoffMs: 100,
+    });
+    started.push(() => node.close());
+    await node.connection.ready;
+    // PGlite made its files 0666 while starting; the directory is 0700 already.
+    restrictModes(dataDir);
+
+    log(`Quantix is up (all-in-one, ${describeDatabase(database)})`);
+    log(`  API:    ${cp.url}/api/v1   (OpenAPI: ${cp.url}/api/v1/openapi.json)`);
+    if (savedToken) {
+      log(`  Web UI: ${cp.url}/   (its token, and the CLI's, is in ${credentialsFile})`);
+    } else {
+      // Shown once, when made; afterwards only where it is kept.
+      log(`  Web UI: ${cp.url}/#token=${apiToken}`);
+      log(`  Token:  ${apiToken}   (kept in ${credentialsFile}, readable by you only)`);
+    }
+    log(`  Pool:   ${LOCAL_POOL_ID} at ${join(dataDir, 'pools', 'local')}`);
+    log(
+      node.hypervisorProblem === null
+        ? `  VMs:    libvirt at ${options.libvirtUri}`
+        : options.libvirtUri === null
+          ? '  VMs:    off (--libvirt none)'
+          : `  VMs:    unavailable — ${node.hypervisorProblem}. Start libvirtd (see scripts/services.sh libvirt) and restart to create VMs.`,
+    );
+    log('The quantix CLI in this directory uses these credentials; press Ctrl-C to stop.');
+
+    return {
+      url: cp.url,
+      apiToken,
+      quantix,
+      controlPlane: cp,
+      node,
+      dataDir,
+      async close() {
+        await stopAll();
+        restrictModes(dataDir);
+      },
+    };
+  } catch (error) {
+    await stopAll().catch(() => undefined);
+    throw error;
+  }
 }
 
 /** Extra catalog entries from a JSON file (an array of entries); a bad file stops start-up with its reason. */
@@ -140,6 +173,8 @@ export async function runAllInOne(options: {
   libvirtUri: string;
   catalogFile?: string | undefined;
 }): Promise<void> {
+  // Everything this process creates is its user's alone (data, uploads, credentials).
+  process.umask(0o077);
   const entries = readCatalogFile(options.catalogFile);
   const system = await startAllInOne({
     dataDir: options.dataDir,
@@ -152,36 +187,74 @@ export async function runAllInOne(options: {
   await system.close();
 }
 
+/** The API token for `serve`: a file, or QUANTIX_API_TOKEN; else one is made and kept in the data dir. */
+export function serveToken(options: { tokenFile?: string | undefined; dataDir: string }): {
+  token: string;
+  from: string;
+} {
+  if (options.tokenFile) {
+    const token = readFileSync(options.tokenFile, 'utf8').trim();
+    if (!token) throw new QuantixError(ErrorCode.INVALID_INPUT, `The token file ${options.tokenFile} is empty`);
+    return { token, from: options.tokenFile };
+  }
+  if (process.env.QUANTIX_API_TOKEN) return { token: process.env.QUANTIX_API_TOKEN, from: 'QUANTIX_API_TOKEN' };
+  const file = join(options.dataDir, 'credentials.json');
+  const saved = readSavedToken(file);
+  if (saved) return { token: saved, from: file };
+  return { token: newToken(), from: '' };
+}
+
 /** Control plane only, for node daemons on other hosts. */
 export async function runServe(options: {
   host: string;
   port: number;
   databaseUrl: string | undefined;
   catalogFile?: string | undefined;
+  tokenFile?: string | undefined;
+  dataDir: string;
 }): Promise<void> {
-  const logger = pino({ name: 'quantix', level: process.env.QUANTIX_LOG_LEVEL ?? 'info' });
+  process.umask(0o077);
+  const logger = createLogger({ name: 'quantix', level: process.env.QUANTIX_LOG_LEVEL ?? 'info' });
+  const dataDir = resolve(options.dataDir);
+  securePrivateDir(dataDir);
+  const lock = lockDataDir(dataDir);
   const database: DatabaseConfig = options.databaseUrl
     ? { client: 'pg', connectionString: options.databaseUrl }
-    : { client: 'pglite', dataDir: join('.quantix', 'db') };
-  const apiToken = process.env.QUANTIX_API_TOKEN ?? newToken();
+    : { client: 'pglite', dataDir: join(dataDir, 'db') };
+  const { token: apiToken, from } = serveToken({ tokenFile: options.tokenFile, dataDir });
   const entries = readCatalogFile(options.catalogFile);
-  const quantix = await createQuantix({ database, plugins: controlPlanePlugins(entries ? { entries } : {}), logger });
-  const cp = await startControlPlane({
-    quantix,
-    apiToken,
-    host: options.host,
-    port: options.port,
-    ...(process.env.QUANTIX_PUBLIC_URL ? { publicUrl: process.env.QUANTIX_PUBLIC_URL } : {}),
-  });
-  process.stdout.write(
-    `Quantix control plane at ${cp.url} on ${database.client === 'pg' ? 'PostgreSQL' : 'embedded PGlite'}\n`,
-  );
+  let quantix: Awaited<ReturnType<typeof createQuantix>> | undefined;
+  let cp: Awaited<ReturnType<typeof startControlPlane>> | undefined;
+  try {
+    quantix = await createQuantix({ database, plugins: controlPlanePlugins(entries ? { entries } : {}), logger });
+    cp = await startControlPlane({
+      quantix,
+      apiToken,
+      host: options.host,
+      port: options.port,
+      stagingDir: join(dataDir, 'uploads'),
+      ...(process.env.QUANTIX_PUBLIC_URL ? { publicUrl: process.env.QUANTIX_PUBLIC_URL } : {}),
+    });
+  } catch (error) {
+    await quantix?.close().catch(() => undefined);
+    lock.release();
+    throw error;
+  }
+  process.stdout.write(`Quantix control plane at ${cp.url} on ${describeDatabase(database)}\n`);
   process.stdout.write(`${JSON.stringify({ event: 'listening', url: cp.url })}\n`);
-  if (!process.env.QUANTIX_API_TOKEN)
-    process.stdout.write(`API token (set QUANTIX_API_TOKEN to choose one): ${apiToken}\n`);
+  if (from === '') {
+    const file = join(dataDir, 'credentials.json');
+    writeFileSync(file, `${JSON.stringify({ url: cp.url, token: apiToken }, null, 2)}\n`, { mode: 0o600 });
+    process.stdout.write(
+      `A new API token was made and kept in ${file} (give one with --api-token-file or QUANTIX_API_TOKEN)\n`,
+    );
+  } else {
+    process.stdout.write(`API token from ${from}\n`);
+  }
   await waitForSignal();
   await cp.close();
   await quantix.close();
+  lock.release();
 }
 
 function waitForSignal(): Promise<void> {

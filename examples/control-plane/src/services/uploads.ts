@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { ErrorCode, type Image, QuantixError, type Repositories } from '@quantix/core';
+import { ErrorCode, type Image, QuantixError, type Repositories, redactSecrets } from '@quantix/core';
 import { sanitizeIsoFileName } from '@quantix/images-iso';
 import type { Logger } from 'pino';
 import type { NodeHub } from '../hub/node-hub.js';
@@ -155,7 +155,7 @@ export class UploadService {
           imageId: image.id,
           poolId: location.poolId,
           relPath: location.relPath,
-          sourceUrl: `${this.options.publicUrl()}/api/v1/uploads/${id}?token=${token}`,
+          sourceUrl: `${await this.controlPlaneUrlFor(nodeId)}/api/v1/uploads/${id}?token=${token}`,
           checksum: image.checksum,
           checksumUrl: null,
         },
@@ -176,7 +176,7 @@ export class UploadService {
           phase: 'error',
           error: {
             code: (error as QuantixError).code ?? 'UPLOAD_FAILED',
-            message: `the node could not store the upload: ${(error as Error).message}`,
+            message: redactSecrets(`the node could not store the upload: ${(error as Error).message}`),
             retryable: false,
           },
         })
@@ -186,6 +186,13 @@ export class UploadService {
       this.staged.delete(id);
       if (staged) await rm(staged.path, { force: true });
     }
+  }
+
+  /** The control plane's URL as `nodeId` reaches it (it says so in its hello), else the public URL. */
+  private async controlPlaneUrlFor(nodeId: string): Promise<string> {
+    const reported = (await this.options.repositories.nodes.get(nodeId))?.capabilities.controlPlaneUrl;
+    if (typeof reported === 'string' && /^https?:\/\/[^/?#]+$/.test(reported)) return reported;
+    return this.options.publicUrl();
   }
 
   /** Size of a staged file, for Content-Length. */

@@ -197,7 +197,7 @@ function validArbitrary(
       // Keys beyond the declared ones: where the schema takes any (a backend's config, labels),
       // and, in mixed mode, everywhere — including keys an attacker would try.
       const open = schema.additionalProperties !== false && (mixed || schema.additionalProperties !== undefined);
-      const valueOf = (k: string) =>
+      const extraValue = (k: string) =>
         typeof schema.additionalProperties === 'object' && Object.keys(schema.additionalProperties).length > 0
           ? child(schema.additionalProperties, k)
           : pathLike(k)
@@ -208,7 +208,7 @@ function validArbitrary(
             .subarray(EXTRA_KEYS, { maxLength: 2 })
             .chain((keys) =>
               fc
-                .tuple(...keys.map((k) => valueOf(k)))
+                .tuple(...keys.map((k) => extraValue(k)))
                 .map((values) => Object.fromEntries(keys.map((k, i) => [k, values[i]]))),
             )
         : fc.constant({});

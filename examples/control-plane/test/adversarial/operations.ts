@@ -116,7 +116,7 @@ export function operationsOf(document: OpenApiDocument, routes: readonly RouteIn
   return operations;
 }
 
-/** The operation's path with its parameters filled in by `valueOf`. */
-export function pathOf(operation: Operation, valueOf: (name: string) => string): string {
-  return operation.template.replace(/\{([^}]+)\}/g, (_, name: string) => encodeURIComponent(valueOf(name)));
+/** The operation's path with its parameters filled in by `paramValue`. */
+export function pathOf(operation: Operation, paramValue: (name: string) => string): string {
+  return operation.template.replace(/\{([^}]+)\}/g, (_, name: string) => encodeURIComponent(paramValue(name)));
 }
