@@ -36,6 +36,7 @@ program
     'the API token clients must send, read from this file (or QUANTIX_API_TOKEN; else one is made)',
   )
   .option('--data-dir <dir>', 'state directory: credentials, staged uploads, the embedded database', '.quantix')
+  .option('--database-timeout <ms>', 'bound on each database statement (and on connecting); then 503', '30000')
   .action(
     async (options: {
       host: string;
@@ -44,6 +45,7 @@ program
       catalog?: string;
       apiTokenFile?: string;
       dataDir: string;
+      databaseTimeout: string;
     }) => {
       if (options.databaseUrl && /:\/\/[^/@]*:[^/@]*@/.test(options.databaseUrl)) {
         warnArgvSecret('--database-url carries a password', 'QUANTIX_DATABASE_URL');
@@ -56,6 +58,7 @@ program
         catalogFile: options.catalog,
         tokenFile: options.apiTokenFile,
         dataDir: options.dataDir,
+        databaseTimeoutMs: Number(options.databaseTimeout),
       }).catch(exitAtOnce);
     },
   );

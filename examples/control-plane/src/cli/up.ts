@@ -212,14 +212,29 @@ export async function runServe(options: {
   catalogFile?: string | undefined;
   tokenFile?: string | undefined;
   dataDir: string;
+  /** Bound on each database statement; connecting and waiting for a connection get at most this too. */
+  databaseTimeoutMs?: number | undefined;
 }): Promise<void> {
   process.umask(0o077);
   const logger = createLogger({ name: 'quantix', level: process.env.QUANTIX_LOG_LEVEL ?? 'info' });
   const dataDir = resolve(options.dataDir);
   securePrivateDir(dataDir);
   const lock = lockDataDir(dataDir);
+  const timeout = options.databaseTimeoutMs;
   const database: DatabaseConfig = options.databaseUrl
-    ? { client: 'pg', connectionString: options.databaseUrl }
+    ? {
+        client: 'pg',
+        connectionString: options.databaseUrl,
+        ...(timeout
+          ? {
+              timeouts: {
+                statementMs: timeout,
+                connectMs: Math.min(5_000, timeout),
+                acquireMs: Math.min(10_000, timeout),
+              },
+            }
+          : {}),
+      }
     : { client: 'pglite', dataDir: join(dataDir, 'db') };
   const { token: apiToken, from } = serveToken({ tokenFile: options.tokenFile, dataDir });
   const entries = readCatalogFile(options.catalogFile);

@@ -25,7 +25,7 @@ export interface DatabaseTimeouts {
   acquireMs?: number;
   /** One statement, enforced by the server (statement_timeout; default 30 s). */
   statementMs?: number;
-  /** One statement, enforced here: catches a server that stopped answering at all (default statement + 5 s). */
+  /** One statement, enforced here: catches a server that stopped answering at all (default statement + up to 5 s). */
   queryMs?: number;
 }
 
@@ -102,7 +102,7 @@ async function createKnex(config: DatabaseConfig): Promise<Knex> {
         connectionString: config.connectionString,
         connectionTimeoutMillis: config.timeouts?.connectMs ?? DEFAULT_DATABASE_TIMEOUTS.connectMs,
         statement_timeout: statementMs,
-        query_timeout: config.timeouts?.queryMs ?? statementMs + 5_000,
+        query_timeout: config.timeouts?.queryMs ?? statementMs + Math.min(5_000, statementMs),
         idle_in_transaction_session_timeout: statementMs,
         keepAlive: true,
       },
