@@ -5,6 +5,7 @@
  * wrong types, prototype keys — and ids of things that exist, so deletes and creates act.
  */
 import fc from 'fast-check';
+import { rawRequest, responseProblem } from './http.js';
 import type { JsonSchema, Operation } from './operations.js';
 import { pathOf } from './operations.js';
 
@@ -280,4 +281,48 @@ export function requestArbitrary(
       ...(b !== undefined ? { body: b } : {}),
     };
   });
+}
+
+export interface FuzzReport {
+  cases: number;
+  /** Answers by status and code, e.g. `400 INVALID_INPUT ×12, 404 NOT_FOUND ×3`. */
+  statuses: string;
+  /** Each request that got a 5xx, leaked internals or another error shape. */
+  failures: string[];
+}
+
+/** Runs `runs` generated requests per operation (fixed `seed`), sequentially, and reports. */
+export async function runFuzz(options: {
+  baseUrl: string;
+  headers: Record<string, string>;
+  operations: readonly Operation[];
+  context: FuzzContext;
+  runs: number;
+  seed: number;
+}): Promise<FuzzReport> {
+  const statuses = new Map<string, number>();
+  const failures: string[] = [];
+  let cases = 0;
+  for (const operation of options.operations) {
+    await fc.assert(
+      fc.asyncProperty(requestArbitrary(operation, options.context, options.headers), async (request) => {
+        const response = await rawRequest(options.baseUrl, request);
+        cases++;
+        const key = `${response.status} ${response.json?.error?.code ?? ''}`.trim();
+        statuses.set(key, (statuses.get(key) ?? 0) + 1);
+        const problem = response.status >= 500 ? 'a 5xx' : responseProblem(response);
+        if (problem) {
+          failures.push(
+            `${request.method} ${request.path.slice(0, 200)} ${String(request.body ?? '').slice(0, 200)} → ${response.status}: ${problem} ${response.text.slice(0, 200)}`,
+          );
+        }
+      }),
+      { seed: options.seed, numRuns: options.runs },
+    );
+  }
+  const summary = [...statuses]
+    .sort()
+    .map(([key, n]) => `${key} ×${n}`)
+    .join(', ');
+  return { cases, statuses: summary, failures };
 }
