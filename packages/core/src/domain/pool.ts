@@ -26,7 +26,11 @@ export interface StoragePool {
   updatedAt: Date;
 }
 
-export const POOL_NODE_STATUSES = ['pending', 'active', 'inactive', 'unavailable', 'error'] as const;
+/**
+ * `unknown`: the node is not connected, so what it last said may no longer hold (set by the
+ * control plane when the node goes away; the node's next report replaces it).
+ */
+export const POOL_NODE_STATUSES = ['pending', 'active', 'inactive', 'unavailable', 'error', 'unknown'] as const;
 export type PoolNodeStatus = (typeof POOL_NODE_STATUSES)[number];
 
 /** What one node reports about one pool; kept apart from the definition. */

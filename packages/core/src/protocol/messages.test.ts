@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, isQuantixError } from '../errors.js';
-import { PROTOCOL_VERSION, parseControlMessage, parseNodeMessage } from './messages.js';
+import {
+  imageDownloadResultSchema,
+  PROTOCOL_LIMITS,
+  PROTOCOL_VERSION,
+  parseControlMessage,
+  parseNodeMessage,
+  truncateText,
+} from './messages.js';
 
 function codeOf(fn: () => unknown): string | undefined {
   try {
@@ -83,5 +90,124 @@ describe('control-plane ⇄ node protocol', () => {
     expect(codeOf(() => parseNodeMessage({ v: 1, type: 'pools.state', generation: -1, pools: [] }))).toBe(
       ErrorCode.PROTOCOL_INVALID_MESSAGE,
     );
+  });
+
+  describe('limits: no string or array a node sends is unbounded', () => {
+    const state = (reason: string) => ({
+      v: 1,
+      type: 'pools.state',
+      generation: 1,
+      pools: [{ poolId: 'p', status: 'error', mountPath: null, capacityBytes: null, availableBytes: null, reason }],
+    });
+    const hello = (fields: Record<string, unknown>) => ({
+      v: 1,
+      type: 'hello',
+      nodeId: 'n1',
+      hostname: 'hv1',
+      agentVersion: '1',
+      ...fields,
+    });
+    const file = (fields: Record<string, unknown> = {}) => ({
+      relPath: 'a.iso',
+      kind: 'iso',
+      format: 'iso',
+      sizeBytes: 1,
+      modifiedAt: '2026-01-01T00:00:00.000Z',
+      ...fields,
+    });
+    const scan = (files: unknown[]) => ({ v: 1, type: 'scan.result', poolId: 'p', content: 'iso', files });
+    const invalid = (message: unknown) => codeOf(() => parseNodeMessage(message));
+
+    it('a pool state reason ≤ 1 KiB (the 60 MiB reason of the report is refused)', () => {
+      expect(parseNodeMessage(state('x'.repeat(PROTOCOL_LIMITS.reason))).type).toBe('pools.state');
+      expect(invalid(state('x'.repeat(PROTOCOL_LIMITS.reason + 1)))).toBe(ErrorCode.PROTOCOL_INVALID_MESSAGE);
+    });
+
+    it('names ≤ 255, paths ≤ 4096, ids ≤ 128, short fields ≤ 64', () => {
+      expect(invalid(hello({ hostname: 'h'.repeat(256) }))).toBe(ErrorCode.PROTOCOL_INVALID_MESSAGE);
+      expect(invalid(hello({ agentVersion: 'v'.repeat(65) }))).toBe(ErrorCode.PROTOCOL_INVALID_MESSAGE);
+      expect(invalid(hello({ nodeId: 'n'.repeat(129) }))).toBe(ErrorCode.PROTOCOL_INVALID_MESSAGE);
+      expect(invalid(scan([file({ relPath: 'p'.repeat(4097) })]))).toBe(ErrorCode.PROTOCOL_INVALID_MESSAGE);
+      expect(invalid(scan([file({ name: 'n'.repeat(256) })]))).toBe(ErrorCode.PROTOCOL_INVALID_MESSAGE);
+      expect(invalid(scan([file({ modifiedAt: 't'.repeat(65) })]))).toBe(ErrorCode.PROTOCOL_INVALID_MESSAGE);
+      expect(invalid(scan([file({ os: { distribution: 'd'.repeat(65) } })]))).toBe(ErrorCode.PROTOCOL_INVALID_MESSAGE);
+      const mount = state('r');
+      (mount.pools[0] as { mountPath: string | null }).mountPath = `/${'m'.repeat(4096)}`;
+      expect(invalid(mount)).toBe(ErrorCode.PROTOCOL_INVALID_MESSAGE);
+      expect(
+        invalid({
+          v: 1,
+          type: 'response',
+          requestId: 'r1',
+          error: { code: 'COMMAND_FAILED', message: 'm'.repeat(PROTOCOL_LIMITS.reason + 1) },
+        }),
+      ).toBe(ErrorCode.PROTOCOL_INVALID_MESSAGE);
+    });
+
+    it('arrays and passed-through JSON are bounded too', () => {
+      const labels = Object.fromEntries(Array.from({ length: PROTOCOL_LIMITS.labels + 1 }, (_, i) => [`k${i}`, 'v']));
+      expect(invalid(scan([file({ labels })]))).toBe(ErrorCode.PROTOCOL_INVALID_MESSAGE);
+      expect(invalid(scan(Array.from({ length: PROTOCOL_LIMITS.scanFilesPerMessage + 1 }, () => file())))).toBe(
+        ErrorCode.PROTOCOL_INVALID_MESSAGE,
+      );
+      const many = state('r');
+      many.pools = Array.from({ length: PROTOCOL_LIMITS.pools + 1 }, () => many.pools[0] as (typeof many.pools)[0]);
+      expect(invalid(many)).toBe(ErrorCode.PROTOCOL_INVALID_MESSAGE);
+      expect(invalid(hello({ capabilities: { big: 'x'.repeat(PROTOCOL_LIMITS.jsonBytes) } }))).toBe(
+        ErrorCode.PROTOCOL_INVALID_MESSAGE,
+      );
+      expect(
+        invalid({ v: 1, type: 'response', requestId: 'r1', result: { big: 'x'.repeat(PROTOCOL_LIMITS.jsonBytes) } }),
+      ).toBe(ErrorCode.PROTOCOL_INVALID_MESSAGE);
+    });
+
+    it('the error it answers with stays short whatever the node sent', () => {
+      for (const message of [{ v: 'v'.repeat(100_000) }, { v: 1, type: 't'.repeat(100_000) }]) {
+        try {
+          parseNodeMessage(message);
+          expect.unreachable();
+        } catch (error) {
+          expect((error as Error).message.length).toBeLessThanOrEqual(PROTOCOL_LIMITS.reason);
+          expect(JSON.stringify((error as { details: unknown }).details).length).toBeLessThan(200);
+        }
+      }
+    });
+
+    it('truncateText keeps text within a limit and marks the cut', () => {
+      expect(truncateText('short')).toBe('short');
+      const cut = truncateText('x'.repeat(5000));
+      expect(cut).toHaveLength(PROTOCOL_LIMITS.reason);
+      expect(cut.endsWith('…')).toBe(true);
+    });
+  });
+
+  it('stays compatible: a hello without downloads, a welcome without a limit and a whole scan are all still valid', () => {
+    expect(parseNodeMessage({ v: 1, type: 'hello', nodeId: 'n1', hostname: 'h', agentVersion: '1' })).toMatchObject({
+      capabilities: {},
+    });
+    expect(
+      parseControlMessage({ v: 1, type: 'welcome', nodeId: 'n1', serverTime: new Date().toISOString() }).type,
+    ).toBe('welcome');
+    const hello = parseNodeMessage({
+      v: 1,
+      type: 'hello',
+      nodeId: 'n1',
+      hostname: 'h',
+      agentVersion: '1',
+      downloads: [
+        { imageId: 'i1', poolId: 'p', relPath: 'cloud/a.qcow2', state: 'running', bytesDone: 10 },
+        {
+          imageId: 'i2',
+          poolId: 'p',
+          relPath: 'cloud/b.qcow2',
+          state: 'done',
+          result: { sizeBytes: 5, checksum: { algorithm: 'sha256', value: 'a'.repeat(64) }, format: 'qcow2' },
+        },
+      ],
+    });
+    expect(hello.type === 'hello' && hello.downloads?.length).toBe(2);
+    expect(
+      imageDownloadResultSchema.safeParse({ sizeBytes: 1, checksum: { algorithm: 'md5', value: 'x' } }).success,
+    ).toBe(false);
   });
 });

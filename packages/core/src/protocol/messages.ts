@@ -14,16 +14,66 @@ import { ErrorCode, QuantixError } from '../errors.js';
  */
 export const PROTOCOL_VERSION = 1;
 
-const id = z.string().min(1).max(128);
-const relPath = z.string().min(1).max(4096);
+/**
+ * Limits on what a peer may send. One node must not be able to starve the control plane, so
+ * the control plane refuses a node frame larger than MAX_NODE_MESSAGE_BYTES (ws closes the
+ * socket with 1009), and every string and array in every message has a bound: nothing a node
+ * says can make a row, an event or an API answer grow without limit. A node keeps its own
+ * free text (reasons, error messages) within bounds with `truncateText`.
+ */
+export const PROTOCOL_LIMITS = {
+  /** Largest node → control plane frame, in bytes (ws `maxPayload`). */
+  maxNodeMessageBytes: 1024 * 1024,
+  /** Ids: node, pool, image, request, scan. */
+  id: 128,
+  /** Names: pools, hosts, files' display names, VM names. */
+  name: 255,
+  /** Pool-relative paths and mount paths. */
+  path: 4096,
+  /** Free text: a pool state's reason, an error's message. */
+  reason: 1024,
+  /** Short tokens: versions, error codes, OS fields, timestamps. */
+  short: 64,
+  url: 8192,
+  /** Any JSON value passed through (pool config, capabilities, a response's result), serialized. */
+  jsonBytes: 64 * 1024,
+  /** Pools in one push or one report. */
+  pools: 1024,
+  /** Files in one scan.result message (a larger scan comes in parts). */
+  scanFilesPerMessage: 10_000,
+  /** Labels on one file. */
+  labels: 64,
+  /** Downloads a node reports in its hello. */
+  downloads: 256,
+} as const;
+
+/** Cuts free text to `max` characters (an ellipsis marks the cut), so it passes the protocol's limits. */
+export function truncateText(text: string, max: number = PROTOCOL_LIMITS.reason): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+const id = z.string().min(1).max(PROTOCOL_LIMITS.id);
+const relPath = z.string().min(1).max(PROTOCOL_LIMITS.path);
 const bytes = z.number().int().nonnegative();
+const name = z.string().max(PROTOCOL_LIMITS.name);
+const short = z.string().max(PROTOCOL_LIMITS.short);
+const reason = z.string().max(PROTOCOL_LIMITS.reason);
+const url = z.string().max(PROTOCOL_LIMITS.url).url();
+
+/** Any JSON value, at most `maxBytes` once serialized (the frame limit alone would allow 1 MiB). */
+function boundedJson<T extends z.ZodType>(schema: T, maxBytes: number = PROTOCOL_LIMITS.jsonBytes) {
+  return schema.refine((value) => (JSON.stringify(value) ?? '').length <= maxBytes, {
+    message: `must be at most ${maxBytes} bytes as JSON`,
+  });
+}
+const jsonRecord = boundedJson(z.record(z.string().max(PROTOCOL_LIMITS.name), z.unknown()));
 
 const poolDefinition = z.object({
   id,
-  name: z.string(),
-  type: z.string(),
-  config: z.record(z.string(), z.unknown()),
-  contentTypes: z.array(z.enum(POOL_CONTENT_TYPES)),
+  name,
+  type: short,
+  config: jsonRecord,
+  contentTypes: z.array(z.enum(POOL_CONTENT_TYPES)).max(POOL_CONTENT_TYPES.length),
   shared: z.boolean(),
 });
 export type ProtocolPool = z.infer<typeof poolDefinition>;
@@ -31,10 +81,10 @@ export type ProtocolPool = z.infer<typeof poolDefinition>;
 const poolReport = z.object({
   poolId: id,
   status: z.enum(POOL_NODE_STATUSES),
-  mountPath: z.string().nullable(),
+  mountPath: z.string().max(PROTOCOL_LIMITS.path).nullable(),
   capacityBytes: bytes.nullable(),
   availableBytes: bytes.nullable(),
-  reason: z.string().nullable(),
+  reason: reason.nullable(),
 });
 export type PoolReport = z.infer<typeof poolReport>;
 
@@ -43,24 +93,29 @@ const scannedFile = z.object({
   kind: z.enum(IMAGE_KINDS),
   format: z.enum(IMAGE_FORMATS).nullable(),
   sizeBytes: bytes,
-  modifiedAt: z.string(),
-  name: z.string().optional(),
+  modifiedAt: short,
+  name: name.optional(),
   os: z
     .object({
       family: z.enum(OS_FAMILIES),
-      distribution: z.string().nullable(),
-      version: z.string().nullable(),
-      arch: z.string().nullable(),
+      distribution: short.nullable(),
+      version: short.nullable(),
+      arch: short.nullable(),
     })
     .partial()
     .optional(),
-  labels: z.record(z.string(), z.string()).optional(),
+  labels: z
+    .record(z.string().max(128), z.string().max(512))
+    .refine((labels) => Object.keys(labels).length <= PROTOCOL_LIMITS.labels, {
+      message: `at most ${PROTOCOL_LIMITS.labels} labels`,
+    })
+    .optional(),
 });
 export type ScannedFile = z.infer<typeof scannedFile>;
 
-const errorBody = z.object({ code: z.string().min(1), message: z.string() });
+const errorBody = z.object({ code: short.min(1), message: reason });
 
-const checksum = z.object({ algorithm: z.enum(CHECKSUM_ALGORITHMS), value: z.string() });
+const checksum = z.object({ algorithm: z.enum(CHECKSUM_ALGORITHMS), value: z.string().max(256) });
 
 const location = z.object({ poolId: id, relPath });
 
@@ -88,7 +143,10 @@ export const vmSpecSchema = z.object({
       cloudInit: z.object({
         hostname: z.string().min(1).max(63),
         user: z.string().min(1).max(32).nullable(),
-        sshAuthorizedKeys: z.array(z.string()).default([]),
+        sshAuthorizedKeys: z
+          .array(z.string().max(16 * 1024))
+          .max(64)
+          .default([]),
       }),
     }),
     z.object({
@@ -108,33 +166,71 @@ export const nodeRequestSchema = z.discriminatedUnion('op', [
     imageId: id,
     poolId: id,
     relPath,
-    sourceUrl: z.string().url(),
+    sourceUrl: url,
     checksum: checksum.nullable(),
-    checksumUrl: z.string().url().nullable(),
+    checksumUrl: url.nullable(),
   }),
-  /* image.download answers `{ sizeBytes, checksum, format, virtualSizeBytes, bytesTransferred, resumed }`. */
+  /*
+   * image.download answers imageDownloadResultSchema. A second image.download for an image the
+   * node is still fetching into the same place attaches to that download (a control plane that
+   * restarted asks again); one that finished lately is answered from its result, without
+   * fetching again.
+   */
   z.object({ op: z.literal('image.cancel'), imageId: id }),
   z.object({ op: z.literal('image.remove'), poolId: id, relPath }),
   /** Answer: `{ exists: boolean, sizeBytes: number | null }`. */
   z.object({ op: z.literal('file.stat'), poolId: id, relPath }),
   /** Answer: `{ name, uuid, state }` once the domain runs. Files made for it are removed on failure. */
   z.object({ op: z.literal('vm.create'), vm: vmSpecSchema }),
-  z.object({ op: z.literal('vm.start'), name: z.string() }),
-  z.object({ op: z.literal('vm.stop'), name: z.string(), force: z.boolean().default(false) }),
-  z.object({ op: z.literal('vm.delete'), name: z.string() }),
-  z.object({ op: z.literal('vm.state'), name: z.string() }),
+  z.object({ op: z.literal('vm.start'), name }),
+  z.object({ op: z.literal('vm.stop'), name, force: z.boolean().default(false) }),
+  z.object({ op: z.literal('vm.delete'), name }),
+  z.object({ op: z.literal('vm.state'), name }),
 ]);
 export type NodeRequest = z.infer<typeof nodeRequestSchema>;
 
+/** What a node answers to image.download once the file is complete and verified. */
+export const imageDownloadResultSchema = z.object({
+  sizeBytes: bytes,
+  checksum: checksum.optional(),
+  format: z.enum(IMAGE_FORMATS).nullable().optional(),
+  virtualSizeBytes: bytes.nullable().optional(),
+  bytesTransferred: bytes.optional(),
+  resumed: z.boolean().optional(),
+});
+export type ImageDownloadResult = z.infer<typeof imageDownloadResultSchema>;
+
+/**
+ * A download a node has in hand, reported in its hello so that a control plane that restarted
+ * adopts it: `running` is still fetching (ask for it again to attach), `done` finished and was
+ * verified (its result is applied to the image, whatever happened to the request that started it).
+ */
+const helloDownload = z.object({
+  imageId: id,
+  poolId: id,
+  relPath,
+  state: z.enum(['running', 'done']),
+  bytesDone: bytes.optional(),
+  result: imageDownloadResultSchema.optional(),
+});
+export type HelloDownload = z.infer<typeof helloDownload>;
+
 /** Messages from the control plane to a node. */
 export const controlMessageSchema = z.discriminatedUnion('type', [
-  z.object({ v: z.literal(PROTOCOL_VERSION), type: z.literal('welcome'), nodeId: id, serverTime: z.string() }),
+  z.object({
+    v: z.literal(PROTOCOL_VERSION),
+    type: z.literal('welcome'),
+    nodeId: id,
+    serverTime: short,
+    /** The largest frame the control plane takes from this node (absent: an older control plane, no stated limit). */
+    maxMessageBytes: z.number().int().positive().optional(),
+  }),
   /** The node's full desired pool set. Sent on every (re)connect and on any pool change. */
   z.object({
     v: z.literal(PROTOCOL_VERSION),
     type: z.literal('pools.desired'),
     generation: z.number().int().nonnegative(),
-    pools: z.array(poolDefinition),
+    pools: z.array(poolDefinition).max(PROTOCOL_LIMITS.pools),
   }),
   z.object({ v: z.literal(PROTOCOL_VERSION), type: z.literal('request'), requestId: id, request: nodeRequestSchema }),
   z.object({ v: z.literal(PROTOCOL_VERSION), type: z.literal('error'), error: errorBody }),
@@ -147,24 +243,37 @@ export const nodeMessageSchema = z.discriminatedUnion('type', [
     v: z.literal(PROTOCOL_VERSION),
     type: z.literal('hello'),
     nodeId: id,
-    hostname: z.string().min(1),
-    agentVersion: z.string(),
-    capabilities: z.record(z.string(), z.unknown()).default({}),
+    hostname: name.min(1),
+    agentVersion: short,
+    capabilities: jsonRecord.default({}),
+    /** Downloads this node has in hand (absent: an older node, or none). */
+    downloads: z.array(helloDownload).max(PROTOCOL_LIMITS.downloads).optional(),
   }),
-  /** Per-pool state after reconciling generation `generation` (the node's acknowledgement). */
+  /**
+   * Per-pool state after reconciling generation `generation` (the node's acknowledgement), with
+   * every pool of the push; between pushes a node reports only the pools whose state changed.
+   * A generation newer than the control plane's current one is refused.
+   */
   z.object({
     v: z.literal(PROTOCOL_VERSION),
     type: z.literal('pools.state'),
     generation: z.number().int().nonnegative(),
-    pools: z.array(poolReport),
+    pools: z.array(poolReport).max(PROTOCOL_LIMITS.pools),
   }),
   z.object({
     v: z.literal(PROTOCOL_VERSION),
     type: z.literal('scan.result'),
     poolId: id,
     content: z.enum(POOL_CONTENT_TYPES),
-    /** Every file of that content type now in the pool: rows for files not listed become missing. */
-    files: z.array(scannedFile),
+    /**
+     * Every file of that content type now in the pool: rows for files not listed become missing.
+     * A scan larger than one frame comes in parts with the same `scanId`, numbered from 0; the
+     * part with `final: true` closes it, and the files of all its parts are the scan.
+     */
+    files: z.array(scannedFile).max(PROTOCOL_LIMITS.scanFilesPerMessage),
+    scanId: id.optional(),
+    part: z.number().int().nonnegative().max(100_000).optional(),
+    final: z.boolean().optional(),
   }),
   z.object({
     v: z.literal(PROTOCOL_VERSION),
@@ -181,7 +290,7 @@ export const nodeMessageSchema = z.discriminatedUnion('type', [
     v: z.literal(PROTOCOL_VERSION),
     type: z.literal('response'),
     requestId: id,
-    result: z.unknown().optional(),
+    result: boundedJson(z.unknown()).optional(),
     error: errorBody.optional(),
   }),
 ]);
@@ -198,18 +307,26 @@ function parseMessage<T>(schema: z.ZodType<T>, data: unknown, side: string): T {
   }
   const version = (value as { v?: unknown } | null)?.v;
   if (version !== PROTOCOL_VERSION) {
+    // The version is the peer's text: quoted and cut short, never echoed whole.
+    const shown = truncateText(JSON.stringify(version) ?? 'none', 32);
     throw new QuantixError(
       ErrorCode.PROTOCOL_VERSION,
-      `${side} message speaks protocol version ${String(version)}; this side speaks ${PROTOCOL_VERSION}`,
-      { details: { version } },
+      `${side} message speaks protocol version ${shown}; this side speaks ${PROTOCOL_VERSION}`,
+      { details: { version: shown } },
     );
   }
   const result = schema.safeParse(value);
   if (!result.success) {
-    const issues = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-    throw new QuantixError(ErrorCode.PROTOCOL_INVALID_MESSAGE, `Invalid ${side} message: ${issues}`, {
-      details: { type: (value as { type?: unknown }).type },
-    });
+    const issues = result.error.issues
+      .slice(0, 5)
+      .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+      .join('; ');
+    const type = (value as { type?: unknown }).type;
+    throw new QuantixError(
+      ErrorCode.PROTOCOL_INVALID_MESSAGE,
+      truncateText(`Invalid ${side} message: ${issues}`, PROTOCOL_LIMITS.reason),
+      { details: { type: typeof type === 'string' ? truncateText(type, PROTOCOL_LIMITS.short) : null } },
+    );
   }
   return result.data;
 }

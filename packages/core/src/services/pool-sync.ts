@@ -1,5 +1,6 @@
 import type { Repositories } from '../contracts/repositories.js';
 import type { PoolNodeState } from '../domain/pool.js';
+import { ErrorCode, QuantixError } from '../errors.js';
 import type { EventBus } from '../events/bus.js';
 import type { PoolReport, ProtocolPool } from '../protocol/messages.js';
 
@@ -37,15 +38,25 @@ export class PoolSyncService {
   }
 
   /**
-   * Stores a node's acknowledgement of generation `generation`. Reports about pools that are
-   * not (or no longer) assigned to the node are ignored, and state left from pools unassigned
-   * since is removed.
+   * Stores a node's acknowledgement of generation `generation` — every pool of a push, or only
+   * the pools whose state changed since. Reports about pools that are not (or no longer)
+   * assigned to the node are ignored, and state left from pools unassigned since is removed.
+   * A generation newer than the current one was never pushed: PROTOCOL_INVALID_MESSAGE, and
+   * nothing is stored.
    */
   async recordReport(
     nodeId: string,
     report: { generation: number; pools: readonly PoolReport[] },
   ): Promise<PoolNodeState[]> {
     const { pools } = this.options.repositories;
+    const current = await pools.currentGeneration();
+    if (report.generation > current) {
+      throw new QuantixError(
+        ErrorCode.PROTOCOL_INVALID_MESSAGE,
+        `Node ${nodeId} reported pool generation ${report.generation}, newer than the current ${current}; refused`,
+        { details: { nodeId, generation: report.generation, current } },
+      );
+    }
     const assigned = new Set((await pools.list({ nodeId })).map((p) => p.id));
     const stored: PoolNodeState[] = [];
     for (const item of report.pools) {
@@ -73,5 +84,31 @@ export class PoolSyncService {
     }
     this.options.events?.emit('pool.synced', { nodeId, generation: report.generation });
     return stored;
+  }
+
+  /**
+   * The node went away: what it said about its pools may no longer hold, so each of its pool
+   * states becomes `unknown` (mount path, capacity and the time of its last check are kept).
+   */
+  async markNodeUnknown(nodeId: string, reason: string): Promise<number> {
+    const { pools } = this.options.repositories;
+    let marked = 0;
+    for (const state of await pools.listNodeStates({ nodeId })) {
+      if (state.status === 'unknown') continue;
+      await pools.setNodeState({
+        poolId: state.poolId,
+        nodeId,
+        status: 'unknown',
+        mountPath: state.mountPath,
+        capacityBytes: state.capacityBytes,
+        availableBytes: state.availableBytes,
+        lastError: reason,
+        syncedGeneration: state.syncedGeneration,
+        checkedAt: state.checkedAt,
+      });
+      marked++;
+      this.options.events?.emit('pool.state', { poolId: state.poolId, nodeId, status: 'unknown', reason });
+    }
+    return marked;
   }
 }

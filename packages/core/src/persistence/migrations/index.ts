@@ -5,6 +5,7 @@ import * as m0003 from './0003_images.js';
 import * as m0004 from './0004_vms.js';
 import * as m0005 from './0005_pool_generation.js';
 import * as m0006 from './0006_node_tokens.js';
+import * as m0007 from './0007_pool_state_unknown.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -22,6 +23,7 @@ export const MIGRATIONS: ReadonlyArray<readonly [name: string, migration: Migrat
   ['0004_vms', m0004],
   ['0005_pool_generation', m0005],
   ['0006_node_tokens', m0006],
+  ['0007_pool_state_unknown', m0007],
 ];
 
 class CodeMigrationSource implements Knex.MigrationSource<string> {

@@ -1,0 +1,99 @@
+/**
+ * Pool sync's guards against a node that lies or goes away, on both real databases: a report
+ * for a generation never pushed is refused, and a disconnected node's pool states become
+ * `unknown` (the 0007 migration lets the database hold that status).
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Repositories } from '../contracts/repositories.js';
+import { ErrorCode } from '../errors.js';
+import { createEventBus, type QuantixEvents } from '../events/bus.js';
+import { type Database, openDatabase } from '../persistence/database.js';
+import { createRepositories } from '../persistence/repositories/index.js';
+import type { PoolReport } from '../protocol/messages.js';
+import { createTestDatabase, TEST_DATABASE_CLIENTS, type TestDatabase } from '../testing/databases.js';
+import { errorCodeOf } from '../testing/errors.js';
+import { PoolSyncService } from './pool-sync.js';
+
+const report = (poolId: string, status: PoolReport['status'], reason: string | null = null): PoolReport => ({
+  poolId,
+  status,
+  mountPath: `/srv/${poolId}`,
+  capacityBytes: 1000,
+  availableBytes: 500,
+  reason,
+});
+
+describe.each(TEST_DATABASE_CLIENTS)('pool sync guards on %s', (client) => {
+  let testDb: TestDatabase;
+  let db: Database;
+  let repos: Repositories;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase(client);
+    db = await openDatabase(testDb.config);
+    repos = createRepositories(db.knex);
+  });
+  afterAll(async () => {
+    await db?.close();
+    await testDb?.dispose();
+  });
+  beforeEach(async () => {
+    await db.knex.raw('truncate vms, images, pool_node_states, storage_pools, nodes cascade');
+    await repos.nodes.create({ id: 'n1', hostname: 'hv1' });
+    await repos.pools.create({ id: 'a', name: 'A', type: 'local', config: { path: '/srv/a' }, nodeIds: ['n1'] });
+    await repos.pools.create({ id: 'b', name: 'B', type: 'local', config: { path: '/srv/b' }, nodeIds: ['n1'] });
+  });
+
+  it('refuses a report of a generation newer than the current one, and stores nothing from it', async () => {
+    const sync = new PoolSyncService({ repositories: repos });
+    const current = await repos.pools.currentGeneration();
+    const refused = await errorCodeOf(
+      sync.recordReport('n1', { generation: current + 1, pools: [report('a', 'active')] }),
+    );
+    expect(refused).toBe(ErrorCode.PROTOCOL_INVALID_MESSAGE);
+    expect(await repos.pools.listNodeStates({ nodeId: 'n1' })).toEqual([]);
+    await sync.recordReport('n1', { generation: current, pools: [report('a', 'active')] });
+    expect((await repos.pools.getNodeState('a', 'n1'))?.status).toBe('active');
+  });
+
+  it('takes a report of only the pools that changed, leaving the others as they were', async () => {
+    const sync = new PoolSyncService({ repositories: repos });
+    const generation = await repos.pools.currentGeneration();
+    await sync.recordReport('n1', { generation, pools: [report('a', 'active'), report('b', 'unavailable', 'gone')] });
+    await sync.recordReport('n1', { generation, pools: [report('b', 'active')] });
+    const states = await repos.pools.listNodeStates({ nodeId: 'n1' });
+    expect(states.map((s) => [s.poolId, s.status])).toEqual([
+      ['a', 'active'],
+      ['b', 'active'],
+    ]);
+  });
+
+  it('marks every pool state of a node that went away unknown, keeping what it last said', async () => {
+    const events = createEventBus();
+    const seen: QuantixEvents['pool.state'][] = [];
+    events.on('pool.state', (e) => seen.push(e));
+    const sync = new PoolSyncService({ repositories: repos, events });
+    const generation = await repos.pools.currentGeneration();
+    await sync.recordReport('n1', { generation, pools: [report('a', 'active'), report('b', 'error', 'broken')] });
+    const before = await repos.pools.getNodeState('a', 'n1');
+    seen.length = 0;
+
+    expect(await sync.markNodeUnknown('n1', 'node n1 disconnected')).toBe(2);
+    const after = await repos.pools.listNodeStates({ nodeId: 'n1' });
+    expect(after.map((s) => [s.poolId, s.status, s.lastError])).toEqual([
+      ['a', 'unknown', 'node n1 disconnected'],
+      ['b', 'unknown', 'node n1 disconnected'],
+    ]);
+    expect(after[0]).toMatchObject({ mountPath: '/srv/a', capacityBytes: 1000, syncedGeneration: generation });
+    expect(after[0]?.checkedAt.getTime()).toBe(before?.checkedAt.getTime());
+    expect(seen.map((e) => [e.poolId, e.status])).toEqual([
+      ['a', 'unknown'],
+      ['b', 'unknown'],
+    ]);
+    // Already unknown: nothing to write again.
+    expect(await sync.markNodeUnknown('n1', 'again')).toBe(0);
+    // The node's next report replaces it.
+    await sync.recordReport('n1', { generation, pools: [report('a', 'active')] });
+    expect((await repos.pools.getNodeState('a', 'n1'))?.status).toBe('active');
+  });
+});
