@@ -47,6 +47,27 @@ export const PROTOCOL_LIMITS = {
   downloads: 256,
 } as const;
 
+/**
+ * WebSocket close codes the control plane ends a node's connection with (ws itself closes a
+ * frame over `maxNodeMessageBytes` with 1009). A node redials after any of them.
+ */
+export const NODE_CLOSE_CODES = {
+  /** No hello within the time allowed. */
+  helloTimeout: 4000,
+  /** The node speaks another protocol version. */
+  protocolVersion: 4001,
+  /** The first message was not a hello for the node the token belongs to. */
+  helloRequired: 4002,
+  /** A newer connection of the same node took over. */
+  replaced: 4003,
+  /**
+   * The node sent more than its queue holds (an `error` with NODE_BUSY precedes the close).
+   * Reading from a node pauses long before that, so only a node that ignores TCP backpressure
+   * gets here.
+   */
+  busy: 4008,
+} as const;
+
 /** Cuts free text to `max` characters (an ellipsis marks the cut), so it passes the protocol's limits. */
 export function truncateText(text: string, max: number = PROTOCOL_LIMITS.reason): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
