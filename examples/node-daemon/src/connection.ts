@@ -2,8 +2,10 @@ import {
   type ControlMessage,
   isQuantixError,
   type NodeMessage,
+  PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
   parseControlMessage,
+  truncateText,
 } from '@quantix/core';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
@@ -21,6 +23,11 @@ export interface ControlPlaneConnectionOptions {
   hostname: string;
   agentVersion: string;
   capabilities?: Record<string, unknown>;
+  /**
+   * Builds the hello for each (re)connect, for what changes between connections (the node
+   * agent's downloads in hand). Default: one made of nodeId, hostname, agentVersion, capabilities.
+   */
+  hello?: () => Extract<NodeMessage, { type: 'hello' }>;
   handler: MessageHandler;
   logger: Logger;
   /** First reconnect delay; doubles up to maxBackoffMs, with full jitter. */
@@ -81,6 +88,8 @@ export class ControlPlaneConnection {
     const socket = new WebSocket(endpoint, {
       headers: { authorization: `Bearer ${token}`, 'x-quantix-node-id': nodeId },
       handshakeTimeout: 10_000,
+      // The control plane is trusted more than a node, but not without bound either.
+      maxPayload: 64 * 1024 * 1024,
     });
     this.socket = socket;
     let unauthorized = false;
@@ -88,14 +97,16 @@ export class ControlPlaneConnection {
     socket.on('open', () => {
       this.attempt = 0;
       logger.info({ url: endpoint.href }, 'connected to the control plane');
-      this.send({
-        v: PROTOCOL_VERSION,
-        type: 'hello',
-        nodeId,
-        hostname: this.options.hostname,
-        agentVersion: this.options.agentVersion,
-        capabilities: this.options.capabilities ?? {},
-      });
+      this.send(
+        this.options.hello?.() ?? {
+          v: PROTOCOL_VERSION,
+          type: 'hello',
+          nodeId,
+          hostname: this.options.hostname,
+          agentVersion: this.options.agentVersion,
+          capabilities: this.options.capabilities ?? {},
+        },
+      );
     });
     socket.on('unexpected-response', (_request, response) => {
       unauthorized = response.statusCode === 401;
@@ -123,7 +134,7 @@ export class ControlPlaneConnection {
             requestId: message.requestId,
             error: {
               code: isQuantixError(error) ? error.code : 'COMMAND_FAILED',
-              message: (error as Error)?.message ?? String(error),
+              message: truncateText((error as Error)?.message ?? String(error), PROTOCOL_LIMITS.reason),
             },
           });
         }

@@ -27,6 +27,8 @@ export interface NodeDaemonOptions {
   logger: Logger;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
+  /** How often the node checks its pools again between pushes (default 30 s). */
+  poolRecheckIntervalMs?: number;
 }
 
 export interface NodeDaemon {
@@ -96,20 +98,24 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
     ...(hypervisor && vms ? { hypervisor, vms } : {}),
     runner,
     logger,
+    ...(options.poolRecheckIntervalMs !== undefined ? { poolRecheckIntervalMs: options.poolRecheckIntervalMs } : {}),
   });
-  const hello = agent.hello({ hostname: options.hostname ?? osHostname(), agentVersion: AGENT_VERSION });
+  const hostname = options.hostname ?? osHostname();
+  // Built on every (re)connect: it carries the downloads the agent has in hand. controlPlaneUrl:
+  // where this node reaches the control plane, so that what it is told to fetch from there
+  // (staged uploads) uses that address, whatever the control plane listens on.
+  const controlPlaneUrl = new URL(options.url).origin;
+  const hello = () => {
+    const message = agent.hello({ hostname, agentVersion: AGENT_VERSION });
+    return { ...message, capabilities: { ...message.capabilities, hypervisorProblem, host, controlPlaneUrl } };
+  };
   const connection = new ControlPlaneConnection({
     url: options.url,
     nodeId: options.nodeId,
     token: options.token,
-    hostname: hello.type === 'hello' ? hello.hostname : (options.hostname ?? osHostname()),
+    hostname,
     agentVersion: AGENT_VERSION,
-    // controlPlaneUrl: where this node reaches the control plane, so that what it is told to
-    // fetch from there (staged uploads) uses that address, whatever the control plane listens on.
-    capabilities:
-      hello.type === 'hello'
-        ? { ...hello.capabilities, hypervisorProblem, host, controlPlaneUrl: new URL(options.url).origin }
-        : {},
+    hello,
     handler: { handle: (message, send) => agent.handle(message, send) },
     logger,
     ...(options.initialBackoffMs !== undefined ? { initialBackoffMs: options.initialBackoffMs } : {}),

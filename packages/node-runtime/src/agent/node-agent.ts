@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import {
@@ -6,8 +7,10 @@ import {
   type ControlMessage,
   callBackend,
   ErrorCode,
+  type HelloDownload,
   type Hypervisor,
   type IMAGE_FORMATS,
+  type ImageDownloadResult,
   type ImageFetcher,
   isQuantixError,
   LocalCommandRunner,
@@ -16,6 +19,7 @@ import {
   type PluginContext,
   type PoolContentType,
   type PoolReport,
+  PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
   type ProtocolPool,
   parseControlMessage,
@@ -23,6 +27,7 @@ import {
   type ScannedFile,
   type StorageBackend,
   type StoragePool,
+  truncateText,
   type VmSpec,
 } from '@quantix/core';
 import type { CreatedVm, VmProvisioner } from '../vm/provisioner.js';
@@ -62,8 +67,37 @@ export interface NodeAgentOptions {
   runner?: CommandRunner;
   /** Least time between two image.progress messages of one download. Default 500 ms. */
   progressIntervalMs?: number;
+  /**
+   * How often every assigned pool is checked again between pushes (an active pool's status; a
+   * pool that is not active is activated again, so a mount that appeared is found). Changes
+   * only are reported. Default 30 s; 0 turns it off.
+   */
+  poolRecheckIntervalMs?: number;
   logger?: Logger;
 }
+
+/** What image.download answers; kept a while after it finished (see `finished`). */
+type DownloadAnswer = ImageDownloadResult & { format: ImageFormat | null; virtualSizeBytes: number | null };
+
+interface RunningDownload {
+  poolId: string;
+  relPath: string;
+  controller: AbortController;
+  result: Promise<DownloadAnswer>;
+  readonly bytesDone: number;
+}
+
+interface FinishedDownload {
+  poolId: string;
+  relPath: string;
+  result: DownloadAnswer;
+  finishedAt: number;
+}
+
+// Finished downloads are remembered this long, this many: long enough for a control plane
+// that restarted meanwhile to come back and collect the result.
+const FINISHED_KEEP_MS = 24 * 3600_000;
+const FINISHED_KEEP = 64;
 
 interface ActivePool {
   definition: ProtocolPool;
@@ -99,16 +133,37 @@ export class NodeAgent {
   private generation: number | null = null;
   private reconciling: Promise<void> | null = null;
   private nextPush: { generation: number; pools: ProtocolPool[]; send: Send } | null = null;
-  private readonly downloads = new Map<string, AbortController>();
+  /** Downloads in flight, by image id: a second request for one attaches to it. */
+  private readonly downloads = new Map<string, RunningDownload>();
+  /** Downloads that finished lately, oldest first: asked again, they answer without fetching. */
+  private readonly finished = new Map<string, FinishedDownload>();
+  /** What was last reported for each pool, and where to: the re-check reports changes only. */
+  private readonly lastReports = new Map<string, PoolReport>();
+  private lastSend: Send | undefined;
+  private checking: Promise<PoolReport[]> | null = null;
+  private readonly recheckTimer: NodeJS.Timeout | undefined;
+  /** The largest frame the control plane takes (from its welcome); null: it did not say. */
+  private maxMessageBytes: number | null = null;
 
   constructor(options: NodeAgentOptions) {
     this.options = options;
     this.logger = options.logger;
     this.runner = options.runner ?? new LocalCommandRunner();
+    const interval = options.poolRecheckIntervalMs ?? 30_000;
+    if (interval > 0) {
+      this.recheckTimer = setInterval(() => {
+        this.recheckPools().catch((error) => this.logger?.warn({ err: String(error) }, 'pool re-check failed'));
+      }, interval);
+      this.recheckTimer.unref();
+    }
   }
 
-  /** The hello this node introduces itself with: what it can do is in `capabilities`. */
-  hello(options: { hostname: string; agentVersion: string }): NodeMessage {
+  /**
+   * The hello this node introduces itself with, built afresh for every (re)connect: what it can
+   * do is in `capabilities`, and the downloads it has in hand (running, or finished and perhaps
+   * never reported to a control plane that restarted) in `downloads`.
+   */
+  hello(options: { hostname: string; agentVersion: string }): Extract<NodeMessage, { type: 'hello' }> {
     return {
       v: PROTOCOL_VERSION,
       type: 'hello',
@@ -120,7 +175,25 @@ export class NodeAgent {
         downloadSchemes: (this.options.fetchers ?? []).flatMap((f) => [...f.schemes]),
         vms: Boolean(this.options.hypervisor && this.options.vms),
       },
+      downloads: this.downloadsInHand(),
     };
+  }
+
+  /** Running downloads first, then the latest finished ones, within the protocol's limit. */
+  downloadsInHand(): HelloDownload[] {
+    this.pruneFinished();
+    const running: HelloDownload[] = [...this.downloads].map(([imageId, d]) => ({
+      imageId,
+      poolId: d.poolId,
+      relPath: d.relPath,
+      state: 'running',
+      bytesDone: d.bytesDone,
+    }));
+    const done: HelloDownload[] = [...this.finished]
+      .filter(([imageId]) => !this.downloads.has(imageId))
+      .reverse()
+      .map(([imageId, d]) => ({ imageId, poolId: d.poolId, relPath: d.relPath, state: 'done', result: d.result }));
+    return [...running, ...done].slice(0, PROTOCOL_LIMITS.downloads);
   }
 
   /** The generation last reconciled, or null before the first push. */
@@ -151,6 +224,7 @@ export class NodeAgent {
       case 'request':
         return this.answer(message.requestId, message.request, send);
       case 'welcome':
+        this.maxMessageBytes = message.maxMessageBytes ?? null;
         return;
       case 'error':
         this.logger?.warn({ error: message.error }, 'the control plane reported an error');
@@ -160,8 +234,10 @@ export class NodeAgent {
 
   /** Cancels downloads in flight and deactivates every active pool. */
   async close(): Promise<void> {
-    for (const controller of this.downloads.values()) controller.abort(new Error('node agent closing'));
+    clearInterval(this.recheckTimer);
+    for (const download of this.downloads.values()) download.controller.abort(new Error('node agent closing'));
     await this.reconciling?.catch(() => undefined);
+    await this.checking?.catch(() => undefined);
     for (const { pool } of this.active.values()) await this.deactivate(pool);
     this.active.clear();
   }
@@ -175,6 +251,8 @@ export class NodeAgent {
     }
     let push: { generation: number; pools: ProtocolPool[]; send: Send } | null = { generation, pools, send };
     const run = async () => {
+      // A re-check under way finishes first: pools are activated by one of them at a time.
+      await this.checking?.catch(() => undefined);
       while (push) {
         const current = push;
         await this.applyPush(current.generation, current.pools, current.send);
@@ -204,24 +282,64 @@ export class NodeAgent {
     }
     const reports = await Promise.all(definitions.map((definition) => this.activate(definition)));
     this.generation = generation;
+    this.lastSend = send;
+    this.lastReports.clear();
+    for (const report of reports) this.lastReports.set(report.poolId, report);
     await this.emit(send, { v: PROTOCOL_VERSION, type: 'pools.state', generation, pools: reports });
   }
 
-  private async activate(definition: ProtocolPool): Promise<PoolReport> {
-    const pool = toStoragePool(definition, this.options.nodeId);
-    this.active.set(definition.id, { definition, pool });
+  /**
+   * Checks every assigned pool again and reports those whose state changed since the last
+   * report (status, mount path or reason), with the generation applied. Runs on the re-check
+   * interval; skipped while a push is being reconciled (that reports everything anyway).
+   */
+  async recheckPools(): Promise<PoolReport[]> {
+    if (this.reconciling || this.checking || this.generation === null || !this.lastSend) return [];
+    const send = this.lastSend;
+    const generation = this.generation;
+    const run = async (): Promise<PoolReport[]> => {
+      const changed: PoolReport[] = [];
+      for (const { definition, pool } of [...this.active.values()]) {
+        const last = this.lastReports.get(definition.id);
+        // An active pool is asked for its status; any other is activated again (a mount may have appeared).
+        const report = await this.activate(definition, last?.status === 'active' ? 'status' : 'activate', pool);
+        if (last && sameReport(last, report)) continue;
+        this.lastReports.set(definition.id, report);
+        changed.push(report);
+      }
+      if (changed.length > 0) {
+        this.logger?.info({ pools: changed.map((r) => [r.poolId, r.status]) }, 'pool state changed');
+        await this.emit(send, { v: PROTOCOL_VERSION, type: 'pools.state', generation, pools: changed });
+      }
+      return changed;
+    };
+    this.checking = run().finally(() => {
+      this.checking = null;
+    });
+    return this.checking;
+  }
+
+  private async activate(
+    definition: ProtocolPool,
+    how: 'activate' | 'status' = 'activate',
+    existing?: StoragePool,
+  ): Promise<PoolReport> {
+    const pool = existing ?? toStoragePool(definition, this.options.nodeId);
+    if (!existing) this.active.set(definition.id, { definition, pool });
     const report = (status: PoolReport['status'], fields: Partial<PoolReport> = {}): PoolReport => ({
       poolId: definition.id,
       status,
       mountPath: null,
       capacityBytes: null,
       availableBytes: null,
-      reason: null,
       ...fields,
+      // The node's own words, cut to the protocol's limit so that the report is never refused.
+      reason: fields.reason == null ? null : truncateText(fields.reason),
     });
     try {
       const backend = backendFor(this.options.backends, definition.type);
-      const status = backend.activate ? await backend.activate({ pool }) : await backend.status({ pool });
+      const status =
+        how === 'activate' && backend.activate ? await backend.activate({ pool }) : await backend.status({ pool });
       if (!status.available) return report('unavailable', { mountPath: status.rootPath, reason: status.reason });
       return report('active', {
         mountPath: status.rootPath,
@@ -266,15 +384,18 @@ export class NodeAgent {
       case 'image.download':
         return this.download(request, send);
       case 'image.cancel': {
-        const controller = this.downloads.get(request.imageId);
-        controller?.abort(
+        const running = this.downloads.get(request.imageId);
+        running?.controller.abort(
           new QuantixError(ErrorCode.DOWNLOAD_CANCELLED, `Download of image ${request.imageId} was cancelled`),
         );
-        return { cancelled: Boolean(controller) };
+        return { cancelled: Boolean(running) };
       }
       case 'image.remove': {
         const { pool, backend } = this.poolFor(request.poolId);
         await callBackend(backend, 'remove', { pool, relPath: request.relPath });
+        for (const [imageId, done] of [...this.finished]) {
+          if (done.poolId === request.poolId && done.relPath === request.relPath) this.finished.delete(imageId);
+        }
         return { removed: true };
       }
       case 'file.stat': {
@@ -328,11 +449,79 @@ export class NodeAgent {
         ...(inspected?.labels ? { labels: inspected.labels } : {}),
       });
     }
-    await this.emit(send, { v: PROTOCOL_VERSION, type: 'scan.result', poolId, content, files });
+    await this.emitScan(send, poolId, content, files);
     return { poolId, content, files: files.length, skipped: listing.skipped };
   }
 
-  private async download(request: Extract<NodeRequest, { op: 'image.download' }>, send: Send) {
+  /**
+   * A scan result as one message when it fits the control plane's frame limit (or the control
+   * plane states none), else in parts of at most half that limit, numbered, the last one final.
+   */
+  private async emitScan(send: Send, poolId: string, content: PoolContentType, files: ScannedFile[]): Promise<void> {
+    const budget = this.maxMessageBytes === null ? Number.POSITIVE_INFINITY : Math.floor(this.maxMessageBytes / 2);
+    const parts: ScannedFile[][] = [[]];
+    let size = 0;
+    for (const file of files) {
+      const length = Buffer.byteLength(JSON.stringify(file)) + 1;
+      const current = parts[parts.length - 1] as ScannedFile[];
+      if (current.length > 0 && (size + length > budget || current.length >= PROTOCOL_LIMITS.scanFilesPerMessage)) {
+        parts.push([file]);
+        size = length;
+      } else {
+        current.push(file);
+        size += length;
+      }
+    }
+    if (parts.length === 1) {
+      await this.emit(send, { v: PROTOCOL_VERSION, type: 'scan.result', poolId, content, files });
+      return;
+    }
+    const scanId = `scan-${randomBytes(8).toString('hex')}`;
+    for (const [part, chunk] of parts.entries()) {
+      await this.emit(send, {
+        v: PROTOCOL_VERSION,
+        type: 'scan.result',
+        poolId,
+        content,
+        files: chunk,
+        scanId,
+        part,
+        final: part === parts.length - 1,
+      });
+    }
+  }
+
+  /**
+   * image.download. A request for an image this node is already fetching into the same place
+   * attaches to that download (a control plane that restarted asks again; the node never
+   * fetches twice), and one for a download that finished lately is answered from its result
+   * when the file is still there, whole.
+   */
+  private async download(request: Extract<NodeRequest, { op: 'image.download' }>, send: Send): Promise<DownloadAnswer> {
+    const samePlace = (d: { poolId: string; relPath: string }) =>
+      d.poolId === request.poolId && d.relPath === request.relPath;
+    const running = this.downloads.get(request.imageId);
+    if (running) {
+      if (!samePlace(running)) {
+        throw new QuantixError(
+          ErrorCode.IN_USE,
+          `Image ${request.imageId} is already being downloaded on this node, to ${running.poolId}:${running.relPath}`,
+          { details: { imageId: request.imageId, poolId: running.poolId, relPath: running.relPath } },
+        );
+      }
+      this.logger?.info({ imageId: request.imageId }, 'attached to the download already under way');
+      return running.result;
+    }
+    const done = this.finished.get(request.imageId);
+    if (done && samePlace(done)) {
+      const path = await this.resolve(request.poolId, request.relPath);
+      const info = await stat(path).catch(() => null);
+      if (info?.isFile() && info.size === done.result.sizeBytes) {
+        this.logger?.info({ imageId: request.imageId }, 'download already finished; answered from its result');
+        return { ...done.result, bytesTransferred: 0 };
+      }
+      this.finished.delete(request.imageId);
+    }
     const scheme = new URL(request.sourceUrl).protocol.replace(/:$/, '');
     const fetcher = (this.options.fetchers ?? []).find((f) => f.schemes.includes(scheme));
     if (!fetcher) {
@@ -340,59 +529,96 @@ export class NodeAgent {
         details: { scheme },
       });
     }
-    if (this.downloads.has(request.imageId)) {
-      throw new QuantixError(ErrorCode.IN_USE, `Image ${request.imageId} is already being downloaded on this node`, {
-        details: { imageId: request.imageId },
-      });
-    }
     const destinationPath = await this.resolve(request.poolId, request.relPath);
+    if (this.downloads.has(request.imageId)) return this.download(request, send); // started while we resolved
     const controller = new AbortController();
-    this.downloads.set(request.imageId, controller);
+    const progress = { bytesDone: 0 };
+    const result = this.fetchImage(request, fetcher, destinationPath, controller.signal, progress, send);
+    this.downloads.set(request.imageId, {
+      poolId: request.poolId,
+      relPath: request.relPath,
+      controller,
+      result,
+      get bytesDone() {
+        return progress.bytesDone;
+      },
+    });
+    const forget = () => {
+      if (this.downloads.get(request.imageId)?.result === result) this.downloads.delete(request.imageId);
+    };
+    result.then(forget, forget);
+    return result;
+  }
+
+  private async fetchImage(
+    request: Extract<NodeRequest, { op: 'image.download' }>,
+    fetcher: ImageFetcher,
+    destinationPath: string,
+    signal: AbortSignal,
+    progressOut: { bytesDone: number },
+    send: Send,
+  ): Promise<DownloadAnswer> {
     const interval = this.options.progressIntervalMs ?? 500;
     let lastSent = 0;
     let phase: 'downloading' | 'verifying' | undefined;
-    try {
-      const result = await fetcher.fetch({
-        sourceUrl: request.sourceUrl,
-        destinationPath,
-        checksum: request.checksum,
-        checksumUrl: request.checksumUrl,
-        signal: controller.signal,
-        onProgress: (progress) => {
-          // Every byte in: what follows is the checksum. That moment is always reported.
-          const next =
-            progress.bytesTotal !== null && progress.bytesDone >= progress.bytesTotal ? 'verifying' : 'downloading';
-          const now = Date.now();
-          if (next === phase && now - lastSent < interval) return;
-          lastSent = now;
-          phase = next;
-          void this.emit(send, {
-            v: PROTOCOL_VERSION,
-            type: 'image.progress',
-            imageId: request.imageId,
-            phase: next,
-            bytesDone: progress.bytesDone,
-            bytesTotal: progress.bytesTotal,
-            bytesPerSecond: progress.bytesPerSecond,
-            etaSeconds: progress.etaSeconds,
-          });
-        },
-      });
-      const described = await this.describeImage(result.path, result.sizeBytes);
-      return {
-        sizeBytes: result.sizeBytes,
-        checksum: result.checksum,
-        ...described,
-        bytesTransferred: result.bytesTransferred,
-        resumed: result.resumed,
-      };
-    } finally {
-      this.downloads.delete(request.imageId);
+    const result = await fetcher.fetch({
+      sourceUrl: request.sourceUrl,
+      destinationPath,
+      checksum: request.checksum,
+      checksumUrl: request.checksumUrl,
+      signal,
+      onProgress: (progress) => {
+        progressOut.bytesDone = progress.bytesDone;
+        // Every byte in: what follows is the checksum. That moment is always reported.
+        const next =
+          progress.bytesTotal !== null && progress.bytesDone >= progress.bytesTotal ? 'verifying' : 'downloading';
+        const now = Date.now();
+        if (next === phase && now - lastSent < interval) return;
+        lastSent = now;
+        phase = next;
+        void this.emit(send, {
+          v: PROTOCOL_VERSION,
+          type: 'image.progress',
+          imageId: request.imageId,
+          phase: next,
+          bytesDone: progress.bytesDone,
+          bytesTotal: progress.bytesTotal,
+          bytesPerSecond: progress.bytesPerSecond,
+          etaSeconds: progress.etaSeconds,
+        });
+      },
+    });
+    const described = await this.describeImage(result.path, result.sizeBytes);
+    const answer: DownloadAnswer = {
+      sizeBytes: result.sizeBytes,
+      checksum: result.checksum,
+      ...described,
+      bytesTransferred: result.bytesTransferred,
+      resumed: result.resumed,
+    };
+    // Remembered before the download leaves `downloads`: a hello never misses it.
+    this.rememberFinished(request.imageId, { poolId: request.poolId, relPath: request.relPath, result: answer });
+    return answer;
+  }
+
+  private rememberFinished(imageId: string, done: Omit<FinishedDownload, 'finishedAt'>): void {
+    this.finished.delete(imageId);
+    this.finished.set(imageId, { ...done, finishedAt: Date.now() });
+    this.pruneFinished();
+  }
+
+  private pruneFinished(): void {
+    const oldest = Date.now() - FINISHED_KEEP_MS;
+    for (const [imageId, done] of this.finished) {
+      if (this.finished.size > FINISHED_KEEP || done.finishedAt < oldest) this.finished.delete(imageId);
     }
   }
 
   /** Format and virtual size of a downloaded file: ISOs by name, disk images as qemu-img reads them. */
-  private async describeImage(path: string, sizeBytes: number) {
+  private async describeImage(
+    path: string,
+    sizeBytes: number,
+  ): Promise<{ format: ImageFormat | null; virtualSizeBytes: number | null }> {
     if (formatFromName(path) === 'iso') return { format: 'iso' as const, virtualSizeBytes: sizeBytes };
     try {
       const out = await this.runner.run({
@@ -507,6 +733,10 @@ function stableJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
+function sameReport(a: PoolReport, b: PoolReport): boolean {
+  return a.status === b.status && a.mountPath === b.mountPath && a.reason === b.reason;
+}
+
 function wholeBytes(value: number | null): number | null {
   return value === null ? null : Math.max(0, Math.floor(value));
 }
@@ -517,9 +747,15 @@ function formatFromName(path: string): ImageFormat | null {
   return dot === -1 ? null : (IMAGE_EXTENSIONS[name.slice(dot)] ?? null);
 }
 
+/** An error as the protocol carries it: within its limits, whatever the error said. */
 function errorBody(error: unknown): { code: string; message: string } {
-  if (isQuantixError(error)) return { code: error.code, message: error.message };
-  return { code: ErrorCode.INTERNAL_ERROR, message: error instanceof Error ? error.message : String(error) };
+  if (isQuantixError(error)) {
+    return { code: truncateText(error.code, PROTOCOL_LIMITS.short), message: truncateText(error.message) };
+  }
+  return {
+    code: ErrorCode.INTERNAL_ERROR,
+    message: truncateText(error instanceof Error ? error.message : String(error)),
+  };
 }
 
 function requestIdOf(data: unknown): string | null {
