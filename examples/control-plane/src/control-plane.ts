@@ -2,7 +2,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fastifySwagger from '@fastify/swagger';
 import fastifyWebsocket from '@fastify/websocket';
-import { CatalogRegistry, ErrorCode, ImageCatalogToken, type Quantix, QuantixError } from '@quantix/core';
+import { CatalogRegistry, ErrorCode, ImageCatalogToken, PROTOCOL_LIMITS, type Quantix, QuantixError } from '@quantix/core';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { findNul, handleClientError, handleError } from './http/errors.js';
@@ -149,7 +149,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     },
     transform: jsonSchemaTransform,
   });
-  await app.register(fastifyWebsocket, { options: { maxPayload: 64 * 1024 * 1024 } });
+  // The node socket is the only WebSocket route: a larger frame closes it with 1009.
+  await app.register(fastifyWebsocket, { options: { maxPayload: PROTOCOL_LIMITS.maxNodeMessageBytes } });
 
   // Authentication belongs to the route scope, never to a test of the URL's spelling: the
   // router decodes and matches what it is given, and every route it can reach is registered in
@@ -229,6 +230,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   );
 
   await serveUi(app, { apiPrefix: API_PREFIX });
+  await hub.reconcileOnStart();
   await downloads.reconcileOnStart();
   let address: string;
   try {

@@ -1,31 +1,60 @@
+import { randomBytes } from 'node:crypto';
 import {
   type ControlMessage,
   ErrorCode,
   type EventBus,
   ingestScan,
   isQuantixError,
+  NODE_CLOSE_CODES,
   type NodeMessage,
   type NodeRequest,
   PoolSyncService,
+  PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
   parseNodeMessage,
   QuantixError,
   type Repositories,
+  type ScannedFile,
+  truncateText,
 } from '@quantix/core';
+import { ConcurrencyLimiter } from '@quantix/images-cloud';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
+import { DEFAULT_NODE_QUEUE_LIMITS, NodeMessageQueue, type NodeQueueLimits } from './node-queue.js';
 
-/** One live connection from a node daemon. */
+type HelloMessage = Extract<NodeMessage, { type: 'hello' }>;
+type ProgressMessage = Extract<NodeMessage, { type: 'image.progress' }>;
+
+/**
+ * A connection from a node daemon: `connecting` until its hello has been answered (welcome and
+ * pool push sent, the node recorded connected), then `welcomed`, then `closed` — for good; a
+ * reconnect is a new link. Only a welcomed link is the node's live link: requests go there.
+ */
+type LinkState = 'connecting' | 'welcomed' | 'closed';
+
 interface NodeLink {
-  nodeId: string;
-  socket: WebSocket;
+  readonly nodeId: string;
+  readonly socket: WebSocket;
+  state: LinkState;
+  /** The first message, a hello for this node, arrived (it is queued or being answered). */
+  helloSeen: boolean;
+  helloTimer: NodeJS.Timeout | undefined;
   alive: boolean;
   /** The generation the node last acknowledged. */
   syncedGeneration: number | null;
+  readonly queue: NodeMessageQueue;
+  /** The loop working through the queue, while there is something in it. */
+  draining: Promise<void> | null;
+  paused: boolean;
+  invalidMessages: number;
+  /** Pool id → the pool version this link last scanned: a pool is scanned again only when it changed. */
+  readonly scanned: Map<string, number>;
+  /** Scans coming in parts, by scan id. */
+  readonly scans: Map<string, { poolId: string; content: 'iso' | 'images'; files: ScannedFile[]; nextPart: number }>;
 }
 
 interface PendingRequest {
-  nodeId: string;
+  link: NodeLink;
   resolve(result: unknown): void;
   reject(error: Error): void;
   timer: NodeJS.Timeout;
@@ -39,94 +68,136 @@ export interface NodeHubOptions {
   helloTimeoutMs?: number;
   /** Ping interval; a node that misses a pong is dropped. */
   heartbeatMs?: number;
+  /**
+   * Most database work done for nodes at once, across every node: node traffic never holds
+   * more than this many of the database pool's connections (10 by default), so the API always
+   * has some. Default 2.
+   */
+  nodeDatabaseConcurrency?: number;
+  /** Bounds of each node's message queue. */
+  queueLimits?: NodeQueueLimits;
+  /** Most files one scan sent in parts may hold. */
+  maxScanFiles?: number;
 }
 
 export interface NodeRequestOptions {
   timeoutMs?: number;
 }
 
+const MAX_SCANS_IN_PARTS = 4;
+// Error replies stop when the node is not reading them: a flood of bad frames cannot fill memory.
+const MAX_BUFFERED_REPLY_BYTES = 1024 * 1024;
+const LOGGED_INVALID_MESSAGES = 10;
+
 /**
  * The control plane's end of every node connection. It authenticates nothing itself (the HTTP
  * layer checked the node's token before the upgrade), then: waits for hello, pushes the node's
  * full desired pool set on every connect and after every pool change, stores what the node
  * reports, ingests scans, and carries requests to nodes and their answers back.
+ *
+ * No node can starve the API: frames are size-limited by the WebSocket server (see
+ * `PROTOCOL_LIMITS.maxNodeMessageBytes`); each node's messages go through a bounded queue,
+ * handled one at a time in order, with superseded reports merged (pool states per pool, whole
+ * scans, progress); reading from a node pauses while its queue is long, and a node that floods
+ * past the hard limit is told NODE_BUSY and disconnected (close code 4008); and all database
+ * work for nodes shares a few connections (`nodeDatabaseConcurrency`).
  */
 export class NodeHub {
+  /** The newest link of each node that said hello (connecting or welcomed). */
   private readonly links = new Map<string, NodeLink>();
   private readonly pending = new Map<string, PendingRequest>();
+  /** Per node: connection bookkeeping (welcome, disconnect) runs in order, one after another. */
+  private readonly nodeChains = new Map<string, Promise<void>>();
   private readonly sync: PoolSyncService;
+  private readonly database: ConcurrencyLimiter;
   private readonly heartbeat: NodeJS.Timeout;
+  /** Request ids differ across restarts: an answer meant for a previous control plane matches nothing here. */
+  private readonly requestPrefix = randomBytes(6).toString('hex');
   private requestCounter = 0;
   private closed = false;
   /** Called after a node reported its pools for a push: what it reported is stored (downloads resume from here). */
-  onPoolsSynced: ((nodeId: string) => void) | undefined;
+  onPoolsSynced: ((nodeId: string) => Promise<void> | void) | undefined;
   /** Called for each image.progress message from a node. */
-  onImageProgress: ((message: Extract<NodeMessage, { type: 'image.progress' }>, nodeId: string) => void) | undefined;
+  onImageProgress: ((message: ProgressMessage, nodeId: string) => Promise<void> | void) | undefined;
+  /** Called once a node is welcomed, with its hello (the downloads it has in hand). */
+  onNodeWelcomed: ((nodeId: string, hello: HelloMessage) => Promise<void> | void) | undefined;
 
   constructor(private readonly options: NodeHubOptions) {
     this.sync = new PoolSyncService({ repositories: options.repositories, events: options.events });
+    this.database = new ConcurrencyLimiter(options.nodeDatabaseConcurrency ?? 2);
     this.heartbeat = setInterval(() => this.checkHeartbeats(), options.heartbeatMs ?? 15_000);
     this.heartbeat.unref();
   }
 
   connectedNodeIds(): string[] {
-    return [...this.links.keys()];
+    return [...this.links.values()].filter((l) => l.state === 'welcomed').map((l) => l.nodeId);
   }
 
   isConnected(nodeId: string): boolean {
-    return this.links.has(nodeId);
+    return this.links.get(nodeId)?.state === 'welcomed';
+  }
+
+  /** Requests sent and not yet answered (for tests and health). */
+  get pendingRequests(): number {
+    return this.pending.size;
+  }
+
+  /**
+   * At start-up, before any node can connect: nodes a previous run left `connected` are not,
+   * and what any node said about its pools is `unknown` until it says it again.
+   */
+  async reconcileOnStart(): Promise<void> {
+    const { repositories } = this.options;
+    for (const node of await repositories.nodes.list()) {
+      if (node.connectionState === 'connected') {
+        await repositories.nodes.update(node.id, { connectionState: 'disconnected' });
+      }
+      await this.sync.markNodeUnknown(node.id, `node ${node.id} has not connected since the control plane started`);
+    }
   }
 
   /** Takes over a socket whose node token was already verified for `nodeId`. */
   attach(nodeId: string, socket: WebSocket): void {
-    const { logger } = this.options;
-    let link: NodeLink | undefined;
-    const helloTimer = setTimeout(() => {
-      if (!link) socket.close(4000, 'no hello within the time allowed');
+    const link: NodeLink = {
+      nodeId,
+      socket,
+      state: 'connecting',
+      helloSeen: false,
+      helloTimer: undefined,
+      alive: true,
+      syncedGeneration: null,
+      queue: new NodeMessageQueue(this.options.queueLimits ?? DEFAULT_NODE_QUEUE_LIMITS),
+      draining: null,
+      paused: false,
+      invalidMessages: 0,
+      scanned: new Map(),
+      scans: new Map(),
+    };
+    link.helloTimer = setTimeout(() => {
+      if (!link.helloSeen) socket.close(NODE_CLOSE_CODES.helloTimeout, 'no hello within the time allowed');
     }, this.options.helloTimeoutMs ?? 10_000);
-
-    socket.on('message', (data) => {
-      void (async () => {
-        let message: NodeMessage;
-        try {
-          message = parseNodeMessage(data.toString());
-        } catch (error) {
-          logger.warn({ nodeId, err: error }, 'invalid message from node');
-          this.send(socket, { v: PROTOCOL_VERSION, type: 'error', error: toErrorBody(error) });
-          if (isQuantixError(error, ErrorCode.PROTOCOL_VERSION)) socket.close(4001, 'protocol version');
-          return;
-        }
-        if (!link) {
-          if (message.type !== 'hello' || message.nodeId !== nodeId) {
-            socket.close(4002, 'the first message must be hello for the authenticated node');
-            return;
-          }
-          clearTimeout(helloTimer);
-          link = await this.welcome(nodeId, socket, message);
-          return;
-        }
-        await this.handle(link, message);
-      })().catch((error) => logger.error({ nodeId, err: error }, 'handling a node message failed'));
-    });
+    socket.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => this.receive(link, data));
     socket.on('pong', () => {
-      if (link) link.alive = true;
+      link.alive = true;
     });
-    socket.on('close', () => {
-      clearTimeout(helloTimer);
-      if (link && this.links.get(nodeId) === link) void this.detach(link, 'connection closed');
-    });
-    socket.on('error', (error) => logger.warn({ nodeId, err: error }, 'node socket error'));
+    socket.on('close', () => this.retire(link, 'connection closed'));
+    socket.on('error', (error) => this.options.logger.warn({ nodeId, err: error }, 'node socket error'));
   }
 
   /** Pushes the current desired pool set to every connected node (after any pool change). */
   async pushPoolsToAll(): Promise<void> {
-    await Promise.all([...this.links.values()].map((link) => this.pushPools(link)));
+    const welcomed = [...this.links.values()].filter((l) => l.state === 'welcomed');
+    await Promise.all(welcomed.map((link) => this.pushPools(link)));
   }
 
-  /** Sends a request to a node and waits for its answer; the node's error comes back as a QuantixError. */
+  /**
+   * Sends a request to a node's live link and waits for its answer; the node's error comes back
+   * as a QuantixError. It fails with NODE_NOT_CONNECTED at once when the node has no live link,
+   * or as soon as that link closes, and with COMMAND_TIMEOUT after `timeoutMs`: never later.
+   */
   request<T = unknown>(nodeId: string, request: NodeRequest, options: NodeRequestOptions = {}): Promise<T> {
     const link = this.links.get(nodeId);
-    if (!link) {
+    if (link?.state !== 'welcomed') {
       return Promise.reject(
         new QuantixError(
           ErrorCode.NODE_NOT_CONNECTED,
@@ -137,7 +208,7 @@ export class NodeHub {
         ),
       );
     }
-    const requestId = `r${++this.requestCounter}`;
+    const requestId = `${this.requestPrefix}-${++this.requestCounter}`;
     const timeoutMs = options.timeoutMs ?? 60_000;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -152,7 +223,7 @@ export class NodeHub {
           ),
         );
       }, timeoutMs);
-      this.pending.set(requestId, { nodeId, resolve: resolve as (r: unknown) => void, reject, timer });
+      this.pending.set(requestId, { link, resolve: resolve as (r: unknown) => void, reject, timer });
       this.send(link.socket, { v: PROTOCOL_VERSION, type: 'request', requestId, request });
     });
   }
@@ -160,74 +231,126 @@ export class NodeHub {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.heartbeat);
-    for (const link of [...this.links.values()]) {
-      link.socket.close(1001, 'control plane shutting down');
-      await this.detach(link, 'control plane shutting down');
+    for (const link of [...this.links.values()]) this.retire(link, 'control plane shutting down', 1001);
+    await Promise.all([...this.nodeChains.values()]);
+  }
+
+  /** A frame from the node: parsed and checked at once, then queued (or refused). */
+  private receive(link: NodeLink, data: Buffer | ArrayBuffer | Buffer[]): void {
+    if (link.state === 'closed') return;
+    const text = Buffer.isBuffer(data)
+      ? data.toString()
+      : Array.isArray(data)
+        ? Buffer.concat(data).toString()
+        : Buffer.from(data).toString();
+    let message: NodeMessage;
+    try {
+      message = parseNodeMessage(text);
+    } catch (error) {
+      this.refuseInvalid(link, error);
+      return;
+    }
+    link.alive = true;
+    if (!link.helloSeen) {
+      if (message.type !== 'hello' || message.nodeId !== link.nodeId) {
+        link.socket.close(NODE_CLOSE_CODES.helloRequired, 'the first message must be hello for the authenticated node');
+        return;
+      }
+      // What follows the hello waits in the queue until the hello is answered.
+      link.helloSeen = true;
+      clearTimeout(link.helloTimer);
+    }
+    const queued = link.queue.push(message, text.length);
+    if (queued === 'full') {
+      this.options.logger.warn(
+        { nodeId: link.nodeId, queued: link.queue.length, bytes: link.queue.bytes },
+        'node message queue full; disconnecting the node',
+      );
+      this.send(link.socket, {
+        v: PROTOCOL_VERSION,
+        type: 'error',
+        error: {
+          code: ErrorCode.NODE_BUSY,
+          message: `More than ${link.queue.limits.maxMessages} messages or ${link.queue.limits.maxBytes} bytes waiting from this node; slow down and reconnect`,
+        },
+      });
+      link.socket.close(NODE_CLOSE_CODES.busy, 'node message queue full');
+      this.retire(link, 'message queue full');
+      return;
+    }
+    if (!link.paused && link.queue.length >= link.queue.limits.pauseAt) {
+      link.paused = true;
+      link.socket.pause();
+    }
+    if (!link.draining) link.draining = this.drain(link);
+  }
+
+  private refuseInvalid(link: NodeLink, error: unknown): void {
+    link.invalidMessages++;
+    if (link.invalidMessages <= LOGGED_INVALID_MESSAGES) {
+      this.options.logger.warn({ nodeId: link.nodeId, err: error }, 'invalid message from node');
+    }
+    if (link.socket.bufferedAmount < MAX_BUFFERED_REPLY_BYTES) {
+      this.send(link.socket, { v: PROTOCOL_VERSION, type: 'error', error: toErrorBody(error) });
+    }
+    if (isQuantixError(error, ErrorCode.PROTOCOL_VERSION)) {
+      link.socket.close(NODE_CLOSE_CODES.protocolVersion, 'protocol version');
     }
   }
 
-  private async welcome(
-    nodeId: string,
-    socket: WebSocket,
-    hello: Extract<NodeMessage, { type: 'hello' }>,
-  ): Promise<NodeLink> {
-    const previous = this.links.get(nodeId);
-    if (previous) {
-      // A node that reconnects before its old socket timed out: the new connection wins.
-      previous.socket.close(4003, 'replaced by a newer connection from the same node');
-      await this.detach(previous, 'replaced by a newer connection');
+  /** Works through the link's queue, one message at a time, in order. */
+  private async drain(link: NodeLink): Promise<void> {
+    for (let message = link.queue.shift(); message; message = link.queue.shift()) {
+      if (link.paused && link.queue.length <= link.queue.limits.resumeAt) {
+        link.paused = false;
+        link.socket.resume();
+      }
+      try {
+        await this.handle(link, message);
+      } catch (error) {
+        this.options.logger.warn({ nodeId: link.nodeId, type: message.type, err: error }, 'node message refused');
+        this.send(link.socket, { v: PROTOCOL_VERSION, type: 'error', error: toErrorBody(error) });
+      }
+      if (link.state === 'closed') break;
     }
-    const link: NodeLink = { nodeId, socket, alive: true, syncedGeneration: null };
-    this.links.set(nodeId, link);
-    await this.options.repositories.nodes.update(nodeId, {
-      connectionState: 'connected',
-      lastSeenAt: new Date(),
-      agentVersion: hello.agentVersion,
-      capabilities: hello.capabilities,
-    });
-    this.send(socket, { v: PROTOCOL_VERSION, type: 'welcome', nodeId, serverTime: new Date().toISOString() });
-    await this.pushPools(link);
-    this.options.events.emit('node.connected', { nodeId });
-    this.options.logger.info({ nodeId, agentVersion: hello.agentVersion }, 'node connected');
-    return link;
-  }
-
-  private async pushPools(link: NodeLink): Promise<void> {
-    const desired = await this.sync.desiredPoolsFor(link.nodeId);
-    this.send(link.socket, { v: PROTOCOL_VERSION, type: 'pools.desired', ...desired });
+    // Set in the same turn as the last check of the queue: a message queued later starts a new loop.
+    link.draining = null;
   }
 
   private async handle(link: NodeLink, message: NodeMessage): Promise<void> {
     const { repositories, logger } = this.options;
-    link.alive = true;
+    if (message.type === 'hello') {
+      if (link.state === 'connecting') return this.welcome(link, message);
+      logger.warn({ nodeId: link.nodeId }, 'duplicate hello ignored');
+      return;
+    }
+    if (link.state !== 'welcomed') return;
     switch (message.type) {
-      case 'hello':
-        logger.warn({ nodeId: link.nodeId }, 'duplicate hello ignored');
-        return;
       case 'pools.state': {
-        await this.sync.recordReport(link.nodeId, message);
+        await this.withDatabase(() => this.sync.recordReport(link.nodeId, message));
         link.syncedGeneration = message.generation;
-        this.onPoolsSynced?.(link.nodeId);
-        this.scanAfterSync(link.nodeId, message.pools);
+        await this.withDatabase(async () => this.onPoolsSynced?.(link.nodeId));
+        await this.scanAfterSync(link, message.pools);
         return;
       }
       case 'scan.result': {
-        const result = await ingestScan({
-          repositories,
-          nodeId: link.nodeId,
-          poolId: message.poolId,
-          content: message.content,
-          files: message.files,
-        });
+        const files = this.collectScan(link, message);
+        if (!files) return;
+        const result = await this.withDatabase(() =>
+          ingestScan({ repositories, nodeId: link.nodeId, poolId: message.poolId, content: message.content, files }),
+        );
         logger.info({ nodeId: link.nodeId, poolId: message.poolId, ...result }, 'scan ingested');
         return;
       }
       case 'image.progress':
-        this.onImageProgress?.(message, link.nodeId);
+        await this.withDatabase(async () => this.onImageProgress?.(message, link.nodeId));
         return;
       case 'response': {
         const pending = this.pending.get(message.requestId);
-        if (!pending || pending.nodeId !== link.nodeId) return;
+        if (!pending || pending.link !== link) {
+          logger.debug({ nodeId: link.nodeId, requestId: message.requestId }, 'answer to no request of this link');
+          return;
+        }
         this.pending.delete(message.requestId);
         clearTimeout(pending.timer);
         if (message.error) {
@@ -247,46 +370,170 @@ export class NodeHub {
     }
   }
 
-  /** After a sync, the node scans its active ISO pools; the results arrive as scan.result. */
-  private scanAfterSync(nodeId: string, reports: readonly { poolId: string; status: string }[]): void {
-    void (async () => {
-      for (const report of reports) {
-        if (report.status !== 'active') continue;
-        const pool = await this.options.repositories.pools.get(report.poolId);
-        if (!pool?.contentTypes.includes('iso')) continue;
-        await this.request(nodeId, { op: 'pool.scan', poolId: pool.id, content: 'iso' }, { timeoutMs: 300_000 }).catch(
-          (error) => this.options.logger.warn({ nodeId, poolId: pool.id, err: error }, 'scan after sync failed'),
-        );
-      }
-    })();
+  /**
+   * The hello of `link`: it becomes the node's link at once (a link of the node from before is
+   * replaced and closed), then the node is recorded connected, welcomed and sent its pools — in
+   * the node's own order after whatever a previous link of it still had to record. A close at
+   * any point stops the welcome; the link never becomes live, and its close is recorded after.
+   */
+  private async welcome(link: NodeLink, hello: HelloMessage): Promise<void> {
+    const { nodeId } = link;
+    const previous = this.links.get(nodeId);
+    this.links.set(nodeId, link);
+    if (previous && previous !== link) {
+      this.retire(previous, 'replaced by a newer connection from the same node', NODE_CLOSE_CODES.replaced);
+    }
+    await this.inNodeOrder(nodeId, async () => {
+      if (isClosed(link)) return;
+      await this.withDatabase(() =>
+        this.options.repositories.nodes.update(nodeId, {
+          connectionState: 'connected',
+          lastSeenAt: new Date(),
+          agentVersion: hello.agentVersion,
+          capabilities: hello.capabilities,
+        }),
+      );
+      if (isClosed(link)) return;
+      this.send(link.socket, {
+        v: PROTOCOL_VERSION,
+        type: 'welcome',
+        nodeId,
+        serverTime: new Date().toISOString(),
+        maxMessageBytes: PROTOCOL_LIMITS.maxNodeMessageBytes,
+      });
+      await this.pushPools(link);
+    });
+    if (isClosed(link)) return;
+    link.state = 'welcomed';
+    this.options.events.emit('node.connected', { nodeId });
+    this.options.logger.info({ nodeId, agentVersion: hello.agentVersion }, 'node connected');
+    await this.withDatabase(async () => this.onNodeWelcomed?.(nodeId, hello));
   }
 
-  private async detach(link: NodeLink, reason: string): Promise<void> {
-    if (this.links.get(link.nodeId) !== link) return;
-    this.links.delete(link.nodeId);
+  /**
+   * Ends a link for good: its queue is dropped, its requests fail at once. When it was the
+   * node's link, the node is recorded disconnected and its pool states unknown — after the
+   * link's last message was handled, and in order with the node's other links.
+   */
+  private retire(link: NodeLink, reason: string, closeCode?: number): void {
+    if (link.state === 'closed') return;
+    link.state = 'closed';
+    clearTimeout(link.helloTimer);
+    link.queue.clear();
+    link.scans.clear();
+    if (closeCode !== undefined && link.socket.readyState === link.socket.OPEN) link.socket.close(closeCode, reason);
     for (const [id, pending] of this.pending) {
-      if (pending.nodeId !== link.nodeId) continue;
+      if (pending.link !== link) continue;
       this.pending.delete(id);
       clearTimeout(pending.timer);
       pending.reject(
         new QuantixError(ErrorCode.NODE_NOT_CONNECTED, `Node ${link.nodeId} disconnected before answering (${reason})`),
       );
     }
+    if (this.links.get(link.nodeId) !== link) return; // never welcomed, or a newer link took over: it records
+    this.links.delete(link.nodeId);
+    const { nodeId } = link;
+    void this.inNodeOrder(nodeId, async () => {
+      await link.draining;
+      if (this.links.has(nodeId)) return; // a newer link came meanwhile and records the connection
+      try {
+        await this.withDatabase(async () => {
+          await this.options.repositories.nodes.update(nodeId, {
+            connectionState: 'disconnected',
+            lastSeenAt: new Date(),
+          });
+          await this.sync.markNodeUnknown(nodeId, truncateText(`node ${nodeId} is not connected (${reason})`));
+        });
+      } catch (error) {
+        // Shutting down with the database already closed is not worth a crash.
+        if (!this.closed) this.options.logger.warn({ nodeId, err: error }, 'could not record the disconnect');
+      }
+      this.options.events.emit('node.disconnected', { nodeId, reason });
+    });
+  }
+
+  /** Runs `work` after every earlier piece of connection bookkeeping of the same node. */
+  private inNodeOrder(nodeId: string, work: () => Promise<void>): Promise<void> {
+    const previous = this.nodeChains.get(nodeId) ?? Promise.resolve();
+    const next = previous.then(work).catch((error) => {
+      this.options.logger.error({ nodeId, err: error }, 'node connection bookkeeping failed');
+    });
+    this.nodeChains.set(nodeId, next);
+    void next.then(() => {
+      if (this.nodeChains.get(nodeId) === next) this.nodeChains.delete(nodeId);
+    });
+    return next;
+  }
+
+  /** Database work for nodes: at most `nodeDatabaseConcurrency` at once, across all nodes. */
+  private async withDatabase<T>(work: () => Promise<T>): Promise<T> {
+    const release = await this.database.acquire();
     try {
-      await this.options.repositories.nodes.update(link.nodeId, {
-        connectionState: 'disconnected',
-        lastSeenAt: new Date(),
-      });
-    } catch (error) {
-      // Shutting down with the database already closed is not worth a crash.
-      if (!this.closed)
-        this.options.logger.warn({ nodeId: link.nodeId, err: error }, 'could not record the disconnect');
+      return await work();
+    } finally {
+      release();
     }
-    this.options.events.emit('node.disconnected', { nodeId: link.nodeId, reason });
+  }
+
+  private async pushPools(link: NodeLink): Promise<void> {
+    const desired = await this.withDatabase(() => this.sync.desiredPoolsFor(link.nodeId));
+    if (link.state !== 'closed') this.send(link.socket, { v: PROTOCOL_VERSION, type: 'pools.desired', ...desired });
+  }
+
+  /** The files of a whole scan: a message's own, or — at the final part — those of all its parts. */
+  private collectScan(link: NodeLink, message: Extract<NodeMessage, { type: 'scan.result' }>): ScannedFile[] | null {
+    if (message.scanId === undefined) return message.files;
+    const refuse = (why: string) => {
+      link.scans.delete(message.scanId as string);
+      throw new QuantixError(ErrorCode.PROTOCOL_INVALID_MESSAGE, `Scan ${message.scanId} refused: ${why}`, {
+        details: { scanId: message.scanId, poolId: message.poolId },
+      });
+    };
+    let scan = link.scans.get(message.scanId);
+    if (!scan) {
+      if (message.part !== 0) refuse(`it starts at part ${message.part}, not 0`);
+      if (link.scans.size >= MAX_SCANS_IN_PARTS) refuse(`more than ${MAX_SCANS_IN_PARTS} scans in parts at once`);
+      scan = { poolId: message.poolId, content: message.content, files: [], nextPart: 0 };
+      link.scans.set(message.scanId, scan);
+    }
+    if (message.part !== scan.nextPart) refuse(`part ${message.part} came where ${scan.nextPart} was expected`);
+    if (message.poolId !== scan.poolId || message.content !== scan.content) refuse('its parts name different pools');
+    const maxFiles = this.options.maxScanFiles ?? 200_000;
+    if (scan.files.length + message.files.length > maxFiles) refuse(`more than ${maxFiles} files`);
+    for (const file of message.files) scan.files.push(file);
+    scan.nextPart++;
+    if (!message.final) return null;
+    link.scans.delete(message.scanId);
+    return scan.files;
+  }
+
+  /**
+   * After a report, the node scans the ISO pools that became active on this link, or whose
+   * definition changed since this link scanned them — not every pool on every change. The
+   * results arrive as scan.result.
+   */
+  private async scanAfterSync(link: NodeLink, reports: readonly { poolId: string; status: string }[]): Promise<void> {
+    for (const report of reports) if (report.status !== 'active') link.scanned.delete(report.poolId);
+    const active = new Set(reports.filter((r) => r.status === 'active').map((r) => r.poolId));
+    if (active.size === 0) return;
+    const pools = await this.withDatabase(() => this.options.repositories.pools.list({ nodeId: link.nodeId }));
+    for (const pool of pools) {
+      if (!active.has(pool.id) || !pool.contentTypes.includes('iso')) continue;
+      if (link.scanned.get(pool.id) === pool.version) continue;
+      link.scanned.set(pool.id, pool.version);
+      this.request(link.nodeId, { op: 'pool.scan', poolId: pool.id, content: 'iso' }, { timeoutMs: 300_000 }).catch(
+        (error) => {
+          // Scanned again at the next report.
+          if (link.scanned.get(pool.id) === pool.version) link.scanned.delete(pool.id);
+          this.options.logger.warn({ nodeId: link.nodeId, poolId: pool.id, err: error }, 'scan after sync failed');
+        },
+      );
+    }
   }
 
   private checkHeartbeats(): void {
     for (const link of this.links.values()) {
+      if (link.state !== 'welcomed') continue;
       if (!link.alive) {
         link.socket.terminate();
         continue;
@@ -301,7 +548,15 @@ export class NodeHub {
   }
 }
 
+/** Read afresh after an await: another event may have closed the link meanwhile. */
+function isClosed(link: NodeLink): boolean {
+  return link.state === 'closed';
+}
+
+/** An error as a node is told it: within the protocol's limits, and nothing of an unexpected error's inside. */
 function toErrorBody(error: unknown): { code: string; message: string } {
-  if (isQuantixError(error)) return { code: error.code, message: error.message };
-  return { code: ErrorCode.PROTOCOL_INVALID_MESSAGE, message: String((error as Error)?.message ?? error) };
+  if (isQuantixError(error) && error.code !== ErrorCode.DATABASE_ERROR) {
+    return { code: error.code, message: truncateText(error.message) };
+  }
+  return { code: ErrorCode.INTERNAL_ERROR, message: 'the control plane could not handle this message; see its log' };
 }

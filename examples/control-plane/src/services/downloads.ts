@@ -3,8 +3,11 @@ import {
   type CatalogEntry,
   ErrorCode,
   type EventBus,
+  type HelloDownload,
   type Image,
   type ImageCatalog,
+  type ImageDownloadResult,
+  imageDownloadResultSchema,
   isQuantixError,
   type NodeMessage,
   QuantixError,
@@ -14,13 +17,14 @@ import {
 import type { Logger } from 'pino';
 import type { NodeHub } from '../hub/node-hub.js';
 
-/** What a node answers when an image.download finished and was verified. */
-interface DownloadResult {
-  sizeBytes: number;
-  checksum: { algorithm: 'sha256' | 'sha512'; value: string };
-  format?: Image['format'];
-  virtualSizeBytes?: number | null;
-}
+// The legal way from each phase to ready (the transition table allows no shortcut from these).
+const STEPS_TO_READY: Partial<Record<Image['phase'], Image['phase'][]>> = {
+  pending: [],
+  downloading: ['verifying'],
+  verifying: [],
+  error: ['downloading', 'verifying'],
+  missing: [],
+};
 
 // Errors after which trying again can help; a checksum mismatch or a refused source cannot.
 const RETRYABLE = new Set<string>([
@@ -59,9 +63,12 @@ export class DownloadService {
   private readonly graceTimers = new Map<string, NodeJS.Timeout>();
 
   constructor(private readonly options: DownloadServiceOptions) {
+    // The hub awaits these within its share of the database: node traffic stays bounded.
     options.hub.onPoolsSynced = (nodeId) =>
-      void this.resumeOn(nodeId).catch((e) => options.logger.error({ err: e }, 'resume failed'));
-    options.hub.onImageProgress = (message, nodeId) => void this.progress(message, nodeId);
+      this.resumeOn(nodeId).catch((e) => options.logger.error({ err: e }, 'resume failed'));
+    options.hub.onImageProgress = (message, nodeId) => this.progress(message, nodeId);
+    options.hub.onNodeWelcomed = (nodeId, hello) =>
+      this.adopt(nodeId, hello.downloads ?? []).catch((e) => options.logger.error({ err: e }, 'adoption failed'));
   }
 
   /** At start-up: every busy row gets a grace period to be picked up by a node. */
@@ -184,17 +191,17 @@ export class DownloadService {
   }
 
   private run(image: Image, entry: CatalogEntry, nodeId: string): void {
-    const { repositories, hub, logger, events } = this.options;
+    const { repositories, hub, events } = this.options;
     const location = image.location as NonNullable<Image['location']>;
     this.running.set(image.id, nodeId);
     this.disarmGrace(image.id);
     void (async () => {
-      let current = await repositories.images.require(image.id);
+      const current = await repositories.images.require(image.id);
       if (current.phase === 'pending' || current.phase === 'error') {
-        current = await repositories.images.update(image.id, { phase: 'downloading', error: null });
+        await repositories.images.update(image.id, { phase: 'downloading', error: null });
         events.emit('image.phase', { imageId: image.id, from: image.phase, to: 'downloading', error: null });
       }
-      const result = await hub.request<DownloadResult>(
+      const answer = await hub.request<unknown>(
         nodeId,
         {
           op: 'image.download',
@@ -207,19 +214,13 @@ export class DownloadService {
         },
         { timeoutMs: 24 * 3600_000 },
       );
-      current = await repositories.images.require(image.id);
-      if (current.phase === 'downloading') current = await repositories.images.update(image.id, { phase: 'verifying' });
-      await repositories.images.update(image.id, {
-        phase: 'ready',
-        progress: null,
-        sizeBytes: result.sizeBytes,
-        checksum: result.checksum,
-        ...(result.format ? { format: result.format } : {}),
-        ...(result.virtualSizeBytes != null ? { virtualSizeBytes: result.virtualSizeBytes } : {}),
-        fileModifiedAt: new Date(),
-      });
-      events.emit('image.phase', { imageId: image.id, from: current.phase, to: 'ready', error: null });
-      logger.info({ imageId: image.id, nodeId }, 'download ready');
+      const result = imageDownloadResultSchema.safeParse(answer);
+      if (!result.success) {
+        throw new QuantixError(ErrorCode.PROTOCOL_INVALID_MESSAGE, `Node ${nodeId} answered the download oddly`, {
+          details: { nodeId, imageId: image.id },
+        });
+      }
+      await this.complete(image.id, result.data, nodeId);
     })()
       .catch(async (error) => {
         if (isQuantixError(error, ErrorCode.NODE_NOT_CONNECTED)) {
@@ -234,6 +235,66 @@ export class DownloadService {
       .finally(() => {
         if (this.running.get(image.id) === nodeId) this.running.delete(image.id);
       });
+  }
+
+  /**
+   * A node's download finished and was verified: the image becomes ready with what the node
+   * found, from whatever phase it was left in (an error recorded while the node was out of
+   * reach included), by the legal steps. Nothing changes for an image ready or being deleted.
+   */
+  private async complete(imageId: string, result: ImageDownloadResult, nodeId: string): Promise<void> {
+    const { repositories, events, logger } = this.options;
+    let current = await repositories.images.require(imageId);
+    const steps = STEPS_TO_READY[current.phase];
+    if (!steps) return;
+    const from = current.phase;
+    for (const phase of steps) current = await repositories.images.update(imageId, { phase });
+    await repositories.images.update(imageId, {
+      phase: 'ready',
+      progress: null,
+      error: null,
+      sizeBytes: result.sizeBytes,
+      ...(result.checksum ? { checksum: result.checksum } : {}),
+      ...(result.format ? { format: result.format } : {}),
+      ...(result.virtualSizeBytes != null ? { virtualSizeBytes: result.virtualSizeBytes } : {}),
+      fileModifiedAt: new Date(),
+    });
+    this.disarmGrace(imageId);
+    events.emit('image.phase', { imageId, from, to: 'ready', error: null });
+    logger.info({ imageId, nodeId }, 'download ready');
+  }
+
+  /**
+   * A node just connected with downloads in hand (say, this control plane restarted while the
+   * node kept fetching): a finished one is applied; a running one is taken over — asked for
+   * again, the node attaches the request to the download under way instead of fetching twice.
+   */
+  private async adopt(nodeId: string, downloads: readonly HelloDownload[]): Promise<void> {
+    const { repositories, logger } = this.options;
+    for (const download of downloads) {
+      const image = await repositories.images.get(download.imageId);
+      if (
+        !image?.location ||
+        image.location.poolId !== download.poolId ||
+        image.location.relPath !== download.relPath ||
+        (image.nodeId !== null && image.nodeId !== nodeId)
+      ) {
+        continue; // not (or no longer) the image the node is fetching
+      }
+      if (download.state === 'done') {
+        if (download.result && image.phase !== 'ready') {
+          logger.info({ imageId: image.id, nodeId }, 'applying a download the node finished');
+          await this.complete(image.id, download.result, nodeId);
+        }
+        continue;
+      }
+      if (this.running.has(image.id) || !image.catalogId) continue; // uploads are the upload service's
+      if (image.phase !== 'error' && !BUSY.includes(image.phase)) continue;
+      const entry = await this.findEntry(image.catalogId).catch(() => undefined);
+      if (!entry) continue;
+      logger.info({ imageId: image.id, nodeId, bytesDone: download.bytesDone }, 'adopting a download under way');
+      this.run(image, entry, nodeId);
+    }
   }
 
   private async fail(imageId: string, failure: { code: string; message: string; retryable: boolean }): Promise<void> {
