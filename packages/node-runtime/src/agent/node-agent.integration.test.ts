@@ -137,6 +137,7 @@ describe('NodeAgent with real storage, downloads and libvirt', () => {
       hostname: 'hv-1',
       agentVersion: '0.1.0',
       capabilities: { poolTypes: ['local'], downloadSchemes: ['http', 'https'], vms: true },
+      downloads: [],
     });
   });
 

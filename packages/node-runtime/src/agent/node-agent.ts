@@ -290,7 +290,7 @@ export class NodeAgent {
 
   /**
    * Checks every assigned pool again and reports those whose state changed since the last
-   * report (status, mount path or reason), with the generation applied. Runs on the re-check
+   * report (status, or where an active pool is mounted), with the generation applied. Runs on the re-check
    * interval; skipped while a push is being reconciled (that reports everything anyway).
    */
   async recheckPools(): Promise<PoolReport[]> {
@@ -733,8 +733,12 @@ function stableJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/**
+ * A change worth reporting: another status, or an active pool found at another path. The words
+ * of a reason may differ between a status check and an activation of the same trouble.
+ */
 function sameReport(a: PoolReport, b: PoolReport): boolean {
-  return a.status === b.status && a.mountPath === b.mountPath && a.reason === b.reason;
+  return a.status === b.status && (a.status !== 'active' || a.mountPath === b.mountPath);
 }
 
 function wholeBytes(value: number | null): number | null {

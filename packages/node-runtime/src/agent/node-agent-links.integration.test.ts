@@ -1,0 +1,256 @@
+/**
+ * The node agent's side of a link that comes and goes: downloads a control plane can lose and
+ * find again (attach to a running one, answer a finished one from its result, report both in
+ * hello), pools checked again between pushes with only changes reported, and messages kept
+ * within the protocol's limits. Everything real: storage-local on real directories, the
+ * images-cloud fetcher against a real HTTP server on loopback (which counts every request).
+ *
+ * Pool roots are under /srv, one of the default allowed pool roots.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  type NodeMessage,
+  PROTOCOL_LIMITS,
+  PROTOCOL_VERSION,
+  type ProtocolPool,
+  parseNodeMessage,
+} from '@quantix/core';
+import { HttpImageFetcher } from '@quantix/images-cloud';
+import { type ImageServer, sha256, startImageServer } from '@quantix/images-cloud/testing';
+import { LocalStorageBackend } from '@quantix/storage-local';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { NodeAgent } from './node-agent.js';
+
+const MiB = 1024 * 1024;
+
+async function until(probe: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!probe()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('NodeAgent across lost links: downloads found again, pools re-checked, limits kept', () => {
+  let root: string;
+  let server: ImageServer;
+  let agent: NodeAgent;
+  let data: Buffer;
+  const sent: NodeMessage[] = [];
+  const send = (message: NodeMessage) => void sent.push(message);
+
+  const pool = (id: string, config: Record<string, unknown>): ProtocolPool => ({
+    id,
+    name: id,
+    type: 'local',
+    config,
+    contentTypes: ['iso', 'images'],
+    shared: false,
+  });
+  let generation = 0;
+  const push = (pools: ProtocolPool[]) =>
+    agent.handle({ v: PROTOCOL_VERSION, type: 'pools.desired', generation: ++generation, pools }, send);
+  let nextId = 0;
+  const request = async (body: Record<string, unknown>) => {
+    const requestId = `r${++nextId}`;
+    await agent.handle({ v: PROTOCOL_VERSION, type: 'request', requestId, request: body }, send);
+    const response = sent.find((m) => m.type === 'response' && m.requestId === requestId);
+    if (response?.type !== 'response') throw new Error(`no response to ${requestId}`);
+    return response;
+  };
+  const download = (imageId: string, relPath = 'cloud/disk.img') => ({
+    op: 'image.download',
+    imageId,
+    poolId: 'images',
+    relPath,
+    sourceUrl: `${server.url}/disk.img`,
+    checksum: { algorithm: 'sha256', value: sha256(data) },
+    checksumUrl: null,
+  });
+  const fileGets = () => server.requestsFor('/disk.img').filter((r) => r.method === 'GET').length;
+
+  beforeAll(async () => {
+    await mkdir('/srv', { recursive: true });
+    root = await mkdtemp('/srv/quantix-agent-links-');
+    server = await startImageServer();
+    data = randomBytes(2 * MiB);
+    server.setFile('/disk.img', data);
+    agent = new NodeAgent({
+      nodeId: 'node-1',
+      backends: [new LocalStorageBackend()],
+      fetchers: [new HttpImageFetcher({ policy: { allowAddresses: ['127.0.0.1'] } })],
+      progressIntervalMs: 50,
+      poolRecheckIntervalMs: 0,
+    });
+    await push([pool('images', { path: join(root, 'images'), create: true })]);
+  });
+
+  afterAll(async () => {
+    await agent?.close();
+    await server?.close();
+    if (root) await rm(root, { recursive: true, force: true });
+  });
+
+  beforeEach(() => {
+    server.reset();
+  });
+
+  it('attaches a second image.download to the one running: one fetch, both answered with its result', async () => {
+    server.behaviour.bytesPerSecond = 2 * MiB; // about a second
+    const first = request(download('img-a'));
+    await until(
+      () => agent.downloadsInHand().some((d) => d.imageId === 'img-a' && (d.bytesDone ?? 0) > 0),
+      'the download to be under way',
+    );
+    // What a node says in its hello when it reconnects now.
+    const hello = agent.hello({ hostname: 'hv-1', agentVersion: 'test' });
+    expect(hello.downloads).toEqual([
+      expect.objectContaining({ imageId: 'img-a', poolId: 'images', relPath: 'cloud/disk.img', state: 'running' }),
+    ]);
+    // A control plane that restarted asks again: the same download answers both.
+    const second = request(download('img-a'));
+    const [a, b] = await Promise.all([first, second]);
+    expect(a.error).toBeUndefined();
+    expect(b.error).toBeUndefined();
+    expect(b.result).toEqual(a.result);
+    expect(a.result).toMatchObject({ sizeBytes: data.length, checksum: { algorithm: 'sha256', value: sha256(data) } });
+    expect(fileGets()).toBe(1);
+    expect(agent.hello({ hostname: 'hv-1', agentVersion: 'test' }).downloads).toEqual([
+      { imageId: 'img-a', poolId: 'images', relPath: 'cloud/disk.img', state: 'done', result: a.result },
+    ]);
+  });
+
+  it('answers a download that finished from its result, without fetching again, until its file is removed', async () => {
+    const again = await request(download('img-a'));
+    expect(again.error).toBeUndefined();
+    expect(again.result).toMatchObject({ sizeBytes: data.length, bytesTransferred: 0 });
+    expect(fileGets()).toBe(0);
+
+    expect((await request({ op: 'image.remove', poolId: 'images', relPath: 'cloud/disk.img' })).error).toBeUndefined();
+    expect(agent.downloadsInHand()).toEqual([]);
+    const fetched = await request(download('img-a'));
+    expect(fetched.result).toMatchObject({ sizeBytes: data.length, bytesTransferred: data.length });
+    expect(fileGets()).toBe(1);
+  });
+
+  it('refuses the same image into another place while it runs (IN_USE)', async () => {
+    server.behaviour.bytesPerSecond = 2 * MiB;
+    const running = request(download('img-b', 'cloud/b.img'));
+    await until(() => agent.downloadsInHand().some((d) => d.imageId === 'img-b'), 'the download to start');
+    const elsewhere = await request(download('img-b', 'cloud/elsewhere.img'));
+    expect(elsewhere.error?.code).toBe('IN_USE');
+    expect((await running).error).toBeUndefined();
+  });
+
+  it('checks its pools again and reports only those that changed', async () => {
+    const here = join(root, 'here');
+    const later = join(root, 'later');
+    await mkdir(here);
+    await push([
+      pool('images', { path: join(root, 'images'), create: true }),
+      pool('here', { path: here }),
+      pool('later', { path: later }),
+    ]);
+    const full = [...sent].reverse().find((m) => m.type === 'pools.state');
+    expect(full?.type === 'pools.state' && full.pools.map((p) => [p.poolId, p.status])).toEqual([
+      ['images', 'active'],
+      ['here', 'active'],
+      ['later', 'unavailable'],
+    ]);
+    const from = sent.length;
+    expect(await agent.recheckPools()).toEqual([]);
+    expect(sent.length).toBe(from); // nothing changed: nothing sent
+
+    await mkdir(later); // the directory (a mount, on NFS) appears: no reconnect needed
+    const appeared = await agent.recheckPools();
+    expect(appeared.map((p) => [p.poolId, p.status])).toEqual([['later', 'active']]);
+    expect(sent.slice(from)).toEqual([
+      { v: PROTOCOL_VERSION, type: 'pools.state', generation, pools: appeared },
+    ]);
+
+    await rm(here, { recursive: true });
+    const vanished = await agent.recheckPools();
+    expect(vanished.map((p) => [p.poolId, p.status])).toEqual([['here', 'unavailable']]);
+    expect(await agent.recheckPools()).toEqual([]);
+  });
+
+  it('checks on its interval without being asked', async () => {
+    const watched = join(root, 'watched');
+    const own: NodeMessage[] = [];
+    const ticking = new NodeAgent({
+      nodeId: 'node-2',
+      backends: [new LocalStorageBackend()],
+      poolRecheckIntervalMs: 100,
+    });
+    try {
+      await ticking.handle(
+        { v: PROTOCOL_VERSION, type: 'pools.desired', generation: 3, pools: [pool('watched', { path: watched })] },
+        (m) => void own.push(m),
+      );
+      expect(own).toHaveLength(1);
+      await mkdir(watched);
+      await until(() => own.length === 2, 'the interval re-check to report');
+      expect(own[1]).toMatchObject({ type: 'pools.state', generation: 3, pools: [{ poolId: 'watched', status: 'active' }] });
+    } finally {
+      await ticking.close();
+    }
+  });
+
+  it('cuts a reason longer than 1 KiB, so that its report is still valid', async () => {
+    const deep = join(root, ...Array.from({ length: 12 }, (_, i) => `${i}-${'d'.repeat(200)}`));
+    await push([pool('deep', { path: deep })]);
+    const state = [...sent].reverse().find((m) => m.type === 'pools.state');
+    const report = state?.type === 'pools.state' ? state.pools[0] : undefined;
+    expect(report?.status).toBe('unavailable');
+    expect(report?.reason?.length).toBeLessThanOrEqual(PROTOCOL_LIMITS.reason);
+    expect(() => parseNodeMessage(JSON.stringify(state))).not.toThrow();
+  });
+
+  it("sends a scan larger than the control plane's frame limit in numbered parts, each within it", async () => {
+    const isoDir = join(root, 'isos');
+    await mkdir(isoDir);
+    const names = Array.from({ length: 40 }, (_, i) => `installer-${String(i).padStart(2, '0')}-${'n'.repeat(120)}.iso`);
+    for (const name of names) await writeFile(join(isoDir, name), 'x');
+    await push([pool('isos', { path: isoDir })]);
+
+    // An older control plane states no limit: one message, as before.
+    await agent.handle(
+      { v: PROTOCOL_VERSION, type: 'welcome', nodeId: 'node-1', serverTime: new Date().toISOString() },
+      send,
+    );
+    let from = sent.length;
+    expect((await request({ op: 'pool.scan', poolId: 'isos', content: 'iso' })).error).toBeUndefined();
+    const whole = sent.slice(from).filter((m) => m.type === 'scan.result');
+    expect(whole).toHaveLength(1);
+    expect(whole[0]).not.toHaveProperty('scanId');
+
+    const limit = 4096;
+    await agent.handle(
+      {
+        v: PROTOCOL_VERSION,
+        type: 'welcome',
+        nodeId: 'node-1',
+        serverTime: new Date().toISOString(),
+        maxMessageBytes: limit,
+      },
+      send,
+    );
+    from = sent.length;
+    expect((await request({ op: 'pool.scan', poolId: 'isos', content: 'iso' })).error).toBeUndefined();
+    const parts = sent.slice(from).filter((m) => m.type === 'scan.result');
+    expect(parts.length).toBeGreaterThan(2);
+    const scanIds = new Set(parts.map((p) => (p.type === 'scan.result' ? p.scanId : undefined)));
+    expect(scanIds.size).toBe(1);
+    expect(parts.map((p) => (p.type === 'scan.result' ? [p.part, p.final] : null))).toEqual(
+      parts.map((_, i) => [i, i === parts.length - 1]),
+    );
+    for (const part of parts) {
+      expect(Buffer.byteLength(JSON.stringify(part))).toBeLessThanOrEqual(limit);
+      expect(() => parseNodeMessage(JSON.stringify(part))).not.toThrow();
+    }
+    const files = parts.flatMap((p) => (p.type === 'scan.result' ? p.files.map((f) => f.relPath) : []));
+    expect(files.sort()).toEqual([...names].sort());
+  });
+});
