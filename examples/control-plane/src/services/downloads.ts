@@ -61,6 +61,7 @@ export class DownloadService {
   private readonly running = new Map<string, string>(); // imageId → nodeId
   private readonly lastProgressWrite = new Map<string, number>();
   private readonly graceTimers = new Map<string, NodeJS.Timeout>();
+  private closed = false;
 
   constructor(private readonly options: DownloadServiceOptions) {
     // The hub awaits these within its share of the database: node traffic stays bounded.
@@ -139,6 +140,7 @@ export class DownloadService {
   }
 
   close(): void {
+    this.closed = true;
     for (const timer of this.graceTimers.values()) clearTimeout(timer);
     this.graceTimers.clear();
   }
@@ -365,7 +367,8 @@ export class DownloadService {
   }
 
   private armGrace(imageId: string): void {
-    if (this.graceTimers.has(imageId)) return;
+    // Closing: the rows stay busy for the next start to reconcile.
+    if (this.closed || this.graceTimers.has(imageId)) return;
     const timer = setTimeout(() => {
       this.graceTimers.delete(imageId);
       if (this.running.has(imageId)) return;

@@ -1,0 +1,808 @@
+/**
+ * The node hub under a node that misbehaves, races or floods: the real control plane (fastify,
+ * @fastify/websocket, the hub) on a real PostgreSQL database, spoken to over real WebSockets.
+ *
+ * The nodes here are raw `ws` clients that speak the protocol frame by frame — a stand-in for
+ * the node daemon, on purpose: only a raw socket can send two hellos at once, a frame after
+ * its hello in the same TCP segment, or 2,000 reports in one write. The real daemon and agent
+ * run in the end-to-end suite (test/node-links.e2e.test.ts).
+ */
+import {
+  type ControlMessage,
+  createQuantix,
+  definePlugin,
+  type ImageCatalog,
+  ImageCatalogToken,
+  NODE_CLOSE_CODES,
+  type NodeRequest,
+  PROTOCOL_LIMITS,
+  PROTOCOL_VERSION,
+  type Quantix,
+} from '@quantix/core';
+import { createTestDatabase, errorCodeOf, type TestDatabase } from '@quantix/core/testing';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket, { WebSocketServer } from 'ws';
+import { type ControlPlane, startControlPlane } from '../control-plane.js';
+import { NodeHub } from './node-hub.js';
+
+const API_TOKEN = 'hub-test-token';
+const silent = pino({ level: 'silent' });
+const CHECKSUM = { algorithm: 'sha256' as const, value: 'c'.repeat(64) };
+
+const testCatalog: ImageCatalog = {
+  name: 'hub-test-catalog',
+  list: async () => [
+    {
+      id: 'tiny-cloud',
+      name: 'Tiny cloud image',
+      description: 'a catalog entry for the hub tests',
+      kind: 'cloud',
+      format: 'qcow2',
+      os: { family: 'linux', distribution: 'tiny', version: '1', arch: 'x86_64', defaultUser: 'tiny', cloudInit: true },
+      requirements: { minCpu: 1, minMemoryMiB: 64, minDiskGiB: 1, firmware: 'any' },
+      sourceUrl: 'http://127.0.0.1:9/tiny.qcow2',
+      checksum: null,
+      checksumUrl: null,
+      checksumAlgorithm: 'sha256',
+      sizeBytes: 1024,
+    },
+  ],
+};
+
+async function until<T>(probe: () => Promise<T> | T, ok: (value: T) => boolean, what: string, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last = await probe();
+  while (!ok(last)) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(last)}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    last = await probe();
+  }
+  return last;
+}
+
+/** A node speaking the protocol frame by frame over a real WebSocket. */
+class RawNode {
+  readonly socket: WebSocket;
+  readonly received: ControlMessage[] = [];
+  closeCode: number | null = null;
+  readonly opened: Promise<void>;
+  readonly closed: Promise<number>;
+  /** When set, every request is answered with what it returns (undefined: left unanswered). */
+  answer: ((request: NodeRequest) => unknown) | undefined;
+
+  constructor(
+    url: string,
+    readonly nodeId: string,
+    token: string,
+  ) {
+    this.socket = new WebSocket(`${url.replace(/^http/, 'ws')}/api/v1/nodes/connect`, {
+      headers: { authorization: `Bearer ${token}`, 'x-quantix-node-id': nodeId },
+    });
+    this.socket.on('error', () => {});
+    this.opened = new Promise((resolve, reject) => {
+      this.socket.once('open', () => resolve());
+      this.socket.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+    });
+    this.closed = new Promise((resolve) =>
+      this.socket.on('close', (code) => {
+        this.closeCode = code;
+        resolve(code);
+      }),
+    );
+    this.socket.on('message', (data) => {
+      const message = JSON.parse(data.toString()) as ControlMessage;
+      this.received.push(message);
+      if (message.type === 'request' && this.answer) {
+        const result = this.answer(message.request);
+        if (result !== undefined) this.send({ v: 1, type: 'response', requestId: message.requestId, result });
+      }
+    });
+  }
+
+  get open(): boolean {
+    return this.socket.readyState === WebSocket.OPEN;
+  }
+
+  send(message: object | string): void {
+    this.socket.send(typeof message === 'string' ? message : JSON.stringify(message));
+  }
+
+  hello(): void {
+    this.send({ v: PROTOCOL_VERSION, type: 'hello', nodeId: this.nodeId, hostname: this.nodeId, agentVersion: 'test' });
+  }
+
+  /** Sends the frames in one write, so that they reach the control plane in one TCP segment. */
+  sendTogether(messages: (object | string)[]): void {
+    const raw = (this.socket as unknown as { _socket: import('node:net').Socket })._socket;
+    raw.cork();
+    for (const message of messages) this.send(message);
+    process.nextTick(() => raw.uncork());
+  }
+
+  async waitFor<T extends ControlMessage['type']>(
+    type: T,
+    predicate: (m: Extract<ControlMessage, { type: T }>) => boolean = () => true,
+  ): Promise<Extract<ControlMessage, { type: T }>> {
+    const found = await until(
+      () => this.received.find((m) => m.type === type && predicate(m as Extract<ControlMessage, { type: T }>)),
+      (m) => m !== undefined,
+      `a ${type} message for ${this.nodeId}`,
+    );
+    return found as Extract<ControlMessage, { type: T }>;
+  }
+}
+
+const report = (poolId: string, status = 'active', mountPath: string | null = `/srv/${poolId}`, reason = null) => ({
+  poolId,
+  status,
+  mountPath,
+  capacityBytes: 1000,
+  availableBytes: 500,
+  reason,
+});
+
+describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSockets)', () => {
+  let testDb: TestDatabase;
+  let quantix: Quantix;
+  let cp: ControlPlane;
+  const sockets: RawNode[] = [];
+
+  const api = async (method: string, path: string, body?: unknown) => {
+    const response = await fetch(`${cp.url}/api/v1${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${API_TOKEN}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      signal: AbortSignal.timeout(10_000),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : null };
+  };
+  const tokens = new Map<string, string>();
+  const addNode = async (id: string, pools: string[] = [], contentTypes = ['images']) => {
+    const created = await api('POST', '/nodes', { id, hostname: id });
+    expect(created.status).toBe(201);
+    tokens.set(id, created.body.token);
+    for (const pool of pools) {
+      await quantix.repositories.pools.create({
+        id: pool,
+        name: pool,
+        type: 'local',
+        config: { path: `/srv/${pool}` },
+        contentTypes: contentTypes as ('iso' | 'images')[],
+        nodeIds: [id],
+      });
+    }
+  };
+  const connect = async (nodeId: string, url = cp.url) => {
+    const node = new RawNode(url, nodeId, tokens.get(nodeId) as string);
+    sockets.push(node);
+    await node.opened;
+    return node;
+  };
+  /** Connected, welcomed, pools pushed and reported active. */
+  const welcomed = async (nodeId: string) => {
+    const node = await connect(nodeId);
+    node.hello();
+    const desired = await node.waitFor('pools.desired');
+    node.send({
+      v: 1,
+      type: 'pools.state',
+      generation: desired.generation,
+      pools: desired.pools.map((p) => report(p.id)),
+    });
+    await until(
+      () => quantix.repositories.pools.listNodeStates({ nodeId }),
+      (states) => states.length === desired.pools.length && states.every((s) => s.status === 'active'),
+      `${nodeId}'s pools to be active`,
+    );
+    return node;
+  };
+  const nodeRow = (id: string) => quantix.repositories.nodes.require(id);
+  const stateOf = async (poolId: string, nodeId: string) =>
+    (await quantix.repositories.pools.getNodeState(poolId, nodeId))?.status;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase('pg');
+    const catalogPlugin = definePlugin({
+      name: 'hub-test-catalog',
+      apiVersion: 1,
+      register: (ctx) => ctx.provide(ImageCatalogToken, { value: testCatalog }),
+    });
+    quantix = await createQuantix({ database: testDb.config, plugins: [catalogPlugin], logger: silent });
+    cp = await startControlPlane({ quantix, apiToken: API_TOKEN, resumeGraceMs: 60_000 });
+  });
+
+  afterAll(async () => {
+    for (const node of sockets) node.socket.terminate();
+    await cp?.close();
+    await quantix?.close();
+    await testDb?.dispose();
+  });
+
+  it('probes: a wrong token, a first message not hello, malformed JSON, an unknown type, another version, a frame over 1 MiB — the hub answers or closes, and stays up', async () => {
+    await addNode('probe-2');
+    await expect(new RawNode(cp.url, 'probe-2', 'wrong-token').opened).rejects.toThrow('401');
+    const notHello = await connect('probe-2');
+    notHello.send({
+      v: 1,
+      type: 'image.progress',
+      imageId: 'i',
+      bytesDone: 1,
+      bytesTotal: 2,
+      bytesPerSecond: null,
+      etaSeconds: null,
+    });
+    expect(await notHello.closed).toBe(NODE_CLOSE_CODES.helloRequired);
+    const impostor = await connect('probe-2');
+    impostor.send({ v: 1, type: 'hello', nodeId: 'someone-else', hostname: 'x', agentVersion: 'test' });
+    expect(await impostor.closed).toBe(NODE_CLOSE_CODES.helloRequired);
+
+    const node = await connect('probe-2');
+    node.hello();
+    await node.waitFor('welcome', (m) => m.maxMessageBytes === PROTOCOL_LIMITS.maxNodeMessageBytes);
+    node.send('{this is not json');
+    node.send({ v: 1, type: 'explode', now: true });
+    const errors = await until(
+      () => node.received.filter((m) => m.type === 'error'),
+      (e) => e.length === 2,
+      'two error replies',
+    );
+    expect(errors.map((e) => (e.type === 'error' ? e.error.code : null))).toEqual([
+      'PROTOCOL_INVALID_MESSAGE',
+      'PROTOCOL_INVALID_MESSAGE',
+    ]);
+    expect(node.open).toBe(true);
+    expect(cp.hub.isConnected('probe-2')).toBe(true);
+
+    node.send('x'.repeat(PROTOCOL_LIMITS.maxNodeMessageBytes + 1));
+    expect(await node.closed).toBe(1009);
+    const again = await connect('probe-2');
+    again.send({ v: 2, type: 'hello' });
+    expect(await again.closed).toBe(NODE_CLOSE_CODES.protocolVersion);
+    expect((await api('GET', '/healthz')).status).toBe(200);
+  });
+
+  it('refuses a pool state whose reason is over 1 KiB, or whose generation was never pushed: nothing of it is stored', async () => {
+    await addNode('probe-3', ['probe-3-pool']);
+    const node = await welcomed('probe-3');
+    const { generation } = await node.waitFor('pools.desired');
+    const before = (await quantix.repositories.pools.getNodeState('probe-3-pool', 'probe-3'))?.updatedAt;
+    node.send({
+      v: 1,
+      type: 'pools.state',
+      generation,
+      pools: [{ ...report('probe-3-pool', 'error'), reason: 'r'.repeat(60 * 1024) }],
+    });
+    node.send({ v: 1, type: 'pools.state', generation: generation + 1000, pools: [report('probe-3-pool', 'error')] });
+    const errors = await until(
+      () => node.received.filter((m) => m.type === 'error'),
+      (e) => e.length === 2,
+      'both reports refused',
+    );
+    expect(errors.map((e) => (e.type === 'error' ? e.error.message : ''))).toEqual([
+      expect.stringContaining('reason'),
+      expect.stringContaining('newer than the current'),
+    ]);
+    const state = await quantix.repositories.pools.getNodeState('probe-3-pool', 'probe-3');
+    expect(state).toMatchObject({ status: 'active', lastError: null });
+    expect(state?.updatedAt).toEqual(before);
+    expect(node.open).toBe(true);
+  });
+
+  it('two sockets of one node racing: exactly one live link, which gets the requests; the others are closed', async () => {
+    await addNode('race-1');
+    const first = await welcomed('race-1');
+    const [b, c] = await Promise.all([connect('race-1'), connect('race-1')]);
+    b.hello();
+    c.hello();
+    const all = [first, b, c];
+    await until(
+      () => all.filter((s) => s.open).length,
+      (open) => open === 1 && cp.hub.isConnected('race-1'),
+      'one socket left open',
+    );
+    const live = all.find((s) => s.open) as RawNode;
+    expect(live).not.toBe(first);
+    await live.waitFor('welcome');
+    for (const other of all.filter((s) => s !== live)) expect(await other.closed).toBe(NODE_CLOSE_CODES.replaced);
+    live.answer = (request) => (request.op === 'file.stat' ? { exists: true, sizeBytes: 7 } : undefined);
+    await expect(
+      cp.hub.request('race-1', { op: 'file.stat', poolId: 'p', relPath: 'x' }, { timeoutMs: 5000 }),
+    ).resolves.toEqual({ exists: true, sizeBytes: 7 });
+    expect(cp.hub.connectedNodeIds().filter((id) => id === 'race-1')).toHaveLength(1);
+    expect((await nodeRow('race-1')).connectionState).toBe('connected');
+  });
+
+  it('a close during the welcome is recorded: the node ends disconnected, its pools unknown, no live link', async () => {
+    await addNode('close-1', ['close-1-pool']);
+    await (await welcomed('close-1')).socket.close();
+    await until(
+      () => stateOf('close-1-pool', 'close-1'),
+      (s) => s === 'unknown',
+      'the first disconnect',
+    );
+    // Report the pool active again, as a node would have before, so that the change to unknown shows.
+    await quantix.repositories.pools.setNodeState({
+      poolId: 'close-1-pool',
+      nodeId: 'close-1',
+      status: 'active',
+      mountPath: '/srv/close-1-pool',
+      syncedGeneration: 1,
+    });
+
+    // Hold the node's row: the welcome's write waits on it, so the close lands mid-welcome.
+    const trx = await quantix.database.knex.transaction();
+    try {
+      await trx.raw('select id from nodes where id = ? for update', ['close-1']);
+      const clientsBefore = cp.app.websocketServer.clients.size;
+      const node = await connect('close-1');
+      node.hello();
+      await until(
+        async () =>
+          (
+            await quantix.database.knex.raw(
+              "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'",
+            )
+          ).rows[0].n as number,
+        (n) => n >= 1,
+        'the welcome to wait on the row',
+      );
+      node.socket.close();
+      await node.closed;
+      await until(
+        () => cp.app.websocketServer.clients.size,
+        (n) => n === clientsBefore,
+        'the server to see the close',
+      );
+    } finally {
+      await trx.commit();
+    }
+    await until(
+      async () => [(await nodeRow('close-1')).connectionState, await stateOf('close-1-pool', 'close-1')],
+      ([connection, pool]) => connection === 'disconnected' && pool === 'unknown',
+      'the close to be recorded after the welcome',
+    );
+    expect(cp.hub.isConnected('close-1')).toBe(false);
+    expect(await errorCodeOf(cp.hub.request('close-1', { op: 'vm.state', name: 'x' }))).toBe('NODE_NOT_CONNECTED');
+  });
+
+  it('a message straight after hello waits for the welcome instead of closing the socket', async () => {
+    await addNode('eager-1', ['eager-1-pool']);
+    const generation = await quantix.repositories.pools.currentGeneration();
+    const node = await connect('eager-1');
+    node.sendTogether([
+      { v: 1, type: 'hello', nodeId: 'eager-1', hostname: 'eager-1', agentVersion: 'test' },
+      {
+        v: 1,
+        type: 'image.progress',
+        imageId: 'nothing',
+        bytesDone: 1,
+        bytesTotal: 10,
+        bytesPerSecond: null,
+        etaSeconds: null,
+      },
+      { v: 1, type: 'pools.state', generation, pools: [report('eager-1-pool', 'active', '/srv/eager-first')] },
+    ]);
+    await node.waitFor('pools.desired');
+    await until(
+      () => quantix.repositories.pools.getNodeState('eager-1-pool', 'eager-1'),
+      (s) => s?.mountPath === '/srv/eager-first',
+      'the report sent with the hello to be stored',
+    );
+    expect(node.open).toBe(true);
+    expect(node.received.some((m) => m.type === 'error')).toBe(false);
+    expect(cp.hub.isConnected('eager-1')).toBe(true);
+  });
+
+  it("a disconnected node's pool states become unknown, and its next report brings them back", async () => {
+    await addNode('gone-1', ['gone-1-a', 'gone-1-b']);
+    const node = await welcomed('gone-1');
+    node.socket.terminate();
+    const states = await until(
+      () => quantix.repositories.pools.listNodeStates({ nodeId: 'gone-1' }),
+      (s) => s.every((x) => x.status === 'unknown'),
+      'pool states to be unknown',
+    );
+    expect(states[0]?.lastError).toMatch(/gone-1 is not connected/);
+    expect(states[0]?.mountPath).toBe('/srv/gone-1-a');
+    expect((await nodeRow('gone-1')).connectionState).toBe('disconnected');
+    await welcomed('gone-1');
+    expect(await stateOf('gone-1-a', 'gone-1')).toBe('active');
+  });
+
+  it('100 reconnect cycles leave exactly one live link, and every request is answered or fails at once', async () => {
+    await addNode('cycle-1', ['cycle-1-pool']);
+    const outcomes: { ok: boolean; code: string | null; ms: number }[] = [];
+    const inFlight: Promise<void>[] = [];
+    const ask = () => {
+      const started = Date.now();
+      inFlight.push(
+        cp.hub.request('cycle-1', { op: 'file.stat', poolId: 'cycle-1-pool', relPath: 'x' }, { timeoutMs: 5000 }).then(
+          () => void outcomes.push({ ok: true, code: null, ms: Date.now() - started }),
+          (error) => void outcomes.push({ ok: false, code: error.code, ms: Date.now() - started }),
+        ),
+      );
+    };
+    const cycleSockets: RawNode[] = [];
+    const open = async (cycle: number) => {
+      const node = await connect('cycle-1');
+      cycleSockets.push(node);
+      // Every other request is answered; the rest are cut off by the close of their link.
+      let count = 0;
+      node.answer = (request) =>
+        request.op === 'file.stat' && count++ % 2 === 0 ? { exists: true, sizeBytes: cycle } : undefined;
+      return node;
+    };
+    const live = () => cycleSockets.filter((s) => s.open);
+    for (let cycle = 0; cycle < 100; cycle++) {
+      const before = live();
+      if (cycle % 5 === 2) {
+        // Two sockets of the node say hello at once, while a third may still be open.
+        const [a, b] = await Promise.all([open(cycle), open(cycle)]);
+        a.hello();
+        b.hello();
+      } else {
+        const node = await open(cycle);
+        node.hello();
+        if (cycle % 4 === 1) {
+          node.socket.terminate(); // gone during its welcome
+          ask(); // sent while the node may be half there: it must not wait for its timeout
+          await until(
+            () => cp.hub.isConnected('cycle-1'),
+            (c) => !c,
+            'a link closed in its welcome to never be live',
+          );
+          continue;
+        }
+        // Now and then the node drops its old socket itself; else the hub must close it (replaced).
+        if (cycle % 3 !== 0) for (const old of before) old.socket.terminate();
+      }
+      await until(
+        () => live().length,
+        (n) => n === 1 && cp.hub.isConnected('cycle-1'),
+        `cycle ${cycle} to end with one live link`,
+      );
+      // The last link stays up and answers only every other request: nothing to ask it here.
+      if (cycle < 99) for (let i = 0; i < 4; i++) ask();
+    }
+    await Promise.all(inFlight);
+    const [last] = live();
+    expect(live()).toHaveLength(1);
+    (last as RawNode).answer = (request) => (request.op === 'file.stat' ? { exists: true, sizeBytes: 100 } : undefined);
+    await expect(
+      cp.hub.request('cycle-1', { op: 'file.stat', poolId: 'cycle-1-pool', relPath: 'x' }, { timeoutMs: 5000 }),
+    ).resolves.toEqual({ exists: true, sizeBytes: 100 });
+    expect(cp.hub.connectedNodeIds().filter((id) => id === 'cycle-1')).toHaveLength(1);
+    await until(
+      async () => (await nodeRow('cycle-1')).connectionState,
+      (s) => s === 'connected',
+      'connected in the db',
+    );
+    const answered = outcomes.filter((o) => o.ok).length;
+    const failed = outcomes.filter((o) => !o.ok);
+    const slowest = Math.max(0, ...outcomes.map((o) => o.ms));
+    console.log(
+      `100 reconnect cycles (${cycleSockets.length} sockets): ${outcomes.length} requests, ${answered} answered, ` +
+        `${failed.length} failed (${[...new Set(failed.map((f) => f.code))].join(', ')}); slowest settled in ${slowest} ms; ` +
+        `live links at the end: ${live().length}; requests pending: ${cp.hub.pendingRequests}`,
+    );
+    expect(answered).toBeGreaterThan(0);
+    expect(failed.every((f) => f.code === 'NODE_NOT_CONNECTED')).toBe(true); // none waited for its timeout
+    expect(cp.hub.pendingRequests).toBe(0);
+  });
+
+  it('merges a burst of pool reports: a few writes, not one per message, and the newest wins', async () => {
+    await addNode('burst-1', ['burst-1-pool']);
+    const node = await welcomed('burst-1');
+    const { generation } = await node.waitFor('pools.desired');
+    let writes = 0;
+    const count = (e: { nodeId: string }) => {
+      if (e.nodeId === 'burst-1') writes++;
+    };
+    quantix.events.on('pool.state', count);
+    try {
+      const burst = Array.from({ length: 2000 }, (_, i) =>
+        i === 1999
+          ? { v: 1, type: 'pools.state', generation, pools: [report('burst-1-pool', 'active', '/srv/burst-final')] }
+          : {
+              v: 1,
+              type: 'pools.state',
+              generation,
+              pools: [report('burst-1-pool', i % 2 ? 'active' : 'unavailable')],
+            },
+      );
+      node.sendTogether(burst);
+      await until(
+        () => quantix.repositories.pools.getNodeState('burst-1-pool', 'burst-1'),
+        (s) => s?.mountPath === '/srv/burst-final',
+        'the last report of the burst to be stored',
+      );
+    } finally {
+      quantix.events.off('pool.state', count);
+    }
+    console.log(`2000 pool reports in one burst → ${writes} pool-state writes`);
+    expect(writes).toBeLessThan(100);
+    expect(node.open).toBe(true);
+  });
+
+  it('node traffic never takes every database connection: with node writes blocked, the API still answers', async () => {
+    const ids = ['db-1', 'db-2', 'db-3', 'db-4'];
+    const nodes: RawNode[] = [];
+    for (const id of ids) {
+      await addNode(id, [`${id}-pool`]);
+      nodes.push(await welcomed(id));
+    }
+    const generation = await quantix.repositories.pools.currentGeneration();
+    const trx = await quantix.database.knex.transaction();
+    let waiting = 0;
+    try {
+      await trx.raw('lock table pool_node_states in access exclusive mode');
+      // 4 nodes × 5 reports of 2 statuses, sent as fast as the sockets go: each waits on the lock.
+      for (const [n, node] of nodes.entries()) {
+        node.sendTogether(
+          Array.from({ length: 5 }, (_, i) => ({
+            v: 1,
+            type: 'pools.state',
+            generation,
+            pools: [report(`${ids[n]}-pool`, 'active', `/srv/locked-${i}`)],
+          })),
+        );
+        node.send({ v: 1, type: 'scan.result', poolId: `${ids[n]}-pool`, content: 'images', files: [] });
+        node.send({ v: 1, type: 'pools.state', generation, pools: [report(`${ids[n]}-pool`, 'active', '/srv/after')] });
+      }
+      waiting = await until(
+        async () =>
+          (
+            await quantix.database.knex.raw(
+              "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'",
+            )
+          ).rows[0].n as number,
+        (n) => n >= 1,
+        'node writes to wait on the lock',
+      );
+      const started = Date.now();
+      const health = await api('GET', '/healthz');
+      const healthMs = Date.now() - started;
+      const nodesList = await api('GET', '/nodes');
+      expect(health.status).toBe(200);
+      expect(nodesList.status).toBe(200);
+      waiting = (
+        await quantix.database.knex.raw(
+          "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'",
+        )
+      ).rows[0].n as number;
+      console.log(
+        `node writes blocked: ${waiting} database connections held by node traffic; /healthz answered in ${healthMs} ms`,
+      );
+      expect(waiting).toBeLessThanOrEqual(2);
+    } finally {
+      await trx.commit();
+    }
+    for (const id of ids) {
+      await until(
+        () => quantix.repositories.pools.getNodeState(`${id}-pool`, id),
+        (s) => s?.mountPath === '/srv/after',
+        `${id}'s last report once the lock is gone`,
+      );
+    }
+  });
+
+  it('ingests a scan sent in parts once its final part arrives, and refuses parts out of order', async () => {
+    await addNode('parts-1', ['parts-1-pool'], ['iso']);
+    const node = await welcomed('parts-1');
+    const file = (name: string) => ({
+      relPath: name,
+      kind: 'iso',
+      format: 'iso',
+      sizeBytes: 10,
+      modifiedAt: '2026-01-01T00:00:00.000Z',
+    });
+    const part = (scanId: string, n: number, files: object[], final = false) => ({
+      v: 1,
+      type: 'scan.result',
+      poolId: 'parts-1-pool',
+      content: 'iso',
+      files,
+      scanId,
+      part: n,
+      final,
+    });
+    node.send(part('bad', 1, [file('x.iso')]));
+    await node.waitFor('error', (m) => m.error.message.includes('starts at part 1'));
+    node.send(part('s1', 0, [file('a.iso'), file('b.iso')]));
+    node.send(part('s1', 1, [file('c.iso')]));
+    const listed = () => quantix.repositories.images.list({ poolId: 'parts-1-pool' });
+    node.send(part('s1', 2, [file('d.iso')], true));
+    const images = await until(listed, (i) => i.length === 4, 'the four files of the scan');
+    expect(images.map((i) => i.location?.relPath).sort()).toEqual(['a.iso', 'b.iso', 'c.iso', 'd.iso']);
+    // A whole scan without d.iso: d.iso becomes missing (the parts made one set).
+    node.send({
+      v: 1,
+      type: 'scan.result',
+      poolId: 'parts-1-pool',
+      content: 'iso',
+      files: ['a.iso', 'b.iso', 'c.iso'].map(file),
+    });
+    await until(listed, (i) => i.find((x) => x.location?.relPath === 'd.iso')?.phase === 'missing', 'd.iso missing');
+  });
+
+  it('after a pool change, the node scans only the ISO pool that changed', async () => {
+    await addNode('scan-1', ['scan-1-a', 'scan-1-b'], ['iso']);
+    const node = await connect('scan-1');
+    const scans: string[] = [];
+    node.answer = (request) => {
+      if (request.op !== 'pool.scan') return undefined;
+      scans.push(request.poolId);
+      return { poolId: request.poolId, content: 'iso', files: 0, skipped: 0 };
+    };
+    node.hello();
+    const reportAll = async (after: number) => {
+      const desired = await node.waitFor('pools.desired', (m) => m.generation > after);
+      node.send({
+        v: 1,
+        type: 'pools.state',
+        generation: desired.generation,
+        pools: desired.pools.map((p) => report(p.id)),
+      });
+      return desired.generation;
+    };
+    let generation = await reportAll(-1);
+    await until(
+      () => [...scans].sort(),
+      (s) => s.join() === 'scan-1-a,scan-1-b',
+      'both pools scanned on connect',
+    );
+
+    scans.length = 0;
+    const added = await api('POST', '/pools', {
+      id: 'scan-1-c',
+      name: 'scan-1-c',
+      type: 'local',
+      config: { path: '/srv/scan-1-c' },
+      contentTypes: ['iso'],
+      nodeIds: ['scan-1'],
+    });
+    expect(added.status).toBe(201);
+    generation = await reportAll(generation);
+    await until(
+      () => scans,
+      (s) => s.length >= 1,
+      'the new pool to be scanned',
+    );
+    const renamed = await api('PATCH', '/pools/scan-1-a', { name: 'scan-1-a renamed' });
+    expect(renamed.status).toBe(200);
+    generation = await reportAll(generation);
+    await until(
+      () => scans,
+      (s) => s.length >= 2,
+      'the changed pool to be scanned',
+    );
+    // Reported again with nothing changed: no scan at all.
+    node.send({
+      v: 1,
+      type: 'pools.state',
+      generation,
+      pools: ['scan-1-a', 'scan-1-b', 'scan-1-c'].map((p) => report(p)),
+    });
+    await until(
+      () => quantix.repositories.pools.getNodeState('scan-1-c', 'scan-1'),
+      (s) => s?.syncedGeneration === generation,
+      'the last report stored',
+    );
+    expect(scans).toEqual(['scan-1-c', 'scan-1-a']);
+  });
+
+  it('a restarted control plane adopts a download the node kept running, and applies one it finished — even over an error', async () => {
+    await addNode('dl-1', ['dl-1-pool']);
+    const node = await welcomed('dl-1');
+    node.received.length = 0;
+    const started = await api('POST', '/images/download', { catalogId: 'tiny-cloud', poolId: 'dl-1-pool' });
+    expect(started.status).toBe(202);
+    const imageId = started.body.id as string;
+    const first = await node.waitFor('request', (m) => m.request.op === 'image.download');
+
+    // Another control plane on the same database, as after a restart; the node redials it.
+    const second = await startControlPlane({ quantix, apiToken: API_TOKEN, resumeGraceMs: 60_000 });
+    try {
+      await cp.close();
+      const again = new RawNode(second.url, 'dl-1', tokens.get('dl-1') as string);
+      sockets.push(again);
+      await again.opened;
+      const result = { sizeBytes: 1024, checksum: CHECKSUM, format: 'qcow2', virtualSizeBytes: 1 << 30 };
+      again.answer = (request) => (request.op === 'image.download' ? result : undefined);
+      again.send({
+        v: 1,
+        type: 'hello',
+        nodeId: 'dl-1',
+        hostname: 'dl-1',
+        agentVersion: 'test',
+        downloads: [{ imageId, poolId: 'dl-1-pool', relPath: 'cloud/tiny.qcow2', state: 'running', bytesDone: 512 }],
+      });
+      // The answer to the first control plane's request reaches this one: it matches nothing here.
+      again.send({ v: 1, type: 'response', requestId: first.requestId, result });
+      const adopted = await again.waitFor('request', (m) => m.request.op === 'image.download');
+      expect(adopted.request).toMatchObject({ imageId });
+      const ready = await until(
+        () => quantix.repositories.images.require(imageId),
+        (i) => i.phase === 'ready',
+        'the adopted download to be ready',
+      );
+      expect(ready).toMatchObject({ sizeBytes: 1024, checksum: CHECKSUM, virtualSizeBytes: 1 << 30 });
+
+      // A download marked failed while the node was away, which the node finished meanwhile.
+      const failed = await quantix.repositories.images.create({
+        name: 'finished while away',
+        kind: 'cloud',
+        location: { poolId: 'dl-1-pool', relPath: 'cloud/away.qcow2' },
+      });
+      await quantix.repositories.images.update(failed.id, { phase: 'downloading' });
+      await quantix.repositories.images.update(failed.id, {
+        phase: 'error',
+        error: { code: 'DOWNLOAD_INTERRUPTED', message: 'no node came back in time', retryable: true },
+      });
+      again.socket.close();
+      await again.closed;
+      const back = new RawNode(second.url, 'dl-1', tokens.get('dl-1') as string);
+      sockets.push(back);
+      await back.opened;
+      back.send({
+        v: 1,
+        type: 'hello',
+        nodeId: 'dl-1',
+        hostname: 'dl-1',
+        agentVersion: 'test',
+        downloads: [{ imageId: failed.id, poolId: 'dl-1-pool', relPath: 'cloud/away.qcow2', state: 'done', result }],
+      });
+      const applied = await until(
+        () => quantix.repositories.images.require(failed.id),
+        (i) => i.phase === 'ready',
+        'the finished download to be applied',
+      );
+      expect(applied).toMatchObject({ error: null, sizeBytes: 1024, checksum: CHECKSUM });
+    } finally {
+      cp = second; // afterAll closes the one still running
+    }
+  });
+
+  it('tells a node that floods past its queue NODE_BUSY and disconnects it (4008); the hub stays up', async () => {
+    // A hub of its own with a tiny queue that never pauses reading, behind a plain ws server.
+    const hub = new NodeHub({
+      repositories: quantix.repositories,
+      events: quantix.events,
+      logger: silent,
+      queueLimits: { pauseAt: 1_000_000, resumeAt: 0, maxMessages: 20, maxBytes: 1024 * 1024 },
+    });
+    const server = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: PROTOCOL_LIMITS.maxNodeMessageBytes });
+    server.on('connection', (socket, request) => hub.attach(String(request.headers['x-quantix-node-id']), socket));
+    await new Promise((resolve) => server.once('listening', resolve));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    try {
+      await addNode('flood-1');
+      const flooder = new RawNode(url, 'flood-1', 'unused');
+      await flooder.opened;
+      flooder.sendTogether([
+        { v: 1, type: 'hello', nodeId: 'flood-1', hostname: 'flood-1', agentVersion: 'test' },
+        ...Array.from({ length: 200 }, (_, i) => ({ v: 1, type: 'response', requestId: `nobody-${i}`, result: i })),
+      ]);
+      expect(await flooder.closed).toBe(NODE_CLOSE_CODES.busy);
+      expect(flooder.received.find((m) => m.type === 'error')).toMatchObject({ error: { code: 'NODE_BUSY' } });
+      const calm = new RawNode(url, 'flood-1', 'unused');
+      await calm.opened;
+      calm.hello();
+      await calm.waitFor('welcome');
+      await until(
+        () => hub.isConnected('flood-1'),
+        (c) => c,
+        'the calm node to connect',
+      );
+      calm.socket.close();
+    } finally {
+      await hub.close();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
