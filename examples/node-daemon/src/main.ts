@@ -21,6 +21,11 @@ const program = new Command('quantix-node')
   .addOption(new Option('--libvirt <uri>', 'libvirt URI, or "none"').default('qemu:///system'))
   .addOption(new Option('--allow-source <address...>', 'private/loopback addresses downloads may come from (mirrors)'))
   .addOption(new Option('--mount-table <file>', 'read this file instead of /proc/self/mountinfo'))
+  .addOption(
+    new Option('--pool-recheck-interval <seconds>', 'check every pool again this often, reporting changes (0: never)')
+      .env('QUANTIX_POOL_RECHECK_SECONDS')
+      .default('30'),
+  )
   .addOption(new Option('--log-level <level>').default(process.env.QUANTIX_LOG_LEVEL ?? 'info'));
 
 program.action(
@@ -33,8 +38,13 @@ program.action(
     libvirt: string;
     allowSource?: string[];
     mountTable?: string;
+    poolRecheckInterval: string;
     logLevel: string;
   }) => {
+    const recheckSeconds = Number(o.poolRecheckInterval);
+    if (!Number.isFinite(recheckSeconds) || recheckSeconds < 0) {
+      throw new Error(`--pool-recheck-interval must be a number of seconds, not ${o.poolRecheckInterval}`);
+    }
     const logger = createLogger({ name: 'quantix-node', level: o.logLevel });
     if (o.token && program.getOptionValueSource('token') === 'cli') {
       logger.warn(
@@ -51,6 +61,7 @@ program.action(
       libvirtUri: o.libvirt === 'none' ? null : o.libvirt,
       ...(o.allowSource ? { allowSourceAddresses: o.allowSource } : {}),
       ...(o.mountTable ? { mountTablePath: o.mountTable } : {}),
+      poolRecheckIntervalMs: recheckSeconds * 1000,
       logger,
     });
     if (daemon.hypervisorProblem) logger.warn(`no VMs on this node: ${daemon.hypervisorProblem}`);
