@@ -2,7 +2,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fastifySwagger from '@fastify/swagger';
 import fastifyWebsocket from '@fastify/websocket';
-import { CatalogRegistry, ErrorCode, ImageCatalogToken, PROTOCOL_LIMITS, type Quantix, QuantixError } from '@quantix/core';
+import {
+  CatalogRegistry,
+  ErrorCode,
+  ImageCatalogToken,
+  PROTOCOL_LIMITS,
+  type Quantix,
+  QuantixError,
+} from '@quantix/core';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { findNul, handleClientError, handleError } from './http/errors.js';

@@ -166,9 +166,7 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
     await mkdir(later); // the directory (a mount, on NFS) appears: no reconnect needed
     const appeared = await agent.recheckPools();
     expect(appeared.map((p) => [p.poolId, p.status])).toEqual([['later', 'active']]);
-    expect(sent.slice(from)).toEqual([
-      { v: PROTOCOL_VERSION, type: 'pools.state', generation, pools: appeared },
-    ]);
+    expect(sent.slice(from)).toEqual([{ v: PROTOCOL_VERSION, type: 'pools.state', generation, pools: appeared }]);
 
     await rm(here, { recursive: true });
     const vanished = await agent.recheckPools();
@@ -192,7 +190,11 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
       expect(own).toHaveLength(1);
       await mkdir(watched);
       await until(() => own.length === 2, 'the interval re-check to report');
-      expect(own[1]).toMatchObject({ type: 'pools.state', generation: 3, pools: [{ poolId: 'watched', status: 'active' }] });
+      expect(own[1]).toMatchObject({
+        type: 'pools.state',
+        generation: 3,
+        pools: [{ poolId: 'watched', status: 'active' }],
+      });
     } finally {
       await ticking.close();
     }
@@ -211,7 +213,10 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
   it("sends a scan larger than the control plane's frame limit in numbered parts, each within it", async () => {
     const isoDir = join(root, 'isos');
     await mkdir(isoDir);
-    const names = Array.from({ length: 40 }, (_, i) => `installer-${String(i).padStart(2, '0')}-${'n'.repeat(120)}.iso`);
+    const names = Array.from(
+      { length: 40 },
+      (_, i) => `installer-${String(i).padStart(2, '0')}-${'n'.repeat(120)}.iso`,
+    );
     for (const name of names) await writeFile(join(isoDir, name), 'x');
     await push([pool('isos', { path: isoDir })]);
 

@@ -10,6 +10,8 @@ const STATUS_TONE: Record<PoolState['status'], Tone> = {
   inactive: 'idle',
   unavailable: 'warn',
   error: 'bad',
+  // The node is not connected: what it said last may no longer hold.
+  unknown: 'idle',
 };
 
 /** One node's report on one pool: state (and why, when not active), mount path, capacity, last check. */
