@@ -477,15 +477,13 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     await system.disconnectNode();
     await page.getByText('Node hv-ui is not connected.').waitFor({ timeout: 10_000 });
     await page.getByRole('status').filter({ hasText: '0 nodes connected' }).waitFor({ timeout: 10_000 });
-    await page.getByRole('button', { name: 'Create VM' }).click();
-    const node = page.getByLabel('Node', { exact: true });
-    expect(
-      await until(
-        () => description(node),
-        (d) => d !== '',
-        'node error',
-      ),
-    ).toBe('Node hv-ui is not connected; start its node daemon and retry');
+    // While the node is away its pool states are unknown: the image is no longer a choice on it,
+    // so the wizard offers nothing to create instead of an error after the click.
+    await until(
+      () => page.getByRole('button', { name: 'Create VM' }).isDisabled(),
+      (disabled) => disabled,
+      'Create VM to be disabled',
+    );
     await screenshot(page, 'wizard-node-disconnected');
 
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Nodes' }).click();
