@@ -14,7 +14,7 @@
  *
  * Pool roots are under /srv, one of the default allowed pool roots.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
@@ -27,47 +27,12 @@ import { type ImageServer, makeQcow2, sha256Sums, startImageServer } from '@quan
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { waitFor } from './harness.js';
+import { freePort, type Proc, QUANTIX, QUANTIX_NODE, startProcess, stopProcess } from './processes.js';
 
 const run = promisify(execFile);
 const repoRoot = join(import.meta.dirname, '../../..');
-const QUANTIX = join(repoRoot, 'examples/control-plane/bin/quantix.js');
-const QUANTIX_NODE = join(repoRoot, 'examples/node-daemon/bin/quantix-node.js');
 const FLOOD_NODE = join(import.meta.dirname, 'node-links/flood-node.ts');
 const API_TOKEN = 'links-e2e-api-token';
-
-interface Proc {
-  child: ChildProcess;
-  output: string[];
-}
-
-function startProcess(args: string[], env: Record<string, string> = {}): Proc {
-  const child = spawn(process.execPath, args, {
-    env: { ...process.env, QUANTIX_LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const output: string[] = [];
-  child.stdout?.on('data', (d) => output.push(String(d)));
-  child.stderr?.on('data', (d) => output.push(String(d)));
-  return { child, output };
-}
-
-async function stopProcess(proc: Proc | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (!proc || proc.child.exitCode !== null || proc.child.signalCode !== null) return;
-  const exited = once(proc.child, 'exit');
-  proc.child.kill(signal);
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-  if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGKILL');
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
 
 async function rssMiB(pid: number | undefined): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
@@ -199,8 +164,6 @@ describe('control plane ⇄ node link under faults (real processes)', { timeout:
         url,
         '--node-id',
         nodeId,
-        '--token',
-        tokens[nodeId] as string,
         '--libvirt',
         'none',
         '--allow-source',
@@ -210,7 +173,7 @@ describe('control plane ⇄ node link under faults (real processes)', { timeout:
         '--pool-recheck-interval',
         '1',
       ],
-      {},
+      { QUANTIX_NODE_TOKEN: tokens[nodeId] as string },
     );
   }
 
