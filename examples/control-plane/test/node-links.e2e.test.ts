@@ -421,16 +421,10 @@ describe('control plane ⇄ node link under faults (real processes)', { timeout:
     const started = Date.now();
     for (const nodeId of ['flood-a', 'flood-b']) {
       flooders.push(
-        startProcess([
-          '--import',
-          'tsx',
-          FLOOD_NODE,
-          cpUrl,
-          nodeId,
-          tokens[nodeId] as string,
-          `${nodeId}-pool`,
-          '6000',
-        ]),
+        startProcess(
+          ['--import', 'tsx', FLOOD_NODE, cpUrl, nodeId, tokens[nodeId] as string, `${nodeId}-pool`, '6000'],
+          {},
+        ),
       );
     }
     let rssPeak = rssBefore;
