@@ -301,6 +301,8 @@ export class NodeHub {
   /** Works through the link's queue, one message at a time, in order. */
   private async drain(link: NodeLink): Promise<void> {
     for (let message = link.queue.shift(); message; message = link.queue.shift()) {
+      // Its pongs wait unread while reading is paused; its messages show it is there.
+      link.alive = true;
       if (link.paused && link.queue.length <= link.queue.limits.resumeAt) {
         link.paused = false;
         link.socket.resume();
