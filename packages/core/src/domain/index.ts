@@ -3,6 +3,7 @@ export * from './image.js';
 export * from './node.js';
 export * from './paths.js';
 export * from './pool.js';
+export * from './pool-roots.js';
 export {
   hasUnsafeNameCharacter,
   parseOrThrow,
