@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, isQuantixError, type QuantixError } from '../errors.js';
-import { checkPoolRoot, createPoolRootPolicy, DEFAULT_POOL_ROOTS, isNormalizedAbsolutePath } from './pool-roots.js';
+import {
+  checkPoolRoot,
+  checkPoolRootShape,
+  createPoolRootPolicy,
+  DEFAULT_POOL_ROOTS,
+  isNormalizedAbsolutePath,
+} from './pool-roots.js';
 
 function refusal(fn: () => unknown): QuantixError | undefined {
   try {
@@ -87,5 +93,12 @@ describe('pool root policy', () => {
     expect(['', 'a', '/a/', '//a', '/a/./b', '/a/../b', '/a\0b', '/a\u202eb'].some(isNormalizedAbsolutePath)).toBe(
       false,
     );
+  });
+
+  it('checks the shape alone where there is no policy: absolute and normalized', () => {
+    expect(checkPoolRootShape('/anywhere/at/all')).toBe('/anywhere/at/all');
+    for (const path of ['relative/dir', '/a/../b', '/a/']) {
+      expect(refusal(() => checkPoolRootShape(path, 'path'))?.details).toMatchObject({ path, field: 'path' });
+    }
   });
 });

@@ -196,6 +196,21 @@ export function poolRootNotAllowed(
 }
 
 /**
+ * Checks only that a pool root is an absolute, normalized path (POOL_ROOT_NOT_ALLOWED otherwise):
+ * what a storage backend used without a policy still insists on, so that `relative/dir` never
+ * resolves against the process's working directory.
+ */
+export function checkPoolRootShape(path: string, field?: string): string {
+  const problem = poolRootProblem(path, { allowedRoots: ['/'], protectedPaths: [] });
+  if (problem && (problem.reason === 'not-absolute' || problem.reason === 'not-normalized')) {
+    throw new QuantixError(ErrorCode.POOL_ROOT_NOT_ALLOWED, `Pool root ${JSON.stringify(path)} ${problem.message}`, {
+      details: { path, reason: problem.reason, ...(field ? { field } : {}) },
+    });
+  }
+  return path;
+}
+
+/**
  * Checks a pool root by its spelling alone (no file system: the control plane has none of the
  * node's). POOL_ROOT_NOT_ALLOWED when it is relative, not normalized, protected or outside the
  * allowed roots. A node checks again with checkPoolRootOnDisk, which follows symbolic links.
