@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
-import { startNodeDaemon } from './node.js';
+import { poolRootsOption, startNodeDaemon } from './node.js';
 
 const program = new Command('quantix-node')
   .description('Quantix node daemon: connects to the control plane and runs this node’s pools, downloads and VMs')
@@ -19,6 +19,12 @@ const program = new Command('quantix-node')
   .addOption(new Option('--libvirt <uri>', 'libvirt URI, or "none"').default('qemu:///system'))
   .addOption(new Option('--allow-source <address...>', 'private/loopback addresses downloads may come from (mirrors)'))
   .addOption(new Option('--mount-table <file>', 'read this file instead of /proc/self/mountinfo'))
+  .addOption(
+    new Option(
+      '--pool-root <dir>',
+      'a directory pools may be in (repeatable; default /var/lib/quantix and /srv; env QUANTIX_POOL_ROOTS, colon-separated)',
+    ).argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]),
+  )
   .addOption(new Option('--log-level <level>').default(process.env.QUANTIX_LOG_LEVEL ?? 'info'));
 
 program.action(
@@ -30,6 +36,7 @@ program.action(
     libvirt: string;
     allowSource?: string[];
     mountTable?: string;
+    poolRoot?: string[];
     logLevel: string;
   }) => {
     const logger = pino({ name: 'quantix-node', level: o.logLevel });
@@ -41,6 +48,7 @@ program.action(
       libvirtUri: o.libvirt === 'none' ? null : o.libvirt,
       ...(o.allowSource ? { allowSourceAddresses: o.allowSource } : {}),
       ...(o.mountTable ? { mountTablePath: o.mountTable } : {}),
+      ...poolRootsOption(o.poolRoot, process.env.QUANTIX_POOL_ROOTS),
       logger,
     });
     if (daemon.hypervisorProblem) logger.warn(`no VMs on this node: ${daemon.hypervisorProblem}`);
