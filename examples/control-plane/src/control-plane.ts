@@ -2,7 +2,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fastifySwagger from '@fastify/swagger';
 import fastifyWebsocket from '@fastify/websocket';
-import { CatalogRegistry, ErrorCode, ImageCatalogToken, type Quantix } from '@quantix/core';
+import {
+  CatalogRegistry,
+  createPoolRootPolicy,
+  ErrorCode,
+  ImageCatalogToken,
+  type PoolRootPolicy,
+  type PoolTypeDefinition,
+  PoolTypeToken,
+  poolTypesByName,
+  type Quantix,
+} from '@quantix/core';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { handleError } from './http/errors.js';
@@ -37,6 +47,10 @@ export interface ControlPlaneOptions {
   stagingDir?: string;
   /** The URL nodes reach this control plane at (default: the listen address). */
   publicUrl?: string;
+  /** Pool types pools may have (default: what the instance's plugins provide through PoolTypeToken). */
+  poolTypes?: readonly PoolTypeDefinition[];
+  /** Where pool roots may be (default: createPoolRootPolicy(): /var/lib/quantix and /srv). */
+  poolRoots?: PoolRootPolicy;
 }
 
 export interface ControlPlane {
@@ -57,6 +71,9 @@ export interface ControlPlane {
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const { quantix } = options;
   const logger = quantix.logger.child({ component: 'control-plane' });
+  const poolTypes = options.poolTypes ?? quantix.getAll(PoolTypeToken);
+  poolTypesByName(poolTypes); // two definitions of one type fail start-up
+  const poolRoots = options.poolRoots ?? createPoolRootPolicy();
   const catalog = new CatalogRegistry({ catalogs: quantix.getAll(ImageCatalogToken) });
   const hub = new NodeHub({ repositories: quantix.repositories, events: quantix.events, logger });
   const downloads = new DownloadService({
@@ -140,7 +157,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         },
         (socket, request) => hub.attach(String(request.headers['x-quantix-node-id']), socket),
       );
-      poolRoutes(api, { quantix, hub });
+      poolRoutes(api, { quantix, hub, poolTypes, poolRoots });
       nodeRoutes(api, { quantix, hub });
       imageRoutes(api, { quantix, hub, downloads, catalog });
       vmRoutes(api, { quantix, vms });

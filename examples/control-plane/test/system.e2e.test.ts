@@ -9,6 +9,7 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -88,10 +89,15 @@ describe('Quantix end to end (real processes)', { timeout: 300_000 }, () => {
 
   async function startControlPlane(): Promise<void> {
     // The same port every time: the node daemons redial the address they were given.
-    cp = startProcess([QUANTIX, 'serve', '--host', '127.0.0.1', '--port', String(cpPort), '--catalog', catalogFile], {
-      QUANTIX_DATABASE_URL: (testDb.config as { connectionString: string }).connectionString,
-      QUANTIX_API_TOKEN: API_TOKEN,
-    });
+    // Pools may be in the test's directory, and where the defaults put them (the NFS export's mount).
+    const poolRoots = ['--pool-root', work, '--pool-root', '/var/lib/quantix', '--pool-root', '/srv'];
+    cp = startProcess(
+      [QUANTIX, 'serve', '--host', '127.0.0.1', '--port', String(cpPort), '--catalog', catalogFile, ...poolRoots],
+      {
+        QUANTIX_DATABASE_URL: (testDb.config as { connectionString: string }).connectionString,
+        QUANTIX_API_TOKEN: API_TOKEN,
+      },
+    );
     const proc = cp;
     await waitFor(
       async () => {
@@ -132,7 +138,8 @@ describe('Quantix end to end (real processes)', { timeout: 300_000 }, () => {
         '--hostname',
         nodeId,
       ],
-      {},
+      // node-1 may hold pools in the test's directory; node-2 keeps the default roots.
+      nodeId === 'node-1' ? { QUANTIX_POOL_ROOTS: `${work}:/srv` } : {},
     );
   }
 
@@ -304,6 +311,35 @@ describe('Quantix end to end (real processes)', { timeout: 300_000 }, () => {
     const after = (await api('GET', '/pools/nfs-iso')).body.nodeStates[0];
     expect(after).toMatchObject({ status: 'active', mountPath: NFS_EXPORT });
     expect(after.syncedGeneration).toBeGreaterThanOrEqual(state.syncedGeneration);
+  });
+
+  it('refuses pool roots outside the policy: on the control plane at definition, and on a node that does not allow them', async () => {
+    for (const path of ['/', '/etc', '../..', join(work, '..')]) {
+      const refused = await api('POST', '/pools', {
+        name: 'bad',
+        type: 'local',
+        config: { path },
+        nodeIds: ['node-2'],
+      });
+      expect(refused).toMatchObject({ status: 400, body: { error: { code: 'POOL_ROOT_NOT_ALLOWED' } } });
+    }
+    // Inside the control plane's roots, but not node-2's (its default: /var/lib/quantix, /srv).
+    const pool = await api('POST', '/pools', {
+      id: 'node2-tmp',
+      name: 'node-2 tmp',
+      type: 'local',
+      config: { path: join(work, 'node2-pool'), create: true },
+      nodeIds: ['node-2'],
+    });
+    expect(pool.status).toBe(201);
+    await waitFor(
+      async () => (await api('GET', '/pools/node2-tmp')).body.nodeStates[0]?.status === 'error',
+      'node-2 to refuse the pool',
+    );
+    const state = (await api('GET', '/pools/node2-tmp')).body.nodeStates[0];
+    expect(state.lastError).toContain('outside the allowed pool roots (/var/lib/quantix, /srv)');
+    expect(existsSync(join(work, 'node2-pool'))).toBe(false);
+    expect((await api('DELETE', '/pools/node2-tmp')).status).toBe(204);
   });
 
   it('downloads into a node-local pool, shows the available view, refuses VMs from images that are not ready, and runs one from a ready image', async () => {

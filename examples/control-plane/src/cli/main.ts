@@ -1,6 +1,9 @@
 import { Command } from 'commander';
 import { apiCommands, reportError } from './commands.js';
 
+const POOL_ROOT_HELP = 'a directory pools may be in (repeatable; env QUANTIX_POOL_ROOTS, colon-separated)';
+const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+
 const program = new Command('quantix')
   .description('Quantix: images, storage pools, nodes and VMs')
   .showHelpAfterError();
@@ -13,16 +16,31 @@ program
   .option('--port <port>', 'listen port', '8080')
   .option('--libvirt <uri>', 'libvirt URI for the local node, or "none"', 'qemu:///system')
   .option('--catalog <file>', 'a JSON file of extra catalog entries')
-  .action(async (options: { dataDir: string; host: string; port: string; libvirt: string; catalog?: string }) => {
-    const { runAllInOne } = await import('./up.js');
-    await runAllInOne({
-      dataDir: options.dataDir,
-      host: options.host,
-      port: Number(options.port),
-      libvirtUri: options.libvirt,
-      catalogFile: options.catalog,
-    });
-  });
+  .option(
+    '--pool-root <dir>',
+    `${POOL_ROOT_HELP}; <data-dir>/pools always, default also /var/lib/quantix and /srv`,
+    collect,
+  )
+  .action(
+    async (options: {
+      dataDir: string;
+      host: string;
+      port: string;
+      libvirt: string;
+      catalog?: string;
+      poolRoot?: string[];
+    }) => {
+      const { runAllInOne } = await import('./up.js');
+      await runAllInOne({
+        dataDir: options.dataDir,
+        host: options.host,
+        port: Number(options.port),
+        libvirtUri: options.libvirt,
+        catalogFile: options.catalog,
+        poolRoots: options.poolRoot,
+      });
+    },
+  );
 
 program
   .command('serve')
@@ -31,15 +49,19 @@ program
   .option('--port <port>', 'listen port', '8080')
   .option('--database-url <url>', 'postgres://… (default: QUANTIX_DATABASE_URL, else PGlite in ./.quantix/db)')
   .option('--catalog <file>', 'a JSON file of extra catalog entries')
-  .action(async (options: { host: string; port: string; databaseUrl?: string; catalog?: string }) => {
-    const { runServe } = await import('./up.js');
-    await runServe({
-      host: options.host,
-      port: Number(options.port),
-      databaseUrl: options.databaseUrl ?? process.env.QUANTIX_DATABASE_URL,
-      catalogFile: options.catalog,
-    });
-  });
+  .option('--pool-root <dir>', `${POOL_ROOT_HELP}; default /var/lib/quantix and /srv`, collect)
+  .action(
+    async (options: { host: string; port: string; databaseUrl?: string; catalog?: string; poolRoot?: string[] }) => {
+      const { runServe } = await import('./up.js');
+      await runServe({
+        host: options.host,
+        port: Number(options.port),
+        databaseUrl: options.databaseUrl ?? process.env.QUANTIX_DATABASE_URL,
+        catalogFile: options.catalog,
+        poolRoots: options.poolRoot,
+      });
+    },
+  );
 
 apiCommands(program);
 

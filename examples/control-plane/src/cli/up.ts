@@ -1,10 +1,18 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createQuantix, type DatabaseConfig, type QuantixPlugin } from '@quantix/core';
-import { startNodeDaemon } from '@quantix/example-node-daemon';
+import {
+  createPoolRootPolicy,
+  createQuantix,
+  type DatabaseConfig,
+  DEFAULT_POOL_ROOTS,
+  type QuantixPlugin,
+} from '@quantix/core';
+import { poolRootsOption, startNodeDaemon } from '@quantix/example-node-daemon';
 import { type CatalogEntryInput, createImagesCloudPlugin } from '@quantix/images-cloud';
 import { imagesIsoPlugin } from '@quantix/images-iso';
+import { createStorageLocalPlugin } from '@quantix/storage-local';
+import { createStorageNfsPlugin } from '@quantix/storage-nfs';
 import { pino } from 'pino';
 import { startControlPlane } from '../control-plane.js';
 import { newToken, tokenDigest } from '../hub/tokens.js';
@@ -12,11 +20,16 @@ import { newToken, tokenDigest } from '../hub/tokens.js';
 export const LOCAL_NODE_ID = 'local';
 export const LOCAL_POOL_ID = 'local';
 
-/** The plugins a control plane runs with: catalogs only — downloads run on nodes. */
+/**
+ * The plugins a control plane runs with: catalogs, and the pool types (config schemas and roots)
+ * of the storage plugins without their backends — downloads, mounts and scans run on nodes.
+ */
 export function controlPlanePlugins(options: { entries?: readonly CatalogEntryInput[] } = {}): QuantixPlugin[] {
   return [
     createImagesCloudPlugin({ reconcileOnStart: false, ...(options.entries ? { entries: options.entries } : {}) }),
     imagesIsoPlugin,
+    createStorageLocalPlugin({ backend: false }),
+    createStorageNfsPlugin({ backend: false }),
   ];
 }
 
@@ -39,6 +52,11 @@ export interface AllInOneOptions {
   entries?: readonly CatalogEntryInput[];
   /** Loopback/private addresses downloads may come from. */
   allowSourceAddresses?: readonly string[];
+  /**
+   * Directories pools may be in besides `<dataDir>/pools` (`--pool-root`, QUANTIX_POOL_ROOTS).
+   * Default /var/lib/quantix and /srv. The data dir itself stays closed to pools.
+   */
+  poolRoots?: readonly string[];
   log?: (line: string) => void;
 }
 
@@ -55,6 +73,10 @@ export async function startAllInOne(options: AllInOneOptions) {
   const credentialsFile = join(dataDir, 'credentials.json');
   const apiToken = readSavedToken(credentialsFile) ?? newToken();
   const database: DatabaseConfig = { client: 'pglite', dataDir: join(dataDir, 'db') };
+  // `up` keeps its own pool in <dataDir>/pools, so that directory is always allowed; the rest of the
+  // data dir (database, credentials, uploads) never is.
+  const allowedRoots = [join(dataDir, 'pools'), ...(options.poolRoots ?? DEFAULT_POOL_ROOTS)];
+  const poolRoots = createPoolRootPolicy({ allowedRoots, protectedPaths: [dataDir] });
   const quantix = await createQuantix({ database, plugins: controlPlanePlugins(options), logger });
   const cp = await startControlPlane({
     quantix,
@@ -62,6 +84,7 @@ export async function startAllInOne(options: AllInOneOptions) {
     host: options.host,
     port: options.port,
     stagingDir: join(dataDir, 'uploads'),
+    poolRoots,
   });
   writeFileSync(credentialsFile, `${JSON.stringify({ url: cp.url, token: apiToken }, null, 2)}\n`, { mode: 0o600 });
 
@@ -92,6 +115,8 @@ export async function startAllInOne(options: AllInOneOptions) {
     token: nodeToken,
     libvirtUri: options.libvirtUri,
     ...(options.allowSourceAddresses ? { allowSourceAddresses: options.allowSourceAddresses } : {}),
+    poolRoots: poolRoots.allowedRoots,
+    protectedPaths: poolRoots.protectedPaths,
     logger,
     initialBackoffMs: 100,
   });
@@ -102,6 +127,7 @@ export async function startAllInOne(options: AllInOneOptions) {
   log(`  Web UI: ${cp.url}/#token=${apiToken}`);
   log(`  Token:  ${apiToken}`);
   log(`  Pool:   ${LOCAL_POOL_ID} at ${join(dataDir, 'pools', 'local')}`);
+  log(`  Pools may be in: ${poolRoots.allowedRoots.join(', ')} (--pool-root to choose)`);
   log(
     node.hypervisorProblem === null
       ? `  VMs:    libvirt at ${options.libvirtUri}`
@@ -137,6 +163,7 @@ export async function runAllInOne(options: {
   port: number;
   libvirtUri: string;
   catalogFile?: string | undefined;
+  poolRoots?: readonly string[] | undefined;
 }): Promise<void> {
   const entries = readCatalogFile(options.catalogFile);
   const system = await startAllInOne({
@@ -145,6 +172,7 @@ export async function runAllInOne(options: {
     port: options.port,
     libvirtUri: options.libvirtUri === 'none' ? null : options.libvirtUri,
     ...(entries ? { entries } : {}),
+    ...poolRootsOption(options.poolRoots, process.env.QUANTIX_POOL_ROOTS),
   });
   await waitForSignal();
   await system.close();
@@ -156,6 +184,7 @@ export async function runServe(options: {
   port: number;
   databaseUrl: string | undefined;
   catalogFile?: string | undefined;
+  poolRoots?: readonly string[] | undefined;
 }): Promise<void> {
   const logger = pino({ name: 'quantix', level: process.env.QUANTIX_LOG_LEVEL ?? 'info' });
   const database: DatabaseConfig = options.databaseUrl
@@ -164,11 +193,18 @@ export async function runServe(options: {
   const apiToken = process.env.QUANTIX_API_TOKEN ?? newToken();
   const entries = readCatalogFile(options.catalogFile);
   const quantix = await createQuantix({ database, plugins: controlPlanePlugins(entries ? { entries } : {}), logger });
+  const { poolRoots: allowedRoots } = poolRootsOption(options.poolRoots, process.env.QUANTIX_POOL_ROOTS);
+  const poolRoots = createPoolRootPolicy({
+    ...(allowedRoots ? { allowedRoots } : {}),
+    // The embedded database's directory is never a pool.
+    protectedPaths: database.client === 'pglite' ? [resolve('.quantix')] : [],
+  });
   const cp = await startControlPlane({
     quantix,
     apiToken,
     host: options.host,
     port: options.port,
+    poolRoots,
     ...(process.env.QUANTIX_PUBLIC_URL ? { publicUrl: process.env.QUANTIX_PUBLIC_URL } : {}),
   });
   process.stdout.write(
