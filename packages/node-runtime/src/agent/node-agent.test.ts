@@ -193,7 +193,7 @@ describe('NodeAgent scans', () => {
     expect(scanWarnings).toHaveLength(1);
     expect(scanWarnings[0]?.message).toMatch(/^40 of 41 files could not be inspected/);
     expect(scanWarnings[0]?.object).toMatchObject({ count: 40, files: 41 });
-    expect((scanWarnings[0]?.object.first as unknown[]).length).toBe(5);
+    expect(scanWarnings[0]?.object.first).toHaveLength(5);
     expect(await readdir(join(root, 'vms', 'web'))).toEqual(['seed.iso']);
     await node.close();
   });
