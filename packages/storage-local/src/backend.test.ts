@@ -203,8 +203,11 @@ describe('storageLocalPlugin', () => {
   });
 
   it("provides the 'local' pool type, and only that with backend: false (a control plane's view)", async () => {
-    const full = await createQuantix({ database: false, plugins: [storageLocalPlugin] });
-    const typesOnly = await createQuantix({ database: false, plugins: [createStorageLocalPlugin({ backend: false })] });
+    const full = await createQuantix({ database: { client: 'pglite' }, plugins: [storageLocalPlugin] });
+    const typesOnly = await createQuantix({
+      database: { client: 'pglite' },
+      plugins: [createStorageLocalPlugin({ backend: false })],
+    });
     try {
       const [definition] = full.getAll(PoolTypeToken);
       expect(definition?.type).toBe('local');

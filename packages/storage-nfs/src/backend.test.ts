@@ -202,7 +202,7 @@ describe('storageNfsPlugin', () => {
 
   it('provides only the pool types to a control plane (backend: false), with its mount root', async () => {
     const quantix = await createQuantix({
-      database: false,
+      database: { client: 'pglite' },
       plugins: [
         createStorageLocalPlugin({ backend: false }),
         createStorageNfsPlugin({ backend: false, mountRoot: '/srv/mnt' }),
