@@ -138,8 +138,9 @@ describe('Quantix end to end (real processes)', { timeout: 300_000 }, () => {
         '--hostname',
         nodeId,
       ],
-      // node-1 may hold pools in the test's directory; node-2 keeps the default roots.
-      nodeId === 'node-1' ? { QUANTIX_POOL_ROOTS: `${work}:/srv` } : {},
+      // node-1 may hold pools in the test's directory too (and where NFS pools are mounted by
+      // default, /var/lib/quantix/pools/<id>, and found, /srv); node-2 keeps the default roots.
+      nodeId === 'node-1' ? { QUANTIX_POOL_ROOTS: `${work}:/var/lib/quantix:/srv` } : {},
     );
   }
 
