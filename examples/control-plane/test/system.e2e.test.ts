@@ -338,7 +338,9 @@ describe('Quantix end to end (real processes)', { timeout: 300_000 }, () => {
       'node-2 to refuse the pool',
     );
     const state = (await api('GET', '/pools/node2-tmp')).body.nodeStates[0];
-    expect(state.lastError).toContain('outside the allowed pool roots (/var/lib/quantix, /srv)');
+    expect(state.lastError).toContain(
+      'outside the allowed pool roots; pool roots must lie inside one of /var/lib/quantix, /srv',
+    );
     expect(existsSync(join(work, 'node2-pool'))).toBe(false);
     expect((await api('DELETE', '/pools/node2-tmp')).status).toBe(204);
   });

@@ -167,7 +167,7 @@ export function poolRootProblem(
     if (!opened) return { reason: 'protected', message: `lies inside ${what(directory)}` };
   }
   if (holders.length === 0) {
-    return { reason: 'outside', message: `is outside the allowed pool roots (${policy.allowedRoots.join(', ')})` };
+    return { reason: 'outside', message: 'is outside the allowed pool roots' };
   }
   return null;
 }

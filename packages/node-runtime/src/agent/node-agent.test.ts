@@ -147,7 +147,9 @@ describe('NodeAgent pool checks', () => {
     });
     expect(states().tmp).toMatchObject({
       status: 'error',
-      reason: expect.stringContaining('outside the allowed pool roots (/var/lib/quantix, /srv)'),
+      reason: expect.stringContaining(
+        'outside the allowed pool roots; pool roots must lie inside one of /var/lib/quantix, /srv',
+      ),
     });
     expect(existsSync(join(allowed, 'default-policy'))).toBe(false);
     await node.close();
