@@ -63,6 +63,7 @@ class ScriptedNode {
     nodeId: string,
     token: string,
     private readonly answer: (m: ControlMessage, send: (r: NodeMessage) => void) => void = () => {},
+    capabilities: Record<string, unknown> = {},
   ) {
     this.connection = new ControlPlaneConnection({
       url,
@@ -70,6 +71,7 @@ class ScriptedNode {
       token,
       hostname: nodeId,
       agentVersion: 'test',
+      capabilities,
       logger: silent,
       initialBackoffMs: 50,
       maxBackoffMs: 200,
@@ -224,6 +226,45 @@ describe('control plane API and node hub (PostgreSQL)', () => {
     expect((await api('DELETE', '/pools/nas')).status).toBe(204);
   });
 
+  it('refuses a NUL byte in a path, a query or a body before the database, and never shows SQL', async () => {
+    for (const [method, path, body] of [
+      ['GET', '/pools/a%00b', undefined],
+      ['GET', '/vms?nodeId=%00', undefined],
+      ['GET', '/images/available?nodeId=x%00', undefined],
+      ['POST', '/pools', { name: 'nul\u0000pool', type: 'local', config: { path: '/srv/x' } }],
+      ['POST', '/nodes', { hostname: 'h', labels: { 'a\u0000': 'b' } }],
+    ] as const) {
+      const answer = await api(method, path, body);
+      expect(answer, `${method} ${path}`).toMatchObject({ status: 400, body: { error: { code: 'INVALID_INPUT' } } });
+      expect(answer.body.error.message).toMatch(/NUL/);
+      expect(JSON.stringify(answer.body)).not.toMatch(/select|insert into|"nodes"|"vms"/i);
+    }
+  });
+
+  it('answers errors raised before routing in the same shape as every other error', async () => {
+    const tooLong = await api('GET', `/pools/${'x'.repeat(2000)}`);
+    expect(tooLong.status).toBe(414);
+    expect(tooLong.body.error).toMatchObject({ code: 'INVALID_INPUT', details: {} });
+    const badJson = await fetch(`${cp.url}/api/v1/pools`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/json' },
+      body: '{"name":',
+    });
+    expect(badJson.status).toBe(400);
+    expect((await badJson.json()).error.code).toBe('INVALID_INPUT');
+    const wrongType = await fetch(`${cp.url}/api/v1/pools`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'text/csv' },
+      body: 'a,b',
+    });
+    expect(wrongType.status).toBe(415);
+    expect((await wrongType.json()).error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+    // Headers larger than Node's limit are refused by the HTTP parser, before fastify.
+    const huge = await fetch(`${cp.url}/api/v1/pools`, { headers: { 'x-filler': 'y'.repeat(32 * 1024) } });
+    expect(huge.status).toBe(431);
+    expect(await huge.json()).toMatchObject({ error: { code: 'PAYLOAD_TOO_LARGE' } });
+  });
+
   it('lets a registered node connect with its token and no one else', async () => {
     const created = await api('POST', '/nodes', { id: 'hv-a', hostname: 'hv-a' });
     expect(created.status).toBe(201);
@@ -376,6 +417,40 @@ describe('control plane API and node hub (PostgreSQL)', () => {
     expect((await api('DELETE', `/images/${base.id}`)).status).toBe(204);
     expect((await api('DELETE', `/images/${attached.id}`)).status).toBe(204);
     await images.delete(seed.id);
+  });
+
+  it('refuses a VM its node cannot run, or with a user name no system takes, before writing anything', async () => {
+    const created = await api('POST', '/nodes', { id: 'hv-small', hostname: 'hv-small' });
+    const small = new ScriptedNode(cp.url, 'hv-small', created.body.token, () => {}, {
+      vms: true,
+      host: { cpus: 2, memoryMiB: 4096 },
+    });
+    nodes.push(small);
+    await small.waitFor('welcome');
+    const body = { name: 'too-big', nodeId: 'hv-small', imageId: 'any-image' };
+    const tooMuchMemory = await api('POST', '/vms', { ...body, memoryMiB: 1024 * 1024 });
+    expect(tooMuchMemory).toMatchObject({
+      status: 422,
+      body: { error: { code: 'INSUFFICIENT_CAPACITY', details: { host: { memoryMiB: 4096 } } } },
+    });
+    const tooManyCpus = await api('POST', '/vms', { ...body, cpu: 16 });
+    expect(tooManyCpus).toMatchObject({ status: 422, body: { error: { code: 'INSUFFICIENT_CAPACITY' } } });
+    const badUser = await api('POST', '/vms', { ...body, user: 'Ada Lovelace' });
+    expect(badUser).toMatchObject({ status: 400, body: { error: { code: 'INVALID_INPUT' } } });
+    expect(badUser.body.error.message).toMatch(/user/);
+
+    const noVms = await api('POST', '/nodes', { id: 'hv-novm', hostname: 'hv-novm' });
+    const storageOnly = new ScriptedNode(cp.url, 'hv-novm', noVms.body.token, () => {}, {
+      vms: false,
+      hypervisorProblem: 'VMs are turned off for this node',
+    });
+    nodes.push(storageOnly);
+    await storageOnly.waitFor('welcome');
+    const refused = await api('POST', '/vms', { ...body, nodeId: 'hv-novm' });
+    expect(refused).toMatchObject({ status: 409, body: { error: { code: 'UNSUPPORTED_OPERATION' } } });
+    expect(refused.body.error.message).toMatch(/turned off/);
+    // Nothing was recorded: the name is still free.
+    expect((await api('GET', '/vms')).body.vms).toEqual([]);
   });
 
   it('runs a download on the node and records progress, verification and the result', async () => {

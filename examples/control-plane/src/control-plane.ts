@@ -12,24 +12,24 @@ import {
   PoolTypeToken,
   poolTypesByName,
   type Quantix,
+  QuantixError,
 } from '@quantix/core';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
-import { handleError } from './http/errors.js';
+import { findNul, handleClientError, handleError } from './http/errors.js';
 import { imageRoutes } from './http/routes/images.js';
 import { nodeRoutes } from './http/routes/nodes.js';
 import { poolRoutes } from './http/routes/pools.js';
-import { uploadRoutes } from './http/routes/uploads.js';
+import { stagedUploadRoutes, uploadRoutes } from './http/routes/uploads.js';
 import { vmRoutes } from './http/routes/vms.js';
 import { serveUi } from './http/ui.js';
 import { NodeHub } from './hub/node-hub.js';
-import { bearerToken, tokenMatches } from './hub/tokens.js';
+import { bearerToken, tokenDigest, tokenMatches } from './hub/tokens.js';
 import { DownloadService } from './services/downloads.js';
 import { UploadService } from './services/uploads.js';
 import { VmService } from './services/vms.js';
 
 export const API_PREFIX = '/api/v1';
-const PUBLIC_ROUTES = new Set([`${API_PREFIX}/healthz`, `${API_PREFIX}/openapi.json`]);
 
 export interface ControlPlaneOptions {
   /** A Quantix instance (its database, repositories, plugins: catalogs). Not closed by the control plane. */
@@ -53,8 +53,21 @@ export interface ControlPlaneOptions {
   poolRoots?: PoolRootPolicy;
 }
 
+/** Who may call a route: the scope it was registered in, as its OpenAPI `security` declares. */
+export type RouteAuth = 'public' | 'api' | 'node' | 'upload';
+
+export interface RouteInfo {
+  method: string;
+  /** The route as registered, with its prefix: `/api/v1/pools/:id`. */
+  url: string;
+  auth: RouteAuth;
+  websocket: boolean;
+}
+
 export interface ControlPlane {
   app: FastifyInstance;
+  /** Every route the server answers (HEAD twins left out): what the adversarial suite probes. */
+  routes: readonly RouteInfo[];
   hub: NodeHub;
   downloads: DownloadService;
   vms: VmService;
@@ -95,68 +108,132 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     ...(options.maxUploadBytes !== undefined ? { maxBytes: options.maxUploadBytes } : {}),
   });
 
-  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: 1024 * 1024 });
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    bodyLimit: 1024 * 1024,
+    // Long enough for any id (128) to reach its schema and be refused there by name.
+    routerOptions: { maxParamLength: 1024 },
+    frameworkErrors: (error, request, reply) => handleError(error, request, reply),
+    clientErrorHandler: handleClientError,
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.setErrorHandler(handleError);
+  // A NUL byte is never valid in Quantix (PostgreSQL text cannot hold one): refused before any
+  // handler or database sees it. preValidation runs after each scope's credential check.
+  app.addHook('preValidation', async (request) => {
+    const where = findNul({ params: request.params, query: request.query, body: request.body });
+    if (where) {
+      throw new QuantixError(ErrorCode.INVALID_INPUT, `A NUL byte is not allowed (in ${where})`, {
+        details: { issues: [{ path: where, message: 'contains a NUL byte' }] },
+      });
+    }
+  });
+  const routes: RouteInfo[] = [];
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const security = (route.schema as { security?: Record<string, unknown>[] } | undefined)?.security;
+    // Outside the API prefix there are only the UI's static files, served to anyone.
+    const auth: RouteAuth = !route.url.startsWith(API_PREFIX)
+      ? 'public'
+      : security === undefined
+        ? 'api'
+        : security.length === 0
+          ? 'public'
+          : 'nodeToken' in (security[0] ?? {})
+            ? 'node'
+            : 'uploadToken' in (security[0] ?? {})
+              ? 'upload'
+              : 'api';
+    for (const method of methods) {
+      if (method === 'HEAD') continue;
+      const websocket = Boolean(
+        (route as { websocket?: boolean }).websocket || (route as { wsHandler?: unknown }).wsHandler,
+      );
+      routes.push({ method, url: route.url, auth, websocket });
+    }
+  });
   await app.register(fastifySwagger, {
     openapi: {
       info: { title: 'Quantix control plane', version: '1.0.0', description: 'Images, storage pools, nodes and VMs.' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'The API token' },
+          nodeToken: { type: 'http', scheme: 'bearer', description: 'A node’s own token, with X-Quantix-Node-Id' },
+          uploadToken: { type: 'apiKey', in: 'query', name: 'token', description: 'A staged upload’s one-time token' },
+        },
+      },
       security: [{ bearer: [] }],
     },
     transform: jsonSchemaTransform,
   });
   await app.register(fastifyWebsocket, { options: { maxPayload: 64 * 1024 * 1024 } });
 
-  app.addHook('onRequest', async (request, reply) => {
-    const path = request.url.split('?')[0] ?? '';
-    // The node socket and staged uploads carry their own tokens.
-    if (
-      !path.startsWith(API_PREFIX) ||
-      PUBLIC_ROUTES.has(path) ||
-      path === `${API_PREFIX}/nodes/connect` ||
-      path.startsWith(`${API_PREFIX}/uploads/`)
-    )
-      return;
-    const token = bearerToken(request.headers.authorization);
-    if (token !== options.apiToken) {
-      return reply.status(401).send({
-        error: {
-          code: ErrorCode.UNAUTHORIZED,
-          message: 'Missing or wrong API token: send "Authorization: Bearer <token>"',
-          details: {},
+  // Authentication belongs to the route scope, never to a test of the URL's spelling: the
+  // router decodes and matches what it is given, and every route it can reach is registered in
+  // exactly one of three scopes below, each with its own check. Public routes are the only ones
+  // outside a checked scope, on purpose.
+  await app.register(
+    async (publicScope) => {
+      publicScope.get(
+        '/healthz',
+        { schema: { tags: ['system'], summary: 'Liveness and database reachability (no token)', security: [] } },
+        async () => {
+          await quantix.database.knex.raw('select 1');
+          return { status: 'ok', database: quantix.database.client, connectedNodes: hub.connectedNodeIds().length };
         },
-      });
-    }
-  });
+      );
+      publicScope.get(
+        '/openapi.json',
+        { schema: { tags: ['system'], summary: 'This document (no token)', security: [] } },
+        async () => app.swagger(),
+      );
+    },
+    { prefix: API_PREFIX },
+  );
 
+  // Node daemons and staged-upload fetches carry credentials of their own, checked per route.
+  await app.register(
+    async (nodeScope) => {
+      nodeScope.route({
+        method: 'GET',
+        url: '/nodes/connect',
+        schema: {
+          tags: ['nodes'],
+          summary: 'The node daemon’s WebSocket (node token and X-Quantix-Node-Id; never the API token)',
+          security: [{ nodeToken: [] }],
+        },
+        // The node's token is checked before the upgrade: a wrong token never gets a socket.
+        preValidation: async (request) => {
+          const nodeId = String(request.headers['x-quantix-node-id'] ?? '');
+          const token = bearerToken(request.headers.authorization);
+          const digest = nodeId ? await quantix.repositories.nodes.getTokenDigest(nodeId).catch(() => null) : null;
+          if (!token || !tokenMatches(token, digest)) {
+            throw new QuantixError(ErrorCode.UNAUTHORIZED, 'Unknown node or wrong node token');
+          }
+        },
+        handler: async () => {
+          throw new QuantixError(ErrorCode.INVALID_INPUT, 'The node socket is a WebSocket: connect with an upgrade');
+        },
+        wsHandler: (socket, request) => hub.attach(String(request.headers['x-quantix-node-id']), socket),
+      });
+      stagedUploadRoutes(nodeScope, { uploads });
+    },
+    { prefix: API_PREFIX },
+  );
+
+  const apiTokenDigest = tokenDigest(options.apiToken);
   await app.register(
     async (api) => {
-      api.get('/healthz', async () => {
-        await quantix.database.knex.raw('select 1');
-        return { status: 'ok', database: quantix.database.client, connectedNodes: hub.connectedNodeIds().length };
+      api.addHook('onRequest', async (request) => {
+        const token = bearerToken(request.headers.authorization);
+        if (!token || !tokenMatches(token, apiTokenDigest)) {
+          throw new QuantixError(
+            ErrorCode.UNAUTHORIZED,
+            'Missing or wrong API token: send "Authorization: Bearer <token>"',
+          );
+        }
       });
-      api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-      api.get(
-        '/nodes/connect',
-        {
-          websocket: true,
-          schema: { hide: true },
-          // The node's token is checked before the upgrade: a wrong token never gets a socket.
-          preValidation: async (request, reply) => {
-            const nodeId = String(request.headers['x-quantix-node-id'] ?? '');
-            const token = bearerToken(request.headers.authorization);
-            const digest = nodeId ? await quantix.repositories.nodes.getTokenDigest(nodeId).catch(() => null) : null;
-            if (!token || !tokenMatches(token, digest)) {
-              return reply.status(401).send({
-                error: { code: ErrorCode.UNAUTHORIZED, message: 'unknown node or wrong node token', details: {} },
-              });
-            }
-          },
-        },
-        (socket, request) => hub.attach(String(request.headers['x-quantix-node-id']), socket),
-      );
       poolRoutes(api, { quantix, hub, poolTypes, poolRoots });
       nodeRoutes(api, { quantix, hub });
       imageRoutes(api, { quantix, hub, downloads, catalog });
@@ -171,10 +248,20 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 
   await serveUi(app, { apiPrefix: API_PREFIX });
   await downloads.reconcileOnStart();
-  const address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
+  let address: string;
+  try {
+    address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
+  } catch (error) {
+    // A port in use (EADDRINUSE) or not ours to bind: nothing is left running behind the error.
+    downloads.close();
+    await hub.close();
+    await app.close();
+    throw error;
+  }
   listenUrl = address;
   return {
     app,
+    routes,
     hub,
     downloads,
     vms,

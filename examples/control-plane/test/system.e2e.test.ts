@@ -7,11 +7,9 @@
  * /proc/self/mountinfo format) that says the export is mounted at /srv/nfs/qVDS01 — the very
  * directory ganesha exports. The server, its answers to the node's checks, and the ISO files are real.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -19,47 +17,12 @@ import { createTestDatabase, type TestDatabase } from '@quantix/core/testing';
 import { type ImageServer, makeQcow2, sha256Sums, startImageServer } from '@quantix/images-cloud/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from './harness.js';
+import { freePort, type Proc, QUANTIX, QUANTIX_NODE, startProcess, stopProcess } from './processes.js';
 
 const run = promisify(execFile);
 const repoRoot = join(import.meta.dirname, '../../..');
-const QUANTIX = join(repoRoot, 'examples/control-plane/bin/quantix.js');
-const QUANTIX_NODE = join(repoRoot, 'examples/node-daemon/bin/quantix-node.js');
 const NFS_EXPORT = '/srv/nfs/qVDS01';
 const API_TOKEN = 'e2e-api-token';
-
-interface Proc {
-  child: ChildProcess;
-  output: string[];
-}
-
-function startProcess(args: string[], env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, args, {
-    env: { ...process.env, QUANTIX_LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const output: string[] = [];
-  child.stdout?.on('data', (d) => output.push(String(d)));
-  child.stderr?.on('data', (d) => output.push(String(d)));
-  return { child, output };
-}
-
-async function stopProcess(proc: Proc | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (!proc || proc.child.exitCode !== null || proc.child.signalCode !== null) return;
-  const exited = once(proc.child, 'exit');
-  proc.child.kill(signal);
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-  if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGKILL');
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
 
 describe('Quantix end to end (real processes)', { timeout: 300_000 }, () => {
   let testDb: TestDatabase;

@@ -48,9 +48,15 @@ async function closeContexts(contexts: BrowserContext[], task: { name: string; r
 /** What a person reads in an element, whitespace folded. */
 const textOf = async (locator: Locator) => (await locator.allInnerTexts()).join(' ').replace(/\s+/g, ' ').trim();
 
-/** A table row's cells as read, one space between cells. */
-const rowText = (page: Page, table: string, row: string) =>
-  textOf(page.getByRole('table', { name: table }).getByRole('row', { name: row, exact: true }).locator('th, td'));
+/**
+ * A table row's cells as read, one space between cells — once that table has that row: right
+ * after a navigation the page may not have rendered it yet, and an absent row reads as ''.
+ */
+const rowText = async (page: Page, table: string, row: string) => {
+  const cells = page.getByRole('table', { name: table }).getByRole('row', { name: row, exact: true });
+  await cells.waitFor();
+  return textOf(cells.locator('th, td'));
+};
 
 /** The first word of a boot-media choice's description: its badge. */
 const badgeOf = async (radio: Locator) => (await description(radio)).split(' ')[0] ?? '';
@@ -405,9 +411,12 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
 
     // The images page tells the same story, with the error code.
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Images' }).click();
-    await page.getByRole('row', { name: 'Tiny broken image', exact: true }).waitFor();
-    expect(await rowText(page, 'Images', 'Tiny broken image')).toContain('Error');
-    expect(await rowText(page, 'Images', 'Tiny broken image')).toContain('404 Not Found (DOWNLOAD_FAILED)');
+    const brokenRow = await until(
+      () => rowText(page, 'Images', 'Tiny broken image'),
+      (text) => text.includes('Error'),
+      'the Images table to show the failed download',
+    );
+    expect(brokenRow).toContain('404 Not Found (DOWNLOAD_FAILED)');
     expect(problems).toEqual([]);
   });
 

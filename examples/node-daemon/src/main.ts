@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
+import { createLogger } from '@quantix/core';
 import { Command, Option } from 'commander';
-import { pino } from 'pino';
 import { poolRootsOption, startNodeDaemon } from './node.js';
 
 const program = new Command('quantix-node')
@@ -11,10 +12,11 @@ const program = new Command('quantix-node')
       .makeOptionMandatory(),
   )
   .addOption(
-    new Option('--token <token>', 'this node’s token (from `quantix nodes add`)')
-      .env('QUANTIX_NODE_TOKEN')
-      .makeOptionMandatory(),
+    new Option('--token <token>', 'this node’s token (visible to other users in ps: prefer --token-file)').env(
+      'QUANTIX_NODE_TOKEN',
+    ),
   )
+  .addOption(new Option('--token-file <file>', 'read this node’s token (from `quantix nodes add`) from this file'))
   .addOption(new Option('--hostname <name>', 'name reported to the control plane'))
   .addOption(new Option('--libvirt <uri>', 'libvirt URI, or "none"').default('qemu:///system'))
   .addOption(new Option('--allow-source <address...>', 'private/loopback addresses downloads may come from (mirrors)'))
@@ -31,7 +33,8 @@ program.action(
   async (o: {
     url: string;
     nodeId: string;
-    token: string;
+    token?: string;
+    tokenFile?: string;
     hostname?: string;
     libvirt: string;
     allowSource?: string[];
@@ -39,11 +42,18 @@ program.action(
     poolRoot?: string[];
     logLevel: string;
   }) => {
-    const logger = pino({ name: 'quantix-node', level: o.logLevel });
+    const logger = createLogger({ name: 'quantix-node', level: o.logLevel });
+    if (o.token && program.getOptionValueSource('token') === 'cli') {
+      logger.warn(
+        'the node token is on the command line, where every user of this machine can read it (ps); use --token-file or QUANTIX_NODE_TOKEN',
+      );
+    }
+    const token = o.tokenFile ? readFileSync(o.tokenFile, 'utf8').trim() : o.token;
+    if (!token) throw new Error('no node token: give --token-file FILE (or QUANTIX_NODE_TOKEN)');
     const daemon = await startNodeDaemon({
       url: o.url,
       nodeId: o.nodeId,
-      token: o.token,
+      token,
       ...(o.hostname ? { hostname: o.hostname } : {}),
       libvirtUri: o.libvirt === 'none' ? null : o.libvirt,
       ...(o.allowSource ? { allowSourceAddresses: o.allowSource } : {}),

@@ -1,6 +1,6 @@
 import { hostname as osHostname } from 'node:os';
 import { resolve } from 'node:path';
-import { createPoolRootPolicy, LocalCommandRunner } from '@quantix/core';
+import { createPoolRootPolicy, type HostInfo, LocalCommandRunner } from '@quantix/core';
 import { HttpImageFetcher, type SourcePolicy } from '@quantix/images-cloud';
 import { createIsoInspector } from '@quantix/images-iso';
 import { LibvirtHypervisor, NodeAgent, VmProvisioner } from '@quantix/node-runtime';
@@ -75,9 +75,12 @@ export async function probeLibvirt(runner: LocalCommandRunner, uri: string): Pro
 export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeDaemon> {
   const { logger } = options;
   const runner = new LocalCommandRunner();
-  const controlPlaneHost = new URL(options.url).hostname.replace(/^\[|\]$/g, '');
-  // The control plane is always an allowed source: uploads are fetched from it.
-  const policy: SourcePolicy = { allowAddresses: [controlPlaneHost, ...(options.allowSourceAddresses ?? [])] };
+  // Uploads are fetched from the control plane's staged-upload endpoint: exactly that, by URL —
+  // not its host, which would open every other service on it.
+  const policy: SourcePolicy = {
+    allowUrlPrefixes: [new URL('/api/v1/uploads/', options.url).href],
+    allowAddresses: [...(options.allowSourceAddresses ?? [])],
+  };
   // Fails start-up on a bad --pool-root, naming it, rather than every pool later.
   const rootPolicy = createPoolRootPolicy({
     ...(options.poolRoots ? { allowedRoots: options.poolRoots } : {}),
@@ -94,11 +97,16 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
   let hypervisorProblem: string | null = 'VMs are turned off for this node';
   let hypervisor: LibvirtHypervisor | undefined;
   let vms: VmProvisioner | undefined;
+  let host: HostInfo | null = null;
   if (options.libvirtUri) {
     hypervisorProblem = await probeLibvirt(runner, options.libvirtUri);
     if (hypervisorProblem === null) {
       hypervisor = new LibvirtHypervisor({ runner, uri: options.libvirtUri, logger });
       vms = new VmProvisioner({ runner, hypervisor, virtType: 'auto', logger });
+      host = await hypervisor.hostInfo().catch((error) => {
+        logger.warn({ err: error }, 'the host’s CPUs and memory could not be read; VM sizes are not checked');
+        return null;
+      });
     } else {
       logger.warn(
         { uri: options.libvirtUri, reason: hypervisorProblem },
@@ -125,7 +133,12 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
     token: options.token,
     hostname: hello.type === 'hello' ? hello.hostname : (options.hostname ?? osHostname()),
     agentVersion: AGENT_VERSION,
-    capabilities: hello.type === 'hello' ? { ...hello.capabilities, hypervisorProblem } : {},
+    // controlPlaneUrl: where this node reaches the control plane, so that what it is told to
+    // fetch from there (staged uploads) uses that address, whatever the control plane listens on.
+    capabilities:
+      hello.type === 'hello'
+        ? { ...hello.capabilities, hypervisorProblem, host, controlPlaneUrl: new URL(options.url).origin }
+        : {},
     handler: { handle: (message, send) => agent.handle(message, send) },
     logger,
     ...(options.initialBackoffMs !== undefined ? { initialBackoffMs: options.initialBackoffMs } : {}),

@@ -6,8 +6,9 @@ export * from './kernel/core-tokens.js';
 export * from './kernel/plugin.js';
 export * from './kernel/quantix.js';
 export * from './kernel/tokens.js';
+export { createLogger, redactSecrets } from './logging.js';
 export * from './persistence/database.js';
-export { mapDatabaseError } from './persistence/errors.js';
+export { isDatabaseUnavailable, mapDatabaseError } from './persistence/errors.js';
 export {
   MIGRATIONS,
   migrateDownAll,

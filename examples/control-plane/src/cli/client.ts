@@ -41,6 +41,11 @@ export function resolveTarget(flags: { url?: string; token?: string }): ApiTarge
 export class ApiClient {
   constructor(private readonly target: ApiTarget) {}
 
+  /** The control plane's base URL. */
+  get url(): string {
+    return this.target.url;
+  }
+
   async request<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
     let response: Response;
     try {

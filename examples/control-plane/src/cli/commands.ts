@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { isQuantixError } from '@quantix/core';
 import { type Command, Option } from 'commander';
 import { ApiClient, ApiError, resolveTarget } from './client.js';
 import { renderProgress } from './progress.js';
@@ -28,10 +30,21 @@ export function apiCommands(
 ): void {
   program
     .addOption(new Option('--url <url>', 'control plane URL').env('QUANTIX_URL'))
-    .addOption(new Option('--token <token>', 'API token').env('QUANTIX_TOKEN'))
+    .addOption(
+      new Option('--token <token>', 'API token (visible to other users in ps: prefer --token-file)').env(
+        'QUANTIX_TOKEN',
+      ),
+    )
+    .addOption(new Option('--token-file <file>', 'read the API token from this file'))
     .option('--json', 'print JSON instead of tables');
 
-  const client = () => new ApiClient(resolveTarget(program.opts<{ url?: string; token?: string }>()));
+  const client = () => {
+    const flags = program.opts<{ url?: string; token?: string; tokenFile?: string }>();
+    if (flags.token && program.getOptionValueSource('token') === 'cli')
+      warnArgvSecret('--token', 'QUANTIX_TOKEN or --token-file');
+    const token = flags.tokenFile ? readFileSync(flags.tokenFile, 'utf8').trim() : flags.token;
+    return new ApiClient(resolveTarget({ ...(flags.url ? { url: flags.url } : {}), ...(token ? { token } : {}) }));
+  };
   const print = (value: unknown, render: () => string) =>
     out(program.opts<{ json?: boolean }>().json ? JSON.stringify(value, null, 2) : render());
 
@@ -103,7 +116,7 @@ export function apiCommands(
       print(
         result,
         () =>
-          `node ${result.node.id} registered\ntoken: ${result.token}\nrun on the node: quantix-node --url <control-plane-url> --node-id ${result.node.id} --token ${result.token}`,
+          `node ${result.node.id} registered\ntoken: ${result.token}\nrun on the node (the token in a file only root can read, never on the command line):\n  install -m 600 /dev/stdin /etc/quantix/node-token <<< '${result.token}'\n  quantix-node --url ${client().url} --node-id ${result.node.id} --token-file /etc/quantix/node-token`,
       );
     });
 
@@ -245,8 +258,15 @@ export function apiCommands(
 }
 
 /** Prints an API error as the user can act on it, and sets a failing exit code. */
+/** Says, on stderr, that a secret came in argv, where every local user can read it with ps. */
+export function warnArgvSecret(what: string, instead: string): void {
+  process.stderr.write(
+    `warning: ${what} on the command line, where every user of this machine can read it (ps); use ${instead}\n`,
+  );
+}
+
 export function reportError(error: unknown): void {
-  if (error instanceof ApiError) {
+  if (error instanceof ApiError || isQuantixError(error)) {
     process.stderr.write(`error ${error.code}: ${error.message}\n`);
   } else {
     process.stderr.write(`error: ${(error as Error)?.message ?? String(error)}\n`);

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { apiCommands, reportError } from './commands.js';
+import { apiCommands, reportError, warnArgvSecret } from './commands.js';
 
 const POOL_ROOT_HELP = 'a directory pools may be in (repeatable; env QUANTIX_POOL_ROOTS, colon-separated)';
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
@@ -16,11 +16,7 @@ program
   .option('--port <port>', 'listen port', '8080')
   .option('--libvirt <uri>', 'libvirt URI for the local node, or "none"', 'qemu:///system')
   .option('--catalog <file>', 'a JSON file of extra catalog entries')
-  .option(
-    '--pool-root <dir>',
-    `${POOL_ROOT_HELP}; <data-dir>/pools always, default also /var/lib/quantix and /srv`,
-    collect,
-  )
+  .option('--pool-root <dir>', `${POOL_ROOT_HELP}; <data-dir>/pools always, default also /var/lib/quantix and /srv`, collect)
   .action(
     async (options: {
       dataDir: string;
@@ -38,7 +34,7 @@ program
         libvirtUri: options.libvirt,
         catalogFile: options.catalog,
         poolRoots: options.poolRoot,
-      });
+      }).catch(exitAtOnce);
     },
   );
 
@@ -49,19 +45,46 @@ program
   .option('--port <port>', 'listen port', '8080')
   .option('--database-url <url>', 'postgres://… (default: QUANTIX_DATABASE_URL, else PGlite in ./.quantix/db)')
   .option('--catalog <file>', 'a JSON file of extra catalog entries')
+  .option(
+    '--api-token-file <file>',
+    'the API token clients must send, read from this file (or QUANTIX_API_TOKEN; else one is made)',
+  )
+  .option('--data-dir <dir>', 'state directory: credentials, staged uploads, the embedded database', '.quantix')
+  .option('--database-timeout <ms>', 'bound on each database statement (and on connecting); then 503', '30000')
   .option('--pool-root <dir>', `${POOL_ROOT_HELP}; default /var/lib/quantix and /srv`, collect)
   .action(
-    async (options: { host: string; port: string; databaseUrl?: string; catalog?: string; poolRoot?: string[] }) => {
+    async (options: {
+      host: string;
+      port: string;
+      databaseUrl?: string;
+      catalog?: string;
+      apiTokenFile?: string;
+      dataDir: string;
+      databaseTimeout: string;
+      poolRoot?: string[];
+    }) => {
+      if (options.databaseUrl && /:\/\/[^/@]*:[^/@]*@/.test(options.databaseUrl)) {
+        warnArgvSecret('--database-url carries a password', 'QUANTIX_DATABASE_URL');
+      }
       const { runServe } = await import('./up.js');
       await runServe({
         host: options.host,
         port: Number(options.port),
         databaseUrl: options.databaseUrl ?? process.env.QUANTIX_DATABASE_URL,
         catalogFile: options.catalog,
+        tokenFile: options.apiTokenFile,
+        dataDir: options.dataDir,
+        databaseTimeoutMs: Number(options.databaseTimeout),
         poolRoots: options.poolRoot,
-      });
+      }).catch(exitAtOnce);
     },
   );
+
+/** A server that cannot start (port in use, data dir locked) says why and exits at once, non-zero. */
+function exitAtOnce(error: unknown): never {
+  reportError(error);
+  process.exit(1);
+}
 
 apiCommands(program);
 

@@ -1,11 +1,15 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
+  createLogger,
   createPoolRootPolicy,
   createQuantix,
-  type DatabaseConfig,
   DEFAULT_POOL_ROOTS,
+  type DatabaseConfig,
+  describeDatabase,
+  ErrorCode,
+  QuantixError,
   type QuantixPlugin,
 } from '@quantix/core';
 import { poolRootsOption, startNodeDaemon } from '@quantix/example-node-daemon';
@@ -13,9 +17,9 @@ import { type CatalogEntryInput, createImagesCloudPlugin } from '@quantix/images
 import { imagesIsoPlugin } from '@quantix/images-iso';
 import { createStorageLocalPlugin } from '@quantix/storage-local';
 import { createStorageNfsPlugin } from '@quantix/storage-nfs';
-import { pino } from 'pino';
 import { startControlPlane } from '../control-plane.js';
 import { newToken, tokenDigest } from '../hub/tokens.js';
+import { lockDataDir, restrictModes, securePrivateDir } from './data-dir.js';
 
 export const LOCAL_NODE_ID = 'local';
 export const LOCAL_POOL_ID = 'local';
@@ -44,6 +48,8 @@ function readSavedToken(file: string): string | null {
 
 export interface AllInOneOptions {
   dataDir: string;
+  /** Where state is kept; default embedded PGlite in `<dataDir>/db`. */
+  database?: DatabaseConfig;
   host: string;
   port: number;
   /** libvirt URI for the local node; null for none. */
@@ -68,85 +74,110 @@ export interface AllInOneOptions {
 export async function startAllInOne(options: AllInOneOptions) {
   const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const dataDir = resolve(options.dataDir);
-  mkdirSync(dataDir, { recursive: true });
-  const logger = pino({ name: 'quantix', level: process.env.QUANTIX_LOG_LEVEL ?? 'warn' });
+  securePrivateDir(dataDir);
+  const lock = lockDataDir(dataDir);
+  const logger = createLogger({ name: 'quantix', level: process.env.QUANTIX_LOG_LEVEL ?? 'warn' });
   const credentialsFile = join(dataDir, 'credentials.json');
-  const apiToken = readSavedToken(credentialsFile) ?? newToken();
-  const database: DatabaseConfig = { client: 'pglite', dataDir: join(dataDir, 'db') };
-  // `up` keeps its own pool in <dataDir>/pools, so that directory is always allowed; the rest of the
-  // data dir (database, credentials, uploads) never is.
-  const allowedRoots = [join(dataDir, 'pools'), ...(options.poolRoots ?? DEFAULT_POOL_ROOTS)];
-  const poolRoots = createPoolRootPolicy({ allowedRoots, protectedPaths: [dataDir] });
-  const quantix = await createQuantix({ database, plugins: controlPlanePlugins(options), logger });
-  const cp = await startControlPlane({
-    quantix,
-    apiToken,
-    host: options.host,
-    port: options.port,
-    stagingDir: join(dataDir, 'uploads'),
-    poolRoots,
-  });
-  writeFileSync(credentialsFile, `${JSON.stringify({ url: cp.url, token: apiToken }, null, 2)}\n`, { mode: 0o600 });
-
-  const { repositories } = quantix;
-  if (!(await repositories.nodes.get(LOCAL_NODE_ID))) {
-    await repositories.nodes.create({
-      id: LOCAL_NODE_ID,
-      hostname: osHostname().replace(/[^A-Za-z0-9.-]/g, '-') || 'localhost',
-    });
-  }
-  // The in-process node gets a fresh token on every start; nothing else ever sees it.
-  const nodeToken = newToken();
-  await repositories.nodes.setTokenDigest(LOCAL_NODE_ID, tokenDigest(nodeToken));
-  if (!(await repositories.pools.get(LOCAL_POOL_ID))) {
-    await repositories.pools.create({
-      id: LOCAL_POOL_ID,
-      name: 'local',
-      description: 'Images and ISOs on this machine',
-      type: 'local',
-      config: { path: join(dataDir, 'pools', 'local'), create: true },
-      contentTypes: ['iso', 'images'],
-      nodeIds: [LOCAL_NODE_ID],
-    });
-  }
-  const node = await startNodeDaemon({
-    url: cp.url,
-    nodeId: LOCAL_NODE_ID,
-    token: nodeToken,
-    libvirtUri: options.libvirtUri,
-    ...(options.allowSourceAddresses ? { allowSourceAddresses: options.allowSourceAddresses } : {}),
-    poolRoots: poolRoots.allowedRoots,
-    protectedPaths: poolRoots.protectedPaths,
-    logger,
-    initialBackoffMs: 100,
-  });
-  await node.connection.ready;
-
-  log(`Quantix is up (all-in-one, embedded database in ${join(dataDir, 'db')})`);
-  log(`  API:    ${cp.url}/api/v1   (OpenAPI: ${cp.url}/api/v1/openapi.json)`);
-  log(`  Web UI: ${cp.url}/#token=${apiToken}`);
-  log(`  Token:  ${apiToken}`);
-  log(`  Pool:   ${LOCAL_POOL_ID} at ${join(dataDir, 'pools', 'local')}`);
-  log(`  Pools may be in: ${poolRoots.allowedRoots.join(', ')} (--pool-root to choose)`);
-  log(
-    node.hypervisorProblem === null
-      ? `  VMs:    libvirt at ${options.libvirtUri}`
-      : `  VMs:    unavailable — ${node.hypervisorProblem}. Start libvirtd (see scripts/services.sh libvirt) and restart to create VMs.`,
-  );
-  log('The quantix CLI in this directory uses these credentials; press Ctrl-C to stop.');
-
-  return {
-    url: cp.url,
-    apiToken,
-    quantix,
-    controlPlane: cp,
-    node,
-    async close() {
-      await node.close();
-      await cp.close();
-      await quantix.close();
-    },
+  const savedToken = readSavedToken(credentialsFile);
+  const apiToken = savedToken ?? newToken();
+  const database: DatabaseConfig = options.database ?? { client: 'pglite', dataDir: join(dataDir, 'db') };
+  // Whatever was started is stopped again if a later step fails: a failed start leaves nothing running.
+  const started: (() => Promise<void> | void)[] = [() => lock.release()];
+  const stopAll = async () => {
+    for (const stop of started.reverse()) await stop();
+    started.length = 0;
   };
+  try {
+    // `up` keeps its own pool in <dataDir>/pools, so that directory is always allowed; the rest of
+    // the data dir (database, credentials, uploads) never is.
+    const allowedRoots = [join(dataDir, 'pools'), ...(options.poolRoots ?? DEFAULT_POOL_ROOTS)];
+    const poolRoots = createPoolRootPolicy({ allowedRoots, protectedPaths: [dataDir] });
+    const quantix = await createQuantix({ database, plugins: controlPlanePlugins(options), logger });
+    started.push(() => quantix.close());
+    const cp = await startControlPlane({
+      quantix,
+      apiToken,
+      host: options.host,
+      port: options.port,
+      stagingDir: join(dataDir, 'uploads'),
+      poolRoots,
+    });
+    started.push(() => cp.close());
+    writeFileSync(credentialsFile, `${JSON.stringify({ url: cp.url, token: apiToken }, null, 2)}\n`, { mode: 0o600 });
+
+    const { repositories } = quantix;
+    if (!(await repositories.nodes.get(LOCAL_NODE_ID))) {
+      await repositories.nodes.create({
+        id: LOCAL_NODE_ID,
+        hostname: osHostname().replace(/[^A-Za-z0-9.-]/g, '-') || 'localhost',
+      });
+    }
+    // The in-process node gets a fresh token on every start; nothing else ever sees it.
+    const nodeToken = newToken();
+    await repositories.nodes.setTokenDigest(LOCAL_NODE_ID, tokenDigest(nodeToken));
+    if (!(await repositories.pools.get(LOCAL_POOL_ID))) {
+      await repositories.pools.create({
+        id: LOCAL_POOL_ID,
+        name: 'local',
+        description: 'Images and ISOs on this machine',
+        type: 'local',
+        config: { path: join(dataDir, 'pools', 'local'), create: true },
+        contentTypes: ['iso', 'images'],
+        nodeIds: [LOCAL_NODE_ID],
+      });
+    }
+    const node = await startNodeDaemon({
+      url: cp.url,
+      nodeId: LOCAL_NODE_ID,
+      token: nodeToken,
+      libvirtUri: options.libvirtUri,
+      ...(options.allowSourceAddresses ? { allowSourceAddresses: options.allowSourceAddresses } : {}),
+      poolRoots: poolRoots.allowedRoots,
+      protectedPaths: poolRoots.protectedPaths,
+      logger,
+      initialBackoffMs: 100,
+    });
+    started.push(() => node.close());
+    await node.connection.ready;
+    // PGlite made its files 0666 while starting; the directory is 0700 already.
+    restrictModes(dataDir);
+
+    log(`Quantix is up (all-in-one, ${describeDatabase(database)})`);
+    log(`  API:    ${cp.url}/api/v1   (OpenAPI: ${cp.url}/api/v1/openapi.json)`);
+    if (savedToken) {
+      log(`  Web UI: ${cp.url}/   (its token, and the CLI's, is in ${credentialsFile})`);
+    } else {
+      // Shown once, when made; afterwards only where it is kept.
+      log(`  Web UI: ${cp.url}/#token=${apiToken}`);
+      log(`  Token:  ${apiToken}   (kept in ${credentialsFile}, readable by you only)`);
+    }
+    log(`  Pool:   ${LOCAL_POOL_ID} at ${join(dataDir, 'pools', 'local')}`);
+    log(`  Pools may be in: ${poolRoots.allowedRoots.join(', ')} (--pool-root to choose)`);
+    log(
+      node.hypervisorProblem === null
+        ? `  VMs:    libvirt at ${options.libvirtUri}`
+        : options.libvirtUri === null
+          ? '  VMs:    off (--libvirt none)'
+          : `  VMs:    unavailable — ${node.hypervisorProblem}. Start libvirtd (see scripts/services.sh libvirt) and restart to create VMs.`,
+    );
+    log('The quantix CLI in this directory uses these credentials; press Ctrl-C to stop.');
+
+    return {
+      url: cp.url,
+      apiToken,
+      quantix,
+      controlPlane: cp,
+      node,
+      dataDir,
+      async close() {
+        await stopAll();
+        restrictModes(dataDir);
+      },
+    };
+  } catch (error) {
+    await stopAll().catch(() => undefined);
+    throw error;
+  }
 }
 
 /** Extra catalog entries from a JSON file (an array of entries); a bad file stops start-up with its reason. */
@@ -165,6 +196,8 @@ export async function runAllInOne(options: {
   catalogFile?: string | undefined;
   poolRoots?: readonly string[] | undefined;
 }): Promise<void> {
+  // Everything this process creates is its user's alone (data, uploads, credentials).
+  process.umask(0o077);
   const entries = readCatalogFile(options.catalogFile);
   const system = await startAllInOne({
     dataDir: options.dataDir,
@@ -178,44 +211,95 @@ export async function runAllInOne(options: {
   await system.close();
 }
 
+/** The API token for `serve`: a file, or QUANTIX_API_TOKEN; else one is made and kept in the data dir. */
+export function serveToken(options: { tokenFile?: string | undefined; dataDir: string }): {
+  token: string;
+  from: string;
+} {
+  if (options.tokenFile) {
+    const token = readFileSync(options.tokenFile, 'utf8').trim();
+    if (!token) throw new QuantixError(ErrorCode.INVALID_INPUT, `The token file ${options.tokenFile} is empty`);
+    return { token, from: options.tokenFile };
+  }
+  if (process.env.QUANTIX_API_TOKEN) return { token: process.env.QUANTIX_API_TOKEN, from: 'QUANTIX_API_TOKEN' };
+  const file = join(options.dataDir, 'credentials.json');
+  const saved = readSavedToken(file);
+  if (saved) return { token: saved, from: file };
+  return { token: newToken(), from: '' };
+}
+
 /** Control plane only, for node daemons on other hosts. */
 export async function runServe(options: {
   host: string;
   port: number;
   databaseUrl: string | undefined;
   catalogFile?: string | undefined;
+  tokenFile?: string | undefined;
+  dataDir: string;
+  /** Bound on each database statement; connecting and waiting for a connection get at most this too. */
+  databaseTimeoutMs?: number | undefined;
+  /** `--pool-root` flags; else QUANTIX_POOL_ROOTS; else /var/lib/quantix and /srv. */
   poolRoots?: readonly string[] | undefined;
 }): Promise<void> {
-  const logger = pino({ name: 'quantix', level: process.env.QUANTIX_LOG_LEVEL ?? 'info' });
+  process.umask(0o077);
+  const logger = createLogger({ name: 'quantix', level: process.env.QUANTIX_LOG_LEVEL ?? 'info' });
+  const dataDir = resolve(options.dataDir);
+  securePrivateDir(dataDir);
+  const lock = lockDataDir(dataDir);
+  const timeout = options.databaseTimeoutMs;
   const database: DatabaseConfig = options.databaseUrl
-    ? { client: 'pg', connectionString: options.databaseUrl }
-    : { client: 'pglite', dataDir: join('.quantix', 'db') };
-  const apiToken = process.env.QUANTIX_API_TOKEN ?? newToken();
+    ? {
+        client: 'pg',
+        connectionString: options.databaseUrl,
+        ...(timeout
+          ? {
+              timeouts: {
+                statementMs: timeout,
+                connectMs: Math.min(5_000, timeout),
+                acquireMs: Math.min(10_000, timeout),
+              },
+            }
+          : {}),
+      }
+    : { client: 'pglite', dataDir: join(dataDir, 'db') };
+  const { token: apiToken, from } = serveToken({ tokenFile: options.tokenFile, dataDir });
   const entries = readCatalogFile(options.catalogFile);
-  const quantix = await createQuantix({ database, plugins: controlPlanePlugins(entries ? { entries } : {}), logger });
   const { poolRoots: allowedRoots } = poolRootsOption(options.poolRoots, process.env.QUANTIX_POOL_ROOTS);
-  const poolRoots = createPoolRootPolicy({
-    ...(allowedRoots ? { allowedRoots } : {}),
-    // The embedded database's directory is never a pool.
-    protectedPaths: database.client === 'pglite' ? [resolve('.quantix')] : [],
-  });
-  const cp = await startControlPlane({
-    quantix,
-    apiToken,
-    host: options.host,
-    port: options.port,
-    poolRoots,
-    ...(process.env.QUANTIX_PUBLIC_URL ? { publicUrl: process.env.QUANTIX_PUBLIC_URL } : {}),
-  });
-  process.stdout.write(
-    `Quantix control plane at ${cp.url} on ${database.client === 'pg' ? 'PostgreSQL' : 'embedded PGlite'}\n`,
-  );
+  let quantix: Awaited<ReturnType<typeof createQuantix>> | undefined;
+  let cp: Awaited<ReturnType<typeof startControlPlane>> | undefined;
+  try {
+    // A bad --pool-root stops start-up here, naming it; the data dir is never a pool.
+    const poolRoots = createPoolRootPolicy({ ...(allowedRoots ? { allowedRoots } : {}), protectedPaths: [dataDir] });
+    quantix = await createQuantix({ database, plugins: controlPlanePlugins(entries ? { entries } : {}), logger });
+    cp = await startControlPlane({
+      quantix,
+      apiToken,
+      host: options.host,
+      port: options.port,
+      stagingDir: join(dataDir, 'uploads'),
+      poolRoots,
+      ...(process.env.QUANTIX_PUBLIC_URL ? { publicUrl: process.env.QUANTIX_PUBLIC_URL } : {}),
+    });
+  } catch (error) {
+    await quantix?.close().catch(() => undefined);
+    lock.release();
+    throw error;
+  }
+  process.stdout.write(`Quantix control plane at ${cp.url} on ${describeDatabase(database)}\n`);
   process.stdout.write(`${JSON.stringify({ event: 'listening', url: cp.url })}\n`);
-  if (!process.env.QUANTIX_API_TOKEN)
-    process.stdout.write(`API token (set QUANTIX_API_TOKEN to choose one): ${apiToken}\n`);
+  if (from === '') {
+    const file = join(dataDir, 'credentials.json');
+    writeFileSync(file, `${JSON.stringify({ url: cp.url, token: apiToken }, null, 2)}\n`, { mode: 0o600 });
+    process.stdout.write(
+      `A new API token was made and kept in ${file} (give one with --api-token-file or QUANTIX_API_TOKEN)\n`,
+    );
+  } else {
+    process.stdout.write(`API token from ${from}\n`);
+  }
   await waitForSignal();
   await cp.close();
   await quantix.close();
+  lock.release();
 }
 
 function waitForSignal(): Promise<void> {

@@ -1,10 +1,15 @@
-import { ErrorCode, isQuantixError } from '@quantix/core';
+import type { Duplex } from 'node:stream';
+import { ErrorCode, isDatabaseUnavailable, isQuantixError } from '@quantix/core';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 
 /**
  * HTTP status for every stable error code. A `Record` over ErrorCode: a code added to core
  * without a status here fails the typecheck, so nothing falls back to 500 by omission.
+ *
+ * 5xx means the control plane itself failed (a bug, its database, a node that answered with a
+ * failure or not in time). A request that cannot be done because of the state things are in — a
+ * node not connected, a node that cannot run VMs — is a 409: the client can act on it.
  */
 export const HTTP_STATUS: Record<ErrorCode, number> = {
   [ErrorCode.INVALID_INPUT]: 400,
@@ -55,8 +60,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   [ErrorCode.SSH_CONNECT_FAILED]: 502,
   [ErrorCode.SSH_HOST_KEY_UNKNOWN]: 502,
   [ErrorCode.SSH_HOST_KEY_MISMATCH]: 502,
-  [ErrorCode.UNSUPPORTED_OPERATION]: 501,
-  [ErrorCode.NODE_NOT_CONNECTED]: 503,
+  [ErrorCode.UNSUPPORTED_OPERATION]: 409,
+  [ErrorCode.NODE_NOT_CONNECTED]: 409,
   [ErrorCode.NODE_BUSY]: 503,
   [ErrorCode.POOL_UNAVAILABLE]: 503,
   [ErrorCode.HYPERVISOR_UNAVAILABLE]: 503,
@@ -70,7 +75,18 @@ export function statusFor(code: string): number {
   return HTTP_STATUS[code as ErrorCode] ?? 500;
 }
 
-/** Every error leaves as `{ error: { code, message, details } }` with the code from core. */
+/** Fastify's own 4xx errors (bad URL, too long, wrong media type) under a stable code. */
+function frameworkCode(error: FastifyError): ErrorCode {
+  if (error.statusCode === 413 || error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return ErrorCode.PAYLOAD_TOO_LARGE;
+  if (error.statusCode === 415) return ErrorCode.UNSUPPORTED_MEDIA_TYPE;
+  return ErrorCode.INVALID_INPUT;
+}
+
+/**
+ * Every error leaves as `{ error: { code, message, details } }` with a code from core — those
+ * of routes, of validation, and of fastify itself before routing (bad URL, parameter too long).
+ * A 5xx never carries what failed inside (a statement, a stack): that goes to the log.
+ */
 export function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   if (hasZodFastifySchemaValidationErrors(error)) {
     const issues = error.validation.map((issue) => ({
@@ -86,22 +102,67 @@ export function handleError(error: FastifyError, request: FastifyRequest, reply:
     });
     return;
   }
+  let body: { code: string; message: string; details: Record<string, unknown> };
+  let status: number;
   if (isQuantixError(error)) {
-    void reply.status(statusFor(error.code)).send({ error: error.toJSON() });
-    return;
+    body = error.toJSON();
+    status = statusFor(error.code);
+  } else if (isDatabaseUnavailable(error)) {
+    body = {
+      code: ErrorCode.DATABASE_UNAVAILABLE,
+      message: 'The database is not reachable now; retry shortly',
+      details: {},
+    };
+    status = statusFor(ErrorCode.DATABASE_UNAVAILABLE);
+  } else if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
+    body = { code: frameworkCode(error), message: error.message, details: {} };
+    status = error.statusCode;
+  } else {
+    body = { code: ErrorCode.INTERNAL_ERROR, message: 'Internal error; see the control-plane log', details: {} };
+    status = 500;
   }
-  if (error.statusCode === 413 || error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    void reply.status(413).send({ error: { code: ErrorCode.PAYLOAD_TOO_LARGE, message: error.message, details: {} } });
-    return;
+  if (status >= 500) {
+    request.log.error({ err: error, code: body.code }, 'request failed');
+    if (body.code === ErrorCode.INTERNAL_ERROR || body.code === ErrorCode.DATABASE_ERROR) body.details = {};
   }
-  if (error.statusCode && error.statusCode < 500) {
-    void reply
-      .status(error.statusCode)
-      .send({ error: { code: ErrorCode.INVALID_INPUT, message: error.message, details: {} } });
-    return;
+  if (status === 503) void reply.header('retry-after', '5');
+  void reply.status(status).send({ error: body });
+}
+
+/**
+ * Errors the HTTP parser raises before fastify sees a request (headers too large, a malformed
+ * request line), answered in the same shape on the raw socket.
+ */
+export function handleClientError(error: NodeJS.ErrnoException & { code?: string }, socket: Duplex): void {
+  if (!socket.writable) return;
+  const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const code = status === 431 ? ErrorCode.PAYLOAD_TOO_LARGE : ErrorCode.INVALID_INPUT;
+  const message =
+    status === 431 ? 'Request headers are too large' : status === 408 ? 'Request timed out' : 'Malformed HTTP request';
+  const body = JSON.stringify({ error: { code, message, details: {} } });
+  socket.end(
+    `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\n` +
+      `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
+/** The first string in a request's parameters, query or body that holds a NUL byte, as a path. */
+export function findNul(value: unknown, path = ''): string | null {
+  if (typeof value === 'string') return value.includes('\u0000') ? path || '(value)' : null;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = findNul(value[i], `${path}[${i}]`);
+      if (found) return found;
+    }
+    return null;
   }
-  request.log.error({ err: error }, 'unhandled error');
-  void reply.status(500).send({
-    error: { code: ErrorCode.INTERNAL_ERROR, message: 'Internal error; see the control-plane log', details: {} },
-  });
+  // Parsed objects (some with a null prototype); an upload's body is a stream and is not read here.
+  if (value && typeof value === 'object' && typeof (value as { pipe?: unknown }).pipe !== 'function') {
+    for (const [key, inner] of Object.entries(value)) {
+      if (key.includes('\u0000')) return `${path}.${JSON.stringify(key)}`;
+      const found = findNul(inner, path ? `${path}.${key}` : key);
+      if (found) return found;
+    }
+  }
+  return null;
 }

@@ -68,7 +68,9 @@ export async function serveUi(
 
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
     const path = request.url.split('?')[0] ?? '';
-    const isApi = path === options.apiPrefix || path.startsWith(`${options.apiPrefix}/`);
+    // Any spelling of an API path (encoded, doubled slashes, other case) is an API miss, never
+    // the page: the page would answer 200 to what a client meant as an API call.
+    const isApi = looksLikeApi(path, options.apiPrefix);
     // A missing file (an old asset name, favicon.ico) is a 404, not the page under its name.
     const isFile = /\.[A-Za-z0-9]+$/.test(path);
     if (!isApi && !isFile && (request.method === 'GET' || request.method === 'HEAD')) return page(reply);
@@ -76,4 +78,28 @@ export async function serveUi(
       error: { code: 'NOT_FOUND', message: `No route ${request.method} ${path}`, details: {} },
     });
   });
+}
+
+/** Whether `path`, decoded, lower-cased and with `.` segments and repeated slashes removed, is under `prefix`. */
+export function looksLikeApi(path: string, prefix: string): boolean {
+  let decoded = path;
+  for (let i = 0; i < 3; i++) {
+    try {
+      const next = decodeURIComponent(decoded);
+      if (next === decoded) break;
+      decoded = next;
+    } catch {
+      break;
+    }
+  }
+  // As a lenient server or proxy might read it: one case, no empty or `.` segments, `..` applied.
+  const segments: string[] = [];
+  for (const segment of decoded.toLowerCase().split(/[/\\]+/)) {
+    if (segment === '' || segment === '.') continue;
+    if (segment === '..') segments.pop();
+    else segments.push(segment);
+  }
+  const normalized = `/${segments.join('/')}`;
+  const root = prefix.toLowerCase().split('/').filter(Boolean)[0] ?? '';
+  return normalized === `/${root}` || normalized.startsWith(`/${root}/`) || normalized.startsWith(`/${root};`);
 }

@@ -1,16 +1,18 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { ErrorCode, type Image, QuantixError, type Repositories } from '@quantix/core';
+import { ErrorCode, type Image, QuantixError, type Repositories, redactSecrets } from '@quantix/core';
 import { checkUploadedIso, type LoadOsinfoOptions, sanitizeIsoFileName } from '@quantix/images-iso';
 import type { Logger } from 'pino';
 import type { NodeHub } from '../hub/node-hub.js';
+import { newToken, tokenDigest, tokenMatches } from '../hub/tokens.js';
 
 interface Staged {
   path: string;
-  token: string;
+  /** SHA-256 of the one-time token: the token itself is kept only in the URL handed to the node. */
+  tokenDigest: string;
   sizeBytes: number;
 }
 
@@ -92,8 +94,8 @@ export class UploadService {
       await rm(staged.path, { force: true });
       throw error;
     }
-    const token = randomBytes(24).toString('base64url');
-    this.staged.set(id, { path: staged.path, token, sizeBytes: staged.sizeBytes });
+    const token = newToken();
+    this.staged.set(id, { path: staged.path, tokenDigest: tokenDigest(token), sizeBytes: staged.sizeBytes });
     void this.transfer(image, nodeId, id, token);
     return image;
   }
@@ -101,7 +103,10 @@ export class UploadService {
   /** The staged file for a node's fetch, if the id and one-time token match. */
   async open(id: string, token: string): Promise<Staged> {
     const staged = this.staged.get(id);
-    if (!staged || staged.token !== token) throw new QuantixError(ErrorCode.NOT_FOUND, 'No such staged upload');
+    // Constant-time comparison; a wrong token and an unknown id answer alike, so neither is an oracle.
+    if (!staged || !tokenMatches(token, staged.tokenDigest)) {
+      throw new QuantixError(ErrorCode.NOT_FOUND, 'No such staged upload');
+    }
     return staged;
   }
 
@@ -162,7 +167,7 @@ export class UploadService {
           imageId: image.id,
           poolId: location.poolId,
           relPath: location.relPath,
-          sourceUrl: `${this.options.publicUrl()}/api/v1/uploads/${id}?token=${token}`,
+          sourceUrl: `${await this.controlPlaneUrlFor(nodeId)}/api/v1/uploads/${id}?token=${token}`,
           checksum: image.checksum,
           checksumUrl: null,
         },
@@ -183,7 +188,7 @@ export class UploadService {
           phase: 'error',
           error: {
             code: (error as QuantixError).code ?? 'UPLOAD_FAILED',
-            message: `the node could not store the upload: ${(error as Error).message}`,
+            message: redactSecrets(`the node could not store the upload: ${(error as Error).message}`),
             retryable: false,
           },
         })
@@ -193,6 +198,13 @@ export class UploadService {
       this.staged.delete(id);
       if (staged) await rm(staged.path, { force: true });
     }
+  }
+
+  /** The control plane's URL as `nodeId` reaches it (it says so in its hello), else the public URL. */
+  private async controlPlaneUrlFor(nodeId: string): Promise<string> {
+    const reported = (await this.options.repositories.nodes.get(nodeId))?.capabilities.controlPlaneUrl;
+    if (typeof reported === 'string' && /^https?:\/\/[^/?#]+$/.test(reported)) return reported;
+    return this.options.publicUrl();
   }
 
   /** Size of a staged file, for Content-Length. */

@@ -3,7 +3,9 @@ import {
   type DomainState,
   ErrorCode,
   type EventBus,
+  type HostInfo,
   type Image,
+  type Node,
   QuantixError,
   type Repositories,
   type Vm,
@@ -40,10 +42,42 @@ export const createVmSchema = z.object({
   firmware: z.enum(['bios', 'uefi']).default('bios'),
   /** Pool for the VM's own disk; default: the image's pool when it can hold images. */
   diskPoolId: z.string().min(1).optional(),
-  user: z.string().min(1).max(32).nullable().default(null),
+  /** The user cloud-init creates for the SSH keys; the image's default user when null. */
+  user: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a Linux user name: lower-case letters, digits, _ and -, at most 32')
+    .nullable()
+    .default(null),
   sshAuthorizedKeys: z.array(z.string().max(16_384)).max(32).default([]),
 });
 export type CreateVmInput = z.input<typeof createVmSchema>;
+
+/** Whether the node said it can run VMs, and this one fits in its host (CPUs, memory). */
+function checkNodeCanRun(node: Node, request: { cpu: number; memoryMiB: number }): void {
+  const capabilities = node.capabilities as { vms?: unknown; hypervisorProblem?: unknown; host?: unknown };
+  if (capabilities.vms === false) {
+    const why = typeof capabilities.hypervisorProblem === 'string' ? `: ${capabilities.hypervisorProblem}` : '';
+    throw new QuantixError(ErrorCode.UNSUPPORTED_OPERATION, `Node ${node.id} runs no hypervisor${why}`, {
+      details: { nodeId: node.id },
+    });
+  }
+  const host = capabilities.host as Partial<HostInfo> | null | undefined;
+  const asked = { cpu: request.cpu, memoryMiB: request.memoryMiB };
+  if (typeof host?.memoryMiB === 'number' && request.memoryMiB > host.memoryMiB) {
+    throw new QuantixError(
+      ErrorCode.INSUFFICIENT_CAPACITY,
+      `Node ${node.id} has ${host.memoryMiB} MiB of memory; a VM of ${request.memoryMiB} MiB cannot run there`,
+      { details: { nodeId: node.id, asked, host } },
+    );
+  }
+  if (typeof host?.cpus === 'number' && request.cpu > host.cpus) {
+    throw new QuantixError(
+      ErrorCode.INSUFFICIENT_CAPACITY,
+      `Node ${node.id} has ${host.cpus} CPUs; a VM with ${request.cpu} cannot run there`,
+      { details: { nodeId: node.id, asked, host } },
+    );
+  }
+}
 
 /**
  * VM lifecycle from the control plane. Creation checks everything before any hypervisor is
@@ -68,6 +102,8 @@ export class VmService {
         `Node ${request.nodeId} is not connected; start its node daemon and retry`,
       );
     }
+    // What the node said in its hello: refused here, before any row is written or the node asked.
+    checkNodeCanRun(await repositories.nodes.require(request.nodeId), request);
     const { image } = await checkVmImage({
       repositories,
       imageId: request.imageId,

@@ -16,8 +16,18 @@ export interface DomainInfo {
   state: DomainState;
 }
 
+/** What the host can give VMs at most. */
+export interface HostInfo {
+  /** Logical CPUs of the host. */
+  cpus: number;
+  /** Physical memory of the host, in MiB. */
+  memoryMiB: number;
+}
+
 /** Drives one hypervisor host's domains (libvirt). Names are validated VM names. */
 export interface Hypervisor {
+  /** The host's CPUs and memory: the control plane refuses a VM larger than its node before asking. */
+  hostInfo?(): Promise<HostInfo>;
   define(options: { xml: string }): Promise<DomainInfo>;
   start(options: { name: string }): Promise<void>;
   /** Asks the guest to shut down (ACPI). */

@@ -1,10 +1,11 @@
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
-import { type Logger, pino } from 'pino';
+import type { Logger } from 'pino';
 import { Container, type ContainerInstance } from 'typedi';
 import type { Repositories } from '../contracts/repositories.js';
 import { ErrorCode, isQuantixError, QuantixError } from '../errors.js';
 import { createEventBus, type EventBus } from '../events/bus.js';
+import { createLogger } from '../logging.js';
 import { type Database, type DatabaseConfig, openDatabase } from '../persistence/database.js';
 import { createRepositories } from '../persistence/repositories/index.js';
 import { type PluginContext, QUANTIX_PLUGIN_API_VERSION, type QuantixPlugin } from './plugin.js';
@@ -110,7 +111,7 @@ export function orderPlugins(plugins: readonly QuantixPlugin[]): QuantixPlugin[]
 export async function createQuantix(options: CreateQuantixOptions = {}): Promise<Quantix> {
   const ordered = orderPlugins(options.plugins ?? []);
   const id = `quantix-${randomUUID()}`;
-  const logger = options.logger ?? pino({ name: 'quantix', level: process.env.QUANTIX_LOG_LEVEL ?? 'warn' });
+  const logger = options.logger ?? createLogger({ name: 'quantix', level: process.env.QUANTIX_LOG_LEVEL ?? 'warn' });
   const database = await openDatabase(options.database ?? { client: 'pglite', dataDir: DEFAULT_DATA_DIR });
   const repositories = createRepositories(database.knex);
   const events = createEventBus();

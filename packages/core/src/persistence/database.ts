@@ -10,7 +10,31 @@ import { migrateToLatest } from './migrations/index.js';
  */
 export type DatabaseConfig =
   | { client: 'pglite'; dataDir?: string }
-  | { client: 'pg'; connectionString: string; pool?: { min?: number; max?: number } };
+  | {
+      client: 'pg';
+      connectionString: string;
+      pool?: { min?: number; max?: number };
+      /** Bounds on every wait, so a database that is down or frozen gives an error, not a hang. */
+      timeouts?: DatabaseTimeouts;
+    };
+
+export interface DatabaseTimeouts {
+  /** Opening a connection (default 5 s). */
+  connectMs?: number;
+  /** Waiting for a free connection from the pool (default 10 s). */
+  acquireMs?: number;
+  /** One statement, enforced by the server (statement_timeout; default 30 s). */
+  statementMs?: number;
+  /** One statement, enforced here: catches a server that stopped answering at all (default statement + up to 5 s). */
+  queryMs?: number;
+}
+
+export const DEFAULT_DATABASE_TIMEOUTS: Required<DatabaseTimeouts> = {
+  connectMs: 5_000,
+  acquireMs: 10_000,
+  statementMs: 30_000,
+  queryMs: 35_000,
+};
 
 export interface Database {
   readonly client: DatabaseConfig['client'];
@@ -71,10 +95,24 @@ async function openPgliteMemory(): Promise<PGliteInstance> {
 
 async function createKnex(config: DatabaseConfig): Promise<Knex> {
   if (config.client === 'pg') {
+    const statementMs = config.timeouts?.statementMs ?? DEFAULT_DATABASE_TIMEOUTS.statementMs;
     return knexFactory({
       client: 'pg',
-      connection: config.connectionString,
-      pool: { min: config.pool?.min ?? 0, max: config.pool?.max ?? 10 },
+      connection: {
+        connectionString: config.connectionString,
+        connectionTimeoutMillis: config.timeouts?.connectMs ?? DEFAULT_DATABASE_TIMEOUTS.connectMs,
+        statement_timeout: statementMs,
+        query_timeout: config.timeouts?.queryMs ?? statementMs + Math.min(5_000, statementMs),
+        idle_in_transaction_session_timeout: statementMs,
+        keepAlive: true,
+      },
+      pool: {
+        min: config.pool?.min ?? 0,
+        max: config.pool?.max ?? 10,
+        acquireTimeoutMillis: config.timeouts?.acquireMs ?? DEFAULT_DATABASE_TIMEOUTS.acquireMs,
+      },
+      // Statements go into error messages without their bindings, which may hold user data or digests.
+      compileSqlOnError: false,
     });
   }
   const clientModule = await import('knex-pglite');
@@ -84,6 +122,7 @@ async function createKnex(config: DatabaseConfig): Promise<Knex> {
   return knexFactory({
     client: ClientPgLite as Knex.Config['client'],
     dialect: 'postgres',
+    compileSqlOnError: false,
     connection: () => ({ pglite }) as unknown as Knex.ConnectionConfig,
   });
 }

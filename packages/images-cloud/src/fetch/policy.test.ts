@@ -103,3 +103,46 @@ describe('SourceGuard', () => {
     expect(addresses.length).toBeGreaterThan(0);
   });
 });
+
+describe('SourceGuard: addresses inside IPv6 and exact URL prefixes', () => {
+  it.each([
+    ['http://[::7f00:1]/', '127.0.0.1'],
+    ['http://[::ffff:0:7f00:1]/', '127.0.0.1'],
+    ['http://[::ffff:127.0.0.1]/', '127.0.0.1'],
+    ['http://[2002:7f00:1::1]/', '127.0.0.1'],
+    ['http://[64:ff9b::7f00:1]/', '127.0.0.1'],
+    ['http://[64:ff9b::a9fe:a9fe]/', '169.254.169.254'],
+    ['http://[2002:a9fe:a9fe::]/', '169.254.169.254'],
+    ['http://[::a00:5]/', '10.0.0.5'],
+    // Teredo: the client address is stored inverted in the last 32 bits.
+    ['http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/', '127.0.0.1'],
+  ])('judges %s by the IPv4 address it carries (%s)', (url, v4) => {
+    // Opening the IPv6 ranges themselves must not open what they carry.
+    const guard = new SourceGuard({ denyAddresses: DEFAULT_DENIED_ADDRESSES.filter((r) => r.includes('.')) });
+    expect(refusal(() => guard.checkUrl(url))).toMatchObject({
+      code: 'SOURCE_NOT_ALLOWED',
+      details: { reason: 'address', address: v4 },
+    });
+  });
+
+  it('lets a public IPv4 inside 6to4 through, like the IPv4 itself', () => {
+    const guard = new SourceGuard({ denyAddresses: DEFAULT_DENIED_ADDRESSES.filter((r) => r.includes('.')) });
+    expect(guard.checkUrl('http://[2002:5db8:d822::1]/x.img').hostname).toBe('[2002:5db8:d822::1]');
+  });
+
+  it('allows exactly the URLs under an allowed prefix, not the rest of its host', async () => {
+    const guard = new SourceGuard({ allowUrlPrefixes: ['http://localhost:8080/api/v1/uploads/'] });
+    await expect(guard.checkSource('http://localhost:8080/api/v1/uploads/abc?token=x')).resolves.toBeInstanceOf(URL);
+    for (const url of [
+      'http://localhost:8080/api/v1/pools',
+      'http://localhost:8080/api/v1/uploads/../pools',
+      'http://localhost:8080/api/v1/uploads/%2e%2e/%2e%2e/healthz',
+      'http://localhost:5432/api/v1/uploads/abc',
+      'https://localhost:8080/api/v1/uploads/abc',
+      'http://user:pw@localhost:8080/api/v1/uploads/abc',
+    ]) {
+      await expect(guard.checkSource(url), url).rejects.toMatchObject({ code: 'SOURCE_NOT_ALLOWED' });
+    }
+    expect(() => new SourceGuard({ allowUrlPrefixes: ['http://cp/api/v1/uploads'] })).toThrow(/must end with/);
+  });
+});

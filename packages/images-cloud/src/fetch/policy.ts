@@ -32,6 +32,13 @@ export interface SourcePolicy {
    * ('10.20.0.0/16'), or loopback in tests ('127.0.0.1').
    */
   allowAddresses?: readonly string[];
+  /**
+   * URLs allowed whatever their address, by exact origin and path prefix — the control plane's
+   * staged-upload endpoint (`http://cp:8080/api/v1/uploads/`), and nothing else on that host.
+   * Compared after URL parsing, so `..` and encoded dots cannot climb out of the prefix. A
+   * redirect from such a URL is checked like any other.
+   */
+  allowUrlPrefixes?: readonly string[];
   /** Redirects followed per request, each hop checked like the first URL. Default 5. */
   maxRedirects?: number;
 }
@@ -60,7 +67,9 @@ export const DEFAULT_DENIED_ADDRESSES: readonly string[] = [
   '64:ff9b::/96',
 ];
 
-export const DEFAULT_SOURCE_POLICY: Readonly<Required<Omit<SourcePolicy, 'allowHosts' | 'allowPorts'>>> & {
+export const DEFAULT_SOURCE_POLICY: Readonly<
+  Required<Omit<SourcePolicy, 'allowHosts' | 'allowPorts' | 'allowUrlPrefixes'>>
+> & {
   allowHosts: null;
   allowPorts: null;
 } = Object.freeze({
@@ -123,17 +132,51 @@ function blockListOf(ranges: readonly string[]): BlockList {
   return list;
 }
 
-/** '::ffff:169.254.169.254' is 169.254.169.254: check mapped IPv4 addresses as IPv4. */
+/** The 16 bytes of an IPv6 address, or null. */
+function ipv6Bytes(address: string): number[] | null {
+  if (isIP(address) !== 6) return null;
+  let text = address.split('%')[0] as string;
+  // A dotted IPv4 tail (::ffff:1.2.3.4) becomes two hex groups.
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const groups = (part: string) => (part === '' ? [] : part.split(':').map((g) => Number.parseInt(g, 16)));
+  const left = groups(head);
+  const right = tail === undefined ? [] : groups(tail);
+  const all = tail === undefined ? left : [...left, ...new Array(8 - left.length - right.length).fill(0), ...right];
+  return all.flatMap((g) => [g >> 8, g & 255]);
+}
+
+const dottedQuad = (b: number[]) => b.join('.');
+
+/**
+ * The IPv4 address an IPv6 address carries, when it carries one: mapped (::ffff:0:0/96),
+ * compatible (::/96), translated (::ffff:0:0:0/96), NAT64 (64:ff9b::/96, 64:ff9b:1::/48),
+ * 6to4 (2002::/16) and Teredo (2001::/32, its server and its client). Each is judged by that
+ * IPv4 too: `::7f00:1` is 127.0.0.1 to whatever routes it.
+ */
+export function embeddedIpv4(address: string): string[] {
+  const b = ipv6Bytes(address);
+  if (!b) return [];
+  const zero = (from: number, to: number) => b.slice(from, to).every((x) => x === 0);
+  const last4 = b.slice(12, 16);
+  if (zero(0, 10) && b[10] === 0xff && b[11] === 0xff) return [dottedQuad(last4)];
+  if (zero(0, 12) && !zero(12, 16)) return [dottedQuad(last4)];
+  if (zero(0, 8) && b[8] === 0xff && b[9] === 0xff && zero(10, 12)) return [dottedQuad(last4)];
+  if (b[0] === 0x00 && b[1] === 0x64 && b[2] === 0xff && b[3] === 0x9b) return [dottedQuad(last4)];
+  if (b[0] === 0x20 && b[1] === 0x02) return [dottedQuad(b.slice(2, 6))];
+  if (b[0] === 0x20 && b[1] === 0x01 && b[2] === 0x00 && b[3] === 0x00) {
+    return [dottedQuad(b.slice(4, 8)), dottedQuad(last4.map((x) => x ^ 0xff))];
+  }
+  return [];
+}
+
+/** The address to judge, plain, with the family BlockList wants. */
 function normaliseAddress(address: string): { address: string; family: 'ipv4' | 'ipv6' } {
   const bare = address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare);
-  if (mapped?.[1]) return { address: mapped[1], family: 'ipv4' };
-  const hexMapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(bare);
-  if (hexMapped?.[1] && hexMapped[2]) {
-    const high = Number.parseInt(hexMapped[1], 16);
-    const low = Number.parseInt(hexMapped[2], 16);
-    return { address: `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`, family: 'ipv4' };
-  }
   return { address: bare, family: isIP(bare) === 6 ? 'ipv6' : 'ipv4' };
 }
 
@@ -154,6 +197,7 @@ export class SourceGuard {
   private readonly denyPorts: ReadonlySet<number>;
   private readonly denied: BlockList;
   private readonly allowed: BlockList;
+  private readonly allowUrlPrefixes: readonly URL[];
   readonly maxRedirects: number;
 
   constructor(
@@ -168,6 +212,15 @@ export class SourceGuard {
     this.denied = blockListOf(policy.denyAddresses ?? DEFAULT_DENIED_ADDRESSES);
     this.allowed = blockListOf(policy.allowAddresses ?? []);
     this.maxRedirects = policy.maxRedirects ?? DEFAULT_SOURCE_POLICY.maxRedirects;
+    this.allowUrlPrefixes = (policy.allowUrlPrefixes ?? []).map((prefix) => {
+      const url = new URL(prefix);
+      if (!url.pathname.endsWith('/')) {
+        throw new QuantixError(ErrorCode.INVALID_INPUT, `Source policy: URL prefix ${prefix} must end with '/'`, {
+          details: { prefix },
+        });
+      }
+      return url;
+    });
   }
 
   /**
@@ -192,6 +245,8 @@ export class SourceGuard {
     if (url.username !== '' || url.password !== '') {
       throw refuse(text, 'credentials in the URL are not accepted', { reason: 'credentials' });
     }
+    // An allowed prefix is an explicit allowance: its host, port and address lists do not apply.
+    if (this.isAllowedUrl(url)) return url;
     const host = url.hostname.toLowerCase().replace(/^\[|\]$/g, '');
     if (host === '') throw refuse(text, 'it has no host', { reason: 'host' });
     if (this.denyHosts.some((p) => hostMatches(p, host))) {
@@ -212,15 +267,44 @@ export class SourceGuard {
     return url;
   }
 
-  /** SOURCE_NOT_ALLOWED when the address lies in a denied range that no allowed range covers. */
+  /**
+   * SOURCE_NOT_ALLOWED when the address lies in a denied range that no allowed range covers, or
+   * carries an IPv4 address (see embeddedIpv4) that does.
+   */
   checkAddress(url: string, address: string): void {
     const { address: plain, family } = normaliseAddress(address);
-    if (this.denied.check(plain, family) && !this.allowed.check(plain, family)) {
-      throw refuse(url, `address ${plain} is in a denied range (loopback, private, link-local or metadata)`, {
-        reason: 'address',
-        address: plain,
-      });
+    // The IPv4 an IPv6 address carries first: a refusal names what would really be reached.
+    const judged: { address: string; family: 'ipv4' | 'ipv6' }[] = [
+      ...(family === 'ipv6' ? embeddedIpv4(plain).map((v4) => ({ address: v4, family: 'ipv4' as const })) : []),
+      { address: plain, family },
+    ];
+    for (const candidate of judged) {
+      if (
+        this.denied.check(candidate.address, candidate.family) &&
+        !this.allowed.check(candidate.address, candidate.family)
+      ) {
+        throw refuse(
+          url,
+          `address ${candidate.address}${candidate.address === plain ? '' : ` (in ${plain})`} is in a denied range (loopback, private, link-local or metadata)`,
+          { reason: 'address', address: candidate.address },
+        );
+      }
     }
+  }
+
+  /** Whether `url` lies under one of the policy's allowed URL prefixes (same origin, path below). */
+  isAllowedUrl(url: string | URL): boolean {
+    if (this.allowUrlPrefixes.length === 0) return false;
+    let parsed: URL;
+    try {
+      parsed = typeof url === 'string' ? new URL(url) : url;
+    } catch {
+      return false;
+    }
+    if (parsed.username || parsed.password) return false;
+    return this.allowUrlPrefixes.some(
+      (prefix) => parsed.origin === prefix.origin && parsed.pathname.startsWith(prefix.pathname),
+    );
   }
 
   /**
@@ -230,7 +314,7 @@ export class SourceGuard {
   async checkSource(raw: string | URL): Promise<URL> {
     const url = this.checkUrl(raw);
     const host = url.hostname.replace(/^\[|\]$/g, '');
-    if (isIP(host) !== 0) return url;
+    if (isIP(host) !== 0 || this.isAllowedUrl(url)) return url;
     let addresses: LookupAddress[];
     try {
       addresses = await this.resolveHost(host);
@@ -253,12 +337,13 @@ export class SourceGuard {
    * a denied address (DNS rebinding between the check and the connection).
    */
   connectLookup(url: string): ConnectLookup {
+    const allowed = this.isAllowedUrl(url);
     return (hostname, options, callback) => {
       const wantAll = typeof options === 'object' && options.all === true;
       this.resolveHost(hostname).then(
         (addresses) => {
           try {
-            for (const entry of addresses) this.checkAddress(url, entry.address);
+            if (!allowed) for (const entry of addresses) this.checkAddress(url, entry.address);
           } catch (error) {
             callback(error as NodeJS.ErrnoException, wantAll ? [] : '', 4);
             return;

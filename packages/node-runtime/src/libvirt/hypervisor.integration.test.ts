@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { type CommandRunner, ErrorCode, LocalCommandRunner, type RunCommandOptions } from '@quantix/core';
@@ -195,5 +195,15 @@ describe('LibvirtHypervisor over SSH on qemu:///system', () => {
     expect(mine(await local.list())).toEqual(mine(await hypervisor.list()));
     expect(await local.dumpXml({ name })).toBe(await hypervisor.dumpXml({ name }));
     await local.undefine({ name, removeStorage: true });
+  });
+
+  it('reports the host’s CPUs and memory as the kernel counts them', async () => {
+    const host = await hypervisor.hostInfo();
+    const memInfoKiB = Number(/^MemTotal:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1]);
+    expect(host.cpus).toBe(availableParallelism());
+    // libvirt counts the memory of its NUMA cells, which here (a VM with a sandboxed kernel) is
+    // less than MemTotal: what matters is a real figure, never more than the machine has.
+    expect(host.memoryMiB).toBeGreaterThan(64);
+    expect(host.memoryMiB).toBeLessThanOrEqual(Math.ceil(memInfoKiB / 1024));
   });
 });

@@ -3,6 +3,7 @@ import {
   type DomainInfo,
   type DomainState,
   ErrorCode,
+  type HostInfo,
   type Hypervisor,
   isQuantixError,
   type PluginContext,
@@ -100,6 +101,19 @@ export class LibvirtHypervisor implements Hypervisor {
     }
     const [uuid, state] = await Promise.all([this.uuid(name), this.state({ name })]);
     return { name, uuid, state };
+  }
+
+  /** `virsh nodeinfo`: logical CPUs and memory of the host libvirt runs on (which may be remote). */
+  async hostInfo(): Promise<HostInfo> {
+    const text = await this.virsh(['nodeinfo']);
+    const cpus = /^CPU\(s\):\s+(\d+)/m.exec(text)?.[1];
+    const memoryKiB = /^Memory size:\s+(\d+)\s+KiB/m.exec(text)?.[1];
+    if (!cpus || !memoryKiB) {
+      throw new QuantixError(ErrorCode.HYPERVISOR_ERROR, 'virsh nodeinfo printed no CPU count or memory size', {
+        details: { output: text.slice(0, 500) },
+      });
+    }
+    return { cpus: Number(cpus), memoryMiB: Math.floor(Number(memoryKiB) / 1024) };
   }
 
   async start({ name }: { name: string }): Promise<void> {

@@ -17,8 +17,18 @@ const poolBody = z.object({
   id: z.string().min(1).optional(),
   name: z.string().min(1),
   description: z.string().optional(),
-  type: z.string().min(1).describe('storage backend: local, nfs, …'),
-  config: z.record(z.string(), z.unknown()).default({}),
+  type: z
+    .string()
+    .min(1)
+    .describe('storage backend: local, nfs, …')
+    .meta({ examples: ['local', 'nfs'] }),
+  config: z
+    .record(z.string(), z.unknown())
+    .default({})
+    .describe('the backend’s own settings')
+    .meta({
+      examples: [{ path: '/srv/quantix/images' }, { server: 'nfs.example', export: '/srv/nfs/isos' }],
+    }),
   contentTypes: z.array(z.enum(POOL_CONTENT_TYPES)).optional(),
   shared: z.boolean().optional(),
   nodeIds: z.array(z.string()).optional(),

@@ -51,19 +51,30 @@ export function uploadRoutes(app: FastifyInstance, deps: { uploads: UploadServic
       return reply.status(201).send(image);
     },
   );
+}
 
-  // Nodes fetch staged uploads here with the one-time token in the URL (no API token).
+/** Nodes fetch staged uploads here with the one-time token in the URL (no API token). */
+export function stagedUploadRoutes(app: FastifyInstance, deps: { uploads: UploadService }): void {
+  const api = app.withTypeProvider<ZodTypeProvider>();
   api.get(
     '/uploads/:id',
     {
       schema: {
-        hide: true,
+        tags: ['images'],
+        summary: 'A staged upload, fetched by the node that stores it (one-time token; never the API token)',
+        security: [{ uploadToken: [] }],
         params: z.object({ id: z.string().uuid() }),
-        querystring: z.object({ token: z.string().min(1) }),
+        querystring: z.object({ token: z.string().max(256).optional() }),
+      },
+      // Before validation, like every other credential check: no token is 401 whatever else is wrong.
+      onRequest: async (request) => {
+        if (!(request.query as { token?: unknown }).token) {
+          throw new QuantixError(ErrorCode.UNAUTHORIZED, 'A staged upload is fetched with its one-time token');
+        }
       },
     },
     async (request, reply) => {
-      const staged = await deps.uploads.open(request.params.id, request.query.token);
+      const staged = await deps.uploads.open(request.params.id, request.query.token ?? '');
       const size = await deps.uploads.size(staged);
       const etag = `"${request.params.id}-${size}"`;
       const ifRange = request.headers['if-range'];

@@ -1,0 +1,81 @@
+/**
+ * bench/api-fuzz — the adversarial fuzz of every API route, run large, beside its peer.
+ *   A real all-in-one system (embedded database, its node over a real WebSocket, a local pool);
+ *   requests generated from each route's schemas in the OpenAPI document, sequentially over one
+ *   keep-alive connection pool: how many, how many failed (5xx, leaks, another error shape, a
+ *   file outside a pool changed) — and how fast the API takes them beside the same number of
+ *   GET /healthz, the cheapest request it answers (the floor).
+ * QUANTIX_BENCH_QUICK=1: 10 requests per route (CI); full: 500. QUANTIX_FUZZ_SEED picks the seed
+ * (default: a new one each full run, printed, so a failure can be replayed).
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { LOCAL_NODE_ID, LOCAL_POOL_ID, startAllInOne } from '../examples/control-plane/src/cli/up.js';
+import { API_PREFIX } from '../examples/control-plane/src/control-plane.js';
+import { makeCanary } from '../examples/control-plane/test/adversarial/canary.js';
+import { runFuzz } from '../examples/control-plane/test/adversarial/fuzz.js';
+import { rawRequest } from '../examples/control-plane/test/adversarial/http.js';
+import { operationsOf } from '../examples/control-plane/test/adversarial/operations.js';
+
+const quick = process.env.QUANTIX_BENCH_QUICK === '1';
+const RUNS = quick ? 10 : 500;
+const SEED = Number(process.env.QUANTIX_FUZZ_SEED ?? (quick ? 20261130 : Date.now() % 2 ** 31));
+
+const root = mkdtempSync(join(tmpdir(), 'quantix-bench-fuzz-'));
+const canary = makeCanary(root);
+const before = canary.digest();
+const system = await startAllInOne({
+  dataDir: join(root, 'data'),
+  database: { client: 'pglite' },
+  host: '127.0.0.1',
+  port: 0,
+  libvirtUri: null,
+  log: () => {},
+});
+try {
+  mkdirSync(join(root, 'data', 'pools', 'fuzz'), { recursive: true });
+  const headers = { authorization: `Bearer ${system.apiToken}` };
+  const document = await rawRequest(system.url, { method: 'GET', path: `${API_PREFIX}/openapi.json` });
+  const operations = operationsOf(document.json, system.controlPlane.routes, API_PREFIX).filter(
+    (o) => o.auth === 'api' && !o.websocket,
+  );
+
+  const fuzzStart = performance.now();
+  const report = await runFuzz({
+    baseUrl: system.url,
+    headers,
+    operations,
+    context: {
+      knownIds: [LOCAL_NODE_ID, LOCAL_POOL_ID],
+      forbiddenPaths: [canary.dir, join(canary.dir, 'canary.iso'), join(root, 'data')],
+      usablePaths: [join(root, 'data', 'pools', 'fuzz')],
+    },
+    runs: RUNS,
+    seed: SEED,
+  });
+  const fuzzMs = performance.now() - fuzzStart;
+
+  const floorStart = performance.now();
+  for (let i = 0; i < report.cases; i++) {
+    await rawRequest(system.url, { method: 'GET', path: `${API_PREFIX}/healthz` });
+  }
+  const floorMs = performance.now() - floorStart;
+
+  const touched = canary.digest() !== before;
+  const perSecond = (n: number, ms: number) => Math.round((n / ms) * 1000);
+  console.log(`api-fuzz: ${report.cases} requests over ${operations.length} operations, seed ${SEED}`);
+  console.log(`  answers: ${report.statuses}`);
+  console.log(
+    `  failures: ${report.failures.length} (5xx, leaks, other error shapes); outside the pools: ${touched ? 'CHANGED' : 'untouched'}`,
+  );
+  for (const failure of report.failures.slice(0, 10)) console.log(`    ${failure}`);
+  console.log(
+    `  throughput: fuzzed requests ${perSecond(report.cases, fuzzMs)} req/s, GET /healthz ${perSecond(report.cases, floorMs)} req/s (${(fuzzMs / floorMs).toFixed(2)}x the floor's time)`,
+  );
+  if (report.failures.length > 0 || touched) process.exitCode = 1;
+} finally {
+  await system.close();
+  rmSync(root, { recursive: true, force: true });
+}

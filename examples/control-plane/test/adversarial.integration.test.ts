@@ -1,0 +1,246 @@
+/**
+ * The adversarial suite, generated from the API's own description so that a route added later
+ * is probed without anyone remembering to. A real all-in-one system (embedded PGlite, its node
+ * agent over a real WebSocket, a real pool with a real ISO in it) is attacked over real HTTP:
+ *
+ * - every route × every credential that must not open it × every spelling of its URL answers
+ *   401 or 404 — never 2xx — and nothing changes behind it;
+ * - the node socket refuses the API token and wrong node tokens before the upgrade;
+ * - a property-based fuzz of every route's parameters and bodies, derived from its schemas
+ *   (fixed seed, bounded count; `bench/api-fuzz.ts` runs more), never gets a 5xx, a leak of
+ *   SQL or a stack, or another error shape — and never touches a file outside a pool.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTestDatabase, TEST_DATABASE_CLIENTS, type TestDatabase } from '@quantix/core/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { LOCAL_NODE_ID, LOCAL_POOL_ID, startAllInOne } from '../src/cli/up.js';
+import { API_PREFIX } from '../src/control-plane.js';
+import { makeCanary } from './adversarial/canary.js';
+import { type FuzzContext, runFuzz } from './adversarial/fuzz.js';
+import { rawRequest, responseProblem } from './adversarial/http.js';
+import { type Operation, operationsOf, pathOf } from './adversarial/operations.js';
+import { spellingsOf } from './adversarial/spellings.js';
+import { waitFor } from './harness.js';
+
+/** Fuzz runs per operation: bounded here; bench/api-fuzz.ts runs many more. */
+const FUZZ_RUNS = Number(process.env.QUANTIX_FUZZ_RUNS ?? 100);
+const FUZZ_SEED = Number(process.env.QUANTIX_FUZZ_SEED ?? 20261130);
+
+type System = Awaited<ReturnType<typeof startAllInOne>>;
+
+describe.each(TEST_DATABASE_CLIENTS)('adversarial suite, generated from the OpenAPI document (%s)', (client) => {
+  let testDb: TestDatabase | undefined;
+  let root: string;
+  let system: System;
+  let operations: Operation[];
+  let canary: ReturnType<typeof makeCanary>;
+  let canaryDigest: string;
+  let nodeToken: string;
+  let imageId: string;
+  const auth = () => ({ authorization: `Bearer ${system.apiToken}` });
+  const api = (method: string, path: string, body?: unknown) =>
+    rawRequest(system.url, {
+      method,
+      path: `${API_PREFIX}${path}`,
+      headers: { ...auth(), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+
+  beforeAll(async () => {
+    root = mkdtempSync(join(tmpdir(), 'quantix-adversarial-'));
+    canary = makeCanary(root);
+    canaryDigest = canary.digest();
+    testDb = await createTestDatabase(client, { dataDir: join(root, 'db') });
+    system = await startAllInOne({
+      dataDir: join(root, 'data'),
+      database: testDb.config,
+      host: '127.0.0.1',
+      port: 0,
+      libvirtUri: null,
+      log: () => {},
+    });
+    // A real ISO in the local pool, scanned in: a bypass of DELETE would remove it.
+    const poolIsoDir = join(root, 'data', 'pools', 'local', 'iso');
+    mkdirSync(poolIsoDir, { recursive: true });
+    execFileSync(
+      'xorriso',
+      ['-as', 'mkisofs', '-V', 'PROBE', '-o', join(poolIsoDir, 'probe.iso'), `${canary.dir}/content`],
+      {
+        stdio: 'ignore',
+      },
+    );
+    await waitFor(
+      async () => (await api('GET', `/pools/${LOCAL_POOL_ID}`)).json?.nodeStates?.[0]?.status === 'active',
+      'the local pool',
+    );
+    await waitFor(async () => {
+      await api('POST', '/images/rescan', { poolId: LOCAL_POOL_ID });
+      const listed = await api('GET', `/images?poolId=${LOCAL_POOL_ID}&kind=iso`);
+      imageId = listed.json?.images?.[0]?.id;
+      return Boolean(imageId);
+    }, 'the probe ISO to be scanned in');
+    const node = await api('POST', '/nodes', { id: 'probe-node', hostname: 'probe-node' });
+    expect(node.status).toBe(201);
+    nodeToken = node.json.token;
+    const document = await rawRequest(system.url, { method: 'GET', path: `${API_PREFIX}/openapi.json` });
+    operations = operationsOf(document.json, system.controlPlane.routes, API_PREFIX);
+  });
+
+  afterAll(async () => {
+    await system?.close();
+    await testDb?.dispose();
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  const fillParams = (operation: Operation) =>
+    pathOf(operation, (name) =>
+      name === 'id'
+        ? operation.template.includes('/images/')
+          ? imageId
+          : operation.template.includes('/uploads/')
+            ? '00000000-0000-4000-8000-000000000000'
+            : LOCAL_NODE_ID
+        : 'x',
+    );
+
+  it('describes every route it serves, each with who may call it', () => {
+    const byAuth = (a: string) => operations.filter((o) => o.auth === a).length;
+    console.log(
+      `operations: ${operations.length} (api ${byAuth('api')}, node ${byAuth('node')}, upload ${byAuth('upload')}, public ${byAuth('public')})`,
+    );
+    expect(operations.length).toBeGreaterThanOrEqual(28);
+    expect(
+      operations
+        .filter((o) => o.auth === 'public')
+        .map((o) => `${o.method} ${o.template}`)
+        .sort(),
+    ).toEqual([`GET ${API_PREFIX}/healthz`, `GET ${API_PREFIX}/openapi.json`]);
+    // Outside the API prefix the server has only the UI's files, and only to read.
+    const outside = system.controlPlane.routes.filter((r) => !r.url.startsWith(API_PREFIX));
+    expect(outside.filter((r) => r.method !== 'GET')).toEqual([]);
+  });
+
+  it('opens no route to a missing, wrong or foreign credential, whatever the spelling of its URL', async () => {
+    const nodesBefore = (await api('GET', '/nodes')).json.nodes.length;
+    const digestBefore = await system.quantix.repositories.nodes.getTokenDigest(LOCAL_NODE_ID);
+    // For each kind of route, every credential that must not open it.
+    const wrong = {
+      none: {},
+      'wrong token': { authorization: 'Bearer not-the-token' },
+      'API token with another scheme': { authorization: `Basic ${system.apiToken}` },
+      'API token with a suffix': { authorization: `Bearer ${system.apiToken}x` },
+    };
+    const credentialsFor: Record<Operation['auth'], Record<string, Record<string, string>>> = {
+      api: { ...wrong, 'a node token': { authorization: `Bearer ${nodeToken}`, 'x-quantix-node-id': 'probe-node' } },
+      node: {
+        ...wrong,
+        'the API token': { authorization: `Bearer ${system.apiToken}`, 'x-quantix-node-id': LOCAL_NODE_ID },
+        'another node’s token': { authorization: `Bearer ${nodeToken}`, 'x-quantix-node-id': LOCAL_NODE_ID },
+      },
+      upload: { ...wrong, 'the API token': { authorization: `Bearer ${system.apiToken}` } },
+      public: {},
+    };
+    const failures: string[] = [];
+    let tried = 0;
+    for (const operation of operations.filter((o) => o.auth !== 'public')) {
+      const path = fillParams(operation);
+      for (const spelling of spellingsOf(path, API_PREFIX)) {
+        for (const [label, headers] of Object.entries(credentialsFor[operation.auth])) {
+          const body = operation.body ? '{}' : undefined;
+          const response = await rawRequest(system.url, {
+            method: operation.method,
+            path: spelling.path,
+            headers: { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) },
+            ...(body ? { body } : {}),
+          });
+          tried++;
+          const expected = spelling.label === 'literal' ? [401] : [401, 404];
+          // A staged upload with a wrong token answers as if it did not exist (no oracle).
+          if (operation.auth === 'upload') expected.push(404);
+          if (!expected.includes(response.status) || responseProblem(response)) {
+            failures.push(
+              `${operation.method} ${spelling.path} [${spelling.label}, ${label}] → ${response.status} ${response.text.slice(0, 120)}`,
+            );
+          }
+        }
+      }
+    }
+    console.log(`credential × spelling probes: ${tried} requests, ${failures.length} opened or misanswered`);
+    expect(failures).toEqual([]);
+    // Nothing happened behind the doors.
+    expect((await api('GET', '/nodes')).json.nodes.length).toBe(nodesBefore);
+    expect(await system.quantix.repositories.nodes.getTokenDigest(LOCAL_NODE_ID)).toBe(digestBefore);
+    expect((await api('GET', `/images/${imageId}`)).status).toBe(200);
+    expect(readdirSync(join(root, 'data', 'pools', 'local', 'iso'))).toContain('probe.iso');
+  });
+
+  it('refuses the node socket to the API token and to wrong node tokens, before the upgrade', async () => {
+    const attempt = (headers: Record<string, string>) =>
+      new Promise<number>((resolve) => {
+        const socket = new WebSocket(`${system.url.replace(/^http/, 'ws')}${API_PREFIX}/nodes/connect`, { headers });
+        socket.on('unexpected-response', (_request, response) => resolve(response.statusCode ?? 0));
+        socket.on('open', () => {
+          socket.terminate();
+          resolve(101);
+        });
+        socket.on('error', () => resolve(-1));
+      });
+    expect(await attempt({})).toBe(401);
+    expect(await attempt({ authorization: `Bearer ${system.apiToken}`, 'x-quantix-node-id': LOCAL_NODE_ID })).toBe(401);
+    expect(await attempt({ authorization: `Bearer ${nodeToken}`, 'x-quantix-node-id': LOCAL_NODE_ID })).toBe(401);
+    expect(await attempt({ authorization: `Bearer ${nodeToken}` })).toBe(401);
+    // The right token for the right node is let in: the check is not simply closed.
+    expect(await attempt({ authorization: `Bearer ${nodeToken}`, 'x-quantix-node-id': 'probe-node' })).toBe(101);
+  });
+
+  it('survives a fuzz of every route from its schemas: no 5xx, no leak, one error shape, no file outside a pool', async () => {
+    const context: FuzzContext = {
+      knownIds: [
+        LOCAL_NODE_ID,
+        LOCAL_POOL_ID,
+        imageId,
+        'probe-node',
+        ...(await api('GET', '/catalog')).json.entries.slice(0, 3).map((e: { id: string }) => e.id),
+      ],
+      forbiddenPaths: [canary.dir, join(canary.dir, 'canary.iso'), join(root, 'data')],
+      usablePaths: [join(root, 'data', 'pools', 'fuzz')],
+    };
+    const { cases, statuses, failures } = await runFuzz({
+      baseUrl: system.url,
+      headers: auth(),
+      operations: operations.filter((o) => o.auth === 'api' && !o.websocket),
+      context,
+      runs: FUZZ_RUNS,
+      seed: FUZZ_SEED,
+    });
+    console.log(
+      `fuzz: ${cases} requests over ${operations.filter((o) => o.auth === 'api').length} operations (seed ${FUZZ_SEED}); answers: ${statuses}`,
+    );
+    expect(failures.slice(0, 20)).toEqual([]);
+    // Nothing outside the pools was read into the database or changed on disk.
+    expect(canary.digest()).toBe(canaryDigest);
+    const allowedRoot = join(root, 'data', 'pools');
+    for (const pool of await system.quantix.repositories.pools.list()) {
+      for (const key of ['path', 'mountPoint'] as const) {
+        const value = pool.config[key];
+        if (typeof value === 'string')
+          expect(`${value}/`.startsWith(`${allowedRoot}/`), `pool ${pool.id} ${key} ${value}`).toBe(true);
+      }
+    }
+    const images = await system.quantix.repositories.images.list({ limit: 10_000 });
+    const states = await system.quantix.repositories.pools.listNodeStates({});
+    for (const state of states.filter((s) => s.mountPath)) {
+      expect(
+        state.mountPath?.startsWith(join(root, 'data', 'pools')),
+        `pool ${state.poolId} at ${state.mountPath}`,
+      ).toBe(true);
+    }
+    expect(images.filter((i) => /CANARY/i.test(JSON.stringify(i)))).toEqual([]);
+    // And the system still answers.
+    expect((await rawRequest(system.url, { method: 'GET', path: `${API_PREFIX}/healthz` })).status).toBe(200);
+  });
+});

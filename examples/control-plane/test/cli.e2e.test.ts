@@ -1,0 +1,162 @@
+/**
+ * `quantix up`, `quantix serve` and `quantix-node` as processes, for what a local user of the
+ * machine could do to them: read or change the data directory, start a second copy on it, read
+ * tokens from `ps` or the logs — and for a start that cannot succeed (port taken), which must end
+ * at once with a reason rather than keep running.
+ */
+import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { exitOf, type Proc, QUANTIX, QUANTIX_NODE, startProcess, stopProcess, waitForOutput } from './processes.js';
+
+/** Files and directories under `dir` that anyone but their owner may read, write or enter. */
+function openToOthers(dir: string): string[] {
+  const found: string[] = [];
+  const walk = (path: string) => {
+    const info = statSync(path);
+    if (info.mode & 0o077) found.push(`${path} ${(info.mode & 0o777).toString(8)}`);
+    if (info.isDirectory()) for (const name of readdirSync(path)) walk(join(path, name));
+  };
+  walk(dir);
+  return found;
+}
+
+describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }, () => {
+  let work: string;
+  const running: Proc[] = [];
+  const up = (dataDir: string, ...extra: string[]) => {
+    const proc = startProcess(
+      [QUANTIX, 'up', '--data-dir', dataDir, '--port', '0', '--libvirt', 'none', ...extra],
+      {},
+      work,
+    );
+    running.push(proc);
+    return proc;
+  };
+
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'quantix-cli-'));
+  });
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((proc) => stopProcess(proc)));
+  });
+  afterAll(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('keeps its data to its user, one process at a time, and shows the token only when it makes it', async () => {
+    const dataDir = join(work, 'data');
+    const first = up(dataDir);
+    const [, token] = await waitForOutput(first, /Token:\s+(\S+)/);
+    await waitForOutput(first, /press Ctrl-C/);
+    expect(openToOthers(dataDir)).toEqual([]);
+    expect(statSync(join(dataDir, 'credentials.json')).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(dataDir, 'quantix.lock'), 'utf8').trim()).toBe(String(first.child.pid));
+
+    // A second copy on the same directory is refused at once, naming the first.
+    const second = up(dataDir);
+    expect(await exitOf(second, 30_000)).not.toBe(0);
+    expect(second.output.join('')).toMatch(new RegExp(`DATA_DIR_LOCKED.*process ${first.child.pid}`));
+
+    await stopProcess(first);
+    expect(first.child.exitCode).toBe(0);
+    expect(existsSync(join(dataDir, 'quantix.lock'))).toBe(false);
+    expect(openToOthers(dataDir)).toEqual([]);
+
+    // Restarted: the same token, kept where it was, and not printed again.
+    const again = up(dataDir);
+    await waitForOutput(again, /press Ctrl-C/);
+    const printed = again.output.join('');
+    expect(printed).not.toContain(token as string);
+    expect(printed).toContain(join(dataDir, 'credentials.json'));
+    expect(JSON.parse(readFileSync(join(dataDir, 'credentials.json'), 'utf8')).token).toBe(token);
+  });
+
+  it('takes over the lock of a process that is gone', async () => {
+    const dataDir = join(work, 'stale');
+    const gone = startProcess(['-e', 'process.exit(0)'], {});
+    await exitOf(gone, 10_000);
+    execFileSync('mkdir', ['-m', '700', '-p', dataDir]);
+    writeFileSync(join(dataDir, 'quantix.lock'), `${gone.child.pid}\n`);
+    const proc = up(dataDir);
+    await waitForOutput(proc, /press Ctrl-C/);
+  });
+
+  it('refuses a data directory other users can write to', async () => {
+    const dataDir = join(work, 'open');
+    execFileSync('mkdir', ['-p', dataDir]);
+    chmodSync(dataDir, 0o777);
+    const proc = up(dataDir);
+    expect(await exitOf(proc, 30_000)).not.toBe(0);
+    expect(proc.output.join('')).toMatch(/DATA_DIR_INSECURE.*chmod 700/s);
+  });
+
+  it('exits at once, non-zero, when its port is taken', async () => {
+    const taken = createServer().listen(0, '127.0.0.1');
+    await once(taken, 'listening');
+    const { port } = taken.address() as { port: number };
+    try {
+      const dataDir = join(work, 'port');
+      const proc = startProcess(
+        [QUANTIX, 'up', '--data-dir', dataDir, '--port', String(port), '--libvirt', 'none'],
+        {},
+        work,
+      );
+      running.push(proc);
+      expect(await exitOf(proc, 30_000)).toBe(1);
+      expect(proc.output.join('')).toMatch(/EADDRINUSE/);
+      // Nothing is left holding the directory.
+      expect(existsSync(join(dataDir, 'quantix.lock'))).toBe(false);
+    } finally {
+      taken.close();
+    }
+  });
+
+  it('reads tokens from files and the environment, and warns when one is on the command line', async () => {
+    const dataDir = join(work, 'serve');
+    const tokenFile = join(work, 'api-token');
+    writeFileSync(tokenFile, 'serve-token-from-a-file-0123456789\n', { mode: 0o600 });
+    const serve = startProcess(
+      [QUANTIX, 'serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir, '--api-token-file', tokenFile],
+      { QUANTIX_LOG_LEVEL: 'info' },
+      work,
+    );
+    running.push(serve);
+    const [, url] = await waitForOutput(serve, /"url":"(http:\/\/[^"]+)"/);
+    expect(serve.output.join('')).not.toContain('serve-token-from-a-file');
+    const pools = await fetch(`${url}/api/v1/pools`, {
+      headers: { authorization: 'Bearer serve-token-from-a-file-0123456789' },
+    });
+    expect(pools.status).toBe(200);
+    // A staged-upload URL carries its one-time token: the request log line must not.
+    const staged = await fetch(`${url}/api/v1/uploads/00000000-0000-4000-8000-000000000000?token=one-time-secret-42`);
+    expect(staged.status).toBe(404);
+    await waitForOutput(serve, /"url":"\/api\/v1\/uploads\/[^"]*token=\[redacted\]/);
+    expect(serve.output.join('')).not.toContain('one-time-secret-42');
+
+    // quantix-node with its token in argv: it says so (and never logs the token itself).
+    const node = startProcess(
+      [QUANTIX_NODE, '--url', url as string, '--node-id', 'nope', '--token', 'argv-token-123456', '--libvirt', 'none'],
+      {
+        QUANTIX_LOG_LEVEL: 'info',
+      },
+    );
+    running.push(node);
+    await waitForOutput(node, /on the command line.*--token-file/);
+    await waitForOutput(node, /refused this node token/);
+    expect(node.output.join('')).not.toContain('argv-token-123456');
+  });
+});

@@ -1,0 +1,49 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { createLogger, redactSecrets } from './logging.js';
+
+const secret = 'tK9_secret-Value.42';
+
+/** Every line a logger writes, as text. */
+function capture() {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(String(chunk));
+      done();
+    },
+  });
+  return { lines, stream };
+}
+
+describe('createLogger', () => {
+  it('keeps tokens out of messages, URLs, headers, fields and errors', () => {
+    const { lines, stream } = capture();
+    const child = createLogger({ level: 'info' }, stream);
+    child.info(`fetching http://cp:8080/api/v1/uploads/abc?token=${secret}`);
+    child.info(
+      { url: `http://cp/api/v1/uploads/x?token=${secret}&a=1`, sourceUrl: `http://cp/u?token=${secret}` },
+      'x',
+    );
+    child.info({ headers: { authorization: `Bearer ${secret}` }, token: secret, nested: { token: secret } }, 'y');
+    child.warn({ err: new Error(`GET http://cp/u?token=${secret} failed`) }, 'z');
+    child.info(
+      {
+        req: {
+          method: 'GET',
+          url: `/api/v1/uploads/x?token=${secret}`,
+          headers: { authorization: `Bearer ${secret}` },
+        },
+      },
+      'incoming request',
+    );
+    expect(lines.length).toBe(5);
+    for (const line of lines) expect(line).not.toContain(secret);
+    expect(lines.join('')).toContain('[redacted]');
+  });
+
+  it('leaves text without secrets as it is', () => {
+    expect(redactSecrets('pool local at /srv/x?y=1')).toBe('pool local at /srv/x?y=1');
+    expect(redactSecrets('Authorization: Bearer abc.def')).toBe('Authorization: Bearer [redacted]');
+  });
+});
