@@ -16,7 +16,11 @@ program
   .option('--port <port>', 'listen port', '8080')
   .option('--libvirt <uri>', 'libvirt URI for the local node, or "none"', 'qemu:///system')
   .option('--catalog <file>', 'a JSON file of extra catalog entries')
-  .option('--pool-root <dir>', `${POOL_ROOT_HELP}; <data-dir>/pools always, default also /var/lib/quantix and /srv`, collect)
+  .option(
+    '--pool-root <dir>',
+    `${POOL_ROOT_HELP}; <data-dir>/pools always, default also /var/lib/quantix and /srv`,
+    collect,
+  )
   .action(
     async (options: {
       dataDir: string;
