@@ -5,7 +5,12 @@
  * protocol and the API; the end-to-end tests run the real node agent in real daemon processes.
  */
 
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import {
   type ControlMessage,
   createQuantix,
@@ -18,12 +23,15 @@ import {
 } from '@quantix/core';
 import { createTestDatabase, type TestDatabase } from '@quantix/core/testing';
 import { ControlPlaneConnection } from '@quantix/example-node-daemon';
+import { createStorageLocalPlugin } from '@quantix/storage-local';
+import { createStorageNfsPlugin } from '@quantix/storage-nfs';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { type ControlPlane, startControlPlane } from './control-plane.js';
 
 const API_TOKEN = 'test-api-token';
+const exec = promisify(execFile);
 const silent = pino({ level: 'silent' });
 
 const testCatalog: ImageCatalog = {
@@ -105,6 +113,7 @@ describe('control plane API and node hub (PostgreSQL)', () => {
   let testDb: TestDatabase;
   let quantix: Quantix;
   let cp: ControlPlane;
+  let work: string;
   const nodes: ScriptedNode[] = [];
 
   const api = async (method: string, path: string, body?: unknown, token: string | null = API_TOKEN) => {
@@ -127,8 +136,16 @@ describe('control plane API and node hub (PostgreSQL)', () => {
       apiVersion: 1,
       register: (ctx) => ctx.provide(ImageCatalogToken, { value: testCatalog }),
     });
-    quantix = await createQuantix({ database: testDb.config, plugins: [catalogPlugin], logger: silent });
-    cp = await startControlPlane({ quantix, apiToken: API_TOKEN, resumeGraceMs: 1000 });
+    // The pool types come from the storage plugins, without their backends, as `quantix serve` has them.
+    const poolTypes = [createStorageLocalPlugin({ backend: false }), createStorageNfsPlugin({ backend: false })];
+    quantix = await createQuantix({ database: testDb.config, plugins: [catalogPlugin, ...poolTypes], logger: silent });
+    work = await mkdtemp(join(tmpdir(), 'quantix-cp-'));
+    cp = await startControlPlane({
+      quantix,
+      apiToken: API_TOKEN,
+      resumeGraceMs: 1000,
+      stagingDir: join(work, 'staging'),
+    });
   });
 
   afterAll(async () => {
@@ -136,6 +153,7 @@ describe('control plane API and node hub (PostgreSQL)', () => {
     await cp?.close();
     await quantix?.close();
     await testDb?.dispose();
+    await rm(work, { recursive: true, force: true });
   });
 
   it('refuses requests without the right token, and serves health and OpenAPI without one', async () => {
@@ -161,6 +179,51 @@ describe('control plane API and node hub (PostgreSQL)', () => {
     expect((await api('GET', '/pools/does-not-exist')).body.error.code).toBe('NOT_FOUND');
     const vm = await api('POST', '/vms', { name: 'bad;name', nodeId: 'n', imageId: 'i' });
     expect(vm).toMatchObject({ status: 400, body: { error: { code: 'INVALID_INPUT' } } });
+  });
+
+  it('refuses pools whose roots are not allowed, with POOL_ROOT_NOT_ALLOWED, and stores none of them', async () => {
+    const refused = async (type: string, config: Record<string, unknown>) => {
+      const answer = await api('POST', '/pools', { name: 'bad', type, config });
+      expect(answer.status, JSON.stringify(config)).toBe(400);
+      return answer.body.error;
+    };
+    for (const path of ['/', '/etc', '/etc/ssl', 'isos', '../..', '/srv/../etc', '/srv/isos/', '/tmp/isos', '/var']) {
+      const error = await refused('local', { path, create: true });
+      expect(error.code).toBe('POOL_ROOT_NOT_ALLOWED');
+      expect(error.details).toMatchObject({ path, allowedRoots: ['/var/lib/quantix', '/srv'] });
+    }
+    expect((await refused('nfs', { server: 'nas', export: '/e', mountPoint: '/root/nfs' })).code).toBe(
+      'POOL_ROOT_NOT_ALLOWED',
+    );
+    expect((await api('GET', '/pools')).body.pools).toEqual([]);
+  });
+
+  it('validates each pool type’s config: unknown type, missing or misspelled key → INVALID_INPUT naming the field', async () => {
+    const issues = async (body: Record<string, unknown>) => {
+      const answer = await api('POST', '/pools', { name: 'p', ...body });
+      expect(answer.status).toBe(400);
+      expect(answer.body.error.code).toBe('INVALID_INPUT');
+      return answer.body.error.details.issues.map((i: { path: string }) => i.path);
+    };
+    expect(await issues({ type: 'zfs', config: { dataset: 'tank' } })).toEqual(['type']);
+    expect(await issues({ type: 'local', config: {} })).toEqual(['config.path']);
+    expect(await issues({ type: 'local', config: { pth: '/srv/isos' } })).toEqual(['config.path', 'config.pth']);
+    expect(await issues({ type: 'nfs', config: { server: 'nas', export: '/e', mountpoint: '/srv/x' } })).toEqual([
+      'config.mountpoint',
+    ]);
+    // An NFS pool without a mount point is mounted at /var/lib/quantix/pools/<id>: allowed.
+    const nfs = await api('POST', '/pools', {
+      id: 'nas',
+      name: 'nas',
+      type: 'nfs',
+      config: { server: 'nas', export: '/e' },
+    });
+    expect(nfs.status).toBe(201);
+    // A config change is checked like a new pool; the stored one stays as it was.
+    const patched = await api('PATCH', '/pools/nas', { config: { server: 'nas', export: '/e', mountPoint: '/etc' } });
+    expect(patched).toMatchObject({ status: 400, body: { error: { code: 'POOL_ROOT_NOT_ALLOWED' } } });
+    expect((await api('GET', '/pools/nas')).body.config).toEqual({ server: 'nas', export: '/e' });
+    expect((await api('DELETE', '/pools/nas')).status).toBe(204);
   });
 
   it('refuses a NUL byte in a path, a query or a body before the database, and never shows SQL', async () => {
@@ -318,6 +381,44 @@ describe('control plane API and node hub (PostgreSQL)', () => {
     expect((await api('GET', '/vms')).body.vms).toEqual([]);
   });
 
+  it('refuses to delete an image a VM uses — boot, backing file, cdrom, or one of its own files — with 409 IN_USE naming the VMs', async () => {
+    const { images, vms } = quantix.repositories;
+    const base = await images.create({ name: 'base cloud image', kind: 'cloud' });
+    const attached = await images.create({ name: 'attached.iso', kind: 'iso' });
+    // A row made from a VM's seed before scans skipped vms/ (its user data and keys are in it).
+    const seed = await images.create({
+      name: 'seed.iso',
+      kind: 'iso',
+      location: { poolId: 'iso-a', relPath: 'vms/web/seed.iso' },
+    });
+    const web = await vms.create({
+      name: 'web',
+      nodeId: 'hv-a',
+      disks: [{ imageId: base.id, poolId: 'iso-a', relPath: 'vms/web/disk.qcow2', sizeGiB: 1 }],
+    });
+    const installer = await vms.create({
+      name: 'installer',
+      nodeId: 'hv-a',
+      cdroms: [{ imageId: attached.id, poolId: 'iso-a', relPath: 'attached.iso' }],
+    });
+    for (const [image, vm] of [
+      [base, 'web'],
+      [attached, 'installer'],
+      [seed, 'web'],
+    ] as const) {
+      const refused = await api('DELETE', `/images/${image.id}`);
+      expect(refused).toMatchObject({ status: 409, body: { error: { code: 'IN_USE' } } });
+      expect(refused.body.error.message).toContain(vm);
+      expect(refused.body.error.details.vms).toEqual([expect.objectContaining({ name: vm })]);
+      expect((await api('GET', `/images/${image.id}`)).status).toBe(200);
+    }
+    await vms.delete(web.id);
+    await vms.delete(installer.id);
+    expect((await api('DELETE', `/images/${base.id}`)).status).toBe(204);
+    expect((await api('DELETE', `/images/${attached.id}`)).status).toBe(204);
+    await images.delete(seed.id);
+  });
+
   it('refuses a VM its node cannot run, or with a user name no system takes, before writing anything', async () => {
     const created = await api('POST', '/nodes', { id: 'hv-small', hostname: 'hv-small' });
     const small = new ScriptedNode(cp.url, 'hv-small', created.body.token, () => {}, {
@@ -405,7 +506,13 @@ describe('control plane API and node hub (PostgreSQL)', () => {
     const created = await api('POST', '/nodes', { id: 'hv-b', hostname: 'hv-b' });
     const node = new ScriptedNode(cp.url, 'hv-b', created.body.token);
     await node.waitFor('welcome');
-    await api('POST', '/pools', { id: 'images-b', name: 'images on B', type: 'local', nodeIds: ['hv-b'] });
+    await api('POST', '/pools', {
+      id: 'images-b',
+      name: 'images on B',
+      type: 'local',
+      config: { path: '/var/lib/quantix/images-b' },
+      nodeIds: ['hv-b'],
+    });
     const pushed = await node.waitFor('pools.desired', (m) => m.pools.length === 1);
     node.connection.send({
       v: 1,
@@ -441,8 +548,24 @@ describe('control plane API and node hub (PostgreSQL)', () => {
   it('stages an ISO upload that the node fetches (with a ranged resume); a cut-off upload leaves nothing', async () => {
     const node = nodes[0] as ScriptedNode;
     node.received.length = 0;
-    const iso = Buffer.alloc(256 * 1024, 7);
-    iso.write('CD001', 32769);
+    // A real ISO, mastered by xorriso with the volume id of Debian's netinst media.
+    const content = join(work, 'iso-content');
+    await mkdir(content, { recursive: true });
+    await writeFile(join(content, 'README.TXT'), 'Debian\n');
+    await writeFile(join(content, 'PAD.BIN'), Buffer.alloc(256 * 1024, 7));
+    await exec('xorriso', [
+      '-as',
+      'mkisofs',
+      '-quiet',
+      '-V',
+      'Debian 12.7.0 amd64 n',
+      '-J',
+      '-R',
+      '-o',
+      join(work, 'debian.iso'),
+      content,
+    ]);
+    const iso = await readFile(join(work, 'debian.iso'));
     const uploaded = await fetch(
       `${cp.url}/api/v1/images/upload?poolId=iso-a&name=${encodeURIComponent('my install.iso')}`,
       {
@@ -452,7 +575,7 @@ describe('control plane API and node hub (PostgreSQL)', () => {
       },
     );
     expect(uploaded.status).toBe(201);
-    const image = (await uploaded.json()) as { id: string; checksum: { value: string } };
+    const image = (await uploaded.json()) as { id: string; checksum: { value: string }; os: unknown; labels: unknown };
     expect(image).toMatchObject({
       name: 'my install.iso',
       kind: 'iso',
@@ -460,6 +583,11 @@ describe('control plane API and node hub (PostgreSQL)', () => {
       location: { poolId: 'iso-a', relPath: 'my install.iso' },
     });
     expect(image.checksum.value).toBe(createHash('sha256').update(iso).digest('hex'));
+    // Identified at once from what the ISO says, as a scan would, not left unknown until a rescan.
+    expect(image).toMatchObject({
+      os: { family: 'linux', distribution: 'debian' },
+      labels: { 'iso.quantix.io/volume-id': 'Debian 12.7.0 amd64 n', 'quantix.io/source': 'upload' },
+    });
 
     // The node fetches the staged bytes from the control plane: first half, then the rest by Range.
     const request = await node.waitFor('request', (m) => m.request.op === 'image.download');
@@ -503,5 +631,26 @@ describe('control plane API and node hub (PostgreSQL)', () => {
     expect((await api('POST', '/images/upload?poolId=iso-a&name=..%2Fescape.iso')).body.error?.code).toBe(
       'INVALID_INPUT',
     );
+  });
+
+  it('refuses an upload that is not an ISO (a 19-byte text file named .iso) with 422, keeping no row and no file', async () => {
+    const before = (await api('GET', '/images?kind=iso')).body.total;
+    const staged = await readdir(join(work, 'staging'));
+    for (const [name, body] of [
+      ['notes.iso', Buffer.from('just some text, 19b')],
+      ['disk.iso', Buffer.alloc(64 * 1024)],
+    ] as const) {
+      const answer = await fetch(`${cp.url}/api/v1/images/upload?poolId=iso-a&name=${name}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/octet-stream' },
+        body,
+      });
+      expect(answer.status).toBe(422);
+      const { error } = (await answer.json()) as { error: { code: string } };
+      expect(error.code).toMatch(/^ISO_(NOT_ISO9660|TRUNCATED|MALFORMED)$/);
+    }
+    expect((await api('GET', '/images?kind=iso')).body.total).toBe(before);
+    // Nothing new staged (an earlier upload's copy may still be on its way out).
+    expect((await readdir(join(work, 'staging'))).filter((f) => !staged.includes(f))).toEqual([]);
   });
 });

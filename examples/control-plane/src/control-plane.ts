@@ -4,9 +4,14 @@ import fastifySwagger from '@fastify/swagger';
 import fastifyWebsocket from '@fastify/websocket';
 import {
   CatalogRegistry,
+  createPoolRootPolicy,
   ErrorCode,
   ImageCatalogToken,
+  type PoolRootPolicy,
+  type PoolTypeDefinition,
+  PoolTypeToken,
   PROTOCOL_LIMITS,
+  poolTypesByName,
   type Quantix,
   QuantixError,
 } from '@quantix/core';
@@ -43,6 +48,10 @@ export interface ControlPlaneOptions {
   stagingDir?: string;
   /** The URL nodes reach this control plane at (default: the listen address). */
   publicUrl?: string;
+  /** Pool types pools may have (default: what the instance's plugins provide through PoolTypeToken). */
+  poolTypes?: readonly PoolTypeDefinition[];
+  /** Where pool roots may be (default: createPoolRootPolicy(): /var/lib/quantix and /srv). */
+  poolRoots?: PoolRootPolicy;
 }
 
 /** Who may call a route: the scope it was registered in, as its OpenAPI `security` declares. */
@@ -76,6 +85,9 @@ export interface ControlPlane {
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const { quantix } = options;
   const logger = quantix.logger.child({ component: 'control-plane' });
+  const poolTypes = options.poolTypes ?? quantix.getAll(PoolTypeToken);
+  poolTypesByName(poolTypes); // two definitions of one type fail start-up
+  const poolRoots = options.poolRoots ?? createPoolRootPolicy();
   const catalog = new CatalogRegistry({ catalogs: quantix.getAll(ImageCatalogToken) });
   const hub = new NodeHub({ repositories: quantix.repositories, events: quantix.events, logger });
   const downloads = new DownloadService({
@@ -224,7 +236,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           );
         }
       });
-      poolRoutes(api, { quantix, hub });
+      poolRoutes(api, { quantix, hub, poolTypes, poolRoots });
       nodeRoutes(api, { quantix, hub });
       imageRoutes(api, { quantix, hub, downloads, catalog });
       vmRoutes(api, { quantix, vms });

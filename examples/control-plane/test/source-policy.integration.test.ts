@@ -8,10 +8,11 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createQuantix, type Quantix } from '@quantix/core';
+import { createPoolRootPolicy, createQuantix, type Quantix } from '@quantix/core';
 import { startNodeDaemon } from '@quantix/example-node-daemon';
 import { createImagesCloudPlugin } from '@quantix/images-cloud';
 import { type ImageServer, startImageServer } from '@quantix/images-cloud/testing';
+import { createStorageLocalPlugin } from '@quantix/storage-local';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ControlPlane, startControlPlane } from '../src/control-plane.js';
@@ -81,10 +82,17 @@ describe('download sources a node accepts', () => {
             entry('mirror-to-other-port', `${mirror.url}/to-other`),
           ],
         }),
+        createStorageLocalPlugin({ backend: false }),
       ],
       logger: silent,
     });
-    cp = await startControlPlane({ quantix, apiToken: API_TOKEN, stagingDir: join(root, 'staging') });
+    // Pools may be in this test's directory, on the control plane and on the node.
+    cp = await startControlPlane({
+      quantix,
+      apiToken: API_TOKEN,
+      stagingDir: join(root, 'staging'),
+      poolRoots: createPoolRootPolicy({ allowedRoots: [root] }),
+    });
     const port = new URL(cp.url).port;
     mirror.behaviour.redirects['/to-cp'] = `http://localhost:${port}/api/v1/openapi.json`;
     mirror.behaviour.redirects['/to-other'] = `${otherService.url}/secret.txt`;
@@ -98,6 +106,7 @@ describe('download sources a node accepts', () => {
       token,
       libvirtUri: null,
       allowSourceAddresses: ['127.0.0.2'],
+      poolRoots: [root],
       logger: silent,
       initialBackoffMs: 50,
     });

@@ -8,6 +8,7 @@
  * directory ganesha exports. The server, its answers to the node's checks, and the ISO files are real.
  */
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,10 +52,15 @@ describe('Quantix end to end (real processes)', { timeout: 300_000 }, () => {
 
   async function startControlPlane(): Promise<void> {
     // The same port every time: the node daemons redial the address they were given.
-    cp = startProcess([QUANTIX, 'serve', '--host', '127.0.0.1', '--port', String(cpPort), '--catalog', catalogFile], {
-      QUANTIX_DATABASE_URL: (testDb.config as { connectionString: string }).connectionString,
-      QUANTIX_API_TOKEN: API_TOKEN,
-    });
+    // Pools may be in the test's directory, and where the defaults put them (the NFS export's mount).
+    const poolRoots = ['--pool-root', work, '--pool-root', '/var/lib/quantix', '--pool-root', '/srv'];
+    cp = startProcess(
+      [QUANTIX, 'serve', '--host', '127.0.0.1', '--port', String(cpPort), '--catalog', catalogFile, ...poolRoots],
+      {
+        QUANTIX_DATABASE_URL: (testDb.config as { connectionString: string }).connectionString,
+        QUANTIX_API_TOKEN: API_TOKEN,
+      },
+    );
     const proc = cp;
     await waitFor(
       async () => {
@@ -95,7 +101,9 @@ describe('Quantix end to end (real processes)', { timeout: 300_000 }, () => {
         '--hostname',
         nodeId,
       ],
-      {},
+      // node-1 may hold pools in the test's directory too (and where NFS pools are mounted by
+      // default, /var/lib/quantix/pools/<id>, and found, /srv); node-2 keeps the default roots.
+      nodeId === 'node-1' ? { QUANTIX_POOL_ROOTS: `${work}:/var/lib/quantix:/srv` } : {},
     );
   }
 
@@ -267,6 +275,37 @@ describe('Quantix end to end (real processes)', { timeout: 300_000 }, () => {
     const after = (await api('GET', '/pools/nfs-iso')).body.nodeStates[0];
     expect(after).toMatchObject({ status: 'active', mountPath: NFS_EXPORT });
     expect(after.syncedGeneration).toBeGreaterThanOrEqual(state.syncedGeneration);
+  });
+
+  it('refuses pool roots outside the policy: on the control plane at definition, and on a node that does not allow them', async () => {
+    for (const path of ['/', '/etc', '../..', join(work, '..')]) {
+      const refused = await api('POST', '/pools', {
+        name: 'bad',
+        type: 'local',
+        config: { path },
+        nodeIds: ['node-2'],
+      });
+      expect(refused).toMatchObject({ status: 400, body: { error: { code: 'POOL_ROOT_NOT_ALLOWED' } } });
+    }
+    // Inside the control plane's roots, but not node-2's (its default: /var/lib/quantix, /srv).
+    const pool = await api('POST', '/pools', {
+      id: 'node2-tmp',
+      name: 'node-2 tmp',
+      type: 'local',
+      config: { path: join(work, 'node2-pool'), create: true },
+      nodeIds: ['node-2'],
+    });
+    expect(pool.status).toBe(201);
+    await waitFor(
+      async () => (await api('GET', '/pools/node2-tmp')).body.nodeStates[0]?.status === 'error',
+      'node-2 to refuse the pool',
+    );
+    const state = (await api('GET', '/pools/node2-tmp')).body.nodeStates[0];
+    expect(state.lastError).toContain(
+      'outside the allowed pool roots; pool roots must lie inside one of /var/lib/quantix, /srv',
+    );
+    expect(existsSync(join(work, 'node2-pool'))).toBe(false);
+    expect((await api('DELETE', '/pools/node2-tmp')).status).toBe(204);
   });
 
   it('downloads into a node-local pool, shows the available view, refuses VMs from images that are not ready, and runs one from a ready image', async () => {

@@ -1,2 +1,9 @@
 export { ControlPlaneConnection, type ControlPlaneConnectionOptions, type MessageHandler } from './connection.js';
-export { AGENT_VERSION, type NodeDaemon, type NodeDaemonOptions, probeLibvirt, startNodeDaemon } from './node.js';
+export {
+  AGENT_VERSION,
+  type NodeDaemon,
+  type NodeDaemonOptions,
+  poolRootsOption,
+  probeLibvirt,
+  startNodeDaemon,
+} from './node.js';

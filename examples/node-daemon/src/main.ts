@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createLogger } from '@quantix/core';
 import { Command, Option } from 'commander';
-import { startNodeDaemon } from './node.js';
+import { poolRootsOption, startNodeDaemon } from './node.js';
 
 const program = new Command('quantix-node')
   .description('Quantix node daemon: connects to the control plane and runs this node’s pools, downloads and VMs')
@@ -26,6 +26,12 @@ const program = new Command('quantix-node')
       .env('QUANTIX_POOL_RECHECK_SECONDS')
       .default('30'),
   )
+  .addOption(
+    new Option(
+      '--pool-root <dir>',
+      'a directory pools may be in (repeatable; default /var/lib/quantix and /srv; env QUANTIX_POOL_ROOTS, colon-separated)',
+    ).argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]),
+  )
   .addOption(new Option('--log-level <level>').default(process.env.QUANTIX_LOG_LEVEL ?? 'info'));
 
 program.action(
@@ -39,6 +45,7 @@ program.action(
     allowSource?: string[];
     mountTable?: string;
     poolRecheckInterval: string;
+    poolRoot?: string[];
     logLevel: string;
   }) => {
     const recheckSeconds = Number(o.poolRecheckInterval);
@@ -62,6 +69,7 @@ program.action(
       ...(o.allowSource ? { allowSourceAddresses: o.allowSource } : {}),
       ...(o.mountTable ? { mountTablePath: o.mountTable } : {}),
       poolRecheckIntervalMs: recheckSeconds * 1000,
+      ...poolRootsOption(o.poolRoot, process.env.QUANTIX_POOL_ROOTS),
       logger,
     });
     if (daemon.hypervisorProblem) logger.warn(`no VMs on this node: ${daemon.hypervisorProblem}`);

@@ -1,10 +1,11 @@
 import { hostname as osHostname } from 'node:os';
-import { type HostInfo, LocalCommandRunner } from '@quantix/core';
+import { resolve } from 'node:path';
+import { createPoolRootPolicy, type HostInfo, LocalCommandRunner } from '@quantix/core';
 import { HttpImageFetcher, type SourcePolicy } from '@quantix/images-cloud';
 import { createIsoInspector } from '@quantix/images-iso';
 import { LibvirtHypervisor, NodeAgent, VmProvisioner } from '@quantix/node-runtime';
-import { LocalStorageBackend } from '@quantix/storage-local';
-import { NfsStorageBackend } from '@quantix/storage-nfs';
+import { LocalStorageBackend, localPoolType } from '@quantix/storage-local';
+import { createNfsPoolType, NfsStorageBackend } from '@quantix/storage-nfs';
 import type { Logger } from 'pino';
 import { ControlPlaneConnection } from './connection.js';
 
@@ -24,6 +25,13 @@ export interface NodeDaemonOptions {
   nfsMountRoot?: string;
   /** Replaces /proc/self/mountinfo (tests on machines without an NFS client). */
   mountTablePath?: string;
+  /**
+   * Directories pool roots may be in on this node (`--pool-root`, QUANTIX_POOL_ROOTS). Default
+   * /var/lib/quantix and /srv. A pushed pool outside them is refused and reported `error`.
+   */
+  poolRoots?: readonly string[];
+  /** Directories no pool may be, contain or lie in beyond the system ones (an all-in-one data dir). */
+  protectedPaths?: readonly string[];
   logger: Logger;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
@@ -37,6 +45,18 @@ export interface NodeDaemon {
   /** Why VMs are not available on this node, or null when they are. */
   hypervisorProblem: string | null;
   close(): Promise<void>;
+}
+
+/**
+ * The allowed pool roots from `--pool-root` flags, else QUANTIX_POOL_ROOTS (colon-separated), each
+ * made absolute against the working directory; nothing when neither is set (the default applies).
+ */
+export function poolRootsOption(
+  flags: readonly string[] | undefined,
+  env: string | undefined,
+): { poolRoots?: string[] } {
+  const given = flags?.length ? flags : (env ?? '').split(':').filter((root) => root.trim() !== '');
+  return given.length > 0 ? { poolRoots: given.map((root) => resolve(root)) } : {};
 }
 
 /** Whether libvirt answers at `uri`: null when it does, else why not (as virsh says). */
@@ -63,11 +83,18 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
     allowUrlPrefixes: [new URL('/api/v1/uploads/', options.url).href],
     allowAddresses: [...(options.allowSourceAddresses ?? [])],
   };
-  const local = new LocalStorageBackend();
+  // Fails start-up on a bad --pool-root, naming it, rather than every pool later.
+  const rootPolicy = createPoolRootPolicy({
+    ...(options.poolRoots ? { allowedRoots: options.poolRoots } : {}),
+    ...(options.protectedPaths ? { protectedPaths: options.protectedPaths } : {}),
+  });
+  const local = new LocalStorageBackend({ rootPolicy });
   const nfs = new NfsStorageBackend({
+    rootPolicy,
     ...(options.nfsMountRoot ? { mountRoot: options.nfsMountRoot } : {}),
     ...(options.mountTablePath ? { mountInfoPath: options.mountTablePath } : {}),
   });
+  const poolTypes = [localPoolType, createNfsPoolType(options.nfsMountRoot ? { mountRoot: options.nfsMountRoot } : {})];
 
   let hypervisorProblem: string | null = 'VMs are turned off for this node';
   let hypervisor: LibvirtHypervisor | undefined;
@@ -93,6 +120,8 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
   const agent = new NodeAgent({
     nodeId: options.nodeId,
     backends: [local, nfs],
+    poolTypes,
+    poolRoots: rootPolicy,
     fetchers: [new HttpImageFetcher({ policy, logger })],
     inspector: createIsoInspector({ logger }),
     ...(hypervisor && vms ? { hypervisor, vms } : {}),

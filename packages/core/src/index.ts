@@ -22,6 +22,7 @@ export * from './runners/local.js';
 export * from './services/available-images.js';
 export * from './services/catalog-registry.js';
 export * from './services/pool-sync.js';
+export * from './services/pool-types.js';
 export * from './services/scan-ingest.js';
 export * from './services/storage.js';
 export * from './services/vm-preflight.js';

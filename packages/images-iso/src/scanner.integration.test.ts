@@ -113,6 +113,23 @@ describe.each(TEST_DATABASE_CLIENTS)('scanPool on %s', (client) => {
     });
   });
 
+  it('logs one warning for a scan, however many files are not ISOs, with the count and the first few', async () => {
+    for (let i = 0; i < 60; i++) await writeFile(join(root, `fake-${String(i).padStart(2, '0')}.iso`), 'text\n');
+    await copyFile(made.debian as string, join(root, 'debian.iso'));
+    const warnings: { object: Record<string, unknown>; message?: string }[] = [];
+    const logger = {
+      debug: () => undefined,
+      warn: (object: object, message?: string) =>
+        void warnings.push({ object: object as Record<string, unknown>, message }),
+    };
+    const result = await scan({ logger, osinfo: false });
+    expect(result.invalid).toHaveLength(60);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]?.message).toBe(`60 of 61 files in pool ${pool.id} are not usable ISOs`);
+    expect(warnings[0]?.object).toMatchObject({ poolId: pool.id, count: 60 });
+    expect(warnings[0]?.object.first).toHaveLength(5);
+  });
+
   it('does not read unchanged files again, re-reads changed ones, and marks vanished ones missing', async () => {
     await copyFile(made.ubuntu as string, join(root, 'a.iso'));
     await copyFile(made.debian as string, join(root, 'b.iso'));

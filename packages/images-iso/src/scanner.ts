@@ -300,7 +300,7 @@ export async function scanPool(options: ScanPoolOptions): Promise<ScanPoolResult
       if (error.code === ErrorCode.NOT_FOUND) return; // deleted since the listing; the next scan sees it gone
       if (!error.code.startsWith('ISO_') && error.code !== ErrorCode.PATH_ESCAPES_POOL) throw error;
       result.filesRead += 1;
-      logger?.warn({ poolId: pool.id, relPath: file.relPath, code: error.code }, error.message);
+      logger?.debug({ poolId: pool.id, relPath: file.relPath, code: error.code }, error.message);
       broken.push({ file, row, error: { code: error.code, message: error.message, retryable: false } });
       result.invalid.push({ relPath: file.relPath, code: error.code, message: error.message });
     }
@@ -393,6 +393,13 @@ export async function scanPool(options: ScanPoolOptions): Promise<ScanPoolResult
     }
   }
 
+  // One line for the scan however many files are broken (a pool of 21,000 is one problem, not 21,000).
+  if (result.invalid.length > 0) {
+    logger?.warn(
+      { poolId: pool.id, count: result.invalid.length, first: result.invalid.slice(0, 5) },
+      `${result.invalid.length} of ${result.listed} files in pool ${pool.id} are not usable ISOs`,
+    );
+  }
   result.durationMs = performance.now() - started;
   logger?.debug({ ...result, invalid: result.invalid.length, skipped: result.skipped.length }, 'ISO scan done');
   return result;

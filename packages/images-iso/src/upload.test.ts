@@ -23,6 +23,8 @@ describe('sanitizeIsoFileName', () => {
     ['deb\nian.iso', 'control character'],
     ['deb\u001bian.iso', 'control character'],
     ['deb\u0085ian.iso', 'control character'],
+    ['invoice\u202Eosi.exe.iso', 'bidirectional formatting character'],
+    ['deb\u2066ian.iso', 'bidirectional formatting character'],
     ['.hidden.iso', 'starts with a dot'],
     ['debian.img', 'must end in .iso'],
     ['debian.iso.partial', 'must end in .iso'],

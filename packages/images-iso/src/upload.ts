@@ -8,6 +8,7 @@ import {
   callBackend,
   ErrorCode,
   type EventBus,
+  hasUnsafeNameCharacter,
   type Image,
   type ImageRepository,
   imageIdForLocation,
@@ -33,21 +34,14 @@ function invalidName(name: unknown, why: string): QuantixError {
   });
 }
 
-/** C0 and C1 controls, DEL, and the Unicode line and paragraph separators. */
-function hasControlCharacter(name: string): boolean {
-  for (const character of name) {
-    const code = character.codePointAt(0) as number;
-    if (code < 0x20 || (code >= 0x7f && code <= 0x9f) || code === 0x2028 || code === 0x2029) return true;
-  }
-  return false;
-}
-
 /**
  * Checks an uploaded file's name and returns it as it will be stored: Unicode-normalised (NFC)
  * with surrounding white space trimmed, otherwise kept as given so it stays readable. Refused
  * (INVALID_INPUT): empty names; path separators (`/`, `\`); `..` anywhere; control characters;
  * a leading dot (hidden files are skipped by scans, so the ISO would never be seen); names over
  * 255 bytes; and names that do not end in `.iso` (pool listings find ISOs by that extension).
+ * Control and bidirectional formatting characters (U+202E shows `gpj.iso` backwards) are refused
+ * as in every other name.
  */
 export function sanitizeIsoFileName(fileName: unknown): string {
   if (typeof fileName !== 'string') throw invalidName(fileName, 'must be a string');
@@ -55,12 +49,42 @@ export function sanitizeIsoFileName(fileName: unknown): string {
   if (name === '') throw invalidName(fileName, 'is empty');
   if (name.includes('/') || name.includes('\\')) throw invalidName(fileName, 'contains a path separator');
   if (name.includes('..')) throw invalidName(fileName, "contains '..'");
-  if (hasControlCharacter(name)) throw invalidName(fileName, 'contains a control character');
+  if (hasUnsafeNameCharacter(name)) {
+    throw invalidName(
+      fileName,
+      'contains a control character or a bidirectional formatting character (such as U+202E)',
+    );
+  }
   if (name.startsWith('.')) throw invalidName(fileName, 'starts with a dot (hidden files are not scanned)');
   if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES)
     throw invalidName(fileName, `is longer than ${MAX_NAME_BYTES} bytes`);
   if (!/\.iso$/i.test(name) || name.length === 4) throw invalidName(fileName, 'must end in .iso');
   return name;
+}
+
+export interface CheckUploadedIsoOptions {
+  /** Where the uploaded bytes are (a temporary or staged file). */
+  path: string;
+  /** The name the uploader gave, used to identify the OS by name as a last resort. */
+  fileName: string;
+  /** Where osinfo-db is, or false for the built-in table only. */
+  osinfo?: LoadOsinfoOptions | false;
+  signal?: AbortSignal;
+  logger?: IsoLogger;
+}
+
+/**
+ * The one check every ISO upload passes before it is kept, wherever the bytes landed: they must
+ * read as an ISO 9660 image (with or without a UDF bridge), or the upload is refused with the
+ * reader's ISO_* code (ISO_EMPTY, ISO_TRUNCATED, ISO_NOT_ISO9660, ISO_MALFORMED — 422 over HTTP):
+ * a text file named `.iso` is not an ISO. What it finds identifies the OS at once, as a scan
+ * would, so an upload is never left "unknown" until the next rescan.
+ */
+export async function checkUploadedIso(
+  options: CheckUploadedIsoOptions,
+): Promise<Omit<InspectedIso, 'relPath' | 'modifiedAt'>> {
+  const osinfo = options.osinfo === false ? null : await loadOsinfo(options.osinfo ?? {}, options.logger);
+  return inspectIso({ path: options.path, fileName: options.fileName, osinfo, signal: options.signal });
 }
 
 export interface UploadIsoOptions {
@@ -234,9 +258,13 @@ export async function uploadIso(options: UploadIsoOptions): Promise<UploadIsoRes
     await handle.close();
     handle = undefined;
 
-    // Only an ISO goes in: a text file or a truncated image named .iso is refused with its ISO_* code.
-    const osinfo = options.osinfo === false ? null : await loadOsinfo(options.osinfo ?? {}, options.logger);
-    const found = await inspectIso({ path: tempPath, fileName: name, osinfo, signal });
+    const found = await checkUploadedIso({
+      path: tempPath,
+      fileName: name,
+      osinfo: options.osinfo,
+      signal,
+      logger: options.logger,
+    });
 
     signal?.throwIfAborted();
     await placeWithoutOverwrite(tempPath, finalPath, relPath);

@@ -2,11 +2,18 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { callBackend, createQuantix, ErrorCode, StorageBackendToken } from '@quantix/core';
+import {
+  callBackend,
+  createPoolRootPolicy,
+  createQuantix,
+  ErrorCode,
+  PoolTypeToken,
+  StorageBackendToken,
+} from '@quantix/core';
 import { errorCodeOf } from '@quantix/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalStorageBackend } from './backend.js';
-import { storageLocalPlugin } from './plugin.js';
+import { createStorageLocalPlugin, storageLocalPlugin } from './plugin.js';
 import { testPool } from './testing.js';
 
 let base: string;
@@ -77,14 +84,47 @@ describe('LocalStorageBackend', () => {
     expect(status.reason).toContain('does not exist');
   });
 
-  it('refuses a config without an absolute path with INVALID_INPUT', async () => {
-    expect(await errorCodeOf(backend.status({ pool: localPool({ path: 'relative/dir' }) }))).toBe(
-      ErrorCode.INVALID_INPUT,
-    );
+  it('refuses a config without a path, or with a misspelled key, with INVALID_INPUT naming it', async () => {
     expect(await errorCodeOf(backend.status({ pool: localPool({}) }))).toBe(ErrorCode.INVALID_INPUT);
+    await expect(backend.activate({ pool: localPool({ path: base, craete: true }) })).rejects.toMatchObject({
+      code: ErrorCode.INVALID_INPUT,
+      message: expect.stringContaining('craete'),
+    });
     expect(await errorCodeOf(backend.status({ pool: localPool({ path: base, maxDepth: -1 }) }))).toBe(
       ErrorCode.INVALID_INPUT,
     );
+  });
+
+  it('refuses a relative or unnormalized path with POOL_ROOT_NOT_ALLOWED, even without a root policy', async () => {
+    for (const path of ['relative/dir', `${base}/../..`, `${base}/`, `${base}//x`]) {
+      expect(await errorCodeOf(backend.activate({ pool: localPool({ path, create: true }) }))).toBe(
+        ErrorCode.POOL_ROOT_NOT_ALLOWED,
+      );
+    }
+  });
+
+  it('with a root policy, refuses pools outside it and links out of it, before creating or reading anything', async () => {
+    const allowed = join(base, 'policy', 'allowed');
+    await mkdir(join(allowed, 'isos'), { recursive: true });
+    await writeFile(join(allowed, 'isos', 'a.iso'), 'x');
+    await symlink('/etc', join(allowed, 'etc-link'));
+    await symlink(join(base, 'policy'), join(allowed, 'up-link'));
+    const guarded = new LocalStorageBackend({ rootPolicy: createPoolRootPolicy({ allowedRoots: [allowed] }) });
+    for (const path of ['/', '/etc', join(base, 'policy', 'beside'), join(allowed, 'etc-link')]) {
+      const pool = localPool({ path, create: true });
+      expect(await errorCodeOf(guarded.activate({ pool }))).toBe(ErrorCode.POOL_ROOT_NOT_ALLOWED);
+      expect(await errorCodeOf(guarded.status({ pool }))).toBe(ErrorCode.POOL_ROOT_NOT_ALLOWED);
+      expect(await errorCodeOf(guarded.list({ pool, content: 'iso' }))).toBe(ErrorCode.POOL_ROOT_NOT_ALLOWED);
+    }
+    // create: true through a link to outside makes nothing there.
+    const through = localPool({ path: join(allowed, 'up-link', 'made-outside'), create: true });
+    expect(await errorCodeOf(guarded.activate({ pool: through }))).toBe(ErrorCode.POOL_ROOT_NOT_ALLOWED);
+    await expect(stat(join(base, 'policy', 'made-outside'))).rejects.toThrow();
+    await expect(stat(join(base, 'policy', 'beside'))).rejects.toThrow();
+    // Inside the policy all is as without one.
+    const inside = localPool({ path: join(allowed, 'isos') });
+    expect((await guarded.activate({ pool: inside })).available).toBe(true);
+    expect((await guarded.list({ pool: inside, content: 'iso' })).files.map((f) => f.relPath)).toEqual(['a.iso']);
   });
 
   it('allocates a new file, creating its directories, and never overwrites one', async () => {
@@ -159,6 +199,25 @@ describe('storageLocalPlugin', () => {
       });
     } finally {
       await quantix.close();
+    }
+  });
+
+  it("provides the 'local' pool type, and only that with backend: false (a control plane's view)", async () => {
+    const full = await createQuantix({ database: { client: 'pglite' }, plugins: [storageLocalPlugin] });
+    const typesOnly = await createQuantix({
+      database: { client: 'pglite' },
+      plugins: [createStorageLocalPlugin({ backend: false })],
+    });
+    try {
+      const [definition] = full.getAll(PoolTypeToken);
+      expect(definition?.type).toBe('local');
+      expect(definition?.roots(definition.configSchema.parse({ path: '/srv/isos' }), 'p')).toEqual(['/srv/isos']);
+      expect(() => definition?.configSchema.parse({ path: '/srv/isos', pth: '/x' })).toThrow();
+      expect(typesOnly.getAll(PoolTypeToken).map((t) => t.type)).toEqual(['local']);
+      expect(typesOnly.getAll(StorageBackendToken)).toEqual([]);
+    } finally {
+      await full.close();
+      await typesOnly.close();
     }
   });
 });

@@ -1,4 +1,13 @@
-import type { PoolContentType, PoolFile, PoolListing, PoolStatus, StorageBackend, StoragePool } from '@quantix/core';
+import {
+  checkPoolRootOnDisk,
+  type PoolContentType,
+  type PoolFile,
+  type PoolListing,
+  type PoolRootPolicy,
+  type PoolStatus,
+  type StorageBackend,
+  type StoragePool,
+} from '@quantix/core';
 import { type DirectorySettings, parseLocalPoolConfig } from './config.js';
 import {
   allocatePoolFile,
@@ -18,6 +27,12 @@ export interface PoolDirectory extends DirectorySettings {
 export interface LocalStorageBackendOptions {
   /** Bound on statfs in status(), so a directory on a hung mount cannot hang the caller. Default 10 s. */
   statfsTimeoutMs?: number;
+  /**
+   * Where pool directories may be on this node. When given, a pool whose directory is outside it
+   * (as written, or through a symbolic link) is refused with POOL_ROOT_NOT_ALLOWED by activate,
+   * status and list, before anything is created, probed or read. A node daemon always gives one.
+   */
+  rootPolicy?: PoolRootPolicy;
 }
 
 export const DEFAULT_STATFS_TIMEOUT_MS = 10_000;
@@ -31,9 +46,16 @@ export const DEFAULT_STATFS_TIMEOUT_MS = 10_000;
 export class LocalStorageBackend implements StorageBackend {
   readonly type: string = 'local';
   protected readonly statfsTimeoutMs: number;
+  protected readonly rootPolicy: PoolRootPolicy | null;
 
   constructor(options: LocalStorageBackendOptions = {}) {
     this.statfsTimeoutMs = options.statfsTimeoutMs ?? DEFAULT_STATFS_TIMEOUT_MS;
+    this.rootPolicy = options.rootPolicy ?? null;
+  }
+
+  /** Refuses a pool directory outside the root policy (when there is one), following symbolic links. */
+  protected async checkRoot(root: string): Promise<void> {
+    if (this.rootPolicy) await checkPoolRootOnDisk(root, this.rootPolicy);
   }
 
   /** The pool's directory on this node. A subclass throws POOL_UNAVAILABLE when it has none yet. */
@@ -44,12 +66,14 @@ export class LocalStorageBackend implements StorageBackend {
 
   async status({ pool }: { pool: StoragePool }): Promise<PoolStatus> {
     const { path } = parseLocalPoolConfig(pool);
+    await this.checkRoot(path);
     return directoryStatus(path, { timeoutMs: this.statfsTimeoutMs });
   }
 
   /** Creates the directory when `create` is set, and proves it writable unless `readOnly`. */
   async activate({ pool }: { pool: StoragePool }): Promise<PoolStatus> {
     const config = parseLocalPoolConfig(pool);
+    await this.checkRoot(config.path);
     await ensureDirectory(config.path, { create: config.create });
     if (!config.readOnly) await assertWritable(config.path);
     return this.status({ pool });
@@ -68,6 +92,7 @@ export class LocalStorageBackend implements StorageBackend {
     signal?: AbortSignal;
   }): Promise<PoolListing> {
     const { root, maxDepth } = await this.poolDirectory(pool);
+    await this.checkRoot(root);
     return listPoolFiles(root, { content, maxDepth, signal });
   }
 

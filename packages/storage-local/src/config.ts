@@ -1,5 +1,10 @@
-import { isAbsolute, resolve } from 'node:path';
-import { parseOrThrow, type StoragePool } from '@quantix/core';
+import {
+  checkPoolRootShape,
+  type PoolTypeDefinition,
+  parseOrThrow,
+  poolRootPathSchema,
+  type StoragePool,
+} from '@quantix/core';
 import { z } from 'zod';
 
 /** Directory levels below the root that a listing descends by default. */
@@ -7,13 +12,13 @@ export const DEFAULT_MAX_DEPTH = 8;
 /** The deepest a listing may be configured to go; deeper trees are a configuration mistake. */
 export const MAX_MAX_DEPTH = 64;
 
-export const absolutePathSchema = z
-  .string()
-  .min(1, 'must not be empty')
-  .refine((p) => isAbsolute(p), 'must be an absolute path')
-  .refine((p) => !p.includes('\0'), 'must not contain NUL')
-  // One spelling per directory: no trailing slash, no `..`, no `//`.
-  .transform((p) => resolve(p));
+/**
+ * A directory on the node named in a pool config. Any non-empty string is read; whether it is an
+ * absolute, normalized path inside the allowed pool roots is judged by core's pool-root policy
+ * (POOL_ROOT_NOT_ALLOWED), on the control plane when the pool is defined and on the node before
+ * it is used. Without a policy, the backend still refuses a relative or unnormalized path.
+ */
+export const directoryPathSchema = poolRootPathSchema;
 
 /** Settings every directory-backed pool has, whatever puts the directory there. */
 export const directorySettingsSchema = z.object({
@@ -25,17 +30,29 @@ export const directorySettingsSchema = z.object({
 
 export type DirectorySettings = z.output<typeof directorySettingsSchema>;
 
-export const localPoolConfigSchema = directorySettingsSchema.extend({
-  /** Absolute path of the pool directory on the node. */
-  path: absolutePathSchema,
-  /** Create the directory (and its parents) on activate when it is missing. */
-  create: z.boolean().default(false),
-});
+/** A local pool's config. Strict: a misspelled key (`pth`, `craete`) is refused, never ignored. */
+export const localPoolConfigSchema = directorySettingsSchema
+  .extend({
+    /** Absolute path of the pool directory on the node. */
+    path: directoryPathSchema,
+    /** Create the directory (and its parents) on activate when it is missing. */
+    create: z.boolean().default(false),
+  })
+  .strict();
 
 export type LocalPoolConfig = z.output<typeof localPoolConfigSchema>;
 export type LocalPoolConfigInput = z.input<typeof localPoolConfigSchema>;
 
 /** The pool's config as a local pool reads it; INVALID_INPUT naming each problem otherwise. */
 export function parseLocalPoolConfig(pool: Pick<StoragePool, 'id' | 'config'>): LocalPoolConfig {
-  return parseOrThrow(localPoolConfigSchema, pool.config, `config of local pool '${pool.id}'`);
+  const config = parseOrThrow(localPoolConfigSchema, pool.config, `config of local pool '${pool.id}'`);
+  checkPoolRootShape(config.path, 'config.path');
+  return config;
 }
+
+/** The 'local' pool type for the control plane and nodes: its config schema and its one root, `path`. */
+export const localPoolType: PoolTypeDefinition<LocalPoolConfig> = Object.freeze({
+  type: 'local',
+  configSchema: localPoolConfigSchema,
+  roots: (config: LocalPoolConfig) => [config.path],
+});

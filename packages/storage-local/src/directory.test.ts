@@ -33,6 +33,11 @@ beforeAll(async () => {
   await put('.upload-3f9c.iso');
   await put('.hidden/inside.iso');
   await put('images/jammy.qcow2.part');
+  // A VM's own files, at the root's vms/: never content. A vms/ deeper down is an ordinary directory.
+  await put('vms/web/seed.iso');
+  await put('vms/web/disk.qcow2');
+  await put('vms/loose.iso');
+  await put('library/vms/kept.iso');
   // Deeper than the default depth of 8 directory levels.
   await put('a/b/c/d/e/f/g/h/i/deep.iso');
   await put('a/b/c/d/e/f/g/h/shallow-enough.iso');
@@ -54,8 +59,19 @@ describe('listPoolFiles', () => {
       { relPath: 'Windows/WIN11.ISO', sizeBytes: 2, modifiedAt: mtime },
       { relPath: 'a/b/c/d/e/f/g/h/shallow-enough.iso', sizeBytes: 1, modifiedAt: mtime },
       { relPath: 'debian-12.iso', sizeBytes: 1000, modifiedAt: mtime },
+      { relPath: 'library/vms/kept.iso', sizeBytes: 1, modifiedAt: mtime },
       { relPath: 'linux/ubuntu/24.04/ubuntu-24.04-live-server-amd64.iso', sizeBytes: 1, modifiedAt: mtime },
     ]);
+  });
+
+  it("never lists a VM's own files (vms/ at the root), nor reports them as skipped", async () => {
+    for (const content of ['iso', 'images'] as const) {
+      const { files, skipped } = await listPoolFiles(root, { content, maxDepth: 8 });
+      expect(files.map((f) => f.relPath).filter((p) => p.startsWith('vms/'))).toEqual([]);
+      expect(skipped.map((s) => s.relPath).filter((p) => p.startsWith('vms'))).toEqual([]);
+    }
+    const flat = await listPoolFiles(root, { content: 'iso', maxDepth: 0 });
+    expect(flat.skipped.map((s) => s.relPath)).not.toContain('vms');
   });
 
   it('lists disk images (qcow2, raw, img) and nothing else for the images content type', async () => {
@@ -75,7 +91,7 @@ describe('listPoolFiles', () => {
     expect(deep.skipped).toContainEqual({ relPath: 'a/b/c/d/e/f/g/h/i', reason: 'deeper than maxDepth 8' });
     const flat = await listPoolFiles(root, { content: 'iso', maxDepth: 0 });
     expect(flat.files.map((f) => f.relPath)).toEqual(['debian-12.iso']);
-    expect(flat.skipped.map((s) => s.relPath)).toEqual(['Windows', 'a', 'alias.iso', 'images', 'linux']);
+    expect(flat.skipped.map((s) => s.relPath)).toEqual(['Windows', 'a', 'alias.iso', 'images', 'library', 'linux']);
   });
 
   it('does not follow symbolic links, and says so for links that look like content', async () => {
@@ -89,7 +105,7 @@ describe('listPoolFiles', () => {
     const blocking = await listPoolFiles(root, { content: 'iso', maxDepth: 8, blockingStat: true });
     const threaded = await listPoolFiles(root, { content: 'iso', maxDepth: 8, blockingStat: false });
     expect(threaded).toEqual(blocking);
-    expect(threaded.files).toHaveLength(4);
+    expect(threaded.files).toHaveLength(5);
   });
 
   it('tells local filesystems from network ones by statfs type, and counts an unknown one as network', async () => {

@@ -10,6 +10,7 @@ import {
   type PoolListing,
   type PoolStatus,
   QuantixError,
+  VM_FILES_DIRECTORY,
 } from '@quantix/core';
 import { contentMatcher, isTemporaryName } from './content.js';
 import { resolveInPool } from './paths.js';
@@ -45,8 +46,10 @@ const errno = (error: unknown): string => (error as NodeJS.ErrnoException).code 
  * Lists the files of one content type under `root`, recursively to `maxDepth`, with size and
  * modification time. Directory entries come from readdir's file types (no stat per entry, as
  * `find -type f` does); only matching files are stat'ed, several directories are read at once.
- * Temporary and hidden entries are ignored, symbolic links are not followed (a link could leave
- * the pool or loop), and directories that are too deep or unreadable are reported in `skipped`.
+ * Temporary and hidden entries are ignored, and so is the VM-files directory at the root (`vms/`:
+ * each VM's disk and cloud-init seed belong to that VM, never to the images). Symbolic links are
+ * not followed (a link could leave the pool or loop), and directories that are too deep or
+ * unreadable are reported in `skipped`.
  * Files come sorted by relPath.
  */
 export async function listPoolFiles(root: string, options: ListPoolFilesOptions): Promise<PoolListing> {
@@ -76,6 +79,8 @@ export async function listPoolFiles(root: string, options: ListPoolFilesOptions)
       if (isTemporaryName(name)) continue;
       const relPath = dir.relPath === '' ? name : `${dir.relPath}/${name}`;
       if (entry.isDirectory()) {
+        // A VM's own files (vms/<name>/disk.qcow2, seed.iso with its user data and keys) are never content.
+        if (dir.depth === 0 && name === VM_FILES_DIRECTORY) continue;
         if (dir.depth < options.maxDepth) {
           subdirectories.push({ path: join(dir.path, name), relPath, depth: dir.depth + 1 });
         } else {

@@ -1,12 +1,19 @@
-import { mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createQuantix, ErrorCode, LocalCommandRunner, StorageBackendToken } from '@quantix/core';
-import { storageLocalPlugin } from '@quantix/storage-local';
+import {
+  createPoolRootPolicy,
+  createQuantix,
+  ErrorCode,
+  LocalCommandRunner,
+  PoolTypeToken,
+  StorageBackendToken,
+} from '@quantix/core';
+import { createStorageLocalPlugin, storageLocalPlugin } from '@quantix/storage-local';
 import { testPool } from '@quantix/storage-local/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NfsStorageBackend } from './backend.js';
-import { storageNfsPlugin } from './plugin.js';
+import { createStorageNfsPlugin, storageNfsPlugin } from './plugin.js';
 
 // This kernel cannot mount NFS, so where a test needs an NFS mount to exist, the mount table is
 // a fixture file in the real mountinfo format naming a real directory (no other stand-in exists).
@@ -63,6 +70,46 @@ describe('NfsStorageBackend without a mount', () => {
     await expect(backend.status({ pool: nfsPool({ export: '/e' }) })).rejects.toMatchObject({
       code: ErrorCode.INVALID_INPUT,
     });
+  });
+});
+
+describe('NfsStorageBackend with a root policy', () => {
+  it('refuses an export mounted outside the allowed roots, before probing or listing it', async () => {
+    const outside = join(base, 'policy-outside', 'mnt');
+    await mkdir(outside, { recursive: true });
+    await writeFile(join(outside, 'a.iso'), 'iso');
+    const table = await mountTable('policy', [nfs4Line(130, outside, '10.0.0.9:/export/p', '10.0.0.9')]);
+    const allowed = join(base, 'policy-allowed');
+    const backend = new NfsStorageBackend({
+      runner,
+      mountInfoPath: table,
+      mountRoot: join(allowed, 'pools'),
+      rootPolicy: createPoolRootPolicy({ allowedRoots: [allowed] }),
+    });
+    const pool = nfsPool({ server: '10.0.0.9', export: '/export/p' });
+    await expect(backend.activate({ pool })).rejects.toMatchObject({ code: ErrorCode.POOL_ROOT_NOT_ALLOWED });
+    await expect(backend.status({ pool })).rejects.toMatchObject({ code: ErrorCode.POOL_ROOT_NOT_ALLOWED });
+    await expect(backend.list({ pool, content: 'iso' })).rejects.toMatchObject({
+      code: ErrorCode.POOL_ROOT_NOT_ALLOWED,
+    });
+    // No write probe was left or made there: only the file that was.
+    expect(await readdir(outside)).toEqual(['a.iso']);
+  });
+
+  it('refuses to make and mount on a mount point outside the allowed roots', async () => {
+    const table = await mountTable('policy-none', []);
+    const backend = new NfsStorageBackend({
+      runner,
+      mountInfoPath: table,
+      rootPolicy: createPoolRootPolicy({ allowedRoots: [join(base, 'policy-allowed')] }),
+    });
+    const mountPoint = join(base, 'policy-elsewhere', 'mp');
+    const pool = nfsPool({ server: '10.0.0.9', export: '/export/p', mountPoint });
+    await expect(backend.activate({ pool })).rejects.toMatchObject({ code: ErrorCode.POOL_ROOT_NOT_ALLOWED });
+    await expect(stat(mountPoint)).rejects.toThrow();
+    await expect(
+      backend.activate({ pool: nfsPool({ server: '10.0.0.9', export: '/export/p', mountPoint: '/etc/nfs' }) }),
+    ).rejects.toMatchObject({ code: ErrorCode.POOL_ROOT_NOT_ALLOWED });
   });
 });
 
@@ -147,6 +194,24 @@ describe('storageNfsPlugin', () => {
     });
     try {
       expect(quantix.getAll(StorageBackendToken).map((b) => b.type)).toEqual(['local', 'nfs']);
+      expect(quantix.getAll(PoolTypeToken).map((t) => t.type)).toEqual(['local', 'nfs']);
+    } finally {
+      await quantix.close();
+    }
+  });
+
+  it('provides only the pool types to a control plane (backend: false), with its mount root', async () => {
+    const quantix = await createQuantix({
+      database: { client: 'pglite' },
+      plugins: [
+        createStorageLocalPlugin({ backend: false }),
+        createStorageNfsPlugin({ backend: false, mountRoot: '/srv/mnt' }),
+      ],
+    });
+    try {
+      expect(quantix.getAll(StorageBackendToken)).toEqual([]);
+      const nfs = quantix.getAll(PoolTypeToken).find((t) => t.type === 'nfs');
+      expect(nfs?.roots(nfs.configSchema.parse({ server: 'nas', export: '/e' }), 'iso')).toEqual(['/srv/mnt/iso']);
     } finally {
       await quantix.close();
     }

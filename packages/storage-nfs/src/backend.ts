@@ -107,6 +107,7 @@ export class NfsStorageBackend extends LocalStorageBackend {
     const config = parseNfsPoolConfig(pool);
     const found = await this.findMount(pool, config);
     if (!found) return unavailableStatus(notMounted(pool, config).message);
+    await this.checkRoot(found.root);
     let check: ConnectionCheck;
     try {
       check = await this.askServer(config, found.mount.version, this.connectionTimeoutMs);
@@ -121,13 +122,16 @@ export class NfsStorageBackend extends LocalStorageBackend {
 
   /**
    * Uses the export where it is already mounted, at whatever path; otherwise mounts it at the
-   * pool's own mount point with `mount -t nfs`, bounded by a timeout. A failed mount is
+   * pool's own mount point with `mount -t nfs`, bounded by a timeout. With a root policy, either
+   * directory must be allowed by it (POOL_ROOT_NOT_ALLOWED) before it is created, mounted or probed. A failed mount is
    * POOL_MOUNT_FAILED carrying mount's own message, and leaves no mount point directory behind.
    */
   override async activate({ pool }: { pool: StoragePool }): Promise<PoolStatus> {
     const config = parseNfsPoolConfig(pool);
     let found = await this.findMount(pool, config);
     if (!found) {
+      // The mount point is made and mounted on only where pools may be.
+      await this.checkRoot(this.ownMountPoint(pool, config));
       await this.mount(pool, config);
       found = await this.findMount(pool, config);
       if (!found) {
@@ -138,6 +142,8 @@ export class NfsStorageBackend extends LocalStorageBackend {
         );
       }
     }
+    // Found mounted elsewhere: that directory must be allowed too before it is probed or listed.
+    await this.checkRoot(found.root);
     // Ask the server before touching the directory: I/O on a hard mount of a dead server hangs.
     const status = await this.status({ pool });
     if (!status.available) {

@@ -1,6 +1,13 @@
 import { ErrorCode } from '@quantix/core';
 import { describe, expect, it } from 'vitest';
-import { formatNfsSource, normalizeServer, parseNfsPoolConfig, poolMountPoint } from './config.js';
+import {
+  createNfsPoolType,
+  formatNfsSource,
+  nfsPoolType,
+  normalizeServer,
+  parseNfsPoolConfig,
+  poolMountPoint,
+} from './config.js';
 
 const parse = (config: Record<string, unknown>, id = 'p1') => parseNfsPoolConfig({ id, config });
 
@@ -14,7 +21,7 @@ describe('NFS pool config', () => {
       readOnly: false,
     });
     expect(
-      parse({ server: '[fd00::1]', export: '/e', version: 4.1, options: 'hard,timeo=600', mountPoint: '/srv/nfs/q/' }),
+      parse({ server: '[fd00::1]', export: '/e', version: 4.1, options: 'hard,timeo=600', mountPoint: '/srv/nfs/q' }),
     ).toMatchObject({ server: 'fd00::1', version: '4.1', options: ['hard', 'timeo=600'], mountPoint: '/srv/nfs/q' });
   });
 
@@ -26,11 +33,28 @@ describe('NFS pool config', () => {
     [{ server: 'nas', export: '/e', options: ['hard,soft'] }, 'options'],
     [{ server: 'nas', export: '/e', options: ['with space'] }, 'options'],
     [{ server: 'nas', export: '/e', version: '3', options: ['vers=4'] }, 'options'],
-    [{ server: 'nas', export: '/e', mountPoint: 'mnt' }, 'mountPoint'],
+    [{ server: 'nas', export: '/e', mountpoint: '/srv/x' }, 'mountpoint'],
+    [{ server: 'nas', exprt: '/e' }, 'exprt'],
   ])('refuses %j with INVALID_INPUT naming %s', (config, field) => {
     expect(() => parse(config)).toThrow(
       expect.objectContaining({ code: ErrorCode.INVALID_INPUT, message: expect.stringContaining(field) }),
     );
+  });
+
+  it.each(['mnt', '/srv/nfs/q/', '/srv/../etc'])(
+    'refuses the mount point %j with POOL_ROOT_NOT_ALLOWED',
+    (mountPoint) => {
+      expect(() => parse({ server: 'nas', export: '/e', mountPoint })).toThrow(
+        expect.objectContaining({ code: ErrorCode.POOL_ROOT_NOT_ALLOWED }),
+      );
+    },
+  );
+
+  it('has one root: the mount point, configured or under the mount root by pool id', () => {
+    const config = nfsPoolType.configSchema.parse({ server: 'nas', export: '/e' });
+    expect(nfsPoolType.roots(config, 'iso')).toEqual(['/var/lib/quantix/pools/iso']);
+    expect(createNfsPoolType({ mountRoot: '/srv/mnt' }).roots(config, 'iso')).toEqual(['/srv/mnt/iso']);
+    expect(nfsPoolType.roots({ ...config, mountPoint: '/srv/nfs/q' }, 'iso')).toEqual(['/srv/nfs/q']);
   });
 
   it('puts a pool without a mount point under the default root, by id', () => {

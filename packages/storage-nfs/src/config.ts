@@ -1,7 +1,14 @@
 import { isIPv6 } from 'node:net';
 import { posix } from 'node:path';
-import { ErrorCode, parseOrThrow, QuantixError, type StoragePool } from '@quantix/core';
-import { absolutePathSchema, directorySettingsSchema } from '@quantix/storage-local';
+import {
+  checkPoolRootShape,
+  ErrorCode,
+  type PoolTypeDefinition,
+  parseOrThrow,
+  QuantixError,
+  type StoragePool,
+} from '@quantix/core';
+import { directoryPathSchema, directorySettingsSchema } from '@quantix/storage-local';
 import { z } from 'zod';
 
 /** Where a pool is mounted when its config names no mount point: `<root>/<poolId>`. */
@@ -50,8 +57,10 @@ export const nfsPoolConfigSchema = directorySettingsSchema
       .pipe(z.array(mountOptionSchema))
       .default([]),
     /** Where this node mounts the export; default `/var/lib/quantix/pools/<poolId>`. */
-    mountPoint: absolutePathSchema.optional(),
+    mountPoint: directoryPathSchema.optional(),
   })
+  // A misspelled key (`mountpoint`, `exprt`) is refused, never silently ignored.
+  .strict()
   .superRefine((config, ctx) => {
     if (config.version && config.options.some((o) => /^(vers|nfsvers)=/.test(o))) {
       ctx.addIssue({
@@ -66,8 +75,27 @@ export type NfsPoolConfig = z.output<typeof nfsPoolConfigSchema>;
 export type NfsPoolConfigInput = z.input<typeof nfsPoolConfigSchema>;
 
 export function parseNfsPoolConfig(pool: Pick<StoragePool, 'id' | 'config'>): NfsPoolConfig {
-  return parseOrThrow(nfsPoolConfigSchema, pool.config, `config of NFS pool '${pool.id}'`);
+  const config = parseOrThrow(nfsPoolConfigSchema, pool.config, `config of NFS pool '${pool.id}'`);
+  if (config.mountPoint !== undefined) checkPoolRootShape(config.mountPoint, 'config.mountPoint');
+  return config;
 }
+
+/**
+ * The 'nfs' pool type: its config schema, and its root — the mount point this node mounts it at
+ * (configured, or `<mountRoot>/<poolId>`). Wherever else a node finds the export mounted, that
+ * directory is checked too, by the backend, before it is used.
+ */
+export function createNfsPoolType(options: { mountRoot?: string } = {}): PoolTypeDefinition<NfsPoolConfig> {
+  const mountRoot = options.mountRoot ?? DEFAULT_MOUNT_ROOT;
+  return Object.freeze({
+    type: 'nfs',
+    configSchema: nfsPoolConfigSchema,
+    roots: (config: NfsPoolConfig, poolId: string) => [poolMountPoint(poolId, config, mountRoot)],
+  });
+}
+
+/** The 'nfs' pool type with mount points under DEFAULT_MOUNT_ROOT. */
+export const nfsPoolType: PoolTypeDefinition<NfsPoolConfig> = createNfsPoolType();
 
 /** One spelling per export path: `//` collapsed, no trailing slash (but `/` stays `/`). */
 export function normalizeExportPath(path: string): string {

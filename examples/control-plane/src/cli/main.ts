@@ -1,6 +1,9 @@
 import { Command } from 'commander';
 import { apiCommands, reportError, warnArgvSecret } from './commands.js';
 
+const POOL_ROOT_HELP = 'a directory pools may be in (repeatable; env QUANTIX_POOL_ROOTS, colon-separated)';
+const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+
 const program = new Command('quantix')
   .description('Quantix: images, storage pools, nodes and VMs')
   .showHelpAfterError();
@@ -13,16 +16,31 @@ program
   .option('--port <port>', 'listen port', '8080')
   .option('--libvirt <uri>', 'libvirt URI for the local node, or "none"', 'qemu:///system')
   .option('--catalog <file>', 'a JSON file of extra catalog entries')
-  .action(async (options: { dataDir: string; host: string; port: string; libvirt: string; catalog?: string }) => {
-    const { runAllInOne } = await import('./up.js');
-    await runAllInOne({
-      dataDir: options.dataDir,
-      host: options.host,
-      port: Number(options.port),
-      libvirtUri: options.libvirt,
-      catalogFile: options.catalog,
-    }).catch(exitAtOnce);
-  });
+  .option(
+    '--pool-root <dir>',
+    `${POOL_ROOT_HELP}; <data-dir>/pools always, default also /var/lib/quantix and /srv`,
+    collect,
+  )
+  .action(
+    async (options: {
+      dataDir: string;
+      host: string;
+      port: string;
+      libvirt: string;
+      catalog?: string;
+      poolRoot?: string[];
+    }) => {
+      const { runAllInOne } = await import('./up.js');
+      await runAllInOne({
+        dataDir: options.dataDir,
+        host: options.host,
+        port: Number(options.port),
+        libvirtUri: options.libvirt,
+        catalogFile: options.catalog,
+        poolRoots: options.poolRoot,
+      }).catch(exitAtOnce);
+    },
+  );
 
 program
   .command('serve')
@@ -37,6 +55,7 @@ program
   )
   .option('--data-dir <dir>', 'state directory: credentials, staged uploads, the embedded database', '.quantix')
   .option('--database-timeout <ms>', 'bound on each database statement (and on connecting); then 503', '30000')
+  .option('--pool-root <dir>', `${POOL_ROOT_HELP}; default /var/lib/quantix and /srv`, collect)
   .action(
     async (options: {
       host: string;
@@ -46,6 +65,7 @@ program
       apiTokenFile?: string;
       dataDir: string;
       databaseTimeout: string;
+      poolRoot?: string[];
     }) => {
       if (options.databaseUrl && /:\/\/[^/@]*:[^/@]*@/.test(options.databaseUrl)) {
         warnArgvSecret('--database-url carries a password', 'QUANTIX_DATABASE_URL');
@@ -59,6 +79,7 @@ program
         tokenFile: options.apiTokenFile,
         dataDir: options.dataDir,
         databaseTimeoutMs: Number(options.databaseTimeout),
+        poolRoots: options.poolRoot,
       }).catch(exitAtOnce);
     },
   );

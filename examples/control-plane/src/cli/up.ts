@@ -3,16 +3,20 @@ import { hostname as osHostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
   createLogger,
+  createPoolRootPolicy,
   createQuantix,
   type DatabaseConfig,
+  DEFAULT_POOL_ROOTS,
   describeDatabase,
   ErrorCode,
   QuantixError,
   type QuantixPlugin,
 } from '@quantix/core';
-import { startNodeDaemon } from '@quantix/example-node-daemon';
+import { poolRootsOption, startNodeDaemon } from '@quantix/example-node-daemon';
 import { type CatalogEntryInput, createImagesCloudPlugin } from '@quantix/images-cloud';
 import { imagesIsoPlugin } from '@quantix/images-iso';
+import { createStorageLocalPlugin } from '@quantix/storage-local';
+import { createStorageNfsPlugin } from '@quantix/storage-nfs';
 import { startControlPlane } from '../control-plane.js';
 import { newToken, tokenDigest } from '../hub/tokens.js';
 import { lockDataDir, restrictModes, securePrivateDir } from './data-dir.js';
@@ -20,11 +24,16 @@ import { lockDataDir, restrictModes, securePrivateDir } from './data-dir.js';
 export const LOCAL_NODE_ID = 'local';
 export const LOCAL_POOL_ID = 'local';
 
-/** The plugins a control plane runs with: catalogs only — downloads run on nodes. */
+/**
+ * The plugins a control plane runs with: catalogs, and the pool types (config schemas and roots)
+ * of the storage plugins without their backends — downloads, mounts and scans run on nodes.
+ */
 export function controlPlanePlugins(options: { entries?: readonly CatalogEntryInput[] } = {}): QuantixPlugin[] {
   return [
     createImagesCloudPlugin({ reconcileOnStart: false, ...(options.entries ? { entries: options.entries } : {}) }),
     imagesIsoPlugin,
+    createStorageLocalPlugin({ backend: false }),
+    createStorageNfsPlugin({ backend: false }),
   ];
 }
 
@@ -49,6 +58,11 @@ export interface AllInOneOptions {
   entries?: readonly CatalogEntryInput[];
   /** Loopback/private addresses downloads may come from. */
   allowSourceAddresses?: readonly string[];
+  /**
+   * Directories pools may be in besides `<dataDir>/pools` (`--pool-root`, QUANTIX_POOL_ROOTS).
+   * Default /var/lib/quantix and /srv. The data dir itself stays closed to pools.
+   */
+  poolRoots?: readonly string[];
   log?: (line: string) => void;
 }
 
@@ -74,6 +88,10 @@ export async function startAllInOne(options: AllInOneOptions) {
     started.length = 0;
   };
   try {
+    // `up` keeps its own pool in <dataDir>/pools, so that directory is always allowed; the rest of
+    // the data dir (database, credentials, uploads) never is.
+    const allowedRoots = [join(dataDir, 'pools'), ...(options.poolRoots ?? DEFAULT_POOL_ROOTS)];
+    const poolRoots = createPoolRootPolicy({ allowedRoots, protectedPaths: [dataDir] });
     const quantix = await createQuantix({ database, plugins: controlPlanePlugins(options), logger });
     started.push(() => quantix.close());
     const cp = await startControlPlane({
@@ -82,6 +100,7 @@ export async function startAllInOne(options: AllInOneOptions) {
       host: options.host,
       port: options.port,
       stagingDir: join(dataDir, 'uploads'),
+      poolRoots,
     });
     started.push(() => cp.close());
     writeFileSync(credentialsFile, `${JSON.stringify({ url: cp.url, token: apiToken }, null, 2)}\n`, { mode: 0o600 });
@@ -113,6 +132,8 @@ export async function startAllInOne(options: AllInOneOptions) {
       token: nodeToken,
       libvirtUri: options.libvirtUri,
       ...(options.allowSourceAddresses ? { allowSourceAddresses: options.allowSourceAddresses } : {}),
+      poolRoots: poolRoots.allowedRoots,
+      protectedPaths: poolRoots.protectedPaths,
       logger,
       initialBackoffMs: 100,
     });
@@ -131,6 +152,7 @@ export async function startAllInOne(options: AllInOneOptions) {
       log(`  Token:  ${apiToken}   (kept in ${credentialsFile}, readable by you only)`);
     }
     log(`  Pool:   ${LOCAL_POOL_ID} at ${join(dataDir, 'pools', 'local')}`);
+    log(`  Pools may be in: ${poolRoots.allowedRoots.join(', ')} (--pool-root to choose)`);
     log(
       node.hypervisorProblem === null
         ? `  VMs:    libvirt at ${options.libvirtUri}`
@@ -172,6 +194,7 @@ export async function runAllInOne(options: {
   port: number;
   libvirtUri: string;
   catalogFile?: string | undefined;
+  poolRoots?: readonly string[] | undefined;
 }): Promise<void> {
   // Everything this process creates is its user's alone (data, uploads, credentials).
   process.umask(0o077);
@@ -182,6 +205,7 @@ export async function runAllInOne(options: {
     port: options.port,
     libvirtUri: options.libvirtUri === 'none' ? null : options.libvirtUri,
     ...(entries ? { entries } : {}),
+    ...poolRootsOption(options.poolRoots, process.env.QUANTIX_POOL_ROOTS),
   });
   await waitForSignal();
   await system.close();
@@ -214,6 +238,8 @@ export async function runServe(options: {
   dataDir: string;
   /** Bound on each database statement; connecting and waiting for a connection get at most this too. */
   databaseTimeoutMs?: number | undefined;
+  /** `--pool-root` flags; else QUANTIX_POOL_ROOTS; else /var/lib/quantix and /srv. */
+  poolRoots?: readonly string[] | undefined;
 }): Promise<void> {
   process.umask(0o077);
   const logger = createLogger({ name: 'quantix', level: process.env.QUANTIX_LOG_LEVEL ?? 'info' });
@@ -238,9 +264,12 @@ export async function runServe(options: {
     : { client: 'pglite', dataDir: join(dataDir, 'db') };
   const { token: apiToken, from } = serveToken({ tokenFile: options.tokenFile, dataDir });
   const entries = readCatalogFile(options.catalogFile);
+  const { poolRoots: allowedRoots } = poolRootsOption(options.poolRoots, process.env.QUANTIX_POOL_ROOTS);
   let quantix: Awaited<ReturnType<typeof createQuantix>> | undefined;
   let cp: Awaited<ReturnType<typeof startControlPlane>> | undefined;
   try {
+    // A bad --pool-root stops start-up here, naming it; the data dir is never a pool.
+    const poolRoots = createPoolRootPolicy({ ...(allowedRoots ? { allowedRoots } : {}), protectedPaths: [dataDir] });
     quantix = await createQuantix({ database, plugins: controlPlanePlugins(entries ? { entries } : {}), logger });
     cp = await startControlPlane({
       quantix,
@@ -248,6 +277,7 @@ export async function runServe(options: {
       host: options.host,
       port: options.port,
       stagingDir: join(dataDir, 'uploads'),
+      poolRoots,
       ...(process.env.QUANTIX_PUBLIC_URL ? { publicUrl: process.env.QUANTIX_PUBLIC_URL } : {}),
     });
   } catch (error) {

@@ -4,7 +4,7 @@ import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ErrorCode, type Image, QuantixError, type Repositories, redactSecrets } from '@quantix/core';
-import { sanitizeIsoFileName } from '@quantix/images-iso';
+import { checkUploadedIso, type LoadOsinfoOptions, sanitizeIsoFileName } from '@quantix/images-iso';
 import type { Logger } from 'pino';
 import type { NodeHub } from '../hub/node-hub.js';
 import { newToken, tokenDigest, tokenMatches } from '../hub/tokens.js';
@@ -25,6 +25,8 @@ export interface UploadServiceOptions {
   /** The control plane's URL as nodes reach it (they fetch staged uploads from it). */
   publicUrl: () => string;
   maxBytes?: number;
+  /** Where osinfo-db is for identifying uploads, or false for the built-in table only. */
+  osinfo?: LoadOsinfoOptions | false;
 }
 
 export const DEFAULT_MAX_UPLOAD_BYTES = 16 * 1024 ** 3;
@@ -33,8 +35,9 @@ export const DEFAULT_MAX_UPLOAD_BYTES = 16 * 1024 ** 3;
  * ISO uploads. The control plane cannot write into a node's pool, so an upload is staged here
  * (streamed to a temporary file, size-limited, hashed), then the node holding the pool fetches
  * it like any download — resumable and verified against the hash taken here — and the staged
- * copy is removed. An upload cut off midway leaves no row and no file: the row is created only
- * once every byte has arrived.
+ * copy is removed. An upload cut off midway, or whose bytes do not read as an ISO, leaves no row
+ * and no file: the row is created only once every byte has arrived and been read as an ISO, with
+ * the OS that reading identified.
  */
 export class UploadService {
   private readonly staged = new Map<string, Staged>();
@@ -68,6 +71,13 @@ export class UploadService {
     const staged = await this.stage(id, input.body, input.expectedSize);
     let image: Image;
     try {
+      // Only an ISO is kept (ISO_* → 422 otherwise), identified now as a scan would identify it.
+      const found = await checkUploadedIso({
+        path: staged.path,
+        fileName,
+        logger: this.options.logger,
+        ...(this.options.osinfo !== undefined ? { osinfo: this.options.osinfo } : {}),
+      });
       image = await repositories.images.create({
         name: fileName,
         kind: 'iso',
@@ -76,7 +86,9 @@ export class UploadService {
         checksum: staged.checksum,
         location: { poolId: pool.id, relPath },
         nodeId: pool.shared ? null : nodeId,
-        labels: { 'quantix.io/source': 'upload' },
+        os: found.identification.os,
+        ...(found.firmware === 'any' ? {} : { requirements: { firmware: found.firmware } }),
+        labels: { ...found.labels, 'quantix.io/source': 'upload' },
       });
     } catch (error) {
       await rm(staged.path, { force: true });

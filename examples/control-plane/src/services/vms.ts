@@ -10,6 +10,7 @@ import {
   type Repositories,
   type Vm,
   type VmSpec,
+  vmFileRelPath,
   vmNameSchema,
 } from '@quantix/core';
 import type { Logger } from 'pino';
@@ -121,14 +122,14 @@ export class VmService {
     });
     const imageLocation = image.location as NonNullable<Image['location']>;
     const diskPoolId = request.diskPoolId ?? (await this.diskPoolFor(imageLocation.poolId, request.nodeId));
-    const disk = { poolId: diskPoolId, relPath: `vms/${request.name}/disk.qcow2`, sizeGiB: request.diskGiB };
+    const disk = { poolId: diskPoolId, relPath: vmFileRelPath(request.name, 'disk.qcow2'), sizeGiB: request.diskGiB };
     const boot: VmSpec['boot'] =
       image.kind === 'cloud'
         ? {
             kind: 'cloud',
             image: imageLocation,
             disk,
-            seed: { poolId: diskPoolId, relPath: `vms/${request.name}/seed.iso` },
+            seed: { poolId: diskPoolId, relPath: vmFileRelPath(request.name, 'seed.iso') },
             cloudInit: {
               hostname: request.name.replace(/[._]/g, '-').slice(0, 63),
               user: request.user ?? image.os.defaultUser,

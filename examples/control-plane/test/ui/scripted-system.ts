@@ -17,6 +17,8 @@ import {
 } from '@quantix/core';
 import { createTestDatabase, type TestDatabase } from '@quantix/core/testing';
 import { ControlPlaneConnection } from '@quantix/example-node-daemon';
+import { createStorageLocalPlugin } from '@quantix/storage-local';
+import { createStorageNfsPlugin } from '@quantix/storage-nfs';
 import { pino } from 'pino';
 import { type ControlPlane, startControlPlane } from '../../src/control-plane.js';
 import { until } from './helpers.js';
@@ -79,7 +81,9 @@ export async function startScriptedSystem(options: { stepMs?: number } = {}): Pr
     register: (ctx) =>
       ctx.provide(ImageCatalogToken, { value: { name: 'ui-test-catalog', list: async () => entries } }),
   });
-  const quantix = await createQuantix({ database: db.config, plugins: [catalogPlugin], logger: silent });
+  // Pool types from the storage plugins without their backends, as a control plane has them.
+  const poolTypes = [createStorageLocalPlugin({ backend: false }), createStorageNfsPlugin({ backend: false })];
+  const quantix = await createQuantix({ database: db.config, plugins: [catalogPlugin, ...poolTypes], logger: silent });
   const controlPlane = await startControlPlane({ quantix, apiToken: token, resumeGraceMs: 1000 });
   const requests: ScriptedSystem['requests'] = [];
   const stepMs = options.stepMs ?? 300;

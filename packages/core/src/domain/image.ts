@@ -1,7 +1,14 @@
 import { z } from 'zod';
 import { ErrorCode, QuantixError } from '../errors.js';
 import { assertRelPath } from './paths.js';
-import { byteCountSchema, idSchema, labelsSchema, nameSchema, parseOrThrow } from './validation.js';
+import {
+  byteCountSchema,
+  idSchema,
+  labelsSchema,
+  nameSchema,
+  parseOrThrow,
+  replaceUnsafeNameCharacters,
+} from './validation.js';
 
 export const IMAGE_KINDS = ['cloud', 'iso'] as const;
 export type ImageKind = (typeof IMAGE_KINDS)[number];
@@ -268,9 +275,19 @@ const discoveredSchema = z
 
 export type ValidDiscoveredImage = z.output<typeof discoveredSchema> & { name: string };
 
+/**
+ * A found file's name comes from the file (its name, or what its contents say), not from a person:
+ * characters no name may hold are replaced (U+FFFD) rather than refused, so one odd file name
+ * cannot fail a whole scan, and none reaches a screen as a bidi override.
+ */
 export function validateDiscoveredImage(input: DiscoveredImage): ValidDiscoveredImage {
-  const found = parseOrThrow(discoveredSchema, input, 'discovered image');
+  const given = input.name === undefined ? undefined : replaceUnsafeNameCharacters(input.name);
+  const found = parseOrThrow(
+    discoveredSchema,
+    given === undefined || given.trim() === '' ? { ...input, name: undefined } : { ...input, name: given },
+    'discovered image',
+  );
   assertRelPath(found.relPath);
-  const name = found.name ?? found.relPath.slice(found.relPath.lastIndexOf('/') + 1);
+  const name = found.name ?? replaceUnsafeNameCharacters(found.relPath.slice(found.relPath.lastIndexOf('/') + 1));
   return { ...found, name };
 }

@@ -45,6 +45,56 @@ export interface Vm {
   updatedAt: Date;
 }
 
+/**
+ * The directory, at a pool's root, that holds each VM's own files: `vms/<name>/disk.qcow2`,
+ * `vms/<name>/seed.iso` (its cloud-init user data and SSH keys). They belong to that VM and are
+ * never images: scans do not list this directory.
+ */
+export const VM_FILES_DIRECTORY = 'vms';
+
+/** Where a VM's own files go in a pool: `vms/<name>/<file>`. */
+export function vmFileRelPath(vmName: string, file: string): string {
+  return `${VM_FILES_DIRECTORY}/${vmName}/${file}`;
+}
+
+/** Whether a relPath lies in the VM-files directory of its pool (`vms/…`). */
+export function isVmFileRelPath(relPath: string): boolean {
+  return relPath === VM_FILES_DIRECTORY || relPath.startsWith(`${VM_FILES_DIRECTORY}/`);
+}
+
+/**
+ * How each VM uses an image, if at all: it boots from it, a disk is made from it (the backing
+ * file of a cloud image's overlay), a cdrom holds it, or the image's file is one of the VM's own
+ * (its disk, its seed, anything in its `vms/<name>/` directory). Deleting such an image would
+ * break the VM.
+ */
+export function vmsUsingImage(
+  vms: readonly Vm[],
+  image: { id: string; location: { poolId: string; relPath: string } | null },
+): { vm: Vm; uses: string[] }[] {
+  const found: { vm: Vm; uses: string[] }[] = [];
+  const at = image.location;
+  const sameFile = (item: { poolId: string; relPath: string }) =>
+    at !== null && item.poolId === at.poolId && item.relPath === at.relPath;
+  for (const vm of vms) {
+    const uses = new Set<string>();
+    if (vm.bootImageId === image.id) uses.add('boots from it');
+    for (const disk of vm.disks) {
+      if (disk.imageId === image.id) uses.add('a disk is made from it');
+      if (sameFile(disk)) uses.add('it is a disk');
+    }
+    for (const cdrom of vm.cdroms) {
+      if (cdrom.imageId === image.id || sameFile(cdrom)) uses.add('it is in a cdrom drive');
+    }
+    // The VM's own folder in every pool it keeps files in (its seed.iso is in no record).
+    const ownFolder = vmFileRelPath(vm.name, '');
+    const pools = new Set([...vm.disks, ...vm.cdroms].map((item) => item.poolId));
+    if (at && pools.has(at.poolId) && at.relPath.startsWith(ownFolder)) uses.add("it is one of the VM's own files");
+    if (uses.size > 0) found.push({ vm, uses: [...uses] });
+  }
+  return found;
+}
+
 /** Domain names go to virsh as arguments and into file names: keep them plain. */
 export const vmNameSchema = z
   .string()

@@ -196,6 +196,20 @@ describe.each(TEST_DATABASE_CLIENTS)('control-plane services on %s', (client) =>
       expect(await repos.images.count()).toBe(2);
     });
 
+    it("never makes images of a VM's own files (vms/<name>/seed.iso, disk.qcow2), whatever a node lists", async () => {
+      await repos.pools.create({ id: 'vmpool', name: 'VM pool', type: 'local', nodeIds: ['n1'] });
+      const result = await ingestScan({
+        repositories: repos,
+        nodeId: 'n1',
+        poolId: 'vmpool',
+        content: 'iso',
+        files: [scanned('vms/web/seed.iso'), scanned('vms/x.iso'), scanned('vmsx/kept.iso'), scanned('kept.iso')],
+      });
+      expect(result.inserted).toBe(2);
+      const rows = await repos.images.list({ poolId: 'vmpool' });
+      expect(rows.map((r) => r.location?.relPath).sort()).toEqual(['kept.iso', 'vmsx/kept.iso']);
+    });
+
     it('ties files of a node-local pool to that node, and refuses scans from a node without the pool', async () => {
       await repos.pools.create({ id: 'local', name: 'Local', type: 'local', nodeIds: ['n1'] });
       await ingestScan({

@@ -1,6 +1,7 @@
 import type { Repositories } from '../contracts/repositories.js';
 import type { DiscoveredImage, ImageKind } from '../domain/image.js';
 import type { PoolContentType } from '../domain/pool.js';
+import { isVmFileRelPath } from '../domain/vm.js';
 import { ErrorCode, QuantixError } from '../errors.js';
 import type { ScannedFile } from '../protocol/messages.js';
 
@@ -18,7 +19,7 @@ const KIND_OF_CONTENT: Record<PoolContentType, ImageKind> = { iso: 'iso', images
  * Applies a node's complete scan of one content type of one pool to the database: new and
  * changed files are upserted (deterministic ids, so re-scans never duplicate), and ready rows
  * whose files are gone become `missing` — they are not deleted, so nothing a user relied on
- * disappears silently.
+ * disappears silently. Files in the VM-files directory (`vms/`) are ignored.
  */
 export async function ingestScan(options: {
   repositories: Repositories;
@@ -27,7 +28,10 @@ export async function ingestScan(options: {
   content: PoolContentType;
   files: readonly ScannedFile[];
 }): Promise<ScanIngestResult> {
-  const { repositories, nodeId, poolId, content, files } = options;
+  const { repositories, nodeId, poolId, content } = options;
+  // A VM's own files (its disk, its seed with user data and keys) are never images, whatever a
+  // node of an older version still lists.
+  const files = options.files.filter((file) => !isVmFileRelPath(file.relPath));
   const pool = await repositories.pools.require(poolId);
   if (!pool.nodeIds.includes(nodeId)) {
     throw new QuantixError(

@@ -7,10 +7,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { ErrorCode, type NodeMessage, PROTOCOL_VERSION, type ProtocolPool } from '@quantix/core';
+import { createPoolRootPolicy, ErrorCode, type NodeMessage, PROTOCOL_VERSION, type ProtocolPool } from '@quantix/core';
 import { HttpImageFetcher } from '@quantix/images-cloud';
 import { inspectIso } from '@quantix/images-iso';
-import { LocalStorageBackend } from '@quantix/storage-local';
+import { LocalStorageBackend, localPoolType } from '@quantix/storage-local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LibvirtHypervisor } from '../libvirt/hypervisor.js';
 import { SshCommandRunner } from '../ssh/runner.js';
@@ -111,6 +111,8 @@ describe('NodeAgent with real storage, downloads and libvirt', () => {
     agent = new NodeAgent({
       nodeId: 'node-1',
       backends: [new LocalStorageBackend()],
+      poolTypes: [localPoolType],
+      poolRoots: createPoolRootPolicy({ allowedRoots: [root] }),
       send,
       fetchers: [new HttpImageFetcher({ policy: { allowAddresses: ['127.0.0.1'] }, requireChecksum: false })],
       inspector: isoInspector,

@@ -6,6 +6,9 @@ import {
   type CommandRunner,
   type ControlMessage,
   callBackend,
+  checkPoolOnDisk,
+  checkPoolRootOnDisk,
+  createPoolRootPolicy,
   ErrorCode,
   type HelloDownload,
   type Hypervisor,
@@ -19,6 +22,8 @@ import {
   type PluginContext,
   type PoolContentType,
   type PoolReport,
+  type PoolRootPolicy,
+  type PoolTypeDefinition,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
   type ProtocolPool,
@@ -56,6 +61,17 @@ export interface NodeAgentOptions {
   nodeId: string;
   /** One per pool type this node serves (from the StorageBackendToken). */
   backends: readonly StorageBackend[];
+  /**
+   * The definition of each pool type (from the PoolTypeToken): the agent checks a pushed pool's
+   * config and roots with it before its backend sees it. A pool of a type without one is refused.
+   */
+  poolTypes: readonly PoolTypeDefinition[];
+  /**
+   * Where pool roots may be on this node. Default: createPoolRootPolicy() (/var/lib/quantix, /srv).
+   * Every pushed pool's roots are checked against it — symbolic links followed — before anything
+   * is created, mounted or listed; a pool outside it is reported `error` with the reason.
+   */
+  poolRoots?: PoolRootPolicy;
   /** Where messages go; a call to handle() may give its own instead. */
   send?: Send;
   /** Downloads: the fetcher for each URL scheme. Without one, image.download is UNSUPPORTED_OPERATION. */
@@ -112,12 +128,16 @@ const IMAGE_EXTENSIONS: Record<string, ImageFormat> = {
   '.vhdx': 'vhdx',
 };
 
+/** Inspection failures that prove a file is not a usable ISO; it is left out of the scan. */
+const NOT_AN_ISO = [ErrorCode.ISO_EMPTY, ErrorCode.ISO_TRUNCATED, ErrorCode.ISO_NOT_ISO9660, ErrorCode.ISO_MALFORMED];
+
 /**
  * The node side of the control-plane ⇄ node protocol, with no transport of its own: the daemon
  * hands it each message it receives (handle) and sends on what it emits.
  *
- * - `pools.desired` is reconciled: every pool in the push is activated through its storage
- *   backend and reported with the push's generation (`pools.state`); pools no longer in the push
+ * - `pools.desired` is reconciled: every pool in the push is checked (a known type, a valid
+ *   config, roots inside this node's pool-root policy, symbolic links followed), activated through
+ *   its storage backend and reported with the push's generation (`pools.state`); pools no longer in the push
  *   are deactivated. The agent keeps only the last push, which the control plane resends on every
  *   connect: nothing it holds cannot be rebuilt from it. Pushes are applied one at a time, and a
  *   push that arrives during a reconcile waits, with only the newest kept.
@@ -144,11 +164,13 @@ export class NodeAgent {
   private readonly recheckTimer: NodeJS.Timeout | undefined;
   /** The largest frame the control plane takes (from its welcome); null: it did not say. */
   private maxMessageBytes: number | null = null;
+  private readonly poolRoots: PoolRootPolicy;
 
   constructor(options: NodeAgentOptions) {
     this.options = options;
     this.logger = options.logger;
     this.runner = options.runner ?? new LocalCommandRunner();
+    this.poolRoots = options.poolRoots ?? createPoolRootPolicy();
     const interval = options.poolRecheckIntervalMs ?? 30_000;
     if (interval > 0) {
       this.recheckTimer = setInterval(() => {
@@ -325,7 +347,6 @@ export class NodeAgent {
     existing?: StoragePool,
   ): Promise<PoolReport> {
     const pool = existing ?? toStoragePool(definition, this.options.nodeId);
-    if (!existing) this.active.set(definition.id, { definition, pool });
     const report = (status: PoolReport['status'], fields: Partial<PoolReport> = {}): PoolReport => ({
       poolId: definition.id,
       status,
@@ -336,10 +357,36 @@ export class NodeAgent {
       // The node's own words, cut to the protocol's limit so that the report is never refused.
       reason: fields.reason == null ? null : truncateText(fields.reason),
     });
+    let roots: string[];
+    try {
+      // Before any backend sees the pool: a known type, a valid config, and roots this node allows.
+      roots = (await checkPoolOnDisk({ types: this.options.poolTypes, policy: this.poolRoots, pool: definition }))
+        .roots;
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      this.logger?.warn({ poolId: definition.id, err: reason }, 'pool refused');
+      // Refused on a re-check (its root became a link elsewhere, say): nothing more is done in it.
+      if (existing) {
+        this.active.delete(definition.id);
+        await this.deactivate(pool);
+      }
+      return report('error', { reason });
+    }
+    this.active.set(definition.id, { definition, pool });
     try {
       const backend = backendFor(this.options.backends, definition.type);
       const status =
         how === 'activate' && backend.activate ? await backend.activate({ pool }) : await backend.status({ pool });
+      // Where the backend put the pool (an NFS export found mounted elsewhere) must be allowed too.
+      if (status.rootPath && !roots.includes(status.rootPath)) {
+        try {
+          await checkPoolRootOnDisk(status.rootPath, this.poolRoots);
+        } catch (error) {
+          this.active.delete(definition.id);
+          await this.deactivate(pool);
+          throw error;
+        }
+      }
       if (!status.available) return report('unavailable', { mountPath: status.rootPath, reason: status.reason });
       return report('active', {
         mountPath: status.rootPath,
@@ -348,6 +395,8 @@ export class NodeAgent {
       });
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
+      // A backend with a root policy of its own refused it: nothing may be done in that pool.
+      if (isQuantixError(error, ErrorCode.POOL_ROOT_NOT_ALLOWED)) this.active.delete(definition.id);
       // A pool that cannot be reached is "unavailable" (it may come back); anything else is an error.
       const unavailable =
         isQuantixError(error, ErrorCode.POOL_UNAVAILABLE) || isQuantixError(error, ErrorCode.POOL_MOUNT_FAILED);
@@ -428,6 +477,8 @@ export class NodeAgent {
     const { pool, backend } = this.poolFor(poolId);
     const listing = await backend.list({ pool, content });
     const files: ScannedFile[] = [];
+    // One log line per scan, not one per file: a pool of 21,000 broken files is one problem.
+    const uninspected: { relPath: string; err: string }[] = [];
     for (const file of listing.files) {
       let inspected: InspectedFile | null = null;
       if (this.options.inspector) {
@@ -435,7 +486,9 @@ export class NodeAgent {
           const path = await callBackend(backend, 'resolve', { pool, relPath: file.relPath });
           inspected = await this.options.inspector.inspect({ path, relPath: file.relPath, content });
         } catch (error) {
-          this.logger?.warn({ poolId, relPath: file.relPath, err: String(error) }, 'file could not be inspected');
+          uninspected.push({ relPath: file.relPath, err: error instanceof Error ? error.message : String(error) });
+          // A file that is no ISO at all (a text file named .iso, a cut-off copy) is not offered as one.
+          if (NOT_AN_ISO.some((code) => isQuantixError(error, code))) continue;
         }
       }
       files.push({
@@ -448,6 +501,12 @@ export class NodeAgent {
         ...(inspected?.os ? { os: inspected.os } : {}),
         ...(inspected?.labels ? { labels: inspected.labels } : {}),
       });
+    }
+    if (uninspected.length > 0) {
+      this.logger?.warn(
+        { poolId, content, count: uninspected.length, files: listing.files.length, first: uninspected.slice(0, 5) },
+        `${uninspected.length} of ${listing.files.length} files could not be inspected; those that are not ISOs are left out`,
+      );
     }
     await this.emitScan(send, poolId, content, files);
     return { poolId, content, files: files.length, skipped: listing.skipped };

@@ -158,6 +158,42 @@ describe('SshCommandRunner against a real sshd', () => {
     await expect(closing.run({ argv: ['true'] })).rejects.toMatchObject({ code: ErrorCode.INSTANCE_CLOSED });
   });
 
+  /** Runs `sh -c 'sleep 60 & echo $! > file; wait'` and returns the remote grandchild's pid once it is known. */
+  const startSleeper = async (on: SshCommandRunner, name: string, timeoutMs = 60_000) => {
+    const pidFile = join(dir, `${name}.pid`);
+    const running = rejection(
+      on.run({ argv: ['sh', '-c', 'sleep 60 & echo $! > "$1"; wait', 'sh', pidFile], timeoutMs }),
+    );
+    expect(await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').endsWith('\n'), 10_000)).toBe(true);
+    return { running, grandchild: Number(readFileSync(pidFile, 'utf8')) };
+  };
+
+  it('leaves no remote process behind when a command times out and the runner is closed at once', async () => {
+    const closing = new SshCommandRunner(testSshRunnerOptions());
+    const { running, grandchild } = await startSleeper(closing, 'timeout-close', 3_000);
+    expect((await running).code).toBe(ErrorCode.COMMAND_TIMEOUT);
+    await closing.close();
+    expect(await waitFor(() => processGone(grandchild), 5_000)).toBe(true);
+  });
+
+  it('leaves no remote process behind when the runner is closed while a command runs', async () => {
+    const closing = new SshCommandRunner(testSshRunnerOptions());
+    const { running, grandchild } = await startSleeper(closing, 'close-running');
+    await closing.close();
+    expect((await running).details.reason).toBe('aborted');
+    expect(await waitFor(() => processGone(grandchild), 5_000)).toBe(true);
+  });
+
+  it('passes exactly its input to a command and keeps exit codes and output as they were', async () => {
+    const bytes = Buffer.from(Array.from({ length: 200_000 }, (_, i) => i % 251));
+    const counted = await runner.run({ argv: ['wc', '-c'], stdin: bytes });
+    expect(counted.stdout.trim()).toBe(String(bytes.length));
+    const utf8 = await runner.run({ argv: ['cat'], stdin: 'héllo\n' });
+    expect(utf8.stdout).toBe('héllo\n');
+    const failed = await rejection(runner.run({ argv: ['sh', '-c', 'echo oops >&2; exit 7'] }));
+    expect(failed.details).toMatchObject({ exitCode: 7, stderr: 'oops\n' });
+  });
+
   describe('host keys', () => {
     it('refuses a host whose key does not match the pinned fingerprint, before any command runs', async () => {
       const marker = join(dir, 'mismatch-ran');
@@ -269,6 +305,30 @@ describe('SshCommandRunner against a real sshd', () => {
         expect((await reconnecting.run({ argv: ['echo', 'after'] })).stdout).toBe('after\n');
         expect(reconnecting.connectionCount).toBe(2);
         await reconnecting.close();
+      } finally {
+        await sshd.dispose();
+      }
+    });
+
+    it('kills a command and what it started when its connection is lost', async () => {
+      const sshd = await ThrowawaySshd.create();
+      try {
+        await sshd.start();
+        const cut = new SshCommandRunner(
+          testSshRunnerOptions({ port: sshd.port, hostKey: { fingerprint: await sshd.fingerprint() } }),
+        );
+        const pidFile = join(dir, 'lost.pid');
+        const running = rejection(
+          cut.run({ argv: ['sh', '-c', 'sleep 60 & echo $! > "$1"; wait', 'sh', pidFile], timeoutMs: 60_000 }),
+        );
+        expect(await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').endsWith('\n'), 10_000)).toBe(
+          true,
+        );
+        const grandchild = Number(readFileSync(pidFile, 'utf8'));
+        expect(await sshd.dropConnections()).toBeGreaterThan(0);
+        expect((await running).details.reason).toBe('connection-lost');
+        expect(await waitFor(() => processGone(grandchild), 5_000)).toBe(true);
+        await cut.close();
       } finally {
         await sshd.dispose();
       }

@@ -97,9 +97,10 @@ class HostKeyRefusal {
  *
  * The argv is sent as one command line in which every word is quoted by `quoteShellArg`, so the
  * remote login shell (which must be a POSIX shell: sh, bash, dash, zsh) passes each argument to
- * the program literally. `exec` replaces that shell with the program, and a timeout, abort or
- * output overflow sends SIGKILL through the channel (OpenSSH delivers it to the session's whole
- * process group) and closes the channel.
+ * the program literally. A small launcher around it (launcherLine) reports the session's process
+ * group and kills it when the channel's input ends: a timeout, abort or output overflow kills the
+ * group from another channel and closes the channel, and a command whose channel is closed — by
+ * close(), or with a lost connection — is killed with everything it started, never left running.
  *
  * The host's key is checked against a pinned SHA-256 fingerprint before authentication; no
  * command runs on a host whose key is unknown or changed.
@@ -207,6 +208,8 @@ export class SshCommandRunner implements CommandRunner {
     const reason = new QuantixError(ErrorCode.INSTANCE_CLOSED, `The SSH runner for ${this.target} was closed`);
     for (const waiter of this.waiting.splice(0)) waiter.refuse(reason);
     for (const { interrupt } of [...this.inFlight.values()]) interrupt({ kind: 'aborted', reason });
+    // Let the kills just queued go out before the connection ends (ending it kills the rest: see launcherLine).
+    await this.killing;
     const pending = this.connection;
     this.connection = null;
     if (pending) {
@@ -229,8 +232,7 @@ export class SshCommandRunner implements CommandRunner {
         details: { argv: options.argv },
       });
     }
-    // First the session's PID on stderr (see PID_LINE), then the program in place of the shell.
-    const words: string[] = ['echo "__quantix_pid=$$" >&2;'];
+    const words: string[] = [];
     if (options.cwd !== undefined) words.push(`cd -- ${quoteShellArg(options.cwd)} &&`);
     words.push('exec');
     const env = Object.entries(options.env ?? {});
@@ -250,7 +252,7 @@ export class SshCommandRunner implements CommandRunner {
       }
     }
     words.push(quoteArgv(options.argv));
-    return words.join(' ');
+    return launcherLine(words.join(' '), stdinBytes(options.stdin).length);
   }
 
   private exec(call: {
@@ -413,8 +415,10 @@ export class SshCommandRunner implements CommandRunner {
         });
         // A command may exit without reading its input; a write after that is not our failure.
         opened.on('error', () => undefined);
-        if (options.stdin === undefined) opened.end();
-        else opened.end(Buffer.from(options.stdin));
+        // The input, and no EOF: the launcher (see launcherLine) counts the bytes out to the command
+        // and takes the end of the channel's input as the sign to kill what is left of the session.
+        const input = stdinBytes(options.stdin);
+        if (input.length > 0) opened.write(input);
         if (settled) kill();
       };
       open();
@@ -675,4 +679,36 @@ function raceAbort<T>(
       },
     );
   });
+}
+
+function stdinBytes(stdin: RunCommandOptions['stdin']): Buffer {
+  return stdin === undefined ? Buffer.alloc(0) : Buffer.from(stdin);
+}
+
+/**
+ * The command line sent for `command` (already quoted, starting with `exec`): a small POSIX-sh
+ * launcher around it, so that no remote process outlives its call.
+ *
+ * - It writes the session's PID first (`__quantix_pid=<PID>` on stderr). OpenSSH makes the session
+ *   a process-group leader, so a timeout or abort kills the command and all it started with
+ *   `kill -KILL -<PID>` from another channel (OpenSSH refuses "signal" requests for root).
+ * - The command reads exactly `inputBytes` bytes of the channel's input (`head -c`), then EOF.
+ *   A watcher keeps reading the channel's input: the runner never sends EOF, so the input ends
+ *   only when the channel or the connection does — closed after a timeout, by close(), or lost
+ *   with the network. Then, with the session still there, the watcher kills its process group.
+ * - When the command ends by itself, the rest of the group (the watcher, anything the command
+ *   left running) gets SIGTERM, and the shell exits with the command's status.
+ *
+ * Every word of the command is quoted by quoteArgv; nothing here comes from the caller.
+ */
+export function launcherLine(command: string, inputBytes: number): string {
+  const feed = inputBytes > 0 ? `head -c ${inputBytes}; ` : '';
+  // Reads the channel's input (a socket OpenSSH also uses for stdout, so it must not outlive the
+  // command): the command's bytes first, then nothing until the input ends.
+  const watcher = `{ ${feed}exec >&-; cat >/dev/null; kill -0 $$ 2>/dev/null && kill -s KILL -- -$$; } <&3 3<&- 2>/dev/null`;
+  // After the command, SIGTERM to the rest of the group (the watcher, whatever the command left
+  // behind) but not to this side, then the command's status.
+  const runner = `{ ( ${command} ) 3<&-; s=$?; trap '' TERM; kill -s TERM -- -$$ 2>/dev/null; exit $s; }`;
+  // The session shell survives that SIGTERM by catching it; subshells start with it at default.
+  return `echo "__quantix_pid=$$" >&2; trap : TERM; exec 3<&0; ${watcher} | ${runner}`;
 }

@@ -9,6 +9,7 @@ import {
   pathOnNode,
   type Quantix,
   QuantixError,
+  vmsUsingImage,
 } from '@quantix/core';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -189,11 +190,13 @@ export function imageRoutes(
         `Image ${image.name} is being downloaded; wait for it to finish or fail`,
       );
     }
-    const vms = await repositories.vms.list({ bootImageId: image.id });
-    if (vms.length > 0) {
+    // Any VM that boots from it, is backed by it, holds it in a drive, or owns its file.
+    const users = vmsUsingImage(await repositories.vms.list(), image);
+    if (users.length > 0) {
       throw new QuantixError(
         ErrorCode.IN_USE,
-        `Image ${image.name} boots ${vms.length} VM(s) (${vms.map((v) => v.name).join(', ')}); delete them first`,
+        `Image ${image.name} is in use by ${users.length} VM(s): ${users.map((u) => `${u.vm.name} (${u.uses.join(', ')})`).join('; ')}; delete them or detach it first`,
+        { details: { vms: users.map((u) => ({ id: u.vm.id, name: u.vm.name, uses: u.uses })) } },
       );
     }
     const deleting = await repositories.images.update(

@@ -1,4 +1,13 @@
-import { POOL_CONTENT_TYPES, type Quantix } from '@quantix/core';
+import {
+  checkPoolDefinition,
+  newId,
+  POOL_CONTENT_TYPES,
+  type PoolRootPolicy,
+  type PoolTypeDefinition,
+  type Quantix,
+  validateNewPool,
+  validatePoolPatch,
+} from '@quantix/core';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -35,8 +44,23 @@ const poolPatch = poolBody
 
 const idParams = z.object({ id: z.string().min(1) });
 
-export function poolRoutes(app: FastifyInstance, deps: { quantix: Quantix; hub: NodeHub }): void {
+export interface PoolRouteDeps {
+  quantix: Quantix;
+  hub: NodeHub;
+  /** The pool types the control plane knows (from the storage plugins' PoolTypeToken). */
+  poolTypes: readonly PoolTypeDefinition[];
+  /** Where pool roots may be; every root a pool's config names is checked against it. */
+  poolRoots: PoolRootPolicy;
+}
+
+export function poolRoutes(app: FastifyInstance, deps: PoolRouteDeps): void {
   const { repositories } = deps.quantix;
+  /**
+   * A pool definition before it is stored: a known type, a config its schema accepts (INVALID_INPUT
+   * naming the field) and roots inside the policy (POOL_ROOT_NOT_ALLOWED). Nodes check again.
+   */
+  const check = (pool: { id: string; type: string; config: unknown }) =>
+    checkPoolDefinition({ types: deps.poolTypes, policy: deps.poolRoots, pool });
   const api = app.withTypeProvider<ZodTypeProvider>();
   const withStates = async (poolId: string) => ({
     ...(await repositories.pools.require(poolId)),
@@ -53,7 +77,11 @@ export function poolRoutes(app: FastifyInstance, deps: { quantix: Quantix; hub: 
     '/pools',
     { schema: { tags: ['pools'], summary: 'Create a pool', body: poolBody } },
     async (request, reply) => {
-      const pool = await repositories.pools.create(request.body);
+      // The id first: an NFS pool's default mount point is named after it.
+      const id = request.body.id ?? newId();
+      validateNewPool({ ...request.body, id }); // the common fields first (name, id, …), then the config
+      check({ id, type: request.body.type, config: request.body.config });
+      const pool = await repositories.pools.create({ ...request.body, id });
       await deps.hub.pushPoolsToAll();
       return reply.status(201).send(await withStates(pool.id));
     },
@@ -68,6 +96,11 @@ export function poolRoutes(app: FastifyInstance, deps: { quantix: Quantix; hub: 
     { schema: { tags: ['pools'], summary: 'Update a pool', params: idParams, body: poolPatch } },
     async (request) => {
       const { expectedVersion, ...patch } = request.body;
+      if (patch.config !== undefined) {
+        validatePoolPatch(patch);
+        const current = await repositories.pools.require(request.params.id);
+        check({ id: current.id, type: current.type, config: patch.config });
+      }
       await repositories.pools.update(
         request.params.id,
         patch,

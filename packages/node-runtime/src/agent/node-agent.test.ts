@@ -1,0 +1,202 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, realpath, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import {
+  createPoolRootPolicy,
+  type NodeMessage,
+  type PoolReport,
+  PROTOCOL_VERSION,
+  type ProtocolPool,
+} from '@quantix/core';
+import { createIsoInspector } from '@quantix/images-iso';
+import { LocalStorageBackend, localPoolType } from '@quantix/storage-local';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NodeAgent } from './node-agent.js';
+
+// Real directories, links and ISOs (xorriso); the agent's checks before any backend acts.
+
+const exec = promisify(execFile);
+
+const pool = (id: string, config: Record<string, unknown>, type = 'local'): ProtocolPool => ({
+  id,
+  name: id,
+  type,
+  config,
+  contentTypes: ['iso', 'images'],
+  shared: false,
+});
+
+/** A logger that keeps what was logged at warn. */
+function recordingLogger() {
+  const warnings: { object: Record<string, unknown>; message: string }[] = [];
+  const noop = () => undefined;
+  const logger = {
+    warn: (object: Record<string, unknown>, message: string) => void warnings.push({ object, message }),
+    info: noop,
+    debug: noop,
+    error: noop,
+    trace: noop,
+    fatal: noop,
+    child: () => logger,
+  };
+  return { warnings, logger: logger as unknown as ConstructorParameters<typeof NodeAgent>[0]['logger'] };
+}
+
+let base: string;
+let allowed: string;
+
+async function makeIso(path: string, volumeId: string): Promise<void> {
+  const content = await mkdtemp(join(tmpdir(), 'quantix-agent-iso-'));
+  await writeFile(join(content, 'user-data'), '#cloud-config\nssh_authorized_keys: [ssh-ed25519 AAAA secret]\n');
+  await exec('xorriso', ['-as', 'mkisofs', '-quiet', '-V', volumeId, '-J', '-R', '-o', path, content]);
+  await rm(content, { recursive: true, force: true });
+}
+
+beforeAll(async () => {
+  base = await realpath(await mkdtemp(join(tmpdir(), 'quantix-agent-roots-')));
+  allowed = join(base, 'allowed');
+  await mkdir(allowed, { recursive: true });
+  await symlink('/etc', join(allowed, 'etc-link'));
+  await symlink(base, join(allowed, 'up-link'));
+});
+
+afterAll(async () => {
+  await rm(base, { recursive: true, force: true });
+});
+
+describe('NodeAgent pool checks', () => {
+  const sent: NodeMessage[] = [];
+  const agent = () =>
+    new NodeAgent({
+      nodeId: 'n1',
+      backends: [new LocalStorageBackend()],
+      poolTypes: [localPoolType],
+      poolRoots: createPoolRootPolicy({ allowedRoots: [allowed] }),
+      send: (message) => void sent.push(message),
+    });
+  const states = (): Record<string, PoolReport> => {
+    const last = [...sent].reverse().find((m) => m.type === 'pools.state');
+    return Object.fromEntries((last?.type === 'pools.state' ? last.pools : []).map((p) => [p.poolId, p]));
+  };
+
+  it('refuses pools at system directories, relative or dotted paths, outside the allowed roots or through a link out of them', async () => {
+    const node = agent();
+    await node.handle({
+      v: PROTOCOL_VERSION,
+      type: 'pools.desired',
+      generation: 1,
+      pools: [
+        pool('root', { path: '/' }),
+        pool('etc', { path: '/etc' }),
+        pool('relative', { path: 'pools/x', create: true }),
+        pool('dotted', { path: `${allowed}/../..`, create: true }),
+        pool('outside', { path: join(base, 'outside'), create: true }),
+        pool('link-etc', { path: join(allowed, 'etc-link') }),
+        pool('link-out', { path: join(allowed, 'up-link', 'made-through-link'), create: true }),
+        pool('typo', { path: join(allowed, 'typo'), craete: true }),
+        pool('zfs', { dataset: 'tank/isos' }, 'zfs'),
+        pool('good', { path: join(allowed, 'good'), create: true }),
+      ],
+    });
+    const byId = states();
+    for (const id of ['root', 'etc', 'relative', 'dotted', 'outside', 'link-etc', 'link-out']) {
+      expect(byId[id], id).toMatchObject({ status: 'error', mountPath: null });
+      expect(byId[id]?.reason, id).toMatch(/^Pool root .* (is|contains|lies inside|is outside|is not)/);
+    }
+    expect(byId['link-etc']?.reason).toContain('resolves to /etc');
+    expect(byId.typo).toMatchObject({ status: 'error', reason: expect.stringContaining('config.craete') });
+    expect(byId.zfs).toMatchObject({ status: 'error', reason: expect.stringContaining("unknown pool type 'zfs'") });
+    expect(byId.good).toMatchObject({ status: 'active', mountPath: join(allowed, 'good') });
+    // Nothing was created where it was refused.
+    expect(existsSync(join(base, 'outside'))).toBe(false);
+    expect(existsSync(join(base, 'made-through-link'))).toBe(false);
+    expect(existsSync(join(allowed, 'typo'))).toBe(false);
+    // A refused pool takes no requests: a scan of / lists nothing.
+    sent.length = 0;
+    await node.handle({
+      v: PROTOCOL_VERSION,
+      type: 'request',
+      requestId: 'r1',
+      request: { op: 'pool.scan', poolId: 'root', content: 'iso' },
+    });
+    expect(sent).toEqual([
+      expect.objectContaining({
+        type: 'response',
+        requestId: 'r1',
+        error: expect.objectContaining({ code: 'NOT_FOUND' }),
+      }),
+    ]);
+    await node.close();
+  });
+
+  it('allows by default only /var/lib/quantix and /srv: a pool in a temporary directory is refused', async () => {
+    const node = new NodeAgent({
+      nodeId: 'n1',
+      backends: [new LocalStorageBackend()],
+      poolTypes: [localPoolType],
+      send: (message) => void sent.push(message),
+    });
+    await node.handle({
+      v: PROTOCOL_VERSION,
+      type: 'pools.desired',
+      generation: 1,
+      pools: [pool('tmp', { path: join(allowed, 'default-policy'), create: true })],
+    });
+    expect(states().tmp).toMatchObject({
+      status: 'error',
+      reason: expect.stringContaining(
+        'outside the allowed pool roots; pool roots must lie inside one of /var/lib/quantix, /srv',
+      ),
+    });
+    expect(existsSync(join(allowed, 'default-policy'))).toBe(false);
+    await node.close();
+  });
+});
+
+describe('NodeAgent scans', () => {
+  it("never lists a VM's own files nor files that are not ISOs, and logs one line for all of those", async () => {
+    const root = join(allowed, 'scanned');
+    await mkdir(join(root, 'vms', 'web'), { recursive: true });
+    await makeIso(join(root, 'vms', 'web', 'seed.iso'), 'cidata');
+    await makeIso(join(root, 'installer.iso'), 'Debian 12.7.0 amd64 n');
+    await mkdir(join(root, 'broken'));
+    for (let i = 0; i < 40; i++) await writeFile(join(root, 'broken', `fake-${i}.iso`), 'not an ISO at all\n');
+    const { warnings, logger } = recordingLogger();
+    const sent: NodeMessage[] = [];
+    const node = new NodeAgent({
+      nodeId: 'n1',
+      backends: [new LocalStorageBackend()],
+      poolTypes: [localPoolType],
+      poolRoots: createPoolRootPolicy({ allowedRoots: [allowed] }),
+      inspector: createIsoInspector({ osinfo: false }),
+      logger,
+      send: (message) => void sent.push(message),
+    });
+    await node.handle({
+      v: PROTOCOL_VERSION,
+      type: 'pools.desired',
+      generation: 1,
+      pools: [pool('p', { path: root })],
+    });
+    await node.handle({
+      v: PROTOCOL_VERSION,
+      type: 'request',
+      requestId: 's1',
+      request: { op: 'pool.scan', poolId: 'p', content: 'iso' },
+    });
+    const result = sent.find((m) => m.type === 'scan.result');
+    const relPaths = result?.type === 'scan.result' ? result.files.map((f) => f.relPath) : [];
+    expect(relPaths).toEqual(['installer.iso']);
+    // One summary line with the count and the first few, instead of 40 lines.
+    const scanWarnings = warnings.filter((w) => w.object.poolId === 'p');
+    expect(scanWarnings).toHaveLength(1);
+    expect(scanWarnings[0]?.message).toMatch(/^40 of 41 files could not be inspected/);
+    expect(scanWarnings[0]?.object).toMatchObject({ count: 40, files: 41 });
+    expect(scanWarnings[0]?.object.first).toHaveLength(5);
+    expect(await readdir(join(root, 'vms', 'web'))).toEqual(['seed.iso']);
+    await node.close();
+  });
+});
