@@ -5,12 +5,13 @@
  * within the protocol's limits. Everything real: storage-local on real directories, the
  * images-cloud fetcher against a real HTTP server on loopback (which counts every request).
  *
- * Pool roots are under /srv, one of the default allowed pool roots.
+ * Pool roots are under /srv, one of the default allowed pool roots; the agent allows the test's.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  createPoolRootPolicy,
   type NodeMessage,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
@@ -19,7 +20,7 @@ import {
 } from '@quantix/core';
 import { HttpImageFetcher } from '@quantix/images-cloud';
 import { type ImageServer, sha256, startImageServer } from '@quantix/images-cloud/testing';
-import { LocalStorageBackend } from '@quantix/storage-local';
+import { LocalStorageBackend, localPoolType } from '@quantix/storage-local';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { NodeAgent } from './node-agent.js';
 
@@ -80,6 +81,8 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
     agent = new NodeAgent({
       nodeId: 'node-1',
       backends: [new LocalStorageBackend()],
+      poolTypes: [localPoolType],
+      poolRoots: createPoolRootPolicy({ allowedRoots: [root] }),
       fetchers: [new HttpImageFetcher({ policy: { allowAddresses: ['127.0.0.1'] } })],
       progressIntervalMs: 50,
       poolRecheckIntervalMs: 0,
@@ -180,6 +183,8 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
     const ticking = new NodeAgent({
       nodeId: 'node-2',
       backends: [new LocalStorageBackend()],
+      poolTypes: [localPoolType],
+      poolRoots: createPoolRootPolicy({ allowedRoots: [root] }),
       poolRecheckIntervalMs: 100,
     });
     try {
