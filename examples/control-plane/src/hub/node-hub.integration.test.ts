@@ -20,6 +20,7 @@ import {
   type Quantix,
 } from '@quantix/core';
 import { createTestDatabase, errorCodeOf, type TestDatabase } from '@quantix/core/testing';
+import { createStorageLocalPlugin } from '@quantix/storage-local';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -212,7 +213,9 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
       apiVersion: 1,
       register: (ctx) => ctx.provide(ImageCatalogToken, { value: testCatalog }),
     });
-    quantix = await createQuantix({ database: testDb.config, plugins: [catalogPlugin], logger: silent });
+    // The local pool type (its config schema and roots), without a backend, as `quantix serve` has it.
+    const poolTypes = createStorageLocalPlugin({ backend: false });
+    quantix = await createQuantix({ database: testDb.config, plugins: [catalogPlugin, poolTypes], logger: silent });
     cp = await startControlPlane({ quantix, apiToken: API_TOKEN, resumeGraceMs: 60_000 });
   });
 
@@ -673,7 +676,10 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
       (s) => s.length >= 1,
       'the new pool to be scanned',
     );
-    const renamed = await api('PATCH', '/pools/scan-1-a', { name: 'scan-1-a renamed' });
+    const renamed = await api('PATCH', '/pools/scan-1-a', {
+      name: 'scan-1-a renamed',
+      config: { path: '/srv/scan-1-a' },
+    });
     expect(renamed.status).toBe(200);
     generation = await reportAll(generation);
     await until(
