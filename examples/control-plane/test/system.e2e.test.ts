@@ -422,6 +422,12 @@ describe('Quantix end to end (real processes)', { timeout: 300_000 }, () => {
   });
 
   it('never leaves a download stuck when the control plane is killed mid-way', async () => {
+    // After the restart above, pool states are unknown until node-1 reports them again.
+    await waitFor(
+      async () => (await api('GET', '/pools/local-1')).body.nodeStates[0]?.status === 'active',
+      'the local pool to be reported active again',
+      60_000,
+    );
     mirror.behaviour.bytesPerSecond = 512 * 1024;
     const started = await api('POST', '/images/download', { catalogId: 'e2e-never-mind', poolId: 'local-1' });
     expect(started.body.error.code).toBe('NOT_FOUND'); // unknown catalog entries are refused up front
