@@ -373,6 +373,31 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
     expect(await errorCodeOf(cp.hub.request('close-1', { op: 'vm.state', name: 'x' }))).toBe('NODE_NOT_CONNECTED');
   });
 
+  it('a welcome the database refuses closes the socket (1011) for the node to redial, never a live link without its pools', async () => {
+    await addNode('refused-1', ['refused-1-pool']);
+    // A real refusal by PostgreSQL: any update of this node's row now breaks a constraint.
+    await quantix.database.knex.raw(
+      "alter table nodes add constraint refuse_test_node check (id <> 'refused-1' or hostname = 'never') not valid",
+    );
+    try {
+      const node = await connect('refused-1');
+      node.hello();
+      expect(
+        await until(
+          () => node.closeCode,
+          (code) => code !== null,
+          'the socket to be closed',
+        ),
+      ).toBe(1011);
+      expect(node.received.some((m) => m.type === 'welcome' || m.type === 'pools.desired')).toBe(false);
+      expect(cp.hub.isConnected('refused-1')).toBe(false);
+    } finally {
+      await quantix.database.knex.raw('alter table nodes drop constraint refuse_test_node');
+    }
+    await welcomed('refused-1');
+    expect(cp.hub.isConnected('refused-1')).toBe(true);
+  });
+
   it('a message straight after hello waits for the welcome instead of closing the socket', async () => {
     await addNode('eager-1', ['eager-1-pool']);
     const generation = await quantix.repositories.pools.currentGeneration();

@@ -385,6 +385,7 @@ export class NodeHub {
     if (previous && previous !== link) {
       this.retire(previous, 'replaced by a newer connection from the same node', NODE_CLOSE_CODES.replaced);
     }
+    let welcomed = false;
     await this.inNodeOrder(nodeId, async () => {
       if (isClosed(link)) return;
       await this.withDatabase(() =>
@@ -404,8 +405,14 @@ export class NodeHub {
         maxMessageBytes: PROTOCOL_LIMITS.maxNodeMessageBytes,
       });
       await this.pushPools(link);
+      welcomed = true;
     });
     if (isClosed(link)) return;
+    if (!welcomed) {
+      // The database said no (it is down, say): the node redials, and is welcomed then.
+      this.retire(link, 'the connection could not be recorded', 1011);
+      return;
+    }
     link.state = 'welcomed';
     this.options.events.emit('node.connected', { nodeId });
     this.options.logger.info({ nodeId, agentVersion: hello.agentVersion }, 'node connected');
