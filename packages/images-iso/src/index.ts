@@ -1,5 +1,7 @@
+export * from './arch.js';
 export * from './builtin-rules.js';
 export * from './catalog.js';
+export * from './family-rules.js';
 export * from './glib-regex.js';
 export * from './identify.js';
 export * from './iso9660.js';
@@ -7,4 +9,5 @@ export * from './osinfo.js';
 export * from './plugin.js';
 export * from './scanner.js';
 export * from './upload.js';
+export * from './versions.js';
 export * from './xml.js';

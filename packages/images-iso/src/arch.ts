@@ -1,0 +1,38 @@
+/** Canonical architecture names (libvirt's and osinfo-db's) for the spellings media use. */
+export function normalizeArch(arch: string | null | undefined): string | null {
+  if (!arch) return null;
+  const lower = arch.toLowerCase();
+  switch (lower) {
+    case 'amd64':
+    case 'x64':
+    case 'x86_64':
+    case 'x86-64':
+      return 'x86_64';
+    case 'arm64':
+    case 'a64':
+    case 'aarch64':
+      return 'aarch64';
+    case 'i386':
+    case 'i486':
+    case 'i586':
+    case 'i686':
+    case 'x86':
+      return 'i686';
+    case 'ppc64el':
+    case 'ppc64le':
+      return 'ppc64le';
+    case 'armhf':
+    case 'armhfp':
+    case 'armv7':
+    case 'armv7l':
+    case 'armv7hl':
+      return 'armv7l';
+    case 'riscv':
+    case 'riscv64':
+      return 'riscv64';
+    case 'all':
+      return null;
+    default:
+      return lower;
+  }
+}
