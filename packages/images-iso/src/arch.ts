@@ -20,6 +20,7 @@ export function normalizeArch(arch: string | null | undefined): string | null {
       return 'i686';
     case 'ppc64el':
     case 'ppc64le':
+    case 'p64el': // Debian's spelling where the full one would not fit in a volume id
       return 'ppc64le';
     case 'armhf':
     case 'armhfp':
@@ -35,4 +36,18 @@ export function normalizeArch(arch: string | null | undefined): string | null {
     default:
       return lower;
   }
+}
+
+/**
+ * The architecture a label's token names: a spelling the family uses, or the one spelling the token
+ * starts ("ppc64" and "riscv" on Ubuntu media are ppc64el and riscv64: labels are short, and
+ * 32-character ones get cut). Other tokens are taken as they are.
+ */
+export function archFromToken(token: string | undefined, spellings: readonly string[]): string | null {
+  if (!token) return null;
+  if (!spellings.includes(token)) {
+    const completions = spellings.filter((s) => s.startsWith(token));
+    if (completions.length === 1) return normalizeArch(completions[0]);
+  }
+  return normalizeArch(token);
 }

@@ -1,5 +1,5 @@
 import type { OsFamily } from '@quantix/core';
-import { normalizeArch } from './arch.js';
+import { archFromToken, normalizeArch } from './arch.js';
 import type { IdentifiedOs, MediaPurpose } from './builtin-rules.js';
 import type { IsoFields } from './osinfo.js';
 import { compareVersions } from './versions.js';
@@ -159,10 +159,13 @@ const DEBIAN_CODENAMES: Record<string, string> = {
   duke: '15',
 };
 
-const DEBIAN_ARCH = 'amd64|arm64|i386|ppc64el|s390x|armhf|armel|mips64el|mipsel|riscv64|loong64';
+// The architecture is read as any token: labels that shorten it (p64el, riscv) or lose it to the
+// 32-character limit still name the release, which is what identifies the media.
+const DEBIAN_ARCHES = ['amd64', 'arm64', 'i386', 'ppc64el', 's390x', 'armhf', 'armel', 'mips64el', 'mipsel', 'riscv64', 'loong64'];
 
-function debian(release: string, arch: string | undefined, live: boolean): LabelReading {
+function debian(release: string, token: string | undefined, live: boolean): LabelReading {
   const purpose = live ? 'live' : 'installer';
+  const arch = archFromToken(token, DEBIAN_ARCHES) ?? undefined;
   if (release === 'testing' || release === 'sid') {
     return { os: linux('debian', release, arch, `Debian ${release}`, purpose), shortIds: ['debiantesting'] };
   }
@@ -170,6 +173,8 @@ function debian(release: string, arch: string | undefined, live: boolean): Label
   if (!major) return { os: linux('debian', null, arch, 'Debian', purpose), shortIds: [] };
   return { os: linux('debian', major, arch, `Debian ${major}`, purpose), shortIds: [`debian${major}`] };
 }
+
+const UBUNTU_ARCHES = ['amd64', 'arm64', 'i386', 'ppc64el', 's390x', 'riscv64', 'armhf', 'powerpc'];
 
 // ---------------------------------------------------------------------------------------------
 // SUSE
@@ -388,7 +393,7 @@ export const FAMILY_RULES: readonly FamilyRule[] = [
     id: 'ubuntu',
     family: 'ubuntu',
     volumeId:
-      /^(?<flavour>Ubuntu|Ubuntu-Server|Kubuntu|Xubuntu|Lubuntu|Edubuntu|Ubuntu-MATE|Ubuntu MATE|Ubuntu-Budgie|Ubuntu Budgie|Ubuntu Studio|Ubuntu-Studio|Ubuntu Unity|Ubuntu Cinnamon|Ubuntu Kylin) (?<rel>\d\d\.\d\d)(?:\.\d+)*(?<lts> LTS)? (?<arch>amd64|arm64|i386|ppc64el|s390x|riscv64|riscv|armhf|powerpc)(?: .*)?$/,
+      /^(?<flavour>Ubuntu|Ubuntu-Server|Kubuntu|Xubuntu|Lubuntu|Edubuntu|Ubuntu-MATE|Ubuntu MATE|Ubuntu-Budgie|Ubuntu Budgie|Ubuntu Studio|Ubuntu-Studio|Ubuntu Unity|Ubuntu Cinnamon|Ubuntu Kylin) (?<rel>\d\d\.\d\d)(?:\.\d+)*(?<lts> LTS)? (?<arch>\w+)(?: .*)?$/,
     read: (m) => {
       const flavour = g(m, 'flavour') as string;
       const server = flavour === 'Ubuntu-Server';
@@ -397,7 +402,7 @@ export const FAMILY_RULES: readonly FamilyRule[] = [
         os: linux(
           'ubuntu',
           rel,
-          g(m, 'arch') === 'riscv' ? 'riscv64' : g(m, 'arch'),
+          archFromToken(g(m, 'arch'), UBUNTU_ARCHES) ?? undefined,
           `${server ? 'Ubuntu Server' : flavour.replace('-', ' ')} ${rel}${g(m, 'lts') ?? ''}`,
           server ? 'installer' : 'live',
         ),
@@ -419,16 +424,14 @@ export const FAMILY_RULES: readonly FamilyRule[] = [
     // Debian 12.7.0 amd64 n (netinst), Debian 13.0.0 amd64 1 (DVD 1), Debian trixie-DI-rc1 amd64 n, Debian testing amd64 n
     id: 'debian',
     family: 'debian',
-    volumeId: new RegExp(
-      `^Debian (?<rel>\\d+|[a-z]+)(?:\\.\\d+)*(?:-DI-\\w+)? (?<arch>${DEBIAN_ARCH}) (?:n|\\d+|DVD|BD|DLBD|M)$`,
-    ),
+    volumeId: /^Debian (?<rel>\d+|[a-z]+)(?:\.\d+)*(?:-DI-\w+)? (?<arch>\w+) (?:n|\d+|DVD|BD|DLBD|M)$/,
     read: (m) => debian(g(m, 'rel') as string, g(m, 'arch'), false),
   },
   {
     // d-live 12.10.0 gn amd64, d-live testing gn amd64 (Debian live images)
     id: 'debian-live',
     family: 'debian',
-    volumeId: new RegExp(`^d-live (?<rel>\\d+|[a-z]+)(?:\\.\\d+)* \\w+ (?<arch>${DEBIAN_ARCH})$`),
+    volumeId: /^d-live (?<rel>\d+|[a-z]+)(?:\.\d+)* \w+ (?<arch>\w+)$/,
     read: (m) => debian(g(m, 'rel') as string, g(m, 'arch'), true),
   },
   {
@@ -436,7 +439,7 @@ export const FAMILY_RULES: readonly FamilyRule[] = [
     id: 'trisquel',
     family: 'trisquel',
     volumeId:
-      /^(?<ed>trisquel|triskel|trisquel-mini|trisquel-sugar|trisquel-netinst) (?<major>\d+)(?:\.\d+)* (?<arch>amd64|i686|i386|arm64|armhf|ppc64el)$/,
+      /^(?<ed>trisquel|triskel|trisquel-mini|trisquel-sugar|trisquel-netinst) (?<major>\d+)(?:\.\d+)* (?<arch>\w+)$/,
     read: (m) => ({
       os: linux('trisquel', g(m, 'major') as string, g(m, 'arch'), `Trisquel ${g(m, 'major')}`, 'live'),
       shortIds: [`trisquel${g(m, 'major')}`],
@@ -496,10 +499,11 @@ export const FAMILY_RULES: readonly FamilyRule[] = [
     }),
   },
   {
-    // openSUSE-Tumbleweed-DVD-x86_64, openSUSE-Tumbleweed-NET-x86_6423 (rolling: no release to read)
+    // openSUSE-Tumbleweed-DVD-x86_64, openSUSE-Tumbleweed-NET-x86_6423 (rolling: no release to
+    // read, so any Tumbleweed medium, whatever its kind, is the one OS)
     id: 'opensuse-tumbleweed',
     family: 'opensuse',
-    volumeId: /^openSUSE-Tumbleweed-(?:DVD|NET)-/,
+    volumeId: /^openSUSE-Tumbleweed-/,
     read: (m, f) => ({
       os: linux('opensuse', 'tumbleweed', suseArch(m[0], f.applicationId), 'openSUSE Tumbleweed'),
       shortIds: ['opensusetumbleweed'],
@@ -564,7 +568,7 @@ export const FAMILY_RULES: readonly FamilyRule[] = [
     // Mageia-9-x86_64, Mageia-9-Live-GNOME-x86_64, Mageia-9-x86_64-netinstall, Mageia-7.1-x86_64
     id: 'mageia',
     family: 'mageia',
-    volumeId: /^Mageia-(?<major>\d+)(?:\.\d+)?-(?:Live-(?<ed>\w+)-)?(?<arch>x86_64|i586)(?:-netinstall)?$/,
+    volumeId: /^Mageia-(?<major>\d+)(?:\.\d+)?-(?:Live-(?<ed>[A-Za-z]+)-)?(?<arch>\w+?)(?:-netinstall)?$/,
     read: (m) => ({
       os: linux(
         'mageia',

@@ -268,6 +268,19 @@ describe('precision decides, not order of loading', () => {
     });
   });
 
+  it('labels cut at 32 characters, or with an abbreviated architecture, still name the release', () => {
+    for (const [label, shortId, arch] of [
+      ['Ubuntu-Server 24.04 LTS ppc64', 'ubuntu24.04', 'ppc64le'],
+      ['Debian 12.0.0 p64el 1', 'debian12', 'ppc64le'],
+      ['Mageia-9-i686-netinstall', 'mageia9', 'i686'],
+      ['openSUSE-Tumbleweed-LegacyX86-DV', 'opensusetumbleweed', null],
+    ] as const) {
+      const result = identifyOs({ iso: descriptors(label), osinfo });
+      expect(result.shortId, label).toBe(shortId);
+      if (arch) expect(result.os.arch, label).toBe(arch);
+    }
+  });
+
   it('answers the family alone when two families match one label', async () => {
     // Two operating systems of different distributions whose media osinfo-db cannot tell apart.
     const root = join(dir, 'two-families');
