@@ -161,7 +161,19 @@ const DEBIAN_CODENAMES: Record<string, string> = {
 
 // The architecture is read as any token: labels that shorten it (p64el, riscv) or lose it to the
 // 32-character limit still name the release, which is what identifies the media.
-const DEBIAN_ARCHES = ['amd64', 'arm64', 'i386', 'ppc64el', 's390x', 'armhf', 'armel', 'mips64el', 'mipsel', 'riscv64', 'loong64'];
+const DEBIAN_ARCHES = [
+  'amd64',
+  'arm64',
+  'i386',
+  'ppc64el',
+  's390x',
+  'armhf',
+  'armel',
+  'mips64el',
+  'mipsel',
+  'riscv64',
+  'loong64',
+];
 
 function debian(release: string, token: string | undefined, live: boolean): LabelReading {
   const purpose = live ? 'live' : 'installer';
