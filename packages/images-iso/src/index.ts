@@ -6,6 +6,7 @@ export * from './glib-regex.js';
 export * from './identify.js';
 export * from './iso9660.js';
 export * from './osinfo.js';
+export * from './osinfo-import.js';
 export * from './plugin.js';
 export * from './scanner.js';
 export * from './upload.js';
