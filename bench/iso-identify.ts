@@ -4,7 +4,7 @@
  *   The ISOs are made with xorriso from the labels of real media in
  *   packages/images-iso/src/__fixtures__/media-labels.tsv (volume, system, publisher and
  *   application ids, and the volume size written into the volume descriptor, the file made sparse
- *   to match), bootable as installation media are:
+ *   to match; no dates, as the table has none), bootable as installation media are:
  *   - one process for all: read and identify every ISO (the scanner's path) — beside a loop of
  *     osinfo-detect, which can only run once per file;
  *   - one process per ISO: node running the built package for each file, osinfo-db from its cache
@@ -73,9 +73,14 @@ async function mediaIso(row: MediaLabel, source: string, out: string): Promise<v
   const field = Buffer.alloc(8);
   field.writeUInt32LE(blocks, 0);
   field.writeUInt32BE(blocks, 4);
+  // Creation and modification dates "not specified" (ECMA-119 8.4.26.1): the dumps do not give the
+  // real ones, and today's date would be a false hint where a date decides between releases.
+  const unspecified = Buffer.concat([Buffer.from('0'.repeat(16), 'latin1'), Buffer.alloc(1)]);
   const file = await open(out, 'r+');
   try {
     await file.write(field, 0, 8, 16 * SECTOR + 80);
+    await file.write(unspecified, 0, 17, 16 * SECTOR + 813);
+    await file.write(unspecified, 0, 17, 16 * SECTOR + 830);
   } finally {
     await file.close();
   }
@@ -161,7 +166,11 @@ try {
     const found = await inspectIso({ path, fileName: `disc-${i}.iso`, osinfo });
     // The ISO as read must be the row as published, or the comparison means nothing.
     const row = rows[i] as MediaLabel;
-    if (found.iso.volumeId !== row.volumeId || found.iso.volumeSizeBytes !== row.volumeSizeBytes) {
+    if (
+      found.iso.volumeId !== row.volumeId ||
+      found.iso.volumeSizeBytes !== row.volumeSizeBytes ||
+      found.iso.createdAt !== null
+    ) {
       throw new Error(`disc-${i}.iso reads as ${found.iso.volumeId}, not ${row.volumeId}`);
     }
     ours.push(found.identification.shortId);
