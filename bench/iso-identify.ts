@@ -48,18 +48,18 @@ function tally(verdicts: Verdict[]): string {
   return `right ${pct('right')}, wrong ${pct('wrong')}, silent ${pct('silent')}`;
 }
 
-/** A bootable ISO carrying the row's descriptors and volume size, sparse beyond what xorriso wrote. */
+/**
+ * A bootable ISO carrying the row's descriptors and volume size, sparse beyond what xorriso wrote.
+ * The descriptor fields are written into the primary volume descriptor as the media have them:
+ * xorriso would upper-case the system, publisher and application ids, real media often do not.
+ */
 async function mediaIso(row: MediaLabel, source: string, out: string): Promise<void> {
-  const optional = (flag: string, value: string) => (value ? [flag, value] : []);
   await run('xorriso', [
     '-as',
     'mkisofs',
     '-quiet',
     '-V',
-    row.volumeId,
-    ...optional('-sysid', row.systemId),
-    ...optional('-publisher', row.publisherId),
-    ...optional('-A', row.applicationId),
+    'BENCH',
     '-no-pad',
     '-b',
     'boot/boot.bin',
@@ -68,19 +68,27 @@ async function mediaIso(row: MediaLabel, source: string, out: string): Promise<v
     out,
     source,
   ]);
-  // The primary volume descriptor's volume space size (both-endian, sector 16, offset 80).
-  const blocks = row.volumeSizeBytes / SECTOR;
-  const field = Buffer.alloc(8);
-  field.writeUInt32LE(blocks, 0);
-  field.writeUInt32BE(blocks, 4);
+  const pvd = 16 * SECTOR;
+  const text = (value: string, length: number) => Buffer.from(value.padEnd(length, ' '), 'latin1');
+  // Volume space size, both-endian.
+  const blocks = Buffer.alloc(8);
+  blocks.writeUInt32LE(row.volumeSizeBytes / SECTOR, 0);
+  blocks.writeUInt32BE(row.volumeSizeBytes / SECTOR, 4);
   // Creation and modification dates "not specified" (ECMA-119 8.4.26.1): the dumps do not give the
   // real ones, and today's date would be a false hint where a date decides between releases.
   const unspecified = Buffer.concat([Buffer.from('0'.repeat(16), 'latin1'), Buffer.alloc(1)]);
+  const fields: [number, Buffer][] = [
+    [8, text(row.systemId, 32)],
+    [40, text(row.volumeId, 32)],
+    [80, blocks],
+    [318, text(row.publisherId, 128)],
+    [574, text(row.applicationId, 128)],
+    [813, unspecified],
+    [830, unspecified],
+  ];
   const file = await open(out, 'r+');
   try {
-    await file.write(field, 0, 8, 16 * SECTOR + 80);
-    await file.write(unspecified, 0, 17, 16 * SECTOR + 813);
-    await file.write(unspecified, 0, 17, 16 * SECTOR + 830);
+    for (const [offset, bytes] of fields) await file.write(bytes, 0, bytes.length, pvd + offset);
   } finally {
     await file.close();
   }
@@ -166,12 +174,14 @@ try {
     const found = await inspectIso({ path, fileName: `disc-${i}.iso`, osinfo });
     // The ISO as read must be the row as published, or the comparison means nothing.
     const row = rows[i] as MediaLabel;
+    const read = [found.iso.volumeId, found.iso.systemId, found.iso.publisherId, found.iso.applicationId];
+    const published = [row.volumeId, row.systemId, row.publisherId, row.applicationId];
     if (
-      found.iso.volumeId !== row.volumeId ||
+      read.join('\0') !== published.join('\0') ||
       found.iso.volumeSizeBytes !== row.volumeSizeBytes ||
       found.iso.createdAt !== null
     ) {
-      throw new Error(`disc-${i}.iso reads as ${found.iso.volumeId}, not ${row.volumeId}`);
+      throw new Error(`disc-${i}.iso reads as ${JSON.stringify(read)}, not ${JSON.stringify(published)}`);
     }
     ours.push(found.identification.shortId);
   }
