@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { CHECKSUM_ALGORITHMS, IMAGE_FORMATS, IMAGE_KINDS, OS_FAMILIES } from '../domain/image.js';
+import { CHECKSUM_ALGORITHMS, IMAGE_FORMATS, IMAGE_KINDS, OS_CONFIDENCES, OS_FAMILIES } from '../domain/image.js';
 import { POOL_CONTENT_TYPES, POOL_NODE_STATUSES } from '../domain/pool.js';
 import { ErrorCode, QuantixError } from '../errors.js';
 
@@ -51,6 +51,9 @@ const scannedFile = z.object({
       distribution: z.string().nullable(),
       version: z.string().nullable(),
       arch: z.string().nullable(),
+      shortId: z.string().max(100).nullable(),
+      confidence: z.enum(OS_CONFIDENCES).nullable(),
+      osinfoVersion: z.string().max(64).nullable(),
     })
     .partial()
     .optional(),
