@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { type CommandRunner, ErrorCode, LocalCommandRunner, QuantixError } from '@quantix/core';
-import { clearOsinfoDatabaseCache, loadOsinfoDatabase } from './osinfo.js';
+import { clearOsinfoDatabaseCache, defaultOsinfoImportDir, loadOsinfoDatabase } from './osinfo.js';
 
 /**
  * Importing an osinfo-db release (osinfo-db-YYYYMMDD.tar.xz from releases.pagure.org/libosinfo)
@@ -14,9 +13,6 @@ import { clearOsinfoDatabaseCache, loadOsinfoDatabase } from './osinfo.js';
  */
 
 /** $XDG_DATA_HOME/quantix/osinfo (~/.local/share/quantix/osinfo): where imported releases go unless told otherwise. */
-export function defaultOsinfoImportDir(): string {
-  return join(process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'quantix', 'osinfo');
-}
 
 export interface ImportOsinfoArchiveOptions {
   /** The release archive, a `.tar.xz` as osinfo-db publishes it (one top directory, or none). */
