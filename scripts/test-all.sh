@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
-# Tools the tests drive directly (ISO builders, qemu-img, osinfo-db, curl, Chromium, ganesha).
+# Tools the tests drive directly (ISO builders, qemu-img, osinfo-db, osinfo-detect, curl, Chromium, ganesha).
 bash scripts/ensure-packages.sh xorriso genisoimage qemu-utils osinfo-db curl chromium \
-  nfs-ganesha nfs-ganesha-vfs rpcbind nfs-common libnfs-utils util-linux
+  nfs-ganesha nfs-ganesha-vfs rpcbind nfs-common libnfs-utils util-linux libosinfo-bin
 npm ci --no-audit --no-fund
 exec bash scripts/test.sh "$@"

@@ -159,4 +159,31 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
     await waitForOutput(node, /refused this node token/);
     expect(node.output.join('')).not.toContain('argv-token-123456');
   });
+
+  it('imports an osinfo-db release archive that nodes on the host then identify with', async () => {
+    const dataHome = join(work, 'xdg');
+    const release = join(work, 'release');
+    // The installed osinfo-db, packed the way upstream ships a release, under a newer VERSION.
+    execFileSync('mkdir', ['-p', join(release, 'osinfo-db-20991231')]);
+    execFileSync('cp', ['-r', '/usr/share/osinfo/os', join(release, 'osinfo-db-20991231/')]);
+    writeFileSync(join(release, 'osinfo-db-20991231', 'VERSION'), '20991231\n');
+    const archive = join(work, 'osinfo-db-20991231.tar.xz');
+    execFileSync('tar', ['-cJf', archive, '-C', release, 'osinfo-db-20991231']);
+
+    const proc = startProcess([QUANTIX, 'osinfo', 'import', archive], { XDG_DATA_HOME: dataHome });
+    expect(await exitOf(proc, 120_000)).toBe(0);
+    expect(proc.output.join('')).toMatch(/osinfo-db 20991231 \(\d+ media entries\) is in .*xdg\/quantix\/osinfo/);
+    // What a node on this host loads by default is now the imported release.
+    const loaded = startProcess(
+      [
+        '--input-type=module',
+        '-e',
+        "const m = await import('@quantix/images-iso'); const db = await m.loadOsinfoDatabase({ cacheDir: false }); console.log(m.defaultOsinfoDir(), db.dbVersion)",
+      ],
+      { XDG_DATA_HOME: dataHome, OSINFO_SYSTEM_DIR: '' },
+      join(import.meta.dirname, '..'),
+    );
+    expect(await exitOf(loaded, 60_000)).toBe(0);
+    expect(loaded.output.join('')).toContain(`${join(dataHome, 'quantix', 'osinfo')} 20991231`);
+  });
 });

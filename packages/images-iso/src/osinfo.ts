@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -16,9 +16,19 @@ import { childrenNamed, childText, parseXml, type XmlElement, XmlError } from '.
  * volume size, when given, must be equal.
  */
 
-/** Where osinfo-db lives: $OSINFO_SYSTEM_DIR (as libosinfo reads it), else Debian's location. */
+/** Where `quantix osinfo import` puts a release archive by default: $XDG_DATA_HOME/quantix/osinfo. */
+export function defaultOsinfoImportDir(): string {
+  return join(process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'quantix', 'osinfo');
+}
+
+/**
+ * Where osinfo-db lives: $OSINFO_SYSTEM_DIR (as libosinfo reads it); else a release the operator
+ * imported (`quantix osinfo import`, newer than the packaged one by intent); else Debian's location.
+ */
 export function defaultOsinfoDir(): string {
-  return process.env.OSINFO_SYSTEM_DIR || '/usr/share/osinfo';
+  if (process.env.OSINFO_SYSTEM_DIR) return process.env.OSINFO_SYSTEM_DIR;
+  const imported = defaultOsinfoImportDir();
+  return existsSync(join(imported, 'VERSION')) ? imported : '/usr/share/osinfo';
 }
 
 /** $QUANTIX_CACHE_DIR, else $XDG_CACHE_HOME/quantix, else ~/.cache/quantix. */

@@ -109,7 +109,10 @@ export async function inspectIso(options: InspectIsoOptions): Promise<Omit<Inspe
 export interface IsoScanDetails {
   format: 'iso';
   name?: string;
-  os: Pick<OsIdentification['os'], 'family' | 'distribution' | 'version' | 'arch'>;
+  os: Pick<
+    OsIdentification['os'],
+    'family' | 'distribution' | 'version' | 'arch' | 'shortId' | 'confidence' | 'osinfoVersion'
+  >;
   labels: Record<string, string>;
 }
 
@@ -125,11 +128,11 @@ export function createIsoInspector(options: { osinfo?: LoadOsinfoOptions | false
       if (file.content !== 'iso') return null;
       osinfo ??= options.osinfo === false ? Promise.resolve(null) : loadOsinfo(options.osinfo ?? {}, options.logger);
       const found = await inspectIso({ path: file.path, fileName: file.relPath, osinfo: await osinfo });
-      const { family, distribution, version, arch } = found.identification.os;
+      const { family, distribution, version, arch, shortId, confidence, osinfoVersion } = found.identification.os;
       return {
         format: 'iso',
         ...(found.identification.name ? { name: found.identification.name } : {}),
-        os: { family, distribution, version, arch },
+        os: { family, distribution, version, arch, shortId, confidence, osinfoVersion },
         labels: found.labels,
       };
     },

@@ -55,6 +55,10 @@ describe('built dist of @quantix/images-iso', () => {
         arch: 'x86_64',
         defaultUser: null,
         cloudInit: false,
+        // Debian 12 came out after the installed osinfo-db (2022-12): read from the label.
+        shortId: 'debian12',
+        confidence: 'extrapolated',
+        osinfoVersion: '20221203',
       },
       added: 1,
       phase: 'ready',

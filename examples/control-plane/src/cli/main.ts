@@ -84,6 +84,23 @@ program
     },
   );
 
+program
+  .command('osinfo')
+  .description('osinfo-db, the OS database ISOs are identified with')
+  .command('import <archive>')
+  .description(
+    'install an osinfo-db release archive (.tar.xz) on this host, so nodes here identify newer releases without a package upgrade',
+  )
+  .option('--dir <dir>', 'where to put it (default: $XDG_DATA_HOME/quantix/osinfo, read by nodes on this host)')
+  .action(async (archive: string, options: { dir?: string }) => {
+    const { importOsinfoArchive } = await import('@quantix/images-iso');
+    const imported = await importOsinfoArchive({ file: archive, ...(options.dir ? { dir: options.dir } : {}) });
+    process.stdout.write(
+      `osinfo-db ${imported.dbVersion} (${imported.mediaEntries} media entries) is in ${imported.dir}` +
+        `${imported.previousVersion ? `, replacing ${imported.previousVersion}` : ''}; restart the node daemons on this host to use it\n`,
+    );
+  });
+
 /** A server that cannot start (port in use, data dir locked) says why and exits at once, non-zero. */
 function exitAtOnce(error: unknown): never {
   reportError(error);

@@ -35,4 +35,19 @@ export function osLabel(os: ImageRow['os'] | null | undefined): string {
   return os.arch ? `${label} (${os.arch})` : label;
 }
 
+const CONFIDENCE: Record<string, string> = {
+  exact: 'matched in osinfo-db',
+  label: 'read from the label',
+  extrapolated: 'a release newer than osinfo-db, read from the label',
+  filename: 'guessed from the file name',
+};
+
+/** How an OS was identified and with which osinfo-db, for the line under it; '' when unknown. */
+export function osProvenance(os: ImageRow['os'] | null | undefined): string {
+  if (!os?.confidence) return '';
+  const how = CONFIDENCE[os.confidence] ?? os.confidence;
+  const id = os.shortId ? `${os.shortId}: ` : '';
+  return `${id}${how}${os.osinfoVersion ? ` (osinfo-db ${os.osinfoVersion})` : ''}`;
+}
+
 export const KIND_LABEL: Record<string, string> = { cloud: 'Cloud image', iso: 'ISO' };

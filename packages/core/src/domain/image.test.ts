@@ -116,6 +116,24 @@ describe('image validation', () => {
     });
     expect(found.name).toBe('debian-12.7.0-amd64-netinst.iso');
   });
+
+  it('keeps how an OS was identified when given, and adds nothing to rows that never had it', () => {
+    const os = { family: 'linux', shortId: 'fedora41', confidence: 'extrapolated', osinfoVersion: '20221203' } as const;
+    expect(validateDiscoveredImage({ poolId: 'p', relPath: 'f.iso', kind: 'iso', sizeBytes: 1, os }).os).toMatchObject(
+      os,
+    );
+    expect(validateNewImage({ name: 'x', kind: 'iso' }).os).not.toHaveProperty('shortId');
+    expect(validateImagePatch({ os: { family: 'linux' } }).os).toEqual({
+      family: 'linux',
+      distribution: null,
+      version: null,
+      arch: null,
+      defaultUser: null,
+      cloudInit: false,
+    });
+    const guessed = { family: 'linux', confidence: 'guessed' } as never;
+    expect(errorOf(() => validateImagePatch({ os: guessed })).code).toBe(ErrorCode.INVALID_INPUT);
+  });
 });
 
 describe('imageIdForLocation', () => {

@@ -56,6 +56,10 @@ export function assertImageTransition(from: ImagePhase, to: ImagePhase, imageId?
 export const OS_FAMILIES = ['linux', 'windows', 'bsd', 'other', 'unknown'] as const;
 export type OsFamily = (typeof OS_FAMILIES)[number];
 
+/** How an OS was identified: osinfo-db's entry, the label read by a family rule, a release newer than the database, the file name. */
+export const OS_CONFIDENCES = ['exact', 'label', 'extrapolated', 'filename'] as const;
+export type OsConfidence = (typeof OS_CONFIDENCES)[number];
+
 export interface OsInfo {
   family: OsFamily;
   distribution: string | null;
@@ -63,6 +67,12 @@ export interface OsInfo {
   arch: string | null;
   defaultUser: string | null;
   cloudInit: boolean;
+  /** osinfo-db's short id of the release ("fedora41", "win10"); absent on rows written before identification recorded it. */
+  shortId?: string | null;
+  /** How the OS was identified; absent or null when it was not (catalog entries, unknown media). */
+  confidence?: OsConfidence | null;
+  /** The osinfo-db release (its VERSION, e.g. "20221203") identification consulted, when one was loaded. */
+  osinfoVersion?: string | null;
 }
 
 export const FIRMWARE_KINDS = ['bios', 'uefi', 'any'] as const;
@@ -135,6 +145,10 @@ const osSchema = z.object({
   arch: z.string().max(32).nullable().default(null),
   defaultUser: z.string().max(64).nullable().default(null),
   cloudInit: z.boolean().default(false),
+  // Optional without a default, so rows and callers that never set them read back unchanged.
+  shortId: z.string().max(100).nullable().optional(),
+  confidence: z.enum(OS_CONFIDENCES).nullable().optional(),
+  osinfoVersion: z.string().max(64).nullable().optional(),
 });
 
 const requirementsSchema = z.object({

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { CHECKSUM_ALGORITHMS, IMAGE_FORMATS, IMAGE_KINDS, OS_FAMILIES } from '../domain/image.js';
+import { CHECKSUM_ALGORITHMS, IMAGE_FORMATS, IMAGE_KINDS, OS_CONFIDENCES, OS_FAMILIES } from '../domain/image.js';
 import { POOL_CONTENT_TYPES, POOL_NODE_STATUSES } from '../domain/pool.js';
 import { ErrorCode, QuantixError } from '../errors.js';
 
@@ -122,6 +122,9 @@ const scannedFile = z.object({
       distribution: short.nullable(),
       version: short.nullable(),
       arch: short.nullable(),
+      shortId: z.string().max(100).nullable(),
+      confidence: z.enum(OS_CONFIDENCES).nullable(),
+      osinfoVersion: short.nullable(),
     })
     .partial()
     .optional(),

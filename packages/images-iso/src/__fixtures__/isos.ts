@@ -144,6 +144,27 @@ export const REAL_MEDIA = {
     date: new Date('2024-09-06T00:00:00Z'),
     boot: 'both',
   },
+  // The media of issue 15's misses: labels more precise than what osinfo-db's catch-alls say,
+  // and a release the installed osinfo-db (2022-12) does not know.
+  rhel10: { volumeId: 'RHEL-10-0-BaseOS-x86_64', systemId: '', date: new Date('2025-04-10T00:00:00Z'), boot: 'both' },
+  nixos2405: {
+    volumeId: 'nixos-gnome-24.05-x86_64',
+    systemId: '',
+    publisher: 'NIXOS',
+    applicationId: 'NIXOS',
+    date: new Date('2024-05-31T00:00:00Z'),
+    boot: 'both',
+  },
+  silverblue40: { volumeId: 'Fedora-SB-ostree-x86_64-40', systemId: '', date: new Date('2024-04-14T00:00:00Z'), boot: 'both' },
+  // Windows 10 Enterprise N media keep their J_ label on discs mastered long after Windows 11 came out.
+  windows10EnterpriseN: {
+    volumeId: 'J_CENNA_X64FREV_EN-US_DV5',
+    publisher: 'MICROSOFT CORPORATION',
+    systemId: '',
+    udf: true,
+    date: new Date('2023-06-01T00:00:00Z'),
+    boot: 'both',
+  },
   // What cloud-localds writes: a NoCloud seed labelled cidata with user-data and meta-data.
   cidata: {
     volumeId: 'cidata',

@@ -12,7 +12,7 @@ import {
   Progress,
   TableHead,
 } from '../components.js';
-import { formatBytes, KIND_LABEL, osLabel } from '../format.js';
+import { formatBytes, KIND_LABEL, osLabel, osProvenance } from '../format.js';
 import { useAction, usePoll } from '../hooks.js';
 import type { Entry, ImageRow, Pool, QNode } from '../types.js';
 
@@ -202,7 +202,10 @@ function ImageRowView({
         {formatBytes(image.sizeBytes)}
         {image.virtualSizeBytes ? <div className="muted small">disk {formatBytes(image.virtualSizeBytes)}</div> : null}
       </td>
-      <td>{osLabel(image.os)}</td>
+      <td>
+        {osLabel(image.os)}
+        {osProvenance(image.os) && <div className="muted small">{osProvenance(image.os)}</div>}
+      </td>
       <td>{poolName(image.location?.poolId)}</td>
       <td>{image.path ? <code className="path">{image.path}</code> : <span className="muted">—</span>}</td>
       <td>
