@@ -215,6 +215,51 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
     expect(() => parseNodeMessage(JSON.stringify(state))).not.toThrow();
   });
 
+  it('cuts what an inspector read from a file to the protocol’s limits, so that the scan is never refused', async () => {
+    const oddDir = join(root, 'odd');
+    await mkdir(oddDir);
+    await writeFile(join(oddDir, 'odd.iso'), 'x');
+    const odd: NodeMessage[] = [];
+    const inspecting = new NodeAgent({
+      nodeId: 'node-3',
+      backends: [new LocalStorageBackend()],
+      poolTypes: [localPoolType],
+      poolRoots: createPoolRootPolicy({ allowedRoots: [root] }),
+      poolRecheckIntervalMs: 0,
+      inspector: {
+        inspect: async () => ({
+          name: 'n'.repeat(1000),
+          os: { family: 'linux', distribution: 'd'.repeat(300), version: null, arch: 'x86_64' },
+          labels: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`label-${i}`, 'v'.repeat(2000)])),
+        }),
+      },
+    });
+    try {
+      const sendOdd = (m: NodeMessage) => void odd.push(m);
+      await inspecting.handle(
+        { v: PROTOCOL_VERSION, type: 'pools.desired', generation: 1, pools: [pool('odd', { path: oddDir })] },
+        sendOdd,
+      );
+      await inspecting.handle(
+        {
+          v: PROTOCOL_VERSION,
+          type: 'request',
+          requestId: 'scan',
+          request: { op: 'pool.scan', poolId: 'odd', content: 'iso' },
+        },
+        sendOdd,
+      );
+      const result = odd.find((m) => m.type === 'scan.result');
+      const parsed = parseNodeMessage(JSON.stringify(result));
+      const file = parsed.type === 'scan.result' ? parsed.files[0] : undefined;
+      expect(file?.name).toHaveLength(PROTOCOL_LIMITS.name);
+      expect(file?.os?.distribution).toHaveLength(PROTOCOL_LIMITS.short);
+      expect(Object.keys(file?.labels ?? {})).toHaveLength(PROTOCOL_LIMITS.labels);
+    } finally {
+      await inspecting.close();
+    }
+  });
+
   it("sends a scan larger than the control plane's frame limit in numbered parts, each within it", async () => {
     const isoDir = join(root, 'isos');
     await mkdir(isoDir);

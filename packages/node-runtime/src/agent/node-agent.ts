@@ -516,7 +516,8 @@ export class NodeAgent {
    * A scan result as one message when it fits the control plane's frame limit (or the control
    * plane states none), else in parts of at most half that limit, numbered, the last one final.
    */
-  private async emitScan(send: Send, poolId: string, content: PoolContentType, files: ScannedFile[]): Promise<void> {
+  private async emitScan(send: Send, poolId: string, content: PoolContentType, scanned: ScannedFile[]): Promise<void> {
+    const files = scanned.filter((f) => f.relPath.length <= PROTOCOL_LIMITS.path).map(withinLimits);
     const budget = this.maxMessageBytes === null ? Number.POSITIVE_INFINITY : Math.floor(this.maxMessageBytes / 2);
     const parts: ScannedFile[][] = [[]];
     let size = 0;
@@ -796,6 +797,37 @@ function stableJson(value: unknown): string {
  * A change worth reporting: another status, or an active pool found at another path. The words
  * of a reason may differ between a status check and an activation of the same trouble.
  */
+/**
+ * A scanned file within the protocol's limits: what was read from inside it (a name, OS fields,
+ * labels) is cut to size, so that one odd file never gets the whole scan refused.
+ */
+function withinLimits(file: ScannedFile): ScannedFile {
+  const short = (text: string | null | undefined) =>
+    typeof text === 'string' ? truncateText(text, PROTOCOL_LIMITS.short) : text;
+  const os = file.os && {
+    ...file.os,
+    ...(file.os.distribution !== undefined ? { distribution: short(file.os.distribution) ?? null } : {}),
+    ...(file.os.version !== undefined ? { version: short(file.os.version) ?? null } : {}),
+    ...(file.os.arch !== undefined ? { arch: short(file.os.arch) ?? null } : {}),
+    ...(file.os.osinfoVersion !== undefined ? { osinfoVersion: short(file.os.osinfoVersion) ?? null } : {}),
+    ...(typeof file.os.shortId === 'string' ? { shortId: truncateText(file.os.shortId, 100) } : {}),
+  };
+  const labels =
+    file.labels &&
+    Object.fromEntries(
+      Object.entries(file.labels)
+        .filter(([key]) => key.length <= 128)
+        .slice(0, PROTOCOL_LIMITS.labels)
+        .map(([key, value]) => [key, truncateText(value, 512)]),
+    );
+  return {
+    ...file,
+    ...(file.name !== undefined ? { name: truncateText(file.name, PROTOCOL_LIMITS.name) } : {}),
+    ...(os ? { os } : {}),
+    ...(labels ? { labels } : {}),
+  };
+}
+
 function sameReport(a: PoolReport, b: PoolReport): boolean {
   return a.status === b.status && (a.status !== 'active' || a.mountPath === b.mountPath);
 }
