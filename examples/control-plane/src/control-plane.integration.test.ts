@@ -368,6 +368,13 @@ describe('control plane API and node hub (PostgreSQL)', () => {
     ]);
   });
 
+  it('renames a pool without touching its config', async () => {
+    const before = (await api('GET', '/pools/iso-a')).body;
+    const renamed = await api('PATCH', '/pools/iso-a', { name: 'ISOs on A, renamed' });
+    expect(renamed).toMatchObject({ status: 200, body: { name: 'ISOs on A, renamed', config: before.config } });
+    expect((await api('PATCH', '/pools/iso-a', { name: before.name })).status).toBe(200);
+  });
+
   it('refuses a VM from an image that is not ready, naming why', async () => {
     const pending = await quantix.repositories.images.create({
       name: 'half',

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PrivatePostgres, startPrivatePostgres } from './faults/private-postgres.js';
-import { startTcpProxy, type TcpProxy } from './faults/tcp-proxy.js';
+import { TcpProxy } from './faults/tcp-proxy.js';
 import { waitFor } from './harness.js';
 import { type Proc, QUANTIX, startProcess, stopProcess, waitForOutput } from './processes.js';
 
@@ -38,7 +38,8 @@ describe('the API when its database fails (real processes)', { timeout: 180_000 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'quantix-dbfaults-'));
     postgres = await startPrivatePostgres();
-    proxy = await startTcpProxy({ host: '127.0.0.1', port: postgres.port });
+    proxy = new TcpProxy(() => ({ host: '127.0.0.1', port: postgres.port }));
+    const proxyPort = await proxy.listen();
     const tokenFile = join(work, 'token');
     writeFileSync(tokenFile, TOKEN, { mode: 0o600 });
     serve = startProcess(
@@ -54,7 +55,7 @@ describe('the API when its database fails (real processes)', { timeout: 180_000 
         '--api-token-file',
         tokenFile,
         '--database-url',
-        `postgres://postgres@127.0.0.1:${proxy.port}/postgres`,
+        `postgres://postgres@127.0.0.1:${proxyPort}/postgres`,
         '--database-timeout',
         String(TIMEOUT_MS),
       ],

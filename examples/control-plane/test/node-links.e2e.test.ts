@@ -17,7 +17,6 @@
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { type AddressInfo, createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -26,6 +25,7 @@ import { createTestDatabase, type TestDatabase } from '@quantix/core/testing';
 import { type ImageServer, makeQcow2, sha256Sums, startImageServer } from '@quantix/images-cloud/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { TcpProxy } from './faults/tcp-proxy.js';
 import { waitFor } from './harness.js';
 import { freePort, type Proc, QUANTIX, QUANTIX_NODE, startProcess, stopProcess } from './processes.js';
 
@@ -39,75 +39,6 @@ async function rssMiB(pid: number | undefined): Promise<number> {
   return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024);
 }
 
-/**
- * A TCP proxy a node daemon dials instead of the control plane, so that the test can cut its
- * connection (both sides at once, as a network does) and see how many links are open.
- */
-class CuttableProxy {
-  private readonly pairs = new Set<{ client: Socket; upstream: Socket }>();
-  private server: Server | undefined;
-  accepted = 0;
-  /** Cut the next connection right after the node's hello went through (mid-welcome). */
-  cutNextAfterHello = false;
-  /** Cut instead of passing on the next frame the control plane sends (a request: it is left in flight). */
-  cutOnNextServerData = false;
-
-  constructor(private readonly targetPort: () => number) {}
-
-  async listen(): Promise<number> {
-    this.server = createServer((client) => {
-      this.accepted++;
-      const upstream = tcpConnect(this.targetPort(), '127.0.0.1');
-      const pair = { client, upstream };
-      this.pairs.add(pair);
-      const cutAfterHello = this.cutNextAfterHello;
-      this.cutNextAfterHello = false;
-      let chunks = 0;
-      client.on('data', (data) => {
-        upstream.write(data);
-        // The first chunk is the HTTP upgrade, the second the hello frame.
-        if (cutAfterHello && ++chunks === 2) setImmediate(() => this.cut(pair));
-      });
-      upstream.on('data', (data) => {
-        if (this.cutOnNextServerData) {
-          this.cutOnNextServerData = false;
-          this.cut(pair);
-          return;
-        }
-        client.write(data);
-      });
-      const end = () => this.cut(pair);
-      for (const socket of [client, upstream]) {
-        socket.on('close', end);
-        socket.on('error', end);
-      }
-    });
-    this.server.listen(0, '127.0.0.1');
-    await once(this.server, 'listening');
-    return (this.server.address() as AddressInfo).port;
-  }
-
-  /** Connections open on both sides. */
-  get live(): number {
-    return [...this.pairs].filter((p) => !p.client.destroyed && !p.upstream.destroyed).length;
-  }
-
-  cutAll(): void {
-    for (const pair of [...this.pairs]) this.cut(pair);
-  }
-
-  private cut(pair: { client: Socket; upstream: Socket }): void {
-    pair.client.destroy();
-    pair.upstream.destroy();
-    this.pairs.delete(pair);
-  }
-
-  async close(): Promise<void> {
-    this.cutAll();
-    await new Promise((resolve) => this.server?.close(resolve));
-  }
-}
-
 describe('control plane ⇄ node link under faults (real processes)', { timeout: 600_000 }, () => {
   let testDb: TestDatabase;
   let work: string;
@@ -116,7 +47,7 @@ describe('control plane ⇄ node link under faults (real processes)', { timeout:
   let cp: Proc | undefined;
   let cpUrl = '';
   let cpPort = 0;
-  let proxy: CuttableProxy;
+  let proxy: TcpProxy;
   let proxyPort = 0;
   const daemons: Record<string, Proc | undefined> = {};
   const tokens: Record<string, string> = {};
@@ -230,7 +161,7 @@ describe('control plane ⇄ node link under faults (real processes)', { timeout:
 
     cpPort = await freePort();
     await startControlPlane();
-    proxy = new CuttableProxy(() => cpPort);
+    proxy = new TcpProxy(() => ({ host: '127.0.0.1', port: cpPort }));
     proxyPort = await proxy.listen();
     await addNode('node-1');
     startDaemon('node-1');
@@ -386,7 +317,7 @@ describe('control plane ⇄ node link under faults (real processes)', { timeout:
       const requests = [scan(), scan(), scan()];
       await Promise.all(requests);
       proxy.cutOnNextServerData = false;
-      if (cycle % 4 === 3) proxy.cutNextAfterHello = true; // the next link is cut during its welcome
+      if (cycle % 4 === 3) proxy.cutNextAfterClientChunks = 2; // the next link is cut during its welcome (upgrade, hello)
       proxy.cutAll();
       await waitFor(async () => !(await connected('node-cut')), `node-cut to be seen gone (cycle ${cycle})`);
     }

@@ -1,67 +1,101 @@
 /**
- * A TCP proxy on loopback that a test can freeze: connections stay open and new ones are
- * accepted, but no byte moves in either direction — a database behind a network that stopped
- * forwarding, which neither refuses nor closes anything. Thawed, the bytes held back flow.
+ * A TCP proxy on loopback that a test puts between two real processes to break the network
+ * between them the ways networks break:
+ * - freeze: connections stay open and new ones are accepted, but no byte moves either way —
+ *   nothing refused, nothing answered (a database behind a network that stopped forwarding);
+ *   thawed, the bytes held back flow;
+ * - cut: both sides of every connection closed at once, or one connection at a chosen moment
+ *   (right after the client's hello, instead of the server's next frame).
  */
 import { once } from 'node:events';
-import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
+import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 
-export interface TcpProxy {
-  port: number;
-  freeze(): void;
-  thaw(): void;
-  close(): Promise<void>;
+interface Pair {
+  client: Socket;
+  upstream: Socket;
 }
 
-export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
-  let frozen = false;
-  const pairs = new Set<[Socket, Socket]>();
-  const server = createServer((client) => {
-    const upstream = connect(target.port, target.host);
-    const pair: [Socket, Socket] = [client, upstream];
-    pairs.add(pair);
-    // While frozen, a new connection is accepted and left without a pipe until thawed.
-    if (!frozen) {
-      client.pipe(upstream);
-      upstream.pipe(client);
+export class TcpProxy {
+  private readonly pairs = new Set<Pair>();
+  private server: Server | undefined;
+  private frozen = false;
+  /** Connections accepted so far. */
+  accepted = 0;
+  /** Cut the next connection right after its client sent this many chunks (1: the HTTP upgrade, 2: a hello). */
+  cutNextAfterClientChunks = 0;
+  /** Cut, instead of passing on, the next chunk a server sends (a request is left in flight). */
+  cutOnNextServerData = false;
+
+  /** `target` is read for every new connection, so the server behind may move. */
+  constructor(private readonly target: () => { host: string; port: number }) {}
+
+  async listen(): Promise<number> {
+    this.server = createServer((client) => {
+      this.accepted++;
+      const { host, port } = this.target();
+      const upstream = connect(port, host);
+      const pair = { client, upstream };
+      this.pairs.add(pair);
+      if (this.frozen) {
+        client.pause();
+        upstream.pause();
+      }
+      const cutAfter = this.cutNextAfterClientChunks;
+      this.cutNextAfterClientChunks = 0;
+      let chunks = 0;
+      client.on('data', (data) => {
+        upstream.write(data);
+        if (cutAfter > 0 && ++chunks === cutAfter) setImmediate(() => this.cut(pair));
+      });
+      upstream.on('data', (data) => {
+        if (this.cutOnNextServerData) {
+          this.cutOnNextServerData = false;
+          this.cut(pair);
+          return;
+        }
+        client.write(data);
+      });
+      const end = () => this.cut(pair);
+      for (const socket of [client, upstream]) socket.on('close', end).on('error', end);
+    });
+    this.server.listen(0, '127.0.0.1');
+    await once(this.server, 'listening');
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  /** Connections open on both sides. */
+  get live(): number {
+    return [...this.pairs].filter((p) => !p.client.destroyed && !p.upstream.destroyed).length;
+  }
+
+  freeze(): void {
+    this.frozen = true;
+    for (const { client, upstream } of this.pairs) {
+      client.pause();
+      upstream.pause();
     }
-    const drop = () => {
-      pairs.delete(pair);
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', drop).on('close', drop);
-    upstream.on('error', drop).on('close', drop);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as AddressInfo).port,
-    freeze() {
-      frozen = true;
-      for (const [a, b] of pairs) {
-        // Unpiping stops the flow even of data already read: nothing reaches either side.
-        a.unpipe(b);
-        b.unpipe(a);
-        a.pause();
-        b.pause();
-      }
-    },
-    thaw() {
-      frozen = false;
-      for (const [a, b] of pairs) {
-        a.pipe(b);
-        b.pipe(a);
-        a.resume();
-        b.resume();
-      }
-    },
-    async close() {
-      for (const [a, b] of pairs) {
-        a.destroy();
-        b.destroy();
-      }
-      server.close();
-    },
-  };
+  }
+
+  thaw(): void {
+    this.frozen = false;
+    for (const { client, upstream } of this.pairs) {
+      client.resume();
+      upstream.resume();
+    }
+  }
+
+  cutAll(): void {
+    for (const pair of [...this.pairs]) this.cut(pair);
+  }
+
+  private cut(pair: Pair): void {
+    pair.client.destroy();
+    pair.upstream.destroy();
+    this.pairs.delete(pair);
+  }
+
+  async close(): Promise<void> {
+    this.cutAll();
+    await new Promise((resolve) => this.server?.close(resolve));
+  }
 }

@@ -39,6 +39,8 @@ const poolPatch = poolBody
   .omit({ id: true, type: true })
   .partial()
   .extend({
+    // No default here: a patch without `config` leaves the pool's config as it is.
+    config: z.record(z.string(), z.unknown()).optional().describe('the backend’s whole new config'),
     expectedVersion: z.number().int().optional().describe('optimistic concurrency: the version you read'),
   });
 
