@@ -15,6 +15,7 @@ import {
   type ControlMessage,
   createQuantix,
   definePlugin,
+  FileInspectorToken,
   type ImageCatalog,
   ImageCatalogToken,
   type NodeMessage,
@@ -23,6 +24,7 @@ import {
 } from '@quantix/core';
 import { createTestDatabase, type TestDatabase } from '@quantix/core/testing';
 import { ControlPlaneConnection } from '@quantix/example-node-daemon';
+import { createIsoInspector } from '@quantix/images-iso';
 import { createStorageLocalPlugin } from '@quantix/storage-local';
 import { createStorageNfsPlugin } from '@quantix/storage-nfs';
 import { pino } from 'pino';
@@ -138,7 +140,17 @@ describe('control plane API and node hub (PostgreSQL)', () => {
     });
     // The pool types come from the storage plugins, without their backends, as `quantix serve` has them.
     const poolTypes = [createStorageLocalPlugin({ backend: false }), createStorageNfsPlugin({ backend: false })];
-    quantix = await createQuantix({ database: testDb.config, plugins: [catalogPlugin, ...poolTypes], logger: silent });
+    // The ISO reader (images-iso's inspector, without its catalog) decides which uploads are kept.
+    const isoReader = definePlugin({
+      name: 'iso-reader',
+      apiVersion: 1,
+      register: (ctx) => ctx.provide(FileInspectorToken, { value: createIsoInspector({ osinfo: false }) }),
+    });
+    quantix = await createQuantix({
+      database: testDb.config,
+      plugins: [catalogPlugin, isoReader, ...poolTypes],
+      logger: silent,
+    });
     work = await mkdtemp(join(tmpdir(), 'quantix-cp-'));
     cp = await startControlPlane({
       quantix,

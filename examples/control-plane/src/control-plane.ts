@@ -3,9 +3,20 @@ import { join } from 'node:path';
 import fastifySwagger from '@fastify/swagger';
 import fastifyWebsocket from '@fastify/websocket';
 import {
+  bearerToken,
+  DownloadService,
+  NodeHub,
+  tokenDigest,
+  tokenMatches,
+  UploadService,
+  VmService,
+  webSocketChannel,
+} from '@quantix/control-plane';
+import {
   CatalogRegistry,
   createPoolRootPolicy,
   ErrorCode,
+  FileInspectorToken,
   ImageCatalogToken,
   type PoolRootPolicy,
   type PoolTypeDefinition,
@@ -24,11 +35,6 @@ import { poolRoutes } from './http/routes/pools.js';
 import { stagedUploadRoutes, uploadRoutes } from './http/routes/uploads.js';
 import { vmRoutes } from './http/routes/vms.js';
 import { serveUi } from './http/ui.js';
-import { NodeHub } from './hub/node-hub.js';
-import { bearerToken, tokenDigest, tokenMatches } from './hub/tokens.js';
-import { DownloadService } from './services/downloads.js';
-import { UploadService } from './services/uploads.js';
-import { VmService } from './services/vms.js';
 
 export const API_PREFIX = '/api/v1';
 
@@ -106,6 +112,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     logger,
     stagingDir: options.stagingDir ?? join(tmpdir(), 'quantix-uploads'),
     publicUrl: () => options.publicUrl ?? listenUrl,
+    inspectors: quantix.getAll(FileInspectorToken),
     ...(options.maxUploadBytes !== undefined ? { maxBytes: options.maxUploadBytes } : {}),
   });
 
@@ -217,7 +224,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         handler: async () => {
           throw new QuantixError(ErrorCode.INVALID_INPUT, 'The node socket is a WebSocket: connect with an upgrade');
         },
-        wsHandler: (socket, request) => hub.attach(String(request.headers['x-quantix-node-id']), socket),
+        wsHandler: (socket, request) =>
+          hub.attach(String(request.headers['x-quantix-node-id']), webSocketChannel(socket)),
       });
       stagedUploadRoutes(nodeScope, { uploads });
     },

@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { newToken, tokenDigest } from '@quantix/control-plane';
 import { createPoolRootPolicy, createQuantix, type Quantix } from '@quantix/core';
 import { startNodeDaemon } from '@quantix/example-node-daemon';
 import { createImagesCloudPlugin } from '@quantix/images-cloud';
@@ -16,7 +17,6 @@ import { createStorageLocalPlugin } from '@quantix/storage-local';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ControlPlane, startControlPlane } from '../src/control-plane.js';
-import { newToken, tokenDigest } from '../src/hub/tokens.js';
 import { waitFor } from './harness.js';
 
 const API_TOKEN = newToken();

@@ -19,10 +19,7 @@ export {
 export * from './persistence/repositories/index.js';
 export * from './protocol/index.js';
 export * from './runners/local.js';
-export * from './services/available-images.js';
 export * from './services/catalog-registry.js';
-export * from './services/pool-sync.js';
 export * from './services/pool-types.js';
-export * from './services/scan-ingest.js';
 export * from './services/storage.js';
-export * from './services/vm-preflight.js';
+export { ConcurrencyLimiter } from './util/limiter.js';

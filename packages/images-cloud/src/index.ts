@@ -4,7 +4,6 @@ export * from './fetch/checksum.js';
 export * from './fetch/fetcher.js';
 export { isRetryable } from './fetch/http.js';
 export * from './fetch/inspect.js';
-export { ConcurrencyLimiter } from './fetch/limiter.js';
 export { metaPathOf, type PartialMeta, partialPathOf } from './fetch/partial.js';
 export * from './fetch/policy.js';
 export * from './fetch/progress.js';

@@ -2,6 +2,7 @@ import {
   backendFor,
   createServiceToken,
   definePlugin,
+  FileInspectorToken,
   ImageCatalogToken,
   type QuantixPlugin,
   StorageBackendToken,
@@ -9,7 +10,7 @@ import {
 } from '@quantix/core';
 import { IsoCatalog, type IsoCatalogOptions } from './catalog.js';
 import { getOsinfoDatabase, type LoadOsinfoOptions } from './osinfo.js';
-import { type ScanPoolResult, scanPool } from './scanner.js';
+import { createIsoInspector, type ScanPoolResult, scanPool } from './scanner.js';
 import { type UploadIsoOptions, type UploadIsoResult, uploadIso } from './upload.js';
 
 export const IMAGES_ISO_PLUGIN_NAME = '@quantix/images-iso';
@@ -56,6 +57,12 @@ export function createImagesIsoPlugin(options: ImagesIsoPluginOptions = {}): Qua
     register(ctx) {
       // Built here, not lazily: a bad catalog entry fails start-up, naming this plugin.
       ctx.provide(ImageCatalogToken, { value: new IsoCatalog(options.catalog) });
+      ctx.provide(FileInspectorToken, {
+        value: createIsoInspector({
+          ...(options.osinfo !== undefined ? { osinfo: options.osinfo } : {}),
+          logger: ctx.logger,
+        }),
+      });
       ctx.provide(IsoImageServiceToken, {
         factory: (c) => {
           const poolOf = async (pool: string | StoragePool) =>

@@ -4,6 +4,7 @@ import {
   type DiscoveredImage,
   ErrorCode,
   type EventBus,
+  type FileInspector,
   type Firmware,
   type Image,
   type ImageError,
@@ -121,19 +122,32 @@ export interface IsoScanDetails {
  * `pool.scan`): ISOs are read and identified, with osinfo-db loaded once on first use; other
  * content gives null. A file that is not a usable ISO throws its ISO_* error.
  */
-export function createIsoInspector(options: { osinfo?: LoadOsinfoOptions | false; logger?: IsoLogger } = {}) {
+/**
+ * The ISO reader as a FileInspector: what a scan on a node reports about each ISO, and what
+ * decides whether an uploaded ISO is kept. A file that is no ISO is refused with its ISO_* code.
+ * osinfo-db is loaded once, at the first ISO.
+ */
+export function createIsoInspector(
+  options: { osinfo?: LoadOsinfoOptions | false; logger?: IsoLogger } = {},
+): FileInspector {
   let osinfo: Promise<OsinfoDatabase | null> | undefined;
   return {
-    async inspect(file: { path: string; relPath: string; content: string }): Promise<IsoScanDetails | null> {
+    async inspect(file) {
       if (file.content !== 'iso') return null;
       osinfo ??= options.osinfo === false ? Promise.resolve(null) : loadOsinfo(options.osinfo ?? {}, options.logger);
-      const found = await inspectIso({ path: file.path, fileName: file.relPath, osinfo: await osinfo });
+      const found = await inspectIso({
+        path: file.path,
+        fileName: file.relPath,
+        osinfo: await osinfo,
+        ...(file.signal ? { signal: file.signal } : {}),
+      });
       const { family, distribution, version, arch, shortId, confidence, osinfoVersion } = found.identification.os;
       return {
         format: 'iso',
         ...(found.identification.name ? { name: found.identification.name } : {}),
         os: { family, distribution, version, arch, shortId, confidence, osinfoVersion },
         labels: found.labels,
+        firmware: found.firmware,
       };
     },
   };

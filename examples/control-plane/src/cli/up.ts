@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import { newToken, tokenDigest } from '@quantix/control-plane';
 import {
   createLogger,
   createPoolRootPolicy,
@@ -18,7 +19,6 @@ import { imagesIsoPlugin } from '@quantix/images-iso';
 import { createStorageLocalPlugin } from '@quantix/storage-local';
 import { createStorageNfsPlugin } from '@quantix/storage-nfs';
 import { startControlPlane } from '../control-plane.js';
-import { newToken, tokenDigest } from '../hub/tokens.js';
 import { lockDataDir, restrictModes, securePrivateDir } from './data-dir.js';
 
 export const LOCAL_NODE_ID = 'local';

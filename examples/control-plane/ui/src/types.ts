@@ -2,9 +2,8 @@
  * The API's JSON shapes, derived from core's domain types so a contract change breaks this
  * build instead of the page. Dates travel as ISO strings.
  */
+import type { Availability, AvailableImage } from '@quantix/control-plane';
 import type {
-  Availability,
-  AvailableImage,
   CatalogEntry,
   Image,
   ImagePhase,

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type Checksum,
   type ChecksumAlgorithm,
+  ConcurrencyLimiter,
   ErrorCode,
   type FetchProgress,
   type FetchRequest,
@@ -19,7 +20,6 @@ import { type Logger, pino } from 'pino';
 import { assertChecksum, checksumForFile, fileNameOfUrl } from './checksum.js';
 import { isTransient, networkError, openResponse, readSmallBody, statusError } from './http.js';
 import { type ImageInspection, type ImageInspector, QemuImgInspector } from './inspect.js';
-import { ConcurrencyLimiter } from './limiter.js';
 import {
   hashFile,
   metaPathOf,

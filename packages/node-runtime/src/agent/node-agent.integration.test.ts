@@ -7,7 +7,14 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createPoolRootPolicy, ErrorCode, type NodeMessage, PROTOCOL_VERSION, type ProtocolPool } from '@quantix/core';
+import {
+  createPoolRootPolicy,
+  ErrorCode,
+  type FileInspector,
+  type NodeMessage,
+  PROTOCOL_VERSION,
+  type ProtocolPool,
+} from '@quantix/core';
 import { HttpImageFetcher } from '@quantix/images-cloud';
 import { inspectIso } from '@quantix/images-iso';
 import { LocalStorageBackend, localPoolType } from '@quantix/storage-local';
@@ -16,7 +23,7 @@ import { LibvirtHypervisor } from '../libvirt/hypervisor.js';
 import { SshCommandRunner } from '../ssh/runner.js';
 import { ensureServices, LIBVIRT_URI, removeDomains, runPrefix, testSshRunnerOptions } from '../testing/services.js';
 import { VmProvisioner } from '../vm/provisioner.js';
-import { type FileInspector, NodeAgent } from './node-agent.js';
+import { NodeAgent } from './node-agent.js';
 
 // Everything real: the storage-local backend on real directories, the images-cloud fetcher
 // against a real HTTP server on loopback, the images-iso reader on real ISOs made with xorriso,

@@ -10,11 +10,13 @@ import {
   checkPoolRootOnDisk,
   createPoolRootPolicy,
   ErrorCode,
+  type FileInspector,
   type HelloDownload,
   type Hypervisor,
   type IMAGE_FORMATS,
   type ImageDownloadResult,
   type ImageFetcher,
+  type InspectedFile,
   isQuantixError,
   LocalCommandRunner,
   type NodeMessage,
@@ -40,19 +42,6 @@ import type { CreatedVm, VmProvisioner } from '../vm/provisioner.js';
 type Logger = PluginContext['logger'];
 type Send = (message: NodeMessage) => void | Promise<void>;
 type ImageFormat = (typeof IMAGE_FORMATS)[number];
-
-/** What a scan learns about one file beyond its size and date (e.g. the OS on an ISO). */
-export interface InspectedFile {
-  format?: ImageFormat | null;
-  name?: string;
-  os?: ScannedFile['os'];
-  labels?: Record<string, string>;
-}
-
-/** Looks inside files found by a scan. Failures for one file only leave that file uninspected. */
-export interface FileInspector {
-  inspect(options: { path: string; relPath: string; content: PoolContentType }): Promise<InspectedFile | null>;
-}
 
 /** The VM operations the agent needs beyond the Hypervisor contract (VmProvisioner has them). */
 export type VmLifecycle = Pick<VmProvisioner, 'createFromCloudImage' | 'createFromIso' | 'deleteVm'>;

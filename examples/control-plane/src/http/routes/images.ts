@@ -1,12 +1,16 @@
 import {
+  type DownloadService,
+  listAvailableImages,
+  MAX_AVAILABLE_PAGE,
+  type NodeHub,
+  pathOnNode,
+} from '@quantix/control-plane';
+import {
   ErrorCode,
   IMAGE_KINDS,
   IMAGE_PHASES,
   type Image,
   type ImageCatalog,
-  listAvailableImages,
-  MAX_AVAILABLE_PAGE,
-  pathOnNode,
   type Quantix,
   QuantixError,
   vmsUsingImage,
@@ -14,8 +18,6 @@ import {
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { NodeHub } from '../../hub/node-hub.js';
-import type { DownloadService } from '../../services/downloads.js';
 
 const idParams = z.object({ id: z.string().min(1) });
 const csv = <T extends string>(values: readonly [T, ...T[]]) =>

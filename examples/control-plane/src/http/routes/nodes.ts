@@ -1,9 +1,8 @@
+import { type NodeHub, newToken, tokenDigest } from '@quantix/control-plane';
 import type { Quantix } from '@quantix/core';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { NodeHub } from '../../hub/node-hub.js';
-import { newToken, tokenDigest } from '../../hub/tokens.js';
 
 const idParams = z.object({ id: z.string().min(1) });
 

@@ -1,3 +1,4 @@
+import type { NodeHub } from '@quantix/control-plane';
 import {
   checkPoolDefinition,
   newId,
@@ -11,7 +12,6 @@ import {
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { NodeHub } from '../../hub/node-hub.js';
 
 const poolBody = z.object({
   id: z.string().min(1).optional(),

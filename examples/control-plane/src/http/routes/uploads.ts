@@ -1,8 +1,8 @@
+import { DEFAULT_MAX_UPLOAD_BYTES, type UploadService } from '@quantix/control-plane';
 import { ErrorCode, QuantixError } from '@quantix/core';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { DEFAULT_MAX_UPLOAD_BYTES, type UploadService } from '../../services/uploads.js';
 
 /** Parses a single `bytes=a-b` range; multi-range requests get the whole file. */
 function parseRange(header: string | undefined, size: number): { start: number; end: number } | null {

@@ -1,8 +1,8 @@
+import { createVmSchema, type VmService } from '@quantix/control-plane';
 import { type Quantix, VM_STATES } from '@quantix/core';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { createVmSchema, type VmService } from '../../services/vms.js';
 
 const idParams = z.object({ id: z.string().min(1) });
 

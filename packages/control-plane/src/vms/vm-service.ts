@@ -1,5 +1,4 @@
 import {
-  checkVmImage,
   type DomainState,
   ErrorCode,
   type EventBus,
@@ -16,6 +15,7 @@ import {
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { NodeHub } from '../hub/node-hub.js';
+import { checkVmImage } from './preflight.js';
 
 const STATE_OF_DOMAIN: Partial<Record<DomainState, Vm['state']>> = {
   running: 'running',

@@ -1,8 +1,6 @@
-import type { Repositories } from '../contracts/repositories.js';
-import type { Image } from '../domain/image.js';
-import type { PoolNodeState, StoragePool } from '../domain/pool.js';
-import { ErrorCode, QuantixError } from '../errors.js';
-import { pathOnNode } from './available-images.js';
+import type { Image, PoolNodeState, Repositories, StoragePool } from '@quantix/core';
+import { ErrorCode, QuantixError } from '@quantix/core';
+import { pathOnNode } from '../images/available.js';
 
 export interface VmImageCheck {
   image: Image;

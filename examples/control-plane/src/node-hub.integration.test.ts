@@ -7,6 +7,8 @@
  * its hello in the same TCP segment, or 2,000 reports in one write. The real daemon and agent
  * run in the end-to-end suite (test/node-links.e2e.test.ts).
  */
+
+import { NodeHub, webSocketChannel } from '@quantix/control-plane';
 import {
   type ControlMessage,
   createQuantix,
@@ -24,8 +26,7 @@ import { createStorageLocalPlugin } from '@quantix/storage-local';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
-import { type ControlPlane, startControlPlane } from '../control-plane.js';
-import { NodeHub } from './node-hub.js';
+import { type ControlPlane, startControlPlane } from './control-plane.js';
 
 const API_TOKEN = 'hub-test-token';
 const silent = pino({ level: 'silent' });
@@ -808,7 +809,9 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
       queueLimits: { pauseAt: 1_000_000, resumeAt: 0, maxMessages: 20, maxBytes: 1024 * 1024 },
     });
     const server = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: PROTOCOL_LIMITS.maxNodeMessageBytes });
-    server.on('connection', (socket, request) => hub.attach(String(request.headers['x-quantix-node-id']), socket));
+    server.on('connection', (socket, request) =>
+      hub.attach(String(request.headers['x-quantix-node-id']), webSocketChannel(socket)),
+    );
     await new Promise((resolve) => server.once('listening', resolve));
     const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
     try {

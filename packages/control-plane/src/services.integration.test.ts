@@ -6,21 +6,23 @@
 import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { CatalogEntry, ImageCatalog, Repositories } from '@quantix/core';
+import {
+  createEventBus,
+  createRepositories,
+  type Database,
+  ErrorCode,
+  imageIdForLocation,
+  openDatabase,
+  PROTOCOL_VERSION,
+  type ScannedFile,
+} from '@quantix/core';
+import { createTestDatabase, errorCodeOf, TEST_DATABASE_CLIENTS, type TestDatabase } from '@quantix/core/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { CatalogEntry, ImageCatalog } from '../contracts/catalog.js';
-import type { Repositories } from '../contracts/repositories.js';
-import { imageIdForLocation } from '../domain/ids.js';
-import { ErrorCode } from '../errors.js';
-import { createEventBus } from '../events/bus.js';
-import { type Database, openDatabase } from '../persistence/database.js';
-import { createRepositories } from '../persistence/repositories/index.js';
-import { PROTOCOL_VERSION, type ScannedFile } from '../protocol/messages.js';
-import { createTestDatabase, TEST_DATABASE_CLIENTS, type TestDatabase } from '../testing/databases.js';
-import { errorCodeOf } from '../testing/errors.js';
-import { listAvailableImages } from './available-images.js';
-import { PoolSyncService } from './pool-sync.js';
-import { ingestScan } from './scan-ingest.js';
-import { checkVmImage } from './vm-preflight.js';
+import { listAvailableImages } from './images/available.js';
+import { ingestScan } from './images/scan-ingest.js';
+import { PoolSyncService } from './pools/pool-sync.js';
+import { checkVmImage } from './vms/preflight.js';
 
 const exists = (path: string) =>
   access(path).then(

@@ -1,9 +1,5 @@
-import type { Repositories } from '../contracts/repositories.js';
-import type { DiscoveredImage, ImageKind } from '../domain/image.js';
-import type { PoolContentType } from '../domain/pool.js';
-import { isVmFileRelPath } from '../domain/vm.js';
-import { ErrorCode, QuantixError } from '../errors.js';
-import type { ScannedFile } from '../protocol/messages.js';
+import type { DiscoveredImage, ImageKind, PoolContentType, Repositories, ScannedFile } from '@quantix/core';
+import { ErrorCode, isVmFileRelPath, QuantixError } from '@quantix/core';
 
 export interface ScanIngestResult {
   inserted: number;

@@ -1,14 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import {
+  ConcurrencyLimiter,
   type ControlMessage,
   ErrorCode,
   type EventBus,
-  ingestScan,
   isQuantixError,
   NODE_CLOSE_CODES,
   type NodeMessage,
   type NodeRequest,
-  PoolSyncService,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
   parseNodeMessage,
@@ -17,9 +16,10 @@ import {
   type ScannedFile,
   truncateText,
 } from '@quantix/core';
-import { ConcurrencyLimiter } from '@quantix/images-cloud';
 import type { Logger } from 'pino';
-import type { WebSocket } from 'ws';
+import { ingestScan } from '../images/scan-ingest.js';
+import { PoolSyncService } from '../pools/pool-sync.js';
+import type { NodeChannel } from './channel.js';
 import { DEFAULT_NODE_QUEUE_LIMITS, NodeMessageQueue, type NodeQueueLimits } from './node-queue.js';
 
 type HelloMessage = Extract<NodeMessage, { type: 'hello' }>;
@@ -34,12 +34,11 @@ type LinkState = 'connecting' | 'welcomed' | 'closed';
 
 interface NodeLink {
   readonly nodeId: string;
-  readonly socket: WebSocket;
+  readonly channel: NodeChannel;
   state: LinkState;
   /** The first message, a hello for this node, arrived (it is queued or being answered). */
   helloSeen: boolean;
   helloTimer: NodeJS.Timeout | undefined;
-  alive: boolean;
   /** The generation the node last acknowledged. */
   syncedGeneration: number | null;
   readonly queue: NodeMessageQueue;
@@ -66,8 +65,6 @@ export interface NodeHubOptions {
   logger: Logger;
   /** How long a node has to say hello after connecting. */
   helloTimeoutMs?: number;
-  /** Ping interval; a node that misses a pong is dropped. */
-  heartbeatMs?: number;
   /**
    * Most database work done for nodes at once, across every node: node traffic never holds
    * more than this many of the database pool's connections (10 by default), so the API always
@@ -110,7 +107,6 @@ export class NodeHub {
   private readonly nodeChains = new Map<string, Promise<void>>();
   private readonly sync: PoolSyncService;
   private readonly database: ConcurrencyLimiter;
-  private readonly heartbeat: NodeJS.Timeout;
   /** Request ids differ across restarts: an answer meant for a previous control plane matches nothing here. */
   private readonly requestPrefix = randomBytes(6).toString('hex');
   private requestCounter = 0;
@@ -125,8 +121,6 @@ export class NodeHub {
   constructor(private readonly options: NodeHubOptions) {
     this.sync = new PoolSyncService({ repositories: options.repositories, events: options.events });
     this.database = new ConcurrencyLimiter(options.nodeDatabaseConcurrency ?? 2);
-    this.heartbeat = setInterval(() => this.checkHeartbeats(), options.heartbeatMs ?? 15_000);
-    this.heartbeat.unref();
   }
 
   connectedNodeIds(): string[] {
@@ -156,15 +150,14 @@ export class NodeHub {
     }
   }
 
-  /** Takes over a socket whose node token was already verified for `nodeId`. */
-  attach(nodeId: string, socket: WebSocket): void {
+  /** Takes over a channel whose node was already authenticated as `nodeId`. */
+  attach(nodeId: string, channel: NodeChannel): void {
     const link: NodeLink = {
       nodeId,
-      socket,
+      channel,
       state: 'connecting',
       helloSeen: false,
       helloTimer: undefined,
-      alive: true,
       syncedGeneration: null,
       queue: new NodeMessageQueue(this.options.queueLimits ?? DEFAULT_NODE_QUEUE_LIMITS),
       draining: null,
@@ -174,14 +167,10 @@ export class NodeHub {
       scans: new Map(),
     };
     link.helloTimer = setTimeout(() => {
-      if (!link.helloSeen) socket.close(NODE_CLOSE_CODES.helloTimeout, 'no hello within the time allowed');
+      if (!link.helloSeen) channel.close(NODE_CLOSE_CODES.helloTimeout, 'no hello within the time allowed');
     }, this.options.helloTimeoutMs ?? 10_000);
-    socket.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => this.receive(link, data));
-    socket.on('pong', () => {
-      link.alive = true;
-    });
-    socket.on('close', () => this.retire(link, 'connection closed'));
-    socket.on('error', (error) => this.options.logger.warn({ nodeId, err: error }, 'node socket error'));
+    channel.onMessage((text) => this.receive(link, text));
+    channel.onClose(() => this.retire(link, 'connection closed'));
   }
 
   /** Pushes the current desired pool set to every connected node (after any pool change). */
@@ -224,25 +213,19 @@ export class NodeHub {
         );
       }, timeoutMs);
       this.pending.set(requestId, { link, resolve: resolve as (r: unknown) => void, reject, timer });
-      this.send(link.socket, { v: PROTOCOL_VERSION, type: 'request', requestId, request });
+      this.send(link, { v: PROTOCOL_VERSION, type: 'request', requestId, request });
     });
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    clearInterval(this.heartbeat);
     for (const link of [...this.links.values()]) this.retire(link, 'control plane shutting down', 1001);
     await Promise.all([...this.nodeChains.values()]);
   }
 
   /** A frame from the node: parsed and checked at once, then queued (or refused). */
-  private receive(link: NodeLink, data: Buffer | ArrayBuffer | Buffer[]): void {
+  private receive(link: NodeLink, text: string): void {
     if (link.state === 'closed') return;
-    const text = Buffer.isBuffer(data)
-      ? data.toString()
-      : Array.isArray(data)
-        ? Buffer.concat(data).toString()
-        : Buffer.from(data).toString();
     let message: NodeMessage;
     try {
       message = parseNodeMessage(text);
@@ -250,10 +233,12 @@ export class NodeHub {
       this.refuseInvalid(link, error);
       return;
     }
-    link.alive = true;
     if (!link.helloSeen) {
       if (message.type !== 'hello' || message.nodeId !== link.nodeId) {
-        link.socket.close(NODE_CLOSE_CODES.helloRequired, 'the first message must be hello for the authenticated node');
+        link.channel.close(
+          NODE_CLOSE_CODES.helloRequired,
+          'the first message must be hello for the authenticated node',
+        );
         return;
       }
       // What follows the hello waits in the queue until the hello is answered.
@@ -266,7 +251,7 @@ export class NodeHub {
         { nodeId: link.nodeId, queued: link.queue.length, bytes: link.queue.bytes },
         'node message queue full; disconnecting the node',
       );
-      this.send(link.socket, {
+      this.send(link, {
         v: PROTOCOL_VERSION,
         type: 'error',
         error: {
@@ -274,13 +259,13 @@ export class NodeHub {
           message: `More than ${link.queue.limits.maxMessages} messages or ${link.queue.limits.maxBytes} bytes waiting from this node; slow down and reconnect`,
         },
       });
-      link.socket.close(NODE_CLOSE_CODES.busy, 'node message queue full');
+      link.channel.close(NODE_CLOSE_CODES.busy, 'node message queue full');
       this.retire(link, 'message queue full');
       return;
     }
     if (!link.paused && link.queue.length >= link.queue.limits.pauseAt) {
       link.paused = true;
-      link.socket.pause();
+      link.channel.pause();
     }
     if (!link.draining) link.draining = this.drain(link);
   }
@@ -290,28 +275,26 @@ export class NodeHub {
     if (link.invalidMessages <= LOGGED_INVALID_MESSAGES) {
       this.options.logger.warn({ nodeId: link.nodeId, err: error }, 'invalid message from node');
     }
-    if (link.socket.bufferedAmount < MAX_BUFFERED_REPLY_BYTES) {
-      this.send(link.socket, { v: PROTOCOL_VERSION, type: 'error', error: toErrorBody(error) });
+    if (link.channel.bufferedBytes < MAX_BUFFERED_REPLY_BYTES) {
+      this.send(link, { v: PROTOCOL_VERSION, type: 'error', error: toErrorBody(error) });
     }
     if (isQuantixError(error, ErrorCode.PROTOCOL_VERSION)) {
-      link.socket.close(NODE_CLOSE_CODES.protocolVersion, 'protocol version');
+      link.channel.close(NODE_CLOSE_CODES.protocolVersion, 'protocol version');
     }
   }
 
   /** Works through the link's queue, one message at a time, in order. */
   private async drain(link: NodeLink): Promise<void> {
     for (let message = link.queue.shift(); message; message = link.queue.shift()) {
-      // Its pongs wait unread while reading is paused; its messages show it is there.
-      link.alive = true;
       if (link.paused && link.queue.length <= link.queue.limits.resumeAt) {
         link.paused = false;
-        link.socket.resume();
+        link.channel.resume();
       }
       try {
         await this.handle(link, message);
       } catch (error) {
         this.options.logger.warn({ nodeId: link.nodeId, type: message.type, err: error }, 'node message refused');
-        this.send(link.socket, { v: PROTOCOL_VERSION, type: 'error', error: toErrorBody(error) });
+        this.send(link, { v: PROTOCOL_VERSION, type: 'error', error: toErrorBody(error) });
       }
       if (link.state === 'closed') break;
     }
@@ -397,7 +380,7 @@ export class NodeHub {
         }),
       );
       if (isClosed(link)) return;
-      this.send(link.socket, {
+      this.send(link, {
         v: PROTOCOL_VERSION,
         type: 'welcome',
         nodeId,
@@ -430,7 +413,7 @@ export class NodeHub {
     clearTimeout(link.helloTimer);
     link.queue.clear();
     link.scans.clear();
-    if (closeCode !== undefined && link.socket.readyState === link.socket.OPEN) link.socket.close(closeCode, reason);
+    if (closeCode !== undefined) link.channel.close(closeCode, reason);
     for (const [id, pending] of this.pending) {
       if (pending.link !== link) continue;
       this.pending.delete(id);
@@ -486,7 +469,7 @@ export class NodeHub {
 
   private async pushPools(link: NodeLink): Promise<void> {
     const desired = await this.withDatabase(() => this.sync.desiredPoolsFor(link.nodeId));
-    if (link.state !== 'closed') this.send(link.socket, { v: PROTOCOL_VERSION, type: 'pools.desired', ...desired });
+    if (link.state !== 'closed') this.send(link, { v: PROTOCOL_VERSION, type: 'pools.desired', ...desired });
   }
 
   /** The files of a whole scan: a message's own, or — at the final part — those of all its parts. */
@@ -540,20 +523,8 @@ export class NodeHub {
     }
   }
 
-  private checkHeartbeats(): void {
-    for (const link of this.links.values()) {
-      if (link.state !== 'welcomed') continue;
-      if (!link.alive) {
-        link.socket.terminate();
-        continue;
-      }
-      link.alive = false;
-      link.socket.ping();
-    }
-  }
-
-  private send(socket: WebSocket, message: ControlMessage): void {
-    if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(message));
+  private send(link: NodeLink, message: ControlMessage): void {
+    link.channel.send(JSON.stringify(message));
   }
 }
 

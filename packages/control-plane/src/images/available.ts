@@ -1,8 +1,14 @@
 import { posix } from 'node:path';
-import type { ImageCatalog } from '../contracts/catalog.js';
-import type { Repositories } from '../contracts/repositories.js';
-import type { Image, ImageError, ImageKind, ImageProgress } from '../domain/image.js';
-import type { PoolNodeState, StoragePool } from '../domain/pool.js';
+import type {
+  Image,
+  ImageCatalog,
+  ImageError,
+  ImageKind,
+  ImageProgress,
+  PoolNodeState,
+  Repositories,
+  StoragePool,
+} from '@quantix/core';
 
 export const AVAILABILITY = ['ready', 'downloading', 'error', 'not-downloaded', 'unavailable'] as const;
 export type Availability = (typeof AVAILABILITY)[number];

@@ -3,15 +3,18 @@
  * for a generation never pushed is refused, and a disconnected node's pool states become
  * `unknown` (the 0007 migration lets the database hold that status).
  */
+
+import type { PoolReport, Repositories } from '@quantix/core';
+import {
+  createEventBus,
+  createRepositories,
+  type Database,
+  ErrorCode,
+  openDatabase,
+  type QuantixEvents,
+} from '@quantix/core';
+import { createTestDatabase, errorCodeOf, TEST_DATABASE_CLIENTS, type TestDatabase } from '@quantix/core/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Repositories } from '../contracts/repositories.js';
-import { ErrorCode } from '../errors.js';
-import { createEventBus, type QuantixEvents } from '../events/bus.js';
-import { type Database, openDatabase } from '../persistence/database.js';
-import { createRepositories } from '../persistence/repositories/index.js';
-import type { PoolReport } from '../protocol/messages.js';
-import { createTestDatabase, TEST_DATABASE_CLIENTS, type TestDatabase } from '../testing/databases.js';
-import { errorCodeOf } from '../testing/errors.js';
 import { PoolSyncService } from './pool-sync.js';
 
 const report = (poolId: string, status: PoolReport['status'], reason: string | null = null): PoolReport => ({

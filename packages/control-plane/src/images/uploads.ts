@@ -3,11 +3,19 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { ErrorCode, type Image, QuantixError, type Repositories, redactSecrets } from '@quantix/core';
-import { checkUploadedIso, type LoadOsinfoOptions, sanitizeIsoFileName } from '@quantix/images-iso';
+import {
+  ErrorCode,
+  type FileInspector,
+  hasUnsafeNameCharacter,
+  type Image,
+  type InspectedFile,
+  QuantixError,
+  type Repositories,
+  redactSecrets,
+} from '@quantix/core';
 import type { Logger } from 'pino';
 import type { NodeHub } from '../hub/node-hub.js';
-import { newToken, tokenDigest, tokenMatches } from '../hub/tokens.js';
+import { newToken, tokenDigest, tokenMatches } from '../tokens.js';
 
 interface Staged {
   path: string;
@@ -25,8 +33,8 @@ export interface UploadServiceOptions {
   /** The control plane's URL as nodes reach it (they fetch staged uploads from it). */
   publicUrl: () => string;
   maxBytes?: number;
-  /** Where osinfo-db is for identifying uploads, or false for the built-in table only. */
-  osinfo?: LoadOsinfoOptions | false;
+  /** What reads an uploaded file (FileInspectorToken): an upload is kept only if one says what it is. */
+  inspectors: readonly FileInspector[];
 }
 
 export const DEFAULT_MAX_UPLOAD_BYTES = 16 * 1024 ** 3;
@@ -46,7 +54,7 @@ export class UploadService {
 
   async receive(input: { poolId: string; fileName: string; body: Readable; expectedSize?: number }): Promise<Image> {
     const { repositories, hub } = this.options;
-    const fileName = sanitizeIsoFileName(input.fileName);
+    const fileName = uploadFileName(input.fileName, '.iso');
     const pool = await repositories.pools.require(input.poolId);
     if (!pool.contentTypes.includes('iso')) {
       throw new QuantixError(ErrorCode.INVALID_INPUT, `Pool ${pool.name} does not hold ISOs`);
@@ -72,12 +80,7 @@ export class UploadService {
     let image: Image;
     try {
       // Only an ISO is kept (ISO_* → 422 otherwise), identified now as a scan would identify it.
-      const found = await checkUploadedIso({
-        path: staged.path,
-        fileName,
-        logger: this.options.logger,
-        ...(this.options.osinfo !== undefined ? { osinfo: this.options.osinfo } : {}),
-      });
+      const found = await this.inspect(staged.path, fileName);
       image = await repositories.images.create({
         name: fileName,
         kind: 'iso',
@@ -86,8 +89,8 @@ export class UploadService {
         checksum: staged.checksum,
         location: { poolId: pool.id, relPath },
         nodeId: pool.shared ? null : nodeId,
-        os: found.identification.os,
-        ...(found.firmware === 'any' ? {} : { requirements: { firmware: found.firmware } }),
+        ...(found.os ? { os: found.os } : {}),
+        ...(found.firmware && found.firmware !== 'any' ? { requirements: { firmware: found.firmware } } : {}),
         labels: { ...found.labels, 'quantix.io/source': 'upload' },
       });
     } catch (error) {
@@ -98,6 +101,18 @@ export class UploadService {
     this.staged.set(id, { path: staged.path, tokenDigest: tokenDigest(token), sizeBytes: staged.sizeBytes });
     void this.transfer(image, nodeId, id, token);
     return image;
+  }
+
+  /** What the inspectors read in an uploaded ISO; an error (ISO_* …) when it is none. */
+  private async inspect(path: string, fileName: string): Promise<InspectedFile> {
+    for (const inspector of this.options.inspectors) {
+      const found = await inspector.inspect({ path, relPath: fileName, content: 'iso' });
+      if (found) return found;
+    }
+    throw new QuantixError(
+      ErrorCode.UNSUPPORTED_OPERATION,
+      'This control plane has no inspector for ISOs (the images-iso plugin), so it cannot take uploads',
+    );
   }
 
   /** The staged file for a node's fetch, if the id and one-time token match. */
@@ -211,4 +226,31 @@ export class UploadService {
   async size(staged: Staged): Promise<number> {
     return (await stat(staged.path)).size;
   }
+}
+
+/** Longest file name most file systems take (bytes of UTF-8). */
+const MAX_NAME_BYTES = 255;
+
+/**
+ * The name an uploaded file is stored under: the name given, NFC, trimmed, one path segment,
+ * visible (no dot first: scans skip hidden files), no control or bidirectional formatting
+ * characters, ending in `extension`. INVALID_INPUT saying what is wrong otherwise.
+ */
+export function uploadFileName(given: string, extension: string): string {
+  const refuse = (why: string) =>
+    new QuantixError(ErrorCode.INVALID_INPUT, `Upload name ${JSON.stringify(given)} ${why}`, {
+      details: { issues: [{ path: 'name', message: why }] },
+    });
+  const name = given.normalize('NFC').trim();
+  if (name === '') throw refuse('is empty');
+  if (name.includes('/') || name.includes('\\')) throw refuse('contains a path separator');
+  if (name.includes('..')) throw refuse("contains '..'");
+  if (hasUnsafeNameCharacter(name)) {
+    throw refuse('contains a control character or a bidirectional formatting character (such as U+202E)');
+  }
+  if (name.startsWith('.')) throw refuse('starts with a dot (hidden files are not scanned)');
+  if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) throw refuse(`is longer than ${MAX_NAME_BYTES} bytes`);
+  if (!name.toLowerCase().endsWith(extension) || name.length === extension.length)
+    throw refuse(`must end in ${extension}`);
+  return name;
 }

@@ -1,8 +1,5 @@
-import type { Repositories } from '../contracts/repositories.js';
-import type { PoolNodeState } from '../domain/pool.js';
-import { ErrorCode, QuantixError } from '../errors.js';
-import type { EventBus } from '../events/bus.js';
-import type { PoolReport, ProtocolPool } from '../protocol/messages.js';
+import type { EventBus, PoolNodeState, PoolReport, ProtocolPool, Repositories } from '@quantix/core';
+import { ErrorCode, QuantixError } from '@quantix/core';
 
 export interface DesiredPools {
   generation: number;

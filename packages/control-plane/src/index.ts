@@ -1,0 +1,24 @@
+export { type NodeChannel, type WebSocketChannelOptions, type WebSocketLike, webSocketChannel } from './hub/channel.js';
+export { NodeHub, type NodeHubOptions, type NodeRequestOptions } from './hub/node-hub.js';
+export { DEFAULT_NODE_QUEUE_LIMITS, type NodeQueueLimits } from './hub/node-queue.js';
+export {
+  AVAILABILITY,
+  type Availability,
+  type AvailableImage,
+  type AvailableImagesPage,
+  listAvailableImages,
+  MAX_AVAILABLE_PAGE,
+  pathOnNode,
+} from './images/available.js';
+export { DownloadService, type DownloadServiceOptions } from './images/downloads.js';
+export { ingestScan, type ScanIngestResult } from './images/scan-ingest.js';
+export {
+  DEFAULT_MAX_UPLOAD_BYTES,
+  UploadService,
+  type UploadServiceOptions,
+  uploadFileName,
+} from './images/uploads.js';
+export { type DesiredPools, PoolSyncService } from './pools/pool-sync.js';
+export { bearerToken, newToken, tokenDigest, tokenMatches } from './tokens.js';
+export { checkVmImage, type VmImageCheck } from './vms/preflight.js';
+export { type CreateVmInput, createVmSchema, VmService } from './vms/vm-service.js';
