@@ -13,6 +13,7 @@ import { createPoolRootPolicy, createQuantix, type Quantix } from '@quantix/core
 import { startNodeDaemon } from '@quantix/example-node-daemon';
 import { createImagesCloudPlugin } from '@quantix/images-cloud';
 import { type ImageServer, startImageServer } from '@quantix/images-cloud/testing';
+import { createImagesIsoPlugin } from '@quantix/images-iso';
 import { createStorageLocalPlugin } from '@quantix/storage-local';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -83,6 +84,8 @@ describe('download sources a node accepts', () => {
           ],
         }),
         createStorageLocalPlugin({ backend: false }),
+        // The ISO reader decides which uploads are kept.
+        createImagesIsoPlugin({ osinfo: false }),
       ],
       logger: silent,
     });
