@@ -19,6 +19,7 @@ import {
   type NodeRequest,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
+  PROTOCOL_VERSIONS,
   type Quantix,
 } from '@quantix/core';
 import { createTestDatabase, errorCodeOf, type TestDatabase } from '@quantix/core/testing';
@@ -265,7 +266,8 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
     node.send('x'.repeat(PROTOCOL_LIMITS.maxNodeMessageBytes + 1));
     expect(await node.closed).toBe(1009);
     const again = await connect('probe-2');
-    again.send({ v: 2, type: 'hello' });
+    // A hello in a version this control plane does not speak (and no range offered).
+    again.send({ v: 99, type: 'hello', nodeId: 'probe-2', hostname: 'probe-2', agentVersion: 'test' });
     expect(await again.closed).toBe(NODE_CLOSE_CODES.protocolVersion);
     expect((await api('GET', '/healthz')).status).toBe(200);
   });
@@ -666,7 +668,7 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
     node.answer = (request) => {
       if (request.op !== 'pool.scan') return undefined;
       scans.push(request.poolId);
-      return { poolId: request.poolId, content: 'iso', files: 0, skipped: 0 };
+      return { poolId: request.poolId, content: 'iso', files: 0, skipped: [] };
     };
     node.hello();
     const reportAll = async (after: number) => {
@@ -798,6 +800,70 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
     } finally {
       cp = second; // afterAll closes the one still running
     }
+  });
+
+  it('agrees with each node on the highest protocol version both speak, and closes one with none in common', async () => {
+    const hello = (node: RawNode, v: number, protocol: { min: number; max: number }) =>
+      node.send({ v, type: 'hello', nodeId: node.nodeId, hostname: node.nodeId, agentVersion: 'test', protocol });
+    // A node a version ahead of this control plane, and one a version behind: both work, each in its version.
+    for (const [nodeId, offered, agreed] of [
+      ['ahead-1', { min: 1, max: PROTOCOL_VERSIONS.max + 1 }, PROTOCOL_VERSIONS.max],
+      ['behind-1', { min: 1, max: 1 }, 1],
+    ] as const) {
+      await addNode(nodeId);
+      const node = await connect(nodeId);
+      node.answer = () => ({ exists: true, sizeBytes: 42 });
+      hello(node, offered.max, offered);
+      expect((await node.waitFor('welcome')).protocol).toBe(agreed);
+      const desired = await node.waitFor('pools.desired');
+      expect(desired.v).toBe(agreed);
+      await until(
+        () => cp.hub.isConnected(nodeId),
+        (c) => c,
+        `${nodeId} connected`,
+      );
+      const stat = await cp.hub.request(nodeId, { op: 'file.stat', poolId: 'p', relPath: 'x' }, { timeoutMs: 5000 });
+      expect(stat).toEqual({ exists: true, sizeBytes: 42 });
+      expect(node.received.find((m) => m.type === 'request')?.v).toBe(agreed);
+    }
+    // A node from the future: no version in common; it is told why and closed.
+    await addNode('future-1');
+    const future = await connect('future-1');
+    hello(future, 9, { min: PROTOCOL_VERSIONS.max + 1, max: 9 });
+    expect(await future.closed).toBe(NODE_CLOSE_CODES.protocolVersion);
+    expect(future.received.find((m) => m.type === 'error')).toMatchObject({
+      error: {
+        code: 'PROTOCOL_VERSION',
+        message: expect.stringMatching(/node speaks \d+–9, this control plane 1–\d+/),
+      },
+    });
+    expect(cp.hub.isConnected('future-1')).toBe(false);
+  });
+
+  it('checks each answer against its operation, and passes a node’s error code through unchanged', async () => {
+    await addNode('typed-1');
+    const node = await connect('typed-1');
+    node.hello();
+    await node.waitFor('welcome');
+    await until(
+      () => cp.hub.isConnected('typed-1'),
+      (c) => c,
+      'typed-1 connected',
+    );
+    node.answer = () => ({ exists: 'maybe' });
+    expect(
+      await errorCodeOf(cp.hub.request('typed-1', { op: 'file.stat', poolId: 'p', relPath: 'x' }, { timeoutMs: 5000 })),
+    ).toBe('PROTOCOL_INVALID_MESSAGE');
+    node.answer = undefined;
+    const failing = cp.hub.request('typed-1', { op: 'vm.state', name: 'web' }, { timeoutMs: 5000 });
+    const request = await node.waitFor('request', (m) => m.request.op === 'vm.state');
+    node.send({
+      v: 1,
+      type: 'response',
+      requestId: request.requestId,
+      error: { code: 'ISO_TRUNCATED', message: 'the node’s own reason' },
+    });
+    await expect(failing).rejects.toMatchObject({ code: 'ISO_TRUNCATED', message: 'the node’s own reason' });
   });
 
   it('tells a node that floods past its queue NODE_BUSY and disconnects it (4008); the hub stays up', async () => {

@@ -4,6 +4,7 @@ import {
   type NodeMessage,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
+  PROTOCOL_VERSIONS,
   parseControlMessage,
   truncateText,
 } from '@quantix/core';
@@ -43,6 +44,8 @@ export interface ControlPlaneConnectionOptions {
  */
 export class ControlPlaneConnection {
   private socket: WebSocket | undefined;
+  /** The protocol version agreed in the last welcome; until one comes, this release's. */
+  private version: number = PROTOCOL_VERSION;
   private attempt = 0;
   private stopped = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -63,8 +66,10 @@ export class ControlPlaneConnection {
     return this.socket?.readyState === WebSocket.OPEN;
   }
 
+  /** Sends a message, written in the version agreed for this connection (a hello in this release's). */
   send(message: NodeMessage): void {
-    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+    if (this.socket?.readyState !== WebSocket.OPEN) return;
+    this.socket.send(JSON.stringify(message.type === 'hello' ? message : { ...message, v: this.version }));
   }
 
   async close(): Promise<void> {
@@ -96,6 +101,7 @@ export class ControlPlaneConnection {
 
     socket.on('open', () => {
       this.attempt = 0;
+      this.version = PROTOCOL_VERSION;
       logger.info({ url: endpoint.href }, 'connected to the control plane');
       this.send(
         this.options.hello?.() ?? {
@@ -105,6 +111,7 @@ export class ControlPlaneConnection {
           hostname: this.options.hostname,
           agentVersion: this.options.agentVersion,
           capabilities: this.options.capabilities ?? {},
+          protocol: { min: PROTOCOL_VERSIONS.min, max: PROTOCOL_VERSIONS.max },
         },
       );
     });
@@ -124,7 +131,11 @@ export class ControlPlaneConnection {
         logger.warn({ err: error }, 'invalid message from the control plane');
         return;
       }
-      if (message.type === 'welcome') this.connectedOnce?.();
+      if (message.type === 'welcome') {
+        // What this connection writes from now on; a control plane that does not say speaks 1.
+        this.version = message.protocol ?? 1;
+        this.connectedOnce?.();
+      }
       Promise.resolve(this.options.handler.handle(message, (reply) => this.send(reply))).catch((error) => {
         logger.error({ err: error, type: message.type }, 'handling a control-plane message failed');
         if (message.type === 'request') {

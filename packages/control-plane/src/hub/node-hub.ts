@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import {
+  agreeProtocolVersion,
   ConcurrencyLimiter,
   type ControlMessage,
   ErrorCode,
@@ -7,10 +8,15 @@ import {
   isQuantixError,
   NODE_CLOSE_CODES,
   type NodeMessage,
+  type NodeOperation,
   type NodeRequest,
+  type NodeRequestOf,
+  type NodeResultOf,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
+  PROTOCOL_VERSIONS,
   parseNodeMessage,
+  parseNodeResult,
   QuantixError,
   type Repositories,
   type ScannedFile,
@@ -36,6 +42,8 @@ interface NodeLink {
   readonly nodeId: string;
   readonly channel: NodeChannel;
   state: LinkState;
+  /** The protocol version agreed at hello; until then, this release's. */
+  version: number;
   /** The first message, a hello for this node, arrived (it is queued or being answered). */
   helloSeen: boolean;
   helloTimer: NodeJS.Timeout | undefined;
@@ -54,6 +62,7 @@ interface NodeLink {
 
 interface PendingRequest {
   link: NodeLink;
+  op: NodeOperation;
   resolve(result: unknown): void;
   reject(error: Error): void;
   timer: NodeJS.Timeout;
@@ -156,6 +165,7 @@ export class NodeHub {
       nodeId,
       channel,
       state: 'connecting',
+      version: PROTOCOL_VERSION,
       helloSeen: false,
       helloTimer: undefined,
       syncedGeneration: null,
@@ -184,7 +194,11 @@ export class NodeHub {
    * as a QuantixError. It fails with NODE_NOT_CONNECTED at once when the node has no live link,
    * or as soon as that link closes, and with COMMAND_TIMEOUT after `timeoutMs`: never later.
    */
-  request<T = unknown>(nodeId: string, request: NodeRequest, options: NodeRequestOptions = {}): Promise<T> {
+  request<Op extends NodeOperation>(
+    nodeId: string,
+    request: NodeRequestOf<Op>,
+    options: NodeRequestOptions = {},
+  ): Promise<NodeResultOf<Op>> {
     const link = this.links.get(nodeId);
     if (link?.state !== 'welcomed') {
       return Promise.reject(
@@ -199,7 +213,7 @@ export class NodeHub {
     }
     const requestId = `${this.requestPrefix}-${++this.requestCounter}`;
     const timeoutMs = options.timeoutMs ?? 60_000;
-    return new Promise<T>((resolve, reject) => {
+    return new Promise<NodeResultOf<Op>>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(requestId);
         reject(
@@ -212,8 +226,14 @@ export class NodeHub {
           ),
         );
       }, timeoutMs);
-      this.pending.set(requestId, { link, resolve: resolve as (r: unknown) => void, reject, timer });
-      this.send(link, { v: PROTOCOL_VERSION, type: 'request', requestId, request });
+      this.pending.set(requestId, {
+        link,
+        op: request.op,
+        resolve: resolve as (result: unknown) => void,
+        reject,
+        timer,
+      });
+      this.send(link, { v: link.version, type: 'request', requestId, request: request as NodeRequest });
     });
   }
 
@@ -252,7 +272,7 @@ export class NodeHub {
         'node message queue full; disconnecting the node',
       );
       this.send(link, {
-        v: PROTOCOL_VERSION,
+        v: link.version,
         type: 'error',
         error: {
           code: ErrorCode.NODE_BUSY,
@@ -276,7 +296,7 @@ export class NodeHub {
       this.options.logger.warn({ nodeId: link.nodeId, err: error }, 'invalid message from node');
     }
     if (link.channel.bufferedBytes < MAX_BUFFERED_REPLY_BYTES) {
-      this.send(link, { v: PROTOCOL_VERSION, type: 'error', error: toErrorBody(error) });
+      this.send(link, { v: link.version, type: 'error', error: toErrorBody(error) });
     }
     if (isQuantixError(error, ErrorCode.PROTOCOL_VERSION)) {
       link.channel.close(NODE_CLOSE_CODES.protocolVersion, 'protocol version');
@@ -294,7 +314,7 @@ export class NodeHub {
         await this.handle(link, message);
       } catch (error) {
         this.options.logger.warn({ nodeId: link.nodeId, type: message.type, err: error }, 'node message refused');
-        this.send(link, { v: PROTOCOL_VERSION, type: 'error', error: toErrorBody(error) });
+        this.send(link, { v: link.version, type: 'error', error: toErrorBody(error) });
       }
       if (link.state === 'closed') break;
     }
@@ -339,16 +359,18 @@ export class NodeHub {
         this.pending.delete(message.requestId);
         clearTimeout(pending.timer);
         if (message.error) {
-          const code = (Object.values(ErrorCode) as string[]).includes(message.error.code)
-            ? (message.error.code as ErrorCode)
-            : ErrorCode.COMMAND_FAILED;
+          // The node's own code, unchanged: the caller and the API see what failed there.
           pending.reject(
-            new QuantixError(code, message.error.message, {
-              details: { nodeId: link.nodeId, nodeCode: message.error.code },
+            new QuantixError(message.error.code as ErrorCode, message.error.message, {
+              details: { nodeId: link.nodeId, op: pending.op },
             }),
           );
         } else {
-          pending.resolve(message.result);
+          try {
+            pending.resolve(parseNodeResult(pending.op, message.result));
+          } catch (error) {
+            pending.reject(error as Error);
+          }
         }
         return;
       }
@@ -363,6 +385,22 @@ export class NodeHub {
    */
   private async welcome(link: NodeLink, hello: HelloMessage): Promise<void> {
     const { nodeId } = link;
+    const offered = hello.protocol ?? { min: hello.v, max: hello.v };
+    const version = agreeProtocolVersion(offered);
+    if (version === null) {
+      const reason = `no protocol version in common: the node speaks ${offered.min}–${offered.max}, this control plane ${PROTOCOL_VERSIONS.min}–${PROTOCOL_VERSIONS.max}`;
+      this.options.logger.warn({ nodeId, offered }, reason);
+      this.send(link, {
+        v: PROTOCOL_VERSION,
+        type: 'error',
+        error: { code: ErrorCode.PROTOCOL_VERSION, message: reason },
+      });
+      // A close reason is at most 123 bytes.
+      link.channel.close(NODE_CLOSE_CODES.protocolVersion, reason.slice(0, 120));
+      this.retire(link, reason);
+      return;
+    }
+    link.version = version;
     const previous = this.links.get(nodeId);
     this.links.set(nodeId, link);
     if (previous && previous !== link) {
@@ -381,11 +419,12 @@ export class NodeHub {
       );
       if (isClosed(link)) return;
       this.send(link, {
-        v: PROTOCOL_VERSION,
+        v: version,
         type: 'welcome',
         nodeId,
         serverTime: new Date().toISOString(),
         maxMessageBytes: PROTOCOL_LIMITS.maxNodeMessageBytes,
+        protocol: version,
       });
       await this.pushPools(link);
       welcomed = true;
@@ -469,7 +508,7 @@ export class NodeHub {
 
   private async pushPools(link: NodeLink): Promise<void> {
     const desired = await this.withDatabase(() => this.sync.desiredPoolsFor(link.nodeId));
-    if (link.state !== 'closed') this.send(link, { v: PROTOCOL_VERSION, type: 'pools.desired', ...desired });
+    if (link.state !== 'closed') this.send(link, { v: link.version, type: 'pools.desired', ...desired });
   }
 
   /** The files of a whole scan: a message's own, or — at the final part — those of all its parts. */

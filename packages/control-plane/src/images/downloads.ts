@@ -7,7 +7,6 @@ import {
   type Image,
   type ImageCatalog,
   type ImageDownloadResult,
-  imageDownloadResultSchema,
   isQuantixError,
   type NodeMessage,
   QuantixError,
@@ -203,7 +202,7 @@ export class DownloadService {
         await repositories.images.update(image.id, { phase: 'downloading', error: null });
         events.emit('image.phase', { imageId: image.id, from: image.phase, to: 'downloading', error: null });
       }
-      const answer = await hub.request<unknown>(
+      const result = await hub.request(
         nodeId,
         {
           op: 'image.download',
@@ -216,13 +215,7 @@ export class DownloadService {
         },
         { timeoutMs: 24 * 3600_000 },
       );
-      const result = imageDownloadResultSchema.safeParse(answer);
-      if (!result.success) {
-        throw new QuantixError(ErrorCode.PROTOCOL_INVALID_MESSAGE, `Node ${nodeId} answered the download oddly`, {
-          details: { nodeId, imageId: image.id },
-        });
-      }
-      await this.complete(image.id, result.data, nodeId);
+      await this.complete(image.id, result, nodeId);
     })()
       .catch(async (error) => {
         if (isQuantixError(error, ErrorCode.NODE_NOT_CONNECTED)) {

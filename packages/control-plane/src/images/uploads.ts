@@ -175,7 +175,7 @@ export class UploadService {
     const location = image.location as NonNullable<Image['location']>;
     try {
       await repositories.images.update(image.id, { phase: 'downloading' });
-      const result = await hub.request<{ sizeBytes: number; os?: Partial<Image['os']> | null }>(
+      const result = await hub.request(
         nodeId,
         {
           op: 'image.download',
@@ -194,7 +194,6 @@ export class UploadService {
         progress: null,
         sizeBytes: result.sizeBytes,
         fileModifiedAt: new Date(),
-        ...(result.os ? { os: { ...image.os, ...result.os } } : {}),
       });
     } catch (error) {
       logger.warn({ imageId: image.id, err: error }, 'upload transfer to the node failed');

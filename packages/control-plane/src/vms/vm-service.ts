@@ -112,11 +112,7 @@ export class VmService {
         const location = (await repositories.images.require(request.imageId)).location as NonNullable<
           Image['location']
         >;
-        const stat = await hub.request<{ exists: boolean }>(
-          request.nodeId,
-          { op: 'file.stat', ...location },
-          { timeoutMs: 15_000 },
-        );
+        const stat = await hub.request(request.nodeId, { op: 'file.stat', ...location }, { timeoutMs: 15_000 });
         return stat.exists;
       },
     });
@@ -196,13 +192,12 @@ export class VmService {
   ): Promise<Vm> {
     const { repositories, hub, events } = this.options;
     const vm = await repositories.vms.require(id);
-    const result = await hub.request<{ state?: DomainState } | undefined>(
-      vm.nodeId,
-      { ...request, name: vm.name },
-      { timeoutMs: 120_000 },
-    );
+    const result =
+      request.op === 'vm.start'
+        ? await hub.request(vm.nodeId, { op: 'vm.start', name: vm.name }, { timeoutMs: 120_000 })
+        : await hub.request(vm.nodeId, { op: 'vm.stop', name: vm.name, force: request.force }, { timeoutMs: 120_000 });
     // Record what the hypervisor says, not what was asked: a guest may ignore an ACPI shutdown.
-    const to = (result?.state && STATE_OF_DOMAIN[result.state]) || wanted;
+    const to = STATE_OF_DOMAIN[result.state] ?? wanted;
     const updated = await repositories.vms.update(id, { state: to, error: null });
     events.emit('vm.state', { vmId: id, from: vm.state, to });
     return updated;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, isQuantixError } from '../errors.js';
 import {
+  agreeProtocolVersion,
   imageDownloadResultSchema,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
@@ -82,12 +83,33 @@ describe('control-plane ⇄ node protocol', () => {
   });
 
   it('refuses another protocol version, non-JSON, and frames that miss fields', () => {
-    expect(codeOf(() => parseNodeMessage({ v: 2, type: 'hello' }))).toBe(ErrorCode.PROTOCOL_VERSION);
+    expect(codeOf(() => parseNodeMessage({ v: 99, type: 'pools.state', generation: 1, pools: [] }))).toBe(
+      ErrorCode.PROTOCOL_VERSION,
+    );
+    expect(codeOf(() => parseNodeMessage({ v: 0, type: 'response', requestId: 'r' }))).toBe(ErrorCode.PROTOCOL_VERSION);
     expect(codeOf(() => parseNodeMessage('{not json'))).toBe(ErrorCode.PROTOCOL_INVALID_MESSAGE);
     expect(codeOf(() => parseNodeMessage({ v: 1, type: 'hello', nodeId: 'n1' }))).toBe(
       ErrorCode.PROTOCOL_INVALID_MESSAGE,
     );
     expect(codeOf(() => parseNodeMessage({ v: 1, type: 'pools.state', generation: -1, pools: [] }))).toBe(
+      ErrorCode.PROTOCOL_INVALID_MESSAGE,
+    );
+  });
+
+  it('reads a hello of any version, and agrees on the highest version both sides speak', () => {
+    const hello = parseNodeMessage({
+      v: 7,
+      type: 'hello',
+      nodeId: 'n1',
+      hostname: 'n1',
+      agentVersion: '9.0.0',
+      protocol: { min: 1, max: 7 },
+    });
+    expect(hello).toMatchObject({ type: 'hello', protocol: { min: 1, max: 7 } });
+    expect(agreeProtocolVersion({ min: 1, max: 7 }, { min: 1, max: 2 })).toBe(2);
+    expect(agreeProtocolVersion({ min: 1, max: 1 }, { min: 1, max: 2 })).toBe(1);
+    expect(agreeProtocolVersion({ min: 3, max: 4 }, { min: 1, max: 2 })).toBeNull();
+    expect(codeOf(() => parseNodeMessage({ ...hello, protocol: { min: 3, max: 1 } }))).toBe(
       ErrorCode.PROTOCOL_INVALID_MESSAGE,
     );
   });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DOMAIN_STATES } from '../contracts/hypervisor.js';
 import { CHECKSUM_ALGORITHMS, IMAGE_FORMATS, IMAGE_KINDS, OS_CONFIDENCES, OS_FAMILIES } from '../domain/image.js';
 import { POOL_CONTENT_TYPES, POOL_NODE_STATUSES } from '../domain/pool.js';
 import { ErrorCode, QuantixError } from '../errors.js';
@@ -6,13 +7,35 @@ import { ErrorCode, QuantixError } from '../errors.js';
 /**
  * The control-plane ⇄ node protocol. The node daemon dials the control plane and keeps one
  * authenticated connection; every frame is one JSON message `{ v, type, ... }`, validated by
- * these schemas on both sides. `v` is the protocol version: a peer speaking another version
- * is refused at hello with PROTOCOL_VERSION.
+ * these schemas on both sides. `v` is the protocol version the message is written in.
+ *
+ * Versions are negotiated, so that nodes and control planes upgrade one at a time: a node's
+ * hello says the range of versions it speaks (`protocol: { min, max }`), the control plane picks
+ * the highest version both speak and says it in its welcome, and both write that version from
+ * then on. A node with no version in common is closed (PROTOCOL_VERSION, close code 4001) with a
+ * reason naming both ranges. A version adds optional fields only, so a message of an older
+ * version still reads.
  *
  * Requests that expect an answer carry a `requestId`; the answer is `response` with the same
  * id and either `result` or `error` ({ code, message } — a QuantixError code).
  */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSIONS = {
+  /** The oldest version this release speaks (the first release's). */
+  min: 1,
+  /** The newest: 2 adds version negotiation, typed operation results and checksumAlgorithm. */
+  max: 2,
+} as const;
+/** The version this release writes before a version was agreed (its hello), and prefers. */
+export const PROTOCOL_VERSION = PROTOCOL_VERSIONS.max;
+
+/** The version two ranges have in common (the highest), or null when they share none. */
+export function agreeProtocolVersion(
+  theirs: { min: number; max: number },
+  ours: { min: number; max: number } = PROTOCOL_VERSIONS,
+): number | null {
+  const version = Math.min(theirs.max, ours.max);
+  return version >= Math.max(theirs.min, ours.min) ? version : null;
+}
 
 /**
  * Limits on what a peer may send. One node must not be able to starve the control plane, so
@@ -74,12 +97,17 @@ export function truncateText(text: string, max: number = PROTOCOL_LIMITS.reason)
 }
 
 const id = z.string().min(1).max(PROTOCOL_LIMITS.id);
+const version = z.number().int().positive().max(1_000);
+const versionRange = z
+  .object({ min: version, max: version })
+  .refine((range) => range.min <= range.max, 'min must not be above max');
 const relPath = z.string().min(1).max(PROTOCOL_LIMITS.path);
 const bytes = z.number().int().nonnegative();
 const name = z.string().max(PROTOCOL_LIMITS.name);
 const short = z.string().max(PROTOCOL_LIMITS.short);
 const reason = z.string().max(PROTOCOL_LIMITS.reason);
 const url = z.string().max(PROTOCOL_LIMITS.url).url();
+const path = z.string().min(1).max(PROTOCOL_LIMITS.path);
 
 /** Any JSON value, at most `maxBytes` once serialized (the frame limit alone would allow 1 MiB). */
 function boundedJson<T extends z.ZodType>(schema: T, maxBytes: number = PROTOCOL_LIMITS.jsonBytes) {
@@ -182,37 +210,6 @@ export const vmSpecSchema = z.object({
 });
 export type VmSpec = z.infer<typeof vmSpecSchema>;
 
-/** Operations the control plane asks a node to perform; the node answers with `response`. */
-export const nodeRequestSchema = z.discriminatedUnion('op', [
-  z.object({ op: z.literal('pool.scan'), poolId: id, content: z.enum(POOL_CONTENT_TYPES) }),
-  z.object({
-    op: z.literal('image.download'),
-    imageId: id,
-    poolId: id,
-    relPath,
-    sourceUrl: url,
-    checksum: checksum.nullable(),
-    checksumUrl: url.nullable(),
-  }),
-  /*
-   * image.download answers imageDownloadResultSchema. A second image.download for an image the
-   * node is still fetching into the same place attaches to that download (a control plane that
-   * restarted asks again); one that finished lately is answered from its result, without
-   * fetching again.
-   */
-  z.object({ op: z.literal('image.cancel'), imageId: id }),
-  z.object({ op: z.literal('image.remove'), poolId: id, relPath }),
-  /** Answer: `{ exists: boolean, sizeBytes: number | null }`. */
-  z.object({ op: z.literal('file.stat'), poolId: id, relPath }),
-  /** Answer: `{ name, uuid, state }` once the domain runs. Files made for it are removed on failure. */
-  z.object({ op: z.literal('vm.create'), vm: vmSpecSchema }),
-  z.object({ op: z.literal('vm.start'), name }),
-  z.object({ op: z.literal('vm.stop'), name, force: z.boolean().default(false) }),
-  z.object({ op: z.literal('vm.delete'), name }),
-  z.object({ op: z.literal('vm.state'), name }),
-]);
-export type NodeRequest = z.infer<typeof nodeRequestSchema>;
-
 /** What a node answers to image.download once the file is complete and verified. */
 export const imageDownloadResultSchema = z.object({
   sizeBytes: bytes,
@@ -223,6 +220,95 @@ export const imageDownloadResultSchema = z.object({
   resumed: z.boolean().optional(),
 });
 export type ImageDownloadResult = z.infer<typeof imageDownloadResultSchema>;
+
+const domainState = z.enum(DOMAIN_STATES);
+
+/**
+ * Every operation the control plane asks of a node: its request and the result the node
+ * answers with. One map, read by both sides: `hub.request(op)` is typed by it and checks the
+ * result when it arrives; the node agent's handlers are typed by it, so neither side can drift.
+ */
+export const NODE_OPERATIONS = {
+  /** Lists the pool's files of one content type, sends them as scan.result, answers with counts. */
+  'pool.scan': {
+    request: z.object({ poolId: id, content: z.enum(POOL_CONTENT_TYPES) }),
+    result: z.object({
+      poolId: id,
+      content: z.enum(POOL_CONTENT_TYPES),
+      files: z.number().int().nonnegative(),
+      skipped: z.array(z.object({ relPath, reason })).max(PROTOCOL_LIMITS.scanFilesPerMessage),
+    }),
+  },
+  /**
+   * Fetches a file into a pool, verified. A second image.download for an image the node is still
+   * fetching into the same place attaches to that download (a control plane that restarted asks
+   * again); one that finished lately is answered from its result, without fetching again.
+   */
+  'image.download': {
+    request: z.object({
+      imageId: id,
+      poolId: id,
+      relPath,
+      sourceUrl: url,
+      checksum: checksum.nullable(),
+      checksumUrl: url.nullable(),
+      /** Which line of a checksum file to use when it lists several algorithms (absent: the strongest). */
+      checksumAlgorithm: z.enum(CHECKSUM_ALGORITHMS).nullable().optional(),
+    }),
+    result: imageDownloadResultSchema,
+  },
+  'image.cancel': { request: z.object({ imageId: id }), result: z.object({ cancelled: z.boolean() }) },
+  'image.remove': { request: z.object({ poolId: id, relPath }), result: z.object({ removed: z.boolean() }) },
+  'file.stat': {
+    request: z.object({ poolId: id, relPath }),
+    result: z.object({ exists: z.boolean(), sizeBytes: bytes.nullable() }),
+  },
+  /** Builds and starts a VM; files made for it are removed when it fails. */
+  'vm.create': {
+    request: z.object({ vm: vmSpecSchema }),
+    result: z.object({ name, uuid: short, state: domainState }),
+  },
+  'vm.start': { request: z.object({ name }), result: z.object({ name, state: domainState }) },
+  'vm.stop': {
+    request: z.object({ name, force: z.boolean().default(false) }),
+    result: z.object({ name, state: domainState }),
+  },
+  'vm.delete': {
+    request: z.object({ name }),
+    result: z.object({ removedFiles: z.array(path).max(PROTOCOL_LIMITS.pools) }),
+  },
+  'vm.state': { request: z.object({ name }), result: z.object({ name, state: domainState }) },
+} as const;
+
+export type NodeOperation = keyof typeof NODE_OPERATIONS;
+/** The request of one operation, as the control plane writes it (defaults may be left out). */
+export type NodeRequestOf<Op extends NodeOperation> = { op: Op } & z.input<(typeof NODE_OPERATIONS)[Op]['request']>;
+/** The result a node answers one operation with, as checked on arrival. */
+export type NodeResultOf<Op extends NodeOperation> = z.output<(typeof NODE_OPERATIONS)[Op]['result']>;
+
+/** Any operation's request, after defaults (what a node receives). */
+export type NodeRequest = {
+  [Op in NodeOperation]: { op: Op } & z.output<(typeof NODE_OPERATIONS)[Op]['request']>;
+}[NodeOperation];
+
+/** Operations the control plane asks a node to perform; the node answers with `response`. */
+export const nodeRequestSchema = z.discriminatedUnion(
+  'op',
+  Object.entries(NODE_OPERATIONS).map(([op, { request }]) => request.extend({ op: z.literal(op) })) as unknown as [
+    z.ZodObject<{ op: z.ZodLiteral<NodeOperation> }>,
+    ...z.ZodObject<{ op: z.ZodLiteral<NodeOperation> }>[],
+  ],
+) as unknown as z.ZodType<NodeRequest, { op: NodeOperation }>;
+
+/** Checks a node's answer to `op` against the operation's result schema. */
+export function parseNodeResult<Op extends NodeOperation>(op: Op, result: unknown): NodeResultOf<Op> {
+  const parsed = NODE_OPERATIONS[op].result.safeParse(result);
+  if (parsed.success) return parsed.data as NodeResultOf<Op>;
+  const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+  throw new QuantixError(ErrorCode.PROTOCOL_INVALID_MESSAGE, `Invalid result of ${op}: ${issues}`, {
+    details: { op },
+  });
+}
 
 /**
  * A download a node has in hand, reported in its hello so that a control plane that restarted
@@ -242,29 +328,31 @@ export type HelloDownload = z.infer<typeof helloDownload>;
 /** Messages from the control plane to a node. */
 export const controlMessageSchema = z.discriminatedUnion('type', [
   z.object({
-    v: z.literal(PROTOCOL_VERSION),
+    v: version,
     type: z.literal('welcome'),
     nodeId: id,
     serverTime: short,
     /** The largest frame the control plane takes from this node (absent: an older control plane, no stated limit). */
     maxMessageBytes: z.number().int().positive().optional(),
+    /** The version both sides write from now on (absent: an older control plane, version 1). */
+    protocol: version.optional(),
   }),
   /** The node's full desired pool set. Sent on every (re)connect and on any pool change. */
   z.object({
-    v: z.literal(PROTOCOL_VERSION),
+    v: version,
     type: z.literal('pools.desired'),
     generation: z.number().int().nonnegative(),
     pools: z.array(poolDefinition).max(PROTOCOL_LIMITS.pools),
   }),
-  z.object({ v: z.literal(PROTOCOL_VERSION), type: z.literal('request'), requestId: id, request: nodeRequestSchema }),
-  z.object({ v: z.literal(PROTOCOL_VERSION), type: z.literal('error'), error: errorBody }),
+  z.object({ v: version, type: z.literal('request'), requestId: id, request: nodeRequestSchema }),
+  z.object({ v: version, type: z.literal('error'), error: errorBody }),
 ]);
 export type ControlMessage = z.infer<typeof controlMessageSchema>;
 
 /** Messages from a node to the control plane. */
 export const nodeMessageSchema = z.discriminatedUnion('type', [
   z.object({
-    v: z.literal(PROTOCOL_VERSION),
+    v: version,
     type: z.literal('hello'),
     nodeId: id,
     hostname: name.min(1),
@@ -272,6 +360,8 @@ export const nodeMessageSchema = z.discriminatedUnion('type', [
     capabilities: jsonRecord.default({}),
     /** Downloads this node has in hand (absent: an older node, or none). */
     downloads: z.array(helloDownload).max(PROTOCOL_LIMITS.downloads).optional(),
+    /** The versions this node speaks (absent: an older node, which speaks only `v`). */
+    protocol: versionRange.optional(),
   }),
   /**
    * Per-pool state after reconciling generation `generation` (the node's acknowledgement), with
@@ -279,13 +369,13 @@ export const nodeMessageSchema = z.discriminatedUnion('type', [
    * A generation newer than the control plane's current one is refused.
    */
   z.object({
-    v: z.literal(PROTOCOL_VERSION),
+    v: version,
     type: z.literal('pools.state'),
     generation: z.number().int().nonnegative(),
     pools: z.array(poolReport).max(PROTOCOL_LIMITS.pools),
   }),
   z.object({
-    v: z.literal(PROTOCOL_VERSION),
+    v: version,
     type: z.literal('scan.result'),
     poolId: id,
     content: z.enum(POOL_CONTENT_TYPES),
@@ -300,7 +390,7 @@ export const nodeMessageSchema = z.discriminatedUnion('type', [
     final: z.boolean().optional(),
   }),
   z.object({
-    v: z.literal(PROTOCOL_VERSION),
+    v: version,
     type: z.literal('image.progress'),
     imageId: id,
     /** Set when the download moves on: verifying means every byte arrived and is being checked. */
@@ -311,7 +401,7 @@ export const nodeMessageSchema = z.discriminatedUnion('type', [
     etaSeconds: z.number().nonnegative().nullable(),
   }),
   z.object({
-    v: z.literal(PROTOCOL_VERSION),
+    v: version,
     type: z.literal('response'),
     requestId: id,
     result: boundedJson(z.unknown()).optional(),
@@ -329,13 +419,18 @@ function parseMessage<T>(schema: z.ZodType<T>, data: unknown, side: string): T {
       throw new QuantixError(ErrorCode.PROTOCOL_INVALID_MESSAGE, `${side} message is not JSON`);
     }
   }
-  const version = (value as { v?: unknown } | null)?.v;
-  if (version !== PROTOCOL_VERSION) {
+  // A hello is read whatever its version: the versions it offers are negotiated from it.
+  const message = value as { v?: unknown; type?: unknown } | null;
+  const version = message?.v;
+  if (
+    message?.type !== 'hello' &&
+    (typeof version !== 'number' || version < PROTOCOL_VERSIONS.min || version > PROTOCOL_VERSIONS.max)
+  ) {
     // The version is the peer's text: quoted and cut short, never echoed whole.
     const shown = truncateText(JSON.stringify(version) ?? 'none', 32);
     throw new QuantixError(
       ErrorCode.PROTOCOL_VERSION,
-      `${side} message speaks protocol version ${shown}; this side speaks ${PROTOCOL_VERSION}`,
+      `${side} message speaks protocol version ${shown}; this side speaks ${PROTOCOL_VERSIONS.min}–${PROTOCOL_VERSIONS.max}`,
       { details: { version: shown } },
     );
   }

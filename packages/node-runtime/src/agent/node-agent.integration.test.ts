@@ -140,13 +140,15 @@ describe('NodeAgent with real storage, downloads and libvirt', () => {
 
   it('introduces itself with what it can do', () => {
     expect(agent.hello({ hostname: 'hv-1', agentVersion: '0.1.0' })).toEqual({
-      v: 1,
+      v: PROTOCOL_VERSION,
       type: 'hello',
       nodeId: 'node-1',
       hostname: 'hv-1',
       agentVersion: '0.1.0',
       capabilities: { poolTypes: ['local'], downloadSchemes: ['http', 'https'], vms: true },
       downloads: [],
+      // The versions it speaks: the control plane picks the highest it shares.
+      protocol: { min: 1, max: PROTOCOL_VERSION },
     });
   });
 

@@ -20,7 +20,9 @@ import {
   isQuantixError,
   LocalCommandRunner,
   type NodeMessage,
+  type NodeOperation,
   type NodeRequest,
+  type NodeResultOf,
   type PluginContext,
   type PoolContentType,
   type PoolReport,
@@ -28,6 +30,7 @@ import {
   type PoolTypeDefinition,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
+  PROTOCOL_VERSIONS,
   type ProtocolPool,
   parseControlMessage,
   QuantixError,
@@ -152,6 +155,8 @@ export class NodeAgent {
   private checking: Promise<PoolReport[]> | null = null;
   private readonly recheckTimer: NodeJS.Timeout | undefined;
   /** The largest frame the control plane takes (from its welcome); null: it did not say. */
+  /** The protocol version of this connection, from the welcome (until then, this release's). */
+  private protocolVersion: number = PROTOCOL_VERSION;
   private maxMessageBytes: number | null = null;
   private readonly poolRoots: PoolRootPolicy;
 
@@ -181,6 +186,7 @@ export class NodeAgent {
       nodeId: this.options.nodeId,
       hostname: options.hostname,
       agentVersion: options.agentVersion,
+      protocol: { min: PROTOCOL_VERSIONS.min, max: PROTOCOL_VERSIONS.max },
       capabilities: {
         poolTypes: this.options.backends.map((b) => b.type),
         downloadSchemes: (this.options.fetchers ?? []).flatMap((f) => [...f.schemes]),
@@ -236,6 +242,8 @@ export class NodeAgent {
         return this.answer(message.requestId, message.request, send);
       case 'welcome':
         this.maxMessageBytes = message.maxMessageBytes ?? null;
+        // The version agreed for this connection; a control plane that does not say speaks 1.
+        this.protocolVersion = message.protocol ?? 1;
         return;
       case 'error':
         this.logger?.warn({ error: message.error }, 'the control plane reported an error');
@@ -415,51 +423,60 @@ export class NodeAgent {
     await this.emit(send, reply);
   }
 
-  private async perform(request: NodeRequest, send: Send): Promise<unknown> {
-    switch (request.op) {
-      case 'pool.scan':
-        return this.scan(request.poolId, request.content, send);
-      case 'image.download':
-        return this.download(request, send);
-      case 'image.cancel': {
-        const running = this.downloads.get(request.imageId);
-        running?.controller.abort(
-          new QuantixError(ErrorCode.DOWNLOAD_CANCELLED, `Download of image ${request.imageId} was cancelled`),
-        );
-        return { cancelled: Boolean(running) };
+  /**
+   * One handler per protocol operation, each typed by the operation's result schema
+   * (NODE_OPERATIONS): what a node answers cannot drift from what the control plane checks.
+   */
+  private readonly handlers: {
+    [Op in NodeOperation]: (request: Extract<NodeRequest, { op: Op }>, send: Send) => Promise<NodeResultOf<Op>>;
+  } = {
+    'pool.scan': (request, send) => this.scan(request.poolId, request.content, send),
+    'image.download': (request, send) => this.download(request, send),
+    'image.cancel': async (request) => {
+      const running = this.downloads.get(request.imageId);
+      running?.controller.abort(
+        new QuantixError(ErrorCode.DOWNLOAD_CANCELLED, `Download of image ${request.imageId} was cancelled`),
+      );
+      return { cancelled: Boolean(running) };
+    },
+    'image.remove': async (request) => {
+      const { pool, backend } = this.poolFor(request.poolId);
+      await callBackend(backend, 'remove', { pool, relPath: request.relPath });
+      for (const [imageId, done] of [...this.finished]) {
+        if (done.poolId === request.poolId && done.relPath === request.relPath) this.finished.delete(imageId);
       }
-      case 'image.remove': {
-        const { pool, backend } = this.poolFor(request.poolId);
-        await callBackend(backend, 'remove', { pool, relPath: request.relPath });
-        for (const [imageId, done] of [...this.finished]) {
-          if (done.poolId === request.poolId && done.relPath === request.relPath) this.finished.delete(imageId);
-        }
-        return { removed: true };
+      return { removed: true };
+    },
+    'file.stat': async (request) => {
+      const path = await this.resolve(request.poolId, request.relPath);
+      try {
+        const info = await stat(path);
+        return { exists: info.isFile(), sizeBytes: info.isFile() ? info.size : null };
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { exists: false, sizeBytes: null };
+        throw error;
       }
-      case 'file.stat': {
-        const path = await this.resolve(request.poolId, request.relPath);
-        try {
-          const info = await stat(path);
-          return { exists: info.isFile(), sizeBytes: info.isFile() ? info.size : null };
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { exists: false, sizeBytes: null };
-          throw error;
-        }
-      }
-      case 'vm.create':
-        return this.createVm(request.vm);
-      case 'vm.start':
-        await this.hypervisor().start({ name: request.name });
-        return { name: request.name, state: await this.hypervisor().state({ name: request.name }) };
-      case 'vm.stop':
-        if (request.force) await this.hypervisor().destroy({ name: request.name });
-        else await this.hypervisor().shutdown({ name: request.name });
-        return { name: request.name, state: await this.hypervisor().state({ name: request.name }) };
-      case 'vm.delete':
-        return this.vms().deleteVm({ name: request.name });
-      case 'vm.state':
-        return { name: request.name, state: await this.hypervisor().state({ name: request.name }) };
-    }
+    },
+    'vm.create': (request) => this.createVm(request.vm),
+    'vm.start': async (request) => {
+      await this.hypervisor().start({ name: request.name });
+      return { name: request.name, state: await this.hypervisor().state({ name: request.name }) };
+    },
+    'vm.stop': async (request) => {
+      if (request.force) await this.hypervisor().destroy({ name: request.name });
+      else await this.hypervisor().shutdown({ name: request.name });
+      return { name: request.name, state: await this.hypervisor().state({ name: request.name }) };
+    },
+    'vm.delete': (request) => this.vms().deleteVm({ name: request.name }),
+    'vm.state': async (request) => ({
+      name: request.name,
+      state: await this.hypervisor().state({ name: request.name }),
+    }),
+  };
+
+  private perform(request: NodeRequest, send: Send): Promise<unknown> {
+    const handler = this.handlers[request.op] as (request: NodeRequest, send: Send) => Promise<unknown>;
+    return handler(request, send);
   }
 
   private async scan(poolId: string, content: PoolContentType, send: Send) {
@@ -683,7 +700,7 @@ export class NodeAgent {
     }
   }
 
-  private async createVm(spec: VmSpec): Promise<{ name: string; uuid: string; state: string }> {
+  private async createVm(spec: VmSpec): Promise<NodeResultOf<'vm.create'>> {
     const vms = this.vms();
     const common = { name: spec.name, vcpus: spec.cpu, memoryMiB: spec.memoryMiB, firmware: spec.firmware };
     let created: CreatedVm;
@@ -743,7 +760,8 @@ export class NodeAgent {
 
   private async emit(send: Send, message: NodeMessage): Promise<void> {
     try {
-      await send(message);
+      // Everything after the hello is written in the version the welcome agreed on.
+      await send(message.type === 'hello' ? message : { ...message, v: this.protocolVersion });
     } catch (error) {
       // The connection is down; the control plane resends what it needs on reconnect.
       this.logger?.warn({ type: message.type, err: String(error) }, 'could not send a message to the control plane');
