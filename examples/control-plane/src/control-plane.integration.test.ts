@@ -478,7 +478,7 @@ describe('control plane API and node hub (PostgreSQL)', () => {
     const started = await api('POST', '/images/download', { catalogId: 'tiny-cloud', poolId: 'iso-a' });
     expect(started).toMatchObject({
       status: 202,
-      body: { catalogId: 'tiny-cloud', location: { relPath: 'cloud/tiny.qcow2' } },
+      body: { catalogId: 'tiny-cloud', location: { relPath: 'images/tiny-cloud.qcow2' } },
     });
     const downloadRequest = await node.waitFor('request', (m) => m.request.op === 'image.download');
     const imageId = started.body.id as string;
@@ -516,8 +516,9 @@ describe('control plane API and node hub (PostgreSQL)', () => {
     expect(ready.body).toMatchObject({
       sizeBytes: 1024,
       virtualSizeBytes: 1 << 30,
-      progress: null,
-      path: '/srv/iso/cloud/tiny.qcow2',
+      // One rule for every download, on a node or in process: a ready image's progress is complete.
+      progress: { bytesDone: 1024, bytesTotal: 1024, percent: 100 },
+      path: '/srv/iso/images/tiny-cloud.qcow2',
     });
   });
 

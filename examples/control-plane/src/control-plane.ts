@@ -5,6 +5,7 @@ import fastifyWebsocket from '@fastify/websocket';
 import {
   bearerToken,
   DownloadService,
+  NodeDownloadExecutor,
   NodeHub,
   tokenDigest,
   tokenMatches,
@@ -98,8 +99,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const hub = new NodeHub({ repositories: quantix.repositories, events: quantix.events, logger });
   const downloads = new DownloadService({
     repositories: quantix.repositories,
-    hub,
     catalog,
+    executor: new NodeDownloadExecutor({ hub, repositories: quantix.repositories }),
     events: quantix.events,
     logger,
     ...(options.resumeGraceMs !== undefined ? { resumeGraceMs: options.resumeGraceMs } : {}),
@@ -264,7 +265,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
   } catch (error) {
     // A port in use (EADDRINUSE) or not ours to bind: nothing is left running behind the error.
-    downloads.close();
+    await downloads.close();
     await hub.close();
     await app.close();
     throw error;
@@ -279,7 +280,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     uploads,
     url: address,
     async close() {
-      downloads.close();
+      await downloads.close();
       await hub.close();
       await app.close();
     },

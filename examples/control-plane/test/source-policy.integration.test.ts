@@ -76,7 +76,6 @@ describe('download sources a node accepts', () => {
       database: { client: 'pglite' },
       plugins: [
         createImagesCloudPlugin({
-          reconcileOnStart: false,
           entries: [
             entry('direct-other-port', `${otherService.url}/secret.txt`),
             entry('mirror-to-control-plane', `${mirror.url}/to-cp`),

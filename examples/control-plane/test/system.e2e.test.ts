@@ -331,7 +331,7 @@ describe('Quantix end to end (real processes)', { timeout: 300_000 }, () => {
     expect(ready).toMatchObject({
       phase: 'ready',
       format: 'qcow2',
-      path: `${localPool}/cloud/small.qcow2`,
+      path: `${localPool}/images/e2e-small.qcow2`,
       checksum: { algorithm: 'sha256' },
     });
 
@@ -348,7 +348,7 @@ describe('Quantix end to end (real processes)', { timeout: 300_000 }, () => {
       progress: unknown;
     }[];
     const byCatalog = Object.fromEntries(view.filter((i) => i.catalogId).map((i) => [i.catalogId, i]));
-    expect(byCatalog['e2e-small']).toMatchObject({ status: 'ready', path: `${localPool}/cloud/small.qcow2` });
+    expect(byCatalog['e2e-small']).toMatchObject({ status: 'ready', path: `${localPool}/images/e2e-small.qcow2` });
     expect(byCatalog['e2e-slow']).toMatchObject({ status: 'downloading' });
     expect(byCatalog['e2e-slow']?.progress).toBeTruthy();
     expect(byCatalog['e2e-never']).toMatchObject({ status: 'not-downloaded', path: null });

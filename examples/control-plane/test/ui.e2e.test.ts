@@ -354,7 +354,7 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
       '48.0 MiB',
       'tiny 1 (x86_64)',
       'Local images',
-      '/var/lib/quantix/local-images/cloud/tiny-ready.qcow2',
+      '/var/lib/quantix/local-images/images/tiny-ready.qcow2',
     ]) {
       expect(image).toContain(expected);
     }
@@ -389,7 +389,7 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     const ready = page.getByRole('radio', { name: 'Tiny ready image', exact: true });
     await ready.waitFor();
     expect(await ready.isDisabled()).toBe(false);
-    expect(await description(ready)).toBe('Ready at /var/lib/quantix/local-images/cloud/tiny-ready.qcow2');
+    expect(await description(ready)).toBe('Ready at /var/lib/quantix/local-images/images/tiny-ready.qcow2');
 
     const later = page.getByRole('radio', { name: 'Tiny later image', exact: true });
     expect(await later.isDisabled()).toBe(true);

@@ -10,14 +10,38 @@ export {
   MAX_AVAILABLE_PAGE,
   pathOnNode,
 } from './images/available.js';
-export { DownloadService, type DownloadServiceOptions } from './images/downloads.js';
+export {
+  createInProcessDownloads,
+  type DownloadHandle,
+  DownloadService,
+  type DownloadServiceOptions,
+  downloadError,
+  type ReconcileResult,
+  type StartDownloadOptions,
+} from './images/downloads.js';
+export {
+  type DownloadExecutor,
+  type DownloadProgressUpdate,
+  type DownloadRequest,
+  LocalDownloadExecutor,
+  NodeDownloadExecutor,
+} from './images/executors.js';
 export { ingestScan, type ScanIngestResult } from './images/scan-ingest.js';
+export {
+  type DownloadSource,
+  defaultRelPathForEntry,
+  defaultRelPathForUrl,
+  SOURCE_LABELS,
+  sourceFromImage,
+  sourceToLabels,
+} from './images/source.js';
 export {
   DEFAULT_MAX_UPLOAD_BYTES,
   UploadService,
   type UploadServiceOptions,
   uploadFileName,
 } from './images/uploads.js';
+export { imagePathOnNode, nodesWithActivePool } from './nodes/placement.js';
 export { type DesiredPools, PoolSyncService } from './pools/pool-sync.js';
 export { bearerToken, newToken, tokenDigest, tokenMatches } from './tokens.js';
 export { checkVmImage, type VmImageCheck } from './vms/preflight.js';

@@ -7,6 +7,4 @@ export * from './fetch/inspect.js';
 export { metaPathOf, type PartialMeta, partialPathOf } from './fetch/partial.js';
 export * from './fetch/policy.js';
 export * from './fetch/progress.js';
-export * from './lifecycle/service.js';
-export * from './lifecycle/source.js';
 export * from './plugin.js';

@@ -1,8 +1,7 @@
 import { createQuantix, ImageCatalogToken, ImageFetcherToken, type Quantix } from '@quantix/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpImageFetcher } from './fetch/fetcher.js';
-import { CloudImageService } from './lifecycle/service.js';
-import { CloudImageServiceToken, createImagesCloudPlugin, IMAGES_CLOUD_PLUGIN_NAME } from './plugin.js';
+import { createImagesCloudPlugin, IMAGES_CLOUD_PLUGIN_NAME } from './plugin.js';
 
 let quantix: Quantix | undefined;
 afterEach(async () => {
@@ -18,7 +17,7 @@ const mirror = {
 };
 
 describe('images-cloud plugin', () => {
-  it('provides the built-in catalog, user entries, the fetcher and the lifecycle service', async () => {
+  it('provides the built-in catalog, user entries and the fetcher', async () => {
     quantix = await createQuantix({
       database: { client: 'pglite' },
       plugins: [createImagesCloudPlugin({ entries: [mirror], entriesCatalogName: 'lan' })],
@@ -28,34 +27,6 @@ describe('images-cloud plugin', () => {
     const fetcher = quantix.get(ImageFetcherToken);
     expect(fetcher).toBeInstanceOf(HttpImageFetcher);
     expect(fetcher.schemes).toEqual(['http', 'https']);
-    expect(quantix.get(CloudImageServiceToken)).toBeInstanceOf(CloudImageService);
-  });
-
-  it('uses the last catalog that has an entry: a mirror entry replaces the built-in one, and the default policy still guards it', async () => {
-    quantix = await createQuantix({
-      database: { client: 'pglite' },
-      plugins: [createImagesCloudPlugin({ entries: [mirror] })],
-    });
-    const pool = await quantix.repositories.pools.create({
-      name: 'p',
-      type: 'local',
-      config: { path: '/nonexistent' },
-    });
-    // 10.0.0.2 is a private address: refused before any request, and no row is recorded.
-    const refused = await quantix
-      .get(CloudImageServiceToken)
-      .startDownload({ catalogId: 'ubuntu-24.04', poolId: pool.id })
-      .catch((e: unknown) => e);
-    expect(refused).toMatchObject({
-      code: 'SOURCE_NOT_ALLOWED',
-      details: { url: mirror.sourceUrl, address: '10.0.0.2' },
-    });
-    expect(await quantix.repositories.images.count()).toBe(0);
-    const unknown = await quantix
-      .get(CloudImageServiceToken)
-      .startDownload({ catalogId: 'no-such-image', poolId: pool.id })
-      .catch((e: unknown) => e);
-    expect(unknown).toMatchObject({ code: 'NOT_FOUND' });
   });
 
   it('fails start-up, naming the plugin, on a broken catalog entry', async () => {

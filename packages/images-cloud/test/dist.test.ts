@@ -42,7 +42,7 @@ describe('built dist of @quantix/images-cloud', () => {
         verified: true,
         detectedFormat: 'raw',
         refused: 'SOURCE_NOT_ALLOWED',
-        hasService: true,
+        hasFetcher: true,
       });
     },
   );

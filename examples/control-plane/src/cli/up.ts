@@ -30,7 +30,7 @@ export const LOCAL_POOL_ID = 'local';
  */
 export function controlPlanePlugins(options: { entries?: readonly CatalogEntryInput[] } = {}): QuantixPlugin[] {
   return [
-    createImagesCloudPlugin({ reconcileOnStart: false, ...(options.entries ? { entries: options.entries } : {}) }),
+    createImagesCloudPlugin({ ...(options.entries ? { entries: options.entries } : {}) }),
     imagesIsoPlugin,
     createStorageLocalPlugin({ backend: false }),
     createStorageNfsPlugin({ backend: false }),

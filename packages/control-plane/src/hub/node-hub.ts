@@ -362,7 +362,11 @@ export class NodeHub {
           // The node's own code, unchanged: the caller and the API see what failed there.
           pending.reject(
             new QuantixError(message.error.code as ErrorCode, message.error.message, {
-              details: { nodeId: link.nodeId, op: pending.op },
+              details: {
+                nodeId: link.nodeId,
+                op: pending.op,
+                ...(message.error.retryable !== undefined ? { retryable: message.error.retryable } : {}),
+              },
             }),
           );
         } else {

@@ -1,23 +1,82 @@
-import { posix } from 'node:path';
 import {
   type CatalogEntry,
+  CatalogRegistry,
+  type ChecksumAlgorithm,
   ErrorCode,
   type EventBus,
   type HelloDownload,
   type Image,
   type ImageCatalog,
+  ImageCatalogToken,
   type ImageDownloadResult,
+  type ImageError,
+  ImageFetcherToken,
+  type ImageFormat,
+  type ImagePhase,
   isQuantixError,
-  type NodeMessage,
+  type NewImage,
+  type OsInfo,
+  type Quantix,
   QuantixError,
   type Repositories,
-  TRANSIENT_IMAGE_PHASES,
+  StorageBackendToken,
+  truncateText,
 } from '@quantix/core';
 import type { Logger } from 'pino';
-import type { NodeHub } from '../hub/node-hub.js';
+import {
+  DOWNLOAD_SHUTDOWN,
+  type DownloadExecutor,
+  type DownloadProgressUpdate,
+  LocalDownloadExecutor,
+} from './executors.js';
+import { RowWriter } from './row-writer.js';
+import {
+  type DownloadSource,
+  defaultRelPathForEntry,
+  defaultRelPathForUrl,
+  sourceFromImage,
+  sourceOfEntry,
+  sourceToLabels,
+  validateSource,
+} from './source.js';
 
-// The legal way from each phase to ready (the transition table allows no shortcut from these).
-const STEPS_TO_READY: Partial<Record<Image['phase'], Image['phase'][]>> = {
+const BUSY: readonly ImagePhase[] = ['pending', 'downloading', 'verifying'];
+
+/**
+ * Failures after which trying again can help, when the failure does not say itself
+ * (`details.retryable`, which the fetcher sets: a 404 is final, a reset connection is not).
+ * A checksum mismatch is retryable: the bad bytes are gone and a mirror mid-update heals.
+ */
+const RETRYABLE = new Set<string>([
+  ErrorCode.NODE_NOT_CONNECTED,
+  ErrorCode.COMMAND_TIMEOUT,
+  ErrorCode.DOWNLOAD_FAILED,
+  ErrorCode.DOWNLOAD_INTERRUPTED,
+  ErrorCode.DOWNLOAD_CANCELLED,
+  ErrorCode.POOL_UNAVAILABLE,
+  ErrorCode.CHECKSUM_MISMATCH,
+  ErrorCode.DATABASE_UNAVAILABLE,
+]);
+
+/** A download's failure as the row records it. */
+export function downloadError(error: unknown): ImageError {
+  if (isQuantixError(error)) {
+    const said = error.details.retryable;
+    return {
+      code: error.code,
+      message: truncateText(error.message),
+      retryable: typeof said === 'boolean' ? said : RETRYABLE.has(error.code),
+    };
+  }
+  return {
+    code: ErrorCode.DOWNLOAD_FAILED,
+    message: truncateText(String((error as Error)?.message ?? error)),
+    retryable: true,
+  };
+}
+
+/** The legal steps from a phase to ready (the transition table allows no shortcut from these). */
+const STEPS_TO_READY: Partial<Record<ImagePhase, ImagePhase[]>> = {
   pending: [],
   downloading: ['verifying'],
   verifying: [],
@@ -25,246 +84,389 @@ const STEPS_TO_READY: Partial<Record<Image['phase'], Image['phase'][]>> = {
   missing: [],
 };
 
-// Errors after which trying again can help; a checksum mismatch or a refused source cannot.
-const RETRYABLE = new Set<string>([
-  ErrorCode.NODE_NOT_CONNECTED,
-  ErrorCode.COMMAND_TIMEOUT,
-  'DOWNLOAD_FAILED',
-  'DOWNLOAD_INTERRUPTED',
-  'DOWNLOAD_CANCELLED',
-  ErrorCode.POOL_UNAVAILABLE,
-]);
+export interface StartDownloadOptions {
+  poolId: string;
+  /** A catalog entry's id; or give `source`. */
+  catalogId?: string;
+  /** A URL with its checksum (or checksum file), for an image that is in no catalog. */
+  source?: {
+    url: string;
+    checksum?: { algorithm: ChecksumAlgorithm; value: string } | null;
+    checksumUrl?: string | null;
+    checksumAlgorithm?: ChecksumAlgorithm | null;
+  };
+  /** The runner (node) to download on; default any that holds the pool. */
+  nodeId?: string;
+  /** Default: `images/<entry id>.<format>` (`iso/…` for ISOs), `images/<URL file name>` for a source. */
+  relPath?: string;
+  name?: string;
+  description?: string;
+  labels?: Record<string, string>;
+  format?: ImageFormat | null;
+  os?: Partial<OsInfo>;
+}
 
-const BUSY: readonly Image['phase'][] = ['pending', ...TRANSIENT_IMAGE_PHASES];
+export interface DownloadHandle {
+  /** The row as it is now (pending, or further along if the download was already under way). */
+  image: Image;
+  /** Settles with the row when the download ends here: ready, error with the reason, or as a shutdown left it. */
+  completion: Promise<Image>;
+}
+
+export interface ReconcileResult {
+  /** Busy rows resumed at once, with their completion. */
+  resumed: DownloadHandle[];
+  /** Rows that cannot be resumed, now error with the reason. */
+  failed: Image[];
+  /** Busy rows waiting for a runner (a node holding the pool) to come back within the grace period. */
+  waiting: Image[];
+  /** Busy rows that are not downloads (uploads): left to their owner. */
+  skipped: Image[];
+}
 
 export interface DownloadServiceOptions {
   repositories: Repositories;
-  hub: NodeHub;
   catalog: ImageCatalog;
-  events: EventBus;
+  /** Where the bytes move: NodeDownloadExecutor (nodes over the hub) or LocalDownloadExecutor (this process). */
+  executor: DownloadExecutor;
+  events?: EventBus;
   logger: Logger;
-  /** After a control-plane start or a node loss, how long a busy download may wait for a node. */
+  /** After a start or the loss of a runner, how long a busy download may wait for one. Default 2 min. */
   resumeGraceMs?: number;
-  /** Minimum time between progress writes to one image row. */
+  /** Least time between progress writes to one row. Default 500 ms. */
   progressWriteMs?: number;
 }
 
+interface Job {
+  runner: string;
+  controller: AbortController;
+  completion: Promise<Image>;
+}
+
 /**
- * Downloads from a catalog into a pool, run by a node that holds the pool. The image row is
- * the truth: it moves pending → downloading → verifying → ready (or error, with a reason and
- * whether a retry can help). A row left busy by a restart of either side is resumed when a
- * node holding its pool connects (the node's fetcher continues from the partial file), or is
- * marked error and retryable when none comes back in time — never left stuck.
+ * The download lifecycle — the only one. An image row is the truth: it moves pending →
+ * downloading → verifying → ready, or to error with { code, message, retryable }, and progress
+ * is written to it (throttled) and emitted as events. The bytes move through an executor: on a
+ * node that holds the pool, or in this process. Every write carries the version the job last
+ * wrote, so a row someone else changed (deleted, taken over) stops the job rather than being
+ * overwritten. Where the bytes come from is recorded in the row, so that after a restart of
+ * either side a busy row is resumed from its partial file by whoever can run it first — a node
+ * that still has it in hand is asked again and attaches, one that finished has its result
+ * applied — or, when nobody can within the grace period, marked error and retryable. Nothing
+ * stays stuck, and nothing is fetched twice.
  */
 export class DownloadService {
-  private readonly running = new Map<string, string>(); // imageId → nodeId
-  private readonly lastProgressWrite = new Map<string, number>();
+  private readonly jobs = new Map<string, Job>();
+  private readonly locks = new Map<string, Promise<unknown>>();
   private readonly graceTimers = new Map<string, NodeJS.Timeout>();
   private closed = false;
 
   constructor(private readonly options: DownloadServiceOptions) {
-    // The hub awaits these within its share of the database: node traffic stays bounded.
-    options.hub.onPoolsSynced = (nodeId) =>
-      this.resumeOn(nodeId).catch((e) => options.logger.error({ err: e }, 'resume failed'));
-    options.hub.onImageProgress = (message, nodeId) => this.progress(message, nodeId);
-    options.hub.onNodeWelcomed = (nodeId, hello) =>
-      this.adopt(nodeId, hello.downloads ?? []).catch((e) => options.logger.error({ err: e }, 'adoption failed'));
+    const { executor, logger } = options;
+    executor.onReady((runner) => this.resumeOn(runner).catch((e) => logger.error({ err: e, runner }, 'resume failed')));
+    executor.onInHand((runner, downloads) =>
+      this.adopt(runner, downloads).catch((e) => logger.error({ err: e, runner }, 'adoption failed')),
+    );
   }
 
-  /** At start-up: every busy row gets a grace period to be picked up by a node. */
-  async reconcileOnStart(): Promise<void> {
-    for (const image of await this.options.repositories.images.list({ phase: BUSY })) this.armGrace(image.id);
+  /** Whether this service runs the download of `imageId` now. */
+  isRunning(imageId: string): boolean {
+    return this.jobs.has(imageId);
   }
 
-  async start(options: { catalogId: string; poolId: string; nodeId?: string }): Promise<Image> {
+  /**
+   * Starts downloading a catalog entry (or a URL) into a pool, or joins the download already
+   * under way: one image per catalog entry and pool, one job per image. A ready image is
+   * returned as it is; a failed or missing one is downloaded again from its partial file.
+   */
+  async download(options: StartDownloadOptions): Promise<DownloadHandle> {
+    this.assertOpen();
     const { repositories } = this.options;
-    const entry = await this.findEntry(options.catalogId);
+    const { entry, source } = await this.sourceFor(options);
+    const kind = entry?.kind ?? 'cloud';
+    const relPath = options.relPath ?? (entry ? defaultRelPathForEntry(entry) : defaultRelPathForUrl(source.url, kind));
     const pool = await repositories.pools.require(options.poolId);
-    const content = entry.kind === 'iso' ? 'iso' : 'images';
+    const content = kind === 'iso' ? 'iso' : 'images';
     if (!pool.contentTypes.includes(content)) {
       throw new QuantixError(
         ErrorCode.INVALID_INPUT,
         `Pool ${pool.name} does not hold ${content}; choose a pool whose content types include it`,
-        {
-          details: { poolId: pool.id, contentTypes: pool.contentTypes },
-        },
+        { details: { poolId: pool.id, contentTypes: pool.contentTypes } },
       );
     }
-    const nodeId = await this.pickNode(pool.id, options.nodeId);
-    const [existing] = await repositories.images.findByCatalogIds([entry.id], { poolId: pool.id });
-    let image: Image;
-    if (existing) {
-      if (existing.phase === 'ready' || BUSY.includes(existing.phase)) return existing;
-      image = await repositories.images.update(
-        existing.id,
-        { phase: 'pending', error: null, progress: null },
-        { expectedVersion: existing.version },
-      );
-    } else {
-      const fileName = posix.basename(new URL(entry.sourceUrl).pathname) || `${entry.id}.${entry.format}`;
-      image = await repositories.images.create({
-        name: entry.name,
-        description: entry.description,
-        kind: entry.kind,
-        format: entry.format,
-        os: entry.os,
-        requirements: entry.requirements,
-        catalogId: entry.id,
-        checksum: entry.checksum,
-        location: { poolId: pool.id, relPath: `${entry.kind === 'iso' ? 'iso' : 'cloud'}/${fileName}` },
-        nodeId: pool.shared ? null : nodeId,
-      });
+    const lockKey = entry ? `catalog\0${entry.id}\0${pool.id}` : `location\0${pool.id}\0${relPath}`;
+    return this.withLock(lockKey, async () => {
+      const existing = entry
+        ? (await repositories.images.findByCatalogIds([entry.id], { poolId: pool.id }))[0]
+        : await repositories.images.getByLocation({ poolId: pool.id, relPath });
+      if (existing) return this.join(existing, options.nodeId);
+      const runner = await this.options.executor.pick({ poolId: pool.id, nodeId: null }, options.nodeId);
+      // A source the policy refuses is refused now, before a row is recorded or a byte requested.
+      await this.options.executor.preflight?.({ sourceUrl: source.url, checksumUrl: source.checksumUrl });
+      if (!runner) {
+        throw new QuantixError(
+          ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
+          `Pool ${pool.id} is not active on any connected node, so nothing can download into it`,
+          { details: { poolId: pool.id } },
+        );
+      }
+      const input: NewImage = {
+        name: options.name ?? entry?.name ?? relPath.slice(relPath.lastIndexOf('/') + 1),
+        description: options.description ?? entry?.description ?? '',
+        labels: { ...(options.labels ?? {}), ...sourceToLabels(source) },
+        kind,
+        format: options.format ?? entry?.format ?? null,
+        os: { ...(entry?.os ?? {}), ...(options.os ?? {}) },
+        ...(entry?.requirements ? { requirements: entry.requirements } : {}),
+        catalogId: entry?.id ?? null,
+        checksum: source.checksum,
+        phase: 'pending',
+        location: { poolId: pool.id, relPath },
+        // A node-local pool's files are on one node: its rows say which.
+        nodeId: pool.shared || runner === 'local' ? null : runner,
+      };
+      let image: Image;
+      try {
+        image = await repositories.images.create(input);
+      } catch (error) {
+        // Made by someone else between our read and our insert: join it.
+        if (!isQuantixError(error, ErrorCode.ALREADY_EXISTS)) throw error;
+        const raced = entry
+          ? (await repositories.images.findByCatalogIds([entry.id], { poolId: pool.id }))[0]
+          : await repositories.images.getByLocation({ poolId: pool.id, relPath });
+        if (!raced) throw error;
+        return this.join(raced, options.nodeId);
+      }
+      this.emitPhase(image.id, null, 'pending', null);
+      return { image, completion: this.launch(image, source, runner) };
+    });
+  }
+
+  /** Starts a download and returns its row at once (the HTTP API's 202). */
+  async start(options: StartDownloadOptions): Promise<Image> {
+    return (await this.download(options)).image;
+  }
+
+  /** Downloads a failed (or missing) image again; its partial file, if any, is resumed. */
+  async retry(imageId: string, options: { nodeId?: string } = {}): Promise<DownloadHandle> {
+    this.assertOpen();
+    return this.withLock(`image\0${imageId}`, async () => {
+      const image = await this.options.repositories.images.require(imageId);
+      return this.join(image, options.nodeId);
+    });
+  }
+
+  /**
+   * Where a row's bytes come from: what it recorded, or — for a row made before sources were
+   * recorded — its catalog entry as the catalog has it now.
+   */
+  private async sourceOf(image: Image): Promise<DownloadSource | null> {
+    const recorded = sourceFromImage(image);
+    if (recorded || !image.catalogId) return recorded;
+    const entry = await this.findEntry(image.catalogId).catch(() => null);
+    return entry ? sourceOfEntry(entry) : null;
+  }
+
+  /** Stops a running download; the row becomes error DOWNLOAD_CANCELLED (retryable) and the partial file stays. */
+  async cancel(imageId: string): Promise<Image> {
+    const job = this.jobs.get(imageId);
+    if (!job) return this.options.repositories.images.require(imageId);
+    job.controller.abort('cancelled by request');
+    return job.completion;
+  }
+
+  /**
+   * At start-up: rows left pending, downloading or verifying by a previous run are resumed by
+   * whoever can run them now (in this process at once; on nodes as they report their pools), or
+   * marked error when nobody can within the grace period. A cloud image stuck mid-download with
+   * no source to resume from can only fail; a row of another kind with no source (an upload) is
+   * left to its owner.
+   */
+  async reconcileOnStart(): Promise<ReconcileResult> {
+    const result: ReconcileResult = { resumed: [], failed: [], waiting: [], skipped: [] };
+    for (const image of await this.options.repositories.images.list({ phase: [...BUSY] })) {
+      if (this.jobs.has(image.id)) continue;
+      const source = await this.sourceOf(image);
+      if (!source) {
+        if (image.kind === 'cloud' && image.phase !== 'pending') {
+          const failed = await this.failRow(image, {
+            code: ErrorCode.DOWNLOAD_INTERRUPTED,
+            message: `The download of image ${image.name} was interrupted by a restart and has no source recorded to resume from; download it again`,
+            retryable: false,
+          });
+          if (failed) result.failed.push(failed);
+        } else {
+          result.skipped.push(image);
+        }
+        continue;
+      }
+      const runner = image.location
+        ? await this.options.executor.pick({ poolId: image.location.poolId, nodeId: image.nodeId }).catch(() => null)
+        : null;
+      const handle = runner ? await this.resume(image, runner) : null;
+      if (handle) result.resumed.push(handle);
+      else {
+        this.armGrace(image.id);
+        result.waiting.push(image);
+      }
     }
-    this.run(image, entry, nodeId);
-    return image;
+    return result;
   }
 
-  /** Retries a failed (or missing) download from where its partial file stands. */
-  async retry(imageId: string, nodeId?: string): Promise<Image> {
-    const image = await this.options.repositories.images.require(imageId);
-    if (!image.catalogId) {
-      throw new QuantixError(
-        ErrorCode.INVALID_INPUT,
-        `Image ${image.name} did not come from a catalog, so there is nothing to download again`,
-      );
-    }
-    if (!image.location)
-      throw new QuantixError(ErrorCode.IMAGE_NO_LOCATION, `Image ${image.name} has no pool location`);
-    if (BUSY.includes(image.phase) && this.running.has(image.id)) return image;
-    return this.start({ catalogId: image.catalogId, poolId: image.location.poolId, ...(nodeId ? { nodeId } : {}) });
-  }
-
-  isRunning(imageId: string): boolean {
-    return this.running.has(imageId);
-  }
-
-  close(): void {
+  /**
+   * Stops every running download without failing its row: rows stay busy with their partial
+   * files, for the next start to resume. Waits for the jobs to stop writing.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
     for (const timer of this.graceTimers.values()) clearTimeout(timer);
     this.graceTimers.clear();
+    const jobs = [...this.jobs.values()];
+    for (const job of jobs) job.controller.abort(DOWNLOAD_SHUTDOWN);
+    await Promise.allSettled(jobs.map((job) => job.completion));
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new QuantixError(ErrorCode.INSTANCE_CLOSED, 'The download service is closed');
+  }
+
+  private async withLock<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(key) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(work);
+    this.locks.set(key, next);
+    try {
+      return await next;
+    } finally {
+      if (this.locks.get(key) === next) this.locks.delete(key);
+    }
+  }
+
+  private async sourceFor(
+    options: StartDownloadOptions,
+  ): Promise<{ entry: CatalogEntry | null; source: DownloadSource }> {
+    if (options.catalogId !== undefined && options.source !== undefined) {
+      throw new QuantixError(ErrorCode.INVALID_INPUT, 'Give catalogId or source, not both', {
+        details: { issues: [{ path: 'source', message: 'not with catalogId' }] },
+      });
+    }
+    if (options.catalogId !== undefined) {
+      const entry = await this.findEntry(options.catalogId);
+      return { entry, source: sourceOfEntry(entry) };
+    }
+    if (options.source === undefined) {
+      throw new QuantixError(ErrorCode.INVALID_INPUT, 'Give a catalogId or a source to download', {
+        details: { issues: [{ path: 'catalogId', message: 'required without source' }] },
+      });
+    }
+    const source = validateSource({
+      url: options.source.url,
+      checksum: options.source.checksum ?? null,
+      checksumUrl: options.source.checksumUrl ?? null,
+      checksumAlgorithm: options.source.checksumAlgorithm ?? null,
+    });
+    return { entry: null, source };
   }
 
   private async findEntry(catalogId: string): Promise<CatalogEntry> {
-    const entries = await this.options.catalog.list();
-    const entry = entries.find((e) => e.id === catalogId);
+    const { catalog } = this.options;
+    const entry = catalog.get
+      ? await catalog.get({ id: catalogId })
+      : (await catalog.list()).find((e) => e.id === catalogId);
     if (!entry) {
       throw new QuantixError(
         ErrorCode.NOT_FOUND,
         `No catalog offers an image '${catalogId}'; list the catalog for the ids it has`,
-        {
-          details: { catalogId },
-        },
+        { details: { catalogId } },
       );
     }
     return entry;
   }
 
-  /** A connected node on which the pool is active: the one asked for, or any. */
-  private async pickNode(poolId: string, wanted?: string): Promise<string> {
-    const { repositories, hub } = this.options;
-    const states = await repositories.pools.listNodeStates({ poolId });
-    const usable = states.filter((s) => s.status === 'active' && hub.isConnected(s.nodeId)).map((s) => s.nodeId);
-    if (wanted) {
-      if (!hub.isConnected(wanted)) {
-        throw new QuantixError(
-          ErrorCode.NODE_NOT_CONNECTED,
-          `Node ${wanted} is not connected; start its node daemon and retry`,
-        );
-      }
-      if (!usable.includes(wanted)) {
-        throw new QuantixError(ErrorCode.POOL_NOT_ACTIVE_ON_NODE, `Pool ${poolId} is not active on node ${wanted}`, {
-          details: { poolId, nodeId: wanted },
-        });
-      }
-      return wanted;
+  /** An existing row asked for again: its running job, a retry, a resume, or the row as it is. */
+  private async join(image: Image, wantedRunner?: string): Promise<DownloadHandle> {
+    const running = this.jobs.get(image.id);
+    if (running) return { image, completion: running.completion };
+    if (image.phase === 'ready') return { image, completion: Promise.resolve(image) };
+    if (image.phase === 'deleting') {
+      throw new QuantixError(ErrorCode.IN_USE, `Image ${image.name} is being deleted; download it again afterwards`, {
+        details: { imageId: image.id },
+      });
     }
-    const nodeId = usable[0];
-    if (!nodeId) {
+    const source = await this.sourceOf(image);
+    if (!source || !image.location) {
+      throw new QuantixError(
+        ErrorCode.INVALID_INPUT,
+        `Image ${image.name} was not made by a download (no source recorded); there is nothing to download again`,
+        { details: { imageId: image.id } },
+      );
+    }
+    const runner = await this.options.executor.pick(
+      { poolId: image.location.poolId, nodeId: image.nodeId },
+      wantedRunner,
+    );
+    if (!runner) {
       throw new QuantixError(
         ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
-        `Pool ${poolId} is not active on any connected node, so nothing can download into it`,
-        {
-          details: { poolId },
-        },
+        `Pool ${image.location.poolId} is not active on any connected node, so nothing can download into it`,
+        { details: { poolId: image.location.poolId } },
       );
     }
-    return nodeId;
-  }
-
-  private run(image: Image, entry: CatalogEntry, nodeId: string): void {
-    const { repositories, hub, events } = this.options;
-    const location = image.location as NonNullable<Image['location']>;
-    this.running.set(image.id, nodeId);
-    this.disarmGrace(image.id);
-    void (async () => {
-      const current = await repositories.images.require(image.id);
-      if (current.phase === 'pending' || current.phase === 'error') {
-        await repositories.images.update(image.id, { phase: 'downloading', error: null });
-        events.emit('image.phase', { imageId: image.id, from: image.phase, to: 'downloading', error: null });
-      }
-      const result = await hub.request(
-        nodeId,
-        {
-          op: 'image.download',
-          imageId: image.id,
-          poolId: location.poolId,
-          relPath: location.relPath,
-          sourceUrl: entry.sourceUrl,
-          checksum: image.checksum ?? entry.checksum,
-          checksumUrl: entry.checksumUrl,
-        },
-        { timeoutMs: 24 * 3600_000 },
+    if (image.phase === 'error' || image.phase === 'missing') {
+      const pending = await this.options.repositories.images.update(
+        image.id,
+        { phase: 'pending', error: null },
+        { expectedVersion: image.version },
       );
-      await this.complete(image.id, result, nodeId);
-    })()
-      .catch(async (error) => {
-        if (isQuantixError(error, ErrorCode.NODE_NOT_CONNECTED)) {
-          // The node went away: it resumes when a node with the pool comes back, or fails after the grace.
-          this.armGrace(image.id);
-          return;
-        }
-        const code = isQuantixError(error) ? String(error.details.nodeCode ?? error.code) : 'DOWNLOAD_FAILED';
-        const failure = { code, message: (error as Error).message, retryable: RETRYABLE.has(code) };
-        await this.fail(image.id, failure);
-      })
-      .finally(() => {
-        if (this.running.get(image.id) === nodeId) this.running.delete(image.id);
-      });
+      this.emitPhase(image.id, image.phase, 'pending', null);
+      return { image: pending, completion: this.launch(pending, source, runner) };
+    }
+    // Busy with no job here: left by a run that is gone. Resumed, unless someone else claims it first.
+    const handle = await this.resume(image, runner);
+    return (
+      handle ?? { image: await this.options.repositories.images.require(image.id), completion: Promise.resolve(image) }
+    );
   }
 
   /**
-   * A node's download finished and was verified: the image becomes ready with what the node
-   * found, from whatever phase it was left in (an error recorded while the node was out of
-   * reach included), by the legal steps. Nothing changes for an image ready or being deleted.
+   * Takes over a busy row by writing it with the version read (a second taker gets
+   * VERSION_CONFLICT and leaves it) and runs it on `runner`. verifying → downloading: the
+   * runner checks the bytes on disk again.
    */
-  private async complete(imageId: string, result: ImageDownloadResult, nodeId: string): Promise<void> {
-    const { repositories, events, logger } = this.options;
-    let current = await repositories.images.require(imageId);
-    const steps = STEPS_TO_READY[current.phase];
-    if (!steps) return;
-    const from = current.phase;
-    for (const phase of steps) current = await repositories.images.update(imageId, { phase });
-    await repositories.images.update(imageId, {
-      phase: 'ready',
-      progress: null,
-      error: null,
-      sizeBytes: result.sizeBytes,
-      ...(result.checksum ? { checksum: result.checksum } : {}),
-      ...(result.format ? { format: result.format } : {}),
-      ...(result.virtualSizeBytes != null ? { virtualSizeBytes: result.virtualSizeBytes } : {}),
-      fileModifiedAt: new Date(),
-    });
-    this.disarmGrace(imageId);
-    events.emit('image.phase', { imageId, from, to: 'ready', error: null });
-    logger.info({ imageId, nodeId }, 'download ready');
+  private async resume(image: Image, runner: string): Promise<DownloadHandle | null> {
+    const source = await this.sourceOf(image);
+    if (!source || this.jobs.has(image.id)) return null;
+    const phase: ImagePhase = image.phase === 'verifying' ? 'downloading' : image.phase;
+    let claimed: Image;
+    try {
+      claimed = await this.options.repositories.images.update(image.id, { phase }, { expectedVersion: image.version });
+    } catch (error) {
+      if (isQuantixError(error, ErrorCode.VERSION_CONFLICT) || isQuantixError(error, ErrorCode.NOT_FOUND)) return null;
+      throw error;
+    }
+    if (phase !== image.phase) this.emitPhase(image.id, image.phase, phase, null);
+    this.options.logger.info({ imageId: image.id, runner }, 'resuming an interrupted download');
+    return { image: claimed, completion: this.launch(claimed, source, runner, { resumed: true }) };
+  }
+
+  /** A runner can take downloads now: resume the busy rows of the pools it has. */
+  private async resumeOn(runner: string): Promise<void> {
+    if (this.closed) return;
+    for (const image of await this.options.repositories.images.list({ phase: [...BUSY] })) {
+      if (this.jobs.has(image.id) || !image.location) continue;
+      const can = await this.options.executor
+        .pick({ poolId: image.location.poolId, nodeId: image.nodeId }, runner)
+        .catch(() => null);
+      if (can) await this.resume(image, runner);
+    }
   }
 
   /**
-   * A node just connected with downloads in hand (say, this control plane restarted while the
-   * node kept fetching): a finished one is applied; a running one is taken over — asked for
-   * again, the node attaches the request to the download under way instead of fetching twice.
+   * A runner just connected with downloads in hand (this control plane restarted while the node
+   * kept fetching): a finished one is applied; a running one is taken over — asked for again,
+   * the node attaches the request to the download under way instead of fetching twice.
    */
-  private async adopt(nodeId: string, downloads: readonly HelloDownload[]): Promise<void> {
+  private async adopt(runner: string, downloads: readonly HelloDownload[]): Promise<void> {
     const { repositories, logger } = this.options;
     for (const download of downloads) {
       const image = await repositories.images.get(download.imageId);
@@ -272,90 +474,174 @@ export class DownloadService {
         !image?.location ||
         image.location.poolId !== download.poolId ||
         image.location.relPath !== download.relPath ||
-        (image.nodeId !== null && image.nodeId !== nodeId)
+        (image.nodeId !== null && image.nodeId !== runner)
       ) {
         continue; // not (or no longer) the image the node is fetching
       }
       if (download.state === 'done') {
         if (download.result && image.phase !== 'ready') {
-          logger.info({ imageId: image.id, nodeId }, 'applying a download the node finished');
-          await this.complete(image.id, download.result, nodeId);
+          logger.info({ imageId: image.id, runner }, 'applying a download the node finished');
+          await this.complete(image.id, download.result);
         }
         continue;
       }
-      if (this.running.has(image.id) || !image.catalogId) continue; // uploads are the upload service's
-      if (image.phase !== 'error' && !BUSY.includes(image.phase)) continue;
-      const entry = await this.findEntry(image.catalogId).catch(() => undefined);
-      if (!entry) continue;
-      logger.info({ imageId: image.id, nodeId, bytesDone: download.bytesDone }, 'adopting a download under way');
-      this.run(image, entry, nodeId);
-    }
-  }
-
-  private async fail(imageId: string, failure: { code: string; message: string; retryable: boolean }): Promise<void> {
-    const { repositories, events, logger } = this.options;
-    try {
-      const current = await repositories.images.require(imageId);
-      if (current.phase === 'error' || current.phase === 'ready') return;
-      await repositories.images.update(imageId, { phase: 'error', error: failure, progress: current.progress });
-      events.emit('image.phase', { imageId, from: current.phase, to: 'error', error: failure });
-    } catch (error) {
-      logger.error({ imageId, err: error }, 'could not record a failed download');
-    }
-  }
-
-  /** A node reported its pools: resume the busy downloads in pools it has active. */
-  private async resumeOn(nodeId: string): Promise<void> {
-    const { repositories } = this.options;
-    // Called once the node's report for its latest push is stored: these states are current.
-    const active = new Set(
-      (await repositories.pools.listNodeStates({ nodeId })).filter((s) => s.status === 'active').map((s) => s.poolId),
-    );
-    for (const image of await repositories.images.list({ phase: BUSY, poolId: [...active] })) {
-      if (this.running.has(image.id) || !image.catalogId) continue;
-      if (image.nodeId && image.nodeId !== nodeId) continue;
-      const entry = await this.findEntry(image.catalogId).catch(() => undefined);
-      if (!entry) {
-        await this.fail(image.id, {
-          code: ErrorCode.NOT_FOUND,
-          message: `catalog entry ${image.catalogId} is gone`,
-          retryable: false,
-        });
-        continue;
+      const source = await this.sourceOf(image);
+      if (this.jobs.has(image.id) || !source) continue; // uploads are the upload service's
+      if (image.phase === 'error') {
+        const pending = await repositories.images.update(image.id, { phase: 'pending', error: null });
+        this.emitPhase(image.id, 'error', 'pending', null);
+        this.launch(pending, source, runner);
+      } else if (BUSY.includes(image.phase)) {
+        logger.info({ imageId: image.id, runner, bytesDone: download.bytesDone }, 'adopting a download under way');
+        await this.resume(image, runner);
       }
-      this.options.logger.info({ imageId: image.id, nodeId }, 'resuming interrupted download');
-      this.run(image, entry, nodeId);
     }
   }
 
-  private async progress(message: Extract<NodeMessage, { type: 'image.progress' }>, nodeId: string): Promise<void> {
-    const { repositories, events, logger } = this.options;
-    if (this.running.get(message.imageId) !== nodeId) return;
-    const percent = message.bytesTotal ? Math.min(100, (message.bytesDone / message.bytesTotal) * 100) : null;
-    const progress = { bytesDone: message.bytesDone, bytesTotal: message.bytesTotal, percent };
-    events.emit('image.progress', {
-      imageId: message.imageId,
-      progress,
-      bytesPerSecond: message.bytesPerSecond,
-      etaSeconds: message.etaSeconds,
+  /**
+   * A finished download's result applied from whatever phase the row was left in (an error
+   * recorded while its node was out of reach included), by the legal steps. Nothing changes
+   * for an image ready or being deleted.
+   */
+  private async complete(imageId: string, result: ImageDownloadResult): Promise<void> {
+    const { repositories } = this.options;
+    let current = await repositories.images.require(imageId);
+    const steps = STEPS_TO_READY[current.phase];
+    if (!steps) return;
+    const from = current.phase;
+    for (const phase of steps)
+      current = await repositories.images.update(imageId, { phase }, { expectedVersion: current.version });
+    await repositories.images.update(imageId, readyPatch(result, current.format), { expectedVersion: current.version });
+    this.disarmGrace(imageId);
+    this.emitPhase(imageId, from, 'ready', null);
+  }
+
+  /** Runs the download of one row in the background; the promise settles with the final row. */
+  private launch(
+    image: Image,
+    source: DownloadSource,
+    runner: string,
+    how: { resumed?: boolean } = {},
+  ): Promise<Image> {
+    const controller = new AbortController();
+    const writer = new RowWriter(this.options.repositories.images, image, (from, to, error) =>
+      this.emitPhase(image.id, from, to, error),
+    );
+    this.disarmGrace(image.id);
+    const completion = this.runJob({
+      image,
+      source,
+      runner,
+      controller,
+      writer,
+      resumed: how.resumed ?? false,
+    }).finally(() => {
+      if (this.jobs.get(image.id)?.controller === controller) this.jobs.delete(image.id);
     });
-    const now = Date.now();
-    const phaseChange = message.phase === 'verifying';
-    if (
-      !phaseChange &&
-      now - (this.lastProgressWrite.get(message.imageId) ?? 0) < (this.options.progressWriteMs ?? 500)
-    )
-      return;
-    this.lastProgressWrite.set(message.imageId, now);
+    this.jobs.set(image.id, { runner, controller, completion });
+    return completion;
+  }
+
+  private async runJob(options: {
+    image: Image;
+    source: DownloadSource;
+    runner: string;
+    controller: AbortController;
+    writer: RowWriter;
+    /** Picked up again after a restart: a failure says it could not be resumed. */
+    resumed: boolean;
+  }): Promise<Image> {
+    const { image, source, runner, controller, writer, resumed } = options;
+    const { executor, logger, events } = this.options;
+    const location = image.location as NonNullable<Image['location']>;
+    writer.onLost = () => controller.abort('the image row was changed by someone else');
+    let lastWrite = 0;
     try {
-      const current = await repositories.images.require(message.imageId);
-      if (!BUSY.includes(current.phase)) return;
-      await repositories.images.update(message.imageId, {
-        progress,
-        ...(phaseChange && current.phase === 'downloading' ? { phase: 'verifying' } : {}),
-      });
+      if (writer.current.phase === 'pending' || writer.current.phase === 'error') {
+        await writer.write({ phase: 'downloading', error: null });
+      }
+      const onProgress = (update: DownloadProgressUpdate) => {
+        const percent = update.bytesTotal
+          ? Math.round(Math.min(100, (update.bytesDone / update.bytesTotal) * 100) * 100) / 100
+          : null;
+        const progress = { bytesDone: update.bytesDone, bytesTotal: update.bytesTotal, percent };
+        events?.emit('image.progress', {
+          imageId: image.id,
+          progress,
+          bytesPerSecond: update.bytesPerSecond,
+          etaSeconds: update.etaSeconds,
+        });
+        // The moment every byte is in is always written; other figures at most every progressWriteMs,
+        // and dropped (not queued) while a write is in flight: the row needs the latest, not every one.
+        const verifying = update.phase === 'verifying' && writer.current.phase === 'downloading';
+        const now = Date.now();
+        if (!verifying && (now - lastWrite < (this.options.progressWriteMs ?? 500) || writer.busy)) return;
+        lastWrite = now;
+        writer
+          .write({ progress, ...(verifying ? { phase: 'verifying' as const } : {}) })
+          .catch((error) => this.writeFailed(image.id, error));
+      };
+      const result = await executor.run(
+        runner,
+        {
+          imageId: image.id,
+          poolId: location.poolId,
+          relPath: location.relPath,
+          nodeId: image.nodeId,
+          sourceUrl: source.url,
+          checksum: image.checksum ?? source.checksum,
+          checksumUrl: source.checksumUrl,
+          checksumAlgorithm: source.checksumAlgorithm,
+        },
+        { onProgress, signal: controller.signal },
+      );
+      await writer.idle();
+      if (writer.current.phase === 'downloading') await writer.write({ phase: 'verifying' });
+      const ready = await writer.write(readyPatch(result, writer.current.format));
+      logger.info({ imageId: image.id, runner, resumed: result.resumed ?? false }, 'download ready');
+      return ready;
     } catch (error) {
-      logger.warn({ imageId: message.imageId, err: error }, 'could not record progress');
+      await writer.idle();
+      if (controller.signal.reason === DOWNLOAD_SHUTDOWN) {
+        logger.info({ imageId: image.id }, 'download stopped by shutdown; the next start resumes it');
+        return writer.current;
+      }
+      if (writer.lost) {
+        logger.warn({ imageId: image.id }, 'download stopped: its row was changed by someone else');
+        return (await this.options.repositories.images.get(image.id)) ?? writer.current;
+      }
+      if (isQuantixError(error, ErrorCode.NODE_NOT_CONNECTED)) {
+        // The runner went away: another (or the same, back) resumes it, or it fails after the grace.
+        this.armGrace(image.id);
+        return writer.current;
+      }
+      let reason: ImageError =
+        controller.signal.aborted && controller.signal.reason === 'cancelled by request'
+          ? {
+              code: ErrorCode.DOWNLOAD_CANCELLED,
+              message: 'The download was cancelled; retry it to resume',
+              retryable: true,
+            }
+          : downloadError(error);
+      if (resumed) {
+        const message = `The download was interrupted by a restart and cannot be resumed: ${reason.message}`;
+        reason = { ...reason, message: truncateText(message) };
+      }
+      logger.warn({ imageId: image.id, code: reason.code, err: error }, 'download failed');
+      try {
+        return await writer.write({ phase: 'error', error: reason });
+      } catch (writeError) {
+        logger.error({ imageId: image.id, err: writeError }, 'could not record the failed download');
+        return writer.current;
+      }
+    }
+  }
+
+  private writeFailed(imageId: string, error: unknown): void {
+    // A lost row is handled by the job; anything else (the database briefly away) only costs a
+    // progress figure, and the final write will tell.
+    if (!isQuantixError(error, ErrorCode.VERSION_CONFLICT)) {
+      this.options.logger.warn({ imageId, err: error }, 'could not write download progress');
     }
   }
 
@@ -364,12 +650,8 @@ export class DownloadService {
     if (this.closed || this.graceTimers.has(imageId)) return;
     const timer = setTimeout(() => {
       this.graceTimers.delete(imageId);
-      if (this.running.has(imageId)) return;
-      void this.fail(imageId, {
-        code: 'DOWNLOAD_INTERRUPTED',
-        message: 'the download was interrupted and no node holding its pool came back in time; retry it',
-        retryable: true,
-      });
+      if (this.jobs.has(imageId)) return;
+      void this.failInterrupted(imageId);
     }, this.options.resumeGraceMs ?? 120_000);
     timer.unref();
     this.graceTimers.set(imageId, timer);
@@ -380,4 +662,72 @@ export class DownloadService {
     if (timer) clearTimeout(timer);
     this.graceTimers.delete(imageId);
   }
+
+  private async failInterrupted(imageId: string): Promise<void> {
+    const image = await this.options.repositories.images.get(imageId).catch(() => undefined);
+    if (!image || !BUSY.includes(image.phase)) return;
+    await this.failRow(image, {
+      code: ErrorCode.DOWNLOAD_INTERRUPTED,
+      message: 'The download was interrupted and nothing that holds its pool came back in time; retry it',
+      retryable: true,
+    });
+  }
+
+  /** Marks a row error with the version read; null when someone else changed it meanwhile. */
+  private async failRow(image: Image, error: ImageError): Promise<Image | null> {
+    try {
+      const failed = await this.options.repositories.images.update(
+        image.id,
+        { phase: 'error', error },
+        { expectedVersion: image.version },
+      );
+      this.emitPhase(image.id, image.phase, 'error', error);
+      return failed;
+    } catch (failure) {
+      if (isQuantixError(failure, ErrorCode.VERSION_CONFLICT)) return null;
+      this.options.logger.error({ imageId: image.id, err: failure }, 'could not record a failed download');
+      return null;
+    }
+  }
+
+  private emitPhase(imageId: string, from: ImagePhase | null, to: ImagePhase, error: ImageError | null): void {
+    this.options.events?.emit('image.phase', { imageId, from, to, error });
+  }
+}
+
+/** What a verified download makes of its row. */
+function readyPatch(result: ImageDownloadResult, format: ImageFormat | null) {
+  return {
+    phase: 'ready' as const,
+    error: null,
+    progress: { bytesDone: result.sizeBytes, bytesTotal: result.sizeBytes, percent: 100 },
+    sizeBytes: result.sizeBytes,
+    ...(result.checksum ? { checksum: result.checksum } : {}),
+    format: result.format ?? format,
+    ...(result.virtualSizeBytes != null ? { virtualSizeBytes: result.virtualSizeBytes } : {}),
+    fileModifiedAt: new Date(),
+  };
+}
+
+/**
+ * Downloads for an embedder with no nodes: the one lifecycle, run in this process with the
+ * instance's catalogs, fetchers and storage backends (the images-cloud and storage plugins).
+ */
+export function createInProcessDownloads(
+  quantix: Pick<Quantix, 'repositories' | 'events' | 'logger' | 'getAll'>,
+  options: Pick<DownloadServiceOptions, 'resumeGraceMs' | 'progressWriteMs'> & { logger?: Logger } = {},
+): DownloadService {
+  return new DownloadService({
+    repositories: quantix.repositories,
+    catalog: new CatalogRegistry({ catalogs: quantix.getAll(ImageCatalogToken) }),
+    executor: new LocalDownloadExecutor({
+      repositories: quantix.repositories,
+      fetchers: quantix.getAll(ImageFetcherToken),
+      backends: quantix.getAll(StorageBackendToken),
+    }),
+    events: quantix.events,
+    logger: options.logger ?? quantix.logger,
+    ...(options.resumeGraceMs !== undefined ? { resumeGraceMs: options.resumeGraceMs } : {}),
+    ...(options.progressWriteMs !== undefined ? { progressWriteMs: options.progressWriteMs } : {}),
+  });
 }

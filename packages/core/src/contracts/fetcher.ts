@@ -1,4 +1,4 @@
-import type { Checksum } from '../domain/image.js';
+import type { Checksum, ChecksumAlgorithm, ImageFormat } from '../domain/image.js';
 
 export interface FetchProgress {
   bytesDone: number;
@@ -14,6 +14,8 @@ export interface FetchRequest {
   destinationPath: string;
   checksum?: Checksum | null;
   checksumUrl?: string | null;
+  /** Which line of a checksum file to use when it lists several algorithms; default: the strongest. */
+  checksumAlgorithm?: ChecksumAlgorithm | null;
   signal?: AbortSignal;
   onProgress?: (progress: FetchProgress) => void;
 }
@@ -25,6 +27,9 @@ export interface FetchResult {
   /** Bytes transferred by this call; less than sizeBytes when it resumed a partial file. */
   bytesTransferred: number;
   resumed: boolean;
+  /** What the file is, when the fetcher looked (qemu-img): its format and virtual size. */
+  format?: ImageFormat | null;
+  virtualSizeBytes?: number | null;
 }
 
 /** Moves bytes from a source into a pool: resumable, verified, cancellable, with progress. */

@@ -164,7 +164,8 @@ const progressSchema = z.object({
   percent: z.number().min(0).max(100).nullable().default(null),
 });
 
-const checksumSchema = z
+/** A checksum as rows and requests carry it: a known algorithm and its hex digest, lower case. */
+export const checksumSchema = z
   .object({ algorithm: z.enum(CHECKSUM_ALGORITHMS), value: z.string().toLowerCase() })
   .superRefine((c, ctx) => {
     const length = c.algorithm === 'sha256' ? 64 : 128;

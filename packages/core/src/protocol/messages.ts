@@ -165,7 +165,8 @@ const scannedFile = z.object({
 });
 export type ScannedFile = z.infer<typeof scannedFile>;
 
-const errorBody = z.object({ code: short.min(1), message: reason });
+/** A failure: its code, its message, and whether trying again can help (absent: the code decides). */
+const errorBody = z.object({ code: short.min(1), message: reason, retryable: z.boolean().optional() });
 
 const checksum = z.object({ algorithm: z.enum(CHECKSUM_ALGORITHMS), value: z.string().max(256) });
 

@@ -1,5 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
-import { mkdir, rename, statfs } from 'node:fs/promises';
+import { mkdir, rename, stat, statfs } from 'node:fs/promises';
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -492,7 +492,12 @@ export class HttpImageFetcher implements ImageFetcher {
         );
       }
       const checksum: Checksum = { algorithm, value: actual };
-      const inspection = await this.inspectOrDelete({ path: partialPath, signal, remove: [partialPath, metaPath] });
+      const inspection = await this.inspectOrDelete({
+        path: partialPath,
+        destination,
+        signal,
+        remove: [partialPath, metaPath],
+      });
       await syncFile(partialPath);
       await rename(partialPath, destination);
       await syncDirectory(destination);
@@ -596,7 +601,7 @@ export class HttpImageFetcher implements ImageFetcher {
       this.setStage(job, 'downloading');
       return null;
     }
-    const inspection = await this.inspectOrDelete({ path: destination, signal, remove: [] });
+    const inspection = await this.inspectOrDelete({ path: destination, destination, signal, remove: [] });
     return {
       path: destination,
       sizeBytes: size,
@@ -809,9 +814,16 @@ export class HttpImageFetcher implements ImageFetcher {
 
   private async inspectOrDelete(options: {
     path: string;
+    /** Where the file ends up: its name says whether it is an ISO. */
+    destination: string;
     signal: AbortSignal;
     remove: string[];
   }): Promise<ImageInspection | null> {
+    // qemu-img reads an ISO as `raw`; an ISO's one size is its virtual size.
+    if (/\.iso$/i.test(options.destination)) {
+      const { size } = await stat(options.path);
+      return { format: 'iso', detectedFormat: 'iso', virtualSizeBytes: size, actualSizeBytes: size };
+    }
     if (!this.inspector) return null;
     try {
       return await this.inspector.inspect({ path: options.path, signal: options.signal });

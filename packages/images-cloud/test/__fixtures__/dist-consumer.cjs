@@ -5,7 +5,7 @@ const { mkdtempSync, readFileSync, rmSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 const { createQuantix, ImageCatalogToken, ImageFetcherToken, isQuantixError } = require('@quantix/core');
-const { CloudImageServiceToken, createImagesCloudPlugin, HttpImageFetcher } = require('@quantix/images-cloud');
+const { createImagesCloudPlugin, HttpImageFetcher } = require('@quantix/images-cloud');
 const { sha256Sums, startImageServer } = require('@quantix/images-cloud/testing');
 
 (async () => {
@@ -31,7 +31,7 @@ const { sha256Sums, startImageServer } = require('@quantix/images-cloud/testing'
   } catch (error) {
     refused = isQuantixError(error) ? error.code : String(error);
   }
-  const hasService = quantix.has(CloudImageServiceToken);
+  const hasFetcher = quantix.has(ImageFetcherToken);
   await quantix.close();
   await server.close();
   rmSync(dir, { recursive: true, force: true });
@@ -42,7 +42,7 @@ const { sha256Sums, startImageServer } = require('@quantix/images-cloud/testing'
       verified: result.checksum.value === sum && onDisk === sum,
       detectedFormat: result.detectedFormat,
       refused,
-      hasService,
+      hasFetcher,
     }),
   );
 })().catch((error) => {

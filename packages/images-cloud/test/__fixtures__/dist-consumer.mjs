@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createQuantix, ImageCatalogToken, ImageFetcherToken, isQuantixError } from '@quantix/core';
-import { CloudImageServiceToken, createImagesCloudPlugin, HttpImageFetcher } from '@quantix/images-cloud';
+import { createImagesCloudPlugin, HttpImageFetcher } from '@quantix/images-cloud';
 import { sha256Sums, startImageServer } from '@quantix/images-cloud/testing';
 
 const body = randomBytes(256 * 1024);
@@ -30,7 +30,7 @@ try {
 } catch (error) {
   refused = isQuantixError(error) ? error.code : String(error);
 }
-const hasService = quantix.has(CloudImageServiceToken);
+const hasFetcher = quantix.has(ImageFetcherToken);
 await quantix.close();
 await server.close();
 rmSync(dir, { recursive: true, force: true });
@@ -41,6 +41,6 @@ process.stdout.write(
     verified: result.checksum.value === sum && onDisk === sum,
     detectedFormat: result.detectedFormat,
     refused,
-    hasService,
+    hasFetcher,
   }),
 );

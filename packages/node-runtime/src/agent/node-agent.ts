@@ -632,6 +632,7 @@ export class NodeAgent {
       destinationPath,
       checksum: request.checksum,
       checksumUrl: request.checksumUrl,
+      checksumAlgorithm: request.checksumAlgorithm ?? null,
       signal,
       onProgress: (progress) => {
         progressOut.bytesDone = progress.bytesDone;
@@ -654,7 +655,11 @@ export class NodeAgent {
         });
       },
     });
-    const described = await this.describeImage(result.path, result.sizeBytes);
+    // A fetcher that already looked at the file (qemu-img) says what it is; else it is looked at here.
+    const described =
+      result.format !== undefined
+        ? { format: result.format, virtualSizeBytes: result.virtualSizeBytes ?? null }
+        : await this.describeImage(result.path, result.sizeBytes);
     const answer: DownloadAnswer = {
       sizeBytes: result.sizeBytes,
       checksum: result.checksum,
@@ -850,9 +855,15 @@ function formatFromName(path: string): ImageFormat | null {
 }
 
 /** An error as the protocol carries it: within its limits, whatever the error said. */
-function errorBody(error: unknown): { code: string; message: string } {
+function errorBody(error: unknown): { code: string; message: string; retryable?: boolean } {
   if (isQuantixError(error)) {
-    return { code: truncateText(error.code, PROTOCOL_LIMITS.short), message: truncateText(error.message) };
+    const { retryable } = error.details;
+    return {
+      code: truncateText(error.code, PROTOCOL_LIMITS.short),
+      message: truncateText(error.message),
+      // What the thrower knew (a 404 from a mirror is final, a reset connection is not) crosses over.
+      ...(typeof retryable === 'boolean' ? { retryable } : {}),
+    };
   }
   return {
     code: ErrorCode.INTERNAL_ERROR,

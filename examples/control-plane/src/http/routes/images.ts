@@ -143,7 +143,7 @@ export function imageRoutes(
   );
 
   api.post('/images/:id/retry', { schema: { tags: ['images'], params: idParams } }, async (request, reply) =>
-    reply.status(202).send(await deps.downloads.retry(request.params.id)),
+    reply.status(202).send((await deps.downloads.retry(request.params.id)).image),
   );
 
   api.post(

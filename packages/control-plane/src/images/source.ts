@@ -3,12 +3,25 @@ import {
   CHECKSUM_ALGORITHMS,
   type Checksum,
   type ChecksumAlgorithm,
+  checksumSchema,
   ErrorCode,
   type Image,
   type ImageFormat,
+  type ImageKind,
+  parseOrThrow,
   QuantixError,
 } from '@quantix/core';
-import { assertChecksum, fileNameOfUrl } from '../fetch/checksum.js';
+
+/** The last segment of a URL's path, decoded: the file name it serves. */
+export function fileNameOfUrl(url: string | URL): string {
+  const path = (typeof url === 'string' ? new URL(url) : url).pathname;
+  const last = path.slice(path.lastIndexOf('/') + 1);
+  try {
+    return decodeURIComponent(last);
+  } catch {
+    return last;
+  }
+}
 
 /**
  * Where an image's bytes come from. It is written into the image row (as labels) when the row
@@ -103,7 +116,7 @@ export function validateSource(source: DownloadSource): DownloadSource {
   }
   return {
     url: source.url,
-    checksum: source.checksum ? assertChecksum(source.checksum) : null,
+    checksum: source.checksum ? parseOrThrow(checksumSchema, source.checksum, 'download source checksum') : null,
     checksumUrl: source.checksumUrl ?? null,
     checksumAlgorithm: source.checksumAlgorithm ?? source.checksum?.algorithm ?? null,
   };
@@ -111,15 +124,22 @@ export function validateSource(source: DownloadSource): DownloadSource {
 
 const EXTENSIONS: Record<ImageFormat, string> = { qcow2: 'qcow2', raw: 'raw', iso: 'iso', vmdk: 'vmdk', vhdx: 'vhdx' };
 
-/** Where a catalog image goes in a pool unless the caller says otherwise: `images/<entry id>.<ext>`. */
-export function defaultRelPathForEntry(entry: CatalogEntry): string {
-  return `images/${entry.id}.${EXTENSIONS[entry.format] ?? 'img'}`;
+/** The folder of a pool each kind of image goes to. */
+const FOLDER: Record<ImageKind, string> = { cloud: 'images', iso: 'iso' };
+
+/**
+ * Where a catalog image goes in a pool unless the caller says otherwise: `images/<entry id>.<ext>`
+ * (`iso/…` for ISOs). Named by the entry, not by its URL: two entries whose URLs end in the same
+ * file name (`…/current/disk.img`) never collide.
+ */
+export function defaultRelPathForEntry(entry: Pick<CatalogEntry, 'id' | 'kind' | 'format'>): string {
+  return `${FOLDER[entry.kind]}/${entry.id}.${EXTENSIONS[entry.format] ?? 'img'}`;
 }
 
 /** Where an image from a bare URL goes: `images/<file name of the URL>`, made safe as a file name. */
-export function defaultRelPathForUrl(url: string): string {
+export function defaultRelPathForUrl(url: string, kind: ImageKind = 'cloud'): string {
   const name = fileNameOfUrl(url)
     .replace(/[^A-Za-z0-9._-]/g, '_')
     .replace(/^\.+/, '_');
-  return `images/${name || 'image.img'}`;
+  return `${FOLDER[kind]}/${name || 'image.img'}`;
 }

@@ -1,13 +1,16 @@
 /**
  * Child process of the SIGKILL test. `start`: opens the database, defines a pool, starts a
  * download and prints one JSON line once the row shows progress — then keeps downloading until
- * the test kills it. `reconcile`: a new process on the same database runs reconcileInterrupted
- * and prints what it found and how the download ended.
+ * the test kills it. `reconcile`: a new process on the same database runs the download
+ * service's reconcileOnStart (as a control plane does at start) and prints what it found and
+ * how the download ended. Downloads run in process (LocalDownloadExecutor).
  */
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { createQuantix, type DatabaseConfig } from '@quantix/core';
 import { storageLocalPlugin } from '@quantix/storage-local';
-import type { CatalogEntryInput } from '../catalog/static-catalog.js';
-import { CloudImageServiceToken, createImagesCloudPlugin } from '../plugin.js';
+import { type CatalogEntryInput, createImagesCloudPlugin } from '@quantix/images-cloud';
+import { createInProcessDownloads } from '../images/downloads.js';
 
 interface ChildConfig {
   database: DatabaseConfig;
@@ -28,18 +31,15 @@ const quantix = await createQuantix({
       builtinCatalog: false,
       entries: [config.entry],
       fetcher: { policy: { allowAddresses: ['127.0.0.0/8'] } },
-      // The test drives reconciliation itself, to show what the new process found first.
-      reconcileOnStart: false,
-      progressWriteIntervalMs: 100,
     }),
   ],
 });
-const service = quantix.get(CloudImageServiceToken);
+const service = createInProcessDownloads(quantix, { progressWriteMs: 100 });
 const images = quantix.repositories.images;
 
 if (mode === 'start') {
   const pool = await quantix.repositories.pools.create({ name: 'sigkill pool', type: 'local', config: { path: config.poolDir } });
-  const { image } = await service.startDownload({ catalogId: config.entry.id, poolId: pool.id });
+  const { image } = await service.download({ catalogId: config.entry.id, poolId: pool.id });
   // Wait until the database itself shows progress: what the next process will find.
   for (;;) {
     const row = await images.require(image.id);
@@ -53,8 +53,14 @@ if (mode === 'start') {
   await new Promise(() => undefined);
 } else if (mode === 'reconcile') {
   const before = await images.list({ phase: ['pending', 'downloading', 'verifying'] });
-  const result = await service.reconcileInterrupted();
-  const resumed = result.resumed.map((r) => ({ id: r.image.id, partialBytes: r.partialBytes }));
+  // What the killed process left on disk: the partial file the resumed download continues.
+  const partialBytes = (row: { location: { relPath: string } | null }) => {
+    const path = `${join(config.poolDir, row.location?.relPath ?? '')}.partial`;
+    return existsSync(path) ? statSync(path).size : 0;
+  };
+  const left = new Map(before.map((row) => [row.id, partialBytes(row)]));
+  const result = await service.reconcileOnStart();
+  const resumed = result.resumed.map((r) => ({ id: r.image.id, partialBytes: left.get(r.image.id) ?? 0 }));
   const finals = await Promise.all(result.resumed.map((r) => r.completion));
   const after = await images.list();
   process.stdout.write(`${JSON.stringify({ before, resumed, failed: result.failed, finals, after })}\n`);

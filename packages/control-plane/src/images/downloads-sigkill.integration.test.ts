@@ -1,7 +1,7 @@
 /**
  * Nothing lost, nothing stuck: a process downloading an image is killed with SIGKILL mid-way; a
  * new process on the same database (PGlite data directory, or PostgreSQL) runs
- * reconcileInterrupted, resumes the row from its partial file and ends ready with the right
+ * reconcileOnStart, resumes the row from its partial file and ends ready with the right
  * checksum — having fetched only the part that was missing.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
@@ -13,9 +13,8 @@ import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import type { Image } from '@quantix/core';
 import { createTestDatabase, TEST_DATABASE_CLIENTS, type TestDatabase } from '@quantix/core/testing';
+import { type ImageServer, makeQcow2, sha256, sha256Sums, startImageServer } from '@quantix/images-cloud/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type ImageServer, startImageServer } from '../testing/image-server.js';
-import { makeQcow2, sha256, sha256Sums } from '../testing/images.js';
 
 const run = promisify(execFile);
 const child = join(import.meta.dirname, '../__fixtures__/download-child.ts');

@@ -1,23 +1,33 @@
 /**
- * The download lifecycle in the database, on PGlite and PostgreSQL, through a real Quantix
- * instance with the real local storage backend, against a real HTTP server serving a qcow2.
+ * The download lifecycle in the database, on PGlite and PostgreSQL, run in process
+ * (LocalDownloadExecutor) through a real Quantix instance with the real local storage backend
+ * and the real HTTP fetcher, against a real HTTP server serving a qcow2. The same lifecycle on
+ * nodes is tested in examples/control-plane (hub and node-link suites, with real daemons).
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createQuantix, type Image, type Quantix, type QuantixEvents, type StoragePool } from '@quantix/core';
 import { createTestDatabase, TEST_DATABASE_CLIENTS, type TestDatabase } from '@quantix/core/testing';
+import { type CatalogEntryInput, createImagesCloudPlugin, type ImagesCloudPluginOptions } from '@quantix/images-cloud';
+import {
+  type ImageServer,
+  makeQcow2,
+  sha256,
+  sha256Sums,
+  startImageServer,
+  VIRTUAL_SIZE,
+} from '@quantix/images-cloud/testing';
 import { storageLocalPlugin } from '@quantix/storage-local';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { CatalogEntryInput } from '../catalog/static-catalog.js';
-import { CloudImageServiceToken, createImagesCloudPlugin, type ImagesCloudPluginOptions } from '../plugin.js';
-import { type ImageServer, startImageServer } from '../testing/image-server.js';
-import { makeQcow2, sha256, sha256Sums, VIRTUAL_SIZE } from '../testing/images.js';
+import { createInProcessDownloads, type DownloadService } from './downloads.js';
 import { SOURCE_LABELS } from './source.js';
 
 const IMAGE = '/jammy/current/jammy-server-cloudimg-amd64.img';
 const SUMS = '/jammy/current/SHA256SUMS';
 const ENTRY_ID = 'test-jammy';
+/** Another release's image under the same file name, as mirrors name them (…/current/<same name>). */
+const TWIN = '/noble/current/jammy-server-cloudimg-amd64.img';
 
 let server: ImageServer;
 let fixtures: string;
@@ -63,16 +73,18 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
   let phases: QuantixEvents['image.phase'][];
   let progress: QuantixEvents['image.progress'][];
 
-  async function open(options: ImagesCloudPluginOptions = {}): Promise<Quantix> {
+  let downloads: DownloadService | undefined;
+
+  async function open(options: ImagesCloudPluginOptions = {}, reconcile = true): Promise<Quantix> {
     const instance = await createQuantix({
       database: testDb.config,
       plugins: [
         storageLocalPlugin,
         createImagesCloudPlugin({
           builtinCatalog: false,
-          entries: [entry()],
+          // A second entry whose URL ends in the same file name, from another directory.
+          entries: [entry(), { ...entry(), id: `${ENTRY_ID}-twin`, name: 'Twin', sourceUrl: `${server.url}${TWIN}` }],
           fetcher: { policy: { allowAddresses: ['127.0.0.0/8'] }, retry: { baseDelayMs: 10, maxDelayMs: 50 } },
-          progressWriteIntervalMs: 20,
           ...options,
         }),
       ],
@@ -81,10 +93,18 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
     progress = [];
     instance.events.on('image.phase', (e) => phases.push(e));
     instance.events.on('image.progress', (e) => progress.push(e));
+    downloads = createInProcessDownloads(instance, { progressWriteMs: 20 });
+    if (reconcile) await downloads.reconcileOnStart();
     return instance;
   }
 
-  const service = () => (quantix as Quantix).get(CloudImageServiceToken);
+  /** Closes the downloads first (rows stay as they are, for the next start), then the instance. */
+  async function close(): Promise<void> {
+    await downloads?.close();
+    await quantix?.close();
+  }
+
+  const service = () => downloads as DownloadService;
   const imagePath = () => join(poolDir, 'images', `${ENTRY_ID}.qcow2`);
 
   beforeAll(async () => {
@@ -111,13 +131,13 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
   });
 
   afterEach(async () => {
-    await quantix?.close();
+    await close();
     quantix = undefined;
     rmSync(poolDir, { recursive: true, force: true });
   });
 
   it('downloads a catalog image into a pool: pending → downloading → verifying → ready, with progress in the row', async () => {
-    const { image: pending, completion } = await service().startDownload({ catalogId: ENTRY_ID, poolId: pool.id });
+    const { image: pending, completion } = await service().download({ catalogId: ENTRY_ID, poolId: pool.id });
     expect(pending).toMatchObject({
       phase: 'pending',
       kind: 'cloud',
@@ -154,17 +174,29 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
 
     // Asked again: the same row, nothing fetched.
     server.requests.length = 0;
-    const again = await service().startDownload({ catalogId: ENTRY_ID, poolId: pool.id });
+    const again = await service().download({ catalogId: ENTRY_ID, poolId: pool.id });
     expect(again.image.id).toBe(pending.id);
     expect((await again.completion).phase).toBe('ready');
     expect(server.requests).toEqual([]);
   });
 
+  it('keeps two catalog entries whose URLs end in the same file name apart, each in its own file', async () => {
+    server.setFile(TWIN, image);
+    const [a, b] = await Promise.all([
+      service().download({ catalogId: ENTRY_ID, poolId: pool.id }),
+      service().download({ catalogId: `${ENTRY_ID}-twin`, poolId: pool.id }),
+    ]);
+    expect(a.image.id).not.toBe(b.image.id);
+    const [ra, rb] = await Promise.all([a.completion, b.completion]);
+    expect([ra.phase, rb.phase]).toEqual(['ready', 'ready']);
+    expect(files(poolDir)).toEqual([`images/${ENTRY_ID}-twin.qcow2`, `images/${ENTRY_ID}.qcow2`]);
+  });
+
   it('joins two requests of the same image into the same pool into one download', async () => {
     server.behaviour.bytesPerSecond = 16 * 1024 * 1024;
     const [a, b] = await Promise.all([
-      service().startDownload({ catalogId: ENTRY_ID, poolId: pool.id }),
-      service().startDownload({ catalogId: ENTRY_ID, poolId: pool.id }),
+      service().download({ catalogId: ENTRY_ID, poolId: pool.id }),
+      service().download({ catalogId: ENTRY_ID, poolId: pool.id }),
     ]);
     expect(b.image.id).toBe(a.image.id);
     const [ra, rb] = await Promise.all([a.completion, b.completion]);
@@ -175,7 +207,7 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
 
   it('wrong bytes: the row ends error CHECKSUM_MISMATCH, no ready row, no file left; a retry then succeeds', async () => {
     server.behaviour.corruptPaths = [IMAGE];
-    const { image: pending, completion } = await service().startDownload({ catalogId: ENTRY_ID, poolId: pool.id });
+    const { image: pending, completion } = await service().download({ catalogId: ENTRY_ID, poolId: pool.id });
     const failed = await completion;
     expect(failed).toMatchObject({
       phase: 'error',
@@ -188,20 +220,20 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
     expect(phases.at(-1)).toMatchObject({ imageId: pending.id, to: 'error', error: { code: 'CHECKSUM_MISMATCH' } });
 
     server.behaviour.corruptPaths = [];
-    const retried = await service().retry({ imageId: pending.id });
+    const retried = await service().retry(pending.id);
     expect(retried.image).toMatchObject({ id: pending.id, phase: 'pending', error: null });
     expect(await retried.completion).toMatchObject({ phase: 'ready', checksum: { value: sha256(image) } });
   });
 
   it('refuses a disallowed URL before any request and before recording a row', async () => {
-    await quantix?.close();
+    await close();
     quantix = await open({ fetcher: { policy: { allowAddresses: ['127.0.0.1'], allowPorts: [443] } } });
     const refused = await service()
-      .startDownload({ catalogId: ENTRY_ID, poolId: pool.id })
+      .download({ catalogId: ENTRY_ID, poolId: pool.id })
       .catch((e: unknown) => e);
     expect(refused).toMatchObject({ code: 'SOURCE_NOT_ALLOWED', details: { reason: 'port' } });
     const metadata = await service()
-      .startDownload({
+      .download({
         poolId: pool.id,
         source: { url: 'https://169.254.169.254/latest/meta-data/disk.img', checksumUrl: `${server.url}${SUMS}` },
       })
@@ -213,7 +245,7 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
 
   it('cancel keeps the partial file; a retry resumes it and fetches fewer bytes than the whole', async () => {
     server.behaviour.bytesPerSecond = 3 * 1024 * 1024;
-    const { image: pending, completion } = await service().startDownload({ catalogId: ENTRY_ID, poolId: pool.id });
+    const { image: pending, completion } = await service().download({ catalogId: ENTRY_ID, poolId: pool.id });
     await new Promise<void>((resolve) => {
       const check = (e: QuantixEvents['image.progress']) => {
         if (e.imageId === pending.id && e.progress.bytesDone > image.length / 3) {
@@ -223,13 +255,13 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
       };
       quantix?.events.on('image.progress', check);
     });
-    const { image: cancelled } = await service().cancel({ imageId: pending.id });
+    const cancelled = await service().cancel(pending.id);
     expect(cancelled).toMatchObject({ phase: 'error', error: { code: 'DOWNLOAD_CANCELLED', retryable: true } });
     expect((await completion).phase).toBe('error');
     expect(existsSync(`${imagePath()}.partial`)).toBe(true);
 
     server.behaviour.bytesPerSecond = null;
-    const retried = await service().retry({ imageId: pending.id });
+    const retried = await service().retry(pending.id);
     expect(await retried.completion).toMatchObject({ phase: 'ready', checksum: { value: sha256(image) } });
     const gets = server.requestsFor(IMAGE);
     expect(gets.at(-1)?.status).toBe(206);
@@ -238,7 +270,7 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
 
   it('a row changed by someone else mid-download stops the job without overwriting the change', async () => {
     server.behaviour.bytesPerSecond = 4 * 1024 * 1024;
-    const { image: pending, completion } = await service().startDownload({ catalogId: ENTRY_ID, poolId: pool.id });
+    const { image: pending, completion } = await service().download({ catalogId: ENTRY_ID, poolId: pool.id });
     const images = (quantix as Quantix).repositories.images;
     let row: Image = pending;
     for (let i = 0; i < 200 && row.phase !== 'downloading'; i++) {
@@ -260,28 +292,28 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
     const final = await completion;
     expect(final.phase).toBe('deleting');
     expect(await images.require(pending.id)).toMatchObject({ phase: 'deleting', version: deleting?.version });
-    expect(service().activeImageIds).toEqual([]);
+    expect(service().isRunning(pending.id)).toBe(false);
   });
 
   it('after a graceful restart mid-download, the next start resumes the row from its partial file', async () => {
     server.behaviour.bytesPerSecond = 3 * 1024 * 1024;
-    const { image: pending } = await service().startDownload({ catalogId: ENTRY_ID, poolId: pool.id });
+    const { image: pending } = await service().download({ catalogId: ENTRY_ID, poolId: pool.id });
     await new Promise<void>((resolve) =>
       quantix?.events.on('image.progress', (e) => {
         if (e.progress.bytesDone > image.length / 3) resolve();
       }),
     );
-    await quantix?.close(); // rows stay `downloading`: nothing is failed by a shutdown
-    quantix = await open({ reconcileOnStart: false });
+    await close(); // rows stay `downloading`: nothing is failed by a shutdown
+    quantix = await open({}, false);
     const left = await quantix.repositories.images.require(pending.id);
     expect(left.phase).toBe('downloading');
     expect(left.progress?.bytesDone).toBeGreaterThan(0);
 
     server.behaviour.bytesPerSecond = null;
-    const reconciled = await service().reconcileInterrupted();
+    const reconciled = await service().reconcileOnStart();
     expect(reconciled.failed).toEqual([]);
     expect(reconciled.resumed.map((r) => r.image.id)).toEqual([pending.id]);
-    expect(reconciled.resumed[0]?.partialBytes).toBeGreaterThan(0);
+    expect(existsSync(`${imagePath()}.partial`)).toBe(true);
     const done = await reconciled.resumed[0]?.completion;
     expect(done).toMatchObject({ phase: 'ready', checksum: { value: sha256(image) } });
     expect(server.requestsFor(IMAGE).at(-1)?.bytesSent).toBeLessThan(image.length);
@@ -311,13 +343,12 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
     const iso = await images.create({ name: 'someone else’s iso', kind: 'iso' });
     await images.update(iso.id, { phase: 'downloading' });
 
-    const result = await service().reconcileInterrupted();
-    expect(result.resumed).toEqual([]);
+    const result = await service().reconcileOnStart();
     expect(result.skipped.map((s) => s.id)).toEqual([iso.id]);
-    expect(Object.fromEntries(result.failed.map((f) => [f.id, f.error?.code]))).toEqual({
-      [ours.id]: 'POOL_UNAVAILABLE',
-      [orphan.id]: 'DOWNLOAD_INTERRUPTED',
-    });
+    expect(result.failed.map((f) => [f.id, f.error?.code])).toEqual([[orphan.id, 'DOWNLOAD_INTERRUPTED']]);
+    // Ours is taken up again and fails on its missing pool directory, saying so.
+    expect(result.resumed.map((r) => r.image.id)).toEqual([ours.id]);
+    expect(await result.resumed[0]?.completion).toMatchObject({ phase: 'error', error: { code: 'POOL_UNAVAILABLE' } });
     expect(await images.require(ours.id)).toMatchObject({ phase: 'error', error: { retryable: true } });
     expect((await images.require(ours.id)).error?.message).toContain('cannot be resumed');
     expect(await images.require(orphan.id)).toMatchObject({ phase: 'error', error: { retryable: false } });
@@ -340,8 +371,8 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
     mkdirSync(join(poolDir, 'images'), { recursive: true });
     writeFileSync(imagePath(), image);
 
-    await quantix?.close();
-    quantix = await open(); // reconcileOnStart (the default) runs in onReady
+    await close();
+    quantix = await open(); // runs reconcileOnStart, as a control plane does at start
     let now = await quantix.repositories.images.require(row.id);
     for (let i = 0; i < 300 && now.phase !== 'ready' && now.phase !== 'error'; i++) {
       await new Promise((r) => setTimeout(r, 20));
@@ -349,5 +380,38 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
     }
     expect(now).toMatchObject({ phase: 'ready', sizeBytes: image.length, checksum: { value: sha256(image) } });
     expect(server.requestsFor(IMAGE)).toEqual([]);
+  });
+});
+
+describe('catalog entries and the source policy', () => {
+  const mirror = {
+    id: 'ubuntu-24.04',
+    name: 'Ubuntu 24.04 (LAN mirror)',
+    sourceUrl: 'http://10.0.0.2/noble-server-cloudimg-amd64.img',
+    checksumUrl: 'http://10.0.0.2/SHA256SUMS',
+  };
+
+  it('uses the last catalog that has an entry: a mirror entry replaces the built-in one, and the default policy still guards it', async () => {
+    const quantix = await createQuantix({
+      database: { client: 'pglite' },
+      plugins: [storageLocalPlugin, createImagesCloudPlugin({ entries: [mirror] })],
+    });
+    const downloads = createInProcessDownloads(quantix);
+    const pool = await quantix.repositories.pools.create({
+      name: 'p',
+      type: 'local',
+      config: { path: '/nonexistent' },
+    });
+    // 10.0.0.2 is a private address: refused before any request, and no row is recorded.
+    const refused = await downloads.download({ catalogId: 'ubuntu-24.04', poolId: pool.id }).catch((e: unknown) => e);
+    expect(refused).toMatchObject({
+      code: 'SOURCE_NOT_ALLOWED',
+      details: { url: mirror.sourceUrl, address: '10.0.0.2' },
+    });
+    expect(await quantix.repositories.images.count()).toBe(0);
+    const unknown = await downloads.download({ catalogId: 'no-such-image', poolId: pool.id }).catch((e: unknown) => e);
+    expect(unknown).toMatchObject({ code: 'NOT_FOUND' });
+    await downloads.close();
+    await quantix.close();
   });
 });

@@ -1,6 +1,13 @@
 import type { Image } from '@quantix/core';
 import { describe, expect, it } from 'vitest';
-import { defaultRelPathForUrl, SOURCE_LABELS, sourceFromImage, sourceToLabels, validateSource } from './source.js';
+import {
+  defaultRelPathForEntry,
+  defaultRelPathForUrl,
+  SOURCE_LABELS,
+  sourceFromImage,
+  sourceToLabels,
+  validateSource,
+} from './source.js';
 
 describe('download sources recorded in the row', () => {
   it('round-trips through labels, so a restart needs only the row', () => {
@@ -39,5 +46,12 @@ describe('download sources recorded in the row', () => {
     );
     expect(defaultRelPathForUrl('https://m/a/..%2F..%2Fetc%2Fshadow')).toBe('images/__.._etc_shadow');
     expect(defaultRelPathForUrl('https://m/a/.hidden.img')).toBe('images/_hidden.img');
+  });
+
+  it('names a catalog image by its entry, so entries whose URLs end alike never collide', () => {
+    const a = defaultRelPathForEntry({ id: 'ubuntu-24.04', kind: 'cloud', format: 'qcow2' });
+    const b = defaultRelPathForEntry({ id: 'ubuntu-22.04', kind: 'cloud', format: 'qcow2' });
+    expect([a, b]).toEqual(['images/ubuntu-24.04.qcow2', 'images/ubuntu-22.04.qcow2']);
+    expect(defaultRelPathForEntry({ id: 'alpine-3.20', kind: 'iso', format: 'iso' })).toBe('iso/alpine-3.20.iso');
   });
 });

@@ -1,0 +1,273 @@
+import {
+  backendFor,
+  type Checksum,
+  type ChecksumAlgorithm,
+  callBackend,
+  ErrorCode,
+  type FetchProgress,
+  type HelloDownload,
+  type ImageDownloadResult,
+  type ImageFetcher,
+  type NodeMessage,
+  QuantixError,
+  type Repositories,
+  type StorageBackend,
+} from '@quantix/core';
+import type { NodeHub } from '../hub/node-hub.js';
+import { nodesWithActivePool } from '../nodes/placement.js';
+
+/** The abort reason of downloads stopped because the control plane shuts down (not cancelled). */
+export const DOWNLOAD_SHUTDOWN = 'the control plane is shutting down';
+
+/** A download to run: the image's place in a pool and where its bytes come from. */
+export interface DownloadRequest {
+  imageId: string;
+  poolId: string;
+  relPath: string;
+  /** The node a node-local pool belongs to (its image rows carry it); null for a shared pool. */
+  nodeId: string | null;
+  sourceUrl: string;
+  checksum: Checksum | null;
+  checksumUrl: string | null;
+  checksumAlgorithm: ChecksumAlgorithm | null;
+}
+
+export interface DownloadProgressUpdate {
+  /** `verifying`: every byte is in and is being checked. */
+  phase?: 'downloading' | 'verifying';
+  bytesDone: number;
+  bytesTotal: number | null;
+  bytesPerSecond: number | null;
+  etaSeconds: number | null;
+}
+
+/**
+ * Where a download's bytes move — the one port of the one download lifecycle (DownloadService):
+ * on a node that holds the pool, over the node hub (NodeDownloadExecutor), or in this process
+ * with the fetcher and storage backends of this instance (LocalDownloadExecutor), for an
+ * embedder with no nodes. The lifecycle — rows, phases, progress, retries, restarts — is the
+ * same either way.
+ */
+export interface DownloadExecutor {
+  /**
+   * Who can run a download into this pool now: a runner id (a node id, or 'local'), or null when
+   * nobody can at the moment (onReady says when one can). With `wanted`, that runner or the
+   * reason it cannot (NODE_NOT_CONNECTED, POOL_NOT_ACTIVE_ON_NODE).
+   */
+  pick(target: { poolId: string; nodeId: string | null }, wanted?: string): Promise<string | null>;
+  /**
+   * Runs the download on `runner` until the file is complete and verified. Rejects with
+   * NODE_NOT_CONNECTED when the runner went away (the download may continue when it is back);
+   * with the fetch's own error otherwise. `signal` cancels it (the partial file stays).
+   */
+  run(
+    runner: string,
+    request: DownloadRequest,
+    options: { onProgress: (update: DownloadProgressUpdate) => void; signal: AbortSignal },
+  ): Promise<ImageDownloadResult>;
+  /**
+   * Refuses a source before anything is recorded, where the executor can tell (the local
+   * fetcher's source policy); nodes judge their sources themselves, when they fetch.
+   */
+  preflight?(source: { sourceUrl: string; checksumUrl: string | null }): Promise<void>;
+  /** Says when a runner can take downloads for its pools (a node reported them active). */
+  onReady(listener: (runner: string) => Promise<void> | void): void;
+  /** Says which downloads a runner has in hand (a node that connected while fetching). */
+  onInHand(listener: (runner: string, downloads: readonly HelloDownload[]) => Promise<void> | void): void;
+}
+
+/** Downloads run by nodes, each by a connected node on which the pool is active. */
+export class NodeDownloadExecutor implements DownloadExecutor {
+  private readonly progress = new Map<string, (update: DownloadProgressUpdate) => void>();
+  private ready: ((runner: string) => Promise<void> | void) | undefined;
+  private inHand: ((runner: string, downloads: readonly HelloDownload[]) => Promise<void> | void) | undefined;
+
+  constructor(private readonly options: { hub: NodeHub; repositories: Repositories }) {
+    const { hub } = options;
+    // The hub awaits these within its share of the database: node traffic stays bounded.
+    hub.onPoolsSynced = (nodeId) => this.ready?.(nodeId);
+    hub.onNodeWelcomed = (nodeId, hello) => this.inHand?.(nodeId, hello.downloads ?? []);
+    hub.onImageProgress = (message, nodeId) => this.deliver(message, nodeId);
+  }
+
+  async pick(target: { poolId: string; nodeId: string | null }, wanted?: string): Promise<string | null> {
+    const { hub, repositories } = this.options;
+    const usable = await nodesWithActivePool({ repositories, hub, poolId: target.poolId, nodeId: target.nodeId });
+    if (wanted) {
+      if (!hub.isConnected(wanted)) {
+        throw new QuantixError(
+          ErrorCode.NODE_NOT_CONNECTED,
+          `Node ${wanted} is not connected; start its node daemon and retry`,
+          {
+            details: { nodeId: wanted },
+          },
+        );
+      }
+      if (!usable.includes(wanted)) {
+        throw new QuantixError(
+          ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
+          `Pool ${target.poolId} is not active on node ${wanted}`,
+          {
+            details: { poolId: target.poolId, nodeId: wanted },
+          },
+        );
+      }
+      return wanted;
+    }
+    return usable[0] ?? null;
+  }
+
+  async run(
+    runner: string,
+    request: DownloadRequest,
+    options: { onProgress: (update: DownloadProgressUpdate) => void; signal: AbortSignal },
+  ): Promise<ImageDownloadResult> {
+    const { hub } = this.options;
+    this.progress.set(request.imageId, options.onProgress);
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => {
+        // A shutdown leaves the node fetching (the next start adopts it); a cancel stops it there too.
+        if (options.signal.reason !== DOWNLOAD_SHUTDOWN) {
+          void hub
+            .request(runner, { op: 'image.cancel', imageId: request.imageId }, { timeoutMs: 15_000 })
+            .catch(() => {});
+        }
+        reject(options.signal.reason);
+      };
+      options.signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([
+        hub.request(
+          runner,
+          {
+            op: 'image.download',
+            imageId: request.imageId,
+            poolId: request.poolId,
+            relPath: request.relPath,
+            sourceUrl: request.sourceUrl,
+            checksum: request.checksum,
+            checksumUrl: request.checksumUrl,
+            checksumAlgorithm: request.checksumAlgorithm,
+          },
+          { timeoutMs: 24 * 3600_000 },
+        ),
+        aborted,
+      ]);
+    } finally {
+      if (onAbort) options.signal.removeEventListener('abort', onAbort);
+      if (this.progress.get(request.imageId) === options.onProgress) this.progress.delete(request.imageId);
+    }
+  }
+
+  onReady(listener: (runner: string) => Promise<void> | void): void {
+    this.ready = listener;
+  }
+
+  onInHand(listener: (runner: string, downloads: readonly HelloDownload[]) => Promise<void> | void): void {
+    this.inHand = listener;
+  }
+
+  private deliver(message: Extract<NodeMessage, { type: 'image.progress' }>, _nodeId: string): void {
+    this.progress.get(message.imageId)?.({
+      ...(message.phase ? { phase: message.phase } : {}),
+      bytesDone: message.bytesDone,
+      bytesTotal: message.bytesTotal,
+      bytesPerSecond: message.bytesPerSecond,
+      etaSeconds: message.etaSeconds,
+    });
+  }
+}
+
+/**
+ * Downloads run in this process, with this instance's fetchers and storage backends — for an
+ * embedder that has no nodes. Its one runner is 'local', always ready.
+ */
+export class LocalDownloadExecutor implements DownloadExecutor {
+  static readonly RUNNER = 'local';
+
+  constructor(
+    private readonly options: {
+      repositories: Repositories;
+      fetchers: readonly ImageFetcher[];
+      backends: readonly StorageBackend[];
+    },
+  ) {}
+
+  async pick(target: { poolId: string }, wanted?: string): Promise<string | null> {
+    if (wanted && wanted !== LocalDownloadExecutor.RUNNER) {
+      throw new QuantixError(ErrorCode.NODE_NOT_CONNECTED, `Downloads run in this process, not on node ${wanted}`, {
+        details: { nodeId: wanted },
+      });
+    }
+    const pool = await this.options.repositories.pools.require(target.poolId);
+    backendFor(this.options.backends, pool.type); // UNSUPPORTED_OPERATION naming the type when none
+    return LocalDownloadExecutor.RUNNER;
+  }
+
+  async run(
+    _runner: string,
+    request: DownloadRequest,
+    options: { onProgress: (update: DownloadProgressUpdate) => void; signal: AbortSignal },
+  ): Promise<ImageDownloadResult> {
+    const pool = await this.options.repositories.pools.require(request.poolId);
+    const backend = backendFor(this.options.backends, pool.type);
+    const destinationPath = await callBackend(backend, 'resolve', { pool, relPath: request.relPath });
+    const fetcher = this.fetcherFor(request.sourceUrl);
+    let total: number | null = null;
+    const result = await fetcher.fetch({
+      sourceUrl: request.sourceUrl,
+      destinationPath,
+      checksum: request.checksum,
+      checksumUrl: request.checksumUrl,
+      checksumAlgorithm: request.checksumAlgorithm,
+      signal: options.signal,
+      onProgress: (progress: FetchProgress) => {
+        total = progress.bytesTotal;
+        options.onProgress({
+          // Every byte in: what follows is the checksum.
+          phase: total !== null && progress.bytesDone >= total ? 'verifying' : 'downloading',
+          bytesDone: progress.bytesDone,
+          bytesTotal: progress.bytesTotal,
+          bytesPerSecond: progress.bytesPerSecond,
+          etaSeconds: progress.etaSeconds,
+        });
+      },
+    });
+    return {
+      sizeBytes: result.sizeBytes,
+      checksum: result.checksum,
+      format: result.format ?? null,
+      virtualSizeBytes: result.virtualSizeBytes ?? null,
+      bytesTransferred: result.bytesTransferred,
+      resumed: result.resumed,
+    };
+  }
+
+  async preflight(source: { sourceUrl: string; checksumUrl: string | null }): Promise<void> {
+    const fetcher = this.fetcherFor(source.sourceUrl) as ImageFetcher & {
+      checkSource?: (options: { sourceUrl: string; checksumUrl?: string | null }) => Promise<void>;
+    };
+    await fetcher.checkSource?.({ sourceUrl: source.sourceUrl, checksumUrl: source.checksumUrl });
+  }
+
+  private fetcherFor(sourceUrl: string): ImageFetcher {
+    const scheme = new URL(sourceUrl).protocol.replace(/:$/, '');
+    const fetcher = this.options.fetchers.find((f) => f.schemes.includes(scheme));
+    if (!fetcher) {
+      throw new QuantixError(ErrorCode.SOURCE_NOT_ALLOWED, `No fetcher here takes ${scheme} URLs`, {
+        details: { scheme, reason: 'scheme', retryable: false },
+      });
+    }
+    return fetcher;
+  }
+
+  onReady(): void {
+    // Always ready: downloads start at once, and the ones a restart interrupted resume at start.
+  }
+
+  onInHand(): void {
+    // Nothing runs here but what this process started.
+  }
+}
