@@ -24,6 +24,7 @@ import {
   type StoragePool,
 } from '@quantix/core';
 import { type Logger, pino } from 'pino';
+import { ImagesCloudErrorCode } from '../errors.js';
 import type { CloudFetchRequest, CloudFetchResult, FetchStage } from '../fetch/fetcher.js';
 import { metaPathOf, partialPathOf, removeQuietly, sizeOf } from '../fetch/partial.js';
 import {
@@ -351,7 +352,7 @@ export class CloudImageService {
     const scheme = new URL(source.url).protocol.replace(/:$/, '');
     if (!this.fetcher.schemes.includes(scheme)) {
       throw new QuantixError(
-        ErrorCode.SOURCE_NOT_ALLOWED,
+        ImagesCloudErrorCode.SOURCE_NOT_ALLOWED,
         `Source ${source.url} is not allowed: scheme '${scheme}' is not one of ${this.fetcher.schemes.join(', ')}`,
         { details: { url: source.url, reason: 'scheme', retryable: false } },
       );
@@ -545,7 +546,7 @@ export class CloudImageService {
       }
       const reason = errorOf(error);
       this.logger.warn({ imageId: image.id, code: reason.code, err: error }, 'download failed');
-      if (reason.code === ErrorCode.CHECKSUM_MISMATCH || reason.code === ErrorCode.IMAGE_INVALID) {
+      if (reason.code === ErrorCode.CHECKSUM_MISMATCH || reason.code === ImagesCloudErrorCode.IMAGE_INVALID) {
         // The fetcher deleted the bad bytes; make sure nothing of them is left in the pool.
         await this.removeLeftovers(image).catch(() => undefined);
       }
