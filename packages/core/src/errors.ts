@@ -54,10 +54,11 @@ export const ErrorCode = defineErrorCodes('@quantix/core', {
     retryable: false,
     description: 'Plugin kernel: a plugin requires another plugin that was not given.',
   },
-  SERVICE_NOT_FOUND: {
+  PLUGIN_MISSING_SERVICE: {
     status: 500,
     retryable: false,
-    description: 'A service token was asked for that no plugin provides.',
+    description:
+      'Plugin kernel: a service a plugin needs (or a caller gets) is provided by no plugin; a node (database: false) provides no database.',
   },
   PLUGIN_CONFLICT: {
     status: 500,

@@ -1,13 +1,16 @@
-import { createQuantix, ImageCatalogToken, ImageFetcherToken, type Quantix } from '@quantix/core';
+import { createQuantix, ImageCatalogToken, ImageFetcherToken, type Quantix, type QuantixNode } from '@quantix/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpImageFetcher } from './fetch/fetcher.js';
 import { CloudImageService } from './lifecycle/service.js';
 import { CloudImageServiceToken, createImagesCloudPlugin, IMAGES_CLOUD_PLUGIN_NAME } from './plugin.js';
 
 let quantix: Quantix | undefined;
+let node: QuantixNode | undefined;
 afterEach(async () => {
   await quantix?.close();
+  await node?.close();
   quantix = undefined;
+  node = undefined;
 });
 
 const mirror = {
@@ -25,10 +28,17 @@ describe('images-cloud plugin', () => {
     });
     expect(quantix.plugins).toEqual([IMAGES_CLOUD_PLUGIN_NAME]);
     expect(quantix.getAll(ImageCatalogToken).map((c) => c.name)).toEqual(['quantix-builtin', 'lan']);
-    const fetcher = quantix.get(ImageFetcherToken);
+    const [fetcher] = quantix.getAll(ImageFetcherToken);
     expect(fetcher).toBeInstanceOf(HttpImageFetcher);
-    expect(fetcher.schemes).toEqual(['http', 'https']);
+    expect(fetcher?.schemes).toEqual(['http', 'https']);
     expect(quantix.get(CloudImageServiceToken)).toBeInstanceOf(CloudImageService);
+  });
+
+  it('on a node (no database) provides the catalogs and the fetcher, and no lifecycle service', async () => {
+    node = await createQuantix({ database: false, plugins: [createImagesCloudPlugin()] });
+    expect(node.getAll(ImageCatalogToken).map((c) => c.name)).toEqual(['quantix-builtin']);
+    expect(node.getAll(ImageFetcherToken)[0]).toBeInstanceOf(HttpImageFetcher);
+    expect(node.has(CloudImageServiceToken)).toBe(false);
   });
 
   it('uses the last catalog that has an entry: a mirror entry replaces the built-in one, and the default policy still guards it', async () => {

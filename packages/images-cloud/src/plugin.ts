@@ -6,6 +6,7 @@ import {
   ImageCatalogToken,
   ImageFetcherToken,
   type QuantixPlugin,
+  RepositoriesToken,
   StorageBackendToken,
 } from '@quantix/core';
 import { createBuiltinCatalog } from './catalog/builtin.js';
@@ -40,14 +41,17 @@ export interface ImagesCloudPluginOptions {
 
 /**
  * Provides the cloud-image catalog(s) (ImageCatalogToken), the HTTP fetcher (ImageFetcherToken)
- * and the download lifecycle (CloudImageServiceToken). The service merges every ImageCatalog
- * any plugin provides, and resolves pool paths through the StorageBackends provided.
+ * and, on an instance with a database, the download lifecycle (CloudImageServiceToken). The
+ * service merges every ImageCatalog any plugin provides, and resolves pool paths through the
+ * StorageBackends provided. On a node (`database: false`) it provides the catalogs and fetcher only.
  */
 export function createImagesCloudPlugin(options: ImagesCloudPluginOptions = {}): QuantixPlugin {
   return definePlugin({
     name: IMAGES_CLOUD_PLUGIN_NAME,
-    // The plugin API this package was written against.
-    apiVersion: 1,
+    // The plugin API range this package was written against.
+    apiVersion: '^1.1.0',
+    // The repositories hold the download rows; a node has none and gets only catalogs and the fetcher.
+    optional: [RepositoriesToken],
     register(ctx) {
       if (options.builtinCatalog !== false) ctx.provide(ImageCatalogToken, { value: createBuiltinCatalog() });
       if (options.entries && options.entries.length > 0) {
@@ -60,6 +64,7 @@ export function createImagesCloudPlugin(options: ImagesCloudPluginOptions = {}):
       const fetcher = new HttpImageFetcher({ ...options.fetcher, logger: ctx.logger.child({ component: 'fetcher' }) });
       ctx.provide(ImageFetcherToken, { value: fetcher });
 
+      if (!ctx.has(RepositoriesToken)) return;
       let service: CloudImageService | undefined;
       ctx.provide(CloudImageServiceToken, {
         factory: (c) => {

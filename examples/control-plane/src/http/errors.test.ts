@@ -71,7 +71,7 @@ describe('HTTP statuses of error codes', () => {
       UNAUTHORIZED: 401,
       NOT_FOUND: 404,
       IMAGE_NOT_FOUND: 404,
-      SERVICE_NOT_FOUND: 500,
+      PLUGIN_MISSING_SERVICE: 500,
       ALREADY_EXISTS: 409,
       VERSION_CONFLICT: 409,
       IN_USE: 409,
