@@ -754,7 +754,9 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
         nodeId: 'dl-1',
         hostname: 'dl-1',
         agentVersion: 'test',
-        downloads: [{ imageId, poolId: 'dl-1-pool', relPath: 'images/tiny-cloud.qcow2', state: 'running', bytesDone: 512 }],
+        downloads: [
+          { imageId, poolId: 'dl-1-pool', relPath: 'images/tiny-cloud.qcow2', state: 'running', bytesDone: 512 },
+        ],
       });
       // The answer to the first control plane's request reaches this one: it matches nothing here.
       again.send({ v: 1, type: 'response', requestId: first.requestId, result });

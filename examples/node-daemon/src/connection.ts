@@ -1,5 +1,6 @@
 import {
   type ControlMessage,
+  ErrorCode,
   isQuantixError,
   type NodeMessage,
   PROTOCOL_LIMITS,
@@ -144,7 +145,7 @@ export class ControlPlaneConnection {
             type: 'response',
             requestId: message.requestId,
             error: {
-              code: isQuantixError(error) ? error.code : 'COMMAND_FAILED',
+              code: isQuantixError(error) ? error.code : ErrorCode.COMMAND_FAILED,
               message: truncateText((error as Error)?.message ?? String(error), PROTOCOL_LIMITS.reason),
             },
           });

@@ -1,5 +1,6 @@
 export * from './contracts/index.js';
 export * from './domain/index.js';
+export * from './error-registry.js';
 export * from './errors.js';
 export * from './events/bus.js';
 export * from './kernel/core-tokens.js';

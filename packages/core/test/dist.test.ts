@@ -4,7 +4,7 @@
  * export, decorator-metadata trap, wrong format) fails here even when source tests pass.
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -27,5 +27,30 @@ describe('built dist of @quantix/core', () => {
       env: { ...process.env, QUANTIX_LOG_LEVEL: 'silent' },
     });
     expect(JSON.parse(stdout)).toEqual({ described: `${format}: 1 image(s)`, refused: 'INVALID_INPUT', format });
+  });
+
+  it('works with two copies of core in one process: tokens and error codes of one are found by the other', async () => {
+    const { stdout } = await run(process.execPath, [join(import.meta.dirname, '__fixtures__', 'two-copies.mjs')], {
+      env: { ...process.env, QUANTIX_LOG_LEVEL: 'silent' },
+    });
+    expect(JSON.parse(stdout)).toEqual({
+      twoCopies: true,
+      backends: ['from-cjs'],
+      greeting: 'images: 0',
+      registered: 409,
+      recognised: true,
+      conflict:
+        "PLUGIN_CONFLICT: Plugin 'esm-plugin': provides 'two-copies.greeter', which plugin 'cjs-plugin' already provides; only one may",
+    });
+  });
+
+  it('declares no typedi types and loads no reflect-metadata', () => {
+    for (const file of ['index.d.ts', 'index.d.cts', 'testing.d.ts', 'testing.d.cts']) {
+      const declarations = readFileSync(join(packageRoot, 'dist', file), 'utf8');
+      expect(declarations, file).not.toMatch(/from ['"]typedi['"]|import\(['"]typedi['"]\)/);
+    }
+    for (const file of ['index.js', 'index.cjs']) {
+      expect(readFileSync(join(packageRoot, 'dist', file), 'utf8'), file).not.toContain('reflect-metadata');
+    }
   });
 });

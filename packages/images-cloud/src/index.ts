@@ -1,5 +1,6 @@
 export * from './catalog/builtin.js';
 export * from './catalog/static-catalog.js';
+export * from './errors.js';
 export * from './fetch/checksum.js';
 export * from './fetch/fetcher.js';
 export { isRetryable } from './fetch/http.js';

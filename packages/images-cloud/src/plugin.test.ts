@@ -1,12 +1,15 @@
-import { createQuantix, ImageCatalogToken, ImageFetcherToken, type Quantix } from '@quantix/core';
+import { createQuantix, ImageCatalogToken, ImageFetcherToken, type Quantix, type QuantixNode } from '@quantix/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpImageFetcher } from './fetch/fetcher.js';
 import { createImagesCloudPlugin, IMAGES_CLOUD_PLUGIN_NAME } from './plugin.js';
 
 let quantix: Quantix | undefined;
+let node: QuantixNode | undefined;
 afterEach(async () => {
   await quantix?.close();
+  await node?.close();
   quantix = undefined;
+  node = undefined;
 });
 
 const mirror = {
@@ -24,9 +27,15 @@ describe('images-cloud plugin', () => {
     });
     expect(quantix.plugins).toEqual([IMAGES_CLOUD_PLUGIN_NAME]);
     expect(quantix.getAll(ImageCatalogToken).map((c) => c.name)).toEqual(['quantix-builtin', 'lan']);
-    const fetcher = quantix.get(ImageFetcherToken);
+    const [fetcher] = quantix.getAll(ImageFetcherToken);
     expect(fetcher).toBeInstanceOf(HttpImageFetcher);
-    expect(fetcher.schemes).toEqual(['http', 'https']);
+    expect(fetcher?.schemes).toEqual(['http', 'https']);
+  });
+
+  it('on a node (no database) provides the catalogs and the fetcher', async () => {
+    node = await createQuantix({ database: false, plugins: [createImagesCloudPlugin()] });
+    expect(node.getAll(ImageCatalogToken).map((c) => c.name)).toEqual(['quantix-builtin']);
+    expect(node.getAll(ImageFetcherToken)[0]).toBeInstanceOf(HttpImageFetcher);
   });
 
   it('fails start-up, naming the plugin, on a broken catalog entry', async () => {

@@ -32,8 +32,8 @@ export interface ImagesCloudPluginOptions {
 export function createImagesCloudPlugin(options: ImagesCloudPluginOptions = {}): QuantixPlugin {
   return definePlugin({
     name: IMAGES_CLOUD_PLUGIN_NAME,
-    // The plugin API this package was written against.
-    apiVersion: 1,
+    // The plugin API range this package was written against.
+    apiVersion: '^1.1.0',
     register(ctx) {
       if (options.builtinCatalog !== false) ctx.provide(ImageCatalogToken, { value: createBuiltinCatalog() });
       if (options.entries && options.entries.length > 0) {

@@ -1,6 +1,7 @@
 export * from './arch.js';
 export * from './builtin-rules.js';
 export * from './catalog.js';
+export * from './errors.js';
 export * from './family-rules.js';
 export * from './glib-regex.js';
 export * from './identify.js';

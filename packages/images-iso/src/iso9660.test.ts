@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { ErrorCode, isQuantixError } from '@quantix/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildIso, ensureIsoTools, REAL_MEDIA } from './__fixtures__/isos.js';
+import { ImagesIsoErrorCode } from './errors.js';
 import { ISO_SECTOR_SIZE, readIsoInfo } from './iso9660.js';
 
 const run = promisify(execFile);
@@ -115,7 +116,7 @@ describe('readIsoInfo on files that are not usable ISOs', () => {
   it('gives ISO_EMPTY for a zero-byte file', async () => {
     const path = join(dir, 'empty.iso');
     await writeFile(path, '');
-    expect(await codeOf(path)).toBe(ErrorCode.ISO_EMPTY);
+    expect(await codeOf(path)).toBe(ImagesIsoErrorCode.ISO_EMPTY);
   });
 
   it('gives ISO_TRUNCATED for an ISO cut short, wherever it was cut', async () => {
@@ -123,7 +124,7 @@ describe('readIsoInfo on files that are not usable ISOs', () => {
     for (const length of [original.length - 1, 1024 * 1024, 40 * 1024, 33 * 1024, 20 * 1024]) {
       const path = join(dir, `cut-${length}.iso`);
       await writeFile(path, original.subarray(0, length));
-      expect(await codeOf(path), `cut to ${length} bytes`).toBe(ErrorCode.ISO_TRUNCATED);
+      expect(await codeOf(path), `cut to ${length} bytes`).toBe(ImagesIsoErrorCode.ISO_TRUNCATED);
     }
     const error = await readIsoInfo({ path: join(dir, `cut-${1024 * 1024}.iso`) }).catch((e) => e);
     expect(error.details).toMatchObject({ sizeBytes: 1024 * 1024, volumeSizeBytes: original.length });
@@ -133,22 +134,22 @@ describe('readIsoInfo on files that are not usable ISOs', () => {
   it('gives ISO_NOT_ISO9660 for a text file named .iso, short or long', async () => {
     const short = join(dir, 'notes.iso');
     await writeFile(short, 'These are my notes, not an ISO.\n');
-    expect(await codeOf(short)).toBe(ErrorCode.ISO_NOT_ISO9660);
+    expect(await codeOf(short)).toBe(ImagesIsoErrorCode.ISO_NOT_ISO9660);
     const long = join(dir, 'long-notes.iso');
     await writeFile(long, 'lorem ipsum dolor sit amet\n'.repeat(4000));
-    expect(await codeOf(long)).toBe(ErrorCode.ISO_NOT_ISO9660);
+    expect(await codeOf(long)).toBe(ImagesIsoErrorCode.ISO_NOT_ISO9660);
   });
 
   it('gives ISO_NOT_ISO9660 for a disk image, a directory and a FIFO named .iso — without waiting on the FIFO', async () => {
     const qcow = join(dir, 'disk.iso');
     await writeFile(qcow, Buffer.concat([Buffer.from('QFI\xfb\0\0\0\x03', 'latin1'), Buffer.alloc(64 * 1024)]));
-    expect(await codeOf(qcow)).toBe(ErrorCode.ISO_NOT_ISO9660);
+    expect(await codeOf(qcow)).toBe(ImagesIsoErrorCode.ISO_NOT_ISO9660);
     const directory = join(dir, 'folder.iso');
     await mkdir(directory);
-    expect(await codeOf(directory)).toBe(ErrorCode.ISO_NOT_ISO9660);
+    expect(await codeOf(directory)).toBe(ImagesIsoErrorCode.ISO_NOT_ISO9660);
     const fifo = join(dir, 'pipe.iso');
     await run('mkfifo', [fifo]);
-    expect(await codeOf(fifo)).toBe(ErrorCode.ISO_NOT_ISO9660);
+    expect(await codeOf(fifo)).toBe(ImagesIsoErrorCode.ISO_NOT_ISO9660);
   });
 
   it('gives NOT_FOUND for a file that is not there', async () => {
@@ -168,7 +169,7 @@ describe('readIsoInfo on files that are not usable ISOs', () => {
     const path = join(dir, 'endless.iso');
     await writeFile(path, image);
     const error = await readIsoInfo({ path, maxDescriptors: 32 }).catch((e) => e);
-    expect(error).toMatchObject({ code: ErrorCode.ISO_MALFORMED, details: { maxDescriptors: 32 } });
+    expect(error).toMatchObject({ code: ImagesIsoErrorCode.ISO_MALFORMED, details: { maxDescriptors: 32 } });
   });
 
   it('gives ISO_MALFORMED for an impossible block size and for a descriptor set with no primary descriptor', async () => {
@@ -177,12 +178,12 @@ describe('readIsoInfo on files that are not usable ISOs', () => {
     badBlock.writeUInt16LE(3, 16 * ISO_SECTOR_SIZE + 128);
     badBlock.writeUInt16BE(3, 16 * ISO_SECTOR_SIZE + 130);
     await writeFile(join(dir, 'block.iso'), badBlock);
-    expect(await codeOf(join(dir, 'block.iso'))).toBe(ErrorCode.ISO_MALFORMED);
+    expect(await codeOf(join(dir, 'block.iso'))).toBe(ImagesIsoErrorCode.ISO_MALFORMED);
 
     const noPrimary = Buffer.from(original);
     noPrimary[16 * ISO_SECTOR_SIZE] = 3; // a volume partition descriptor where the primary was
     await writeFile(join(dir, 'noprimary.iso'), noPrimary);
-    expect(await codeOf(join(dir, 'noprimary.iso'))).toBe(ErrorCode.ISO_MALFORMED);
+    expect(await codeOf(join(dir, 'noprimary.iso'))).toBe(ImagesIsoErrorCode.ISO_MALFORMED);
   });
 
   it('survives a boot record pointing past the end of the file, with a warning', async () => {
@@ -205,7 +206,7 @@ describe('readIsoInfo on files that are not usable ISOs', () => {
     const path = join(dir, 'copy-cut.iso');
     await copyFile(paths.windows as string, path);
     await truncate(path, 300 * ISO_SECTOR_SIZE);
-    expect(await codeOf(path)).toBe(ErrorCode.ISO_TRUNCATED);
+    expect(await codeOf(path)).toBe(ImagesIsoErrorCode.ISO_TRUNCATED);
   });
 
   it('stops when aborted', async () => {

@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { ErrorCode, QuantixError } from '@quantix/core';
+import { ErrorCode, QuantixError, type QuantixErrorCode } from '@quantix/core';
+import { ImagesIsoErrorCode } from './errors.js';
 
 /**
  * Reads what an ISO image says about itself from its volume descriptors (ECMA-119 / ISO 9660),
@@ -104,7 +105,7 @@ export interface ReadIsoInfoOptions {
 type FileHandle = Awaited<ReturnType<typeof open>>;
 
 function isoError(
-  code: ErrorCode,
+  code: QuantixErrorCode,
   path: string,
   message: string,
   details: Record<string, unknown> = {},
@@ -150,7 +151,13 @@ function unreadable(path: string, error: unknown): QuantixError {
   if (errno === 'ENOENT') {
     return isoError(ErrorCode.NOT_FOUND, path, 'does not exist', { errno }, error);
   }
-  return isoError(ErrorCode.ISO_UNREADABLE, path, `cannot be read: ${(error as Error).message}`, { errno }, error);
+  return isoError(
+    ImagesIsoErrorCode.ISO_UNREADABLE,
+    path,
+    `cannot be read: ${(error as Error).message}`,
+    { errno },
+    error,
+  );
 }
 
 const ascii = (buffer: Buffer, start: number, length: number): string =>
@@ -191,7 +198,7 @@ const VRS_IDS = new Set(['BEA01', 'NSR02', 'NSR03', 'TEA01', 'BOOT2', 'CD001', '
 function classifyShortFile(head: Buffer, path: string, size: number): QuantixError {
   const needed = (VOLUME_DESCRIPTOR_START + 1) * ISO_SECTOR_SIZE;
   const truncated = isoError(
-    ErrorCode.ISO_TRUNCATED,
+    ImagesIsoErrorCode.ISO_TRUNCATED,
     path,
     `is ${size} bytes long, too short for an ISO's volume descriptors (at least ${needed} bytes)`,
     { sizeBytes: size, expectedAtLeastBytes: needed },
@@ -207,7 +214,7 @@ function classifyShortFile(head: Buffer, path: string, size: number): QuantixErr
 }
 
 function notIso(path: string, why: string): QuantixError {
-  return isoError(ErrorCode.ISO_NOT_ISO9660, path, `is not an ISO 9660 image: ${why}`);
+  return isoError(ImagesIsoErrorCode.ISO_NOT_ISO9660, path, `is not an ISO 9660 image: ${why}`);
 }
 
 /**
@@ -238,7 +245,7 @@ export async function readIsoInfo(options: ReadIsoInfoOptions): Promise<IsoInfo>
     }
     if (!stats.isFile()) throw notIso(path, 'it is not a regular file');
     const size = stats.size;
-    if (size === 0) throw isoError(ErrorCode.ISO_EMPTY, path, 'is empty (0 bytes)', { sizeBytes: 0 });
+    if (size === 0) throw isoError(ImagesIsoErrorCode.ISO_EMPTY, path, 'is empty (0 bytes)', { sizeBytes: 0 });
     const reader = new SectorReader(handle, path, size);
     if (size < (VOLUME_DESCRIPTOR_START + 1) * ISO_SECTOR_SIZE) {
       throw classifyShortFile(await reader.read(0, size), path, size);
@@ -276,7 +283,7 @@ async function readDescriptors(reader: SectorReader, maxDescriptors: number, sig
     if (index >= maxDescriptors) {
       if (!scan.terminated) {
         throw isoError(
-          ErrorCode.ISO_MALFORMED,
+          ImagesIsoErrorCode.ISO_MALFORMED,
           path,
           `has no volume descriptor set terminator within ${maxDescriptors} descriptors`,
           { maxDescriptors },
@@ -294,10 +301,15 @@ async function readDescriptors(reader: SectorReader, maxDescriptors: number, sig
     if (offset + ISO_SECTOR_SIZE > batch.length) {
       // The file ends inside the descriptors. After the terminator that is only the end of the area.
       if (scan.terminated) break;
-      throw isoError(ErrorCode.ISO_TRUNCATED, path, `ends inside its volume descriptor set (at sector ${sector})`, {
-        sizeBytes: size,
-        sector,
-      });
+      throw isoError(
+        ImagesIsoErrorCode.ISO_TRUNCATED,
+        path,
+        `ends inside its volume descriptor set (at sector ${sector})`,
+        {
+          sizeBytes: size,
+          sector,
+        },
+      );
     }
     const descriptor = batch.subarray(offset, offset + ISO_SECTOR_SIZE);
     const type = descriptor[0] as number;
@@ -314,7 +326,7 @@ async function readDescriptors(reader: SectorReader, maxDescriptors: number, sig
           );
         }
         if (!scan.primary) {
-          throw isoError(ErrorCode.ISO_MALFORMED, path, `volume descriptor at sector ${sector} is not CD001`, {
+          throw isoError(ImagesIsoErrorCode.ISO_MALFORMED, path, `volume descriptor at sector ${sector} is not CD001`, {
             sector,
           });
         }
@@ -362,14 +374,19 @@ async function readDescriptors(reader: SectorReader, maxDescriptors: number, sig
   }
 
   if (!scan.primary) {
-    throw isoError(ErrorCode.ISO_MALFORMED, path, 'has no primary volume descriptor');
+    throw isoError(ImagesIsoErrorCode.ISO_MALFORMED, path, 'has no primary volume descriptor');
   }
   const pvd = scan.primary;
   const logicalBlockSize = pvd.readUInt16LE(128);
   if (logicalBlockSize !== 512 && logicalBlockSize !== 1024 && logicalBlockSize !== 2048) {
-    throw isoError(ErrorCode.ISO_MALFORMED, path, `declares an impossible logical block size of ${logicalBlockSize}`, {
-      logicalBlockSize,
-    });
+    throw isoError(
+      ImagesIsoErrorCode.ISO_MALFORMED,
+      path,
+      `declares an impossible logical block size of ${logicalBlockSize}`,
+      {
+        logicalBlockSize,
+      },
+    );
   }
   const volumeSpaceSize = pvd.readUInt32LE(80);
   if (pvd.readUInt32BE(84) !== volumeSpaceSize) {
@@ -378,7 +395,7 @@ async function readDescriptors(reader: SectorReader, maxDescriptors: number, sig
   const volumeSizeBytes = volumeSpaceSize * logicalBlockSize;
   if (volumeSizeBytes > size) {
     throw isoError(
-      ErrorCode.ISO_TRUNCATED,
+      ImagesIsoErrorCode.ISO_TRUNCATED,
       path,
       `is ${size} bytes long but its volume is ${volumeSizeBytes} bytes: the file was cut short`,
       { sizeBytes: size, volumeSizeBytes },

@@ -4,7 +4,9 @@ import {
   definePlugin,
   FileInspectorToken,
   ImageCatalogToken,
+  type PluginContext,
   type QuantixPlugin,
+  RepositoriesToken,
   StorageBackendToken,
   type StoragePool,
 } from '@quantix/core';
@@ -44,16 +46,19 @@ export interface ImagesIsoPluginOptions {
 }
 
 /**
- * Provides the ISO catalog (ImageCatalogToken) and an IsoImageService (IsoImageServiceToken)
- * that scans pools and takes uploads with the instance's repositories and the storage backends
- * other plugins provide. The reader, identification, scanner and upload functions are exported
- * for direct use as well.
+ * Provides the ISO catalog (ImageCatalogToken), the ISO inspector (FileInspectorToken) and, on
+ * an instance with a database, an
+ * IsoImageService (IsoImageServiceToken) that scans pools and takes uploads with the instance's
+ * repositories and the storage backends other plugins provide. The reader, identification,
+ * scanner and upload functions are exported for direct use as well.
  */
 export function createImagesIsoPlugin(options: ImagesIsoPluginOptions = {}): QuantixPlugin {
   return definePlugin({
     name: IMAGES_ISO_PLUGIN_NAME,
-    // The plugin API this package was written against (not core's constant, which always matches).
-    apiVersion: 1,
+    // The plugin API range this package was written against (not core's constant, which always matches).
+    apiVersion: '^1.1.0',
+    // Scans and uploads record images; a node has no repositories and gets the catalog and inspector only.
+    optional: [RepositoriesToken],
     register(ctx) {
       // Built here, not lazily: a bad catalog entry fails start-up, naming this plugin.
       ctx.provide(ImageCatalogToken, { value: new IsoCatalog(options.catalog) });
@@ -63,47 +68,52 @@ export function createImagesIsoPlugin(options: ImagesIsoPluginOptions = {}): Qua
           logger: ctx.logger,
         }),
       });
-      ctx.provide(IsoImageServiceToken, {
-        factory: (c) => {
-          const poolOf = async (pool: string | StoragePool) =>
-            typeof pool === 'string' ? c.repositories.pools.require(pool) : pool;
-          const backendOf = (pool: StoragePool) => backendFor(c.getAll(StorageBackendToken), pool.type);
-          return {
-            async scanPool({ pool: which, nodeId, signal }) {
-              const pool = await poolOf(which);
-              return scanPool({
-                pool,
-                backend: backendOf(pool),
-                images: c.repositories.images,
-                nodeId,
-                signal,
-                osinfo: options.osinfo,
-                concurrency: options.concurrency,
-                logger: c.logger,
-                events: c.events,
-              });
-            },
-            async upload({ pool: which, ...rest }) {
-              const pool = await poolOf(which);
-              return uploadIso({
-                ...rest,
-                pool,
-                backend: backendOf(pool),
-                images: c.repositories.images,
-                osinfo: options.osinfo,
-                logger: c.logger,
-                events: c.events,
-              });
-            },
-          };
-        },
-      });
+      if (ctx.has(RepositoriesToken)) provideService(ctx, options);
       if (options.preloadOsinfo && options.osinfo !== false) {
         const osinfo = options.osinfo;
         ctx.onReady(async () => {
           await getOsinfoDatabase(osinfo ?? {});
         });
       }
+    },
+  });
+}
+
+/** The IsoImageService: scanning and uploading record images, so only with repositories. */
+function provideService(ctx: PluginContext, options: ImagesIsoPluginOptions): void {
+  ctx.provide(IsoImageServiceToken, {
+    factory: (c) => {
+      const poolOf = async (pool: string | StoragePool) =>
+        typeof pool === 'string' ? c.repositories.pools.require(pool) : pool;
+      const backendOf = (pool: StoragePool) => backendFor(c.getAll(StorageBackendToken), pool.type);
+      return {
+        async scanPool({ pool: which, nodeId, signal }) {
+          const pool = await poolOf(which);
+          return scanPool({
+            pool,
+            backend: backendOf(pool),
+            images: c.repositories.images,
+            nodeId,
+            signal,
+            osinfo: options.osinfo,
+            concurrency: options.concurrency,
+            logger: c.logger,
+            events: c.events,
+          });
+        },
+        async upload({ pool: which, ...rest }) {
+          const pool = await poolOf(which);
+          return uploadIso({
+            ...rest,
+            pool,
+            backend: backendOf(pool),
+            images: c.repositories.images,
+            osinfo: options.osinfo,
+            logger: c.logger,
+            events: c.events,
+          });
+        },
+      };
     },
   });
 }

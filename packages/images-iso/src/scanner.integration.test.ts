@@ -21,6 +21,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { useTestRepositories } from './__fixtures__/database.js';
 import { buildIso, ensureIsoTools, REAL_MEDIA } from './__fixtures__/isos.js';
 import { ISO_CATALOG_NAME } from './catalog.js';
+import { ImagesIsoErrorCode } from './errors.js';
 import { createImagesIsoPlugin, IsoImageServiceToken } from './plugin.js';
 import { ISO_LABELS, scanPool } from './scanner.js';
 
@@ -83,9 +84,9 @@ describe.each(TEST_DATABASE_CLIENTS)('scanPool on %s', (client) => {
     const result = await scan();
     expect(result).toMatchObject({ listed: 5, added: 2, changed: 0, unchanged: 0, missing: 0, busy: 0, filesRead: 5 });
     expect(result.invalid.map((i) => [i.relPath, i.code]).sort()).toEqual([
-      ['empty.iso', ErrorCode.ISO_EMPTY],
-      ['half.iso', ErrorCode.ISO_TRUNCATED],
-      ['notes.iso', ErrorCode.ISO_NOT_ISO9660],
+      ['empty.iso', ImagesIsoErrorCode.ISO_EMPTY],
+      ['half.iso', ImagesIsoErrorCode.ISO_TRUNCATED],
+      ['notes.iso', ImagesIsoErrorCode.ISO_NOT_ISO9660],
     ]);
     expect(await repos.images.count({ poolId: pool.id })).toBe(2);
 
@@ -183,15 +184,18 @@ describe.each(TEST_DATABASE_CLIENTS)('scanPool on %s', (client) => {
     await scan();
     await writeFile(join(root, 'debian.iso'), (await readFile(made.debian as string)).subarray(0, 64 * 1024));
     const result = await scan();
-    expect(result).toMatchObject({ missing: 1, invalid: [{ relPath: 'debian.iso', code: ErrorCode.ISO_TRUNCATED }] });
+    expect(result).toMatchObject({
+      missing: 1,
+      invalid: [{ relPath: 'debian.iso', code: ImagesIsoErrorCode.ISO_TRUNCATED }],
+    });
     expect(await row('debian.iso')).toMatchObject({
       phase: 'missing',
-      error: { code: ErrorCode.ISO_TRUNCATED, retryable: false },
+      error: { code: ImagesIsoErrorCode.ISO_TRUNCATED, retryable: false },
     });
     // Unchanged junk is not read again, and stays reported.
     expect(await scan()).toMatchObject({
       filesRead: 0,
-      invalid: [{ relPath: 'debian.iso', code: ErrorCode.ISO_TRUNCATED }],
+      invalid: [{ relPath: 'debian.iso', code: ImagesIsoErrorCode.ISO_TRUNCATED }],
     });
     // Fixed: ready again, the error gone.
     await copyFile(made.debian as string, join(root, 'debian.iso'));

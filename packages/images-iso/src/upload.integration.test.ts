@@ -16,6 +16,7 @@ import { LocalStorageBackend } from '@quantix/storage-local';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { useTestRepositories } from './__fixtures__/database.js';
 import { buildIso, ensureIsoTools, REAL_MEDIA } from './__fixtures__/isos.js';
+import { ImagesIsoErrorCode } from './errors.js';
 import { scanPool } from './scanner.js';
 import { removeStaleUploads, UPLOAD_TEMP_PREFIX, type UploadIsoResult, uploadIso } from './upload.js';
 
@@ -176,11 +177,11 @@ describe.each(TEST_DATABASE_CLIENTS)('uploadIso on %s', (client) => {
       ),
     ).toBe(ErrorCode.CHECKSUM_MISMATCH);
     expect(await errorCodeOf(upload({ body: chunks(Buffer.from('#!/bin/sh\necho not an iso\n')) }))).toBe(
-      ErrorCode.ISO_NOT_ISO9660,
+      ImagesIsoErrorCode.ISO_NOT_ISO9660,
     );
     // A truncated ISO with its volume descriptors intact is refused too.
     expect(await errorCodeOf(upload({ body: chunks(ubuntuIso.subarray(0, 2 * 1024 * 1024)) }))).toBe(
-      ErrorCode.ISO_TRUNCATED,
+      ImagesIsoErrorCode.ISO_TRUNCATED,
     );
     await expectNothingLeft();
   });

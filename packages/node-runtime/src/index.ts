@@ -1,4 +1,5 @@
 export * from './agent/node-agent.js';
+export * from './errors.js';
 export * from './libvirt/domain-xml.js';
 export * from './libvirt/hypervisor.js';
 export * from './plugin.js';

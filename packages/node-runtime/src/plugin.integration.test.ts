@@ -1,4 +1,16 @@
-import { CommandRunnerToken, createQuantix, ErrorCode, HypervisorToken } from '@quantix/core';
+import {
+  CommandRunnerToken,
+  createQuantix,
+  definePlugin,
+  ErrorCode,
+  HypervisorToken,
+  ImageCatalogToken,
+  ImageFetcherToken,
+  StorageBackendToken,
+} from '@quantix/core';
+import { createImagesCloudPlugin } from '@quantix/images-cloud';
+import { createImagesIsoPlugin } from '@quantix/images-iso';
+import { storageLocalPlugin } from '@quantix/storage-local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNodeRuntimePlugin, VmProvisionerToken } from './plugin.js';
 import { ensureServices, TEST_SSH, TEST_SSH_KEY, testSshRunnerOptions } from './testing/services.js';
@@ -47,6 +59,32 @@ describe('node-runtime plugin', () => {
     closing.push(quantix);
     expect(quantix.get(CommandRunnerToken).target).toBe('local');
     expect(Array.isArray(await quantix.get(HypervisorToken).list())).toBe(true);
+  });
+
+  it('builds a node with the kernel: no database, every plugin a node uses, and a plugin that needs the hypervisor', async () => {
+    const domains: number[] = [];
+    const agent = definePlugin({
+      name: 'agent',
+      apiVersion: '^1.1.0',
+      needs: [HypervisorToken, StorageBackendToken],
+      register: (ctx) => ctx.onReady(async () => void domains.push((await ctx.get(HypervisorToken).list()).length)),
+    });
+    const node = await createQuantix({
+      database: false,
+      plugins: [
+        storageLocalPlugin,
+        createImagesCloudPlugin(),
+        createImagesIsoPlugin({ osinfo: false }),
+        createNodeRuntimePlugin({ runner: { kind: 'local' } }),
+        agent,
+      ],
+    });
+    closing.push(node);
+    expect(domains).toHaveLength(1);
+    expect(node.getAll(StorageBackendToken).map((b) => b.type)).toEqual(['local']);
+    expect(node.getAll(ImageFetcherToken).flatMap((f) => f.schemes)).toEqual(['http', 'https']);
+    expect(node.getAll(ImageCatalogToken).length).toBe(2);
+    expect(node.get(VmProvisionerToken)).toBeInstanceOf(VmProvisioner);
   });
 
   it('fails start-up on a bad configuration, naming what is wrong', async () => {

@@ -64,8 +64,10 @@ export type NodeRuntimeConfig = z.input<typeof nodeRuntimeConfigSchema>;
 export function createNodeRuntimePlugin(config?: NodeRuntimeConfig): QuantixPlugin {
   return definePlugin({
     name: NODE_RUNTIME_PLUGIN_NAME,
-    // The plugin API this package was written against (not core's constant, which always matches).
-    apiVersion: 1,
+    // The plugin API range this package was written against (not core's constant, which always matches).
+    apiVersion: '^1.1.0',
+    // Uses only the services it provides itself; declared so that a use of any other fails loudly.
+    needs: [],
     register(ctx) {
       const settings = parseOrThrow(
         nodeRuntimeConfigSchema,

@@ -17,8 +17,10 @@ export function createStorageLocalPlugin(options: StorageLocalPluginOptions = {}
   const { backend = true, ...backendOptions } = options;
   return definePlugin({
     name: STORAGE_LOCAL_PLUGIN_NAME,
-    // The plugin API this package was written against (not core's constant, which always matches).
-    apiVersion: 1,
+    // The plugin API range this package was written against (not core's constant, which always matches).
+    apiVersion: '^1.1.0',
+    // Uses no other plugin's services.
+    needs: [],
     register(ctx) {
       ctx.provide(PoolTypeToken, { value: localPoolType });
       if (backend) ctx.provide(StorageBackendToken, { value: new LocalStorageBackend(backendOptions) });

@@ -52,7 +52,7 @@ describe('built dist of @quantix/storage-local', () => {
       expect(JSON.parse(stdout)).toEqual({
         listed: ['linux/debian.iso'],
         escape: 'PATH_ESCAPES_POOL',
-        plugin: ['@quantix/storage-local', 1],
+        plugin: ['@quantix/storage-local', '^1.1.0'],
       });
     },
   );

@@ -29,8 +29,10 @@ export function createStorageNfsPlugin(pluginOptions: StorageNfsPluginOptions = 
   const { backend = true, ...options } = pluginOptions;
   return definePlugin({
     name: STORAGE_NFS_PLUGIN_NAME,
-    // The plugin API this package was written against (not core's constant, which always matches).
-    apiVersion: 1,
+    // The plugin API range this package was written against (not core's constant, which always matches).
+    apiVersion: '^1.1.0',
+    // Uses no other plugin's services: not even CommandRunnerToken (see above).
+    needs: [],
     register(ctx) {
       ctx.provide(PoolTypeToken, {
         value: createNfsPoolType(options.mountRoot ? { mountRoot: options.mountRoot } : {}),

@@ -56,7 +56,7 @@ describe('built dist of @quantix/storage-nfs', () => {
         argv: ['mount', '-t', 'nfs', '-o', 'vers=4.2', '[fd00::1]:/export', '/mnt/p'],
         isDirectoryBackend: true,
         available: false,
-        plugin: ['@quantix/storage-nfs', 1],
+        plugin: ['@quantix/storage-nfs', '^1.1.0'],
       });
     },
   );

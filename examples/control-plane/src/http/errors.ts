@@ -1,78 +1,34 @@
 import type { Duplex } from 'node:stream';
-import { ErrorCode, isDatabaseUnavailable, isQuantixError } from '@quantix/core';
+import { ErrorCode, errorCodeInfo, isDatabaseUnavailable, isQuantixError } from '@quantix/core';
+import { ImagesCloudErrorCode } from '@quantix/images-cloud';
+import { ImagesIsoErrorCode } from '@quantix/images-iso';
+import { NodeRuntimeErrorCode } from '@quantix/node-runtime';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 
 /**
- * HTTP status for every stable error code. A `Record` over ErrorCode: a code added to core
- * without a status here fails the typecheck, so nothing falls back to 500 by omission.
+ * The codes of every package whose errors reach this API: thrown here, or thrown on a node and
+ * carried back unchanged (ISO_*, SSH_*, HYPERVISOR_*, INVALID_STATE, …). Importing a package
+ * registers its codes with their HTTP statuses in core's registry; naming the constants here
+ * keeps those imports when this file is bundled.
+ */
+export const API_ERROR_CODES = {
+  ...ErrorCode,
+  ...ImagesCloudErrorCode,
+  ...ImagesIsoErrorCode,
+  ...NodeRuntimeErrorCode,
+};
+
+/**
+ * The HTTP status of a code, from the registry where each package defined its codes; 500 for a
+ * code nobody registered (a test fails for any code the sources can throw without one).
  *
  * 5xx means the control plane itself failed (a bug, its database, a node that answered with a
  * failure or not in time). A request that cannot be done because of the state things are in — a
  * node not connected, a node that cannot run VMs — is a 409: the client can act on it.
  */
-export const HTTP_STATUS: Record<ErrorCode, number> = {
-  [ErrorCode.INVALID_INPUT]: 400,
-  [ErrorCode.PATH_ESCAPES_POOL]: 400,
-  [ErrorCode.POOL_ROOT_NOT_ALLOWED]: 400,
-  [ErrorCode.PROTOCOL_INVALID_MESSAGE]: 400,
-  [ErrorCode.PROTOCOL_VERSION]: 400,
-  [ErrorCode.UPLOAD_INCOMPLETE]: 400,
-  [ErrorCode.SOURCE_NOT_ALLOWED]: 400,
-  [ErrorCode.UNAUTHORIZED]: 401,
-  [ErrorCode.NOT_FOUND]: 404,
-  [ErrorCode.IMAGE_NOT_FOUND]: 404,
-  [ErrorCode.SERVICE_NOT_FOUND]: 500,
-  [ErrorCode.ALREADY_EXISTS]: 409,
-  [ErrorCode.VERSION_CONFLICT]: 409,
-  [ErrorCode.IN_USE]: 409,
-  [ErrorCode.ILLEGAL_PHASE_TRANSITION]: 409,
-  [ErrorCode.IMAGE_NOT_READY]: 409,
-  [ErrorCode.IMAGE_NO_LOCATION]: 409,
-  [ErrorCode.POOL_NOT_ACTIVE_ON_NODE]: 409,
-  [ErrorCode.IMAGE_FILE_MISSING]: 409,
-  [ErrorCode.INVALID_STATE]: 409,
-  [ErrorCode.DATA_DIR_LOCKED]: 409,
-  [ErrorCode.PAYLOAD_TOO_LARGE]: 413,
-  [ErrorCode.UPLOAD_TOO_LARGE]: 413,
-  [ErrorCode.UNSUPPORTED_MEDIA_TYPE]: 415,
-  [ErrorCode.CHECKSUM_MISMATCH]: 422,
-  [ErrorCode.CHECKSUM_UNAVAILABLE]: 422,
-  [ErrorCode.IMAGE_INVALID]: 422,
-  [ErrorCode.ISO_EMPTY]: 422,
-  [ErrorCode.ISO_TRUNCATED]: 422,
-  [ErrorCode.ISO_NOT_ISO9660]: 422,
-  [ErrorCode.ISO_MALFORMED]: 422,
-  [ErrorCode.INSUFFICIENT_CAPACITY]: 422,
-  [ErrorCode.ISO_UNREADABLE]: 500,
-  [ErrorCode.DATA_DIR_INSECURE]: 500,
-  [ErrorCode.PLUGIN_API_VERSION]: 500,
-  [ErrorCode.PLUGIN_MISSING_DEPENDENCY]: 500,
-  [ErrorCode.PLUGIN_CONFLICT]: 500,
-  [ErrorCode.PLUGIN_INVALID]: 500,
-  [ErrorCode.INSTANCE_CLOSED]: 503,
-  [ErrorCode.DATABASE_ERROR]: 500,
-  [ErrorCode.INTERNAL_ERROR]: 500,
-  [ErrorCode.COMMAND_FAILED]: 502,
-  [ErrorCode.HYPERVISOR_ERROR]: 502,
-  [ErrorCode.DOWNLOAD_FAILED]: 502,
-  [ErrorCode.POOL_MOUNT_FAILED]: 502,
-  [ErrorCode.SSH_CONNECT_FAILED]: 502,
-  [ErrorCode.SSH_HOST_KEY_UNKNOWN]: 502,
-  [ErrorCode.SSH_HOST_KEY_MISMATCH]: 502,
-  [ErrorCode.UNSUPPORTED_OPERATION]: 409,
-  [ErrorCode.NODE_NOT_CONNECTED]: 409,
-  [ErrorCode.NODE_BUSY]: 503,
-  [ErrorCode.POOL_UNAVAILABLE]: 503,
-  [ErrorCode.HYPERVISOR_UNAVAILABLE]: 503,
-  [ErrorCode.DATABASE_UNAVAILABLE]: 503,
-  [ErrorCode.DOWNLOAD_CANCELLED]: 409,
-  [ErrorCode.DOWNLOAD_INTERRUPTED]: 503,
-  [ErrorCode.COMMAND_TIMEOUT]: 504,
-};
-
 export function statusFor(code: string): number {
-  return HTTP_STATUS[code as ErrorCode] ?? 500;
+  return errorCodeInfo(code)?.status ?? 500;
 }
 
 /** Fastify's own 4xx errors (bad URL, too long, wrong media type) under a stable code. */

@@ -14,6 +14,7 @@ import {
   type ImageFormat,
   type ImagePhase,
   isQuantixError,
+  isRetryableError,
   type NewImage,
   type OsInfo,
   type Quantix,
@@ -43,30 +44,13 @@ import {
 const BUSY: readonly ImagePhase[] = ['pending', 'downloading', 'verifying'];
 
 /**
- * Failures after which trying again can help, when the failure does not say itself
- * (`details.retryable`, which the fetcher sets: a 404 is final, a reset connection is not).
- * A checksum mismatch is retryable: the bad bytes are gone and a mirror mid-update heals.
+ * A download's failure as the row records it. Whether trying again can help is what the failure
+ * says itself (`details.retryable`: the fetcher knows a 404 is final and a reset connection is
+ * not; a node passes it on), else its code's flag in the error registry.
  */
-const RETRYABLE = new Set<string>([
-  ErrorCode.NODE_NOT_CONNECTED,
-  ErrorCode.COMMAND_TIMEOUT,
-  ErrorCode.DOWNLOAD_FAILED,
-  ErrorCode.DOWNLOAD_INTERRUPTED,
-  ErrorCode.DOWNLOAD_CANCELLED,
-  ErrorCode.POOL_UNAVAILABLE,
-  ErrorCode.CHECKSUM_MISMATCH,
-  ErrorCode.DATABASE_UNAVAILABLE,
-]);
-
-/** A download's failure as the row records it. */
 export function downloadError(error: unknown): ImageError {
   if (isQuantixError(error)) {
-    const said = error.details.retryable;
-    return {
-      code: error.code,
-      message: truncateText(error.message),
-      retryable: typeof said === 'boolean' ? said : RETRYABLE.has(error.code),
-    };
+    return { code: error.code, message: truncateText(error.message), retryable: isRetryableError(error) };
   }
   return {
     code: ErrorCode.DOWNLOAD_FAILED,

@@ -256,8 +256,8 @@ export class LocalDownloadExecutor implements DownloadExecutor {
     const scheme = new URL(sourceUrl).protocol.replace(/:$/, '');
     const fetcher = this.options.fetchers.find((f) => f.schemes.includes(scheme));
     if (!fetcher) {
-      throw new QuantixError(ErrorCode.SOURCE_NOT_ALLOWED, `No fetcher here takes ${scheme} URLs`, {
-        details: { scheme, reason: 'scheme', retryable: false },
+      throw new QuantixError(ErrorCode.UNSUPPORTED_OPERATION, `No fetcher here takes ${scheme} URLs`, {
+        details: { scheme, retryable: false },
       });
     }
     return fetcher;

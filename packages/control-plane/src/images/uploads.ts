@@ -9,6 +9,7 @@ import {
   hasUnsafeNameCharacter,
   type Image,
   type InspectedFile,
+  isQuantixError,
   QuantixError,
   type Repositories,
   redactSecrets,
@@ -201,7 +202,7 @@ export class UploadService {
         .update(image.id, {
           phase: 'error',
           error: {
-            code: (error as QuantixError).code ?? 'UPLOAD_FAILED',
+            code: isQuantixError(error) ? error.code : ErrorCode.UPLOAD_FAILED,
             message: redactSecrets(`the node could not store the upload: ${(error as Error).message}`),
             retryable: false,
           },

@@ -4,16 +4,27 @@ import type { ImageFetcher } from '../contracts/fetcher.js';
 import type { Hypervisor } from '../contracts/hypervisor.js';
 import type { FileInspector } from '../contracts/inspector.js';
 import type { PoolTypeDefinition } from '../contracts/pool-type.js';
+import type { Repositories } from '../contracts/repositories.js';
 import type { StorageBackend } from '../contracts/storage.js';
-import { createServiceToken } from './tokens.js';
+import type { Database } from '../persistence/database.js';
+import { createMultiServiceToken, createServiceToken } from './tokens.js';
 
 /** The extension points plugins fill in. Implementations never import each other, only these. */
-export const StorageBackendToken = createServiceToken<StorageBackend>('quantix.storage-backend', { multiple: true });
+export const StorageBackendToken = createMultiServiceToken<StorageBackend>('quantix.storage-backend');
 /** One per pool type: its config schema and roots (no backend), for the control plane and nodes alike. */
-export const PoolTypeToken = createServiceToken<PoolTypeDefinition>('quantix.pool-type', { multiple: true });
-export const ImageCatalogToken = createServiceToken<ImageCatalog>('quantix.image-catalog', { multiple: true });
-export const ImageFetcherToken = createServiceToken<ImageFetcher>('quantix.image-fetcher', { multiple: true });
+export const PoolTypeToken = createMultiServiceToken<PoolTypeDefinition>('quantix.pool-type');
+export const ImageCatalogToken = createMultiServiceToken<ImageCatalog>('quantix.image-catalog');
+export const ImageFetcherToken = createMultiServiceToken<ImageFetcher>('quantix.image-fetcher');
 /** Inspectors of file contents (the ISO reader): scans on nodes, uploads on the control plane. */
-export const FileInspectorToken = createServiceToken<FileInspector>('quantix.file-inspector', { multiple: true });
+export const FileInspectorToken = createMultiServiceToken<FileInspector>('quantix.file-inspector');
 export const HypervisorToken = createServiceToken<Hypervisor>('quantix.hypervisor');
 export const CommandRunnerToken = createServiceToken<CommandRunner>('quantix.command-runner');
+
+/**
+ * Provided by the kernel itself when the instance has a database, and by nobody on a node
+ * (`createQuantix({ database: false })`). A plugin that keeps records lists one of them in
+ * `needs`, so that a node given it fails at start-up with PLUGIN_MISSING_SERVICE; one that only
+ * uses them when present lists it in `optional` and asks `ctx.has()`.
+ */
+export const DatabaseToken = createServiceToken<Database>('quantix.database');
+export const RepositoriesToken = createServiceToken<Repositories>('quantix.repositories');

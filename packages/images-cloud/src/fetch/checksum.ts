@@ -1,4 +1,5 @@
 import { type Checksum, type ChecksumAlgorithm, ErrorCode, QuantixError } from '@quantix/core';
+import { ImagesCloudErrorCode } from '../errors.js';
 
 const HEX_LENGTH: Record<ChecksumAlgorithm, number> = { sha256: 64, sha512: 128 };
 
@@ -89,7 +90,7 @@ export function checksumForFile(options: {
   );
   if (lines.length === 0) {
     throw new QuantixError(
-      ErrorCode.CHECKSUM_UNAVAILABLE,
+      ImagesCloudErrorCode.CHECKSUM_UNAVAILABLE,
       `${where} has no ${options.algorithm ?? 'sha256/sha512'} line for '${wanted}'`,
       { details: { fileName: wanted, source: options.source ?? null, retryable: false } },
     );
@@ -100,9 +101,13 @@ export function checksumForFile(options: {
     : lines;
   const values = new Set(best.map((l) => l.checksum.value));
   if (values.size > 1) {
-    throw new QuantixError(ErrorCode.CHECKSUM_UNAVAILABLE, `${where} lists '${wanted}' with different checksums`, {
-      details: { fileName: wanted, source: options.source ?? null, retryable: false },
-    });
+    throw new QuantixError(
+      ImagesCloudErrorCode.CHECKSUM_UNAVAILABLE,
+      `${where} lists '${wanted}' with different checksums`,
+      {
+        details: { fileName: wanted, source: options.source ?? null, retryable: false },
+      },
+    );
   }
   return (best[0] as ChecksumLine).checksum;
 }

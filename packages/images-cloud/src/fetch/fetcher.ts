@@ -17,6 +17,7 @@ import {
   QuantixError,
 } from '@quantix/core';
 import { type Logger, pino } from 'pino';
+import { ImagesCloudErrorCode } from '../errors.js';
 import { assertChecksum, checksumForFile, fileNameOfUrl } from './checksum.js';
 import { isTransient, networkError, openResponse, readSmallBody, statusError } from './http.js';
 import { type ImageInspection, type ImageInspector, QemuImgInspector } from './inspect.js';
@@ -306,7 +307,7 @@ export class HttpImageFetcher implements ImageFetcher {
     if (request.checksum) assertChecksum(request.checksum);
     if (!request.checksum && !request.checksumUrl && this.requireChecksum) {
       throw new QuantixError(
-        ErrorCode.CHECKSUM_UNAVAILABLE,
+        ImagesCloudErrorCode.CHECKSUM_UNAVAILABLE,
         `No checksum or checksum file given for ${request.sourceUrl}; an unverified download is refused`,
         { details: { url: request.sourceUrl, retryable: false } },
       );
@@ -552,7 +553,9 @@ export class HttpImageFetcher implements ImageFetcher {
         if (response.statusCode !== 200) {
           response.resume();
           const failure = statusError(url, response, 'Reading the checksum file');
-          throw new QuantixError(ErrorCode.CHECKSUM_UNAVAILABLE, failure.message, { details: failure.details });
+          throw new QuantixError(ImagesCloudErrorCode.CHECKSUM_UNAVAILABLE, failure.message, {
+            details: failure.details,
+          });
         }
         const text = await readSmallBody(response, url, this.checksumFileMaxBytes);
         return checksumForFile({
@@ -565,13 +568,13 @@ export class HttpImageFetcher implements ImageFetcher {
         if (signal.aborted) throw cancelled(request, signal.reason);
         if (!isTransient(error) || attempt >= this.retry.attempts) {
           if (
-            isQuantixError(error, ErrorCode.SOURCE_NOT_ALLOWED) ||
-            isQuantixError(error, ErrorCode.CHECKSUM_UNAVAILABLE)
+            isQuantixError(error, ImagesCloudErrorCode.SOURCE_NOT_ALLOWED) ||
+            isQuantixError(error, ImagesCloudErrorCode.CHECKSUM_UNAVAILABLE)
           ) {
             throw error;
           }
           throw new QuantixError(
-            ErrorCode.CHECKSUM_UNAVAILABLE,
+            ImagesCloudErrorCode.CHECKSUM_UNAVAILABLE,
             `Cannot read the checksum file ${checksumUrl}: ${(error as Error).message}`,
             { details: { url: checksumUrl, retryable: isTransient(error) }, cause: error },
           );
@@ -829,7 +832,7 @@ export class HttpImageFetcher implements ImageFetcher {
       return await this.inspector.inspect({ path: options.path, signal: options.signal });
     } catch (error) {
       // Verified bytes that are no usable image are the publisher's mistake; none of it is kept.
-      if (isQuantixError(error, ErrorCode.IMAGE_INVALID) && error.details.retryable !== true) {
+      if (isQuantixError(error, ImagesCloudErrorCode.IMAGE_INVALID) && error.details.retryable !== true) {
         await removeQuietly(...options.remove);
       }
       throw error;

@@ -1,6 +1,7 @@
 import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
-import { ErrorCode, isQuantixError, QuantixError } from '@quantix/core';
+import { ErrorCode, isQuantixError, isRetryableError, QuantixError } from '@quantix/core';
+import { ImagesCloudErrorCode } from '../errors.js';
 import type { SourceGuard } from './policy.js';
 
 /** Error codes of the network that mean "try again", as Node and its HTTP client report them. */
@@ -20,9 +21,9 @@ const RETRYABLE_ERRNOS = new Set([
   'HPE_UNEXPECTED_CONTENT_LENGTH',
 ]);
 
-/** Whether trying again can help, as a person or a service would read the error. */
+/** Whether trying again can help, as a person or a service would read the error (core's rule for QuantixErrors). */
 export function isRetryable(error: unknown): boolean {
-  if (isQuantixError(error)) return error.details.retryable === true;
+  if (isQuantixError(error)) return isRetryableError(error);
   return isTransient(error);
 }
 
@@ -157,7 +158,7 @@ export async function readSmallBody(response: IncomingMessage, url: string, maxB
       if (size > maxBytes) {
         response.destroy();
         throw new QuantixError(
-          ErrorCode.CHECKSUM_UNAVAILABLE,
+          ImagesCloudErrorCode.CHECKSUM_UNAVAILABLE,
           `${url} is larger than ${maxBytes} bytes; not a checksum file`,
           {
             details: { url, retryable: false },

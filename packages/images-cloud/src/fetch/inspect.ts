@@ -1,11 +1,5 @@
-import {
-  type CommandRunner,
-  ErrorCode,
-  type ImageFormat,
-  isQuantixError,
-  LocalCommandRunner,
-  QuantixError,
-} from '@quantix/core';
+import { type CommandRunner, type ImageFormat, isQuantixError, LocalCommandRunner, QuantixError } from '@quantix/core';
+import { ImagesCloudErrorCode } from '../errors.js';
 
 export interface ImageInspection {
   /** The format qemu-img reports, as Quantix names it; null for formats Quantix has no name for. */
@@ -29,7 +23,7 @@ export function parseQemuImgInfo(json: string, path: string): ImageInspection {
   try {
     info = JSON.parse(json) as Record<string, unknown>;
   } catch (error) {
-    throw new QuantixError(ErrorCode.IMAGE_INVALID, `qemu-img info printed no JSON for ${path}`, {
+    throw new QuantixError(ImagesCloudErrorCode.IMAGE_INVALID, `qemu-img info printed no JSON for ${path}`, {
       details: { path, retryable: false },
       cause: error,
     });
@@ -37,16 +31,20 @@ export function parseQemuImgInfo(json: string, path: string): ImageInspection {
   const detected = typeof info.format === 'string' ? info.format : '';
   const virtualSize = info['virtual-size'];
   if (detected === '' || typeof virtualSize !== 'number') {
-    throw new QuantixError(ErrorCode.IMAGE_INVALID, `qemu-img info gives no format or virtual size for ${path}`, {
-      details: { path, retryable: false },
-    });
+    throw new QuantixError(
+      ImagesCloudErrorCode.IMAGE_INVALID,
+      `qemu-img info gives no format or virtual size for ${path}`,
+      {
+        details: { path, retryable: false },
+      },
+    );
   }
   // A downloaded image that points at a backing file would read that file on the node when a VM
   // boots from it: a cloud image must stand alone.
   const backing = info['backing-filename'] ?? info['full-backing-filename'];
   if (typeof backing === 'string' && backing !== '') {
     throw new QuantixError(
-      ErrorCode.IMAGE_INVALID,
+      ImagesCloudErrorCode.IMAGE_INVALID,
       `${path} names a backing file (${backing}); a downloaded image must not depend on other files`,
       { details: { path, backingFile: backing, retryable: false } },
     );
@@ -94,12 +92,12 @@ export class QemuImgInspector implements ImageInspector {
       });
       return parseQemuImgInfo(result.stdout, options.path);
     } catch (error) {
-      if (isQuantixError(error, ErrorCode.IMAGE_INVALID)) throw error;
+      if (isQuantixError(error, ImagesCloudErrorCode.IMAGE_INVALID)) throw error;
       if (options.signal?.aborted) throw error;
       const message = (error as Error).message;
       const missing = isQuantixError(error) && error.details.errno === 'ENOENT';
       throw new QuantixError(
-        ErrorCode.IMAGE_INVALID,
+        ImagesCloudErrorCode.IMAGE_INVALID,
         missing
           ? `Cannot inspect ${options.path}: qemu-img is not installed (Debian: apt-get install qemu-utils)`
           : `qemu-img cannot read ${options.path}: ${message}`,

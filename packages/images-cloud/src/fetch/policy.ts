@@ -1,6 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { BlockList, isIP } from 'node:net';
 import { ErrorCode, QuantixError } from '@quantix/core';
+import { ImagesCloudErrorCode } from '../errors.js';
 
 /**
  * Which URLs a download may fetch. Checked before any request is sent, again on every redirect
@@ -100,7 +101,7 @@ const defaultResolve: ResolveHost = (hostname) =>
   });
 
 function refuse(url: string, why: string, details: Record<string, unknown> = {}): QuantixError {
-  return new QuantixError(ErrorCode.SOURCE_NOT_ALLOWED, `Source ${url} is not allowed: ${why}`, {
+  return new QuantixError(ImagesCloudErrorCode.SOURCE_NOT_ALLOWED, `Source ${url} is not allowed: ${why}`, {
     details: { url, retryable: false, ...details },
   });
 }

@@ -21,7 +21,7 @@ const quantix = await createQuantix({
   plugins: [createImagesCloudPlugin({ fetcher: { policy: { allowAddresses: ['127.0.0.1'] } } })],
 });
 const catalogEntries = (await quantix.getAll(ImageCatalogToken)[0].list()).length;
-const fetcher = quantix.get(ImageFetcherToken);
+const [fetcher] = quantix.getAll(ImageFetcherToken);
 const result = await fetcher.fetch({ sourceUrl: `${base}/disk.img`, checksumUrl: `${base}/SHA256SUMS`, destinationPath: join(dir, 'disk.img') });
 const onDisk = createHash('sha256').update(readFileSync(join(dir, 'disk.img'))).digest('hex');
 let refused = null;

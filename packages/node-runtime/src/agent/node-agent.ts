@@ -120,8 +120,12 @@ const IMAGE_EXTENSIONS: Record<string, ImageFormat> = {
   '.vhdx': 'vhdx',
 };
 
-/** Inspection failures that prove a file is not a usable ISO; it is left out of the scan. */
-const NOT_AN_ISO = [ErrorCode.ISO_EMPTY, ErrorCode.ISO_TRUNCATED, ErrorCode.ISO_NOT_ISO9660, ErrorCode.ISO_MALFORMED];
+/**
+ * Inspection failures that prove a file is not a usable ISO; it is left out of the scan. Codes of
+ * @quantix/images-iso (the inspector a daemon plugs in), named by their registered strings:
+ * plugins never import each other.
+ */
+const NOT_AN_ISO = ['ISO_EMPTY', 'ISO_TRUNCATED', 'ISO_NOT_ISO9660', 'ISO_MALFORMED'];
 
 /**
  * The node side of the control-plane ⇄ node protocol, with no transport of its own: the daemon

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { type CommandRunner, ErrorCode, LocalCommandRunner, type RunCommandOptions } from '@quantix/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NodeRuntimeErrorCode } from '../errors.js';
 import { SshCommandRunner } from '../ssh/runner.js';
 import {
   ensureServices,
@@ -102,7 +103,7 @@ describe('LibvirtHypervisor over SSH on qemu:///system', () => {
     await hypervisor.start({ name });
     expect(await hypervisor.state({ name })).toBe('running');
     expect((await hypervisor.list()).find((d) => d.name === name)?.state).toBe('running');
-    expect((await rejection(hypervisor.start({ name }))).code).toBe(ErrorCode.INVALID_STATE);
+    expect((await rejection(hypervisor.start({ name }))).code).toBe(NodeRuntimeErrorCode.INVALID_STATE);
 
     // CD-ROM media change on the running domain, live and in its definition.
     const iso = join(dir, 'media.iso');
@@ -115,8 +116,8 @@ describe('LibvirtHypervisor over SSH on qemu:///system', () => {
 
     await hypervisor.destroy({ name });
     expect(await hypervisor.state({ name })).toBe('shutoff');
-    expect((await rejection(hypervisor.destroy({ name }))).code).toBe(ErrorCode.INVALID_STATE);
-    expect((await rejection(hypervisor.shutdown({ name }))).code).toBe(ErrorCode.INVALID_STATE);
+    expect((await rejection(hypervisor.destroy({ name }))).code).toBe(NodeRuntimeErrorCode.INVALID_STATE);
+    expect((await rejection(hypervisor.shutdown({ name }))).code).toBe(NodeRuntimeErrorCode.INVALID_STATE);
 
     // Disks are attached and detached in the definition while the domain is stopped.
     const extra = join(dir, `${name}-extra.qcow2`);
@@ -141,7 +142,9 @@ describe('LibvirtHypervisor over SSH on qemu:///system', () => {
     const { xml, disk } = await tinyDomain(name);
     await hypervisor.define({ xml });
     await hypervisor.start({ name });
-    expect((await rejection(hypervisor.undefine({ name, removeStorage: true }))).code).toBe(ErrorCode.INVALID_STATE);
+    expect((await rejection(hypervisor.undefine({ name, removeStorage: true }))).code).toBe(
+      NodeRuntimeErrorCode.INVALID_STATE,
+    );
     expect(existsSync(disk)).toBe(true);
     await hypervisor.destroy({ name });
     await hypervisor.undefine({ name, removeStorage: true });
@@ -163,7 +166,7 @@ describe('LibvirtHypervisor over SSH on qemu:///system', () => {
     await hypervisor.undefine({ name, removeStorage: true });
 
     const nowhere = new LibvirtHypervisor({ runner: ssh, uri: 'qemu:///nosuch' });
-    expect((await rejection(nowhere.list())).code).toBe(ErrorCode.HYPERVISOR_UNAVAILABLE);
+    expect((await rejection(nowhere.list())).code).toBe(NodeRuntimeErrorCode.HYPERVISOR_UNAVAILABLE);
   });
 
   it('refuses names with shell metacharacters before running anything, and passes odd paths literally', async () => {

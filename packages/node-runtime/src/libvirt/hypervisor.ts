@@ -9,9 +9,11 @@ import {
   type PluginContext,
   parseOrThrow,
   QuantixError,
+  type QuantixErrorCode,
   vmNameSchema,
 } from '@quantix/core';
 import { z } from 'zod';
+import { NodeRuntimeErrorCode } from '../errors.js';
 import { hostPathSchema, parseDomainXml } from './domain-xml.js';
 
 type Logger = PluginContext['logger'];
@@ -109,9 +111,13 @@ export class LibvirtHypervisor implements Hypervisor {
     const cpus = /^CPU\(s\):\s+(\d+)/m.exec(text)?.[1];
     const memoryKiB = /^Memory size:\s+(\d+)\s+KiB/m.exec(text)?.[1];
     if (!cpus || !memoryKiB) {
-      throw new QuantixError(ErrorCode.HYPERVISOR_ERROR, 'virsh nodeinfo printed no CPU count or memory size', {
-        details: { output: text.slice(0, 500) },
-      });
+      throw new QuantixError(
+        NodeRuntimeErrorCode.HYPERVISOR_ERROR,
+        'virsh nodeinfo printed no CPU count or memory size',
+        {
+          details: { output: text.slice(0, 500) },
+        },
+      );
     }
     return { cpus: Number(cpus), memoryMiB: Math.floor(Number(memoryKiB) / 1024) };
   }
@@ -145,7 +151,7 @@ export class LibvirtHypervisor implements Hypervisor {
       const state = await this.state({ name });
       if (ACTIVE_STATES.includes(state)) {
         throw new QuantixError(
-          ErrorCode.INVALID_STATE,
+          NodeRuntimeErrorCode.INVALID_STATE,
           `Domain '${name}' is ${state}; stop it before removing it with its storage`,
           { details: { name, state } },
         );
@@ -252,7 +258,7 @@ export class LibvirtHypervisor implements Hypervisor {
       await this.virsh(['domcapabilities', '--virttype', 'kvm']);
       return 'kvm';
     } catch (error) {
-      if (isQuantixError(error, ErrorCode.HYPERVISOR_ERROR)) return 'qemu';
+      if (isQuantixError(error, NodeRuntimeErrorCode.HYPERVISOR_ERROR)) return 'qemu';
       throw error;
     }
   }
@@ -332,23 +338,26 @@ export function mapVirshError(error: unknown, context: { uri: string; command: s
     .join('; ');
   const details = { ...error.details, uri: context.uri, command: context.command, name: context.name ?? null };
   const subject = context.name ? `domain '${context.name}'` : `libvirt at ${context.uri}`;
-  const make = (code: ErrorCode, message: string) => new QuantixError(code, message, { details, cause: error });
+  const make = (code: QuantixErrorCode, message: string) => new QuantixError(code, message, { details, cause: error });
   if (exitCode === 127) {
     return make(
-      ErrorCode.HYPERVISOR_UNAVAILABLE,
+      NodeRuntimeErrorCode.HYPERVISOR_UNAVAILABLE,
       `virsh is not installed where commands run (${error.details.target})`,
     );
   }
   if (UNAVAILABLE.test(stderr))
-    return make(ErrorCode.HYPERVISOR_UNAVAILABLE, `Cannot reach libvirt at ${context.uri}: ${said}`);
+    return make(NodeRuntimeErrorCode.HYPERVISOR_UNAVAILABLE, `Cannot reach libvirt at ${context.uri}: ${said}`);
   if (NOT_FOUND.test(stderr)) return make(ErrorCode.NOT_FOUND, `No ${subject}: ${said}`);
   if (ALREADY_EXISTS.test(stderr))
     return make(ErrorCode.ALREADY_EXISTS, `${capitalize(subject)} already exists: ${said}`);
   if (INVALID_STATE.test(stderr)) {
-    return make(ErrorCode.INVALID_STATE, `virsh ${context.command} is not valid for ${subject} now: ${said}`);
+    return make(
+      NodeRuntimeErrorCode.INVALID_STATE,
+      `virsh ${context.command} is not valid for ${subject} now: ${said}`,
+    );
   }
   return make(
-    ErrorCode.HYPERVISOR_ERROR,
+    NodeRuntimeErrorCode.HYPERVISOR_ERROR,
     `virsh ${context.command} failed for ${subject}: ${said || `exit status ${exitCode}`}`,
   );
 }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { type CommandRunner, ErrorCode, LocalCommandRunner } from '@quantix/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NodeRuntimeErrorCode } from '../errors.js';
 import {
   ensureServices,
   processGone,
@@ -202,7 +203,7 @@ describe('SshCommandRunner against a real sshd', () => {
       );
       const error = await rejection(wrong.run({ argv: ['touch', marker] }));
       await wrong.close();
-      expect(error.code).toBe(ErrorCode.SSH_HOST_KEY_MISMATCH);
+      expect(error.code).toBe(NodeRuntimeErrorCode.SSH_HOST_KEY_MISMATCH);
       expect(error.details).toMatchObject({ offered: hostFingerprint });
       expect(existsSync(marker)).toBe(false);
     });
@@ -212,7 +213,7 @@ describe('SshCommandRunner against a real sshd', () => {
       const strict = new SshCommandRunner(testSshRunnerOptions({ hostKey: {} }));
       const error = await rejection(strict.run({ argv: ['touch', marker] }));
       await strict.close();
-      expect(error.code).toBe(ErrorCode.SSH_HOST_KEY_UNKNOWN);
+      expect(error.code).toBe(NodeRuntimeErrorCode.SSH_HOST_KEY_UNKNOWN);
       expect(error.message).toContain(hostFingerprint);
       expect(existsSync(marker)).toBe(false);
 
@@ -251,7 +252,7 @@ describe('SshCommandRunner against a real sshd', () => {
         await sshd.start();
         const marker = join(dir, 'changed-ran');
         const error = await rejection(tofu.run({ argv: ['touch', marker] }));
-        expect(error.code).toBe(ErrorCode.SSH_HOST_KEY_MISMATCH);
+        expect(error.code).toBe(NodeRuntimeErrorCode.SSH_HOST_KEY_MISMATCH);
         expect(error.details).toMatchObject({ offered: second, pinned: first });
         expect(existsSync(marker)).toBe(false);
         expect(pins).toEqual([first]);
@@ -342,7 +343,7 @@ describe('SshCommandRunner against a real sshd', () => {
       const started = Date.now();
       const error = await rejection(nobody.run({ argv: ['true'] }));
       await nobody.close();
-      expect(error.code).toBe(ErrorCode.SSH_CONNECT_FAILED);
+      expect(error.code).toBe(NodeRuntimeErrorCode.SSH_CONNECT_FAILED);
       expect(error.details.attempts).toBe(3);
       // Two waits between three attempts: 200 ms, then 400 ms.
       expect(Date.now() - started).toBeGreaterThanOrEqual(550);

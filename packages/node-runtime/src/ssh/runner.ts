@@ -11,6 +11,7 @@ import {
 } from '@quantix/core';
 import type { ClientChannel, Client as SshClient } from 'ssh2';
 import ssh2 from 'ssh2';
+import { NodeRuntimeErrorCode } from '../errors.js';
 import { normalizeFingerprint, sshKeyFingerprint } from './fingerprint.js';
 import { quoteArgv, quoteShellArg } from './quote.js';
 
@@ -505,7 +506,7 @@ export class SshCommandRunner implements CommandRunner {
     if (this.closed) throw new QuantixError(ErrorCode.INSTANCE_CLOSED, `The SSH runner for ${this.target} was closed`);
     const message = lastError instanceof Error ? lastError.message : String(lastError);
     throw new QuantixError(
-      ErrorCode.SSH_CONNECT_FAILED,
+      NodeRuntimeErrorCode.SSH_CONNECT_FAILED,
       `Could not connect to ${this.target} after ${attempts} attempt(s): ${message}`,
       {
         details: { target: this.target, attempts, level: (lastError as { level?: string })?.level ?? null },
@@ -563,14 +564,14 @@ export class SshCommandRunner implements CommandRunner {
     if (this.pinnedFingerprint) {
       if (offered === this.pinnedFingerprint) return;
       throw new QuantixError(
-        ErrorCode.SSH_HOST_KEY_MISMATCH,
+        NodeRuntimeErrorCode.SSH_HOST_KEY_MISMATCH,
         `The host key of ${this.target} has changed: it offered ${offered}, but ${this.pinnedFingerprint} is pinned. Nothing was run. If the host was reinstalled, pin the new fingerprint; otherwise something else answers at this address.`,
         { details },
       );
     }
     if (!this.options.hostKey.trustOnFirstUse) {
       throw new QuantixError(
-        ErrorCode.SSH_HOST_KEY_UNKNOWN,
+        NodeRuntimeErrorCode.SSH_HOST_KEY_UNKNOWN,
         `The host key of ${this.target} is not known (it offered ${offered}). Nothing was run. Pin that fingerprint after checking it with \`ssh-keygen -lf\` on the host, or ask for trust on first use.`,
         { details },
       );

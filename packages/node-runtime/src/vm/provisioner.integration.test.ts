@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorCode } from '@quantix/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NodeRuntimeErrorCode } from '../errors.js';
 import { parseDomainXml } from '../libvirt/domain-xml.js';
 import { LibvirtHypervisor } from '../libvirt/hypervisor.js';
 import { SshCommandRunner } from '../ssh/runner.js';
@@ -296,7 +297,7 @@ describe('VmProvisioner over SSH on qemu:///system', () => {
         cloudInit: { hostname: 'h' },
       }),
     );
-    expect(error.code).toBe(ErrorCode.HYPERVISOR_ERROR);
+    expect(error.code).toBe(NodeRuntimeErrorCode.HYPERVISOR_ERROR);
     expect((await rejection(hypervisor.state({ name }))).code).toBe(ErrorCode.NOT_FOUND);
     expect(existsSync(vmDir)).toBe(false);
   });

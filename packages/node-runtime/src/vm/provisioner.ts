@@ -11,6 +11,7 @@ import {
   vmNameSchema,
 } from '@quantix/core';
 import { z } from 'zod';
+import { NodeRuntimeErrorCode } from '../errors.js';
 import { buildDomainXml, type DomainSpec, hostPathSchema, parseDomainXml } from '../libvirt/domain-xml.js';
 import { ACTIVE_STATES } from '../libvirt/hypervisor.js';
 import { buildNoCloudSeed, type CloudInitConfig, cloudInitSchema } from './cloud-init.js';
@@ -215,7 +216,7 @@ export class VmProvisioner {
         await this.hypervisor.destroy({ name });
       } catch (error) {
         // It stopped by itself in between: that is what was wanted.
-        if (!isQuantixError(error, ErrorCode.INVALID_STATE)) throw error;
+        if (!isQuantixError(error, NodeRuntimeErrorCode.INVALID_STATE)) throw error;
       }
     }
     const info = parseDomainXml(await this.hypervisor.dumpXml({ name }));

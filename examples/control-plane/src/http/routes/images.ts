@@ -222,7 +222,7 @@ export function imageRoutes(
         await repositories.images.update(image.id, {
           phase: 'error',
           error: {
-            code: (error as QuantixError).code ?? 'DELETE_FAILED',
+            code: (error as QuantixError).code ?? ErrorCode.DELETE_FAILED,
             message: `could not remove the file: ${(error as Error).message}`,
             retryable: true,
           },
