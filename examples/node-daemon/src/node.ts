@@ -1,11 +1,11 @@
 import { hostname as osHostname } from 'node:os';
 import { resolve } from 'node:path';
-import { createPoolRootPolicy, type HostInfo, LocalCommandRunner } from '@quantix/core';
-import { HttpImageFetcher, type SourcePolicy } from '@quantix/images-cloud';
-import { createIsoInspector } from '@quantix/images-iso';
-import { LibvirtHypervisor, NodeAgent, VmProvisioner } from '@quantix/node-runtime';
-import { LocalStorageBackend, localPoolType } from '@quantix/storage-local';
-import { createNfsPoolType, NfsStorageBackend } from '@quantix/storage-nfs';
+import { createPoolRootPolicy, createQuantix, type HostInfo, HypervisorToken, LocalCommandRunner } from '@quantix/core';
+import { createImagesCloudPlugin, type SourcePolicy } from '@quantix/images-cloud';
+import { createImagesIsoPlugin } from '@quantix/images-iso';
+import { createNodeAgent, createNodeRuntimePlugin, type NodeAgent } from '@quantix/node-runtime';
+import { createStorageLocalPlugin } from '@quantix/storage-local';
+import { createStorageNfsPlugin } from '@quantix/storage-nfs';
 import type { Logger } from 'pino';
 import { ControlPlaneConnection } from './connection.js';
 
@@ -76,7 +76,6 @@ export async function probeLibvirt(runner: LocalCommandRunner, uri: string): Pro
  */
 export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeDaemon> {
   const { logger } = options;
-  const runner = new LocalCommandRunner();
   // Uploads are fetched from the control plane's staged-upload endpoint: exactly that, by URL —
   // not its host, which would open every other service on it.
   const policy: SourcePolicy = {
@@ -88,28 +87,13 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
     ...(options.poolRoots ? { allowedRoots: options.poolRoots } : {}),
     ...(options.protectedPaths ? { protectedPaths: options.protectedPaths } : {}),
   });
-  const local = new LocalStorageBackend({ rootPolicy });
-  const nfs = new NfsStorageBackend({
-    rootPolicy,
-    ...(options.nfsMountRoot ? { mountRoot: options.nfsMountRoot } : {}),
-    ...(options.mountTablePath ? { mountInfoPath: options.mountTablePath } : {}),
-  });
-  const poolTypes = [localPoolType, createNfsPoolType(options.nfsMountRoot ? { mountRoot: options.nfsMountRoot } : {})];
 
   let hypervisorProblem: string | null = 'VMs are turned off for this node';
-  let hypervisor: LibvirtHypervisor | undefined;
-  let vms: VmProvisioner | undefined;
-  let host: HostInfo | null = null;
   if (options.libvirtUri) {
-    hypervisorProblem = await probeLibvirt(runner, options.libvirtUri);
-    if (hypervisorProblem === null) {
-      hypervisor = new LibvirtHypervisor({ runner, uri: options.libvirtUri, logger });
-      vms = new VmProvisioner({ runner, hypervisor, virtType: 'auto', logger });
-      host = await hypervisor.hostInfo().catch((error) => {
-        logger.warn({ err: error }, 'the host’s CPUs and memory could not be read; VM sizes are not checked');
-        return null;
-      });
-    } else {
+    const probe = new LocalCommandRunner();
+    hypervisorProblem = await probeLibvirt(probe, options.libvirtUri);
+    await probe.close();
+    if (hypervisorProblem !== null) {
       logger.warn(
         { uri: options.libvirtUri, reason: hypervisorProblem },
         'libvirt is not reachable: this node runs without VMs',
@@ -117,15 +101,37 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
     }
   }
 
-  const agent = new NodeAgent({
+  // The node is what its plugins provide: storage, downloads, ISO reading, and VMs when libvirt
+  // answers. It keeps no database: everything it needs arrives in the pool push of each connect.
+  const node = await createQuantix({
+    database: false,
+    logger,
+    plugins: [
+      createStorageLocalPlugin({ rootPolicy }),
+      createStorageNfsPlugin({
+        rootPolicy,
+        ...(options.nfsMountRoot ? { mountRoot: options.nfsMountRoot } : {}),
+        ...(options.mountTablePath ? { mountInfoPath: options.mountTablePath } : {}),
+      }),
+      createImagesCloudPlugin({ builtinCatalog: false, fetcher: { policy } }),
+      createImagesIsoPlugin(),
+      ...(options.libvirtUri && hypervisorProblem === null
+        ? [createNodeRuntimePlugin({ libvirt: { uri: options.libvirtUri, virtType: 'auto' } })]
+        : []),
+    ],
+  });
+  const host: HostInfo | null = node.has(HypervisorToken)
+    ? ((await node
+        .get(HypervisorToken)
+        .hostInfo?.()
+        .catch((error) => {
+          logger.warn({ err: error }, 'the host’s CPUs and memory could not be read; VM sizes are not checked');
+          return null;
+        })) ?? null)
+    : null;
+  const agent = createNodeAgent(node, {
     nodeId: options.nodeId,
-    backends: [local, nfs],
-    poolTypes,
     poolRoots: rootPolicy,
-    fetchers: [new HttpImageFetcher({ policy, logger })],
-    inspector: createIsoInspector({ logger }),
-    ...(hypervisor && vms ? { hypervisor, vms } : {}),
-    runner,
     logger,
     ...(options.poolRecheckIntervalMs !== undefined ? { poolRecheckIntervalMs: options.poolRecheckIntervalMs } : {}),
   });
@@ -158,7 +164,7 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
     async close() {
       await connection.close();
       await agent.close();
-      await runner.close();
+      await node.close();
     },
   };
 }

@@ -1,3 +1,4 @@
+export * from './agent/compose.js';
 export * from './agent/node-agent.js';
 export * from './errors.js';
 export * from './libvirt/domain-xml.js';
