@@ -54,6 +54,19 @@ running_pid() {
   printf '%s\n' "$pid"
 }
 
+# Ganesha processes on our config that our PID file does not name (a run interrupted between
+# starting one and writing its PID): they hold port 2049 and would make every start fail.
+stop_orphans() {
+  local known orphan
+  known=$(running_pid || true)
+  for orphan in $(pgrep -f -- "ganesha.nfsd .*-f $CONF_FILE" || true); do
+    [ "$orphan" = "$known" ] && continue
+    log "stopping a ganesha on our config that no PID file names (pid $orphan)"
+    kill -CONT "$orphan" 2>/dev/null || true
+    kill -KILL "$orphan" 2>/dev/null || true
+  done
+}
+
 ensure_rpcbind() {
   # Ganesha registers its programs with rpcbind; showmount and rpcinfo ask it for ports.
   if rpcinfo -p 127.0.0.1 >/dev/null 2>&1; then return 0; fi
@@ -120,6 +133,7 @@ cmd_start() {
   fi
 
   ensure_packages
+  stop_orphans
   ensure_rpcbind
   # Ganesha's fs recovery backend keeps client state here; it must exist.
   mkdir -p /var/lib/nfs/ganesha /run/ganesha
@@ -148,6 +162,7 @@ cmd_stop() {
   local pid
   if ! pid=$(running_pid); then
     rm -f "$PID_FILE"
+    stop_orphans
     log 'not running'
     return 0
   fi
