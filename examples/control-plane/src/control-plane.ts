@@ -4,26 +4,17 @@ import fastifySwagger from '@fastify/swagger';
 import fastifyWebsocket from '@fastify/websocket';
 import {
   bearerToken,
-  DownloadService,
-  NodeDownloadExecutor,
-  NodeHub,
+  type ControlPlaneServices,
+  createControlPlane,
   tokenDigest,
   tokenMatches,
-  UploadService,
-  VmService,
   webSocketChannel,
 } from '@quantix/control-plane';
 import {
-  CatalogRegistry,
-  createPoolRootPolicy,
   ErrorCode,
-  FileInspectorToken,
-  ImageCatalogToken,
   type PoolRootPolicy,
   type PoolTypeDefinition,
-  PoolTypeToken,
   PROTOCOL_LIMITS,
-  poolTypesByName,
   type Quantix,
   QuantixError,
 } from '@quantix/core';
@@ -72,14 +63,10 @@ export interface RouteInfo {
   websocket: boolean;
 }
 
-export interface ControlPlane {
+export interface ControlPlane extends ControlPlaneServices {
   app: FastifyInstance;
   /** Every route the server answers (HEAD twins left out): what the adversarial suite probes. */
   routes: readonly RouteInfo[];
-  hub: NodeHub;
-  downloads: DownloadService;
-  vms: VmService;
-  uploads: UploadService;
   /** http://host:port */
   url: string;
   close(): Promise<void>;
@@ -92,30 +79,19 @@ export interface ControlPlane {
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const { quantix } = options;
   const logger = quantix.logger.child({ component: 'control-plane' });
-  const poolTypes = options.poolTypes ?? quantix.getAll(PoolTypeToken);
-  poolTypesByName(poolTypes); // two definitions of one type fail start-up
-  const poolRoots = options.poolRoots ?? createPoolRootPolicy();
-  const catalog = new CatalogRegistry({ catalogs: quantix.getAll(ImageCatalogToken) });
-  const hub = new NodeHub({ repositories: quantix.repositories, events: quantix.events, logger });
-  const downloads = new DownloadService({
-    repositories: quantix.repositories,
-    catalog,
-    executor: new NodeDownloadExecutor({ hub, repositories: quantix.repositories }),
-    events: quantix.events,
-    logger,
-    ...(options.resumeGraceMs !== undefined ? { resumeGraceMs: options.resumeGraceMs } : {}),
-  });
-  const vms = new VmService({ repositories: quantix.repositories, hub, events: quantix.events, logger });
   let listenUrl = '';
-  const uploads = new UploadService({
-    repositories: quantix.repositories,
-    hub,
+  // Every workflow is the library's; this app adds HTTP, the node WebSocket and the UI.
+  const services = createControlPlane({
+    quantix,
     logger,
+    ...(options.poolTypes ? { poolTypes: options.poolTypes } : {}),
+    ...(options.poolRoots ? { poolRoots: options.poolRoots } : {}),
     stagingDir: options.stagingDir ?? join(tmpdir(), 'quantix-uploads'),
     publicUrl: () => options.publicUrl ?? listenUrl,
-    inspectors: quantix.getAll(FileInspectorToken),
-    ...(options.maxUploadBytes !== undefined ? { maxBytes: options.maxUploadBytes } : {}),
+    ...(options.maxUploadBytes !== undefined ? { maxUploadBytes: options.maxUploadBytes } : {}),
+    ...(options.resumeGraceMs !== undefined ? { resumeGraceMs: options.resumeGraceMs } : {}),
   });
+  const { hub } = services;
 
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -228,7 +204,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         wsHandler: (socket, request) =>
           hub.attach(String(request.headers['x-quantix-node-id']), webSocketChannel(socket)),
       });
-      stagedUploadRoutes(nodeScope, { uploads });
+      stagedUploadRoutes(nodeScope, { uploads: services.uploads });
     },
     { prefix: API_PREFIX },
   );
@@ -245,12 +221,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           );
         }
       });
-      poolRoutes(api, { quantix, hub, poolTypes, poolRoots });
+      poolRoutes(api, services);
       nodeRoutes(api, { quantix, hub });
-      imageRoutes(api, { quantix, hub, downloads, catalog });
-      vmRoutes(api, { quantix, vms });
+      imageRoutes(api, { quantix, ...services });
+      vmRoutes(api, { quantix, vms: services.vms });
       uploadRoutes(api, {
-        uploads,
+        uploads: services.uploads,
         ...(options.maxUploadBytes !== undefined ? { maxBytes: options.maxUploadBytes } : {}),
       });
     },
@@ -258,30 +234,24 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   );
 
   await serveUi(app, { apiPrefix: API_PREFIX });
-  await hub.reconcileOnStart();
-  await downloads.reconcileOnStart();
+  await services.start();
   let address: string;
   try {
     address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
   } catch (error) {
     // A port in use (EADDRINUSE) or not ours to bind: nothing is left running behind the error.
-    await downloads.close();
-    await hub.close();
+    await services.close();
     await app.close();
     throw error;
   }
   listenUrl = address;
   return {
+    ...services,
     app,
     routes,
-    hub,
-    downloads,
-    vms,
-    uploads,
     url: address,
     async close() {
-      await downloads.close();
-      await hub.close();
+      await services.close();
       await app.close();
     },
   };

@@ -1,3 +1,8 @@
+export {
+  type ControlPlaneServices,
+  type CreateControlPlaneOptions,
+  createControlPlane,
+} from './control-plane.js';
 export { type NodeChannel, type WebSocketChannelOptions, type WebSocketLike, webSocketChannel } from './hub/channel.js';
 export { NodeHub, type NodeHubOptions, type NodeRequestOptions } from './hub/node-hub.js';
 export { DEFAULT_NODE_QUEUE_LIMITS, type NodeQueueLimits } from './hub/node-queue.js';
@@ -26,6 +31,7 @@ export {
   LocalDownloadExecutor,
   NodeDownloadExecutor,
 } from './images/executors.js';
+export { ImageService, type ImageWithPath, type RescanResult } from './images/image-service.js';
 export { ingestScan, type ScanIngestResult } from './images/scan-ingest.js';
 export {
   type DownloadSource,
@@ -42,6 +48,7 @@ export {
   uploadFileName,
 } from './images/uploads.js';
 export { imagePathOnNode, nodesWithActivePool } from './nodes/placement.js';
+export { PoolService, type PoolWithStates } from './pools/pool-service.js';
 export { type DesiredPools, PoolSyncService } from './pools/pool-sync.js';
 export { bearerToken, newToken, tokenDigest, tokenMatches } from './tokens.js';
 export { checkVmImage, type VmImageCheck } from './vms/preflight.js';

@@ -16,6 +16,7 @@ import {
 } from '@quantix/core';
 import type { Logger } from 'pino';
 import type { NodeHub } from '../hub/node-hub.js';
+import { nodesWithActivePool } from '../nodes/placement.js';
 import { newToken, tokenDigest, tokenMatches } from '../tokens.js';
 
 interface Staged {
@@ -67,8 +68,7 @@ export class UploadService {
         `Pool ${pool.name} already has ${fileName}; rename the file or delete the old image`,
       );
     }
-    const states = await repositories.pools.listNodeStates({ poolId: pool.id });
-    const nodeId = states.find((s) => s.status === 'active' && hub.isConnected(s.nodeId))?.nodeId;
+    const [nodeId] = await nodesWithActivePool({ repositories, hub, poolId: pool.id });
     if (!nodeId) {
       throw new QuantixError(
         ErrorCode.POOL_NOT_ACTIVE_ON_NODE,

@@ -1,14 +1,5 @@
-import type { NodeHub } from '@quantix/control-plane';
-import {
-  checkPoolDefinition,
-  newId,
-  POOL_CONTENT_TYPES,
-  type PoolRootPolicy,
-  type PoolTypeDefinition,
-  type Quantix,
-  validateNewPool,
-  validatePoolPatch,
-} from '@quantix/core';
+import type { PoolService } from '@quantix/control-plane';
+import { POOL_CONTENT_TYPES } from '@quantix/core';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -46,51 +37,22 @@ const poolPatch = poolBody
 
 const idParams = z.object({ id: z.string().min(1) });
 
-export interface PoolRouteDeps {
-  quantix: Quantix;
-  hub: NodeHub;
-  /** The pool types the control plane knows (from the storage plugins' PoolTypeToken). */
-  poolTypes: readonly PoolTypeDefinition[];
-  /** Where pool roots may be; every root a pool's config names is checked against it. */
-  poolRoots: PoolRootPolicy;
-}
-
-export function poolRoutes(app: FastifyInstance, deps: PoolRouteDeps): void {
-  const { repositories } = deps.quantix;
-  /**
-   * A pool definition before it is stored: a known type, a config its schema accepts (INVALID_INPUT
-   * naming the field) and roots inside the policy (POOL_ROOT_NOT_ALLOWED). Nodes check again.
-   */
-  const check = (pool: { id: string; type: string; config: unknown }) =>
-    checkPoolDefinition({ types: deps.poolTypes, policy: deps.poolRoots, pool });
+export function poolRoutes(app: FastifyInstance, deps: { pools: PoolService }): void {
+  const { pools } = deps;
   const api = app.withTypeProvider<ZodTypeProvider>();
-  const withStates = async (poolId: string) => ({
-    ...(await repositories.pools.require(poolId)),
-    nodeStates: await repositories.pools.listNodeStates({ poolId }),
-  });
 
-  api.get('/pools', { schema: { tags: ['pools'], summary: 'List pools with their per-node state' } }, async () => {
-    const pools = await repositories.pools.list();
-    const states = await repositories.pools.listNodeStates({});
-    return { pools: pools.map((pool) => ({ ...pool, nodeStates: states.filter((s) => s.poolId === pool.id) })) };
-  });
+  api.get('/pools', { schema: { tags: ['pools'], summary: 'List pools with their per-node state' } }, async () => ({
+    pools: await pools.list(),
+  }));
 
   api.post(
     '/pools',
     { schema: { tags: ['pools'], summary: 'Create a pool', body: poolBody } },
-    async (request, reply) => {
-      // The id first: an NFS pool's default mount point is named after it.
-      const id = request.body.id ?? newId();
-      validateNewPool({ ...request.body, id }); // the common fields first (name, id, …), then the config
-      check({ id, type: request.body.type, config: request.body.config });
-      const pool = await repositories.pools.create({ ...request.body, id });
-      await deps.hub.pushPoolsToAll();
-      return reply.status(201).send(await withStates(pool.id));
-    },
+    async (request, reply) => reply.status(201).send(await pools.create(request.body)),
   );
 
   api.get('/pools/:id', { schema: { tags: ['pools'], params: idParams } }, async (request) =>
-    withStates(request.params.id),
+    pools.get(request.params.id),
   );
 
   api.patch(
@@ -98,18 +60,7 @@ export function poolRoutes(app: FastifyInstance, deps: PoolRouteDeps): void {
     { schema: { tags: ['pools'], summary: 'Update a pool', params: idParams, body: poolPatch } },
     async (request) => {
       const { expectedVersion, ...patch } = request.body;
-      if (patch.config !== undefined) {
-        validatePoolPatch(patch);
-        const current = await repositories.pools.require(request.params.id);
-        check({ id: current.id, type: current.type, config: patch.config });
-      }
-      await repositories.pools.update(
-        request.params.id,
-        patch,
-        expectedVersion === undefined ? {} : { expectedVersion },
-      );
-      await deps.hub.pushPoolsToAll();
-      return withStates(request.params.id);
+      return pools.update(request.params.id, patch, expectedVersion === undefined ? {} : { expectedVersion });
     },
   );
 
@@ -125,19 +76,12 @@ export function poolRoutes(app: FastifyInstance, deps: PoolRouteDeps): void {
     },
     async (request) => {
       const { nodeIds, expectedVersion } = request.body;
-      await repositories.pools.update(
-        request.params.id,
-        { nodeIds },
-        expectedVersion === undefined ? {} : { expectedVersion },
-      );
-      await deps.hub.pushPoolsToAll();
-      return withStates(request.params.id);
+      return pools.update(request.params.id, { nodeIds }, expectedVersion === undefined ? {} : { expectedVersion });
     },
   );
 
   api.delete('/pools/:id', { schema: { tags: ['pools'], params: idParams } }, async (request, reply) => {
-    await repositories.pools.delete(request.params.id);
-    await deps.hub.pushPoolsToAll();
+    await pools.delete(request.params.id);
     return reply.status(204).send();
   });
 }

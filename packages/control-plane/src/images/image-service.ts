@@ -1,0 +1,149 @@
+import {
+  ErrorCode,
+  type Image,
+  type ImageFilter,
+  isQuantixError,
+  QuantixError,
+  type Repositories,
+  vmsUsingImage,
+} from '@quantix/core';
+import type { NodeHub } from '../hub/node-hub.js';
+import { imagePathOnNode, nodesWithActivePool } from '../nodes/placement.js';
+
+/** An image with its path on the node asked about (null: not reachable there, or no node asked). */
+export type ImageWithPath = Image & { path: string | null };
+
+export interface RescanResult {
+  scanned: { poolId: string; nodeId: string }[];
+  failed: { poolId: string; nodeId: string; code: string; error: string }[];
+}
+
+/** Image rows as users see and remove them: listings with node paths, rescans, deletion. */
+export class ImageService {
+  constructor(
+    private readonly options: {
+      repositories: Repositories;
+      hub: Pick<NodeHub, 'isConnected' | 'request'>;
+      /** Whether a download runs for an image now (its row must not be deleted under it). */
+      isDownloading: (imageId: string) => boolean;
+    },
+  ) {}
+
+  /** A page of images and the total, each with its path on `nodeId` when given. */
+  async list(filter: ImageFilter, nodeId?: string): Promise<{ images: ImageWithPath[]; total: number }> {
+    const { images } = this.options.repositories;
+    const { limit, offset, ...query } = filter;
+    const [page, total] = await Promise.all([
+      images.list({ ...query, ...(limit !== undefined ? { limit } : {}), ...(offset !== undefined ? { offset } : {}) }),
+      images.count(query),
+    ]);
+    return { images: await this.withPaths(page, nodeId), total };
+  }
+
+  async get(imageId: string, nodeId?: string): Promise<ImageWithPath> {
+    const [image] = await this.withPaths([await this.options.repositories.images.require(imageId)], nodeId);
+    return image as ImageWithPath;
+  }
+
+  /**
+   * Asks nodes to scan ISO pools again (all, or one): each connected node on which the pool is
+   * active — one for a shared pool, whose files are the same everywhere. Results arrive as
+   * scan.result and are ingested as they come; this answers which scans ran and which failed.
+   */
+  async rescan(poolId?: string): Promise<RescanResult> {
+    const { repositories, hub } = this.options;
+    const pools = poolId ? [await repositories.pools.require(poolId)] : await repositories.pools.list();
+    const result: RescanResult = { scanned: [], failed: [] };
+    for (const pool of pools.filter((p) => p.contentTypes.includes('iso'))) {
+      const targets = await nodesWithActivePool({ repositories, hub, poolId: pool.id });
+      for (const nodeId of pool.shared ? targets.slice(0, 1) : targets) {
+        try {
+          await hub.request(nodeId, { op: 'pool.scan', poolId: pool.id, content: 'iso' }, { timeoutMs: 300_000 });
+          result.scanned.push({ poolId: pool.id, nodeId });
+        } catch (error) {
+          const code = isQuantixError(error) ? error.code : ErrorCode.INTERNAL_ERROR;
+          result.failed.push({ poolId: pool.id, nodeId, code, error: (error as Error).message });
+        }
+      }
+    }
+    return result;
+  }
+
+  /**
+   * Deletes an image and its file: refused (IN_USE, naming them) while it downloads or while any
+   * VM boots from it, is backed by it, holds it in a drive or owns its file. The row is marked
+   * `deleting` (with the version read), the file is removed by a node that holds the pool, then
+   * the row goes. When the file cannot be removed the row becomes error, retryable, and says why.
+   */
+  async delete(imageId: string): Promise<void> {
+    const { repositories, hub } = this.options;
+    const image = await repositories.images.require(imageId);
+    if (this.options.isDownloading(image.id)) {
+      throw new QuantixError(
+        ErrorCode.IN_USE,
+        `Image ${image.name} is being downloaded; wait for it to finish or fail`,
+        {
+          details: { imageId: image.id },
+        },
+      );
+    }
+    const users = vmsUsingImage(await repositories.vms.list(), image);
+    if (users.length > 0) {
+      throw new QuantixError(
+        ErrorCode.IN_USE,
+        `Image ${image.name} is in use by ${users.length} VM(s): ${users.map((u) => `${u.vm.name} (${u.uses.join(', ')})`).join('; ')}; delete them or detach it first`,
+        { details: { vms: users.map((u) => ({ id: u.vm.id, name: u.vm.name, uses: u.uses })) } },
+      );
+    }
+    const deleting = await repositories.images.update(
+      image.id,
+      { phase: 'deleting' },
+      { expectedVersion: image.version },
+    );
+    if (image.location && image.phase !== 'missing') {
+      const [nodeId] = await nodesWithActivePool({
+        repositories,
+        hub,
+        poolId: image.location.poolId,
+        nodeId: image.nodeId,
+      });
+      try {
+        if (!nodeId) {
+          throw new QuantixError(
+            ErrorCode.NODE_NOT_CONNECTED,
+            `No connected node holds pool ${image.location.poolId}; the file cannot be removed now`,
+            { details: { poolId: image.location.poolId } },
+          );
+        }
+        await hub.request(nodeId, { op: 'image.remove', ...image.location }, { timeoutMs: 60_000 });
+      } catch (error) {
+        await repositories.images.update(
+          image.id,
+          {
+            phase: 'error',
+            error: {
+              code: isQuantixError(error) ? error.code : ErrorCode.DELETE_FAILED,
+              message: `could not remove the file: ${(error as Error).message}`,
+              retryable: true,
+            },
+          },
+          { expectedVersion: deleting.version },
+        );
+        throw error;
+      }
+    }
+    await repositories.images.delete(image.id, { expectedVersion: deleting.version });
+  }
+
+  /** Images with their paths on `nodeId` (null without one). */
+  private async withPaths(images: Image[], nodeId: string | undefined): Promise<ImageWithPath[]> {
+    if (!nodeId) return images.map((image) => ({ ...image, path: null }));
+    const states = new Map(
+      (await this.options.repositories.pools.listNodeStates({ nodeId })).map((s) => [s.poolId, s]),
+    );
+    return images.map((image) => ({
+      ...image,
+      path: imagePathOnNode(image, nodeId, image.location ? states.get(image.location.poolId) : null),
+    }));
+  }
+}

@@ -1,0 +1,80 @@
+import {
+  checkPoolDefinition,
+  type NewStoragePool,
+  newId,
+  type PoolNodeState,
+  type PoolRootPolicy,
+  type PoolTypeDefinition,
+  type Repositories,
+  type StoragePool,
+  type StoragePoolPatch,
+  validateNewPool,
+  validatePoolPatch,
+} from '@quantix/core';
+import type { NodeHub } from '../hub/node-hub.js';
+
+/** A pool with what each node said about it. */
+export type PoolWithStates = StoragePool & { nodeStates: PoolNodeState[] };
+
+/**
+ * Pool definitions: every change checked (a known type, a config its schema accepts, roots the
+ * policy allows — the node checks again), stored, and pushed to every connected node at once.
+ */
+export class PoolService {
+  constructor(
+    private readonly options: {
+      repositories: Repositories;
+      hub: Pick<NodeHub, 'pushPoolsToAll'>;
+      /** The pool types the control plane knows (the storage plugins' PoolTypeToken). */
+      poolTypes: readonly PoolTypeDefinition[];
+      /** Where pool roots may be. */
+      poolRoots: PoolRootPolicy;
+    },
+  ) {}
+
+  async list(): Promise<PoolWithStates[]> {
+    const { pools } = this.options.repositories;
+    const [all, states] = await Promise.all([pools.list(), pools.listNodeStates({})]);
+    return all.map((pool) => ({ ...pool, nodeStates: states.filter((s) => s.poolId === pool.id) }));
+  }
+
+  async get(poolId: string): Promise<PoolWithStates> {
+    const { pools } = this.options.repositories;
+    return { ...(await pools.require(poolId)), nodeStates: await pools.listNodeStates({ poolId }) };
+  }
+
+  async create(input: NewStoragePool): Promise<PoolWithStates> {
+    // The id first: an NFS pool's default mount point is named after it.
+    const id = input.id ?? newId();
+    validateNewPool({ ...input, id }); // the common fields first (name, id, …), then the config
+    this.check({ id, type: input.type, config: input.config ?? {} });
+    const pool = await this.options.repositories.pools.create({ ...input, id });
+    await this.options.hub.pushPoolsToAll();
+    return this.get(pool.id);
+  }
+
+  async update(
+    poolId: string,
+    patch: StoragePoolPatch,
+    options: { expectedVersion?: number } = {},
+  ): Promise<PoolWithStates> {
+    if (patch.config !== undefined) {
+      validatePoolPatch(patch);
+      const current = await this.options.repositories.pools.require(poolId);
+      this.check({ id: current.id, type: current.type, config: patch.config });
+    }
+    await this.options.repositories.pools.update(poolId, patch, options);
+    await this.options.hub.pushPoolsToAll();
+    return this.get(poolId);
+  }
+
+  async delete(poolId: string): Promise<void> {
+    await this.options.repositories.pools.delete(poolId);
+    await this.options.hub.pushPoolsToAll();
+  }
+
+  /** INVALID_INPUT naming the field, or POOL_ROOT_NOT_ALLOWED; nodes check again before use. */
+  private check(pool: { id: string; type: string; config: unknown }): void {
+    checkPoolDefinition({ types: this.options.poolTypes, policy: this.options.poolRoots, pool });
+  }
+}
