@@ -79,6 +79,7 @@ try {
     const expected = readFileSync(`${file}.SHA256SUMS`, 'utf8').split(' ')[0];
     const curlTimes: number[] = [];
     const ourTimes: number[] = [];
+    const lifecycleTimes: number[] = [];
     let peakRss = 0;
     let baselineRss = 0;
     try {
@@ -108,12 +109,26 @@ try {
         baselineRss = Math.max(baselineRss, measured.baselineRss);
         if (measured.checksum !== expected || measured.sizeBytes !== size) throw new Error('fetcher: wrong result');
         rmSync(ourOut);
+
+        // The same bytes through the download lifecycle that runs (rows, progress, the fetch, the result).
+        const poolDir = join(work, `pool-${round}`);
+        const lifecycle = await run(process.execPath, [
+          join(import.meta.dirname, '__fixtures__/download-once.mjs'),
+          url,
+          `http://127.0.0.1:${server.port}/SHA256SUMS`,
+          poolDir,
+        ]);
+        const through = JSON.parse(lifecycle.stdout) as { ms: number; checksum: string; phase: string };
+        if (through.phase !== 'ready' || through.checksum !== expected) throw new Error('lifecycle: wrong result');
+        lifecycleTimes.push(through.ms);
+        rmSync(poolDir, { recursive: true, force: true });
       }
     } finally {
       await server.stop();
     }
     const curlBest = Math.min(...curlTimes);
     const ourBest = Math.min(...ourTimes);
+    const lifecycleBest = Math.min(...lifecycleTimes);
     // Throughput ratio: the fetcher's bytes per second over the curl pipeline's.
     const ratio = curlBest / ourBest;
     peaks.push({ size, peakRss, baselineRss });
@@ -121,6 +136,11 @@ try {
       `download ${String(size / MiB).padStart(4)} MiB  fetcher (stream+sha256+fsync+verify) ${(ourBest / 1000).toFixed(2)} s ` +
         `(${rate(size, ourBest)})   curl -o + sha256sum ${(curlBest / 1000).toFixed(2)} s (${rate(size, curlBest)})   ` +
         `throughput ratio ${ratio.toFixed(2)}x (target ≥ 0.9x, ${ratio >= 0.9 ? 'ok' : 'UNDER TARGET'})`,
+    );
+    console.log(
+      `download ${String(size / MiB).padStart(4)} MiB  through the download lifecycle (row, progress, fetch, result) ` +
+        `${(lifecycleBest / 1000).toFixed(2)} s (${rate(size, lifecycleBest)})   ` +
+        `${(curlBest / lifecycleBest).toFixed(2)}x curl's throughput, ${(ourBest / lifecycleBest).toFixed(2)}x the fetcher's alone`,
     );
   }
   const worst = Math.max(...peaks.map((p) => p.peakRss));

@@ -213,6 +213,14 @@ export class LocalDownloadExecutor implements DownloadExecutor {
   ): Promise<ImageDownloadResult> {
     const pool = await this.options.repositories.pools.require(request.poolId);
     const backend = backendFor(this.options.backends, pool.type);
+    // What a node does when a pool is pushed to it, done here: the pool is made usable (its
+    // directory created, its export mounted) — or the download fails saying why it is not.
+    const status = backend.activate ? await backend.activate({ pool }) : await backend.status({ pool });
+    if (!status.available) {
+      throw new QuantixError(ErrorCode.POOL_UNAVAILABLE, `Pool ${pool.name} is not usable here: ${status.reason}`, {
+        details: { poolId: pool.id },
+      });
+    }
     const destinationPath = await callBackend(backend, 'resolve', { pool, relPath: request.relPath });
     const fetcher = this.fetcherFor(request.sourceUrl);
     let total: number | null = null;
