@@ -68,7 +68,7 @@ class ScriptedNode {
     capabilities: Record<string, unknown> = {},
   ) {
     this.connection = new ControlPlaneConnection({
-      url,
+      urls: [url],
       nodeId,
       token,
       hostname: nodeId,

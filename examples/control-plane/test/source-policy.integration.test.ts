@@ -103,7 +103,7 @@ describe('download sources a node accepts', () => {
     const token = newToken();
     await quantix.repositories.nodes.setTokenDigest('n1', tokenDigest(token));
     node = await startNodeDaemon({
-      url: `http://localhost:${port}`,
+      urls: [`http://localhost:${port}`],
       nodeId: 'n1',
       token,
       libvirtUri: null,

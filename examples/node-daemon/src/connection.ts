@@ -1,3 +1,5 @@
+import type { LookupAddress, LookupOptions } from 'node:dns';
+import { isIPv6 } from 'node:net';
 import {
   type ControlMessage,
   ErrorCode,
@@ -11,6 +13,7 @@ import {
 } from '@quantix/core';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
+import { type Endpoint, parseControlPlaneUrls, resolveEndpoints } from './endpoints.js';
 
 /** Handles what the control plane sends; replies go through `send`. */
 export interface MessageHandler {
@@ -18,8 +21,11 @@ export interface MessageHandler {
 }
 
 export interface ControlPlaneConnectionOptions {
-  /** ws(s)://host:port of the control plane (the /api/v1/nodes/connect path is added). */
-  url: string;
+  /**
+   * http(s):// or ws(s)://host:port of each control-plane replica (the /api/v1/nodes/connect path
+   * is added). Any replica will do; a host name with several addresses is one replica per address.
+   */
+  urls: readonly string[];
   nodeId: string;
   token: string;
   hostname: string;
@@ -27,9 +33,10 @@ export interface ControlPlaneConnectionOptions {
   capabilities?: Record<string, unknown>;
   /**
    * Builds the hello for each (re)connect, for what changes between connections (the node
-   * agent's downloads in hand). Default: one made of nodeId, hostname, agentVersion, capabilities.
+   * agent's downloads in hand, the endpoint reached). Default: one made of nodeId, hostname,
+   * agentVersion, capabilities.
    */
-  hello?: () => Extract<NodeMessage, { type: 'hello' }>;
+  hello?: (endpoint: Endpoint) => Extract<NodeMessage, { type: 'hello' }>;
   handler: MessageHandler;
   logger: Logger;
   /** First reconnect delay; doubles up to maxBackoffMs, with full jitter. */
@@ -40,10 +47,17 @@ export interface ControlPlaneConnectionOptions {
 /**
  * The node's one connection to the control plane: dials, says hello, hands every validated
  * message to the handler, and redials with exponential backoff and jitter whenever the
- * connection drops — forever, until close(). A wrong token is reported and retried too (an
- * operator may fix it on the control plane), but with the maximum delay.
+ * connection drops — forever, until close(). Each dial goes to the next endpoint (every --url,
+ * every address of its host), starting at a random one so that nodes spread over the replicas;
+ * so a dead replica costs one failed dial, not a node's connection. A wrong token is reported
+ * and retried too (an operator may fix it on the control plane), but with the maximum delay.
  */
 export class ControlPlaneConnection {
+  private readonly urls: URL[];
+  /** Endpoints not yet tried in this round; refilled (names resolved again) when empty. */
+  private untried: Endpoint[] = [];
+  private firstRound = true;
+  private current: Endpoint | undefined;
   private socket: WebSocket | undefined;
   /** The protocol version agreed in the last welcome; until one comes, this release's. */
   private version: number = PROTOCOL_VERSION;
@@ -54,17 +68,23 @@ export class ControlPlaneConnection {
   readonly ready: Promise<void>;
 
   constructor(private readonly options: ControlPlaneConnectionOptions) {
+    this.urls = parseControlPlaneUrls(options.urls);
     this.ready = new Promise((resolve) => {
       this.connectedOnce = resolve;
     });
   }
 
   start(): void {
-    this.dial();
+    this.redial();
   }
 
   get connected(): boolean {
     return this.socket?.readyState === WebSocket.OPEN;
+  }
+
+  /** The endpoint of the open connection, if any. */
+  get endpoint(): Endpoint | undefined {
+    return this.connected ? this.current : undefined;
   }
 
   /** Sends a message, written in the version agreed for this connection (a hello in this release's). */
@@ -88,14 +108,38 @@ export class ControlPlaneConnection {
     });
   }
 
-  private dial(): void {
-    const { url, nodeId, token, logger } = this.options;
-    const endpoint = new URL('/api/v1/nodes/connect', url.replace(/^http/, 'ws'));
+  /** The next endpoint to dial: the rest of this round, or a new round with names resolved again. */
+  private async nextEndpoint(): Promise<Endpoint | undefined> {
+    if (this.untried.length === 0) {
+      const { endpoints, unresolved } = await resolveEndpoints(this.urls);
+      for (const { url, reason } of unresolved) {
+        this.options.logger.warn({ url: url.href, reason }, 'a control-plane host name does not resolve');
+      }
+      const start = this.firstRound ? Math.floor(Math.random() * endpoints.length) : 0;
+      this.firstRound = false;
+      this.untried = [...endpoints.slice(start), ...endpoints.slice(0, start)];
+    }
+    return this.untried.shift();
+  }
+
+  private async dial(): Promise<void> {
+    const { nodeId, token, logger } = this.options;
+    const next = await this.nextEndpoint();
+    if (this.stopped) return;
+    if (!next) {
+      this.retryLater(false, 'no control-plane address resolves');
+      return;
+    }
+    this.current = next;
+    const endpoint = new URL('/api/v1/nodes/connect', next.url.href.replace(/^http/, 'ws'));
     const socket = new WebSocket(endpoint, {
       headers: { authorization: `Bearer ${token}`, 'x-quantix-node-id': nodeId },
       handshakeTimeout: 10_000,
       // The control plane is trusted more than a node, but not without bound either.
       maxPayload: 64 * 1024 * 1024,
+      // Dial the address this round chose; the URL's host name stays the Host header and the
+      // name the certificate is checked against.
+      lookup: pinnedLookup(next.address),
     });
     this.socket = socket;
     let unauthorized = false;
@@ -103,9 +147,9 @@ export class ControlPlaneConnection {
     socket.on('open', () => {
       this.attempt = 0;
       this.version = PROTOCOL_VERSION;
-      logger.info({ url: endpoint.href }, 'connected to the control plane');
+      logger.info({ url: endpoint.href, address: next.address }, 'connected to the control plane');
       this.send(
-        this.options.hello?.() ?? {
+        this.options.hello?.(next) ?? {
           v: PROTOCOL_VERSION,
           type: 'hello',
           nodeId,
@@ -152,14 +196,27 @@ export class ControlPlaneConnection {
         }
       });
     });
-    socket.on('error', (error) => logger.warn({ err: error }, 'control-plane connection error'));
+    let failure = '';
+    socket.on('error', (error) => {
+      failure = error.message;
+      logger.debug({ err: error }, 'control-plane connection error');
+    });
     socket.on('close', (code, reason) => {
       if (this.socket !== socket) return;
       if (this.stopped) return;
-      const delay = this.backoff(unauthorized);
-      logger.warn({ code, reason: reason.toString(), retryInMs: delay }, 'control-plane connection closed; redialling');
-      this.retryTimer = setTimeout(() => this.dial(), delay);
+      const why = failure || `closed (${code}${reason.length ? ` ${reason}` : ''})`;
+      this.retryLater(unauthorized, `${endpoint.host} (${next.address}): ${why}`);
     });
+  }
+
+  private retryLater(unauthorized: boolean, why: string): void {
+    const delay = this.backoff(unauthorized);
+    this.options.logger.warn({ reason: why, retryInMs: delay }, 'no control-plane connection; redialling');
+    this.retryTimer = setTimeout(() => this.redial(), delay);
+  }
+
+  private redial(): void {
+    this.dial().catch((error: Error) => this.retryLater(false, error.message));
   }
 
   /** Full jitter: a random delay between 0 and min(max, initial × 2^attempt). */
@@ -170,4 +227,18 @@ export class ControlPlaneConnection {
     const ceiling = Math.min(max, initial * 2 ** this.attempt++);
     return Math.max(50, Math.round(Math.random() * ceiling));
   }
+}
+
+/** A resolver that answers every name with one address: the endpoint this dial is for. */
+function pinnedLookup(address: string) {
+  const family = isIPv6(address) ? 6 : 4;
+  return (
+    _hostname: string,
+    options: LookupOptions,
+    callback: (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
+  ): void => {
+    // Node asks for every address (all: true) when it may race IPv4 against IPv6.
+    if (options.all) callback(null, [{ address, family }]);
+    else callback(null, address, family);
+  };
 }

@@ -5,7 +5,18 @@ import { poolRootsOption, startNodeDaemon } from './node.js';
 
 const program = new Command('quantix-node')
   .description('Quantix node daemon: connects to the control plane and runs this node’s pools, downloads and VMs')
-  .addOption(new Option('--url <url>', 'control plane URL').env('QUANTIX_URL').makeOptionMandatory())
+  .addOption(
+    new Option(
+      '--url <url>',
+      'control plane URL (repeatable: one per replica, or one name with an address per replica; env QUANTIX_URL, comma-separated)',
+    )
+      .env('QUANTIX_URL')
+      .argParser((value: string, previous: string[] | undefined) => [
+        ...(previous ?? []),
+        ...value.split(',').filter((url) => url.trim() !== ''),
+      ])
+      .makeOptionMandatory(),
+  )
   .addOption(
     new Option('--node-id <id>', 'this node’s id (from `quantix nodes add`)')
       .env('QUANTIX_NODE_ID')
@@ -36,7 +47,7 @@ const program = new Command('quantix-node')
 
 program.action(
   async (o: {
-    url: string;
+    url: string[];
     nodeId: string;
     token?: string;
     tokenFile?: string;
@@ -61,7 +72,7 @@ program.action(
     const token = o.tokenFile ? readFileSync(o.tokenFile, 'utf8').trim() : o.token;
     if (!token) throw new Error('no node token: give --token-file FILE (or QUANTIX_NODE_TOKEN)');
     const daemon = await startNodeDaemon({
-      url: o.url,
+      urls: o.url,
       nodeId: o.nodeId,
       token,
       ...(o.hostname ? { hostname: o.hostname } : {}),

@@ -8,12 +8,16 @@ import { createStorageLocalPlugin } from '@quantix/storage-local';
 import { createStorageNfsPlugin } from '@quantix/storage-nfs';
 import type { Logger } from 'pino';
 import { ControlPlaneConnection } from './connection.js';
+import { type Endpoint, parseControlPlaneUrls } from './endpoints.js';
 
 export const AGENT_VERSION = '0.1.0';
 
 export interface NodeDaemonOptions {
-  /** The control plane, http(s)://host:port. */
-  url: string;
+  /**
+   * The control plane, http(s)://host:port: every replica's URL, or one name that resolves to
+   * them all. The node keeps one connection, to any of them, and moves when it drops.
+   */
+  urls: readonly string[];
   nodeId: string;
   token: string;
   hostname?: string;
@@ -78,8 +82,9 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
   const { logger } = options;
   // Uploads are fetched from the control plane's staged-upload endpoint: exactly that, by URL —
   // not its host, which would open every other service on it.
+  const urls = parseControlPlaneUrls(options.urls);
   const policy: SourcePolicy = {
-    allowUrlPrefixes: [new URL('/api/v1/uploads/', options.url).href],
+    allowUrlPrefixes: urls.map((url) => new URL('/api/v1/uploads/', url).href),
     allowAddresses: [...(options.allowSourceAddresses ?? [])],
   };
   // Fails start-up on a bad --pool-root, naming it, rather than every pool later.
@@ -137,15 +142,15 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
   });
   const hostname = options.hostname ?? osHostname();
   // Built on every (re)connect: it carries the downloads the agent has in hand. controlPlaneUrl:
-  // where this node reaches the control plane, so that what it is told to fetch from there
-  // (staged uploads) uses that address, whatever the control plane listens on.
-  const controlPlaneUrl = new URL(options.url).origin;
-  const hello = () => {
+  // where this node reaches the control plane it is connected to, so that what it is told to
+  // fetch from there (staged uploads) uses that address, whatever the control plane listens on.
+  const hello = (endpoint: Endpoint) => {
     const message = agent.hello({ hostname, agentVersion: AGENT_VERSION });
+    const controlPlaneUrl = endpoint.url.origin;
     return { ...message, capabilities: { ...message.capabilities, hypervisorProblem, host, controlPlaneUrl } };
   };
   const connection = new ControlPlaneConnection({
-    url: options.url,
+    urls: options.urls,
     nodeId: options.nodeId,
     token: options.token,
     hostname,

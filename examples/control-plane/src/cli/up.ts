@@ -127,7 +127,7 @@ export async function startAllInOne(options: AllInOneOptions) {
       });
     }
     const node = await startNodeDaemon({
-      url: cp.url,
+      urls: [cp.url],
       nodeId: LOCAL_NODE_ID,
       token: nodeToken,
       libvirtUri: options.libvirtUri,

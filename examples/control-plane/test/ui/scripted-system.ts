@@ -190,7 +190,7 @@ export async function startScriptedSystem(options: { stepMs?: number } = {}): Pr
   let connection: ControlPlaneConnection | undefined;
   const connect = async () => {
     connection = new ControlPlaneConnection({
-      url: controlPlane.url,
+      urls: [controlPlane.url],
       nodeId,
       token: node.token,
       hostname: 'hv-ui',
