@@ -24,3 +24,4 @@ export * from './services/catalog-registry.js';
 export * from './services/pool-types.js';
 export * from './services/storage.js';
 export { ConcurrencyLimiter } from './util/limiter.js';
+export { fileNameOfUrl } from './util/url.js';

@@ -5,23 +5,13 @@ import {
   type ChecksumAlgorithm,
   checksumSchema,
   ErrorCode,
+  fileNameOfUrl,
   type Image,
   type ImageFormat,
   type ImageKind,
   parseOrThrow,
   QuantixError,
 } from '@quantix/core';
-
-/** The last segment of a URL's path, decoded: the file name it serves. */
-export function fileNameOfUrl(url: string | URL): string {
-  const path = (typeof url === 'string' ? new URL(url) : url).pathname;
-  const last = path.slice(path.lastIndexOf('/') + 1);
-  try {
-    return decodeURIComponent(last);
-  } catch {
-    return last;
-  }
-}
 
 /**
  * Where an image's bytes come from. It is written into the image row (as labels) when the row

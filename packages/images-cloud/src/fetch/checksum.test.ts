@@ -1,5 +1,6 @@
+import { fileNameOfUrl } from '@quantix/core';
 import { describe, expect, it } from 'vitest';
-import { assertChecksum, checksumForFile, fileNameOfUrl, parseChecksumFile } from './checksum.js';
+import { assertChecksum, checksumForFile, parseChecksumFile } from './checksum.js';
 
 const A = 'a'.repeat(64);
 const B = 'b'.repeat(64);

@@ -14,17 +14,6 @@ function algorithmForLength(length: number): ChecksumAlgorithm | null {
   return null;
 }
 
-/** The last path segment of a URL, decoded: the name a checksum file lists the file under. */
-export function fileNameOfUrl(url: string | URL): string {
-  const path = (typeof url === 'string' ? new URL(url) : url).pathname;
-  const last = path.slice(path.lastIndexOf('/') + 1);
-  try {
-    return decodeURIComponent(last);
-  } catch {
-    return last;
-  }
-}
-
 function baseName(name: string): string {
   const trimmed = name.startsWith('./') ? name.slice(2) : name;
   return trimmed.slice(trimmed.lastIndexOf('/') + 1);

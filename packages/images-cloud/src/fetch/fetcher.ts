@@ -11,6 +11,7 @@ import {
   type FetchProgress,
   type FetchRequest,
   type FetchResult,
+  fileNameOfUrl,
   type ImageFetcher,
   type ImageFormat,
   isQuantixError,
@@ -18,7 +19,7 @@ import {
 } from '@quantix/core';
 import { type Logger, pino } from 'pino';
 import { ImagesCloudErrorCode } from '../errors.js';
-import { assertChecksum, checksumForFile, fileNameOfUrl } from './checksum.js';
+import { assertChecksum, checksumForFile } from './checksum.js';
 import { isTransient, networkError, openResponse, readSmallBody, statusError } from './http.js';
 import { type ImageInspection, type ImageInspector, QemuImgInspector } from './inspect.js';
 import {
