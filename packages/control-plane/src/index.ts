@@ -47,6 +47,18 @@ export {
   type UploadServiceOptions,
   uploadFileName,
 } from './images/uploads.js';
+export { InProcessJobQueue } from './jobs/in-process-queue.js';
+export {
+  DEFAULT_QUEUE_DEFINITION,
+  type Job,
+  type JobHandler,
+  type JobInfo,
+  type JobQueue,
+  type JobState,
+  type QueueDefinition,
+  type SendOptions as JobSendOptions,
+} from './jobs/job-queue.js';
+export { PgBossJobQueue, type PgBossJobQueueOptions } from './jobs/pg-boss-queue.js';
 export { imagePathOnNode, nodesWithActivePool } from './nodes/placement.js';
 export { PoolService, type PoolWithStates } from './pools/pool-service.js';
 export { type DesiredPools, PoolSyncService } from './pools/pool-sync.js';
