@@ -62,6 +62,7 @@ export { PgBossJobQueue, type PgBossJobQueueOptions } from './jobs/pg-boss-queue
 export { imagePathOnNode, nodesWithActivePool } from './nodes/placement.js';
 export { PoolService, type PoolWithStates } from './pools/pool-service.js';
 export { type DesiredPools, PoolSyncService } from './pools/pool-sync.js';
+export { type ReplicaInfo, ReplicaRegistry, type ReplicaRegistryOptions } from './replicas/replica-registry.js';
 export { bearerToken, newToken, tokenDigest, tokenMatches } from './tokens.js';
 export { checkVmImage, type VmImageCheck } from './vms/preflight.js';
 export { type CreateVmInput, createVmSchema, VmService } from './vms/vm-service.js';

@@ -8,7 +8,16 @@ import { type Database, openDatabase } from './database.js';
 import { MIGRATIONS, migrateDownAll, migrateToLatest, migrateUpOne, migrationStatus } from './migrations/index.js';
 import { createRepositories } from './repositories/index.js';
 
-const QUANTIX_TABLES = ['images', 'nodes', 'pool_node_states', 'quantix_counters', 'storage_pools', 'vms'];
+const QUANTIX_TABLES = [
+  'images',
+  'node_leases',
+  'nodes',
+  'pool_node_states',
+  'quantix_counters',
+  'replicas',
+  'storage_pools',
+  'vms',
+];
 
 async function userTables(db: Database): Promise<string[]> {
   const result = await db.knex.raw(

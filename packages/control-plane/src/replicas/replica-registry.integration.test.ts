@@ -1,0 +1,177 @@
+/**
+ * Replicas and node leases on a real database (PGlite and PostgreSQL): who holds which node,
+ * takeover by a second connection, a clean stop, a replica that dies (a real process, SIGKILL)
+ * and one that loses its database.
+ */
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { createLogger, createRepositories, type Database, openDatabase } from '@quantix/core';
+import {
+  createTestDatabase,
+  TEST_DATABASE_CLIENTS,
+  type TestDatabase,
+  type TestDatabaseClient,
+} from '@quantix/core/testing';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ReplicaRegistry } from './replica-registry.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const logger = createLogger({ level: 'silent' });
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** A fresh database with nodes n1–n3 for each test, and replicas on it stopped after each. */
+function useReplicaDatabase(client: TestDatabaseClient) {
+  let testDb: TestDatabase;
+  let db: Database;
+  const registries: ReplicaRegistry[] = [];
+  const replica = async (
+    replicaId: string,
+    options: { leaseSeconds?: number; onNodesLost?: (ids: string[]) => void } = {},
+  ) => {
+    const registry = new ReplicaRegistry({ knex: db.knex, logger, replicaId, version: '1.2.3', ...options });
+    await registry.start();
+    registries.push(registry);
+    return registry;
+  };
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase(client);
+    db = await openDatabase(testDb.config);
+  });
+  afterAll(async () => {
+    await db?.close();
+    await testDb?.dispose();
+  });
+  beforeEach(async () => {
+    await db.knex.raw('truncate node_leases, replicas, vms, images, pool_node_states, storage_pools, nodes cascade');
+    const repos = createRepositories(db.knex);
+    for (const id of ['n1', 'n2', 'n3']) await repos.nodes.create({ id, hostname: id });
+  });
+  afterEach(async () => {
+    await Promise.all(registries.splice(0).map((registry) => registry.stop().catch(() => undefined)));
+  });
+
+  return {
+    replica,
+    testDb: () => testDb,
+  };
+}
+
+describe.each(TEST_DATABASE_CLIENTS)('replica registry on %s', (client) => {
+  const { replica } = useReplicaDatabase(client);
+
+  it('lists live replicas with the nodes each holds', async () => {
+    const a = await replica('replica-a');
+    const b = await replica('replica-b');
+    await a.claim('n1');
+    await a.claim('n2');
+    await b.claim('n3');
+    const live = await a.liveReplicas();
+    expect(live.map((r) => [r.id, r.version, r.nodeIds])).toEqual([
+      ['replica-a', '1.2.3', ['n1', 'n2']],
+      ['replica-b', '1.2.3', ['n3']],
+    ]);
+    expect(await b.holderOf('n2')).toBe('replica-a');
+    expect(await b.holderOf('n9')).toBeNull();
+  });
+
+  it('hands a node to the replica it connects to next, and the first one learns it at its next renewal', async () => {
+    const lost: string[] = [];
+    const a = await replica('replica-a', { onNodesLost: (ids) => lost.push(...ids) });
+    const b = await replica('replica-b');
+    await a.claim('n1');
+    await a.claim('n2');
+    expect(await b.claim('n1')).toEqual({ takenFrom: 'replica-a' });
+    await a.renew();
+    expect(lost).toEqual(['n1']);
+    expect(a.heldNodeIds()).toEqual(['n2']);
+    expect(await a.holderOf('n1')).toBe('replica-b');
+    // A late release from the first replica does not undo the takeover.
+    await a.release('n1');
+    expect(await a.holderOf('n1')).toBe('replica-b');
+  });
+
+  it('frees its nodes at once when it stops cleanly', async () => {
+    const a = await replica('replica-a');
+    const b = await replica('replica-b');
+    await a.claim('n1');
+    await a.stop();
+    expect(await b.holderOf('n1')).toBeNull();
+    expect((await b.liveReplicas()).map((r) => r.id)).toEqual(['replica-b']);
+    expect(await b.claim('n1')).toEqual({ takenFrom: null });
+  });
+});
+
+// Failures of a replica among several: only PostgreSQL has several replicas (the embedded PGlite is one).
+describe('replica registry on PostgreSQL, when a replica fails', () => {
+  const { replica, testDb } = useReplicaDatabase('pg');
+
+  it('lets its nodes go when it cannot reach the database for a whole lease', async () => {
+    const own = await openDatabase(testDb().config, { migrate: false });
+    const lost: string[] = [];
+    const a = new ReplicaRegistry({
+      knex: own.knex,
+      logger,
+      replicaId: 'replica-cut-off',
+      version: '1',
+      leaseSeconds: 1,
+      onNodesLost: (ids) => lost.push(...ids),
+    });
+    await a.start();
+    await a.claim('n1');
+    await a.claim('n2');
+    await own.close(); // its connection to the database is gone
+    await until('the nodes let go', () => lost.length === 2, 5_000);
+    expect(lost.sort()).toEqual(['n1', 'n2']);
+    expect(a.heldNodeIds()).toEqual([]);
+    const b = await replica('replica-b');
+    await until('the lease ran out', async () => (await b.holderOf('n1')) === null, 5_000);
+    await a.stop().catch(() => undefined); // its database is gone: only the timer stops
+  });
+
+  it('frees the nodes of a replica that died once its lease runs out', async () => {
+    const connectionString = (testDb().config as { connectionString: string }).connectionString;
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(here, '..', '__fixtures__', 'replica-child.ts'),
+        connectionString,
+        'replica-dead',
+        '2',
+        'n1',
+        'n2',
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    await new Promise<void>((resolve, reject) => {
+      createInterface({ input: child.stdout as NodeJS.ReadableStream }).once('line', () => resolve());
+      child.once('exit', (code) => reject(new Error(`the child replica exited (${code})`)));
+    });
+    const b = await replica('replica-b');
+    expect(await b.holderOf('n1')).toBe('replica-dead');
+    child.kill('SIGKILL');
+    const killedAt = Date.now();
+    await until('the dead replica’s leases ran out', async () => (await b.holderOf('n1')) === null);
+    expect(Date.now() - killedAt).toBeLessThan(2_000 + 1_000);
+    expect((await b.liveReplicas()).map((r) => r.id)).toEqual(['replica-b']);
+    expect(await b.claim('n1')).toEqual({ takenFrom: null });
+  });
+});

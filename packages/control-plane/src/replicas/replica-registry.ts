@@ -1,0 +1,203 @@
+import { randomUUID } from 'node:crypto';
+import type { Knex } from 'knex';
+import type { Logger } from 'pino';
+
+export interface ReplicaRegistryOptions {
+  knex: Knex;
+  logger: Logger;
+  /** This replica's id (default: a new UUID: one per process start). */
+  replicaId?: string;
+  /** This replica's version, as /healthz shows it. */
+  version: string;
+  /** Where other replicas reach this one, if they need to. */
+  url?: string;
+  /**
+   * How long a replica's row and node leases last without renewal (default 15 s): how long its
+   * nodes wait after it dies before another replica may hold them. Renewed every third of it.
+   */
+  leaseSeconds?: number;
+  /** Called with the nodes this replica held but another replica took over (close their links). */
+  onNodesLost?: (nodeIds: string[]) => void;
+}
+
+export interface ReplicaInfo {
+  id: string;
+  url: string | null;
+  version: string;
+  startedAt: string;
+  heartbeatAt: string;
+  /** The nodes whose connections it holds. */
+  nodeIds: string[];
+}
+
+/**
+ * Which replicas are alive and which holds each node's connection, in PostgreSQL: a row per
+ * replica and a lease row per held node, both renewed together in one statement and expiring
+ * unless renewed.
+ *
+ * Rows rather than session advisory locks: a lease row is a fact every replica can read (who
+ * holds node X, to carry a request there; /replicas), survives a connection pooler, and its
+ * expiry is a number the tests can assert; a replica cut off from PostgreSQL loses it when it
+ * runs out, as it would an advisory lock with its session.
+ */
+export class ReplicaRegistry {
+  readonly replicaId: string;
+  private readonly leaseSeconds: number;
+  private readonly held = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private renewedAt = 0;
+  private renewing: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: ReplicaRegistryOptions) {
+    this.replicaId = options.replicaId ?? randomUUID();
+    this.leaseSeconds = options.leaseSeconds ?? 15;
+  }
+
+  /** Registers this replica and starts renewing its leases. */
+  async start(): Promise<void> {
+    await this.register();
+    this.renewedAt = Date.now();
+    this.timer = setInterval(
+      () => {
+        this.renewing = this.renew().catch((error) => {
+          this.options.logger.warn({ err: error }, 'renewing this replica’s leases failed');
+          // Cut off from PostgreSQL for a whole lease: other replicas may hold our nodes by now, so
+          // this one lets go of them (its links close; the nodes dial another replica).
+          if (Date.now() - this.renewedAt >= this.leaseSeconds * 1000) this.loseAll();
+        });
+      },
+      (this.leaseSeconds * 1000) / 3,
+    );
+    this.timer.unref();
+  }
+
+  private loseAll(): void {
+    const lost = [...this.held];
+    this.held.clear();
+    if (lost.length === 0) return;
+    this.options.logger.warn(
+      { nodes: lost },
+      'this replica could not renew its node leases in time: letting its nodes go',
+    );
+    this.options.onNodesLost?.(lost);
+  }
+
+  private async register(): Promise<void> {
+    await this.options.knex.raw(
+      `insert into replicas (id, url, version, expires_at) values (?, ?, ?, now() + make_interval(secs => ?))
+       on conflict (id) do update set url = excluded.url, version = excluded.version,
+         heartbeat_at = now(), expires_at = excluded.expires_at`,
+      [this.replicaId, this.options.url ?? null, this.options.version, this.leaseSeconds],
+    );
+  }
+
+  /** Stops renewing and gives up this replica's row and leases, so its nodes move at once. */
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.renewing;
+    await this.options.knex.raw('delete from replicas where id = ?', [this.replicaId]);
+    this.held.clear();
+  }
+
+  /**
+   * This replica now holds `nodeId`'s connection: the node chose it, so a lease another replica
+   * holds is taken over (that replica finds out at its next renewal and closes its link).
+   * Returns the replica it was taken from, if any still held it.
+   */
+  async claim(nodeId: string): Promise<{ takenFrom: string | null }> {
+    const result = await this.options.knex.raw(
+      `with previous as (
+         select replica_id from node_leases where node_id = ? and expires_at > now() and replica_id <> ?
+       )
+       insert into node_leases (node_id, replica_id, expires_at) values (?, ?, now() + make_interval(secs => ?))
+       on conflict (node_id) do update set replica_id = excluded.replica_id, acquired_at = now(),
+         expires_at = excluded.expires_at
+       returning (select replica_id from previous) as taken_from`,
+      [nodeId, this.replicaId, nodeId, this.replicaId, this.leaseSeconds],
+    );
+    this.held.add(nodeId);
+    return { takenFrom: (rowsOf(result)[0]?.taken_from as string | null | undefined) ?? null };
+  }
+
+  /** The node's connection here ended: its lease goes, unless another replica holds it by now. */
+  async release(nodeId: string): Promise<void> {
+    this.held.delete(nodeId);
+    await this.options.knex.raw('delete from node_leases where node_id = ? and replica_id = ?', [
+      nodeId,
+      this.replicaId,
+    ]);
+  }
+
+  /** The replica holding `nodeId`'s connection now, or null when none does. */
+  async holderOf(nodeId: string): Promise<string | null> {
+    const result = await this.options.knex.raw(
+      'select replica_id from node_leases where node_id = ? and expires_at > now()',
+      [nodeId],
+    );
+    return (rowsOf(result)[0]?.replica_id as string | undefined) ?? null;
+  }
+
+  /** Nodes whose connections this replica holds, as far as this replica knows. */
+  heldNodeIds(): string[] {
+    return [...this.held];
+  }
+
+  /** Live replicas (leases not run out), oldest first, with the nodes each holds. */
+  async liveReplicas(): Promise<ReplicaInfo[]> {
+    const result = await this.options.knex.raw(
+      `select r.id, r.url, r.version, r.started_at, r.heartbeat_at,
+              coalesce(array_agg(l.node_id order by l.node_id) filter (where l.node_id is not null), '{}') as node_ids
+         from replicas r
+         left join node_leases l on l.replica_id = r.id and l.expires_at > now()
+        where r.expires_at > now()
+        group by r.id
+        order by r.started_at, r.id`,
+    );
+    return rowsOf(result).map((row) => ({
+      id: row.id as string,
+      url: (row.url as string | null) ?? null,
+      version: row.version as string,
+      startedAt: new Date(row.started_at as string).toISOString(),
+      heartbeatAt: new Date(row.heartbeat_at as string).toISOString(),
+      nodeIds: row.node_ids as string[],
+    }));
+  }
+
+  /**
+   * Renews this replica's row and the leases it still holds, in one statement, and removes the
+   * rows of replicas long dead. Nodes it believed it held but no longer does were taken over.
+   */
+  async renew(): Promise<void> {
+    const result = await this.options.knex.raw(
+      `with me as (
+         update replicas set heartbeat_at = now(), expires_at = now() + make_interval(secs => ?)
+          where id = ? returning id
+       ), kept as (
+         update node_leases set expires_at = now() + make_interval(secs => ?)
+          where replica_id = (select id from me) returning node_id
+       ), swept as (
+         delete from replicas where expires_at < now() - make_interval(secs => ?) and id <> ?
+       )
+       select (select count(*) from me) as registered, coalesce(array_agg(node_id), '{}') as node_ids from kept`,
+      [this.leaseSeconds, this.replicaId, this.leaseSeconds, this.leaseSeconds * 4, this.replicaId],
+    );
+    const row = rowsOf(result)[0];
+    if (Number(row?.registered ?? 0) === 0) {
+      // Our row was swept while we were cut off: register again (the leases went with it).
+      await this.register();
+    }
+    this.renewedAt = Date.now();
+    const kept = new Set((row?.node_ids as string[] | undefined) ?? []);
+    const lost = [...this.held].filter((nodeId) => !kept.has(nodeId));
+    if (lost.length > 0) {
+      for (const nodeId of lost) this.held.delete(nodeId);
+      this.options.logger.warn({ nodes: lost }, 'nodes this replica held are held by another replica now');
+      this.options.onNodesLost?.(lost);
+    }
+  }
+}
+
+/** Rows of a knex.raw result: pg returns { rows }, PGlite the same shape through its knex dialect. */
+function rowsOf(result: unknown): Record<string, unknown>[] {
+  return ((result as { rows?: Record<string, unknown>[] }).rows ?? []) as Record<string, unknown>[];
+}
