@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fastifySwagger from '@fastify/swagger';
@@ -24,6 +25,7 @@ import { findNul, handleClientError, handleError } from './http/errors.js';
 import { imageRoutes } from './http/routes/images.js';
 import { nodeRoutes } from './http/routes/nodes.js';
 import { poolRoutes } from './http/routes/pools.js';
+import { replicaRoutes } from './http/routes/replicas.js';
 import { stagedUploadRoutes, uploadRoutes } from './http/routes/uploads.js';
 import { vmRoutes } from './http/routes/vms.js';
 import { serveUi } from './http/ui.js';
@@ -35,6 +37,8 @@ export interface ControlPlaneOptions {
   quantix: Quantix;
   /** The bearer token every API request must carry. */
   apiToken: string;
+  /** This process as a replica: its id (default a new one per start), its URL, its lease time. */
+  replica?: { id?: string; url?: string; leaseSeconds?: number };
   host?: string;
   /** 0 picks a free port. */
   port?: number;
@@ -51,6 +55,10 @@ export interface ControlPlaneOptions {
   /** Where pool roots may be (default: createPoolRootPolicy(): /var/lib/quantix and /srv). */
   poolRoots?: PoolRootPolicy;
 }
+
+/** This app's version, as /healthz and /replicas report it. */
+export const CONTROL_PLANE_VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string })
+  .version;
 
 /** Who may call a route: the scope it was registered in, as its OpenAPI `security` declares. */
 export type RouteAuth = 'public' | 'api' | 'node' | 'upload';
@@ -90,6 +98,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     publicUrl: () => options.publicUrl ?? listenUrl,
     ...(options.maxUploadBytes !== undefined ? { maxUploadBytes: options.maxUploadBytes } : {}),
     ...(options.resumeGraceMs !== undefined ? { resumeGraceMs: options.resumeGraceMs } : {}),
+    replica: {
+      version: CONTROL_PLANE_VERSION,
+      ...(options.replica?.id ? { replicaId: options.replica.id } : {}),
+      ...(options.replica?.url ? { url: options.replica.url } : {}),
+      ...(options.replica?.leaseSeconds ? { leaseSeconds: options.replica.leaseSeconds } : {}),
+    },
   });
   const { hub } = services;
 
@@ -166,7 +180,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         { schema: { tags: ['system'], summary: 'Liveness and database reachability (no token)', security: [] } },
         async () => {
           await quantix.database.knex.raw('select 1');
-          return { status: 'ok', database: quantix.database.client, connectedNodes: hub.connectedNodeIds().length };
+          return {
+            status: 'ok',
+            database: quantix.database.client,
+            replica: { id: services.replicas.replicaId, version: CONTROL_PLANE_VERSION },
+            connectedNodes: hub.connectedNodeIds().length,
+          };
         },
       );
       publicScope.get(
@@ -223,6 +242,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       });
       poolRoutes(api, services);
       nodeRoutes(api, { quantix, hub });
+      replicaRoutes(api, { replicas: services.replicas });
       imageRoutes(api, { quantix, ...services });
       vmRoutes(api, { quantix, vms: services.vms });
       uploadRoutes(api, {

@@ -73,11 +73,12 @@ describe('a node with several control-plane replicas', () => {
 
     const first = await until('a first connection', () => connection.endpoint);
     const [held, other] = first.url.port === String(a.port) ? [a, b] : [b, a];
+    await until('the node’s hello', () => held.hellos.length === 1);
     expect(held.hellos).toEqual(['n1']);
 
     const killedAt = Date.now();
     await held.kill();
-    await until('the node on the other replica', () => other.connected() === 1);
+    await until('the node’s hello on the other replica', () => other.hellos.length === 1);
     expect(other.hellos).toEqual(['n1']);
     expect(connection.endpoint?.url.port).toBe(String(other.port));
     // Two dials at most (the dead URL, then the live one), each after a jittered delay ≤ 400 ms.
@@ -92,7 +93,7 @@ describe('a node with several control-plane replicas', () => {
     expect(connection.connected).toBe(false);
     const replica = await startReplica('127.0.0.1', port);
     cleanup.push(() => replica.kill());
-    await until('the connection', () => replica.connected() === 1);
+    await until('the node’s hello', () => replica.hellos.length === 1);
     expect(replica.hellos).toEqual(['n1']);
   });
 

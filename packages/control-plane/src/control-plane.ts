@@ -18,6 +18,7 @@ import { type DownloadExecutor, NodeDownloadExecutor } from './images/executors.
 import { ImageService } from './images/image-service.js';
 import { UploadService } from './images/uploads.js';
 import { PoolService } from './pools/pool-service.js';
+import { ReplicaRegistry, type ReplicaRegistryOptions } from './replicas/replica-registry.js';
 import { VmService } from './vms/vm-service.js';
 
 export interface CreateControlPlaneOptions {
@@ -37,12 +38,19 @@ export interface CreateControlPlaneOptions {
   resumeGraceMs?: number;
   /** Where downloads run: on nodes over the hub (default), or an executor of your own. */
   downloadExecutor?: (hub: NodeHub) => DownloadExecutor;
-  hub?: Omit<NodeHubOptions, 'repositories' | 'events' | 'logger'>;
+  hub?: Omit<NodeHubOptions, 'repositories' | 'events' | 'logger' | 'leases'>;
+  /**
+   * This process as one replica among those sharing the database: its id (default a new UUID
+   * per start), version, and how long its node leases last (default 15 s).
+   */
+  replica?: Omit<ReplicaRegistryOptions, 'knex' | 'logger' | 'onNodesLost'>;
 }
 
 export interface ControlPlaneServices {
   /** Node connections: attach each authenticated node's channel here. */
   hub: NodeHub;
+  /** This replica, the others alive, and who holds which node. */
+  replicas: ReplicaRegistry;
   pools: PoolService;
   images: ImageService;
   downloads: DownloadService;
@@ -69,7 +77,15 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
   const catalog = new CatalogRegistry({ catalogs: quantix.getAll(ImageCatalogToken) });
   const poolTypes = options.poolTypes ?? quantix.getAll(PoolTypeToken);
   poolTypesByName(poolTypes); // two definitions of one type fail start-up
-  const hub = new NodeHub({ repositories, events, logger, ...options.hub });
+  let hub: NodeHub | undefined;
+  const replicas = new ReplicaRegistry({
+    knex: quantix.database.knex,
+    logger,
+    version: 'unknown',
+    ...options.replica,
+    onNodesLost: (nodeIds) => hub?.letGo(nodeIds),
+  });
+  hub = new NodeHub({ repositories, events, logger, ...options.hub, leases: replicas });
   const downloads = new DownloadService({
     repositories,
     catalog,
@@ -89,6 +105,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
   });
   return {
     hub,
+    replicas,
     pools: new PoolService({
       repositories,
       hub,
@@ -101,12 +118,15 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     vms: new VmService({ repositories, hub, events, logger }),
     catalog,
     async start() {
+      await replicas.start();
       await hub.reconcileOnStart();
       await downloads.reconcileOnStart();
     },
     async close() {
       await downloads.close();
       await hub.close();
+      // Last: the leases go, so the nodes this replica held may be held elsewhere at once.
+      await replicas.stop();
     },
   };
 }

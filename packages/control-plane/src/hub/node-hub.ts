@@ -84,6 +84,21 @@ export interface NodeHubOptions {
   queueLimits?: NodeQueueLimits;
   /** Most files one scan sent in parts may hold. */
   maxScanFiles?: number;
+  /**
+   * Who holds each node's connection, when several replicas share the database (the
+   * ReplicaRegistry): a welcomed node is claimed for this replica, and a node another replica
+   * holds is not recorded disconnected by this one.
+   */
+  leases?: NodeLeases;
+}
+
+/** The part of the replica registry the hub uses. */
+export interface NodeLeases {
+  claim(nodeId: string): Promise<unknown>;
+  release(nodeId: string): Promise<void>;
+  /** The replica holding the node now, or null. */
+  holderOf(nodeId: string): Promise<string | null>;
+  readonly replicaId: string;
 }
 
 export interface NodeRequestOptions {
@@ -150,8 +165,10 @@ export class NodeHub {
    * and what any node said about its pools is `unknown` until it says it again.
    */
   async reconcileOnStart(): Promise<void> {
-    const { repositories } = this.options;
+    const { repositories, leases } = this.options;
     for (const node of await repositories.nodes.list()) {
+      // Connected to another live replica: that replica's record stands.
+      if (leases && (await leases.holderOf(node.id)) !== null) continue;
       if (node.connectionState === 'connected') {
         await repositories.nodes.update(node.id, { connectionState: 'disconnected' });
       }
@@ -181,6 +198,17 @@ export class NodeHub {
     }, this.options.helloTimeoutMs ?? 10_000);
     channel.onMessage((text) => this.receive(link, text));
     channel.onClose(() => this.retire(link, 'connection closed'));
+  }
+
+  /**
+   * Closes the links of nodes another replica holds now (the replica registry found them taken
+   * over): without recording them disconnected, which they are not.
+   */
+  letGo(nodeIds: readonly string[]): void {
+    for (const nodeId of nodeIds) {
+      const link = this.links.get(nodeId);
+      if (link) this.retire(link, 'held by another replica', NODE_CLOSE_CODES.replaced, { record: false });
+    }
   }
 
   /** Pushes the current desired pool set to every connected node (after any pool change). */
@@ -413,14 +441,15 @@ export class NodeHub {
     let welcomed = false;
     await this.inNodeOrder(nodeId, async () => {
       if (isClosed(link)) return;
-      await this.withDatabase(() =>
-        this.options.repositories.nodes.update(nodeId, {
+      await this.withDatabase(async () => {
+        await this.options.leases?.claim(nodeId);
+        await this.options.repositories.nodes.update(nodeId, {
           connectionState: 'connected',
           lastSeenAt: new Date(),
           agentVersion: hello.agentVersion,
           capabilities: hello.capabilities,
-        }),
-      );
+        });
+      });
       if (isClosed(link)) return;
       this.send(link, {
         v: version,
@@ -450,7 +479,7 @@ export class NodeHub {
    * node's link, the node is recorded disconnected and its pool states unknown — after the
    * link's last message was handled, and in order with the node's other links.
    */
-  private retire(link: NodeLink, reason: string, closeCode?: number): void {
+  private retire(link: NodeLink, reason: string, closeCode?: number, options: { record?: boolean } = {}): void {
     if (link.state === 'closed') return;
     link.state = 'closed';
     clearTimeout(link.helloTimer);
@@ -468,11 +497,18 @@ export class NodeHub {
     if (this.links.get(link.nodeId) !== link) return; // never welcomed, or a newer link took over: it records
     this.links.delete(link.nodeId);
     const { nodeId } = link;
+    if (options.record === false) return;
     void this.inNodeOrder(nodeId, async () => {
       await link.draining;
       if (this.links.has(nodeId)) return; // a newer link came meanwhile and records the connection
       try {
         await this.withDatabase(async () => {
+          const { leases } = this.options;
+          if (leases) {
+            await leases.release(nodeId);
+            // The node is on another replica already: that one records its connection.
+            if ((await leases.holderOf(nodeId)) !== null) return;
+          }
           await this.options.repositories.nodes.update(nodeId, {
             connectionState: 'disconnected',
             lastSeenAt: new Date(),

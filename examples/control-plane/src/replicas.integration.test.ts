@@ -1,0 +1,142 @@
+/**
+ * Two control-plane replicas (two full control planes, HTTP and node WebSocket, on one real
+ * PostgreSQL): each names itself in /healthz, both list each other and their nodes in
+ * /replicas, and a node that moves from one to the other is held by exactly one. Nodes are the
+ * daemon's real connection class, or a raw WebSocket where the test needs a connection that
+ * never redials.
+ */
+import { createQuantix, PROTOCOL_VERSION, PROTOCOL_VERSIONS, type Quantix } from '@quantix/core';
+import { createTestDatabase, type TestDatabase } from '@quantix/core/testing';
+import { ControlPlaneConnection } from '@quantix/example-node-daemon';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { CONTROL_PLANE_VERSION, type ControlPlane, startControlPlane } from './control-plane.js';
+
+const API_TOKEN = 'test-api-token';
+const silent = pino({ level: 'silent' });
+
+async function until<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('control-plane replicas on one PostgreSQL', () => {
+  let testDb: TestDatabase;
+  const instances: Quantix[] = [];
+  let a: ControlPlane;
+  let b: ControlPlane;
+  let nodeToken: string;
+  const cleanup: (() => Promise<unknown> | unknown)[] = [];
+
+  const replica = async (id: string) => {
+    const quantix = await createQuantix({ database: testDb.config, logger: silent });
+    instances.push(quantix);
+    return startControlPlane({ quantix, apiToken: API_TOKEN, replica: { id, leaseSeconds: 3 } });
+  };
+  const get = async (cp: ControlPlane, path: string) => {
+    const response = await fetch(`${cp.url}/api/v1${path}`, { headers: { authorization: `Bearer ${API_TOKEN}` } });
+    return (await response.json()) as Record<string, unknown>;
+  };
+  const holders = async (cp: ControlPlane) =>
+    ((await get(cp, '/replicas')).replicas as { id: string; nodeIds: string[] }[]).map((r) => [r.id, r.nodeIds]);
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase('pg');
+    a = await replica('replica-a');
+    b = await replica('replica-b');
+    const registered = await fetch(`${a.url}/api/v1/nodes`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ id: 'n1', hostname: 'hv1' }),
+    });
+    nodeToken = ((await registered.json()) as { token: string }).token;
+  });
+  afterEach(async () => {
+    for (const step of cleanup.splice(0).reverse()) await step();
+  });
+  afterAll(async () => {
+    for (const cp of [a, b]) await cp?.close().catch(() => undefined);
+    for (const quantix of instances) await quantix.close();
+    await testDb?.dispose();
+  });
+
+  it('names the replica answering in /healthz, and lists every live replica in /replicas', async () => {
+    const health = (await (await fetch(`${b.url}/api/v1/healthz`)).json()) as { replica: unknown };
+    expect(health.replica).toEqual({ id: 'replica-b', version: CONTROL_PLANE_VERSION });
+    expect(await holders(a)).toEqual([
+      ['replica-a', []],
+      ['replica-b', []],
+    ]);
+    expect((await get(b, '/replicas')).self).toBe('replica-b');
+  });
+
+  it('hands a node that connects to another replica over to it, and the first replica lets its old link go', async () => {
+    // The node's first connection, to A: a raw socket that never redials.
+    const first = new WebSocket(`${a.url.replace('http', 'ws')}/api/v1/nodes/connect`, {
+      headers: { authorization: `Bearer ${nodeToken}`, 'x-quantix-node-id': 'n1' },
+    });
+    const firstClosed = new Promise<number>((resolve) => first.once('close', (code) => resolve(code)));
+    cleanup.push(() => first.terminate());
+    await new Promise((resolve) => first.once('open', resolve));
+    first.send(
+      JSON.stringify({
+        v: PROTOCOL_VERSION,
+        type: 'hello',
+        nodeId: 'n1',
+        hostname: 'hv1',
+        agentVersion: 'test',
+        capabilities: {},
+        protocol: { min: PROTOCOL_VERSIONS.min, max: PROTOCOL_VERSIONS.max },
+      }),
+    );
+    await until(
+      'n1 held by A',
+      async () =>
+        JSON.stringify(await holders(b)) ===
+        JSON.stringify([
+          ['replica-a', ['n1']],
+          ['replica-b', []],
+        ]),
+    );
+
+    // Its next connection goes to B (A is unreachable to it, say): B takes the node over.
+    const second = new ControlPlaneConnection({
+      urls: [b.url],
+      nodeId: 'n1',
+      token: nodeToken,
+      hostname: 'hv1',
+      agentVersion: 'test',
+      logger: silent,
+      handler: { handle() {} },
+    });
+    second.start();
+    cleanup.push(() => second.close());
+    await until(
+      'n1 held by B',
+      async () =>
+        JSON.stringify(await holders(a)) ===
+        JSON.stringify([
+          ['replica-a', []],
+          ['replica-b', ['n1']],
+        ]),
+    );
+    // A finds out at its next renewal (a third of the 3 s lease) and closes its link as replaced.
+    expect(await firstClosed).toBe(4003);
+    expect(b.hub.isConnected('n1')).toBe(true);
+    expect(a.hub.isConnected('n1')).toBe(false);
+    // A's closing the old link does not record the node disconnected: B holds it.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const node = (await get(a, '/nodes')).nodes as { id: string; connectionState: string }[];
+    expect(node.find((n) => n.id === 'n1')?.connectionState).toBe('connected');
+  });
+});
