@@ -8,6 +8,7 @@
 import { createQuantix, PROTOCOL_VERSION, PROTOCOL_VERSIONS, type Quantix } from '@quantix/core';
 import { createTestDatabase, type TestDatabase } from '@quantix/core/testing';
 import { ControlPlaneConnection } from '@quantix/example-node-daemon';
+import { createStorageLocalPlugin } from '@quantix/storage-local';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -39,7 +40,12 @@ describe('control-plane replicas on one PostgreSQL', () => {
   const cleanup: (() => Promise<unknown> | unknown)[] = [];
 
   const replica = async (id: string) => {
-    const quantix = await createQuantix({ database: testDb.config, logger: silent });
+    // The pool types come from the storage plugin without its backend, as `quantix serve` has them.
+    const quantix = await createQuantix({
+      database: testDb.config,
+      logger: silent,
+      plugins: [createStorageLocalPlugin({ backend: false })],
+    });
     instances.push(quantix);
     return startControlPlane({ quantix, apiToken: API_TOKEN, replica: { id, leaseSeconds: 3 } });
   };
@@ -138,5 +144,44 @@ describe('control-plane replicas on one PostgreSQL', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     const node = (await get(a, '/nodes')).nodes as { id: string; connectionState: string }[];
     expect(node.find((n) => n.id === 'n1')?.connectionState).toBe('connected');
+  });
+
+  it('pushes a pool defined on one replica to a node held by another, within a second', async () => {
+    const pushes: { at: number; poolIds: string[] }[] = [];
+    const node = new ControlPlaneConnection({
+      urls: [b.url],
+      nodeId: 'n1',
+      token: nodeToken,
+      hostname: 'hv1',
+      agentVersion: 'test',
+      logger: silent,
+      handler: {
+        handle(message) {
+          if (message.type === 'pools.desired') {
+            pushes.push({ at: Date.now(), poolIds: message.pools.map((pool) => pool.id) });
+          }
+        },
+      },
+    });
+    node.start();
+    cleanup.push(() => node.close());
+    await until('n1 on B', () => b.hub.isConnected('n1') && pushes.length > 0);
+
+    const before = Date.now();
+    const created = await fetch(`${a.url}/api/v1/pools`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        id: 'fanout',
+        name: 'Fan-out',
+        type: 'local',
+        config: { path: '/srv/fanout' },
+        nodeIds: ['n1'],
+      }),
+    });
+    expect(created.status).toBe(201);
+    const push = await until('the pool pushed to n1 on B', () => pushes.find((p) => p.poolIds.includes('fanout')));
+    expect(push.at - before).toBeLessThan(1_000);
+    expect(a.hub.isConnected('n1')).toBe(false);
   });
 });

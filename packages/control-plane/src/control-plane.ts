@@ -18,6 +18,7 @@ import { type DownloadExecutor, NodeDownloadExecutor } from './images/executors.
 import { ImageService } from './images/image-service.js';
 import { UploadService } from './images/uploads.js';
 import { PoolService } from './pools/pool-service.js';
+import { PoolFanout } from './replicas/pool-fanout.js';
 import { ReplicaRegistry, type ReplicaRegistryOptions } from './replicas/replica-registry.js';
 import { VmService } from './vms/vm-service.js';
 
@@ -103,12 +104,18 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     inspectors: quantix.getAll(FileInspectorToken),
     ...(options.maxUploadBytes !== undefined ? { maxBytes: options.maxUploadBytes } : {}),
   });
+  const fanout = new PoolFanout({
+    database: quantix.database,
+    replicaId: replicas.replicaId,
+    logger,
+    pushToOwnNodes: () => hub.pushPoolsToAll(),
+  });
   return {
     hub,
     replicas,
     pools: new PoolService({
       repositories,
-      hub,
+      fanout,
       poolTypes,
       poolRoots: options.poolRoots ?? createPoolRootPolicy(),
     }),
@@ -119,12 +126,14 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     catalog,
     async start() {
       await replicas.start();
+      await fanout.start();
       await hub.reconcileOnStart();
       await downloads.reconcileOnStart();
     },
     async close() {
       await downloads.close();
       await hub.close();
+      await fanout.stop();
       // Last: the leases go, so the nodes this replica held may be held elsewhere at once.
       await replicas.stop();
     },

@@ -11,20 +11,22 @@ import {
   validateNewPool,
   validatePoolPatch,
 } from '@quantix/core';
-import type { NodeHub } from '../hub/node-hub.js';
+import type { PoolFanout } from '../replicas/pool-fanout.js';
 
 /** A pool with what each node said about it. */
 export type PoolWithStates = StoragePool & { nodeStates: PoolNodeState[] };
 
 /**
  * Pool definitions: every change checked (a known type, a config its schema accepts, roots the
- * policy allows — the node checks again), stored, and pushed to every connected node at once.
+ * policy allows — the node checks again), stored, and pushed to every connected node at once,
+ * whichever replica holds it.
  */
 export class PoolService {
   constructor(
     private readonly options: {
       repositories: Repositories;
-      hub: Pick<NodeHub, 'pushPoolsToAll'>;
+      /** Tells every node of every replica that a pool changed (PoolFanout). */
+      fanout: Pick<PoolFanout, 'changed'>;
       /** The pool types the control plane knows (the storage plugins' PoolTypeToken). */
       poolTypes: readonly PoolTypeDefinition[];
       /** Where pool roots may be. */
@@ -49,7 +51,7 @@ export class PoolService {
     validateNewPool({ ...input, id }); // the common fields first (name, id, …), then the config
     this.check({ id, type: input.type, config: input.config ?? {} });
     const pool = await this.options.repositories.pools.create({ ...input, id });
-    await this.options.hub.pushPoolsToAll();
+    await this.options.fanout.changed(pool.id);
     return this.get(pool.id);
   }
 
@@ -64,13 +66,13 @@ export class PoolService {
       this.check({ id: current.id, type: current.type, config: patch.config });
     }
     await this.options.repositories.pools.update(poolId, patch, options);
-    await this.options.hub.pushPoolsToAll();
+    await this.options.fanout.changed(poolId);
     return this.get(poolId);
   }
 
   async delete(poolId: string): Promise<void> {
     await this.options.repositories.pools.delete(poolId);
-    await this.options.hub.pushPoolsToAll();
+    await this.options.fanout.changed(poolId);
   }
 
   /** INVALID_INPUT naming the field, or POOL_ROOT_NOT_ALLOWED; nodes check again before use. */
