@@ -5,6 +5,10 @@
  * daemon's real connection class, or a raw WebSocket where the test needs a connection that
  * never redials.
  */
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { createQuantix, PROTOCOL_VERSION, PROTOCOL_VERSIONS, type Quantix } from '@quantix/core';
 import { createTestDatabase, type TestDatabase } from '@quantix/core/testing';
 import { ControlPlaneConnection } from '@quantix/example-node-daemon';
@@ -15,6 +19,7 @@ import WebSocket from 'ws';
 import { CONTROL_PLANE_VERSION, type ControlPlane, startControlPlane } from './control-plane.js';
 
 const API_TOKEN = 'test-api-token';
+const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const silent = pino({ level: 'silent' });
 
 async function until<T>(
@@ -138,8 +143,8 @@ describe('control-plane replicas on one PostgreSQL', () => {
     );
     // A finds out at its next renewal (a third of the 3 s lease) and closes its link as replaced.
     expect(await firstClosed).toBe(4003);
-    expect(b.hub.isConnected('n1')).toBe(true);
-    expect(a.hub.isConnected('n1')).toBe(false);
+    expect(b.hub.connectedNodeIds()).toContain('n1');
+    expect(a.hub.connectedNodeIds()).not.toContain('n1'); // no link on A
     // A's closing the old link does not record the node disconnected: B holds it.
     await new Promise((resolve) => setTimeout(resolve, 300));
     const node = (await get(a, '/nodes')).nodes as { id: string; connectionState: string }[];
@@ -182,6 +187,83 @@ describe('control-plane replicas on one PostgreSQL', () => {
     expect(created.status).toBe(201);
     const push = await until('the pool pushed to n1 on B', () => pushes.find((p) => p.poolIds.includes('fanout')));
     expect(push.at - before).toBeLessThan(1_000);
-    expect(a.hub.isConnected('n1')).toBe(false);
+    expect(a.hub.connectedNodeIds()).not.toContain('n1'); // no link on A
+  });
+
+  it('carries a request for a node on another replica there and its answer back, errors unchanged', async () => {
+    const node = new ControlPlaneConnection({
+      urls: [b.url],
+      nodeId: 'n1',
+      token: nodeToken,
+      hostname: 'hv1',
+      agentVersion: 'test',
+      logger: silent,
+      handler: {
+        handle(message, send) {
+          if (message.type !== 'request' || message.request.op !== 'vm.state') return;
+          const { name } = message.request;
+          send(
+            name === 'web-1'
+              ? {
+                  v: PROTOCOL_VERSION,
+                  type: 'response',
+                  requestId: message.requestId,
+                  result: { name, state: 'running' },
+                }
+              : {
+                  v: PROTOCOL_VERSION,
+                  type: 'response',
+                  requestId: message.requestId,
+                  error: { code: 'NOT_FOUND', message: `no domain ${name}` },
+                },
+          );
+        },
+      },
+    });
+    node.start();
+    cleanup.push(() => node.close());
+    await until('n1 on B', () => b.hub.isConnected('n1'));
+    // A learns who holds n1 at its next lease renewal (a third of the 3 s lease).
+    await until('A counting n1 as connected', () => a.hub.isConnected('n1'));
+
+    expect(await a.hub.request('n1', { op: 'vm.state', name: 'web-1' })).toEqual({ name: 'web-1', state: 'running' });
+    await expect(a.hub.request('n1', { op: 'vm.state', name: 'ghost' })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+      message: 'no domain ghost',
+    });
+    // Nothing is left behind in the relay's table.
+    const quantix = instances[0] as Quantix;
+    expect(Number((await quantix.database.knex('node_requests').count({ n: '*' }))[0]?.n)).toBe(0);
+  });
+
+  it('fails a request for a node held by a silent replica with REPLICA_UNAVAILABLE, not a hang', async () => {
+    // A real replica process that holds n2 and renews its lease, then is frozen (SIGSTOP).
+    const quantix = instances[0] as Quantix;
+    await quantix.repositories.nodes.create({ id: 'n2', hostname: 'hv2' });
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(REPO_ROOT, 'packages/control-plane/src/__fixtures__/replica-child.ts'),
+        (testDb.config as { connectionString: string }).connectionString,
+        'replica-frozen',
+        '30',
+        'n2',
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    cleanup.push(() => child.kill('SIGKILL'));
+    await new Promise<void>((resolve, reject) => {
+      createInterface({ input: child.stdout as NodeJS.ReadableStream }).once('line', () => resolve());
+      child.once('exit', (code) => reject(new Error(`the replica process exited (${code})`)));
+    });
+    child.kill('SIGSTOP');
+    const startedAt = Date.now();
+    await expect(a.hub.request('n2', { op: 'vm.state', name: 'web-1' }, { timeoutMs: 20_000 })).rejects.toMatchObject({
+      code: 'REPLICA_UNAVAILABLE',
+      details: { replica: 'replica-frozen', nodeId: 'n2' },
+    });
+    expect(Date.now() - startedAt).toBeLessThan(5_000);
   });
 });

@@ -18,8 +18,10 @@ import { type DownloadExecutor, NodeDownloadExecutor } from './images/executors.
 import { ImageService } from './images/image-service.js';
 import { UploadService } from './images/uploads.js';
 import { PoolService } from './pools/pool-service.js';
+import { ReplicaListener } from './replicas/listener.js';
 import { PoolFanout } from './replicas/pool-fanout.js';
 import { ReplicaRegistry, type ReplicaRegistryOptions } from './replicas/replica-registry.js';
+import { NodeRequestRelay } from './replicas/request-relay.js';
 import { VmService } from './vms/vm-service.js';
 
 export interface CreateControlPlaneOptions {
@@ -79,6 +81,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
   const poolTypes = options.poolTypes ?? quantix.getAll(PoolTypeToken);
   poolTypesByName(poolTypes); // two definitions of one type fail start-up
   let hub: NodeHub | undefined;
+  const listener = new ReplicaListener({ database: quantix.database, logger });
   const replicas = new ReplicaRegistry({
     knex: quantix.database.knex,
     logger,
@@ -86,7 +89,16 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     ...options.replica,
     onNodesLost: (nodeIds) => hub?.letGo(nodeIds),
   });
-  hub = new NodeHub({ repositories, events, logger, ...options.hub, leases: replicas });
+  const relay = new NodeRequestRelay({
+    knex: quantix.database.knex,
+    listener,
+    replicaId: replicas.replicaId,
+    logger,
+    holderOf: (nodeId) => replicas.holderOf(nodeId),
+    requestLocal: (nodeId, request, timeoutMs) =>
+      (hub as NodeHub).request(nodeId, request as never, { timeoutMs, localOnly: true }),
+  });
+  hub = new NodeHub({ repositories, events, logger, ...options.hub, leases: replicas, remote: relay });
   const downloads = new DownloadService({
     repositories,
     catalog,
@@ -105,7 +117,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     ...(options.maxUploadBytes !== undefined ? { maxBytes: options.maxUploadBytes } : {}),
   });
   const fanout = new PoolFanout({
-    database: quantix.database,
+    listener,
     replicaId: replicas.replicaId,
     logger,
     pushToOwnNodes: () => hub.pushPoolsToAll(),
@@ -126,14 +138,14 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     catalog,
     async start() {
       await replicas.start();
-      await fanout.start();
+      await listener.start();
       await hub.reconcileOnStart();
       await downloads.reconcileOnStart();
     },
     async close() {
       await downloads.close();
       await hub.close();
-      await fanout.stop();
+      await listener.stop();
       // Last: the leases go, so the nodes this replica held may be held elsewhere at once.
       await replicas.stop();
     },

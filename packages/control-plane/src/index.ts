@@ -3,8 +3,15 @@ export {
   type CreateControlPlaneOptions,
   createControlPlane,
 } from './control-plane.js';
+export { ControlPlaneErrorCode } from './errors.js';
 export { type NodeChannel, type WebSocketChannelOptions, type WebSocketLike, webSocketChannel } from './hub/channel.js';
-export { NodeHub, type NodeHubOptions, type NodeRequestOptions } from './hub/node-hub.js';
+export {
+  NodeHub,
+  type NodeHubOptions,
+  type NodeLeases,
+  type NodeRequestOptions,
+  type RemoteNodeRequests,
+} from './hub/node-hub.js';
 export { DEFAULT_NODE_QUEUE_LIMITS, type NodeQueueLimits } from './hub/node-queue.js';
 export {
   AVAILABILITY,
@@ -62,7 +69,9 @@ export { PgBossJobQueue, type PgBossJobQueueOptions } from './jobs/pg-boss-queue
 export { imagePathOnNode, nodesWithActivePool } from './nodes/placement.js';
 export { PoolService, type PoolWithStates } from './pools/pool-service.js';
 export { type DesiredPools, PoolSyncService } from './pools/pool-sync.js';
+export { ReplicaListener } from './replicas/listener.js';
 export { type ReplicaInfo, ReplicaRegistry, type ReplicaRegistryOptions } from './replicas/replica-registry.js';
+export { NodeRequestRelay } from './replicas/request-relay.js';
 export { bearerToken, newToken, tokenDigest, tokenMatches } from './tokens.js';
 export { checkVmImage, type VmImageCheck } from './vms/preflight.js';
 export { type CreateVmInput, createVmSchema, VmService } from './vms/vm-service.js';

@@ -90,6 +90,8 @@ export interface NodeHubOptions {
    * holds is not recorded disconnected by this one.
    */
   leases?: NodeLeases;
+  /** Requests for nodes held by other replicas go here. */
+  remote?: RemoteNodeRequests;
 }
 
 /** The part of the replica registry the hub uses. */
@@ -98,11 +100,21 @@ export interface NodeLeases {
   release(nodeId: string): Promise<void>;
   /** The replica holding the node now, or null. */
   holderOf(nodeId: string): Promise<string | null>;
+  /** Whether another replica held the node at the last look (no database round trip). */
+  heldElsewhere(nodeId: string): boolean;
   readonly replicaId: string;
+}
+
+/** Carries a request to the replica holding the node (NodeRequestRelay). */
+export interface RemoteNodeRequests {
+  readonly enabled: boolean;
+  forward(nodeId: string, request: NodeRequest, timeoutMs: number): Promise<unknown>;
 }
 
 export interface NodeRequestOptions {
   timeoutMs?: number;
+  /** Only a link on this replica will do (a request carried here from another replica). */
+  localOnly?: boolean;
 }
 
 const MAX_SCANS_IN_PARTS = 4;
@@ -151,8 +163,10 @@ export class NodeHub {
     return [...this.links.values()].filter((l) => l.state === 'welcomed').map((l) => l.nodeId);
   }
 
+  /** Connected here, or (as of the last lease renewal) to another replica this one can carry requests to. */
   isConnected(nodeId: string): boolean {
-    return this.links.get(nodeId)?.state === 'welcomed';
+    if (this.links.get(nodeId)?.state === 'welcomed') return true;
+    return this.options.remote?.enabled === true && this.options.leases?.heldElsewhere(nodeId) === true;
   }
 
   /** Requests sent and not yet answered (for tests and health). */
@@ -228,6 +242,10 @@ export class NodeHub {
     options: NodeRequestOptions = {},
   ): Promise<NodeResultOf<Op>> {
     const link = this.links.get(nodeId);
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    if (link?.state !== 'welcomed' && this.options.remote?.enabled && !options.localOnly) {
+      return this.options.remote.forward(nodeId, request as NodeRequest, timeoutMs) as Promise<NodeResultOf<Op>>;
+    }
     if (link?.state !== 'welcomed') {
       return Promise.reject(
         new QuantixError(
@@ -240,7 +258,6 @@ export class NodeHub {
       );
     }
     const requestId = `${this.requestPrefix}-${++this.requestCounter}`;
-    const timeoutMs = options.timeoutMs ?? 60_000;
     return new Promise<NodeResultOf<Op>>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(requestId);

@@ -44,6 +44,8 @@ export class ReplicaRegistry {
   readonly replicaId: string;
   private readonly leaseSeconds: number;
   private readonly held = new Set<string>();
+  /** Every live lease as of the last renewal: node → replica. */
+  private holders = new Map<string, string>();
   private timer: NodeJS.Timeout | undefined;
   private renewedAt = 0;
   private renewing: Promise<void> = Promise.resolve();
@@ -56,6 +58,7 @@ export class ReplicaRegistry {
   /** Registers this replica and starts renewing its leases. */
   async start(): Promise<void> {
     await this.register();
+    await this.refreshHolders();
     this.renewedAt = Date.now();
     this.timer = setInterval(
       () => {
@@ -69,6 +72,11 @@ export class ReplicaRegistry {
       (this.leaseSeconds * 1000) / 3,
     );
     this.timer.unref();
+  }
+
+  private async refreshHolders(): Promise<void> {
+    const leases = await this.options.knex.raw('select node_id, replica_id from node_leases where expires_at > now()');
+    this.holders = new Map(rowsOf(leases).map((lease) => [lease.node_id as string, lease.replica_id as string]));
   }
 
   private loseAll(): void {
@@ -116,6 +124,7 @@ export class ReplicaRegistry {
       [nodeId, this.replicaId, nodeId, this.replicaId, this.leaseSeconds],
     );
     this.held.add(nodeId);
+    this.holders.set(nodeId, this.replicaId);
     return { takenFrom: (rowsOf(result)[0]?.taken_from as string | null | undefined) ?? null };
   }
 
@@ -135,6 +144,15 @@ export class ReplicaRegistry {
       [nodeId],
     );
     return (rowsOf(result)[0]?.replica_id as string | undefined) ?? null;
+  }
+
+  /**
+   * Whether another live replica held `nodeId`'s connection at the last renewal (at most a third
+   * of a lease ago): what lets this replica's services count such a node as connected.
+   */
+  heldElsewhere(nodeId: string): boolean {
+    const holder = this.holders.get(nodeId);
+    return holder !== undefined && holder !== this.replicaId;
   }
 
   /** Nodes whose connections this replica holds, as far as this replica knows. */
@@ -177,6 +195,9 @@ export class ReplicaRegistry {
           where replica_id = (select id from me) returning node_id
        ), swept as (
          delete from replicas where expires_at < now() - make_interval(secs => ?) and id <> ?
+       ), stale_requests as (
+         -- Requests between replicas whose requester is long gone.
+         delete from node_requests where deadline < now() - interval '1 minute'
        )
        select (select count(*) from me) as registered, coalesce(array_agg(node_id), '{}') as node_ids from kept`,
       [this.leaseSeconds, this.replicaId, this.leaseSeconds, this.leaseSeconds * 4, this.replicaId],
@@ -187,6 +208,7 @@ export class ReplicaRegistry {
       await this.register();
     }
     this.renewedAt = Date.now();
+    await this.refreshHolders();
     const kept = new Set((row?.node_ids as string[] | undefined) ?? []);
     const lost = [...this.held].filter((nodeId) => !kept.has(nodeId));
     if (lost.length > 0) {

@@ -11,6 +11,7 @@ import { createRepositories } from './repositories/index.js';
 const QUANTIX_TABLES = [
   'images',
   'node_leases',
+  'node_requests',
   'nodes',
   'pool_node_states',
   'quantix_counters',
