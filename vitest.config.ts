@@ -21,6 +21,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     env: { QUANTIX_LOG_LEVEL: 'silent' },
+    // Checks, once, that the machine has every program and locale the tests use.
+    globalSetup: ['./scripts/test-tools.global-setup.ts'],
     projects: [
       {
         extends: true,

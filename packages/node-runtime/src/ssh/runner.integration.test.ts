@@ -9,9 +9,9 @@ import { requireLocale } from '@quantix/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NodeRuntimeErrorCode } from '../errors.js';
 import {
-  ensureServices,
   processGone,
   rejection,
+  requireServices,
   TEST_SSH,
   TEST_SSH_HOST_PUBLIC_KEY,
   TEST_SSH_KEY,
@@ -38,7 +38,7 @@ describe('SshCommandRunner against a real sshd', () => {
   let hostFingerprint: string;
 
   beforeAll(async () => {
-    await ensureServices('sshd');
+    await requireServices('sshd');
     dir = await mkdtemp(join(tmpdir(), 'quantix-ssh-'));
     runner = new SshCommandRunner(testSshRunnerOptions());
     // What a person would pin: the fingerprint ssh-keygen prints for the host's key.
