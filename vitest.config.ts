@@ -9,11 +9,20 @@ const exclusive = [
 ];
 
 export default defineConfig({
+  // Workspace packages resolve to their TypeScript source (the `quantix-source` export condition
+  // each package.json lists first), so a change in core is seen by every package's tests without
+  // a build. Node tests run in Vite's server environment, whose conditions are `ssr.resolve`'s;
+  // vitest also hands them to its workers as --conditions. Plain Node (dist tests, built bins)
+  // never sets the condition and still loads dist. The rest is vitest's own default for the
+  // server environment (Vite's defaultServerConditions without `module`), which this replaces.
+  ssr: { resolve: { conditions: ['quantix-source', 'node', 'development|production'] } },
   test: {
     exclude: ['**/node_modules/**', '**/dist/**', '**/__fixtures__/**'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     env: { QUANTIX_LOG_LEVEL: 'silent' },
+    // Checks, once, that the machine has every program and locale the tests use.
+    globalSetup: ['./scripts/test-tools.global-setup.ts'],
     projects: [
       {
         extends: true,

@@ -13,7 +13,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createTestDatabase, type TestDatabase } from '@quantix/core/testing';
+import { createTestDatabase, requireTools, type TestDatabase } from '@quantix/core/testing';
 import { type ImageServer, makeQcow2, sha256Sums, startImageServer } from '@quantix/images-cloud/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from './harness.js';
@@ -126,7 +126,7 @@ describe('Quantix end to end (real processes)', { timeout: 300_000 }, () => {
     await mkdir(join(work, 'iso-src'), { recursive: true });
     await writeFile(join(work, 'iso-src', 'README.txt'), 'installer\n');
     await mkdir(join(NFS_EXPORT, 'installers'), { recursive: true });
-    await run('bash', [join(repoRoot, 'scripts/ensure-packages.sh'), 'xorriso'], { timeout: 900_000 });
+    requireTools({ program: 'xorriso', debianPackage: 'xorriso' });
     await run('xorriso', [
       '-as',
       'mkisofs',

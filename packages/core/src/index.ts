@@ -9,7 +9,7 @@ export * from './kernel/quantix.js';
 export * from './kernel/tokens.js';
 export { createLogger, redactSecrets } from './logging.js';
 export * from './persistence/database.js';
-export { isDatabaseUnavailable, mapDatabaseError } from './persistence/errors.js';
+export { type DatabaseErrorContext, isDatabaseUnavailable, mapDatabaseError } from './persistence/errors.js';
 export {
   MIGRATIONS,
   migrateDownAll,

@@ -7,7 +7,7 @@
  * carry the label of a release and are filed by date: they are printed, not held to the bar).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ensureIsoTools } from './__fixtures__/isos.js';
+import { requireIsoTools } from './__fixtures__/isos.js';
 import { type MediaLabel, readMediaLabels, type Verdict, verdict } from './__fixtures__/media-labels.js';
 import { identifyOs } from './identify.js';
 import type { OsinfoDatabase } from './osinfo.js';
@@ -25,7 +25,7 @@ let osinfo: OsinfoDatabase | null;
 let scored: Scored[];
 
 beforeAll(async () => {
-  await ensureIsoTools();
+  requireIsoTools();
   osinfo = await loadOsinfo({ dir: '/usr/share/osinfo', cacheDir: false });
   scored = readMediaLabels().map((row) => {
     const result = identifyOs({

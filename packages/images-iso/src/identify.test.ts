@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildIso, ensureIsoTools, REAL_MEDIA } from './__fixtures__/isos.js';
+import { buildIso, REAL_MEDIA, requireIsoTools } from './__fixtures__/isos.js';
 import { ISO_CATALOG_ENTRIES } from './catalog.js';
 import { type IsoIdentity, identifyIso, identifyOs } from './identify.js';
 import { type IsoInfo, readIsoInfo } from './iso9660.js';
@@ -14,7 +14,7 @@ let osinfo: OsinfoDatabase | null;
 const media: Partial<Record<keyof typeof REAL_MEDIA, IsoInfo>> = {};
 
 beforeAll(async () => {
-  await ensureIsoTools();
+  requireIsoTools();
   dir = await mkdtemp(join(tmpdir(), 'quantix-identify-'));
   osinfo = await getOsinfoDatabase();
   // Real ISOs with the labels, publishers, dates, boot records and UDF bridges real media carry.

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorCode, isQuantixError } from '@quantix/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildIso, ensureIsoTools, REAL_MEDIA } from './__fixtures__/isos.js';
+import { buildIso, REAL_MEDIA, requireIsoTools } from './__fixtures__/isos.js';
 import { ImagesIsoErrorCode } from './errors.js';
 import { ISO_SECTOR_SIZE, readIsoInfo } from './iso9660.js';
 
@@ -14,7 +14,7 @@ let dir: string;
 const paths: Record<string, string> = {};
 
 beforeAll(async () => {
-  await ensureIsoTools();
+  requireIsoTools();
   dir = await mkdtemp(join(tmpdir(), 'quantix-iso9660-'));
   paths.ubuntu = await buildIso(join(dir, 'ubuntu.iso'), {
     ...REAL_MEDIA.ubuntuServer2404,

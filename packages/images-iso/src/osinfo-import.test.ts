@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorCode } from '@quantix/core';
+import { requireTools } from '@quantix/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from './__fixtures__/isos.js';
+import { requireIsoTools } from './__fixtures__/isos.js';
 import { identifyOs } from './identify.js';
 import { loadOsinfoDatabase } from './osinfo.js';
 import { importOsinfoArchive } from './osinfo-import.js';
@@ -14,9 +15,8 @@ const run = promisify(execFile);
 let base: string;
 
 beforeAll(async () => {
-  await run('bash', [join(REPO_ROOT, 'scripts', 'ensure-packages.sh'), 'tar', 'xz-utils', 'osinfo-db'], {
-    timeout: 600_000,
-  });
+  requireTools({ program: 'tar', debianPackage: 'tar' }, { program: 'xz', debianPackage: 'xz-utils' });
+  requireIsoTools();
   base = await mkdtemp(join(tmpdir(), 'quantix-osinfo-import-'));
 });
 

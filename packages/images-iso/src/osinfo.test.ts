@@ -2,14 +2,14 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureIsoTools } from './__fixtures__/isos.js';
+import { requireIsoTools } from './__fixtures__/isos.js';
 import { compileGlibRegex as compileGlib, requiredLiteral } from './glib-regex.js';
 import { clearOsinfoDatabaseCache, defaultOsinfoDir, getOsinfoDatabase, loadOsinfoDatabase } from './osinfo.js';
 
 let dir: string;
 
 beforeAll(async () => {
-  await ensureIsoTools();
+  requireIsoTools();
   dir = await mkdtemp(join(tmpdir(), 'quantix-osinfo-'));
 });
 

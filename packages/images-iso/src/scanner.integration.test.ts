@@ -19,7 +19,7 @@ import { TEST_DATABASE_CLIENTS } from '@quantix/core/testing';
 import { LocalStorageBackend, storageLocalPlugin } from '@quantix/storage-local';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { useTestRepositories } from './__fixtures__/database.js';
-import { buildIso, ensureIsoTools, REAL_MEDIA } from './__fixtures__/isos.js';
+import { buildIso, REAL_MEDIA, requireIsoTools } from './__fixtures__/isos.js';
 import { ISO_CATALOG_NAME } from './catalog.js';
 import { ImagesIsoErrorCode } from './errors.js';
 import { createImagesIsoPlugin, IsoImageServiceToken } from './plugin.js';
@@ -31,7 +31,7 @@ const made: Record<string, string> = {};
 const backend = new LocalStorageBackend();
 
 beforeAll(async () => {
-  await ensureIsoTools();
+  requireIsoTools();
   base = await mkdtemp(join(tmpdir(), 'quantix-scan-'));
   const stock = join(base, 'stock');
   await mkdir(stock);

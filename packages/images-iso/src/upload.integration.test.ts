@@ -15,7 +15,7 @@ import { errorCodeOf, TEST_DATABASE_CLIENTS } from '@quantix/core/testing';
 import { LocalStorageBackend } from '@quantix/storage-local';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { useTestRepositories } from './__fixtures__/database.js';
-import { buildIso, ensureIsoTools, REAL_MEDIA } from './__fixtures__/isos.js';
+import { buildIso, REAL_MEDIA, requireIsoTools } from './__fixtures__/isos.js';
 import { ImagesIsoErrorCode } from './errors.js';
 import { scanPool } from './scanner.js';
 import { removeStaleUploads, UPLOAD_TEMP_PREFIX, type UploadIsoResult, uploadIso } from './upload.js';
@@ -25,7 +25,7 @@ let ubuntuIso: Buffer;
 const backend = new LocalStorageBackend();
 
 beforeAll(async () => {
-  await ensureIsoTools();
+  requireIsoTools();
   base = await mkdtemp(join(tmpdir(), 'quantix-upload-'));
   // Large enough that an upload takes many chunks.
   const path = await buildIso(join(base, 'ubuntu.iso'), { ...REAL_MEDIA.ubuntuServer2404, padBytes: 4 * 1024 * 1024 });

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildIso, ensureIsoTools, REAL_MEDIA } from '../src/__fixtures__/isos.js';
+import { buildIso, REAL_MEDIA, requireIsoTools } from '../src/__fixtures__/isos.js';
 
 const run = promisify(execFile);
 const packageRoot = join(import.meta.dirname, '..');
@@ -18,7 +18,7 @@ let base: string;
 let pool: string;
 
 beforeAll(async () => {
-  await ensureIsoTools();
+  requireIsoTools();
   base = await mkdtemp(join(tmpdir(), 'quantix-iso-dist-'));
   pool = join(base, 'pool');
   await mkdir(pool);

@@ -1,19 +1,17 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
 
 export const CHROMIUM = '/usr/bin/chromium';
-const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 export const SCREENSHOT_DIR = fileURLToPath(new URL('../../test-results/screenshots/', import.meta.url));
 
 /**
- * Debian's Chromium, installed on first use (CI machines start without it); Playwright's own
- * browser downloads cannot work here. Playwright gives every launch a new, empty profile.
+ * Debian's Chromium (scripts/test-all.sh installs it from scripts/test-packages.txt; Playwright's
+ * own browser downloads cannot work here). Playwright gives every launch a new, empty profile.
  */
 export async function launchChromium(): Promise<Browser> {
   if (!existsSync(CHROMIUM)) {
-    execFileSync('bash', [`${REPO_ROOT}scripts/ensure-packages.sh`, 'chromium'], { stdio: 'inherit' });
+    throw new Error(`This test needs Chromium at ${CHROMIUM}. Install it with: apt-get install -y chromium`);
   }
   return chromium.launch({
     executablePath: CHROMIUM,

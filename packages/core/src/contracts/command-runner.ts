@@ -1,7 +1,9 @@
 /**
  * Runs a program with an argument vector, locally or on a remote host. Implementations never
  * build a shell string from `argv` by concatenation: a local runner spawns without a shell, a
- * remote one quotes each argument with the one quoting function it has.
+ * remote one quotes each argument with the one quoting function it has. Every command runs in
+ * the C locale (COMMAND_LOCALE_ENV: LC_ALL=C, LANG=C) unless the call's `env` sets those itself,
+ * because callers parse output and match messages.
  */
 export interface CommandRunner {
   /** Where commands run, for logs and errors: 'local' or 'ssh://user@host:port'. */
@@ -22,6 +24,7 @@ export interface RunCommandOptions {
   maxOutputBytes?: number;
   /** When false (the default), a non-zero exit status throws COMMAND_FAILED carrying stderr. */
   allowNonZeroExit?: boolean;
+  /** Added to the command's environment, over the runner's defaults (COMMAND_LOCALE_ENV included). */
   env?: Record<string, string>;
   cwd?: string;
   signal?: AbortSignal;

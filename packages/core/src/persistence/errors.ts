@@ -13,11 +13,15 @@ const CHARACTER_NOT_IN_REPERTOIRE = '22021';
 const UNTRANSLATABLE_CHARACTER = '22P05';
 const NUMERIC_OUT_OF_RANGE = '22003';
 const STRING_TOO_LONG = '22001';
+// Two transactions touched the same rows: retrying the transaction succeeds.
+const SERIALIZATION_FAILURE = '40001';
+const DEADLOCK_DETECTED = '40P01';
 
 // Connection trouble: the server is gone, restarting, unreachable or not answering in time.
 const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '57014']);
 const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH']);
-// pg and knex report some of it without a code, in these words (their own, not the server's).
+// pg and knex report some of it without a code, in these words: their own, in English, never
+// the server's (whose text follows its lc_messages and is never matched here).
 const UNAVAILABLE_MESSAGES =
   /Connection terminated|Query read timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Knex: Timeout acquiring a connection/i;
 
@@ -25,8 +29,17 @@ interface DriverError {
   code?: string;
   name?: string;
   constraint?: string;
-  detail?: string;
+  /** The table the violated constraint belongs to (for a foreign key: the referencing table). */
+  table?: string;
+  /** The column of a not-null violation. */
+  column?: string;
   message?: string;
+}
+
+/** What the statement that failed was doing: a foreign key refuses a delete and a write differently. */
+export interface DatabaseErrorContext {
+  /** A delete (a foreign key violation then means the row is still referenced). Default 'write'. */
+  operation?: 'write' | 'delete';
 }
 
 /** Whether `error` means the database cannot be reached now (as opposed to refusing a statement). */
@@ -39,13 +52,15 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 }
 
 /**
- * Turns a driver error into a domain error: a unique violation is ALREADY_EXISTS, a foreign
- * key violation is IN_USE or NOT_FOUND (by which side), a check violation INVALID_INPUT, lost
+ * Turns a driver error into a domain error by its SQLSTATE and constraint name — never by the
+ * server's message, which follows the server's lc_messages: a unique violation is
+ * ALREADY_EXISTS, a foreign key violation IN_USE on a delete and NOT_FOUND on a write, a check
+ * violation INVALID_INPUT, a serialization failure or deadlock VERSION_CONFLICT (retry), lost
  * connections and timeouts DATABASE_UNAVAILABLE. QuantixErrors pass through; anything else is
  * DATABASE_ERROR. Messages never carry the driver's text: knex prefixes it with the statement
  * and its bindings, which are for the log (the `cause`), not for whoever made the request.
  */
-export function mapDatabaseError(error: unknown, what: string): Error {
+export function mapDatabaseError(error: unknown, what: string, context: DatabaseErrorContext = {}): Error {
   if (isQuantixError(error)) return error;
   const driver = (error ?? {}) as DriverError;
   const constraint = driver.constraint ?? null;
@@ -68,16 +83,27 @@ export function mapDatabaseError(error: unknown, what: string): Error {
       });
     case RESTRICT_VIOLATION:
       return inUse(what, driver, error);
-    case FOREIGN_KEY_VIOLATION: {
-      // "referenced from" means we deleted something in use; otherwise we pointed at something absent.
-      const stillReferenced = /referenced from table/.test(driver.detail ?? '');
-      return stillReferenced
+    case FOREIGN_KEY_VIOLATION:
+      // The server reports both sides of a foreign key with the same code, constraint and table;
+      // only its (translated) text says which. The statement's kind does: a delete can only be
+      // refused because rows still refer to it, a write only because it points at nothing.
+      return context.operation === 'delete'
         ? inUse(what, driver, error)
-        : new QuantixError(ErrorCode.NOT_FOUND, `${what} refers to something that does not exist`, {
-            details: { constraint },
-            cause: error,
-          });
-    }
+        : new QuantixError(
+            ErrorCode.NOT_FOUND,
+            `${what} refers to ${describeReference(constraint)} that does not exist`,
+            {
+              details: { constraint },
+              cause: error,
+            },
+          );
+    case SERIALIZATION_FAILURE:
+    case DEADLOCK_DETECTED:
+      return new QuantixError(
+        ErrorCode.VERSION_CONFLICT,
+        `${what} was changed by a concurrent transaction; read it again and retry`,
+        { details: { sqlState, constraint, retryable: true }, cause: error },
+      );
     case NOT_NULL_VIOLATION:
     case CHECK_VIOLATION:
     case INVALID_TEXT_REPRESENTATION:
@@ -87,8 +113,8 @@ export function mapDatabaseError(error: unknown, what: string): Error {
     case STRING_TOO_LONG:
       return new QuantixError(
         ErrorCode.INVALID_INPUT,
-        `Invalid ${what}: the database refused a value (${constraint ? describeConstraint(constraint) : `SQLSTATE ${driver.code}`})`,
-        { details: { constraint, sqlState }, cause: error },
+        `Invalid ${what}: the database refused a value (${constraint ? describeConstraint(constraint) : driver.column ? `${driver.column} is required` : `SQLSTATE ${driver.code}`})`,
+        { details: { constraint, sqlState, column: driver.column ?? null }, cause: error },
       );
     default:
       return new QuantixError(
@@ -100,11 +126,27 @@ export function mapDatabaseError(error: unknown, what: string): Error {
 }
 
 function inUse(what: string, driver: DriverError, cause: unknown): QuantixError {
-  const referencing = /referenced from table "([^"]+)"/.exec(driver.detail ?? '')?.[1] ?? 'other records';
-  return new QuantixError(ErrorCode.IN_USE, `${what} is still in use: ${referencing} refer to it; remove those first`, {
-    details: { constraint: driver.constraint ?? null, referencedFrom: referencing },
-    cause,
-  });
+  // A foreign key belongs to the referencing table: the error's `table` names who still refers.
+  const referencing = (driver.constraint && FOREIGN_KEYS[driver.constraint]?.table) ?? driver.table ?? null;
+  return new QuantixError(
+    ErrorCode.IN_USE,
+    `${what} is still in use: ${referencing ?? 'other records'} refer to it; remove those first`,
+    { details: { constraint: driver.constraint ?? null, referencedFrom: referencing }, cause },
+  );
+}
+
+/** Our foreign keys (named in migration 0008): the referencing table, and what it points at. */
+const FOREIGN_KEYS: Record<string, { table: string; refersTo: string }> = {
+  pool_node_states_pool_fk: { table: 'pool_node_states', refersTo: 'a pool' },
+  pool_node_states_node_fk: { table: 'pool_node_states', refersTo: 'a node' },
+  images_pool_fk: { table: 'images', refersTo: 'a pool' },
+  images_node_fk: { table: 'images', refersTo: 'a node' },
+  vms_node_fk: { table: 'vms', refersTo: 'a node' },
+  vms_boot_image_fk: { table: 'vms', refersTo: 'a boot image' },
+};
+
+function describeReference(constraint: string | null): string {
+  return (constraint && FOREIGN_KEYS[constraint]?.refersTo) ?? 'something';
 }
 
 const CONSTRAINT_NAMES: Record<string, string> = {

@@ -8,9 +8,20 @@ export interface LocalCommandRunnerOptions {
   defaultTimeoutMs?: number;
   /** Output limit for calls that give none, per stream. Default 16 MiB. */
   defaultMaxOutputBytes?: number;
-  /** Variables added to every command's environment (over this process's own). */
+  /** Variables added to every command's environment (over this process's own and COMMAND_LOCALE_ENV). */
   env?: Record<string, string>;
 }
+
+/**
+ * The locale every command runs in, whatever this process's own LANG/LC_* say: the output of
+ * virsh, qemu-img, df, showmount… is parsed and their messages matched, and a translated message
+ * or a localised date or number would read as something else. `C` exists on every host. Runners
+ * (local and SSH) apply it under the caller's `env`, so only an explicit LC_ALL/LANG changes it.
+ */
+export const COMMAND_LOCALE_ENV: Readonly<Record<'LC_ALL' | 'LANG', string>> = Object.freeze({
+  LC_ALL: 'C',
+  LANG: 'C',
+});
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
 export const DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
@@ -27,7 +38,7 @@ export type CommandInterruption =
 
 /**
  * Runs commands on this machine. The argv goes to spawn() as it is, never through a shell, so
- * no argument can be read as shell syntax. Every call is bounded: on timeout, on too much
+ * no argument can be read as shell syntax. Commands run in the C locale (COMMAND_LOCALE_ENV). Every call is bounded: on timeout, on too much
  * output, on abort or on close() the whole process group is killed with SIGKILL and the call
  * rejects at once — without waiting for the process to exit, because a process stuck in the
  * kernel (a hung NFS mount) cannot be made to.
@@ -75,7 +86,7 @@ export class LocalCommandRunner implements CommandRunner {
         // Own process group, so a timeout also kills what the command started (mount → mount.nfs).
         detached: true,
         cwd: options.cwd,
-        env: { ...process.env, ...this.baseEnv, ...options.env },
+        env: { ...process.env, ...COMMAND_LOCALE_ENV, ...this.baseEnv, ...options.env },
         stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
         windowsHide: true,
       });

@@ -32,7 +32,7 @@ export async function createPostgresTestDatabase(): Promise<TestDatabase> {
     await admin.destroy();
     throw new Error(
       `PostgreSQL is required for this test and is not reachable at ${adminUrl} (${(error as Error).message}). ` +
-        'Start it with scripts/services.sh, or point QUANTIX_TEST_PG_URL at a server.',
+        'Start a PostgreSQL server there, or point QUANTIX_TEST_PG_URL at one.',
       { cause: error },
     );
   }

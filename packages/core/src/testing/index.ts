@@ -1,2 +1,3 @@
 export * from './databases.js';
 export * from './errors.js';
+export * from './system.js';

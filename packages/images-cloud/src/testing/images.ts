@@ -1,48 +1,22 @@
 /**
- * Real disk images for tests, made with qemu-img and qemu-io. When qemu-img is missing, the
- * project's scripts/ensure-packages.sh (found from the working directory up) installs
- * qemu-utils, so a fresh CI machine gets it; elsewhere the error says what to install.
+ * Real disk images for tests, made with qemu-img and qemu-io. Nothing here installs them: a
+ * machine without them fails the test with the Debian package (qemu-utils) to install.
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { requireTools } from '@quantix/core/testing';
 
 const run = promisify(execFile);
 
-let toolsReady: Promise<void> | undefined;
-
-function findEnsureScript(): string | null {
-  for (let dir = process.cwd(); ; dir = dirname(dir)) {
-    const candidate = join(dir, 'scripts', 'ensure-packages.sh');
-    if (existsSync(candidate)) return candidate;
-    if (dirname(dir) === dir) return null;
-  }
-}
-
-async function installQemuUtils(): Promise<void> {
-  try {
-    await run('qemu-img', ['--version']);
-    await run('qemu-io', ['--version']);
-    return;
-  } catch {
-    // Missing: install below.
-  }
-  const script = findEnsureScript();
-  if (!script)
-    throw new Error('qemu-img and qemu-io are needed to make test images (Debian: apt-get install qemu-utils)');
-  await run('bash', [script, 'qemu-utils'], { timeout: 900_000 });
-}
-
-/** qemu-img and qemu-io, installed (once per process) when the machine lacks them. */
-export function ensureImageTools(): Promise<void> {
-  toolsReady ??= installQemuUtils().catch((error: unknown) => {
-    toolsReady = undefined;
-    throw error;
-  });
-  return toolsReady;
+/** Throws, naming the Debian package qemu-utils and how to install it, unless qemu-img and qemu-io are there. */
+export function requireImageTools(): void {
+  requireTools(
+    { program: 'qemu-img', debianPackage: 'qemu-utils' },
+    { program: 'qemu-io', debianPackage: 'qemu-utils' },
+  );
 }
 
 const MiB = 1024 * 1024;
@@ -54,7 +28,7 @@ export const VIRTUAL_SIZE = 1024 * MiB;
  * look alike). Returns its bytes.
  */
 export async function makeQcow2(dir: string, name: string, dataMiB: number): Promise<Buffer> {
-  await ensureImageTools();
+  requireImageTools();
   const image = join(dir, name);
   await run('qemu-img', ['create', '-q', '-f', 'qcow2', image, String(VIRTUAL_SIZE)]);
   const step = Math.floor(VIRTUAL_SIZE / dataMiB / MiB) * MiB;

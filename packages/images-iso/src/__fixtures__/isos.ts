@@ -6,25 +6,29 @@
  * creation and modification fields afterwards, as a mastering tool would have written it.
  */
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { requireTools } from '@quantix/core/testing';
 
 const run = promisify(execFile);
-export const REPO_ROOT = join(import.meta.dirname, '..', '..', '..', '..');
 
-let ensured: Promise<void> | undefined;
+/** Where Debian's osinfo-db puts its OS descriptions. */
+export const OSINFO_DB_DIR = '/usr/share/osinfo/os';
 
 /**
- * Installs xorriso, genisoimage and osinfo-db when missing (a fresh CI machine has none of them)
- * through the project's script. Failing to install fails the test: it never skips.
+ * Fails (never skips, never installs) unless xorriso, genisoimage and osinfo-db are there; the
+ * error names the Debian packages and the command that installs them.
  */
-export function ensureIsoTools(): Promise<void> {
-  ensured ??= run('bash', [join(REPO_ROOT, 'scripts', 'ensure-packages.sh'), 'xorriso', 'genisoimage', 'osinfo-db'], {
-    timeout: 600_000,
-  }).then(() => undefined);
-  return ensured;
+export function requireIsoTools(): void {
+  requireTools({ program: 'xorriso', debianPackage: 'xorriso' }, { program: 'genisoimage', debianPackage: 'genisoimage' });
+  if (!existsSync(OSINFO_DB_DIR)) {
+    throw new Error(
+      `This test needs osinfo-db's OS descriptions (${OSINFO_DB_DIR}), which are not installed. Install them with: apt-get install -y osinfo-db`,
+    );
+  }
 }
 
 export interface IsoSpec {

@@ -21,7 +21,7 @@ import { LocalStorageBackend, localPoolType } from '@quantix/storage-local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LibvirtHypervisor } from '../libvirt/hypervisor.js';
 import { SshCommandRunner } from '../ssh/runner.js';
-import { ensureServices, LIBVIRT_URI, removeDomains, runPrefix, testSshRunnerOptions } from '../testing/services.js';
+import { LIBVIRT_URI, removeDomains, requireServices, runPrefix, testSshRunnerOptions } from '../testing/services.js';
 import { VmProvisioner } from '../vm/provisioner.js';
 import { NodeAgent } from './node-agent.js';
 
@@ -89,7 +89,7 @@ describe('NodeAgent with real storage, downloads and libvirt', () => {
   const lastState = () => [...sent].reverse().find((m) => m.type === 'pools.state');
 
   beforeAll(async () => {
-    await ensureServices('libvirt', 'sshd');
+    await requireServices('libvirt', 'sshd');
     root = await mkdtemp(join(tmpdir(), 'quantix-agent-'));
     // A small qcow2 "cloud image" served over HTTP, with Range support left to the fetcher's fallback.
     const source = join(root, 'source.qcow2');

@@ -9,10 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NodeRuntimeErrorCode } from '../errors.js';
 import { SshCommandRunner } from '../ssh/runner.js';
 import {
-  ensureServices,
   LIBVIRT_URI,
   rejection,
   removeDomains,
+  requireServices,
   runPrefix,
   testSshRunnerOptions,
 } from '../testing/services.js';
@@ -66,7 +66,7 @@ describe('LibvirtHypervisor over SSH on qemu:///system', () => {
   };
 
   beforeAll(async () => {
-    await ensureServices('libvirt', 'sshd');
+    await requireServices('libvirt', 'sshd');
     dir = await mkdtemp(join(tmpdir(), 'quantix-hv-'));
     ssh = new SshCommandRunner(testSshRunnerOptions());
     hypervisor = new LibvirtHypervisor({ runner: ssh, uri: LIBVIRT_URI });

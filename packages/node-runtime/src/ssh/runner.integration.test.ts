@@ -5,14 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { type CommandRunner, ErrorCode, LocalCommandRunner } from '@quantix/core';
+import { requireLocale } from '@quantix/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NodeRuntimeErrorCode } from '../errors.js';
 import {
-  ensureServices,
   processGone,
   rejection,
+  requireServices,
   TEST_SSH,
   TEST_SSH_HOST_PUBLIC_KEY,
+  TEST_SSH_KEY,
   testSshRunnerOptions,
   waitFor,
 } from '../testing/services.js';
@@ -24,6 +26,7 @@ import { SshCommandRunner } from './runner.js';
 // remote side is this machine, so the tests look at its files and processes to see what ran.
 
 const exec = promisify(execFile);
+const GERMAN = 'de_DE.UTF-8';
 
 function nulSeparated(stdout: string): string[] {
   return stdout.split('\0').slice(0, -1);
@@ -35,7 +38,7 @@ describe('SshCommandRunner against a real sshd', () => {
   let hostFingerprint: string;
 
   beforeAll(async () => {
-    await ensureServices('sshd');
+    await requireServices('sshd');
     dir = await mkdtemp(join(tmpdir(), 'quantix-ssh-'));
     runner = new SshCommandRunner(testSshRunnerOptions());
     // What a person would pin: the fingerprint ssh-keygen prints for the host's key.
@@ -283,6 +286,39 @@ describe('SshCommandRunner against a real sshd', () => {
       const grandchild = Number(readFileSync(pidFile, 'utf8'));
       expect(await waitFor(() => processGone(grandchild), 5_000)).toBe(true);
       await chatty.close();
+    } finally {
+      await sshd.dispose();
+    }
+  });
+
+  it('runs remote commands in the C locale when the login gives them a German one', async () => {
+    requireLocale(GERMAN);
+    // sshd's SetEnv stands for a host whose login environment is German (/etc/default/locale).
+    const sshd = await ThrowawaySshd.create({ extraConfig: [`SetEnv SHLVL=1 LANG=${GERMAN} LC_ALL=${GERMAN}`] });
+    try {
+      await sshd.start();
+      // What any other client of that host sees: OpenSSH's own ssh, no quantix in between.
+      const plain = await exec('ssh', [
+        ...['-p', String(sshd.port), '-i', TEST_SSH_KEY, '-o', 'BatchMode=yes'],
+        ...['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR'],
+        `root@${TEST_SSH.host}`,
+        'date -u -d @0 "+%A %B"',
+      ]);
+      expect(plain.stdout).toBe('Donnerstag Januar\n');
+      const german = new SshCommandRunner(
+        testSshRunnerOptions({ port: sshd.port, hostKey: { fingerprint: await sshd.fingerprint() } }),
+      );
+      try {
+        expect((await german.run({ argv: ['date', '-u', '-d', '@0', '+%A %B'] })).stdout).toBe('Thursday January\n');
+        const df = await german.run({ argv: ['df', '/no/such/dir'], allowNonZeroExit: true });
+        expect(df.stderr).toBe('df: /no/such/dir: No such file or directory\n');
+        // A caller that asks for a locale gets it.
+        expect((await german.run({ argv: ['date', '-u', '-d', '@0', '+%A'], env: { LC_ALL: GERMAN } })).stdout).toBe(
+          'Donnerstag\n',
+        );
+      } finally {
+        await german.close();
+      }
     } finally {
       await sshd.dispose();
     }

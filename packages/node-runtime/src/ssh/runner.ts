@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import {
+  COMMAND_LOCALE_ENV,
   type CommandResult,
   type CommandRunner,
   DEFAULT_COMMAND_TIMEOUT_MS,
@@ -236,7 +237,9 @@ export class SshCommandRunner implements CommandRunner {
     const words: string[] = [];
     if (options.cwd !== undefined) words.push(`cd -- ${quoteShellArg(options.cwd)} &&`);
     words.push('exec');
-    const env = Object.entries(options.env ?? {});
+    // The remote login's locale (/etc/default/locale, sshd SetEnv/AcceptEnv) must not change what
+    // we parse: every command gets COMMAND_LOCALE_ENV, as from the local runner, under the caller's env.
+    const env = Object.entries({ ...COMMAND_LOCALE_ENV, ...options.env });
     if (env.length > 0) {
       words.push('env');
       for (const [name, value] of env) {

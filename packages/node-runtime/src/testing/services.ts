@@ -1,10 +1,12 @@
 /**
  * Test support (not exported from the package): the real services the integration tests and
- * benches use, started through the project's scripts/services.sh, and where to find them.
+ * benches use, and where to find them. It only checks that they are up — starting them is
+ * scripts/services.sh's job, run before the tests (scripts/test-all.sh does) — and a service
+ * that is not there fails the test with what to run; it never skips.
  */
 import { execFile } from 'node:child_process';
-import { accessSync, constants, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { isQuantixError, LocalCommandRunner, type QuantixError } from '@quantix/core';
 import { LibvirtHypervisor } from '../libvirt/hypervisor.js';
@@ -12,8 +14,6 @@ import { publicKeyFingerprint } from '../ssh/fingerprint.js';
 import type { SshCommandRunnerOptions } from '../ssh/runner.js';
 
 const run = promisify(execFile);
-
-export const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 
 /** The test sshd that `scripts/services.sh sshd` starts; the env names and defaults are documented there. */
 export const TEST_SSH = {
@@ -28,17 +28,58 @@ export const TEST_SSH_HOST_PUBLIC_KEY = `${TEST_SSH.dir}/ssh_host_ed25519_key.pu
 
 export const LIBVIRT_URI = 'qemu:///system';
 
+type TestService = 'libvirt' | 'sshd';
+
 /**
- * Installs (when missing) and starts the named services. A service that cannot be started fails
- * the caller: tests never skip for a missing service.
+ * Fails unless the named services are up: libvirtd answers `virsh version` on qemu:///system;
+ * the test sshd listens and its key pair is there. The error says how to start what is missing.
  */
-export async function ensureServices(...names: ('libvirt' | 'sshd' | 'postgres')[]): Promise<void> {
-  try {
-    await run('bash', [`${REPO_ROOT}scripts/services.sh`, ...names], { timeout: 600_000, maxBuffer: 4 * 1024 * 1024 });
-  } catch (error) {
-    const { stderr } = error as { stderr?: string };
-    throw new Error(`scripts/services.sh ${names.join(' ')} failed: ${stderr ?? String(error)}`);
+export async function requireServices(...names: TestService[]): Promise<void> {
+  const problems: string[] = [];
+  for (const name of new Set(names)) {
+    const problem = name === 'libvirt' ? await libvirtProblem() : await sshdProblem();
+    if (problem) problems.push(`${name}: ${problem}`);
   }
+  if (problems.length > 0) {
+    throw new Error(
+      `This test needs services that are not running (${problems.join('; ')}). ` +
+        `Start them as root with: bash scripts/services.sh ${names.join(' ')}`,
+    );
+  }
+}
+
+async function libvirtProblem(): Promise<string | null> {
+  try {
+    await run('virsh', ['-c', LIBVIRT_URI, 'version'], { timeout: 15_000, env: { ...process.env, LC_ALL: 'C' } });
+    return null;
+  } catch (error) {
+    const { stderr, code } = error as { stderr?: string; code?: string };
+    if (code === 'ENOENT') return 'virsh is not installed (Debian package libvirt-clients)';
+    return `libvirtd does not answer on ${LIBVIRT_URI}: ${stderr?.trim() || String(error)}`;
+  }
+}
+
+async function sshdProblem(): Promise<string | null> {
+  for (const file of [TEST_SSH_KEY, TEST_SSH_HOST_PUBLIC_KEY]) {
+    if (!existsSync(file)) return `${file} does not exist`;
+  }
+  return (await accepts(TEST_SSH.host, TEST_SSH.port)) ? null : `nothing listens on ${TEST_SSH.host}:${TEST_SSH.port}`;
+}
+
+function accepts(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = new Socket();
+    socket.setTimeout(5_000, () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+    socket.connect(port, host);
+  });
 }
 
 /** SSH runner options for the test sshd, with its host key pinned as `ssh-keygen -lf` prints it. */

@@ -1,7 +1,7 @@
 /**
  * Test support: a throwaway real sshd (OpenSSH, foreground) with a host key of its own, for the
  * tests that change a host's key, cut connections or start a server late. It accepts the test
- * key pair of scripts/services.sh, so `ensureServices('sshd')` must have run first.
+ * key pair of scripts/services.sh, so `requireServices('sshd')` must pass first.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';

@@ -12,10 +12,10 @@ import { parseDomainXml } from '../libvirt/domain-xml.js';
 import { LibvirtHypervisor } from '../libvirt/hypervisor.js';
 import { SshCommandRunner } from '../ssh/runner.js';
 import {
-  ensureServices,
   LIBVIRT_URI,
   rejection,
   removeDomains,
+  requireServices,
   runPrefix,
   testSshRunnerOptions,
 } from '../testing/services.js';
@@ -59,7 +59,7 @@ describe('VmProvisioner over SSH on qemu:///system', () => {
   let iso: string;
 
   beforeAll(async () => {
-    await ensureServices('libvirt', 'sshd');
+    await requireServices('libvirt', 'sshd');
     dir = await mkdtemp(join(tmpdir(), 'quantix-vm-'));
     ssh = new SshCommandRunner(testSshRunnerOptions());
     hypervisor = new LibvirtHypervisor({ runner: ssh, uri: LIBVIRT_URI });

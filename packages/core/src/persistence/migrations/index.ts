@@ -6,6 +6,7 @@ import * as m0004 from './0004_vms.js';
 import * as m0005 from './0005_pool_generation.js';
 import * as m0006 from './0006_node_tokens.js';
 import * as m0007 from './0007_pool_state_unknown.js';
+import * as m0008 from './0008_constraint_names.js';
 import * as m0009 from './0009_replicas.js';
 
 interface Migration {
@@ -25,6 +26,7 @@ export const MIGRATIONS: ReadonlyArray<readonly [name: string, migration: Migrat
   ['0005_pool_generation', m0005],
   ['0006_node_tokens', m0006],
   ['0007_pool_state_unknown', m0007],
+  ['0008_constraint_names', m0008],
   ['0009_replicas', m0009],
 ];
 

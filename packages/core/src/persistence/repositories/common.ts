@@ -1,17 +1,17 @@
 import type { Knex } from 'knex';
 import type { Page } from '../../contracts/repositories.js';
 import { ErrorCode, QuantixError } from '../../errors.js';
-import { mapDatabaseError } from '../errors.js';
+import { type DatabaseErrorContext, mapDatabaseError } from '../errors.js';
 import { toNumber } from '../rows.js';
 
 export type Row = Record<string, unknown>;
 
 /** Runs `work`, mapping driver errors to domain errors that name `what`. */
-export async function guarded<T>(what: string, work: () => Promise<T>): Promise<T> {
+export async function guarded<T>(what: string, work: () => Promise<T>, context: DatabaseErrorContext = {}): Promise<T> {
   try {
     return await work();
   } catch (error) {
-    throw mapDatabaseError(error, what);
+    throw mapDatabaseError(error, what, context);
   }
 }
 
@@ -86,16 +86,19 @@ export async function deleteVersioned(
   },
 ): Promise<void> {
   const { table, id, what, expectedVersion, afterWrite } = options;
-  await guarded(what, () =>
-    knex.transaction(async (trx) => {
-      const current = (await trx(table).where({ id }).forUpdate().first('version')) as Row | undefined;
-      if (!current) throw notFound(what, id);
-      const version = toNumber(current.version);
-      if (expectedVersion !== undefined && version !== expectedVersion) {
-        throw versionConflict(what, id, expectedVersion, version);
-      }
-      await trx(table).where({ id }).delete();
-      await afterWrite?.(trx);
-    }),
+  await guarded(
+    what,
+    () =>
+      knex.transaction(async (trx) => {
+        const current = (await trx(table).where({ id }).forUpdate().first('version')) as Row | undefined;
+        if (!current) throw notFound(what, id);
+        const version = toNumber(current.version);
+        if (expectedVersion !== undefined && version !== expectedVersion) {
+          throw versionConflict(what, id, expectedVersion, version);
+        }
+        await trx(table).where({ id }).delete();
+        await afterWrite?.(trx);
+      }),
+    { operation: 'delete' },
   );
 }
