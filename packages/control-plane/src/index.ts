@@ -1,8 +1,4 @@
-export {
-  type ControlPlaneServices,
-  type CreateControlPlaneOptions,
-  createControlPlane,
-} from './control-plane.js';
+export { type ControlPlaneServices, type CreateControlPlaneOptions, createControlPlane } from './control-plane.js';
 export { type NodeChannel, type WebSocketChannelOptions, type WebSocketLike, webSocketChannel } from './hub/channel.js';
 export { NodeHub, type NodeHubOptions, type NodeRequestOptions } from './hub/node-hub.js';
 export { DEFAULT_NODE_QUEUE_LIMITS, type NodeQueueLimits } from './hub/node-queue.js';
@@ -13,14 +9,12 @@ export {
   type AvailableImagesPage,
   listAvailableImages,
   MAX_AVAILABLE_PAGE,
-  pathOnNode,
 } from './images/available.js';
 export {
   createInProcessDownloads,
   type DownloadHandle,
   DownloadService,
   type DownloadServiceOptions,
-  downloadError,
   type ReconcileResult,
   type StartDownloadOptions,
 } from './images/downloads.js';
@@ -32,21 +26,8 @@ export {
   NodeDownloadExecutor,
 } from './images/executors.js';
 export { ImageService, type ImageWithPath, type RescanResult } from './images/image-service.js';
-export { ingestScan, type ScanIngestResult } from './images/scan-ingest.js';
-export {
-  type DownloadSource,
-  defaultRelPathForEntry,
-  defaultRelPathForUrl,
-  SOURCE_LABELS,
-  sourceFromImage,
-  sourceToLabels,
-} from './images/source.js';
-export {
-  DEFAULT_MAX_UPLOAD_BYTES,
-  UploadService,
-  type UploadServiceOptions,
-  uploadFileName,
-} from './images/uploads.js';
+export type { DownloadSource } from './images/source.js';
+export { DEFAULT_MAX_UPLOAD_BYTES, UploadService, type UploadServiceOptions } from './images/uploads.js';
 export { imagePathOnNode, nodesWithActivePool } from './nodes/placement.js';
 export { PoolService, type PoolWithStates } from './pools/pool-service.js';
 export { type DesiredPools, PoolSyncService } from './pools/pool-sync.js';

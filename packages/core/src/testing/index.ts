@@ -1,2 +1,8 @@
-export * from './databases.js';
-export * from './errors.js';
+export {
+  createPostgresTestDatabase,
+  createTestDatabase,
+  TEST_DATABASE_CLIENTS,
+  type TestDatabase,
+  type TestDatabaseClient,
+} from './databases.js';
+export { errorCodeOf } from './errors.js';
