@@ -21,7 +21,7 @@ import { LocalStorageBackend, localPoolType } from '@quantix/storage-local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LibvirtHypervisor } from '../libvirt/hypervisor.js';
 import { SshCommandRunner } from '../ssh/runner.js';
-import { ensureServices, LIBVIRT_URI, removeDomains, runPrefix, testSshRunnerOptions } from '../testing/services.js';
+import { ensureServices, LIBVIRT_URI, removeDomains, runPrefix, testSshRunnerOptions } from '../__fixtures__/services.js';
 import { VmProvisioner } from '../vm/provisioner.js';
 import { NodeAgent } from './node-agent.js';
 

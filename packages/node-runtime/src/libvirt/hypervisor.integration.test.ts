@@ -15,7 +15,7 @@ import {
   removeDomains,
   runPrefix,
   testSshRunnerOptions,
-} from '../testing/services.js';
+} from '../__fixtures__/services.js';
 import { buildDomainXml, parseDomainXml } from './domain-xml.js';
 import { LibvirtHypervisor } from './hypervisor.js';
 

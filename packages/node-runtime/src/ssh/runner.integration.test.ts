@@ -15,8 +15,8 @@ import {
   TEST_SSH_HOST_PUBLIC_KEY,
   testSshRunnerOptions,
   waitFor,
-} from '../testing/services.js';
-import { freePort, ThrowawaySshd } from '../testing/sshd.js';
+} from '../__fixtures__/services.js';
+import { freePort, ThrowawaySshd } from '../__fixtures__/sshd.js';
 import { hostileArguments } from './hostile.js';
 import { SshCommandRunner } from './runner.js';
 

@@ -18,7 +18,7 @@ import {
   removeDomains,
   runPrefix,
   testSshRunnerOptions,
-} from '../testing/services.js';
+} from '../__fixtures__/services.js';
 import { VmProvisioner } from './provisioner.js';
 
 // Real libvirtd through the real test sshd, real qemu-img and xorriso. The "cloud image" is a
