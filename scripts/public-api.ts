@@ -2,7 +2,7 @@
  * The public surface of one built package entry, as an embedder sees it: every name its
  * declarations export, types marked `type`, one per line and sorted. Each package's
  * test/public-api.test.ts pins this text in a checked-in file, so that adding or removing an
- * export is a deliberate change (`npx vitest run -u <that test>` rewrites the file).
+ * export is a deliberate change (`npx vitest run <that test> -u` rewrites the file).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

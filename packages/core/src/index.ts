@@ -163,7 +163,7 @@ export {
   openDatabase,
 } from './persistence/database.js';
 export { isDatabaseUnavailable } from './persistence/errors.js';
-export { migrateDownAll, migrateToLatest, migrationStatus } from './persistence/migrations/index.js';
+export { migrateDownAll, migrateToLatest, migrateUpOne, migrationStatus } from './persistence/migrations/index.js';
 export { createRepositories } from './persistence/repositories/index.js';
 export {
   agreeProtocolVersion,

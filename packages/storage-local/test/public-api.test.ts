@@ -1,7 +1,7 @@
 /**
  * The public API of @quantix/storage-local, pinned: every name the built entries export (types too) is
  * listed in test/public-api/. A change to the surface shows up in review as a change to that
- * list; rewrite it with `npx vitest run -u packages/storage-local/test/public-api.test.ts`.
+ * list; rewrite it with `npx vitest run packages/storage-local/test/public-api.test.ts -u`.
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';

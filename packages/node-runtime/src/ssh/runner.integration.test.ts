@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { type CommandRunner, ErrorCode, LocalCommandRunner } from '@quantix/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NodeRuntimeErrorCode } from '../errors.js';
 import {
   ensureServices,
   processGone,
@@ -17,6 +16,7 @@ import {
   waitFor,
 } from '../__fixtures__/services.js';
 import { freePort, ThrowawaySshd } from '../__fixtures__/sshd.js';
+import { NodeRuntimeErrorCode } from '../errors.js';
 import { hostileArguments } from './hostile.js';
 import { SshCommandRunner } from './runner.js';
 
