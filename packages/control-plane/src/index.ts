@@ -1,8 +1,4 @@
-export {
-  type ControlPlaneServices,
-  type CreateControlPlaneOptions,
-  createControlPlane,
-} from './control-plane.js';
+export { type ControlPlaneServices, type CreateControlPlaneOptions, createControlPlane } from './control-plane.js';
 export { ControlPlaneErrorCode } from './errors.js';
 export { type NodeChannel, type WebSocketChannelOptions, type WebSocketLike, webSocketChannel } from './hub/channel.js';
 export {
@@ -20,14 +16,12 @@ export {
   type AvailableImagesPage,
   listAvailableImages,
   MAX_AVAILABLE_PAGE,
-  pathOnNode,
 } from './images/available.js';
 export {
   createInProcessDownloads,
   type DownloadHandle,
   DownloadService,
   type DownloadServiceOptions,
-  downloadError,
   type ReconcileResult,
   type StartDownloadOptions,
 } from './images/downloads.js';
@@ -39,21 +33,8 @@ export {
   NodeDownloadExecutor,
 } from './images/executors.js';
 export { ImageService, type ImageWithPath, type RescanResult } from './images/image-service.js';
-export { ingestScan, type ScanIngestResult } from './images/scan-ingest.js';
-export {
-  type DownloadSource,
-  defaultRelPathForEntry,
-  defaultRelPathForUrl,
-  SOURCE_LABELS,
-  sourceFromImage,
-  sourceToLabels,
-} from './images/source.js';
-export {
-  DEFAULT_MAX_UPLOAD_BYTES,
-  UploadService,
-  type UploadServiceOptions,
-  uploadFileName,
-} from './images/uploads.js';
+export type { DownloadSource } from './images/source.js';
+export { DEFAULT_MAX_UPLOAD_BYTES, UploadService, type UploadServiceOptions } from './images/uploads.js';
 export { InProcessJobQueue } from './jobs/in-process-queue.js';
 export {
   DEFAULT_QUEUE_DEFINITION,

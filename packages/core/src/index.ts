@@ -1,27 +1,209 @@
-export * from './contracts/index.js';
-export * from './domain/index.js';
-export * from './error-registry.js';
-export * from './errors.js';
-export * from './events/bus.js';
-export * from './kernel/core-tokens.js';
-export * from './kernel/plugin.js';
-export * from './kernel/quantix.js';
-export * from './kernel/tokens.js';
-export { createLogger, redactSecrets } from './logging.js';
-export * from './persistence/database.js';
-export { type DatabaseErrorContext, isDatabaseUnavailable, mapDatabaseError } from './persistence/errors.js';
+export type { CatalogEntry, ImageCatalog } from './contracts/catalog.js';
+export type { CommandResult, CommandRunner, RunCommandOptions } from './contracts/command-runner.js';
+export type { FetchProgress, FetchRequest, FetchResult, ImageFetcher } from './contracts/fetcher.js';
 export {
-  MIGRATIONS,
-  migrateDownAll,
-  migrateToLatest,
-  migrateUpOne,
-  migrationStatus,
-} from './persistence/migrations/index.js';
-export * from './persistence/repositories/index.js';
-export * from './protocol/index.js';
-export * from './runners/local.js';
-export * from './services/catalog-registry.js';
-export * from './services/pool-types.js';
-export * from './services/storage.js';
+  DOMAIN_STATES,
+  type DomainInfo,
+  type DomainState,
+  type HostInfo,
+  type Hypervisor,
+} from './contracts/hypervisor.js';
+export type { FileInspector, InspectedFile } from './contracts/inspector.js';
+export type { PoolTypeDefinition } from './contracts/pool-type.js';
+export type {
+  ImageFilter,
+  ImageRepository,
+  NodeFilter,
+  NodeRepository,
+  Page,
+  PoolFilter,
+  PoolRepository,
+  RankedImages,
+  RankedImagesQuery,
+  Repositories,
+  UpdateOptions,
+  UpsertResult,
+  VmFilter,
+  VmRepository,
+} from './contracts/repositories.js';
+export type {
+  ConnectionCheck,
+  DiscoveredPool,
+  PoolFile,
+  PoolListing,
+  PoolStatus,
+  StorageBackend,
+  StorageOperation,
+} from './contracts/storage.js';
+export { imageIdForLocation, newId } from './domain/ids.js';
+export {
+  CHECKSUM_ALGORITHMS,
+  type Checksum,
+  type ChecksumAlgorithm,
+  canTransitionImage,
+  checksumSchema,
+  type DiscoveredImage,
+  FIRMWARE_KINDS,
+  type Firmware,
+  IMAGE_FORMATS,
+  IMAGE_KINDS,
+  IMAGE_PHASES,
+  type Image,
+  type ImageError,
+  type ImageFormat,
+  type ImageKind,
+  type ImagePatch,
+  type ImagePhase,
+  type ImageProgress,
+  type ImageRequirements,
+  type NewImage,
+  OS_CONFIDENCES,
+  OS_FAMILIES,
+  type OsConfidence,
+  type OsFamily,
+  type OsInfo,
+  type PoolLocation,
+} from './domain/image.js';
+export {
+  type NewNode,
+  NODE_CONNECTION_STATES,
+  type Node,
+  type NodeConnectionState,
+  type NodePatch,
+} from './domain/node.js';
+export { assertRelPath } from './domain/paths.js';
+export {
+  type NewStoragePool,
+  POOL_CONTENT_TYPES,
+  POOL_NODE_STATUSES,
+  type PoolContentType,
+  type PoolNodeState,
+  type PoolNodeStateInput,
+  type PoolNodeStatus,
+  type StoragePool,
+  type StoragePoolPatch,
+  validateNewPool,
+  validatePoolPatch,
+} from './domain/pool.js';
+export {
+  checkPoolRootShape,
+  createPoolRootPolicy,
+  DEFAULT_POOL_ROOTS,
+  type PoolRootPolicy,
+  poolRootPathSchema,
+} from './domain/pool-roots.js';
+export { hasUnsafeNameCharacter, parseOrThrow } from './domain/validation.js';
+export {
+  DISK_BUSES,
+  type DiskBus,
+  isVmFileRelPath,
+  type NewVm,
+  VM_FILES_DIRECTORY,
+  VM_STATES,
+  type Vm,
+  type VmCdrom,
+  type VmDisk,
+  type VmPatch,
+  type VmState,
+  vmFileRelPath,
+  vmNameSchema,
+  vmsUsingImage,
+} from './domain/vm.js';
+export {
+  defineErrorCodes,
+  type ErrorCodeSpec,
+  errorCodeInfo,
+  listErrorCodes,
+  type QuantixErrorCode,
+  type RegisteredErrorCode,
+} from './error-registry.js';
+export { ErrorCode, isQuantixError, isRetryableError, QuantixError, type QuantixErrorOptions } from './errors.js';
+export { createEventBus, type EventBus, type QuantixEvents } from './events/bus.js';
+export {
+  CommandRunnerToken,
+  DatabaseToken,
+  FileInspectorToken,
+  HypervisorToken,
+  ImageCatalogToken,
+  ImageFetcherToken,
+  PoolTypeToken,
+  RepositoriesToken,
+  StorageBackendToken,
+} from './kernel/core-tokens.js';
+export {
+  definePlugin,
+  type PluginContext,
+  QUANTIX_PLUGIN_API_VERSION,
+  type QuantixPlugin,
+  type ServiceProvider,
+} from './kernel/plugin.js';
+export {
+  type CreateQuantixOptions,
+  createQuantix,
+  DEFAULT_DATA_DIR,
+  type Quantix,
+  type QuantixNode,
+} from './kernel/quantix.js';
+export {
+  type AnyServiceToken,
+  createMultiServiceToken,
+  createServiceToken,
+  isServiceToken,
+  type MultiServiceToken,
+  type ServiceToken,
+} from './kernel/tokens.js';
+export { createLogger, redactSecrets } from './logging.js';
+export {
+  type Database,
+  type DatabaseConfig,
+  type DatabaseTimeouts,
+  DEFAULT_DATABASE_TIMEOUTS,
+  describeDatabase,
+  type OpenDatabaseOptions,
+  openDatabase,
+} from './persistence/database.js';
+export { type DatabaseErrorContext, isDatabaseUnavailable, mapDatabaseError } from './persistence/errors.js';
+export { migrateDownAll, migrateToLatest, migrateUpOne, migrationStatus } from './persistence/migrations/index.js';
+export { createRepositories } from './persistence/repositories/index.js';
+export {
+  agreeProtocolVersion,
+  type ControlMessage,
+  type HelloDownload,
+  type ImageDownloadResult,
+  NODE_CLOSE_CODES,
+  NODE_OPERATIONS,
+  type NodeMessage,
+  type NodeOperation,
+  type NodeRequest,
+  type NodeRequestOf,
+  type NodeResultOf,
+  type PoolReport,
+  PROTOCOL_LIMITS,
+  PROTOCOL_VERSION,
+  PROTOCOL_VERSIONS,
+  type ProtocolPool,
+  parseControlMessage,
+  parseNodeMessage,
+  parseNodeResult,
+  type ScannedFile,
+  truncateText,
+  type VmSpec,
+} from './protocol/messages.js';
+export {
+  COMMAND_LOCALE_ENV,
+  DEFAULT_COMMAND_TIMEOUT_MS,
+  DEFAULT_MAX_OUTPUT_BYTES,
+  LocalCommandRunner,
+  type LocalCommandRunnerOptions,
+} from './runners/local.js';
+export { type CatalogListing, CatalogRegistry, type RegisteredCatalogEntry } from './services/catalog-registry.js';
+export {
+  type CheckedPool,
+  checkPoolDefinition,
+  checkPoolOnDisk,
+  checkPoolRootOnDisk,
+  poolTypesByName,
+} from './services/pool-types.js';
+export { backendFor, callBackend } from './services/storage.js';
 export { ConcurrencyLimiter } from './util/limiter.js';
 export { fileNameOfUrl } from './util/url.js';

@@ -1,11 +1,24 @@
-export * from './catalog/builtin.js';
-export * from './catalog/static-catalog.js';
-export * from './errors.js';
-export * from './fetch/checksum.js';
-export * from './fetch/fetcher.js';
-export { isRetryable } from './fetch/http.js';
-export * from './fetch/inspect.js';
-export { metaPathOf, type PartialMeta, partialPathOf } from './fetch/partial.js';
-export * from './fetch/policy.js';
-export * from './fetch/progress.js';
-export * from './plugin.js';
+export { BUILTIN_CATALOG_ENTRIES, BUILTIN_CATALOG_NAME, createBuiltinCatalog } from './catalog/builtin.js';
+export { type CatalogEntryInput, defineCatalogEntry, StaticImageCatalog } from './catalog/static-catalog.js';
+export { ImagesCloudErrorCode } from './errors.js';
+export {
+  type CloudFetchRequest,
+  type CloudFetchResult,
+  type FetchStage,
+  HttpImageFetcher,
+  type HttpImageFetcherOptions,
+  type RetryOptions,
+} from './fetch/fetcher.js';
+export {
+  type ImageInspection,
+  type ImageInspector,
+  QemuImgInspector,
+  type QemuImgInspectorOptions,
+} from './fetch/inspect.js';
+export { DEFAULT_DENIED_ADDRESSES, DEFAULT_SOURCE_POLICY, type SourcePolicy } from './fetch/policy.js';
+export {
+  createImagesCloudPlugin,
+  IMAGES_CLOUD_PLUGIN_NAME,
+  type ImagesCloudPluginOptions,
+  imagesCloudPlugin,
+} from './plugin.js';

@@ -1,15 +1,70 @@
-export * from './arch.js';
-export * from './builtin-rules.js';
-export * from './catalog.js';
-export * from './errors.js';
-export * from './family-rules.js';
-export * from './glib-regex.js';
-export * from './identify.js';
-export * from './iso9660.js';
-export * from './osinfo.js';
-export * from './osinfo-import.js';
-export * from './plugin.js';
-export * from './scanner.js';
-export * from './upload.js';
-export * from './versions.js';
-export * from './xml.js';
+export type { IdentifiedOs, MediaPurpose } from './builtin-rules.js';
+export {
+  createIsoCatalog,
+  defineIsoCatalogEntry,
+  ISO_CATALOG_ENTRIES,
+  ISO_CATALOG_NAME,
+  IsoCatalog,
+  type IsoCatalogEntryInput,
+  type IsoCatalogOptions,
+} from './catalog.js';
+export { ImagesIsoErrorCode } from './errors.js';
+export {
+  type IdentificationSource,
+  type IdentifyIsoOptions,
+  type IdentifyOsOptions,
+  type IsoIdentity,
+  identifyIso,
+  identifyOs,
+  type OsIdentification,
+} from './identify.js';
+export {
+  type BootEntry,
+  type BootMedia,
+  type BootPlatform,
+  type ElToritoInfo,
+  type IsoInfo,
+  type JolietInfo,
+  type ReadIsoInfoOptions,
+  readIsoInfo,
+  type UdfInfo,
+} from './iso9660.js';
+export {
+  clearOsinfoDatabaseCache,
+  defaultOsinfoDir,
+  getOsinfoDatabase,
+  type LoadOsinfoOptions,
+  loadOsinfoDatabase,
+  type OsinfoDatabase,
+  type OsinfoMatch,
+} from './osinfo.js';
+export { type ImportedOsinfo, type ImportOsinfoArchiveOptions, importOsinfoArchive } from './osinfo-import.js';
+export {
+  createImagesIsoPlugin,
+  IMAGES_ISO_PLUGIN_NAME,
+  type ImagesIsoPluginOptions,
+  type IsoImageService,
+  IsoImageServiceToken,
+  imagesIsoPlugin,
+} from './plugin.js';
+export {
+  createIsoInspector,
+  type InspectedIso,
+  type InspectIsoOptions,
+  type InvalidIso,
+  type IsoScanDetails,
+  inspectIso,
+  type ScanPoolOptions,
+  type ScanPoolResult,
+  scanPool,
+} from './scanner.js';
+export {
+  type CheckUploadedIsoOptions,
+  checkUploadedIso,
+  DEFAULT_MAX_UPLOAD_BYTES,
+  type RemoveStaleUploadsOptions,
+  removeStaleUploads,
+  type UploadIsoOptions,
+  type UploadIsoResult,
+  uploadIso,
+} from './upload.js';

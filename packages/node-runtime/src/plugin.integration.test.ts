@@ -12,8 +12,8 @@ import { createImagesCloudPlugin } from '@quantix/images-cloud';
 import { createImagesIsoPlugin } from '@quantix/images-iso';
 import { storageLocalPlugin } from '@quantix/storage-local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireServices, TEST_SSH, TEST_SSH_KEY, testSshRunnerOptions } from './__fixtures__/services.js';
 import { createNodeRuntimePlugin, VmProvisionerToken } from './plugin.js';
-import { requireServices, TEST_SSH, TEST_SSH_KEY, testSshRunnerOptions } from './testing/services.js';
 import { VmProvisioner } from './vm/provisioner.js';
 
 // The plugin in a real Quantix instance (embedded PGlite), reaching real libvirtd locally and

@@ -1,6 +1,16 @@
-export * from './backend.js';
-export * from './config.js';
-export * from './content.js';
-export * from './directory.js';
-export * from './paths.js';
-export * from './plugin.js';
+export { LocalStorageBackend, type LocalStorageBackendOptions, type PoolDirectory } from './backend.js';
+export {
+  type DirectorySettings,
+  directoryPathSchema,
+  directorySettingsSchema,
+  type LocalPoolConfig,
+  type LocalPoolConfigInput,
+  localPoolType,
+} from './config.js';
+export { assertWritable, directoryStatus, unavailableStatus } from './directory.js';
+export {
+  createStorageLocalPlugin,
+  STORAGE_LOCAL_PLUGIN_NAME,
+  type StorageLocalPluginOptions,
+  storageLocalPlugin,
+} from './plugin.js';

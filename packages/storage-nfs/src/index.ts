@@ -1,5 +1,25 @@
-export * from './backend.js';
-export * from './commands.js';
-export * from './config.js';
-export * from './mountinfo.js';
-export * from './plugin.js';
+export { NfsStorageBackend, type NfsStorageBackendOptions } from './backend.js';
+export { buildMountArgv } from './commands.js';
+export {
+  DEFAULT_MOUNT_ROOT,
+  NFS_VERSIONS,
+  type NfsPoolConfig,
+  type NfsPoolConfigInput,
+  type NfsVersion,
+  nfsPoolType,
+} from './config.js';
+export {
+  findPoolMount,
+  type MountInfoEntry,
+  type NfsMount,
+  nfsMounts,
+  type PoolMountMatch,
+  parseMountInfo,
+  readMountTable,
+} from './mountinfo.js';
+export {
+  createStorageNfsPlugin,
+  STORAGE_NFS_PLUGIN_NAME,
+  type StorageNfsPluginOptions,
+  storageNfsPlugin,
+} from './plugin.js';

@@ -19,9 +19,15 @@ import { HttpImageFetcher } from '@quantix/images-cloud';
 import { inspectIso } from '@quantix/images-iso';
 import { LocalStorageBackend, localPoolType } from '@quantix/storage-local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  LIBVIRT_URI,
+  removeDomains,
+  requireServices,
+  runPrefix,
+  testSshRunnerOptions,
+} from '../__fixtures__/services.js';
 import { LibvirtHypervisor } from '../libvirt/hypervisor.js';
 import { SshCommandRunner } from '../ssh/runner.js';
-import { LIBVIRT_URI, removeDomains, requireServices, runPrefix, testSshRunnerOptions } from '../testing/services.js';
 import { VmProvisioner } from '../vm/provisioner.js';
 import { NodeAgent } from './node-agent.js';
 

@@ -6,8 +6,6 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { type CommandRunner, ErrorCode, LocalCommandRunner, type RunCommandOptions } from '@quantix/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NodeRuntimeErrorCode } from '../errors.js';
-import { SshCommandRunner } from '../ssh/runner.js';
 import {
   LIBVIRT_URI,
   rejection,
@@ -15,7 +13,9 @@ import {
   requireServices,
   runPrefix,
   testSshRunnerOptions,
-} from '../testing/services.js';
+} from '../__fixtures__/services.js';
+import { NodeRuntimeErrorCode } from '../errors.js';
+import { SshCommandRunner } from '../ssh/runner.js';
 import { buildDomainXml, parseDomainXml } from './domain-xml.js';
 import { LibvirtHypervisor } from './hypervisor.js';
 

@@ -7,7 +7,6 @@ import { promisify } from 'node:util';
 import { type CommandRunner, ErrorCode, LocalCommandRunner } from '@quantix/core';
 import { requireLocale } from '@quantix/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NodeRuntimeErrorCode } from '../errors.js';
 import {
   processGone,
   rejection,
@@ -17,8 +16,9 @@ import {
   TEST_SSH_KEY,
   testSshRunnerOptions,
   waitFor,
-} from '../testing/services.js';
-import { freePort, ThrowawaySshd } from '../testing/sshd.js';
+} from '../__fixtures__/services.js';
+import { freePort, ThrowawaySshd } from '../__fixtures__/sshd.js';
+import { NodeRuntimeErrorCode } from '../errors.js';
 import { hostileArguments } from './hostile.js';
 import { SshCommandRunner } from './runner.js';
 

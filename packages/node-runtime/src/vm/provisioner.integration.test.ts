@@ -7,10 +7,6 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorCode } from '@quantix/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NodeRuntimeErrorCode } from '../errors.js';
-import { parseDomainXml } from '../libvirt/domain-xml.js';
-import { LibvirtHypervisor } from '../libvirt/hypervisor.js';
-import { SshCommandRunner } from '../ssh/runner.js';
 import {
   LIBVIRT_URI,
   rejection,
@@ -18,7 +14,11 @@ import {
   requireServices,
   runPrefix,
   testSshRunnerOptions,
-} from '../testing/services.js';
+} from '../__fixtures__/services.js';
+import { NodeRuntimeErrorCode } from '../errors.js';
+import { parseDomainXml } from '../libvirt/domain-xml.js';
+import { LibvirtHypervisor } from '../libvirt/hypervisor.js';
+import { SshCommandRunner } from '../ssh/runner.js';
 import { VmProvisioner } from './provisioner.js';
 
 // Real libvirtd through the real test sshd, real qemu-img and xorriso. The "cloud image" is a

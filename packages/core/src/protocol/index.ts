@@ -1,1 +1,0 @@
-export * from './messages.js';
