@@ -6,13 +6,22 @@
  * creation and modification fields afterwards, as a mastering tool would have written it.
  */
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
-export const REPO_ROOT = join(import.meta.dirname, '..', '..', '..', '..');
+/** The repository's root, found upwards: this file runs from src/__fixtures__ and bundled into dist/testing.js. */
+function findRepoRoot(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'scripts', 'ensure-packages.sh'))) return dir;
+    if (dirname(dir) === dir) return join(from, '..', '..', '..', '..');
+  }
+}
+// The CJS bundle has no import.meta: the working directory (a test run's) is then the start.
+export const REPO_ROOT = findRepoRoot(import.meta.dirname ?? process.cwd());
 
 let ensured: Promise<void> | undefined;
 
