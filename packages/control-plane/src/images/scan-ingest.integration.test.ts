@@ -48,6 +48,19 @@ import { type ControlPlaneServices, createControlPlane } from '../control-plane.
 /** The unprivileged user the "unreadable directory" scans run as: root reads every directory. */
 const NOBODY = 65534;
 
+/** Runs `work` with the effective user and group `id` (the process is root), then as root again. */
+async function asUser<T>(id: number, work: () => Promise<T>): Promise<T> {
+  if (!process.seteuid || !process.setegid) throw new Error('changing the effective user needs a POSIX system');
+  process.setegid(id);
+  process.seteuid(id);
+  try {
+    return await work();
+  } finally {
+    process.seteuid(0);
+    process.setegid(0);
+  }
+}
+
 let base: string;
 /** Ready-made ISOs, copied into pools as tests need them. */
 const made: Record<string, string> = {};
@@ -311,16 +324,7 @@ describe.each(TEST_DATABASE_CLIENTS)('ISO scans, node agent to database, on %s',
     await unlink(join(root, 'ubuntu.iso'));
     // Root reads a mode-000 directory anyway, so the scan runs as an unprivileged user, as a node
     // daemon that is not root would: its readdir of locked/ then fails with EACCES.
-    let answer: Awaited<ReturnType<typeof scan>>;
-    process.setegid(NOBODY);
-    process.seteuid(NOBODY);
-    try {
-      answer = await scan();
-    } finally {
-      process.seteuid(0);
-      process.setegid(0);
-      await chmod(join(root, 'locked'), 0o755);
-    }
+    const answer = await asUser(NOBODY, scan).finally(() => chmod(join(root, 'locked'), 0o755));
     expect(answer.skipped).toEqual([{ relPath: 'locked', reason: 'unreadable (EACCES)' }]);
     expect(await row('locked/debian.iso')).toEqual(locked);
     expect(await row('ubuntu.iso')).toMatchObject({ phase: 'missing' });
