@@ -10,7 +10,14 @@ import type {
   ScannedFile,
   ScanSkipped,
 } from '@quantix/core';
-import { ErrorCode, imageIdForLocation, isQuantixError, isVmFileRelPath, QuantixError } from '@quantix/core';
+import {
+  ErrorCode,
+  IMAGE_PHASES,
+  imageIdForLocation,
+  isQuantixError,
+  isVmFileRelPath,
+  QuantixError,
+} from '@quantix/core';
 
 export interface ScanIngestResult {
   inserted: number;
@@ -27,6 +34,12 @@ export interface ScanIngestResult {
 }
 
 const KIND_OF_CONTENT: Record<PoolContentType, ImageKind> = { iso: 'iso', images: 'cloud' };
+/**
+ * Rows read before every ingest: all but `missing` ones, which are as many as the pool's live files
+ * and transfers. Missing rows pile up over a pool's life (a node sending scan after scan of new
+ * files makes thousands), so they are read only when a scan brings some back.
+ */
+const LIVE_PHASES = IMAGE_PHASES.filter((phase) => phase !== 'missing');
 
 function underSkipped(relPath: string, skipped: readonly ScanSkipped[]): boolean {
   return skipped.some((s) => relPath === s.relPath || relPath.startsWith(`${s.relPath}/`));
@@ -92,10 +105,9 @@ export async function ingestScan(options: {
   };
   // The rows before the upsert: which files are new or changed (for firmware and events).
   const before = new Map<string, Image>();
-  for (const row of await repositories.images.list({ poolId, kind })) {
+  for (const row of await repositories.images.list({ poolId, kind, phase: LIVE_PHASES })) {
     if (row.location) before.set(row.location.relPath, row);
   }
-
   const found: DiscoveredImage[] = files.map((file) => ({
     poolId,
     relPath: file.relPath,
@@ -109,6 +121,23 @@ export async function ingestScan(options: {
     labels: file.labels,
   }));
   Object.assign(result, await repositories.images.upsertByLocation(found));
+  // Files with no live row were new or back from missing. When all of them were inserted, none was
+  // back; else the ready rows say which: a row inserted now is at version 1, one that was missing
+  // has been written at least twice.
+  const unknown = files.filter((file) => !before.has(file.relPath));
+  const back = new Set<string>();
+  if (unknown.length > result.inserted) {
+    const unknownPaths = new Set(unknown.map((file) => file.relPath));
+    for (const row of await repositories.images.list({ poolId, kind, phase: 'ready' })) {
+      if (row.location && unknownPaths.has(row.location.relPath) && row.version > 1) back.add(row.location.relPath);
+    }
+  }
+  // An unusable file whose row is already missing (an earlier reason): read those rows only then.
+  if (invalid.some((bad) => !before.has(bad.relPath))) {
+    for (const row of await repositories.images.list({ poolId, kind, phase: 'missing' })) {
+      if (row.location && !before.has(row.location.relPath)) before.set(row.location.relPath, row);
+    }
+  }
 
   /** Runs a row update; a row changed by someone else meanwhile (e.g. being deleted) is theirs. */
   const guard = async (write: () => Promise<unknown>): Promise<boolean> => {
@@ -129,14 +158,15 @@ export async function ingestScan(options: {
   for (const file of files) {
     const row = before.get(file.relPath);
     const id = imageIdForLocation(poolId, file.relPath);
-    const fresh = row === undefined;
-    const back = row?.phase === 'missing';
+    const returned = back.has(file.relPath);
+    const fresh = row === undefined && !returned;
     const changed = row !== undefined && row.phase === 'ready' && !sameFile(row, file);
-    if (!fresh && !back && !changed) continue;
+    if (!fresh && !returned && !changed) continue;
     if (fresh) announce(id, null, 'ready', null);
-    else if (back) announce(id, 'missing', 'ready', null);
-    // Discovered rows start with no firmware requirement; record one when the medium demands it.
-    if (file.firmware && file.firmware !== 'any') {
+    else if (returned) announce(id, 'missing', 'ready', null);
+    // Discovered rows start with no firmware requirement; record one when the medium demands it,
+    // and follow a changed medium either way.
+    if (file.firmware && (file.firmware !== 'any' || !fresh)) {
       await guard(async () => {
         const current = await repositories.images.require(id);
         if (current.phase !== 'ready' || current.requirements.firmware === file.firmware) return;
