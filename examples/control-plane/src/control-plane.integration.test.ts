@@ -28,7 +28,7 @@ import { createIsoInspector } from '@quantix/images-iso';
 import { createStorageLocalPlugin } from '@quantix/storage-local';
 import { createStorageNfsPlugin } from '@quantix/storage-nfs';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
 import { type ControlPlane, startControlPlane } from './control-plane.js';
 
@@ -98,6 +98,27 @@ class ScriptedNode {
     }
     throw new Error(`no ${type} message arrived`);
   }
+}
+
+/**
+ * The scripted node answers file.stat as a node whose pool has no such file would: an upload asks
+ * the node first, so that it never overwrites a file no row knows of. Returns the stop function.
+ */
+function answerFileStats(node: ScriptedNode): () => void {
+  const answered = new Set<string>();
+  const timer = setInterval(() => {
+    for (const m of node.received) {
+      if (m.type !== 'request' || m.request.op !== 'file.stat' || answered.has(m.requestId)) continue;
+      answered.add(m.requestId);
+      node.connection.send({
+        v: 1,
+        type: 'response',
+        requestId: m.requestId,
+        result: { exists: false, sizeBytes: null },
+      });
+    }
+  }, 10);
+  return () => clearInterval(timer);
 }
 
 async function eventually<T>(probe: () => Promise<T>, ok: (value: T) => boolean, what: string): Promise<T> {
@@ -568,6 +589,8 @@ describe('control plane API and node hub (PostgreSQL)', () => {
   it('stages an ISO upload that the node fetches (with a ranged resume); a cut-off upload leaves nothing', async () => {
     const node = nodes[0] as ScriptedNode;
     node.received.length = 0;
+    const stopAnswering = answerFileStats(node);
+    onTestFinished(stopAnswering);
     // A real ISO, mastered by xorriso with the volume id of Debian's netinst media.
     const content = join(work, 'iso-content');
     await mkdir(content, { recursive: true });
@@ -651,9 +674,24 @@ describe('control plane API and node hub (PostgreSQL)', () => {
     expect((await api('POST', '/images/upload?poolId=iso-a&name=..%2Fescape.iso')).body.error?.code).toBe(
       'INVALID_INPUT',
     );
+
+    // The uploader's own SHA-256 (?sha256=) that the bytes do not have: 422, nothing kept. (A right
+    // one is taken: packages/control-plane's uploads test.)
+    const upload = (name: string, sha256: string) =>
+      fetch(`${cp.url}/api/v1/images/upload?poolId=iso-a&name=${name}&sha256=${sha256}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/octet-stream' },
+        body: iso,
+      });
+    const wrong = await upload('wrong-sum.iso', 'ab'.repeat(32));
+    expect(wrong.status).toBe(422);
+    expect(((await wrong.json()) as { error: { code: string } }).error.code).toBe('CHECKSUM_MISMATCH');
+    expect((await upload('bad-sum.iso', 'xyz')).status).toBe(400);
+    expect((await api('GET', '/images?kind=iso')).body.total).toBe(before);
   });
 
   it('refuses an upload that is not an ISO (a 19-byte text file named .iso) with 422, keeping no row and no file', async () => {
+    onTestFinished(answerFileStats(nodes[0] as ScriptedNode));
     const before = (await api('GET', '/images?kind=iso')).body.total;
     const staged = await readdir(join(work, 'staging'));
     for (const [name, body] of [

@@ -61,7 +61,7 @@ export interface ControlPlaneServices {
   vms: VmService;
   /** Every catalog the plugins provide, merged. */
   catalog: CatalogRegistry;
-  /** Call once at start, before nodes connect: what a previous run left is reconciled. */
+  /** Call once at start, before nodes connect: what a previous run left is reconciled (staged uploads removed). */
   start(): Promise<void>;
   /** Closes the hub and stops downloads without failing their rows (the next start resumes them). */
   close(): Promise<void>;
@@ -139,6 +139,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     async start() {
       await replicas.start();
       await listener.start();
+      await uploads.removeLeftovers();
       await hub.reconcileOnStart();
       await downloads.reconcileOnStart();
     },

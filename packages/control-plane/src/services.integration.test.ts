@@ -172,7 +172,15 @@ describe.each(TEST_DATABASE_CLIENTS)('control-plane services on %s', (client) =>
         content: 'iso',
         files: [scanned('a.iso'), scanned('sub/b.iso')],
       });
-      expect(first).toEqual({ inserted: 2, updated: 0, untouched: 0, missing: 0 });
+      expect(first).toEqual({
+        inserted: 2,
+        updated: 0,
+        untouched: 0,
+        missing: 0,
+        invalid: 0,
+        leftAlone: 0,
+        conflicts: 0,
+      });
       const b = imageIdForLocation('iso', 'sub/b.iso');
       expect(await repos.images.require(b)).toMatchObject({ phase: 'ready', nodeId: null, kind: 'iso' });
 
@@ -183,7 +191,15 @@ describe.each(TEST_DATABASE_CLIENTS)('control-plane services on %s', (client) =>
         content: 'iso',
         files: [scanned('a.iso')],
       });
-      expect(second).toEqual({ inserted: 0, updated: 0, untouched: 1, missing: 1 });
+      expect(second).toEqual({
+        inserted: 0,
+        updated: 0,
+        untouched: 1,
+        missing: 1,
+        invalid: 0,
+        leftAlone: 0,
+        conflicts: 0,
+      });
       expect((await repos.images.require(b)).phase).toBe('missing');
 
       const third = await ingestScan({
@@ -193,7 +209,15 @@ describe.each(TEST_DATABASE_CLIENTS)('control-plane services on %s', (client) =>
         content: 'iso',
         files: [scanned('a.iso'), scanned('sub/b.iso')],
       });
-      expect(third).toEqual({ inserted: 0, updated: 1, untouched: 1, missing: 0 });
+      expect(third).toEqual({
+        inserted: 0,
+        updated: 1,
+        untouched: 1,
+        missing: 0,
+        invalid: 0,
+        leftAlone: 0,
+        conflicts: 0,
+      });
       expect((await repos.images.require(b)).phase).toBe('ready');
       expect(await repos.images.count()).toBe(2);
     });

@@ -185,7 +185,9 @@ export {
   parseControlMessage,
   parseNodeMessage,
   parseNodeResult,
+  type ScanInvalid,
   type ScannedFile,
+  type ScanSkipped,
   truncateText,
   type VmSpec,
 } from './protocol/messages.js';

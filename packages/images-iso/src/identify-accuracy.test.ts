@@ -1,6 +1,6 @@
 /**
  * Identification measured on real media: every row of __fixtures__/media-labels.tsv (descriptors
- * of real ISOs, from public sources) goes through the scanner's path — osinfo-db as the scanner
+ * of real ISOs, from public sources) goes through a node scan's path — osinfo-db as the node's inspector
  * loads it (the installed one, 2022-12) and identifyOs — and the answer is compared with the OS
  * osinfo-db's own test data files the media under. Prints the figures; fails below 95 % right or
  * above 0.5 % wrong on the rows whose release the descriptors can decide (NixOS unstable snapshots
@@ -10,8 +10,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { requireIsoTools } from './__fixtures__/isos.js';
 import { type MediaLabel, readMediaLabels, type Verdict, verdict } from './__fixtures__/media-labels.js';
 import { identifyOs } from './identify.js';
+import { loadOsinfo } from './inspect.js';
 import type { OsinfoDatabase } from './osinfo.js';
-import { loadOsinfo } from './scanner.js';
 
 interface Scored {
   row: MediaLabel;

@@ -5,9 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildIso, REAL_MEDIA, requireIsoTools } from './__fixtures__/isos.js';
 import { ISO_CATALOG_ENTRIES } from './catalog.js';
 import { type IsoIdentity, identifyIso, identifyOs } from './identify.js';
+import { createIsoInspector } from './inspect.js';
 import { type IsoInfo, readIsoInfo } from './iso9660.js';
 import { getOsinfoDatabase, loadOsinfoDatabase, type OsinfoDatabase } from './osinfo.js';
-import { createIsoInspector } from './scanner.js';
 
 let dir: string;
 let osinfo: OsinfoDatabase | null;

@@ -19,6 +19,14 @@ export {
   type OsIdentification,
 } from './identify.js';
 export {
+  createIsoInspector,
+  type InspectedIso,
+  type InspectIsoOptions,
+  ISO_LABELS,
+  type IsoScanDetails,
+  inspectIso,
+} from './inspect.js';
+export {
   type BootEntry,
   type BootMedia,
   type BootPlatform,
@@ -43,28 +51,5 @@ export {
   createImagesIsoPlugin,
   IMAGES_ISO_PLUGIN_NAME,
   type ImagesIsoPluginOptions,
-  type IsoImageService,
-  IsoImageServiceToken,
   imagesIsoPlugin,
 } from './plugin.js';
-export {
-  createIsoInspector,
-  type InspectedIso,
-  type InspectIsoOptions,
-  type InvalidIso,
-  type IsoScanDetails,
-  inspectIso,
-  type ScanPoolOptions,
-  type ScanPoolResult,
-  scanPool,
-} from './scanner.js';
-export {
-  type CheckUploadedIsoOptions,
-  checkUploadedIso,
-  DEFAULT_MAX_UPLOAD_BYTES,
-  type RemoveStaleUploadsOptions,
-  removeStaleUploads,
-  type UploadIsoOptions,
-  type UploadIsoResult,
-  uploadIso,
-} from './upload.js';

@@ -31,7 +31,7 @@ afterAll(async () => {
 
 describe('built dist of @quantix/images-iso', () => {
   it('exists (npm run build first)', () => {
-    for (const file of ['index.js', 'index.cjs', 'index.d.ts', 'index.d.cts']) {
+    for (const file of ['index.js', 'index.cjs', 'index.d.ts', 'index.d.cts', 'testing.js', 'testing.cjs']) {
       expect(existsSync(join(packageRoot, 'dist', file)), `dist/${file}`).toBe(true);
     }
   });
@@ -39,30 +39,33 @@ describe('built dist of @quantix/images-iso', () => {
   it.each([
     ['esm', 'dist-consumer.mjs'],
     ['cjs', 'dist-consumer.cjs'],
-  ])('works from %s: reads and identifies an ISO, scans a pool through the plugin', async (format, script) => {
-    const { stdout } = await run(
-      process.execPath,
-      [join(import.meta.dirname, '__fixtures__', script), pool, join(pool, 'debian-12.7.0-amd64-netinst.iso')],
-      { env: { ...process.env, QUANTIX_LOG_LEVEL: 'silent' } },
-    );
-    expect(JSON.parse(stdout)).toEqual({
-      format,
-      volumeId: 'Debian 12.7.0 amd64 n',
-      os: {
-        family: 'linux',
-        distribution: 'debian',
-        version: '12',
-        arch: 'x86_64',
-        defaultUser: null,
-        cloudInit: false,
-        // Debian 12 came out after the installed osinfo-db (2022-12): read from the label.
-        shortId: 'debian12',
-        confidence: 'extrapolated',
-        osinfoVersion: '20221203',
-      },
-      added: 1,
-      phase: 'ready',
-      catalogEntries: true,
-    });
-  });
+  ])(
+    'works from %s: reads and identifies an ISO, inspects it through the plugin as a node scan does',
+    async (format, script) => {
+      const { stdout } = await run(
+        process.execPath,
+        [join(import.meta.dirname, '__fixtures__', script), pool, join(pool, 'debian-12.7.0-amd64-netinst.iso')],
+        { env: { ...process.env, QUANTIX_LOG_LEVEL: 'silent' } },
+      );
+      expect(JSON.parse(stdout)).toEqual({
+        format,
+        volumeId: 'Debian 12.7.0 amd64 n',
+        os: {
+          family: 'linux',
+          distribution: 'debian',
+          version: '12',
+          arch: 'x86_64',
+          defaultUser: null,
+          cloudInit: false,
+          // Debian 12 came out after the installed osinfo-db (2022-12): read from the label.
+          shortId: 'debian12',
+          confidence: 'extrapolated',
+          osinfoVersion: '20221203',
+        },
+        inspected: { distribution: 'debian', volumeId: 'Debian 12.7.0 amd64 n' },
+        catalogEntries: true,
+        testing: true,
+      });
+    },
+  );
 });

@@ -91,14 +91,24 @@ describe('listPoolFiles', () => {
     expect(deep.skipped).toContainEqual({ relPath: 'a/b/c/d/e/f/g/h/i', reason: 'deeper than maxDepth 8' });
     const flat = await listPoolFiles(root, { content: 'iso', maxDepth: 0 });
     expect(flat.files.map((f) => f.relPath)).toEqual(['debian-12.iso']);
-    expect(flat.skipped.map((s) => s.relPath)).toEqual(['Windows', 'a', 'alias.iso', 'images', 'library', 'linux']);
+    expect(flat.skipped.map((s) => s.relPath)).toEqual([
+      'Windows',
+      'a',
+      'alias.iso',
+      'images',
+      'library',
+      'linux',
+      'outside-dir',
+    ]);
   });
 
-  it('does not follow symbolic links, and says so for links that look like content', async () => {
+  it('does not follow symbolic links, and says so for links that look like content or lead to directories', async () => {
     const { files, skipped } = await listPoolFiles(root, { content: 'iso', maxDepth: 8 });
     expect(files.map((f) => f.relPath)).not.toContain('alias.iso');
     expect(files.map((f) => f.relPath).join(' ')).not.toContain('escape');
     expect(skipped).toContainEqual({ relPath: 'alias.iso', reason: 'symbolic link, not followed' });
+    // Rows under a linked directory are then known to be unlooked-at, not gone.
+    expect(skipped).toContainEqual({ relPath: 'outside-dir', reason: 'symbolic link to a directory, not followed' });
   });
 
   it('lists the same files with thread-pool stats (network filesystems) as with blocking ones', async () => {

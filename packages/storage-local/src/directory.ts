@@ -90,8 +90,11 @@ export async function listPoolFiles(root: string, options: ListPoolFilesOptions)
         if (!matches(name)) continue;
         if (blockingStat) statFileSync(join(dir.path, name), relPath, files, skipped);
         else stats.push(statFile(join(dir.path, name), relPath, files, skipped));
-      } else if (entry.isSymbolicLink() && matches(name)) {
-        skipped.push({ relPath, reason: 'symbolic link, not followed' });
+      } else if (entry.isSymbolicLink()) {
+        if (matches(name)) skipped.push({ relPath, reason: 'symbolic link, not followed' });
+        // A link to a directory is not entered either (it may lead out of the pool), and is reported
+        // so that rows under it are known to be unlooked-at, not gone.
+        else stats.push(skipLinkedDirectory(join(dir.path, name), relPath, skipped));
       }
     }
     await Promise.all(stats);
@@ -173,6 +176,11 @@ function statFileSync(path: string, relPath: string, files: PoolFile[], skipped:
   } catch (error) {
     skipped.push({ relPath, reason: `cannot be read (${errno(error)})` });
   }
+}
+
+async function skipLinkedDirectory(path: string, relPath: string, skipped: PoolListing['skipped']) {
+  const target = await stat(path).catch(() => null);
+  if (target?.isDirectory()) skipped.push({ relPath, reason: 'symbolic link to a directory, not followed' });
 }
 
 function unavailable(root: string, error: unknown): QuantixError {

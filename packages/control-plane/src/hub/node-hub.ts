@@ -19,7 +19,9 @@ import {
   parseNodeResult,
   QuantixError,
   type Repositories,
+  type ScanInvalid,
   type ScannedFile,
+  type ScanSkipped,
   truncateText,
 } from '@quantix/core';
 import type { Logger } from 'pino';
@@ -57,7 +59,7 @@ interface NodeLink {
   /** Pool id → the pool version this link last scanned: a pool is scanned again only when it changed. */
   readonly scanned: Map<string, number>;
   /** Scans coming in parts, by scan id. */
-  readonly scans: Map<string, { poolId: string; content: 'iso' | 'images'; files: ScannedFile[]; nextPart: number }>;
+  readonly scans: Map<string, CollectedScan & { poolId: string; content: 'iso' | 'images'; nextPart: number }>;
 }
 
 interface PendingRequest {
@@ -384,10 +386,17 @@ export class NodeHub {
         return;
       }
       case 'scan.result': {
-        const files = this.collectScan(link, message);
-        if (!files) return;
+        const scan = this.collectScan(link, message);
+        if (!scan) return;
         const result = await this.withDatabase(() =>
-          ingestScan({ repositories, nodeId: link.nodeId, poolId: message.poolId, content: message.content, files }),
+          ingestScan({
+            repositories,
+            nodeId: link.nodeId,
+            poolId: message.poolId,
+            content: message.content,
+            ...scan,
+            events: this.options.events,
+          }),
         );
         logger.info({ nodeId: link.nodeId, poolId: message.poolId, ...result }, 'scan ingested');
         return;
@@ -568,9 +577,11 @@ export class NodeHub {
     if (link.state !== 'closed') this.send(link, { v: link.version, type: 'pools.desired', ...desired });
   }
 
-  /** The files of a whole scan: a message's own, or — at the final part — those of all its parts. */
-  private collectScan(link: NodeLink, message: Extract<NodeMessage, { type: 'scan.result' }>): ScannedFile[] | null {
-    if (message.scanId === undefined) return message.files;
+  /** The files (and skipped paths, invalid files) of a whole scan: a message's own, or — at the final part — those of all its parts. */
+  private collectScan(link: NodeLink, message: Extract<NodeMessage, { type: 'scan.result' }>): CollectedScan | null {
+    if (message.scanId === undefined) {
+      return { files: message.files, skipped: message.skipped ?? [], invalid: message.invalid ?? [] };
+    }
     const refuse = (why: string) => {
       link.scans.delete(message.scanId as string);
       throw new QuantixError(ErrorCode.PROTOCOL_INVALID_MESSAGE, `Scan ${message.scanId} refused: ${why}`, {
@@ -581,18 +592,22 @@ export class NodeHub {
     if (!scan) {
       if (message.part !== 0) refuse(`it starts at part ${message.part}, not 0`);
       if (link.scans.size >= MAX_SCANS_IN_PARTS) refuse(`more than ${MAX_SCANS_IN_PARTS} scans in parts at once`);
-      scan = { poolId: message.poolId, content: message.content, files: [], nextPart: 0 };
+      scan = { poolId: message.poolId, content: message.content, files: [], skipped: [], invalid: [], nextPart: 0 };
       link.scans.set(message.scanId, scan);
     }
     if (message.part !== scan.nextPart) refuse(`part ${message.part} came where ${scan.nextPart} was expected`);
     if (message.poolId !== scan.poolId || message.content !== scan.content) refuse('its parts name different pools');
     const maxFiles = this.options.maxScanFiles ?? 200_000;
-    if (scan.files.length + message.files.length > maxFiles) refuse(`more than ${maxFiles} files`);
+    const incoming = message.files.length + (message.skipped?.length ?? 0) + (message.invalid?.length ?? 0);
+    const held = scan.files.length + scan.skipped.length + scan.invalid.length;
+    if (held + incoming > maxFiles) refuse(`more than ${maxFiles} files`);
     for (const file of message.files) scan.files.push(file);
+    for (const item of message.skipped ?? []) scan.skipped.push(item);
+    for (const item of message.invalid ?? []) scan.invalid.push(item);
     scan.nextPart++;
     if (!message.final) return null;
     link.scans.delete(message.scanId);
-    return scan.files;
+    return { files: scan.files, skipped: scan.skipped, invalid: scan.invalid };
   }
 
   /**
@@ -622,6 +637,13 @@ export class NodeHub {
   private send(link: NodeLink, message: ControlMessage): void {
     link.channel.send(JSON.stringify(message));
   }
+}
+
+/** A whole scan as the node reported it. */
+interface CollectedScan {
+  files: ScannedFile[];
+  skipped: ScanSkipped[];
+  invalid: ScanInvalid[];
 }
 
 /** Read afresh after an await: another event may have closed the link meanwhile. */

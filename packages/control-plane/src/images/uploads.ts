@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
@@ -41,6 +41,10 @@ export interface UploadServiceOptions {
 
 export const DEFAULT_MAX_UPLOAD_BYTES = 16 * 1024 ** 3;
 
+/** Names of staged files: `<uuid>.partial` while bytes arrive, `<uuid>.iso` once complete. */
+const STAGED_NAME = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.(partial|iso)$/;
+const SHA256_HEX = /^[0-9a-f]{64}$/i;
+
 /**
  * ISO uploads. The control plane cannot write into a node's pool, so an upload is staged here
  * (streamed to a temporary file, size-limited, hashed), then the node holding the pool fetches
@@ -54,9 +58,27 @@ export class UploadService {
 
   constructor(private readonly options: UploadServiceOptions) {}
 
-  async receive(input: { poolId: string; fileName: string; body: Readable; expectedSize?: number }): Promise<Image> {
+  /**
+   * Takes one upload. `expectedSize` is the announced length (Content-Length): fewer bytes, or a
+   * stream that fails or is aborted (`signal`), is UPLOAD_INCOMPLETE. `expectedSha256` is the
+   * uploader's own hash of the file (`?sha256=`): a different one is CHECKSUM_MISMATCH. Either
+   * way, and on every other failure, the staged bytes are removed and no row is made.
+   */
+  async receive(input: {
+    poolId: string;
+    fileName: string;
+    body: Readable;
+    expectedSize?: number;
+    expectedSha256?: string;
+    signal?: AbortSignal;
+  }): Promise<Image> {
     const { repositories, hub } = this.options;
     const fileName = uploadFileName(input.fileName, '.iso');
+    if (input.expectedSha256 !== undefined && !SHA256_HEX.test(input.expectedSha256)) {
+      throw new QuantixError(ErrorCode.INVALID_INPUT, 'sha256 must be 64 hexadecimal digits', {
+        details: { issues: [{ path: 'sha256', message: 'must be 64 hexadecimal digits' }] },
+      });
+    }
     const pool = await repositories.pools.require(input.poolId);
     if (!pool.contentTypes.includes('iso')) {
       throw new QuantixError(ErrorCode.INVALID_INPUT, `Pool ${pool.name} does not hold ISOs`);
@@ -76,8 +98,19 @@ export class UploadService {
       );
     }
 
+    // A file of that name with no row (copied in by hand, not scanned yet) is never overwritten:
+    // the node is asked before a byte is read.
+    const there = await hub.request(nodeId, { op: 'file.stat', poolId: pool.id, relPath }, { timeoutMs: 30_000 });
+    if (there.exists) {
+      throw new QuantixError(
+        ErrorCode.ALREADY_EXISTS,
+        `Pool ${pool.name} already has a file ${fileName}; rename the upload or remove that file`,
+        { details: { poolId: pool.id, relPath } },
+      );
+    }
+
     const id = randomUUID();
-    const staged = await this.stage(id, input.body, input.expectedSize);
+    const staged = await this.stage(id, input.body, input);
     let image: Image;
     try {
       // Only an ISO is kept (ISO_* → 422 otherwise), identified now as a scan would identify it.
@@ -130,7 +163,29 @@ export class UploadService {
     return createReadStream(staged.path, range ? { start: range.start, end: range.end } : {});
   }
 
-  private async stage(id: string, body: Readable, expectedSize?: number) {
+  /**
+   * Removes what a previous run left in the staging directory: uploads still arriving or waiting
+   * for a node when it stopped. Their one-time tokens died with it, so no node can fetch them, and
+   * a half-written file is never taken for a whole one. Call at start, before any upload.
+   */
+  async removeLeftovers(): Promise<string[]> {
+    const names = await readdir(this.options.stagingDir).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return [] as string[];
+      throw error;
+    });
+    const leftovers = names.filter((name) => STAGED_NAME.test(name) && !this.staged.has(name.replace(/\.\w+$/, '')));
+    await Promise.all(leftovers.map((name) => rm(join(this.options.stagingDir, name), { force: true })));
+    if (leftovers.length > 0)
+      this.options.logger.info({ count: leftovers.length }, 'removed staged uploads of a previous run');
+    return leftovers;
+  }
+
+  private async stage(
+    id: string,
+    body: Readable,
+    expected: { expectedSize?: number; expectedSha256?: string; signal?: AbortSignal },
+  ) {
+    const { expectedSize, signal } = expected;
     const maxBytes = this.options.maxBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
     if (expectedSize !== undefined && expectedSize > maxBytes) {
       throw new QuantixError(
@@ -144,31 +199,56 @@ export class UploadService {
     const hash = createHash('sha256');
     const file = await open(partial, 'wx');
     let size = 0;
+    const cutOff = (why: string) =>
+      new QuantixError(
+        ErrorCode.UPLOAD_INCOMPLETE,
+        `The upload was cut off after ${size}${expectedSize !== undefined ? ` of ${expectedSize}` : ''} bytes: ${why}`,
+        { details: { bytesReceived: size, ...(expectedSize !== undefined ? { expectedSize } : {}) } },
+      );
     try {
-      for await (const chunk of body) {
-        const bytes = chunk as Buffer;
-        size += bytes.length;
-        if (size > maxBytes)
-          throw new QuantixError(
-            ErrorCode.UPLOAD_TOO_LARGE,
-            `The upload is larger than the limit of ${maxBytes} bytes`,
-          );
-        hash.update(bytes);
-        await file.write(bytes);
+      signal?.throwIfAborted();
+      try {
+        for await (const chunk of body) {
+          signal?.throwIfAborted();
+          const bytes = chunk as Buffer;
+          size += bytes.length;
+          if (size > maxBytes)
+            throw new QuantixError(
+              ErrorCode.UPLOAD_TOO_LARGE,
+              `The upload is larger than the limit of ${maxBytes} bytes`,
+            );
+          hash.update(bytes);
+          await file.write(bytes);
+        }
+      } catch (error) {
+        if (isQuantixError(error)) throw error;
+        // The client went away (ECONNRESET, "aborted") or the upload was cancelled: whatever the
+        // stream says, what the uploader needs to know is that the upload is not complete.
+        throw cutOff(signal?.aborted ? 'cancelled' : redactSecrets((error as Error).message || String(error)));
       }
       if (expectedSize !== undefined && size !== expectedSize) {
-        throw new QuantixError(ErrorCode.UPLOAD_INCOMPLETE, `The upload ended after ${size} of ${expectedSize} bytes`);
+        throw new QuantixError(ErrorCode.UPLOAD_INCOMPLETE, `The upload ended after ${size} of ${expectedSize} bytes`, {
+          details: { bytesReceived: size, expectedSize },
+        });
       }
       if (size === 0) throw new QuantixError(ErrorCode.UPLOAD_INCOMPLETE, 'The upload is empty');
+      const digest = hash.digest('hex');
+      if (expected.expectedSha256 !== undefined && digest !== expected.expectedSha256.toLowerCase()) {
+        throw new QuantixError(
+          ErrorCode.CHECKSUM_MISMATCH,
+          `The upload's SHA-256 is ${digest}, not the ${expected.expectedSha256.toLowerCase()} given; nothing was kept`,
+          { details: { algorithm: 'sha256', expected: expected.expectedSha256.toLowerCase(), actual: digest } },
+        );
+      }
       await file.sync();
       await file.close();
       await rename(partial, final);
+      return { path: final, sizeBytes: size, checksum: { algorithm: 'sha256' as const, value: digest } };
     } catch (error) {
       await file.close().catch(() => undefined);
       await rm(partial, { force: true });
       throw error;
     }
-    return { path: final, sizeBytes: size, checksum: { algorithm: 'sha256' as const, value: hash.digest('hex') } };
   }
 
   private async transfer(image: Image, nodeId: string, id: string, token: string): Promise<void> {
@@ -241,6 +321,8 @@ export function uploadFileName(given: string, extension: string): string {
     new QuantixError(ErrorCode.INVALID_INPUT, `Upload name ${JSON.stringify(given)} ${why}`, {
       details: { issues: [{ path: 'name', message: why }] },
     });
+  // Names come from a query string or a form: anything else is refused, not thrown on.
+  if (typeof given !== 'string') throw refuse('must be a string');
   const name = given.normalize('NFC').trim();
   if (name === '') throw refuse('is empty');
   if (name.includes('/') || name.includes('\\')) throw refuse('contains a path separator');

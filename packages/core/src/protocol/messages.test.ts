@@ -140,6 +140,27 @@ describe('control-plane ⇄ node protocol', () => {
     const scan = (files: unknown[]) => ({ v: 1, type: 'scan.result', poolId: 'p', content: 'iso', files });
     const invalid = (message: unknown) => codeOf(() => parseNodeMessage(message));
 
+    it('scan.result: skipped paths and invalid files are optional (a version 1 node sends neither) and bounded', () => {
+      const v1 = parseNodeMessage(scan([file()]));
+      expect(v1.type === 'scan.result' && [v1.skipped, v1.invalid]).toEqual([undefined, undefined]);
+      const v2 = parseNodeMessage({
+        ...scan([file({ firmware: 'uefi' })]),
+        v: 2,
+        skipped: [{ relPath: 'locked', reason: 'unreadable (EACCES)' }],
+        invalid: [{ relPath: 'notes.iso', code: 'ISO_NOT_ISO9660', message: 'not an ISO' }],
+      });
+      expect(v2).toMatchObject({
+        files: [{ firmware: 'uefi' }],
+        skipped: [{ relPath: 'locked' }],
+        invalid: [{ code: 'ISO_NOT_ISO9660' }],
+      });
+      const reason = 'r'.repeat(PROTOCOL_LIMITS.reason + 1);
+      expect(invalid({ ...scan([]), skipped: [{ relPath: 'a', reason }] })).toBe(ErrorCode.PROTOCOL_INVALID_MESSAGE);
+      expect(invalid({ ...scan([]), invalid: [{ relPath: 'a', code: '', message: 'm' }] })).toBe(
+        ErrorCode.PROTOCOL_INVALID_MESSAGE,
+      );
+    });
+
     it('a pool state reason ≤ 1 KiB (the 60 MiB reason of the report is refused)', () => {
       expect(parseNodeMessage(state('x'.repeat(PROTOCOL_LIMITS.reason))).type).toBe('pools.state');
       expect(invalid(state('x'.repeat(PROTOCOL_LIMITS.reason + 1)))).toBe(ErrorCode.PROTOCOL_INVALID_MESSAGE);

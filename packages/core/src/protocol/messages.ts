@@ -1,6 +1,13 @@
 import { z } from 'zod';
 import { DOMAIN_STATES } from '../contracts/hypervisor.js';
-import { CHECKSUM_ALGORITHMS, IMAGE_FORMATS, IMAGE_KINDS, OS_CONFIDENCES, OS_FAMILIES } from '../domain/image.js';
+import {
+  CHECKSUM_ALGORITHMS,
+  FIRMWARE_KINDS,
+  IMAGE_FORMATS,
+  IMAGE_KINDS,
+  OS_CONFIDENCES,
+  OS_FAMILIES,
+} from '../domain/image.js';
 import { POOL_CONTENT_TYPES, POOL_NODE_STATUSES } from '../domain/pool.js';
 import { ErrorCode, QuantixError } from '../errors.js';
 
@@ -162,8 +169,22 @@ const scannedFile = z.object({
       message: `at most ${PROTOCOL_LIMITS.labels} labels`,
     })
     .optional(),
+  /** The firmware the medium boots with when it boots with only one (absent: an older node, or any). */
+  firmware: z.enum(FIRMWARE_KINDS).optional(),
 });
 export type ScannedFile = z.infer<typeof scannedFile>;
+
+/**
+ * A path a scan did not look into: a directory it could not read (EACCES, EIO…), one deeper than
+ * the pool's maxDepth, or an entry it refused (a symbolic link, which may lead out of the pool).
+ * What lies under it is unknown, not gone: its rows are left as they are.
+ */
+const scanSkipped = z.object({ relPath, reason });
+export type ScanSkipped = z.infer<typeof scanSkipped>;
+
+/** A file that is there but is not what its content type says (a text file named .iso): its ISO_* code. */
+const scanInvalid = z.object({ relPath, code: short.min(1), message: reason });
+export type ScanInvalid = z.infer<typeof scanInvalid>;
 
 /** A failure: its code, its message, and whether trying again can help (absent: the code decides). */
 const errorBody = z.object({ code: short.min(1), message: reason, retryable: z.boolean().optional() });
@@ -386,6 +407,14 @@ export const nodeMessageSchema = z.discriminatedUnion('type', [
      * part with `final: true` closes it, and the files of all its parts are the scan.
      */
     files: z.array(scannedFile).max(PROTOCOL_LIMITS.scanFilesPerMessage),
+    /**
+     * Paths the scan did not look into; rows under them are left as they are, neither missing nor
+     * deleted. Optional and additive: a node that does not send it (protocol 1, an older
+     * release) is read as having skipped nothing, as before. In parts, each part may carry some.
+     */
+    skipped: z.array(scanSkipped).max(PROTOCOL_LIMITS.scanFilesPerMessage).optional(),
+    /** Files that are there but unusable (not ISOs): a ready row becomes missing with the reason; no new row. */
+    invalid: z.array(scanInvalid).max(PROTOCOL_LIMITS.scanFilesPerMessage).optional(),
     scanId: id.optional(),
     part: z.number().int().nonnegative().max(100_000).optional(),
     final: z.boolean().optional(),

@@ -1,16 +1,16 @@
-// Uses the BUILT package through its exports map, as an ESM consumer would: reads an ISO, and scans
-// a pool through the plugin inside a Quantix instance (typedi, tokens, the repositories).
-import { createQuantix, ImageCatalogToken } from '@quantix/core';
-import { createImagesIsoPlugin, identifyIso, IsoImageServiceToken, readIsoInfo } from '@quantix/images-iso';
-import { storageLocalPlugin } from '@quantix/storage-local';
+// Uses the BUILT package through its exports map, as an ESM consumer would: reads an ISO, and
+// inspects it with the plugin's FileInspector inside a node's Quantix instance (typedi, tokens), as
+// a node agent's scan does; and loads the testing entry other packages' tests use.
+import { createQuantix, FileInspectorToken, ImageCatalogToken } from '@quantix/core';
+import { createImagesIsoPlugin, identifyIso, ISO_LABELS, readIsoInfo } from '@quantix/images-iso';
+import { buildIso } from '@quantix/images-iso/testing';
 
-const [pool, iso] = process.argv.slice(2);
+const [, iso] = process.argv.slice(2);
 const info = await readIsoInfo({ path: iso });
 const identified = await identifyIso({ iso: info, fileName: iso });
-const quantix = await createQuantix({ database: { client: 'pglite' }, plugins: [storageLocalPlugin, createImagesIsoPlugin()] });
-const created = await quantix.repositories.pools.create({ name: 'dist', type: 'local', config: { path: pool } });
-const scan = await quantix.get(IsoImageServiceToken).scanPool({ pool: created.id });
-const [image] = await quantix.repositories.images.list({ poolId: created.id });
+const quantix = await createQuantix({ database: false, plugins: [createImagesIsoPlugin()] });
+const [inspector] = quantix.getAll(FileInspectorToken);
+const inspected = await inspector.inspect({ path: iso, relPath: 'debian.iso', content: 'iso' });
 const catalogs = (await Promise.all(quantix.getAll(ImageCatalogToken).map((c) => c.list()))).flat().length;
 await quantix.close();
 process.stdout.write(
@@ -18,8 +18,8 @@ process.stdout.write(
     format: typeof require === 'undefined' ? 'esm' : 'cjs',
     volumeId: info.volumeId,
     os: identified.os,
-    added: scan.added,
-    phase: image?.phase,
+    inspected: { distribution: inspected?.os?.distribution, volumeId: inspected?.labels?.[ISO_LABELS.volumeId] },
     catalogEntries: catalogs > 0,
+    testing: typeof buildIso === 'function',
   }),
 );

@@ -268,7 +268,10 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
       (_, i) => `installer-${String(i).padStart(2, '0')}-${'n'.repeat(120)}.iso`,
     );
     for (const name of names) await writeFile(join(isoDir, name), 'x');
-    await push([pool('isos', { path: isoDir })]);
+    // Directories the scan does not enter travel in the parts too: one left out would turn its rows missing.
+    const shelves = Array.from({ length: 30 }, (_, i) => `shelf-${String(i).padStart(2, '0')}-${'s'.repeat(120)}`);
+    for (const shelf of shelves) await mkdir(join(isoDir, shelf));
+    await push([pool('isos', { path: isoDir, maxDepth: 0 })]);
 
     // An older control plane states no limit: one message, as before.
     await agent.handle(
@@ -307,5 +310,7 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
     }
     const files = parts.flatMap((p) => (p.type === 'scan.result' ? p.files.map((f) => f.relPath) : []));
     expect(files.sort()).toEqual([...names].sort());
+    const skipped = parts.flatMap((p) => (p.type === 'scan.result' ? (p.skipped ?? []).map((k) => k.relPath) : []));
+    expect(skipped.sort()).toEqual([...shelves].sort());
   });
 });

@@ -190,6 +190,10 @@ describe('NodeAgent scans', () => {
     const result = sent.find((m) => m.type === 'scan.result');
     const relPaths = result?.type === 'scan.result' ? result.files.map((f) => f.relPath) : [];
     expect(relPaths).toEqual(['installer.iso']);
+    // Sent as invalid, with their codes: the control plane takes a ready row of one out of service.
+    const invalid = result?.type === 'scan.result' ? (result.invalid ?? []) : [];
+    expect(invalid).toHaveLength(40);
+    expect(new Set(invalid.map((i) => i.code))).toEqual(new Set(['ISO_NOT_ISO9660']));
     // One summary line with the count and the first few, instead of 40 lines.
     const scanWarnings = warnings.filter((w) => w.object.poolId === 'p');
     expect(scanWarnings).toHaveLength(1);

@@ -34,7 +34,9 @@ import {
   type ProtocolPool,
   parseControlMessage,
   QuantixError,
+  type ScanInvalid,
   type ScannedFile,
+  type ScanSkipped,
   type StorageBackend,
   type StoragePool,
   truncateText,
@@ -107,6 +109,14 @@ interface FinishedDownload {
 const FINISHED_KEEP_MS = 24 * 3600_000;
 const FINISHED_KEEP = 64;
 
+/** What a scan read in one file, and the size and mtime the file had then. */
+interface Inspection {
+  sizeBytes: number;
+  modifiedMs: number;
+  inspected: InspectedFile | null;
+  invalid: { code: string; message: string } | null;
+}
+
 interface ActivePool {
   definition: ProtocolPool;
   pool: StoragePool;
@@ -163,6 +173,13 @@ export class NodeAgent {
   private protocolVersion: number = PROTOCOL_VERSION;
   private maxMessageBytes: number | null = null;
   private readonly poolRoots: PoolRootPolicy;
+  /**
+   * What the last scan of each pool read in each file, by relPath, with the size and mtime it had:
+   * a file unchanged since is not read again (a warm scan of 21,000 ISOs is a listing). Memory
+   * only, rebuilt by the next scan after a restart; kept per pool definition, and holding only
+   * the files of the last scan.
+   */
+  private readonly inspections = new Map<string, { definition: string; files: Map<string, Inspection> }>();
 
   constructor(options: NodeAgentOptions) {
     this.options = options;
@@ -301,6 +318,7 @@ export class NodeAgent {
       if (!next || !sameDefinition(next, current.definition)) {
         await this.deactivate(current.pool);
         this.active.delete(id);
+        for (const key of this.inspections.keys()) if (key.startsWith(`${id}\u0000`)) this.inspections.delete(key);
       }
     }
     const reports = await Promise.all(definitions.map((definition) => this.activate(definition)));
@@ -487,18 +505,52 @@ export class NodeAgent {
     const { pool, backend } = this.poolFor(poolId);
     const listing = await backend.list({ pool, content });
     const files: ScannedFile[] = [];
+    // What the listing did not enter, and files refused below: the control plane leaves their rows alone.
+    const skipped: ScanSkipped[] = [...listing.skipped];
+    // Files that are there but are no ISO: the control plane takes their rows out of service, with the reason.
+    const invalid: ScanInvalid[] = [];
     // One log line per scan, not one per file: a pool of 21,000 broken files is one problem.
     const uninspected: { relPath: string; err: string }[] = [];
+    const definition = `${content}\u0000${pool.type}\u0000${stableJson(pool.config)}`;
+    const cacheKey = `${poolId}\u0000${content}`;
+    const previous = this.inspections.get(cacheKey);
+    const known = previous?.definition === definition ? previous.files : new Map<string, Inspection>();
+    const seen = new Map<string, Inspection>();
     for (const file of listing.files) {
       let inspected: InspectedFile | null = null;
-      if (this.options.inspector) {
+      const last = known.get(file.relPath);
+      const unchanged =
+        last !== undefined && last.sizeBytes === file.sizeBytes && last.modifiedMs === file.modifiedAt.getTime();
+      if (unchanged) {
+        // Same size and mtime as when it was read: trusted without reading, as `make` trusts a file.
+        seen.set(file.relPath, last);
+        if (last.invalid) {
+          invalid.push({ relPath: file.relPath, ...last.invalid });
+          continue;
+        }
+        inspected = last.inspected;
+      } else if (this.options.inspector) {
+        const remember = (entry: Pick<Inspection, 'inspected' | 'invalid'>) =>
+          seen.set(file.relPath, { sizeBytes: file.sizeBytes, modifiedMs: file.modifiedAt.getTime(), ...entry });
         try {
           const path = await callBackend(backend, 'resolve', { pool, relPath: file.relPath });
           inspected = await this.options.inspector.inspect({ path, relPath: file.relPath, content });
+          remember({ inspected, invalid: null });
         } catch (error) {
-          uninspected.push({ relPath: file.relPath, err: error instanceof Error ? error.message : String(error) });
+          const message = error instanceof Error ? error.message : String(error);
+          uninspected.push({ relPath: file.relPath, err: message });
+          // Turned into a link out of the pool since the listing: not read, and not known to be gone.
+          if (isQuantixError(error, ErrorCode.PATH_ESCAPES_POOL)) {
+            skipped.push({ relPath: file.relPath, reason: `refused: ${message}` });
+            continue;
+          }
           // A file that is no ISO at all (a text file named .iso, a cut-off copy) is not offered as one.
-          if (NOT_AN_ISO.some((code) => isQuantixError(error, code))) continue;
+          const code = NOT_AN_ISO.find((c) => isQuantixError(error, c));
+          if (code) {
+            invalid.push({ relPath: file.relPath, code, message });
+            remember({ inspected: null, invalid: { code, message } });
+            continue;
+          }
         }
       }
       files.push({
@@ -510,40 +562,78 @@ export class NodeAgent {
         ...(inspected?.name ? { name: inspected.name } : {}),
         ...(inspected?.os ? { os: inspected.os } : {}),
         ...(inspected?.labels ? { labels: inspected.labels } : {}),
+        ...(inspected?.firmware ? { firmware: inspected.firmware } : {}),
       });
     }
+    this.inspections.set(cacheKey, { definition, files: seen });
     if (uninspected.length > 0) {
       this.logger?.warn(
         { poolId, content, count: uninspected.length, files: listing.files.length, first: uninspected.slice(0, 5) },
         `${uninspected.length} of ${listing.files.length} files could not be inspected; those that are not ISOs are left out`,
       );
     }
-    await this.emitScan(send, poolId, content, files);
-    return { poolId, content, files: files.length, skipped: listing.skipped };
+    await this.emitScan(send, poolId, content, { files, skipped, invalid });
+    return { poolId, content, files: files.length, skipped: skipped.slice(0, PROTOCOL_LIMITS.scanFilesPerMessage) };
   }
 
   /**
    * A scan result as one message when it fits the control plane's frame limit (or the control
    * plane states none), else in parts of at most half that limit, numbered, the last one final.
+   * Skipped paths and invalid files travel in the parts too: a skipped path dropped for lack of
+   * room would turn the rows under it missing.
    */
-  private async emitScan(send: Send, poolId: string, content: PoolContentType, scanned: ScannedFile[]): Promise<void> {
-    const files = scanned.filter((f) => f.relPath.length <= PROTOCOL_LIMITS.path).map(withinLimits);
+  private async emitScan(
+    send: Send,
+    poolId: string,
+    content: PoolContentType,
+    scan: { files: ScannedFile[]; skipped: ScanSkipped[]; invalid: ScanInvalid[] },
+  ): Promise<void> {
+    const files = scan.files.filter((f) => f.relPath.length <= PROTOCOL_LIMITS.path).map(withinLimits);
+    const skipped = scan.skipped
+      .filter((s) => s.relPath.length <= PROTOCOL_LIMITS.path)
+      .map((s) => ({ relPath: s.relPath, reason: truncateText(s.reason) }));
+    const invalid = scan.invalid
+      .filter((i) => i.relPath.length <= PROTOCOL_LIMITS.path)
+      .map((i) => ({
+        relPath: i.relPath,
+        code: truncateText(i.code, PROTOCOL_LIMITS.short),
+        message: truncateText(i.message),
+      }));
+    // Nodes of protocol 1 never sent skipped or invalid; a control plane of version 1 would refuse neither
+    // (zod strips unknown keys), so both are sent whatever the version.
+    type Part = { files: ScannedFile[]; skipped: ScanSkipped[]; invalid: ScanInvalid[] };
     const budget = this.maxMessageBytes === null ? Number.POSITIVE_INFINITY : Math.floor(this.maxMessageBytes / 2);
-    const parts: ScannedFile[][] = [[]];
+    const parts: Part[] = [{ files: [], skipped: [], invalid: [] }];
     let size = 0;
-    for (const file of files) {
-      const length = Buffer.byteLength(JSON.stringify(file)) + 1;
-      const current = parts[parts.length - 1] as ScannedFile[];
-      if (current.length > 0 && (size + length > budget || current.length >= PROTOCOL_LIMITS.scanFilesPerMessage)) {
-        parts.push([file]);
-        size = length;
-      } else {
-        current.push(file);
-        size += length;
+    const add = <K extends keyof Part>(key: K, item: Part[K][number]) => {
+      const length = Buffer.byteLength(JSON.stringify(item)) + 1;
+      let current = parts[parts.length - 1] as Part;
+      const count = current.files.length + current.skipped.length + current.invalid.length;
+      if (count > 0 && (size + length > budget || current[key].length >= PROTOCOL_LIMITS.scanFilesPerMessage)) {
+        current = { files: [], skipped: [], invalid: [] };
+        parts.push(current);
+        size = 0;
       }
-    }
+      (current[key] as Part[K][number][]).push(item);
+      size += length;
+    };
+    for (const file of files) add('files', file);
+    for (const item of skipped) add('skipped', item);
+    for (const item of invalid) add('invalid', item);
+    const extras = (part: Part) => ({
+      ...(part.skipped.length > 0 ? { skipped: part.skipped } : {}),
+      ...(part.invalid.length > 0 ? { invalid: part.invalid } : {}),
+    });
     if (parts.length === 1) {
-      await this.emit(send, { v: PROTOCOL_VERSION, type: 'scan.result', poolId, content, files });
+      const [only] = parts as [Part];
+      await this.emit(send, {
+        v: PROTOCOL_VERSION,
+        type: 'scan.result',
+        poolId,
+        content,
+        files: only.files,
+        ...extras(only),
+      });
       return;
     }
     const scanId = `scan-${randomBytes(8).toString('hex')}`;
@@ -553,7 +643,8 @@ export class NodeAgent {
         type: 'scan.result',
         poolId,
         content,
-        files: chunk,
+        files: chunk.files,
+        ...extras(chunk),
         scanId,
         part,
         final: part === parts.length - 1,

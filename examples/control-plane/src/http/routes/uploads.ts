@@ -31,7 +31,16 @@ export function uploadRoutes(app: FastifyInstance, deps: { uploads: UploadServic
       schema: {
         tags: ['images'],
         summary: 'Upload an ISO (raw bytes as application/octet-stream) into a pool',
-        querystring: z.object({ poolId: z.string().min(1), name: z.string().min(1) }),
+        description:
+          'With `sha256`, the bytes must have that SHA-256 (CHECKSUM_MISMATCH, 422, otherwise). Fewer bytes than Content-Length, or a dropped connection, is UPLOAD_INCOMPLETE. Nothing is kept from a refused upload.',
+        querystring: z.object({
+          poolId: z.string().min(1),
+          name: z.string().min(1),
+          sha256: z
+            .string()
+            .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hexadecimal digits')
+            .optional(),
+        }),
       },
     },
     async (request, reply) => {
@@ -47,6 +56,7 @@ export function uploadRoutes(app: FastifyInstance, deps: { uploads: UploadServic
         fileName: request.query.name,
         body: request.body as NodeJS.ReadableStream as import('node:stream').Readable,
         ...(length ? { expectedSize: Number(length) } : {}),
+        ...(request.query.sha256 ? { expectedSha256: request.query.sha256 } : {}),
       });
       return reply.status(201).send(image);
     },

@@ -1,8 +1,12 @@
 import { ErrorCode } from '@quantix/core';
 import { describe, expect, it } from 'vitest';
-import { sanitizeIsoFileName } from './upload.js';
+import { uploadFileName } from './uploads.js';
 
-describe('sanitizeIsoFileName', () => {
+// Moved from images-iso's upload.test.ts (sanitizeIsoFileName, deleted with uploadIso): the same
+// names, through the one name check uploads have.
+const sanitizeIsoFileName = (name: unknown) => uploadFileName(name as string, '.iso');
+
+describe('uploadFileName (ISO uploads)', () => {
   it('keeps readable names as they are, normalised and trimmed', () => {
     expect(sanitizeIsoFileName('ubuntu-24.04.1-live-server-amd64.iso')).toBe('ubuntu-24.04.1-live-server-amd64.iso');
     expect(sanitizeIsoFileName('  Windows Server 2025 (Eval) [EN].ISO ')).toBe('Windows Server 2025 (Eval) [EN].ISO');
