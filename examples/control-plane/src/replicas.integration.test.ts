@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createQuantix, PROTOCOL_VERSION, PROTOCOL_VERSIONS, type Quantix } from '@quantix/core';
-import { createTestDatabase, type TestDatabase } from '@quantix/core/testing';
+import { createTestDatabase, type TestDatabase, waitFor } from '@quantix/core/testing';
 import { ControlPlaneConnection } from '@quantix/example-node-daemon';
 import { createStorageLocalPlugin } from '@quantix/storage-local';
 import { pino } from 'pino';
@@ -21,20 +21,6 @@ import { CONTROL_PLANE_VERSION, type ControlPlane, startControlPlane } from './c
 const API_TOKEN = 'test-api-token';
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const silent = pino({ level: 'silent' });
-
-async function until<T>(
-  what: string,
-  probe: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe('control-plane replicas on one PostgreSQL', () => {
   let testDb: TestDatabase;
@@ -110,7 +96,7 @@ describe('control-plane replicas on one PostgreSQL', () => {
         protocol: { min: PROTOCOL_VERSIONS.min, max: PROTOCOL_VERSIONS.max },
       }),
     );
-    await until(
+    await waitFor(
       'n1 held by A',
       async () =>
         JSON.stringify(await holders(b)) ===
@@ -132,7 +118,7 @@ describe('control-plane replicas on one PostgreSQL', () => {
     });
     second.start();
     cleanup.push(() => second.close());
-    await until(
+    await waitFor(
       'n1 held by B',
       async () =>
         JSON.stringify(await holders(a)) ===
@@ -170,7 +156,7 @@ describe('control-plane replicas on one PostgreSQL', () => {
     });
     node.start();
     cleanup.push(() => node.close());
-    await until('n1 on B', () => b.hub.isConnected('n1') && pushes.length > 0);
+    await waitFor('n1 on B', () => b.hub.isConnected('n1') && pushes.length > 0);
 
     const before = Date.now();
     const created = await fetch(`${a.url}/api/v1/pools`, {
@@ -185,7 +171,7 @@ describe('control-plane replicas on one PostgreSQL', () => {
       }),
     });
     expect(created.status).toBe(201);
-    const push = await until('the pool pushed to n1 on B', () => pushes.find((p) => p.poolIds.includes('fanout')));
+    const push = await waitFor('the pool pushed to n1 on B', () => pushes.find((p) => p.poolIds.includes('fanout')));
     expect(push.at - before).toBeLessThan(1_000);
     expect(a.hub.connectedNodeIds()).not.toContain('n1'); // no link on A
   });
@@ -222,9 +208,9 @@ describe('control-plane replicas on one PostgreSQL', () => {
     });
     node.start();
     cleanup.push(() => node.close());
-    await until('n1 on B', () => b.hub.isConnected('n1'));
+    await waitFor('n1 on B', () => b.hub.isConnected('n1'));
     // A learns who holds n1 at its next lease renewal (a third of the 3 s lease).
-    await until('A counting n1 as connected', () => a.hub.isConnected('n1'));
+    await waitFor('A counting n1 as connected', () => a.hub.isConnected('n1'));
 
     expect(await a.hub.request('n1', { op: 'vm.state', name: 'web-1' })).toEqual({ name: 'web-1', state: 'running' });
     await expect(a.hub.request('n1', { op: 'vm.state', name: 'ghost' })).rejects.toMatchObject({

@@ -12,22 +12,13 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '@quantix/core';
+import { waitFor } from '@quantix/core/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Replica, startReplica } from './__fixtures__/replica.js';
 import { ControlPlaneConnection } from './connection.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const silent = createLogger({ level: 'silent' });
-
-async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 /** A port nothing listens on: bound, then released. */
 async function deadPort(): Promise<number> {
@@ -71,14 +62,14 @@ describe('a node with several control-plane replicas', () => {
     const connection = connect('n1', [dead, a.url, b.url]);
     cleanup.push(() => connection.close());
 
-    const first = await until('a first connection', () => connection.endpoint);
+    const first = await waitFor('a first connection', () => connection.endpoint);
     const [held, other] = first.url.port === String(a.port) ? [a, b] : [b, a];
-    await until('the node’s hello', () => held.hellos.length === 1);
+    await waitFor('the node’s hello', () => held.hellos.length === 1);
     expect(held.hellos).toEqual(['n1']);
 
     const killedAt = Date.now();
     await held.kill();
-    await until('the node’s hello on the other replica', () => other.hellos.length === 1);
+    await waitFor('the node’s hello on the other replica', () => other.hellos.length === 1);
     expect(other.hellos).toEqual(['n1']);
     expect(connection.endpoint?.url.port).toBe(String(other.port));
     // Two dials at most (the dead URL, then the live one), each after a jittered delay ≤ 400 ms.
@@ -93,7 +84,7 @@ describe('a node with several control-plane replicas', () => {
     expect(connection.connected).toBe(false);
     const replica = await startReplica('127.0.0.1', port);
     cleanup.push(() => replica.kill());
-    await until('the node’s hello', () => replica.hellos.length === 1);
+    await waitFor('the node’s hello', () => replica.hellos.length === 1);
     expect(replica.hellos).toEqual(['n1']);
   });
 
@@ -103,7 +94,7 @@ describe('a node with several control-plane replicas', () => {
     const urls = replicas.map((replica) => replica.url);
     const connections = Array.from({ length: 40 }, (_, i) => connect(`n${i}`, urls));
     cleanup.push(() => Promise.all(connections.map((connection) => connection.close())));
-    await until('every node connected', () => connections.every((connection) => connection.connected));
+    await waitFor('every node connected', () => connections.every((connection) => connection.connected));
     // Each node starts at a random replica: all 40 on one has probability 2^-39.
     expect(replicas[0]?.connected()).toBeGreaterThan(0);
     expect(replicas[1]?.connected()).toBeGreaterThan(0);
@@ -149,12 +140,12 @@ describe('a node with several control-plane replicas', () => {
       connections.push((JSON.parse(line) as { connected: string }).connected);
     });
 
-    const firstAddress = await until('a first connection', () => connections[0]);
+    const firstAddress = await waitFor('a first connection', () => connections[0]);
     const held = replicas[firstAddress];
     const otherAddress = firstAddress === '127.0.0.2' ? '127.0.0.3' : '127.0.0.2';
     expect(held?.hellos).toEqual(['n-dns']);
     await held?.kill();
-    await until('the node on the other address', () => connections[1]);
+    await waitFor('the node on the other address', () => connections[1]);
     expect(connections).toEqual([firstAddress, otherAddress]);
     expect(replicas[otherAddress]?.hellos).toEqual(['n-dns']);
   });

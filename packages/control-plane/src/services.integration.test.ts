@@ -9,15 +9,13 @@ import { join } from 'node:path';
 import type { CatalogEntry, ImageCatalog, Repositories } from '@quantix/core';
 import {
   createEventBus,
-  createRepositories,
   type Database,
   ErrorCode,
   imageIdForLocation,
-  openDatabase,
   PROTOCOL_VERSION,
   type ScannedFile,
 } from '@quantix/core';
-import { createTestDatabase, errorCodeOf, TEST_DATABASE_CLIENTS, type TestDatabase } from '@quantix/core/testing';
+import { errorCodeOf, type OpenTestDatabase, openTestDatabase, TEST_DATABASE_CLIENTS } from '@quantix/core/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { listAvailableImages } from './images/available.js';
 import { ingestScan } from './images/scan-ingest.js';
@@ -74,22 +72,18 @@ const scanned = (relPath: string, sizeBytes = 10): ScannedFile => ({
 });
 
 describe.each(TEST_DATABASE_CLIENTS)('control-plane services on %s', (client) => {
-  let testDb: TestDatabase;
-  let db: Database;
+  let testDb: OpenTestDatabase;
+  let _db: Database;
   let repos: Repositories;
   let root: string;
 
   beforeAll(async () => {
-    testDb = await createTestDatabase(client);
-    db = await openDatabase(testDb.config);
-    repos = createRepositories(db.knex);
+    testDb = await openTestDatabase(client);
+    ({ database: _db, repositories: repos } = testDb);
   });
-  afterAll(async () => {
-    await db?.close();
-    await testDb?.dispose();
-  });
+  afterAll(() => testDb?.close());
   beforeEach(async () => {
-    await db.knex.raw('truncate vms, images, pool_node_states, storage_pools, nodes cascade');
+    await testDb.reset();
     root = await mkdtemp(join(tmpdir(), 'quantix-node-'));
     await repos.nodes.create({ id: 'n1', hostname: 'hv1' });
     await repos.nodes.create({ id: 'n2', hostname: 'hv2' });

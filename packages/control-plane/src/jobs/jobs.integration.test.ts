@@ -5,27 +5,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createLogger } from '@quantix/core';
-import { createPostgresTestDatabase, type TestDatabase } from '@quantix/core/testing';
+import { createPostgresTestDatabase, type TestDatabase, waitFor } from '@quantix/core/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { InProcessJobQueue } from './in-process-queue.js';
 import type { JobQueue } from './job-queue.js';
 import { PgBossJobQueue } from './pg-boss-queue.js';
 
 const logger = createLogger({ level: 'silent' });
-
-async function until<T>(
-  what: string,
-  probe: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -96,8 +82,8 @@ describe.each(implementations)('job queue contract: $name', (implementation) => 
       if (id) ids.push(id);
     }
     expect(ids).toHaveLength(60);
-    await until('every job run', () => ids.every((id) => runs.has(id)));
-    await until('every job completed', async () => {
+    await waitFor('every job run', () => ids.every((id) => runs.has(id)));
+    await waitFor('every job completed', async () => {
       const states = await Promise.all(ids.map((id) => replicas[0]?.getJob('work', id)));
       return states.every((job) => job?.state === 'completed');
     });
@@ -116,7 +102,7 @@ describe.each(implementations)('job queue contract: $name', (implementation) => 
     });
     const id = await queue.send('flaky', { url: 'https://mirror.example/x.img' });
     if (!id) throw new Error('not sent');
-    const failed = await until('the job failed for good', async () => {
+    const failed = await waitFor('the job failed for good', async () => {
       const job = await queue.getJob('flaky', id);
       return job?.state === 'failed' ? job : undefined;
     });
@@ -140,7 +126,7 @@ describe.each(implementations)('job queue contract: $name', (implementation) => 
     });
     const id = await queue.send('once-flaky', {});
     if (!id) throw new Error('not sent');
-    const done = await until('the job completed', async () => {
+    const done = await waitFor('the job completed', async () => {
       const job = await queue.getJob('once-flaky', id);
       return job?.state === 'completed' ? job : undefined;
     });
@@ -159,7 +145,7 @@ describe.each(implementations)('job queue contract: $name', (implementation) => 
     await queue.work<{ try: number }>('idempotent', async (job) => {
       seen.push(job.data.try);
     });
-    await until('the job completed', async () => (await queue.getJob('idempotent', id))?.state === 'completed');
+    await waitFor('the job completed', async () => (await queue.getJob('idempotent', id))?.state === 'completed');
     await sleep(300);
     expect(seen).toEqual([1]);
   });
@@ -174,7 +160,7 @@ describe.each(implementations)('job queue contract: $name', (implementation) => 
     });
     const sentAt = Date.now();
     await queue.send('later', {}, { startAfterSeconds: 2 });
-    await until('the job ran', () => ranAt > 0);
+    await waitFor('the job ran', () => ranAt > 0);
     expect(ranAt - sentAt).toBeGreaterThanOrEqual(1900);
   });
 
@@ -192,7 +178,7 @@ describe.each(implementations)('job queue contract: $name', (implementation) => 
         running--;
       });
     }
-    await until('three sweeps', () => runs >= 3, 30_000);
+    await waitFor('three sweeps', () => runs >= 3, 30_000);
     expect(mostAtOnce).toBe(1);
   });
 

@@ -10,27 +10,13 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '@quantix/core';
-import { createPostgresTestDatabase, type TestDatabase } from '@quantix/core/testing';
+import { createPostgresTestDatabase, type TestDatabase, waitFor } from '@quantix/core/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PgBossJobQueue } from './pg-boss-queue.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const logger = createLogger({ level: 'silent' });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until<T>(
-  what: string,
-  probe: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 describe('pg-boss job leases across replicas', () => {
   let database: TestDatabase;
@@ -82,7 +68,7 @@ describe('pg-boss job leases across replicas', () => {
     await survivor.work('takeover', async (job) => {
       runs.push({ retryCount: job.retryCount, at: Date.now() });
     });
-    await until(
+    await waitFor(
       'the job completed on the survivor',
       async () => (await survivor.getJob('takeover', id ?? ''))?.state === 'completed',
     );
@@ -109,7 +95,7 @@ describe('pg-boss job leases across replicas', () => {
       });
     }
     const id = await a.send('long', {});
-    await until(
+    await waitFor(
       'the long job completed',
       async () => (await a.getJob('long', id ?? ''))?.state === 'completed',
       30_000,

@@ -5,15 +5,8 @@
  */
 
 import type { PoolReport, Repositories } from '@quantix/core';
-import {
-  createEventBus,
-  createRepositories,
-  type Database,
-  ErrorCode,
-  openDatabase,
-  type QuantixEvents,
-} from '@quantix/core';
-import { createTestDatabase, errorCodeOf, TEST_DATABASE_CLIENTS, type TestDatabase } from '@quantix/core/testing';
+import { createEventBus, type Database, ErrorCode, type QuantixEvents } from '@quantix/core';
+import { errorCodeOf, type OpenTestDatabase, openTestDatabase, TEST_DATABASE_CLIENTS } from '@quantix/core/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PoolSyncService } from './pool-sync.js';
 
@@ -27,21 +20,17 @@ const report = (poolId: string, status: PoolReport['status'], reason: string | n
 });
 
 describe.each(TEST_DATABASE_CLIENTS)('pool sync guards on %s', (client) => {
-  let testDb: TestDatabase;
-  let db: Database;
+  let testDb: OpenTestDatabase;
+  let _db: Database;
   let repos: Repositories;
 
   beforeAll(async () => {
-    testDb = await createTestDatabase(client);
-    db = await openDatabase(testDb.config);
-    repos = createRepositories(db.knex);
+    testDb = await openTestDatabase(client);
+    ({ database: _db, repositories: repos } = testDb);
   });
-  afterAll(async () => {
-    await db?.close();
-    await testDb?.dispose();
-  });
+  afterAll(() => testDb?.close());
   beforeEach(async () => {
-    await db.knex.raw('truncate vms, images, pool_node_states, storage_pools, nodes cascade');
+    await testDb.reset();
     await repos.nodes.create({ id: 'n1', hostname: 'hv1' });
     await repos.pools.create({ id: 'a', name: 'A', type: 'local', config: { path: '/srv/a' }, nodeIds: ['n1'] });
     await repos.pools.create({ id: 'b', name: 'B', type: 'local', config: { path: '/srv/b' }, nodeIds: ['n1'] });

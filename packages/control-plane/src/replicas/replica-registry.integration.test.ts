@@ -9,35 +9,21 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createLogger, createRepositories, type Database, openDatabase } from '@quantix/core';
 import {
-  createTestDatabase,
+  type OpenTestDatabase,
+  openTestDatabase,
   TEST_DATABASE_CLIENTS,
-  type TestDatabase,
   type TestDatabaseClient,
+  waitFor,
 } from '@quantix/core/testing';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ReplicaRegistry } from './replica-registry.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const logger = createLogger({ level: 'silent' });
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until<T>(
-  what: string,
-  probe: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 /** A fresh database with nodes n1–n3 for each test, and replicas on it stopped after each. */
 function useReplicaDatabase(client: TestDatabaseClient) {
-  let testDb: TestDatabase;
+  let testDb: OpenTestDatabase;
   let db: Database;
   const registries: ReplicaRegistry[] = [];
   const replica = async (
@@ -51,15 +37,12 @@ function useReplicaDatabase(client: TestDatabaseClient) {
   };
 
   beforeAll(async () => {
-    testDb = await createTestDatabase(client);
-    db = await openDatabase(testDb.config);
+    testDb = await openTestDatabase(client);
+    db = testDb.database;
   });
-  afterAll(async () => {
-    await db?.close();
-    await testDb?.dispose();
-  });
+  afterAll(() => testDb?.close());
   beforeEach(async () => {
-    await db.knex.raw('truncate node_leases, replicas, vms, images, pool_node_states, storage_pools, nodes cascade');
+    await testDb.reset();
     const repos = createRepositories(db.knex);
     for (const id of ['n1', 'n2', 'n3']) await repos.nodes.create({ id, hostname: id });
   });
@@ -137,11 +120,11 @@ describe('replica registry on PostgreSQL, when a replica fails', () => {
     await a.claim('n1');
     await a.claim('n2');
     await own.close(); // its connection to the database is gone
-    await until('the nodes let go', () => lost.length === 2, 5_000);
+    await waitFor('the nodes let go', () => lost.length === 2, 5_000);
     expect(lost.sort()).toEqual(['n1', 'n2']);
     expect(a.heldNodeIds()).toEqual([]);
     const b = await replica('replica-b');
-    await until('the lease ran out', async () => (await b.holderOf('n1')) === null, 5_000);
+    await waitFor('the lease ran out', async () => (await b.holderOf('n1')) === null, 5_000);
     await a.stop().catch(() => undefined); // its database is gone: only the timer stops
   });
 
@@ -169,7 +152,7 @@ describe('replica registry on PostgreSQL, when a replica fails', () => {
     expect(await b.holderOf('n1')).toBe('replica-dead');
     child.kill('SIGKILL');
     const killedAt = Date.now();
-    await until('the dead replica’s leases ran out', async () => (await b.holderOf('n1')) === null);
+    await waitFor('the dead replica’s leases ran out', async () => (await b.holderOf('n1')) === null);
     expect(Date.now() - killedAt).toBeLessThan(2_000 + 1_000);
     expect((await b.liveReplicas()).map((r) => r.id)).toEqual(['replica-b']);
     expect(await b.claim('n1')).toEqual({ takenFrom: null });

@@ -6,12 +6,16 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Repositories } from '../contracts/repositories.js';
 import { ErrorCode, isQuantixError, type QuantixError } from '../errors.js';
-import { createTestDatabase, type TestDatabase } from '../testing/databases.js';
+import {
+  createTestDatabase,
+  type OpenTestDatabase,
+  openTestDatabase,
+  type TestDatabase,
+} from '../testing/databases.js';
 import { requireLocale } from '../testing/system.js';
 import { startPrivatePostgres } from './__fixtures__/private-postgres.js';
-import { type Database, openDatabase } from './database.js';
+import type { Database } from './database.js';
 import { mapDatabaseError } from './errors.js';
-import { createRepositories } from './repositories/index.js';
 
 const GERMAN = 'de_DE.UTF-8';
 
@@ -55,21 +59,17 @@ function serverSaid(error: QuantixError): { message: string; detail?: string; co
 }
 
 describe.each(servers)('database refusals on $name', (server) => {
-  let testDb: TestDatabase;
+  let testDb: OpenTestDatabase;
   let db: Database;
   let repos: Repositories;
 
   beforeAll(async () => {
-    testDb = await server.start();
-    db = await openDatabase(testDb.config);
-    repos = createRepositories(db.knex);
+    testDb = await openTestDatabase(await server.start());
+    ({ database: db, repositories: repos } = testDb);
   });
-  afterAll(async () => {
-    await db?.close();
-    await testDb?.dispose();
-  });
+  afterAll(() => testDb?.close());
   beforeEach(async () => {
-    await db.knex.raw('truncate vms, images, pool_node_states, storage_pools, nodes cascade');
+    await testDb.reset();
   });
 
   it('gives every foreign key a name of ours', async () => {

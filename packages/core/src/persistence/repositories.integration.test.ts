@@ -9,30 +9,23 @@ import { imageIdForLocation } from '../domain/ids.js';
 import type { DiscoveredImage } from '../domain/image.js';
 import type { StoragePool } from '../domain/pool.js';
 import { ErrorCode, isQuantixError } from '../errors.js';
-import { createTestDatabase, TEST_DATABASE_CLIENTS, type TestDatabase } from '../testing/databases.js';
+import { type OpenTestDatabase, openTestDatabase, TEST_DATABASE_CLIENTS } from '../testing/databases.js';
 import { errorCodeOf } from '../testing/errors.js';
-import { type Database, openDatabase } from './database.js';
-import { createRepositories } from './repositories/index.js';
+import type { Database } from './database.js';
 
 describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
-  let testDb: TestDatabase;
-  let db: Database;
+  let testDb: OpenTestDatabase;
+  let _db: Database;
   let repos: Repositories;
   let pool: StoragePool;
 
   beforeAll(async () => {
-    testDb = await createTestDatabase(client);
-    db = await openDatabase(testDb.config);
-    repos = createRepositories(db.knex);
+    testDb = await openTestDatabase(client);
+    ({ database: _db, repositories: repos } = testDb);
   });
-
-  afterAll(async () => {
-    await db?.close();
-    await testDb?.dispose();
-  });
-
+  afterAll(() => testDb?.close());
   beforeEach(async () => {
-    await db.knex.raw('truncate vms, images, pool_node_states, storage_pools, nodes cascade');
+    await testDb.reset();
     pool = await repos.pools.create({ id: 'pool-a', name: 'Pool A', type: 'local', config: { path: '/srv/a' } });
   });
 

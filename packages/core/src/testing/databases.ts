@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import knexFactory from 'knex';
-import type { DatabaseConfig } from '../persistence/database.js';
+import type { Repositories } from '../contracts/repositories.js';
+import { type Database, type DatabaseConfig, openDatabase } from '../persistence/database.js';
+import { createRepositories } from '../persistence/repositories/index.js';
 
 /**
  * Databases for contract suites, after Backstage's TestDatabases: every suite runs against
@@ -60,4 +62,49 @@ export async function createTestDatabase(
     ? { client: 'pglite', dataDir: options.dataDir }
     : { client: 'pglite' };
   return { config, dispose: async () => undefined };
+}
+
+/** A test database opened and migrated, with its repositories. */
+export interface OpenTestDatabase {
+  /** How to open it again (another connection, a child process). */
+  config: DatabaseConfig;
+  database: Database;
+  repositories: Repositories;
+  /** Empties every table a test writes (nodes, pools, images, VMs, replicas and what hangs on them). */
+  reset(): Promise<void>;
+  /** Closes the connection and drops the database. */
+  close(): Promise<void>;
+}
+
+/**
+ * A fresh database of the given client (or one made already, e.g. a server of the test's own),
+ * opened with migrations run: `beforeAll(async () => { db = await openTestDatabase(client) })`,
+ * `beforeEach(() => db.reset())`, `afterAll(() => db?.close())`.
+ */
+export async function openTestDatabase(source: TestDatabaseClient | TestDatabase): Promise<OpenTestDatabase> {
+  const testDb = typeof source === 'string' ? await createTestDatabase(source) : source;
+  let database: Database;
+  try {
+    database = await openDatabase(testDb.config);
+  } catch (error) {
+    await testDb.dispose();
+    throw error;
+  }
+  return {
+    config: testDb.config,
+    database,
+    repositories: createRepositories(database.knex),
+    async reset() {
+      await database.knex.raw(
+        'truncate node_requests, node_leases, replicas, vms, images, pool_node_states, storage_pools, nodes cascade',
+      );
+    },
+    async close() {
+      try {
+        await database.close();
+      } finally {
+        await testDb.dispose();
+      }
+    },
+  };
 }

@@ -2,6 +2,8 @@ export {
   adminPostgresUrl,
   createPostgresTestDatabase,
   createTestDatabase,
+  type OpenTestDatabase,
+  openTestDatabase,
   TEST_DATABASE_CLIENTS,
   type TestDatabase,
   type TestDatabaseClient,
@@ -16,3 +18,4 @@ export {
   requireLocale,
   requireTools,
 } from './system.js';
+export { waitFor } from './wait.js';

@@ -18,6 +18,7 @@ import {
   type ProtocolPool,
   parseNodeMessage,
 } from '@quantix/core';
+import { waitFor } from '@quantix/core/testing';
 import { HttpImageFetcher } from '@quantix/images-cloud';
 import { type ImageServer, sha256, startImageServer } from '@quantix/images-cloud/testing';
 import { LocalStorageBackend, localPoolType } from '@quantix/storage-local';
@@ -25,14 +26,6 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { NodeAgent } from './node-agent.js';
 
 const MiB = 1024 * 1024;
-
-async function until(probe: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!probe()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe('NodeAgent across lost links: downloads found again, pools re-checked, limits kept', () => {
   let root: string;
@@ -103,9 +96,8 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
   it('attaches a second image.download to the one running: one fetch, both answered with its result', async () => {
     server.behaviour.bytesPerSecond = 2 * MiB; // about a second
     const first = request(download('img-a'));
-    await until(
-      () => agent.downloadsInHand().some((d) => d.imageId === 'img-a' && (d.bytesDone ?? 0) > 0),
-      'the download to be under way',
+    await waitFor('the download to be under way', () =>
+      agent.downloadsInHand().some((d) => d.imageId === 'img-a' && (d.bytesDone ?? 0) > 0),
     );
     // What a node says in its hello when it reconnects now.
     const hello = agent.hello({ hostname: 'hv-1', agentVersion: 'test' });
@@ -141,7 +133,7 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
   it('refuses the same image into another place while it runs (IN_USE)', async () => {
     server.behaviour.bytesPerSecond = 2 * MiB;
     const running = request(download('img-b', 'cloud/b.img'));
-    await until(() => agent.downloadsInHand().some((d) => d.imageId === 'img-b'), 'the download to start');
+    await waitFor('the download to start', () => agent.downloadsInHand().some((d) => d.imageId === 'img-b'));
     const elsewhere = await request(download('img-b', 'cloud/elsewhere.img'));
     expect(elsewhere.error?.code).toBe('IN_USE');
     expect((await running).error).toBeUndefined();
@@ -194,7 +186,7 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
       );
       expect(own).toHaveLength(1);
       await mkdir(watched);
-      await until(() => own.length === 2, 'the interval re-check to report');
+      await waitFor('the interval re-check to report', () => own.length === 2);
       expect(own[1]).toMatchObject({
         type: 'pools.state',
         generation: 3,
