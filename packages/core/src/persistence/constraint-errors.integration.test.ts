@@ -79,6 +79,8 @@ describe.each(servers)('database refusals on $name', (server) => {
     expect((result.rows as { conname: string }[]).map((r) => r.conname)).toEqual([
       'images_node_fk',
       'images_pool_fk',
+      'node_leases_node_fk',
+      'node_leases_replica_fk',
       'pool_node_states_node_fk',
       'pool_node_states_pool_fk',
       'vms_boot_image_fk',
