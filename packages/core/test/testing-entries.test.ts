@@ -43,10 +43,11 @@ function testingEntries(): TestingEntry[] {
 const entries = testingEntries();
 
 describe('shipped ./testing entries', () => {
-  it('are the ones of core, images-cloud and storage-local', () => {
+  it('are the ones of core, images-cloud, images-iso and storage-local', () => {
     expect(entries.map((e) => e.name).sort()).toEqual([
       '@quantix/core/testing',
       '@quantix/images-cloud/testing',
+      '@quantix/images-iso/testing',
       '@quantix/storage-local/testing',
     ]);
   });

@@ -165,9 +165,14 @@ export class NodeHub {
     return [...this.links.values()].filter((l) => l.state === 'welcomed').map((l) => l.nodeId);
   }
 
+  /** Whether the node's live link is on this replica. */
+  isConnectedHere(nodeId: string): boolean {
+    return this.links.get(nodeId)?.state === 'welcomed';
+  }
+
   /** Connected here, or (as of the last lease renewal) to another replica this one can carry requests to. */
   isConnected(nodeId: string): boolean {
-    if (this.links.get(nodeId)?.state === 'welcomed') return true;
+    if (this.isConnectedHere(nodeId)) return true;
     return this.options.remote?.enabled === true && this.options.leases?.heldElsewhere(nodeId) === true;
   }
 

@@ -92,9 +92,13 @@ export class NodeDownloadExecutor implements DownloadExecutor {
 
   async pick(target: { poolId: string; nodeId: string | null }, wanted?: string): Promise<string | null> {
     const { hub, repositories } = this.options;
-    const usable = await nodesWithActivePool({ repositories, hub, poolId: target.poolId, nodeId: target.nodeId });
+    // Only nodes whose link is on this replica: a download's progress arrives where the node's
+    // link is, so a node held by another replica (or by one that died, until its lease runs
+    // out) is waited for like a disconnected one.
+    const here = { isConnected: (nodeId: string) => hub.isConnectedHere(nodeId) };
+    const usable = await nodesWithActivePool({ repositories, hub: here, poolId: target.poolId, nodeId: target.nodeId });
     if (wanted) {
-      if (!hub.isConnected(wanted)) {
+      if (!hub.isConnectedHere(wanted)) {
         throw new QuantixError(
           ErrorCode.NODE_NOT_CONNECTED,
           `Node ${wanted} is not connected; start its node daemon and retry`,
