@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createQuantix, PROTOCOL_VERSION, PROTOCOL_VERSIONS, type Quantix } from '@quantix/core';
 import { createTestDatabase, type TestDatabase, waitFor } from '@quantix/core/testing';
-import { ControlPlaneConnection } from '@quantix/example-node-daemon';
+import { ControlPlaneConnection, type MessageHandler } from '@quantix/example-node-daemon';
 import { createStorageLocalPlugin } from '@quantix/storage-local';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -46,6 +46,22 @@ describe('control-plane replicas on one PostgreSQL', () => {
   };
   const holders = async (cp: ControlPlane) =>
     ((await get(cp, '/replicas')).replicas as { id: string; nodeIds: string[] }[]).map((r) => [r.id, r.nodeIds]);
+
+  /** Node n1, connected to `cp` with the daemon's connection class, answering with `handle`. */
+  const nodeOn = (cp: ControlPlane, handle: MessageHandler['handle'] = () => {}) => {
+    const connection = new ControlPlaneConnection({
+      urls: [cp.url],
+      nodeId: 'n1',
+      token: nodeToken,
+      hostname: 'hv1',
+      agentVersion: 'test',
+      logger: silent,
+      handler: { handle },
+    });
+    connection.start();
+    cleanup.push(() => connection.close());
+    return connection;
+  };
 
   beforeAll(async () => {
     testDb = await createTestDatabase('pg');
@@ -107,17 +123,7 @@ describe('control-plane replicas on one PostgreSQL', () => {
     );
 
     // Its next connection goes to B (A is unreachable to it, say): B takes the node over.
-    const second = new ControlPlaneConnection({
-      urls: [b.url],
-      nodeId: 'n1',
-      token: nodeToken,
-      hostname: 'hv1',
-      agentVersion: 'test',
-      logger: silent,
-      handler: { handle() {} },
-    });
-    second.start();
-    cleanup.push(() => second.close());
+    nodeOn(b);
     await waitFor(
       'n1 held by B',
       async () =>
@@ -139,23 +145,11 @@ describe('control-plane replicas on one PostgreSQL', () => {
 
   it('pushes a pool defined on one replica to a node held by another, within a second', async () => {
     const pushes: { at: number; poolIds: string[] }[] = [];
-    const node = new ControlPlaneConnection({
-      urls: [b.url],
-      nodeId: 'n1',
-      token: nodeToken,
-      hostname: 'hv1',
-      agentVersion: 'test',
-      logger: silent,
-      handler: {
-        handle(message) {
-          if (message.type === 'pools.desired') {
-            pushes.push({ at: Date.now(), poolIds: message.pools.map((pool) => pool.id) });
-          }
-        },
-      },
+    nodeOn(b, (message) => {
+      if (message.type === 'pools.desired') {
+        pushes.push({ at: Date.now(), poolIds: message.pools.map((pool) => pool.id) });
+      }
     });
-    node.start();
-    cleanup.push(() => node.close());
     await waitFor('n1 on B', () => b.hub.isConnected('n1') && pushes.length > 0);
 
     const before = Date.now();
@@ -177,37 +171,25 @@ describe('control-plane replicas on one PostgreSQL', () => {
   });
 
   it('carries a request for a node on another replica there and its answer back, errors unchanged', async () => {
-    const node = new ControlPlaneConnection({
-      urls: [b.url],
-      nodeId: 'n1',
-      token: nodeToken,
-      hostname: 'hv1',
-      agentVersion: 'test',
-      logger: silent,
-      handler: {
-        handle(message, send) {
-          if (message.type !== 'request' || message.request.op !== 'vm.state') return;
-          const { name } = message.request;
-          send(
-            name === 'web-1'
-              ? {
-                  v: PROTOCOL_VERSION,
-                  type: 'response',
-                  requestId: message.requestId,
-                  result: { name, state: 'running' },
-                }
-              : {
-                  v: PROTOCOL_VERSION,
-                  type: 'response',
-                  requestId: message.requestId,
-                  error: { code: 'NOT_FOUND', message: `no domain ${name}` },
-                },
-          );
-        },
-      },
+    nodeOn(b, (message, send) => {
+      if (message.type !== 'request' || message.request.op !== 'vm.state') return;
+      const { name } = message.request;
+      send(
+        name === 'web-1'
+          ? {
+              v: PROTOCOL_VERSION,
+              type: 'response',
+              requestId: message.requestId,
+              result: { name, state: 'running' },
+            }
+          : {
+              v: PROTOCOL_VERSION,
+              type: 'response',
+              requestId: message.requestId,
+              error: { code: 'NOT_FOUND', message: `no domain ${name}` },
+            },
+      );
     });
-    node.start();
-    cleanup.push(() => node.close());
     await waitFor('n1 on B', () => b.hub.isConnected('n1'));
     // A learns who holds n1 at its next lease renewal (a third of the 3 s lease).
     await waitFor('A counting n1 as connected', () => a.hub.isConnected('n1'));
