@@ -16,7 +16,6 @@ import {
   createQuantix,
   definePlugin,
   FileInspectorToken,
-  type ImageCatalog,
   ImageCatalogToken,
   type NodeMessage,
   PROTOCOL_VERSION,
@@ -30,31 +29,12 @@ import { createStorageNfsPlugin } from '@quantix/storage-nfs';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
+import { tinyCatalog } from './__fixtures__/tiny-catalog.js';
 import { type ControlPlane, startControlPlane } from './control-plane.js';
 
 const API_TOKEN = 'test-api-token';
 const exec = promisify(execFile);
 const silent = pino({ level: 'silent' });
-
-const testCatalog: ImageCatalog = {
-  name: 'test-catalog',
-  list: async () => [
-    {
-      id: 'tiny-cloud',
-      name: 'Tiny cloud image',
-      description: 'a catalog entry for the API tests',
-      kind: 'cloud',
-      format: 'qcow2',
-      os: { family: 'linux', distribution: 'tiny', version: '1', arch: 'x86_64', defaultUser: 'tiny', cloudInit: true },
-      requirements: { minCpu: 1, minMemoryMiB: 64, minDiskGiB: 1, firmware: 'any' },
-      sourceUrl: 'http://127.0.0.1:9/tiny.qcow2',
-      checksum: null,
-      checksumUrl: null,
-      checksumAlgorithm: 'sha256',
-      sizeBytes: 1024,
-    },
-  ],
-};
 
 /** A scripted node: records what it receives and answers with the given function. */
 class ScriptedNode {
@@ -157,7 +137,7 @@ describe('control plane API and node hub (PostgreSQL)', () => {
     const catalogPlugin = definePlugin({
       name: 'test-catalog',
       apiVersion: 1,
-      register: (ctx) => ctx.provide(ImageCatalogToken, { value: testCatalog }),
+      register: (ctx) => ctx.provide(ImageCatalogToken, { value: tinyCatalog }),
     });
     // The pool types come from the storage plugins, without their backends, as `quantix serve` has them.
     const poolTypes = [createStorageLocalPlugin({ backend: false }), createStorageNfsPlugin({ backend: false })];

@@ -13,7 +13,6 @@ import {
   type ControlMessage,
   createQuantix,
   definePlugin,
-  type ImageCatalog,
   ImageCatalogToken,
   NODE_CLOSE_CODES,
   type NodeRequest,
@@ -27,31 +26,12 @@ import { createStorageLocalPlugin } from '@quantix/storage-local';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
+import { tinyCatalog } from './__fixtures__/tiny-catalog.js';
 import { type ControlPlane, startControlPlane } from './control-plane.js';
 
 const API_TOKEN = 'hub-test-token';
 const silent = pino({ level: 'silent' });
 const CHECKSUM = { algorithm: 'sha256' as const, value: 'c'.repeat(64) };
-
-const testCatalog: ImageCatalog = {
-  name: 'hub-test-catalog',
-  list: async () => [
-    {
-      id: 'tiny-cloud',
-      name: 'Tiny cloud image',
-      description: 'a catalog entry for the hub tests',
-      kind: 'cloud',
-      format: 'qcow2',
-      os: { family: 'linux', distribution: 'tiny', version: '1', arch: 'x86_64', defaultUser: 'tiny', cloudInit: true },
-      requirements: { minCpu: 1, minMemoryMiB: 64, minDiskGiB: 1, firmware: 'any' },
-      sourceUrl: 'http://127.0.0.1:9/tiny.qcow2',
-      checksum: null,
-      checksumUrl: null,
-      checksumAlgorithm: 'sha256',
-      sizeBytes: 1024,
-    },
-  ],
-};
 
 async function until<T>(probe: () => Promise<T> | T, ok: (value: T) => boolean, what: string, timeoutMs = 15_000) {
   const deadline = Date.now() + timeoutMs;
@@ -213,7 +193,7 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
     const catalogPlugin = definePlugin({
       name: 'hub-test-catalog',
       apiVersion: 1,
-      register: (ctx) => ctx.provide(ImageCatalogToken, { value: testCatalog }),
+      register: (ctx) => ctx.provide(ImageCatalogToken, { value: tinyCatalog }),
     });
     // The local pool type (its config schema and roots), without a backend, as `quantix serve` has it.
     const poolTypes = createStorageLocalPlugin({ backend: false });
