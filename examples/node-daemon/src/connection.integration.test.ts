@@ -77,13 +77,15 @@ describe('a node with several control-plane replicas', () => {
   });
 
   it('comes back when every replica was down for a while', async () => {
-    const port = await deadPort();
-    const connection = connect('n1', [`http://127.0.0.1:${port}`]);
+    const replica = await startReplica();
+    cleanup.push(() => replica.kill());
+    replica.setDown(true);
+    const connection = connect('n1', [replica.url]);
     cleanup.push(() => connection.close());
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(connection.connected).toBe(false);
-    const replica = await startReplica('127.0.0.1', port);
-    cleanup.push(() => replica.kill());
+    expect(replica.hellos).toEqual([]);
+    replica.setDown(false);
     await waitFor('the node’s hello', () => replica.hellos.length === 1);
     expect(replica.hellos).toEqual(['n1']);
   });

@@ -18,6 +18,12 @@ export interface Replica {
   hellos: string[];
   /** Node ids currently connected. */
   connected(): number;
+  /**
+   * Down or up while keeping the port: a down replica resets every TCP connection at once, as a
+   * host whose port is closed does. Releasing the port instead would let another test's
+   * ephemeral listener take it before the replica comes back.
+   */
+  setDown(down: boolean): void;
   /** Dies as a crashed process does: every connection cut, the port closed. */
   kill(): Promise<void>;
 }
@@ -27,6 +33,10 @@ export async function startReplica(address = '127.0.0.1', port = 0): Promise<Rep
   const wss = new WebSocketServer({ server, path: '/api/v1/nodes/connect' });
   const hellos: string[] = [];
   const sockets = new Set<WebSocket>();
+  let down = false;
+  server.on('connection', (socket) => {
+    if (down) socket.resetAndDestroy();
+  });
   wss.on('connection', (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
@@ -54,6 +64,9 @@ export async function startReplica(address = '127.0.0.1', port = 0): Promise<Rep
     port: bound,
     hellos,
     connected: () => sockets.size,
+    setDown(value) {
+      down = value;
+    },
     async kill() {
       for (const socket of sockets) socket.terminate();
       wss.close();
