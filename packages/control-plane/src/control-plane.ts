@@ -17,11 +17,15 @@ import { DownloadService } from './images/downloads.js';
 import { type DownloadExecutor, NodeDownloadExecutor } from './images/executors.js';
 import { ImageService } from './images/image-service.js';
 import { UploadService } from './images/uploads.js';
+import { InProcessJobQueue } from './jobs/in-process-queue.js';
+import type { JobQueue } from './jobs/job-queue.js';
+import { PgBossJobQueue } from './jobs/pg-boss-queue.js';
+import { nodesWithActivePool } from './nodes/placement.js';
 import { PoolService } from './pools/pool-service.js';
 import { ReplicaListener } from './replicas/listener.js';
 import { PoolFanout } from './replicas/pool-fanout.js';
 import { ReplicaRegistry, type ReplicaRegistryOptions } from './replicas/replica-registry.js';
-import { NodeRequestRelay } from './replicas/request-relay.js';
+import { NodeRequestRelay, type ReplicaCall } from './replicas/request-relay.js';
 import { VmService } from './vms/vm-service.js';
 
 export interface CreateControlPlaneOptions {
@@ -47,7 +51,17 @@ export interface CreateControlPlaneOptions {
    * per start), version, and how long its node leases last (default 15 s).
    */
   replica?: Omit<ReplicaRegistryOptions, 'knex' | 'logger' | 'onNodesLost'>;
+  /**
+   * The durable job queue (default: pg-boss on PostgreSQL, shared by the replicas; an in-process
+   * queue on PGlite, where this is the only replica). Started and stopped with the control plane.
+   */
+  jobs?: JobQueue;
+  /** How often the health sweep runs, on one replica at a time (default 5 s). */
+  sweepSeconds?: number;
 }
+
+/** The health sweep's queue: periodic, one replica at a time. */
+export const HEALTH_SWEEP_QUEUE = 'quantix-health-sweep';
 
 export interface ControlPlaneServices {
   /** Node connections: attach each authenticated node's channel here. */
@@ -59,6 +73,8 @@ export interface ControlPlaneServices {
   downloads: DownloadService;
   uploads: UploadService;
   vms: VmService;
+  /** Durable background work (the health sweep runs on it). */
+  jobs: JobQueue;
   /** Every catalog the plugins provide, merged. */
   catalog: CatalogRegistry;
   /** Call once at start, before nodes connect: what a previous run left is reconciled (staged uploads removed). */
@@ -96,8 +112,19 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     logger,
     holderOf: (nodeId) => replicas.holderOf(nodeId),
     requestLocal: (nodeId, request, timeoutMs) =>
-      (hub as NodeHub).request(nodeId, request as never, { timeoutMs, localOnly: true }),
+      request.op.startsWith('replica.')
+        ? doReplicaCall(request as ReplicaCall)
+        : (hub as NodeHub).request(nodeId, request as never, { timeoutMs, localOnly: true }),
   });
+  // What another replica asks of this one for a node held here: start a download where its
+  // progress will arrive (`downloads` is made below; calls come only after start()).
+  const doReplicaCall = async (call: ReplicaCall): Promise<unknown> => {
+    if (call.op === 'replica.download.start') return (await downloads.start(call.options)).id;
+    await downloads.retry(call.imageId, { nodeId: call.nodeId });
+    return null;
+  };
+  /** Requests that start a download on another replica wait for its answer this long. */
+  const replicaCallMs = 30_000;
   hub = new NodeHub({ repositories, events, logger, ...options.hub, leases: replicas, remote: relay });
   const downloads = new DownloadService({
     repositories,
@@ -105,6 +132,23 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     executor: options.downloadExecutor?.(hub) ?? new NodeDownloadExecutor({ hub, repositories }),
     events,
     logger,
+    elsewhere: {
+      async pick(target, wanted) {
+        const there = { isConnected: (nodeId: string) => replicas.heldElsewhere(nodeId) };
+        const usable = await nodesWithActivePool({ repositories, hub: there, ...target });
+        if (wanted) return usable.includes(wanted) ? wanted : null;
+        return usable[0] ?? null;
+      },
+      start: async (runner, start) =>
+        (await relay.forward(
+          runner,
+          { op: 'replica.download.start', options: { ...start, nodeId: runner } },
+          replicaCallMs,
+        )) as string,
+      retry: async (runner, imageId) => {
+        await relay.forward(runner, { op: 'replica.download.retry', imageId, nodeId: runner }, replicaCallMs);
+      },
+    },
     ...(options.resumeGraceMs !== undefined ? { resumeGraceMs: options.resumeGraceMs } : {}),
   });
   const uploads = new UploadService({
@@ -114,6 +158,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     stagingDir: options.stagingDir ?? join(tmpdir(), 'quantix-uploads'),
     publicUrl: options.publicUrl ?? (() => ''),
     inspectors: quantix.getAll(FileInspectorToken),
+    replica: { id: replicas.replicaId, url: options.replica?.url },
     ...(options.maxUploadBytes !== undefined ? { maxBytes: options.maxUploadBytes } : {}),
   });
   const fanout = new PoolFanout({
@@ -122,9 +167,11 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     logger,
     pushToOwnNodes: () => hub.pushPoolsToAll(),
   });
+  const jobs = options.jobs ?? defaultJobQueue(quantix, logger);
   return {
     hub,
     replicas,
+    jobs,
     pools: new PoolService({
       repositories,
       fanout,
@@ -140,10 +187,24 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
       await replicas.start();
       await listener.start();
       await uploads.removeLeftovers();
+      const liveReplicaIds = async () => new Set((await replicas.liveReplicas()).map((replica) => replica.id));
+      await uploads.sweepOrphaned(await liveReplicaIds());
       await hub.reconcileOnStart();
       await downloads.reconcileOnStart();
+      await jobs.start();
+      // What a dead replica leaves — nodes it recorded connected, downloads it ran — is
+      // recorded by whichever replica runs the sweep; with one replica, what a lost runner leaves.
+      await jobs.every(HEALTH_SWEEP_QUEUE, options.sweepSeconds ?? 5, async () => {
+        const nodes = await hub.sweepOrphanedNodes();
+        const images = await downloads.sweepInterrupted();
+        const uploadsLost = await uploads.sweepOrphaned(await liveReplicaIds());
+        if (nodes.length + images.resumed.length + images.failed.length + uploadsLost.length > 0) {
+          logger.info({ nodes, images, uploadsLost }, 'health sweep: recorded what a lost replica or runner left');
+        }
+      });
     },
     async close() {
+      await jobs.stop({ timeoutMs: 5_000 });
       await downloads.close();
       await hub.close();
       await listener.stop();
@@ -151,4 +212,12 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
       await replicas.stop();
     },
   };
+}
+
+/** pg-boss on the PostgreSQL the instance uses (the replicas share it); in-process on PGlite. */
+function defaultJobQueue(quantix: Quantix, logger: Logger): JobQueue {
+  const { database } = quantix;
+  if (database.client !== 'pg') return new InProcessJobQueue();
+  const connection = database.knex.client.config.connection as { connectionString: string };
+  return new PgBossJobQueue({ connectionString: connection.connectionString, logger, maxConnections: 2 });
 }

@@ -1,4 +1,9 @@
-export { type ControlPlaneServices, type CreateControlPlaneOptions, createControlPlane } from './control-plane.js';
+export {
+  type ControlPlaneServices,
+  type CreateControlPlaneOptions,
+  createControlPlane,
+  HEALTH_SWEEP_QUEUE,
+} from './control-plane.js';
 export { ControlPlaneErrorCode } from './errors.js';
 export { type NodeChannel, type WebSocketChannelOptions, type WebSocketLike, webSocketChannel } from './hub/channel.js';
 export {
@@ -23,6 +28,7 @@ export {
   DownloadService,
   type DownloadServiceOptions,
   type ReconcileResult,
+  type RemoteDownloads,
   type StartDownloadOptions,
 } from './images/downloads.js';
 export {
@@ -34,7 +40,12 @@ export {
 } from './images/executors.js';
 export { ImageService, type ImageWithPath, type RescanResult } from './images/image-service.js';
 export type { DownloadSource } from './images/source.js';
-export { DEFAULT_MAX_UPLOAD_BYTES, UploadService, type UploadServiceOptions } from './images/uploads.js';
+export {
+  DEFAULT_MAX_UPLOAD_BYTES,
+  STAGED_ON_LABEL,
+  UploadService,
+  type UploadServiceOptions,
+} from './images/uploads.js';
 export { InProcessJobQueue } from './jobs/in-process-queue.js';
 export {
   DEFAULT_QUEUE_DEFINITION,
@@ -52,7 +63,7 @@ export { PoolService, type PoolWithStates } from './pools/pool-service.js';
 export { type DesiredPools, PoolSyncService } from './pools/pool-sync.js';
 export { ReplicaListener } from './replicas/listener.js';
 export { type ReplicaInfo, ReplicaRegistry, type ReplicaRegistryOptions } from './replicas/replica-registry.js';
-export { NodeRequestRelay } from './replicas/request-relay.js';
+export { NodeRequestRelay, type ReplicaCall } from './replicas/request-relay.js';
 export { bearerToken, newToken, tokenDigest, tokenMatches } from './tokens.js';
 export { checkVmImage, type VmImageCheck } from './vms/preflight.js';
 export { type CreateVmInput, createVmSchema, VmService } from './vms/vm-service.js';

@@ -104,6 +104,8 @@ export interface NodeLeases {
   holderOf(nodeId: string): Promise<string | null>;
   /** Whether another replica held the node at the last look (no database round trip). */
   heldElsewhere(nodeId: string): boolean;
+  /** Every node some live replica holds now (one query). */
+  heldNodeIdsAnywhere(): Promise<Set<string>>;
   readonly replicaId: string;
 }
 
@@ -195,6 +197,31 @@ export class NodeHub {
       }
       await this.sync.markNodeUnknown(node.id, `node ${node.id} has not connected since the control plane started`);
     }
+  }
+
+  /**
+   * Nodes recorded connected that no replica holds any more — their replica died, and its
+   * leases ran out — are recorded disconnected, their pool states unknown: what that replica
+   * would have written had it lived. Run periodically on one replica (the health sweep).
+   * Returns the nodes it recorded.
+   */
+  async sweepOrphanedNodes(): Promise<string[]> {
+    const { repositories, leases } = this.options;
+    const swept: string[] = [];
+    const held = (await leases?.heldNodeIdsAnywhere()) ?? new Set<string>();
+    for (const node of await repositories.nodes.list()) {
+      if (node.connectionState !== 'connected' || this.links.has(node.id) || held.has(node.id)) continue;
+      // Re-read in the node's order: a link that arrived meanwhile records the connection.
+      await this.inNodeOrder(node.id, async () => {
+        if (this.links.has(node.id) || (leases && (await leases.holderOf(node.id)) !== null)) return;
+        const reason = 'the replica holding its connection is gone';
+        await repositories.nodes.update(node.id, { connectionState: 'disconnected' });
+        await this.sync.markNodeUnknown(node.id, `node ${node.id} is not connected (${reason})`);
+        swept.push(node.id);
+        this.options.events.emit('node.disconnected', { nodeId: node.id, reason });
+      });
+    }
+    return swept;
   }
 
   /** Takes over a channel whose node was already authenticated as `nodeId`. */

@@ -119,7 +119,26 @@ export interface DownloadServiceOptions {
   resumeGraceMs?: number;
   /** Least time between progress writes to one row. Default 500 ms. */
   progressWriteMs?: number;
+  /**
+   * Runners held by other replicas (several control planes on one database): a download into a
+   * pool whose only runner is connected to another replica is started there, where its node's
+   * progress arrives.
+   */
+  elsewhere?: RemoteDownloads;
 }
+
+/** Downloads started by the replica that holds the runner (see DownloadServiceOptions.elsewhere). */
+export interface RemoteDownloads {
+  /** A runner connected to another replica that can download into the pool (or `wanted`, if it can), or null. */
+  pick(target: { poolId: string; nodeId: string | null }, wanted?: string): Promise<string | null>;
+  /** Starts (or joins) the download on the replica holding `runner`; the image's id. */
+  start(runner: string, options: StartDownloadOptions): Promise<string>;
+  /** Downloads the image again on the replica holding `runner`. */
+  retry(runner: string, imageId: string): Promise<void>;
+}
+
+/** How often a caller waiting on a download run by another replica reads its row. */
+const REMOTE_POLL_MS = 500;
 
 interface Job {
   runner: string;
@@ -184,9 +203,17 @@ export class DownloadService {
         ? (await repositories.images.findByCatalogIds([entry.id], { poolId: pool.id }))[0]
         : await repositories.images.getByLocation({ poolId: pool.id, relPath });
       if (existing) return this.join(existing, options.nodeId);
-      const runner = await this.options.executor.pick({ poolId: pool.id, nodeId: null }, options.nodeId);
+      const picked = await this.pickRunner({ poolId: pool.id, nodeId: null }, options.nodeId);
       // A source the policy refuses is refused now, before a row is recorded or a byte requested.
       await this.options.executor.preflight?.({ sourceUrl: source.url, checksumUrl: source.checksumUrl });
+      if (picked?.remote) {
+        const imageId = await (this.options.elsewhere as RemoteDownloads).start(picked.runner, {
+          ...options,
+          nodeId: picked.runner,
+        });
+        return this.followRemote(await repositories.images.require(imageId));
+      }
+      const runner = picked?.runner;
       if (!runner) {
         throw new QuantixError(
           ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
@@ -385,10 +412,12 @@ export class DownloadService {
         { details: { imageId: image.id } },
       );
     }
-    const runner = await this.options.executor.pick(
-      { poolId: image.location.poolId, nodeId: image.nodeId },
-      wantedRunner,
-    );
+    const picked = await this.pickRunner({ poolId: image.location.poolId, nodeId: image.nodeId }, wantedRunner);
+    if (picked?.remote) {
+      await (this.options.elsewhere as RemoteDownloads).retry(picked.runner, image.id);
+      return this.followRemote(await this.options.repositories.images.require(image.id));
+    }
+    const runner = picked?.runner;
     if (!runner) {
       throw new QuantixError(
         ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
@@ -410,6 +439,54 @@ export class DownloadService {
     return (
       handle ?? { image: await this.options.repositories.images.require(image.id), completion: Promise.resolve(image) }
     );
+  }
+
+  /**
+   * Who runs a download into the pool: a runner of this replica's, else (with replicas) one held
+   * by another replica; null when nobody can now. A `wanted` runner connected nowhere is
+   * NODE_NOT_CONNECTED.
+   */
+  private async pickRunner(
+    target: { poolId: string; nodeId: string | null },
+    wanted?: string,
+  ): Promise<{ runner: string; remote: boolean } | null> {
+    const { executor, elsewhere } = this.options;
+    try {
+      const local = await executor.pick(target, wanted);
+      if (local) return { runner: local, remote: false };
+    } catch (error) {
+      // Not connected here may be connected to another replica.
+      if (!elsewhere || !isQuantixError(error, ErrorCode.NODE_NOT_CONNECTED)) throw error;
+      const remote = await elsewhere.pick(target, wanted);
+      if (remote) return { runner: remote, remote: true };
+      throw error;
+    }
+    const remote = await elsewhere?.pick(target);
+    return remote ? { runner: remote, remote: true } : null;
+  }
+
+  /** A download run by another replica: its row, and a completion that reads the row until it settles. */
+  private followRemote(image: Image): DownloadHandle {
+    const { repositories } = this.options;
+    let completion: Promise<Image> | undefined;
+    const follow = async (): Promise<Image> => {
+      let current = image;
+      while (BUSY.includes(current.phase) && !this.closed) {
+        await new Promise((resolve) => setTimeout(resolve, REMOTE_POLL_MS));
+        const now = await repositories.images.get(image.id);
+        if (!now) break; // deleted meanwhile
+        current = now;
+      }
+      return current;
+    };
+    // Read only when someone waits: the HTTP API returns the row at once and never does.
+    return {
+      image,
+      get completion() {
+        completion ??= follow();
+        return completion;
+      },
+    };
   }
 
   /**
@@ -629,14 +706,18 @@ export class DownloadService {
     }
   }
 
-  private armGrace(imageId: string): void {
+  private get graceMs(): number {
+    return this.options.resumeGraceMs ?? 120_000;
+  }
+
+  private armGrace(imageId: string, delayMs = this.graceMs): void {
     // Closing: the rows stay busy for the next start to reconcile.
     if (this.closed || this.graceTimers.has(imageId)) return;
     const timer = setTimeout(() => {
       this.graceTimers.delete(imageId);
       if (this.jobs.has(imageId)) return;
       void this.failInterrupted(imageId);
-    }, this.options.resumeGraceMs ?? 120_000);
+    }, delayMs);
     timer.unref();
     this.graceTimers.set(imageId, timer);
   }
@@ -647,14 +728,44 @@ export class DownloadService {
     this.graceTimers.delete(imageId);
   }
 
-  private async failInterrupted(imageId: string): Promise<void> {
+  /**
+   * Busy download rows nobody runs: not here, and not written for a whole grace period (a run
+   * anywhere writes its progress, and a resumed one its phase) — their replica died and no
+   * runner came back. Each is resumed where a runner of this replica's can, else marked error,
+   * retryable. The health sweep runs this on one replica at a time; rows a restarted replica
+   * found busy are checked by its own grace timers too.
+   */
+  async sweepInterrupted(): Promise<{ resumed: string[]; failed: string[] }> {
+    const swept = { resumed: [] as string[], failed: [] as string[] };
+    if (this.closed) return swept;
+    for (const image of await this.options.repositories.images.list({ phase: [...BUSY] })) {
+      if (this.jobs.has(image.id) || Date.now() - image.updatedAt.getTime() < this.graceMs) continue;
+      if (!(await this.sourceOf(image))) continue; // an upload: its service's
+      const runner = image.location
+        ? await this.options.executor.pick({ poolId: image.location.poolId, nodeId: image.nodeId }).catch(() => null)
+        : null;
+      if (runner && (await this.resume(image, runner))) swept.resumed.push(image.id);
+      else if (await this.failInterrupted(image.id)) swept.failed.push(image.id);
+    }
+    return swept;
+  }
+
+  private async failInterrupted(imageId: string): Promise<boolean> {
     const image = await this.options.repositories.images.get(imageId).catch(() => undefined);
-    if (!image || !BUSY.includes(image.phase)) return;
-    await this.failRow(image, {
-      code: ErrorCode.DOWNLOAD_INTERRUPTED,
-      message: 'The download was interrupted and nothing that holds its pool came back in time; retry it',
-      retryable: true,
-    });
+    if (!image || !BUSY.includes(image.phase) || this.jobs.has(imageId)) return false;
+    // Written within the grace: another replica runs it (or just resumed it). Look again later.
+    const quietMs = Date.now() - image.updatedAt.getTime();
+    if (quietMs < this.graceMs) {
+      this.armGrace(imageId, this.graceMs - quietMs);
+      return false;
+    }
+    return (
+      (await this.failRow(image, {
+        code: ErrorCode.DOWNLOAD_INTERRUPTED,
+        message: 'The download was interrupted and nothing that holds its pool came back in time; retry it',
+        retryable: true,
+      })) !== null
+    );
   }
 
   /** Marks a row error with the version read; null when someone else changed it meanwhile. */

@@ -37,7 +37,16 @@ export interface UploadServiceOptions {
   maxBytes?: number;
   /** What reads an uploaded file (FileInspectorToken): an upload is kept only if one says what it is. */
   inspectors: readonly FileInspector[];
+  /**
+   * Replicas: this one's id (recorded on the rows of its uploads) and URL. A staged file is on
+   * the replica that took the upload, so the node fetches it there, whichever replica holds the
+   * node's connection and whatever URL the node dialed.
+   */
+  replica?: { id: string; url?: string | undefined };
 }
+
+/** The label naming the replica an upload was staged on (its file is there until a node has it). */
+export const STAGED_ON_LABEL = 'quantix.io/staged-on';
 
 export const DEFAULT_MAX_UPLOAD_BYTES = 16 * 1024 ** 3;
 
@@ -55,6 +64,8 @@ const SHA256_HEX = /^[0-9a-f]{64}$/i;
  */
 export class UploadService {
   private readonly staged = new Map<string, Staged>();
+  /** Image ids whose staged file a node is fetching from this replica now. */
+  private readonly transferring = new Set<string>();
 
   constructor(private readonly options: UploadServiceOptions) {}
 
@@ -125,7 +136,11 @@ export class UploadService {
         nodeId: pool.shared ? null : nodeId,
         ...(found.os ? { os: found.os } : {}),
         ...(found.firmware && found.firmware !== 'any' ? { requirements: { firmware: found.firmware } } : {}),
-        labels: { ...found.labels, 'quantix.io/source': 'upload' },
+        labels: {
+          ...found.labels,
+          'quantix.io/source': 'upload',
+          ...(this.options.replica ? { [STAGED_ON_LABEL]: this.options.replica.id } : {}),
+        },
       });
     } catch (error) {
       await rm(staged.path, { force: true });
@@ -254,6 +269,7 @@ export class UploadService {
   private async transfer(image: Image, nodeId: string, id: string, token: string): Promise<void> {
     const { repositories, hub, logger } = this.options;
     const location = image.location as NonNullable<Image['location']>;
+    this.transferring.add(image.id);
     try {
       await repositories.images.update(image.id, { phase: 'downloading' });
       const result = await hub.request(
@@ -289,14 +305,53 @@ export class UploadService {
         })
         .catch(() => undefined);
     } finally {
+      this.transferring.delete(image.id);
       const staged = this.staged.get(id);
       this.staged.delete(id);
       if (staged) await rm(staged.path, { force: true });
     }
   }
 
+  /**
+   * Uploads whose staged file is gone with the replica that held it (it died, or this replica
+   * restarted, before a node had the file): their rows would wait for ever, so they are marked
+   * error — the file has to be uploaded again. `liveReplicas` are the ids of replicas alive now.
+   * At start, and in the health sweep.
+   */
+  async sweepOrphaned(liveReplicas: ReadonlySet<string>): Promise<string[]> {
+    const { repositories, replica } = this.options;
+    const swept: string[] = [];
+    const busy = await repositories.images.list({ phase: ['pending', 'downloading', 'verifying'] });
+    for (const image of busy) {
+      const stagedOn = image.labels[STAGED_ON_LABEL];
+      if (image.labels['quantix.io/source'] !== 'upload' || stagedOn === undefined) continue;
+      const ours = stagedOn === replica?.id;
+      if (ours ? this.transferring.has(image.id) : liveReplicas.has(stagedOn)) continue;
+      try {
+        await repositories.images.update(
+          image.id,
+          {
+            phase: 'error',
+            error: {
+              code: ErrorCode.UPLOAD_FAILED,
+              message: `The control-plane replica that held this upload (${stagedOn}) stopped before a node had stored it; upload the file again`,
+              retryable: false,
+            },
+          },
+          { expectedVersion: image.version },
+        );
+        swept.push(image.id);
+      } catch (error) {
+        if (!isQuantixError(error, ErrorCode.VERSION_CONFLICT)) throw error;
+      }
+    }
+    return swept;
+  }
+
   /** The control plane's URL as `nodeId` reaches it (it says so in its hello), else the public URL. */
   private async controlPlaneUrlFor(nodeId: string): Promise<string> {
+    // The staged file is on this replica: the node fetches it here.
+    if (this.options.replica?.url) return this.options.replica.url.replace(/\/+$/, '');
     const reported = (await this.options.repositories.nodes.get(nodeId))?.capabilities.controlPlaneUrl;
     if (typeof reported === 'string' && /^https?:\/\/[^/?#]+$/.test(reported)) return reported;
     return this.options.publicUrl();

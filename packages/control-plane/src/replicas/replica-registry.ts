@@ -55,8 +55,13 @@ export class ReplicaRegistry {
     this.leaseSeconds = options.leaseSeconds ?? 15;
   }
 
-  /** Registers this replica and starts renewing its leases. */
+  /**
+   * Registers this replica and starts renewing its leases. Leases left under this id by an
+   * earlier run (a replica restarted with a stable id) go first: that run is dead, and its
+   * leases would otherwise keep its nodes "held" for up to a lease after it.
+   */
   async start(): Promise<void> {
+    await this.options.knex.raw('delete from node_leases where replica_id = ?', [this.replicaId]);
     await this.register();
     await this.refreshHolders();
     this.renewedAt = Date.now();
@@ -77,6 +82,12 @@ export class ReplicaRegistry {
   private async refreshHolders(): Promise<void> {
     const leases = await this.options.knex.raw('select node_id, replica_id from node_leases where expires_at > now()');
     this.holders = new Map(rowsOf(leases).map((lease) => [lease.node_id as string, lease.replica_id as string]));
+  }
+
+  /** Every node a live replica holds now, this one's included (one query, and the holders map refreshed). */
+  async heldNodeIdsAnywhere(): Promise<Set<string>> {
+    await this.refreshHolders();
+    return new Set(this.holders.keys());
   }
 
   private loseAll(): void {

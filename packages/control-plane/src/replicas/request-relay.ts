@@ -3,12 +3,24 @@ import { ErrorCode, isQuantixError, type NodeRequest, QuantixError, type Quantix
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import { ControlPlaneErrorCode } from '../errors.js';
+import type { StartDownloadOptions } from '../images/downloads.js';
 import type { ReplicaListener } from './listener.js';
 
 const REQUEST_CHANNEL = 'quantix_node_request';
 const RESULT_CHANNEL = 'quantix_node_result';
 /** How long the holding replica has to take a request before it counts as unavailable. */
 const DEFAULT_TAKE_TIMEOUT_MS = 3_000;
+/** How often a requester waiting on a taken request checks that its holder still lives. */
+const HOLDER_CHECK_MS = 2_000;
+
+/**
+ * Work for the replica holding a node that its control plane does rather than its node: a
+ * download runs where the node's link is (its progress arrives there), so a download asked for
+ * on another replica is started by the holder.
+ */
+export type ReplicaCall =
+  | { op: 'replica.download.start'; options: StartDownloadOptions & { nodeId: string } }
+  | { op: 'replica.download.retry'; imageId: string; nodeId: string };
 
 export interface NodeRequestRelayOptions {
   knex: Knex;
@@ -17,8 +29,8 @@ export interface NodeRequestRelayOptions {
   logger: Logger;
   /** The replica holding a node's connection now (the replica registry). */
   holderOf(nodeId: string): Promise<string | null>;
-  /** Sends a request to a node whose link is on this replica (the hub, local links only). */
-  requestLocal(nodeId: string, request: NodeRequest, timeoutMs: number): Promise<unknown>;
+  /** Sends a request to a node whose link is on this replica (the hub, local links only), or does a replica call. */
+  requestLocal(nodeId: string, request: NodeRequest | ReplicaCall, timeoutMs: number): Promise<unknown>;
   takeTimeoutMs?: number;
 }
 
@@ -26,7 +38,7 @@ interface RequestRow {
   id: string;
   node_id: string;
   from_replica: string;
-  request: NodeRequest;
+  request: NodeRequest | ReplicaCall;
   state: 'pending' | 'taken' | 'done';
   result: unknown;
   error: { code: string; message: string; details?: Record<string, unknown> } | null;
@@ -64,7 +76,7 @@ export class NodeRequestRelay {
     return this.options.listener.shared;
   }
 
-  async forward(nodeId: string, request: NodeRequest, timeoutMs: number): Promise<unknown> {
+  async forward(nodeId: string, request: NodeRequest | ReplicaCall, timeoutMs: number): Promise<unknown> {
     const { knex, replicaId } = this.options;
     const holder = await this.options.holderOf(nodeId);
     if (holder === null || holder === replicaId) {
@@ -91,10 +103,29 @@ export class NodeRequestRelay {
       const takeMs = Math.min(timeoutMs, this.options.takeTimeoutMs ?? DEFAULT_TAKE_TIMEOUT_MS);
       const settled = await Promise.race([answered.then(() => 'answered' as const), sleep(takeMs)]);
       let row = await this.read(id);
-      if (settled !== 'answered' && row?.state === 'taken') {
-        // Taken: the node is being asked. Wait for the rest of the time.
-        await Promise.race([answered, sleep(timeoutMs - takeMs)]);
+      const deadline = Date.now() + timeoutMs - takeMs;
+      let holderDied = false;
+      // Taken: the node is being asked. Wait for the rest of the time — while the holder lives: a
+      // holder that dies meanwhile never answers (a long request, such as an upload's transfer,
+      // would otherwise wait out its whole deadline).
+      while (settled !== 'answered' && row?.state === 'taken' && Date.now() < deadline) {
+        const outcome = await Promise.race([
+          answered.then(() => 'answered' as const),
+          sleep(Math.min(HOLDER_CHECK_MS, deadline - Date.now())),
+        ]);
         row = await this.read(id);
+        if (outcome === 'answered' || row?.state !== 'taken') break;
+        if (!(await this.isAlive(holder))) {
+          holderDied = true;
+          break;
+        }
+      }
+      if (holderDied) {
+        throw new QuantixError(
+          ControlPlaneErrorCode.REPLICA_UNAVAILABLE,
+          `Replica ${holder}, which holds node ${nodeId}, stopped while the node was answering ${request.op}; the node moves to a live replica within its lease: retry`,
+          { details: { nodeId, op: request.op, replica: holder } },
+        );
       }
       if (row?.state === 'done') {
         if (row.error) {
@@ -125,6 +156,14 @@ export class NodeRequestRelay {
         .delete()
         .catch(() => undefined);
     }
+  }
+
+  /** Whether a replica's row is alive (renewed within its lease). */
+  private async isAlive(replicaId: string): Promise<boolean> {
+    const result = await this.options.knex.raw('select 1 from replicas where id = ? and expires_at > now()', [
+      replicaId,
+    ]);
+    return ((result as { rows?: unknown[] }).rows ?? []).length > 0;
   }
 
   private async read(id: string): Promise<RequestRow | undefined> {
