@@ -22,6 +22,7 @@ import {
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { findNul, handleClientError, handleError } from './http/errors.js';
+import { idempotentWrites } from './http/idempotency.js';
 import { imageRoutes } from './http/routes/images.js';
 import { nodeRoutes } from './http/routes/nodes.js';
 import { poolRoutes } from './http/routes/pools.js';
@@ -240,6 +241,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           );
         }
       });
+      idempotentWrites(api, services.idempotency);
       poolRoutes(api, services);
       nodeRoutes(api, { quantix, hub });
       replicaRoutes(api, { replicas: services.replicas });

@@ -13,6 +13,7 @@ import {
 } from '@quantix/core';
 import type { Logger } from 'pino';
 import { NodeHub, type NodeHubOptions } from './hub/node-hub.js';
+import { IdempotencyStore } from './idempotency/idempotency-store.js';
 import { DownloadService } from './images/downloads.js';
 import { type DownloadExecutor, NodeDownloadExecutor } from './images/executors.js';
 import { ImageService } from './images/image-service.js';
@@ -75,6 +76,8 @@ export interface ControlPlaneServices {
   vms: VmService;
   /** Durable background work (the health sweep runs on it). */
   jobs: JobQueue;
+  /** Answers of writes sent with an idempotency key, for retries on any replica. */
+  idempotency: IdempotencyStore;
   /** Every catalog the plugins provide, merged. */
   catalog: CatalogRegistry;
   /** Call once at start, before nodes connect: what a previous run left is reconciled (staged uploads removed). */
@@ -111,6 +114,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     replicaId: replicas.replicaId,
     logger,
     holderOf: (nodeId) => replicas.holderOf(nodeId),
+    isLive: (replicaId) => replicas.isLive(replicaId),
     requestLocal: (nodeId, request, timeoutMs) =>
       request.op.startsWith('replica.')
         ? doReplicaCall(request as ReplicaCall)
@@ -168,10 +172,16 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     pushToOwnNodes: () => hub.pushPoolsToAll(),
   });
   const jobs = options.jobs ?? defaultJobQueue(quantix, logger);
+  const idempotency = new IdempotencyStore({
+    knex: quantix.database.knex,
+    replicaId: replicas.replicaId,
+    isLive: (replicaId) => replicas.isLive(replicaId),
+  });
   return {
     hub,
     replicas,
     jobs,
+    idempotency,
     pools: new PoolService({
       repositories,
       fanout,
@@ -198,6 +208,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
         const nodes = await hub.sweepOrphanedNodes();
         const images = await downloads.sweepInterrupted();
         const uploadsLost = await uploads.sweepOrphaned(await liveReplicaIds());
+        await idempotency.expire();
         if (nodes.length + images.resumed.length + images.failed.length + uploadsLost.length > 0) {
           logger.info({ nodes, images, uploadsLost }, 'health sweep: recorded what a lost replica or runner left');
         }

@@ -8,4 +8,14 @@ export const ControlPlaneErrorCode = defineErrorCodes('@quantix/control-plane', 
     description:
       'The node is held by another control-plane replica that did not take the request in time (dead, or cut off from the database); its nodes move to a live replica within its lease.',
   },
+  IDEMPOTENCY_KEY_REUSED: {
+    status: 422,
+    retryable: false,
+    description: 'The Idempotency-Key was already used for a different request (another method, path or body).',
+  },
+  IDEMPOTENCY_KEY_IN_USE: {
+    status: 409,
+    retryable: true,
+    description: 'The first request with this Idempotency-Key is still being handled; retry when it has ended.',
+  },
 });

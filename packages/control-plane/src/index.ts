@@ -14,6 +14,7 @@ export {
   type RemoteNodeRequests,
 } from './hub/node-hub.js';
 export { DEFAULT_NODE_QUEUE_LIMITS, type NodeQueueLimits } from './hub/node-queue.js';
+export { IdempotencyStore, type IdempotentStart, type StoredAnswer } from './idempotency/idempotency-store.js';
 export {
   AVAILABILITY,
   type Availability,

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
+import { rowsOf } from '../rows.js';
 
 export interface ReplicaRegistryOptions {
   knex: Knex;
@@ -148,6 +149,14 @@ export class ReplicaRegistry {
     ]);
   }
 
+  /** Whether a replica is alive now (its row renewed within its lease). */
+  async isLive(replicaId: string): Promise<boolean> {
+    const result = await this.options.knex.raw('select 1 from replicas where id = ? and expires_at > now()', [
+      replicaId,
+    ]);
+    return rowsOf(result).length > 0;
+  }
+
   /** The replica holding `nodeId`'s connection now, or null when none does. */
   async holderOf(nodeId: string): Promise<string | null> {
     const result = await this.options.knex.raw(
@@ -228,9 +237,4 @@ export class ReplicaRegistry {
       this.options.onNodesLost?.(lost);
     }
   }
-}
-
-/** Rows of a knex.raw result: pg returns { rows }, PGlite the same shape through its knex dialect. */
-function rowsOf(result: unknown): Record<string, unknown>[] {
-  return ((result as { rows?: Record<string, unknown>[] }).rows ?? []) as Record<string, unknown>[];
 }

@@ -29,6 +29,8 @@ export interface NodeRequestRelayOptions {
   logger: Logger;
   /** The replica holding a node's connection now (the replica registry). */
   holderOf(nodeId: string): Promise<string | null>;
+  /** Whether a replica is alive now (the replica registry). */
+  isLive(replicaId: string): Promise<boolean>;
   /** Sends a request to a node whose link is on this replica (the hub, local links only), or does a replica call. */
   requestLocal(nodeId: string, request: NodeRequest | ReplicaCall, timeoutMs: number): Promise<unknown>;
   takeTimeoutMs?: number;
@@ -115,7 +117,7 @@ export class NodeRequestRelay {
         ]);
         row = await this.read(id);
         if (outcome === 'answered' || row?.state !== 'taken') break;
-        if (!(await this.isAlive(holder))) {
+        if (!(await this.options.isLive(holder))) {
           holderDied = true;
           break;
         }
@@ -156,14 +158,6 @@ export class NodeRequestRelay {
         .delete()
         .catch(() => undefined);
     }
-  }
-
-  /** Whether a replica's row is alive (renewed within its lease). */
-  private async isAlive(replicaId: string): Promise<boolean> {
-    const result = await this.options.knex.raw('select 1 from replicas where id = ? and expires_at > now()', [
-      replicaId,
-    ]);
-    return ((result as { rows?: unknown[] }).rows ?? []).length > 0;
   }
 
   private async read(id: string): Promise<RequestRow | undefined> {

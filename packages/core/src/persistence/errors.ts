@@ -164,6 +164,7 @@ const CONSTRAINT_NAMES: Record<string, string> = {
   replicas_pkey: 'a replica with this id',
   node_leases_pkey: 'a lease on this node',
   node_requests_pkey: 'a node request with this id',
+  idempotency_keys_pkey: 'a write with this idempotency key',
 };
 
 function describeConstraint(constraint: string | null): string {

@@ -9,6 +9,7 @@ import { MIGRATIONS, migrateDownAll, migrateToLatest, migrateUpOne, migrationSta
 import { createRepositories } from './repositories/index.js';
 
 const QUANTIX_TABLES = [
+  'idempotency_keys',
   'images',
   'node_leases',
   'node_requests',

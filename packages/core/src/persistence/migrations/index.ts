@@ -8,6 +8,7 @@ import * as m0006 from './0006_node_tokens.js';
 import * as m0007 from './0007_pool_state_unknown.js';
 import * as m0008 from './0008_constraint_names.js';
 import * as m0009 from './0009_replicas.js';
+import * as m0010 from './0010_idempotency_keys.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -28,6 +29,7 @@ export const MIGRATIONS: ReadonlyArray<readonly [name: string, migration: Migrat
   ['0007_pool_state_unknown', m0007],
   ['0008_constraint_names', m0008],
   ['0009_replicas', m0009],
+  ['0010_idempotency_keys', m0010],
 ];
 
 class CodeMigrationSource implements Knex.MigrationSource<string> {
