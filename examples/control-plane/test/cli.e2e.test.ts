@@ -20,7 +20,16 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { exitOf, type Proc, QUANTIX, QUANTIX_NODE, startProcess, stopProcess, waitForOutput } from './processes.js';
+import {
+  exitOf,
+  freePort,
+  type Proc,
+  QUANTIX,
+  QUANTIX_NODE,
+  startProcess,
+  stopProcess,
+  waitForOutput,
+} from './processes.js';
 
 /** Files and directories under `dir` that anyone but their owner may read, write or enter. */
 function openToOthers(dir: string): string[] {
@@ -158,6 +167,76 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
     await waitForOutput(node, /on the command line.*--token-file/);
     await waitForOutput(node, /refused this node token/);
     expect(node.output.join('')).not.toContain('argv-token-123456');
+  });
+
+  it('serves as the replica named by --replica-id, and keeps that name when restarted with QUANTIX_REPLICA_ID', async () => {
+    const dataDir = join(work, 'replica');
+    const port = await freePort();
+    const serve = (flags: string[], env: Record<string, string> = {}) => {
+      const proc = startProcess(
+        [QUANTIX, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, ...flags],
+        env,
+        work,
+      );
+      running.push(proc);
+      return proc;
+    };
+    const replicaOf = async (url: string) =>
+      ((await (await fetch(`${url}/api/v1/healthz`)).json()) as { replica: { id: string; nodes: number } }).replica;
+
+    const first = serve([
+      '--replica-id',
+      'cp-east-1',
+      '--replica-url',
+      `http://127.0.0.1:${port}`,
+      '--lease-seconds',
+      '9',
+    ]);
+    const [, url] = await waitForOutput(first, /"url":"(http:\/\/[^"]+)"/);
+    expect(await replicaOf(url as string)).toMatchObject({ id: 'cp-east-1', nodes: 0 });
+    const token = JSON.parse(readFileSync(join(dataDir, 'credentials.json'), 'utf8')).token as string;
+    const replicas = await fetch(`${url}/api/v1/replicas`, { headers: { authorization: `Bearer ${token}` } });
+    expect(await replicas.json()).toMatchObject({
+      self: 'cp-east-1',
+      replicas: [{ id: 'cp-east-1', url: `http://127.0.0.1:${port}` }],
+    });
+    await stopProcess(first);
+    expect(first.child.exitCode).toBe(0);
+
+    const again = serve([], { QUANTIX_REPLICA_ID: 'cp-east-1' });
+    await waitForOutput(again, /"event":"listening"/);
+    expect(await replicaOf(url as string)).toMatchObject({ id: 'cp-east-1' });
+  });
+
+  it('refuses a bad replica id, URL or lease at once, non-zero, naming the flag or variable and the rule', async () => {
+    let refusals = 0;
+    const refused = async (flags: string[], env: Record<string, string>, message: RegExp) => {
+      const dataDir = join(work, `refused-${refusals++}`);
+      const proc = startProcess(
+        [QUANTIX, 'serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir, ...flags],
+        env,
+        work,
+      );
+      running.push(proc);
+      expect(await exitOf(proc, 30_000)).toBe(1);
+      expect(proc.output.join('')).toMatch(message);
+      // Refused before anything was opened: no data directory, no lock.
+      expect(existsSync(dataDir)).toBe(false);
+    };
+    await refused(
+      ['--replica-id', 'east 1/a'],
+      {},
+      /error INVALID_INPUT: --replica-id "east 1\/a" is not valid: a replica id is 1 to 64 letters, digits, "\.", "_" and "-"/,
+    );
+    await refused(['--replica-id', 'x'.repeat(65)], {}, /--replica-id "x{65}" is not valid/);
+    await refused([], { QUANTIX_REPLICA_ID: 'ünicode' }, /QUANTIX_REPLICA_ID "ünicode" is not valid/);
+    await refused(['--replica-url', 'cp-east:8080'], {}, /--replica-url "cp-east:8080" is not valid: give the http/);
+    await refused(
+      ['--lease-seconds', '2'],
+      {},
+      /--lease-seconds "2" is not valid: a whole number of seconds from 3 to 300/,
+    );
+    await refused(['--lease-seconds', '1.5'], {}, /--lease-seconds "1\.5" is not valid/);
   });
 
   it('imports an osinfo-db release archive that nodes on the host then identify with', async () => {
