@@ -1,8 +1,8 @@
 /**
  * `quantix up`, `quantix serve` and `quantix-node` as processes, for what a local user of the
  * machine could do to them: read or change the data directory, start a second copy on it, read
- * tokens from `ps` or the logs — and for a start that cannot succeed (port taken), which must end
- * at once with a reason rather than keep running.
+ * tokens from `ps` or the logs — and for a start that cannot succeed (port taken, a bad replica
+ * flag), which must end at once with a reason rather than keep running.
  */
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -30,6 +30,7 @@ import {
   stopProcess,
   waitForOutput,
 } from './processes.js';
+import { until } from './ui/helpers.js';
 
 /** Files and directories under `dir` that anyone but their owner may read, write or enter. */
 function openToOthers(dir: string): string[] {
@@ -169,7 +170,7 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
     expect(node.output.join('')).not.toContain('argv-token-123456');
   });
 
-  it('serves as the replica named by --replica-id, and keeps that name when restarted with QUANTIX_REPLICA_ID', async () => {
+  it('serves as the replica named by --replica-id, holds its node under that name, and keeps the name when restarted with QUANTIX_REPLICA_ID', async () => {
     const dataDir = join(work, 'replica');
     const port = await freePort();
     const serve = (flags: string[], env: Record<string, string> = {}) => {
@@ -200,6 +201,42 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
       self: 'cp-east-1',
       replicas: [{ id: 'cp-east-1', url: `http://127.0.0.1:${port}` }],
     });
+
+    // A node daemon connects: this replica holds it, and `quantix nodes list` says which replica that is.
+    const tokenFile = join(work, 'replica-api-token');
+    writeFileSync(tokenFile, token, { mode: 0o600 });
+    const added = startProcess(
+      [QUANTIX, '--token-file', tokenFile, '--json', 'nodes', 'add', 'hv-east', '--id', 'hv-east'],
+      { QUANTIX_URL: url as string },
+    );
+    expect(await exitOf(added, 60_000)).toBe(0);
+    const nodeTokenFile = join(work, 'hv-east-token');
+    writeFileSync(nodeTokenFile, JSON.parse(added.output.join('')).token, { mode: 0o600 });
+    const node = startProcess(
+      [
+        QUANTIX_NODE,
+        '--url',
+        url as string,
+        '--node-id',
+        'hv-east',
+        '--token-file',
+        nodeTokenFile,
+        '--libvirt',
+        'none',
+      ],
+      {},
+    );
+    running.push(node);
+    await until(
+      () => replicaOf(url as string),
+      (replica) => replica.nodes === 1,
+      'hv-east held by cp-east-1',
+    );
+    const listed = startProcess([QUANTIX, '--token-file', tokenFile, 'nodes', 'list'], { QUANTIX_URL: url as string });
+    expect(await exitOf(listed, 60_000)).toBe(0);
+    expect(listed.output.join('')).toMatch(/^hv-east\s+hv-east\s+connected\s+cp-east-1\s/m);
+    await stopProcess(node);
+
     await stopProcess(first);
     expect(first.child.exitCode).toBe(0);
 
