@@ -127,6 +127,9 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
     const card = page.getByRole('article', { name: hostname });
     await card.waitFor();
     expect(await textOf(card)).toMatch(/Connected/);
+    // Held by the one replica there is: the id /healthz names.
+    const { replica } = (await system.api('GET', '/healthz')).body as { replica: { id: string } };
+    expect(await textOf(card)).toContain(`Replica ${replica.id}`);
     expect(await rowText(page, `Pools on ${hostname}`, poolName)).toContain('Active');
     await screenshot(page, 'real-nodes');
     expect(problems).toEqual([]);
