@@ -269,8 +269,9 @@ export function replicaOption(flags: ReplicaFlags): { id?: string; url?: string;
   }
   if (flags.leaseSeconds !== undefined) {
     const { value, from } = flags.leaseSeconds;
-    const seconds = /^\d+$/.test(value.trim()) ? Number(value.trim()) : Number.NaN;
-    if (!Number.isInteger(seconds) || seconds < LEASE_SECONDS.min || seconds > LEASE_SECONDS.max) {
+    // Digits only: Number() would also take "1e1", "0x10" or "".
+    const seconds = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+    if (!(seconds >= LEASE_SECONDS.min && seconds <= LEASE_SECONDS.max)) {
       throw invalid(from, value, `a whole number of seconds from ${LEASE_SECONDS.min} to ${LEASE_SECONDS.max}`);
     }
     replica.leaseSeconds = seconds;
