@@ -182,6 +182,11 @@ describe('control plane API and node hub (PostgreSQL)', () => {
     expect(Object.keys(openapi.body.paths)).toEqual(
       expect.arrayContaining(['/api/v1/pools', '/api/v1/images/available', '/api/v1/vms']),
     );
+    // A client generated from the document knows which replica holds a node.
+    const nodeList = openapi.body.paths['/api/v1/nodes'].get.responses['200'].content['application/json'].schema;
+    expect(nodeList.properties.nodes.items.properties.replicaId).toMatchObject({ type: 'string', nullable: true });
+    const nodeDetail = openapi.body.paths['/api/v1/nodes/{id}'].get.responses['200'].content['application/json'].schema;
+    expect(nodeDetail.properties.replicaId).toMatchObject({ type: 'string', nullable: true });
   });
 
   it('answers bad input with the stable code and the field concerned', async () => {

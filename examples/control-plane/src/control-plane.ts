@@ -184,7 +184,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           return {
             status: 'ok',
             database: quantix.database.client,
-            replica: { id: services.replicas.replicaId, version: CONTROL_PLANE_VERSION },
+            // `nodes`: how many node leases this replica holds, the count /replicas lists under its id.
+            replica: {
+              id: services.replicas.replicaId,
+              version: CONTROL_PLANE_VERSION,
+              nodes: services.replicas.heldNodeIds().length,
+            },
             connectedNodes: hub.connectedNodeIds().length,
           };
         },
@@ -243,7 +248,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       });
       idempotentWrites(api, services.idempotency);
       poolRoutes(api, services);
-      nodeRoutes(api, { quantix, hub });
+      nodeRoutes(api, { quantix, hub, replicas: services.replicas });
       replicaRoutes(api, { replicas: services.replicas });
       imageRoutes(api, { quantix, ...services });
       vmRoutes(api, { quantix, vms: services.vms });

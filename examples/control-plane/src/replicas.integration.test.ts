@@ -47,6 +47,15 @@ describe('control-plane replicas on one PostgreSQL', () => {
   const holders = async (cp: ControlPlane) =>
     ((await get(cp, '/replicas')).replicas as { id: string; nodeIds: string[] }[]).map((r) => [r.id, r.nodeIds]);
 
+  /** Which replica each node is held by, as GET /nodes on `cp` says. */
+  const replicaIdsOfNodes = async (cp: ControlPlane) =>
+    Object.fromEntries(
+      ((await get(cp, '/nodes')).nodes as { id: string; replicaId: string | null }[]).map((n) => [n.id, n.replicaId]),
+    );
+  /** How many nodes `cp` holds, as its /healthz says. */
+  const heldCount = async (cp: ControlPlane) =>
+    ((await (await fetch(`${cp.url}/api/v1/healthz`)).json()) as { replica: { nodes: number } }).replica.nodes;
+
   /** Node n1, connected to `cp` with the daemon's connection class, answering with `handle`. */
   const nodeOn = (cp: ControlPlane, handle: MessageHandler['handle'] = () => {}) => {
     const connection = new ControlPlaneConnection({
@@ -85,7 +94,7 @@ describe('control-plane replicas on one PostgreSQL', () => {
 
   it('names the replica answering in /healthz, and lists every live replica in /replicas', async () => {
     const health = (await (await fetch(`${b.url}/api/v1/healthz`)).json()) as { replica: unknown };
-    expect(health.replica).toEqual({ id: 'replica-b', version: CONTROL_PLANE_VERSION });
+    expect(health.replica).toEqual({ id: 'replica-b', version: CONTROL_PLANE_VERSION, nodes: 0 });
     expect(await holders(a)).toEqual([
       ['replica-a', []],
       ['replica-b', []],
@@ -122,6 +131,11 @@ describe('control-plane replicas on one PostgreSQL', () => {
         ]),
     );
 
+    // Every replica names A as n1's holder, in the list and in the node's own view.
+    expect(await replicaIdsOfNodes(b)).toEqual({ n1: 'replica-a' });
+    expect((await get(b, '/nodes/n1')).replicaId).toBe('replica-a');
+    expect(await heldCount(a)).toBe(1);
+
     // Its next connection goes to B (A is unreachable to it, say): B takes the node over.
     nodeOn(b);
     await waitFor(
@@ -141,6 +155,9 @@ describe('control-plane replicas on one PostgreSQL', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     const node = (await get(a, '/nodes')).nodes as { id: string; connectionState: string }[];
     expect(node.find((n) => n.id === 'n1')?.connectionState).toBe('connected');
+    expect(await replicaIdsOfNodes(a)).toEqual({ n1: 'replica-b' });
+    expect((await get(a, '/nodes/n1')).replicaId).toBe('replica-b');
+    expect([await heldCount(a), await heldCount(b)]).toEqual([0, 1]);
   });
 
   it('pushes a pool defined on one replica to a node held by another, within a second', async () => {

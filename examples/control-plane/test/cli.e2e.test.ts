@@ -1,8 +1,8 @@
 /**
  * `quantix up`, `quantix serve` and `quantix-node` as processes, for what a local user of the
  * machine could do to them: read or change the data directory, start a second copy on it, read
- * tokens from `ps` or the logs — and for a start that cannot succeed (port taken), which must end
- * at once with a reason rather than keep running.
+ * tokens from `ps` or the logs — and for a start that cannot succeed (port taken, a bad replica
+ * flag), which must end at once with a reason rather than keep running.
  */
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -20,7 +20,17 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { exitOf, type Proc, QUANTIX, QUANTIX_NODE, startProcess, stopProcess, waitForOutput } from './processes.js';
+import {
+  exitOf,
+  freePort,
+  type Proc,
+  QUANTIX,
+  QUANTIX_NODE,
+  startProcess,
+  stopProcess,
+  waitForOutput,
+} from './processes.js';
+import { until } from './ui/helpers.js';
 
 /** Files and directories under `dir` that anyone but their owner may read, write or enter. */
 function openToOthers(dir: string): string[] {
@@ -158,6 +168,112 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
     await waitForOutput(node, /on the command line.*--token-file/);
     await waitForOutput(node, /refused this node token/);
     expect(node.output.join('')).not.toContain('argv-token-123456');
+  });
+
+  it('serves as the replica named by --replica-id, holds its node under that name, and keeps the name when restarted with QUANTIX_REPLICA_ID', async () => {
+    const dataDir = join(work, 'replica');
+    const port = await freePort();
+    const serve = (flags: string[], env: Record<string, string> = {}) => {
+      const proc = startProcess(
+        [QUANTIX, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, ...flags],
+        env,
+        work,
+      );
+      running.push(proc);
+      return proc;
+    };
+    const replicaOf = async (url: string) =>
+      ((await (await fetch(`${url}/api/v1/healthz`)).json()) as { replica: { id: string; nodes: number } }).replica;
+
+    const first = serve([
+      '--replica-id',
+      'cp-east-1',
+      '--replica-url',
+      `http://127.0.0.1:${port}`,
+      '--lease-seconds',
+      '9',
+    ]);
+    const [, url] = await waitForOutput(first, /"url":"(http:\/\/[^"]+)"/);
+    expect(await replicaOf(url as string)).toMatchObject({ id: 'cp-east-1', nodes: 0 });
+    const token = JSON.parse(readFileSync(join(dataDir, 'credentials.json'), 'utf8')).token as string;
+    const replicas = await fetch(`${url}/api/v1/replicas`, { headers: { authorization: `Bearer ${token}` } });
+    expect(await replicas.json()).toMatchObject({
+      self: 'cp-east-1',
+      replicas: [{ id: 'cp-east-1', url: `http://127.0.0.1:${port}` }],
+    });
+
+    // A node daemon connects: this replica holds it, and `quantix nodes list` says which replica that is.
+    const tokenFile = join(work, 'replica-api-token');
+    writeFileSync(tokenFile, token, { mode: 0o600 });
+    const added = startProcess(
+      [QUANTIX, '--token-file', tokenFile, '--json', 'nodes', 'add', 'hv-east', '--id', 'hv-east'],
+      { QUANTIX_URL: url as string },
+    );
+    expect(await exitOf(added, 60_000)).toBe(0);
+    const nodeTokenFile = join(work, 'hv-east-token');
+    writeFileSync(nodeTokenFile, JSON.parse(added.output.join('')).token, { mode: 0o600 });
+    const node = startProcess(
+      [
+        QUANTIX_NODE,
+        '--url',
+        url as string,
+        '--node-id',
+        'hv-east',
+        '--token-file',
+        nodeTokenFile,
+        '--libvirt',
+        'none',
+      ],
+      {},
+    );
+    running.push(node);
+    await until(
+      () => replicaOf(url as string),
+      (replica) => replica.nodes === 1,
+      'hv-east held by cp-east-1',
+    );
+    const listed = startProcess([QUANTIX, '--token-file', tokenFile, 'nodes', 'list'], { QUANTIX_URL: url as string });
+    expect(await exitOf(listed, 60_000)).toBe(0);
+    expect(listed.output.join('')).toMatch(/^hv-east\s+hv-east\s+connected\s+cp-east-1\s/m);
+    await stopProcess(node);
+
+    await stopProcess(first);
+    expect(first.child.exitCode).toBe(0);
+
+    const again = serve([], { QUANTIX_REPLICA_ID: 'cp-east-1' });
+    await waitForOutput(again, /"event":"listening"/);
+    expect(await replicaOf(url as string)).toMatchObject({ id: 'cp-east-1' });
+  });
+
+  it('refuses a bad replica id, URL or lease at once, non-zero, naming the flag or variable and the rule', async () => {
+    let refusals = 0;
+    const refused = async (flags: string[], env: Record<string, string>, message: RegExp) => {
+      const dataDir = join(work, `refused-${refusals++}`);
+      const proc = startProcess(
+        [QUANTIX, 'serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir, ...flags],
+        env,
+        work,
+      );
+      running.push(proc);
+      expect(await exitOf(proc, 30_000)).toBe(1);
+      expect(proc.output.join('')).toMatch(message);
+      // Refused before anything was opened: no data directory, no lock.
+      expect(existsSync(dataDir)).toBe(false);
+    };
+    await refused(
+      ['--replica-id', 'east 1/a'],
+      {},
+      /error INVALID_INPUT: --replica-id "east 1\/a" is not valid: a replica id is 1 to 64 letters, digits, "\.", "_" and "-"/,
+    );
+    await refused(['--replica-id', 'x'.repeat(65)], {}, /--replica-id "x{65}" is not valid/);
+    await refused([], { QUANTIX_REPLICA_ID: 'ünicode' }, /QUANTIX_REPLICA_ID "ünicode" is not valid/);
+    await refused(['--replica-url', 'cp-east:8080'], {}, /--replica-url "cp-east:8080" is not valid: give the http/);
+    await refused(
+      ['--lease-seconds', '2'],
+      {},
+      /--lease-seconds "2" is not valid: a whole number of seconds from 3 to 300/,
+    );
+    await refused(['--lease-seconds', '1.5'], {}, /--lease-seconds "1\.5" is not valid/);
   });
 
   it('imports an osinfo-db release archive that nodes on the host then identify with', async () => {

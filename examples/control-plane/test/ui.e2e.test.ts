@@ -14,7 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TestSystem } from './harness.js';
 import { launchChromium, screenshot, watchPageErrors } from './ui/browser.js';
 import { description, ensureUiBuilt, until } from './ui/helpers.js';
-import { type ScriptedSystem, startScriptedSystem } from './ui/scripted-system.js';
+import { SCRIPTED_REPLICA_ID, type ScriptedSystem, startScriptedSystem } from './ui/scripted-system.js';
 
 const VIEWPORT = { width: 1280, height: 900 };
 
@@ -127,6 +127,9 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
     const card = page.getByRole('article', { name: hostname });
     await card.waitFor();
     expect(await textOf(card)).toMatch(/Connected/);
+    // Held by the one replica there is: the id /healthz names.
+    const { replica } = (await system.api('GET', '/healthz')).body as { replica: { id: string } };
+    expect(await textOf(card)).toContain(`Replica ${replica.id}`);
     expect(await rowText(page, `Pools on ${hostname}`, poolName)).toContain('Active');
     await screenshot(page, 'real-nodes');
     expect(problems).toEqual([]);
@@ -374,8 +377,11 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     await nav.getByRole('link', { name: 'Nodes' }).click();
     const spare = page.getByRole('article', { name: 'hv-spare' });
     await spare.waitFor();
-    expect(await textOf(spare)).toMatch(/Disconnected.*Last seen never/);
-    expect(await textOf(page.getByRole('article', { name: 'hv-ui' }))).toContain('Connected');
+    // The node that never connected is held by no replica; the connected one by this control plane.
+    expect(await textOf(spare)).toMatch(/Disconnected.*Replica — Last seen never/);
+    const connected = await textOf(page.getByRole('article', { name: 'hv-ui' }));
+    expect(connected).toContain('Connected');
+    expect(connected).toContain(`Replica ${SCRIPTED_REPLICA_ID}`);
     expect(await rowText(page, 'Pools on hv-ui', 'NFS ISOs')).toContain('Unavailable');
     await screenshot(page, 'nodes');
     expect(problems).toEqual([]);
@@ -498,14 +504,15 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     const card = page.getByRole('article', { name: 'hv-ui' });
     await until(
       () => textOf(card),
-      (t) => t.includes('Disconnected'),
-      'hv-ui disconnected',
+      // Its connection gone, no replica holds it any more.
+      (t) => t.includes('Disconnected') && t.includes('Replica —'),
+      'hv-ui disconnected and held by no replica',
     );
     await system.reconnectNode();
     await until(
       () => textOf(card),
-      (t) => /\bConnected\b/.test(t),
-      'hv-ui connected again',
+      (t) => /\bConnected\b/.test(t) && t.includes(`Replica ${SCRIPTED_REPLICA_ID}`),
+      'hv-ui connected again, held by this replica',
       10_000,
     );
     expect(problems).toEqual([]);

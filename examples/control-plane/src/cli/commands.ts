@@ -102,7 +102,7 @@ export function apiCommands(
   const nodes = program.command('nodes').description('hypervisor nodes');
   nodes.command('list').action(async () => {
     const { nodes: list } = await client().request<{ nodes: Row[] }>('GET', '/nodes');
-    print(list, () => table(list, ['id', 'hostname', 'connectionState', 'lastSeenAt', 'agentVersion']));
+    print(list, () => table(list, ['id', 'hostname', 'connectionState', 'replicaId', 'lastSeenAt', 'agentVersion']));
   });
   nodes
     .command('add <hostname>')

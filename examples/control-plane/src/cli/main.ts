@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { apiCommands, reportError, warnArgvSecret } from './commands.js';
 
 const POOL_ROOT_HELP = 'a directory pools may be in (repeatable; env QUANTIX_POOL_ROOTS, colon-separated)';
@@ -56,17 +56,40 @@ program
   .option('--data-dir <dir>', 'state directory: credentials, staged uploads, the embedded database', '.quantix')
   .option('--database-timeout <ms>', 'bound on each database statement (and on connecting); then 503', '30000')
   .option('--pool-root <dir>', `${POOL_ROOT_HELP}; default /var/lib/quantix and /srv`, collect)
+  .addOption(
+    new Option(
+      '--replica-id <id>',
+      'this replica’s name among those sharing the database; keep it across restarts (1–64 of A-Z a-z 0-9 . _ -; default a new one per start)',
+    ).env('QUANTIX_REPLICA_ID'),
+  )
+  .addOption(
+    new Option(
+      '--replica-url <url>',
+      'the http(s) URL other replicas and nodes reach this replica at (also where nodes fetch uploads, unless QUANTIX_PUBLIC_URL)',
+    ).env('QUANTIX_REPLICA_URL'),
+  )
+  .option(
+    '--lease-seconds <n>',
+    'how long this replica’s node leases last unrenewed: how soon its nodes may move after it dies (3–300)',
+    '15',
+  )
   .action(
-    async (options: {
-      host: string;
-      port: string;
-      databaseUrl?: string;
-      catalog?: string;
-      apiTokenFile?: string;
-      dataDir: string;
-      databaseTimeout: string;
-      poolRoot?: string[];
-    }) => {
+    async (
+      options: {
+        host: string;
+        port: string;
+        databaseUrl?: string;
+        catalog?: string;
+        apiTokenFile?: string;
+        dataDir: string;
+        databaseTimeout: string;
+        poolRoot?: string[];
+        replicaId?: string;
+        replicaUrl?: string;
+        leaseSeconds: string;
+      },
+      command: Command,
+    ) => {
       if (options.databaseUrl && /:\/\/[^/@]*:[^/@]*@/.test(options.databaseUrl)) {
         warnArgvSecret('--database-url carries a password', 'QUANTIX_DATABASE_URL');
       }
@@ -80,6 +103,11 @@ program
         dataDir: options.dataDir,
         databaseTimeoutMs: Number(options.databaseTimeout),
         poolRoots: options.poolRoot,
+        replica: {
+          id: flagValue(command, 'replicaId', '--replica-id', 'QUANTIX_REPLICA_ID'),
+          url: flagValue(command, 'replicaUrl', '--replica-url', 'QUANTIX_REPLICA_URL'),
+          leaseSeconds: flagValue(command, 'leaseSeconds', '--lease-seconds'),
+        },
       }).catch(exitAtOnce);
     },
   );
@@ -100,6 +128,19 @@ program
         `${imported.previousVersion ? `, replacing ${imported.previousVersion}` : ''}; restart the node daemons on this host to use it\n`,
     );
   });
+
+/** An option's value with where it came from (the flag, or its variable), for error messages. */
+function flagValue(
+  command: Command,
+  key: string,
+  flag: string,
+  envVar?: string,
+): { value: string; from: string } | undefined {
+  const value = command.getOptionValue(key) as string | undefined;
+  if (value === undefined) return undefined;
+  const from = command.getOptionValueSource(key) === 'env' && envVar ? envVar : flag;
+  return { value, from };
+}
 
 /** A server that cannot start (port in use, data dir locked) says why and exits at once, non-zero. */
 function exitAtOnce(error: unknown): never {

@@ -228,6 +228,57 @@ export function serveToken(options: { tokenFile?: string | undefined; dataDir: s
   return { token: newToken(), from: '' };
 }
 
+/** How a replica id may be spelled: it names the replica in /healthz, /replicas and the node leases. */
+const REPLICA_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+
+export const LEASE_SECONDS = { min: 3, max: 300, default: 15 } as const;
+
+/** What `serve` was given about itself as a replica, each value with the flag or variable it came from. */
+export interface ReplicaFlags {
+  id?: { value: string; from: string } | undefined;
+  url?: { value: string; from: string } | undefined;
+  leaseSeconds?: { value: string; from: string } | undefined;
+}
+
+/**
+ * The `replica` option of startControlPlane from `serve`'s flags, or INVALID_INPUT naming the
+ * flag (or variable) and what it must be: a bad value stops start-up before anything is opened.
+ */
+export function replicaOption(flags: ReplicaFlags): { id?: string; url?: string; leaseSeconds: number } {
+  const invalid = (from: string, value: string, rule: string) =>
+    new QuantixError(ErrorCode.INVALID_INPUT, `${from} ${JSON.stringify(value)} is not valid: ${rule}`);
+  const replica: { id?: string; url?: string; leaseSeconds: number } = { leaseSeconds: LEASE_SECONDS.default };
+  if (flags.id !== undefined) {
+    if (!REPLICA_ID_PATTERN.test(flags.id.value)) {
+      throw invalid(flags.id.from, flags.id.value, 'a replica id is 1 to 64 letters, digits, ".", "_" and "-"');
+    }
+    replica.id = flags.id.value;
+  }
+  if (flags.url !== undefined) {
+    let url: URL | null = null;
+    try {
+      url = new URL(flags.url.value);
+    } catch {
+      url = null;
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
+      throw invalid(flags.url.from, flags.url.value, 'give the http:// or https:// URL this replica is reached at');
+    }
+    // Kept as given, without a trailing slash: other replicas and nodes append paths to it.
+    replica.url = flags.url.value.replace(/\/+$/, '');
+  }
+  if (flags.leaseSeconds !== undefined) {
+    const { value, from } = flags.leaseSeconds;
+    // Digits only: Number() would also take "1e1", "0x10" or "".
+    const seconds = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+    if (!(seconds >= LEASE_SECONDS.min && seconds <= LEASE_SECONDS.max)) {
+      throw invalid(from, value, `a whole number of seconds from ${LEASE_SECONDS.min} to ${LEASE_SECONDS.max}`);
+    }
+    replica.leaseSeconds = seconds;
+  }
+  return replica;
+}
+
 /** Control plane only, for node daemons on other hosts. */
 export async function runServe(options: {
   host: string;
@@ -240,7 +291,10 @@ export async function runServe(options: {
   databaseTimeoutMs?: number | undefined;
   /** `--pool-root` flags; else QUANTIX_POOL_ROOTS; else /var/lib/quantix and /srv. */
   poolRoots?: readonly string[] | undefined;
+  /** `--replica-id`, `--replica-url`, `--lease-seconds` (or their variables), checked here first. */
+  replica?: ReplicaFlags | undefined;
 }): Promise<void> {
+  const replica = replicaOption(options.replica ?? {});
   process.umask(0o077);
   const logger = createLogger({ name: 'quantix', level: process.env.QUANTIX_LOG_LEVEL ?? 'info' });
   const dataDir = resolve(options.dataDir);
@@ -278,14 +332,20 @@ export async function runServe(options: {
       port: options.port,
       stagingDir: join(dataDir, 'uploads'),
       poolRoots,
-      ...(process.env.QUANTIX_PUBLIC_URL ? { publicUrl: process.env.QUANTIX_PUBLIC_URL } : {}),
+      replica,
+      // Nodes fetch staged uploads from the replica that staged them: its own URL, not a balancer's.
+      ...(process.env.QUANTIX_PUBLIC_URL || replica.url
+        ? { publicUrl: process.env.QUANTIX_PUBLIC_URL || replica.url }
+        : {}),
     });
   } catch (error) {
     await quantix?.close().catch(() => undefined);
     lock.release();
     throw error;
   }
-  process.stdout.write(`Quantix control plane at ${cp.url} on ${describeDatabase(database)}\n`);
+  process.stdout.write(
+    `Quantix control plane at ${cp.url} on ${describeDatabase(database)}, replica ${cp.replicas.replicaId}\n`,
+  );
   process.stdout.write(`${JSON.stringify({ event: 'listening', url: cp.url })}\n`);
   if (from === '') {
     const file = join(dataDir, 'credentials.json');

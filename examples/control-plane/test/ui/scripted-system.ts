@@ -50,6 +50,9 @@ export const SCRIPTED_CATALOG = {
   broken: entry('tiny-broken', 'Tiny broken image', 'tiny-broken.qcow2', 64 * 1024 * 1024),
 };
 
+/** The control plane's replica id: the Nodes page names it as the holder of the connected node. */
+export const SCRIPTED_REPLICA_ID = 'cp-ui-1';
+
 export interface ScriptedSystem {
   url: string;
   token: string;
@@ -84,7 +87,12 @@ export async function startScriptedSystem(options: { stepMs?: number } = {}): Pr
   // Pool types from the storage plugins without their backends, as a control plane has them.
   const poolTypes = [createStorageLocalPlugin({ backend: false }), createStorageNfsPlugin({ backend: false })];
   const quantix = await createQuantix({ database: db.config, plugins: [catalogPlugin, ...poolTypes], logger: silent });
-  const controlPlane = await startControlPlane({ quantix, apiToken: token, resumeGraceMs: 1000 });
+  const controlPlane = await startControlPlane({
+    quantix,
+    apiToken: token,
+    resumeGraceMs: 1000,
+    replica: { id: SCRIPTED_REPLICA_ID },
+  });
   const requests: ScriptedSystem['requests'] = [];
   const stepMs = options.stepMs ?? 300;
 

@@ -25,9 +25,15 @@ export type { Availability, ImagePhase };
 export type ImageRow = Wire<Image> & { path: string | null };
 export type PoolState = Wire<PoolNodeState>;
 export type Pool = Wire<StoragePool> & { nodeStates: PoolState[] };
-export type QNode = Wire<NodeRecord>;
+/** `replicaId`: the control-plane replica holding the node's connection, null when none does. */
+export type QNode = Wire<NodeRecord> & { replicaId: string | null };
 export type NodeDetail = QNode & { connected: boolean; pools: { pool: Wire<StoragePool>; state: PoolState | null }[] };
 export type VmRow = Wire<Vm>;
 export type Entry = Wire<CatalogEntry>;
 export type Available = Wire<AvailableImage>;
-export type Health = { status: string; database: string; connectedNodes: number };
+export type Health = {
+  status: string;
+  database: string;
+  replica: { id: string; version: string; nodes: number };
+  connectedNodes: number;
+};

@@ -1,21 +1,69 @@
-import { type NodeHub, newToken, tokenDigest } from '@quantix/control-plane';
-import type { Quantix } from '@quantix/core';
+import { type NodeHub, newToken, type ReplicaRegistry, tokenDigest } from '@quantix/control-plane';
+import { NODE_CONNECTION_STATES, type Quantix } from '@quantix/core';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 
 const idParams = z.object({ id: z.string().min(1) });
 
-export function nodeRoutes(app: FastifyInstance, deps: { quantix: Quantix; hub: NodeHub }): void {
+/** A node as the API shows it: its record and the replica holding its connection. */
+const nodeView = z.object({
+  id: z.string(),
+  hostname: z.string(),
+  address: z.string().nullable(),
+  labels: z.record(z.string(), z.string()),
+  connectionState: z.enum(NODE_CONNECTION_STATES),
+  lastSeenAt: z.date().nullable(),
+  agentVersion: z.string().nullable(),
+  capabilities: z.record(z.string(), z.unknown()),
+  version: z.number().int(),
+  createdAt: z.date(),
+  updatedAt: z.date(),
+  replicaId: z
+    .string()
+    .nullable()
+    .describe('the control-plane replica holding its connection now (see GET /replicas); null when none does'),
+});
+
+const nodeDetail = nodeView.extend({
+  connected: z.boolean().describe('connected to this replica, or to another one that can carry requests to it'),
+  pools: z.array(
+    z.object({
+      // Loose: every field of the pool and of its state passes through, as GET /pools/{id} shows them.
+      pool: z.looseObject({ id: z.string(), name: z.string(), type: z.string() }),
+      state: z
+        .looseObject({ poolId: z.string(), status: z.string() })
+        .nullable()
+        .describe('the pool’s state on this node, null until the node reports it'),
+    }),
+  ),
+});
+
+export function nodeRoutes(
+  app: FastifyInstance,
+  deps: { quantix: Quantix; hub: NodeHub; replicas: ReplicaRegistry },
+): void {
   const { repositories } = deps.quantix;
   const api = app.withTypeProvider<ZodTypeProvider>();
 
   api.get(
     '/nodes',
-    { schema: { tags: ['nodes'], summary: 'List nodes and whether they are connected' } },
-    async () => ({
-      nodes: await repositories.nodes.list(),
-    }),
+    {
+      schema: {
+        tags: ['nodes'],
+        summary: 'List nodes, whether they are connected, and the replica holding each',
+        response: { 200: z.object({ nodes: z.array(nodeView) }) },
+      },
+    },
+    async () => {
+      // One look at the leases for the whole list, rather than one query per node.
+      const holders = new Map<string, string>();
+      for (const replica of await deps.replicas.liveReplicas()) {
+        for (const nodeId of replica.nodeIds) holders.set(nodeId, replica.id);
+      }
+      const nodes = await repositories.nodes.list();
+      return { nodes: nodes.map((node) => ({ ...node, replicaId: holders.get(node.id) ?? null })) };
+    },
   );
 
   api.post(
@@ -40,16 +88,31 @@ export function nodeRoutes(app: FastifyInstance, deps: { quantix: Quantix; hub: 
     },
   );
 
-  api.get('/nodes/:id', { schema: { tags: ['nodes'], params: idParams } }, async (request) => {
-    const node = await repositories.nodes.require(request.params.id);
-    const pools = await repositories.pools.list({ nodeId: node.id });
-    const states = await repositories.pools.listNodeStates({ nodeId: node.id });
-    return {
-      ...node,
-      connected: deps.hub.isConnected(node.id),
-      pools: pools.map((pool) => ({ pool, state: states.find((s) => s.poolId === pool.id) ?? null })),
-    };
-  });
+  api.get(
+    '/nodes/:id',
+    {
+      schema: {
+        tags: ['nodes'],
+        summary: 'A node with the replica holding it and its pools with their state on it',
+        params: idParams,
+        response: { 200: nodeDetail },
+      },
+    },
+    async (request) => {
+      const node = await repositories.nodes.require(request.params.id);
+      const pools = await repositories.pools.list({ nodeId: node.id });
+      const states = await repositories.pools.listNodeStates({ nodeId: node.id });
+      return {
+        ...node,
+        replicaId: await deps.replicas.holderOf(node.id),
+        connected: deps.hub.isConnected(node.id),
+        pools: pools.map((pool) => {
+          const state = states.find((s) => s.poolId === pool.id);
+          return { pool: { ...pool }, state: state ? { ...state } : null };
+        }),
+      };
+    },
+  );
 
   api.post(
     '/nodes/:id/token',

@@ -18,7 +18,10 @@ export function NodesPage() {
   return (
     <section aria-labelledby="nodes-heading">
       <h1 id="nodes-heading">Nodes</h1>
-      <p className="lede">Hypervisor hosts running the node daemon, and the pools each one holds.</p>
+      <p className="lede">
+        Hypervisor hosts running the node daemon, the control-plane replica each one is connected to, and the pools each
+        one holds.
+      </p>
       <LoadNote polled={nodes} what="nodes" />
       {nodes.data?.length === 0 && <Empty>No nodes yet. Register one below and start its daemon.</Empty>}
       {nodes.data?.map((node) => (
@@ -32,6 +35,8 @@ export function NodesPage() {
             <dd>
               <code>{node.id}</code>
             </dd>
+            <dt>Replica</dt>
+            <dd>{node.replicaId ? <code>{node.replicaId}</code> : '—'}</dd>
             <dt>Last seen</dt>
             <dd>
               <Ago iso={node.lastSeenAt} />
