@@ -6,9 +6,11 @@
  * never redials.
  */
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { IdempotencyStore } from '@quantix/control-plane';
 import { createQuantix, PROTOCOL_VERSION, PROTOCOL_VERSIONS, type Quantix } from '@quantix/core';
 import { createTestDatabase, type TestDatabase, waitFor } from '@quantix/core/testing';
 import { ControlPlaneConnection, type MessageHandler } from '@quantix/example-node-daemon';
@@ -250,5 +252,52 @@ describe('control-plane replicas on one PostgreSQL', () => {
       details: { replica: 'replica-frozen', nodeId: 'n2' },
     });
     expect(Date.now() - startedAt).toBeLessThan(5_000);
+  });
+  it('answers a write retried with its Idempotency-Key on another replica with the first answer, written once', async () => {
+    const post = (cp: ControlPlane, key: string, body: unknown) =>
+      fetch(`${cp.url}/api/v1/pools`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/json', 'idempotency-key': key },
+        body: JSON.stringify(body),
+      });
+    const pool = { name: 'Idempotent', type: 'local', config: { path: '/srv/idempotent' } };
+    const key = randomUUID();
+    const first = await post(a, key, pool);
+    expect(first.status).toBe(201);
+    const created = (await first.json()) as { id: string };
+
+    // The client lost the answer and retries, through the load balancer, on B.
+    const retried = await post(b, key, pool);
+    expect(retried.status).toBe(201);
+    expect(retried.headers.get('idempotent-replayed')).toBe('true');
+    expect(((await retried.json()) as { id: string }).id).toBe(created.id);
+    const pools = (await get(b, '/pools')).pools as { name: string }[];
+    expect(pools.filter((p) => p.name === 'Idempotent')).toHaveLength(1);
+
+    // The same key for another request is refused, and changes nothing.
+    const reused = await post(b, key, { ...pool, name: 'Other' });
+    expect(reused.status).toBe(422);
+    expect(((await reused.json()) as { error: { code: string } }).error.code).toBe('IDEMPOTENCY_KEY_REUSED');
+
+    // A first attempt still running on a live replica: the retry is told to wait.
+    const knex = (instances[0] as Quantix).database.knex;
+    const second = { name: 'Second', type: 'local', config: { path: '/srv/second' } };
+    const fingerprint = IdempotencyStore.fingerprint({ method: 'POST', url: '/api/v1/pools', body: second });
+    const busyKey = randomUUID();
+    await knex('idempotency_keys').insert({ key: busyKey, fingerprint, replica_id: 'replica-a' });
+    const busy = await post(b, busyKey, second);
+    expect(busy.status).toBe(409);
+    expect(((await busy.json()) as { error: { code: string } }).error.code).toBe('IDEMPOTENCY_KEY_IN_USE');
+
+    // One whose replica died mid-request: the retry takes it over and runs.
+    const orphanKey = randomUUID();
+    await knex('idempotency_keys').insert({ key: orphanKey, fingerprint, replica_id: 'replica-died-mid-request' });
+    const takenOver = await post(b, orphanKey, second);
+    expect(takenOver.status).toBe(201);
+    expect(takenOver.headers.get('idempotent-replayed')).toBeNull();
+
+    // A key that is not one: a clear 400 before anything runs.
+    const bad = await post(a, 'not a key', { ...second, name: 'Bad' });
+    expect(bad.status).toBe(400);
   });
 });

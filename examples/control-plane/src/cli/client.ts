@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -37,6 +38,10 @@ export function resolveTarget(flags: { url?: string; token?: string }): ApiTarge
   return { url: url.replace(/\/$/, ''), token };
 }
 
+/** Answers after which a write is sent once more (with the same Idempotency-Key). */
+const RETRY_STATUSES = new Set([502, 503, 504]);
+const RETRY_AFTER_MS = 1_000;
+
 /** A thin client of the control plane's HTTP API. */
 export class ApiClient {
   constructor(private readonly target: ApiTarget) {}
@@ -46,17 +51,36 @@ export class ApiClient {
     return this.target.url;
   }
 
+  /**
+   * One API call. A write carries an Idempotency-Key and is sent once more, with the same key,
+   * when the first attempt got no answer or a "try again" (502/503/504: a replica went away
+   * mid-request, say): the control plane answers the retry with the first attempt's result if
+   * it had one, so nothing is done twice.
+   */
   async request<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
-    let response: Response;
-    try {
-      response = await fetch(`${this.target.url}/api/v1${path}`, {
+    const write = method !== 'GET' && method !== 'HEAD';
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${this.target.token}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...(write ? { 'idempotency-key': randomUUID() } : {}),
+    };
+    const send = () =>
+      fetch(`${this.target.url}/api/v1${path}`, {
         method,
-        headers: {
-          authorization: `Bearer ${this.target.token}`,
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        },
+        headers,
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       });
+    let response: Response;
+    try {
+      response = await send().catch(async (error) => {
+        if (!write) throw error;
+        await new Promise((resolve) => setTimeout(resolve, RETRY_AFTER_MS));
+        return send();
+      });
+      if (write && RETRY_STATUSES.has(response.status)) {
+        await new Promise((resolve) => setTimeout(resolve, RETRY_AFTER_MS));
+        response = await send();
+      }
     } catch (error) {
       throw new ApiError(
         0,
