@@ -56,11 +56,13 @@ const children = new Set<ChildProcess>();
 const killAll = () => {
   for (const child of children) child.kill('SIGKILL');
 };
+/** Drops the bench's database and files; set once they exist. */
+let dispose: () => Promise<void> = async () => {};
 process.once('exit', killAll);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     killAll();
-    process.exit(130);
+    void Promise.race([dispose().catch(() => undefined), sleep(5_000)]).finally(() => process.exit(130));
   });
 }
 
@@ -109,7 +111,6 @@ function child(args: string[], env: NodeJS.ProcessEnv = process.env) {
 const bin = join(REPO_ROOT, 'examples/control-plane/bin/quantix.js');
 const serveHelp = execFileSync(process.execPath, [bin, 'serve', '--help'], { encoding: 'utf8' });
 const cliHasReplicaFlags = serveHelp.includes('--replica-id') && serveHelp.includes('--lease-seconds');
-const dataRoot = mkdtempSync(join(tmpdir(), 'quantix-bench-replicas-'));
 
 async function startReplica(id: string, databaseUrl: string) {
   const env = { ...process.env, QUANTIX_DATABASE_URL: databaseUrl, QUANTIX_API_TOKEN: TOKEN };
@@ -158,8 +159,18 @@ async function stopNodes(clients: ReturnType<typeof startNodes>): Promise<void> 
 }
 
 const testDb = await createPostgresTestDatabase();
+const dataRoot = mkdtempSync(join(tmpdir(), 'quantix-bench-replicas-'));
+let disposed: Promise<void> | undefined;
+dispose = () => {
+  disposed ??= (async () => {
+    rmSync(dataRoot, { recursive: true, force: true });
+    await testDb.dispose();
+  })();
+  return disposed;
+};
 const databaseUrl = (testDb.config as { connectionString: string }).connectionString;
 const raw = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+raw.on('error', () => undefined); // an idle client whose database is dropped on a signal
 const quantix = await createQuantix({ database: testDb.config, logger: pino({ level: 'silent' }) });
 try {
   // Seed: nodes with tokens, a pool on the first node holding the images.
@@ -345,6 +356,5 @@ try {
   killAll();
   await raw.end();
   await quantix.close();
-  await testDb.dispose();
-  rmSync(dataRoot, { recursive: true, force: true });
+  await dispose();
 }
