@@ -113,7 +113,12 @@ const serveHelp = execFileSync(process.execPath, [bin, 'serve', '--help'], { enc
 const cliHasReplicaFlags = serveHelp.includes('--replica-id') && serveHelp.includes('--lease-seconds');
 
 async function startReplica(id: string, databaseUrl: string) {
-  const env = { ...process.env, QUANTIX_DATABASE_URL: databaseUrl, QUANTIX_API_TOKEN: TOKEN };
+  const env = {
+    ...process.env,
+    QUANTIX_DATABASE_URL: databaseUrl,
+    QUANTIX_API_TOKEN: TOKEN,
+    QUANTIX_LOG_LEVEL: process.env.QUANTIX_LOG_LEVEL ?? 'warn',
+  };
   const args = cliHasReplicaFlags
     ? [
         bin,
