@@ -15,6 +15,7 @@ const benches = readdirSync(import.meta.dirname).filter((f) => f.endsWith('.ts')
 describe('benchmarks (quick mode)', () => {
   it('are present', () => {
     expect(benches).toContain('repository.ts');
+    expect(benches).toContain('replicas.ts');
   });
 
   it.each(benches)(

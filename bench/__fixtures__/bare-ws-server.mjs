@@ -1,0 +1,12 @@
+// Child process of bench/replicas: the floor for the reconnect storm, a bare `ws` server that answers
+// each connection's first message (the hello) with an empty pool set and does nothing else. Prints
+// {"event":"listening","url":…}.
+import { WebSocketServer } from 'ws';
+
+const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+server.on('connection', (socket) =>
+  socket.once('message', () => socket.send(JSON.stringify({ v: 1, type: 'pools.desired', generation: 1, pools: [] }))),
+);
+server.on('listening', () =>
+  process.stdout.write(`${JSON.stringify({ event: 'listening', url: `http://127.0.0.1:${server.address().port}` })}\n`),
+);

@@ -1,0 +1,89 @@
+// Child process of bench/replicas: N protocol-level node clients on raw WebSockets.
+//   node --import tsx replica-nodes.ts <config file: { urls, nodes: [{ id, token }], jitterMs }>
+// Node i dials urls[i % urls.length], says hello, answers every pools.desired with pools.state
+// (every pool active) and every request with an empty result. When its socket closes it redials
+// the next URL in the list after a random delay between 50 ms and jitterMs (the node daemon's
+// first redial: full jitter), and so on round the list until a dial holds.
+// Prints JSON lines: {"event":"ready","at"} each time every node has its pool set on a live
+// socket; {"event":"pool","node","pool","at"} the first time a node is sent a pool named fanout-*.
+// `at` is wall-clock milliseconds (performance.timeOrigin + now, comparable across processes).
+// "exit" on stdin closes every socket and exits.
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import WebSocket from 'ws';
+
+const { urls, nodes, jitterMs } = JSON.parse(readFileSync(process.argv[2] as string, 'utf8')) as {
+  urls: string[];
+  nodes: { id: string; token: string }[];
+  jitterMs: number;
+};
+const now = () => performance.timeOrigin + performance.now();
+const print = (line: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(line)}\n`);
+const ready = new Set<string>();
+const seen = new Set<string>();
+const sockets = new Map<string, WebSocket>();
+let exiting = false;
+
+function dial(node: { id: string; token: string }, urlIndex: number): void {
+  const url = urls[urlIndex % urls.length] as string;
+  const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/api/v1/nodes/connect`, {
+    headers: { authorization: `Bearer ${node.token}`, 'x-quantix-node-id': node.id },
+  });
+  sockets.set(node.id, socket);
+  socket.on('open', () =>
+    socket.send(
+      JSON.stringify({ v: 1, type: 'hello', nodeId: node.id, hostname: node.id, agentVersion: 'bench', capabilities: {} }),
+    ),
+  );
+  socket.on('message', (data) => {
+    const message = JSON.parse(String(data));
+    if (message.type === 'pools.desired') {
+      const pools = message.pools as { id: string }[];
+      socket.send(
+        JSON.stringify({
+          v: 1,
+          type: 'pools.state',
+          generation: message.generation,
+          pools: pools.map((p) => ({
+            poolId: p.id,
+            status: 'active',
+            mountPath: `/mnt/${p.id}`,
+            capacityBytes: null,
+            availableBytes: null,
+            reason: null,
+          })),
+        }),
+      );
+      for (const pool of pools) {
+        const key = `${node.id}\u0000${pool.id}`;
+        if (pool.id.startsWith('fanout') && !seen.has(key)) {
+          seen.add(key);
+          print({ event: 'pool', node: node.id, pool: pool.id, at: now() });
+        }
+      }
+      if (!ready.has(node.id)) {
+        ready.add(node.id);
+        if (ready.size === nodes.length) print({ event: 'ready', at: now() });
+      }
+    } else if (message.type === 'request') {
+      socket.send(JSON.stringify({ v: 1, type: 'response', requestId: message.requestId, result: {} }));
+    }
+  });
+  socket.on('error', () => undefined);
+  socket.on('close', () => {
+    if (exiting || sockets.get(node.id) !== socket) return;
+    ready.delete(node.id);
+    setTimeout(() => dial(node, urlIndex + 1), 50 + Math.random() * Math.max(0, jitterMs - 50));
+  });
+}
+
+nodes.forEach((node, i) => dial(node, i));
+
+createInterface({ input: process.stdin }).on('line', (line) => {
+  if (line.trim() === 'exit') {
+    exiting = true;
+    for (const socket of sockets.values()) socket.terminate();
+    process.exit(0);
+  }
+});
