@@ -262,7 +262,12 @@ export class NodeHub {
   /** Pushes the current desired pool set to every connected node (after any pool change). */
   async pushPoolsToAll(): Promise<void> {
     const welcomed = [...this.links.values()].filter((l) => l.state === 'welcomed');
-    await Promise.all(welcomed.map((link) => this.pushPools(link)));
+    if (welcomed.length === 0) return;
+    const sets = await this.withDatabase(() => this.sync.desiredPoolsForEach(welcomed.map((link) => link.nodeId)));
+    for (const link of welcomed) {
+      const desired = sets.get(link.nodeId);
+      if (desired && link.state !== 'closed') this.send(link, { v: link.version, type: 'pools.desired', ...desired });
+    }
   }
 
   /**

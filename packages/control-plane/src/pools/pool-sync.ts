@@ -1,4 +1,4 @@
-import type { EventBus, PoolNodeState, PoolReport, ProtocolPool, Repositories } from '@quantix/core';
+import type { EventBus, PoolNodeState, PoolReport, ProtocolPool, Repositories, StoragePool } from '@quantix/core';
 import { ErrorCode, QuantixError } from '@quantix/core';
 
 export interface DesiredPools {
@@ -21,17 +21,22 @@ export class PoolSyncService {
     // change's own push (with a higher number) follows. A node never sees an older set as newer.
     const generation = await pools.currentGeneration();
     const assigned = await pools.list({ nodeId });
-    return {
-      generation,
-      pools: assigned.map((pool) => ({
-        id: pool.id,
-        name: pool.name,
-        type: pool.type,
-        config: pool.config,
-        contentTypes: pool.contentTypes,
-        shared: pool.shared,
-      })),
-    };
+    return { generation, pools: assigned.map(desiredPool) };
+  }
+
+  /**
+   * The desired sets of many nodes from two queries (the generation, then every pool), not two
+   * per node: what a pool change costs a replica holding hundreds of nodes.
+   */
+  async desiredPoolsForEach(nodeIds: readonly string[]): Promise<Map<string, DesiredPools>> {
+    const { pools } = this.options.repositories;
+    const generation = await pools.currentGeneration(); // first, as in desiredPoolsFor
+    const all = await pools.list();
+    const sets = new Map<string, DesiredPools>(nodeIds.map((nodeId) => [nodeId, { generation, pools: [] }]));
+    for (const pool of all) {
+      for (const nodeId of pool.nodeIds) sets.get(nodeId)?.pools.push(desiredPool(pool));
+    }
+    return sets;
   }
 
   /**
@@ -108,4 +113,16 @@ export class PoolSyncService {
     }
     return marked;
   }
+}
+
+/** A pool as a node is told it. */
+function desiredPool(pool: StoragePool): DesiredPools['pools'][number] {
+  return {
+    id: pool.id,
+    name: pool.name,
+    type: pool.type,
+    config: pool.config,
+    contentTypes: pool.contentTypes,
+    shared: pool.shared,
+  };
 }

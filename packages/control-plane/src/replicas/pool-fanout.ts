@@ -36,7 +36,8 @@ export class PoolFanout {
 
   /** After a pool was created, changed or deleted here. */
   async changed(poolId: string): Promise<void> {
-    await this.options.pushToOwnNodes();
+    // The others first: their pushes run while this replica pushes its own.
     await this.options.listener.notify(CHANNEL, `${this.options.replicaId}:${poolId}`);
+    await this.options.pushToOwnNodes();
   }
 }
