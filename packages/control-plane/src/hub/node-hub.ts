@@ -416,7 +416,8 @@ export class NodeHub {
     if (link.state !== 'welcomed') return;
     switch (message.type) {
       case 'pools.state': {
-        await this.withDatabase(() => this.sync.recordReport(link.nodeId, message));
+        // Not within this link's database share: reports are stored in batches, one at a time.
+        await this.sync.recordReport(link.nodeId, message);
         link.syncedGeneration = message.generation;
         await this.withDatabase(async () => this.onPoolsSynced?.(link.nodeId));
         await this.scanAfterSync(link, message.pools);

@@ -45,47 +45,87 @@ export class PoolSyncService {
    * assigned to the node are ignored, and state left from pools unassigned since is removed.
    * A generation newer than the current one was never pushed: PROTOCOL_INVALID_MESSAGE, and
    * nothing is stored.
+   *
+   * Reports arriving while earlier ones are being stored are stored together, in a handful of
+   * statements for the whole batch: after a pool change hundreds of nodes acknowledge at once,
+   * and a transaction per message would make the last wait for all the others.
    */
-  async recordReport(
-    nodeId: string,
-    report: { generation: number; pools: readonly PoolReport[] },
-  ): Promise<PoolNodeState[]> {
+  recordReport(nodeId: string, report: { generation: number; pools: readonly PoolReport[] }): Promise<PoolNodeState[]> {
+    return new Promise((resolve, reject) => {
+      this.waitingReports.push({ nodeId, report, resolve, reject });
+      this.flushingReports ??= this.flushReports();
+    });
+  }
+
+  private readonly waitingReports: WaitingReport[] = [];
+  private flushingReports: Promise<void> | undefined;
+
+  private async flushReports(): Promise<void> {
+    try {
+      while (this.waitingReports.length > 0) {
+        const batch = this.waitingReports.splice(0);
+        try {
+          await this.storeReports(batch);
+        } catch {
+          // One bad report (a pool deleted meanwhile, say) must not fail the others: one by one.
+          for (const waiting of batch) await this.storeReports([waiting]).catch(waiting.reject);
+        }
+      }
+    } finally {
+      this.flushingReports = undefined;
+    }
+  }
+
+  private async storeReports(batch: readonly WaitingReport[]): Promise<void> {
     const { pools } = this.options.repositories;
     const current = await pools.currentGeneration();
-    if (report.generation > current) {
-      throw new QuantixError(
-        ErrorCode.PROTOCOL_INVALID_MESSAGE,
-        `Node ${nodeId} reported pool generation ${report.generation}, newer than the current ${current}; refused`,
-        { details: { nodeId, generation: report.generation, current } },
+    const valid: WaitingReport[] = [];
+    for (const waiting of batch) {
+      if (waiting.report.generation <= current) {
+        valid.push(waiting);
+        continue;
+      }
+      waiting.reject(
+        new QuantixError(
+          ErrorCode.PROTOCOL_INVALID_MESSAGE,
+          `Node ${waiting.nodeId} reported pool generation ${waiting.report.generation}, newer than the current ${current}; refused`,
+          { details: { nodeId: waiting.nodeId, generation: waiting.report.generation, current } },
+        ),
       );
     }
-    const assigned = new Set((await pools.list({ nodeId })).map((p) => p.id));
-    const stored: PoolNodeState[] = [];
-    for (const item of report.pools) {
-      if (!assigned.has(item.poolId)) continue;
-      const state = await pools.setNodeState({
-        poolId: item.poolId,
-        nodeId,
-        status: item.status,
-        mountPath: item.mountPath,
-        capacityBytes: item.capacityBytes,
-        availableBytes: item.availableBytes,
-        lastError: item.status === 'active' ? null : item.reason,
-        syncedGeneration: report.generation,
-      });
-      stored.push(state);
-      this.options.events?.emit('pool.state', {
-        poolId: item.poolId,
-        nodeId,
-        status: item.status,
-        reason: item.reason,
-      });
+    if (valid.length === 0) return;
+    const assigned = new Set<string>();
+    for (const pool of await pools.list()) for (const nodeId of pool.nodeIds) assigned.add(`${pool.id}\0${nodeId}`);
+    const inputs = valid.flatMap(({ nodeId, report }) =>
+      report.pools
+        .filter((item) => assigned.has(`${item.poolId}\0${nodeId}`))
+        .map((item) => ({
+          poolId: item.poolId,
+          nodeId,
+          status: item.status,
+          mountPath: item.mountPath,
+          capacityBytes: item.capacityBytes,
+          availableBytes: item.availableBytes,
+          lastError: item.status === 'active' ? null : item.reason,
+          syncedGeneration: report.generation,
+        })),
+    );
+    const stored = await pools.setNodeStates(inputs);
+    await pools.deleteUnassignedNodeStates([...new Set(valid.map((waiting) => waiting.nodeId))]);
+    const storedFor = (nodeId: string) => stored.filter((state) => state.nodeId === nodeId);
+    for (const { nodeId, report, resolve } of valid) {
+      for (const item of report.pools) {
+        if (!assigned.has(`${item.poolId}\0${nodeId}`)) continue;
+        this.options.events?.emit('pool.state', {
+          poolId: item.poolId,
+          nodeId,
+          status: item.status,
+          reason: item.reason,
+        });
+      }
+      this.options.events?.emit('pool.synced', { nodeId, generation: report.generation });
+      resolve(storedFor(nodeId));
     }
-    for (const state of await pools.listNodeStates({ nodeId })) {
-      if (!assigned.has(state.poolId)) await pools.deleteNodeState(state.poolId, nodeId);
-    }
-    this.options.events?.emit('pool.synced', { nodeId, generation: report.generation });
-    return stored;
   }
 
   /**
@@ -113,6 +153,13 @@ export class PoolSyncService {
     }
     return marked;
   }
+}
+
+interface WaitingReport {
+  nodeId: string;
+  report: { generation: number; pools: readonly PoolReport[] };
+  resolve(states: PoolNodeState[]): void;
+  reject(error: unknown): void;
 }
 
 /** A pool as a node is told it. */

@@ -109,6 +109,10 @@ export interface PoolRepository {
   currentGeneration(): Promise<number>;
   /** Records what a node reported about a pool (insert or replace). */
   setNodeState(state: PoolNodeStateInput): Promise<PoolNodeState>;
+  /** setNodeState for many (pool, node) pairs in one statement; a pair given twice keeps the last. */
+  setNodeStates(states: readonly PoolNodeStateInput[]): Promise<PoolNodeState[]>;
+  /** Forgets what these nodes reported about pools no longer assigned to them (one statement). */
+  deleteUnassignedNodeStates(nodeIds: readonly string[]): Promise<void>;
   getNodeState(poolId: string, nodeId: string): Promise<PoolNodeState | undefined>;
   listNodeStates(filter: { poolId?: string; nodeId?: string }): Promise<PoolNodeState[]>;
   /** Forgets what a node reported about a pool (the pool was unassigned from it). */

@@ -477,6 +477,33 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
       await repos.pools.delete(pool.id);
       expect(await repos.pools.listNodeStates({ nodeId: 'n1' })).toEqual([]);
     });
+
+    it('stores many nodes’ reports in one statement, and forgets states of pools unassigned since', async () => {
+      await repos.nodes.create({ id: 'n1', hostname: 'hv1' });
+      await repos.nodes.create({ id: 'n2', hostname: 'hv2' });
+      const shared = await repos.pools.create({
+        name: 'shared',
+        type: 'nfs',
+        config: { server: 'nas', export: '/x' },
+        shared: true,
+        nodeIds: ['n1', 'n2'],
+      });
+      const stored = await repos.pools.setNodeStates([
+        { poolId: shared.id, nodeId: 'n1', status: 'unavailable', lastError: 'first' },
+        { poolId: shared.id, nodeId: 'n2', status: 'active', mountPath: '/mnt/a' },
+        // The same pair twice in one batch: the later report wins.
+        { poolId: shared.id, nodeId: 'n1', status: 'active', mountPath: '/mnt/b' },
+      ]);
+      expect(stored.map((state) => [state.nodeId, state.status, state.mountPath]).sort()).toEqual([
+        ['n1', 'active', '/mnt/b'],
+        ['n2', 'active', '/mnt/a'],
+      ]);
+      expect(await repos.pools.setNodeStates([])).toEqual([]);
+
+      await repos.pools.update(shared.id, { nodeIds: ['n2'] });
+      await repos.pools.deleteUnassignedNodeStates(['n1', 'n2']);
+      expect((await repos.pools.listNodeStates({ poolId: shared.id })).map((state) => state.nodeId)).toEqual(['n2']);
+    });
   });
 
   describe('nodes and VMs', () => {

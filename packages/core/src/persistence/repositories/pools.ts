@@ -153,8 +153,38 @@ export class KnexPoolRepository implements PoolRepository {
   }
 
   async setNodeState(input: PoolNodeStateInput): Promise<PoolNodeState> {
+    const [state] = await this.setNodeStates([input]);
+    return state as PoolNodeState;
+  }
+
+  async setNodeStates(inputs: readonly PoolNodeStateInput[]): Promise<PoolNodeState[]> {
+    // One row per pair: an upsert may not touch a row twice in one statement.
+    const byPair = new Map(inputs.map((input) => [`${input.poolId}\0${input.nodeId}`, this.stateColumns(input)]));
+    if (byPair.size === 0) return [];
+    const rows = await guarded('Pool state', () =>
+      this.knex(STATES)
+        .insert([...byPair.values()])
+        .onConflict(['pool_id', 'node_id'])
+        .merge()
+        .returning('*'),
+    );
+    return (rows as Row[]).map(rowToState);
+  }
+
+  async deleteUnassignedNodeStates(nodeIds: readonly string[]): Promise<void> {
+    if (nodeIds.length === 0) return;
+    await guarded('Pool state', () =>
+      this.knex.raw(
+        `delete from ${STATES} s using ${TABLE} p
+          where s.pool_id = p.id and s.node_id = any(?) and not (p.node_ids @> jsonb_build_array(s.node_id))`,
+        [[...nodeIds]],
+      ),
+    );
+  }
+
+  private stateColumns(input: PoolNodeStateInput) {
     const state = validatePoolNodeState(input);
-    const columns = {
+    return {
       pool_id: state.poolId,
       node_id: state.nodeId,
       status: state.status,
@@ -166,10 +196,6 @@ export class KnexPoolRepository implements PoolRepository {
       checked_at: state.checkedAt ?? this.knex.fn.now(),
       updated_at: this.knex.fn.now(),
     };
-    const [row] = await guarded('Pool state', () =>
-      this.knex(STATES).insert(columns).onConflict(['pool_id', 'node_id']).merge().returning('*'),
-    );
-    return rowToState(row as Row);
   }
 
   async getNodeState(poolId: string, nodeId: string): Promise<PoolNodeState | undefined> {
