@@ -253,6 +253,41 @@ describe('control-plane replicas on one PostgreSQL', () => {
     });
     expect(Date.now() - startedAt).toBeLessThan(5_000);
   });
+  it('fails a request whose holder dies while answering with REPLICA_UNAVAILABLE, long before its deadline', async () => {
+    const quantix = instances[0] as Quantix;
+    await quantix.repositories.nodes.create({ id: 'n3', hostname: 'hv3' });
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(REPO_ROOT, 'packages/control-plane/src/__fixtures__/replica-child.ts'),
+        (testDb.config as { connectionString: string }).connectionString,
+        'replica-dies-answering',
+        '2',
+        'n3',
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    cleanup.push(() => child.kill('SIGKILL'));
+    const lines: string[] = [];
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => lines.push(line));
+    await waitFor('n3 claimed by the child replica', () => lines.some((line) => line.includes('claimed')));
+    await waitFor('A sees n3 held elsewhere', () => a.hub.isConnected('n3'));
+
+    const startedAt = Date.now();
+    const answer = a.hub.request('n3', { op: 'vm.state', name: 'web-1' }, { timeoutMs: 60_000 });
+    answer.catch(() => undefined);
+    await waitFor('the child replica took the request', () => lines.some((line) => line.includes('taken')));
+    child.kill('SIGKILL');
+    await expect(answer).rejects.toMatchObject({
+      code: 'REPLICA_UNAVAILABLE',
+      details: { replica: 'replica-dies-answering', nodeId: 'n3' },
+    });
+    // Its lease (2 s) runs out, then the next check (every 2 s) sees it: not the 60 s deadline.
+    expect(Date.now() - startedAt).toBeLessThan(10_000);
+  });
+
   it('answers a write retried with its Idempotency-Key on another replica with the first answer, written once', async () => {
     const post = (cp: ControlPlane, key: string, body: unknown) =>
       fetch(`${cp.url}/api/v1/pools`, {

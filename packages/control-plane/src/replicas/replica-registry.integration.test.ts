@@ -4,6 +4,7 @@
  * and one that loses its database.
  */
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -156,5 +157,25 @@ describe('replica registry on PostgreSQL, when a replica fails', () => {
     expect(Date.now() - killedAt).toBeLessThan(2_000 + 1_000);
     expect((await b.liveReplicas()).map((r) => r.id)).toEqual(['replica-b']);
     expect(await b.claim('n1')).toEqual({ takenFrom: null });
+  });
+
+  it('drops the leases a crashed predecessor with the same id left, as it starts', async () => {
+    const connectionString = (testDb().config as { connectionString: string }).connectionString;
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(here, '..', '__fixtures__', 'replica-child.ts'), connectionString, 'cp-a', '30', 'n1'],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    await new Promise<void>((resolve, reject) => {
+      createInterface({ input: child.stdout as NodeJS.ReadableStream }).once('line', () => resolve());
+      child.once('exit', (code) => reject(new Error(`the child replica exited (${code})`)));
+    });
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    // Restarted under its stable id, 30 s before the dead run's lease would run out.
+    const restarted = await replica('cp-a');
+    expect(await restarted.holderOf('n1')).toBeNull();
+    expect(restarted.heldNodeIds()).toEqual([]);
+    expect((await restarted.liveReplicas()).find((r) => r.id === 'cp-a')?.nodeIds).toEqual([]);
   });
 });
