@@ -26,7 +26,8 @@ export function idempotentWrites(api: FastifyInstance, store: IdempotencyStore):
   api.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     if (!methods.some((method) => WRITES.has(method))) return;
-    const schema = (route.schema ??= {}) as { headers?: unknown };
+    route.schema ??= {};
+    const schema = route.schema as { headers?: unknown };
     schema.headers ??= header;
   });
 
