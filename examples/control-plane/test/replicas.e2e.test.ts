@@ -21,6 +21,7 @@ import { createQuantix, type Quantix } from '@quantix/core';
 import { createTestDatabase, requireTools, type TestDatabase, waitFor } from '@quantix/core/testing';
 import { type ImageServer, makeQcow2, sha256, sha256Sums, startImageServer } from '@quantix/images-cloud/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { TcpProxy } from './faults/tcp-proxy.js';
 import { type Proc, QUANTIX_NODE, startProcess, stopProcess } from './processes.js';
 import { createTestNetwork, type Host, type TestNetwork } from './replicas/netns.js';
@@ -35,6 +36,8 @@ const DB_TIMEOUT_MS = 1_500;
 const PORT = 8080;
 const PROTOCOL_NODE_COUNT = 50;
 const REAL_NODE = 'real-node';
+/** A node that is registered but runs nowhere: its token probes the node socket. */
+const PROBE_NODE = 'probe-node';
 const IMAGE_PATH = '/cloud/replica-slow.qcow2';
 const IMAGE_MIB = 12;
 const BUSY_PHASES = ['pending', 'downloading', 'verifying'];
@@ -74,6 +77,7 @@ describe('three replicas on three hosts, one PostgreSQL (real processes, network
   const replicas: Replica[] = [];
   let daemon: Proc | undefined;
   let protocolNodes: Proc | undefined;
+  let probeToken = '';
   const protocolNodeIds = Array.from({ length: PROTOCOL_NODE_COUNT }, (_, i) => `proto-${String(i).padStart(2, '0')}`);
   const allNodeIds = [REAL_NODE, ...protocolNodeIds].sort();
 
@@ -152,12 +156,33 @@ describe('three replicas on three hosts, one PostgreSQL (real processes, network
     );
   }
 
+  /** The answer to a node's WebSocket upgrade: 101 when let in (closed again at once), else the HTTP status. */
+  const connectStatus = (replica: Replica, nodeId: string, token: string) =>
+    new Promise<number>((resolve) => {
+      const socket = new WebSocket(`${replica.url.replace(/^http/, 'ws')}/api/v1/nodes/connect`, {
+        headers: { authorization: `Bearer ${token}`, 'x-quantix-node-id': nodeId },
+        handshakeTimeout: 15_000,
+      });
+      socket.on('unexpected-response', (_request, response) => {
+        resolve(response.statusCode ?? 0);
+        socket.terminate();
+      });
+      socket.on('open', () => {
+        resolve(101);
+        socket.terminate();
+      });
+      socket.on('error', () => resolve(-1));
+    });
+
   async function killReplica(replica: Replica, signal: NodeJS.Signals): Promise<void> {
     const child = replica.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = once(child, 'exit');
     child.kill(signal);
+    // A replica that does not stop within 20 s of SIGTERM is killed (and its exit code is not 0).
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
     await exited;
+    clearTimeout(timer);
   }
 
   /** Every node held by exactly one live replica, each replica's links matching its leases. */
@@ -228,11 +253,12 @@ describe('three replicas on three hosts, one PostgreSQL (real processes, network
 
     const [a] = replicas as [Replica];
     const tokens: Record<string, string> = {};
-    for (const nodeId of allNodeIds) {
+    for (const nodeId of [...allNodeIds, PROBE_NODE]) {
       const created = await api(a, 'POST', '/nodes', { id: nodeId, hostname: nodeId });
       expect(created.status).toBe(201);
       tokens[nodeId] = created.body.token;
     }
+    probeToken = tokens[PROBE_NODE] as string;
     const urls = replicas.flatMap((r) => ['--url', r.url]);
     daemon = startProcess(
       [
@@ -288,12 +314,13 @@ describe('three replicas on three hosts, one PostgreSQL (real processes, network
     const created = await api(a, 'POST', '/pools', {
       id: 'fanout',
       name: 'Everywhere',
-      type: 'local',
-      config: { path: '/srv/protocol-nodes/fanout' },
+      type: 'nfs',
+      config: { server: '192.0.2.10', export: '/srv/export/fanout', mountPoint: '/srv/protocol-nodes/fanout' },
       contentTypes: ['images'],
+      shared: true,
       nodeIds: protocolNodeIds,
     });
-    expect(created.status).toBe(201);
+    expect({ status: created.status, error: created.body.error }).toEqual({ status: 201 });
     const onB = views.find((v) => v.id === b.id)?.nodeIds.filter((n) => n !== REAL_NODE) ?? [];
     const onC = views.find((v) => v.id === c.id)?.nodeIds.filter((n) => n !== REAL_NODE) ?? [];
     expect(onB.length + onC.length).toBeGreaterThan(0);
@@ -420,32 +447,44 @@ describe('three replicas on three hosts, one PostgreSQL (real processes, network
 
     cut.proxy.freeze();
     const cutAt = Date.now();
-    // Seen from the others: the cut replica's leases run out, and its nodes are held by them.
-    await waitFor(
-      'every node held by the replicas still on the database',
-      async () => {
-        const now = await replicaViews(others[0] as Replica);
-        if (!now || now.some((r) => r.id === cut.id)) return false;
-        return JSON.stringify(now.flatMap((r) => r.nodeIds).sort()) === JSON.stringify(allNodeIds);
-      },
-      (LEASE_SECONDS + 12) * 1000,
-    );
-    const movedMs = Date.now() - cutAt;
-    console.log(JSON.stringify({ test: 'partition', movers: movers.length, movedMs }));
-    // The cut replica closed its links itself: each of its nodes connected to another replica since.
-    for (const nodeId of movers.filter((n) => n !== REAL_NODE)) {
-      const urls = protocolNodeEvents()
-        .filter((e) => e.event === 'connected' && e.nodeId === nodeId)
-        .map((e) => new URL(e.url as string).origin);
-      expect(urls.at(-1)).not.toBe(cut.url);
+    try {
+      // Seen from the others: the cut replica's leases run out, and its nodes are held by them.
+      let lastSeen: ReplicaView[] | null = null;
+      await waitFor(
+        'every node held by the replicas still on the database',
+        async () => {
+          lastSeen = await replicaViews(others[0] as Replica);
+          if (!lastSeen || lastSeen.some((r) => r.id === cut.id)) return false;
+          return JSON.stringify(lastSeen.flatMap((r) => r.nodeIds).sort()) === JSON.stringify(allNodeIds);
+        },
+        (LEASE_SECONDS + 12) * 1000,
+      ).catch((error: Error) => {
+        throw new Error(`${error.message}; cut ${cut.id}; last seen ${JSON.stringify(lastSeen)}`);
+      });
+      const movedMs = Date.now() - cutAt;
+      console.log(JSON.stringify({ test: 'partition', cut: cut.id, movers: movers.length, movedMs }));
+      // The cut replica closed its links itself: each of its nodes is connected to another replica now.
+      for (const nodeId of movers.filter((n) => n !== REAL_NODE)) {
+        await waitFor(`${nodeId} to say it connected to another replica`, () => {
+          const urls = protocolNodeEvents()
+            .filter((e) => e.event === 'connected' && e.nodeId === nodeId)
+            .map((e) => new URL(e.url as string).origin);
+          return urls.length > 0 && urls.at(-1) !== cut.url;
+        });
+      }
+      // A node dialling the cut replica is told it is unavailable (503), not that its token is
+      // wrong (401, after which a node waits its longest backoff before dialling again).
+      expect(await connectStatus(cut, PROBE_NODE, probeToken)).toBe(503);
+    } finally {
+      cut.proxy.thaw();
     }
-
-    cut.proxy.thaw();
     await waitFor(
       `${cut.id} listed again once it reaches PostgreSQL`,
       async () => (await replicaViews(others[0] as Replica))?.some((r) => r.id === cut.id),
       30_000,
     );
+    // Once it reaches its database again, the probe node's token is good there.
+    expect(await connectStatus(cut, PROBE_NODE, probeToken)).toBe(101);
     // Through every replica's API and in the table: each node held once, and by a replica whose link it is.
     for (const via of replicas)
       await waitFor(`every node held once, seen through ${via.id}`, () => settled(via), 30_000);
