@@ -484,7 +484,10 @@ describe('three replicas on three hosts, one PostgreSQL (real processes, network
       30_000,
     );
     // Once it reaches its database again, the probe node's token is good there.
-    expect(await connectStatus(cut, PROBE_NODE, probeToken)).toBe(101);
+    await waitFor(
+      'the healed replica to let the probe node in',
+      async () => (await connectStatus(cut, PROBE_NODE, probeToken)) === 101,
+    );
     // Through every replica's API and in the table: each node held once, and by a replica whose link it is.
     for (const via of replicas)
       await waitFor(`every node held once, seen through ${via.id}`, () => settled(via), 30_000);
