@@ -388,6 +388,12 @@ describe('three replicas on three hosts, one PostgreSQL (real processes, network
     );
     const movedMs = Date.now() - killedAt;
     expect(others.map((r) => r.id)).toContain(newHolder);
+    for (const via of others) {
+      await waitFor(
+        `the real node shown connected by ${via.id}`,
+        async () => (await api(via, 'GET', `/nodes/${REAL_NODE}`)).body.connected === true,
+      );
+    }
     const survivor = others[0] as Replica;
 
     const ready = await waitFor(
@@ -507,12 +513,20 @@ describe('three replicas on three hosts, one PostgreSQL (real processes, network
   it('answers every GET that a client retries once on another replica, while each replica is restarted in turn', async () => {
     let stop = false;
     const results = { requests: 0, retried: 0, failed: [] as string[] };
+    /** Why first attempts failed: an HTTP status, or the network error's code (ECONNREFUSED, …). */
+    const firstFailures: Record<string, number> = {};
     const attempt = async (replica: Replica) => {
       try {
         const answer = await api(replica, 'GET', '/pools');
-        return answer.status === 200 ? null : `${replica.id}: ${answer.status} ${JSON.stringify(answer.body)}`;
+        if (answer.status === 200) return null;
+        return {
+          kind: `HTTP ${answer.status}`,
+          text: `${replica.id}: ${answer.status} ${JSON.stringify(answer.body)}`,
+        };
       } catch (error) {
-        return `${replica.id}: ${(error as Error).message}`;
+        const cause = (error as Error & { cause?: { code?: string } }).cause;
+        const kind = cause?.code ?? (error as Error).name;
+        return { kind, text: `${replica.id}: ${(error as Error).message} (${kind})` };
       }
     };
     const client = async (n: number) => {
@@ -523,8 +537,9 @@ describe('three replicas on three hosts, one PostgreSQL (real processes, network
         const problem = await attempt(first);
         if (problem === null) continue;
         results.retried++;
+        firstFailures[problem.kind] = (firstFailures[problem.kind] ?? 0) + 1;
         const again = await attempt(second);
-        if (again !== null) results.failed.push(`${problem}; retried: ${again}`);
+        if (again !== null) results.failed.push(`${problem.text}; retried: ${again.text}`);
       }
     };
     const clients = [0, 1, 2, 3].map((n) => client(n));
@@ -545,7 +560,9 @@ describe('three replicas on three hosts, one PostgreSQL (real processes, network
       stop = true;
       await Promise.all(clients);
     }
-    console.log(JSON.stringify({ test: 'rolling-restart', ...results, failed: results.failed.slice(0, 5) }));
+    console.log(
+      JSON.stringify({ test: 'rolling-restart', ...results, firstFailures, failed: results.failed.slice(0, 5) }),
+    );
     expect(results.failed).toEqual([]);
     expect(results.requests).toBeGreaterThan(100);
   });
