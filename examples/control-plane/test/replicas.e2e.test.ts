@@ -515,6 +515,7 @@ describe('three replicas on three hosts, one PostgreSQL (real processes, network
     const results = { requests: 0, retried: 0, failed: [] as string[] };
     /** Why first attempts failed: an HTTP status, or the network error's code (ECONNREFUSED, …). */
     const firstFailures: Record<string, number> = {};
+    const failureSamples: Record<string, string> = {};
     const attempt = async (replica: Replica) => {
       try {
         const answer = await api(replica, 'GET', '/pools');
@@ -538,6 +539,7 @@ describe('three replicas on three hosts, one PostgreSQL (real processes, network
         if (problem === null) continue;
         results.retried++;
         firstFailures[problem.kind] = (firstFailures[problem.kind] ?? 0) + 1;
+        failureSamples[problem.kind] ??= problem.text.slice(0, 300);
         const again = await attempt(second);
         if (again !== null) results.failed.push(`${problem.text}; retried: ${again.text}`);
       }
@@ -561,7 +563,13 @@ describe('three replicas on three hosts, one PostgreSQL (real processes, network
       await Promise.all(clients);
     }
     console.log(
-      JSON.stringify({ test: 'rolling-restart', ...results, firstFailures, failed: results.failed.slice(0, 5) }),
+      JSON.stringify({
+        test: 'rolling-restart',
+        ...results,
+        firstFailures,
+        failureSamples,
+        failed: results.failed.slice(0, 5),
+      }),
     );
     expect(results.failed).toEqual([]);
     expect(results.requests).toBeGreaterThan(100);
