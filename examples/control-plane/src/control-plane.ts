@@ -13,6 +13,7 @@ import {
 } from '@quantix/control-plane';
 import {
   ErrorCode,
+  isQuantixError,
   type PoolRootPolicy,
   type PoolTypeDefinition,
   PROTOCOL_LIMITS,
@@ -218,7 +219,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         preValidation: async (request) => {
           const nodeId = String(request.headers['x-quantix-node-id'] ?? '');
           const token = bearerToken(request.headers.authorization);
-          const digest = nodeId ? await quantix.repositories.nodes.getTokenDigest(nodeId).catch(() => null) : null;
+          // An unknown node is a wrong credential; a database that cannot answer is not: that is a
+          // 503, and the node dials again soon (or another replica) instead of waiting as if refused.
+          const digest = nodeId
+            ? await quantix.repositories.nodes.getTokenDigest(nodeId).catch((error: unknown) => {
+                if (isQuantixError(error, ErrorCode.NOT_FOUND)) return null;
+                throw error;
+              })
+            : null;
           if (!token || !tokenMatches(token, digest)) {
             throw new QuantixError(ErrorCode.UNAUTHORIZED, 'Unknown node or wrong node token');
           }

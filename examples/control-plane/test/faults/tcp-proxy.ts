@@ -1,5 +1,5 @@
 /**
- * A TCP proxy on loopback that a test puts between two real processes to break the network
+ * A TCP proxy (on loopback unless told another address) that a test puts between two real processes to break the network
  * between them the ways networks break:
  * - freeze: connections stay open and new ones are accepted, but no byte moves either way —
  *   nothing refused, nothing answered (a database behind a network that stopped forwarding);
@@ -29,7 +29,8 @@ export class TcpProxy {
   /** `target` is read for every new connection, so the server behind may move. */
   constructor(private readonly target: () => { host: string; port: number }) {}
 
-  async listen(): Promise<number> {
+  /** `host`: the address to listen on (default loopback; a bridge address for network namespaces). */
+  async listen(host = '127.0.0.1'): Promise<number> {
     this.server = createServer((client) => {
       this.accepted++;
       const { host, port } = this.target();
@@ -58,7 +59,7 @@ export class TcpProxy {
       const end = () => this.cut(pair);
       for (const socket of [client, upstream]) socket.on('close', end).on('error', end);
     });
-    this.server.listen(0, '127.0.0.1');
+    this.server.listen(0, host);
     await once(this.server, 'listening');
     return (this.server.address() as AddressInfo).port;
   }
