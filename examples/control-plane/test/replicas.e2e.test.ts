@@ -363,8 +363,12 @@ describe('three replicas on three hosts, one PostgreSQL (real processes, network
 
     mirror.requests.length = 0;
     mirror.behaviour.bytesPerSecond = 1024 * 1024; // ~12 s for the whole file
-    // Downloads go to nodes whose link is on the replica asked: ask the holder.
-    const started = await api(holder, 'POST', '/images/download', { catalogId: 'replica-slow', poolId: 'real-local' });
+    // Asked of a replica that does not hold the node (as a load balancer may send it): the
+    // holder starts it, where the node's progress arrives.
+    const started = await api(others[0] as Replica, 'POST', '/images/download', {
+      catalogId: 'replica-slow',
+      poolId: 'real-local',
+    });
     expect(started.status).toBe(202);
     const imageId = started.body.id as string;
     await waitFor(

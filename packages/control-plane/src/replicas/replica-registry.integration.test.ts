@@ -129,6 +129,27 @@ describe('replica registry on PostgreSQL, when a replica fails', () => {
     await a.stop().catch(() => undefined); // its database is gone: only the timer stops
   });
 
+  it('lets its nodes go within a lease when its renewal hangs rather than fails', async () => {
+    const lost: string[] = [];
+    const a = await replica('replica-hung', { leaseSeconds: 1, onNodesLost: (ids) => lost.push(...ids) });
+    await a.claim('n1');
+    await a.claim('n2');
+    // Another session holds the replica's row locked: the renewal waits (as on a link that drops
+    // packets), with no error until the statement timeout (30 s), far beyond the lease.
+    const locker = await openDatabase(testDb().config, { migrate: false });
+    const transaction = await locker.knex.transaction();
+    await transaction.raw('select id from replicas where id = ? for update', ['replica-hung']);
+    const lockedAt = Date.now();
+    try {
+      await waitFor('the nodes let go', () => lost.length === 2, 5_000);
+      expect(lost.sort()).toEqual(['n1', 'n2']);
+      expect(Date.now() - lockedAt).toBeLessThan(2 * 1_000 + 1_000);
+    } finally {
+      await transaction.rollback();
+      await locker.close();
+    }
+  });
+
   it('frees the nodes of a replica that died once its lease runs out', async () => {
     const connectionString = (testDb().config as { connectionString: string }).connectionString;
     const child = spawn(

@@ -66,14 +66,21 @@ export class ReplicaRegistry {
     await this.register();
     await this.refreshHolders();
     this.renewedAt = Date.now();
+    let inFlight = false;
     this.timer = setInterval(
       () => {
-        this.renewing = this.renew().catch((error) => {
-          this.options.logger.warn({ err: error }, 'renewing this replica’s leases failed');
-          // Cut off from PostgreSQL for a whole lease: other replicas may hold our nodes by now, so
-          // this one lets go of them (its links close; the nodes dial another replica).
-          if (Date.now() - this.renewedAt >= this.leaseSeconds * 1000) this.loseAll();
-        });
+        // Checked on every tick, not when a renewal fails: a renewal that hangs (a link that
+        // drops packets rather than refusing them) may not fail before the lease is long gone.
+        if (Date.now() - this.renewedAt >= this.leaseSeconds * 1000) this.loseAll();
+        if (inFlight) return; // one renewal at a time: hung ones do not pile up
+        inFlight = true;
+        this.renewing = this.renew()
+          .catch((error) => {
+            this.options.logger.warn({ err: error }, 'renewing this replica’s leases failed');
+          })
+          .finally(() => {
+            inFlight = false;
+          });
       },
       (this.leaseSeconds * 1000) / 3,
     );
@@ -206,13 +213,17 @@ export class ReplicaRegistry {
    * rows of replicas long dead. Nodes it believed it held but no longer does were taken over.
    */
   async renew(): Promise<void> {
+    const startedAt = Date.now();
+    // Only the nodes this replica still holds: a lease it let go (its link closed, or it gave up
+    // its nodes while cut off) runs out, even if its row could not be deleted then.
+    const holding = [...this.held];
     const result = await this.options.knex.raw(
       `with me as (
          update replicas set heartbeat_at = now(), expires_at = now() + make_interval(secs => ?)
           where id = ? returning id
        ), kept as (
          update node_leases set expires_at = now() + make_interval(secs => ?)
-          where replica_id = (select id from me) returning node_id
+          where replica_id = (select id from me) and node_id = any(?) returning node_id
        ), swept as (
          delete from replicas where expires_at < now() - make_interval(secs => ?) and id <> ?
        ), stale_requests as (
@@ -220,17 +231,19 @@ export class ReplicaRegistry {
          delete from node_requests where deadline < now() - interval '1 minute'
        )
        select (select count(*) from me) as registered, coalesce(array_agg(node_id), '{}') as node_ids from kept`,
-      [this.leaseSeconds, this.replicaId, this.leaseSeconds, this.leaseSeconds * 4, this.replicaId],
+      [this.leaseSeconds, this.replicaId, this.leaseSeconds, holding, this.leaseSeconds * 4, this.replicaId],
     );
     const row = rowsOf(result)[0];
     if (Number(row?.registered ?? 0) === 0) {
       // Our row was swept while we were cut off: register again (the leases went with it).
       await this.register();
     }
-    this.renewedAt = Date.now();
+    // The leases run from the statement, which began after this: counting from here errs early.
+    this.renewedAt = startedAt;
     await this.refreshHolders();
     const kept = new Set((row?.node_ids as string[] | undefined) ?? []);
-    const lost = [...this.held].filter((nodeId) => !kept.has(nodeId));
+    // Nodes claimed while this renewal ran are not in `holding`: their leases are fresh.
+    const lost = holding.filter((nodeId) => this.held.has(nodeId) && !kept.has(nodeId));
     if (lost.length > 0) {
       for (const nodeId of lost) this.held.delete(nodeId);
       this.options.logger.warn({ nodes: lost }, 'nodes this replica held are held by another replica now');
