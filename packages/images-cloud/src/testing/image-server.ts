@@ -127,12 +127,12 @@ export async function startImageServer(options: { host?: string } = {}): Promise
       if (corrupt) chunk = Buffer.from(chunk.map((byte) => byte ^ 0xff));
       flushed = new Promise((resolve) => {
         if (!res.write(chunk, () => resolve())) {
-          void Promise.race([once(res, 'drain'), once(res, 'close')]).then(() => resolve());
+          void drainedOrClosed(res).then(() => resolve());
         }
       });
       record.bytesSent += size;
       position += size;
-      if (res.writableNeedDrain && !gone) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      if (res.writableNeedDrain && !gone) await drainedOrClosed(res);
       if (behaviour.bytesPerSecond) await sleep((size / behaviour.bytesPerSecond) * 1000);
     }
     if (!gone) {
@@ -231,4 +231,20 @@ export async function startImageServer(options: { host?: string } = {}): Promise
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/**
+ * Waits for a response to drain or close, and leaves no listener behind: a race of two `once`
+ * promises keeps the loser's listener, one per chunk (MaxListenersExceededWarning on slow sends).
+ */
+function drainedOrClosed(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
 }
