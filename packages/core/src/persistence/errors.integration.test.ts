@@ -3,6 +3,8 @@
  * against a port nothing listens on), turned into domain errors whose messages carry neither
  * the statement nor its bindings.
  */
+
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../errors.js';
 import { createTestDatabase, TEST_DATABASE_CLIENTS, type TestDatabase } from '../testing/databases.js';
@@ -83,5 +85,31 @@ describe('a PostgreSQL that cannot be reached', () => {
     expect(error).toMatchObject({ code: ErrorCode.DATABASE_UNAVAILABLE });
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(isDatabaseUnavailable((error as Error).cause)).toBe(true);
+  });
+
+  it('is DATABASE_UNAVAILABLE when the server accepts but never answers (the connect times out)', async () => {
+    // A frozen server: the TCP connection opens, no byte ever comes back.
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    try {
+      const started = Date.now();
+      const error = await openDatabase({
+        client: 'pg',
+        connectionString: `postgres://quantix:quantix@127.0.0.1:${port}/quantix`,
+        timeouts: { connectMs: 500, acquireMs: 5_000 },
+      }).then(
+        () => null,
+        (e) => e,
+      );
+      expect(error).toMatchObject({ code: ErrorCode.DATABASE_UNAVAILABLE });
+      expect(Date.now() - started).toBeLessThan(5_000);
+      // What a query meets when its pool must open a connection to a frozen server: unavailable.
+      expect(isDatabaseUnavailable((error as Error).cause)).toBe(true);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
   });
 });

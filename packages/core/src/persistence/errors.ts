@@ -22,8 +22,9 @@ const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '5701
 const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH']);
 // pg and knex report some of it without a code, in these words: their own, in English, never
 // the server's (whose text follows its lc_messages and is never matched here).
+// `timeout expired` is pg's connect timeout on a client knex opens itself (connectionTimeoutMillis).
 const UNAVAILABLE_MESSAGES =
-  /Connection terminated|Query read timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Knex: Timeout acquiring a connection/i;
+  /Connection terminated|Query read timeout|timeout exceeded when trying to connect|timeout expired$|Client has encountered a connection error|Client was closed and is not queryable|Knex: Timeout acquiring a connection/i;
 
 interface DriverError {
   code?: string;
