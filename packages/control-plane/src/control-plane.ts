@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -63,6 +64,8 @@ export interface CreateControlPlaneOptions {
 
 /** The health sweep's queue: periodic, one replica at a time. */
 export const HEALTH_SWEEP_QUEUE = 'quantix-health-sweep';
+/** One job per quiet download (row and version) the sweep found: recovered once, on one replica. */
+export const DOWNLOAD_RECOVERY_QUEUE = 'quantix-download-recovery';
 
 export interface ControlPlaneServices {
   /** Node connections: attach each authenticated node's channel here. */
@@ -202,15 +205,23 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
       await hub.reconcileOnStart();
       await downloads.reconcileOnStart();
       await jobs.start();
+      await jobs.define(DOWNLOAD_RECOVERY_QUEUE, { retryLimit: 5, retryDelaySeconds: 2, retryBackoff: true });
+      await jobs.work<{ imageId: string; version: number }>(DOWNLOAD_RECOVERY_QUEUE, async (job) => {
+        const outcome = await downloads.recover(job.data.imageId, job.data.version);
+        if (outcome !== 'unchanged') logger.info({ imageId: job.data.imageId, outcome }, 'recovered a quiet download');
+      });
       // What a dead replica leaves — nodes it recorded connected, downloads it ran — is
       // recorded by whichever replica runs the sweep; with one replica, what a lost runner leaves.
       await jobs.every(HEALTH_SWEEP_QUEUE, options.sweepSeconds ?? 5, async () => {
         const nodes = await hub.sweepOrphanedNodes();
-        const images = await downloads.sweepInterrupted();
+        const quiet = await downloads.quietDownloads();
+        for (const row of quiet) {
+          await jobs.send(DOWNLOAD_RECOVERY_QUEUE, row, { id: recoveryJobId(row.imageId, row.version) });
+        }
         const uploadsLost = await uploads.sweepOrphaned(await liveReplicaIds());
         await idempotency.expire();
-        if (nodes.length + images.resumed.length + images.failed.length + uploadsLost.length > 0) {
-          logger.info({ nodes, images, uploadsLost }, 'health sweep: recorded what a lost replica or runner left');
+        if (nodes.length + quiet.length + uploadsLost.length > 0) {
+          logger.info({ nodes, quiet, uploadsLost }, 'health sweep: recorded what a lost replica or runner left');
         }
       });
     },
@@ -231,4 +242,12 @@ function defaultJobQueue(quantix: Quantix, logger: Logger): JobQueue {
   if (database.client !== 'pg') return new InProcessJobQueue();
   const connection = database.knex.client.config.connection as { connectionString: string };
   return new PgBossJobQueue({ connectionString: connection.connectionString, logger, maxConnections: 2 });
+}
+
+/** The recovery job of a row at a version, as a UUID: a second send for the same row and version is a no-op. */
+function recoveryJobId(imageId: string, version: number): string {
+  const hex = createHash('sha256').update(`download-recovery\0${imageId}\0${version}`).digest('hex');
+  // Laid out as a UUID (version 5 and RFC 4122 variant bits), which both queues require.
+  const variant = ((Number.parseInt(hex[16] as string, 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }

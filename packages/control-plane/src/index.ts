@@ -2,6 +2,7 @@ export {
   type ControlPlaneServices,
   type CreateControlPlaneOptions,
   createControlPlane,
+  DOWNLOAD_RECOVERY_QUEUE,
   HEALTH_SWEEP_QUEUE,
 } from './control-plane.js';
 export { ControlPlaneErrorCode } from './errors.js';

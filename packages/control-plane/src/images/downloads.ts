@@ -731,23 +731,40 @@ export class DownloadService {
   /**
    * Busy download rows nobody runs: not here, and not written for a whole grace period (a run
    * anywhere writes its progress, and a resumed one its phase) — their replica died and no
-   * runner came back. Each is resumed where a runner of this replica's can, else marked error,
-   * retryable. The health sweep runs this on one replica at a time; rows a restarted replica
-   * found busy are checked by its own grace timers too.
+   * runner came back. Each, with the version it was found at, is for `recover`: the health sweep
+   * sends one recovery job per row and version, so each is recovered once, on one replica.
    */
-  async sweepInterrupted(): Promise<{ resumed: string[]; failed: string[] }> {
-    const swept = { resumed: [] as string[], failed: [] as string[] };
-    if (this.closed) return swept;
+  async quietDownloads(): Promise<{ imageId: string; version: number }[]> {
+    if (this.closed) return [];
+    const quiet: { imageId: string; version: number }[] = [];
     for (const image of await this.options.repositories.images.list({ phase: [...BUSY] })) {
       if (this.jobs.has(image.id) || Date.now() - image.updatedAt.getTime() < this.graceMs) continue;
       if (!(await this.sourceOf(image))) continue; // an upload: its service's
-      const runner = image.location
-        ? await this.options.executor.pick({ poolId: image.location.poolId, nodeId: image.nodeId }).catch(() => null)
-        : null;
-      if (runner && (await this.resume(image, runner))) swept.resumed.push(image.id);
-      else if (await this.failInterrupted(image.id)) swept.failed.push(image.id);
+      quiet.push({ imageId: image.id, version: image.version });
     }
-    return swept;
+    return quiet;
+  }
+
+  /**
+   * Gets a quiet download (see quietDownloads) run again: here when a runner of this replica's
+   * can, else on the replica holding one, else it is marked error, retryable. Nothing happens
+   * when the row changed since `version` (someone runs it). Throws when it could not tell (the
+   * database, the other replica): the recovery job is then retried with backoff.
+   */
+  async recover(imageId: string, version: number): Promise<'resumed' | 'relayed' | 'failed' | 'unchanged'> {
+    const image = await this.options.repositories.images.get(imageId);
+    if (!image || image.version !== version || !BUSY.includes(image.phase) || this.jobs.has(imageId)) {
+      return 'unchanged';
+    }
+    const picked = image.location
+      ? await this.pickRunner({ poolId: image.location.poolId, nodeId: image.nodeId }).catch(() => null)
+      : null;
+    if (picked && !picked.remote) return (await this.resume(image, picked.runner)) ? 'resumed' : 'unchanged';
+    if (picked?.remote) {
+      await (this.options.elsewhere as RemoteDownloads).retry(picked.runner, imageId);
+      return 'relayed';
+    }
+    return (await this.failInterrupted(imageId)) ? 'failed' : 'unchanged';
   }
 
   private async failInterrupted(imageId: string): Promise<boolean> {

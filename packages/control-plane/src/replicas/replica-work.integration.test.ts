@@ -209,6 +209,33 @@ describe('work across control-plane replicas on PostgreSQL', () => {
       return now.phase === 'error' ? now : null;
     });
     expect(failed.error).toMatchObject({ code: ErrorCode.DOWNLOAD_INTERRUPTED, retryable: true });
+    expect(failed.error?.message).toContain('came back in time');
+  });
+
+  it('gets a download a dead replica left quiet run again by the replica holding its node, once', async () => {
+    const repositories = (instances[0] as Quantix).repositories;
+    const gets = () => server.requestsFor(IMAGE).filter((request) => request.method === 'GET').length;
+    const before = gets();
+    // What a replica that died between recording a download and starting it leaves: a busy row,
+    // its source recorded, nobody writing it. The node (on B) has never heard of it.
+    const row = await repositories.images.create({
+      name: 'left quiet',
+      kind: 'cloud',
+      format: 'qcow2',
+      phase: 'pending',
+      location: { poolId: pool.id, relPath: 'images/left-quiet.qcow2' },
+      nodeId,
+      checksum: { algorithm: 'sha256', value: sha256(image) },
+      labels: { [SOURCE_LABELS.url]: `${server.url}${IMAGE}` },
+    });
+    const ready = await waitFor('the quiet download recovered and ready', async () => {
+      const now = await repositories.images.require(row.id);
+      return now.phase === 'ready' ? now : null;
+    });
+    expect(ready.checksum).toEqual({ algorithm: 'sha256', value: sha256(image) });
+    expect(sha256(await readFile(join(base, 'pool', 'images/left-quiet.qcow2')))).toBe(sha256(image));
+    // Recovered once (one job per row and version, on one replica): fetched once.
+    expect(gets() - before).toBe(1);
   });
 
   it('fails an upload whose replica died before a node had the file', async () => {
