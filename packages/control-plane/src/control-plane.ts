@@ -66,6 +66,8 @@ export interface CreateControlPlaneOptions {
 export const HEALTH_SWEEP_QUEUE = 'quantix-health-sweep';
 /** One job per quiet download (row and version) the sweep found: recovered once, on one replica. */
 export const DOWNLOAD_RECOVERY_QUEUE = 'quantix-download-recovery';
+/** The scan of a pool on a node after it reported the pool active: once per link and pool version. */
+export const POOL_SCAN_QUEUE = 'quantix-pool-scan';
 
 export interface ControlPlaneServices {
   /** Node connections: attach each authenticated node's channel here. */
@@ -205,6 +207,15 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
       await hub.reconcileOnStart();
       await downloads.reconcileOnStart();
       await jobs.start();
+      await jobs.define(POOL_SCAN_QUEUE, { retryLimit: 3, retryDelaySeconds: 2, retryBackoff: true });
+      await jobs.work<{ nodeId: string; poolId: string }>(
+        POOL_SCAN_QUEUE,
+        (job) => hub.scanPool(job.data.nodeId, job.data.poolId),
+        { concurrency: 2 },
+      );
+      hub.onScanWanted = async ({ nodeId, poolId, key }) => {
+        await jobs.send(POOL_SCAN_QUEUE, { nodeId, poolId }, { id: jobIdOf('pool-scan', nodeId, poolId, key) });
+      };
       await jobs.define(DOWNLOAD_RECOVERY_QUEUE, { retryLimit: 5, retryDelaySeconds: 2, retryBackoff: true });
       await jobs.work<{ imageId: string; version: number }>(DOWNLOAD_RECOVERY_QUEUE, async (job) => {
         const outcome = await downloads.recover(job.data.imageId, job.data.version);
@@ -216,7 +227,9 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
         const nodes = await hub.sweepOrphanedNodes();
         const quiet = await downloads.quietDownloads();
         for (const row of quiet) {
-          await jobs.send(DOWNLOAD_RECOVERY_QUEUE, row, { id: recoveryJobId(row.imageId, row.version) });
+          await jobs.send(DOWNLOAD_RECOVERY_QUEUE, row, {
+            id: jobIdOf('download-recovery', row.imageId, String(row.version)),
+          });
         }
         const uploadsLost = await uploads.sweepOrphaned(await liveReplicaIds());
         await idempotency.expire();
@@ -244,10 +257,10 @@ function defaultJobQueue(quantix: Quantix, logger: Logger): JobQueue {
   return new PgBossJobQueue({ connectionString: connection.connectionString, logger, maxConnections: 2 });
 }
 
-/** The recovery job of a row at a version, as a UUID: a second send for the same row and version is a no-op. */
-function recoveryJobId(imageId: string, version: number): string {
-  const hex = createHash('sha256').update(`download-recovery\0${imageId}\0${version}`).digest('hex');
-  // Laid out as a UUID (version 5 and RFC 4122 variant bits), which both queues require.
+/** A job's id from what makes it unique, laid out as a UUID: a second send of the same work is a no-op. */
+function jobIdOf(...parts: string[]): string {
+  const hex = createHash('sha256').update(parts.join('\0')).digest('hex');
+  // Version 5 and RFC 4122 variant bits: a UUID both queues accept.
   const variant = ((Number.parseInt(hex[16] as string, 16) & 0x3) | 0x8).toString(16);
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }

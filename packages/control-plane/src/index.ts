@@ -4,6 +4,7 @@ export {
   createControlPlane,
   DOWNLOAD_RECOVERY_QUEUE,
   HEALTH_SWEEP_QUEUE,
+  POOL_SCAN_QUEUE,
 } from './control-plane.js';
 export { ControlPlaneErrorCode } from './errors.js';
 export { type NodeChannel, type WebSocketChannelOptions, type WebSocketLike, webSocketChannel } from './hub/channel.js';

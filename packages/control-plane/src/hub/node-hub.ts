@@ -42,6 +42,8 @@ type LinkState = 'connecting' | 'welcomed' | 'closed';
 
 interface NodeLink {
   readonly nodeId: string;
+  /** This link among the node's links over time (a new connection, a new id). */
+  readonly linkId: string;
   readonly channel: NodeChannel;
   state: LinkState;
   /** The protocol version agreed at hello; until then, this release's. */
@@ -150,6 +152,7 @@ export class NodeHub {
   /** Request ids differ across restarts: an answer meant for a previous control plane matches nothing here. */
   private readonly requestPrefix = randomBytes(6).toString('hex');
   private requestCounter = 0;
+  private linkCounter = 0;
   private closed = false;
   /** Called after a node reported its pools for a push: what it reported is stored (downloads resume from here). */
   onPoolsSynced: ((nodeId: string) => Promise<void> | void) | undefined;
@@ -157,6 +160,12 @@ export class NodeHub {
   onImageProgress: ((message: ProgressMessage, nodeId: string) => Promise<void> | void) | undefined;
   /** Called once a node is welcomed, with its hello (the downloads it has in hand). */
   onNodeWelcomed: ((nodeId: string, hello: HelloMessage) => Promise<void> | void) | undefined;
+  /**
+   * Where the scan after a pool sync goes: `scan` is that pool's version on this link (a key
+   * for the scan once per link and version). Default: asked of the node at once. The control
+   * plane sends it as a job instead (durable, retried, taken over).
+   */
+  onScanWanted: ((scan: { nodeId: string; poolId: string; key: string }) => Promise<void>) | undefined;
 
   constructor(private readonly options: NodeHubOptions) {
     this.sync = new PoolSyncService({ repositories: options.repositories, events: options.events });
@@ -228,6 +237,7 @@ export class NodeHub {
   attach(nodeId: string, channel: NodeChannel): void {
     const link: NodeLink = {
       nodeId,
+      linkId: `${this.requestPrefix}-${++this.linkCounter}`,
       channel,
       state: 'connecting',
       version: PROTOCOL_VERSION,
@@ -662,14 +672,20 @@ export class NodeHub {
       if (!active.has(pool.id) || !pool.contentTypes.includes('iso')) continue;
       if (link.scanned.get(pool.id) === pool.version) continue;
       link.scanned.set(pool.id, pool.version);
-      this.request(link.nodeId, { op: 'pool.scan', poolId: pool.id, content: 'iso' }, { timeoutMs: 300_000 }).catch(
-        (error) => {
-          // Scanned again at the next report.
-          if (link.scanned.get(pool.id) === pool.version) link.scanned.delete(pool.id);
-          this.options.logger.warn({ nodeId: link.nodeId, poolId: pool.id, err: error }, 'scan after sync failed');
-        },
-      );
+      const scan = this.onScanWanted
+        ? this.onScanWanted({ nodeId: link.nodeId, poolId: pool.id, key: `${link.linkId}:${pool.version}` })
+        : this.scanPool(link.nodeId, pool.id);
+      scan.catch((error) => {
+        // Scanned again at the next report.
+        if (link.scanned.get(pool.id) === pool.version) link.scanned.delete(pool.id);
+        this.options.logger.warn({ nodeId: link.nodeId, poolId: pool.id, err: error }, 'scan after sync failed');
+      });
     }
+  }
+
+  /** Asks a node (here, or on the replica holding it) to scan a pool; its results are ingested as they arrive. */
+  async scanPool(nodeId: string, poolId: string): Promise<void> {
+    await this.request(nodeId, { op: 'pool.scan', poolId, content: 'iso' }, { timeoutMs: 300_000 });
   }
 
   private send(link: NodeLink, message: ControlMessage): void {
