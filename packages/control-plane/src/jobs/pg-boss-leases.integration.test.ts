@@ -42,6 +42,20 @@ describe('pg-boss job leases across replicas', () => {
     await database?.dispose();
   });
 
+  it('lets replicas that start together define the same queues at the same moment', async () => {
+    // Three replicas starting at once define the same queues: pg-boss's DDL may deadlock or
+    // collide between them (seen in the three-host test under load); each must still start.
+    const schema = 'pgboss_define_race';
+    const replicas = await Promise.all([replica(schema), replica(schema), replica(schema)]);
+    const names = Array.from({ length: 6 }, (_, i) => `race-${i}`);
+    for (let round = 0; round < 3; round++) {
+      await Promise.all(replicas.flatMap((queue) => names.map((name) => queue.define(name, { retryLimit: round }))));
+    }
+    const sent = await replicas[0]?.send('race-0', { hello: 'world' });
+    expect(sent).toMatch(/^[0-9a-f-]{36}$/);
+    expect((await replicas[2]?.getJob('race-0', sent as string))?.state).toBe('created');
+  });
+
   it('hands the job of a SIGKILLed replica to another once its lease runs out, and runs it there once', async () => {
     const schema = `jobs_${randomUUID().slice(0, 8)}`;
     const survivor = await replica(schema);

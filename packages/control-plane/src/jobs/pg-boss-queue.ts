@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import pg from 'pg';
 import PgBoss from 'pg-boss';
 import type { Logger } from 'pino';
 import {
@@ -90,16 +91,17 @@ export class PgBossJobQueue implements JobQueue {
       retryBackoff: merged.retryBackoff,
       expireInSeconds: merged.leaseSeconds,
     };
-    if (await this.boss.getQueue(name)) {
-      await this.boss.updateQueue(name, { name, ...queue });
-      return;
-    }
+    // Replicas that start together define the same queues at once, and pg-boss's DDL deadlocks
+    // between them: one definition at a time, across replicas, under an advisory lock held on a
+    // connection of its own (pg-boss's pool may run the lock and unlock on different sessions).
+    const lock = new pg.Client({ connectionString: this.options.connectionString });
+    await lock.connect();
     try {
-      await this.boss.createQueue(name, { name, ...queue });
-    } catch (error) {
-      // Another replica defined it in between: same definition, nothing to do.
-      if ((error as { code?: string }).code !== '23505') throw error;
-      await this.boss.updateQueue(name, { name, ...queue });
+      await lock.query('select pg_advisory_lock(hashtext($1))', [`quantix-define:${this.schema}`]);
+      if (await this.boss.getQueue(name)) await this.boss.updateQueue(name, { name, ...queue });
+      else await this.boss.createQueue(name, { name, ...queue });
+    } finally {
+      await lock.end().catch(() => undefined);
     }
   }
 
