@@ -74,6 +74,28 @@ describe('control-plane replicas on one PostgreSQL', () => {
     return connection;
   };
 
+  /** A real replica process (packages/control-plane fixture) holding `nodeId`; its output lines as they come. */
+  const childReplica = (replicaId: string, leaseSeconds: number, nodeId: string) => {
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(REPO_ROOT, 'packages/control-plane/src/__fixtures__/replica-child.ts'),
+        (testDb.config as { connectionString: string }).connectionString,
+        replicaId,
+        String(leaseSeconds),
+        nodeId,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    cleanup.push(() => child.kill('SIGKILL'));
+    const lines: string[] = [];
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => lines.push(line));
+    child.once('exit', (code) => lines.push(`exited ${code}`));
+    return { child, lines };
+  };
+
   beforeAll(async () => {
     testDb = await createTestDatabase('pg');
     a = await replica('replica-a');
@@ -227,24 +249,8 @@ describe('control-plane replicas on one PostgreSQL', () => {
     // A real replica process that holds n2 and renews its lease, then is frozen (SIGSTOP).
     const quantix = instances[0] as Quantix;
     await quantix.repositories.nodes.create({ id: 'n2', hostname: 'hv2' });
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        join(REPO_ROOT, 'packages/control-plane/src/__fixtures__/replica-child.ts'),
-        (testDb.config as { connectionString: string }).connectionString,
-        'replica-frozen',
-        '30',
-        'n2',
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    cleanup.push(() => child.kill('SIGKILL'));
-    await new Promise<void>((resolve, reject) => {
-      createInterface({ input: child.stdout as NodeJS.ReadableStream }).once('line', () => resolve());
-      child.once('exit', (code) => reject(new Error(`the replica process exited (${code})`)));
-    });
+    const { child, lines } = childReplica('replica-frozen', 30, 'n2');
+    await waitFor('n2 claimed by the child replica', () => lines.some((line) => line.includes('claimed')));
     child.kill('SIGSTOP');
     const startedAt = Date.now();
     await expect(a.hub.request('n2', { op: 'vm.state', name: 'web-1' }, { timeoutMs: 20_000 })).rejects.toMatchObject({
@@ -256,22 +262,7 @@ describe('control-plane replicas on one PostgreSQL', () => {
   it('fails a request whose holder dies while answering with REPLICA_UNAVAILABLE, long before its deadline', async () => {
     const quantix = instances[0] as Quantix;
     await quantix.repositories.nodes.create({ id: 'n3', hostname: 'hv3' });
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        join(REPO_ROOT, 'packages/control-plane/src/__fixtures__/replica-child.ts'),
-        (testDb.config as { connectionString: string }).connectionString,
-        'replica-dies-answering',
-        '2',
-        'n3',
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    cleanup.push(() => child.kill('SIGKILL'));
-    const lines: string[] = [];
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => lines.push(line));
+    const { child, lines } = childReplica('replica-dies-answering', 2, 'n3');
     await waitFor('n3 claimed by the child replica', () => lines.some((line) => line.includes('claimed')));
     await waitFor('A sees n3 held elsewhere', () => a.hub.isConnected('n3'));
 
