@@ -18,6 +18,7 @@ import { makeCanary } from '../examples/control-plane/test/adversarial/canary.js
 import { runFuzz } from '../examples/control-plane/test/adversarial/fuzz.js';
 import { rawRequest } from '../examples/control-plane/test/adversarial/http.js';
 import { operationsOf } from '../examples/control-plane/test/adversarial/operations.js';
+import { benchResults } from './lib/results.js';
 
 const quick = process.env.QUANTIX_BENCH_QUICK === '1';
 const RUNS = quick ? 10 : 500;
@@ -71,9 +72,18 @@ try {
     `  failures: ${report.failures.length} (5xx, leaks, other error shapes); outside the pools: ${touched ? 'CHANGED' : 'untouched'}`,
   );
   for (const failure of report.failures.slice(0, 10)) console.log(`    ${failure}`);
+  const results = benchResults('api-fuzz');
   console.log(
-    `  throughput: fuzzed requests ${perSecond(report.cases, fuzzMs)} req/s, GET /healthz ${perSecond(report.cases, floorMs)} req/s (${(fuzzMs / floorMs).toFixed(2)}x the floor's time)`,
+    results.add({
+      name: `${report.cases} fuzzed requests`,
+      unit: 'req/s',
+      better: 'higher',
+      ours: { label: 'fuzzed requests', value: perSecond(report.cases, fuzzMs) },
+      peer: { label: 'GET /healthz', value: perSecond(report.cases, floorMs) },
+      details: { seed: SEED, operations: operations.length, failures: report.failures.length },
+    }),
   );
+  await results.save();
   if (report.failures.length > 0 || touched) process.exitCode = 1;
 } finally {
   await system.close();

@@ -27,6 +27,7 @@ import {
 } from '../packages/images-iso/src/__fixtures__/media-labels.js';
 // The package's XML reader is internal; the baseline below reads osinfo with it, from source.
 import { childrenNamed, childText, parseXml } from '../packages/images-iso/src/xml.js';
+import { benchResults } from './lib/results.js';
 
 const run = promisify(execFile);
 const quick = process.env.QUANTIX_BENCH_QUICK === '1';
@@ -213,13 +214,28 @@ try {
     `bench/iso-identify: ${n} bootable ISOs with the labels and volume sizes of real media ` +
       `(${new Set(rows.map((r) => r.family)).size} families), osinfo-db ${parsed.dbVersion}${quick ? ' (quick mode)' : ''}`,
   );
+  const results = benchResults('iso-identify');
+  const right = (verdicts: string[]) => verdicts.filter((v) => v === 'right').length;
+  const details = { isos: n, 'ours right': right(oursVerdicts), 'osinfo-detect right': right(peerVerdicts) };
   console.log(
-    `${'one process, load db + identify all'.padEnd(36)}${ms(oursMs).padStart(10)}   osinfo-detect loop ${ms(peerMs).padStart(10)}   ` +
-      `ratio ${(oursMs / peerMs).toFixed(3)}x`,
+    results.add({
+      name: 'one process, load db + identify all',
+      unit: 'ms',
+      better: 'lower',
+      ours: { label: 'ours', value: oursMs },
+      peer: { label: 'osinfo-detect loop', value: peerMs },
+      details,
+    }),
   );
   console.log(
-    `${'one process per ISO (built dist)'.padEnd(36)}${ms(perProcessMs).padStart(10)}   osinfo-detect loop ${ms(peerMs).padStart(10)}   ` +
-      `ratio ${(perProcessMs / peerMs).toFixed(2)}x`,
+    results.add({
+      name: 'one process per ISO (built dist)',
+      unit: 'ms',
+      better: 'lower',
+      ours: { label: 'ours', value: perProcessMs },
+      peer: { label: 'osinfo-detect loop', value: peerMs },
+      details,
+    }),
   );
   console.log(
     `per ISO: ours ${((oursMs / n) * 1000).toFixed(0)} µs in one process, ${(perProcessMs / n).toFixed(0)} ms as a process; ` +
@@ -241,6 +257,7 @@ try {
     `osinfo-db load: ${ms(parsed.loadMs)} parsing the XML of ${parsed.rules.length} media entries, ` +
       `${ms(cached.loadMs)} from the cache file`,
   );
+  await results.save();
 } finally {
   await rm(base, { recursive: true, force: true });
 }

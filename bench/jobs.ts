@@ -10,6 +10,7 @@ import { PgBossJobQueue } from '@quantix/control-plane';
 import { createLogger } from '@quantix/core';
 import { createPostgresTestDatabase } from '@quantix/core/testing';
 import pg from 'pg';
+import { benchResults } from './lib/results.js';
 
 const quick = process.env.QUANTIX_BENCH_QUICK === '1';
 const JOBS = quick ? 200 : 2_000;
@@ -72,9 +73,17 @@ try {
   const peerMs = await peer();
   const oursMs = await ours();
   const rate = (ms: number) => (JOBS / ms) * 1000;
+  const results = benchResults('jobs');
   console.log(
-    `jobs (${JOBS} sent then run by ${WORKERS} workers)   job queue ${rate(oursMs).toFixed(0)} jobs/s   raw SKIP LOCKED SQL ${rate(peerMs).toFixed(0)} jobs/s   time ratio ${(oursMs / peerMs).toFixed(2)}x`,
+    results.add({
+      name: `${JOBS} jobs sent, run by ${WORKERS} workers`,
+      unit: 'jobs/s',
+      better: 'higher',
+      ours: { label: 'job queue (pg-boss)', value: rate(oursMs) },
+      peer: { label: 'raw SKIP LOCKED SQL', value: rate(peerMs) },
+    }),
   );
+  await results.save();
 } finally {
   await testDb.dispose();
 }

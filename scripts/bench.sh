@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every benchmark in bench/ in full (npm run bench), or one: bash scripts/bench.sh repository
 # QUANTIX_BENCH_QUICK=1 gives the small run that CI does through bench/benchmarks.test.ts.
+# A full run records its figures in bench/results.json and bench/results/<bench>.svg, and
+# rewrites the table in bench/README.md from them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh postgres libvirt sshd
@@ -15,3 +17,6 @@ for name in "${names[@]}"; do
   echo "=== bench/$name"
   node --import tsx "bench/$name.ts"
 done
+if [ "${QUANTIX_BENCH_QUICK:-}" != 1 ]; then
+  node --import tsx bench/lib/readme-table.ts
+fi

@@ -58,6 +58,11 @@ export function judge(m: Measurement): RecordedMeasurement {
   return { ...m, ratio, ok };
 }
 
+/** A ratio with the digits that matter: 0.012x, 0.85x, 12.30x. */
+export function formatRatio(ratio: number): string {
+  return `${ratio.toFixed(ratio < 0.1 ? 3 : 2)}x`;
+}
+
 /** One printed line: both sides, the ratio and the target with its verdict. */
 export function formatLine(m: RecordedMeasurement): string {
   const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(3));
@@ -66,7 +71,7 @@ export function formatLine(m: RecordedMeasurement): string {
     : '';
   return (
     `${m.name.padEnd(34)} ${m.ours.label} ${fmt(m.ours.value)} ${m.unit}   ` +
-    `${m.peer.label} ${fmt(m.peer.value)} ${m.unit}   ratio ${m.ratio.toFixed(2)}x${target}`
+    `${m.peer.label} ${fmt(m.peer.value)} ${m.unit}   ratio ${formatRatio(m.ratio)}${target}`
   );
 }
 
@@ -149,7 +154,7 @@ export function chartOf(entry: BenchEntry): string {
     const verdict = m.ok === null ? '' : m.ok ? ' ✓' : ' ✗';
     parts.push(
       `<text x="10" y="${y + 16}" font-weight="bold">${escapeXml(m.name)}</text>`,
-      `<text x="10" y="${y + 32}" fill="#555">${m.ratio.toFixed(2)}x${m.target ? ` (target ${m.better === 'lower' ? '≤' : '≥'} ${m.target.ratio}x)${verdict}` : ''}</text>`,
+      `<text x="10" y="${y + 32}" fill="#555">${formatRatio(m.ratio)}${m.target ? ` (target ${m.better === 'lower' ? '≤' : '≥'} ${m.target.ratio}x)${verdict}` : ''}</text>`,
       `<text x="10" y="${y + 46}" fill="#888">${m.better} is better</text>`,
     );
     for (const [i, side, colour] of [
