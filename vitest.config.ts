@@ -33,6 +33,7 @@ export default defineConfig({
             'packages/*/test/**/*.test.ts',
             'examples/*/src/**/*.test.ts',
             'examples/*/test/**/*.test.ts',
+            'scripts/*.test.ts',
           ],
           exclude: ['**/node_modules/**', '**/dist/**', '**/__fixtures__/**', ...exclusive],
           // Two cores: keep parallel files to what the machine and PostgreSQL can take.
