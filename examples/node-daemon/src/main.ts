@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { createLogger } from '@quantix/core';
+import { createLogger, defaultLogFormat, logDestination } from '@quantix/core';
 import { Command, Option } from 'commander';
 import { poolRootsOption, startNodeDaemon } from './node.js';
 
@@ -43,7 +43,19 @@ const program = new Command('quantix-node')
       'a directory pools may be in (repeatable; default /var/lib/quantix and /srv; env QUANTIX_POOL_ROOTS, colon-separated)',
     ).argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]),
   )
-  .addOption(new Option('--log-level <level>').default(process.env.QUANTIX_LOG_LEVEL ?? 'info'));
+  .addOption(
+    new Option('--log-level <level>', 'trace, debug, info, warn, error or fatal').default(
+      process.env.QUANTIX_LOG_LEVEL ?? 'info',
+    ),
+  )
+  .addOption(
+    new Option(
+      '--log-format <format>',
+      'log lines as json, or pretty for people (default: pretty on a terminal, else json)',
+    )
+      .choices(['json', 'pretty'])
+      .env('QUANTIX_LOG_FORMAT'),
+  );
 
 program.action(
   async (o: {
@@ -58,12 +70,16 @@ program.action(
     poolRecheckInterval: string;
     poolRoot?: string[];
     logLevel: string;
+    logFormat?: 'json' | 'pretty';
   }) => {
     const recheckSeconds = Number(o.poolRecheckInterval);
     if (!Number.isFinite(recheckSeconds) || recheckSeconds < 0) {
       throw new Error(`--pool-recheck-interval must be a number of seconds, not ${o.poolRecheckInterval}`);
     }
-    const logger = createLogger({ name: 'quantix-node', level: o.logLevel });
+    const logger = createLogger(
+      { name: 'quantix-node', level: o.logLevel },
+      logDestination(o.logFormat ?? defaultLogFormat()),
+    );
     if (o.token && program.getOptionValueSource('token') === 'cli') {
       logger.warn(
         'the node token is on the command line, where every user of this machine can read it (ps); use --token-file or QUANTIX_NODE_TOKEN',

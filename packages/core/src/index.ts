@@ -152,7 +152,14 @@ export {
   type MultiServiceToken,
   type ServiceToken,
 } from './kernel/tokens.js';
-export { createLogger, redactSecrets } from './logging.js';
+export {
+  createLogger,
+  defaultLogFormat,
+  formatLogLine,
+  type LogFormat,
+  logDestination,
+  redactSecrets,
+} from './logging.js';
 export {
   type Database,
   type DatabaseConfig,

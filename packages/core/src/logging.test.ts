@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger, redactSecrets } from './logging.js';
+import { createLogger, defaultLogFormat, formatLogLine, redactSecrets } from './logging.js';
 
 const secret = 'tK9_secret-Value.42';
 
@@ -45,5 +45,28 @@ describe('createLogger', () => {
   it('leaves text without secrets as it is', () => {
     expect(redactSecrets('pool local at /srv/x?y=1')).toBe('pool local at /srv/x?y=1');
     expect(redactSecrets('Authorization: Bearer abc.def')).toBe('Authorization: Bearer [redacted]');
+  });
+
+  it('writes compact lines a person reads on a terminal, secrets still out', () => {
+    const { lines, stream } = capture();
+    const logger = createLogger({ name: 'quantix', level: 'info' }, stream);
+    logger.info({ poolId: 'local', path: '/srv/my isos', token: secret }, 'pool ready');
+    const error = Object.assign(new Error(`GET http://cp/u?token=${secret} failed`), { code: 'DOWNLOAD_FAILED' });
+    logger.error({ err: error }, 'download failed');
+    const [ready, failed] = lines.map(formatLogLine);
+    expect(ready).toMatch(
+      /^\d\d:\d\d:\d\d\.\d{3} INFO {2}quantix: pool ready poolId=local path="\/srv\/my isos" token=\[redacted\]\n$/,
+    );
+    expect(failed).toMatch(
+      /^\d\d:\d\d:\d\d\.\d{3} ERROR quantix: download failed\n {4}DOWNLOAD_FAILED: Error: GET http:\/\/cp\/u\?token=\[redacted\] failed\n {4,}at /,
+    );
+    expect(failed).not.toContain(secret);
+    expect(formatLogLine('not json')).toBe('not json\n');
+  });
+
+  it('is pretty on a terminal and JSON anywhere else', () => {
+    expect(defaultLogFormat({ isTTY: true })).toBe('pretty');
+    expect(defaultLogFormat({ isTTY: false })).toBe('json');
+    expect(defaultLogFormat({})).toBe('json');
   });
 });

@@ -78,3 +78,65 @@ export function createLogger(options: LoggerOptions = {}, destination?: Destinat
     destination as DestinationStream,
   );
 }
+
+export type LogFormat = 'json' | 'pretty';
+
+/** `pretty` on a terminal, `json` otherwise (a file, a pipe, journald, a log shipper). */
+export function defaultLogFormat(stream: { isTTY?: boolean } = process.stdout): LogFormat {
+  return stream.isTTY ? 'pretty' : 'json';
+}
+
+const LEVEL_NAMES: Record<number, string> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO ',
+  40: 'WARN ',
+  50: 'ERROR',
+  60: 'FATAL',
+};
+/** Fields every pino line carries, or that the compact line shows in its own place. */
+const SHOWN_APART = new Set(['level', 'time', 'pid', 'hostname', 'name', 'msg', 'err']);
+
+function fieldText(value: unknown): string {
+  if (typeof value === 'string') return /[\s"=]/.test(value) || value === '' ? JSON.stringify(value) : value;
+  return JSON.stringify(value) ?? String(value);
+}
+
+/**
+ * One pino JSON line as a person reads it: `12:04:05.123 WARN  quantix: message key=value …`,
+ * an error's message and stack below it. Lines that are not JSON pass through unchanged.
+ */
+export function formatLogLine(line: string): string {
+  let entry: Record<string, unknown>;
+  try {
+    entry = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return line.endsWith('\n') ? line : `${line}\n`;
+  }
+  const time = typeof entry.time === 'number' ? new Date(entry.time).toISOString().slice(11, 23) : '';
+  const level = LEVEL_NAMES[entry.level as number] ?? String(entry.level);
+  const name = typeof entry.name === 'string' ? `${entry.name}: ` : '';
+  const fields = Object.entries(entry)
+    .filter(([key]) => !SHOWN_APART.has(key))
+    .map(([key, value]) => `${key}=${fieldText(value)}`);
+  let text = [time, level, `${name}${entry.msg ?? ''}`, ...fields].filter(Boolean).join(' ');
+  const err = entry.err as { message?: string; stack?: string; code?: string } | undefined;
+  if (err) {
+    const detail = `${err.code ? `${err.code}: ` : ''}${err.stack ?? err.message ?? ''}`;
+    text += detail
+      .split('\n')
+      .map((l) => `\n    ${l}`)
+      .join('');
+  }
+  return `${text}\n`;
+}
+
+/** A destination for createLogger that writes formatLogLine's lines to `out` (stdout by default). */
+export function prettyLogDestination(out: NodeJS.WritableStream = process.stdout): DestinationStream {
+  return { write: (line: string) => void out.write(formatLogLine(line)) };
+}
+
+/** The destination for a `--log-format` choice: the compact lines, or pino's own JSON on stdout (undefined). */
+export function logDestination(format: LogFormat): DestinationStream | undefined {
+  return format === 'pretty' ? prettyLogDestination() : undefined;
+}

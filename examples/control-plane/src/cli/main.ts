@@ -3,6 +3,13 @@ import { apiCommands, reportError, warnArgvSecret } from './commands.js';
 
 const POOL_ROOT_HELP = 'a directory pools may be in (repeatable; env QUANTIX_POOL_ROOTS, colon-separated)';
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+const logFormatOption = () =>
+  new Option(
+    '--log-format <format>',
+    'log lines as json, or pretty for people (default: pretty on a terminal, else json)',
+  )
+    .choices(['json', 'pretty'])
+    .env('QUANTIX_LOG_FORMAT');
 
 const program = new Command('quantix')
   .description('Quantix: images, storage pools, nodes and VMs')
@@ -21,6 +28,7 @@ program
     `${POOL_ROOT_HELP}; <data-dir>/pools always, default also /var/lib/quantix and /srv`,
     collect,
   )
+  .addOption(logFormatOption())
   .action(
     async (options: {
       dataDir: string;
@@ -29,6 +37,7 @@ program
       libvirt: string;
       catalog?: string;
       poolRoot?: string[];
+      logFormat?: 'json' | 'pretty';
     }) => {
       const { runAllInOne } = await import('./up.js');
       await runAllInOne({
@@ -38,6 +47,7 @@ program
         libvirtUri: options.libvirt,
         catalogFile: options.catalog,
         poolRoots: options.poolRoot,
+        logFormat: options.logFormat,
       }).catch(exitAtOnce);
     },
   );
@@ -73,6 +83,7 @@ program
     'how long this replica’s node leases last unrenewed: how soon its nodes may move after it dies (3–300)',
     '15',
   )
+  .addOption(logFormatOption())
   .action(
     async (
       options: {
@@ -87,6 +98,7 @@ program
         replicaId?: string;
         replicaUrl?: string;
         leaseSeconds: string;
+        logFormat?: 'json' | 'pretty';
       },
       command: Command,
     ) => {
@@ -103,6 +115,7 @@ program
         dataDir: options.dataDir,
         databaseTimeoutMs: Number(options.databaseTimeout),
         poolRoots: options.poolRoot,
+        logFormat: options.logFormat,
         replica: {
           id: flagValue(command, 'replicaId', '--replica-id', 'QUANTIX_REPLICA_ID'),
           url: flagValue(command, 'replicaUrl', '--replica-url', 'QUANTIX_REPLICA_URL'),

@@ -8,8 +8,11 @@ import {
   createQuantix,
   type DatabaseConfig,
   DEFAULT_POOL_ROOTS,
+  defaultLogFormat,
   describeDatabase,
   ErrorCode,
+  type LogFormat,
+  logDestination,
   QuantixError,
   type QuantixPlugin,
 } from '@quantix/core';
@@ -64,6 +67,8 @@ export interface AllInOneOptions {
    */
   poolRoots?: readonly string[];
   log?: (line: string) => void;
+  /** Log lines for people (`pretty`) or machines (`json`); default pretty on a terminal. */
+  logFormat?: LogFormat;
 }
 
 /**
@@ -76,7 +81,10 @@ export async function startAllInOne(options: AllInOneOptions) {
   const dataDir = resolve(options.dataDir);
   securePrivateDir(dataDir);
   const lock = lockDataDir(dataDir);
-  const logger = createLogger({ name: 'quantix', level: process.env.QUANTIX_LOG_LEVEL ?? 'warn' });
+  const logger = createLogger(
+    { name: 'quantix', level: process.env.QUANTIX_LOG_LEVEL ?? 'warn' },
+    logDestination(options.logFormat ?? defaultLogFormat()),
+  );
   const credentialsFile = join(dataDir, 'credentials.json');
   const savedToken = readSavedToken(credentialsFile);
   const apiToken = savedToken ?? newToken();
@@ -195,6 +203,7 @@ export async function runAllInOne(options: {
   libvirtUri: string;
   catalogFile?: string | undefined;
   poolRoots?: readonly string[] | undefined;
+  logFormat?: LogFormat | undefined;
 }): Promise<void> {
   // Everything this process creates is its user's alone (data, uploads, credentials).
   process.umask(0o077);
@@ -206,6 +215,7 @@ export async function runAllInOne(options: {
     libvirtUri: options.libvirtUri === 'none' ? null : options.libvirtUri,
     ...(entries ? { entries } : {}),
     ...poolRootsOption(options.poolRoots, process.env.QUANTIX_POOL_ROOTS),
+    ...(options.logFormat ? { logFormat: options.logFormat } : {}),
   });
   await waitForSignal();
   await system.close();
@@ -293,10 +303,14 @@ export async function runServe(options: {
   poolRoots?: readonly string[] | undefined;
   /** `--replica-id`, `--replica-url`, `--lease-seconds` (or their variables), checked here first. */
   replica?: ReplicaFlags | undefined;
+  logFormat?: LogFormat | undefined;
 }): Promise<void> {
   const replica = replicaOption(options.replica ?? {});
   process.umask(0o077);
-  const logger = createLogger({ name: 'quantix', level: process.env.QUANTIX_LOG_LEVEL ?? 'info' });
+  const logger = createLogger(
+    { name: 'quantix', level: process.env.QUANTIX_LOG_LEVEL ?? 'info' },
+    logDestination(options.logFormat ?? defaultLogFormat()),
+  );
   const dataDir = resolve(options.dataDir);
   securePrivateDir(dataDir);
   const lock = lockDataDir(dataDir);
