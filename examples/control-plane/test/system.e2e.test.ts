@@ -386,6 +386,20 @@ describe('Quantix end to end (real processes)', { timeout: 300_000 }, () => {
     expect(vm).toMatchObject({ status: 201, body: { state: 'running' } });
     const { stdout } = await run('virsh', ['-c', 'qemu:///system', 'domstate', vm.body.name]);
     expect(stdout.trim()).toBe('running');
+
+    // The disk holds no OS, so nothing in the guest acts on an ACPI shutdown: a stop without force
+    // says so instead of claiming success, and force then powers it off.
+    const domstate = async () => (await run('virsh', ['-c', 'qemu:///system', 'domstate', vm.body.name])).stdout.trim();
+    const ignored = await api('POST', `/vms/${vm.body.id}/stop`, { timeoutSeconds: 1 });
+    expect(ignored).toMatchObject({ status: 409, body: { error: { code: 'VM_DID_NOT_STOP' } } });
+    expect(await domstate()).toBe('running');
+    expect((await api('GET', `/vms/${vm.body.id}`)).body.state).toBe('running');
+    const forced = await api('POST', `/vms/${vm.body.id}/stop`, { force: true, timeoutSeconds: 1 });
+    expect(forced).toMatchObject({ status: 200, body: { state: 'stopped' } });
+    expect(await domstate()).toBe('shut off');
+    expect(await api('POST', `/vms/${vm.body.id}/start`)).toMatchObject({ status: 200, body: { state: 'running' } });
+    expect(await domstate()).toBe('running');
+
     await waitFor(
       async () => (await api('GET', `/images/${slow.id}`)).body.phase === 'ready',
       'the slow image to finish',

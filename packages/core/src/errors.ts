@@ -123,6 +123,12 @@ export const ErrorCode = defineErrorCodes('@quantix/core', {
     retryable: false,
     description: "The image's file is not where its row says it is, on the target node.",
   },
+  VM_DID_NOT_STOP: {
+    status: 409,
+    retryable: true,
+    description:
+      'The guest did not power off within the stop timeout after an ACPI shutdown (it may ignore ACPI); stop it with force to power it off.',
+  },
   NODE_NOT_CONNECTED: {
     status: 409,
     retryable: true,

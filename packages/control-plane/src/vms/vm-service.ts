@@ -27,6 +27,17 @@ const STATE_OF_DOMAIN: Partial<Record<DomainState, Vm['state']>> = {
   crashed: 'error',
 };
 
+const DEFAULT_STOP_TIMEOUT_SECONDS = 60;
+/** How often a stopping guest's state is asked while it shuts down. */
+const STOP_POLL_MS = 500;
+
+export interface VmStopOptions {
+  /** Power the VM off if it has not shut down by the end of the timeout (at once, by default). */
+  force?: boolean;
+  /** How long the guest gets to power off after the ACPI shutdown (default 60; 0 with force by default). */
+  timeoutSeconds?: number;
+}
+
 export const createVmSchema = z.object({
   name: vmNameSchema,
   nodeId: z.string().min(1),
@@ -166,8 +177,33 @@ export class VmService {
     return this.transition(id, { op: 'vm.start' }, 'running');
   }
 
-  async stop(id: string, force = false): Promise<Vm> {
-    return this.transition(id, { op: 'vm.stop', force }, 'stopped');
+  /**
+   * Stops a VM the way a person would: an ACPI shutdown, then up to `timeoutSeconds` for the
+   * guest to power itself off; if it has not by then, `force` powers it off, and without `force`
+   * the stop fails with VM_DID_NOT_STOP (the VM is recorded as the hypervisor says: running).
+   * `timeoutSeconds` defaults to 60, or to 0 with `force` (power off at once, no ACPI).
+   */
+  async stop(id: string, options: VmStopOptions = {}): Promise<Vm> {
+    const force = options.force ?? false;
+    const timeoutMs = (options.timeoutSeconds ?? (force ? 0 : DEFAULT_STOP_TIMEOUT_SECONDS)) * 1000;
+    if (timeoutMs === 0) return this.transition(id, { op: 'vm.stop', force }, 'stopped');
+    const { repositories, hub } = this.options;
+    const vm = await repositories.vms.require(id);
+    let state = (await hub.request(vm.nodeId, { op: 'vm.stop', name: vm.name, force: false }, { timeoutMs: 120_000 }))
+      .state;
+    const deadline = Date.now() + timeoutMs;
+    while (STATE_OF_DOMAIN[state] === 'running' && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(STOP_POLL_MS, Math.max(0, deadline - Date.now()))));
+      state = (await hub.request(vm.nodeId, { op: 'vm.state', name: vm.name }, { timeoutMs: 30_000 })).state;
+    }
+    if (STATE_OF_DOMAIN[state] !== 'running') return this.record(vm, STATE_OF_DOMAIN[state] ?? 'stopped');
+    if (force) return this.transition(id, { op: 'vm.stop', force: true }, 'stopped');
+    await this.record(vm, 'running');
+    throw new QuantixError(
+      ErrorCode.VM_DID_NOT_STOP,
+      `VM ${vm.name} is still running ${timeoutMs / 1000} s after the ACPI shutdown: the guest did not power off (it may ignore ACPI); stop it with force to power it off`,
+      { details: { vmId: vm.id, timeoutSeconds: timeoutMs / 1000 } },
+    );
   }
 
   async delete(id: string): Promise<void> {
@@ -190,16 +226,20 @@ export class VmService {
     request: { op: 'vm.start' } | { op: 'vm.stop'; force: boolean },
     wanted: Vm['state'],
   ): Promise<Vm> {
-    const { repositories, hub, events } = this.options;
+    const { repositories, hub } = this.options;
     const vm = await repositories.vms.require(id);
     const result =
       request.op === 'vm.start'
         ? await hub.request(vm.nodeId, { op: 'vm.start', name: vm.name }, { timeoutMs: 120_000 })
         : await hub.request(vm.nodeId, { op: 'vm.stop', name: vm.name, force: request.force }, { timeoutMs: 120_000 });
     // Record what the hypervisor says, not what was asked: a guest may ignore an ACPI shutdown.
-    const to = STATE_OF_DOMAIN[result.state] ?? wanted;
-    const updated = await repositories.vms.update(id, { state: to, error: null });
-    events.emit('vm.state', { vmId: id, from: vm.state, to });
+    return this.record(vm, STATE_OF_DOMAIN[result.state] ?? wanted);
+  }
+
+  private async record(vm: Vm, to: Vm['state']): Promise<Vm> {
+    const { repositories, events } = this.options;
+    const updated = await repositories.vms.update(vm.id, { state: to, error: null });
+    events.emit('vm.state', { vmId: vm.id, from: vm.state, to });
     return updated;
   }
 

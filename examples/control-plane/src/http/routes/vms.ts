@@ -40,11 +40,22 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
     {
       schema: {
         tags: ['vms'],
+        summary:
+          'Stop a VM: an ACPI shutdown, then up to timeoutSeconds for the guest to power off; force powers it off if it has not (VM_DID_NOT_STOP without force)',
         params: idParams,
-        body: z.object({ force: z.boolean().default(false) }).default({ force: false }),
+        body: z
+          .object({
+            force: z.boolean().default(false),
+            timeoutSeconds: z.number().int().min(0).max(3600).optional(),
+          })
+          .default({ force: false }),
       },
     },
-    async (request) => deps.vms.stop(request.params.id, request.body.force),
+    async (request) =>
+      deps.vms.stop(request.params.id, {
+        force: request.body.force,
+        ...(request.body.timeoutSeconds === undefined ? {} : { timeoutSeconds: request.body.timeoutSeconds }),
+      }),
   );
 
   api.delete('/vms/:id', { schema: { tags: ['vms'], params: idParams } }, async (request, reply) => {

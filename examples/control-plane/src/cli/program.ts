@@ -1,0 +1,171 @@
+import { Command, Option } from 'commander';
+import { apiCommands, reportError, warnArgvSecret } from './commands.js';
+
+const POOL_ROOT_HELP = 'a directory pools may be in (repeatable; env QUANTIX_POOL_ROOTS, colon-separated)';
+const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+const logFormatOption = () =>
+  new Option(
+    '--log-format <format>',
+    'log lines as json, or pretty for people (default: pretty on a terminal, else json)',
+  )
+    .choices(['json', 'pretty'])
+    .env('QUANTIX_LOG_FORMAT');
+
+/** The `quantix` command line: every command, option and description (main.ts runs it). */
+export function buildProgram(): Command {
+  const program = new Command('quantix')
+    .description('Quantix: images, storage pools, nodes and VMs')
+    .showHelpAfterError()
+    // Exit codes: 0 done, 1 failed, 2 usage (an unknown command or option, a missing or bad argument).
+    // Subcommands inherit this; commander has already printed its message.
+    .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2));
+
+  program
+    .command('up')
+    .description('all-in-one: control plane + local node on embedded PGlite in ./.quantix')
+    .option('--data-dir <dir>', 'state directory', '.quantix')
+    .option('--host <host>', 'listen address', '127.0.0.1')
+    .option('--port <port>', 'listen port', '8080')
+    .option('--libvirt <uri>', 'libvirt URI for the local node, or "none"', 'qemu:///system')
+    .option('--catalog <file>', 'a JSON file of extra catalog entries')
+    .option(
+      '--pool-root <dir>',
+      `${POOL_ROOT_HELP}; <data-dir>/pools always, default also /var/lib/quantix and /srv`,
+      collect,
+    )
+    .addOption(logFormatOption())
+    .action(
+      async (options: {
+        dataDir: string;
+        host: string;
+        port: string;
+        libvirt: string;
+        catalog?: string;
+        poolRoot?: string[];
+        logFormat?: 'json' | 'pretty';
+      }) => {
+        const { runAllInOne } = await import('./up.js');
+        await runAllInOne({
+          dataDir: options.dataDir,
+          host: options.host,
+          port: Number(options.port),
+          libvirtUri: options.libvirt,
+          catalogFile: options.catalog,
+          poolRoots: options.poolRoot,
+          logFormat: options.logFormat,
+        }).catch(exitAtOnce);
+      },
+    );
+
+  program
+    .command('serve')
+    .description('control plane only (node daemons connect to it); PostgreSQL from QUANTIX_DATABASE_URL')
+    .option('--host <host>', 'listen address', '0.0.0.0')
+    .option('--port <port>', 'listen port', '8080')
+    .option('--database-url <url>', 'postgres://… (default: QUANTIX_DATABASE_URL, else PGlite in ./.quantix/db)')
+    .option('--catalog <file>', 'a JSON file of extra catalog entries')
+    .option(
+      '--api-token-file <file>',
+      'the API token clients must send, read from this file (or QUANTIX_API_TOKEN; else one is made)',
+    )
+    .option('--data-dir <dir>', 'state directory: credentials, staged uploads, the embedded database', '.quantix')
+    .option('--database-timeout <ms>', 'bound on each database statement (and on connecting); then 503', '30000')
+    .option('--pool-root <dir>', `${POOL_ROOT_HELP}; default /var/lib/quantix and /srv`, collect)
+    .addOption(
+      new Option(
+        '--replica-id <id>',
+        'this replica’s name among those sharing the database; keep it across restarts (1–64 of A-Z a-z 0-9 . _ -; default a new one per start)',
+      ).env('QUANTIX_REPLICA_ID'),
+    )
+    .addOption(
+      new Option(
+        '--replica-url <url>',
+        'the http(s) URL other replicas and nodes reach this replica at (also where nodes fetch uploads, unless QUANTIX_PUBLIC_URL)',
+      ).env('QUANTIX_REPLICA_URL'),
+    )
+    .option(
+      '--lease-seconds <n>',
+      'how long this replica’s node leases last unrenewed: how soon its nodes may move after it dies (3–300)',
+      '15',
+    )
+    .addOption(logFormatOption())
+    .action(
+      async (
+        options: {
+          host: string;
+          port: string;
+          databaseUrl?: string;
+          catalog?: string;
+          apiTokenFile?: string;
+          dataDir: string;
+          databaseTimeout: string;
+          poolRoot?: string[];
+          replicaId?: string;
+          replicaUrl?: string;
+          leaseSeconds: string;
+          logFormat?: 'json' | 'pretty';
+        },
+        command: Command,
+      ) => {
+        if (options.databaseUrl && /:\/\/[^/@]*:[^/@]*@/.test(options.databaseUrl)) {
+          warnArgvSecret('--database-url carries a password', 'QUANTIX_DATABASE_URL');
+        }
+        const { runServe } = await import('./up.js');
+        await runServe({
+          host: options.host,
+          port: Number(options.port),
+          databaseUrl: options.databaseUrl ?? process.env.QUANTIX_DATABASE_URL,
+          catalogFile: options.catalog,
+          tokenFile: options.apiTokenFile,
+          dataDir: options.dataDir,
+          databaseTimeoutMs: Number(options.databaseTimeout),
+          poolRoots: options.poolRoot,
+          logFormat: options.logFormat,
+          replica: {
+            id: flagValue(command, 'replicaId', '--replica-id', 'QUANTIX_REPLICA_ID'),
+            url: flagValue(command, 'replicaUrl', '--replica-url', 'QUANTIX_REPLICA_URL'),
+            leaseSeconds: flagValue(command, 'leaseSeconds', '--lease-seconds'),
+          },
+        }).catch(exitAtOnce);
+      },
+    );
+
+  program
+    .command('osinfo')
+    .description('osinfo-db, the OS database ISOs are identified with')
+    .command('import <archive>')
+    .description(
+      'install an osinfo-db release archive (.tar.xz) on this host, so nodes here identify newer releases without a package upgrade',
+    )
+    .option('--dir <dir>', 'where to put it (default: $XDG_DATA_HOME/quantix/osinfo, read by nodes on this host)')
+    .action(async (archive: string, options: { dir?: string }) => {
+      const { importOsinfoArchive } = await import('@quantix/images-iso');
+      const imported = await importOsinfoArchive({ file: archive, ...(options.dir ? { dir: options.dir } : {}) });
+      process.stdout.write(
+        `osinfo-db ${imported.dbVersion} (${imported.mediaEntries} media entries) is in ${imported.dir}` +
+          `${imported.previousVersion ? `, replacing ${imported.previousVersion}` : ''}; restart the node daemons on this host to use it\n`,
+      );
+    });
+
+  apiCommands(program);
+  return program;
+}
+
+/** An option's value with where it came from (the flag, or its variable), for error messages. */
+function flagValue(
+  command: Command,
+  key: string,
+  flag: string,
+  envVar?: string,
+): { value: string; from: string } | undefined {
+  const value = command.getOptionValue(key) as string | undefined;
+  if (value === undefined) return undefined;
+  const from = command.getOptionValueSource(key) === 'env' && envVar ? envVar : flag;
+  return { value, from };
+}
+
+/** A server that cannot start (port in use, data dir locked) says why and exits at once, non-zero. */
+function exitAtOnce(error: unknown): never {
+  reportError(error);
+  process.exit(1);
+}
