@@ -102,7 +102,7 @@ export async function listAvailableImages(options: {
   catalog: ImageCatalog;
   nodeId: string;
   kind?: ImageKind;
-  /** Case-insensitive substring of the name or OS distribution. */
+  /** Case-insensitive substring of the name, description, OS distribution or labels. */
   text?: string;
   limit?: number;
   offset?: number;
@@ -124,6 +124,7 @@ export async function listAvailableImages(options: {
   const ranked = await repositories.images.listRankedForNode({
     nodeId,
     poolIds: [...poolById.keys()],
+    mountedPoolIds: states.filter((s) => s.status === 'active' && s.mountPath).map((s) => s.poolId),
     catalogIds: [...entryById.keys()],
     ...(kind ? { kind } : {}),
     ...(text ? { text } : {}),

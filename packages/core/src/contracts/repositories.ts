@@ -30,8 +30,22 @@ export interface ImageFilter extends Page {
   catalogId?: string;
   /** Every given label must be present with the given value. */
   labels?: Record<string, string>;
-  /** Case-insensitive substring of name, description or OS distribution. */
+  /** Case-insensitive substring of name, description, OS distribution or labels. */
   text?: string;
+}
+
+/** A page of images in list order (created_at, id) and where the next one starts. */
+export interface ImagePage {
+  images: Image[];
+  /** Images matching the filter, on every page. */
+  total: number;
+  /** Pass back as `after` for the page that follows; null on the last page. */
+  nextCursor: string | null;
+}
+
+export interface ImagePageQuery extends ImageFilter {
+  /** A `nextCursor` from an earlier page: this page starts after it (keyset, any depth costs the same). */
+  after?: string;
 }
 
 export interface UpsertResult {
@@ -47,7 +61,9 @@ export interface RankedImagesQuery {
   /** Catalog entries on offer: rows made from them collapse to one per entry. */
   catalogIds: readonly string[];
   kind?: ImageKind;
-  /** Case-insensitive substring of name or OS distribution. */
+  /** Pools of `poolIds` active and mounted on the node: their ready rows rank 0. */
+  mountedPoolIds: readonly string[];
+  /** Case-insensitive substring of name, description, OS distribution or labels. */
   text?: string;
   limit: number;
   offset: number;
@@ -68,6 +84,8 @@ export interface ImageRepository {
   /** Like get, but NOT_FOUND when missing. */
   require(id: string): Promise<Image>;
   list(filter?: ImageFilter): Promise<Image[]>;
+  /** A page with the total and a keyset cursor, in one statement. INVALID_INPUT for a cursor not made here. */
+  page(query: ImagePageQuery): Promise<ImagePage>;
   count(filter?: Omit<ImageFilter, 'limit' | 'offset'>): Promise<number>;
   getByLocation(location: { poolId: string; relPath: string }): Promise<Image | undefined>;
   /** Images made from these catalog entries, optionally in one pool. */

@@ -1,6 +1,10 @@
+import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
+import { ErrorCode, QuantixError } from '../../errors.js';
 import type {
   ImageFilter,
+  ImagePage,
+  ImagePageQuery,
   ImageRepository,
   RankedImages,
   RankedImagesQuery,
@@ -21,12 +25,52 @@ import {
 } from '../../domain/image.js';
 import { assertRelPath } from '../../domain/paths.js';
 import { fromJson, toDate, toJson, toNullableDate, toNullableNumber, toNumber } from '../rows.js';
+import { IMAGE_SEARCH_TEXT } from './image-search.js';
 import { applyPage, deleteVersioned, guarded, likePattern, notFound, type Row, updateVersioned } from './common.js';
 
 const TABLE = 'images';
 const WHAT = 'Image';
 /** Rows per INSERT of a batch upsert: 14 parameters each stays well under PostgreSQL's 65,535. */
 const UPSERT_CHUNK = 1000;
+
+/**
+ * The list cursor: the last row's created_at in microseconds (exact, unlike a JavaScript Date) and
+ * its id, as base64url JSON. Opaque to clients.
+ */
+function encodeListCursor(micros: string, id: string): string {
+  return Buffer.from(JSON.stringify([micros, id])).toString('base64url');
+}
+
+function decodeListCursor(cursor: string): [string, string] {
+  try {
+    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (
+      Array.isArray(value) &&
+      value.length === 2 &&
+      typeof value[0] === 'string' &&
+      /^-?\d{1,19}$/.test(value[0]) &&
+      typeof value[1] === 'string' &&
+      value[1].length > 0
+    ) {
+      return [value[0], value[1]];
+    }
+  } catch {
+    // Not JSON: refused below like any other cursor this server did not make.
+  }
+  throw new QuantixError(ErrorCode.INVALID_INPUT, 'The cursor is not one a page of this list returned', {
+    details: { issues: [{ path: 'after', message: 'not a cursor of this list' }] },
+  });
+}
+
+/**
+ * A statement PostgreSQL keeps prepared on each connection, named after its text: the page queries
+ * are planned once per connection instead of on every request (their planning cost about as much
+ * as running them). Only for statements whose text comes from a few fixed shapes, never from input.
+ */
+function preparedRaw(knex: Knex, sql: string, bindings: readonly Knex.RawBinding[]): Knex.Raw {
+  const name = `quantix_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`;
+  return knex.raw(sql, bindings).options({ name });
+}
 
 export function rowToImage(row: Row): Image {
   const poolId = row.pool_id as string | null;
@@ -210,75 +254,145 @@ export class KnexImageRepository implements ImageRepository {
     return result;
   }
 
+  async page(query: ImagePageQuery): Promise<ImagePage> {
+    const { after, limit, offset, ...filter } = query;
+    const pageFilter = this.filtered(filter).select('*');
+    if (after !== undefined) {
+      const [micros, id] = decodeListCursor(after);
+      // Keyset: the row after the cursor's, in list order, found through images_created_idx.
+      pageFilter.whereRaw(`(created_at, id) > (timestamptz 'epoch' + ?::bigint * interval '1 microsecond', ?)`, [
+        micros,
+        id,
+      ]);
+    }
+    pageFilter.orderBy([{ column: 'created_at' }, { column: 'id' }]);
+    applyPage(pageFilter, { ...(limit !== undefined ? { limit } : {}), ...(offset !== undefined ? { offset } : {}) });
+    const page = pageFilter.toSQL();
+    const total = this.filtered(filter).count('*').toSQL();
+    // One statement: the page, each row's exact position for the cursor, and the total. The
+    // left join keeps one row (the total) when the page is empty.
+    const result = await guarded(WHAT, () =>
+      preparedRaw(
+        this.knex,
+        `with page as (${page.sql})
+        select page.*, (extract(epoch from page.created_at) * 1000000)::bigint::text as position, total.n as total
+        from (${total.sql}) as total (n) left join page on true
+        order by page.created_at, page.id`,
+        [...page.bindings, ...total.bindings],
+      ),
+    );
+    const rows = (result.rows as Row[]).filter((row) => row.id !== null);
+    const last = rows.at(-1);
+    const full = limit !== undefined && rows.length === limit;
+    return {
+      images: rows.map(rowToImage),
+      total: toNumber((result.rows as Row[])[0]?.total ?? 0),
+      nextCursor: full && last ? encodeListCursor(last.position as string, last.id as string) : null,
+    };
+  }
+
   async listRankedForNode(query: RankedImagesQuery): Promise<RankedImages> {
     if (query.poolIds.length === 0) return { images: [], total: 0, catalogIdsWithRows: [] };
-    const conditions = ['i.pool_id = any(?::text[])', "i.phase <> 'deleting'"];
-    const filters: Knex.RawBinding[] = [[...query.poolIds]];
-    if (query.kind) {
-      conditions.push('i.kind = ?');
-      filters.push(query.kind);
+    const pools = [...query.poolIds];
+    const mounted = query.mountedPoolIds.filter((id) => pools.includes(id));
+    const unmounted = pools.filter((id) => !mounted.includes(id));
+    const offered = [...query.catalogIds];
+    // Conditions every row of the view meets, with the bindings they need, in order.
+    const common: [string, Knex.RawBinding[]][] = [
+      ['pool_id = any(?::text[])', [pools]],
+      ["phase <> 'deleting'", []],
+    ];
+    if (query.kind) common.push(['kind = ?', [query.kind]]);
+    if (query.text?.trim()) common.push([`(${IMAGE_SEARCH_TEXT}) ilike ?`, [likePattern(query.text.trim())]]);
+    const where = (extra: [string, Knex.RawBinding[]][]) => {
+      const all = [...common, ...extra];
+      return { sql: all.map(([sql]) => sql).join(' and '), bindings: all.flatMap(([, b]) => b) };
+    };
+    const notOffered: [string, Knex.RawBinding[]] = ['(catalog_id is null or catalog_id <> all(?::text[]))', [offered]];
+    const onThisNode: [string, Knex.RawBinding[]] = ['(node_id is null or node_id = ?)', [query.nodeId]];
+    // The view's ranks (see RankedImagesQuery), each a stream in (name, id) order cut at the
+    // deepest row this page can need, so the database reads a page's worth of rows instead of
+    // ranking every row: ready rows walk images_phase_name_idx and stop; rows in the other phases
+    // (downloading, missing, failed: few) are found through images_phase_idx and sorted. A stream
+    // that cannot hold a row (no mounted pool, say) is left out. Rows of offered catalog entries
+    // are ranked apart below.
+    const streams: { rank: string; conditions: [string, Knex.RawBinding[]][] }[] = [
+      ...(mounted.length > 0
+        ? [{ rank: '0', conditions: [["phase = 'ready'", []], ['pool_id = any(?::text[])', [mounted]], onThisNode] }]
+        : []),
+      {
+        rank: "case when phase = 'error' then 3 when phase = 'missing' then 2 else 1 end",
+        conditions: [["phase in ('pending', 'downloading', 'verifying', 'missing', 'error')", []]],
+      },
+      { rank: '2', conditions: [["phase = 'ready'", []], ['node_id is not null and node_id <> ?', [query.nodeId]]] },
+      ...(unmounted.length > 0
+        ? [{ rank: '2', conditions: [["phase = 'ready'", []], ['pool_id = any(?::text[])', [unmounted]], onThisNode] }]
+        : []),
+    ] as { rank: string; conditions: [string, Knex.RawBinding[]][] }[];
+    const depth = query.limit + query.offset;
+    const parts: string[] = [];
+    const bindings: Knex.RawBinding[] = [];
+    for (const stream of streams) {
+      const { sql, bindings: b } = where([notOffered, ...stream.conditions]);
+      parts.push(`(select id, name, ${stream.rank} as rank from images where ${sql} order by rank, name, id limit ?)`);
+      bindings.push(...b, depth);
     }
-    if (query.text?.trim()) {
-      conditions.push(`(i.name ilike ? or i.os->>'distribution' ilike ?)`);
-      const pattern = likePattern(query.text.trim());
-      filters.push(pattern, pattern);
+    // Of the rows of one offered catalog entry, only the best-ranked counts (few rows: the
+    // catalog index finds them).
+    const offeredRows = where([['catalog_id = any(?::text[])', [offered]]]);
+    const rankCase = `case
+        when phase in ('pending', 'downloading', 'verifying') then 1
+        when phase = 'error' then 3
+        when phase = 'missing' then 2
+        when node_id is not null and node_id <> ? then 2
+        when pool_id = any(?::text[]) then 0
+        else 2
+      end`;
+    if (offered.length > 0) {
+      parts.push(`(select id, name, rank from (
+          select distinct on (catalog_id) id, name, ${rankCase} as rank from images where ${offeredRows.sql}
+          order by catalog_id, ${rankCase}, id) as best)`);
+      bindings.push(query.nodeId, mounted, ...offeredRows.bindings, query.nodeId, mounted);
     }
-    const where = conditions.join(' and ');
-    // The rank mirrors the view's statuses (services/available-images.ts); `choice` collapses the
-    // rows of one catalog entry so that only its best-ranked row counts. Ranking runs on narrow
-    // rows; whole rows are read for the page only.
-    const ranked = `
-      with candidates as (
-        select i.id, i.name, i.catalog_id, i.catalog_id = any(?::text[]) as offered,
-          case
-            when i.phase in ('pending', 'downloading', 'verifying') then 1
-            when i.phase = 'error' then 3
-            when i.phase = 'missing' then 2
-            when i.node_id is not null and i.node_id <> ? then 2
-            when s.status = 'active' and s.mount_path is not null then 0
-            else 2
-          end as rank
-        from images i
-        left join pool_node_states s on s.pool_id = i.pool_id and s.node_id = ?
-        where ${where}
+    // The total: rows of no offered entry (counted from images_pool_phase_kind_idx when made
+    // from no catalog at all), plus one per offered entry that has rows.
+    const plain = where([['catalog_id is null', []]]);
+    const catalogRows = where([['catalog_id is not null', []]]);
+    const result = await guarded(WHAT, () =>
+      preparedRaw(
+        this.knex,
+        `with ranked as (${parts.join(' union all ')}),
+        page as (select id, name, rank from ranked order by rank, name, id limit ? offset ?),
+        totals as (
+          select
+            (select count(*) from images where ${plain.sql})
+            + (select count(*) filter (where catalog_id <> all(?::text[])) + count(distinct catalog_id) filter (where catalog_id = any(?::text[]))
+               from images where ${catalogRows.sql}) as total,
+            (select coalesce(array_agg(distinct catalog_id), '{}') from images where ${offeredRows.sql}) as with_rows
+        )
+        select i.*, page.rank, totals.total, totals.with_rows
+        from totals left join page on true left join images i on i.id = page.id
+        order by page.rank, page.name, page.id`,
+        [
+          ...bindings,
+          query.limit,
+          query.offset,
+          ...plain.bindings,
+          offered,
+          offered,
+          ...catalogRows.bindings,
+          ...offeredRows.bindings,
+        ],
       ),
-      ranked as (
-        select id, name, rank from candidates where offered is not true
-        union all
-        (select distinct on (catalog_id) id, name, rank from candidates where offered order by catalog_id, rank, id)
-      )`;
-    const bindings: Knex.RawBinding[] = [[...query.catalogIds], query.nodeId, query.nodeId, ...filters];
-    const [page, withRows] = await guarded(WHAT, () =>
-      Promise.all([
-        this.knex.raw(
-          `${ranked},
-          page as (select * from ranked order by rank, name, id limit ? offset ?)
-          select i.*, page.rank, (select count(*) from ranked) as total
-          from page join images i on i.id = page.id
-          order by page.rank, page.name, page.id`,
-          [...bindings, query.limit, query.offset],
-        ),
-        this.knex.raw(`select distinct i.catalog_id from images i where ${where} and i.catalog_id = any(?::text[])`, [
-          ...filters,
-          [...query.catalogIds],
-        ]),
-      ]),
     );
-    const rows = page.rows as Row[];
-    // A page past the end has no row to carry the total.
-    const total =
-      rows.length > 0
-        ? toNumber(rows[0]?.total)
-        : toNumber(
-            (
-              (await guarded(WHAT, () => this.knex.raw(`${ranked} select count(*) as total from ranked`, bindings)))
-                .rows as Row[]
-            )[0]?.total ?? 0,
-          );
+    const rows = result.rows as Row[];
+    const first = rows[0];
     return {
-      images: rows.map((row) => ({ image: rowToImage(row), rank: toNumber(row.rank) as 0 | 1 | 2 | 3 })),
-      total,
-      catalogIdsWithRows: (withRows.rows as Row[]).map((row) => row.catalog_id as string),
+      images: rows
+        .filter((row) => row.id !== null)
+        .map((row) => ({ image: rowToImage(row), rank: toNumber(row.rank) as 0 | 1 | 2 | 3 })),
+      total: toNumber(first?.total ?? 0),
+      catalogIdsWithRows: (first?.with_rows as string[] | undefined) ?? [],
     };
   }
 
@@ -318,13 +432,7 @@ export class KnexImageRepository implements ImageRepository {
       query.whereRaw('labels @> ?::jsonb', [JSON.stringify(filter.labels)]);
     }
     if (filter.text !== undefined && filter.text.trim() !== '') {
-      const pattern = likePattern(filter.text.trim());
-      query.where((q) =>
-        q
-          .where('name', 'ilike', pattern)
-          .orWhere('description', 'ilike', pattern)
-          .orWhereRaw(`os->>'distribution' ilike ?`, [pattern]),
-      );
+      query.whereRaw(`(${IMAGE_SEARCH_TEXT}) ilike ?`, [likePattern(filter.text.trim())]);
     }
     return query;
   }
