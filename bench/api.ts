@@ -3,7 +3,8 @@
  * PostgreSQL seeded with 10,000 images across the pools of one node.
  *   Ours: `quantix serve` (the CLI that ships, built dist) in a process of its own.
  *   Peer: a bare fastify + `pg` server in a process of its own (bench/__fixtures__/api-bare-server.mjs)
- *   running the same page SQL and answering its rows as JSON.
+ *   running the same page SQL — the statement our repository sends, captured here — and answering
+ *   its rows as JSON.
  *   Load: autocannon in a third process (bench/__fixtures__/load.mjs), 32 connections.
  *   1. GET /images?limit=50 and GET /images/available?nodeId=…&limit=50: req/s (target ≥ 0.7x the
  *      peer), p50/p99 in the details.
@@ -17,7 +18,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
-import { AVAILABLE_PAGE_SQL_FOR_BENCH, IMAGE_PAGE_SQL_FOR_BENCH } from '@quantix/control-plane';
 import { createQuantix } from '@quantix/core';
 import { createPostgresTestDatabase } from '@quantix/core/testing';
 import pg from 'pg';
@@ -122,11 +122,35 @@ try {
     serveEnv,
     (l) => l.event === 'listening',
   )) as { url: string };
+  // `quantix serve` marks the pool states of a node it does not hold `unknown`; the node reports
+  // them mounted again, as a connected daemon would, so the view has ready rows.
+  for (const id of POOLS) {
+    await repositories.pools.setNodeState({ poolId: id, nodeId: NODE, status: 'active', mountPath: `/srv/${id}` });
+  }
   const listPath = '/api/v1/images?limit=50';
   const availablePath = `/api/v1/images/available?nodeId=${NODE}&limit=50`;
+  // The statements our repository sends for those two pages (the view's with the catalog the
+  // server offers), captured as they go to PostgreSQL: the peer runs exactly these.
+  const catalog = (await (
+    await fetch(`${ours.url}/api/v1/catalog`, { headers: { authorization: `Bearer ${TOKEN}` } })
+  ).json()) as { entries: { id: string }[] };
+  const captured: { sql: string; bindings: unknown[] }[] = [];
+  const capture = (query: { sql: string; bindings: unknown[] }) => captured.push(query);
+  quantix.database.knex.on('query', capture);
+  await repositories.images.page({ limit: 50, offset: 0 });
+  const listSql = captured.at(-1);
+  await repositories.images.listRankedForNode({
+    nodeId: NODE,
+    catalogIds: catalog.entries.map((entry) => entry.id),
+    limit: 50,
+    offset: 0,
+  });
+  const availableSql = captured.at(-1);
+  quantix.database.knex.off('query', capture);
+  if (!listSql || !availableSql) throw new Error('the page statements were not captured');
   const peerRoutes = {
-    '/api/v1/images': { sql: IMAGE_PAGE_SQL_FOR_BENCH, params: [50] },
-    '/api/v1/images/available': { sql: AVAILABLE_PAGE_SQL_FOR_BENCH, params: ['$nodeId', 50] },
+    '/api/v1/images': { sql: listSql.sql, params: listSql.bindings },
+    '/api/v1/images/available': { sql: availableSql.sql, params: availableSql.bindings },
   };
   const peer = (await child(
     [join(FIXTURES, 'api-bare-server.mjs'), JSON.stringify({ databaseUrl, token: TOKEN, routes: peerRoutes })],
@@ -184,7 +208,7 @@ try {
     await get(`${ours.url}${availablePath}`);
     const took = performance.now() - start;
     start = performance.now();
-    await raw.query(AVAILABLE_PAGE_SQL_FOR_BENCH, [NODE, 50]);
+    await raw.query({ name: 'bench_available', text: availableSql.sql, values: availableSql.bindings });
     const sqlTook = performance.now() - start;
     if (i >= 50) {
       single.push(took);

@@ -1,8 +1,8 @@
 // Child process of bench/api: the floor for the API figures, a bare fastify server on `pg` with
-// no schema, no auth library and no logging, answering each route with the rows of the page query
-// it is given (the same SQL the control plane runs) as plain JSON.
-//   node api-bare-server.mjs <config JSON: { databaseUrl, routes: { [path]: { sql, params: [query
-//     parameter name or literal] } } }>
+// no schema, no validation library and no logging, answering each route with the rows of the SQL
+// it is given (the statement the control plane sends for that page, with its values), as plain
+// JSON. Like the control plane, it keeps the statement prepared on each connection.
+//   node api-bare-server.mjs <config JSON: { databaseUrl, token, routes: { [path]: { sql, params } } }>
 // Prints {"event":"listening","url":…}.
 import Fastify from 'fastify';
 import pg from 'pg';
@@ -10,11 +10,10 @@ import pg from 'pg';
 const { databaseUrl, token, routes } = JSON.parse(process.argv[2]);
 const pool = new pg.Pool({ connectionString: databaseUrl, max: 10 });
 const app = Fastify({ logger: false });
-for (const [path, { sql, params }] of Object.entries(routes)) {
+for (const [index, [path, { sql, params }]] of Object.entries(routes).entries()) {
   app.get(path, async (request, reply) => {
     if (request.headers.authorization !== `Bearer ${token}`) return reply.code(401).send({ error: 'unauthorized' });
-    const values = params.map((p) => (typeof p === 'string' && p.startsWith('$') ? request.query[p.slice(1)] : p));
-    const { rows } = await pool.query(sql, values);
+    const { rows } = await pool.query({ name: `bare_${index}`, text: sql, values: params });
     return { images: rows };
   });
 }

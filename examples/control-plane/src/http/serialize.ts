@@ -24,9 +24,20 @@ function simplify(schema: unknown): unknown {
   return node;
 }
 
-/** The JSON Schema of a response's zod schema, as fast-json-stringify reads it. Dates are `{}`: JSON.stringify writes them as ISO strings. */
+/**
+ * The JSON Schema of a response's zod schema, as fast-json-stringify reads it. A date is a
+ * date-time string, which fast-json-stringify writes from a Date as its ISO form (as JSON.stringify does).
+ */
 export function responseJsonSchema(schema: z.ZodType): JsonSchema {
-  return simplify(z.toJSONSchema(schema, { io: 'output', target: 'draft-7', unrepresentable: 'any' })) as JsonSchema;
+  const json = z.toJSONSchema(schema, {
+    io: 'output',
+    target: 'draft-7',
+    unrepresentable: 'any',
+    override: (ctx) => {
+      if (ctx.zodSchema._zod.def.type === 'date') Object.assign(ctx.jsonSchema, { type: 'string', format: 'date-time' });
+    },
+  });
+  return simplify(json) as JsonSchema;
 }
 
 /**

@@ -56,13 +56,11 @@ export interface UpsertResult {
 }
 
 export interface RankedImagesQuery {
+  /** The node whose view it is: its pools (assigned to it) and their states on it. */
   nodeId: string;
-  poolIds: readonly string[];
   /** Catalog entries on offer: rows made from them collapse to one per entry. */
   catalogIds: readonly string[];
   kind?: ImageKind;
-  /** Pools of `poolIds` active and mounted on the node: their ready rows rank 0. */
-  mountedPoolIds: readonly string[];
   /** Case-insensitive substring of name, description, OS distribution or labels. */
   text?: string;
   limit: number;
@@ -70,7 +68,17 @@ export interface RankedImagesQuery {
 }
 
 export interface RankedImages {
-  images: { image: Image; rank: 0 | 1 | 2 | 3 }[];
+  /** Whether the node exists (an unknown node's view is empty). */
+  nodeFound: boolean;
+  /**
+   * The page; each row with its pool's name and the pool's state on the node (null when the
+   * pool has not reported from it), read in the same statement.
+   */
+  images: {
+    image: Image;
+    rank: 0 | 1 | 2 | 3;
+    pool: { name: string; state: Pick<PoolNodeState, 'status' | 'mountPath' | 'lastError'> | null } | null;
+  }[];
   /** Rows in the whole ranking (after collapsing), not just this page. */
   total: number;
   /** Which of the query's catalogIds have at least one row in those pools. */
@@ -97,9 +105,9 @@ export interface ImageRepository {
    */
   upsertByLocation(found: readonly DiscoveredImage[]): Promise<UpsertResult>;
   /**
-   * One page of the images in `poolIds` as a node's VM-creation view ranks them: 0 ready on this
-   * node, 1 being downloaded, 2 unavailable here (pool not active, file missing, other node's
-   * local pool), 3 failed; then by name. Of several rows made from one of `catalogIds`, only the
+   * One page of the images in the pools assigned to a node, as its VM-creation view ranks them,
+   * in one statement: 0 ready on this node, 1 being downloaded, 2 unavailable here (pool not
+   * active, file missing, other node's local pool), 3 failed; then by name. Of several rows made from one of `catalogIds`, only the
    * best-ranked counts. Rows being deleted are left out.
    */
   listRankedForNode(options: RankedImagesQuery): Promise<RankedImages>;

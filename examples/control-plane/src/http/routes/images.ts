@@ -157,19 +157,17 @@ export function imageRoutes(
     },
     async (request) => {
       const { nodeId, kind, text, limit, offset } = request.query;
-      // The node check runs beside the view: an unknown node's view is empty, and NOT_FOUND wins.
-      const [, page] = await Promise.all([
-        repositories.nodes.require(nodeId),
-        listAvailableImages({
-          repositories,
-          catalog: deps.catalog,
-          nodeId,
-          limit,
-          offset,
-          ...(kind ? { kind } : {}),
-          ...(text ? { text } : {}),
-        }),
-      ]);
+      const { nodeFound, ...page } = await listAvailableImages({
+        repositories,
+        catalog: deps.catalog,
+        nodeId,
+        limit,
+        offset,
+        ...(kind ? { kind } : {}),
+        ...(text ? { text } : {}),
+      });
+      // The view's statement says whether the node exists; the repository says how it is missing.
+      if (!nodeFound) await repositories.nodes.require(nodeId);
       return { nodeId, ...page };
     },
   );

@@ -24,6 +24,7 @@ import {
   validateNewImage,
 } from '../../domain/image.js';
 import { assertRelPath } from '../../domain/paths.js';
+import type { PoolNodeState } from '../../domain/pool.js';
 import { fromJson, toDate, toJson, toNullableDate, toNullableNumber, toNumber } from '../rows.js';
 import { IMAGE_SEARCH_TEXT } from './image-search.js';
 import { applyPage, deleteVersioned, guarded, likePattern, notFound, type Row, updateVersioned } from './common.js';
@@ -292,14 +293,12 @@ export class KnexImageRepository implements ImageRepository {
   }
 
   async listRankedForNode(query: RankedImagesQuery): Promise<RankedImages> {
-    if (query.poolIds.length === 0) return { images: [], total: 0, catalogIdsWithRows: [] };
-    const pools = [...query.poolIds];
-    const mounted = query.mountedPoolIds.filter((id) => pools.includes(id));
-    const unmounted = pools.filter((id) => !mounted.includes(id));
     const offered = [...query.catalogIds];
-    // Conditions every row of the view meets, with the bindings they need, in order.
+    // Conditions every row of the view meets (in the node's pools, not being deleted, the
+    // filters), with their bindings in order. `pools` is the statement's one-row CTE of the
+    // node's pool ids: all, mounted (active with a mount path) and not mounted.
     const common: [string, Knex.RawBinding[]][] = [
-      ['pool_id = any(?::text[])', [pools]],
+      ['pool_id = any((select all_ids from pools)::text[])', []],
       ["phase <> 'deleting'", []],
     ];
     if (query.kind) common.push(['kind = ?', [query.kind]]);
@@ -310,25 +309,37 @@ export class KnexImageRepository implements ImageRepository {
     };
     const notOffered: [string, Knex.RawBinding[]] = ['(catalog_id is null or catalog_id <> all(?::text[]))', [offered]];
     const onThisNode: [string, Knex.RawBinding[]] = ['(node_id is null or node_id = ?)', [query.nodeId]];
-    // The view's ranks (see RankedImagesQuery), each a stream in (name, id) order cut at the
-    // deepest row this page can need, so the database reads a page's worth of rows instead of
-    // ranking every row: ready rows walk images_phase_name_idx and stop; rows in the other phases
-    // (downloading, missing, failed: few) are found through images_phase_idx and sorted. A stream
-    // that cannot hold a row (no mounted pool, say) is left out. Rows of offered catalog entries
-    // are ranked apart below.
+    // The view's ranks (see ImageRepository.listRankedForNode), each a stream in (name, id) order
+    // cut at the deepest row this page can need, so the database reads a page's worth of rows
+    // instead of ranking every row: ready rows walk images_phase_name_idx and stop; rows in the
+    // other phases (downloading, missing, failed: few) come through images_phase_idx and are
+    // sorted. A stream over an empty set of pools is skipped before it starts (a one-time filter
+    // on the pools row), not walked to its end.
     const streams: { rank: string; conditions: [string, Knex.RawBinding[]][] }[] = [
-      ...(mounted.length > 0
-        ? [{ rank: '0', conditions: [["phase = 'ready'", []], ['pool_id = any(?::text[])', [mounted]], onThisNode] }]
-        : []),
+      {
+        rank: '0',
+        conditions: [
+          ['cardinality((select mounted from pools)) > 0', []],
+          ["phase = 'ready'", []],
+          ['pool_id = any((select mounted from pools)::text[])', []],
+          onThisNode,
+        ],
+      },
       {
         rank: "case when phase = 'error' then 3 when phase = 'missing' then 2 else 1 end",
         conditions: [["phase in ('pending', 'downloading', 'verifying', 'missing', 'error')", []]],
       },
       { rank: '2', conditions: [["phase = 'ready'", []], ['node_id is not null and node_id <> ?', [query.nodeId]]] },
-      ...(unmounted.length > 0
-        ? [{ rank: '2', conditions: [["phase = 'ready'", []], ['pool_id = any(?::text[])', [unmounted]], onThisNode] }]
-        : []),
-    ] as { rank: string; conditions: [string, Knex.RawBinding[]][] }[];
+      {
+        rank: '2',
+        conditions: [
+          ['cardinality((select unmounted from pools)) > 0', []],
+          ["phase = 'ready'", []],
+          ['pool_id = any((select unmounted from pools)::text[])', []],
+          onThisNode,
+        ],
+      },
+    ];
     const depth = query.limit + query.offset;
     const parts: string[] = [];
     const bindings: Knex.RawBinding[] = [];
@@ -345,38 +356,56 @@ export class KnexImageRepository implements ImageRepository {
         when phase = 'error' then 3
         when phase = 'missing' then 2
         when node_id is not null and node_id <> ? then 2
-        when pool_id = any(?::text[]) then 0
+        when pool_id = any((select mounted from pools)::text[]) then 0
         else 2
       end`;
     if (offered.length > 0) {
       parts.push(`(select id, name, rank from (
           select distinct on (catalog_id) id, name, ${rankCase} as rank from images where ${offeredRows.sql}
           order by catalog_id, ${rankCase}, id) as best)`);
-      bindings.push(query.nodeId, mounted, ...offeredRows.bindings, query.nodeId, mounted);
+      bindings.push(query.nodeId, ...offeredRows.bindings, query.nodeId);
     }
-    // The total: rows of no offered entry (counted from images_pool_phase_kind_idx when made
-    // from no catalog at all), plus one per offered entry that has rows.
+    // The total: rows of no offered entry (those made from no catalog counted from
+    // images_pool_phase_kind_idx alone), plus one per offered entry that has rows.
     const plain = where([['catalog_id is null', []]]);
     const catalogRows = where([['catalog_id is not null', []]]);
     const result = await guarded(WHAT, () =>
       preparedRaw(
         this.knex,
-        `with ranked as (${parts.join(' union all ')}),
+        `with node_pools as materialized (
+          select p.id, p.name, s.status, s.mount_path, s.last_error,
+            coalesce(s.status = 'active' and s.mount_path is not null, false) as mounted
+          from storage_pools p
+          left join pool_node_states s on s.pool_id = p.id and s.node_id = ?
+          where p.node_ids @> jsonb_build_array(?::text)
+        ),
+        pools as (
+          select coalesce(array_agg(id), '{}') as all_ids,
+            coalesce(array_agg(id) filter (where mounted), '{}') as mounted,
+            coalesce(array_agg(id) filter (where not mounted), '{}') as unmounted
+          from node_pools
+        ),
+        ranked as (${parts.join(' union all ')}),
         page as (select id, name, rank from ranked order by rank, name, id limit ? offset ?),
         totals as (
           select
+            exists (select 1 from nodes where id = ?) as node_found,
             (select count(*) from images where ${plain.sql})
             + (select count(*) filter (where catalog_id <> all(?::text[])) + count(distinct catalog_id) filter (where catalog_id = any(?::text[]))
                from images where ${catalogRows.sql}) as total,
             (select coalesce(array_agg(distinct catalog_id), '{}') from images where ${offeredRows.sql}) as with_rows
         )
-        select i.*, page.rank, totals.total, totals.with_rows
-        from totals left join page on true left join images i on i.id = page.id
+        select i.*, page.rank, totals.node_found, totals.total, totals.with_rows,
+          np.name as pool_name, np.status as pool_status, np.mount_path as pool_mount_path, np.last_error as pool_last_error
+        from totals left join page on true left join images i on i.id = page.id left join node_pools np on np.id = i.pool_id
         order by page.rank, page.name, page.id`,
         [
+          query.nodeId,
+          query.nodeId,
           ...bindings,
           query.limit,
           query.offset,
+          query.nodeId,
           ...plain.bindings,
           offered,
           offered,
@@ -388,9 +417,27 @@ export class KnexImageRepository implements ImageRepository {
     const rows = result.rows as Row[];
     const first = rows[0];
     return {
+      nodeFound: first?.node_found === true,
       images: rows
         .filter((row) => row.id !== null)
-        .map((row) => ({ image: rowToImage(row), rank: toNumber(row.rank) as 0 | 1 | 2 | 3 })),
+        .map((row) => ({
+          image: rowToImage(row),
+          rank: toNumber(row.rank) as 0 | 1 | 2 | 3,
+          pool:
+            row.pool_name === null
+              ? null
+              : {
+                  name: row.pool_name as string,
+                  state:
+                    row.pool_status === null
+                      ? null
+                      : {
+                          status: row.pool_status as PoolNodeState['status'],
+                          mountPath: (row.pool_mount_path as string | null) ?? null,
+                          lastError: (row.pool_last_error as string | null) ?? null,
+                        },
+                },
+        })),
       total: toNumber(first?.total ?? 0),
       catalogIdsWithRows: (first?.with_rows as string[] | undefined) ?? [],
     };
