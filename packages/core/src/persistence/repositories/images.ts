@@ -30,6 +30,8 @@ import { IMAGE_SEARCH_TEXT } from './image-search.js';
 import { applyPage, deleteVersioned, guarded, likePattern, notFound, type Row, updateVersioned } from './common.js';
 
 const TABLE = 'images';
+/** The trigram index of migration 0011. */
+const SEARCH_INDEX = 'images_search_trgm_idx';
 const WHAT = 'Image';
 /** Rows per INSERT of a batch upsert: 14 parameters each stays well under PostgreSQL's 65,535. */
 const UPSERT_CHUNK = 1000;
@@ -252,6 +254,12 @@ export class KnexImageRepository implements ImageRepository {
         }
       }),
     );
+    // New index entries of a batch wait in the search index's pending list until a vacuum; a
+    // search meanwhile reads that list row by row (and the planner gives up on the index). One
+    // bulk merge now (~40 ms for 10,000 rows) keeps searches fast right after a scan.
+    if (result.inserted + result.updated > 0) {
+      await guarded(WHAT, () => this.knex.raw(`select gin_clean_pending_list('${SEARCH_INDEX}'::regclass)`));
+    }
     return result;
   }
 
