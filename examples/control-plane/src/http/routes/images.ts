@@ -97,6 +97,9 @@ const availableImage = z.object({
 });
 const availablePage = z.object({ nodeId: z.string(), images: z.array(availableImage), total: z.number().int() });
 
+/** The answers of the image routes, for tests that check the serializer keeps every field. */
+export const imageResponses = { imageView, imagePage, availableImage, availablePage };
+
 const listQuery = z.object({
   kind: z.enum(IMAGE_KINDS).optional(),
   phase: csv(IMAGE_PHASES).optional().describe('one phase or several, comma-separated'),
