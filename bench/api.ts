@@ -76,7 +76,11 @@ interface Load {
 }
 async function load(url: string, path: string): Promise<Load> {
   const config = { urls: [url], path, token: TOKEN, connections: CONNECTIONS, seconds: LOAD_SECONDS };
-  const result = (await child([join(FIXTURES, 'load.mjs'), JSON.stringify(config)], process.env, (l) => 'rps' in l)) as unknown as Load;
+  const result = (await child(
+    [join(FIXTURES, 'load.mjs'), JSON.stringify(config)],
+    process.env,
+    (l) => 'rps' in l,
+  )) as unknown as Load;
   if (result.errors > 0 || result.non2xx > 0) {
     throw new Error(`GET ${url}${path}: ${result.errors} errors, ${result.non2xx} non-2xx answers`);
   }
@@ -107,7 +111,9 @@ try {
   );
   // Some rows in every other state the view ranks.
   await raw.query(`update images set phase = 'downloading' where id in (select id from images order by id limit 20)`);
-  await raw.query(`update images set phase = 'error', error = '{"code":"DOWNLOAD_FAILED","message":"bench","retryable":true}' where id in (select id from images order by id desc limit 20)`);
+  await raw.query(
+    `update images set phase = 'error', error = '{"code":"DOWNLOAD_FAILED","message":"bench","retryable":true}' where id in (select id from images order by id desc limit 20)`,
+  );
   await raw.query('vacuum analyze images');
 
   const bin = join(REPO_ROOT, 'examples/control-plane/bin/quantix.js');
@@ -233,7 +239,8 @@ try {
   );
   await results.save();
 } finally {
-  for (const proc of children) proc.kill('SIGTERM');
+  // The servers go before their database does.
+  await Promise.all([...children].map((proc) => new Promise((resolve) => proc.once('exit', resolve).kill('SIGTERM'))));
   await raw.end();
   await quantix.close();
   await testDb.dispose();

@@ -45,7 +45,13 @@ async function compare(
 
 const results = benchResults('repository');
 
-function line(name: string, ours: number, peer: number, target: number, details?: Record<string, string | number>): string {
+function line(
+  name: string,
+  ours: number,
+  peer: number,
+  target: number,
+  details?: Record<string, string | number>,
+): string {
   return results.add({
     name,
     unit: 'ms/op',
@@ -119,7 +125,9 @@ try {
       return Promise.all([raw.query(searchSql, [pattern]), raw.query(countSql, [pattern])]);
     },
   );
-  const searchPlan = (await raw.query(`explain ${searchSql}`, ['%disc-99%'])).rows.map((r) => r['QUERY PLAN']).join(' ');
+  const searchPlan = (await raw.query(`explain ${searchSql}`, ['%disc-99%'])).rows
+    .map((r) => r['QUERY PLAN'])
+    .join(' ');
 
   console.log(`bench/repository on PostgreSQL, ${IMAGES} images${quick ? ' (quick mode)' : ''}`);
   console.log(line('get by id', getRepo, getRaw, 1.3));

@@ -34,7 +34,8 @@ export function responseJsonSchema(schema: z.ZodType): JsonSchema {
     target: 'draft-7',
     unrepresentable: 'any',
     override: (ctx) => {
-      if (ctx.zodSchema._zod.def.type === 'date') Object.assign(ctx.jsonSchema, { type: 'string', format: 'date-time' });
+      if (ctx.zodSchema._zod.def.type === 'date')
+        Object.assign(ctx.jsonSchema, { type: 'string', format: 'date-time' });
     },
   });
   return simplify(json) as JsonSchema;
@@ -45,5 +46,10 @@ export function responseJsonSchema(schema: z.ZodType): JsonSchema {
  * schema: the hot listings are written without zod's per-answer check and JSON.stringify's walk.
  * Fields the schema does not list are dropped, so a response schema must list every field.
  */
-export const fastSerializerCompiler: FastifySerializerCompiler<z.ZodType> = ({ schema }) =>
-  fastJson(responseJsonSchema(schema) as Parameters<typeof fastJson>[0]);
+export function fastSerializerCompiler<RouteSchema>(
+  route: Parameters<FastifySerializerCompiler<RouteSchema>>[0],
+): (data: unknown) => string {
+  // Fastify hands a route's compiler the schema of one response status: here a zod schema.
+  const schema = route.schema as unknown as z.ZodType;
+  return fastJson(responseJsonSchema(schema) as unknown as Parameters<typeof fastJson>[0]);
+}

@@ -143,13 +143,15 @@ export class ImageService {
     await repositories.images.delete(image.id, { expectedVersion: deleting.version });
   }
 
-  /** Images with their paths on `nodeId` (null without one), given the node's pool states. */
+  /** Images (fresh from the repository) with their paths on `nodeId` (null without one), given the node's pool states. */
   private withPaths(images: Image[], nodeId: string | undefined, nodeStates: PoolNodeState[] = []): ImageWithPath[] {
-    if (!nodeId) return images.map((image) => ({ ...image, path: null }));
+    // The images are the caller's fresh rows: the path is added in place, not by copying each.
+    if (!nodeId) return images.map((image) => Object.assign(image, { path: null }));
     const states = new Map(nodeStates.map((s) => [s.poolId, s]));
-    return images.map((image) => ({
-      ...image,
-      path: imagePathOnNode(image, nodeId, image.location ? states.get(image.location.poolId) : null),
-    }));
+    return images.map((image) =>
+      Object.assign(image, {
+        path: imagePathOnNode(image, nodeId, image.location ? states.get(image.location.poolId) : null),
+      }),
+    );
   }
 }

@@ -107,14 +107,20 @@ describe('image pages at 10,000 images', () => {
   }
 
   it('plans every page of the list and of the view without a sequential scan over images', async () => {
-    const client = new pg.Client({ connectionString: (postgres.config as { connectionString: string }).connectionString });
+    const client = new pg.Client({
+      connectionString: (postgres.config as { connectionString: string }).connectionString,
+    });
     await client.connect();
     try {
       const calls: [string, (repos: Repositories) => Promise<unknown>][] = [
-        ...LIST_QUERIES.map((q) => [`list ${JSON.stringify(q)}`, (r: Repositories) => r.images.page(q)] as const),
-        ...VIEW_QUERIES.map(
-          (q) => [`view ${JSON.stringify(q)}`, (r: Repositories) => r.images.listRankedForNode(q)] as const,
-        ),
+        ...LIST_QUERIES.map((q): [string, (r: Repositories) => Promise<unknown>] => [
+          `list ${JSON.stringify(q)}`,
+          (r) => r.images.page(q),
+        ]),
+        ...VIEW_QUERIES.map((q): [string, (r: Repositories) => Promise<unknown>] => [
+          `view ${JSON.stringify(q)}`,
+          (r) => r.images.listRankedForNode(q),
+        ]),
       ];
       const first = await postgres.repositories.images.page({ limit: 50 });
       calls.push([
@@ -161,15 +167,33 @@ describe('image pages at 10,000 images', () => {
     expect(byCursor).toEqual(byOffset);
     expect(new Set(byCursor).size).toBe(byCursor.length);
     expect(pages).toBe(Math.ceil(byOffset.length / 1000));
-    for (const bad of ['nonsense', Buffer.from('["12","x","y"]').toString('base64url'), Buffer.from('[1,"x"]').toString('base64url')]) {
+    for (const bad of [
+      'nonsense',
+      Buffer.from('["12","x","y"]').toString('base64url'),
+      Buffer.from('[1,"x"]').toString('base64url'),
+    ]) {
       expect(await errorCodeOf(images.page({ limit: 10, after: bad }))).toBe(ErrorCode.INVALID_INPUT);
     }
   });
 
   it('finds the same images on PGlite and PostgreSQL for every search', async () => {
-    const searches = ['fedora-12', 'FEDORA-12', 'nightly', 'stable', '.iso', 'rocky-39', 'no such image', 'ubuntu-5.', '%', '_'];
+    const searches = [
+      'fedora-12',
+      'FEDORA-12',
+      'nightly',
+      'stable',
+      '.iso',
+      'rocky-39',
+      'no such image',
+      'ubuntu-5.',
+      '%',
+      '_',
+    ];
     for (const text of searches) {
-      for (const query of [{ limit: 1000, text }, { limit: 100, text, kind: 'cloud' as const }]) {
+      for (const query of [
+        { limit: 1000, text },
+        { limit: 100, text, kind: 'cloud' as const },
+      ]) {
         const [onPostgres, onPglite] = await Promise.all([
           postgres.repositories.images.page(query),
           pglite.repositories.images.page(query),
@@ -191,12 +215,16 @@ describe('image pages at 10,000 images', () => {
     expect((await postgres.repositories.images.page({ limit: 1000, text: 'nightly' })).total).toBe(
       Array.from({ length: IMAGES }, (_, i) => i).filter((i) => i % 7 === 0 && i % 2 === 1).length,
     );
-    expect((await postgres.repositories.images.page({ limit: 1000, text: 'FEDORA-12' })).images.length).toBeGreaterThan(0);
+    expect((await postgres.repositories.images.page({ limit: 1000, text: 'FEDORA-12' })).images.length).toBeGreaterThan(
+      0,
+    );
   }, 120_000);
 
   it('answers a 10,000-image text search through the trigram index on PostgreSQL', async () => {
     const [statement] = await statementsOf((r) => r.images.page({ limit: 50, text: 'fedora-12' }));
-    const client = new pg.Client({ connectionString: (postgres.config as { connectionString: string }).connectionString });
+    const client = new pg.Client({
+      connectionString: (postgres.config as { connectionString: string }).connectionString,
+    });
     await client.connect();
     try {
       const plan = (await client.query(`explain ${statement?.sql}`, statement?.bindings)).rows

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
-import { ErrorCode, QuantixError } from '../../errors.js';
 import type {
   ImageFilter,
   ImagePage,
@@ -25,9 +24,10 @@ import {
 } from '../../domain/image.js';
 import { assertRelPath } from '../../domain/paths.js';
 import type { PoolNodeState } from '../../domain/pool.js';
+import { ErrorCode, QuantixError } from '../../errors.js';
 import { fromJson, toDate, toJson, toNullableDate, toNullableNumber, toNumber } from '../rows.js';
-import { IMAGE_SEARCH_TEXT } from './image-search.js';
 import { applyPage, deleteVersioned, guarded, likePattern, notFound, type Row, updateVersioned } from './common.js';
+import { IMAGE_SEARCH_TEXT } from './image-search.js';
 
 const TABLE = 'images';
 /** The trigram index of migration 0011. */
@@ -66,13 +66,14 @@ function decodeListCursor(cursor: string): [string, string] {
 }
 
 /**
- * A statement PostgreSQL keeps prepared on each connection, named after its text: the page queries
- * are planned once per connection instead of on every request (their planning cost about as much
- * as running them). Only for statements whose text comes from a few fixed shapes, never from input.
+ * A page statement, kept prepared on each connection under a name made from its text when
+ * `prepare` says so: planned a few times per connection instead of on every request (planning
+ * costs about as much as running it). Texts come from a few fixed shapes, never from input. A
+ * text search is not prepared: the best plan (trigram index or name order) depends on the words.
  */
-function preparedRaw(knex: Knex, sql: string, bindings: readonly Knex.RawBinding[]): Knex.Raw {
-  const name = `quantix_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`;
-  return knex.raw(sql, bindings).options({ name });
+function pageStatement(knex: Knex, sql: string, bindings: readonly Knex.RawBinding[], prepare: boolean): Knex.Raw {
+  const raw = knex.raw(sql, bindings);
+  return prepare ? raw.options({ name: `quantix_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}` }) : raw;
 }
 
 export function rowToImage(row: Row): Image {
@@ -281,13 +282,14 @@ export class KnexImageRepository implements ImageRepository {
     // One statement: the page, each row's exact position for the cursor, and the total. The
     // left join keeps one row (the total) when the page is empty.
     const result = await guarded(WHAT, () =>
-      preparedRaw(
+      pageStatement(
         this.knex,
         `with page as (${page.sql})
         select page.*, (extract(epoch from page.created_at) * 1000000)::bigint::text as position, total.n as total
         from (${total.sql}) as total (n) left join page on true
         order by page.created_at, page.id`,
         [...page.bindings, ...total.bindings],
+        !filter.text?.trim(),
       ),
     );
     const rows = (result.rows as Row[]).filter((row) => row.id !== null);
@@ -337,7 +339,13 @@ export class KnexImageRepository implements ImageRepository {
         rank: "case when phase = 'error' then 3 when phase = 'missing' then 2 else 1 end",
         conditions: [["phase in ('pending', 'downloading', 'verifying', 'missing', 'error')", []]],
       },
-      { rank: '2', conditions: [["phase = 'ready'", []], ['node_id is not null and node_id <> ?', [query.nodeId]]] },
+      {
+        rank: '2',
+        conditions: [
+          ["phase = 'ready'", []],
+          ['node_id is not null and node_id <> ?', [query.nodeId]],
+        ],
+      },
       {
         rank: '2',
         conditions: [
@@ -378,7 +386,7 @@ export class KnexImageRepository implements ImageRepository {
     const plain = where([['catalog_id is null', []]]);
     const catalogRows = where([['catalog_id is not null', []]]);
     const result = await guarded(WHAT, () =>
-      preparedRaw(
+      pageStatement(
         this.knex,
         `with node_pools as materialized (
           select p.id, p.name, s.status, s.mount_path, s.last_error,
@@ -420,6 +428,7 @@ export class KnexImageRepository implements ImageRepository {
           ...catalogRows.bindings,
           ...offeredRows.bindings,
         ],
+        !query.text?.trim(),
       ),
     );
     const rows = result.rows as Row[];
