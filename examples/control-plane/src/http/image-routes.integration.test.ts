@@ -113,11 +113,14 @@ describe('image routes (PostgreSQL)', () => {
 
   it('describes the cursor and the answers in the OpenAPI document', async () => {
     const { body } = await get('/openapi.json');
-    const list = (body.paths as Record<string, Record<string, Record<string, unknown>>>)['/api/v1/images']?.get;
-    expect((list?.parameters as { name: string }[]).map((p) => p.name)).toContain('after');
-    const answer = (list?.responses as Record<string, { content: Record<string, { schema: { properties: object } }> }>)[
-      '200'
-    ]?.content['application/json']?.schema;
+    interface Operation {
+      parameters: { name: string }[];
+      responses: Record<string, { content: Record<string, { schema: { properties: object } }> }>;
+    }
+    const list = (body.paths as Record<string, Record<string, Operation>>)['/api/v1/images']?.get;
+    if (!list) throw new Error('GET /images is not in the OpenAPI document');
+    expect(list.parameters.map((p) => p.name)).toContain('after');
+    const answer = list.responses['200']?.content['application/json']?.schema;
     expect(Object.keys(answer?.properties ?? {})).toEqual(['images', 'total', 'nextCursor']);
   });
 });
