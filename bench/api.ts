@@ -5,7 +5,8 @@
  *   Peer: a bare fastify + `pg` server in a process of its own (bench/__fixtures__/api-bare-server.mjs)
  *   running the same page SQL — the statement our repository sends, captured here — and answering
  *   its rows as JSON.
- *   Load: autocannon in a third process (bench/__fixtures__/load.mjs), 32 connections.
+ *   Load: autocannon in a third process (bench/__fixtures__/load.mjs), 32 connections, 4 runs of 5 s
+ *   per side and route, alternating; the best of each side counts.
  *   1. GET /images?limit=50 and GET /images/available?nodeId=…&limit=50: req/s (target ≥ 0.7x the
  *      peer), p50/p99 in the details.
  *   2. One request at a time to /images/available: p50 (target < 5 ms) beside the raw SQL p50.
@@ -28,7 +29,9 @@ const quick = process.env.QUANTIX_BENCH_QUICK === '1';
 const IMAGES = quick ? 1_000 : 10_000;
 const POOLS = ['pool-a', 'pool-b', 'pool-c', 'pool-d'];
 const NODE = 'bench-node';
-const LOAD_SECONDS = quick ? 2 : 10;
+const LOAD_SECONDS = quick ? 2 : 5;
+/** Load runs per side and route. */
+const ROUNDS = quick ? 1 : 4;
 const CONNECTIONS = 32;
 const SINGLE_ROUNDS = quick ? 100 : 1_000;
 const TOKEN = 'bench-api-token';
@@ -179,17 +182,18 @@ try {
 
   console.log(
     `bench/api on PostgreSQL, ${IMAGES} images in ${POOLS.length} pools of one node, ${CONNECTIONS} connections, ` +
-      `${LOAD_SECONDS} s per figure${quick ? ' (quick mode)' : ''}`,
+      `best of ${ROUNDS} × ${LOAD_SECONDS} s per side${quick ? ' (quick mode)' : ''}`,
   );
   for (const [name, path] of [
     ['GET /images?limit=50', listPath],
     ['GET /images/available?limit=50', availablePath],
   ] as const) {
-    // Peer, ours, peer, ours: drift on a busy machine hits both alike; the better run of each counts.
+    // Short runs of each side, alternating and each round starting with the other side, so drift
+    // on a busy machine hits both alike; the best run of each side counts.
     const runs: [Load[], Load[]] = [[], []];
-    for (let round = 0; round < (quick ? 1 : 2); round++) {
-      runs[1].push(await load(peer.url, path));
-      runs[0].push(await load(ours.url, path));
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = round % 2 === 0 ? ([1, 0] as const) : ([0, 1] as const);
+      for (const side of order) runs[side].push(await load(side === 0 ? ours.url : peer.url, path));
     }
     const best = (side: Load[]) => side.reduce((a, b) => (b.rps > a.rps ? b : a));
     const [o, p] = [best(runs[0]), best(runs[1])];
@@ -201,7 +205,15 @@ try {
         ours: { label: 'quantix serve', value: o.rps },
         peer: { label: 'bare fastify+pg', value: p.rps },
         target: { ratio: 0.7 },
-        details: { oursP50ms: o.p50, oursP99ms: o.p99, peerP50ms: p.p50, peerP99ms: p.p99, images: IMAGES },
+        details: {
+          oursP50ms: o.p50,
+          oursP99ms: o.p99,
+          peerP50ms: p.p50,
+          peerP99ms: p.p99,
+          oursRuns: runs[0].map((r) => Math.round(r.rps)).join('/'),
+          peerRuns: runs[1].map((r) => Math.round(r.rps)).join('/'),
+          images: IMAGES,
+        },
       }),
     );
   }
