@@ -116,15 +116,15 @@ try {
   // in raw SQL through the trigram index, rows and count as two statements on a pool of two.
   const searchSql = `select * from images where (${IMAGE_SEARCH_TEXT}) ilike $1 order by created_at, id limit 50`;
   const countSql = `select count(*) from images where (${IMAGE_SEARCH_TEXT}) ilike $1`;
-  const searches = ['disc-99', 'nightly', 'disc-1234', 'no such disc'];
-  const [textRepo, textRaw] = await compare(
-    ROUNDS,
-    (i) => repos.images.page({ text: searches[i % searches.length] as string, limit: 50 }),
-    (i) => {
-      const pattern = `%${searches[i % searches.length]}%`;
-      return Promise.all([raw.query(searchSql, [pattern]), raw.query(countSql, [pattern])]);
-    },
-  );
+  const search = (text: string) =>
+    compare(
+      ROUNDS,
+      () => repos.images.page({ text, limit: 50 }),
+      () => Promise.all([raw.query(searchSql, [`%${text}%`]), raw.query(countSql, [`%${text}%`])]),
+    );
+  // The issue's search (a name fragment, ~110 matches), and a label matched by ~700 images.
+  const [textRepo, textRaw] = await search('disc-99');
+  const [labelRepo, labelRaw] = await search('nightly');
   const searchPlan = (await raw.query(`explain ${searchSql}`, ['%disc-99%'])).rows
     .map((r) => r['QUERY PLAN'])
     .join(' ');
@@ -133,12 +133,13 @@ try {
   console.log(line('get by id', getRepo, getRaw, 1.3));
   console.log(line('list kind+phase+pool page', listRepo, listRaw, 1.3));
   console.log(
-    line('text search (names, OS, labels)', textRepo, textRaw, 1.3, {
+    line('text search (name fragment)', textRepo, textRaw, 1.3, {
       trigramIndex: searchPlan.includes('images_search_trgm_idx') ? 'used' : 'NOT USED',
     }),
   );
+  console.log(line('text search, a label (~7% match)', labelRepo, labelRaw, 1.3));
   console.log(
-    `text search over ${IMAGES} images: ${textRepo.toFixed(3)} ms/op (target < 2 ms: ${textRepo < 2 ? 'ok' : 'MISSED'}); ` +
+    `text search 'disc-99' over ${IMAGES} images: ${textRepo.toFixed(3)} ms/op (target < 2 ms: ${textRepo < 2 ? 'ok' : 'MISSED'}); ` +
       `trigram index ${searchPlan.includes('images_search_trgm_idx') ? 'used' : 'NOT USED'}`,
   );
   const budget = 2000 * (IMAGES / 10_000);
