@@ -73,8 +73,17 @@ function decodeListCursor(cursor: string): [string, string] {
  */
 function pageStatement(knex: Knex, sql: string, bindings: readonly Knex.RawBinding[], prepare: boolean): Knex.Raw {
   const raw = knex.raw(sql, bindings);
-  return prepare ? raw.options({ name: `quantix_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}` }) : raw;
+  if (!prepare) return raw;
+  let name = statementNames.get(sql);
+  if (name === undefined) {
+    name = `quantix_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`;
+    statementNames.set(sql, name);
+  }
+  return raw.options({ name });
 }
+
+/** Statement names by text: a few dozen shapes (one per combination of filters), hashed once each. */
+const statementNames = new Map<string, string>();
 
 export function rowToImage(row: Row): Image {
   const poolId = row.pool_id as string | null;
