@@ -235,4 +235,30 @@ describe('image pages at 10,000 images', () => {
       await client.end();
     }
   });
+
+  it('keeps answering from its prepared statements after another replica adds a column to images', async () => {
+    const view = { nodeId: NODE, catalogIds: [], limit: 5, offset: 0 };
+    const before = await postgres.repositories.images.page({ limit: 5 });
+    const viewBefore = await postgres.repositories.images.listRankedForNode(view);
+    // Executed again and again on each pooled connection, so PostgreSQL keeps them prepared.
+    for (let i = 0; i < 30; i++) {
+      await Promise.all([
+        postgres.repositories.images.page({ limit: 5 }),
+        postgres.repositories.images.listRankedForNode(view),
+      ]);
+    }
+    await postgres.database.knex.raw('alter table images add column added_later text');
+    try {
+      for (let i = 0; i < 30; i++) {
+        const [page, ranked] = await Promise.all([
+          postgres.repositories.images.page({ limit: 5 }),
+          postgres.repositories.images.listRankedForNode(view),
+        ]);
+        expect(page.images.map((image) => image.id)).toEqual(before.images.map((image) => image.id));
+        expect(ranked.images.map(({ image }) => image.id)).toEqual(viewBefore.images.map(({ image }) => image.id));
+      }
+    } finally {
+      await postgres.database.knex.raw('alter table images drop column added_later');
+    }
+  });
 });

@@ -30,6 +30,36 @@ import { applyPage, deleteVersioned, guarded, likePattern, notFound, type Row, u
 import { IMAGE_SEARCH_TEXT } from './image-search.js';
 
 const TABLE = 'images';
+/**
+ * The columns a prepared page statement reads, named rather than `*`: a prepared statement whose
+ * result gains a column (a later migration, run by another replica) fails with "cached plan must
+ * not change result type" on every connection that prepared it; with named columns it is simply
+ * planned again.
+ */
+const IMAGE_COLUMNS = [
+  'id',
+  'name',
+  'description',
+  'labels',
+  'kind',
+  'format',
+  'os',
+  'requirements',
+  'catalog_id',
+  'phase',
+  'progress',
+  'size_bytes',
+  'virtual_size_bytes',
+  'checksum',
+  'error',
+  'pool_id',
+  'rel_path',
+  'node_id',
+  'file_modified_at',
+  'version',
+  'created_at',
+  'updated_at',
+] as const;
 /** The trigram index of migration 0011. */
 const SEARCH_INDEX = 'images_search_trgm_idx';
 const WHAT = 'Image';
@@ -275,7 +305,7 @@ export class KnexImageRepository implements ImageRepository {
 
   async page(query: ImagePageQuery): Promise<ImagePage> {
     const { after, limit, offset, ...filter } = query;
-    const pageFilter = this.filtered(filter).select('*');
+    const pageFilter = this.filtered(filter).select(...IMAGE_COLUMNS);
     if (after !== undefined) {
       const [micros, id] = decodeListCursor(after);
       // Keyset: the row after the cursor's, in list order, found through images_created_idx.
@@ -294,7 +324,8 @@ export class KnexImageRepository implements ImageRepository {
       pageStatement(
         this.knex,
         `with page as (${page.sql})
-        select page.*, (extract(epoch from page.created_at) * 1000000)::bigint::text as position, total.n as total
+        select ${IMAGE_COLUMNS.map((column) => `page.${column}`).join(', ')},
+          (extract(epoch from page.created_at) * 1000000)::bigint::text as position, total.n as total
         from (${total.sql}) as total (n) left join page on true
         order by page.created_at, page.id`,
         [...page.bindings, ...total.bindings],
@@ -420,7 +451,8 @@ export class KnexImageRepository implements ImageRepository {
                from images where ${catalogRows.sql}) as total,
             (select coalesce(array_agg(distinct catalog_id), '{}') from images where ${offeredRows.sql}) as with_rows
         )
-        select i.*, page.rank, totals.node_found, totals.total, totals.with_rows,
+        select ${IMAGE_COLUMNS.map((column) => `i.${column}`).join(', ')},
+          page.rank, totals.node_found, totals.total, totals.with_rows,
           np.name as pool_name, np.status as pool_status, np.mount_path as pool_mount_path, np.last_error as pool_last_error
         from totals left join page on true left join images i on i.id = page.id left join node_pools np on np.id = i.pool_id
         order by page.rank, page.name, page.id`,
