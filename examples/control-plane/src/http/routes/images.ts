@@ -106,7 +106,10 @@ const listQuery = z.object({
   poolId: z.string().optional(),
   nodeId: z.string().optional().describe('also show each image’s path on this node'),
   catalogId: z.string().optional(),
-  text: z.string().optional(),
+  text: z
+    .string()
+    .optional()
+    .describe('search in name, description, OS distribution and labels (case-insensitive substring)'),
   label: z
     .string()
     .regex(/^[^=]+=.*$/, 'key=value')
@@ -150,7 +153,10 @@ export function imageRoutes(
         querystring: z.object({
           nodeId: z.string().min(1),
           kind: z.enum(IMAGE_KINDS).optional(),
-          text: z.string().optional().describe('search in name and OS'),
+          text: z
+            .string()
+            .optional()
+            .describe('search in name, description, OS distribution and labels (case-insensitive substring)'),
           limit: z.coerce.number().int().min(1).max(MAX_AVAILABLE_PAGE).default(MAX_AVAILABLE_PAGE),
           offset: z.coerce.number().int().min(0).default(0),
         }),
