@@ -12,6 +12,8 @@ export type { FileInspector, InspectedFile } from './contracts/inspector.js';
 export type { PoolTypeDefinition } from './contracts/pool-type.js';
 export type {
   ImageFilter,
+  ImagePage,
+  ImagePageQuery,
   ImageRepository,
   NodeFilter,
   NodeRepository,

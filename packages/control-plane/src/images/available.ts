@@ -5,9 +5,8 @@ import type {
   ImageError,
   ImageKind,
   ImageProgress,
-  PoolNodeState,
+  RankedImages,
   Repositories,
-  StoragePool,
 } from '@quantix/core';
 
 export const AVAILABILITY = ['ready', 'downloading', 'error', 'not-downloaded', 'unavailable'] as const;
@@ -45,7 +44,10 @@ export function pathOnNode(mountPath: string, relPath: string): string {
   return posix.join(mountPath, relPath);
 }
 
-function describeRow(image: Image, pool: StoragePool | undefined, state: PoolNodeState | undefined, nodeId: string) {
+type PoolOnNode = RankedImages['images'][number]['pool'];
+
+function describeRow(image: Image, pool: PoolOnNode, nodeId: string) {
+  const state = pool?.state ?? undefined;
   const location = image.location;
   const base = { progress: image.progress, error: image.error, path: null as string | null };
   if (BUSY.has(image.phase)) {
@@ -80,6 +82,8 @@ function describeRow(image: Image, pool: StoragePool | undefined, state: PoolNod
 }
 
 export interface AvailableImagesPage {
+  /** Whether the node exists: an unknown node's view is empty. */
+  nodeFound: boolean;
   images: AvailableImage[];
   /** Choices in the whole view, for paging. */
   total: number;
@@ -102,7 +106,7 @@ export async function listAvailableImages(options: {
   catalog: ImageCatalog;
   nodeId: string;
   kind?: ImageKind;
-  /** Case-insensitive substring of the name or OS distribution. */
+  /** Case-insensitive substring of the name, description, OS distribution or labels. */
   text?: string;
   limit?: number;
   offset?: number;
@@ -111,19 +115,13 @@ export async function listAvailableImages(options: {
   const limit = Math.min(Math.max(1, options.limit ?? MAX_AVAILABLE_PAGE), MAX_AVAILABLE_PAGE);
   const offset = Math.max(0, options.offset ?? 0);
   const text = options.text?.trim().toLowerCase() ?? '';
-  const [pools, states, entries] = await Promise.all([
-    repositories.pools.list({ nodeId }),
-    repositories.pools.listNodeStates({ nodeId }),
-    catalog.list(kind ? { kind } : {}),
-  ]);
-  const poolById = new Map(pools.map((p) => [p.id, p]));
-  const stateByPool = new Map(states.map((s) => [s.poolId, s]));
+  const entries = await catalog.list(kind ? { kind } : {});
   // Not every catalog filters by kind itself.
   const offered = kind ? entries.filter((entry) => entry.kind === kind) : entries;
   const entryById = new Map(offered.map((entry) => [entry.id, entry]));
+  // One statement: the node's pools and their states, the ranked page, the total.
   const ranked = await repositories.images.listRankedForNode({
     nodeId,
-    poolIds: [...poolById.keys()],
     catalogIds: [...entryById.keys()],
     ...(kind ? { kind } : {}),
     ...(text ? { text } : {}),
@@ -131,14 +129,8 @@ export async function listAvailableImages(options: {
     offset,
   });
 
-  const fromRow = (image: Image, rank: number): AvailableImage => {
-    const pool = image.location ? poolById.get(image.location.poolId) : undefined;
-    const described = describeRow(
-      image,
-      pool,
-      image.location ? stateByPool.get(image.location.poolId) : undefined,
-      nodeId,
-    );
+  const fromRow = (image: Image, rank: number, pool: PoolOnNode): AvailableImage => {
+    const described = describeRow(image, pool, nodeId);
     // The database ranked the row; the description adds the path and the reason.
     const status = STATUS_OF_RANK[rank] ?? described.status;
     return {
@@ -169,7 +161,7 @@ export async function listAvailableImages(options: {
         !text || entry.name.toLowerCase().includes(text) || (entry.os.distribution ?? '').toLowerCase().includes(text),
     )
     .sort((a, b) => a.name.localeCompare(b.name));
-  const images = ranked.images.map(({ image, rank }) => fromRow(image, rank));
+  const images = ranked.images.map(({ image, rank, pool }) => fromRow(image, rank, pool));
   // Entries never downloaded come after every row: the page continues into them.
   const start = Math.max(0, offset - ranked.total);
   for (const entry of notDownloaded.slice(start, start + (limit - images.length))) {
@@ -192,5 +184,5 @@ export async function listAvailableImages(options: {
       sourceUrl: entry.sourceUrl,
     });
   }
-  return { images, total: ranked.total + notDownloaded.length };
+  return { nodeFound: ranked.nodeFound, images, total: ranked.total + notDownloaded.length };
 }

@@ -1,8 +1,9 @@
 import {
   ErrorCode,
   type Image,
-  type ImageFilter,
+  type ImagePageQuery,
   isQuantixError,
+  type PoolNodeState,
   QuantixError,
   type Repositories,
   vmsUsingImage,
@@ -29,20 +30,27 @@ export class ImageService {
     },
   ) {}
 
-  /** A page of images and the total, each with its path on `nodeId` when given. */
-  async list(filter: ImageFilter, nodeId?: string): Promise<{ images: ImageWithPath[]; total: number }> {
-    const { images } = this.options.repositories;
-    const { limit, offset, ...query } = filter;
-    const [page, total] = await Promise.all([
-      images.list({ ...query, ...(limit !== undefined ? { limit } : {}), ...(offset !== undefined ? { offset } : {}) }),
-      images.count(query),
+  /**
+   * A page of images and the total (one statement), each with its path on `nodeId` when given;
+   * `nextCursor`, passed back as `after`, gives the next page at any depth for the same cost.
+   */
+  async list(
+    filter: ImagePageQuery,
+    nodeId?: string,
+  ): Promise<{ images: ImageWithPath[]; total: number; nextCursor: string | null }> {
+    const [page, states] = await Promise.all([
+      this.options.repositories.images.page(filter),
+      nodeId ? this.options.repositories.pools.listNodeStates({ nodeId }) : undefined,
     ]);
-    return { images: await this.withPaths(page, nodeId), total };
+    return { ...page, images: this.withPaths(page.images, nodeId, states) };
   }
 
   async get(imageId: string, nodeId?: string): Promise<ImageWithPath> {
-    const [image] = await this.withPaths([await this.options.repositories.images.require(imageId)], nodeId);
-    return image as ImageWithPath;
+    const [image, states] = await Promise.all([
+      this.options.repositories.images.require(imageId),
+      nodeId ? this.options.repositories.pools.listNodeStates({ nodeId }) : undefined,
+    ]);
+    return this.withPaths([image], nodeId, states)[0] as ImageWithPath;
   }
 
   /**
@@ -135,15 +143,15 @@ export class ImageService {
     await repositories.images.delete(image.id, { expectedVersion: deleting.version });
   }
 
-  /** Images with their paths on `nodeId` (null without one). */
-  private async withPaths(images: Image[], nodeId: string | undefined): Promise<ImageWithPath[]> {
-    if (!nodeId) return images.map((image) => ({ ...image, path: null }));
-    const states = new Map(
-      (await this.options.repositories.pools.listNodeStates({ nodeId })).map((s) => [s.poolId, s]),
+  /** Images (fresh from the repository) with their paths on `nodeId` (null without one), given the node's pool states. */
+  private withPaths(images: Image[], nodeId: string | undefined, nodeStates: PoolNodeState[] = []): ImageWithPath[] {
+    // The images are the caller's fresh rows: the path is added in place, not by copying each.
+    if (!nodeId) return images.map((image) => Object.assign(image, { path: null }));
+    const states = new Map(nodeStates.map((s) => [s.poolId, s]));
+    return images.map((image) =>
+      Object.assign(image, {
+        path: imagePathOnNode(image, nodeId, image.location ? states.get(image.location.poolId) : null),
+      }),
     );
-    return images.map((image) => ({
-      ...image,
-      path: imagePathOnNode(image, nodeId, image.location ? states.get(image.location.poolId) : null),
-    }));
   }
 }

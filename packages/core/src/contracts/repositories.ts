@@ -30,8 +30,22 @@ export interface ImageFilter extends Page {
   catalogId?: string;
   /** Every given label must be present with the given value. */
   labels?: Record<string, string>;
-  /** Case-insensitive substring of name, description or OS distribution. */
+  /** Case-insensitive substring of name, description, OS distribution or labels. */
   text?: string;
+}
+
+/** A page of images in list order (created_at, id) and where the next one starts. */
+export interface ImagePage {
+  images: Image[];
+  /** Images matching the filter, on every page. */
+  total: number;
+  /** Pass back as `after` for the page that follows; null on the last page. */
+  nextCursor: string | null;
+}
+
+export interface ImagePageQuery extends ImageFilter {
+  /** A `nextCursor` from an earlier page: this page starts after it (keyset, any depth costs the same). */
+  after?: string;
 }
 
 export interface UpsertResult {
@@ -42,19 +56,29 @@ export interface UpsertResult {
 }
 
 export interface RankedImagesQuery {
+  /** The node whose view it is: its pools (assigned to it) and their states on it. */
   nodeId: string;
-  poolIds: readonly string[];
   /** Catalog entries on offer: rows made from them collapse to one per entry. */
   catalogIds: readonly string[];
   kind?: ImageKind;
-  /** Case-insensitive substring of name or OS distribution. */
+  /** Case-insensitive substring of name, description, OS distribution or labels. */
   text?: string;
   limit: number;
   offset: number;
 }
 
 export interface RankedImages {
-  images: { image: Image; rank: 0 | 1 | 2 | 3 }[];
+  /** Whether the node exists (an unknown node's view is empty). */
+  nodeFound: boolean;
+  /**
+   * The page; each row with its pool's name and the pool's state on the node (null when the
+   * pool has not reported from it), read in the same statement.
+   */
+  images: {
+    image: Image;
+    rank: 0 | 1 | 2 | 3;
+    pool: { name: string; state: Pick<PoolNodeState, 'status' | 'mountPath' | 'lastError'> | null } | null;
+  }[];
   /** Rows in the whole ranking (after collapsing), not just this page. */
   total: number;
   /** Which of the query's catalogIds have at least one row in those pools. */
@@ -68,6 +92,8 @@ export interface ImageRepository {
   /** Like get, but NOT_FOUND when missing. */
   require(id: string): Promise<Image>;
   list(filter?: ImageFilter): Promise<Image[]>;
+  /** A page with the total and a keyset cursor, in one statement. INVALID_INPUT for a cursor not made here. */
+  page(query: ImagePageQuery): Promise<ImagePage>;
   count(filter?: Omit<ImageFilter, 'limit' | 'offset'>): Promise<number>;
   getByLocation(location: { poolId: string; relPath: string }): Promise<Image | undefined>;
   /** Images made from these catalog entries, optionally in one pool. */
@@ -79,9 +105,9 @@ export interface ImageRepository {
    */
   upsertByLocation(found: readonly DiscoveredImage[]): Promise<UpsertResult>;
   /**
-   * One page of the images in `poolIds` as a node's VM-creation view ranks them: 0 ready on this
-   * node, 1 being downloaded, 2 unavailable here (pool not active, file missing, other node's
-   * local pool), 3 failed; then by name. Of several rows made from one of `catalogIds`, only the
+   * One page of the images in the pools assigned to a node, as its VM-creation view ranks them,
+   * in one statement: 0 ready on this node, 1 being downloaded, 2 unavailable here (pool not
+   * active, file missing, other node's local pool), 3 failed; then by name. Of several rows made from one of `catalogIds`, only the
    * best-ranked counts. Rows being deleted are left out.
    */
   listRankedForNode(options: RankedImagesQuery): Promise<RankedImages>;

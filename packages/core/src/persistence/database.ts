@@ -61,10 +61,16 @@ export function describeDatabase(config: DatabaseConfig): string {
 
 type PGliteInstance = import('@electric-sql/pglite').PGlite;
 
+/** Extensions the migrations create: pg_trgm for image search (0011), shipped inside PGlite. */
+async function pgliteExtensions() {
+  const { pg_trgm } = await import('@electric-sql/pglite/contrib/pg_trgm');
+  return { pg_trgm };
+}
+
 async function openPgliteDirectory(dataDir: string): Promise<PGliteInstance> {
   const { PGlite } = await import('@electric-sql/pglite');
   mkdirSync(dataDir, { recursive: true });
-  const pglite = new PGlite(dataDir);
+  const pglite = new PGlite({ dataDir, extensions: await pgliteExtensions() });
   await pglite.waitReady;
   return pglite;
 }
@@ -77,7 +83,7 @@ let memoryTemplate: Promise<Blob> | undefined;
 async function openPgliteMemory(): Promise<PGliteInstance> {
   const { PGlite } = await import('@electric-sql/pglite');
   if (memoryTemplate === undefined) {
-    const seed = new PGlite();
+    const seed = new PGlite({ extensions: await pgliteExtensions() });
     const template = seed.waitReady.then(() => seed.dumpDataDir('none'));
     memoryTemplate = template;
     try {
@@ -88,7 +94,7 @@ async function openPgliteMemory(): Promise<PGliteInstance> {
     }
     return seed;
   }
-  const pglite = new PGlite({ loadDataDir: await memoryTemplate });
+  const pglite = new PGlite({ loadDataDir: await memoryTemplate, extensions: await pgliteExtensions() });
   await pglite.waitReady;
   return pglite;
 }

@@ -1,13 +1,25 @@
 import {
+  AVAILABILITY,
   type DownloadService,
   type ImageService,
   listAvailableImages,
   MAX_AVAILABLE_PAGE,
 } from '@quantix/control-plane';
-import { IMAGE_KINDS, IMAGE_PHASES, type ImageCatalog, type Quantix } from '@quantix/core';
+import {
+  CHECKSUM_ALGORITHMS,
+  FIRMWARE_KINDS,
+  IMAGE_FORMATS,
+  IMAGE_KINDS,
+  IMAGE_PHASES,
+  type ImageCatalog,
+  OS_CONFIDENCES,
+  OS_FAMILIES,
+  type Quantix,
+} from '@quantix/core';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { fastSerializerCompiler } from '../serialize.js';
 
 const idParams = z.object({ id: z.string().min(1) });
 const csv = <T extends string>(values: readonly [T, ...T[]]) =>
@@ -16,19 +28,100 @@ const csv = <T extends string>(values: readonly [T, ...T[]]) =>
     .transform((s) => s.split(',').filter(Boolean))
     .pipe(z.array(z.enum(values)));
 
+// Response schemas: they document the answers in the OpenAPI document and drive their fast
+// serializer, which writes only the fields listed here — every field of the types must be in them.
+const osInfo = z.object({
+  family: z.enum(OS_FAMILIES),
+  distribution: z.string().nullable(),
+  version: z.string().nullable(),
+  arch: z.string().nullable(),
+  defaultUser: z.string().nullable(),
+  cloudInit: z.boolean(),
+  shortId: z.string().nullable().optional(),
+  confidence: z.enum(OS_CONFIDENCES).nullable().optional(),
+  osinfoVersion: z.string().nullable().optional(),
+});
+const progress = z.object({ bytesDone: z.number(), bytesTotal: z.number().nullable(), percent: z.number().nullable() });
+const imageError = z.object({ code: z.string(), message: z.string(), retryable: z.boolean() });
+const imageView = z.object({
+  id: z.string(),
+  name: z.string(),
+  description: z.string(),
+  labels: z.record(z.string(), z.string()),
+  kind: z.enum(IMAGE_KINDS),
+  format: z.enum(IMAGE_FORMATS).nullable(),
+  os: osInfo,
+  requirements: z.object({
+    minCpu: z.number(),
+    minMemoryMiB: z.number(),
+    minDiskGiB: z.number(),
+    firmware: z.enum(FIRMWARE_KINDS),
+  }),
+  catalogId: z.string().nullable(),
+  phase: z.enum(IMAGE_PHASES),
+  progress: progress.nullable(),
+  sizeBytes: z.number().nullable(),
+  virtualSizeBytes: z.number().nullable(),
+  checksum: z.object({ algorithm: z.enum(CHECKSUM_ALGORITHMS), value: z.string() }).nullable(),
+  error: imageError.nullable(),
+  location: z.object({ poolId: z.string(), relPath: z.string() }).nullable(),
+  nodeId: z.string().nullable(),
+  fileModifiedAt: z.date().nullable(),
+  version: z.number().int(),
+  createdAt: z.date(),
+  updatedAt: z.date(),
+  path: z.string().nullable().describe('the file’s path on the node asked about (nodeId); null without one'),
+});
+const imagePage = z.object({
+  images: z.array(imageView),
+  total: z.number().int().describe('images matching the filter, on every page'),
+  nextCursor: z.string().nullable().describe('pass as `after` for the next page; null on the last page'),
+});
+const availableImage = z.object({
+  key: z.string(),
+  catalogId: z.string().nullable(),
+  imageId: z.string().nullable(),
+  name: z.string(),
+  kind: z.enum(IMAGE_KINDS),
+  os: osInfo,
+  status: z.enum(AVAILABILITY),
+  selectable: z.boolean(),
+  reason: z.string().nullable(),
+  poolId: z.string().nullable(),
+  relPath: z.string().nullable(),
+  path: z.string().nullable(),
+  progress: progress.nullable(),
+  error: imageError.nullable(),
+  sizeBytes: z.number().nullable(),
+  sourceUrl: z.string().nullable(),
+});
+const availablePage = z.object({ nodeId: z.string(), images: z.array(availableImage), total: z.number().int() });
+
+/** The answers of the image routes, for tests that check the serializer keeps every field. */
+export const imageResponses = { imageView, imagePage, availableImage, availablePage };
+
 const listQuery = z.object({
   kind: z.enum(IMAGE_KINDS).optional(),
   phase: csv(IMAGE_PHASES).optional().describe('one phase or several, comma-separated'),
   poolId: z.string().optional(),
   nodeId: z.string().optional().describe('also show each image’s path on this node'),
   catalogId: z.string().optional(),
-  text: z.string().optional(),
+  text: z
+    .string()
+    .optional()
+    .describe('search in name, description, OS distribution and labels (case-insensitive substring)'),
   label: z
     .string()
     .regex(/^[^=]+=.*$/, 'key=value')
     .optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   offset: z.coerce.number().int().min(0).default(0),
+  after: z
+    .string()
+    .min(1)
+    .max(512)
+    .optional()
+    .describe('the nextCursor of the previous page: the page after it, as fast at any depth as the first'),
 });
 
 export function imageRoutes(
@@ -40,7 +133,10 @@ export function imageRoutes(
 
   api.get(
     '/images',
-    { schema: { tags: ['images'], summary: 'List images', querystring: listQuery } },
+    {
+      schema: { tags: ['images'], summary: 'List images', querystring: listQuery, response: { 200: imagePage } },
+      serializerCompiler: fastSerializerCompiler,
+    },
     async (request) => {
       const { label, nodeId, phase, ...filter } = request.query;
       const labels = label ? Object.fromEntries([label.split(/=(.*)/s).slice(0, 2) as [string, string]]) : undefined;
@@ -57,16 +153,20 @@ export function imageRoutes(
         querystring: z.object({
           nodeId: z.string().min(1),
           kind: z.enum(IMAGE_KINDS).optional(),
-          text: z.string().optional().describe('search in name and OS'),
+          text: z
+            .string()
+            .optional()
+            .describe('search in name, description, OS distribution and labels (case-insensitive substring)'),
           limit: z.coerce.number().int().min(1).max(MAX_AVAILABLE_PAGE).default(MAX_AVAILABLE_PAGE),
           offset: z.coerce.number().int().min(0).default(0),
         }),
+        response: { 200: availablePage },
       },
+      serializerCompiler: fastSerializerCompiler,
     },
     async (request) => {
       const { nodeId, kind, text, limit, offset } = request.query;
-      await repositories.nodes.require(nodeId);
-      const page = await listAvailableImages({
+      const { nodeFound, ...page } = await listAvailableImages({
         repositories,
         catalog: deps.catalog,
         nodeId,
@@ -75,6 +175,8 @@ export function imageRoutes(
         ...(kind ? { kind } : {}),
         ...(text ? { text } : {}),
       });
+      // The view's statement says whether the node exists; the repository says how it is missing.
+      if (!nodeFound) await repositories.nodes.require(nodeId);
       return { nodeId, ...page };
     },
   );
@@ -89,7 +191,15 @@ export function imageRoutes(
 
   api.get(
     '/images/:id',
-    { schema: { tags: ['images'], params: idParams, querystring: z.object({ nodeId: z.string().optional() }) } },
+    {
+      schema: {
+        tags: ['images'],
+        params: idParams,
+        querystring: z.object({ nodeId: z.string().optional() }),
+        response: { 200: imageView },
+      },
+      serializerCompiler: fastSerializerCompiler,
+    },
     async (request) => deps.images.get(request.params.id, request.query.nodeId),
   );
 

@@ -9,6 +9,7 @@ import * as m0007 from './0007_pool_state_unknown.js';
 import * as m0008 from './0008_constraint_names.js';
 import * as m0009 from './0009_replicas.js';
 import * as m0010 from './0010_idempotency_keys.js';
+import * as m0011 from './0011_image_search.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -30,6 +31,7 @@ export const MIGRATIONS: ReadonlyArray<readonly [name: string, migration: Migrat
   ['0008_constraint_names', m0008],
   ['0009_replicas', m0009],
   ['0010_idempotency_keys', m0010],
+  ['0011_image_search', m0011],
 ];
 
 class CodeMigrationSource implements Knex.MigrationSource<string> {

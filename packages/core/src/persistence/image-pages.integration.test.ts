@@ -1,0 +1,264 @@
+/**
+ * The image listings at size: 10,000 images in the pools of one node, on PostgreSQL and PGlite.
+ * - every page statement (the list and the VM-creation view, with and without the filters they
+ *   support) is planned without a sequential scan over `images` (EXPLAIN on PostgreSQL);
+ * - the keyset cursor walks the list like offset paging does, and refuses a cursor it did not make;
+ * - the same searches give the same images on PGlite and PostgreSQL (one trigram index on both).
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ImagePageQuery, RankedImagesQuery, Repositories } from '../contracts/repositories.js';
+import { ErrorCode } from '../errors.js';
+import { type OpenTestDatabase, openTestDatabase } from '../testing/databases.js';
+import { errorCodeOf } from '../testing/errors.js';
+
+const IMAGES = 10_000;
+const NODE = 'node-1';
+const POOLS = ['pool-a', 'pool-b', 'pool-c', 'pool-d'];
+const DISTRIBUTIONS = ['ubuntu', 'debian', 'fedora', 'alpine', 'rocky'];
+
+/** The same 10,000 images, in several phases, on a node with two pools mounted and two not. */
+async function seed(db: OpenTestDatabase): Promise<void> {
+  const repos = db.repositories;
+  await repos.nodes.create({ id: NODE, hostname: NODE });
+  await repos.nodes.create({ id: 'node-2', hostname: 'node-2' });
+  for (const [i, id] of POOLS.entries()) {
+    await repos.pools.create({ id, name: id, type: 'local', contentTypes: ['images', 'iso'], nodeIds: [NODE] });
+    await repos.pools.setNodeState({
+      poolId: id,
+      nodeId: NODE,
+      status: i < 2 ? 'active' : 'inactive',
+      mountPath: `/srv/${id}`,
+    });
+  }
+  await repos.images.upsertByLocation(
+    Array.from({ length: IMAGES }, (_, i) => ({
+      poolId: POOLS[i % POOLS.length] as string,
+      relPath: `${i % 3 === 0 ? 'iso' : 'cloud'}/${DISTRIBUTIONS[i % DISTRIBUTIONS.length]}-${i}.${i % 3 === 0 ? 'iso' : 'qcow2'}`,
+      kind: i % 3 === 0 ? ('iso' as const) : ('cloud' as const),
+      ...(i % 3 === 0 ? {} : { format: 'qcow2' as const }),
+      sizeBytes: 1e9 + i,
+      ...(i % 7 === 0 ? { labels: { channel: i % 2 === 0 ? 'stable' : 'edge-nightly' } } : {}),
+      ...(i % 500 === 1 ? { nodeId: 'node-2' } : {}),
+    })),
+  );
+  const knex = db.database.knex;
+  // Rows in every phase the view ranks, picked by name so both databases pick the same ones.
+  await knex.raw(`update images set phase = 'downloading' where name like 'fedora-1%' and name like '%7.qcow2'`);
+  await knex.raw(`update images set phase = 'missing' where name like 'alpine-2%' and name like '%3.iso'`);
+  await knex.raw(
+    `update images set phase = 'error', error = '{"code":"X","message":"x","retryable":true}' where name like 'rocky-3%' and name like '%9.qcow2'`,
+  );
+  await knex.raw('update images set catalog_id = ? where name = ?', ['ubuntu-24.04', 'ubuntu-5.qcow2']);
+  await knex.raw('update images set catalog_id = ? where name = ?', ['ubuntu-24.04', 'ubuntu-10.iso']);
+  await knex.raw('update images set catalog_id = ? where name = ?', ['debian-12', 'debian-11.qcow2']);
+  // As autovacuum leaves the table soon after a scan ingests it (PostgreSQL vacuums after 1,000
+  // inserted rows): statistics, and a visibility map so totals are counted from indexes alone.
+  await knex.raw('vacuum analyze images');
+}
+
+const LIST_QUERIES: ImagePageQuery[] = [
+  { limit: 50 },
+  { limit: 50, offset: 200 },
+  { limit: 50, kind: 'iso' },
+  { limit: 50, phase: 'ready', poolId: 'pool-b' },
+  { limit: 50, phase: ['error', 'missing'] },
+  { limit: 50, nodeId: 'node-2' },
+  { limit: 50, catalogId: 'ubuntu-24.04' },
+  { limit: 50, labels: { channel: 'edge-nightly' } },
+  { limit: 50, text: 'fedora-12' },
+  { limit: 50, text: 'NIGHTLY', kind: 'cloud' },
+];
+
+const VIEW_QUERIES: RankedImagesQuery[] = [
+  { nodeId: NODE, catalogIds: [], limit: 50, offset: 0 },
+  { nodeId: NODE, catalogIds: ['ubuntu-24.04', 'debian-12'], limit: 50, offset: 0 },
+  { nodeId: NODE, catalogIds: ['ubuntu-24.04'], limit: 50, offset: 5000 },
+  { nodeId: NODE, catalogIds: [], kind: 'iso', limit: 50, offset: 0 },
+  { nodeId: NODE, catalogIds: ['debian-12'], text: 'debian-11', limit: 50, offset: 0 },
+  { nodeId: NODE, catalogIds: [], text: 'stable', kind: 'cloud', limit: 50, offset: 0 },
+  { nodeId: 'node-2', catalogIds: [], limit: 50, offset: 0 },
+];
+
+describe('image pages at 10,000 images', () => {
+  let postgres: OpenTestDatabase;
+  let pglite: OpenTestDatabase;
+
+  beforeAll(async () => {
+    [postgres, pglite] = await Promise.all([openTestDatabase('pg'), openTestDatabase('pglite')]);
+    await Promise.all([seed(postgres), seed(pglite)]);
+  }, 240_000);
+  afterAll(async () => {
+    await postgres?.close();
+    await pglite?.close();
+  });
+
+  /** The statements a call sends, as PostgreSQL receives them. */
+  async function statementsOf(call: (repos: Repositories) => Promise<unknown>) {
+    const sent: { sql: string; bindings: unknown[] }[] = [];
+    const listener = (query: { sql: string; bindings: unknown[] }) => sent.push(query);
+    postgres.database.knex.on('query', listener);
+    try {
+      await call(postgres.repositories);
+    } finally {
+      postgres.database.knex.off('query', listener);
+    }
+    return sent;
+  }
+
+  it('plans every page of the list and of the view without a sequential scan over images', async () => {
+    const client = new pg.Client({
+      connectionString: (postgres.config as { connectionString: string }).connectionString,
+    });
+    await client.connect();
+    try {
+      const calls: [string, (repos: Repositories) => Promise<unknown>][] = [
+        ...LIST_QUERIES.map((q): [string, (r: Repositories) => Promise<unknown>] => [
+          `list ${JSON.stringify(q)}`,
+          (r) => r.images.page(q),
+        ]),
+        ...VIEW_QUERIES.map((q): [string, (r: Repositories) => Promise<unknown>] => [
+          `view ${JSON.stringify(q)}`,
+          (r) => r.images.listRankedForNode(q),
+        ]),
+      ];
+      const first = await postgres.repositories.images.page({ limit: 50 });
+      calls.push([
+        'list after a cursor',
+        (r) => r.images.page({ limit: 50, after: first.nextCursor as string, kind: 'cloud' }),
+      ]);
+      const scans: string[] = [];
+      for (const [what, call] of calls) {
+        const statements = await statementsOf(call);
+        expect(statements, what).toHaveLength(1);
+        for (const { sql, bindings } of statements) {
+          const plan = (await client.query(`explain ${sql}`, bindings)).rows.map((row) => row['QUERY PLAN']).join('\n');
+          if (/Seq Scan on images\b/.test(plan)) scans.push(`${what}:\n${plan}`);
+        }
+      }
+      expect(scans).toEqual([]);
+    } finally {
+      await client.end();
+    }
+  }, 120_000);
+
+  it.each([
+    ['pg', () => postgres],
+    ['pglite', () => pglite],
+  ])('walks the list with the cursor exactly as offset paging does, on %s', async (_, db) => {
+    const { images } = db().repositories;
+    const filter = { kind: 'iso' as const, phase: 'ready' as const };
+    const byOffset: string[] = [];
+    for (let offset = 0; ; offset += 1000) {
+      const page = await images.page({ ...filter, limit: 1000, offset });
+      byOffset.push(...page.images.map((image) => image.id));
+      if (page.images.length < 1000) break;
+    }
+    const byCursor: string[] = [];
+    let after: string | undefined;
+    let pages = 0;
+    do {
+      const page = await images.page({ ...filter, limit: 1000, ...(after ? { after } : {}) });
+      byCursor.push(...page.images.map((image) => image.id));
+      expect(page.total).toBe(byOffset.length);
+      after = page.nextCursor ?? undefined;
+      pages++;
+    } while (after);
+    expect(byCursor).toEqual(byOffset);
+    expect(new Set(byCursor).size).toBe(byCursor.length);
+    expect(pages).toBe(Math.ceil(byOffset.length / 1000));
+    for (const bad of [
+      'nonsense',
+      Buffer.from('["12","x","y"]').toString('base64url'),
+      Buffer.from('[1,"x"]').toString('base64url'),
+    ]) {
+      expect(await errorCodeOf(images.page({ limit: 10, after: bad }))).toBe(ErrorCode.INVALID_INPUT);
+    }
+  });
+
+  it('finds the same images on PGlite and PostgreSQL for every search', async () => {
+    const searches = [
+      'fedora-12',
+      'FEDORA-12',
+      'nightly',
+      'stable',
+      '.iso',
+      'rocky-39',
+      'no such image',
+      'ubuntu-5.',
+      '%',
+      '_',
+    ];
+    for (const text of searches) {
+      for (const query of [
+        { limit: 1000, text },
+        { limit: 100, text, kind: 'cloud' as const },
+      ]) {
+        const [onPostgres, onPglite] = await Promise.all([
+          postgres.repositories.images.page(query),
+          pglite.repositories.images.page(query),
+        ]);
+        const names = (page: typeof onPostgres) => page.images.map((image) => image.name);
+        expect(names(onPglite), JSON.stringify(query)).toEqual(names(onPostgres));
+        expect(onPglite.total).toBe(onPostgres.total);
+      }
+      const view = { nodeId: NODE, catalogIds: ['ubuntu-24.04', 'debian-12'], text, limit: 200, offset: 0 };
+      const [viewPostgres, viewPglite] = await Promise.all([
+        postgres.repositories.images.listRankedForNode(view),
+        pglite.repositories.images.listRankedForNode(view),
+      ]);
+      const ranked = (page: typeof viewPostgres) => page.images.map(({ image, rank }) => `${rank} ${image.name}`);
+      expect(ranked(viewPglite), text).toEqual(ranked(viewPostgres));
+      expect(viewPglite.total).toBe(viewPostgres.total);
+    }
+    // Sanity: the searches do find what they look for.
+    expect((await postgres.repositories.images.page({ limit: 1000, text: 'nightly' })).total).toBe(
+      Array.from({ length: IMAGES }, (_, i) => i).filter((i) => i % 7 === 0 && i % 2 === 1).length,
+    );
+    expect((await postgres.repositories.images.page({ limit: 1000, text: 'FEDORA-12' })).images.length).toBeGreaterThan(
+      0,
+    );
+  }, 120_000);
+
+  it('answers a 10,000-image text search through the trigram index on PostgreSQL', async () => {
+    const [statement] = await statementsOf((r) => r.images.page({ limit: 50, text: 'fedora-12' }));
+    const client = new pg.Client({
+      connectionString: (postgres.config as { connectionString: string }).connectionString,
+    });
+    await client.connect();
+    try {
+      const plan = (await client.query(`explain ${statement?.sql}`, statement?.bindings)).rows
+        .map((row) => row['QUERY PLAN'])
+        .join('\n');
+      expect(plan).toContain('images_search_trgm_idx');
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('keeps answering from its prepared statements after another replica adds a column to images', async () => {
+    const view = { nodeId: NODE, catalogIds: [], limit: 5, offset: 0 };
+    const before = await postgres.repositories.images.page({ limit: 5 });
+    const viewBefore = await postgres.repositories.images.listRankedForNode(view);
+    // Executed again and again on each pooled connection, so PostgreSQL keeps them prepared.
+    for (let i = 0; i < 30; i++) {
+      await Promise.all([
+        postgres.repositories.images.page({ limit: 5 }),
+        postgres.repositories.images.listRankedForNode(view),
+      ]);
+    }
+    await postgres.database.knex.raw('alter table images add column added_later text');
+    try {
+      for (let i = 0; i < 30; i++) {
+        const [page, ranked] = await Promise.all([
+          postgres.repositories.images.page({ limit: 5 }),
+          postgres.repositories.images.listRankedForNode(view),
+        ]);
+        expect(page.images.map((image) => image.id)).toEqual(before.images.map((image) => image.id));
+        expect(ranked.images.map(({ image }) => image.id)).toEqual(viewBefore.images.map(({ image }) => image.id));
+      }
+    } finally {
+      await postgres.database.knex.raw('alter table images drop column added_later');
+    }
+  });
+});
