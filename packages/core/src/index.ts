@@ -13,6 +13,7 @@ export type { PoolTypeDefinition } from './contracts/pool-type.js';
 export type {
   ImageFilter,
   ImageRepository,
+  NodeConnectionChange,
   NodeFilter,
   NodeRepository,
   Page,
