@@ -30,7 +30,7 @@ import { ingestScan } from '../images/scan-ingest.js';
 import { type DesiredPools, PoolSyncService } from '../pools/pool-sync.js';
 import type { NodeChannel } from './channel.js';
 import { DEFAULT_NODE_QUEUE_LIMITS, NodeMessageQueue, type NodeQueueLimits } from './node-queue.js';
-import { WriteBatcher } from './write-batcher.js';
+import { Batcher } from './batcher.js';
 
 type HelloMessage = Extract<NodeMessage, { type: 'hello' }>;
 type ProgressMessage = Extract<NodeMessage, { type: 'image.progress' }>;
@@ -154,14 +154,23 @@ export class NodeHub {
   private readonly sync: PoolSyncService;
   private readonly database: ConcurrencyLimiter;
   /**
-   * Hellos and disconnects are recorded in batches across nodes (a reconnect storm is a few
+   * Token checks, hellos and disconnects are done in batches across nodes (a reconnect storm is a few
    * statements per batch, not a transaction per node); each batcher uses one connection at a
    * time, outside the `nodeDatabaseConcurrency` share, as pool reports do.
    */
-  private readonly welcomes = new WriteBatcher<{ nodeId: string; hello: HelloMessage }, DesiredPools>((batch) =>
+  private readonly welcomes = new Batcher<{ nodeId: string; hello: HelloMessage }, DesiredPools>((batch) =>
     this.recordWelcomes(batch),
   );
-  private readonly disconnects = new WriteBatcher<{ nodeId: string; reason: string }, void>((batch) =>
+  private readonly tokenDigests = new Batcher<string, string | null>(async (nodeIds) => {
+    const digests = await this.options.repositories.nodes.getTokenDigests(nodeIds);
+    return nodeIds.map((nodeId) => {
+      const digest = digests.get(nodeId);
+      return digest === undefined
+        ? new QuantixError(ErrorCode.NOT_FOUND, `Node ${nodeId} not found`, { details: { nodeId } })
+        : digest;
+    });
+  });
+  private readonly disconnects = new Batcher<{ nodeId: string; reason: string }, void>((batch) =>
     this.recordDisconnects(batch),
   );
   /** Request ids differ across restarts: an answer meant for a previous control plane matches nothing here. */
@@ -246,6 +255,15 @@ export class NodeHub {
       });
     }
     return swept;
+  }
+
+  /**
+   * The SHA-256 digest of `nodeId`'s token (null when it has none), for the check before a node's
+   * connection is taken: looked up with the other connections of the moment, one query for a
+   * storm of them. NOT_FOUND for an unknown node.
+   */
+  tokenDigestOf(nodeId: string): Promise<string | null> {
+    return this.tokenDigests.add(nodeId);
   }
 
   /** Takes over a channel whose node was already authenticated as `nodeId`. */

@@ -1,6 +1,6 @@
 import type { EventBus, PoolNodeState, PoolReport, ProtocolPool, Repositories, StoragePool } from '@quantix/core';
 import { ErrorCode, QuantixError } from '@quantix/core';
-import { WriteBatcher } from '../hub/write-batcher.js';
+import { Batcher } from '../hub/batcher.js';
 
 export interface DesiredPools {
   generation: number;
@@ -66,7 +66,7 @@ export class PoolSyncService {
     return this.reports.add({ nodeId, report });
   }
 
-  private readonly reports = new WriteBatcher<WaitingReport, StoredReport>((batch) => this.storeReports(batch));
+  private readonly reports = new Batcher<WaitingReport, StoredReport>((batch) => this.storeReports(batch));
 
   private async storeReports(batch: readonly WaitingReport[]): Promise<(StoredReport | Error)[]> {
     const { pools } = this.options.repositories;
@@ -74,7 +74,13 @@ export class PoolSyncService {
     const valid = batch.filter((waiting) => waiting.report.generation <= current);
     const all = valid.length > 0 ? await pools.list() : [];
     const assigned = new Set<string>();
-    for (const pool of all) for (const nodeId of pool.nodeIds) assigned.add(`${pool.id}\0${nodeId}`);
+    const poolsOf = new Map<string, StoragePool[]>();
+    for (const pool of all) {
+      for (const nodeId of pool.nodeIds) {
+        assigned.add(`${pool.id}\0${nodeId}`);
+        poolsOf.set(nodeId, [...(poolsOf.get(nodeId) ?? []), pool]);
+      }
+    }
     const inputs = valid.flatMap(({ nodeId, report }) =>
       report.pools
         .filter((item) => assigned.has(`${item.poolId}\0${nodeId}`))
@@ -110,7 +116,7 @@ export class PoolSyncService {
         this.options.events?.emit('pool.state', { poolId: item.poolId, nodeId, status: item.status, reason: item.reason });
       }
       this.options.events?.emit('pool.synced', { nodeId, generation: report.generation });
-      return { states: storedByNode.get(nodeId) ?? [], pools: all.filter((pool) => pool.nodeIds.includes(nodeId)) };
+      return { states: storedByNode.get(nodeId) ?? [], pools: poolsOf.get(nodeId) ?? [] };
     });
   }
 

@@ -141,6 +141,8 @@ export interface NodeRepository {
   /** Stores the SHA-256 (hex) of the node's connection token, or clears it. Never part of Node. */
   setTokenDigest(id: string, sha256Hex: string | null): Promise<void>;
   getTokenDigest(id: string): Promise<string | null>;
+  /** getTokenDigest for many nodes in one query: the nodes that exist, each with its digest or null. */
+  getTokenDigests(ids: readonly string[]): Promise<Map<string, string | null>>;
   /**
    * Records the connection state of many nodes in one statement (last seen now, version bumped;
    * agent version and capabilities too where given). Returns the ids of the nodes that exist.

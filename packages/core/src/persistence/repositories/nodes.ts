@@ -108,6 +108,14 @@ export class KnexNodeRepository implements NodeRepository {
     return (row as Row).token_sha256 as string | null;
   }
 
+  async getTokenDigests(ids: readonly string[]): Promise<Map<string, string | null>> {
+    if (ids.length === 0) return new Map();
+    const rows = (await guarded(WHAT, () =>
+      this.knex(TABLE).whereIn('id', [...new Set(ids)]).select('id', 'token_sha256'),
+    )) as Row[];
+    return new Map(rows.map((row) => [row.id as string, (row.token_sha256 as string | null) ?? null]));
+  }
+
   async setConnectionStates(changes: readonly NodeConnectionChange[]): Promise<string[]> {
     if (changes.length === 0) return [];
     const valid = changes.map((change) => ({

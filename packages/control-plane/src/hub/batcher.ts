@@ -1,12 +1,12 @@
 /**
- * Writes from many callers stored together: each caller awaits its own item's result, and the
- * items that arrive while a batch is being stored (or in the same turn of the event loop) are
- * stored next, in one call of `store` — a handful of statements for hundreds of nodes instead of
- * a transaction each. Nothing is reported stored before `store` returned.
+ * Database work from many callers done together: each caller awaits its own item's result, and
+ * the items that arrive while a batch is being stored (or in the same turn of the event loop)
+ * go in the next batch, one call of `store` — a handful of statements for hundreds of nodes
+ * instead of a transaction each. Nothing is reported stored before `store` returned.
  *
  * At low load a lone item is stored on the next turn, alone: no timer, no added wait.
  */
-export class WriteBatcher<In, Out> {
+export class Batcher<In, Out> {
   private waiting: { item: In; resolve(value: Out): void; reject(error: unknown): void }[] = [];
   private flushing: Promise<void> | undefined;
 
