@@ -9,7 +9,8 @@
  *   included) beside the bare server's: target < 250 MB.
  * Each storm runs `ROUNDS` times, ours and the floor interleaved; the medians are compared.
  * GET /images/available latency is bench/api.ts's to measure, not this one's.
- * QUANTIX_BENCH_QUICK=1: 50 nodes, 1,000 images, one round.
+ * QUANTIX_BENCH_QUICK=1: 50 nodes, 1,000 images, one round. QUANTIX_BENCH_CPU_PROF=<dir>: a CPU profile
+ * of the control plane (`node --cpu-prof`) is written there.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -130,8 +131,10 @@ try {
   const nodesFile = join(dataDir, 'nodes.json');
   writeFileSync(nodesFile, JSON.stringify(nodes));
 
+  // QUANTIX_BENCH_CPU_PROF=<dir>: the control plane writes a CPU profile there as it stops.
+  const profile = process.env.QUANTIX_BENCH_CPU_PROF;
   const controlPlane = child(
-    [QUANTIX_BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', join(dataDir, 'cp')],
+    [...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : []), QUANTIX_BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', join(dataDir, 'cp')],
     {
       ...process.env,
       QUANTIX_DATABASE_URL: databaseUrl,
