@@ -134,7 +134,17 @@ try {
   // QUANTIX_BENCH_CPU_PROF=<dir>: the control plane writes a CPU profile there as it stops.
   const profile = process.env.QUANTIX_BENCH_CPU_PROF;
   const controlPlane = child(
-    [...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : []), QUANTIX_BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', join(dataDir, 'cp')],
+    [
+      ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : []),
+      QUANTIX_BIN,
+      'serve',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--data-dir',
+      join(dataDir, 'cp'),
+    ],
     {
       ...process.env,
       QUANTIX_DATABASE_URL: databaseUrl,
@@ -148,11 +158,8 @@ try {
 
   const storedSince = async (since: Date) =>
     Number(
-      (
-        await raw.query(`select count(*) from pool_node_states where status = 'active' and updated_at >= $1`, [
-          since,
-        ])
-      ).rows[0].count,
+      (await raw.query(`select count(*) from pool_node_states where status = 'active' and updated_at >= $1`, [since]))
+        .rows[0].count,
     );
   const clientsOf = async (serverUrl: string) => {
     const clients = child(['--import', 'tsx', join(FIXTURES, 'pool-sync-clients.ts'), serverUrl, nodesFile]);
@@ -185,7 +192,9 @@ try {
   floor.send('exit');
   await Promise.all([controlPlane.stop(), bare.stop()]);
 
-  console.log(`bench/pool-sync${quick ? ' (quick mode)' : ''} — on a 2-core machine shared with PostgreSQL and the clients`);
+  console.log(
+    `bench/pool-sync${quick ? ' (quick mode)' : ''} — on a 2-core machine shared with PostgreSQL and the clients`,
+  );
   console.log(
     results.add({
       name: `reconnect storm, ${NODES} nodes`,
@@ -194,7 +203,12 @@ try {
       ours: { label: 'Quantix, every ack stored', value: median(stormMs) },
       peer: { label: 'bare ws, one round trip', value: median(floorMs) },
       target: { ratio: 1.3 },
-      details: { nodes: NODES, rounds: ROUNDS, ours: stormMs.map(Math.round).join(' '), floor: floorMs.map(Math.round).join(' ') },
+      details: {
+        nodes: NODES,
+        rounds: ROUNDS,
+        ours: stormMs.map(Math.round).join(' '),
+        floor: floorMs.map(Math.round).join(' '),
+      },
     }),
   );
   // The issue's target is absolute (< 250 MB): the ratio that matches it beside this run's bare server.

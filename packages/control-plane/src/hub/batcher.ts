@@ -58,7 +58,10 @@ export class Batcher<In, Out> {
     }
   }
 
-  private settle(batch: readonly { resolve(value: Out): void; reject(error: unknown): void }[], results: readonly (Out | Error)[]) {
+  private settle(
+    batch: readonly { resolve(value: Out): void; reject(error: unknown): void }[],
+    results: readonly (Out | Error)[],
+  ) {
     batch.forEach((waiting, i) => {
       const result = results[i];
       if (result instanceof Error) waiting.reject(result);

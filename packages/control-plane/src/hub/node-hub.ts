@@ -28,9 +28,9 @@ import {
 import type { Logger } from 'pino';
 import { ingestScan } from '../images/scan-ingest.js';
 import { type DesiredPools, PoolSyncService } from '../pools/pool-sync.js';
+import { Batcher } from './batcher.js';
 import type { NodeChannel } from './channel.js';
 import { DEFAULT_NODE_QUEUE_LIMITS, NodeMessageQueue, type NodeQueueLimits } from './node-queue.js';
-import { Batcher } from './batcher.js';
 
 type HelloMessage = Extract<NodeMessage, { type: 'hello' }>;
 type ProgressMessage = Extract<NodeMessage, { type: 'image.progress' }>;
@@ -170,7 +170,7 @@ export class NodeHub {
         : digest;
     });
   });
-  private readonly disconnects = new Batcher<{ nodeId: string; reason: string }, void>((batch) =>
+  private readonly disconnects = new Batcher<{ nodeId: string; reason: string }, null>((batch) =>
     this.recordDisconnects(batch),
   );
   /** Request ids differ across restarts: an answer meant for a previous control plane matches nothing here. */
@@ -667,7 +667,7 @@ export class NodeHub {
    * now (that replica records their connection) — nodes recorded disconnected and their pool
    * states unknown. Three statements whatever the number of nodes.
    */
-  private async recordDisconnects(batch: readonly { nodeId: string; reason: string }[]): Promise<void[]> {
+  private async recordDisconnects(batch: readonly { nodeId: string; reason: string }[]): Promise<null[]> {
     const heldElsewhere = (await this.options.leases?.releaseAll(batch.map((item) => item.nodeId))) ?? new Set();
     const gone = batch.filter((item) => !heldElsewhere.has(item.nodeId));
     await this.options.repositories.nodes.setConnectionStates(
@@ -679,7 +679,7 @@ export class NodeHub {
         reason: truncateText(`node ${nodeId} is not connected (${reason})`),
       })),
     );
-    return batch.map(() => undefined);
+    return batch.map(() => null);
   }
 
   /** The files (and skipped paths, invalid files) of a whole scan: a message's own, or — at the final part — those of all its parts. */

@@ -113,7 +113,12 @@ export class PoolSyncService {
       }
       for (const item of report.pools) {
         if (!assigned.has(`${item.poolId}\0${nodeId}`)) continue;
-        this.options.events?.emit('pool.state', { poolId: item.poolId, nodeId, status: item.status, reason: item.reason });
+        this.options.events?.emit('pool.state', {
+          poolId: item.poolId,
+          nodeId,
+          status: item.status,
+          reason: item.reason,
+        });
       }
       this.options.events?.emit('pool.synced', { nodeId, generation: report.generation });
       return { states: storedByNode.get(nodeId) ?? [], pools: poolsOf.get(nodeId) ?? [] };

@@ -1,10 +1,5 @@
 import type { Knex } from 'knex';
-import type {
-  NodeConnectionChange,
-  NodeFilter,
-  NodeRepository,
-  UpdateOptions,
-} from '../../contracts/repositories.js';
+import type { NodeConnectionChange, NodeFilter, NodeRepository, UpdateOptions } from '../../contracts/repositories.js';
 import { newId } from '../../domain/ids.js';
 import { type NewNode, type Node, type NodePatch, validateNewNode, validateNodePatch } from '../../domain/node.js';
 import { ErrorCode, QuantixError } from '../../errors.js';
@@ -111,7 +106,9 @@ export class KnexNodeRepository implements NodeRepository {
   async getTokenDigests(ids: readonly string[]): Promise<Map<string, string | null>> {
     if (ids.length === 0) return new Map();
     const rows = (await guarded(WHAT, () =>
-      this.knex(TABLE).whereIn('id', [...new Set(ids)]).select('id', 'token_sha256'),
+      this.knex(TABLE)
+        .whereIn('id', [...new Set(ids)])
+        .select('id', 'token_sha256'),
     )) as Row[];
     return new Map(rows.map((row) => [row.id as string, (row.token_sha256 as string | null) ?? null]));
   }
