@@ -28,11 +28,6 @@ export class Batcher<In, Out> {
     });
   }
 
-  /** Resolves once everything added so far is stored (or failed). */
-  async settled(): Promise<void> {
-    while (this.flushing) await this.flushing;
-  }
-
   private async flush(): Promise<void> {
     try {
       while (this.waiting.length > 0) {
