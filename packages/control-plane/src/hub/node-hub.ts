@@ -635,17 +635,20 @@ export class NodeHub {
   }
 
   /**
-   * The hellos of a batch: leases taken, nodes recorded connected, desired pools read — three
-   * statements and a query for the generation, whatever the number of nodes. A node that no
+   * The hellos of a batch: leases taken, nodes recorded connected, desired pools read — two
+   * statements and two queries, whatever the number of nodes. A node that no
    * longer exists fails alone (NOT_FOUND).
    */
   private async recordWelcomes(
     batch: readonly { nodeId: string; hello: HelloMessage }[],
   ): Promise<(DesiredPools | Error)[]> {
     const nodeIds = batch.map((item) => item.nodeId);
+    // The lease first: a node recorded connected is always held (the health sweep of another
+    // replica records a connected node no replica holds as disconnected). Then the record and
+    // the read of the pools at once, on connections of their own.
     await this.options.leases?.claimAll(nodeIds);
-    const recorded = new Set(
-      await this.options.repositories.nodes.setConnectionStates(
+    const [recordedIds, sets] = await Promise.all([
+      this.options.repositories.nodes.setConnectionStates(
         batch.map(({ nodeId, hello }) => ({
           id: nodeId,
           connectionState: 'connected' as const,
@@ -653,8 +656,9 @@ export class NodeHub {
           capabilities: hello.capabilities,
         })),
       ),
-    );
-    const sets = await this.sync.desiredPoolsForEach(nodeIds);
+      this.sync.desiredPoolsForEach(nodeIds),
+    ]);
+    const recorded = new Set(recordedIds);
     return batch.map(({ nodeId }) =>
       recorded.has(nodeId)
         ? (sets.get(nodeId) as DesiredPools)

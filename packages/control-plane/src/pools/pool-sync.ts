@@ -96,6 +96,7 @@ export class PoolSyncService {
         })),
     );
     const stored = await pools.setNodeStates(inputs);
+    // After the upsert: a pool unassigned since the list above loses the state just written too.
     await pools.deleteUnassignedNodeStates([...new Set(valid.map((waiting) => waiting.nodeId))]);
     const storedByNode = new Map<string, PoolNodeState[]>();
     for (const state of stored) {
