@@ -1,6 +1,6 @@
-// Child process of bench/replicas: the floor for the reconnect storm, a bare `ws` server that answers
-// each connection's first message (the hello) with an empty pool set and does nothing else. Prints
-// {"event":"listening","url":…}.
+// Child process of bench/replicas and bench/pool-sync: the floor for a reconnect storm, a bare `ws`
+// server that answers each connection's first message (the hello) with an empty pool set and does
+// nothing else. Prints {"event":"listening","url":…}.
 import { WebSocketServer } from 'ws';
 
 const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });

@@ -222,7 +222,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           // An unknown node is a wrong credential; a database that cannot answer is not: that is a
           // 503, and the node dials again soon (or another replica) instead of waiting as if refused.
           const digest = nodeId
-            ? await quantix.repositories.nodes.getTokenDigest(nodeId).catch((error: unknown) => {
+            ? await hub.tokenDigestOf(nodeId).catch((error: unknown) => {
                 if (isQuantixError(error, ErrorCode.NOT_FOUND)) return null;
                 throw error;
               })

@@ -15,6 +15,7 @@ export type {
   ImagePage,
   ImagePageQuery,
   ImageRepository,
+  NodeConnectionChange,
   NodeFilter,
   NodeRepository,
   Page,

@@ -22,11 +22,13 @@ import {
   type ScanInvalid,
   type ScannedFile,
   type ScanSkipped,
+  type StoragePool,
   truncateText,
 } from '@quantix/core';
 import type { Logger } from 'pino';
 import { ingestScan } from '../images/scan-ingest.js';
-import { PoolSyncService } from '../pools/pool-sync.js';
+import { type DesiredPools, PoolSyncService } from '../pools/pool-sync.js';
+import { Batcher } from './batcher.js';
 import type { NodeChannel } from './channel.js';
 import { DEFAULT_NODE_QUEUE_LIMITS, NodeMessageQueue, type NodeQueueLimits } from './node-queue.js';
 
@@ -100,8 +102,10 @@ export interface NodeHubOptions {
 
 /** The part of the replica registry the hub uses. */
 export interface NodeLeases {
-  claim(nodeId: string): Promise<unknown>;
-  release(nodeId: string): Promise<void>;
+  /** Takes the leases of these nodes for this replica (one statement). */
+  claimAll(nodeIds: readonly string[]): Promise<unknown>;
+  /** Gives up these nodes' leases; returns those another live replica holds now (one statement). */
+  releaseAll(nodeIds: readonly string[]): Promise<Set<string>>;
   /** The replica holding the node now, or null. */
   holderOf(nodeId: string): Promise<string | null>;
   /** Whether another replica held the node at the last look (no database round trip). */
@@ -149,6 +153,26 @@ export class NodeHub {
   private readonly nodeChains = new Map<string, Promise<void>>();
   private readonly sync: PoolSyncService;
   private readonly database: ConcurrencyLimiter;
+  /**
+   * Token checks, hellos and disconnects are done in batches across nodes (a reconnect storm is a few
+   * statements per batch, not a transaction per node); each batcher uses one connection at a
+   * time, outside the `nodeDatabaseConcurrency` share, as pool reports do.
+   */
+  private readonly welcomes = new Batcher<{ nodeId: string; hello: HelloMessage }, DesiredPools>((batch) =>
+    this.recordWelcomes(batch),
+  );
+  private readonly tokenDigests = new Batcher<string, string | null>(async (nodeIds) => {
+    const digests = await this.options.repositories.nodes.getTokenDigests(nodeIds);
+    return nodeIds.map((nodeId) => {
+      const digest = digests.get(nodeId);
+      return digest === undefined
+        ? new QuantixError(ErrorCode.NOT_FOUND, `Node ${nodeId} not found`, { details: { nodeId } })
+        : digest;
+    });
+  });
+  private readonly disconnects = new Batcher<{ nodeId: string; reason: string }, null>((batch) =>
+    this.recordDisconnects(batch),
+  );
   /** Request ids differ across restarts: an answer meant for a previous control plane matches nothing here. */
   private readonly requestPrefix = randomBytes(6).toString('hex');
   private requestCounter = 0;
@@ -231,6 +255,15 @@ export class NodeHub {
       });
     }
     return swept;
+  }
+
+  /**
+   * The SHA-256 digest of `nodeId`'s token (null when it has none), for the check before a node's
+   * connection is taken: looked up with the other connections of the moment, one query for a
+   * storm of them. NOT_FOUND for an unknown node.
+   */
+  tokenDigestOf(nodeId: string): Promise<string | null> {
+    return this.tokenDigests.add(nodeId);
   }
 
   /** Takes over a channel whose node was already authenticated as `nodeId`. */
@@ -427,10 +460,10 @@ export class NodeHub {
     switch (message.type) {
       case 'pools.state': {
         // Not within this link's database share: reports are stored in batches, one at a time.
-        await this.sync.recordReport(link.nodeId, message);
+        const { pools } = await this.sync.recordReportWithPools(link.nodeId, message);
         link.syncedGeneration = message.generation;
         await this.withDatabase(async () => this.onPoolsSynced?.(link.nodeId));
-        await this.scanAfterSync(link, message.pools);
+        this.scanAfterSync(link, message.pools, pools);
         return;
       }
       case 'scan.result': {
@@ -515,15 +548,8 @@ export class NodeHub {
     let welcomed = false;
     await this.inNodeOrder(nodeId, async () => {
       if (isClosed(link)) return;
-      await this.withDatabase(async () => {
-        await this.options.leases?.claim(nodeId);
-        await this.options.repositories.nodes.update(nodeId, {
-          connectionState: 'connected',
-          lastSeenAt: new Date(),
-          agentVersion: hello.agentVersion,
-          capabilities: hello.capabilities,
-        });
-      });
+      // Lease taken, node recorded connected, its desired pools read: with the other hellos of the moment.
+      const desired = await this.welcomes.add({ nodeId, hello });
       if (isClosed(link)) return;
       this.send(link, {
         v: version,
@@ -533,7 +559,7 @@ export class NodeHub {
         maxMessageBytes: PROTOCOL_LIMITS.maxNodeMessageBytes,
         protocol: version,
       });
-      await this.pushPools(link);
+      this.send(link, { v: link.version, type: 'pools.desired', ...desired });
       welcomed = true;
     });
     if (isClosed(link)) return;
@@ -576,19 +602,7 @@ export class NodeHub {
       await link.draining;
       if (this.links.has(nodeId)) return; // a newer link came meanwhile and records the connection
       try {
-        await this.withDatabase(async () => {
-          const { leases } = this.options;
-          if (leases) {
-            await leases.release(nodeId);
-            // The node is on another replica already: that one records its connection.
-            if ((await leases.holderOf(nodeId)) !== null) return;
-          }
-          await this.options.repositories.nodes.update(nodeId, {
-            connectionState: 'disconnected',
-            lastSeenAt: new Date(),
-          });
-          await this.sync.markNodeUnknown(nodeId, truncateText(`node ${nodeId} is not connected (${reason})`));
-        });
+        await this.disconnects.add({ nodeId, reason });
       } catch (error) {
         // Shutting down with the database already closed is not worth a crash.
         if (!this.closed) this.options.logger.warn({ nodeId, err: error }, 'could not record the disconnect');
@@ -620,9 +634,56 @@ export class NodeHub {
     }
   }
 
-  private async pushPools(link: NodeLink): Promise<void> {
-    const desired = await this.withDatabase(() => this.sync.desiredPoolsFor(link.nodeId));
-    if (link.state !== 'closed') this.send(link, { v: link.version, type: 'pools.desired', ...desired });
+  /**
+   * The hellos of a batch: leases taken, nodes recorded connected, desired pools read — two
+   * statements and two queries, whatever the number of nodes. A node that no
+   * longer exists fails alone (NOT_FOUND).
+   */
+  private async recordWelcomes(
+    batch: readonly { nodeId: string; hello: HelloMessage }[],
+  ): Promise<(DesiredPools | Error)[]> {
+    const nodeIds = batch.map((item) => item.nodeId);
+    // The lease first: a node recorded connected is always held (the health sweep of another
+    // replica records a connected node no replica holds as disconnected). Then the record and
+    // the read of the pools at once, on connections of their own.
+    await this.options.leases?.claimAll(nodeIds);
+    const [recordedIds, sets] = await Promise.all([
+      this.options.repositories.nodes.setConnectionStates(
+        batch.map(({ nodeId, hello }) => ({
+          id: nodeId,
+          connectionState: 'connected' as const,
+          agentVersion: hello.agentVersion,
+          capabilities: hello.capabilities,
+        })),
+      ),
+      this.sync.desiredPoolsForEach(nodeIds),
+    ]);
+    const recorded = new Set(recordedIds);
+    return batch.map(({ nodeId }) =>
+      recorded.has(nodeId)
+        ? (sets.get(nodeId) as DesiredPools)
+        : new QuantixError(ErrorCode.NOT_FOUND, `Node ${nodeId} not found`, { details: { nodeId } }),
+    );
+  }
+
+  /**
+   * The disconnects of a batch: leases given up, then — for the nodes no other replica holds by
+   * now (that replica records their connection) — nodes recorded disconnected and their pool
+   * states unknown. Three statements whatever the number of nodes.
+   */
+  private async recordDisconnects(batch: readonly { nodeId: string; reason: string }[]): Promise<null[]> {
+    const heldElsewhere = (await this.options.leases?.releaseAll(batch.map((item) => item.nodeId))) ?? new Set();
+    const gone = batch.filter((item) => !heldElsewhere.has(item.nodeId));
+    await this.options.repositories.nodes.setConnectionStates(
+      gone.map(({ nodeId }) => ({ id: nodeId, connectionState: 'disconnected' as const })),
+    );
+    await this.sync.markNodesUnknown(
+      gone.map(({ nodeId, reason }) => ({
+        nodeId,
+        reason: truncateText(`node ${nodeId} is not connected (${reason})`),
+      })),
+    );
+    return batch.map(() => null);
   }
 
   /** The files (and skipped paths, invalid files) of a whole scan: a message's own, or — at the final part — those of all its parts. */
@@ -663,11 +724,13 @@ export class NodeHub {
    * definition changed since this link scanned them — not every pool on every change. The
    * results arrive as scan.result.
    */
-  private async scanAfterSync(link: NodeLink, reports: readonly { poolId: string; status: string }[]): Promise<void> {
+  private scanAfterSync(
+    link: NodeLink,
+    reports: readonly { poolId: string; status: string }[],
+    pools: readonly StoragePool[],
+  ): void {
     for (const report of reports) if (report.status !== 'active') link.scanned.delete(report.poolId);
     const active = new Set(reports.filter((r) => r.status === 'active').map((r) => r.poolId));
-    if (active.size === 0) return;
-    const pools = await this.withDatabase(() => this.options.repositories.pools.list({ nodeId: link.nodeId }));
     for (const pool of pools) {
       if (!active.has(pool.id) || !pool.contentTypes.includes('iso')) continue;
       if (link.scanned.get(pool.id) === pool.version) continue;

@@ -1,5 +1,6 @@
 import type { EventBus, PoolNodeState, PoolReport, ProtocolPool, Repositories, StoragePool } from '@quantix/core';
 import { ErrorCode, QuantixError } from '@quantix/core';
+import { Batcher } from '../hub/batcher.js';
 
 export interface DesiredPools {
   generation: number;
@@ -50,52 +51,36 @@ export class PoolSyncService {
    * statements for the whole batch: after a pool change hundreds of nodes acknowledge at once,
    * and a transaction per message would make the last wait for all the others.
    */
-  recordReport(nodeId: string, report: { generation: number; pools: readonly PoolReport[] }): Promise<PoolNodeState[]> {
-    return new Promise((resolve, reject) => {
-      this.waitingReports.push({ nodeId, report, resolve, reject });
-      this.flushingReports ??= this.flushReports();
-    });
+  async recordReport(
+    nodeId: string,
+    report: { generation: number; pools: readonly PoolReport[] },
+  ): Promise<PoolNodeState[]> {
+    return (await this.reports.add({ nodeId, report })).states;
   }
 
-  private readonly waitingReports: WaitingReport[] = [];
-  private flushingReports: Promise<void> | undefined;
-
-  private async flushReports(): Promise<void> {
-    try {
-      while (this.waitingReports.length > 0) {
-        const batch = this.waitingReports.splice(0);
-        try {
-          await this.storeReports(batch);
-        } catch {
-          // One bad report (a pool deleted meanwhile, say) must not fail the others: one by one.
-          for (const waiting of batch) await this.storeReports([waiting]).catch(waiting.reject);
-        }
-      }
-    } finally {
-      this.flushingReports = undefined;
-    }
+  /** recordReport, and the pools assigned to the node as the report was stored (read with it, not again). */
+  recordReportWithPools(
+    nodeId: string,
+    report: { generation: number; pools: readonly PoolReport[] },
+  ): Promise<StoredReport> {
+    return this.reports.add({ nodeId, report });
   }
 
-  private async storeReports(batch: readonly WaitingReport[]): Promise<void> {
+  private readonly reports = new Batcher<WaitingReport, StoredReport>((batch) => this.storeReports(batch));
+
+  private async storeReports(batch: readonly WaitingReport[]): Promise<(StoredReport | Error)[]> {
     const { pools } = this.options.repositories;
     const current = await pools.currentGeneration();
-    const valid: WaitingReport[] = [];
-    for (const waiting of batch) {
-      if (waiting.report.generation <= current) {
-        valid.push(waiting);
-        continue;
-      }
-      waiting.reject(
-        new QuantixError(
-          ErrorCode.PROTOCOL_INVALID_MESSAGE,
-          `Node ${waiting.nodeId} reported pool generation ${waiting.report.generation}, newer than the current ${current}; refused`,
-          { details: { nodeId: waiting.nodeId, generation: waiting.report.generation, current } },
-        ),
-      );
-    }
-    if (valid.length === 0) return;
+    const valid = batch.filter((waiting) => waiting.report.generation <= current);
+    const all = valid.length > 0 ? await pools.list() : [];
     const assigned = new Set<string>();
-    for (const pool of await pools.list()) for (const nodeId of pool.nodeIds) assigned.add(`${pool.id}\0${nodeId}`);
+    const poolsOf = new Map<string, StoragePool[]>();
+    for (const pool of all) {
+      for (const nodeId of pool.nodeIds) {
+        assigned.add(`${pool.id}\0${nodeId}`);
+        poolsOf.set(nodeId, [...(poolsOf.get(nodeId) ?? []), pool]);
+      }
+    }
     const inputs = valid.flatMap(({ nodeId, report }) =>
       report.pools
         .filter((item) => assigned.has(`${item.poolId}\0${nodeId}`))
@@ -111,9 +96,22 @@ export class PoolSyncService {
         })),
     );
     const stored = await pools.setNodeStates(inputs);
+    // After the upsert: a pool unassigned since the list above loses the state just written too.
     await pools.deleteUnassignedNodeStates([...new Set(valid.map((waiting) => waiting.nodeId))]);
-    const storedFor = (nodeId: string) => stored.filter((state) => state.nodeId === nodeId);
-    for (const { nodeId, report, resolve } of valid) {
+    const storedByNode = new Map<string, PoolNodeState[]>();
+    for (const state of stored) {
+      const list = storedByNode.get(state.nodeId) ?? [];
+      list.push(state);
+      storedByNode.set(state.nodeId, list);
+    }
+    return batch.map(({ nodeId, report }) => {
+      if (report.generation > current) {
+        return new QuantixError(
+          ErrorCode.PROTOCOL_INVALID_MESSAGE,
+          `Node ${nodeId} reported pool generation ${report.generation}, newer than the current ${current}; refused`,
+          { details: { nodeId, generation: report.generation, current } },
+        );
+      }
       for (const item of report.pools) {
         if (!assigned.has(`${item.poolId}\0${nodeId}`)) continue;
         this.options.events?.emit('pool.state', {
@@ -124,8 +122,8 @@ export class PoolSyncService {
         });
       }
       this.options.events?.emit('pool.synced', { nodeId, generation: report.generation });
-      resolve(storedFor(nodeId));
-    }
+      return { states: storedByNode.get(nodeId) ?? [], pools: poolsOf.get(nodeId) ?? [] };
+    });
   }
 
   /**
@@ -133,33 +131,33 @@ export class PoolSyncService {
    * states becomes `unknown` (mount path, capacity and the time of its last check are kept).
    */
   async markNodeUnknown(nodeId: string, reason: string): Promise<number> {
-    const { pools } = this.options.repositories;
-    let marked = 0;
-    for (const state of await pools.listNodeStates({ nodeId })) {
-      if (state.status === 'unknown') continue;
-      await pools.setNodeState({
+    return (await this.markNodesUnknown([{ nodeId, reason }])).length;
+  }
+
+  /** markNodeUnknown for many nodes, in one statement; returns the states it changed. */
+  async markNodesUnknown(nodes: readonly { nodeId: string; reason: string }[]): Promise<PoolNodeState[]> {
+    const marked = await this.options.repositories.pools.markNodeStatesUnknown(nodes);
+    for (const state of marked) {
+      this.options.events?.emit('pool.state', {
         poolId: state.poolId,
-        nodeId,
+        nodeId: state.nodeId,
         status: 'unknown',
-        mountPath: state.mountPath,
-        capacityBytes: state.capacityBytes,
-        availableBytes: state.availableBytes,
-        lastError: reason,
-        syncedGeneration: state.syncedGeneration,
-        checkedAt: state.checkedAt,
+        reason: state.lastError ?? '',
       });
-      marked++;
-      this.options.events?.emit('pool.state', { poolId: state.poolId, nodeId, status: 'unknown', reason });
     }
     return marked;
   }
 }
 
+/** What storing a report gives back: the states stored, and the node's pools as they were read then. */
+export interface StoredReport {
+  states: PoolNodeState[];
+  pools: StoragePool[];
+}
+
 interface WaitingReport {
   nodeId: string;
   report: { generation: number; pools: readonly PoolReport[] };
-  resolve(states: PoolNodeState[]): void;
-  reject(error: unknown): void;
 }
 
 /** A pool as a node is told it. */

@@ -132,28 +132,52 @@ export class ReplicaRegistry {
    * Returns the replica it was taken from, if any still held it.
    */
   async claim(nodeId: string): Promise<{ takenFrom: string | null }> {
+    return { takenFrom: (await this.claimAll([nodeId])).get(nodeId) ?? null };
+  }
+
+  /** `claim` for many nodes in one statement: node → the replica it was taken from, or null. */
+  async claimAll(nodeIds: readonly string[]): Promise<Map<string, string | null>> {
+    if (nodeIds.length === 0) return new Map();
     const result = await this.options.knex.raw(
-      `with previous as (
-         select replica_id from node_leases where node_id = ? and expires_at > now() and replica_id <> ?
+      `with wanted as (select distinct unnest(?::text[]) as node_id),
+       previous as (
+         select l.node_id, l.replica_id from node_leases l join wanted using (node_id)
+          where l.expires_at > now() and l.replica_id <> ?
        )
-       insert into node_leases (node_id, replica_id, expires_at) values (?, ?, now() + make_interval(secs => ?))
+       insert into node_leases (node_id, replica_id, expires_at)
+       select node_id, ?, now() + make_interval(secs => ?) from wanted
        on conflict (node_id) do update set replica_id = excluded.replica_id, acquired_at = now(),
          expires_at = excluded.expires_at
-       returning (select replica_id from previous) as taken_from`,
-      [nodeId, this.replicaId, nodeId, this.replicaId, this.leaseSeconds],
+       returning node_id, (select p.replica_id from previous p where p.node_id = node_leases.node_id) as taken_from`,
+      [[...nodeIds], this.replicaId, this.replicaId, this.leaseSeconds],
     );
-    this.held.add(nodeId);
-    this.holders.set(nodeId, this.replicaId);
-    return { takenFrom: (rowsOf(result)[0]?.taken_from as string | null | undefined) ?? null };
+    for (const nodeId of nodeIds) {
+      this.held.add(nodeId);
+      this.holders.set(nodeId, this.replicaId);
+    }
+    return new Map(rowsOf(result).map((row) => [row.node_id as string, (row.taken_from as string | null) ?? null]));
   }
 
   /** The node's connection here ended: its lease goes, unless another replica holds it by now. */
   async release(nodeId: string): Promise<void> {
-    this.held.delete(nodeId);
-    await this.options.knex.raw('delete from node_leases where node_id = ? and replica_id = ?', [
-      nodeId,
-      this.replicaId,
-    ]);
+    await this.releaseAll([nodeId]);
+  }
+
+  /**
+   * `release` for many nodes in one statement; returns those another live replica holds now
+   * (whose connection that replica records).
+   */
+  async releaseAll(nodeIds: readonly string[]): Promise<Set<string>> {
+    if (nodeIds.length === 0) return new Set();
+    for (const nodeId of nodeIds) this.held.delete(nodeId);
+    const result = await this.options.knex.raw(
+      `with released as (
+         delete from node_leases where node_id = any(?) and replica_id = ?
+       )
+       select node_id from node_leases where node_id = any(?) and replica_id <> ? and expires_at > now()`,
+      [[...nodeIds], this.replicaId, [...nodeIds], this.replicaId],
+    );
+    return new Set(rowsOf(result).map((row) => row.node_id as string));
   }
 
   /** Whether a replica is alive now (its row renewed within its lease). */

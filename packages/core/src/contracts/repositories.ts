@@ -137,6 +137,12 @@ export interface PoolRepository {
   setNodeState(state: PoolNodeStateInput): Promise<PoolNodeState>;
   /** setNodeState for many (pool, node) pairs in one statement; a pair given twice keeps the last. */
   setNodeStates(states: readonly PoolNodeStateInput[]): Promise<PoolNodeState[]>;
+  /**
+   * The nodes went away: each of their pool states not `unknown` already becomes `unknown` with
+   * the node's reason (mount path, capacity and the time of its last check are kept). One
+   * statement; returns the states it changed.
+   */
+  markNodeStatesUnknown(nodes: readonly { nodeId: string; reason: string }[]): Promise<PoolNodeState[]>;
   /** Forgets what these nodes reported about pools no longer assigned to them (one statement). */
   deleteUnassignedNodeStates(nodeIds: readonly string[]): Promise<void>;
   getNodeState(poolId: string, nodeId: string): Promise<PoolNodeState | undefined>;
@@ -161,6 +167,21 @@ export interface NodeRepository {
   /** Stores the SHA-256 (hex) of the node's connection token, or clears it. Never part of Node. */
   setTokenDigest(id: string, sha256Hex: string | null): Promise<void>;
   getTokenDigest(id: string): Promise<string | null>;
+  /** getTokenDigest for many nodes in one query: the nodes that exist, each with its digest or null. */
+  getTokenDigests(ids: readonly string[]): Promise<Map<string, string | null>>;
+  /**
+   * Records the connection state of many nodes in one statement (last seen now, version bumped;
+   * agent version and capabilities too where given). Returns the ids of the nodes that exist.
+   */
+  setConnectionStates(changes: readonly NodeConnectionChange[]): Promise<string[]>;
+}
+
+/** A node connected (with what its hello said) or disconnected. */
+export interface NodeConnectionChange {
+  id: string;
+  connectionState: NodeConnectionState;
+  agentVersion?: string | null;
+  capabilities?: Record<string, unknown>;
 }
 
 export interface VmFilter extends Page {

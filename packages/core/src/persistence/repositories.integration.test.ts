@@ -504,6 +504,35 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
       await repos.pools.deleteUnassignedNodeStates(['n1', 'n2']);
       expect((await repos.pools.listNodeStates({ poolId: shared.id })).map((state) => state.nodeId)).toEqual(['n2']);
     });
+
+    it('marks the states of nodes gone unknown with each node’s reason, keeping what they last reported', async () => {
+      await repos.nodes.create({ id: 'n1', hostname: 'hv1' });
+      await repos.nodes.create({ id: 'n2', hostname: 'hv2' });
+      await repos.nodes.create({ id: 'n3', hostname: 'hv3' });
+      const checkedAt = new Date('2026-11-30T10:00:00.000Z');
+      await repos.pools.setNodeStates([
+        { poolId: pool.id, nodeId: 'n1', status: 'active', mountPath: '/mnt/a', capacityBytes: 2 ** 40, checkedAt },
+        { poolId: pool.id, nodeId: 'n2', status: 'unknown', lastError: 'earlier' },
+        { poolId: pool.id, nodeId: 'n3', status: 'active', mountPath: '/mnt/c' },
+      ]);
+      const marked = await repos.pools.markNodeStatesUnknown([
+        { nodeId: 'n1', reason: 'n1 went away' },
+        { nodeId: 'n2', reason: 'n2 went away' },
+      ]);
+      // n2 was unknown already: left as it was.
+      expect(marked.map((state) => [state.nodeId, state.status, state.lastError])).toEqual([
+        ['n1', 'unknown', 'n1 went away'],
+      ]);
+      expect(await repos.pools.getNodeState(pool.id, 'n1')).toMatchObject({
+        status: 'unknown',
+        mountPath: '/mnt/a',
+        capacityBytes: 2 ** 40,
+        checkedAt,
+      });
+      expect(await repos.pools.getNodeState(pool.id, 'n2')).toMatchObject({ status: 'unknown', lastError: 'earlier' });
+      expect(await repos.pools.getNodeState(pool.id, 'n3')).toMatchObject({ status: 'active' });
+      expect(await repos.pools.markNodeStatesUnknown([])).toEqual([]);
+    });
   });
 
   describe('nodes and VMs', () => {
@@ -533,6 +562,50 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
       expect(JSON.stringify(await repos.nodes.require(node.id))).not.toContain('f'.repeat(64));
       expect(await errorCodeOf(repos.nodes.setTokenDigest(node.id, 'plain-token'))).toBe(ErrorCode.INVALID_INPUT);
       expect(await errorCodeOf(repos.nodes.setTokenDigest('ghost', 'f'.repeat(64)))).toBe(ErrorCode.NOT_FOUND);
+    });
+
+    it('looks up many token digests and records many connections in one statement each', async () => {
+      await repos.nodes.create({ id: 'n1', hostname: 'hv1' });
+      await repos.nodes.create({ id: 'n2', hostname: 'hv2', labels: { rack: 'r1' } });
+      await repos.nodes.setTokenDigest('n1', 'a'.repeat(64));
+      expect(await repos.nodes.getTokenDigests(['n1', 'n2', 'ghost'])).toEqual(
+        new Map([
+          ['n1', 'a'.repeat(64)],
+          ['n2', null],
+        ]),
+      );
+
+      const recorded = await repos.nodes.setConnectionStates([
+        { id: 'n1', connectionState: 'connected', agentVersion: '1.2.3', capabilities: { kvm: true } },
+        { id: 'n2', connectionState: 'connected', agentVersion: null },
+        { id: 'ghost', connectionState: 'connected' },
+      ]);
+      expect(recorded.sort()).toEqual(['n1', 'n2']);
+      const n1 = await repos.nodes.require('n1');
+      expect(n1).toMatchObject({
+        connectionState: 'connected',
+        agentVersion: '1.2.3',
+        capabilities: { kvm: true },
+        version: 2,
+      });
+      expect(n1.lastSeenAt).toBeInstanceOf(Date);
+      expect(await repos.nodes.require('n2')).toMatchObject({
+        agentVersion: null,
+        labels: { rack: 'r1' },
+        capabilities: {},
+      });
+
+      // A disconnect changes the state only: what the hello said stays.
+      await repos.nodes.setConnectionStates([{ id: 'n1', connectionState: 'disconnected' }]);
+      expect(await repos.nodes.require('n1')).toMatchObject({
+        connectionState: 'disconnected',
+        agentVersion: '1.2.3',
+        capabilities: { kvm: true },
+        version: 3,
+      });
+      expect(await errorCodeOf(repos.nodes.setConnectionStates([{ id: 'n1', connectionState: 'gone' as never }]))).toBe(
+        ErrorCode.INVALID_INPUT,
+      );
     });
 
     it('creates VMs on existing nodes only, with safe names, and keeps a node with VMs', async () => {

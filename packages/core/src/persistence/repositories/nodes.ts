@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { NodeFilter, NodeRepository, UpdateOptions } from '../../contracts/repositories.js';
+import type { NodeConnectionChange, NodeFilter, NodeRepository, UpdateOptions } from '../../contracts/repositories.js';
 import { newId } from '../../domain/ids.js';
 import { type NewNode, type Node, type NodePatch, validateNewNode, validateNodePatch } from '../../domain/node.js';
 import { ErrorCode, QuantixError } from '../../errors.js';
@@ -101,6 +101,50 @@ export class KnexNodeRepository implements NodeRepository {
     const row = await guarded(WHAT, () => this.knex(TABLE).where({ id }).first('token_sha256'));
     if (!row) throw notFound(WHAT, id);
     return (row as Row).token_sha256 as string | null;
+  }
+
+  async getTokenDigests(ids: readonly string[]): Promise<Map<string, string | null>> {
+    if (ids.length === 0) return new Map();
+    const rows = (await guarded(WHAT, () =>
+      this.knex(TABLE)
+        .whereIn('id', [...new Set(ids)])
+        .select('id', 'token_sha256'),
+    )) as Row[];
+    return new Map(rows.map((row) => [row.id as string, (row.token_sha256 as string | null) ?? null]));
+  }
+
+  async setConnectionStates(changes: readonly NodeConnectionChange[]): Promise<string[]> {
+    if (changes.length === 0) return [];
+    const valid = changes.map((change) => ({
+      id: change.id,
+      ...validateNodePatch({
+        connectionState: change.connectionState,
+        ...(change.agentVersion !== undefined ? { agentVersion: change.agentVersion } : {}),
+        ...(change.capabilities !== undefined ? { capabilities: change.capabilities } : {}),
+      }),
+    }));
+    // One statement for the batch; a node given twice keeps its last change.
+    const last = [...new Map(valid.map((change) => [change.id, change])).values()];
+    const result = await guarded(WHAT, () =>
+      this.knex.raw(
+        `update ${TABLE} n set connection_state = c.connection_state, last_seen_at = now(),
+                agent_version = case when c.set_agent then c.agent_version else n.agent_version end,
+                capabilities = coalesce(c.capabilities::jsonb, n.capabilities),
+                version = n.version + 1, updated_at = now()
+           from unnest(?::text[], ?::text[], ?::boolean[], ?::text[], ?::text[])
+             as c(id, connection_state, set_agent, agent_version, capabilities)
+          where n.id = c.id
+         returning n.id`,
+        [
+          last.map((c) => c.id),
+          last.map((c) => c.connectionState as string),
+          last.map((c) => c.agentVersion !== undefined),
+          last.map((c) => c.agentVersion ?? null),
+          last.map((c) => (c.capabilities !== undefined ? toJson(c.capabilities) : null)),
+        ] as Knex.RawBinding[],
+      ),
+    );
+    return (result as { rows: Row[] }).rows.map((row) => row.id as string);
   }
 
   async delete(id: string, options: UpdateOptions = {}): Promise<void> {

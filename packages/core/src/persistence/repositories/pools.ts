@@ -159,16 +159,56 @@ export class KnexPoolRepository implements PoolRepository {
 
   async setNodeStates(inputs: readonly PoolNodeStateInput[]): Promise<PoolNodeState[]> {
     // One row per pair: an upsert may not touch a row twice in one statement.
-    const byPair = new Map(inputs.map((input) => [`${input.poolId}\0${input.nodeId}`, this.stateColumns(input)]));
+    const byPair = new Map(inputs.map((input) => [`${input.poolId}\0${input.nodeId}`, validatePoolNodeState(input)]));
     if (byPair.size === 0) return [];
-    const rows = await guarded('Pool state', () =>
-      this.knex(STATES)
-        .insert([...byPair.values()])
-        .onConflict(['pool_id', 'node_id'])
-        .merge()
-        .returning('*'),
+    const states = [...byPair.values()];
+    const column = <T>(pick: (state: (typeof states)[number]) => T) => states.map(pick);
+    // One statement and eight array parameters whatever the number of rows: no SQL text that
+    // grows with the batch, and PostgreSQL plans it once.
+    const result = await guarded('Pool state', () =>
+      this.knex.raw(
+        `insert into ${STATES} (pool_id, node_id, status, mount_path, capacity_bytes, available_bytes,
+                                last_error, synced_generation, checked_at, updated_at)
+         select s.pool_id, s.node_id, s.status, s.mount_path, s.capacity_bytes, s.available_bytes,
+                s.last_error, s.synced_generation, coalesce(s.checked_at, now()), now()
+           from unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::text[],
+                       ?::bigint[], ?::timestamptz[])
+             as s(pool_id, node_id, status, mount_path, capacity_bytes, available_bytes, last_error,
+                  synced_generation, checked_at)
+         on conflict (pool_id, node_id) do update set
+           status = excluded.status, mount_path = excluded.mount_path,
+           capacity_bytes = excluded.capacity_bytes, available_bytes = excluded.available_bytes,
+           last_error = excluded.last_error, synced_generation = excluded.synced_generation,
+           checked_at = excluded.checked_at, updated_at = excluded.updated_at
+         returning *`,
+        [
+          column((s) => s.poolId),
+          column((s) => s.nodeId),
+          column((s) => s.status),
+          column((s) => s.mountPath),
+          column((s) => s.capacityBytes),
+          column((s) => s.availableBytes),
+          column((s) => s.lastError),
+          column((s) => s.syncedGeneration),
+          column((s) => s.checkedAt ?? null),
+        ] as Knex.RawBinding[],
+      ),
     );
-    return (rows as Row[]).map(rowToState);
+    return (result as { rows: Row[] }).rows.map(rowToState);
+  }
+
+  async markNodeStatesUnknown(nodes: readonly { nodeId: string; reason: string }[]): Promise<PoolNodeState[]> {
+    if (nodes.length === 0) return [];
+    const result = await guarded('Pool state', () =>
+      this.knex.raw(
+        `update ${STATES} s set status = 'unknown', last_error = n.reason, updated_at = now()
+           from unnest(?::text[], ?::text[]) as n(node_id, reason)
+          where s.node_id = n.node_id and s.status <> 'unknown'
+         returning s.*`,
+        [nodes.map((n) => n.nodeId), nodes.map((n) => n.reason)],
+      ),
+    );
+    return (result as { rows: Row[] }).rows.map(rowToState);
   }
 
   async deleteUnassignedNodeStates(nodeIds: readonly string[]): Promise<void> {
@@ -180,22 +220,6 @@ export class KnexPoolRepository implements PoolRepository {
         [[...nodeIds]],
       ),
     );
-  }
-
-  private stateColumns(input: PoolNodeStateInput) {
-    const state = validatePoolNodeState(input);
-    return {
-      pool_id: state.poolId,
-      node_id: state.nodeId,
-      status: state.status,
-      mount_path: state.mountPath,
-      capacity_bytes: state.capacityBytes,
-      available_bytes: state.availableBytes,
-      last_error: state.lastError,
-      synced_generation: state.syncedGeneration,
-      checked_at: state.checkedAt ?? this.knex.fn.now(),
-      updated_at: this.knex.fn.now(),
-    };
   }
 
   async getNodeState(poolId: string, nodeId: string): Promise<PoolNodeState | undefined> {

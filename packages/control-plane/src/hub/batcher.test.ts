@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import { Batcher } from './batcher.js';
+
+describe('Batcher', () => {
+  it('stores the items of one turn together, and those arriving during a store in the next batch', async () => {
+    const batches: number[][] = [];
+    let releaseFirst: () => void = () => {};
+    const firstStored = new Promise<void>((resolve) => {
+      releaseFirst = resolve;
+    });
+    const batcher = new Batcher<number, number>(async (items) => {
+      batches.push([...items]);
+      if (batches.length === 1) await firstStored;
+      return items.map((n) => n * 10);
+    });
+    const first = [1, 2, 3].map((n) => batcher.add(n));
+    await new Promise((resolve) => setImmediate(resolve)); // the first batch is being stored
+    const second = [4, 5].map((n) => batcher.add(n));
+    releaseFirst();
+    expect(await Promise.all([...first, ...second])).toEqual([10, 20, 30, 40, 50]);
+    expect(batches).toEqual([
+      [1, 2, 3],
+      [4, 5],
+    ]);
+  });
+
+  it('fails an item whose result is an error, and no other', async () => {
+    const batcher = new Batcher<string, string>(async (items) =>
+      items.map((item) => (item === 'bad' ? new Error(`refused ${item}`) : item.toUpperCase())),
+    );
+    const [good, bad] = [batcher.add('good'), batcher.add('bad')];
+    await expect(good).resolves.toBe('GOOD');
+    await expect(bad).rejects.toThrow('refused bad');
+  });
+
+  it('stores each item alone when its batch fails, so one bad item fails nobody else', async () => {
+    const calls: string[][] = [];
+    const batcher = new Batcher<string, string>(async (items) => {
+      calls.push([...items]);
+      if (items.includes('poison')) throw new Error('the statement failed');
+      return [...items];
+    });
+    const results = await Promise.allSettled(['a', 'poison', 'b'].map((item) => batcher.add(item)));
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(calls).toEqual([['a', 'poison', 'b'], ['a'], ['poison'], ['b']]);
+  });
+
+  it('splits a burst larger than its batch size', async () => {
+    const sizes: number[] = [];
+    const batcher = new Batcher<number, number>(async (items) => {
+      sizes.push(items.length);
+      return [...items];
+    }, 2);
+    await Promise.all([1, 2, 3, 4, 5].map((n) => batcher.add(n)));
+    expect(sizes).toEqual([2, 2, 1]);
+  });
+});
