@@ -15,6 +15,7 @@ import {
 import { z } from 'zod';
 import { NodeRuntimeErrorCode } from '../errors.js';
 import { hostPathSchema, parseDomainXml } from './domain-xml.js';
+import { interactiveSpawner, VirshSession } from './virsh-session.js';
 
 type Logger = PluginContext['logger'];
 
@@ -28,6 +29,12 @@ export interface LibvirtHypervisorOptions {
   uri?: string;
   /** Bound on each virsh call. Default 60 s. */
   timeoutMs?: number;
+  /**
+   * Send virsh commands to one kept-open `virsh` session (VirshSession) when the runner can start
+   * one (SshCommandRunner, core's LocalCommandRunner): a call then costs one round trip instead
+   * of a process and a libvirt connection. Default true; false runs a virsh process per call.
+   */
+  session?: boolean;
   logger?: Logger;
 }
 
@@ -79,12 +86,23 @@ export class LibvirtHypervisor implements Hypervisor {
   readonly runner: CommandRunner;
   private readonly timeoutMs: number;
   private readonly logger: Logger | undefined;
+  /** The kept-open virsh, or null when each call runs a virsh process (see the `session` option). */
+  readonly session: VirshSession | null;
 
   constructor(options: LibvirtHypervisorOptions) {
     this.runner = options.runner;
     this.uri = options.uri ?? DEFAULT_LIBVIRT_URI;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_VIRSH_TIMEOUT_MS;
     this.logger = options.logger;
+    this.session =
+      options.session !== false && interactiveSpawner(this.runner)
+        ? new VirshSession({ runner: this.runner, uri: this.uri, logger: this.logger })
+        : null;
+  }
+
+  /** Ends the kept-open virsh session, if any. The runner stays open (it is the caller's). */
+  async close(): Promise<void> {
+    await this.session?.close();
   }
 
   /** Defines (or, for the same name and UUID, redefines) a persistent domain from its XML. */
@@ -132,8 +150,8 @@ export class LibvirtHypervisor implements Hypervisor {
 
   async destroy(options?: { name: string }): Promise<void> {
     // typedi calls destroy() with no argument on every service it holds when an instance closes;
-    // that is not a request to stop a domain.
-    if (options === undefined) return;
+    // that is not a request to stop a domain, but the end of this hypervisor's life.
+    if (options === undefined) return this.close();
     const name = checkName(options.name);
     await this.virsh(['destroy', '--domain', name], { name });
   }
@@ -276,9 +294,10 @@ export class LibvirtHypervisor implements Hypervisor {
     return (await this.runner.run({ argv, stdin, timeoutMs: this.timeoutMs })).stdout;
   }
 
-  private async virsh(args: string[], context: { stdin?: string; name?: string } = {}): Promise<string> {
+  private async virsh(args: string[], context: { name?: string } = {}): Promise<string> {
     try {
-      return await this.run(['virsh', '--quiet', '--connect', this.uri, ...args], context.stdin);
+      if (this.session) return await this.session.run(args, { timeoutMs: this.timeoutMs });
+      return await this.run(['virsh', '--quiet', '--connect', this.uri, ...args]);
     } catch (error) {
       throw mapVirshError(error, { uri: this.uri, command: args[0] ?? '', name: context.name });
     }
