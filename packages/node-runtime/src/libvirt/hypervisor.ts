@@ -41,6 +41,12 @@ export interface LibvirtHypervisorOptions {
 const targetSchema = z.string().regex(/^(vd|sd|hd)[a-z]{1,2}$/, 'must be a device target such as vdb or sda');
 const formatSchema = z.enum(['qcow2', 'raw']);
 
+/** Makes a private temp file, writes its input into it and prints its path (removing it if the write fails). */
+const WRITE_TEMP_XML =
+  'file=$(mktemp --tmpdir quantix-domain-XXXXXXXX.xml) || exit 1\n' +
+  'cat > "$file" || { rm -f -- "$file"; exit 1; }\n' +
+  'printf \'%s\\n\' "$file"';
+
 /** `virsh domstate` words → DomainState. */
 const STATE_WORDS: Record<string, DomainState> = {
   'no state': 'unknown',
@@ -111,15 +117,17 @@ export class LibvirtHypervisor implements Hypervisor {
     checkName(name);
     // virsh reads a file, and /dev/stdin cannot stand in for one: Node gives a local child a
     // socket as stdin, which open() refuses (ENXIO). So the XML goes through a private temp
-    // file on the host (mktemp makes it 0600), written by tee from stdin and removed after.
-    const file = (await this.run(['mktemp', '--tmpdir', 'quantix-domain-XXXXXXXX.xml'])).trim();
+    // file on the host (mktemp makes it 0600), made and written from stdin by one fixed script
+    // (one round trip), and removed while the new domain is looked at.
+    const file = checkPath((await this.run(['sh', '-c', WRITE_TEMP_XML], xml)).trim());
+    const remove = () => this.run(['rm', '-f', '--', file]).catch(() => undefined);
     try {
-      await this.run(['tee', checkPath(file)], xml);
       await this.virsh(['define', '--validate', file], { name });
-    } finally {
-      await this.run(['rm', '-f', '--', file]).catch(() => undefined);
+    } catch (error) {
+      await remove();
+      throw error;
     }
-    const [uuid, state] = await Promise.all([this.uuid(name), this.state({ name })]);
+    const [uuid, state] = await Promise.all([this.uuid(name), this.state({ name }), remove()]);
     return { name, uuid, state };
   }
 

@@ -1,4 +1,4 @@
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import {
   type CommandRunner,
   type DomainInfo,
@@ -141,23 +141,29 @@ export class VmProvisioner {
     return this.withRollback(
       [disk, seed],
       async (made) => {
-        await this.cmd([
-          'qemu-img',
-          'create',
-          '-q',
-          '-f',
-          'qcow2',
-          '-F',
-          base.format,
-          '-b',
-          options.baseImagePath,
-          disk,
-          String(sizeBytes),
-        ]);
-        made.push(disk);
         const files = buildNoCloudSeed({ instanceId: options.vmId ?? options.name, config: options.cloudInit });
-        await this.makeSeedIso({ seed, ...files });
-        made.push(seed);
+        // The overlay and the seed do not depend on each other: made side by side. Both are
+        // waited for, so a failure of one never leaves the other half-made outside `made`.
+        const [overlay, seeded] = await Promise.allSettled([
+          this.cmd([
+            'qemu-img',
+            'create',
+            '-q',
+            '-f',
+            'qcow2',
+            '-F',
+            base.format,
+            '-b',
+            options.baseImagePath,
+            disk,
+            String(sizeBytes),
+          ]),
+          this.makeSeedIso({ seed, ...files }),
+        ]);
+        if (overlay.status === 'fulfilled') made.push(disk);
+        if (seeded.status === 'fulfilled') made.push(seed);
+        if (overlay.status === 'rejected') throw overlay.reason;
+        if (seeded.status === 'rejected') throw seeded.reason;
         return {
           name: options.name,
           memoryMiB: options.memoryMiB,
@@ -284,35 +290,25 @@ export class VmProvisioner {
     for (const dir of dirs) await this.cmd(['rmdir', '--ignore-fail-on-non-empty', '--', dir]);
   }
 
-  /** A NoCloud seed: user-data and meta-data on an ISO 9660 volume labelled `cidata`. */
+  /**
+   * A NoCloud seed: user-data and meta-data on an ISO 9660 volume labelled `cidata`, made in one
+   * command (one round trip to the host). The files are staged beside the seed — same host, same
+   * file system — and the staging directory goes whatever happens. The script is fixed: the
+   * paths, sizes and label are its positional arguments, and both files arrive on its input.
+   */
   private async makeSeedIso(options: { seed: string; userData: string; metaData: string }) {
-    // Staged beside the seed: same host, same file system, removed whatever happens.
-    const staging = (await this.cmd(['mktemp', '-d', '--', `${options.seed}.staging-XXXXXXXX`])).trim();
-    try {
-      const userData = join(staging, 'user-data');
-      const metaData = join(staging, 'meta-data');
-      // A fixed script; the path is its positional argument, never part of the script.
-      await Promise.all([
-        this.cmd(['sh', '-c', 'cat > "$1"', 'sh', userData], options.userData),
-        this.cmd(['sh', '-c', 'cat > "$1"', 'sh', metaData], options.metaData),
-      ]);
-      await this.cmd([
-        'xorriso',
-        '-as',
-        'mkisofs',
-        '-quiet',
-        '-output',
-        options.seed,
-        '-volid',
-        NOCLOUD_VOLUME_ID,
-        '-joliet',
-        '-rock',
-        userData,
-        metaData,
-      ]);
-    } finally {
-      await this.cmd(['rm', '-rf', '--', staging]).catch(() => undefined);
-    }
+    const script = [
+      'set -e',
+      'staging=$(mktemp -d -- "$1.staging-XXXXXXXX")',
+      `trap 'rm -rf -- "$staging"' EXIT`,
+      'head -c "$2" > "$staging/user-data"',
+      'cat > "$staging/meta-data"',
+      'xorriso -as mkisofs -quiet -output "$1" -volid "$3" -joliet -rock "$staging/user-data" "$staging/meta-data"',
+    ].join('\n');
+    await this.cmd(
+      ['sh', '-c', script, 'sh', options.seed, String(Buffer.byteLength(options.userData)), NOCLOUD_VOLUME_ID],
+      options.userData + options.metaData,
+    );
   }
 
   private async imageInfo(path: string): Promise<{ format: 'qcow2' | 'raw'; virtualSize: number }> {
