@@ -271,18 +271,22 @@ export class VmProvisioner {
     await this.removeDirectories(dirs);
   }
 
-  /** Makes the missing directories among `wanted` and above them; returns those it made, deepest first. */
+  /**
+   * Makes the missing directories among `wanted` and above them; returns those it made, deepest
+   * first. One round trip: a fixed script prints which of the directories and their ancestors
+   * are missing (paths have no line breaks: hostPathSchema), then makes them.
+   */
   private async makeDirectories(wanted: string[]): Promise<string[]> {
-    const missing: string[] = [];
+    const candidates = new Set<string>();
     for (const dir of new Set(wanted)) {
-      let current = dir;
-      while (current !== dirname(current) && !missing.includes(current) && !(await this.exists(current))) {
-        missing.push(current);
-        current = dirname(current);
-      }
+      for (let current = dir; current !== dirname(current); current = dirname(current)) candidates.add(current);
     }
-    if (missing.length > 0) await this.cmd(['mkdir', '-p', '--', ...missing]);
-    return missing.sort((a, b) => b.length - a.length);
+    if (candidates.size === 0) return [];
+    // mkdir -p of every candidate is mkdir -p of the wanted ones: the rest are their ancestors.
+    const script = `for dir; do [ -e "$dir" ] || printf '%s\\n' "$dir"; done\nmkdir -p -- "$@"`;
+    const listed = await this.cmd(['sh', '-c', script, 'sh', ...candidates]);
+    const missing = new Set(listed.split('\n').filter((line) => candidates.has(line)));
+    return [...missing].sort((a, b) => b.length - a.length);
   }
 
   /** Removes directories made for a VM, deepest first, each only while it is empty. */
@@ -312,9 +316,15 @@ export class VmProvisioner {
   }
 
   private async imageInfo(path: string): Promise<{ format: 'qcow2' | 'raw'; virtualSize: number }> {
-    await this.mustExist(path, 'base image');
-    // -U: the base image may be open in running VMs; reading its header is safe.
-    const out = await this.cmd(['qemu-img', 'info', '-U', '--output=json', '--', path]);
+    // -U: the base image may be open in running VMs; reading its header is safe. Asked side by
+    // side with the existence check, whose NOT_FOUND wins over qemu-img's failure on a missing file.
+    const [found, header] = await Promise.allSettled([
+      this.mustExist(path, 'base image'),
+      this.cmd(['qemu-img', 'info', '-U', '--output=json', '--', path]),
+    ]);
+    if (found.status === 'rejected') throw found.reason;
+    if (header.status === 'rejected') throw header.reason;
+    const out = header.value;
     const info = JSON.parse(out) as { format?: string; 'virtual-size'?: number };
     if ((info.format !== 'qcow2' && info.format !== 'raw') || typeof info['virtual-size'] !== 'number') {
       throw new QuantixError(
