@@ -70,6 +70,9 @@ describe('VirshSession over SSH', () => {
     // Several words at once, with virsh's own separators and comment sign inside them.
     const words = ["it's", 'a "b"', 'x;echo y', '#z', 'back\\slash', "'"];
     expect(await session.run(['echo', '--', ...words], TIMEOUT)).toBe(words.join(' '));
+    // Longer than any terminal: virsh's line editor must echo it whole, not scroll it sideways.
+    const long = `${"it's ".repeat(4_000)}end`;
+    expect(await session.run(['echo', '--', long], TIMEOUT)).toBe(long);
     expect(existsSync(marker)).toBe(false);
     expect(() => quoteVirshArg('two\nlines')).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_INPUT }));
     // A refused argument ran nothing, and the session goes on.
@@ -92,13 +95,29 @@ describe('VirshSession over SSH', () => {
     const pid = hung?.pid as number;
     const before = session.sessionCount;
     process.kill(pid, 'SIGSTOP');
-    const timedOut = await rejection(session.run(['uri'], { timeoutMs: 1_000 }));
+    // The second call waits behind the hung one, then gets a new session.
+    const [timedOut, queued] = await Promise.all([
+      rejection(session.run(['uri'], { timeoutMs: 1_000 })),
+      session.run(['echo', 'queued'], TIMEOUT),
+    ]);
     expect(timedOut.code).toBe(ErrorCode.COMMAND_TIMEOUT);
+    expect(queued).toBe('queued');
     // Killed where it ran (a stopped process too), not left behind.
     expect(await waitFor(() => processGone(pid), 10_000)).toBe(true);
     expect(await session.run(['uri'], TIMEOUT)).toBe(`${LIBVIRT_URI}\n`);
     expect(session.sessionCount).toBe(before + 1);
     expect(session.process?.pid).not.toBe(pid);
+
+    // A call whose time runs out while it waits behind a hung one fails without being sent.
+    process.kill(session.process?.pid as number, 'SIGSTOP');
+    const [hungAgain, behind] = await Promise.all([
+      rejection(session.run(['uri'], { timeoutMs: 800 })),
+      rejection(session.run(['echo', 'too late'], { timeoutMs: 100 })),
+    ]);
+    expect(hungAgain.code).toBe(ErrorCode.COMMAND_TIMEOUT);
+    expect(behind.code).toBe(ErrorCode.COMMAND_TIMEOUT);
+    expect(behind.message).toContain('did not get its turn');
+    expect(session.sessionCount).toBe(before + 1);
   });
 
   it('replaces a session that died between commands without the caller noticing', async () => {

@@ -188,7 +188,9 @@ export class VirshSession {
       return Promise.reject(error);
     }
     const argv = ['virsh', ...args];
-    const turn = this.queue.then(() => this.execute(line, argv, options.timeoutMs));
+    // The timeout counts from the call, as a runner's does: waiting behind a slow command counts.
+    const deadline = Date.now() + options.timeoutMs;
+    const turn = this.queue.then(() => this.execute(line, argv, options.timeoutMs, deadline));
     this.queue = turn.catch(() => undefined);
     return turn;
   }
@@ -207,10 +209,21 @@ export class VirshSession {
     if (!exited) live.process.kill();
   }
 
-  private async execute(line: string, argv: string[], timeoutMs: number): Promise<string> {
+  private async execute(line: string, argv: string[], timeoutMs: number, deadline: number): Promise<string> {
     if (this.closed) throw new QuantixError(ErrorCode.INSTANCE_CLOSED, 'The virsh session is closed');
-    const live = this.live && !this.live.dead ? this.live : await this.start(timeoutMs);
     const target = this.options.runner.target;
+    const timedOut = (what: string) =>
+      new QuantixError(
+        ErrorCode.COMMAND_TIMEOUT,
+        `virsh ${argv[1] ?? ''} on ${target} ${what} within ${timeoutMs} ms`,
+        {
+          details: { argv, target, timeoutMs, session: true },
+        },
+      );
+    if (Date.now() >= deadline) throw timedOut('did not get its turn');
+    const live = this.live && !this.live.dead ? this.live : await this.start(deadline - Date.now());
+    const remainingMs = deadline - Date.now();
+    if (remainingMs <= 0) throw timedOut('did not get its turn');
     const marker = `${live.token}${++this.sequence}`;
     // Written split in two ('Q' 'X' → QX), so the echo of the input line never contains the marker.
     const half = Math.floor(marker.length / 2);
@@ -234,7 +247,7 @@ export class VirshSession {
               { details: { ...details(), timeoutMs } },
             ),
           ),
-        timeoutMs,
+        remainingMs,
       );
       live.wake = () => {
         const outEnd = live.stdout.indexOf(marker);
