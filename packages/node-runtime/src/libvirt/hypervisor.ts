@@ -77,10 +77,12 @@ export const ACTIVE_STATES: readonly DomainState[] = ['running', 'blocked', 'pau
 
 /**
  * libvirt through `virsh`, over any CommandRunner: the same code drives the local host or a
- * remote one over the persistent SSH connection. Only machine-readable forms are parsed
+ * remote one over the persistent SSH connection. Commands go to one kept-open virsh session
+ * (VirshSession, quoting by quoteVirshArg) when the runner can start one, else to a virsh
+ * process per call. Only machine-readable forms are parsed
  * (`list --name --uuid`, `domstats`, `domuuid`, `domstate`, XML), never tables. Every name,
  * path and target is validated before it becomes an argument, and arguments never pass through
- * a shell string built from them (the runner quotes each one).
+ * a shell string built from them (the runner or the session quotes each one).
  *
  * Errors map to QuantixError codes: no such domain → NOT_FOUND, a name taken → ALREADY_EXISTS,
  * an operation the domain's state forbids → INVALID_STATE, libvirtd unreachable →
