@@ -165,6 +165,19 @@ describe('LibvirtHypervisor on a kept-open virsh', () => {
     }
   });
 
+  it('kills a session whose command writes more than the output limit, and goes on', async () => {
+    const session = new VirshSession({ runner: new LocalCommandRunner(), uri: 'test:///default', maxOutputBytes: 200 });
+    try {
+      const tooMuch = await rejection(session.run(['dumpxml', '--domain', 'test'], TIMEOUT));
+      expect(tooMuch.code).toBe(ErrorCode.COMMAND_FAILED);
+      expect(tooMuch.details.reason).toBe('output-limit');
+      expect(await session.run(['domstate', '--domain', 'test'], TIMEOUT)).toBe('running\n');
+      expect(session.sessionCount).toBe(2);
+    } finally {
+      await session.close();
+    }
+  });
+
   it('runs a virsh process per call when asked to', async () => {
     const hypervisor = new LibvirtHypervisor({ runner: new LocalCommandRunner(), uri: LIBVIRT_URI, session: false });
     expect(hypervisor.session).toBeNull();

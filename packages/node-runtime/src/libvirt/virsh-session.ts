@@ -249,17 +249,17 @@ export class VirshSession {
           ),
         remainingMs,
       );
+      // Where the markers are looked for next: only text that came since, so a long output is
+      // scanned once rather than again with every chunk.
+      let outFrom = 0;
+      let errFrom = 0;
       live.wake = () => {
-        const outEnd = live.stdout.indexOf(marker);
-        const errEnd = live.stderr.indexOf(stderrEnd);
+        const outEnd = live.stdout.indexOf(marker, outFrom);
+        const errEnd = live.stderr.indexOf(stderrEnd, errFrom);
         if (outEnd !== -1 && errEnd !== -1) {
           clearTimeout(timer);
           live.wake = null;
           const stdout = commandOutput(live.stdout.slice(0, outEnd), line, markerArg);
-          const stderr = live.stderr.slice(0, errEnd);
-          // What follows the markers (the prompt for the next line) belongs to the next command.
-          live.stdout = live.stdout.slice(outEnd + marker.length);
-          live.stderr = live.stderr.slice(errEnd + stderrEnd.length);
           if (stdout === null) {
             return fail(
               new QuantixError(ErrorCode.COMMAND_FAILED, `virsh on ${target} answered in a form not understood`, {
@@ -267,6 +267,10 @@ export class VirshSession {
               }),
             );
           }
+          const stderr = live.stderr.slice(0, errEnd);
+          // What follows the markers (the prompt for the next line) belongs to the next command.
+          live.stdout = live.stdout.slice(outEnd + marker.length);
+          live.stderr = live.stderr.slice(errEnd + stderrEnd.length);
           if (/^error: /m.test(stderr)) {
             const said = stderr.trim().slice(0, 2_000);
             return reject(
@@ -302,6 +306,8 @@ export class VirshSession {
             ),
           );
         }
+        if (outEnd === -1) outFrom = Math.max(0, live.stdout.length - marker.length);
+        if (errEnd === -1) errFrom = Math.max(0, live.stderr.length - stderrEnd.length);
         if (live.stdout.length > limit || live.stderr.length > limit) {
           fail(
             new QuantixError(
