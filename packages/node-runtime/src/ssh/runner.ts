@@ -247,13 +247,24 @@ export class SshCommandRunner implements CommandRunner {
       this.releaseChannel();
     };
     try {
-      const channel = await new Promise<ClientChannel>((resolve, reject) => {
+      const open = () =>
+        new Promise<ClientChannel>((resolve, reject) => {
+          try {
+            client.exec(line, (error, opened) => (error ? reject(error) : resolve(opened)));
+          } catch (error) {
+            reject(error);
+          }
+        });
+      let channel: ClientChannel | undefined;
+      for (let attempt = 1; !channel; attempt++) {
         try {
-          client.exec(line, (error, opened) => (error ? reject(error) : resolve(opened)));
+          channel = await open();
         } catch (error) {
-          reject(error);
+          // As in run(): a session table briefly full after a burst; nothing ran yet.
+          if (!(error instanceof Error && /open failure/i.test(error.message)) || attempt >= OPEN_ATTEMPTS) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 5 * 2 ** attempt));
         }
-      });
+      }
       const stderr = new PassThrough();
       let pid: number | null = null;
       let exited = false;
