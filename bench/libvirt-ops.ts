@@ -83,12 +83,20 @@ function timedRunner(inner: SshCommandRunner, steps: Steps): CommandRunner & Pic
   return {
     target: inner.target,
     run: (options: RunCommandOptions) => {
-      const program = options.argv[0] === 'sh' ? 'sh (write file)' : String(options.argv[0]);
+      const program = options.argv[0] === 'sh' ? scriptStep(String(options.argv[2])) : String(options.argv[0]);
       return steps.time(program, () => inner.run(options));
     },
     spawn: (options) => inner.spawn(options),
     close: () => inner.close(),
   };
+}
+
+/** A name for one of the provisioner's fixed sh scripts, by what it runs. */
+function scriptStep(script: string): string {
+  if (script.includes('mkiso')) return 'seed ISO (sh)';
+  if (script.includes('mkdir')) return 'directories (sh)';
+  if (script.includes('mktemp')) return 'XML temp file (sh)';
+  return 'sh';
 }
 
 async function timed(op: () => Promise<unknown>): Promise<number> {

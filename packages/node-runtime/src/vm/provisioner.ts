@@ -82,12 +82,12 @@ export interface CreatedVm {
 }
 
 export interface VmProvisionerOptions {
-  /** Where qemu-img, xorriso, mkdir and rm run: the same host as the hypervisor's virsh. */
+  /** Where qemu-img, genisoimage or xorriso, mkdir and rm run: the same host as the hypervisor's virsh. */
   runner: CommandRunner;
   hypervisor: Hypervisor;
   /** 'kvm' or 'qemu' (TCG); 'auto' asks the hypervisor when it can tell (LibvirtHypervisor), else kvm. */
   virtType?: 'kvm' | 'qemu' | 'auto';
-  /** Bound on qemu-img and xorriso calls. Default 120 s. */
+  /** Bound on qemu-img and ISO-making calls. Default 120 s. */
   timeoutMs?: number;
   logger?: Logger;
 }
@@ -307,7 +307,10 @@ export class VmProvisioner {
       `trap 'rm -rf -- "$staging"' EXIT`,
       'head -c "$2" > "$staging/user-data"',
       'cat > "$staging/meta-data"',
-      'xorriso -as mkisofs -quiet -output "$1" -volid "$3" -joliet -rock "$staging/user-data" "$staging/meta-data"',
+      // genisoimage (what cloud-localds uses) when the host has it: it starts in ~8 ms where
+      // xorriso takes ~100 ms; both read the same mkisofs options.
+      'if command -v genisoimage >/dev/null 2>&1; then mkiso() { genisoimage "$@"; }; else mkiso() { xorriso -as mkisofs "$@"; }; fi',
+      'mkiso -quiet -output "$1" -volid "$3" -joliet -rock "$staging/user-data" "$staging/meta-data" </dev/null',
     ].join('\n');
     await this.cmd(
       ['sh', '-c', script, 'sh', options.seed, String(Buffer.byteLength(options.userData)), NOCLOUD_VOLUME_ID],
