@@ -153,6 +153,17 @@ describe('LibvirtHypervisor on a kept-open virsh', () => {
     }
   });
 
+  it('leaves no virsh running on the host when the SSH runner is closed under it', async () => {
+    const ssh = new SshCommandRunner(testSshRunnerOptions());
+    const hypervisor = new LibvirtHypervisor({ runner: ssh, uri: LIBVIRT_URI });
+    await hypervisor.list();
+    const pid = hypervisor.session?.process?.pid as number;
+    expect(processGone(pid)).toBe(false);
+    await ssh.close();
+    expect(await waitFor(() => processGone(pid), 10_000)).toBe(true);
+    expect((await rejection(hypervisor.list())).code).toBe(ErrorCode.INSTANCE_CLOSED);
+  });
+
   it('uses a local virsh child process with core’s LocalCommandRunner', async () => {
     const hypervisor = new LibvirtHypervisor({ runner: new LocalCommandRunner(), uri: LIBVIRT_URI });
     try {
