@@ -5,12 +5,13 @@
  *   1. domain-state queries: LibvirtHypervisor.state() over SSH (one kept-open `virsh` on one
  *      SSH connection) vs `virsh -c 'qemu+ssh://root@127.0.0.1:2222/system?keyfile=…' domstate`
  *      per call (a new SSH connection and virsh each time), vs a local `virsh domstate` process
- *      per call, and against the issue's absolute target of 2 ms/op. Interleaved in rounds so
- *      load from other work on the machine falls on all sides alike.
+ *      per call, and against the issue's absolute target of 2 ms/op. Interleaved in rounds of 10
+ *      so load from other work on the machine falls on all sides alike; each side's figure is
+ *      its median round.
  *   2. create-to-running of a VM from a cloud image: VmProvisioner over SSH (overlay, NoCloud
  *      seed, define, start) vs the same steps by hand on the host (qemu-img, cloud-localds,
  *      virsh define/start/domstate, each a process), median of 5, with each side's steps timed.
- * QUANTIX_BENCH_QUICK=1: 20 queries per side and one VM each (CI runs it so the bench never rots).
+ * QUANTIX_BENCH_QUICK=1: 30 queries per side and one VM each (CI runs it so the bench never rots).
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -32,7 +33,7 @@ import { benchResults } from './lib/results.js';
 
 const run = promisify(execFile);
 const quick = process.env.QUANTIX_BENCH_QUICK === '1';
-const ROUNDS = quick ? 2 : 10;
+const ROUNDS = quick ? 3 : 10;
 const QUERIES_PER_ROUND = 10;
 const VMS = quick ? 1 : 5;
 const STATE_TARGET_MS = 2;
@@ -130,29 +131,28 @@ try {
   const expectRunning = (said: string) => {
     if (said.trim() !== 'running') throw new Error(`the state was ${said}`);
   };
+  // ms/op of each round, per side; each side's figure is the median over rounds, so a burst of
+  // load from other work on the machine during one round does not decide it.
   const sides = {
-    session: 0,
-    perProcessSsh: 0,
-    virshSsh: 0,
-    virshLocal: 0,
+    session: [] as number[],
+    perProcessSsh: [] as number[],
+    virshSsh: [] as number[],
+    virshLocal: [] as number[],
   };
-  for (let round = 0; round < ROUNDS; round++) {
-    sides.session += await timed(async () => {
-      for (let i = 0; i < QUERIES_PER_ROUND; i++) expectRunning(await hypervisor.state({ name }));
+  const round = async (side: number[], query: () => Promise<string>) => {
+    const ms = await timed(async () => {
+      for (let i = 0; i < QUERIES_PER_ROUND; i++) expectRunning(await query());
     });
-    sides.perProcessSsh += await timed(async () => {
-      for (let i = 0; i < QUERIES_PER_ROUND; i++) expectRunning(await perProcess.state({ name }));
-    });
-    sides.virshSsh += await timed(async () => {
-      for (let i = 0; i < QUERIES_PER_ROUND; i++)
-        expectRunning((await run('virsh', ['-c', VIRSH_SSH_URI, 'domstate', name])).stdout);
-    });
-    sides.virshLocal += await timed(async () => {
-      for (let i = 0; i < QUERIES_PER_ROUND; i++) expectRunning((await virsh(['domstate', name])).stdout);
-    });
+    side.push(ms / QUERIES_PER_ROUND);
+  };
+  for (let r = 0; r < ROUNDS; r++) {
+    await round(sides.session, () => hypervisor.state({ name }));
+    await round(sides.perProcessSsh, () => perProcess.state({ name }));
+    await round(sides.virshSsh, async () => (await run('virsh', ['-c', VIRSH_SSH_URI, 'domstate', name])).stdout);
+    await round(sides.virshLocal, async () => (await virsh(['domstate', name])).stdout);
   }
   const queries = ROUNDS * QUERIES_PER_ROUND;
-  const perOp = (ms: number) => ms / queries;
+  const perOp = (side: number[]) => median(side);
   const ours = { label: 'kept-open virsh over SSH', value: perOp(sides.session) };
   const details = {
     queries,
