@@ -4,6 +4,12 @@ export { NodeRuntimeErrorCode } from './errors.js';
 export { buildDomainXml, type DomainSpec } from './libvirt/domain-xml.js';
 export { DEFAULT_LIBVIRT_URI, LibvirtHypervisor, type LibvirtHypervisorOptions } from './libvirt/hypervisor.js';
 export {
+  type InteractiveCommandRunner,
+  quoteVirshArg,
+  VirshSession,
+  type VirshSessionOptions,
+} from './libvirt/virsh-session.js';
+export {
   createNodeRuntimePlugin,
   NODE_RUNTIME_PLUGIN_NAME,
   type NodeRuntimeConfig,
@@ -14,6 +20,7 @@ export { quoteArgv, quoteShellArg } from './ssh/quote.js';
 export {
   DEFAULT_SSH_MAX_CHANNELS,
   type HostKeyPolicy,
+  type InteractiveProcess,
   SshCommandRunner,
   type SshCommandRunnerOptions,
 } from './ssh/runner.js';

@@ -75,6 +75,7 @@ export function createNodeRuntimePlugin(config?: NodeRuntimeConfig): QuantixPlug
         `${NODE_RUNTIME_PLUGIN_NAME} configuration`,
       );
       let runner: CommandRunner | null = null;
+      let hypervisor: LibvirtHypervisor | null = null;
       ctx.provide(CommandRunnerToken, {
         factory: (c) => {
           const logger = c.logger.child({ plugin: NODE_RUNTIME_PLUGIN_NAME });
@@ -105,12 +106,14 @@ export function createNodeRuntimePlugin(config?: NodeRuntimeConfig): QuantixPlug
         },
       });
       ctx.provide(HypervisorToken, {
-        factory: (c) =>
-          new LibvirtHypervisor({
+        factory: (c) => {
+          hypervisor = new LibvirtHypervisor({
             runner: c.get(CommandRunnerToken),
             uri: settings.libvirt.uri,
             logger: c.logger.child({ plugin: NODE_RUNTIME_PLUGIN_NAME }),
-          }),
+          });
+          return hypervisor;
+        },
       });
       ctx.provide(VmProvisionerToken, {
         factory: (c) =>
@@ -122,6 +125,8 @@ export function createNodeRuntimePlugin(config?: NodeRuntimeConfig): QuantixPlug
           }),
       });
       ctx.onClose(async () => {
+        // Its kept-open virsh first, while the runner it runs on is still open.
+        await hypervisor?.close();
         await runner?.close();
       });
     },

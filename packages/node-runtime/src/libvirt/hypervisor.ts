@@ -15,6 +15,7 @@ import {
 import { z } from 'zod';
 import { NodeRuntimeErrorCode } from '../errors.js';
 import { hostPathSchema, parseDomainXml } from './domain-xml.js';
+import { interactiveSpawner, VirshSession } from './virsh-session.js';
 
 type Logger = PluginContext['logger'];
 
@@ -28,11 +29,23 @@ export interface LibvirtHypervisorOptions {
   uri?: string;
   /** Bound on each virsh call. Default 60 s. */
   timeoutMs?: number;
+  /**
+   * Send virsh commands to one kept-open `virsh` session (VirshSession) when the runner can start
+   * one (SshCommandRunner, core's LocalCommandRunner): a call then costs one round trip instead
+   * of a process and a libvirt connection. Default true; false runs a virsh process per call.
+   */
+  session?: boolean;
   logger?: Logger;
 }
 
 const targetSchema = z.string().regex(/^(vd|sd|hd)[a-z]{1,2}$/, 'must be a device target such as vdb or sda');
 const formatSchema = z.enum(['qcow2', 'raw']);
+
+/** Makes a private temp file, writes its input into it and prints its path (removing it if the write fails). */
+const WRITE_TEMP_XML =
+  'file=$(mktemp --tmpdir quantix-domain-XXXXXXXX.xml) || exit 1\n' +
+  'cat > "$file" || { rm -f -- "$file"; exit 1; }\n' +
+  'printf \'%s\\n\' "$file"';
 
 /** `virsh domstate` words → DomainState. */
 const STATE_WORDS: Record<string, DomainState> = {
@@ -64,10 +77,12 @@ export const ACTIVE_STATES: readonly DomainState[] = ['running', 'blocked', 'pau
 
 /**
  * libvirt through `virsh`, over any CommandRunner: the same code drives the local host or a
- * remote one over the persistent SSH connection. Only machine-readable forms are parsed
+ * remote one over the persistent SSH connection. Commands go to one kept-open virsh session
+ * (VirshSession, quoting by quoteVirshArg) when the runner can start one, else to a virsh
+ * process per call. Only machine-readable forms are parsed
  * (`list --name --uuid`, `domstats`, `domuuid`, `domstate`, XML), never tables. Every name,
  * path and target is validated before it becomes an argument, and arguments never pass through
- * a shell string built from them (the runner quotes each one).
+ * a shell string built from them (the runner or the session quotes each one).
  *
  * Errors map to QuantixError codes: no such domain → NOT_FOUND, a name taken → ALREADY_EXISTS,
  * an operation the domain's state forbids → INVALID_STATE, libvirtd unreachable →
@@ -79,12 +94,23 @@ export class LibvirtHypervisor implements Hypervisor {
   readonly runner: CommandRunner;
   private readonly timeoutMs: number;
   private readonly logger: Logger | undefined;
+  /** The kept-open virsh, or null when each call runs a virsh process (see the `session` option). */
+  readonly session: VirshSession | null;
 
   constructor(options: LibvirtHypervisorOptions) {
     this.runner = options.runner;
     this.uri = options.uri ?? DEFAULT_LIBVIRT_URI;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_VIRSH_TIMEOUT_MS;
     this.logger = options.logger;
+    this.session =
+      options.session !== false && interactiveSpawner(this.runner)
+        ? new VirshSession({ runner: this.runner, uri: this.uri, logger: this.logger })
+        : null;
+  }
+
+  /** Ends the kept-open virsh session, if any. The runner stays open (it is the caller's). */
+  async close(): Promise<void> {
+    await this.session?.close();
   }
 
   /** Defines (or, for the same name and UUID, redefines) a persistent domain from its XML. */
@@ -93,15 +119,17 @@ export class LibvirtHypervisor implements Hypervisor {
     checkName(name);
     // virsh reads a file, and /dev/stdin cannot stand in for one: Node gives a local child a
     // socket as stdin, which open() refuses (ENXIO). So the XML goes through a private temp
-    // file on the host (mktemp makes it 0600), written by tee from stdin and removed after.
-    const file = (await this.run(['mktemp', '--tmpdir', 'quantix-domain-XXXXXXXX.xml'])).trim();
+    // file on the host (mktemp makes it 0600), made and written from stdin by one fixed script
+    // (one round trip), and removed while the new domain is looked at.
+    const file = checkPath((await this.run(['sh', '-c', WRITE_TEMP_XML], xml)).trim());
+    const remove = () => this.run(['rm', '-f', '--', file]).catch(() => undefined);
     try {
-      await this.run(['tee', checkPath(file)], xml);
       await this.virsh(['define', '--validate', file], { name });
-    } finally {
-      await this.run(['rm', '-f', '--', file]).catch(() => undefined);
+    } catch (error) {
+      await remove();
+      throw error;
     }
-    const [uuid, state] = await Promise.all([this.uuid(name), this.state({ name })]);
+    const [uuid, state] = await Promise.all([this.uuid(name), this.state({ name }), remove()]);
     return { name, uuid, state };
   }
 
@@ -132,8 +160,8 @@ export class LibvirtHypervisor implements Hypervisor {
 
   async destroy(options?: { name: string }): Promise<void> {
     // typedi calls destroy() with no argument on every service it holds when an instance closes;
-    // that is not a request to stop a domain.
-    if (options === undefined) return;
+    // that is not a request to stop a domain, but the end of this hypervisor's life.
+    if (options === undefined) return this.close();
     const name = checkName(options.name);
     await this.virsh(['destroy', '--domain', name], { name });
   }
@@ -276,9 +304,10 @@ export class LibvirtHypervisor implements Hypervisor {
     return (await this.runner.run({ argv, stdin, timeoutMs: this.timeoutMs })).stdout;
   }
 
-  private async virsh(args: string[], context: { stdin?: string; name?: string } = {}): Promise<string> {
+  private async virsh(args: string[], context: { name?: string } = {}): Promise<string> {
     try {
-      return await this.run(['virsh', '--quiet', '--connect', this.uri, ...args], context.stdin);
+      if (this.session) return await this.session.run(args, { timeoutMs: this.timeoutMs });
+      return await this.run(['virsh', '--quiet', '--connect', this.uri, ...args]);
     } catch (error) {
       throw mapVirshError(error, { uri: this.uri, command: args[0] ?? '', name: context.name });
     }

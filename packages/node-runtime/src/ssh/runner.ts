@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import {
   COMMAND_LOCALE_ENV,
   type CommandResult,
@@ -6,6 +7,7 @@ import {
   DEFAULT_COMMAND_TIMEOUT_MS,
   DEFAULT_MAX_OUTPUT_BYTES,
   ErrorCode,
+  isQuantixError,
   type PluginContext,
   QuantixError,
   type RunCommandOptions,
@@ -65,6 +67,19 @@ export interface SshCommandRunnerOptions {
 }
 
 export const DEFAULT_SSH_MAX_CHANNELS = 8;
+
+/** A long-lived command started by spawn(): its streams, a kill that cannot be ignored, and its end. */
+export interface InteractiveProcess {
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  /** Its process ID where it runs (remote: the SSH session's process-group leader, which it is). */
+  readonly pid: number;
+  /** SIGKILL to the command and all it started (a stopped process too); `ended` settles after. */
+  kill(): void;
+  /** Settles when the command has ended (by itself, killed, or with its connection), with its exit status if it had one. */
+  readonly ended: Promise<{ exitCode: number | null }>;
+}
 const MESSAGE_STDERR_CHARS = 2_000;
 /**
  * Every command line starts by writing `__quantix_pid=<PID>` to stderr: the session's PID, which
@@ -203,6 +218,131 @@ export class SshCommandRunner implements CommandRunner {
     }
   }
 
+  /**
+   * Starts a long-lived command with its input, output and errors as streams (an interactive
+   * `virsh`, say), on a channel of its own that counts against maxChannels until it ends. The
+   * argv is quoted as for run() and the command gets the same locale. The session's PID is read
+   * first, so kill() can SIGKILL its whole process group from another channel — a stopped or
+   * hung process included; ending its input (or losing the connection) lets a well-behaved one exit.
+   */
+  async spawn(options: {
+    argv: readonly string[];
+    env?: Record<string, string>;
+    timeoutMs?: number;
+  }): Promise<InteractiveProcess> {
+    if (this.closed) throw new QuantixError(ErrorCode.INSTANCE_CLOSED, `The SSH runner for ${this.target} is closed`);
+    const argv = [...options.argv];
+    // run()'s command words (cd, env, the quoted argv) without its launcher: the program reads the channel itself.
+    const words = this.commandLine({ argv, env: options.env }, (command) => command);
+    const line = `echo "__quantix_pid=$$" >&2; ${words}`;
+    const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
+    const deadline = AbortSignal.timeout(timeoutMs);
+    const stopped = () => this.interruptedError(argv, { kind: 'timeout' }, timeoutMs, '', '');
+    const client = await raceAbort(this.client(), deadline, stopped);
+    await raceAbort(this.acquireChannel(), deadline, stopped, () => this.releaseChannel());
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.releaseChannel();
+    };
+    try {
+      const open = () =>
+        new Promise<ClientChannel>((resolve, reject) => {
+          try {
+            client.exec(line, (error, opened) => (error ? reject(error) : resolve(opened)));
+          } catch (error) {
+            reject(error);
+          }
+        });
+      let channel: ClientChannel | undefined;
+      for (let attempt = 1; !channel; attempt++) {
+        try {
+          channel = await open();
+        } catch (error) {
+          // As in run(): a session table briefly full after a burst; nothing ran yet.
+          if (!(error instanceof Error && /open failure/i.test(error.message)) || attempt >= OPEN_ATTEMPTS) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 5 * 2 ** attempt));
+        }
+      }
+      const stderr = new PassThrough();
+      let pid: number | null = null;
+      let exited = false;
+      let exitCode: number | null = null;
+      channel.on('exit', (code: number | null) => {
+        exitCode = typeof code === 'number' ? code : null;
+      });
+      const ended = new Promise<{ exitCode: number | null }>((resolve) => {
+        channel.on('close', () => {
+          exited = true;
+          this.inFlight.delete(channel);
+          release();
+          stderr.end();
+          resolve({ exitCode });
+        });
+      });
+      channel.on('error', () => undefined);
+      const kill = () => {
+        if (exited) return;
+        if (pid !== null) this.killRemoteGroup(client, pid);
+        channel.close();
+      };
+      this.inFlight.set(channel, { client, interrupt: () => kill() });
+      const sessionPid = await new Promise<number>((resolve, reject) => {
+        let head = Buffer.alloc(0);
+        const timer = setTimeout(() => {
+          kill();
+          reject(stopped());
+        }, timeoutMs);
+        const onData = (chunk: Buffer) => {
+          if (pid !== null) {
+            stderr.write(chunk);
+            return;
+          }
+          head = Buffer.concat([head, chunk]);
+          const newline = head.indexOf(0x0a);
+          if (newline === -1 && head.length < PID_SEARCH_MAX) return;
+          const found = PID_MARKER.exec(head.subarray(0, Math.max(newline, 0)).toString('latin1'));
+          clearTimeout(timer);
+          if (!found) {
+            kill();
+            return reject(
+              new QuantixError(
+                ErrorCode.COMMAND_FAILED,
+                `Command '${argv[0]}' on ${this.target} could not be started`,
+                {
+                  details: { argv, target: this.target, stderr: head.toString('utf8'), reason: 'no-session-pid' },
+                },
+              ),
+            );
+          }
+          pid = Number(found[1]);
+          stderr.write(head.subarray(newline + 1));
+          resolve(pid);
+        };
+        channel.stderr.on('data', onData);
+        void ended.then(() => {
+          clearTimeout(timer);
+          if (pid === null)
+            reject(
+              new QuantixError(ErrorCode.COMMAND_FAILED, `Command '${argv[0]}' on ${this.target} ended at once`, {
+                details: { argv, target: this.target, stderr: head.toString('utf8'), reason: 'session-ended' },
+              }),
+            );
+        });
+      });
+      return { stdin: channel, stdout: channel, stderr, pid: sessionPid, kill, ended };
+    } catch (error) {
+      release();
+      if (isQuantixError(error)) throw error;
+      throw new QuantixError(
+        ErrorCode.COMMAND_FAILED,
+        `Command '${argv[0]}' could not be started on ${this.target}: ${error instanceof Error ? error.message : String(error)}`,
+        { details: { argv, target: this.target, reason: 'channel-open-failed' }, cause: error },
+      );
+    }
+  }
+
   /** Kills the commands still running (their calls reject), ends the connection, refuses further calls. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -228,7 +368,10 @@ export class SshCommandRunner implements CommandRunner {
     }
   }
 
-  private commandLine(options: RunCommandOptions): string {
+  private commandLine(
+    options: Pick<RunCommandOptions, 'argv' | 'env' | 'cwd' | 'stdin'>,
+    launch: (command: string) => string = (command) => launcherLine(command, stdinBytes(options.stdin).length),
+  ): string {
     if (!Array.isArray(options.argv) || options.argv.length === 0 || !options.argv[0]) {
       throw new QuantixError(ErrorCode.INVALID_INPUT, 'A command needs an argv with the program first', {
         details: { argv: options.argv },
@@ -256,7 +399,7 @@ export class SshCommandRunner implements CommandRunner {
       }
     }
     words.push(quoteArgv(options.argv));
-    return launcherLine(words.join(' '), stdinBytes(options.stdin).length);
+    return launch(words.join(' '));
   }
 
   private exec(call: {
