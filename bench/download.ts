@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
-import { benchResults } from './lib/results.ts';
+import { benchResults } from './lib/results.js';
 
 interface FetchOnce {
   ms: number;
@@ -74,7 +74,6 @@ async function startServer(file: string, size: number): Promise<{ port: number; 
     },
   };
 }
-
 
 const peaks: { size: number; peakRss: number; baselineRss: number }[] = [];
 try {
