@@ -83,7 +83,7 @@ export interface ImageRepository {
   list(filter?: ImageFilter): Promise<Image[]>;
   count(filter?: Omit<ImageFilter, 'limit' | 'offset'>): Promise<number>;
   /**
-   * The file facts of the rows that have a location, in the order of list: what a scan of a
+   * The file facts of the rows that have a location, in no particular order: what a scan of a
    * pool of 20,000 files reads to tell what changed, without reading whole rows.
    */
   listFileStates(filter?: Omit<ImageFilter, 'limit' | 'offset'>): Promise<ImageFileState[]>;

@@ -147,7 +147,7 @@ export class KnexImageRepository implements ImageRepository {
   }
 
   async listFileStates(filter: Omit<ImageFilter, 'limit' | 'offset'> = {}): Promise<ImageFileState[]> {
-    // Narrow columns, and the mtime as a number: no JSON and no date to parse per row.
+    // Narrow columns, the mtime as a number (no JSON and no date to parse per row), and no sort.
     const query = this.filtered(filter)
       .whereNotNull('rel_path')
       .select(
@@ -158,8 +158,7 @@ export class KnexImageRepository implements ImageRepository {
         'version',
         this.knex.raw('(extract(epoch from file_modified_at) * 1000)::float8 as file_modified_ms'),
         this.knex.raw("error->>'code' as error_code"),
-      )
-      .orderBy([{ column: 'created_at' }, { column: 'id' }]);
+      );
     const rows = (await guarded(WHAT, () => query)) as Row[];
     return rows.map((row) => ({
       id: row.id as string,
