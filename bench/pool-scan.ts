@@ -16,8 +16,10 @@ import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { LocalStorageBackend } from '@quantix/storage-local';
 import { testPool } from '@quantix/storage-local/testing';
+import { benchResults } from './lib/results.js';
 
 const run = promisify(execFile);
+const results = benchResults('pool-scan');
 const quick = process.env.QUANTIX_BENCH_QUICK === '1';
 const FILES = quick ? 2_000 : 20_000;
 const ISOS = FILES / 10;
@@ -160,17 +162,37 @@ try {
     console.log(`  WARNING: quantix listed ${contenders[0]?.count} ISOs, find ${findCount}`);
   }
   console.log(`  virsh: ${libvirt.note}`);
-  const vsFind = ours / find;
-  console.log(`  quantix/find  ${vsFind.toFixed(2)}x (target ≤ 1.5x: ${vsFind <= 1.5 ? 'ok' : 'OVER TARGET'})`);
-  let summary = `pool-scan: quantix ${Math.round(ours)} ms, find ${Math.round(find)} ms (${vsFind.toFixed(2)}x)`;
+  const ourLabel = 'LocalStorageBackend.list';
+  console.log(
+    results.add({
+      name: `list ${ISOS} ISOs of ${FILES} files`,
+      unit: 'ms',
+      better: 'lower',
+      ours: { label: ourLabel, value: ours },
+      peer: { label: 'find -printf', value: find },
+      target: { ratio: 1.5 },
+      details: { files: FILES, isos: ISOS, directories, rounds: ROUNDS },
+    }),
+  );
   if (virsh !== undefined) {
-    const vsVirsh = ours / virsh;
-    console.log(`  quantix/virsh ${vsVirsh.toFixed(2)}x (target < 1x: ${vsVirsh < 1 ? 'ok' : 'OVER TARGET'})`);
-    summary += `, virsh ${Math.round(virsh)} ms (${vsVirsh.toFixed(2)}x${virshUri === 'test:///default' ? ', test driver' : ''})`;
+    console.log(
+      results.add({
+        name: `list vs libvirt, ${FILES} files`,
+        unit: 'ms',
+        better: 'lower',
+        ours: { label: ourLabel, value: ours },
+        peer: {
+          label: virshUri === 'test:///default' ? 'virsh (test driver)' : 'virsh refresh + vol-list',
+          value: virsh,
+        },
+        target: { ratio: 1 },
+        details: { libvirt: libvirt.note },
+      }),
+    );
   } else {
-    summary += `, virsh n/a (${libvirt.note})`;
+    console.log(`  virsh n/a (${libvirt.note})`);
   }
-  console.log(summary);
+  await results.save();
 } finally {
   if (virshUri === 'qemu:///system') {
     await run('virsh', ['-c', virshUri, 'pool-destroy', poolName]).catch(() => undefined);

@@ -11,6 +11,7 @@ export {
 export type { FileInspector, InspectedFile } from './contracts/inspector.js';
 export type { PoolTypeDefinition } from './contracts/pool-type.js';
 export type {
+  ImageFileState,
   ImageFilter,
   ImagePage,
   ImagePageQuery,

@@ -3,6 +3,7 @@ import type {
   EventBus,
   Image,
   ImageError,
+  ImageFileState,
   ImageKind,
   PoolContentType,
   Repositories,
@@ -45,8 +46,8 @@ function underSkipped(relPath: string, skipped: readonly ScanSkipped[]): boolean
   return skipped.some((s) => relPath === s.relPath || relPath.startsWith(`${s.relPath}/`));
 }
 
-const sameFile = (row: Image, file: ScannedFile): boolean =>
-  row.sizeBytes === file.sizeBytes && row.fileModifiedAt?.getTime() === new Date(file.modifiedAt).getTime();
+const sameFile = (row: ImageFileState, file: ScannedFile): boolean =>
+  row.sizeBytes === file.sizeBytes && row.fileModifiedMs === Date.parse(file.modifiedAt);
 
 /**
  * Applies a node's complete scan of one content type of one pool to the database: new and
@@ -104,11 +105,20 @@ export async function ingestScan(options: {
     conflicts: 0,
   };
   // The rows before the upsert: which files are new or changed (for firmware and events).
-  const before = new Map<string, Image>();
-  for (const row of await repositories.images.list({ poolId, kind, phase: LIVE_PHASES })) {
-    if (row.location) before.set(row.location.relPath, row);
+  // Their file facts only: a pool of 20,000 files is compared without reading 20,000 whole rows.
+  const before = new Map<string, ImageFileState>();
+  for (const row of await repositories.images.listFileStates({ poolId, kind, phase: LIVE_PHASES })) {
+    before.set(row.relPath, row);
   }
-  const found: DiscoveredImage[] = files.map((file) => ({
+  // Only files the upsert could change are sent to it: a live row that is ready with the same size
+  // and mtime, or that belongs to a transfer (downloading, deleting…), would be left untouched by
+  // it anyway. A warm scan of 20,000 unchanged files then writes, and sends, nothing.
+  const candidates = files.filter((file) => {
+    const row = before.get(file.relPath);
+    return row === undefined || (row.phase === 'ready' && !sameFile(row, file));
+  });
+  result.untouched += files.length - candidates.length;
+  const found: DiscoveredImage[] = candidates.map((file) => ({
     poolId,
     relPath: file.relPath,
     kind: file.kind ?? kind,
@@ -120,7 +130,12 @@ export async function ingestScan(options: {
     os: file.os,
     labels: file.labels,
   }));
-  Object.assign(result, await repositories.images.upsertByLocation(found));
+  if (found.length > 0) {
+    const written = await repositories.images.upsertByLocation(found);
+    result.inserted += written.inserted;
+    result.updated += written.updated;
+    result.untouched += written.untouched;
+  }
   // Files with no live row were new or back from missing. When all of them were inserted, none was
   // back; else the ready rows say which: a row inserted now is at version 1, one that was missing
   // has been written at least twice.
@@ -128,14 +143,14 @@ export async function ingestScan(options: {
   const back = new Set<string>();
   if (unknown.length > result.inserted) {
     const unknownPaths = new Set(unknown.map((file) => file.relPath));
-    for (const row of await repositories.images.list({ poolId, kind, phase: 'ready' })) {
-      if (row.location && unknownPaths.has(row.location.relPath) && row.version > 1) back.add(row.location.relPath);
+    for (const row of await repositories.images.listFileStates({ poolId, kind, phase: 'ready' })) {
+      if (unknownPaths.has(row.relPath) && row.version > 1) back.add(row.relPath);
     }
   }
   // An unusable file whose row is already missing (an earlier reason): read those rows only then.
   if (invalid.some((bad) => !before.has(bad.relPath))) {
-    for (const row of await repositories.images.list({ poolId, kind, phase: 'missing' })) {
-      if (row.location && !before.has(row.location.relPath)) before.set(row.location.relPath, row);
+    for (const row of await repositories.images.listFileStates({ poolId, kind, phase: 'missing' })) {
+      if (!before.has(row.relPath)) before.set(row.relPath, row);
     }
   }
 
@@ -157,11 +172,11 @@ export async function ingestScan(options: {
 
   for (const file of files) {
     const row = before.get(file.relPath);
-    const id = imageIdForLocation(poolId, file.relPath);
     const returned = back.has(file.relPath);
     const fresh = row === undefined && !returned;
     const changed = row !== undefined && row.phase === 'ready' && !sameFile(row, file);
     if (!fresh && !returned && !changed) continue;
+    const id = imageIdForLocation(poolId, file.relPath);
     if (fresh) announce(id, null, 'ready', null);
     else if (returned) announce(id, 'missing', 'ready', null);
     // Discovered rows start with no firmware requirement; record one when the medium demands it,
@@ -183,7 +198,7 @@ export async function ingestScan(options: {
   for (const bad of invalid) {
     const row = before.get(bad.relPath);
     if (!row || (row.phase !== 'ready' && row.phase !== 'missing')) continue;
-    if (row.phase === 'missing' && row.error?.code === bad.code) continue; // already said: idempotent
+    if (row.phase === 'missing' && row.errorCode === bad.code) continue; // already said: idempotent
     const error: ImageError = { code: bad.code, message: bad.message, retryable: false };
     if (
       await guard(() =>
@@ -199,8 +214,8 @@ export async function ingestScan(options: {
 
   const present = new Set([...files.map((f) => f.relPath), ...invalid.map((f) => f.relPath)]);
   for (const row of before.values()) {
-    const relPath = row.location?.relPath;
-    if (relPath === undefined || present.has(relPath)) continue;
+    const relPath = row.relPath;
+    if (present.has(relPath)) continue;
     if (underSkipped(relPath, skipped)) {
       result.leftAlone += 1;
       continue;

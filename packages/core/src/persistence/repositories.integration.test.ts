@@ -370,6 +370,37 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
       expect((await repos.images.require(imageIdForLocation('pool-a', 'bulk/2499.iso'))).sizeBytes).toBe(2499);
     });
 
+    it('lists the file facts of located rows, as their whole rows have them', async () => {
+      await repos.images.upsertByLocation([found('a.iso'), found('sub/b.iso', 2 ** 40)]);
+      const b = imageIdForLocation('pool-a', 'sub/b.iso');
+      await repos.images.update(b, {
+        phase: 'missing',
+        error: { code: 'ISO_TRUNCATED', message: 'cut short', retryable: false },
+      });
+      await repos.images.create({ name: 'nowhere', kind: 'cloud' }); // no location: not a file
+      const byId = (a: { id: string }, b: { id: string }) => a.id.localeCompare(b.id);
+      const states = (await repos.images.listFileStates()).sort(byId);
+      const rows = (await repos.images.list()).filter((row) => row.location).sort(byId);
+      expect(states).toHaveLength(2);
+      expect(states).toEqual(
+        rows.map((row) => ({
+          id: row.id,
+          relPath: row.location?.relPath,
+          phase: row.phase,
+          sizeBytes: row.sizeBytes,
+          fileModifiedMs: row.fileModifiedAt?.getTime(),
+          version: row.version,
+          errorCode: row.error?.code ?? null,
+        })),
+      );
+      expect(states.find((s) => s.id === b)).toMatchObject({
+        sizeBytes: 2 ** 40,
+        fileModifiedMs: Date.parse('2026-01-02T03:04:05.678Z'),
+        errorCode: 'ISO_TRUNCATED',
+      });
+      expect(await repos.images.listFileStates({ poolId: 'pool-a', phase: 'ready' })).toHaveLength(1);
+    });
+
     it('refuses files in a pool that does not exist', async () => {
       expect(await errorCodeOf(repos.images.upsertByLocation([{ ...found('x.iso'), poolId: 'ghost' }]))).toBe(
         ErrorCode.NOT_FOUND,

@@ -252,6 +252,67 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
     }
   });
 
+  it('sends an unchanged file as the last scan did without reading it, and reads again one it failed to read', async () => {
+    const shelf = join(root, 'shelf');
+    await mkdir(shelf);
+    await writeFile(join(shelf, 'steady.iso'), 'x');
+    await writeFile(join(shelf, 'flaky.iso'), 'x');
+    const inspected: string[] = [];
+    let flakyFails = true;
+    const messages: NodeMessage[] = [];
+    const scanning = new NodeAgent({
+      nodeId: 'node-4',
+      backends: [new LocalStorageBackend()],
+      poolTypes: [localPoolType],
+      poolRoots: createPoolRootPolicy({ allowedRoots: [root] }),
+      poolRecheckIntervalMs: 0,
+      inspector: {
+        inspect: async ({ relPath }) => {
+          inspected.push(relPath);
+          // A read that fails for a passing reason (not "this is no ISO"): the file is sent unnamed.
+          if (relPath === 'flaky.iso' && flakyFails) throw new Error('EIO: i/o error, read');
+          return { name: `named ${relPath}` };
+        },
+      },
+    });
+    const sendTo = (m: NodeMessage) => void messages.push(m);
+    const scanFiles = async () => {
+      const from = messages.length;
+      await scanning.handle(
+        {
+          v: PROTOCOL_VERSION,
+          type: 'request',
+          requestId: `scan-${from}`,
+          request: { op: 'pool.scan', poolId: 'shelf', content: 'iso' },
+        },
+        sendTo,
+      );
+      const result = messages.slice(from).find((m) => m.type === 'scan.result');
+      return result?.type === 'scan.result' ? result.files : [];
+    };
+    try {
+      await scanning.handle(
+        { v: PROTOCOL_VERSION, type: 'pools.desired', generation: 1, pools: [pool('shelf', { path: shelf })] },
+        sendTo,
+      );
+      const first = await scanFiles();
+      expect(first.map((f) => [f.relPath, f.name])).toEqual([
+        ['flaky.iso', undefined],
+        ['steady.iso', 'named steady.iso'],
+      ]);
+      inspected.length = 0;
+      flakyFails = false;
+      const second = await scanFiles();
+      expect(inspected).toEqual(['flaky.iso']);
+      expect(second).toEqual([{ ...first[0], name: 'named flaky.iso' }, first[1]]);
+      inspected.length = 0;
+      expect(await scanFiles()).toEqual(second);
+      expect(inspected).toEqual([]);
+    } finally {
+      await scanning.close();
+    }
+  });
+
   it("sends a scan larger than the control plane's frame limit in numbered parts, each within it", async () => {
     const isoDir = join(root, 'isos');
     await mkdir(isoDir);

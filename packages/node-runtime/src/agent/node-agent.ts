@@ -115,6 +115,27 @@ interface Inspection {
   modifiedMs: number;
   inspected: InspectedFile | null;
   invalid: { code: string; message: string } | null;
+  /**
+   * The file as the last scan sent it (cut to the protocol's limits) and its JSON size: an unchanged
+   * file is sent again as it is, without being rebuilt or measured again. Null when it was not sent.
+   */
+  sent?: SizedFile | null;
+}
+
+/** A scanned file within the protocol's limits, with the bytes it takes in a scan.result. */
+interface SizedFile {
+  file: ScannedFile;
+  bytes: number;
+}
+
+/** The JSON size of one item of a scan.result's arrays, with its separating comma. */
+const jsonBytes = (item: unknown): number => Buffer.byteLength(JSON.stringify(item)) + 1;
+
+/** A scanned file ready to send: within the protocol's limits and measured; null when its path is too long to send. */
+function sizedFile(file: ScannedFile): SizedFile | null {
+  if (file.relPath.length > PROTOCOL_LIMITS.path) return null;
+  const limited = withinLimits(file);
+  return { file: limited, bytes: jsonBytes(limited) };
 }
 
 interface ActivePool {
@@ -504,7 +525,7 @@ export class NodeAgent {
   private async scan(poolId: string, content: PoolContentType, send: Send) {
     const { pool, backend } = this.poolFor(poolId);
     const listing = await backend.list({ pool, content });
-    const files: ScannedFile[] = [];
+    const files: SizedFile[] = [];
     // What the listing did not enter, and files refused below: the control plane leaves their rows alone.
     const skipped: ScanSkipped[] = [...listing.skipped];
     // Files that are there but are no ISO: the control plane takes their rows out of service, with the reason.
@@ -526,6 +547,11 @@ export class NodeAgent {
         seen.set(file.relPath, last);
         if (last.invalid) {
           invalid.push({ relPath: file.relPath, ...last.invalid });
+          continue;
+        }
+        // Sent as last time: a warm scan of 20,000 files is a listing, not 20,000 messages rebuilt.
+        if (last.sent !== undefined) {
+          if (last.sent) files.push(last.sent);
           continue;
         }
         inspected = last.inspected;
@@ -553,7 +579,7 @@ export class NodeAgent {
           }
         }
       }
-      files.push({
+      const sent = sizedFile({
         relPath: file.relPath,
         kind: content === 'iso' ? 'iso' : 'cloud',
         format: inspected?.format ?? formatFromName(file.relPath),
@@ -564,6 +590,15 @@ export class NodeAgent {
         ...(inspected?.labels ? { labels: inspected.labels } : {}),
         ...(inspected?.firmware ? { firmware: inspected.firmware } : {}),
       });
+      if (sent) files.push(sent);
+      // Remembered with what was sent. A file whose inspection failed is not remembered: the next
+      // scan reads it again. With no inspector there is nothing to read, only the message to keep.
+      const entry = seen.get(file.relPath);
+      if (entry) entry.sent = sent;
+      else if (!this.options.inspector) {
+        const modifiedMs = file.modifiedAt.getTime();
+        seen.set(file.relPath, { sizeBytes: file.sizeBytes, modifiedMs, inspected: null, invalid: null, sent });
+      }
     }
     this.inspections.set(cacheKey, { definition, files: seen });
     if (uninspected.length > 0) {
@@ -586,9 +621,8 @@ export class NodeAgent {
     send: Send,
     poolId: string,
     content: PoolContentType,
-    scan: { files: ScannedFile[]; skipped: ScanSkipped[]; invalid: ScanInvalid[] },
+    scan: { files: SizedFile[]; skipped: ScanSkipped[]; invalid: ScanInvalid[] },
   ): Promise<void> {
-    const files = scan.files.filter((f) => f.relPath.length <= PROTOCOL_LIMITS.path).map(withinLimits);
     const skipped = scan.skipped
       .filter((s) => s.relPath.length <= PROTOCOL_LIMITS.path)
       .map((s) => ({ relPath: s.relPath, reason: truncateText(s.reason) }));
@@ -605,8 +639,7 @@ export class NodeAgent {
     const budget = this.maxMessageBytes === null ? Number.POSITIVE_INFINITY : Math.floor(this.maxMessageBytes / 2);
     const parts: Part[] = [{ files: [], skipped: [], invalid: [] }];
     let size = 0;
-    const add = <K extends keyof Part>(key: K, item: Part[K][number]) => {
-      const length = Buffer.byteLength(JSON.stringify(item)) + 1;
+    const add = <K extends keyof Part>(key: K, item: Part[K][number], length = jsonBytes(item)) => {
       let current = parts[parts.length - 1] as Part;
       const count = current.files.length + current.skipped.length + current.invalid.length;
       if (count > 0 && (size + length > budget || current[key].length >= PROTOCOL_LIMITS.scanFilesPerMessage)) {
@@ -617,7 +650,7 @@ export class NodeAgent {
       (current[key] as Part[K][number][]).push(item);
       size += length;
     };
-    for (const file of files) add('files', file);
+    for (const { file, bytes } of scan.files) add('files', file, bytes);
     for (const item of skipped) add('skipped', item);
     for (const item of invalid) add('invalid', item);
     const extras = (part: Part) => ({

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import type {
+  ImageFileState,
   ImageFilter,
   ImagePage,
   ImagePageQuery,
@@ -230,6 +231,31 @@ export class KnexImageRepository implements ImageRepository {
   async count(filter: Omit<ImageFilter, 'limit' | 'offset'> = {}): Promise<number> {
     const row = await guarded(WHAT, () => this.filtered(filter).count({ count: '*' }).first());
     return toNumber((row as Row | undefined)?.count ?? 0);
+  }
+
+  async listFileStates(filter: Omit<ImageFilter, 'limit' | 'offset'> = {}): Promise<ImageFileState[]> {
+    // Narrow columns, the mtime as a number (no JSON and no date to parse per row), and no sort.
+    const query = this.filtered(filter)
+      .whereNotNull('rel_path')
+      .select(
+        'id',
+        'rel_path',
+        'phase',
+        'size_bytes',
+        'version',
+        this.knex.raw('(extract(epoch from file_modified_at) * 1000)::float8 as file_modified_ms'),
+        this.knex.raw("error->>'code' as error_code"),
+      );
+    const rows = (await guarded(WHAT, () => query)) as Row[];
+    return rows.map((row) => ({
+      id: row.id as string,
+      relPath: row.rel_path as string,
+      phase: row.phase as Image['phase'],
+      sizeBytes: toNullableNumber(row.size_bytes),
+      fileModifiedMs: row.file_modified_ms === null ? null : Math.round(Number(row.file_modified_ms)),
+      version: toNumber(row.version),
+      errorCode: (row.error_code as string | null) ?? null,
+    }));
   }
 
   async getByLocation(location: { poolId: string; relPath: string }): Promise<Image | undefined> {
