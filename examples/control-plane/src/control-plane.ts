@@ -20,10 +20,11 @@ import {
   type Quantix,
   QuantixError,
 } from '@quantix/core';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { findNul, handleClientError, handleError } from './http/errors.js';
 import { idempotentWrites } from './http/idempotency.js';
+import { consoleRelayRoute, consoleRoutes, consoleTicketRoutes } from './http/routes/consoles.js';
 import { imageRoutes } from './http/routes/images.js';
 import { nodeRoutes } from './http/routes/nodes.js';
 import { poolRoutes } from './http/routes/pools.js';
@@ -63,7 +64,7 @@ export const CONTROL_PLANE_VERSION: string = (createRequire(import.meta.url)('..
   .version;
 
 /** Who may call a route: the scope it was registered in, as its OpenAPI `security` declares. */
-export type RouteAuth = 'public' | 'api' | 'node' | 'upload';
+export type RouteAuth = 'public' | 'api' | 'node' | 'upload' | 'console';
 
 export interface RouteInfo {
   method: string;
@@ -145,7 +146,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
             ? 'node'
             : 'uploadToken' in (security[0] ?? {})
               ? 'upload'
-              : 'api';
+              : 'consoleTicket' in (security[0] ?? {})
+                ? 'console'
+                : 'api';
     for (const method of methods) {
       if (method === 'HEAD') continue;
       const websocket = Boolean(
@@ -162,13 +165,19 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           bearer: { type: 'http', scheme: 'bearer', description: 'The API token' },
           nodeToken: { type: 'http', scheme: 'bearer', description: 'A node’s own token, with X-Quantix-Node-Id' },
           uploadToken: { type: 'apiKey', in: 'query', name: 'token', description: 'A staged upload’s one-time token' },
+          consoleTicket: {
+            type: 'apiKey',
+            in: 'query',
+            name: 'ticket',
+            description: 'A VM console’s single-use ticket, from POST /vms/{id}/console/tickets',
+          },
         },
       },
       security: [{ bearer: [] }],
     },
     transform: jsonSchemaTransform,
   });
-  // The node socket is the only WebSocket route: a larger frame closes it with 1009.
+  // WebSockets: the node's, its console relays and console viewers'; a larger frame closes one with 1009.
   await app.register(fastifyWebsocket, { options: { maxPayload: PROTOCOL_LIMITS.maxNodeMessageBytes } });
 
   // Authentication belongs to the route scope, never to a test of the URL's spelling: the
@@ -204,7 +213,25 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     { prefix: API_PREFIX },
   );
 
-  // Node daemons and staged-upload fetches carry credentials of their own, checked per route.
+  /** A node's token and id, from its headers; the node's id when they match (else UNAUTHORIZED). */
+  const checkNodeToken = async (request: FastifyRequest): Promise<string> => {
+    const nodeId = String(request.headers['x-quantix-node-id'] ?? '');
+    const token = bearerToken(request.headers.authorization);
+    // An unknown node is a wrong credential; a database that cannot answer is not: that is a
+    // 503, and the node dials again soon (or another replica) instead of waiting as if refused.
+    const digest = nodeId
+      ? await hub.tokenDigestOf(nodeId).catch((error: unknown) => {
+          if (isQuantixError(error, ErrorCode.NOT_FOUND)) return null;
+          throw error;
+        })
+      : null;
+    if (!token || !tokenMatches(token, digest)) {
+      throw new QuantixError(ErrorCode.UNAUTHORIZED, 'Unknown node or wrong node token');
+    }
+    return nodeId;
+  };
+
+  // Node daemons, staged-upload fetches and console viewers carry credentials of their own, checked per route.
   await app.register(
     async (nodeScope) => {
       nodeScope.route({
@@ -217,19 +244,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         },
         // The node's token is checked before the upgrade: a wrong token never gets a socket.
         preValidation: async (request) => {
-          const nodeId = String(request.headers['x-quantix-node-id'] ?? '');
-          const token = bearerToken(request.headers.authorization);
-          // An unknown node is a wrong credential; a database that cannot answer is not: that is a
-          // 503, and the node dials again soon (or another replica) instead of waiting as if refused.
-          const digest = nodeId
-            ? await hub.tokenDigestOf(nodeId).catch((error: unknown) => {
-                if (isQuantixError(error, ErrorCode.NOT_FOUND)) return null;
-                throw error;
-              })
-            : null;
-          if (!token || !tokenMatches(token, digest)) {
-            throw new QuantixError(ErrorCode.UNAUTHORIZED, 'Unknown node or wrong node token');
-          }
+          await checkNodeToken(request);
         },
         handler: async () => {
           throw new QuantixError(ErrorCode.INVALID_INPUT, 'The node socket is a WebSocket: connect with an upgrade');
@@ -238,6 +253,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           hub.attach(String(request.headers['x-quantix-node-id']), webSocketChannel(socket)),
       });
       stagedUploadRoutes(nodeScope, { uploads: services.uploads });
+      consoleRelayRoute(nodeScope, { consoles: services.consoles, checkNodeToken });
+      consoleRoutes(nodeScope, { consoles: services.consoles });
     },
     { prefix: API_PREFIX },
   );
@@ -260,6 +277,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       replicaRoutes(api, { replicas: services.replicas });
       imageRoutes(api, { quantix, ...services });
       vmRoutes(api, { quantix, vms: services.vms });
+      consoleTicketRoutes(api, { consoles: services.consoles, apiPrefix: API_PREFIX });
       uploadRoutes(api, {
         uploads: services.uploads,
         ...(options.maxUploadBytes !== undefined ? { maxBytes: options.maxUploadBytes } : {}),

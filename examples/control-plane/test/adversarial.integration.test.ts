@@ -142,6 +142,8 @@ describe.each(TEST_DATABASE_CLIENTS)('adversarial suite, generated from the Open
         'another node’s token': { authorization: `Bearer ${nodeToken}`, 'x-quantix-node-id': LOCAL_NODE_ID },
       },
       upload: { ...wrong, 'the API token': { authorization: `Bearer ${system.apiToken}` } },
+      // A console's credential is a ticket in its query: the API token in a header opens nothing.
+      console: { ...wrong, 'the API token': { authorization: `Bearer ${system.apiToken}` } },
       public: {},
     };
     const failures: string[] = [];

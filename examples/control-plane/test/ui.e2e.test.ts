@@ -246,6 +246,69 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
     expect(problems).toEqual([]);
   }, 600_000);
 
+  it('console: the serial console of a running VM shows its first output in the terminal; the display connects over VNC', async () => {
+    const { body: images } = await system.api('GET', `/images?catalogId=${system.catalog.readyId}`);
+    const vmName = `ui-console-${Date.now().toString(36)}`;
+    const created = await system.api('POST', '/vms', {
+      name: vmName,
+      nodeId: system.nodeId,
+      imageId: images.images[0].id,
+      memoryMiB: 64,
+      diskGiB: 1,
+    });
+    expect(created.status).toBe(201);
+    try {
+      const { page, problems } = await open('/vms', system.token);
+      await until(
+        () => rowText(page, 'VMs', vmName),
+        (t) => t.includes('Running'),
+        `${vmName} running`,
+        30_000,
+      );
+      await page.getByRole('link', { name: `Console of ${vmName}` }).click();
+      await page.getByRole('heading', { name: `Console of ${vmName}` }).waitFor();
+      const status = page.getByRole('status', { name: 'Console status' });
+      await until(
+        () => textOf(status),
+        (t) => t.startsWith('Connected'),
+        'the serial console connected',
+        30_000,
+      );
+      expect(await textOf(status)).toBe(`Connected to the serial console of ${vmName}`);
+      // The firmware wrote its banner before anyone watched: the first viewer sees it from the first line.
+      const terminal = page.getByRole('region', { name: `Serial console of ${vmName}` });
+      const shown = await until(
+        () => textOf(terminal.locator('.xterm-rows')),
+        (t) => /SeaBIOS \(version [^)]+\)/.test(t),
+        'SeaBIOS in the terminal',
+        45_000,
+      );
+      expect(shown).toMatch(/SeaBIOS \(version [^)]+\)/);
+      await screenshot(page, 'real-console-serial');
+
+      await page.getByRole('navigation', { name: 'Console kind' }).getByRole('link', { name: 'Display (VNC)' }).click();
+      await until(
+        () => textOf(status),
+        (t) => t.startsWith('Connected'),
+        'the display connected',
+        30_000,
+      );
+      expect(await textOf(status)).toBe(`Connected to the display of ${vmName}`);
+      // noVNC draws the VM's framebuffer into a canvas of the display's size.
+      const canvas = page.getByRole('region', { name: `Display of ${vmName}` }).locator('canvas');
+      const size = await until(
+        () => canvas.evaluate((c: HTMLCanvasElement) => ({ width: c.width, height: c.height })),
+        (s) => s.width > 0 && s.height > 0,
+        'a framebuffer in the canvas',
+      );
+      expect(size.width).toBeGreaterThanOrEqual(640);
+      await screenshot(page, 'real-console-vnc');
+      expect(problems).toEqual([]);
+    } finally {
+      await system.api('DELETE', `/vms/${created.body.id}`);
+    }
+  }, 240_000);
+
   it('uploads an ISO, which the node stores in its pool, lists it with its path, and deletes it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'quantix-ui-iso-'));
     try {

@@ -1,18 +1,21 @@
 import type { LookupAddress, LookupOptions } from 'node:dns';
 import { isIPv6 } from 'node:net';
+import type { Duplex } from 'node:stream';
 import {
   type ControlMessage,
   ErrorCode,
   isQuantixError,
+  NODE_CONSOLE_PATH,
   type NodeMessage,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
   PROTOCOL_VERSIONS,
   parseControlMessage,
+  QuantixError,
   truncateText,
 } from '@quantix/core';
 import type { Logger } from 'pino';
-import WebSocket from 'ws';
+import WebSocket, { createWebSocketStream } from 'ws';
 import { type Endpoint, parseControlPlaneUrls, resolveEndpoints } from './endpoints.js';
 
 /** Handles what the control plane sends; replies go through `send`. */
@@ -109,6 +112,41 @@ export class ControlPlaneConnection {
   }
 
   /** The next endpoint to dial: the rest of this round, or a new round with names resolved again. */
+  /**
+   * Dials the console relay for a console.open on the replica this connection is on (the session
+   * waits there), with this node's token; the bytes go as binary frames, never through the node
+   * protocol's connection. Settles once the relay took the socket.
+   */
+  async openConsoleChannel(sessionId: string): Promise<Duplex> {
+    const endpoint = this.current;
+    if (!endpoint || this.stopped) {
+      throw new QuantixError(ErrorCode.NODE_NOT_CONNECTED, 'Not connected to a control plane');
+    }
+    const url = new URL(
+      `/api/v1${NODE_CONSOLE_PATH}/${encodeURIComponent(sessionId)}`,
+      endpoint.url.href.replace(/^http/, 'ws'),
+    );
+    const socket = new WebSocket(url, {
+      headers: { authorization: `Bearer ${this.options.token}`, 'x-quantix-node-id': this.options.nodeId },
+      handshakeTimeout: 10_000,
+      lookup: pinnedLookup(endpoint.address),
+    });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('unexpected-response', (_request, response) => {
+        socket.terminate();
+        reject(
+          new QuantixError(
+            ErrorCode.CONSOLE_UNAVAILABLE,
+            `The control plane refused the console relay (${response.statusCode})`,
+          ),
+        );
+      });
+      socket.once('error', reject);
+    });
+    return createWebSocketStream(socket);
+  }
+
   private async nextEndpoint(): Promise<Endpoint | undefined> {
     if (this.untried.length === 0) {
       const { endpoints, unresolved } = await resolveEndpoints(this.urls);

@@ -28,6 +28,7 @@ import { ReplicaListener } from './replicas/listener.js';
 import { PoolFanout } from './replicas/pool-fanout.js';
 import { ReplicaRegistry, type ReplicaRegistryOptions } from './replicas/replica-registry.js';
 import { NodeRequestRelay, type ReplicaCall } from './replicas/request-relay.js';
+import { ConsoleService } from './vms/console-service.js';
 import { VmService } from './vms/vm-service.js';
 
 export interface CreateControlPlaneOptions {
@@ -79,6 +80,8 @@ export interface ControlPlaneServices {
   downloads: DownloadService;
   uploads: UploadService;
   vms: VmService;
+  /** VM consoles: tickets for viewers, and the relays nodes dial back. */
+  consoles: ConsoleService;
   /** Durable background work (the health sweep runs on it). */
   jobs: JobQueue;
   /** Answers of writes sent with an idempotency key, for retries on any replica. */
@@ -197,6 +200,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     downloads,
     uploads,
     vms: new VmService({ repositories, hub, events, logger }),
+    consoles: new ConsoleService({ repositories, hub, logger }),
     catalog,
     async start() {
       await replicas.start();

@@ -68,5 +68,6 @@ export { ReplicaListener } from './replicas/listener.js';
 export { type ReplicaInfo, ReplicaRegistry, type ReplicaRegistryOptions } from './replicas/replica-registry.js';
 export { NodeRequestRelay, type ReplicaCall } from './replicas/request-relay.js';
 export { bearerToken, newToken, tokenDigest, tokenMatches } from './tokens.js';
+export { ConsoleService, type ConsoleServiceOptions, type ConsoleTicket } from './vms/console-service.js';
 export { checkVmImage, type VmImageCheck } from './vms/preflight.js';
 export { type CreateVmInput, createVmSchema, VmService, type VmStopOptions } from './vms/vm-service.js';

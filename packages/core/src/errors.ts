@@ -129,6 +129,12 @@ export const ErrorCode = defineErrorCodes('@quantix/core', {
     description:
       'The guest did not power off within the stop timeout after an ACPI shutdown (it may ignore ACPI); stop it with force to power it off.',
   },
+  CONSOLE_UNAVAILABLE: {
+    status: 409,
+    retryable: true,
+    description:
+      'The VM has no console of the kind asked for, is not running, or its node did not open it in time; start the VM and retry.',
+  },
   NODE_NOT_CONNECTED: {
     status: 409,
     retryable: true,

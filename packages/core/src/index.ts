@@ -2,6 +2,9 @@ export type { CatalogEntry, ImageCatalog } from './contracts/catalog.js';
 export type { CommandResult, CommandRunner, RunCommandOptions } from './contracts/command-runner.js';
 export type { FetchProgress, FetchRequest, FetchResult, ImageFetcher } from './contracts/fetcher.js';
 export {
+  CONSOLE_TYPES,
+  type ConsoleStream,
+  type ConsoleType,
   DOMAIN_STATES,
   type DomainInfo,
   type DomainState,
@@ -182,6 +185,7 @@ export {
   type HelloDownload,
   type ImageDownloadResult,
   NODE_CLOSE_CODES,
+  NODE_CONSOLE_PATH,
   NODE_OPERATIONS,
   type NodeMessage,
   type NodeOperation,

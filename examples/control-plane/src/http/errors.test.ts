@@ -111,6 +111,7 @@ describe('HTTP statuses of error codes', () => {
       SSH_HOST_KEY_UNKNOWN: 502,
       SSH_HOST_KEY_MISMATCH: 502,
       UNSUPPORTED_OPERATION: 409,
+      CONSOLE_UNAVAILABLE: 409,
       NODE_NOT_CONNECTED: 409,
       NODE_BUSY: 503,
       POOL_UNAVAILABLE: 503,

@@ -4,9 +4,11 @@ import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
-// The page talks to this same origin only; React sets styles through the DOM, never inline markup.
+// The page talks to this same origin only (its console WebSockets too). Scripts come from this
+// origin alone; styles may also be inline because the console's terminal (xterm.js) writes its
+// theme into <style> elements at run time — a style cannot run code.
 const CSP =
-  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; " +
   "base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /**

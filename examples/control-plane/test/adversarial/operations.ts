@@ -65,6 +65,7 @@ const authOf = (security: Record<string, unknown>[] | undefined): RouteAuth => {
   const first = security[0] ?? {};
   if ('nodeToken' in first) return 'node';
   if ('uploadToken' in first) return 'upload';
+  if ('consoleTicket' in first) return 'console';
   return 'api';
 };
 

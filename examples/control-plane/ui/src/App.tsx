@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { lazy, Suspense, useEffect, useState } from 'react';
 import { ApiError, api, get, onUnauthorized, tokenStore } from './api.js';
 import { Link } from './components.js';
 import { navigate, useLocation, usePoll } from './hooks.js';
@@ -11,6 +11,9 @@ import { VmWizard } from './pages/VmWizard.js';
 import type { Health } from './types.js';
 
 type Auth = 'missing' | 'rejected' | 'ok';
+
+// The terminal and VNC viewer are most of the page's weight: loaded when a console is opened.
+const ConsolePage = lazy(async () => ({ default: (await import('./pages/ConsolePage.js')).ConsolePage }));
 
 const NAV = [
   { to: '/images', label: 'Images' },
@@ -45,6 +48,12 @@ export function App() {
         return <VmsPage />;
       case '/vms/new':
         return <VmWizard />;
+      case '/vms/console':
+        return (
+          <Suspense fallback={<p>Loading the console…</p>}>
+            <ConsolePage />
+          </Suspense>
+        );
       case '/':
         return null;
       default:

@@ -1,3 +1,4 @@
+import type { Readable, Writable } from 'node:stream';
 export const DOMAIN_STATES = [
   'running',
   'blocked',
@@ -9,6 +10,21 @@ export const DOMAIN_STATES = [
   'unknown',
 ] as const;
 export type DomainState = (typeof DOMAIN_STATES)[number];
+
+/** The consoles a VM can have: its first serial port, and its graphical display over VNC. */
+export const CONSOLE_TYPES = ['serial', 'vnc'] as const;
+export type ConsoleType = (typeof CONSOLE_TYPES)[number];
+
+/**
+ * A VM's console, open: the bytes the VM writes (serial output, or the VNC server's side of RFB)
+ * and a way to write to it. close() ends it; `ended` settles when it ended, by close() or by itself.
+ */
+export interface ConsoleStream {
+  readonly output: Readable;
+  readonly input: Writable;
+  close(): void;
+  readonly ended: Promise<void>;
+}
 
 export interface DomainInfo {
   name: string;
@@ -42,4 +58,9 @@ export interface Hypervisor {
   detachDisk(options: { name: string; target: string }): Promise<void>;
   insertMedia(options: { name: string; target: string; sourcePath: string }): Promise<void>;
   ejectMedia(options: { name: string; target: string }): Promise<void>;
+  /**
+   * Opens a running domain's console of `type` (CONSOLE_UNAVAILABLE when it has none or is not
+   * running). A serial console is one reader at a time: opening it takes it from another reader.
+   */
+  openConsole?(options: { name: string; type: ConsoleType }): Promise<ConsoleStream>;
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DOMAIN_STATES } from '../contracts/hypervisor.js';
+import { CONSOLE_TYPES, DOMAIN_STATES } from '../contracts/hypervisor.js';
 import {
   CHECKSUM_ALGORITHMS,
   FIRMWARE_KINDS,
@@ -300,7 +300,20 @@ export const NODE_OPERATIONS = {
     result: z.object({ removedFiles: z.array(path).max(PROTOCOL_LIMITS.pools) }),
   },
   'vm.state': { request: z.object({ name }), result: z.object({ name, state: domainState }) },
+  /**
+   * Opens a VM's console and relays its bytes over a WebSocket of its own, which the node dials
+   * at NODE_CONSOLE_PATH/{sessionId} with its node token (binary frames; the node protocol's
+   * connection never carries console bytes). Answered once the console is open and the
+   * relay dialled; CONSOLE_UNAVAILABLE when the VM has no such console or is not running.
+   */
+  'console.open': {
+    request: z.object({ sessionId: id, name, type: z.enum(CONSOLE_TYPES) }),
+    result: z.object({ sessionId: id, type: z.enum(CONSOLE_TYPES) }),
+  },
 } as const;
+
+/** Where a node dials, under the API prefix, to relay a console opened by console.open. */
+export const NODE_CONSOLE_PATH = '/nodes/console';
 
 export type NodeOperation = keyof typeof NODE_OPERATIONS;
 /** The request of one operation, as the control plane writes it (defaults may be left out). */

@@ -1,9 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
+import { type Duplex, pipeline } from 'node:stream';
 import {
   backendFor,
   type CommandRunner,
+  type ConsoleStream,
+  type ConsoleType,
   type ControlMessage,
   callBackend,
   checkPoolOnDisk,
@@ -83,6 +86,11 @@ export interface NodeAgentOptions {
    * only are reported. Default 30 s; 0 turns it off.
    */
   poolRecheckIntervalMs?: number;
+  /**
+   * Dials the control plane's console relay for a console.open (NODE_CONSOLE_PATH/{sessionId},
+   * with this node's token) and gives its byte stream. Without it, console.open is CONSOLE_UNAVAILABLE.
+   */
+  openConsoleChannel?: (sessionId: string) => Promise<Duplex>;
   logger?: Logger;
 }
 
@@ -296,6 +304,7 @@ export class NodeAgent {
   /** Cancels downloads in flight and deactivates every active pool. */
   async close(): Promise<void> {
     clearInterval(this.recheckTimer);
+    for (const stream of this.consoles) stream.close();
     for (const download of this.downloads.values()) download.controller.abort(new Error('node agent closing'));
     await this.reconciling?.catch(() => undefined);
     await this.checking?.catch(() => undefined);
@@ -515,7 +524,46 @@ export class NodeAgent {
       name: request.name,
       state: await this.hypervisor().state({ name: request.name }),
     }),
+    'console.open': async (request) => {
+      await this.relayConsole(request);
+      return { sessionId: request.sessionId, type: request.type };
+    },
   };
+
+  /** Consoles being relayed now: closed with the agent. */
+  private readonly consoles = new Set<ConsoleStream>();
+
+  /**
+   * Opens a VM's console and relays it, both ways, over a channel of its own to the control
+   * plane; whichever side ends first ends the other (the viewer left, or the VM stopped).
+   */
+  private async relayConsole(request: { sessionId: string; name: string; type: ConsoleType }): Promise<void> {
+    const hypervisor = this.hypervisor();
+    const dial = this.options.openConsoleChannel;
+    if (!hypervisor.openConsole || !dial) {
+      throw new QuantixError(ErrorCode.CONSOLE_UNAVAILABLE, 'This node cannot relay VM consoles');
+    }
+    const stream = await hypervisor.openConsole({ name: request.name, type: request.type });
+    let channel: Duplex;
+    try {
+      channel = await dial(request.sessionId);
+    } catch (error) {
+      stream.close();
+      throw error;
+    }
+    this.consoles.add(stream);
+    const end = () => {
+      stream.close();
+      channel.destroy();
+    };
+    pipeline(stream.output, channel, end);
+    pipeline(channel, stream.input, end);
+    void stream.ended.then(() => {
+      this.consoles.delete(stream);
+      channel.destroy();
+    });
+    this.logger?.info({ name: request.name, type: request.type, sessionId: request.sessionId }, 'console relayed');
+  }
 
   private perform(request: NodeRequest, send: Send): Promise<unknown> {
     const handler = this.handlers[request.op] as (request: NodeRequest, send: Send) => Promise<unknown>;

@@ -94,4 +94,17 @@ describe('parseDomainXml', () => {
       expect.objectContaining({ code: ErrorCode.INVALID_INPUT }),
     );
   });
+
+  it('reads where a running domain’s consoles are: its serial pty and its VNC address', () => {
+    // The live XML of a running domain, as `virsh dumpxml` prints it (libvirt fills in pty and port).
+    const live = `<domain type='kvm' id='3'><name>web</name><devices>
+      <serial type='pty'><source path='/dev/pts/4'/><target type='isa-serial' port='0'/></serial>
+      <console type='pty' tty='/dev/pts/4'><source path='/dev/pts/4'/><target type='serial' port='0'/></console>
+      <graphics type='vnc' port='5901' autoport='yes' listen='127.0.0.1'><listen type='address' address='127.0.0.1'/></graphics>
+    </devices></domain>`;
+    expect(parseDomainXml(live).consoles).toEqual({ serialPty: '/dev/pts/4', vnc: { host: '127.0.0.1', port: 5901 } });
+    // Defined but not started: autoport leaves port -1 and there is no pty yet.
+    const defined = buildDomainXml({ name: 'web', memoryMiB: 64, vcpus: 1, graphics: 'vnc' });
+    expect(parseDomainXml(defined).consoles).toEqual({ serialPty: null, vnc: null });
+  });
 });

@@ -191,6 +191,8 @@ export function buildDomainXml(input: DomainSpec): string {
   const os: XmlNode = {
     ...(spec.firmware === 'uefi' ? { '@firmware': 'efi' } : {}),
     type: { '@arch': 'x86_64', '@machine': spec.machine, '#text': 'hvm' },
+    // SeaBIOS writes to the serial console too, so a console shows the boot from its first line.
+    ...(spec.firmware === 'bios' && spec.serialConsole ? { bios: { '@useserial': 'yes' } } : {}),
     // Plain UEFI: the secure-boot firmware would also need SMM and enrolled keys.
     ...(spec.firmware === 'uefi' ? { firmware: { feature: { '@enabled': 'no', '@name': 'secure-boot' } } } : {}),
   };
@@ -280,6 +282,11 @@ export interface DomainXmlInfo {
   vmId: string | null;
   ownedFiles: string[];
   ownedDirectories: string[];
+  /**
+   * Where a running domain's consoles are (live XML only: libvirt fills them in at start): the
+   * pty of its first serial port, and the address of its VNC server. Null when it has none.
+   */
+  consoles: { serialPty: string | null; vnc: { host: string; port: number } | null };
 }
 
 const parser = new XMLParser({
@@ -288,7 +295,7 @@ const parser = new XMLParser({
   parseTagValue: false,
   parseAttributeValue: false,
   removeNSPrefix: true,
-  isArray: (name) => ['disk', 'owned-file', 'owned-directory', 'interface'].includes(name),
+  isArray: (name) => ['disk', 'owned-file', 'owned-directory', 'interface', 'serial', 'graphics'].includes(name),
 });
 
 /** Reads the parts of a domain's XML that Quantix acts on. INVALID_INPUT for XML that is not a domain. */
@@ -303,7 +310,7 @@ export function parseDomainXml(xml: string): DomainXmlInfo {
   if (!domain || typeof domain.name !== 'string') {
     throw new QuantixError(ErrorCode.INVALID_INPUT, 'Not a libvirt domain XML (no <domain><name>)');
   }
-  const devices = (domain.devices ?? {}) as { disk?: XmlNode[] };
+  const devices = (domain.devices ?? {}) as { disk?: XmlNode[]; serial?: XmlNode[]; graphics?: XmlNode[] };
   const os = (domain.os ?? {}) as XmlNode;
   const loader = os.loader as XmlNode | undefined;
   const metadata = ((domain.metadata as XmlNode | undefined)?.vm ?? {}) as XmlNode;
@@ -325,5 +332,23 @@ export function parseDomainXml(xml: string): DomainXmlInfo {
     vmId: typeof metadata.id === 'string' ? metadata.id : null,
     ownedFiles: ((metadata['owned-file'] ?? []) as XmlNode[]).map((f) => String(f['@path'])),
     ownedDirectories: ((metadata['owned-directory'] ?? []) as XmlNode[]).map((d) => String(d['@path'])),
+    consoles: { serialPty: serialPtyOf(devices.serial ?? []), vnc: vncOf(devices.graphics ?? []) },
   };
+}
+
+/** The pty of serial port 0, when libvirt gave it one (only a pty under /dev/pts is taken). */
+function serialPtyOf(serials: XmlNode[]): string | null {
+  const first = serials.find((s) => String((s.target as XmlNode | undefined)?.['@port'] ?? '0') === '0');
+  const path = (first?.source as XmlNode | undefined)?.['@path'];
+  return first?.['@type'] === 'pty' && typeof path === 'string' && /^\/dev\/pts\/[0-9]+$/.test(path) ? path : null;
+}
+
+/** The VNC server's address: its port once started (autoport gives -1 before), on its listen address. */
+function vncOf(graphics: XmlNode[]): { host: string; port: number } | null {
+  const vnc = graphics.find((g) => g['@type'] === 'vnc');
+  const port = Number(vnc?.['@port']);
+  if (!vnc || !Number.isInteger(port) || port <= 0 || port > 65535) return null;
+  const listen = String(vnc['@listen'] ?? '127.0.0.1');
+  // A VNC server listening on every address is reached on loopback, where it listens too.
+  return { host: listen === '0.0.0.0' || listen === '::' || listen === '' ? '127.0.0.1' : listen, port };
 }

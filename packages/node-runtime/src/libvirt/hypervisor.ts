@@ -1,5 +1,8 @@
+import { isIP } from 'node:net';
 import {
   type CommandRunner,
+  type ConsoleStream,
+  type ConsoleType,
   type DomainInfo,
   type DomainState,
   ErrorCode,
@@ -14,6 +17,7 @@ import {
 } from '@quantix/core';
 import { z } from 'zod';
 import { NodeRuntimeErrorCode } from '../errors.js';
+import { quoteArgv } from '../ssh/quote.js';
 import { hostPathSchema, parseDomainXml } from './domain-xml.js';
 import { interactiveSpawner, VirshSession } from './virsh-session.js';
 
@@ -224,6 +228,58 @@ export class LibvirtHypervisor implements Hypervisor {
     return this.virsh(['dumpxml', '--domain', checkName(name)], { name });
   }
 
+  /**
+   * Opens a running domain's console where virsh runs (this host, or over the SSH connection):
+   * serial port 0 through `virsh console`, or the VNC server's TCP port (from the live XML)
+   * through `socat`. The node needs script (util-linux) and socat (Debian package socat).
+   */
+  async openConsole({ name, type }: { name: string; type: ConsoleType }): Promise<ConsoleStream> {
+    const checked = checkName(name);
+    const spawner = interactiveSpawner(this.runner);
+    if (!spawner) {
+      throw new QuantixError(
+        ErrorCode.CONSOLE_UNAVAILABLE,
+        `The runner for ${this.runner.target} cannot hold a console open`,
+      );
+    }
+    if (!ACTIVE_STATES.includes(await this.state({ name: checked }))) {
+      throw new QuantixError(
+        ErrorCode.CONSOLE_UNAVAILABLE,
+        `VM ${checked} is not running: start it to open its console`,
+        {
+          details: { name: checked, type },
+        },
+      );
+    }
+    const { consoles } = parseDomainXml(await this.dumpXml({ name: checked }));
+    const argv =
+      type === 'serial' ? (consoles.serialPty ? this.serialConsoleArgv(checked) : null) : vncArgv(consoles.vnc);
+    if (!argv) {
+      throw new QuantixError(ErrorCode.CONSOLE_UNAVAILABLE, `VM ${checked} has no ${type} console`, {
+        details: { name: checked, type },
+      });
+    }
+    // No timeout on the relay itself: it lasts as long as someone watches the console.
+    const relay = await spawner(argv, this.timeoutMs);
+    return {
+      output: relay.stdout,
+      input: relay.stdin,
+      close: () => relay.kill(),
+      ended: relay.ended.then(() => undefined),
+    };
+  }
+
+  /**
+   * `virsh console --force` (libvirt's own console stream: it takes the console from another
+   * viewer) inside `script`, which gives virsh the terminal it insists on. script runs its
+   * command through a shell: every word is quoted by quoteArgv; virsh's stderr (a polkit notice
+   * on hosts without polkit) is left out of the console.
+   */
+  private serialConsoleArgv(name: string): string[] {
+    const command = `${quoteArgv(['virsh', '--quiet', '--connect', this.uri, 'console', '--force', name])} 2>/dev/null`;
+    return ['script', '--quiet', '--flush', '--return', '--command', command, '/dev/null'];
+  }
+
   /** Attaches a disk file, to the running domain and its persistent definition alike. */
   async attachDisk(options: { name: string; sourcePath: string; target: string; format?: string }): Promise<void> {
     const name = checkName(options.name);
@@ -312,6 +368,15 @@ export class LibvirtHypervisor implements Hypervisor {
       throw mapVirshError(error, { uri: this.uri, command: args[0] ?? '', name: context.name });
     }
   }
+}
+
+/** socat to a VNC server's port (an IP address from the live XML; nothing else is taken). */
+function vncArgv(vnc: { host: string; port: number } | null): string[] | null {
+  if (!vnc) return null;
+  const family = isIP(vnc.host);
+  if (family === 4) return ['socat', '-', `TCP4:${vnc.host}:${vnc.port}`];
+  if (family === 6) return ['socat', '-', `TCP6:[${vnc.host}]:${vnc.port}`];
+  return null;
 }
 
 function checkName(name: string): string {

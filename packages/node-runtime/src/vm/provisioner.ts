@@ -173,6 +173,8 @@ export class VmProvisioner {
           cdroms: [{ path: seed }],
           networks: options.networks,
           bootFrom: 'disk',
+          // A display for the web UI's console: VNC on the node's loopback only, relayed by the node.
+          graphics: 'vnc',
           metadata: { vmId: options.vmId },
         };
       },
@@ -203,6 +205,8 @@ export class VmProvisioner {
           cdroms: [{ path: options.isoPath }],
           networks: options.networks,
           bootFrom: 'cdrom',
+          // A display for the web UI's console: VNC on the node's loopback only, relayed by the node.
+          graphics: 'vnc',
           metadata: { vmId: options.vmId },
         };
       },

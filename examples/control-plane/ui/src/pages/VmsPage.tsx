@@ -113,6 +113,16 @@ function VmActions({ vm, onChange }: { vm: VmRow; onChange: () => void }) {
           {busy === 'stop' ? 'Stopping…' : 'Stop'}
         </button>
       )}
+      {vm.state === 'running' && (
+        <>
+          <Link to={`/vms/console?id=${id}&type=serial`} className="button" aria-label={`Console of ${vm.name}`}>
+            Console
+          </Link>
+          <Link to={`/vms/console?id=${id}&type=vnc`} className="button" aria-label={`Display of ${vm.name}`}>
+            Display
+          </Link>
+        </>
+      )}
       <DeleteButton
         name={vm.name}
         disabled={busy !== null || transient}

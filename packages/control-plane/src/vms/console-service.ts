@@ -1,0 +1,132 @@
+import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import { type ConsoleType, ErrorCode, QuantixError, type Repositories } from '@quantix/core';
+import type { Logger } from 'pino';
+import type { NodeHub } from '../hub/node-hub.js';
+import { newToken, tokenDigest } from '../tokens.js';
+
+/** A console ticket as issued: shown once; the holder opens the console with it once, before it expires. */
+export interface ConsoleTicket {
+  ticket: string;
+  vmId: string;
+  type: ConsoleType;
+  expiresAt: Date;
+}
+
+export interface ConsoleServiceOptions {
+  repositories: Repositories;
+  hub: NodeHub;
+  logger: Logger;
+  /** How long a ticket may wait to be used (default 60 s). */
+  ticketTtlMs?: number;
+  /** How long a node may take to open a console and dial its relay (default 15 s). */
+  openTimeoutMs?: number;
+}
+
+interface WaitingSession {
+  nodeId: string;
+  attach(channel: Duplex): void;
+}
+
+/**
+ * VM consoles (serial, VNC) for viewers that cannot send headers — browsers' WebSockets. An API
+ * caller asks for a ticket (authenticated by its token); the viewer opens the console with it,
+ * once, within ticketTtlMs. Opening asks the VM's node (console.open) to open the console and
+ * dial back a relay socket of its own for this session; the caller then joins the viewer's
+ * socket to it. Tickets and sessions live in this replica's memory: the ticket is used on the
+ * replica that issued it, and the node must be connected to that replica.
+ */
+export class ConsoleService {
+  /** By the ticket's digest: a ticket is never kept as it was shown. */
+  private readonly tickets = new Map<string, { vmId: string; type: ConsoleType; expiresAt: number }>();
+  private readonly sessions = new Map<string, WaitingSession>();
+
+  constructor(private readonly options: ConsoleServiceOptions) {}
+
+  /** A single-use ticket for the console of `type` of VM `vmId` (NOT_FOUND for an unknown VM). */
+  async issueTicket(vmId: string, type: ConsoleType): Promise<ConsoleTicket> {
+    await this.options.repositories.vms.require(vmId);
+    const now = Date.now();
+    for (const [digest, entry] of this.tickets) if (entry.expiresAt <= now) this.tickets.delete(digest);
+    const ticket = newToken();
+    const expiresAt = now + (this.options.ticketTtlMs ?? 60_000);
+    this.tickets.set(tokenDigest(ticket), { vmId, type, expiresAt });
+    return { ticket, vmId, type, expiresAt: new Date(expiresAt) };
+  }
+
+  /**
+   * Uses up a ticket: true when it was issued for this VM and console type and has not expired.
+   * Any ticket presented is spent, right or wrong, so none can be tried twice.
+   */
+  redeemTicket(ticket: string, vmId: string, type: ConsoleType): boolean {
+    const digest = tokenDigest(ticket);
+    const entry = this.tickets.get(digest);
+    this.tickets.delete(digest);
+    return entry !== undefined && entry.vmId === vmId && entry.type === type && entry.expiresAt > Date.now();
+  }
+
+  /**
+   * Opens the console of VM `vmId` on its node and gives the node's relay: bytes from the VM
+   * (serial output, or RFB from its VNC server) to read, and bytes to it to write.
+   */
+  async open(vmId: string, type: ConsoleType): Promise<Duplex> {
+    const { hub, repositories, logger } = this.options;
+    const vm = await repositories.vms.require(vmId);
+    if (!hub.isConnectedHere(vm.nodeId)) {
+      throw new QuantixError(
+        hub.isConnected(vm.nodeId) ? ErrorCode.CONSOLE_UNAVAILABLE : ErrorCode.NODE_NOT_CONNECTED,
+        hub.isConnected(vm.nodeId)
+          ? `Node ${vm.nodeId} is connected to another replica: open the console there`
+          : `Node ${vm.nodeId} is not connected; start its node daemon and retry`,
+        { details: { nodeId: vm.nodeId } },
+      );
+    }
+    const timeoutMs = this.options.openTimeoutMs ?? 15_000;
+    const sessionId = randomBytes(16).toString('hex');
+    let timer: NodeJS.Timeout | undefined;
+    const attached = new Promise<Duplex>((resolve, reject) => {
+      this.sessions.set(sessionId, { nodeId: vm.nodeId, attach: resolve });
+      timer = setTimeout(
+        () =>
+          reject(
+            new QuantixError(
+              ErrorCode.CONSOLE_UNAVAILABLE,
+              `Node ${vm.nodeId} did not open the ${type} console of ${vm.name} within ${timeoutMs} ms`,
+            ),
+          ),
+        timeoutMs,
+      );
+    });
+    // Settled later than it may fail (timer while the request is out): not an unhandled rejection.
+    attached.catch(() => undefined);
+    try {
+      await hub.request(
+        vm.nodeId,
+        { op: 'console.open', sessionId, name: vm.name, type },
+        { timeoutMs, localOnly: true },
+      );
+      const channel = await attached;
+      logger.info({ vmId, nodeId: vm.nodeId, type }, 'console opened');
+      return channel;
+    } catch (error) {
+      // A relay that arrived after all is not left open.
+      attached.then((channel) => channel.destroy()).catch(() => undefined);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      this.sessions.delete(sessionId);
+    }
+  }
+
+  /**
+   * Takes a node's relay socket for a session it was asked to open. False (the caller closes the
+   * socket) when no session of this node waits under that id.
+   */
+  attachRelay(nodeId: string, sessionId: string, channel: Duplex): boolean {
+    const session = this.sessions.get(sessionId);
+    if (!session || session.nodeId !== nodeId) return false;
+    this.sessions.delete(sessionId);
+    session.attach(channel);
+    return true;
+  }
+}
