@@ -14,9 +14,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TestSystem } from './harness.js';
 import { launchChromium, screenshot, watchPageErrors } from './ui/browser.js';
 import { description, ensureUiBuilt, until } from './ui/helpers.js';
+import { layoutProblems, windowShot } from './ui/layout.js';
 import { SCRIPTED_REPLICA_ID, type ScriptedSystem, startScriptedSystem } from './ui/scripted-system.js';
 
-const VIEWPORT = { width: 1280, height: 900 };
+const VIEWPORT = { width: 1280, height: 800 };
 
 interface Opened {
   page: Page;
@@ -43,6 +44,15 @@ async function closeContexts(contexts: BrowserContext[], task: { name: string; r
     await Promise.all(pages.map((page, i) => screenshot(page, `failed-${slug}-${i}`).catch(() => undefined)));
   }
   await Promise.all(contexts.splice(0).map((c) => c.close()));
+}
+
+/**
+ * Every page and wizard step: a 1280×800 picture kept as an artifact, and the layout facts a
+ * person would check at that width (no sideways scrolling, no column narrower than its heading).
+ */
+async function shot(page: Page, name: string): Promise<void> {
+  await windowShot(page, name);
+  expect(await layoutProblems(page), `layout of ${name}`).toEqual([]);
 }
 
 /** What a person reads in an element, whitespace folded. */
@@ -115,13 +125,13 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
     for (const expected of ['Cloud image', 'Ready', 'tiny 1 (x86_64)', poolName, readyPath]) {
       expect(row).toContain(expected);
     }
-    await screenshot(page, 'real-images');
+    await shot(page, 'real-images');
 
     const nav = page.getByRole('navigation', { name: 'Main' });
     await nav.getByRole('link', { name: 'Pools' }).click();
     await page.getByRole('heading', { name: poolName, exact: true }).waitFor();
     expect(await rowText(page, `State of ${poolName} per node`, hostname)).toContain(`Active ${mountPath}`);
-    await screenshot(page, 'real-pools');
+    await shot(page, 'real-pools');
 
     await nav.getByRole('link', { name: 'Nodes' }).click();
     const card = page.getByRole('article', { name: hostname });
@@ -131,7 +141,7 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
     const { replica } = (await system.api('GET', '/healthz')).body as { replica: { id: string } };
     expect(await textOf(card)).toContain(`Replica ${replica.id}`);
     expect(await rowText(page, `Pools on ${hostname}`, poolName)).toContain('Active');
-    await screenshot(page, 'real-nodes');
+    await shot(page, 'real-nodes');
     expect(problems).toEqual([]);
   });
 
@@ -144,7 +154,7 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
     });
     const vmName = `ui-e2e-${Date.now().toString(36)}`;
     await page.getByLabel('Name', { exact: true }).fill(vmName);
-    await screenshot(page, 'real-wizard-1-basics');
+    await shot(page, 'real-wizard-1-basics');
     await page.getByRole('button', { name: 'Next: boot media' }).click();
 
     const ready = page.getByRole('radio', { name: names.ready, exact: true });
@@ -169,7 +179,7 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
     );
     expect(failed).toMatch(/404/);
     expect(await later.isDisabled()).toBe(true);
-    await screenshot(page, 'real-wizard-download-failed');
+    await shot(page, 'real-wizard-download-failed');
 
     delete system.mirror.behaviour.statusOverrides['/images/tiny-later.qcow2'];
     await page.getByRole('button', { name: `Retry download of ${names.later}` }).click();
@@ -181,7 +191,7 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
         if (seen.at(-1) !== badge) seen.push(badge);
         if (badge === 'Downloading' && !barShown) {
           barShown = (await page.getByRole('progressbar', { name: `Download of ${names.later}` }).count()) === 1;
-          if (barShown) await screenshot(page, 'real-wizard-2-boot-media-downloading');
+          if (barShown) await shot(page, 'real-wizard-2-boot-media-downloading');
         }
         return badge;
       },
@@ -196,14 +206,14 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
     expect(await description(later)).toBe(`Ready at ${laterPath}`);
     expect(await later.isDisabled()).toBe(false);
     await later.check();
-    await screenshot(page, 'real-wizard-2-boot-media');
+    await shot(page, 'real-wizard-2-boot-media');
     await page.getByRole('button', { name: 'Next: resources' }).click();
 
     await page.getByLabel('Memory (MiB)', { exact: true }).fill('128');
     await page.getByLabel('Disk (GiB)', { exact: true }).fill('1');
-    await screenshot(page, 'real-wizard-3-resources');
+    await shot(page, 'real-wizard-3-resources');
     await page.getByRole('button', { name: 'Next: review' }).click();
-    await screenshot(page, 'real-wizard-4-review');
+    await shot(page, 'real-wizard-4-review');
     await page.getByRole('button', { name: 'Create VM' }).click();
 
     // Creating takes as long as the node needs to build and start the domain; a refusal ends the wait.
@@ -226,7 +236,7 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
     );
     expect(row).toContain(`${vmName} Running ${hostname} 1 128 MiB 1 GiB ${names.later}`);
     expect(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument)).toBe(true);
-    await screenshot(page, 'real-vms');
+    await shot(page, 'real-vms');
     // What libvirt itself says about it.
     expect(execFileSync('virsh', ['-c', 'qemu:///system', 'domstate', vmName], { encoding: 'utf8' }).trim()).toBe(
       'running',
@@ -284,7 +294,7 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
         45_000,
       );
       expect(shown).toMatch(/SeaBIOS \(version [^)]+\)/);
-      await screenshot(page, 'real-console-serial');
+      await shot(page, 'real-console-serial');
 
       await page.getByRole('navigation', { name: 'Console kind' }).getByRole('link', { name: 'Display (VNC)' }).click();
       await until(
@@ -302,7 +312,7 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
         'a framebuffer in the canvas',
       );
       expect(size.width).toBeGreaterThanOrEqual(640);
-      await screenshot(page, 'real-console-vnc');
+      await shot(page, 'real-console-vnc');
       expect(problems).toEqual([]);
     } finally {
       await system.api('DELETE', `/vms/${created.body.id}`);
@@ -340,7 +350,7 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
         /fedora 47.*fedora47: a release newer than osinfo-db, read from the label \(osinfo-db \d{8}\)/,
       );
       expect(existsSync(stored)).toBe(true);
-      await screenshot(page, 'real-images-uploaded-iso');
+      await shot(page, 'real-images-uploaded-iso');
 
       await page.getByRole('button', { name: 'Delete ui-test.iso' }).click();
       await page.getByRole('button', { name: 'Confirm delete' }).click();
@@ -378,7 +388,7 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
   it('asks for the API token, refuses a wrong one, and takes the one in the address `quantix up` prints', async () => {
     const { page, problems } = await open('/images', null);
     await page.getByRole('heading', { name: 'API token needed' }).waitFor();
-    await screenshot(page, 'token-prompt');
+    await shot(page, 'token-prompt');
 
     const input = page.getByLabel('API token', { exact: true });
     await input.fill('not-the-token');
@@ -424,7 +434,23 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     ]) {
       expect(image).toContain(expected);
     }
-    await screenshot(page, 'images');
+    await shot(page, 'images');
+    // A long path is shortened in the middle; the whole of it is on hover and one click copies it.
+    const readyPath = '/var/lib/quantix/local-images/images/tiny-ready.qcow2';
+    const row = page.getByRole('row', { name: 'Tiny ready image', exact: true });
+    expect(await row.locator('code[title]').getAttribute('title')).toBe(readyPath);
+    expect(await textOf(row.locator('code[title] [aria-hidden="true"]'))).toMatch(
+      /^\/var\/lib\/quan.*….*tiny-ready\.qcow2$/,
+    );
+    await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: system.url });
+    const copy = page.getByRole('button', { name: 'Copy path of Tiny ready image' });
+    await copy.click();
+    await until(
+      () => textOf(copy),
+      (t) => t === 'Copied',
+      'the copy to be confirmed',
+    );
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(readyPath);
 
     const nav = page.getByRole('navigation', { name: 'Main' });
     await nav.getByRole('link', { name: 'Pools' }).click();
@@ -435,7 +461,7 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     expect(await rowText(page, 'State of NFS ISOs per node', 'hv-ui')).toContain(
       'Unavailable mount.nfs: No such device (this kernel has no NFS client)',
     );
-    await screenshot(page, 'pools');
+    await shot(page, 'pools');
 
     await nav.getByRole('link', { name: 'Nodes' }).click();
     const spare = page.getByRole('article', { name: 'hv-spare' });
@@ -446,7 +472,7 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     expect(connected).toContain('Connected');
     expect(connected).toContain(`Replica ${SCRIPTED_REPLICA_ID}`);
     expect(await rowText(page, 'Pools on hv-ui', 'NFS ISOs')).toContain('Unavailable');
-    await screenshot(page, 'nodes');
+    await shot(page, 'nodes');
     expect(problems).toEqual([]);
   });
 
@@ -484,7 +510,7 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     expect(failed).toBe('Error Cannot be chosen: http://127.0.0.1:9/tiny-broken.qcow2 answered 404 Not Found');
     expect(await broken.isDisabled()).toBe(true);
     await page.getByRole('button', { name: 'Retry download of Tiny broken image' }).waitFor();
-    await screenshot(page, 'wizard-download-failed');
+    await shot(page, 'wizard-download-failed');
 
     // The images page tells the same story, with the error code.
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Images' }).click();
@@ -494,6 +520,8 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
       'the Images table to show the failed download',
     );
     expect(brokenRow).toContain('404 Not Found (DOWNLOAD_FAILED)');
+    // The error wraps inside its own cell; the path beside it keeps its width.
+    await shot(page, 'images-with-error');
     expect(problems).toEqual([]);
   });
 
@@ -519,7 +547,7 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     expect(nameError).toMatch(/^may contain only letters, digits, "\.", "_" and "-"/);
     expect(await name.getAttribute('aria-invalid')).toBe('true');
     expect(await textOf(page.getByRole('alert').first())).toContain('The control plane refused the VM');
-    await screenshot(page, 'wizard-validation-error');
+    await shot(page, 'wizard-validation-error');
 
     await name.fill('web-1');
     await page.getByRole('button', { name: 'Next: boot media' }).click();
@@ -561,7 +589,7 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
       (disabled) => disabled,
       'Create VM to be disabled',
     );
-    await screenshot(page, 'wizard-node-disconnected');
+    await shot(page, 'wizard-node-disconnected');
 
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Nodes' }).click();
     const card = page.getByRole('article', { name: 'hv-ui' });

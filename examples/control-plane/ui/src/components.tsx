@@ -203,6 +203,54 @@ export function NodeOptions({ nodes }: { nodes: QNode[] }) {
   );
 }
 
+/** A long path cut in its middle to `max` characters: where it starts and its file name stay. */
+export function middleEllipsis(text: string, max = 40): string {
+  if (text.length <= max) return text;
+  const tail = Math.ceil((max - 1) * 0.6);
+  return `${text.slice(0, max - 1 - tail)}…${text.slice(-tail)}`;
+}
+
+/**
+ * A path in a table cell: shortened in the middle so it never squeezes its neighbours, the whole
+ * of it on hover and for screen readers, and a button that copies it.
+ */
+export function PathText({ path, label }: { path: string; label: string }) {
+  const [copied, setCopied] = useState<'yes' | 'failed' | null>(null);
+  const short = middleEllipsis(path);
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(path);
+      setCopied('yes');
+    } catch {
+      setCopied('failed');
+    }
+    setTimeout(() => setCopied(null), 2000);
+  };
+  return (
+    <span className="path-cell">
+      <code className="path-short" title={path}>
+        {short === path ? (
+          path
+        ) : (
+          <>
+            <span aria-hidden="true">{short}</span>
+            <span className="visually-hidden">{path}</span>
+          </>
+        )}
+      </code>
+      <button
+        type="button"
+        className="copy-button"
+        aria-label={`Copy path of ${label}`}
+        title={`Copy ${path}`}
+        onClick={copy}
+      >
+        {copied === 'yes' ? 'Copied' : copied === 'failed' ? 'Not copied' : 'Copy'}
+      </button>
+    </span>
+  );
+}
+
 /** A table's column headings; an empty name is a column of buttons, named for screen readers only. */
 export function TableHead({ columns }: { columns: string[] }) {
   return (

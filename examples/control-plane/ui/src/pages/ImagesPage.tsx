@@ -8,6 +8,7 @@ import {
   Field,
   LoadNote,
   NodeOptions,
+  PathText,
   PhaseBadge,
   Progress,
   TableHead,
@@ -189,7 +190,7 @@ function ImageRowView({
         {image.catalogId && <div className="muted small">catalog: {image.catalogId}</div>}
       </th>
       <td>{KIND_LABEL[image.kind]}</td>
-      <td>
+      <td className="phase-cell">
         <PhaseBadge phase={image.phase} />
         {downloading && <Progress progress={image.progress} label={`Download of ${image.name}`} />}
         {image.error && (
@@ -207,7 +208,7 @@ function ImageRowView({
         {osProvenance(image.os) && <div className="muted small">{osProvenance(image.os)}</div>}
       </td>
       <td>{poolName(image.location?.poolId)}</td>
-      <td>{image.path ? <code className="path">{image.path}</code> : <span className="muted">—</span>}</td>
+      <td>{image.path ? <PathText path={image.path} label={image.name} /> : <span className="muted">—</span>}</td>
       <td>
         <Ago iso={image.updatedAt} />
       </td>
