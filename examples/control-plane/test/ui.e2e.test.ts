@@ -485,6 +485,18 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     await ready.waitFor();
     expect(await ready.isDisabled()).toBe(false);
     expect(await description(ready)).toBe('Ready at /var/lib/quantix/local-images/images/tiny-ready.qcow2');
+    // Grouped by kind and OS; the ready image first though its name sorts last; search narrows the list.
+    const group = page.getByRole('group', { name: 'Cloud image · Tiny', exact: true });
+    const radioNames = () =>
+      group
+        .getByRole('radio')
+        .evaluateAll((radios) => radios.map((r) => document.querySelector(`label[for="${r.id}"]`)?.textContent));
+    expect(await radioNames()).toEqual(['Tiny ready image', 'Tiny broken image', 'Tiny later image']);
+    await page.getByRole('searchbox', { name: 'Find an image' }).fill('later');
+    await until(radioNames, (names) => names.length === 1, 'the search to narrow the list');
+    expect(await radioNames()).toEqual(['Tiny later image']);
+    await page.getByRole('searchbox', { name: 'Find an image' }).fill('');
+    await until(radioNames, (names) => names.length === 3, 'the whole list back');
 
     const later = page.getByRole('radio', { name: 'Tiny later image', exact: true });
     expect(await later.isDisabled()).toBe(true);

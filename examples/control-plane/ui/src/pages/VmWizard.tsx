@@ -557,22 +557,59 @@ function BootMedia({
             {items.length === 0 ? 'No images here. Add a pool to this node, or upload an ISO.' : 'No image matches.'}
           </Empty>
         )}
-        <ul>
-          {shown.map((item) => (
-            <Choice
-              key={item.key}
-              item={item}
-              nodeId={nodeId}
-              node={node}
-              selected={item.key === selectedKey}
-              onSelect={() => onSelect(item.key)}
-              onChanged={onChanged}
-            />
-          ))}
-        </ul>
+        {groupChoices(shown).map((group) => (
+          <fieldset key={group.label} className="choice-group">
+            <legend className="choice-group-title">{group.label}</legend>
+            <ul>
+              {group.items.map((item) => (
+                <Choice
+                  key={item.key}
+                  item={item}
+                  nodeId={nodeId}
+                  node={node}
+                  selected={item.key === selectedKey}
+                  onSelect={() => onSelect(item.key)}
+                  onChanged={onChanged}
+                />
+              ))}
+            </ul>
+          </fieldset>
+        ))}
       </fieldset>
     </>
   );
+}
+
+/** Ready first, then what is on its way, then what cannot be chosen now. */
+const AVAILABILITY_ORDER: Record<Available['status'], number> = {
+  ready: 0,
+  downloading: 1,
+  error: 2,
+  'not-downloaded': 3,
+  unavailable: 4,
+};
+
+/** The OS a choice is grouped under: its distribution, or its family when that is all that is known. */
+function osGroupOf(item: Available): string {
+  const os = item.os;
+  const name = os?.distribution || (os && os.family !== 'unknown' ? os.family : '');
+  return name ? name[0]?.toUpperCase() + name.slice(1) : 'Unknown OS';
+}
+
+/**
+ * Boot media grouped by kind and OS, the groups with a ready image first; inside a group ready
+ * images first, then by name. Groups keep the order of their best choice.
+ */
+function groupChoices(items: Available[]): { label: string; items: Available[] }[] {
+  const sorted = [...items].sort(
+    (a, b) => AVAILABILITY_ORDER[a.status] - AVAILABILITY_ORDER[b.status] || a.name.localeCompare(b.name),
+  );
+  const groups = new Map<string, Available[]>();
+  for (const item of sorted) {
+    const label = `${KIND_LABEL[item.kind]} · ${osGroupOf(item)}`;
+    groups.set(label, [...(groups.get(label) ?? []), item]);
+  }
+  return [...groups].map(([label, grouped]) => ({ label, items: grouped }));
 }
 
 function Choice({
