@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
   createPoolRootPolicy,
+  LocalCommandRunner,
   type NodeMessage,
   type PoolReport,
   PROTOCOL_VERSION,
@@ -14,6 +15,7 @@ import {
 import { createIsoInspector } from '@quantix/images-iso';
 import { LocalStorageBackend, localPoolType } from '@quantix/storage-local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LibvirtHypervisor } from '../libvirt/hypervisor.js';
 import { NodeAgent } from './node-agent.js';
 
 // Real directories, links and ISOs (xorriso); the agent's checks before any backend acts.
@@ -202,5 +204,44 @@ describe('NodeAgent scans', () => {
     expect(scanWarnings[0]?.object.first).toHaveLength(5);
     expect(await readdir(join(root, 'vms', 'web'))).toEqual(['seed.iso']);
     await node.close();
+  });
+});
+
+describe('console.open', () => {
+  // libvirt's built-in test hypervisor (no daemon): its running domain `test` has no serial port.
+  const ask = async (agent: NodeAgent) => {
+    const sent: NodeMessage[] = [];
+    await agent.handle(
+      {
+        v: PROTOCOL_VERSION,
+        type: 'request',
+        requestId: 'c1',
+        request: { op: 'console.open', sessionId: 's1', name: 'test', type: 'serial' },
+      },
+      (message) => void sent.push(message),
+    );
+    return sent.find((m) => m.type === 'response');
+  };
+
+  it('answers CONSOLE_UNAVAILABLE when the node has no relay to the control plane, or the VM no such console', async () => {
+    const hypervisor = new LibvirtHypervisor({ runner: new LocalCommandRunner(), uri: 'test:///default' });
+    const base = { nodeId: 'n1', backends: [], poolTypes: [], hypervisor };
+    const withoutRelay = new NodeAgent(base);
+    expect(await ask(withoutRelay)).toMatchObject({
+      error: { code: 'CONSOLE_UNAVAILABLE', message: 'This node cannot relay VM consoles' },
+    });
+    let dialled = 0;
+    const withRelay = new NodeAgent({
+      ...base,
+      openConsoleChannel: async () => {
+        dialled++;
+        throw new Error('not reached: the console is refused before the relay is dialled');
+      },
+    });
+    expect(await ask(withRelay)).toMatchObject({
+      error: { code: 'CONSOLE_UNAVAILABLE', message: 'VM test has no serial console' },
+    });
+    expect(dialled).toBe(0);
+    await hypervisor.close();
   });
 });
