@@ -537,9 +537,23 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     expect(problems).toEqual([]);
   });
 
-  it("wizard: shows the API's validation errors next to their fields, then creates the VM", async () => {
+  it("wizard: checks the name with the server's rules on Basics, shows the API's errors next to their fields, then creates the VM", async () => {
     const { page, problems } = await open('/vms/new', system.token);
-    await page.getByLabel('Name', { exact: true }).fill('bad name!');
+    const name = page.getByLabel('Name', { exact: true });
+    await name.fill('bad name!');
+    await page.getByRole('button', { name: 'Next: boot media' }).click();
+    // Refused on Basics, by the rules POST /vms applies, before the last step.
+    const nameError = await until(
+      () => description(name),
+      (d) => d.includes('letters'),
+      'name error',
+    );
+    expect(nameError).toMatch(/^may contain only letters, digits, "\.", "_" and "-"/);
+    expect(await name.getAttribute('aria-invalid')).toBe('true');
+    expect(await page.getByRole('radio', { name: 'Tiny ready image', exact: true }).count()).toBe(0);
+    await shot(page, 'wizard-1-basics-name-refused');
+
+    await name.fill('web-1');
     await page.getByRole('button', { name: 'Next: boot media' }).click();
     await page.getByRole('radio', { name: 'Tiny ready image', exact: true }).check();
     await page.getByRole('button', { name: 'Next: resources' }).click();
@@ -549,24 +563,17 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     await page.getByRole('button', { name: 'Next: review' }).click();
     await page.getByRole('button', { name: 'Create VM' }).click();
 
-    // The API refuses both fields; the wizard goes back to the first and puts the message there.
-    const name = page.getByLabel('Name', { exact: true });
-    const nameError = await until(
-      () => description(name),
-      (d) => d.includes('letters'),
-      'name error',
-    );
-    expect(nameError).toMatch(/^may contain only letters, digits, "\.", "_" and "-"/);
-    expect(await name.getAttribute('aria-invalid')).toBe('true');
+    // The API refuses the memory; the wizard goes back to its step and puts the message there.
+    expect(
+      await until(
+        () => description(memory),
+        (d) => d.startsWith('Too small'),
+        'memory error',
+      ),
+    ).toMatch(/^Too small: expected number to be >=64/);
+    expect(await memory.getAttribute('aria-invalid')).toBe('true');
     expect(await textOf(page.getByRole('alert').first())).toContain('The control plane refused the VM');
     await shot(page, 'wizard-validation-error');
-
-    await name.fill('web-1');
-    await page.getByRole('button', { name: 'Next: boot media' }).click();
-    expect(await page.getByRole('radio', { name: 'Tiny ready image', exact: true }).isChecked()).toBe(true);
-    await page.getByRole('button', { name: 'Next: resources' }).click();
-    expect(await description(memory)).toMatch(/^Too small: expected number to be >=64/);
-    expect(await memory.getAttribute('aria-invalid')).toBe('true');
     await memory.fill('512');
     await page.getByRole('button', { name: 'Next: review' }).click();
     await page.getByRole('button', { name: 'Create VM' }).click();
@@ -578,6 +585,20 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
       'web-1 running',
     );
     expect(vm).toMatch(/web-1 Running hv-ui 1 512 MiB 10 GiB Tiny ready image/);
+
+    // A name that is taken now is refused on Basics too.
+    const again = await open('/vms/new', system.token);
+    const taken = again.page.getByLabel('Name', { exact: true });
+    await taken.fill('web-1');
+    await again.page.getByRole('button', { name: 'Next: boot media' }).click();
+    expect(
+      await until(
+        () => description(taken),
+        (d) => d !== '',
+        'the taken name refused',
+      ),
+    ).toMatch(/^A VM named web-1 already exists; pick another name/);
+    expect(again.problems).toEqual([]);
     const create = system.requests.find((r) => r.op === 'vm.create');
     expect(create).toMatchObject({ vm: { name: 'web-1', memoryMiB: 512, boot: { kind: 'cloud' } } });
     expect(problems).toEqual([]);

@@ -132,9 +132,17 @@ export function VmWizard() {
     setReached((r) => Math.max(r, index));
   };
 
-  const next = (event: FormEvent) => {
+  const next = async (event: FormEvent) => {
     event.preventDefault();
     const found = check(step);
+    // The name is checked with the server's rules (and against the VMs there) before moving on,
+    // not first at the last step. If the check cannot be made, creating the VM checks it anyway.
+    if (step === 'basics' && !found.name) {
+      const answer = await post<{ ok: boolean; problem: string | null }>('/vms/name-check', { name: draft.name }).catch(
+        () => null,
+      );
+      if (answer && !answer.ok && answer.problem) found.name = answer.problem;
+    }
     // Errors the API gave for fields of later steps stay until those fields are edited.
     setErrors((previous) => ({ ...previous, ...found }));
     if (Object.keys(found).length > 0) return;
