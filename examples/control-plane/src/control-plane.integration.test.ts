@@ -182,6 +182,17 @@ describe('control plane API and node hub (PostgreSQL)', () => {
     expect(Object.keys(openapi.body.paths)).toEqual(
       expect.arrayContaining(['/api/v1/pools', '/api/v1/images/available', '/api/v1/vms']),
     );
+    // The console: a ticket from the API with the token, then a WebSocket that takes only the ticket.
+    const paths = openapi.body.paths;
+    expect(paths['/api/v1/vms/{id}/console/tickets'].post).toMatchObject({ operationId: 'createVmConsoleTicket' });
+    expect(paths['/api/v1/vms/{id}/console'].get).toMatchObject({
+      operationId: 'openVmConsole',
+      security: [{ consoleTicket: [] }],
+    });
+    expect(Object.keys(paths['/api/v1/vms/{id}/console'].get.responses)).toEqual(
+      expect.arrayContaining(['401', '404', '409']),
+    );
+    expect(paths['/api/v1/vms/name-check'].post).toMatchObject({ operationId: 'checkVmName' });
     // A client generated from the document knows which replica holds a node.
     const nodeList = openapi.body.paths['/api/v1/nodes'].get.responses['200'].content['application/json'].schema;
     expect(nodeList.properties.nodes.items.properties.replicaId).toMatchObject({ type: 'string', nullable: true });
