@@ -1,0 +1,52 @@
+import { ErrorCode, errorCodeInfo } from '@quantix/core';
+import { z } from 'zod';
+import { statusFor } from './errors.js';
+
+/**
+ * The one shape of every error the API answers with. Its `id` makes it one component of the
+ * OpenAPI document, referenced by `$ref` from every error response (zod's global registry, which
+ * the swagger transform reads; see control-plane.ts).
+ */
+export const apiErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.string().describe('a stable code; each response lists the codes it can carry'),
+      message: z.string().describe('for a person: what went wrong and what to do about it'),
+      details: z.record(z.string(), z.unknown()).describe('machine-readable context, e.g. `issues` of invalid input'),
+    }),
+  })
+  .meta({ id: 'Error', description: 'Every error the API answers with' });
+
+/** What any route of the API scope can answer, besides its own codes: bad input, no token, a failed control plane. */
+const COMMON_ERROR_CODES = [
+  ErrorCode.INVALID_INPUT,
+  ErrorCode.UNAUTHORIZED,
+  ErrorCode.INTERNAL_ERROR,
+  ErrorCode.DATABASE_UNAVAILABLE,
+];
+
+/**
+ * The error responses of a route for the codes it can return (plus the common ones), grouped by
+ * the status each code has in the error registry; each response lists its codes and what they mean.
+ */
+export function errorResponses(
+  ...codes: string[]
+): Record<number, { description: string; content: { 'application/json': { schema: typeof apiErrorSchema } } }> {
+  const byStatus = new Map<number, Set<string>>();
+  for (const code of [...COMMON_ERROR_CODES, ...codes]) {
+    const status = statusFor(code);
+    byStatus.set(status, (byStatus.get(status) ?? new Set()).add(code));
+  }
+  const responses: ReturnType<typeof errorResponses> = {};
+  for (const [status, statusCodes] of [...byStatus].sort(([a], [b]) => a - b)) {
+    const lines = [...statusCodes].map((code) => `- \`${code}\`: ${errorCodeInfo(code)?.description ?? ''}`);
+    responses[status] = {
+      description: `Error codes:\n${lines.join('\n')}`,
+      content: { 'application/json': { schema: apiErrorSchema } },
+    };
+  }
+  return responses;
+}
+
+/** A 204's answer: no body (the document then lists no content for it). */
+export const noContent = z.undefined().describe('No content');
