@@ -943,6 +943,7 @@ export interface operations {
              * @description Error codes:
              *     - `INVALID_INPUT`: A record or argument failed validation; `details.issues` lists what and where.
              *     - `PATH_ESCAPES_POOL`: A relPath is absolute, contains `..`, or otherwise leaves its pool.
+             *     - `POOL_ROOT_NOT_ALLOWED`: A pool root that may not be used: relative, not normalized, a system directory, or outside the operator's allowed pool roots.
              */
             400: {
                 headers: {
@@ -1309,6 +1310,7 @@ export interface operations {
              * @description Error codes:
              *     - `INVALID_INPUT`: A record or argument failed validation; `details.issues` lists what and where.
              *     - `PATH_ESCAPES_POOL`: A relPath is absolute, contains `..`, or otherwise leaves its pool.
+             *     - `POOL_ROOT_NOT_ALLOWED`: A pool root that may not be used: relative, not normalized, a system directory, or outside the operator's allowed pool roots.
              */
             400: {
                 headers: {
@@ -1775,17 +1777,42 @@ export interface operations {
                             pool: {
                                 id: string;
                                 name: string;
+                                description: string;
                                 type: string;
-                            } & {
-                                [key: string]: unknown;
+                                config: {
+                                    [key: string]: unknown;
+                                };
+                                contentTypes: ("iso" | "images")[];
+                                /** @description every assigned node sees the same files (NFS) */
+                                shared: boolean;
+                                nodeIds: string[];
+                                labels: {
+                                    [key: string]: string;
+                                };
+                                version: number;
+                                /** Format: date-time */
+                                createdAt: string;
+                                /** Format: date-time */
+                                updatedAt: string;
                             };
                             /** @description the pool’s state on this node, null until the node reports it */
-                            state: ({
+                            state: {
                                 poolId: string;
-                                status: string;
-                            } & {
-                                [key: string]: unknown;
-                            }) | null;
+                                nodeId: string;
+                                /** @enum {string} */
+                                status: "pending" | "active" | "inactive" | "unavailable" | "error" | "unknown";
+                                /** @description the pool’s root on that node */
+                                mountPath: string | null;
+                                capacityBytes: number | null;
+                                availableBytes: number | null;
+                                lastError: string | null;
+                                /** @description the pool-set generation the node had applied when it reported this */
+                                syncedGeneration: number;
+                                /** Format: date-time */
+                                checkedAt: string;
+                                /** Format: date-time */
+                                updatedAt: string;
+                            } | null;
                         }[];
                     };
                 };

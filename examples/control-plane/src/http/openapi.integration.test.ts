@@ -188,6 +188,8 @@ describe('the OpenAPI document', () => {
     expect(keys(node)).toEqual(keys(await repositories.nodes.require(node.id)));
     const nodeAnswer = await client.request('getNode', { params: { id: node.id } });
     expect(nodeAnswer.pools.map((entry) => entry.state?.status)).toEqual(['active']);
+    expect(keys(nodeAnswer.pools[0]?.pool ?? {})).toEqual(keys(poolRecord));
+    expect(keys(nodeAnswer.pools[0]?.state ?? {})).toEqual(keys(stateRecord ?? {}));
     const vmAnswer = await client.request('getVm', { params: { id: vm.id } });
     expect(keys(vmAnswer)).toEqual(keys(vm));
     expect(vmAnswer.createdAt).toBe(vm.createdAt.toISOString());

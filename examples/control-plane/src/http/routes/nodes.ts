@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorResponses, noContent } from '../schemas.js';
+import { poolNodeStateView, poolView } from './pools.js';
 
 const idParams = z.object({ id: z.string().min(1) });
 
@@ -35,12 +36,8 @@ const nodeDetail = nodeView.extend({
   connected: z.boolean().describe('connected to this replica, or to another one that can carry requests to it'),
   pools: z.array(
     z.object({
-      // Loose: every field of the pool and of its state passes through, as GET /pools/{id} shows them.
-      pool: z.looseObject({ id: z.string(), name: z.string(), type: z.string() }),
-      state: z
-        .looseObject({ poolId: z.string(), status: z.string() })
-        .nullable()
-        .describe('the pool’s state on this node, null until the node reports it'),
+      pool: poolView.omit({ nodeStates: true }),
+      state: poolNodeStateView.nullable().describe('the pool’s state on this node, null until the node reports it'),
     }),
   ),
 });

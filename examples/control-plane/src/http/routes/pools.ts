@@ -70,7 +70,12 @@ export const poolView = z.object({
 });
 
 /** Codes of a pool definition that its type or root policy refuses. */
-const POOL_DEFINITION_CODES = [ErrorCode.ALREADY_EXISTS, ErrorCode.NOT_FOUND, ErrorCode.PATH_ESCAPES_POOL];
+const POOL_DEFINITION_CODES = [
+  ErrorCode.ALREADY_EXISTS,
+  ErrorCode.NOT_FOUND,
+  ErrorCode.PATH_ESCAPES_POOL,
+  ErrorCode.POOL_ROOT_NOT_ALLOWED,
+];
 
 export function poolRoutes(app: FastifyInstance, deps: { pools: PoolService }): void {
   const { pools } = deps;

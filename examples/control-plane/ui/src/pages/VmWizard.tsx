@@ -1,9 +1,9 @@
 import { type FormEvent, type ReactNode, useState } from 'react';
-import { ApiError, get, post, query } from '../api.js';
+import { ApiError, client, query } from '../api.js';
 import { AvailabilityBadge, Empty, ErrorAlert, Field, LoadNote, NodeOptions, Progress } from '../components.js';
 import { formatBytes, KIND_LABEL, osLabel } from '../format.js';
 import { navigate, type Polled, useAction, usePoll } from '../hooks.js';
-import type { Available, ImageRow, NodeDetail, QNode, VmRow } from '../types.js';
+import type { Available, NodeDetail } from '../types.js';
 
 type StepId = 'basics' | 'boot' | 'resources' | 'review';
 const STEPS: { id: StepId; title: string }[] = [
@@ -82,23 +82,23 @@ export function VmWizard() {
   };
   const stepIndex = STEPS.findIndex((s) => s.id === step);
 
-  const nodes = usePoll((signal) => get<{ nodes: QNode[] }>('/nodes', signal), { intervalMs: 5000, deps: [] });
+  const nodes = usePoll((signal) => client.request('listNodes', { signal }), { intervalMs: 5000, deps: [] });
   const nodeList = nodes.data?.nodes ?? [];
   const nodeId = draft.nodeId || (nodeList.find((n) => n.connectionState === 'connected') ?? nodeList[0])?.id || '';
-  const node = usePoll((signal) => get<NodeDetail>(`/nodes/${encodeURIComponent(nodeId)}`, signal), {
+  const node = usePoll((signal) => client.request('getNode', { params: { id: nodeId }, signal }), {
     intervalMs: 3000,
     deps: [nodeId],
     enabled: Boolean(nodeId),
   });
   // Every second on the boot-media step, so a download's badge and progress move by themselves.
-  const available = usePoll((signal) => get<{ images: Available[] }>(`/images/available${query({ nodeId })}`, signal), {
+  const available = usePoll((signal) => client.request('listAvailableImages', { query: { nodeId }, signal }), {
     intervalMs: step === 'boot' ? 1000 : 3000,
     deps: [nodeId],
     enabled: Boolean(nodeId) && stepIndex >= 1,
   });
   const chosen = available.data?.images.find((i) => i.key === draft.imageKey) ?? null;
   const imageId = chosen?.imageId ?? null;
-  const image = usePoll((signal) => get<ImageRow>(`/images/${encodeURIComponent(imageId ?? '')}`, signal), {
+  const image = usePoll((signal) => client.request('getImage', { params: { id: imageId ?? '' }, signal }), {
     intervalMs: 30_000,
     deps: [imageId],
     enabled: Boolean(imageId),
@@ -152,17 +152,19 @@ export function VmWizard() {
       .map((k) => k.trim())
       .filter(Boolean);
     try {
-      const vm = await post<VmRow>('/vms', {
-        name: draft.name.trim(),
-        nodeId,
-        imageId: chosen.imageId,
-        cpu: Number(draft.cpu),
-        memoryMiB: Number(draft.memoryMiB),
-        diskGiB: Number(draft.diskGiB),
-        firmware: draft.firmware,
-        ...(draft.diskPoolId ? { diskPoolId: draft.diskPoolId } : {}),
-        ...(chosen.kind === 'cloud' && draft.user.trim() ? { user: draft.user.trim() } : {}),
-        ...(chosen.kind === 'cloud' ? { sshAuthorizedKeys: keys } : {}),
+      const vm = await client.request('createVm', {
+        body: {
+          name: draft.name.trim(),
+          nodeId,
+          imageId: chosen.imageId,
+          cpu: Number(draft.cpu),
+          memoryMiB: Number(draft.memoryMiB),
+          diskGiB: Number(draft.diskGiB),
+          firmware: draft.firmware,
+          ...(draft.diskPoolId ? { diskPoolId: draft.diskPoolId } : {}),
+          ...(chosen.kind === 'cloud' && draft.user.trim() ? { user: draft.user.trim() } : {}),
+          ...(chosen.kind === 'cloud' ? { sshAuthorizedKeys: keys } : {}),
+        },
       });
       navigate(`/vms${query({ created: vm.name })}`);
     } catch (error) {
@@ -651,7 +653,11 @@ function Choice({
               type="button"
               disabled={busy || !poolId}
               aria-label={`Download ${item.name}`}
-              onClick={() => act(() => post('/images/download', { catalogId: item.catalogId, poolId, nodeId }))}
+              onClick={() =>
+                act(() =>
+                  client.request('downloadImage', { body: { catalogId: item.catalogId ?? '', poolId, nodeId } }),
+                )
+              }
             >
               {busy ? 'Starting…' : 'Download'}
             </button>
@@ -669,7 +675,7 @@ function Choice({
               type="button"
               disabled={busy}
               aria-label={`Retry download of ${item.name}`}
-              onClick={() => act(() => post(`/images/${encodeURIComponent(item.imageId ?? '')}/retry`))}
+              onClick={() => act(() => client.request('retryImageDownload', { params: { id: item.imageId ?? '' } }))}
             >
               {busy ? 'Retrying…' : 'Retry download'}
             </button>
