@@ -36,7 +36,7 @@ import { poolRoutes } from './http/routes/pools.js';
 import { replicaRoutes } from './http/routes/replicas.js';
 import { stagedUploadRoutes, uploadRoutes } from './http/routes/uploads.js';
 import { vmRoutes } from './http/routes/vms.js';
-import { errorResponses } from './http/schemas.js';
+import { errorResponses, publicErrorResponses } from './http/schemas.js';
 import { serveUi } from './http/ui.js';
 
 export const API_PREFIX = '/api/v1';
@@ -226,7 +226,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
                 }),
                 connectedNodes: z.number().int(),
               }),
-              ...errorResponses(ErrorCode.DATABASE_UNAVAILABLE),
+              ...publicErrorResponses(),
             },
           },
         },
@@ -257,7 +257,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
               200: z
                 .looseObject({ openapi: z.string(), info: z.looseObject({}), paths: z.record(z.string(), z.unknown()) })
                 .describe('An OpenAPI 3.0 document'),
-              ...errorResponses(),
+              ...publicErrorResponses(),
             },
           },
         },

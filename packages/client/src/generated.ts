@@ -475,18 +475,6 @@ export interface operations {
             };
             /**
              * @description Error codes:
-             *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
-             */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /**
-             * @description Error codes:
              *     - `INTERNAL_ERROR`: Something failed that has no code of its own (a bug, an unexpected library error).
              */
             500: {
@@ -544,18 +532,6 @@ export interface operations {
              *     - `INVALID_INPUT`: A record or argument failed validation; `details.issues` lists what and where.
              */
             400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /**
-             * @description Error codes:
-             *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
-             */
-            401: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -17,27 +17,35 @@ export const apiErrorSchema = z
   })
   .meta({ id: 'Error', description: 'Every error the API answers with' });
 
-/** What any route of the API scope can answer, besides its own codes: bad input, no token, a failed control plane. */
-const COMMON_ERROR_CODES = [
-  ErrorCode.INVALID_INPUT,
-  ErrorCode.UNAUTHORIZED,
-  ErrorCode.INTERNAL_ERROR,
-  ErrorCode.DATABASE_UNAVAILABLE,
-];
+/** What any route can answer, besides its own codes: bad input, a failed control plane. */
+const COMMON_ERROR_CODES = [ErrorCode.INVALID_INPUT, ErrorCode.INTERNAL_ERROR, ErrorCode.DATABASE_UNAVAILABLE];
+
+type ErrorResponses = Record<
+  number,
+  { description: string; content: { 'application/json': { schema: typeof apiErrorSchema } } }
+>;
 
 /**
- * The error responses of a route for the codes it can return (plus the common ones), grouped by
- * the status each code has in the error registry; each response lists its codes and what they mean.
+ * The error responses of a route that needs a credential (the API token, or its own), for the
+ * codes it can return plus the common ones and UNAUTHORIZED, grouped by the status each code has
+ * in the error registry; each response lists its codes and what they mean.
  */
-export function errorResponses(
-  ...codes: string[]
-): Record<number, { description: string; content: { 'application/json': { schema: typeof apiErrorSchema } } }> {
+export function errorResponses(...codes: string[]): ErrorResponses {
+  return describeErrors([...COMMON_ERROR_CODES, ErrorCode.UNAUTHORIZED, ...codes]);
+}
+
+/** The error responses of a public route (no credential): its codes and the common ones. */
+export function publicErrorResponses(...codes: string[]): ErrorResponses {
+  return describeErrors([...COMMON_ERROR_CODES, ...codes]);
+}
+
+function describeErrors(codes: string[]): ErrorResponses {
   const byStatus = new Map<number, Set<string>>();
-  for (const code of [...COMMON_ERROR_CODES, ...codes]) {
+  for (const code of codes) {
     const status = statusFor(code);
     byStatus.set(status, (byStatus.get(status) ?? new Set()).add(code));
   }
-  const responses: ReturnType<typeof errorResponses> = {};
+  const responses: ErrorResponses = {};
   for (const [status, statusCodes] of [...byStatus].sort(([a], [b]) => a - b)) {
     const lines = [...statusCodes].map((code) => `- \`${code}\`: ${errorCodeInfo(code)?.description ?? ''}`);
     responses[status] = {
