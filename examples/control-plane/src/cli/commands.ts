@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline/promises';
 import { isQuantixError } from '@quantix/core';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ApiClient, ApiError, resolveTarget } from './client.js';
@@ -371,17 +372,43 @@ export function apiCommands(
         print(vm, () => `VM ${vm.name} is ${vm.state} on ${vm.nodeId} (${vm.id})`);
       },
     );
+  /** A VM as GET /vms/{id} shows it (by id or name): state, disks and CD-ROMs with their paths. */
+  const showVm = (api: ApiClient, vm: string) => api.request<Row>('GET', `/vms/${encodeURIComponent(vm)}`);
+  const vmAction = (api: ApiClient, vm: string, action: string, body?: unknown) =>
+    showVm(api, vm).then((found) =>
+      api.request<Row>('POST', `/vms/${encodeURIComponent(String(found.id))}/${action}`, body),
+    );
   vms
-    .command('start <vmId>')
-    .description('start a stopped VM')
-    .action(async (vmId: string) => {
-      const vm = await client().request<Row>('POST', `/vms/${encodeURIComponent(vmId)}/start`);
+    .command('show <vm>')
+    .description('show a VM (id or name): its state, node, CPUs, memory, and its disks and CD-ROMs with their paths')
+    .action(async (name: string) => {
+      const vm = await showVm(client(), name);
+      const media = (rows: unknown) =>
+        (rows as Row[]).map((d) => ({
+          ...d,
+          path: d.path ?? `${d.poolId}:${d.relPath} (pool not active on the node)`,
+        }));
+      print(vm, () =>
+        [
+          `VM ${vm.name} (${vm.id}) is ${vm.state}${vm.error ? ` — ${vm.error}` : ''}`,
+          `node ${vm.nodeId}${vm.nodeConnected ? '' : ' (not connected)'}, ${vm.cpu} vCPU, ${vm.memoryMiB} MiB, ${vm.firmware}`,
+          '',
+          table(media(vm.disks), ['path', 'sizeGiB', 'format', 'bus', 'imageId']),
+          ...((vm.cdroms as Row[]).length > 0 ? ['', table(media(vm.cdroms), ['path', 'imageId'])] : []),
+        ].join('\n'),
+      );
+    });
+  vms
+    .command('start <vm>')
+    .description('start a stopped VM (id or name)')
+    .action(async (name: string) => {
+      const vm = await vmAction(client(), name, 'start');
       print(vm, () => `VM ${vm.name} is ${vm.state}`);
     });
   vms
-    .command('stop <vmId>')
+    .command('stop <vm>')
     .description(
-      'shut a VM down (ACPI) and wait for the guest to power off; fails (exit 1) if it does not within the timeout, unless --force',
+      'shut a VM (id or name) down (ACPI) and wait for the guest to power off; fails (exit 1) if it does not within the timeout, unless --force',
     )
     .option('--force', 'power the VM off if the guest has not shut down by the end of the timeout')
     .option(
@@ -389,20 +416,56 @@ export function apiCommands(
       'how long the guest gets to shut down (default 60; 0 with --force: power off at once)',
       wholeNumber,
     )
-    .action(async (vmId: string, o: { force?: boolean; timeout?: string }) => {
-      const vm = await client().request<Row>('POST', `/vms/${encodeURIComponent(vmId)}/stop`, {
+    .action(async (name: string, o: { force?: boolean; timeout?: string }) => {
+      const vm = await vmAction(client(), name, 'stop', {
         force: Boolean(o.force),
         ...(o.timeout === undefined ? {} : { timeoutSeconds: Number(o.timeout) }),
       });
       print(vm, () => `VM ${vm.name} is ${vm.state}`);
     });
   vms
-    .command('delete <vmId>')
-    .description('delete a VM and the disks made for it')
-    .action(async (vmId: string) => {
-      await client().request('DELETE', `/vms/${encodeURIComponent(vmId)}`);
-      out(`deleted VM ${vmId}`);
+    .command('reboot <vm>')
+    .description('reboot a running VM (id or name): an ACPI reboot the guest carries out')
+    .action(async (name: string) => {
+      const vm = await vmAction(client(), name, 'reboot');
+      print(vm, () => `VM ${vm.name} is rebooting (${vm.state})`);
     });
+  vms
+    .command('delete <vm>')
+    .description(
+      'delete a VM (id or name) and the disks made for it (its overlay or disk and its cloud-init seed; never the image it was made from), after confirmation',
+    )
+    .option('--yes', 'do not ask for confirmation (required when stdin is not a terminal)')
+    .action(async (name: string, o: { yes?: boolean }) => {
+      const api = client();
+      const vm = await showVm(api, name);
+      if (!o.yes) {
+        if (!process.stdin.isTTY) {
+          throw new UsageError(`not deleting VM ${vm.name} without confirmation: stdin is not a terminal; give --yes`);
+        }
+        const files = [...(vm.disks as Row[])].map((d) => d.path ?? `${d.poolId}:${d.relPath}`);
+        const answer = await ask(
+          `Delete VM ${vm.name} (${vm.state}) on ${vm.nodeId} and its disks (${files.join(', ') || 'none'})? [y/N] `,
+        );
+        if (!/^y(es)?$/i.test(answer.trim())) {
+          process.stderr.write(`VM ${vm.name} was not deleted\n`);
+          process.exitCode = 1;
+          return;
+        }
+      }
+      await api.request('DELETE', `/vms/${encodeURIComponent(String(vm.id))}`);
+      out(`deleted VM ${vm.name} and its disks`);
+    });
+}
+
+/** One line read from the terminal after a prompt on stderr. */
+async function ask(question: string): Promise<string> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return await rl.question(question);
+  } finally {
+    rl.close();
+  }
 }
 
 /** Prints an API error as the user can act on it, and sets a failing exit code. */

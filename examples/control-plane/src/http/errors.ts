@@ -5,6 +5,7 @@ import { ImagesIsoErrorCode } from '@quantix/images-iso';
 import { NodeRuntimeErrorCode } from '@quantix/node-runtime';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 
 /**
  * The codes of every package whose errors reach this API: thrown here, or thrown on a node and
@@ -122,3 +123,14 @@ export function findNul(value: unknown, path = ''): string | null {
   }
   return null;
 }
+
+/** The one shape of every error answer, as the OpenAPI description lists it. */
+export const apiErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.string().describe('stable: branch on it, not on the message'),
+      message: z.string(),
+      details: z.record(z.string(), z.unknown()),
+    }),
+  })
+  .describe('an error, with its stable code');

@@ -15,6 +15,7 @@ import {
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { NodeHub } from '../hub/node-hub.js';
+import { pathOnNode } from '../images/available.js';
 import { checkVmImage } from './preflight.js';
 
 const STATE_OF_DOMAIN: Partial<Record<DomainState, Vm['state']>> = {
@@ -36,6 +37,19 @@ export interface VmStopOptions {
   force?: boolean;
   /** How long the guest gets to power off after the ACPI shutdown (default 60; 0 with force by default). */
   timeoutSeconds?: number;
+}
+
+/** A disk or CD-ROM of a VM with where its file is on the VM's node (null while its pool is not active there). */
+export type VmMediaOnNode<T> = T & { path: string | null };
+
+/**
+ * What `show` answers: the VM record, each disk and CD-ROM with its path on the node, and whether
+ * the node is connected now. NICs, addresses and a console URL are not part of a VM yet.
+ */
+export interface VmDetail extends Omit<Vm, 'disks' | 'cdroms'> {
+  disks: VmMediaOnNode<Vm['disks'][number]>[];
+  cdroms: VmMediaOnNode<Vm['cdroms'][number]>[];
+  nodeConnected: boolean;
 }
 
 export const createVmSchema = z.object({
@@ -206,6 +220,40 @@ export class VmService {
     );
   }
 
+  /** An ACPI reboot: the guest restarts itself. A VM that is not running is refused (INVALID_STATE). */
+  async reboot(id: string): Promise<Vm> {
+    const { repositories, hub } = this.options;
+    const vm = await repositories.vms.require(id);
+    const result = await hub.request(vm.nodeId, { op: 'vm.reboot', name: vm.name }, { timeoutMs: 120_000 });
+    return this.record(vm, STATE_OF_DOMAIN[result.state] ?? 'running');
+  }
+
+  /** The VM by id, or else by name, with where its disks and CD-ROMs are on its node. */
+  async show(idOrName: string): Promise<VmDetail> {
+    const { repositories, hub } = this.options;
+    // An id first (names may look like anything); the last lookup fails with the usual NOT_FOUND.
+    const vm =
+      (await repositories.vms.get(idOrName)) ??
+      (await repositories.vms.getByName(idOrName)) ??
+      (await repositories.vms.require(idOrName));
+    const states = await repositories.pools.listNodeStates({ nodeId: vm.nodeId });
+    const withPath = <T extends { poolId: string; relPath: string }>(item: T): VmMediaOnNode<T> => {
+      const state = states.find((s) => s.poolId === item.poolId);
+      const active = state?.status === 'active' && state.mountPath;
+      return { ...item, path: active ? pathOnNode(state.mountPath as string, item.relPath) : null };
+    };
+    return {
+      ...vm,
+      disks: vm.disks.map(withPath),
+      cdroms: vm.cdroms.map(withPath),
+      nodeConnected: hub.isConnected(vm.nodeId),
+    };
+  }
+
+  /**
+   * Deletes the VM: its domain on the node (powered off first) and the files the node made for
+   * it — overlay or empty disk, cloud-init seed — never the image it was made from.
+   */
   async delete(id: string): Promise<void> {
     const { repositories, hub } = this.options;
     const vm = await repositories.vms.require(id);

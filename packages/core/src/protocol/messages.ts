@@ -295,6 +295,8 @@ export const NODE_OPERATIONS = {
     request: z.object({ name, force: z.boolean().default(false) }),
     result: z.object({ name, state: domainState }),
   },
+  /** An ACPI reboot: the guest restarts itself; the answer is the state right after asking. */
+  'vm.reboot': { request: z.object({ name }), result: z.object({ name, state: domainState }) },
   'vm.delete': {
     request: z.object({ name }),
     result: z.object({ removedFiles: z.array(path).max(PROTOCOL_LIMITS.pools) }),

@@ -510,6 +510,10 @@ export class NodeAgent {
       else await this.hypervisor().shutdown({ name: request.name });
       return { name: request.name, state: await this.hypervisor().state({ name: request.name }) };
     },
+    'vm.reboot': async (request) => {
+      await this.hypervisor().reboot({ name: request.name });
+      return { name: request.name, state: await this.hypervisor().state({ name: request.name }) };
+    },
     'vm.delete': (request) => this.vms().deleteVm({ name: request.name }),
     'vm.state': async (request) => ({
       name: request.name,

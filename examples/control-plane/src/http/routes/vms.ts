@@ -1,10 +1,59 @@
 import { createVmSchema, type VmService } from '@quantix/control-plane';
-import { type Quantix, VM_STATES } from '@quantix/core';
+import { DISK_BUSES, FIRMWARE_KINDS, IMAGE_FORMATS, type Quantix, VM_STATES } from '@quantix/core';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { apiErrorSchema } from '../errors.js';
 
 const idParams = z.object({ id: z.string().min(1) });
+
+const onNode = {
+  path: z.string().nullable().describe('where the file is on the VM’s node; null while its pool is not active there'),
+};
+
+// Every field is listed: the answer carries only these (NICs, addresses, a console URL join here when VMs have them).
+const vmView = z.object({
+  id: z.string(),
+  name: z.string(),
+  nodeId: z.string(),
+  cpu: z.number().int(),
+  memoryMiB: z.number().int(),
+  firmware: z.enum(FIRMWARE_KINDS),
+  disks: z.array(
+    z.object({
+      imageId: z.string().nullable().describe('the image an overlay was made from; never removed with the VM'),
+      poolId: z.string(),
+      relPath: z.string(),
+      sizeGiB: z.number().int(),
+      format: z.enum(IMAGE_FORMATS),
+      bus: z.enum(DISK_BUSES),
+    }),
+  ),
+  cdroms: z.array(z.object({ imageId: z.string().nullable(), poolId: z.string(), relPath: z.string() })),
+  bootImageId: z.string().nullable(),
+  state: z.enum(VM_STATES),
+  error: z.string().nullable(),
+  labels: z.record(z.string(), z.string()),
+  version: z.number().int(),
+  createdAt: z.date(),
+  updatedAt: z.date(),
+});
+
+const vmDetail = vmView.extend({
+  disks: z.array(vmView.shape.disks.element.extend(onNode)),
+  cdroms: z.array(vmView.shape.cdroms.element.extend(onNode)),
+  nodeConnected: z.boolean().describe('whether the VM’s node is connected now'),
+});
+
+/** The errors a request about one VM can meet on its node, beside bad input and an unknown VM. */
+const nodeErrors = {
+  400: apiErrorSchema,
+  404: apiErrorSchema,
+  409: apiErrorSchema.describe('the VM is in a state that forbids it, or its node is not connected'),
+  502: apiErrorSchema.describe('the node or its hypervisor failed'),
+  503: apiErrorSchema.describe('the replica holding the node, or the database, is not reachable now'),
+  504: apiErrorSchema.describe('the node did not answer in time'),
+};
 
 export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: VmService }): void {
   const { repositories } = deps.quantix;
@@ -27,8 +76,18 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
     async (request, reply) => reply.status(201).send(await deps.vms.create(request.body)),
   );
 
-  api.get('/vms/:id', { schema: { tags: ['vms'], params: idParams } }, async (request) =>
-    repositories.vms.require(request.params.id),
+  api.get(
+    '/vms/:id',
+    {
+      schema: {
+        tags: ['vms'],
+        operationId: 'showVm',
+        summary: 'A VM by id or name: its state, and its disks and CD-ROMs with their paths on its node',
+        params: z.object({ id: z.string().min(1).describe('the VM’s id or name') }),
+        response: { 200: vmDetail, 400: apiErrorSchema, 404: apiErrorSchema },
+      },
+    },
+    async (request) => deps.vms.show(request.params.id),
   );
 
   api.post('/vms/:id/start', { schema: { tags: ['vms'], params: idParams } }, async (request) =>
@@ -58,8 +117,35 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
       }),
   );
 
-  api.delete('/vms/:id', { schema: { tags: ['vms'], params: idParams } }, async (request, reply) => {
-    await deps.vms.delete(request.params.id);
-    return reply.status(204).send();
-  });
+  api.post(
+    '/vms/:id/reboot',
+    {
+      schema: {
+        tags: ['vms'],
+        operationId: 'rebootVm',
+        summary: 'Reboot a running VM: an ACPI reboot the guest carries out (INVALID_STATE when it is not running)',
+        params: idParams,
+        response: { 200: vmView, ...nodeErrors },
+      },
+    },
+    async (request) => deps.vms.reboot(request.params.id),
+  );
+
+  api.delete(
+    '/vms/:id',
+    {
+      schema: {
+        tags: ['vms'],
+        operationId: 'deleteVm',
+        summary:
+          'Delete a VM with the files made for it (its overlay or disk, its cloud-init seed), powering it off first; the image it was made from stays',
+        params: idParams,
+        response: { 204: z.null().describe('deleted'), ...nodeErrors },
+      },
+    },
+    async (request, reply) => {
+      await deps.vms.delete(request.params.id);
+      return reply.status(204).send(null);
+    },
+  );
 }
