@@ -267,6 +267,27 @@ describe('README, its marked blocks run against quantix up', { timeout: 300_000 
       const result = await cli(bin, filled, { cwd: work, ...(asks ? { terminalInput: 'y\n' } : {}) });
       expect(result.code, `${where(line)}\n${result.output}`).toBe(0);
 
+      if (filled[1] === 'create') {
+        // Sizes left out come from osinfo-db's resources for the OS (Ubuntu 24.04 is newer than
+        // the installed database: the figures of Ubuntu 22.10, its newest release before), and
+        // the domain carries the OS id in libosinfo's metadata, as virt-install writes it.
+        const defaults = (await api(`/images/${image.id}/vm-defaults`)).body;
+        expect(defaults).toMatchObject({
+          diskGiB: 25,
+          os: { osId: 'http://ubuntu.com/ubuntu/24.04', exact: false, basedOn: 'ubuntu22.10' },
+        });
+        expect(defaults.os.recommended).toEqual({ cpus: null, memoryMiB: 4096, diskGiB: 25 });
+        const vm = (await api('/vms/web-01')).body;
+        expect({ cpu: vm.cpu, memoryMiB: vm.memoryMiB, diskGiB: vm.disks[0].sizeGiB }).toEqual({
+          cpu: 1,
+          memoryMiB: 512,
+          diskGiB: 25,
+        });
+        const { stdout } = await run('virsh', ['-c', 'qemu:///system', 'dumpxml', 'web-01']);
+        expect(stdout).toMatch(
+          /<libosinfo:libosinfo xmlns:libosinfo="http:\/\/libosinfo.org\/xmlns\/libvirt\/domain\/1.0">\s*<libosinfo:os id="http:\/\/ubuntu.com\/ubuntu\/24.04"\/>/,
+        );
+      }
       if (filled[1] === 'show') {
         expect(result.output).toMatch(/VM web-01 \(\S+\) is running/);
         expect(result.output).toContain(join(poolDir, 'vms/web-01/disk.qcow2'));

@@ -72,6 +72,7 @@ export { checkVmImage, type VmImageCheck } from './vms/preflight.js';
 export {
   type CreateVmInput,
   createVmSchema,
+  type VmDefaults,
   type VmDetail,
   type VmMediaOnNode,
   VmService,

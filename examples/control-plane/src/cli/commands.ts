@@ -347,29 +347,35 @@ export function apiCommands(
     });
   vms
     .command('create <name>')
-    .description('create a VM from a ready image and start it')
+    .description(
+      "create a VM from a ready image and start it; CPUs, memory and disk left out are the image's OS's recommended resources from osinfo-db (else 1 vCPU, 1024 MiB, 10 GiB), never more than the node has",
+    )
     .requiredOption('--node <node>', 'the node to run it on (id or hostname)')
     .requiredOption('--image <imageId>', 'a ready image (cloud image or ISO) reachable from that node')
-    .option('--cpu <n>', 'vCPUs', wholeNumber, '1')
-    .option('--memory <MiB>', 'memory in MiB', wholeNumber, '1024')
-    .option('--disk <GiB>', 'disk size in GiB', wholeNumber, '10')
+    .option('--cpu <n>', "vCPUs (default: the OS's recommended)", wholeNumber)
+    .option('--memory <MiB>', "memory in MiB (default: the OS's recommended)", wholeNumber)
+    .option('--disk <GiB>', "disk size in GiB (default: the OS's recommended storage)", wholeNumber)
     .option('--ssh-key <key...>', 'authorized SSH keys for cloud images')
     .action(
       async (
         name: string,
-        o: { node: string; image: string; cpu: string; memory: string; disk: string; sshKey?: string[] },
+        o: { node: string; image: string; cpu?: string; memory?: string; disk?: string; sshKey?: string[] },
       ) => {
         const api = client();
         const vm = await api.request<Row>('POST', '/vms', {
           name,
           nodeId: await nodeIdOf(api, o.node),
           imageId: o.image,
-          cpu: Number(o.cpu),
-          memoryMiB: Number(o.memory),
-          diskGiB: Number(o.disk),
+          ...(o.cpu === undefined ? {} : { cpu: Number(o.cpu) }),
+          ...(o.memory === undefined ? {} : { memoryMiB: Number(o.memory) }),
+          ...(o.disk === undefined ? {} : { diskGiB: Number(o.disk) }),
           sshAuthorizedKeys: o.sshKey ?? [],
         });
-        print(vm, () => `VM ${vm.name} is ${vm.state} on ${vm.nodeId} (${vm.id})`);
+        print(
+          vm,
+          () =>
+            `VM ${vm.name} is ${vm.state} on ${vm.nodeId} (${vm.id}): ${vm.cpu} vCPU, ${vm.memoryMiB} MiB, ${(vm.disks as Row[])[0]?.sizeGiB ?? '?'} GiB`,
+        );
       },
     );
   /** A VM as GET /vms/{id} shows it (by id or name): state, disks and CD-ROMs with their paths. */

@@ -206,6 +206,8 @@ export const vmSpecSchema = z.object({
   cpu: z.number().int().min(1),
   memoryMiB: z.number().int().min(16),
   firmware: z.enum(['bios', 'uefi']),
+  /** The guest OS as libosinfo names it ("http://ubuntu.com/ubuntu/24.04"), for the domain's metadata. */
+  osinfoId: z.string().max(256).optional(),
   boot: z.discriminatedUnion('kind', [
     z.object({
       kind: z.literal('cloud'),

@@ -839,7 +839,13 @@ export class NodeAgent {
 
   private async createVm(spec: VmSpec): Promise<NodeResultOf<'vm.create'>> {
     const vms = this.vms();
-    const common = { name: spec.name, vcpus: spec.cpu, memoryMiB: spec.memoryMiB, firmware: spec.firmware };
+    const common = {
+      name: spec.name,
+      vcpus: spec.cpu,
+      memoryMiB: spec.memoryMiB,
+      firmware: spec.firmware,
+      ...(spec.osinfoId ? { osinfoId: spec.osinfoId } : {}),
+    };
     let created: CreatedVm;
     if (spec.boot.kind === 'cloud') {
       const [baseImagePath, diskPath, seedPath] = await Promise.all([

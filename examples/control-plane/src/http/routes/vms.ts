@@ -45,6 +45,31 @@ const vmDetail = vmView.extend({
   nodeConnected: z.boolean().describe('whether the VM’s node is connected now'),
 });
 
+const osFigures = z
+  .object({
+    cpus: z.number().int().nullable(),
+    memoryMiB: z.number().int().nullable(),
+    diskGiB: z.number().int().nullable(),
+  })
+  .nullable();
+
+const vmDefaults = z.object({
+  cpu: z.number().int().describe('vCPUs a new VM of this image gets when none are asked for'),
+  memoryMiB: z.number().int(),
+  diskGiB: z.number().int(),
+  os: z
+    .object({
+      osId: z.string().describe('libosinfo’s id of the OS, recorded in the domain’s metadata'),
+      name: z.string(),
+      exact: z.boolean().describe('false when osinfo-db does not list this release and the figures are of basedOn'),
+      basedOn: z.string().describe('the osinfo-db entry the figures come from (short id)'),
+      minimum: osFigures,
+      recommended: osFigures,
+    })
+    .nullable()
+    .describe('osinfo-db’s minimum and recommended resources for the image’s OS; null when it does not know it'),
+});
+
 /** The errors a request about one VM can meet on its node, beside bad input and an unknown VM. */
 const nodeErrors = {
   400: apiErrorSchema,
@@ -68,6 +93,21 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
       },
     },
     async (request) => ({ vms: await repositories.vms.list(request.query) }),
+  );
+
+  api.get(
+    '/images/:id/vm-defaults',
+    {
+      schema: {
+        tags: ['images'],
+        operationId: 'imageVmDefaults',
+        summary:
+          'The CPUs, memory and disk a VM of this image gets when they are left out: osinfo-db’s recommended resources for its OS (with the minimum)',
+        params: idParams,
+        response: { 200: vmDefaults, 400: apiErrorSchema, 404: apiErrorSchema },
+      },
+    },
+    async (request) => deps.vms.defaultsFor(request.params.id),
   );
 
   api.post(
