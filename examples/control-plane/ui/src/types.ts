@@ -2,7 +2,7 @@
  * The API's JSON shapes, derived from core's domain types so a contract change breaks this
  * build instead of the page. Dates travel as ISO strings.
  */
-import type { Availability, AvailableImage } from '@quantix/control-plane';
+import type { Availability, AvailableImage, VmDefaults } from '@quantix/control-plane';
 import type {
   CatalogEntry,
   Image,
@@ -29,6 +29,8 @@ export type Pool = Wire<StoragePool> & { nodeStates: PoolState[] };
 export type QNode = Wire<NodeRecord> & { replicaId: string | null };
 export type NodeDetail = QNode & { connected: boolean; pools: { pool: Wire<StoragePool>; state: PoolState | null }[] };
 export type VmRow = Wire<Vm>;
+/** GET /images/{id}/vm-defaults: the sizes a VM of the image gets, from osinfo-db's resources for its OS. */
+export type VmDefaultsRow = Wire<VmDefaults>;
 export type Entry = Wire<CatalogEntry>;
 export type Available = Wire<AvailableImage>;
 export type Health = {
