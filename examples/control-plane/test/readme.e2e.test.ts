@@ -12,6 +12,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import { BUILTIN_CATALOG_ENTRIES } from '@quantix/images-cloud';
 import { type ImageServer, makeQcow2, sha256Sums, startImageServer } from '@quantix/images-cloud/testing';
 import { quoteArgv } from '@quantix/node-runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -171,11 +172,24 @@ describe('README', () => {
         continue;
       }
       for (const flag of args.map((a) => a.replace(/^\[/, '').split('=')[0] as string)) {
-        if (flag.startsWith('--') && !new RegExp(`${flag}\\b`).test(help.output))
+        if (flag.startsWith('--') && !new RegExp(`(?<![\\w-])${flag}(?![\\w-])`).test(help.output))
           wrong.push(`${where(line)} — no ${flag}`);
       }
     }
     expect(wrong).toEqual([]);
+  });
+
+  it('downloads only catalog ids the built-in catalog has', () => {
+    // The marked block's run points `ubuntu-24.04` at a local mirror, which would hide a wrong id.
+    const known = new Set(BUILTIN_CATALOG_ENTRIES.map((e) => e.id));
+    const named = readmes()
+      .flatMap(shellLines)
+      .flatMap((l) => {
+        const args = quantixCommand(l.words)?.args ?? [];
+        return args[0] === 'images' && args[1] === 'download' && args[2] ? [{ line: l, id: args[2] }] : [];
+      });
+    expect(named.length).toBeGreaterThan(0);
+    expect(named.filter(({ id }) => !known.has(id)).map(({ line }) => where(line))).toEqual([]);
   });
 });
 
