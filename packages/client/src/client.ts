@@ -143,7 +143,9 @@ export class QuantixClient {
 
   /** The method and URL (path and query, after the base URL) a call of an operation goes to. */
   url<Id extends OperationId>(operationId: Id, input: { params?: unknown; query?: unknown } = {}): string {
-    const route = operationRoutes[operationId];
+    const route = operationRoutes[operationId] as (typeof operationRoutes)[OperationId] | undefined;
+    // Only untyped callers (plain JavaScript) can name an operation the API does not have.
+    if (!route) throw new ApiError(0, 'INVALID_INPUT', `The API has no operation ${String(operationId)}`);
     const params = (input.params ?? {}) as Record<string, unknown>;
     const path = route.path.replace(/\{([^}]+)\}/g, (_, name: string) => {
       const value = params[name];
@@ -163,8 +165,8 @@ export class QuantixClient {
   /** Calls one operation; resolves with its answer, or rejects with an ApiError. */
   async request<Id extends OperationId>(operationId: Id, ...[input]: InputArgs<Id>): Promise<ResponseBody<Id>> {
     const call = (input ?? {}) as RequestInput<Id> & { body?: unknown };
-    const { method } = operationRoutes[operationId];
     const url = this.url(operationId, call);
+    const { method } = operationRoutes[operationId];
     const write = WRITE_METHODS.has(method);
     const token = call.token ?? (typeof this.options.token === 'function' ? this.options.token() : this.options.token);
     const raw = isRawBody(call.body);

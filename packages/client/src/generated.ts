@@ -333,6 +333,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/images/{id}/vm-defaults": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The CPUs, memory and disk a VM of this image gets when they are left out: osinfo-db’s recommended resources for its OS (with the minimum) */
+        get: operations["imageVmDefaults"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/vms/{id}": {
         parameters: {
             query?: never;
@@ -340,11 +357,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A VM */
-        get: operations["getVm"];
+        /** A VM by id or name: its state, and its disks and CD-ROMs with their paths on its node */
+        get: operations["showVm"];
         put?: never;
         post?: never;
-        /** Destroy a VM, undefine it and delete its own files */
+        /** Delete a VM with the files made for it (its overlay or disk, its cloud-init seed), powering it off first; the image it was made from stays */
         delete: operations["deleteVm"];
         options?: never;
         head?: never;
@@ -379,6 +396,23 @@ export interface paths {
         put?: never;
         /** Stop a VM: an ACPI shutdown, then up to timeoutSeconds for the guest to power off; force powers it off if it has not (VM_DID_NOT_STOP without force) */
         post: operations["stopVm"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/vms/{id}/reboot": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Reboot a running VM: an ACPI reboot the guest carries out (INVALID_STATE when it is not running) */
+        post: operations["rebootVm"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2758,6 +2792,7 @@ export interface operations {
              * @description Error codes:
              *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
              *     - `NODE_BUSY`: A node sends more than the control plane takes from it at once; it should slow down.
+             *     - `REPLICA_UNAVAILABLE`: The node is held by another control-plane replica that did not take the request in time (dead, or cut off from the database); its nodes move to a live replica within its lease.
              */
             503: {
                 headers: {
@@ -2939,6 +2974,7 @@ export interface operations {
              * @description Error codes:
              *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
              *     - `NODE_BUSY`: A node sends more than the control plane takes from it at once; it should slow down.
+             *     - `REPLICA_UNAVAILABLE`: The node is held by another control-plane replica that did not take the request in time (dead, or cut off from the database); its nodes move to a live replica within its lease.
              */
             503: {
                 headers: {
@@ -3113,6 +3149,7 @@ export interface operations {
              * @description Error codes:
              *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
              *     - `NODE_BUSY`: A node sends more than the control plane takes from it at once; it should slow down.
+             *     - `REPLICA_UNAVAILABLE`: The node is held by another control-plane replica that did not take the request in time (dead, or cut off from the database); its nodes move to a live replica within its lease.
              */
             503: {
                 headers: {
@@ -3256,7 +3293,6 @@ export interface operations {
                     "application/json": {
                         vms: {
                             id: string;
-                            /** @description also the libvirt domain name */
                             name: string;
                             nodeId: string;
                             cpu: number;
@@ -3264,7 +3300,7 @@ export interface operations {
                             /** @enum {string} */
                             firmware: "bios" | "uefi" | "any";
                             disks: {
-                                /** @description the image this disk was made from, if any */
+                                /** @description the image an overlay was made from; never removed with the VM */
                                 imageId: string | null;
                                 poolId: string;
                                 relPath: string;
@@ -3360,11 +3396,11 @@ export interface operations {
                     name: string;
                     nodeId: string;
                     imageId: string;
-                    /** @default 1 */
+                    /** @description default: the OS’s recommended CPUs (osinfo-db), else 1 */
                     cpu?: number;
-                    /** @default 1024 */
+                    /** @description default: the OS’s recommended memory (osinfo-db), else 1024 */
                     memoryMiB?: number;
-                    /** @default 10 */
+                    /** @description default: the OS’s recommended storage (osinfo-db), else 10 */
                     diskGiB?: number;
                     /**
                      * @default bios
@@ -3388,7 +3424,6 @@ export interface operations {
                 content: {
                     "application/json": {
                         id: string;
-                        /** @description also the libvirt domain name */
                         name: string;
                         nodeId: string;
                         cpu: number;
@@ -3396,7 +3431,7 @@ export interface operations {
                         /** @enum {string} */
                         firmware: "bios" | "uefi" | "any";
                         disks: {
-                            /** @description the image this disk was made from, if any */
+                            /** @description the image an overlay was made from; never removed with the VM */
                             imageId: string | null;
                             poolId: string;
                             relPath: string;
@@ -3472,6 +3507,7 @@ export interface operations {
              *     - `POOL_NOT_ACTIVE_ON_NODE`: The image's pool is not active on the target node (not assigned, unmounted, unreachable).
              *     - `UNSUPPORTED_OPERATION`: A backend or node does not implement an optional operation (libvirt's VIR_ERR_NO_SUPPORT).
              *     - `NODE_NOT_CONNECTED`: The target node is not connected, so it cannot be asked to do anything.
+             *     - `INVALID_STATE`: The operation is not valid in the current state (starting a running domain, stopping a stopped one).
              */
             409: {
                 headers: {
@@ -3507,8 +3543,22 @@ export interface operations {
             };
             /**
              * @description Error codes:
+             *     - `HYPERVISOR_ERROR`: The hypervisor refused an operation for another reason; `details.stderr` has its words.
+             */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
              *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
              *     - `NODE_BUSY`: A node sends more than the control plane takes from it at once; it should slow down.
+             *     - `REPLICA_UNAVAILABLE`: The node is held by another control-plane replica that did not take the request in time (dead, or cut off from the database); its nodes move to a live replica within its lease.
+             *     - `HYPERVISOR_UNAVAILABLE`: The hypervisor could not be reached (libvirtd down, wrong URI, virsh not installed).
              */
             503: {
                 headers: {
@@ -3532,7 +3582,7 @@ export interface operations {
             };
         };
     };
-    getVm: {
+    imageVmDefaults: {
         parameters: {
             query?: never;
             header?: never;
@@ -3550,8 +3600,115 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        /** @description vCPUs a new VM of this image gets when none are asked for */
+                        cpu: number;
+                        memoryMiB: number;
+                        diskGiB: number;
+                        /** @description osinfo-db’s minimum and recommended resources for the image’s OS; null when it does not know it */
+                        os: {
+                            /** @description libosinfo’s id of the OS, recorded in the domain’s metadata */
+                            osId: string;
+                            name: string;
+                            /** @description false when osinfo-db does not list this release and the figures are of basedOn */
+                            exact: boolean;
+                            /** @description the osinfo-db entry the figures come from (short id) */
+                            basedOn: string;
+                            minimum: {
+                                cpus: number | null;
+                                memoryMiB: number | null;
+                                diskGiB: number | null;
+                            } | null;
+                            recommended: {
+                                cpus: number | null;
+                                memoryMiB: number | null;
+                                diskGiB: number | null;
+                            } | null;
+                        } | null;
+                    };
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INVALID_INPUT`: A record or argument failed validation; `details.issues` lists what and where.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `NOT_FOUND`: The record, file or domain asked for does not exist.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INTERNAL_ERROR`: Something failed that has no code of its own (a bug, an unexpected library error).
+             */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    showVm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the VM’s id or name */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
                         id: string;
-                        /** @description also the libvirt domain name */
                         name: string;
                         nodeId: string;
                         cpu: number;
@@ -3559,7 +3716,7 @@ export interface operations {
                         /** @enum {string} */
                         firmware: "bios" | "uefi" | "any";
                         disks: {
-                            /** @description the image this disk was made from, if any */
+                            /** @description the image an overlay was made from; never removed with the VM */
                             imageId: string | null;
                             poolId: string;
                             relPath: string;
@@ -3568,11 +3725,15 @@ export interface operations {
                             format: "qcow2" | "raw" | "iso" | "vmdk" | "vhdx";
                             /** @enum {string} */
                             bus: "virtio" | "sata" | "scsi" | "ide";
+                            /** @description where the file is on the VM’s node; null while its pool is not active there */
+                            path: string | null;
                         }[];
                         cdroms: {
                             imageId: string | null;
                             poolId: string;
                             relPath: string;
+                            /** @description where the file is on the VM’s node; null while its pool is not active there */
+                            path: string | null;
                         }[];
                         bootImageId: string | null;
                         /** @enum {string} */
@@ -3586,6 +3747,8 @@ export interface operations {
                         createdAt: string;
                         /** Format: date-time */
                         updatedAt: string;
+                        /** @description whether the VM’s node is connected now */
+                        nodeConnected: boolean;
                     };
                 };
             };
@@ -3709,7 +3872,9 @@ export interface operations {
             };
             /**
              * @description Error codes:
+             *     - `VERSION_CONFLICT`: Optimistic concurrency: the record changed since the caller read it; read it again and retry.
              *     - `NODE_NOT_CONNECTED`: The target node is not connected, so it cannot be asked to do anything.
+             *     - `INVALID_STATE`: The operation is not valid in the current state (starting a running domain, stopping a stopped one).
              */
             409: {
                 headers: {
@@ -3733,8 +3898,22 @@ export interface operations {
             };
             /**
              * @description Error codes:
+             *     - `HYPERVISOR_ERROR`: The hypervisor refused an operation for another reason; `details.stderr` has its words.
+             */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
              *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
              *     - `NODE_BUSY`: A node sends more than the control plane takes from it at once; it should slow down.
+             *     - `REPLICA_UNAVAILABLE`: The node is held by another control-plane replica that did not take the request in time (dead, or cut off from the database); its nodes move to a live replica within its lease.
+             *     - `HYPERVISOR_UNAVAILABLE`: The hypervisor could not be reached (libvirtd down, wrong URI, virsh not installed).
              */
             503: {
                 headers: {
@@ -3779,7 +3958,6 @@ export interface operations {
                 content: {
                     "application/json": {
                         id: string;
-                        /** @description also the libvirt domain name */
                         name: string;
                         nodeId: string;
                         cpu: number;
@@ -3787,7 +3965,7 @@ export interface operations {
                         /** @enum {string} */
                         firmware: "bios" | "uefi" | "any";
                         disks: {
-                            /** @description the image this disk was made from, if any */
+                            /** @description the image an overlay was made from; never removed with the VM */
                             imageId: string | null;
                             poolId: string;
                             relPath: string;
@@ -3857,6 +4035,7 @@ export interface operations {
              * @description Error codes:
              *     - `VERSION_CONFLICT`: Optimistic concurrency: the record changed since the caller read it; read it again and retry.
              *     - `NODE_NOT_CONNECTED`: The target node is not connected, so it cannot be asked to do anything.
+             *     - `INVALID_STATE`: The operation is not valid in the current state (starting a running domain, stopping a stopped one).
              */
             409: {
                 headers: {
@@ -3880,8 +4059,22 @@ export interface operations {
             };
             /**
              * @description Error codes:
+             *     - `HYPERVISOR_ERROR`: The hypervisor refused an operation for another reason; `details.stderr` has its words.
+             */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
              *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
              *     - `NODE_BUSY`: A node sends more than the control plane takes from it at once; it should slow down.
+             *     - `REPLICA_UNAVAILABLE`: The node is held by another control-plane replica that did not take the request in time (dead, or cut off from the database); its nodes move to a live replica within its lease.
+             *     - `HYPERVISOR_UNAVAILABLE`: The hypervisor could not be reached (libvirtd down, wrong URI, virsh not installed).
              */
             503: {
                 headers: {
@@ -3934,7 +4127,6 @@ export interface operations {
                 content: {
                     "application/json": {
                         id: string;
-                        /** @description also the libvirt domain name */
                         name: string;
                         nodeId: string;
                         cpu: number;
@@ -3942,7 +4134,7 @@ export interface operations {
                         /** @enum {string} */
                         firmware: "bios" | "uefi" | "any";
                         disks: {
-                            /** @description the image this disk was made from, if any */
+                            /** @description the image an overlay was made from; never removed with the VM */
                             imageId: string | null;
                             poolId: string;
                             relPath: string;
@@ -4011,8 +4203,9 @@ export interface operations {
             /**
              * @description Error codes:
              *     - `VERSION_CONFLICT`: Optimistic concurrency: the record changed since the caller read it; read it again and retry.
-             *     - `VM_DID_NOT_STOP`: The guest did not power off within the stop timeout after an ACPI shutdown (it may ignore ACPI); stop it with force to power it off.
              *     - `NODE_NOT_CONNECTED`: The target node is not connected, so it cannot be asked to do anything.
+             *     - `INVALID_STATE`: The operation is not valid in the current state (starting a running domain, stopping a stopped one).
+             *     - `VM_DID_NOT_STOP`: The guest did not power off within the stop timeout after an ACPI shutdown (it may ignore ACPI); stop it with force to power it off.
              */
             409: {
                 headers: {
@@ -4036,8 +4229,183 @@ export interface operations {
             };
             /**
              * @description Error codes:
+             *     - `HYPERVISOR_ERROR`: The hypervisor refused an operation for another reason; `details.stderr` has its words.
+             */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
              *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
              *     - `NODE_BUSY`: A node sends more than the control plane takes from it at once; it should slow down.
+             *     - `REPLICA_UNAVAILABLE`: The node is held by another control-plane replica that did not take the request in time (dead, or cut off from the database); its nodes move to a live replica within its lease.
+             *     - `HYPERVISOR_UNAVAILABLE`: The hypervisor could not be reached (libvirtd down, wrong URI, virsh not installed).
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `COMMAND_TIMEOUT`: A command, or a request to a node, took too long.
+             */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    rebootVm: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        name: string;
+                        nodeId: string;
+                        cpu: number;
+                        memoryMiB: number;
+                        /** @enum {string} */
+                        firmware: "bios" | "uefi" | "any";
+                        disks: {
+                            /** @description the image an overlay was made from; never removed with the VM */
+                            imageId: string | null;
+                            poolId: string;
+                            relPath: string;
+                            sizeGiB: number;
+                            /** @enum {string} */
+                            format: "qcow2" | "raw" | "iso" | "vmdk" | "vhdx";
+                            /** @enum {string} */
+                            bus: "virtio" | "sata" | "scsi" | "ide";
+                        }[];
+                        cdroms: {
+                            imageId: string | null;
+                            poolId: string;
+                            relPath: string;
+                        }[];
+                        bootImageId: string | null;
+                        /** @enum {string} */
+                        state: "creating" | "stopped" | "running" | "paused" | "error" | "deleting";
+                        error: string | null;
+                        labels: {
+                            [key: string]: string;
+                        };
+                        version: number;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INVALID_INPUT`: A record or argument failed validation; `details.issues` lists what and where.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `NOT_FOUND`: The record, file or domain asked for does not exist.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `VERSION_CONFLICT`: Optimistic concurrency: the record changed since the caller read it; read it again and retry.
+             *     - `NODE_NOT_CONNECTED`: The target node is not connected, so it cannot be asked to do anything.
+             *     - `INVALID_STATE`: The operation is not valid in the current state (starting a running domain, stopping a stopped one).
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INTERNAL_ERROR`: Something failed that has no code of its own (a bug, an unexpected library error).
+             */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `HYPERVISOR_ERROR`: The hypervisor refused an operation for another reason; `details.stderr` has its words.
+             */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
+             *     - `NODE_BUSY`: A node sends more than the control plane takes from it at once; it should slow down.
+             *     - `REPLICA_UNAVAILABLE`: The node is held by another control-plane replica that did not take the request in time (dead, or cut off from the database); its nodes move to a live replica within its lease.
+             *     - `HYPERVISOR_UNAVAILABLE`: The hypervisor could not be reached (libvirtd down, wrong URI, virsh not installed).
              */
             503: {
                 headers: {
@@ -4299,9 +4667,11 @@ export const operationRoutes = {
   rescanImages: { method: 'POST', path: '/api/v1/images/rescan' },
   listVms: { method: 'GET', path: '/api/v1/vms' },
   createVm: { method: 'POST', path: '/api/v1/vms' },
-  getVm: { method: 'GET', path: '/api/v1/vms/{id}' },
+  imageVmDefaults: { method: 'GET', path: '/api/v1/images/{id}/vm-defaults' },
+  showVm: { method: 'GET', path: '/api/v1/vms/{id}' },
   deleteVm: { method: 'DELETE', path: '/api/v1/vms/{id}' },
   startVm: { method: 'POST', path: '/api/v1/vms/{id}/start' },
   stopVm: { method: 'POST', path: '/api/v1/vms/{id}/stop' },
+  rebootVm: { method: 'POST', path: '/api/v1/vms/{id}/reboot' },
   uploadImage: { method: 'POST', path: '/api/v1/images/upload' },
 } as const;

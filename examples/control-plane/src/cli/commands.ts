@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline/promises';
 import type { QuantixClient, ResponseBody } from '@quantix/client';
 import { isQuantixError } from '@quantix/core';
 import { type Command, InvalidArgumentError, Option } from 'commander';
@@ -346,17 +347,19 @@ export function apiCommands(
     });
   vms
     .command('create <name>')
-    .description('create a VM from a ready image and start it')
+    .description(
+      "create a VM from a ready image and start it; CPUs, memory and disk left out are the image's OS's recommended resources from osinfo-db (else 1 vCPU, 1024 MiB, 10 GiB), never more than the node has",
+    )
     .requiredOption('--node <node>', 'the node to run it on (id or hostname)')
     .requiredOption('--image <imageId>', 'a ready image (cloud image or ISO) reachable from that node')
-    .option('--cpu <n>', 'vCPUs', wholeNumber, '1')
-    .option('--memory <MiB>', 'memory in MiB', wholeNumber, '1024')
-    .option('--disk <GiB>', 'disk size in GiB', wholeNumber, '10')
+    .option('--cpu <n>', "vCPUs (default: the OS's recommended)", wholeNumber)
+    .option('--memory <MiB>', "memory in MiB (default: the OS's recommended)", wholeNumber)
+    .option('--disk <GiB>', "disk size in GiB (default: the OS's recommended storage)", wholeNumber)
     .option('--ssh-key <key...>', 'authorized SSH keys for cloud images')
     .action(
       async (
         name: string,
-        o: { node: string; image: string; cpu: string; memory: string; disk: string; sshKey?: string[] },
+        o: { node: string; image: string; cpu?: string; memory?: string; disk?: string; sshKey?: string[] },
       ) => {
         const api = client();
         const vm = await api.request('createVm', {
@@ -364,26 +367,55 @@ export function apiCommands(
             name,
             nodeId: await nodeIdOf(api, o.node),
             imageId: o.image,
-            cpu: Number(o.cpu),
-            memoryMiB: Number(o.memory),
-            diskGiB: Number(o.disk),
+            ...(o.cpu === undefined ? {} : { cpu: Number(o.cpu) }),
+            ...(o.memory === undefined ? {} : { memoryMiB: Number(o.memory) }),
+            ...(o.disk === undefined ? {} : { diskGiB: Number(o.disk) }),
             sshAuthorizedKeys: o.sshKey ?? [],
           },
         });
-        print(vm, () => `VM ${vm.name} is ${vm.state} on ${vm.nodeId} (${vm.id})`);
+        print(
+          vm,
+          () =>
+            `VM ${vm.name} is ${vm.state} on ${vm.nodeId} (${vm.id}): ${vm.cpu} vCPU, ${vm.memoryMiB} MiB, ${(vm.disks as Row[])[0]?.sizeGiB ?? '?'} GiB`,
+        );
       },
     );
+  /** A VM as GET /vms/{id} shows it (by id or name): state, disks and CD-ROMs with their paths. */
+  const showVm = (api: QuantixClient, vm: string) => api.request('showVm', { params: { id: vm } });
+  /** A VM's id from its id or its name. */
+  const vmIdOf = async (api: QuantixClient, vm: string) => (await showVm(api, vm)).id;
   vms
-    .command('start <vmId>')
-    .description('start a stopped VM')
-    .action(async (vmId: string) => {
-      const vm = await client().request('startVm', { params: { id: vmId } });
+    .command('show <vm>')
+    .description('show a VM (id or name): its state, node, CPUs, memory, and its disks and CD-ROMs with their paths')
+    .action(async (name: string) => {
+      const vm = await showVm(client(), name);
+      const media = (rows: unknown) =>
+        (rows as Row[]).map((d) => ({
+          ...d,
+          path: d.path ?? `${d.poolId}:${d.relPath} (pool not active on the node)`,
+        }));
+      print(vm, () =>
+        [
+          `VM ${vm.name} (${vm.id}) is ${vm.state}${vm.error ? ` — ${vm.error}` : ''}`,
+          `node ${vm.nodeId}${vm.nodeConnected ? '' : ' (not connected)'}, ${vm.cpu} vCPU, ${vm.memoryMiB} MiB, ${vm.firmware}`,
+          '',
+          table(media(vm.disks), ['path', 'sizeGiB', 'format', 'bus', 'imageId']),
+          ...((vm.cdroms as Row[]).length > 0 ? ['', table(media(vm.cdroms), ['path', 'imageId'])] : []),
+        ].join('\n'),
+      );
+    });
+  vms
+    .command('start <vm>')
+    .description('start a stopped VM (id or name)')
+    .action(async (name: string) => {
+      const api = client();
+      const vm = await api.request('startVm', { params: { id: await vmIdOf(api, name) } });
       print(vm, () => `VM ${vm.name} is ${vm.state}`);
     });
   vms
-    .command('stop <vmId>')
+    .command('stop <vm>')
     .description(
-      'shut a VM down (ACPI) and wait for the guest to power off; fails (exit 1) if it does not within the timeout, unless --force',
+      'shut a VM (id or name) down (ACPI) and wait for the guest to power off; fails (exit 1) if it does not within the timeout, unless --force',
     )
     .option('--force', 'power the VM off if the guest has not shut down by the end of the timeout')
     .option(
@@ -391,20 +423,58 @@ export function apiCommands(
       'how long the guest gets to shut down (default 60; 0 with --force: power off at once)',
       wholeNumber,
     )
-    .action(async (vmId: string, o: { force?: boolean; timeout?: string }) => {
-      const vm = await client().request('stopVm', {
-        params: { id: vmId },
+    .action(async (name: string, o: { force?: boolean; timeout?: string }) => {
+      const api = client();
+      const vm = await api.request('stopVm', {
+        params: { id: await vmIdOf(api, name) },
         body: { force: Boolean(o.force), ...(o.timeout === undefined ? {} : { timeoutSeconds: Number(o.timeout) }) },
       });
       print(vm, () => `VM ${vm.name} is ${vm.state}`);
     });
   vms
-    .command('delete <vmId>')
-    .description('delete a VM and the disks made for it')
-    .action(async (vmId: string) => {
-      await client().request('deleteVm', { params: { id: vmId } });
-      out(`deleted VM ${vmId}`);
+    .command('reboot <vm>')
+    .description('reboot a running VM (id or name): an ACPI reboot the guest carries out')
+    .action(async (name: string) => {
+      const api = client();
+      const vm = await api.request('rebootVm', { params: { id: await vmIdOf(api, name) } });
+      print(vm, () => `VM ${vm.name} is rebooting (${vm.state})`);
     });
+  vms
+    .command('delete <vm>')
+    .description(
+      'delete a VM (id or name) and the disks made for it (its overlay or disk and its cloud-init seed; never the image it was made from), after confirmation',
+    )
+    .option('--yes', 'do not ask for confirmation (required when stdin is not a terminal)')
+    .action(async (name: string, o: { yes?: boolean }) => {
+      const api = client();
+      const vm = await showVm(api, name);
+      if (!o.yes) {
+        if (!process.stdin.isTTY) {
+          throw new UsageError(`not deleting VM ${vm.name} without confirmation: stdin is not a terminal; give --yes`);
+        }
+        const files = [...(vm.disks as Row[])].map((d) => d.path ?? `${d.poolId}:${d.relPath}`);
+        const answer = await ask(
+          `Delete VM ${vm.name} (${vm.state}) on ${vm.nodeId} and its disks (${files.join(', ') || 'none'})? [y/N] `,
+        );
+        if (!/^y(es)?$/i.test(answer.trim())) {
+          process.stderr.write(`VM ${vm.name} was not deleted\n`);
+          process.exitCode = 1;
+          return;
+        }
+      }
+      await api.request('deleteVm', { params: { id: vm.id } });
+      out(`deleted VM ${vm.name} and its disks`);
+    });
+}
+
+/** One line read from the terminal after a prompt on stderr. */
+async function ask(question: string): Promise<string> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return await rl.question(question);
+  } finally {
+    rl.close();
+  }
 }
 
 /** Prints an API error as the user can act on it, and sets a failing exit code. */

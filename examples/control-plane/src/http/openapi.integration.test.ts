@@ -190,8 +190,8 @@ describe('the OpenAPI document', () => {
     expect(nodeAnswer.pools.map((entry) => entry.state?.status)).toEqual(['active']);
     expect(keys(nodeAnswer.pools[0]?.pool ?? {})).toEqual(keys(poolRecord));
     expect(keys(nodeAnswer.pools[0]?.state ?? {})).toEqual(keys(stateRecord ?? {}));
-    const vmAnswer = await client.request('getVm', { params: { id: vm.id } });
-    expect(keys(vmAnswer)).toEqual(keys(vm));
+    const vmAnswer = await client.request('showVm', { params: { id: vm.id } });
+    expect(keys(vmAnswer)).toEqual(keys({ ...vm, nodeConnected: false }));
     expect(vmAnswer.createdAt).toBe(vm.createdAt.toISOString());
 
     const missing = await client.request('getPool', { params: { id: 'no-such-pool' } }).catch((e: unknown) => e);

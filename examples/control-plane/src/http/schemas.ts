@@ -1,4 +1,6 @@
+import { ControlPlaneErrorCode } from '@quantix/control-plane';
 import { ErrorCode, errorCodeInfo } from '@quantix/core';
+import { NodeRuntimeErrorCode } from '@quantix/node-runtime';
 import { z } from 'zod';
 import { statusFor } from './errors.js';
 
@@ -55,6 +57,21 @@ function describeErrors(codes: string[]): ErrorResponses {
   }
   return responses;
 }
+
+/** What a request carried to a node can fail with: none connected, a busy or slow one, the replica holding it gone. */
+export const NODE_REQUEST_CODES = [
+  ErrorCode.NODE_NOT_CONNECTED,
+  ErrorCode.NODE_BUSY,
+  ErrorCode.COMMAND_TIMEOUT,
+  ControlPlaneErrorCode.REPLICA_UNAVAILABLE,
+];
+
+/** What a node's hypervisor can answer a request about a VM with. */
+export const HYPERVISOR_CODES = [
+  NodeRuntimeErrorCode.HYPERVISOR_UNAVAILABLE,
+  NodeRuntimeErrorCode.HYPERVISOR_ERROR,
+  NodeRuntimeErrorCode.INVALID_STATE,
+];
 
 /** A 204's answer: no body (the document then lists no content for it). */
 export const noContent = z.undefined().describe('No content');

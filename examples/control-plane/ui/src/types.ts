@@ -16,7 +16,9 @@ export type QNode = ResponseBody<'listNodes'>['nodes'][number];
 /** A node just registered, and its token (shown only this once). */
 export type RegisteredNode = ResponseBody<'createNode'>;
 export type NodeDetail = ResponseBody<'getNode'>;
-export type VmRow = ResponseBody<'getVm'>;
+export type VmRow = ResponseBody<'listVms'>['vms'][number];
+/** The sizes a VM of the image gets, from osinfo-db's resources for its OS. */
+export type VmDefaultsRow = ResponseBody<'imageVmDefaults'>;
 export type Entry = ResponseBody<'listCatalog'>['entries'][number];
 export type Available = ResponseBody<'listAvailableImages'>['images'][number];
 export type Availability = Available['status'];

@@ -20,7 +20,7 @@ import {
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { errorResponses, noContent } from '../schemas.js';
+import { errorResponses, NODE_REQUEST_CODES, noContent } from '../schemas.js';
 import { fastSerializerCompiler } from '../serialize.js';
 
 const idParams = z.object({ id: z.string().min(1) });
@@ -120,8 +120,6 @@ const rescanResult = z.object({
   scanned: z.array(z.object({ poolId: z.string(), nodeId: z.string() })),
   failed: z.array(z.object({ poolId: z.string(), nodeId: z.string(), code: z.string(), error: z.string() })),
 });
-/** What a request carried to a node can fail with, besides the node's own codes. */
-const NODE_REQUEST_CODES = [ErrorCode.NODE_NOT_CONNECTED, ErrorCode.NODE_BUSY, ErrorCode.COMMAND_TIMEOUT];
 
 /** The answers of the image routes, for tests that check the serializer keeps every field. */
 export const imageResponses = { imageView, imagePage, availableImage, availablePage };

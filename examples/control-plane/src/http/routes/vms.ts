@@ -3,23 +3,28 @@ import { DISK_BUSES, ErrorCode, FIRMWARE_KINDS, IMAGE_FORMATS, type Quantix, VM_
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { errorResponses, noContent } from '../schemas.js';
+import { errorResponses, HYPERVISOR_CODES, NODE_REQUEST_CODES, noContent } from '../schemas.js';
 
 const idParams = z.object({ id: z.string().min(1) });
 
+const onNode = {
+  path: z.string().nullable().describe('where the file is on the VM’s node; null while its pool is not active there'),
+};
+
+// Every field is listed: the answer carries only these (NICs, addresses, a console URL join here when VMs have them).
 const vmView = z.object({
   id: z.string(),
-  name: z.string().describe('also the libvirt domain name'),
+  name: z.string(),
   nodeId: z.string(),
   cpu: z.number().int(),
   memoryMiB: z.number().int(),
   firmware: z.enum(FIRMWARE_KINDS),
   disks: z.array(
     z.object({
-      imageId: z.string().nullable().describe('the image this disk was made from, if any'),
+      imageId: z.string().nullable().describe('the image an overlay was made from; never removed with the VM'),
       poolId: z.string(),
       relPath: z.string(),
-      sizeGiB: z.number(),
+      sizeGiB: z.number().int(),
       format: z.enum(IMAGE_FORMATS),
       bus: z.enum(DISK_BUSES),
     }),
@@ -34,8 +39,39 @@ const vmView = z.object({
   updatedAt: z.date(),
 });
 
-/** What a request carried to the VM's node can fail with, besides the node's own codes (HYPERVISOR_*, …). */
-const NODE_REQUEST_CODES = [ErrorCode.NODE_NOT_CONNECTED, ErrorCode.NODE_BUSY, ErrorCode.COMMAND_TIMEOUT];
+const vmDetail = vmView.extend({
+  disks: z.array(vmView.shape.disks.element.extend(onNode)),
+  cdroms: z.array(vmView.shape.cdroms.element.extend(onNode)),
+  nodeConnected: z.boolean().describe('whether the VM’s node is connected now'),
+});
+
+const osFigures = z
+  .object({
+    cpus: z.number().int().nullable(),
+    memoryMiB: z.number().int().nullable(),
+    diskGiB: z.number().int().nullable(),
+  })
+  .nullable();
+
+const vmDefaults = z.object({
+  cpu: z.number().int().describe('vCPUs a new VM of this image gets when none are asked for'),
+  memoryMiB: z.number().int(),
+  diskGiB: z.number().int(),
+  os: z
+    .object({
+      osId: z.string().describe('libosinfo’s id of the OS, recorded in the domain’s metadata'),
+      name: z.string(),
+      exact: z.boolean().describe('false when osinfo-db does not list this release and the figures are of basedOn'),
+      basedOn: z.string().describe('the osinfo-db entry the figures come from (short id)'),
+      minimum: osFigures,
+      recommended: osFigures,
+    })
+    .nullable()
+    .describe('osinfo-db’s minimum and recommended resources for the image’s OS; null when it does not know it'),
+});
+
+/** The errors a request about one VM can meet on its node, beside bad input. */
+const ON_NODE_CODES = [ErrorCode.NOT_FOUND, ErrorCode.VERSION_CONFLICT, ...NODE_REQUEST_CODES, ...HYPERVISOR_CODES];
 
 export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: VmService }): void {
   const { repositories } = deps.quantix;
@@ -53,6 +89,21 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
       },
     },
     async (request) => ({ vms: await repositories.vms.list(request.query) }),
+  );
+
+  api.get(
+    '/images/:id/vm-defaults',
+    {
+      schema: {
+        tags: ['images'],
+        operationId: 'imageVmDefaults',
+        summary:
+          'The CPUs, memory and disk a VM of this image gets when they are left out: osinfo-db’s recommended resources for its OS (with the minimum)',
+        params: idParams,
+        response: { 200: vmDefaults, ...errorResponses(ErrorCode.NOT_FOUND) },
+      },
+    },
+    async (request) => deps.vms.defaultsFor(request.params.id),
   );
 
   api.post(
@@ -76,6 +127,7 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
             ErrorCode.INSUFFICIENT_CAPACITY,
             ErrorCode.UNSUPPORTED_OPERATION,
             ...NODE_REQUEST_CODES,
+            ...HYPERVISOR_CODES,
           ),
         },
       },
@@ -87,14 +139,14 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
     '/vms/:id',
     {
       schema: {
-        operationId: 'getVm',
         tags: ['vms'],
-        summary: 'A VM',
-        params: idParams,
-        response: { 200: vmView, ...errorResponses(ErrorCode.NOT_FOUND) },
+        operationId: 'showVm',
+        summary: 'A VM by id or name: its state, and its disks and CD-ROMs with their paths on its node',
+        params: z.object({ id: z.string().min(1).describe('the VM’s id or name') }),
+        response: { 200: vmDetail, ...errorResponses(ErrorCode.NOT_FOUND) },
       },
     },
-    async (request) => repositories.vms.require(request.params.id),
+    async (request) => deps.vms.show(request.params.id),
   );
 
   api.post(
@@ -105,10 +157,7 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
         tags: ['vms'],
         summary: 'Start a VM',
         params: idParams,
-        response: {
-          200: vmView,
-          ...errorResponses(ErrorCode.NOT_FOUND, ErrorCode.VERSION_CONFLICT, ...NODE_REQUEST_CODES),
-        },
+        response: { 200: vmView, ...errorResponses(...ON_NODE_CODES) },
       },
     },
     async (request) => deps.vms.start(request.params.id),
@@ -129,15 +178,7 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
             timeoutSeconds: z.number().int().min(0).max(3600).optional(),
           })
           .default({ force: false }),
-        response: {
-          200: vmView,
-          ...errorResponses(
-            ErrorCode.NOT_FOUND,
-            ErrorCode.VERSION_CONFLICT,
-            ErrorCode.VM_DID_NOT_STOP,
-            ...NODE_REQUEST_CODES,
-          ),
-        },
+        response: { 200: vmView, ...errorResponses(...ON_NODE_CODES, ErrorCode.VM_DID_NOT_STOP) },
       },
     },
     async (request) =>
@@ -147,15 +188,30 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
       }),
   );
 
+  api.post(
+    '/vms/:id/reboot',
+    {
+      schema: {
+        tags: ['vms'],
+        operationId: 'rebootVm',
+        summary: 'Reboot a running VM: an ACPI reboot the guest carries out (INVALID_STATE when it is not running)',
+        params: idParams,
+        response: { 200: vmView, ...errorResponses(...ON_NODE_CODES) },
+      },
+    },
+    async (request) => deps.vms.reboot(request.params.id),
+  );
+
   api.delete(
     '/vms/:id',
     {
       schema: {
-        operationId: 'deleteVm',
         tags: ['vms'],
-        summary: 'Destroy a VM, undefine it and delete its own files',
+        operationId: 'deleteVm',
+        summary:
+          'Delete a VM with the files made for it (its overlay or disk, its cloud-init seed), powering it off first; the image it was made from stays',
         params: idParams,
-        response: { 204: noContent, ...errorResponses(ErrorCode.NOT_FOUND, ...NODE_REQUEST_CODES) },
+        response: { 204: noContent, ...errorResponses(...ON_NODE_CODES) },
       },
     },
     async (request, reply) => {

@@ -1,9 +1,9 @@
-import { type FormEvent, type ReactNode, useState } from 'react';
+import { type FormEvent, type ReactNode, useEffect, useState } from 'react';
 import { ApiError, client, query } from '../api.js';
 import { AvailabilityBadge, Empty, ErrorAlert, Field, LoadNote, NodeOptions, Progress } from '../components.js';
 import { formatBytes, KIND_LABEL, osLabel } from '../format.js';
 import { navigate, type Polled, useAction, usePoll } from '../hooks.js';
-import type { Available, NodeDetail } from '../types.js';
+import type { Available, NodeDetail, VmDefaultsRow } from '../types.js';
 
 type StepId = 'basics' | 'boot' | 'resources' | 'review';
 const STEPS: { id: StepId; title: string }[] = [
@@ -103,6 +103,40 @@ export function VmWizard() {
     deps: [imageId],
     enabled: Boolean(imageId),
   });
+
+  // The OS's recommended sizes (osinfo-db) become the resources step's values until the user edits one.
+  const [sizesEdited, setSizesEdited] = useState(false);
+  const defaults = usePoll(
+    (signal): Promise<VmDefaultsRow> => client.request('imageVmDefaults', { params: { id: imageId ?? '' }, signal }),
+    { intervalMs: 300_000, deps: [imageId], enabled: Boolean(imageId) },
+  );
+  const suggested = imageId ? defaults.data : undefined;
+  useEffect(() => {
+    if (!suggested || sizesEdited) return;
+    setDraft((d) => ({
+      ...d,
+      cpu: String(suggested.cpu),
+      memoryMiB: String(suggested.memoryMiB),
+      diskGiB: String(suggested.diskGiB),
+    }));
+  }, [suggested, sizesEdited]);
+  const editSize = (patch: Partial<Draft>) => {
+    setSizesEdited(true);
+    update(patch);
+  };
+  const osHint = (key: 'cpus' | 'memoryMiB' | 'diskGiB', unit: string) => {
+    const os = suggested?.os;
+    if (!os) return null;
+    const recommended = os.recommended?.[key];
+    const minimum = os.minimum?.[key];
+    if (recommended == null && minimum == null) return null;
+    const parts = [
+      recommended != null ? `recommends ${recommended}${unit}` : null,
+      minimum != null ? `needs at least ${minimum}${unit}` : null,
+    ].filter(Boolean);
+    return `${os.exact ? os.name : `${os.name} (as ${os.basedOn})`} ${parts.join(', ')} (osinfo-db).`;
+  };
+  const hintOf = (...parts: (string | null | undefined)[]) => parts.filter(Boolean).join(' ') || undefined;
 
   const check = (id: StepId): Errors => {
     const found: Errors = {};
@@ -274,44 +308,51 @@ export function VmWizard() {
             <Field
               label="CPUs"
               error={errors.cpu}
-              hint={requirements ? `The image asks for at least ${requirements.minCpu}.` : undefined}
+              hint={hintOf(
+                osHint('cpus', ''),
+                requirements ? `The image asks for at least ${requirements.minCpu}.` : undefined,
+              )}
             >
               {(props) => (
                 <input
                   {...props}
                   inputMode="numeric"
                   value={draft.cpu}
-                  onChange={(e) => update({ cpu: e.target.value })}
+                  onChange={(e) => editSize({ cpu: e.target.value })}
                 />
               )}
             </Field>
             <Field
               label="Memory (MiB)"
               error={errors.memoryMiB}
-              hint={requirements ? `The image asks for at least ${requirements.minMemoryMiB} MiB.` : undefined}
+              hint={hintOf(
+                osHint('memoryMiB', ' MiB'),
+                requirements ? `The image asks for at least ${requirements.minMemoryMiB} MiB.` : undefined,
+              )}
             >
               {(props) => (
                 <input
                   {...props}
                   inputMode="numeric"
                   value={draft.memoryMiB}
-                  onChange={(e) => update({ memoryMiB: e.target.value })}
+                  onChange={(e) => editSize({ memoryMiB: e.target.value })}
                 />
               )}
             </Field>
             <Field
               label="Disk (GiB)"
               error={errors.diskGiB}
-              hint={
-                requirements?.minDiskGiB ? `The image asks for at least ${requirements.minDiskGiB} GiB.` : undefined
-              }
+              hint={hintOf(
+                osHint('diskGiB', ' GiB'),
+                requirements?.minDiskGiB ? `The image asks for at least ${requirements.minDiskGiB} GiB.` : undefined,
+              )}
             >
               {(props) => (
                 <input
                   {...props}
                   inputMode="numeric"
                   value={draft.diskGiB}
-                  onChange={(e) => update({ diskGiB: e.target.value })}
+                  onChange={(e) => editSize({ diskGiB: e.target.value })}
                 />
               )}
             </Field>

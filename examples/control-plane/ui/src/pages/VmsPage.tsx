@@ -113,10 +113,21 @@ function VmActions({ vm, onChange }: { vm: VmRow; onChange: () => void }) {
           {busy === 'stop' ? 'Stopping…' : 'Stop'}
         </button>
       )}
+      {vm.state === 'running' && (
+        <button
+          type="button"
+          disabled={busy !== null}
+          aria-label={`Reboot ${vm.name}`}
+          onClick={() => act('reboot', () => client.request('rebootVm', { params: { id } }))}
+        >
+          {busy === 'reboot' ? 'Rebooting…' : 'Reboot'}
+        </button>
+      )}
       <DeleteButton
         name={vm.name}
         disabled={busy !== null || transient}
         busy={busy === 'delete'}
+        detail={`Delete ${vm.name} and its disks (${vm.disks.map((d) => d.relPath).join(', ') || 'none'})? The image it was made from stays.`}
         onDelete={() => act('delete', () => client.request('deleteVm', { params: { id } }))}
       />
       <ErrorAlert error={error} />
