@@ -314,6 +314,9 @@ describe('image pages at 10,000 images', () => {
         { nodeId: NODE, catalogIds: ['ubuntu-24.04', 'debian-12'] },
         { nodeId: NODE, catalogIds: [], kind: 'iso' as const },
         { nodeId: 'node-2', catalogIds: [] },
+        // A search's total is counted among its matches.
+        { nodeId: NODE, catalogIds: ['ubuntu-24.04', 'debian-12'], text: 'ubuntu' },
+        { nodeId: NODE, catalogIds: [], text: 'nightly', kind: 'cloud' as const },
       ];
       const expectTotalsMatchEntries = async (when: string) => {
         for (const view of views) {

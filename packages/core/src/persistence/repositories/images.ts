@@ -401,11 +401,18 @@ export class KnexImageRepository implements ImageRepository {
       ["phase <> 'deleting'", []],
     ];
     if (query.kind) common.push(['kind = ?', [query.kind]]);
-    if (text) common.push([`(${IMAGE_SEARCH_TEXT}) ilike ?`, [likePattern(text)]]);
-    const where = (extra: [string, Knex.RawBinding[]][]) => {
-      const all = [...common, ...extra];
-      return { sql: all.map(([sql]) => sql).join(' and '), bindings: all.flatMap(([, b]) => b) };
-    };
+    const conjunction = (all: [string, Knex.RawBinding[]][]) => ({
+      sql: all.map(([sql]) => sql).join(' and '),
+      bindings: all.flatMap(([, b]) => b),
+    });
+    // A search reads the trigram index once, into `matches` (the view's rows that match, with the
+    // columns the ranking reads); the streams, the total and the catalog rows then read those
+    // instead of each walking images and testing the text on every row.
+    const matches = text
+      ? conjunction([...common, [`(${IMAGE_SEARCH_TEXT}) ilike ?`, [likePattern(text)]]])
+      : undefined;
+    const source = matches ? 'matches' : 'images';
+    const where = (extra: [string, Knex.RawBinding[]][]) => conjunction(matches ? extra : [...common, ...extra]);
     const notOffered: [string, Knex.RawBinding[]] = ['(catalog_id is null or catalog_id <> all(?::text[]))', [offered]];
     const onThisNode: [string, Knex.RawBinding[]] = ['(node_id is null or node_id = ?)', [query.nodeId]];
     // The view's ranks (see ImageRepository.listRankedForNode), each a stream in (name, id) order
@@ -457,7 +464,7 @@ export class KnexImageRepository implements ImageRepository {
     for (const stream of streams) {
       const { sql, bindings: b } = where([notOffered, ...stream.conditions]);
       parts.push(
-        `(select id, name, ${stream.rank} as rank from images where ${sql} order by rank, name, id limit ${depth ?? '?'})`,
+        `(select id, name, ${stream.rank} as rank from ${source} where ${sql} order by rank, name, id limit ${depth ?? '?'})`,
       );
       bindings.push(...b, ...(depth === null ? [needed] : []));
     }
@@ -474,32 +481,20 @@ export class KnexImageRepository implements ImageRepository {
       end`;
     if (offered.length > 0) {
       parts.push(`(select id, name, rank from (
-          select distinct on (catalog_id) id, name, ${rankCase} as rank from images where ${offeredRows.sql}
+          select distinct on (catalog_id) id, name, ${rankCase} as rank from ${source} where ${offeredRows.sql}
           order by catalog_id, ${rankCase}, id) as best)`);
       bindings.push(query.nodeId, ...offeredRows.bindings, query.nodeId);
     }
     // The total: rows of no offered entry, plus one per offered entry that has rows. Rows made
     // from no catalog (nearly all of them) are summed from the counters of migration 0012, a few
-    // rows per pool, unless a text search narrows them: those are counted as every matching row
-    // in the pools less the few being deleted or made from a catalog, so the count reads the
-    // search index with no per-entry test.
-    let noCatalog: { sql: string; bindings: Knex.RawBinding[] };
-    if (text) {
-      const filters = common.filter(([sql]) => sql !== "phase <> 'deleting'");
-      const inPools = filters.map(([sql]) => sql).join(' and ');
-      const inPoolsBindings = filters.flatMap(([, b]) => b);
-      noCatalog = {
-        sql: `(select count(*) from images where ${inPools})
-          - (select count(*) from images where ${inPools} and (phase = 'deleting' or catalog_id is not null))`,
-        bindings: [...inPoolsBindings, ...inPoolsBindings],
-      };
-    } else {
-      noCatalog = {
-        sql: `(select coalesce(sum(n), 0)::bigint from image_counts
-          where pool_key = any((select all_ids from pools)::text[]) and phase <> 'deleting' and not from_catalog${query.kind ? ' and kind = ?' : ''})`,
-        bindings: query.kind ? [query.kind] : [],
-      };
-    }
+    // rows per pool, or counted among the matches of a search.
+    const noCatalog = matches
+      ? { sql: '(select count(*) from matches where catalog_id is null)', bindings: [] }
+      : {
+          sql: `(select coalesce(sum(n), 0)::bigint from image_counts
+            where pool_key = any((select all_ids from pools)::text[]) and phase <> 'deleting' and not from_catalog${query.kind ? ' and kind = ?' : ''})`,
+          bindings: query.kind ? [query.kind] : [],
+        };
     const catalogRows = where([['catalog_id is not null', []]]);
     const result = await guarded(WHAT, () =>
       pageStatement(
@@ -516,7 +511,12 @@ export class KnexImageRepository implements ImageRepository {
             coalesce(array_agg(id) filter (where mounted), '{}') as mounted,
             coalesce(array_agg(id) filter (where not mounted), '{}') as unmounted
           from node_pools
-        ),
+        ),${
+          matches
+            ? `
+        matches as materialized (select id, name, phase, pool_id, node_id, catalog_id from images where ${matches.sql}),`
+            : ''
+        }
         ranked as (${parts.join(' union all ')}),
         page as (select id, name, rank from ranked order by rank, name, id limit ? offset ?),
         totals as (
@@ -524,8 +524,8 @@ export class KnexImageRepository implements ImageRepository {
             exists (select 1 from nodes where id = ?) as node_found,
             ${noCatalog.sql}
             + (select count(*) filter (where catalog_id <> all(?::text[])) + count(distinct catalog_id) filter (where catalog_id = any(?::text[]))
-               from images where ${catalogRows.sql}) as total,
-            (select coalesce(array_agg(distinct catalog_id), '{}') from images where ${offeredRows.sql}) as with_rows
+               from ${source} where ${catalogRows.sql}) as total,
+            (select coalesce(array_agg(distinct catalog_id), '{}') from ${source} where ${offeredRows.sql}) as with_rows
         )
         select ${IMAGE_COLUMNS.map((column) => `i.${column}`).join(', ')},
           page.rank, totals.node_found, totals.total, totals.with_rows,
@@ -537,6 +537,7 @@ export class KnexImageRepository implements ImageRepository {
         [
           query.nodeId,
           query.nodeId,
+          ...(matches?.bindings ?? []),
           ...bindings,
           query.limit,
           query.offset,
