@@ -360,4 +360,32 @@ describe('image pages at 10,000 images', () => {
     },
     120_000,
   );
+
+  it('lets two scans of one pool write at once: both finish, and the counters match the rows', async () => {
+    const { images } = postgres.repositories;
+    const knex = postgres.database.knex;
+    // More than one INSERT chunk each, the kinds in opposite orders: unsorted, each scan would hold
+    // the counter of its first kind and wait for the other's.
+    const scan = (prefix: string, kinds: ['iso' | 'cloud', 'iso' | 'cloud']) =>
+      kinds.flatMap((kind) =>
+        Array.from({ length: 1200 }, (_, i) => ({
+          poolId: 'pool-c',
+          relPath: `${prefix}/${kind}-${i}`,
+          kind,
+          sizeBytes: i,
+        })),
+      );
+    const [first, second] = await Promise.all([
+      images.upsertByLocation(scan('scan-1', ['iso', 'cloud'])),
+      images.upsertByLocation(scan('scan-2', ['cloud', 'iso'])),
+    ]);
+    expect([first.inserted, second.inserted]).toEqual([2400, 2400]);
+    const counted = await knex.raw(
+      `select kind, sum(n)::int as n from image_counts where pool_key = 'pool-c' and phase = 'ready' and not from_catalog group by kind order by kind`,
+    );
+    const rows = await knex.raw(
+      `select kind, count(*)::int as n from images where pool_id = 'pool-c' and phase = 'ready' and catalog_id is null group by kind order by kind`,
+    );
+    expect(counted.rows).toEqual(rows.rows);
+  });
 });

@@ -16,7 +16,7 @@ function addToCounts(changes: string): string {
     select pool_key, kind, phase, from_catalog, sum(delta) from (${changes}) as changes
     group by pool_key, kind, phase, from_catalog
     having sum(delta) <> 0
-    order by pool_key, kind, phase, from_catalog
+    order by pool_key collate "C", kind collate "C", phase collate "C", from_catalog
     on conflict (pool_key, kind, phase, from_catalog) do update set n = c.n + excluded.n`;
 }
 
@@ -34,8 +34,8 @@ export async function up(knex: Knex): Promise<void> {
       n bigint not null,
       primary key (pool_key, kind, phase, from_catalog)
     )`);
-  // Counter rows are written in key order, so two writers lock them in one order and never
-  // deadlock on them. A transition table exists only for the events that have it, hence a branch
+  // Counter rows are written in key order (byte order, as writers that lock several statements'
+  // worth sort their rows), so two writers lock them in one order and never deadlock on them. A transition table exists only for the events that have it, hence a branch
   // per event.
   await knex.raw(`
     create function image_counts_apply() returns trigger language plpgsql as $$

@@ -283,7 +283,13 @@ export class KnexImageRepository implements ImageRepository {
       const valid = validateDiscoveredImage(item);
       byLocation.set(`${valid.poolId}\0${valid.relPath}`, valid);
     }
-    const rows = [...byLocation.values()].map(discoveredToRow);
+    // In (pool, kind) order, as the counters of migration 0012 are locked (byte order): each chunk
+    // adds to the counters of its pools and kinds and holds them to the end of the transaction, so
+    // two scans of one pool take those locks in one order and never deadlock.
+    const lockOrder = (found: ValidDiscoveredImage) => `${found.poolId}\0${found.kind}`;
+    const rows = [...byLocation.values()]
+      .sort((a, b) => (lockOrder(a) < lockOrder(b) ? -1 : lockOrder(a) > lockOrder(b) ? 1 : 0))
+      .map(discoveredToRow);
     const result: UpsertResult = { inserted: 0, updated: 0, untouched: 0 };
     await guarded(WHAT, () =>
       this.knex.transaction(async (trx) => {
