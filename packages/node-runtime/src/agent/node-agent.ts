@@ -39,6 +39,8 @@ import {
   type ScanSkipped,
   type StorageBackend,
   type StoragePool,
+  scanEntryHash,
+  scanFingerprint,
   truncateText,
   type VmSpec,
 } from '@quantix/core';
@@ -122,10 +124,21 @@ interface Inspection {
   sent?: SizedFile | null;
 }
 
-/** A scanned file within the protocol's limits, with the bytes it takes in a scan.result. */
+/** A scanned file within the protocol's limits, with the bytes it takes in a scan.result and its entry hash. */
 interface SizedFile {
   file: ScannedFile;
   bytes: number;
+  /** Its term in the fingerprint of the scan (scanEntryHash), kept so a warm scan hashes nothing. */
+  hash: number;
+}
+
+/** What the node last reported of one pool's content: the base a delta is computed against. */
+interface Report {
+  definition: string;
+  fingerprint: string;
+  files: Map<string, SizedFile>;
+  /** Unusable files by relPath, with their code: a delta names only those new or changed since. */
+  invalid: Map<string, string>;
 }
 
 /** The JSON size of one item of a scan.result's arrays, with its separating comma. */
@@ -135,7 +148,12 @@ const jsonBytes = (item: unknown): number => Buffer.byteLength(JSON.stringify(it
 function sizedFile(file: ScannedFile): SizedFile | null {
   if (file.relPath.length > PROTOCOL_LIMITS.path) return null;
   const limited = withinLimits(file);
-  return { file: limited, bytes: jsonBytes(limited) };
+  const hash = scanEntryHash({
+    relPath: limited.relPath,
+    sizeBytes: limited.sizeBytes,
+    modifiedMs: Date.parse(limited.modifiedAt),
+  });
+  return { file: limited, bytes: jsonBytes(limited), hash };
 }
 
 interface ActivePool {
@@ -201,6 +219,12 @@ export class NodeAgent {
    * the files of the last scan.
    */
   private readonly inspections = new Map<string, { definition: string; files: Map<string, Inspection> }>();
+  /**
+   * What the last scan of each pool reported, by the same key, when it skipped nothing: a request
+   * whose `since` is its fingerprint gets the changes since it. Memory only: after a restart the
+   * first scan of each pool is full.
+   */
+  private readonly reports = new Map<string, Report>();
 
   constructor(options: NodeAgentOptions) {
     this.options = options;
@@ -473,7 +497,7 @@ export class NodeAgent {
   private readonly handlers: {
     [Op in NodeOperation]: (request: Extract<NodeRequest, { op: Op }>, send: Send) => Promise<NodeResultOf<Op>>;
   } = {
-    'pool.scan': (request, send) => this.scan(request.poolId, request.content, send),
+    'pool.scan': (request, send) => this.scan(request.poolId, request.content, send, request.since),
     'image.download': (request, send) => this.download(request, send),
     'image.cancel': async (request) => {
       const running = this.downloads.get(request.imageId);
@@ -522,7 +546,7 @@ export class NodeAgent {
     return handler(request, send);
   }
 
-  private async scan(poolId: string, content: PoolContentType, send: Send) {
+  private async scan(poolId: string, content: PoolContentType, send: Send, since?: string) {
     const { pool, backend } = this.poolFor(poolId);
     const listing = await backend.list({ pool, content });
     const files: SizedFile[] = [];
@@ -607,8 +631,84 @@ export class NodeAgent {
         `${uninspected.length} of ${listing.files.length} files could not be inspected; those that are not ISOs are left out`,
       );
     }
-    await this.emitScan(send, poolId, content, { files, skipped, invalid });
-    return { poolId, content, files: files.length, skipped: skipped.slice(0, PROTOCOL_LIMITS.scanFilesPerMessage) };
+    const answer = {
+      poolId,
+      content,
+      files: files.length,
+      skipped: skipped.slice(0, PROTOCOL_LIMITS.scanFilesPerMessage),
+    };
+    // A scan that skipped something is no base for changes: what lies under a skipped path is
+    // unknown, and a delta could not say so.
+    const report: Report | null =
+      skipped.length === 0
+        ? {
+            definition,
+            fingerprint: scanFingerprint(files.map((f) => f.hash)),
+            files: new Map(files.map((f) => [f.file.relPath, f])),
+            invalid: new Map(invalid.map((i) => [i.relPath, i.code])),
+          }
+        : null;
+    const lastReport = this.reports.get(cacheKey);
+    if (report) this.reports.set(cacheKey, report);
+    else this.reports.delete(cacheKey);
+    if (report && since !== undefined && lastReport?.definition === definition && lastReport.fingerprint === since) {
+      const sent = await this.emitDelta(send, poolId, content, lastReport, report, invalid);
+      if (sent) return { ...answer, delta: true };
+    }
+    await this.emitScan(send, poolId, content, { files, skipped, invalid }, report?.fingerprint);
+    return answer;
+  }
+
+  /**
+   * The changes from `base` to `report` as one scan.delta; false (nothing sent) when they do not
+   * fit one frame, and the caller sends the whole scan instead.
+   */
+  private async emitDelta(
+    send: Send,
+    poolId: string,
+    content: PoolContentType,
+    base: Report,
+    report: Report,
+    invalid: ScanInvalid[],
+  ): Promise<boolean> {
+    const files: ScannedFile[] = [];
+    let bytes = 0;
+    for (const [relPath, current] of report.files) {
+      const before = base.files.get(relPath);
+      if (before !== undefined && (before === current || before.hash === current.hash)) continue;
+      files.push(current.file);
+      bytes += current.bytes;
+    }
+    const removed: string[] = [];
+    for (const relPath of base.files.keys()) {
+      if (!report.files.has(relPath)) {
+        removed.push(relPath);
+        bytes += relPath.length + 3;
+      }
+    }
+    const newlyInvalid = invalid
+      .filter((i) => base.invalid.get(i.relPath) !== i.code && i.relPath.length <= PROTOCOL_LIMITS.path)
+      .map((i) => ({
+        relPath: i.relPath,
+        code: truncateText(i.code, PROTOCOL_LIMITS.short),
+        message: truncateText(i.message),
+      }));
+    for (const item of newlyInvalid) bytes += jsonBytes(item);
+    const limit = PROTOCOL_LIMITS.scanFilesPerMessage;
+    const budget = this.maxMessageBytes === null ? Number.POSITIVE_INFINITY : Math.floor(this.maxMessageBytes / 2);
+    if (files.length > limit || removed.length > limit || newlyInvalid.length > limit || bytes > budget) return false;
+    await this.emit(send, {
+      v: PROTOCOL_VERSION,
+      type: 'scan.delta',
+      poolId,
+      content,
+      base: base.fingerprint,
+      fingerprint: report.fingerprint,
+      files,
+      removed,
+      ...(newlyInvalid.length > 0 ? { invalid: newlyInvalid } : {}),
+    });
+    return true;
   }
 
   /**
@@ -622,6 +722,7 @@ export class NodeAgent {
     poolId: string,
     content: PoolContentType,
     scan: { files: SizedFile[]; skipped: ScanSkipped[]; invalid: ScanInvalid[] },
+    fingerprint?: string,
   ): Promise<void> {
     const skipped = scan.skipped
       .filter((s) => s.relPath.length <= PROTOCOL_LIMITS.path)
@@ -666,6 +767,7 @@ export class NodeAgent {
         content,
         files: only.files,
         ...extras(only),
+        ...(fingerprint ? { fingerprint } : {}),
       });
       return;
     }
@@ -681,6 +783,7 @@ export class NodeAgent {
         scanId,
         part,
         final: part === parts.length - 1,
+        ...(fingerprint && part === parts.length - 1 ? { fingerprint } : {}),
       });
     }
   }
