@@ -144,6 +144,14 @@ interface Report {
 /** The JSON size of one item of a scan.result's arrays, with its separating comma. */
 const jsonBytes = (item: unknown): number => Buffer.byteLength(JSON.stringify(item)) + 1;
 
+/** Whether a scan found exactly what `report` holds: the same files, sent as they were, and the same unusable ones. */
+function reportsSame(report: Report, files: readonly SizedFile[], invalid: readonly ScanInvalid[]): boolean {
+  if (files.length !== report.files.size || invalid.length !== report.invalid.size) return false;
+  for (const sized of files) if (report.files.get(sized.file.relPath) !== sized) return false;
+  for (const item of invalid) if (report.invalid.get(item.relPath) !== item.code) return false;
+  return true;
+}
+
 /** A scanned file ready to send: within the protocol's limits and measured; null when its path is too long to send. */
 function sizedFile(file: ScannedFile): SizedFile | null {
   if (file.relPath.length > PROTOCOL_LIMITS.path) return null;
@@ -560,7 +568,10 @@ export class NodeAgent {
     const cacheKey = `${poolId}\u0000${content}`;
     const previous = this.inspections.get(cacheKey);
     const known = previous?.definition === definition ? previous.files : new Map<string, Inspection>();
+    // Only the files new or changed since: a warm scan of 20,000 files builds no new map (GC is
+    // a good part of its cost), it counts the known ones it met instead.
     const seen = new Map<string, Inspection>();
+    let kept = 0;
     for (const file of listing.files) {
       let inspected: InspectedFile | null = null;
       const last = known.get(file.relPath);
@@ -568,7 +579,7 @@ export class NodeAgent {
         last !== undefined && last.sizeBytes === file.sizeBytes && last.modifiedMs === file.modifiedAt.getTime();
       if (unchanged) {
         // Same size and mtime as when it was read: trusted without reading, as `make` trusts a file.
-        seen.set(file.relPath, last);
+        kept += 1;
         if (last.invalid) {
           invalid.push({ relPath: file.relPath, ...last.invalid });
           continue;
@@ -617,14 +628,27 @@ export class NodeAgent {
       if (sent) files.push(sent);
       // Remembered with what was sent. A file whose inspection failed is not remembered: the next
       // scan reads it again. With no inspector there is nothing to read, only the message to keep.
-      const entry = seen.get(file.relPath);
+      const entry = unchanged ? last : seen.get(file.relPath);
       if (entry) entry.sent = sent;
       else if (!this.options.inspector) {
         const modifiedMs = file.modifiedAt.getTime();
         seen.set(file.relPath, { sizeBytes: file.sizeBytes, modifiedMs, inspected: null, invalid: null, sent });
       }
     }
-    this.inspections.set(cacheKey, { definition, files: seen });
+    let remembered = known;
+    if (kept === known.size) {
+      // Every known file is still there, unchanged: the new ones join them.
+      for (const [relPath, entry] of seen) known.set(relPath, entry);
+    } else {
+      remembered = new Map();
+      for (const file of listing.files) {
+        const entry = seen.get(file.relPath) ?? known.get(file.relPath);
+        if (entry?.sizeBytes === file.sizeBytes && entry.modifiedMs === file.modifiedAt.getTime()) {
+          remembered.set(file.relPath, entry);
+        }
+      }
+    }
+    this.inspections.set(cacheKey, { definition, files: remembered });
     if (uninspected.length > 0) {
       this.logger?.warn(
         { poolId, content, count: uninspected.length, files: listing.files.length, first: uninspected.slice(0, 5) },
@@ -638,17 +662,20 @@ export class NodeAgent {
       skipped: skipped.slice(0, PROTOCOL_LIMITS.scanFilesPerMessage),
     };
     // A scan that skipped something is no base for changes: what lies under a skipped path is
-    // unknown, and a delta could not say so.
-    const report: Report | null =
-      skipped.length === 0
-        ? {
-            definition,
-            fingerprint: scanFingerprint(files.map((f) => f.hash)),
-            files: new Map(files.map((f) => [f.file.relPath, f])),
-            invalid: new Map(invalid.map((i) => [i.relPath, i.code])),
-          }
-        : null;
+    // unknown, and a delta could not say so. A scan that found what the last one reported (the
+    // same files, sent as they were) keeps that report, hashed and indexed already.
     const lastReport = this.reports.get(cacheKey);
+    const report: Report | null =
+      skipped.length > 0
+        ? null
+        : lastReport?.definition === definition && reportsSame(lastReport, files, invalid)
+          ? lastReport
+          : {
+              definition,
+              fingerprint: scanFingerprint(files.map((f) => f.hash)),
+              files: new Map(files.map((f) => [f.file.relPath, f])),
+              invalid: new Map(invalid.map((i) => [i.relPath, i.code])),
+            };
     if (report) this.reports.set(cacheKey, report);
     else this.reports.delete(cacheKey);
     if (report && since !== undefined && lastReport?.definition === definition && lastReport.fingerprint === since) {
@@ -671,6 +698,20 @@ export class NodeAgent {
     report: Report,
     invalid: ScanInvalid[],
   ): Promise<boolean> {
+    if (base === report) {
+      const fingerprint = base.fingerprint;
+      const empty = { files: [], removed: [] };
+      await this.emit(send, {
+        v: PROTOCOL_VERSION,
+        type: 'scan.delta',
+        poolId,
+        content,
+        base: fingerprint,
+        fingerprint,
+        ...empty,
+      });
+      return true;
+    }
     const files: ScannedFile[] = [];
     let bytes = 0;
     for (const [relPath, current] of report.files) {
