@@ -68,6 +68,8 @@ interface NodeLink {
   readonly scans: Map<string, CollectedScan & { poolId: string; content: 'iso' | 'images'; nextPart: number }>;
   /** Scans (by scanStateKey) whose delta was refused: the request is asked again, for a full scan. */
   readonly refusedDeltas: Set<string>;
+  /** The rows' stamp read when a scan with `since` was asked for, by scanStateKey: checked against its delta. */
+  readonly stampsAtRequest: Map<string, Promise<string | null>>;
 }
 
 /**
@@ -300,6 +302,7 @@ export class NodeHub {
       scanned: new Map(),
       scans: new Map(),
       refusedDeltas: new Set(),
+      stampsAtRequest: new Map(),
     };
     link.helloTimer = setTimeout(() => {
       if (!link.helloSeen) channel.close(NODE_CLOSE_CODES.helloTimeout, 'no hello within the time allowed');
@@ -352,9 +355,10 @@ export class NodeHub {
   }
 
   /**
-   * pool.scan with `since` when the hub still trusts what the node last reported of the pool (the
-   * rows kept the stamp they had after it): the node then sends only changes. A delta refused on
-   * arrival (the rows changed meanwhile) is followed by the same request for a full scan.
+   * pool.scan with `since` when the hub holds what the node last reported of the pool: the node
+   * then sends only changes. Whether the rows kept the stamp they had after that report is read
+   * while the node scans (off the path of a warm scan), and checked when the delta arrives. A delta
+   * refused then (the rows changed) is followed by the same request for a full scan.
    */
   private async requestScan(
     link: NodeLink,
@@ -363,11 +367,11 @@ export class NodeHub {
   ): Promise<NodeResultOf<'pool.scan'>> {
     const key = scanStateKey(link.nodeId, request.poolId, request.content);
     const known = this.scanStates.get(key);
-    let since: string | undefined;
+    const since = known?.fingerprint;
     if (known) {
-      const stamp = await this.withDatabase(() => this.rowsStamp(request.poolId, request.content));
-      if (stamp === known.stamp) since = known.fingerprint;
-      else this.scanStates.delete(key);
+      // A stamp that cannot be read refuses the delta, as a changed one does.
+      const stamp = this.withDatabase(() => this.rowsStamp(request.poolId, request.content)).catch(() => null);
+      link.stampsAtRequest.set(key, stamp);
     }
     link.refusedDeltas.delete(key);
     const result = await this.requestOnLink(link.nodeId, link, { ...request, ...(since ? { since } : {}) }, timeoutMs);
@@ -769,7 +773,10 @@ export class NodeHub {
       this.options.logger.info({ nodeId, poolId, reason }, 'scan delta refused; asking for a full scan');
     };
     const known = this.scanStates.get(key);
+    const stampAtRequest = link.stampsAtRequest.get(key);
+    link.stampsAtRequest.delete(key);
     if (known?.fingerprint !== message.base) return refuse('the hub holds no state with its base fingerprint');
+    if (!stampAtRequest || (await stampAtRequest) !== known.stamp) return refuse('its rows changed since');
     const empty = message.files.length === 0 && message.removed.length === 0 && !message.invalid?.length;
     if (empty) {
       if (message.fingerprint !== message.base) refuse('no changes, yet another fingerprint');

@@ -226,7 +226,10 @@ export class NodeAgent {
    * only, rebuilt by the next scan after a restart; kept per pool definition, and holding only
    * the files of the last scan.
    */
-  private readonly inspections = new Map<string, { definition: string; files: Map<string, Inspection> }>();
+  private readonly inspections = new Map<
+    string,
+    { definition: string; files: Map<string, Inspection>; report?: Report | undefined }
+  >();
   /**
    * What the last scan of each pool reported, by the same key, when it skipped nothing: a request
    * whose `since` is its fingerprint gets the changes since it. Memory only: after a restart the
@@ -572,6 +575,8 @@ export class NodeAgent {
     // a good part of its cost), it counts the known ones it met instead.
     const seen = new Map<string, Inspection>();
     let kept = 0;
+    /** Files taken as they were last sent (or last found unusable), nothing rebuilt. */
+    let reused = 0;
     for (const file of listing.files) {
       let inspected: InspectedFile | null = null;
       const last = known.get(file.relPath);
@@ -582,11 +587,13 @@ export class NodeAgent {
         kept += 1;
         if (last.invalid) {
           invalid.push({ relPath: file.relPath, ...last.invalid });
+          reused += 1;
           continue;
         }
         // Sent as last time: a warm scan of 20,000 files is a listing, not 20,000 messages rebuilt.
         if (last.sent !== undefined) {
           if (last.sent) files.push(last.sent);
+          reused += 1;
           continue;
         }
         inspected = last.inspected;
@@ -648,7 +655,11 @@ export class NodeAgent {
         }
       }
     }
-    this.inspections.set(cacheKey, { definition, files: remembered });
+    const record: { definition: string; files: Map<string, Inspection>; report?: Report | undefined } = {
+      definition,
+      files: remembered,
+    };
+    this.inspections.set(cacheKey, record);
     if (uninspected.length > 0) {
       this.logger?.warn(
         { poolId, content, count: uninspected.length, files: listing.files.length, first: uninspected.slice(0, 5) },
@@ -665,10 +676,12 @@ export class NodeAgent {
     // unknown, and a delta could not say so. A scan that found what the last one reported (the
     // same files, sent as they were) keeps that report, hashed and indexed already.
     const lastReport = this.reports.get(cacheKey);
+    // Every file known and taken as sent, none gone: what the last scan reported, without a look.
+    const pristine = reused === listing.files.length && kept === known.size && previous?.report === lastReport;
     const report: Report | null =
       skipped.length > 0
         ? null
-        : lastReport?.definition === definition && reportsSame(lastReport, files, invalid)
+        : lastReport?.definition === definition && (pristine || reportsSame(lastReport, files, invalid))
           ? lastReport
           : {
               definition,
@@ -678,6 +691,7 @@ export class NodeAgent {
             };
     if (report) this.reports.set(cacheKey, report);
     else this.reports.delete(cacheKey);
+    record.report = report ?? undefined;
     if (report && since !== undefined && lastReport?.definition === definition && lastReport.fingerprint === since) {
       const sent = await this.emitDelta(send, poolId, content, lastReport, report, invalid);
       if (sent) return { ...answer, delta: true };
