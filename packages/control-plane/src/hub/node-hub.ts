@@ -348,7 +348,7 @@ export class NodeHub {
     if (link?.state !== 'welcomed' && this.options.remote?.enabled && !options.localOnly) {
       return this.options.remote.forward(nodeId, request as NodeRequest, timeoutMs) as Promise<NodeResultOf<Op>>;
     }
-    if (link?.state === 'welcomed' && request.op === 'pool.scan' && !('since' in request)) {
+    if (link?.state === 'welcomed' && request.op === 'pool.scan') {
       return this.requestScan(link, request as NodeRequestOf<'pool.scan'>, timeoutMs) as Promise<NodeResultOf<Op>>;
     }
     return this.requestOnLink(nodeId, link, request, timeoutMs);
@@ -365,6 +365,8 @@ export class NodeHub {
     request: NodeRequestOf<'pool.scan'>,
     timeoutMs: number,
   ): Promise<NodeResultOf<'pool.scan'>> {
+    // `since` is the hub's to give: it alone can check the delta that answers it.
+    const { since: _ignored, ...whole } = request;
     const key = scanStateKey(link.nodeId, request.poolId, request.content);
     const known = this.scanStates.get(key);
     const since = known?.fingerprint;
@@ -374,9 +376,9 @@ export class NodeHub {
       link.stampsAtRequest.set(key, stamp);
     }
     link.refusedDeltas.delete(key);
-    const result = await this.requestOnLink(link.nodeId, link, { ...request, ...(since ? { since } : {}) }, timeoutMs);
+    const result = await this.requestOnLink(link.nodeId, link, { ...whole, ...(since ? { since } : {}) }, timeoutMs);
     if (!link.refusedDeltas.delete(key)) return result;
-    return this.requestOnLink(link.nodeId, link, request, timeoutMs);
+    return this.requestOnLink(link.nodeId, link, whole, timeoutMs);
   }
 
   /** The stamp of the rows a scan of this content of this pool is applied to. */
