@@ -178,6 +178,7 @@ export {
 export { type DatabaseErrorContext, isDatabaseUnavailable, mapDatabaseError } from './persistence/errors.js';
 export { migrateDownAll, migrateToLatest, migrateUpOne, migrationStatus } from './persistence/migrations/index.js';
 export { createRepositories } from './persistence/repositories/index.js';
+export { scanEntryHash, scanFingerprint } from './protocol/fingerprint.js';
 export {
   agreeProtocolVersion,
   type ControlMessage,
