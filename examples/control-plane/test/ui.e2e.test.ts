@@ -242,7 +242,20 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
       'running',
     );
 
+    // Reboot: an ACPI reboot of the running domain; the VM stays Running and nothing fails.
+    await page.getByRole('button', { name: `Reboot ${vmName}` }).click();
+    await until(
+      () => page.getByRole('button', { name: `Reboot ${vmName}` }).isEnabled(),
+      (enabled) => enabled,
+      'the reboot to be answered',
+    );
+    expect(await rowText(page, 'VMs', vmName)).toContain('Running');
+
     await page.getByRole('button', { name: `Delete ${vmName}` }).click();
+    // The confirmation says what goes with the VM and what stays.
+    expect(await rowText(page, 'VMs', vmName)).toContain(
+      `Delete ${vmName} and its disks (vms/${vmName}/disk.qcow2)? The image it was made from stays.`,
+    );
     await page.getByRole('button', { name: 'Confirm delete' }).click();
     await until(
       () => page.getByRole('row', { name: vmName, exact: true }).count(),
@@ -428,7 +441,7 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
       'Cloud image',
       'Ready',
       '48.0 MiB',
-      'tiny 1 (x86_64)',
+      'ubuntu 22.04 (x86_64)',
       'Local images',
       '/var/lib/quantix/local-images/images/tiny-ready.qcow2',
     ]) {
@@ -485,13 +498,25 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     await ready.waitFor();
     expect(await ready.isDisabled()).toBe(false);
     expect(await description(ready)).toBe('Ready at /var/lib/quantix/local-images/images/tiny-ready.qcow2');
-    // Grouped by kind and OS; the ready image first though its name sorts last; search narrows the list.
-    const group = page.getByRole('group', { name: 'Cloud image · Tiny', exact: true });
-    const radioNames = () =>
-      group
-        .getByRole('radio')
-        .evaluateAll((radios) => radios.map((r) => document.querySelector(`label[for="${r.id}"]`)?.textContent));
-    expect(await radioNames()).toEqual(['Tiny ready image', 'Tiny broken image', 'Tiny later image']);
+    // Grouped by kind and OS, the group with a ready image first (Ubuntu before Tiny, though it
+    // sorts after it); inside a group by name. Search narrows the list.
+    const groups = () =>
+      page
+        .getByRole('group', { name: 'Boot image' })
+        .locator('fieldset.choice-group')
+        .evaluateAll((sets) =>
+          sets.map((set) => [
+            set.querySelector('legend')?.textContent,
+            ...Array.from(set.querySelectorAll('input[type="radio"]')).map(
+              (r) => document.querySelector(`label[for="${r.id}"]`)?.textContent,
+            ),
+          ]),
+        );
+    expect(await groups()).toEqual([
+      ['Cloud image · Ubuntu', 'Tiny ready image'],
+      ['Cloud image · Tiny', 'Tiny broken image', 'Tiny later image'],
+    ]);
+    const radioNames = async () => (await groups()).flatMap((group) => group.slice(1));
     await page.getByRole('searchbox', { name: 'Find an image' }).fill('later');
     await until(radioNames, (names) => names.length === 1, 'the search to narrow the list');
     expect(await radioNames()).toEqual(['Tiny later image']);
@@ -558,8 +583,18 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     await page.getByRole('radio', { name: 'Tiny ready image', exact: true }).check();
     await page.getByRole('button', { name: 'Next: resources' }).click();
     const memory = page.getByLabel('Memory (MiB)', { exact: true });
+    const cpus = page.getByLabel('CPUs', { exact: true });
+    const disk = page.getByLabel('Disk (GiB)', { exact: true });
+    // The image's OS is Ubuntu 22.04: the sizes start at osinfo-db's recommended resources for it.
+    const sizes = async () => [await cpus.inputValue(), await memory.inputValue(), await disk.inputValue()];
+    expect(await until(sizes, (v) => v[1] === '4096', 'the OS’s recommended sizes')).toEqual(['1', '4096', '25']);
+    expect(await description(disk)).toBe(
+      'Ubuntu 22.04 LTS recommends 25 GiB, needs at least 10 GiB (osinfo-db). The image asks for at least 1 GiB.',
+    );
     await memory.fill('8');
-    expect(await description(memory)).toBe('The image asks for at least 128 MiB.');
+    expect(await description(memory)).toBe(
+      'Ubuntu 22.04 LTS recommends 4096 MiB, needs at least 2048 MiB (osinfo-db). The image asks for at least 128 MiB.',
+    );
     await page.getByRole('button', { name: 'Next: review' }).click();
     await page.getByRole('button', { name: 'Create VM' }).click();
 
@@ -584,7 +619,7 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
       (t) => t.includes('Running'),
       'web-1 running',
     );
-    expect(vm).toMatch(/web-1 Running hv-ui 1 512 MiB 10 GiB Tiny ready image/);
+    expect(vm).toMatch(/web-1 Running hv-ui 1 512 MiB 25 GiB Tiny ready image/);
 
     // A name that is taken now is refused on Basics too.
     const again = await open('/vms/new', system.token);
@@ -594,13 +629,15 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     expect(
       await until(
         () => description(taken),
-        (d) => d !== '',
+        (d) => d.includes('already exists'),
         'the taken name refused',
       ),
     ).toMatch(/^A VM named web-1 already exists; pick another name/);
     expect(again.problems).toEqual([]);
     const create = system.requests.find((r) => r.op === 'vm.create');
-    expect(create).toMatchObject({ vm: { name: 'web-1', memoryMiB: 512, boot: { kind: 'cloud' } } });
+    expect(create).toMatchObject({
+      vm: { name: 'web-1', memoryMiB: 512, osinfoId: 'http://ubuntu.com/ubuntu/22.04', boot: { kind: 'cloud' } },
+    });
     expect(problems).toEqual([]);
   });
 

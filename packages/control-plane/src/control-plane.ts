@@ -6,6 +6,7 @@ import {
   createPoolRootPolicy,
   FileInspectorToken,
   ImageCatalogToken,
+  OsDatabaseToken,
   type PoolRootPolicy,
   type PoolTypeDefinition,
   PoolTypeToken,
@@ -199,8 +200,14 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     images: new ImageService({ repositories, hub, isDownloading: (id) => downloads.isRunning(id) }),
     downloads,
     uploads,
-    vms: new VmService({ repositories, hub, events, logger }),
     consoles: new ConsoleService({ repositories, hub, logger }),
+    vms: new VmService({
+      repositories,
+      hub,
+      events,
+      logger,
+      osDatabase: quantix.has(OsDatabaseToken) ? quantix.get(OsDatabaseToken) : undefined,
+    }),
     catalog,
     async start() {
       await replicas.start();

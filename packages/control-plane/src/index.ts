@@ -70,4 +70,12 @@ export { NodeRequestRelay, type ReplicaCall } from './replicas/request-relay.js'
 export { bearerToken, newToken, tokenDigest, tokenMatches } from './tokens.js';
 export { ConsoleService, type ConsoleServiceOptions, type ConsoleTicket } from './vms/console-service.js';
 export { checkVmImage, type VmImageCheck } from './vms/preflight.js';
-export { type CreateVmInput, createVmSchema, VmService, type VmStopOptions } from './vms/vm-service.js';
+export {
+  type CreateVmInput,
+  createVmSchema,
+  type VmDefaults,
+  type VmDetail,
+  type VmMediaOnNode,
+  VmService,
+  type VmStopOptions,
+} from './vms/vm-service.js';

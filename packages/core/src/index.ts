@@ -12,6 +12,7 @@ export {
   type Hypervisor,
 } from './contracts/hypervisor.js';
 export type { FileInspector, InspectedFile } from './contracts/inspector.js';
+export type { OsDatabase, OsRef, OsResourceFigures, OsResources } from './contracts/os-database.js';
 export type { PoolTypeDefinition } from './contracts/pool-type.js';
 export type {
   ImageFileState,
@@ -133,6 +134,7 @@ export {
   HypervisorToken,
   ImageCatalogToken,
   ImageFetcherToken,
+  OsDatabaseToken,
   PoolTypeToken,
   RepositoriesToken,
   StorageBackendToken,
@@ -179,6 +181,7 @@ export {
 export { type DatabaseErrorContext, isDatabaseUnavailable, mapDatabaseError } from './persistence/errors.js';
 export { migrateDownAll, migrateToLatest, migrateUpOne, migrationStatus } from './persistence/migrations/index.js';
 export { createRepositories } from './persistence/repositories/index.js';
+export { scanEntryHash, scanFingerprint } from './protocol/fingerprint.js';
 export {
   agreeProtocolVersion,
   type ControlMessage,

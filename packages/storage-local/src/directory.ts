@@ -74,6 +74,8 @@ export async function listPoolFiles(root: string, options: ListPoolFilesOptions)
     }
     const subdirectories: PendingDirectory[] = [];
     const stats: Promise<void>[] = [];
+    // readdir names hold no '/': a concatenation is the join, without normalizing 20,000 paths.
+    const prefix = dir.path.endsWith('/') ? dir.path : `${dir.path}/`;
     for (const entry of entries) {
       const name = entry.name;
       if (isTemporaryName(name)) continue;
@@ -88,8 +90,8 @@ export async function listPoolFiles(root: string, options: ListPoolFilesOptions)
         }
       } else if (entry.isFile()) {
         if (!matches(name)) continue;
-        if (blockingStat) statFileSync(join(dir.path, name), relPath, files, skipped);
-        else stats.push(statFile(join(dir.path, name), relPath, files, skipped));
+        if (blockingStat) statFileSync(prefix + name, relPath, files, skipped);
+        else stats.push(statFile(prefix + name, relPath, files, skipped));
       } else if (entry.isSymbolicLink()) {
         if (matches(name)) skipped.push({ relPath, reason: 'symbolic link, not followed' });
         // A link to a directory is not entered either (it may lead out of the pool), and is reported

@@ -5,18 +5,6 @@ import { ImagesIsoErrorCode } from '@quantix/images-iso';
 import { NodeRuntimeErrorCode } from '@quantix/node-runtime';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { z } from 'zod';
-
-/** Every error answer's shape (handleError writes it), for routes' OpenAPI error responses. */
-export const apiErrorSchema = z
-  .object({
-    error: z.object({
-      code: z.string().describe('a stable code from the error registry'),
-      message: z.string(),
-      details: z.record(z.string(), z.unknown()),
-    }),
-  })
-  .describe('An error: its stable code, a message a person can act on, and details');
 
 /**
  * The codes of every package whose errors reach this API: thrown here, or thrown on a node and

@@ -5,6 +5,7 @@ import {
   type ControlMessage,
   ErrorCode,
   type EventBus,
+  type ImageKind,
   isQuantixError,
   NODE_CLOSE_CODES,
   type NodeMessage,
@@ -12,6 +13,7 @@ import {
   type NodeRequest,
   type NodeRequestOf,
   type NodeResultOf,
+  type PoolContentType,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
   PROTOCOL_VERSIONS,
@@ -64,6 +66,20 @@ interface NodeLink {
   readonly scanned: Map<string, number>;
   /** Scans coming in parts, by scan id. */
   readonly scans: Map<string, CollectedScan & { poolId: string; content: 'iso' | 'images'; nextPart: number }>;
+  /** Scans (by scanStateKey) whose delta was refused: the request is asked again, for a full scan. */
+  readonly refusedDeltas: Set<string>;
+  /** The rows' stamp read when a scan with `since` was asked for, by scanStateKey: checked against its delta. */
+  readonly stampsAtRequest: Map<string, Promise<string | null>>;
+}
+
+/**
+ * What the hub knows of a node's pool after applying a scan of it: the fingerprint of the node's
+ * report, and the stamp its rows had right after. While the rows keep that stamp, they are what
+ * the report left, and the node may send changes against that fingerprint.
+ */
+interface ScanState {
+  fingerprint: string;
+  stamp: string;
 }
 
 interface PendingRequest {
@@ -151,6 +167,8 @@ export class NodeHub {
   private readonly pending = new Map<string, PendingRequest>();
   /** Per node: connection bookkeeping (welcome, disconnect) runs in order, one after another. */
   private readonly nodeChains = new Map<string, Promise<void>>();
+  /** By scanStateKey: the last scan applied of each node's pool, while deltas may follow it. */
+  private readonly scanStates = new Map<string, ScanState>();
   private readonly sync: PoolSyncService;
   private readonly database: ConcurrencyLimiter;
   /**
@@ -283,6 +301,8 @@ export class NodeHub {
       invalidMessages: 0,
       scanned: new Map(),
       scans: new Map(),
+      refusedDeltas: new Set(),
+      stampsAtRequest: new Map(),
     };
     link.helloTimer = setTimeout(() => {
       if (!link.helloSeen) channel.close(NODE_CLOSE_CODES.helloTimeout, 'no hello within the time allowed');
@@ -328,6 +348,50 @@ export class NodeHub {
     if (link?.state !== 'welcomed' && this.options.remote?.enabled && !options.localOnly) {
       return this.options.remote.forward(nodeId, request as NodeRequest, timeoutMs) as Promise<NodeResultOf<Op>>;
     }
+    if (link?.state === 'welcomed' && request.op === 'pool.scan') {
+      return this.requestScan(link, request as NodeRequestOf<'pool.scan'>, timeoutMs) as Promise<NodeResultOf<Op>>;
+    }
+    return this.requestOnLink(nodeId, link, request, timeoutMs);
+  }
+
+  /**
+   * pool.scan with `since` when the hub holds what the node last reported of the pool: the node
+   * then sends only changes. Whether the rows kept the stamp they had after that report is read
+   * while the node scans (off the path of a warm scan), and checked when the delta arrives. A delta
+   * refused then (the rows changed) is followed by the same request for a full scan.
+   */
+  private async requestScan(
+    link: NodeLink,
+    request: NodeRequestOf<'pool.scan'>,
+    timeoutMs: number,
+  ): Promise<NodeResultOf<'pool.scan'>> {
+    // `since` is the hub's to give: it alone can check the delta that answers it.
+    const { since: _ignored, ...whole } = request;
+    const key = scanStateKey(link.nodeId, request.poolId, request.content);
+    const known = this.scanStates.get(key);
+    const since = known?.fingerprint;
+    if (known) {
+      // A stamp that cannot be read refuses the delta, as a changed one does.
+      const stamp = this.withDatabase(() => this.rowsStamp(request.poolId, request.content)).catch(() => null);
+      link.stampsAtRequest.set(key, stamp);
+    }
+    link.refusedDeltas.delete(key);
+    const result = await this.requestOnLink(link.nodeId, link, { ...whole, ...(since ? { since } : {}) }, timeoutMs);
+    if (!link.refusedDeltas.delete(key)) return result;
+    return this.requestOnLink(link.nodeId, link, whole, timeoutMs);
+  }
+
+  /** The stamp of the rows a scan of this content of this pool is applied to. */
+  private rowsStamp(poolId: string, content: PoolContentType): Promise<string> {
+    return this.options.repositories.images.fileStatesStamp({ poolId, kind: KIND_OF_CONTENT[content] });
+  }
+
+  private requestOnLink<Op extends NodeOperation>(
+    nodeId: string,
+    link: NodeLink | undefined,
+    request: NodeRequestOf<Op>,
+    timeoutMs: number,
+  ): Promise<NodeResultOf<Op>> {
     if (link?.state !== 'welcomed') {
       return Promise.reject(
         new QuantixError(
@@ -469,19 +533,29 @@ export class NodeHub {
       case 'scan.result': {
         const scan = this.collectScan(link, message);
         if (!scan) return;
-        const result = await this.withDatabase(() =>
-          ingestScan({
+        const key = scanStateKey(link.nodeId, message.poolId, message.content);
+        this.scanStates.delete(key);
+        const result = await this.withDatabase(async () => {
+          const ingested = await ingestScan({
             repositories,
             nodeId: link.nodeId,
             poolId: message.poolId,
             content: message.content,
             ...scan,
             events: this.options.events,
-          }),
-        );
+          });
+          // Rows someone else wrote meanwhile are not what the report says: no delta against it.
+          if (message.fingerprint && ingested.conflicts === 0) {
+            const stamp = await this.rowsStamp(message.poolId, message.content);
+            this.scanStates.set(key, { fingerprint: message.fingerprint, stamp });
+          }
+          return ingested;
+        });
         logger.info({ nodeId: link.nodeId, poolId: message.poolId, ...result }, 'scan ingested');
         return;
       }
+      case 'scan.delta':
+        return this.applyDelta(link, message);
       case 'image.progress':
         await this.withDatabase(async () => this.onImageProgress?.(message, link.nodeId));
         return;
@@ -686,6 +760,49 @@ export class NodeHub {
     return batch.map(() => null);
   }
 
+  /**
+   * A node's changes since its report `base`: applied when the hub still holds that report's
+   * state for the node's pool and the rows kept their stamp; else refused, and the scan asked again
+   * in full (requestScan). Nothing is lost: a refused delta writes nothing.
+   */
+  private async applyDelta(link: NodeLink, message: Extract<NodeMessage, { type: 'scan.delta' }>): Promise<void> {
+    const { nodeId } = link;
+    const { poolId, content } = message;
+    const key = scanStateKey(nodeId, poolId, content);
+    const refuse = (reason: string) => {
+      this.scanStates.delete(key);
+      link.refusedDeltas.add(key);
+      this.options.logger.info({ nodeId, poolId, reason }, 'scan delta refused; asking for a full scan');
+    };
+    const known = this.scanStates.get(key);
+    const stampAtRequest = link.stampsAtRequest.get(key);
+    link.stampsAtRequest.delete(key);
+    if (known?.fingerprint !== message.base) return refuse('the hub holds no state with its base fingerprint');
+    if (!stampAtRequest || (await stampAtRequest) !== known.stamp) return refuse('its rows changed since');
+    const empty = message.files.length === 0 && message.removed.length === 0 && !message.invalid?.length;
+    if (empty) {
+      if (message.fingerprint !== message.base) refuse('no changes, yet another fingerprint');
+      return; // a warm scan: nothing to read or write
+    }
+    await this.withDatabase(async () => {
+      if ((await this.rowsStamp(poolId, content)) !== known.stamp) return refuse('its rows changed since');
+      const result = await ingestScan({
+        repositories: this.options.repositories,
+        nodeId,
+        poolId,
+        content,
+        files: message.files,
+        invalid: message.invalid ?? [],
+        removed: message.removed,
+        events: this.options.events,
+      });
+      if (result.conflicts === 0) {
+        this.scanStates.set(key, { fingerprint: message.fingerprint, stamp: await this.rowsStamp(poolId, content) });
+      } else this.scanStates.delete(key);
+      this.options.logger.info({ nodeId, poolId, delta: true, ...result }, 'scan ingested');
+    });
+  }
+
   /** The files (and skipped paths, invalid files) of a whole scan: a message's own, or — at the final part — those of all its parts. */
   private collectScan(link: NodeLink, message: Extract<NodeMessage, { type: 'scan.result' }>): CollectedScan | null {
     if (message.scanId === undefined) {
@@ -754,6 +871,12 @@ export class NodeHub {
   private send(link: NodeLink, message: ControlMessage): void {
     link.channel.send(JSON.stringify(message));
   }
+}
+
+const KIND_OF_CONTENT: Record<PoolContentType, ImageKind> = { iso: 'iso', images: 'cloud' };
+
+function scanStateKey(nodeId: string, poolId: string, content: PoolContentType): string {
+  return `${nodeId}\u0000${poolId}\u0000${content}`;
 }
 
 /** A whole scan as the node reported it. */

@@ -41,9 +41,12 @@ import { createIsoInspector, ImagesIsoErrorCode, ISO_LABELS } from '@quantix/ima
 import { buildIso, REAL_MEDIA, requireIsoTools } from '@quantix/images-iso/testing';
 import { NodeAgent } from '@quantix/node-runtime';
 import { LocalStorageBackend, localPoolType, storageLocalPlugin } from '@quantix/storage-local';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type InProcessLink, inProcessLink } from '../__fixtures__/in-process-node.js';
 import { type ControlPlaneServices, createControlPlane } from '../control-plane.js';
+
+/** How long a test waits for the hub to have written what the node sent. */
+const WAIT = { timeout: 30_000, interval: 20 };
 
 /** The unprivileged user the "unreadable directory" scans run as: root reads every directory. */
 const NOBODY = 65534;
@@ -119,22 +122,35 @@ describe.each(TEST_DATABASE_CLIENTS)('ISO scans, node agent to database, on %s',
     }
   };
 
-  /** Connects a fresh node agent holding the pool, and waits for the scan that follows its sync. */
-  const connect = async () => {
+  /** Runs before the node's next scan.delta is sent, once (a write that races the delta). */
+  let beforeDelta: (() => Promise<unknown>) | undefined;
+
+  /**
+   * Connects a node agent holding the pool — a fresh one (a started or restarted daemon), or the
+   * one given (a reconnect, its memory kept) — and waits for the scan that follows its sync.
+   */
+  const connect = async (existing?: NodeAgent) => {
     fromNode = [];
     link = inProcessLink();
-    agent = new NodeAgent({
-      nodeId,
-      backends: [new LocalStorageBackend()],
-      poolTypes: [localPoolType],
-      poolRoots: createPoolRootPolicy({ allowedRoots: [base] }),
-      inspector: createIsoInspector(),
-      poolRecheckIntervalMs: 0,
-      send: (message) => {
-        fromNode.push(message);
-        link.send(message);
-      },
-    });
+    agent =
+      existing ??
+      new NodeAgent({
+        nodeId,
+        backends: [new LocalStorageBackend()],
+        poolTypes: [localPoolType],
+        poolRoots: createPoolRootPolicy({ allowedRoots: [base] }),
+        inspector: createIsoInspector(),
+        poolRecheckIntervalMs: 0,
+        send: async (message) => {
+          if (message.type === 'scan.delta' && beforeDelta) {
+            const write = beforeDelta;
+            beforeDelta = undefined;
+            await write();
+          }
+          fromNode.push(message);
+          link.send(message);
+        },
+      });
     link.connect(agent, cp.hub, nodeId);
     await waitFor('the scan after the pool sync', () =>
       fromNode.some((m) => m.type === 'response' && (m.result as { poolId?: string })?.poolId === pool.id),
@@ -165,9 +181,13 @@ describe.each(TEST_DATABASE_CLIENTS)('ISO scans, node agent to database, on %s',
 
   /** One scan as the control plane asks for it; it answers once the node's scan.result is ingested. */
   const scan = () => cp.hub.request(nodeId, { op: 'pool.scan', poolId: pool.id, content: 'iso' });
-  /** The scan.result messages the node sent since `from`. */
+  type ScanMessage = Extract<NodeMessage, { type: 'scan.result' | 'scan.delta' }>;
+  /** The scan messages (whole scans and deltas) the node sent since `from`. */
   const results = (from: number) =>
-    fromNode.slice(from).filter((m): m is Extract<NodeMessage, { type: 'scan.result' }> => m.type === 'scan.result');
+    fromNode.slice(from).filter((m): m is ScanMessage => m.type === 'scan.result' || m.type === 'scan.delta');
+  /** Every row of the pool with its version: equal before and after means nothing was written. */
+  const rowVersions = async () =>
+    (await repos.images.list({ poolId: pool.id })).map((i) => [i.location?.relPath, i.phase, i.version]).sort();
   const row = (relPath: string) => repos.images.getByLocation({ poolId: pool.id, relPath });
   const rowOf = async (relPath: string) => (await row(relPath)) as Image;
 
@@ -271,12 +291,11 @@ describe.each(TEST_DATABASE_CLIENTS)('ISO scans, node agent to database, on %s',
       phase: 'missing',
       error: { code: ImagesIsoErrorCode.ISO_TRUNCATED, retryable: false },
     });
-    // Unchanged junk stays reported, and the row is not written again.
+    // Unchanged junk is not reported again (the control plane holds it), and the row is not written again.
     const from = fromNode.length;
     await scan();
-    expect(results(from)[0]?.invalid).toEqual([
-      expect.objectContaining({ relPath: 'debian.iso', code: ImagesIsoErrorCode.ISO_TRUNCATED }),
-    ]);
+    expect(results(from)).toEqual([expect.objectContaining({ type: 'scan.delta', files: [], removed: [] })]);
+    expect(results(from)[0]).not.toHaveProperty('invalid');
     expect(await row('debian.iso')).toEqual(broken);
     // Fixed: ready again, the error gone.
     await copyFile(made.debian as string, join(root, 'debian.iso'));
@@ -389,6 +408,139 @@ describe.each(TEST_DATABASE_CLIENTS)('ISO scans, node agent to database, on %s',
     } finally {
       quantix.events.off('image.phase', record);
     }
+  });
+
+  describe('delta scans', () => {
+    it('a warm rescan sends an empty delta and leaves every row as it was', async () => {
+      await copyFile(made.ubuntu as string, join(root, 'a.iso'));
+      await copyFile(made.debian as string, join(root, 'b.iso'));
+      await scan();
+      const versions = await rowVersions();
+      expect(versions).toHaveLength(2);
+
+      const from = fromNode.length;
+      expect(await scan()).toMatchObject({ files: 2, delta: true });
+      const [sent, ...more] = results(from);
+      expect(more).toEqual([]);
+      expect(sent).toMatchObject({ type: 'scan.delta', files: [], removed: [] });
+      expect(sent?.type === 'scan.delta' && sent.base).toBe(sent?.fingerprint);
+      // What crossed the wire is a few hundred bytes, not a file list.
+      expect(JSON.stringify(sent).length).toBeLessThan(300);
+      expect(await rowVersions()).toEqual(versions);
+    });
+
+    it('sends a file added, removed or changed between scans, and the rows follow', async () => {
+      await copyFile(made.ubuntu as string, join(root, 'keep.iso'));
+      await copyFile(made.debian as string, join(root, 'change.iso'));
+      await copyFile(made.rocky as string, join(root, 'remove.iso'));
+      await scan();
+      const kept = await rowOf('keep.iso');
+
+      await copyFile(made.windows as string, join(root, 'change.iso'));
+      await unlink(join(root, 'remove.iso'));
+      await mkdir(join(root, 'new'));
+      await copyFile(made.efi as string, join(root, 'new', 'added.iso'));
+      const from = fromNode.length;
+      expect(await scan()).toMatchObject({ files: 3, delta: true });
+      const [sent] = results(from);
+      expect(sent?.type).toBe('scan.delta');
+      expect(sent?.files.map((f) => f.relPath).sort()).toEqual(['change.iso', 'new/added.iso']);
+      expect(sent?.type === 'scan.delta' && sent.removed).toEqual(['remove.iso']);
+
+      expect(await row('change.iso')).toMatchObject({
+        phase: 'ready',
+        os: { distribution: 'windows', version: '11' },
+        sizeBytes: (await stat(join(root, 'change.iso'))).size,
+      });
+      expect(await row('remove.iso')).toMatchObject({ phase: 'missing' });
+      expect(await row('new/added.iso')).toMatchObject({ phase: 'ready', os: { distribution: 'fedora' } });
+      expect(await row('keep.iso')).toEqual(kept);
+
+      // Back again, as a delta too: the missing row is ready again.
+      await copyFile(made.rocky as string, join(root, 'remove.iso'));
+      await scan();
+      expect(await row('remove.iso')).toMatchObject({ phase: 'ready', os: { distribution: 'rocky' } });
+      expect(await repos.images.count({ poolId: pool.id })).toBe(4);
+    });
+
+    it('asks for a full scan when rows were deleted since the last scan, and the image comes back', async () => {
+      await copyFile(made.ubuntu as string, join(root, 'a.iso'));
+      await copyFile(made.debian as string, join(root, 'b.iso'));
+      await scan();
+      await repos.images.delete((await rowOf('a.iso')).id);
+
+      const from = fromNode.length;
+      const answer = await scan();
+      expect(answer.delta).toBeUndefined();
+      // The node answers the hub's `since` with its (empty) changes; the hub, its rows changed since,
+      // refuses them and asks again for the whole scan.
+      expect(results(from).map((m) => m.type)).toEqual(['scan.delta', 'scan.result']);
+      expect(await row('a.iso')).toMatchObject({ phase: 'ready', os: { distribution: 'ubuntu' } });
+      expect(await repos.images.count({ poolId: pool.id, phase: 'ready' })).toBe(2);
+    });
+
+    it('refuses a delta whose rows changed while it was on its way, and takes a full scan instead', async () => {
+      await copyFile(made.ubuntu as string, join(root, 'a.iso'));
+      await scan();
+      await copyFile(made.debian as string, join(root, 'b.iso'));
+      // Someone deletes a.iso's row after the hub asked and before the delta (which does not name
+      // a.iso, unchanged on disk) arrives: applied, it would leave the image lost.
+      beforeDelta = async () => repos.images.delete((await rowOf('a.iso')).id);
+
+      const from = fromNode.length;
+      const answer = await scan();
+      expect(results(from).map((m) => m.type)).toEqual(['scan.delta', 'scan.result']);
+      expect(answer.delta).toBeUndefined();
+      expect(await row('a.iso')).toMatchObject({ phase: 'ready' });
+      expect(await row('b.iso')).toMatchObject({ phase: 'ready', os: { distribution: 'debian' } });
+    });
+
+    it('gives a restarted control plane (no memory of the node) a full scan, then deltas again', async () => {
+      await copyFile(made.ubuntu as string, join(root, 'a.iso'));
+      await copyFile(made.debian as string, join(root, 'b.iso'));
+      await scan();
+      link.close();
+      await cp.close();
+      // Changed while the control plane was down.
+      await unlink(join(root, 'b.iso'));
+      await copyFile(made.rocky as string, join(root, 'c.iso'));
+      cp = createControlPlane({ quantix });
+      await cp.start();
+      await connect(agent);
+      // The scan after the sync was whole: the new hub held nothing to take changes against.
+      expect(results(0).map((m) => m.type)).toEqual(['scan.result']);
+      // Its answer has been sent; the hub may still be writing what came before it.
+      await vi.waitFor(async () => expect(await row('b.iso')).toMatchObject({ phase: 'missing' }), WAIT);
+      expect(await row('c.iso')).toMatchObject({ phase: 'ready', os: { distribution: 'rocky' } });
+      expect(await row('a.iso')).toMatchObject({ phase: 'ready' });
+
+      const from = fromNode.length;
+      expect(await scan()).toMatchObject({ files: 2, delta: true });
+      expect(results(from).map((m) => m.type)).toEqual(['scan.delta']);
+    });
+
+    it('converges after a node restart (its memory lost): the hub asks for changes, the node sends all', async () => {
+      await copyFile(made.ubuntu as string, join(root, 'a.iso'));
+      await copyFile(made.debian as string, join(root, 'b.iso'));
+      await scan();
+      link.close();
+      await agent.close();
+      // Changed while the node was down.
+      await copyFile(made.windows as string, join(root, 'b.iso'));
+      await copyFile(made.rocky as string, join(root, 'c.iso'));
+      await unlink(join(root, 'a.iso'));
+      await connect();
+      expect(results(0).map((m) => m.type)).toEqual(['scan.result']);
+      await vi.waitFor(async () => expect(await row('a.iso')).toMatchObject({ phase: 'missing' }), WAIT);
+      expect(await row('b.iso')).toMatchObject({ phase: 'ready', os: { distribution: 'windows' } });
+      expect(await row('c.iso')).toMatchObject({ phase: 'ready', os: { distribution: 'rocky' } });
+
+      const versions = await rowVersions();
+      const from = fromNode.length;
+      expect(await scan()).toMatchObject({ files: 2, delta: true });
+      expect(await rowVersions()).toEqual(versions);
+      expect(results(from)).toEqual([expect.objectContaining({ type: 'scan.delta', files: [], removed: [] })]);
+    });
   });
 
   it('writes nothing for a scan whose result never arrives (the connection dropped)', async () => {

@@ -63,6 +63,9 @@ const sameFile = (row: ImageFileState, file: ScannedFile): boolean =>
  * - A medium that boots with one firmware only records it in the row's requirements.
  *
  * Files in the VM-files directory (`vms/`) are ignored.
+ *
+ * A delta (`removed` given) is applied as the full scan it stands for would be, given that the
+ * rows are still those the node's last report left (the hub checks that first).
  */
 export async function ingestScan(options: {
   repositories: Repositories;
@@ -74,6 +77,12 @@ export async function ingestScan(options: {
   skipped?: readonly ScanSkipped[];
   /** Files that are there but unusable (absent from nodes of protocol 1: none). */
   invalid?: readonly ScanInvalid[];
+  /**
+   * Given for a delta scan (scan.delta): `files` are then only the files added or changed, and
+   * these are the files gone since the node's last report; rows of files named in neither are left
+   * as they are. Absent: `files` is the whole pool, and ready rows of files not in it become missing.
+   */
+  removed?: readonly string[];
   /** When given, phase changes are announced as `image.phase`. */
   events?: EventBus;
 }): Promise<ScanIngestResult> {
@@ -213,7 +222,8 @@ export async function ingestScan(options: {
   }
 
   const present = new Set([...files.map((f) => f.relPath), ...invalid.map((f) => f.relPath)]);
-  for (const row of before.values()) {
+  const gone = options.removed ? options.removed.flatMap((relPath) => before.get(relPath) ?? []) : before.values();
+  for (const row of gone) {
     const relPath = row.relPath;
     if (present.has(relPath)) continue;
     if (underSkipped(relPath, skipped)) {

@@ -113,6 +113,12 @@ export interface ImageRepository {
    * pool of 20,000 files reads to tell what changed, without reading whole rows.
    */
   listFileStates(filter?: Omit<ImageFilter, 'limit' | 'offset'>): Promise<ImageFileState[]>;
+  /**
+   * A stamp of the rows that match, in one aggregate: it changes whenever one of them is inserted,
+   * updated (every write bumps its version) or deleted. A delta scan is applied only to rows whose
+   * stamp is the one they had after the last scan applied.
+   */
+  fileStatesStamp(filter?: Omit<ImageFilter, 'limit' | 'offset'>): Promise<string>;
   getByLocation(location: { poolId: string; relPath: string }): Promise<Image | undefined>;
   /** Images made from these catalog entries, optionally in one pool. */
   findByCatalogIds(catalogIds: readonly string[], options?: { poolId?: string }): Promise<Image[]>;

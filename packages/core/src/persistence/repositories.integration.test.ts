@@ -370,6 +370,29 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
       expect((await repos.images.require(imageIdForLocation('pool-a', 'bulk/2499.iso'))).sizeBytes).toBe(2499);
     });
 
+    it('stamps the rows of a pool: any insert, update or delete of one moves it, reads do not', async () => {
+      const stamp = () => repos.images.fileStatesStamp({ poolId: 'pool-a', kind: 'iso' });
+      const empty = await stamp();
+      await repos.images.upsertByLocation([found('a.iso'), found('b.iso')]);
+      const two = await stamp();
+      expect(two).not.toBe(empty);
+      await repos.images.upsertByLocation([found('a.iso'), found('b.iso')]); // nothing changed: nothing written
+      await repos.images.listFileStates({ poolId: 'pool-a' });
+      expect(await stamp()).toBe(two);
+      const a = imageIdForLocation('pool-a', 'a.iso');
+      await repos.images.update(a, { labels: { shelf: '1' } });
+      const updated = await stamp();
+      expect(updated).not.toBe(two);
+      // A delete and an insert of a fresh row: same count, and the versions sum as before.
+      await repos.images.delete(imageIdForLocation('pool-a', 'b.iso'));
+      await repos.images.upsertByLocation([found('c.iso')]);
+      expect(await stamp()).not.toBe(updated);
+      // Rows of another kind are not stamped with these.
+      const before = await stamp();
+      await repos.images.upsertByLocation([found('d.qcow2', 5, { kind: 'cloud' })]);
+      expect(await stamp()).toBe(before);
+    });
+
     it('lists the file facts of located rows, as their whole rows have them', async () => {
       await repos.images.upsertByLocation([found('a.iso'), found('sub/b.iso', 2 ** 40)]);
       const b = imageIdForLocation('pool-a', 'sub/b.iso');

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, isQuantixError } from '../errors.js';
+import { scanEntryHash, scanFingerprint } from './fingerprint.js';
 import {
   agreeProtocolVersion,
   imageDownloadResultSchema,
@@ -159,6 +160,47 @@ describe('control-plane ⇄ node protocol', () => {
       expect(invalid({ ...scan([]), invalid: [{ relPath: 'a', code: '', message: 'm' }] })).toBe(
         ErrorCode.PROTOCOL_INVALID_MESSAGE,
       );
+    });
+
+    it('scan.delta: changes against a base fingerprint, bounded; pool.scan may carry `since`', () => {
+      const delta = {
+        v: 2,
+        type: 'scan.delta',
+        poolId: 'p',
+        content: 'iso',
+        base: '2-1f',
+        fingerprint: '2-2a',
+        files: [file()],
+        removed: ['gone.iso'],
+      };
+      expect(parseNodeMessage(delta)).toMatchObject({ type: 'scan.delta', removed: ['gone.iso'] });
+      expect(invalid({ ...delta, base: 'anything' })).toBe(ErrorCode.PROTOCOL_INVALID_MESSAGE);
+      expect(invalid({ ...delta, removed: [''] })).toBe(ErrorCode.PROTOCOL_INVALID_MESSAGE);
+      expect(invalid({ ...delta, removed: new Array(PROTOCOL_LIMITS.scanFilesPerMessage + 1).fill('a.iso') })).toBe(
+        ErrorCode.PROTOCOL_INVALID_MESSAGE,
+      );
+      const request = (since: unknown) =>
+        parseControlMessage({
+          v: 2,
+          type: 'request',
+          requestId: 'r',
+          request: { op: 'pool.scan', poolId: 'p', content: 'iso', since },
+        });
+      expect(request('20000-e677f8532f75')).toMatchObject({ request: { since: '20000-e677f8532f75' } });
+      expect(codeOf(() => request('x'.repeat(100)))).toBe(ErrorCode.PROTOCOL_INVALID_MESSAGE);
+    });
+
+    it('a scan fingerprint does not depend on the order of files, and moves with any file fact', () => {
+      const a = { relPath: 'a.iso', sizeBytes: 40960, modifiedMs: 1_764_000_000_000 };
+      const b = { relPath: 'dir/b.iso', sizeBytes: 2 ** 40, modifiedMs: 1_764_000_000_123 };
+      const of = (...files: (typeof a)[]) => scanFingerprint(files.map(scanEntryHash));
+      expect(of(a, b)).toBe(of(b, a));
+      expect(of(a, b)).toMatch(/^2-[0-9a-f]+$/);
+      expect(of()).toBe('0-0');
+      expect(of(a, { ...b, sizeBytes: b.sizeBytes + 1 })).not.toBe(of(a, b));
+      expect(of(a, { ...b, modifiedMs: b.modifiedMs + 1 })).not.toBe(of(a, b));
+      expect(of(a, { ...b, relPath: 'dir/c.iso' })).not.toBe(of(a, b));
+      expect(of(a)).not.toBe(of(a, b));
     });
 
     it('a pool state reason ≤ 1 KiB (the 60 MiB reason of the report is refused)', () => {

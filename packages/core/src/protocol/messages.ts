@@ -124,6 +124,9 @@ function boundedJson<T extends z.ZodType>(schema: T, maxBytes: number = PROTOCOL
 }
 const jsonRecord = boundedJson(z.record(z.string().max(PROTOCOL_LIMITS.name), z.unknown()));
 
+/** A scan fingerprint (scanFingerprint): a file count and a 48-bit sum, `<count>-<hex>`. */
+const scanFingerprintText = z.string().regex(/^[0-9]{1,9}-[0-9a-f]{1,12}$/);
+
 const poolDefinition = z.object({
   id,
   name,
@@ -206,6 +209,8 @@ export const vmSpecSchema = z.object({
   cpu: z.number().int().min(1),
   memoryMiB: z.number().int().min(16),
   firmware: z.enum(['bios', 'uefi']),
+  /** The guest OS as libosinfo names it ("http://ubuntu.com/ubuntu/24.04"), for the domain's metadata. */
+  osinfoId: z.string().max(256).optional(),
   boot: z.discriminatedUnion('kind', [
     z.object({
       kind: z.literal('cloud'),
@@ -251,14 +256,25 @@ const domainState = z.enum(DOMAIN_STATES);
  * result when it arrives; the node agent's handlers are typed by it, so neither side can drift.
  */
 export const NODE_OPERATIONS = {
-  /** Lists the pool's files of one content type, sends them as scan.result, answers with counts. */
+  /**
+   * Lists the pool's files of one content type, sends them as scan.result, answers with counts.
+   * With `since` (the fingerprint of the state the control plane holds for this node's pool), a
+   * node whose last report of the pool had that fingerprint sends only the changes, as scan.delta.
+   */
   'pool.scan': {
-    request: z.object({ poolId: id, content: z.enum(POOL_CONTENT_TYPES) }),
+    request: z.object({
+      poolId: id,
+      content: z.enum(POOL_CONTENT_TYPES),
+      /** Absent: an older control plane, or one that holds no state it trusts: a full scan.result. */
+      since: scanFingerprintText.optional(),
+    }),
     result: z.object({
       poolId: id,
       content: z.enum(POOL_CONTENT_TYPES),
       files: z.number().int().nonnegative(),
       skipped: z.array(z.object({ relPath, reason })).max(PROTOCOL_LIMITS.scanFilesPerMessage),
+      /** True when the node sent a scan.delta rather than a full scan.result. */
+      delta: z.boolean().optional(),
     }),
   },
   /**
@@ -295,6 +311,8 @@ export const NODE_OPERATIONS = {
     request: z.object({ name, force: z.boolean().default(false) }),
     result: z.object({ name, state: domainState }),
   },
+  /** An ACPI reboot: the guest restarts itself; the answer is the state right after asking. */
+  'vm.reboot': { request: z.object({ name }), result: z.object({ name, state: domainState }) },
   'vm.delete': {
     request: z.object({ name }),
     result: z.object({ removedFiles: z.array(path).max(PROTOCOL_LIMITS.pools) }),
@@ -313,7 +331,7 @@ export const NODE_OPERATIONS = {
 } as const;
 
 /** Where a node dials, under the API prefix, to relay a console opened by console.open. */
-export const NODE_CONSOLE_PATH = '/nodes/console';
+export const NODE_CONSOLE_PATH = '/node-consoles';
 
 export type NodeOperation = keyof typeof NODE_OPERATIONS;
 /** The request of one operation, as the control plane writes it (defaults may be left out). */
@@ -431,6 +449,29 @@ export const nodeMessageSchema = z.discriminatedUnion('type', [
     scanId: id.optional(),
     part: z.number().int().nonnegative().max(100_000).optional(),
     final: z.boolean().optional(),
+    /**
+     * The fingerprint of the files of the whole scan (on its only or final part), when the node
+     * can send changes against it later: a scan that skipped nothing. Absent: an older node.
+     */
+    fingerprint: scanFingerprintText.optional(),
+  }),
+  /**
+   * The changes since the node's last report of a pool, sent instead of scan.result when the
+   * request's `since` is the fingerprint of that report (`base`): files added or changed, files
+   * gone, files newly found unusable, and the fingerprint of the state after them. A control plane
+   * that no longer holds `base` refuses it and asks for a full scan. Sent only when nothing was
+   * skipped, and only when it fits one frame.
+   */
+  z.object({
+    v: version,
+    type: z.literal('scan.delta'),
+    poolId: id,
+    content: z.enum(POOL_CONTENT_TYPES),
+    base: scanFingerprintText,
+    fingerprint: scanFingerprintText,
+    files: z.array(scannedFile).max(PROTOCOL_LIMITS.scanFilesPerMessage),
+    removed: z.array(relPath).max(PROTOCOL_LIMITS.scanFilesPerMessage),
+    invalid: z.array(scanInvalid).max(PROTOCOL_LIMITS.scanFilesPerMessage).optional(),
   }),
   z.object({
     v: version,

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -210,6 +210,38 @@ describe('NodeAgent with real storage, downloads and libvirt', () => {
     ]);
     expect(files[0]?.labels).toMatchObject({ 'iso.quantix.io/volume-id': 'Debian 12.5.0 amd64 n' });
     expect(files[0]?.os?.distribution).toBe('debian');
+  });
+
+  it('sends changes only against the fingerprint of its last report; any other `since` gets the whole scan', async () => {
+    const scanOf = (emitted: NodeMessage[]) =>
+      emitted.find((m) => m.type === 'scan.result' || m.type === 'scan.delta') as
+        | Extract<NodeMessage, { type: 'scan.result' | 'scan.delta' }>
+        | undefined;
+    const whole = scanOf((await request({ op: 'pool.scan', poolId: 'iso', content: 'iso' })).emitted);
+    expect(whole?.type).toBe('scan.result');
+    const fingerprint = whole?.fingerprint as string;
+    expect(fingerprint).toMatch(/^1-[0-9a-f]+$/);
+
+    const stranger = await request({ op: 'pool.scan', poolId: 'iso', content: 'iso', since: '1-abc' });
+    expect(stranger.response.result).not.toHaveProperty('delta');
+    expect(scanOf(stranger.emitted)).toMatchObject({ type: 'scan.result', fingerprint });
+
+    const extra = join(root, 'pools', 'iso', 'linux', 'copy.iso');
+    copyFileSync(join(root, 'pools', 'iso', 'linux', 'debian.iso'), extra);
+    const changed = await request({ op: 'pool.scan', poolId: 'iso', content: 'iso', since: fingerprint });
+    expect(changed.response.result).toMatchObject({ files: 2, delta: true });
+    const delta = scanOf(changed.emitted);
+    expect(delta).toMatchObject({ type: 'scan.delta', base: fingerprint, removed: [] });
+    expect(delta?.files.map((f) => [f.relPath, f.os?.distribution])).toEqual([['linux/copy.iso', 'debian']]);
+
+    rmSync(extra);
+    const back = await request({ op: 'pool.scan', poolId: 'iso', content: 'iso', since: delta?.fingerprint });
+    expect(scanOf(back.emitted)).toMatchObject({
+      type: 'scan.delta',
+      files: [],
+      removed: ['linux/copy.iso'],
+      fingerprint,
+    });
   });
 
   it('downloads an image into a pool with progress, and describes it', async () => {

@@ -42,6 +42,8 @@ import {
   type ScanSkipped,
   type StorageBackend,
   type StoragePool,
+  scanEntryHash,
+  scanFingerprint,
   truncateText,
   type VmSpec,
 } from '@quantix/core';
@@ -130,20 +132,44 @@ interface Inspection {
   sent?: SizedFile | null;
 }
 
-/** A scanned file within the protocol's limits, with the bytes it takes in a scan.result. */
+/** A scanned file within the protocol's limits, with the bytes it takes in a scan.result and its entry hash. */
 interface SizedFile {
   file: ScannedFile;
   bytes: number;
+  /** Its term in the fingerprint of the scan (scanEntryHash), kept so a warm scan hashes nothing. */
+  hash: number;
+}
+
+/** What the node last reported of one pool's content: the base a delta is computed against. */
+interface Report {
+  definition: string;
+  fingerprint: string;
+  files: Map<string, SizedFile>;
+  /** Unusable files by relPath, with their code: a delta names only those new or changed since. */
+  invalid: Map<string, string>;
 }
 
 /** The JSON size of one item of a scan.result's arrays, with its separating comma. */
 const jsonBytes = (item: unknown): number => Buffer.byteLength(JSON.stringify(item)) + 1;
 
+/** Whether a scan found exactly what `report` holds: the same files, sent as they were, and the same unusable ones. */
+function reportsSame(report: Report, files: readonly SizedFile[], invalid: readonly ScanInvalid[]): boolean {
+  if (files.length !== report.files.size || invalid.length !== report.invalid.size) return false;
+  for (const sized of files) if (report.files.get(sized.file.relPath) !== sized) return false;
+  for (const item of invalid) if (report.invalid.get(item.relPath) !== item.code) return false;
+  return true;
+}
+
 /** A scanned file ready to send: within the protocol's limits and measured; null when its path is too long to send. */
 function sizedFile(file: ScannedFile): SizedFile | null {
   if (file.relPath.length > PROTOCOL_LIMITS.path) return null;
   const limited = withinLimits(file);
-  return { file: limited, bytes: jsonBytes(limited) };
+  const hash = scanEntryHash({
+    relPath: limited.relPath,
+    sizeBytes: limited.sizeBytes,
+    modifiedMs: Date.parse(limited.modifiedAt),
+  });
+  return { file: limited, bytes: jsonBytes(limited), hash };
 }
 
 interface ActivePool {
@@ -208,7 +234,16 @@ export class NodeAgent {
    * only, rebuilt by the next scan after a restart; kept per pool definition, and holding only
    * the files of the last scan.
    */
-  private readonly inspections = new Map<string, { definition: string; files: Map<string, Inspection> }>();
+  private readonly inspections = new Map<
+    string,
+    { definition: string; files: Map<string, Inspection>; report?: Report | undefined }
+  >();
+  /**
+   * What the last scan of each pool reported, by the same key, when it skipped nothing: a request
+   * whose `since` is its fingerprint gets the changes since it. Memory only: after a restart the
+   * first scan of each pool is full.
+   */
+  private readonly reports = new Map<string, Report>();
 
   constructor(options: NodeAgentOptions) {
     this.options = options;
@@ -482,7 +517,7 @@ export class NodeAgent {
   private readonly handlers: {
     [Op in NodeOperation]: (request: Extract<NodeRequest, { op: Op }>, send: Send) => Promise<NodeResultOf<Op>>;
   } = {
-    'pool.scan': (request, send) => this.scan(request.poolId, request.content, send),
+    'pool.scan': (request, send) => this.scan(request.poolId, request.content, send, request.since),
     'image.download': (request, send) => this.download(request, send),
     'image.cancel': async (request) => {
       const running = this.downloads.get(request.imageId);
@@ -517,6 +552,10 @@ export class NodeAgent {
     'vm.stop': async (request) => {
       if (request.force) await this.hypervisor().destroy({ name: request.name });
       else await this.hypervisor().shutdown({ name: request.name });
+      return { name: request.name, state: await this.hypervisor().state({ name: request.name }) };
+    },
+    'vm.reboot': async (request) => {
+      await this.hypervisor().reboot({ name: request.name });
       return { name: request.name, state: await this.hypervisor().state({ name: request.name }) };
     },
     'vm.delete': (request) => this.vms().deleteVm({ name: request.name }),
@@ -570,7 +609,7 @@ export class NodeAgent {
     return handler(request, send);
   }
 
-  private async scan(poolId: string, content: PoolContentType, send: Send) {
+  private async scan(poolId: string, content: PoolContentType, send: Send, since?: string) {
     const { pool, backend } = this.poolFor(poolId);
     const listing = await backend.list({ pool, content });
     const files: SizedFile[] = [];
@@ -584,7 +623,12 @@ export class NodeAgent {
     const cacheKey = `${poolId}\u0000${content}`;
     const previous = this.inspections.get(cacheKey);
     const known = previous?.definition === definition ? previous.files : new Map<string, Inspection>();
+    // Only the files new or changed since: a warm scan of 20,000 files builds no new map (GC is
+    // a good part of its cost), it counts the known ones it met instead.
     const seen = new Map<string, Inspection>();
+    let kept = 0;
+    /** Files taken as they were last sent (or last found unusable), nothing rebuilt. */
+    let reused = 0;
     for (const file of listing.files) {
       let inspected: InspectedFile | null = null;
       const last = known.get(file.relPath);
@@ -592,14 +636,16 @@ export class NodeAgent {
         last !== undefined && last.sizeBytes === file.sizeBytes && last.modifiedMs === file.modifiedAt.getTime();
       if (unchanged) {
         // Same size and mtime as when it was read: trusted without reading, as `make` trusts a file.
-        seen.set(file.relPath, last);
+        kept += 1;
         if (last.invalid) {
           invalid.push({ relPath: file.relPath, ...last.invalid });
+          reused += 1;
           continue;
         }
         // Sent as last time: a warm scan of 20,000 files is a listing, not 20,000 messages rebuilt.
         if (last.sent !== undefined) {
           if (last.sent) files.push(last.sent);
+          reused += 1;
           continue;
         }
         inspected = last.inspected;
@@ -641,22 +687,135 @@ export class NodeAgent {
       if (sent) files.push(sent);
       // Remembered with what was sent. A file whose inspection failed is not remembered: the next
       // scan reads it again. With no inspector there is nothing to read, only the message to keep.
-      const entry = seen.get(file.relPath);
+      const entry = unchanged ? last : seen.get(file.relPath);
       if (entry) entry.sent = sent;
       else if (!this.options.inspector) {
         const modifiedMs = file.modifiedAt.getTime();
         seen.set(file.relPath, { sizeBytes: file.sizeBytes, modifiedMs, inspected: null, invalid: null, sent });
       }
     }
-    this.inspections.set(cacheKey, { definition, files: seen });
+    let remembered = known;
+    if (kept === known.size) {
+      // Every known file is still there, unchanged: the new ones join them.
+      for (const [relPath, entry] of seen) known.set(relPath, entry);
+    } else {
+      remembered = new Map();
+      for (const file of listing.files) {
+        const entry = seen.get(file.relPath) ?? known.get(file.relPath);
+        if (entry?.sizeBytes === file.sizeBytes && entry.modifiedMs === file.modifiedAt.getTime()) {
+          remembered.set(file.relPath, entry);
+        }
+      }
+    }
+    const record: { definition: string; files: Map<string, Inspection>; report?: Report | undefined } = {
+      definition,
+      files: remembered,
+    };
+    this.inspections.set(cacheKey, record);
     if (uninspected.length > 0) {
       this.logger?.warn(
         { poolId, content, count: uninspected.length, files: listing.files.length, first: uninspected.slice(0, 5) },
         `${uninspected.length} of ${listing.files.length} files could not be inspected; those that are not ISOs are left out`,
       );
     }
-    await this.emitScan(send, poolId, content, { files, skipped, invalid });
-    return { poolId, content, files: files.length, skipped: skipped.slice(0, PROTOCOL_LIMITS.scanFilesPerMessage) };
+    const answer = {
+      poolId,
+      content,
+      files: files.length,
+      skipped: skipped.slice(0, PROTOCOL_LIMITS.scanFilesPerMessage),
+    };
+    // A scan that skipped something is no base for changes: what lies under a skipped path is
+    // unknown, and a delta could not say so. A scan that found what the last one reported (the
+    // same files, sent as they were) keeps that report, hashed and indexed already.
+    const lastReport = this.reports.get(cacheKey);
+    // Every file known and taken as sent, none gone: what the last scan reported, without a look.
+    const pristine = reused === listing.files.length && kept === known.size && previous?.report === lastReport;
+    const report: Report | null =
+      skipped.length > 0
+        ? null
+        : lastReport?.definition === definition && (pristine || reportsSame(lastReport, files, invalid))
+          ? lastReport
+          : {
+              definition,
+              fingerprint: scanFingerprint(files.map((f) => f.hash)),
+              files: new Map(files.map((f) => [f.file.relPath, f])),
+              invalid: new Map(invalid.map((i) => [i.relPath, i.code])),
+            };
+    if (report) this.reports.set(cacheKey, report);
+    else this.reports.delete(cacheKey);
+    record.report = report ?? undefined;
+    if (report && since !== undefined && lastReport?.definition === definition && lastReport.fingerprint === since) {
+      const sent = await this.emitDelta(send, poolId, content, lastReport, report, invalid);
+      if (sent) return { ...answer, delta: true };
+    }
+    await this.emitScan(send, poolId, content, { files, skipped, invalid }, report?.fingerprint);
+    return answer;
+  }
+
+  /**
+   * The changes from `base` to `report` as one scan.delta; false (nothing sent) when they do not
+   * fit one frame, and the caller sends the whole scan instead.
+   */
+  private async emitDelta(
+    send: Send,
+    poolId: string,
+    content: PoolContentType,
+    base: Report,
+    report: Report,
+    invalid: ScanInvalid[],
+  ): Promise<boolean> {
+    if (base === report) {
+      const fingerprint = base.fingerprint;
+      const empty = { files: [], removed: [] };
+      await this.emit(send, {
+        v: PROTOCOL_VERSION,
+        type: 'scan.delta',
+        poolId,
+        content,
+        base: fingerprint,
+        fingerprint,
+        ...empty,
+      });
+      return true;
+    }
+    const files: ScannedFile[] = [];
+    let bytes = 0;
+    for (const [relPath, current] of report.files) {
+      const before = base.files.get(relPath);
+      if (before !== undefined && (before === current || before.hash === current.hash)) continue;
+      files.push(current.file);
+      bytes += current.bytes;
+    }
+    const removed: string[] = [];
+    for (const relPath of base.files.keys()) {
+      if (!report.files.has(relPath)) {
+        removed.push(relPath);
+        bytes += relPath.length + 3;
+      }
+    }
+    const newlyInvalid = invalid
+      .filter((i) => base.invalid.get(i.relPath) !== i.code && i.relPath.length <= PROTOCOL_LIMITS.path)
+      .map((i) => ({
+        relPath: i.relPath,
+        code: truncateText(i.code, PROTOCOL_LIMITS.short),
+        message: truncateText(i.message),
+      }));
+    for (const item of newlyInvalid) bytes += jsonBytes(item);
+    const limit = PROTOCOL_LIMITS.scanFilesPerMessage;
+    const budget = this.maxMessageBytes === null ? Number.POSITIVE_INFINITY : Math.floor(this.maxMessageBytes / 2);
+    if (files.length > limit || removed.length > limit || newlyInvalid.length > limit || bytes > budget) return false;
+    await this.emit(send, {
+      v: PROTOCOL_VERSION,
+      type: 'scan.delta',
+      poolId,
+      content,
+      base: base.fingerprint,
+      fingerprint: report.fingerprint,
+      files,
+      removed,
+      ...(newlyInvalid.length > 0 ? { invalid: newlyInvalid } : {}),
+    });
+    return true;
   }
 
   /**
@@ -670,6 +829,7 @@ export class NodeAgent {
     poolId: string,
     content: PoolContentType,
     scan: { files: SizedFile[]; skipped: ScanSkipped[]; invalid: ScanInvalid[] },
+    fingerprint?: string,
   ): Promise<void> {
     const skipped = scan.skipped
       .filter((s) => s.relPath.length <= PROTOCOL_LIMITS.path)
@@ -714,6 +874,7 @@ export class NodeAgent {
         content,
         files: only.files,
         ...extras(only),
+        ...(fingerprint ? { fingerprint } : {}),
       });
       return;
     }
@@ -729,6 +890,7 @@ export class NodeAgent {
         scanId,
         part,
         final: part === parts.length - 1,
+        ...(fingerprint && part === parts.length - 1 ? { fingerprint } : {}),
       });
     }
   }
@@ -883,7 +1045,13 @@ export class NodeAgent {
 
   private async createVm(spec: VmSpec): Promise<NodeResultOf<'vm.create'>> {
     const vms = this.vms();
-    const common = { name: spec.name, vcpus: spec.cpu, memoryMiB: spec.memoryMiB, firmware: spec.firmware };
+    const common = {
+      name: spec.name,
+      vcpus: spec.cpu,
+      memoryMiB: spec.memoryMiB,
+      firmware: spec.firmware,
+      ...(spec.osinfoId ? { osinfoId: spec.osinfoId } : {}),
+    };
     let created: CreatedVm;
     if (spec.boot.kind === 'cloud') {
       const [baseImagePath, diskPath, seedPath] = await Promise.all([

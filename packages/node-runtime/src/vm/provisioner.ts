@@ -42,6 +42,8 @@ const commonFields = {
     .max(16 * 1024 * 1024)
     .default(1024),
   firmware: z.enum(['bios', 'uefi']).default('bios'),
+  /** The guest OS as libosinfo names it, recorded in the domain's libosinfo metadata (domain-xml.ts checks it). */
+  osinfoId: z.string().max(256).optional(),
   /** The VM's disk on the node (a qcow2 file made here); missing directories above it are made. */
   diskPath: hostPathSchema,
   networks: networkSchema.max(16).default([]),
@@ -175,6 +177,7 @@ export class VmProvisioner {
           bootFrom: 'disk',
           // A display for the web UI's console: VNC on the node's loopback only, relayed by the node.
           graphics: 'vnc',
+          ...(options.osinfoId ? { osinfoId: options.osinfoId } : {}),
           metadata: { vmId: options.vmId },
         };
       },
@@ -207,6 +210,7 @@ export class VmProvisioner {
           bootFrom: 'cdrom',
           // A display for the web UI's console: VNC on the node's loopback only, relayed by the node.
           graphics: 'vnc',
+          ...(options.osinfoId ? { osinfoId: options.osinfoId } : {}),
           metadata: { vmId: options.vmId },
         };
       },

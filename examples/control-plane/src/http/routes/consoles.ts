@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { createWebSocketStream } from 'ws';
 import { z } from 'zod';
-import { apiErrorSchema } from '../errors.js';
+import { errorResponses } from '../schemas.js';
 
 const idParams = z.object({ id: z.string().min(1).max(128) });
 const consoleType = z.enum(CONSOLE_TYPES).describe('serial: the first serial port; vnc: the graphical display');
@@ -32,9 +32,7 @@ export function consoleTicketRoutes(app: FastifyInstance, deps: { consoles: Cons
             expiresAt: z.date(),
             path: z.string().describe('the console WebSocket’s path with its query, to open on this server'),
           }),
-          400: apiErrorSchema,
-          401: apiErrorSchema,
-          404: apiErrorSchema,
+          ...errorResponses(ErrorCode.NOT_FOUND),
         },
       },
     },
@@ -72,7 +70,10 @@ export function consoleRoutes(app: FastifyInstance, deps: { consoles: ConsoleSer
       security: [{ consoleTicket: [] }],
       params: idParams,
       querystring: z.object({ type: consoleType, ticket: z.string().min(1).max(256) }),
-      response: { 400: apiErrorSchema, 401: apiErrorSchema, 404: apiErrorSchema, 409: apiErrorSchema },
+      response: {
+        101: z.undefined().describe('Switching protocols: the console is open'),
+        ...errorResponses(ErrorCode.NOT_FOUND, ErrorCode.CONSOLE_UNAVAILABLE, ErrorCode.NODE_NOT_CONNECTED),
+      },
     },
     preValidation: async (request: FastifyRequest) => {
       const { id } = request.params as { id?: string };
@@ -129,7 +130,10 @@ export function consoleRelayRoute(
       summary: 'A node’s relay of a VM console it was asked to open (console.open): binary frames, node token',
       security: [{ nodeToken: [] }],
       params: z.object({ sessionId: z.string().min(1).max(128) }),
-      response: { 401: apiErrorSchema },
+      response: {
+        101: z.undefined().describe('Switching protocols: the relay is joined to its viewer'),
+        ...errorResponses(),
+      },
     },
     preValidation: async (request) => {
       await deps.checkNodeToken(request);

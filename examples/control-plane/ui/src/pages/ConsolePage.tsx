@@ -1,9 +1,8 @@
 import '@xterm/xterm/css/xterm.css';
 import { useEffect, useRef, useState } from 'react';
-import { ApiError, get, post } from '../api.js';
+import { ApiError, client } from '../api.js';
 import { ErrorAlert, Link } from '../components.js';
 import { useLocation, usePoll } from '../hooks.js';
-import type { VmRow } from '../types.js';
 
 type ConsoleType = 'serial' | 'vnc';
 
@@ -24,7 +23,7 @@ export function ConsolePage() {
   const params = new URLSearchParams(search);
   const vmId = params.get('id') ?? '';
   const type: ConsoleType = params.get('type') === 'vnc' ? 'vnc' : 'serial';
-  const vm = usePoll((signal) => get<VmRow>(`/vms/${encodeURIComponent(vmId)}`, signal), {
+  const vm = usePoll((signal) => client.request('showVm', { params: { id: vmId }, signal }), {
     intervalMs: 10_000,
     deps: [vmId],
   });
@@ -87,7 +86,7 @@ function Viewer({
     let dispose = () => {};
     setStatus({ state: 'connecting' });
     (async () => {
-      const { path } = await post<{ path: string }>(`/vms/${encodeURIComponent(vmId)}/console/tickets`, { type });
+      const { path } = await client.request('createVmConsoleTicket', { params: { id: vmId }, body: { type } });
       if (cancelled) return;
       // The ticket's path is under the API prefix already; only the scheme and host are added.
       const url = `${window.location.protocol === 'https:' ? 'wss' : 'ws'}://${window.location.host}${path}`;

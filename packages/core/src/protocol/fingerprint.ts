@@ -1,0 +1,28 @@
+import { createHash } from 'node:crypto';
+
+/** Hashes are 48-bit: a sum of two stays an exact double, and a chance mismatch is 1 in 2^48. */
+const MODULUS = 2 ** 48;
+
+/**
+ * The hash of one scanned file's facts (relPath, size, mtime in ms), as a delta scan adds it into
+ * the fingerprint of a pool's whole state. Computed once per file version and kept by the node.
+ */
+export function scanEntryHash(file: { relPath: string; sizeBytes: number; modifiedMs: number }): number {
+  const digest = createHash('md5').update(`${file.relPath}\n${file.sizeBytes}\n${file.modifiedMs}`).digest();
+  return digest.readUIntBE(0, 6);
+}
+
+/**
+ * The fingerprint of a scan's whole state: the count of files and the sum of their entry hashes.
+ * A sum, not a hash of the sorted list, so that it is independent of order and a node updates it
+ * without hashing 20,000 entries again. Two states with the same fingerprint are taken as equal.
+ */
+export function scanFingerprint(hashes: Iterable<number>): string {
+  let count = 0;
+  let sum = 0;
+  for (const hash of hashes) {
+    count += 1;
+    sum = (sum + hash) % MODULUS;
+  }
+  return `${count}-${sum.toString(16)}`;
+}
