@@ -18,6 +18,7 @@ const QUANTIX_TABLES = [
   'quantix_counters',
   'replicas',
   'storage_pools',
+  'vm_macs',
   'vms',
 ];
 

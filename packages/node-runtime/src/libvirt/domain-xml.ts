@@ -276,6 +276,8 @@ export interface DomainXmlInfo {
   uuid: string | null;
   firmware: 'bios' | 'uefi';
   disks: { device: 'disk' | 'cdrom'; target: string; bus: string | null; path: string | null; readOnly: boolean }[];
+  /** Its NICs: what each plugs into (a network's or bridge's name; null for user-mode), its MAC and model. */
+  interfaces: { type: string; source: string | null; mac: string | null; model: string | null }[];
   /** The Quantix metadata: the VM id and the files created for this VM alone. */
   vmId: string | null;
   ownedFiles: string[];
@@ -303,7 +305,7 @@ export function parseDomainXml(xml: string): DomainXmlInfo {
   if (!domain || typeof domain.name !== 'string') {
     throw new QuantixError(ErrorCode.INVALID_INPUT, 'Not a libvirt domain XML (no <domain><name>)');
   }
-  const devices = (domain.devices ?? {}) as { disk?: XmlNode[] };
+  const devices = (domain.devices ?? {}) as { disk?: XmlNode[]; interface?: XmlNode[] };
   const os = (domain.os ?? {}) as XmlNode;
   const loader = os.loader as XmlNode | undefined;
   const metadata = ((domain.metadata as XmlNode | undefined)?.vm ?? {}) as XmlNode;
@@ -320,6 +322,18 @@ export function parseDomainXml(xml: string): DomainXmlInfo {
         bus: typeof target['@bus'] === 'string' ? target['@bus'] : null,
         path: typeof source?.['@file'] === 'string' ? source['@file'] : null,
         readOnly: 'readonly' in disk,
+      };
+    }),
+    interfaces: (devices.interface ?? []).map((nic) => {
+      const source = (nic.source ?? {}) as XmlNode;
+      const named = source['@network'] ?? source['@bridge'];
+      const mac = (nic.mac as XmlNode | undefined)?.['@address'];
+      const model = (nic.model as XmlNode | undefined)?.['@type'];
+      return {
+        type: String(nic['@type'] ?? ''),
+        source: typeof named === 'string' ? named : null,
+        mac: typeof mac === 'string' ? mac.toLowerCase() : null,
+        model: typeof model === 'string' ? model : null,
       };
     }),
     vmId: typeof metadata.id === 'string' ? metadata.id : null,
