@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { isQuantixError } from '@quantix/core';
+import { isQuantixError, parseNicReference } from '@quantix/core';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ApiClient, ApiError, resolveTarget } from './client.js';
 import { renderProgress } from './progress.js';
@@ -210,6 +210,24 @@ export function apiCommands(
       );
     });
 
+  nodes
+    .command('networks <node>')
+    .description('the libvirt networks and host bridges of a node: what `vms create --network` can name')
+    .action(async (node: string) => {
+      const api = client();
+      const result = await api.request<{ networks: Row[] }>(
+        'GET',
+        `/nodes/${encodeURIComponent(await nodeIdOf(api, node))}/networks`,
+      );
+      const rows = result.networks.map((n) => ({
+        ...n,
+        use: n.attachment === 'bridge' ? `bridge:${n.name}` : n.name,
+        state: n.active ? 'active' : 'inactive',
+        addresses: (n.addresses as string[]).join(', ') || '-',
+      }));
+      print(result, () => table(rows, ['use', 'state', 'forward', 'bridge', 'addresses', 'dhcp']));
+    });
+
   const images = program.command('images').description('cloud images and ISOs');
   images
     .command('list')
@@ -331,6 +349,24 @@ export function apiCommands(
     }
   };
 
+  /** A VM's addresses as its node reports them now; none for a VM without NICs or not running. */
+  const addressesOf = async (api: ApiClient, vm: Row): Promise<Row[]> => {
+    if (!Array.isArray(vm.nics) || vm.nics.length === 0 || vm.state !== 'running') return [];
+    try {
+      return (await api.request<{ addresses: Row[] }>('GET', `/vms/${encodeURIComponent(String(vm.id))}/addresses`))
+        .addresses;
+    } catch (error) {
+      // A node that is away leaves the addresses unknown; the listing still shows.
+      if (error instanceof ApiError && error.code === 'NODE_NOT_CONNECTED') return [];
+      throw error;
+    }
+  };
+  const addressText = (addresses: Row[]) =>
+    addresses
+      .filter((a) => a.family === 'ipv4')
+      .map((a) => a.address)
+      .join(', ') || '-';
+
   const vms = program.command('vms').description('virtual machines');
   vms
     .command('list')
@@ -342,7 +378,33 @@ export function apiCommands(
         'GET',
         `/vms${o.node ? `?nodeId=${encodeURIComponent(await nodeIdOf(api, o.node))}` : ''}`,
       );
-      print(result, () => table(result.vms, ['id', 'name', 'nodeId', 'state', 'cpu', 'memoryMiB', 'error']));
+      const rows = await Promise.all(
+        result.vms.map(async (vm) => ({ ...vm, addresses: addressText(await addressesOf(api, vm)) })),
+      );
+      print(result, () => table(rows, ['id', 'name', 'nodeId', 'state', 'addresses', 'cpu', 'memoryMiB', 'error']));
+    });
+  vms
+    .command('show <vmId>')
+    .description('a VM: its state, disks, NICs (network, MAC) and the addresses it can be reached at')
+    .action(async (vmId: string) => {
+      const api = client();
+      const vm = await api.request<Row & { nics: Row[] }>('GET', `/vms/${encodeURIComponent(vmId)}`);
+      const addresses = await addressesOf(api, vm);
+      print({ ...vm, addresses }, () =>
+        [
+          `VM ${vm.name} (${vm.id}) is ${vm.state} on ${vm.nodeId}${vm.error ? `: ${vm.error}` : ''}`,
+          `cpu ${vm.cpu}, memory ${vm.memoryMiB} MiB`,
+          'NICs:',
+          table(
+            vm.nics.map((nic) => ({
+              ...nic,
+              network: nic.attachment === 'bridge' ? `bridge:${nic.source}` : nic.source,
+              addresses: addressText(addresses.filter((a) => a.mac === nic.mac)),
+            })),
+            ['network', 'model', 'mac', 'addresses'],
+          ),
+        ].join('\n'),
+      );
     });
   vms
     .command('create <name>')
@@ -353,11 +415,30 @@ export function apiCommands(
     .option('--memory <MiB>', 'memory in MiB', wholeNumber, '1024')
     .option('--disk <GiB>', 'disk size in GiB', wholeNumber, '10')
     .option('--ssh-key <key...>', 'authorized SSH keys for cloud images')
+    .option(
+      '--network <network>',
+      'a NIC on this network of the node: a libvirt network (default) or bridge:<name> (bridge:br0); repeat for more NICs, in order (see `nodes networks`)',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
     .action(
       async (
         name: string,
-        o: { node: string; image: string; cpu: string; memory: string; disk: string; sshKey?: string[] },
+        o: {
+          node: string;
+          image: string;
+          cpu: string;
+          memory: string;
+          disk: string;
+          sshKey?: string[];
+          network?: string[];
+        },
       ) => {
+        let networks: { attachment: string; source: string }[];
+        try {
+          networks = (o.network ?? []).map((text) => parseNicReference(text));
+        } catch (error) {
+          throw new UsageError(`--network: ${(error as Error).message}`);
+        }
         const api = client();
         const vm = await api.request<Row>('POST', '/vms', {
           name,
@@ -367,6 +448,7 @@ export function apiCommands(
           memoryMiB: Number(o.memory),
           diskGiB: Number(o.disk),
           sshAuthorizedKeys: o.sshKey ?? [],
+          networks,
         });
         print(vm, () => `VM ${vm.name} is ${vm.state} on ${vm.nodeId} (${vm.id})`);
       },

@@ -1,10 +1,15 @@
-import { type NodeHub, newToken, type ReplicaRegistry, tokenDigest } from '@quantix/control-plane';
-import { NODE_CONNECTION_STATES, type Quantix } from '@quantix/core';
+import { type NodeHub, newToken, type ReplicaRegistry, tokenDigest, type VmService } from '@quantix/control-plane';
+import { hostNetworkSchema, NODE_CONNECTION_STATES, type Quantix } from '@quantix/core';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 
 const idParams = z.object({ id: z.string().min(1) });
+
+/** Every failure's body (see http/errors.ts). */
+const errorResponse = z.object({
+  error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()) }),
+});
 
 /** A node as the API shows it: its record and the replica holding its connection. */
 const nodeView = z.object({
@@ -41,7 +46,7 @@ const nodeDetail = nodeView.extend({
 
 export function nodeRoutes(
   app: FastifyInstance,
-  deps: { quantix: Quantix; hub: NodeHub; replicas: ReplicaRegistry },
+  deps: { quantix: Quantix; hub: NodeHub; replicas: ReplicaRegistry; vms: VmService },
 ): void {
   const { repositories } = deps.quantix;
   const api = app.withTypeProvider<ZodTypeProvider>();
@@ -112,6 +117,29 @@ export function nodeRoutes(
         }),
       };
     },
+  );
+
+  api.get(
+    '/nodes/:id/networks',
+    {
+      schema: {
+        tags: ['nodes'],
+        operationId: 'listNodeNetworks',
+        summary: 'The libvirt networks and host bridges of a node: what a VM’s NIC can plug into there',
+        description:
+          'Asked of the node now. A libvirt network is named as is in a VM’s networks (default); a host bridge as attachment "bridge". 404 NOT_FOUND for an unknown node, 409 NODE_NOT_CONNECTED when it is not connected.',
+        params: idParams,
+        response: {
+          200: z.object({ nodeId: z.string(), networks: z.array(hostNetworkSchema) }),
+          404: errorResponse,
+          409: errorResponse,
+        },
+      },
+    },
+    async (request) => ({
+      nodeId: request.params.id,
+      networks: await deps.vms.networks(request.params.id),
+    }),
   );
 
   api.post(

@@ -1,10 +1,15 @@
 import { createVmSchema, type VmService } from '@quantix/control-plane';
-import { type Quantix, VM_STATES } from '@quantix/core';
+import { type Quantix, VM_STATES, vmAddressSchema } from '@quantix/core';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 
 const idParams = z.object({ id: z.string().min(1) });
+
+/** Every failure's body (see http/errors.ts). */
+const errorResponse = z.object({
+  error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()) }),
+});
 
 export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: VmService }): void {
   const { repositories } = deps.quantix;
@@ -23,12 +28,40 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
 
   api.post(
     '/vms',
-    { schema: { tags: ['vms'], summary: 'Create and start a VM from a ready image', body: createVmSchema } },
+    {
+      schema: {
+        tags: ['vms'],
+        summary: 'Create and start a VM from a ready image',
+        description:
+          'networks lists its NICs (a libvirt network of the node, or attachment "bridge"), each virtio with a MAC generated in 52:54:00:xx:xx:xx unless given; they are checked on the node first (404 NETWORK_NOT_FOUND, 409 NETWORK_NOT_ACTIVE).',
+        body: createVmSchema,
+      },
+    },
     async (request, reply) => reply.status(201).send(await deps.vms.create(request.body)),
   );
 
   api.get('/vms/:id', { schema: { tags: ['vms'], params: idParams } }, async (request) =>
     repositories.vms.require(request.params.id),
+  );
+
+  api.get(
+    '/vms/:id/addresses',
+    {
+      schema: {
+        tags: ['vms'],
+        operationId: 'getVmAddresses',
+        summary: 'Where a VM can be reached: its addresses from libvirt’s DHCP leases, or its guest agent',
+        description:
+          'Asked of its node now; empty while the guest has no lease yet, and for a stopped VM. 404 NOT_FOUND for an unknown VM, 409 NODE_NOT_CONNECTED when its node is not connected.',
+        params: idParams,
+        response: {
+          200: z.object({ vmId: z.string(), addresses: z.array(vmAddressSchema) }),
+          404: errorResponse,
+          409: errorResponse,
+        },
+      },
+    },
+    async (request) => deps.vms.addresses(request.params.id),
   );
 
   api.post('/vms/:id/start', { schema: { tags: ['vms'], params: idParams } }, async (request) =>
