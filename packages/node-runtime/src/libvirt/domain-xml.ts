@@ -107,6 +107,11 @@ export const domainSpecSchema = z
     /** What boots first; the other kind follows. */
     bootFrom: z.enum(['disk', 'cdrom']).default('disk'),
     serialConsole: z.boolean().default(true),
+    /**
+     * The virtio channel a QEMU guest agent in the guest answers on: with it, a guest that runs
+     * one reports its addresses on any NIC (a bridge's too, where libvirt sees no DHCP lease).
+     */
+    guestAgent: z.boolean().default(true),
     /** VNC on 127.0.0.1 with a virtio GPU, or no display at all. */
     graphics: z.enum(['none', 'vnc']).default('none'),
     /** Kept in the domain XML under the Quantix namespace. */
@@ -227,6 +232,9 @@ export function buildDomainXml(input: DomainSpec): string {
             serial: { '@type': 'pty', target: { '@port': 0 } },
             console: { '@type': 'pty', target: { '@type': 'serial', '@port': 0 } },
           }
+        : {}),
+      ...(spec.guestAgent
+        ? { channel: { '@type': 'unix', target: { '@type': 'virtio', '@name': 'org.qemu.guest_agent.0' } } }
         : {}),
       ...(spec.graphics === 'vnc'
         ? {
