@@ -313,7 +313,7 @@ describe('VMs people can reach (real processes, a guest that boots)', { timeout:
     expect(login.stdout.trim().split('\n').at(-1)).toBe(VM_NAME);
 
     // The CLI shows where the VM is, in the listing and in its details.
-    const shown = await cli('vms', 'show', vm.id);
+    const shown = await cli('vms', 'show', VM_NAME);
     expect(shown.code).toBe(0);
     expect(shown.stdout).toMatch(new RegExp(`default\\s+virtio\\s+${mac}\\s+${address.replace(/\./g, '\\.')}`));
     const listed = await cli('vms', 'list');

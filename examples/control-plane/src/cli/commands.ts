@@ -384,10 +384,12 @@ export function apiCommands(
       print(result, () => table(rows, ['id', 'name', 'nodeId', 'state', 'addresses', 'cpu', 'memoryMiB', 'error']));
     });
   vms
-    .command('show <vmId>')
-    .description('a VM: its state, disks, NICs (network, MAC) and the addresses it can be reached at')
-    .action(async (vmId: string) => {
+    .command('show <vm>')
+    .description('a VM (id or name): its state, NICs (network, MAC) and the addresses it can be reached at')
+    .action(async (value: string) => {
       const api = client();
+      const { vms: list } = await api.request<{ vms: Row[] }>('GET', '/vms');
+      const vmId = pickOne(list, value, 'VM', (v) => [v.id, v.name]);
       const vm = await api.request<Row & { nics: Row[] }>('GET', `/vms/${encodeURIComponent(vmId)}`);
       const addresses = await addressesOf(api, vm);
       print({ ...vm, addresses }, () =>
