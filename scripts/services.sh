@@ -134,15 +134,20 @@ EOF
     virsh -c "$LIBVIRT_URI" net-define "$xml" >/dev/null || { rm -f "$xml"; return 1; }
     rm -f "$xml"
   fi
-  if ! virsh -c "$LIBVIRT_URI" net-list --name | grep -qx default; then
+  if ! default_network_active; then
     log "starting libvirt's default network"
     # Another caller may start it at the same moment: what counts is that it is active after.
-    virsh -c "$LIBVIRT_URI" net-start default >/dev/null 2>&1 ||
-      virsh -c "$LIBVIRT_URI" net-list --name | grep -qx default ||
+    virsh -c "$LIBVIRT_URI" net-start default >/dev/null 2>&1 || default_network_active ||
       { log "libvirt's default network does not start (virsh net-start default)"; return 1; }
   fi
   virsh -c "$LIBVIRT_URI" net-autostart default >/dev/null
   log 'libvirt network default active'
+}
+
+# Whether libvirt's `default` network is started. Not `grep -q`: it would stop reading at the
+# match, virsh would die of SIGPIPE on its next line, and pipefail would make a yes a no.
+default_network_active() {
+  virsh -c "$LIBVIRT_URI" net-list --name | grep -x default >/dev/null
 }
 
 # True when the process named in PIDFILE is alive and is COMM.
