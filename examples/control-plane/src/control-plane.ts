@@ -21,7 +21,13 @@ import {
   QuantixError,
 } from '@quantix/core';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import {
+  jsonSchemaTransform,
+  jsonSchemaTransformObject,
+  serializerCompiler,
+  validatorCompiler,
+} from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import { findNul, handleClientError, handleError } from './http/errors.js';
 import { idempotentWrites } from './http/idempotency.js';
 import { imageRoutes } from './http/routes/images.js';
@@ -30,6 +36,7 @@ import { poolRoutes } from './http/routes/pools.js';
 import { replicaRoutes } from './http/routes/replicas.js';
 import { stagedUploadRoutes, uploadRoutes } from './http/routes/uploads.js';
 import { vmRoutes } from './http/routes/vms.js';
+import { errorResponses, publicErrorResponses } from './http/schemas.js';
 import { serveUi } from './http/ui.js';
 
 export const API_PREFIX = '/api/v1';
@@ -80,6 +87,19 @@ export interface ControlPlane extends ControlPlaneServices {
   /** http://host:port */
   url: string;
   close(): Promise<void>;
+}
+
+/** The document without the component schemas nothing refers to. */
+function withoutUnusedSchemas(
+  document: ReturnType<typeof jsonSchemaTransformObject>,
+): ReturnType<typeof jsonSchemaTransformObject> {
+  const schemas = 'components' in document ? document.components?.schemas : undefined;
+  if (!schemas) return document;
+  const text = JSON.stringify(document);
+  for (const id of Object.keys(schemas)) {
+    if (!text.includes(`"#/components/schemas/${id}"`)) delete schemas[id];
+  }
+  return document;
 }
 
 /**
@@ -156,7 +176,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   });
   await app.register(fastifySwagger, {
     openapi: {
-      info: { title: 'Quantix control plane', version: '1.0.0', description: 'Images, storage pools, nodes and VMs.' },
+      info: {
+        title: 'Quantix control plane',
+        version: '1.0.0',
+        description: 'Images, storage pools, nodes and VMs.',
+        license: { name: 'Apache-2.0', url: 'https://www.apache.org/licenses/LICENSE-2.0' },
+      },
+      // Paths carry their /api/v1 prefix: the server is the host this document came from.
+      servers: [{ url: '/', description: 'This control plane' }],
       components: {
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer', description: 'The API token' },
@@ -167,6 +194,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       security: [{ bearer: [] }],
     },
     transform: jsonSchemaTransform,
+    // Schemas with an `id` (the error shape) become components, referenced by `$ref`; the
+    // transform makes an input and an output twin of each, and only the twins in use are kept.
+    transformObject: (document) => withoutUnusedSchemas(jsonSchemaTransformObject(document)),
   });
   // The node socket is the only WebSocket route: a larger frame closes it with 1009.
   await app.register(fastifyWebsocket, { options: { maxPayload: PROTOCOL_LIMITS.maxNodeMessageBytes } });
@@ -179,7 +209,27 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     async (publicScope) => {
       publicScope.get(
         '/healthz',
-        { schema: { tags: ['system'], summary: 'Liveness and database reachability (no token)', security: [] } },
+        {
+          schema: {
+            operationId: 'getHealth',
+            tags: ['system'],
+            summary: 'Liveness and database reachability (no token)',
+            security: [],
+            response: {
+              200: z.object({
+                status: z.literal('ok'),
+                database: z.string().describe('the database client: pg or pglite'),
+                replica: z.object({
+                  id: z.string(),
+                  version: z.string(),
+                  nodes: z.number().int().describe('node connections this replica holds'),
+                }),
+                connectedNodes: z.number().int(),
+              }),
+              ...publicErrorResponses(),
+            },
+          },
+        },
         async () => {
           await quantix.database.knex.raw('select 1');
           return {
@@ -197,7 +247,20 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       );
       publicScope.get(
         '/openapi.json',
-        { schema: { tags: ['system'], summary: 'This document (no token)', security: [] } },
+        {
+          schema: {
+            operationId: 'getOpenApiDocument',
+            tags: ['system'],
+            summary: 'This document (no token)',
+            security: [],
+            response: {
+              200: z
+                .looseObject({ openapi: z.string(), info: z.looseObject({}), paths: z.record(z.string(), z.unknown()) })
+                .describe('An OpenAPI 3.0 document'),
+              ...publicErrorResponses(),
+            },
+          },
+        },
         async () => app.swagger(),
       );
     },
@@ -211,9 +274,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         method: 'GET',
         url: '/nodes/connect',
         schema: {
+          operationId: 'connectNode',
           tags: ['nodes'],
           summary: 'The node daemon’s WebSocket (node token and X-Quantix-Node-Id; never the API token)',
+          description: 'Answers only a WebSocket upgrade; a plain GET is refused with INVALID_INPUT.',
           security: [{ nodeToken: [] }],
+          response: {
+            101: z.undefined().describe('Switching protocols: the node socket is open'),
+            ...errorResponses(),
+          },
         },
         // The node's token is checked before the upgrade: a wrong token never gets a socket.
         preValidation: async (request) => {

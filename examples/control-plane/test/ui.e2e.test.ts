@@ -238,7 +238,20 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
       "<source network='default'",
     );
 
+    // Reboot: an ACPI reboot of the running domain; the VM stays Running and nothing fails.
+    await page.getByRole('button', { name: `Reboot ${vmName}` }).click();
+    await until(
+      () => page.getByRole('button', { name: `Reboot ${vmName}` }).isEnabled(),
+      (enabled) => enabled,
+      'the reboot to be answered',
+    );
+    expect(await rowText(page, 'VMs', vmName)).toContain('Running');
+
     await page.getByRole('button', { name: `Delete ${vmName}` }).click();
+    // The confirmation says what goes with the VM and what stays.
+    expect(await rowText(page, 'VMs', vmName)).toContain(
+      `Delete ${vmName} and its disks (vms/${vmName}/disk.qcow2)? The image it was made from stays.`,
+    );
     await page.getByRole('button', { name: 'Confirm delete' }).click();
     await until(
       () => page.getByRole('row', { name: vmName, exact: true }).count(),
@@ -361,7 +374,7 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
       'Cloud image',
       'Ready',
       '48.0 MiB',
-      'tiny 1 (x86_64)',
+      'ubuntu 22.04 (x86_64)',
       'Local images',
       '/var/lib/quantix/local-images/images/tiny-ready.qcow2',
     ]) {
@@ -447,8 +460,18 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     await page.getByRole('radio', { name: 'Tiny ready image', exact: true }).check();
     await page.getByRole('button', { name: 'Next: resources' }).click();
     const memory = page.getByLabel('Memory (MiB)', { exact: true });
+    const cpus = page.getByLabel('CPUs', { exact: true });
+    const disk = page.getByLabel('Disk (GiB)', { exact: true });
+    // The image's OS is Ubuntu 22.04: the sizes start at osinfo-db's recommended resources for it.
+    const sizes = async () => [await cpus.inputValue(), await memory.inputValue(), await disk.inputValue()];
+    expect(await until(sizes, (v) => v[1] === '4096', 'the OS’s recommended sizes')).toEqual(['1', '4096', '25']);
+    expect(await description(disk)).toBe(
+      'Ubuntu 22.04 LTS recommends 25 GiB, needs at least 10 GiB (osinfo-db). The image asks for at least 1 GiB.',
+    );
     await memory.fill('8');
-    expect(await description(memory)).toBe('The image asks for at least 128 MiB.');
+    expect(await description(memory)).toBe(
+      'Ubuntu 22.04 LTS recommends 4096 MiB, needs at least 2048 MiB (osinfo-db). The image asks for at least 128 MiB.',
+    );
     await page.getByRole('button', { name: 'Next: network' }).click();
     await page.getByRole('button', { name: 'Next: review' }).click();
     await page.getByRole('button', { name: 'Create VM' }).click();
@@ -482,13 +505,14 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
       (t) => t.includes('Running') && t.includes('192.168.122.'),
       'web-1 running, with its address',
     );
-    expect(vm).toMatch(/web-1 Running hv-ui 192\.168\.122\.\d+ 1 512 MiB 10 GiB Tiny ready image/);
+    expect(vm).toMatch(/web-1 Running hv-ui 192\.168\.122\.\d+ 1 512 MiB 25 GiB Tiny ready image/);
     const create = system.requests.find((r) => r.op === 'vm.create');
     // One NIC, on the node's `default` network: what the Network step picks by itself.
     expect(create).toMatchObject({
       vm: {
         name: 'web-1',
         memoryMiB: 512,
+        osinfoId: 'http://ubuntu.com/ubuntu/22.04',
         boot: { kind: 'cloud' },
         nics: [{ attachment: 'network', source: 'default', model: 'virtio', mac: expect.stringMatching(/^52:54:00:/) }],
       },

@@ -6,6 +6,7 @@ import {
   createPoolRootPolicy,
   FileInspectorToken,
   ImageCatalogToken,
+  OsDatabaseToken,
   type PoolRootPolicy,
   type PoolTypeDefinition,
   PoolTypeToken,
@@ -196,7 +197,13 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     images: new ImageService({ repositories, hub, isDownloading: (id) => downloads.isRunning(id) }),
     downloads,
     uploads,
-    vms: new VmService({ repositories, hub, events, logger }),
+    vms: new VmService({
+      repositories,
+      hub,
+      events,
+      logger,
+      osDatabase: quantix.has(OsDatabaseToken) ? quantix.get(OsDatabaseToken) : undefined,
+    }),
     catalog,
     async start() {
       await replicas.start();

@@ -69,4 +69,12 @@ export { type ReplicaInfo, ReplicaRegistry, type ReplicaRegistryOptions } from '
 export { NodeRequestRelay, type ReplicaCall } from './replicas/request-relay.js';
 export { bearerToken, newToken, tokenDigest, tokenMatches } from './tokens.js';
 export { checkVmImage, type VmImageCheck } from './vms/preflight.js';
-export { type CreateVmInput, createVmSchema, VmService, type VmStopOptions } from './vms/vm-service.js';
+export {
+  type CreateVmInput,
+  createVmSchema,
+  type VmDefaults,
+  type VmDetail,
+  type VmMediaOnNode,
+  VmService,
+  type VmStopOptions,
+} from './vms/vm-service.js';

@@ -9,6 +9,7 @@ export {
   type Hypervisor,
 } from './contracts/hypervisor.js';
 export type { FileInspector, InspectedFile } from './contracts/inspector.js';
+export type { OsDatabase, OsRef, OsResourceFigures, OsResources } from './contracts/os-database.js';
 export type { PoolTypeDefinition } from './contracts/pool-type.js';
 export type {
   ImageFileState,
@@ -150,6 +151,7 @@ export {
   HypervisorToken,
   ImageCatalogToken,
   ImageFetcherToken,
+  OsDatabaseToken,
   PoolTypeToken,
   RepositoriesToken,
   StorageBackendToken,

@@ -37,6 +37,7 @@ export {
   readIsoInfo,
   type UdfInfo,
 } from './iso9660.js';
+export { createOsResourcesDatabase, type OsResourcesDatabaseOptions } from './os-resources.js';
 export {
   clearOsinfoDatabaseCache,
   defaultOsinfoDir,

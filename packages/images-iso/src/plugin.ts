@@ -1,6 +1,13 @@
-import { definePlugin, FileInspectorToken, ImageCatalogToken, type QuantixPlugin } from '@quantix/core';
+import {
+  definePlugin,
+  FileInspectorToken,
+  ImageCatalogToken,
+  OsDatabaseToken,
+  type QuantixPlugin,
+} from '@quantix/core';
 import { IsoCatalog, type IsoCatalogOptions } from './catalog.js';
 import { createIsoInspector } from './inspect.js';
+import { createOsResourcesDatabase } from './os-resources.js';
 import { getOsinfoDatabase, type LoadOsinfoOptions } from './osinfo.js';
 
 export const IMAGES_ISO_PLUGIN_NAME = '@quantix/images-iso';
@@ -14,7 +21,8 @@ export interface ImagesIsoPluginOptions {
 }
 
 /**
- * Provides the ISO catalog (ImageCatalogToken) and the ISO inspector (FileInspectorToken). Scans
+ * Provides the ISO catalog (ImageCatalogToken), the ISO inspector (FileInspectorToken) and, unless
+ * osinfo is off, osinfo-db's OS resources (OsDatabaseToken: the VM defaults). Scans
  * and uploads are not done here: a node agent scans with the inspector and the control plane
  * ingests what it sends (@quantix/control-plane's ingestScan), and the control plane's
  * UploadService keeps an upload only if the inspector reads it as an ISO. One path each, the one
@@ -34,6 +42,10 @@ export function createImagesIsoPlugin(options: ImagesIsoPluginOptions = {}): Qua
           logger: ctx.logger,
         }),
       });
+      if (options.osinfo !== false) {
+        const dir = options.osinfo?.dir;
+        ctx.provide(OsDatabaseToken, { value: createOsResourcesDatabase(dir ? { dir } : {}) });
+      }
       if (options.preloadOsinfo && options.osinfo !== false) {
         const osinfo = options.osinfo;
         ctx.onReady(async () => {

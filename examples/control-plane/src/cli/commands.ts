@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline/promises';
+import type { QuantixClient, ResponseBody } from '@quantix/client';
 import { isQuantixError, parseNicReference } from '@quantix/core';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { ApiClient, ApiError, resolveTarget } from './client.js';
+import { ApiError, clientFor, resolveTarget } from './client.js';
 import { renderProgress } from './progress.js';
 
 type Row = Record<string, unknown>;
@@ -69,19 +71,19 @@ export function apiCommands(
     if (flags.token && program.getOptionValueSource('token') === 'cli')
       warnArgvSecret('--token', 'QUANTIX_TOKEN or --token-file');
     const token = flags.tokenFile ? readFileSync(flags.tokenFile, 'utf8').trim() : flags.token;
-    return new ApiClient(resolveTarget({ ...(flags.url ? { url: flags.url } : {}), ...(token ? { token } : {}) }));
+    return clientFor(resolveTarget({ ...(flags.url ? { url: flags.url } : {}), ...(token ? { token } : {}) }));
   };
   const print = (value: unknown, render: () => string) =>
     out(program.opts<{ json?: boolean }>().json ? JSON.stringify(value, null, 2) : render());
 
   /** A pool's id from its id or its name; an unknown or ambiguous name fails, naming the choices. */
-  const poolIdOf = async (api: ApiClient, value: string): Promise<string> => {
-    const { pools: list } = await api.request<{ pools: Row[] }>('GET', '/pools');
+  const poolIdOf = async (api: QuantixClient, value: string): Promise<string> => {
+    const { pools: list } = await api.request('listPools');
     return pickOne(list, value, 'pool', (p) => [p.id, p.name]);
   };
   /** A node's id from its id or its hostname. */
-  const nodeIdOf = async (api: ApiClient, value: string): Promise<string> => {
-    const { nodes: list } = await api.request<{ nodes: Row[] }>('GET', '/nodes');
+  const nodeIdOf = async (api: QuantixClient, value: string): Promise<string> => {
+    const { nodes: list } = await api.request('listNodes');
     return pickOne(list, value, 'node', (n) => [n.id, n.hostname]);
   };
 
@@ -90,13 +92,11 @@ export function apiCommands(
     .command('list')
     .description('list pools with their state on each node (and why, where a pool is in error)')
     .action(async () => {
-      const { pools: list } = await client().request<{ pools: Row[] }>('GET', '/pools');
+      const { pools: list } = await client().request('listPools');
       const rows = list.map((p) => ({
         ...p,
         states:
-          (p.nodeStates as Row[])
-            .map((s) => `${s.nodeId}:${s.status}${s.lastError ? ` (${s.lastError})` : ''}`)
-            .join(', ') || '-',
+          p.nodeStates.map((s) => `${s.nodeId}:${s.status}${s.lastError ? ` (${s.lastError})` : ''}`).join(', ') || '-',
       }));
       print(list, () => table(rows, ['id', 'name', 'type', 'shared', 'nodeIds', 'states']));
     });
@@ -127,14 +127,17 @@ export function apiCommands(
           .filter(Boolean)
           .map((n) => nodeIdOf(api, n)),
       );
-      const pool = await api.request<Row>('POST', '/pools', {
-        ...(o.id ? { id: o.id } : {}),
-        name,
-        type: o.type,
-        config,
-        contentTypes: String(o.content).split(','),
-        shared: Boolean(o.shared),
-        nodeIds,
+      const pool = await api.request('createPool', {
+        body: {
+          ...(o.id ? { id: String(o.id) } : {}),
+          name,
+          type: String(o.type),
+          config,
+          // The server names a wrong value (INVALID_INPUT), as it did before this was typed.
+          contentTypes: String(o.content).split(',') as ('iso' | 'images')[],
+          shared: Boolean(o.shared),
+          nodeIds,
+        },
       });
       print(pool, () => `created pool ${pool.id}`);
     });
@@ -152,12 +155,12 @@ export function apiCommands(
       const patch = {
         ...(o.name ? { name: o.name } : {}),
         ...(o.description !== undefined ? { description: o.description } : {}),
-        ...(o.content ? { contentTypes: o.content.split(',') } : {}),
+        ...(o.content ? { contentTypes: o.content.split(',') as ('iso' | 'images')[] } : {}),
         ...(o.shared !== undefined ? { shared: o.shared } : {}),
       };
       if (Object.keys(patch).length === 0)
         throw new UsageError('nothing to change: give --name, --description, --content or --shared/--no-shared');
-      const pool = await api.request<Row>('PATCH', `/pools/${encodeURIComponent(id)}`, patch);
+      const pool = await api.request('updatePool', { params: { id }, body: patch });
       print(pool, () => `updated pool ${pool.id}`);
     });
   pools
@@ -172,7 +175,7 @@ export function apiCommands(
           .filter(Boolean)
           .map((n) => nodeIdOf(api, n)),
       );
-      const pool = await api.request<Row>('PUT', `/pools/${encodeURIComponent(id)}/nodes`, { nodeIds });
+      const pool = await api.request('assignPoolNodes', { params: { id }, body: { nodeIds } });
       print(pool, () => `pool ${id} assigned to ${nodeIds.join(',') || 'no node'}`);
     });
   pools
@@ -181,7 +184,7 @@ export function apiCommands(
     .action(async (value: string) => {
       const api = client();
       const id = await poolIdOf(api, value);
-      await api.request('DELETE', `/pools/${encodeURIComponent(id)}`);
+      await api.request('deletePool', { params: { id } });
       out(`deleted pool ${id}`);
     });
 
@@ -190,7 +193,7 @@ export function apiCommands(
     .command('list')
     .description('list nodes, their connection and the replica holding them')
     .action(async () => {
-      const { nodes: list } = await client().request<{ nodes: Row[] }>('GET', '/nodes');
+      const { nodes: list } = await client().request('listNodes');
       print(list, () => table(list, ['id', 'hostname', 'connectionState', 'replicaId', 'lastSeenAt', 'agentVersion']));
     });
   nodes
@@ -199,10 +202,7 @@ export function apiCommands(
     .description('register a node and print its token (shown once) and the command that connects it')
     .action(async (hostname: string, o: { id?: string }) => {
       const api = client();
-      const result = await api.request<{ node: Row; token: string }>('POST', '/nodes', {
-        hostname,
-        ...(o.id ? { id: o.id } : {}),
-      });
+      const result = await api.request('createNode', { body: { hostname, ...(o.id ? { id: o.id } : {}) } });
       print(
         result,
         () =>
@@ -215,15 +215,12 @@ export function apiCommands(
     .description('the libvirt networks and host bridges of a node: what `vms create --network` can name')
     .action(async (node: string) => {
       const api = client();
-      const result = await api.request<{ networks: Row[] }>(
-        'GET',
-        `/nodes/${encodeURIComponent(await nodeIdOf(api, node))}/networks`,
-      );
+      const result = await api.request('listNodeNetworks', { params: { id: await nodeIdOf(api, node) } });
       const rows = result.networks.map((n) => ({
         ...n,
         use: n.attachment === 'bridge' ? `bridge:${n.name}` : n.name,
         state: n.active ? 'active' : 'inactive',
-        addresses: (n.addresses as string[]).join(', ') || '-',
+        addresses: n.addresses.join(', ') || '-',
       }));
       print(result, () => table(rows, ['use', 'state', 'forward', 'bridge', 'addresses', 'dhcp']));
     });
@@ -239,13 +236,16 @@ export function apiCommands(
     .option('--text <text>', 'search names, OS and labels')
     .action(async (o: Record<string, string | undefined>) => {
       const api = client();
-      const query = new URLSearchParams();
-      if (o.kind) query.set('kind', o.kind);
-      if (o.phase) query.set('phase', o.phase);
-      if (o.pool) query.set('poolId', await poolIdOf(api, o.pool));
-      if (o.node) query.set('nodeId', await nodeIdOf(api, o.node));
-      if (o.text) query.set('text', o.text);
-      const result = await api.request<{ images: Row[]; total: number }>('GET', `/images?${query}`);
+      const result = await api.request('listImages', {
+        query: {
+          // The server names a wrong kind (INVALID_INPUT), as it did before this was typed.
+          ...(o.kind ? { kind: o.kind as 'cloud' | 'iso' } : {}),
+          ...(o.phase ? { phase: o.phase } : {}),
+          ...(o.pool ? { poolId: await poolIdOf(api, o.pool) } : {}),
+          ...(o.node ? { nodeId: await nodeIdOf(api, o.node) } : {}),
+          ...(o.text ? { text: o.text } : {}),
+        },
+      });
       print(
         result,
         () =>
@@ -260,17 +260,20 @@ export function apiCommands(
     .option('--search <text>', 'search names and OS')
     .action(async (o: { node: string; kind?: string; search?: string }) => {
       const api = client();
-      const query = new URLSearchParams({ nodeId: await nodeIdOf(api, o.node) });
-      if (o.kind) query.set('kind', o.kind);
-      if (o.search) query.set('text', o.search);
-      const result = await api.request<{ images: Row[] }>('GET', `/images/available?${query}`);
+      const result = await api.request('listAvailableImages', {
+        query: {
+          nodeId: await nodeIdOf(api, o.node),
+          ...(o.kind ? { kind: o.kind as 'cloud' | 'iso' } : {}),
+          ...(o.search ? { text: o.search } : {}),
+        },
+      });
       print(result, () => table(result.images, ['imageId', 'catalogId', 'name', 'kind', 'status', 'path', 'reason']));
     });
   images
     .command('catalog')
     .description('list the catalog entries images can be downloaded from')
     .action(async () => {
-      const result = await client().request<{ entries: Row[] }>('GET', '/catalog');
+      const result = await client().request('listCatalog');
       print(result, () => table(result.entries, ['id', 'name', 'kind', 'sourceUrl']));
     });
   images
@@ -281,10 +284,12 @@ export function apiCommands(
     .option('--no-wait', 'return at once instead of following progress')
     .action(async (catalogId: string, o: { pool: string; node?: string; wait: boolean }) => {
       const api = client();
-      const image = await api.request<Row>('POST', '/images/download', {
-        catalogId,
-        poolId: await poolIdOf(api, o.pool),
-        ...(o.node ? { nodeId: await nodeIdOf(api, o.node) } : {}),
+      const image = await api.request('downloadImage', {
+        body: {
+          catalogId,
+          poolId: await poolIdOf(api, o.pool),
+          ...(o.node ? { nodeId: await nodeIdOf(api, o.node) } : {}),
+        },
       });
       if (!o.wait) return print(image, () => `download of ${catalogId} started: image ${image.id}`);
       await follow(api, image);
@@ -295,7 +300,7 @@ export function apiCommands(
     .option('--no-wait', 'return at once instead of following progress')
     .action(async (imageId: string, o: { wait: boolean }) => {
       const api = client();
-      const image = await api.request<Row>('POST', `/images/${encodeURIComponent(imageId)}/retry`);
+      const image = await api.request('retryImageDownload', { params: { id: imageId } });
       if (!o.wait) return print(image, () => `retrying ${image.name}`);
       await follow(api, image);
     });
@@ -306,11 +311,7 @@ export function apiCommands(
     .action(async (o: { pool?: string }) => {
       const api = client();
       const poolId = o.pool ? await poolIdOf(api, o.pool) : undefined;
-      const result = await api.request<{ scanned: Row[]; failed: Row[] }>(
-        'POST',
-        '/images/rescan',
-        poolId ? { poolId } : {},
-      );
+      const result = await api.request('rescanImages', { body: poolId ? { poolId } : {} });
       const rows = [
         ...result.scanned.map((r) => ({ ...r, result: 'scanned' })),
         ...result.failed.map((r) => ({ ...r, result: `failed: ${r.code} ${r.error}` })),
@@ -322,17 +323,15 @@ export function apiCommands(
     .command('delete <imageId>')
     .description('delete an image row and its file')
     .action(async (imageId: string) => {
-      await client().request('DELETE', `/images/${encodeURIComponent(imageId)}`);
+      await client().request('deleteImage', { params: { id: imageId } });
       out(`deleted image ${imageId}`);
     });
 
   /** Follows a download (or retry) until ready or failed, progress on stderr; a failure throws. */
-  const follow = async (api: ApiClient, image: Row) => {
+  const follow = async (api: QuantixClient, image: ResponseBody<'downloadImage'>) => {
     const tty = process.stderr.isTTY;
     for (;;) {
-      const current = await api.request<
-        Row & { progress: { bytesDone: number; bytesTotal: number | null; percent: number | null } | null }
-      >('GET', `/images/${image.id}`);
+      const current = await api.request('getImage', { params: { id: image.id } });
       if (current.progress) {
         const line = renderProgress({ label: String(current.name), ...current.progress });
         process.stderr.write(tty ? `\r${line}` : `${line}\n`);
@@ -340,8 +339,8 @@ export function apiCommands(
       if (current.phase === 'ready' || current.phase === 'error') {
         if (tty) process.stderr.write('\n');
         if (current.phase === 'error') {
-          const error = current.error as { code: string; message: string };
-          throw new ApiError(0, error.code, `download failed: ${error.message}`, {});
+          const { code, message } = current.error ?? { code: 'DOWNLOAD_FAILED', message: 'no reason given' };
+          throw new ApiError(0, code, `download failed: ${message}`, {});
         }
         return print(current, () => `${current.name} is ready (${current.id})`);
       }
@@ -350,18 +349,20 @@ export function apiCommands(
   };
 
   /** A VM's addresses as its node reports them now; none for a VM without NICs or not running. */
-  const addressesOf = async (api: ApiClient, vm: Row): Promise<Row[]> => {
-    if (!Array.isArray(vm.nics) || vm.nics.length === 0 || vm.state !== 'running') return [];
+  const addressesOf = async (
+    api: QuantixClient,
+    vm: { id: string; state: string; nics: unknown[] },
+  ): Promise<ResponseBody<'getVmAddresses'>['addresses']> => {
+    if (vm.nics.length === 0 || vm.state !== 'running') return [];
     try {
-      return (await api.request<{ addresses: Row[] }>('GET', `/vms/${encodeURIComponent(String(vm.id))}/addresses`))
-        .addresses;
+      return (await api.request('getVmAddresses', { params: { id: vm.id } })).addresses;
     } catch (error) {
       // A node that is away leaves the addresses unknown; the listing still shows.
       if (error instanceof ApiError && error.code === 'NODE_NOT_CONNECTED') return [];
       throw error;
     }
   };
-  const addressText = (addresses: Row[]) =>
+  const addressText = (addresses: { family: string; address: string }[]) =>
     addresses
       .filter((a) => a.family === 'ipv4')
       .map((a) => a.address)
@@ -374,48 +375,24 @@ export function apiCommands(
     .option('--node <node>', 'only VMs on this node (id or hostname)')
     .action(async (o: { node?: string }) => {
       const api = client();
-      const result = await api.request<{ vms: Row[] }>(
-        'GET',
-        `/vms${o.node ? `?nodeId=${encodeURIComponent(await nodeIdOf(api, o.node))}` : ''}`,
-      );
+      const result = await api.request('listVms', {
+        query: o.node ? { nodeId: await nodeIdOf(api, o.node) } : {},
+      });
       const rows = await Promise.all(
         result.vms.map(async (vm) => ({ ...vm, addresses: addressText(await addressesOf(api, vm)) })),
       );
       print(result, () => table(rows, ['id', 'name', 'nodeId', 'state', 'addresses', 'cpu', 'memoryMiB', 'error']));
     });
   vms
-    .command('show <vm>')
-    .description('a VM (id or name): its state, NICs (network, MAC) and the addresses it can be reached at')
-    .action(async (value: string) => {
-      const api = client();
-      const { vms: list } = await api.request<{ vms: Row[] }>('GET', '/vms');
-      const vmId = pickOne(list, value, 'VM', (v) => [v.id, v.name]);
-      const vm = await api.request<Row & { nics: Row[] }>('GET', `/vms/${encodeURIComponent(vmId)}`);
-      const addresses = await addressesOf(api, vm);
-      print({ ...vm, addresses }, () =>
-        [
-          `VM ${vm.name} (${vm.id}) is ${vm.state} on ${vm.nodeId}${vm.error ? `: ${vm.error}` : ''}`,
-          `cpu ${vm.cpu}, memory ${vm.memoryMiB} MiB`,
-          'NICs:',
-          table(
-            vm.nics.map((nic) => ({
-              ...nic,
-              network: nic.attachment === 'bridge' ? `bridge:${nic.source}` : nic.source,
-              addresses: addressText(addresses.filter((a) => a.mac === nic.mac)),
-            })),
-            ['network', 'model', 'mac', 'addresses'],
-          ),
-        ].join('\n'),
-      );
-    });
-  vms
     .command('create <name>')
-    .description('create a VM from a ready image and start it')
+    .description(
+      "create a VM from a ready image and start it; CPUs, memory and disk left out are the image's OS's recommended resources from osinfo-db (else 1 vCPU, 1024 MiB, 10 GiB), never more than the node has",
+    )
     .requiredOption('--node <node>', 'the node to run it on (id or hostname)')
     .requiredOption('--image <imageId>', 'a ready image (cloud image or ISO) reachable from that node')
-    .option('--cpu <n>', 'vCPUs', wholeNumber, '1')
-    .option('--memory <MiB>', 'memory in MiB', wholeNumber, '1024')
-    .option('--disk <GiB>', 'disk size in GiB', wholeNumber, '10')
+    .option('--cpu <n>', "vCPUs (default: the OS's recommended)", wholeNumber)
+    .option('--memory <MiB>', "memory in MiB (default: the OS's recommended)", wholeNumber)
+    .option('--disk <GiB>', "disk size in GiB (default: the OS's recommended storage)", wholeNumber)
     .option('--ssh-key <key...>', 'authorized SSH keys for cloud images')
     .option(
       '--network <network>',
@@ -428,44 +405,88 @@ export function apiCommands(
         o: {
           node: string;
           image: string;
-          cpu: string;
-          memory: string;
-          disk: string;
+          cpu?: string;
+          memory?: string;
+          disk?: string;
           sshKey?: string[];
           network?: string[];
         },
       ) => {
-        let networks: { attachment: string; source: string }[];
+        let networks: ReturnType<typeof parseNicReference>[];
         try {
           networks = (o.network ?? []).map((text) => parseNicReference(text));
         } catch (error) {
           throw new UsageError(`--network: ${(error as Error).message}`);
         }
         const api = client();
-        const vm = await api.request<Row>('POST', '/vms', {
-          name,
-          nodeId: await nodeIdOf(api, o.node),
-          imageId: o.image,
-          cpu: Number(o.cpu),
-          memoryMiB: Number(o.memory),
-          diskGiB: Number(o.disk),
-          sshAuthorizedKeys: o.sshKey ?? [],
-          networks,
+        const vm = await api.request('createVm', {
+          body: {
+            name,
+            nodeId: await nodeIdOf(api, o.node),
+            imageId: o.image,
+            ...(o.cpu === undefined ? {} : { cpu: Number(o.cpu) }),
+            ...(o.memory === undefined ? {} : { memoryMiB: Number(o.memory) }),
+            ...(o.disk === undefined ? {} : { diskGiB: Number(o.disk) }),
+            sshAuthorizedKeys: o.sshKey ?? [],
+            networks,
+          },
         });
-        print(vm, () => `VM ${vm.name} is ${vm.state} on ${vm.nodeId} (${vm.id})`);
+        print(
+          vm,
+          () =>
+            `VM ${vm.name} is ${vm.state} on ${vm.nodeId} (${vm.id}): ${vm.cpu} vCPU, ${vm.memoryMiB} MiB, ${(vm.disks as Row[])[0]?.sizeGiB ?? '?'} GiB`,
+        );
       },
     );
+  /** A VM as GET /vms/{id} shows it (by id or name): state, disks and CD-ROMs with their paths. */
+  const showVm = (api: QuantixClient, vm: string) => api.request('showVm', { params: { id: vm } });
+  /** A VM's id from its id or its name. */
+  const vmIdOf = async (api: QuantixClient, vm: string) => (await showVm(api, vm)).id;
   vms
-    .command('start <vmId>')
-    .description('start a stopped VM')
-    .action(async (vmId: string) => {
-      const vm = await client().request<Row>('POST', `/vms/${encodeURIComponent(vmId)}/start`);
+    .command('show <vm>')
+    .description(
+      'show a VM (id or name): its state, node, CPUs, memory, its disks and CD-ROMs with their paths, and its NICs (network, MAC) with the addresses it can be reached at',
+    )
+    .action(async (name: string) => {
+      const api = client();
+      const vm = await showVm(api, name);
+      const addresses = await addressesOf(api, vm);
+      const media = (rows: unknown) =>
+        (rows as Row[]).map((d) => ({
+          ...d,
+          path: d.path ?? `${d.poolId}:${d.relPath} (pool not active on the node)`,
+        }));
+      print({ ...vm, addresses }, () =>
+        [
+          `VM ${vm.name} (${vm.id}) is ${vm.state}${vm.error ? ` — ${vm.error}` : ''}`,
+          `node ${vm.nodeId}${vm.nodeConnected ? '' : ' (not connected)'}, ${vm.cpu} vCPU, ${vm.memoryMiB} MiB, ${vm.firmware}`,
+          '',
+          table(media(vm.disks), ['path', 'sizeGiB', 'format', 'bus', 'imageId']),
+          ...((vm.cdroms as Row[]).length > 0 ? ['', table(media(vm.cdroms), ['path', 'imageId'])] : []),
+          '',
+          table(
+            vm.nics.map((nic) => ({
+              ...nic,
+              network: nic.attachment === 'bridge' ? `bridge:${nic.source}` : nic.source,
+              addresses: addressText(addresses.filter((a) => a.mac === nic.mac)),
+            })),
+            ['network', 'model', 'mac', 'addresses'],
+          ),
+        ].join('\n'),
+      );
+    });
+  vms
+    .command('start <vm>')
+    .description('start a stopped VM (id or name)')
+    .action(async (name: string) => {
+      const api = client();
+      const vm = await api.request('startVm', { params: { id: await vmIdOf(api, name) } });
       print(vm, () => `VM ${vm.name} is ${vm.state}`);
     });
   vms
-    .command('stop <vmId>')
+    .command('stop <vm>')
     .description(
-      'shut a VM down (ACPI) and wait for the guest to power off; fails (exit 1) if it does not within the timeout, unless --force',
+      'shut a VM (id or name) down (ACPI) and wait for the guest to power off; fails (exit 1) if it does not within the timeout, unless --force',
     )
     .option('--force', 'power the VM off if the guest has not shut down by the end of the timeout')
     .option(
@@ -473,20 +494,58 @@ export function apiCommands(
       'how long the guest gets to shut down (default 60; 0 with --force: power off at once)',
       wholeNumber,
     )
-    .action(async (vmId: string, o: { force?: boolean; timeout?: string }) => {
-      const vm = await client().request<Row>('POST', `/vms/${encodeURIComponent(vmId)}/stop`, {
-        force: Boolean(o.force),
-        ...(o.timeout === undefined ? {} : { timeoutSeconds: Number(o.timeout) }),
+    .action(async (name: string, o: { force?: boolean; timeout?: string }) => {
+      const api = client();
+      const vm = await api.request('stopVm', {
+        params: { id: await vmIdOf(api, name) },
+        body: { force: Boolean(o.force), ...(o.timeout === undefined ? {} : { timeoutSeconds: Number(o.timeout) }) },
       });
       print(vm, () => `VM ${vm.name} is ${vm.state}`);
     });
   vms
-    .command('delete <vmId>')
-    .description('delete a VM and the disks made for it')
-    .action(async (vmId: string) => {
-      await client().request('DELETE', `/vms/${encodeURIComponent(vmId)}`);
-      out(`deleted VM ${vmId}`);
+    .command('reboot <vm>')
+    .description('reboot a running VM (id or name): an ACPI reboot the guest carries out')
+    .action(async (name: string) => {
+      const api = client();
+      const vm = await api.request('rebootVm', { params: { id: await vmIdOf(api, name) } });
+      print(vm, () => `VM ${vm.name} is rebooting (${vm.state})`);
     });
+  vms
+    .command('delete <vm>')
+    .description(
+      'delete a VM (id or name) and the disks made for it (its overlay or disk and its cloud-init seed; never the image it was made from), after confirmation',
+    )
+    .option('--yes', 'do not ask for confirmation (required when stdin is not a terminal)')
+    .action(async (name: string, o: { yes?: boolean }) => {
+      const api = client();
+      const vm = await showVm(api, name);
+      if (!o.yes) {
+        if (!process.stdin.isTTY) {
+          throw new UsageError(`not deleting VM ${vm.name} without confirmation: stdin is not a terminal; give --yes`);
+        }
+        const files = [...(vm.disks as Row[])].map((d) => d.path ?? `${d.poolId}:${d.relPath}`);
+        const answer = await ask(
+          `Delete VM ${vm.name} (${vm.state}) on ${vm.nodeId} and its disks (${files.join(', ') || 'none'})? [y/N] `,
+        );
+        if (!/^y(es)?$/i.test(answer.trim())) {
+          process.stderr.write(`VM ${vm.name} was not deleted\n`);
+          process.exitCode = 1;
+          return;
+        }
+      }
+      await api.request('deleteVm', { params: { id: vm.id } });
+      out(`deleted VM ${vm.name} and its disks`);
+    });
+}
+
+/** One line read from the terminal after a prompt on stderr. */
+async function ask(question: string): Promise<string> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return await rl.question(question);
+  } finally {
+    rl.close();
+  }
 }
 
 /** Prints an API error as the user can act on it, and sets a failing exit code. */

@@ -17,6 +17,7 @@ import {
 } from '@quantix/core';
 import { createTestDatabase, type TestDatabase } from '@quantix/core/testing';
 import { ControlPlaneConnection } from '@quantix/example-node-daemon';
+import { createImagesIsoPlugin } from '@quantix/images-iso';
 import { createStorageLocalPlugin } from '@quantix/storage-local';
 import { createStorageNfsPlugin } from '@quantix/storage-nfs';
 import { pino } from 'pino';
@@ -26,14 +27,20 @@ import { until } from './helpers.js';
 const silent = pino({ level: 'silent' });
 const GiB = 1024 ** 3;
 
-function entry(id: string, name: string, file: string, sizeBytes: number): CatalogEntry {
+function entry(
+  id: string,
+  name: string,
+  file: string,
+  sizeBytes: number,
+  release: { distribution: string; version: string } = { distribution: 'tiny', version: '1' },
+): CatalogEntry {
   return {
     id,
     name,
     description: `${name}, served by the test catalog`,
     kind: 'cloud',
     format: 'qcow2',
-    os: { family: 'linux', distribution: 'tiny', version: '1', arch: 'x86_64', defaultUser: 'tiny', cloudInit: true },
+    os: { family: 'linux', ...release, arch: 'x86_64', defaultUser: 'tiny', cloudInit: true },
     requirements: { minCpu: 1, minMemoryMiB: 128, minDiskGiB: 1, firmware: 'any' },
     sourceUrl: `http://127.0.0.1:9/${file}`,
     checksum: null,
@@ -44,7 +51,11 @@ function entry(id: string, name: string, file: string, sizeBytes: number): Catal
 }
 
 export const SCRIPTED_CATALOG = {
-  ready: entry('tiny-ready', 'Tiny ready image', 'tiny-ready.qcow2', 48 * 1024 * 1024),
+  // An OS osinfo-db knows, so the wizard's sizes come from its resources.
+  ready: entry('tiny-ready', 'Tiny ready image', 'tiny-ready.qcow2', 48 * 1024 * 1024, {
+    distribution: 'ubuntu',
+    version: '22.04',
+  }),
   notDownloaded: entry('tiny-later', 'Tiny later image', 'tiny-later.qcow2', 96 * 1024 * 1024),
   /** Its download always fails on the node, half-way. */
   broken: entry('tiny-broken', 'Tiny broken image', 'tiny-broken.qcow2', 64 * 1024 * 1024),
@@ -86,7 +97,13 @@ export async function startScriptedSystem(options: { stepMs?: number } = {}): Pr
   });
   // Pool types from the storage plugins without their backends, as a control plane has them.
   const poolTypes = [createStorageLocalPlugin({ backend: false }), createStorageNfsPlugin({ backend: false })];
-  const quantix = await createQuantix({ database: db.config, plugins: [catalogPlugin, ...poolTypes], logger: silent });
+  // osinfo-db's OS resources (the VM defaults) from the machine's osinfo-db, as a control plane has them.
+  const osinfo = createImagesIsoPlugin({ catalog: { entries: [] } });
+  const quantix = await createQuantix({
+    database: db.config,
+    plugins: [catalogPlugin, osinfo, ...poolTypes],
+    logger: silent,
+  });
   const controlPlane = await startControlPlane({
     quantix,
     apiToken: token,

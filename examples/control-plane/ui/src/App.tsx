@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'react';
-import { ApiError, api, get, onUnauthorized, tokenStore } from './api.js';
+import { ApiError, client, onUnauthorized, tokenStore } from './api.js';
 import { Link } from './components.js';
 import { navigate, useLocation, usePoll } from './hooks.js';
 import { ImagesPage } from './pages/ImagesPage.js';
@@ -8,7 +8,6 @@ import { PoolsPage } from './pages/PoolsPage.js';
 import { TokenPrompt } from './pages/TokenPrompt.js';
 import { VmsPage } from './pages/VmsPage.js';
 import { VmWizard } from './pages/VmWizard.js';
-import type { Health } from './types.js';
 
 type Auth = 'missing' | 'rejected' | 'ok';
 
@@ -97,7 +96,7 @@ export function App() {
             onAccept={async (token) => {
               // Checked with a real call first, so a typo is caught here and not on every page.
               try {
-                await api('GET', '/nodes', { token });
+                await client.request('listNodes', { token });
               } catch (error) {
                 if (error instanceof ApiError && error.status === 401) return 'The control plane refused this token.';
                 throw error;
@@ -115,7 +114,7 @@ export function App() {
 
 /** Reachability and database from /healthz (no token needed), so an outage is visible on every page. */
 function HealthIndicator() {
-  const health = usePoll((signal) => get<Health>('/healthz', signal), { intervalMs: 5000, deps: [] });
+  const health = usePoll((signal) => client.request('getHealth', { signal }), { intervalMs: 5000, deps: [] });
   if (health.error) {
     return (
       <span className="health health-bad" role="status">

@@ -224,11 +224,14 @@ export function DeleteButton({
   disabled,
   busy,
   onDelete,
+  detail,
 }: {
   name: string;
   disabled: boolean;
   busy: boolean;
   onDelete: () => Promise<unknown>;
+  /** What deleting takes with it, said beside the confirmation. */
+  detail?: string;
 }) {
   const [confirming, setConfirming] = useState(false);
   if (!confirming) {
@@ -240,6 +243,7 @@ export function DeleteButton({
   }
   return (
     <>
+      {detail && <span className="small">{detail}</span>}
       <button
         type="button"
         className="danger"

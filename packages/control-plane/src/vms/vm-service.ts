@@ -8,6 +8,8 @@ import {
   type Image,
   type Node,
   nicRequestSchema,
+  type OsDatabase,
+  type OsResources,
   QuantixError,
   type Repositories,
   type Vm,
@@ -20,6 +22,7 @@ import {
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { NodeHub } from '../hub/node-hub.js';
+import { pathOnNode } from '../images/available.js';
 import { checkVmImage, checkVmNetworks } from './preflight.js';
 
 const STATE_OF_DOMAIN: Partial<Record<DomainState, Vm['state']>> = {
@@ -43,18 +46,50 @@ export interface VmStopOptions {
   timeoutSeconds?: number;
 }
 
+/** A disk or CD-ROM of a VM with where its file is on the VM's node (null while its pool is not active there). */
+export type VmMediaOnNode<T> = T & { path: string | null };
+
+/**
+ * What `show` answers: the VM record, each disk and CD-ROM with its path on the node, and whether
+ * the node is connected now. NICs, addresses and a console URL are not part of a VM yet.
+ */
+export interface VmDetail extends Omit<Vm, 'disks' | 'cdroms'> {
+  disks: VmMediaOnNode<Vm['disks'][number]>[];
+  cdroms: VmMediaOnNode<Vm['cdroms'][number]>[];
+  nodeConnected: boolean;
+}
+
+/** Sizes used when neither the request nor the OS database says (an OS osinfo-db does not know). */
+const FALLBACK_SIZES = { cpu: 1, memoryMiB: 1024, diskGiB: 10 } as const;
+
+/** What a new VM of an image gets when the request leaves sizes out, and the OS facts they come from. */
+export interface VmDefaults {
+  cpu: number;
+  memoryMiB: number;
+  diskGiB: number;
+  /** osinfo-db's minimum and recommended resources for the image's OS; null when it does not know the OS. */
+  os: OsResources | null;
+}
+
 export const createVmSchema = z.object({
   name: vmNameSchema,
   nodeId: z.string().min(1),
   imageId: z.string().min(1),
-  cpu: z.number().int().min(1).max(256).default(1),
+  cpu: z.number().int().min(1).max(256).optional().describe('default: the OS’s recommended CPUs (osinfo-db), else 1'),
   memoryMiB: z
     .number()
     .int()
     .min(64)
     .max(1024 * 1024)
-    .default(1024),
-  diskGiB: z.number().int().min(1).max(65_536).default(10),
+    .optional()
+    .describe('default: the OS’s recommended memory (osinfo-db), else 1024'),
+  diskGiB: z
+    .number()
+    .int()
+    .min(1)
+    .max(65_536)
+    .optional()
+    .describe('default: the OS’s recommended storage (osinfo-db), else 10'),
   firmware: z.enum(['bios', 'uefi']).default('bios'),
   /** Pool for the VM's own disk; default: the image's pool when it can hold images. */
   diskPoolId: z.string().min(1).optional(),
@@ -107,13 +142,57 @@ function checkNodeCanRun(node: Node, request: { cpu: number; memoryMiB: number }
  */
 export class VmService {
   constructor(
-    private readonly options: { repositories: Repositories; hub: NodeHub; events: EventBus; logger: Logger },
+    private readonly options: {
+      repositories: Repositories;
+      hub: NodeHub;
+      events: EventBus;
+      logger: Logger;
+      /** osinfo-db's resources per OS, for the sizes a request leaves out; without it, fixed fallbacks. */
+      osDatabase?: OsDatabase | undefined;
+    },
   ) {}
+
+  /**
+   * The sizes a VM of this image gets when the request leaves them out: osinfo-db's recommended
+   * resources for the image's OS, else its minimum, never below the image's own requirements.
+   */
+  async defaultsFor(imageId: string): Promise<VmDefaults> {
+    return this.defaultsOf(await this.options.repositories.images.require(imageId));
+  }
+
+  private async defaultsOf(image: Image | undefined): Promise<VmDefaults> {
+    const os =
+      image && this.options.osDatabase
+        ? await this.options.osDatabase.resourcesFor(image.os).catch((error: unknown) => {
+            // Defaults are a convenience: an unreadable database costs them, not the VM.
+            this.options.logger.warn({ err: String(error) }, 'osinfo-db could not be read for VM defaults');
+            return null;
+          })
+        : null;
+    const pick = (key: 'cpus' | 'memoryMiB' | 'diskGiB') => os?.recommended?.[key] ?? os?.minimum?.[key] ?? null;
+    const needs = image?.requirements;
+    return {
+      cpu: Math.max(pick('cpus') ?? FALLBACK_SIZES.cpu, needs?.minCpu ?? 1),
+      memoryMiB: Math.max(pick('memoryMiB') ?? FALLBACK_SIZES.memoryMiB, needs?.minMemoryMiB ?? 0),
+      diskGiB: Math.max(pick('diskGiB') ?? FALLBACK_SIZES.diskGiB, needs?.minDiskGiB ?? 1),
+      os,
+    };
+  }
 
   async create(input: CreateVmInput): Promise<Vm> {
     const { repositories, hub, events } = this.options;
-    const request = createVmSchema.parse(input);
-    await repositories.nodes.require(request.nodeId);
+    const asked = createVmSchema.parse(input);
+    const node = await repositories.nodes.require(asked.nodeId);
+    const defaults = await this.defaultsOf(await repositories.images.get(asked.imageId));
+    // A default never asks for more than the node has; a size the request gives is checked as given.
+    const host = (node.capabilities as { host?: Partial<HostInfo> | null }).host;
+    const fit = (value: number, limit: unknown) => (typeof limit === 'number' ? Math.min(value, limit) : value);
+    const request = {
+      ...asked,
+      cpu: asked.cpu ?? fit(defaults.cpu, host?.cpus),
+      memoryMiB: asked.memoryMiB ?? fit(defaults.memoryMiB, host?.memoryMiB),
+      diskGiB: asked.diskGiB ?? defaults.diskGiB,
+    };
     if (await repositories.vms.getByName(request.name)) {
       throw new QuantixError(ErrorCode.ALREADY_EXISTS, `A VM named ${request.name} already exists; pick another name`);
     }
@@ -185,6 +264,7 @@ export class VmService {
       cpu: vm.cpu,
       memoryMiB: vm.memoryMiB,
       firmware: request.firmware,
+      ...(defaults.os ? { osinfoId: defaults.os.osId } : {}),
       boot,
       nics: vm.nics,
     };
@@ -266,6 +346,40 @@ export class VmService {
     );
   }
 
+  /** An ACPI reboot: the guest restarts itself. A VM that is not running is refused (INVALID_STATE). */
+  async reboot(id: string): Promise<Vm> {
+    const { repositories, hub } = this.options;
+    const vm = await repositories.vms.require(id);
+    const result = await hub.request(vm.nodeId, { op: 'vm.reboot', name: vm.name }, { timeoutMs: 120_000 });
+    return this.record(vm, STATE_OF_DOMAIN[result.state] ?? 'running');
+  }
+
+  /** The VM by id, or else by name, with where its disks and CD-ROMs are on its node. */
+  async show(idOrName: string): Promise<VmDetail> {
+    const { repositories, hub } = this.options;
+    // An id first (names may look like anything); the last lookup fails with the usual NOT_FOUND.
+    const vm =
+      (await repositories.vms.get(idOrName)) ??
+      (await repositories.vms.getByName(idOrName)) ??
+      (await repositories.vms.require(idOrName));
+    const states = await repositories.pools.listNodeStates({ nodeId: vm.nodeId });
+    const withPath = <T extends { poolId: string; relPath: string }>(item: T): VmMediaOnNode<T> => {
+      const state = states.find((s) => s.poolId === item.poolId);
+      const active = state?.status === 'active' && state.mountPath;
+      return { ...item, path: active ? pathOnNode(state.mountPath as string, item.relPath) : null };
+    };
+    return {
+      ...vm,
+      disks: vm.disks.map(withPath),
+      cdroms: vm.cdroms.map(withPath),
+      nodeConnected: hub.isConnected(vm.nodeId),
+    };
+  }
+
+  /**
+   * Deletes the VM: its domain on the node (powered off first) and the files the node made for
+   * it — overlay or empty disk, cloud-init seed — never the image it was made from.
+   */
   async delete(id: string): Promise<void> {
     const { repositories, hub } = this.options;
     const vm = await repositories.vms.require(id);

@@ -9,7 +9,7 @@ import type {
 
 /** One downloadable image offered by a catalog (a cloud image or an ISO). */
 export interface CatalogEntry {
-  /** Stable across catalog versions: 'ubuntu-24.04-cloud-amd64'. Becomes Image.catalogId. */
+  /** Stable across catalog versions: 'ubuntu-24.04'. Becomes Image.catalogId. */
   id: string;
   name: string;
   description: string;

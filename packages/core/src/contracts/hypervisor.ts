@@ -38,6 +38,8 @@ export interface Hypervisor {
   start(options: { name: string }): Promise<void>;
   /** Asks the guest to shut down (ACPI). */
   shutdown(options: { name: string }): Promise<void>;
+  /** Asks the guest to reboot (ACPI); the domain stays running. */
+  reboot(options: { name: string }): Promise<void>;
   /** Stops the domain at once. */
   destroy(options: { name: string }): Promise<void>;
   undefine(options: { name: string; removeStorage?: boolean }): Promise<void>;

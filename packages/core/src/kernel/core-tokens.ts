@@ -3,6 +3,7 @@ import type { CommandRunner } from '../contracts/command-runner.js';
 import type { ImageFetcher } from '../contracts/fetcher.js';
 import type { Hypervisor } from '../contracts/hypervisor.js';
 import type { FileInspector } from '../contracts/inspector.js';
+import type { OsDatabase } from '../contracts/os-database.js';
 import type { PoolTypeDefinition } from '../contracts/pool-type.js';
 import type { Repositories } from '../contracts/repositories.js';
 import type { StorageBackend } from '../contracts/storage.js';
@@ -17,6 +18,8 @@ export const ImageCatalogToken = createMultiServiceToken<ImageCatalog>('quantix.
 export const ImageFetcherToken = createMultiServiceToken<ImageFetcher>('quantix.image-fetcher');
 /** Inspectors of file contents (the ISO reader): scans on nodes, uploads on the control plane. */
 export const FileInspectorToken = createMultiServiceToken<FileInspector>('quantix.file-inspector');
+/** The OS facts the VM defaults come from (osinfo-db, from @quantix/images-iso); optional. */
+export const OsDatabaseToken = createServiceToken<OsDatabase>('quantix.os-database');
 export const HypervisorToken = createServiceToken<Hypervisor>('quantix.hypervisor');
 export const CommandRunnerToken = createServiceToken<CommandRunner>('quantix.command-runner');
 

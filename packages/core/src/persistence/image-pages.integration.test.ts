@@ -3,7 +3,10 @@
  * - every page statement (the list and the VM-creation view, with and without the filters they
  *   support) is planned without a sequential scan over `images` (EXPLAIN on PostgreSQL);
  * - the keyset cursor walks the list like offset paging does, and refuses a cursor it did not make;
- * - the same searches give the same images on PGlite and PostgreSQL (one trigram index on both).
+ * - the same searches give the same images on PGlite and PostgreSQL (one trigram index on both);
+ * - the view's first pages are planned once per connection (a generic plan), not on every call;
+ * - the view's total (summed from the counters of migration 0012) equals the entries its pages
+ *   hold, after inserts, upserts, updates, deletes and a rolled-back write, on both databases.
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -142,6 +145,30 @@ describe('image pages at 10,000 images', () => {
     }
   }, 120_000);
 
+  it('plans the first pages of the view once per connection, not on every call', async () => {
+    // Planning the view costs more than running it; a statement PostgreSQL keeps a generic plan
+    // for is planned once per connection. Each query runs prepared, as the repository sends it.
+    const client = new pg.Client({
+      connectionString: (postgres.config as { connectionString: string }).connectionString,
+    });
+    await client.connect();
+    try {
+      const firstPages = VIEW_QUERIES.filter((q) => !q.text && q.offset + q.limit <= 1000);
+      for (const [index, query] of firstPages.entries()) {
+        const [statement] = await statementsOf((r) => r.images.listRankedForNode(query));
+        for (let i = 0; i < 10; i++) {
+          await client.query({ name: `view_${index}`, text: statement?.sql as string, values: statement?.bindings });
+        }
+        const { rows } = await client.query('select generic_plans from pg_prepared_statements where name = $1', [
+          `view_${index}`,
+        ]);
+        expect(Number(rows[0]?.generic_plans), JSON.stringify(query)).toBeGreaterThan(0);
+      }
+    } finally {
+      await client.end();
+    }
+  });
+
   it.each([
     ['pg', () => postgres],
     ['pglite', () => pglite],
@@ -260,5 +287,105 @@ describe('image pages at 10,000 images', () => {
     } finally {
       await postgres.database.knex.raw('alter table images drop column added_later');
     }
+  });
+
+  // Last: it writes (the same writes on both databases, so they still agree afterwards).
+  it.each([
+    ['pg', () => postgres],
+    ['pglite', () => pglite],
+  ])(
+    'gives the view a total equal to the entries its pages hold, through every kind of write, on %s',
+    async (_, db) => {
+      const { images } = db().repositories;
+      const knex = db().database.knex;
+      /** Every entry of the node's view, page by page, beside the total each page states. */
+      async function walk(query: Omit<RankedImagesQuery, 'limit' | 'offset'>) {
+        const keys: string[] = [];
+        const totals = new Set<number>();
+        for (let offset = 0; ; offset += 1000) {
+          const page = await images.listRankedForNode({ ...query, limit: 1000, offset });
+          keys.push(...page.images.map(({ image }) => image.id));
+          totals.add(page.total);
+          if (page.images.length < 1000) break;
+        }
+        return { entries: new Set(keys).size, totals: [...totals] };
+      }
+      const views = [
+        { nodeId: NODE, catalogIds: ['ubuntu-24.04', 'debian-12'] },
+        { nodeId: NODE, catalogIds: [], kind: 'iso' as const },
+        { nodeId: 'node-2', catalogIds: [] },
+        // A search's total is counted among its matches.
+        { nodeId: NODE, catalogIds: ['ubuntu-24.04', 'debian-12'], text: 'ubuntu' },
+        { nodeId: NODE, catalogIds: [], text: 'nightly', kind: 'cloud' as const },
+      ];
+      const expectTotalsMatchEntries = async (when: string) => {
+        for (const view of views) {
+          const { entries, totals } = await walk(view);
+          expect(totals, `${when}: ${JSON.stringify(view)}`).toEqual([entries]);
+        }
+      };
+      await expectTotalsMatchEntries('as seeded');
+      const before = (await walk(views[0] as (typeof views)[0])).entries;
+
+      // A scan: new files (insert) and changed ones (the upsert's update branch).
+      await images.upsertByLocation([
+        ...Array.from({ length: 30 }, (_, i) => ({
+          poolId: 'pool-a',
+          relPath: `later/new-${i}.iso`,
+          kind: 'iso' as const,
+          sizeBytes: 1000 + i,
+        })),
+        { poolId: 'pool-d', relPath: 'iso/ubuntu-15.iso', kind: 'iso' as const, sizeBytes: 1 },
+      ]);
+      // Being deleted, made from a catalog, moved to another pool, deleted: each by its own path.
+      const [deleting, deleted, fromCatalog, moved] = (
+        await knex.raw(`select id from images where pool_id = 'pool-a' and phase = 'ready' order by name limit 4`)
+      ).rows.map((row: { id: string }) => row.id);
+      await images.update(deleting, { phase: 'deleting' });
+      await images.delete(deleted);
+      await knex.raw('update images set catalog_id = ? where id = ?', ['ubuntu-24.04', fromCatalog]);
+      await knex.raw(`update images set pool_id = 'pool-c' where id = ?`, [moved]);
+      await knex.raw(`delete from images where rel_path like 'later/new-2%'`);
+      // A write that is rolled back leaves the total as it was.
+      await knex
+        .transaction(async (trx) => {
+          await trx.raw(`delete from images where pool_id = 'pool-d'`);
+          throw new Error('rolled back');
+        })
+        .catch(() => undefined);
+      await expectTotalsMatchEntries('after the writes');
+      // 30 new, 11 of them deleted again (new-2, new-20…29); one being deleted, one deleted, and one
+      // now of an offered entry that already has rows.
+      expect((await walk(views[0] as (typeof views)[0])).entries).toBe(before + 30 - 11 - 3);
+    },
+    120_000,
+  );
+
+  it('lets two scans of one pool write at once: both finish, and the counters match the rows', async () => {
+    const { images } = postgres.repositories;
+    const knex = postgres.database.knex;
+    // More than one INSERT chunk each, the kinds in opposite orders: unsorted, each scan would hold
+    // the counter of its first kind and wait for the other's.
+    const scan = (prefix: string, kinds: ['iso' | 'cloud', 'iso' | 'cloud']) =>
+      kinds.flatMap((kind) =>
+        Array.from({ length: 1200 }, (_, i) => ({
+          poolId: 'pool-c',
+          relPath: `${prefix}/${kind}-${i}`,
+          kind,
+          sizeBytes: i,
+        })),
+      );
+    const [first, second] = await Promise.all([
+      images.upsertByLocation(scan('scan-1', ['iso', 'cloud'])),
+      images.upsertByLocation(scan('scan-2', ['cloud', 'iso'])),
+    ]);
+    expect([first.inserted, second.inserted]).toEqual([2400, 2400]);
+    const counted = await knex.raw(
+      `select kind, sum(n)::int as n from image_counts where pool_key = 'pool-c' and phase = 'ready' and not from_catalog group by kind order by kind`,
+    );
+    const rows = await knex.raw(
+      `select kind, count(*)::int as n from images where pool_id = 'pool-c' and phase = 'ready' and catalog_id is null group by kind order by kind`,
+    );
+    expect(counted.rows).toEqual(rows.rows);
   });
 });

@@ -10,6 +10,7 @@ import { createRepositories } from './repositories/index.js';
 
 const QUANTIX_TABLES = [
   'idempotency_keys',
+  'image_counts',
   'images',
   'node_leases',
   'node_requests',

@@ -209,6 +209,8 @@ export const vmSpecSchema = z.object({
   cpu: z.number().int().min(1),
   memoryMiB: z.number().int().min(16),
   firmware: z.enum(['bios', 'uefi']),
+  /** The guest OS as libosinfo names it ("http://ubuntu.com/ubuntu/24.04"), for the domain's metadata. */
+  osinfoId: z.string().max(256).optional(),
   boot: z.discriminatedUnion('kind', [
     z.object({
       kind: z.literal('cloud'),
@@ -300,6 +302,8 @@ export const NODE_OPERATIONS = {
     request: z.object({ name, force: z.boolean().default(false) }),
     result: z.object({ name, state: domainState }),
   },
+  /** An ACPI reboot: the guest restarts itself; the answer is the state right after asking. */
+  'vm.reboot': { request: z.object({ name }), result: z.object({ name, state: domainState }) },
   'vm.delete': {
     request: z.object({ name }),
     result: z.object({ removedFiles: z.array(path).max(PROTOCOL_LIMITS.pools) }),

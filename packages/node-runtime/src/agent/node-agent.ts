@@ -510,6 +510,10 @@ export class NodeAgent {
       else await this.hypervisor().shutdown({ name: request.name });
       return { name: request.name, state: await this.hypervisor().state({ name: request.name }) };
     },
+    'vm.reboot': async (request) => {
+      await this.hypervisor().reboot({ name: request.name });
+      return { name: request.name, state: await this.hypervisor().state({ name: request.name }) };
+    },
     'vm.delete': (request) => this.vms().deleteVm({ name: request.name }),
     'vm.state': async (request) => ({
       name: request.name,
@@ -854,7 +858,14 @@ export class NodeAgent {
         ? { kind: 'network' as const, network: nic.source, mac: nic.mac }
         : { kind: 'bridge' as const, bridge: nic.source, mac: nic.mac },
     );
-    const common = { name: spec.name, vcpus: spec.cpu, memoryMiB: spec.memoryMiB, firmware: spec.firmware, networks };
+    const common = {
+      name: spec.name,
+      vcpus: spec.cpu,
+      memoryMiB: spec.memoryMiB,
+      firmware: spec.firmware,
+      networks,
+      ...(spec.osinfoId ? { osinfoId: spec.osinfoId } : {}),
+    };
     let created: CreatedVm;
     if (spec.boot.kind === 'cloud') {
       const [baseImagePath, diskPath, seedPath] = await Promise.all([

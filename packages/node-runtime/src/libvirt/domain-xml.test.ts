@@ -1,4 +1,6 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCode } from '@quantix/core';
 import { describe, expect, it } from 'vitest';
@@ -64,6 +66,30 @@ describe('buildDomainXml', () => {
       },
     ]);
     expect(parseDomainXml(buildDomainXml(GOLDEN_DOMAINS['bios-cloud'] as DomainSpec)).firmware).toBe('bios');
+  });
+
+  it('records the guest OS in libosinfo metadata as virt-install does, and libvirt keeps it', () => {
+    const spec = { ...(GOLDEN_DOMAINS['bios-cloud'] as DomainSpec), osinfoId: 'http://ubuntu.com/ubuntu/24.04' };
+    const xml = buildDomainXml(spec);
+    expect(parseDomainXml(xml).osinfoId).toBe('http://ubuntu.com/ubuntu/24.04');
+    // libvirt's own test driver (no daemon): define it and read back what libvirt stored.
+    const dir = mkdtempSync(join(tmpdir(), 'quantix-osinfo-xml-'));
+    try {
+      writeFileSync(join(dir, 'domain.xml'), xml);
+      const dumped = execFileSync(
+        'virsh',
+        ['-c', 'test:///default', `define --validate ${join(dir, 'domain.xml')}; dumpxml ${spec.name}`],
+        { encoding: 'utf8' },
+      );
+      expect(dumped).toMatch(
+        /<metadata>[\s\S]*<libosinfo:libosinfo xmlns:libosinfo="http:\/\/libosinfo.org\/xmlns\/libvirt\/domain\/1.0">\s*<libosinfo:os id="http:\/\/ubuntu.com\/ubuntu\/24.04"\/>\s*<\/libosinfo:libosinfo>[\s\S]*<\/metadata>/,
+      );
+      expect(parseDomainXml(dumped).osinfoId).toBe('http://ubuntu.com/ubuntu/24.04');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(parseDomainXml(buildDomainXml(GOLDEN_DOMAINS['bios-cloud'] as DomainSpec)).osinfoId).toBeNull();
+    expect(() => buildDomainXml({ ...spec, osinfoId: 'ubuntu"24.04' })).toThrow();
   });
 
   it('boots the CD-ROM first when asked, else the disk', () => {

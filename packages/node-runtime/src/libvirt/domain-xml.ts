@@ -5,6 +5,8 @@ import { z } from 'zod';
 
 /** The namespace of the metadata Quantix keeps inside a domain's XML. */
 export const QUANTIX_XML_NAMESPACE = 'urn:quantix:domain:1';
+/** libosinfo's namespace in a domain's metadata, where virt-install and virt-manager record the guest OS. */
+export const LIBOSINFO_XML_NAMESPACE = 'http://libosinfo.org/xmlns/libvirt/domain/1.0';
 
 // XML 1.0 cannot carry most control characters at all, escaped or not.
 const xmlText = z.string().refine((s) => !hasXmlForbiddenCharacter(s), 'must not contain control characters');
@@ -114,6 +116,12 @@ export const domainSpecSchema = z
     guestAgent: z.boolean().default(true),
     /** VNC on 127.0.0.1 with a virtio GPU, or no display at all. */
     graphics: z.enum(['none', 'vnc']).default('none'),
+    /** The guest OS as libosinfo names it ("http://ubuntu.com/ubuntu/24.04"), kept in the libosinfo metadata. */
+    osinfoId: z
+      .string()
+      .max(256)
+      .regex(/^https?:\/\/[A-Za-z0-9.-]+(\/[A-Za-z0-9._+-]+)*\/?$/, 'must be an osinfo id: http://vendor/os/version')
+      .optional(),
     /** Kept in the domain XML under the Quantix namespace. */
     metadata: z
       .object({
@@ -213,6 +221,15 @@ export function buildDomainXml(input: DomainSpec): string {
         'quantix:owned-file': spec.metadata.ownedFiles.map((path) => ({ '@path': path })),
         'quantix:owned-directory': spec.metadata.ownedDirectories.map((path) => ({ '@path': path })),
       },
+      // As virt-install writes it, so virt-manager and libosinfo tools know the guest OS.
+      ...(spec.osinfoId
+        ? {
+            'libosinfo:libosinfo': {
+              '@xmlns:libosinfo': LIBOSINFO_XML_NAMESPACE,
+              'libosinfo:os': { '@id': spec.osinfoId },
+            },
+          }
+        : {}),
     },
     memory: { '@unit': 'MiB', '#text': spec.memoryMiB },
     vcpu: spec.vcpus,
@@ -290,6 +307,8 @@ export interface DomainXmlInfo {
   vmId: string | null;
   ownedFiles: string[];
   ownedDirectories: string[];
+  /** The guest OS from the libosinfo metadata, when the domain has it. */
+  osinfoId: string | null;
 }
 
 const parser = new XMLParser({
@@ -317,6 +336,9 @@ export function parseDomainXml(xml: string): DomainXmlInfo {
   const os = (domain.os ?? {}) as XmlNode;
   const loader = os.loader as XmlNode | undefined;
   const metadata = ((domain.metadata as XmlNode | undefined)?.vm ?? {}) as XmlNode;
+  const osinfoOs = ((domain.metadata as XmlNode | undefined)?.libosinfo as XmlNode | undefined)?.os as
+    | XmlNode
+    | undefined;
   return {
     name: domain.name,
     uuid: typeof domain.uuid === 'string' ? domain.uuid : null,
@@ -347,5 +369,6 @@ export function parseDomainXml(xml: string): DomainXmlInfo {
     vmId: typeof metadata.id === 'string' ? metadata.id : null,
     ownedFiles: ((metadata['owned-file'] ?? []) as XmlNode[]).map((f) => String(f['@path'])),
     ownedDirectories: ((metadata['owned-directory'] ?? []) as XmlNode[]).map((d) => String(d['@path'])),
+    osinfoId: typeof osinfoOs?.['@id'] === 'string' ? osinfoOs['@id'] : null,
   };
 }

@@ -139,6 +139,9 @@ describe('LibvirtHypervisor over SSH on qemu:///system', () => {
     expect(await hypervisor.state({ name })).toBe('running');
     expect((await hypervisor.list()).find((d) => d.name === name)?.state).toBe('running');
     expect((await rejection(hypervisor.start({ name }))).code).toBe(NodeRuntimeErrorCode.INVALID_STATE);
+    // An ACPI reboot is a request to the guest: the domain is still running right after.
+    await hypervisor.reboot({ name });
+    expect(await hypervisor.state({ name })).toBe('running');
 
     // CD-ROM media change on the running domain, live and in its definition.
     const iso = join(dir, 'media.iso');
@@ -153,6 +156,7 @@ describe('LibvirtHypervisor over SSH on qemu:///system', () => {
     expect(await hypervisor.state({ name })).toBe('shutoff');
     expect((await rejection(hypervisor.destroy({ name }))).code).toBe(NodeRuntimeErrorCode.INVALID_STATE);
     expect((await rejection(hypervisor.shutdown({ name }))).code).toBe(NodeRuntimeErrorCode.INVALID_STATE);
+    expect((await rejection(hypervisor.reboot({ name }))).code).toBe(NodeRuntimeErrorCode.INVALID_STATE);
 
     // Disks are attached and detached in the definition while the domain is stopped.
     const extra = join(dir, `${name}-extra.qcow2`);

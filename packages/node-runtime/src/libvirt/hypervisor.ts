@@ -209,6 +209,10 @@ export class LibvirtHypervisor implements Hypervisor {
     await this.virsh(['shutdown', '--domain', checkName(name)], { name });
   }
 
+  async reboot({ name }: { name: string }): Promise<void> {
+    await this.virsh(['reboot', '--domain', checkName(name)], { name });
+  }
+
   async destroy(options?: { name: string }): Promise<void> {
     // typedi calls destroy() with no argument on every service it holds when an instance closes;
     // that is not a request to stop a domain, but the end of this hypervisor's life.

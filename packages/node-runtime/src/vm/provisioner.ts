@@ -46,6 +46,8 @@ const commonFields = {
     .max(16 * 1024 * 1024)
     .default(1024),
   firmware: z.enum(['bios', 'uefi']).default('bios'),
+  /** The guest OS as libosinfo names it, recorded in the domain's libosinfo metadata (domain-xml.ts checks it). */
+  osinfoId: z.string().max(256).optional(),
   /** The VM's disk on the node (a qcow2 file made here); missing directories above it are made. */
   diskPath: hostPathSchema,
   networks: networkSchema.max(16).default([]),
@@ -177,6 +179,7 @@ export class VmProvisioner {
           cdroms: [{ path: seed }],
           networks: options.networks,
           bootFrom: 'disk',
+          ...(options.osinfoId ? { osinfoId: options.osinfoId } : {}),
           metadata: { vmId: options.vmId },
         };
       },
@@ -207,6 +210,7 @@ export class VmProvisioner {
           cdroms: [{ path: options.isoPath }],
           networks: options.networks,
           bootFrom: 'cdrom',
+          ...(options.osinfoId ? { osinfoId: options.osinfoId } : {}),
           metadata: { vmId: options.vmId },
         };
       },

@@ -7,6 +7,7 @@ import {
 } from '@quantix/control-plane';
 import {
   CHECKSUM_ALGORITHMS,
+  ErrorCode,
   FIRMWARE_KINDS,
   IMAGE_FORMATS,
   IMAGE_KINDS,
@@ -19,6 +20,7 @@ import {
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { errorResponses, NODE_REQUEST_CODES, noContent } from '../schemas.js';
 import { fastSerializerCompiler } from '../serialize.js';
 
 const idParams = z.object({ id: z.string().min(1) });
@@ -42,6 +44,13 @@ const osInfo = z.object({
   osinfoVersion: z.string().nullable().optional(),
 });
 const progress = z.object({ bytesDone: z.number(), bytesTotal: z.number().nullable(), percent: z.number().nullable() });
+const requirements = z.object({
+  minCpu: z.number(),
+  minMemoryMiB: z.number(),
+  minDiskGiB: z.number(),
+  firmware: z.enum(FIRMWARE_KINDS),
+});
+const checksum = z.object({ algorithm: z.enum(CHECKSUM_ALGORITHMS), value: z.string() });
 const imageError = z.object({ code: z.string(), message: z.string(), retryable: z.boolean() });
 const imageView = z.object({
   id: z.string(),
@@ -51,18 +60,13 @@ const imageView = z.object({
   kind: z.enum(IMAGE_KINDS),
   format: z.enum(IMAGE_FORMATS).nullable(),
   os: osInfo,
-  requirements: z.object({
-    minCpu: z.number(),
-    minMemoryMiB: z.number(),
-    minDiskGiB: z.number(),
-    firmware: z.enum(FIRMWARE_KINDS),
-  }),
+  requirements,
   catalogId: z.string().nullable(),
   phase: z.enum(IMAGE_PHASES),
   progress: progress.nullable(),
   sizeBytes: z.number().nullable(),
   virtualSizeBytes: z.number().nullable(),
-  checksum: z.object({ algorithm: z.enum(CHECKSUM_ALGORITHMS), value: z.string() }).nullable(),
+  checksum: checksum.nullable(),
   error: imageError.nullable(),
   location: z.object({ poolId: z.string(), relPath: z.string() }).nullable(),
   nodeId: z.string().nullable(),
@@ -72,6 +76,8 @@ const imageView = z.object({
   updatedAt: z.date(),
   path: z.string().nullable().describe('the file’s path on the node asked about (nodeId); null without one'),
 });
+/** An image as a write answers it: without a node's path. */
+export const imageRecord = imageView.omit({ path: true });
 const imagePage = z.object({
   images: z.array(imageView),
   total: z.number().int().describe('images matching the filter, on every page'),
@@ -96,6 +102,24 @@ const availableImage = z.object({
   sourceUrl: z.string().nullable(),
 });
 const availablePage = z.object({ nodeId: z.string(), images: z.array(availableImage), total: z.number().int() });
+const catalogEntry = z.object({
+  id: z.string().describe('stable across catalog versions; an image downloaded from it has it as catalogId'),
+  name: z.string(),
+  description: z.string(),
+  kind: z.enum(IMAGE_KINDS),
+  format: z.enum(IMAGE_FORMATS),
+  os: osInfo,
+  requirements,
+  sourceUrl: z.string(),
+  checksum: checksum.nullable(),
+  checksumUrl: z.string().nullable(),
+  checksumAlgorithm: z.enum(CHECKSUM_ALGORITHMS).nullable(),
+  sizeBytes: z.number().nullable(),
+});
+const rescanResult = z.object({
+  scanned: z.array(z.object({ poolId: z.string(), nodeId: z.string() })),
+  failed: z.array(z.object({ poolId: z.string(), nodeId: z.string(), code: z.string(), error: z.string() })),
+});
 
 /** The answers of the image routes, for tests that check the serializer keeps every field. */
 export const imageResponses = { imageView, imagePage, availableImage, availablePage };
@@ -134,7 +158,13 @@ export function imageRoutes(
   api.get(
     '/images',
     {
-      schema: { tags: ['images'], summary: 'List images', querystring: listQuery, response: { 200: imagePage } },
+      schema: {
+        operationId: 'listImages',
+        tags: ['images'],
+        summary: 'List images',
+        querystring: listQuery,
+        response: { 200: imagePage, ...errorResponses() },
+      },
       serializerCompiler: fastSerializerCompiler,
     },
     async (request) => {
@@ -148,6 +178,7 @@ export function imageRoutes(
     '/images/available',
     {
       schema: {
+        operationId: 'listAvailableImages',
         tags: ['images'],
         summary: 'The VM-creation view for a node: catalog entries merged with images, each with its status',
         querystring: z.object({
@@ -160,7 +191,7 @@ export function imageRoutes(
           limit: z.coerce.number().int().min(1).max(MAX_AVAILABLE_PAGE).default(MAX_AVAILABLE_PAGE),
           offset: z.coerce.number().int().min(0).default(0),
         }),
-        response: { 200: availablePage },
+        response: { 200: availablePage, ...errorResponses(ErrorCode.NOT_FOUND) },
       },
       serializerCompiler: fastSerializerCompiler,
     },
@@ -183,7 +214,14 @@ export function imageRoutes(
 
   api.get(
     '/catalog',
-    { schema: { tags: ['images'], summary: 'Catalog entries that can be downloaded' } },
+    {
+      schema: {
+        operationId: 'listCatalog',
+        tags: ['images'],
+        summary: 'Catalog entries that can be downloaded',
+        response: { 200: z.object({ entries: z.array(catalogEntry) }), ...errorResponses() },
+      },
+    },
     async () => ({
       entries: await deps.catalog.list(),
     }),
@@ -193,10 +231,12 @@ export function imageRoutes(
     '/images/:id',
     {
       schema: {
+        operationId: 'getImage',
         tags: ['images'],
+        summary: 'An image, with its path on a node when one is named',
         params: idParams,
-        querystring: z.object({ nodeId: z.string().optional() }),
-        response: { 200: imageView },
+        querystring: z.object({ nodeId: z.string().optional().describe('also show the image’s path on this node') }),
+        response: { 200: imageView, ...errorResponses(ErrorCode.NOT_FOUND) },
       },
       serializerCompiler: fastSerializerCompiler,
     },
@@ -207,6 +247,7 @@ export function imageRoutes(
     '/images/download',
     {
       schema: {
+        operationId: 'downloadImage',
         tags: ['images'],
         summary: 'Download a catalog image into a pool (on a node that holds the pool)',
         body: z.object({
@@ -214,29 +255,77 @@ export function imageRoutes(
           poolId: z.string().min(1),
           nodeId: z.string().min(1).optional(),
         }),
+        response: {
+          202: imageRecord.describe('The image, downloading: follow its phase and progress with getImage'),
+          ...errorResponses(
+            ErrorCode.NOT_FOUND,
+            ErrorCode.ALREADY_EXISTS,
+            ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
+            ErrorCode.UNSUPPORTED_OPERATION,
+            ...NODE_REQUEST_CODES,
+          ),
+        },
       },
     },
     async (request, reply) => reply.status(202).send(await deps.downloads.start(request.body)),
   );
 
-  api.post('/images/:id/retry', { schema: { tags: ['images'], params: idParams } }, async (request, reply) =>
-    reply.status(202).send((await deps.downloads.retry(request.params.id)).image),
+  api.post(
+    '/images/:id/retry',
+    {
+      schema: {
+        operationId: 'retryImageDownload',
+        tags: ['images'],
+        summary: 'Download an image that failed again, resuming from what is already there',
+        params: idParams,
+        response: {
+          202: imageRecord.describe('The image, downloading again'),
+          ...errorResponses(
+            ErrorCode.NOT_FOUND,
+            ErrorCode.VERSION_CONFLICT,
+            ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
+            ...NODE_REQUEST_CODES,
+          ),
+        },
+      },
+    },
+    async (request, reply) => reply.status(202).send((await deps.downloads.retry(request.params.id)).image),
   );
 
   api.post(
     '/images/rescan',
     {
       schema: {
+        operationId: 'rescanImages',
         tags: ['images'],
         summary: 'Scan pools for ISOs again (all pools, or one)',
         body: z.object({ poolId: z.string().optional() }).default({}),
+        response: {
+          200: rescanResult.describe('Each pool and node scanned, and each that failed with its code'),
+          ...errorResponses(ErrorCode.NOT_FOUND),
+        },
       },
     },
     async (request) => deps.images.rescan(request.body.poolId),
   );
 
-  api.delete('/images/:id', { schema: { tags: ['images'], params: idParams } }, async (request, reply) => {
-    await deps.images.delete(request.params.id);
-    return reply.status(204).send();
-  });
+  api.delete(
+    '/images/:id',
+    {
+      schema: {
+        operationId: 'deleteImage',
+        tags: ['images'],
+        summary: 'Delete an image and its file (refused while a VM uses it)',
+        params: idParams,
+        response: {
+          204: noContent,
+          ...errorResponses(ErrorCode.NOT_FOUND, ErrorCode.IN_USE, ErrorCode.DELETE_FAILED, ...NODE_REQUEST_CODES),
+        },
+      },
+    },
+    async (request, reply) => {
+      await deps.images.delete(request.params.id);
+      return reply.status(204).send();
+    },
+  );
 }

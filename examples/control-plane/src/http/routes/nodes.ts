@@ -1,15 +1,12 @@
 import { type NodeHub, newToken, type ReplicaRegistry, tokenDigest, type VmService } from '@quantix/control-plane';
-import { hostNetworkSchema, NODE_CONNECTION_STATES, type Quantix } from '@quantix/core';
+import { ErrorCode, hostNetworkSchema, NODE_CONNECTION_STATES, type Quantix } from '@quantix/core';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { errorResponses, NODE_REQUEST_CODES, noContent } from '../schemas.js';
+import { poolNodeStateView, poolView } from './pools.js';
 
 const idParams = z.object({ id: z.string().min(1) });
-
-/** Every failure's body (see http/errors.ts). */
-const errorResponse = z.object({
-  error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()) }),
-});
 
 /** A node as the API shows it: its record and the replica holding its connection. */
 const nodeView = z.object({
@@ -30,16 +27,17 @@ const nodeView = z.object({
     .describe('the control-plane replica holding its connection now (see GET /replicas); null when none does'),
 });
 
+/** A node's record, as registering it answers. */
+const nodeRecord = nodeView.omit({ replicaId: true });
+
+const nodeToken = z.string().describe('the node’s connection token: shown only this once, stored only as a digest');
+
 const nodeDetail = nodeView.extend({
   connected: z.boolean().describe('connected to this replica, or to another one that can carry requests to it'),
   pools: z.array(
     z.object({
-      // Loose: every field of the pool and of its state passes through, as GET /pools/{id} shows them.
-      pool: z.looseObject({ id: z.string(), name: z.string(), type: z.string() }),
-      state: z
-        .looseObject({ poolId: z.string(), status: z.string() })
-        .nullable()
-        .describe('the pool’s state on this node, null until the node reports it'),
+      pool: poolView.omit({ nodeStates: true }),
+      state: poolNodeStateView.nullable().describe('the pool’s state on this node, null until the node reports it'),
     }),
   ),
 });
@@ -55,9 +53,10 @@ export function nodeRoutes(
     '/nodes',
     {
       schema: {
+        operationId: 'listNodes',
         tags: ['nodes'],
         summary: 'List nodes, whether they are connected, and the replica holding each',
-        response: { 200: z.object({ nodes: z.array(nodeView) }) },
+        response: { 200: z.object({ nodes: z.array(nodeView) }), ...errorResponses() },
       },
     },
     async () => {
@@ -75,6 +74,7 @@ export function nodeRoutes(
     '/nodes',
     {
       schema: {
+        operationId: 'createNode',
         tags: ['nodes'],
         summary: 'Register a node; the answer carries its connection token, shown only this once',
         body: z.object({
@@ -83,6 +83,10 @@ export function nodeRoutes(
           address: z.string().nullable().optional(),
           labels: z.record(z.string(), z.string()).optional(),
         }),
+        response: {
+          201: z.object({ node: nodeRecord, token: nodeToken }),
+          ...errorResponses(ErrorCode.ALREADY_EXISTS),
+        },
       },
     },
     async (request, reply) => {
@@ -97,10 +101,11 @@ export function nodeRoutes(
     '/nodes/:id',
     {
       schema: {
+        operationId: 'getNode',
         tags: ['nodes'],
         summary: 'A node with the replica holding it and its pools with their state on it',
         params: idParams,
-        response: { 200: nodeDetail },
+        response: { 200: nodeDetail, ...errorResponses(ErrorCode.NOT_FOUND) },
       },
     },
     async (request) => {
@@ -131,8 +136,7 @@ export function nodeRoutes(
         params: idParams,
         response: {
           200: z.object({ nodeId: z.string(), networks: z.array(hostNetworkSchema) }),
-          404: errorResponse,
-          409: errorResponse,
+          ...errorResponses(ErrorCode.NOT_FOUND, ...NODE_REQUEST_CODES, ErrorCode.UNSUPPORTED_OPERATION),
         },
       },
     },
@@ -144,7 +148,18 @@ export function nodeRoutes(
 
   api.post(
     '/nodes/:id/token',
-    { schema: { tags: ['nodes'], summary: 'Issue a new token (the old one stops working)', params: idParams } },
+    {
+      schema: {
+        operationId: 'issueNodeToken',
+        tags: ['nodes'],
+        summary: 'Issue a new token (the old one stops working)',
+        params: idParams,
+        response: {
+          200: z.object({ nodeId: z.string(), token: nodeToken }),
+          ...errorResponses(ErrorCode.NOT_FOUND),
+        },
+      },
+    },
     async (request) => {
       const token = newToken();
       await repositories.nodes.setTokenDigest(request.params.id, tokenDigest(token));
@@ -152,8 +167,20 @@ export function nodeRoutes(
     },
   );
 
-  api.delete('/nodes/:id', { schema: { tags: ['nodes'], params: idParams } }, async (request, reply) => {
-    await repositories.nodes.delete(request.params.id);
-    return reply.status(204).send();
-  });
+  api.delete(
+    '/nodes/:id',
+    {
+      schema: {
+        operationId: 'deleteNode',
+        tags: ['nodes'],
+        summary: 'Remove a node (refused while it has VMs)',
+        params: idParams,
+        response: { 204: noContent, ...errorResponses(ErrorCode.NOT_FOUND, ErrorCode.IN_USE) },
+      },
+    },
+    async (request, reply) => {
+      await repositories.nodes.delete(request.params.id);
+      return reply.status(204).send();
+    },
+  );
 }

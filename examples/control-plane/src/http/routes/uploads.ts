@@ -1,8 +1,12 @@
+import type { Readable } from 'node:stream';
 import { DEFAULT_MAX_UPLOAD_BYTES, type UploadService } from '@quantix/control-plane';
 import { ErrorCode, QuantixError } from '@quantix/core';
+import { ImagesIsoErrorCode } from '@quantix/images-iso';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { errorResponses } from '../schemas.js';
+import { imageRecord } from './images.js';
 
 /** Parses a single `bytes=a-b` range; multi-range requests get the whole file. */
 function parseRange(header: string | undefined, size: number): { start: number; end: number } | null {
@@ -29,10 +33,13 @@ export function uploadRoutes(app: FastifyInstance, deps: { uploads: UploadServic
     {
       bodyLimit: maxBytes,
       schema: {
+        operationId: 'uploadImage',
         tags: ['images'],
         summary: 'Upload an ISO (raw bytes as application/octet-stream) into a pool',
         description:
           'With `sha256`, the bytes must have that SHA-256 (CHECKSUM_MISMATCH, 422, otherwise). Fewer bytes than Content-Length, or a dropped connection, is UPLOAD_INCOMPLETE. Nothing is kept from a refused upload.',
+        consumes: ['application/octet-stream'],
+        body: z.custom<Readable>().meta({ type: 'string', format: 'binary', description: 'the ISO’s bytes' }),
         querystring: z.object({
           poolId: z.string().min(1),
           name: z.string().min(1),
@@ -41,6 +48,22 @@ export function uploadRoutes(app: FastifyInstance, deps: { uploads: UploadServic
             .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hexadecimal digits')
             .optional(),
         }),
+        response: {
+          201: imageRecord.describe('The ISO, ready in the pool'),
+          ...errorResponses(
+            ErrorCode.NOT_FOUND,
+            ErrorCode.ALREADY_EXISTS,
+            ErrorCode.PAYLOAD_TOO_LARGE,
+            ErrorCode.UPLOAD_TOO_LARGE,
+            ErrorCode.CHECKSUM_MISMATCH,
+            ErrorCode.UPLOAD_INCOMPLETE,
+            ErrorCode.UPLOAD_FAILED,
+            ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
+            ErrorCode.NODE_NOT_CONNECTED,
+            ImagesIsoErrorCode.ISO_NOT_ISO9660,
+            ImagesIsoErrorCode.ISO_TRUNCATED,
+          ),
+        },
       },
     },
     async (request, reply) => {
@@ -54,7 +77,7 @@ export function uploadRoutes(app: FastifyInstance, deps: { uploads: UploadServic
       const image = await deps.uploads.receive({
         poolId: request.query.poolId,
         fileName: request.query.name,
-        body: request.body as NodeJS.ReadableStream as import('node:stream').Readable,
+        body: request.body,
         ...(length ? { expectedSize: Number(length) } : {}),
         ...(request.query.sha256 ? { expectedSha256: request.query.sha256 } : {}),
       });
@@ -63,6 +86,14 @@ export function uploadRoutes(app: FastifyInstance, deps: { uploads: UploadServic
   );
 }
 
+/** A staged upload's bytes, streamed as they are. */
+const stagedBytes = (description: string) => ({
+  description,
+  content: {
+    'application/octet-stream': { schema: z.custom<Readable>().meta({ type: 'string', format: 'binary' }) },
+  },
+});
+
 /** Nodes fetch staged uploads here with the one-time token in the URL (no API token). */
 export function stagedUploadRoutes(app: FastifyInstance, deps: { uploads: UploadService }): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
@@ -70,11 +101,17 @@ export function stagedUploadRoutes(app: FastifyInstance, deps: { uploads: Upload
     '/uploads/:id',
     {
       schema: {
+        operationId: 'fetchStagedUpload',
         tags: ['images'],
         summary: 'A staged upload, fetched by the node that stores it (one-time token; never the API token)',
         security: [{ uploadToken: [] }],
         params: z.object({ id: z.string().uuid() }),
         querystring: z.object({ token: z.string().max(256).optional() }),
+        response: {
+          200: stagedBytes('The whole file'),
+          206: stagedBytes('The range asked for (Range: bytes=a-b), as Content-Range says'),
+          ...errorResponses(ErrorCode.NOT_FOUND),
+        },
       },
       // Before validation, like every other credential check: no token is 401 whatever else is wrong.
       onRequest: async (request) => {

@@ -1,15 +1,89 @@
 import { createVmSchema, type VmService } from '@quantix/control-plane';
-import { type Quantix, VM_STATES, vmAddressSchema } from '@quantix/core';
+import {
+  DISK_BUSES,
+  ErrorCode,
+  FIRMWARE_KINDS,
+  IMAGE_FORMATS,
+  type Quantix,
+  VM_STATES,
+  vmAddressSchema,
+  vmNicSchema,
+} from '@quantix/core';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { errorResponses, HYPERVISOR_CODES, NODE_REQUEST_CODES, noContent } from '../schemas.js';
 
 const idParams = z.object({ id: z.string().min(1) });
 
-/** Every failure's body (see http/errors.ts). */
-const errorResponse = z.object({
-  error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()) }),
+const onNode = {
+  path: z.string().nullable().describe('where the file is on the VM’s node; null while its pool is not active there'),
+};
+
+// Every field is listed: the answer carries only these (NICs, addresses, a console URL join here when VMs have them).
+const vmView = z.object({
+  id: z.string(),
+  name: z.string(),
+  nodeId: z.string(),
+  cpu: z.number().int(),
+  memoryMiB: z.number().int(),
+  firmware: z.enum(FIRMWARE_KINDS),
+  disks: z.array(
+    z.object({
+      imageId: z.string().nullable().describe('the image an overlay was made from; never removed with the VM'),
+      poolId: z.string(),
+      relPath: z.string(),
+      sizeGiB: z.number().int(),
+      format: z.enum(IMAGE_FORMATS),
+      bus: z.enum(DISK_BUSES),
+    }),
+  ),
+  cdroms: z.array(z.object({ imageId: z.string().nullable(), poolId: z.string(), relPath: z.string() })),
+  nics: z
+    .array(vmNicSchema)
+    .describe('its NICs in order (eth0 first): network or bridge, virtio, the MAC kept for its life'),
+  bootImageId: z.string().nullable(),
+  state: z.enum(VM_STATES),
+  error: z.string().nullable(),
+  labels: z.record(z.string(), z.string()),
+  version: z.number().int(),
+  createdAt: z.date(),
+  updatedAt: z.date(),
 });
+
+const vmDetail = vmView.extend({
+  disks: z.array(vmView.shape.disks.element.extend(onNode)),
+  cdroms: z.array(vmView.shape.cdroms.element.extend(onNode)),
+  nodeConnected: z.boolean().describe('whether the VM’s node is connected now'),
+});
+
+const osFigures = z
+  .object({
+    cpus: z.number().int().nullable(),
+    memoryMiB: z.number().int().nullable(),
+    diskGiB: z.number().int().nullable(),
+  })
+  .nullable();
+
+const vmDefaults = z.object({
+  cpu: z.number().int().describe('vCPUs a new VM of this image gets when none are asked for'),
+  memoryMiB: z.number().int(),
+  diskGiB: z.number().int(),
+  os: z
+    .object({
+      osId: z.string().describe('libosinfo’s id of the OS, recorded in the domain’s metadata'),
+      name: z.string(),
+      exact: z.boolean().describe('false when osinfo-db does not list this release and the figures are of basedOn'),
+      basedOn: z.string().describe('the osinfo-db entry the figures come from (short id)'),
+      minimum: osFigures,
+      recommended: osFigures,
+    })
+    .nullable()
+    .describe('osinfo-db’s minimum and recommended resources for the image’s OS; null when it does not know it'),
+});
+
+/** The errors a request about one VM can meet on its node, beside bad input. */
+const ON_NODE_CODES = [ErrorCode.NOT_FOUND, ErrorCode.VERSION_CONFLICT, ...NODE_REQUEST_CODES, ...HYPERVISOR_CODES];
 
 export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: VmService }): void {
   const { repositories } = deps.quantix;
@@ -19,29 +93,76 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
     '/vms',
     {
       schema: {
+        operationId: 'listVms',
         tags: ['vms'],
+        summary: 'List VMs, on one node or in one state',
         querystring: z.object({ nodeId: z.string().optional(), state: z.enum(VM_STATES).optional() }),
+        response: { 200: z.object({ vms: z.array(vmView) }), ...errorResponses() },
       },
     },
     async (request) => ({ vms: await repositories.vms.list(request.query) }),
+  );
+
+  api.get(
+    '/images/:id/vm-defaults',
+    {
+      schema: {
+        tags: ['images'],
+        operationId: 'imageVmDefaults',
+        summary:
+          'The CPUs, memory and disk a VM of this image gets when they are left out: osinfo-db’s recommended resources for its OS (with the minimum)',
+        params: idParams,
+        response: { 200: vmDefaults, ...errorResponses(ErrorCode.NOT_FOUND) },
+      },
+    },
+    async (request) => deps.vms.defaultsFor(request.params.id),
   );
 
   api.post(
     '/vms',
     {
       schema: {
+        operationId: 'createVm',
         tags: ['vms'],
         summary: 'Create and start a VM from a ready image',
         description:
           'networks lists its NICs (a libvirt network of the node, or attachment "bridge"), each virtio with a MAC generated in 52:54:00:xx:xx:xx unless given; they are checked on the node first (404 NETWORK_NOT_FOUND, 409 NETWORK_NOT_ACTIVE).',
         body: createVmSchema,
+        response: {
+          201: vmView,
+          ...errorResponses(
+            ErrorCode.NOT_FOUND,
+            ErrorCode.ALREADY_EXISTS,
+            ErrorCode.IMAGE_NOT_FOUND,
+            ErrorCode.IMAGE_NOT_READY,
+            ErrorCode.IMAGE_NO_LOCATION,
+            ErrorCode.IMAGE_FILE_MISSING,
+            ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
+            ErrorCode.NETWORK_NOT_FOUND,
+            ErrorCode.NETWORK_NOT_ACTIVE,
+            ErrorCode.INSUFFICIENT_CAPACITY,
+            ErrorCode.UNSUPPORTED_OPERATION,
+            ...NODE_REQUEST_CODES,
+            ...HYPERVISOR_CODES,
+          ),
+        },
       },
     },
     async (request, reply) => reply.status(201).send(await deps.vms.create(request.body)),
   );
 
-  api.get('/vms/:id', { schema: { tags: ['vms'], params: idParams } }, async (request) =>
-    repositories.vms.require(request.params.id),
+  api.get(
+    '/vms/:id',
+    {
+      schema: {
+        tags: ['vms'],
+        operationId: 'showVm',
+        summary: 'A VM by id or name: its state, and its disks and CD-ROMs with their paths on its node',
+        params: z.object({ id: z.string().min(1).describe('the VM’s id or name') }),
+        response: { 200: vmDetail, ...errorResponses(ErrorCode.NOT_FOUND) },
+      },
+    },
+    async (request) => deps.vms.show(request.params.id),
   );
 
   api.get(
@@ -56,22 +177,32 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
         params: idParams,
         response: {
           200: z.object({ vmId: z.string(), addresses: z.array(vmAddressSchema) }),
-          404: errorResponse,
-          409: errorResponse,
+          ...errorResponses(ErrorCode.NOT_FOUND, ...NODE_REQUEST_CODES, ...HYPERVISOR_CODES),
         },
       },
     },
     async (request) => deps.vms.addresses(request.params.id),
   );
 
-  api.post('/vms/:id/start', { schema: { tags: ['vms'], params: idParams } }, async (request) =>
-    deps.vms.start(request.params.id),
+  api.post(
+    '/vms/:id/start',
+    {
+      schema: {
+        operationId: 'startVm',
+        tags: ['vms'],
+        summary: 'Start a VM',
+        params: idParams,
+        response: { 200: vmView, ...errorResponses(...ON_NODE_CODES) },
+      },
+    },
+    async (request) => deps.vms.start(request.params.id),
   );
 
   api.post(
     '/vms/:id/stop',
     {
       schema: {
+        operationId: 'stopVm',
         tags: ['vms'],
         summary:
           'Stop a VM: an ACPI shutdown, then up to timeoutSeconds for the guest to power off; force powers it off if it has not (VM_DID_NOT_STOP without force)',
@@ -82,6 +213,7 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
             timeoutSeconds: z.number().int().min(0).max(3600).optional(),
           })
           .default({ force: false }),
+        response: { 200: vmView, ...errorResponses(...ON_NODE_CODES, ErrorCode.VM_DID_NOT_STOP) },
       },
     },
     async (request) =>
@@ -91,8 +223,35 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
       }),
   );
 
-  api.delete('/vms/:id', { schema: { tags: ['vms'], params: idParams } }, async (request, reply) => {
-    await deps.vms.delete(request.params.id);
-    return reply.status(204).send();
-  });
+  api.post(
+    '/vms/:id/reboot',
+    {
+      schema: {
+        tags: ['vms'],
+        operationId: 'rebootVm',
+        summary: 'Reboot a running VM: an ACPI reboot the guest carries out (INVALID_STATE when it is not running)',
+        params: idParams,
+        response: { 200: vmView, ...errorResponses(...ON_NODE_CODES) },
+      },
+    },
+    async (request) => deps.vms.reboot(request.params.id),
+  );
+
+  api.delete(
+    '/vms/:id',
+    {
+      schema: {
+        tags: ['vms'],
+        operationId: 'deleteVm',
+        summary:
+          'Delete a VM with the files made for it (its overlay or disk, its cloud-init seed), powering it off first; the image it was made from stays',
+        params: idParams,
+        response: { 204: noContent, ...errorResponses(...ON_NODE_CODES) },
+      },
+    },
+    async (request, reply) => {
+      await deps.vms.delete(request.params.id);
+      return reply.status(204).send();
+    },
+  );
 }

@@ -1,5 +1,5 @@
 import { type FormEvent, useRef, useState } from 'react';
-import { del, get, post, query, type Upload, uploadFile } from '../api.js';
+import { client, type Upload, uploadFile } from '../api.js';
 import {
   Ago,
   DeleteButton,
@@ -14,7 +14,7 @@ import {
 } from '../components.js';
 import { formatBytes, KIND_LABEL, osLabel, osProvenance } from '../format.js';
 import { useAction, usePoll } from '../hooks.js';
-import type { Entry, ImageRow, Pool, QNode } from '../types.js';
+import type { ImageRecord, ImageRow, Pool } from '../types.js';
 
 const PAGE_SIZE = 50;
 const BUSY_PHASES = new Set(['pending', 'downloading', 'verifying', 'deleting']);
@@ -26,17 +26,17 @@ export function ImagesPage() {
   const [nodeChoice, setNodeChoice] = useState<string | null>(null);
   const [offset, setOffset] = useState(0);
 
-  const nodes = usePoll((signal) => get<{ nodes: QNode[] }>('/nodes', signal), { intervalMs: 10_000, deps: [] });
-  const pools = usePoll((signal) => get<{ pools: Pool[] }>('/pools', signal), { intervalMs: 10_000, deps: [] });
+  const nodes = usePoll((signal) => client.request('listNodes', { signal }), { intervalMs: 10_000, deps: [] });
+  const pools = usePoll((signal) => client.request('listPools', { signal }), { intervalMs: 10_000, deps: [] });
   // Paths differ per node (each mounts a pool where it likes): show them for one chosen node.
   const nodeList = nodes.data?.nodes ?? [];
   const nodeId = nodeChoice ?? (nodeList.find((n) => n.connectionState === 'connected') ?? nodeList[0])?.id ?? '';
   const images = usePoll(
     (signal) =>
-      get<{ images: ImageRow[]; total: number }>(
-        `/images${query({ kind, phase, text, nodeId, limit: PAGE_SIZE, offset })}`,
+      client.request('listImages', {
+        query: { ...(kind ? { kind: kind as ImageRow['kind'] } : {}), phase, text, nodeId, limit: PAGE_SIZE, offset },
         signal,
-      ),
+      }),
     {
       // Every second while something moves, so progress is live; slower when all is still.
       intervalMs: (data) => (data?.images.some((i) => BUSY_PHASES.has(i.phase)) ? 1000 : 5000),
@@ -217,7 +217,7 @@ function ImageRowView({
             type="button"
             disabled={busy}
             aria-label={`Retry download of ${image.name}`}
-            onClick={() => act(() => post(`/images/${encodeURIComponent(image.id)}/retry`))}
+            onClick={() => act(() => client.request('retryImageDownload', { params: { id: image.id } }))}
           >
             Retry
           </button>
@@ -226,7 +226,7 @@ function ImageRowView({
           name={image.name}
           disabled={busy || image.phase === 'deleting'}
           busy={busy}
-          onDelete={() => act(() => del(`/images/${encodeURIComponent(image.id)}`))}
+          onDelete={() => act(() => client.request('deleteImage', { params: { id: image.id } }))}
         />
         <ErrorAlert error={error} />
       </td>
@@ -239,9 +239,7 @@ function RescanButton({ onDone }: { onDone: () => void }) {
   const [result, setResult] = useState<string | null>(null);
   const rescan = async () => {
     setResult(null);
-    const answer = await run(() =>
-      post<{ scanned: unknown[]; failed: { poolId: string; nodeId: string; error: string }[] }>('/images/rescan', {}),
-    );
+    const answer = await run(() => client.request('rescanImages', { body: {} }));
     if (!answer) return;
     const failed = answer.failed.map((f) => `${f.poolId} on ${f.nodeId}: ${f.error}`);
     setResult(`Scanned ${answer.scanned.length} pool(s)${failed.length ? `; failed: ${failed.join('; ')}` : ''}`);
@@ -271,7 +269,7 @@ function poolOption(pool: Pool) {
 }
 
 function CatalogDownload({ pools, onStarted }: { pools: Pool[]; onStarted: () => void }) {
-  const catalog = usePoll((signal) => get<{ entries: Entry[] }>('/catalog', signal), { intervalMs: 60_000, deps: [] });
+  const catalog = usePoll((signal) => client.request('listCatalog', { signal }), { intervalMs: 60_000, deps: [] });
   const [catalogId, setCatalogId] = useState('');
   const [poolId, setPoolId] = useState('');
   const { busy, error, fieldErrors, run } = useAction();
@@ -283,7 +281,7 @@ function CatalogDownload({ pools, onStarted }: { pools: Pool[]; onStarted: () =>
     event.preventDefault();
     const chosenPool = poolId || candidates[0]?.id || '';
     setStarted(null);
-    const image = await run(() => post<ImageRow>('/images/download', { catalogId, poolId: chosenPool }));
+    const image = await run(() => client.request('downloadImage', { body: { catalogId, poolId: chosenPool } }));
     if (!image) return;
     setStarted(`Downloading ${image.name} into ${pools.find((p) => p.id === chosenPool)?.name ?? chosenPool}.`);
     onStarted();
@@ -346,7 +344,7 @@ function IsoUpload({ pools, onUploaded }: { pools: Pool[]; onUploaded: () => voi
   const [progress, setProgress] = useState<{ loaded: number; total: number } | null>(null);
   const { error, fieldErrors, run } = useAction();
   const [done, setDone] = useState<string | null>(null);
-  const upload = useRef<Upload<ImageRow> | null>(null);
+  const upload = useRef<Upload<ImageRecord> | null>(null);
   const fileInput = useRef<HTMLInputElement>(null);
 
   const submit = async (event: FormEvent) => {
@@ -356,8 +354,9 @@ function IsoUpload({ pools, onUploaded }: { pools: Pool[]; onUploaded: () => voi
     setDone(null);
     setProgress({ loaded: 0, total: file.size });
     const image = await run(async () => {
-      upload.current = uploadFile<ImageRow>({
-        path: `/images/upload${query({ poolId: chosenPool, name: file.name })}`,
+      upload.current = uploadFile({
+        poolId: chosenPool,
+        name: file.name,
         file,
         onProgress: (loaded, total) => setProgress({ loaded, total: total || file.size }),
       });

@@ -1,5 +1,5 @@
-import type { HostNetwork, VmAddress } from '@quantix/core';
-import { get } from '../api.js';
+import type { HostNetwork } from '@quantix/core';
+import { client } from '../api.js';
 import { Empty, Field, LoadNote } from '../components.js';
 import { usePoll } from '../hooks.js';
 import type { VmRow } from '../types.js';
@@ -26,10 +26,11 @@ export function defaultNics(networks: readonly HostNetwork[] | undefined): NicCh
 }
 
 export function useNodeNetworks(nodeId: string) {
-  return usePoll(
-    (signal) => get<{ networks: HostNetwork[] }>(`/nodes/${encodeURIComponent(nodeId)}/networks`, signal),
-    { intervalMs: 10_000, deps: [nodeId], enabled: Boolean(nodeId) },
-  );
+  return usePoll((signal) => client.request('listNodeNetworks', { params: { id: nodeId }, signal }), {
+    intervalMs: 10_000,
+    deps: [nodeId],
+    enabled: Boolean(nodeId),
+  });
 }
 
 /**
@@ -101,10 +102,11 @@ export function NetworkStep({
 /** A running VM's IPv4 addresses as its node reports them (DHCP lease or guest agent). */
 export function VmAddresses({ vm }: { vm: VmRow }) {
   const reachable = vm.state === 'running' && vm.nics.length > 0;
-  const addresses = usePoll(
-    (signal) => get<{ addresses: VmAddress[] }>(`/vms/${encodeURIComponent(vm.id)}/addresses`, signal),
-    { intervalMs: 5000, deps: [vm.id, vm.state], enabled: reachable },
-  );
+  const addresses = usePoll((signal) => client.request('getVmAddresses', { params: { id: vm.id }, signal }), {
+    intervalMs: 5000,
+    deps: [vm.id, vm.state],
+    enabled: reachable,
+  });
   if (!reachable) return <>—</>;
   const ipv4 = (addresses.data?.addresses ?? []).filter((a) => a.family === 'ipv4');
   if (ipv4.length === 0) return <span className="muted">{addresses.data ? 'waiting for an address' : '…'}</span>;

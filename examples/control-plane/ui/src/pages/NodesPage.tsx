@@ -1,16 +1,16 @@
 import { type FormEvent, useState } from 'react';
-import { get, post } from '../api.js';
+import { client } from '../api.js';
 import { Ago, Badge, Empty, ErrorAlert, Field, LoadNote, TableHead } from '../components.js';
 import { useAction, usePoll } from '../hooks.js';
-import type { NodeDetail, QNode } from '../types.js';
+import type { RegisteredNode } from '../types.js';
 import { PoolStateCells } from './PoolsPage.js';
 
 export function NodesPage() {
   // The list, then each node's detail (pools with their state on it, and the live `connected`).
   const nodes = usePoll(
     async (signal) => {
-      const { nodes: list } = await get<{ nodes: QNode[] }>('/nodes', signal);
-      return Promise.all(list.map((n) => get<NodeDetail>(`/nodes/${encodeURIComponent(n.id)}`, signal)));
+      const { nodes: list } = await client.request('listNodes', { signal });
+      return Promise.all(list.map((n) => client.request('getNode', { params: { id: n.id }, signal })));
     },
     { intervalMs: 3000, deps: [] },
   );
@@ -89,11 +89,11 @@ export function NodesPage() {
 function RegisterNode({ onRegistered }: { onRegistered: () => void }) {
   const [hostname, setHostname] = useState('');
   const { busy, error, fieldErrors, run } = useAction();
-  const [result, setResult] = useState<{ node: QNode; token: string } | null>(null);
+  const [result, setResult] = useState<RegisteredNode | null>(null);
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
-    const registered = await run(() => post<{ node: QNode; token: string }>('/nodes', { hostname }));
+    const registered = await run(() => client.request('createNode', { body: { hostname } }));
     if (!registered) return;
     setResult(registered);
     setHostname('');

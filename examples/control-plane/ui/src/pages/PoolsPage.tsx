@@ -1,5 +1,5 @@
 import { type FormEvent, useState } from 'react';
-import { get, post } from '../api.js';
+import { client } from '../api.js';
 import { Ago, Badge, Capacity, Empty, ErrorAlert, Field, LoadNote, TableHead, type Tone } from '../components.js';
 import { useAction, usePoll } from '../hooks.js';
 import type { Pool, PoolState, QNode } from '../types.js';
@@ -61,8 +61,8 @@ function describeConfig(pool: Pool): string {
 }
 
 export function PoolsPage() {
-  const pools = usePoll((signal) => get<{ pools: Pool[] }>('/pools', signal), { intervalMs: 3000, deps: [] });
-  const nodes = usePoll((signal) => get<{ nodes: QNode[] }>('/nodes', signal), { intervalMs: 5000, deps: [] });
+  const pools = usePoll((signal) => client.request('listPools', { signal }), { intervalMs: 3000, deps: [] });
+  const nodes = usePoll((signal) => client.request('listNodes', { signal }), { intervalMs: 5000, deps: [] });
   const hostname = (id: string) => nodes.data?.nodes.find((n) => n.id === id)?.hostname ?? id;
 
   return (
@@ -147,13 +147,15 @@ function NewPool({ nodes, onCreated }: { nodes: QNode[]; onCreated: () => void }
     setCreated(null);
     const config = form.type === 'nfs' ? { server: form.server, export: form.exportPath } : { path: form.path };
     const pool = await run(() =>
-      post<Pool>('/pools', {
-        name: form.name,
-        type: form.type,
-        config,
-        contentTypes: [...(form.iso ? ['iso'] : []), ...(form.images ? ['images'] : [])],
-        shared: form.shared,
-        nodeIds: form.nodeIds,
+      client.request('createPool', {
+        body: {
+          name: form.name,
+          type: form.type,
+          config,
+          contentTypes: [...(form.iso ? (['iso'] as const) : []), ...(form.images ? (['images'] as const) : [])],
+          shared: form.shared,
+          nodeIds: form.nodeIds,
+        },
       }),
     );
     if (!pool) return;

@@ -1,9 +1,9 @@
-import { type FormEvent, type ReactNode, useState } from 'react';
-import { ApiError, get, post, query } from '../api.js';
+import { type FormEvent, type ReactNode, useEffect, useState } from 'react';
+import { ApiError, client, query } from '../api.js';
 import { AvailabilityBadge, Empty, ErrorAlert, Field, LoadNote, NodeOptions, Progress } from '../components.js';
 import { formatBytes, KIND_LABEL, osLabel } from '../format.js';
 import { navigate, type Polled, useAction, usePoll } from '../hooks.js';
-import type { Available, ImageRow, NodeDetail, QNode, VmRow } from '../types.js';
+import type { Available, NodeDetail, VmDefaultsRow } from '../types.js';
 import { defaultNics, NetworkStep, type NicChoice, nicsForRequest, useNodeNetworks } from './NetworkStep.js';
 
 type StepId = 'basics' | 'boot' | 'resources' | 'network' | 'review';
@@ -89,16 +89,16 @@ export function VmWizard() {
   };
   const stepIndex = STEPS.findIndex((s) => s.id === step);
 
-  const nodes = usePoll((signal) => get<{ nodes: QNode[] }>('/nodes', signal), { intervalMs: 5000, deps: [] });
+  const nodes = usePoll((signal) => client.request('listNodes', { signal }), { intervalMs: 5000, deps: [] });
   const nodeList = nodes.data?.nodes ?? [];
   const nodeId = draft.nodeId || (nodeList.find((n) => n.connectionState === 'connected') ?? nodeList[0])?.id || '';
-  const node = usePoll((signal) => get<NodeDetail>(`/nodes/${encodeURIComponent(nodeId)}`, signal), {
+  const node = usePoll((signal) => client.request('getNode', { params: { id: nodeId }, signal }), {
     intervalMs: 3000,
     deps: [nodeId],
     enabled: Boolean(nodeId),
   });
   // Every second on the boot-media step, so a download's badge and progress move by themselves.
-  const available = usePoll((signal) => get<{ images: Available[] }>(`/images/available${query({ nodeId })}`, signal), {
+  const available = usePoll((signal) => client.request('listAvailableImages', { query: { nodeId }, signal }), {
     intervalMs: step === 'boot' ? 1000 : 3000,
     deps: [nodeId],
     enabled: Boolean(nodeId) && stepIndex >= 1,
@@ -107,11 +107,45 @@ export function VmWizard() {
   const nics = draft.nics ?? defaultNics(networks.data?.networks);
   const chosen = available.data?.images.find((i) => i.key === draft.imageKey) ?? null;
   const imageId = chosen?.imageId ?? null;
-  const image = usePoll((signal) => get<ImageRow>(`/images/${encodeURIComponent(imageId ?? '')}`, signal), {
+  const image = usePoll((signal) => client.request('getImage', { params: { id: imageId ?? '' }, signal }), {
     intervalMs: 30_000,
     deps: [imageId],
     enabled: Boolean(imageId),
   });
+
+  // The OS's recommended sizes (osinfo-db) become the resources step's values until the user edits one.
+  const [sizesEdited, setSizesEdited] = useState(false);
+  const defaults = usePoll(
+    (signal): Promise<VmDefaultsRow> => client.request('imageVmDefaults', { params: { id: imageId ?? '' }, signal }),
+    { intervalMs: 300_000, deps: [imageId], enabled: Boolean(imageId) },
+  );
+  const suggested = imageId ? defaults.data : undefined;
+  useEffect(() => {
+    if (!suggested || sizesEdited) return;
+    setDraft((d) => ({
+      ...d,
+      cpu: String(suggested.cpu),
+      memoryMiB: String(suggested.memoryMiB),
+      diskGiB: String(suggested.diskGiB),
+    }));
+  }, [suggested, sizesEdited]);
+  const editSize = (patch: Partial<Draft>) => {
+    setSizesEdited(true);
+    update(patch);
+  };
+  const osHint = (key: 'cpus' | 'memoryMiB' | 'diskGiB', unit: string) => {
+    const os = suggested?.os;
+    if (!os) return null;
+    const recommended = os.recommended?.[key];
+    const minimum = os.minimum?.[key];
+    if (recommended == null && minimum == null) return null;
+    const parts = [
+      recommended != null ? `recommends ${recommended}${unit}` : null,
+      minimum != null ? `needs at least ${minimum}${unit}` : null,
+    ].filter(Boolean);
+    return `${os.exact ? os.name : `${os.name} (as ${os.basedOn})`} ${parts.join(', ')} (osinfo-db).`;
+  };
+  const hintOf = (...parts: (string | null | undefined)[]) => parts.filter(Boolean).join(' ') || undefined;
 
   const check = (id: StepId): Errors => {
     const found: Errors = {};
@@ -161,18 +195,20 @@ export function VmWizard() {
       .map((k) => k.trim())
       .filter(Boolean);
     try {
-      const vm = await post<VmRow>('/vms', {
-        name: draft.name.trim(),
-        nodeId,
-        imageId: chosen.imageId,
-        cpu: Number(draft.cpu),
-        memoryMiB: Number(draft.memoryMiB),
-        diskGiB: Number(draft.diskGiB),
-        firmware: draft.firmware,
-        ...(draft.diskPoolId ? { diskPoolId: draft.diskPoolId } : {}),
-        ...(chosen.kind === 'cloud' && draft.user.trim() ? { user: draft.user.trim() } : {}),
-        ...(chosen.kind === 'cloud' ? { sshAuthorizedKeys: keys } : {}),
-        networks: nicsForRequest(nics),
+      const vm = await client.request('createVm', {
+        body: {
+          name: draft.name.trim(),
+          nodeId,
+          imageId: chosen.imageId,
+          cpu: Number(draft.cpu),
+          memoryMiB: Number(draft.memoryMiB),
+          diskGiB: Number(draft.diskGiB),
+          firmware: draft.firmware,
+          ...(draft.diskPoolId ? { diskPoolId: draft.diskPoolId } : {}),
+          ...(chosen.kind === 'cloud' && draft.user.trim() ? { user: draft.user.trim() } : {}),
+          ...(chosen.kind === 'cloud' ? { sshAuthorizedKeys: keys } : {}),
+          networks: nicsForRequest(nics),
+        },
       });
       navigate(`/vms${query({ created: vm.name })}`);
     } catch (error) {
@@ -282,44 +318,51 @@ export function VmWizard() {
             <Field
               label="CPUs"
               error={errors.cpu}
-              hint={requirements ? `The image asks for at least ${requirements.minCpu}.` : undefined}
+              hint={hintOf(
+                osHint('cpus', ''),
+                requirements ? `The image asks for at least ${requirements.minCpu}.` : undefined,
+              )}
             >
               {(props) => (
                 <input
                   {...props}
                   inputMode="numeric"
                   value={draft.cpu}
-                  onChange={(e) => update({ cpu: e.target.value })}
+                  onChange={(e) => editSize({ cpu: e.target.value })}
                 />
               )}
             </Field>
             <Field
               label="Memory (MiB)"
               error={errors.memoryMiB}
-              hint={requirements ? `The image asks for at least ${requirements.minMemoryMiB} MiB.` : undefined}
+              hint={hintOf(
+                osHint('memoryMiB', ' MiB'),
+                requirements ? `The image asks for at least ${requirements.minMemoryMiB} MiB.` : undefined,
+              )}
             >
               {(props) => (
                 <input
                   {...props}
                   inputMode="numeric"
                   value={draft.memoryMiB}
-                  onChange={(e) => update({ memoryMiB: e.target.value })}
+                  onChange={(e) => editSize({ memoryMiB: e.target.value })}
                 />
               )}
             </Field>
             <Field
               label="Disk (GiB)"
               error={errors.diskGiB}
-              hint={
-                requirements?.minDiskGiB ? `The image asks for at least ${requirements.minDiskGiB} GiB.` : undefined
-              }
+              hint={hintOf(
+                osHint('diskGiB', ' GiB'),
+                requirements?.minDiskGiB ? `The image asks for at least ${requirements.minDiskGiB} GiB.` : undefined,
+              )}
             >
               {(props) => (
                 <input
                   {...props}
                   inputMode="numeric"
                   value={draft.diskGiB}
-                  onChange={(e) => update({ diskGiB: e.target.value })}
+                  onChange={(e) => editSize({ diskGiB: e.target.value })}
                 />
               )}
             </Field>
@@ -675,7 +718,11 @@ function Choice({
               type="button"
               disabled={busy || !poolId}
               aria-label={`Download ${item.name}`}
-              onClick={() => act(() => post('/images/download', { catalogId: item.catalogId, poolId, nodeId }))}
+              onClick={() =>
+                act(() =>
+                  client.request('downloadImage', { body: { catalogId: item.catalogId ?? '', poolId, nodeId } }),
+                )
+              }
             >
               {busy ? 'Starting…' : 'Download'}
             </button>
@@ -693,7 +740,7 @@ function Choice({
               type="button"
               disabled={busy}
               aria-label={`Retry download of ${item.name}`}
-              onClick={() => act(() => post(`/images/${encodeURIComponent(item.imageId ?? '')}/retry`))}
+              onClick={() => act(() => client.request('retryImageDownload', { params: { id: item.imageId ?? '' } }))}
             >
               {busy ? 'Retrying…' : 'Retry download'}
             </button>

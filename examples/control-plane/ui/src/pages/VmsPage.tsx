@@ -1,9 +1,9 @@
 import { useState } from 'react';
-import { del, get, post } from '../api.js';
+import { client } from '../api.js';
 import { Ago, Badge, DeleteButton, Empty, ErrorAlert, Link, LoadNote, TableHead, type Tone } from '../components.js';
 import { formatBytes } from '../format.js';
 import { useAction, useLocation, usePoll } from '../hooks.js';
-import type { ImageRow, QNode, VmRow } from '../types.js';
+import type { VmRow } from '../types.js';
 import { VmAddresses } from './NetworkStep.js';
 
 const STATE_TONE: Record<VmRow['state'], Tone> = {
@@ -18,9 +18,9 @@ const STATE_TONE: Record<VmRow['state'], Tone> = {
 export function VmsPage() {
   const { search } = useLocation();
   const created = new URLSearchParams(search).get('created');
-  const vms = usePoll((signal) => get<{ vms: VmRow[] }>('/vms', signal), { intervalMs: 3000, deps: [] });
-  const nodes = usePoll((signal) => get<{ nodes: QNode[] }>('/nodes', signal), { intervalMs: 10_000, deps: [] });
-  const images = usePoll((signal) => get<{ images: ImageRow[] }>('/images?limit=1000', signal), {
+  const vms = usePoll((signal) => client.request('listVms', { signal }), { intervalMs: 3000, deps: [] });
+  const nodes = usePoll((signal) => client.request('listNodes', { signal }), { intervalMs: 10_000, deps: [] });
+  const images = usePoll((signal) => client.request('listImages', { query: { limit: 1000 }, signal }), {
     intervalMs: 30_000,
     deps: [],
   });
@@ -104,7 +104,7 @@ function VmActions({ vm, onChange }: { vm: VmRow; onChange: () => void }) {
           type="button"
           disabled={busy !== null || transient}
           aria-label={`Start ${vm.name}`}
-          onClick={() => act('start', () => post(`/vms/${id}/start`))}
+          onClick={() => act('start', () => client.request('startVm', { params: { id } }))}
         >
           {busy === 'start' ? 'Starting…' : 'Start'}
         </button>
@@ -114,16 +114,27 @@ function VmActions({ vm, onChange }: { vm: VmRow; onChange: () => void }) {
           type="button"
           disabled={busy !== null}
           aria-label={`Stop ${vm.name}`}
-          onClick={() => act('stop', () => post(`/vms/${id}/stop`, { force: false }))}
+          onClick={() => act('stop', () => client.request('stopVm', { params: { id }, body: { force: false } }))}
         >
           {busy === 'stop' ? 'Stopping…' : 'Stop'}
+        </button>
+      )}
+      {vm.state === 'running' && (
+        <button
+          type="button"
+          disabled={busy !== null}
+          aria-label={`Reboot ${vm.name}`}
+          onClick={() => act('reboot', () => client.request('rebootVm', { params: { id } }))}
+        >
+          {busy === 'reboot' ? 'Rebooting…' : 'Reboot'}
         </button>
       )}
       <DeleteButton
         name={vm.name}
         disabled={busy !== null || transient}
         busy={busy === 'delete'}
-        onDelete={() => act('delete', () => del(`/vms/${id}`))}
+        detail={`Delete ${vm.name} and its disks (${vm.disks.map((d) => d.relPath).join(', ') || 'none'})? The image it was made from stays.`}
+        onDelete={() => act('delete', () => client.request('deleteVm', { params: { id } }))}
       />
       <ErrorAlert error={error} />
     </>

@@ -10,6 +10,7 @@ import * as m0008 from './0008_constraint_names.js';
 import * as m0009 from './0009_replicas.js';
 import * as m0010 from './0010_idempotency_keys.js';
 import * as m0011 from './0011_image_search.js';
+import * as m0012 from './0012_image_counts.js';
 import * as m0013 from './0013_vm_nics.js';
 
 interface Migration {
@@ -33,6 +34,7 @@ export const MIGRATIONS: ReadonlyArray<readonly [name: string, migration: Migrat
   ['0009_replicas', m0009],
   ['0010_idempotency_keys', m0010],
   ['0011_image_search', m0011],
+  ['0012_image_counts', m0012],
   ['0013_vm_nics', m0013],
 ];
 

@@ -64,6 +64,8 @@ const IMAGE_COLUMNS = [
 /** The trigram index of migration 0011. */
 const SEARCH_INDEX = 'images_search_trgm_idx';
 const WHAT = 'Image';
+/** The deepest cut of the view's streams written into its statement (see listRankedForNode). */
+const MAX_WRITTEN_DEPTH = 2048;
 /** Rows per INSERT of a batch upsert: 14 parameters each stays well under PostgreSQL's 65,535. */
 const UPSERT_CHUNK = 1000;
 
@@ -281,7 +283,13 @@ export class KnexImageRepository implements ImageRepository {
       const valid = validateDiscoveredImage(item);
       byLocation.set(`${valid.poolId}\0${valid.relPath}`, valid);
     }
-    const rows = [...byLocation.values()].map(discoveredToRow);
+    // In (pool, kind) order, as the counters of migration 0012 are locked (byte order): each chunk
+    // adds to the counters of its pools and kinds and holds them to the end of the transaction, so
+    // two scans of one pool take those locks in one order and never deadlock.
+    const lockOrder = (found: ValidDiscoveredImage) => `${found.poolId}\0${found.kind}`;
+    const rows = [...byLocation.values()]
+      .sort((a, b) => (lockOrder(a) < lockOrder(b) ? -1 : lockOrder(a) > lockOrder(b) ? 1 : 0))
+      .map(discoveredToRow);
     const result: UpsertResult = { inserted: 0, updated: 0, untouched: 0 };
     await guarded(WHAT, () =>
       this.knex.transaction(async (trx) => {
@@ -331,33 +339,53 @@ export class KnexImageRepository implements ImageRepository {
 
   async page(query: ImagePageQuery): Promise<ImagePage> {
     const { after, limit, offset, ...filter } = query;
-    const pageFilter = this.filtered(filter).select(...IMAGE_COLUMNS);
-    if (after !== undefined) {
+    const text = filter.text?.trim();
+    const afterCursor = (builder: Knex.QueryBuilder) => {
+      if (after === undefined) return;
       const [micros, id] = decodeListCursor(after);
       // Keyset: the row after the cursor's, in list order, found through images_created_idx.
-      pageFilter.whereRaw(`(created_at, id) > (timestamptz 'epoch' + ?::bigint * interval '1 microsecond', ?)`, [
+      builder.whereRaw(`(created_at, id) > (timestamptz 'epoch' + ?::bigint * interval '1 microsecond', ?)`, [
         micros,
         id,
       ]);
-    }
-    pageFilter.orderBy([{ column: 'created_at' }, { column: 'id' }]);
-    applyPage(pageFilter, { ...(limit !== undefined ? { limit } : {}), ...(offset !== undefined ? { offset } : {}) });
-    const page = pageFilter.toSQL();
-    const total = this.filtered(filter).count('*').toSQL();
-    // One statement: the page, each row's exact position for the cursor, and the total. The
-    // left join keeps one row (the total) when the page is empty.
-    const result = await guarded(WHAT, () =>
-      pageStatement(
-        this.knex,
-        `with page as (${page.sql})
-        select ${IMAGE_COLUMNS.map((column) => `page.${column}`).join(', ')},
-          (extract(epoch from page.created_at) * 1000000)::bigint::text as position, total.n as total
-        from (${total.sql}) as total (n) left join page on true
+    };
+    const pageOf = (builder: Knex.QueryBuilder) => {
+      afterCursor(builder);
+      builder.orderBy([{ column: 'created_at' }, { column: 'id' }]);
+      applyPage(builder, { ...(limit !== undefined ? { limit } : {}), ...(offset !== undefined ? { offset } : {}) });
+      return builder.toSQL();
+    };
+    const columns = IMAGE_COLUMNS.map((column) => `i.${column}`).join(', ');
+    const position = '(extract(epoch from i.created_at) * 1000000)::bigint::text as position';
+    let statement: { sql: string; bindings: readonly Knex.RawBinding[] };
+    if (text) {
+      // A search reads the trigram index once: its matches (ids and list order only) give both
+      // the total and the page, whose full rows are then read by id. Counting and paging as two
+      // scans would read the index twice, the costliest part of a search.
+      const matches = this.filtered(filter).select('id', 'created_at').toSQL();
+      const page = pageOf(this.knex('matches').select('id', 'created_at'));
+      statement = {
+        sql: `with matches as materialized (${matches.sql}), page as (${page.sql})
+        select ${columns}, ${position}, total.n as total
+        from (select count(*) from matches) as total (n) left join page on true
+        left join lateral (select ${IMAGE_COLUMNS.join(', ')} from images where id = page.id limit 1) as i on true
         order by page.created_at, page.id`,
-        [...page.bindings, ...total.bindings],
-        !filter.text?.trim(),
-      ),
-    );
+        bindings: [...matches.bindings, ...page.bindings],
+      };
+    } else {
+      const page = pageOf(this.filtered(filter).select(...IMAGE_COLUMNS));
+      const total = this.filtered(filter).count('*').toSQL();
+      // One statement: the page, each row's exact position for the cursor, and the total. The
+      // left join keeps one row (the total) when the page is empty.
+      statement = {
+        sql: `with page as (${page.sql})
+        select ${columns}, ${position}, total.n as total
+        from (${total.sql}) as total (n) left join page as i on true
+        order by i.created_at, i.id`,
+        bindings: [...page.bindings, ...total.bindings],
+      };
+    }
+    const result = await guarded(WHAT, () => pageStatement(this.knex, statement.sql, statement.bindings, !text));
     const rows = (result.rows as Row[]).filter((row) => row.id !== null);
     const last = rows.at(-1);
     const full = limit !== undefined && rows.length === limit;
@@ -370,6 +398,7 @@ export class KnexImageRepository implements ImageRepository {
 
   async listRankedForNode(query: RankedImagesQuery): Promise<RankedImages> {
     const offered = [...query.catalogIds];
+    const text = query.text?.trim();
     // Conditions every row of the view meets (in the node's pools, not being deleted, the
     // filters), with their bindings in order. `pools` is the statement's one-row CTE of the
     // node's pool ids: all, mounted (active with a mount path) and not mounted.
@@ -378,11 +407,18 @@ export class KnexImageRepository implements ImageRepository {
       ["phase <> 'deleting'", []],
     ];
     if (query.kind) common.push(['kind = ?', [query.kind]]);
-    if (query.text?.trim()) common.push([`(${IMAGE_SEARCH_TEXT}) ilike ?`, [likePattern(query.text.trim())]]);
-    const where = (extra: [string, Knex.RawBinding[]][]) => {
-      const all = [...common, ...extra];
-      return { sql: all.map(([sql]) => sql).join(' and '), bindings: all.flatMap(([, b]) => b) };
-    };
+    const conjunction = (all: [string, Knex.RawBinding[]][]) => ({
+      sql: all.map(([sql]) => sql).join(' and '),
+      bindings: all.flatMap(([, b]) => b),
+    });
+    // A search reads the trigram index once, into `matches` (the view's rows that match, with the
+    // columns the ranking reads); the streams, the total and the catalog rows then read those
+    // instead of each walking images and testing the text on every row.
+    const matches = text
+      ? conjunction([...common, [`(${IMAGE_SEARCH_TEXT}) ilike ?`, [likePattern(text)]]])
+      : undefined;
+    const source = matches ? 'matches' : 'images';
+    const where = (extra: [string, Knex.RawBinding[]][]) => conjunction(matches ? extra : [...common, ...extra]);
     const notOffered: [string, Knex.RawBinding[]] = ['(catalog_id is null or catalog_id <> all(?::text[]))', [offered]];
     const onThisNode: [string, Knex.RawBinding[]] = ['(node_id is null or node_id = ?)', [query.nodeId]];
     // The view's ranks (see ImageRepository.listRankedForNode), each a stream in (name, id) order
@@ -422,13 +458,21 @@ export class KnexImageRepository implements ImageRepository {
         ],
       },
     ];
-    const depth = query.limit + query.offset;
+    // The cut of the first pages is written into the text, rounded up to a power of two (a few
+    // shapes per filter): with a bound it can see, PostgreSQL plans the prepared statement once
+    // per connection (a generic plan) instead of on every call, planning taking longer than
+    // running it. A bound given as a parameter makes it guess a tenth of the table and plan each
+    // call, which deep pages (rare, and reading thousands of rows anyway) still do.
+    const needed = query.limit + query.offset;
+    const depth = needed <= MAX_WRITTEN_DEPTH ? 2 ** Math.ceil(Math.log2(Math.max(64, needed))) : null;
     const parts: string[] = [];
     const bindings: Knex.RawBinding[] = [];
     for (const stream of streams) {
       const { sql, bindings: b } = where([notOffered, ...stream.conditions]);
-      parts.push(`(select id, name, ${stream.rank} as rank from images where ${sql} order by rank, name, id limit ?)`);
-      bindings.push(...b, depth);
+      parts.push(
+        `(select id, name, ${stream.rank} as rank from ${source} where ${sql} order by rank, name, id limit ${depth ?? '?'})`,
+      );
+      bindings.push(...b, ...(depth === null ? [needed] : []));
     }
     // Of the rows of one offered catalog entry, only the best-ranked counts (few rows: the
     // catalog index finds them).
@@ -443,19 +487,20 @@ export class KnexImageRepository implements ImageRepository {
       end`;
     if (offered.length > 0) {
       parts.push(`(select id, name, rank from (
-          select distinct on (catalog_id) id, name, ${rankCase} as rank from images where ${offeredRows.sql}
+          select distinct on (catalog_id) id, name, ${rankCase} as rank from ${source} where ${offeredRows.sql}
           order by catalog_id, ${rankCase}, id) as best)`);
       bindings.push(query.nodeId, ...offeredRows.bindings, query.nodeId);
     }
     // The total: rows of no offered entry, plus one per offered entry that has rows. Rows made
-    // from no catalog are counted as every row in the pools less the few being deleted or made
-    // from a catalog: the large count then reads images_pool_phase_kind_idx alone, with no test
-    // per entry (about a third faster than filtering 10,000 entries).
-    const filters = common.filter(([sql]) => sql !== "phase <> 'deleting'");
-    const inPools = {
-      sql: filters.map(([sql]) => sql).join(' and '),
-      bindings: filters.flatMap(([, b]) => b),
-    };
+    // from no catalog (nearly all of them) are summed from the counters of migration 0012, a few
+    // rows per pool, or counted among the matches of a search.
+    const noCatalog = matches
+      ? { sql: '(select count(*) from matches where catalog_id is null)', bindings: [] }
+      : {
+          sql: `(select coalesce(sum(n), 0)::bigint from image_counts
+            where pool_key = any((select all_ids from pools)::text[]) and phase <> 'deleting' and not from_catalog${query.kind ? ' and kind = ?' : ''})`,
+          bindings: query.kind ? [query.kind] : [],
+        };
     const catalogRows = where([['catalog_id is not null', []]]);
     const result = await guarded(WHAT, () =>
       pageStatement(
@@ -472,38 +517,44 @@ export class KnexImageRepository implements ImageRepository {
             coalesce(array_agg(id) filter (where mounted), '{}') as mounted,
             coalesce(array_agg(id) filter (where not mounted), '{}') as unmounted
           from node_pools
-        ),
+        ),${
+          matches
+            ? `
+        matches as materialized (select id, name, phase, pool_id, node_id, catalog_id from images where ${matches.sql}),`
+            : ''
+        }
         ranked as (${parts.join(' union all ')}),
         page as (select id, name, rank from ranked order by rank, name, id limit ? offset ?),
         totals as (
           select
             exists (select 1 from nodes where id = ?) as node_found,
-            (select count(*) from images where ${inPools.sql})
-            - (select count(*) from images where ${inPools.sql} and (phase = 'deleting' or catalog_id is not null))
+            ${noCatalog.sql}
             + (select count(*) filter (where catalog_id <> all(?::text[])) + count(distinct catalog_id) filter (where catalog_id = any(?::text[]))
-               from images where ${catalogRows.sql}) as total,
-            (select coalesce(array_agg(distinct catalog_id), '{}') from images where ${offeredRows.sql}) as with_rows
+               from ${source} where ${catalogRows.sql}) as total,
+            (select coalesce(array_agg(distinct catalog_id), '{}') from ${source} where ${offeredRows.sql}) as with_rows
         )
         select ${IMAGE_COLUMNS.map((column) => `i.${column}`).join(', ')},
           page.rank, totals.node_found, totals.total, totals.with_rows,
           np.name as pool_name, np.status as pool_status, np.mount_path as pool_mount_path, np.last_error as pool_last_error
-        from totals left join page on true left join images i on i.id = page.id left join node_pools np on np.id = i.pool_id
+        from totals left join page on true
+        left join lateral (select ${IMAGE_COLUMNS.join(', ')} from images where id = page.id limit 1) as i on true
+        left join node_pools np on np.id = i.pool_id
         order by page.rank, page.name, page.id`,
         [
           query.nodeId,
           query.nodeId,
+          ...(matches?.bindings ?? []),
           ...bindings,
           query.limit,
           query.offset,
           query.nodeId,
-          ...inPools.bindings,
-          ...inPools.bindings,
+          ...noCatalog.bindings,
           offered,
           offered,
           ...catalogRows.bindings,
           ...offeredRows.bindings,
         ],
-        !query.text?.trim(),
+        !text,
       ),
     );
     const rows = result.rows as Row[];

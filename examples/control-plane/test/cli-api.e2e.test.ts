@@ -1,0 +1,159 @@
+/**
+ * The API commands of the built `quantix` CLI (run as a user runs it, one process per command)
+ * against a real control plane on PostgreSQL: what each prints, and its exit code — 0 done,
+ * 1 failed (with the API's code), 2 used wrongly. Needs `npx turbo run build` first.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createQuantix, definePlugin, ImageCatalogToken, type Quantix } from '@quantix/core';
+import { createTestDatabase, type TestDatabase } from '@quantix/core/testing';
+import { createStorageLocalPlugin } from '@quantix/storage-local';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tinyCatalog } from '../src/__fixtures__/tiny-catalog.js';
+import { type ControlPlane, startControlPlane } from '../src/control-plane.js';
+import { QUANTIX } from './processes.js';
+
+const API_TOKEN = 'cli-api-token';
+
+describe('quantix API commands', () => {
+  let testDb: TestDatabase;
+  let quantix: Quantix;
+  let cp: ControlPlane;
+  let work: string;
+
+  /** One CLI run: its exit code, stdout and stderr. The token comes from the environment. */
+  const cli = (args: string[], env: Record<string, string> = {}) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [QUANTIX, ...args],
+        { cwd: work, env: { ...process.env, QUANTIX_URL: cp.url, QUANTIX_TOKEN: API_TOKEN, ...env } },
+        (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase('pg');
+    const catalog = definePlugin({
+      name: 'test-catalog',
+      apiVersion: 1,
+      register: (ctx) => ctx.provide(ImageCatalogToken, { value: tinyCatalog }),
+    });
+    quantix = await createQuantix({
+      database: testDb.config,
+      plugins: [catalog, createStorageLocalPlugin({ backend: false })],
+      logger: pino({ level: 'silent' }),
+    });
+    work = await mkdtemp(join(tmpdir(), 'quantix-cli-api-'));
+    cp = await startControlPlane({ quantix, apiToken: API_TOKEN, stagingDir: join(work, 'staging') });
+  });
+
+  afterAll(async () => {
+    await cp?.close();
+    await quantix?.close();
+    await testDb?.dispose();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it('registers a node, defines, changes, assigns and deletes a pool, printing what it did', async () => {
+    const added = await cli(['--json', 'nodes', 'add', 'hv-cli', '--id', 'hv-cli']);
+    expect(added.code).toBe(0);
+    expect(JSON.parse(added.stdout)).toMatchObject({ node: { id: 'hv-cli', hostname: 'hv-cli' } });
+
+    const created = await cli([
+      'pools',
+      'create',
+      'isos',
+      '--id',
+      'isos',
+      '--type',
+      'local',
+      '--path',
+      '/srv/quantix-cli-api',
+      '--node',
+      'hv-cli',
+    ]);
+    expect(created).toMatchObject({ code: 0, stdout: 'created pool isos\n' });
+
+    const listed = await cli(['pools', 'list']);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout.split('\n')).toEqual([
+      'ID    NAME  TYPE   SHARED  NODEIDS  STATES',
+      'isos  isos  local  false   hv-cli   -',
+      '',
+    ]);
+
+    expect(await cli(['pools', 'update', 'isos', '--name', 'iso-store'])).toMatchObject({
+      code: 0,
+      stdout: 'updated pool isos\n',
+    });
+    expect(await cli(['pools', 'update', 'iso-store'])).toMatchObject({
+      code: 2,
+      stderr: 'error: nothing to change: give --name, --description, --content or --shared/--no-shared\n',
+    });
+    expect(await cli(['pools', 'assign', 'iso-store', ''])).toMatchObject({
+      code: 0,
+      stdout: 'pool isos assigned to no node\n',
+    });
+    const pool = JSON.parse((await cli(['--json', 'pools', 'list'])).stdout) as { name: string; nodeIds: string[] }[];
+    expect(pool).toMatchObject([{ name: 'iso-store', nodeIds: [] }]);
+
+    const nodes = await cli(['nodes', 'list']);
+    expect(nodes.stdout).toMatch(/^ID {6}HOSTNAME {2}CONNECTIONSTATE {2}REPLICAID {2}LASTSEENAT {2}AGENTVERSION\n/);
+    expect(nodes.stdout).toContain('hv-cli  hv-cli    disconnected');
+
+    expect(await cli(['pools', 'delete', 'iso-store'])).toMatchObject({ code: 0, stdout: 'deleted pool isos\n' });
+  });
+
+  it('lists images, the catalog and VMs', async () => {
+    expect(await cli(['images', 'list'])).toMatchObject({ code: 0, stdout: '(none)\n0 image(s)\n' });
+    const catalog = await cli(['images', 'catalog']);
+    expect(catalog.code).toBe(0);
+    expect(catalog.stdout).toContain('tiny-cloud  Tiny cloud image  cloud  http://127.0.0.1:9/tiny.qcow2');
+    const available = await cli(['images', 'available', '--node', 'hv-cli', '--json']);
+    expect(available.code).toBe(0);
+    expect(JSON.parse(available.stdout)).toMatchObject({
+      nodeId: 'hv-cli',
+      images: [{ catalogId: 'tiny-cloud', status: 'not-downloaded' }],
+    });
+    expect(await cli(['vms', 'list'])).toMatchObject({ code: 0, stdout: '(none)\n' });
+  });
+
+  it('fails with exit 1 and the API’s code, and with exit 2 when used wrongly', async () => {
+    expect(await cli(['vms', 'start', 'no-such-vm'])).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/^error NOT_FOUND: /),
+    });
+    expect(await cli(['pools', 'delete', 'no-such-pool'])).toMatchObject({
+      code: 1,
+      stderr: 'error NOT_FOUND: no pool has the id or name "no-such-pool" (known: none)\n',
+    });
+    const invalid = await cli([
+      'pools',
+      'create',
+      'bad',
+      '--type',
+      'local',
+      '--path',
+      '/srv/bad',
+      '--content',
+      'music',
+    ]);
+    expect(invalid).toMatchObject({ code: 1, stderr: expect.stringMatching(/^error INVALID_INPUT: .*contentTypes/) });
+    const outside = await cli(['pools', 'create', 'bad', '--type', 'local', '--path', 'relative/dir']);
+    expect(outside).toMatchObject({ code: 1, stderr: expect.stringMatching(/^error POOL_ROOT_NOT_ALLOWED: /) });
+    expect(await cli(['--json', 'pools', 'list'])).toMatchObject({ code: 0, stdout: '[]\n' });
+
+    expect(await cli(['pools', 'list'], { QUANTIX_TOKEN: 'wrong' })).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/^error UNAUTHORIZED: /),
+    });
+    expect(await cli(['pools', 'list'], { QUANTIX_URL: 'http://127.0.0.1:9' })).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/^error UNREACHABLE: Cannot reach the control plane at http:\/\/127\.0\.0\.1:9: /),
+    });
+  });
+});
