@@ -6,7 +6,8 @@
 #   bash scripts/services.sh libvirt sshd
 #
 # libvirt: libvirtd with the QEMU driver (qemu:///system; KVM when /dev/kvm works, else TCG),
-#   plus the tools VM creation uses (qemu-img, xorriso, cloud-localds).
+#   plus the tools VM creation uses (qemu-img, xorriso, cloud-localds), and the `default` NAT
+#   network (virbr0, DHCP on 192.168.122.0/24) VMs get their addresses from.
 # sshd: a test sshd of its own on 127.0.0.1 (nothing in /etc/ssh is changed), logging in as
 #   root with a test key pair. Everything lives in $QUANTIX_TEST_SSH_DIR, default
 #   /var/lib/quantix-test/ssh: id_ed25519 (client key), ssh_host_ed25519_key(.pub) (its only
@@ -105,6 +106,50 @@ ensure_libvirt() {
   log "libvirt ready ($LIBVIRT_URI, $(kvm_usable && echo KVM || echo 'TCG: /dev/kvm is not usable'))"
 }
 
+# libvirt's `default` NAT network (virbr0, 192.168.122.0/24 with DHCP), as Debian's
+# libvirt-daemon-system would define it (that package is not installed: it pulls a systemd
+# upgrade). Defined when absent, started when stopped, marked autostart; a network an operator
+# defined under that name is left as it is. Starting it needs dnsmasq and iptables.
+ensure_default_network() {
+  if ! command -v dnsmasq >/dev/null 2>&1 || ! command -v iptables >/dev/null 2>&1; then
+    log 'installing dnsmasq-base and iptables (libvirt NAT networks)'
+    apt_install dnsmasq-base iptables
+  fi
+  if ! virsh -c "$LIBVIRT_URI" net-info default >/dev/null 2>&1; then
+    log "defining libvirt's default NAT network"
+    local xml
+    xml=$(mktemp)
+    cat >"$xml" <<'EOF'
+<network>
+  <name>default</name>
+  <forward mode='nat'/>
+  <bridge name='virbr0' stp='on' delay='0'/>
+  <ip address='192.168.122.1' netmask='255.255.255.0'>
+    <dhcp>
+      <range start='192.168.122.2' end='192.168.122.254'/>
+    </dhcp>
+  </ip>
+</network>
+EOF
+    virsh -c "$LIBVIRT_URI" net-define "$xml" >/dev/null || { rm -f "$xml"; return 1; }
+    rm -f "$xml"
+  fi
+  if ! default_network_active; then
+    log "starting libvirt's default network"
+    # Another caller may start it at the same moment: what counts is that it is active after.
+    virsh -c "$LIBVIRT_URI" net-start default >/dev/null 2>&1 || default_network_active ||
+      { log "libvirt's default network does not start (virsh net-start default)"; return 1; }
+  fi
+  virsh -c "$LIBVIRT_URI" net-autostart default >/dev/null
+  log 'libvirt network default active'
+}
+
+# Whether libvirt's `default` network is started. Not `grep -q`: it would stop reading at the
+# match, virsh would die of SIGPIPE on its next line, and pipefail would make a yes a no.
+default_network_active() {
+  virsh -c "$LIBVIRT_URI" net-list --name | grep -x default >/dev/null
+}
+
 # True when the process named in PIDFILE is alive and is COMM.
 pid_alive() {
   local file=$1 comm=$2 pid
@@ -183,7 +228,7 @@ main() {
   for service in "${wanted[@]}"; do
     case "$service" in
       postgres) ensure_postgres ;;
-      libvirt) ensure_libvirt ;;
+      libvirt) ensure_libvirt && ensure_default_network ;;
       sshd) ensure_sshd ;;
       *) log "unknown service: $service"; return 2 ;;
     esac

@@ -342,7 +342,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       });
       idempotentWrites(api, services.idempotency);
       poolRoutes(api, services);
-      nodeRoutes(api, { quantix, hub, replicas: services.replicas });
+      nodeRoutes(api, { quantix, hub, replicas: services.replicas, vms: services.vms });
       replicaRoutes(api, { replicas: services.replicas });
       imageRoutes(api, { quantix, ...services });
       vmRoutes(api, { quantix, vms: services.vms });

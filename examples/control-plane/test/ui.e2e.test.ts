@@ -212,6 +212,7 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
     await page.getByLabel('Memory (MiB)', { exact: true }).fill('128');
     await page.getByLabel('Disk (GiB)', { exact: true }).fill('1');
     await shot(page, 'real-wizard-3-resources');
+    await page.getByRole('button', { name: 'Next: network' }).click();
     await page.getByRole('button', { name: 'Next: review' }).click();
     await shot(page, 'real-wizard-4-review');
     await page.getByRole('button', { name: 'Create VM' }).click();
@@ -228,18 +229,23 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
       180_000,
     );
     expect(outcome).toBe('created');
+    // Its NIC is on the node's `default` network (the wizard's choice); its disk holds no OS, so
+    // no DHCP lease comes and the page says so.
     const row = await until(
       () => rowText(page, 'VMs', vmName),
-      (t) => t.includes('Running'),
+      (t) => t.includes('Running') && t.includes('waiting for an address'),
       `${vmName} running`,
       30_000,
     );
-    expect(row).toContain(`${vmName} Running ${hostname} 1 128 MiB 1 GiB ${names.later}`);
+    expect(row).toContain(`${vmName} Running ${hostname} waiting for an address 1 128 MiB 1 GiB ${names.later}`);
     expect(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument)).toBe(true);
     await shot(page, 'real-vms');
     // What libvirt itself says about it.
     expect(execFileSync('virsh', ['-c', 'qemu:///system', 'domstate', vmName], { encoding: 'utf8' }).trim()).toBe(
       'running',
+    );
+    expect(execFileSync('virsh', ['-c', 'qemu:///system', 'dumpxml', vmName], { encoding: 'utf8' })).toContain(
+      "<source network='default'",
     );
 
     // Reboot: an ACPI reboot of the running domain; the VM stays Running and nothing fails.
@@ -595,6 +601,7 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     expect(await description(memory)).toBe(
       'Ubuntu 22.04 LTS recommends 4096 MiB, needs at least 2048 MiB (osinfo-db). The image asks for at least 128 MiB.',
     );
+    await page.getByRole('button', { name: 'Next: network' }).click();
     await page.getByRole('button', { name: 'Next: review' }).click();
     await page.getByRole('button', { name: 'Create VM' }).click();
 
@@ -610,16 +617,17 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     expect(await textOf(page.getByRole('alert').first())).toContain('The control plane refused the VM');
     await shot(page, 'wizard-validation-error');
     await memory.fill('512');
+    await page.getByRole('button', { name: 'Next: network' }).click();
     await page.getByRole('button', { name: 'Next: review' }).click();
     await page.getByRole('button', { name: 'Create VM' }).click();
 
     await page.getByRole('heading', { name: 'VMs' }).waitFor();
     const vm = await until(
       () => rowText(page, 'VMs', 'web-1'),
-      (t) => t.includes('Running'),
-      'web-1 running',
+      (t) => t.includes('Running') && t.includes('192.168.122.'),
+      'web-1 running, with its address',
     );
-    expect(vm).toMatch(/web-1 Running hv-ui 1 512 MiB 25 GiB Tiny ready image/);
+    expect(vm).toMatch(/web-1 Running hv-ui 192\.168\.122\.\d+ 1 512 MiB 25 GiB Tiny ready image/);
 
     // A name that is taken now is refused on Basics too.
     const again = await open('/vms/new', system.token);
@@ -635,8 +643,15 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     ).toMatch(/^A VM named web-1 already exists; pick another name/);
     expect(again.problems).toEqual([]);
     const create = system.requests.find((r) => r.op === 'vm.create');
+    // One NIC, on the node's `default` network: what the Network step picks by itself.
     expect(create).toMatchObject({
-      vm: { name: 'web-1', memoryMiB: 512, osinfoId: 'http://ubuntu.com/ubuntu/22.04', boot: { kind: 'cloud' } },
+      vm: {
+        name: 'web-1',
+        memoryMiB: 512,
+        osinfoId: 'http://ubuntu.com/ubuntu/22.04',
+        boot: { kind: 'cloud' },
+        nics: [{ attachment: 'network', source: 'default', model: 'virtio', mac: expect.stringMatching(/^52:54:00:/) }],
+      },
     });
     expect(problems).toEqual([]);
   });
@@ -647,6 +662,7 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     await page.getByRole('button', { name: 'Next: boot media' }).click();
     await page.getByRole('radio', { name: 'Tiny ready image', exact: true }).check();
     await page.getByRole('button', { name: 'Next: resources' }).click();
+    await page.getByRole('button', { name: 'Next: network' }).click();
     await page.getByRole('button', { name: 'Next: review' }).click();
 
     await system.disconnectNode();

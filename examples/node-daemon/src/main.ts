@@ -30,6 +30,15 @@ const program = new Command('quantix-node')
   .addOption(new Option('--token-file <file>', 'read this node’s token (from `quantix nodes add`) from this file'))
   .addOption(new Option('--hostname <name>', 'name reported to the control plane'))
   .addOption(new Option('--libvirt <uri>', 'libvirt URI, or "none"').default('qemu:///system'))
+  .addOption(
+    new Option(
+      '--virt-type <type>',
+      'how VMs run: kvm, qemu (TCG emulation: slower, but boots guests a nested KVM cannot run), or auto (kvm when libvirt offers it)',
+    )
+      .choices(['kvm', 'qemu', 'auto'])
+      .env('QUANTIX_VIRT_TYPE')
+      .default('auto'),
+  )
   .addOption(new Option('--allow-source <address...>', 'private/loopback addresses downloads may come from (mirrors)'))
   .addOption(new Option('--mount-table <file>', 'read this file instead of /proc/self/mountinfo'))
   .addOption(
@@ -65,6 +74,7 @@ program.action(
     tokenFile?: string;
     hostname?: string;
     libvirt: string;
+    virtType: 'kvm' | 'qemu' | 'auto';
     allowSource?: string[];
     mountTable?: string;
     poolRecheckInterval: string;
@@ -93,6 +103,7 @@ program.action(
       token,
       ...(o.hostname ? { hostname: o.hostname } : {}),
       libvirtUri: o.libvirt === 'none' ? null : o.libvirt,
+      virtType: o.virtType,
       ...(o.allowSource ? { allowSourceAddresses: o.allowSource } : {}),
       ...(o.mountTable ? { mountTablePath: o.mountTable } : {}),
       poolRecheckIntervalMs: recheckSeconds * 1000,

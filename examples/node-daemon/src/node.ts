@@ -23,6 +23,8 @@ export interface NodeDaemonOptions {
   hostname?: string;
   /** libvirt URI for VMs; null runs the node without VMs (pools, scans and downloads only). */
   libvirtUri?: string | null;
+  /** kvm, qemu (TCG) or auto (kvm when libvirt offers it; the default). */
+  virtType?: 'kvm' | 'qemu' | 'auto';
   /** Extra download sources allowed although they are private/loopback addresses (a local mirror). */
   allowSourceAddresses?: readonly string[];
   /** Where NFS pools without a configured mount point are mounted. */
@@ -121,7 +123,7 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
       createImagesCloudPlugin({ builtinCatalog: false, fetcher: { policy } }),
       createImagesIsoPlugin(),
       ...(options.libvirtUri && hypervisorProblem === null
-        ? [createNodeRuntimePlugin({ libvirt: { uri: options.libvirtUri, virtType: 'auto' } })]
+        ? [createNodeRuntimePlugin({ libvirt: { uri: options.libvirtUri, virtType: options.virtType ?? 'auto' } })]
         : []),
     ],
   });

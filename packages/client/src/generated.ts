@@ -195,6 +195,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/nodes/{id}/networks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The libvirt networks and host bridges of a node: what a VM’s NIC can plug into there
+         * @description Asked of the node now. A libvirt network is named as is in a VM’s networks (default); a host bridge as attachment "bridge". 404 NOT_FOUND for an unknown node, 409 NODE_NOT_CONNECTED when it is not connected.
+         */
+        get: operations["listNodeNetworks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/nodes/{id}/token": {
         parameters: {
             query?: never;
@@ -359,7 +379,10 @@ export interface paths {
         /** List VMs, on one node or in one state */
         get: operations["listVms"];
         put?: never;
-        /** Create and start a VM from a ready image */
+        /**
+         * Create and start a VM from a ready image
+         * @description networks lists its NICs (a libvirt network of the node, or attachment "bridge"), each virtio with a MAC generated in 52:54:00:xx:xx:xx unless given; they are checked on the node first (404 NETWORK_NOT_FOUND, 409 NETWORK_NOT_ACTIVE).
+         */
         post: operations["createVm"];
         delete?: never;
         options?: never;
@@ -414,6 +437,26 @@ export interface paths {
         post?: never;
         /** Delete a VM with the files made for it (its overlay or disk, its cloud-init seed), powering it off first; the image it was made from stays */
         delete: operations["deleteVm"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/vms/{id}/addresses": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where a VM can be reached: its addresses from libvirt’s DHCP leases, or its guest agent
+         * @description Asked of its node now; empty while the guest has no lease yet, and for a stopped VM. 404 NOT_FOUND for an unknown VM, 409 NODE_NOT_CONNECTED when its node is not connected.
+         */
+        get: operations["getVmAddresses"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -2215,6 +2258,127 @@ export interface operations {
             };
         };
     };
+    listNodeNetworks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        nodeId: string;
+                        networks: {
+                            /** @enum {string} */
+                            attachment: "network" | "bridge";
+                            name: string;
+                            active: boolean;
+                            forward: string | null;
+                            bridge: string | null;
+                            addresses: string[];
+                            dhcp: boolean;
+                        }[];
+                    };
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INVALID_INPUT`: A record or argument failed validation; `details.issues` lists what and where.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `NOT_FOUND`: The record, file or domain asked for does not exist.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `NODE_NOT_CONNECTED`: The target node is not connected, so it cannot be asked to do anything.
+             *     - `UNSUPPORTED_OPERATION`: A backend or node does not implement an optional operation (libvirt's VIR_ERR_NO_SUPPORT).
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INTERNAL_ERROR`: Something failed that has no code of its own (a bug, an unexpected library error).
+             */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
+             *     - `NODE_BUSY`: A node sends more than the control plane takes from it at once; it should slow down.
+             *     - `REPLICA_UNAVAILABLE`: The node is held by another control-plane replica that did not take the request in time (dead, or cut off from the database); its nodes move to a live replica within its lease.
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `COMMAND_TIMEOUT`: A command, or a request to a node, took too long.
+             */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     issueNodeToken: {
         parameters: {
             query?: never;
@@ -3547,6 +3711,28 @@ export interface operations {
                                 poolId: string;
                                 relPath: string;
                             }[];
+                            /** @description its NICs in order (eth0 first): network or bridge, virtio, the MAC kept for its life */
+                            nics: ({
+                                /** @enum {string} */
+                                attachment: "network";
+                                source: string;
+                                /**
+                                 * @default virtio
+                                 * @enum {string}
+                                 */
+                                model: "virtio";
+                                mac: string;
+                            } | {
+                                /** @enum {string} */
+                                attachment: "bridge";
+                                source: string;
+                                /**
+                                 * @default virtio
+                                 * @enum {string}
+                                 */
+                                model: "virtio";
+                                mac: string;
+                            })[];
                             bootImageId: string | null;
                             /** @enum {string} */
                             state: "creating" | "stopped" | "running" | "paused" | "error" | "deleting";
@@ -3644,6 +3830,16 @@ export interface operations {
                     user?: string | null;
                     /** @default [] */
                     sshAuthorizedKeys?: string[];
+                    /** @default [] */
+                    networks?: {
+                        /**
+                         * @default network
+                         * @enum {string}
+                         */
+                        attachment?: "network" | "bridge";
+                        source: string;
+                        mac?: string;
+                    }[];
                 };
             };
         };
@@ -3678,6 +3874,28 @@ export interface operations {
                             poolId: string;
                             relPath: string;
                         }[];
+                        /** @description its NICs in order (eth0 first): network or bridge, virtio, the MAC kept for its life */
+                        nics: ({
+                            /** @enum {string} */
+                            attachment: "network";
+                            source: string;
+                            /**
+                             * @default virtio
+                             * @enum {string}
+                             */
+                            model: "virtio";
+                            mac: string;
+                        } | {
+                            /** @enum {string} */
+                            attachment: "bridge";
+                            source: string;
+                            /**
+                             * @default virtio
+                             * @enum {string}
+                             */
+                            model: "virtio";
+                            mac: string;
+                        })[];
                         bootImageId: string | null;
                         /** @enum {string} */
                         state: "creating" | "stopped" | "running" | "paused" | "error" | "deleting";
@@ -3721,6 +3939,7 @@ export interface operations {
              * @description Error codes:
              *     - `NOT_FOUND`: The record, file or domain asked for does not exist.
              *     - `IMAGE_NOT_FOUND`: The boot image does not exist.
+             *     - `NETWORK_NOT_FOUND`: The target node has no libvirt network or host bridge of that name for a NIC to plug into.
              */
             404: {
                 headers: {
@@ -3737,6 +3956,7 @@ export interface operations {
              *     - `IMAGE_NO_LOCATION`: The boot image has no pool location, so no node can reach its file.
              *     - `IMAGE_FILE_MISSING`: The image's file is not where its row says it is, on the target node.
              *     - `POOL_NOT_ACTIVE_ON_NODE`: The image's pool is not active on the target node (not assigned, unmounted, unreachable).
+             *     - `NETWORK_NOT_ACTIVE`: The libvirt network or host bridge exists on the target node but is not started (or is down).
              *     - `UNSUPPORTED_OPERATION`: A backend or node does not implement an optional operation (libvirt's VIR_ERR_NO_SUPPORT).
              *     - `NODE_NOT_CONNECTED`: The target node is not connected, so it cannot be asked to do anything.
              *     - `INVALID_STATE`: The operation is not valid in the current state (starting a running domain, stopping a stopped one).
@@ -4048,6 +4268,28 @@ export interface operations {
                             /** @description where the file is on the VM’s node; null while its pool is not active there */
                             path: string | null;
                         }[];
+                        /** @description its NICs in order (eth0 first): network or bridge, virtio, the MAC kept for its life */
+                        nics: ({
+                            /** @enum {string} */
+                            attachment: "network";
+                            source: string;
+                            /**
+                             * @default virtio
+                             * @enum {string}
+                             */
+                            model: "virtio";
+                            mac: string;
+                        } | {
+                            /** @enum {string} */
+                            attachment: "bridge";
+                            source: string;
+                            /**
+                             * @default virtio
+                             * @enum {string}
+                             */
+                            model: "virtio";
+                            mac: string;
+                        })[];
                         bootImageId: string | null;
                         /** @enum {string} */
                         state: "creating" | "stopped" | "running" | "paused" | "error" | "deleting";
@@ -4250,6 +4492,140 @@ export interface operations {
             };
         };
     };
+    getVmAddresses: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        vmId: string;
+                        addresses: {
+                            mac: string;
+                            interface: string | null;
+                            /** @enum {string} */
+                            family: "ipv4" | "ipv6";
+                            address: string;
+                            prefix: number | null;
+                            /** @enum {string} */
+                            source: "lease" | "agent" | "arp";
+                        }[];
+                    };
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INVALID_INPUT`: A record or argument failed validation; `details.issues` lists what and where.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `NOT_FOUND`: The record, file or domain asked for does not exist.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `NODE_NOT_CONNECTED`: The target node is not connected, so it cannot be asked to do anything.
+             *     - `INVALID_STATE`: The operation is not valid in the current state (starting a running domain, stopping a stopped one).
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INTERNAL_ERROR`: Something failed that has no code of its own (a bug, an unexpected library error).
+             */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `HYPERVISOR_ERROR`: The hypervisor refused an operation for another reason; `details.stderr` has its words.
+             */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
+             *     - `NODE_BUSY`: A node sends more than the control plane takes from it at once; it should slow down.
+             *     - `REPLICA_UNAVAILABLE`: The node is held by another control-plane replica that did not take the request in time (dead, or cut off from the database); its nodes move to a live replica within its lease.
+             *     - `HYPERVISOR_UNAVAILABLE`: The hypervisor could not be reached (libvirtd down, wrong URI, virsh not installed).
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `COMMAND_TIMEOUT`: A command, or a request to a node, took too long.
+             */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     startVm: {
         parameters: {
             query?: never;
@@ -4293,6 +4669,28 @@ export interface operations {
                             poolId: string;
                             relPath: string;
                         }[];
+                        /** @description its NICs in order (eth0 first): network or bridge, virtio, the MAC kept for its life */
+                        nics: ({
+                            /** @enum {string} */
+                            attachment: "network";
+                            source: string;
+                            /**
+                             * @default virtio
+                             * @enum {string}
+                             */
+                            model: "virtio";
+                            mac: string;
+                        } | {
+                            /** @enum {string} */
+                            attachment: "bridge";
+                            source: string;
+                            /**
+                             * @default virtio
+                             * @enum {string}
+                             */
+                            model: "virtio";
+                            mac: string;
+                        })[];
                         bootImageId: string | null;
                         /** @enum {string} */
                         state: "creating" | "stopped" | "running" | "paused" | "error" | "deleting";
@@ -4462,6 +4860,28 @@ export interface operations {
                             poolId: string;
                             relPath: string;
                         }[];
+                        /** @description its NICs in order (eth0 first): network or bridge, virtio, the MAC kept for its life */
+                        nics: ({
+                            /** @enum {string} */
+                            attachment: "network";
+                            source: string;
+                            /**
+                             * @default virtio
+                             * @enum {string}
+                             */
+                            model: "virtio";
+                            mac: string;
+                        } | {
+                            /** @enum {string} */
+                            attachment: "bridge";
+                            source: string;
+                            /**
+                             * @default virtio
+                             * @enum {string}
+                             */
+                            model: "virtio";
+                            mac: string;
+                        })[];
                         bootImageId: string | null;
                         /** @enum {string} */
                         state: "creating" | "stopped" | "running" | "paused" | "error" | "deleting";
@@ -4624,6 +5044,28 @@ export interface operations {
                             poolId: string;
                             relPath: string;
                         }[];
+                        /** @description its NICs in order (eth0 first): network or bridge, virtio, the MAC kept for its life */
+                        nics: ({
+                            /** @enum {string} */
+                            attachment: "network";
+                            source: string;
+                            /**
+                             * @default virtio
+                             * @enum {string}
+                             */
+                            model: "virtio";
+                            mac: string;
+                        } | {
+                            /** @enum {string} */
+                            attachment: "bridge";
+                            source: string;
+                            /**
+                             * @default virtio
+                             * @enum {string}
+                             */
+                            model: "virtio";
+                            mac: string;
+                        })[];
                         bootImageId: string | null;
                         /** @enum {string} */
                         state: "creating" | "stopped" | "running" | "paused" | "error" | "deleting";
@@ -5076,6 +5518,7 @@ export const operationRoutes = {
   createNode: { method: 'POST', path: '/api/v1/nodes' },
   getNode: { method: 'GET', path: '/api/v1/nodes/{id}' },
   deleteNode: { method: 'DELETE', path: '/api/v1/nodes/{id}' },
+  listNodeNetworks: { method: 'GET', path: '/api/v1/nodes/{id}/networks' },
   issueNodeToken: { method: 'POST', path: '/api/v1/nodes/{id}/token' },
   listReplicas: { method: 'GET', path: '/api/v1/replicas' },
   listImages: { method: 'GET', path: '/api/v1/images' },
@@ -5092,6 +5535,7 @@ export const operationRoutes = {
   checkVmName: { method: 'POST', path: '/api/v1/vms/name-check' },
   showVm: { method: 'GET', path: '/api/v1/vms/{id}' },
   deleteVm: { method: 'DELETE', path: '/api/v1/vms/{id}' },
+  getVmAddresses: { method: 'GET', path: '/api/v1/vms/{id}/addresses' },
   startVm: { method: 'POST', path: '/api/v1/vms/{id}/start' },
   stopVm: { method: 'POST', path: '/api/v1/vms/{id}/stop' },
   rebootVm: { method: 'POST', path: '/api/v1/vms/{id}/reboot' },

@@ -123,6 +123,16 @@ export const ErrorCode = defineErrorCodes('@quantix/core', {
     retryable: false,
     description: "The image's file is not where its row says it is, on the target node.",
   },
+  NETWORK_NOT_FOUND: {
+    status: 404,
+    retryable: false,
+    description: 'The target node has no libvirt network or host bridge of that name for a NIC to plug into.',
+  },
+  NETWORK_NOT_ACTIVE: {
+    status: 409,
+    retryable: true,
+    description: 'The libvirt network or host bridge exists on the target node but is not started (or is down).',
+  },
   VM_DID_NOT_STOP: {
     status: 409,
     retryable: true,

@@ -73,6 +73,26 @@ export {
   type PoolLocation,
 } from './domain/image.js';
 export {
+  ADDRESS_SOURCES,
+  bridgeNameSchema,
+  generateMac,
+  type HostNetwork,
+  hostNetworkSchema,
+  MAC_PREFIX,
+  macAddressSchema,
+  NIC_ATTACHMENTS,
+  NIC_MODELS,
+  type NicAttachment,
+  type NicRequest,
+  networkNameSchema,
+  nicRequestSchema,
+  parseNicReference,
+  type VmAddress,
+  type VmNic,
+  vmAddressSchema,
+  vmNicSchema,
+} from './domain/network.js';
+export {
   type NewNode,
   NODE_CONNECTION_STATES,
   type Node,

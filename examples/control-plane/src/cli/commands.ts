@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import type { QuantixClient, ResponseBody } from '@quantix/client';
-import { isQuantixError } from '@quantix/core';
+import { isQuantixError, parseNicReference } from '@quantix/core';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ApiError, clientFor, resolveTarget } from './client.js';
 import { renderProgress } from './progress.js';
@@ -210,6 +210,21 @@ export function apiCommands(
       );
     });
 
+  nodes
+    .command('networks <node>')
+    .description('the libvirt networks and host bridges of a node: what `vms create --network` can name')
+    .action(async (node: string) => {
+      const api = client();
+      const result = await api.request('listNodeNetworks', { params: { id: await nodeIdOf(api, node) } });
+      const rows = result.networks.map((n) => ({
+        ...n,
+        use: n.attachment === 'bridge' ? `bridge:${n.name}` : n.name,
+        state: n.active ? 'active' : 'inactive',
+        addresses: n.addresses.join(', ') || '-',
+      }));
+      print(result, () => table(rows, ['use', 'state', 'forward', 'bridge', 'addresses', 'dhcp']));
+    });
+
   const images = program.command('images').description('cloud images and ISOs');
   images
     .command('list')
@@ -333,6 +348,26 @@ export function apiCommands(
     }
   };
 
+  /** A VM's addresses as its node reports them now; none for a VM without NICs or not running. */
+  const addressesOf = async (
+    api: QuantixClient,
+    vm: { id: string; state: string; nics: unknown[] },
+  ): Promise<ResponseBody<'getVmAddresses'>['addresses']> => {
+    if (vm.nics.length === 0 || vm.state !== 'running') return [];
+    try {
+      return (await api.request('getVmAddresses', { params: { id: vm.id } })).addresses;
+    } catch (error) {
+      // A node that is away leaves the addresses unknown; the listing still shows.
+      if (error instanceof ApiError && error.code === 'NODE_NOT_CONNECTED') return [];
+      throw error;
+    }
+  };
+  const addressText = (addresses: { family: string; address: string }[]) =>
+    addresses
+      .filter((a) => a.family === 'ipv4')
+      .map((a) => a.address)
+      .join(', ') || '-';
+
   const vms = program.command('vms').description('virtual machines');
   vms
     .command('list')
@@ -343,7 +378,10 @@ export function apiCommands(
       const result = await api.request('listVms', {
         query: o.node ? { nodeId: await nodeIdOf(api, o.node) } : {},
       });
-      print(result, () => table(result.vms, ['id', 'name', 'nodeId', 'state', 'cpu', 'memoryMiB', 'error']));
+      const rows = await Promise.all(
+        result.vms.map(async (vm) => ({ ...vm, addresses: addressText(await addressesOf(api, vm)) })),
+      );
+      print(result, () => table(rows, ['id', 'name', 'nodeId', 'state', 'addresses', 'cpu', 'memoryMiB', 'error']));
     });
   vms
     .command('create <name>')
@@ -356,11 +394,30 @@ export function apiCommands(
     .option('--memory <MiB>', "memory in MiB (default: the OS's recommended)", wholeNumber)
     .option('--disk <GiB>', "disk size in GiB (default: the OS's recommended storage)", wholeNumber)
     .option('--ssh-key <key...>', 'authorized SSH keys for cloud images')
+    .option(
+      '--network <network>',
+      'a NIC on this network of the node: a libvirt network (default) or bridge:<name> (bridge:br0); repeat for more NICs, in order (see `nodes networks`)',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
     .action(
       async (
         name: string,
-        o: { node: string; image: string; cpu?: string; memory?: string; disk?: string; sshKey?: string[] },
+        o: {
+          node: string;
+          image: string;
+          cpu?: string;
+          memory?: string;
+          disk?: string;
+          sshKey?: string[];
+          network?: string[];
+        },
       ) => {
+        let networks: ReturnType<typeof parseNicReference>[];
+        try {
+          networks = (o.network ?? []).map((text) => parseNicReference(text));
+        } catch (error) {
+          throw new UsageError(`--network: ${(error as Error).message}`);
+        }
         const api = client();
         const vm = await api.request('createVm', {
           body: {
@@ -371,6 +428,7 @@ export function apiCommands(
             ...(o.memory === undefined ? {} : { memoryMiB: Number(o.memory) }),
             ...(o.disk === undefined ? {} : { diskGiB: Number(o.disk) }),
             sshAuthorizedKeys: o.sshKey ?? [],
+            networks,
           },
         });
         print(
@@ -386,21 +444,34 @@ export function apiCommands(
   const vmIdOf = async (api: QuantixClient, vm: string) => (await showVm(api, vm)).id;
   vms
     .command('show <vm>')
-    .description('show a VM (id or name): its state, node, CPUs, memory, and its disks and CD-ROMs with their paths')
+    .description(
+      'show a VM (id or name): its state, node, CPUs, memory, its disks and CD-ROMs with their paths, and its NICs (network, MAC) with the addresses it can be reached at',
+    )
     .action(async (name: string) => {
-      const vm = await showVm(client(), name);
+      const api = client();
+      const vm = await showVm(api, name);
+      const addresses = await addressesOf(api, vm);
       const media = (rows: unknown) =>
         (rows as Row[]).map((d) => ({
           ...d,
           path: d.path ?? `${d.poolId}:${d.relPath} (pool not active on the node)`,
         }));
-      print(vm, () =>
+      print({ ...vm, addresses }, () =>
         [
           `VM ${vm.name} (${vm.id}) is ${vm.state}${vm.error ? ` — ${vm.error}` : ''}`,
           `node ${vm.nodeId}${vm.nodeConnected ? '' : ' (not connected)'}, ${vm.cpu} vCPU, ${vm.memoryMiB} MiB, ${vm.firmware}`,
           '',
           table(media(vm.disks), ['path', 'sizeGiB', 'format', 'bus', 'imageId']),
           ...((vm.cdroms as Row[]).length > 0 ? ['', table(media(vm.cdroms), ['path', 'imageId'])] : []),
+          '',
+          table(
+            vm.nics.map((nic) => ({
+              ...nic,
+              network: nic.attachment === 'bridge' ? `bridge:${nic.source}` : nic.source,
+              addresses: addressText(addresses.filter((a) => a.mac === nic.mac)),
+            })),
+            ['network', 'model', 'mac', 'addresses'],
+          ),
         ].join('\n'),
       );
     });

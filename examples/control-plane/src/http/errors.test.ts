@@ -80,6 +80,8 @@ describe('HTTP statuses of error codes', () => {
       IMAGE_NO_LOCATION: 409,
       POOL_NOT_ACTIVE_ON_NODE: 409,
       IMAGE_FILE_MISSING: 409,
+      NETWORK_NOT_FOUND: 404,
+      NETWORK_NOT_ACTIVE: 409,
       VM_DID_NOT_STOP: 409,
       INVALID_STATE: 409,
       DATA_DIR_LOCKED: 409,

@@ -207,6 +207,40 @@ export async function startScriptedSystem(options: { stepMs?: number } = {}): Pr
         return;
       case 'pool.scan':
         return respond({ files: 0 });
+      // A host with libvirt's NAT network, whose DHCP gives each VM's first NIC an address.
+      case 'node.networks':
+        return respond({
+          networks: [
+            {
+              attachment: 'network',
+              name: 'default',
+              active: true,
+              forward: 'nat',
+              bridge: 'virbr0',
+              addresses: ['192.168.122.1/24'],
+              dhcp: true,
+            },
+          ],
+        });
+      case 'vm.addresses': {
+        const created = requests.findLast((r) => r.op === 'vm.create' && r.vm.name === request.name);
+        const nic = created?.op === 'vm.create' ? created.vm.nics[0] : undefined;
+        return respond({
+          name: request.name,
+          addresses: nic
+            ? [
+                {
+                  mac: nic.mac,
+                  interface: 'vnet0',
+                  family: 'ipv4',
+                  address: '192.168.122.10',
+                  prefix: 24,
+                  source: 'lease',
+                },
+              ]
+            : [],
+        });
+      }
       default:
         return respond({});
     }

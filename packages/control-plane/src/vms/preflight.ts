@@ -1,4 +1,4 @@
-import type { Image, PoolNodeState, Repositories, StoragePool } from '@quantix/core';
+import type { HostNetwork, Image, NicAttachment, PoolNodeState, Repositories, StoragePool } from '@quantix/core';
 import { ErrorCode, QuantixError } from '@quantix/core';
 import { pathOnNode } from '../images/available.js';
 
@@ -86,4 +86,36 @@ export async function checkVmImage(options: {
     );
   }
   return { image, pool, state, path };
+}
+
+/**
+ * Every NIC's network or bridge is on the target node and started, checked before a VM row is
+ * written or a hypervisor touched: NETWORK_NOT_FOUND names what the node has instead,
+ * NETWORK_NOT_ACTIVE says it must be started first.
+ */
+export function checkVmNetworks(options: {
+  nodeId: string;
+  requested: readonly { attachment: NicAttachment; source: string }[];
+  offered: readonly HostNetwork[];
+}): void {
+  const { nodeId, requested, offered } = options;
+  for (const nic of requested) {
+    const what = nic.attachment === 'network' ? `libvirt network ${nic.source}` : `bridge ${nic.source}`;
+    const found = offered.find((n) => n.attachment === nic.attachment && n.name === nic.source);
+    if (!found) {
+      const choices = offered.map((n) => (n.attachment === 'bridge' ? `bridge:${n.name}` : n.name));
+      throw new QuantixError(
+        ErrorCode.NETWORK_NOT_FOUND,
+        `Node ${nodeId} has no ${what}; it has ${choices.length > 0 ? choices.join(', ') : 'no networks or bridges'}`,
+        { details: { nodeId, attachment: nic.attachment, source: nic.source, available: choices } },
+      );
+    }
+    if (!found.active) {
+      throw new QuantixError(
+        ErrorCode.NETWORK_NOT_ACTIVE,
+        `The ${what} on node ${nodeId} is not ${nic.attachment === 'network' ? 'started (virsh net-start)' : 'up'}; start it and retry`,
+        { details: { nodeId, attachment: nic.attachment, source: nic.source } },
+      );
+    }
+  }
 }

@@ -2,14 +2,19 @@ import {
   type DomainState,
   ErrorCode,
   type EventBus,
+  generateMac,
   type HostInfo,
+  type HostNetwork,
   type Image,
   type Node,
+  nicRequestSchema,
   type OsDatabase,
   type OsResources,
   QuantixError,
   type Repositories,
   type Vm,
+  type VmAddress,
+  type VmNic,
   type VmSpec,
   vmFileRelPath,
   vmNameSchema,
@@ -18,7 +23,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { NodeHub } from '../hub/node-hub.js';
 import { pathOnNode } from '../images/available.js';
-import { checkVmImage } from './preflight.js';
+import { checkVmImage, checkVmNetworks } from './preflight.js';
 
 const STATE_OF_DOMAIN: Partial<Record<DomainState, Vm['state']>> = {
   running: 'running',
@@ -95,6 +100,11 @@ export const createVmSchema = z.object({
     .nullable()
     .default(null),
   sshAuthorizedKeys: z.array(z.string().max(16_384)).max(32).default([]),
+  /**
+   * Its NICs, in order (eth0 first): each a libvirt network of the node (`default`: NAT) or a host
+   * bridge, virtio, with a MAC generated in 52:54:00:xx:xx:xx unless one is given. None: no network.
+   */
+  networks: z.array(nicRequestSchema).max(16).default([]),
 });
 export type CreateVmInput = z.input<typeof createVmSchema>;
 
@@ -206,6 +216,14 @@ export class VmService {
         return stat.exists;
       },
     });
+    if (request.networks.length > 0) {
+      checkVmNetworks({
+        nodeId: request.nodeId,
+        requested: request.networks,
+        offered: await this.networks(request.nodeId),
+      });
+    }
+    const nics = await this.assignMacs(request.networks);
     const imageLocation = image.location as NonNullable<Image['location']>;
     const diskPoolId = request.diskPoolId ?? (await this.diskPoolFor(imageLocation.poolId, request.nodeId));
     const disk = { poolId: diskPoolId, relPath: vmFileRelPath(request.name, 'disk.qcow2'), sizeGiB: request.diskGiB };
@@ -238,6 +256,7 @@ export class VmService {
         },
       ],
       cdroms: image.kind === 'iso' ? [{ imageId: image.id, ...imageLocation }] : [],
+      nics,
       bootImageId: image.id,
     });
     const spec: VmSpec = {
@@ -247,6 +266,7 @@ export class VmService {
       firmware: request.firmware,
       ...(defaults.os ? { osinfoId: defaults.os.osId } : {}),
       boot,
+      nics: vm.nics,
     };
     try {
       await hub.request(request.nodeId, { op: 'vm.create', vm: spec }, { timeoutMs: 180_000 });
@@ -257,6 +277,40 @@ export class VmService {
     const running = await repositories.vms.update(vm.id, { state: 'running', error: null });
     events.emit('vm.state', { vmId: vm.id, from: 'creating', to: 'running' });
     return running;
+  }
+
+  /** The node's libvirt networks and host bridges: what a VM's NIC can plug into there. */
+  async networks(nodeId: string): Promise<HostNetwork[]> {
+    const { repositories, hub } = this.options;
+    await repositories.nodes.require(nodeId);
+    if (!hub.isConnected(nodeId)) {
+      throw new QuantixError(
+        ErrorCode.NODE_NOT_CONNECTED,
+        `Node ${nodeId} is not connected, so its networks cannot be read; start its node daemon and retry`,
+        { details: { nodeId } },
+      );
+    }
+    return (await hub.request(nodeId, { op: 'node.networks' }, { timeoutMs: 30_000 })).networks;
+  }
+
+  /**
+   * Where a VM can be reached now, asked of its node: libvirt's DHCP leases for NICs on its
+   * networks, the guest agent for the others when the guest runs one. A stopped VM has none.
+   */
+  async addresses(id: string): Promise<{ vmId: string; addresses: VmAddress[] }> {
+    const { repositories, hub } = this.options;
+    const vm = await repositories.vms.require(id);
+    if (vm.nics.length === 0 || vm.state === 'stopped' || vm.state === 'creating')
+      return { vmId: vm.id, addresses: [] };
+    if (!hub.isConnected(vm.nodeId)) {
+      throw new QuantixError(
+        ErrorCode.NODE_NOT_CONNECTED,
+        `Node ${vm.nodeId} of VM ${vm.name} is not connected, so its addresses cannot be read`,
+        { details: { vmId: vm.id, nodeId: vm.nodeId } },
+      );
+    }
+    const result = await hub.request(vm.nodeId, { op: 'vm.addresses', name: vm.name }, { timeoutMs: 30_000 });
+    return { vmId: vm.id, addresses: result.addresses };
   }
 
   async start(id: string): Promise<Vm> {
@@ -361,6 +415,30 @@ export class VmService {
     const updated = await repositories.vms.update(vm.id, { state: to, error: null });
     events.emit('vm.state', { vmId: vm.id, from: vm.state, to });
     return updated;
+  }
+
+  /**
+   * The NICs with their MACs: a given MAC is kept (refused when another VM has it), the rest are
+   * generated away from every MAC in use. The database's vm_macs key settles two creations racing.
+   */
+  private async assignMacs(requested: z.output<typeof nicRequestSchema>[]): Promise<VmNic[]> {
+    if (requested.length === 0) return [];
+    const { repositories } = this.options;
+    const taken = new Set((await repositories.vms.list()).flatMap((vm) => vm.nics.map((nic) => nic.mac)));
+    const nics: VmNic[] = [];
+    for (const nic of requested) {
+      if (nic.mac && taken.has(nic.mac)) {
+        throw new QuantixError(
+          ErrorCode.ALREADY_EXISTS,
+          `MAC address ${nic.mac} is already in use by another NIC; leave it out to have one generated`,
+          { details: { mac: nic.mac } },
+        );
+      }
+      const mac = nic.mac ?? generateMac(taken);
+      taken.add(mac);
+      nics.push({ attachment: nic.attachment, source: nic.source, model: 'virtio', mac });
+    }
+    return nics;
   }
 
   private async diskPoolFor(imagePoolId: string, nodeId: string): Promise<string> {

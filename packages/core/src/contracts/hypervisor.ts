@@ -1,4 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
+import type { HostNetwork, VmAddress } from '../domain/network.js';
+
 export const DOMAIN_STATES = [
   'running',
   'blocked',
@@ -44,6 +46,10 @@ export interface HostInfo {
 export interface Hypervisor {
   /** The host's CPUs and memory: the control plane refuses a VM larger than its node before asking. */
   hostInfo?(): Promise<HostInfo>;
+  /** The libvirt networks and host bridges a NIC can plug into on this host. */
+  networks?(): Promise<HostNetwork[]>;
+  /** A domain's addresses: DHCP leases of its libvirt networks, else its guest agent's answer. */
+  interfaceAddresses?(options: { name: string }): Promise<VmAddress[]>;
   define(options: { xml: string }): Promise<DomainInfo>;
   start(options: { name: string }): Promise<void>;
   /** Asks the guest to shut down (ACPI). */

@@ -11,6 +11,7 @@ describe('vmsUsingImage', () => {
     firmware: 'bios',
     disks: [],
     cdroms: [],
+    nics: [],
     bootImageId: null,
     state: 'running',
     error: null,

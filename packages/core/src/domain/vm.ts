@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { FIRMWARE_KINDS, IMAGE_FORMATS } from './image.js';
+import { type VmNic, vmNicSchema } from './network.js';
 import { assertRelPath } from './paths.js';
 import { idSchema, labelsSchema, parseOrThrow } from './validation.js';
 
@@ -35,6 +36,8 @@ export interface Vm {
   firmware: (typeof FIRMWARE_KINDS)[number];
   disks: VmDisk[];
   cdroms: VmCdrom[];
+  /** Its network interfaces, in the order the guest sees them (eth0 first); MACs fixed at creation. */
+  nics: VmNic[];
   /** The image the VM was created from: a cloud image or an ISO. */
   bootImageId: string | null;
   state: VmState;
@@ -132,6 +135,7 @@ const vmFields = {
   firmware: z.enum(FIRMWARE_KINDS),
   disks: z.array(diskSchema).max(64),
   cdroms: z.array(cdromSchema).max(8),
+  nics: z.array(vmNicSchema).max(16),
   bootImageId: idSchema.nullable(),
   state: z.enum(VM_STATES),
   error: z.string().nullable(),
@@ -148,6 +152,7 @@ const newVmSchema = z
     firmware: vmFields.firmware.default('bios'),
     disks: vmFields.disks.default([]),
     cdroms: vmFields.cdroms.default([]),
+    nics: vmFields.nics.default([]),
     bootImageId: vmFields.bootImageId.default(null),
     state: vmFields.state.default('creating'),
     error: vmFields.error.default(null),

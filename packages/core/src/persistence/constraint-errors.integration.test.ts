@@ -83,6 +83,7 @@ describe.each(servers)('database refusals on $name', (server) => {
       'node_leases_replica_fk',
       'pool_node_states_node_fk',
       'pool_node_states_pool_fk',
+      'vm_macs_vm_fk',
       'vms_boot_image_fk',
       'vms_node_fk',
     ]);

@@ -144,6 +144,7 @@ const FOREIGN_KEYS: Record<string, { table: string; refersTo: string }> = {
   images_node_fk: { table: 'images', refersTo: 'a node' },
   vms_node_fk: { table: 'vms', refersTo: 'a node' },
   vms_boot_image_fk: { table: 'vms', refersTo: 'a boot image' },
+  vm_macs_vm_fk: { table: 'vm_macs', refersTo: 'a VM' },
   node_leases_node_fk: { table: 'node_leases', refersTo: 'a node' },
   node_leases_replica_fk: { table: 'node_leases', refersTo: 'a control-plane replica' },
 };
@@ -162,6 +163,7 @@ const CONSTRAINT_NAMES: Record<string, string> = {
   nodes_hostname_unique: 'a node with this hostname',
   vms_pkey: 'a VM with this id',
   vms_name_unique: 'a VM with this name',
+  vm_macs_pkey: 'a NIC with this MAC address',
   replicas_pkey: 'a replica with this id',
   node_leases_pkey: 'a lease on this node',
   node_requests_pkey: 'a node request with this id',

@@ -19,6 +19,7 @@ const QUANTIX_TABLES = [
   'quantix_counters',
   'replicas',
   'storage_pools',
+  'vm_macs',
   'vms',
 ];
 

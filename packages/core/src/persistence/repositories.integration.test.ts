@@ -702,5 +702,37 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
       await repos.nodes.delete(node.id);
       expect(await repos.nodes.list()).toEqual([]);
     });
+
+    it('keeps a VM’s NICs with their MACs, and each MAC on one VM only', async () => {
+      const node = await repos.nodes.create({ id: 'n-nic', hostname: 'hv-nic' });
+      const nic = (mac: string) => ({ attachment: 'network' as const, source: 'default', mac });
+      const web = await repos.vms.create({
+        name: 'web',
+        nodeId: node.id,
+        nics: [nic('52:54:00:00:00:01'), { attachment: 'bridge', source: 'br0', mac: '52:54:00:00:00:02' }],
+      });
+      expect((await repos.vms.require(web.id)).nics).toEqual([
+        { attachment: 'network', source: 'default', model: 'virtio', mac: '52:54:00:00:00:01' },
+        { attachment: 'bridge', source: 'br0', model: 'virtio', mac: '52:54:00:00:00:02' },
+      ]);
+      // Another VM with a MAC web holds: refused whole, no row left behind.
+      const taken = repos.vms.create({ name: 'db', nodeId: node.id, nics: [nic('52:54:00:00:00:02')] });
+      await expect(taken).rejects.toMatchObject({
+        code: ErrorCode.ALREADY_EXISTS,
+        message: expect.stringContaining('a NIC with this MAC address'),
+      });
+      expect(await repos.vms.getByName('db')).toBeUndefined();
+      expect(
+        await errorCodeOf(repos.vms.create({ name: 'bad', nodeId: node.id, nics: [nic('01:00:5e:00:00:01')] })),
+      ).toBe(ErrorCode.INVALID_INPUT);
+      // Changing web's NICs frees the MAC it gave up; deleting web frees the rest.
+      await repos.vms.update(web.id, { nics: [nic('52:54:00:00:00:01')] });
+      const db = await repos.vms.create({ name: 'db', nodeId: node.id, nics: [nic('52:54:00:00:00:02')] });
+      await repos.vms.delete(web.id);
+      const again = await repos.vms.create({ name: 'web2', nodeId: node.id, nics: [nic('52:54:00:00:00:01')] });
+      await repos.vms.delete(db.id);
+      await repos.vms.delete(again.id);
+      await repos.nodes.delete(node.id);
+    });
   });
 });

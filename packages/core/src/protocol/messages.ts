@@ -8,6 +8,7 @@ import {
   OS_CONFIDENCES,
   OS_FAMILIES,
 } from '../domain/image.js';
+import { hostNetworkSchema, vmAddressSchema, vmNicSchema } from '../domain/network.js';
 import { POOL_CONTENT_TYPES, POOL_NODE_STATUSES } from '../domain/pool.js';
 import { ErrorCode, QuantixError } from '../errors.js';
 
@@ -67,6 +68,8 @@ export const PROTOCOL_LIMITS = {
   url: 8192,
   /** Any JSON value passed through (pool config, capabilities, a response's result), serialized. */
   jsonBytes: 64 * 1024,
+  /** Networks and bridges one node reports. */
+  networks: 256,
   /** Pools in one push or one report. */
   pools: 1024,
   /** Files in one scan.result message (a larger scan comes in parts). */
@@ -234,6 +237,8 @@ export const vmSpecSchema = z.object({
       disk: location.extend({ sizeGiB: z.number().int().min(1) }),
     }),
   ]),
+  /** Its NICs, MACs included (absent from an older control plane: none). */
+  nics: z.array(vmNicSchema).max(16).default([]),
 });
 export type VmSpec = z.infer<typeof vmSpecSchema>;
 
@@ -327,6 +332,17 @@ export const NODE_OPERATIONS = {
   'console.open': {
     request: z.object({ sessionId: id, name, type: z.enum(CONSOLE_TYPES) }),
     result: z.object({ sessionId: id, type: z.enum(CONSOLE_TYPES) }),
+  },
+  /** The node's libvirt networks and host bridges: what a VM's NIC can plug into there. */
+  'node.networks': {
+    // Loose: an empty strict object's input type is { [k: string]: never }, which no request with `op` fits.
+    request: z.looseObject({}),
+    result: z.object({ networks: z.array(hostNetworkSchema).max(PROTOCOL_LIMITS.networks) }),
+  },
+  /** A VM's addresses: libvirt's DHCP leases, else the guest agent when the guest runs one. */
+  'vm.addresses': {
+    request: z.object({ name }),
+    result: z.object({ name, addresses: z.array(vmAddressSchema).max(PROTOCOL_LIMITS.networks * 8) }),
   },
 } as const;
 

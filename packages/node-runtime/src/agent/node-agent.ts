@@ -567,6 +567,20 @@ export class NodeAgent {
       await this.relayConsole(request);
       return { sessionId: request.sessionId, type: request.type };
     },
+    'node.networks': async () => {
+      const hypervisor = this.hypervisor();
+      if (!hypervisor.networks)
+        throw new QuantixError(ErrorCode.UNSUPPORTED_OPERATION, 'This hypervisor lists no networks');
+      return { networks: (await hypervisor.networks()).slice(0, PROTOCOL_LIMITS.networks) };
+    },
+    'vm.addresses': async (request) => {
+      const hypervisor = this.hypervisor();
+      // A hypervisor that cannot tell addresses reports none, rather than failing the VM's page.
+      const addresses = hypervisor.interfaceAddresses
+        ? await hypervisor.interfaceAddresses({ name: request.name })
+        : [];
+      return { name: request.name, addresses: addresses.slice(0, PROTOCOL_LIMITS.networks * 8) };
+    },
   };
 
   /** Consoles being relayed now: closed with the agent. */
@@ -1045,11 +1059,17 @@ export class NodeAgent {
 
   private async createVm(spec: VmSpec): Promise<NodeResultOf<'vm.create'>> {
     const vms = this.vms();
+    const networks = spec.nics.map((nic) =>
+      nic.attachment === 'network'
+        ? { kind: 'network' as const, network: nic.source, mac: nic.mac }
+        : { kind: 'bridge' as const, bridge: nic.source, mac: nic.mac },
+    );
     const common = {
       name: spec.name,
       vcpus: spec.cpu,
       memoryMiB: spec.memoryMiB,
       firmware: spec.firmware,
+      networks,
       ...(spec.osinfoId ? { osinfoId: spec.osinfoId } : {}),
     };
     let created: CreatedVm;

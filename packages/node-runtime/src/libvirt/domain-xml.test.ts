@@ -19,6 +19,22 @@ describe('buildDomainXml', () => {
     expect(xml).toBe(readFileSync(file, 'utf8'));
   });
 
+  it('gives each NIC its MAC, source and the virtio model, and reads them back in order', () => {
+    const xml = buildDomainXml({
+      name: 'web',
+      memoryMiB: 256,
+      vcpus: 1,
+      networks: [
+        { kind: 'network', network: 'default', mac: '52:54:00:0a:0b:0c' },
+        { kind: 'bridge', bridge: 'br0', mac: '52:54:00:0d:0e:0f' },
+      ],
+    });
+    expect(parseDomainXml(xml).interfaces).toEqual([
+      { type: 'network', source: 'default', mac: '52:54:00:0a:0b:0c', model: 'virtio' },
+      { type: 'bridge', source: 'br0', mac: '52:54:00:0d:0e:0f', model: 'virtio' },
+    ]);
+  });
+
   it('escapes every value, so a hostile path stays text and reads back unchanged', () => {
     const spec = GOLDEN_DOMAINS['escaped-values'] as DomainSpec;
     const xml = buildDomainXml(spec);

@@ -109,6 +109,11 @@ export const domainSpecSchema = z
     /** What boots first; the other kind follows. */
     bootFrom: z.enum(['disk', 'cdrom']).default('disk'),
     serialConsole: z.boolean().default(true),
+    /**
+     * The virtio channel a QEMU guest agent in the guest answers on: with it, a guest that runs
+     * one reports its addresses on any NIC (a bridge's too, where libvirt sees no DHCP lease).
+     */
+    guestAgent: z.boolean().default(true),
     /** VNC on 127.0.0.1 with a virtio GPU, or no display at all. */
     graphics: z.enum(['none', 'vnc']).default('none'),
     /** The guest OS as libosinfo names it ("http://ubuntu.com/ubuntu/24.04"), kept in the libosinfo metadata. */
@@ -247,6 +252,9 @@ export function buildDomainXml(input: DomainSpec): string {
             console: { '@type': 'pty', target: { '@type': 'serial', '@port': 0 } },
           }
         : {}),
+      ...(spec.guestAgent
+        ? { channel: { '@type': 'unix', target: { '@type': 'virtio', '@name': 'org.qemu.guest_agent.0' } } }
+        : {}),
       ...(spec.graphics === 'vnc'
         ? {
             graphics: { '@type': 'vnc', '@autoport': 'yes', '@listen': '127.0.0.1' },
@@ -295,6 +303,8 @@ export interface DomainXmlInfo {
   uuid: string | null;
   firmware: 'bios' | 'uefi';
   disks: { device: 'disk' | 'cdrom'; target: string; bus: string | null; path: string | null; readOnly: boolean }[];
+  /** Its NICs: what each plugs into (a network's or bridge's name; null for user-mode), its MAC and model. */
+  interfaces: { type: string; source: string | null; mac: string | null; model: string | null }[];
   /** The Quantix metadata: the VM id and the files created for this VM alone. */
   vmId: string | null;
   ownedFiles: string[];
@@ -329,7 +339,12 @@ export function parseDomainXml(xml: string): DomainXmlInfo {
   if (!domain || typeof domain.name !== 'string') {
     throw new QuantixError(ErrorCode.INVALID_INPUT, 'Not a libvirt domain XML (no <domain><name>)');
   }
-  const devices = (domain.devices ?? {}) as { disk?: XmlNode[]; serial?: XmlNode[]; graphics?: XmlNode[] };
+  const devices = (domain.devices ?? {}) as {
+    disk?: XmlNode[];
+    interface?: XmlNode[];
+    serial?: XmlNode[];
+    graphics?: XmlNode[];
+  };
   const os = (domain.os ?? {}) as XmlNode;
   const loader = os.loader as XmlNode | undefined;
   const metadata = ((domain.metadata as XmlNode | undefined)?.vm ?? {}) as XmlNode;
@@ -349,6 +364,18 @@ export function parseDomainXml(xml: string): DomainXmlInfo {
         bus: typeof target['@bus'] === 'string' ? target['@bus'] : null,
         path: typeof source?.['@file'] === 'string' ? source['@file'] : null,
         readOnly: 'readonly' in disk,
+      };
+    }),
+    interfaces: (devices.interface ?? []).map((nic) => {
+      const source = (nic.source ?? {}) as XmlNode;
+      const named = source['@network'] ?? source['@bridge'];
+      const mac = (nic.mac as XmlNode | undefined)?.['@address'];
+      const model = (nic.model as XmlNode | undefined)?.['@type'];
+      return {
+        type: String(nic['@type'] ?? ''),
+        source: typeof named === 'string' ? named : null,
+        mac: typeof mac === 'string' ? mac.toLowerCase() : null,
+        model: typeof model === 'string' ? model : null,
       };
     }),
     vmId: typeof metadata.id === 'string' ? metadata.id : null,

@@ -92,6 +92,41 @@ describe('LibvirtHypervisor over SSH on qemu:///system', () => {
     }
   });
 
+  it("lists the host's libvirt networks (default: NAT, DHCP) and its bridges, and a domain's NIC keeps its MAC", async () => {
+    const networks = await hypervisor.networks();
+    const nat = networks.find((n) => n.attachment === 'network' && n.name === 'default');
+    expect(nat).toMatchObject({ active: true, forward: 'nat', dhcp: true });
+    expect(nat?.addresses[0]).toMatch(/^\d+\.\d+\.\d+\.\d+\/\d+$/);
+    // Its bridge is offered as the network, never again as a bare bridge.
+    expect(networks.filter((n) => n.attachment === 'bridge' && n.name === nat?.bridge)).toEqual([]);
+
+    const name = `${prefix}-nic`;
+    const disk = join(dir, `${name}.qcow2`);
+    await exec('qemu-img', ['create', '-q', '-f', 'qcow2', disk, '64M']);
+    const mac = '52:54:00:5a:0b:01';
+    await hypervisor.define({
+      xml: buildDomainXml({
+        name,
+        memoryMiB: 64,
+        vcpus: 1,
+        virtType,
+        disks: [{ path: disk }],
+        networks: [{ kind: 'network', network: 'default', mac }],
+        metadata: { ownedFiles: [disk] },
+      }),
+    });
+    // Stopped: no addresses, and no virsh call that would fail on an inactive domain.
+    expect(await hypervisor.interfaceAddresses({ name })).toEqual([]);
+    await hypervisor.start({ name });
+    expect(parseDomainXml(await hypervisor.dumpXml({ name })).interfaces).toEqual([
+      { type: 'network', source: 'default', mac, model: 'virtio' },
+    ]);
+    // Running, with no OS to ask for a lease and no guest agent: none yet, and no failure.
+    expect(await hypervisor.interfaceAddresses({ name })).toEqual([]);
+    await hypervisor.destroy({ name });
+    await hypervisor.undefine({ name, removeStorage: true });
+  });
+
   it('defines, lists, starts, changes media, stops, edits disks and undefines a domain with its storage', async () => {
     const name = `${prefix}-life`;
     const { xml, disk } = await tinyDomain(name);

@@ -7,18 +7,21 @@ import {
   type DomainState,
   ErrorCode,
   type HostInfo,
+  type HostNetwork,
   type Hypervisor,
   isQuantixError,
   type PluginContext,
   parseOrThrow,
   QuantixError,
   type QuantixErrorCode,
+  type VmAddress,
   vmNameSchema,
 } from '@quantix/core';
 import { z } from 'zod';
 import { NodeRuntimeErrorCode } from '../errors.js';
 import { quoteArgv } from '../ssh/quote.js';
 import { hostPathSchema, parseDomainXml } from './domain-xml.js';
+import { parseBridgesJson, parseDomifaddr, parseNetworkXml } from './networks.js';
 import { interactiveSpawner, VirshSession } from './virsh-session.js';
 
 type Logger = PluginContext['logger'];
@@ -152,6 +155,54 @@ export class LibvirtHypervisor implements Hypervisor {
       );
     }
     return { cpus: Number(cpus), memoryMiB: Math.floor(Number(memoryKiB) / 1024) };
+  }
+
+  /**
+   * The libvirt networks (`net-list --name`, each read from `net-dumpxml`) and the host's
+   * bridges (`ip -json addr show type bridge`), where a NIC can plug in. Bridges a libvirt
+   * network manages are listed as that network only.
+   */
+  async networks(): Promise<HostNetwork[]> {
+    const [all, active, bridgesJson] = await Promise.all([
+      this.virsh(['net-list', '--all', '--name']),
+      this.virsh(['net-list', '--name']),
+      this.run(['ip', '-json', 'addr', 'show', 'type', 'bridge']),
+    ]);
+    const names = (text: string) =>
+      text
+        .split('\n')
+        .map((line) => line.trim())
+        .filter(Boolean);
+    const activeNames = new Set(names(active));
+    const networks = await Promise.all(
+      names(all).map(async (network) =>
+        parseNetworkXml(await this.virsh(['net-dumpxml', '--network', network]), activeNames.has(network)),
+      ),
+    );
+    const managed = new Set(networks.flatMap((n) => (n.bridge ? [n.bridge] : [])));
+    return [...networks, ...parseBridgesJson(bridgesJson, managed)];
+  }
+
+  /**
+   * A running domain's addresses: libvirt's DHCP leases (`domifaddr --source lease`, for NICs on
+   * its networks), then the guest agent's answer for NICs the leases do not cover (a bridge);
+   * a guest without an agent just adds nothing. A stopped domain has none.
+   */
+  async interfaceAddresses({ name }: { name: string }): Promise<VmAddress[]> {
+    checkName(name);
+    if (!ACTIVE_STATES.includes(await this.state({ name }))) return [];
+    const leases = parseDomifaddr(
+      await this.virsh(['domifaddr', '--domain', name, '--source', 'lease'], { name }),
+      'lease',
+    );
+    const fromAgent = await this.virsh(['domifaddr', '--domain', name, '--source', 'agent'], { name }).then(
+      (output) => parseDomifaddr(output, 'agent'),
+      () => [] as VmAddress[],
+    );
+    const leased = new Set(leases.map((a) => a.mac));
+    const loopback = (a: VmAddress) =>
+      a.mac === '00:00:00:00:00:00' || a.address === '127.0.0.1' || a.address === '::1';
+    return [...leases, ...fromAgent.filter((a) => !leased.has(a.mac) && !loopback(a))];
   }
 
   async start({ name }: { name: string }): Promise<void> {

@@ -22,10 +22,14 @@ const GIB = 1024 ** 3;
 /** The volume id cloud-init's NoCloud datasource looks for. */
 export const NOCLOUD_VOLUME_ID = 'cidata';
 
+const macSchema = z
+  .string()
+  .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/)
+  .optional();
 const networkSchema = z.array(
   z.discriminatedUnion('kind', [
-    z.object({ kind: z.literal('network'), network: z.string().min(1).max(255) }).strict(),
-    z.object({ kind: z.literal('bridge'), bridge: z.string().min(1).max(15) }).strict(),
+    z.object({ kind: z.literal('network'), network: z.string().min(1).max(255), mac: macSchema }).strict(),
+    z.object({ kind: z.literal('bridge'), bridge: z.string().min(1).max(15), mac: macSchema }).strict(),
     z.object({ kind: z.literal('user') }).strict(),
   ]),
 );

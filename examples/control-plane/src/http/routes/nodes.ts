@@ -1,9 +1,9 @@
-import { type NodeHub, newToken, type ReplicaRegistry, tokenDigest } from '@quantix/control-plane';
-import { ErrorCode, NODE_CONNECTION_STATES, type Quantix } from '@quantix/core';
+import { type NodeHub, newToken, type ReplicaRegistry, tokenDigest, type VmService } from '@quantix/control-plane';
+import { ErrorCode, hostNetworkSchema, NODE_CONNECTION_STATES, type Quantix } from '@quantix/core';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { errorResponses, noContent } from '../schemas.js';
+import { errorResponses, NODE_REQUEST_CODES, noContent } from '../schemas.js';
 import { poolNodeStateView, poolView } from './pools.js';
 
 const idParams = z.object({ id: z.string().min(1) });
@@ -44,7 +44,7 @@ const nodeDetail = nodeView.extend({
 
 export function nodeRoutes(
   app: FastifyInstance,
-  deps: { quantix: Quantix; hub: NodeHub; replicas: ReplicaRegistry },
+  deps: { quantix: Quantix; hub: NodeHub; replicas: ReplicaRegistry; vms: VmService },
 ): void {
   const { repositories } = deps.quantix;
   const api = app.withTypeProvider<ZodTypeProvider>();
@@ -122,6 +122,28 @@ export function nodeRoutes(
         }),
       };
     },
+  );
+
+  api.get(
+    '/nodes/:id/networks',
+    {
+      schema: {
+        tags: ['nodes'],
+        operationId: 'listNodeNetworks',
+        summary: 'The libvirt networks and host bridges of a node: what a VM’s NIC can plug into there',
+        description:
+          'Asked of the node now. A libvirt network is named as is in a VM’s networks (default); a host bridge as attachment "bridge". 404 NOT_FOUND for an unknown node, 409 NODE_NOT_CONNECTED when it is not connected.',
+        params: idParams,
+        response: {
+          200: z.object({ nodeId: z.string(), networks: z.array(hostNetworkSchema) }),
+          ...errorResponses(ErrorCode.NOT_FOUND, ...NODE_REQUEST_CODES, ErrorCode.UNSUPPORTED_OPERATION),
+        },
+      },
+    },
+    async (request) => ({
+      nodeId: request.params.id,
+      networks: await deps.vms.networks(request.params.id),
+    }),
   );
 
   api.post(

@@ -6,7 +6,9 @@ import {
   IMAGE_FORMATS,
   type Quantix,
   VM_STATES,
+  vmAddressSchema,
   vmNameSchema,
+  vmNicSchema,
 } from '@quantix/core';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -38,6 +40,9 @@ const vmView = z.object({
     }),
   ),
   cdroms: z.array(z.object({ imageId: z.string().nullable(), poolId: z.string(), relPath: z.string() })),
+  nics: z
+    .array(vmNicSchema)
+    .describe('its NICs in order (eth0 first): network or bridge, virtio, the MAC kept for its life'),
   bootImageId: z.string().nullable(),
   state: z.enum(VM_STATES),
   error: z.string().nullable(),
@@ -121,6 +126,8 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
         operationId: 'createVm',
         tags: ['vms'],
         summary: 'Create and start a VM from a ready image',
+        description:
+          'networks lists its NICs (a libvirt network of the node, or attachment "bridge"), each virtio with a MAC generated in 52:54:00:xx:xx:xx unless given; they are checked on the node first (404 NETWORK_NOT_FOUND, 409 NETWORK_NOT_ACTIVE).',
         body: createVmSchema,
         response: {
           201: vmView,
@@ -132,6 +139,8 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
             ErrorCode.IMAGE_NO_LOCATION,
             ErrorCode.IMAGE_FILE_MISSING,
             ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
+            ErrorCode.NETWORK_NOT_FOUND,
+            ErrorCode.NETWORK_NOT_ACTIVE,
             ErrorCode.INSUFFICIENT_CAPACITY,
             ErrorCode.UNSUPPORTED_OPERATION,
             ...NODE_REQUEST_CODES,
@@ -189,6 +198,25 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
       },
     },
     async (request) => deps.vms.show(request.params.id),
+  );
+
+  api.get(
+    '/vms/:id/addresses',
+    {
+      schema: {
+        tags: ['vms'],
+        operationId: 'getVmAddresses',
+        summary: 'Where a VM can be reached: its addresses from libvirt’s DHCP leases, or its guest agent',
+        description:
+          'Asked of its node now; empty while the guest has no lease yet, and for a stopped VM. 404 NOT_FOUND for an unknown VM, 409 NODE_NOT_CONNECTED when its node is not connected.',
+        params: idParams,
+        response: {
+          200: z.object({ vmId: z.string(), addresses: z.array(vmAddressSchema) }),
+          ...errorResponses(ErrorCode.NOT_FOUND, ...NODE_REQUEST_CODES, ...HYPERVISOR_CODES),
+        },
+      },
+    },
+    async (request) => deps.vms.addresses(request.params.id),
   );
 
   api.post(

@@ -4,12 +4,14 @@ import { AvailabilityBadge, Empty, ErrorAlert, Field, LoadNote, NodeOptions, Pro
 import { formatBytes, KIND_LABEL, osLabel } from '../format.js';
 import { navigate, type Polled, useAction, usePoll } from '../hooks.js';
 import type { Available, NodeDetail, VmDefaultsRow } from '../types.js';
+import { defaultNics, NetworkStep, type NicChoice, nicsForRequest, useNodeNetworks } from './NetworkStep.js';
 
-type StepId = 'basics' | 'boot' | 'resources' | 'review';
+type StepId = 'basics' | 'boot' | 'resources' | 'network' | 'review';
 const STEPS: { id: StepId; title: string }[] = [
   { id: 'basics', title: 'Basics' },
   { id: 'boot', title: 'Boot media' },
   { id: 'resources', title: 'Resources' },
+  { id: 'network', title: 'Network' },
   { id: 'review', title: 'Review' },
 ];
 
@@ -25,6 +27,7 @@ const FIELD_STEP: Record<string, StepId> = {
   diskPoolId: 'resources',
   user: 'resources',
   sshAuthorizedKeys: 'resources',
+  networks: 'network',
 };
 
 interface Draft {
@@ -38,6 +41,8 @@ interface Draft {
   diskPoolId: string;
   user: string;
   sshKeys: string;
+  /** null until the user changes the Network step: then the node's `default` network, if it has it. */
+  nics: NicChoice[] | null;
 }
 
 type Errors = Record<string, string>;
@@ -53,6 +58,7 @@ function errorsOf(error: unknown): Errors {
   }
   if (error.details.imageId !== undefined) return { imageId: error.message };
   if (error.code === 'POOL_NOT_ACTIVE_ON_NODE') return { diskPoolId: error.message };
+  if (error.code === 'NETWORK_NOT_FOUND' || error.code === 'NETWORK_NOT_ACTIVE') return { networks: error.message };
   return {};
 }
 
@@ -72,6 +78,7 @@ export function VmWizard() {
     diskPoolId: '',
     user: '',
     sshKeys: '',
+    nics: null,
   });
   const [errors, setErrors] = useState<Errors>({});
   const [submitError, setSubmitError] = useState<Error | null>(null);
@@ -96,6 +103,8 @@ export function VmWizard() {
     deps: [nodeId],
     enabled: Boolean(nodeId) && stepIndex >= 1,
   });
+  const networks = useNodeNetworks(nodeId);
+  const nics = draft.nics ?? defaultNics(networks.data?.networks);
   const chosen = available.data?.images.find((i) => i.key === draft.imageKey) ?? null;
   const imageId = chosen?.imageId ?? null;
   const image = usePoll((signal) => client.request('getImage', { params: { id: imageId ?? '' }, signal }), {
@@ -204,6 +213,7 @@ export function VmWizard() {
           ...(draft.diskPoolId ? { diskPoolId: draft.diskPoolId } : {}),
           ...(chosen.kind === 'cloud' && draft.user.trim() ? { user: draft.user.trim() } : {}),
           ...(chosen.kind === 'cloud' ? { sshAuthorizedKeys: keys } : {}),
+          networks: nicsForRequest(nics),
         },
       });
       navigate(`/vms${query({ created: vm.name })}`);
@@ -422,7 +432,19 @@ export function VmWizard() {
               </Field>
             </div>
           )}
-          <StepButtons back={() => setStep('boot')} next="Next: review" />
+          <StepButtons back={() => setStep('boot')} next="Next: network" />
+        </StepForm>
+      )}
+
+      {step === 'network' && (
+        <StepForm title="Network" onSubmit={next} refused={refused}>
+          <NetworkStep
+            networks={networks}
+            nics={nics}
+            onChange={(changed) => update({ nics: changed }, ['networks'])}
+            error={errors.networks}
+          />
+          <StepButtons back={() => setStep('resources')} next="Next: review" />
         </StepForm>
       )}
 
@@ -460,6 +482,8 @@ export function VmWizard() {
             </dd>
             <dt>Firmware</dt>
             <dd>{draft.firmware.toUpperCase()}</dd>
+            <dt>Network</dt>
+            <dd>{nics.length > 0 ? nics.join(', ') : 'none'}</dd>
             {cloud && (
               <>
                 <dt>Login user</dt>
@@ -483,7 +507,7 @@ export function VmWizard() {
             </p>
           )}
           <div className="buttons">
-            <button type="button" onClick={() => setStep('resources')} disabled={creating}>
+            <button type="button" onClick={() => setStep('network')} disabled={creating}>
               Back
             </button>
             <button type="submit" className="primary" disabled={creating || !chosen?.selectable}>

@@ -4,6 +4,7 @@ import { Ago, Badge, DeleteButton, Empty, ErrorAlert, Link, LoadNote, TableHead,
 import { formatBytes } from '../format.js';
 import { useAction, useLocation, usePoll } from '../hooks.js';
 import type { VmRow } from '../types.js';
+import { VmAddresses } from './NetworkStep.js';
 
 const STATE_TONE: Record<VmRow['state'], Tone> = {
   creating: 'busy',
@@ -43,7 +44,9 @@ export function VmsPage() {
       {vms.data?.vms.length === 0 && <Empty>No VMs yet.</Empty>}
       {vms.data && vms.data.vms.length > 0 && (
         <table className="table" aria-label="VMs">
-          <TableHead columns={['Name', 'State', 'Node', 'CPU', 'Memory', 'Disk', 'Boot image', 'Created', '']} />
+          <TableHead
+            columns={['Name', 'State', 'Node', 'Addresses', 'CPU', 'Memory', 'Disk', 'Boot image', 'Created', '']}
+          />
           <tbody>
             {vms.data.vms.map((vm) => {
               const node = nodeById.get(vm.nodeId);
@@ -59,6 +62,9 @@ export function VmsPage() {
                     {node && node.connectionState !== 'connected' && (
                       <div className="muted small">node disconnected</div>
                     )}
+                  </td>
+                  <td>
+                    <VmAddresses vm={vm} />
                   </td>
                   <td>{vm.cpu}</td>
                   <td>{formatBytes(vm.memoryMiB * 1024 * 1024)}</td>

@@ -11,6 +11,7 @@ import * as m0009 from './0009_replicas.js';
 import * as m0010 from './0010_idempotency_keys.js';
 import * as m0011 from './0011_image_search.js';
 import * as m0012 from './0012_image_counts.js';
+import * as m0013 from './0013_vm_nics.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -34,6 +35,7 @@ export const MIGRATIONS: ReadonlyArray<readonly [name: string, migration: Migrat
   ['0010_idempotency_keys', m0010],
   ['0011_image_search', m0011],
   ['0012_image_counts', m0012],
+  ['0013_vm_nics', m0013],
 ];
 
 class CodeMigrationSource implements Knex.MigrationSource<string> {

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { UpdateOptions, VmFilter, VmRepository } from '../../contracts/repositories.js';
 import { newId } from '../../domain/ids.js';
+import type { VmNic } from '../../domain/network.js';
 import { type NewVm, type Vm, type VmPatch, validateNewVm, validateVmPatch } from '../../domain/vm.js';
 import { fromJson, toDate, toJson, toNumber } from '../rows.js';
 import { applyPage, deleteVersioned, guarded, notFound, type Row, updateVersioned } from './common.js';
@@ -18,6 +19,7 @@ function rowToVm(row: Row): Vm {
     firmware: row.firmware as Vm['firmware'],
     disks: fromJson(row.disks),
     cdroms: fromJson(row.cdroms),
+    nics: fromJson(row.nics),
     bootImageId: (row.boot_image_id as string | null) ?? null,
     state: row.state as Vm['state'],
     error: (row.error as string | null) ?? null,
@@ -37,6 +39,7 @@ function vmToColumns(vm: VmPatch & { name?: string; nodeId?: string }): Row {
   if (vm.firmware !== undefined) row.firmware = vm.firmware;
   if (vm.disks !== undefined) row.disks = toJson(vm.disks);
   if (vm.cdroms !== undefined) row.cdroms = toJson(vm.cdroms);
+  if (vm.nics !== undefined) row.nics = toJson(vm.nics);
   if (vm.bootImageId !== undefined) row.boot_image_id = vm.bootImageId;
   if (vm.state !== undefined) row.state = vm.state;
   if (vm.error !== undefined) row.error = vm.error;
@@ -44,17 +47,28 @@ function vmToColumns(vm: VmPatch & { name?: string; nodeId?: string }): Row {
   return row;
 }
 
+/** Records the VM's MACs in vm_macs, whose primary key keeps each MAC on one VM only. */
+async function writeMacs(trx: Knex.Transaction, vmId: string, nics: readonly VmNic[], replace = false): Promise<void> {
+  if (replace) await trx('vm_macs').where({ vm_id: vmId }).delete();
+  if (nics.length > 0) await trx('vm_macs').insert(nics.map((nic) => ({ mac: nic.mac, vm_id: vmId })));
+}
+
 export class KnexVmRepository implements VmRepository {
   constructor(private readonly knex: Knex) {}
 
   async create(input: NewVm): Promise<Vm> {
     const vm = validateNewVm(input);
-    const [row] = await guarded(WHAT, () =>
-      this.knex(TABLE)
-        .insert({ id: vm.id ?? newId(), ...vmToColumns(vm) })
-        .returning('*'),
+    // The VM and its MACs in one transaction: a MAC another VM holds refuses the whole row.
+    const row = await guarded(WHAT, () =>
+      this.knex.transaction(async (trx) => {
+        const [inserted] = await trx(TABLE)
+          .insert({ id: vm.id ?? newId(), ...vmToColumns(vm) })
+          .returning('*');
+        await writeMacs(trx, (inserted as Row).id as string, vm.nics);
+        return inserted as Row;
+      }),
     );
-    return rowToVm(row as Row);
+    return rowToVm(row);
   }
 
   async get(id: string): Promise<Vm | undefined> {
@@ -94,6 +108,7 @@ export class KnexVmRepository implements VmRepository {
       what: WHAT,
       expectedVersion: options.expectedVersion,
       build: () => vmToColumns(valid),
+      ...(valid.nics === undefined ? {} : { afterWrite: (trx) => writeMacs(trx, id, valid.nics ?? [], true) }),
     });
     return rowToVm(row);
   }
