@@ -70,6 +70,9 @@ afterEach(() => {
 
 describe('HttpImageFetcher against a real HTTP server', () => {
   it('downloads, verifies against SHA256SUMS, records format and virtual size, and reports progress', async () => {
+    // Paced over ~250 ms: a rate needs at least 50 ms of samples, and on a quiet machine the
+    // small image would otherwise arrive in one go, with no rate to report.
+    server.behaviour.bytesPerSecond = Math.ceil(image.length * 4);
     const progress: FetchProgress[] = [];
     const stages: FetchStage[] = [];
     const result = await fetcher({ progressIntervalMs: 0 }).fetch(
