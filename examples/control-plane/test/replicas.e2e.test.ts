@@ -369,7 +369,7 @@ describe('three replicas on three hosts, one PostgreSQL (real processes, network
       catalogId: 'replica-slow',
       poolId: 'real-local',
     });
-    expect(started.status).toBe(202);
+    expect(started.status, JSON.stringify(started.body)).toBe(202);
     const imageId = started.body.id as string;
     await waitFor(
       'a quarter of the image downloaded',

@@ -147,10 +147,18 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     logger,
     elsewhere: {
       async pick(target, wanted) {
-        const there = { isConnected: (nodeId: string) => replicas.heldElsewhere(nodeId) };
-        const usable = await nodesWithActivePool({ repositories, hub: there, ...target });
-        if (wanted) return usable.includes(wanted) ? wanted : null;
-        return usable[0] ?? null;
+        const pickHeld = async () => {
+          const there = { isConnected: (nodeId: string) => replicas.heldElsewhere(nodeId) };
+          const usable = await nodesWithActivePool({ repositories, hub: there, ...target });
+          if (wanted) return usable.includes(wanted) ? wanted : null;
+          return usable[0] ?? null;
+        };
+        // The holders map is refreshed with each lease renewal: a node that connected to another
+        // replica since is not in it yet. Read the leases again before saying nobody can.
+        const picked = await pickHeld();
+        if (picked) return picked;
+        await replicas.heldNodeIdsAnywhere();
+        return pickHeld();
       },
       start: async (runner, start) =>
         (await relay.forward(
