@@ -10,6 +10,9 @@ import { type BenchEntry, formatRatio } from './results.js';
 const START = '<!-- results:start -->';
 const END = '<!-- results:end -->';
 
+/** A table cell's text: a pipe (a peer such as `curl | tee | sha256sum`) would split the cell. */
+const cell = (text: string) => text.replaceAll('|', '\\|');
+
 const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 
 export function resultsTable(entries: BenchEntry[]): string {
@@ -22,8 +25,8 @@ export function resultsTable(entries: BenchEntry[]): string {
       const target = m.target ? `${m.better === 'lower' ? '≤' : '≥'} ${m.target.ratio}x` : '—';
       const verdict = m.ok === null ? '' : m.ok ? 'ok' : '**missed**';
       lines.push(
-        `| [${entry.bench}](results/${entry.bench}.svg) | ${m.name} | ${fmt(m.ours.value)} ${m.unit} | ` +
-          `${m.peer.label}: ${fmt(m.peer.value)} ${m.unit} | ${formatRatio(m.ratio)} | ${target} | ${verdict} |`,
+        `| [${entry.bench}](results/${entry.bench}.svg) | ${cell(m.name)} | ${fmt(m.ours.value)} ${m.unit} | ` +
+          `${cell(m.peer.label)}: ${fmt(m.peer.value)} ${m.unit} | ${formatRatio(m.ratio)} | ${target} | ${verdict} |`,
       );
     }
   }

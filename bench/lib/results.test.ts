@@ -54,10 +54,14 @@ describe('bench results', () => {
     const svg = await readFile(join(dir, 'results', 'download.svg'), 'utf8');
     expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
     expect(svg).toContain('curl | tee | sha256sum: 250 MiB/s');
+    // A chart has a title (screen readers; the lint requires it).
+    expect(svg).toContain('<title>bench/download: Quantix beside its peer</title>');
     expect(svg).toContain('2.00x (target ≥ 1x) ✓');
 
     const table = resultsTable(entries);
     expect(table).toContain('| [api](results/api.svg) | GET /images | 300 req/s |');
     expect(table).toContain('| 2.00x | ≥ 1x | ok |');
+    // A pipe in a peer's name stays inside its cell.
+    expect(table).toContain('| curl \\| tee \\| sha256sum: 250 MiB/s | 2.00x |');
   });
 });

@@ -143,7 +143,8 @@ export function chartOf(entry: BenchEntry): string {
   const top = 40;
   const height = top + entry.measurements.length * rowHeight + 20;
   const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12" role="img">`,
+    `<title>bench/${escapeXml(entry.bench)}: Quantix beside its peer</title>`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
     `<text x="10" y="22" font-size="15" font-weight="bold">bench/${escapeXml(entry.bench)}</text>`,
     `<text x="${width - 10}" y="22" text-anchor="end" fill="#555">${escapeXml(entry.at.slice(0, 16).replace('T', ' '))} UTC, ${entry.host.cpus} cores${entry.quick ? ', quick mode' : ''}</text>`,
