@@ -84,18 +84,7 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Tes
     allowSourceAddresses: ['127.0.0.1'],
     log: () => {},
   });
-  const api: TestSystem['api'] = async (method, path, body) => {
-    const response = await fetch(`${system.url}/api/v1${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${system.apiToken}`,
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await response.text();
-    return { status: response.status, body: text ? JSON.parse(text) : null };
-  };
+  const api = apiCaller(() => system.url, system.apiToken);
   const stop = async () => {
     await system.close();
     await mirror.close();
@@ -132,6 +121,25 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Tes
     dataDir,
     api,
     stop,
+  };
+}
+
+/**
+ * Calls a control plane's API with a bearer token; returns status and parsed body. `baseUrl` is
+ * read per call, so a test can make the caller before its control plane has a port.
+ */
+export function apiCaller(baseUrl: () => string, token: string): TestSystem['api'] {
+  return async (method, path, body) => {
+    const response = await fetch(`${baseUrl()}/api/v1${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : null };
   };
 }
 

@@ -18,7 +18,7 @@ import { createStorageLocalPlugin } from '@quantix/storage-local';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ControlPlane, startControlPlane } from '../src/control-plane.js';
-import { waitFor } from './harness.js';
+import { apiCaller, waitFor } from './harness.js';
 
 const API_TOKEN = newToken();
 const silent = pino({ level: 'silent' });
@@ -31,18 +31,7 @@ describe('download sources a node accepts', () => {
   let otherService: ImageServer;
   let mirror: ImageServer;
 
-  const api = async (method: string, path: string, body?: unknown) => {
-    const response = await fetch(`${cp.url}/api/v1${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${API_TOKEN}`,
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await response.text();
-    return { status: response.status, body: text ? JSON.parse(text) : null };
-  };
+  const api = apiCaller(() => cp.url, API_TOKEN);
 
   const entry = (id: string, sourceUrl: string) => ({
     id,

@@ -22,7 +22,7 @@ import { createTestDatabase, requireTools, type TestDatabase } from '@quantix/co
 import { type ImageServer, sha256Sums, startImageServer } from '@quantix/images-cloud/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testGuestImage } from './guest.js';
-import { waitFor } from './harness.js';
+import { apiCaller, waitFor } from './harness.js';
 import { freePort, type Proc, QUANTIX, QUANTIX_NODE, startProcess, stopProcess } from './processes.js';
 
 const run = promisify(execFile);
@@ -42,18 +42,7 @@ describe('VMs people can reach (real processes, a guest that boots)', { timeout:
   let privateKey = '';
   let publicKey = '';
 
-  const api = async (method: string, path: string, body?: unknown) => {
-    const response = await fetch(`${cpUrl}/api/v1${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${API_TOKEN}`,
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await response.text();
-    return { status: response.status, body: text ? JSON.parse(text) : null };
-  };
+  const api = apiCaller(() => cpUrl, API_TOKEN);
 
   /** The `quantix` CLI against this control plane: its exit code and what it printed. */
   const cli = async (...args: string[]) => {
