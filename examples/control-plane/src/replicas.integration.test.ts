@@ -245,6 +245,34 @@ describe('control-plane replicas on one PostgreSQL', () => {
     expect(Number((await quantix.database.knex('node_requests').count({ n: '*' }))[0]?.n)).toBe(0);
   });
 
+  it('counts a node that has just connected to another replica as connected at once, before the next renewal', async () => {
+    // A's view from its last renewal: nobody holds n1 (the previous test's node has gone).
+    await waitFor('A seeing n1 held by nobody', () => !a.hub.isConnected('n1'));
+    const networks = [
+      {
+        attachment: 'network',
+        name: 'default',
+        active: true,
+        forward: 'nat',
+        bridge: 'virbr0',
+        addresses: [],
+        dhcp: true,
+      },
+    ];
+    nodeOn(b, (message, send) => {
+      if (message.type !== 'request' || message.request.op !== 'node.networks') return;
+      send({ v: PROTOCOL_VERSION, type: 'response', requestId: message.requestId, result: { networks } });
+    });
+    await waitFor('n1 on B', () => b.hub.isConnected('n1'));
+    // Asked of A at once: A's renewal comes up to a second later, so only a fresh look at the
+    // lease can find n1 on B (it used to say NODE_NOT_CONNECTED here).
+    const response = await fetch(`${a.url}/api/v1/nodes/n1/networks`, {
+      headers: { authorization: `Bearer ${API_TOKEN}` },
+    });
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { networks: unknown }).networks).toEqual(networks);
+  });
+
   it('fails a request for a node held by a silent replica with REPLICA_UNAVAILABLE, not a hang', async () => {
     // A real replica process that holds n2 and renews its lease, then is frozen (SIGSTOP).
     const quantix = instances[0] as Quantix;

@@ -148,6 +148,19 @@ const MAX_SCANS_IN_PARTS = 4;
 const MAX_BUFFERED_REPLY_BYTES = 1024 * 1024;
 const LOGGED_INVALID_MESSAGES = 10;
 
+/** The one NODE_NOT_CONNECTED error: what cannot be done, and what the user can do about it. */
+export function nodeNotConnected(
+  nodeId: string,
+  consequence?: string,
+  details: Record<string, unknown> = {},
+): QuantixError {
+  return new QuantixError(
+    ErrorCode.NODE_NOT_CONNECTED,
+    `Node ${nodeId} is not connected${consequence ? `, ${consequence}` : ''}; start its node daemon and retry`,
+    { details: { nodeId, ...details } },
+  );
+}
+
 /**
  * The control plane's end of every node connection. It authenticates nothing itself (the HTTP
  * layer checked the node's token before the upgrade), then: waits for hello, pushes the node's
@@ -227,6 +240,26 @@ export class NodeHub {
   isConnected(nodeId: string): boolean {
     if (this.isConnectedHere(nodeId)) return true;
     return this.options.remote?.enabled === true && this.options.leases?.heldElsewhere(nodeId) === true;
+  }
+
+  /**
+   * isConnected, asked of the database when the last lease renewal says no: a node that has just
+   * connected to another replica counts at once, not a third of a lease later.
+   */
+  async isConnectedNow(nodeId: string): Promise<boolean> {
+    if (this.isConnected(nodeId)) return true;
+    const { remote, leases } = this.options;
+    if (!remote?.enabled || !leases) return false;
+    const holder = await leases.holderOf(nodeId);
+    return holder !== null && holder !== leases.replicaId;
+  }
+
+  /**
+   * Fails with NODE_NOT_CONNECTED unless the node is connected (isConnectedNow); `consequence`
+   * says what cannot be done, e.g. "so its networks cannot be read".
+   */
+  async requireConnected(nodeId: string, consequence?: string, details: Record<string, unknown> = {}): Promise<void> {
+    if (!(await this.isConnectedNow(nodeId))) throw nodeNotConnected(nodeId, consequence, details);
   }
 
   /** Requests sent and not yet answered (for tests and health). */
@@ -393,15 +426,7 @@ export class NodeHub {
     timeoutMs: number,
   ): Promise<NodeResultOf<Op>> {
     if (link?.state !== 'welcomed') {
-      return Promise.reject(
-        new QuantixError(
-          ErrorCode.NODE_NOT_CONNECTED,
-          `Node ${nodeId} is not connected; start its node daemon and retry`,
-          {
-            details: { nodeId },
-          },
-        ),
-      );
+      return Promise.reject(nodeNotConnected(nodeId));
     }
     const requestId = `${this.requestPrefix}-${++this.requestCounter}`;
     return new Promise<NodeResultOf<Op>>((resolve, reject) => {

@@ -13,7 +13,7 @@ import {
   type Repositories,
   type StorageBackend,
 } from '@quantix/core';
-import type { NodeHub } from '../hub/node-hub.js';
+import { type NodeHub, nodeNotConnected } from '../hub/node-hub.js';
 import { nodesWithActivePool } from '../nodes/placement.js';
 
 /** The abort reason of downloads stopped because the control plane shuts down (not cancelled). */
@@ -99,13 +99,7 @@ export class NodeDownloadExecutor implements DownloadExecutor {
     const usable = await nodesWithActivePool({ repositories, hub: here, poolId: target.poolId, nodeId: target.nodeId });
     if (wanted) {
       if (!hub.isConnectedHere(wanted)) {
-        throw new QuantixError(
-          ErrorCode.NODE_NOT_CONNECTED,
-          `Node ${wanted} is not connected; start its node daemon and retry`,
-          {
-            details: { nodeId: wanted },
-          },
-        );
+        throw nodeNotConnected(wanted);
       }
       if (!usable.includes(wanted)) {
         throw new QuantixError(

@@ -3,6 +3,7 @@ import { ErrorCode, isQuantixError, type NodeRequest, QuantixError, type Quantix
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import { ControlPlaneErrorCode } from '../errors.js';
+import { nodeNotConnected } from '../hub/node-hub.js';
 import type { StartDownloadOptions } from '../images/downloads.js';
 import type { ReplicaListener } from './listener.js';
 
@@ -82,13 +83,7 @@ export class NodeRequestRelay {
     const { knex, replicaId } = this.options;
     const holder = await this.options.holderOf(nodeId);
     if (holder === null || holder === replicaId) {
-      throw new QuantixError(
-        ErrorCode.NODE_NOT_CONNECTED,
-        `Node ${nodeId} is not connected; start its node daemon and retry`,
-        {
-          details: { nodeId },
-        },
-      );
+      throw nodeNotConnected(nodeId);
     }
     const id = randomUUID();
     const answered = new Promise<void>((resolve) => this.waiting.set(id, resolve));

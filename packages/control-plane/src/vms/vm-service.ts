@@ -196,12 +196,7 @@ export class VmService {
     if (await repositories.vms.getByName(request.name)) {
       throw new QuantixError(ErrorCode.ALREADY_EXISTS, `A VM named ${request.name} already exists; pick another name`);
     }
-    if (!hub.isConnected(request.nodeId)) {
-      throw new QuantixError(
-        ErrorCode.NODE_NOT_CONNECTED,
-        `Node ${request.nodeId} is not connected; start its node daemon and retry`,
-      );
-    }
+    await hub.requireConnected(request.nodeId);
     // What the node said in its hello: refused here, before any row is written or the node asked.
     checkNodeCanRun(await repositories.nodes.require(request.nodeId), request);
     const { image } = await checkVmImage({
@@ -283,13 +278,7 @@ export class VmService {
   async networks(nodeId: string): Promise<HostNetwork[]> {
     const { repositories, hub } = this.options;
     await repositories.nodes.require(nodeId);
-    if (!hub.isConnected(nodeId)) {
-      throw new QuantixError(
-        ErrorCode.NODE_NOT_CONNECTED,
-        `Node ${nodeId} is not connected, so its networks cannot be read; start its node daemon and retry`,
-        { details: { nodeId } },
-      );
-    }
+    await hub.requireConnected(nodeId, 'so its networks cannot be read');
     return (await hub.request(nodeId, { op: 'node.networks' }, { timeoutMs: 30_000 })).networks;
   }
 
@@ -302,13 +291,7 @@ export class VmService {
     const vm = await repositories.vms.require(id);
     if (vm.nics.length === 0 || vm.state === 'stopped' || vm.state === 'creating')
       return { vmId: vm.id, addresses: [] };
-    if (!hub.isConnected(vm.nodeId)) {
-      throw new QuantixError(
-        ErrorCode.NODE_NOT_CONNECTED,
-        `Node ${vm.nodeId} of VM ${vm.name} is not connected, so its addresses cannot be read`,
-        { details: { vmId: vm.id, nodeId: vm.nodeId } },
-      );
-    }
+    await hub.requireConnected(vm.nodeId, `so the addresses of VM ${vm.name} cannot be read`, { vmId: vm.id });
     const result = await hub.request(vm.nodeId, { op: 'vm.addresses', name: vm.name }, { timeoutMs: 30_000 });
     return { vmId: vm.id, addresses: result.addresses };
   }
