@@ -791,6 +791,7 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
     for (const [nodeId, offered, agreed] of [
       ['ahead-1', { min: 1, max: PROTOCOL_VERSIONS.max + 1 }, PROTOCOL_VERSIONS.max],
       ['behind-1', { min: 1, max: 1 }, 1],
+      ['behind-2', { min: 1, max: 2 }, 2],
     ] as const) {
       await addNode(nodeId);
       const node = await connect(nodeId);
@@ -807,6 +808,16 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
       const stat = await cp.hub.request(nodeId, { op: 'file.stat', poolId: 'p', relPath: 'x' }, { timeoutMs: 5000 });
       expect(stat).toEqual({ exists: true, sizeBytes: 42 });
       expect(node.received.find((m) => m.type === 'request')?.v).toBe(agreed);
+      if (agreed < 3) {
+        // An operation newer than the agreed version is refused here, naming the upgrade; the
+        // node is never sent a request it cannot read.
+        const refused = cp.hub.request(nodeId, { op: 'node.networks' }, { timeoutMs: 5000 });
+        await expect(refused).rejects.toMatchObject({
+          code: 'UNSUPPORTED_OPERATION',
+          message: expect.stringContaining(`speaks protocol version ${agreed}; node.networks needs 3: upgrade`),
+        });
+        expect(node.received.filter((m) => m.type === 'request')).toHaveLength(1);
+      }
     }
     // A node from the future: no version in common; it is told why and closed.
     await addNode('future-1');

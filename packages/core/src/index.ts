@@ -205,6 +205,7 @@ export { scanEntryHash, scanFingerprint } from './protocol/fingerprint.js';
 export {
   agreeProtocolVersion,
   type ControlMessage,
+  DELTA_SCAN_SINCE_VERSION,
   type HelloDownload,
   type ImageDownloadResult,
   NODE_CLOSE_CODES,
@@ -215,6 +216,7 @@ export {
   type NodeRequest,
   type NodeRequestOf,
   type NodeResultOf,
+  OPERATION_SINCE_VERSION,
   type PoolReport,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,

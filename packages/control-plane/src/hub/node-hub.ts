@@ -3,6 +3,7 @@ import {
   agreeProtocolVersion,
   ConcurrencyLimiter,
   type ControlMessage,
+  DELTA_SCAN_SINCE_VERSION,
   ErrorCode,
   type EventBus,
   type ImageKind,
@@ -13,6 +14,7 @@ import {
   type NodeRequest,
   type NodeRequestOf,
   type NodeResultOf,
+  OPERATION_SINCE_VERSION,
   type PoolContentType,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
@@ -381,7 +383,17 @@ export class NodeHub {
     if (link?.state !== 'welcomed' && this.options.remote?.enabled && !options.localOnly) {
       return this.options.remote.forward(nodeId, request as NodeRequest, timeoutMs) as Promise<NodeResultOf<Op>>;
     }
-    if (link?.state === 'welcomed' && request.op === 'pool.scan') {
+    const since = OPERATION_SINCE_VERSION[request.op];
+    if (link?.state === 'welcomed' && since !== undefined && link.version < since) {
+      return Promise.reject(
+        new QuantixError(
+          ErrorCode.UNSUPPORTED_OPERATION,
+          `Node ${nodeId} speaks protocol version ${link.version}; ${request.op} needs ${since}: upgrade its node daemon`,
+          { details: { nodeId, op: request.op, nodeProtocol: link.version, needs: since } },
+        ),
+      );
+    }
+    if (link?.state === 'welcomed' && request.op === 'pool.scan' && link.version >= DELTA_SCAN_SINCE_VERSION) {
       return this.requestScan(link, request as NodeRequestOf<'pool.scan'>, timeoutMs) as Promise<NodeResultOf<Op>>;
     }
     return this.requestOnLink(nodeId, link, request, timeoutMs);

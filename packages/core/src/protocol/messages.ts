@@ -30,8 +30,11 @@ import { ErrorCode, QuantixError } from '../errors.js';
 export const PROTOCOL_VERSIONS = {
   /** The oldest version this release speaks (the first release's). */
   min: 1,
-  /** The newest: 2 adds version negotiation, typed operation results and checksumAlgorithm. */
-  max: 2,
+  /**
+   * The newest: 2 adds version negotiation, typed operation results and checksumAlgorithm; 3 the
+   * operations in OPERATION_SINCE_VERSION and delta scans (pool.scan `since`, scan.delta).
+   */
+  max: 3,
 } as const;
 /** The version this release writes before a version was agreed (its hello), and prefers. */
 export const PROTOCOL_VERSION = PROTOCOL_VERSIONS.max;
@@ -345,6 +348,21 @@ export const NODE_OPERATIONS = {
     result: z.object({ name, addresses: z.array(vmAddressSchema).max(PROTOCOL_LIMITS.networks * 8) }),
   },
 } as const;
+
+/**
+ * The protocol version that first carries an operation (absent: every version). A node that
+ * agreed an older version is not asked it: the control plane answers UNSUPPORTED_OPERATION,
+ * naming the upgrade, instead of sending a request the node cannot read.
+ */
+export const OPERATION_SINCE_VERSION: Partial<Record<keyof typeof NODE_OPERATIONS, number>> = {
+  'vm.reboot': 3,
+  'console.open': 3,
+  'node.networks': 3,
+  'vm.addresses': 3,
+};
+
+/** The version delta scans (pool.scan `since`, answered by scan.delta) need. */
+export const DELTA_SCAN_SINCE_VERSION = 3;
 
 /** Where a node dials, under the API prefix, to relay a console opened by console.open. */
 export const NODE_CONSOLE_PATH = '/node-consoles';
