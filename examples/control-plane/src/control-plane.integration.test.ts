@@ -29,6 +29,7 @@ import { createStorageNfsPlugin } from '@quantix/storage-nfs';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
+import { apiCaller } from '../test/harness.js';
 import { tinyCatalog } from './__fixtures__/tiny-catalog.js';
 import { type ControlPlane, startControlPlane } from './control-plane.js';
 
@@ -119,18 +120,7 @@ describe('control plane API and node hub (PostgreSQL)', () => {
   let work: string;
   const nodes: ScriptedNode[] = [];
 
-  const api = async (method: string, path: string, body?: unknown, token: string | null = API_TOKEN) => {
-    const response = await fetch(`${cp.url}/api/v1${path}`, {
-      method,
-      headers: {
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await response.text();
-    return { status: response.status, body: text ? JSON.parse(text) : null };
-  };
+  const api = apiCaller(() => cp.url, API_TOKEN);
 
   beforeAll(async () => {
     testDb = await createTestDatabase('pg');

@@ -26,6 +26,7 @@ import { createStorageLocalPlugin } from '@quantix/storage-local';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
+import { apiCaller } from '../test/harness.js';
 import { tinyCatalog } from './__fixtures__/tiny-catalog.js';
 import { type ControlPlane, startControlPlane } from './control-plane.js';
 
@@ -131,19 +132,7 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
   let cp: ControlPlane;
   const sockets: RawNode[] = [];
 
-  const api = async (method: string, path: string, body?: unknown) => {
-    const response = await fetch(`${cp.url}/api/v1${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${API_TOKEN}`,
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      signal: AbortSignal.timeout(10_000),
-    });
-    const text = await response.text();
-    return { status: response.status, body: text ? JSON.parse(text) : null };
-  };
+  const api = apiCaller(() => cp.url, API_TOKEN, { timeoutMs: 10_000 });
   const tokens = new Map<string, string>();
   const addNode = async (id: string, pools: string[] = [], contentTypes = ['images']) => {
     const created = await api('POST', '/nodes', { id, hostname: id });

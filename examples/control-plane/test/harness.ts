@@ -26,8 +26,7 @@ export interface TestSystem {
   mirror: ImageServer;
   dataDir: string;
   /** Calls the API with the token; returns status and parsed body. */
-  // biome-ignore lint/suspicious/noExplicitAny: API answers are checked field by field in the tests
-  api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
+  api: ApiCall;
   stop(): Promise<void>;
 }
 
@@ -128,15 +127,30 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Tes
  * Calls a control plane's API with a bearer token; returns status and parsed body. `baseUrl` is
  * read per call, so a test can make the caller before its control plane has a port.
  */
-export function apiCaller(baseUrl: () => string, token: string): TestSystem['api'] {
-  return async (method, path, body) => {
+/** A call of the API: `token` undefined sends the caller's token, null none, a string that one. */
+export type ApiCall = (
+  method: string,
+  path: string,
+  body?: unknown,
+  token?: string | null,
+  // biome-ignore lint/suspicious/noExplicitAny: tests read whatever the route answers
+) => Promise<{ status: number; body: any }>;
+
+/**
+ * The one way tests call the API: JSON in and out, the token as a bearer header, and a deadline
+ * (`timeoutMs`, 60 s by default) so a hung request fails the test instead of hanging it.
+ */
+export function apiCaller(baseUrl: () => string, token: string, options: { timeoutMs?: number } = {}): ApiCall {
+  return async (method, path, body, callToken) => {
+    const bearer = callToken === undefined ? token : callToken;
     const response = await fetch(`${baseUrl()}/api/v1${path}`, {
       method,
       headers: {
-        authorization: `Bearer ${token}`,
+        ...(bearer !== null ? { authorization: `Bearer ${bearer}` } : {}),
         ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
       },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
     });
     const text = await response.text();
     return { status: response.status, body: text ? JSON.parse(text) : null };

@@ -26,7 +26,7 @@ import { type ImageServer, makeQcow2, sha256Sums, startImageServer } from '@quan
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { TcpProxy } from './faults/tcp-proxy.js';
-import { waitFor } from './harness.js';
+import { apiCaller, waitFor } from './harness.js';
 import { freePort, type Proc, QUANTIX, QUANTIX_NODE, startProcess, stopProcess } from './processes.js';
 
 const run = promisify(execFile);
@@ -53,19 +53,7 @@ describe('control plane ⇄ node link under faults (real processes)', { timeout:
   const tokens: Record<string, string> = {};
   let catalogFile = '';
 
-  const api = async (method: string, path: string, body?: unknown) => {
-    const response = await fetch(`${cpUrl}/api/v1${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${API_TOKEN}`,
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      signal: AbortSignal.timeout(60_000),
-    });
-    const text = await response.text();
-    return { status: response.status, body: text ? JSON.parse(text) : null };
-  };
+  const api = apiCaller(() => cpUrl, API_TOKEN);
 
   async function startControlPlane(): Promise<void> {
     // The same port every time: the node daemons redial the address they were given.

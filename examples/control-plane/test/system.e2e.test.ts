@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 import { createTestDatabase, requireTools, type TestDatabase } from '@quantix/core/testing';
 import { type ImageServer, makeQcow2, sha256Sums, startImageServer } from '@quantix/images-cloud/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from './harness.js';
+import { apiCaller, waitFor } from './harness.js';
 import { freePort, type Proc, QUANTIX, QUANTIX_NODE, startProcess, stopProcess } from './processes.js';
 
 const run = promisify(execFile);
@@ -37,18 +37,7 @@ describe('Quantix end to end (real processes)', { timeout: 300_000 }, () => {
   let mountTable = '';
   let localPool = '';
 
-  const api = async (method: string, path: string, body?: unknown, token = API_TOKEN) => {
-    const response = await fetch(`${cpUrl}/api/v1${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await response.text();
-    return { status: response.status, body: text ? JSON.parse(text) : null };
-  };
+  const api = apiCaller(() => cpUrl, API_TOKEN);
 
   async function startControlPlane(): Promise<void> {
     // The same port every time: the node daemons redial the address they were given.
