@@ -9,6 +9,7 @@ import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { isQuantixError, LocalCommandRunner, type QuantixError } from '@quantix/core';
+import { waitFor as waitUntil } from '@quantix/core/testing';
 import { LibvirtHypervisor } from '../libvirt/hypervisor.js';
 import { publicKeyFingerprint } from '../ssh/fingerprint.js';
 import type { SshCommandRunnerOptions } from '../ssh/runner.js';
@@ -119,13 +120,12 @@ export function processGone(pid: number): boolean {
   }
 }
 
+/** Whether `check` came true within `withinMs` (core/testing's waitFor, answering instead of throwing). */
 export async function waitFor(check: () => boolean | Promise<boolean>, withinMs: number): Promise<boolean> {
-  const deadline = Date.now() + withinMs;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return check();
+  return waitUntil('a check', check, withinMs).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** The QuantixError a promise rejects with; anything else (or no rejection) fails the test. */
