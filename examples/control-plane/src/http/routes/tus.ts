@@ -242,6 +242,8 @@ export function tusRoutes(app: FastifyInstance, deps: { tus: TusUploads; uploads
   api.route({
     method: 'HEAD',
     url: '/uploads/tus/:id',
+    // @fastify/swagger leaves HEAD routes out unless asked (and names them `<operationId>-head`).
+    config: { swagger: { exposeHeadRoute: true } },
     schema: {
       operationId: 'getTusUploadOffset',
       tags: ['uploads'],
