@@ -65,6 +65,7 @@ export async function resumableUpload(options: {
       headers: { authorization: `Bearer ${options.target.token}` },
       ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}),
       retryDelays: [0, 1000, 3000, 5000],
+      onShouldRetry: retriable,
       onUploadUrlAvailable: () => {
         void writeFile(stateFile, JSON.stringify({ uploadUrl: upload.url, sha256 }), { mode: 0o600 });
       },
@@ -118,4 +119,16 @@ function toApiError(error: Error | DetailedError, stateFile: string): ApiError {
     `The upload was interrupted (${error.message}); run the same command again to continue`,
     {},
   );
+}
+
+/**
+ * Worth another try: no answer, a server failure, or tus's own 409/423 (offset out of step, upload
+ * locked: a HEAD puts it right). A 409 in Quantix's JSON shape (ALREADY_EXISTS, …) is final.
+ */
+function retriable(error: Error | DetailedError): boolean {
+  const response = error instanceof DetailedError ? error.originalResponse : null;
+  if (!response) return true;
+  const status = response.getStatus();
+  if (status === 409 || status === 423) return !response.getBody().trimStart().startsWith('{');
+  return status >= 500;
 }

@@ -95,8 +95,12 @@ export function uploadFile(options: {
         name: options.name,
         kind: options.name.toLowerCase().endsWith('.iso') ? 'iso' : 'disk',
       },
-      // Retried for about a minute: a network that comes back in that time loses nothing.
+      // Requests of 8 MiB: a cut costs at most that, and proxies that limit bodies pass them.
+      chunkSize: 8 * 1024 * 1024,
+      // Retried for about a minute, offline or not (tus-js-client alone gives up while the browser
+      // says it is offline): a network that comes back in that time loses nothing.
       retryDelays: [0, 1000, 2000, 4000, 8000, 15000, 30000],
+      onShouldRetry: retriable,
       removeFingerprintOnSuccess: true,
       onBeforeRequest: (request) => {
         const token = tokenStore.get();
@@ -141,4 +145,16 @@ export function uploadFile(options: {
       cancel(new ApiError(0, 'CANCELLED', 'Upload cancelled'));
     },
   };
+}
+
+/**
+ * Worth another try: no answer, a server failure, or tus's own 409/423 (offset out of step, upload
+ * locked: a HEAD puts it right). A 409 in Quantix's JSON shape (ALREADY_EXISTS, …) is final.
+ */
+function retriable(error: Error | DetailedError): boolean {
+  const response = error instanceof DetailedError ? error.originalResponse : null;
+  if (!response) return true;
+  const status = response.getStatus();
+  if (status === 409 || status === 423) return !response.getBody().trimStart().startsWith('{');
+  return status >= 500;
 }
