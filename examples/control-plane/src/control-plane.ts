@@ -174,8 +174,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
               : 'consoleTicket' in (security[0] ?? {})
                 ? 'console'
                 : 'api';
+    // A HEAD route of its own (documented: tus's offset query) is probed; GET's HEAD twins are not.
+    const ownHead = (route.config as { swagger?: { exposeHeadRoute?: boolean } } | undefined)?.swagger?.exposeHeadRoute;
     for (const method of methods) {
-      if (method === 'HEAD') continue;
+      if (method === 'HEAD' && !ownHead) continue;
       const websocket = Boolean(
         (route as { websocket?: boolean }).websocket || (route as { wsHandler?: unknown }).wsHandler,
       );
