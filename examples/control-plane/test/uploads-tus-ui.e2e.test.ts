@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { buildIso, REAL_MEDIA, requireIsoTools } from '@quantix/images-iso/testing';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LOCAL_POOL_ID, startAllInOne } from '../src/cli/up.js';
-import { apiCaller, type TestSystem, waitFor } from './harness.js';
+import { LOCAL_POOL_ID } from '../src/cli/up.js';
+import { startStorageSystem, type TestSystem, waitFor } from './harness.js';
 import { launchChromium, screenshot, watchPageErrors } from './ui/browser.js';
 import { ensureUiBuilt } from './ui/helpers.js';
 
@@ -21,25 +21,14 @@ const CHUNK = 8 * 1024 * 1024;
 describe('the Images page uploads resumably', () => {
   let work: string;
   let browser: Browser;
-  let system: Awaited<ReturnType<typeof startAllInOne>>;
+  let system: Awaited<ReturnType<typeof startStorageSystem>>['system'];
   let api: TestSystem['api'];
 
   beforeAll(async () => {
     requireIsoTools();
     ensureUiBuilt();
     work = await mkdtemp(join(tmpdir(), 'quantix-tus-ui-'));
-    system = await startAllInOne({
-      dataDir: join(work, 'data'),
-      host: '127.0.0.1',
-      port: 0,
-      libvirtUri: null,
-      log: () => {},
-    });
-    api = apiCaller(() => system.url, system.apiToken);
-    await waitFor(
-      async () => (await api('GET', `/pools/${LOCAL_POOL_ID}`)).body?.nodeStates?.[0]?.status === 'active',
-      'the local pool to be active',
-    );
+    ({ system, api } = await startStorageSystem(join(work, 'data')));
     browser = await launchChromium();
   }, 300_000);
 

@@ -11,9 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildIso, REAL_MEDIA, requireIsoTools } from '@quantix/images-iso/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LOCAL_POOL_ID, startAllInOne } from '../src/cli/up.js';
+import { LOCAL_POOL_ID } from '../src/cli/up.js';
 import { TcpProxy } from './faults/tcp-proxy.js';
-import { apiCaller, type TestSystem, waitFor } from './harness.js';
+import { startStorageSystem, type TestSystem, waitFor } from './harness.js';
 import { exitOf, QUANTIX, startProcess, stopProcess } from './processes.js';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -21,7 +21,7 @@ const b64 = (value: string) => Buffer.from(value).toString('base64');
 
 describe('resumable uploads (tus)', () => {
   let work: string;
-  let system: Awaited<ReturnType<typeof startAllInOne>>;
+  let system: Awaited<ReturnType<typeof startStorageSystem>>['system'];
   let api: TestSystem['api'];
   let proxy: TcpProxy;
   let proxyUrl: string;
@@ -49,6 +49,20 @@ describe('resumable uploads (tus)', () => {
       },
     });
 
+  /** Creates an upload of `bytes` as `name` and sends them in one PATCH: that PATCH's answer and the upload's URL. */
+  const uploadWhole = async (name: string, bytes: Buffer, extra: Record<string, string> = {}) => {
+    const created = await create(name, bytes.length, extra);
+    expect(created.status).toBe(201);
+    const location = created.headers.get('location') ?? '';
+    const patched = await tus(
+      'PATCH',
+      location,
+      { 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
+      bytes,
+    );
+    return { location, patched };
+  };
+
   const stagedTusFiles = async () =>
     (await readdir(join(work, 'data', 'uploads', 'tus')).catch(() => [] as string[])).filter(
       (f) => !f.endsWith('.json'),
@@ -60,18 +74,7 @@ describe('resumable uploads (tus)', () => {
     // 12 MiB: long enough at the proxy's pace to be cut off midway.
     isoPath = await buildIso(join(work, 'ubuntu.iso'), { ...REAL_MEDIA.ubuntuServer2404, padBytes: 12 * 1024 * 1024 });
     iso = await readFile(isoPath);
-    system = await startAllInOne({
-      dataDir: join(work, 'data'),
-      host: '127.0.0.1',
-      port: 0,
-      libvirtUri: null,
-      log: () => {},
-    });
-    api = apiCaller(() => system.url, system.apiToken);
-    await waitFor(
-      async () => (await api('GET', `/pools/${LOCAL_POOL_ID}`)).body?.nodeStates?.[0]?.status === 'active',
-      'the local pool to be active',
-    );
+    ({ system, api } = await startStorageSystem(join(work, 'data')));
     const target = new URL(system.url);
     proxy = new TcpProxy(() => ({ host: target.hostname, port: Number(target.port) }));
     proxyUrl = `http://127.0.0.1:${await proxy.listen()}`;
@@ -151,15 +154,7 @@ describe('resumable uploads (tus)', () => {
   }, 180_000);
 
   it('refuses a finished upload whose bytes do not have the SHA-256 given (CHECKSUM_MISMATCH), keeping nothing', async () => {
-    const created = await create('wrong-sum.iso', iso.length, { sha256: 'ab'.repeat(32) });
-    expect(created.status).toBe(201);
-    const location = created.headers.get('location') ?? '';
-    const patched = await tus(
-      'PATCH',
-      location,
-      { 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
-      iso,
-    );
+    const { location, patched } = await uploadWhole('wrong-sum.iso', iso, { sha256: 'ab'.repeat(32) });
     expect(patched.status).toBe(422);
     expect(JSON.parse(await patched.text())).toMatchObject({
       error: { code: 'CHECKSUM_MISMATCH', details: { expected: 'ab'.repeat(32), actual: sha256(iso) } },
@@ -171,16 +166,7 @@ describe('resumable uploads (tus)', () => {
   });
 
   it('refuses a file that is not what it claims (a text file named .iso), keeping nothing', async () => {
-    const text = Buffer.from('this is not an ISO9660 image\n');
-    const created = await create('not-an-iso.iso', text.length);
-    expect(created.status).toBe(201);
-    const location = created.headers.get('location') ?? '';
-    const patched = await tus(
-      'PATCH',
-      location,
-      { 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
-      text,
-    );
+    const { location, patched } = await uploadWhole('not-an-iso.iso', Buffer.from('this is not an ISO9660 image\n'));
     expect(patched.status).toBe(422);
     expect(JSON.parse(await patched.text()).error.code).toMatch(/^ISO_/);
     expect((await tus('HEAD', location)).status).toBe(404);

@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { tusRetriable } from '@quantix/client';
 import { sha256OfFile } from '@quantix/control-plane';
 import { DetailedError, Upload } from 'tus-js-client';
 import { ApiError, type ApiTarget } from './client.js';
@@ -121,14 +122,8 @@ function toApiError(error: Error | DetailedError, stateFile: string): ApiError {
   );
 }
 
-/**
- * Worth another try: no answer, a server failure, or tus's own 409/423 (offset out of step, upload
- * locked: a HEAD puts it right). A 409 in Quantix's JSON shape (ALREADY_EXISTS, …) is final.
- */
+/** tus-js-client's retry question, answered by the client package's one rule. */
 function retriable(error: Error | DetailedError): boolean {
   const response = error instanceof DetailedError ? error.originalResponse : null;
-  if (!response) return true;
-  const status = response.getStatus();
-  if (status === 409 || status === 423) return !response.getBody().trimStart().startsWith('{');
-  return status >= 500;
+  return tusRetriable(response ? response.getStatus() : null, response?.getBody() ?? '');
 }

@@ -1,5 +1,5 @@
 /** The control plane's HTTP API as the page uses it: @quantix/client, bearer token from the session. */
-import { ApiError, QuantixClient, type ResponseBody } from '@quantix/client';
+import { ApiError, QuantixClient, type ResponseBody, tusRetriable } from '@quantix/client';
 import { DetailedError, Upload as TusUpload } from 'tus-js-client';
 
 export { ApiError };
@@ -147,14 +147,8 @@ export function uploadFile(options: {
   };
 }
 
-/**
- * Worth another try: no answer, a server failure, or tus's own 409/423 (offset out of step, upload
- * locked: a HEAD puts it right). A 409 in Quantix's JSON shape (ALREADY_EXISTS, …) is final.
- */
+/** tus-js-client's retry question, answered by the client package's one rule. */
 function retriable(error: Error | DetailedError): boolean {
   const response = error instanceof DetailedError ? error.originalResponse : null;
-  if (!response) return true;
-  const status = response.getStatus();
-  if (status === 409 || status === 423) return !response.getBody().trimStart().startsWith('{');
-  return status >= 500;
+  return tusRetriable(response ? response.getStatus() : null, response?.getBody() ?? '');
 }
