@@ -21,6 +21,7 @@ import {
   type Quantix,
   QuantixError,
 } from '@quantix/core';
+import { createDiskImageInspector } from '@quantix/images-cloud';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import {
   jsonSchemaTransform,
@@ -123,6 +124,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     ...(options.poolTypes ? { poolTypes: options.poolTypes } : {}),
     ...(options.poolRoots ? { poolRoots: options.poolRoots } : {}),
     stagingDir,
+    // Disk-image uploads are read with qemu-img here; scans on nodes do not run it on every file.
+    uploadInspectors: [createDiskImageInspector()],
     publicUrl: () => options.publicUrl ?? listenUrl,
     ...(options.maxUploadBytes !== undefined ? { maxUploadBytes: options.maxUploadBytes } : {}),
     ...(options.resumeGraceMs !== undefined ? { resumeGraceMs: options.resumeGraceMs } : {}),

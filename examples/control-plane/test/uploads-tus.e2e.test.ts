@@ -5,10 +5,13 @@
  * mid-stream and the second run's bytes measured. The protocol's refusals are asked over plain
  * HTTP. Needs `npx turbo run build` first.
  */
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { makeQcow2 } from '@quantix/images-cloud/testing';
 import { buildIso, REAL_MEDIA, requireIsoTools } from '@quantix/images-iso/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_POOL_ID } from '../src/cli/up.js';
@@ -16,6 +19,7 @@ import { TcpProxy } from './faults/tcp-proxy.js';
 import { startStorageSystem, type TestSystem, waitFor } from './harness.js';
 import { exitOf, QUANTIX, startProcess, stopProcess } from './processes.js';
 
+const run = promisify(execFile);
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 const b64 = (value: string) => Buffer.from(value).toString('base64');
 
@@ -171,6 +175,38 @@ describe('resumable uploads (tus)', () => {
     expect(JSON.parse(await patched.text()).error.code).toMatch(/^ISO_/);
     expect((await tus('HEAD', location)).status).toBe(404);
     expect((await api('GET', '/images?text=not-an-iso')).body.total).toBe(0);
+  });
+
+  it('takes a qcow2 disk image (kind disk), read by qemu-img, and the node stores it ready', async () => {
+    const qcow2 = await makeQcow2(work, 'disk.qcow2', 2);
+    const { patched } = await uploadWhole('disk.qcow2', qcow2, { kind: 'disk', sha256: sha256(qcow2) });
+    expect(patched.status).toBe(204);
+    const imageId = patched.headers.get('quantix-image-id');
+    await waitFor(async () => (await api('GET', `/images/${imageId}`)).body.phase === 'ready', 'the disk image ready');
+    expect((await api('GET', `/images/${imageId}`)).body).toMatchObject({
+      kind: 'cloud',
+      format: 'qcow2',
+      checksum: { algorithm: 'sha256', value: sha256(qcow2) },
+    });
+  });
+
+  it('refuses disk images that are not what they claim or depend on another file (IMAGE_INVALID), keeping nothing', async () => {
+    const text = await uploadWhole('text.qcow2', Buffer.from('not a disk image\n'), { kind: 'disk' });
+    expect(text.patched.status).toBe(422);
+    expect(JSON.parse(await text.patched.text()).error.code).toBe('IMAGE_INVALID');
+    await makeQcow2(work, 'base.qcow2', 1);
+    const base = join(work, 'base.qcow2');
+    const child = join(work, 'child.qcow2');
+    await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2', child]);
+    const backed = await uploadWhole('child.qcow2', await readFile(child), { kind: 'disk' });
+    expect(backed.patched.status).toBe(422);
+    expect(JSON.parse(await backed.patched.text())).toMatchObject({
+      error: { code: 'IMAGE_INVALID', message: expect.stringContaining('backing file') },
+    });
+    expect((await api('GET', '/images?text=.qcow2')).body.images.map((i: { name: string }) => i.name)).toEqual([
+      'disk.qcow2',
+    ]);
+    expect(await stagedTusFiles()).toEqual([]);
   });
 
   it('refuses an Upload-Length above the limit with 413 UPLOAD_TOO_LARGE before any byte', async () => {

@@ -3,6 +3,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UPLOAD_KINDS, type UploadKind, type UploadService } from '@quantix/control-plane';
 import { ErrorCode, isQuantixError, QuantixError } from '@quantix/core';
+import { ImagesCloudErrorCode } from '@quantix/images-cloud';
 import { ImagesIsoErrorCode } from '@quantix/images-iso';
 import { FileStore } from '@tus/file-store';
 import { Server } from '@tus/server';
@@ -267,7 +268,7 @@ export function tusRoutes(app: FastifyInstance, deps: { tus: TusUploads; uploads
       tags: ['uploads'],
       summary: 'Send bytes of an upload from Upload-Offset on (application/offset+octet-stream)',
       description:
-        'The request that brings the last byte also checks the file: its SHA-256 against the one given at creation (CHECKSUM_MISMATCH, 422), then that it reads as its kind (ISO_*, 422). On success the answer names the image (Quantix-Image-Id); on failure nothing is kept.',
+        'The request that brings the last byte also checks the file: its SHA-256 against the one given at creation (CHECKSUM_MISMATCH, 422), then that it reads as its kind (ISO_* for an ISO; IMAGE_INVALID for a disk image qemu-img cannot read, that names a backing file, or named .qcow2 but not qcow2; 422). On success the answer names the image (Quantix-Image-Id); on failure nothing is kept.',
       params: z.object({ id: uploadId }),
       headers: z
         .object({ 'tus-resumable': tusResumable, 'upload-offset': z.string().regex(/^\d{1,20}$/) })
@@ -282,6 +283,7 @@ export function tusRoutes(app: FastifyInstance, deps: { tus: TusUploads; uploads
           ErrorCode.ALREADY_EXISTS,
           ImagesIsoErrorCode.ISO_NOT_ISO9660,
           ImagesIsoErrorCode.ISO_TRUNCATED,
+          ImagesCloudErrorCode.IMAGE_INVALID,
         ),
       },
     },
