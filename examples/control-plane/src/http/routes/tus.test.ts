@@ -25,7 +25,8 @@ describe('TusUploads expiry', () => {
       directory,
       path: '/files',
       logger: pino({ level: 'silent' }),
-      expiryMs: 50,
+      // Long enough for the PATCH below to arrive on a loaded machine, short enough to wait for.
+      expiryMs: 2000,
       replica: { id: 'cp-a', urlOf: async () => undefined },
     });
     // The tus server itself behind a plain HTTP server (the API's checks are not what is tested here).
@@ -46,7 +47,7 @@ describe('TusUploads expiry', () => {
       });
       expect(patched.status).toBe(204);
       expect(await readdir(directory)).toHaveLength(2); // the bytes and their .json
-      // Swept as the hourly sweep does, until the upload's 50 ms are over.
+      // Swept as the hourly sweep does, until the upload's 2 s are over.
       const deadline = Date.now() + 10_000;
       while ((await tus.sweep()) === 0) {
         if (Date.now() > deadline) throw new Error('the upload never expired');
