@@ -163,7 +163,7 @@ describe.each(TEST_DATABASE_CLIENTS)('adversarial suite, generated from the Open
           const expected = spelling.label === 'literal' ? [401] : [401, 404];
           // A staged upload with a wrong token answers as if it did not exist (no oracle).
           if (operation.auth === 'upload') expected.push(404);
-          if (!expected.includes(response.status) || responseProblem(response)) {
+          if (!expected.includes(response.status) || responseProblem(response, operation.method)) {
             failures.push(
               `${operation.method} ${spelling.path} [${spelling.label}, ${label}] → ${response.status} ${response.text.slice(0, 120)}`,
             );

@@ -125,6 +125,25 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Tes
 }
 
 /**
+ * The all-in-one control plane without libvirt (its node agent and local pool only), in
+ * `dataDir`, once its local pool is active: for tests of images and uploads, which need no VMs.
+ */
+export async function startStorageSystem(dataDir: string) {
+  const system = await startAllInOne({ dataDir, host: '127.0.0.1', port: 0, libvirtUri: null, log: () => {} });
+  const api = apiCaller(() => system.url, system.apiToken);
+  try {
+    await waitFor(
+      async () => (await api('GET', `/pools/${LOCAL_POOL_ID}`)).body?.nodeStates?.[0]?.status === 'active',
+      'the local pool to be active',
+    );
+  } catch (error) {
+    await system.close();
+    throw error;
+  }
+  return { system, api };
+}
+
+/**
  * Calls a control plane's API with a bearer token; returns status and parsed body. `baseUrl` is
  * read per call, so a test can make the caller before its control plane has a port.
  */

@@ -12,3 +12,4 @@ export {
 } from './client.js';
 export { ApiError, type FieldIssue } from './errors.js';
 export { type components, operationRoutes, type operations, type paths } from './generated.js';
+export { tusRetriable } from './tus.js';

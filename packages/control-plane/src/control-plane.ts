@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import {
   CatalogRegistry,
   createPoolRootPolicy,
+  type FileInspector,
   FileInspectorToken,
   ImageCatalogToken,
   OsDatabaseToken,
@@ -45,6 +46,8 @@ export interface CreateControlPlaneOptions {
   /** The control plane's URL as nodes reach it, for staged uploads (a node's own report wins). */
   publicUrl?: () => string;
   maxUploadBytes?: number;
+  /** Inspectors that read uploads only (not scans), after the plugins' ones: e.g. a disk-image reader. */
+  uploadInspectors?: readonly FileInspector[];
   /** How long a busy download waits for a runner after a start or a runner's loss. */
   resumeGraceMs?: number;
   /** Where downloads run: on nodes over the hub (default), or an executor of your own. */
@@ -178,7 +181,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     logger,
     stagingDir: options.stagingDir ?? join(tmpdir(), 'quantix-uploads'),
     publicUrl: options.publicUrl ?? (() => ''),
-    inspectors: quantix.getAll(FileInspectorToken),
+    inspectors: [...quantix.getAll(FileInspectorToken), ...(options.uploadInspectors ?? [])],
     replica: { id: replicas.replicaId, url: options.replica?.url },
     ...(options.maxUploadBytes !== undefined ? { maxBytes: options.maxUploadBytes } : {}),
   });

@@ -46,8 +46,12 @@ export type { DownloadSource } from './images/source.js';
 export {
   DEFAULT_MAX_UPLOAD_BYTES,
   STAGED_ON_LABEL,
+  sha256OfFile,
+  UPLOAD_KINDS,
+  type UploadKind,
   UploadService,
   type UploadServiceOptions,
+  type UploadTarget,
 } from './images/uploads.js';
 export { InProcessJobQueue } from './jobs/in-process-queue.js';
 export {

@@ -194,6 +194,12 @@ export const ErrorCode = defineErrorCodes('@quantix/core', {
     retryable: true,
     description: "An upload's stream ended early, failed or was aborted before it was complete; nothing was kept.",
   },
+  UPLOAD_ON_OTHER_REPLICA: {
+    status: 409,
+    retryable: false,
+    description:
+      'A resumable upload is staged on another control-plane replica (named in `details`); resume it there, or share the staging directory between replicas.',
+  },
   UPLOAD_FAILED: {
     status: 502,
     retryable: false,

@@ -10,6 +10,7 @@ export {
   type RetryOptions,
 } from './fetch/fetcher.js';
 export {
+  createDiskImageInspector,
   type ImageInspection,
   type ImageInspector,
   QemuImgInspector,

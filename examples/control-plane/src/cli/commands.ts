@@ -1,10 +1,12 @@
 import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import type { QuantixClient, ResponseBody } from '@quantix/client';
 import { isQuantixError, parseNicReference } from '@quantix/core';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ApiError, clientFor, resolveTarget } from './client.js';
 import { renderProgress } from './progress.js';
+import { resumableUpload } from './upload.js';
 
 type Row = Record<string, unknown>;
 
@@ -66,13 +68,14 @@ export function apiCommands(
     .addOption(new Option('--token-file <file>', 'read the API token from this file'))
     .option('--json', 'print JSON instead of tables');
 
-  const client = () => {
+  const target = () => {
     const flags = program.opts<{ url?: string; token?: string; tokenFile?: string }>();
     if (flags.token && program.getOptionValueSource('token') === 'cli')
       warnArgvSecret('--token', 'QUANTIX_TOKEN or --token-file');
     const token = flags.tokenFile ? readFileSync(flags.tokenFile, 'utf8').trim() : flags.token;
-    return clientFor(resolveTarget({ ...(flags.url ? { url: flags.url } : {}), ...(token ? { token } : {}) }));
+    return resolveTarget({ ...(flags.url ? { url: flags.url } : {}), ...(token ? { token } : {}) });
   };
+  const client = () => clientFor(target());
   const print = (value: unknown, render: () => string) =>
     out(program.opts<{ json?: boolean }>().json ? JSON.stringify(value, null, 2) : render());
 
@@ -305,6 +308,45 @@ export function apiCommands(
       await follow(api, image);
     });
   images
+    .command('upload <file>')
+    .description(
+      'upload an ISO or a disk image into a pool, resumably (tus): run it again after an interruption to continue',
+    )
+    .requiredOption('--pool <pool>', 'the pool to upload into (id or name)')
+    .option('--name <name>', 'the file name in the pool (default: the file’s own name)')
+    .addOption(new Option('--kind <kind>', 'what the file is').choices(['iso', 'disk']))
+    .option('--chunk-size <bytes>', 'bytes per request (for proxies that limit request bodies)', wholeNumber)
+    .option('--no-wait', 'return once the control plane has the file, before the node has stored it')
+    .action(
+      async (
+        file: string,
+        o: { pool: string; name?: string; kind?: 'iso' | 'disk'; chunkSize?: string; wait: boolean },
+      ) => {
+        const api = client();
+        const name = o.name ?? basename(file);
+        const kind = o.kind ?? (name.toLowerCase().endsWith('.iso') ? 'iso' : 'disk');
+        const tty = process.stderr.isTTY;
+        const result = await resumableUpload({
+          target: target(),
+          path: file,
+          poolId: await poolIdOf(api, o.pool),
+          name,
+          kind,
+          ...(o.chunkSize ? { chunkSize: Number(o.chunkSize) } : {}),
+          onProgress: (bytesDone, bytesTotal) => {
+            const line = renderProgress({ label: `uploading ${name}`, percent: null, bytesDone, bytesTotal });
+            process.stderr.write(tty ? `\r${line}` : `${line}\n`);
+          },
+        });
+        if (tty) process.stderr.write('\n');
+        if (result.resumedFrom > 0)
+          process.stderr.write(`resumed at byte ${result.resumedFrom} of ${result.sizeBytes}\n`);
+        const image = await api.request('getImage', { params: { id: result.imageId } });
+        if (!o.wait) return print(image, () => `uploaded ${name}: image ${image.id} (${image.phase})`);
+        await follow(api, image);
+      },
+    );
+  images
     .command('rescan')
     .description('scan pools for ISOs again (every pool, or one)')
     .option('--pool <pool>', 'only this pool (id or name)')
@@ -328,7 +370,7 @@ export function apiCommands(
     });
 
   /** Follows a download (or retry) until ready or failed, progress on stderr; a failure throws. */
-  const follow = async (api: QuantixClient, image: ResponseBody<'downloadImage'>) => {
+  const follow = async (api: QuantixClient, image: Pick<ResponseBody<'downloadImage'>, 'id'>) => {
     const tty = process.stderr.isTTY;
     for (;;) {
       const current = await api.request('getImage', { params: { id: image.id } });

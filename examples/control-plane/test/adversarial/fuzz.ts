@@ -310,7 +310,7 @@ export async function runFuzz(options: {
         cases++;
         const key = `${response.status} ${response.json?.error?.code ?? ''}`.trim();
         statuses.set(key, (statuses.get(key) ?? 0) + 1);
-        const problem = response.status >= 500 ? 'a 5xx' : responseProblem(response);
+        const problem = response.status >= 500 ? 'a 5xx' : responseProblem(response, request.method);
         if (problem) {
           failures.push(
             `${request.method} ${request.path.slice(0, 200)} ${String(request.body ?? '').slice(0, 200)} → ${response.status}: ${problem} ${response.text.slice(0, 200)}`,

@@ -73,8 +73,10 @@ const LEAKS = [
 ];
 
 /** What is wrong with a response as any client would see it, or null: 5xx, leaks, another error shape. */
-export function responseProblem(response: RawResponse): string | null {
+export function responseProblem(response: RawResponse, method = 'GET'): string | null {
   for (const pattern of LEAKS) if (pattern.test(response.text)) return `the body leaks internals (${pattern})`;
+  // An answer to HEAD has no body (HTTP), so no error shape either: its status is what it says.
+  if (method === 'HEAD') return response.text === '' ? null : 'a HEAD answer with a body';
   if (response.status >= 400) {
     const error = response.json?.error;
     if (typeof error?.code !== 'string' || typeof error?.message !== 'string' || typeof error?.details !== 'object') {

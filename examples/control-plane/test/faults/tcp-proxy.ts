@@ -5,7 +5,8 @@
  *   nothing refused, nothing answered (a database behind a network that stopped forwarding);
  *   thawed, the bytes held back flow;
  * - cut: both sides of every connection closed at once, or one connection at a chosen moment
- *   (right after the client's hello, instead of the server's next frame).
+ *   (right after the client's hello, instead of the server's next frame);
+ * - slow: the client's bytes paced to a rate (an upload over a slow link), and counted.
  */
 import { once } from 'node:events';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
@@ -25,6 +26,10 @@ export class TcpProxy {
   cutNextAfterClientChunks = 0;
   /** Cut, instead of passing on, the next chunk a server sends (a request is left in flight). */
   cutOnNextServerData = false;
+  /** Pace of the bytes clients send (bytes per second); 0 passes them at once. Read per chunk. */
+  clientBytesPerSecond = 0;
+  /** Bytes clients sent through the proxy so far. */
+  clientBytes = 0;
 
   /** `target` is read for every new connection, so the server behind may move. */
   constructor(private readonly target: () => { host: string; port: number }) {}
@@ -45,7 +50,17 @@ export class TcpProxy {
       this.cutNextAfterClientChunks = 0;
       let chunks = 0;
       client.on('data', (data) => {
+        this.clientBytes += data.length;
         upstream.write(data);
+        if (this.clientBytesPerSecond > 0) {
+          client.pause();
+          setTimeout(
+            () => {
+              if (!this.frozen) client.resume();
+            },
+            (data.length / this.clientBytesPerSecond) * 1000,
+          );
+        }
         if (cutAfter > 0 && ++chunks === cutAfter) setImmediate(() => this.cut(pair));
       });
       upstream.on('data', (data) => {

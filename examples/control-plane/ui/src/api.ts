@@ -1,5 +1,6 @@
 /** The control plane's HTTP API as the page uses it: @quantix/client, bearer token from the session. */
-import { ApiError, QuantixClient, type ResponseBody } from '@quantix/client';
+import { ApiError, QuantixClient, type ResponseBody, tusRetriable } from '@quantix/client';
+import { DetailedError, Upload as TusUpload } from 'tus-js-client';
 
 export { ApiError };
 
@@ -72,33 +73,82 @@ export interface Upload<T> {
 }
 
 /**
- * Uploads an ISO (the uploadImage operation) as the raw request body. XMLHttpRequest rather
- * than the client's fetch: only it reports upload progress in browsers.
+ * Uploads a file resumably with tus (tus-js-client, to /api/v1/uploads/tus): progress as bytes
+ * reach the server; a dropped connection is retried from the server's offset, and a page
+ * reloaded during an upload finds it again (the upload URL is kept in localStorage, keyed by
+ * the file). Resolves with the image the upload became.
  */
 export function uploadFile(options: {
   poolId: string;
   name: string;
-  file: Blob;
+  file: File;
   onProgress: (loaded: number, total: number) => void;
-}): Upload<ResponseBody<'uploadImage'>> {
-  const xhr = new XMLHttpRequest();
-  const done = new Promise<ResponseBody<'uploadImage'>>((resolve, reject) => {
-    xhr.open('POST', client.url('uploadImage', { query: { poolId: options.poolId, name: options.name } }));
-    xhr.responseType = 'json'; // null when the answer is not JSON
-    const token = tokenStore.get();
-    if (token) xhr.setRequestHeader('authorization', `Bearer ${token}`);
-    xhr.setRequestHeader('content-type', 'application/octet-stream');
-    xhr.upload.onprogress = (event) => options.onProgress(event.loaded, event.lengthComputable ? event.total : 0);
-    xhr.onload = () => {
-      const json: unknown = xhr.response;
-      if (xhr.status === 401) unauthorizedHandler?.();
-      if (xhr.status >= 200 && xhr.status < 300) resolve(json as ResponseBody<'uploadImage'>);
-      else reject(ApiError.fromAnswer(xhr.status, xhr.statusText, json));
-    };
-    xhr.onerror = () =>
-      reject(new ApiError(0, 'UNREACHABLE', 'The upload was cut off: the control plane cannot be reached'));
-    xhr.onabort = () => reject(new ApiError(0, 'CANCELLED', 'Upload cancelled'));
-    xhr.send(options.file);
+}): Upload<ResponseBody<'getImage'>> {
+  let upload: TusUpload | null = null;
+  let cancel: (error: ApiError) => void = () => {};
+  const done = new Promise<ResponseBody<'getImage'>>((resolve, reject) => {
+    cancel = reject;
+    upload = new TusUpload(options.file, {
+      endpoint: '/api/v1/uploads/tus',
+      metadata: {
+        poolId: options.poolId,
+        name: options.name,
+        kind: options.name.toLowerCase().endsWith('.iso') ? 'iso' : 'disk',
+      },
+      // Requests of 8 MiB: a cut costs at most that, and proxies that limit bodies pass them.
+      chunkSize: 8 * 1024 * 1024,
+      // Retried for about a minute, offline or not (tus-js-client alone gives up while the browser
+      // says it is offline): a network that comes back in that time loses nothing.
+      retryDelays: [0, 1000, 2000, 4000, 8000, 15000, 30000],
+      onShouldRetry: retriable,
+      removeFingerprintOnSuccess: true,
+      onBeforeRequest: (request) => {
+        const token = tokenStore.get();
+        if (token) request.setHeader('authorization', `Bearer ${token}`);
+      },
+      onProgress: options.onProgress,
+      onSuccess: ({ lastResponse }) => {
+        const id = lastResponse.getHeader('Quantix-Image-Id');
+        if (!id) {
+          reject(new ApiError(0, 'UPLOAD_FAILED', 'The control plane took the upload but named no image'));
+          return;
+        }
+        client.request('getImage', { params: { id } }).then(resolve, reject);
+      },
+      onError: (error) => {
+        const response = error instanceof DetailedError ? error.originalResponse : null;
+        if (!response) {
+          reject(new ApiError(0, 'UNREACHABLE', 'The upload was cut off: the control plane cannot be reached'));
+          return;
+        }
+        if (response.getStatus() === 401) unauthorizedHandler?.();
+        let json: unknown = null;
+        try {
+          json = JSON.parse(response.getBody());
+        } catch {
+          // @tus/server's own plain-text answer
+        }
+        reject(ApiError.fromAnswer(response.getStatus(), response.getBody(), json));
+      },
+    });
+    const started = upload;
+    void started.findPreviousUploads().then((previous) => {
+      const [last] = previous;
+      if (last) started.resumeFromPreviousUpload(last);
+      started.start();
+    }, reject);
   });
-  return { done, abort: () => xhr.abort() };
+  return {
+    done,
+    abort: () => {
+      void (upload as TusUpload | null)?.abort(true);
+      cancel(new ApiError(0, 'CANCELLED', 'Upload cancelled'));
+    },
+  };
+}
+
+/** tus-js-client's retry question, answered by the client package's one rule. */
+function retriable(error: Error | DetailedError): boolean {
+  const response = error instanceof DetailedError ? error.originalResponse : null;
+  return tusRetriable(response ? response.getStatus() : null, response?.getBody() ?? '');
 }

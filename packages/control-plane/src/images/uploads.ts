@@ -10,9 +10,11 @@ import {
   type Image,
   type InspectedFile,
   isQuantixError,
+  type PoolContentType,
   QuantixError,
   type Repositories,
   redactSecrets,
+  type StoragePool,
 } from '@quantix/core';
 import type { Logger } from 'pino';
 import type { NodeHub } from '../hub/node-hub.js';
@@ -21,6 +23,8 @@ import { newToken, tokenDigest, tokenMatches } from '../tokens.js';
 
 interface Staged {
   path: string;
+  /** Removes the staged file (and whatever its uploader kept beside it). */
+  remove: () => Promise<void>;
   /** SHA-256 of the one-time token: the token itself is kept only in the URL handed to the node. */
   tokenDigest: string;
   sizeBytes: number;
@@ -43,6 +47,21 @@ export interface UploadServiceOptions {
    * node's connection and whatever URL the node dialed.
    */
   replica?: { id: string; url?: string | undefined };
+}
+
+/** What an upload claims to be: an ISO, or a disk image (qcow2, raw). */
+export type UploadKind = 'iso' | 'disk';
+export const UPLOAD_KINDS: readonly UploadKind[] = ['iso', 'disk'];
+const KIND_EXTENSIONS: Record<UploadKind, readonly string[]> = { iso: ['.iso'], disk: ['.qcow2', '.img', '.raw'] };
+const KIND_CONTENT: Record<UploadKind, PoolContentType> = { iso: 'iso', disk: 'images' };
+
+/** Where an upload goes, as `prepare` found it. */
+export interface UploadTarget {
+  pool: StoragePool;
+  nodeId: string;
+  fileName: string;
+  relPath: string;
+  kind: UploadKind;
 }
 
 /** The label naming the replica an upload was staged on (its file is there until a node has it). */
@@ -78,21 +97,51 @@ export class UploadService {
   async receive(input: {
     poolId: string;
     fileName: string;
+    kind?: UploadKind;
     body: Readable;
     expectedSize?: number;
     expectedSha256?: string;
     signal?: AbortSignal;
   }): Promise<Image> {
+    const target = await this.prepare(input);
+    const id = randomUUID();
+    const staged = await this.stage(id, input.body, input);
+    return this.adopt(target, { id, ...staged, remove: () => rm(staged.path, { force: true }) });
+  }
+
+  /**
+   * Checks an upload before a byte of it is taken (the simple POST, or a tus creation): a valid
+   * name for its kind, a size within the limit, a pool that holds that kind, no image or file of
+   * that name there, and a connected node with the pool active to store it.
+   */
+  async prepare(input: {
+    poolId: string;
+    fileName: string;
+    kind?: UploadKind;
+    expectedSize?: number;
+    expectedSha256?: string;
+  }): Promise<UploadTarget> {
     const { repositories, hub } = this.options;
-    const fileName = uploadFileName(input.fileName, '.iso');
+    const kind = input.kind ?? 'iso';
+    if (!UPLOAD_KINDS.includes(kind)) {
+      throw new QuantixError(ErrorCode.INVALID_INPUT, `kind must be one of ${UPLOAD_KINDS.join(', ')}`, {
+        details: { issues: [{ path: 'kind', message: `must be one of ${UPLOAD_KINDS.join(', ')}` }] },
+      });
+    }
+    const fileName = uploadFileName(input.fileName, KIND_EXTENSIONS[kind]);
+    this.checkSize(input.expectedSize);
     if (input.expectedSha256 !== undefined && !SHA256_HEX.test(input.expectedSha256)) {
       throw new QuantixError(ErrorCode.INVALID_INPUT, 'sha256 must be 64 hexadecimal digits', {
         details: { issues: [{ path: 'sha256', message: 'must be 64 hexadecimal digits' }] },
       });
     }
     const pool = await repositories.pools.require(input.poolId);
-    if (!pool.contentTypes.includes('iso')) {
-      throw new QuantixError(ErrorCode.INVALID_INPUT, `Pool ${pool.name} does not hold ISOs`);
+    const content = KIND_CONTENT[kind];
+    if (!pool.contentTypes.includes(content)) {
+      throw new QuantixError(
+        ErrorCode.INVALID_INPUT,
+        `Pool ${pool.name} does not hold ${kind === 'iso' ? 'ISOs' : 'disk images'}`,
+      );
     }
     const relPath = fileName;
     if (await repositories.images.getByLocation({ poolId: pool.id, relPath })) {
@@ -119,17 +168,94 @@ export class UploadService {
         { details: { poolId: pool.id, relPath } },
       );
     }
+    return { pool, nodeId, fileName, relPath, kind };
+  }
 
-    const id = randomUUID();
-    const staged = await this.stage(id, input.body, input);
+  /** UPLOAD_TOO_LARGE (413) for an announced size above the limit. */
+  checkSize(sizeBytes: number | undefined): void {
+    const maxBytes = this.maxBytes;
+    if (sizeBytes !== undefined && sizeBytes > maxBytes) {
+      throw new QuantixError(ErrorCode.UPLOAD_TOO_LARGE, `The upload is ${sizeBytes} bytes; the limit is ${maxBytes}`, {
+        details: { sizeBytes, maxBytes },
+      });
+    }
+  }
+
+  get maxBytes(): number {
+    return this.options.maxBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
+  }
+
+  /**
+   * A file that arrived whole by another way (a resumable tus upload): its SHA-256 is taken here
+   * over the bytes on disk and compared with the uploader's; then it is checked again as
+   * `prepare` checks (the pool or its name may have changed while it arrived), read, and handed
+   * to the node like any upload. On any failure `remove` is called: nothing is kept.
+   */
+  async adoptStaged(input: {
+    id: string;
+    path: string;
+    poolId: string;
+    fileName: string;
+    kind?: UploadKind;
+    expectedSha256?: string;
+    remove: () => Promise<void>;
+  }): Promise<Image> {
+    let adopted = false;
+    try {
+      const target = await this.prepare(input);
+      const { size: sizeBytes } = await stat(input.path);
+      if (sizeBytes === 0) throw new QuantixError(ErrorCode.UPLOAD_INCOMPLETE, 'The upload is empty');
+      this.checkSize(sizeBytes);
+      const digest = await sha256OfFile(input.path);
+      this.checkDigest(digest, input.expectedSha256);
+      const image = await this.adopt(target, {
+        id: input.id,
+        path: input.path,
+        sizeBytes,
+        checksum: { algorithm: 'sha256', value: digest },
+        remove: input.remove,
+      });
+      adopted = true;
+      return image;
+    } finally {
+      if (!adopted) await input.remove();
+    }
+  }
+
+  private checkDigest(digest: string, expectedSha256: string | undefined): void {
+    if (expectedSha256 !== undefined && digest !== expectedSha256.toLowerCase()) {
+      throw new QuantixError(
+        ErrorCode.CHECKSUM_MISMATCH,
+        `The upload's SHA-256 is ${digest}, not the ${expectedSha256.toLowerCase()} given; nothing was kept`,
+        { details: { algorithm: 'sha256', expected: expectedSha256.toLowerCase(), actual: digest } },
+      );
+    }
+  }
+
+  /**
+   * Reads a whole staged file (only what an inspector recognises as its kind is kept), makes its
+   * row, and starts the node's fetch. On failure `staged.remove` is called and no row is left.
+   */
+  private async adopt(
+    target: UploadTarget,
+    staged: {
+      id: string;
+      path: string;
+      sizeBytes: number;
+      checksum: { algorithm: 'sha256'; value: string };
+      remove: () => Promise<void>;
+    },
+  ): Promise<Image> {
+    const { repositories } = this.options;
+    const { pool, nodeId, fileName, relPath, kind } = target;
     let image: Image;
     try {
-      // Only an ISO is kept (ISO_* → 422 otherwise), identified now as a scan would identify it.
-      const found = await this.inspect(staged.path, fileName);
+      // Only a file that reads as its kind is kept (ISO_* → 422 otherwise), identified now as a scan would.
+      const found = await this.inspect(staged.path, fileName, kind);
       image = await repositories.images.create({
         name: fileName,
-        kind: 'iso',
-        format: 'iso',
+        kind: kind === 'iso' ? 'iso' : 'cloud',
+        format: found.format ?? (kind === 'iso' ? 'iso' : null),
         sizeBytes: staged.sizeBytes,
         checksum: staged.checksum,
         location: { poolId: pool.id, relPath },
@@ -143,24 +269,31 @@ export class UploadService {
         },
       });
     } catch (error) {
-      await rm(staged.path, { force: true });
+      await staged.remove();
       throw error;
     }
     const token = newToken();
-    this.staged.set(id, { path: staged.path, tokenDigest: tokenDigest(token), sizeBytes: staged.sizeBytes });
-    void this.transfer(image, nodeId, id, token);
+    this.staged.set(staged.id, {
+      path: staged.path,
+      tokenDigest: tokenDigest(token),
+      sizeBytes: staged.sizeBytes,
+      remove: staged.remove,
+    });
+    void this.transfer(image, nodeId, staged.id, token);
     return image;
   }
 
-  /** What the inspectors read in an uploaded ISO; an error (ISO_* …) when it is none. */
-  private async inspect(path: string, fileName: string): Promise<InspectedFile> {
+  /** What the inspectors read in an uploaded file; an error (ISO_* …) when it is not its kind. */
+  private async inspect(path: string, fileName: string, kind: UploadKind): Promise<InspectedFile> {
     for (const inspector of this.options.inspectors) {
-      const found = await inspector.inspect({ path, relPath: fileName, content: 'iso' });
+      const found = await inspector.inspect({ path, relPath: fileName, content: KIND_CONTENT[kind] });
       if (found) return found;
     }
     throw new QuantixError(
       ErrorCode.UNSUPPORTED_OPERATION,
-      'This control plane has no inspector for ISOs (the images-iso plugin), so it cannot take uploads',
+      kind === 'iso'
+        ? 'This control plane has no inspector for ISOs (the images-iso plugin), so it cannot take uploads'
+        : 'This control plane has no inspector that reads disk images, so it cannot take disk-image uploads',
     );
   }
 
@@ -201,13 +334,8 @@ export class UploadService {
     expected: { expectedSize?: number; expectedSha256?: string; signal?: AbortSignal },
   ) {
     const { expectedSize, signal } = expected;
-    const maxBytes = this.options.maxBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
-    if (expectedSize !== undefined && expectedSize > maxBytes) {
-      throw new QuantixError(
-        ErrorCode.UPLOAD_TOO_LARGE,
-        `The upload is ${expectedSize} bytes; the limit is ${maxBytes}`,
-      );
-    }
+    const maxBytes = this.maxBytes;
+    this.checkSize(expectedSize);
     await mkdir(this.options.stagingDir, { recursive: true });
     const partial = join(this.options.stagingDir, `${id}.partial`);
     const final = join(this.options.stagingDir, `${id}.iso`);
@@ -248,13 +376,7 @@ export class UploadService {
       }
       if (size === 0) throw new QuantixError(ErrorCode.UPLOAD_INCOMPLETE, 'The upload is empty');
       const digest = hash.digest('hex');
-      if (expected.expectedSha256 !== undefined && digest !== expected.expectedSha256.toLowerCase()) {
-        throw new QuantixError(
-          ErrorCode.CHECKSUM_MISMATCH,
-          `The upload's SHA-256 is ${digest}, not the ${expected.expectedSha256.toLowerCase()} given; nothing was kept`,
-          { details: { algorithm: 'sha256', expected: expected.expectedSha256.toLowerCase(), actual: digest } },
-        );
-      }
+      this.checkDigest(digest, expected.expectedSha256);
       await file.sync();
       await file.close();
       await rename(partial, final);
@@ -308,7 +430,7 @@ export class UploadService {
       this.transferring.delete(image.id);
       const staged = this.staged.get(id);
       this.staged.delete(id);
-      if (staged) await rm(staged.path, { force: true });
+      if (staged) await staged.remove();
     }
   }
 
@@ -371,7 +493,7 @@ const MAX_NAME_BYTES = 255;
  * visible (no dot first: scans skip hidden files), no control or bidirectional formatting
  * characters, ending in `extension`. INVALID_INPUT saying what is wrong otherwise.
  */
-export function uploadFileName(given: string, extension: string): string {
+export function uploadFileName(given: string, extensions: string | readonly string[]): string {
   const refuse = (why: string) =>
     new QuantixError(ErrorCode.INVALID_INPUT, `Upload name ${JSON.stringify(given)} ${why}`, {
       details: { issues: [{ path: 'name', message: why }] },
@@ -387,7 +509,15 @@ export function uploadFileName(given: string, extension: string): string {
   }
   if (name.startsWith('.')) throw refuse('starts with a dot (hidden files are not scanned)');
   if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) throw refuse(`is longer than ${MAX_NAME_BYTES} bytes`);
-  if (!name.toLowerCase().endsWith(extension) || name.length === extension.length)
-    throw refuse(`must end in ${extension}`);
+  const endings = typeof extensions === 'string' ? [extensions] : extensions;
+  if (!endings.some((ending) => name.toLowerCase().endsWith(ending) && name.length > ending.length))
+    throw refuse(`must end in ${endings.join(' or ')}`);
   return name;
+}
+
+/** SHA-256 (hex) of a whole file, read in 1 MiB chunks. */
+export async function sha256OfFile(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }

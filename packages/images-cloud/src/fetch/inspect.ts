@@ -1,4 +1,11 @@
-import { type CommandRunner, type ImageFormat, isQuantixError, LocalCommandRunner, QuantixError } from '@quantix/core';
+import {
+  type CommandRunner,
+  type FileInspector,
+  type ImageFormat,
+  isQuantixError,
+  LocalCommandRunner,
+  QuantixError,
+} from '@quantix/core';
 import { ImagesCloudErrorCode } from '../errors.js';
 
 export interface ImageInspection {
@@ -105,4 +112,30 @@ export class QemuImgInspector implements ImageInspector {
       );
     }
   }
+}
+
+/**
+ * A disk image as a FileInspector (content `images`), for uploads: qemu-img probes the format
+ * (never trusting the name), refuses an image that names a backing file, and a file named
+ * `.qcow2` must read as qcow2 (a raw `.img`/`.raw` is any bytes, so it reads as raw). Not
+ * registered as the plugin's FileInspectorToken: pool scans do not run qemu-img on every file.
+ */
+export function createDiskImageInspector(inspector: ImageInspector = new QemuImgInspector()): FileInspector {
+  return {
+    async inspect(options) {
+      if (options.content !== 'images') return null;
+      const found = await inspector.inspect({
+        path: options.path,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      if (options.relPath.toLowerCase().endsWith('.qcow2') && found.detectedFormat !== 'qcow2') {
+        throw new QuantixError(
+          ImagesCloudErrorCode.IMAGE_INVALID,
+          `${options.relPath} is named .qcow2 but reads as ${found.detectedFormat}`,
+          { details: { relPath: options.relPath, detectedFormat: found.detectedFormat, retryable: false } },
+        );
+      }
+      return { format: found.format, labels: { 'images.quantix.io/detected-format': found.detectedFormat } };
+    },
+  };
 }

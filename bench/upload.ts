@@ -1,0 +1,138 @@
+/**
+ * bench/upload — a resumable upload (tus) of an ISO through the `quantix images upload` CLI to
+ * the all-in-one control plane, until the control plane has the whole file checked (the CLI's
+ * SHA-256, tus PATCHes, the server's SHA-256 over the staged file, the ISO read) — beside its
+ * natural peer, `curl -T FILE` of the same file to a plain PUT endpoint that writes it to disk.
+ * Each side runs in processes of its own, interleaved, on loopback; best of ROUNDS. Two lines:
+ * the whole CLI command (node's start-up, the pool lookup and the client's own SHA-256 included),
+ * and the tus transfer alone (tus-js-client timing itself: creation to the last PATCH's answer).
+ *   target: the transfer alone ≥ 0.5× curl -T (two SHA-256 passes and an fsync'd store beside a
+ *   bare write); the CLI line has none (its start-up dominates small files).
+ * Full: a 64 MiB and a 1 GiB ISO. QUANTIX_BENCH_QUICK=1: 32 MiB only.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { buildIso, REAL_MEDIA } from '@quantix/images-iso/testing';
+import { benchResults } from './lib/results.js';
+
+const run = promisify(execFile);
+const results = benchResults('upload');
+const quick = process.env.QUANTIX_BENCH_QUICK === '1';
+const MiB = 1024 * 1024;
+const SIZES = quick ? [32 * MiB] : [64 * MiB, 1024 * MiB];
+const ROUNDS = quick ? 2 : 3;
+const repoRoot = join(import.meta.dirname, '..');
+const QUANTIX = join(repoRoot, 'examples/control-plane/bin/quantix.js');
+
+await run('bash', [join(repoRoot, 'scripts/ensure-packages.sh'), 'curl', 'xorriso'], { timeout: 900_000 });
+
+/** Starts a process and waits for the first stdout line matching `ready`. */
+async function startUntil(args: string[], ready: RegExp, cwd?: string) {
+  const child = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, QUANTIX_LOG_LEVEL: 'warn' },
+    ...(cwd ? { cwd } : {}),
+  });
+  const lines = createInterface({ input: child.stdout });
+  const match = await new Promise<RegExpExecArray>((resolve, reject) => {
+    lines.on('line', (line) => {
+      const found = ready.exec(line);
+      if (found) resolve(found);
+    });
+    child.once('exit', () => reject(new Error(`${args.join(' ')} exited before it was ready`)));
+  });
+  return {
+    match,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    },
+  };
+}
+
+const work = mkdtempSync(join(tmpdir(), 'quantix-bench-upload-'));
+try {
+  const putDir = join(work, 'put');
+  mkdirSync(putDir);
+  const peer = await startUntil([join(import.meta.dirname, '__fixtures__/put-server.mjs'), putDir], /^READY (\d+)$/);
+  const putUrl = `http://127.0.0.1:${peer.match[1]}`;
+  // `quantix up` keeps its URL and token in <cwd>/.quantix, where the CLI finds them.
+  const cp = await startUntil(
+    [QUANTIX, 'up', '--data-dir', join(work, '.quantix'), '--port', '0', '--libvirt', 'none'],
+    /Pool:\s+local /,
+    work,
+  );
+  const credentials = JSON.parse(readFileSync(join(work, '.quantix', 'credentials.json'), 'utf8')) as {
+    url: string;
+    token: string;
+  };
+  try {
+    for (const size of SIZES) {
+      const iso = await buildIso(join(work, `bench-${size / MiB}.iso`), { ...REAL_MEDIA.debian12, padBytes: size });
+      const bytes = readFileSync(iso).length;
+      const curlTimes: number[] = [];
+      const ourTimes: number[] = [];
+      const transferTimes: number[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        const name = `bench-${size / MiB}-${round}.iso`;
+        let start = performance.now();
+        await run('curl', ['-sS', '--fail', '-T', iso, `${putUrl}/${name}`]);
+        curlTimes.push(performance.now() - start);
+
+        start = performance.now();
+        await run(
+          process.execPath,
+          [QUANTIX, 'images', 'upload', iso, '--pool', 'local', '--name', name, '--no-wait', '--json'],
+          { cwd: work, env: { ...process.env, XDG_CACHE_HOME: join(work, 'cache') }, maxBuffer: 16 * MiB },
+        );
+        ourTimes.push(performance.now() - start);
+
+        const alone = await run(process.execPath, [
+          join(import.meta.dirname, '__fixtures__/tus-upload-once.mjs'),
+          credentials.url,
+          credentials.token,
+          iso,
+          `alone-${name}`,
+        ]);
+        transferTimes.push((JSON.parse(alone.stdout) as { ms: number }).ms);
+      }
+      const mibPerSecond = (ms: number) => bytes / MiB / (ms / 1000);
+      const ourBest = Math.min(...ourTimes);
+      const curlBest = Math.min(...curlTimes);
+      const transferBest = Math.min(...transferTimes);
+      console.log(
+        results.add({
+          name: `upload ${size / MiB} MiB ISO, transfer`,
+          unit: 'MiB/s',
+          better: 'higher',
+          ours: { label: 'tus (tus-js-client → @tus/server, sha256, ISO read)', value: mibPerSecond(transferBest) },
+          peer: { label: 'curl -T to a plain PUT', value: mibPerSecond(curlBest) },
+          target: { ratio: 0.5 },
+          details: { sizeBytes: bytes, rounds: ROUNDS, oursMs: Math.round(transferBest), peerMs: Math.round(curlBest) },
+        }),
+      );
+      console.log(
+        results.add({
+          name: `upload ${size / MiB} MiB ISO, CLI command`,
+          unit: 'MiB/s',
+          better: 'higher',
+          ours: { label: 'quantix images upload (tus, sha256 both ends, ISO read)', value: mibPerSecond(ourBest) },
+          peer: { label: 'curl -T to a plain PUT', value: mibPerSecond(curlBest) },
+          details: { sizeBytes: bytes, rounds: ROUNDS, oursMs: Math.round(ourBest), peerMs: Math.round(curlBest) },
+        }),
+      );
+    }
+  } finally {
+    await cp.stop();
+    await peer.stop();
+  }
+  await results.save();
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}

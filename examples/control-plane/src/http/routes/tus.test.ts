@@ -1,0 +1,105 @@
+/**
+ * Which replica has a tus upload: the upload id names the replica that created it, so another
+ * replica (without the file) answers UPLOAD_ON_OTHER_REPLICA naming it; with the file in a
+ * shared staging directory it serves it. And an upload that stopped arriving expires. Real files
+ * in a temporary directory, the real tus server; the UploadService is not reached by either (no
+ * upload here is finished), so a bare stand-in with its size limit is given.
+ */
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { UploadService } from '@quantix/control-plane';
+import { ErrorCode } from '@quantix/core';
+import { errorCodeOf } from '@quantix/core/testing';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TusUploads } from './tus.js';
+
+describe('TusUploads expiry', () => {
+  it('removes an upload that stopped arriving once its time is up, and a resume then finds nothing', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'quantix-tus-expiry-'));
+    const tus = new TusUploads({
+      uploads: { maxBytes: 1024 * 1024 } as UploadService,
+      directory,
+      path: '/files',
+      logger: pino({ level: 'silent' }),
+      // Long enough for the PATCH below to arrive on a loaded machine, short enough to wait for.
+      expiryMs: 2000,
+      replica: { id: 'cp-a', urlOf: async () => undefined },
+    });
+    // The tus server itself behind a plain HTTP server (the API's checks are not what is tested here).
+    const server = createServer((request, response) => void tus.server.handle(request, response));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const created = await fetch(`${base}/files`, {
+        method: 'POST',
+        headers: { 'tus-resumable': '1.0.0', 'upload-length': '100' },
+      });
+      expect(created.status).toBe(201);
+      const location = new URL(created.headers.get('location') ?? '', base).href;
+      const patched = await fetch(location, {
+        method: 'PATCH',
+        headers: { 'tus-resumable': '1.0.0', 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
+        body: new Uint8Array(40),
+      });
+      expect(patched.status).toBe(204);
+      expect(await readdir(directory)).toHaveLength(2); // the bytes and their .json
+      // Swept as the hourly sweep does, until the upload's 2 s are over.
+      const deadline = Date.now() + 10_000;
+      while ((await tus.sweep()) === 0) {
+        if (Date.now() > deadline) throw new Error('the upload never expired');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(await readdir(directory)).toEqual([]);
+      const head = await fetch(location, { method: 'HEAD', headers: { 'tus-resumable': '1.0.0' } });
+      expect([404, 410]).toContain(head.status);
+    } finally {
+      tus.close();
+      server.close();
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('TusUploads.checkHere', () => {
+  let directory: string;
+  const replicaA = { id: 'cp-a', url: 'http://10.1.0.1:8080' };
+  const tusOn = (id: string) =>
+    new TusUploads({
+      uploads: { maxBytes: 1024 } as UploadService,
+      directory,
+      path: '/api/v1/uploads/tus',
+      logger: pino({ level: 'silent' }),
+      replica: { id, urlOf: async (other) => (other === replicaA.id ? replicaA.url : undefined) },
+    });
+  const idOnA = `${Buffer.from(replicaA.id).toString('base64url')}.0b9a3c0e-1f5e-4b8e-9d6f-2a7c1e4b5d60`;
+
+  beforeAll(async () => {
+    directory = await mkdtemp(join(tmpdir(), 'quantix-tus-check-'));
+  });
+  afterAll(async () => {
+    await rm(directory, { recursive: true, force: true });
+  });
+
+  it('names the live replica that holds an upload this one does not have', async () => {
+    expect(await errorCodeOf(tusOn('cp-b').checkHere(idOnA))).toBe(ErrorCode.UPLOAD_ON_OTHER_REPLICA);
+    await expect(tusOn('cp-b').checkHere(idOnA)).rejects.toMatchObject({
+      message: expect.stringContaining('cp-a'),
+      details: { replicaId: 'cp-a', url: replicaA.url },
+    });
+  });
+
+  it('lets the request through on the replica that made it, or for a replica no longer alive (tus answers 404)', async () => {
+    await expect(tusOn('cp-a').checkHere(idOnA)).resolves.toBeUndefined();
+    const idOnGone = `${Buffer.from('cp-gone').toString('base64url')}.0b9a3c0e-1f5e-4b8e-9d6f-2a7c1e4b5d60`;
+    await expect(tusOn('cp-b').checkHere(idOnGone)).resolves.toBeUndefined();
+  });
+
+  it('serves an upload whose file is here (a staging directory the replicas share)', async () => {
+    await writeFile(join(directory, idOnA), 'partial bytes');
+    await expect(tusOn('cp-b').checkHere(idOnA)).resolves.toBeUndefined();
+  });
+});

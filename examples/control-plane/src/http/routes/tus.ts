@@ -1,0 +1,311 @@
+import { randomUUID } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { UPLOAD_KINDS, type UploadKind, type UploadService } from '@quantix/control-plane';
+import { ErrorCode, isQuantixError, QuantixError } from '@quantix/core';
+import { ImagesCloudErrorCode } from '@quantix/images-cloud';
+import { ImagesIsoErrorCode } from '@quantix/images-iso';
+import { FileStore } from '@tus/file-store';
+import { Server } from '@tus/server';
+import { Metadata } from '@tus/utils';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { statusFor } from '../errors.js';
+import { errorResponses } from '../schemas.js';
+
+/** How long an upload that stopped arriving is kept for a resume (tus expiration extension). */
+export const DEFAULT_TUS_EXPIRY_MS = 24 * 3600_000;
+
+/** The header of a finished upload's answer naming the image it became. */
+export const IMAGE_ID_HEADER = 'Quantix-Image-Id';
+
+export interface TusUploadsOptions {
+  uploads: UploadService;
+  /** Where partial uploads live: inside the staging directory, never in a pool, so no scan lists them. */
+  directory: string;
+  /** The URL path the tus endpoint is mounted at (`/api/v1/uploads/tus`). */
+  path: string;
+  logger: Logger;
+  expiryMs?: number;
+  /** This replica's id and how to find another live replica's URL by its id. */
+  replica: { id: string; urlOf(replicaId: string): Promise<string | null | undefined> };
+}
+
+/**
+ * Resumable uploads (tus 1.0: creation, HEAD offset, PATCH, termination, expiration) with
+ * @tus/server and its file store. Bytes land in `directory`; when the last byte is there the
+ * upload is handed to UploadService.adoptStaged — SHA-256 over the file, checked against the
+ * uploader's, read by the inspectors, then fetched by the node like any upload. An upload id
+ * starts with the replica that took it, so another replica (without shared staging) answers
+ * UPLOAD_ON_OTHER_REPLICA naming it instead of a bare 404.
+ */
+export class TusUploads {
+  readonly server: Server;
+  private readonly store: FileStore;
+  private readonly replicaTag: string;
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: TusUploadsOptions) {
+    this.replicaTag = Buffer.from(options.replica.id).toString('base64url');
+    this.store = new FileStore({
+      directory: options.directory,
+      expirationPeriodInMilliseconds: options.expiryMs ?? DEFAULT_TUS_EXPIRY_MS,
+    });
+    this.server = new Server({
+      path: options.path,
+      datastore: this.store,
+      maxSize: options.uploads.maxBytes,
+      relativeLocation: true,
+      exposedHeaders: [IMAGE_ID_HEADER],
+      namingFunction: () => `${this.replicaTag}.${randomUUID()}`,
+      onUploadFinish: async (_request, upload) => {
+        const metadata = upload.metadata ?? {};
+        try {
+          const image = await options.uploads.adoptStaged({
+            id: randomUUID(),
+            path: join(options.directory, upload.id),
+            poolId: metadata.poolId ?? '',
+            fileName: metadata.name ?? '',
+            kind: (metadata.kind ?? 'iso') as UploadKind,
+            ...(metadata.sha256 ? { expectedSha256: metadata.sha256 } : {}),
+            remove: () => this.remove(upload.id),
+          });
+          return { headers: { [IMAGE_ID_HEADER]: image.id } };
+        } catch (error) {
+          // The project's error shape; the upload is gone (adoptStaged removed it), so a client
+          // asking for its offset again gets 404, never "complete".
+          const quantix = isQuantixError(error)
+            ? error
+            : new QuantixError(ErrorCode.UPLOAD_FAILED, 'The upload could not be kept; see the control-plane log');
+          if (!isQuantixError(error)) options.logger.error({ err: error }, 'tus upload finish failed');
+          throw { status_code: statusFor(quantix.code), body: JSON.stringify({ error: quantix.toJSON() }) };
+        }
+      },
+    });
+  }
+
+  /** At start: what a previous run left complete is removed (its node fetch died with it); then expired uploads, hourly. */
+  async start(): Promise<void> {
+    const ids = (await this.store.configstore.list?.()) ?? [];
+    for (const id of ids) {
+      const upload = await this.store.getUpload(id).catch(() => null);
+      if (upload && upload.size !== undefined && upload.offset === upload.size) await this.remove(id);
+    }
+    await this.sweep();
+    this.sweeper = setInterval(() => void this.sweep(), 3600_000);
+    this.sweeper.unref();
+  }
+
+  /** Removes uploads older than the expiry period; returns how many. */
+  async sweep(): Promise<number> {
+    try {
+      return await this.server.cleanUpExpiredUploads();
+    } catch (error) {
+      this.options.logger.warn({ err: error }, 'expired tus uploads could not be removed');
+      return 0;
+    }
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+  }
+
+  private async remove(id: string): Promise<void> {
+    await this.store.remove(id).catch(() => undefined);
+  }
+
+  /**
+   * Before a HEAD, PATCH or DELETE: an upload this replica does not have but another live one
+   * took is UPLOAD_ON_OTHER_REPLICA (409) naming it. With a staging directory shared by the
+   * replicas the file is here and nothing is refused.
+   */
+  async checkHere(id: string): Promise<void> {
+    const exists = await stat(join(this.options.directory, id)).then(
+      () => true,
+      () => false,
+    );
+    if (exists) return;
+    const [tag] = id.split('.');
+    if (!tag || tag === this.replicaTag) return;
+    const replicaId = Buffer.from(tag, 'base64url').toString('utf8');
+    const url = await this.options.replica.urlOf(replicaId);
+    if (url === undefined) return;
+    throw new QuantixError(
+      ErrorCode.UPLOAD_ON_OTHER_REPLICA,
+      `This upload is staged on control-plane replica ${replicaId}${url ? ` (${url})` : ''}; resume it there`,
+      { details: { replicaId, ...(url ? { url } : {}) } },
+    );
+  }
+}
+
+const tusResumable = z.literal('1.0.0').describe('The tus protocol version');
+const uploadId = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,200}\.[0-9a-f-]{36}$/)
+  .describe('The upload id from the Location of its creation');
+const tusAnswer = (description: string) => z.undefined().describe(description);
+
+/** The metadata a tus creation carries (Upload-Metadata, base64 values), checked like the simple upload's query. */
+const creationMetadata = z.object({
+  poolId: z.string().min(1),
+  name: z.string().min(1),
+  kind: z.enum(UPLOAD_KINDS as [UploadKind, ...UploadKind[]]).optional(),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hexadecimal digits')
+    .optional(),
+});
+
+/**
+ * The tus endpoint, in the authenticated API scope (the token hook runs first). Each method is
+ * its own route so it is documented in OpenAPI; the bytes are @tus/server's to handle, so the
+ * reply is hijacked once fastify's own checks (token, headers, metadata, size) have passed.
+ */
+export function tusRoutes(app: FastifyInstance, deps: { tus: TusUploads; uploads: UploadService }): void {
+  const api = app.withTypeProvider<ZodTypeProvider>();
+  // PATCH bodies stay unread streams for @tus/server.
+  app.addContentTypeParser('application/offset+octet-stream', (_request, _payload, done) => done(null));
+  const handOver = (request: FastifyRequest, reply: FastifyReply) => {
+    reply.hijack();
+    void deps.tus.server.handle(request.raw, reply.raw);
+  };
+  const checkHere = async (request: FastifyRequest) => {
+    await deps.tus.checkHere((request.params as { id: string }).id);
+  };
+
+  api.route({
+    method: 'OPTIONS',
+    url: '/uploads/tus',
+    schema: {
+      operationId: 'describeTusUploads',
+      tags: ['uploads'],
+      summary: 'The tus server’s version, extensions and size limit (Tus-Version, Tus-Extension, Tus-Max-Size)',
+      response: { 204: tusAnswer('The tus capabilities, in headers'), ...errorResponses() },
+    },
+    handler: handOver,
+  });
+
+  api.post(
+    '/uploads/tus',
+    {
+      schema: {
+        operationId: 'createTusUpload',
+        tags: ['uploads'],
+        summary: 'Start a resumable upload (tus creation) of an ISO or a disk image into a pool',
+        description:
+          'Upload-Metadata (tus: comma-separated `key base64value`) carries poolId, name, kind (`iso`, default, or `disk`) and optionally sha256. The pool, name and size are checked before any byte is taken. The Location header is the upload’s URL: PATCH bytes to it, HEAD it for the offset to resume from.',
+        headers: z
+          .object({
+            'tus-resumable': tusResumable,
+            'upload-length': z.string().regex(/^\d{1,20}$/, 'must be the size in bytes'),
+            'upload-metadata': z.string().max(4096),
+          })
+          .passthrough(),
+        response: {
+          201: tusAnswer('Created: Location names the upload'),
+          ...errorResponses(
+            ErrorCode.NOT_FOUND,
+            ErrorCode.ALREADY_EXISTS,
+            ErrorCode.UPLOAD_TOO_LARGE,
+            ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
+            ErrorCode.NODE_NOT_CONNECTED,
+          ),
+        },
+      },
+      preHandler: async (request) => {
+        const parsed = creationMetadata.safeParse(Metadata.parse(request.headers['upload-metadata']));
+        if (!parsed.success) {
+          const issues = parsed.error.issues.map((issue) => ({
+            path: `Upload-Metadata.${issue.path.join('.')}`,
+            message: issue.message,
+          }));
+          throw new QuantixError(
+            ErrorCode.INVALID_INPUT,
+            `Invalid Upload-Metadata: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+            { details: { issues } },
+          );
+        }
+        const { poolId, name, kind, sha256 } = parsed.data;
+        await deps.uploads.prepare({
+          poolId,
+          fileName: name,
+          ...(kind ? { kind } : {}),
+          expectedSize: Number(request.headers['upload-length']),
+          ...(sha256 ? { expectedSha256: sha256 } : {}),
+        });
+      },
+    },
+    handOver,
+  );
+
+  api.route({
+    method: 'HEAD',
+    url: '/uploads/tus/:id',
+    // @fastify/swagger leaves HEAD routes out unless asked (and names them `<operationId>-head`).
+    config: { swagger: { exposeHeadRoute: true } },
+    schema: {
+      operationId: 'getTusUploadOffset',
+      tags: ['uploads'],
+      summary: 'How many bytes of an upload the server has (Upload-Offset), to resume from there',
+      params: z.object({ id: uploadId }),
+      headers: z.object({ 'tus-resumable': tusResumable }).passthrough(),
+      response: {
+        200: tusAnswer('Upload-Offset and Upload-Length in headers'),
+        ...errorResponses(ErrorCode.NOT_FOUND, ErrorCode.UPLOAD_ON_OTHER_REPLICA),
+      },
+    },
+    preHandler: checkHere,
+    handler: handOver,
+  });
+
+  api.route({
+    method: 'PATCH',
+    url: '/uploads/tus/:id',
+    schema: {
+      operationId: 'appendTusUpload',
+      tags: ['uploads'],
+      summary: 'Send bytes of an upload from Upload-Offset on (application/offset+octet-stream)',
+      description:
+        'The request that brings the last byte also checks the file: its SHA-256 against the one given at creation (CHECKSUM_MISMATCH, 422), then that it reads as its kind (ISO_* for an ISO; IMAGE_INVALID for a disk image qemu-img cannot read, that names a backing file, or named .qcow2 but not qcow2; 422). On success the answer names the image (Quantix-Image-Id); on failure nothing is kept.',
+      params: z.object({ id: uploadId }),
+      headers: z
+        .object({ 'tus-resumable': tusResumable, 'upload-offset': z.string().regex(/^\d{1,20}$/) })
+        .passthrough(),
+      response: {
+        204: tusAnswer('Stored: the new Upload-Offset in a header'),
+        ...errorResponses(
+          ErrorCode.NOT_FOUND,
+          ErrorCode.UPLOAD_ON_OTHER_REPLICA,
+          ErrorCode.CHECKSUM_MISMATCH,
+          ErrorCode.UPLOAD_TOO_LARGE,
+          ErrorCode.ALREADY_EXISTS,
+          ImagesIsoErrorCode.ISO_NOT_ISO9660,
+          ImagesIsoErrorCode.ISO_TRUNCATED,
+          ImagesCloudErrorCode.IMAGE_INVALID,
+        ),
+      },
+    },
+    preHandler: checkHere,
+    handler: handOver,
+  });
+
+  api.route({
+    method: 'DELETE',
+    url: '/uploads/tus/:id',
+    schema: {
+      operationId: 'terminateTusUpload',
+      tags: ['uploads'],
+      summary: 'Abandon an upload (tus termination): its bytes are removed',
+      params: z.object({ id: uploadId }),
+      headers: z.object({ 'tus-resumable': tusResumable }).passthrough(),
+      response: {
+        204: tusAnswer('Removed'),
+        ...errorResponses(ErrorCode.NOT_FOUND, ErrorCode.UPLOAD_ON_OTHER_REPLICA),
+      },
+    },
+    preHandler: checkHere,
+    handler: handOver,
+  });
+}
