@@ -1,5 +1,23 @@
 export { BUILTIN_CATALOG_ENTRIES, BUILTIN_CATALOG_NAME, createBuiltinCatalog } from './catalog/builtin.js';
 export { type CatalogEntryInput, defineCatalogEntry, StaticImageCatalog } from './catalog/static-catalog.js';
+export { COMPRESSIONS, type Compression, compressionOfHead } from './convert/compression.js';
+export {
+  claimedFormatOfName,
+  DEFAULT_MAX_VIRTUAL_SIZE_BYTES,
+  IMPORT_SOURCE_FORMATS,
+  IMPORT_TARGET_FORMATS,
+  type ImportDiskRequest,
+  type ImportDiskResult,
+  type ImportImageResult,
+  type ImportProgress,
+  type ImportSourceFormat,
+  type ImportStage,
+  type ImportTargetFormat,
+  parseConvertProgress,
+  QemuImgConverter,
+  type QemuImgConverterOptions,
+} from './convert/converter.js';
+export { type OvfFacts, parseOvf } from './convert/ova.js';
 export { ImagesCloudErrorCode } from './errors.js';
 export {
   type CloudFetchRequest,
