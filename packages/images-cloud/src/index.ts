@@ -5,19 +5,16 @@ export {
   claimedFormatOfName,
   DEFAULT_MAX_VIRTUAL_SIZE_BYTES,
   IMPORT_SOURCE_FORMATS,
-  IMPORT_TARGET_FORMATS,
   type ImportDiskRequest,
   type ImportDiskResult,
   type ImportImageResult,
-  type ImportProgress,
   type ImportSourceFormat,
-  type ImportStage,
   type ImportTargetFormat,
   parseConvertProgress,
   QemuImgConverter,
   type QemuImgConverterOptions,
 } from './convert/converter.js';
-export { type OvfFacts, parseOvf } from './convert/ova.js';
+export { parseOvf } from './convert/ova.js';
 export { ImagesCloudErrorCode } from './errors.js';
 export {
   type CloudFetchRequest,

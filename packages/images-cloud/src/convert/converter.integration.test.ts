@@ -10,10 +10,11 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { ImageImportProgress } from '@quantix/core';
 import { requireTools } from '@quantix/core/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { requireImageTools, sha256 } from '../testing/images.js';
-import { type ImportProgress, QemuImgConverter } from './converter.js';
+import { QemuImgConverter } from './converter.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -219,7 +220,7 @@ describe('QemuImgConverter.importDisk', () => {
   it('converts to qcow2 by default, reporting progress, with the same content as the source', async () => {
     const source = stage('disk.vhdx');
     const destination = join(pool, 'imported.qcow2');
-    const seen: ImportProgress[] = [];
+    const seen: ImageImportProgress[] = [];
     const result = await converter().importDisk({
       sourcePath: source,
       destinationPath: destination,

@@ -3,6 +3,11 @@ import { basename } from 'node:path';
 import {
   type Checksum,
   type CommandRunner,
+  type ImageConverter,
+  type ImageImportRequest,
+  type ImageImportResult,
+  type ImageImportTarget,
+  type ImportedDisk,
   isQuantixError,
   isRetryableError,
   LocalCommandRunner,
@@ -12,13 +17,12 @@ import { ImagesCloudErrorCode } from '../errors.js';
 import { hashFile, removeQuietly, syncDirectory, syncFile } from '../fetch/partial.js';
 import { type Compression, compressionOfHead, decompressFile, readHead } from './compression.js';
 import { assertInfoSelfContained, assertSelfContained, HEADER_BYTES } from './headers.js';
-import { type OvfFacts, unpackOva } from './ova.js';
+import { unpackOva } from './ova.js';
 
 /** What qemu-img may read on import, by its own names ('vpc' is VHD). Anything else is refused. */
 export const IMPORT_SOURCE_FORMATS = ['raw', 'qcow2', 'vmdk', 'vhdx', 'vpc', 'vdi'] as const;
 export type ImportSourceFormat = (typeof IMPORT_SOURCE_FORMATS)[number];
-export const IMPORT_TARGET_FORMATS = ['qcow2', 'raw'] as const;
-export type ImportTargetFormat = (typeof IMPORT_TARGET_FORMATS)[number];
+export type ImportTargetFormat = ImageImportTarget;
 
 /** Default cap on what an image may claim to expand to: 4 TiB. */
 export const DEFAULT_MAX_VIRTUAL_SIZE_BYTES = 4 * 1024 ** 4;
@@ -55,11 +59,8 @@ export function diskDestination(destinationPath: string, index: number): string 
     : `${destinationPath}-disk${index + 1}`;
 }
 
-export interface ImportImageResult {
-  /** The converted disks; one unless the source is an OVA of several. */
+export interface ImportImageResult extends ImageImportResult {
   disks: ImportDiskResult[];
-  /** What the OVF descriptor said, when the source is an OVA. */
-  ovf: OvfFacts | null;
 }
 
 /** The percentage in the last `(12.34/100%)` of qemu-img convert -p's output, or null. */
@@ -69,39 +70,10 @@ export function parseConvertProgress(text: string): number | null {
   return last === undefined ? null : Math.min(100, Number(last));
 }
 
-export type ImportStage = 'decompressing' | 'inspecting' | 'converting' | 'verifying';
+export type ImportDiskRequest = ImageImportRequest;
 
-export interface ImportProgress {
-  stage: ImportStage;
-  /** Of the current stage; null when unknown (decompressing counts bytes only). */
-  percent: number | null;
-  bytesDone?: number;
-}
-
-export interface ImportDiskRequest {
-  /** The file as it arrived (downloaded or extracted), in the pool's staging area. */
-  sourcePath: string;
-  /** Where the converted image ends up; written as `<destinationPath>.converting`, renamed when it reads back right. */
-  destinationPath: string;
-  /** Default qcow2. */
-  targetFormat?: ImportTargetFormat;
-  /** What the source is said to be; default: what its (original) name claims. Content that differs is refused. */
-  claimedFormat?: ImportSourceFormat | null;
-  /** The name the file arrived under, when sourcePath is a staging name (a URL's file name). */
-  originalName?: string;
-  /** Remove the source once it is converted or refused as unsafe. Default false. */
-  removeSource?: boolean;
-  signal?: AbortSignal;
-  onProgress?: (progress: ImportProgress) => void;
-}
-
-export interface ImportDiskResult {
-  path: string;
+export interface ImportDiskResult extends ImportedDisk {
   format: ImportTargetFormat;
-  virtualSizeBytes: number;
-  sizeBytes: number;
-  checksum: Checksum;
-  /** What the content was, as qemu-img names it. */
   sourceFormat: ImportSourceFormat;
   compression: Compression | null;
 }
@@ -126,7 +98,7 @@ export interface QemuImgConverterOptions {
  * reads it back as the target format with the same virtual size. Whatever fails, no temporary
  * file is left behind.
  */
-export class QemuImgConverter {
+export class QemuImgConverter implements ImageConverter {
   private readonly runner: CommandRunner;
   private readonly qemuImg: string;
   readonly maxVirtualSizeBytes: number;

@@ -1,7 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { QuantixError } from '@quantix/core';
+import { type OvfFacts, QuantixError } from '@quantix/core';
 import { XMLParser } from 'fast-xml-parser';
 import { ImagesCloudErrorCode } from '../errors.js';
 
@@ -114,16 +114,6 @@ export async function extractTarEntry(archive: string, entry: TarEntry, destinat
   } finally {
     await handle.close();
   }
-}
-
-/** What an OVF descriptor says of its virtual machine: the facts that pre-fill a VM. */
-export interface OvfFacts {
-  name: string | null;
-  cpuCount: number | null;
-  memoryMiB: number | null;
-  firmware: 'bios' | 'uefi' | null;
-  /** In the order the descriptor's DiskSection lists them. */
-  disks: { diskId: string; fileName: string; capacityBytes: number | null }[];
 }
 
 type Node = Record<string, unknown>;
