@@ -1,7 +1,6 @@
 import { rename, rm, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import {
-  type Checksum,
   type CommandRunner,
   type ImageConverter,
   type ImageImportRequest,
