@@ -244,6 +244,18 @@ export const vmSpecSchema = z.object({
 });
 export type VmSpec = z.infer<typeof vmSpecSchema>;
 
+/** What image.download asks (and image.import, which adds how to convert). */
+const imageDownloadRequest = z.object({
+  imageId: id,
+  poolId: id,
+  relPath,
+  sourceUrl: url,
+  checksum: checksum.nullable(),
+  checksumUrl: url.nullable(),
+  /** Which line of a checksum file to use when it lists several algorithms (absent: the strongest). */
+  checksumAlgorithm: z.enum(CHECKSUM_ALGORITHMS).nullable().optional(),
+});
+
 /** What a node answers to image.download once the file is complete and verified. */
 export const imageDownloadResultSchema = z.object({
   sizeBytes: bytes,
@@ -313,16 +325,7 @@ export const NODE_OPERATIONS = {
    * again); one that finished lately is answered from its result, without fetching again.
    */
   'image.download': {
-    request: z.object({
-      imageId: id,
-      poolId: id,
-      relPath,
-      sourceUrl: url,
-      checksum: checksum.nullable(),
-      checksumUrl: url.nullable(),
-      /** Which line of a checksum file to use when it lists several algorithms (absent: the strongest). */
-      checksumAlgorithm: z.enum(CHECKSUM_ALGORITHMS).nullable().optional(),
-    }),
+    request: imageDownloadRequest,
     result: imageDownloadResultSchema,
   },
   /**
@@ -333,14 +336,7 @@ export const NODE_OPERATIONS = {
    * Progress comes as image.progress, with `stage` once the bytes are in.
    */
   'image.import': {
-    request: z.object({
-      imageId: id,
-      poolId: id,
-      relPath,
-      sourceUrl: url,
-      checksum: checksum.nullable(),
-      checksumUrl: url.nullable(),
-      checksumAlgorithm: z.enum(CHECKSUM_ALGORITHMS).nullable().optional(),
+    request: imageDownloadRequest.extend({
       targetFormat: z.enum(IMAGE_IMPORT_TARGETS),
       /** What the source claims to be, in qemu-img's names (absent: what its URL's file name claims). */
       claimedFormat: short.nullable().optional(),

@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import type { ImageImportProgress } from '@quantix/core';
 import { requireTools } from '@quantix/core/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { requireImageTools, sha256 } from '../testing/images.js';
+import { createImage, makeVmdkDescriptorNaming, requireImageTools, sha256 } from '../testing/images.js';
 import { QemuImgConverter } from './converter.js';
 
 const run = promisify(execFile);
@@ -104,16 +104,12 @@ beforeAll(async () => {
   mkdirSync(ova);
   writeFileSync(join(ova, 'appliance.ovf'), OVF);
   copyFileSync(join(fixtures, 'disk-stream.vmdk'), join(ova, 'appliance-disk1.vmdk'));
-  await run('qemu-img', [
-    'create',
-    '-q',
-    '-f',
-    'vmdk',
-    '-o',
-    'subformat=streamOptimized',
-    join(ova, 'appliance-disk2.vmdk'),
-    '4M',
-  ]);
+  await createImage({
+    path: join(ova, 'appliance-disk2.vmdk'),
+    format: 'vmdk',
+    size: '4M',
+    options: ['subformat=streamOptimized'],
+  });
   await run('tar', [
     '-cf',
     join(fixtures, 'appliance.ova'),
@@ -126,30 +122,19 @@ beforeAll(async () => {
 
   // Unsafe images.
   await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', raw, '-F', 'raw', join(fixtures, 'backed.qcow2')]);
-  await run('qemu-img', [
-    'create',
-    '-q',
-    '-f',
-    'qcow2',
-    '-o',
-    `data_file=${join(fixtures, 'external.raw')}`,
-    join(fixtures, 'datafile.qcow2'),
-    '1M',
-  ]);
-  await run('qemu-img', [
-    'create',
-    '-q',
-    '-f',
-    'vmdk',
-    '-o',
-    'subformat=monolithicFlat',
-    join(fixtures, 'flat.vmdk'),
-    '1M',
-  ]);
-  writeFileSync(
-    join(fixtures, 'passwd.vmdk'),
-    readFileSync(join(fixtures, 'flat.vmdk'), 'latin1').replace(/"flat-flat\.vmdk"/, '"/etc/passwd"'),
-  );
+  await createImage({
+    path: join(fixtures, 'datafile.qcow2'),
+    format: 'qcow2',
+    size: '1M',
+    options: [`data_file=${join(fixtures, 'external.raw')}`],
+  });
+  await createImage({
+    path: join(fixtures, 'flat.vmdk'),
+    format: 'vmdk',
+    size: '1M',
+    options: ['subformat=monolithicFlat'],
+  });
+  await makeVmdkDescriptorNaming(join(fixtures, 'passwd.vmdk'), '/etc/passwd');
   // A 64 KiB sparse VMDK whose header claims 100 TiB (capacity, in sectors, at byte 12).
   const huge = readFileSync(join(fixtures, 'disk.vmdk')).subarray(0, 64 * 1024);
   const claimed = Buffer.from(huge);
@@ -247,25 +232,25 @@ describe('QemuImgConverter.importDisk', () => {
     ['disk.qcow2', 'IMAGE_FORMAT_MISMATCH', undefined, 'disk.vhd.gz'],
   ] as const;
 
-  it.each(unsafe)('%s is refused with %s and nothing is left behind', async (name, code, reason, stagedAs) => {
-    const source = stage(name, stagedAs);
-    const error = await converter(1024 ** 4)
+  /** Imports with removeSource and returns the error; the pool and the staging area must be left empty. */
+  const refusal = async (source: string, maxVirtualSizeBytes?: number) => {
+    const error = await converter(maxVirtualSizeBytes)
       .importDisk({ sourcePath: source, destinationPath: join(pool, 'imported.qcow2'), removeSource: true })
       .catch((e: unknown) => e);
-    expect(error).toMatchObject({ code, ...(reason ? { details: { reason } } : {}) });
     expect(readdirSync(pool)).toEqual([]);
     expect(readdirSync(staging)).toEqual([]);
+    return error;
+  };
+
+  it.each(unsafe)('%s is refused with %s and nothing is left behind', async (name, code, reason, stagedAs) => {
+    const error = await refusal(stage(name, stagedAs), 1024 ** 4);
+    expect(error).toMatchObject({ code, ...(reason ? { details: { reason } } : {}) });
   });
 
   it('refuses a decompression bomb once the output passes the limit', async () => {
-    const source = stage('disk.raw.xz');
-    const error = await converter(1 * MiB)
-      .importDisk({ sourcePath: source, destinationPath: join(pool, 'imported.qcow2'), removeSource: true })
-      .catch((e: unknown) => e);
+    const error = await refusal(stage('disk.raw.xz'), 1 * MiB);
     // maxBytes is in the details of the decompressor's refusal only (not of the virtual-size check).
     expect(error).toMatchObject({ code: 'IMAGE_TOO_LARGE', details: { maxBytes: expect.any(Number) } });
-    expect(readdirSync(pool)).toEqual([]);
-    expect(readdirSync(staging)).toEqual([]);
   });
 
   it('does not trust a claim passed by the caller either', async () => {

@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,8 +15,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createPoolRootPolicy, type NodeMessage, PROTOCOL_VERSION } from '@quantix/core';
 import { HttpImageFetcher, QemuImgConverter } from '@quantix/images-cloud';
+import { makeVmdkDescriptorNaming } from '@quantix/images-cloud/testing';
 import { LocalStorageBackend, localPoolType } from '@quantix/storage-local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { agentRequester } from '../__fixtures__/agent-requests.js';
 import { NodeAgent } from './node-agent.js';
 
 const exec = promisify(execFile);
@@ -45,17 +47,7 @@ describe('node agent image.import', () => {
   let agent: NodeAgent;
   let diskSha: string;
   const sent: NodeMessage[] = [];
-  let nextId = 0;
-
-  const request = async (body: Record<string, unknown>) => {
-    const requestId = `r${++nextId}`;
-    const from = sent.length;
-    await agent.handle(JSON.stringify({ v: PROTOCOL_VERSION, type: 'request', requestId, request: body }));
-    const emitted = sent.slice(from);
-    const response = emitted.find((m) => m.type === 'response' && m.requestId === requestId);
-    if (response?.type !== 'response') throw new Error(`no response to ${requestId}`);
-    return { response, emitted };
-  };
+  const request = agentRequester(() => agent, sent);
   const importRequest = (imageId: string, file: string, relPath: string, extra: Record<string, unknown> = {}) => ({
     op: 'image.import',
     imageId,
@@ -95,21 +87,7 @@ describe('node agent image.import', () => {
     await copyFile(join(served, 'disk.vmdk'), join(ova, 'a-disk1.vmdk'));
     await exec('qemu-img', ['create', '-q', '-f', 'vdi', join(ova, 'a-disk2.vdi'), '2M']);
     await exec('tar', ['-cf', join(served, 'appliance.ova'), '-C', ova, 'a.ovf', 'a-disk1.vmdk', 'a-disk2.vdi']);
-    await exec('qemu-img', [
-      'create',
-      '-q',
-      '-f',
-      'vmdk',
-      '-o',
-      'subformat=monolithicFlat',
-      join(root, 'flat.vmdk'),
-      '1M',
-    ]);
-    const descriptor = (await readFile(join(root, 'flat.vmdk'), 'latin1')).replace(
-      /"flat-flat\.vmdk"/,
-      '"/etc/passwd"',
-    );
-    await writeFile(join(served, 'passwd.vmdk'), descriptor);
+    await makeVmdkDescriptorNaming(join(served, 'passwd.vmdk'), '/etc/passwd');
 
     server = createServer((req, res) => {
       const name = (req.url ?? '').slice(1);
