@@ -13,6 +13,7 @@ import {
   QuantixError,
 } from '@quantix/core';
 import { ImagesCloudErrorCode } from '../errors.js';
+import { readQemuImgJson } from '../fetch/inspect.js';
 import { hashFile, removeQuietly, syncDirectory, syncFile } from '../fetch/partial.js';
 import { type Compression, compressionOfHead, decompressFile, readHead } from './compression.js';
 import { assertInfoSelfContained, assertSelfContained, HEADER_BYTES } from './headers.js';
@@ -260,15 +261,7 @@ export class QemuImgConverter implements ImageConverter {
       this.inspectTimeoutMs,
       signal,
     );
-    let info: Record<string, unknown>;
-    try {
-      info = JSON.parse(stdout) as Record<string, unknown>;
-    } catch (error) {
-      throw new QuantixError(ImagesCloudErrorCode.IMAGE_INVALID, `qemu-img info printed no JSON for ${path}`, {
-        details: { path, retryable: false },
-        cause: error,
-      });
-    }
+    const info = readQemuImgJson(stdout, path);
     const detected = info.format;
     if (typeof detected !== 'string' || !(IMPORT_SOURCE_FORMATS as readonly string[]).includes(detected)) {
       throw new QuantixError(
