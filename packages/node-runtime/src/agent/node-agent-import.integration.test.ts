@@ -153,6 +153,20 @@ describe('node agent image.import', () => {
     );
   });
 
+  it('answers an import asked again (a control plane that restarted) from its result, and reports it in its hello', async () => {
+    const first = join(poolDir, 'cloud', 'disk.qcow2');
+    const { response } = await request(importRequest('img-1', 'disk.vmdk.gz', 'cloud/disk.qcow2'));
+    expect(response.error).toBeUndefined();
+    expect(response.result).toMatchObject({
+      bytesTransferred: 0,
+      sourceFormat: 'vmdk',
+      checksum: { value: sha256(readFileSync(first)) },
+    });
+    expect(agent.hello({ hostname: 'hv', agentVersion: 'test' }).downloads).toContainEqual(
+      expect.objectContaining({ imageId: 'img-1', relPath: 'cloud/disk.qcow2', state: 'done' }),
+    );
+  });
+
   it('imports an OVA: every disk converted, the OVF facts answered; keepOriginal keeps the download', async () => {
     const { response } = await request(
       importRequest('img-2', 'appliance.ova', 'cloud/appliance.qcow2', { keepOriginal: true }),

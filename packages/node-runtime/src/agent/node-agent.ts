@@ -114,7 +114,8 @@ interface RunningDownload {
 interface FinishedDownload {
   poolId: string;
   relPath: string;
-  result: DownloadAnswer;
+  /** An import's answer (image.import) carries what the file came from too. */
+  result: DownloadAnswer | (DownloadAnswer & ImageImportResultMessage);
   finishedAt: number;
 }
 
@@ -1011,13 +1012,31 @@ export class NodeAgent {
       return running.result;
     }
     const controller = new AbortController();
-    const result = this.runImport(request, send, controller.signal);
+    const result = this.finishedImport(request).then(
+      (done) => done ?? this.runImport(request, send, controller.signal),
+    );
     this.imports.set(request.imageId, { relPath: request.relPath, controller, result });
     const forget = () => {
       if (this.imports.get(request.imageId)?.result === result) this.imports.delete(request.imageId);
     };
     result.then(forget, forget);
     return result;
+  }
+
+  /**
+   * An import that finished lately (a control plane that restarted meanwhile asks again), answered
+   * from its result when the converted file is still there, whole; else null.
+   */
+  private async finishedImport(
+    request: Extract<NodeRequest, { op: 'image.import' }>,
+  ): Promise<ImageImportResultMessage | null> {
+    const done = this.finished.get(request.imageId);
+    if (!done || done.poolId !== request.poolId || done.relPath !== request.relPath) return null;
+    if (!('sourceFormat' in done.result)) return null; // the original's download, not the import
+    const info = await stat(await this.resolve(request.poolId, request.relPath)).catch(() => null);
+    if (!info?.isFile() || info.size !== done.result.sizeBytes) return null;
+    this.logger?.info({ imageId: request.imageId }, 'import already finished; answered from its result');
+    return { ...done.result, bytesTransferred: 0 };
   }
 
   private async runImport(
@@ -1070,12 +1089,10 @@ export class NodeAgent {
         });
       },
     });
-    // The download's memory of the original is of no use once it was converted (or removed).
-    this.finished.delete(request.imageId);
     const [first, ...extra] = imported.disks;
     if (!first) throw new QuantixError(ErrorCode.INTERNAL_ERROR, 'The import produced no disk');
     const directory = posix.dirname(request.relPath);
-    return {
+    const answer: DownloadAnswer & ImageImportResultMessage = {
       sizeBytes: first.sizeBytes,
       checksum: first.checksum,
       format: first.format,
@@ -1097,6 +1114,10 @@ export class NodeAgent {
         checksum: disk.checksum,
       })),
     };
+    // Remembered under the image's own place (replacing the original's download): a hello reports
+    // it done, and the same request asked again is answered from it.
+    this.rememberFinished(request.imageId, { poolId: request.poolId, relPath: request.relPath, result: answer });
+    return answer;
   }
 
   private async fetchImage(
