@@ -230,17 +230,19 @@ export class QemuImgConverter implements ImageConverter {
       }
       if (target === 'qcow2')
         await this.qemu(['check', '-f', 'qcow2', '--', convertingPath], this.inspectTimeoutMs, request.signal);
+      // Hashed before the rename, so that whatever fails leaves nothing at the destination.
+      const hash = await hashFile({ path: convertingPath, algorithm: 'sha256', signal: request.signal });
+      const { size } = await stat(convertingPath);
       await syncFile(convertingPath);
       await rename(convertingPath, request.destinationPath);
       await syncDirectory(request.destinationPath);
       await removeQuietly(decompressedPath);
-      const hash = await hashFile({ path: request.destinationPath, algorithm: 'sha256', signal: request.signal });
       if (request.removeSource) await removeQuietly(request.sourcePath);
       return {
         path: request.destinationPath,
         format: target,
         virtualSizeBytes: virtualSize,
-        sizeBytes: (await stat(request.destinationPath)).size,
+        sizeBytes: size,
         checksum: { algorithm: 'sha256', value: hash.digest('hex') },
         sourceFormat: detected,
         compression,
