@@ -8,13 +8,21 @@
  * directory ganesha exports. The server, its answers to the node's checks, and the ISO files are real.
  */
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createTestDatabase, requireTools, type TestDatabase } from '@quantix/core/testing';
-import { type ImageServer, makeQcow2, sha256Sums, startImageServer } from '@quantix/images-cloud/testing';
+import {
+  createImage,
+  type ImageServer,
+  makeQcow2,
+  makeVmdkDescriptorNaming,
+  sha256Sums,
+  startImageServer,
+} from '@quantix/images-cloud/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiCaller, waitFor } from './harness.js';
 import { freePort, type Proc, QUANTIX, QUANTIX_NODE, startProcess, stopProcess } from './processes.js';
@@ -395,6 +403,92 @@ describe('Quantix end to end (real processes)', { timeout: 300_000 }, () => {
       120_000,
     );
     mirror.behaviour.bytesPerSecond = null;
+  });
+
+  it('imports an OVA through POST /images/import: converted on the node, OVF facts in vm-defaults; an unsafe VMDK ends in IMAGE_UNSAFE', async () => {
+    const ova = join(work, 'import-ova');
+    await mkdir(ova, { recursive: true });
+    await createImage({
+      path: join(ova, 'app-disk1.vmdk'),
+      format: 'vmdk',
+      size: '2G',
+      options: ['subformat=streamOptimized'],
+    });
+    await writeFile(
+      join(ova, 'app.ovf'),
+      `<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"
+        xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData">
+        <References><File ovf:id="f1" ovf:href="app-disk1.vmdk"/></References>
+        <DiskSection><Disk ovf:diskId="d1" ovf:fileRef="f1" ovf:capacity="2" ovf:capacityAllocationUnits="byte * 2^30"/></DiskSection>
+        <VirtualSystem ovf:id="app"><Name>E2E Appliance</Name><VirtualHardwareSection>
+          <Item><rasd:ResourceType>3</rasd:ResourceType><rasd:VirtualQuantity>2</rasd:VirtualQuantity></Item>
+          <Item><rasd:AllocationUnits>byte * 2^20</rasd:AllocationUnits><rasd:ResourceType>4</rasd:ResourceType><rasd:VirtualQuantity>3072</rasd:VirtualQuantity></Item>
+        </VirtualHardwareSection></VirtualSystem></Envelope>`,
+    );
+    await run('tar', ['-cf', join(work, 'app.ova'), '-C', ova, 'app.ovf', 'app-disk1.vmdk']);
+    const ovaBytes = await readFile(join(work, 'app.ova'));
+    mirror.setFile('/import/app.ova', ovaBytes);
+    await makeVmdkDescriptorNaming(join(work, 'passwd.vmdk'), '/etc/passwd');
+    const passwdVmdk = await readFile(join(work, 'passwd.vmdk'));
+    mirror.setFile('/import/passwd.vmdk', passwdVmdk);
+    mirror.behaviour.bytesPerSecond = null;
+
+    const importPool = join(work, 'pool-import');
+    await api('POST', '/pools', {
+      id: 'import-1',
+      name: 'node-1 imports',
+      type: 'local',
+      config: { path: importPool, create: true },
+      contentTypes: ['images'],
+      nodeIds: ['node-1'],
+    });
+    await waitFor(
+      async () => (await api('GET', '/pools/import-1')).body.nodeStates[0]?.status === 'active',
+      'the import pool to be active',
+    );
+    const started = await api('POST', '/images/import', {
+      url: `${mirror.url}/import/app.ova`,
+      sha256: createHash('sha256').update(ovaBytes).digest('hex'),
+      poolId: 'import-1',
+    });
+    expect(started.status).toBe(202);
+    await waitFor(
+      async () => ['ready', 'error'].includes((await api('GET', `/images/${started.body.id}`)).body.phase),
+      'the import to end',
+      120_000,
+    );
+    const image = (await api('GET', `/images/${started.body.id}?nodeId=node-1`)).body;
+    expect(image).toMatchObject({
+      phase: 'ready',
+      format: 'qcow2',
+      path: `${importPool}/images/app.qcow2`,
+      virtualSizeBytes: 2 * 1024 ** 3,
+      requirements: { minCpu: 2, minMemoryMiB: 3072, minDiskGiB: 2 },
+      labels: { 'quantix.io/ovf-name': 'E2E Appliance', 'quantix.io/import-source-format': 'vmdk' },
+    });
+    const onDisk = await readFile(join(importPool, 'images', 'app.qcow2'));
+    expect(image.checksum).toEqual({ algorithm: 'sha256', value: createHash('sha256').update(onDisk).digest('hex') });
+    expect((await readdir(join(importPool, 'images'))).sort()).toEqual(['app.qcow2']);
+    const defaults = (await api('GET', `/images/${started.body.id}/vm-defaults`)).body;
+    expect(defaults.cpu).toBeGreaterThanOrEqual(2);
+    expect(defaults.memoryMiB).toBeGreaterThanOrEqual(3072);
+
+    const unsafe = await api('POST', '/images/import', {
+      url: `${mirror.url}/import/passwd.vmdk`,
+      sha256: createHash('sha256').update(passwdVmdk).digest('hex'),
+      poolId: 'import-1',
+    });
+    expect(unsafe.status).toBe(202);
+    await waitFor(
+      async () => (await api('GET', `/images/${unsafe.body.id}`)).body.phase === 'error',
+      'the unsafe import to fail',
+      60_000,
+    );
+    expect((await api('GET', `/images/${unsafe.body.id}`)).body.error).toMatchObject({
+      code: 'IMAGE_UNSAFE',
+      retryable: false,
+    });
+    expect((await readdir(join(importPool, 'images'))).sort()).toEqual(['app.qcow2']);
   });
 
   it('keeps every image, pool and VM across a control-plane restart, field for field', async () => {

@@ -335,6 +335,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/images/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Import a disk image (VMDK, VHD, VHDX, VDI, raw, qcow2, maybe xz/gzip/zstd/bzip2-compressed) or an OVA from a URL into a pool, converted to qcow2 or raw on the node */
+        post: operations["importImage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/images/{id}/retry": {
         parameters: {
             query?: never;
@@ -2660,6 +2677,8 @@ export interface operations {
                                 bytesDone: number;
                                 bytesTotal: number | null;
                                 percent: number | null;
+                                /** @enum {string} */
+                                stage?: "downloading" | "decompressing" | "inspecting" | "converting" | "verifying";
                             } | null;
                             sizeBytes: number | null;
                             virtualSizeBytes: number | null;
@@ -2800,6 +2819,8 @@ export interface operations {
                                 bytesDone: number;
                                 bytesTotal: number | null;
                                 percent: number | null;
+                                /** @enum {string} */
+                                stage?: "downloading" | "decompressing" | "inspecting" | "converting" | "verifying";
                             } | null;
                             error: {
                                 code: string;
@@ -3042,6 +3063,8 @@ export interface operations {
                             bytesDone: number;
                             bytesTotal: number | null;
                             percent: number | null;
+                            /** @enum {string} */
+                            stage?: "downloading" | "decompressing" | "inspecting" | "converting" | "verifying";
                         } | null;
                         sizeBytes: number | null;
                         virtualSizeBytes: number | null;
@@ -3318,6 +3341,204 @@ export interface operations {
                             bytesDone: number;
                             bytesTotal: number | null;
                             percent: number | null;
+                            /** @enum {string} */
+                            stage?: "downloading" | "decompressing" | "inspecting" | "converting" | "verifying";
+                        } | null;
+                        sizeBytes: number | null;
+                        virtualSizeBytes: number | null;
+                        checksum: {
+                            /** @enum {string} */
+                            algorithm: "sha256" | "sha512";
+                            value: string;
+                        } | null;
+                        error: {
+                            code: string;
+                            message: string;
+                            retryable: boolean;
+                        } | null;
+                        location: {
+                            poolId: string;
+                            relPath: string;
+                        } | null;
+                        nodeId: string | null;
+                        /** Format: date-time */
+                        fileModifiedAt: string | null;
+                        version: number;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INVALID_INPUT`: A record or argument failed validation; `details.issues` lists what and where.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `NOT_FOUND`: The record, file or domain asked for does not exist.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `ALREADY_EXISTS`: A unique key is already taken (duplicate name, location, catalog entry in a pool).
+             *     - `POOL_NOT_ACTIVE_ON_NODE`: The image's pool is not active on the target node (not assigned, unmounted, unreachable).
+             *     - `UNSUPPORTED_OPERATION`: A backend or node does not implement an optional operation (libvirt's VIR_ERR_NO_SUPPORT).
+             *     - `NODE_NOT_CONNECTED`: The target node is not connected, so it cannot be asked to do anything.
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INTERNAL_ERROR`: Something failed that has no code of its own (a bug, an unexpected library error).
+             */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
+             *     - `NODE_BUSY`: A node sends more than the control plane takes from it at once; it should slow down.
+             *     - `REPLICA_UNAVAILABLE`: The node is held by another control-plane replica that did not take the request in time (dead, or cut off from the database); its nodes move to a live replica within its lease.
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `COMMAND_TIMEOUT`: A command, or a request to a node, took too long.
+             */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    importImage: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** Format: uri */
+                    url: string;
+                    sha256?: string;
+                    poolId: string;
+                    /**
+                     * @default qcow2
+                     * @enum {string}
+                     */
+                    format?: "qcow2" | "raw";
+                    /** @enum {string} */
+                    sourceFormat?: "raw" | "qcow2" | "vmdk" | "vhdx" | "vpc" | "vdi";
+                    /** @default false */
+                    keepOriginal?: boolean;
+                    name?: string;
+                    nodeId?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The image, downloading then converting: follow its phase and progress with getImage */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        name: string;
+                        description: string;
+                        labels: {
+                            [key: string]: string;
+                        };
+                        /** @enum {string} */
+                        kind: "cloud" | "iso";
+                        /** @enum {string|null} */
+                        format: "qcow2" | "raw" | "iso" | "vmdk" | "vhdx" | null;
+                        os: {
+                            /** @enum {string} */
+                            family: "linux" | "windows" | "bsd" | "other" | "unknown";
+                            distribution: string | null;
+                            version: string | null;
+                            arch: string | null;
+                            defaultUser: string | null;
+                            cloudInit: boolean;
+                            shortId?: string | null;
+                            /** @enum {string|null} */
+                            confidence?: "exact" | "label" | "extrapolated" | "filename" | null;
+                            osinfoVersion?: string | null;
+                        };
+                        requirements: {
+                            minCpu: number;
+                            minMemoryMiB: number;
+                            minDiskGiB: number;
+                            /** @enum {string} */
+                            firmware: "bios" | "uefi" | "any";
+                        };
+                        catalogId: string | null;
+                        /** @enum {string} */
+                        phase: "pending" | "downloading" | "verifying" | "ready" | "error" | "deleting" | "missing";
+                        progress: {
+                            bytesDone: number;
+                            bytesTotal: number | null;
+                            percent: number | null;
+                            /** @enum {string} */
+                            stage?: "downloading" | "decompressing" | "inspecting" | "converting" | "verifying";
                         } | null;
                         sizeBytes: number | null;
                         virtualSizeBytes: number | null;
@@ -3494,6 +3715,8 @@ export interface operations {
                             bytesDone: number;
                             bytesTotal: number | null;
                             percent: number | null;
+                            /** @enum {string} */
+                            stage?: "downloading" | "decompressing" | "inspecting" | "converting" | "verifying";
                         } | null;
                         sizeBytes: number | null;
                         virtualSizeBytes: number | null;
@@ -5397,6 +5620,8 @@ export interface operations {
                             bytesDone: number;
                             bytesTotal: number | null;
                             percent: number | null;
+                            /** @enum {string} */
+                            stage?: "downloading" | "decompressing" | "inspecting" | "converting" | "verifying";
                         } | null;
                         sizeBytes: number | null;
                         virtualSizeBytes: number | null;
@@ -6062,6 +6287,7 @@ export const operationRoutes = {
   getImage: { method: 'GET', path: '/api/v1/images/{id}' },
   deleteImage: { method: 'DELETE', path: '/api/v1/images/{id}' },
   downloadImage: { method: 'POST', path: '/api/v1/images/download' },
+  importImage: { method: 'POST', path: '/api/v1/images/import' },
   retryImageDownload: { method: 'POST', path: '/api/v1/images/{id}/retry' },
   rescanImages: { method: 'POST', path: '/api/v1/images/rescan' },
   listVms: { method: 'GET', path: '/api/v1/vms' },

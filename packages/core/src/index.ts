@@ -1,5 +1,17 @@
 export type { CatalogEntry, ImageCatalog } from './contracts/catalog.js';
 export type { CommandResult, CommandRunner, RunCommandOptions } from './contracts/command-runner.js';
+export {
+  IMAGE_IMPORT_STAGES,
+  IMAGE_IMPORT_TARGETS,
+  type ImageConverter,
+  type ImageImportProgress,
+  type ImageImportRequest,
+  type ImageImportResult,
+  type ImageImportStage,
+  type ImageImportTarget,
+  type ImportedDisk,
+  type OvfFacts,
+} from './contracts/converter.js';
 export type { FetchProgress, FetchRequest, FetchResult, ImageFetcher } from './contracts/fetcher.js';
 export {
   CONSOLE_TYPES,
@@ -56,6 +68,7 @@ export {
   IMAGE_FORMATS,
   IMAGE_KINDS,
   IMAGE_PHASES,
+  IMAGE_PROGRESS_STAGES,
   type Image,
   type ImageError,
   type ImageFormat,
@@ -63,6 +76,7 @@ export {
   type ImagePatch,
   type ImagePhase,
   type ImageProgress,
+  type ImageProgressStage,
   type ImageRequirements,
   type NewImage,
   OS_CONFIDENCES,
@@ -153,6 +167,7 @@ export {
   FileInspectorToken,
   HypervisorToken,
   ImageCatalogToken,
+  ImageConverterToken,
   ImageFetcherToken,
   OsDatabaseToken,
   PoolTypeToken,
@@ -208,6 +223,7 @@ export {
   DELTA_SCAN_SINCE_VERSION,
   type HelloDownload,
   type ImageDownloadResult,
+  type ImageImportResultMessage,
   NODE_CLOSE_CODES,
   NODE_CONSOLE_PATH,
   NODE_OPERATIONS,

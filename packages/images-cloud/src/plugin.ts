@@ -2,11 +2,13 @@ import {
   definePlugin,
   type ImageCatalog,
   ImageCatalogToken,
+  ImageConverterToken,
   ImageFetcherToken,
   type QuantixPlugin,
 } from '@quantix/core';
 import { createBuiltinCatalog } from './catalog/builtin.js';
 import { type CatalogEntryInput, StaticImageCatalog } from './catalog/static-catalog.js';
+import { QemuImgConverter, type QemuImgConverterOptions } from './convert/converter.js';
 import { HttpImageFetcher, type HttpImageFetcherOptions } from './fetch/fetcher.js';
 
 export const IMAGES_CLOUD_PLUGIN_NAME = '@quantix/images-cloud';
@@ -22,11 +24,13 @@ export interface ImagesCloudPluginOptions {
   catalogs?: readonly ImageCatalog[];
   /** Source policy, concurrency, retries, … of the HTTP fetcher. */
   fetcher?: Omit<HttpImageFetcherOptions, 'logger'>;
+  /** The importer's limits (virtual size) and qemu-img. */
+  converter?: QemuImgConverterOptions;
 }
 
 /**
- * Provides the cloud-image catalog(s) (ImageCatalogToken) and the HTTP fetcher
- * (ImageFetcherToken). The download lifecycle that uses them is @quantix/control-plane's
+ * Provides the cloud-image catalog(s) (ImageCatalogToken), the HTTP fetcher (ImageFetcherToken)
+ * and the qemu-img importer (ImageConverterToken). The download lifecycle that uses them is @quantix/control-plane's
  * DownloadService — on nodes, or in process with LocalDownloadExecutor.
  */
 export function createImagesCloudPlugin(options: ImagesCloudPluginOptions = {}): QuantixPlugin {
@@ -45,6 +49,7 @@ export function createImagesCloudPlugin(options: ImagesCloudPluginOptions = {}):
 
       const fetcher = new HttpImageFetcher({ ...options.fetcher, logger: ctx.logger.child({ component: 'fetcher' }) });
       ctx.provide(ImageFetcherToken, { value: fetcher });
+      ctx.provide(ImageConverterToken, { value: new QemuImgConverter(options.converter) });
     },
   });
 }

@@ -298,6 +298,50 @@ export function apiCommands(
       await follow(api, image);
     });
   images
+    .command('import <url>')
+    .description(
+      'import a disk image (vmdk, vhd, vhdx, vdi, raw, qcow2; .xz/.gz/.zst/.bz2) or an OVA from a URL, converted on the node',
+    )
+    .requiredOption('--pool <pool>', 'the pool to import into (id or name)')
+    .option('--format <format>', 'what to convert to: qcow2 or raw', 'qcow2')
+    .option('--sha256 <hex>', 'the SHA-256 of the file as downloaded')
+    .option('--source-format <format>', "what the file is, in qemu-img's names (vmdk, vpc, vhdx, vdi, raw, qcow2)")
+    .option('--keep-original', 'keep the downloaded file beside the converted one (<image>.orig)')
+    .option('--name <name>', 'the image name')
+    .option('--node <node>', 'the node that imports (id or hostname; default: one the pool is active on)')
+    .option('--no-wait', 'return at once instead of following progress')
+    .action(
+      async (
+        url: string,
+        o: {
+          pool: string;
+          format: string;
+          sha256?: string;
+          sourceFormat?: string;
+          keepOriginal?: boolean;
+          name?: string;
+          node?: string;
+          wait: boolean;
+        },
+      ) => {
+        const api = client();
+        const image = await api.request('importImage', {
+          body: {
+            url,
+            poolId: await poolIdOf(api, o.pool),
+            format: o.format as 'qcow2' | 'raw',
+            keepOriginal: o.keepOriginal === true,
+            ...(o.sha256 ? { sha256: o.sha256 } : {}),
+            ...(o.sourceFormat ? { sourceFormat: o.sourceFormat as 'vmdk' } : {}),
+            ...(o.name ? { name: o.name } : {}),
+            ...(o.node ? { nodeId: await nodeIdOf(api, o.node) } : {}),
+          },
+        });
+        if (!o.wait) return print(image, () => `import of ${url} started: image ${image.id}`);
+        await follow(api, image);
+      },
+    );
+  images
     .command('retry <imageId>')
     .description('retry a failed download, following its progress')
     .option('--no-wait', 'return at once instead of following progress')
@@ -375,7 +419,9 @@ export function apiCommands(
     for (;;) {
       const current = await api.request('getImage', { params: { id: image.id } });
       if (current.progress) {
-        const line = renderProgress({ label: String(current.name), ...current.progress });
+        const { stage, ...figures } = current.progress;
+        const label = stage && stage !== 'downloading' ? `${current.name} (${stage})` : String(current.name);
+        const line = renderProgress({ label, ...figures });
         process.stderr.write(tty ? `\r${line}` : `${line}\n`);
       }
       if (current.phase === 'ready' || current.phase === 'error') {

@@ -12,6 +12,7 @@ import {
   type ImageError,
   ImageFetcherToken,
   type ImageFormat,
+  type ImageImportResultMessage,
   type ImagePhase,
   isQuantixError,
   isRetryableError,
@@ -34,7 +35,9 @@ import { RowWriter } from './row-writer.js';
 import {
   type DownloadSource,
   defaultRelPathForEntry,
+  defaultRelPathForImport,
   defaultRelPathForUrl,
+  type ImportOptions,
   sourceFromImage,
   sourceOfEntry,
   sourceToLabels,
@@ -78,6 +81,8 @@ export interface StartDownloadOptions {
     checksum?: { algorithm: ChecksumAlgorithm; value: string } | null;
     checksumUrl?: string | null;
     checksumAlgorithm?: ChecksumAlgorithm | null;
+    /** Convert what arrives (on the node, image.import): a disk image of any format qemu-img reads, or an OVA. */
+    import?: ImportOptions;
   };
   /** The runner (node) to download on; default any that holds the pool. */
   nodeId?: string;
@@ -187,7 +192,13 @@ export class DownloadService {
     const { repositories } = this.options;
     const { entry, source } = await this.sourceFor(options);
     const kind = entry?.kind ?? 'cloud';
-    const relPath = options.relPath ?? (entry ? defaultRelPathForEntry(entry) : defaultRelPathForUrl(source.url, kind));
+    const relPath =
+      options.relPath ??
+      (entry
+        ? defaultRelPathForEntry(entry)
+        : source.import
+          ? defaultRelPathForImport(source.url, source.import.format)
+          : defaultRelPathForUrl(source.url, kind));
     const pool = await repositories.pools.require(options.poolId);
     const content = kind === 'iso' ? 'iso' : 'images';
     if (!pool.contentTypes.includes(content)) {
@@ -226,7 +237,7 @@ export class DownloadService {
         description: options.description ?? entry?.description ?? '',
         labels: { ...(options.labels ?? {}), ...sourceToLabels(source) },
         kind,
-        format: options.format ?? entry?.format ?? null,
+        format: options.format ?? entry?.format ?? source.import?.format ?? null,
         os: { ...(entry?.os ?? {}), ...(options.os ?? {}) },
         ...(entry?.requirements ? { requirements: entry.requirements } : {}),
         catalogId: entry?.id ?? null,
@@ -375,6 +386,7 @@ export class DownloadService {
       checksum: options.source.checksum ?? null,
       checksumUrl: options.source.checksumUrl ?? null,
       checksumAlgorithm: options.source.checksumAlgorithm ?? null,
+      ...(options.source.import ? { import: options.source.import } : {}),
     });
     return { entry: null, source };
   }
@@ -572,7 +584,7 @@ export class DownloadService {
     const from = current.phase;
     for (const phase of steps)
       current = await repositories.images.update(imageId, { phase }, { expectedVersion: current.version });
-    await repositories.images.update(imageId, readyPatch(result, current.format), { expectedVersion: current.version });
+    await repositories.images.update(imageId, readyPatch(result, current), { expectedVersion: current.version });
     this.disarmGrace(imageId);
     this.emitPhase(imageId, from, 'ready', null);
   }
@@ -622,10 +634,18 @@ export class DownloadService {
         await writer.write({ phase: 'downloading', error: null });
       }
       const onProgress = (update: DownloadProgressUpdate) => {
-        const percent = update.bytesTotal
-          ? Math.round(Math.min(100, (update.bytesDone / update.bytesTotal) * 100) * 100) / 100
-          : null;
-        const progress = { bytesDone: update.bytesDone, bytesTotal: update.bytesTotal, percent };
+        // An import's later stages report their own percent; a download's is its bytes'.
+        const percent = update.stage
+          ? (update.percent ?? null)
+          : update.bytesTotal
+            ? Math.round(Math.min(100, (update.bytesDone / update.bytesTotal) * 100) * 100) / 100
+            : null;
+        const progress = {
+          bytesDone: update.bytesDone,
+          bytesTotal: update.bytesTotal,
+          percent,
+          ...(update.stage ? { stage: update.stage } : {}),
+        };
         events?.emit('image.progress', {
           imageId: image.id,
           progress,
@@ -653,12 +673,13 @@ export class DownloadService {
           checksum: image.checksum ?? source.checksum,
           checksumUrl: source.checksumUrl,
           checksumAlgorithm: source.checksumAlgorithm,
+          ...(source.import ? { import: source.import } : {}),
         },
         { onProgress, signal: controller.signal },
       );
       await writer.idle();
       if (writer.current.phase === 'downloading') await writer.write({ phase: 'verifying' });
-      const ready = await writer.write(readyPatch(result, writer.current.format));
+      const ready = await writer.write(readyPatch(result, writer.current));
       logger.info({ imageId: image.id, runner, resumed: result.resumed ?? false }, 'download ready');
       return ready;
     } catch (error) {
@@ -807,16 +828,44 @@ export class DownloadService {
   }
 }
 
-/** What a verified download makes of its row. */
-function readyPatch(result: ImageDownloadResult, format: ImageFormat | null) {
+/**
+ * What a verified download makes of its row. An import's OVF facts become the image's
+ * requirements (what the VM defaults pre-fill) and its name a label; the import's source format
+ * and an OVA's further disks are labels too.
+ */
+function readyPatch(result: ImageDownloadResult | ImageImportResultMessage, image: Image) {
+  const imported = 'sourceFormat' in result ? result : null;
+  const ovf = imported?.ovf ?? null;
+  const labels: Record<string, string> = imported
+    ? {
+        ...image.labels,
+        'quantix.io/import-source-format': imported.sourceFormat,
+        ...(ovf?.name ? { 'quantix.io/ovf-name': ovf.name.slice(0, 512) } : {}),
+        ...Object.fromEntries(
+          imported.extraDisks.map((disk, index) => [`quantix.io/ovf-disk-${index + 2}`, disk.relPath]),
+        ),
+      }
+    : {};
   return {
     phase: 'ready' as const,
     error: null,
     progress: { bytesDone: result.sizeBytes, bytesTotal: result.sizeBytes, percent: 100 },
     sizeBytes: result.sizeBytes,
     ...(result.checksum ? { checksum: result.checksum } : {}),
-    format: result.format ?? format,
+    format: result.format ?? image.format,
     ...(result.virtualSizeBytes != null ? { virtualSizeBytes: result.virtualSizeBytes } : {}),
+    ...(imported ? { labels } : {}),
+    ...(ovf
+      ? {
+          requirements: {
+            ...image.requirements,
+            ...(ovf.cpuCount ? { minCpu: ovf.cpuCount } : {}),
+            ...(ovf.memoryMiB ? { minMemoryMiB: ovf.memoryMiB } : {}),
+            ...(ovf.firmware ? { firmware: ovf.firmware } : {}),
+            ...(result.virtualSizeBytes ? { minDiskGiB: Math.ceil(result.virtualSizeBytes / 1024 ** 3) } : {}),
+          },
+        }
+      : {}),
     fileModifiedAt: new Date(),
   };
 }

@@ -8,6 +8,8 @@ import {
   type HelloDownload,
   type ImageDownloadResult,
   type ImageFetcher,
+  type ImageImportResultMessage,
+  type ImageProgressStage,
   type NodeMessage,
   QuantixError,
   type Repositories,
@@ -15,6 +17,7 @@ import {
 } from '@quantix/core';
 import { type NodeHub, nodeNotConnected } from '../hub/node-hub.js';
 import { nodesWithActivePool } from '../nodes/placement.js';
+import type { ImportOptions } from './source.js';
 
 /** The abort reason of downloads stopped because the control plane shuts down (not cancelled). */
 export const DOWNLOAD_SHUTDOWN = 'the control plane is shutting down';
@@ -30,11 +33,16 @@ export interface DownloadRequest {
   checksum: Checksum | null;
   checksumUrl: string | null;
   checksumAlgorithm: ChecksumAlgorithm | null;
+  /** An import: the node converts what arrived (image.import) instead of keeping it as it is. */
+  import?: ImportOptions;
 }
 
 export interface DownloadProgressUpdate {
-  /** `verifying`: every byte is in and is being checked. */
+  /** `verifying`: every byte is in and is being checked (an import: converted). */
   phase?: 'downloading' | 'verifying';
+  /** An import's stage after the download, with its percent. */
+  stage?: ImageProgressStage;
+  percent?: number | null;
   bytesDone: number;
   bytesTotal: number | null;
   bytesPerSecond: number | null;
@@ -64,7 +72,7 @@ export interface DownloadExecutor {
     runner: string,
     request: DownloadRequest,
     options: { onProgress: (update: DownloadProgressUpdate) => void; signal: AbortSignal },
-  ): Promise<ImageDownloadResult>;
+  ): Promise<ImageDownloadResult | ImageImportResultMessage>;
   /**
    * Refuses a source before anything is recorded, where the executor can tell (the local
    * fetcher's source policy); nodes judge their sources themselves, when they fetch.
@@ -136,21 +144,30 @@ export class NodeDownloadExecutor implements DownloadExecutor {
       options.signal.addEventListener('abort', onAbort, { once: true });
     });
     try {
+      const download = {
+        imageId: request.imageId,
+        poolId: request.poolId,
+        relPath: request.relPath,
+        sourceUrl: request.sourceUrl,
+        checksum: request.checksum,
+        checksumUrl: request.checksumUrl,
+        checksumAlgorithm: request.checksumAlgorithm,
+      };
+      const timeoutMs = 24 * 3600_000;
       return await Promise.race([
-        hub.request(
-          runner,
-          {
-            op: 'image.download',
-            imageId: request.imageId,
-            poolId: request.poolId,
-            relPath: request.relPath,
-            sourceUrl: request.sourceUrl,
-            checksum: request.checksum,
-            checksumUrl: request.checksumUrl,
-            checksumAlgorithm: request.checksumAlgorithm,
-          },
-          { timeoutMs: 24 * 3600_000 },
-        ),
+        request.import
+          ? hub.request(
+              runner,
+              {
+                op: 'image.import',
+                ...download,
+                targetFormat: request.import.format,
+                claimedFormat: request.import.claimedFormat,
+                keepOriginal: request.import.keepOriginal,
+              },
+              { timeoutMs },
+            )
+          : hub.request(runner, { op: 'image.download', ...download }, { timeoutMs }),
         aborted,
       ]);
     } finally {
@@ -170,6 +187,7 @@ export class NodeDownloadExecutor implements DownloadExecutor {
   private deliver(message: Extract<NodeMessage, { type: 'image.progress' }>, _nodeId: string): void {
     this.progress.get(message.imageId)?.({
       ...(message.phase ? { phase: message.phase } : {}),
+      ...(message.stage ? { stage: message.stage, percent: message.percent ?? null } : {}),
       bytesDone: message.bytesDone,
       bytesTotal: message.bytesTotal,
       bytesPerSecond: message.bytesPerSecond,
@@ -209,6 +227,13 @@ export class LocalDownloadExecutor implements DownloadExecutor {
     request: DownloadRequest,
     options: { onProgress: (update: DownloadProgressUpdate) => void; signal: AbortSignal },
   ): Promise<ImageDownloadResult> {
+    if (request.import) {
+      throw new QuantixError(
+        ErrorCode.UNSUPPORTED_OPERATION,
+        'Imports run on a node (image.import); this in-process executor only downloads',
+        { details: { retryable: false } },
+      );
+    }
     const pool = await this.options.repositories.pools.require(request.poolId);
     const backend = backendFor(this.options.backends, pool.type);
     // What a node does when a pool is pushed to it, done here: the pool is made usable (its

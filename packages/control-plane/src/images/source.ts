@@ -6,8 +6,10 @@ import {
   checksumSchema,
   ErrorCode,
   fileNameOfUrl,
+  IMAGE_IMPORT_TARGETS,
   type Image,
   type ImageFormat,
+  type ImageImportTarget,
   type ImageKind,
   parseOrThrow,
   QuantixError,
@@ -23,6 +25,16 @@ export interface DownloadSource {
   checksum: Checksum | null;
   checksumUrl: string | null;
   checksumAlgorithm: ChecksumAlgorithm | null;
+  /** Set for an import: what arrives is converted on the node (image.import) rather than kept as it is. */
+  import?: ImportOptions;
+}
+
+/** How an import converts what it downloaded. */
+export interface ImportOptions {
+  format: ImageImportTarget;
+  keepOriginal: boolean;
+  /** What the source claims to be, in qemu-img's names; null: what its URL's file name claims. */
+  claimedFormat: string | null;
 }
 
 export const SOURCE_LABELS = {
@@ -30,6 +42,9 @@ export const SOURCE_LABELS = {
   checksumUrl: 'quantix.io/checksum-url',
   checksum: 'quantix.io/checksum',
   checksumAlgorithm: 'quantix.io/checksum-algorithm',
+  importFormat: 'quantix.io/import-format',
+  importKeepOriginal: 'quantix.io/import-keep-original',
+  importClaimedFormat: 'quantix.io/import-claimed-format',
 } as const;
 
 /** Label values are at most this long (core's label schema). */
@@ -49,6 +64,11 @@ export function sourceToLabels(source: DownloadSource): Record<string, string> {
   if (source.checksumUrl) labels[SOURCE_LABELS.checksumUrl] = source.checksumUrl;
   if (source.checksum) labels[SOURCE_LABELS.checksum] = `${source.checksum.algorithm}:${source.checksum.value}`;
   if (source.checksumAlgorithm) labels[SOURCE_LABELS.checksumAlgorithm] = source.checksumAlgorithm;
+  if (source.import) {
+    labels[SOURCE_LABELS.importFormat] = source.import.format;
+    labels[SOURCE_LABELS.importKeepOriginal] = String(source.import.keepOriginal);
+    if (source.import.claimedFormat) labels[SOURCE_LABELS.importClaimedFormat] = source.import.claimedFormat;
+  }
   for (const [key, value] of Object.entries(labels)) {
     if (value.length > MAX_LABEL_VALUE) {
       throw new QuantixError(
@@ -74,7 +94,18 @@ export function sourceFromImage(image: Image): DownloadSource | null {
     }
   }
   const algorithm = image.labels[SOURCE_LABELS.checksumAlgorithm];
+  const importFormat = image.labels[SOURCE_LABELS.importFormat];
+  const importing = (IMAGE_IMPORT_TARGETS as readonly string[]).includes(importFormat ?? '')
+    ? {
+        import: {
+          format: importFormat as ImageImportTarget,
+          keepOriginal: image.labels[SOURCE_LABELS.importKeepOriginal] === 'true',
+          claimedFormat: image.labels[SOURCE_LABELS.importClaimedFormat] ?? null,
+        },
+      }
+    : {};
   return {
+    ...importing,
     url,
     checksum,
     checksumUrl: image.labels[SOURCE_LABELS.checksumUrl] ?? null,
@@ -109,6 +140,7 @@ export function validateSource(source: DownloadSource): DownloadSource {
     checksum: source.checksum ? parseOrThrow(checksumSchema, source.checksum, 'download source checksum') : null,
     checksumUrl: source.checksumUrl ?? null,
     checksumAlgorithm: source.checksumAlgorithm ?? source.checksum?.algorithm ?? null,
+    ...(source.import ? { import: source.import } : {}),
   };
 }
 
@@ -124,6 +156,16 @@ const FOLDER: Record<ImageKind, string> = { cloud: 'images', iso: 'iso' };
  */
 export function defaultRelPathForEntry(entry: Pick<CatalogEntry, 'id' | 'kind' | 'format'>): string {
   return `${FOLDER[entry.kind]}/${entry.id}.${EXTENSIONS[entry.format] ?? 'img'}`;
+}
+
+/**
+ * Where an imported image goes: `images/<file name without its extensions>.<target format>`
+ * (`…/appliance.ova` → `images/appliance.qcow2`, `disk.vmdk.xz` → `images/disk.qcow2`).
+ */
+export function defaultRelPathForImport(url: string, format: ImageImportTarget): string {
+  const name = defaultRelPathForUrl(url).slice('images/'.length);
+  const stem = name.replace(/(\.(xz|gz|zst|bz2))?(\.[A-Za-z0-9]+)?$/, '') || 'image';
+  return `images/${stem}.${format}`;
 }
 
 /** Where an image from a bare URL goes: `images/<file name of the URL>`, made safe as a file name. */

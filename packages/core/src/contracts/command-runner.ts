@@ -28,6 +28,11 @@ export interface RunCommandOptions {
   env?: Record<string, string>;
   cwd?: string;
   signal?: AbortSignal;
+  /**
+   * Sees output as it arrives (a long command's progress lines), besides collecting it into the
+   * result; output beyond maxOutputBytes is not passed on.
+   */
+  onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
 }
 
 export interface CommandResult {

@@ -18,6 +18,11 @@ export interface FetchRequest {
   checksumAlgorithm?: ChecksumAlgorithm | null;
   signal?: AbortSignal;
   onProgress?: (progress: FetchProgress) => void;
+  /**
+   * Look at what arrived (qemu-img) before it is renamed into place. Default true; false when
+   * the caller examines the file itself (an import, which must not let qemu-img open it unchecked).
+   */
+  inspect?: boolean;
 }
 
 export interface FetchResult {

@@ -89,7 +89,16 @@ export interface ImageProgress {
   bytesDone: number;
   bytesTotal: number | null;
   percent: number | null;
+  /**
+   * What the figures count, when it is not the download's bytes: an import's later stages
+   * (decompressing, converting, …) run with the row in `verifying`, their percent here.
+   */
+  stage?: ImageProgressStage;
 }
+
+/** The stages an image's progress can report: its download, then an import's own. */
+export const IMAGE_PROGRESS_STAGES = ['downloading', 'decompressing', 'inspecting', 'converting', 'verifying'] as const;
+export type ImageProgressStage = (typeof IMAGE_PROGRESS_STAGES)[number];
 
 export const CHECKSUM_ALGORITHMS = ['sha256', 'sha512'] as const;
 export type ChecksumAlgorithm = (typeof CHECKSUM_ALGORITHMS)[number];
@@ -162,6 +171,7 @@ const progressSchema = z.object({
   bytesDone: byteCountSchema,
   bytesTotal: byteCountSchema.nullable().default(null),
   percent: z.number().min(0).max(100).nullable().default(null),
+  stage: z.enum(IMAGE_PROGRESS_STAGES).optional(),
 });
 
 /** A checksum as rows and requests carry it: a known algorithm and its hex digest, lower case. */

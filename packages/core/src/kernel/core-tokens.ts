@@ -1,5 +1,6 @@
 import type { ImageCatalog } from '../contracts/catalog.js';
 import type { CommandRunner } from '../contracts/command-runner.js';
+import type { ImageConverter } from '../contracts/converter.js';
 import type { ImageFetcher } from '../contracts/fetcher.js';
 import type { Hypervisor } from '../contracts/hypervisor.js';
 import type { FileInspector } from '../contracts/inspector.js';
@@ -16,6 +17,8 @@ export const StorageBackendToken = createMultiServiceToken<StorageBackend>('quan
 export const PoolTypeToken = createMultiServiceToken<PoolTypeDefinition>('quantix.pool-type');
 export const ImageCatalogToken = createMultiServiceToken<ImageCatalog>('quantix.image-catalog');
 export const ImageFetcherToken = createMultiServiceToken<ImageFetcher>('quantix.image-fetcher');
+/** Imports disk images and OVAs on the node that holds the pool (qemu-img, from @quantix/images-cloud); optional. */
+export const ImageConverterToken = createServiceToken<ImageConverter>('quantix.image-converter');
 /** Inspectors of file contents (the ISO reader): scans on nodes, uploads on the control plane. */
 export const FileInspectorToken = createMultiServiceToken<FileInspector>('quantix.file-inspector');
 /** The OS facts the VM defaults come from (osinfo-db, from @quantix/images-iso); optional. */

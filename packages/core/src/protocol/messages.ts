@@ -1,10 +1,12 @@
 import { z } from 'zod';
+import { IMAGE_IMPORT_TARGETS } from '../contracts/converter.js';
 import { CONSOLE_TYPES, DOMAIN_STATES } from '../contracts/hypervisor.js';
 import {
   CHECKSUM_ALGORITHMS,
   FIRMWARE_KINDS,
   IMAGE_FORMATS,
   IMAGE_KINDS,
+  IMAGE_PROGRESS_STAGES,
   OS_CONFIDENCES,
   OS_FAMILIES,
 } from '../domain/image.js';
@@ -245,6 +247,18 @@ export const vmSpecSchema = z.object({
 });
 export type VmSpec = z.infer<typeof vmSpecSchema>;
 
+/** What image.download asks (and image.import, which adds how to convert). */
+const imageDownloadRequest = z.object({
+  imageId: id,
+  poolId: id,
+  relPath,
+  sourceUrl: url,
+  checksum: checksum.nullable(),
+  checksumUrl: url.nullable(),
+  /** Which line of a checksum file to use when it lists several algorithms (absent: the strongest). */
+  checksumAlgorithm: z.enum(CHECKSUM_ALGORITHMS).nullable().optional(),
+});
+
 /** What a node answers to image.download once the file is complete and verified. */
 export const imageDownloadResultSchema = z.object({
   sizeBytes: bytes,
@@ -255,6 +269,29 @@ export const imageDownloadResultSchema = z.object({
   resumed: z.boolean().optional(),
 });
 export type ImageDownloadResult = z.infer<typeof imageDownloadResultSchema>;
+
+/** What an OVF descriptor said (an imported OVA): what pre-fills a VM made from the image. */
+const ovfFacts = z.object({
+  name: name.nullable(),
+  cpuCount: z.number().int().positive().max(4096).nullable(),
+  memoryMiB: z.number().int().positive().nullable(),
+  firmware: z.enum(['bios', 'uefi']).nullable(),
+  disks: z.array(z.object({ diskId: short, fileName: name, capacityBytes: bytes.nullable() })).max(64),
+});
+
+/** What a node answers to image.import: the converted image (the first disk of an OVA) and what it came from. */
+export const imageImportResultSchema = imageDownloadResultSchema.extend({
+  /** What the content was, as qemu-img names it ('vpc' is VHD). */
+  sourceFormat: short,
+  compression: short.nullable(),
+  ovf: ovfFacts.nullable(),
+  /** An OVA's further disks, converted beside the first. */
+  extraDisks: z
+    .array(z.object({ relPath, sizeBytes: bytes, virtualSizeBytes: bytes, checksum }))
+    .max(63)
+    .default([]),
+});
+export type ImageImportResultMessage = z.infer<typeof imageImportResultSchema>;
 
 const domainState = z.enum(DOMAIN_STATES);
 
@@ -291,17 +328,24 @@ export const NODE_OPERATIONS = {
    * again); one that finished lately is answered from its result, without fetching again.
    */
   'image.download': {
-    request: z.object({
-      imageId: id,
-      poolId: id,
-      relPath,
-      sourceUrl: url,
-      checksum: checksum.nullable(),
-      checksumUrl: url.nullable(),
-      /** Which line of a checksum file to use when it lists several algorithms (absent: the strongest). */
-      checksumAlgorithm: z.enum(CHECKSUM_ALGORITHMS).nullable().optional(),
-    }),
+    request: imageDownloadRequest,
     result: imageDownloadResultSchema,
+  },
+  /**
+   * image.download, then an import of what arrived: the file is fetched beside `relPath`,
+   * checked (compression by magic bytes, no reference to other files, content matching its
+   * claimed format, a bounded virtual size), converted with qemu-img to `targetFormat` at
+   * `relPath`, and the original removed unless `keepOriginal` (then it stays at `<relPath>.orig`).
+   * Progress comes as image.progress, with `stage` once the bytes are in.
+   */
+  'image.import': {
+    request: imageDownloadRequest.extend({
+      targetFormat: z.enum(IMAGE_IMPORT_TARGETS),
+      /** What the source claims to be, in qemu-img's names (absent: what its URL's file name claims). */
+      claimedFormat: short.nullable().optional(),
+      keepOriginal: z.boolean().default(false),
+    }),
+    result: imageImportResultSchema,
   },
   'image.cancel': { request: z.object({ imageId: id }), result: z.object({ cancelled: z.boolean() }) },
   'image.remove': { request: z.object({ poolId: id, relPath }), result: z.object({ removed: z.boolean() }) },
@@ -513,6 +557,10 @@ export const nodeMessageSchema = z.discriminatedUnion('type', [
     imageId: id,
     /** Set when the download moves on: verifying means every byte arrived and is being checked. */
     phase: z.enum(['downloading', 'verifying']).optional(),
+    /** An import's stage after the download (absent: the download's bytes, as before). */
+    stage: z.enum(IMAGE_PROGRESS_STAGES).optional(),
+    /** The stage's percent, when the stage has no byte count. */
+    percent: z.number().min(0).max(100).nullable().optional(),
     bytesDone: bytes,
     bytesTotal: bytes.nullable(),
     bytesPerSecond: z.number().nonnegative().nullable(),

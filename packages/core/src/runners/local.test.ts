@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { mkdtemp, realpath, rm } from 'node:fs/promises';
+import { mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -54,6 +54,23 @@ describe('LocalCommandRunner', () => {
     expect(result).toMatchObject({ exitCode: 0, stdout: 'out\n', stderr: 'err\n' });
     expect(result.durationMs).toBeGreaterThanOrEqual(0);
     expect(runner.target).toBe('local');
+  });
+
+  it('passes output to onOutput as it arrives, before the command ends', async () => {
+    // The command waits for a file that only onOutput creates, once it has seen the first line:
+    // output held back until the end would leave it waiting until its timeout.
+    const marker = join(dir, 'seen-first');
+    const seen: string[] = [];
+    const result = await runner.run({
+      argv: ['sh', '-c', 'echo first; while [ ! -e "$1" ]; do sleep 0.02; done; echo second >&2', 'sh', marker],
+      timeoutMs: 10_000,
+      onOutput: (stream, chunk) => {
+        seen.push(`${stream}:${chunk.toString()}`);
+        if (chunk.toString().includes('first')) void writeFile(marker, '');
+      },
+    });
+    expect(seen).toEqual(['stdout:first\n', 'stderr:second\n']);
+    expect(result).toMatchObject({ stdout: 'first\n', stderr: 'second\n' });
   });
 
   it('passes every argument literally, with no shell to interpret it', async () => {

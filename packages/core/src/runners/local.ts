@@ -124,6 +124,7 @@ export class LocalCommandRunner implements CommandRunner {
         sizes[stream] += chunk.length;
         if (sizes[stream] > maxOutputBytes) return interrupt({ kind: 'output-limit', stream });
         chunks.push(chunk);
+        options.onOutput?.(stream, chunk);
       };
       child.stdout?.on('data', collect('stdout', stdout));
       child.stderr?.on('data', collect('stderr', stderr));

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import type { FetchProgress } from '@quantix/core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type ImageServer, startImageServer } from '../testing/image-server.js';
-import { makeQcow2, sha256, sha256Sums, sha512, VIRTUAL_SIZE } from '../testing/images.js';
+import { makeQcow2, makeVmdkDescriptorNaming, sha256, sha256Sums, sha512, VIRTUAL_SIZE } from '../testing/images.js';
 import { type CloudFetchResult, type FetchStage, HttpImageFetcher, type HttpImageFetcherOptions } from './fetcher.js';
 
 const run = promisify(execFile);
@@ -383,6 +383,21 @@ describe('HttpImageFetcher against a real HTTP server', () => {
     const dest = request().destinationPath;
     expect(existsSync(dest)).toBe(false);
     expect(leftovers(dest)).toEqual([]);
+  });
+
+  it('leaves the file to the caller with inspect: false (an import checks it before qemu-img opens it)', async () => {
+    // A VMDK descriptor naming a file that is not there: qemu-img info fails on it, so an
+    // inspected fetch is refused and one that is not inspected arrives as it is.
+    const descriptor = join(fixtures, 'dangling.vmdk');
+    await makeVmdkDescriptorNaming(descriptor, join(fixtures, 'no-such-extent.vmdk'));
+    serveImage(readFileSync(descriptor));
+    const inspected = await fetcher()
+      .fetch(request())
+      .catch((e: unknown) => e);
+    expect(inspected).toMatchObject({ code: 'IMAGE_INVALID' });
+    const result = await fetcher().fetch(request({ inspect: false }));
+    expect(result).toMatchObject({ format: null, detectedFormat: null, virtualSizeBytes: null });
+    expect(readFileSync(result.path).equals(readFileSync(descriptor))).toBe(true);
   });
 });
 

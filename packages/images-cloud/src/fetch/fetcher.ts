@@ -494,12 +494,10 @@ export class HttpImageFetcher implements ImageFetcher {
         );
       }
       const checksum: Checksum = { algorithm, value: actual };
-      const inspection = await this.inspectOrDelete({
-        path: partialPath,
-        destination,
-        signal,
-        remove: [partialPath, metaPath],
-      });
+      const inspection =
+        request.inspect === false
+          ? null
+          : await this.inspectOrDelete({ path: partialPath, destination, signal, remove: [partialPath, metaPath] });
       await syncFile(partialPath);
       await rename(partialPath, destination);
       await syncDirectory(destination);
@@ -605,7 +603,10 @@ export class HttpImageFetcher implements ImageFetcher {
       this.setStage(job, 'downloading');
       return null;
     }
-    const inspection = await this.inspectOrDelete({ path: destination, destination, signal, remove: [] });
+    const inspection =
+      job.request.inspect === false
+        ? null
+        : await this.inspectOrDelete({ path: destination, destination, signal, remove: [] });
     return {
       path: destination,
       sizeBytes: size,

@@ -24,17 +24,21 @@ export interface ImageInspector {
 
 const KNOWN_FORMATS: Record<string, ImageFormat> = { qcow2: 'qcow2', raw: 'raw', vmdk: 'vmdk', vhdx: 'vhdx' };
 
-/** Parses `qemu-img info --output=json`; IMAGE_INVALID for an image that names a backing file. */
-export function parseQemuImgInfo(json: string, path: string): ImageInspection {
-  let info: Record<string, unknown>;
+/** The object `qemu-img info --output=json` printed; IMAGE_INVALID when it printed no JSON. */
+export function readQemuImgJson(json: string, path: string): Record<string, unknown> {
   try {
-    info = JSON.parse(json) as Record<string, unknown>;
+    return JSON.parse(json) as Record<string, unknown>;
   } catch (error) {
     throw new QuantixError(ImagesCloudErrorCode.IMAGE_INVALID, `qemu-img info printed no JSON for ${path}`, {
       details: { path, retryable: false },
       cause: error,
     });
   }
+}
+
+/** Parses `qemu-img info --output=json`; IMAGE_INVALID for an image that names a backing file. */
+export function parseQemuImgInfo(json: string, path: string): ImageInspection {
+  const info = readQemuImgJson(json, path);
   const detected = typeof info.format === 'string' ? info.format : '';
   const virtualSize = info['virtual-size'];
   if (detected === '' || typeof virtualSize !== 'number') {

@@ -65,3 +65,39 @@ export function sha256Sums(files: Record<string, Buffer>): string {
   lines.push(`${sha256('another')} *another.tar.gz`);
   return `${lines.join('\n')}\n`;
 }
+
+/** `qemu-img create -q -f <format> [-o <options>] <path> [<size>]`: an empty image of any format. */
+export async function createImage(options: {
+  path: string;
+  format: string;
+  size?: string;
+  /** qemu-img's -o options, e.g. ['subformat=streamOptimized']. */
+  options?: readonly string[];
+}): Promise<void> {
+  requireImageTools();
+  const o = (options.options ?? []).flatMap((option) => ['-o', option]);
+  await run('qemu-img', [
+    'create',
+    '-q',
+    '-f',
+    options.format,
+    ...o,
+    options.path,
+    ...(options.size ? [options.size] : []),
+  ]);
+}
+
+/**
+ * A monolithicFlat VMDK descriptor at `path` whose one extent is `target` (say /etc/passwd):
+ * what an import must refuse, since `qemu-img info` of it opens the target.
+ */
+export async function makeVmdkDescriptorNaming(path: string, target: string): Promise<void> {
+  const flat = `${path}.made-flat.vmdk`;
+  await createImage({ path: flat, format: 'vmdk', size: '1M', options: ['subformat=monolithicFlat'] });
+  const descriptor = await readFile(flat, 'latin1');
+  const extent = /"([^"]*-flat\.vmdk)"/.exec(descriptor)?.[1];
+  if (!extent) throw new Error('qemu-img wrote a monolithicFlat descriptor without a -flat extent');
+  await writeFile(path, descriptor.replace(`"${extent}"`, JSON.stringify(target)));
+  await rm(flat, { force: true });
+  await rm(join(path, '..', extent), { force: true });
+}

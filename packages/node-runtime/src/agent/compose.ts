@@ -3,6 +3,7 @@ import {
   type FileInspector,
   FileInspectorToken,
   HypervisorToken,
+  ImageConverterToken,
   ImageFetcherToken,
   PoolTypeToken,
   type QuantixNode,
@@ -14,7 +15,7 @@ import { NodeAgent, type NodeAgentOptions } from './node-agent.js';
 /** What createNodeAgent takes beyond what the plugins provide. */
 export type NodeAgentSettings = Omit<
   NodeAgentOptions,
-  'backends' | 'poolTypes' | 'fetchers' | 'inspector' | 'hypervisor' | 'vms' | 'runner'
+  'backends' | 'poolTypes' | 'fetchers' | 'converter' | 'inspector' | 'hypervisor' | 'vms' | 'runner'
 >;
 
 /**
@@ -48,6 +49,7 @@ export function createNodeAgent(
     poolTypes: node.getAll(PoolTypeToken),
     fetchers: node.getAll(ImageFetcherToken),
     ...(inspector ? { inspector } : {}),
+    ...(node.has(ImageConverterToken) ? { converter: node.get(ImageConverterToken) } : {}),
     ...(vms ? { hypervisor: node.get(HypervisorToken), vms: node.get(VmProvisionerToken) } : {}),
     ...(node.has(CommandRunnerToken) ? { runner: node.get(CommandRunnerToken) } : {}),
   });

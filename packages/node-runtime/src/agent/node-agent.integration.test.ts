@@ -19,6 +19,7 @@ import { HttpImageFetcher } from '@quantix/images-cloud';
 import { inspectIso } from '@quantix/images-iso';
 import { LocalStorageBackend, localPoolType } from '@quantix/storage-local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { agentRequester } from '../__fixtures__/agent-requests.js';
 import {
   LIBVIRT_URI,
   removeDomains,
@@ -81,17 +82,7 @@ describe('NodeAgent with real storage, downloads and libvirt', () => {
   });
   const push = (generation: number, pools: ProtocolPool[]) =>
     agent.handle({ v: PROTOCOL_VERSION, type: 'pools.desired', generation, pools });
-  let nextId = 0;
-  /** Sends a request and returns its response (and what was sent meanwhile). */
-  const request = async (body: Record<string, unknown>) => {
-    const requestId = `r${++nextId}`;
-    const from = sent.length;
-    await agent.handle(JSON.stringify({ v: PROTOCOL_VERSION, type: 'request', requestId, request: body }));
-    const emitted = sent.slice(from);
-    const response = emitted.find((m) => m.type === 'response' && m.requestId === requestId);
-    if (response?.type !== 'response') throw new Error(`no response to ${requestId}`);
-    return { response, emitted };
-  };
+  const request = agentRequester(() => agent, sent);
   const lastState = () => [...sent].reverse().find((m) => m.type === 'pools.state');
 
   beforeAll(async () => {

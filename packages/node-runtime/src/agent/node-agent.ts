@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, posix } from 'node:path';
 import { type Duplex, pipeline } from 'node:stream';
 import {
   backendFor,
@@ -17,8 +17,10 @@ import {
   type HelloDownload,
   type Hypervisor,
   type IMAGE_FORMATS,
+  type ImageConverter,
   type ImageDownloadResult,
   type ImageFetcher,
+  type ImageImportResultMessage,
   type InspectedFile,
   isQuantixError,
   LocalCommandRunner,
@@ -76,6 +78,8 @@ export interface NodeAgentOptions {
   /** Downloads: the fetcher for each URL scheme. Without one, image.download is UNSUPPORTED_OPERATION. */
   fetchers?: readonly ImageFetcher[];
   inspector?: FileInspector;
+  /** Imports (image.import): converts what a fetcher brought. Without one, image.import is UNSUPPORTED_OPERATION. */
+  converter?: ImageConverter;
   hypervisor?: Hypervisor;
   vms?: VmLifecycle;
   /** Runs qemu-img on this node to describe downloaded images. Default: a LocalCommandRunner. */
@@ -110,7 +114,8 @@ interface RunningDownload {
 interface FinishedDownload {
   poolId: string;
   relPath: string;
-  result: DownloadAnswer;
+  /** An import's answer (image.import) carries what the file came from too. */
+  result: DownloadAnswer | (DownloadAnswer & ImageImportResultMessage);
   finishedAt: number;
 }
 
@@ -216,6 +221,11 @@ export class NodeAgent {
   private nextPush: { generation: number; pools: ProtocolPool[]; send: Send } | null = null;
   /** Downloads in flight, by image id: a second request for one attaches to it. */
   private readonly downloads = new Map<string, RunningDownload>();
+  /** Imports under way (download, then conversion), by image id. */
+  private readonly imports = new Map<
+    string,
+    { relPath: string; controller: AbortController; result: Promise<ImageImportResultMessage> }
+  >();
   /** Downloads that finished lately, oldest first: asked again, they answer without fetching. */
   private readonly finished = new Map<string, FinishedDownload>();
   /** What was last reported for each pool, and where to: the re-check reports changes only. */
@@ -519,12 +529,17 @@ export class NodeAgent {
   } = {
     'pool.scan': (request, send) => this.scan(request.poolId, request.content, send, request.since),
     'image.download': (request, send) => this.download(request, send),
+    'image.import': (request, send) => this.importImage(request, send),
     'image.cancel': async (request) => {
-      const running = this.downloads.get(request.imageId);
-      running?.controller.abort(
-        new QuantixError(ErrorCode.DOWNLOAD_CANCELLED, `Download of image ${request.imageId} was cancelled`),
+      const cancelled = new QuantixError(
+        ErrorCode.DOWNLOAD_CANCELLED,
+        `Download of image ${request.imageId} was cancelled`,
       );
-      return { cancelled: Boolean(running) };
+      const running = this.downloads.get(request.imageId);
+      const importing = this.imports.get(request.imageId);
+      running?.controller.abort(cancelled);
+      importing?.controller.abort(cancelled);
+      return { cancelled: Boolean(running ?? importing) };
     },
     'image.remove': async (request) => {
       const { pool, backend } = this.poolFor(request.poolId);
@@ -915,7 +930,11 @@ export class NodeAgent {
    * fetches twice), and one for a download that finished lately is answered from its result
    * when the file is still there, whole.
    */
-  private async download(request: Extract<NodeRequest, { op: 'image.download' }>, send: Send): Promise<DownloadAnswer> {
+  private async download(
+    request: Extract<NodeRequest, { op: 'image.download' }>,
+    send: Send,
+    how: { inspect?: boolean } = {},
+  ): Promise<DownloadAnswer> {
     const samePlace = (d: { poolId: string; relPath: string }) =>
       d.poolId === request.poolId && d.relPath === request.relPath;
     const running = this.downloads.get(request.imageId);
@@ -948,10 +967,10 @@ export class NodeAgent {
       });
     }
     const destinationPath = await this.resolve(request.poolId, request.relPath);
-    if (this.downloads.has(request.imageId)) return this.download(request, send); // started while we resolved
+    if (this.downloads.has(request.imageId)) return this.download(request, send, how); // started while we resolved
     const controller = new AbortController();
     const progress = { bytesDone: 0 };
-    const result = this.fetchImage(request, fetcher, destinationPath, controller.signal, progress, send);
+    const result = this.fetchImage(request, fetcher, destinationPath, controller.signal, progress, send, how);
     this.downloads.set(request.imageId, {
       poolId: request.poolId,
       relPath: request.relPath,
@@ -968,6 +987,139 @@ export class NodeAgent {
     return result;
   }
 
+  /**
+   * image.import: the file is downloaded (verified, resumable) to `<relPath>.orig`, which scans
+   * never list, then the converter checks and converts it to `relPath`. A second request for an
+   * import under way attaches to it. The original is removed unless asked to keep it.
+   */
+  private importImage(
+    request: Extract<NodeRequest, { op: 'image.import' }>,
+    send: Send,
+  ): Promise<ImageImportResultMessage> {
+    const running = this.imports.get(request.imageId);
+    if (running) {
+      if (running.relPath !== request.relPath) {
+        return Promise.reject(
+          new QuantixError(
+            ErrorCode.IN_USE,
+            `Image ${request.imageId} is already being imported to ${running.relPath}`,
+            {
+              details: { imageId: request.imageId, relPath: running.relPath },
+            },
+          ),
+        );
+      }
+      return running.result;
+    }
+    const controller = new AbortController();
+    const result = this.finishedImport(request).then(
+      (done) => done ?? this.runImport(request, send, controller.signal),
+    );
+    this.imports.set(request.imageId, { relPath: request.relPath, controller, result });
+    const forget = () => {
+      if (this.imports.get(request.imageId)?.result === result) this.imports.delete(request.imageId);
+    };
+    result.then(forget, forget);
+    return result;
+  }
+
+  /**
+   * An import that finished lately (a control plane that restarted meanwhile asks again), answered
+   * from its result when the converted file is still there, whole; else null.
+   */
+  private async finishedImport(
+    request: Extract<NodeRequest, { op: 'image.import' }>,
+  ): Promise<ImageImportResultMessage | null> {
+    const done = this.finished.get(request.imageId);
+    if (!done || done.poolId !== request.poolId || done.relPath !== request.relPath) return null;
+    if (!('sourceFormat' in done.result)) return null; // the original's download, not the import
+    const info = await stat(await this.resolve(request.poolId, request.relPath)).catch(() => null);
+    if (!info?.isFile() || info.size !== done.result.sizeBytes) return null;
+    this.logger?.info({ imageId: request.imageId }, 'import already finished; answered from its result');
+    return { ...done.result, bytesTransferred: 0 };
+  }
+
+  private async runImport(
+    request: Extract<NodeRequest, { op: 'image.import' }>,
+    send: Send,
+    signal: AbortSignal,
+  ): Promise<ImageImportResultMessage> {
+    const converter = this.options.converter;
+    if (!converter) {
+      throw new QuantixError(ErrorCode.UNSUPPORTED_OPERATION, 'This node cannot import images (no image converter)');
+    }
+    const { targetFormat, claimedFormat, keepOriginal, ...download } = request;
+    const originalRelPath = `${request.relPath}.orig`;
+    const fetched = await this.download(
+      { ...download, op: 'image.download', relPath: originalRelPath },
+      send,
+      // The converter looks at the file itself, refusing an unsafe one before qemu-img opens it.
+      { inspect: false },
+    );
+    signal.throwIfAborted();
+    const sourcePath = await this.resolve(request.poolId, originalRelPath);
+    const destinationPath = await this.resolve(request.poolId, request.relPath);
+    const interval = this.options.progressIntervalMs ?? 500;
+    let lastSent = 0;
+    let lastStage = '';
+    const imported = await converter.importImage({
+      sourcePath,
+      destinationPath,
+      targetFormat,
+      ...(claimedFormat !== undefined ? { claimedFormat } : {}),
+      originalName: decodeURIComponent(basename(new URL(request.sourceUrl).pathname)),
+      removeSource: !keepOriginal,
+      signal,
+      onProgress: (progress) => {
+        const now = Date.now();
+        if (progress.stage === lastStage && now - lastSent < interval && progress.percent !== 100) return;
+        lastSent = now;
+        lastStage = progress.stage;
+        void this.emit(send, {
+          v: PROTOCOL_VERSION,
+          type: 'image.progress',
+          imageId: request.imageId,
+          phase: 'verifying',
+          stage: progress.stage,
+          percent: progress.percent === null ? null : Math.min(100, Math.max(0, progress.percent)),
+          bytesDone: progress.bytesDone ?? fetched.sizeBytes,
+          bytesTotal: progress.bytesDone === undefined ? fetched.sizeBytes : null,
+          bytesPerSecond: null,
+          etaSeconds: null,
+        });
+      },
+    });
+    const [first, ...extra] = imported.disks;
+    if (!first) throw new QuantixError(ErrorCode.INTERNAL_ERROR, 'The import produced no disk');
+    const directory = posix.dirname(request.relPath);
+    const answer: DownloadAnswer & ImageImportResultMessage = {
+      sizeBytes: first.sizeBytes,
+      checksum: first.checksum,
+      format: first.format,
+      virtualSizeBytes: first.virtualSizeBytes,
+      bytesTransferred: fetched.bytesTransferred,
+      resumed: fetched.resumed,
+      sourceFormat: first.sourceFormat,
+      compression: first.compression,
+      ovf: imported.ovf
+        ? {
+            ...imported.ovf,
+            name: imported.ovf.name === null ? null : truncateText(imported.ovf.name, PROTOCOL_LIMITS.name),
+          }
+        : null,
+      extraDisks: extra.map((disk) => ({
+        relPath: directory === '.' ? basename(disk.path) : posix.join(directory, basename(disk.path)),
+        sizeBytes: disk.sizeBytes,
+        virtualSizeBytes: disk.virtualSizeBytes,
+        checksum: disk.checksum,
+      })),
+    };
+    // Remembered under the image's own place (replacing the original's download): a hello reports
+    // it done, and the same request asked again is answered from it.
+    this.rememberFinished(request.imageId, { poolId: request.poolId, relPath: request.relPath, result: answer });
+    return answer;
+  }
+
   private async fetchImage(
     request: Extract<NodeRequest, { op: 'image.download' }>,
     fetcher: ImageFetcher,
@@ -975,6 +1127,7 @@ export class NodeAgent {
     signal: AbortSignal,
     progressOut: { bytesDone: number },
     send: Send,
+    how: { inspect?: boolean } = {},
   ): Promise<DownloadAnswer> {
     const interval = this.options.progressIntervalMs ?? 500;
     let lastSent = 0;
@@ -982,6 +1135,7 @@ export class NodeAgent {
     const result = await fetcher.fetch({
       sourceUrl: request.sourceUrl,
       destinationPath,
+      ...(how.inspect === false ? { inspect: false } : {}),
       checksum: request.checksum,
       checksumUrl: request.checksumUrl,
       checksumAlgorithm: request.checksumAlgorithm ?? null,
@@ -1009,8 +1163,8 @@ export class NodeAgent {
     });
     // A fetcher that already looked at the file (qemu-img) says what it is; else it is looked at here.
     const described =
-      result.format !== undefined
-        ? { format: result.format, virtualSizeBytes: result.virtualSizeBytes ?? null }
+      result.format !== undefined || how.inspect === false
+        ? { format: result.format ?? null, virtualSizeBytes: result.virtualSizeBytes ?? null }
         : await this.describeImage(result.path, result.sizeBytes);
     const answer: DownloadAnswer = {
       sizeBytes: result.sizeBytes,

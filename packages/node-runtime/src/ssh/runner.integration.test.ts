@@ -49,6 +49,23 @@ describe('SshCommandRunner against a real sshd', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  it('passes output to onOutput as it arrives, before the remote command ends', async () => {
+    // The remote command waits for a file that only onOutput creates once it has seen the first
+    // line: output held back until the end would leave it waiting until its timeout.
+    const marker = join(dir, 'seen-first');
+    const seen: string[] = [];
+    const result = await runner.run({
+      argv: ['sh', '-c', 'echo first; while [ ! -e "$1" ]; do sleep 0.02; done; echo second >&2', 'sh', marker],
+      timeoutMs: 10_000,
+      onOutput: (stream, chunk) => {
+        seen.push(`${stream}:${chunk.toString()}`);
+        if (chunk.toString().includes('first')) void writeFile(marker, '');
+      },
+    });
+    expect(seen).toEqual(['stdout:first\n', 'stderr:second\n']);
+    expect(result).toMatchObject({ stdout: 'first\n', stderr: 'second\n' });
+  });
+
   it('runs every command over one persistent connection, with exit code, stdout and stderr', async () => {
     const results = [];
     for (let i = 0; i < 5; i++)

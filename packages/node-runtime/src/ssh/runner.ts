@@ -491,6 +491,7 @@ export class SshCommandRunner implements CommandRunner {
           sizes[stream] += chunk.length;
           if (sizes[stream] > maxOutputBytes) return interrupt({ kind: 'output-limit', stream });
           chunks.push(chunk);
+          options.onOutput?.(stream, chunk);
         };
         opened.on('data', (chunk: Buffer) => keep('stdout', stdout, chunk));
         opened.stderr.on('data', (chunk: Buffer) => {

@@ -10,8 +10,10 @@ import {
   ErrorCode,
   FIRMWARE_KINDS,
   IMAGE_FORMATS,
+  IMAGE_IMPORT_TARGETS,
   IMAGE_KINDS,
   IMAGE_PHASES,
+  IMAGE_PROGRESS_STAGES,
   type ImageCatalog,
   OS_CONFIDENCES,
   OS_FAMILIES,
@@ -43,7 +45,12 @@ const osInfo = z.object({
   confidence: z.enum(OS_CONFIDENCES).nullable().optional(),
   osinfoVersion: z.string().nullable().optional(),
 });
-const progress = z.object({ bytesDone: z.number(), bytesTotal: z.number().nullable(), percent: z.number().nullable() });
+const progress = z.object({
+  bytesDone: z.number(),
+  bytesTotal: z.number().nullable(),
+  percent: z.number().nullable(),
+  stage: z.enum(IMAGE_PROGRESS_STAGES).optional(),
+});
 const requirements = z.object({
   minCpu: z.number(),
   minMemoryMiB: z.number(),
@@ -268,6 +275,60 @@ export function imageRoutes(
       },
     },
     async (request, reply) => reply.status(202).send(await deps.downloads.start(request.body)),
+  );
+
+  api.post(
+    '/images/import',
+    {
+      schema: {
+        operationId: 'importImage',
+        tags: ['images'],
+        summary:
+          'Import a disk image (VMDK, VHD, VHDX, VDI, raw, qcow2, maybe xz/gzip/zstd/bzip2-compressed) or an OVA from a URL into a pool, converted to qcow2 or raw on the node',
+        body: z.object({
+          url: z.string().url().max(8192),
+          /** The SHA-256 of the file as downloaded (before conversion). */
+          sha256: z
+            .string()
+            .regex(/^[0-9a-fA-F]{64}$/)
+            .optional(),
+          poolId: z.string().min(1),
+          format: z.enum(IMAGE_IMPORT_TARGETS).default('qcow2'),
+          /** What the file is, in qemu-img's names; the content must match. Default: what the URL's file name says. */
+          sourceFormat: z.enum(['raw', 'qcow2', 'vmdk', 'vhdx', 'vpc', 'vdi']).optional(),
+          keepOriginal: z.boolean().default(false),
+          name: z.string().min(1).max(255).optional(),
+          nodeId: z.string().min(1).optional(),
+        }),
+        response: {
+          202: imageRecord.describe(
+            'The image, downloading then converting: follow its phase and progress with getImage',
+          ),
+          ...errorResponses(
+            ErrorCode.INVALID_INPUT,
+            ErrorCode.NOT_FOUND,
+            ErrorCode.ALREADY_EXISTS,
+            ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
+            ErrorCode.UNSUPPORTED_OPERATION,
+            ...NODE_REQUEST_CODES,
+          ),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { url, sha256, poolId, format, sourceFormat, keepOriginal, name, nodeId } = request.body;
+      const image = await deps.downloads.start({
+        poolId,
+        ...(nodeId ? { nodeId } : {}),
+        ...(name ? { name } : {}),
+        source: {
+          url,
+          checksum: sha256 ? { algorithm: 'sha256', value: sha256.toLowerCase() } : null,
+          import: { format, keepOriginal, claimedFormat: sourceFormat ?? null },
+        },
+      });
+      return reply.status(202).send(image);
+    },
   );
 
   api.post(
