@@ -1,6 +1,12 @@
 export type { CatalogEntry, ImageCatalog } from './contracts/catalog.js';
 export type { CommandResult, CommandRunner, RunCommandOptions } from './contracts/command-runner.js';
-export type { FetchProgress, FetchRequest, FetchResult, ImageFetcher } from './contracts/fetcher.js';
+export type {
+  ChecksumRequest,
+  FetchProgress,
+  FetchRequest,
+  FetchResult,
+  ImageFetcher,
+} from './contracts/fetcher.js';
 export {
   CONSOLE_TYPES,
   type ConsoleStream,
