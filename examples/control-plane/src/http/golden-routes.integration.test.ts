@@ -5,7 +5,7 @@
  * removed by it; the VM that holds a revision is a VM row (no hypervisor is needed to be "in use":
  * the control plane decides from the rows, as it does for image deletion).
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { newToken, tokenDigest } from '@quantix/control-plane';
@@ -15,9 +15,11 @@ import { startNodeDaemon } from '@quantix/example-node-daemon';
 import { createImagesCloudPlugin } from '@quantix/images-cloud';
 import { type ImageServer, makeQcow2, sha256, sha256Sums, startImageServer } from '@quantix/images-cloud/testing';
 import { createStorageLocalPlugin } from '@quantix/storage-local';
+import { Command } from 'commander';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiCaller, waitFor } from '../../test/harness.js';
+import { apiCommands } from '../cli/commands.js';
 import { type ControlPlane, startControlPlane } from '../control-plane.js';
 
 const API_TOKEN = newToken();
@@ -272,9 +274,32 @@ describe.each(TEST_DATABASE_CLIENTS)('golden images that follow upstream (%s)', 
     const status = (await api('GET', `/images/${goldenId}/follow`)).body;
     expect(status).toMatchObject({ schedule: every, keep: 1, lastCheck: { outcome: 'unchanged' } });
     expect((await imagesInPool()).length).toBe(1);
+  });
 
+  it('follows, checks, lists revisions and unfollows from the CLI', async () => {
+    const tokenFile = join(root, 'token');
+    writeFileSync(tokenFile, API_TOKEN, { mode: 0o600 });
+    /** One CLI command, in process through the typed client: what it printed. */
+    const cli = async (...args: string[]) => {
+      const printed: string[] = [];
+      const program = new Command('quantix').exitOverride();
+      apiCommands(program, (text) => printed.push(text));
+      await program.parseAsync(['--url', cp.url, '--token-file', tokenFile, ...args], { from: 'user' });
+      return printed.join('\n');
+    };
+    expect(await cli('images', 'follow', goldenId, '--schedule', '0 3 * * *', '--keep', '2')).toMatch(
+      new RegExp(
+        `^${goldenId} follows upstream \\(0 3 \\* \\* \\*, keep 2\\); next check \\d{4}-\\d\\d-\\d\\dT03:00:00.000Z$`,
+      ),
+    );
+    expect(await cli('images', 'check-upstream', goldenId)).toBe('unchanged: Upstream has not changed');
+    const listed = (await cli('images', 'revisions', goldenId)).split('\n');
+    expect(listed[0]).toMatch(/^schedule 0 3 \* \* \*, keep 2, next check /);
+    expect(listed[1]).toMatch(/^last check: unchanged at /);
+    expect(listed[2]).toMatch(/^REVISION +IMAGEID +PHASE +CHECKSUM +KEPT$/);
+    expect(listed[3]).toMatch(new RegExp(`^3 +\\S+ +ready +sha256:${sha256(builds[2] as Buffer)}$`));
     // Unfollowing keeps every revision.
-    expect((await api('DELETE', `/images/${goldenId}/follow`)).status).toBe(204);
+    expect(await cli('images', 'unfollow', goldenId)).toBe(`${goldenId} no longer follows upstream`);
     expect((await api('GET', `/images/${goldenId}/follow`)).status).toBe(404);
     expect((await imagesInPool()).length).toBe(1);
   });
