@@ -8,17 +8,17 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { newToken, tokenDigest } from '@quantix/control-plane';
+import { newToken } from '@quantix/control-plane';
 import { createPoolRootPolicy, createQuantix, type Quantix } from '@quantix/core';
 import { createTestDatabase, TEST_DATABASE_CLIENTS, type TestDatabase } from '@quantix/core/testing';
-import { startNodeDaemon } from '@quantix/example-node-daemon';
+import type { startNodeDaemon } from '@quantix/example-node-daemon';
 import { createImagesCloudPlugin } from '@quantix/images-cloud';
 import { type ImageServer, makeQcow2, sha256, sha256Sums, startImageServer } from '@quantix/images-cloud/testing';
 import { createStorageLocalPlugin } from '@quantix/storage-local';
 import { Command } from 'commander';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { apiCaller, waitFor } from '../../test/harness.js';
+import { apiCaller, startNodeWithPool, waitFor } from '../../test/harness.js';
 import { apiCommands } from '../cli/commands.js';
 import { type ControlPlane, startControlPlane } from '../control-plane.js';
 
@@ -97,29 +97,13 @@ describe.each(TEST_DATABASE_CLIENTS)('golden images that follow upstream (%s)', 
     publish(0);
     testDb = await createTestDatabase(client, client === 'pglite' ? { dataDir: join(root, 'db') } : {});
     await open();
-    await quantix.repositories.nodes.create({ id: 'n1', hostname: 'n1' });
-    const token = newToken();
-    await quantix.repositories.nodes.setTokenDigest('n1', tokenDigest(token));
-    node = await startNodeDaemon({
-      urls: [`http://127.0.0.1:${port}`],
-      nodeId: 'n1',
-      token,
-      libvirtUri: null,
+    node = await startNodeWithPool({
+      quantix,
+      controlPlaneUrl: `http://127.0.0.1:${port}`,
+      api,
+      root,
       allowSourceAddresses: ['127.0.0.1'],
-      poolRoots: [root],
-      logger: silent,
-      initialBackoffMs: 50,
     });
-    await node.connection.ready;
-    const pool = await api('POST', '/pools', {
-      id: 'p1',
-      name: 'p1',
-      type: 'local',
-      config: { path: join(root, 'pool'), create: true },
-      nodeIds: ['n1'],
-    });
-    expect(pool.status).toBe(201);
-    await waitFor(async () => (await api('GET', '/pools/p1')).body.nodeStates[0]?.status === 'active', 'pool p1');
     const started = await api('POST', '/images/download', { catalogId: ENTRY_ID, poolId: 'p1' });
     expect(started.status).toBe(202);
     goldenId = started.body.id;
