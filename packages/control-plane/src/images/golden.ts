@@ -132,8 +132,10 @@ export class GoldenImageService {
   async start(): Promise<void> {
     const { jobs, logger } = this.options;
     await jobs.define(GOLDEN_CHECK_QUEUE, { retryLimit: 2, retryDelaySeconds: 30, retryBackoff: true });
+    // A check returns once a new build's download has started: one golden image's download never
+    // holds up another's check.
     await jobs.work<{ goldenId: string }>(GOLDEN_CHECK_QUEUE, async (job) => {
-      const check = await this.runCheck(job.data.goldenId, { wait: true });
+      const check = await this.runCheck(job.data.goldenId);
       if (check) logger.info({ goldenId: job.data.goldenId, outcome: check.outcome }, 'golden image checked');
     });
     await jobs.every(GOLDEN_TICK_QUEUE, this.options.tickSeconds ?? 30, () => this.sendDueChecks());
@@ -185,10 +187,10 @@ export class GoldenImageService {
       );
     }
     const { location, checksum } = image;
-    await knex.transaction(async (trx) => {
-      await trx.raw(
+    const inserted = await knex.transaction(async (trx) => {
+      const made = await trx.raw(
         `insert into golden_images (id, catalog_id, pool_id, name, rel_path, schedule, keep, next_run_at, upstream_checksum)
-         values (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (id) do nothing returning id`,
         [
           image.id,
           entry.id,
@@ -201,11 +203,15 @@ export class GoldenImageService {
           checksumText(checksum),
         ],
       );
+      if (rowsOf(made).length === 0) return false;
       await trx.raw(
         'insert into golden_image_revisions (golden_id, revision, image_id, checksum) values (?, 1, ?, ?)',
         [image.id, image.id, checksumText(checksum)],
       );
+      return true;
     });
+    // Followed by a request at the same time: it is followed; these settings are applied as the later ones.
+    if (!inserted) return this.follow(imageId, settings);
     return this.status(image.id);
   }
 
@@ -254,7 +260,7 @@ export class GoldenImageService {
    */
   async check(imageId: string): Promise<GoldenCheck> {
     const golden = await this.requireGolden(imageId);
-    return (await this.runCheck(golden.id, { wait: false })) as GoldenCheck;
+    return (await this.runCheck(golden.id)) as GoldenCheck;
   }
 
   /** Claims the due schedules (each once, whichever replica ticks) and sends their checks. */
@@ -288,7 +294,7 @@ export class GoldenImageService {
   }
 
   /** One check of a golden image; null when it is no longer followed. */
-  private async runCheck(goldenId: string, how: { wait: boolean }): Promise<GoldenCheck | null> {
+  private async runCheck(goldenId: string): Promise<GoldenCheck | null> {
     const { knex, logger } = this.options;
     const golden = await this.getGolden(goldenId);
     if (!golden) return null;
@@ -321,6 +327,9 @@ export class GoldenImageService {
     const now = checksumText(upstream);
     const previous = await this.upstreamChecksum(goldenId);
     if (previous === now) {
+      // Nothing new. Only what a new revision's pruning left undone (a restart while it downloaded,
+      // a node away) is finished: usually nothing.
+      const removed = await this.prune(goldenId);
       return this.record(goldenId, {
         outcome: 'unchanged',
         message: 'Upstream has not changed',
@@ -328,7 +337,7 @@ export class GoldenImageService {
         revision: null,
         imageId: null,
         code: null,
-        removed: [],
+        removed,
       });
     }
     // One new revision per upstream change, whoever checks at the same time.
@@ -383,19 +392,28 @@ export class GoldenImageService {
       code: null,
       removed: [],
     });
-    const pruneWhenDone = handle.completion.then(async (image) => {
-      if (image.phase === 'ready') await this.prune(goldenId);
-      else logger.warn({ goldenId, revision, phase: image.phase }, 'a golden revision did not become ready');
-    });
-    if (how.wait) await pruneWhenDone;
-    else pruneWhenDone.catch((error) => logger.error({ goldenId, err: error }, 'pruning golden revisions failed'));
+    handle.completion
+      .then(async (image) => {
+        if (image.phase !== 'ready') {
+          logger.warn({ goldenId, revision, phase: image.phase }, 'a golden revision did not become ready');
+          return;
+        }
+        const removed = await this.prune(goldenId);
+        if (removed.length === 0) return;
+        await knex.raw(
+          `update golden_images set last_check = jsonb_set(last_check, '{removed}', ?::jsonb), updated_at = now()
+           where id = ? and last_check is not null`,
+          [JSON.stringify(removed), goldenId],
+        );
+      })
+      .catch((error) => logger.error({ goldenId, err: error }, 'pruning golden revisions failed'));
     return check;
   }
 
-  /** Removes the revisions older than the newest `keep` ready ones, except those VMs use. */
-  private async prune(goldenId: string): Promise<void> {
+  /** Removes the revisions older than the newest `keep` ready ones, except those VMs use; says which went. */
+  private async prune(goldenId: string): Promise<GoldenCheck['removed']> {
     const golden = await this.getGolden(goldenId);
-    if (!golden) return;
+    if (!golden) return [];
     const { remove } = await this.plan(goldenId, golden.keep);
     const removed: GoldenCheck['removed'] = [];
     for (const candidate of remove) {
@@ -403,21 +421,15 @@ export class GoldenImageService {
         await this.options.images.delete(candidate.imageId);
         removed.push(candidate);
       } catch (error) {
-        // A VM made from it since the plan (IN_USE), or its node away: it stays, and is tried
-        // again after the next new revision.
+        // A VM made from it since the plan (IN_USE), or its node away: it stays, and the next
+        // check tries again.
         this.options.logger.warn(
           { goldenId, revision: candidate.revision, err: error },
           'an old golden revision could not be removed',
         );
       }
     }
-    if (removed.length > 0) {
-      await this.options.knex.raw(
-        `update golden_images set last_check = jsonb_set(last_check, '{removed}', ?::jsonb), updated_at = now()
-         where id = ? and last_check is not null`,
-        [JSON.stringify(removed), goldenId],
-      );
-    }
+    return removed;
   }
 
   /**
