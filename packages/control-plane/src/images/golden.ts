@@ -302,10 +302,17 @@ export class GoldenImageService {
     let upstream: Checksum;
     try {
       entry = await this.options.downloads.findEntry(golden.catalogId);
-      const reader = this.checksumReader(entry);
-      upstream = await reader({
+      const checksumUrl = entry.checksumUrl;
+      if (!checksumUrl) {
+        throw new QuantixError(
+          ErrorCode.INVALID_INPUT,
+          `Catalog entry ${entry.id} no longer publishes a checksum file; unfollow it, or follow another entry`,
+          { details: { catalogId: entry.id } },
+        );
+      }
+      upstream = await this.checksumReader(entry)({
         sourceUrl: entry.sourceUrl,
-        checksumUrl: entry.checksumUrl as string,
+        checksumUrl,
         checksumAlgorithm: entry.checksumAlgorithm,
       });
     } catch (error) {
