@@ -291,4 +291,24 @@ describe.each(TEST_DATABASE_CLIENTS)('golden images that follow upstream (%s)', 
     expect((await api('GET', `/images/${goldenId}/follow`)).status).toBe(404);
     expect((await imagesInPool()).length).toBe(1);
   });
+
+  it('follows again from a later revision after an unfollow, numbering and naming on from it', async () => {
+    const [rev3] = await imagesInPool();
+    const again = await api('PUT', `/images/${rev3?.id}/follow`, { schedule: '0 3 * * *', keep: 1 });
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ id: goldenId, catalogId: ENTRY_ID, latestRevision: 3 });
+    expect((await revisions()).map((r) => [r.revision, r.imageId])).toEqual([[3, rev3?.id]]);
+    publish(1);
+    const check = await api('POST', `/images/${goldenId}/follow/check`);
+    expect(check.body).toMatchObject({ outcome: 'new-revision', revision: 4 });
+    await waitFor(async () => (await revisions()).length === 1 && (await revisions())[0]?.revision === 4, 'r4 only');
+    const rev4 = (await api('GET', `/images/${check.body.imageId}`)).body;
+    expect(rev4).toMatchObject({
+      name: 'Tiny golden (r4)',
+      phase: 'ready',
+      location: { poolId: 'p1', relPath: `images/${ENTRY_ID}.r4.qcow2` },
+      checksum: { algorithm: 'sha256', value: sha256(builds[1] as Buffer) },
+    });
+    expect((await api('DELETE', `/images/${goldenId}/follow`)).status).toBe(204);
+  });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nextRunOf, revisionRelPath } from './golden.js';
+import { firstRevisionRelPath, nextRunOf, revisionRelPath } from './golden.js';
 
 describe('golden image schedules and revision names', () => {
   const at = new Date('2026-12-01T06:30:00.000Z');
@@ -32,5 +32,9 @@ describe('golden image schedules and revision names', () => {
     expect(revisionRelPath('images/disk', 3)).toBe('images/disk.r3');
     expect(revisionRelPath('images/.hidden', 4)).toBe('images/.hidden.r4');
     expect(revisionRelPath('a.b/disk', 5)).toBe('a.b/disk.r5');
+    for (const first of ['images/ubuntu-24.04.qcow2', 'images/disk', 'a.b/disk', 'images/x.r2.qcow2']) {
+      expect(firstRevisionRelPath(revisionRelPath(first, 7), 7)).toBe(first);
+    }
+    expect(firstRevisionRelPath('images/x.r2.qcow2', 3)).toBe('images/x.r2.qcow2');
   });
 });

@@ -87,7 +87,12 @@ export const GOLDEN_TICK_QUEUE = 'quantix-golden-tick';
 /** One check per golden image and scheduled time, run once across replicas. */
 export const GOLDEN_CHECK_QUEUE = 'quantix-golden-check';
 
-export const GOLDEN_LABELS = { goldenImage: 'quantix.io/golden-image', revision: 'quantix.io/revision' } as const;
+/** On every revision after the first: whose it is, its number, and the catalog entry it follows. */
+export const GOLDEN_LABELS = {
+  goldenImage: 'quantix.io/golden-image',
+  revision: 'quantix.io/revision',
+  catalogId: 'quantix.io/catalog-id',
+} as const;
 
 /**
  * The next time a cron schedule fires after `after`, in UTC. Five fields (minute hour
@@ -112,6 +117,11 @@ export function revisionRelPath(relPath: string, revision: number): string {
   const slash = relPath.lastIndexOf('/');
   const dot = relPath.lastIndexOf('.');
   return dot > slash + 1 ? `${relPath.slice(0, dot)}.r${revision}${relPath.slice(dot)}` : `${relPath}.r${revision}`;
+}
+
+/** The first revision's file from revision N's: `images/x.r2.qcow2` → `images/x.qcow2`. */
+export function firstRevisionRelPath(relPath: string, revision: number): string {
+  return relPath.replace(new RegExp(`\\.r${revision}(?=(\\.[^./]*)?$)`), '');
 }
 
 /**
@@ -144,7 +154,8 @@ export class GoldenImageService {
   /**
    * Follows upstream for an image (or changes how): the image must be ready and downloaded from
    * a catalog entry that has a checksum file. Following any revision of a golden image changes
-   * that golden image. The schedule is checked now: INVALID_INPUT with the reason.
+   * that golden image; following a revision of one that was unfollowed follows it again, from
+   * that revision on. The schedule is checked now: INVALID_INPUT with the reason.
    */
   async follow(imageId: string, settings: { schedule: string; keep: number }): Promise<GoldenFollow> {
     const { knex, repositories } = this.options;
@@ -163,14 +174,16 @@ export class GoldenImageService {
       return this.status(existing.id);
     }
     const image = await repositories.images.require(imageId);
-    if (!image.catalogId || !image.location) {
+    const former = formerRevision(image);
+    const catalogId = image.catalogId ?? former?.catalogId;
+    if (!catalogId || !image.location) {
       throw new QuantixError(
         ErrorCode.INVALID_INPUT,
         `Image ${image.name} was not downloaded from a catalog entry; only a catalog image can follow upstream`,
         { details: { imageId, issues: [{ path: 'id', message: 'not a catalog image' }] } },
       );
     }
-    const entry = await this.options.downloads.findEntry(image.catalogId);
+    const entry = await this.options.downloads.findEntry(catalogId);
     if (!entry.checksumUrl) {
       throw new QuantixError(
         ErrorCode.INVALID_INPUT,
@@ -187,32 +200,65 @@ export class GoldenImageService {
       );
     }
     const { location, checksum } = image;
+    const goldenId = former?.goldenId ?? image.id;
+    const revision = former?.revision ?? 1;
+    // Followed again after an unfollow: every revision still there is its own again.
+    const members = former ? await this.formerRevisions(goldenId, image) : [{ revision, image }];
+    const newest = Math.max(...members.map((m) => m.revision));
     const inserted = await knex.transaction(async (trx) => {
       const made = await trx.raw(
-        `insert into golden_images (id, catalog_id, pool_id, name, rel_path, schedule, keep, next_run_at, upstream_checksum)
-         values (?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (id) do nothing returning id`,
+        `insert into golden_images
+           (id, catalog_id, pool_id, name, rel_path, schedule, keep, next_run_at, upstream_checksum, next_revision)
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (id) do nothing returning id`,
         [
-          image.id,
+          goldenId,
           entry.id,
           location.poolId,
-          image.name,
-          location.relPath,
+          former ? image.name.replace(` (r${revision})`, '') : image.name,
+          former ? firstRevisionRelPath(location.relPath, revision) : location.relPath,
           settings.schedule,
           settings.keep,
           nextRunAt,
+          // Later builds are compared with what this image was verified against.
           checksumText(checksum),
+          newest + 1,
         ],
       );
       if (rowsOf(made).length === 0) return false;
-      await trx.raw(
-        'insert into golden_image_revisions (golden_id, revision, image_id, checksum) values (?, 1, ?, ?)',
-        [image.id, image.id, checksumText(checksum)],
-      );
+      for (const member of members) {
+        await trx.raw(
+          'insert into golden_image_revisions (golden_id, revision, image_id, checksum) values (?, ?, ?, ?)',
+          [
+            goldenId,
+            member.revision,
+            member.image.id,
+            member.image.checksum ? checksumText(member.image.checksum) : null,
+          ],
+        );
+      }
       return true;
     });
     // Followed by a request at the same time: it is followed; these settings are applied as the later ones.
     if (!inserted) return this.follow(imageId, settings);
-    return this.status(image.id);
+    return this.status(goldenId);
+  }
+
+  /** The revisions of an unfollowed golden image that are still there: labelled ones, and the first. */
+  private async formerRevisions(goldenId: string, followed: Image): Promise<{ revision: number; image: Image }[]> {
+    const { images } = this.options.repositories;
+    const labelled = await images.list({ labels: { [GOLDEN_LABELS.goldenImage]: goldenId } });
+    const members = labelled.flatMap((image) => {
+      const former = formerRevision(image);
+      return former ? [{ revision: former.revision, image }] : [];
+    });
+    const first = await images.get(goldenId);
+    if (first && first.catalogId === followed.labels[GOLDEN_LABELS.catalogId])
+      members.push({ revision: 1, image: first });
+    // Two rows claiming one number (labels edited by hand): the one followed, else the first found.
+    const byRevision = new Map<number, { revision: number; image: Image }>();
+    for (const member of members)
+      if (member.image.id === followed.id || !byRevision.has(member.revision)) byRevision.set(member.revision, member);
+    return [...byRevision.values()];
   }
 
   /** Stops following; every revision's image stays. NOT_FOUND when the image is not followed. */
@@ -365,7 +411,11 @@ export class GoldenImageService {
         relPath: revisionRelPath(golden.relPath, revision),
         name: `${golden.name} (r${revision})`,
         description: entry.description,
-        labels: { [GOLDEN_LABELS.goldenImage]: goldenId, [GOLDEN_LABELS.revision]: String(revision) },
+        labels: {
+          [GOLDEN_LABELS.goldenImage]: goldenId,
+          [GOLDEN_LABELS.revision]: String(revision),
+          [GOLDEN_LABELS.catalogId]: golden.catalogId,
+        },
         format: entry.format,
         os: entry.os,
       });
@@ -529,6 +579,15 @@ export class GoldenImageService {
     const row = rowsOf(await this.options.knex.raw('select * from golden_images where id = ?', [goldenId]))[0];
     return row ? goldenOf(row) : null;
   }
+}
+
+/** A revision (after the first) of a golden image, from its labels; null for any other image. */
+function formerRevision(image: Image): { goldenId: string; revision: number; catalogId: string } | null {
+  const goldenId = image.labels[GOLDEN_LABELS.goldenImage];
+  const revision = Number(image.labels[GOLDEN_LABELS.revision]);
+  const catalogId = image.labels[GOLDEN_LABELS.catalogId];
+  if (!goldenId || !catalogId || !Number.isInteger(revision) || revision < 2) return null;
+  return { goldenId, revision, catalogId };
 }
 
 function goldenOf(row: Record<string, unknown>): Omit<GoldenFollow, 'keptInUse'> & { name: string; relPath: string } {
