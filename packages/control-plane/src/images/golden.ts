@@ -199,12 +199,14 @@ export class GoldenImageService {
         { details: { imageId, phase: image.phase } },
       );
     }
-    const { location, checksum } = image;
+    const { location } = image;
     const goldenId = former?.goldenId ?? image.id;
     const revision = former?.revision ?? 1;
-    // Followed again after an unfollow: every revision still there is its own again.
-    const members = former ? await this.formerRevisions(goldenId, image) : [{ revision, image }];
-    const newest = Math.max(...members.map((m) => m.revision));
+    // Followed again after an unfollow: every revision still there is its own again, numbers go on
+    // after the newest, and later builds are compared with the newest.
+    const members = await this.revisionsOf(goldenId, { revision, image });
+    const newest = members.reduce((a, b) => (b.revision > a.revision ? b : a));
+    const compareWith = (newest.image.checksum ?? image.checksum) as Checksum;
     const inserted = await knex.transaction(async (trx) => {
       const made = await trx.raw(
         `insert into golden_images
@@ -219,23 +221,12 @@ export class GoldenImageService {
           settings.schedule,
           settings.keep,
           nextRunAt,
-          // Later builds are compared with what this image was verified against.
-          checksumText(checksum),
-          newest + 1,
+          checksumText(compareWith),
+          newest.revision + 1,
         ],
       );
       if (rowsOf(made).length === 0) return false;
-      for (const member of members) {
-        await trx.raw(
-          'insert into golden_image_revisions (golden_id, revision, image_id, checksum) values (?, ?, ?, ?)',
-          [
-            goldenId,
-            member.revision,
-            member.image.id,
-            member.image.checksum ? checksumText(member.image.checksum) : null,
-          ],
-        );
-      }
+      await registerRevisions(trx, goldenId, members);
       return true;
     });
     // Followed by a request at the same time: it is followed; these settings are applied as the later ones.
@@ -243,22 +234,33 @@ export class GoldenImageService {
     return this.status(goldenId);
   }
 
-  /** The revisions of an unfollowed golden image that are still there: labelled ones, and the first. */
-  private async formerRevisions(goldenId: string, followed: Image): Promise<{ revision: number; image: Image }[]> {
-    const { images } = this.options.repositories;
-    const labelled = await images.list({ labels: { [GOLDEN_LABELS.goldenImage]: goldenId } });
-    const members = labelled.flatMap((image) => {
+  /**
+   * A golden image's revisions as the image rows tell them, for following it (again): the one
+   * followed, those labelled as its revisions, and its first when a later one is followed.
+   */
+  private async revisionsOf(
+    goldenId: string,
+    followed: { revision: number; image: Image },
+  ): Promise<{ revision: number; image: Image }[]> {
+    const members = [followed, ...(await this.labelledRevisions(goldenId))];
+    if (followed.revision !== 1) {
+      const first = await this.options.repositories.images.get(goldenId);
+      if (first && first.catalogId === followed.image.labels[GOLDEN_LABELS.catalogId])
+        members.push({ revision: 1, image: first });
+    }
+    // Two rows claiming one number (labels edited by hand): the one followed, else the first found.
+    const byRevision = new Map<number, { revision: number; image: Image }>();
+    for (const member of members) if (!byRevision.has(member.revision)) byRevision.set(member.revision, member);
+    return [...byRevision.values()];
+  }
+
+  /** The image rows labelled as revisions (after the first) of a golden image. */
+  private async labelledRevisions(goldenId: string): Promise<{ revision: number; image: Image }[]> {
+    const labelled = await this.options.repositories.images.list({ labels: { [GOLDEN_LABELS.goldenImage]: goldenId } });
+    return labelled.flatMap((image) => {
       const former = formerRevision(image);
       return former ? [{ revision: former.revision, image }] : [];
     });
-    const first = await images.get(goldenId);
-    if (first && first.catalogId === followed.labels[GOLDEN_LABELS.catalogId])
-      members.push({ revision: 1, image: first });
-    // Two rows claiming one number (labels edited by hand): the one followed, else the first found.
-    const byRevision = new Map<number, { revision: number; image: Image }>();
-    for (const member of members)
-      if (member.image.id === followed.id || !byRevision.has(member.revision)) byRevision.set(member.revision, member);
-    return [...byRevision.values()];
   }
 
   /** Stops following; every revision's image stays. NOT_FOUND when the image is not followed. */
@@ -344,6 +346,9 @@ export class GoldenImageService {
     const { knex, logger } = this.options;
     const golden = await this.getGolden(goldenId);
     if (!golden) return null;
+    // A revision whose download started but whose number was not recorded (the database went
+    // away between the two writes) is found by its labels.
+    await registerRevisions(knex, goldenId, await this.labelledRevisions(goldenId));
     let entry: CatalogEntry;
     let upstream: Checksum;
     try {
@@ -419,10 +424,6 @@ export class GoldenImageService {
         format: entry.format,
         os: entry.os,
       });
-      await knex.raw(
-        'insert into golden_image_revisions (golden_id, revision, image_id, checksum) values (?, ?, ?, ?)',
-        [goldenId, revision, handle.image.id, now],
-      );
     } catch (error) {
       // Not started: the next check tries again (the revision number is not reused).
       await knex.raw('update golden_images set upstream_checksum = ? where id = ? and upstream_checksum = ?', [
@@ -440,6 +441,7 @@ export class GoldenImageService {
         removed: [],
       });
     }
+    await registerRevisions(knex, goldenId, [{ revision, image: { ...handle.image, checksum: upstream } }]);
     const check = await this.record(goldenId, {
       outcome: 'new-revision',
       message: `Upstream changed: revision ${revision} is downloading`,
@@ -578,6 +580,21 @@ export class GoldenImageService {
   private async getGolden(goldenId: string) {
     const row = rowsOf(await this.options.knex.raw('select * from golden_images where id = ?', [goldenId]))[0];
     return row ? goldenOf(row) : null;
+  }
+}
+
+/** Numbers image rows as a golden image's revisions; a row or number already taken is left as it is. */
+async function registerRevisions(
+  knex: Knex,
+  goldenId: string,
+  members: readonly { revision: number; image: Image }[],
+): Promise<void> {
+  for (const { revision, image } of members) {
+    await knex.raw(
+      `insert into golden_image_revisions (golden_id, revision, image_id, checksum) values (?, ?, ?, ?)
+       on conflict do nothing`,
+      [goldenId, revision, image.id, image.checksum ? checksumText(image.checksum) : null],
+    );
   }
 }
 
