@@ -209,6 +209,13 @@ describe.each(TEST_DATABASE_CLIENTS)('golden images that follow upstream (%s)', 
     ]);
     // Either revision's id names the same golden image.
     expect((await api('GET', `/images/${rev2Id}/follow`)).body.id).toBe(goldenId);
+    // Unfollowed and followed again from its first image: revision 2 is its own again, and the
+    // next build is compared with it.
+    expect((await api('DELETE', `/images/${goldenId}/follow`)).status).toBe(204);
+    const refollowed = await api('PUT', `/images/${goldenId}/follow`, { schedule: '0 3 * * *', keep: 1 });
+    expect(refollowed.body).toMatchObject({ id: goldenId, latestRevision: 2 });
+    expect((await revisions()).map((r) => r.revision)).toEqual([2, 1]);
+    expect((await api('POST', `/images/${goldenId}/follow/check`)).body.outcome).toBe('unchanged');
 
     // The VM goes; the next build prunes every revision but the newest.
     await quantix.repositories.vms.delete(vm.id);
@@ -261,6 +268,12 @@ describe.each(TEST_DATABASE_CLIENTS)('golden images that follow upstream (%s)', 
     );
     const status = (await api('GET', `/images/${goldenId}/follow`)).body;
     expect(status).toMatchObject({ schedule: every, keep: 1, lastCheck: { outcome: 'unchanged' } });
+    // The node comes back to the restarted control plane (later tests download through it).
+    await waitFor(
+      async () => node.connection.connected && (await api('GET', '/nodes/n1')).body.connectionState === 'connected',
+      'node n1 to reconnect',
+      30_000,
+    );
     expect((await imagesInPool()).length).toBe(1);
   });
 
@@ -300,7 +313,7 @@ describe.each(TEST_DATABASE_CLIENTS)('golden images that follow upstream (%s)', 
     expect((await revisions()).map((r) => [r.revision, r.imageId])).toEqual([[3, rev3?.id]]);
     publish(1);
     const check = await api('POST', `/images/${goldenId}/follow/check`);
-    expect(check.body).toMatchObject({ outcome: 'new-revision', revision: 4 });
+    expect(check.body, check.body.message).toMatchObject({ outcome: 'new-revision', revision: 4 });
     await waitFor(async () => (await revisions()).length === 1 && (await revisions())[0]?.revision === 4, 'r4 only');
     const rev4 = (await api('GET', `/images/${check.body.imageId}`)).body;
     expect(rev4).toMatchObject({
