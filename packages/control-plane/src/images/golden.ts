@@ -308,7 +308,10 @@ export class GoldenImageService {
    */
   async check(imageId: string): Promise<GoldenCheck> {
     const golden = await this.requireGolden(imageId);
-    return (await this.runCheck(golden.id)) as GoldenCheck;
+    const check = await this.runCheck(golden.id);
+    // Unfollowed meanwhile, or a check at the same moment got there first and has not said yet.
+    if (!check) return this.requireGolden(golden.id).then((again) => again.lastCheck ?? unchangedYet());
+    return check;
   }
 
   /** Claims the due schedules (each once, whichever replica ticks) and sends their checks. */
@@ -341,7 +344,7 @@ export class GoldenImageService {
     }
   }
 
-  /** One check of a golden image; null when it is no longer followed. */
+  /** One check of a golden image; null when it is no longer followed, or another check took the change. */
   private async runCheck(goldenId: string): Promise<GoldenCheck | null> {
     const { knex, logger } = this.options;
     const golden = await this.getGolden(goldenId);
@@ -406,7 +409,7 @@ export class GoldenImageService {
         [now, goldenId, previous],
       ),
     )[0];
-    if (!claimed) return (await this.getGolden(goldenId))?.lastCheck ?? null;
+    if (!claimed) return null; // another check took this change at the same moment
     const revision = Number(claimed.revision);
     let handle: Awaited<ReturnType<DownloadService['download']>>;
     try {
@@ -581,6 +584,19 @@ export class GoldenImageService {
     const row = rowsOf(await this.options.knex.raw('select * from golden_images where id = ?', [goldenId]))[0];
     return row ? goldenOf(row) : null;
   }
+}
+
+/** What a check says when a check at the same moment took the change and has not recorded it yet. */
+function unchangedYet(): GoldenCheck {
+  return {
+    outcome: 'unchanged',
+    message: 'Another check took this change at the same moment; see the follow status',
+    checksum: null,
+    revision: null,
+    imageId: null,
+    code: null,
+    removed: [],
+  };
 }
 
 /** Numbers image rows as a golden image's revisions; a row or number already taken is left as it is. */
