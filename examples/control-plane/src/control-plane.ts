@@ -33,6 +33,7 @@ import { z } from 'zod';
 import { findNul, handleClientError, handleError } from './http/errors.js';
 import { idempotentWrites } from './http/idempotency.js';
 import { consoleRelayRoute, consoleRoutes, consoleTicketRoutes } from './http/routes/consoles.js';
+import { goldenRoutes } from './http/routes/golden.js';
 import { imageRoutes } from './http/routes/images.js';
 import { nodeRoutes } from './http/routes/nodes.js';
 import { poolRoutes } from './http/routes/pools.js';
@@ -69,6 +70,8 @@ export interface ControlPlaneOptions {
   poolTypes?: readonly PoolTypeDefinition[];
   /** Where pool roots may be (default: createPoolRootPolicy(): /var/lib/quantix and /srv). */
   poolRoots?: PoolRootPolicy;
+  /** How often due golden-image schedules are looked for (default 30 s). */
+  goldenTickSeconds?: number;
 }
 
 /** This app's version, as /healthz and /replicas report it. */
@@ -129,6 +132,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     publicUrl: () => options.publicUrl ?? listenUrl,
     ...(options.maxUploadBytes !== undefined ? { maxUploadBytes: options.maxUploadBytes } : {}),
     ...(options.resumeGraceMs !== undefined ? { resumeGraceMs: options.resumeGraceMs } : {}),
+    ...(options.goldenTickSeconds !== undefined ? { goldenTickSeconds: options.goldenTickSeconds } : {}),
     replica: {
       version: CONTROL_PLANE_VERSION,
       ...(options.replica?.id ? { replicaId: options.replica.id } : {}),
@@ -368,6 +372,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       nodeRoutes(api, { quantix, hub, replicas: services.replicas, vms: services.vms });
       replicaRoutes(api, { replicas: services.replicas });
       imageRoutes(api, { quantix, ...services });
+      goldenRoutes(api, { golden: services.golden });
       vmRoutes(api, { quantix, vms: services.vms });
       consoleTicketRoutes(api, { consoles: services.consoles, apiPrefix: API_PREFIX });
       uploadRoutes(api, {

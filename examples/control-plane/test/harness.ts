@@ -10,8 +10,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { newToken, tokenDigest } from '@quantix/control-plane';
+import type { Quantix } from '@quantix/core';
+import { startNodeDaemon } from '@quantix/example-node-daemon';
 import { waitFor as waitUntil } from '@quantix/core/testing';
 import { type ImageServer, makeQcow2, sha256Sums, startImageServer } from '@quantix/images-cloud/testing';
+import { pino } from 'pino';
 import { LOCAL_NODE_ID, LOCAL_POOL_ID, startAllInOne } from '../src/cli/up.js';
 
 const run = promisify(execFile);
@@ -180,4 +184,43 @@ export function apiCaller(baseUrl: () => string, token: string, options: { timeo
 /** core/testing's waitFor with the probe first, as these tests call it, 20 s, an API call per 100 ms. */
 export async function waitFor(probe: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
   await waitUntil(what, probe, timeoutMs, 100);
+}
+
+/**
+ * A real node daemon `n1` registered with the control plane at `controlPlaneUrl`, connected, and a
+ * local pool `p1` under `root` assigned to it and active there: the smallest system a download
+ * can run on. The daemon may fetch from `allowSourceAddresses`.
+ */
+export async function startNodeWithPool(options: {
+  quantix: Quantix;
+  controlPlaneUrl: string;
+  api: TestSystem['api'];
+  root: string;
+  allowSourceAddresses: string[];
+}): Promise<Awaited<ReturnType<typeof startNodeDaemon>>> {
+  const { quantix, api, root } = options;
+  await quantix.repositories.nodes.create({ id: 'n1', hostname: 'n1' });
+  const token = newToken();
+  await quantix.repositories.nodes.setTokenDigest('n1', tokenDigest(token));
+  const node = await startNodeDaemon({
+    urls: [options.controlPlaneUrl],
+    nodeId: 'n1',
+    token,
+    libvirtUri: null,
+    allowSourceAddresses: options.allowSourceAddresses,
+    poolRoots: [root],
+    logger: pino({ level: 'silent' }),
+    initialBackoffMs: 50,
+  });
+  await node.connection.ready;
+  const pool = await api('POST', '/pools', {
+    id: 'p1',
+    name: 'p1',
+    type: 'local',
+    config: { path: join(root, 'pool'), create: true },
+    nodeIds: ['n1'],
+  });
+  if (pool.status !== 201) throw new Error(`pool p1 was not made: ${JSON.stringify(pool.body)}`);
+  await waitFor(async () => (await api('GET', '/pools/p1')).body.nodeStates[0]?.status === 'active', 'pool p1');
+  return node;
 }

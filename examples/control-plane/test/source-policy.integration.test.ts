@@ -8,9 +8,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { newToken, tokenDigest } from '@quantix/control-plane';
+import { newToken } from '@quantix/control-plane';
 import { createPoolRootPolicy, createQuantix, type Quantix } from '@quantix/core';
-import { startNodeDaemon } from '@quantix/example-node-daemon';
+import type { startNodeDaemon } from '@quantix/example-node-daemon';
 import { createImagesCloudPlugin } from '@quantix/images-cloud';
 import { type ImageServer, startImageServer } from '@quantix/images-cloud/testing';
 import { createImagesIsoPlugin } from '@quantix/images-iso';
@@ -18,7 +18,7 @@ import { createStorageLocalPlugin } from '@quantix/storage-local';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ControlPlane, startControlPlane } from '../src/control-plane.js';
-import { apiCaller, waitFor } from './harness.js';
+import { apiCaller, startNodeWithPool, waitFor } from './harness.js';
 
 const API_TOKEN = newToken();
 const silent = pino({ level: 'silent' });
@@ -88,29 +88,13 @@ describe('download sources a node accepts', () => {
     mirror.behaviour.redirects['/to-cp'] = `http://localhost:${port}/api/v1/openapi.json`;
     mirror.behaviour.redirects['/to-other'] = `${otherService.url}/secret.txt`;
 
-    await quantix.repositories.nodes.create({ id: 'n1', hostname: 'n1' });
-    const token = newToken();
-    await quantix.repositories.nodes.setTokenDigest('n1', tokenDigest(token));
-    node = await startNodeDaemon({
-      urls: [`http://localhost:${port}`],
-      nodeId: 'n1',
-      token,
-      libvirtUri: null,
+    node = await startNodeWithPool({
+      quantix,
+      controlPlaneUrl: `http://localhost:${port}`,
+      api,
+      root,
       allowSourceAddresses: ['127.0.0.2'],
-      poolRoots: [root],
-      logger: silent,
-      initialBackoffMs: 50,
     });
-    await node.connection.ready;
-    const pool = await api('POST', '/pools', {
-      id: 'p1',
-      name: 'p1',
-      type: 'local',
-      config: { path: join(root, 'pool'), create: true },
-      nodeIds: ['n1'],
-    });
-    expect(pool.status).toBe(201);
-    await waitFor(async () => (await api('GET', '/pools/p1')).body.nodeStates[0]?.status === 'active', 'pool p1');
   });
 
   afterAll(async () => {

@@ -386,6 +386,59 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/images/{id}/follow": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** How an image follows upstream: schedule, next run, last check, revisions kept because VMs use them */
+        get: operations["getImageFollow"];
+        /** Follow upstream: check the catalog entry’s checksum file on a schedule and download new builds as revisions */
+        put: operations["followImage"];
+        post?: never;
+        /** Stop following upstream (every revision stays) */
+        delete: operations["unfollowImage"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/images/{id}/follow/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Check upstream now; a new build starts downloading as the next revision */
+        post: operations["checkImageUpstream"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/images/{id}/revisions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The revisions of a golden image, newest first */
+        get: operations["listImageRevisions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/vms": {
         parameters: {
             query?: never;
@@ -3934,6 +3987,654 @@ export interface operations {
             };
         };
     };
+    getImageFollow: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description the golden image: the id of the image it was first followed on */
+                        id: string;
+                        catalogId: string;
+                        poolId: string;
+                        /** @description cron, in UTC */
+                        schedule: string;
+                        keep: number;
+                        /** Format: date-time */
+                        nextRunAt: string;
+                        /** Format: date-time */
+                        lastCheckAt: string | null;
+                        lastCheck: {
+                            /**
+                             * @description not-listed: the sums file no longer lists the entry’s file (nothing was downloaded or removed)
+                             * @enum {string}
+                             */
+                            outcome: "unchanged" | "new-revision" | "not-listed" | "failed";
+                            message: string;
+                            /** @description what the sums file lists now, `sha256:<hex>` */
+                            checksum: string | null;
+                            /** @description the revision this check started downloading */
+                            revision: number | null;
+                            imageId: string | null;
+                            /** @description the error code of a failed or not-listed check */
+                            code: string | null;
+                            /** @description revisions pruned once the new one was ready */
+                            removed: {
+                                revision: number;
+                                imageId: string;
+                            }[];
+                        } | null;
+                        latestRevision: number;
+                        /** @description revisions beyond `keep` that stay because VMs use them */
+                        keptInUse: {
+                            revision: number;
+                            imageId: string;
+                            vms: {
+                                id: string;
+                                name: string;
+                                uses: string[];
+                            }[];
+                        }[];
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INVALID_INPUT`: A record or argument failed validation; `details.issues` lists what and where.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `NOT_FOUND`: The record, file or domain asked for does not exist.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INTERNAL_ERROR`: Something failed that has no code of its own (a bug, an unexpected library error).
+             */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    followImage: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description cron in UTC: five fields (`0 3 * * *`), or six with seconds first */
+                    schedule: string;
+                    /** @description how many ready revisions to keep */
+                    keep: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description the golden image: the id of the image it was first followed on */
+                        id: string;
+                        catalogId: string;
+                        poolId: string;
+                        /** @description cron, in UTC */
+                        schedule: string;
+                        keep: number;
+                        /** Format: date-time */
+                        nextRunAt: string;
+                        /** Format: date-time */
+                        lastCheckAt: string | null;
+                        lastCheck: {
+                            /**
+                             * @description not-listed: the sums file no longer lists the entry’s file (nothing was downloaded or removed)
+                             * @enum {string}
+                             */
+                            outcome: "unchanged" | "new-revision" | "not-listed" | "failed";
+                            message: string;
+                            /** @description what the sums file lists now, `sha256:<hex>` */
+                            checksum: string | null;
+                            /** @description the revision this check started downloading */
+                            revision: number | null;
+                            imageId: string | null;
+                            /** @description the error code of a failed or not-listed check */
+                            code: string | null;
+                            /** @description revisions pruned once the new one was ready */
+                            removed: {
+                                revision: number;
+                                imageId: string;
+                            }[];
+                        } | null;
+                        latestRevision: number;
+                        /** @description revisions beyond `keep` that stay because VMs use them */
+                        keptInUse: {
+                            revision: number;
+                            imageId: string;
+                            vms: {
+                                id: string;
+                                name: string;
+                                uses: string[];
+                            }[];
+                        }[];
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INVALID_INPUT`: A record or argument failed validation; `details.issues` lists what and where.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `NOT_FOUND`: The record, file or domain asked for does not exist.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `IMAGE_NOT_READY`: The boot image exists but is not ready (pending, downloading, error, missing, …).
+             *     - `UNSUPPORTED_OPERATION`: A backend or node does not implement an optional operation (libvirt's VIR_ERR_NO_SUPPORT).
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INTERNAL_ERROR`: Something failed that has no code of its own (a bug, an unexpected library error).
+             */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    unfollowImage: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description Error codes:
+             *     - `INVALID_INPUT`: A record or argument failed validation; `details.issues` lists what and where.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `NOT_FOUND`: The record, file or domain asked for does not exist.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INTERNAL_ERROR`: Something failed that has no code of its own (a bug, an unexpected library error).
+             */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    checkImageUpstream: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description not-listed: the sums file no longer lists the entry’s file (nothing was downloaded or removed)
+                         * @enum {string}
+                         */
+                        outcome: "unchanged" | "new-revision" | "not-listed" | "failed";
+                        message: string;
+                        /** @description what the sums file lists now, `sha256:<hex>` */
+                        checksum: string | null;
+                        /** @description the revision this check started downloading */
+                        revision: number | null;
+                        imageId: string | null;
+                        /** @description the error code of a failed or not-listed check */
+                        code: string | null;
+                        /** @description revisions pruned once the new one was ready */
+                        removed: {
+                            revision: number;
+                            imageId: string;
+                        }[];
+                    };
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INVALID_INPUT`: A record or argument failed validation; `details.issues` lists what and where.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `NOT_FOUND`: The record, file or domain asked for does not exist.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `POOL_NOT_ACTIVE_ON_NODE`: The image's pool is not active on the target node (not assigned, unmounted, unreachable).
+             *     - `NODE_NOT_CONNECTED`: The target node is not connected, so it cannot be asked to do anything.
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INTERNAL_ERROR`: Something failed that has no code of its own (a bug, an unexpected library error).
+             */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
+             *     - `NODE_BUSY`: A node sends more than the control plane takes from it at once; it should slow down.
+             *     - `REPLICA_UNAVAILABLE`: The node is held by another control-plane replica that did not take the request in time (dead, or cut off from the database); its nodes move to a live replica within its lease.
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `COMMAND_TIMEOUT`: A command, or a request to a node, took too long.
+             */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listImageRevisions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        revisions: {
+                            revision: number;
+                            imageId: string;
+                            checksum: string | null;
+                            /** Format: date-time */
+                            createdAt: string;
+                            image: {
+                                id: string;
+                                name: string;
+                                description: string;
+                                labels: {
+                                    [key: string]: string;
+                                };
+                                /** @enum {string} */
+                                kind: "cloud" | "iso";
+                                /** @enum {string|null} */
+                                format: "qcow2" | "raw" | "iso" | "vmdk" | "vhdx" | null;
+                                os: {
+                                    /** @enum {string} */
+                                    family: "linux" | "windows" | "bsd" | "other" | "unknown";
+                                    distribution: string | null;
+                                    version: string | null;
+                                    arch: string | null;
+                                    defaultUser: string | null;
+                                    cloudInit: boolean;
+                                    shortId?: string | null;
+                                    /** @enum {string|null} */
+                                    confidence?: "exact" | "label" | "extrapolated" | "filename" | null;
+                                    osinfoVersion?: string | null;
+                                };
+                                requirements: {
+                                    minCpu: number;
+                                    minMemoryMiB: number;
+                                    minDiskGiB: number;
+                                    /** @enum {string} */
+                                    firmware: "bios" | "uefi" | "any";
+                                };
+                                catalogId: string | null;
+                                /** @enum {string} */
+                                phase: "pending" | "downloading" | "verifying" | "ready" | "error" | "deleting" | "missing";
+                                progress: {
+                                    bytesDone: number;
+                                    bytesTotal: number | null;
+                                    percent: number | null;
+                                } | null;
+                                sizeBytes: number | null;
+                                virtualSizeBytes: number | null;
+                                checksum: {
+                                    /** @enum {string} */
+                                    algorithm: "sha256" | "sha512";
+                                    value: string;
+                                } | null;
+                                error: {
+                                    code: string;
+                                    message: string;
+                                    retryable: boolean;
+                                } | null;
+                                location: {
+                                    poolId: string;
+                                    relPath: string;
+                                } | null;
+                                nodeId: string | null;
+                                /** Format: date-time */
+                                fileModifiedAt: string | null;
+                                version: number;
+                                /** Format: date-time */
+                                createdAt: string;
+                                /** Format: date-time */
+                                updatedAt: string;
+                            };
+                        }[];
+                    };
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INVALID_INPUT`: A record or argument failed validation; `details.issues` lists what and where.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `NOT_FOUND`: The record, file or domain asked for does not exist.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INTERNAL_ERROR`: Something failed that has no code of its own (a bug, an unexpected library error).
+             */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     listVms: {
         parameters: {
             query?: {
@@ -6290,6 +6991,11 @@ export const operationRoutes = {
   importImage: { method: 'POST', path: '/api/v1/images/import' },
   retryImageDownload: { method: 'POST', path: '/api/v1/images/{id}/retry' },
   rescanImages: { method: 'POST', path: '/api/v1/images/rescan' },
+  getImageFollow: { method: 'GET', path: '/api/v1/images/{id}/follow' },
+  followImage: { method: 'PUT', path: '/api/v1/images/{id}/follow' },
+  unfollowImage: { method: 'DELETE', path: '/api/v1/images/{id}/follow' },
+  checkImageUpstream: { method: 'POST', path: '/api/v1/images/{id}/follow/check' },
+  listImageRevisions: { method: 'GET', path: '/api/v1/images/{id}/revisions' },
   listVms: { method: 'GET', path: '/api/v1/vms' },
   createVm: { method: 'POST', path: '/api/v1/vms' },
   imageVmDefaults: { method: 'GET', path: '/api/v1/images/{id}/vm-defaults' },

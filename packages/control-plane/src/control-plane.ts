@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -7,6 +6,7 @@ import {
   type FileInspector,
   FileInspectorToken,
   ImageCatalogToken,
+  ImageFetcherToken,
   OsDatabaseToken,
   type PoolRootPolicy,
   type PoolTypeDefinition,
@@ -19,10 +19,11 @@ import { NodeHub, type NodeHubOptions } from './hub/node-hub.js';
 import { IdempotencyStore } from './idempotency/idempotency-store.js';
 import { DownloadService } from './images/downloads.js';
 import { type DownloadExecutor, NodeDownloadExecutor } from './images/executors.js';
+import { GoldenImageService } from './images/golden.js';
 import { ImageService } from './images/image-service.js';
 import { UploadService } from './images/uploads.js';
 import { InProcessJobQueue } from './jobs/in-process-queue.js';
-import type { JobQueue } from './jobs/job-queue.js';
+import { type JobQueue, jobIdOf } from './jobs/job-queue.js';
 import { PgBossJobQueue } from './jobs/pg-boss-queue.js';
 import { nodesWithActivePool } from './nodes/placement.js';
 import { PoolService } from './pools/pool-service.js';
@@ -65,6 +66,8 @@ export interface CreateControlPlaneOptions {
   jobs?: JobQueue;
   /** How often the health sweep runs, on one replica at a time (default 5 s). */
   sweepSeconds?: number;
+  /** How often due golden-image schedules are looked for (default 30 s): a schedule's granularity. */
+  goldenTickSeconds?: number;
 }
 
 /** The health sweep's queue: periodic, one replica at a time. */
@@ -83,6 +86,8 @@ export interface ControlPlaneServices {
   images: ImageService;
   downloads: DownloadService;
   uploads: UploadService;
+  /** Golden images that follow upstream: schedules, checks, revisions. */
+  golden: GoldenImageService;
   vms: VmService;
   /** VM consoles: tickets for viewers, and the relays nodes dial back. */
   consoles: ConsoleService;
@@ -197,6 +202,17 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     replicaId: replicas.replicaId,
     isLive: (replicaId) => replicas.isLive(replicaId),
   });
+  const images = new ImageService({ repositories, hub, isDownloading: (id) => downloads.isRunning(id) });
+  const golden = new GoldenImageService({
+    knex: quantix.database.knex,
+    repositories,
+    downloads,
+    images,
+    fetchers: quantix.getAll(ImageFetcherToken),
+    jobs,
+    logger,
+    ...(options.goldenTickSeconds !== undefined ? { tickSeconds: options.goldenTickSeconds } : {}),
+  });
   return {
     hub,
     replicas,
@@ -208,9 +224,10 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
       poolTypes,
       poolRoots: options.poolRoots ?? createPoolRootPolicy(),
     }),
-    images: new ImageService({ repositories, hub, isDownloading: (id) => downloads.isRunning(id) }),
+    images,
     downloads,
     uploads,
+    golden,
     consoles: new ConsoleService({ repositories, hub, logger }),
     vms: new VmService({
       repositories,
@@ -259,6 +276,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
           logger.info({ nodes, quiet, uploadsLost }, 'health sweep: recorded what a lost replica or runner left');
         }
       });
+      await golden.start();
     },
     async close() {
       await jobs.stop({ timeoutMs: 5_000 });
@@ -277,12 +295,4 @@ function defaultJobQueue(quantix: Quantix, logger: Logger): JobQueue {
   if (database.client !== 'pg') return new InProcessJobQueue();
   const connection = database.knex.client.config.connection as { connectionString: string };
   return new PgBossJobQueue({ connectionString: connection.connectionString, logger, maxConnections: 2 });
-}
-
-/** A job's id from what makes it unique, laid out as a UUID: a second send of the same work is a no-op. */
-function jobIdOf(...parts: string[]): string {
-  const hex = createHash('sha256').update(parts.join('\0')).digest('hex');
-  // Version 5 and RFC 4122 variant bits: a UUID both queues accept.
-  const variant = ((Number.parseInt(hex[16] as string, 16) & 0x3) | 0x8).toString(16);
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }

@@ -41,6 +41,19 @@ export {
   LocalDownloadExecutor,
   NodeDownloadExecutor,
 } from './images/executors.js';
+export {
+  GOLDEN_CHECK_QUEUE,
+  GOLDEN_LABELS,
+  GOLDEN_TICK_QUEUE,
+  type GoldenCheck,
+  type GoldenCheckOutcome,
+  type GoldenFollow,
+  GoldenImageService,
+  type GoldenImageServiceOptions,
+  type GoldenRevision,
+  type KeptInUse,
+  nextRunOf,
+} from './images/golden.js';
 export { ImageService, type ImageWithPath, type RescanResult } from './images/image-service.js';
 export type { DownloadSource } from './images/source.js';
 export {

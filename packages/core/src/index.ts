@@ -12,7 +12,13 @@ export {
   type ImportedDisk,
   type OvfFacts,
 } from './contracts/converter.js';
-export type { FetchProgress, FetchRequest, FetchResult, ImageFetcher } from './contracts/fetcher.js';
+export type {
+  ChecksumRequest,
+  FetchProgress,
+  FetchRequest,
+  FetchResult,
+  ImageFetcher,
+} from './contracts/fetcher.js';
 export {
   CONSOLE_TYPES,
   type ConsoleStream,

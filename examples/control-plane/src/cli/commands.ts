@@ -30,6 +30,9 @@ function pickOne(rows: Row[], value: string, what: string, keys: (row: Row) => u
   );
 }
 
+/** A time as the API answers it (an ISO string in JSON), or '-'. */
+const iso = (value: string | Date | null | undefined) => (value ? new Date(value).toISOString() : '-');
+
 /** A whole number ≥ 0 from an option; anything else is a usage error (exit 2) naming the value. */
 function wholeNumber(value: string): string {
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a whole number.`);
@@ -404,6 +407,62 @@ export function apiCommands(
       ];
       print(result, () => table(rows, ['poolId', 'nodeId', 'result']));
       if (result.failed.length > 0) process.exitCode = 1;
+    });
+  images
+    .command('follow <imageId>')
+    .description(
+      'follow upstream: check the catalog entry’s checksum file on a schedule, download new builds as revisions',
+    )
+    .requiredOption('--schedule <cron>', 'when to check, cron in UTC (e.g. "0 3 * * *"; six fields: seconds first)')
+    .option('--keep <n>', 'how many ready revisions to keep (older ones go unless a VM uses them)', wholeNumber, '3')
+    .action(async (imageId: string, o: { schedule: string; keep: string }) => {
+      const status = await client().request('followImage', {
+        params: { id: imageId },
+        body: { schedule: o.schedule, keep: Number(o.keep) },
+      });
+      print(
+        status,
+        () =>
+          `${imageId} follows upstream (${status.schedule}, keep ${status.keep}); next check ${iso(status.nextRunAt)}`,
+      );
+    });
+  images
+    .command('unfollow <imageId>')
+    .description('stop following upstream (every revision stays)')
+    .action(async (imageId: string) => {
+      await client().request('unfollowImage', { params: { id: imageId } });
+      out(`${imageId} no longer follows upstream`);
+    });
+  images
+    .command('check-upstream <imageId>')
+    .description('check a followed image’s upstream now; a new build starts downloading as the next revision')
+    .action(async (imageId: string) => {
+      const check = await client().request('checkImageUpstream', { params: { id: imageId } });
+      print(check, () => `${check.outcome}: ${check.message}`);
+    });
+  images
+    .command('revisions <imageId>')
+    .description('a followed image’s revisions, newest first, with its schedule and last check')
+    .action(async (imageId: string) => {
+      const api = client();
+      const [status, { revisions }] = await Promise.all([
+        api.request('getImageFollow', { params: { id: imageId } }),
+        api.request('listImageRevisions', { params: { id: imageId } }),
+      ]);
+      const rows = revisions.map((r) => ({
+        revision: r.revision,
+        imageId: r.imageId,
+        phase: r.image.phase,
+        checksum: r.checksum ?? '',
+        kept: status.keptInUse.some((k) => k.revision === r.revision) ? 'in use by a VM' : '',
+      }));
+      print({ follow: status, revisions }, () =>
+        [
+          `schedule ${status.schedule}, keep ${status.keep}, next check ${iso(status.nextRunAt)}`,
+          `last check: ${status.lastCheck ? `${status.lastCheck.outcome} at ${iso(status.lastCheckAt)}: ${status.lastCheck.message}` : 'none yet'}`,
+          table(rows, ['revision', 'imageId', 'phase', 'checksum', 'kept']),
+        ].join('\n'),
+      );
     });
   images
     .command('delete <imageId>')

@@ -88,6 +88,10 @@ export function buildProgram(): Command {
       'how long this replica’s node leases last unrenewed: how soon its nodes may move after it dies (3–300)',
       '15',
     )
+    .option(
+      '--allow-source <address...>',
+      'private/loopback addresses the control plane may read checksum files from (mirrors of followed golden images)',
+    )
     .addOption(logFormatOption())
     .action(
       async (
@@ -103,6 +107,7 @@ export function buildProgram(): Command {
           replicaId?: string;
           replicaUrl?: string;
           leaseSeconds: string;
+          allowSource?: string[];
           logFormat?: 'json' | 'pretty';
         },
         command: Command,
@@ -121,6 +126,7 @@ export function buildProgram(): Command {
           databaseTimeoutMs: Number(options.databaseTimeout),
           poolRoots: options.poolRoot,
           logFormat: options.logFormat,
+          allowSourceAddresses: options.allowSource,
           replica: {
             id: flagValue(command, 'replicaId', '--replica-id', 'QUANTIX_REPLICA_ID'),
             url: flagValue(command, 'replicaUrl', '--replica-url', 'QUANTIX_REPLICA_URL'),

@@ -32,9 +32,17 @@ export const LOCAL_POOL_ID = 'local';
  * The plugins a control plane runs with: catalogs, and the pool types (config schemas and roots)
  * of the storage plugins without their backends — downloads, mounts and scans run on nodes.
  */
-export function controlPlanePlugins(options: { entries?: readonly CatalogEntryInput[] } = {}): QuantixPlugin[] {
+export function controlPlanePlugins(
+  options: { entries?: readonly CatalogEntryInput[]; allowSourceAddresses?: readonly string[] | undefined } = {},
+): QuantixPlugin[] {
   return [
-    createImagesCloudPlugin({ ...(options.entries ? { entries: options.entries } : {}) }),
+    createImagesCloudPlugin({
+      ...(options.entries ? { entries: options.entries } : {}),
+      // The control plane reads golden images' checksum files itself: the mirrors nodes may use.
+      ...(options.allowSourceAddresses
+        ? { fetcher: { policy: { allowAddresses: [...options.allowSourceAddresses] } } }
+        : {}),
+    }),
     imagesIsoPlugin,
     createStorageLocalPlugin({ backend: false }),
     createStorageNfsPlugin({ backend: false }),
@@ -318,6 +326,8 @@ export async function runServe(options: {
   /** `--replica-id`, `--replica-url`, `--lease-seconds` (or their variables), checked here first. */
   replica?: ReplicaFlags | undefined;
   logFormat?: LogFormat | undefined;
+  /** `--allow-source`: private/loopback addresses checksum files (golden images) may be read from. */
+  allowSourceAddresses?: readonly string[] | undefined;
 }): Promise<void> {
   const replica = replicaOption(options.replica ?? {});
   process.umask(0o077);
@@ -353,7 +363,14 @@ export async function runServe(options: {
   try {
     // A bad --pool-root stops start-up here, naming it; the data dir is never a pool.
     const poolRoots = createPoolRootPolicy({ ...(allowedRoots ? { allowedRoots } : {}), protectedPaths: [dataDir] });
-    quantix = await createQuantix({ database, plugins: controlPlanePlugins(entries ? { entries } : {}), logger });
+    quantix = await createQuantix({
+      database,
+      plugins: controlPlanePlugins({
+        ...(entries ? { entries } : {}),
+        allowSourceAddresses: options.allowSourceAddresses,
+      }),
+      logger,
+    });
     cp = await startControlPlane({
       quantix,
       apiToken,

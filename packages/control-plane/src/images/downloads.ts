@@ -391,7 +391,8 @@ export class DownloadService {
     return { entry: null, source };
   }
 
-  private async findEntry(catalogId: string): Promise<CatalogEntry> {
+  /** The catalog entry of an id: NOT_FOUND when no catalog offers it. */
+  async findEntry(catalogId: string): Promise<CatalogEntry> {
     const { catalog } = this.options;
     const entry = catalog.get
       ? await catalog.get({ id: catalogId })

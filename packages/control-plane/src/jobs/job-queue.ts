@@ -5,6 +5,7 @@
  * the same contract tests (jobs.integration.test.ts): pg-boss on PostgreSQL for replicas, and an
  * in-process queue for the embedded single replica on PGlite.
  */
+import { createHash } from 'node:crypto';
 import { ErrorCode, QuantixError } from '@quantix/core';
 
 export type JobState = 'created' | 'retry' | 'active' | 'completed' | 'failed' | 'cancelled';
@@ -98,4 +99,12 @@ export function assertQueueName(name: string): void {
       `queue name ${JSON.stringify(name)}: letters, digits, _ and -, at most 50, not starting with a digit`,
     );
   }
+}
+
+/** A job's id from what makes it unique, laid out as a UUID: a second send of the same work is a no-op. */
+export function jobIdOf(...parts: string[]): string {
+  const hex = createHash('sha256').update(parts.join('\0')).digest('hex');
+  // Version 5 and RFC 4122 variant bits: a UUID both queues accept.
+  const variant = ((Number.parseInt(hex[16] as string, 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }

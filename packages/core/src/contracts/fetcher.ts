@@ -42,4 +42,18 @@ export interface ImageFetcher {
   /** URL schemes this fetcher handles: ['http', 'https']. */
   readonly schemes: readonly string[];
   fetch(request: FetchRequest): Promise<FetchResult>;
+  /**
+   * The checksum a checksum file lists for the source's file now, read the way `fetch` reads it
+   * (same source policy, size limit and retries), without fetching the file: what a golden image
+   * compares with the revision it has. Optional: a fetcher without it cannot follow upstream.
+   */
+  readChecksum?(request: ChecksumRequest): Promise<Checksum>;
+}
+
+export interface ChecksumRequest {
+  sourceUrl: string;
+  checksumUrl: string;
+  /** Which line to use when the file lists several algorithms; default: the strongest. */
+  checksumAlgorithm?: ChecksumAlgorithm | null;
+  signal?: AbortSignal;
 }

@@ -9,6 +9,8 @@ import { MIGRATIONS, migrateDownAll, migrateToLatest, migrateUpOne, migrationSta
 import { createRepositories } from './repositories/index.js';
 
 const QUANTIX_TABLES = [
+  'golden_image_revisions',
+  'golden_images',
   'idempotency_keys',
   'image_counts',
   'images',

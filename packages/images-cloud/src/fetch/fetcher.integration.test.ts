@@ -272,6 +272,24 @@ describe('HttpImageFetcher against a real HTTP server', () => {
     expect(server.requestsFor(IMAGE)).toEqual([]);
   });
 
+  it('reads what the checksum file lists for a source now, without fetching the image (a golden image’s check)', async () => {
+    const ask = { sourceUrl: `${server.url}${IMAGE}`, checksumUrl: `${server.url}${SUMS}` };
+    expect(await fetcher().readChecksum(ask)).toEqual({ algorithm: 'sha256', value: sha256(image) });
+    serveImage(otherImage);
+    expect(await fetcher().readChecksum(ask)).toEqual({ algorithm: 'sha256', value: sha256(otherImage) });
+    server.setFile(SUMS, sha256Sums({ 'jammy-server-cloudimg-amd64.img': image }));
+    const unlisted = await fetcher()
+      .readChecksum(ask)
+      .catch((e: unknown) => e);
+    expect(unlisted).toMatchObject({
+      code: 'CHECKSUM_UNAVAILABLE',
+      details: { fileName: 'noble-server-cloudimg-amd64.img' },
+    });
+    expect(server.requestsFor(IMAGE)).toEqual([]);
+    const strict = await new HttpImageFetcher().readChecksum(ask).catch((e: unknown) => e);
+    expect(strict).toMatchObject({ code: 'SOURCE_NOT_ALLOWED' });
+  });
+
   it('refuses an unverifiable request (no checksum, no checksum file) before any request', async () => {
     const error = await fetcher()
       .fetch(request({ checksumUrl: null }))

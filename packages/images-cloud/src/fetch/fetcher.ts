@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type Checksum,
   type ChecksumAlgorithm,
+  type ChecksumRequest,
   ConcurrencyLimiter,
   ErrorCode,
   type FetchProgress,
@@ -131,7 +132,7 @@ interface TransferState {
   finalUrl: string;
 }
 
-function cancelled(request: FetchRequest, reason: unknown): QuantixError {
+function cancelled(request: Pick<FetchRequest, 'sourceUrl'>, reason: unknown): QuantixError {
   const why = reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : 'aborted';
   return new QuantixError(
     ErrorCode.DOWNLOAD_CANCELLED,
@@ -538,6 +539,21 @@ export class HttpImageFetcher implements ImageFetcher {
   private async expectedChecksum(request: CloudFetchRequest, signal: AbortSignal): Promise<Checksum | null> {
     if (request.checksum) return assertChecksum(request.checksum);
     if (!request.checksumUrl) return null;
+    return this.checksumFromFile({ ...request, checksumUrl: request.checksumUrl }, signal);
+  }
+
+  /**
+   * What the checksum file lists for the source's file now (a golden image's upstream check),
+   * read as a download reads it: the source policy, the size limit, retries of transient errors.
+   * CHECKSUM_UNAVAILABLE when the file cannot be read or no longer lists the source's file.
+   */
+  async readChecksum(request: ChecksumRequest): Promise<Checksum> {
+    this.guard.checkUrl(request.sourceUrl);
+    this.guard.checkUrl(request.checksumUrl);
+    return this.checksumFromFile(request, request.signal ?? new AbortController().signal);
+  }
+
+  private async checksumFromFile(request: ChecksumRequest, signal: AbortSignal): Promise<Checksum> {
     const checksumUrl = request.checksumUrl;
     for (let attempt = 1; ; attempt++) {
       try {
