@@ -4543,6 +4543,8 @@ export interface operations {
                                     bytesDone: number;
                                     bytesTotal: number | null;
                                     percent: number | null;
+                                    /** @enum {string} */
+                                    stage?: "downloading" | "decompressing" | "inspecting" | "converting" | "verifying";
                                 } | null;
                                 sizeBytes: number | null;
                                 virtualSizeBytes: number | null;

@@ -403,6 +403,7 @@ export const OPERATION_SINCE_VERSION: Partial<Record<keyof typeof NODE_OPERATION
   'console.open': 3,
   'node.networks': 3,
   'vm.addresses': 3,
+  'image.import': 3,
 };
 
 /** The version delta scans (pool.scan `since`, answered by scan.delta) need. */
