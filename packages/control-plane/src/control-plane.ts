@@ -14,6 +14,7 @@ import {
   type Quantix,
 } from '@quantix/core';
 import type { Logger } from 'pino';
+import { LiveEvents } from './events/live-events.js';
 import { NodeHub, type NodeHubOptions } from './hub/node-hub.js';
 import { IdempotencyStore } from './idempotency/idempotency-store.js';
 import { DownloadService } from './images/downloads.js';
@@ -62,6 +63,8 @@ export interface CreateControlPlaneOptions {
   jobs?: JobQueue;
   /** How often the health sweep runs, on one replica at a time (default 5 s). */
   sweepSeconds?: number;
+  /** Least time between two live progress events of one image (default 250 ms). */
+  liveProgressIntervalMs?: number;
 }
 
 /** The health sweep's queue: periodic, one replica at a time. */
@@ -83,6 +86,8 @@ export interface ControlPlaneServices {
   vms: VmService;
   /** VM consoles: tickets for viewers, and the relays nodes dial back. */
   consoles: ConsoleService;
+  /** What live views are told as it happens, raised on any replica: stream tickets and subscriptions. */
+  live: LiveEvents;
   /** Durable background work (the health sweep runs on it). */
   jobs: JobQueue;
   /** Answers of writes sent with an idempotency key, for retries on any replica. */
@@ -188,6 +193,13 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     logger,
     pushToOwnNodes: () => hub.pushPoolsToAll(),
   });
+  const live = new LiveEvents({
+    events,
+    listener,
+    replicaId: replicas.replicaId,
+    logger,
+    ...(options.liveProgressIntervalMs !== undefined ? { progressIntervalMs: options.liveProgressIntervalMs } : {}),
+  });
   const jobs = options.jobs ?? defaultJobQueue(quantix, logger);
   const idempotency = new IdempotencyStore({
     knex: quantix.database.knex,
@@ -209,6 +221,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     downloads,
     uploads,
     consoles: new ConsoleService({ repositories, hub, logger }),
+    live,
     vms: new VmService({
       repositories,
       hub,
@@ -258,6 +271,8 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
       });
     },
     async close() {
+      // First: open streams end, so an HTTP server closing after this does not wait on them.
+      live.close();
       await jobs.stop({ timeoutMs: 5_000 });
       await downloads.close();
       await hub.close();
