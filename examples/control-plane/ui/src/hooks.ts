@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState, useSyncExternalStore } from 'react';
-import { ApiError } from './api.js';
+import { ApiError, client } from './api.js';
 import { type LiveEvent, type LiveKind, subscribeLive } from './live.js';
 
 /**
@@ -139,6 +139,15 @@ export function usePoll<T>(
       [],
     ),
   };
+}
+
+/** The registered nodes, following their connections as they happen. */
+export function useNodeList() {
+  return usePoll((signal) => client.request('listNodes', { signal }), {
+    intervalMs: SAFETY_REFRESH_MS,
+    deps: [],
+    live: { kinds: ['node'] },
+  });
 }
 
 /** Calls `handler` with every live event while the component is shown. */

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorResponses } from '../schemas.js';
+import { imageError, progress } from './images.js';
 
 /** How the stream behaves; the defaults suit a browser behind a proxy. */
 export interface EventStreamSettings {
@@ -22,9 +23,6 @@ const RETRY_MS = 3000;
 const WRITE_BUFFER_BYTES = 256 * 1024;
 /** How long a stream ended at shutdown may take to flush before its socket is closed. */
 const SHUTDOWN_FLUSH_MS = 500;
-
-const progress = z.object({ bytesDone: z.number(), bytesTotal: z.number().nullable(), percent: z.number().nullable() });
-const imageError = z.object({ code: z.string(), message: z.string(), retryable: z.boolean() });
 
 /** One event of the stream: the JSON of a `data:` line. */
 export const liveEventSchema = z

@@ -14,7 +14,7 @@ import {
   TableHead,
 } from '../components.js';
 import { formatBytes, KIND_LABEL, osLabel, osProvenance } from '../format.js';
-import { SAFETY_REFRESH_MS, useAction, useLiveEvents, usePoll } from '../hooks.js';
+import { SAFETY_REFRESH_MS, useAction, useLiveEvents, useNodeList, usePoll } from '../hooks.js';
 import { applyToImages } from '../live.js';
 import type { ImageRecord, ImageRow, Pool } from '../types.js';
 
@@ -27,11 +27,7 @@ export function ImagesPage() {
   const [nodeChoice, setNodeChoice] = useState<string | null>(null);
   const [offset, setOffset] = useState(0);
 
-  const nodes = usePoll((signal) => client.request('listNodes', { signal }), {
-    intervalMs: SAFETY_REFRESH_MS,
-    deps: [],
-    live: { kinds: ['node'] },
-  });
+  const nodes = useNodeList();
   const pools = usePoll((signal) => client.request('listPools', { signal }), {
     intervalMs: SAFETY_REFRESH_MS,
     deps: [],

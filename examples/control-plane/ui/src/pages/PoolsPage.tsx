@@ -1,7 +1,7 @@
 import { type FormEvent, useState } from 'react';
 import { client } from '../api.js';
 import { Ago, Badge, Capacity, Empty, ErrorAlert, Field, LoadNote, TableHead, type Tone } from '../components.js';
-import { SAFETY_REFRESH_MS, useAction, usePoll } from '../hooks.js';
+import { SAFETY_REFRESH_MS, useAction, useNodeList, usePoll } from '../hooks.js';
 import type { Pool, PoolState, QNode } from '../types.js';
 
 const STATUS_TONE: Record<PoolState['status'], Tone> = {
@@ -66,11 +66,7 @@ export function PoolsPage() {
     deps: [],
     live: { kinds: ['pool'] },
   });
-  const nodes = usePoll((signal) => client.request('listNodes', { signal }), {
-    intervalMs: SAFETY_REFRESH_MS,
-    deps: [],
-    live: { kinds: ['node'] },
-  });
+  const nodes = useNodeList();
   const hostname = (id: string) => nodes.data?.nodes.find((n) => n.id === id)?.hostname ?? id;
 
   return (

@@ -2,7 +2,7 @@ import { type FormEvent, type ReactNode, useEffect, useState } from 'react';
 import { ApiError, client, query } from '../api.js';
 import { AvailabilityBadge, Empty, ErrorAlert, Field, LoadNote, NodeOptions, Progress } from '../components.js';
 import { formatBytes, KIND_LABEL, osLabel } from '../format.js';
-import { navigate, type Polled, SAFETY_REFRESH_MS, useAction, usePoll } from '../hooks.js';
+import { navigate, type Polled, SAFETY_REFRESH_MS, useAction, useNodeList, usePoll } from '../hooks.js';
 import { applyToAvailable } from '../live.js';
 import type { Available, NodeDetail, VmDefaultsRow } from '../types.js';
 import { defaultNics, NetworkStep, type NicChoice, nicsForRequest, useNodeNetworks } from './NetworkStep.js';
@@ -90,11 +90,7 @@ export function VmWizard() {
   };
   const stepIndex = STEPS.findIndex((s) => s.id === step);
 
-  const nodes = usePoll((signal) => client.request('listNodes', { signal }), {
-    intervalMs: SAFETY_REFRESH_MS,
-    deps: [],
-    live: { kinds: ['node'] },
-  });
+  const nodes = useNodeList();
   const nodeList = nodes.data?.nodes ?? [];
   const nodeId = draft.nodeId || (nodeList.find((n) => n.connectionState === 'connected') ?? nodeList[0])?.id || '';
   const node = usePoll((signal) => client.request('getNode', { params: { id: nodeId }, signal }), {

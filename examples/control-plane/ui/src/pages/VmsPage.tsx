@@ -2,7 +2,7 @@ import { useState } from 'react';
 import { client } from '../api.js';
 import { Ago, Badge, DeleteButton, Empty, ErrorAlert, Link, LoadNote, TableHead, type Tone } from '../components.js';
 import { formatBytes } from '../format.js';
-import { SAFETY_REFRESH_MS, useAction, useLocation, usePoll } from '../hooks.js';
+import { SAFETY_REFRESH_MS, useAction, useLocation, useNodeList, usePoll } from '../hooks.js';
 import { applyToVms } from '../live.js';
 import type { VmRow } from '../types.js';
 import { VmAddresses } from './NetworkStep.js';
@@ -24,11 +24,7 @@ export function VmsPage() {
     deps: [],
     live: { kinds: ['vm'], apply: applyToVms },
   });
-  const nodes = usePoll((signal) => client.request('listNodes', { signal }), {
-    intervalMs: SAFETY_REFRESH_MS,
-    deps: [],
-    live: { kinds: ['node'] },
-  });
+  const nodes = useNodeList();
   const images = usePoll((signal) => client.request('listImages', { query: { limit: 1000 }, signal }), {
     intervalMs: 30_000,
     deps: [],
