@@ -143,6 +143,18 @@ describe('the live event stream', () => {
     const again = await fetch(`${cp.url}${path}`);
     expect(again.status).toBe(401);
     expect(((await again.json()) as { error: { message: string } }).error.message).toMatch(/used/);
+
+    // The document says so: the ticket is the stream's credential, its answer a stream of LiveEvents.
+    const document = (await (await fetch(`${cp.url}/api/v1/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, { security?: unknown; responses: Record<string, { content?: unknown }> }>>;
+      components: { schemas: Record<string, { oneOf?: unknown[] }> };
+    };
+    const stream = document.paths['/api/v1/events']?.get;
+    expect(stream?.security).toEqual([{ eventTicket: [] }]);
+    expect(stream?.responses['200']?.content).toEqual({
+      'text/event-stream': { schema: { $ref: '#/components/schemas/LiveEvent' } },
+    });
+    expect(document.components.schemas.LiveEvent?.oneOf).toHaveLength(6);
   });
 
   it('starts with retry:, keeps a quiet stream alive with comments, and delivers events in the order raised', async () => {

@@ -5,7 +5,7 @@
  * have been missed) or a `resync` event, each fetches what it shows once more.
  */
 import type { components } from '@quantix/client';
-import { client, tokenStore } from './api.js';
+import { ApiError, client, tokenStore } from './api.js';
 
 export type LiveEvent = components['schemas']['LiveEvent'];
 export type LiveKind = Exclude<LiveEvent['kind'], 'all'>;
@@ -58,7 +58,11 @@ function connect(): void {
         retryLater();
       };
     })
-    .catch(() => retryLater())
+    // A refused token is the token prompt's business (the client reports it); the page subscribes
+    // again once it has a new one. Anything else (the control plane restarting) is tried again.
+    .catch((error: unknown) => {
+      if (!(error instanceof ApiError && error.status === 401)) retryLater();
+    })
     .finally(() => {
       connecting = false;
     });
