@@ -185,6 +185,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     publicUrl: options.publicUrl ?? (() => ''),
     inspectors: quantix.getAll(FileInspectorToken),
     replica: { id: replicas.replicaId, url: options.replica?.url },
+    events,
     ...(options.maxUploadBytes !== undefined ? { maxBytes: options.maxUploadBytes } : {}),
   });
   const fanout = new PoolFanout({
