@@ -34,6 +34,7 @@ import { findNul, handleClientError, handleError } from './http/errors.js';
 import { idempotentWrites } from './http/idempotency.js';
 import { consoleRelayRoute, consoleRoutes, consoleTicketRoutes } from './http/routes/consoles.js';
 import { goldenRoutes } from './http/routes/golden.js';
+import { type EventStreamSettings, eventStreamRoutes, eventTicketRoutes } from './http/routes/events.js';
 import { imageRoutes } from './http/routes/images.js';
 import { nodeRoutes } from './http/routes/nodes.js';
 import { poolRoutes } from './http/routes/pools.js';
@@ -72,6 +73,10 @@ export interface ControlPlaneOptions {
   poolRoots?: PoolRootPolicy;
   /** How often due golden-image schedules are looked for (default 30 s). */
   goldenTickSeconds?: number;
+  /** The live event stream (GET /api/v1/events): its heartbeat and how far a reader may fall behind. */
+  eventStream?: EventStreamSettings;
+  /** Least time between two live progress events of one image (default 250 ms). */
+  liveProgressIntervalMs?: number;
 }
 
 /** This app's version, as /healthz and /replicas report it. */
@@ -79,7 +84,7 @@ export const CONTROL_PLANE_VERSION: string = (createRequire(import.meta.url)('..
   .version;
 
 /** Who may call a route: the scope it was registered in, as its OpenAPI `security` declares. */
-export type RouteAuth = 'public' | 'api' | 'node' | 'upload' | 'console';
+export type RouteAuth = 'public' | 'api' | 'node' | 'upload' | 'console' | 'events';
 
 export interface RouteInfo {
   method: string;
@@ -133,6 +138,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     ...(options.maxUploadBytes !== undefined ? { maxUploadBytes: options.maxUploadBytes } : {}),
     ...(options.resumeGraceMs !== undefined ? { resumeGraceMs: options.resumeGraceMs } : {}),
     ...(options.goldenTickSeconds !== undefined ? { goldenTickSeconds: options.goldenTickSeconds } : {}),
+    ...(options.liveProgressIntervalMs !== undefined ? { liveProgressIntervalMs: options.liveProgressIntervalMs } : {}),
     replica: {
       version: CONTROL_PLANE_VERSION,
       ...(options.replica?.id ? { replicaId: options.replica.id } : {}),
@@ -180,7 +186,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
               ? 'upload'
               : 'consoleTicket' in (security[0] ?? {})
                 ? 'console'
-                : 'api';
+                : 'eventTicket' in (security[0] ?? {})
+                  ? 'events'
+                  : 'api';
     // A HEAD route of its own (documented: tus's offset query) is probed; GET's HEAD twins are not.
     const ownHead = (route.config as { swagger?: { exposeHeadRoute?: boolean } } | undefined)?.swagger?.exposeHeadRoute;
     for (const method of methods) {
@@ -211,6 +219,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
             in: 'query',
             name: 'ticket',
             description: 'A VM console’s single-use ticket, from POST /vms/{id}/console/tickets',
+          },
+          eventTicket: {
+            type: 'apiKey',
+            in: 'query',
+            name: 'ticket',
+            description: 'The live event stream’s single-use ticket, from POST /events/tickets',
           },
         },
       },
@@ -308,7 +322,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     return nodeId;
   };
 
-  // Node daemons, staged-upload fetches and console viewers carry credentials of their own, checked per route.
+  // Node daemons, staged-upload fetches, console viewers and event streams carry credentials of their own, checked per route.
   await app.register(
     async (nodeScope) => {
       nodeScope.route({
@@ -338,6 +352,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       stagedUploadRoutes(nodeScope, { uploads: services.uploads });
       consoleRelayRoute(nodeScope, { consoles: services.consoles, checkNodeToken });
       consoleRoutes(nodeScope, { consoles: services.consoles });
+      eventStreamRoutes(nodeScope, {
+        live: services.live,
+        ...(options.eventStream ? { settings: options.eventStream } : {}),
+      });
     },
     { prefix: API_PREFIX },
   );
@@ -375,6 +393,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       goldenRoutes(api, { golden: services.golden });
       vmRoutes(api, { quantix, vms: services.vms });
       consoleTicketRoutes(api, { consoles: services.consoles, apiPrefix: API_PREFIX });
+      eventTicketRoutes(api, { live: services.live, apiPrefix: API_PREFIX });
       uploadRoutes(api, {
         uploads: services.uploads,
         ...(options.maxUploadBytes !== undefined ? { maxBytes: options.maxUploadBytes } : {}),

@@ -144,6 +144,8 @@ describe.each(TEST_DATABASE_CLIENTS)('adversarial suite, generated from the Open
       upload: { ...wrong, 'the API token': { authorization: `Bearer ${system.apiToken}` } },
       // A console's credential is a ticket in its query: the API token in a header opens nothing.
       console: { ...wrong, 'the API token': { authorization: `Bearer ${system.apiToken}` } },
+      // Nor the event stream's: its ticket comes from POST /events/tickets.
+      events: { ...wrong, 'the API token': { authorization: `Bearer ${system.apiToken}` } },
       public: {},
     };
     const failures: string[] = [];

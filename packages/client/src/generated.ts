@@ -105,6 +105,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Live events as server-sent events (text/event-stream): each `data:` line is one LiveEvent; the ticket from POST /events/tickets
+         * @description Starts with `retry: 3000`; a comment line every 15 s keeps it open. Progress for a reader that falls behind is coalesced to the latest per image; one that falls too far behind is cut off and should reconnect with a new ticket and fetch what it shows.
+         */
+        get: operations["streamEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/pools": {
         parameters: {
             query?: never;
@@ -600,6 +620,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/events/tickets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A single-use ticket (valid 60 s) to open the live event stream: GET /events?ticket=… */
+        post: operations["createEventTicket"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/images/upload": {
         parameters: {
             query?: never;
@@ -679,6 +716,67 @@ export interface components {
                     [key: string]: unknown;
                 };
             };
+        };
+        /** @description An event of GET /events: it names the resource kind and id and carries the fields that changed; fetch the rest of a record when needed */
+        LiveEvent: {
+            /** @enum {string} */
+            type: "image.progress";
+            /** @enum {string} */
+            kind: "image";
+            id: string;
+            progress: {
+                bytesDone: number;
+                bytesTotal: number | null;
+                percent: number | null;
+            };
+            bytesPerSecond: number | null;
+            etaSeconds: number | null;
+        } | {
+            /** @enum {string} */
+            type: "image.phase";
+            /** @enum {string} */
+            kind: "image";
+            id: string;
+            /** @enum {string} */
+            phase: "pending" | "downloading" | "verifying" | "ready" | "error" | "deleting" | "missing";
+            error: {
+                code: string;
+                message: string;
+                retryable: boolean;
+            } | null;
+        } | {
+            /** @enum {string} */
+            type: "pool.state";
+            /** @enum {string} */
+            kind: "pool";
+            id: string;
+            nodeId: string;
+            /** @enum {string} */
+            status: "pending" | "active" | "inactive" | "unavailable" | "error" | "unknown";
+            reason: string | null;
+        } | {
+            /** @enum {string} */
+            type: "node.connection";
+            /** @enum {string} */
+            kind: "node";
+            id: string;
+            connected: boolean;
+            reason: string | null;
+        } | {
+            /** @enum {string} */
+            type: "vm.state";
+            /** @enum {string} */
+            kind: "vm";
+            id: string;
+            /** @enum {string} */
+            state: "creating" | "stopped" | "running" | "paused" | "error" | "deleting";
+        } | {
+            /** @enum {string} */
+            type: "resync";
+            /** @enum {string} */
+            kind: "all";
+            /** @enum {string} */
+            id: "";
         };
     };
     responses: never;
@@ -1111,6 +1209,74 @@ export interface operations {
              *     - `NODE_NOT_CONNECTED`: The target node is not connected, so it cannot be asked to do anything.
              */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INTERNAL_ERROR`: Something failed that has no code of its own (a bug, an unexpected library error).
+             */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    streamEvents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The stream, open until the client or the server closes it */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["LiveEvent"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INVALID_INPUT`: A record or argument failed validation; `details.issues` lists what and where.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
+             */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6259,6 +6425,82 @@ export interface operations {
             };
         };
     };
+    createEventTicket: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        ticket: string;
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** @description the stream’s path with its query, to open on this server */
+                        path: string;
+                    };
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INVALID_INPUT`: A record or argument failed validation; `details.issues` lists what and where.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INTERNAL_ERROR`: Something failed that has no code of its own (a bug, an unexpected library error).
+             */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     uploadImage: {
         parameters: {
             query: {
@@ -6971,6 +7213,7 @@ export const operationRoutes = {
   fetchStagedUpload: { method: 'GET', path: '/api/v1/uploads/{id}' },
   relayNodeConsole: { method: 'GET', path: '/api/v1/node-consoles/{sessionId}' },
   openVmConsole: { method: 'GET', path: '/api/v1/vms/{id}/console' },
+  streamEvents: { method: 'GET', path: '/api/v1/events' },
   listPools: { method: 'GET', path: '/api/v1/pools' },
   createPool: { method: 'POST', path: '/api/v1/pools' },
   getPool: { method: 'GET', path: '/api/v1/pools/{id}' },
@@ -7009,6 +7252,7 @@ export const operationRoutes = {
   stopVm: { method: 'POST', path: '/api/v1/vms/{id}/stop' },
   rebootVm: { method: 'POST', path: '/api/v1/vms/{id}/reboot' },
   createVmConsoleTicket: { method: 'POST', path: '/api/v1/vms/{id}/console/tickets' },
+  createEventTicket: { method: 'POST', path: '/api/v1/events/tickets' },
   uploadImage: { method: 'POST', path: '/api/v1/images/upload' },
   createTusUpload: { method: 'POST', path: '/api/v1/uploads/tus' },
   terminateTusUpload: { method: 'DELETE', path: '/api/v1/uploads/tus/{id}' },

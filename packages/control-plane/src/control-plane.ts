@@ -15,6 +15,7 @@ import {
   type Quantix,
 } from '@quantix/core';
 import type { Logger } from 'pino';
+import { LiveEvents } from './events/live-events.js';
 import { NodeHub, type NodeHubOptions } from './hub/node-hub.js';
 import { IdempotencyStore } from './idempotency/idempotency-store.js';
 import { DownloadService } from './images/downloads.js';
@@ -68,6 +69,8 @@ export interface CreateControlPlaneOptions {
   sweepSeconds?: number;
   /** How often due golden-image schedules are looked for (default 30 s): a schedule's granularity. */
   goldenTickSeconds?: number;
+  /** Least time between two live progress events of one image (default 250 ms). */
+  liveProgressIntervalMs?: number;
 }
 
 /** The health sweep's queue: periodic, one replica at a time. */
@@ -91,6 +94,8 @@ export interface ControlPlaneServices {
   vms: VmService;
   /** VM consoles: tickets for viewers, and the relays nodes dial back. */
   consoles: ConsoleService;
+  /** What live views are told as it happens, raised on any replica: stream tickets and subscriptions. */
+  live: LiveEvents;
   /** Durable background work (the health sweep runs on it). */
   jobs: JobQueue;
   /** Answers of writes sent with an idempotency key, for retries on any replica. */
@@ -188,6 +193,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     publicUrl: options.publicUrl ?? (() => ''),
     inspectors: [...quantix.getAll(FileInspectorToken), ...(options.uploadInspectors ?? [])],
     replica: { id: replicas.replicaId, url: options.replica?.url },
+    events,
     ...(options.maxUploadBytes !== undefined ? { maxBytes: options.maxUploadBytes } : {}),
   });
   const fanout = new PoolFanout({
@@ -195,6 +201,13 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     replicaId: replicas.replicaId,
     logger,
     pushToOwnNodes: () => hub.pushPoolsToAll(),
+  });
+  const live = new LiveEvents({
+    events,
+    listener,
+    replicaId: replicas.replicaId,
+    logger,
+    ...(options.liveProgressIntervalMs !== undefined ? { progressIntervalMs: options.liveProgressIntervalMs } : {}),
   });
   const jobs = options.jobs ?? defaultJobQueue(quantix, logger);
   const idempotency = new IdempotencyStore({
@@ -229,6 +242,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     uploads,
     golden,
     consoles: new ConsoleService({ repositories, hub, logger }),
+    live,
     vms: new VmService({
       repositories,
       hub,
@@ -279,6 +293,8 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
       await golden.start();
     },
     async close() {
+      // First: open streams end, so an HTTP server closing after this does not wait on them.
+      live.close();
       await jobs.stop({ timeoutMs: 5_000 });
       await downloads.close();
       await hub.close();

@@ -7,6 +7,8 @@ export {
   POOL_SCAN_QUEUE,
 } from './control-plane.js';
 export { ControlPlaneErrorCode } from './errors.js';
+export { EventFeed, type EventFeedOptions } from './events/event-feed.js';
+export { type LiveEvent, type LiveEventListener, LiveEvents, type LiveEventsOptions } from './events/live-events.js';
 export { type NodeChannel, type WebSocketChannelOptions, type WebSocketLike, webSocketChannel } from './hub/channel.js';
 export {
   NodeHub,
@@ -84,7 +86,7 @@ export { type DesiredPools, PoolSyncService } from './pools/pool-sync.js';
 export { ReplicaListener } from './replicas/listener.js';
 export { type ReplicaInfo, ReplicaRegistry, type ReplicaRegistryOptions } from './replicas/replica-registry.js';
 export { NodeRequestRelay, type ReplicaCall } from './replicas/request-relay.js';
-export { bearerToken, newToken, tokenDigest, tokenMatches } from './tokens.js';
+export { bearerToken, newToken, TicketBook, tokenDigest, tokenMatches } from './tokens.js';
 export { ConsoleService, type ConsoleServiceOptions, type ConsoleTicket } from './vms/console-service.js';
 export { checkVmImage, type VmImageCheck } from './vms/preflight.js';
 export {

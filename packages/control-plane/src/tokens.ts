@@ -22,3 +22,31 @@ export function bearerToken(header: string | undefined): string | null {
   const match = /^Bearer\s+(\S+)$/i.exec(header ?? '');
   return match?.[1] ?? null;
 }
+
+/**
+ * Single-use tickets for callers that cannot send a header (a browser's WebSocket or
+ * EventSource): issued to a caller that showed its token, kept only as digests in this
+ * replica's memory, spent by the first presentation — right or wrong — and expired after ttlMs.
+ */
+export class TicketBook<Grant> {
+  private readonly tickets = new Map<string, { grant: Grant; expiresAt: number }>();
+
+  constructor(private readonly ttlMs: number) {}
+
+  issue(grant: Grant): { ticket: string; expiresAt: Date } {
+    const now = Date.now();
+    for (const [digest, entry] of this.tickets) if (entry.expiresAt <= now) this.tickets.delete(digest);
+    const ticket = newToken();
+    const expiresAt = now + this.ttlMs;
+    this.tickets.set(tokenDigest(ticket), { grant, expiresAt });
+    return { ticket, expiresAt: new Date(expiresAt) };
+  }
+
+  /** What the ticket was issued for, once, before it expires; undefined otherwise. Any ticket shown is spent. */
+  redeem(ticket: string): Grant | undefined {
+    const digest = tokenDigest(ticket);
+    const entry = this.tickets.get(digest);
+    this.tickets.delete(digest);
+    return entry && entry.expiresAt > Date.now() ? entry.grant : undefined;
+  }
+}

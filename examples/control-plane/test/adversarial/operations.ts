@@ -66,6 +66,7 @@ const authOf = (security: Record<string, unknown>[] | undefined): RouteAuth => {
   if ('nodeToken' in first) return 'node';
   if ('uploadToken' in first) return 'upload';
   if ('consoleTicket' in first) return 'console';
+  if ('eventTicket' in first) return 'events';
   return 'api';
 };
 

@@ -1,7 +1,7 @@
 import { lazy, Suspense, useEffect, useState } from 'react';
 import { ApiError, client, onUnauthorized, tokenStore } from './api.js';
 import { Link } from './components.js';
-import { navigate, useLocation, usePoll } from './hooks.js';
+import { navigate, SAFETY_REFRESH_MS, useLocation, usePoll } from './hooks.js';
 import { ImagesPage } from './pages/ImagesPage.js';
 import { NodesPage } from './pages/NodesPage.js';
 import { PoolsPage } from './pages/PoolsPage.js';
@@ -123,7 +123,12 @@ export function App() {
 
 /** Reachability and database from /healthz (no token needed), so an outage is visible on every page. */
 function HealthIndicator() {
-  const health = usePoll((signal) => client.request('getHealth', { signal }), { intervalMs: 5000, deps: [] });
+  // Its figure of connected nodes follows their events; the safety refresh notices a lost control plane.
+  const health = usePoll((signal) => client.request('getHealth', { signal }), {
+    intervalMs: SAFETY_REFRESH_MS,
+    deps: [],
+    live: { kinds: ['node'] },
+  });
   if (health.error) {
     return (
       <span className="health health-bad" role="status">

@@ -1,5 +1,15 @@
 import { useCallback, useEffect, useRef, useState, useSyncExternalStore } from 'react';
-import { ApiError } from './api.js';
+import { ApiError, client } from './api.js';
+import { type LiveEvent, type LiveKind, subscribeLive } from './live.js';
+
+/**
+ * How often data that follows live events is fetched anyway: a safety net for a change no event
+ * tells of (a pool defined by the CLI, say), not the way the page stays current.
+ */
+export const SAFETY_REFRESH_MS = 60_000;
+
+/** Events coming in a burst (a pool becoming active on every node) cause one fetch, not one each. */
+const RELOAD_DEBOUNCE_MS = 250;
 
 export interface Polled<T> {
   data: T | undefined;
@@ -8,15 +18,37 @@ export interface Polled<T> {
   loading: boolean;
   updatedAt: number | undefined;
   reload(): void;
+  /** Changes the data shown (a record fetched after an event), until the next load. */
+  mutate(update: (data: T) => T): void;
+}
+
+/**
+ * How a live event changes the data: the new data, 'reload' to fetch it again, null when the
+ * event does not concern it.
+ */
+export type ApplyEvent<T> = (data: T, event: LiveEvent) => T | 'reload' | null;
+
+export interface LiveOptions<T> {
+  /** The kinds of resource the data shows. */
+  kinds: readonly LiveKind[];
+  /** Default: an event of those kinds fetches the data again. */
+  apply?: ApplyEvent<T>;
 }
 
 /**
  * Loads now and again after each answer (never two requests at once). When `deps` change the
- * old data is dropped, so a page never shows one node's data under another node's name.
+ * old data is dropped, so a page never shows one node's data under another node's name. With
+ * `live`, it follows the live events between loads (applies them, or fetches again), and fetches
+ * again after the event stream reconnects; `intervalMs` is then only a safety net.
  */
 export function usePoll<T>(
   load: (signal: AbortSignal) => Promise<T>,
-  options: { intervalMs: number | ((data: T | undefined) => number); deps: readonly unknown[]; enabled?: boolean },
+  options: {
+    intervalMs: number | ((data: T | undefined) => number);
+    deps: readonly unknown[];
+    enabled?: boolean;
+    live?: LiveOptions<T>;
+  },
 ): Polled<T> {
   const key = JSON.stringify(options.deps);
   const enabled = options.enabled ?? true;
@@ -29,6 +61,42 @@ export function usePoll<T>(
   loadRef.current = load;
   const intervalRef = useRef(options.intervalMs);
   intervalRef.current = options.intervalMs;
+  const liveRef = useRef(options.live);
+  liveRef.current = options.live;
+  const stateRef = useRef(state);
+  stateRef.current = state;
+  const keyRef = useRef(key);
+  keyRef.current = key;
+  const following = Boolean(options.live);
+
+  useEffect(() => {
+    if (!enabled || !following) return;
+    let reloadTimer: ReturnType<typeof setTimeout> | undefined;
+    const reloadSoon = () => {
+      reloadTimer ??= setTimeout(() => {
+        reloadTimer = undefined;
+        setNonce((n) => n + 1);
+      }, RELOAD_DEBOUNCE_MS);
+    };
+    const unsubscribe = subscribeLive((event) => {
+      const live = liveRef.current;
+      if (!live || event.kind === 'all' || !live.kinds.includes(event.kind)) return;
+      const current = stateRef.current;
+      if (!live.apply) return reloadSoon();
+      if (current.key !== keyRef.current || current.data === undefined) return;
+      const applied = live.apply(current.data, event);
+      if (applied === 'reload') reloadSoon();
+      else if (applied !== null) {
+        const next = { ...current, data: applied };
+        stateRef.current = next; // the next event of this burst applies to this one
+        setState(next);
+      }
+    }, reloadSoon);
+    return () => {
+      unsubscribe();
+      clearTimeout(reloadTimer);
+    };
+  }, [enabled, following]);
 
   // biome-ignore lint/correctness/useExhaustiveDependencies: key stands for options.deps; nonce is the reload signal
   useEffect(() => {
@@ -65,7 +133,35 @@ export function usePoll<T>(
     loading: current.loading,
     updatedAt: current.updatedAt,
     reload: useCallback(() => setNonce((n) => n + 1), []),
+    mutate: useCallback(
+      (update: (data: T) => T) =>
+        setState((s) => (s.key === keyRef.current && s.data !== undefined ? { ...s, data: update(s.data) } : s)),
+      [],
+    ),
   };
+}
+
+/** The registered nodes, following their connections as they happen. */
+export function useNodeList() {
+  return usePoll((signal) => client.request('listNodes', { signal }), {
+    intervalMs: SAFETY_REFRESH_MS,
+    deps: [],
+    live: { kinds: ['node'] },
+  });
+}
+
+/** Calls `handler` with every live event while the component is shown. */
+export function useLiveEvents(handler: (event: LiveEvent) => void): void {
+  const handlerRef = useRef(handler);
+  handlerRef.current = handler;
+  useEffect(
+    () =>
+      subscribeLive(
+        (event) => handlerRef.current(event),
+        () => {},
+      ),
+    [],
+  );
 }
 
 // One shared one-second clock for every "… ago" on the page.

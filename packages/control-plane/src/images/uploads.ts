@@ -5,9 +5,12 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
   ErrorCode,
+  type EventBus,
   type FileInspector,
   hasUnsafeNameCharacter,
   type Image,
+  type ImagePatch,
+  type ImagePhase,
   type InspectedFile,
   isQuantixError,
   type PoolContentType,
@@ -15,6 +18,7 @@ import {
   type Repositories,
   redactSecrets,
   type StoragePool,
+  type UpdateOptions,
 } from '@quantix/core';
 import type { Logger } from 'pino';
 import type { NodeHub } from '../hub/node-hub.js';
@@ -47,6 +51,8 @@ export interface UploadServiceOptions {
    * node's connection and whatever URL the node dialed.
    */
   replica?: { id: string; url?: string | undefined };
+  /** Where the phases of uploads are told as they change (image.phase), for live views. */
+  events?: EventBus;
 }
 
 /** What an upload claims to be: an ISO, or a disk image (qcow2, raw). */
@@ -389,11 +395,11 @@ export class UploadService {
   }
 
   private async transfer(image: Image, nodeId: string, id: string, token: string): Promise<void> {
-    const { repositories, hub, logger } = this.options;
+    const { hub, logger } = this.options;
     const location = image.location as NonNullable<Image['location']>;
     this.transferring.add(image.id);
     try {
-      await repositories.images.update(image.id, { phase: 'downloading' });
+      await this.setPhase(image.id, image.phase, { phase: 'downloading' });
       const result = await hub.request(
         nodeId,
         {
@@ -407,8 +413,8 @@ export class UploadService {
         },
         { timeoutMs: 24 * 3600_000 },
       );
-      await repositories.images.update(image.id, { phase: 'verifying' });
-      await repositories.images.update(image.id, {
+      await this.setPhase(image.id, 'downloading', { phase: 'verifying' });
+      await this.setPhase(image.id, 'verifying', {
         phase: 'ready',
         progress: null,
         sizeBytes: result.sizeBytes,
@@ -416,22 +422,31 @@ export class UploadService {
       });
     } catch (error) {
       logger.warn({ imageId: image.id, err: error }, 'upload transfer to the node failed');
-      await repositories.images
-        .update(image.id, {
-          phase: 'error',
-          error: {
-            code: isQuantixError(error) ? error.code : ErrorCode.UPLOAD_FAILED,
-            message: redactSecrets(`the node could not store the upload: ${(error as Error).message}`),
-            retryable: false,
-          },
-        })
-        .catch(() => undefined);
+      await this.setPhase(image.id, null, {
+        phase: 'error',
+        error: {
+          code: isQuantixError(error) ? error.code : ErrorCode.UPLOAD_FAILED,
+          message: redactSecrets(`the node could not store the upload: ${(error as Error).message}`),
+          retryable: false,
+        },
+      }).catch(() => undefined);
     } finally {
       this.transferring.delete(image.id);
       const staged = this.staged.get(id);
       this.staged.delete(id);
       if (staged) await staged.remove();
     }
+  }
+
+  /** Writes an upload's new phase and tells it on the event bus. */
+  private async setPhase(
+    imageId: string,
+    from: ImagePhase | null,
+    patch: ImagePatch & { phase: ImagePhase },
+    options?: UpdateOptions,
+  ): Promise<void> {
+    const updated = await this.options.repositories.images.update(imageId, patch, options);
+    this.options.events?.emit('image.phase', { imageId, from, to: updated.phase, error: updated.error });
   }
 
   /**
@@ -450,8 +465,9 @@ export class UploadService {
       const ours = stagedOn === replica?.id;
       if (ours ? this.transferring.has(image.id) : liveReplicas.has(stagedOn)) continue;
       try {
-        await repositories.images.update(
+        await this.setPhase(
           image.id,
+          image.phase,
           {
             phase: 'error',
             error: {

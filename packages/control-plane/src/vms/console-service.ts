@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { type ConsoleType, ErrorCode, QuantixError, type Repositories } from '@quantix/core';
 import type { Logger } from 'pino';
 import type { NodeHub } from '../hub/node-hub.js';
-import { newToken, tokenDigest } from '../tokens.js';
+import { TicketBook } from '../tokens.js';
 
 /** A console ticket as issued: shown once; the holder opens the console with it once, before it expires. */
 export interface ConsoleTicket {
@@ -37,21 +37,17 @@ interface WaitingSession {
  * replica that issued it, and the node must be connected to that replica.
  */
 export class ConsoleService {
-  /** By the ticket's digest: a ticket is never kept as it was shown. */
-  private readonly tickets = new Map<string, { vmId: string; type: ConsoleType; expiresAt: number }>();
+  private readonly tickets: TicketBook<{ vmId: string; type: ConsoleType }>;
   private readonly sessions = new Map<string, WaitingSession>();
 
-  constructor(private readonly options: ConsoleServiceOptions) {}
+  constructor(private readonly options: ConsoleServiceOptions) {
+    this.tickets = new TicketBook(options.ticketTtlMs ?? 60_000);
+  }
 
   /** A single-use ticket for the console of `type` of VM `vmId` (NOT_FOUND for an unknown VM). */
   async issueTicket(vmId: string, type: ConsoleType): Promise<ConsoleTicket> {
     await this.options.repositories.vms.require(vmId);
-    const now = Date.now();
-    for (const [digest, entry] of this.tickets) if (entry.expiresAt <= now) this.tickets.delete(digest);
-    const ticket = newToken();
-    const expiresAt = now + (this.options.ticketTtlMs ?? 60_000);
-    this.tickets.set(tokenDigest(ticket), { vmId, type, expiresAt });
-    return { ticket, vmId, type, expiresAt: new Date(expiresAt) };
+    return { ...this.tickets.issue({ vmId, type }), vmId, type };
   }
 
   /**
@@ -59,10 +55,8 @@ export class ConsoleService {
    * Any ticket presented is spent, right or wrong, so none can be tried twice.
    */
   redeemTicket(ticket: string, vmId: string, type: ConsoleType): boolean {
-    const digest = tokenDigest(ticket);
-    const entry = this.tickets.get(digest);
-    this.tickets.delete(digest);
-    return entry !== undefined && entry.vmId === vmId && entry.type === type && entry.expiresAt > Date.now();
+    const grant = this.tickets.redeem(ticket);
+    return grant !== undefined && grant.vmId === vmId && grant.type === type;
   }
 
   /**

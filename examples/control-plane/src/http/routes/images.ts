@@ -45,7 +45,7 @@ const osInfo = z.object({
   confidence: z.enum(OS_CONFIDENCES).nullable().optional(),
   osinfoVersion: z.string().nullable().optional(),
 });
-const progress = z.object({
+export const progress = z.object({
   bytesDone: z.number(),
   bytesTotal: z.number().nullable(),
   percent: z.number().nullable(),
@@ -58,7 +58,7 @@ const requirements = z.object({
   firmware: z.enum(FIRMWARE_KINDS),
 });
 const checksum = z.object({ algorithm: z.enum(CHECKSUM_ALGORITHMS), value: z.string() });
-const imageError = z.object({ code: z.string(), message: z.string(), retryable: z.boolean() });
+export const imageError = z.object({ code: z.string(), message: z.string(), retryable: z.boolean() });
 const imageView = z.object({
   id: z.string(),
   name: z.string(),

@@ -2,7 +2,7 @@ import '@xterm/xterm/css/xterm.css';
 import { useEffect, useRef, useState } from 'react';
 import { ApiError, client } from '../api.js';
 import { ErrorAlert, Link } from '../components.js';
-import { useLocation, usePoll } from '../hooks.js';
+import { SAFETY_REFRESH_MS, useLocation, usePoll } from '../hooks.js';
 
 type ConsoleType = 'serial' | 'vnc';
 
@@ -24,8 +24,9 @@ export function ConsolePage() {
   const vmId = params.get('id') ?? '';
   const type: ConsoleType = params.get('type') === 'vnc' ? 'vnc' : 'serial';
   const vm = usePoll((signal) => client.request('showVm', { params: { id: vmId }, signal }), {
-    intervalMs: 10_000,
+    intervalMs: SAFETY_REFRESH_MS,
     deps: [vmId],
+    live: { kinds: ['vm'] },
   });
   const name = vm.data?.name ?? vmId;
   const [attempt, setAttempt] = useState(0);

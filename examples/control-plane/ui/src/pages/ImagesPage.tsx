@@ -14,11 +14,11 @@ import {
   TableHead,
 } from '../components.js';
 import { formatBytes, KIND_LABEL, osLabel, osProvenance } from '../format.js';
-import { useAction, usePoll } from '../hooks.js';
+import { SAFETY_REFRESH_MS, useAction, useLiveEvents, useNodeList, usePoll } from '../hooks.js';
+import { applyToImages } from '../live.js';
 import type { ImageRecord, ImageRow, Pool } from '../types.js';
 
 const PAGE_SIZE = 50;
-const BUSY_PHASES = new Set(['pending', 'downloading', 'verifying', 'deleting']);
 
 export function ImagesPage() {
   const [kind, setKind] = useState('');
@@ -27,8 +27,11 @@ export function ImagesPage() {
   const [nodeChoice, setNodeChoice] = useState<string | null>(null);
   const [offset, setOffset] = useState(0);
 
-  const nodes = usePoll((signal) => client.request('listNodes', { signal }), { intervalMs: 10_000, deps: [] });
-  const pools = usePoll((signal) => client.request('listPools', { signal }), { intervalMs: 10_000, deps: [] });
+  const nodes = useNodeList();
+  const pools = usePoll((signal) => client.request('listPools', { signal }), {
+    intervalMs: SAFETY_REFRESH_MS,
+    deps: [],
+  });
   // Paths differ per node (each mounts a pool where it likes): show them for one chosen node.
   const nodeList = nodes.data?.nodes ?? [];
   const nodeId = nodeChoice ?? (nodeList.find((n) => n.connectionState === 'connected') ?? nodeList[0])?.id ?? '';
@@ -39,11 +42,22 @@ export function ImagesPage() {
         signal,
       }),
     {
-      // Every second while something moves, so progress is live; slower when all is still.
-      intervalMs: (data) => (data?.images.some((i) => BUSY_PHASES.has(i.phase)) ? 1000 : 5000),
+      // Progress and phases arrive as live events and are applied in place: no polling.
+      intervalMs: SAFETY_REFRESH_MS,
       deps: [kind, phase, text, nodeId, offset],
+      live: { kinds: ['image'], apply: applyToImages },
     },
   );
+  // A new phase changes more than the phase (size, path, checksum): that one image is fetched again.
+  useLiveEvents((event) => {
+    if (event.type !== 'image.phase' || !images.data?.images.some((i) => i.id === event.id)) return;
+    client
+      .request('getImage', { params: { id: event.id }, query: nodeId ? { nodeId } : {} })
+      .then((fresh) =>
+        images.mutate((page) => ({ ...page, images: page.images.map((i) => (i.id === fresh.id ? fresh : i)) })),
+      )
+      .catch(() => undefined); // gone meanwhile: the next load shows it
+  });
   const poolName = (id: string | undefined) => pools.data?.pools.find((p) => p.id === id)?.name ?? id ?? '—';
 
   return (

@@ -1,7 +1,7 @@
 import { type FormEvent, useState } from 'react';
 import { client } from '../api.js';
 import { Ago, Badge, Empty, ErrorAlert, Field, LoadNote, TableHead } from '../components.js';
-import { useAction, usePoll } from '../hooks.js';
+import { SAFETY_REFRESH_MS, useAction, usePoll } from '../hooks.js';
 import type { RegisteredNode } from '../types.js';
 import { PoolStateCells } from './PoolsPage.js';
 
@@ -12,7 +12,7 @@ export function NodesPage() {
       const { nodes: list } = await client.request('listNodes', { signal });
       return Promise.all(list.map((n) => client.request('getNode', { params: { id: n.id }, signal })));
     },
-    { intervalMs: 3000, deps: [] },
+    { intervalMs: SAFETY_REFRESH_MS, deps: [], live: { kinds: ['node', 'pool'] } },
   );
 
   return (

@@ -1,7 +1,7 @@
 import { type FormEvent, useState } from 'react';
 import { client } from '../api.js';
 import { Ago, Badge, Capacity, Empty, ErrorAlert, Field, LoadNote, TableHead, type Tone } from '../components.js';
-import { useAction, usePoll } from '../hooks.js';
+import { SAFETY_REFRESH_MS, useAction, useNodeList, usePoll } from '../hooks.js';
 import type { Pool, PoolState, QNode } from '../types.js';
 
 const STATUS_TONE: Record<PoolState['status'], Tone> = {
@@ -61,8 +61,12 @@ function describeConfig(pool: Pool): string {
 }
 
 export function PoolsPage() {
-  const pools = usePoll((signal) => client.request('listPools', { signal }), { intervalMs: 3000, deps: [] });
-  const nodes = usePoll((signal) => client.request('listNodes', { signal }), { intervalMs: 5000, deps: [] });
+  const pools = usePoll((signal) => client.request('listPools', { signal }), {
+    intervalMs: SAFETY_REFRESH_MS,
+    deps: [],
+    live: { kinds: ['pool'] },
+  });
+  const nodes = useNodeList();
   const hostname = (id: string) => nodes.data?.nodes.find((n) => n.id === id)?.hostname ?? id;
 
   return (

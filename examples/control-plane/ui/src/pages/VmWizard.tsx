@@ -2,7 +2,8 @@ import { type FormEvent, type ReactNode, useEffect, useState } from 'react';
 import { ApiError, client, query } from '../api.js';
 import { AvailabilityBadge, Empty, ErrorAlert, Field, LoadNote, NodeOptions, Progress } from '../components.js';
 import { formatBytes, KIND_LABEL, osLabel } from '../format.js';
-import { navigate, type Polled, useAction, usePoll } from '../hooks.js';
+import { navigate, type Polled, SAFETY_REFRESH_MS, useAction, useNodeList, usePoll } from '../hooks.js';
+import { applyToAvailable } from '../live.js';
 import type { Available, NodeDetail, VmDefaultsRow } from '../types.js';
 import { defaultNics, NetworkStep, type NicChoice, nicsForRequest, useNodeNetworks } from './NetworkStep.js';
 
@@ -89,28 +90,31 @@ export function VmWizard() {
   };
   const stepIndex = STEPS.findIndex((s) => s.id === step);
 
-  const nodes = usePoll((signal) => client.request('listNodes', { signal }), { intervalMs: 5000, deps: [] });
+  const nodes = useNodeList();
   const nodeList = nodes.data?.nodes ?? [];
   const nodeId = draft.nodeId || (nodeList.find((n) => n.connectionState === 'connected') ?? nodeList[0])?.id || '';
   const node = usePoll((signal) => client.request('getNode', { params: { id: nodeId }, signal }), {
-    intervalMs: 3000,
+    intervalMs: SAFETY_REFRESH_MS,
     deps: [nodeId],
     enabled: Boolean(nodeId),
+    live: { kinds: ['node', 'pool'] },
   });
-  // Every second on the boot-media step, so a download's badge and progress move by themselves.
+  // Live: a download's progress moves its badge in place; a phase, pool or node change fetches the list again.
   const available = usePoll((signal) => client.request('listAvailableImages', { query: { nodeId }, signal }), {
-    intervalMs: step === 'boot' ? 1000 : 3000,
+    intervalMs: SAFETY_REFRESH_MS,
     deps: [nodeId],
     enabled: Boolean(nodeId) && stepIndex >= 1,
+    live: { kinds: ['image', 'pool', 'node'], apply: applyToAvailable },
   });
   const networks = useNodeNetworks(nodeId);
   const nics = draft.nics ?? defaultNics(networks.data?.networks);
   const chosen = available.data?.images.find((i) => i.key === draft.imageKey) ?? null;
   const imageId = chosen?.imageId ?? null;
   const image = usePoll((signal) => client.request('getImage', { params: { id: imageId ?? '' }, signal }), {
-    intervalMs: 30_000,
+    intervalMs: SAFETY_REFRESH_MS,
     deps: [imageId],
     enabled: Boolean(imageId),
+    live: { kinds: ['image'], apply: (data, event) => (event.id === data.id ? 'reload' : null) },
   });
 
   // The OS's recommended sizes (osinfo-db) become the resources step's values until the user edits one.

@@ -2,7 +2,8 @@ import { useState } from 'react';
 import { client } from '../api.js';
 import { Ago, Badge, DeleteButton, Empty, ErrorAlert, Link, LoadNote, TableHead, type Tone } from '../components.js';
 import { formatBytes } from '../format.js';
-import { useAction, useLocation, usePoll } from '../hooks.js';
+import { SAFETY_REFRESH_MS, useAction, useLocation, useNodeList, usePoll } from '../hooks.js';
+import { applyToVms } from '../live.js';
 import type { VmRow } from '../types.js';
 import { VmAddresses } from './NetworkStep.js';
 
@@ -18,8 +19,12 @@ const STATE_TONE: Record<VmRow['state'], Tone> = {
 export function VmsPage() {
   const { search } = useLocation();
   const created = new URLSearchParams(search).get('created');
-  const vms = usePoll((signal) => client.request('listVms', { signal }), { intervalMs: 3000, deps: [] });
-  const nodes = usePoll((signal) => client.request('listNodes', { signal }), { intervalMs: 10_000, deps: [] });
+  const vms = usePoll((signal) => client.request('listVms', { signal }), {
+    intervalMs: SAFETY_REFRESH_MS,
+    deps: [],
+    live: { kinds: ['vm'], apply: applyToVms },
+  });
+  const nodes = useNodeList();
   const images = usePoll((signal) => client.request('listImages', { query: { limit: 1000 }, signal }), {
     intervalMs: 30_000,
     deps: [],
