@@ -728,6 +728,8 @@ export interface components {
                 bytesDone: number;
                 bytesTotal: number | null;
                 percent: number | null;
+                /** @enum {string} */
+                stage?: "downloading" | "decompressing" | "inspecting" | "converting" | "verifying";
             };
             bytesPerSecond: number | null;
             etaSeconds: number | null;
