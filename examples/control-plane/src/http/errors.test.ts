@@ -97,6 +97,12 @@ describe('HTTP statuses of error codes', () => {
       ISO_MALFORMED: 422,
       INSUFFICIENT_CAPACITY: 422,
       ISO_UNREADABLE: 500,
+      IMAGE_UNSAFE: 422,
+      IMAGE_FORMAT_MISMATCH: 422,
+      IMAGE_TOO_LARGE: 422,
+      OVA_INVALID: 422,
+      // qemu-img failing on an image it had read as sound: the node's own failure, retryable.
+      CONVERSION_FAILED: 500,
       DATA_DIR_INSECURE: 500,
       PLUGIN_API_VERSION: 500,
       PLUGIN_MISSING_DEPENDENCY: 500,

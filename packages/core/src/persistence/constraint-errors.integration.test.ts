@@ -77,6 +77,9 @@ describe.each(servers)('database refusals on $name', (server) => {
       "select conname from pg_constraint where contype = 'f' and connamespace = 'public'::regnamespace order by conname",
     );
     expect((result.rows as { conname: string }[]).map((r) => r.conname)).toEqual([
+      'golden_image_revisions_golden_fk',
+      'golden_image_revisions_image_fk',
+      'golden_images_pool_fk',
       'images_node_fk',
       'images_pool_fk',
       'node_leases_node_fk',

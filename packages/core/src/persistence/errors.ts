@@ -136,7 +136,7 @@ function inUse(what: string, driver: DriverError, cause: unknown): QuantixError 
   );
 }
 
-/** Our foreign keys (named in migration 0008): the referencing table, and what it points at. */
+/** Our foreign keys (named in migration 0008 and the migrations after it): the referencing table, and what it points at. */
 const FOREIGN_KEYS: Record<string, { table: string; refersTo: string }> = {
   pool_node_states_pool_fk: { table: 'pool_node_states', refersTo: 'a pool' },
   pool_node_states_node_fk: { table: 'pool_node_states', refersTo: 'a node' },
@@ -147,6 +147,9 @@ const FOREIGN_KEYS: Record<string, { table: string; refersTo: string }> = {
   vm_macs_vm_fk: { table: 'vm_macs', refersTo: 'a VM' },
   node_leases_node_fk: { table: 'node_leases', refersTo: 'a node' },
   node_leases_replica_fk: { table: 'node_leases', refersTo: 'a control-plane replica' },
+  golden_images_pool_fk: { table: 'golden_images', refersTo: 'a pool' },
+  golden_image_revisions_golden_fk: { table: 'golden_image_revisions', refersTo: 'a golden image' },
+  golden_image_revisions_image_fk: { table: 'golden_image_revisions', refersTo: 'an image' },
 };
 
 function describeReference(constraint: string | null): string {
