@@ -31,6 +31,7 @@ import { z } from 'zod';
 import { findNul, handleClientError, handleError } from './http/errors.js';
 import { idempotentWrites } from './http/idempotency.js';
 import { consoleRelayRoute, consoleRoutes, consoleTicketRoutes } from './http/routes/consoles.js';
+import { exportRelayRoute, imageContentRoutes, imageContentTicketRoutes } from './http/routes/exports.js';
 import { imageRoutes } from './http/routes/images.js';
 import { nodeRoutes } from './http/routes/nodes.js';
 import { poolRoutes } from './http/routes/pools.js';
@@ -198,6 +199,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
             name: 'ticket',
             description: 'A VM console’s single-use ticket, from POST /vms/{id}/console/tickets',
           },
+          downloadTicket: {
+            type: 'apiKey',
+            in: 'query',
+            name: 'ticket',
+            description: 'An image download ticket, from POST /images/{id}/content/tickets',
+          },
         },
       },
       security: [{ bearer: [] }],
@@ -294,7 +301,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     return nodeId;
   };
 
-  // Node daemons, staged-upload fetches and console viewers carry credentials of their own, checked per route.
+  const apiTokenDigest = tokenDigest(options.apiToken);
+  // Node daemons, staged-upload fetches, console viewers and image downloads carry credentials
+  // of their own (or the API token), checked per route.
   await app.register(
     async (nodeScope) => {
       nodeScope.route({
@@ -324,11 +333,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       stagedUploadRoutes(nodeScope, { uploads: services.uploads });
       consoleRelayRoute(nodeScope, { consoles: services.consoles, checkNodeToken });
       consoleRoutes(nodeScope, { consoles: services.consoles });
+      exportRelayRoute(nodeScope, { exports: services.exports, checkNodeToken });
+      imageContentRoutes(nodeScope, {
+        exports: services.exports,
+        isApiToken: (token) => tokenMatches(token, apiTokenDigest),
+      });
     },
     { prefix: API_PREFIX },
   );
 
-  const apiTokenDigest = tokenDigest(options.apiToken);
   await app.register(
     async (api) => {
       api.addHook('onRequest', async (request) => {
@@ -347,6 +360,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       imageRoutes(api, { quantix, ...services });
       vmRoutes(api, { quantix, vms: services.vms });
       consoleTicketRoutes(api, { consoles: services.consoles, apiPrefix: API_PREFIX });
+      imageContentTicketRoutes(api, { exports: services.exports, apiPrefix: API_PREFIX });
       uploadRoutes(api, {
         uploads: services.uploads,
         ...(options.maxUploadBytes !== undefined ? { maxBytes: options.maxUploadBytes } : {}),

@@ -6,6 +6,7 @@ import {
   ErrorCode,
   isQuantixError,
   NODE_CONSOLE_PATH,
+  NODE_EXPORT_PATH,
   type NodeMessage,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
@@ -111,21 +112,27 @@ export class ControlPlaneConnection {
     });
   }
 
-  /** The next endpoint to dial: the rest of this round, or a new round with names resolved again. */
   /**
    * Dials the console relay for a console.open on the replica this connection is on (the session
    * waits there), with this node's token; the bytes go as binary frames, never through the node
    * protocol's connection. Settles once the relay took the socket.
    */
-  async openConsoleChannel(sessionId: string): Promise<Duplex> {
+  openConsoleChannel(sessionId: string): Promise<Duplex> {
+    return this.dialRelay(NODE_CONSOLE_PATH, sessionId, ErrorCode.CONSOLE_UNAVAILABLE, 'console relay');
+  }
+
+  /** Dials the export relay for a file.export, as openConsoleChannel does for a console. */
+  openExportChannel(sessionId: string): Promise<Duplex> {
+    return this.dialRelay(NODE_EXPORT_PATH, sessionId, ErrorCode.UNSUPPORTED_OPERATION, 'file export');
+  }
+
+  /** A WebSocket of its own to `path`/{sessionId} on the replica this connection is on, as a byte stream. */
+  private async dialRelay(path: string, sessionId: string, refusedCode: ErrorCode, what: string): Promise<Duplex> {
     const endpoint = this.current;
     if (!endpoint || this.stopped) {
       throw new QuantixError(ErrorCode.NODE_NOT_CONNECTED, 'Not connected to a control plane');
     }
-    const url = new URL(
-      `/api/v1${NODE_CONSOLE_PATH}/${encodeURIComponent(sessionId)}`,
-      endpoint.url.href.replace(/^http/, 'ws'),
-    );
+    const url = new URL(`/api/v1${path}/${encodeURIComponent(sessionId)}`, endpoint.url.href.replace(/^http/, 'ws'));
     const socket = new WebSocket(url, {
       headers: { authorization: `Bearer ${this.options.token}`, 'x-quantix-node-id': this.options.nodeId },
       handshakeTimeout: 10_000,
@@ -135,18 +142,14 @@ export class ControlPlaneConnection {
       socket.once('open', () => resolve());
       socket.once('unexpected-response', (_request, response) => {
         socket.terminate();
-        reject(
-          new QuantixError(
-            ErrorCode.CONSOLE_UNAVAILABLE,
-            `The control plane refused the console relay (${response.statusCode})`,
-          ),
-        );
+        reject(new QuantixError(refusedCode, `The control plane refused the ${what} (${response.statusCode})`));
       });
       socket.once('error', reject);
     });
     return createWebSocketStream(socket);
   }
 
+  /** The next endpoint to dial: the rest of this round, or a new round with names resolved again. */
   private async nextEndpoint(): Promise<Endpoint | undefined> {
     if (this.untried.length === 0) {
       const { endpoints, unresolved } = await resolveEndpoints(this.urls);

@@ -18,6 +18,7 @@ import { NodeHub, type NodeHubOptions } from './hub/node-hub.js';
 import { IdempotencyStore } from './idempotency/idempotency-store.js';
 import { DownloadService } from './images/downloads.js';
 import { type DownloadExecutor, NodeDownloadExecutor } from './images/executors.js';
+import { ImageExportService } from './images/exports.js';
 import { ImageService } from './images/image-service.js';
 import { UploadService } from './images/uploads.js';
 import { InProcessJobQueue } from './jobs/in-process-queue.js';
@@ -83,6 +84,8 @@ export interface ControlPlaneServices {
   vms: VmService;
   /** VM consoles: tickets for viewers, and the relays nodes dial back. */
   consoles: ConsoleService;
+  /** Ready images streamed out of their pools, over channels their nodes dial back. */
+  exports: ImageExportService;
   /** Durable background work (the health sweep runs on it). */
   jobs: JobQueue;
   /** Answers of writes sent with an idempotency key, for retries on any replica. */
@@ -209,6 +212,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     downloads,
     uploads,
     consoles: new ConsoleService({ repositories, hub, logger }),
+    exports: new ImageExportService({ repositories, hub, logger }),
     vms: new VmService({
       repositories,
       hub,

@@ -41,6 +41,12 @@ export {
   LocalDownloadExecutor,
   NodeDownloadExecutor,
 } from './images/executors.js';
+export {
+  type ByteRange,
+  type ExportableImage,
+  ImageExportService,
+  type ImageExportServiceOptions,
+} from './images/exports.js';
 export { ImageService, type ImageWithPath, type RescanResult } from './images/image-service.js';
 export type { DownloadSource } from './images/source.js';
 export {

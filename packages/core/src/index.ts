@@ -209,6 +209,7 @@ export {
   type ImageDownloadResult,
   NODE_CLOSE_CODES,
   NODE_CONSOLE_PATH,
+  NODE_EXPORT_PATH,
   NODE_OPERATIONS,
   type NodeMessage,
   type NodeOperation,
