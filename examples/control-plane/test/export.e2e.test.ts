@@ -6,10 +6,13 @@
  * must hash to the image's checksum, a client that leaves mid-stream must not leave the node
  * reading, and ids, ranges and credentials an attacker picks are refused with stable codes.
  */
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdir, readlink } from 'node:fs/promises';
+import { readdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSystem, type TestSystem, waitFor } from './harness.js';
+import { QUANTIX } from './processes.js';
 
 let system: TestSystem;
 // biome-ignore lint/suspicious/noExplicitAny: API answers are checked field by field
@@ -167,5 +170,40 @@ describe('GET /images/:id/content', () => {
     const response = await content(started.body.id);
     expect(response.status).toBe(409);
     expect((await response.json()).error.code).toBe('IMAGE_NOT_READY');
+  });
+});
+
+describe('quantix images export', () => {
+  /** One run of the built CLI: exit code, stdout, stderr. */
+  const cli = (args: string[]) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [QUANTIX, ...args],
+        { env: { ...process.env, QUANTIX_URL: system.url, QUANTIX_TOKEN: system.token } },
+        (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+
+  it('writes the image to a file, resumes a partial one with Range, and checks the checksum', async () => {
+    const file = join(system.dataDir, 'exported.qcow2');
+    const whole = await cli(['images', 'export', image.id, '-o', file]);
+    expect(whole, whole.stderr).toMatchObject({ code: 0 });
+    expect(sha256(await readFile(file))).toBe(image.checksum.value);
+
+    // A download that broke after 1 MiB: the rest is fetched, not the whole again.
+    const partial = await content(image.id, { headers: { range: 'bytes=0-1048575' } });
+    await writeFile(file, new Uint8Array(await partial.arrayBuffer()));
+    const resumed = await cli(['images', 'export', image.id, '-o', file]);
+    expect(resumed, resumed.stderr).toMatchObject({ code: 0 });
+    expect(resumed.stdout).toContain('resumed at 1048576');
+    expect(resumed.stdout).toContain('(verified)');
+    expect(sha256(await readFile(file))).toBe(image.checksum.value);
+
+    // A partial file that is not this image's beginning is found out at the end.
+    await writeFile(file, Buffer.alloc(4096, 1));
+    const wrong = await cli(['images', 'export', image.id, '-o', file]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain('CHECKSUM_MISMATCH');
   });
 });
