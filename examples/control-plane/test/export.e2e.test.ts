@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSystem, type TestSystem, waitFor } from './harness.js';
 import { QUANTIX } from './processes.js';
+import { launchChromium } from './ui/browser.js';
+import { ensureUiBuilt } from './ui/helpers.js';
 
 let system: TestSystem;
 // biome-ignore lint/suspicious/noExplicitAny: API answers are checked field by field
@@ -206,4 +208,24 @@ describe('quantix images export', () => {
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toContain('CHECKSUM_MISMATCH');
   });
+});
+
+describe('the Images page', () => {
+  it('downloads a ready image from its Download button, as the browser saves it', async () => {
+    ensureUiBuilt();
+    const browser = await launchChromium();
+    try {
+      const context = await browser.newContext({ acceptDownloads: true });
+      const page = await context.newPage();
+      await page.goto(`${system.url}/images#token=${encodeURIComponent(system.token)}`);
+      const [download] = await Promise.all([
+        page.waitForEvent('download', { timeout: 30_000 }),
+        page.getByRole('button', { name: `Download ${image.name}` }).click(),
+      ]);
+      expect(download.suggestedFilename()).toBe(image.location.relPath.split('/').pop());
+      expect(sha256(await readFile(await download.path()))).toBe(image.checksum.value);
+    } finally {
+      await browser.close();
+    }
+  }, 120_000);
 });
