@@ -333,7 +333,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       stagedUploadRoutes(nodeScope, { uploads: services.uploads });
       consoleRelayRoute(nodeScope, { consoles: services.consoles, checkNodeToken });
       consoleRoutes(nodeScope, { consoles: services.consoles });
-      exportRelayRoute(nodeScope, { exports: services.exports, checkNodeToken });
+      await exportRelayRoute(nodeScope, { exports: services.exports, checkNodeToken });
       imageContentRoutes(nodeScope, {
         exports: services.exports,
         isApiToken: (token) => tokenMatches(token, apiTokenDigest),

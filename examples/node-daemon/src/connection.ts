@@ -1,6 +1,8 @@
 import type { LookupAddress, LookupOptions } from 'node:dns';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { isIPv6 } from 'node:net';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
 import {
   type ControlMessage,
   ErrorCode,
@@ -117,22 +119,15 @@ export class ControlPlaneConnection {
    * waits there), with this node's token; the bytes go as binary frames, never through the node
    * protocol's connection. Settles once the relay took the socket.
    */
-  openConsoleChannel(sessionId: string): Promise<Duplex> {
-    return this.dialRelay(NODE_CONSOLE_PATH, sessionId, ErrorCode.CONSOLE_UNAVAILABLE, 'console relay');
-  }
-
-  /** Dials the export relay for a file.export, as openConsoleChannel does for a console. */
-  openExportChannel(sessionId: string): Promise<Duplex> {
-    return this.dialRelay(NODE_EXPORT_PATH, sessionId, ErrorCode.UNSUPPORTED_OPERATION, 'file export');
-  }
-
-  /** A WebSocket of its own to `path`/{sessionId} on the replica this connection is on, as a byte stream. */
-  private async dialRelay(path: string, sessionId: string, refusedCode: ErrorCode, what: string): Promise<Duplex> {
+  async openConsoleChannel(sessionId: string): Promise<Duplex> {
     const endpoint = this.current;
     if (!endpoint || this.stopped) {
       throw new QuantixError(ErrorCode.NODE_NOT_CONNECTED, 'Not connected to a control plane');
     }
-    const url = new URL(`/api/v1${path}/${encodeURIComponent(sessionId)}`, endpoint.url.href.replace(/^http/, 'ws'));
+    const url = new URL(
+      `/api/v1${NODE_CONSOLE_PATH}/${encodeURIComponent(sessionId)}`,
+      endpoint.url.href.replace(/^http/, 'ws'),
+    );
     const socket = new WebSocket(url, {
       headers: { authorization: `Bearer ${this.options.token}`, 'x-quantix-node-id': this.options.nodeId },
       handshakeTimeout: 10_000,
@@ -142,11 +137,62 @@ export class ControlPlaneConnection {
       socket.once('open', () => resolve());
       socket.once('unexpected-response', (_request, response) => {
         socket.terminate();
-        reject(new QuantixError(refusedCode, `The control plane refused the ${what} (${response.statusCode})`));
+        reject(
+          new QuantixError(
+            ErrorCode.CONSOLE_UNAVAILABLE,
+            `The control plane refused the console relay (${response.statusCode})`,
+          ),
+        );
       });
       socket.once('error', reject);
     });
     return createWebSocketStream(socket);
+  }
+
+  /**
+   * Opens the upload of a file.export's bytes to the replica this connection is on: a streamed
+   * HTTP POST to NODE_EXPORT_PATH/{sessionId} with this node's token, `lengthBytes` long. Plain
+   * HTTP rather than a WebSocket: bulk bytes one way need no framing or masking, and TCP's own
+   * back-pressure paces the node's read. Settles once connected; a refusal (or the control
+   * plane closing it early, its client gone) fails the stream, which ends the read.
+   */
+  async openExportChannel(sessionId: string, lengthBytes: number): Promise<Writable> {
+    const endpoint = this.current;
+    if (!endpoint || this.stopped) {
+      throw new QuantixError(ErrorCode.NODE_NOT_CONNECTED, 'Not connected to a control plane');
+    }
+    const url = new URL(`/api/v1${NODE_EXPORT_PATH}/${encodeURIComponent(sessionId)}`, endpoint.url);
+    const request = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${this.options.token}`,
+        'x-quantix-node-id': this.options.nodeId,
+        'content-type': 'application/octet-stream',
+        'content-length': lengthBytes,
+      },
+      lookup: pinnedLookup(endpoint.address),
+      timeout: 30_000,
+    });
+    request.once('response', (response) => {
+      response.resume();
+      if (response.statusCode !== 204) {
+        request.destroy(
+          new QuantixError(
+            ErrorCode.UNSUPPORTED_OPERATION,
+            `The control plane refused the file export (${response.statusCode})`,
+          ),
+        );
+      }
+    });
+    request.once('timeout', () => request.destroy(new Error('the export channel stalled for 30 s')));
+    await new Promise<void>((resolve, reject) => {
+      request.once('socket', (socket) => {
+        if (!socket.connecting) resolve();
+        else socket.once('connect', () => resolve());
+      });
+      request.once('error', reject);
+    });
+    return request;
   }
 
   /** The next endpoint to dial: the rest of this round, or a new round with names resolved again. */

@@ -112,10 +112,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A node’s channel for a file it was asked to stream (file.export): binary frames, node token */
-        get: operations["relayNodeExport"];
+        get?: never;
         put?: never;
-        post?: never;
+        /** A node’s upload of the file it was asked to stream (file.export): raw bytes, node token */
+        post: operations["relayNodeExport"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1091,10 +1091,15 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        /** @description the file’s bytes */
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
         responses: {
-            /** @description Switching protocols: the channel is joined to its download */
-            101: {
+            /** @description Every byte was passed on */
+            204: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1117,6 +1122,18 @@ export interface operations {
              *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
              */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `NOT_FOUND`: The record, file or domain asked for does not exist.
+             */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5838,7 +5855,7 @@ export const operationRoutes = {
   fetchStagedUpload: { method: 'GET', path: '/api/v1/uploads/{id}' },
   relayNodeConsole: { method: 'GET', path: '/api/v1/node-consoles/{sessionId}' },
   openVmConsole: { method: 'GET', path: '/api/v1/vms/{id}/console' },
-  relayNodeExport: { method: 'GET', path: '/api/v1/node-exports/{sessionId}' },
+  relayNodeExport: { method: 'POST', path: '/api/v1/node-exports/{sessionId}' },
   getImageContent: { method: 'GET', path: '/api/v1/images/{id}/content' },
   listPools: { method: 'GET', path: '/api/v1/pools' },
   createPool: { method: 'POST', path: '/api/v1/pools' },

@@ -1,21 +1,22 @@
 import { randomBytes } from 'node:crypto';
-import type { Duplex } from 'node:stream';
+import type { Stream } from 'node:stream';
 import type { QuantixError } from '@quantix/core';
 
-interface WaitingSession {
+interface WaitingSession<Channel> {
   nodeId: string;
-  attach(channel: Duplex): void;
+  attach(channel: Channel): void;
 }
 
 /**
  * Where a node's byte channels meet the requests that asked for them. Bytes that are not
  * protocol messages (a VM console, an exported file) never go over a node's protocol connection:
  * the control plane asks the node for an operation naming a fresh session id, and the node dials
- * a WebSocket of its own back (with its node token) under that id. Sessions live in this
+ * a connection of its own back (with its node token) under that id: a WebSocket for a console,
+ * an HTTP upload for a file. `Channel` is what that connection gives. Sessions live in this
  * replica's memory, so the node must be connected to this replica.
  */
-export class RelaySessions {
-  private readonly sessions = new Map<string, WaitingSession>();
+export class RelaySessions<Channel extends Stream & { destroy(): unknown }> {
+  private readonly sessions = new Map<string, WaitingSession<Channel>>();
 
   /**
    * Opens a session on node `nodeId`, runs `ask(sessionId)` (the node operation that makes the
@@ -27,10 +28,10 @@ export class RelaySessions {
     nodeId: string,
     ask: (sessionId: string) => Promise<unknown>,
     options: { timeoutMs: number; timedOut: () => QuantixError },
-  ): Promise<Duplex> {
+  ): Promise<Channel> {
     const sessionId = randomBytes(16).toString('hex');
     let timer: NodeJS.Timeout | undefined;
-    const attached = new Promise<Duplex>((resolve, reject) => {
+    const attached = new Promise<Channel>((resolve, reject) => {
       this.sessions.set(sessionId, { nodeId, attach: resolve });
       timer = setTimeout(() => reject(options.timedOut()), options.timeoutMs);
     });
@@ -53,7 +54,7 @@ export class RelaySessions {
    * Takes a node's channel for a session it was asked to open. False (the caller closes the
    * socket) when no session of this node waits under that id.
    */
-  attach(nodeId: string, sessionId: string, channel: Duplex): boolean {
+  attach(nodeId: string, sessionId: string, channel: Channel): boolean {
     const session = this.sessions.get(sessionId);
     if (!session || session.nodeId !== nodeId) return false;
     this.sessions.delete(sessionId);

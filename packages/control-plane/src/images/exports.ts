@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import { type Duplex, pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
 import { ErrorCode, type Image, QuantixError, type Repositories } from '@quantix/core';
 import type { Logger } from 'pino';
 import type { NodeHub } from '../hub/node-hub.js';
@@ -39,13 +39,13 @@ export interface ByteRange {
 
 /**
  * Streams ready images out of the pool that holds them. The control plane cannot read a node's
- * pool, so it asks the node (file.export) to open the file and push the range asked for over a
- * WebSocket it dials back (RelaySessions, as consoles do); the caller pipes that stream to its
+ * pool, so it asks the node (file.export) to open the file and push the range asked for as the
+ * body of an HTTP request it makes back (RelaySessions, as consoles do); the caller pipes that to its
  * client. Nothing is buffered whole: the node reads at the pace the channel drains, and a caller
  * that destroys the stream (its client went away) closes the channel, which ends the node's read.
  */
 export class ImageExportService {
-  private readonly relays = new RelaySessions();
+  private readonly relays = new RelaySessions<Readable>();
   /** Download tickets by their digest (a ticket is never kept as it was shown): image and expiry. */
   private readonly tickets = new Map<string, { imageId: string; expiresAt: number }>();
 
@@ -182,7 +182,7 @@ export class ImageExportService {
   }
 
   /** Takes a node's channel for a file.export it was asked for (false: none waits under that id). */
-  attachRelay(nodeId: string, sessionId: string, channel: Duplex): boolean {
+  attachRelay(nodeId: string, sessionId: string, channel: Readable): boolean {
     return this.relays.attach(nodeId, sessionId, channel);
   }
 }

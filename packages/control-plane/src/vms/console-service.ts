@@ -34,7 +34,7 @@ export interface ConsoleServiceOptions {
 export class ConsoleService {
   /** By the ticket's digest: a ticket is never kept as it was shown. */
   private readonly tickets = new Map<string, { vmId: string; type: ConsoleType; expiresAt: number }>();
-  private readonly relays = new RelaySessions();
+  private readonly relays = new RelaySessions<Duplex>();
 
   constructor(private readonly options: ConsoleServiceOptions) {}
 

@@ -335,8 +335,8 @@ export const NODE_OPERATIONS = {
   },
   /**
    * Streams bytes `start`..`end` (inclusive) of a file of a pool to the control plane over a
-   * WebSocket of its own, which the node dials at NODE_EXPORT_PATH/{sessionId} with its node
-   * token (binary frames; the channel closes after the last byte). The path is resolved by the
+   * connection of its own: an HTTP POST the node makes to NODE_EXPORT_PATH/{sessionId} with its
+   * node token, the bytes as its body (never through the protocol's connection). The path is resolved by the
    * pool's backend, so it cannot leave the pool. Answered once the file is open and the channel
    * dialled: IMAGE_FILE_MISSING when there is no such file, IMAGE_FILE_CHANGED when its size is
    * not `expectedSize` (the row the control plane holds is stale), RANGE_NOT_SATISFIABLE for a

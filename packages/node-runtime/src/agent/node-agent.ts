@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { type Duplex, pipeline } from 'node:stream';
+import { type Duplex, pipeline, type Writable } from 'node:stream';
 import {
   backendFor,
   type CommandRunner,
@@ -94,11 +94,11 @@ export interface NodeAgentOptions {
    */
   openConsoleChannel?: (sessionId: string) => Promise<Duplex>;
   /**
-   * Dials the control plane's export relay for a file.export (NODE_EXPORT_PATH/{sessionId}, with
-   * this node's token) and gives a stream to write the file's bytes to. Without it, file.export
-   * is UNSUPPORTED_OPERATION.
+   * Opens the control plane's channel for a file.export (NODE_EXPORT_PATH/{sessionId}, with this
+   * node's token) for `lengthBytes` bytes, and gives the stream to write them to. Without it,
+   * file.export is UNSUPPORTED_OPERATION.
    */
-  openExportChannel?: (sessionId: string) => Promise<Duplex>;
+  openExportChannel?: (sessionId: string, lengthBytes: number) => Promise<Writable>;
   logger?: Logger;
 }
 
@@ -119,6 +119,9 @@ interface FinishedDownload {
   result: DownloadAnswer;
   finishedAt: number;
 }
+
+// An exported file is read in chunks this large: fewer, larger writes cost less per byte.
+const EXPORT_CHUNK_BYTES = 512 * 1024;
 
 // Finished downloads are remembered this long, this many: long enough for a control plane
 // that restarted meanwhile to come back and collect the result.
@@ -627,7 +630,7 @@ export class NodeAgent {
   }
 
   /** Files being streamed to the control plane now: their channels are closed with the agent. */
-  private readonly exports = new Set<Duplex>();
+  private readonly exports = new Set<Writable>();
 
   /**
    * file.export: opens the file (resolved inside its pool by the pool's backend), checks it is the
@@ -667,10 +670,14 @@ export class NodeAgent {
           { details: { ...where, sizeBytes: info.size } },
         );
       }
-      const channel = await dial(request.sessionId);
+      const channel = await dial(request.sessionId, request.end - request.start + 1);
       this.exports.add(channel);
       // The stream owns the descriptor from here: it closes it when it ends or is destroyed.
-      const source = file.createReadStream({ start: request.start, end: request.end });
+      const source = file.createReadStream({
+        start: request.start,
+        end: request.end,
+        highWaterMark: EXPORT_CHUNK_BYTES,
+      });
       pipeline(source, channel, (error) => {
         this.exports.delete(channel);
         if (error) this.logger?.info({ ...where, reason: error.message }, 'file export ended early');

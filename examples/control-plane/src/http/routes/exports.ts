@@ -1,9 +1,9 @@
-import type { WebSocket } from '@fastify/websocket';
+import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { bearerToken, type ExportableImage, type ImageExportService } from '@quantix/control-plane';
 import { ErrorCode, NODE_EXPORT_PATH, QuantixError } from '@quantix/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { createWebSocketStream } from 'ws';
 import { z } from 'zod';
 import { parseByteRange } from '../ranges.js';
 import { errorResponses } from '../schemas.js';
@@ -134,10 +134,7 @@ export function imageContentRoutes(
       if (target.sizeBytes === 0) return reply.status(200).header('content-length', 0).send(Buffer.alloc(0));
       const range = asked ?? { start: 0, end: target.sizeBytes - 1 };
       const body = await deps.exports.open(target, range);
-      // A client that goes away closes the node's channel, which ends its read.
-      request.raw.once('close', () => {
-        if (!reply.raw.writableFinished) body.destroy();
-      });
+      // A client that goes away: fastify destroys `body`, which tears the node's upload down.
       reply.header('content-length', range.end - range.start + 1);
       if (asked) reply.status(206).header('content-range', `bytes ${range.start}-${range.end}/${target.sizeBytes}`);
       return reply.send(body);
@@ -180,39 +177,54 @@ export function imageContentTicketRoutes(
   );
 }
 
-/** The node's channel for a file.export it was asked for (its token was checked before the upgrade). */
-export function exportRelayRoute(
+/**
+ * The node's upload of the bytes of a file.export it was asked for (its token checked before the
+ * body is read). The body stays a stream, handed to the export waiting under the session id; the
+ * answer (204) comes once it has been read to its end — or the export's client went away and
+ * the connection was closed, which ends the node's read.
+ */
+export async function exportRelayRoute(
   app: FastifyInstance,
   deps: { exports: ImageExportService; checkNodeToken: (request: FastifyRequest) => Promise<string> },
-): void {
-  app.route({
-    method: 'GET',
-    url: `${NODE_EXPORT_PATH}/:sessionId`,
-    schema: {
-      tags: ['nodes'],
-      operationId: 'relayNodeExport',
-      summary: 'A node’s channel for a file it was asked to stream (file.export): binary frames, node token',
-      security: [{ nodeToken: [] }],
-      params: z.object({ sessionId: z.string().min(1).max(128) }),
-      response: {
-        101: z.undefined().describe('Switching protocols: the channel is joined to its download'),
-        ...errorResponses(),
+): Promise<void> {
+  await app.register(async (scope) => {
+    scope.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
+    scope.withTypeProvider<ZodTypeProvider>().post(
+      `${NODE_EXPORT_PATH}/:sessionId`,
+      {
+        schema: {
+          tags: ['nodes'],
+          operationId: 'relayNodeExport',
+          summary: 'A node’s upload of the file it was asked to stream (file.export): raw bytes, node token',
+          security: [{ nodeToken: [] }],
+          consumes: ['application/octet-stream'],
+          params: z.object({ sessionId: z.string().min(1).max(128) }),
+          body: z.custom<Readable>().meta({ type: 'string', format: 'binary', description: 'the file’s bytes' }),
+          response: {
+            204: z.undefined().describe('Every byte was passed on'),
+            ...errorResponses(ErrorCode.NOT_FOUND),
+          },
+        },
+        preValidation: async (request) => {
+          await deps.checkNodeToken(request);
+        },
       },
-    },
-    preValidation: async (request) => {
-      await deps.checkNodeToken(request);
-    },
-    handler: async () => {
-      throw new QuantixError(ErrorCode.INVALID_INPUT, 'An export channel is a WebSocket: connect with an upgrade');
-    },
-    wsHandler: (socket: WebSocket, request: FastifyRequest) => {
-      const nodeId = String(request.headers['x-quantix-node-id']);
-      const { sessionId } = request.params as { sessionId: string };
-      const channel = createWebSocketStream(socket);
-      if (!deps.exports.attachRelay(nodeId, sessionId, channel)) {
-        channel.destroy();
-        socket.close(1008, 'no export waits under this id');
-      }
-    },
+      async (request, reply) => {
+        const nodeId = String(request.headers['x-quantix-node-id']);
+        const socket = request.raw.socket;
+        if (!deps.exports.attachRelay(nodeId, request.params.sessionId, request.body)) {
+          throw new QuantixError(ErrorCode.NOT_FOUND, 'No export waits under this session id');
+        }
+        try {
+          await finished(request.body);
+        } catch {
+          // The export was torn down (its client went away). Destroying the body leaves its
+          // connection open, kept for an answer: only closing it stops the node's upload and read.
+          socket.destroy();
+          return reply;
+        }
+        return reply.status(204).send();
+      },
+    );
   });
 }
