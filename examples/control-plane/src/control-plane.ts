@@ -34,6 +34,7 @@ import { findNul, handleClientError, handleError } from './http/errors.js';
 import { idempotentWrites } from './http/idempotency.js';
 import { consoleRelayRoute, consoleRoutes, consoleTicketRoutes } from './http/routes/consoles.js';
 import { type EventStreamSettings, eventStreamRoutes, eventTicketRoutes } from './http/routes/events.js';
+import { exportRelayRoute, imageContentRoutes, imageContentTicketRoutes } from './http/routes/exports.js';
 import { goldenRoutes } from './http/routes/golden.js';
 import { imageRoutes } from './http/routes/images.js';
 import { nodeRoutes } from './http/routes/nodes.js';
@@ -226,6 +227,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
             name: 'ticket',
             description: 'The live event stream’s single-use ticket, from POST /events/tickets',
           },
+          downloadTicket: {
+            type: 'apiKey',
+            in: 'query',
+            name: 'ticket',
+            description: 'An image download ticket, from POST /images/{id}/content/tickets',
+          },
         },
       },
       security: [{ bearer: [] }],
@@ -322,7 +329,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     return nodeId;
   };
 
-  // Node daemons, staged-upload fetches, console viewers and event streams carry credentials of their own, checked per route.
+  const apiTokenDigest = tokenDigest(options.apiToken);
+  // Node daemons, staged-upload fetches, console viewers, event streams and image downloads carry
+  // credentials of their own (or the API token), checked per route.
   await app.register(
     async (nodeScope) => {
       nodeScope.route({
@@ -356,6 +365,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         live: services.live,
         ...(options.eventStream ? { settings: options.eventStream } : {}),
       });
+      await exportRelayRoute(nodeScope, { exports: services.exports, checkNodeToken });
+      imageContentRoutes(nodeScope, {
+        exports: services.exports,
+        isApiToken: (token) => tokenMatches(token, apiTokenDigest),
+      });
     },
     { prefix: API_PREFIX },
   );
@@ -372,8 +386,6 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       urlOf: async (replicaId) => (await services.replicas.liveReplicas()).find((r) => r.id === replicaId)?.url,
     },
   });
-
-  const apiTokenDigest = tokenDigest(options.apiToken);
   await app.register(
     async (api) => {
       api.addHook('onRequest', async (request) => {
@@ -394,6 +406,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       vmRoutes(api, { quantix, vms: services.vms });
       consoleTicketRoutes(api, { consoles: services.consoles, apiPrefix: API_PREFIX });
       eventTicketRoutes(api, { live: services.live, apiPrefix: API_PREFIX });
+      imageContentTicketRoutes(api, { exports: services.exports, apiPrefix: API_PREFIX });
       uploadRoutes(api, {
         uploads: services.uploads,
         ...(options.maxUploadBytes !== undefined ? { maxBytes: options.maxUploadBytes } : {}),

@@ -1,11 +1,14 @@
 import type { LookupAddress, LookupOptions } from 'node:dns';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { isIPv6 } from 'node:net';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
 import {
   type ControlMessage,
   ErrorCode,
   isQuantixError,
   NODE_CONSOLE_PATH,
+  NODE_EXPORT_PATH,
   type NodeMessage,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
@@ -111,7 +114,6 @@ export class ControlPlaneConnection {
     });
   }
 
-  /** The next endpoint to dial: the rest of this round, or a new round with names resolved again. */
   /**
    * Dials the console relay for a console.open on the replica this connection is on (the session
    * waits there), with this node's token; the bytes go as binary frames, never through the node
@@ -147,6 +149,53 @@ export class ControlPlaneConnection {
     return createWebSocketStream(socket);
   }
 
+  /**
+   * Opens the upload of a file.export's bytes to the replica this connection is on: a streamed
+   * HTTP POST to NODE_EXPORT_PATH/{sessionId} with this node's token, `lengthBytes` long. Plain
+   * HTTP rather than a WebSocket: bulk bytes one way need no framing or masking, and TCP's own
+   * back-pressure paces the node's read. Settles once connected; a refusal (or the control
+   * plane closing it early, its client gone) fails the stream, which ends the read.
+   */
+  async openExportChannel(sessionId: string, lengthBytes: number): Promise<Writable> {
+    const endpoint = this.current;
+    if (!endpoint || this.stopped) {
+      throw new QuantixError(ErrorCode.NODE_NOT_CONNECTED, 'Not connected to a control plane');
+    }
+    const url = new URL(`/api/v1${NODE_EXPORT_PATH}/${encodeURIComponent(sessionId)}`, endpoint.url);
+    const request = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${this.options.token}`,
+        'x-quantix-node-id': this.options.nodeId,
+        'content-type': 'application/octet-stream',
+        'content-length': lengthBytes,
+      },
+      lookup: pinnedLookup(endpoint.address),
+      timeout: 30_000,
+    });
+    request.once('response', (response) => {
+      response.resume();
+      if (response.statusCode !== 204) {
+        request.destroy(
+          new QuantixError(
+            ErrorCode.UNSUPPORTED_OPERATION,
+            `The control plane refused the file export (${response.statusCode})`,
+          ),
+        );
+      }
+    });
+    request.once('timeout', () => request.destroy(new Error('the export channel stalled for 30 s')));
+    await new Promise<void>((resolve, reject) => {
+      request.once('socket', (socket) => {
+        if (!socket.connecting) resolve();
+        else socket.once('connect', () => resolve());
+      });
+      request.once('error', reject);
+    });
+    return request;
+  }
+
+  /** The next endpoint to dial: the rest of this round, or a new round with names resolved again. */
   private async nextEndpoint(): Promise<Endpoint | undefined> {
     if (this.untried.length === 0) {
       const { endpoints, unresolved } = await resolveEndpoints(this.urls);

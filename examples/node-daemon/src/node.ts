@@ -143,6 +143,8 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
     ...(options.poolRecheckIntervalMs !== undefined ? { poolRecheckIntervalMs: options.poolRecheckIntervalMs } : {}),
     // A console is relayed over a socket of its own to the replica this node is connected to.
     openConsoleChannel: (sessionId) => connection.openConsoleChannel(sessionId),
+    // An exported file is streamed over a connection of its own too, never the protocol's.
+    openExportChannel: (sessionId, lengthBytes) => connection.openExportChannel(sessionId, lengthBytes),
   });
   const hostname = options.hostname ?? osHostname();
   // Built on every (re)connect: it carries the downloads the agent has in hand. controlPlaneUrl:

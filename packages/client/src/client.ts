@@ -54,6 +54,8 @@ export interface CallOptions {
   token?: string;
   /** A write's Idempotency-Key (default: a new one per call, kept for its retry). */
   idempotencyKey?: string;
+  /** More request headers, e.g. Range and If-Range to resume an image's content. */
+  headers?: Record<string, string>;
 }
 
 // Every property optional: an empty object is one.
@@ -175,6 +177,7 @@ export class QuantixClient {
       ...(token ? { authorization: `Bearer ${token}` } : {}),
       ...(call.body !== undefined ? { 'content-type': raw ? 'application/octet-stream' : 'application/json' } : {}),
       ...(write ? { 'idempotency-key': call.idempotencyKey ?? globalThis.crypto.randomUUID() } : {}),
+      ...call.headers,
     };
     const init: RequestInit & { duplex?: 'half' } = {
       method,

@@ -125,6 +125,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/node-exports/{sessionId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A node’s upload of the file it was asked to stream (file.export): raw bytes, node token */
+        post: operations["relayNodeExport"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/images/{id}/content": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A ready image’s file, streamed from the node that holds it; Range (one range) and If-Range resume a download */
+        get: operations["getImageContent"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/pools": {
         parameters: {
             query?: never;
@@ -631,6 +665,23 @@ export interface paths {
         put?: never;
         /** A single-use ticket (valid 60 s) to open the live event stream: GET /events?ticket=… */
         post: operations["createEventTicket"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/images/{id}/content/tickets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A ticket (valid 5 minutes) to download the image’s file without the API token: GET the path it gives */
+        post: operations["createImageContentTicket"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1279,6 +1330,211 @@ export interface operations {
              *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
              */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INTERNAL_ERROR`: Something failed that has no code of its own (a bug, an unexpected library error).
+             */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    relayNodeExport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sessionId: string;
+            };
+            cookie?: never;
+        };
+        /** @description the file’s bytes */
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description Every byte was passed on */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description Error codes:
+             *     - `INVALID_INPUT`: A record or argument failed validation; `details.issues` lists what and where.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `NOT_FOUND`: The record, file or domain asked for does not exist.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INTERNAL_ERROR`: Something failed that has no code of its own (a bug, an unexpected library error).
+             */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getImageContent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The whole file; Repr-Digest and X-Checksum-<algorithm> carry its checksum */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description The range asked for (Range: bytes=a-b), as Content-Range says */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INVALID_INPUT`: A record or argument failed validation; `details.issues` lists what and where.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `NOT_FOUND`: The record, file or domain asked for does not exist.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `IMAGE_NOT_READY`: The boot image exists but is not ready (pending, downloading, error, missing, …).
+             *     - `IMAGE_NO_LOCATION`: The boot image has no pool location, so no node can reach its file.
+             *     - `NODE_NOT_CONNECTED`: The target node is not connected, so it cannot be asked to do anything.
+             *     - `POOL_NOT_ACTIVE_ON_NODE`: The image's pool is not active on the target node (not assigned, unmounted, unreachable).
+             *     - `IMAGE_FILE_MISSING`: The image's file is not where its row says it is, on the target node.
+             *     - `IMAGE_FILE_CHANGED`: The image's file on its node is no longer the size its row records (changed since it was verified); rescan the pool or download it again.
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `RANGE_NOT_SATISFIABLE`: A Range header that asks for no byte of the file (it starts at or past the end); Content-Range gives the size.
+             */
+            416: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6503,6 +6759,97 @@ export interface operations {
             };
         };
     };
+    createImageContentTicket: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        ticket: string;
+                        imageId: string;
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** @description the content’s path with the ticket in its query, to GET on this server */
+                        path: string;
+                    };
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INVALID_INPUT`: A record or argument failed validation; `details.issues` lists what and where.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `NOT_FOUND`: The record, file or domain asked for does not exist.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INTERNAL_ERROR`: Something failed that has no code of its own (a bug, an unexpected library error).
+             */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     uploadImage: {
         parameters: {
             query: {
@@ -7216,6 +7563,8 @@ export const operationRoutes = {
   relayNodeConsole: { method: 'GET', path: '/api/v1/node-consoles/{sessionId}' },
   openVmConsole: { method: 'GET', path: '/api/v1/vms/{id}/console' },
   streamEvents: { method: 'GET', path: '/api/v1/events' },
+  relayNodeExport: { method: 'POST', path: '/api/v1/node-exports/{sessionId}' },
+  getImageContent: { method: 'GET', path: '/api/v1/images/{id}/content' },
   listPools: { method: 'GET', path: '/api/v1/pools' },
   createPool: { method: 'POST', path: '/api/v1/pools' },
   getPool: { method: 'GET', path: '/api/v1/pools/{id}' },
@@ -7255,6 +7604,7 @@ export const operationRoutes = {
   rebootVm: { method: 'POST', path: '/api/v1/vms/{id}/reboot' },
   createVmConsoleTicket: { method: 'POST', path: '/api/v1/vms/{id}/console/tickets' },
   createEventTicket: { method: 'POST', path: '/api/v1/events/tickets' },
+  createImageContentTicket: { method: 'POST', path: '/api/v1/images/{id}/content/tickets' },
   uploadImage: { method: 'POST', path: '/api/v1/images/upload' },
   createTusUpload: { method: 'POST', path: '/api/v1/uploads/tus' },
   terminateTusUpload: { method: 'DELETE', path: '/api/v1/uploads/tus/{id}' },

@@ -20,6 +20,7 @@ import { NodeHub, type NodeHubOptions } from './hub/node-hub.js';
 import { IdempotencyStore } from './idempotency/idempotency-store.js';
 import { DownloadService } from './images/downloads.js';
 import { type DownloadExecutor, NodeDownloadExecutor } from './images/executors.js';
+import { ImageExportService } from './images/exports.js';
 import { GoldenImageService } from './images/golden.js';
 import { ImageService } from './images/image-service.js';
 import { UploadService } from './images/uploads.js';
@@ -96,6 +97,8 @@ export interface ControlPlaneServices {
   consoles: ConsoleService;
   /** What live views are told as it happens, raised on any replica: stream tickets and subscriptions. */
   live: LiveEvents;
+  /** Ready images streamed out of their pools, over channels their nodes dial back. */
+  exports: ImageExportService;
   /** Durable background work (the health sweep runs on it). */
   jobs: JobQueue;
   /** Answers of writes sent with an idempotency key, for retries on any replica. */
@@ -243,6 +246,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     golden,
     consoles: new ConsoleService({ repositories, hub, logger }),
     live,
+    exports: new ImageExportService({ repositories, hub, logger }),
     vms: new VmService({
       repositories,
       hub,

@@ -44,6 +44,12 @@ export {
   NodeDownloadExecutor,
 } from './images/executors.js';
 export {
+  type ByteRange,
+  type ExportableImage,
+  ImageExportService,
+  type ImageExportServiceOptions,
+} from './images/exports.js';
+export {
   GOLDEN_CHECK_QUEUE,
   GOLDEN_LABELS,
   GOLDEN_TICK_QUEUE,

@@ -24,9 +24,10 @@ export function bearerToken(header: string | undefined): string | null {
 }
 
 /**
- * Single-use tickets for callers that cannot send a header (a browser's WebSocket or
- * EventSource): issued to a caller that showed its token, kept only as digests in this
- * replica's memory, spent by the first presentation — right or wrong — and expired after ttlMs.
+ * Tickets for callers that cannot send a header (a browser's WebSocket, EventSource or download
+ * link): issued to a caller that showed its token, kept only as digests in this replica's
+ * memory, and expired after ttlMs. `redeem` spends a ticket at its first presentation, right or
+ * wrong; `check` lets it be shown again until it expires (a download resumed with Range).
  */
 export class TicketBook<Grant> {
   private readonly tickets = new Map<string, { grant: Grant; expiresAt: number }>();
@@ -47,6 +48,12 @@ export class TicketBook<Grant> {
     const digest = tokenDigest(ticket);
     const entry = this.tickets.get(digest);
     this.tickets.delete(digest);
+    return entry && entry.expiresAt > Date.now() ? entry.grant : undefined;
+  }
+
+  /** What the ticket was issued for, while it lasts, without spending it; undefined otherwise. */
+  check(ticket: string): Grant | undefined {
+    const entry = this.tickets.get(tokenDigest(ticket));
     return entry && entry.expiresAt > Date.now() ? entry.grant : undefined;
   }
 }

@@ -205,6 +205,18 @@ export const ErrorCode = defineErrorCodes('@quantix/core', {
     retryable: false,
     description: 'The node could not store an upload; the staged bytes are gone, so it must be uploaded again.',
   },
+  IMAGE_FILE_CHANGED: {
+    status: 409,
+    retryable: false,
+    description:
+      "The image's file on its node is no longer the size its row records (changed since it was verified); rescan the pool or download it again.",
+  },
+  RANGE_NOT_SATISFIABLE: {
+    status: 416,
+    retryable: false,
+    description:
+      'A Range header that asks for no byte of the file (it starts at or past the end); Content-Range gives the size.',
+  },
   DELETE_FAILED: {
     status: 502,
     retryable: true,

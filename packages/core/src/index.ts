@@ -232,6 +232,7 @@ export {
   type ImageImportResultMessage,
   NODE_CLOSE_CODES,
   NODE_CONSOLE_PATH,
+  NODE_EXPORT_PATH,
   NODE_OPERATIONS,
   type NodeMessage,
   type NodeOperation,

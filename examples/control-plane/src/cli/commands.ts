@@ -5,6 +5,7 @@ import type { QuantixClient, ResponseBody } from '@quantix/client';
 import { isQuantixError, parseNicReference } from '@quantix/core';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ApiError, clientFor, resolveTarget } from './client.js';
+import { exportImageContent } from './export.js';
 import { renderProgress } from './progress.js';
 import { resumableUpload } from './upload.js';
 
@@ -462,6 +463,32 @@ export function apiCommands(
           `last check: ${status.lastCheck ? `${status.lastCheck.outcome} at ${iso(status.lastCheckAt)}: ${status.lastCheck.message}` : 'none yet'}`,
           table(rows, ['revision', 'imageId', 'phase', 'checksum', 'kept']),
         ].join('\n'),
+      );
+    });
+  images
+    .command('export <imageId>')
+    .description('download an image’s file; a partial FILE is resumed, and the result checked against its checksum')
+    .requiredOption('-o, --output <file>', 'where to write it')
+    .action(async (imageId: string, o: { output: string }) => {
+      const tty = process.stderr.isTTY;
+      let shown = 0;
+      const result = await exportImageContent(client(), {
+        imageId,
+        file: o.output,
+        onProgress: (bytesDone, bytesTotal) => {
+          // One line per percent, not one per chunk.
+          const percent = bytesTotal ? Math.floor((bytesDone / bytesTotal) * 100) : 0;
+          if (percent === shown) return;
+          shown = percent;
+          const line = renderProgress({ label: imageId, percent: null, bytesDone, bytesTotal });
+          process.stderr.write(tty ? `\r${line}` : `${line}\n`);
+        },
+      });
+      if (tty) process.stderr.write('\n');
+      print(
+        result,
+        () =>
+          `${o.output}: ${result.sizeBytes} bytes${result.resumedFrom ? ` (resumed at ${result.resumedFrom})` : ''}, sha256 ${result.sha256}${result.verified ? ' (verified)' : ' (the image has no SHA-256 to check against)'}`,
       );
     });
   images

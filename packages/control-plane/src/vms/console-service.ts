@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { type ConsoleType, ErrorCode, QuantixError, type Repositories } from '@quantix/core';
 import type { Logger } from 'pino';
 import type { NodeHub } from '../hub/node-hub.js';
+import { RelaySessions } from '../hub/relays.js';
 import { TicketBook } from '../tokens.js';
 
 /** A console ticket as issued: shown once; the holder opens the console with it once, before it expires. */
@@ -23,11 +23,6 @@ export interface ConsoleServiceOptions {
   openTimeoutMs?: number;
 }
 
-interface WaitingSession {
-  nodeId: string;
-  attach(channel: Duplex): void;
-}
-
 /**
  * VM consoles (serial, VNC) for viewers that cannot send headers — browsers' WebSockets. An API
  * caller asks for a ticket (authenticated by its token); the viewer opens the console with it,
@@ -38,7 +33,7 @@ interface WaitingSession {
  */
 export class ConsoleService {
   private readonly tickets: TicketBook<{ vmId: string; type: ConsoleType }>;
-  private readonly sessions = new Map<string, WaitingSession>();
+  private readonly relays = new RelaySessions<Duplex>();
 
   constructor(private readonly options: ConsoleServiceOptions) {
     this.tickets = new TicketBook(options.ticketTtlMs ?? 60_000);
@@ -76,40 +71,21 @@ export class ConsoleService {
       );
     }
     const timeoutMs = this.options.openTimeoutMs ?? 15_000;
-    const sessionId = randomBytes(16).toString('hex');
-    let timer: NodeJS.Timeout | undefined;
-    const attached = new Promise<Duplex>((resolve, reject) => {
-      this.sessions.set(sessionId, { nodeId: vm.nodeId, attach: resolve });
-      timer = setTimeout(
-        () =>
-          reject(
-            new QuantixError(
-              ErrorCode.CONSOLE_UNAVAILABLE,
-              `Node ${vm.nodeId} did not open the ${type} console of ${vm.name} within ${timeoutMs} ms`,
-            ),
-          ),
+    const channel = await this.relays.open(
+      vm.nodeId,
+      (sessionId) =>
+        hub.request(vm.nodeId, { op: 'console.open', sessionId, name: vm.name, type }, { timeoutMs, localOnly: true }),
+      {
         timeoutMs,
-      );
-    });
-    // Settled later than it may fail (timer while the request is out): not an unhandled rejection.
-    attached.catch(() => undefined);
-    try {
-      await hub.request(
-        vm.nodeId,
-        { op: 'console.open', sessionId, name: vm.name, type },
-        { timeoutMs, localOnly: true },
-      );
-      const channel = await attached;
-      logger.info({ vmId, nodeId: vm.nodeId, type }, 'console opened');
-      return channel;
-    } catch (error) {
-      // A relay that arrived after all is not left open.
-      attached.then((channel) => channel.destroy()).catch(() => undefined);
-      throw error;
-    } finally {
-      clearTimeout(timer);
-      this.sessions.delete(sessionId);
-    }
+        timedOut: () =>
+          new QuantixError(
+            ErrorCode.CONSOLE_UNAVAILABLE,
+            `Node ${vm.nodeId} did not open the ${type} console of ${vm.name} within ${timeoutMs} ms`,
+          ),
+      },
+    );
+    logger.info({ vmId, nodeId: vm.nodeId, type }, 'console opened');
+    return channel;
   }
 
   /**
@@ -117,10 +93,6 @@ export class ConsoleService {
    * socket) when no session of this node waits under that id.
    */
   attachRelay(nodeId: string, sessionId: string, channel: Duplex): boolean {
-    const session = this.sessions.get(sessionId);
-    if (!session || session.nodeId !== nodeId) return false;
-    this.sessions.delete(sessionId);
-    session.attach(channel);
-    return true;
+    return this.relays.attach(nodeId, sessionId, channel);
   }
 }

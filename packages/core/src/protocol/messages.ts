@@ -380,6 +380,19 @@ export const NODE_OPERATIONS = {
     request: z.object({ sessionId: id, name, type: z.enum(CONSOLE_TYPES) }),
     result: z.object({ sessionId: id, type: z.enum(CONSOLE_TYPES) }),
   },
+  /**
+   * Streams bytes `start`..`end` (inclusive) of a file of a pool to the control plane over a
+   * connection of its own: an HTTP POST the node makes to NODE_EXPORT_PATH/{sessionId} with its
+   * node token, the bytes as its body (never through the protocol's connection). The path is resolved by the
+   * pool's backend, so it cannot leave the pool. Answered once the file is open and the channel
+   * dialled: IMAGE_FILE_MISSING when there is no such file, IMAGE_FILE_CHANGED when its size is
+   * not `expectedSize` (the row the control plane holds is stale), RANGE_NOT_SATISFIABLE for a
+   * range outside the file.
+   */
+  'file.export': {
+    request: z.object({ sessionId: id, poolId: id, relPath, start: bytes, end: bytes, expectedSize: bytes }),
+    result: z.object({ sessionId: id, sizeBytes: bytes }),
+  },
   /** The node's libvirt networks and host bridges: what a VM's NIC can plug into there. */
   'node.networks': {
     // Loose: an empty strict object's input type is { [k: string]: never }, which no request with `op` fits.
@@ -404,6 +417,7 @@ export const OPERATION_SINCE_VERSION: Partial<Record<keyof typeof NODE_OPERATION
   'node.networks': 3,
   'vm.addresses': 3,
   'image.import': 3,
+  'file.export': 3,
 };
 
 /** The version delta scans (pool.scan `since`, answered by scan.delta) need. */
@@ -411,6 +425,9 @@ export const DELTA_SCAN_SINCE_VERSION = 3;
 
 /** Where a node dials, under the API prefix, to relay a console opened by console.open. */
 export const NODE_CONSOLE_PATH = '/node-consoles';
+
+/** Where a node dials, under the API prefix, to stream a file asked for by file.export. */
+export const NODE_EXPORT_PATH = '/node-exports';
 
 export type NodeOperation = keyof typeof NODE_OPERATIONS;
 /** The request of one operation, as the control plane writes it (defaults may be left out). */

@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, realpath, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readlink, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import {
   createPoolRootPolicy,
@@ -243,5 +244,103 @@ describe('console.open', () => {
     });
     expect(dialled).toBe(0);
     await hypervisor.close();
+  });
+});
+
+describe('NodeAgent file.export', () => {
+  // A real pool directory and real files; the channel is a PassThrough standing in for the
+  // WebSocket the node daemon dials (the agent sees only a Duplex either way).
+  const exportAgent = async (dialled: PassThrough[]) => {
+    const root = join(allowed, 'export-pool');
+    const sent: NodeMessage[] = [];
+    const node = new NodeAgent({
+      nodeId: 'n1',
+      backends: [new LocalStorageBackend()],
+      poolTypes: [localPoolType],
+      poolRoots: createPoolRootPolicy({ allowedRoots: [allowed] }),
+      send: (message) => void sent.push(message),
+      openExportChannel: async () => {
+        const channel = new PassThrough();
+        dialled.push(channel);
+        return channel;
+      },
+    });
+    await node.handle({
+      v: PROTOCOL_VERSION,
+      type: 'pools.desired',
+      generation: 1,
+      pools: [pool('exp', { path: root, create: true })],
+    });
+    const ask = async (request: Record<string, unknown>) => {
+      sent.length = 0;
+      await node.handle({
+        v: PROTOCOL_VERSION,
+        type: 'request',
+        requestId: 'x1',
+        request: { op: 'file.export', sessionId: 's1', poolId: 'exp', ...request },
+      });
+      return sent.find((m) => m.type === 'response');
+    };
+    return { node, root, ask };
+  };
+
+  it('streams the range asked for, and refuses paths out of the pool, missing files, a changed size and bad ranges', async () => {
+    const dialled: PassThrough[] = [];
+    const { node, root, ask } = await exportAgent(dialled);
+    const bytes = Buffer.from(Array.from({ length: 100_000 }, (_, i) => i % 251));
+    await writeFile(join(root, 'disk.raw'), bytes);
+    await writeFile(join(base, 'secret.raw'), 'outside the pool');
+    await symlink(join(base, 'secret.raw'), join(root, 'link-out.raw'));
+
+    const answer = await ask({ relPath: 'disk.raw', start: 1000, end: 98_999, expectedSize: bytes.length });
+    expect(answer).toMatchObject({ result: { sessionId: 's1', sizeBytes: bytes.length } });
+    const received: Buffer[] = [];
+    for await (const chunk of dialled[0] as PassThrough) received.push(chunk as Buffer);
+    expect(Buffer.concat(received).equals(bytes.subarray(1000, 99_000))).toBe(true);
+
+    for (const [relPath, code] of [
+      ['../secret.raw', 'PATH_ESCAPES_POOL'],
+      ['/etc/passwd', 'PATH_ESCAPES_POOL'],
+      ['link-out.raw', 'PATH_ESCAPES_POOL'],
+      ['absent.raw', 'IMAGE_FILE_MISSING'],
+    ] as const) {
+      expect(await ask({ relPath, start: 0, end: 0, expectedSize: 16 }), relPath).toMatchObject({
+        error: { code },
+      });
+    }
+    expect(await ask({ relPath: 'disk.raw', start: 0, end: 10, expectedSize: 5 })).toMatchObject({
+      error: { code: 'IMAGE_FILE_CHANGED' },
+    });
+    expect(await ask({ relPath: 'disk.raw', start: 0, end: bytes.length, expectedSize: bytes.length })).toMatchObject({
+      error: { code: 'RANGE_NOT_SATISFIABLE' },
+    });
+    // Only the one good request dialled a channel.
+    expect(dialled).toHaveLength(1);
+    await node.close();
+  });
+
+  it('stops reading when the channel closes early (the client went away)', async () => {
+    const dialled: PassThrough[] = [];
+    const { node, root, ask } = await exportAgent(dialled);
+    const size = 64 * 1024 * 1024;
+    await writeFile(join(root, 'big.raw'), Buffer.alloc(size, 7));
+    expect(await ask({ relPath: 'big.raw', start: 0, end: size - 1, expectedSize: size })).toMatchObject({
+      result: { sizeBytes: size },
+    });
+    const channel = dialled[0] as PassThrough;
+    // Read one chunk, then go away: the node's read must end and its descriptor close.
+    await new Promise((resolve) => channel.once('data', resolve));
+    channel.destroy();
+    const deadline = Date.now() + 10_000;
+    const openOnFile = async () => {
+      const fds = await readdir('/proc/self/fd');
+      const targets = await Promise.all(fds.map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+      return targets.filter((target) => target === join(root, 'big.raw')).length;
+    };
+    while ((await openOnFile()) > 0) {
+      if (Date.now() > deadline) throw new Error('the node still holds the exported file open');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await node.close();
   });
 });

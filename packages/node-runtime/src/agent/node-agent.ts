@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { basename, posix } from 'node:path';
-import { type Duplex, pipeline } from 'node:stream';
+import { type Duplex, pipeline, type Writable } from 'node:stream';
 import {
   backendFor,
   type CommandRunner,
@@ -97,6 +97,12 @@ export interface NodeAgentOptions {
    * with this node's token) and gives its byte stream. Without it, console.open is CONSOLE_UNAVAILABLE.
    */
   openConsoleChannel?: (sessionId: string) => Promise<Duplex>;
+  /**
+   * Opens the control plane's channel for a file.export (NODE_EXPORT_PATH/{sessionId}, with this
+   * node's token) for `lengthBytes` bytes, and gives the stream to write them to. Without it,
+   * file.export is UNSUPPORTED_OPERATION.
+   */
+  openExportChannel?: (sessionId: string, lengthBytes: number) => Promise<Writable>;
   logger?: Logger;
 }
 
@@ -118,6 +124,9 @@ interface FinishedDownload {
   result: DownloadAnswer | (DownloadAnswer & ImageImportResultMessage);
   finishedAt: number;
 }
+
+// An exported file is read in chunks this large: fewer, larger writes cost less per byte.
+const EXPORT_CHUNK_BYTES = 512 * 1024;
 
 // Finished downloads are remembered this long, this many: long enough for a control plane
 // that restarted meanwhile to come back and collect the result.
@@ -350,6 +359,7 @@ export class NodeAgent {
   async close(): Promise<void> {
     clearInterval(this.recheckTimer);
     for (const stream of this.consoles) stream.close();
+    for (const channel of this.exports) channel.destroy();
     for (const download of this.downloads.values()) download.controller.abort(new Error('node agent closing'));
     await this.reconciling?.catch(() => undefined);
     await this.checking?.catch(() => undefined);
@@ -582,6 +592,7 @@ export class NodeAgent {
       await this.relayConsole(request);
       return { sessionId: request.sessionId, type: request.type };
     },
+    'file.export': (request) => this.exportFile(request),
     'node.networks': async () => {
       const hypervisor = this.hypervisor();
       if (!hypervisor.networks)
@@ -631,6 +642,67 @@ export class NodeAgent {
       channel.destroy();
     });
     this.logger?.info({ name: request.name, type: request.type, sessionId: request.sessionId }, 'console relayed');
+  }
+
+  /** Files being streamed to the control plane now: their channels are closed with the agent. */
+  private readonly exports = new Set<Writable>();
+
+  /**
+   * file.export: opens the file (resolved inside its pool by the pool's backend), checks it is the
+   * size the control plane expects, dials the export channel and streams the range into it. The
+   * read follows the channel's pace (pipeline: back-pressure), and a channel that closes early —
+   * the client went away — ends the read and closes the file.
+   */
+  private async exportFile(request: Extract<NodeRequest, { op: 'file.export' }>): Promise<NodeResultOf<'file.export'>> {
+    const dial = this.options.openExportChannel;
+    if (!dial) throw new QuantixError(ErrorCode.UNSUPPORTED_OPERATION, 'This node cannot stream files out');
+    const path = await this.resolve(request.poolId, request.relPath);
+    const where = { poolId: request.poolId, relPath: request.relPath };
+    const file = await open(path, 'r').catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT' || error.code === 'ENOTDIR' || error.code === 'EISDIR') {
+        throw new QuantixError(ErrorCode.IMAGE_FILE_MISSING, `No file ${request.relPath} in pool ${request.poolId}`, {
+          details: where,
+        });
+      }
+      throw error;
+    });
+    try {
+      const info = await file.stat();
+      if (!info.isFile()) {
+        throw new QuantixError(ErrorCode.IMAGE_FILE_MISSING, `${request.relPath} is not a file`, { details: where });
+      }
+      if (info.size !== request.expectedSize) {
+        throw new QuantixError(
+          ErrorCode.IMAGE_FILE_CHANGED,
+          `${request.relPath} is ${info.size} bytes, not the ${request.expectedSize} recorded for it`,
+          { details: { ...where, sizeBytes: info.size, expectedSize: request.expectedSize } },
+        );
+      }
+      if (request.start > request.end || request.end >= info.size) {
+        throw new QuantixError(
+          ErrorCode.RANGE_NOT_SATISFIABLE,
+          `Bytes ${request.start}-${request.end} are not within the ${info.size} bytes of ${request.relPath}`,
+          { details: { ...where, sizeBytes: info.size } },
+        );
+      }
+      const channel = await dial(request.sessionId, request.end - request.start + 1);
+      this.exports.add(channel);
+      // The stream owns the descriptor from here: it closes it when it ends or is destroyed.
+      const source = file.createReadStream({
+        start: request.start,
+        end: request.end,
+        highWaterMark: EXPORT_CHUNK_BYTES,
+      });
+      pipeline(source, channel, (error) => {
+        this.exports.delete(channel);
+        if (error) this.logger?.info({ ...where, reason: error.message }, 'file export ended early');
+      });
+      this.logger?.info({ ...where, start: request.start, end: request.end }, 'file export started');
+      return { sessionId: request.sessionId, sizeBytes: info.size };
+    } catch (error) {
+      await file.close().catch(() => undefined);
+      throw error;
+    }
   }
 
   private perform(request: NodeRequest, send: Send): Promise<unknown> {

@@ -5,19 +5,9 @@ import { ImagesIsoErrorCode } from '@quantix/images-iso';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { parseByteRange } from '../ranges.js';
 import { errorResponses } from '../schemas.js';
 import { imageRecord } from './images.js';
-
-/** Parses a single `bytes=a-b` range; multi-range requests get the whole file. */
-function parseRange(header: string | undefined, size: number): { start: number; end: number } | null {
-  const match = /^bytes=(\d*)-(\d*)$/.exec(header ?? '');
-  if (!match) return null;
-  const [, from, to] = match;
-  if (from === '' && to === '') return null;
-  const start = from === '' ? Math.max(0, size - Number(to)) : Number(from);
-  const end = from === '' || to === '' ? size - 1 : Math.min(size - 1, Number(to));
-  return start <= end && start < size ? { start, end } : null;
-}
 
 export function uploadRoutes(app: FastifyInstance, deps: { uploads: UploadService; maxBytes?: number }): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
@@ -86,8 +76,8 @@ export function uploadRoutes(app: FastifyInstance, deps: { uploads: UploadServic
   );
 }
 
-/** A staged upload's bytes, streamed as they are. */
-const stagedBytes = (description: string) => ({
+/** A file's bytes, streamed as they are (a staged upload, an exported image). */
+export const stagedBytes = (description: string) => ({
   description,
   content: {
     'application/octet-stream': { schema: z.custom<Readable>().meta({ type: 'string', format: 'binary' }) },
@@ -125,7 +115,9 @@ export function stagedUploadRoutes(app: FastifyInstance, deps: { uploads: Upload
       const size = await deps.uploads.size(staged);
       const etag = `"${request.params.id}-${size}"`;
       const ifRange = request.headers['if-range'];
-      const range = !ifRange || ifRange === etag ? parseRange(request.headers.range, size) : null;
+      // A range past the end is answered with the whole file, as before (the node's fetcher restarts).
+      const asked = !ifRange || ifRange === etag ? parseByteRange(request.headers.range, size) : null;
+      const range = asked === 'unsatisfiable' ? null : asked;
       reply.header('accept-ranges', 'bytes').header('etag', etag).header('content-type', 'application/octet-stream');
       if (range) {
         reply

@@ -237,6 +237,26 @@ function ImageRowView({
             Retry
           </button>
         )}
+        {image.phase === 'ready' && image.location && (
+          <button
+            type="button"
+            disabled={busy}
+            aria-label={`Download ${image.name}`}
+            onClick={() =>
+              act(async () => {
+                // A link cannot carry the API token: a short-lived ticket for this image goes in its
+                // query, and the browser saves the file itself (streamed to disk, resumable).
+                const { path } = await client.request('createImageContentTicket', { params: { id: image.id } });
+                const link = document.createElement('a');
+                link.href = path;
+                link.download = '';
+                link.click();
+              })
+            }
+          >
+            Download
+          </button>
+        )}
         <DeleteButton
           name={image.name}
           disabled={busy || image.phase === 'deleting'}

@@ -1,0 +1,175 @@
+/**
+ * bench/export — an image streamed out of its pool by GET /images/:id/content (the node reads the
+ * file and pushes it over the channel it dials back, the control plane pipes it to the client)
+ * beside its natural peer: the same file from a plain HTTP file server. The client is `curl -o`
+ * on both sides, in a process of its own; the rounds are interleaved. The control plane and its
+ * node run all-in-one in this process (embedded PGlite, a local pool), as `quantix up` runs them.
+ *   target: throughput ≥ 0.5× the plain file server (the bytes cross two connections, not one).
+ * Full: a 64 MiB and a 1 GiB image. QUANTIX_BENCH_QUICK=1: 64 MiB only.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { startAllInOne } from '@quantix/example-control-plane';
+import { benchResults } from './lib/results.js';
+
+const run = promisify(execFile);
+const results = benchResults('export');
+const quick = process.env.QUANTIX_BENCH_QUICK === '1';
+const MiB = 1024 * 1024;
+const SIZES = quick ? [64 * MiB] : [64 * MiB, 1024 * MiB];
+const ROUNDS = 3;
+const repoRoot = join(import.meta.dirname, '..');
+
+await run('bash', [join(repoRoot, 'scripts/ensure-packages.sh'), 'curl', 'coreutils'], { timeout: 900_000 });
+
+const work = mkdtempSync(join(tmpdir(), 'quantix-bench-export-'));
+// The source files are shared with bench/download (made once, kept between runs).
+const sourceDir = join(tmpdir(), 'quantix-bench-download-sources');
+
+/** The plain file server of bench/download, in a process of its own. */
+async function startFileServer(file: string, size: number): Promise<{ port: number; stop: () => Promise<void> }> {
+  const server = spawn(
+    process.execPath,
+    [join(import.meta.dirname, '__fixtures__/file-server.mjs'), file, String(size)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const lines = createInterface({ input: server.stdout });
+  const [line] = (await Promise.race([
+    once(lines, 'line'),
+    once(server, 'exit').then(() => {
+      throw new Error('the file server exited before it was ready');
+    }),
+  ])) as [string];
+  return {
+    port: Number(/^READY (\d+)$/.exec(line)?.[1]),
+    stop: async () => {
+      server.kill('SIGTERM');
+      await once(server, 'exit');
+    },
+  };
+}
+
+/** `curl -o FILE` (with its headers, the API token as a header file, never in argv); its time in ms. */
+async function curlTimed(url: string, out: string, headerFile?: string): Promise<number> {
+  const start = performance.now();
+  await run('curl', ['-sS', '--fail', ...(headerFile ? ['-H', `@${headerFile}`] : []), '-o', out, url]);
+  const ms = performance.now() - start;
+  return ms;
+}
+
+try {
+  await run('mkdir', ['-p', sourceDir]);
+  for (const size of SIZES) {
+    const name = `bench-${size / MiB}MiB.img`;
+    const file = join(sourceDir, name);
+    const server = await startFileServer(file, size);
+    const dataDir = join(work, `data-${size / MiB}`);
+    const system = await startAllInOne({
+      dataDir,
+      host: '127.0.0.1',
+      port: 0,
+      libvirtUri: null,
+      entries: [
+        {
+          id: 'bench-export',
+          name: 'bench export image',
+          kind: 'cloud',
+          format: 'raw',
+          sourceUrl: `http://127.0.0.1:${server.port}/${name}`,
+          checksumUrl: `http://127.0.0.1:${server.port}/SHA256SUMS`,
+          checksumAlgorithm: 'sha256',
+        },
+      ],
+      allowSourceAddresses: ['127.0.0.1'],
+      log: () => {},
+    });
+    try {
+      const headerFile = join(work, 'auth-header');
+      await run('bash', [
+        '-c',
+        'umask 077; printf "Authorization: Bearer %s\\n" "$1" > "$2"',
+        'auth',
+        system.apiToken,
+        headerFile,
+      ]);
+      const api = async (method: string, path: string, body?: unknown) => {
+        const response = await fetch(`${system.url}/api/v1${path}`, {
+          method,
+          headers: {
+            authorization: `Bearer ${system.apiToken}`,
+            ...(body ? { 'content-type': 'application/json' } : {}),
+          },
+          ...(body ? { body: JSON.stringify(body) } : {}),
+        });
+        return (await response.json()) as Record<string, unknown>;
+      };
+      // The image gets into the pool the way images do: a verified download from the mirror.
+      const deadline = Date.now() + 120_000;
+      let pool: Record<string, unknown> = {};
+      while (((pool.nodeStates as { status: string }[] | undefined)?.[0]?.status ?? '') !== 'active') {
+        if (Date.now() > deadline) throw new Error('the local pool did not become active');
+        pool = await api('GET', '/pools/local');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const started = await api('POST', '/images/download', { catalogId: 'bench-export', poolId: 'local' });
+      let image: Record<string, unknown> = started;
+      while (image.phase !== 'ready') {
+        if (image.phase === 'error' || Date.now() > deadline) throw new Error(`download: ${JSON.stringify(image)}`);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        image = await api('GET', `/images/${started.id}`);
+      }
+      const expected = readFileSync(`${file}.SHA256SUMS`, 'utf8').split(' ')[0];
+      const exportUrl = `${system.url}/api/v1/images/${started.id}/content`;
+      const plainUrl = `http://127.0.0.1:${server.port}/${name}`;
+      // Warm both sides' page cache once.
+      await curlTimed(plainUrl, '/dev/null');
+      await curlTimed(exportUrl, '/dev/null', headerFile);
+      const ours: number[] = [];
+      const peer: number[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        const out = join(work, 'out.img');
+        peer.push(await curlTimed(plainUrl, out));
+        rmSync(out);
+        ours.push(await curlTimed(exportUrl, out, headerFile));
+        if (statSync(out).size !== size) throw new Error('export: wrong size');
+        const { stdout } = await run('sha256sum', [out]);
+        if (stdout.split(' ')[0] !== expected) throw new Error('export: checksum differs');
+        rmSync(out);
+      }
+      const mibPerSecond = (ms: number) => size / MiB / (ms / 1000);
+      console.log(
+        results.add({
+          name: `export ${size / MiB} MiB`,
+          unit: 'MiB/s',
+          better: 'higher',
+          ours: {
+            label: 'GET /images/:id/content (node → control plane → client)',
+            value: mibPerSecond(Math.min(...ours)),
+          },
+          peer: { label: 'curl -o from a plain HTTP file server', value: mibPerSecond(Math.min(...peer)) },
+          target: { ratio: 0.5 },
+          details: {
+            sizeBytes: size,
+            rounds: ROUNDS,
+            oursMs: Math.round(Math.min(...ours)),
+            peerMs: Math.round(Math.min(...peer)),
+          },
+        }),
+      );
+    } finally {
+      await system.close();
+      await server.stop();
+    }
+  }
+  await results.save();
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
