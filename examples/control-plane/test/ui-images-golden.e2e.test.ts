@@ -68,10 +68,11 @@ async function openImages(): Promise<{ page: Page; problems: string[] }> {
 }
 
 /** Fills the import form and submits it; the name the page says it is importing. */
-async function importThroughForm(page: Page, url: string, checksum: string): Promise<string> {
+async function importThroughForm(page: Page, url: string, checksum: string, claimed: string): Promise<string> {
   const form = page.getByRole('form', { name: 'Import disk image' });
   await form.getByLabel('Image URL').fill(url);
   await form.getByLabel('SHA-256 of the file').fill(checksum);
+  await form.getByLabel('The file is').selectOption(claimed);
   await form.getByLabel('Convert to').selectOption('qcow2');
   await form.getByRole('button', { name: 'Import' }).click();
   const status = form.getByRole('status');
@@ -95,7 +96,7 @@ describe('Images page: import a disk image from a URL', () => {
     await expect(textOf(form)).resolves.toContain('The node refuses a download it cannot verify');
     await shot(page, 'images-import-form');
 
-    const name = await importThroughForm(page, `${system.mirror.url}/import/appliance.vmdk`, sha256(vmdk));
+    const name = await importThroughForm(page, `${system.mirror.url}/import/appliance.vmdk`, sha256(vmdk), 'vmdk');
     const row = page.getByRole('table', { name: 'Images' }).getByRole('row', { name, exact: true });
     // The mirror sends 256 KiB/s: the bar is there for seconds.
     await row.getByRole('progressbar').waitFor({ timeout: 30_000 });
@@ -120,13 +121,13 @@ describe('Images page: import a disk image from a URL', () => {
     expect(problems).toEqual([]);
   });
 
-  it('shows why an import was refused: a raw file named .vmdk ends in IMAGE_FORMAT_MISMATCH on its row', async () => {
+  it('shows why an import was refused: a raw file said to be a VMDK ends in IMAGE_FORMAT_MISMATCH on its row', async () => {
     await createImage({ path: join(work, 'not-really.vmdk'), format: 'raw', size: '1M' });
     const raw = await readFile(join(work, 'not-really.vmdk'));
     system.mirror.setFile('/import/not-really.vmdk', raw);
 
     const { page, problems } = await openImages();
-    const name = await importThroughForm(page, `${system.mirror.url}/import/not-really.vmdk`, sha256(raw));
+    const name = await importThroughForm(page, `${system.mirror.url}/import/not-really.vmdk`, sha256(raw), 'vmdk');
     const phase = page
       .getByRole('table', { name: 'Images' })
       .getByRole('row', { name, exact: true })

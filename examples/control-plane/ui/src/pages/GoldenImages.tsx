@@ -1,5 +1,6 @@
 import type { ResponseBody } from '@quantix/client';
 import { type FormEvent, useEffect, useRef, useState } from 'react';
+import { createPortal } from 'react-dom';
 import { ApiError, client } from '../api.js';
 import { Ago, Badge, ErrorAlert, Field } from '../components.js';
 import { formatDate } from '../format.js';
@@ -60,7 +61,7 @@ export function FollowBadge() {
   );
 }
 
-/** The row's button: "Follow upstream…" for a catalog image, "Upstream…" for one that follows. */
+/** The row's button: "Follow upstream…" for a ready catalog image, "Upstream…" for one that follows; opens the dialog. */
 export function UpstreamButton({
   image,
   follow,
@@ -73,10 +74,22 @@ export function UpstreamButton({
   const [open, setOpen] = useState(false);
   return (
     <>
-      <button type="button" aria-label={`Upstream of ${image.name}`} onClick={() => setOpen(true)}>
-        {follow ? 'Upstream…' : 'Follow…'}
-      </button>
-      {open && <FollowDialog image={image} follow={follow} onChange={onChange} onClose={() => setOpen(false)} />}
+      <div>
+        <button
+          type="button"
+          className="upstream-button"
+          aria-label={`Upstream of ${image.name}`}
+          onClick={() => setOpen(true)}
+        >
+          {follow ? 'Upstream…' : 'Follow upstream…'}
+        </button>
+      </div>
+      {/* Out of the table, so the dialog does not take on a cell's styles. */}
+      {open &&
+        createPortal(
+          <FollowDialog image={image} follow={follow} onChange={onChange} onClose={() => setOpen(false)} />,
+          document.body,
+        )}
     </>
   );
 }

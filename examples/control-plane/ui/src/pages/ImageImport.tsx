@@ -5,6 +5,16 @@ import { useAction } from '../hooks.js';
 import type { Pool } from '../types.js';
 
 type TargetFormat = 'qcow2' | 'raw';
+type SourceFormat = 'raw' | 'qcow2' | 'vmdk' | 'vhdx' | 'vpc' | 'vdi';
+/** qemu-img's names, as the API takes them; vpc is VHD. */
+const SOURCE_FORMATS: { value: SourceFormat; label: string }[] = [
+  { value: 'vmdk', label: 'VMDK' },
+  { value: 'vpc', label: 'VHD' },
+  { value: 'vhdx', label: 'VHDX' },
+  { value: 'vdi', label: 'VDI' },
+  { value: 'qcow2', label: 'qcow2' },
+  { value: 'raw', label: 'raw' },
+];
 
 /**
  * Imports a disk image (VMDK, VHD(X), VDI, raw, qcow2, compressed or in an OVA) from a URL: the
@@ -24,6 +34,7 @@ export function ImageImport({
   const [poolId, setPoolId] = useState('');
   const [sha256, setSha256] = useState('');
   const [format, setFormat] = useState<TargetFormat>('qcow2');
+  const [sourceFormat, setSourceFormat] = useState<SourceFormat | ''>('');
   const [keepOriginal, setKeepOriginal] = useState(false);
   const { busy, error, fieldErrors, run } = useAction();
   const [started, setStarted] = useState<string | null>(null);
@@ -35,7 +46,14 @@ export function ImageImport({
     const checksum = sha256.trim();
     const image = await run(() =>
       client.request('importImage', {
-        body: { url: url.trim(), poolId: chosenPool, format, keepOriginal, ...(checksum ? { sha256: checksum } : {}) },
+        body: {
+          url: url.trim(),
+          poolId: chosenPool,
+          format,
+          keepOriginal,
+          ...(checksum ? { sha256: checksum } : {}),
+          ...(sourceFormat ? { sourceFormat } : {}),
+        },
       }),
     );
     if (!image) return;
@@ -89,6 +107,26 @@ export function ImageImport({
             placeholder="64 hex digits"
             onChange={(e) => setSha256(e.target.value)}
           />
+        )}
+      </Field>
+      <Field
+        label="The file is"
+        error={fieldErrors.sourceFormat}
+        hint="The node checks the content against this and refuses a mismatch."
+      >
+        {(props) => (
+          <select
+            {...props}
+            value={sourceFormat}
+            onChange={(e) => setSourceFormat(e.target.value as SourceFormat | '')}
+          >
+            <option value="">Detect from its content</option>
+            {SOURCE_FORMATS.map((f) => (
+              <option key={f.value} value={f.value}>
+                {f.label}
+              </option>
+            ))}
+          </select>
         )}
       </Field>
       <Field label="Convert to" error={fieldErrors.format}>

@@ -224,6 +224,7 @@ function ImageRowView({
         {image.name}
         {follow && <FollowBadge />}
         {image.catalogId && <div className="muted small">catalog: {image.catalogId}</div>}
+        {canFollow(image) && <UpstreamButton image={image} follow={follow} onChange={onFollowChange} />}
       </th>
       <td>{KIND_LABEL[image.kind]}</td>
       <td className="phase-cell">
@@ -259,7 +260,6 @@ function ImageRowView({
             Retry
           </button>
         )}
-        {canFollow(image) && <UpstreamButton image={image} follow={follow} onChange={onFollowChange} />}
         <DeleteButton
           name={image.name}
           disabled={busy || image.phase === 'deleting'}
