@@ -11,23 +11,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createImage, makeQcow2, sha256Sums } from '@quantix/images-cloud/testing';
-import type { Browser, Locator, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TestSystem } from './harness.js';
 import { launchChromium, screenshot, watchPageErrors } from './ui/browser.js';
-import { ensureUiBuilt, until } from './ui/helpers.js';
-import { layoutProblems, windowShot } from './ui/layout.js';
+import { ensureUiBuilt, textOf, until } from './ui/helpers.js';
+import { shot } from './ui/layout.js';
 
 const run = promisify(execFile);
 const VIEWPORT = { width: 1280, height: 800 };
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
-const textOf = async (locator: Locator) => (await locator.allInnerTexts()).join(' ').replace(/\s+/g, ' ').trim();
-
-/** A 1280×800 picture kept as an artifact, and the layout facts a person would check at that width. */
-async function shot(page: Page, name: string): Promise<void> {
-  await windowShot(page, name);
-  expect(await layoutProblems(page), `layout of ${name}`).toEqual([]);
-}
 
 let browser: Browser;
 let system: TestSystem;

@@ -25,11 +25,11 @@ export function ImageImport({
   poolOption,
   onStarted,
 }: {
+  /** The pools that hold cloud images. */
   pools: Pool[];
   poolOption: (pool: Pool) => ReactNode;
   onStarted: () => void;
 }) {
-  const candidates = pools.filter((p) => p.contentTypes.includes('images'));
   const [url, setUrl] = useState('');
   const [poolId, setPoolId] = useState('');
   const [sha256, setSha256] = useState('');
@@ -41,7 +41,7 @@ export function ImageImport({
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
-    const chosenPool = poolId || candidates[0]?.id || '';
+    const chosenPool = poolId || pools[0]?.id || '';
     setStarted(null);
     const checksum = sha256.trim();
     const image = await run(() =>
@@ -85,11 +85,11 @@ export function ImageImport({
       <Field
         label="Into pool"
         error={fieldErrors.poolId}
-        hint={candidates.length === 0 ? 'No pool holds cloud images.' : undefined}
+        hint={pools.length === 0 ? 'No pool holds cloud images.' : undefined}
       >
         {(props) => (
-          <select {...props} value={poolId || candidates[0]?.id || ''} onChange={(e) => setPoolId(e.target.value)}>
-            {candidates.map(poolOption)}
+          <select {...props} value={poolId || pools[0]?.id || ''} onChange={(e) => setPoolId(e.target.value)}>
+            {pools.map(poolOption)}
           </select>
         )}
       </Field>
@@ -147,7 +147,7 @@ export function ImageImport({
           {started}
         </p>
       )}
-      <button type="submit" className="primary" disabled={busy || !url || candidates.length === 0}>
+      <button type="submit" className="primary" disabled={busy || !url || pools.length === 0}>
         {busy ? 'Starting…' : 'Import'}
       </button>
     </form>

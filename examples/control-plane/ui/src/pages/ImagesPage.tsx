@@ -162,7 +162,11 @@ export function ImagesPage() {
       <div className="columns">
         <CatalogDownload pools={pools.data?.pools ?? []} onStarted={images.reload} />
         <IsoUpload pools={pools.data?.pools ?? []} onUploaded={images.reload} />
-        <ImageImport pools={pools.data?.pools ?? []} poolOption={poolOption} onStarted={images.reload} />
+        <ImageImport
+          pools={poolsFor(pools.data?.pools ?? [], 'images')}
+          poolOption={poolOption}
+          onStarted={images.reload}
+        />
       </div>
     </section>
   );
