@@ -13,8 +13,8 @@ import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TestSystem } from './harness.js';
 import { launchChromium, screenshot, watchPageErrors } from './ui/browser.js';
-import { description, ensureUiBuilt, until } from './ui/helpers.js';
-import { layoutProblems, windowShot } from './ui/layout.js';
+import { description, ensureUiBuilt, textOf, until } from './ui/helpers.js';
+import { shot } from './ui/layout.js';
 import { SCRIPTED_REPLICA_ID, type ScriptedSystem, startScriptedSystem } from './ui/scripted-system.js';
 
 const VIEWPORT = { width: 1280, height: 800 };
@@ -45,18 +45,6 @@ async function closeContexts(contexts: BrowserContext[], task: { name: string; r
   }
   await Promise.all(contexts.splice(0).map((c) => c.close()));
 }
-
-/**
- * Every page and wizard step: a 1280×800 picture kept as an artifact, and the layout facts a
- * person would check at that width (no sideways scrolling, no column narrower than its heading).
- */
-async function shot(page: Page, name: string): Promise<void> {
-  await windowShot(page, name);
-  expect(await layoutProblems(page), `layout of ${name}`).toEqual([]);
-}
-
-/** What a person reads in an element, whitespace folded. */
-const textOf = async (locator: Locator) => (await locator.allInnerTexts()).join(' ').replace(/\s+/g, ' ').trim();
 
 /**
  * A table row's cells as read, one space between cells — once that table has that row: right

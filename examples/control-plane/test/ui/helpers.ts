@@ -67,3 +67,6 @@ export async function until<T>(
     `timed out after ${timeoutMs} ms waiting for ${what}; last seen: ${failure ? String(failure) : JSON.stringify(last)}`,
   );
 }
+
+/** What a person reads in an element, whitespace folded. */
+export const textOf = async (locator: Locator) => (await locator.allInnerTexts()).join(' ').replace(/\s+/g, ' ').trim();

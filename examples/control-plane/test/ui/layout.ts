@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import type { Page } from 'playwright-core';
+import { expect } from 'vitest';
 import { SCREENSHOT_DIR } from './browser.js';
 
 /**
@@ -53,4 +54,13 @@ export async function windowShot(page: Page, name: string): Promise<string> {
   const path = `${SCREENSHOT_DIR}${name}.png`;
   await page.screenshot({ path, fullPage: false });
   return path;
+}
+
+/**
+ * Every page, wizard step and dialog: a 1280×800 picture kept as an artifact, and the layout facts
+ * a person would check at that width (no sideways scrolling, no column narrower than its heading).
+ */
+export async function shot(page: Page, name: string): Promise<void> {
+  await windowShot(page, name);
+  expect(await layoutProblems(page), `layout of ${name}`).toEqual([]);
 }

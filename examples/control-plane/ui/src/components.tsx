@@ -37,14 +37,17 @@ export function PhaseBadge({ phase }: { phase: ImagePhase }) {
   return <Badge tone={PHASE_TONE[phase]}>{phase[0]?.toUpperCase() + phase.slice(1)}</Badge>;
 }
 
-/** Download progress; without a known total it shows the bytes so far and no bar length. */
+/** Download progress, with an import's stage; without a known total it shows the bytes so far and no bar length. */
 export function Progress({ progress, label }: { progress: ImageRow['progress']; label: string }) {
   const percent = progress?.percent ?? null;
-  const text = !progress
+  const amount = !progress
     ? 'starting…'
     : percent !== null
       ? `${Math.floor(percent)}% · ${formatBytes(progress.bytesDone)} of ${formatBytes(progress.bytesTotal)}`
       : `${formatBytes(progress.bytesDone)} so far`;
+  // An import goes through stages after the download (decompressing, converting…): name the one it is in.
+  const stage = progress?.stage;
+  const text = stage ? `${stage[0]?.toUpperCase()}${stage.slice(1)} · ${amount}` : amount;
   return (
     <div className="progress">
       <div

@@ -17,6 +17,8 @@ import { formatBytes, KIND_LABEL, osLabel, osProvenance } from '../format.js';
 import { SAFETY_REFRESH_MS, useAction, useLiveEvents, useNodeList, usePoll } from '../hooks.js';
 import { applyToImages } from '../live.js';
 import type { ImageRecord, ImageRow, Pool } from '../types.js';
+import { canFollow, type Follow, FollowBadge, goldenIdOf, UpstreamButton, useFollows } from './GoldenImages.js';
+import { ImageImport } from './ImageImport.js';
 
 const PAGE_SIZE = 50;
 
@@ -59,6 +61,7 @@ export function ImagesPage() {
       .catch(() => undefined); // gone meanwhile: the next load shows it
   });
   const poolName = (id: string | undefined) => pools.data?.pools.find((p) => p.id === id)?.name ?? id ?? '—';
+  const follows = useFollows(images.data?.images);
 
   return (
     <section aria-labelledby="images-heading">
@@ -132,7 +135,9 @@ export function ImagesPage() {
           images={images.data.images}
           poolName={poolName}
           nodeName={nodeList.find((n) => n.id === nodeId)?.hostname ?? 'node'}
+          follows={follows.data}
           onChange={images.reload}
+          onFollowChange={follows.reload}
         />
       )}
       {images.data && images.data.total > PAGE_SIZE && (
@@ -157,6 +162,11 @@ export function ImagesPage() {
       <div className="columns">
         <CatalogDownload pools={pools.data?.pools ?? []} onStarted={images.reload} />
         <IsoUpload pools={pools.data?.pools ?? []} onUploaded={images.reload} />
+        <ImageImport
+          pools={poolsFor(pools.data?.pools ?? [], 'images')}
+          poolOption={poolOption}
+          onStarted={images.reload}
+        />
       </div>
     </section>
   );
@@ -166,12 +176,16 @@ function ImageTable({
   images,
   poolName,
   nodeName,
+  follows,
   onChange,
+  onFollowChange,
 }: {
   images: ImageRow[];
   poolName: (id: string | undefined) => string;
   nodeName: string;
+  follows: Map<string, Follow | null> | undefined;
   onChange: () => void;
+  onFollowChange: () => void;
 }) {
   if (images.length === 0) return <Empty>No images match. Download one from the catalog or upload an ISO below.</Empty>;
   return (
@@ -179,7 +193,14 @@ function ImageTable({
       <TableHead columns={['Name', 'Kind', 'Phase', 'Size', 'OS', 'Pool', `Path on ${nodeName}`, 'Updated', '']} />
       <tbody>
         {images.map((image) => (
-          <ImageRowView key={image.id} image={image} poolName={poolName} onChange={onChange} />
+          <ImageRowView
+            key={image.id}
+            image={image}
+            poolName={poolName}
+            follow={follows?.get(goldenIdOf(image)) ?? null}
+            onChange={onChange}
+            onFollowChange={onFollowChange}
+          />
         ))}
       </tbody>
     </table>
@@ -189,11 +210,15 @@ function ImageTable({
 function ImageRowView({
   image,
   poolName,
+  follow,
   onChange,
+  onFollowChange,
 }: {
   image: ImageRow;
   poolName: (id: string | undefined) => string;
+  follow: Follow | null;
   onChange: () => void;
+  onFollowChange: () => void;
 }) {
   const { busy, error, run: act } = useAction({ after: onChange });
   const downloading = ['pending', 'downloading', 'verifying'].includes(image.phase);
@@ -201,7 +226,9 @@ function ImageRowView({
     <tr aria-label={image.name}>
       <th scope="row">
         {image.name}
+        {follow && <FollowBadge />}
         {image.catalogId && <div className="muted small">catalog: {image.catalogId}</div>}
+        {canFollow(image) && <UpstreamButton image={image} follow={follow} onChange={onFollowChange} />}
       </th>
       <td>{KIND_LABEL[image.kind]}</td>
       <td className="phase-cell">
