@@ -201,7 +201,7 @@ describe('resumable uploads (tus)', () => {
     const backed = await uploadWhole('child.qcow2', await readFile(child), { kind: 'disk' });
     expect(backed.patched.status).toBe(422);
     expect(JSON.parse(await backed.patched.text())).toMatchObject({
-      error: { code: 'IMAGE_INVALID', message: expect.stringContaining('backing file') },
+      error: { code: 'IMAGE_UNSAFE', message: expect.stringContaining('backing file') },
     });
     expect((await api('GET', '/images?text=.qcow2')).body.images.map((i: { name: string }) => i.name)).toEqual([
       'disk.qcow2',

@@ -746,7 +746,7 @@ export interface paths {
         head: operations["getTusUploadOffset-head"];
         /**
          * Send bytes of an upload from Upload-Offset on (application/offset+octet-stream)
-         * @description The request that brings the last byte also checks the file: its SHA-256 against the one given at creation (CHECKSUM_MISMATCH, 422), then that it reads as its kind (ISO_* for an ISO; IMAGE_INVALID for a disk image qemu-img cannot read, that names a backing file, or named .qcow2 but not qcow2; 422). On success the answer names the image (Quantix-Image-Id); on failure nothing is kept.
+         * @description The request that brings the last byte also checks the file: its SHA-256 against the one given at creation (CHECKSUM_MISMATCH, 422), then that it reads as its kind (ISO_* for an ISO; IMAGE_UNSAFE for a disk image that names other files (a backing file, a VMDK descriptor’s extents); IMAGE_INVALID for one qemu-img cannot read or named .qcow2 but not qcow2; 422). On success the answer names the image (Quantix-Image-Id); on failure nothing is kept.
          */
         patch: operations["appendTusUpload"];
         trace?: never;
@@ -7517,6 +7517,7 @@ export interface operations {
              *     - `ISO_NOT_ISO9660`: The file is not an ISO 9660 image: no `CD001` volume descriptor at sector 16.
              *     - `ISO_TRUNCATED`: The file ends before the ISO it begins with: its volume descriptors, or the volume size they declare, run past its end.
              *     - `IMAGE_INVALID`: A downloaded file is not a usable disk image (qemu-img cannot read it, or it names a backing file).
+             *     - `IMAGE_UNSAFE`: An image to import depends on other files (a backing file, a qcow2 external data file, VMDK extents or a descriptor naming other files); it is refused before qemu-img opens it.
              */
             422: {
                 headers: {

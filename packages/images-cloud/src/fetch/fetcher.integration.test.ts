@@ -397,22 +397,37 @@ describe('HttpImageFetcher against a real HTTP server', () => {
     const error = await fetcher()
       .fetch(request())
       .catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'IMAGE_INVALID', details: { backingFile: join(fixtures, 'base.raw') } });
+    // Refused from its header, before qemu-img (which would open the named file) sees it.
+    expect(error).toMatchObject({ code: 'IMAGE_UNSAFE', details: { reason: 'backing-file' } });
+    const dest = request().destinationPath;
+    expect(existsSync(dest)).toBe(false);
+    expect(leftovers(dest)).toEqual([]);
+  });
+
+  it('refuses a VMDK descriptor naming a file of the node before qemu-img opens it, leaving nothing', async () => {
+    // `qemu-img info` of such a descriptor opens the extent it names (/etc/passwd reads as valid).
+    const descriptor = join(fixtures, 'passwd.vmdk');
+    await makeVmdkDescriptorNaming(descriptor, '/etc/passwd');
+    serveImage(readFileSync(descriptor));
+    const error = await fetcher()
+      .fetch(request())
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'IMAGE_UNSAFE', details: { reason: 'vmdk-descriptor' } });
     const dest = request().destinationPath;
     expect(existsSync(dest)).toBe(false);
     expect(leftovers(dest)).toEqual([]);
   });
 
   it('leaves the file to the caller with inspect: false (an import checks it before qemu-img opens it)', async () => {
-    // A VMDK descriptor naming a file that is not there: qemu-img info fails on it, so an
-    // inspected fetch is refused and one that is not inspected arrives as it is.
+    // A VMDK descriptor naming a file that is not there: an inspected fetch refuses it from its
+    // header, and one that is not inspected arrives as it is.
     const descriptor = join(fixtures, 'dangling.vmdk');
     await makeVmdkDescriptorNaming(descriptor, join(fixtures, 'no-such-extent.vmdk'));
     serveImage(readFileSync(descriptor));
     const inspected = await fetcher()
       .fetch(request())
       .catch((e: unknown) => e);
-    expect(inspected).toMatchObject({ code: 'IMAGE_INVALID' });
+    expect(inspected).toMatchObject({ code: 'IMAGE_UNSAFE' });
     const result = await fetcher().fetch(request({ inspect: false }));
     expect(result).toMatchObject({ format: null, detectedFormat: null, virtualSizeBytes: null });
     expect(readFileSync(result.path).equals(readFileSync(descriptor))).toBe(true);

@@ -849,8 +849,11 @@ export class HttpImageFetcher implements ImageFetcher {
     try {
       return await this.inspector.inspect({ path: options.path, signal: options.signal });
     } catch (error) {
-      // Verified bytes that are no usable image are the publisher's mistake; none of it is kept.
-      if (isQuantixError(error, ImagesCloudErrorCode.IMAGE_INVALID) && error.details.retryable !== true) {
+      // Verified bytes that are no usable (or no safe) image are the publisher's mistake; none of it is kept.
+      const refused =
+        isQuantixError(error, ImagesCloudErrorCode.IMAGE_INVALID) ||
+        isQuantixError(error, ImagesCloudErrorCode.IMAGE_UNSAFE);
+      if (refused && error.details.retryable !== true) {
         await removeQuietly(...options.remove);
       }
       throw error;

@@ -6,6 +6,8 @@ import {
   LocalCommandRunner,
   QuantixError,
 } from '@quantix/core';
+import { readHead } from '../convert/compression.js';
+import { assertSelfContained, HEADER_BYTES } from '../convert/headers.js';
 import { ImagesCloudErrorCode } from '../errors.js';
 
 export interface ImageInspection {
@@ -79,22 +81,29 @@ export interface QemuImgInspectorOptions {
 
 /**
  * Reads format and virtual size with `qemu-img info --output=json`. The format is probed (the
- * file is not trusted to be what its name says); qemu-img info opens only the top image, never
- * a backing file, so probing a hostile image reads nothing else.
+ * file is not trusted to be what its name says). qemu-img info does open other files a file
+ * names — a VMDK descriptor's extents (one naming /etc/passwd is read), a qcow2's external data
+ * file — so a file on this machine is first checked from its header alone (assertSelfContained,
+ * IMAGE_UNSAFE) before qemu-img sees it; a file behind another runner is checked from qemu-img's
+ * answer only.
  */
 export class QemuImgInspector implements ImageInspector {
   private readonly runner: CommandRunner;
   private readonly qemuImg: string;
   private readonly timeoutMs: number;
+  /** Whether qemu-img runs here, so the file can be read before it does. */
+  private readonly filesAreLocal: boolean;
 
   constructor(options: QemuImgInspectorOptions = {}) {
     this.runner = options.runner ?? new LocalCommandRunner();
+    this.filesAreLocal = options.runner === undefined || options.runner instanceof LocalCommandRunner;
     this.qemuImg = options.qemuImg ?? 'qemu-img';
     this.timeoutMs = options.timeoutMs ?? 60_000;
   }
 
   async inspect(options: { path: string; signal?: AbortSignal }): Promise<ImageInspection> {
     try {
+      if (this.filesAreLocal) assertSelfContained(await readHead(options.path, HEADER_BYTES), options.path);
       const result = await this.runner.run({
         argv: [this.qemuImg, 'info', '--output=json', '--', options.path],
         timeoutMs: this.timeoutMs,
@@ -103,7 +112,11 @@ export class QemuImgInspector implements ImageInspector {
       });
       return parseQemuImgInfo(result.stdout, options.path);
     } catch (error) {
-      if (isQuantixError(error, ImagesCloudErrorCode.IMAGE_INVALID)) throw error;
+      if (
+        isQuantixError(error, ImagesCloudErrorCode.IMAGE_INVALID) ||
+        isQuantixError(error, ImagesCloudErrorCode.IMAGE_UNSAFE)
+      )
+        throw error;
       if (options.signal?.aborted) throw error;
       const message = (error as Error).message;
       const missing = isQuantixError(error) && error.details.errno === 'ENOENT';

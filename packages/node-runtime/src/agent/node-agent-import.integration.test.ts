@@ -201,5 +201,10 @@ describe('node agent image.import', () => {
     const { response } = await request(importRequest('img-4', 'claims.vhdx', 'unsafe/claims.qcow2'));
     expect(response.error).toMatchObject({ code: 'IMAGE_FORMAT_MISMATCH' });
     expect(readdirSync(join(poolDir, 'unsafe'))).toEqual([]);
+    // As a control plane asks when the user named no format (claimedFormat null): the name still claims.
+    await copyFile(join(root, 'disk.raw'), join(served, 'named.vmdk'));
+    const named = await request(importRequest('img-5', 'named.vmdk', 'unsafe/named.qcow2', { claimedFormat: null }));
+    expect(named.response.error).toMatchObject({ code: 'IMAGE_FORMAT_MISMATCH' });
+    expect(readdirSync(join(poolDir, 'unsafe'))).toEqual([]);
   });
 });

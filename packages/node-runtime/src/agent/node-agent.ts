@@ -1138,7 +1138,8 @@ export class NodeAgent {
       sourcePath,
       destinationPath,
       targetFormat,
-      ...(claimedFormat !== undefined ? { claimedFormat } : {}),
+      // No format named (null from a control plane, or absent): the file's name is the claim checked.
+      ...(claimedFormat ? { claimedFormat } : {}),
       originalName: decodeURIComponent(basename(new URL(request.sourceUrl).pathname)),
       removeSource: !keepOriginal,
       signal,

@@ -268,7 +268,7 @@ export function tusRoutes(app: FastifyInstance, deps: { tus: TusUploads; uploads
       tags: ['uploads'],
       summary: 'Send bytes of an upload from Upload-Offset on (application/offset+octet-stream)',
       description:
-        'The request that brings the last byte also checks the file: its SHA-256 against the one given at creation (CHECKSUM_MISMATCH, 422), then that it reads as its kind (ISO_* for an ISO; IMAGE_INVALID for a disk image qemu-img cannot read, that names a backing file, or named .qcow2 but not qcow2; 422). On success the answer names the image (Quantix-Image-Id); on failure nothing is kept.',
+        'The request that brings the last byte also checks the file: its SHA-256 against the one given at creation (CHECKSUM_MISMATCH, 422), then that it reads as its kind (ISO_* for an ISO; IMAGE_UNSAFE for a disk image that names other files (a backing file, a VMDK descriptor’s extents); IMAGE_INVALID for one qemu-img cannot read or named .qcow2 but not qcow2; 422). On success the answer names the image (Quantix-Image-Id); on failure nothing is kept.',
       params: z.object({ id: uploadId }),
       headers: z
         .object({ 'tus-resumable': tusResumable, 'upload-offset': z.string().regex(/^\d{1,20}$/) })
@@ -284,6 +284,7 @@ export function tusRoutes(app: FastifyInstance, deps: { tus: TusUploads; uploads
           ImagesIsoErrorCode.ISO_NOT_ISO9660,
           ImagesIsoErrorCode.ISO_TRUNCATED,
           ImagesCloudErrorCode.IMAGE_INVALID,
+          ImagesCloudErrorCode.IMAGE_UNSAFE,
         ),
       },
     },

@@ -253,7 +253,7 @@ function ImageRowView({
       <td>
         <Ago iso={image.updatedAt} />
       </td>
-      <td className="actions">
+      <td className="actions stacked">
         {image.phase === 'error' && image.catalogId && (
           <button
             type="button"
