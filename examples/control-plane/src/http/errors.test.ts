@@ -98,6 +98,8 @@ describe('HTTP statuses of error codes', () => {
       INSUFFICIENT_CAPACITY: 422,
       ISO_UNREADABLE: 500,
       IMAGE_UNSAFE: 422,
+      IMAGE_FILE_CHANGED: 409,
+      RANGE_NOT_SATISFIABLE: 416,
       IMAGE_FORMAT_MISMATCH: 422,
       IMAGE_TOO_LARGE: 422,
       OVA_INVALID: 422,
