@@ -8,14 +8,13 @@
  *   download's peak within 1.25× the 64 MiB one's.
  * Full: a 64 MiB and a 2 GiB file. QUANTIX_BENCH_QUICK=1: 64 MiB only.
  */
-import { execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
+import { startFileServer } from './lib/file-server.js';
 import { benchResults } from './lib/results.js';
 
 interface FetchOnce {
@@ -50,38 +49,13 @@ const work = mkdtempSync(join(tmpdir(), 'quantix-bench-download-'));
 // The source files are kept between runs (made once); outputs go to a fresh directory.
 const sourceDir = join(tmpdir(), 'quantix-bench-download-sources');
 
-async function startServer(file: string, size: number): Promise<{ port: number; stop: () => Promise<void> }> {
-  const server = spawn(
-    process.execPath,
-    [join(import.meta.dirname, '__fixtures__/file-server.mjs'), file, String(size)],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  const lines = createInterface({ input: server.stdout });
-  const [line] = (await Promise.race([
-    once(lines, 'line'),
-    once(server, 'exit').then(() => {
-      throw new Error('the file server exited before it was ready');
-    }),
-  ])) as [string];
-  const port = Number(/^READY (\d+)$/.exec(line)?.[1]);
-  return {
-    port,
-    stop: async () => {
-      server.kill('SIGTERM');
-      await once(server, 'exit');
-    },
-  };
-}
-
 const peaks: { size: number; peakRss: number; baselineRss: number }[] = [];
 try {
   await run('mkdir', ['-p', sourceDir]);
   for (const size of SIZES) {
     const name = `bench-${size / MiB}MiB.img`;
     const file = join(sourceDir, name);
-    const server = await startServer(file, size);
+    const server = await startFileServer(file, size);
     const url = `http://127.0.0.1:${server.port}/${name}`;
     const expected = readFileSync(`${file}.SHA256SUMS`, 'utf8').split(' ')[0];
     const curlTimes: number[] = [];

@@ -7,15 +7,14 @@
  *   target: throughput ≥ 0.5× the plain file server (the bytes cross two connections, not one).
  * Full: a 64 MiB and a 1 GiB image. QUANTIX_BENCH_QUICK=1: 64 MiB only.
  */
-import { execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { startAllInOne } from '@quantix/example-control-plane';
+import { startFileServer } from './lib/file-server.js';
 import { benchResults } from './lib/results.js';
 
 const run = promisify(execFile);
@@ -31,31 +30,6 @@ await run('bash', [join(repoRoot, 'scripts/ensure-packages.sh'), 'curl', 'coreut
 const work = mkdtempSync(join(tmpdir(), 'quantix-bench-export-'));
 // The source files are shared with bench/download (made once, kept between runs).
 const sourceDir = join(tmpdir(), 'quantix-bench-download-sources');
-
-/** The plain file server of bench/download, in a process of its own. */
-async function startFileServer(file: string, size: number): Promise<{ port: number; stop: () => Promise<void> }> {
-  const server = spawn(
-    process.execPath,
-    [join(import.meta.dirname, '__fixtures__/file-server.mjs'), file, String(size)],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  const lines = createInterface({ input: server.stdout });
-  const [line] = (await Promise.race([
-    once(lines, 'line'),
-    once(server, 'exit').then(() => {
-      throw new Error('the file server exited before it was ready');
-    }),
-  ])) as [string];
-  return {
-    port: Number(/^READY (\d+)$/.exec(line)?.[1]),
-    stop: async () => {
-      server.kill('SIGTERM');
-      await once(server, 'exit');
-    },
-  };
-}
 
 /** `curl -o FILE` (with its headers, the API token as a header file, never in argv); its time in ms. */
 async function curlTimed(url: string, out: string, headerFile?: string): Promise<number> {
