@@ -844,19 +844,25 @@ function stdinBytes(stdin: RunCommandOptions['stdin']): Buffer {
  *   A watcher keeps reading the channel's input: the runner never sends EOF, so the input ends
  *   only when the channel or the connection does — closed after a timeout, by close(), or lost
  *   with the network. Then, with the session still there, the watcher kills its process group.
- * - When the command ends by itself, the rest of the group (the watcher, anything the command
- *   left running) gets SIGTERM, and the shell exits with the command's status.
+ * - When the command ends by itself, the watcher gets SIGKILL by its PID (it says it first, on
+ *   the pipe, before any input), then the rest of the group (whatever the command left running)
+ *   gets SIGTERM, and the shell exits with the command's status. The watcher is killed by PID and
+ *   with KILL because a SIGTERM to the group can reach it between fork and exec, while it still
+ *   has the session shell's `trap : TERM`: it survived, kept reading an input that never ends,
+ *   and the call hung until its timeout (about 1 command in 60 on a loaded machine).
  *
  * Every word of the command is quoted by quoteArgv; nothing here comes from the caller.
  */
 export function launcherLine(command: string, inputBytes: number): string {
   const feed = inputBytes > 0 ? `head -c ${inputBytes}; ` : '';
   // Reads the channel's input (a socket OpenSSH also uses for stdout, so it must not outlive the
-  // command): the command's bytes first, then nothing until the input ends.
-  const watcher = `{ ${feed}exec >&-; cat >/dev/null; kill -0 $$ 2>/dev/null && kill -s KILL -- -$$; } <&3 3<&- 2>/dev/null`;
-  // After the command, SIGTERM to the rest of the group (the watcher, whatever the command left
-  // behind) but not to this side, then the command's status.
-  const runner = `{ ( ${command} ) 3<&-; s=$?; trap '' TERM; kill -s TERM -- -$$ 2>/dev/null; exit $s; }`;
+  // command): its own PID first, then the command's bytes, then nothing until the input ends. A
+  // fresh `sh -c` so that `$$` is the watcher's own PID ($1 is the session's).
+  const watcher = `{ exec sh -c 'echo $$; ${feed}exec >&-; cat >/dev/null; kill -0 $1 2>/dev/null && kill -s KILL -- -$1' sh $$; } <&3 3<&- 2>/dev/null`;
+  // Reads the watcher's PID off the pipe (read takes one byte at a time from a pipe, so the
+  // command's input starts right after it); after the command, SIGKILL to the watcher and
+  // SIGTERM to the rest of the group but not to this side, then the command's status.
+  const runner = `{ read -r w; ( ${command} ) 3<&-; s=$?; kill -s KILL "$w" 2>/dev/null; trap '' TERM; kill -s TERM -- -$$ 2>/dev/null; exit $s; }`;
   // The session shell survives that SIGTERM by catching it; subshells start with it at default.
   return `echo "__quantix_pid=$$" >&2; trap : TERM; exec 3<&0; ${watcher} | ${runner}`;
 }
