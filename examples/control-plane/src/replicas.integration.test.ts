@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { IdempotencyStore } from '@quantix/control-plane';
 import { createQuantix, PROTOCOL_VERSION, PROTOCOL_VERSIONS, type Quantix } from '@quantix/core';
-import { createTestDatabase, type TestDatabase, waitFor } from '@quantix/core/testing';
+import { createTestDatabase, freePort, type TestDatabase, waitFor } from '@quantix/core/testing';
 import { ControlPlaneConnection, type MessageHandler } from '@quantix/example-node-daemon';
 import { createStorageLocalPlugin } from '@quantix/storage-local';
 import { pino } from 'pino';
@@ -32,7 +32,7 @@ describe('control-plane replicas on one PostgreSQL', () => {
   let nodeToken: string;
   const cleanup: (() => Promise<unknown> | unknown)[] = [];
 
-  const replica = async (id: string) => {
+  const replica = async (id: string, own: { url?: string; port?: number } = {}) => {
     // The pool types come from the storage plugin without its backend, as `quantix serve` has them.
     const quantix = await createQuantix({
       database: testDb.config,
@@ -40,7 +40,12 @@ describe('control-plane replicas on one PostgreSQL', () => {
       plugins: [createStorageLocalPlugin({ backend: false })],
     });
     instances.push(quantix);
-    return startControlPlane({ quantix, apiToken: API_TOKEN, replica: { id, leaseSeconds: 3 } });
+    return startControlPlane({
+      quantix,
+      apiToken: API_TOKEN,
+      replica: { id, leaseSeconds: 3, ...(own.url ? { url: own.url } : {}) },
+      ...(own.port ? { host: '127.0.0.1', port: own.port } : {}),
+    });
   };
   const get = async (cp: ControlPlane, path: string) => {
     const response = await fetch(`${cp.url}/api/v1${path}`, { headers: { authorization: `Bearer ${API_TOKEN}` } });
@@ -271,6 +276,42 @@ describe('control-plane replicas on one PostgreSQL', () => {
     });
     expect(response.status).toBe(200);
     expect(((await response.json()) as { networks: unknown }).networks).toEqual(networks);
+  });
+
+  it('opens a console through a replica the node is not connected to: the node dials back to that replica’s URL', async () => {
+    const port = await freePort();
+    const c = await replica('replica-c', { url: `http://127.0.0.1:${port}`, port });
+    cleanup.push(() => c.close());
+    const vm = await (instances[0] as Quantix).repositories.vms.create({ name: 'web-1', nodeId: 'n1' });
+    cleanup.push(() => (instances[0] as Quantix).repositories.vms.delete(vm.id));
+    const dialled: (string | undefined)[] = [];
+    // The daemon's own connection class dials the relay: only the VM behind it is a stand-in.
+    const connection: ControlPlaneConnection = nodeOn(b, async (message, send) => {
+      if (message.type !== 'request' || message.request.op !== 'console.open') return;
+      const { sessionId, relayUrl } = message.request;
+      dialled.push(relayUrl);
+      const channel = await connection.openConsoleChannel(sessionId, relayUrl);
+      channel.write('login: ');
+      send({
+        v: PROTOCOL_VERSION,
+        type: 'response',
+        requestId: message.requestId,
+        result: { sessionId, type: 'serial' },
+      });
+    });
+    await waitFor('n1 on B', () => b.hub.isConnected('n1'));
+
+    // A has no URL of its own to be dialled at: it says so, rather than wait for a dial that cannot come.
+    await expect(a.consoles.open(vm.id, 'serial')).rejects.toMatchObject({
+      code: 'NODE_NOT_CONNECTED',
+      details: { reason: 'no-replica-url' },
+    });
+    const viewer = await c.consoles.open(vm.id, 'serial');
+    const first = await new Promise<string>((resolve) => viewer.once('data', (chunk) => resolve(String(chunk))));
+    viewer.destroy();
+    expect(first).toBe('login: ');
+    expect(dialled).toEqual([`http://127.0.0.1:${port}`]);
+    expect(c.hub.isConnectedHere('n1')).toBe(false);
   });
 
   it('fails a request for a node held by a silent replica with REPLICA_UNAVAILABLE, not a hang', async () => {

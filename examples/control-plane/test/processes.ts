@@ -1,7 +1,6 @@
 /** Real processes for end-to-end tests: the `quantix` and `quantix-node` commands as users run them. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 
 const repoRoot = join(import.meta.dirname, '../../..');
@@ -63,12 +62,4 @@ export async function stopProcess(proc: Proc | undefined, signal: NodeJS.Signals
   if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGKILL');
 }
 
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
+export { freePort } from '@quantix/core/testing';

@@ -78,6 +78,8 @@ describe('three replicas on three hosts, one PostgreSQL (real processes, network
   let daemon: Proc | undefined;
   let protocolNodes: Proc | undefined;
   let probeToken = '';
+  /** The image the SIGKILL test downloads to ready, exported from every replica after it. */
+  let readyImageId: string | undefined;
   const protocolNodeIds = Array.from({ length: PROTOCOL_NODE_COUNT }, (_, i) => `proto-${String(i).padStart(2, '0')}`);
   const allNodeIds = [REAL_NODE, ...protocolNodeIds].sort();
 
@@ -417,6 +419,7 @@ describe('three replicas on three hosts, one PostgreSQL (real processes, network
       format: 'qcow2',
     });
     expect(sha256(await readFile(join(poolDir, 'images', 'replica-slow.qcow2')))).toBe(sha256(image));
+    readyImageId = imageId;
 
     // The mirror saw one whole fetch at most: any further GET resumed with a range.
     const gets = mirror.requestsFor(IMAGE_PATH).filter((r) => r.method === 'GET');
@@ -444,6 +447,27 @@ describe('three replicas on three hosts, one PostgreSQL (real processes, network
       (await replicaViews(survivor))?.some((r) => r.id === holder.id),
     );
     await waitFor('every node held by one replica', () => settled(survivor), 30_000);
+  });
+
+  it('streams an image from every replica, whether its node is connected there or not, whole and by range', async () => {
+    expect(readyImageId, 'the SIGKILL test leaves a ready image').toBeDefined();
+    const holderId = await waitFor('the real node held', () => holderOf(replicas[0] as Replica, REAL_NODE));
+    const content = (via: Replica, headers: Record<string, string> = {}) =>
+      fetch(`${via.url}/api/v1/images/${readyImageId}/content`, {
+        headers: { authorization: `Bearer ${API_TOKEN}`, ...headers },
+        signal: AbortSignal.timeout(30_000),
+      });
+    for (const via of live()) {
+      // A replica that does not hold the node has the node dial back to its own URL.
+      const whole = await content(via);
+      expect(whole.status, `${via.id} (holder ${holderId}): ${whole.status}`).toBe(200);
+      expect(whole.headers.get('x-checksum-sha256')).toBe(sha256(image));
+      expect(sha256(Buffer.from(await whole.arrayBuffer()))).toBe(sha256(image));
+      const part = await content(via, { range: 'bytes=1000-1999' });
+      expect(part.status).toBe(206);
+      expect(Buffer.from(await part.arrayBuffer()).equals(image.subarray(1000, 2000))).toBe(true);
+    }
+    expect(live().filter((r) => r.id !== holderId).length).toBeGreaterThan(0);
   });
 
   it('a replica cut off from PostgreSQL lets its nodes go within its lease; they move to the others, and once it is back no node is held twice', async () => {

@@ -115,23 +115,17 @@ export class ControlPlaneConnection {
   }
 
   /**
-   * Dials the console relay for a console.open on the replica this connection is on (the session
-   * waits there), with this node's token; the bytes go as binary frames, never through the node
+   * Dials the console relay for a console.open on the replica this connection is on, or on
+   * `relayUrl` when another replica asked (the session waits there), with this node's token; the bytes go as binary frames, never through the node
    * protocol's connection. Settles once the relay took the socket.
    */
-  async openConsoleChannel(sessionId: string): Promise<Duplex> {
-    const endpoint = this.current;
-    if (!endpoint || this.stopped) {
-      throw new QuantixError(ErrorCode.NODE_NOT_CONNECTED, 'Not connected to a control plane');
-    }
-    const url = new URL(
-      `/api/v1${NODE_CONSOLE_PATH}/${encodeURIComponent(sessionId)}`,
-      endpoint.url.href.replace(/^http/, 'ws'),
-    );
+  async openConsoleChannel(sessionId: string, relayUrl?: string): Promise<Duplex> {
+    const target = this.dialBackTarget(`${NODE_CONSOLE_PATH}/${encodeURIComponent(sessionId)}`, relayUrl);
+    const url = new URL(target.url.href.replace(/^http/, 'ws'));
     const socket = new WebSocket(url, {
       headers: { authorization: `Bearer ${this.options.token}`, 'x-quantix-node-id': this.options.nodeId },
       handshakeTimeout: 10_000,
-      lookup: pinnedLookup(endpoint.address),
+      ...target.lookup,
     });
     await new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve());
@@ -150,18 +144,15 @@ export class ControlPlaneConnection {
   }
 
   /**
-   * Opens the upload of a file.export's bytes to the replica this connection is on: a streamed
+   * Opens the upload of a file.export's bytes to the replica this connection is on (or to
+   * `relayUrl`, the replica that asked, when the request was carried from it): a streamed
    * HTTP POST to NODE_EXPORT_PATH/{sessionId} with this node's token, `lengthBytes` long. Plain
    * HTTP rather than a WebSocket: bulk bytes one way need no framing or masking, and TCP's own
    * back-pressure paces the node's read. Settles once connected; a refusal (or the control
    * plane closing it early, its client gone) fails the stream, which ends the read.
    */
-  async openExportChannel(sessionId: string, lengthBytes: number): Promise<Writable> {
-    const endpoint = this.current;
-    if (!endpoint || this.stopped) {
-      throw new QuantixError(ErrorCode.NODE_NOT_CONNECTED, 'Not connected to a control plane');
-    }
-    const url = new URL(`/api/v1${NODE_EXPORT_PATH}/${encodeURIComponent(sessionId)}`, endpoint.url);
+  async openExportChannel(sessionId: string, lengthBytes: number, relayUrl?: string): Promise<Writable> {
+    const { url, lookup } = this.dialBackTarget(`${NODE_EXPORT_PATH}/${encodeURIComponent(sessionId)}`, relayUrl);
     const request = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
       method: 'POST',
       headers: {
@@ -170,7 +161,7 @@ export class ControlPlaneConnection {
         'content-type': 'application/octet-stream',
         'content-length': lengthBytes,
       },
-      lookup: pinnedLookup(endpoint.address),
+      ...lookup,
       timeout: 30_000,
     });
     request.once('response', (response) => {
@@ -193,6 +184,40 @@ export class ControlPlaneConnection {
       request.once('error', reject);
     });
     return request;
+  }
+
+  /**
+   * Where a console or export channel is dialled: `path` under the API prefix of the replica this
+   * connection is on (at the address it connected to), or of `relayUrl`, the replica that asked
+   * when the request was carried from another one. Only an http(s) origin, and never https
+   * downgraded to http: this node's token goes with the request.
+   */
+  private dialBackTarget(
+    path: string,
+    relayUrl?: string,
+  ): { url: URL; lookup: { lookup?: ReturnType<typeof pinnedLookup> } } {
+    const endpoint = this.current;
+    if (!endpoint || this.stopped) {
+      throw new QuantixError(ErrorCode.NODE_NOT_CONNECTED, 'Not connected to a control plane');
+    }
+    if (!relayUrl)
+      return { url: new URL(`/api/v1${path}`, endpoint.url), lookup: { lookup: pinnedLookup(endpoint.address) } };
+    const origin = new URL(relayUrl);
+    const refused =
+      !/^https?:$/.test(origin.protocol) ||
+      origin.username ||
+      origin.password ||
+      (origin.pathname !== '/' && origin.pathname !== '')
+        ? 'it is not an http(s) origin'
+        : endpoint.url.protocol === 'https:' && origin.protocol !== 'https:'
+          ? 'it would send this node’s token over plain http while the control plane is reached over https'
+          : null;
+    if (refused) {
+      throw new QuantixError(ErrorCode.INVALID_INPUT, `Relay URL ${relayUrl} refused: ${refused}`, {
+        details: { relayUrl },
+      });
+    }
+    return { url: new URL(`/api/v1${path}`, origin), lookup: {} };
   }
 
   /** The next endpoint to dial: the rest of this round, or a new round with names resolved again. */

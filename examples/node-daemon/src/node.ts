@@ -142,9 +142,10 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
     logger,
     ...(options.poolRecheckIntervalMs !== undefined ? { poolRecheckIntervalMs: options.poolRecheckIntervalMs } : {}),
     // A console is relayed over a socket of its own to the replica this node is connected to.
-    openConsoleChannel: (sessionId) => connection.openConsoleChannel(sessionId),
+    openConsoleChannel: (sessionId, relayUrl) => connection.openConsoleChannel(sessionId, relayUrl),
     // An exported file is streamed over a connection of its own too, never the protocol's.
-    openExportChannel: (sessionId, lengthBytes) => connection.openExportChannel(sessionId, lengthBytes),
+    openExportChannel: (sessionId, lengthBytes, relayUrl) =>
+      connection.openExportChannel(sessionId, lengthBytes, relayUrl),
   });
   const hostname = options.hostname ?? osHostname();
   // Built on every (re)connect: it carries the downloads the agent has in hand. controlPlaneUrl:

@@ -131,6 +131,8 @@ export interface NodeLeases {
   /** Every node some live replica holds now (one query). */
   heldNodeIdsAnywhere(): Promise<Set<string>>;
   readonly replicaId: string;
+  /** This replica's own URL, which nodes held elsewhere dial back to (consoles, exports); null if none was given. */
+  readonly url?: string | null;
 }
 
 /** Carries a request to the replica holding the node (NodeRequestRelay). */
@@ -366,6 +368,41 @@ export class NodeHub {
       const desired = sets.get(link.nodeId);
       if (desired && link.state !== 'closed') this.send(link, { v: link.version, type: 'pools.desired', ...desired });
     }
+  }
+
+  /**
+   * Whether a relay session opened on this replica can get its node's channel: the node's link
+   * is here, or another replica holds it and this replica has a URL of its own to be dialled at.
+   * The same question for consoles and exports, with what stands in the way as the error:
+   * NODE_NOT_CONNECTED, naming the replica's missing URL when that is what is missing.
+   */
+  async requireDialBack(nodeId: string, consequence?: string, details: Record<string, unknown> = {}): Promise<void> {
+    if (this.isConnectedHere(nodeId)) return;
+    if (!(await this.isConnectedNow(nodeId))) throw nodeNotConnected(nodeId, consequence, details);
+    if (!this.options.leases?.url) {
+      throw new QuantixError(
+        ErrorCode.NODE_NOT_CONNECTED,
+        `Node ${nodeId} is connected to another replica and this replica has no URL of its own to be dialled back at${consequence ? `, ${consequence}` : ''}; give each replica --replica-url, or use the replica holding the node`,
+        { details: { nodeId, ...details, reason: 'no-replica-url' } },
+      );
+    }
+  }
+
+  /**
+   * Sends an operation after which the node dials back to a relay session waiting on this
+   * replica (console.open, file.export): on the link here as it is; to a node held by another
+   * replica, carried there with this replica's URL as `relayUrl`, which the node dials instead of
+   * the replica it is connected to. Check requireDialBack first for a clear refusal.
+   */
+  requestDialBack<Op extends 'console.open' | 'file.export'>(
+    nodeId: string,
+    request: NodeRequestOf<Op>,
+    options: { timeoutMs: number },
+  ): Promise<NodeResultOf<Op>> {
+    if (this.isConnectedHere(nodeId)) return this.request(nodeId, request, { ...options, localOnly: true });
+    const relayUrl = this.options.leases?.url;
+    if (!relayUrl) return Promise.reject(nodeNotConnected(nodeId));
+    return this.request(nodeId, { ...request, relayUrl }, options);
   }
 
   /**

@@ -13,7 +13,8 @@ interface WaitingSession<Channel> {
  * the control plane asks the node for an operation naming a fresh session id, and the node dials
  * a connection of its own back (with its node token) under that id: a WebSocket for a console,
  * an HTTP upload for a file. `Channel` is what that connection gives. Sessions live in this
- * replica's memory, so the node must be connected to this replica.
+ * replica's memory, so the node dials this replica: the one it is connected to, or, when
+ * another replica holds its link, this one's own URL (NodeHub.requestDialBack).
  */
 export class RelaySessions<Channel extends Stream & { destroy(): unknown }> {
   private readonly sessions = new Map<string, WaitingSession<Channel>>();

@@ -2,7 +2,7 @@ import { posix } from 'node:path';
 import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
 import { ErrorCode, type Image, QuantixError, type Repositories } from '@quantix/core';
 import type { Logger } from 'pino';
-import type { NodeHub } from '../hub/node-hub.js';
+import { type NodeHub, nodeNotConnected } from '../hub/node-hub.js';
 import { RelaySessions } from '../hub/relays.js';
 import { nodesWithActivePool } from '../nodes/placement.js';
 import { TicketBook } from '../tokens.js';
@@ -71,8 +71,9 @@ export class ImageExportService {
 
   /**
    * Everything that must hold before a byte is asked for, each with its own code: the image
-   * exists (NOT_FOUND), is ready (IMAGE_NOT_READY), has a location (IMAGE_NO_LOCATION) and a node
-   * connected to this replica holds its pool active (NODE_NOT_CONNECTED, POOL_NOT_ACTIVE_ON_NODE).
+   * exists (NOT_FOUND), is ready (IMAGE_NOT_READY), has a location (IMAGE_NO_LOCATION) and a
+   * connected node holds its pool active (NODE_NOT_CONNECTED, POOL_NOT_ACTIVE_ON_NODE) — connected
+   * here, or to another replica when this one has a URL the node can dial back to.
    */
   async prepare(imageId: string): Promise<ExportableImage> {
     const { repositories, hub } = this.options;
@@ -92,21 +93,20 @@ export class ImageExportService {
       });
     }
     const { poolId, relPath } = image.location;
+    // A node whose link is here first; else one held by another replica, which dials back here.
     const here = { isConnected: (nodeId: string) => hub.isConnectedHere(nodeId) };
-    const [nodeId] = await nodesWithActivePool({ repositories, hub: here, poolId, nodeId: image.nodeId });
+    let [nodeId] = await nodesWithActivePool({ repositories, hub: here, poolId, nodeId: image.nodeId });
     if (!nodeId) {
-      if (image.nodeId && !hub.isConnectedHere(image.nodeId)) {
-        throw new QuantixError(
-          ErrorCode.NODE_NOT_CONNECTED,
-          hub.isConnected(image.nodeId)
-            ? `Node ${image.nodeId} holding image ${image.name} is connected to another replica: export it there`
-            : `Node ${image.nodeId} holding image ${image.name} is not connected; start its node daemon and retry`,
-          { details: { imageId, nodeId: image.nodeId } },
-        );
+      [nodeId] = await nodesWithActivePool({ repositories, hub, poolId, nodeId: image.nodeId });
+      if (nodeId) await hub.requireDialBack(nodeId, `so image ${image.name} cannot be exported here`, { imageId });
+    }
+    if (!nodeId) {
+      if (image.nodeId && !(await hub.isConnectedNow(image.nodeId))) {
+        throw nodeNotConnected(image.nodeId, `so image ${image.name} cannot be read`, { imageId });
       }
       throw new QuantixError(
         ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
-        `Pool ${poolId} holding image ${image.name} is not active on any node connected here`,
+        `Pool ${poolId} holding image ${image.name} is not active on any connected node`,
         { details: { imageId, poolId } },
       );
     }
@@ -142,7 +142,7 @@ export class ImageExportService {
     const channel = await this.relays.open(
       target.nodeId,
       (sessionId) =>
-        hub.request(
+        hub.requestDialBack(
           target.nodeId,
           {
             op: 'file.export',
@@ -153,7 +153,7 @@ export class ImageExportService {
             end: range.end,
             expectedSize: target.sizeBytes,
           },
-          { timeoutMs, localOnly: true },
+          { timeoutMs },
         ),
       {
         timeoutMs,

@@ -56,6 +56,11 @@ export class ReplicaRegistry {
     this.leaseSeconds = options.leaseSeconds ?? 15;
   }
 
+  /** Where nodes and others reach this replica itself (not a balancer), when it was given. */
+  get url(): string | null {
+    return this.options.url ?? null;
+  }
+
   /**
    * Registers this replica and starts renewing its leases. Leases left under this id by an
    * earlier run (a replica restarted with a stable id) go first: that run is dead, and its

@@ -29,7 +29,8 @@ export interface ConsoleServiceOptions {
  * once, within ticketTtlMs. Opening asks the VM's node (console.open) to open the console and
  * dial back a relay socket of its own for this session; the caller then joins the viewer's
  * socket to it. Tickets and sessions live in this replica's memory: the ticket is used on the
- * replica that issued it, and the node must be connected to that replica.
+ * replica that issued it, and the node dials that replica (NodeHub.requestDialBack), wherever
+ * its own link is.
  */
 export class ConsoleService {
   private readonly tickets: TicketBook<{ vmId: string; type: ConsoleType }>;
@@ -61,20 +62,12 @@ export class ConsoleService {
   async open(vmId: string, type: ConsoleType): Promise<Duplex> {
     const { hub, repositories, logger } = this.options;
     const vm = await repositories.vms.require(vmId);
-    if (!hub.isConnectedHere(vm.nodeId)) {
-      throw new QuantixError(
-        hub.isConnected(vm.nodeId) ? ErrorCode.CONSOLE_UNAVAILABLE : ErrorCode.NODE_NOT_CONNECTED,
-        hub.isConnected(vm.nodeId)
-          ? `Node ${vm.nodeId} is connected to another replica: open the console there`
-          : `Node ${vm.nodeId} is not connected; start its node daemon and retry`,
-        { details: { nodeId: vm.nodeId } },
-      );
-    }
+    await hub.requireDialBack(vm.nodeId, `so the console of ${vm.name} cannot be opened here`, { vmId });
     const timeoutMs = this.options.openTimeoutMs ?? 15_000;
     const channel = await this.relays.open(
       vm.nodeId,
       (sessionId) =>
-        hub.request(vm.nodeId, { op: 'console.open', sessionId, name: vm.name, type }, { timeoutMs, localOnly: true }),
+        hub.requestDialBack(vm.nodeId, { op: 'console.open', sessionId, name: vm.name, type }, { timeoutMs }),
       {
         timeoutMs,
         timedOut: () =>

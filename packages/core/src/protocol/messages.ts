@@ -122,6 +122,12 @@ const name = z.string().max(PROTOCOL_LIMITS.name);
 const short = z.string().max(PROTOCOL_LIMITS.short);
 const reason = z.string().max(PROTOCOL_LIMITS.reason);
 const url = z.string().max(PROTOCOL_LIMITS.url).url();
+/**
+ * The replica a node dials back to for a console or file relay, when it is not the one the node
+ * is connected to (the request was carried there from the replica whose client waits): that
+ * replica's own URL, an http(s) origin.
+ */
+const relayUrl = url.refine((value) => /^https?:\/\/[^/?#@]+\/?$/.test(value), 'an http(s) origin');
 const path = z.string().min(1).max(PROTOCOL_LIMITS.path);
 
 /** Any JSON value, at most `maxBytes` once serialized (the frame limit alone would allow 1 MiB). */
@@ -375,9 +381,10 @@ export const NODE_OPERATIONS = {
    * at NODE_CONSOLE_PATH/{sessionId} with its node token (binary frames; the node protocol's
    * connection never carries console bytes). Answered once the console is open and the
    * relay dialled; CONSOLE_UNAVAILABLE when the VM has no such console or is not running.
+   * `relayUrl`: see relayUrl below.
    */
   'console.open': {
-    request: z.object({ sessionId: id, name, type: z.enum(CONSOLE_TYPES) }),
+    request: z.object({ sessionId: id, name, type: z.enum(CONSOLE_TYPES), relayUrl: relayUrl.optional() }),
     result: z.object({ sessionId: id, type: z.enum(CONSOLE_TYPES) }),
   },
   /**
@@ -387,10 +394,18 @@ export const NODE_OPERATIONS = {
    * pool's backend, so it cannot leave the pool. Answered once the file is open and the channel
    * dialled: IMAGE_FILE_MISSING when there is no such file, IMAGE_FILE_CHANGED when its size is
    * not `expectedSize` (the row the control plane holds is stale), RANGE_NOT_SATISFIABLE for a
-   * range outside the file.
+   * range outside the file. `relayUrl`: see relayUrl below.
    */
   'file.export': {
-    request: z.object({ sessionId: id, poolId: id, relPath, start: bytes, end: bytes, expectedSize: bytes }),
+    request: z.object({
+      sessionId: id,
+      poolId: id,
+      relPath,
+      start: bytes,
+      end: bytes,
+      expectedSize: bytes,
+      relayUrl: relayUrl.optional(),
+    }),
     result: z.object({ sessionId: id, sizeBytes: bytes }),
   },
   /** The node's libvirt networks and host bridges: what a VM's NIC can plug into there. */

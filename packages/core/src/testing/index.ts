@@ -9,6 +9,7 @@ export {
   type TestDatabaseClient,
 } from './databases.js';
 export { errorCodeOf } from './errors.js';
+export { freePort } from './ports.js';
 export {
   findOnPath,
   installedLocales,

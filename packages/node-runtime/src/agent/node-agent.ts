@@ -95,14 +95,16 @@ export interface NodeAgentOptions {
   /**
    * Dials the control plane's console relay for a console.open (NODE_CONSOLE_PATH/{sessionId},
    * with this node's token) and gives its byte stream. Without it, console.open is CONSOLE_UNAVAILABLE.
+   * `relayUrl`: the replica to dial instead of the one this node is connected to (the request was
+   * carried from there).
    */
-  openConsoleChannel?: (sessionId: string) => Promise<Duplex>;
+  openConsoleChannel?: (sessionId: string, relayUrl?: string) => Promise<Duplex>;
   /**
    * Opens the control plane's channel for a file.export (NODE_EXPORT_PATH/{sessionId}, with this
    * node's token) for `lengthBytes` bytes, and gives the stream to write them to. Without it,
-   * file.export is UNSUPPORTED_OPERATION.
+   * file.export is UNSUPPORTED_OPERATION. `relayUrl`: as for openConsoleChannel.
    */
-  openExportChannel?: (sessionId: string, lengthBytes: number) => Promise<Writable>;
+  openExportChannel?: (sessionId: string, lengthBytes: number, relayUrl?: string) => Promise<Writable>;
   logger?: Logger;
 }
 
@@ -616,7 +618,12 @@ export class NodeAgent {
    * Opens a VM's console and relays it, both ways, over a channel of its own to the control
    * plane; whichever side ends first ends the other (the viewer left, or the VM stopped).
    */
-  private async relayConsole(request: { sessionId: string; name: string; type: ConsoleType }): Promise<void> {
+  private async relayConsole(request: {
+    sessionId: string;
+    name: string;
+    type: ConsoleType;
+    relayUrl?: string | undefined;
+  }): Promise<void> {
     const hypervisor = this.hypervisor();
     const dial = this.options.openConsoleChannel;
     if (!hypervisor.openConsole || !dial) {
@@ -625,7 +632,7 @@ export class NodeAgent {
     const stream = await hypervisor.openConsole({ name: request.name, type: request.type });
     let channel: Duplex;
     try {
-      channel = await dial(request.sessionId);
+      channel = await dial(request.sessionId, request.relayUrl);
     } catch (error) {
       stream.close();
       throw error;
@@ -685,7 +692,7 @@ export class NodeAgent {
           { details: { ...where, sizeBytes: info.size } },
         );
       }
-      const channel = await dial(request.sessionId, request.end - request.start + 1);
+      const channel = await dial(request.sessionId, request.end - request.start + 1, request.relayUrl);
       this.exports.add(channel);
       // The stream owns the descriptor from here: it closes it when it ends or is destroyed.
       const source = file.createReadStream({

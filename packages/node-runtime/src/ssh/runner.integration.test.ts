@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { type CommandRunner, ErrorCode, LocalCommandRunner } from '@quantix/core';
-import { requireLocale } from '@quantix/core/testing';
+import { freePort, requireLocale } from '@quantix/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   processGone,
@@ -17,7 +17,7 @@ import {
   testSshRunnerOptions,
   waitFor,
 } from '../__fixtures__/services.js';
-import { freePort, ThrowawaySshd } from '../__fixtures__/sshd.js';
+import { ThrowawaySshd } from '../__fixtures__/sshd.js';
 import { NodeRuntimeErrorCode } from '../errors.js';
 import { hostileArguments } from './hostile.js';
 import { SshCommandRunner } from './runner.js';
