@@ -577,7 +577,7 @@ export class DownloadService {
    * recorded while its node was out of reach included), by the legal steps. Nothing changes
    * for an image ready or being deleted.
    */
-  private async complete(imageId: string, result: ImageDownloadResult): Promise<void> {
+  private async complete(imageId: string, result: ImageDownloadResult | ImageImportResultMessage): Promise<void> {
     const { repositories } = this.options;
     let current = await repositories.images.require(imageId);
     const steps = STEPS_TO_READY[current.phase];

@@ -485,7 +485,8 @@ const helloDownload = z.object({
   relPath,
   state: z.enum(['running', 'done']),
   bytesDone: bytes.optional(),
-  result: imageDownloadResultSchema.optional(),
+  // An import's result first: as a plain download's it would lose its source format and OVF facts.
+  result: z.union([imageImportResultSchema, imageDownloadResultSchema]).optional(),
 });
 export type HelloDownload = z.infer<typeof helloDownload>;
 

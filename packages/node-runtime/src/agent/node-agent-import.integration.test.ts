@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createPoolRootPolicy, type NodeMessage, PROTOCOL_VERSION } from '@quantix/core';
+import { createPoolRootPolicy, type NodeMessage, PROTOCOL_VERSION, parseNodeMessage } from '@quantix/core';
 import { HttpImageFetcher, QemuImgConverter } from '@quantix/images-cloud';
 import { makeVmdkDescriptorNaming } from '@quantix/images-cloud/testing';
 import { LocalStorageBackend, localPoolType } from '@quantix/storage-local';
@@ -177,6 +177,14 @@ describe('node agent image.import', () => {
       virtualSizeBytes: 4 * MiB,
       ovf: { name: 'Appliance', cpuCount: 3, memoryMiB: 768, firmware: null },
       extraDisks: [{ relPath: 'cloud/appliance-disk2.qcow2', virtualSizeBytes: 2 * MiB }],
+    });
+    // A control plane that restarts adopts the finished import from the hello: as it parses it,
+    // the OVF facts are still there (they became the image's requirements only if they are).
+    const hello = parseNodeMessage(JSON.stringify(agent.hello({ hostname: 'hv', agentVersion: 'test' })));
+    expect(hello.type === 'hello' && hello.downloads?.find((d) => d.imageId === 'img-2')?.result).toMatchObject({
+      sourceFormat: 'vmdk',
+      ovf: { name: 'Appliance', cpuCount: 3, memoryMiB: 768 },
+      extraDisks: [{ relPath: 'cloud/appliance-disk2.qcow2' }],
     });
     expect(readdirSync(join(poolDir, 'cloud')).sort()).toEqual([
       'appliance-disk2.qcow2',
