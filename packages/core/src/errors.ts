@@ -205,6 +205,12 @@ export const ErrorCode = defineErrorCodes('@quantix/core', {
     retryable: false,
     description: 'The node could not store an upload; the staged bytes are gone, so it must be uploaded again.',
   },
+  IMAGE_NO_CHECKSUM: {
+    status: 409,
+    retryable: false,
+    description:
+      'The image has no recorded checksum, so a copy of it could not be verified; rescan or download it again to record one.',
+  },
   IMAGE_FILE_CHANGED: {
     status: 409,
     retryable: false,

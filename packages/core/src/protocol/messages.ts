@@ -408,6 +408,24 @@ export const NODE_OPERATIONS = {
     }),
     result: z.object({ sessionId: id, sizeBytes: bytes }),
   },
+  /**
+   * Copies a file of one pool into another pool (or another place of the same pool) on this node:
+   * both paths resolved by their pools' backends (neither can leave its pool), the bytes cloned
+   * where the file system can (copy_file_range / reflink) into a partial file beside the target,
+   * hashed, checked against `checksum`, synced and renamed into place. A mismatch removes the
+   * partial file and is CHECKSUM_MISMATCH; an existing target is ALREADY_EXISTS.
+   */
+  'file.copy': {
+    request: z.object({
+      imageId: id,
+      sourcePoolId: id,
+      sourceRelPath: relPath,
+      poolId: id,
+      relPath,
+      checksum,
+    }),
+    result: z.object({ sizeBytes: bytes, checksum }),
+  },
   /** The node's libvirt networks and host bridges: what a VM's NIC can plug into there. */
   'node.networks': {
     // Loose: an empty strict object's input type is { [k: string]: never }, which no request with `op` fits.
@@ -433,6 +451,7 @@ export const OPERATION_SINCE_VERSION: Partial<Record<keyof typeof NODE_OPERATION
   'vm.addresses': 3,
   'image.import': 3,
   'file.export': 3,
+  'file.copy': 3,
 };
 
 /** The version delta scans (pool.scan `since`, answered by scan.delta) need. */

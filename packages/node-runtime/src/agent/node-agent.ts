@@ -1,6 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { open, stat } from 'node:fs/promises';
-import { basename, posix } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import { copyFile, mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, posix } from 'node:path';
 import { type Duplex, pipeline, type Writable } from 'node:stream';
 import {
   backendFor,
@@ -595,6 +596,7 @@ export class NodeAgent {
       return { sessionId: request.sessionId, type: request.type };
     },
     'file.export': (request) => this.exportFile(request),
+    'file.copy': (request) => this.copyFile(request),
     'node.networks': async () => {
       const hypervisor = this.hypervisor();
       if (!hypervisor.networks)
@@ -708,6 +710,76 @@ export class NodeAgent {
       return { sessionId: request.sessionId, sizeBytes: info.size };
     } catch (error) {
       await file.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /**
+   * file.copy: both paths resolved by their pools' backends (neither leaves its pool); the source
+   * cloned where the file system can (COPYFILE_FICLONE falls back to a plain copy) to a partial
+   * name beside the target, hashed, checked against the expected checksum, synced and renamed.
+   * A partial file left by an interrupted copy is simply copied over.
+   */
+  private async copyFile(request: Extract<NodeRequest, { op: 'file.copy' }>): Promise<NodeResultOf<'file.copy'>> {
+    const where = { poolId: request.poolId, relPath: request.relPath };
+    const source = await this.resolve(request.sourcePoolId, request.sourceRelPath);
+    const sourceInfo = await stat(source).catch(() => null);
+    if (!sourceInfo?.isFile()) {
+      throw new QuantixError(
+        ErrorCode.IMAGE_FILE_MISSING,
+        `No file ${request.sourceRelPath} in pool ${request.sourcePoolId}`,
+        { details: { poolId: request.sourcePoolId, relPath: request.sourceRelPath } },
+      );
+    }
+    const target = await this.resolve(request.poolId, request.relPath);
+    if (target === source) {
+      throw new QuantixError(ErrorCode.ALREADY_EXISTS, `${request.relPath} is the file being copied`, {
+        details: where,
+      });
+    }
+    if (await stat(target).catch(() => null)) {
+      throw new QuantixError(
+        ErrorCode.ALREADY_EXISTS,
+        `A file ${request.relPath} is already in pool ${request.poolId}`,
+        {
+          details: where,
+        },
+      );
+    }
+    await mkdir(dirname(target), { recursive: true });
+    // Resolved again now that its folder exists: a folder made a link meanwhile cannot lead out.
+    const final = await this.resolve(request.poolId, request.relPath);
+    const partial = `${final}.partial`;
+    this.logger?.info({ imageId: request.imageId, ...where, from: request.sourceRelPath }, 'file copy started');
+    try {
+      await copyFile(source, partial, fsConstants.COPYFILE_FICLONE);
+      const hash = createHash(request.checksum.algorithm);
+      const file = await open(partial, 'r+');
+      let sizeBytes = 0;
+      try {
+        for await (const chunk of file.createReadStream({ autoClose: false, highWaterMark: EXPORT_CHUNK_BYTES })) {
+          hash.update(chunk as Buffer);
+          sizeBytes += (chunk as Buffer).length;
+        }
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      const value = hash.digest('hex');
+      if (value !== request.checksum.value.toLowerCase()) {
+        throw new QuantixError(
+          ErrorCode.CHECKSUM_MISMATCH,
+          `The copy of ${request.sourceRelPath} has ${request.checksum.algorithm} ${value}, not the ${request.checksum.value} recorded`,
+          { details: { ...where, expected: request.checksum.value, actual: value } },
+        );
+      }
+      await rename(partial, final);
+      const folder = await open(dirname(final), 'r');
+      await folder.sync().finally(() => folder.close());
+      this.logger?.info({ imageId: request.imageId, ...where, sizeBytes }, 'file copy done');
+      return { sizeBytes, checksum: { algorithm: request.checksum.algorithm, value } };
+    } catch (error) {
+      await rm(partial, { force: true });
       throw error;
     }
   }
