@@ -32,6 +32,7 @@ import {
   readMeta,
   removeQuietly,
   sizeOf,
+  sourceIdentity,
   syncDirectory,
   syncFile,
   truncateTo,
@@ -668,7 +669,7 @@ export class HttpImageFetcher implements ImageFetcher {
       size !== null &&
       size > 0 &&
       meta !== null &&
-      meta.url === request.sourceUrl &&
+      meta.url === sourceIdentity(request.sourceUrl) &&
       (meta.totalBytes === null || size <= meta.totalBytes);
     if (!usable) {
       if (size !== null) await truncateTo(partialPath, 0);
@@ -766,7 +767,7 @@ export class HttpImageFetcher implements ImageFetcher {
       }
       const length = Number(header(response, 'content-length'));
       total = Number.isFinite(length) && length >= 0 ? length : null;
-      state.meta = { version: 1, url: request.sourceUrl, etag, lastModified, totalBytes: total };
+      state.meta = { version: 1, url: sourceIdentity(request.sourceUrl), etag, lastModified, totalBytes: total };
       await writeMeta(metaPath, state.meta);
       meter.reset(0, total);
     } else {

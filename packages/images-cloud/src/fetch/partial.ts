@@ -19,6 +19,26 @@ export interface PartialMeta {
   totalBytes: number | null;
 }
 
+/** Query parameters that carry a credential, not a part of what a URL names. */
+const CREDENTIAL_PARAMS = ['ticket', 'token'];
+
+/**
+ * What a partial file records of its source: the URL without credentials in its query (a
+ * copy's ticket is minted again at every resume, so the same bytes come under another ticket;
+ * and no credential is written to disk beside the file).
+ */
+export function sourceIdentity(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return url;
+  }
+  if (!CREDENTIAL_PARAMS.some((name) => parsed.searchParams.has(name))) return url;
+  for (const name of CREDENTIAL_PARAMS) parsed.searchParams.delete(name);
+  return parsed.href;
+}
+
 export function partialPathOf(destinationPath: string): string {
   return `${destinationPath}.partial`;
 }
