@@ -23,7 +23,7 @@ import { type DownloadExecutor, NodeDownloadExecutor } from './images/executors.
 import { ImageExportService } from './images/exports.js';
 import { GoldenImageService } from './images/golden.js';
 import { ImageService } from './images/image-service.js';
-import { UploadService } from './images/uploads.js';
+import { controlPlaneUrlFor, UploadService } from './images/uploads.js';
 import { InProcessJobQueue } from './jobs/in-process-queue.js';
 import { type JobQueue, jobIdOf } from './jobs/job-queue.js';
 import { PgBossJobQueue } from './jobs/pg-boss-queue.js';
@@ -155,6 +155,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
   /** Requests that start a download on another replica wait for its answer this long. */
   const replicaCallMs = 30_000;
   hub = new NodeHub({ repositories, events, logger, ...options.hub, leases: replicas, remote: relay });
+  const exports = new ImageExportService({ repositories, hub, logger });
   const downloads = new DownloadService({
     repositories,
     catalog,
@@ -187,6 +188,17 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
       },
     },
     ...(options.resumeGraceMs !== undefined ? { resumeGraceMs: options.resumeGraceMs } : {}),
+    copies: {
+      // The node fetches the source's content from this replica, which minted the ticket.
+      async contentUrl(imageId, runner, { ticket }) {
+        const base = await controlPlaneUrlFor(repositories, runner, {
+          replicaUrl: options.replica?.url,
+          publicUrl: options.publicUrl ?? (() => 'http://127.0.0.1'),
+        });
+        const path = `${base}/api/v1/images/${encodeURIComponent(imageId)}/content`;
+        return ticket ? `${path}?ticket=${encodeURIComponent(exports.issueCopyTicket(imageId).ticket)}` : path;
+      },
+    },
   });
   const uploads = new UploadService({
     repositories,
@@ -246,7 +258,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     golden,
     consoles: new ConsoleService({ repositories, hub, logger }),
     live,
-    exports: new ImageExportService({ repositories, hub, logger }),
+    exports,
     vms: new VmService({
       repositories,
       hub,

@@ -28,6 +28,9 @@ export {
   MAX_AVAILABLE_PAGE,
 } from './images/available.js';
 export {
+  COPIED_FROM_LABEL,
+  COPY_METHOD_LABEL,
+  type CopySources,
   createInProcessDownloads,
   type DownloadHandle,
   DownloadService,
@@ -40,6 +43,7 @@ export {
   type DownloadExecutor,
   type DownloadProgressUpdate,
   type DownloadRequest,
+  type LocalCopyRequest,
   LocalDownloadExecutor,
   NodeDownloadExecutor,
 } from './images/executors.js';

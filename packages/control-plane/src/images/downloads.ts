@@ -84,9 +84,18 @@ export interface StartDownloadOptions {
     /** Convert what arrives (on the node, image.import): a disk image of any format qemu-img reads, or an OVA. */
     import?: ImportOptions;
   };
+  /**
+   * A copy of a ready, checksummed image (its id): same bytes, kind, format, os, requirements and
+   * catalog entry, labelled `quantix.io/copied-from`. Copied on the node when the runner reaches
+   * the source's pool, else fetched from the control plane's content of the source (resumable,
+   * verified), with a fresh copy ticket at every (re)launch.
+   */
+  copyOf?: string;
   /** The runner (node) to download on; default any that holds the pool. */
   nodeId?: string;
-  /** Default: `images/<entry id>.<format>` (`iso/…` for ISOs), `images/<URL file name>` for a source. */
+  /** A catalog download copies a verified image of the entry already in the cluster, when one is reachable (default true). */
+  preferCluster?: boolean;
+  /** Default: `images/<entry id>.<format>` (`iso/…` for ISOs), `images/<URL file name>` for a source, the source's for a copy. */
   relPath?: string;
   name?: string;
   description?: string;
@@ -130,7 +139,19 @@ export interface DownloadServiceOptions {
    * progress arrives.
    */
   elsewhere?: RemoteDownloads;
+  /** Copies between nodes: the URL of an image's content as `runner` reaches it (with a fresh ticket, when asked). */
+  copies?: CopySources;
 }
+
+/** Where a node fetches another image's bytes for a copy (DownloadServiceOptions.copies). */
+export interface CopySources {
+  contentUrl(imageId: string, runner: string, options: { ticket: boolean }): Promise<string>;
+}
+
+/** The label naming the image a copy was made from (the API shows it as `copiedFrom`). */
+export const COPIED_FROM_LABEL = 'quantix.io/copied-from';
+/** How a copy's bytes moved: `local` (file.copy on the node) or `http` (fetched from the control plane). */
+export const COPY_METHOD_LABEL = 'quantix.io/copy-method';
 
 /** Downloads started by the replica that holds the runner (see DownloadServiceOptions.elsewhere). */
 export interface RemoteDownloads {
@@ -190,10 +211,13 @@ export class DownloadService {
   async download(options: StartDownloadOptions): Promise<DownloadHandle> {
     this.assertOpen();
     const { repositories } = this.options;
-    const { entry, source } = await this.sourceFor(options);
-    const kind = entry?.kind ?? 'cloud';
+    const found = await this.sourceFor(options);
+    const { entry } = found;
+    let { source, from } = found;
+    const kind = from?.kind ?? entry?.kind ?? 'cloud';
     const relPath =
       options.relPath ??
+      (from?.location?.relPath as string | undefined) ??
       (entry
         ? defaultRelPathForEntry(entry)
         : source.import
@@ -208,13 +232,33 @@ export class DownloadService {
         { details: { poolId: pool.id, contentTypes: pool.contentTypes } },
       );
     }
-    const lockKey = entry ? `catalog\0${entry.id}\0${pool.id}` : `location\0${pool.id}\0${relPath}`;
+    if (from?.location && from.location.poolId === pool.id && from.location.relPath === relPath) {
+      throw new QuantixError(
+        ErrorCode.ALREADY_EXISTS,
+        `Image ${from.name} is already at ${relPath} in pool ${pool.name}; copy it to another pool`,
+        { details: { imageId: from.id, poolId: pool.id, relPath } },
+      );
+    }
+    const catalogId = entry?.id ?? from?.catalogId ?? null;
+    const lockKey = catalogId ? `catalog\0${catalogId}\0${pool.id}` : `location\0${pool.id}\0${relPath}`;
     return this.withLock(lockKey, async () => {
-      const existing = entry
-        ? (await repositories.images.findByCatalogIds([entry.id], { poolId: pool.id }))[0]
+      const existing = catalogId
+        ? (await repositories.images.findByCatalogIds([catalogId], { poolId: pool.id }))[0]
         : await repositories.images.getByLocation({ poolId: pool.id, relPath });
       if (existing) return this.join(existing, options.nodeId);
       const picked = await this.pickRunner({ poolId: pool.id, nodeId: null }, options.nodeId);
+      if (entry && !from && !picked?.remote && this.options.copies && options.preferCluster !== false) {
+        // A verified copy of the entry already in the cluster is closer than the internet.
+        const near = await this.clusterCopyOf(entry);
+        if (near) {
+          from = near;
+          source = await this.copySource(near, picked?.runner ?? null);
+          this.options.logger.info(
+            { catalogId: entry.id, poolId: pool.id, copiedFrom: near.id },
+            'catalog download copies a verified image already in the cluster instead of fetching it',
+          );
+        }
+      }
       // A source the policy refuses is refused now, before a row is recorded or a byte requested.
       await this.options.executor.preflight?.({ sourceUrl: source.url, checksumUrl: source.checksumUrl });
       if (picked?.remote) {
@@ -232,15 +276,24 @@ export class DownloadService {
           { details: { poolId: pool.id } },
         );
       }
+      const requirements = from?.requirements ?? entry?.requirements;
       const input: NewImage = {
-        name: options.name ?? entry?.name ?? relPath.slice(relPath.lastIndexOf('/') + 1),
-        description: options.description ?? entry?.description ?? '',
-        labels: { ...(options.labels ?? {}), ...sourceToLabels(source) },
+        name:
+          options.name ??
+          (from && !entry ? from.name : undefined) ??
+          entry?.name ??
+          relPath.slice(relPath.lastIndexOf('/') + 1),
+        description: options.description ?? from?.description ?? entry?.description ?? '',
+        labels: {
+          ...(options.labels ?? {}),
+          ...sourceToLabels(source),
+          ...(from ? { [COPIED_FROM_LABEL]: from.id } : {}),
+        },
         kind,
-        format: options.format ?? entry?.format ?? source.import?.format ?? null,
-        os: { ...(entry?.os ?? {}), ...(options.os ?? {}) },
-        ...(entry?.requirements ? { requirements: entry.requirements } : {}),
-        catalogId: entry?.id ?? null,
+        format: options.format ?? from?.format ?? entry?.format ?? source.import?.format ?? null,
+        os: { ...(from?.os ?? entry?.os ?? {}), ...(options.os ?? {}) },
+        ...(requirements ? { requirements } : {}),
+        catalogId,
         checksum: source.checksum,
         phase: 'pending',
         location: { poolId: pool.id, relPath },
@@ -366,7 +419,16 @@ export class DownloadService {
 
   private async sourceFor(
     options: StartDownloadOptions,
-  ): Promise<{ entry: CatalogEntry | null; source: DownloadSource }> {
+  ): Promise<{ entry: CatalogEntry | null; source: DownloadSource; from?: Image }> {
+    if (options.copyOf !== undefined) {
+      if (options.catalogId !== undefined || options.source !== undefined) {
+        throw new QuantixError(ErrorCode.INVALID_INPUT, 'A copy takes no catalogId or source', {
+          details: { issues: [{ path: 'copyOf', message: 'not with catalogId or source' }] },
+        });
+      }
+      const from = await this.copyableImage(options.copyOf);
+      return { entry: null, source: await this.copySource(from, options.nodeId ?? null), from };
+    }
     if (options.catalogId !== undefined && options.source !== undefined) {
       throw new QuantixError(ErrorCode.INVALID_INPUT, 'Give catalogId or source, not both', {
         details: { issues: [{ path: 'source', message: 'not with catalogId' }] },
@@ -389,6 +451,67 @@ export class DownloadService {
       ...(options.source.import ? { import: options.source.import } : {}),
     });
     return { entry: null, source };
+  }
+
+  /**
+   * An image a copy can be made of: ready (IMAGE_NOT_READY), in a pool (IMAGE_NO_LOCATION) and
+   * with a checksum to verify the copy against (IMAGE_NO_CHECKSUM: no checksum is computed here).
+   */
+  async copyableImage(imageId: string): Promise<Image> {
+    const image = await this.options.repositories.images.require(imageId);
+    if (image.phase !== 'ready') {
+      throw new QuantixError(
+        ErrorCode.IMAGE_NOT_READY,
+        `Image ${image.name} is ${image.phase}, not ready: only a ready image is copied`,
+        {
+          details: { imageId, phase: image.phase },
+        },
+      );
+    }
+    if (!image.location) {
+      throw new QuantixError(ErrorCode.IMAGE_NO_LOCATION, `Image ${image.name} has no location in a pool`, {
+        details: { imageId },
+      });
+    }
+    if (!image.checksum) {
+      throw new QuantixError(
+        ErrorCode.IMAGE_NO_CHECKSUM,
+        `Image ${image.name} has no recorded checksum, so its copy could not be verified`,
+        { details: { imageId } },
+      );
+    }
+    return image;
+  }
+
+  /** What a copy of `from` records as its source: the content URL (no ticket) and the checksum. */
+  private async copySource(from: Image, runner: string | null): Promise<DownloadSource> {
+    const url = this.options.copies
+      ? await this.options.copies.contentUrl(from.id, runner ?? '', { ticket: false })
+      : `http://localhost/api/v1/images/${encodeURIComponent(from.id)}/content`;
+    return { url, checksum: from.checksum, checksumUrl: null, checksumAlgorithm: from.checksum?.algorithm ?? null };
+  }
+
+  /**
+   * A ready, checksummed image of catalog entry `entry` somewhere in the cluster whose file a
+   * connected runner reaches (null: none): what a download of the entry copies instead of
+   * going to the internet. With a checksum published in the catalog, only a copy with that one.
+   */
+  private async clusterCopyOf(entry: CatalogEntry): Promise<Image | null> {
+    const rows = await this.options.repositories.images.findByCatalogIds([entry.id]);
+    for (const row of rows) {
+      if (row.phase !== 'ready' || !row.location || !row.checksum) continue;
+      if (
+        entry.checksum &&
+        (entry.checksum.algorithm !== row.checksum.algorithm ||
+          entry.checksum.value.toLowerCase() !== row.checksum.value.toLowerCase())
+      )
+        continue;
+      const reachable = await this.options.executor
+        .pick({ poolId: row.location.poolId, nodeId: row.nodeId })
+        .catch(() => null);
+      if (reachable) return row;
+    }
+    return null;
   }
 
   /** The catalog entry of an id: NOT_FOUND when no catalog offers it. */
@@ -663,6 +786,24 @@ export class DownloadService {
           .write({ progress, ...(verifying ? { phase: 'verifying' as const } : {}) })
           .catch((error) => this.writeFailed(image.id, error));
       };
+      const copiedFrom = image.labels[COPIED_FROM_LABEL];
+      const copy = copiedFrom ? await this.copyPlan(copiedFrom, runner) : null;
+      if (copy?.local) {
+        const copied = await (executor.copy as NonNullable<DownloadExecutor['copy']>)(runner, {
+          imageId: image.id,
+          sourcePoolId: copy.from.location?.poolId as string,
+          sourceRelPath: copy.from.location?.relPath as string,
+          poolId: location.poolId,
+          relPath: location.relPath,
+          checksum: copy.from.checksum as NonNullable<Image['checksum']>,
+        });
+        await writer.idle();
+        if (writer.current.phase === 'downloading') await writer.write({ phase: 'verifying' });
+        const labels = { ...writer.current.labels, [COPY_METHOD_LABEL]: 'local' };
+        const ready = await writer.write({ ...readyPatch(copied, writer.current), labels });
+        logger.info({ imageId: image.id, runner, copiedFrom, method: 'local' }, 'copy ready');
+        return ready;
+      }
       const result = await executor.run(
         runner,
         {
@@ -670,7 +811,8 @@ export class DownloadService {
           poolId: location.poolId,
           relPath: location.relPath,
           nodeId: image.nodeId,
-          sourceUrl: source.url,
+          // A copy's ticket is minted at every (re)launch: none recorded in the row can have expired.
+          sourceUrl: copy ? copy.url : source.url,
           checksum: image.checksum ?? source.checksum,
           checksumUrl: source.checksumUrl,
           checksumAlgorithm: source.checksumAlgorithm,
@@ -680,8 +822,19 @@ export class DownloadService {
       );
       await writer.idle();
       if (writer.current.phase === 'downloading') await writer.write({ phase: 'verifying' });
-      const ready = await writer.write(readyPatch(result, writer.current));
-      logger.info({ imageId: image.id, runner, resumed: result.resumed ?? false }, 'download ready');
+      const ready = await writer.write({
+        ...readyPatch(result, writer.current),
+        ...(copy ? { labels: { ...writer.current.labels, [COPY_METHOD_LABEL]: 'http' } } : {}),
+      });
+      logger.info(
+        {
+          imageId: image.id,
+          runner,
+          resumed: result.resumed ?? false,
+          ...(copy ? { copiedFrom, method: 'http' } : {}),
+        },
+        copy ? 'copy ready' : 'download ready',
+      );
       return ready;
     } catch (error) {
       await writer.idle();
@@ -718,6 +871,29 @@ export class DownloadService {
         return writer.current;
       }
     }
+  }
+
+  /**
+   * How a copy of image `fromId` runs on `runner` now: on the node (file.copy) when the runner
+   * holds the source's pool active and the executor can copy, else fetched from the control
+   * plane's content of the source with a ticket minted now.
+   */
+  private async copyPlan(fromId: string, runner: string): Promise<{ from: Image; local: boolean; url: string }> {
+    const from = await this.copyableImage(fromId);
+    const location = from.location as NonNullable<Image['location']>;
+    const { executor, copies } = this.options;
+    const reaches = executor.copy
+      ? await executor.pick({ poolId: location.poolId, nodeId: from.nodeId }, runner).catch(() => null)
+      : null;
+    if (reaches === runner) return { from, local: true, url: '' };
+    if (!copies) {
+      throw new QuantixError(
+        ErrorCode.UNSUPPORTED_OPERATION,
+        `Image ${from.name} is not reachable from ${runner}, and this control plane copies only on a node`,
+        { details: { imageId: from.id, retryable: false } },
+      );
+    }
+    return { from, local: false, url: await copies.contentUrl(from.id, runner, { ticket: true }) };
   }
 
   private writeFailed(imageId: string, error: unknown): void {

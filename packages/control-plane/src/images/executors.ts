@@ -37,6 +37,16 @@ export interface DownloadRequest {
   import?: ImportOptions;
 }
 
+/** A copy of a file a runner reaches into a download's place (DownloadExecutor.copy). */
+export interface LocalCopyRequest {
+  imageId: string;
+  sourcePoolId: string;
+  sourceRelPath: string;
+  poolId: string;
+  relPath: string;
+  checksum: Checksum;
+}
+
 export interface DownloadProgressUpdate {
   /** `verifying`: every byte is in and is being checked (an import: converted). */
   phase?: 'downloading' | 'verifying';
@@ -78,6 +88,12 @@ export interface DownloadExecutor {
    * fetcher's source policy); nodes judge their sources themselves, when they fetch.
    */
   preflight?(source: { sourceUrl: string; checksumUrl: string | null }): Promise<void>;
+  /**
+   * Copies a file the runner reaches (another pool it holds active, or another place) into the
+   * download's place, verified against `checksum`: no HTTP, the bytes cloned where the file
+   * system can. Absent: copies go through `run` with the control plane's content URL.
+   */
+  copy?(runner: string, request: LocalCopyRequest): Promise<ImageDownloadResult>;
   /** Says when a runner can take downloads for its pools (a node reported them active). */
   onReady(listener: (runner: string) => Promise<void> | void): void;
   /** Says which downloads a runner has in hand (a node that connected while fetching). */
@@ -174,6 +190,15 @@ export class NodeDownloadExecutor implements DownloadExecutor {
       if (onAbort) options.signal.removeEventListener('abort', onAbort);
       if (this.progress.get(request.imageId) === options.onProgress) this.progress.delete(request.imageId);
     }
+  }
+
+  async copy(runner: string, request: LocalCopyRequest): Promise<ImageDownloadResult> {
+    const result = await this.options.hub.request(
+      runner,
+      { op: 'file.copy', ...request },
+      { timeoutMs: 24 * 3600_000 },
+    );
+    return { sizeBytes: result.sizeBytes, checksum: result.checksum, bytesTransferred: 0 };
   }
 
   onReady(listener: (runner: string) => Promise<void> | void): void {

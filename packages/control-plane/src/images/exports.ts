@@ -15,6 +15,8 @@ export interface ImageExportServiceOptions {
   openTimeoutMs?: number;
   /** How long a download ticket lasts (default 5 minutes). */
   ticketTtlMs?: number;
+  /** How long a copy ticket lasts (default 24 h): a node's resumable fetch of one image for a copy. */
+  copyTicketTtlMs?: number;
 }
 
 /** A ready image as it can be streamed out: where its file is, and what describes its bytes. */
@@ -50,9 +52,20 @@ export class ImageExportService {
   private readonly relays = new RelaySessions<Readable>();
   /** Download tickets: several requests each (a download resumed with Range) until they expire. */
   private readonly tickets: TicketBook<{ imageId: string }>;
+  /** Copy tickets: a node's fetch of one image for a copy, resumed for as long as it takes (24 h). */
+  private readonly copyTickets: TicketBook<{ imageId: string }>;
 
   constructor(private readonly options: ImageExportServiceOptions) {
     this.tickets = new TicketBook(options.ticketTtlMs ?? 5 * 60_000);
+    this.copyTickets = new TicketBook(options.copyTicketTtlMs ?? 24 * 3600_000);
+  }
+
+  /**
+   * A ticket for a node to fetch image `imageId`'s content for a copy. Minted each time a copy's
+   * download is (re)launched, never recorded: a resumed copy never presents an expired one.
+   */
+  issueCopyTicket(imageId: string): { ticket: string; expiresAt: Date } {
+    return this.copyTickets.issue({ imageId });
   }
 
   /**
@@ -66,7 +79,7 @@ export class ImageExportService {
 
   /** True when `ticket` was issued for image `imageId` and has not expired. */
   checkTicket(ticket: string, imageId: string): boolean {
-    return this.tickets.check(ticket)?.imageId === imageId;
+    return (this.tickets.check(ticket) ?? this.copyTickets.check(ticket))?.imageId === imageId;
   }
 
   /**

@@ -487,18 +487,34 @@ export class UploadService {
   }
 
   /** The control plane's URL as `nodeId` reaches it (it says so in its hello), else the public URL. */
-  private async controlPlaneUrlFor(nodeId: string): Promise<string> {
+  private controlPlaneUrlFor(nodeId: string): Promise<string> {
     // The staged file is on this replica: the node fetches it here.
-    if (this.options.replica?.url) return this.options.replica.url.replace(/\/+$/, '');
-    const reported = (await this.options.repositories.nodes.get(nodeId))?.capabilities.controlPlaneUrl;
-    if (typeof reported === 'string' && /^https?:\/\/[^/?#]+$/.test(reported)) return reported;
-    return this.options.publicUrl();
+    return controlPlaneUrlFor(this.options.repositories, nodeId, {
+      replicaUrl: this.options.replica?.url,
+      publicUrl: this.options.publicUrl,
+    });
   }
 
   /** Size of a staged file, for Content-Length. */
   async size(staged: Staged): Promise<number> {
     return (await stat(staged.path)).size;
   }
+}
+
+/**
+ * The control plane's URL as node `nodeId` reaches it: this replica's own URL when it has one
+ * (what the node fetches lives in this replica's memory or disk), else what the node reported in
+ * its hello, else the public URL.
+ */
+export async function controlPlaneUrlFor(
+  repositories: Repositories,
+  nodeId: string,
+  options: { replicaUrl?: string | undefined; publicUrl: () => string },
+): Promise<string> {
+  if (options.replicaUrl) return options.replicaUrl.replace(/\/+$/, '');
+  const reported = (await repositories.nodes.get(nodeId))?.capabilities.controlPlaneUrl;
+  if (typeof reported === 'string' && /^https?:\/\/[^/?#]+$/.test(reported)) return reported;
+  return options.publicUrl();
 }
 
 /** Longest file name most file systems take (bytes of UTF-8). */
