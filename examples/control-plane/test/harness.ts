@@ -189,7 +189,8 @@ export async function waitFor(probe: () => Promise<boolean>, what: string, timeo
 /**
  * A real node daemon `n1` registered with the control plane at `controlPlaneUrl`, connected, and a
  * local pool `p1` under `root` assigned to it and active there: the smallest system a download
- * can run on. The daemon may fetch from `allowSourceAddresses`.
+ * can run on. The daemon may fetch from `allowSourceAddresses`. `nodeId` and `poolId` name
+ * another node and pool (its directory `<root>/<poolId>`), for systems of several nodes.
  */
 export async function startNodeWithPool(options: {
   quantix: Quantix;
@@ -197,14 +198,18 @@ export async function startNodeWithPool(options: {
   api: TestSystem['api'];
   root: string;
   allowSourceAddresses: string[];
+  nodeId?: string;
+  poolId?: string;
 }): Promise<Awaited<ReturnType<typeof startNodeDaemon>>> {
   const { quantix, api, root } = options;
-  await quantix.repositories.nodes.create({ id: 'n1', hostname: 'n1' });
+  const nodeId = options.nodeId ?? 'n1';
+  const poolId = options.poolId ?? 'p1';
+  await quantix.repositories.nodes.create({ id: nodeId, hostname: nodeId });
   const token = newToken();
-  await quantix.repositories.nodes.setTokenDigest('n1', tokenDigest(token));
+  await quantix.repositories.nodes.setTokenDigest(nodeId, tokenDigest(token));
   const node = await startNodeDaemon({
     urls: [options.controlPlaneUrl],
-    nodeId: 'n1',
+    nodeId,
     token,
     libvirtUri: null,
     allowSourceAddresses: options.allowSourceAddresses,
@@ -214,13 +219,16 @@ export async function startNodeWithPool(options: {
   });
   await node.connection.ready;
   const pool = await api('POST', '/pools', {
-    id: 'p1',
-    name: 'p1',
+    id: poolId,
+    name: poolId,
     type: 'local',
-    config: { path: join(root, 'pool'), create: true },
-    nodeIds: ['n1'],
+    config: { path: join(root, options.poolId ? poolId : 'pool'), create: true },
+    nodeIds: [nodeId],
   });
-  if (pool.status !== 201) throw new Error(`pool p1 was not made: ${JSON.stringify(pool.body)}`);
-  await waitFor(async () => (await api('GET', '/pools/p1')).body.nodeStates[0]?.status === 'active', 'pool p1');
+  if (pool.status !== 201) throw new Error(`pool ${poolId} was not made: ${JSON.stringify(pool.body)}`);
+  await waitFor(
+    async () => (await api('GET', `/pools/${poolId}`)).body.nodeStates[0]?.status === 'active',
+    `pool ${poolId}`,
+  );
   return node;
 }

@@ -86,7 +86,12 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
   // not its host, which would open every other service on it.
   const urls = parseControlPlaneUrls(options.urls);
   const policy: SourcePolicy = {
-    allowUrlPrefixes: urls.map((url) => new URL('/api/v1/uploads/', url).href),
+    // Staged uploads, and image content for copies between nodes (a copy ticket opens one image's content;
+    // nothing else under /images/ answers without the API token, which a node never holds).
+    allowUrlPrefixes: urls.flatMap((url) => [
+      new URL('/api/v1/uploads/', url).href,
+      new URL('/api/v1/images/', url).href,
+    ]),
     allowAddresses: [...(options.allowSourceAddresses ?? [])],
   };
   // Fails start-up on a bad --pool-root, naming it, rather than every pool later.

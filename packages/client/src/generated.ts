@@ -389,6 +389,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/images/{id}/copy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Copy a ready image into another pool: on the node when it reaches both pools, else fetched by the target node from this control plane (resumable, verified against the checksum) */
+        post: operations["copyImage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/images/import": {
         parameters: {
             query?: never;
@@ -3183,6 +3200,8 @@ export interface operations {
                             updatedAt: string;
                             /** @description the file’s path on the node asked about (nodeId); null without one */
                             path: string | null;
+                            /** @description the image this one is a copy of (label quantix.io/copied-from); null when it is none */
+                            copiedFrom?: string | null;
                         }[];
                         /** @description images matching the filter, on every page */
                         total: number;
@@ -3569,6 +3588,8 @@ export interface operations {
                         updatedAt: string;
                         /** @description the file’s path on the node asked about (nodeId); null without one */
                         path: string | null;
+                        /** @description the image this one is a copy of (label quantix.io/copied-from); null when it is none */
+                        copiedFrom?: string | null;
                     };
                 };
             };
@@ -3845,6 +3866,8 @@ export interface operations {
                         createdAt: string;
                         /** Format: date-time */
                         updatedAt: string;
+                        /** @description the image this one is a copy of (label quantix.io/copied-from); null when it is none */
+                        copiedFrom?: string | null;
                     };
                 };
             };
@@ -3886,6 +3909,197 @@ export interface operations {
             };
             /**
              * @description Error codes:
+             *     - `ALREADY_EXISTS`: A unique key is already taken (duplicate name, location, catalog entry in a pool).
+             *     - `POOL_NOT_ACTIVE_ON_NODE`: The image's pool is not active on the target node (not assigned, unmounted, unreachable).
+             *     - `UNSUPPORTED_OPERATION`: A backend or node does not implement an optional operation (libvirt's VIR_ERR_NO_SUPPORT).
+             *     - `NODE_NOT_CONNECTED`: The target node is not connected, so it cannot be asked to do anything.
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INTERNAL_ERROR`: Something failed that has no code of its own (a bug, an unexpected library error).
+             */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
+             *     - `NODE_BUSY`: A node sends more than the control plane takes from it at once; it should slow down.
+             *     - `REPLICA_UNAVAILABLE`: The node is held by another control-plane replica that did not take the request in time (dead, or cut off from the database); its nodes move to a live replica within its lease.
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `COMMAND_TIMEOUT`: A command, or a request to a node, took too long.
+             */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    copyImage: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    poolId: string;
+                    nodeId?: string;
+                    name?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The copy, pending: a new image (copiedFrom names the source); follow it with getImage */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        name: string;
+                        description: string;
+                        labels: {
+                            [key: string]: string;
+                        };
+                        /** @enum {string} */
+                        kind: "cloud" | "iso";
+                        /** @enum {string|null} */
+                        format: "qcow2" | "raw" | "iso" | "vmdk" | "vhdx" | null;
+                        os: {
+                            /** @enum {string} */
+                            family: "linux" | "windows" | "bsd" | "other" | "unknown";
+                            distribution: string | null;
+                            version: string | null;
+                            arch: string | null;
+                            defaultUser: string | null;
+                            cloudInit: boolean;
+                            shortId?: string | null;
+                            /** @enum {string|null} */
+                            confidence?: "exact" | "label" | "extrapolated" | "filename" | null;
+                            osinfoVersion?: string | null;
+                        };
+                        requirements: {
+                            minCpu: number;
+                            minMemoryMiB: number;
+                            minDiskGiB: number;
+                            /** @enum {string} */
+                            firmware: "bios" | "uefi" | "any";
+                        };
+                        catalogId: string | null;
+                        /** @enum {string} */
+                        phase: "pending" | "downloading" | "verifying" | "ready" | "error" | "deleting" | "missing";
+                        progress: {
+                            bytesDone: number;
+                            bytesTotal: number | null;
+                            percent: number | null;
+                            /** @enum {string} */
+                            stage?: "downloading" | "decompressing" | "inspecting" | "converting" | "verifying";
+                        } | null;
+                        sizeBytes: number | null;
+                        virtualSizeBytes: number | null;
+                        checksum: {
+                            /** @enum {string} */
+                            algorithm: "sha256" | "sha512";
+                            value: string;
+                        } | null;
+                        error: {
+                            code: string;
+                            message: string;
+                            retryable: boolean;
+                        } | null;
+                        location: {
+                            poolId: string;
+                            relPath: string;
+                        } | null;
+                        nodeId: string | null;
+                        /** Format: date-time */
+                        fileModifiedAt: string | null;
+                        version: number;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
+                        /** @description the image this one is a copy of (label quantix.io/copied-from); null when it is none */
+                        copiedFrom?: string | null;
+                    };
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INVALID_INPUT`: A record or argument failed validation; `details.issues` lists what and where.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `NOT_FOUND`: The record, file or domain asked for does not exist.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `IMAGE_NOT_READY`: The boot image exists but is not ready (pending, downloading, error, missing, …).
+             *     - `IMAGE_NO_LOCATION`: The boot image has no pool location, so no node can reach its file.
+             *     - `IMAGE_NO_CHECKSUM`: The image has no recorded checksum, so a copy of it could not be verified; rescan or download it again to record one.
              *     - `ALREADY_EXISTS`: A unique key is already taken (duplicate name, location, catalog entry in a pool).
              *     - `POOL_NOT_ACTIVE_ON_NODE`: The image's pool is not active on the target node (not assigned, unmounted, unreachable).
              *     - `UNSUPPORTED_OPERATION`: A backend or node does not implement an optional operation (libvirt's VIR_ERR_NO_SUPPORT).
@@ -4041,6 +4255,8 @@ export interface operations {
                         createdAt: string;
                         /** Format: date-time */
                         updatedAt: string;
+                        /** @description the image this one is a copy of (label quantix.io/copied-from); null when it is none */
+                        copiedFrom?: string | null;
                     };
                 };
             };
@@ -4219,6 +4435,8 @@ export interface operations {
                         createdAt: string;
                         /** Format: date-time */
                         updatedAt: string;
+                        /** @description the image this one is a copy of (label quantix.io/copied-from); null when it is none */
+                        copiedFrom?: string | null;
                     };
                 };
             };
@@ -4994,6 +5212,8 @@ export interface operations {
                                 createdAt: string;
                                 /** Format: date-time */
                                 updatedAt: string;
+                                /** @description the image this one is a copy of (label quantix.io/copied-from); null when it is none */
+                                copiedFrom?: string | null;
                             };
                         }[];
                     };
@@ -6941,6 +7161,8 @@ export interface operations {
                         createdAt: string;
                         /** Format: date-time */
                         updatedAt: string;
+                        /** @description the image this one is a copy of (label quantix.io/copied-from); null when it is none */
+                        copiedFrom?: string | null;
                     };
                 };
             };
@@ -7585,6 +7807,7 @@ export const operationRoutes = {
   getImage: { method: 'GET', path: '/api/v1/images/{id}' },
   deleteImage: { method: 'DELETE', path: '/api/v1/images/{id}' },
   downloadImage: { method: 'POST', path: '/api/v1/images/download' },
+  copyImage: { method: 'POST', path: '/api/v1/images/{id}/copy' },
   importImage: { method: 'POST', path: '/api/v1/images/import' },
   retryImageDownload: { method: 'POST', path: '/api/v1/images/{id}/retry' },
   rescanImages: { method: 'POST', path: '/api/v1/images/rescan' },

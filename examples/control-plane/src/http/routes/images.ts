@@ -1,5 +1,6 @@
 import {
   AVAILABILITY,
+  COPIED_FROM_LABEL,
   type DownloadService,
   type ImageService,
   listAvailableImages,
@@ -82,6 +83,11 @@ const imageView = z.object({
   createdAt: z.date(),
   updatedAt: z.date(),
   path: z.string().nullable().describe('the file’s path on the node asked about (nodeId); null without one'),
+  copiedFrom: z
+    .string()
+    .nullable()
+    .optional()
+    .describe('the image this one is a copy of (label quantix.io/copied-from); null when it is none'),
 });
 /** An image as a write answers it: without a node's path. */
 export const imageRecord = imageView.omit({ path: true });
@@ -154,6 +160,11 @@ const listQuery = z.object({
     .optional()
     .describe('the nextCursor of the previous page: the page after it, as fast at any depth as the first'),
 });
+
+/** An image with the image it was copied from, as its label records it. */
+function withCopiedFrom<T extends { labels: Record<string, string> }>(image: T): T & { copiedFrom: string | null } {
+  return { ...image, copiedFrom: image.labels[COPIED_FROM_LABEL] ?? null };
+}
 
 export function imageRoutes(
   app: FastifyInstance,
@@ -247,7 +258,7 @@ export function imageRoutes(
       },
       serializerCompiler: fastSerializerCompiler,
     },
-    async (request) => deps.images.get(request.params.id, request.query.nodeId),
+    async (request) => withCopiedFrom(await deps.images.get(request.params.id, request.query.nodeId)),
   );
 
   api.post(
@@ -274,7 +285,51 @@ export function imageRoutes(
         },
       },
     },
-    async (request, reply) => reply.status(202).send(await deps.downloads.start(request.body)),
+    async (request, reply) => reply.status(202).send(withCopiedFrom(await deps.downloads.start(request.body))),
+  );
+
+  api.post(
+    '/images/:id/copy',
+    {
+      schema: {
+        operationId: 'copyImage',
+        tags: ['images'],
+        summary:
+          'Copy a ready image into another pool: on the node when it reaches both pools, else fetched by the target node from this control plane (resumable, verified against the checksum)',
+        params: idParams,
+        body: z.object({
+          poolId: z.string().min(1),
+          nodeId: z.string().min(1).optional(),
+          name: z.string().min(1).max(255).optional(),
+        }),
+        response: {
+          202: imageRecord.describe(
+            'The copy, pending: a new image (copiedFrom names the source); follow it with getImage',
+          ),
+          ...errorResponses(
+            ErrorCode.INVALID_INPUT,
+            ErrorCode.NOT_FOUND,
+            ErrorCode.IMAGE_NOT_READY,
+            ErrorCode.IMAGE_NO_LOCATION,
+            ErrorCode.IMAGE_NO_CHECKSUM,
+            ErrorCode.ALREADY_EXISTS,
+            ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
+            ErrorCode.UNSUPPORTED_OPERATION,
+            ...NODE_REQUEST_CODES,
+          ),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { poolId, nodeId, name } = request.body;
+      const image = await deps.downloads.start({
+        copyOf: request.params.id,
+        poolId,
+        ...(nodeId ? { nodeId } : {}),
+        ...(name ? { name } : {}),
+      });
+      return reply.status(202).send(withCopiedFrom(image));
+    },
   );
 
   api.post(

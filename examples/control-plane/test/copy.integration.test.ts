@@ -1,0 +1,307 @@
+/**
+ * Image copies between pools and nodes, with real parts: the control plane (fastify, the hub) on
+ * PGlite, two real node daemons over real WebSockets, real pool directories, and a real HTTP
+ * mirror serving the catalog's qcow2. A copy on one node is a local file.copy (no HTTP); a copy
+ * to another node is that node's resumable, verified download of the control plane's content of
+ * the source, with a copy ticket; a catalog download prefers a verified copy already in the
+ * cluster over the mirror.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { pipeline, Transform } from 'node:stream';
+import { COPY_METHOD_LABEL, newToken } from '@quantix/control-plane';
+import { createPoolRootPolicy, createQuantix, type Quantix } from '@quantix/core';
+import type { startNodeDaemon } from '@quantix/example-node-daemon';
+import { createImagesCloudPlugin } from '@quantix/images-cloud';
+import { type ImageServer, makeQcow2, sha256Sums, startImageServer } from '@quantix/images-cloud/testing';
+import { createStorageLocalPlugin } from '@quantix/storage-local';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ControlPlane, startControlPlane } from '../src/control-plane.js';
+import { apiCaller, startNodeWithPool, waitFor } from './harness.js';
+
+const API_TOKEN = newToken();
+const silent = pino({ level: 'silent' });
+const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+describe('image copies', () => {
+  let root: string;
+  let quantix: Quantix;
+  let cp: ControlPlane;
+  let nodes: Awaited<ReturnType<typeof startNodeDaemon>>[] = [];
+  let mirror: ImageServer;
+  let bytes: Buffer;
+  // biome-ignore lint/suspicious/noExplicitAny: API answers are checked field by field
+  let source: any;
+  const api = apiCaller(() => cp.url, API_TOKEN);
+
+  const entry = (id: string) => ({
+    id,
+    name: `Tiny ${id}`,
+    description: 'served by the test mirror',
+    kind: 'cloud' as const,
+    format: 'qcow2' as const,
+    os: {
+      family: 'linux' as const,
+      distribution: 'tiny',
+      version: '1',
+      arch: 'x86_64',
+      defaultUser: 'tiny',
+      cloudInit: true,
+    },
+    requirements: { minCpu: 2, minMemoryMiB: 256, minDiskGiB: 3, firmware: 'any' as const },
+    sourceUrl: `${mirror.url}/images/tiny.qcow2`,
+    checksumUrl: `${mirror.url}/images/SHA256SUMS`,
+    checksumAlgorithm: 'sha256' as const,
+  });
+
+  /** The image's row once it is no longer busy. */
+  async function settled(id: string) {
+    let image = (await api('GET', `/images/${id}`)).body;
+    await waitFor(
+      async () => {
+        image = (await api('GET', `/images/${id}`)).body;
+        return !['pending', 'downloading', 'verifying'].includes(image.phase);
+      },
+      `image ${id} to settle`,
+      60_000,
+    );
+    return image;
+  }
+
+  const onDisk = (poolId: string, relPath: string) => join(root, poolId, relPath);
+
+  beforeAll(async () => {
+    root = mkdtempSync(join(tmpdir(), 'quantix-copies-'));
+    mirror = await startImageServer();
+    bytes = await makeQcow2(root, 'tiny.qcow2', 8);
+    mirror.setFile('/images/tiny.qcow2', bytes);
+    mirror.setFile('/images/SHA256SUMS', sha256Sums({ 'tiny.qcow2': bytes }));
+    quantix = await createQuantix({
+      database: { client: 'pglite' },
+      plugins: [createImagesCloudPlugin({ entries: [entry('tiny')] }), createStorageLocalPlugin({ backend: false })],
+      logger: silent,
+    });
+    cp = await startControlPlane({
+      quantix,
+      apiToken: API_TOKEN,
+      stagingDir: join(root, 'staging'),
+      poolRoots: createPoolRootPolicy({ allowedRoots: [root] }),
+    });
+    const controlPlaneUrl = `http://127.0.0.1:${new URL(cp.url).port}`;
+    const common = { quantix, controlPlaneUrl, api, root, allowSourceAddresses: ['127.0.0.1'] };
+    nodes.push(await startNodeWithPool({ ...common, nodeId: 'n1', poolId: 'p1' }));
+    nodes.push(await startNodeWithPool({ ...common, nodeId: 'n2', poolId: 'p2' }));
+    // A second pool on n1, for copies that never leave the node.
+    const second = await api('POST', '/pools', {
+      id: 'p1b',
+      name: 'p1b',
+      type: 'local',
+      config: { path: join(root, 'p1b'), create: true },
+      nodeIds: ['n1'],
+    });
+    expect(second.status).toBe(201);
+    await waitFor(async () => (await api('GET', '/pools/p1b')).body.nodeStates[0]?.status === 'active', 'pool p1b');
+
+    const started = await api('POST', '/images/download', { catalogId: 'tiny', poolId: 'p1' });
+    expect(started.status).toBe(202);
+    source = await settled(started.body.id);
+    expect(source.phase).toBe('ready');
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const node of nodes) await node.close();
+    nodes = [];
+    await cp?.close();
+    await quantix?.close();
+    await mirror?.close();
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  it('copies on the node when it holds both pools: file.copy, no HTTP fetch', async () => {
+    const mirrorRequests = mirror.requestsFor('/images/tiny.qcow2').length;
+    const started = await api('POST', `/images/${source.id}/copy`, { poolId: 'p1b', name: 'tiny copy' });
+    expect(started.status, JSON.stringify(started.body)).toBe(202);
+    expect(started.body).toMatchObject({ copiedFrom: source.id, name: 'tiny copy', catalogId: 'tiny' });
+    const copy = await settled(started.body.id);
+    expect(copy.phase, JSON.stringify(copy.error)).toBe('ready');
+    expect(copy.labels[COPY_METHOD_LABEL]).toBe('local');
+    expect(copy).toMatchObject({
+      copiedFrom: source.id,
+      checksum: source.checksum,
+      kind: source.kind,
+      format: source.format,
+      os: source.os,
+      requirements: source.requirements,
+      nodeId: 'n1',
+      location: { poolId: 'p1b', relPath: source.location.relPath },
+    });
+    expect(sha256(readFileSync(onDisk('p1b', source.location.relPath)))).toBe(source.checksum.value);
+    expect(mirror.requestsFor('/images/tiny.qcow2').length).toBe(mirrorRequests);
+  });
+
+  it('copies to another node through the control plane, resuming from a partial file', async () => {
+    // What a copy cut half-way leaves: the first half of the bytes in the partial file, with the
+    // source it came from (the content URL, no ticket) — as the fetcher records it.
+    const relPath = source.location.relPath as string;
+    const target = onDisk('p2', relPath);
+    mkdirSync(dirname(target), { recursive: true });
+    const half = Math.floor(bytes.length / 2);
+    writeFileSync(`${target}.partial`, bytes.subarray(0, half));
+    const contentUrl = `http://127.0.0.1:${new URL(cp.url).port}/api/v1/images/${source.id}/content`;
+    writeFileSync(
+      `${target}.partial.meta`,
+      JSON.stringify({
+        version: 1,
+        url: contentUrl,
+        etag: `"sha256-${source.checksum.value}"`,
+        lastModified: null,
+        totalBytes: bytes.length,
+      }),
+    );
+    const mirrorRequests = mirror.requestsFor('/images/tiny.qcow2').length;
+    // Which ranges of the source the control plane streams (observed, not changed).
+    const ranges: { start: number; end: number }[] = [];
+    const open = cp.exports.open.bind(cp.exports);
+    cp.exports.open = (target, range) => {
+      ranges.push(range);
+      return open(target, range);
+    };
+    const started = await api('POST', `/images/${source.id}/copy`, { poolId: 'p2' });
+    expect(started.status, JSON.stringify(started.body)).toBe(202);
+    expect(started.body.copiedFrom).toBe(source.id);
+    // The recorded source carries no ticket.
+    expect(JSON.stringify(started.body.labels)).not.toContain('ticket');
+    const copy = await settled(started.body.id);
+    expect(copy.phase, JSON.stringify(copy.error)).toBe('ready');
+    expect(copy.labels[COPY_METHOD_LABEL]).toBe('http');
+    expect(copy).toMatchObject({ nodeId: 'n2', checksum: source.checksum, location: { poolId: 'p2', relPath } });
+    // Only the second half crossed: the copy resumed from the partial file.
+    expect(ranges).toEqual([{ start: half, end: bytes.length - 1 }]);
+    cp.exports.open = open;
+    expect(sha256(readFileSync(target))).toBe(source.checksum.value);
+    expect(mirror.requestsFor('/images/tiny.qcow2').length).toBe(mirrorRequests);
+  });
+
+  it('is cut mid-way (cancelled), then retried: it resumes from the partial file and ends ready', async () => {
+    // A second pool on n2 for a copy of its own.
+    const made = await api('POST', '/pools', {
+      id: 'p2b',
+      name: 'p2b',
+      type: 'local',
+      config: { path: join(root, 'p2b'), create: true },
+      nodeIds: ['n2'],
+    });
+    expect(made.status).toBe(201);
+    await waitFor(async () => (await api('GET', '/pools/p2b')).body.nodeStates[0]?.status === 'active', 'pool p2b');
+    // The source's bytes paced (a slow link), and the ranges streamed recorded.
+    const ranges: { start: number; end: number }[] = [];
+    let paced = true;
+    const open = cp.exports.open.bind(cp.exports);
+    cp.exports.open = async (target, range) => {
+      ranges.push(range);
+      const body = await open(target, range);
+      if (!paced) return body;
+      const slow = new Transform({
+        transform(chunk, _encoding, done) {
+          setTimeout(() => done(null, chunk), 100);
+        },
+      });
+      pipeline(body, slow, () => {});
+      return slow;
+    };
+    try {
+      const started = await api('POST', `/images/${source.id}/copy`, { poolId: 'p2b' });
+      expect(started.status).toBe(202);
+      const partial = `${onDisk('p2b', source.location.relPath)}.partial`;
+      await waitFor(async () => existsSync(partial) && statSync(partial).size > 0, 'the first bytes of the copy');
+      const cancelled = await cp.downloads.cancel(started.body.id);
+      expect(cancelled.phase).toBe('error');
+      expect(cancelled.error?.code).toBe('DOWNLOAD_CANCELLED');
+      const kept = statSync(partial).size;
+      expect(kept).toBeGreaterThan(0);
+      expect(kept).toBeLessThan(bytes.length);
+      paced = false;
+      const retried = await api('POST', `/images/${started.body.id}/retry`);
+      expect(retried.status, JSON.stringify(retried.body)).toBe(202);
+      const copy = await settled(started.body.id);
+      expect(copy.phase, JSON.stringify(copy.error)).toBe('ready');
+      expect(copy.labels[COPY_METHOD_LABEL]).toBe('http');
+      expect(sha256(readFileSync(onDisk('p2b', source.location.relPath)))).toBe(source.checksum.value);
+      // The retry (with a ticket minted for it) asked for the rest only.
+      expect(ranges.length).toBe(2);
+      expect(ranges[1]?.start).toBeGreaterThan(0);
+      expect(ranges[1]?.end).toBe(bytes.length - 1);
+    } finally {
+      cp.exports.open = open;
+    }
+  });
+
+  it('refuses copies that cannot be made, with stable codes', async () => {
+    const refuse = async (id: string, body: unknown, status: number, code: string) => {
+      const answer = await api('POST', `/images/${id}/copy`, body);
+      expect(answer.status, JSON.stringify(answer.body)).toBe(status);
+      expect(answer.body.error.code).toBe(code);
+    };
+    await refuse('no-such-image', { poolId: 'p2' }, 404, 'NOT_FOUND');
+    await refuse(source.id, { poolId: 'no-such-pool' }, 404, 'NOT_FOUND');
+    await refuse(source.id, { poolId: 'p1' }, 409, 'ALREADY_EXISTS');
+    await refuse(source.id, {}, 400, 'INVALID_INPUT');
+
+    // A pool that holds ISOs only.
+    const isoPool = await api('POST', '/pools', {
+      id: 'p-iso',
+      name: 'p-iso',
+      type: 'local',
+      config: { path: join(root, 'p-iso'), create: true },
+      contentTypes: ['iso'],
+      nodeIds: ['n1'],
+    });
+    expect(isoPool.status, JSON.stringify(isoPool.body)).toBe(201);
+    await refuse(source.id, { poolId: 'p-iso' }, 400, 'INVALID_INPUT');
+
+    // Not ready, no location, no checksum.
+    const rows = quantix.repositories.images;
+    const pending = await rows.create({
+      name: 'pending',
+      kind: 'cloud',
+      phase: 'pending',
+      location: { poolId: 'p1', relPath: 'images/pending.qcow2' },
+      nodeId: 'n1',
+    });
+    await refuse(pending.id, { poolId: 'p2' }, 409, 'IMAGE_NOT_READY');
+    const unplaced = await rows.create({ name: 'unplaced', kind: 'cloud', phase: 'ready' });
+    await refuse(unplaced.id, { poolId: 'p2' }, 409, 'IMAGE_NO_LOCATION');
+    const unsummed = await rows.create({
+      name: 'unsummed',
+      kind: 'cloud',
+      phase: 'ready',
+      location: { poolId: 'p1', relPath: 'images/unsummed.qcow2' },
+      nodeId: 'n1',
+    });
+    await refuse(unsummed.id, { poolId: 'p2' }, 409, 'IMAGE_NO_CHECKSUM');
+  });
+
+  it('a catalog download prefers a verified copy in the cluster to the mirror', async () => {
+    const made = await api('POST', '/pools', {
+      id: 'p2c',
+      name: 'p2c',
+      type: 'local',
+      config: { path: join(root, 'p2c'), create: true },
+      nodeIds: ['n2'],
+    });
+    expect(made.status).toBe(201);
+    await waitFor(async () => (await api('GET', '/pools/p2c')).body.nodeStates[0]?.status === 'active', 'pool p2c');
+    mirror.reset();
+    const started = await api('POST', '/images/download', { catalogId: 'tiny', poolId: 'p2c' });
+    expect(started.status, JSON.stringify(started.body)).toBe(202);
+    expect(started.body.copiedFrom).toEqual(expect.any(String));
+    const image = await settled(started.body.id);
+    expect(image.phase, JSON.stringify(image.error)).toBe('ready');
+    expect(image.checksum).toEqual(source.checksum);
+    expect(mirror.requestsFor('/images/tiny.qcow2')).toEqual([]);
+    expect(sha256(readFileSync(onDisk('p2c', image.location.relPath)))).toBe(source.checksum.value);
+  });
+});
