@@ -15,6 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { startAllInOne } from '@quantix/example-control-plane';
 import { startFileServer } from './lib/file-server.js';
+import { benchApi, downloadReady } from './lib/images.js';
 import { benchResults } from './lib/results.js';
 
 const run = promisify(execFile);
@@ -74,32 +75,9 @@ try {
         system.apiToken,
         headerFile,
       ]);
-      const api = async (method: string, path: string, body?: unknown) => {
-        const response = await fetch(`${system.url}/api/v1${path}`, {
-          method,
-          headers: {
-            authorization: `Bearer ${system.apiToken}`,
-            ...(body ? { 'content-type': 'application/json' } : {}),
-          },
-          ...(body ? { body: JSON.stringify(body) } : {}),
-        });
-        return (await response.json()) as Record<string, unknown>;
-      };
+      const api = benchApi(system);
       // The image gets into the pool the way images do: a verified download from the mirror.
-      const deadline = Date.now() + 120_000;
-      let pool: Record<string, unknown> = {};
-      while (((pool.nodeStates as { status: string }[] | undefined)?.[0]?.status ?? '') !== 'active') {
-        if (Date.now() > deadline) throw new Error('the local pool did not become active');
-        pool = await api('GET', '/pools/local');
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      const started = await api('POST', '/images/download', { catalogId: 'bench-export', poolId: 'local' });
-      let image: Record<string, unknown> = started;
-      while (image.phase !== 'ready') {
-        if (image.phase === 'error' || Date.now() > deadline) throw new Error(`download: ${JSON.stringify(image)}`);
-        await new Promise((resolve) => setTimeout(resolve, 200));
-        image = await api('GET', `/images/${started.id}`);
-      }
+      const started = await downloadReady(api, 'bench-export', 'local');
       const expected = readFileSync(`${file}.SHA256SUMS`, 'utf8').split(' ')[0];
       const exportUrl = `${system.url}/api/v1/images/${started.id}/content`;
       const plainUrl = `http://127.0.0.1:${server.port}/${name}`;

@@ -6,6 +6,7 @@
  * the source, with a copy ticket; a catalog download prefers a verified copy already in the
  * cluster over the mirror.
  */
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,6 +22,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ControlPlane, startControlPlane } from '../src/control-plane.js';
 import { apiCaller, startNodeWithPool, waitFor } from './harness.js';
+import { QUANTIX } from './processes.js';
 
 const API_TOKEN = newToken();
 const silent = pino({ level: 'silent' });
@@ -237,6 +239,30 @@ describe('image copies', () => {
     } finally {
       cp.exports.open = open;
     }
+  });
+
+  it('quantix images copy --wait follows the copy to ready (the built CLI)', async () => {
+    const made = await api('POST', '/pools', {
+      id: 'p2d',
+      name: 'p2d',
+      type: 'local',
+      config: { path: join(root, 'p2d'), create: true },
+      nodeIds: ['n2'],
+    });
+    expect(made.status).toBe(201);
+    await waitFor(async () => (await api('GET', '/pools/p2d')).body.nodeStates[0]?.status === 'active', 'pool p2d');
+    const run = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [QUANTIX, 'images', 'copy', source.id, '--pool', 'p2d', '--name', 'cli copy', '--wait'],
+        { env: { ...process.env, QUANTIX_URL: cp.url, QUANTIX_TOKEN: API_TOKEN } },
+        (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+    expect(run, run.stderr).toMatchObject({ code: 0 });
+    expect(run.stdout).toContain('cli copy is ready');
+    const listed = await api('GET', '/images?poolId=p2d');
+    expect(listed.body.images[0]).toMatchObject({ name: 'cli copy', phase: 'ready', checksum: source.checksum });
   });
 
   it('refuses copies that cannot be made, with stable codes', async () => {

@@ -99,7 +99,9 @@ describe('image routes (PostgreSQL)', () => {
     expect(byLabel.body.total).toBe(IMAGES / 10);
     const [first] = byName.body.images as { id: string }[];
     const stored = await quantix.repositories.images.require(first?.id as string);
-    expect((await get(`/images/${stored.id}`)).body).toEqual(JSON.parse(JSON.stringify({ ...stored, path: null })));
+    expect((await get(`/images/${stored.id}`)).body).toEqual(
+      JSON.parse(JSON.stringify({ ...stored, path: null, copiedFrom: null })),
+    );
     const available = await get('/images/available?nodeId=hv-1&text=disc-12');
     expect((available.body.images as { name: string; status: string; reason: string }[])[0]).toMatchObject({
       name: 'disc-12.iso',

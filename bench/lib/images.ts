@@ -1,0 +1,59 @@
+/**
+ * What the image benches (export, copy) do through the API of an all-in-one control plane: call
+ * it with its token, wait for a pool to be active, and get a catalog image into a pool the way
+ * images get there (a verified download), or follow an image until it is ready.
+ */
+
+/** A JSON call of the API with the token. */
+export type BenchApi = (method: string, path: string, body?: unknown) => Promise<Record<string, unknown>>;
+
+export function benchApi(system: { url: string; apiToken: string }): BenchApi {
+  return async (method, path, body) => {
+    const response = await fetch(`${system.url}/api/v1${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${system.apiToken}`,
+        ...(body ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+    return (await response.json()) as Record<string, unknown>;
+  };
+}
+
+/** Waits until pool `poolId` is active on a node (every node it is assigned to, with `all`). */
+export async function poolActive(api: BenchApi, poolId: string, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const pool = await api('GET', `/pools/${poolId}`);
+    if ((pool.nodeStates as { status: string }[] | undefined)?.[0]?.status === 'active') return;
+    if (Date.now() > deadline) throw new Error(`pool ${poolId} did not become active`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Follows an image until it is ready (an error, or the deadline, throws). */
+export async function imageReady(
+  api: BenchApi,
+  started: Record<string, unknown>,
+  timeoutMs = 300_000,
+): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + timeoutMs;
+  let image = started;
+  while (image.phase !== 'ready') {
+    if (image.phase === 'error' || Date.now() > deadline) throw new Error(`image: ${JSON.stringify(image)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    image = await api('GET', `/images/${started.id}`);
+  }
+  return image;
+}
+
+/** Downloads catalog entry `catalogId` into pool `poolId` and waits until it is ready. */
+export async function downloadReady(
+  api: BenchApi,
+  catalogId: string,
+  poolId: string,
+): Promise<Record<string, unknown>> {
+  await poolActive(api, poolId);
+  return imageReady(api, await api('POST', '/images/download', { catalogId, poolId }));
+}
