@@ -346,6 +346,29 @@ export function apiCommands(
       },
     );
   images
+    .command('copy <imageId>')
+    .description(
+      'copy a ready image into another pool (on its node, or fetched by the target node), verified, following its progress',
+    )
+    .requiredOption('--pool <pool>', 'the pool to copy into (id or name)')
+    .option('--node <node>', 'the node that copies (id or hostname; default: one the pool is active on)')
+    .option('--name <name>', 'the copy’s name (default: the source’s)')
+    .option('--wait', 'follow progress until the copy is ready (the default)')
+    .option('--no-wait', 'return at once instead of following progress')
+    .action(async (imageId: string, o: { pool: string; node?: string; name?: string; wait?: boolean }) => {
+      const api = client();
+      const image = await api.request('copyImage', {
+        params: { id: imageId },
+        body: {
+          poolId: await poolIdOf(api, o.pool),
+          ...(o.node ? { nodeId: await nodeIdOf(api, o.node) } : {}),
+          ...(o.name ? { name: o.name } : {}),
+        },
+      });
+      if (o.wait === false) return print(image, () => `copy of ${imageId} started: image ${image.id}`);
+      await follow(api, image);
+    });
+  images
     .command('retry <imageId>')
     .description('retry a failed download, following its progress')
     .option('--no-wait', 'return at once instead of following progress')

@@ -136,6 +136,7 @@ export function ImagesPage() {
           poolName={poolName}
           nodeName={nodeList.find((n) => n.id === nodeId)?.hostname ?? 'node'}
           follows={follows.data}
+          pools={pools.data?.pools ?? []}
           onChange={images.reload}
           onFollowChange={follows.reload}
         />
@@ -177,6 +178,7 @@ function ImageTable({
   poolName,
   nodeName,
   follows,
+  pools,
   onChange,
   onFollowChange,
 }: {
@@ -184,6 +186,7 @@ function ImageTable({
   poolName: (id: string | undefined) => string;
   nodeName: string;
   follows: Map<string, Follow | null> | undefined;
+  pools: Pool[];
   onChange: () => void;
   onFollowChange: () => void;
 }) {
@@ -198,6 +201,7 @@ function ImageTable({
             image={image}
             poolName={poolName}
             follow={follows?.get(goldenIdOf(image)) ?? null}
+            pools={pools}
             onChange={onChange}
             onFollowChange={onFollowChange}
           />
@@ -211,12 +215,14 @@ function ImageRowView({
   image,
   poolName,
   follow,
+  pools,
   onChange,
   onFollowChange,
 }: {
   image: ImageRow;
   poolName: (id: string | undefined) => string;
   follow: Follow | null;
+  pools: Pool[];
   onChange: () => void;
   onFollowChange: () => void;
 }) {
@@ -284,6 +290,9 @@ function ImageRowView({
             Download
           </button>
         )}
+        {image.phase === 'ready' && image.location && image.checksum && (
+          <CopyToPool image={image} pools={pools} onStarted={onChange} />
+        )}
         <DeleteButton
           name={image.name}
           disabled={busy || image.phase === 'deleting'}
@@ -293,6 +302,43 @@ function ImageRowView({
         <ErrorAlert error={error} />
       </td>
     </tr>
+  );
+}
+
+/** "Copy to pool…": a pool holding this kind of image, other than the image's own, and Copy. */
+function CopyToPool({ image, pools, onStarted }: { image: ImageRow; pools: Pool[]; onStarted: () => void }) {
+  const [open, setOpen] = useState(false);
+  const candidates = poolsFor(pools, image.kind === 'iso' ? 'iso' : 'images').filter(
+    (p) => p.id !== image.location?.poolId,
+  );
+  const [chosen, setChosen] = useState('');
+  const { busy, error, run } = useAction({ after: onStarted });
+  const poolId = chosen || candidates[0]?.id || '';
+  if (!open) {
+    return (
+      <button type="button" aria-label={`Copy ${image.name} to pool`} onClick={() => setOpen(true)}>
+        Copy to pool…
+      </button>
+    );
+  }
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    const copy = await run(() => client.request('copyImage', { params: { id: image.id }, body: { poolId } }));
+    if (copy) setOpen(false);
+  };
+  return (
+    <form className="copy-to-pool" aria-label={`Copy ${image.name}`} onSubmit={submit}>
+      <select aria-label="Target pool" value={poolId} onChange={(e) => setChosen(e.target.value)}>
+        {candidates.map(poolOption)}
+      </select>
+      <button type="submit" className="primary" disabled={busy || !poolId}>
+        {busy ? 'Copying…' : 'Copy'}
+      </button>
+      <button type="button" onClick={() => setOpen(false)}>
+        Cancel
+      </button>
+      <ErrorAlert error={error} title="Copy not started" />
+    </form>
   );
 }
 
