@@ -20,11 +20,10 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { newToken, tokenDigest } from '@quantix/control-plane';
-import { startAllInOne } from '@quantix/example-control-plane';
 import { startNodeDaemon } from '@quantix/example-node-daemon';
 import { pino } from 'pino';
 import { startFileServer } from './lib/file-server.js';
-import { benchApi, downloadReady, imageReady, poolActive } from './lib/images.js';
+import { benchApi, downloadReady, imageReady, poolActive, startImageSystem } from './lib/images.js';
 import { benchResults } from './lib/results.js';
 
 const run = promisify(execFile);
@@ -54,25 +53,7 @@ try {
     const file = join(sourceDir, name);
     const server = await startFileServer(file, size);
     const dataDir = join(work, `data-${size / MiB}`);
-    const system = await startAllInOne({
-      dataDir,
-      host: '127.0.0.1',
-      port: 0,
-      libvirtUri: null,
-      entries: [
-        {
-          id: 'bench-copy',
-          name: 'bench copy image',
-          kind: 'cloud',
-          format: 'raw',
-          sourceUrl: `http://127.0.0.1:${server.port}/${name}`,
-          checksumUrl: `http://127.0.0.1:${server.port}/SHA256SUMS`,
-          checksumAlgorithm: 'sha256',
-        },
-      ],
-      allowSourceAddresses: ['127.0.0.1'],
-      log: () => {},
-    });
+    const system = await startImageSystem({ dataDir, port: server.port, file: name, catalogId: 'bench-copy' });
     // A second node, dialling the control plane as a node daemon does.
     const pools = join(dataDir, 'pools');
     await system.quantix.repositories.nodes.create({ id: 'bench-n2', hostname: 'bench-n2' });

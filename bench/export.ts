@@ -13,9 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
-import { startAllInOne } from '@quantix/example-control-plane';
 import { startFileServer } from './lib/file-server.js';
-import { benchApi, downloadReady } from './lib/images.js';
+import { benchApi, downloadReady, startImageSystem } from './lib/images.js';
 import { benchResults } from './lib/results.js';
 
 const run = promisify(execFile);
@@ -47,25 +46,7 @@ try {
     const file = join(sourceDir, name);
     const server = await startFileServer(file, size);
     const dataDir = join(work, `data-${size / MiB}`);
-    const system = await startAllInOne({
-      dataDir,
-      host: '127.0.0.1',
-      port: 0,
-      libvirtUri: null,
-      entries: [
-        {
-          id: 'bench-export',
-          name: 'bench export image',
-          kind: 'cloud',
-          format: 'raw',
-          sourceUrl: `http://127.0.0.1:${server.port}/${name}`,
-          checksumUrl: `http://127.0.0.1:${server.port}/SHA256SUMS`,
-          checksumAlgorithm: 'sha256',
-        },
-      ],
-      allowSourceAddresses: ['127.0.0.1'],
-      log: () => {},
-    });
+    const system = await startImageSystem({ dataDir, port: server.port, file: name, catalogId: 'bench-export' });
     try {
       const headerFile = join(work, 'auth-header');
       await run('bash', [

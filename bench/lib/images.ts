@@ -4,6 +4,36 @@
  * images get there (a verified download), or follow an image until it is ready.
  */
 
+import { startAllInOne } from '@quantix/example-control-plane';
+
+/**
+ * The all-in-one control plane (embedded PGlite, its node and local pool) in `dataDir`, with one
+ * catalog entry `catalogId`: the raw image `file` of the bench file server on `port`, verified
+ * against its SHA256SUMS.
+ */
+export function startImageSystem(options: { dataDir: string; port: number; file: string; catalogId: string }) {
+  const base = `http://127.0.0.1:${options.port}`;
+  return startAllInOne({
+    dataDir: options.dataDir,
+    host: '127.0.0.1',
+    port: 0,
+    libvirtUri: null,
+    entries: [
+      {
+        id: options.catalogId,
+        name: `${options.catalogId} image`,
+        kind: 'cloud',
+        format: 'raw',
+        sourceUrl: `${base}/${options.file}`,
+        checksumUrl: `${base}/SHA256SUMS`,
+        checksumAlgorithm: 'sha256',
+      },
+    ],
+    allowSourceAddresses: ['127.0.0.1'],
+    log: () => {},
+  });
+}
+
 /** A JSON call of the API with the token. */
 export type BenchApi = (method: string, path: string, body?: unknown) => Promise<Record<string, unknown>>;
 

@@ -75,6 +75,20 @@ describe('image copies', () => {
 
   const onDisk = (poolId: string, relPath: string) => join(root, poolId, relPath);
 
+  /** A local pool `<root>/<id>` on one node, active there. */
+  async function addPool(id: string, nodeId: string, contentTypes?: string[]) {
+    const made = await api('POST', '/pools', {
+      id,
+      name: id,
+      type: 'local',
+      config: { path: join(root, id), create: true },
+      ...(contentTypes ? { contentTypes } : {}),
+      nodeIds: [nodeId],
+    });
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    await waitFor(async () => (await api('GET', `/pools/${id}`)).body.nodeStates[0]?.status === 'active', `pool ${id}`);
+  }
+
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), 'quantix-copies-'));
     mirror = await startImageServer();
@@ -97,15 +111,7 @@ describe('image copies', () => {
     nodes.push(await startNodeWithPool({ ...common, nodeId: 'n1', poolId: 'p1' }));
     nodes.push(await startNodeWithPool({ ...common, nodeId: 'n2', poolId: 'p2' }));
     // A second pool on n1, for copies that never leave the node.
-    const second = await api('POST', '/pools', {
-      id: 'p1b',
-      name: 'p1b',
-      type: 'local',
-      config: { path: join(root, 'p1b'), create: true },
-      nodeIds: ['n1'],
-    });
-    expect(second.status).toBe(201);
-    await waitFor(async () => (await api('GET', '/pools/p1b')).body.nodeStates[0]?.status === 'active', 'pool p1b');
+    await addPool('p1b', 'n1');
 
     const started = await api('POST', '/images/download', { catalogId: 'tiny', poolId: 'p1' });
     expect(started.status).toBe(202);
@@ -189,15 +195,7 @@ describe('image copies', () => {
 
   it('is cut mid-way (cancelled), then retried: it resumes from the partial file and ends ready', async () => {
     // A second pool on n2 for a copy of its own.
-    const made = await api('POST', '/pools', {
-      id: 'p2b',
-      name: 'p2b',
-      type: 'local',
-      config: { path: join(root, 'p2b'), create: true },
-      nodeIds: ['n2'],
-    });
-    expect(made.status).toBe(201);
-    await waitFor(async () => (await api('GET', '/pools/p2b')).body.nodeStates[0]?.status === 'active', 'pool p2b');
+    await addPool('p2b', 'n2');
     // The source's bytes paced (a slow link), and the ranges streamed recorded.
     const ranges: { start: number; end: number }[] = [];
     let paced = true;
@@ -242,15 +240,7 @@ describe('image copies', () => {
   });
 
   it('quantix images copy --wait follows the copy to ready (the built CLI)', async () => {
-    const made = await api('POST', '/pools', {
-      id: 'p2d',
-      name: 'p2d',
-      type: 'local',
-      config: { path: join(root, 'p2d'), create: true },
-      nodeIds: ['n2'],
-    });
-    expect(made.status).toBe(201);
-    await waitFor(async () => (await api('GET', '/pools/p2d')).body.nodeStates[0]?.status === 'active', 'pool p2d');
+    await addPool('p2d', 'n2');
     const run = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
       execFile(
         process.execPath,
@@ -277,15 +267,7 @@ describe('image copies', () => {
     await refuse(source.id, {}, 400, 'INVALID_INPUT');
 
     // A pool that holds ISOs only.
-    const isoPool = await api('POST', '/pools', {
-      id: 'p-iso',
-      name: 'p-iso',
-      type: 'local',
-      config: { path: join(root, 'p-iso'), create: true },
-      contentTypes: ['iso'],
-      nodeIds: ['n1'],
-    });
-    expect(isoPool.status, JSON.stringify(isoPool.body)).toBe(201);
+    await addPool('p-iso', 'n1', ['iso']);
     await refuse(source.id, { poolId: 'p-iso' }, 400, 'INVALID_INPUT');
 
     // Not ready, no location, no checksum.
@@ -311,15 +293,7 @@ describe('image copies', () => {
   });
 
   it('a catalog download prefers a verified copy in the cluster to the mirror', async () => {
-    const made = await api('POST', '/pools', {
-      id: 'p2c',
-      name: 'p2c',
-      type: 'local',
-      config: { path: join(root, 'p2c'), create: true },
-      nodeIds: ['n2'],
-    });
-    expect(made.status).toBe(201);
-    await waitFor(async () => (await api('GET', '/pools/p2c')).body.nodeStates[0]?.status === 'active', 'pool p2c');
+    await addPool('p2c', 'n2');
     mirror.reset();
     const started = await api('POST', '/images/download', { catalogId: 'tiny', poolId: 'p2c' });
     expect(started.status, JSON.stringify(started.body)).toBe(202);

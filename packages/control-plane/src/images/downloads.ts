@@ -31,6 +31,7 @@ import {
   type DownloadProgressUpdate,
   LocalDownloadExecutor,
 } from './executors.js';
+import { readyInPool } from './exports.js';
 import { RowWriter } from './row-writer.js';
 import {
   type DownloadSource,
@@ -459,20 +460,7 @@ export class DownloadService {
    */
   async copyableImage(imageId: string): Promise<Image> {
     const image = await this.options.repositories.images.require(imageId);
-    if (image.phase !== 'ready') {
-      throw new QuantixError(
-        ErrorCode.IMAGE_NOT_READY,
-        `Image ${image.name} is ${image.phase}, not ready: only a ready image is copied`,
-        {
-          details: { imageId, phase: image.phase },
-        },
-      );
-    }
-    if (!image.location) {
-      throw new QuantixError(ErrorCode.IMAGE_NO_LOCATION, `Image ${image.name} has no location in a pool`, {
-        details: { imageId },
-      });
-    }
+    readyInPool(image, 'copied');
     if (!image.checksum) {
       throw new QuantixError(
         ErrorCode.IMAGE_NO_CHECKSUM,

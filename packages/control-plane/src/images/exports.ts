@@ -35,6 +35,26 @@ export interface ExportableImage {
   etag: string;
 }
 
+/**
+ * The location of a ready image, for what reads its file (an export, a copy): IMAGE_NOT_READY
+ * for an image in another phase, IMAGE_NO_LOCATION for one in no pool.
+ */
+export function readyInPool(image: Image, what: 'exported' | 'copied'): NonNullable<Image['location']> {
+  if (image.phase !== 'ready') {
+    throw new QuantixError(
+      ErrorCode.IMAGE_NOT_READY,
+      `Image ${image.name} is ${image.phase}, not ready: only a ready image is ${what}`,
+      { details: { imageId: image.id, phase: image.phase } },
+    );
+  }
+  if (!image.location) {
+    throw new QuantixError(ErrorCode.IMAGE_NO_LOCATION, `Image ${image.name} has no location in a pool`, {
+      details: { imageId: image.id },
+    });
+  }
+  return image.location;
+}
+
 /** An inclusive byte range of a file. */
 export interface ByteRange {
   start: number;
@@ -91,21 +111,7 @@ export class ImageExportService {
   async prepare(imageId: string): Promise<ExportableImage> {
     const { repositories, hub } = this.options;
     const image = await repositories.images.require(imageId);
-    if (image.phase !== 'ready') {
-      throw new QuantixError(
-        ErrorCode.IMAGE_NOT_READY,
-        `Image ${image.name} is ${image.phase}, not ready: only a ready image is exported`,
-        {
-          details: { imageId, phase: image.phase },
-        },
-      );
-    }
-    if (!image.location) {
-      throw new QuantixError(ErrorCode.IMAGE_NO_LOCATION, `Image ${image.name} has no location in a pool`, {
-        details: { imageId },
-      });
-    }
-    const { poolId, relPath } = image.location;
+    const { poolId, relPath } = readyInPool(image, 'exported');
     // A node whose link is here first; else one held by another replica, which dials back here.
     const here = { isConnected: (nodeId: string) => hub.isConnectedHere(nodeId) };
     let [nodeId] = await nodesWithActivePool({ repositories, hub: here, poolId, nodeId: image.nodeId });

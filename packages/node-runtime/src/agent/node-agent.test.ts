@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readlink, realpath, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, readlink, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -341,6 +342,77 @@ describe('NodeAgent file.export', () => {
       if (Date.now() > deadline) throw new Error('the node still holds the exported file open');
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
+    await node.close();
+  });
+});
+
+describe('NodeAgent file.copy', () => {
+  it('copies between pools verified, and refuses paths out of either pool, a wrong checksum and an existing target', async () => {
+    const sent: NodeMessage[] = [];
+    const from = join(allowed, 'copy-from');
+    const to = join(allowed, 'copy-to');
+    const node = new NodeAgent({
+      nodeId: 'n1',
+      backends: [new LocalStorageBackend()],
+      poolTypes: [localPoolType],
+      poolRoots: createPoolRootPolicy({ allowedRoots: [allowed] }),
+      send: (message) => void sent.push(message),
+    });
+    await node.handle({
+      v: PROTOCOL_VERSION,
+      type: 'pools.desired',
+      generation: 1,
+      pools: [pool('from', { path: from, create: true }), pool('to', { path: to, create: true })],
+    });
+    const bytes = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7) % 251));
+    const sum = createHash('sha256').update(bytes).digest('hex');
+    await mkdir(join(from, 'images'), { recursive: true });
+    await writeFile(join(from, 'images/disk.raw'), bytes);
+    await writeFile(join(base, 'secret.raw'), 'outside the pools');
+    const ask = async (request: Record<string, unknown>) => {
+      sent.length = 0;
+      await node.handle({
+        v: PROTOCOL_VERSION,
+        type: 'request',
+        requestId: 'c1',
+        request: {
+          op: 'file.copy',
+          imageId: 'img-1',
+          sourcePoolId: 'from',
+          sourceRelPath: 'images/disk.raw',
+          poolId: 'to',
+          relPath: 'images/disk.raw',
+          checksum: { algorithm: 'sha256', value: sum },
+          ...request,
+        },
+      });
+      return sent.find((m) => m.type === 'response');
+    };
+
+    expect(await ask({})).toMatchObject({ result: { sizeBytes: bytes.length, checksum: { value: sum } } });
+    expect((await readFile(join(to, 'images/disk.raw'))).equals(bytes)).toBe(true);
+    expect(existsSync(join(to, 'images/disk.raw.partial'))).toBe(false);
+
+    for (const [request, code] of [
+      [{ sourceRelPath: '../secret.raw' }, 'PATH_ESCAPES_POOL'],
+      [{ relPath: '../stolen.raw' }, 'PATH_ESCAPES_POOL'],
+      [{ relPath: '/tmp/stolen.raw' }, 'PATH_ESCAPES_POOL'],
+      [{ sourceRelPath: 'images/absent.raw' }, 'IMAGE_FILE_MISSING'],
+      [{}, 'ALREADY_EXISTS'],
+      [{ poolId: 'from', relPath: 'images/disk.raw' }, 'ALREADY_EXISTS'],
+    ] as const) {
+      expect(await ask(request), JSON.stringify(request)).toMatchObject({ error: { code } });
+    }
+    expect(existsSync(join(base, 'stolen.raw'))).toBe(false);
+
+    // Bytes that are not the checksum's: refused, nothing left behind.
+    expect(
+      await ask({ relPath: 'images/other.raw', checksum: { algorithm: 'sha256', value: 'a'.repeat(64) } }),
+    ).toMatchObject({
+      error: { code: 'CHECKSUM_MISMATCH' },
+    });
+    expect(existsSync(join(to, 'images/other.raw'))).toBe(false);
+    expect(existsSync(join(to, 'images/other.raw.partial'))).toBe(false);
     await node.close();
   });
 });
