@@ -596,7 +596,16 @@ export class NodeAgent {
       return { sessionId: request.sessionId, type: request.type };
     },
     'file.export': (request) => this.exportFile(request),
-    'file.copy': (request) => this.copyFile(request),
+    'file.copy': (request) => {
+      // Asked again while it runs (the control plane restarted): the same copy, not a second
+      // writer of its partial file.
+      const key = `${request.imageId}\0${request.poolId}\0${request.relPath}`;
+      const running = this.copies.get(key);
+      if (running) return running;
+      const copy = this.copyFile(request).finally(() => this.copies.delete(key));
+      this.copies.set(key, copy);
+      return copy;
+    },
     'node.networks': async () => {
       const hypervisor = this.hypervisor();
       if (!hypervisor.networks)
@@ -652,6 +661,9 @@ export class NodeAgent {
     });
     this.logger?.info({ name: request.name, type: request.type, sessionId: request.sessionId }, 'console relayed');
   }
+
+  /** file.copy runs under way, by image, pool and path. */
+  private readonly copies = new Map<string, Promise<NodeResultOf<'file.copy'>>>();
 
   /** Files being streamed to the control plane now: their channels are closed with the agent. */
   private readonly exports = new Set<Writable>();
