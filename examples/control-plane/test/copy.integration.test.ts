@@ -21,7 +21,7 @@ import { createStorageLocalPlugin } from '@quantix/storage-local';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ControlPlane, startControlPlane } from '../src/control-plane.js';
-import { apiCaller, startNodeWithPool, waitFor } from './harness.js';
+import { apiCaller, mirrorEntry, startNodeWithPool, waitFor } from './harness.js';
 import { QUANTIX } from './processes.js';
 
 const API_TOKEN = newToken();
@@ -39,25 +39,7 @@ describe('image copies', () => {
   let source: any;
   const api = apiCaller(() => cp.url, API_TOKEN);
 
-  const entry = (id: string) => ({
-    id,
-    name: `Tiny ${id}`,
-    description: 'served by the test mirror',
-    kind: 'cloud' as const,
-    format: 'qcow2' as const,
-    os: {
-      family: 'linux' as const,
-      distribution: 'tiny',
-      version: '1',
-      arch: 'x86_64',
-      defaultUser: 'tiny',
-      cloudInit: true,
-    },
-    requirements: { minCpu: 2, minMemoryMiB: 256, minDiskGiB: 3, firmware: 'any' as const },
-    sourceUrl: `${mirror.url}/images/tiny.qcow2`,
-    checksumUrl: `${mirror.url}/images/SHA256SUMS`,
-    checksumAlgorithm: 'sha256' as const,
-  });
+  const entry = (id: string) => mirrorEntry(mirror.url, id, `Tiny ${id}`, 'tiny.qcow2');
 
   /** The image's row once it is no longer busy. */
   async function settled(id: string) {

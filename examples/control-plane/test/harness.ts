@@ -47,17 +47,9 @@ export async function ensureSystemServices(): Promise<void> {
   await run('bash', [join(repoRoot, 'scripts/services.sh'), 'libvirt'], { timeout: 900_000 });
 }
 
-export async function startSystem(options: StartSystemOptions = {}): Promise<TestSystem> {
-  await ensureSystemServices();
-  const dataDir = await mkdtemp(join(tmpdir(), 'quantix-e2e-'));
-  const mirror = await startImageServer();
-  const imageMiB = options.imageMiB ?? 3;
-  const ready = await makeQcow2(dataDir, 'tiny-ready.qcow2', imageMiB);
-  const later = await makeQcow2(dataDir, 'tiny-later.qcow2', imageMiB);
-  mirror.setFile('/images/tiny-ready.qcow2', ready);
-  mirror.setFile('/images/tiny-later.qcow2', later);
-  mirror.setFile('/images/SHA256SUMS', sha256Sums({ 'tiny-ready.qcow2': ready, 'tiny-later.qcow2': later }));
-  const entry = (id: string, name: string, file: string) => ({
+/** A catalog entry for qcow2 `file` under `<mirror>/images/`, checked against its SHA256SUMS there. */
+export function mirrorEntry(mirrorUrl: string, id: string, name: string, file: string) {
+  return {
     id,
     name,
     description: `${name}, served by the test mirror`,
@@ -72,10 +64,23 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Tes
       cloudInit: true,
     },
     requirements: { minCpu: 1, minMemoryMiB: 64, minDiskGiB: 1, firmware: 'any' as const },
-    sourceUrl: `${mirror.url}/images/${file}`,
-    checksumUrl: `${mirror.url}/images/SHA256SUMS`,
+    sourceUrl: `${mirrorUrl}/images/${file}`,
+    checksumUrl: `${mirrorUrl}/images/SHA256SUMS`,
     checksumAlgorithm: 'sha256' as const,
-  });
+  };
+}
+
+export async function startSystem(options: StartSystemOptions = {}): Promise<TestSystem> {
+  await ensureSystemServices();
+  const dataDir = await mkdtemp(join(tmpdir(), 'quantix-e2e-'));
+  const mirror = await startImageServer();
+  const imageMiB = options.imageMiB ?? 3;
+  const ready = await makeQcow2(dataDir, 'tiny-ready.qcow2', imageMiB);
+  const later = await makeQcow2(dataDir, 'tiny-later.qcow2', imageMiB);
+  mirror.setFile('/images/tiny-ready.qcow2', ready);
+  mirror.setFile('/images/tiny-later.qcow2', later);
+  mirror.setFile('/images/SHA256SUMS', sha256Sums({ 'tiny-ready.qcow2': ready, 'tiny-later.qcow2': later }));
+  const entry = (id: string, name: string, file: string) => mirrorEntry(mirror.url, id, name, file);
   const system = await startAllInOne({
     dataDir,
     host: '127.0.0.1',
