@@ -79,7 +79,14 @@ describe('image copies', () => {
     mirror.setFile('/images/SHA256SUMS', sha256Sums({ 'tiny.qcow2': bytes }));
     quantix = await createQuantix({
       database: { client: 'pglite' },
-      plugins: [createImagesCloudPlugin({ entries: [entry('tiny')] }), createStorageLocalPlugin({ backend: false })],
+      plugins: [
+        createImagesCloudPlugin({
+          entries: [entry('tiny')],
+          // The control plane reads the mirror's sums file (on this machine's loopback).
+          fetcher: { policy: { allowAddresses: ['127.0.0.1'] } },
+        }),
+        createStorageLocalPlugin({ backend: false }),
+      ],
       logger: silent,
     });
     cp = await startControlPlane({
@@ -284,6 +291,23 @@ describe('image copies', () => {
     expect(image.phase, JSON.stringify(image.error)).toBe('ready');
     expect(image.checksum).toEqual(source.checksum);
     expect(mirror.requestsFor('/images/tiny.qcow2')).toEqual([]);
+    // What the sums file says now was read, to know the cluster's copy is still upstream's build.
+    expect(mirror.requestsFor('/images/SHA256SUMS').length).toBeGreaterThan(0);
     expect(sha256(readFileSync(onDisk('p2c', image.location.relPath)))).toBe(source.checksum.value);
+  });
+
+  it('a catalog download goes to the mirror when upstream moved on (no old build is copied)', async () => {
+    await addPool('p1c', 'n1');
+    const newer = await makeQcow2(root, 'tiny-newer.qcow2', 4);
+    mirror.setFile('/images/tiny.qcow2', newer);
+    mirror.setFile('/images/SHA256SUMS', sha256Sums({ 'tiny.qcow2': newer }));
+    mirror.reset();
+    const started = await api('POST', '/images/download', { catalogId: 'tiny', poolId: 'p1c' });
+    expect(started.status, JSON.stringify(started.body)).toBe(202);
+    expect(started.body.copiedFrom).toBeNull();
+    const image = await settled(started.body.id);
+    expect(image.phase, JSON.stringify(image.error)).toBe('ready');
+    expect(image.checksum.value).toBe(sha256(newer));
+    expect(mirror.requestsFor('/images/tiny.qcow2').length).toBeGreaterThan(0);
   });
 });

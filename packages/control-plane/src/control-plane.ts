@@ -21,7 +21,7 @@ import { IdempotencyStore } from './idempotency/idempotency-store.js';
 import { DownloadService } from './images/downloads.js';
 import { type DownloadExecutor, NodeDownloadExecutor } from './images/executors.js';
 import { ImageExportService } from './images/exports.js';
-import { GoldenImageService } from './images/golden.js';
+import { checksumReaderFor, GoldenImageService } from './images/golden.js';
 import { ImageService } from './images/image-service.js';
 import { controlPlaneUrlFor, UploadService } from './images/uploads.js';
 import { InProcessJobQueue } from './jobs/in-process-queue.js';
@@ -198,6 +198,17 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
         const path = `${base}/api/v1/images/${encodeURIComponent(imageId)}/content`;
         return ticket ? `${path}?ticket=${encodeURIComponent(exports.issueCopyTicket(imageId).ticket)}` : path;
       },
+      upstreamChecksum: async (entry) =>
+        checksumReaderFor(
+          quantix.getAll(ImageFetcherToken),
+          entry,
+        )({
+          sourceUrl: entry.sourceUrl,
+          checksumUrl: entry.checksumUrl as string,
+          checksumAlgorithm: entry.checksumAlgorithm,
+          // A download's start waits for this: a sums file that does not answer soon is skipped.
+          signal: AbortSignal.timeout(15_000),
+        }),
     },
   });
   const uploads = new UploadService({

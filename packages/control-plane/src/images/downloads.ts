@@ -1,6 +1,7 @@
 import {
   type CatalogEntry,
   CatalogRegistry,
+  type Checksum,
   type ChecksumAlgorithm,
   ErrorCode,
   type EventBus,
@@ -147,6 +148,12 @@ export interface DownloadServiceOptions {
 /** Where a node fetches another image's bytes for a copy (DownloadServiceOptions.copies). */
 export interface CopySources {
   contentUrl(imageId: string, runner: string, options: { ticket: boolean }): Promise<string>;
+  /**
+   * The checksum a catalog entry's sums file publishes now (for an entry that gives no checksum
+   * itself): a copy in the cluster stands in for a download only when it has that one, so an
+   * upstream that moved on is downloaded, not an old build copied. Absent: such entries are downloaded.
+   */
+  upstreamChecksum?(entry: CatalogEntry): Promise<Checksum>;
 }
 
 /** The label naming the image a copy was made from (the API shows it as `copiedFrom`). */
@@ -485,21 +492,42 @@ export class DownloadService {
    * going to the internet. With a checksum published in the catalog, only a copy with that one.
    */
   private async clusterCopyOf(entry: CatalogEntry): Promise<Image | null> {
-    const rows = await this.options.repositories.images.findByCatalogIds([entry.id]);
+    const rows = (await this.options.repositories.images.findByCatalogIds([entry.id])).filter(
+      (row) => row.phase === 'ready' && row.location && row.checksum,
+    );
+    if (rows.length === 0) return null;
+    const expected = await this.publishedChecksum(entry);
+    if (!expected) return null;
     for (const row of rows) {
-      if (row.phase !== 'ready' || !row.location || !row.checksum) continue;
-      if (
-        entry.checksum &&
-        (entry.checksum.algorithm !== row.checksum.algorithm ||
-          entry.checksum.value.toLowerCase() !== row.checksum.value.toLowerCase())
-      )
+      const checksum = row.checksum as Checksum;
+      const location = row.location as NonNullable<Image['location']>;
+      if (expected.algorithm !== checksum.algorithm || expected.value.toLowerCase() !== checksum.value.toLowerCase())
         continue;
       const reachable = await this.options.executor
-        .pick({ poolId: row.location.poolId, nodeId: row.nodeId })
+        .pick({ poolId: location.poolId, nodeId: row.nodeId })
         .catch(() => null);
       if (reachable) return row;
     }
     return null;
+  }
+
+  /**
+   * The checksum the entry publishes now: its own, else its sums file's as read here; null when
+   * it cannot be told (no sums file, or reading it failed: the download goes to the source).
+   */
+  private async publishedChecksum(entry: CatalogEntry): Promise<Checksum | null> {
+    if (entry.checksum) return entry.checksum;
+    const read = this.options.copies?.upstreamChecksum;
+    if (!entry.checksumUrl || !read) return null;
+    try {
+      return await read(entry);
+    } catch (error) {
+      this.options.logger.info(
+        { catalogId: entry.id, reason: (error as Error).message },
+        'could not read the catalog entry’s checksum file; downloading it rather than copying a cluster copy',
+      );
+      return null;
+    }
   }
 
   /** The catalog entry of an id: NOT_FOUND when no catalog offers it. */

@@ -17,6 +17,26 @@ import { rowsOf } from '../rows.js';
 import type { DownloadService } from './downloads.js';
 import type { ImageService } from './image-service.js';
 
+/**
+ * What reads a catalog entry's sums file here: the fetcher for its URL scheme that can;
+ * UNSUPPORTED_OPERATION when none can.
+ */
+export function checksumReaderFor(
+  fetchers: readonly ImageFetcher[],
+  entry: Pick<CatalogEntry, 'id' | 'sourceUrl'>,
+): NonNullable<ImageFetcher['readChecksum']> {
+  const scheme = new URL(entry.sourceUrl).protocol.replace(/:$/, '');
+  const fetcher = fetchers.find((f) => f.schemes.includes(scheme) && f.readChecksum);
+  if (!fetcher?.readChecksum) {
+    throw new QuantixError(
+      ErrorCode.UNSUPPORTED_OPERATION,
+      `No fetcher here reads checksum files of ${scheme} sources, so ${entry.id} cannot follow upstream`,
+      { details: { scheme, catalogId: entry.id } },
+    );
+  }
+  return fetcher.readChecksum.bind(fetcher);
+}
+
 /** What a check of upstream found. */
 export type GoldenCheckOutcome = 'unchanged' | 'new-revision' | 'not-listed' | 'failed';
 
@@ -543,16 +563,7 @@ export class GoldenImageService {
 
   /** What reads the entry's sums file: the fetcher for its URL scheme that can. */
   private checksumReader(entry: CatalogEntry): NonNullable<ImageFetcher['readChecksum']> {
-    const scheme = new URL(entry.sourceUrl).protocol.replace(/:$/, '');
-    const fetcher = this.options.fetchers.find((f) => f.schemes.includes(scheme) && f.readChecksum);
-    if (!fetcher?.readChecksum) {
-      throw new QuantixError(
-        ErrorCode.UNSUPPORTED_OPERATION,
-        `No fetcher here reads checksum files of ${scheme} sources, so ${entry.id} cannot follow upstream`,
-        { details: { scheme, catalogId: entry.id } },
-      );
-    }
-    return fetcher.readChecksum.bind(fetcher);
+    return checksumReaderFor(this.options.fetchers, entry);
   }
 
   private async requireGolden(
