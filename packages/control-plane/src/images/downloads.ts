@@ -254,7 +254,9 @@ export class DownloadService {
         ? (await repositories.images.findByCatalogIds([catalogId], { poolId: pool.id }))[0]
         : await repositories.images.getByLocation({ poolId: pool.id, relPath });
       if (existing) return this.join(existing, options.nodeId);
-      const picked = await this.pickRunner({ poolId: pool.id, nodeId: null }, options.nodeId);
+      // A copy runs, when nobody was named, on a node that holds both pools (a local copy) if one can.
+      const wanted = options.nodeId ?? (from ? await this.nodeHoldingBoth(from, pool.id) : undefined);
+      const picked = await this.pickRunner({ poolId: pool.id, nodeId: null }, wanted);
       if (entry && !from && !picked?.remote && this.options.copies && options.preferCluster !== false) {
         // A verified copy of the entry already in the cluster is closer than the internet.
         const near = await this.clusterCopyOf(entry);
@@ -509,6 +511,16 @@ export class DownloadService {
       if (reachable) return row;
     }
     return null;
+  }
+
+  /** A runner of this replica's that holds both `from`'s pool and pool `poolId` active, if any. */
+  private async nodeHoldingBoth(from: Image, poolId: string): Promise<string | undefined> {
+    const { executor } = this.options;
+    if (!executor.copy || !from.location) return undefined;
+    const near = await executor.pick({ poolId: from.location.poolId, nodeId: from.nodeId }).catch(() => null);
+    if (!near) return undefined;
+    const both = await executor.pick({ poolId, nodeId: null }, near).catch(() => null);
+    return both ?? undefined;
   }
 
   /**
