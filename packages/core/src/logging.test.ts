@@ -47,6 +47,12 @@ describe('createLogger', () => {
     expect(redactSecrets('Authorization: Bearer abc.def')).toBe('Authorization: Bearer [redacted]');
   });
 
+  it('takes a copy ticket out of a content URL', () => {
+    expect(redactSecrets('Download from http://cp:8080/api/v1/images/i1/content?ticket=abc_DEF-1 ended')).toBe(
+      'Download from http://cp:8080/api/v1/images/i1/content?ticket=[redacted] ended',
+    );
+  });
+
   it('writes compact lines a person reads on a terminal, secrets still out', () => {
     const { lines, stream } = capture();
     const logger = createLogger({ name: 'quantix', level: 'info' }, stream);

@@ -1,12 +1,12 @@
 import { type DestinationStream, type Logger, type LoggerOptions, pino, stdSerializers } from 'pino';
 
-const SECRET_QUERY = /([?&;](?:token|access_token|api_key|key|secret)=)[^&#\s"'<>]+/gi;
+const SECRET_QUERY = /([?&;](?:token|ticket|access_token|api_key|key|secret)=)[^&#\s"'<>]+/gi;
 const BEARER = /(\bBearer\s+)[A-Za-z0-9._~+/=-]+/gi;
 const REDACTED = '[redacted]';
 
 /**
- * A text with its secrets replaced: `token=…` style query parameters (staged-upload URLs) and
- * `Bearer …` credentials. For log lines and error messages that may quote a URL or a header.
+ * A text with its secrets replaced: `token=…` style query parameters (staged-upload URLs, copy
+ * tickets) and `Bearer …` credentials. For log lines and error messages that may quote a URL or a header.
  */
 export function redactSecrets(text: string): string {
   if (!text.includes('=') && !/bearer/i.test(text)) return text;

@@ -22,6 +22,7 @@ import {
   type Quantix,
   QuantixError,
   type Repositories,
+  redactSecrets,
   StorageBackendToken,
   truncateText,
 } from '@quantix/core';
@@ -54,12 +55,17 @@ const BUSY: readonly ImagePhase[] = ['pending', 'downloading', 'verifying'];
  * not; a node passes it on), else its code's flag in the error registry.
  */
 export function downloadError(error: unknown): ImageError {
+  // A copy's source URL carries its ticket: no message quoting it keeps it.
   if (isQuantixError(error)) {
-    return { code: error.code, message: truncateText(error.message), retryable: isRetryableError(error) };
+    return {
+      code: error.code,
+      message: truncateText(redactSecrets(error.message)),
+      retryable: isRetryableError(error),
+    };
   }
   return {
     code: ErrorCode.DOWNLOAD_FAILED,
-    message: truncateText(String((error as Error)?.message ?? error)),
+    message: truncateText(redactSecrets(String((error as Error)?.message ?? error))),
     retryable: true,
   };
 }
