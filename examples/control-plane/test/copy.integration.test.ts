@@ -137,6 +137,10 @@ describe('image copies', () => {
     });
     expect(sha256(readFileSync(onDisk('p1b', source.location.relPath)))).toBe(source.checksum.value);
     expect(mirror.requestsFor('/images/tiny.qcow2').length).toBe(mirrorRequests);
+    // The list says which image each is a copy of, as getImage does.
+    const listed = (await api('GET', '/images?limit=500')).body.images as { id: string; copiedFrom: string | null }[];
+    expect(listed.find((image) => image.id === copy.id)?.copiedFrom).toBe(source.id);
+    expect(listed.find((image) => image.id === source.id)?.copiedFrom).toBeNull();
   });
 
   it('copies to another node through the control plane, resuming from a partial file', async () => {

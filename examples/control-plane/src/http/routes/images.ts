@@ -188,7 +188,11 @@ export function imageRoutes(
     async (request) => {
       const { label, nodeId, phase, ...filter } = request.query;
       const labels = label ? Object.fromEntries([label.split(/=(.*)/s).slice(0, 2) as [string, string]]) : undefined;
-      return deps.images.list({ ...filter, ...(phase ? { phase } : {}), ...(labels ? { labels } : {}) }, nodeId);
+      const page = await deps.images.list(
+        { ...filter, ...(phase ? { phase } : {}), ...(labels ? { labels } : {}) },
+        nodeId,
+      );
+      return { ...page, images: page.images.map(withCopiedFrom) };
     },
   );
 
