@@ -823,14 +823,18 @@ export class DownloadService {
       const copiedFrom = image.labels[COPIED_FROM_LABEL];
       const copy = copiedFrom ? await this.copyPlan(copiedFrom, runner) : null;
       if (copy?.local) {
-        const copied = await (executor.copy as NonNullable<DownloadExecutor['copy']>)(runner, {
-          imageId: image.id,
-          sourcePoolId: copy.from.location?.poolId as string,
-          sourceRelPath: copy.from.location?.relPath as string,
-          poolId: location.poolId,
-          relPath: location.relPath,
-          checksum: copy.from.checksum as NonNullable<Image['checksum']>,
-        });
+        const copied = await (executor.copy as NonNullable<DownloadExecutor['copy']>)(
+          runner,
+          {
+            imageId: image.id,
+            sourcePoolId: copy.from.location?.poolId as string,
+            sourceRelPath: copy.from.location?.relPath as string,
+            poolId: location.poolId,
+            relPath: location.relPath,
+            checksum: copy.from.checksum as NonNullable<Image['checksum']>,
+          },
+          { onProgress, signal: controller.signal },
+        );
         await writer.idle();
         if (writer.current.phase === 'downloading') await writer.write({ phase: 'verifying' });
         const labels = { ...writer.current.labels, [COPY_METHOD_LABEL]: 'local' };

@@ -19,6 +19,9 @@ import { type NodeHub, nodeNotConnected } from '../hub/node-hub.js';
 import { nodesWithActivePool } from '../nodes/placement.js';
 import type { ImportOptions } from './source.js';
 
+/** How long a node may take over one download, import or copy (a day: a slow mirror, a huge image). */
+const NODE_TRANSFER_TIMEOUT_MS = 24 * 3600_000;
+
 /** The abort reason of downloads stopped because the control plane shuts down (not cancelled). */
 export const DOWNLOAD_SHUTDOWN = 'the control plane is shutting down';
 
@@ -93,7 +96,11 @@ export interface DownloadExecutor {
    * download's place, verified against `checksum`: no HTTP, the bytes cloned where the file
    * system can. Absent: copies go through `run` with the control plane's content URL.
    */
-  copy?(runner: string, request: LocalCopyRequest): Promise<ImageDownloadResult>;
+  copy?(
+    runner: string,
+    request: LocalCopyRequest,
+    options: { onProgress: (update: DownloadProgressUpdate) => void; signal: AbortSignal },
+  ): Promise<ImageDownloadResult>;
   /** Says when a runner can take downloads for its pools (a node reported them active). */
   onReady(listener: (runner: string) => Promise<void> | void): void;
   /** Says which downloads a runner has in hand (a node that connected while fetching). */
@@ -145,60 +152,72 @@ export class NodeDownloadExecutor implements DownloadExecutor {
     options: { onProgress: (update: DownloadProgressUpdate) => void; signal: AbortSignal },
   ): Promise<ImageDownloadResult> {
     const { hub } = this.options;
-    this.progress.set(request.imageId, options.onProgress);
+    const download = {
+      imageId: request.imageId,
+      poolId: request.poolId,
+      relPath: request.relPath,
+      sourceUrl: request.sourceUrl,
+      checksum: request.checksum,
+      checksumUrl: request.checksumUrl,
+      checksumAlgorithm: request.checksumAlgorithm,
+    };
+    return this.tracked(runner, request.imageId, options, () =>
+      request.import
+        ? hub.request(
+            runner,
+            {
+              op: 'image.import',
+              ...download,
+              targetFormat: request.import.format,
+              claimedFormat: request.import.claimedFormat,
+              keepOriginal: request.import.keepOriginal,
+            },
+            { timeoutMs: NODE_TRANSFER_TIMEOUT_MS },
+          )
+        : hub.request(runner, { op: 'image.download', ...download }, { timeoutMs: NODE_TRANSFER_TIMEOUT_MS }),
+    );
+  }
+
+  async copy(
+    runner: string,
+    request: LocalCopyRequest,
+    options: { onProgress: (update: DownloadProgressUpdate) => void; signal: AbortSignal },
+  ): Promise<ImageDownloadResult> {
+    const result = await this.tracked(runner, request.imageId, options, () =>
+      this.options.hub.request(runner, { op: 'file.copy', ...request }, { timeoutMs: NODE_TRANSFER_TIMEOUT_MS }),
+    );
+    return { sizeBytes: result.sizeBytes, checksum: result.checksum, bytesTransferred: 0 };
+  }
+
+  /**
+   * A node's long transfer of one image (download, import, copy): its image.progress goes to
+   * `onProgress` meanwhile, and `signal` ends the wait — and, unless the control plane is only
+   * shutting down (the next start adopts it), stops it on the node too (image.cancel).
+   */
+  private async tracked<T>(
+    runner: string,
+    imageId: string,
+    options: { onProgress: (update: DownloadProgressUpdate) => void; signal: AbortSignal },
+    transfer: () => Promise<T>,
+  ): Promise<T> {
+    const { hub } = this.options;
+    this.progress.set(imageId, options.onProgress);
     let onAbort: (() => void) | undefined;
     const aborted = new Promise<never>((_, reject) => {
       onAbort = () => {
-        // A shutdown leaves the node fetching (the next start adopts it); a cancel stops it there too.
         if (options.signal.reason !== DOWNLOAD_SHUTDOWN) {
-          void hub
-            .request(runner, { op: 'image.cancel', imageId: request.imageId }, { timeoutMs: 15_000 })
-            .catch(() => {});
+          void hub.request(runner, { op: 'image.cancel', imageId }, { timeoutMs: 15_000 }).catch(() => {});
         }
         reject(options.signal.reason);
       };
       options.signal.addEventListener('abort', onAbort, { once: true });
     });
     try {
-      const download = {
-        imageId: request.imageId,
-        poolId: request.poolId,
-        relPath: request.relPath,
-        sourceUrl: request.sourceUrl,
-        checksum: request.checksum,
-        checksumUrl: request.checksumUrl,
-        checksumAlgorithm: request.checksumAlgorithm,
-      };
-      const timeoutMs = 24 * 3600_000;
-      return await Promise.race([
-        request.import
-          ? hub.request(
-              runner,
-              {
-                op: 'image.import',
-                ...download,
-                targetFormat: request.import.format,
-                claimedFormat: request.import.claimedFormat,
-                keepOriginal: request.import.keepOriginal,
-              },
-              { timeoutMs },
-            )
-          : hub.request(runner, { op: 'image.download', ...download }, { timeoutMs }),
-        aborted,
-      ]);
+      return await Promise.race([transfer(), aborted]);
     } finally {
       if (onAbort) options.signal.removeEventListener('abort', onAbort);
-      if (this.progress.get(request.imageId) === options.onProgress) this.progress.delete(request.imageId);
+      if (this.progress.get(imageId) === options.onProgress) this.progress.delete(imageId);
     }
-  }
-
-  async copy(runner: string, request: LocalCopyRequest): Promise<ImageDownloadResult> {
-    const result = await this.options.hub.request(
-      runner,
-      { op: 'file.copy', ...request },
-      { timeoutMs: 24 * 3600_000 },
-    );
-    return { sizeBytes: result.sizeBytes, checksum: result.checksum, bytesTransferred: 0 };
   }
 
   onReady(listener: (runner: string) => Promise<void> | void): void {

@@ -390,6 +390,12 @@ describe('NodeAgent file.copy', () => {
     };
 
     expect(await ask({})).toMatchObject({ result: { sizeBytes: bytes.length, checksum: { value: sum } } });
+    // It says how far it is, as a download does; the last report is every byte.
+    expect(sent.filter((m) => m.type === 'image.progress').at(-1)).toMatchObject({
+      imageId: 'img-1',
+      bytesDone: bytes.length,
+      bytesTotal: bytes.length,
+    });
     expect((await readFile(join(to, 'images/disk.raw'))).equals(bytes)).toBe(true);
     expect(existsSync(join(to, 'images/disk.raw.partial'))).toBe(false);
 
@@ -413,6 +419,65 @@ describe('NodeAgent file.copy', () => {
     });
     expect(existsSync(join(to, 'images/other.raw'))).toBe(false);
     expect(existsSync(join(to, 'images/other.raw.partial'))).toBe(false);
+    await node.close();
+  });
+
+  it('stops a copy on image.cancel between chunks, leaving nothing', async () => {
+    const from = join(allowed, 'cancel-from');
+    const to = join(allowed, 'cancel-to');
+    const sent: NodeMessage[] = [];
+    let cancelled = false;
+    const node: NodeAgent = new NodeAgent({
+      nodeId: 'n1',
+      backends: [new LocalStorageBackend()],
+      poolTypes: [localPoolType],
+      poolRoots: createPoolRootPolicy({ allowedRoots: [allowed] }),
+      send: (message) => {
+        sent.push(message);
+        // Cancelled as soon as the first progress shows the copy under way.
+        if (message.type === 'image.progress' && !cancelled) {
+          cancelled = true;
+          void node.handle({
+            v: PROTOCOL_VERSION,
+            type: 'request',
+            requestId: 'cancel',
+            request: { op: 'image.cancel', imageId: 'img-2' },
+          });
+        }
+      },
+    });
+    await node.handle({
+      v: PROTOCOL_VERSION,
+      type: 'pools.desired',
+      generation: 1,
+      pools: [pool('cf', { path: from, create: true }), pool('ct', { path: to, create: true })],
+    });
+    await mkdir(join(from, 'images'), { recursive: true });
+    // 256 MiB: hundreds of chunks, so the cancel lands long before the end.
+    await writeFile(join(from, 'images/big.raw'), Buffer.alloc(256 * 1024 * 1024, 7));
+    await node.handle({
+      v: PROTOCOL_VERSION,
+      type: 'request',
+      requestId: 'c2',
+      request: {
+        op: 'file.copy',
+        imageId: 'img-2',
+        sourcePoolId: 'cf',
+        sourceRelPath: 'images/big.raw',
+        poolId: 'ct',
+        relPath: 'images/big.raw',
+        // Not these bytes' checksum: a copy that ran to its end would say CHECKSUM_MISMATCH.
+        checksum: { algorithm: 'sha256', value: 'b'.repeat(64) },
+      },
+    });
+    expect(sent.find((m) => m.type === 'response' && m.requestId === 'c2')).toMatchObject({
+      error: { code: 'DOWNLOAD_CANCELLED' },
+    });
+    expect(sent.find((m) => m.type === 'response' && m.requestId === 'cancel')).toMatchObject({
+      result: { cancelled: true },
+    });
+    expect(existsSync(join(to, 'images/big.raw'))).toBe(false);
+    expect(existsSync(join(to, 'images/big.raw.partial'))).toBe(false);
     await node.close();
   });
 });

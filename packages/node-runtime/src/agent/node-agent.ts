@@ -130,6 +130,8 @@ interface FinishedDownload {
 
 // An exported file is read in chunks this large: fewer, larger writes cost less per byte.
 const EXPORT_CHUNK_BYTES = 512 * 1024;
+/** Least time between a copy's progress reports (the last byte is always reported). */
+const COPY_PROGRESS_MS = 250;
 
 // Finished downloads are remembered this long, this many: long enough for a control plane
 // that restarted meanwhile to come back and collect the result.
@@ -552,7 +554,9 @@ export class NodeAgent {
       const importing = this.imports.get(request.imageId);
       running?.controller.abort(cancelled);
       importing?.controller.abort(cancelled);
-      return { cancelled: Boolean(running ?? importing) };
+      const copies = [...this.copies.values()].filter((copy) => copy.imageId === request.imageId);
+      for (const copy of copies) copy.controller.abort(cancelled);
+      return { cancelled: Boolean(running ?? importing) || copies.length > 0 };
     },
     'image.remove': async (request) => {
       const { pool, backend } = this.poolFor(request.poolId);
@@ -596,15 +600,16 @@ export class NodeAgent {
       return { sessionId: request.sessionId, type: request.type };
     },
     'file.export': (request) => this.exportFile(request),
-    'file.copy': (request) => {
+    'file.copy': (request, send) => {
       // Asked again while it runs (the control plane restarted): the same copy, not a second
       // writer of its partial file.
       const key = `${request.imageId}\0${request.poolId}\0${request.relPath}`;
       const running = this.copies.get(key);
-      if (running) return running;
-      const copy = this.copyFile(request).finally(() => this.copies.delete(key));
-      this.copies.set(key, copy);
-      return copy;
+      if (running) return running.result;
+      const controller = new AbortController();
+      const result = this.copyFile(request, send, controller.signal).finally(() => this.copies.delete(key));
+      this.copies.set(key, { imageId: request.imageId, controller, result });
+      return result;
     },
     'node.networks': async () => {
       const hypervisor = this.hypervisor();
@@ -663,7 +668,11 @@ export class NodeAgent {
   }
 
   /** file.copy runs under way, by image, pool and path. */
-  private readonly copies = new Map<string, Promise<NodeResultOf<'file.copy'>>>();
+  /** Copies running now, by imageId, poolId and relPath: a copy asked again joins its run; image.cancel stops it. */
+  private readonly copies = new Map<
+    string,
+    { imageId: string; controller: AbortController; result: Promise<NodeResultOf<'file.copy'>> }
+  >();
 
   /** Files being streamed to the control plane now: their channels are closed with the agent. */
   private readonly exports = new Set<Writable>();
@@ -727,12 +736,18 @@ export class NodeAgent {
   }
 
   /**
-   * file.copy: both paths resolved by their pools' backends (neither leaves its pool); the source
-   * cloned where the file system can (COPYFILE_FICLONE falls back to a plain copy) to a partial
-   * name beside the target, hashed, checked against the expected checksum, synced and renamed.
-   * A partial file left by an interrupted copy is simply copied over.
+   * file.copy: both paths resolved by their pools' backends (neither leaves its pool), copied to
+   * a partial name beside the target, checked against the expected checksum, synced and renamed.
+   * Where the file system clones (COPYFILE_FICLONE_FORCE) the clone is instant and the check is a
+   * read; elsewhere the bytes are copied and hashed in one pass. Either reports progress as a
+   * download does (image.progress), and `signal` (image.cancel) stops it between chunks, leaving
+   * nothing. A partial file left by an interrupted copy is simply copied over.
    */
-  private async copyFile(request: Extract<NodeRequest, { op: 'file.copy' }>): Promise<NodeResultOf<'file.copy'>> {
+  private async copyFile(
+    request: Extract<NodeRequest, { op: 'file.copy' }>,
+    send: Send,
+    signal: AbortSignal,
+  ): Promise<NodeResultOf<'file.copy'>> {
     const where = { poolId: request.poolId, relPath: request.relPath };
     const source = await this.resolve(request.sourcePoolId, request.sourceRelPath);
     const sourceInfo = await stat(source).catch(() => null);
@@ -762,21 +777,53 @@ export class NodeAgent {
     // Resolved again now that its folder exists: a folder made a link meanwhile cannot lead out.
     const final = await this.resolve(request.poolId, request.relPath);
     const partial = `${final}.partial`;
+    const total = sourceInfo.size;
+    let lastReport = 0;
+    const report = (phase: 'downloading' | 'verifying', bytesDone: number) => {
+      const now = Date.now();
+      if (bytesDone < total && now - lastReport < COPY_PROGRESS_MS) return;
+      lastReport = now;
+      void this.emit(send, {
+        v: PROTOCOL_VERSION,
+        type: 'image.progress',
+        imageId: request.imageId,
+        phase,
+        bytesDone,
+        bytesTotal: total,
+        bytesPerSecond: null,
+        etaSeconds: null,
+      });
+    };
     this.logger?.info({ imageId: request.imageId, ...where, from: request.sourceRelPath }, 'file copy started');
     try {
-      await copyFile(source, partial, fsConstants.COPYFILE_FICLONE);
+      const cloned = await copyFile(source, partial, fsConstants.COPYFILE_FICLONE_FORCE).then(
+        () => true,
+        () => false,
+      );
       const hash = createHash(request.checksum.algorithm);
-      const file = await open(partial, 'r+');
       let sizeBytes = 0;
+      const into = await open(partial, cloned ? 'r' : 'w');
       try {
-        for await (const chunk of file.createReadStream({ autoClose: false, highWaterMark: EXPORT_CHUNK_BYTES })) {
-          hash.update(chunk as Buffer);
-          sizeBytes += (chunk as Buffer).length;
+        const from = cloned ? into : await open(source, 'r');
+        try {
+          for await (const chunk of from.createReadStream({ autoClose: false, highWaterMark: EXPORT_CHUNK_BYTES })) {
+            signal.throwIfAborted();
+            const bytes = chunk as Buffer;
+            hash.update(bytes);
+            for (let written = 0; !cloned && written < bytes.length; ) {
+              written += (await into.write(bytes, written, bytes.length - written)).bytesWritten;
+            }
+            sizeBytes += bytes.length;
+            report(cloned ? 'verifying' : 'downloading', sizeBytes);
+          }
+        } finally {
+          if (from !== into) await from.close();
         }
-        await file.sync();
+        await into.sync();
       } finally {
-        await file.close();
+        await into.close();
       }
+      signal.throwIfAborted();
       const value = hash.digest('hex');
       if (value !== request.checksum.value.toLowerCase()) {
         throw new QuantixError(
@@ -788,7 +835,7 @@ export class NodeAgent {
       await rename(partial, final);
       const folder = await open(dirname(final), 'r');
       await folder.sync().finally(() => folder.close());
-      this.logger?.info({ imageId: request.imageId, ...where, sizeBytes }, 'file copy done');
+      this.logger?.info({ imageId: request.imageId, ...where, sizeBytes, cloned }, 'file copy done');
       return { sizeBytes, checksum: { algorithm: request.checksum.algorithm, value } };
     } catch (error) {
       await rm(partial, { force: true });
