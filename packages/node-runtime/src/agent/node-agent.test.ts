@@ -398,13 +398,18 @@ describe('NodeAgent file.copy', () => {
     });
     expect((await readFile(join(to, 'images/disk.raw'))).equals(bytes)).toBe(true);
     expect(existsSync(join(to, 'images/disk.raw.partial'))).toBe(false);
+    // Asked again once done (a control plane that restarted meanwhile): answered from the file.
+    expect(await ask({})).toMatchObject({ result: { sizeBytes: bytes.length, checksum: { value: sum } } });
+    // Another file already at the target: refused, and left as it was.
+    await writeFile(join(to, 'images/taken.raw'), 'someone else’s');
+    expect(await ask({ relPath: 'images/taken.raw' })).toMatchObject({ error: { code: 'ALREADY_EXISTS' } });
+    expect(await readFile(join(to, 'images/taken.raw'), 'utf8')).toBe('someone else’s');
 
     for (const [request, code] of [
       [{ sourceRelPath: '../secret.raw' }, 'PATH_ESCAPES_POOL'],
       [{ relPath: '../stolen.raw' }, 'PATH_ESCAPES_POOL'],
       [{ relPath: '/tmp/stolen.raw' }, 'PATH_ESCAPES_POOL'],
       [{ sourceRelPath: 'images/absent.raw' }, 'IMAGE_FILE_MISSING'],
-      [{}, 'ALREADY_EXISTS'],
       [{ poolId: 'from', relPath: 'images/disk.raw' }, 'ALREADY_EXISTS'],
     ] as const) {
       expect(await ask(request), JSON.stringify(request)).toMatchObject({ error: { code } });
