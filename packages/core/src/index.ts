@@ -270,5 +270,6 @@ export {
   poolTypesByName,
 } from './services/pool-types.js';
 export { backendFor, callBackend } from './services/storage.js';
+export { hashFile } from './util/hash-file.js';
 export { ConcurrencyLimiter } from './util/limiter.js';
 export { fileNameOfUrl } from './util/url.js';

@@ -7,6 +7,7 @@ import {
   ErrorCode,
   type EventBus,
   type FileInspector,
+  hashFile,
   hasUnsafeNameCharacter,
   type Image,
   type ImagePatch,
@@ -547,9 +548,7 @@ export function uploadFileName(given: string, extensions: string | readonly stri
   return name;
 }
 
-/** SHA-256 (hex) of a whole file, read in 1 MiB chunks. */
+/** SHA-256 (hex) of a whole file. */
 export async function sha256OfFile(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+  return (await hashFile({ path, algorithm: 'sha256' })).digest('hex');
 }

@@ -2,6 +2,7 @@ import { rename, rm, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import {
   type CommandRunner,
+  hashFile,
   type ImageConverter,
   type ImageImportRequest,
   type ImageImportResult,
@@ -14,7 +15,7 @@ import {
 } from '@quantix/core';
 import { ImagesCloudErrorCode } from '../errors.js';
 import { readQemuImgJson } from '../fetch/inspect.js';
-import { hashFile, removeQuietly, syncDirectory, syncFile } from '../fetch/partial.js';
+import { removeQuietly, syncDirectory, syncFile } from '../fetch/partial.js';
 import { type Compression, compressionOfHead, decompressFile, readHead } from './compression.js';
 import { assertInfoSelfContained, assertSelfContained, HEADER_BYTES } from './headers.js';
 import { unpackOva } from './ova.js';

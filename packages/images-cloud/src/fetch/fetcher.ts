@@ -13,6 +13,7 @@ import {
   type FetchRequest,
   type FetchResult,
   fileNameOfUrl,
+  hashFile,
   type ImageFetcher,
   type ImageFormat,
   isQuantixError,
@@ -24,7 +25,6 @@ import { assertChecksum, checksumForFile } from './checksum.js';
 import { isTransient, networkError, openResponse, readSmallBody, statusError } from './http.js';
 import { type ImageInspection, type ImageInspector, QemuImgInspector } from './inspect.js';
 import {
-  hashFile,
   metaPathOf,
   PartialFileWriter,
   type PartialMeta,

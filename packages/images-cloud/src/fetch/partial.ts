@@ -1,9 +1,7 @@
-import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import type { Hash } from 'node:crypto';
 import { type FileHandle, open, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Writable } from 'node:stream';
-import type { ChecksumAlgorithm } from '@quantix/core';
 
 /**
  * What is known about a partial file's source, kept beside it (`<dest>.partial.meta`) so that a
@@ -83,29 +81,6 @@ export async function truncateTo(path: string, length: number): Promise<void> {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
-}
-
-/** Hashes the first `length` bytes of a file (the part of a partial file already there). */
-export async function hashFile(options: {
-  path: string;
-  algorithm: ChecksumAlgorithm;
-  length?: number;
-  signal?: AbortSignal;
-  onBytes?: (bytes: number) => void;
-}): Promise<Hash> {
-  const hash = createHash(options.algorithm);
-  if (options.length === 0) return hash;
-  const stream = createReadStream(options.path, {
-    start: 0,
-    end: options.length === undefined ? undefined : options.length - 1,
-    highWaterMark: 1024 * 1024,
-    signal: options.signal,
-  });
-  for await (const chunk of stream) {
-    hash.update(chunk as Buffer);
-    options.onBytes?.((chunk as Buffer).length);
-  }
-  return hash;
 }
 
 /** fsync of a file, then of its directory, so that both its bytes and its name survive a crash. */

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, constants as fsConstants } from 'node:fs';
+import { constants as fsConstants } from 'node:fs';
 import { copyFile, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, posix } from 'node:path';
 import { type Duplex, pipeline, type Writable } from 'node:stream';
@@ -17,6 +17,7 @@ import {
   type FileInspector,
   type HelloDownload,
   type Hypervisor,
+  hashFile,
   type IMAGE_FORMATS,
   type ImageConverter,
   type ImageDownloadResult,
@@ -130,12 +131,6 @@ interface FinishedDownload {
 
 // An exported file is read in chunks this large: fewer, larger writes cost less per byte.
 const EXPORT_CHUNK_BYTES = 512 * 1024;
-/** The hex digest of a whole file. */
-async function checksumOfFile(path: string, algorithm: string): Promise<string> {
-  const hash = createHash(algorithm);
-  for await (const chunk of createReadStream(path, { highWaterMark: EXPORT_CHUNK_BYTES })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
 
 /** Least time between a copy's progress reports (the last byte is always reported). */
 const COPY_PROGRESS_MS = 250;
@@ -777,7 +772,7 @@ export class NodeAgent {
       // whole and with the expected checksum, is the answer; anything else stays and is refused.
       const value =
         existing.isFile() && existing.size === sourceInfo.size
-          ? await checksumOfFile(target, request.checksum.algorithm)
+          ? (await hashFile({ path: target, algorithm: request.checksum.algorithm })).digest('hex')
           : null;
       if (value === request.checksum.value.toLowerCase()) {
         this.logger?.info({ imageId: request.imageId, ...where }, 'file copy already done; answered from the file');
