@@ -1,5 +1,5 @@
 /**
- * The Images page's "Copy to pool…" in headless Chromium, against a real system (harness.ts:
+ * The Images page's "Copy…" (to another pool) in headless Chromium, against a real system (harness.ts:
  * control plane, real node daemon, local pool, a real HTTP mirror): a ready image is copied into
  * a second pool of the node, and its copy shows up Ready with the source's checksum.
  */

@@ -305,7 +305,7 @@ function ImageRowView({
   );
 }
 
-/** "Copy to pool…": a pool holding this kind of image, other than the image's own, and Copy. */
+/** "Copy…" (to another pool): a pool holding this kind of image, other than the image's own, and Copy. */
 function CopyToPool({ image, pools, onStarted }: { image: ImageRow; pools: Pool[]; onStarted: () => void }) {
   const [open, setOpen] = useState(false);
   const candidates = poolsFor(pools, image.kind === 'iso' ? 'iso' : 'images').filter(
@@ -316,8 +316,14 @@ function CopyToPool({ image, pools, onStarted }: { image: ImageRow; pools: Pool[
   const poolId = chosen || candidates[0]?.id || '';
   if (!open) {
     return (
-      <button type="button" aria-label={`Copy ${image.name} to pool`} onClick={() => setOpen(true)}>
-        Copy to pool…
+      // A short label: the stacked actions column must keep the table inside a 1280 px window.
+      <button
+        type="button"
+        aria-label={`Copy ${image.name} to pool`}
+        title="Copy to another pool"
+        onClick={() => setOpen(true)}
+      >
+        Copy…
       </button>
     );
   }
