@@ -3,7 +3,8 @@
 // nothing else. Prints {"event":"listening","url":…}.
 import { WebSocketServer } from 'ws';
 
-const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+// The backlog the control plane listens with: the floor gets the same queue for a storm's SYNs.
+const server = new WebSocketServer({ host: '127.0.0.1', port: 0, backlog: 4096 });
 server.on('connection', (socket) =>
   socket.once('message', () => socket.send(JSON.stringify({ v: 1, type: 'pools.desired', generation: 1, pools: [] }))),
 );

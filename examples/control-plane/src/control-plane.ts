@@ -48,6 +48,12 @@ import { serveUi } from './http/ui.js';
 
 export const API_PREFIX = '/api/v1';
 
+/**
+ * Connections waiting to be accepted at most (the kernel caps it at net.core.somaxconn). Node's
+ * default, 511, is too few for a reconnect storm: 2,000 nodes dialling at once overflowed it,
+ * and each dropped SYN costs its node a one-second retransmit.
+ */
+const LISTEN_BACKLOG = 4096;
 export interface ControlPlaneOptions {
   /** A Quantix instance (its database, repositories, plugins: catalogs). Not closed by the control plane. */
   quantix: Quantix;
@@ -422,7 +428,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   await tus.start();
   let address: string;
   try {
-    address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
+    address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0, backlog: LISTEN_BACKLOG });
   } catch (error) {
     // A port in use (EADDRINUSE) or not ours to bind: nothing is left running behind the error.
     tus.close();

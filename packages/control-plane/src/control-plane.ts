@@ -325,6 +325,8 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
       await jobs.stop({ timeoutMs: 5_000 });
       await downloads.close();
       await hub.close();
+      // What this replica raised until now reaches the others before the database is let go.
+      await live.flushed();
       await listener.stop();
       // Last: the leases go, so the nodes this replica held may be held elsewhere at once.
       await replicas.stop();

@@ -10,6 +10,7 @@ import type { LiveEvent } from '@quantix/control-plane';
 import { createQuantix, type Quantix } from '@quantix/core';
 import { createTestDatabase, type TestDatabase, waitFor } from '@quantix/core/testing';
 import { ControlPlaneConnection } from '@quantix/example-node-daemon';
+import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type ControlPlane, type ControlPlaneOptions, startControlPlane } from '../control-plane.js';
@@ -367,6 +368,43 @@ describe('the live event stream', () => {
       b.quantix.events.emit('vm.state', { vmId: 'vm-b2', from: null, to: 'running' });
       await waitFor('A to hear vm-b2', () => onA.events.some((e) => e.id === 'vm-b2'));
       expect(onB.events.filter((e) => e.id === 'vm-b' || e.id === 'vm-b2')).toHaveLength(2);
+    });
+
+    it('tells a burst of 2,000 events (a reconnect storm) to replica B whole and in order, in a few notifications', async () => {
+      const a = await start('events-burst-a');
+      const b = await start('events-burst-b');
+      const onB = await open(b.cp);
+      await waitFor('the subscription on B', () => b.cp.live.listenerCount === 1);
+      // The notifications themselves, as PostgreSQL delivers them to a listener of the channel.
+      const watcher = new pg.Client({
+        connectionString: (testDb.config as { connectionString: string }).connectionString,
+      });
+      await watcher.connect();
+      cleanup.push(() => watcher.end());
+      const payloads: string[] = [];
+      watcher.on('notification', (message) => {
+        if (message.payload?.includes('"events-burst-a"')) payloads.push(message.payload);
+      });
+      await watcher.query('LISTEN quantix_live_events');
+
+      const count = 2_000;
+      for (let i = 0; i < count; i++) {
+        a.quantix.events.emit('pool.state', {
+          poolId: 'burst-pool',
+          nodeId: `burst-node-${i}`,
+          status: i % 2 ? 'active' : 'unknown',
+          reason: i % 2 ? null : `node burst-node-${i} is not connected (closed by its end)`,
+        });
+      }
+      const ours = () => onB.events.filter((e) => e.type === 'pool.state' && e.id === 'burst-pool');
+      await waitFor('every event of the burst on B', () => ours().length === count, 30_000);
+      expect(ours().map((e) => (e as Extract<LiveEvent, { type: 'pool.state' }>).nodeId)).toEqual(
+        Array.from({ length: count }, (_, i) => `burst-node-${i}`),
+      );
+      // Each a valid NOTIFY payload (under 8000 bytes), many events to each.
+      expect(payloads.length).toBeGreaterThan(0);
+      expect(payloads.length).toBeLessThan(count / 20);
+      for (const payload of payloads) expect(Buffer.byteLength(payload)).toBeLessThan(8000);
     });
   });
 });

@@ -27,6 +27,7 @@ import {
   truncateText,
 } from '@quantix/core';
 import type { Logger } from 'pino';
+import { Batcher } from '../hub/batcher.js';
 import {
   DOWNLOAD_SHUTDOWN,
   type DownloadExecutor,
@@ -202,11 +203,18 @@ export class DownloadService {
   private readonly jobs = new Map<string, Job>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly graceTimers = new Map<string, NodeJS.Timeout>();
+  /** Runners that became ready, taken together (resumeOn). */
+  private readonly readyRunners = new Batcher<string, undefined>(async (runners) => {
+    await this.resumeOn(runners);
+    return runners.map(() => undefined);
+  });
   private closed = false;
 
   constructor(private readonly options: DownloadServiceOptions) {
     const { executor, logger } = options;
-    executor.onReady((runner) => this.resumeOn(runner).catch((e) => logger.error({ err: e, runner }, 'resume failed')));
+    executor.onReady(async (runner) => {
+      await this.readyRunners.add(runner).catch((e) => logger.error({ err: e, runner }, 'resume failed'));
+    });
     executor.onInHand((runner, downloads) =>
       this.adopt(runner, downloads).catch((e) => logger.error({ err: e, runner }, 'adoption failed')),
     );
@@ -680,15 +688,25 @@ export class DownloadService {
     return { image: claimed, completion: this.launch(claimed, source, runner, { resumed: true }) };
   }
 
-  /** A runner can take downloads now: resume the busy rows of the pools it has. */
-  private async resumeOn(runner: string): Promise<void> {
+  /**
+   * Runners that can take downloads now (nodes that reported their pools active): the busy rows
+   * of their pools are resumed, each on the first of them that can run it. The runners of a
+   * reconnect storm come together: the busy rows are read once for all of them, not once a node.
+   */
+  private async resumeOn(runners: readonly string[]): Promise<void> {
     if (this.closed) return;
+    const candidates = [...new Set(runners)];
     for (const image of await this.options.repositories.images.list({ phase: [...BUSY] })) {
       if (this.jobs.has(image.id) || !image.location) continue;
-      const can = await this.options.executor
-        .pick({ poolId: image.location.poolId, nodeId: image.nodeId }, runner)
-        .catch(() => null);
-      if (can) await this.resume(image, runner);
+      for (const runner of candidates) {
+        const can = await this.options.executor
+          .pick({ poolId: image.location.poolId, nodeId: image.nodeId }, runner)
+          .catch(() => null);
+        if (can) {
+          await this.resume(image, runner);
+          break;
+        }
+      }
     }
   }
 

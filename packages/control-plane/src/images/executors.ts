@@ -115,7 +115,8 @@ export class NodeDownloadExecutor implements DownloadExecutor {
 
   constructor(private readonly options: { hub: NodeHub; repositories: Repositories }) {
     const { hub } = options;
-    // The hub awaits these within its share of the database: node traffic stays bounded.
+    // The hub awaits these, so node traffic stays bounded: welcomes and progress within its share
+    // of the database, pools synced in the download service's batches.
     hub.onPoolsSynced = (nodeId) => this.ready?.(nodeId);
     hub.onNodeWelcomed = (nodeId, hello) => this.inHand?.(nodeId, hello.downloads ?? []);
     hub.onImageProgress = (message, nodeId) => this.deliver(message, nodeId);

@@ -55,6 +55,18 @@ export class ReplicaListener {
     await db.raw('select pg_notify(?, ?)', [channel, payload]);
   }
 
+  /**
+   * Sends each payload, in order, as a notification on `channel`: one statement, one round trip,
+   * however many. (PostgreSQL delivers a transaction's notifications in the order they were sent.)
+   */
+  async notifyAll(channel: string, payloads: readonly string[]): Promise<void> {
+    if (!this.shared || payloads.length === 0) return;
+    await this.options.database.knex.raw(
+      'select pg_notify(?, payload) from json_array_elements_text(?::json) with ordinality as sent(payload, n) order by n',
+      [channel, JSON.stringify(payloads)],
+    );
+  }
+
   private async listen(): Promise<void> {
     const { logger } = this.options;
     // The connection settings knex was given: the same server and credentials.
