@@ -80,9 +80,12 @@ export class LiveEvents {
   private notifying: Promise<void> | undefined;
   /** Numbers this replica's payloads: NOTIFY drops a payload equal to one sent before in the same transaction. */
   private payloadSeq = 0;
+  /** How this replica's payloads begin. */
+  private readonly ownPayloadHead: string;
   private closed = false;
 
   constructor(private readonly options: LiveEventsOptions) {
+    this.ownPayloadHead = `{"from":${JSON.stringify(options.replicaId)},`;
     this.tickets = new TicketBook(options.ticketTtlMs ?? 60_000);
     options.listener.on(
       CHANNEL,
@@ -256,7 +259,7 @@ export class LiveEvents {
   /** Events (each JSON already) packed into payloads below MAX_PAYLOAD_BYTES, in order. */
   private pack(events: readonly string[]): string[] {
     const payloads: string[] = [];
-    const head = (seq: number) => `{"from":${JSON.stringify(this.options.replicaId)},"seq":${seq},"events":[`;
+    const head = (seq: number) => `${this.ownPayloadHead}"seq":${seq},"events":[`;
     let current: string[] = [];
     let bytes = 0;
     const close = () => {
@@ -290,7 +293,8 @@ export class LiveEvents {
   }
 
   private fromOtherReplica(payload: string): void {
-    if (this.closed) return;
+    // This replica's own notifications come back too: told apart by their head, not parsed.
+    if (this.closed || payload.startsWith(this.ownPayloadHead)) return;
     const message = JSON.parse(payload) as { from?: string; events?: LiveEvent[] };
     if (message.from === this.options.replicaId || !Array.isArray(message.events)) return;
     for (const event of message.events) this.deliver(event);
