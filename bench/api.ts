@@ -11,7 +11,8 @@
  *      peer), p50/p99 in the details.
  *   2. One request at a time to /images/available: p50 (target < 5 ms) beside the raw SQL p50.
  * The text search figure (trigram index) is in bench/repository.
- * QUANTIX_BENCH_QUICK=1: 1,000 images, 2 s of load per figure.
+ * QUANTIX_BENCH_QUICK=1: 1,000 images, 2 s of load per figure. QUANTIX_BENCH_CPU_PROF=<dir>: a CPU
+ * profile of `quantix serve` (`node --cpu-prof`) is written there as it stops.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -126,8 +127,21 @@ try {
     QUANTIX_API_TOKEN: TOKEN,
     QUANTIX_LOG_LEVEL: process.env.QUANTIX_LOG_LEVEL ?? 'warn',
   };
+  const profile = process.env.QUANTIX_BENCH_CPU_PROF;
   const ours = (await child(
-    [bin, 'serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir, '--replica-id', 'bench-api'],
+    [
+      ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : []),
+      bin,
+      'serve',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--data-dir',
+      dataDir,
+      '--replica-id',
+      'bench-api',
+    ],
     serveEnv,
     (l) => l.event === 'listening',
   )) as { url: string };

@@ -1,5 +1,5 @@
 import { IdempotencyStore } from '@quantix/control-plane';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 
 const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -23,15 +23,7 @@ export function idempotentWrites(api: FastifyInstance, store: IdempotencyStore):
     })
     .passthrough();
 
-  api.addHook('onRoute', (route) => {
-    const methods = Array.isArray(route.method) ? route.method : [route.method];
-    if (!methods.some((method) => WRITES.has(method))) return;
-    route.schema ??= {};
-    const schema = route.schema as { headers?: unknown };
-    schema.headers ??= header;
-  });
-
-  api.addHook('preHandler', async (request, reply) => {
+  const preHandler = async (request: FastifyRequest, reply: FastifyReply) => {
     const key = request.headers[HEADER];
     if (typeof key !== 'string' || !WRITES.has(request.method)) return;
     const started = await store.start(
@@ -45,9 +37,9 @@ export function idempotentWrites(api: FastifyInstance, store: IdempotencyStore):
     reply.status(started.status).header('idempotent-replayed', 'true');
     if (started.contentType) reply.header('content-type', started.contentType);
     return reply.send(started.body);
-  });
+  };
 
-  api.addHook('onSend', async (request, reply, payload) => {
+  const onSend = async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
     const key = keys.get(request);
     if (key === undefined) return payload;
     keys.delete(request);
@@ -58,7 +50,23 @@ export function idempotentWrites(api: FastifyInstance, store: IdempotencyStore):
       body: typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : '',
     });
     return payload;
+  };
+
+  // On the write routes only, ahead of their own hooks: a read pays for none of it.
+  api.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (!methods.some((method) => WRITES.has(method))) return;
+    route.schema ??= {};
+    const schema = route.schema as { headers?: unknown };
+    schema.headers ??= header;
+    route.preHandler = [preHandler, ...hooksOf(route.preHandler)] as typeof route.preHandler;
+    route.onSend = [onSend, ...hooksOf(route.onSend)] as typeof route.onSend;
   });
+}
+
+/** A route's own hooks of one kind, as a list. */
+function hooksOf<T>(hooks: T | T[] | undefined): T[] {
+  return hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks];
 }
 
 /** A JSON body as sent; a streamed one (an upload's bytes) is not part of the fingerprint. */

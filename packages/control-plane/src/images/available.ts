@@ -46,28 +46,35 @@ export function pathOnNode(mountPath: string, relPath: string): string {
 
 type PoolOnNode = RankedImages['images'][number]['pool'];
 
-function describeRow(image: Image, pool: PoolOnNode, nodeId: string) {
+/** Why a row can or cannot be chosen on the node, and its path there when it can. */
+interface RowDescription {
+  status: Availability;
+  reason: string | null;
+  path: string | null;
+}
+
+/** Written as plain literals: run for every row of every page, where spreads showed in profiles. */
+function describeRow(image: Image, pool: PoolOnNode, nodeId: string): RowDescription {
   const state = pool?.state ?? undefined;
   const location = image.location;
-  const base = { progress: image.progress, error: image.error, path: null as string | null };
   if (BUSY.has(image.phase)) {
-    return { ...base, status: 'downloading' as const, reason: `being downloaded (${image.phase})` };
+    return { status: 'downloading', reason: `being downloaded (${image.phase})`, path: null };
   }
   if (image.phase === 'error') {
-    return { ...base, status: 'error' as const, reason: image.error?.message ?? 'the download failed' };
+    return { status: 'error', reason: image.error?.message ?? 'the download failed', path: null };
   }
   if (image.phase === 'missing') {
-    return { ...base, status: 'unavailable' as const, reason: 'its file has disappeared from the pool' };
+    return { status: 'unavailable', reason: 'its file has disappeared from the pool', path: null };
   }
   if (image.phase === 'deleting') {
-    return { ...base, status: 'unavailable' as const, reason: 'it is being deleted' };
+    return { status: 'unavailable', reason: 'it is being deleted', path: null };
   }
-  if (!location || !pool) return { ...base, status: 'unavailable' as const, reason: 'it has no location in a pool' };
+  if (!location || !pool) return { status: 'unavailable', reason: 'it has no location in a pool', path: null };
   if (image.nodeId && image.nodeId !== nodeId) {
     return {
-      ...base,
-      status: 'unavailable' as const,
+      status: 'unavailable',
       reason: `its file is on node ${image.nodeId}, in a pool local to that node`,
+      path: null,
     };
   }
   if (state?.status !== 'active' || !state.mountPath) {
@@ -76,9 +83,9 @@ function describeRow(image: Image, pool: PoolOnNode, nodeId: string) {
       (state
         ? `pool ${pool.name} is ${state.status} on this node`
         : `pool ${pool.name} has not reported from this node yet`);
-    return { ...base, status: 'unavailable' as const, reason: why };
+    return { status: 'unavailable', reason: why, path: null };
   }
-  return { ...base, status: 'ready' as const, reason: null, path: pathOnNode(state.mountPath, location.relPath) };
+  return { status: 'ready', reason: null, path: pathOnNode(state.mountPath, location.relPath) };
 }
 
 export interface AvailableImagesPage {
@@ -146,8 +153,8 @@ export async function listAvailableImages(options: {
       poolId: image.location?.poolId ?? null,
       relPath: image.location?.relPath ?? null,
       path: described.path,
-      progress: described.progress,
-      error: described.error,
+      progress: image.progress,
+      error: image.error,
       sizeBytes: image.sizeBytes,
       sourceUrl: image.catalogId ? (entryById.get(image.catalogId)?.sourceUrl ?? null) : null,
     };

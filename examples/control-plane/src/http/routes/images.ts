@@ -166,6 +166,19 @@ function withCopiedFrom<T extends { labels: Record<string, string> }>(image: T):
   return { ...image, copiedFrom: image.labels[COPIED_FROM_LABEL] ?? null };
 }
 
+/**
+ * withCopiedFrom for the rows of a page, which are this request's own: set on each in place
+ * rather than copied (a page of 50 spreads cost a listing more than its serialization).
+ */
+function withCopiedFromEach<T extends { labels: Record<string, string> }>(
+  images: T[],
+): (T & { copiedFrom: string | null })[] {
+  for (const image of images as (T & { copiedFrom: string | null })[]) {
+    image.copiedFrom = image.labels[COPIED_FROM_LABEL] ?? null;
+  }
+  return images as (T & { copiedFrom: string | null })[];
+}
+
 export function imageRoutes(
   app: FastifyInstance,
   deps: { quantix: Quantix; images: ImageService; downloads: DownloadService; catalog: ImageCatalog },
@@ -192,7 +205,7 @@ export function imageRoutes(
         { ...filter, ...(phase ? { phase } : {}), ...(labels ? { labels } : {}) },
         nodeId,
       );
-      return { ...page, images: page.images.map(withCopiedFrom) };
+      return { ...page, images: withCopiedFromEach(page.images) };
     },
   );
 
