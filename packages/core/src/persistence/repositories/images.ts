@@ -103,20 +103,61 @@ function decodeListCursor(cursor: string): [string, string] {
  * `prepare` says so: planned a few times per connection instead of on every request (planning
  * costs about as much as running it). Texts come from a few fixed shapes, never from input. A
  * text search is not prepared: the best plan (trigram index or name order) depends on the words.
+ *
+ * A prepared statement on PostgreSQL goes straight to a pooled connection, its text turned into
+ * `$n` form once per shape: knex would do that again on every call, and placing the bindings of
+ * a 2 KB text cost a listing more than serializing its page. Listeners of knex's `query` event
+ * (logs, the api bench) still hear of it.
  */
-function pageStatement(knex: Knex, sql: string, bindings: readonly Knex.RawBinding[], prepare: boolean): Knex.Raw {
-  const raw = knex.raw(sql, bindings);
-  if (!prepare) return raw;
-  let name = statementNames.get(sql);
-  if (name === undefined) {
-    name = `quantix_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`;
-    statementNames.set(sql, name);
+async function runPageStatement(
+  knex: Knex,
+  sql: string,
+  bindings: readonly Knex.RawBinding[],
+  prepare: boolean,
+): Promise<{ rows: Row[] }> {
+  if (!prepare) return knex.raw(sql, bindings);
+  let statement = statements.get(sql);
+  if (statement === undefined) {
+    statement = {
+      name: `quantix_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`,
+      positional: positionalText(sql),
+    };
+    statements.set(sql, statement);
   }
-  return raw.options({ name });
+  const direct = knex.client.config.client === 'pg' && !knex.isTransaction && statement.positional !== null;
+  if (!direct || statement.positional?.count !== bindings.length) {
+    return knex.raw(sql, bindings).options({ name: statement.name });
+  }
+  // As knex tells it: the text in `$n` form.
+  knex.client.emit('query', {
+    method: 'raw',
+    sql: statement.positional.text,
+    bindings,
+    options: { name: statement.name },
+  });
+  const connection = (await knex.client.acquireConnection()) as {
+    query(config: { name: string; text: string; values: readonly unknown[] }): Promise<{ rows: Row[] }>;
+  };
+  try {
+    return await connection.query({ name: statement.name, text: statement.positional.text, values: bindings });
+  } finally {
+    await knex.client.releaseConnection(connection);
+  }
 }
 
-/** Statement names by text: a few dozen shapes (one per combination of filters), hashed once each. */
-const statementNames = new Map<string, string>();
+/**
+ * `?` placeholders numbered `$1`, `$2`… as knex's PostgreSQL dialect numbers them; null for a
+ * text with `??` or an escaped `\?`, which knex alone knows how to read.
+ */
+function positionalText(sql: string): { text: string; count: number } | null {
+  if (sql.includes('??') || sql.includes('\\?')) return null;
+  let count = 0;
+  const text = sql.replace(/\?/g, () => `$${++count}`);
+  return { text, count };
+}
+
+/** Page statements by text: a few dozen shapes (one per combination of filters), each made once. */
+const statements = new Map<string, { name: string; positional: { text: string; count: number } | null }>();
 
 export function rowToImage(row: Row): Image {
   const poolId = row.pool_id as string | null;
@@ -400,7 +441,7 @@ export class KnexImageRepository implements ImageRepository {
         bindings: [...page.bindings, ...total.bindings],
       };
     }
-    const result = await guarded(WHAT, () => pageStatement(this.knex, statement.sql, statement.bindings, !text));
+    const result = await guarded(WHAT, () => runPageStatement(this.knex, statement.sql, statement.bindings, !text));
     const rows = (result.rows as Row[]).filter((row) => row.id !== null);
     const last = rows.at(-1);
     const full = limit !== undefined && rows.length === limit;
@@ -518,7 +559,7 @@ export class KnexImageRepository implements ImageRepository {
         };
     const catalogRows = where([['catalog_id is not null', []]]);
     const result = await guarded(WHAT, () =>
-      pageStatement(
+      runPageStatement(
         this.knex,
         `with node_pools as materialized (
           select p.id, p.name, s.status, s.mount_path, s.last_error,
