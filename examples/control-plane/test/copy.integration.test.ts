@@ -300,6 +300,51 @@ describe('image copies', () => {
     expect(sha256(readFileSync(onDisk('p2c', image.location.relPath)))).toBe(source.checksum.value);
   });
 
+  it('a catalog download whose cluster copy lost its source fetches the entry from the mirror on retry', async () => {
+    // One copy of the entry left in the cluster (the source on n1), so the copy to n2 goes over HTTP.
+    const listed = (await api('GET', '/images?limit=500')).body.images as { id: string; catalogId: string | null }[];
+    for (const other of listed.filter((image) => image.catalogId === 'tiny' && image.id !== source.id)) {
+      expect((await api('DELETE', `/images/${other.id}`)).status).toBeLessThan(300);
+    }
+    await addPool('p2f', 'n2');
+    let paced = true;
+    const open = cp.exports.open.bind(cp.exports);
+    cp.exports.open = async (target, range) => {
+      const body = await open(target, range);
+      if (!paced) return body;
+      const slow = new Transform({
+        transform(chunk, _encoding, done) {
+          setTimeout(() => done(null, chunk), 100);
+        },
+      });
+      pipeline(body, slow, () => {});
+      return slow;
+    };
+    try {
+      mirror.reset();
+      const started = await api('POST', '/images/download', { catalogId: 'tiny', poolId: 'p2f' });
+      expect(started.status, JSON.stringify(started.body)).toBe(202);
+      expect(started.body.copiedFrom).toBe(source.id);
+      const partial = `${onDisk('p2f', started.body.location.relPath)}.partial`;
+      await waitFor(async () => existsSync(partial) && statSync(partial).size > 0, 'the first bytes of the copy');
+      expect((await cp.downloads.cancel(started.body.id)).error?.code).toBe('DOWNLOAD_CANCELLED');
+      // The source goes away before the retry.
+      expect((await api('DELETE', `/images/${source.id}`)).status).toBeLessThan(300);
+      await waitFor(async () => (await api('GET', `/images/${source.id}`)).status === 404, 'the source deleted');
+      paced = false;
+      const retried = await api('POST', `/images/${started.body.id}/retry`);
+      expect(retried.status, JSON.stringify(retried.body)).toBe(202);
+      const image = await settled(started.body.id);
+      expect(image.phase, JSON.stringify(image.error)).toBe('ready');
+      expect(image.copiedFrom).toBeNull();
+      expect(image.labels['quantix.io/source-url']).toBe(`${mirror.url}/images/tiny.qcow2`);
+      expect(mirror.requestsFor('/images/tiny.qcow2').length).toBeGreaterThan(0);
+      expect(sha256(readFileSync(onDisk('p2f', image.location.relPath)))).toBe(sha256(bytes));
+    } finally {
+      cp.exports.open = open;
+    }
+  });
+
   it('a catalog download goes to the mirror when upstream moved on (no old build is copied)', async () => {
     await addPool('p1c', 'n1');
     const newer = await makeQcow2(root, 'tiny-newer.qcow2', 4);

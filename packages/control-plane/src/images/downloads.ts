@@ -42,6 +42,7 @@ import {
   defaultRelPathForImport,
   defaultRelPathForUrl,
   type ImportOptions,
+  SOURCE_LABELS,
   sourceFromImage,
   sourceOfEntry,
   sourceToLabels,
@@ -161,6 +162,16 @@ export interface CopySources {
    * upstream that moved on is downloaded, not an old build copied. Absent: such entries are downloaded.
    */
   upstreamChecksum?(entry: CatalogEntry): Promise<Checksum>;
+}
+
+/** Whether a copy's source can no longer be copied: gone, not ready, moved out of its pool, unverifiable. */
+function sourceGone(error: unknown): boolean {
+  return [
+    ErrorCode.NOT_FOUND,
+    ErrorCode.IMAGE_NOT_READY,
+    ErrorCode.IMAGE_NO_LOCATION,
+    ErrorCode.IMAGE_NO_CHECKSUM,
+  ].some((code) => isQuantixError(error, code));
 }
 
 /** The label naming the image a copy was made from (the API shows it as `copiedFrom`). */
@@ -800,7 +811,8 @@ export class DownloadService {
     /** Picked up again after a restart: a failure says it could not be resumed. */
     resumed: boolean;
   }): Promise<Image> {
-    const { image, source, runner, controller, writer, resumed } = options;
+    const { image, runner, controller, writer, resumed } = options;
+    let { source } = options;
     const { executor, logger, events } = this.options;
     const location = image.location as NonNullable<Image['location']>;
     writer.onLost = () => controller.abort('the image row was changed by someone else');
@@ -838,8 +850,31 @@ export class DownloadService {
           .write({ progress, ...(verifying ? { phase: 'verifying' as const } : {}) })
           .catch((error) => this.writeFailed(image.id, error));
       };
-      const copiedFrom = image.labels[COPIED_FROM_LABEL];
-      const copy = copiedFrom ? await this.copyPlan(copiedFrom, runner) : null;
+      let copiedFrom = writer.current.labels[COPIED_FROM_LABEL];
+      let copy: Awaited<ReturnType<DownloadService['copyPlan']>> | null = null;
+      if (copiedFrom) {
+        try {
+          copy = await this.copyPlan(copiedFrom, runner);
+        } catch (error) {
+          // A catalog download that chose a copy in the cluster, whose source is gone since
+          // (deleted, failed, moved): fetched from its catalog entry instead of failing for ever.
+          const entry =
+            image.catalogId && sourceGone(error) ? await this.findEntry(image.catalogId).catch(() => null) : null;
+          if (!entry) throw error;
+          source = sourceOfEntry(entry);
+          const labels = Object.fromEntries(
+            Object.entries(writer.current.labels).filter(
+              ([key]) => key !== COPIED_FROM_LABEL && !(Object.values(SOURCE_LABELS) as string[]).includes(key),
+            ),
+          );
+          await writer.write({ labels: { ...labels, ...sourceToLabels(source) }, checksum: source.checksum });
+          logger.info(
+            { imageId: image.id, catalogId: entry.id, copiedFrom, reason: (error as Error).message },
+            'the copy source is gone; downloading the catalog entry instead',
+          );
+          copiedFrom = undefined;
+        }
+      }
       if (copy?.local) {
         const copied = await (executor.copy as NonNullable<DownloadExecutor['copy']>)(
           runner,
@@ -869,7 +904,7 @@ export class DownloadService {
           nodeId: image.nodeId,
           // A copy's ticket is minted at every (re)launch: none recorded in the row can have expired.
           sourceUrl: copy ? copy.url : source.url,
-          checksum: image.checksum ?? source.checksum,
+          checksum: writer.current.checksum ?? source.checksum,
           checksumUrl: source.checksumUrl,
           checksumAlgorithm: source.checksumAlgorithm,
           ...(source.import ? { import: source.import } : {}),
