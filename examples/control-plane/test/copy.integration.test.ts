@@ -71,6 +71,31 @@ describe('image copies', () => {
     await waitFor(async () => (await api('GET', `/pools/${id}`)).body.nodeStates[0]?.status === 'active', `pool ${id}`);
   }
 
+  /**
+   * The control plane's image exports paced (a slow link: 100 ms a chunk) while `paced`, the
+   * ranges asked for recorded; `restore` puts the real ones back.
+   */
+  function paceExports() {
+    const link = { paced: true, ranges: [] as { start: number; end: number }[], restore: () => {} };
+    const open = cp.exports.open.bind(cp.exports);
+    cp.exports.open = async (target, range) => {
+      link.ranges.push(range);
+      const body = await open(target, range);
+      if (!link.paced) return body;
+      const slow = new Transform({
+        transform(chunk, _encoding, done) {
+          setTimeout(() => done(null, chunk), 100);
+        },
+      });
+      pipeline(body, slow, () => {});
+      return slow;
+    };
+    link.restore = () => {
+      cp.exports.open = open;
+    };
+    return link;
+  }
+
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), 'quantix-copies-'));
     mirror = await startImageServer();
@@ -190,21 +215,8 @@ describe('image copies', () => {
     // A second pool on n2 for a copy of its own.
     await addPool('p2b', 'n2');
     // The source's bytes paced (a slow link), and the ranges streamed recorded.
-    const ranges: { start: number; end: number }[] = [];
-    let paced = true;
-    const open = cp.exports.open.bind(cp.exports);
-    cp.exports.open = async (target, range) => {
-      ranges.push(range);
-      const body = await open(target, range);
-      if (!paced) return body;
-      const slow = new Transform({
-        transform(chunk, _encoding, done) {
-          setTimeout(() => done(null, chunk), 100);
-        },
-      });
-      pipeline(body, slow, () => {});
-      return slow;
-    };
+    const link = paceExports();
+    const { ranges } = link;
     try {
       const started = await api('POST', `/images/${source.id}/copy`, { poolId: 'p2b' });
       expect(started.status).toBe(202);
@@ -216,7 +228,7 @@ describe('image copies', () => {
       const kept = statSync(partial).size;
       expect(kept).toBeGreaterThan(0);
       expect(kept).toBeLessThan(bytes.length);
-      paced = false;
+      link.paced = false;
       const retried = await api('POST', `/images/${started.body.id}/retry`);
       expect(retried.status, JSON.stringify(retried.body)).toBe(202);
       const copy = await settled(started.body.id);
@@ -228,7 +240,7 @@ describe('image copies', () => {
       expect(ranges[1]?.start).toBeGreaterThan(0);
       expect(ranges[1]?.end).toBe(bytes.length - 1);
     } finally {
-      cp.exports.open = open;
+      link.restore();
     }
   });
 
@@ -307,19 +319,7 @@ describe('image copies', () => {
       expect((await api('DELETE', `/images/${other.id}`)).status).toBeLessThan(300);
     }
     await addPool('p2f', 'n2');
-    let paced = true;
-    const open = cp.exports.open.bind(cp.exports);
-    cp.exports.open = async (target, range) => {
-      const body = await open(target, range);
-      if (!paced) return body;
-      const slow = new Transform({
-        transform(chunk, _encoding, done) {
-          setTimeout(() => done(null, chunk), 100);
-        },
-      });
-      pipeline(body, slow, () => {});
-      return slow;
-    };
+    const link = paceExports();
     try {
       mirror.reset();
       const started = await api('POST', '/images/download', { catalogId: 'tiny', poolId: 'p2f' });
@@ -331,7 +331,7 @@ describe('image copies', () => {
       // The source goes away before the retry.
       expect((await api('DELETE', `/images/${source.id}`)).status).toBeLessThan(300);
       await waitFor(async () => (await api('GET', `/images/${source.id}`)).status === 404, 'the source deleted');
-      paced = false;
+      link.paced = false;
       const retried = await api('POST', `/images/${started.body.id}/retry`);
       expect(retried.status, JSON.stringify(retried.body)).toBe(202);
       const image = await settled(started.body.id);
@@ -341,7 +341,7 @@ describe('image copies', () => {
       expect(mirror.requestsFor('/images/tiny.qcow2').length).toBeGreaterThan(0);
       expect(sha256(readFileSync(onDisk('p2f', image.location.relPath)))).toBe(sha256(bytes));
     } finally {
-      cp.exports.open = open;
+      link.restore();
     }
   });
 
