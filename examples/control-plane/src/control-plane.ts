@@ -8,6 +8,7 @@ import {
   bearerToken,
   type ControlPlaneServices,
   createControlPlane,
+  ticketKeyFrom,
   tokenDigest,
   tokenMatches,
   webSocketChannel,
@@ -142,6 +143,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     // Disk-image uploads are read with qemu-img here; scans on nodes do not run it on every file.
     uploadInspectors: [createDiskImageInspector()],
     publicUrl: () => options.publicUrl ?? listenUrl,
+    // Replicas share the API token: tickets signed with a key made from it are good on all of them.
+    ticketKey: ticketKeyFrom(options.apiToken),
     ...(options.maxUploadBytes !== undefined ? { maxUploadBytes: options.maxUploadBytes } : {}),
     ...(options.resumeGraceMs !== undefined ? { resumeGraceMs: options.resumeGraceMs } : {}),
     ...(options.goldenTickSeconds !== undefined ? { goldenTickSeconds: options.goldenTickSeconds } : {}),

@@ -314,6 +314,42 @@ describe('control-plane replicas on one PostgreSQL', () => {
     expect(c.hub.isConnectedHere('n1')).toBe(false);
   });
 
+  it('accepts a download ticket minted by another replica (signed, not remembered), and only as it was issued', async () => {
+    const { images } = (instances[0] as Quantix).repositories;
+    // Ready but with no file anywhere: past the ticket, the export itself refuses (IMAGE_NO_LOCATION).
+    const image = await images.create({ name: 'ticketed', kind: 'cloud', phase: 'ready' });
+    const other = await images.create({ name: 'not ticketed', kind: 'cloud', phase: 'ready' });
+    cleanup.push(
+      () => images.delete(image.id),
+      () => images.delete(other.id),
+    );
+    const minted = await fetch(`${a.url}/api/v1/images/${image.id}/content/tickets`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_TOKEN}` },
+    });
+    expect(minted.status).toBe(201);
+    const { ticket } = (await minted.json()) as { ticket: string };
+    const content = async (cp: ControlPlane, imageId: string, shown: string) => {
+      const response = await fetch(`${cp.url}/api/v1/images/${imageId}/content?ticket=${encodeURIComponent(shown)}`);
+      return { status: response.status, code: ((await response.json()) as { error: { code: string } }).error.code };
+    };
+    // On the replica that minted it and on the other alike.
+    expect(await content(a, image.id, ticket)).toEqual({ status: 409, code: 'IMAGE_NO_LOCATION' });
+    expect(await content(b, image.id, ticket)).toEqual({ status: 409, code: 'IMAGE_NO_LOCATION' });
+    // Not for another image, and not altered.
+    expect(await content(b, other.id, ticket)).toEqual({ status: 401, code: 'UNAUTHORIZED' });
+    const [body, signature] = ticket.split('.') as [string, string];
+    const forged = Buffer.from(
+      Buffer.from(body, 'base64url').toString('utf8').replace(image.id, other.id),
+      'utf8',
+    ).toString('base64url');
+    expect(await content(b, other.id, `${forged}.${signature}`)).toEqual({ status: 401, code: 'UNAUTHORIZED' });
+    expect(await content(b, image.id, `${body}.${signature.slice(0, -2)}AA`)).toEqual({
+      status: 401,
+      code: 'UNAUTHORIZED',
+    });
+  });
+
   it('fails a request for a node held by a silent replica with REPLICA_UNAVAILABLE, not a hang', async () => {
     // A real replica process that holds n2 and renews its lease, then is frozen (SIGSTOP).
     const quantix = instances[0] as Quantix;

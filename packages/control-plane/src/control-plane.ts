@@ -53,6 +53,12 @@ export interface CreateControlPlaneOptions {
   uploadInspectors?: readonly FileInspector[];
   /** How long a busy download waits for a runner after a start or a runner's loss. */
   resumeGraceMs?: number;
+  /**
+   * A secret every replica shares (`ticketKeyFrom(apiToken)`, say), with which download and copy
+   * tickets are signed: any replica then accepts a ticket another minted. Without it, a random
+   * key of this process: its tickets work on this replica only.
+   */
+  ticketKey?: Buffer;
   /** Where downloads run: on nodes over the hub (default), or an executor of your own. */
   downloadExecutor?: (hub: NodeHub) => DownloadExecutor;
   hub?: Omit<NodeHubOptions, 'repositories' | 'events' | 'logger' | 'leases'>;
@@ -155,7 +161,12 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
   /** Requests that start a download on another replica wait for its answer this long. */
   const replicaCallMs = 30_000;
   hub = new NodeHub({ repositories, events, logger, ...options.hub, leases: replicas, remote: relay });
-  const exports = new ImageExportService({ repositories, hub, logger });
+  const exports = new ImageExportService({
+    repositories,
+    hub,
+    logger,
+    ...(options.ticketKey ? { ticketKey: options.ticketKey } : {}),
+  });
   const downloads = new DownloadService({
     repositories,
     catalog,

@@ -96,7 +96,15 @@ export { type DesiredPools, PoolSyncService } from './pools/pool-sync.js';
 export { ReplicaListener } from './replicas/listener.js';
 export { type ReplicaInfo, ReplicaRegistry, type ReplicaRegistryOptions } from './replicas/replica-registry.js';
 export { NodeRequestRelay, type ReplicaCall } from './replicas/request-relay.js';
-export { bearerToken, newToken, TicketBook, tokenDigest, tokenMatches } from './tokens.js';
+export {
+  bearerToken,
+  newToken,
+  SignedTickets,
+  TicketBook,
+  ticketKeyFrom,
+  tokenDigest,
+  tokenMatches,
+} from './tokens.js';
 export { ConsoleService, type ConsoleServiceOptions, type ConsoleTicket } from './vms/console-service.js';
 export { checkVmImage, type VmImageCheck } from './vms/preflight.js';
 export {

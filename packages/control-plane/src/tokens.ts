@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** A new secret token: 32 random bytes, base64url. */
 export function newToken(): string {
@@ -56,4 +56,53 @@ export class TicketBook<Grant> {
     const entry = this.tickets.get(tokenDigest(ticket));
     return entry && entry.expiresAt > Date.now() ? entry.grant : undefined;
   }
+}
+
+/**
+ * Tickets any replica can check: the grant and its expiry, signed (HMAC-SHA256) with a key every
+ * replica shares — nothing stored, so a ticket minted on one replica opens the door on another
+ * (a load balancer sends the fetch anywhere). Tickets of one `purpose` are not good for another.
+ * They can be shown again until they expire: for tickets that must be spent once, TicketBook.
+ * The grant is readable in the ticket (base64url JSON): put nothing secret in it.
+ */
+export class SignedTickets<Grant> {
+  constructor(
+    private readonly key: Buffer,
+    private readonly purpose: string,
+    private readonly ttlMs: number,
+  ) {}
+
+  issue(grant: Grant): { ticket: string; expiresAt: Date } {
+    const expiresAt = Date.now() + this.ttlMs;
+    const body = Buffer.from(JSON.stringify({ p: this.purpose, g: grant, e: expiresAt })).toString('base64url');
+    return { ticket: `${body}.${this.sign(body).toString('base64url')}`, expiresAt: new Date(expiresAt) };
+  }
+
+  /** What the ticket was issued for, while it lasts; undefined for anything else. */
+  check(ticket: string): Grant | undefined {
+    const dot = ticket.indexOf('.');
+    if (dot <= 0) return undefined;
+    const body = ticket.slice(0, dot);
+    const presented = Buffer.from(ticket.slice(dot + 1), 'base64url');
+    const expected = this.sign(body);
+    if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) return undefined;
+    const { p, g, e } = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as {
+      p: string;
+      g: Grant;
+      e: number;
+    };
+    return p === this.purpose && typeof e === 'number' && e > Date.now() ? g : undefined;
+  }
+
+  private sign(body: string): Buffer {
+    return createHmac('sha256', this.key).update(`${this.purpose}\n${body}`).digest();
+  }
+}
+
+/**
+ * The key replicas sign tickets with, from a secret they all hold (the API token): one-way, so a
+ * ticket tells nothing of the secret, and a new token makes the old tickets worthless.
+ */
+export function ticketKeyFrom(secret: string): Buffer {
+  return createHmac('sha256', secret).update('quantix ticket key v1').digest();
 }

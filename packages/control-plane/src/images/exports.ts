@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
 import { ErrorCode, type Image, QuantixError, type Repositories } from '@quantix/core';
@@ -5,7 +6,7 @@ import type { Logger } from 'pino';
 import { type NodeHub, nodeNotConnected } from '../hub/node-hub.js';
 import { RelaySessions } from '../hub/relays.js';
 import { nodesWithActivePool } from '../nodes/placement.js';
-import { TicketBook } from '../tokens.js';
+import { SignedTickets } from '../tokens.js';
 
 export interface ImageExportServiceOptions {
   repositories: Repositories;
@@ -17,6 +18,11 @@ export interface ImageExportServiceOptions {
   ticketTtlMs?: number;
   /** How long a copy ticket lasts (default 24 h): a node's resumable fetch of one image for a copy. */
   copyTicketTtlMs?: number;
+  /**
+   * The key download and copy tickets are signed with. Replicas given the same key accept each
+   * other's tickets; without one, a random key of this process: its tickets work here only.
+   */
+  ticketKey?: Buffer;
 }
 
 /** A ready image as it can be streamed out: where its file is, and what describes its bytes. */
@@ -71,13 +77,15 @@ export interface ByteRange {
 export class ImageExportService {
   private readonly relays = new RelaySessions<Readable>();
   /** Download tickets: several requests each (a download resumed with Range) until they expire. */
-  private readonly tickets: TicketBook<{ imageId: string }>;
+  private readonly tickets: SignedTickets<{ imageId: string }>;
   /** Copy tickets: a node's fetch of one image for a copy, resumed for as long as it takes (24 h). */
-  private readonly copyTickets: TicketBook<{ imageId: string }>;
+  private readonly copyTickets: SignedTickets<{ imageId: string }>;
 
   constructor(private readonly options: ImageExportServiceOptions) {
-    this.tickets = new TicketBook(options.ticketTtlMs ?? 5 * 60_000);
-    this.copyTickets = new TicketBook(options.copyTicketTtlMs ?? 24 * 3600_000);
+    // Signed, not remembered: a ticket minted here is good on every replica holding the key.
+    const key = options.ticketKey ?? randomBytes(32);
+    this.tickets = new SignedTickets(key, 'image-download', options.ticketTtlMs ?? 5 * 60_000);
+    this.copyTickets = new SignedTickets(key, 'image-copy', options.copyTicketTtlMs ?? 24 * 3600_000);
   }
 
   /**
