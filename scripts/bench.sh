@@ -15,6 +15,9 @@ if [ ${#names[@]} -eq 0 ]; then
 fi
 for name in "${names[@]}"; do
   echo "=== bench/$name"
+  # The gigabytes the last bench wrote reach the disk now, not during this one's measurements
+  # (they had halved a 1 GiB export and upload that measure 1x alone).
+  sync
   node --import tsx "bench/$name.ts"
 done
 if [ "${QUANTIX_BENCH_QUICK:-}" != 1 ]; then
