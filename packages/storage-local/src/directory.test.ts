@@ -64,6 +64,25 @@ describe('listPoolFiles', () => {
     ]);
   });
 
+  it('orders names that sort around "/" exactly as their relPaths sort, blocking or not', async () => {
+    const tricky = await realpath(await mkdtemp(join(tmpdir(), 'quantix-order-')));
+    try {
+      // '.', '-', ' ' and '!' sort before '/', 'A' before 'a': a directory `a` lists after `a.iso`.
+      const paths = ['a.iso', 'a/x.iso', 'a-b/y.iso', 'a b.iso', 'a.b/z.iso', 'A.iso', 'a!/w.iso', 'ab/v.iso', 'b.iso'];
+      for (const relPath of paths) {
+        await mkdir(join(tricky, relPath, '..'), { recursive: true });
+        await writeFile(join(tricky, relPath), 'x');
+      }
+      const sorted = [...paths].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      for (const blockingStat of [true, false]) {
+        const { files } = await listPoolFiles(tricky, { content: 'iso', maxDepth: 4, blockingStat });
+        expect(files.map((f) => f.relPath)).toEqual(sorted);
+      }
+    } finally {
+      await rm(tricky, { recursive: true, force: true });
+    }
+  });
+
   it("never lists a VM's own files (vms/ at the root), nor reports them as skipped", async () => {
     for (const content of ['iso', 'images'] as const) {
       const { files, skipped } = await listPoolFiles(root, { content, maxDepth: 8 });

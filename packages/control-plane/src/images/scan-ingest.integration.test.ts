@@ -429,6 +429,25 @@ describe.each(TEST_DATABASE_CLIENTS)('ISO scans, node agent to database, on %s',
       expect(await rowVersions()).toEqual(versions);
     });
 
+    it('after warm rescans that found nothing new, still sees a file whose mtime alone changed', async () => {
+      await copyFile(made.ubuntu as string, join(root, 'same.iso'));
+      await copyFile(made.debian as string, join(root, 'other.iso'));
+      await scan();
+      // Warm twice: the second compares the listing with the last one and reads nothing.
+      for (let i = 0; i < 2; i++) {
+        const from = fromNode.length;
+        await scan();
+        expect(results(from)[0]).toMatchObject({ type: 'scan.delta', files: [], removed: [] });
+      }
+      const later = new Date(Date.now() + 60_000);
+      await utimes(join(root, 'same.iso'), later, later);
+      const from = fromNode.length;
+      expect(await scan()).toMatchObject({ files: 2, delta: true });
+      const [sent] = results(from);
+      expect(sent?.files.map((f) => f.relPath)).toEqual(['same.iso']);
+      expect((await row('same.iso'))?.fileModifiedAt?.getTime()).toBe(later.getTime());
+    });
+
     it('sends a file added, removed or changed between scans, and the rows follow', async () => {
       await copyFile(made.ubuntu as string, join(root, 'keep.iso'));
       await copyFile(made.debian as string, join(root, 'change.iso'));

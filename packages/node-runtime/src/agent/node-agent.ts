@@ -32,6 +32,7 @@ import {
   type NodeResultOf,
   type PluginContext,
   type PoolContentType,
+  type PoolFile,
   type PoolReport,
   type PoolRootPolicy,
   type PoolTypeDefinition,
@@ -161,6 +162,32 @@ interface SizedFile {
   hash: number;
 }
 
+/** What the last scan of one pool's content read, and made of its listing. */
+interface InspectionRecord {
+  definition: string;
+  files: Map<string, Inspection>;
+  report?: Report | undefined;
+  /**
+   * The last listing and what the scan made of it, when it left nothing to read again (no file it
+   * could not inspect, nothing skipped): the same listing next time gives the same files, found by
+   * comparing the two listings in order instead of looking each file up.
+   */
+  settled?: { listing: readonly PoolFile[]; files: readonly SizedFile[]; invalid: readonly ScanInvalid[] };
+}
+
+/** Whether two listings (sorted by relPath, as listings come) hold the same files with the same sizes and mtimes. */
+function sameListing(a: readonly PoolFile[], b: readonly PoolFile[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as PoolFile;
+    const y = b[i] as PoolFile;
+    if (x.relPath !== y.relPath || x.sizeBytes !== y.sizeBytes || x.modifiedAt.getTime() !== y.modifiedAt.getTime()) {
+      return false;
+    }
+  }
+  return true;
+}
+
 /** What the node last reported of one pool's content: the base a delta is computed against. */
 interface Report {
   definition: string;
@@ -260,10 +287,7 @@ export class NodeAgent {
    * only, rebuilt by the next scan after a restart; kept per pool definition, and holding only
    * the files of the last scan.
    */
-  private readonly inspections = new Map<
-    string,
-    { definition: string; files: Map<string, Inspection>; report?: Report | undefined }
-  >();
+  private readonly inspections = new Map<string, InspectionRecord>();
   /**
    * What the last scan of each pool reported, by the same key, when it skipped nothing: a request
    * whose `since` is its fingerprint gets the changes since it. Memory only: after a restart the
@@ -881,7 +905,19 @@ export class NodeAgent {
     let kept = 0;
     /** Files taken as they were last sent (or last found unusable), nothing rebuilt. */
     let reused = 0;
-    for (const file of listing.files) {
+    // Nothing changed since a scan that settled every file: its outcome, without 20,000 lookups.
+    const settled =
+      previous?.definition === definition && listing.skipped.length === 0 && previous.settled
+        ? previous.settled
+        : undefined;
+    const unchangedListing = settled !== undefined && sameListing(settled.listing, listing.files);
+    if (unchangedListing) {
+      files.push(...settled.files);
+      invalid.push(...settled.invalid);
+      kept = known.size;
+      reused = listing.files.length;
+    }
+    for (const file of unchangedListing ? [] : listing.files) {
       let inspected: InspectedFile | null = null;
       const last = known.get(file.relPath);
       const unchanged =
@@ -959,10 +995,11 @@ export class NodeAgent {
         }
       }
     }
-    const record: { definition: string; files: Map<string, Inspection>; report?: Report | undefined } = {
-      definition,
-      files: remembered,
-    };
+    const record: InspectionRecord = { definition, files: remembered };
+    if (unchangedListing) record.settled = settled;
+    else if (uninspected.length === 0 && skipped.length === 0) {
+      record.settled = { listing: listing.files, files: [...files], invalid: [...invalid] };
+    }
     this.inspections.set(cacheKey, record);
     if (uninspected.length > 0) {
       this.logger?.warn(
