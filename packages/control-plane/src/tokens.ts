@@ -74,7 +74,8 @@ export class SignedTickets<Grant> {
 
   issue(grant: Grant): { ticket: string; expiresAt: Date } {
     const expiresAt = Date.now() + this.ttlMs;
-    const body = Buffer.from(JSON.stringify({ p: this.purpose, g: grant, e: expiresAt })).toString('base64url');
+    // The purpose is not in the body: it is signed with it, so another purpose's ticket fails the signature.
+    const body = Buffer.from(JSON.stringify({ g: grant, e: expiresAt })).toString('base64url');
     return { ticket: `${body}.${this.sign(body).toString('base64url')}`, expiresAt: new Date(expiresAt) };
   }
 
@@ -86,12 +87,8 @@ export class SignedTickets<Grant> {
     const presented = Buffer.from(ticket.slice(dot + 1), 'base64url');
     const expected = this.sign(body);
     if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) return undefined;
-    const { p, g, e } = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as {
-      p: string;
-      g: Grant;
-      e: number;
-    };
-    return p === this.purpose && typeof e === 'number' && e > Date.now() ? g : undefined;
+    const { g, e } = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as { g: Grant; e: number };
+    return typeof e === 'number' && e > Date.now() ? g : undefined;
   }
 
   private sign(body: string): Buffer {

@@ -295,8 +295,8 @@ export class LiveEvents {
   private fromOtherReplica(payload: string): void {
     // This replica's own notifications come back too: told apart by their head, not parsed.
     if (this.closed || payload.startsWith(this.ownPayloadHead)) return;
-    const message = JSON.parse(payload) as { from?: string; events?: LiveEvent[] };
-    if (message.from === this.options.replicaId || !Array.isArray(message.events)) return;
+    const message = JSON.parse(payload) as { events?: LiveEvent[] };
+    if (!Array.isArray(message.events)) return;
     for (const event of message.events) this.deliver(event);
   }
 }

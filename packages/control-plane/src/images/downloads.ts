@@ -850,7 +850,7 @@ export class DownloadService {
           .write({ progress, ...(verifying ? { phase: 'verifying' as const } : {}) })
           .catch((error) => this.writeFailed(image.id, error));
       };
-      let copiedFrom = writer.current.labels[COPIED_FROM_LABEL];
+      const copiedFrom = writer.current.labels[COPIED_FROM_LABEL];
       let copy: Awaited<ReturnType<DownloadService['copyPlan']>> | null = null;
       if (copiedFrom) {
         try {
@@ -872,7 +872,6 @@ export class DownloadService {
             { imageId: image.id, catalogId: entry.id, copiedFrom, reason: (error as Error).message },
             'the copy source is gone; downloading the catalog entry instead',
           );
-          copiedFrom = undefined;
         }
       }
       if (copy?.local) {
