@@ -99,23 +99,23 @@ function decodeListCursor(cursor: string): [string, string] {
 }
 
 /**
- * A page statement, kept prepared on each connection under a name made from its text when
- * `prepare` says so: planned a few times per connection instead of on every request (planning
- * costs about as much as running it). Texts come from a few fixed shapes, never from input. A
- * text search is not prepared: the best plan (trigram index or name order) depends on the words.
+ * A statement of a fixed shape (a page, a search, a get by id). Texts come from a few fixed
+ * shapes, never from input. When `prepare` says so it is kept prepared on each connection under a
+ * name made from its text: planned a few times per connection instead of on every request
+ * (planning costs about as much as running it). A text search is not prepared: the best plan
+ * (trigram index or name order) depends on the words.
  *
- * A prepared statement on PostgreSQL goes straight to a pooled connection, its text turned into
- * `$n` form once per shape: knex would do that again on every call, and placing the bindings of
- * a 2 KB text cost a listing more than serializing its page. Listeners of knex's `query` event
- * (logs, the api bench) still hear of it.
+ * On PostgreSQL it goes straight to a pooled connection, its text turned into `$n` form once per
+ * shape: knex would do that again on every call, and placing the bindings of a 2 KB text cost a
+ * listing more than serializing its page. Listeners of knex's `query` event (logs, the api bench)
+ * still hear of it.
  */
-async function runPageStatement(
+async function runStatement(
   knex: Knex,
   sql: string,
   bindings: readonly Knex.RawBinding[],
   prepare: boolean,
 ): Promise<{ rows: Row[] }> {
-  if (!prepare) return knex.raw(sql, bindings);
   let statement = statements.get(sql);
   if (statement === undefined) {
     statement = {
@@ -124,22 +124,19 @@ async function runPageStatement(
     };
     statements.set(sql, statement);
   }
+  const name = prepare ? statement.name : undefined;
   const direct = knex.client.config.client === 'pg' && !knex.isTransaction && statement.positional !== null;
   if (!direct || statement.positional?.count !== bindings.length) {
-    return knex.raw(sql, bindings).options({ name: statement.name });
+    return name ? knex.raw(sql, bindings).options({ name }) : knex.raw(sql, bindings);
   }
   // As knex tells it: the text in `$n` form.
-  knex.client.emit('query', {
-    method: 'raw',
-    sql: statement.positional.text,
-    bindings,
-    options: { name: statement.name },
-  });
+  const text = statement.positional.text;
+  knex.client.emit('query', { method: 'raw', sql: text, bindings, ...(name ? { options: { name } } : {}) });
   const connection = (await knex.client.acquireConnection()) as {
-    query(config: { name: string; text: string; values: readonly unknown[] }): Promise<{ rows: Row[] }>;
+    query(config: { name?: string; text: string; values: readonly unknown[] }): Promise<{ rows: Row[] }>;
   };
   try {
-    return await connection.query({ name: statement.name, text: statement.positional.text, values: bindings });
+    return await connection.query(name ? { name, text, values: bindings } : { text, values: bindings });
   } finally {
     await knex.client.releaseConnection(connection);
   }
@@ -155,6 +152,10 @@ function positionalText(sql: string): { text: string; count: number } | null {
   const text = sql.replace(/\?/g, () => `$${++count}`);
   return { text, count };
 }
+
+// Named columns, not `*`: a prepared `*` fails ("cached plan must not change result type") once a
+// newer replica's migration adds a column.
+const GET_BY_ID = `select ${IMAGE_COLUMNS.join(', ')} from ${TABLE} where id = ?`;
 
 /** Page statements by text: a few dozen shapes (one per combination of filters), each made once. */
 const statements = new Map<string, { name: string; positional: { text: string; count: number } | null }>();
@@ -251,8 +252,8 @@ export class KnexImageRepository implements ImageRepository {
   }
 
   async get(id: string): Promise<Image | undefined> {
-    // The hottest read: fixed SQL skips the query builder's per-call compile.
-    const result = await guarded(WHAT, () => this.knex.raw(`select * from ${TABLE} where id = ?`, [id]));
+    // The hottest read: a fixed statement, prepared on each connection like a page's.
+    const result = await guarded(WHAT, () => runStatement(this.knex, GET_BY_ID, [id], true));
     const row = (result.rows as Row[])[0];
     return row ? rowToImage(row) : undefined;
   }
@@ -441,7 +442,7 @@ export class KnexImageRepository implements ImageRepository {
         bindings: [...page.bindings, ...total.bindings],
       };
     }
-    const result = await guarded(WHAT, () => runPageStatement(this.knex, statement.sql, statement.bindings, !text));
+    const result = await guarded(WHAT, () => runStatement(this.knex, statement.sql, statement.bindings, !text));
     const rows = (result.rows as Row[]).filter((row) => row.id !== null);
     const last = rows.at(-1);
     const full = limit !== undefined && rows.length === limit;
@@ -559,7 +560,7 @@ export class KnexImageRepository implements ImageRepository {
         };
     const catalogRows = where([['catalog_id is not null', []]]);
     const result = await guarded(WHAT, () =>
-      runPageStatement(
+      runStatement(
         this.knex,
         `with node_pools as materialized (
           select p.id, p.name, s.status, s.mount_path, s.last_error,
