@@ -28,7 +28,7 @@ import { benchResults } from './lib/results.js';
 const quick = process.env.QUANTIX_BENCH_QUICK === '1';
 const NODES = quick ? 50 : 2_000;
 const IMAGES = quick ? 1_000 : 10_000;
-const ROUNDS = quick ? 1 : 3;
+const ROUNDS = quick ? 1 : 7;
 const RSS_BUDGET_MB = 250;
 const TOKEN = 'bench-token';
 const FIXTURES = join(import.meta.dirname, '__fixtures__');

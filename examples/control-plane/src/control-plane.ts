@@ -365,7 +365,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           throw new QuantixError(ErrorCode.INVALID_INPUT, 'The node socket is a WebSocket: connect with an upgrade');
         },
         wsHandler: (socket, request) =>
-          hub.attach(String(request.headers['x-quantix-node-id']), webSocketChannel(socket)),
+          hub.attach(
+            String(request.headers['x-quantix-node-id']),
+            webSocketChannel(socket, { transport: request.raw.socket }),
+          ),
       });
       stagedUploadRoutes(nodeScope, { uploads: services.uploads });
       consoleRelayRoute(nodeScope, { consoles: services.consoles, checkNodeToken });

@@ -54,4 +54,34 @@ describe('Batcher', () => {
     await Promise.all([1, 2, 3, 4, 5].map((n) => batcher.add(n)));
     expect(sizes).toEqual([2, 2, 1]);
   });
+
+  it('groups a trickle: items that each come after the last store finished share a batch within spacingMs', async () => {
+    const sizes: number[] = [];
+    const batcher = new Batcher<number, number>(
+      async (items) => {
+        sizes.push(items.length);
+        return [...items];
+      },
+      1_000,
+      50,
+    );
+    // 20 items, one every 5 ms: each store is done long before the next item comes.
+    const results: Promise<number>[] = [];
+    for (let n = 0; n < 20; n++) {
+      results.push(batcher.add(n));
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect(await Promise.all(results)).toEqual(Array.from({ length: 20 }, (_, n) => n));
+    // Without the spacing it is 20 batches of one. On a loaded machine the timers stretch, so
+    // the bound is loose; batches can only start 50 ms apart.
+    expect(sizes.length).toBeLessThanOrEqual(8);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(20);
+  });
+
+  it('stores a lone item at once when no batch started lately', async () => {
+    const batcher = new Batcher<string, string>(async (items) => [...items], 1_000, 10_000);
+    const start = performance.now();
+    await batcher.add('first');
+    expect(performance.now() - start).toBeLessThan(1_000);
+  });
 });

@@ -4,11 +4,16 @@
  * go in the next batch, one call of `store` — a handful of statements for hundreds of nodes
  * instead of a transaction each. Nothing is reported stored before `store` returned.
  *
- * At low load a lone item is stored on the next turn, alone: no timer, no added wait.
+ * At low load a lone item is stored on the next turn, alone: no timer, no added wait. Under a
+ * steady trickle (a storm's connections arriving one by one as the process gets to them) each
+ * store would finish before the next item came, and every item would pay a batch's statements
+ * alone — which slows the process, which keeps the trickle going. So batches start at least
+ * `spacingMs` apart: a lone item waits only when another batch started just before it.
  */
 export class Batcher<In, Out> {
   private waiting: { item: In; resolve(value: Out): void; reject(error: unknown): void }[] = [];
   private flushing: Promise<void> | undefined;
+  private lastStart = Number.NEGATIVE_INFINITY;
 
   /**
    * `store` stores a batch and returns one result per item, in order; a result that is an
@@ -18,19 +23,22 @@ export class Batcher<In, Out> {
   constructor(
     private readonly store: (items: readonly In[]) => Promise<readonly (Out | Error)[]>,
     private readonly maxBatch = 1_000,
+    private readonly spacingMs = 10,
   ) {}
 
   add(item: In): Promise<Out> {
     return new Promise<Out>((resolve, reject) => {
       this.waiting.push({ item, resolve, reject });
-      // Started on the next turn: the items arriving in this one (a burst of frames) join it.
-      this.flushing ??= new Promise<void>((started) => setImmediate(started)).then(() => this.flush());
+      // Started on the next turn at the earliest: the items arriving in this one (a burst of frames) join it.
+      this.flushing ??= this.nextStart().then(() => this.flush());
     });
   }
 
   private async flush(): Promise<void> {
     try {
       while (this.waiting.length > 0) {
+        if (performance.now() - this.lastStart < this.spacingMs) await this.nextStart();
+        this.lastStart = performance.now();
         const batch = this.waiting.splice(0, this.maxBatch);
         try {
           this.settle(batch, await this.store(batch.map((w) => w.item)));
@@ -51,6 +59,12 @@ export class Batcher<In, Out> {
     } finally {
       this.flushing = undefined;
     }
+  }
+
+  /** Resolves on the next turn, or once `spacingMs` have passed since the last batch started. */
+  private nextStart(): Promise<void> {
+    const wait = this.lastStart + this.spacingMs - performance.now();
+    return new Promise<void>((started) => (wait > 0 ? setTimeout(started, wait) : setImmediate(started)));
   }
 
   private settle(

@@ -41,6 +41,13 @@ export interface WebSocketChannelOptions {
   /** Ping interval; a node that answered nothing since the last ping is dropped. Default 15 s. */
   heartbeatMs?: number;
   onError?: (error: Error) => void;
+  /**
+   * The TCP socket under the WebSocket (on a server: the upgrade request's socket). Given, the
+   * messages sent in one turn of the event loop leave in one write: a welcome and the pools that
+   * follow it are one packet, not two. On loopback a write costs the sender the receiver's
+   * delivery too, and a reconnect storm's cost is mostly its writes.
+   */
+  transport?: { cork(): void; uncork(): void };
 }
 
 function asText(data: Buffer | ArrayBuffer | Buffer[]): string {
@@ -59,6 +66,12 @@ export function webSocketChannel(socket: WebSocketLike, options: WebSocketChanne
   let paused = false;
   let closed = false;
   let closeHandler: (() => void) | undefined;
+  const { transport } = options;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    transport?.uncork();
+  };
   const heartbeat = setInterval(() => {
     if (paused) return;
     if (!alive) {
@@ -81,7 +94,13 @@ export function webSocketChannel(socket: WebSocketLike, options: WebSocketChanne
   socket.on('error', (error) => options.onError?.(error));
   return {
     send(text) {
-      if (socket.readyState === socket.OPEN) socket.send(text);
+      if (socket.readyState !== socket.OPEN) return;
+      if (transport && !corked) {
+        corked = true;
+        transport.cork();
+        process.nextTick(uncork);
+      }
+      socket.send(text);
     },
     close(code, reason) {
       if (socket.readyState === socket.OPEN) socket.close(code, reason);
