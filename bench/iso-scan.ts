@@ -156,7 +156,7 @@ try {
         nodeIds: [node.id],
       })
     : null;
-  server.on('connection', (ws) => cp.hub.attach(node.id, webSocketChannel(ws)));
+  server.on('connection', (ws, request) => cp.hub.attach(node.id, webSocketChannel(ws, { transport: request.socket })));
   if (server.address() === null) await new Promise((resolve) => server.once('listening', resolve));
   // Cold: osinfo-db not loaded in this process and no cache file of it (the worst case).
   clearOsinfoDatabaseCache();

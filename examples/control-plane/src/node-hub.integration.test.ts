@@ -858,7 +858,7 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
     });
     const server = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: PROTOCOL_LIMITS.maxNodeMessageBytes });
     server.on('connection', (socket, request) =>
-      hub.attach(String(request.headers['x-quantix-node-id']), webSocketChannel(socket)),
+      hub.attach(String(request.headers['x-quantix-node-id']), webSocketChannel(socket, { transport: request.socket })),
     );
     await new Promise((resolve) => server.once('listening', resolve));
     const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
