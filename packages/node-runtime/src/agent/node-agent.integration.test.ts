@@ -282,6 +282,27 @@ describe('NodeAgent with real storage, downloads and libvirt', () => {
     expect(existsSync(join(root, 'pools', 'images', 'cloud', 'slow.qcow2'))).toBe(false);
   });
 
+  it('runs a download asked for again right after its cancel on its own, not joined to the cancelled run', async () => {
+    const place = { op: 'image.download', imageId: 'img-again', poolId: 'images', relPath: 'cloud/again.qcow2' };
+    const first = request({ ...place, sourceUrl: `${baseUrl}/slow.qcow2`, checksum: null, checksumUrl: null });
+    await new Promise((r) => setTimeout(r, 300));
+    // The cancel and the new request in one turn, as one read of the node's socket can bring them.
+    const [cancel, again] = await Promise.all([
+      request({ op: 'image.cancel', imageId: 'img-again' }),
+      request({
+        ...place,
+        sourceUrl: `${baseUrl}/tiny.qcow2`,
+        checksum: { algorithm: 'sha256', value: imageSha256 },
+        checksumUrl: null,
+      }),
+    ]);
+    expect(cancel.response.result).toEqual({ cancelled: true });
+    expect((await first).response.error?.code).toBe(ErrorCode.DOWNLOAD_CANCELLED);
+    expect(again.response.error).toBeUndefined();
+    expect(again.response.result).toMatchObject({ sizeBytes: image.length, checksum: { value: imageSha256 } });
+    expect(readFileSync(join(root, 'pools', 'images', 'cloud', 'again.qcow2')).equals(image)).toBe(true);
+  });
+
   it('answers bad requests with an error code, never by acting on them', async () => {
     const escaping = await request({ op: 'file.stat', poolId: 'images', relPath: '../../etc/passwd' });
     expect(escaping.response.error?.code).toBe(ErrorCode.PATH_ESCAPES_POOL);

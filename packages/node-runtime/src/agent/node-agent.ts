@@ -631,6 +631,9 @@ export class NodeAgent {
       // writer of its partial file.
       const key = `${request.imageId}\0${request.poolId}\0${request.relPath}`;
       const running = this.copies.get(key);
+      if (running?.controller.signal.aborted) {
+        return windDown(running).then(() => this.handlers['file.copy'](request, send));
+      }
       if (running) return running.result;
       const controller = new AbortController();
       const result = this.copyFile(request, send, controller.signal).finally(() => this.copies.delete(key));
@@ -693,7 +696,6 @@ export class NodeAgent {
     this.logger?.info({ name: request.name, type: request.type, sessionId: request.sessionId }, 'console relayed');
   }
 
-  /** file.copy runs under way, by image, pool and path. */
   /** Copies running now, by imageId, poolId and relPath: a copy asked again joins its run; image.cancel stops it. */
   private readonly copies = new Map<
     string,
@@ -1199,6 +1201,10 @@ export class NodeAgent {
     const samePlace = (d: { poolId: string; relPath: string }) =>
       d.poolId === request.poolId && d.relPath === request.relPath;
     const running = this.downloads.get(request.imageId);
+    if (running?.controller.signal.aborted) {
+      await windDown(running);
+      return this.download(request, send, how);
+    }
     if (running) {
       if (!samePlace(running)) {
         throw new QuantixError(
@@ -1258,6 +1264,7 @@ export class NodeAgent {
     send: Send,
   ): Promise<ImageImportResultMessage> {
     const running = this.imports.get(request.imageId);
+    if (running?.controller.signal.aborted) return windDown(running).then(() => this.importImage(request, send));
     if (running) {
       if (running.relPath !== request.relPath) {
         return Promise.reject(
@@ -1664,4 +1671,16 @@ function requestIdOf(data: unknown): string | null {
   return candidate?.type === 'request' && typeof candidate.requestId === 'string' && candidate.requestId !== ''
     ? candidate.requestId
     : null;
+}
+
+/**
+ * Waits until a cancelled run has let go of its files. A download, import or copy asked for again
+ * right after image.cancel — both messages can come in one read — starts a run of its own once
+ * the cancelled one is done (resuming its partial file), instead of joining it and failing with it.
+ */
+function windDown(run: { result: Promise<unknown> }): Promise<void> {
+  return run.result.then(
+    () => undefined,
+    () => undefined,
+  );
 }
