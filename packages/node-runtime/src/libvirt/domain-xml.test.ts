@@ -137,16 +137,28 @@ describe('parseDomainXml', () => {
     );
   });
 
-  it('reads where a running domain’s consoles are: its serial pty and its VNC address', () => {
+  it('reads where a running domain’s consoles are: its serial pty and log, and its VNC address', () => {
     // The live XML of a running domain, as `virsh dumpxml` prints it (libvirt fills in pty and port).
     const live = `<domain type='kvm' id='3'><name>web</name><devices>
-      <serial type='pty'><source path='/dev/pts/4'/><target type='isa-serial' port='0'/></serial>
+      <serial type='pty'><source path='/dev/pts/4'/><log file='/var/log/libvirt/qemu/web-serial0.log' append='off'/><target type='isa-serial' port='0'/></serial>
       <console type='pty' tty='/dev/pts/4'><source path='/dev/pts/4'/><target type='serial' port='0'/></console>
       <graphics type='vnc' port='5901' autoport='yes' listen='127.0.0.1'><listen type='address' address='127.0.0.1'/></graphics>
     </devices></domain>`;
-    expect(parseDomainXml(live).consoles).toEqual({ serialPty: '/dev/pts/4', vnc: { host: '127.0.0.1', port: 5901 } });
+    expect(parseDomainXml(live).consoles).toEqual({
+      serialPty: '/dev/pts/4',
+      serialLog: '/var/log/libvirt/qemu/web-serial0.log',
+      vnc: { host: '127.0.0.1', port: 5901 },
+    });
+    // A log path that leaves its directory is not one to replay.
+    const escaping = live.replace('/var/log/libvirt/qemu/web-serial0.log', '/var/log/../../etc/shadow');
+    expect(parseDomainXml(escaping).consoles.serialLog).toBeNull();
     // Defined but not started: autoport leaves port -1 and there is no pty yet.
     const defined = buildDomainXml({ name: 'web', memoryMiB: 64, vcpus: 1, graphics: 'vnc' });
-    expect(parseDomainXml(defined).consoles).toEqual({ serialPty: null, vnc: null });
+    // Its serial log is already named: QEMU writes it from the domain's first instruction.
+    expect(parseDomainXml(defined).consoles).toEqual({
+      serialPty: null,
+      serialLog: '/var/log/libvirt/qemu/web-serial0.log',
+      vnc: null,
+    });
   });
 });

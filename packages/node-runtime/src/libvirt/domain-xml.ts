@@ -248,7 +248,13 @@ export function buildDomainXml(input: DomainSpec): string {
       ...(interfaces.length > 0 ? { interface: interfaces } : {}),
       ...(spec.serialConsole
         ? {
-            serial: { '@type': 'pty', target: { '@port': 0 } },
+            // QEMU drops what a pty no one has open is sent (the firmware's banner comes before
+            // any viewer), while its log keeps every byte of this boot: a console replays it first.
+            serial: {
+              '@type': 'pty',
+              log: { '@file': serialLogPath(spec.name), '@append': 'off' },
+              target: { '@port': 0 },
+            },
             console: { '@type': 'pty', target: { '@type': 'serial', '@port': 0 } },
           }
         : {}),
@@ -311,9 +317,10 @@ export interface DomainXmlInfo {
   ownedDirectories: string[];
   /**
    * Where a running domain's consoles are (live XML only: libvirt fills them in at start): the
-   * pty of its first serial port, and the address of its VNC server. Null when it has none.
+   * pty of its first serial port and the log of what it wrote, and the address of its VNC server.
+   * Null when it has none.
    */
-  consoles: { serialPty: string | null; vnc: { host: string; port: number } | null };
+  consoles: { serialPty: string | null; serialLog: string | null; vnc: { host: string; port: number } | null };
   /** The guest OS from the libosinfo metadata, when the domain has it. */
   osinfoId: string | null;
 }
@@ -381,14 +388,32 @@ export function parseDomainXml(xml: string): DomainXmlInfo {
     vmId: typeof metadata.id === 'string' ? metadata.id : null,
     ownedFiles: ((metadata['owned-file'] ?? []) as XmlNode[]).map((f) => String(f['@path'])),
     ownedDirectories: ((metadata['owned-directory'] ?? []) as XmlNode[]).map((d) => String(d['@path'])),
-    consoles: { serialPty: serialPtyOf(devices.serial ?? []), vnc: vncOf(devices.graphics ?? []) },
+    consoles: {
+      serialPty: serialPtyOf(devices.serial ?? []),
+      serialLog: serialLogOf(devices.serial ?? []),
+      vnc: vncOf(devices.graphics ?? []),
+    },
     osinfoId: typeof osinfoOs?.['@id'] === 'string' ? osinfoOs['@id'] : null,
   };
 }
 
+const firstSerial = (serials: XmlNode[]) =>
+  serials.find((s) => String((s.target as XmlNode | undefined)?.['@port'] ?? '0') === '0');
+
+/** Where a domain's serial port 0 logs what it writes (Quantix's domains: under libvirt's QEMU log directory). */
+export function serialLogPath(name: string): string {
+  return `/var/log/libvirt/qemu/${name}-serial0.log`;
+}
+
+/** The log file of serial port 0, when it has one (an absolute path without `..`). */
+function serialLogOf(serials: XmlNode[]): string | null {
+  const file = (firstSerial(serials)?.log as XmlNode | undefined)?.['@file'];
+  return typeof file === 'string' && file.startsWith('/') && !file.split('/').includes('..') ? file : null;
+}
+
 /** The pty of serial port 0, when libvirt gave it one (only a pty under /dev/pts is taken). */
 function serialPtyOf(serials: XmlNode[]): string | null {
-  const first = serials.find((s) => String((s.target as XmlNode | undefined)?.['@port'] ?? '0') === '0');
+  const first = firstSerial(serials);
   const path = (first?.source as XmlNode | undefined)?.['@path'];
   return first?.['@type'] === 'pty' && typeof path === 'string' && /^\/dev\/pts\/[0-9]+$/.test(path) ? path : null;
 }

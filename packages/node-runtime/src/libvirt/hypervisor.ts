@@ -24,6 +24,9 @@ import { hostPathSchema, parseDomainXml } from './domain-xml.js';
 import { parseBridgesJson, parseDomifaddr, parseNetworkXml } from './networks.js';
 import { interactiveSpawner, VirshSession } from './virsh-session.js';
 
+/** How much of a serial log a console replays before going live: a screenful or two of a chatty boot, not megabytes. */
+const SERIAL_REPLAY_BYTES = 64 * 1024;
+
 type Logger = PluginContext['logger'];
 
 export const DEFAULT_LIBVIRT_URI = 'qemu:///system';
@@ -308,7 +311,11 @@ export class LibvirtHypervisor implements Hypervisor {
     }
     const { consoles } = parseDomainXml(await this.dumpXml({ name: checked }));
     const argv =
-      type === 'serial' ? (consoles.serialPty ? this.serialConsoleArgv(checked) : null) : vncArgv(consoles.vnc);
+      type === 'serial'
+        ? consoles.serialPty
+          ? this.serialConsoleArgv(checked, consoles.serialLog)
+          : null
+        : vncArgv(consoles.vnc);
     if (!argv) {
       throw new QuantixError(ErrorCode.CONSOLE_UNAVAILABLE, `VM ${checked} has no ${type} console`, {
         details: { name: checked, type },
@@ -329,9 +336,14 @@ export class LibvirtHypervisor implements Hypervisor {
    * viewer) inside `script`, which gives virsh the terminal it insists on. script runs its
    * command through a shell: every word is quoted by quoteArgv; virsh's stderr (a polkit notice
    * on hosts without polkit) is left out of the console.
+   *
+   * First the end of the serial log (what the VM wrote before anyone watched, its firmware's
+   * banner included), up to SERIAL_REPLAY_BYTES, then the live console. Output in the moment
+   * between the two reaches the log but not the viewer.
    */
-  private serialConsoleArgv(name: string): string[] {
-    const command = `${quoteArgv(['virsh', '--quiet', '--connect', this.uri, 'console', '--force', name])} 2>/dev/null`;
+  private serialConsoleArgv(name: string, log: string | null): string[] {
+    const replay = log ? `${quoteArgv(['tail', '-c', String(SERIAL_REPLAY_BYTES), '--', log])} 2>/dev/null; ` : '';
+    const command = `${replay}${quoteArgv(['virsh', '--quiet', '--connect', this.uri, 'console', '--force', name])} 2>/dev/null`;
     return ['script', '--quiet', '--flush', '--return', '--command', command, '/dev/null'];
   }
 
