@@ -44,8 +44,7 @@ export interface WebSocketChannelOptions {
   /**
    * The TCP socket under the WebSocket (on a server: the upgrade request's socket). Given, the
    * messages sent in one turn of the event loop leave in one write: a welcome and the pools that
-   * follow it are one packet, not two. On loopback a write costs the sender the receiver's
-   * delivery too, and a reconnect storm's cost is mostly its writes.
+   * follow it are one packet, not two: 2,000 fewer write syscalls in a 2,000-node reconnect storm.
    */
   transport?: { cork(): void; uncork(): void };
 }
