@@ -401,7 +401,7 @@ const firstSerial = (serials: XmlNode[]) =>
   serials.find((s) => String((s.target as XmlNode | undefined)?.['@port'] ?? '0') === '0');
 
 /** Where a domain's serial port 0 logs what it writes (Quantix's domains: under libvirt's QEMU log directory). */
-function serialLogPath(name: string): string {
+export function serialLogPath(name: string): string {
   return `/var/log/libvirt/qemu/${name}-serial0.log`;
 }
 

@@ -20,7 +20,7 @@ import {
 import { z } from 'zod';
 import { NodeRuntimeErrorCode } from '../errors.js';
 import { quoteArgv } from '../ssh/quote.js';
-import { hostPathSchema, parseDomainXml } from './domain-xml.js';
+import { hostPathSchema, parseDomainXml, serialLogPath } from './domain-xml.js';
 import { parseBridgesJson, parseDomifaddr, parseNetworkXml } from './networks.js';
 import { interactiveSpawner, VirshSession } from './virsh-session.js';
 
@@ -231,12 +231,14 @@ export class LibvirtHypervisor implements Hypervisor {
   /**
    * Removes the domain's definition, with its NVRAM and managed-save image. With `removeStorage`,
    * also removes its storage: the files listed as owned in its Quantix metadata when it has
-   * that, else its writable disks (never CD-ROMs or read-only disks, never backing files). A
+   * that, else its writable disks (never CD-ROMs or read-only disks, never backing files), and
+   * the serial log at the path Quantix gives a domain of that name (no other log file). A
    * domain whose disks are in use (running, paused) is refused with INVALID_STATE.
    */
   async undefine({ name, removeStorage = false }: { name: string; removeStorage?: boolean }): Promise<void> {
     checkName(name);
     let files: string[] = [];
+    let logs: string[] = [];
     if (removeStorage) {
       const state = await this.state({ name });
       if (ACTIVE_STATES.includes(state)) {
@@ -246,13 +248,19 @@ export class LibvirtHypervisor implements Hypervisor {
           { details: { name, state } },
         );
       }
-      files = storageOf(parseDomainXml(await this.dumpXml({ name })));
+      const info = parseDomainXml(await this.dumpXml({ name }));
+      files = storageOf(info);
+      // The serial log Quantix named for it, and virtlogd's rolled-over copies (3 by default).
+      if (info.consoles.serialLog === serialLogPath(name)) {
+        logs = ['', '.1', '.2', '.3'].map((suffix) => `${info.consoles.serialLog}${suffix}`);
+      }
     }
     await this.virsh(['undefine', '--domain', name, '--nvram', '--managed-save', '--snapshots-metadata'], { name });
     if (files.length > 0) {
       await this.run(['rm', '-f', '--', ...files]);
       this.logger?.info({ name, files }, 'removed the storage of an undefined domain');
     }
+    if (logs.length > 0) await this.run(['rm', '-f', '--', ...logs]);
   }
 
   async list(): Promise<DomainInfo[]> {
@@ -337,13 +345,18 @@ export class LibvirtHypervisor implements Hypervisor {
    * command through a shell: every word is quoted by quoteArgv; virsh's stderr (a polkit notice
    * on hosts without polkit) is left out of the console.
    *
-   * First the end of the serial log (what the VM wrote before anyone watched, its firmware's
-   * banner included), up to SERIAL_REPLAY_BYTES, then the live console. Output in the moment
-   * between the two reaches the log but not the viewer.
+   * With a serial log, what the viewer sees is the log, followed (`tail -F`: it survives
+   * virtlogd's rollover) from SERIAL_REPLAY_BYTES before its end, so the firmware's banner
+   * written before anyone watched comes first; virsh only carries the keys in, its output is
+   * dropped. Reading the log and then attaching virsh lost whatever the VM wrote in between
+   * (QEMU drops pty output nobody reads): SeaBIOS's banner, when the console opened mid-boot.
+   * `stty raw -echo` first, so neither the replay nor early keys are rewritten by the terminal.
    */
   private serialConsoleArgv(name: string, log: string | null): string[] {
-    const replay = log ? `${quoteArgv(['tail', '-c', String(SERIAL_REPLAY_BYTES), '--', log])} 2>/dev/null; ` : '';
-    const command = `${replay}${quoteArgv(['virsh', '--quiet', '--connect', this.uri, 'console', '--force', name])} 2>/dev/null`;
+    const console = quoteArgv(['virsh', '--quiet', '--connect', this.uri, 'console', '--force', name]);
+    const command = log
+      ? `stty raw -echo; ${quoteArgv(['tail', '-c', String(SERIAL_REPLAY_BYTES), '-F', '--', log])} 2>/dev/null & ${console} >/dev/null 2>&1; kill $!`
+      : `${console} 2>/dev/null`;
     return ['script', '--quiet', '--flush', '--return', '--command', command, '/dev/null'];
   }
 

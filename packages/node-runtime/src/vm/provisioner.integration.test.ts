@@ -181,10 +181,13 @@ describe('VmProvisioner over SSH on qemu:///system', () => {
     expect(disk).toMatchObject({ format: 'qcow2', 'virtual-size': 2 * 1024 ** 3 });
     expect(disk['backing-filename']).toBeUndefined();
 
-    // Deleting a running VM stops it first.
+    // Deleting a running VM stops it first; what it wrote on its serial port goes with it.
+    const serialLog = info.consoles.serialLog as string;
+    expect(existsSync(serialLog)).toBe(true);
     await provisioner.deleteVm({ name });
     expect((await rejection(hypervisor.state({ name }))).code).toBe(ErrorCode.NOT_FOUND);
     expect(existsSync(vmDir)).toBe(false);
+    expect(existsSync(serialLog)).toBe(false);
     expect(fingerprint(iso)).toEqual(before);
   });
 
