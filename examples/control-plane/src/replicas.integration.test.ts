@@ -350,6 +350,25 @@ describe('control-plane replicas on one PostgreSQL', () => {
     });
   });
 
+  it('opens an event stream with a ticket minted by another replica, once in the whole cluster', async () => {
+    const minted = await fetch(`${a.url}/api/v1/events/tickets`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_TOKEN}` },
+    });
+    expect(minted.status).toBe(201);
+    const { path } = (await minted.json()) as { path: string };
+    const open = async (cp: ControlPlane) => {
+      const controller = new AbortController();
+      const response = await fetch(`${cp.url}${path}`, { signal: controller.signal });
+      controller.abort();
+      return response.status;
+    };
+    // A load balancer sent the browser to B: B spends it; then it opens nothing, on A or B.
+    expect(await open(b)).toBe(200);
+    expect(await open(a)).toBe(401);
+    expect(await open(b)).toBe(401);
+  });
+
   it('fails a request for a node held by a silent replica with REPLICA_UNAVAILABLE, not a hang', async () => {
     // A real replica process that holds n2 and renews its lease, then is frozen (SIGSTOP).
     const quantix = instances[0] as Quantix;

@@ -242,6 +242,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
   const live = new LiveEvents({
     events,
     listener,
+    knex: quantix.database.knex,
     replicaId: replicas.replicaId,
     logger,
     ...(options.liveProgressIntervalMs !== undefined ? { progressIntervalMs: options.liveProgressIntervalMs } : {}),
@@ -278,7 +279,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     downloads,
     uploads,
     golden,
-    consoles: new ConsoleService({ repositories, hub, logger }),
+    consoles: new ConsoleService({ repositories, knex: quantix.database.knex, hub, logger }),
     live,
     exports,
     vms: new VmService({

@@ -100,7 +100,7 @@ export {
   bearerToken,
   newToken,
   SignedTickets,
-  TicketBook,
+  SingleUseTickets,
   ticketKeyFrom,
   tokenDigest,
   tokenMatches,

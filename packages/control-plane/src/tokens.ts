@@ -1,4 +1,6 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Knex } from 'knex';
+import { rowsOf } from './rows.js';
 
 /** A new secret token: 32 random bytes, base64url. */
 export function newToken(): string {
@@ -24,37 +26,43 @@ export function bearerToken(header: string | undefined): string | null {
 }
 
 /**
- * Tickets for callers that cannot send a header (a browser's WebSocket, EventSource or download
- * link): issued to a caller that showed its token, kept only as digests in this replica's
- * memory, and expired after ttlMs. `redeem` spends a ticket at its first presentation, right or
- * wrong; `check` lets it be shown again until it expires (a download resumed with Range).
+ * Single-use tickets for callers that cannot send a header (a browser's WebSocket or
+ * EventSource): issued to a caller that showed its token, kept in PostgreSQL only as digests,
+ * and spent at their first presentation, right or wrong, on whichever replica it reaches — so a
+ * load balancer may send the viewer anywhere, and no ticket opens a door twice in the cluster.
+ * A ticket of one `purpose` opens nothing of another (and is spent by trying). Expiry is read on
+ * the database's clock, which every replica shares.
  */
-export class TicketBook<Grant> {
-  private readonly tickets = new Map<string, { grant: Grant; expiresAt: number }>();
+export class SingleUseTickets<Grant> {
+  constructor(private readonly options: { knex: Knex; purpose: string; ttlMs: number }) {}
 
-  constructor(private readonly ttlMs: number) {}
-
-  issue(grant: Grant): { ticket: string; expiresAt: Date } {
-    const now = Date.now();
-    for (const [digest, entry] of this.tickets) if (entry.expiresAt <= now) this.tickets.delete(digest);
+  async issue(grant: Grant): Promise<{ ticket: string; expiresAt: Date }> {
+    const { knex, purpose, ttlMs } = this.options;
     const ticket = newToken();
-    const expiresAt = now + this.ttlMs;
-    this.tickets.set(tokenDigest(ticket), { grant, expiresAt });
-    return { ticket, expiresAt: new Date(expiresAt) };
+    // Expired tickets go as new ones come, in the same statement (the index on expires_at finds them).
+    const [row] = rowsOf(
+      await knex.raw(
+        `with swept as (delete from single_use_tickets where expires_at < now())
+         insert into single_use_tickets (digest, purpose, grant_json, expires_at)
+         values (?, ?, ?::jsonb, now() + ? * interval '1 millisecond')
+         returning expires_at`,
+        [tokenDigest(ticket), purpose, JSON.stringify(grant), ttlMs],
+      ),
+    );
+    return { ticket, expiresAt: new Date(row?.expires_at as string | Date) };
   }
 
   /** What the ticket was issued for, once, before it expires; undefined otherwise. Any ticket shown is spent. */
-  redeem(ticket: string): Grant | undefined {
-    const digest = tokenDigest(ticket);
-    const entry = this.tickets.get(digest);
-    this.tickets.delete(digest);
-    return entry && entry.expiresAt > Date.now() ? entry.grant : undefined;
-  }
-
-  /** What the ticket was issued for, while it lasts, without spending it; undefined otherwise. */
-  check(ticket: string): Grant | undefined {
-    const entry = this.tickets.get(tokenDigest(ticket));
-    return entry && entry.expiresAt > Date.now() ? entry.grant : undefined;
+  async redeem(ticket: string): Promise<Grant | undefined> {
+    const [row] = rowsOf(
+      await this.options.knex.raw(
+        'delete from single_use_tickets where digest = ? returning purpose, grant_json, expires_at > now() as live',
+        [tokenDigest(ticket)],
+      ),
+    );
+    if (!row || row.purpose !== this.options.purpose || row.live !== true) return undefined;
+    const grant = row.grant_json;
+    return (typeof grant === 'string' ? JSON.parse(grant) : grant) as Grant;
   }
 }
 
@@ -62,7 +70,7 @@ export class TicketBook<Grant> {
  * Tickets any replica can check: the grant and its expiry, signed (HMAC-SHA256) with a key every
  * replica shares — nothing stored, so a ticket minted on one replica opens the door on another
  * (a load balancer sends the fetch anywhere). Tickets of one `purpose` are not good for another.
- * They can be shown again until they expire: for tickets that must be spent once, TicketBook.
+ * They can be shown again until they expire: for tickets that must be spent once, SingleUseTickets.
  * The grant is readable in the ticket (base64url JSON): put nothing secret in it.
  */
 export class SignedTickets<Grant> {

@@ -7,9 +7,10 @@ import type {
   QuantixEvents,
   VmState,
 } from '@quantix/core';
+import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import type { ReplicaListener } from '../replicas/listener.js';
-import { TicketBook } from '../tokens.js';
+import { SingleUseTickets } from '../tokens.js';
 
 /**
  * What a live view (the web UI) is told as it happens: each event names the resource kind and
@@ -40,6 +41,8 @@ export interface LiveEventsOptions {
   listener: ReplicaListener;
   replicaId: string;
   logger: Logger;
+  /** Where stream tickets are kept, for every replica to redeem (the control plane's database). */
+  knex: Knex;
   /** Least time between two progress events of one image (default 250 ms: at most 4 a second). */
   progressIntervalMs?: number;
   /** How long a stream ticket may wait to be used (default 60 s). */
@@ -68,7 +71,7 @@ const cut = (text: string | null): string | null =>
  */
 export class LiveEvents {
   private readonly listeners = new Map<LiveEventListener, (() => void) | undefined>();
-  private readonly tickets: TicketBook<true>;
+  private readonly tickets: SingleUseTickets<true>;
   private readonly lastProgressAt = new Map<string, number>();
   private readonly heldProgress = new Map<string, { event: LiveEvent; timer: NodeJS.Timeout }>();
   private readonly unsubscribes: (() => void)[] = [];
@@ -86,7 +89,11 @@ export class LiveEvents {
 
   constructor(private readonly options: LiveEventsOptions) {
     this.ownPayloadHead = `{"from":${JSON.stringify(options.replicaId)},`;
-    this.tickets = new TicketBook(options.ticketTtlMs ?? 60_000);
+    this.tickets = new SingleUseTickets({
+      knex: options.knex,
+      purpose: 'event-stream',
+      ttlMs: options.ticketTtlMs ?? 60_000,
+    });
     options.listener.on(
       CHANNEL,
       (payload) => this.fromOtherReplica(payload),
@@ -97,15 +104,15 @@ export class LiveEvents {
 
   /**
    * A single-use ticket (valid ticketTtlMs) to open a stream with, for a caller that showed the
-   * API token: a browser's EventSource cannot send it. Used on the replica that issued it.
+   * API token: a browser's EventSource cannot send it. Good on any replica, once.
    */
-  issueTicket(): { ticket: string; expiresAt: Date } {
+  issueTicket(): Promise<{ ticket: string; expiresAt: Date }> {
     return this.tickets.issue(true);
   }
 
   /** True once for a ticket issueTicket gave and that has not expired; any ticket shown is spent. */
-  redeemTicket(ticket: string): boolean {
-    return this.tickets.redeem(ticket) === true;
+  async redeemTicket(ticket: string): Promise<boolean> {
+    return (await this.tickets.redeem(ticket)) === true;
   }
 
   /**

@@ -1,9 +1,10 @@
 import type { Duplex } from 'node:stream';
 import { type ConsoleType, ErrorCode, QuantixError, type Repositories } from '@quantix/core';
+import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import type { NodeHub } from '../hub/node-hub.js';
 import { RelaySessions } from '../hub/relays.js';
-import { TicketBook } from '../tokens.js';
+import { SingleUseTickets } from '../tokens.js';
 
 /** A console ticket as issued: shown once; the holder opens the console with it once, before it expires. */
 export interface ConsoleTicket {
@@ -15,6 +16,8 @@ export interface ConsoleTicket {
 
 export interface ConsoleServiceOptions {
   repositories: Repositories;
+  /** Where tickets are kept, for every replica to redeem (the control plane's database). */
+  knex: Knex;
   hub: NodeHub;
   logger: Logger;
   /** How long a ticket may wait to be used (default 60 s). */
@@ -28,30 +31,34 @@ export interface ConsoleServiceOptions {
  * caller asks for a ticket (authenticated by its token); the viewer opens the console with it,
  * once, within ticketTtlMs. Opening asks the VM's node (console.open) to open the console and
  * dial back a relay socket of its own for this session; the caller then joins the viewer's
- * socket to it. Tickets and sessions live in this replica's memory: the ticket is used on the
- * replica that issued it, and the node dials that replica (NodeHub.requestDialBack), wherever
- * its own link is.
+ * socket to it. Tickets are kept in the database, so the viewer may reach any replica; the
+ * session lives in the memory of the replica it reached, and the node dials that replica
+ * (NodeHub.requestDialBack), wherever its own link is.
  */
 export class ConsoleService {
-  private readonly tickets: TicketBook<{ vmId: string; type: ConsoleType }>;
+  private readonly tickets: SingleUseTickets<{ vmId: string; type: ConsoleType }>;
   private readonly relays = new RelaySessions<Duplex>();
 
   constructor(private readonly options: ConsoleServiceOptions) {
-    this.tickets = new TicketBook(options.ticketTtlMs ?? 60_000);
+    this.tickets = new SingleUseTickets({
+      knex: options.knex,
+      purpose: 'console',
+      ttlMs: options.ticketTtlMs ?? 60_000,
+    });
   }
 
   /** A single-use ticket for the console of `type` of VM `vmId` (NOT_FOUND for an unknown VM). */
   async issueTicket(vmId: string, type: ConsoleType): Promise<ConsoleTicket> {
     await this.options.repositories.vms.require(vmId);
-    return { ...this.tickets.issue({ vmId, type }), vmId, type };
+    return { ...(await this.tickets.issue({ vmId, type })), vmId, type };
   }
 
   /**
    * Uses up a ticket: true when it was issued for this VM and console type and has not expired.
    * Any ticket presented is spent, right or wrong, so none can be tried twice.
    */
-  redeemTicket(ticket: string, vmId: string, type: ConsoleType): boolean {
-    const grant = this.tickets.redeem(ticket);
+  async redeemTicket(ticket: string, vmId: string, type: ConsoleType): Promise<boolean> {
+    const grant = await this.tickets.redeem(ticket);
     return grant !== undefined && grant.vmId === vmId && grant.type === type;
   }
 

@@ -20,6 +20,7 @@ const QUANTIX_TABLES = [
   'pool_node_states',
   'quantix_counters',
   'replicas',
+  'single_use_tickets',
   'storage_pools',
   'vm_macs',
   'vms',

@@ -79,7 +79,11 @@ export function consoleRoutes(app: FastifyInstance, deps: { consoles: ConsoleSer
       const { id } = request.params as { id?: string };
       const { type, ticket } = (request.query ?? {}) as { type?: string; ticket?: string };
       const consoleKind = CONSOLE_TYPES.find((known) => known === type);
-      if (typeof ticket !== 'string' || !consoleKind || !deps.consoles.redeemTicket(ticket, String(id), consoleKind)) {
+      if (
+        typeof ticket !== 'string' ||
+        !consoleKind ||
+        !(await deps.consoles.redeemTicket(ticket, String(id), consoleKind))
+      ) {
         throw new QuantixError(
           ErrorCode.UNAUTHORIZED,
           'Missing, wrong, used or expired console ticket: ask POST /vms/{id}/console/tickets for one',

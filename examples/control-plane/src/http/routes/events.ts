@@ -98,7 +98,7 @@ export function eventTicketRoutes(app: FastifyInstance, deps: { live: LiveEvents
       },
     },
     async (_request, reply) => {
-      const issued = deps.live.issueTicket();
+      const issued = await deps.live.issueTicket();
       const query = new URLSearchParams({ ticket: issued.ticket });
       return reply.status(201).send({ ...issued, path: `${deps.apiPrefix}/events?${query}` });
     },
@@ -140,7 +140,7 @@ export function eventStreamRoutes(
       // Before validation, like every other credential check: no ticket is 401 whatever else is wrong.
       onRequest: async (request) => {
         const { ticket } = (request.query ?? {}) as { ticket?: unknown };
-        if (typeof ticket !== 'string' || !deps.live.redeemTicket(ticket)) {
+        if (typeof ticket !== 'string' || !(await deps.live.redeemTicket(ticket))) {
           throw new QuantixError(
             ErrorCode.UNAUTHORIZED,
             'Missing, wrong, used or expired event-stream ticket: ask POST /events/tickets for one',

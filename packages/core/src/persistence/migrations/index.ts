@@ -13,6 +13,7 @@ import * as m0011 from './0011_image_search.js';
 import * as m0012 from './0012_image_counts.js';
 import * as m0013 from './0013_vm_nics.js';
 import * as m0015 from './0015_golden_images.js';
+import * as m0016 from './0016_single_use_tickets.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -38,6 +39,7 @@ export const MIGRATIONS: ReadonlyArray<readonly [name: string, migration: Migrat
   ['0012_image_counts', m0012],
   ['0013_vm_nics', m0013],
   ['0015_golden_images', m0015],
+  ['0016_single_use_tickets', m0016],
 ];
 
 class CodeMigrationSource implements Knex.MigrationSource<string> {
