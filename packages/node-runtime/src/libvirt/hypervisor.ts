@@ -351,12 +351,15 @@ export class LibvirtHypervisor implements Hypervisor {
    * dropped. Reading the log and then attaching virsh lost whatever the VM wrote in between
    * (QEMU drops pty output nobody reads): SeaBIOS's banner, when the console opened mid-boot.
    * `stty raw -echo` first, so neither the replay nor early keys are rewritten by the terminal.
+   * Without a readable log, the live console alone, as virsh gives it.
    */
   private serialConsoleArgv(name: string, log: string | null): string[] {
     const console = quoteArgv(['virsh', '--quiet', '--connect', this.uri, 'console', '--force', name]);
+    const live = `${console} 2>/dev/null`;
+    // libvirt keeps the log 0600 root: an SSH user of the libvirt group who cannot read it gets the live console only.
     const command = log
-      ? `stty raw -echo; ${quoteArgv(['tail', '-c', String(SERIAL_REPLAY_BYTES), '-F', '--', log])} 2>/dev/null & ${console} >/dev/null 2>&1; kill $!`
-      : `${console} 2>/dev/null`;
+      ? `if ${quoteArgv(['test', '-r', log])}; then stty raw -echo; ${quoteArgv(['tail', '-c', String(SERIAL_REPLAY_BYTES), '-F', '--', log])} 2>/dev/null & ${console} >/dev/null 2>&1; kill $!; else ${live}; fi`
+      : live;
     return ['script', '--quiet', '--flush', '--return', '--command', command, '/dev/null'];
   }
 
