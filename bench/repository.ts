@@ -3,10 +3,12 @@
  *   list-with-filter and get-by-id over 10,000 images: repository vs the same query in raw SQL
  *   (target ≤ 1.3×); text search over 10,000 images (names, OS, labels; issue 14 item 2):
  *   repository vs the raw trigram query (target ≤ 1.3× and < 2 ms); batch upsert of 10,000
- *   discovered files (target ≤ 2 s).
+ *   discovered files (target ≤ 2 s); a single-use ticket (consoles, event streams) issued and
+ *   spent through SingleUseTickets vs the same two statements in raw SQL (target ≤ 1.3×).
  * QUANTIX_BENCH_QUICK=1 runs a small version (CI runs it so the bench never rots).
  */
 import { performance } from 'node:perf_hooks';
+import { SingleUseTickets, tokenDigest } from '@quantix/control-plane';
 import { createRepositories, type DiscoveredImage, openDatabase } from '@quantix/core';
 import { createPostgresTestDatabase } from '@quantix/core/testing';
 import pg from 'pg';
@@ -142,6 +144,41 @@ try {
     `text search 'disc-99' over ${IMAGES} images: ${textRepo.toFixed(3)} ms/op (target < 2 ms: ${textRepo < 2 ? 'ok' : 'MISSED'}); ` +
       `trigram index ${searchPlan.includes('images_search_trgm_idx') ? 'used' : 'NOT USED'}`,
   );
+
+  // A ticket as a browser's console or event stream uses it: issued on one replica, spent on any.
+  const tickets = new SingleUseTickets<{ vmId: string }>({ knex: db.knex, purpose: 'console', ttlMs: 60_000 });
+  const [ticketOurs, ticketRaw] = await compare(
+    ROUNDS,
+    async () => {
+      const { ticket } = await tickets.issue({ vmId: 'vm-1' });
+      if ((await tickets.redeem(ticket))?.vmId !== 'vm-1') throw new Error('ticket not redeemed');
+    },
+    async (i) => {
+      const digest = tokenDigest(`raw-ticket-${i}-${performance.now()}`);
+      // The same two statements (expired tickets swept by the insert), without the layer.
+      await raw.query(
+        `with swept as (delete from single_use_tickets where expires_at < now())
+         insert into single_use_tickets (digest, purpose, grant_json, expires_at)
+         values ($1, 'console', $2::jsonb, now() + interval '60 seconds') returning expires_at`,
+        [digest, JSON.stringify({ vmId: 'vm-1' })],
+      );
+      await raw.query(
+        'delete from single_use_tickets where digest = $1 returning purpose, grant_json, expires_at > now() as live',
+        [digest],
+      );
+    },
+  );
+  console.log(
+    results.add({
+      name: 'ticket issued and spent',
+      unit: 'ms/op',
+      better: 'lower',
+      ours: { label: 'SingleUseTickets', value: ticketOurs },
+      peer: { label: 'raw pg, same statements', value: ticketRaw },
+      target: { ratio: 1.3 },
+    }),
+  );
+
   const budget = 2000 * (IMAGES / 10_000);
   console.log(
     `batch upsert of ${IMAGES} discovered files: insert ${insertMs.toFixed(0)} ms (${inserted.inserted} new), ` +
