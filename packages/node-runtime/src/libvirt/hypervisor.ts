@@ -260,7 +260,13 @@ export class LibvirtHypervisor implements Hypervisor {
       await this.run(['rm', '-f', '--', ...files]);
       this.logger?.info({ name, files }, 'removed the storage of an undefined domain');
     }
-    if (logs.length > 0) await this.run(['rm', '-f', '--', ...logs]);
+    // Best effort: the domain is gone already, and an SSH user of the libvirt group may not
+    // remove what libvirt wrote as root; a log left behind is truncated when a namesake starts.
+    if (logs.length > 0) {
+      await this.run(['rm', '-f', '--', ...logs]).catch((error: unknown) =>
+        this.logger?.warn({ name, logs, err: error }, 'could not remove the serial log of an undefined domain'),
+      );
+    }
   }
 
   async list(): Promise<DomainInfo[]> {
