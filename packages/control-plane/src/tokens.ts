@@ -1,4 +1,5 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { fromJson } from '@quantix/core';
 import type { Knex } from 'knex';
 import { rowsOf } from './rows.js';
 
@@ -61,8 +62,7 @@ export class SingleUseTickets<Grant> {
       ),
     );
     if (!row || row.purpose !== this.options.purpose || row.live !== true) return undefined;
-    const grant = row.grant_json;
-    return (typeof grant === 'string' ? JSON.parse(grant) : grant) as Grant;
+    return fromJson<Grant>(row.grant_json);
   }
 }
 

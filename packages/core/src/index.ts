@@ -222,6 +222,7 @@ export {
 export { type DatabaseErrorContext, isDatabaseUnavailable, mapDatabaseError } from './persistence/errors.js';
 export { migrateDownAll, migrateToLatest, migrateUpOne, migrationStatus } from './persistence/migrations/index.js';
 export { createRepositories } from './persistence/repositories/index.js';
+export { fromJson } from './persistence/rows.js';
 export { scanEntryHash, scanFingerprint } from './protocol/fingerprint.js';
 export {
   agreeProtocolVersion,

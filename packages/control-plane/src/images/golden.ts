@@ -2,6 +2,7 @@ import {
   type CatalogEntry,
   type Checksum,
   ErrorCode,
+  fromJson,
   type Image,
   type ImageFetcher,
   isQuantixError,
@@ -647,7 +648,7 @@ function goldenOf(row: Record<string, unknown>): Omit<GoldenFollow, 'keptInUse'>
     nextRunAt: new Date(row.next_run_at as Date),
     lastCheckAt: row.last_check_at ? new Date(row.last_check_at as Date) : null,
     // jsonb: an object from both drivers (a string only if someone stored one).
-    lastCheck: (typeof lastCheck === 'string' ? JSON.parse(lastCheck) : (lastCheck ?? null)) as GoldenCheck | null,
+    lastCheck: fromJson<GoldenCheck | null>(lastCheck ?? null),
     latestRevision: Number(row.next_revision) - 1,
     createdAt: new Date(row.created_at as Date),
     updatedAt: new Date(row.updated_at as Date),
