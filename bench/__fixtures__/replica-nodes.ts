@@ -1,7 +1,9 @@
 // Child process of bench/replicas: N protocol-level node clients on raw WebSockets.
 //   node --import tsx replica-nodes.ts <config file: { urls, nodes: [{ id, token }], jitterMs }>
-// Node i dials urls[i % urls.length], says hello, answers every pools.desired with pools.state
-// (every pool active) and every request with an empty result. When its socket closes it redials
+// Node i dials urls[i % urls.length] and speaks protocol 4 as the node daemon does: says hello
+// (with the pools it holds from its last push, once it has one), answers every pools.desired with
+// pools.state (every pool active) and every request with an empty result; a welcome that takes
+// its pools as current (poolsCurrent) leaves it holding them. When its socket closes it redials
 // the next URL in the list after a random delay between 50 ms and jitterMs (the node daemon's
 // first redial: full jitter), and so on round the list until a dial holds.
 // Prints JSON lines: {"event":"ready","at"} each time every node has its pool set on a live
@@ -11,6 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
+import { desiredPoolsFingerprint } from '@quantix/core';
 import WebSocket from 'ws';
 
 const { urls, nodes, jitterMs } = JSON.parse(readFileSync(process.argv[2] as string, 'utf8')) as {
@@ -23,6 +26,9 @@ const print = (line: Record<string, unknown>) => process.stdout.write(`${JSON.st
 const ready = new Set<string>();
 const seen = new Set<string>();
 const sockets = new Map<string, WebSocket>();
+type Report = { poolId: string; status: 'active'; mountPath: string; capacityBytes: null; availableBytes: null; reason: null };
+/** The last push each node applied: its generation, fingerprint and the states reported. */
+const held = new Map<string, { generation: number; fingerprint: string; reports: Report[] }>();
 let exiting = false;
 
 function dial(node: { id: string; token: string }, urlIndex: number): void {
@@ -31,30 +37,42 @@ function dial(node: { id: string; token: string }, urlIndex: number): void {
     headers: { authorization: `Bearer ${node.token}`, 'x-quantix-node-id': node.id },
   });
   sockets.set(node.id, socket);
-  socket.on('open', () =>
+  const isReady = () => {
+    if (ready.has(node.id)) return;
+    ready.add(node.id);
+    if (ready.size === nodes.length) print({ event: 'ready', at: now() });
+  };
+  socket.on('open', () => {
+    const pools = held.get(node.id);
     socket.send(
-      JSON.stringify({ v: 1, type: 'hello', nodeId: node.id, hostname: node.id, agentVersion: 'bench', capabilities: {} }),
-    ),
-  );
+      JSON.stringify({
+        v: 4,
+        type: 'hello',
+        nodeId: node.id,
+        hostname: node.id,
+        agentVersion: 'bench',
+        capabilities: {},
+        protocol: { min: 1, max: 4 },
+        ...(pools ? { pools } : {}),
+      }),
+    );
+  });
   socket.on('message', (data) => {
     const message = JSON.parse(String(data));
-    if (message.type === 'pools.desired') {
+    if (message.type === 'welcome') {
+      if (message.poolsCurrent) isReady();
+    } else if (message.type === 'pools.desired') {
       const pools = message.pools as { id: string }[];
-      socket.send(
-        JSON.stringify({
-          v: 1,
-          type: 'pools.state',
-          generation: message.generation,
-          pools: pools.map((p) => ({
-            poolId: p.id,
-            status: 'active',
-            mountPath: `/mnt/${p.id}`,
-            capacityBytes: null,
-            availableBytes: null,
-            reason: null,
-          })),
-        }),
-      );
+      const reports: Report[] = pools.map((p) => ({
+        poolId: p.id,
+        status: 'active',
+        mountPath: `/mnt/${p.id}`,
+        capacityBytes: null,
+        availableBytes: null,
+        reason: null,
+      }));
+      held.set(node.id, { generation: message.generation, fingerprint: desiredPoolsFingerprint(pools), reports });
+      socket.send(JSON.stringify({ v: 4, type: 'pools.state', generation: message.generation, pools: reports }));
       for (const pool of pools) {
         const key = `${node.id}\u0000${pool.id}`;
         if (pool.id.startsWith('fanout') && !seen.has(key)) {
@@ -62,12 +80,9 @@ function dial(node: { id: string; token: string }, urlIndex: number): void {
           print({ event: 'pool', node: node.id, pool: pool.id, at: now() });
         }
       }
-      if (!ready.has(node.id)) {
-        ready.add(node.id);
-        if (ready.size === nodes.length) print({ event: 'ready', at: now() });
-      }
+      isReady();
     } else if (message.type === 'request') {
-      socket.send(JSON.stringify({ v: 1, type: 'response', requestId: message.requestId, result: {} }));
+      socket.send(JSON.stringify({ v: 4, type: 'response', requestId: message.requestId, result: {} }));
     }
   });
   socket.on('error', () => undefined);

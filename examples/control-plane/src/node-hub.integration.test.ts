@@ -13,6 +13,7 @@ import {
   type ControlMessage,
   createQuantix,
   definePlugin,
+  desiredPoolsFingerprint,
   ImageCatalogToken,
   NODE_CLOSE_CODES,
   type NodeRequest,
@@ -412,6 +413,91 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
     expect((await nodeRow('gone-1')).connectionState).toBe('disconnected');
     await welcomed('gone-1');
     expect(await stateOf('gone-1-a', 'gone-1')).toBe('active');
+  });
+
+  it('a node that reconnects holding its desired pools (protocol 4) is not pushed them again: the states of its hello are stored; a stale set gets the push', async () => {
+    await addNode('resume-1', ['resume-1-a', 'resume-1-b']);
+    const first = await welcomed('resume-1');
+    const desired = await first.waitFor('pools.desired');
+    const held = (reports: ReturnType<typeof report>[]) => ({
+      generation: desired.generation,
+      fingerprint: desiredPoolsFingerprint(desired.pools),
+      reports,
+    });
+    const helloWith = (node: RawNode, pools: object) =>
+      node.send({
+        v: 4,
+        type: 'hello',
+        nodeId: node.nodeId,
+        hostname: node.nodeId,
+        agentVersion: 'test',
+        protocol: { min: 1, max: 4 },
+        pools,
+      });
+    first.socket.terminate();
+    await until(
+      () => quantix.repositories.pools.listNodeStates({ nodeId: 'resume-1' }),
+      (s) => s.length === 2 && s.every((x) => x.status === 'unknown'),
+      'pool states to be unknown',
+    );
+
+    // The same set: welcomed with poolsCurrent, no push, and the hello's states stored as they were said.
+    const again = await connect('resume-1');
+    helloWith(again, held([report('resume-1-a'), report('resume-1-b', 'unavailable', null)]));
+    expect((await again.waitFor('welcome')).poolsCurrent).toEqual({ generation: desired.generation });
+    const states = await quantix.repositories.pools.listNodeStates({ nodeId: 'resume-1' });
+    expect(states.map((s) => [s.poolId, s.status, s.syncedGeneration])).toEqual([
+      ['resume-1-a', 'active', desired.generation],
+      ['resume-1-b', 'unavailable', desired.generation],
+    ]);
+    await until(
+      () => cp.hub.isConnected('resume-1'),
+      (c) => c,
+      'resume-1 connected',
+    );
+    // Nothing follows the welcome: a push would have come with it, in the same turn.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(again.received.map((m) => m.type)).toEqual(['welcome']);
+
+    // A pool changed while the node was away: its fingerprint is stale, and it is pushed the new set.
+    again.socket.terminate();
+    await until(
+      () => stateOf('resume-1-a', 'resume-1'),
+      (s) => s === 'unknown',
+      'pool state to be unknown',
+    );
+    await quantix.repositories.pools.update('resume-1-a', { config: { path: '/srv/resume-1-a2' } });
+    const stale = await connect('resume-1');
+    helloWith(stale, held([report('resume-1-a'), report('resume-1-b')]));
+    expect((await stale.waitFor('welcome')).poolsCurrent).toBeUndefined();
+    const pushed = await stale.waitFor('pools.desired');
+    expect(pushed.generation).toBeGreaterThan(desired.generation);
+    expect(pushed.pools.find((p) => p.id === 'resume-1-a')?.config).toEqual({ path: '/srv/resume-1-a2' });
+    expect(await stateOf('resume-1-a', 'resume-1')).toBe('unknown'); // nothing of the stale hello stored
+
+    // A node that agreed version 3 is pushed its pools as before, whatever its hello holds.
+    stale.socket.terminate();
+    await until(
+      () => stateOf('resume-1-b', 'resume-1'),
+      (s) => s === 'unknown',
+      'pool state to be unknown',
+    );
+    const older = await connect('resume-1');
+    older.send({
+      v: 3,
+      type: 'hello',
+      nodeId: 'resume-1',
+      hostname: 'resume-1',
+      agentVersion: 'test',
+      protocol: { min: 1, max: 3 },
+      pools: {
+        ...held([report('resume-1-b')]),
+        fingerprint: desiredPoolsFingerprint(pushed.pools),
+        generation: pushed.generation,
+      },
+    });
+    expect((await older.waitFor('welcome')).poolsCurrent).toBeUndefined();
+    expect((await older.waitFor('pools.desired')).generation).toBe(pushed.generation);
   });
 
   it('100 reconnect cycles leave exactly one live link, and every request is answered or fails at once', async () => {

@@ -223,7 +223,7 @@ export { type DatabaseErrorContext, isDatabaseUnavailable, mapDatabaseError } fr
 export { migrateDownAll, migrateToLatest, migrateUpOne, migrationStatus } from './persistence/migrations/index.js';
 export { createRepositories } from './persistence/repositories/index.js';
 export { fromJson } from './persistence/rows.js';
-export { scanEntryHash, scanFingerprint } from './protocol/fingerprint.js';
+export { desiredPoolsFingerprint, scanEntryHash, scanFingerprint, stableJson } from './protocol/fingerprint.js';
 export {
   agreeProtocolVersion,
   type ControlMessage,
@@ -241,6 +241,7 @@ export {
   type NodeRequestOf,
   type NodeResultOf,
   OPERATION_SINCE_VERSION,
+  POOLS_IN_HELLO_SINCE_VERSION,
   type PoolReport,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,

@@ -15,7 +15,9 @@ import {
   type NodeRequestOf,
   type NodeResultOf,
   OPERATION_SINCE_VERSION,
+  POOLS_IN_HELLO_SINCE_VERSION,
   type PoolContentType,
+  type PoolReport,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
   PROTOCOL_VERSIONS,
@@ -376,7 +378,7 @@ export class NodeHub {
     const sets = await this.withDatabase(() => this.sync.desiredPoolsForEach(welcomed.map((link) => link.nodeId)));
     for (const link of welcomed) {
       const desired = sets.get(link.nodeId);
-      if (desired && link.state !== 'closed') this.send(link, { v: link.version, type: 'pools.desired', ...desired });
+      if (desired && link.state !== 'closed') this.push(link, desired);
     }
   }
 
@@ -706,10 +708,13 @@ export class NodeHub {
       this.retire(previous, 'replaced by a newer connection from the same node', NODE_CLOSE_CODES.replaced);
     }
     let welcomed = false;
+    let resumed: ResumedPools | null = null;
     await this.inNodeOrder(nodeId, async () => {
       if (isClosed(link)) return;
       // Lease taken, node recorded connected, its desired pools read: with the other hellos of the moment.
       const desired = await this.welcomes.add({ nodeId, hello });
+      if (isClosed(link)) return;
+      resumed = await this.resumePools(link, hello, desired);
       if (isClosed(link)) return;
       this.send(link, {
         v: version,
@@ -718,8 +723,9 @@ export class NodeHub {
         serverTime: new Date().toISOString(),
         maxMessageBytes: PROTOCOL_LIMITS.maxNodeMessageBytes,
         protocol: version,
+        ...(resumed ? { poolsCurrent: { generation: desired.generation } } : {}),
       });
-      this.send(link, { v: link.version, type: 'pools.desired', ...desired });
+      if (!resumed) this.push(link, desired);
       welcomed = true;
     });
     if (isClosed(link)) return;
@@ -731,7 +737,34 @@ export class NodeHub {
     link.state = 'welcomed';
     this.options.events.emit('node.connected', { nodeId });
     this.options.logger.info({ nodeId, agentVersion: hello.agentVersion }, 'node connected');
+    // Assigned in the closure above, which TypeScript's narrowing does not follow.
+    const current = resumed as ResumedPools | null;
+    if (current) {
+      link.syncedGeneration = current.generation;
+      await this.onPoolsSynced?.(nodeId);
+      this.scanAfterSync(link, current.reports, current.pools);
+    }
     await this.withDatabase(async () => this.onNodeWelcomed?.(nodeId, hello));
+  }
+
+  /**
+   * A hello whose pools are the node's desired set (the same fingerprint; protocol 4) needs no
+   * push: their states are stored as a push's acknowledgement would be, with the current
+   * generation, and the welcome says so. Null — push as usual — for any other hello, or when
+   * the states could not be stored.
+   */
+  private async resumePools(link: NodeLink, hello: HelloMessage, desired: DesiredPools): Promise<ResumedPools | null> {
+    const held = hello.pools;
+    if (!held || link.version < POOLS_IN_HELLO_SINCE_VERSION) return null;
+    if (held.fingerprint !== desired.fingerprint) return null;
+    try {
+      const { generation } = desired;
+      const { pools } = await this.sync.recordReportWithPools(link.nodeId, { generation, pools: held.reports });
+      return { generation, reports: held.reports, pools };
+    } catch (error) {
+      this.options.logger.warn({ nodeId: link.nodeId, err: error }, 'pools of the hello not stored; pushing them');
+      return null;
+    }
   }
 
   /**
@@ -954,6 +987,11 @@ export class NodeHub {
     await this.request(nodeId, { op: 'pool.scan', poolId, content: 'iso' }, { timeoutMs: 300_000 });
   }
 
+  /** Sends a node its desired pools (the set and its generation; the fingerprint is ours). */
+  private push(link: NodeLink, desired: DesiredPools): void {
+    this.send(link, { v: link.version, type: 'pools.desired', generation: desired.generation, pools: desired.pools });
+  }
+
   private send(link: NodeLink, message: ControlMessage): void {
     link.channel.send(JSON.stringify(message));
   }
@@ -963,6 +1001,13 @@ const KIND_OF_CONTENT: Record<PoolContentType, ImageKind> = { iso: 'iso', images
 
 function scanStateKey(nodeId: string, poolId: string, content: PoolContentType): string {
   return `${nodeId}\u0000${poolId}\u0000${content}`;
+}
+
+/** The pools of a hello, stored as current (NodeHub.resumePools). */
+interface ResumedPools {
+  generation: number;
+  reports: readonly PoolReport[];
+  pools: readonly StoragePool[];
 }
 
 /** A whole scan as the node reported it. */

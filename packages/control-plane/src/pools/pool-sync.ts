@@ -1,10 +1,12 @@
 import type { EventBus, PoolNodeState, PoolReport, ProtocolPool, Repositories, StoragePool } from '@quantix/core';
-import { ErrorCode, QuantixError } from '@quantix/core';
+import { desiredPoolsFingerprint, ErrorCode, QuantixError } from '@quantix/core';
 import { Batcher } from '../hub/batcher.js';
 
 export interface DesiredPools {
   generation: number;
   pools: ProtocolPool[];
+  /** desiredPoolsFingerprint(pools): what a node that holds this set says in its hello. */
+  fingerprint: string;
 }
 
 /**
@@ -21,8 +23,8 @@ export class PoolSyncService {
     // Generation first: if a change lands in between, the set is newer than the number, and the
     // change's own push (with a higher number) follows. A node never sees an older set as newer.
     const generation = await pools.currentGeneration();
-    const assigned = await pools.list({ nodeId });
-    return { generation, pools: assigned.map(desiredPool) };
+    const assigned = (await pools.list({ nodeId })).map(desiredPool);
+    return { generation, pools: assigned, fingerprint: desiredPoolsFingerprint(assigned) };
   }
 
   /**
@@ -33,9 +35,23 @@ export class PoolSyncService {
     const { pools } = this.options.repositories;
     const generation = await pools.currentGeneration(); // first, as in desiredPoolsFor
     const all = await pools.list();
-    const sets = new Map<string, DesiredPools>(nodeIds.map((nodeId) => [nodeId, { generation, pools: [] }]));
+    const wanted = new Set(nodeIds);
+    const assigned = new Map<string, ProtocolPool[]>(nodeIds.map((nodeId) => [nodeId, []]));
     for (const pool of all) {
-      for (const nodeId of pool.nodeIds) sets.get(nodeId)?.pools.push(desiredPool(pool));
+      const definition = desiredPool(pool);
+      for (const nodeId of pool.nodeIds) if (wanted.has(nodeId)) assigned.get(nodeId)?.push(definition);
+    }
+    // Nodes mostly share their sets (every node of a shared pool): each distinct set is hashed once.
+    const fingerprints = new Map<string, string>();
+    const sets = new Map<string, DesiredPools>();
+    for (const [nodeId, definitions] of assigned) {
+      const key = definitions.map((d) => d.id).join('\0');
+      let fingerprint = fingerprints.get(key);
+      if (fingerprint === undefined) {
+        fingerprint = desiredPoolsFingerprint(definitions);
+        fingerprints.set(key, fingerprint);
+      }
+      sets.set(nodeId, { generation, pools: definitions, fingerprint });
     }
     return sets;
   }
@@ -73,12 +89,17 @@ export class PoolSyncService {
     const current = await pools.currentGeneration();
     const valid = batch.filter((waiting) => waiting.report.generation <= current);
     const all = valid.length > 0 ? await pools.list() : [];
+    // Only the nodes of this batch: a pool shared by thousands is not walked whole for each batch.
+    const reporting = new Set(valid.map((waiting) => waiting.nodeId));
     const assigned = new Set<string>();
     const poolsOf = new Map<string, StoragePool[]>();
     for (const pool of all) {
       for (const nodeId of pool.nodeIds) {
+        if (!reporting.has(nodeId)) continue;
         assigned.add(`${pool.id}\0${nodeId}`);
-        poolsOf.set(nodeId, [...(poolsOf.get(nodeId) ?? []), pool]);
+        const list = poolsOf.get(nodeId);
+        if (list) list.push(pool);
+        else poolsOf.set(nodeId, [pool]);
       }
     }
     const inputs = valid.flatMap(({ nodeId, report }) =>

@@ -26,3 +26,30 @@ export function scanFingerprint(hashes: Iterable<number>): string {
   }
   return `${count}-${sum.toString(16)}`;
 }
+
+/**
+ * JSON with object keys in code-unit order (not the locale's) and undefined members left out, as
+ * JSON.stringify leaves them: the same value gives the same text on every machine, whatever the
+ * order its keys were built or parsed in.
+ */
+export function stableJson(value: unknown): string {
+  if (Array.isArray(value))
+    return `[${value.map((item) => (item === undefined ? 'null' : stableJson(item))).join(',')}]`;
+  if (value && typeof value === 'object' && !(value instanceof Date)) {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, item]) => item !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${stableJson(item)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/**
+ * The fingerprint of a node's desired pool set: every definition as pushed (`pools.desired`), in
+ * pool-id order. A node says the fingerprint of the set it applied in its hello; the control plane
+ * compares it with the set it would push, and when they are the same it pushes nothing.
+ */
+export function desiredPoolsFingerprint(pools: readonly { id: string }[]): string {
+  const sorted = [...pools].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return createHash('sha256').update(stableJson(sorted)).digest('base64url');
+}

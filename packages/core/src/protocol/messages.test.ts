@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, isQuantixError } from '../errors.js';
-import { scanEntryHash, scanFingerprint } from './fingerprint.js';
+import { desiredPoolsFingerprint, scanEntryHash, scanFingerprint, stableJson } from './fingerprint.js';
 import {
   agreeProtocolVersion,
   imageDownloadResultSchema,
@@ -201,6 +201,77 @@ describe('control-plane ⇄ node protocol', () => {
       expect(of(a, { ...b, modifiedMs: b.modifiedMs + 1 })).not.toBe(of(a, b));
       expect(of(a, { ...b, relPath: 'dir/c.iso' })).not.toBe(of(a, b));
       expect(of(a)).not.toBe(of(a, b));
+    });
+
+    it('a desired-pools fingerprint is the same for the same definitions in any order, and moves with any field', () => {
+      const iso = {
+        id: 'iso',
+        name: 'ISO',
+        type: 'nfs',
+        config: { server: '10.0.0.1', export: '/srv', options: { vers: 4 } },
+        contentTypes: ['iso' as const],
+        shared: true,
+      };
+      const disks = {
+        id: 'disks',
+        name: 'Disks',
+        type: 'local',
+        config: { path: '/srv/d' },
+        contentTypes: [],
+        shared: false,
+      };
+      // Keys in another order (as another process built or parsed them), pools in another order.
+      const reordered = JSON.parse(
+        '{"shared":true,"contentTypes":["iso"],"config":{"options":{"vers":4},"export":"/srv","server":"10.0.0.1"},"type":"nfs","name":"ISO","id":"iso"}',
+      );
+      expect(desiredPoolsFingerprint([disks, reordered])).toBe(desiredPoolsFingerprint([iso, disks]));
+      expect(desiredPoolsFingerprint([])).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      for (const changed of [
+        { ...iso, name: 'ISO 2' },
+        { ...iso, shared: false },
+        { ...iso, contentTypes: ['iso' as const, 'images' as const] },
+        { ...iso, config: { ...iso.config, options: { vers: 3 } } },
+      ]) {
+        expect(desiredPoolsFingerprint([changed, disks])).not.toBe(desiredPoolsFingerprint([iso, disks]));
+      }
+      expect(desiredPoolsFingerprint([iso])).not.toBe(desiredPoolsFingerprint([iso, disks]));
+      // Code-unit order, whatever the locale: 'B' sorts before 'a' on every machine.
+      expect(stableJson({ a: 1, B: [2, undefined], c: undefined })).toBe('{"B":[2,null],"a":1}');
+    });
+
+    it('a hello says the pools it holds (bounded), and a welcome may take them as current', () => {
+      const reports = (n: number) =>
+        Array.from({ length: n }, (_, i) => ({
+          poolId: `p${i}`,
+          status: 'active',
+          mountPath: `/srv/p${i}`,
+          capacityBytes: null,
+          availableBytes: null,
+          reason: null,
+        }));
+      const hello = (count: number) => ({
+        v: PROTOCOL_VERSION,
+        type: 'hello',
+        nodeId: 'n1',
+        hostname: 'h',
+        agentVersion: '1',
+        pools: { generation: 3, fingerprint: desiredPoolsFingerprint([]), reports: reports(count) },
+      });
+      const parsed = parseNodeMessage(hello(2));
+      expect(parsed.type === 'hello' && parsed.pools?.reports).toHaveLength(2);
+      expect(codeOf(() => parseNodeMessage(hello(PROTOCOL_LIMITS.pools + 1)))).toBe(ErrorCode.PROTOCOL_INVALID_MESSAGE);
+      const welcome = {
+        v: 4,
+        type: 'welcome',
+        nodeId: 'n1',
+        serverTime: 'now',
+        protocol: 4,
+        poolsCurrent: { generation: 3 },
+      };
+      expect(parseControlMessage(welcome)).toEqual(welcome);
+      expect(codeOf(() => parseControlMessage({ ...welcome, poolsCurrent: { generation: -1 } }))).toBe(
+        ErrorCode.PROTOCOL_INVALID_MESSAGE,
+      );
     });
 
     it('a pool state reason ≤ 1 KiB (the 60 MiB reason of the report is refused)', () => {

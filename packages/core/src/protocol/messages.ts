@@ -34,9 +34,10 @@ export const PROTOCOL_VERSIONS = {
   min: 1,
   /**
    * The newest: 2 adds version negotiation, typed operation results and checksumAlgorithm; 3 the
-   * operations in OPERATION_SINCE_VERSION and delta scans (pool.scan `since`, scan.delta).
+   * operations in OPERATION_SINCE_VERSION and delta scans (pool.scan `since`, scan.delta); 4 pools
+   * in the hello (a reconnecting node says the pools it holds, and is not pushed them again).
    */
-  max: 3,
+  max: 4,
 } as const;
 /** The version this release writes before a version was agreed (its hello), and prefers. */
 export const PROTOCOL_VERSION = PROTOCOL_VERSIONS.max;
@@ -457,6 +458,12 @@ export const OPERATION_SINCE_VERSION: Partial<Record<keyof typeof NODE_OPERATION
 /** The version delta scans (pool.scan `since`, answered by scan.delta) need. */
 export const DELTA_SCAN_SINCE_VERSION = 3;
 
+/**
+ * The version from which a welcome answers a hello's `pools`: with `poolsCurrent` when they are
+ * the node's desired set (nothing is pushed), else with the usual push.
+ */
+export const POOLS_IN_HELLO_SINCE_VERSION = 4;
+
 /** Where a node dials, under the API prefix, to relay a console opened by console.open. */
 export const NODE_CONSOLE_PATH = '/node-consoles';
 
@@ -520,6 +527,12 @@ export const controlMessageSchema = z.discriminatedUnion('type', [
     maxMessageBytes: z.number().int().positive().optional(),
     /** The version both sides write from now on (absent: an older control plane, version 1). */
     protocol: version.optional(),
+    /**
+     * The pools of the hello are this node's desired set, and their states are stored: no
+     * `pools.desired` follows, and the node's pools are of this generation from now on. Absent:
+     * a push follows, as on every connect before version 4.
+     */
+    poolsCurrent: z.object({ generation: z.number().int().nonnegative() }).optional(),
   }),
   /** The node's full desired pool set. Sent on every (re)connect and on any pool change. */
   z.object({
@@ -546,6 +559,18 @@ export const nodeMessageSchema = z.discriminatedUnion('type', [
     downloads: z.array(helloDownload).max(PROTOCOL_LIMITS.downloads).optional(),
     /** The versions this node speaks (absent: an older node, which speaks only `v`). */
     protocol: versionRange.optional(),
+    /**
+     * The pools this node holds from the last push it applied: that push's generation, the
+     * fingerprint of its definitions (desiredPoolsFingerprint) and the state of each pool now, as
+     * `pools.state` would report it. Absent: a node that holds no push yet (or an older node).
+     */
+    pools: z
+      .object({
+        generation: z.number().int().nonnegative(),
+        fingerprint: z.string().max(PROTOCOL_LIMITS.short),
+        reports: z.array(poolReport).max(PROTOCOL_LIMITS.pools),
+      })
+      .optional(),
   }),
   /**
    * Per-pool state after reconciling generation `generation` (the node's acknowledgement), with

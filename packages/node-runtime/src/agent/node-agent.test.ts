@@ -8,6 +8,7 @@ import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import {
   createPoolRootPolicy,
+  desiredPoolsFingerprint,
   LocalCommandRunner,
   type NodeMessage,
   type PoolReport,
@@ -157,6 +158,70 @@ describe('NodeAgent pool checks', () => {
     });
     expect(existsSync(join(allowed, 'default-policy'))).toBe(false);
     await node.close();
+  });
+});
+
+describe('NodeAgent pools across a reconnect', () => {
+  it('says the pools it holds in its hello; a welcome that takes them as current keeps them, adopts its generation and reports at once a pool that changed meanwhile', async () => {
+    const sent: NodeMessage[] = [];
+    const node = new NodeAgent({
+      nodeId: 'n1',
+      backends: [new LocalStorageBackend()],
+      poolTypes: [localPoolType],
+      poolRoots: createPoolRootPolicy({ allowedRoots: [allowed] }),
+      send: (message) => void sent.push(message),
+      poolRecheckIntervalMs: 0,
+    });
+    const hello = () => node.hello({ hostname: 'hv', agentVersion: 't' });
+    try {
+      // Before any push it holds nothing to say.
+      expect(hello().pools).toBeUndefined();
+      const pools = [
+        pool('kept', { path: join(allowed, 'kept'), create: true }),
+        pool('later', { path: join(allowed, 'later') }),
+      ];
+      await node.handle({ v: PROTOCOL_VERSION, type: 'pools.desired', generation: 7, pools });
+      const pushed = sent.at(-1);
+      expect(pushed?.type === 'pools.state' && pushed.pools.map((p) => [p.poolId, p.status])).toEqual([
+        ['kept', 'active'],
+        ['later', 'unavailable'],
+      ]);
+      // The hello after the push: its generation, the fingerprint of its definitions (in any order), its states.
+      expect(hello().pools).toEqual({
+        generation: 7,
+        fingerprint: desiredPoolsFingerprint([...pools].reverse()),
+        reports: pushed?.type === 'pools.state' ? pushed.pools : [],
+      });
+      // While away, the missing directory appeared; the control plane's generation moved on (another node's pool).
+      await mkdir(join(allowed, 'later'));
+      sent.length = 0;
+      await node.handle({
+        v: PROTOCOL_VERSION,
+        type: 'welcome',
+        nodeId: 'n1',
+        serverTime: new Date().toISOString(),
+        protocol: PROTOCOL_VERSION,
+        poolsCurrent: { generation: 9 },
+      });
+      expect(node.appliedGeneration).toBe(9);
+      // Only the pool that changed is reported, with the generation taken from the welcome.
+      expect(sent).toEqual([
+        expect.objectContaining({
+          type: 'pools.state',
+          generation: 9,
+          pools: [expect.objectContaining({ poolId: 'later', status: 'active', mountPath: join(allowed, 'later') })],
+        }),
+      ]);
+      expect(hello().pools?.reports.map((r) => [r.poolId, r.status])).toEqual([
+        ['kept', 'active'],
+        ['later', 'active'],
+      ]);
+      // A push older than the generation adopted is ignored, as any older push is.
+      await node.handle({ v: PROTOCOL_VERSION, type: 'pools.desired', generation: 8, pools: [] });
+      expect(hello().pools?.reports).toHaveLength(2);
+    } finally {
+      await node.close();
+    }
   });
 });
 

@@ -13,6 +13,7 @@ import {
   checkPoolOnDisk,
   checkPoolRootOnDisk,
   createPoolRootPolicy,
+  desiredPoolsFingerprint,
   ErrorCode,
   type FileInspector,
   type HelloDownload,
@@ -49,6 +50,7 @@ import {
   type StoragePool,
   scanEntryHash,
   scanFingerprint,
+  stableJson,
   truncateText,
   type VmSpec,
 } from '@quantix/core';
@@ -260,6 +262,8 @@ export class NodeAgent {
   private readonly runner: CommandRunner;
   private active = new Map<string, ActivePool>();
   private generation: number | null = null;
+  /** The fingerprint of the last push applied (desiredPoolsFingerprint), said in the hello. */
+  private appliedFingerprint: string | null = null;
   private reconciling: Promise<void> | null = null;
   private nextPush: { generation: number; pools: ProtocolPool[]; send: Send } | null = null;
   /** Downloads in flight, by image id: a second request for one attaches to it. */
@@ -315,6 +319,7 @@ export class NodeAgent {
    * never reported to a control plane that restarted) in `downloads`.
    */
   hello(options: { hostname: string; agentVersion: string }): Extract<NodeMessage, { type: 'hello' }> {
+    const pools = this.poolsInHand();
     return {
       v: PROTOCOL_VERSION,
       type: 'hello',
@@ -328,6 +333,21 @@ export class NodeAgent {
         vms: Boolean(this.options.hypervisor && this.options.vms),
       },
       downloads: this.downloadsInHand(),
+      ...(pools ? { pools } : {}),
+    };
+  }
+
+  /**
+   * The pools of the last push applied, with their last reported states: a control plane whose
+   * desired set for this node is the same stores these states and pushes nothing. None while a
+   * push is being applied (its states are not known yet) or before the first.
+   */
+  private poolsInHand(): NonNullable<Extract<NodeMessage, { type: 'hello' }>['pools']> | undefined {
+    if (this.reconciling || this.generation === null || this.appliedFingerprint === null) return undefined;
+    return {
+      generation: this.generation,
+      fingerprint: this.appliedFingerprint,
+      reports: [...this.lastReports.values()],
     };
   }
 
@@ -379,6 +399,7 @@ export class NodeAgent {
         this.maxMessageBytes = message.maxMessageBytes ?? null;
         // The version agreed for this connection; a control plane that does not say speaks 1.
         this.protocolVersion = message.protocol ?? 1;
+        if (message.poolsCurrent) return this.resumePools(message.poolsCurrent.generation, send);
         return;
       case 'error':
         this.logger?.warn({ error: message.error }, 'the control plane reported an error');
@@ -422,6 +443,18 @@ export class NodeAgent {
     await this.reconciling;
   }
 
+  /**
+   * The control plane took the pools of our hello as current: they are kept as they are, of its
+   * generation from now on, and checked again at once — a state that changed while we were away is
+   * reported now, not at the next re-check.
+   */
+  private async resumePools(generation: number, send: Send): Promise<void> {
+    if (this.reconciling || this.generation === null) return; // a push under way reports anyway
+    if (generation > this.generation) this.generation = generation;
+    this.lastSend = send;
+    await this.recheckPools();
+  }
+
   private async applyPush(generation: number, definitions: ProtocolPool[], send: Send): Promise<void> {
     if (this.generation !== null && generation < this.generation) {
       this.logger?.warn({ generation, applied: this.generation }, 'ignored an older pool push');
@@ -439,6 +472,7 @@ export class NodeAgent {
     }
     const reports = await Promise.all(definitions.map((definition) => this.activate(definition)));
     this.generation = generation;
+    this.appliedFingerprint = desiredPoolsFingerprint(definitions);
     this.lastSend = send;
     this.lastReports.clear();
     for (const report of reports) this.lastReports.set(report.poolId, report);
@@ -1581,15 +1615,6 @@ function toStoragePool(definition: ProtocolPool, nodeId: string): StoragePool {
 
 function sameDefinition(a: ProtocolPool, b: ProtocolPool): boolean {
   return a.type === b.type && stableJson(a.config) === stableJson(b.config);
-}
-
-function stableJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
 }
 
 /**
