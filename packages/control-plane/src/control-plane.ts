@@ -138,6 +138,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     version: 'unknown',
     ...options.replica,
     onNodesLost: (nodeIds) => hub?.letGo(nodeIds),
+    listener,
   });
   const relay = new NodeRequestRelay({
     knex: quantix.database.knex,
@@ -244,6 +245,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     listener,
     knex: quantix.database.knex,
     replicaId: replicas.replicaId,
+    hasPeers: () => replicas.hasPeers,
     logger,
     ...(options.liveProgressIntervalMs !== undefined ? { progressIntervalMs: options.liveProgressIntervalMs } : {}),
   });
@@ -293,6 +295,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     async start() {
       await replicas.start();
       await listener.start();
+      await replicas.announce();
       await uploads.removeLeftovers();
       const liveReplicaIds = async () => new Set((await replicas.liveReplicas()).map((replica) => replica.id));
       await uploads.sweepOrphaned(await liveReplicaIds());

@@ -370,6 +370,49 @@ describe('the live event stream', () => {
       expect(onB.events.filter((e) => e.id === 'vm-b' || e.id === 'vm-b2')).toHaveLength(2);
     });
 
+    it('a replica alone tells nobody; once another starts, it tells its events from the next one on', async () => {
+      // A database of its own: the other tests' replicas stay alive on theirs.
+      const own = await createTestDatabase('pg');
+      cleanup.push(() => own.dispose());
+      const started: { cp: ControlPlane; quantix: Quantix }[] = [];
+      cleanup.push(async () => {
+        for (const { cp, quantix } of started.reverse()) {
+          await cp.close();
+          await quantix.close();
+        }
+      });
+      const startOn = async (id: string) => {
+        const quantix = await createQuantix({ database: own.config, logger: silent });
+        const cp = await startControlPlane({ quantix, apiToken: API_TOKEN, replica: { id, leaseSeconds: 60 } });
+        started.push({ cp, quantix });
+        return { cp, quantix };
+      };
+      const watcher = new pg.Client({
+        connectionString: (own.config as { connectionString: string }).connectionString,
+      });
+      await watcher.connect();
+      cleanup.push(() => watcher.end());
+      const payloads: string[] = [];
+      watcher.on('notification', (message) => payloads.push(message.payload ?? ''));
+      await watcher.query('LISTEN quantix_live_events');
+
+      const a = await startOn('lone-replica-a');
+      for (let i = 0; i < 100; i++) vmState(a.quantix, `vm-alone-${i}`, 'running');
+      await a.cp.live.flushed();
+      await watcher.query('select 1'); // a notification sent before this reply would have come before it
+      expect(payloads).toEqual([]);
+
+      const b = await startOn('lone-replica-b');
+      // Told as B started, not at A's next renewal (20 s away with leases of a minute).
+      await waitFor('A to know of B', () => a.cp.replicas.hasPeers, 10_000);
+      const onB = await open(b.cp);
+      await waitFor('the subscription on B', () => b.cp.live.listenerCount === 1);
+      vmState(a.quantix, 'vm-not-alone', 'running');
+      await waitFor('B to hear vm-not-alone', () => onB.events.some((e) => e.id === 'vm-not-alone'));
+      expect(payloads.some((p) => p.includes('vm-not-alone'))).toBe(true);
+      expect(payloads.some((p) => p.includes('vm-alone-'))).toBe(false);
+    });
+
     it('tells a burst of 2,000 events (a reconnect storm) to replica B whole and in order, in a few notifications', async () => {
       const a = await start('events-burst-a');
       const b = await start('events-burst-b');

@@ -40,6 +40,8 @@ export interface LiveEventsOptions {
   events: EventBus;
   listener: ReplicaListener;
   replicaId: string;
+  /** Whether another replica may be listening (ReplicaRegistry.hasPeers); default: always. */
+  hasPeers?: () => boolean;
   logger: Logger;
   /** Where stream tickets are kept, for every replica to redeem (the control plane's database). */
   knex: Knex;
@@ -236,7 +238,8 @@ export class LiveEvents {
    * statement, instead of a round trip to the database per event.
    */
   private notifyOthers(event: LiveEvent): void {
-    if (!this.options.listener.shared) return;
+    // Alone (no other replica alive, none announced), a storm's four events a node go nowhere.
+    if (!this.options.listener.shared || this.options.hasPeers?.() === false) return;
     if (this.outbox.length >= MAX_PENDING_NOTIFIES && event.type === 'image.progress') return;
     this.outbox.push(JSON.stringify(event));
     this.notifying ??= this.sendOutbox();

@@ -17,6 +17,7 @@ import {
   waitFor,
 } from '@quantix/core/testing';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ReplicaListener } from './listener.js';
 import { ReplicaRegistry } from './replica-registry.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -29,7 +30,7 @@ function useReplicaDatabase(client: TestDatabaseClient) {
   const registries: ReplicaRegistry[] = [];
   const replica = async (
     replicaId: string,
-    options: { leaseSeconds?: number; onNodesLost?: (ids: string[]) => void } = {},
+    options: { leaseSeconds?: number; onNodesLost?: (ids: string[]) => void; listener?: ReplicaListener } = {},
   ) => {
     const registry = new ReplicaRegistry({ knex: db.knex, logger, replicaId, version: '1.2.3', ...options });
     await registry.start();
@@ -58,7 +59,37 @@ function useReplicaDatabase(client: TestDatabaseClient) {
 }
 
 describe.each(TEST_DATABASE_CLIENTS)('replica registry on %s', (client) => {
-  const { replica } = useReplicaDatabase(client);
+  const { replica, testDb } = useReplicaDatabase(client);
+
+  it('knows whether another replica is alive: at once when one starts and announces itself, at a renewal once it stopped', async () => {
+    const listeners: ReplicaListener[] = [];
+    // Leases of a minute: renewals 20 s apart, so that knowing "at once" cannot be a renewal's doing.
+    const started = async (replicaId: string) => {
+      const listener = new ReplicaListener({ database: testDb().database, logger });
+      listeners.push(listener);
+      const registry = await replica(replicaId, { listener, leaseSeconds: 60 });
+      await listener.start();
+      await registry.announce();
+      return registry;
+    };
+    try {
+      const a = await started('replica-a');
+      expect(a.hasPeers).toBe(false);
+      const b = await started('replica-b');
+      expect(b.hasPeers).toBe(true); // counted as it started
+      if (client === 'pg') await waitFor('replica-a to hear of replica-b', () => a.hasPeers, 10_000);
+      else {
+        // PGlite is one process's database: nobody to notify, the renewal counts.
+        await a.renew();
+        expect(a.hasPeers).toBe(true);
+      }
+      await b.stop();
+      await a.renew();
+      expect(a.hasPeers).toBe(false);
+    } finally {
+      for (const listener of listeners) await listener.stop();
+    }
+  });
 
   it('lists live replicas with the nodes each holds', async () => {
     const a = await replica('replica-a');

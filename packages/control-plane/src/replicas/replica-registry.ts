@@ -2,6 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import { rowsOf } from '../rows.js';
+import type { ReplicaListener } from './listener.js';
+
+/** Where a replica says it has started, so that the others know at once that someone listens. */
+const JOINED_CHANNEL = 'quantix_replica_joined';
 
 export interface ReplicaRegistryOptions {
   knex: Knex;
@@ -19,6 +23,8 @@ export interface ReplicaRegistryOptions {
   leaseSeconds?: number;
   /** Called with the nodes this replica held but another replica took over (close their links). */
   onNodesLost?: (nodeIds: string[]) => void;
+  /** Where replicas tell each other; with it, a replica that starts is known to the others at once. */
+  listener?: ReplicaListener;
 }
 
 export interface ReplicaInfo {
@@ -50,10 +56,37 @@ export class ReplicaRegistry {
   private timer: NodeJS.Timeout | undefined;
   private renewedAt = 0;
   private renewing: Promise<void> = Promise.resolve();
+  /** Other live replicas, as of the last count; a replica that says it joined counts at once. */
+  private peers = 0;
+  private peerJoinedAt = 0;
 
   constructor(private readonly options: ReplicaRegistryOptions) {
     this.replicaId = options.replicaId ?? randomUUID();
     this.leaseSeconds = options.leaseSeconds ?? 15;
+    options.listener?.on(JOINED_CHANNEL, (replicaId) => {
+      if (replicaId === this.replicaId) return;
+      this.peers = Math.max(this.peers, 1);
+      this.peerJoinedAt = Date.now();
+    });
+  }
+
+  /**
+   * Whether another replica is alive, so that what happens here is worth telling (live events):
+   * counted at start and at every renewal, and true at once when another replica announces itself
+   * (`announce`, as it starts). A replica alone sends nothing to nobody.
+   */
+  get hasPeers(): boolean {
+    return this.peers > 0;
+  }
+
+  /** Tells the other replicas this one has started (once its listener listens). */
+  async announce(): Promise<void> {
+    await this.options.listener?.notify(JOINED_CHANNEL, this.replicaId);
+  }
+
+  /** Sets the count of peers from a query begun at `countedFrom`; one who joined since is not forgotten. */
+  private countPeers(count: number, countedFrom: number): void {
+    this.peers = count === 0 && this.peerJoinedAt >= countedFrom ? 1 : count;
   }
 
   /** Where nodes and others reach this replica itself (not a balancer), when it was given. */
@@ -69,6 +102,12 @@ export class ReplicaRegistry {
   async start(): Promise<void> {
     await this.options.knex.raw('delete from node_leases where replica_id = ?', [this.replicaId]);
     await this.register();
+    const countedFrom = Date.now();
+    const others = await this.options.knex.raw(
+      'select count(*) as peers from replicas where expires_at > now() and id <> ?',
+      [this.replicaId],
+    );
+    this.countPeers(Number(rowsOf(others)[0]?.peers ?? 0), countedFrom);
     await this.refreshHolders();
     this.renewedAt = Date.now();
     let inFlight = false;
@@ -259,10 +298,21 @@ export class ReplicaRegistry {
          -- Requests between replicas whose requester is long gone.
          delete from node_requests where deadline < now() - interval '1 minute'
        )
-       select (select count(*) from me) as registered, coalesce(array_agg(node_id), '{}') as node_ids from kept`,
-      [this.leaseSeconds, this.replicaId, this.leaseSeconds, holding, this.leaseSeconds * 4, this.replicaId],
+       select (select count(*) from me) as registered, coalesce(array_agg(node_id), '{}') as node_ids,
+              (select count(*) from replicas where expires_at > now() and id <> ?) as peers
+         from kept`,
+      [
+        this.leaseSeconds,
+        this.replicaId,
+        this.leaseSeconds,
+        holding,
+        this.leaseSeconds * 4,
+        this.replicaId,
+        this.replicaId,
+      ],
     );
     const row = rowsOf(result)[0];
+    this.countPeers(Number(row?.peers ?? 0), startedAt);
     if (Number(row?.registered ?? 0) === 0) {
       // Our row was swept while we were cut off: register again (the leases went with it).
       await this.register();
