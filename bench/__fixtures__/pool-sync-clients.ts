@@ -8,7 +8,8 @@
 // plane stored the hello's states); "exit" on stdin closes every socket and exits.
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { desiredPoolsFingerprint } from '@quantix/core';
+// The function of @quantix/core, from its own module: the whole package (knex, pg, PGlite) is not loaded for it.
+import { desiredPoolsFingerprint } from '../../packages/core/src/protocol/fingerprint.js';
 import WebSocket from 'ws';
 
 const url = process.argv[2] as string;

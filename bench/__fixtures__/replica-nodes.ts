@@ -13,7 +13,8 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
-import { desiredPoolsFingerprint } from '@quantix/core';
+// The function of @quantix/core, from its own module: the whole package (knex, pg, PGlite) is not loaded for it.
+import { desiredPoolsFingerprint } from '../../packages/core/src/protocol/fingerprint.js';
 import WebSocket from 'ws';
 
 const { urls, nodes, jitterMs } = JSON.parse(readFileSync(process.argv[2] as string, 'utf8')) as {
