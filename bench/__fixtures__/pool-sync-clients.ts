@@ -8,17 +8,14 @@
 // plane stored the hello's states); "exit" on stdin closes every socket and exits.
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-// The function of @quantix/core, from its own module: the whole package (knex, pg, PGlite) is not loaded for it.
-import { desiredPoolsFingerprint } from '../../packages/core/src/protocol/fingerprint.js';
 import WebSocket from 'ws';
+import { emptyResponse, HeldPools } from './protocol-node.js';
 
 const url = process.argv[2] as string;
 const nodes = JSON.parse(readFileSync(process.argv[3] as string, 'utf8')) as { id: string; token: string }[];
 let acked = 0;
 let round = 0;
-type Report = { poolId: string; status: 'active'; mountPath: string; capacityBytes: null; availableBytes: null; reason: null };
-/** The last push each node applied: its generation, fingerprint and the states reported. */
-const held = new Map<string, { generation: number; fingerprint: string; reports: Report[] }>();
+const held = new Map(nodes.map((node) => [node.id, new HeldPools()]));
 
 function dial(node: { id: string; token: string }, forRound: number): void {
   const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/api/v1/nodes/connect`, {
@@ -27,40 +24,18 @@ function dial(node: { id: string; token: string }, forRound: number): void {
   const ack = () => {
     if (forRound === round && ++acked === nodes.length) process.stdout.write(`${JSON.stringify({ event: 'acked', round })}\n`);
   };
-  socket.on('open', () => {
-    const pools = held.get(node.id);
-    socket.send(
-      JSON.stringify({
-        v: 4,
-        type: 'hello',
-        nodeId: node.id,
-        hostname: node.id,
-        agentVersion: 'bench',
-        capabilities: {},
-        protocol: { min: 1, max: 4 },
-        ...(pools ? { pools } : {}),
-      }),
-    );
-  });
+  const pools = held.get(node.id) as HeldPools;
+  socket.on('open', () => socket.send(pools.hello(node.id)));
   socket.on('message', (data) => {
     const message = JSON.parse(String(data));
     if (message.type === 'welcome') {
       // Our hello's pools were taken as current: stored, and no push follows.
       if (message.poolsCurrent) ack();
     } else if (message.type === 'pools.desired') {
-      const reports: Report[] = message.pools.map((p: { id: string }) => ({
-        poolId: p.id,
-        status: 'active',
-        mountPath: `/mnt/${p.id}`,
-        capacityBytes: null,
-        availableBytes: null,
-        reason: null,
-      }));
-      held.set(node.id, { generation: message.generation, fingerprint: desiredPoolsFingerprint(message.pools), reports });
-      socket.send(JSON.stringify({ v: 4, type: 'pools.state', generation: message.generation, pools: reports }));
+      socket.send(pools.apply(message));
       ack();
     } else if (message.type === 'request') {
-      socket.send(JSON.stringify({ v: 4, type: 'response', requestId: message.requestId, result: {} }));
+      socket.send(emptyResponse(message.requestId));
     }
   });
   socket.on('error', () => undefined);

@@ -13,9 +13,8 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
-// The function of @quantix/core, from its own module: the whole package (knex, pg, PGlite) is not loaded for it.
-import { desiredPoolsFingerprint } from '../../packages/core/src/protocol/fingerprint.js';
 import WebSocket from 'ws';
+import { emptyResponse, HeldPools } from './protocol-node.js';
 
 const { urls, nodes, jitterMs } = JSON.parse(readFileSync(process.argv[2] as string, 'utf8')) as {
   urls: string[];
@@ -27,9 +26,7 @@ const print = (line: Record<string, unknown>) => process.stdout.write(`${JSON.st
 const ready = new Set<string>();
 const seen = new Set<string>();
 const sockets = new Map<string, WebSocket>();
-type Report = { poolId: string; status: 'active'; mountPath: string; capacityBytes: null; availableBytes: null; reason: null };
-/** The last push each node applied: its generation, fingerprint and the states reported. */
-const held = new Map<string, { generation: number; fingerprint: string; reports: Report[] }>();
+const held = new Map(nodes.map((node) => [node.id, new HeldPools()]));
 let exiting = false;
 
 function dial(node: { id: string; token: string }, urlIndex: number): void {
@@ -43,37 +40,15 @@ function dial(node: { id: string; token: string }, urlIndex: number): void {
     ready.add(node.id);
     if (ready.size === nodes.length) print({ event: 'ready', at: now() });
   };
-  socket.on('open', () => {
-    const pools = held.get(node.id);
-    socket.send(
-      JSON.stringify({
-        v: 4,
-        type: 'hello',
-        nodeId: node.id,
-        hostname: node.id,
-        agentVersion: 'bench',
-        capabilities: {},
-        protocol: { min: 1, max: 4 },
-        ...(pools ? { pools } : {}),
-      }),
-    );
-  });
+  const heldPools = held.get(node.id) as HeldPools;
+  socket.on('open', () => socket.send(heldPools.hello(node.id)));
   socket.on('message', (data) => {
     const message = JSON.parse(String(data));
     if (message.type === 'welcome') {
       if (message.poolsCurrent) isReady();
     } else if (message.type === 'pools.desired') {
       const pools = message.pools as { id: string }[];
-      const reports: Report[] = pools.map((p) => ({
-        poolId: p.id,
-        status: 'active',
-        mountPath: `/mnt/${p.id}`,
-        capacityBytes: null,
-        availableBytes: null,
-        reason: null,
-      }));
-      held.set(node.id, { generation: message.generation, fingerprint: desiredPoolsFingerprint(pools), reports });
-      socket.send(JSON.stringify({ v: 4, type: 'pools.state', generation: message.generation, pools: reports }));
+      socket.send(heldPools.apply(message));
       for (const pool of pools) {
         const key = `${node.id}\u0000${pool.id}`;
         if (pool.id.startsWith('fanout') && !seen.has(key)) {
@@ -83,7 +58,7 @@ function dial(node: { id: string; token: string }, urlIndex: number): void {
       }
       isReady();
     } else if (message.type === 'request') {
-      socket.send(JSON.stringify({ v: 4, type: 'response', requestId: message.requestId, result: {} }));
+      socket.send(emptyResponse(message.requestId));
     }
   });
   socket.on('error', () => undefined);
