@@ -53,6 +53,17 @@ function recordingLogger() {
 let base: string;
 let allowed: string;
 
+/** An agent of node n1 with local pools allowed under `allowed`, whose messages go to `sent`. */
+const localAgent = (sent: NodeMessage[], extra: Partial<ConstructorParameters<typeof NodeAgent>[0]> = {}) =>
+  new NodeAgent({
+    nodeId: 'n1',
+    backends: [new LocalStorageBackend()],
+    poolTypes: [localPoolType],
+    poolRoots: createPoolRootPolicy({ allowedRoots: [allowed] }),
+    send: (message) => void sent.push(message),
+    ...extra,
+  });
+
 async function makeIso(path: string, volumeId: string): Promise<void> {
   const content = await mkdtemp(join(tmpdir(), 'quantix-agent-iso-'));
   await writeFile(join(content, 'user-data'), '#cloud-config\nssh_authorized_keys: [ssh-ed25519 AAAA secret]\n');
@@ -74,14 +85,7 @@ afterAll(async () => {
 
 describe('NodeAgent pool checks', () => {
   const sent: NodeMessage[] = [];
-  const agent = () =>
-    new NodeAgent({
-      nodeId: 'n1',
-      backends: [new LocalStorageBackend()],
-      poolTypes: [localPoolType],
-      poolRoots: createPoolRootPolicy({ allowedRoots: [allowed] }),
-      send: (message) => void sent.push(message),
-    });
+  const agent = () => localAgent(sent);
   const states = (): Record<string, PoolReport> => {
     const last = [...sent].reverse().find((m) => m.type === 'pools.state');
     return Object.fromEntries((last?.type === 'pools.state' ? last.pools : []).map((p) => [p.poolId, p]));
@@ -164,14 +168,7 @@ describe('NodeAgent pool checks', () => {
 describe('NodeAgent pools across a reconnect', () => {
   it('says the pools it holds in its hello; a welcome that takes them as current keeps them, adopts its generation and reports at once a pool that changed meanwhile', async () => {
     const sent: NodeMessage[] = [];
-    const node = new NodeAgent({
-      nodeId: 'n1',
-      backends: [new LocalStorageBackend()],
-      poolTypes: [localPoolType],
-      poolRoots: createPoolRootPolicy({ allowedRoots: [allowed] }),
-      send: (message) => void sent.push(message),
-      poolRecheckIntervalMs: 0,
-    });
+    const node = localAgent(sent, { poolRecheckIntervalMs: 0 });
     const hello = () => node.hello({ hostname: 'hv', agentVersion: 't' });
     try {
       // Before any push it holds nothing to say.
@@ -235,15 +232,7 @@ describe('NodeAgent scans', () => {
     for (let i = 0; i < 40; i++) await writeFile(join(root, 'broken', `fake-${i}.iso`), 'not an ISO at all\n');
     const { warnings, logger } = recordingLogger();
     const sent: NodeMessage[] = [];
-    const node = new NodeAgent({
-      nodeId: 'n1',
-      backends: [new LocalStorageBackend()],
-      poolTypes: [localPoolType],
-      poolRoots: createPoolRootPolicy({ allowedRoots: [allowed] }),
-      inspector: createIsoInspector({ osinfo: false }),
-      logger,
-      send: (message) => void sent.push(message),
-    });
+    const node = localAgent(sent, { inspector: createIsoInspector({ osinfo: false }), logger });
     await node.handle({
       v: PROTOCOL_VERSION,
       type: 'pools.desired',
@@ -319,12 +308,7 @@ describe('NodeAgent file.export', () => {
   const exportAgent = async (dialled: PassThrough[]) => {
     const root = join(allowed, 'export-pool');
     const sent: NodeMessage[] = [];
-    const node = new NodeAgent({
-      nodeId: 'n1',
-      backends: [new LocalStorageBackend()],
-      poolTypes: [localPoolType],
-      poolRoots: createPoolRootPolicy({ allowedRoots: [allowed] }),
-      send: (message) => void sent.push(message),
+    const node = localAgent(sent, {
       openExportChannel: async () => {
         const channel = new PassThrough();
         dialled.push(channel);
@@ -416,13 +400,7 @@ describe('NodeAgent file.copy', () => {
     const sent: NodeMessage[] = [];
     const from = join(allowed, 'copy-from');
     const to = join(allowed, 'copy-to');
-    const node = new NodeAgent({
-      nodeId: 'n1',
-      backends: [new LocalStorageBackend()],
-      poolTypes: [localPoolType],
-      poolRoots: createPoolRootPolicy({ allowedRoots: [allowed] }),
-      send: (message) => void sent.push(message),
-    });
+    const node = localAgent(sent);
     await node.handle({
       v: PROTOCOL_VERSION,
       type: 'pools.desired',
