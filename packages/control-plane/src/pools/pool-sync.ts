@@ -35,11 +35,10 @@ export class PoolSyncService {
     const { pools } = this.options.repositories;
     const generation = await pools.currentGeneration(); // first, as in desiredPoolsFor
     const all = await pools.list();
-    const wanted = new Set(nodeIds);
     const assigned = new Map<string, ProtocolPool[]>(nodeIds.map((nodeId) => [nodeId, []]));
     for (const pool of all) {
       const definition = desiredPool(pool);
-      for (const nodeId of pool.nodeIds) if (wanted.has(nodeId)) assigned.get(nodeId)?.push(definition);
+      for (const nodeId of pool.nodeIds) assigned.get(nodeId)?.push(definition);
     }
     // Nodes mostly share their sets (every node of a shared pool): each distinct set is hashed once.
     const fingerprints = new Map<string, string>();

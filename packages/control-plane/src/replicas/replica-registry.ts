@@ -7,6 +7,9 @@ import type { ReplicaListener } from './listener.js';
 /** Where a replica says it has started, so that the others know at once that someone listens. */
 const JOINED_CHANNEL = 'quantix_replica_joined';
 
+/** How many replicas other than the one whose id is bound are alive: what `hasPeers` is counted from. */
+const OTHER_LIVE_REPLICAS = 'select count(*) from replicas where expires_at > now() and id <> ?';
+
 export interface ReplicaRegistryOptions {
   knex: Knex;
   logger: Logger;
@@ -103,10 +106,7 @@ export class ReplicaRegistry {
     await this.options.knex.raw('delete from node_leases where replica_id = ?', [this.replicaId]);
     await this.register();
     const countedFrom = Date.now();
-    const others = await this.options.knex.raw(
-      'select count(*) as peers from replicas where expires_at > now() and id <> ?',
-      [this.replicaId],
-    );
+    const others = await this.options.knex.raw(`select (${OTHER_LIVE_REPLICAS}) as peers`, [this.replicaId]);
     this.countPeers(Number(rowsOf(others)[0]?.peers ?? 0), countedFrom);
     await this.refreshHolders();
     this.renewedAt = Date.now();
@@ -299,7 +299,7 @@ export class ReplicaRegistry {
          delete from node_requests where deadline < now() - interval '1 minute'
        )
        select (select count(*) from me) as registered, coalesce(array_agg(node_id), '{}') as node_ids,
-              (select count(*) from replicas where expires_at > now() and id <> ?) as peers
+              (${OTHER_LIVE_REPLICAS}) as peers
          from kept`,
       [
         this.leaseSeconds,
