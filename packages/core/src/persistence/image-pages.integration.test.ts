@@ -14,6 +14,8 @@ import type { ImagePageQuery, RankedImagesQuery, Repositories } from '../contrac
 import { ErrorCode } from '../errors.js';
 import { type OpenTestDatabase, openTestDatabase } from '../testing/databases.js';
 import { errorCodeOf } from '../testing/errors.js';
+import { openDatabase } from './database.js';
+import { createRepositories } from './repositories/index.js';
 
 const IMAGES = 10_000;
 const NODE = 'node-1';
@@ -166,6 +168,36 @@ describe('image pages at 10,000 images', () => {
       }
     } finally {
       await client.end();
+    }
+  });
+
+  it('keeps a search prepared on its connection, parsed and planned once, whatever the words', async () => {
+    // One pooled connection, so the statements it keeps prepared are the ones the repository sent.
+    const database = await openDatabase({
+      client: 'pg',
+      connectionString: (postgres.config as { connectionString: string }).connectionString,
+      pool: { min: 1, max: 1 },
+    });
+    try {
+      const { images } = createRepositories(database.knex);
+      const texts = ['fedora-12', 'NIGHTLY', 'ubuntu', 'fe', 'no such words', 'debian-11', 'edge', 'rocky-3'];
+      for (const text of [...texts, ...texts]) {
+        const expected = await postgres.repositories.images.page({ text, limit: 20 });
+        expect(await images.page({ text, limit: 20 }), text).toEqual(expected);
+        await images.listRankedForNode({ nodeId: NODE, catalogIds: [], text, limit: 20, offset: 0 });
+      }
+      const { rows } = await database.knex.raw(
+        `select generic_plans, custom_plans from pg_prepared_statements where statement like '%ilike%'`,
+      );
+      // The list's search and the view's, each one statement for every text, planned generically
+      // once PostgreSQL has seen its custom plans cost no less.
+      expect(rows).toHaveLength(2);
+      for (const row of rows) {
+        expect(Number(row.generic_plans) + Number(row.custom_plans)).toBe(texts.length * 2);
+        expect(Number(row.generic_plans)).toBeGreaterThan(0);
+      }
+    } finally {
+      await database.close();
     }
   });
 
