@@ -785,6 +785,106 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
     expect(scans).toEqual(['scan-1-c', 'scan-1-a']);
   });
 
+  it('scans a shared ISO pool through one of its nodes while a scan of it is under way, not through each; another node stands in for one that has gone', async () => {
+    const ids = ['share-1', 'share-2', 'share-3'];
+    for (const id of ids) await addNode(id);
+    await quantix.repositories.pools.create({
+      id: 'share-iso',
+      name: 'share-iso',
+      type: 'local',
+      shared: true,
+      config: { path: '/srv/share-iso' },
+      contentTypes: ['iso'],
+      nodeIds: ids,
+    });
+    // The scans each node is asked for, and those the hub wants after a sync (its decision, made
+    // as it handles each report; the control plane's own callback still sends the job).
+    const wanted: string[] = [];
+    const sendJob = cp.hub.onScanWanted;
+    cp.hub.onScanWanted = async (scan) => {
+      if (scan.poolId === 'share-iso') wanted.push(scan.nodeId);
+      await sendJob?.(scan);
+    };
+    /** Scans asked of the nodes; while `holding`, left unanswered (under way) until answered below. */
+    const asked: { node: RawNode; requestId: string }[] = [];
+    let holding = true;
+    const scanned = { poolId: 'share-iso', content: 'iso', files: 0, skipped: [] };
+    const answerHeld = () => {
+      for (const { node, requestId } of asked.splice(0)) {
+        if (node.open) node.send({ v: 1, type: 'response', requestId, result: scanned });
+      }
+    };
+    try {
+      const nodes = new Map<string, RawNode>();
+      /** Reports the newest push active; returns once the hub has handled the report. */
+      const reportActive = async (node: RawNode, after: number) => {
+        const desired = await node.waitFor('pools.desired', (m) => m.generation > after);
+        node.send({ v: 1, type: 'pools.state', generation: desired.generation, pools: [report('share-iso')] });
+        // A report the hub refuses, answered after the one before it was handled.
+        const refused = node.received.filter((m) => m.type === 'error').length;
+        node.send({ v: 1, type: 'pools.state', generation: desired.generation + 1000, pools: [report('share-iso')] });
+        await until(
+          () => node.received.filter((m) => m.type === 'error').length,
+          (n) => n > refused,
+          `${node.nodeId}'s report handled`,
+        );
+        return desired.generation;
+      };
+      const generations = new Map<string, number>();
+      for (const id of ids) {
+        const node = await connect(id);
+        node.answer = (request) => {
+          if (request.op !== 'pool.scan') return undefined;
+          const message = node.received.at(-1) as { requestId: string };
+          asked.push({ node, requestId: message.requestId });
+          return holding ? undefined : scanned;
+        };
+        node.hello();
+        nodes.set(id, node);
+        generations.set(id, await reportActive(node, -1));
+      }
+      // The first node's sync wanted a scan; while it is under way, the others' want none.
+      expect(wanted).toEqual(['share-1']);
+      await until(
+        () => asked.length,
+        (n) => n === 1,
+        'the shared pool scanned through one node',
+      );
+
+      // Answered (the queue's workers are few). Its definition changes: a scan of the new version
+      // is wanted, once, though the last may still be under way.
+      answerHeld();
+      const renamed = await api('PATCH', '/pools/share-iso', { name: 'share-iso renamed' });
+      expect(renamed.status).toBe(200);
+      for (const id of ids) {
+        generations.set(id, await reportActive(nodes.get(id) as RawNode, generations.get(id) as number));
+      }
+      expect(wanted).toEqual(['share-1', 'share-1']);
+      await until(
+        () => asked.length,
+        (n) => n === 1,
+        'the changed shared pool scanned once more',
+      );
+
+      // The node a scan is asked of has gone: another with the pool active scans it.
+      answerHeld();
+      holding = false;
+      nodes.get('share-1')?.socket.terminate();
+      await until(
+        () => cp.hub.isConnected('share-1'),
+        (connected) => !connected,
+        'share-1 to be gone',
+      );
+      await cp.hub.scanPool('share-1', 'share-iso');
+      expect(asked).toHaveLength(1);
+      expect(asked[0]?.node.nodeId).not.toBe('share-1');
+    } finally {
+      // No scan job is left waiting on an answer (the queue's workers are shared with later tests).
+      answerHeld();
+      cp.hub.onScanWanted = sendJob;
+    }
+  });
+
   it('a restarted control plane adopts a download the node kept running, and applies one it finished — even over an error', async () => {
     await addNode('dl-1', ['dl-1-pool']);
     const node = await welcomed('dl-1');

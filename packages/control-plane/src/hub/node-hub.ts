@@ -33,6 +33,7 @@ import {
 } from '@quantix/core';
 import type { Logger } from 'pino';
 import { ingestScan } from '../images/scan-ingest.js';
+import { nodesWithActivePool } from '../nodes/placement.js';
 import { type DesiredPools, PoolSyncService } from '../pools/pool-sync.js';
 import { Batcher } from './batcher.js';
 import type { NodeChannel } from './channel.js';
@@ -153,6 +154,8 @@ const MAX_SCANS_IN_PARTS = 4;
 // Error replies stop when the node is not reading them: a flood of bad frames cannot fill memory.
 const MAX_BUFFERED_REPLY_BYTES = 1024 * 1024;
 const LOGGED_INVALID_MESSAGES = 10;
+/** How long a node may take to scan a pool and answer. */
+const SCAN_TIMEOUT_MS = 300_000;
 
 /** The one NODE_NOT_CONNECTED error: what cannot be done, and what the user can do about it. */
 export function nodeNotConnected(
@@ -188,6 +191,14 @@ export class NodeHub {
   private readonly nodeChains = new Map<string, Promise<void>>();
   /** By scanStateKey: the last scan applied of each node's pool, while deltas may follow it. */
   private readonly scanStates = new Map<string, ScanState>();
+  /**
+   * Shared pool id → the scan after sync wanted here and not over yet (its pool version, and
+   * when). A shared pool's files are the same on every node: while one scan of it is under way,
+   * the syncs of its other nodes want none — 2,000 nodes reconnecting would otherwise read one
+   * NFS export 2,000 times. Over when its result or its failure comes back here, or at the latest
+   * after the scan's timeout (it may have run through another replica).
+   */
+  private readonly sharedScans = new Map<string, { version: number; at: number }>();
   private readonly sync: PoolSyncService;
   private readonly database: ConcurrencyLimiter;
   /**
@@ -623,6 +634,7 @@ export class NodeHub {
         if (!scan) return;
         const key = scanStateKey(link.nodeId, message.poolId, message.content);
         this.scanStates.delete(key);
+        this.sharedScans.delete(message.poolId);
         const result = await this.withDatabase(async () => {
           const ingested = await ingestScan({
             repositories,
@@ -888,6 +900,7 @@ export class NodeHub {
     const { nodeId } = link;
     const { poolId, content } = message;
     const key = scanStateKey(nodeId, poolId, content);
+    this.sharedScans.delete(poolId);
     const refuse = (reason: string) => {
       this.scanStates.delete(key);
       link.refusedDeltas.add(key);
@@ -957,8 +970,9 @@ export class NodeHub {
 
   /**
    * After a report, the node scans the ISO pools that became active on this link, or whose
-   * definition changed since this link scanned them — not every pool on every change. The
-   * results arrive as scan.result.
+   * definition changed since this link scanned them — not every pool on every change, and a
+   * shared pool not while a scan of it is under way (`sharedScans`). The results arrive as
+   * scan.result.
    */
   private scanAfterSync(
     link: NodeLink,
@@ -971,20 +985,47 @@ export class NodeHub {
       if (!active.has(pool.id) || !pool.contentTypes.includes('iso')) continue;
       if (link.scanned.get(pool.id) === pool.version) continue;
       link.scanned.set(pool.id, pool.version);
+      if (pool.shared && !this.sharedScanDue(pool)) continue;
       const scan = this.onScanWanted
         ? this.onScanWanted({ nodeId: link.nodeId, poolId: pool.id, key: `${link.linkId}:${pool.version}` })
         : this.scanPool(link.nodeId, pool.id);
       scan.catch((error) => {
         // Scanned again at the next report.
         if (link.scanned.get(pool.id) === pool.version) link.scanned.delete(pool.id);
+        if (pool.shared) this.sharedScans.delete(pool.id);
         this.options.logger.warn({ nodeId: link.nodeId, poolId: pool.id, err: error }, 'scan after sync failed');
       });
     }
   }
 
-  /** Asks a node (here, or on the replica holding it) to scan a pool; its results are ingested as they arrive. */
+  /** Whether a shared pool's scan after sync is due: none of this version under way. If so, one is now. */
+  private sharedScanDue(pool: StoragePool): boolean {
+    const underWay = this.sharedScans.get(pool.id);
+    const now = Date.now();
+    if (underWay?.version === pool.version && now - underWay.at < SCAN_TIMEOUT_MS) return false;
+    this.sharedScans.set(pool.id, { version: pool.version, at: now });
+    return true;
+  }
+
+  /**
+   * Asks a node (here, or on the replica holding it) to scan a pool; its results are ingested as
+   * they arrive. A shared pool is the same on every node: when the node named has gone, another
+   * connected node with the pool active scans it instead.
+   */
   async scanPool(nodeId: string, poolId: string): Promise<void> {
-    await this.request(nodeId, { op: 'pool.scan', poolId, content: 'iso' }, { timeoutMs: 300_000 });
+    let through = nodeId;
+    if (!this.isConnected(nodeId)) {
+      const pool = await this.options.repositories.pools.get(poolId);
+      if (pool?.shared) {
+        const [other] = await nodesWithActivePool({ repositories: this.options.repositories, hub: this, poolId });
+        if (other) through = other;
+      }
+    }
+    try {
+      await this.request(through, { op: 'pool.scan', poolId, content: 'iso' }, { timeoutMs: SCAN_TIMEOUT_MS });
+    } finally {
+      this.sharedScans.delete(poolId);
+    }
   }
 
   /** Sends a node its desired pools (the set and its generation; the fingerprint is ours). */
