@@ -156,9 +156,10 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
     await node.opened;
     return node;
   };
-  /** Connected, welcomed, pools pushed and reported active. */
-  const welcomed = async (nodeId: string) => {
+  /** Connected, welcomed, pools pushed and reported active; requests answered by `answer` from the start. */
+  const welcomed = async (nodeId: string, answer?: RawNode['answer']) => {
     const node = await connect(nodeId);
+    node.answer = answer;
     node.hello();
     const desired = await node.waitFor('pools.desired');
     node.send({
@@ -679,7 +680,10 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
 
   it('ingests a scan sent in parts once its final part arrives, and refuses parts out of order', async () => {
     await addNode('parts-1', ['parts-1-pool'], ['iso']);
-    const node = await welcomed('parts-1');
+    // The scan its sync asks for is answered (an unanswered one would hold a scan worker for minutes).
+    const node = await welcomed('parts-1', (request) =>
+      request.op === 'pool.scan' ? { poolId: request.poolId, content: 'iso', files: 0, skipped: [] } : undefined,
+    );
     const file = (name: string) => ({
       relPath: name,
       kind: 'iso',

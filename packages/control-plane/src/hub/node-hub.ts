@@ -196,9 +196,11 @@ export class NodeHub {
    * when). A shared pool's files are the same on every node: while one scan of it is under way,
    * the syncs of its other nodes want none — 2,000 nodes reconnecting would otherwise read one
    * NFS export 2,000 times. Over when its result or its failure comes back here, or at the latest
-   * after the scan's timeout (it may have run through another replica).
+   * after the scan's timeout (it may have run through another replica). `seq` orders the wants, so
+   * a scan that ends clears none wanted after it began.
    */
-  private readonly sharedScans = new Map<string, { version: number; at: number }>();
+  private readonly sharedScans = new Map<string, { version: number; at: number; seq: number }>();
+  private sharedScanSeq = 0;
   private readonly sync: PoolSyncService;
   private readonly database: ConcurrencyLimiter;
   /**
@@ -1003,7 +1005,7 @@ export class NodeHub {
     const underWay = this.sharedScans.get(pool.id);
     const now = Date.now();
     if (underWay?.version === pool.version && now - underWay.at < SCAN_TIMEOUT_MS) return false;
-    this.sharedScans.set(pool.id, { version: pool.version, at: now });
+    this.sharedScans.set(pool.id, { version: pool.version, at: now, seq: ++this.sharedScanSeq });
     return true;
   }
 
@@ -1013,6 +1015,7 @@ export class NodeHub {
    * connected node with the pool active scans it instead.
    */
   async scanPool(nodeId: string, poolId: string): Promise<void> {
+    const wantedBefore = this.sharedScanSeq;
     let through = nodeId;
     if (!this.isConnected(nodeId)) {
       const pool = await this.options.repositories.pools.get(poolId);
@@ -1024,7 +1027,8 @@ export class NodeHub {
     try {
       await this.request(through, { op: 'pool.scan', poolId, content: 'iso' }, { timeoutMs: SCAN_TIMEOUT_MS });
     } finally {
-      this.sharedScans.delete(poolId);
+      if ((this.sharedScans.get(poolId)?.seq ?? Number.POSITIVE_INFINITY) <= wantedBefore)
+        this.sharedScans.delete(poolId);
     }
   }
 
