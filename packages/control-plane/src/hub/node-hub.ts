@@ -987,26 +987,31 @@ export class NodeHub {
       if (!active.has(pool.id) || !pool.contentTypes.includes('iso')) continue;
       if (link.scanned.get(pool.id) === pool.version) continue;
       link.scanned.set(pool.id, pool.version);
-      if (pool.shared && !this.sharedScanDue(pool)) continue;
+      // A shared pool's want, numbered; null while a scan of it is under way.
+      const sharedWant = pool.shared ? this.wantSharedScan(pool) : undefined;
+      if (sharedWant === null) continue;
       const scan = this.onScanWanted
         ? this.onScanWanted({ nodeId: link.nodeId, poolId: pool.id, key: `${link.linkId}:${pool.version}` })
         : this.scanPool(link.nodeId, pool.id);
       scan.catch((error) => {
         // Scanned again at the next report.
         if (link.scanned.get(pool.id) === pool.version) link.scanned.delete(pool.id);
-        if (pool.shared) this.sharedScans.delete(pool.id);
+        if (sharedWant !== undefined && this.sharedScans.get(pool.id)?.seq === sharedWant) {
+          this.sharedScans.delete(pool.id);
+        }
         this.options.logger.warn({ nodeId: link.nodeId, poolId: pool.id, err: error }, 'scan after sync failed');
       });
     }
   }
 
-  /** Whether a shared pool's scan after sync is due: none of this version under way. If so, one is now. */
-  private sharedScanDue(pool: StoragePool): boolean {
+  /** A shared pool's scan after sync, wanted now (its number), unless one of this version is under way (null). */
+  private wantSharedScan(pool: StoragePool): number | null {
     const underWay = this.sharedScans.get(pool.id);
     const now = Date.now();
-    if (underWay?.version === pool.version && now - underWay.at < SCAN_TIMEOUT_MS) return false;
-    this.sharedScans.set(pool.id, { version: pool.version, at: now, seq: ++this.sharedScanSeq });
-    return true;
+    if (underWay?.version === pool.version && now - underWay.at < SCAN_TIMEOUT_MS) return null;
+    const seq = ++this.sharedScanSeq;
+    this.sharedScans.set(pool.id, { version: pool.version, at: now, seq });
+    return seq;
   }
 
   /**
