@@ -636,7 +636,7 @@ export class NodeHub {
         if (!scan) return;
         const key = scanStateKey(link.nodeId, message.poolId, message.content);
         this.scanStates.delete(key);
-        this.sharedScans.delete(message.poolId);
+        this.endSharedScan(message.poolId);
         const result = await this.withDatabase(async () => {
           const ingested = await ingestScan({
             repositories,
@@ -902,7 +902,7 @@ export class NodeHub {
     const { nodeId } = link;
     const { poolId, content } = message;
     const key = scanStateKey(nodeId, poolId, content);
-    this.sharedScans.delete(poolId);
+    this.endSharedScan(poolId);
     const refuse = (reason: string) => {
       this.scanStates.delete(key);
       link.refusedDeltas.add(key);
@@ -996,9 +996,7 @@ export class NodeHub {
       scan.catch((error) => {
         // Scanned again at the next report.
         if (link.scanned.get(pool.id) === pool.version) link.scanned.delete(pool.id);
-        if (sharedWant !== undefined && this.sharedScans.get(pool.id)?.seq === sharedWant) {
-          this.sharedScans.delete(pool.id);
-        }
+        if (sharedWant !== undefined) this.endSharedScan(pool.id, sharedWant);
         this.options.logger.warn({ nodeId: link.nodeId, poolId: pool.id, err: error }, 'scan after sync failed');
       });
     }
@@ -1012,6 +1010,12 @@ export class NodeHub {
     const seq = ++this.sharedScanSeq;
     this.sharedScans.set(pool.id, { version: pool.version, at: now, seq });
     return seq;
+  }
+
+  /** A shared pool's scan is over: the want under way, if it was made by `upTo` (its number), holds no sync back any more. */
+  private endSharedScan(poolId: string, upTo = Number.POSITIVE_INFINITY): void {
+    const underWay = this.sharedScans.get(poolId);
+    if (underWay && underWay.seq <= upTo) this.sharedScans.delete(poolId);
   }
 
   /**
@@ -1032,8 +1036,7 @@ export class NodeHub {
     try {
       await this.request(through, { op: 'pool.scan', poolId, content: 'iso' }, { timeoutMs: SCAN_TIMEOUT_MS });
     } finally {
-      if ((this.sharedScans.get(poolId)?.seq ?? Number.POSITIVE_INFINITY) <= wantedBefore)
-        this.sharedScans.delete(poolId);
+      this.endSharedScan(poolId, wantedBefore);
     }
   }
 
