@@ -288,7 +288,7 @@ describe('control plane ⇄ node link under faults (real processes)', { timeout:
     const scan = async () => {
       const started = Date.now();
       const answer = await api('POST', '/images/rescan', { poolId: 'links-cut-iso' });
-      expect(answer.status).toBe(200);
+      expect(answer.status, JSON.stringify(answer.body)).toBe(200);
       results.push({
         ms: Date.now() - started,
         scanned: answer.body.scanned.length,
@@ -297,9 +297,15 @@ describe('control plane ⇄ node link under faults (real processes)', { timeout:
     };
     // Connected, and its pool reported on this link: a scan request has the node to go to.
     const ready = async () => (await connected('node-cut')) && (await poolState('links-cut-iso'))?.status === 'active';
+    // What happened so far, for a failure to say (the daemon's and control plane's last lines too).
+    const story = () =>
+      `${proxy.accepted} connections, ${proxy.live} live; last results ${JSON.stringify(results.slice(-4))}\n` +
+      `node daemon: ${daemons['node-cut']?.output.join('').slice(-3000)}\ncontrol plane: ${cp?.output.join('').slice(-3000)}`;
     const started = Date.now();
     for (let cycle = 0; cycle < 100; cycle++) {
-      await waitFor(ready, `node-cut to reconnect (cycle ${cycle})`, 30_000);
+      await waitFor(ready, `node-cut to reconnect (cycle ${cycle})`, 30_000).catch((error: Error) => {
+        throw new Error(`${error.message}\n${story()}`);
+      });
       // Every other cycle the link is cut as the control plane sends the node its first request.
       if (cycle % 2 === 1) proxy.cutOnNextServerData = true;
       const requests = [scan(), scan(), scan()];
@@ -309,7 +315,11 @@ describe('control plane ⇄ node link under faults (real processes)', { timeout:
       proxy.cutAll();
       await waitFor(async () => !(await connected('node-cut')), `node-cut to be seen gone (cycle ${cycle})`);
     }
-    await waitFor(async () => (await ready()) && proxy.live === 1, 'node-cut to settle on one link', 60_000);
+    await waitFor(async () => (await ready()) && proxy.live === 1, 'node-cut to settle on one link', 60_000).catch(
+      (error: Error) => {
+        throw new Error(`${error.message}\n${story()}`);
+      },
+    );
     await scan();
     const last = results[results.length - 1];
     const answered = results.filter((r) => r.scanned === 1).length;
@@ -321,9 +331,9 @@ describe('control plane ⇄ node link under faults (real processes)', { timeout:
         `${failed.length} failed at once, ${results.length - answered - failed.length} found no connected node; ` +
         `slowest ${slowest} ms; live links at the end: ${proxy.live}`,
     );
-    expect(last).toMatchObject({ scanned: 1, failed: [] });
-    expect(proxy.live).toBe(1);
-    expect(slowest).toBeLessThan(10_000);
+    expect(last, story()).toMatchObject({ scanned: 1, failed: [] });
+    expect(proxy.live, story()).toBe(1);
+    expect(slowest, JSON.stringify(results.filter((r) => r.ms >= 10_000))).toBeLessThan(10_000);
     for (const f of failed) for (const error of f.failed) expect(error).toMatch(/disconnected|not connected/);
   });
 
