@@ -10,7 +10,8 @@
  * Each storm runs `ROUNDS` times, ours and the floor interleaved; the medians are compared.
  * GET /images/available latency is bench/api.ts's to measure, not this one's.
  * QUANTIX_BENCH_QUICK=1: 50 nodes, 1,000 images, one round. QUANTIX_BENCH_CPU_PROF=<dir>: a CPU profile
- * of the control plane (`node --cpu-prof`) is written there.
+ * of the control plane (`node --cpu-prof`) is written there. QUANTIX_BENCH_ALLOC_PROF=<file>: the
+ * control plane's sampled allocations during the storms (collected ones included), as a .heapprofile.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,6 +24,7 @@ import { createQuantix } from '@quantix/core';
 import { createPostgresTestDatabase } from '@quantix/core/testing';
 import pg from 'pg';
 import { pino } from 'pino';
+import { sampleAllocations } from './lib/allocation-profile.js';
 import { benchResults } from './lib/results.js';
 
 const quick = process.env.QUANTIX_BENCH_QUICK === '1';
@@ -172,6 +174,8 @@ try {
 
   const stormMs: number[] = [];
   const floorMs: number[] = [];
+  const allocationProfile = process.env.QUANTIX_BENCH_ALLOC_PROF;
+  const sampling = allocationProfile ? await sampleAllocations(controlPlane.proc.pid as number) : null;
   for (let round = 0; round < ROUNDS; round++) {
     // Ours: until every acknowledgement is stored (PostgreSQL's clock and ours are the machine's).
     const since = new Date();
@@ -186,6 +190,7 @@ try {
     await floor.next('acked');
     floorMs.push(performance.now() - floorStart);
   }
+  if (sampling && allocationProfile) await sampling.stop(allocationProfile);
   const rssMb = peakRssMb(controlPlane.proc.pid as number);
   const bareRssMb = peakRssMb(bare.proc.pid as number);
   ours.send('exit');
