@@ -106,7 +106,8 @@ describe('resumable uploads (tus)', () => {
     try {
       // The CLI keeps the upload's URL as soon as the server made it.
       await waitFor(async () => {
-        const [file] = await readdir(stateDir).catch(() => [] as string[]);
+        // The CLI writes its state aside and renames it: a .json file is whole.
+        const [file] = (await readdir(stateDir).catch(() => [] as string[])).filter((f) => f.endsWith('.json'));
         if (!file) return false;
         uploadUrl = (JSON.parse(await readFile(join(stateDir, file), 'utf8')) as { uploadUrl: string }).uploadUrl;
         return Boolean(uploadUrl);

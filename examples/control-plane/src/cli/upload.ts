@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { tusRetriable } from '@quantix/client';
@@ -54,6 +54,8 @@ export async function resumableUpload(options: {
   const sha256 = saved.sha256 ?? (await sha256OfFile(path));
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
 
+  // The state file's last write, which a removal waits for (else a late rename would bring it back).
+  let stateSaved: Promise<unknown> = Promise.resolve();
   let resumedFrom = 0;
   let sawOffset = false;
   const endpoint = `${options.target.url}/api/v1/uploads/tus`;
@@ -68,7 +70,11 @@ export async function resumableUpload(options: {
       retryDelays: [0, 1000, 3000, 5000],
       onShouldRetry: retriable,
       onUploadUrlAvailable: () => {
-        void writeFile(stateFile, JSON.stringify({ uploadUrl: upload.url, sha256 }), { mode: 0o600 });
+        // Written aside, then renamed: a CLI killed mid-write leaves the last whole state, never half of one.
+        const aside = `${stateFile}.${process.pid}.tmp`;
+        stateSaved = writeFile(aside, JSON.stringify({ uploadUrl: upload.url, sha256 }), { mode: 0o600 })
+          .then(() => rename(aside, stateFile))
+          .catch(() => undefined);
       },
       onAfterResponse: (request, response) => {
         // The first HEAD of a resumed upload says where the server is.
@@ -79,7 +85,7 @@ export async function resumableUpload(options: {
       },
       onProgress: (sent, total) => options.onProgress?.(sent, total),
       onSuccess: ({ lastResponse }) => {
-        void rm(stateFile, { force: true });
+        void stateSaved.then(() => rm(stateFile, { force: true }));
         const imageId = lastResponse.getHeader('Quantix-Image-Id');
         if (!imageId) {
           reject(new ApiError(0, 'UPLOAD_FAILED', 'The server took the upload but named no image', {}));
