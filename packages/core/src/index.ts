@@ -275,3 +275,4 @@ export { backendFor, callBackend } from './services/storage.js';
 export { hashFile } from './util/hash-file.js';
 export { ConcurrencyLimiter } from './util/limiter.js';
 export { fileNameOfUrl } from './util/url.js';
+export { writeFileAtomic } from './util/write-file-atomic.js';

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { writeFileAtomic } from '@quantix/core';
 import { compileGlibRegex, GlibRegexError, requiredLiteral } from './glib-regex.js';
 import { childrenNamed, childText, parseXml, type XmlElement, XmlError } from './xml.js';
 
@@ -243,9 +244,7 @@ async function readCache(file: string, fingerprint: string): Promise<CacheConten
 
 async function writeCache(cacheDir: string, file: string, contents: CacheContents): Promise<void> {
   await mkdir(cacheDir, { recursive: true, mode: 0o700 });
-  const temporary = `${file}.${process.pid}.tmp`;
-  await writeFile(temporary, JSON.stringify(contents), { mode: 0o600 });
-  await rename(temporary, file);
+  await writeFileAtomic(file, JSON.stringify(contents), { mode: 0o600 });
 }
 
 function listXmlFiles(osDir: string, vendors: string[]): string[] {

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
@@ -16,6 +16,7 @@ import {
   logDestination,
   QuantixError,
   type QuantixPlugin,
+  writeFileAtomic,
 } from '@quantix/core';
 import { poolRootsOption, startNodeDaemon } from '@quantix/example-node-daemon';
 import { type CatalogEntryInput, createImagesCloudPlugin } from '@quantix/images-cloud';
@@ -56,6 +57,11 @@ function readSavedToken(file: string): string | null {
   } catch {
     return null;
   }
+}
+
+/** Whole or not at all: a half-written file would read as no token, and the next start would make a new one. */
+async function saveCredentials(file: string, url: string, token: string): Promise<void> {
+  await writeFileAtomic(file, `${JSON.stringify({ url, token }, null, 2)}\n`, { mode: 0o600 });
 }
 
 export interface AllInOneOptions {
@@ -120,7 +126,7 @@ export async function startAllInOne(options: AllInOneOptions) {
       poolRoots,
     });
     started.push(() => cp.close());
-    writeFileSync(credentialsFile, `${JSON.stringify({ url: cp.url, token: apiToken }, null, 2)}\n`, { mode: 0o600 });
+    await saveCredentials(credentialsFile, cp.url, apiToken);
 
     const { repositories } = quantix;
     if (!(await repositories.nodes.get(LOCAL_NODE_ID))) {
@@ -395,7 +401,7 @@ export async function runServe(options: {
   process.stdout.write(`${JSON.stringify({ event: 'listening', url: cp.url })}\n`);
   if (from === '') {
     const file = join(dataDir, 'credentials.json');
-    writeFileSync(file, `${JSON.stringify({ url: cp.url, token: apiToken }, null, 2)}\n`, { mode: 0o600 });
+    await saveCredentials(file, cp.url, apiToken);
     process.stdout.write(
       `A new API token was made and kept in ${file} (give one with --api-token-file or QUANTIX_API_TOKEN)\n`,
     );

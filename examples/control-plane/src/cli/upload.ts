@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, realpath, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { tusRetriable } from '@quantix/client';
 import { sha256OfFile } from '@quantix/control-plane';
+import { writeFileAtomic } from '@quantix/core';
 import { DetailedError, Upload } from 'tus-js-client';
 import { ApiError, type ApiTarget } from './client.js';
 
@@ -54,8 +55,9 @@ export async function resumableUpload(options: {
   const sha256 = saved.sha256 ?? (await sha256OfFile(path));
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
 
-  // The state file's last write, which a removal waits for (else a late rename would bring it back).
+  // The state file's last write, which forgetting it waits for (else a late rename would bring it back).
   let stateSaved: Promise<unknown> = Promise.resolve();
+  const forgetState = () => stateSaved.then(() => rm(stateFile, { force: true })).catch(() => undefined);
   let resumedFrom = 0;
   let sawOffset = false;
   const endpoint = `${options.target.url}/api/v1/uploads/tus`;
@@ -70,11 +72,10 @@ export async function resumableUpload(options: {
       retryDelays: [0, 1000, 3000, 5000],
       onShouldRetry: retriable,
       onUploadUrlAvailable: () => {
-        // Written aside, then renamed: a CLI killed mid-write leaves the last whole state, never half of one.
-        const aside = `${stateFile}.${process.pid}.tmp`;
-        stateSaved = writeFile(aside, JSON.stringify({ uploadUrl: upload.url, sha256 }), { mode: 0o600 })
-          .then(() => rename(aside, stateFile))
-          .catch(() => undefined);
+        // A CLI killed mid-write leaves the last whole state, never half of one.
+        stateSaved = writeFileAtomic(stateFile, JSON.stringify({ uploadUrl: upload.url, sha256 }), {
+          mode: 0o600,
+        }).catch(() => undefined);
       },
       onAfterResponse: (request, response) => {
         // The first HEAD of a resumed upload says where the server is.
@@ -85,24 +86,29 @@ export async function resumableUpload(options: {
       },
       onProgress: (sent, total) => options.onProgress?.(sent, total),
       onSuccess: ({ lastResponse }) => {
-        void stateSaved.then(() => rm(stateFile, { force: true }));
         const imageId = lastResponse.getHeader('Quantix-Image-Id');
-        if (!imageId) {
-          reject(new ApiError(0, 'UPLOAD_FAILED', 'The server took the upload but named no image', {}));
-          return;
-        }
-        resolve({ imageId, resumedFrom, sizeBytes: info.size });
+        void forgetState().then(() =>
+          imageId
+            ? resolve({ imageId, resumedFrom, sizeBytes: info.size })
+            : reject(new ApiError(0, 'UPLOAD_FAILED', 'The server took the upload but named no image', {})),
+        );
       },
       onError: (error) => {
-        reject(toApiError(error, stateFile));
+        const { apiError, refused } = toApiError(error);
+        // A refused upload is gone on the server: the next run starts afresh.
+        if (refused) void forgetState().then(() => reject(apiError));
+        else reject(apiError);
       },
     });
     upload.start();
   });
 }
 
-/** The server's `{ error: { code, message } }` when it answered with one; else the transport's error. */
-function toApiError(error: Error | DetailedError, stateFile: string): ApiError {
+/**
+ * The server's `{ error: { code, message } }` when it answered with one (it `refused` the upload);
+ * else the transport's error.
+ */
+function toApiError(error: Error | DetailedError): { apiError: ApiError; refused: boolean } {
   const response = error instanceof DetailedError ? error.originalResponse : null;
   if (response) {
     const status = response.getStatus();
@@ -111,21 +117,28 @@ function toApiError(error: Error | DetailedError, stateFile: string): ApiError {
         error?: { code: string; message: string; details?: Record<string, unknown> };
       };
       if (body.error) {
-        // A refused upload is gone on the server: the next run starts afresh.
-        void rm(stateFile, { force: true });
-        return new ApiError(status, body.error.code, body.error.message, body.error.details ?? {});
+        return {
+          apiError: new ApiError(status, body.error.code, body.error.message, body.error.details ?? {}),
+          refused: true,
+        };
       }
     } catch {
       // not JSON: @tus/server's own plain-text answer, reported below
     }
-    return new ApiError(status, 'UPLOAD_FAILED', `${status}: ${response.getBody().trim()}`, {});
+    return {
+      apiError: new ApiError(status, 'UPLOAD_FAILED', `${status}: ${response.getBody().trim()}`, {}),
+      refused: false,
+    };
   }
-  return new ApiError(
-    0,
-    'UPLOAD_INCOMPLETE',
-    `The upload was interrupted (${error.message}); run the same command again to continue`,
-    {},
-  );
+  return {
+    apiError: new ApiError(
+      0,
+      'UPLOAD_INCOMPLETE',
+      `The upload was interrupted (${error.message}); run the same command again to continue`,
+      {},
+    ),
+    refused: false,
+  };
 }
 
 /** tus-js-client's retry question, answered by the client package's one rule. */

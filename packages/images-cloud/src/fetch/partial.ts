@@ -1,7 +1,8 @@
 import type { Hash } from 'node:crypto';
-import { type FileHandle, open, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { type FileHandle, open, readFile, rm, stat, truncate } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Writable } from 'node:stream';
+import { writeFileAtomic } from '@quantix/core';
 
 /**
  * What is known about a partial file's source, kept beside it (`<dest>.partial.meta`) so that a
@@ -57,9 +58,7 @@ export async function readMeta(path: string): Promise<PartialMeta | null> {
 }
 
 export async function writeMeta(path: string, meta: PartialMeta): Promise<void> {
-  const temporary = `${path}.tmp`;
-  await writeFile(temporary, JSON.stringify(meta));
-  await rename(temporary, path);
+  await writeFileAtomic(path, JSON.stringify(meta));
 }
 
 export async function sizeOf(path: string): Promise<number | null> {
