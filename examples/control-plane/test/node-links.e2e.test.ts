@@ -301,11 +301,13 @@ describe('control plane ⇄ node link under faults (real processes)', { timeout:
     const story = () =>
       `${proxy.accepted} connections, ${proxy.live} live; last results ${JSON.stringify(results.slice(-4))}\n` +
       `node daemon: ${daemons['node-cut']?.output.join('').slice(-3000)}\ncontrol plane: ${cp?.output.join('').slice(-3000)}`;
-    const started = Date.now();
-    for (let cycle = 0; cycle < 100; cycle++) {
-      await waitFor(ready, `node-cut to reconnect (cycle ${cycle})`, 30_000).catch((error: Error) => {
+    const waitTelling = (check: () => Promise<boolean>, what: string, timeoutMs?: number) =>
+      waitFor(check, what, timeoutMs).catch((error: Error) => {
         throw new Error(`${error.message}\n${story()}`);
       });
+    const started = Date.now();
+    for (let cycle = 0; cycle < 100; cycle++) {
+      await waitTelling(ready, `node-cut to reconnect (cycle ${cycle})`, 30_000);
       // Every other cycle the link is cut as the control plane sends the node its first request.
       if (cycle % 2 === 1) proxy.cutOnNextServerData = true;
       const requests = [scan(), scan(), scan()];
@@ -313,13 +315,9 @@ describe('control plane ⇄ node link under faults (real processes)', { timeout:
       proxy.cutOnNextServerData = false;
       if (cycle % 4 === 3) proxy.cutNextAfterClientChunks = 2; // the next link is cut during its welcome (upgrade, hello)
       proxy.cutAll();
-      await waitFor(async () => !(await connected('node-cut')), `node-cut to be seen gone (cycle ${cycle})`);
+      await waitTelling(async () => !(await connected('node-cut')), `node-cut to be seen gone (cycle ${cycle})`);
     }
-    await waitFor(async () => (await ready()) && proxy.live === 1, 'node-cut to settle on one link', 60_000).catch(
-      (error: Error) => {
-        throw new Error(`${error.message}\n${story()}`);
-      },
-    );
+    await waitTelling(async () => (await ready()) && proxy.live === 1, 'node-cut to settle on one link', 60_000);
     await scan();
     const last = results[results.length - 1];
     const answered = results.filter((r) => r.scanned === 1).length;
