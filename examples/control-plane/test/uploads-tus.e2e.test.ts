@@ -7,7 +7,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -173,9 +173,37 @@ describe('resumable uploads (tus)', () => {
   it('refuses a file that is not what it claims (a text file named .iso), keeping nothing', async () => {
     const { location, patched } = await uploadWhole('not-an-iso.iso', Buffer.from('this is not an ISO9660 image\n'));
     expect(patched.status).toBe(422);
-    expect(JSON.parse(await patched.text()).error.code).toMatch(/^ISO_/);
+    const refusal = await patched.text();
+    expect(JSON.parse(refusal).error).toMatchObject({
+      code: expect.stringMatching(/^ISO_/),
+      details: { path: 'not-an-iso.iso' },
+    });
+    expect(refusal, 'the refusal names the staging path').not.toContain(join(work, 'data'));
     expect((await tus('HEAD', location)).status).toBe(404);
     expect((await api('GET', '/images?text=not-an-iso')).body.total).toBe(0);
+  });
+
+  it('the CLI, refused (a text file named .iso), says why and forgets the upload: the next run starts afresh', async () => {
+    const cache = await mkdtemp(join(work, 'cache-refused-'));
+    const stateDir = join(cache, 'quantix', 'uploads');
+    const file = join(work, 'notes.iso');
+    await writeFile(file, 'these are notes, not an ISO9660 image\n');
+    const env = { QUANTIX_URL: system.url, QUANTIX_TOKEN: system.apiToken, XDG_CACHE_HOME: cache };
+    for (const run of [1, 2]) {
+      const cli = startProcess(
+        [QUANTIX, 'images', 'upload', file, '--pool', LOCAL_POOL_ID, '--name', 'notes.iso'],
+        env,
+      );
+      const code = await exitOf(cli, 60_000);
+      const printed = cli.output.join('');
+      expect(code, printed).toBe(1);
+      // It names the file uploaded, never where the control plane staged it.
+      expect(printed).toMatch(/error ISO_[A-Z0-9_]+: notes\.iso: is not an ISO 9660 image/);
+      expect(printed).not.toContain(join(work, 'data'));
+      // The refused upload is gone on the server; a state naming it would make every later run fail alike.
+      expect(await readdir(stateDir), `run ${run}`).toEqual([]);
+    }
+    expect((await api('GET', '/images?text=notes.iso')).body.total).toBe(0);
   });
 
   it('takes a qcow2 disk image (kind disk), read by qemu-img, and the node stores it ready', async () => {
@@ -194,7 +222,9 @@ describe('resumable uploads (tus)', () => {
   it('refuses disk images that are not what they claim or depend on another file (IMAGE_INVALID), keeping nothing', async () => {
     const text = await uploadWhole('text.qcow2', Buffer.from('not a disk image\n'), { kind: 'disk' });
     expect(text.patched.status).toBe(422);
-    expect(JSON.parse(await text.patched.text()).error.code).toBe('IMAGE_INVALID');
+    const refusal = await text.patched.text();
+    expect(JSON.parse(refusal).error.code).toBe('IMAGE_INVALID');
+    expect(refusal, 'the refusal names the staging path').not.toContain(join(work, 'data'));
     await makeQcow2(work, 'base.qcow2', 1);
     const base = join(work, 'base.qcow2');
     const child = join(work, 'child.qcow2');

@@ -293,7 +293,11 @@ export class UploadService {
   /** What the inspectors read in an uploaded file; an error (ISO_* …) when it is not its kind. */
   private async inspect(path: string, fileName: string, kind: UploadKind): Promise<InspectedFile> {
     for (const inspector of this.options.inspectors) {
-      const found = await inspector.inspect({ path, relPath: fileName, content: KIND_CONTENT[kind] });
+      const found = await inspector
+        .inspect({ path, relPath: fileName, content: KIND_CONTENT[kind] })
+        .catch((error: unknown) => {
+          throw isQuantixError(error) ? namingUpload(error, path, fileName) : error;
+        });
       if (found) return found;
     }
     throw new QuantixError(
@@ -551,4 +555,16 @@ export function uploadFileName(given: string, extensions: string | readonly stri
 /** SHA-256 (hex) of a whole file. */
 export async function sha256OfFile(path: string): Promise<string> {
   return (await hashFile({ path, algorithm: 'sha256' })).digest('hex');
+}
+
+/**
+ * An inspector's error about a staged file, naming the upload instead: where the control plane
+ * stages files is its own business, not the client's (it would read it in message and details).
+ */
+function namingUpload(error: QuantixError, stagedPath: string, fileName: string): QuantixError {
+  const named = (value: unknown) => (typeof value === 'string' ? value.split(stagedPath).join(fileName) : value);
+  return new QuantixError(error.code, named(error.message) as string, {
+    details: Object.fromEntries(Object.entries(error.details).map(([key, value]) => [key, named(value)])),
+    cause: error,
+  });
 }
