@@ -52,6 +52,12 @@ try {
       knownIds: [LOCAL_NODE_ID, LOCAL_POOL_ID],
       forbiddenPaths: [canary.dir, join(canary.dir, 'canary.iso'), join(root, 'data')],
       usablePaths: [join(root, 'data', 'pools', 'fuzz')],
+      secrets: [
+        join(root, 'data', 'db'),
+        join(root, 'data', 'uploads'),
+        join(root, 'data', 'credentials.json'),
+        system.apiToken,
+      ],
     },
     runs: RUNS,
     seed: SEED,

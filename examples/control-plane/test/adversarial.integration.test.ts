@@ -8,7 +8,8 @@
  * - the node socket refuses the API token and wrong node tokens before the upgrade;
  * - a property-based fuzz of every route's parameters and bodies, derived from its schemas
  *   (fixed seed, bounded count; `bench/api-fuzz.ts` runs more), never gets a 5xx, a leak of
- *   SQL or a stack, or another error shape — and never touches a file outside a pool.
+ *   SQL, a stack, the API token or a path of the control plane's own files, or another error shape — and never
+ *   touches a file outside a pool.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -212,6 +213,12 @@ describe.each(TEST_DATABASE_CLIENTS)('adversarial suite, generated from the Open
       ],
       forbiddenPaths: [canary.dir, join(canary.dir, 'canary.iso'), join(root, 'data')],
       usablePaths: [join(root, 'data', 'pools', 'fuzz')],
+      secrets: [
+        join(root, 'db'),
+        join(root, 'data', 'uploads'),
+        join(root, 'data', 'credentials.json'),
+        system.apiToken,
+      ],
     };
     const { cases, statuses, failures } = await runFuzz({
       baseUrl: system.url,

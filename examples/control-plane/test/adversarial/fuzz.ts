@@ -16,6 +16,12 @@ export interface FuzzContext {
   forbiddenPaths: readonly string[];
   /** Absolute paths where the system may put things (a pool root allowed in this test). */
   usablePaths: readonly string[];
+  /**
+   * What no answer may contain unless the request's URL or body carried it (an echo of hostile
+   * input is no leak): the paths of the control plane's own files (database, upload staging,
+   * credentials) and its API token.
+   */
+  secrets: readonly string[];
 }
 
 export interface FuzzRequest {
@@ -310,7 +316,10 @@ export async function runFuzz(options: {
         cases++;
         const key = `${response.status} ${response.json?.error?.code ?? ''}`.trim();
         statuses.set(key, (statuses.get(key) ?? 0) + 1);
-        const problem = response.status >= 500 ? 'a 5xx' : responseProblem(response, request.method);
+        const problem =
+          response.status >= 500
+            ? 'a 5xx'
+            : (responseProblem(response, request.method) ?? secretNamed(response.text, request, options.context));
         if (problem) {
           failures.push(
             `${request.method} ${request.path.slice(0, 200)} ${String(request.body ?? '').slice(0, 200)} → ${response.status}: ${problem} ${response.text.slice(0, 200)}`,
@@ -325,4 +334,13 @@ export async function runFuzz(options: {
     .map(([key, n]) => `${key} ×${n}`)
     .join(', ');
   return { cases, statuses: summary, failures };
+}
+
+/** A secret the answer holds that the request's URL and body did not, as a problem; else null. */
+function secretNamed(text: string, request: FuzzRequest, context: FuzzContext): string | null {
+  const sent = `${request.path} ${String(request.body ?? '')}`;
+  const named = context.secrets.find((secret) => text.includes(secret) && !sent.includes(secret));
+  if (named === undefined) return null;
+  // A path is named in the failure; a token is not printed.
+  return `the body holds a secret of the control plane (${named.startsWith('/') ? named : 'a token'})`;
 }
