@@ -1,4 +1,4 @@
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -59,5 +59,24 @@ describe('writeFileAtomic', () => {
     await expect(writeFileAtomic(target, 'data')).rejects.toMatchObject({ code: 'EISDIR' });
     expect(await readdir(dir)).toEqual(['taken']);
     await expect(writeFileAtomic(join(dir, 'missing', 'file'), 'data')).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('removes what a writer killed mid-write left beside the file, and nothing that may still be written', async () => {
+    const file = join(dir, 'meta.json');
+    const hourAgo = new Date(Date.now() - 60 * 60_000);
+    // A killed writer's aside (an hour old), one being written now, and an old aside of another file.
+    const names = ['meta.json.4242.7.tmp', 'meta.json.4343.1.tmp', 'other.json.4242.8.tmp', 'meta.json.notes'];
+    for (const name of names) await writeFile(join(dir, name), 'half');
+    for (const name of ['meta.json.4242.7.tmp', 'other.json.4242.8.tmp', 'meta.json.notes']) {
+      await utimes(join(dir, name), hourAgo, hourAgo);
+    }
+    await writeFileAtomic(file, '{"done":true}');
+    expect((await readdir(dir)).sort()).toEqual([
+      'meta.json',
+      'meta.json.4343.1.tmp',
+      'meta.json.notes',
+      'other.json.4242.8.tmp',
+    ]);
+    expect(await readFile(file, 'utf8')).toBe('{"done":true}');
   });
 });
