@@ -26,11 +26,17 @@ describe('content types', () => {
       'x.iso.tmp',
       'x.iso~',
       'x.iso.crdownload',
+      'DEBIAN.ISO.PARTIAL',
+      'Disk.Qcow2.Part',
+      'X.ISO.TMP',
+      'x.iso.Download',
     ]) {
       expect(isTemporaryName(name)).toBe(true);
       expect(matchesContent(name, 'iso') || matchesContent(name, 'images')).toBe(false);
     }
-    expect(isTemporaryName('debian.iso')).toBe(false);
+    for (const name of ['debian.iso', 'WIN11.ISO', 'partial', 'x.tmp.iso', 'disk.qcow2', 'notes.txt']) {
+      expect(isTemporaryName(name)).toBe(false);
+    }
   });
 
   it('refuses an unknown content type with INVALID_INPUT', () => {

@@ -19,9 +19,15 @@ export const TEMPORARY_SUFFIXES: readonly string[] = ['.partial', '.part', '.tmp
  */
 export function isTemporaryName(name: string): boolean {
   if (name.startsWith('.')) return true;
+  // Listings ask this of every entry: most names end in a letter no suffix ends in, and are
+  // answered without a lower-cased copy.
+  if (!TEMPORARY_LAST_CHARACTERS.has(name.charAt(name.length - 1).toLowerCase())) return false;
   const lower = name.toLowerCase();
-  return TEMPORARY_SUFFIXES.some((suffix) => lower.endsWith(suffix));
+  for (const suffix of TEMPORARY_SUFFIXES) if (lower.endsWith(suffix)) return true;
+  return false;
 }
+
+const TEMPORARY_LAST_CHARACTERS: ReadonlySet<string> = new Set(TEMPORARY_SUFFIXES.map((suffix) => suffix.slice(-1)));
 
 /** Whether a file name is of the given content type (`ubuntu.ISO` is an ISO). Temporary names never are. */
 export function matchesContent(name: string, content: PoolContentType): boolean {
@@ -39,6 +45,8 @@ export function contentMatcher(content: PoolContentType): (name: string) => bool
   return (name) => {
     const dot = name.lastIndexOf('.');
     if (dot <= 0) return false;
-    return extensions.includes(name.slice(dot).toLowerCase()) && !isTemporaryName(name);
+    const ending = name.slice(dot);
+    // Most names are lower case already: no lower-cased copy of each.
+    return (extensions.includes(ending) || extensions.includes(ending.toLowerCase())) && !isTemporaryName(name);
   };
 }

@@ -170,10 +170,13 @@ async function statFile(path: string, relPath: string, files: PoolFile[], skippe
   }
 }
 
+/** lstatSync's options, made once: it is called for every file of a listing. */
+const NO_THROW = { throwIfNoEntry: false } as const;
+
 function statFileSync(path: string, relPath: string, files: PoolFile[], skipped: PoolListing['skipped']) {
   if (!checkName(relPath, skipped)) return;
   try {
-    const info = lstatSync(path, { throwIfNoEntry: false });
+    const info = lstatSync(path, NO_THROW);
     if (info?.isFile()) files.push({ relPath, sizeBytes: info.size, modifiedAt: info.mtime });
   } catch (error) {
     skipped.push({ relPath, reason: `cannot be read (${errno(error)})` });
