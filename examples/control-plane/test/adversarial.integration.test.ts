@@ -6,6 +6,10 @@
  * - every route × every credential that must not open it × every spelling of its URL answers
  *   401 or 404 — never 2xx — and nothing changes behind it;
  * - the node socket refuses the API token and wrong node tokens before the upgrade;
+ * - a node with a valid token sends messages generated from the protocol's own schema
+ *   (`nodeMessageSchema`: every type, valid and hostile) and junk frames: every answer is a
+ *   control message holding no secret, the socket closes only for a version it does not speak,
+ *   and a node that serves no pool changes no image, pool state or other node;
  * - a property-based fuzz of every route's parameters and bodies, derived from its schemas
  *   (fixed seed, bounded count; `bench/api-fuzz.ts` runs more), never gets a 5xx, a leak of
  *   SQL, a stack, the API token or a path of the control plane's own files, or another error shape — and never
@@ -15,21 +19,26 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { NODE_CLOSE_CODES, nodeMessageSchema, parseControlMessage } from '@quantix/core';
 import { createTestDatabase, TEST_DATABASE_CLIENTS, type TestDatabase } from '@quantix/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { z } from 'zod';
 import { LOCAL_NODE_ID, LOCAL_POOL_ID, startAllInOne } from '../src/cli/up.js';
 import { API_PREFIX } from '../src/control-plane.js';
 import { makeCanary } from './adversarial/canary.js';
-import { type FuzzContext, runFuzz } from './adversarial/fuzz.js';
+import { type FuzzContext, runFuzz, secretIn } from './adversarial/fuzz.js';
 import { rawRequest, responseProblem } from './adversarial/http.js';
-import { type Operation, operationsOf, pathOf } from './adversarial/operations.js';
+import { type JsonSchema, type Operation, operationsOf, pathOf } from './adversarial/operations.js';
+import { runSocketFuzz } from './adversarial/socket-fuzz.js';
 import { spellingsOf } from './adversarial/spellings.js';
 import { waitFor } from './harness.js';
 
 /** Fuzz runs per operation: bounded here; bench/api-fuzz.ts runs many more. */
 const FUZZ_RUNS = Number(process.env.QUANTIX_FUZZ_RUNS ?? 100);
 const FUZZ_SEED = Number(process.env.QUANTIX_FUZZ_SEED ?? 20261130);
+/** Frames the fuzzing node sends over its socket. */
+const SOCKET_FUZZ_FRAMES = Number(process.env.QUANTIX_SOCKET_FUZZ_FRAMES ?? 1_000);
 
 type System = Awaited<ReturnType<typeof startAllInOne>>;
 
@@ -95,6 +104,14 @@ describe.each(TEST_DATABASE_CLIENTS)('adversarial suite, generated from the Open
     await system?.close();
     await testDb?.dispose();
     if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  /** What the fuzzers aim at, may use, and must never see answered back. */
+  const fuzzContext = (knownIds: string[]): FuzzContext => ({
+    knownIds,
+    forbiddenPaths: [canary.dir, join(canary.dir, 'canary.iso'), join(root, 'data')],
+    usablePaths: [join(root, 'data', 'pools', 'fuzz')],
+    secrets: [join(root, 'db'), join(root, 'data', 'uploads'), join(root, 'data', 'credentials.json'), system.apiToken],
   });
 
   const fillParams = (operation: Operation) =>
@@ -202,24 +219,68 @@ describe.each(TEST_DATABASE_CLIENTS)('adversarial suite, generated from the Open
     expect(await attempt({ authorization: `Bearer ${nodeToken}`, 'x-quantix-node-id': 'probe-node' })).toBe(101);
   });
 
+  it('survives a node that sends every message of the protocol, valid and hostile: sane answers, nothing leaked, nothing changed outside its own node', async () => {
+    const images = async () =>
+      (await system.quantix.repositories.images.list({ limit: 10_000 }))
+        .map((i) => `${i.id} ${JSON.stringify(i.location)} ${i.phase} ${i.version}`)
+        .sort();
+    const imagesBefore = await images();
+    const localBefore = await system.quantix.repositories.nodes.get(LOCAL_NODE_ID);
+    const context = fuzzContext([LOCAL_NODE_ID, LOCAL_POOL_ID, imageId, 'probe-node']);
+    const report = await runSocketFuzz({
+      url: `${system.url.replace(/^http/, 'ws')}${API_PREFIX}/nodes/connect`,
+      nodeId: 'probe-node',
+      token: nodeToken,
+      schema: z.toJSONSchema(nodeMessageSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchema,
+      context,
+      count: SOCKET_FUZZ_FRAMES,
+      seed: FUZZ_SEED,
+    });
+    console.log(
+      `socket fuzz: ${report.sent} frames, ${report.replies.length} answers, ${report.reconnects} reconnects; closes ${JSON.stringify(report.closes)}`,
+    );
+    // Every answer is a control message a node can read, and holds no secret the node did not send.
+    const failures = report.replies.flatMap(({ text, after }) => {
+      let problem: string | null = null;
+      try {
+        parseControlMessage(text);
+      } catch (error) {
+        problem = `not a control message (${(error as Error).message})`;
+      }
+      problem ??= secretIn(text, after, context);
+      return problem ? [`after ${after.slice(0, 200)} → ${problem}: ${text.slice(0, 200)}`] : [];
+    });
+    expect(failures.slice(0, 20)).toEqual([]);
+    // Closed only for a version it does not speak, and by us at the end.
+    expect(
+      Object.keys(report.closes).filter((code) => code !== '1000' && code !== String(NODE_CLOSE_CODES.protocolVersion)),
+    ).toEqual([]);
+    // Everything it sent was handled: the node is recorded gone after its last message.
+    await waitFor(
+      async () => (await system.quantix.repositories.nodes.get('probe-node'))?.connectionState === 'disconnected',
+      'the fuzzing node to be recorded disconnected',
+    );
+    // A node that serves no pool changed no image, no pool state, and not the node it is not.
+    expect(await images()).toEqual(imagesBefore);
+    expect(await system.quantix.repositories.pools.listNodeStates({ nodeId: 'probe-node' })).toEqual([]);
+    const localAfter = await system.quantix.repositories.nodes.get(LOCAL_NODE_ID);
+    expect({ ...localAfter, lastSeenAt: null, updatedAt: null }).toEqual({
+      ...localBefore,
+      lastSeenAt: null,
+      updatedAt: null,
+    });
+    expect(canary.digest()).toBe(canaryDigest);
+    expect((await rawRequest(system.url, { method: 'GET', path: `${API_PREFIX}/healthz` })).status).toBe(200);
+  });
+
   it('survives a fuzz of every route from its schemas: no 5xx, no leak, one error shape, no file outside a pool', async () => {
-    const context: FuzzContext = {
-      knownIds: [
-        LOCAL_NODE_ID,
-        LOCAL_POOL_ID,
-        imageId,
-        'probe-node',
-        ...(await api('GET', '/catalog')).json.entries.slice(0, 3).map((e: { id: string }) => e.id),
-      ],
-      forbiddenPaths: [canary.dir, join(canary.dir, 'canary.iso'), join(root, 'data')],
-      usablePaths: [join(root, 'data', 'pools', 'fuzz')],
-      secrets: [
-        join(root, 'db'),
-        join(root, 'data', 'uploads'),
-        join(root, 'data', 'credentials.json'),
-        system.apiToken,
-      ],
-    };
+    const context = fuzzContext([
+      LOCAL_NODE_ID,
+      LOCAL_POOL_ID,
+      imageId,
+      'probe-node',
+      ...(await api('GET', '/catalog')).json.entries.slice(0, 3).map((e: { id: string }) => e.id),
+    ]);
     const { cases, statuses, failures } = await runFuzz({
       baseUrl: system.url,
       headers: auth(),

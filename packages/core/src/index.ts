@@ -227,6 +227,7 @@ export { desiredPoolsFingerprint, scanEntryHash, scanFingerprint, stableJson } f
 export {
   agreeProtocolVersion,
   type ControlMessage,
+  controlMessageSchema,
   DELTA_SCAN_SINCE_VERSION,
   type HelloDownload,
   type ImageDownloadResult,
@@ -240,6 +241,7 @@ export {
   type NodeRequest,
   type NodeRequestOf,
   type NodeResultOf,
+  nodeMessageSchema,
   OPERATION_SINCE_VERSION,
   POOLS_IN_HELLO_SINCE_VERSION,
   type PoolReport,

@@ -238,7 +238,7 @@ function fieldArbitrary(schema: JsonSchema, context: FuzzContext, key: string, d
 }
 
 /** A whole value: entirely valid (reaches the code behind validation), or with hostile parts. */
-function inputArbitrary(schema: JsonSchema, context: FuzzContext, key: string): fc.Arbitrary<unknown> {
+export function inputArbitrary(schema: JsonSchema, context: FuzzContext, key: string): fc.Arbitrary<unknown> {
   return fc.oneof(
     { weight: 1, arbitrary: validArbitrary(schema, context, key, 0, false) },
     { weight: 1, arbitrary: fieldArbitrary(schema, context, key, 0) },
@@ -316,10 +316,11 @@ export async function runFuzz(options: {
         cases++;
         const key = `${response.status} ${response.json?.error?.code ?? ''}`.trim();
         statuses.set(key, (statuses.get(key) ?? 0) + 1);
+        const sent = `${request.path} ${String(request.body ?? '')}`;
         const problem =
           response.status >= 500
             ? 'a 5xx'
-            : (responseProblem(response, request.method) ?? secretNamed(response.text, request, options.context));
+            : (responseProblem(response, request.method) ?? secretIn(response.text, sent, options.context));
         if (problem) {
           failures.push(
             `${request.method} ${request.path.slice(0, 200)} ${String(request.body ?? '').slice(0, 200)} → ${response.status}: ${problem} ${response.text.slice(0, 200)}`,
@@ -336,9 +337,8 @@ export async function runFuzz(options: {
   return { cases, statuses: summary, failures };
 }
 
-/** A secret the answer holds that the request's URL and body did not, as a problem; else null. */
-function secretNamed(text: string, request: FuzzRequest, context: FuzzContext): string | null {
-  const sent = `${request.path} ${String(request.body ?? '')}`;
+/** A secret `text` holds that what was `sent` did not, as a problem; else null. */
+export function secretIn(text: string, sent: string, context: FuzzContext): string | null {
   const named = context.secrets.find((secret) => text.includes(secret) && !sent.includes(secret));
   if (named === undefined) return null;
   // A path is named in the failure; a token is not printed.

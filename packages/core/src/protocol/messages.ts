@@ -516,7 +516,10 @@ const helloDownload = z.object({
 });
 export type HelloDownload = z.infer<typeof helloDownload>;
 
-/** Messages from the control plane to a node. */
+/**
+ * Messages from the control plane to a node. With nodeMessageSchema, the protocol's own
+ * description: `z.toJSONSchema` of either is its JSON Schema (the adversarial suite fuzzes from it).
+ */
 export const controlMessageSchema = z.discriminatedUnion('type', [
   z.object({
     v: version,

@@ -1,0 +1,132 @@
+/**
+ * A node that sends what the protocol's own description allows, and worse: messages generated
+ * from the JSON Schema of `nodeMessageSchema` (every message type, mostly valid and in the
+ * version spoken, some with hostile fields, some of another version) mixed with frames that are
+ * no message at all. It says hello first, as a node must, and again after the control plane
+ * closes its socket (a version it does not speak closes it). Every frame the control plane sends
+ * back is collected, to be checked as any node would read it.
+ */
+import { PROTOCOL_VERSION } from '@quantix/core';
+import fc from 'fast-check';
+import WebSocket from 'ws';
+import { type FuzzContext, inputArbitrary } from './fuzz.js';
+import type { JsonSchema } from './operations.js';
+
+export interface SocketFuzzReport {
+  /** Frames sent, hellos included (not the probes that pace them). */
+  sent: number;
+  /** Times the control plane closed the socket and the node dialled again. */
+  reconnects: number;
+  /** Close codes the control plane gave, by code. */
+  closes: Record<string, number>;
+  /** Every frame the control plane sent, as text, with the frame of ours it answered (or followed), probes' answers included. */
+  replies: { text: string; after: string }[];
+}
+
+/** Frames that are not a message: cut, binary, nested without end, empty. */
+const JUNK = ['', '{', 'null', '[]', '"hello"', '{"type":"hello"}', '{"v":1}', '{"a":'.repeat(500), '\u0000'];
+
+/** Generated frames: messages of the version spoken (most), of any version, or junk. */
+function frameArbitrary(schema: JsonSchema, context: FuzzContext): fc.Arbitrary<string | Buffer> {
+  const message = inputArbitrary(schema, context, 'message');
+  return fc.oneof(
+    {
+      weight: 6,
+      arbitrary: message.map((m) =>
+        JSON.stringify(m !== null && typeof m === 'object' && !Array.isArray(m) ? { ...m, v: PROTOCOL_VERSION } : m),
+      ),
+    },
+    { weight: 1, arbitrary: message.map((m) => JSON.stringify(m) ?? 'null') },
+    { weight: 1, arbitrary: fc.constantFrom(...JUNK) },
+    { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 256 }).map((a) => Buffer.from(a)) },
+  );
+}
+
+export async function runSocketFuzz(options: {
+  /** ws:// address of the node socket. */
+  url: string;
+  nodeId: string;
+  token: string;
+  schema: JsonSchema;
+  context: FuzzContext;
+  count: number;
+  seed: number;
+}): Promise<SocketFuzzReport> {
+  const frames = fc.sample(frameArbitrary(options.schema, options.context), {
+    seed: options.seed,
+    numRuns: options.count,
+  });
+  const report: SocketFuzzReport = { sent: 0, reconnects: 0, closes: {}, replies: [] };
+  let last = '';
+  const hello = JSON.stringify({
+    v: PROTOCOL_VERSION,
+    type: 'hello',
+    nodeId: options.nodeId,
+    hostname: options.nodeId,
+    agentVersion: 'socket-fuzz',
+  });
+
+  /** A socket that has said hello and been welcomed. */
+  const connect = async (): Promise<WebSocket> => {
+    const socket = new WebSocket(options.url, {
+      headers: { authorization: `Bearer ${options.token}`, 'x-quantix-node-id': options.nodeId },
+    });
+    socket.on('message', (data) => report.replies.push({ text: String(data), after: last }));
+    socket.on('close', (code) => {
+      report.closes[code] = (report.closes[code] ?? 0) + 1;
+    });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', resolve);
+      socket.once('error', reject);
+    });
+    const welcomed = new Promise<void>((resolve, reject) => {
+      const onMessage = (data: WebSocket.RawData) => {
+        if (String(data).includes('"type":"welcome"')) {
+          socket.off('message', onMessage);
+          resolve();
+        }
+      };
+      socket.on('message', onMessage);
+      socket.once('close', (code) => reject(new Error(`closed (${code}) before the welcome`)));
+    });
+    last = hello;
+    socket.send(hello);
+    report.sent++;
+    await welcomed;
+    return socket;
+  };
+
+  let socket = await connect();
+  for (const frame of frames) {
+    if (socket.readyState !== WebSocket.OPEN) {
+      report.reconnects++;
+      socket = await connect();
+    }
+    last = typeof frame === 'string' ? frame.slice(0, 300) : `(${frame.length} binary bytes)`;
+    // Paced: each frame is followed by a WebSocket ping, which the control plane's socket answers
+    // once it has read every frame before it; a close means the frame was read too. What a valid
+    // message led to is handled behind it, in order.
+    const read = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no pong after ${last}`)), 30_000);
+      const done = () => {
+        clearTimeout(timer);
+        socket.off('pong', done);
+        socket.off('close', done);
+        resolve();
+      };
+      socket.once('pong', done);
+      socket.once('close', done);
+    });
+    socket.send(frame);
+    socket.ping();
+    report.sent++;
+    await read;
+  }
+  // A clean end: the control plane records the node gone once it has handled all it was sent.
+  if (socket.readyState === WebSocket.OPEN) {
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    socket.close(1000, 'fuzz done');
+    await closed;
+  }
+  return report;
+}
