@@ -5,23 +5,38 @@
  *   keep-alive connection pool: how many, how many failed (5xx, leaks, another error shape, a
  *   file outside a pool changed) — and how fast the API takes them beside the same number of
  *   GET /healthz, the cheapest request it answers (the floor).
- * QUANTIX_BENCH_QUICK=1: 10 requests per route (CI); full: 500. QUANTIX_FUZZ_SEED picks the seed
- * (default: a new one each full run, printed, so a failure can be replayed).
+ *   Then a node with a valid token sends frames generated from the protocol's schema over its
+ *   socket (adversarial/socket-fuzz.ts), each followed by a ping: frames per second beside bare
+ *   ping round trips on the same socket (the floor), and how many answers a node could fault.
+ * QUANTIX_BENCH_QUICK=1: 10 requests per route and 200 frames (CI); full: 500 and 20,000.
+ * QUANTIX_FUZZ_SEED picks the seed (default: a new one each full run, printed, so a failure can
+ * be replayed).
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { nodeMessageSchema } from '@quantix/core';
+import { z } from 'zod';
 import { LOCAL_NODE_ID, LOCAL_POOL_ID, startAllInOne } from '../examples/control-plane/src/cli/up.js';
 import { API_PREFIX } from '../examples/control-plane/src/control-plane.js';
 import { makeCanary } from '../examples/control-plane/test/adversarial/canary.js';
-import { runFuzz } from '../examples/control-plane/test/adversarial/fuzz.js';
+import { type FuzzContext, runFuzz } from '../examples/control-plane/test/adversarial/fuzz.js';
 import { rawRequest } from '../examples/control-plane/test/adversarial/http.js';
+import type { JsonSchema } from '../examples/control-plane/test/adversarial/operations.js';
 import { operationsOf } from '../examples/control-plane/test/adversarial/operations.js';
+import {
+  pingRoundTrips,
+  runSocketFuzz,
+  socketFuzzFailures,
+} from '../examples/control-plane/test/adversarial/socket-fuzz.js';
 import { benchResults } from './lib/results.js';
 
 const quick = process.env.QUANTIX_BENCH_QUICK === '1';
 const RUNS = quick ? 10 : 500;
+const FRAMES = quick ? 200 : 20_000;
+// Refused frames are what the fuzz is for: their warnings (with stacks) would bury the figures.
+process.env.QUANTIX_LOG_LEVEL ??= 'error';
 const SEED = Number(process.env.QUANTIX_FUZZ_SEED ?? (quick ? 20261130 : Date.now() % 2 ** 31));
 
 const root = mkdtempSync(join(tmpdir(), 'quantix-bench-fuzz-'));
@@ -43,22 +58,23 @@ try {
     (o) => o.auth === 'api' && !o.websocket,
   );
 
+  const context: FuzzContext = {
+    knownIds: [LOCAL_NODE_ID, LOCAL_POOL_ID],
+    forbiddenPaths: [canary.dir, join(canary.dir, 'canary.iso'), join(root, 'data')],
+    usablePaths: [join(root, 'data', 'pools', 'fuzz')],
+    secrets: [
+      join(root, 'data', 'db'),
+      join(root, 'data', 'uploads'),
+      join(root, 'data', 'credentials.json'),
+      system.apiToken,
+    ],
+  };
   const fuzzStart = performance.now();
   const report = await runFuzz({
     baseUrl: system.url,
     headers,
     operations,
-    context: {
-      knownIds: [LOCAL_NODE_ID, LOCAL_POOL_ID],
-      forbiddenPaths: [canary.dir, join(canary.dir, 'canary.iso'), join(root, 'data')],
-      usablePaths: [join(root, 'data', 'pools', 'fuzz')],
-      secrets: [
-        join(root, 'data', 'db'),
-        join(root, 'data', 'uploads'),
-        join(root, 'data', 'credentials.json'),
-        system.apiToken,
-      ],
-    },
+    context,
     runs: RUNS,
     seed: SEED,
   });
@@ -89,8 +105,48 @@ try {
       details: { seed: SEED, operations: operations.length, failures: report.failures.length },
     }),
   );
+
+  // The node socket: a node of its own, fuzzed from the protocol's schema, beside bare pings.
+  const created = await rawRequest(system.url, {
+    method: 'POST',
+    path: `${API_PREFIX}/nodes`,
+    headers: { ...headers, 'content-type': 'application/json' },
+    body: JSON.stringify({ id: 'fuzz-node', hostname: 'fuzz-node' }),
+  });
+  const dial = {
+    url: `${system.url.replace(/^http/, 'ws')}${API_PREFIX}/nodes/connect`,
+    nodeId: 'fuzz-node',
+    token: created.json.token as string,
+  };
+  const socketStart = performance.now();
+  const socketReport = await runSocketFuzz({
+    ...dial,
+    schema: z.toJSONSchema(nodeMessageSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchema,
+    context,
+    count: FRAMES,
+    seed: SEED,
+  });
+  const socketMs = performance.now() - socketStart;
+  const pingMs = await pingRoundTrips(dial, FRAMES);
+  const socketFailures = socketFuzzFailures(socketReport, context);
+  const touchedBySocket = canary.digest() !== before;
+  console.log(
+    `  socket: ${socketReport.sent} frames, ${socketReport.replies.length} answers, ${socketReport.reconnects} reconnects; ` +
+      `failures: ${socketFailures.length} (answers no node could read, secrets, other closes); outside the pools: ${touchedBySocket ? 'CHANGED' : 'untouched'}`,
+  );
+  for (const failure of socketFailures.slice(0, 10)) console.log(`    ${failure}`);
+  console.log(
+    results.add({
+      name: `${FRAMES} fuzzed node frames`,
+      unit: 'frames/s',
+      better: 'higher',
+      ours: { label: 'fuzzed frames, each paced by a ping', value: perSecond(FRAMES, socketMs) },
+      peer: { label: 'bare ping round trips', value: perSecond(FRAMES, pingMs) },
+      details: { seed: SEED, reconnects: socketReport.reconnects, failures: socketFailures.length },
+    }),
+  );
   await results.save();
-  if (report.failures.length > 0 || touched) process.exitCode = 1;
+  if (report.failures.length > 0 || touched || socketFailures.length > 0 || touchedBySocket) process.exitCode = 1;
 } finally {
   await system.close();
   rmSync(root, { recursive: true, force: true });

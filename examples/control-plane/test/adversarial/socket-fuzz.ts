@@ -6,10 +6,12 @@
  * closes its socket (a version it does not speak closes it). Every frame the control plane sends
  * back is collected, to be checked as any node would read it.
  */
-import { PROTOCOL_VERSION } from '@quantix/core';
+
+import { performance } from 'node:perf_hooks';
+import { NODE_CLOSE_CODES, PROTOCOL_VERSION, parseControlMessage } from '@quantix/core';
 import fc from 'fast-check';
 import WebSocket from 'ws';
-import { type FuzzContext, inputArbitrary } from './fuzz.js';
+import { type FuzzContext, inputArbitrary, secretIn } from './fuzz.js';
 import type { JsonSchema } from './operations.js';
 
 export interface SocketFuzzReport {
@@ -42,58 +44,75 @@ function frameArbitrary(schema: JsonSchema, context: FuzzContext): fc.Arbitrary<
   );
 }
 
-export async function runSocketFuzz(options: {
+/** Where and as whom a node dials. */
+export interface NodeDial {
   /** ws:// address of the node socket. */
   url: string;
   nodeId: string;
   token: string;
-  schema: JsonSchema;
-  context: FuzzContext;
-  count: number;
-  seed: number;
-}): Promise<SocketFuzzReport> {
+}
+
+/** A node's socket that has said hello and been welcomed; `watch` sees it before the hello. */
+async function welcomedSocket(dial: NodeDial, watch: (socket: WebSocket) => void = () => {}): Promise<WebSocket> {
+  const socket = new WebSocket(dial.url, {
+    headers: { authorization: `Bearer ${dial.token}`, 'x-quantix-node-id': dial.nodeId },
+  });
+  watch(socket);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('open', resolve);
+    socket.once('error', reject);
+  });
+  const welcomed = new Promise<void>((resolve, reject) => {
+    const onMessage = (data: WebSocket.RawData) => {
+      if (String(data).includes('"type":"welcome"')) {
+        socket.off('message', onMessage);
+        resolve();
+      }
+    };
+    socket.on('message', onMessage);
+    socket.once('close', (code) => reject(new Error(`closed (${code}) before the welcome`)));
+  });
+  socket.send(helloOf(dial.nodeId));
+  await welcomed;
+  return socket;
+}
+
+const helloOf = (nodeId: string) =>
+  JSON.stringify({ v: PROTOCOL_VERSION, type: 'hello', nodeId, hostname: nodeId, agentVersion: 'socket-fuzz' });
+
+/** `count` WebSocket ping round trips, one after the other, on a welcomed socket: the floor of a paced frame. */
+export async function pingRoundTrips(dial: NodeDial, count: number): Promise<number> {
+  const socket = await welcomedSocket(dial);
+  const start = performance.now();
+  for (let i = 0; i < count; i++) {
+    await new Promise<void>((resolve) => {
+      socket.once('pong', () => resolve());
+      socket.ping();
+    });
+  }
+  const elapsed = performance.now() - start;
+  socket.close(1000, 'done');
+  return elapsed;
+}
+
+export async function runSocketFuzz(
+  options: NodeDial & { schema: JsonSchema; context: FuzzContext; count: number; seed: number },
+): Promise<SocketFuzzReport> {
   const frames = fc.sample(frameArbitrary(options.schema, options.context), {
     seed: options.seed,
     numRuns: options.count,
   });
   const report: SocketFuzzReport = { sent: 0, reconnects: 0, closes: {}, replies: [] };
   let last = '';
-  const hello = JSON.stringify({
-    v: PROTOCOL_VERSION,
-    type: 'hello',
-    nodeId: options.nodeId,
-    hostname: options.nodeId,
-    agentVersion: 'socket-fuzz',
-  });
-
-  /** A socket that has said hello and been welcomed. */
   const connect = async (): Promise<WebSocket> => {
-    const socket = new WebSocket(options.url, {
-      headers: { authorization: `Bearer ${options.token}`, 'x-quantix-node-id': options.nodeId },
-    });
-    socket.on('message', (data) => report.replies.push({ text: String(data), after: last }));
-    socket.on('close', (code) => {
-      report.closes[code] = (report.closes[code] ?? 0) + 1;
-    });
-    await new Promise<void>((resolve, reject) => {
-      socket.once('open', resolve);
-      socket.once('error', reject);
-    });
-    const welcomed = new Promise<void>((resolve, reject) => {
-      const onMessage = (data: WebSocket.RawData) => {
-        if (String(data).includes('"type":"welcome"')) {
-          socket.off('message', onMessage);
-          resolve();
-        }
-      };
-      socket.on('message', onMessage);
-      socket.once('close', (code) => reject(new Error(`closed (${code}) before the welcome`)));
-    });
-    last = hello;
-    socket.send(hello);
+    last = helloOf(options.nodeId);
     report.sent++;
-    await welcomed;
-    return socket;
+    return welcomedSocket(options, (socket) => {
+      socket.on('message', (data) => report.replies.push({ text: String(data), after: last }));
+      socket.on('close', (code) => {
+        report.closes[code] = (report.closes[code] ?? 0) + 1;
+      });
+    });
   };
 
   let socket = await connect();
@@ -129,4 +148,26 @@ export async function runSocketFuzz(options: {
     await closed;
   }
   return report;
+}
+
+/**
+ * What a node could fault in the answers: a frame that is no control message, a secret it did not
+ * send, a close for anything but a version it does not speak (or its own at the end).
+ */
+export function socketFuzzFailures(report: SocketFuzzReport, context: FuzzContext): string[] {
+  const failures = report.replies.flatMap(({ text, after }) => {
+    let problem: string | null = null;
+    try {
+      parseControlMessage(text);
+    } catch (error) {
+      problem = `not a control message (${(error as Error).message})`;
+    }
+    problem ??= secretIn(text, after, context);
+    return problem ? [`after ${after.slice(0, 200)} → ${problem}: ${text.slice(0, 200)}`] : [];
+  });
+  const expected = new Set(['1000', String(NODE_CLOSE_CODES.protocolVersion)]);
+  for (const [code, times] of Object.entries(report.closes)) {
+    if (!expected.has(code)) failures.push(`the socket was closed with ${code} (${times}×)`);
+  }
+  return failures;
 }
