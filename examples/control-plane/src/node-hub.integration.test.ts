@@ -703,6 +703,14 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
     });
     node.send(part('bad', 1, [file('x.iso')]));
     await node.waitFor('error', (m) => m.error.message.includes('starts at part 1'));
+    // A scanId without a part number is refused for what it is, not as "part undefined".
+    const { part: _none, ...unnumbered } = part('bad', 0, [file('x.iso')]);
+    node.send(unnumbered);
+    const refused = await node.waitFor('error', (m) => m.error.message.includes('no part number'));
+    expect(refused.error).toMatchObject({
+      code: 'PROTOCOL_INVALID_MESSAGE',
+      message: expect.not.stringContaining('undefined'),
+    });
     node.send(part('s1', 0, [file('a.iso'), file('b.iso')]));
     node.send(part('s1', 1, [file('c.iso')]));
     const listed = () => quantix.repositories.images.list({ poolId: 'parts-1-pool' });
