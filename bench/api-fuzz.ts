@@ -16,14 +16,11 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { nodeMessageSchema } from '@quantix/core';
-import { z } from 'zod';
 import { LOCAL_NODE_ID, LOCAL_POOL_ID, startAllInOne } from '../examples/control-plane/src/cli/up.js';
 import { API_PREFIX } from '../examples/control-plane/src/control-plane.js';
 import { makeCanary } from '../examples/control-plane/test/adversarial/canary.js';
 import { type FuzzContext, runFuzz } from '../examples/control-plane/test/adversarial/fuzz.js';
 import { rawRequest } from '../examples/control-plane/test/adversarial/http.js';
-import type { JsonSchema } from '../examples/control-plane/test/adversarial/operations.js';
 import { operationsOf } from '../examples/control-plane/test/adversarial/operations.js';
 import {
   pingRoundTrips,
@@ -121,7 +118,6 @@ try {
   const socketStart = performance.now();
   const socketReport = await runSocketFuzz({
     ...dial,
-    schema: z.toJSONSchema(nodeMessageSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchema,
     context,
     count: FRAMES,
     seed: SEED,

@@ -19,17 +19,15 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { nodeMessageSchema } from '@quantix/core';
 import { createTestDatabase, TEST_DATABASE_CLIENTS, type TestDatabase } from '@quantix/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { z } from 'zod';
 import { LOCAL_NODE_ID, LOCAL_POOL_ID, startAllInOne } from '../src/cli/up.js';
 import { API_PREFIX } from '../src/control-plane.js';
 import { makeCanary } from './adversarial/canary.js';
 import { type FuzzContext, runFuzz } from './adversarial/fuzz.js';
 import { rawRequest, responseProblem } from './adversarial/http.js';
-import { type JsonSchema, type Operation, operationsOf, pathOf } from './adversarial/operations.js';
+import { type Operation, operationsOf, pathOf } from './adversarial/operations.js';
 import { runSocketFuzz, socketFuzzFailures } from './adversarial/socket-fuzz.js';
 import { spellingsOf } from './adversarial/spellings.js';
 import { waitFor } from './harness.js';
@@ -233,7 +231,6 @@ describe.each(TEST_DATABASE_CLIENTS)('adversarial suite, generated from the Open
       url: `${system.url.replace(/^http/, 'ws')}${API_PREFIX}/nodes/connect`,
       nodeId: 'probe-node',
       token: nodeToken,
-      schema: z.toJSONSchema(nodeMessageSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchema,
       context,
       count: SOCKET_FUZZ_FRAMES,
       seed: FUZZ_SEED,

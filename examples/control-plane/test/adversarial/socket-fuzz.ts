@@ -8,9 +8,10 @@
  */
 
 import { performance } from 'node:perf_hooks';
-import { NODE_CLOSE_CODES, PROTOCOL_VERSION, parseControlMessage } from '@quantix/core';
+import { NODE_CLOSE_CODES, nodeMessageSchema, PROTOCOL_VERSION, parseControlMessage } from '@quantix/core';
 import fc from 'fast-check';
 import WebSocket from 'ws';
+import { z } from 'zod';
 import { type FuzzContext, inputArbitrary, secretIn } from './fuzz.js';
 import type { JsonSchema } from './operations.js';
 
@@ -95,10 +96,13 @@ export async function pingRoundTrips(dial: NodeDial, count: number): Promise<num
   return elapsed;
 }
 
+/** The protocol's own description of what a node may send, as JSON Schema. */
+const NODE_MESSAGE_SCHEMA = z.toJSONSchema(nodeMessageSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+
 export async function runSocketFuzz(
-  options: NodeDial & { schema: JsonSchema; context: FuzzContext; count: number; seed: number },
+  options: NodeDial & { context: FuzzContext; count: number; seed: number },
 ): Promise<SocketFuzzReport> {
-  const frames = fc.sample(frameArbitrary(options.schema, options.context), {
+  const frames = fc.sample(frameArbitrary(NODE_MESSAGE_SCHEMA, options.context), {
     seed: options.seed,
     numRuns: options.count,
   });

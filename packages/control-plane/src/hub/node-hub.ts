@@ -948,21 +948,15 @@ export class NodeHub {
         details: { scanId: message.scanId, poolId: message.poolId },
       });
     };
+    if (message.part === undefined) refuse('it has a scanId but no part number');
     let scan = link.scans.get(message.scanId);
     if (!scan) {
-      if (message.part === undefined) refuse('it has a scanId but no part number');
       if (message.part !== 0) refuse(`it starts at part ${message.part}, not 0`);
       if (link.scans.size >= MAX_SCANS_IN_PARTS) refuse(`more than ${MAX_SCANS_IN_PARTS} scans in parts at once`);
       scan = { poolId: message.poolId, content: message.content, files: [], skipped: [], invalid: [], nextPart: 0 };
       link.scans.set(message.scanId, scan);
     }
-    if (message.part !== scan.nextPart) {
-      refuse(
-        message.part === undefined
-          ? `a part without a number came where ${scan.nextPart} was expected`
-          : `part ${message.part} came where ${scan.nextPart} was expected`,
-      );
-    }
+    if (message.part !== scan.nextPart) refuse(`part ${message.part} came where ${scan.nextPart} was expected`);
     if (message.poolId !== scan.poolId || message.content !== scan.content) refuse('its parts name different pools');
     const maxFiles = this.options.maxScanFiles ?? 200_000;
     const incoming = message.files.length + (message.skipped?.length ?? 0) + (message.invalid?.length ?? 0);
