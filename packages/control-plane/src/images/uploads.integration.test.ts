@@ -19,6 +19,7 @@ import {
   createPoolRootPolicy,
   createQuantix,
   ErrorCode,
+  FileInspectorToken,
   type Image,
   type NodeMessage,
   type Quantix,
@@ -212,6 +213,28 @@ describe.each(TEST_DATABASE_CLIENTS)('UploadService on %s', (client) => {
     const image = await upload({ body: Readable.fromWeb(web as never), fileName: 'web.iso' });
     expect(image.sizeBytes).toBe(ubuntuIso.length);
     expect(await settled(image.id)).toMatchObject({ phase: 'ready' });
+  });
+
+  it('marks the row error and keeps no staged copy when the node cannot fetch the upload', async () => {
+    // The node is sent to an address where nothing listens (port 1), as when the control plane's
+    // public URL is wrong: its fetch fails, and the staged bytes go before the row settles.
+    const unreachable = new UploadService({
+      repositories: quantix.repositories,
+      hub: cp.hub,
+      logger: quantix.logger,
+      stagingDir: staging,
+      publicUrl: () => 'http://127.0.0.1:1',
+      inspectors: quantix.getAll(FileInspectorToken),
+    });
+    const image = await unreachable.receive({ poolId: pool.id, fileName: 'unfetched.iso', body: chunks(ubuntuIso) });
+    const failed = await settled(image.id);
+    expect(failed).toMatchObject({ phase: 'error', error: { retryable: false } });
+    expect(failed.error?.message).toMatch(/^the node could not store the upload: /);
+    // The one-time token in the URL the node was given is not kept in the row.
+    expect(failed.error?.message).toMatch(/ECONNREFUSED/);
+    expect(failed.error?.message).toMatch(/token=\[redacted\]/);
+    expect(await readdir(staging)).toEqual([]);
+    expect(await readdir(root)).toEqual([]);
   });
 
   it('leaves nothing when the stream fails mid-way: UPLOAD_INCOMPLETE', async () => {

@@ -418,6 +418,9 @@ export class UploadService {
         },
         { timeoutMs: 24 * 3600_000 },
       );
+      // The node has the bytes: the staged copy goes before the row says ready, so a reader who
+      // sees ready never finds the upload still taking disk here.
+      await this.releaseStaged(id);
       await this.setPhase(image.id, 'downloading', { phase: 'verifying' });
       await this.setPhase(image.id, 'verifying', {
         phase: 'ready',
@@ -427,6 +430,7 @@ export class UploadService {
       });
     } catch (error) {
       logger.warn({ imageId: image.id, err: error }, 'upload transfer to the node failed');
+      await this.releaseStaged(id).catch(() => undefined); // as on success: gone before the row settles
       await this.setPhase(image.id, null, {
         phase: 'error',
         error: {
@@ -437,10 +441,15 @@ export class UploadService {
       }).catch(() => undefined);
     } finally {
       this.transferring.delete(image.id);
-      const staged = this.staged.get(id);
-      this.staged.delete(id);
-      if (staged) await staged.remove();
+      await this.releaseStaged(id);
     }
+  }
+
+  /** Forgets a staged upload and removes its file (once: a second call finds nothing). */
+  private async releaseStaged(id: string): Promise<void> {
+    const staged = this.staged.get(id);
+    this.staged.delete(id);
+    if (staged) await staged.remove();
   }
 
   /** Writes an upload's new phase and tells it on the event bus. */
