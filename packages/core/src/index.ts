@@ -232,6 +232,7 @@ export {
   type HelloDownload,
   type ImageDownloadResult,
   type ImageImportResultMessage,
+  isSendableFileTime,
   NODE_CLOSE_CODES,
   NODE_CONSOLE_PATH,
   NODE_EXPORT_PATH,

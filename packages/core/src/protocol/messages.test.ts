@@ -4,6 +4,7 @@ import { desiredPoolsFingerprint, scanEntryHash, scanFingerprint, stableJson } f
 import {
   agreeProtocolVersion,
   imageDownloadResultSchema,
+  isSendableFileTime,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
   parseControlMessage,
@@ -160,6 +161,22 @@ describe('control-plane ⇄ node protocol', () => {
       expect(invalid({ ...scan([]), invalid: [{ relPath: 'a', code: '', message: 'm' }] })).toBe(
         ErrorCode.PROTOCOL_INVALID_MESSAGE,
       );
+    });
+
+    it("a file's modification time is an ISO 8601 instant from year 1 to 9999, as the database stores it", () => {
+      for (const modifiedAt of ['2026-01-01T00:00:00.000Z', '1901-12-13T20:45:52Z', '2446-05-10T22:38:55+02:00']) {
+        expect(parseNodeMessage(scan([file({ modifiedAt })])).type, modifiedAt).toBe('scan.result');
+      }
+      for (const modifiedAt of ['', 'yesterday', 'NaN', '2024-13-45T99:99:99Z', '0000-01-01T00:00:00Z']) {
+        expect(invalid(scan([file({ modifiedAt })])), modifiedAt).toBe(ErrorCode.PROTOCOL_INVALID_MESSAGE);
+      }
+      // What toISOString writes past year 9999 or before year 0, which a node reports as skipped instead.
+      for (const modifiedAt of ['+010000-01-01T00:00:00.000Z', '-000001-01-01T00:00:00.000Z']) {
+        expect(invalid(scan([file({ modifiedAt })])), modifiedAt).toBe(ErrorCode.PROTOCOL_INVALID_MESSAGE);
+      }
+      expect(isSendableFileTime(Date.UTC(9999, 11, 31, 23, 59, 59, 999))).toBe(true);
+      expect(isSendableFileTime(Date.UTC(10_000, 0, 1))).toBe(false);
+      expect(isSendableFileTime(Number.NaN)).toBe(false);
     });
 
     it('scan.delta: changes against a base fingerprint, bounded; pool.scan may carry `since`', () => {

@@ -122,6 +122,14 @@ const bytes = z.number().int().nonnegative();
 const name = z.string().max(PROTOCOL_LIMITS.name);
 const short = z.string().max(PROTOCOL_LIMITS.short);
 const reason = z.string().max(PROTOCOL_LIMITS.reason);
+/** The instants a file's modification time may name: years 1 to 9999, what the database stores. */
+const FILE_TIME_MS = { min: Date.parse('0001-01-01T00:00:00.000Z'), max: Date.parse('9999-12-31T23:59:59.999Z') };
+/** Whether an instant can be sent as a file's modification time (`toISOString` of it is ISO 8601 proper). */
+export const isSendableFileTime = (ms: number): boolean => ms >= FILE_TIME_MS.min && ms <= FILE_TIME_MS.max;
+/** A file's modification time as `toISOString` writes it (any ISO 8601 offset is read too). */
+const fileTime = z.iso
+  .datetime({ offset: true })
+  .refine((text) => isSendableFileTime(Date.parse(text)), 'a time from year 1 to 9999');
 const url = z.string().max(PROTOCOL_LIMITS.url).url();
 /**
  * The replica a node dials back to for a console or file relay, when it is not the one the node
@@ -167,7 +175,7 @@ const scannedFile = z.object({
   kind: z.enum(IMAGE_KINDS),
   format: z.enum(IMAGE_FORMATS).nullable(),
   sizeBytes: bytes,
-  modifiedAt: short,
+  modifiedAt: fileTime,
   name: name.optional(),
   os: z
     .object({

@@ -7,8 +7,9 @@
  *
  * Pool roots are under /srv, one of the default allowed pool roots; the agent allows the test's.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   createPoolRootPolicy,
@@ -249,6 +250,39 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
       expect(Object.keys(file?.labels ?? {})).toHaveLength(PROTOCOL_LIMITS.labels);
     } finally {
       await inspecting.close();
+    }
+  });
+
+  it('reports a file whose modification time the protocol cannot carry as skipped, and the rest of the scan is sent', async () => {
+    // ext4 stops at year 2446; tmpfs keeps a file touched to year 10,000 (`touch -d @253402300800`).
+    const timeDir = join(root, 'far-future');
+    await mkdir(timeDir);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'quantix-test', timeDir]);
+    try {
+      await writeFile(join(timeDir, 'far.iso'), 'x');
+      await writeFile(join(timeDir, 'now.iso'), 'y');
+      await utimes(join(timeDir, 'far.iso'), new Date(), new Date(Date.UTC(10_000, 0, 1)));
+      expect((await stat(join(timeDir, 'far.iso'))).mtime.getUTCFullYear()).toBe(10_000);
+      await agent.handle(
+        {
+          v: PROTOCOL_VERSION,
+          type: 'pools.desired',
+          generation: ++generation,
+          pools: [pool('far', { path: timeDir })],
+        },
+        send,
+      );
+      const answer = await request({ op: 'pool.scan', poolId: 'far', content: 'iso' });
+      expect(answer.error).toBeUndefined();
+      const result = sent.find((m) => m.type === 'scan.result' && m.poolId === 'far');
+      // What the control plane reads: a valid message, the file it can store, the other not looked at.
+      const parsed = parseNodeMessage(JSON.stringify(result));
+      expect(parsed.type === 'scan.result' && parsed.files.map((f) => f.relPath)).toEqual(['now.iso']);
+      expect(parsed.type === 'scan.result' && parsed.skipped).toEqual([
+        { relPath: 'far.iso', reason: 'modification time +010000-01-01T00:00:00.000Z is out of range' },
+      ]);
+    } finally {
+      execFileSync('umount', [timeDir]);
     }
   });
 

@@ -26,6 +26,7 @@ import {
   type ImageImportResultMessage,
   type InspectedFile,
   isQuantixError,
+  isSendableFileTime,
   LocalCommandRunner,
   type NodeMessage,
   type NodeOperation,
@@ -955,6 +956,15 @@ export class NodeAgent {
       reused = listing.files.length;
     }
     for (const file of unchangedListing ? [] : listing.files) {
+      // A time the protocol cannot carry (a file touched to year 10,000) would have the whole scan
+      // refused: the file is reported as not looked at, and its row, if any, is left as it is.
+      if (!isSendableFileTime(file.modifiedAt.getTime())) {
+        skipped.push({
+          relPath: file.relPath,
+          reason: `modification time ${file.modifiedAt.toISOString()} is out of range`,
+        });
+        continue;
+      }
       let inspected: InspectedFile | null = null;
       const last = known.get(file.relPath);
       const unchanged =
