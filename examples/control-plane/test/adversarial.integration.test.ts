@@ -8,8 +8,10 @@
  * - the node socket refuses the API token and wrong node tokens before the upgrade;
  * - a node with a valid token sends messages generated from the protocol's own schema
  *   (`nodeMessageSchema`: every type, valid and hostile) and junk frames: every answer is a
- *   control message holding no secret, the socket closes only for a version it does not speak,
- *   and a node that serves no pool changes no image, pool state or other node;
+ *   control message holding no secret and no internal error, the socket closes only for a
+ *   version it does not speak; whole scans of the one pool it serves, mostly well formed, make
+ *   rows there (each a path inside the pool with a real date) and change no image, pool state or
+ *   node elsewhere;
  * - a property-based fuzz of every route's parameters and bodies, derived from its schemas
  *   (fixed seed, bounded count; `bench/api-fuzz.ts` runs more), never gets a 5xx, a leak of
  *   SQL, a stack, the API token or a path of the control plane's own files, or another error shape — and never
@@ -19,6 +21,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { assertRelPath } from '@quantix/core';
 import { createTestDatabase, TEST_DATABASE_CLIENTS, type TestDatabase } from '@quantix/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -219,9 +222,20 @@ describe.each(TEST_DATABASE_CLIENTS)('adversarial suite, generated from the Open
     expect(await attempt({ authorization: `Bearer ${nodeToken}`, 'x-quantix-node-id': 'probe-node' })).toBe(101);
   });
 
-  it('survives a node that sends every message of the protocol, valid and hostile: sane answers, nothing leaked, nothing changed outside its own node', async () => {
+  it('survives a node that sends every message of the protocol, valid and hostile: sane answers, nothing leaked, nothing changed outside its own pool', async () => {
+    // The node serves a pool of its own: the scans it sends of it make rows there, and only there.
+    const served = await api('POST', '/pools', {
+      id: 'probe-pool',
+      name: 'probe-pool',
+      type: 'local',
+      nodeIds: ['probe-node'],
+      config: { path: join(root, 'data', 'pools', 'probe'), create: true },
+    });
+    expect(served.status, JSON.stringify(served.json)).toBe(201);
+    const allRows = () => system.quantix.repositories.images.list({ limit: 10_000 });
     const images = async () =>
-      (await system.quantix.repositories.images.list({ limit: 10_000 }))
+      (await allRows())
+        .filter((i) => i.location?.poolId !== 'probe-pool')
         .map((i) => `${i.id} ${JSON.stringify(i.location)} ${i.phase} ${i.version}`)
         .sort();
     const imagesBefore = await images();
@@ -234,6 +248,7 @@ describe.each(TEST_DATABASE_CLIENTS)('adversarial suite, generated from the Open
       context,
       count: SOCKET_FUZZ_FRAMES,
       seed: FUZZ_SEED,
+      servedPoolId: 'probe-pool',
     });
     console.log(
       `socket fuzz: ${report.sent} frames, ${report.replies.length} answers, ${report.reconnects} reconnects; closes ${JSON.stringify(report.closes)}`,
@@ -246,9 +261,21 @@ describe.each(TEST_DATABASE_CLIENTS)('adversarial suite, generated from the Open
       async () => (await system.quantix.repositories.nodes.get('probe-node'))?.connectionState === 'disconnected',
       'the fuzzing node to be recorded disconnected',
     );
-    // A node that serves no pool changed no image, no pool state, and not the node it is not.
+    // It changed no image outside its pool, no pool state but its own, and not the node it is not.
     expect(await images()).toEqual(imagesBefore);
-    expect(await system.quantix.repositories.pools.listNodeStates({ nodeId: 'probe-node' })).toEqual([]);
+    for (const state of await system.quantix.repositories.pools.listNodeStates({ nodeId: 'probe-node' })) {
+      expect(state.poolId).toBe('probe-pool');
+    }
+    // In its pool, its scans made rows, each a path inside the pool with a real date.
+    const rows = (await allRows()).filter((i) => i.location?.poolId === 'probe-pool');
+    console.log(
+      `socket fuzz: ${rows.length} rows in the node's own pool (${rows.filter((i) => i.phase === 'ready').length} ready)`,
+    );
+    expect(rows.length).toBeGreaterThan(0);
+    for (const row of rows) {
+      expect(() => assertRelPath(row.location?.relPath ?? '')).not.toThrow();
+      expect(Number.isFinite(row.fileModifiedAt?.getTime()), String(row.fileModifiedAt)).toBe(true);
+    }
     const localAfter = await system.quantix.repositories.nodes.get(LOCAL_NODE_ID);
     expect({ ...localAfter, lastSeenAt: null, updatedAt: null }).toEqual({
       ...localBefore,

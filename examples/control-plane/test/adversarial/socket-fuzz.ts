@@ -3,8 +3,10 @@
  * from the JSON Schema of `nodeMessageSchema` (every message type, mostly valid and in the
  * version spoken, some with hostile fields, some of another version) mixed with frames that are
  * no message at all. It says hello first, as a node must, and again after the control plane
- * closes its socket (a version it does not speak closes it). Every frame the control plane sends
- * back is collected, to be checked as any node would read it.
+ * closes its socket (a version it does not speak closes it). Given a pool it serves, it also sends
+ * whole scans of it, in one message or in parts, mostly well formed (so that rows are made and the
+ * ingest is probed, not only the parser). Every frame the control plane sends back is collected,
+ * to be checked as any node would read it.
  */
 
 import { performance } from 'node:perf_hooks';
@@ -29,8 +31,93 @@ export interface SocketFuzzReport {
 /** Frames that are not a message: cut, binary, nested without end, empty. */
 const JUNK = ['', '{', 'null', '[]', '"hello"', '{"type":"hello"}', '{"v":1}', '{"a":'.repeat(500), '\u0000'];
 
-/** Generated frames: messages of the version spoken (most), of any version, or junk. */
-function frameArbitrary(schema: JsonSchema, context: FuzzContext): fc.Arbitrary<string | Buffer> {
+/** Path segments a pool really holds, and ones a hostile node would try. */
+const segment = fc.stringMatching(/^[a-z0-9][a-z0-9._-]{0,15}$/);
+const HOSTILE_REL_PATHS = [
+  '../escape.iso',
+  '/etc/passwd.iso',
+  'a//b.iso',
+  './a.iso',
+  'a\\b.iso',
+  'vms/web/seed.iso',
+  'x.iso\u0000.txt',
+  `${'a/'.repeat(3000)}deep.iso`,
+];
+/** Mostly a timestamp as a node writes it; sometimes what no clock gives. */
+const modifiedAt = fc.oneof(
+  {
+    weight: 8,
+    arbitrary: fc
+      .date({ min: new Date(0), max: new Date('2100-01-01'), noInvalidDate: true })
+      .map((d) => d.toISOString()),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      '',
+      'yesterday',
+      'NaN',
+      '0000-01-01T00:00:00Z',
+      '-271821-04-20T00:00:00Z',
+      '+275760-09-13T00:00:00.000Z',
+      '2024-13-45T99:99:99Z',
+    ),
+  },
+);
+/** A file as a node's listing reports it: mostly well formed, now and then a hostile path or date. */
+const scannedFile = fc.record({
+  relPath: fc.oneof(
+    {
+      weight: 12,
+      arbitrary: fc
+        .tuple(fc.array(segment, { maxLength: 2 }), segment)
+        .map(([dirs, name]) => [...dirs, `${name}.iso`].join('/')),
+    },
+    { weight: 1, arbitrary: fc.constantFrom(...HOSTILE_REL_PATHS) },
+  ),
+  kind: fc.constant('iso'),
+  format: fc.constant('iso'),
+  sizeBytes: fc.oneof(fc.nat(), fc.constant(Number.MAX_SAFE_INTEGER)),
+  modifiedAt,
+});
+
+/**
+ * A whole scan of the pool the node serves, in one message or as a few parts: what makes rows.
+ * The parts are sent as consecutive frames (a list of frames for one generated value).
+ */
+function scanArbitrary(poolId: string): fc.Arbitrary<string[]> {
+  const files = fc.uniqueArray(scannedFile, { maxLength: 12, selector: (file) => file.relPath });
+  const single = files.map((list) => [
+    { v: PROTOCOL_VERSION, type: 'scan.result', poolId, content: 'iso', files: list },
+  ]);
+  const parts = fc.tuple(fc.uuid(), fc.array(files, { minLength: 2, maxLength: 3 })).map(([scanId, lists]) =>
+    lists.map((list, part) => ({
+      v: PROTOCOL_VERSION,
+      type: 'scan.result',
+      poolId,
+      content: 'iso',
+      files: list,
+      scanId,
+      part,
+      final: part === lists.length - 1,
+    })),
+  );
+  return fc.oneof(single, parts).map((messages) => messages.map((message) => JSON.stringify(message)));
+}
+
+/** Generated frames: messages of the version spoken (most), of any version, junk, or a scan of the node's own pool. */
+function frameArbitrary(
+  schema: JsonSchema,
+  context: FuzzContext,
+  servedPoolId?: string,
+): fc.Arbitrary<(string | Buffer)[]> {
+  const generated = generatedFrameArbitrary(schema, context).map((frame) => [frame]);
+  return servedPoolId
+    ? fc.oneof({ weight: 4, arbitrary: generated }, { weight: 1, arbitrary: scanArbitrary(servedPoolId) })
+    : generated;
+}
+
+function generatedFrameArbitrary(schema: JsonSchema, context: FuzzContext): fc.Arbitrary<string | Buffer> {
   const message = inputArbitrary(schema, context, 'message');
   return fc.oneof(
     {
@@ -100,12 +187,21 @@ export async function pingRoundTrips(dial: NodeDial, count: number): Promise<num
 const NODE_MESSAGE_SCHEMA = z.toJSONSchema(nodeMessageSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
 
 export async function runSocketFuzz(
-  options: NodeDial & { context: FuzzContext; count: number; seed: number },
+  options: NodeDial & {
+    context: FuzzContext;
+    /** Generated values: a frame each, or the parts of one scan. */
+    count: number;
+    seed: number;
+    /** A pool this node serves: whole scans of it are mixed in, to make (and probe) rows. */
+    servedPoolId?: string;
+  },
 ): Promise<SocketFuzzReport> {
-  const frames = fc.sample(frameArbitrary(NODE_MESSAGE_SCHEMA, options.context), {
-    seed: options.seed,
-    numRuns: options.count,
-  });
+  const frames = fc
+    .sample(frameArbitrary(NODE_MESSAGE_SCHEMA, options.context, options.servedPoolId), {
+      seed: options.seed,
+      numRuns: options.count,
+    })
+    .flat();
   const report: SocketFuzzReport = { sent: 0, reconnects: 0, closes: {}, replies: [] };
   let last = '';
   const connect = async (): Promise<WebSocket> => {
@@ -155,8 +251,8 @@ export async function runSocketFuzz(
 }
 
 /**
- * What a node could fault in the answers: a frame that is no control message, a secret it did not
- * send, a close for anything but a version it does not speak (or its own at the end).
+ * What a node could fault in the answers: a frame that is no control message, an internal error,
+ * a secret it did not send, a close for anything but a version it does not speak (or its own at the end).
  */
 export function socketFuzzFailures(report: SocketFuzzReport, context: FuzzContext): string[] {
   const failures = report.replies.flatMap(({ text, after }) => {
@@ -166,6 +262,8 @@ export function socketFuzzFailures(report: SocketFuzzReport, context: FuzzContex
     } catch (error) {
       problem = `not a control message (${(error as Error).message})`;
     }
+    // Like a 5xx over HTTP: a message the control plane failed on rather than refused.
+    if (!problem && text.includes('"code":"INTERNAL_ERROR"')) problem = 'the control plane failed on it';
     problem ??= secretIn(text, after, context);
     return problem ? [`after ${after.slice(0, 200)} → ${problem}: ${text.slice(0, 200)}`] : [];
   });
