@@ -225,6 +225,12 @@ describe('control plane API and node hub (PostgreSQL)', () => {
       return answer.body.error.details.issues.map((i: { path: string }) => i.path);
     };
     expect(await issues({ type: 'zfs', config: { dataset: 'tank' } })).toEqual(['type']);
+    // A field the request does not have is refused, not ignored: `nodeId` for `nodeIds` would
+    // otherwise make a pool of no node, silently.
+    expect(await issues({ type: 'local', config: { path: '/srv/isos' }, nodeId: 'n1', tags: [] })).toEqual([
+      'body.nodeId',
+      'body.tags',
+    ]);
     expect(await issues({ type: 'local', config: {} })).toEqual(['config.path']);
     expect(await issues({ type: 'local', config: { pth: '/srv/isos' } })).toEqual(['config.path', 'config.pth']);
     expect(await issues({ type: 'nfs', config: { server: 'nas', export: '/e', mountpoint: '/srv/x' } })).toEqual([

@@ -45,10 +45,18 @@ function frameworkCode(error: FastifyError): ErrorCode {
  */
 export function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   if (hasZodFastifySchemaValidationErrors(error)) {
-    const issues = error.validation.map((issue) => ({
-      path: [error.validationContext, ...(issue.instancePath ? issue.instancePath.slice(1).split('/') : [])].join('.'),
-      message: issue.message,
-    }));
+    const issues = error.validation.flatMap((issue) => {
+      const path = [error.validationContext, ...issue.instancePath.split('/').filter((segment) => segment !== '')];
+      // A field a request does not have (a typo: `nodeId` for `nodeIds`) is named where it is.
+      const unknown = issue.keyword === 'unrecognized_keys' ? (issue.params as { keys?: unknown }).keys : undefined;
+      if (Array.isArray(unknown) && unknown.length > 0) {
+        return unknown.map((key) => ({
+          path: [...path, String(key)].join('.'),
+          message: 'is not a field of this request',
+        }));
+      }
+      return [{ path: path.join('.'), message: issue.message }];
+    });
     void reply.status(400).send({
       error: {
         code: ErrorCode.INVALID_INPUT,

@@ -71,7 +71,7 @@ export interface VmDefaults {
   os: OsResources | null;
 }
 
-export const createVmSchema = z.object({
+export const createVmSchema = z.strictObject({
   name: vmNameSchema,
   nodeId: z.string().min(1),
   imageId: z.string().min(1),

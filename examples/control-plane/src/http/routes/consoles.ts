@@ -23,7 +23,7 @@ export function consoleTicketRoutes(app: FastifyInstance, deps: { consoles: Cons
         summary:
           'A single-use ticket (valid 60 s) to open the VM’s serial or VNC console: GET /vms/{id}/console?type=…&ticket=… as a WebSocket',
         params: idParams,
-        body: z.object({ type: consoleType }),
+        body: z.strictObject({ type: consoleType }),
         response: {
           201: z.object({
             ticket: z.string(),

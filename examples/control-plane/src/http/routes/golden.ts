@@ -63,7 +63,7 @@ export function goldenRoutes(app: FastifyInstance, deps: { golden: GoldenImageSe
         summary:
           'Follow upstream: check the catalog entry’s checksum file on a schedule and download new builds as revisions',
         params: idParams,
-        body: z.object({
+        body: z.strictObject({
           schedule: z
             .string()
             .min(1)

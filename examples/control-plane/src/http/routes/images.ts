@@ -285,7 +285,7 @@ export function imageRoutes(
         operationId: 'downloadImage',
         tags: ['images'],
         summary: 'Download a catalog image into a pool (on a node that holds the pool)',
-        body: z.object({
+        body: z.strictObject({
           catalogId: z.string().min(1),
           poolId: z.string().min(1),
           nodeId: z.string().min(1).optional(),
@@ -314,7 +314,7 @@ export function imageRoutes(
         summary:
           'Copy a ready image into another pool: on the node when it reaches both pools, else fetched by the target node from this control plane (resumable, verified against the checksum)',
         params: idParams,
-        body: z.object({
+        body: z.strictObject({
           poolId: z.string().min(1),
           nodeId: z.string().min(1).optional(),
           name: z.string().min(1).max(255).optional(),
@@ -357,7 +357,7 @@ export function imageRoutes(
         tags: ['images'],
         summary:
           'Import a disk image (VMDK, VHD, VHDX, VDI, raw, qcow2, maybe xz/gzip/zstd/bzip2-compressed) or an OVA from a URL into a pool, converted to qcow2 or raw on the node',
-        body: z.object({
+        body: z.strictObject({
           url: z.string().url().max(8192),
           /** The SHA-256 of the file as downloaded (before conversion). */
           sha256: z
@@ -432,7 +432,7 @@ export function imageRoutes(
         operationId: 'rescanImages',
         tags: ['images'],
         summary: 'Scan pools for ISOs again (all pools, or one)',
-        body: z.object({ poolId: z.string().optional() }).default({}),
+        body: z.strictObject({ poolId: z.string().optional() }).default({}),
         response: {
           200: rescanResult.describe('Each pool and node scanned, and each that failed with its code'),
           ...errorResponses(ErrorCode.NOT_FOUND),

@@ -77,7 +77,7 @@ export function nodeRoutes(
         operationId: 'createNode',
         tags: ['nodes'],
         summary: 'Register a node; the answer carries its connection token, shown only this once',
-        body: z.object({
+        body: z.strictObject({
           id: z.string().min(1).optional(),
           hostname: z.string().min(1),
           address: z.string().nullable().optional(),

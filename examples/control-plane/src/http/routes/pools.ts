@@ -5,7 +5,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorResponses, noContent } from '../schemas.js';
 
-const poolBody = z.object({
+const poolBody = z.strictObject({
   id: z.string().min(1).optional(),
   name: z.string().min(1),
   description: z.string().optional(),
@@ -148,7 +148,7 @@ export function poolRoutes(app: FastifyInstance, deps: { pools: PoolService }): 
         tags: ['pools'],
         summary: 'Assign the pool to exactly these nodes',
         params: idParams,
-        body: z.object({ nodeIds: z.array(z.string().min(1)), expectedVersion: z.number().int().optional() }),
+        body: z.strictObject({ nodeIds: z.array(z.string().min(1)), expectedVersion: z.number().int().optional() }),
         response: { 200: poolView, ...errorResponses(ErrorCode.NOT_FOUND, ErrorCode.VERSION_CONFLICT) },
       },
     },

@@ -160,7 +160,7 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
         operationId: 'checkVmName',
         summary:
           'Whether a VM could be created with this name now: the rules POST /vms applies to names, and no VM already has it',
-        body: z.object({ name: z.string().max(1024) }),
+        body: z.strictObject({ name: z.string().max(1024) }),
         response: {
           200: z.object({
             name: z.string(),
@@ -243,7 +243,7 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
           'Stop a VM: an ACPI shutdown, then up to timeoutSeconds for the guest to power off; force powers it off if it has not (VM_DID_NOT_STOP without force)',
         params: idParams,
         body: z
-          .object({
+          .strictObject({
             force: z.boolean().default(false),
             timeoutSeconds: z.number().int().min(0).max(3600).optional(),
           })
