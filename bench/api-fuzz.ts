@@ -110,6 +110,20 @@ try {
     headers: { ...headers, 'content-type': 'application/json' },
     body: JSON.stringify({ id: 'fuzz-node', hostname: 'fuzz-node' }),
   });
+  // It serves a pool of its own, so that the whole scans it sends of it are ingested into rows.
+  const served = await rawRequest(system.url, {
+    method: 'POST',
+    path: `${API_PREFIX}/pools`,
+    headers: { ...headers, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      id: 'fuzz-node-pool',
+      name: 'fuzz-node-pool',
+      type: 'local',
+      nodeIds: ['fuzz-node'],
+      config: { path: join(root, 'data', 'pools', 'fuzz-node'), create: true },
+    }),
+  });
+  if (served.status !== 201) throw new Error(`the fuzzing node's pool was refused: ${served.status}`);
   const dial = {
     url: `${system.url.replace(/^http/, 'ws')}${API_PREFIX}/nodes/connect`,
     nodeId: 'fuzz-node',
@@ -121,6 +135,7 @@ try {
     context,
     count: FRAMES,
     seed: SEED,
+    servedPoolId: 'fuzz-node-pool',
   });
   const socketMs = performance.now() - socketStart;
   const pingMs = await pingRoundTrips(dial, FRAMES);
@@ -133,10 +148,10 @@ try {
   for (const failure of socketFailures.slice(0, 10)) console.log(`    ${failure}`);
   console.log(
     results.add({
-      name: `${FRAMES} fuzzed node frames`,
+      name: `${socketReport.sent} fuzzed node frames`,
       unit: 'frames/s',
       better: 'higher',
-      ours: { label: 'fuzzed frames, each paced by a ping', value: perSecond(FRAMES, socketMs) },
+      ours: { label: 'fuzzed frames, each paced by a ping', value: perSecond(socketReport.sent, socketMs) },
       peer: { label: 'bare ping round trips', value: perSecond(FRAMES, pingMs) },
       details: { seed: SEED, reconnects: socketReport.reconnects, failures: socketFailures.length },
     }),
