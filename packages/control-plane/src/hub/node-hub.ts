@@ -75,6 +75,8 @@ interface NodeLink {
   readonly refusedDeltas: Set<string>;
   /** The rows' stamp read when a scan with `since` was asked for, by scanStateKey: checked against its delta. */
   readonly stampsAtRequest: Map<string, Promise<string | null>>;
+  /** Ids of the requests sent on this link and not answered yet: a link that goes fails them without a look at every other node's. */
+  readonly pending: Set<string>;
 }
 
 /**
@@ -365,6 +367,7 @@ export class NodeHub {
       scans: new Map(),
       refusedDeltas: new Set(),
       stampsAtRequest: new Map(),
+      pending: new Set(),
     };
     link.helloTimer = setTimeout(() => {
       if (!link.helloSeen) channel.close(NODE_CLOSE_CODES.helloTimeout, 'no hello within the time allowed');
@@ -505,7 +508,7 @@ export class NodeHub {
     const requestId = `${this.requestPrefix}-${++this.requestCounter}`;
     return new Promise<NodeResultOf<Op>>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.pending.delete(requestId);
+        this.takePending(requestId);
         reject(
           new QuantixError(
             ErrorCode.COMMAND_TIMEOUT,
@@ -523,6 +526,7 @@ export class NodeHub {
         reject,
         timer,
       });
+      link.pending.add(requestId);
       this.send(link, { v: link.version, type: 'request', requestId, request: request as NodeRequest });
     });
   }
@@ -667,7 +671,7 @@ export class NodeHub {
           logger.debug({ nodeId: link.nodeId, requestId: message.requestId }, 'answer to no request of this link');
           return;
         }
-        this.pending.delete(message.requestId);
+        this.takePending(message.requestId);
         clearTimeout(pending.timer);
         if (message.error) {
           // The node's own code, unchanged: the caller and the API see what failed there.
@@ -786,6 +790,15 @@ export class NodeHub {
    * node's link, the node is recorded disconnected and its pool states unknown — after the
    * link's last message was handled, and in order with the node's other links.
    */
+  /** Forgets a request in flight (answered, timed out, or its link gone); what it was, if it still was. */
+  private takePending(requestId: string): PendingRequest | undefined {
+    const pending = this.pending.get(requestId);
+    if (!pending) return undefined;
+    this.pending.delete(requestId);
+    pending.link.pending.delete(requestId);
+    return pending;
+  }
+
   private retire(link: NodeLink, reason: string, closeCode?: number, options: { record?: boolean } = {}): void {
     if (link.state === 'closed') return;
     link.state = 'closed';
@@ -793,9 +806,9 @@ export class NodeHub {
     link.queue.clear();
     link.scans.clear();
     if (closeCode !== undefined) link.channel.close(closeCode, reason);
-    for (const [id, pending] of this.pending) {
-      if (pending.link !== link) continue;
-      this.pending.delete(id);
+    for (const id of [...link.pending]) {
+      const pending = this.takePending(id);
+      if (!pending) continue;
       clearTimeout(pending.timer);
       pending.reject(
         new QuantixError(ErrorCode.NODE_NOT_CONNECTED, `Node ${link.nodeId} disconnected before answering (${reason})`),
