@@ -39,7 +39,8 @@ async function until<T>(probe: () => Promise<T> | T, ok: (value: T) => boolean, 
   const deadline = Date.now() + timeoutMs;
   let last = await probe();
   while (!ok(last)) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(last)}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}; last seen: ${JSON.stringify(last) ?? 'nothing'}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
     last = await probe();
   }
