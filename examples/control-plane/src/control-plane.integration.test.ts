@@ -196,6 +196,12 @@ describe('control plane API and node hub (PostgreSQL)', () => {
     expect(bad.body.error.code).toBe('INVALID_INPUT');
     expect(bad.body.error.message).toMatch(/name/);
     expect((await api('GET', '/pools/does-not-exist')).body.error.code).toBe('NOT_FOUND');
+    // A filter misspelled would list everything; it is refused, named, instead.
+    const misspelled = await api('GET', '/images?poolid=iso-a&kind=iso');
+    expect(misspelled).toMatchObject({ status: 400, body: { error: { code: 'INVALID_INPUT' } } });
+    expect(misspelled.body.error.details.issues).toEqual([
+      { path: 'querystring.poolid', message: 'is not a field of this request' },
+    ]);
     const vm = await api('POST', '/vms', { name: 'bad;name', nodeId: 'n', imageId: 'i' });
     expect(vm).toMatchObject({ status: 400, body: { error: { code: 'INVALID_INPUT' } } });
   });

@@ -69,7 +69,7 @@ export function consoleRoutes(app: FastifyInstance, deps: { consoles: ConsoleSer
         'The VM’s console as a WebSocket of binary frames: serial bytes, or RFB for a VNC viewer (noVNC); the ticket from POST /vms/{id}/console/tickets',
       security: [{ consoleTicket: [] }],
       params: idParams,
-      querystring: z.object({ type: consoleType, ticket: z.string().min(1).max(256) }),
+      querystring: z.strictObject({ type: consoleType, ticket: z.string().min(1).max(256) }),
       response: {
         101: z.undefined().describe('Switching protocols: the console is open'),
         ...errorResponses(ErrorCode.NOT_FOUND, ErrorCode.CONSOLE_UNAVAILABLE, ErrorCode.NODE_NOT_CONNECTED),

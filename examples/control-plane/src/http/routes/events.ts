@@ -128,7 +128,7 @@ export function eventStreamRoutes(
           'Live events as server-sent events (text/event-stream): each `data:` line is one LiveEvent; the ticket from POST /events/tickets',
         description: `Starts with \`retry: ${RETRY_MS}\`; a comment line every ${heartbeatMs / 1000} s keeps it open. Progress for a reader that falls behind is coalesced to the latest per image; one that falls too far behind is cut off and should reconnect with a new ticket and fetch what it shows.`,
         security: [{ eventTicket: [] }],
-        querystring: z.object({ ticket: z.string().min(1).max(256) }),
+        querystring: z.strictObject({ ticket: z.string().min(1).max(256) }),
         response: {
           200: {
             description: 'The stream, open until the client or the server closes it',

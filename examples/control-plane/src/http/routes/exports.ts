@@ -79,7 +79,7 @@ export function imageContentRoutes(
     summary,
     security: [{ bearer: [] }, { downloadTicket: [] }] as { [scheme: string]: string[] }[],
     params: idParams,
-    querystring: z.object({ ticket: z.string().max(256).optional() }),
+    querystring: z.strictObject({ ticket: z.string().max(256).optional() }),
     response: { ...response, ...errorResponses(...CONTENT_ERRORS) },
   });
 

@@ -137,7 +137,7 @@ const rescanResult = z.object({
 /** The answers of the image routes, for tests that check the serializer keeps every field. */
 export const imageResponses = { imageView, imagePage, availableImage, availablePage };
 
-const listQuery = z.object({
+const listQuery = z.strictObject({
   kind: z.enum(IMAGE_KINDS).optional(),
   phase: csv(IMAGE_PHASES).optional().describe('one phase or several, comma-separated'),
   poolId: z.string().optional(),
@@ -216,7 +216,7 @@ export function imageRoutes(
         operationId: 'listAvailableImages',
         tags: ['images'],
         summary: 'The VM-creation view for a node: catalog entries merged with images, each with its status',
-        querystring: z.object({
+        querystring: z.strictObject({
           nodeId: z.string().min(1),
           kind: z.enum(IMAGE_KINDS).optional(),
           text: z
@@ -270,7 +270,9 @@ export function imageRoutes(
         tags: ['images'],
         summary: 'An image, with its path on a node when one is named',
         params: idParams,
-        querystring: z.object({ nodeId: z.string().optional().describe('also show the image’s path on this node') }),
+        querystring: z.strictObject({
+          nodeId: z.string().optional().describe('also show the image’s path on this node'),
+        }),
         response: { 200: imageView, ...errorResponses(ErrorCode.NOT_FOUND) },
       },
       serializerCompiler: fastSerializerCompiler,

@@ -30,7 +30,7 @@ export function uploadRoutes(app: FastifyInstance, deps: { uploads: UploadServic
           'With `sha256`, the bytes must have that SHA-256 (CHECKSUM_MISMATCH, 422, otherwise). Fewer bytes than Content-Length, or a dropped connection, is UPLOAD_INCOMPLETE. Nothing is kept from a refused upload.',
         consumes: ['application/octet-stream'],
         body: z.custom<Readable>().meta({ type: 'string', format: 'binary', description: 'the ISO’s bytes' }),
-        querystring: z.object({
+        querystring: z.strictObject({
           poolId: z.string().min(1),
           name: z.string().min(1),
           sha256: z
@@ -96,7 +96,7 @@ export function stagedUploadRoutes(app: FastifyInstance, deps: { uploads: Upload
         summary: 'A staged upload, fetched by the node that stores it (one-time token; never the API token)',
         security: [{ uploadToken: [] }],
         params: z.object({ id: z.string().uuid() }),
-        querystring: z.object({ token: z.string().max(256).optional() }),
+        querystring: z.strictObject({ token: z.string().max(256).optional() }),
         response: {
           200: stagedBytes('The whole file'),
           206: stagedBytes('The range asked for (Range: bytes=a-b), as Content-Range says'),

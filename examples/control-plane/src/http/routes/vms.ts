@@ -97,7 +97,7 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
         operationId: 'listVms',
         tags: ['vms'],
         summary: 'List VMs, on one node or in one state',
-        querystring: z.object({ nodeId: z.string().optional(), state: z.enum(VM_STATES).optional() }),
+        querystring: z.strictObject({ nodeId: z.string().optional(), state: z.enum(VM_STATES).optional() }),
         response: { 200: z.object({ vms: z.array(vmView) }), ...errorResponses() },
       },
     },
