@@ -173,6 +173,18 @@ describe.each(TEST_DATABASE_CLIENTS)('UploadService on %s', (client) => {
     }
   };
 
+  /** An upload service of its own on this test's database, hub and staging directory. */
+  const uploadService = (
+    options: Pick<ConstructorParameters<typeof UploadService>[0], 'publicUrl' | 'inspectors' | 'maxBytes'>,
+  ) =>
+    new UploadService({
+      repositories: quantix.repositories,
+      hub: cp.hub,
+      logger: quantix.logger,
+      stagingDir: staging,
+      ...options,
+    });
+
   /** Nothing in the pool, nothing staged, and no row. */
   async function expectNothingLeft(): Promise<void> {
     expect(await readdir(root, { recursive: true })).toEqual([]);
@@ -218,11 +230,7 @@ describe.each(TEST_DATABASE_CLIENTS)('UploadService on %s', (client) => {
   it('marks the row error and keeps no staged copy when the node cannot fetch the upload', async () => {
     // The node is sent to an address where nothing listens (port 1), as when the control plane's
     // public URL is wrong: its fetch fails, and the staged bytes go before the row settles.
-    const unreachable = new UploadService({
-      repositories: quantix.repositories,
-      hub: cp.hub,
-      logger: quantix.logger,
-      stagingDir: staging,
+    const unreachable = uploadService({
       publicUrl: () => 'http://127.0.0.1:1',
       inspectors: quantix.getAll(FileInspectorToken),
     });
@@ -259,15 +267,7 @@ describe.each(TEST_DATABASE_CLIENTS)('UploadService on %s', (client) => {
   });
 
   it('refuses more bytes than the limit, and an announced size over it before reading anything', async () => {
-    const small = new UploadService({
-      repositories: quantix.repositories,
-      hub: cp.hub,
-      logger: quantix.logger,
-      stagingDir: staging,
-      publicUrl: () => '',
-      inspectors: [],
-      maxBytes: 1024 * 1024,
-    });
+    const small = uploadService({ publicUrl: () => '', inspectors: [], maxBytes: 1024 * 1024 });
     const receive = (body: Readable, expectedSize?: number) =>
       small.receive({
         poolId: pool.id,
