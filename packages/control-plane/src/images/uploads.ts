@@ -430,7 +430,8 @@ export class UploadService {
       });
     } catch (error) {
       logger.warn({ imageId: image.id, err: error }, 'upload transfer to the node failed');
-      await this.releaseStaged(id).catch(() => undefined); // as on success: gone before the row settles
+      // As on success, the staged copy goes before the row settles: every path out of the try releases it.
+      await this.releaseStaged(id).catch(() => undefined);
       await this.setPhase(image.id, null, {
         phase: 'error',
         error: {
@@ -441,7 +442,6 @@ export class UploadService {
       }).catch(() => undefined);
     } finally {
       this.transferring.delete(image.id);
-      await this.releaseStaged(id);
     }
   }
 
