@@ -130,6 +130,31 @@ describe('listPoolFiles', () => {
     expect(skipped).toContainEqual({ relPath: 'outside-dir', reason: 'symbolic link to a directory, not followed' });
   });
 
+  it('reports files and directories whose names are not UTF-8 as skipped, for someone to rename', async () => {
+    // Latin-1 "café.iso" and a directory named with a 0xff byte: legal on Linux, no relPath can hold them.
+    const odd = join(base, 'latin1');
+    await mkdir(odd);
+    const named = (...parts: (string | number[])[]) =>
+      Buffer.concat([
+        Buffer.from(`${odd}/`),
+        ...parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))),
+      ]);
+    await writeFile(named('caf', [0xe9], '.iso'), 'x');
+    await mkdir(named('dir', [0xff]));
+    await writeFile(named('dir', [0xff], '/in.iso'), 'x');
+    await writeFile(join(odd, 'ok.iso'), 'x');
+    await writeFile(join(odd, 'caf\uFFFD-real.iso'), 'x'); // U+FFFD spelled in valid UTF-8 is a name like any
+    const reason = 'name is not valid UTF-8; rename it to have it listed';
+    for (const blockingStat of [true, false]) {
+      const { files, skipped } = await listPoolFiles(odd, { content: 'iso', maxDepth: 8, blockingStat });
+      expect(files.map((f) => f.relPath)).toEqual(['caf\uFFFD-real.iso', 'ok.iso']);
+      expect(skipped).toEqual([
+        { relPath: 'caf\uFFFD.iso', reason },
+        { relPath: 'dir\uFFFD', reason },
+      ]);
+    }
+  });
+
   it('lists the same files with thread-pool stats (network filesystems) as with blocking ones', async () => {
     const blocking = await listPoolFiles(root, { content: 'iso', maxDepth: 8, blockingStat: true });
     const threaded = await listPoolFiles(root, { content: 'iso', maxDepth: 8, blockingStat: false });

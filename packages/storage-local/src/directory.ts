@@ -69,7 +69,9 @@ export async function listPoolFiles(root: string, options: ListPoolFilesOptions)
       entries = await readdir(dir.path, { withFileTypes: true });
     } catch (error) {
       if (dir.relPath === '') throw unavailable(root, error);
-      skipped.push({ relPath: dir.relPath, reason: `unreadable (${errno(error)})` });
+      if (errno(error) === 'ENOENT' && isUndecodable(dir.relPath))
+        skipped.push({ relPath: dir.relPath, reason: NOT_UTF8 });
+      else skipped.push({ relPath: dir.relPath, reason: `unreadable (${errno(error)})` });
       return [];
     }
     const subdirectories: PendingDirectory[] = [];
@@ -157,6 +159,14 @@ function checkName(relPath: string, skipped: PoolListing['skipped']): boolean {
   return false;
 }
 
+/**
+ * A name that is not valid UTF-8 (Latin-1 from an old share, say) is read with U+FFFD in place of
+ * its odd bytes, and by that name it opens nothing (ENOENT). No relPath can name it: it is reported
+ * for someone to rename, not taken for a file deleted since the directory was read.
+ */
+const NOT_UTF8 = 'name is not valid UTF-8; rename it to have it listed';
+const isUndecodable = (relPath: string) => relPath.includes('\uFFFD');
+
 // Both use lstat: the entry was a regular file when listed; if it became a link since, leave it.
 // A file deleted between readdir and lstat is simply not there any more.
 
@@ -167,6 +177,7 @@ async function statFile(path: string, relPath: string, files: PoolFile[], skippe
     if (info.isFile()) files.push({ relPath, sizeBytes: info.size, modifiedAt: info.mtime });
   } catch (error) {
     if (errno(error) !== 'ENOENT') skipped.push({ relPath, reason: `cannot be read (${errno(error)})` });
+    else if (isUndecodable(relPath)) skipped.push({ relPath, reason: NOT_UTF8 });
   }
 }
 
@@ -178,6 +189,7 @@ function statFileSync(path: string, relPath: string, files: PoolFile[], skipped:
   try {
     const info = lstatSync(path, NO_THROW);
     if (info?.isFile()) files.push({ relPath, sizeBytes: info.size, modifiedAt: info.mtime });
+    else if (info === undefined && isUndecodable(relPath)) skipped.push({ relPath, reason: NOT_UTF8 });
   } catch (error) {
     skipped.push({ relPath, reason: `cannot be read (${errno(error)})` });
   }

@@ -373,6 +373,24 @@ describe.each(TEST_DATABASE_CLIENTS)('ISO scans, node agent to database, on %s',
     expect(await repos.images.count({ poolId: pool.id })).toBe(1);
   });
 
+  it('skips files whose names no relPath can hold (a backslash, bytes that are not UTF-8), naming them, and scans in the rest', async () => {
+    // Legal Linux names from other systems: "x64\\Win11.iso" off a Windows share, Latin-1 "café.iso".
+    await copyFile(made.debian as string, join(root, 'x64\\Win11.iso'));
+    await copyFile(
+      made.debian as string,
+      Buffer.concat([Buffer.from(`${root}/caf`), Buffer.from([0xe9]), Buffer.from('.iso')]),
+    );
+    await copyFile(made.ubuntu as string, join(root, 'ubuntu.iso'));
+    const answer = (await scan()) as { files: number; skipped: unknown[] };
+    expect(answer.files).toBe(1);
+    expect(answer.skipped).toEqual([
+      { relPath: 'caf\uFFFD.iso', reason: 'name is not valid UTF-8; rename it to have it listed' },
+      { relPath: 'x64\\Win11.iso', reason: "name contains '\\', which a relPath cannot" },
+    ]);
+    expect((await rowOf('ubuntu.iso')).phase).toBe('ready');
+    expect(await repos.images.count({ poolId: pool.id })).toBe(1);
+  });
+
   it('fails without touching any row when the pool directory is not there', async () => {
     await copyFile(made.ubuntu as string, join(root, 'u.iso'));
     await scan();
