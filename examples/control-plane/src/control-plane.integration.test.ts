@@ -202,6 +202,10 @@ describe('control plane API and node hub (PostgreSQL)', () => {
     expect(misspelled.body.error.details.issues).toEqual([
       { path: 'querystring.poolid', message: 'is not a field of this request' },
     ]);
+    // So is a parameter on a route that takes none: a list of pools has no paging to ask for.
+    expect((await api('GET', '/pools?limit=5')).body.error.details.issues).toEqual([
+      { path: 'querystring.limit', message: 'is not a field of this request' },
+    ]);
     const vm = await api('POST', '/vms', { name: 'bad;name', nodeId: 'n', imageId: 'i' });
     expect(vm).toMatchObject({ status: 400, body: { error: { code: 'INVALID_INPUT' } } });
   });

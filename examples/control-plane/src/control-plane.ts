@@ -181,6 +181,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   });
   const routes: RouteInfo[] = [];
   app.addHook('onRoute', (route) => {
+    // A query parameter a route does not have is refused by name, as a body field is: a route
+    // of the API without parameters of its own gets an empty strict query (a typo never passes).
+    if (route.url.startsWith(API_PREFIX) && route.schema?.querystring === undefined) {
+      route.schema = { ...route.schema, querystring: z.strictObject({}) };
+    }
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     const security = (route.schema as { security?: Record<string, unknown>[] } | undefined)?.security;
     // Outside the API prefix there are only the UI's static files, served to anyone.

@@ -23,6 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assertRelPath } from '@quantix/core';
 import { createTestDatabase, TEST_DATABASE_CLIENTS, type TestDatabase } from '@quantix/core/testing';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { LOCAL_NODE_ID, LOCAL_POOL_ID, startAllInOne } from '../src/cli/up.js';
@@ -30,7 +31,7 @@ import { API_PREFIX } from '../src/control-plane.js';
 import { makeCanary } from './adversarial/canary.js';
 import { type FuzzContext, runFuzz } from './adversarial/fuzz.js';
 import { rawRequest, responseProblem } from './adversarial/http.js';
-import { type Operation, operationsOf, pathOf } from './adversarial/operations.js';
+import { type JsonSchema, lenientObjectsOf, type Operation, operationsOf, pathOf } from './adversarial/operations.js';
 import { runSocketFuzz, socketFuzzFailures } from './adversarial/socket-fuzz.js';
 import { spellingsOf } from './adversarial/spellings.js';
 import { waitFor } from './harness.js';
@@ -140,6 +141,10 @@ describe.each(TEST_DATABASE_CLIENTS)('adversarial suite, generated from the Open
         .map((o) => `${o.method} ${o.template}`)
         .sort(),
     ).toEqual([`GET ${API_PREFIX}/healthz`, `GET ${API_PREFIX}/openapi.json`]);
+    // Every object a request body holds names its fields and takes no other (a typo is refused).
+    expect(
+      operations.flatMap((o) => lenientObjectsOf(o.body).map((where) => `${o.method} ${o.template} ${where}`)),
+    ).toEqual([]);
     // Outside the API prefix the server has only the UI's files, and only to read.
     const outside = system.controlPlane.routes.filter((r) => !r.url.startsWith(API_PREFIX));
     expect(outside.filter((r) => r.method !== 'GET')).toEqual([]);
@@ -201,6 +206,47 @@ describe.each(TEST_DATABASE_CLIENTS)('adversarial suite, generated from the Open
     expect(await system.quantix.repositories.nodes.getTokenDigest(LOCAL_NODE_ID)).toBe(digestBefore);
     expect((await api('GET', `/images/${imageId}`)).status).toBe(200);
     expect(readdirSync(join(root, 'data', 'pools', 'local', 'iso'))).toContain('probe.iso');
+  });
+
+  it('refuses a body field or query parameter that a route does not have, naming it, on every route', async () => {
+    // Path parameters that pass their schemas but name nothing: a route that let the probe
+    // through would answer 404 (and fail here) without touching anything real.
+    const absentParam = (schema: JsonSchema) =>
+      schema.format === 'uuid'
+        ? '00000000-0000-4000-8000-000000000000'
+        : schema.pattern
+          ? fc.sample(fc.stringMatching(new RegExp(schema.pattern)), { numRuns: 1, seed: FUZZ_SEED })[0]
+          : 'quantix-absent';
+    const failures: string[] = [];
+    const probed = operations.filter((o) => (o.auth === 'api' || o.auth === 'public') && !o.websocket);
+    for (const operation of probed) {
+      const params = new Map(operation.parameters.filter((p) => p.in === 'path').map((p) => [p.name, p.schema]));
+      const path = pathOf(operation, (name) => absentParam(params.get(name) ?? {}) ?? 'quantix-absent');
+      // Fastify checks a body before the query: a JSON body carries the probe, else the query does.
+      const jsonBody = operation.body?.type === 'object';
+      const response = await rawRequest(system.url, {
+        method: operation.method,
+        path: `${path}?quantixProbe=1`,
+        headers: { ...auth(), 'content-type': jsonBody ? 'application/json' : 'application/octet-stream' },
+        ...(operation.method === 'GET' || operation.method === 'HEAD' || operation.method === 'OPTIONS'
+          ? {}
+          : { body: jsonBody ? '{"quantixProbe":1}' : 'x' }),
+      });
+      const named = jsonBody ? 'body.quantixProbe' : 'querystring.quantixProbe';
+      const issues: { path?: string; message?: string }[] = response.json?.error?.details?.issues ?? [];
+      // A HEAD answer has no body to name the field in: its status says it.
+      const refusedByName =
+        operation.method === 'HEAD' ||
+        (response.json?.error?.code === 'INVALID_INPUT' &&
+          issues.some((i) => i.path === named && i.message === 'is not a field of this request'));
+      if (response.status !== 400 || !refusedByName) {
+        failures.push(`${operation.method} ${operation.template} → ${response.status} ${response.text.slice(0, 160)}`);
+      }
+    }
+    console.log(`unknown-field probes: ${probed.length} operations, ${failures.length} let the probe through`);
+    expect(probed.length).toBeGreaterThanOrEqual(40);
+    expect(failures).toEqual([]);
+    expect((await api('GET', `/images/${imageId}`)).status).toBe(200);
   });
 
   it('refuses the node socket to the API token and to wrong node tokens, before the upgrade', async () => {

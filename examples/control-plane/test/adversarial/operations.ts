@@ -122,3 +122,23 @@ export function operationsOf(document: OpenApiDocument, routes: readonly RouteIn
 export function pathOf(operation: Operation, paramValue: (name: string) => string): string {
   return operation.template.replace(/\{([^}]+)\}/g, (_, name: string) => encodeURIComponent(paramValue(name)));
 }
+
+/**
+ * Where in `schema` an object with named fields takes fields it does not name (no
+ * `additionalProperties: false`): `body.resources`, `body.networks[]`. A map (`additionalProperties`
+ * a schema, e.g. labels) is not such a place.
+ */
+export function lenientObjectsOf(schema: JsonSchema | null, path = 'body'): string[] {
+  if (!schema) return [];
+  const found: string[] = [];
+  if (schema.properties && schema.additionalProperties !== false && typeof schema.additionalProperties !== 'object') {
+    found.push(path);
+  }
+  for (const [key, field] of Object.entries(schema.properties ?? {}))
+    found.push(...lenientObjectsOf(field, `${path}.${key}`));
+  if (schema.items) found.push(...lenientObjectsOf(schema.items, `${path}[]`));
+  for (const variant of [...(schema.anyOf ?? []), ...(schema.oneOf ?? []), ...(schema.allOf ?? [])]) {
+    found.push(...lenientObjectsOf(variant, path));
+  }
+  return found;
+}
