@@ -11,13 +11,20 @@ import { startAllInOne } from '@quantix/example-control-plane';
  * catalog entry `catalogId`: the raw image `file` of the bench file server on `port`, verified
  * against its SHA256SUMS.
  */
-export function startImageSystem(options: { dataDir: string; port: number; file: string; catalogId: string }) {
+export function startImageSystem(options: {
+  dataDir: string;
+  port: number;
+  file: string;
+  catalogId: string;
+  /** libvirt for VMs (bench/console); none by default. */
+  libvirtUri?: string;
+}) {
   const base = `http://127.0.0.1:${options.port}`;
   return startAllInOne({
     dataDir: options.dataDir,
     host: '127.0.0.1',
     port: 0,
-    libvirtUri: null,
+    libvirtUri: options.libvirtUri ?? null,
     entries: [
       {
         id: options.catalogId,
