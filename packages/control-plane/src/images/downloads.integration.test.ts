@@ -4,7 +4,9 @@
  * and the real HTTP fetcher, against a real HTTP server serving a qcow2. The same lifecycle on
  * nodes is tested in examples/control-plane (hub and node-link suites, with real daemons).
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createQuantix, type Image, type Quantix, type QuantixEvents, type StoragePool } from '@quantix/core';
@@ -19,7 +21,7 @@ import {
   VIRTUAL_SIZE,
 } from '@quantix/images-cloud/testing';
 import { storageLocalPlugin } from '@quantix/storage-local';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createInProcessDownloads, type DownloadService } from './downloads.js';
 import { SOURCE_LABELS } from './source.js';
 
@@ -106,6 +108,22 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
 
   const service = () => downloads as DownloadService;
   const imagePath = () => join(poolDir, 'images', `${ENTRY_ID}.qcow2`);
+  /** A tmpfs of `size` mounted for a pool: a filesystem that really runs out of space. */
+  const mountSmallPool = (size: string) => {
+    const dir = mkdtempSync(join(tmpdir(), 'quantix-small-pool-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'quantix-test', dir]);
+    return dir;
+  };
+  const unmountSmallPool = (dir: string) => {
+    execFileSync('umount', [dir]);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const createPoolAt = (path: string) =>
+    (quantix as Quantix).repositories.pools.create({
+      name: `small-${path.slice(-6)}`,
+      type: 'local',
+      config: { path },
+    });
 
   beforeAll(async () => {
     dataDir = client === 'pglite' ? mkdtempSync(join(tmpdir(), 'quantix-lifecycle-db-')) : undefined;
@@ -223,6 +241,58 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
     const retried = await service().retry(pending.id);
     expect(retried.image).toMatchObject({ id: pending.id, phase: 'pending', error: null });
     expect(await retried.completion).toMatchObject({ phase: 'ready', checksum: { value: sha256(image) } });
+  });
+
+  it('a pool without room for the image: refused before a byte is written, saying how much is missing', async () => {
+    // A real small filesystem: the pool is a 2 MiB tmpfs, the image 6 MiB.
+    const small = mountSmallPool('2m');
+    try {
+      const pool = await createPoolAt(small);
+      const failed = await (await service().download({ catalogId: ENTRY_ID, poolId: pool.id })).completion;
+      expect(failed).toMatchObject({ phase: 'error', error: { code: 'DOWNLOAD_FAILED', retryable: false } });
+      expect(failed.error?.message).toMatch(/Not enough space .*: \d+ bytes needed, \d+ available/);
+      // Refused on the answer's Content-Length: the pool holds no partial file.
+      expect(files(small).filter((f) => !f.endsWith('.meta'))).toEqual([]);
+    } finally {
+      unmountSmallPool(small);
+    }
+  });
+
+  it('a pool that fills up mid-download: the row ends error saying so, nothing ready; once there is room, a retry resumes it', async () => {
+    // Room for the image when it starts; then something else takes it (another download, a VM disk).
+    const small = mountSmallPool('8m');
+    try {
+      const pool = await createPoolAt(small);
+      server.behaviour.bytesPerSecond = 4 * 1024 * 1024;
+      const { image: pending, completion } = await service().download({ catalogId: ENTRY_ID, poolId: pool.id });
+      await vi.waitFor(
+        async () => {
+          const row = await quantix?.repositories.images.require(pending.id);
+          expect(row?.progress?.bytesDone).toBeGreaterThan(0);
+        },
+        { timeout: 10_000, interval: 20 },
+      );
+      // Whatever room is left is taken: the download's next write finds the disk full.
+      const { bavail, bsize } = await statfs(small);
+      execFileSync('fallocate', ['-l', String(bavail * bsize), join(small, 'filler.bin')]);
+      const failed = await completion;
+      expect(failed).toMatchObject({ phase: 'error', checksum: null, error: { code: 'DOWNLOAD_FAILED' } });
+      expect(failed.error?.message).toMatch(/no space left on device/i);
+      expect(await quantix?.repositories.images.count({ phase: 'ready', poolId: pool.id })).toBe(0);
+
+      rmSync(join(small, 'filler.bin'));
+      server.behaviour.bytesPerSecond = null;
+      const requestsBefore = server.requestsFor(IMAGE).length;
+      const retried = await service().retry(pending.id);
+      expect(await retried.completion).toMatchObject({ phase: 'ready', checksum: { value: sha256(image) } });
+      expect(sha256(readFileSync(join(small, 'images', `${ENTRY_ID}.qcow2`)))).toBe(sha256(image));
+      // It went on from what it had written: the retry asked only for the rest.
+      const byRetry = server.requestsFor(IMAGE).slice(requestsBefore);
+      expect(byRetry.map((r) => [r.status, /^bytes=[1-9]\d*-$/.test(r.range ?? '')])).toEqual([[206, true]]);
+      expect(byRetry[0]?.bytesSent).toBeLessThan(image.length);
+    } finally {
+      unmountSmallPool(small);
+    }
   });
 
   it('refuses a disallowed URL before any request and before recording a row', async () => {
