@@ -286,6 +286,70 @@ describe('VmProvisioner over SSH on qemu:///system', () => {
     await provisioner.deleteVm({ name });
   });
 
+  it('refuses a base image that is no disk of its own: a backing file, an external data file, a file cut short', async () => {
+    // Files a pool could hold, found by a scan: none of them may become a VM's disk.
+    const images = join(dir, 'images');
+    const secret = join(dir, 'host-secret.raw');
+    await exec('sh', ['-c', 'printf "root:secret-hash" > "$1"', 'sh', secret]);
+    const backed = join(images, 'backed.qcow2');
+    await exec('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', secret, backed, '64M']);
+    const dataFile = join(images, 'data-file.qcow2');
+    await exec('qemu-img', [
+      'create',
+      '-q',
+      '-f',
+      'qcow2',
+      '-o',
+      `data_file=${secret},data_file_raw=on`,
+      dataFile,
+      '1M',
+    ]);
+    // A qcow2 with 8 MiB written, cut at 2 MiB: what a scan finds while the file is still being copied.
+    const whole = join(dir, 'whole.qcow2');
+    await exec('qemu-img', ['create', '-q', '-f', 'qcow2', whole, '64M']);
+    await exec('qemu-io', ['-c', 'write -P 0xab 0 8M', whole]);
+    const cut = join(images, 'cut-short.qcow2');
+    await exec('sh', ['-c', 'head -c 2097152 "$1" > "$2"', 'sh', whole, cut]);
+
+    const name = `${prefix}-unsafe-base`;
+    const vmDir = join(dir, 'vms', name);
+    const attempt = (baseImagePath: string) =>
+      rejection(
+        provisioner.createFromCloudImage({
+          name,
+          memoryMiB: 64,
+          baseImagePath,
+          ...cloudFiles(vmDir),
+          cloudInit: { hostname: 'h' },
+        }),
+      );
+    expect(await attempt(backed)).toMatchObject({
+      code: ErrorCode.INVALID_INPUT,
+      message: expect.stringContaining(`names a backing file (${secret})`),
+      details: { reason: 'backing-file', file: secret },
+    });
+    expect(await attempt(dataFile)).toMatchObject({
+      code: ErrorCode.INVALID_INPUT,
+      details: { reason: 'data-file', file: secret },
+    });
+    const damaged = await attempt(cut);
+    expect(damaged).toMatchObject({ code: ErrorCode.INVALID_INPUT, details: { reason: 'damaged' } });
+    expect(damaged.message).toMatch(/damaged or incomplete \(qemu-img check: [1-9]\d* corruptions/);
+    // Nothing was made for any of them, and the whole file is a base like any other.
+    expect(existsSync(vmDir)).toBe(false);
+    expect((await rejection(hypervisor.state({ name }))).code).toBe(ErrorCode.NOT_FOUND);
+    await exec('cp', [whole, cut]);
+    await provisioner.createFromCloudImage({
+      name,
+      memoryMiB: 64,
+      baseImagePath: cut,
+      ...cloudFiles(vmDir),
+      cloudInit: { hostname: 'h' },
+      start: false,
+    });
+    await provisioner.deleteVm({ name });
+  });
+
   it('removes what it made when a creation fails half-way', async () => {
     const name = `${prefix}-halfway`;
     const vmDir = join(dir, 'vms', name);

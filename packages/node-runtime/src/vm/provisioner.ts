@@ -340,7 +340,12 @@ export class VmProvisioner {
     if (found.status === 'rejected') throw found.reason;
     if (header.status === 'rejected') throw header.reason;
     const out = header.value;
-    const info = JSON.parse(out) as { format?: string; 'virtual-size'?: number };
+    const info = JSON.parse(out) as {
+      format?: string;
+      'virtual-size'?: number;
+      'backing-filename'?: string;
+      'format-specific'?: { data?: { 'data-file'?: string } };
+    };
     if ((info.format !== 'qcow2' && info.format !== 'raw') || typeof info['virtual-size'] !== 'number') {
       throw new QuantixError(
         ErrorCode.INVALID_INPUT,
@@ -348,7 +353,54 @@ export class VmProvisioner {
         { details: { path, format: info.format ?? null } },
       );
     }
+    // A base image is any file of a pool, scanned in as it was found. One that names another file
+    // (a backing file, an external data file) would give the VM that file as its disk: /etc/shadow,
+    // another VM's disk. A VM's base stands alone.
+    const other = info['backing-filename'] ?? info['format-specific']?.data?.['data-file'];
+    if (typeof other === 'string' && other !== '') {
+      const reason = info['backing-filename'] ? 'backing-file' : 'data-file';
+      throw new QuantixError(
+        ErrorCode.INVALID_INPUT,
+        `The base image ${path} names ${reason === 'backing-file' ? 'a backing file' : 'an external data file'} (${other}); a VM's base image must stand alone`,
+        { details: { path, reason, file: other } },
+      );
+    }
+    if (info.format === 'qcow2') await this.checkQcow2(path);
     return { format: info.format, virtualSize: info['virtual-size'] };
+  }
+
+  /**
+   * `qemu-img check`: a qcow2 whose clusters lie past its end (a file still being copied into the
+   * pool, or cut short) or whose metadata is damaged would give the VM a disk that fails under it.
+   * Leaked clusters (exit 3) only waste space.
+   */
+  private async checkQcow2(path: string): Promise<void> {
+    const result = await this.runner.run({
+      argv: ['qemu-img', 'check', '-U', '--output=json', '--', path],
+      allowNonZeroExit: true,
+      timeoutMs: this.timeoutMs,
+    });
+    if (result.exitCode === 0 || result.exitCode === 3) return;
+    let report: { corruptions?: number; 'check-errors'?: number; 'image-end-offset'?: number } = {};
+    try {
+      report = JSON.parse(result.stdout) as typeof report;
+    } catch {
+      // No report: qemu-img could not check it at all; its words are in stderr.
+    }
+    throw new QuantixError(
+      ErrorCode.INVALID_INPUT,
+      `The base image ${path} is damaged or incomplete (qemu-img check: ${report.corruptions ?? 0} corruptions, ` +
+        `${report['check-errors'] ?? 0} errors${result.exitCode === 1 ? `: ${result.stderr.trim().split('\n')[0]}` : ''}); ` +
+        'a file still being copied into its pool reads so until the copy ends',
+      {
+        details: {
+          path,
+          reason: 'damaged',
+          corruptions: report.corruptions ?? null,
+          checkErrors: report['check-errors'] ?? null,
+        },
+      },
+    );
   }
 
   private async refuseExistingDomain(name: string): Promise<void> {
