@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -341,6 +341,14 @@ describe('the ISO catalog and identification agree', () => {
 });
 
 describe('createIsoInspector (for scans run by a node agent)', () => {
+  it('does not follow a symbolic link put in a listed file’s place (it may lead out of the pool)', async () => {
+    const link = join(dir, 'swapped.iso');
+    await symlink(join(dir, 'rocky94.iso'), link);
+    await expect(
+      createIsoInspector().inspect({ path: link, relPath: 'swapped.iso', content: 'iso' }),
+    ).rejects.toMatchObject({ code: 'ISO_NOT_ISO9660', message: expect.stringContaining('symbolic link') });
+  });
+
   it('reports an ISO the way a scan result carries it, and nothing for other content', async () => {
     const inspector = createIsoInspector();
     const path = join(dir, 'rocky94.iso');

@@ -67,11 +67,17 @@ export interface InspectIsoOptions {
   fileName: string;
   osinfo: OsinfoDatabase | null;
   signal?: AbortSignal;
+  /** Open a symbolic link's target (readIsoInfo's option). Default true. */
+  followLinks?: boolean;
 }
 
 /** Reads one ISO's descriptors and identifies its OS. Throws the reader's ISO_* errors. */
 export async function inspectIso(options: InspectIsoOptions): Promise<Omit<InspectedIso, 'relPath' | 'modifiedAt'>> {
-  const iso = await readIsoInfo({ path: options.path, signal: options.signal });
+  const iso = await readIsoInfo({
+    path: options.path,
+    signal: options.signal,
+    ...(options.followLinks === undefined ? {} : { followLinks: options.followLinks }),
+  });
   const identification = identifyOs({ iso, fileName: options.fileName, osinfo: options.osinfo });
   return {
     sizeBytes: iso.fileSizeBytes,
@@ -109,6 +115,8 @@ export function createIsoInspector(
       const found = await inspectIso({
         path: file.path,
         fileName: file.relPath,
+        // A pool file is never a link (listings skip them): one swapped in since is not followed.
+        followLinks: false,
         osinfo: await osinfo,
         ...(file.signal ? { signal: file.signal } : {}),
       });

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -150,6 +150,18 @@ describe('readIsoInfo on files that are not usable ISOs', () => {
     const fifo = join(dir, 'pipe.iso');
     await run('mkfifo', [fifo]);
     expect(await codeOf(fifo)).toBe(ImagesIsoErrorCode.ISO_NOT_ISO9660);
+  });
+
+  it('follows a symbolic link by default, and refuses it, unread, when told not to (a pool scan)', async () => {
+    const link = join(dir, 'linked.iso');
+    await symlink(paths.plain as string, link);
+    expect((await readIsoInfo({ path: link })).volumeId).toBe('DATA_DISC');
+    await expect(readIsoInfo({ path: link, followLinks: false })).rejects.toMatchObject({
+      code: ImagesIsoErrorCode.ISO_NOT_ISO9660,
+      message: expect.stringContaining('it is a symbolic link, not followed'),
+    });
+    // The same file by its own name is read either way.
+    expect((await readIsoInfo({ path: paths.plain as string, followLinks: false })).volumeId).toBe('DATA_DISC');
   });
 
   it('gives NOT_FOUND for a file that is not there', async () => {

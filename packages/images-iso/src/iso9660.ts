@@ -100,6 +100,12 @@ export interface ReadIsoInfoOptions {
   /** Descriptors read before the image is declared malformed. Default DEFAULT_MAX_DESCRIPTORS. */
   maxDescriptors?: number;
   signal?: AbortSignal;
+  /**
+   * Open a symbolic link's target. Default true. A pool scan passes false: its listing never
+   * takes a link, and one put in a listed file's place before it is read (a link out of the
+   * pool) is then refused, ISO_NOT_ISO9660, instead of read.
+   */
+  followLinks?: boolean;
 }
 
 type FileHandle = Awaited<ReturnType<typeof open>>;
@@ -232,8 +238,12 @@ export async function readIsoInfo(options: ReadIsoInfoOptions): Promise<IsoInfo>
   let handle: FileHandle;
   try {
     // O_NONBLOCK: opening a FIFO named .iso must not wait for a writer (it is refused below).
-    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const noFollow = options.followLinks === false ? constants.O_NOFOLLOW : 0;
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | noFollow);
   } catch (error) {
+    if (options.followLinks === false && (error as NodeJS.ErrnoException).code === 'ELOOP') {
+      throw notIso(path, 'it is a symbolic link, not followed');
+    }
     throw unreadable(path, error);
   }
   try {
