@@ -282,7 +282,7 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
         { relPath: 'far.iso', reason: 'modification time +010000-01-01T00:00:00.000Z is out of range' },
       ]);
     } finally {
-      execFileSync('umount', [timeDir]);
+      execFileSync('umount', ['--lazy', timeDir]);
     }
   });
 
