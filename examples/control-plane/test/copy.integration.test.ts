@@ -244,6 +244,26 @@ describe('image copies', () => {
     }
   });
 
+  it('deletes a copy that failed: 204, and what it left to resume from goes with it', async () => {
+    await addPool('p2e', 'n2');
+    const link = paceExports();
+    try {
+      const started = await api('POST', `/images/${source.id}/copy`, { poolId: 'p2e' });
+      expect(started.status).toBe(202);
+      const target = onDisk('p2e', source.location.relPath);
+      await waitFor(async () => existsSync(`${target}.partial`) && statSync(`${target}.partial`).size > 0, 'bytes');
+      expect((await cp.downloads.cancel(started.body.id)).phase).toBe('error');
+      expect(existsSync(`${target}.partial.meta`)).toBe(true);
+      // The image never had its file: deleting it must not fail on the file that is not there.
+      const deleted = await api('DELETE', `/images/${started.body.id}`);
+      expect(deleted.status, JSON.stringify(deleted.body)).toBe(204);
+      expect((await api('GET', `/images/${started.body.id}`)).status).toBe(404);
+      expect([target, `${target}.partial`, `${target}.partial.meta`].filter((path) => existsSync(path))).toEqual([]);
+    } finally {
+      link.restore();
+    }
+  });
+
   it('quantix images copy --wait follows the copy to ready (the built CLI)', async () => {
     await addPool('p2d', 'n2');
     const run = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {

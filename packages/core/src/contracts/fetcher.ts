@@ -48,6 +48,12 @@ export interface ImageFetcher {
    * compares with the revision it has. Optional: a fetcher without it cannot follow upstream.
    */
   readChecksum?(request: ChecksumRequest): Promise<Checksum>;
+  /**
+   * Removes what fetches toward `destinationPath` left to resume from (a partial file and its
+   * notes), when the image they were for is deleted; nothing there is no error. Optional: a
+   * fetcher that leaves nothing behind needs none.
+   */
+  discard?(destinationPath: string): Promise<void>;
 }
 
 export interface ChecksumRequest {

@@ -548,6 +548,10 @@ export class HttpImageFetcher implements ImageFetcher {
    * read as a download reads it: the source policy, the size limit, retries of transient errors.
    * CHECKSUM_UNAVAILABLE when the file cannot be read or no longer lists the source's file.
    */
+  async discard(destinationPath: string): Promise<void> {
+    await removeQuietly(partialPathOf(destinationPath), metaPathOf(destinationPath));
+  }
+
   async readChecksum(request: ChecksumRequest): Promise<Checksum> {
     this.guard.checkUrl(request.sourceUrl);
     this.guard.checkUrl(request.checksumUrl);

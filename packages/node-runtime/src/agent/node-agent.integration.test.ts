@@ -386,6 +386,10 @@ describe('NodeAgent with real storage, downloads and libvirt', () => {
     const { response } = await request({ op: 'image.remove', poolId: 'images', relPath: 'cloud/tiny.qcow2' });
     expect(response.result).toEqual({ removed: true });
     expect(existsSync(join(root, 'pools', 'images', 'cloud', 'tiny.qcow2'))).toBe(false);
+    // Asked again (a file that is not there): nothing to remove, and no error.
+    const again = await request({ op: 'image.remove', poolId: 'images', relPath: 'cloud/tiny.qcow2' });
+    expect(again.response).toMatchObject({ result: { removed: false } });
+    expect(again.response.error).toBeUndefined();
   });
 
   it('deactivates pools no longer pushed, applies pushes in order, and ignores an older one', async () => {

@@ -621,11 +621,23 @@ export class NodeAgent {
     },
     'image.remove': async (request) => {
       const { pool, backend } = this.poolFor(request.poolId);
-      await callBackend(backend, 'remove', { pool, relPath: request.relPath });
+      // A file that is not there is removed already: a download that failed never made one, and
+      // its image must still be deletable.
+      let removed = true;
+      try {
+        await callBackend(backend, 'remove', { pool, relPath: request.relPath });
+      } catch (error) {
+        if (!isQuantixError(error, ErrorCode.NOT_FOUND)) throw error;
+        removed = false;
+      }
+      // What downloads toward it left to resume from goes with it (a failed 2 GiB download leaves
+      // up to 2 GiB, hidden from scans).
+      const path = await this.resolve(request.poolId, request.relPath);
+      for (const fetcher of this.options.fetchers ?? []) await fetcher.discard?.(path);
       for (const [imageId, done] of [...this.finished]) {
         if (done.poolId === request.poolId && done.relPath === request.relPath) this.finished.delete(imageId);
       }
-      return { removed: true };
+      return { removed };
     },
     'file.stat': async (request) => {
       const path = await this.resolve(request.poolId, request.relPath);
