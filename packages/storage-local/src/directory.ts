@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { constants, type Dirent, lstatSync } from 'node:fs';
+import { constants, type Dirent } from 'node:fs';
 import { lstat, mkdir, open, readdir, rmdir, stat, statfs, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
@@ -14,6 +14,7 @@ import {
 } from '@quantix/core';
 import { contentMatcher, isTemporaryName } from './content.js';
 import { resolveInPool } from './paths.js';
+import { statLocalFiles } from './stat-files.js';
 
 /** Directories read at once by a listing: a few more than libuv's four threads, to keep them busy. */
 const LIST_CONCURRENCY = 8;
@@ -24,11 +25,12 @@ export interface ListPoolFilesOptions {
   maxDepth: number;
   signal?: AbortSignal;
   /**
-   * Stat matching files synchronously, between the asynchronous directory reads. On a local
-   * filesystem that is several times faster than a thread-pool round trip per file (the
-   * difference between keeping up with `find` and not) and blocks the event loop only for
-   * microseconds a file; on a network filesystem a hung server would block the whole process.
-   * Default 'auto': blocking unless statfs says the root is on a network filesystem.
+   * Stat matching files synchronously once the directories are read (statLocalFiles: this thread
+   * and a helper thread). On a local filesystem that is several times faster than a thread-pool
+   * round trip per file (the difference between keeping up with `find` and not) and blocks the
+   * event loop only for microseconds a file; on a network filesystem a hung server would block
+   * the whole process. Default 'auto': blocking unless statfs says the root is on a network
+   * filesystem.
    */
   blockingStat?: boolean | 'auto';
 }
@@ -57,6 +59,8 @@ export async function listPoolFiles(root: string, options: ListPoolFilesOptions)
   const files: PoolFile[] = [];
   const skipped: PoolListing['skipped'] = [];
   const limit = limiter(LIST_CONCURRENCY);
+  // Matching files of a blocking listing, stat'ed all at once after the walk.
+  const toStat: { paths: string[]; relPaths: string[] } = { paths: [], relPaths: [] };
   const blockingStat =
     options.blockingStat === 'auto' || options.blockingStat === undefined
       ? !(await isOnNetworkFilesystem(root))
@@ -92,8 +96,12 @@ export async function listPoolFiles(root: string, options: ListPoolFilesOptions)
         }
       } else if (entry.isFile()) {
         if (!matches(name)) continue;
-        if (blockingStat) statFileSync(prefix + name, relPath, files, skipped);
-        else stats.push(statFile(prefix + name, relPath, files, skipped));
+        if (blockingStat) {
+          if (checkName(relPath, skipped)) {
+            toStat.paths.push(prefix + name);
+            toStat.relPaths.push(relPath);
+          }
+        } else stats.push(statFile(prefix + name, relPath, files, skipped));
       } else if (entry.isSymbolicLink()) {
         if (matches(name)) skipped.push({ relPath, reason: 'symbolic link, not followed' });
         // A link to a directory is not entered either (it may lead out of the pool), and is reported
@@ -111,6 +119,18 @@ export async function listPoolFiles(root: string, options: ListPoolFilesOptions)
     await Promise.all(subdirectories.map(walk));
   };
   await walk({ path: root, relPath: '', depth: 0 });
+  if (toStat.paths.length > 0) {
+    options.signal?.throwIfAborted();
+    const stats = await statLocalFiles(toStat.paths);
+    toStat.relPaths.forEach((relPath, i) => {
+      const outcome = stats.outcome(i);
+      // Stats.mtime is the rounded mtimeMs: the same Date either way.
+      if (outcome === 'file')
+        files.push({ relPath, sizeBytes: stats.size(i), modifiedAt: new Date(Math.round(stats.modifiedMs(i))) });
+      else if (outcome === 'failed') skipped.push({ relPath, reason: `cannot be read (${stats.error(i)})` });
+      else if (outcome === 'missing' && isUndecodable(relPath)) skipped.push({ relPath, reason: NOT_UTF8 });
+    });
+  }
 
   files.sort((a, b) => (a.relPath < b.relPath ? -1 : a.relPath > b.relPath ? 1 : 0));
   skipped.sort((a, b) => (a.relPath < b.relPath ? -1 : a.relPath > b.relPath ? 1 : 0));
@@ -167,8 +187,8 @@ function checkName(relPath: string, skipped: PoolListing['skipped']): boolean {
 const NOT_UTF8 = 'name is not valid UTF-8; rename it to have it listed';
 const isUndecodable = (relPath: string) => relPath.includes('\uFFFD');
 
-// Both use lstat: the entry was a regular file when listed; if it became a link since, leave it.
-// A file deleted between readdir and lstat is simply not there any more.
+// lstat (here and in statLocalFiles): the entry was a regular file when listed; if it became a
+// link since, leave it. A file deleted between readdir and lstat is simply not there any more.
 
 async function statFile(path: string, relPath: string, files: PoolFile[], skipped: PoolListing['skipped']) {
   if (!checkName(relPath, skipped)) return;
@@ -178,20 +198,6 @@ async function statFile(path: string, relPath: string, files: PoolFile[], skippe
   } catch (error) {
     if (errno(error) !== 'ENOENT') skipped.push({ relPath, reason: `cannot be read (${errno(error)})` });
     else if (isUndecodable(relPath)) skipped.push({ relPath, reason: NOT_UTF8 });
-  }
-}
-
-/** lstatSync's options, made once: it is called for every file of a listing. */
-const NO_THROW = { throwIfNoEntry: false } as const;
-
-function statFileSync(path: string, relPath: string, files: PoolFile[], skipped: PoolListing['skipped']) {
-  if (!checkName(relPath, skipped)) return;
-  try {
-    const info = lstatSync(path, NO_THROW);
-    if (info?.isFile()) files.push({ relPath, sizeBytes: info.size, modifiedAt: info.mtime });
-    else if (info === undefined && isUndecodable(relPath)) skipped.push({ relPath, reason: NOT_UTF8 });
-  } catch (error) {
-    skipped.push({ relPath, reason: `cannot be read (${errno(error)})` });
   }
 }
 
