@@ -81,6 +81,8 @@ export interface ControlPlaneOptions {
   poolRoots?: PoolRootPolicy;
   /** How often due golden-image schedules are looked for (default 30 s). */
   goldenTickSeconds?: number;
+  /** How often every ISO pool is scanned again (default 300 s; 0: only after a node's pool sync and on request). */
+  rescanSeconds?: number;
   /** The live event stream (GET /api/v1/events): its heartbeat and how far a reader may fall behind. */
   eventStream?: EventStreamSettings;
   /** Least time between two live progress events of one image (default 250 ms). */
@@ -148,6 +150,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     ...(options.maxUploadBytes !== undefined ? { maxUploadBytes: options.maxUploadBytes } : {}),
     ...(options.resumeGraceMs !== undefined ? { resumeGraceMs: options.resumeGraceMs } : {}),
     ...(options.goldenTickSeconds !== undefined ? { goldenTickSeconds: options.goldenTickSeconds } : {}),
+    ...(options.rescanSeconds !== undefined ? { rescanSeconds: options.rescanSeconds } : {}),
     ...(options.liveProgressIntervalMs !== undefined ? { liveProgressIntervalMs: options.liveProgressIntervalMs } : {}),
     replica: {
       version: CONTROL_PLANE_VERSION,

@@ -245,7 +245,7 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
     expect(await replicaOf(url as string)).toMatchObject({ id: 'cp-east-1' });
   });
 
-  it('refuses a bad replica id, URL or lease at once, non-zero, naming the flag or variable and the rule', async () => {
+  it('refuses a bad replica id, URL, lease or rescan period at once, non-zero, naming the flag or variable and the rule', async () => {
     let refusals = 0;
     const refused = async (flags: string[], env: Record<string, string>, message: RegExp) => {
       const dataDir = join(work, `refused-${refusals++}`);
@@ -274,6 +274,12 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
       /--lease-seconds "2" is not valid: a whole number of seconds from 3 to 300/,
     );
     await refused(['--lease-seconds', '1.5'], {}, /--lease-seconds "1\.5" is not valid/);
+    await refused(
+      ['--rescan-seconds', 'soon'],
+      {},
+      /--rescan-seconds "soon" is not valid: a whole number of seconds from 0 to 86400/,
+    );
+    await refused([], { QUANTIX_RESCAN_SECONDS: '-5' }, /QUANTIX_RESCAN_SECONDS "-5" is not valid/);
   });
 
   it('imports an osinfo-db release archive that nodes on the host then identify with', async () => {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import {
   CatalogRegistry,
   createPoolRootPolicy,
+  ErrorCode,
   type FileInspector,
   FileInspectorToken,
   ImageCatalogToken,
@@ -13,6 +14,7 @@ import {
   PoolTypeToken,
   poolTypesByName,
   type Quantix,
+  QuantixError,
 } from '@quantix/core';
 import type { Logger } from 'pino';
 import { LiveEvents } from './events/live-events.js';
@@ -76,6 +78,15 @@ export interface CreateControlPlaneOptions {
   sweepSeconds?: number;
   /** How often due golden-image schedules are looked for (default 30 s): a schedule's granularity. */
   goldenTickSeconds?: number;
+  /**
+   * How often every ISO pool is scanned again (default 300 s; 0: only after a node's pool sync
+   * and when asked, `ImageService.rescan`): one replica at a time queues the scans, any runs
+   * them. Files copied into a pool or removed from it by hand — on an NFS share, by another
+   * host — show without anyone asking. A rescan of a pool nothing changed in costs its listing:
+   * the node sends what changed since the scan before. The first period after a start is left
+   * to the scans after each node's sync.
+   */
+  rescanSeconds?: number;
   /** Least time between two live progress events of one image (default 250 ms). */
   liveProgressIntervalMs?: number;
 }
@@ -84,8 +95,15 @@ export interface CreateControlPlaneOptions {
 export const HEALTH_SWEEP_QUEUE = 'quantix-health-sweep';
 /** One job per quiet download (row and version) the sweep found: recovered once, on one replica. */
 export const DOWNLOAD_RECOVERY_QUEUE = 'quantix-download-recovery';
-/** The scan of a pool on a node after it reported the pool active: once per link and pool version. */
+/**
+ * The scan of a pool on a node after it reported the pool active (once per link and pool version),
+ * and the periodic rescans (once per pool, node and period).
+ */
 export const POOL_SCAN_QUEUE = 'quantix-pool-scan';
+/** The periodic rescan of every ISO pool: one replica at a time. */
+export const POOL_RESCAN_QUEUE = 'quantix-pool-rescan';
+/** Default of CreateControlPlaneOptions.rescanSeconds. */
+export const DEFAULT_RESCAN_SECONDS = 300;
 
 export interface ControlPlaneServices {
   /** Node connections: attach each authenticated node's channel here. */
@@ -130,6 +148,13 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
   const catalog = new CatalogRegistry({ catalogs: quantix.getAll(ImageCatalogToken) });
   const poolTypes = options.poolTypes ?? quantix.getAll(PoolTypeToken);
   poolTypesByName(poolTypes); // two definitions of one type fail start-up
+  const rescanSeconds = options.rescanSeconds ?? DEFAULT_RESCAN_SECONDS;
+  if (!Number.isInteger(rescanSeconds) || rescanSeconds < 0) {
+    throw new QuantixError(
+      ErrorCode.INVALID_INPUT,
+      `rescanSeconds ${rescanSeconds} is not valid: a whole number of seconds, 0 for no periodic rescans`,
+    );
+  }
   let hub: NodeHub | undefined;
   const listener = new ReplicaListener({ database: quantix.database, logger });
   const replicas = new ReplicaRegistry({
@@ -332,6 +357,20 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
           logger.info({ nodes, quiet, uploadsLost }, 'health sweep: recorded what a lost replica or runner left');
         }
       });
+      if (rescanSeconds > 0) {
+        const startedAt = Date.now();
+        await jobs.every(POOL_RESCAN_QUEUE, rescanSeconds, async () => {
+          // A period's first run comes at once; right after a start, nodes are still connecting
+          // and each scans its pools after its sync. (Half a period: timers are not exact.)
+          if (Date.now() - startedAt < (rescanSeconds * 1000) / 2) return;
+          // Queued, not run here: a node that does not answer holds up its own scan only, and
+          // the replicas' scan workers share them. One job per pool, node and period.
+          const period = String(Math.floor(Date.now() / (rescanSeconds * 1000)));
+          for (const scan of await images.rescanTargets()) {
+            await jobs.send(POOL_SCAN_QUEUE, scan, { id: jobIdOf('pool-rescan', scan.nodeId, scan.poolId, period) });
+          }
+        });
+      }
       await golden.start();
     },
     async close() {

@@ -2,8 +2,10 @@ export {
   type ControlPlaneServices,
   type CreateControlPlaneOptions,
   createControlPlane,
+  DEFAULT_RESCAN_SECONDS,
   DOWNLOAD_RECOVERY_QUEUE,
   HEALTH_SWEEP_QUEUE,
+  POOL_RESCAN_QUEUE,
   POOL_SCAN_QUEUE,
 } from './control-plane.js';
 export { ControlPlaneErrorCode } from './errors.js';

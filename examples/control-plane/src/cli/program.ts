@@ -11,6 +11,12 @@ const logFormatOption = () =>
     .choices(['json', 'pretty'])
     .env('QUANTIX_LOG_FORMAT');
 
+const rescanSecondsOption = () =>
+  new Option(
+    '--rescan-seconds <n>',
+    'how often every ISO pool is scanned again, for files added or removed by hand (0: only after a node connects and on `images rescan`; default 300)',
+  ).env('QUANTIX_RESCAN_SECONDS');
+
 /** The `quantix` command line: every command, option and description (main.ts runs it). */
 export function buildProgram(): Command {
   const program = new Command('quantix')
@@ -33,17 +39,21 @@ export function buildProgram(): Command {
       `${POOL_ROOT_HELP}; <data-dir>/pools always, default also /var/lib/quantix and /srv`,
       collect,
     )
+    .addOption(rescanSecondsOption())
     .addOption(logFormatOption())
     .action(
-      async (options: {
-        dataDir: string;
-        host: string;
-        port: string;
-        libvirt: string;
-        catalog?: string;
-        poolRoot?: string[];
-        logFormat?: 'json' | 'pretty';
-      }) => {
+      async (
+        options: {
+          dataDir: string;
+          host: string;
+          port: string;
+          libvirt: string;
+          catalog?: string;
+          poolRoot?: string[];
+          logFormat?: 'json' | 'pretty';
+        },
+        command: Command,
+      ) => {
         const { runAllInOne } = await import('./up.js');
         await runAllInOne({
           dataDir: options.dataDir,
@@ -53,6 +63,7 @@ export function buildProgram(): Command {
           catalogFile: options.catalog,
           poolRoots: options.poolRoot,
           logFormat: options.logFormat,
+          rescanSeconds: flagValue(command, 'rescanSeconds', '--rescan-seconds', 'QUANTIX_RESCAN_SECONDS'),
         }).catch(exitAtOnce);
       },
     );
@@ -92,6 +103,7 @@ export function buildProgram(): Command {
       '--allow-source <address...>',
       'private/loopback addresses the control plane may read checksum files from (mirrors of followed golden images)',
     )
+    .addOption(rescanSecondsOption())
     .addOption(logFormatOption())
     .action(
       async (
@@ -109,6 +121,7 @@ export function buildProgram(): Command {
           leaseSeconds: string;
           allowSource?: string[];
           logFormat?: 'json' | 'pretty';
+          rescanSeconds?: string;
         },
         command: Command,
       ) => {
@@ -127,6 +140,7 @@ export function buildProgram(): Command {
           poolRoots: options.poolRoot,
           logFormat: options.logFormat,
           allowSourceAddresses: options.allowSource,
+          rescanSeconds: flagValue(command, 'rescanSeconds', '--rescan-seconds', 'QUANTIX_RESCAN_SECONDS'),
           replica: {
             id: flagValue(command, 'replicaId', '--replica-id', 'QUANTIX_REPLICA_ID'),
             url: flagValue(command, 'replicaUrl', '--replica-url', 'QUANTIX_REPLICA_URL'),

@@ -84,6 +84,8 @@ export interface AllInOneOptions {
   log?: (line: string) => void;
   /** Log lines for people (`pretty`) or machines (`json`); default pretty on a terminal. */
   logFormat?: LogFormat;
+  /** How often ISO pools are scanned again (default DEFAULT_RESCAN_SECONDS; 0: only on sync and `images rescan`). */
+  rescanSeconds?: number;
 }
 
 /**
@@ -124,6 +126,7 @@ export async function startAllInOne(options: AllInOneOptions) {
       port: options.port,
       stagingDir: join(dataDir, 'uploads'),
       poolRoots,
+      ...(options.rescanSeconds !== undefined ? { rescanSeconds: options.rescanSeconds } : {}),
     });
     started.push(() => cp.close());
     await saveCredentials(credentialsFile, cp.url, apiToken);
@@ -219,7 +222,10 @@ export async function runAllInOne(options: {
   catalogFile?: string | undefined;
   poolRoots?: readonly string[] | undefined;
   logFormat?: LogFormat | undefined;
+  /** `--rescan-seconds` (or its variable), checked here first. */
+  rescanSeconds?: FlagValue | undefined;
 }): Promise<void> {
+  const rescanSeconds = options.rescanSeconds && secondsOption(options.rescanSeconds, RESCAN_SECONDS);
   // Everything this process creates is its user's alone (data, uploads, credentials).
   process.umask(0o077);
   const entries = readCatalogFile(options.catalogFile);
@@ -231,6 +237,7 @@ export async function runAllInOne(options: {
     ...(entries ? { entries } : {}),
     ...poolRootsOption(options.poolRoots, process.env.QUANTIX_POOL_ROOTS),
     ...(options.logFormat ? { logFormat: options.logFormat } : {}),
+    ...(rescanSeconds !== undefined ? { rescanSeconds } : {}),
   });
   await waitForSignal();
   await system.close();
@@ -257,12 +264,33 @@ export function serveToken(options: { tokenFile?: string | undefined; dataDir: s
 const REPLICA_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 
 export const LEASE_SECONDS = { min: 3, max: 300, default: 15 } as const;
+/** `--rescan-seconds`: 0 turns periodic rescans off; at most a day. */
+export const RESCAN_SECONDS = { min: 0, max: 86_400 } as const;
+
+/** A flag's value as given, with the flag or variable it came from (for error messages). */
+export interface FlagValue {
+  value: string;
+  from: string;
+}
 
 /** What `serve` was given about itself as a replica, each value with the flag or variable it came from. */
 export interface ReplicaFlags {
-  id?: { value: string; from: string } | undefined;
-  url?: { value: string; from: string } | undefined;
-  leaseSeconds?: { value: string; from: string } | undefined;
+  id?: FlagValue | undefined;
+  url?: FlagValue | undefined;
+  leaseSeconds?: FlagValue | undefined;
+}
+
+const invalidFlag = (from: string, value: string, rule: string) =>
+  new QuantixError(ErrorCode.INVALID_INPUT, `${from} ${JSON.stringify(value)} is not valid: ${rule}`);
+
+/** A whole number of seconds within `bounds`, or INVALID_INPUT naming the flag (or variable). */
+export function secondsOption({ value, from }: FlagValue, bounds: { min: number; max: number }): number {
+  // Digits only: Number() would also take "1e1", "0x10" or "".
+  const seconds = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!(seconds >= bounds.min && seconds <= bounds.max)) {
+    throw invalidFlag(from, value, `a whole number of seconds from ${bounds.min} to ${bounds.max}`);
+  }
+  return seconds;
 }
 
 /**
@@ -270,12 +298,10 @@ export interface ReplicaFlags {
  * flag (or variable) and what it must be: a bad value stops start-up before anything is opened.
  */
 export function replicaOption(flags: ReplicaFlags): { id?: string; url?: string; leaseSeconds: number } {
-  const invalid = (from: string, value: string, rule: string) =>
-    new QuantixError(ErrorCode.INVALID_INPUT, `${from} ${JSON.stringify(value)} is not valid: ${rule}`);
   const replica: { id?: string; url?: string; leaseSeconds: number } = { leaseSeconds: LEASE_SECONDS.default };
   if (flags.id !== undefined) {
     if (!REPLICA_ID_PATTERN.test(flags.id.value)) {
-      throw invalid(flags.id.from, flags.id.value, 'a replica id is 1 to 64 letters, digits, ".", "_" and "-"');
+      throw invalidFlag(flags.id.from, flags.id.value, 'a replica id is 1 to 64 letters, digits, ".", "_" and "-"');
     }
     replica.id = flags.id.value;
   }
@@ -287,20 +313,12 @@ export function replicaOption(flags: ReplicaFlags): { id?: string; url?: string;
       url = null;
     }
     if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
-      throw invalid(flags.url.from, flags.url.value, 'give the http:// or https:// URL this replica is reached at');
+      throw invalidFlag(flags.url.from, flags.url.value, 'give the http:// or https:// URL this replica is reached at');
     }
     // Kept as given, without a trailing slash: other replicas and nodes append paths to it.
     replica.url = flags.url.value.replace(/\/+$/, '');
   }
-  if (flags.leaseSeconds !== undefined) {
-    const { value, from } = flags.leaseSeconds;
-    // Digits only: Number() would also take "1e1", "0x10" or "".
-    const seconds = /^\d+$/.test(value) ? Number(value) : Number.NaN;
-    if (!(seconds >= LEASE_SECONDS.min && seconds <= LEASE_SECONDS.max)) {
-      throw invalid(from, value, `a whole number of seconds from ${LEASE_SECONDS.min} to ${LEASE_SECONDS.max}`);
-    }
-    replica.leaseSeconds = seconds;
-  }
+  if (flags.leaseSeconds !== undefined) replica.leaseSeconds = secondsOption(flags.leaseSeconds, LEASE_SECONDS);
   return replica;
 }
 
@@ -334,8 +352,11 @@ export async function runServe(options: {
   logFormat?: LogFormat | undefined;
   /** `--allow-source`: private/loopback addresses checksum files (golden images) may be read from. */
   allowSourceAddresses?: readonly string[] | undefined;
+  /** `--rescan-seconds` (or its variable), checked here first. */
+  rescanSeconds?: FlagValue | undefined;
 }): Promise<void> {
   const replica = replicaOption(options.replica ?? {});
+  const rescanSeconds = options.rescanSeconds && secondsOption(options.rescanSeconds, RESCAN_SECONDS);
   process.umask(0o077);
   boundHeapGrowth();
   const logger = createLogger(
@@ -385,6 +406,7 @@ export async function runServe(options: {
       stagingDir: join(dataDir, 'uploads'),
       poolRoots,
       replica,
+      ...(rescanSeconds !== undefined ? { rescanSeconds } : {}),
       // Nodes fetch staged uploads from the replica that staged them: its own URL, not a balancer's.
       ...(process.env.QUANTIX_PUBLIC_URL || replica.url
         ? { publicUrl: process.env.QUANTIX_PUBLIC_URL || replica.url }

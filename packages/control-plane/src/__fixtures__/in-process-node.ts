@@ -5,8 +5,9 @@
  * the hello, the pool push, the node's reconcile and scan, the hub's queue and the ingest into
  * the database — is the code that runs in the example app.
  */
-import type { NodeMessage } from '@quantix/core';
-import type { NodeAgent } from '@quantix/node-runtime';
+import { createPoolRootPolicy, type NodeMessage, type Repositories, type StoragePool } from '@quantix/core';
+import { NodeAgent, type NodeAgentOptions } from '@quantix/node-runtime';
+import { LocalStorageBackend, localPoolType } from '@quantix/storage-local';
 import type { NodeChannel } from '../hub/channel.js';
 import type { NodeHub } from '../hub/node-hub.js';
 
@@ -58,6 +59,74 @@ export function inProcessLink(): InProcessLink {
     },
     close() {
       channel.close(1000, 'test over');
+    },
+  };
+}
+
+/** A node daemon joined to the hub that holds one local ISO pool, and what it sent. */
+export interface PoolNode {
+  nodeId: string;
+  pool: StoragePool;
+  agent: NodeAgent;
+  link: InProcessLink;
+  /** Everything the node sent, in order. */
+  fromNode: NodeMessage[];
+  /** The link closed and the agent stopped. */
+  close(): Promise<void>;
+}
+
+/**
+ * A new node (its row) holding a new shared local ISO pool at `root` (a directory under
+ * `allowedRoot`), its real NodeAgent joined to the hub: ready once it has answered the scan that
+ * follows its pool sync. The node looks at its pools only when asked (no re-check timer).
+ */
+export async function startPoolNode(options: {
+  hub: NodeHub;
+  repositories: Repositories;
+  name: string;
+  root: string;
+  allowedRoot: string;
+  agent?: Partial<NodeAgentOptions>;
+}): Promise<PoolNode> {
+  const { repositories, name } = options;
+  const nodeId = (await repositories.nodes.create({ hostname: name, address: '127.0.0.1' })).id;
+  const pool = await repositories.pools.create({
+    name,
+    type: 'local',
+    config: { path: options.root },
+    contentTypes: ['iso'],
+    shared: true,
+    nodeIds: [nodeId],
+  });
+  const fromNode: NodeMessage[] = [];
+  const link = inProcessLink();
+  const agent = new NodeAgent({
+    nodeId,
+    backends: [new LocalStorageBackend()],
+    poolTypes: [localPoolType],
+    poolRoots: createPoolRootPolicy({ allowedRoots: [options.allowedRoot] }),
+    poolRecheckIntervalMs: 0,
+    ...options.agent,
+    send: (message) => {
+      fromNode.push(message);
+      link.send(message);
+    },
+  });
+  link.connect(agent, options.hub, nodeId);
+  const until = Date.now() + 30_000;
+  while (!fromNode.some((m) => m.type === 'response' && (m.result as { poolId?: string })?.poolId === pool.id)) {
+    if (Date.now() > until) throw new Error(`node ${name} did not answer the scan after its pool sync`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return {
+    nodeId,
+    pool,
+    agent,
+    link,
+    fromNode,
+    async close() {
+      link.close();
+      await agent.close();
     },
   };
 }

@@ -59,22 +59,33 @@ export class ImageService {
    * scan.result and are ingested as they come; this answers which scans ran and which failed.
    */
   async rescan(poolId?: string): Promise<RescanResult> {
-    const { repositories, hub } = this.options;
-    const pools = poolId ? [await repositories.pools.require(poolId)] : await repositories.pools.list();
     const result: RescanResult = { scanned: [], failed: [] };
-    for (const pool of pools.filter((p) => p.contentTypes.includes('iso'))) {
-      const targets = await nodesWithActivePool({ repositories, hub, poolId: pool.id });
-      for (const nodeId of pool.shared ? targets.slice(0, 1) : targets) {
-        try {
-          await hub.request(nodeId, { op: 'pool.scan', poolId: pool.id, content: 'iso' }, { timeoutMs: 300_000 });
-          result.scanned.push({ poolId: pool.id, nodeId });
-        } catch (error) {
-          const code = isQuantixError(error) ? error.code : ErrorCode.INTERNAL_ERROR;
-          result.failed.push({ poolId: pool.id, nodeId, code, error: (error as Error).message });
-        }
+    for (const scan of await this.rescanTargets(poolId)) {
+      try {
+        await this.options.hub.request(
+          scan.nodeId,
+          { op: 'pool.scan', poolId: scan.poolId, content: 'iso' },
+          { timeoutMs: 300_000 },
+        );
+        result.scanned.push(scan);
+      } catch (error) {
+        const code = isQuantixError(error) ? error.code : ErrorCode.INTERNAL_ERROR;
+        result.failed.push({ ...scan, code, error: (error as Error).message });
       }
     }
     return result;
+  }
+
+  /** The scans a rescan asks for (see rescan), without running them: the periodic rescan queues them. */
+  async rescanTargets(poolId?: string): Promise<{ poolId: string; nodeId: string }[]> {
+    const { repositories, hub } = this.options;
+    const pools = poolId ? [await repositories.pools.require(poolId)] : await repositories.pools.list();
+    const targets: { poolId: string; nodeId: string }[] = [];
+    for (const pool of pools.filter((p) => p.contentTypes.includes('iso'))) {
+      const nodeIds = await nodesWithActivePool({ repositories, hub, poolId: pool.id });
+      for (const nodeId of pool.shared ? nodeIds.slice(0, 1) : nodeIds) targets.push({ poolId: pool.id, nodeId });
+    }
+    return targets;
   }
 
   /**

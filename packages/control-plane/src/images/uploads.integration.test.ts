@@ -16,12 +16,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import {
-  createPoolRootPolicy,
   createQuantix,
   ErrorCode,
   FileInspectorToken,
   type Image,
-  type NodeMessage,
   type Quantix,
   type StoragePool,
 } from '@quantix/core';
@@ -29,10 +27,10 @@ import { createTestDatabase, errorCodeOf, TEST_DATABASE_CLIENTS, type TestDataba
 import { HttpImageFetcher } from '@quantix/images-cloud';
 import { createImagesIsoPlugin, ImagesIsoErrorCode } from '@quantix/images-iso';
 import { buildIso, REAL_MEDIA, requireIsoTools } from '@quantix/images-iso/testing';
-import { NodeAgent } from '@quantix/node-runtime';
-import { LocalStorageBackend, localPoolType, storageLocalPlugin } from '@quantix/storage-local';
+import type { NodeAgent } from '@quantix/node-runtime';
+import { storageLocalPlugin } from '@quantix/storage-local';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type InProcessLink, inProcessLink } from '../__fixtures__/in-process-node.js';
+import { type InProcessLink, startPoolNode } from '../__fixtures__/in-process-node.js';
 import { type ControlPlaneServices, createControlPlane } from '../control-plane.js';
 import { UploadService } from './uploads.js';
 
@@ -122,37 +120,14 @@ describe.each(TEST_DATABASE_CLIENTS)('UploadService on %s', (client) => {
     counter += 1;
     root = join(base, `${client}-${counter}`);
     await mkdir(root);
-    nodeId = (await quantix.repositories.nodes.create({ hostname: `up-${client}-${counter}`, address: '127.0.0.1' }))
-      .id;
-    pool = await quantix.repositories.pools.create({
+    ({ nodeId, pool, agent, link } = await startPoolNode({
+      hub: cp.hub,
+      repositories: quantix.repositories,
       name: `up-${client}-${counter}`,
-      type: 'local',
-      config: { path: root },
-      contentTypes: ['iso'],
-      shared: true,
-      nodeIds: [nodeId],
-    });
-    const fromNode: NodeMessage[] = [];
-    link = inProcessLink();
-    agent = new NodeAgent({
-      nodeId,
-      backends: [new LocalStorageBackend()],
-      poolTypes: [localPoolType],
-      poolRoots: createPoolRootPolicy({ allowedRoots: [base] }),
-      fetchers: [new HttpImageFetcher({ policy: { allowAddresses: ['127.0.0.1'] } })],
-      poolRecheckIntervalMs: 0,
-      send: (message) => {
-        fromNode.push(message);
-        link.send(message);
-      },
-    });
-    link.connect(agent, cp.hub, nodeId);
-    // Ready once the node reported the pool active (and answered the scan that follows).
-    const until = Date.now() + 30_000;
-    while (!fromNode.some((m) => m.type === 'response')) {
-      if (Date.now() > until) throw new Error('the node did not sync its pool');
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+      root,
+      allowedRoot: base,
+      agent: { fetchers: [new HttpImageFetcher({ policy: { allowAddresses: ['127.0.0.1'] } })] },
+    }));
   });
 
   afterEach(async () => {
