@@ -28,7 +28,7 @@ export interface ListPoolFilesOptions {
    * Stat matching files synchronously once the directories are read (statLocalFiles: this thread
    * and a helper thread). On a local filesystem that is several times faster than a thread-pool
    * round trip per file (the difference between keeping up with `find` and not) and blocks the
-   * event loop only for microseconds a file; on a network filesystem a hung server would block
+   * event loop a few milliseconds at a time; on a network filesystem a hung server would block
    * the whole process. Default 'auto': blocking unless statfs says the root is on a network
    * filesystem.
    */

@@ -102,6 +102,23 @@ describe('statLocalFiles', () => {
     expect((await statLocalFiles(files.slice(0, 100))).byHelper).toBe(0);
   });
 
+  it('lets the event loop run while it stats a long list, not only once the list is done', async () => {
+    const longList = Array.from({ length: 8 }, () => files).flat();
+    let turns = 0;
+    let stopped = false;
+    const tick = () => {
+      if (stopped) return;
+      turns += 1;
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    // On this thread alone, where the yielding is: the helper's part never blocks it.
+    const stats = await statLocalFiles(longList, { parallelFrom: Number.POSITIVE_INFINITY });
+    stopped = true;
+    expect(stats.outcome(longList.length - 1)).toBe('file');
+    expect(turns).toBeGreaterThanOrEqual(5);
+  });
+
   it('does the whole list on this thread when the helper ends mid-way, and starts a new helper after', async () => {
     const listing = statLocalFiles(files, { parallelFrom: 0 });
     await closeStatHelper(); // the helper thread is terminated while it holds the list

@@ -19,6 +19,8 @@ import { Worker } from 'node:worker_threads';
 export const PARALLEL_STAT_MIN_FILES = 2_000;
 /** Files a thread claims at a time: small enough that a descheduled helper holds up little. */
 const CHUNK = 128;
+/** Chunks this thread stats before letting its event loop run (a few milliseconds of lstat). */
+const CHUNKS_PER_TURN = 16;
 const IDLE_MS = 60_000;
 
 // Outcome codes stored in place of a size; a size is never negative.
@@ -71,23 +73,18 @@ export async function statLocalFiles(
   paths: readonly string[],
   options: StatLocalFilesOptions = {},
 ): Promise<LocalStats> {
-  const table = () => ({
-    values: new Float64Array(new SharedArrayBuffer(16 * Math.max(1, paths.length))),
-    next: new Int32Array(new SharedArrayBuffer(4)),
-    errors: new Map<number, string>(),
-  });
-  const shared = table();
+  const shared = statTable(paths.length);
   const helped =
     paths.length >= (options.parallelFrom ?? PARALLEL_STAT_MIN_FILES)
       ? helper.start(paths, shared.next, shared.values)
       : null;
-  statChunks(paths, shared.next, shared.values, shared.errors);
+  await statAll(paths, shared);
   const outcome = helped ? await helped : null;
   if (outcome === 'lost') {
     // The helper ended mid-way: what it had claimed may be unwritten. This thread does the whole
     // list again, into a table of its own (the helper may still be finishing a chunk).
-    const own = table();
-    statChunks(paths, own.next, own.values, own.errors);
+    const own = statTable(paths.length);
+    await statAll(paths, own);
     return new LocalStats(own.values, own.errors, 0);
   }
   for (const [index, code] of outcome?.errors ?? []) shared.errors.set(index, code);
@@ -96,10 +93,33 @@ export async function statLocalFiles(
 
 const NO_THROW = { throwIfNoEntry: false } as const;
 
-/** Claims chunks of `paths` until none are left, writing each outcome into `values`. */
-function statChunks(paths: readonly string[], next: Int32Array, values: Float64Array, errors: Map<number, string>) {
+/** Where the threads write: outcomes (size and mtimeMs per path), the next chunk to claim, this thread's errors. */
+interface StatTable {
+  values: Float64Array;
+  next: Int32Array;
+  errors: Map<number, string>;
+}
+
+const statTable = (count: number): StatTable => ({
+  values: new Float64Array(new SharedArrayBuffer(16 * Math.max(1, count))),
+  next: new Int32Array(new SharedArrayBuffer(4)),
+  errors: new Map(),
+});
+
+/**
+ * This thread's part: chunks until none are left to claim, letting the event loop run between
+ * turns (a node's messages wait a few milliseconds at most, not the whole list).
+ */
+async function statAll(paths: readonly string[], table: StatTable): Promise<void> {
+  while (!statChunks(paths, table, CHUNKS_PER_TURN)) await new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Claims up to `chunks` chunks of `paths`, writing each outcome; true when none are left. */
+function statChunks(paths: readonly string[], { next, values, errors }: StatTable, chunks: number): boolean {
   const count = paths.length;
-  for (let start = Atomics.add(next, 0, CHUNK); start < count; start = Atomics.add(next, 0, CHUNK)) {
+  for (let claimed = 0; claimed < chunks; claimed++) {
+    const start = Atomics.add(next, 0, CHUNK);
+    if (start >= count) return true;
     const end = Math.min(count, start + CHUNK);
     for (let i = start; i < end; i++) {
       try {
@@ -116,6 +136,7 @@ function statChunks(paths: readonly string[], next: Int32Array, values: Float64A
       }
     }
   }
+  return false;
 }
 
 /**
