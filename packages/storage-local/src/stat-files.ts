@@ -216,13 +216,16 @@ class StatHelper {
       return null;
     }
     worker.unref();
+    // A worker closed before (its jobs settled then) says nothing of the current one's jobs.
     worker.on('message', ({ job, ...outcome }: { job: number; errors: [number, string][]; count: number }) => {
+      if (this.worker !== worker) return;
       this.pending.get(job)?.(outcome);
       this.pending.delete(job);
       if (this.pending.size === 0) this.rest(worker);
     });
     const lost = () => {
-      if (this.worker === worker) this.worker = null;
+      if (this.worker !== worker) return;
+      this.worker = null;
       this.settleAll('lost');
     };
     worker.on('error', lost);
