@@ -71,6 +71,9 @@ const raw = new pg.Pool({
   connectionString: (testDb.config as { connectionString: string }).connectionString,
   max: 10,
 });
+// An idle connection the server ends (another test's database sweep, say) is replaced by the
+// pool on the next query; unhandled, its 'error' would end the process.
+raw.on('error', (error) => console.warn(`raw pool: idle connection ended: ${error.message}`));
 try {
   const repos = createRepositories(db.knex);
   for (const id of POOLS) await repos.pools.create({ id, name: id, type: 'local' });
