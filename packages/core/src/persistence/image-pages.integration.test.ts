@@ -15,6 +15,7 @@ import { ErrorCode } from '../errors.js';
 import { type OpenTestDatabase, openTestDatabase } from '../testing/databases.js';
 import { errorCodeOf } from '../testing/errors.js';
 import { openDatabase } from './database.js';
+import { IMAGE_SEARCH_INDEX } from './repositories/image-search.js';
 import { createRepositories } from './repositories/index.js';
 
 const IMAGES = 10_000;
@@ -187,7 +188,7 @@ describe('image pages at 10,000 images', () => {
         await images.listRankedForNode({ nodeId: NODE, catalogIds: [], text, limit: 20, offset: 0 });
       }
       const { rows } = await database.knex.raw(
-        `select generic_plans, custom_plans from pg_prepared_statements where statement like '%ilike%'`,
+        `select generic_plans, custom_plans from pg_prepared_statements where statement like '%search_text like%'`,
       );
       // The list's search and the view's, each one statement for every text, planned generically
       // once PostgreSQL has seen its custom plans cost no less.
@@ -289,7 +290,7 @@ describe('image pages at 10,000 images', () => {
       const plan = (await client.query(`explain ${statement?.sql}`, statement?.bindings)).rows
         .map((row) => row['QUERY PLAN'])
         .join('\n');
-      expect(plan).toContain('images_search_trgm_idx');
+      expect(plan).toContain(IMAGE_SEARCH_INDEX);
     } finally {
       await client.end();
     }

@@ -147,6 +147,10 @@ describe.each(TEST_DATABASE_CLIENTS)('migrations on %s', (client) => {
       }
       if (schemaAt.includes('0004')) expect((await repos.vms.require(`vm-${step}`)).cpu).toBe(2);
     }
+    // Rows written before 0017 have its stored search text: found by any case of their name.
+    expect((await repos.images.page({ text: 'IMAGE 0003_Images' })).images.map((image) => image.id)).toEqual([
+      'image-0003_images',
+    ]);
     expect(await repos.nodes.list()).toHaveLength(MIGRATIONS.length);
     expect(await repos.images.count()).toBe(MIGRATIONS.length - 2);
   });

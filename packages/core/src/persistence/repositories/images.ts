@@ -28,7 +28,7 @@ import type { PoolNodeState } from '../../domain/pool.js';
 import { ErrorCode, QuantixError } from '../../errors.js';
 import { fromJson, toDate, toJson, toNullableDate, toNullableNumber, toNumber } from '../rows.js';
 import { applyPage, deleteVersioned, guarded, likePattern, notFound, type Row, updateVersioned } from './common.js';
-import { IMAGE_SEARCH_TEXT } from './image-search.js';
+import { IMAGE_SEARCH_CONDITION, IMAGE_SEARCH_INDEX } from './image-search.js';
 
 const TABLE = 'images';
 /**
@@ -61,8 +61,6 @@ const IMAGE_COLUMNS = [
   'created_at',
   'updated_at',
 ] as const;
-/** The trigram index of migration 0011. */
-const SEARCH_INDEX = 'images_search_trgm_idx';
 const WHAT = 'Image';
 /** The deepest cut of the view's streams written into its statement (see listRankedForNode). */
 const MAX_WRITTEN_DEPTH = 2048;
@@ -387,7 +385,7 @@ export class KnexImageRepository implements ImageRepository {
     // search meanwhile reads that list row by row (and the planner gives up on the index). One
     // bulk merge now (~40 ms for 10,000 rows) keeps searches fast right after a scan.
     if (result.inserted + result.updated > 0) {
-      await guarded(WHAT, () => this.knex.raw(`select gin_clean_pending_list('${SEARCH_INDEX}'::regclass)`));
+      await guarded(WHAT, () => this.knex.raw(`select gin_clean_pending_list('${IMAGE_SEARCH_INDEX}'::regclass)`));
     }
     return result;
   }
@@ -469,9 +467,7 @@ export class KnexImageRepository implements ImageRepository {
     // A search reads the trigram index once, into `matches` (the view's rows that match, with the
     // columns the ranking reads); the streams, the total and the catalog rows then read those
     // instead of each walking images and testing the text on every row.
-    const matches = text
-      ? conjunction([...common, [`(${IMAGE_SEARCH_TEXT}) ilike ?`, [likePattern(text)]]])
-      : undefined;
+    const matches = text ? conjunction([...common, [IMAGE_SEARCH_CONDITION, [likePattern(text)]]]) : undefined;
     const source = matches ? 'matches' : 'images';
     const where = (extra: [string, Knex.RawBinding[]][]) => conjunction(matches ? extra : [...common, ...extra]);
     const notOffered: [string, Knex.RawBinding[]] = ['(catalog_id is null or catalog_id <> all(?::text[]))', [offered]];
@@ -676,7 +672,7 @@ export class KnexImageRepository implements ImageRepository {
       query.whereRaw('labels @> ?::jsonb', [JSON.stringify(filter.labels)]);
     }
     if (filter.text !== undefined && filter.text.trim() !== '') {
-      query.whereRaw(`(${IMAGE_SEARCH_TEXT}) ilike ?`, [likePattern(filter.text.trim())]);
+      query.whereRaw(IMAGE_SEARCH_CONDITION, [likePattern(filter.text.trim())]);
     }
     return query;
   }
