@@ -122,6 +122,19 @@ describe.each(TEST_DATABASE_CLIENTS)('replica registry on %s', (client) => {
     expect(await a.holderOf('n1')).toBe('replica-b');
   });
 
+  it('claims many nodes in one batch, telling for each which replica it was taken from', async () => {
+    const a = await replica('replica-a');
+    const b = await replica('replica-b');
+    const c = await replica('replica-c');
+    await a.claimAll(['n1']);
+    await c.claim('n2');
+    const taken = await b.claimAll(['n1', 'n2', 'n3', 'n1']);
+    expect(Object.fromEntries(taken)).toEqual({ n1: 'replica-a', n2: 'replica-c', n3: null });
+    for (const node of ['n1', 'n2', 'n3']) expect(await a.holderOf(node)).toBe('replica-b');
+    // Claiming again what it holds: taken from nobody.
+    expect(Object.fromEntries(await b.claimAll(['n1', 'n3']))).toEqual({ n1: null, n3: null });
+  });
+
   it('frees its nodes at once when it stops cleanly', async () => {
     const a = await replica('replica-a');
     const b = await replica('replica-b');

@@ -554,9 +554,34 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
       ]);
       expect(await repos.pools.setNodeStates([])).toEqual([]);
 
+      // Another pool that holds n1 and n3 (n3 is not asked about) and one that holds no node.
+      await repos.nodes.create({ id: 'n3', hostname: 'hv3' });
+      const other = await repos.pools.create({
+        name: 'other',
+        type: 'nfs',
+        config: { server: 'nas', export: '/y' },
+        shared: true,
+        nodeIds: ['n3', 'n1'],
+      });
+      await repos.pools.setNodeStates([
+        { poolId: other.id, nodeId: 'n1', status: 'active' },
+        { poolId: other.id, nodeId: 'n3', status: 'active' },
+        { poolId: pool.id, nodeId: 'n1', status: 'active' },
+        { poolId: pool.id, nodeId: 'n3', status: 'active' },
+      ]);
+
       await repos.pools.update(shared.id, { nodeIds: ['n2'] });
-      await repos.pools.deleteUnassignedNodeStates(['n1', 'n2']);
-      expect((await repos.pools.listNodeStates({ poolId: shared.id })).map((state) => state.nodeId)).toEqual(['n2']);
+      await repos.pools.deleteUnassignedNodeStates(['n1', 'n2', 'n1']);
+      const pairs = async () =>
+        (await repos.pools.listNodeStates({}))
+          .map(
+            (state) =>
+              `${state.poolId === shared.id ? 'shared' : state.poolId === other.id ? 'other' : 'a'}:${state.nodeId}`,
+          )
+          .sort();
+      expect(await pairs()).toEqual(['a:n3', 'other:n1', 'other:n3', 'shared:n2']);
+      await repos.pools.deleteUnassignedNodeStates(['n3']);
+      expect(await pairs()).toEqual(['other:n1', 'other:n3', 'shared:n2']);
     });
 
     it('marks the states of nodes gone unknown with each node’s reason, keeping what they last reported', async () => {

@@ -213,10 +213,19 @@ export class KnexPoolRepository implements PoolRepository {
 
   async deleteUnassignedNodeStates(nodeIds: readonly string[]): Promise<void> {
     if (nodeIds.length === 0) return;
+    // The states to drop are a set difference (these nodes' states minus every pool's node list
+    // expanded once), which PostgreSQL hashes. Testing `node_ids @> [node]` per state walked a
+    // pool's whole list for each one (670 × 2,000 comparisons a batch when 2,000 nodes share a
+    // pool: 9–12 ms against 1.5–3), and a NOT EXISTS over the expanded lists was planned as a
+    // nested loop expanding them again per state (up to 350 ms).
     await guarded('Pool state', () =>
       this.knex.raw(
-        `delete from ${STATES} s using ${TABLE} p
-          where s.pool_id = p.id and s.node_id = any(?) and not (p.node_ids @> jsonb_build_array(s.node_id))`,
+        `with gone as (
+           select pool_id, node_id from ${STATES} where node_id = any(?::text[])
+           except
+           select p.id, a.node_id from ${TABLE} p cross join lateral jsonb_array_elements_text(p.node_ids) as a (node_id)
+         )
+         delete from ${STATES} s using gone g where s.pool_id = g.pool_id and s.node_id = g.node_id`,
         [[...nodeIds]],
       ),
     );
