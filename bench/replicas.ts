@@ -6,7 +6,8 @@
  *   1. Scaling: GET /images?limit=50 with 10,000 images, req/s from autocannon (32 connections,
  *      round-robin over the replicas) on 3 replicas beside 1 — the ratio 3:1 (target ≥ 1: a
  *      replica added costs no throughput; on 2 cores shared with PostgreSQL and the load
- *      generator it cannot add much). The API's own figures are bench/api.ts's.
+ *      generator it cannot add much). Each side is measured after a few seconds of untimed load on
+ *      the replicas new to it. The API's own figures are bench/api.ts's.
  *   2. Pool fan-out: 300 protocol-level nodes; a pool is created through the API on replica A
  *      and assigned to all of them: per node, the time until it is sent the pool and until its
  *      acknowledgement is stored (pool_node_states) — p50/p99, nodes all on A beside nodes
@@ -39,6 +40,8 @@ const IMAGES = quick ? 200 : 10_000;
 const FANOUT_NODES = quick ? 20 : 300;
 const STORM_NODES = quick ? 50 : 2_000;
 const LOAD_SECONDS = quick ? 2 : 10;
+/** Untimed load first on each replica new to the figure, so neither side counts a cold process's JIT warm-up. */
+const WARMUP_SECONDS = quick ? 1 : 3;
 const CONNECTIONS = 32;
 const LEASE_SECONDS = quick ? 5 : 15;
 const JITTER_MS = 500;
@@ -142,14 +145,10 @@ interface Load {
   errors: number;
   non2xx: number;
 }
-async function load(urls: string[], path: string): Promise<Load> {
-  const config = { urls, path: `/api/v1${path}`, token: TOKEN, connections: CONNECTIONS, seconds: LOAD_SECONDS };
+async function load(urls: string[], path: string, seconds = LOAD_SECONDS): Promise<Load> {
+  const config = { urls, path: `/api/v1${path}`, token: TOKEN, connections: CONNECTIONS, seconds };
   const generator = child([join(FIXTURES, 'load.mjs'), JSON.stringify(config)]);
-  const result = (await generator.next(
-    'load result',
-    (l) => 'rps' in l,
-    (LOAD_SECONDS + 60) * 1000,
-  )) as unknown as Load;
+  const result = (await generator.next('load result', (l) => 'rps' in l, (seconds + 60) * 1000)) as unknown as Load;
   if (result.errors > 0 || result.non2xx > 0) {
     throw new Error(`GET ${path}: ${result.errors} errors, ${result.non2xx} non-2xx answers`);
   }
@@ -234,10 +233,12 @@ try {
   if (!page.some((items) => items.length === 50)) throw new Error(`GET ${listPath} does not answer a page of 50`);
 
   // 1. Read throughput, 1 replica (the only one running), then 3.
+  await load([a.url], listPath, WARMUP_SECONDS);
   const list1 = await load([a.url], listPath);
   const b = await startReplica('bench-b', databaseUrl);
   const c = await startReplica('bench-c', databaseUrl);
   const all = [a.url, b.url, c.url];
+  await load([b.url, c.url], listPath, WARMUP_SECONDS);
   const list3 = await load(all, listPath);
 
   // 2. Fan-out: every node on A (B and C idle), then the nodes spread over A, B and C.
