@@ -7,7 +7,10 @@
  *   bare `ws` server in a process of its own (the floor). Target ≤ 1.3x the floor.
  *   The control plane's peak RSS (VmHWM: its whole life, the storm with every node connected
  *   included) beside the bare server's: target < 250 MB.
- * Each storm runs `ROUNDS` times, ours and the floor interleaved; the medians are compared.
+ * Each storm runs `ROUNDS` times, ours and the floor interleaved; the medians are compared. The CPU
+ * each process used per storm (/proc/<pid>/stat: the control plane, its PostgreSQL backends, the
+ * bare server, each side's clients) is printed beside them: on 2 cores both sides are CPU-bound,
+ * so the ratio follows the CPU a storm costs, and CPU per storm is steadier than its wall time.
  * GET /images/available latency is bench/api.ts's to measure, not this one's.
  * QUANTIX_BENCH_QUICK=1: 50 nodes, 1,000 images, one round. QUANTIX_BENCH_CPU_PROF=<dir>: a CPU profile
  * of the control plane (`node --cpu-prof`) is written there. QUANTIX_BENCH_ALLOC_PROF=<file>: the
@@ -92,6 +95,15 @@ function peakRssMb(pid: number): number {
   return Number(kb) / 1024;
 }
 
+/** CPU time (user + system) a process has used so far, in ms, from /proc/<pid>/stat. */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces), which ends at the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = 100; // sysconf(_SC_CLK_TCK) on Linux
+
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
 
 const testDb = await createPostgresTestDatabase();
@@ -174,21 +186,57 @@ try {
 
   const stormMs: number[] = [];
   const floorMs: number[] = [];
+  // Where a storm's CPU goes, per round: the control plane, this database's PostgreSQL backends
+  // (the control plane's connections and this bench's own polling), and the bare server.
+  const backendPids = async () =>
+    (
+      await raw.query<{ pid: number }>(
+        'select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()',
+      )
+    ).rows.map((row) => row.pid);
+  const backendsCpuMs = (pids: number[]) =>
+    pids.reduce((sum, pid) => {
+      try {
+        return sum + cpuMs(pid);
+      } catch {
+        return sum; // a backend that ended meanwhile
+      }
+    }, 0);
+  const cpu = {
+    controlPlane: [] as number[],
+    postgres: [] as number[],
+    bare: [] as number[],
+    ourClients: [] as number[],
+    floorClients: [] as number[],
+  };
   const allocationProfile = process.env.QUANTIX_BENCH_ALLOC_PROF;
   const sampling = allocationProfile ? await sampleAllocations(controlPlane.proc.pid as number) : null;
   for (let round = 0; round < ROUNDS; round++) {
     // Ours: until every acknowledgement is stored (PostgreSQL's clock and ours are the machine's).
+    const pids = await backendPids();
+    const cpuBefore = {
+      controlPlane: cpuMs(controlPlane.proc.pid as number),
+      postgres: backendsCpuMs(pids),
+      clients: cpuMs(ours.proc.pid as number),
+    };
     const since = new Date();
     const start = performance.now();
     ours.send('reconnect');
     await ours.next('acked');
     while ((await storedSince(since)) < NODES) await sleep(5);
     stormMs.push(performance.now() - start);
+    cpu.controlPlane.push(cpuMs(controlPlane.proc.pid as number) - cpuBefore.controlPlane);
+    cpu.postgres.push(backendsCpuMs(pids) - cpuBefore.postgres);
+    cpu.ourClients.push(cpuMs(ours.proc.pid as number) - cpuBefore.clients);
     // The floor: the same clients, one round trip each with the bare server.
+    const bareBefore = cpuMs(bare.proc.pid as number);
+    const floorClientsBefore = cpuMs(floor.proc.pid as number);
     const floorStart = performance.now();
     floor.send('reconnect');
     await floor.next('acked');
     floorMs.push(performance.now() - floorStart);
+    cpu.bare.push(cpuMs(bare.proc.pid as number) - bareBefore);
+    cpu.floorClients.push(cpuMs(floor.proc.pid as number) - floorClientsBefore);
   }
   if (sampling && allocationProfile) await sampling.stop(allocationProfile);
   const rssMb = peakRssMb(controlPlane.proc.pid as number);
@@ -213,8 +261,18 @@ try {
         rounds: ROUNDS,
         ours: stormMs.map(Math.round).join(' '),
         floor: floorMs.map(Math.round).join(' '),
+        controlPlaneCpuMs: cpu.controlPlane.map(Math.round).join(' '),
+        postgresCpuMs: cpu.postgres.map(Math.round).join(' '),
+        bareServerCpuMs: cpu.bare.map(Math.round).join(' '),
+        clientsCpuMs: cpu.ourClients.map(Math.round).join(' '),
+        floorClientsCpuMs: cpu.floorClients.map(Math.round).join(' '),
       },
     }),
+  );
+  console.log(
+    `CPU per storm (median of ${ROUNDS}): control plane ${median(cpu.controlPlane).toFixed(0)} ms, ` +
+      `its PostgreSQL backends ${median(cpu.postgres).toFixed(0)} ms, the clients ${median(cpu.ourClients).toFixed(0)} ms; ` +
+      `bare ws server ${median(cpu.bare).toFixed(0)} ms, the clients ${median(cpu.floorClients).toFixed(0)} ms`,
   );
   // The issue's target is absolute (< 250 MB): the ratio that matches it beside this run's bare server.
   console.log(
