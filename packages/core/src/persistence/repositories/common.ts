@@ -53,12 +53,15 @@ export async function updateVersioned(
     build: (current: Row) => Row;
     /** Runs in the same transaction after the write (e.g. bump a generation counter). */
     afterWrite?: (trx: Knex.Transaction) => Promise<void>;
+    /** The columns read and returned (default all): a table may hold columns its rows never show. */
+    columns?: readonly string[];
   },
 ): Promise<Row> {
   const { table, id, what, expectedVersion, build, afterWrite } = options;
+  const columns = options.columns ? [...options.columns] : ['*'];
   return guarded(what, () =>
     knex.transaction(async (trx) => {
-      const current = (await trx(table).where({ id }).forUpdate().first()) as Row | undefined;
+      const current = (await trx(table).where({ id }).forUpdate().first(columns)) as Row | undefined;
       if (!current) throw notFound(what, id);
       const version = toNumber(current.version);
       if (expectedVersion !== undefined && version !== expectedVersion) {
@@ -67,7 +70,7 @@ export async function updateVersioned(
       const [written] = (await trx(table)
         .where({ id, version })
         .update({ ...build(current), version: version + 1, updated_at: trx.fn.now() })
-        .returning('*')) as Row[];
+        .returning(columns)) as Row[];
       if (!written) throw versionConflict(what, id, version, version + 1);
       await afterWrite?.(trx);
       return written;

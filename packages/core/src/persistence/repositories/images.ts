@@ -32,10 +32,10 @@ import { IMAGE_SEARCH_CONDITION, IMAGE_SEARCH_INDEX } from './image-search.js';
 
 const TABLE = 'images';
 /**
- * The columns a prepared page statement reads, named rather than `*`: a prepared statement whose
- * result gains a column (a later migration, run by another replica) fails with "cached plan must
- * not change result type" on every connection that prepared it; with named columns it is simply
- * planned again.
+ * The columns an image is read with, named rather than `*`: a prepared statement whose result
+ * gains a column (a later migration, run by another replica) fails with "cached plan must not
+ * change result type" on every connection that prepared it, where with named columns it is simply
+ * planned again; and the stored search text (migration 0017) stays in the database.
  */
 const IMAGE_COLUMNS = [
   'id',
@@ -242,7 +242,7 @@ export class KnexImageRepository implements ImageRepository {
     const [row] = await guarded(WHAT, () =>
       this.knex(TABLE)
         .insert({ id, ...imageToColumns(image) })
-        .returning('*'),
+        .returning(IMAGE_COLUMNS),
     );
     return rowToImage(row as Row);
   }
@@ -262,7 +262,7 @@ export class KnexImageRepository implements ImageRepository {
 
   async list(filter: ImageFilter = {}): Promise<Image[]> {
     const query = this.filtered(filter)
-      .select('*')
+      .select(IMAGE_COLUMNS)
       .orderBy([{ column: 'created_at' }, { column: 'id' }]);
     const rows = await guarded(WHAT, () => applyPage(query, filter));
     return (rows as Row[]).map(rowToImage);
@@ -316,7 +316,7 @@ export class KnexImageRepository implements ImageRepository {
   async getByLocation(location: { poolId: string; relPath: string }): Promise<Image | undefined> {
     assertRelPath(location.relPath);
     const row = await guarded(WHAT, () =>
-      this.knex(TABLE).where({ pool_id: location.poolId, rel_path: location.relPath }).first(),
+      this.knex(TABLE).where({ pool_id: location.poolId, rel_path: location.relPath }).first(IMAGE_COLUMNS),
     );
     return row ? rowToImage(row) : undefined;
   }
@@ -325,7 +325,9 @@ export class KnexImageRepository implements ImageRepository {
     if (catalogIds.length === 0) return [];
     const query = this.knex(TABLE).whereIn('catalog_id', [...catalogIds]);
     if (options.poolId !== undefined) query.where('pool_id', options.poolId);
-    const rows = await guarded(WHAT, () => query.select('*').orderBy([{ column: 'created_at' }, { column: 'id' }]));
+    const rows = await guarded(WHAT, () =>
+      query.select(IMAGE_COLUMNS).orderBy([{ column: 'created_at' }, { column: 'id' }]),
+    );
     return (rows as Row[]).map(rowToImage);
   }
 
@@ -643,6 +645,7 @@ export class KnexImageRepository implements ImageRepository {
       id,
       what: WHAT,
       expectedVersion: options.expectedVersion,
+      columns: IMAGE_COLUMNS,
       build: (current) => {
         if (valid.phase !== undefined) assertImageTransition(current.phase as Image['phase'], valid.phase, id);
         return imageToColumns(valid);
