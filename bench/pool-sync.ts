@@ -104,6 +104,26 @@ function cpuMs(pid: number): number {
 }
 const CLOCK_TICKS = 100; // sysconf(_SC_CLK_TCK) on Linux
 
+/**
+ * The CPU time `pids` use from now until the returned function is called, in ms. A process that
+ * ends in between is left out of both ends (its last reading is gone).
+ */
+function cpuFrom(pids: readonly number[]): () => number {
+  const read = (pid: number) => {
+    try {
+      return cpuMs(pid);
+    } catch {
+      return undefined; // the process has ended
+    }
+  };
+  const before = pids.map((pid) => [pid, read(pid)] as const);
+  return () =>
+    before.reduce((sum, [pid, start]) => {
+      const now = read(pid);
+      return start === undefined || now === undefined ? sum : sum + now - start;
+    }, 0);
+}
+
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
 
 const testDb = await createPostgresTestDatabase();
@@ -194,14 +214,6 @@ try {
         'select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()',
       )
     ).rows.map((row) => row.pid);
-  const backendsCpuMs = (pids: number[]) =>
-    pids.reduce((sum, pid) => {
-      try {
-        return sum + cpuMs(pid);
-      } catch {
-        return sum; // a backend that ended meanwhile
-      }
-    }, 0);
   const cpu = {
     controlPlane: [] as number[],
     postgres: [] as number[],
@@ -213,11 +225,10 @@ try {
   const sampling = allocationProfile ? await sampleAllocations(controlPlane.proc.pid as number) : null;
   for (let round = 0; round < ROUNDS; round++) {
     // Ours: until every acknowledgement is stored (PostgreSQL's clock and ours are the machine's).
-    const pids = await backendPids();
-    const cpuBefore = {
-      controlPlane: cpuMs(controlPlane.proc.pid as number),
-      postgres: backendsCpuMs(pids),
-      clients: cpuMs(ours.proc.pid as number),
+    const ourCpu = {
+      controlPlane: cpuFrom([controlPlane.proc.pid as number]),
+      postgres: cpuFrom(await backendPids()),
+      clients: cpuFrom([ours.proc.pid as number]),
     };
     const since = new Date();
     const start = performance.now();
@@ -225,18 +236,17 @@ try {
     await ours.next('acked');
     while ((await storedSince(since)) < NODES) await sleep(5);
     stormMs.push(performance.now() - start);
-    cpu.controlPlane.push(cpuMs(controlPlane.proc.pid as number) - cpuBefore.controlPlane);
-    cpu.postgres.push(backendsCpuMs(pids) - cpuBefore.postgres);
-    cpu.ourClients.push(cpuMs(ours.proc.pid as number) - cpuBefore.clients);
+    cpu.controlPlane.push(ourCpu.controlPlane());
+    cpu.postgres.push(ourCpu.postgres());
+    cpu.ourClients.push(ourCpu.clients());
     // The floor: the same clients, one round trip each with the bare server.
-    const bareBefore = cpuMs(bare.proc.pid as number);
-    const floorClientsBefore = cpuMs(floor.proc.pid as number);
+    const floorCpu = { bare: cpuFrom([bare.proc.pid as number]), clients: cpuFrom([floor.proc.pid as number]) };
     const floorStart = performance.now();
     floor.send('reconnect');
     await floor.next('acked');
     floorMs.push(performance.now() - floorStart);
-    cpu.bare.push(cpuMs(bare.proc.pid as number) - bareBefore);
-    cpu.floorClients.push(cpuMs(floor.proc.pid as number) - floorClientsBefore);
+    cpu.bare.push(floorCpu.bare());
+    cpu.floorClients.push(floorCpu.clients());
   }
   if (sampling && allocationProfile) await sampling.stop(allocationProfile);
   const rssMb = peakRssMb(controlPlane.proc.pid as number);
