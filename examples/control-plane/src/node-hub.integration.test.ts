@@ -417,6 +417,97 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
     expect(await stateOf('gone-1-a', 'gone-1')).toBe('active');
   });
 
+  it('a node that drops and dials straight back is never recorded disconnected; one that stays away is, once, after the grace', async () => {
+    await addNode('blip-1', ['blip-1-a']);
+    const disconnects: string[] = [];
+    const count = ({ nodeId, reason }: { nodeId: string; reason: string }) => {
+      if (nodeId === 'blip-1') disconnects.push(reason);
+    };
+    quantix.events.on('node.disconnected', count);
+    // What a user polling the database would see until the last drop: connected and active throughout.
+    const seenBeforeLastDrop = new Set<string>();
+    let lastDropped = false;
+    let watching = true;
+    const watch = async () => {
+      while (watching) {
+        const [state, node] = await Promise.all([stateOf('blip-1-a', 'blip-1'), nodeRow('blip-1')]);
+        if (!lastDropped) seenBeforeLastDrop.add(`${node.connectionState}/${state}`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    };
+    let watching$: Promise<void> = Promise.resolve();
+    try {
+      const first = await welcomed('blip-1');
+      watching$ = watch();
+      first.socket.terminate();
+      await first.closed;
+      // Its requests fail at once: the link is gone, only the record waits.
+      await expect(
+        cp.hub.request('blip-1', { op: 'vm.state', name: 'any' }, { timeoutMs: 5_000 }),
+      ).rejects.toMatchObject({
+        code: 'NODE_NOT_CONNECTED',
+      });
+      const again = await welcomed('blip-1');
+      expect(cp.hub.isConnected('blip-1')).toBe(true);
+      // Dropped for good this time: recorded after the grace, once.
+      lastDropped = true;
+      again.socket.terminate();
+      await until(
+        () => stateOf('blip-1-a', 'blip-1'),
+        (s) => s === 'unknown',
+        'the pool state unknown after the grace',
+      );
+      expect(disconnects).toEqual(['connection closed']);
+      expect((await nodeRow('blip-1')).connectionState).toBe('disconnected');
+      expect([...seenBeforeLastDrop]).toEqual(['connected/active']);
+    } finally {
+      watching = false;
+      await watching$;
+      quantix.events.off('node.disconnected', count);
+    }
+  });
+
+  it('a control plane that stops records at once the nodes whose drop was still in its grace', async () => {
+    const hub = new NodeHub({
+      repositories: quantix.repositories,
+      events: quantix.events,
+      logger: silent,
+      disconnectGraceMs: 60_000,
+    });
+    await addNode('grace-stop-1', ['grace-stop-1-a']);
+    const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    server.on('connection', (socket) => hub.attach('grace-stop-1', webSocketChannel(socket)));
+    await new Promise((resolve) => server.once('listening', resolve));
+    const { port } = server.address() as import('node:net').AddressInfo;
+    try {
+      const node = new RawNode(`http://127.0.0.1:${port}`, 'grace-stop-1', 'unused');
+      sockets.push(node);
+      await node.opened;
+      node.hello();
+      const desired = await node.waitFor('pools.desired');
+      node.send({ v: 1, type: 'pools.state', generation: desired.generation, pools: [report('grace-stop-1-a')] });
+      await until(
+        () => stateOf('grace-stop-1-a', 'grace-stop-1'),
+        (s) => s === 'active',
+        'the pool active',
+      );
+      node.socket.terminate();
+      await until(
+        () => hub.isConnectedHere('grace-stop-1'),
+        (connected) => !connected,
+        'the link gone',
+      );
+      // A minute of grace left: still recorded connected.
+      expect((await nodeRow('grace-stop-1')).connectionState).toBe('connected');
+      await hub.close();
+      expect((await nodeRow('grace-stop-1')).connectionState).toBe('disconnected');
+      expect(await stateOf('grace-stop-1-a', 'grace-stop-1')).toBe('unknown');
+    } finally {
+      await hub.close();
+      server.close();
+    }
+  });
+
   it('a node that reconnects holding its desired pools (protocol 4) is not pushed them again: the states of its hello are stored; a stale set gets the push', async () => {
     await addNode('resume-1', ['resume-1-a', 'resume-1-b']);
     const first = await welcomed('resume-1');

@@ -109,6 +109,12 @@ export interface NodeHubOptions {
    * has some. Default 2.
    */
   nodeDatabaseConcurrency?: number;
+  /**
+   * How long a node whose connection dropped has to connect again before it is recorded
+   * disconnected (its pool states unknown, `node.disconnected` emitted). Its requests fail at
+   * once either way; only the record waits. Default 2 s; 0 records at once.
+   */
+  disconnectGraceMs?: number;
   /** Bounds of each node's message queue. */
   queueLimits?: NodeQueueLimits;
   /** Most files one scan sent in parts may hold. */
@@ -153,6 +159,7 @@ export interface NodeRequestOptions {
 }
 
 const MAX_SCANS_IN_PARTS = 4;
+const DEFAULT_DISCONNECT_GRACE_MS = 2_000;
 // Error replies stop when the node is not reading them: a flood of bad frames cannot fill memory.
 const MAX_BUFFERED_REPLY_BYTES = 1024 * 1024;
 const LOGGED_INVALID_MESSAGES = 10;
@@ -191,6 +198,8 @@ export class NodeHub {
   private readonly pending = new Map<string, PendingRequest>();
   /** Per node: connection bookkeeping (welcome, disconnect) runs in order, one after another. */
   private readonly nodeChains = new Map<string, Promise<void>>();
+  /** Per node: the recording of a dropped link, waiting out `disconnectGraceMs`. */
+  private readonly disconnectsInGrace = new Map<string, { timer: NodeJS.Timeout; record: () => Promise<void> }>();
   /** By scanStateKey: the last scan applied of each node's pool, while deltas may follow it. */
   private readonly scanStates = new Map<string, ScanState>();
   /**
@@ -533,6 +542,12 @@ export class NodeHub {
 
   async close(): Promise<void> {
     this.closed = true;
+    // Drops still in their grace are recorded now: a control plane that stops leaves no node connected.
+    for (const { timer, record } of this.disconnectsInGrace.values()) {
+      clearTimeout(timer);
+      void record();
+    }
+    this.disconnectsInGrace.clear();
     for (const link of [...this.links.values()]) this.retire(link, 'control plane shutting down', 1001);
     await Promise.all([...this.nodeChains.values()]);
   }
@@ -785,11 +800,6 @@ export class NodeHub {
     }
   }
 
-  /**
-   * Ends a link for good: its queue is dropped, its requests fail at once. When it was the
-   * node's link, the node is recorded disconnected and its pool states unknown — after the
-   * link's last message was handled, and in order with the node's other links.
-   */
   /** Forgets a request in flight (answered, timed out, or its link gone); what it was, if it still was. */
   private takePending(requestId: string): PendingRequest | undefined {
     const pending = this.pending.get(requestId);
@@ -799,6 +809,12 @@ export class NodeHub {
     return pending;
   }
 
+  /**
+   * Ends a link for good: its queue is dropped, its requests fail at once. When it was the
+   * node's link and the node has not connected again within `disconnectGraceMs`, the node is
+   * recorded disconnected and its pool states unknown — after the link's last message was
+   * handled, and in order with the node's other links.
+   */
   private retire(link: NodeLink, reason: string, closeCode?: number, options: { record?: boolean } = {}): void {
     if (link.state === 'closed') return;
     link.state = 'closed';
@@ -818,17 +834,33 @@ export class NodeHub {
     this.links.delete(link.nodeId);
     const { nodeId } = link;
     if (options.record === false) return;
-    void this.inNodeOrder(nodeId, async () => {
-      await link.draining;
-      if (this.links.has(nodeId)) return; // a newer link came meanwhile and records the connection
-      try {
-        await this.disconnects.add({ nodeId, reason });
-      } catch (error) {
-        // Shutting down with the database already closed is not worth a crash.
-        if (!this.closed) this.options.logger.warn({ nodeId, err: error }, 'could not record the disconnect');
-      }
-      this.options.events.emit('node.disconnected', { nodeId, reason });
-    });
+    const record = () =>
+      this.inNodeOrder(nodeId, async () => {
+        await link.draining;
+        if (this.links.has(nodeId)) return; // a newer link came meanwhile and records the connection
+        try {
+          await this.disconnects.add({ nodeId, reason });
+        } catch (error) {
+          // Shutting down with the database already closed is not worth a crash.
+          if (!this.closed) this.options.logger.warn({ nodeId, err: error }, 'could not record the disconnect');
+        }
+        this.options.events.emit('node.disconnected', { nodeId, reason });
+      });
+    const graceMs = this.options.disconnectGraceMs ?? DEFAULT_DISCONNECT_GRACE_MS;
+    clearTimeout(this.disconnectsInGrace.get(nodeId)?.timer);
+    if (this.closed || graceMs <= 0) {
+      this.disconnectsInGrace.delete(nodeId);
+      void record();
+      return;
+    }
+    // A node that drops and dials straight back (a network blip, a storm after a restart of a
+    // router) is never written disconnected and connected again: three statements a node saved.
+    const timer = setTimeout(() => {
+      this.disconnectsInGrace.delete(nodeId);
+      void record();
+    }, graceMs);
+    timer.unref();
+    this.disconnectsInGrace.set(nodeId, { timer, record });
   }
 
   /** Runs `work` after every earlier piece of connection bookkeeping of the same node. */
