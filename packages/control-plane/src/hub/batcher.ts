@@ -9,9 +9,6 @@
  * store would finish before the next item came, and every item would pay a batch's statements
  * alone — which slows the process, which keeps the trickle going. So batches start at least
  * `spacingMs` apart: a lone item waits only when another batch started just before it.
- * 30 ms by default: in a reconnect storm of 2,000 nodes, 10 ms made batches of about 70 nodes
- * (29 lease claims a storm), 30 ms batches of about 700 (3 a storm), and the control plane used
- * 60–90 ms less CPU per storm (bench/pool-sync, alternating runs).
  */
 export class Batcher<In, Out> {
   private waiting: { item: In; resolve(value: Out): void; reject(error: unknown): void }[] = [];
@@ -26,7 +23,7 @@ export class Batcher<In, Out> {
   constructor(
     private readonly store: (items: readonly In[]) => Promise<readonly (Out | Error)[]>,
     private readonly maxBatch = 1_000,
-    private readonly spacingMs = 30,
+    private readonly spacingMs = 10,
   ) {}
 
   add(item: In): Promise<Out> {
