@@ -834,9 +834,11 @@ export class NodeHub {
     this.links.delete(link.nodeId);
     const { nodeId } = link;
     if (options.record === false) return;
+    // Not the link itself: a storm's dropped links (their sockets, queues) are not held through the grace.
+    const { draining } = link;
     const record = () =>
       this.inNodeOrder(nodeId, async () => {
-        await link.draining;
+        await draining;
         if (this.links.has(nodeId)) return; // a newer link came meanwhile and records the connection
         try {
           await this.disconnects.add({ nodeId, reason });
