@@ -419,8 +419,8 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
 
   it('a node that drops and dials straight back is never recorded disconnected; one that stays away is, once, after the grace', async () => {
     await addNode('blip-1', ['blip-1-a']);
-    const disconnects: string[] = [];
-    const count = ({ nodeId, reason }: { nodeId: string; reason: string }) => {
+    const disconnects: (string | null)[] = [];
+    const count = ({ nodeId, reason }: { nodeId: string; reason: string | null }) => {
       if (nodeId === 'blip-1') disconnects.push(reason);
     };
     quantix.events.on('node.disconnected', count);
