@@ -327,6 +327,37 @@ describe('control plane API and node hub (PostgreSQL)', () => {
     expect(listed.body).toMatchObject({ connectionState: 'connected', agentVersion: 'test' });
   });
 
+  it("refuses a node socket with the API's error at its URL, and checks the same token under any spelling routed to it", async () => {
+    const created = await api('POST', '/nodes', { id: 'hv-spell', hostname: 'hv-spell' });
+    const attempt = (path: string, token: string) =>
+      new Promise<{ status: number; body: { error?: { code?: string } } | null }>((resolve) => {
+        const socket = new WebSocket(`${cp.url.replace('http', 'ws')}${path}`, {
+          headers: { authorization: `Bearer ${token}`, 'x-quantix-node-id': 'hv-spell' },
+        });
+        socket.on('unexpected-response', (_req, res) => {
+          let text = '';
+          res.on('data', (chunk: Buffer) => {
+            text += chunk;
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+        });
+        socket.on('open', () => {
+          socket.close();
+          resolve({ status: 101, body: null });
+        });
+        socket.on('error', () => undefined);
+      });
+    // Its own URL, and another spelling the router takes to the same route.
+    for (const path of ['/api/v1/nodes/connect', '/api/v1/nodes/%63onnect']) {
+      const refused = await attempt(path, 'wrong-token');
+      expect(refused, path).toEqual({
+        status: 401,
+        body: { error: { code: 'UNAUTHORIZED', message: 'Unknown node or wrong node token', details: {} } },
+      });
+      expect((await attempt(path, created.body.token)).status, path).toBe(101);
+    }
+  });
+
   it('pushes a new pool set on every pool change and stores what the node reports', async () => {
     const node = nodes[0] as ScriptedNode;
     const before = (await node.waitFor('pools.desired')).generation;
