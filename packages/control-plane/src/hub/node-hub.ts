@@ -737,6 +737,12 @@ export class NodeHub {
     link.version = version;
     const previous = this.links.get(nodeId);
     this.links.set(nodeId, link);
+    // Back within the grace: the drop is never recorded (and its timer is not left to fire for nothing).
+    const inGrace = this.disconnectsInGrace.get(nodeId);
+    if (inGrace) {
+      clearTimeout(inGrace.timer);
+      this.disconnectsInGrace.delete(nodeId);
+    }
     if (previous && previous !== link) {
       this.retire(previous, 'replaced by a newer connection from the same node', NODE_CLOSE_CODES.replaced);
     }
