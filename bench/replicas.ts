@@ -355,10 +355,9 @@ try {
     await stopNodes(floorClients);
     for (const server of bare) server.proc.kill('SIGKILL');
   }
-  const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)] as number;
-  const heldMs = median(heldRounds);
-  const readyMs = median(readyRounds);
-  const floorMs = median(floorRounds);
+  const heldMs = percentile(heldRounds, 50);
+  const readyMs = percentile(readyRounds, 50);
+  const floorMs = percentile(floorRounds, 50);
 
   const ms = (v: number) => `${v.toFixed(0)} ms`;
   const results = benchResults('replicas');
