@@ -417,19 +417,17 @@ export async function runServe(options: {
     lock.release();
     throw error;
   }
+  // The token is kept before `listening` is announced: whoever waits on that line may read it at once.
+  const tokenNote =
+    from === ''
+      ? `A new API token was made and kept in ${join(dataDir, 'credentials.json')} (give one with --api-token-file or QUANTIX_API_TOKEN)`
+      : `API token from ${from}`;
+  if (from === '') await saveCredentials(join(dataDir, 'credentials.json'), cp.url, apiToken);
   process.stdout.write(
     `Quantix control plane at ${cp.url} on ${describeDatabase(database)}, replica ${cp.replicas.replicaId}\n`,
   );
+  process.stdout.write(`${tokenNote}\n`);
   process.stdout.write(`${JSON.stringify({ event: 'listening', url: cp.url })}\n`);
-  if (from === '') {
-    const file = join(dataDir, 'credentials.json');
-    await saveCredentials(file, cp.url, apiToken);
-    process.stdout.write(
-      `A new API token was made and kept in ${file} (give one with --api-token-file or QUANTIX_API_TOKEN)\n`,
-    );
-  } else {
-    process.stdout.write(`API token from ${from}\n`);
-  }
   await waitForSignal();
   await cp.close();
   await quantix.close();
