@@ -195,6 +195,10 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
     ]);
     const [, url] = await waitForOutput(first, /"url":"(http:\/\/[^"]+)"/);
     expect(await replicaOf(url as string)).toMatchObject({ id: 'cp-east-1', nodes: 0 });
+    // The token is kept before `listening` is printed, so it can be read the moment that line is seen.
+    expect(first.output.join('')).toMatch(
+      /A new API token was made and kept in [^\n]+\n(?:.*\n)*\{"event":"listening"/,
+    );
     const token = JSON.parse(readFileSync(join(dataDir, 'credentials.json'), 'utf8')).token as string;
     const replicas = await fetch(`${url}/api/v1/replicas`, { headers: { authorization: `Bearer ${token}` } });
     expect(await replicas.json()).toMatchObject({
