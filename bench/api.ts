@@ -25,6 +25,7 @@ import { createPostgresTestDatabase } from '@quantix/core/testing';
 import pg from 'pg';
 import { pino } from 'pino';
 import { benchResults } from './lib/results.js';
+import { percentile } from './lib/stats.js';
 
 const quick = process.env.QUANTIX_BENCH_QUICK === '1';
 const IMAGES = quick ? 1_000 : 10_000;
@@ -40,11 +41,6 @@ const REPO_ROOT = join(import.meta.dirname, '..');
 const FIXTURES = join(import.meta.dirname, '__fixtures__');
 
 const results = benchResults('api');
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
-}
 
 // Every child process is killed at the end, whatever happens.
 const children = new Set<ChildProcess>();

@@ -27,6 +27,7 @@ import { startFileServer } from './lib/file-server.js';
 import { benchApi, downloadReady, startImageSystem } from './lib/images.js';
 import { benchResults } from './lib/results.js';
 import { type ByteLink, rfbGreeting, rfbHandshake } from './lib/rfb.js';
+import { median, percentile } from './lib/stats.js';
 
 const run = promisify(execFile);
 const results = benchResults('console');
@@ -45,10 +46,6 @@ const disk = join(work, 'empty.img');
 const diskBytes = Buffer.alloc(1024 * 1024);
 writeFileSync(disk, diskBytes);
 writeFileSync(`${disk}.SHA256SUMS`, `${createHash('sha256').update(diskBytes).digest('hex')} *empty.img\n`);
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
-const percentile = (values: number[], p: number) =>
-  [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))] as number;
 
 function tcpLink(port: number): Promise<ByteLink> {
   return new Promise((resolve, reject) => {
@@ -145,7 +142,7 @@ try {
       better: 'lower',
       ours: { label: relay, value: median(opening.ours) },
       peer: { label: direct, value: median(opening.peer) },
-      details: { rounds: ROUNDS, oursP99: percentile(opening.ours, 0.99) },
+      details: { rounds: ROUNDS, oursP99: percentile(opening.ours, 99) },
     }),
   );
   console.log(
@@ -155,7 +152,7 @@ try {
       better: 'lower',
       ours: { label: 'through the relay', value: median(handshake.ours) },
       peer: { label: direct, value: median(handshake.peer) },
-      details: { rounds: ROUNDS, oursP99: percentile(handshake.ours, 0.99) },
+      details: { rounds: ROUNDS, oursP99: percentile(handshake.ours, 99) },
     }),
   );
   console.log(
@@ -163,7 +160,7 @@ try {
       name: 'relay round trip p99, vs one 60 Hz frame',
       unit: 'ms',
       better: 'lower',
-      ours: { label: 'through the relay', value: percentile(handshake.ours, 0.99) / 3 },
+      ours: { label: 'through the relay', value: percentile(handshake.ours, 99) / 3 },
       peer: { label: 'one frame at 60 Hz', value: FRAME_MS },
       target: { ratio: 1 },
     }),

@@ -31,6 +31,7 @@ import { LocalStorageBackend, localPoolType, storageLocalPlugin } from '@quantix
 import { pino } from 'pino';
 import { WebSocket, WebSocketServer } from 'ws';
 import { benchResults } from './lib/results.js';
+import { median } from './lib/stats.js';
 
 const run = promisify(execFile);
 const quick = process.env.QUANTIX_BENCH_QUICK === '1';
@@ -75,11 +76,6 @@ async function listWithFind(root: string): Promise<void> {
   await run('find', [root, '-name', '*.iso', '-type', 'f', '-printf', '%s %T@ %P\n'], {
     maxBuffer: 64 * 1024 * 1024,
   });
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] as number;
 }
 
 await run('bash', [

@@ -30,6 +30,7 @@ import {
   VmProvisioner,
 } from '@quantix/node-runtime';
 import { benchResults } from './lib/results.js';
+import { median } from './lib/stats.js';
 
 const run = promisify(execFile);
 const quick = process.env.QUANTIX_BENCH_QUICK === '1';
@@ -104,11 +105,6 @@ async function timed(op: () => Promise<unknown>): Promise<number> {
   const start = performance.now();
   await op();
   return performance.now() - start;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] as number;
 }
 
 const hypervisor = new LibvirtHypervisor({ runner: ssh });

@@ -16,6 +16,7 @@ import { createPostgresTestDatabase } from '@quantix/core/testing';
 import { startControlPlane } from '@quantix/example-control-plane';
 import { pino } from 'pino';
 import { benchResults } from './lib/results.js';
+import { median } from './lib/stats.js';
 
 const quick = process.env.QUANTIX_BENCH_QUICK === '1';
 const WATCHERS = quick ? 5 : 50;
@@ -23,11 +24,6 @@ const SECONDS = quick ? 3 : 20;
 const DOWNLOADS = 3;
 const TOKEN = 'bench-live-events';
 const POLL_MS = 1000;
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-};
 
 const testDb = await createPostgresTestDatabase();
 const quantix = await createQuantix({ database: testDb.config, logger: pino({ level: 'silent' }) });

@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import { LocalStorageBackend } from '@quantix/storage-local';
 import { testPool } from '@quantix/storage-local/testing';
 import { benchResults } from './lib/results.js';
+import { median } from './lib/stats.js';
 
 const run = promisify(execFile);
 const results = benchResults('pool-scan');
@@ -26,11 +27,6 @@ const ISOS = FILES / 10;
 const ROUNDS = quick ? 3 : 7;
 /** Files per leaf directory, one in ten an ISO; the pool's top level holds as many again. */
 const PER_DIR = 100;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] as number;
-}
 
 /** A nested tree: vendor-N/release-M/arch-K leaves of 100 files, plus 100 files at the top. */
 async function buildPool(root: string): Promise<number> {

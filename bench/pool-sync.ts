@@ -17,7 +17,7 @@
  * control plane's sampled allocations during the storms (collected ones included), as a .heapprofile.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -28,7 +28,9 @@ import { createPostgresTestDatabase } from '@quantix/core/testing';
 import pg from 'pg';
 import { pino } from 'pino';
 import { sampleAllocations } from './lib/allocation-profile.js';
+import { cpuFrom, peakRssMb } from './lib/process-stats.js';
 import { benchResults } from './lib/results.js';
+import { median } from './lib/stats.js';
 
 const quick = process.env.QUANTIX_BENCH_QUICK === '1';
 const NODES = quick ? 50 : 2_000;
@@ -87,44 +89,6 @@ function child(args: string[], env: NodeJS.ProcessEnv = process.env) {
     },
   };
 }
-
-/** A process's peak resident set (VmHWM), in MB. */
-function peakRssMb(pid: number): number {
-  const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  if (!kb) throw new Error(`no VmHWM for process ${pid}`);
-  return Number(kb) / 1024;
-}
-
-/** CPU time (user + system) a process has used so far, in ms, from /proc/<pid>/stat. */
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name (which may hold spaces), which ends at the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
-}
-const CLOCK_TICKS = 100; // sysconf(_SC_CLK_TCK) on Linux
-
-/**
- * The CPU time `pids` use from now until the returned function is called, in ms. A process that
- * ends in between is left out of both ends (its last reading is gone).
- */
-function cpuFrom(pids: readonly number[]): () => number {
-  const read = (pid: number) => {
-    try {
-      return cpuMs(pid);
-    } catch {
-      return undefined; // the process has ended
-    }
-  };
-  const before = pids.map((pid) => [pid, read(pid)] as const);
-  return () =>
-    before.reduce((sum, [pid, start]) => {
-      const now = read(pid);
-      return start === undefined || now === undefined ? sum : sum + now - start;
-    }, 0);
-}
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
 
 const testDb = await createPostgresTestDatabase();
 const dataDir = mkdtempSync(join(tmpdir(), 'quantix-bench-pool-sync-'));

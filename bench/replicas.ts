@@ -35,6 +35,7 @@ import { createPostgresTestDatabase } from '@quantix/core/testing';
 import pg from 'pg';
 import { pino } from 'pino';
 import { benchResults } from './lib/results.js';
+import { percentile } from './lib/stats.js';
 
 const quick = process.env.QUANTIX_BENCH_QUICK === '1';
 const IMAGES = quick ? 200 : 10_000;
@@ -54,11 +55,6 @@ const FIXTURES = join(import.meta.dirname, '__fixtures__');
 
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
-}
 
 // Every child process, killed (SIGKILL) at the end whatever happens: finally, exit, a signal.
 const children = new Set<ChildProcess>();

@@ -14,6 +14,7 @@ import { createPostgresTestDatabase } from '@quantix/core/testing';
 import pg from 'pg';
 import { IMAGE_SEARCH_INDEX } from '../packages/core/src/persistence/repositories/image-search.js';
 import { benchResults } from './lib/results.js';
+import { median } from './lib/stats.js';
 
 const quick = process.env.QUANTIX_BENCH_QUICK === '1';
 const IMAGES = quick ? 1_000 : 10_000;
@@ -41,7 +42,6 @@ async function compare(
       samples[side]?.push((performance.now() - start) / rounds);
     }
   }
-  const median = (values: number[]) => values.sort((x, y) => x - y)[Math.floor(values.length / 2)] as number;
   return [median(samples[0]), median(samples[1])];
 }
 
