@@ -28,7 +28,7 @@ import { createPostgresTestDatabase } from '@quantix/core/testing';
 import pg from 'pg';
 import { pino } from 'pino';
 import { sampleAllocations } from './lib/allocation-profile.js';
-import { cpuFrom, peakRssMb } from './lib/process-stats.js';
+import { cpuFrom, peakRssMb, postgresBackendPids } from './lib/process-stats.js';
 import { benchResults } from './lib/results.js';
 import { median } from './lib/stats.js';
 
@@ -172,12 +172,6 @@ try {
   const floorMs: number[] = [];
   // Where a storm's CPU goes, per round: the control plane, this database's PostgreSQL backends
   // (the control plane's connections and this bench's own polling), and the bare server.
-  const backendPids = async () =>
-    (
-      await raw.query<{ pid: number }>(
-        'select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()',
-      )
-    ).rows.map((row) => row.pid);
   const cpu = {
     controlPlane: [] as number[],
     postgres: [] as number[],
@@ -191,7 +185,7 @@ try {
     // Ours: until every acknowledgement is stored (PostgreSQL's clock and ours are the machine's).
     const ourCpu = {
       controlPlane: cpuFrom([controlPlane.proc.pid as number]),
-      postgres: cpuFrom(await backendPids()),
+      postgres: cpuFrom(await postgresBackendPids(raw)),
       clients: cpuFrom([ours.proc.pid as number]),
     };
     const since = new Date();

@@ -34,6 +34,7 @@ import { createQuantix } from '@quantix/core';
 import { createPostgresTestDatabase } from '@quantix/core/testing';
 import pg from 'pg';
 import { pino } from 'pino';
+import { cpuFrom, postgresBackendPids } from './lib/process-stats.js';
 import { benchResults } from './lib/results.js';
 import { percentile } from './lib/stats.js';
 
@@ -304,6 +305,11 @@ try {
   const heldRounds: number[] = [];
   const readyRounds: number[] = [];
   const floorRounds: number[] = [];
+  // The CPU each process used per round, from the kill until every node is held (or on a live
+  // server): what the survivors, PostgreSQL and the clients each spent on a storm.
+  const cpuRounds: { a: number; b: number; postgres: number; clients: number }[] = [];
+  const floorCpuRounds: { servers: number; clients: number }[] = [];
+  const pid = (process: { proc: { pid?: number | undefined } }) => process.proc.pid as number;
   let goneMs = Number.NaN;
   for (let round = 0; round < STORM_ROUNDS; round++) {
     const victim = round === 0 ? c : await startReplica(`bench-c${round}`, databaseUrl);
@@ -311,6 +317,12 @@ try {
     await storm.next('every storm node connected', (l) => l.event === 'ready', 180_000);
     while ((await liveLeases('')) < STORM_NODES) await sleep(20);
     const stormReady = storm.next('every storm node on a live replica', (l) => l.event === 'ready', 180_000);
+    const cpu = {
+      a: cpuFrom([pid(a)]),
+      b: cpuFrom([pid(b)]),
+      postgres: cpuFrom(await postgresBackendPids(raw)),
+      clients: cpuFrom([pid(storm)]),
+    };
     const killedAt = now();
     victim.proc.kill('SIGKILL');
     while ((await liveLeases(victim.id)) < STORM_NODES) {
@@ -318,6 +330,7 @@ try {
       await sleep(10);
     }
     heldRounds.push(now() - killedAt);
+    cpuRounds.push({ a: cpu.a(), b: cpu.b(), postgres: cpu.postgres(), clients: cpu.clients() });
     readyRounds.push(((await stormReady).at as number) - killedAt);
     // Once: the dead replica leaves /replicas when its row's lease runs out.
     if (round === 0) {
@@ -345,9 +358,14 @@ try {
     );
     await floorClients.next('every floor node connected', (l) => l.event === 'ready', 180_000);
     const floorReady = floorClients.next('every floor node on a live server', (l) => l.event === 'ready', 180_000);
+    const floorCpu = {
+      servers: cpuFrom(bare.slice(0, 2).map(pid)),
+      clients: cpuFrom([pid(floorClients)]),
+    };
     const floorKilledAt = now();
     bare[2]?.proc.kill('SIGKILL');
     floorRounds.push(((await floorReady).at as number) - floorKilledAt);
+    floorCpuRounds.push({ servers: floorCpu.servers(), clients: floorCpu.clients() });
     await stopNodes(floorClients);
     for (const server of bare) server.proc.kill('SIGKILL');
   }
@@ -412,11 +430,23 @@ try {
         ours: heldRounds.map(Math.round).join(' '),
         floor: floorRounds.map(Math.round).join(' '),
         sentPoolsMs: Math.round(readyMs),
+        cpuMsA: cpuRounds.map((r) => r.a).join(' '),
+        cpuMsB: cpuRounds.map((r) => r.b).join(' '),
+        cpuMsPostgres: cpuRounds.map((r) => r.postgres).join(' '),
+        cpuMsClients: cpuRounds.map((r) => r.clients).join(' '),
+        floorCpuMsServers: floorCpuRounds.map((r) => r.servers).join(' '),
+        floorCpuMsClients: floorCpuRounds.map((r) => r.clients).join(' '),
       },
     }),
   );
   console.log(
     `reconnect storm (median of ${STORM_ROUNDS}; ours ${heldRounds.map(ms).join(', ')}, floor ${floorRounds.map(ms).join(', ')}): one replica SIGKILLed, its ~${Math.round(STORM_NODES / 3)} nodes redial after 50–${JITTER_MS} ms; every node sent its pools ${ms(readyMs)}; the dead replica left /replicas after ${ms(goneMs)} (its row's lease, ${LEASE_SECONDS} s from its last renewal)`,
+  );
+  const perRound = (values: number[]) => values.map((v) => v.toFixed(0)).join(', ');
+  console.log(
+    `reconnect storm, CPU per round in ms (from the kill until every node is held): replicas A ${perRound(cpuRounds.map((r) => r.a))}, ` +
+      `B ${perRound(cpuRounds.map((r) => r.b))}, PostgreSQL ${perRound(cpuRounds.map((r) => r.postgres))}, the clients ${perRound(cpuRounds.map((r) => r.clients))}; ` +
+      `the floor's 2 bare servers ${perRound(floorCpuRounds.map((r) => r.servers))}, its clients ${perRound(floorCpuRounds.map((r) => r.clients))}`,
   );
   await results.save();
 } finally {

@@ -1,5 +1,6 @@
 /** What a process has used, from /proc: CPU time and peak resident set. */
 import { readFileSync } from 'node:fs';
+import type pg from 'pg';
 
 const CLOCK_TICKS = 100; // sysconf(_SC_CLK_TCK) on Linux
 
@@ -36,4 +37,15 @@ export function peakRssMb(pid: number): number {
   const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
   if (!kb) throw new Error(`no VmHWM for process ${pid}`);
   return Number(kb) / 1024;
+}
+
+/**
+ * The server processes of `pool`'s database but the one answering this query: the control
+ * plane's connections and the bench's own others, whose CPU is what PostgreSQL spends on a run.
+ */
+export async function postgresBackendPids(pool: pg.Pool): Promise<number[]> {
+  const result = await pool.query<{ pid: number }>(
+    'select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()',
+  );
+  return result.rows.map((row) => row.pid);
 }
