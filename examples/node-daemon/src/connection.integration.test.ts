@@ -103,6 +103,24 @@ describe('a node with several control-plane replicas', () => {
     expect((replicas[0]?.connected() ?? 0) + (replicas[1]?.connected() ?? 0)).toBe(40);
   });
 
+  it("spreads a dead replica's nodes over the replicas left, not all onto the one listed after it", async () => {
+    const replicas = [await startReplica(), await startReplica(), await startReplica()];
+    cleanup.push(...replicas.map((replica) => () => replica.kill()));
+    const [a, b, c] = replicas as [Replica, Replica, Replica];
+    const connections = Array.from({ length: 60 }, (_, i) => connect(`n${i}`, [a.url, b.url, c.url]));
+    cleanup.push(() => Promise.all(connections.map((connection) => connection.close())));
+    await waitFor('every node connected', () => connections.every((connection) => connection.connected));
+    const onC = connections.filter((connection) => connection.endpoint?.url.port === String(c.port)).length;
+    const before = { a: a.connected(), b: b.connected() };
+    expect(onC).toBeGreaterThan(5);
+
+    await c.kill();
+    await waitFor('every node on A or B', () => a.connected() + b.connected() === 60);
+    // About half of C's nodes each way; all on one of them has probability 2^(1-onC).
+    expect(a.connected() - before.a).toBeGreaterThan(0);
+    expect(b.connected() - before.b).toBeGreaterThan(0);
+  });
+
   it('treats one host name with several addresses as several replicas', async () => {
     // The same port on two loopback addresses: one name, two replicas.
     const first = await startReplica('127.0.0.2');

@@ -19,7 +19,7 @@ import {
 } from '@quantix/core';
 import type { Logger } from 'pino';
 import WebSocket, { createWebSocketStream } from 'ws';
-import { type Endpoint, parseControlPlaneUrls, resolveEndpoints } from './endpoints.js';
+import { dialOrder, type Endpoint, parseControlPlaneUrls, resolveEndpoints } from './endpoints.js';
 
 /** Handles what the control plane sends; replies go through `send`. */
 export interface MessageHandler {
@@ -54,15 +54,14 @@ export interface ControlPlaneConnectionOptions {
  * The node's one connection to the control plane: dials, says hello, hands every validated
  * message to the handler, and redials with exponential backoff and jitter whenever the
  * connection drops — forever, until close(). Each dial goes to the next endpoint (every --url,
- * every address of its host), starting at a random one so that nodes spread over the replicas;
- * so a dead replica costs one failed dial, not a node's connection. A wrong token is reported
+ * every address of its host) of a round in random order, so that nodes spread over the replicas,
+ * at start and when one dies; so a dead replica costs one failed dial, not a node's connection. A wrong token is reported
  * and retried too (an operator may fix it on the control plane), but with the maximum delay.
  */
 export class ControlPlaneConnection {
   private readonly urls: URL[];
   /** Endpoints not yet tried in this round; refilled (names resolved again) when empty. */
   private untried: Endpoint[] = [];
-  private firstRound = true;
   private current: Endpoint | undefined;
   private socket: WebSocket | undefined;
   /** The protocol version agreed in the last welcome; until one comes, this release's. */
@@ -227,9 +226,10 @@ export class ControlPlaneConnection {
       for (const { url, reason } of unresolved) {
         this.options.logger.warn({ url: url.href, reason }, 'a control-plane host name does not resolve');
       }
-      const start = this.firstRound ? Math.floor(Math.random() * endpoints.length) : 0;
-      this.firstRound = false;
-      this.untried = [...endpoints.slice(start), ...endpoints.slice(0, start)];
+      // Every round in an order of its own: nodes spread over the replicas when they start, and the
+      // nodes of a replica that dies spread over those left (in the given order, all would move
+      // to the one listed after it).
+      this.untried = dialOrder(endpoints);
     }
     return this.untried.shift();
   }

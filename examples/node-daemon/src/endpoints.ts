@@ -55,3 +55,17 @@ export function parseControlPlaneUrls(values: readonly string[]): URL[] {
     return url;
   });
 }
+
+/**
+ * The order a node dials its endpoints in, for one round: uniformly random (Fisher–Yates), new
+ * each round, so nodes spread over the replicas at start and a dead replica's nodes spread over
+ * those left. Returns a new array.
+ */
+export function dialOrder<T>(endpoints: readonly T[]): T[] {
+  const order = [...endpoints];
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [order[i], order[j]] = [order[j] as T, order[i] as T];
+  }
+  return order;
+}

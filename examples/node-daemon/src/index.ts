@@ -1,5 +1,5 @@
 export { ControlPlaneConnection, type ControlPlaneConnectionOptions, type MessageHandler } from './connection.js';
-export type { Endpoint } from './endpoints.js';
+export { dialOrder, type Endpoint } from './endpoints.js';
 export {
   AGENT_VERSION,
   type NodeDaemon,
