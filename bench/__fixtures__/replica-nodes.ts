@@ -1,11 +1,12 @@
 // Child process of bench/replicas: N protocol-level node clients on raw WebSockets.
 //   node --import tsx replica-nodes.ts <config file: { urls, nodes: [{ id, token }], jitterMs }>
-// Node i dials urls[i % urls.length] and speaks protocol 4 as the node daemon does: says hello
+// Node i dials urls[i % urls.length] first and speaks protocol 4 as the node daemon does: says hello
 // (with the pools it holds from its last push, once it has one), answers every pools.desired with
 // pools.state (every pool active) and every request with an empty result; a welcome that takes
 // its pools as current (poolsCurrent) leaves it holding them. When its socket closes it redials
-// the next URL in the list after a random delay between 50 ms and jitterMs (the node daemon's
-// first redial: full jitter), and so on round the list until a dial holds.
+// after a random delay between 50 ms and jitterMs (the node daemon's first redial: full jitter),
+// as the node daemon does: the next URL of its round, each round a random order of the list, so a
+// dead replica's nodes spread over those left.
 // Prints JSON lines: {"event":"ready","at"} each time every node has its pool set on a live
 // socket; {"event":"pool","node","pool","at"} the first time a node is sent a pool named fanout-*.
 // `at` is wall-clock milliseconds (performance.timeOrigin + now, comparable across processes).
@@ -13,6 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
+import { dialOrder } from '@quantix/example-node-daemon';
 import WebSocket from 'ws';
 import { emptyResponse, HeldPools } from './protocol-node.js';
 
@@ -29,8 +31,8 @@ const sockets = new Map<string, WebSocket>();
 const held = new Map(nodes.map((node) => [node.id, new HeldPools()]));
 let exiting = false;
 
-function dial(node: { id: string; token: string }, urlIndex: number): void {
-  const url = urls[urlIndex % urls.length] as string;
+/** Dials `url`; `untried` is the rest of the node's round (dialOrder, the daemon's own), taken from when the socket closes. */
+function dial(node: { id: string; token: string }, url: string, untried: string[]): void {
   const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/api/v1/nodes/connect`, {
     headers: { authorization: `Bearer ${node.token}`, 'x-quantix-node-id': node.id },
   });
@@ -65,11 +67,22 @@ function dial(node: { id: string; token: string }, urlIndex: number): void {
   socket.on('close', () => {
     if (exiting || sockets.get(node.id) !== socket) return;
     ready.delete(node.id);
-    setTimeout(() => dial(node, urlIndex + 1), 50 + Math.random() * Math.max(0, jitterMs - 50));
+    const round = untried.length > 0 ? untried : dialOrder(urls);
+    const next = round.shift() as string;
+    setTimeout(() => dial(node, next, round), 50 + Math.random() * Math.max(0, jitterMs - 50));
   });
 }
 
-nodes.forEach((node, i) => dial(node, i));
+// Node i starts at urls[i % urls.length] (an even spread, as the daemon's random first round
+// gives on average); the rest of its first round in random order.
+nodes.forEach((node, i) => {
+  const first = urls[i % urls.length] as string;
+  dial(
+    node,
+    first,
+    dialOrder(urls.filter((url) => url !== first)),
+  );
+});
 
 createInterface({ input: process.stdin }).on('line', (line) => {
   if (line.trim() === 'exit') {
