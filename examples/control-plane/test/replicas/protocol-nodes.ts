@@ -5,7 +5,7 @@
  *   node --import tsx protocol-nodes.ts <nodes.json>
  *
  * nodes.json: { "urls": [every replica's URL], "nodes": [{ "id", "token" }] }. Each node is the
- * daemon's real connection class (random first replica, failover with jittered backoff) with a
+ * daemon's real connection class (dials in a random order each round, jittered backoff) with a
  * handler that acknowledges every pool push with each pool active, answers a scan with no
  * files and any other request with UNSUPPORTED_OPERATION. Prints a JSON line for each
  * connection made ({ event: 'connected', nodeId, url }) and each push acknowledged.
