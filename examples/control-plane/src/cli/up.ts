@@ -59,6 +59,9 @@ function readSavedToken(file: string): string | null {
   }
 }
 
+/** Where `up` and `serve` keep the API token they made: `<dataDir>/credentials.json`. */
+const credentialsFileIn = (dataDir: string) => join(dataDir, 'credentials.json');
+
 /** Whole or not at all: a half-written file would read as no token, and the next start would make a new one. */
 async function saveCredentials(file: string, url: string, token: string): Promise<void> {
   await writeFileAtomic(file, `${JSON.stringify({ url, token }, null, 2)}\n`, { mode: 0o600 });
@@ -102,7 +105,7 @@ export async function startAllInOne(options: AllInOneOptions) {
     { name: 'quantix', level: process.env.QUANTIX_LOG_LEVEL ?? 'warn' },
     logDestination(options.logFormat ?? defaultLogFormat()),
   );
-  const credentialsFile = join(dataDir, 'credentials.json');
+  const credentialsFile = credentialsFileIn(dataDir);
   const savedToken = readSavedToken(credentialsFile);
   const apiToken = savedToken ?? newToken();
   const database: DatabaseConfig = options.database ?? { client: 'pglite', dataDir: join(dataDir, 'db') };
@@ -254,7 +257,7 @@ export function serveToken(options: { tokenFile?: string | undefined; dataDir: s
     return { token, from: options.tokenFile };
   }
   if (process.env.QUANTIX_API_TOKEN) return { token: process.env.QUANTIX_API_TOKEN, from: 'QUANTIX_API_TOKEN' };
-  const file = join(options.dataDir, 'credentials.json');
+  const file = credentialsFileIn(options.dataDir);
   const saved = readSavedToken(file);
   if (saved) return { token: saved, from: file };
   return { token: newToken(), from: '' };
@@ -418,11 +421,12 @@ export async function runServe(options: {
     throw error;
   }
   // The token is kept before `listening` is announced: whoever waits on that line may read it at once.
-  const tokenNote =
-    from === ''
-      ? `A new API token was made and kept in ${join(dataDir, 'credentials.json')} (give one with --api-token-file or QUANTIX_API_TOKEN)`
-      : `API token from ${from}`;
-  if (from === '') await saveCredentials(join(dataDir, 'credentials.json'), cp.url, apiToken);
+  let tokenNote = `API token from ${from}`;
+  if (from === '') {
+    const file = credentialsFileIn(dataDir);
+    await saveCredentials(file, cp.url, apiToken);
+    tokenNote = `A new API token was made and kept in ${file} (give one with --api-token-file or QUANTIX_API_TOKEN)`;
+  }
   process.stdout.write(
     `Quantix control plane at ${cp.url} on ${describeDatabase(database)}, replica ${cp.replicas.replicaId}\n`,
   );
