@@ -36,7 +36,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { cpuFrom, postgresBackendPids } from './lib/process-stats.js';
 import { benchResults } from './lib/results.js';
-import { percentile } from './lib/stats.js';
+import { median, percentile } from './lib/stats.js';
 
 const quick = process.env.QUANTIX_BENCH_QUICK === '1';
 const IMAGES = quick ? 200 : 10_000;
@@ -283,7 +283,7 @@ try {
       .map((n) => (received.get(n.id) as number) - start);
     return {
       pushedOnAP50: percentile(onA, 50),
-      pushedElsewhereP50: elsewhere.length > 0 ? percentile(elsewhere, 50) : Number.NaN,
+      pushedElsewhereP50: percentile(elsewhere, 50), // NaN when every node is on A
       pushedP50: percentile(pushed, 50),
       pushedP99: percentile(pushed, 99),
       storedP50: percentile(acked, 50),
@@ -307,8 +307,14 @@ try {
   const floorRounds: number[] = [];
   // The CPU each process used per round, from the kill until every node is held (or on a live
   // server): what the survivors, PostgreSQL and the clients each spent on a storm.
-  const cpuRounds: { a: number; b: number; postgres: number; clients: number }[] = [];
-  const floorCpuRounds: { servers: number; clients: number }[] = [];
+  const cpuPerRound: Record<'A' | 'B' | 'Postgres' | 'Clients' | 'FloorServers' | 'FloorClients', number[]> = {
+    A: [],
+    B: [],
+    Postgres: [],
+    Clients: [],
+    FloorServers: [],
+    FloorClients: [],
+  };
   const pid = (process: { proc: { pid?: number | undefined } }) => process.proc.pid as number;
   let goneMs = Number.NaN;
   for (let round = 0; round < STORM_ROUNDS; round++) {
@@ -318,10 +324,10 @@ try {
     while ((await liveLeases('')) < STORM_NODES) await sleep(20);
     const stormReady = storm.next('every storm node on a live replica', (l) => l.event === 'ready', 180_000);
     const cpu = {
-      a: cpuFrom([pid(a)]),
-      b: cpuFrom([pid(b)]),
-      postgres: cpuFrom(await postgresBackendPids(raw)),
-      clients: cpuFrom([pid(storm)]),
+      A: cpuFrom([pid(a)]),
+      B: cpuFrom([pid(b)]),
+      Postgres: cpuFrom(await postgresBackendPids(raw)),
+      Clients: cpuFrom([pid(storm)]),
     };
     const killedAt = now();
     victim.proc.kill('SIGKILL');
@@ -330,7 +336,7 @@ try {
       await sleep(10);
     }
     heldRounds.push(now() - killedAt);
-    cpuRounds.push({ a: cpu.a(), b: cpu.b(), postgres: cpu.postgres(), clients: cpu.clients() });
+    for (const [name, used] of Object.entries(cpu)) cpuPerRound[name as keyof typeof cpu].push(used());
     readyRounds.push(((await stormReady).at as number) - killedAt);
     // Once: the dead replica leaves /replicas when its row's lease runs out.
     if (round === 0) {
@@ -358,20 +364,17 @@ try {
     );
     await floorClients.next('every floor node connected', (l) => l.event === 'ready', 180_000);
     const floorReady = floorClients.next('every floor node on a live server', (l) => l.event === 'ready', 180_000);
-    const floorCpu = {
-      servers: cpuFrom(bare.slice(0, 2).map(pid)),
-      clients: cpuFrom([pid(floorClients)]),
-    };
+    const floorCpu = { FloorServers: cpuFrom(bare.slice(0, 2).map(pid)), FloorClients: cpuFrom([pid(floorClients)]) };
     const floorKilledAt = now();
     bare[2]?.proc.kill('SIGKILL');
     floorRounds.push(((await floorReady).at as number) - floorKilledAt);
-    floorCpuRounds.push({ servers: floorCpu.servers(), clients: floorCpu.clients() });
+    for (const [name, used] of Object.entries(floorCpu)) cpuPerRound[name as keyof typeof floorCpu].push(used());
     await stopNodes(floorClients);
     for (const server of bare) server.proc.kill('SIGKILL');
   }
-  const heldMs = percentile(heldRounds, 50);
-  const readyMs = percentile(readyRounds, 50);
-  const floorMs = percentile(floorRounds, 50);
+  const heldMs = median(heldRounds);
+  const readyMs = median(readyRounds);
+  const floorMs = median(floorRounds);
 
   const ms = (v: number) => `${v.toFixed(0)} ms`;
   const results = benchResults('replicas');
@@ -430,23 +433,18 @@ try {
         ours: heldRounds.map(Math.round).join(' '),
         floor: floorRounds.map(Math.round).join(' '),
         sentPoolsMs: Math.round(readyMs),
-        cpuMsA: cpuRounds.map((r) => r.a).join(' '),
-        cpuMsB: cpuRounds.map((r) => r.b).join(' '),
-        cpuMsPostgres: cpuRounds.map((r) => r.postgres).join(' '),
-        cpuMsClients: cpuRounds.map((r) => r.clients).join(' '),
-        floorCpuMsServers: floorCpuRounds.map((r) => r.servers).join(' '),
-        floorCpuMsClients: floorCpuRounds.map((r) => r.clients).join(' '),
+        ...Object.fromEntries(Object.entries(cpuPerRound).map(([name, rounds]) => [`cpuMs${name}`, rounds.join(' ')])),
       },
     }),
   );
   console.log(
     `reconnect storm (median of ${STORM_ROUNDS}; ours ${heldRounds.map(ms).join(', ')}, floor ${floorRounds.map(ms).join(', ')}): one replica SIGKILLed, its ~${Math.round(STORM_NODES / 3)} nodes redial after 50–${JITTER_MS} ms; every node sent its pools ${ms(readyMs)}; the dead replica left /replicas after ${ms(goneMs)} (its row's lease, ${LEASE_SECONDS} s from its last renewal)`,
   );
-  const perRound = (values: number[]) => values.map((v) => v.toFixed(0)).join(', ');
+  const perRound = (name: keyof typeof cpuPerRound) => cpuPerRound[name].map((v) => v.toFixed(0)).join(', ');
   console.log(
-    `reconnect storm, CPU per round in ms (from the kill until every node is held): replicas A ${perRound(cpuRounds.map((r) => r.a))}, ` +
-      `B ${perRound(cpuRounds.map((r) => r.b))}, PostgreSQL ${perRound(cpuRounds.map((r) => r.postgres))}, the clients ${perRound(cpuRounds.map((r) => r.clients))}; ` +
-      `the floor's 2 bare servers ${perRound(floorCpuRounds.map((r) => r.servers))}, its clients ${perRound(floorCpuRounds.map((r) => r.clients))}`,
+    `reconnect storm, CPU per round in ms (from the kill until every node is held): replicas A ${perRound('A')}, ` +
+      `B ${perRound('B')}, PostgreSQL ${perRound('Postgres')}, the clients ${perRound('Clients')}; ` +
+      `the floor's 2 bare servers ${perRound('FloorServers')}, its clients ${perRound('FloorClients')}`,
   );
   await results.save();
 } finally {
