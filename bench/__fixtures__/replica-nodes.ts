@@ -77,11 +77,8 @@ function dial(node: { id: string; token: string }, url: string, untried: string[
 // gives on average); the rest of its first round in random order.
 nodes.forEach((node, i) => {
   const first = urls[i % urls.length] as string;
-  dial(
-    node,
-    first,
-    dialOrder(urls.filter((url) => url !== first)),
-  );
+  const rest = dialOrder(urls.filter((url) => url !== first));
+  dial(node, first, rest);
 });
 
 createInterface({ input: process.stdin }).on('line', (line) => {

@@ -54,9 +54,10 @@ export interface ControlPlaneConnectionOptions {
  * The node's one connection to the control plane: dials, says hello, hands every validated
  * message to the handler, and redials with exponential backoff and jitter whenever the
  * connection drops — forever, until close(). Each dial goes to the next endpoint (every --url,
- * every address of its host) of a round in random order, so that nodes spread over the replicas,
- * at start and when one dies; so a dead replica costs one failed dial, not a node's connection. A wrong token is reported
- * and retried too (an operator may fix it on the control plane), but with the maximum delay.
+ * every address of its host) of a round in random order (dialOrder), so that nodes spread over
+ * the replicas, at start and when one dies; so a dead replica costs one failed dial, not a node's
+ * connection. A wrong token is reported and retried too (an operator may fix it on the control
+ * plane), but with the maximum delay.
  */
 export class ControlPlaneConnection {
   private readonly urls: URL[];
