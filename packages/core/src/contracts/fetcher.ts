@@ -32,7 +32,11 @@ export interface FetchResult {
   /** Bytes transferred by this call; less than sizeBytes when it resumed a partial file. */
   bytesTransferred: number;
   resumed: boolean;
-  /** What the file is, when the fetcher looked (qemu-img): its format and virtual size. */
+  /**
+   * What the file is, when the fetcher looked (qemu-img, after checking the header names no
+   * other file): its format and virtual size. Left out, a node takes the format from the file's
+   * name and knows no virtual size; it never runs qemu-img on a file nobody checked.
+   */
   format?: ImageFormat | null;
   virtualSizeBytes?: number | null;
 }

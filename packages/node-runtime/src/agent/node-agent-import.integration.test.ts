@@ -204,6 +204,71 @@ describe('node agent image.import', () => {
     expect(existsSync(join(poolDir, 'unsafe')) ? readdirSync(join(poolDir, 'unsafe')) : []).toEqual([]);
   });
 
+  it('never runs qemu-img on a download its fetcher did not look at: a VMDK naming /etc/passwd is taken by its name', async () => {
+    // A fetcher of the ImageFetcher contract that says nothing of what it fetched (no format, no
+    // virtual size): the plugin contract allows one. qemu-img info of this descriptor would open
+    // /etc/passwd as its extent and report the descriptor's 1 MiB.
+    const http = new HttpImageFetcher({ policy: { allowAddresses: ['127.0.0.1'] } });
+    const blindSent: NodeMessage[] = [];
+    const blind = new NodeAgent({
+      nodeId: 'node-2',
+      backends: [new LocalStorageBackend()],
+      poolTypes: [localPoolType],
+      poolRoots: createPoolRootPolicy({ allowedRoots: [root] }),
+      send: (message) => void blindSent.push(message),
+      fetchers: [
+        {
+          schemes: http.schemes,
+          fetch: async (fetch) => {
+            const {
+              format: _format,
+              virtualSizeBytes: _virtualSize,
+              ...bytes
+            } = await http.fetch({ ...fetch, inspect: false });
+            return bytes;
+          },
+        },
+      ],
+      progressIntervalMs: 0,
+    });
+    try {
+      const blindDir = join(root, 'pools', 'blind');
+      await blind.handle({
+        v: PROTOCOL_VERSION,
+        type: 'pools.desired',
+        generation: 1,
+        pools: [
+          {
+            id: 'blind',
+            name: 'blind',
+            type: 'local',
+            config: { path: blindDir, create: true },
+            contentTypes: ['images'],
+            shared: false,
+          },
+        ],
+      });
+      const file = readFileSync(join(served, 'passwd.vmdk'));
+      const { response } = await agentRequester(
+        () => blind,
+        blindSent,
+      )({
+        op: 'image.download',
+        imageId: 'img-blind',
+        poolId: 'blind',
+        relPath: 'cloud/passwd.vmdk',
+        sourceUrl: `${baseUrl}/passwd.vmdk`,
+        checksum: { algorithm: 'sha256', value: sha256(file) },
+        checksumUrl: null,
+      });
+      expect(response.error).toBeUndefined();
+      expect(response.result).toMatchObject({ sizeBytes: file.length, format: 'vmdk', virtualSizeBytes: null });
+      expect(readFileSync(join(blindDir, 'cloud', 'passwd.vmdk'))).toEqual(file);
+    } finally {
+      await blind.close();
+    }
+  });
+
   it('refuses a file whose content is not what its name claims', async () => {
     await copyFile(join(root, 'disk.raw'), join(served, 'claims.vhdx'));
     const { response } = await request(importRequest('img-4', 'claims.vhdx', 'unsafe/claims.qcow2'));

@@ -1486,11 +1486,12 @@ export class NodeAgent {
         });
       },
     });
-    // A fetcher that already looked at the file (qemu-img) says what it is; else it is looked at here.
+    // A fetcher that looked at the file (qemu-img, after its header checks) says what it is; of one
+    // that did not, only the name is taken (describeByName).
     const described =
       result.format !== undefined || how.inspect === false
         ? { format: result.format ?? null, virtualSizeBytes: result.virtualSizeBytes ?? null }
-        : await this.describeImage(result.path, result.sizeBytes);
+        : describeByName(result.path, result.sizeBytes);
     const answer: DownloadAnswer = {
       sizeBytes: result.sizeBytes,
       checksum: result.checksum,
@@ -1513,26 +1514,6 @@ export class NodeAgent {
     const oldest = Date.now() - FINISHED_KEEP_MS;
     for (const [imageId, done] of this.finished) {
       if (this.finished.size > FINISHED_KEEP || done.finishedAt < oldest) this.finished.delete(imageId);
-    }
-  }
-
-  /** Format and virtual size of a downloaded file: ISOs by name, disk images as qemu-img reads them. */
-  private async describeImage(
-    path: string,
-    sizeBytes: number,
-  ): Promise<{ format: ImageFormat | null; virtualSizeBytes: number | null }> {
-    if (formatFromName(path) === 'iso') return { format: 'iso' as const, virtualSizeBytes: sizeBytes };
-    try {
-      const out = await this.runner.run({
-        argv: ['qemu-img', 'info', '-U', '--output=json', '--', path],
-        timeoutMs: 30_000,
-      });
-      const info = JSON.parse(out.stdout) as { format?: string; 'virtual-size'?: number };
-      const format = (['qcow2', 'raw', 'vmdk', 'vhdx'] as const).find((f) => f === info.format) ?? null;
-      return { format, virtualSizeBytes: info['virtual-size'] ?? null };
-    } catch (error) {
-      this.logger?.warn({ path, err: String(error) }, 'downloaded image could not be described with qemu-img');
-      return { format: formatFromName(path), virtualSizeBytes: null };
     }
   }
 
@@ -1686,6 +1667,21 @@ function formatFromName(path: string): ImageFormat | null {
   const name = basename(path).toLowerCase();
   const dot = name.lastIndexOf('.');
   return dot === -1 ? null : (IMAGE_EXTENSIONS[name.slice(dot)] ?? null);
+}
+
+/**
+ * A downloaded file its fetcher did not look at, as far as its name tells: an ISO (whose one size
+ * is its virtual size), else the format its extension names and no virtual size. qemu-img is not
+ * run on it here: \`qemu-img info\` opens the files an image names (a VMDK descriptor's extents, a
+ * qcow2's data file), which only a fetcher's header checks make safe; a VM's base image is read
+ * (and refused if it names another file) when a VM is made from it.
+ */
+function describeByName(
+  path: string,
+  sizeBytes: number,
+): { format: ImageFormat | null; virtualSizeBytes: number | null } {
+  const format = formatFromName(path);
+  return { format, virtualSizeBytes: format === 'iso' ? sizeBytes : null };
 }
 
 /** An error as the protocol carries it: within its limits, whatever the error said. */
