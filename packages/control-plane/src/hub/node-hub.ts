@@ -34,7 +34,13 @@ import {
 import type { Logger } from 'pino';
 import { ingestScan } from '../images/scan-ingest.js';
 import { nodesWithActivePool } from '../nodes/placement.js';
-import { type DesiredPools, PoolSyncService } from '../pools/pool-sync.js';
+import {
+  type DesiredPools,
+  desiredSetsOf,
+  PoolSyncService,
+  type PoolsSnapshot,
+  type StoredReport,
+} from '../pools/pool-sync.js';
 import { Batcher } from './batcher.js';
 import type { NodeChannel } from './channel.js';
 import { DEFAULT_NODE_QUEUE_LIMITS, NodeMessageQueue, type NodeQueueLimits } from './node-queue.js';
@@ -219,9 +225,7 @@ export class NodeHub {
    * statements per batch, not a transaction per node); each batcher uses one connection at a
    * time, outside the `nodeDatabaseConcurrency` share, as pool reports do.
    */
-  private readonly welcomes = new Batcher<{ nodeId: string; hello: HelloMessage }, DesiredPools>((batch) =>
-    this.recordWelcomes(batch),
-  );
+  private readonly welcomes = new Batcher<WaitingWelcome, RecordedWelcome>((batch) => this.recordWelcomes(batch));
   private readonly tokenDigests = new Batcher<string, string | null>(async (nodeIds) => {
     const digests = await this.options.repositories.nodes.getTokenDigests(nodeIds);
     return nodeIds.map((nodeId) => {
@@ -750,10 +754,11 @@ export class NodeHub {
     let resumed: ResumedPools | null = null;
     await this.inNodeOrder(nodeId, async () => {
       if (isClosed(link)) return;
-      // Lease taken, node recorded connected, its desired pools read: with the other hellos of the moment.
-      const desired = await this.welcomes.add({ nodeId, hello });
-      if (isClosed(link)) return;
-      resumed = await this.resumePools(link, hello, desired);
+      // Lease taken, node recorded connected, its desired pools read (and the pools it holds stored,
+      // when they are that set): with the other hellos of the moment.
+      const recorded = await this.welcomes.add({ nodeId, hello, version });
+      const { desired } = recorded;
+      resumed = recorded.resumed;
       if (isClosed(link)) return;
       this.send(link, {
         v: version,
@@ -784,26 +789,6 @@ export class NodeHub {
       this.scanAfterSync(link, current.reports, current.pools);
     }
     await this.withDatabase(async () => this.onNodeWelcomed?.(nodeId, hello));
-  }
-
-  /**
-   * A hello whose pools are the node's desired set (the same fingerprint; protocol 4) needs no
-   * push: their states are stored as a push's acknowledgement would be, with the current
-   * generation, and the welcome says so. Null — push as usual — for any other hello, or when
-   * the states could not be stored.
-   */
-  private async resumePools(link: NodeLink, hello: HelloMessage, desired: DesiredPools): Promise<ResumedPools | null> {
-    const held = hello.pools;
-    if (!held || link.version < POOLS_IN_HELLO_SINCE_VERSION) return null;
-    if (held.fingerprint !== desired.fingerprint) return null;
-    try {
-      const { generation } = desired;
-      const { pools } = await this.sync.recordReportWithPools(link.nodeId, { generation, pools: held.reports });
-      return { generation, reports: held.reports, pools };
-    } catch (error) {
-      this.options.logger.warn({ nodeId: link.nodeId, err: error }, 'pools of the hello not stored; pushing them');
-      return null;
-    }
   }
 
   /** Forgets a request in flight (answered, timed out, or its link gone); what it was, if it still was. */
@@ -896,18 +881,18 @@ export class NodeHub {
 
   /**
    * The hellos of a batch: leases taken, nodes recorded connected, desired pools read — two
-   * statements and two queries, whatever the number of nodes. A node that no
-   * longer exists fails alone (NOT_FOUND).
+   * statements and two queries, whatever the number of nodes. A hello whose pools are the node's
+   * desired set (the same fingerprint; protocol 4) needs no push: their states are stored with
+   * the current generation, as a push's acknowledgement would be, against the pools read here
+   * (storePoolsHeld). A node that no longer exists fails alone (NOT_FOUND).
    */
-  private async recordWelcomes(
-    batch: readonly { nodeId: string; hello: HelloMessage }[],
-  ): Promise<(DesiredPools | Error)[]> {
+  private async recordWelcomes(batch: readonly WaitingWelcome[]): Promise<(RecordedWelcome | Error)[]> {
     const nodeIds = batch.map((item) => item.nodeId);
     // The lease first: a node recorded connected is always held (the health sweep of another
     // replica records a connected node no replica holds as disconnected). Then the record and
     // the read of the pools at once, on connections of their own.
     await this.options.leases?.claimAll(nodeIds);
-    const [recordedIds, sets] = await Promise.all([
+    const [recordedIds, snapshot] = await Promise.all([
       this.options.repositories.nodes.setConnectionStates(
         batch.map(({ nodeId, hello }) => ({
           id: nodeId,
@@ -916,14 +901,54 @@ export class NodeHub {
           capabilities: hello.capabilities,
         })),
       ),
-      this.sync.desiredPoolsForEach(nodeIds),
+      this.sync.readPools(),
     ]);
     const recorded = new Set(recordedIds);
+    const sets = desiredSetsOf(snapshot, nodeIds);
+    const holding = batch.filter(
+      ({ nodeId, hello, version }) =>
+        recorded.has(nodeId) &&
+        version >= POOLS_IN_HELLO_SINCE_VERSION &&
+        hello.pools !== undefined &&
+        hello.pools.fingerprint === sets.get(nodeId)?.fingerprint,
+    );
+    const resumed = await this.storePoolsHeld(holding, snapshot);
     return batch.map(({ nodeId }) =>
       recorded.has(nodeId)
-        ? (sets.get(nodeId) as DesiredPools)
+        ? { desired: sets.get(nodeId) as DesiredPools, resumed: resumed.get(nodeId) ?? null }
         : new QuantixError(ErrorCode.NOT_FOUND, `Node ${nodeId} not found`, { details: { nodeId } }),
     );
+  }
+
+  /** The pools hellos hold, stored as current; a node whose states could not be stored is pushed its pools instead. */
+  private async storePoolsHeld(
+    holding: readonly WaitingWelcome[],
+    snapshot: PoolsSnapshot,
+  ): Promise<Map<string, ResumedPools>> {
+    const resumed = new Map<string, ResumedPools>();
+    if (holding.length === 0) return resumed;
+    const { generation } = snapshot;
+    const reports = holding.map(({ nodeId, hello }) => ({
+      nodeId,
+      report: { generation, pools: hello.pools?.reports ?? [] },
+    }));
+    let stored: (StoredReport | Error)[];
+    try {
+      stored = await this.sync.recordReports(reports, snapshot);
+    } catch (error) {
+      const nodeIds = reports.map((item) => item.nodeId);
+      this.options.logger.warn({ nodeIds, err: error }, 'pools of the hellos not stored; pushing them');
+      return resumed;
+    }
+    stored.forEach((result, i) => {
+      const { nodeId, report } = reports[i] as (typeof reports)[number];
+      if (result instanceof Error) {
+        this.options.logger.warn({ nodeId, err: result }, 'pools of the hello not stored; pushing them');
+        return;
+      }
+      resumed.set(nodeId, { generation, reports: report.pools, pools: result.pools });
+    });
+    return resumed;
   }
 
   /**
@@ -1110,7 +1135,20 @@ function scanStateKey(nodeId: string, poolId: string, content: PoolContentType):
   return `${nodeId}\u0000${poolId}\u0000${content}`;
 }
 
-/** The pools of a hello, stored as current (NodeHub.resumePools). */
+/** A hello waiting for its batch (recordWelcomes), with the protocol version agreed. */
+interface WaitingWelcome {
+  nodeId: string;
+  hello: HelloMessage;
+  version: number;
+}
+
+/** A hello recorded: the node's desired pools, and the pools it holds stored as current when they are those. */
+interface RecordedWelcome {
+  desired: DesiredPools;
+  resumed: ResumedPools | null;
+}
+
+/** The pools of a hello, stored as current (NodeHub.storePoolsHeld). */
 interface ResumedPools {
   generation: number;
   reports: readonly PoolReport[];

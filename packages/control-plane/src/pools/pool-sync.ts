@@ -32,27 +32,14 @@ export class PoolSyncService {
    * per node: what a pool change costs a replica holding hundreds of nodes.
    */
   async desiredPoolsForEach(nodeIds: readonly string[]): Promise<Map<string, DesiredPools>> {
+    return desiredSetsOf(await this.readPools(), nodeIds);
+  }
+
+  /** The generation, then every pool: in that order, for the reason desiredPoolsFor gives. */
+  async readPools(): Promise<PoolsSnapshot> {
     const { pools } = this.options.repositories;
-    const generation = await pools.currentGeneration(); // first, as in desiredPoolsFor
-    const all = await pools.list();
-    const assigned = new Map<string, ProtocolPool[]>(nodeIds.map((nodeId) => [nodeId, []]));
-    for (const pool of all) {
-      const definition = desiredPool(pool);
-      for (const nodeId of pool.nodeIds) assigned.get(nodeId)?.push(definition);
-    }
-    // Nodes mostly share their sets (every node of a shared pool): each distinct set is hashed once.
-    const fingerprints = new Map<string, string>();
-    const sets = new Map<string, DesiredPools>();
-    for (const [nodeId, definitions] of assigned) {
-      const key = definitions.map((d) => d.id).join('\0');
-      let fingerprint = fingerprints.get(key);
-      if (fingerprint === undefined) {
-        fingerprint = desiredPoolsFingerprint(definitions);
-        fingerprints.set(key, fingerprint);
-      }
-      sets.set(nodeId, { generation, pools: definitions, fingerprint });
-    }
-    return sets;
+    const generation = await pools.currentGeneration();
+    return { generation, pools: await pools.list() };
   }
 
   /**
@@ -81,13 +68,18 @@ export class PoolSyncService {
     return this.reports.add({ nodeId, report });
   }
 
-  private readonly reports = new Batcher<WaitingReport, StoredReport>((batch) => this.storeReports(batch));
+  private readonly reports = new Batcher<WaitingReport, StoredReport>((batch) => this.recordReports(batch));
 
-  private async storeReports(batch: readonly WaitingReport[]): Promise<(StoredReport | Error)[]> {
+  /**
+   * The reports of many nodes stored together (what recordReport batches), checked against
+   * `snapshot` when the caller read the pools just before (a batch of hellos), else against the
+   * pools read now. One result per report, an Error for a report refused.
+   */
+  async recordReports(batch: readonly WaitingReport[], snapshot?: PoolsSnapshot): Promise<(StoredReport | Error)[]> {
     const { pools } = this.options.repositories;
-    const current = await pools.currentGeneration();
+    const current = snapshot?.generation ?? (await pools.currentGeneration());
     const valid = batch.filter((waiting) => waiting.report.generation <= current);
-    const all = valid.length > 0 ? await pools.list() : [];
+    const all = valid.length === 0 ? [] : (snapshot?.pools ?? (await pools.list()));
     // Only the nodes of this batch: a pool shared by thousands is not walked whole for each batch.
     const reporting = new Set(valid.map((waiting) => waiting.nodeId));
     const assigned = new Set<string>();
@@ -175,9 +167,37 @@ export interface StoredReport {
   pools: StoragePool[];
 }
 
-interface WaitingReport {
+/** The pools as one moment saw them: the generation, read first, and every pool. */
+export interface PoolsSnapshot {
+  generation: number;
+  pools: readonly StoragePool[];
+}
+
+export interface WaitingReport {
   nodeId: string;
   report: { generation: number; pools: readonly PoolReport[] };
+}
+
+/** Each node's desired set in `snapshot`; nodes mostly share their sets, and each distinct set is hashed once. */
+export function desiredSetsOf(snapshot: PoolsSnapshot, nodeIds: readonly string[]): Map<string, DesiredPools> {
+  const { generation } = snapshot;
+  const assigned = new Map<string, ProtocolPool[]>(nodeIds.map((nodeId) => [nodeId, []]));
+  for (const pool of snapshot.pools) {
+    const definition = desiredPool(pool);
+    for (const nodeId of pool.nodeIds) assigned.get(nodeId)?.push(definition);
+  }
+  const fingerprints = new Map<string, string>();
+  const sets = new Map<string, DesiredPools>();
+  for (const [nodeId, definitions] of assigned) {
+    const key = definitions.map((d) => d.id).join('\0');
+    let fingerprint = fingerprints.get(key);
+    if (fingerprint === undefined) {
+      fingerprint = desiredPoolsFingerprint(definitions);
+      fingerprints.set(key, fingerprint);
+    }
+    sets.set(nodeId, { generation, pools: definitions, fingerprint });
+  }
+  return sets;
 }
 
 /** A pool as a node is told it. */
