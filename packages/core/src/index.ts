@@ -93,6 +93,13 @@ export {
   type PoolLocation,
 } from './domain/image.js';
 export {
+  type ForeignFileReference,
+  foreignFileReference,
+  IMAGE_HEADER_BYTES,
+  SELF_CONTAINED_VMDK,
+  vmdkLayoutReference,
+} from './domain/image-headers.js';
+export {
   ADDRESS_SOURCES,
   bridgeNameSchema,
   generateMac,

@@ -3,6 +3,7 @@ import { basename } from 'node:path';
 import {
   type CommandRunner,
   hashFile,
+  IMAGE_HEADER_BYTES,
   type ImageConverter,
   type ImageImportRequest,
   type ImageImportResult,
@@ -17,7 +18,7 @@ import { ImagesCloudErrorCode } from '../errors.js';
 import { readQemuImgJson } from '../fetch/inspect.js';
 import { removeQuietly, syncDirectory, syncFile } from '../fetch/partial.js';
 import { type Compression, compressionOfHead, decompressFile, readHead } from './compression.js';
-import { assertInfoSelfContained, assertSelfContained, HEADER_BYTES } from './headers.js';
+import { assertInfoSelfContained, assertSelfContained } from './headers.js';
 import { unpackOva } from './ova.js';
 
 /** What qemu-img may read on import, by its own names ('vpc' is VHD). Anything else is refused. */
@@ -176,7 +177,7 @@ export class QemuImgConverter implements ImageConverter {
         working = decompressedPath;
       }
       request.onProgress?.({ stage: 'inspecting', percent: null });
-      assertSelfContained(await readHead(working, HEADER_BYTES), request.sourcePath);
+      assertSelfContained(await readHead(working, IMAGE_HEADER_BYTES), request.sourcePath);
       const info = await this.info(working, null, request.signal);
       assertInfoSelfContained(info, working);
       const detected = info.format as ImportSourceFormat;

@@ -1,13 +1,14 @@
 import {
   type CommandRunner,
   type FileInspector,
+  IMAGE_HEADER_BYTES,
   type ImageFormat,
   isQuantixError,
   LocalCommandRunner,
   QuantixError,
 } from '@quantix/core';
 import { readHead } from '../convert/compression.js';
-import { assertSelfContained, HEADER_BYTES } from '../convert/headers.js';
+import { assertSelfContained } from '../convert/headers.js';
 import { ImagesCloudErrorCode } from '../errors.js';
 
 export interface ImageInspection {
@@ -103,7 +104,7 @@ export class QemuImgInspector implements ImageInspector {
 
   async inspect(options: { path: string; signal?: AbortSignal }): Promise<ImageInspection> {
     try {
-      if (this.filesAreLocal) assertSelfContained(await readHead(options.path, HEADER_BYTES), options.path);
+      if (this.filesAreLocal) assertSelfContained(await readHead(options.path, IMAGE_HEADER_BYTES), options.path);
       const result = await this.runner.run({
         argv: [this.qemuImg, 'info', '--output=json', '--', options.path],
         timeoutMs: this.timeoutMs,

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorCode } from '@quantix/core';
+import { makeVmdkDescriptorNaming } from '@quantix/images-cloud/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   LIBVIRT_URI,
@@ -286,7 +287,7 @@ describe('VmProvisioner over SSH on qemu:///system', () => {
     await provisioner.deleteVm({ name });
   });
 
-  it('refuses a base image that is no disk of its own: a backing file, an external data file, a file cut short', async () => {
+  it('refuses a base image that is no disk of its own: a backing file, an external data file, a VMDK descriptor, a file cut short', async () => {
     // Files a pool could hold, found by a scan: none of them may become a VM's disk.
     const images = join(dir, 'images');
     const secret = join(dir, 'host-secret.raw');
@@ -331,6 +332,15 @@ describe('VmProvisioner over SSH on qemu:///system', () => {
     expect(await attempt(dataFile)).toMatchObject({
       code: ErrorCode.INVALID_INPUT,
       details: { reason: 'data-file', file: secret },
+    });
+    // A VMDK descriptor (named .qcow2, as a scan takes it) whose extent is the secret: refused
+    // from its header, before qemu-img (which would open the secret as the disk's data) runs.
+    const descriptor = join(images, 'descriptor.qcow2');
+    await makeVmdkDescriptorNaming(descriptor, secret);
+    expect(await attempt(descriptor)).toMatchObject({
+      code: ErrorCode.INVALID_INPUT,
+      message: expect.stringContaining('is a VMDK descriptor (monolithicFlat) that names other files'),
+      details: { reason: 'vmdk-descriptor', createType: 'monolithicFlat' },
     });
     const damaged = await attempt(cut);
     expect(damaged).toMatchObject({ code: ErrorCode.INVALID_INPUT, details: { reason: 'damaged' } });

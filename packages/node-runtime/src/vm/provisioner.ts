@@ -3,7 +3,9 @@ import {
   type CommandRunner,
   type DomainInfo,
   ErrorCode,
+  foreignFileReference,
   type Hypervisor,
+  IMAGE_HEADER_BYTES,
   isQuantixError,
   type PluginContext,
   parseOrThrow,
@@ -331,15 +333,22 @@ export class VmProvisioner {
   }
 
   private async imageInfo(path: string): Promise<{ format: 'qcow2' | 'raw'; virtualSize: number }> {
-    // -U: the base image may be open in running VMs; reading its header is safe. Asked side by
-    // side with the existence check, whose NOT_FOUND wins over qemu-img's failure on a missing file.
-    const [found, header] = await Promise.allSettled([
-      this.mustExist(path, 'base image'),
-      this.cmd(['qemu-img', 'info', '-U', '--output=json', '--', path]),
-    ]);
+    // The header first, read side by side with the existence check (whose NOT_FOUND wins over a
+    // failed read of a missing file): qemu-img opens the files an image names (a VMDK descriptor's
+    // extents, a qcow2's data file), so one that names any is refused before qemu-img sees it.
+    const [found, head] = await Promise.allSettled([this.mustExist(path, 'base image'), this.readHead(path)]);
     if (found.status === 'rejected') throw found.reason;
-    if (header.status === 'rejected') throw header.reason;
-    const out = header.value;
+    if (head.status === 'rejected') throw head.reason;
+    const foreign = foreignFileReference(head.value);
+    if (foreign) {
+      throw new QuantixError(
+        ErrorCode.INVALID_INPUT,
+        `The base image ${path} ${foreign.message}; a VM's base image must stand alone`,
+        { details: { path, reason: foreign.reason, ...foreign.details } },
+      );
+    }
+    // -U: the base image may be open in running VMs; reading its header is safe.
+    const out = await this.cmd(['qemu-img', 'info', '-U', '--output=json', '--', path]);
     const info = JSON.parse(out) as {
       format?: string;
       'virtual-size'?: number;
@@ -454,6 +463,20 @@ export class VmProvisioner {
       this.virtType = asked;
     }
     return this.virtType;
+  }
+
+  /** The first IMAGE_HEADER_BYTES of a file where the runner runs, as bytes. */
+  private async readHead(path: string): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    await this.runner.run({
+      argv: ['head', '-c', String(IMAGE_HEADER_BYTES), '--', path],
+      timeoutMs: this.timeoutMs,
+      maxOutputBytes: IMAGE_HEADER_BYTES,
+      onOutput: (stream, chunk) => {
+        if (stream === 'stdout') chunks.push(chunk);
+      },
+    });
+    return Buffer.concat(chunks);
   }
 
   private async cmd(argv: string[], stdin?: string): Promise<string> {
