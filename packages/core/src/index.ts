@@ -96,6 +96,7 @@ export {
   type ForeignFileReference,
   foreignFileReference,
   IMAGE_HEADER_BYTES,
+  isQcow2Header,
   SELF_CONTAINED_VMDK,
   vmdkLayoutReference,
 } from './domain/image-headers.js';

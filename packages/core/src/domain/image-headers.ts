@@ -32,7 +32,7 @@ const QCOW2_DATA_FILE_EXTENSION = 0x44415441;
  * a parent, or lies outside the header. Null for a file that stands alone (raw bytes included).
  */
 export function foreignFileReference(head: Buffer): ForeignFileReference | null {
-  if (head.length >= 8 && head.readUInt32BE(0) === QCOW2_MAGIC) return qcow2Reference(head);
+  if (isQcow2Header(head) && head.length >= 8) return qcow2Reference(head);
   if (head.length >= 44 && head.toString('latin1', 0, 4) === 'KDMV') {
     // Sparse VMDK (little-endian): descriptorOffset at 28, descriptorSize at 36, in sectors.
     const offset = Number(head.readBigUInt64LE(28)) * 512;
@@ -58,6 +58,11 @@ export function foreignFileReference(head: Buffer): ForeignFileReference | null 
     };
   }
   return null;
+}
+
+/** Whether a file's first bytes are a qcow2's magic ('QFI' 0xfb). */
+export function isQcow2Header(head: Buffer): boolean {
+  return head.length >= 4 && head.readUInt32BE(0) === QCOW2_MAGIC;
 }
 
 /** A VMDK layout (createType) or parent hint that makes it depend on other files; null when it stands alone. */

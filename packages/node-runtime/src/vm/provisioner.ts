@@ -6,6 +6,7 @@ import {
   foreignFileReference,
   type Hypervisor,
   IMAGE_HEADER_BYTES,
+  isQcow2Header,
   isQuantixError,
   type PluginContext,
   parseOrThrow,
@@ -347,8 +348,14 @@ export class VmProvisioner {
         { details: { path, reason: foreign.reason, ...foreign.details } },
       );
     }
-    // -U: the base image may be open in running VMs; reading its header is safe.
-    const out = await this.cmd(['qemu-img', 'info', '-U', '--output=json', '--', path]);
+    // -U: the base image may be open in running VMs; reading its header is safe. A qcow2 (as its
+    // header says) is checked side by side with the info: one round trip after the header, not two.
+    const [described, checked] = await Promise.allSettled([
+      this.cmd(['qemu-img', 'info', '-U', '--output=json', '--', path]),
+      isQcow2Header(head.value) ? this.checkQcow2(path) : Promise.resolve(),
+    ]);
+    if (described.status === 'rejected') throw described.reason;
+    const out = described.value;
     const info = JSON.parse(out) as {
       format?: string;
       'virtual-size'?: number;
@@ -374,7 +381,10 @@ export class VmProvisioner {
         { details: { path, reason, file: other } },
       );
     }
-    if (info.format === 'qcow2') await this.checkQcow2(path);
+    if (info.format === 'qcow2') {
+      if (checked.status === 'rejected') throw checked.reason;
+      if (!isQcow2Header(head.value)) await this.checkQcow2(path); // the file changed since its header was read
+    }
     return { format: info.format, virtualSize: info['virtual-size'] };
   }
 
