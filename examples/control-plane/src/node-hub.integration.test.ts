@@ -508,6 +508,103 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
     }
   });
 
+  /**
+   * A hub on the real repositories whose welcome of `nodeId` is held after it read the pools
+   * (its record of the connection waits for `release`): the window between a welcome's read and
+   * its link going live. The node has said hello when this returns.
+   */
+  const welcomeHeldAfterPoolsRead = async (nodeId: string) => {
+    const { nodes, pools } = quantix.repositories;
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let poolsRead = false;
+    const hub = new NodeHub({
+      repositories: {
+        ...quantix.repositories,
+        nodes: Object.assign(Object.create(nodes) as typeof nodes, {
+          setConnectionStates: async (...args: Parameters<typeof nodes.setConnectionStates>) => {
+            await held;
+            return nodes.setConnectionStates(...args);
+          },
+        }),
+        pools: Object.assign(Object.create(pools) as typeof pools, {
+          list: async (...args: Parameters<typeof pools.list>) => {
+            const listed = await pools.list(...args);
+            poolsRead = true;
+            return listed;
+          },
+        }),
+      },
+      events: quantix.events,
+      logger: silent,
+    });
+    const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    server.on('connection', (socket) => hub.attach(nodeId, webSocketChannel(socket)));
+    await new Promise((resolve) => server.once('listening', resolve));
+    const { port } = server.address() as import('node:net').AddressInfo;
+    const node = new RawNode(`http://127.0.0.1:${port}`, nodeId, 'unused');
+    sockets.push(node);
+    const connected = new Promise<void>((resolve) => {
+      const onConnected = (event: { nodeId: string }) => {
+        if (event.nodeId !== nodeId) return;
+        quantix.events.off('node.connected', onConnected);
+        resolve();
+      };
+      quantix.events.on('node.connected', onConnected);
+    });
+    await node.opened;
+    node.hello();
+    await until(
+      async () => poolsRead,
+      (read) => read,
+      'the welcome to read the pools',
+    );
+    const close = async () => {
+      release();
+      await hub.close();
+      server.close();
+    };
+    return { hub, node, release, connected, close };
+  };
+
+  it('a pool changed while a node is being welcomed reaches it: the push that passed its link by is made once it is welcomed', async () => {
+    await addNode('late-change-1', ['late-change-1-a']);
+    const { pools } = quantix.repositories;
+    const { hub, node, release, close } = await welcomeHeldAfterPoolsRead('late-change-1');
+    try {
+      const before = await pools.currentGeneration();
+      await pools.update('late-change-1-a', { config: { path: '/srv/late-change-1-a2' } });
+      await hub.pushPoolsToAll(); // what a pool change does: the node, not welcomed yet, is not among those pushed
+      release();
+      expect((await node.waitFor('pools.desired')).generation).toBe(before);
+      const pushed = await node.waitFor('pools.desired', (m) => m.generation > before);
+      expect(pushed.pools.find((p) => p.id === 'late-change-1-a')?.config).toEqual({ path: '/srv/late-change-1-a2' });
+    } finally {
+      await close();
+    }
+  });
+
+  it('a push begun during a welcome for nothing newer than the welcome read is not made to that node again', async () => {
+    await addNode('late-change-2', ['late-change-2-a']);
+    const { hub, node, release, connected, close } = await welcomeHeldAfterPoolsRead('late-change-2');
+    try {
+      // A push late for a change the welcome already read (a pool change's push follows its
+      // NOTIFY round trip): the node would report again, and its pools be scanned again, for nothing.
+      await hub.pushPoolsToAll();
+      release();
+      await connected; // any push for the link was sent before this
+      await new Promise<void>((resolve) => {
+        node.socket.once('pong', () => resolve());
+        node.socket.ping(); // answered after whatever the hub sent before it
+      });
+      expect(node.received.filter((m) => m.type === 'pools.desired')).toHaveLength(1);
+    } finally {
+      await close();
+    }
+  });
+
   it('a node that reconnects holding its desired pools (protocol 4) is not pushed them again: the states of its hello are stored; a stale set gets the push', async () => {
     await addNode('resume-1', ['resume-1-a', 'resume-1-b']);
     const first = await welcomed('resume-1');

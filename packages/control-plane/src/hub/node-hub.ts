@@ -244,6 +244,12 @@ export class NodeHub {
   private linkCounter = 0;
   private closed = false;
   /**
+   * Pushes to every node begun so far (pushPoolsToAll, after each pool change). A welcome that
+   * read the pools before one began may hold an older set, and that push passed its link by
+   * (not welcomed yet): such a link is pushed once welcomed, if the set is newer than its welcome's.
+   */
+  private poolPushes = 0;
+  /**
    * Called after a node reported its pools for a push: what it reported is stored (downloads
    * resume from here). Outside the links' database share: the handler batches its own work.
    */
@@ -402,12 +408,17 @@ export class NodeHub {
 
   /** Pushes the current desired pool set to every connected node (after any pool change). */
   async pushPoolsToAll(): Promise<void> {
-    const welcomed = [...this.links.values()].filter((l) => l.state === 'welcomed');
-    if (welcomed.length === 0) return;
-    const sets = await this.withDatabase(() => this.sync.desiredPoolsForEach(welcomed.map((link) => link.nodeId)));
-    for (const link of welcomed) {
+    this.poolPushes++;
+    await this.pushPoolsTo([...this.links.values()].filter((l) => l.state === 'welcomed'));
+  }
+
+  /** Pushes each link its node's current desired pool set, when its generation is above `newerThan`. */
+  private async pushPoolsTo(links: readonly NodeLink[], newerThan = Number.NEGATIVE_INFINITY): Promise<void> {
+    if (links.length === 0) return;
+    const sets = await this.withDatabase(() => this.sync.desiredPoolsForEach(links.map((link) => link.nodeId)));
+    for (const link of links) {
       const desired = sets.get(link.nodeId);
-      if (desired && link.state !== 'closed') this.push(link, desired);
+      if (desired && desired.generation > newerThan && link.state !== 'closed') this.push(link, desired);
     }
   }
 
@@ -752,6 +763,8 @@ export class NodeHub {
     }
     let welcomed = false;
     let resumed: ResumedPools | null = null;
+    let welcomedGeneration = 0;
+    const pushesBefore = this.poolPushes;
     await this.inNodeOrder(nodeId, async () => {
       if (isClosed(link)) return;
       // Lease taken, node recorded connected, its desired pools read (and the pools it holds stored,
@@ -759,6 +772,7 @@ export class NodeHub {
       const recorded = await this.welcomes.add({ nodeId, hello, version });
       const { desired } = recorded;
       resumed = recorded.resumed;
+      welcomedGeneration = desired.generation;
       if (isClosed(link)) return;
       this.send(link, {
         v: version,
@@ -779,6 +793,19 @@ export class NodeHub {
       return;
     }
     link.state = 'welcomed';
+    // A push began while this welcome was under way, and passed this link by: the set is pushed
+    // if it is newer than the welcome's (a push for a change the welcome already read is not made
+    // twice: the node would report, and be scanned, again for nothing).
+    if (this.poolPushes !== pushesBefore) {
+      try {
+        await this.pushPoolsTo([link], welcomedGeneration);
+      } catch (error) {
+        // Never a live link with an older set: the node redials and is welcomed with the new one.
+        this.options.logger.warn({ nodeId, err: error }, 'the pools changed during the welcome could not be pushed');
+        this.retire(link, 'the pools changed during the welcome could not be pushed', 1011);
+        return;
+      }
+    }
     this.options.events.emit('node.connected', { nodeId });
     this.options.logger.info({ nodeId, agentVersion: hello.agentVersion }, 'node connected');
     // Assigned in the closure above, which TypeScript's narrowing does not follow.
