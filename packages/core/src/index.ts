@@ -97,8 +97,8 @@ export {
   foreignFileReference,
   IMAGE_HEADER_BYTES,
   isQcow2Header,
+  qemuImgInfoForeignFile,
   SELF_CONTAINED_VMDK,
-  vmdkLayoutReference,
 } from './domain/image-headers.js';
 export {
   ADDRESS_SOURCES,

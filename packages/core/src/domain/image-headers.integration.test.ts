@@ -1,6 +1,7 @@
 /**
  * foreignFileReference on images qemu-img makes (qemu-utils): what each kind of image file says
- * of other files in its first IMAGE_HEADER_BYTES.
+ * of other files in its first IMAGE_HEADER_BYTES; qemuImgInfoForeignFile on what `qemu-img info`
+ * says of the same images.
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
@@ -8,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { foreignFileReference, IMAGE_HEADER_BYTES } from './image-headers.js';
+import { foreignFileReference, IMAGE_HEADER_BYTES, qemuImgInfoForeignFile } from './image-headers.js';
 
 const exec = promisify(execFile);
 
@@ -83,6 +84,47 @@ describe('foreignFileReference', () => {
       reason: 'backing-file',
       message: 'is a qcow2 that names a backing file',
       details: {},
+    });
+  });
+
+  describe('qemuImgInfoForeignFile, on what qemu-img info says', () => {
+    const info = async (name: string) => {
+      const { stdout } = await exec('qemu-img', ['info', '-U', '--output=json', '--', path(name)]);
+      return JSON.parse(stdout) as Record<string, unknown>;
+    };
+
+    it('finds nothing in images that stand alone; a sparse VMDK is its own one extent', async () => {
+      await create('alone.qcow2', 'qcow2');
+      await create('alone.raw', 'raw');
+      await create('alone.vmdk', 'vmdk');
+      for (const name of ['alone.qcow2', 'alone.raw', 'alone.vmdk']) {
+        expect(qemuImgInfoForeignFile(await info(name), path(name)), name).toBeNull();
+      }
+    });
+
+    it('names the backing file, the external data file, and a VMDK whose extents are other files', async () => {
+      await create('info-backed.qcow2', 'qcow2', '-F', 'raw', '-b', path('secret'));
+      expect(qemuImgInfoForeignFile(await info('info-backed.qcow2'), path('info-backed.qcow2'))).toEqual({
+        reason: 'backing-file',
+        message: `names a backing file (${path('secret')})`,
+        details: { file: path('secret') },
+      });
+      await create('info-data.qcow2', 'qcow2', '-o', `data_file=${path('info-data.bin')},data_file_raw=on`);
+      expect(qemuImgInfoForeignFile(await info('info-data.qcow2'), path('info-data.qcow2'))).toMatchObject({
+        reason: 'data-file',
+        details: { file: path('info-data.bin') },
+      });
+      await create('info-flat.vmdk', 'vmdk', '-o', 'subformat=monolithicFlat');
+      expect(qemuImgInfoForeignFile(await info('info-flat.vmdk'), path('info-flat.vmdk'))).toMatchObject({
+        reason: 'vmdk-extents',
+        details: { createType: 'monolithicFlat' },
+      });
+      // A sparse VMDK read under another name than qemu-img was given: its extent is not "the file itself".
+      await create('moved.vmdk', 'vmdk');
+      expect(qemuImgInfoForeignFile(await info('moved.vmdk'), path('elsewhere.vmdk'))).toMatchObject({
+        reason: 'vmdk-extents',
+        details: { extents: [path('moved.vmdk')] },
+      });
     });
   });
 });

@@ -66,7 +66,7 @@ export function isQcow2Header(head: Buffer): boolean {
 }
 
 /** A VMDK layout (createType) or parent hint that makes it depend on other files; null when it stands alone. */
-export function vmdkLayoutReference(createType: string | null, parent: string | null): ForeignFileReference | null {
+function vmdkLayoutReference(createType: string | null, parent: string | null): ForeignFileReference | null {
   if (parent !== null && parent !== '') {
     return { reason: 'backing-file', message: `is a VMDK that names a parent disk (${parent})`, details: { parent } };
   }
@@ -78,6 +78,38 @@ export function vmdkLayoutReference(createType: string | null, parent: string | 
     };
   }
   return null;
+}
+
+/**
+ * The second look, at what `qemu-img info --output=json` says of `path` (the file it was given),
+ * for a file that passed the header check: a backing file, an external data file, a VMDK of a
+ * layout that names other files or whose one extent is not the file itself. Null when it stands alone.
+ */
+export function qemuImgInfoForeignFile(info: Record<string, unknown>, path: string): ForeignFileReference | null {
+  const backing = info['backing-filename'] ?? info['full-backing-filename'];
+  if (typeof backing === 'string' && backing !== '') {
+    return { reason: 'backing-file', message: `names a backing file (${backing})`, details: { file: backing } };
+  }
+  const specific = (info['format-specific'] as { type?: string; data?: Record<string, unknown> } | undefined) ?? {};
+  const data = specific.data ?? {};
+  const dataFile = data['data-file'];
+  if (typeof dataFile === 'string' && dataFile !== '') {
+    return {
+      reason: 'data-file',
+      message: `keeps its data in an external data file (${dataFile})`,
+      details: { file: dataFile },
+    };
+  }
+  if (specific.type !== 'vmdk') return null;
+  const layout = vmdkLayoutReference(typeof data['create-type'] === 'string' ? data['create-type'] : null, null);
+  if (layout) return layout;
+  const extents = Array.isArray(data.extents) ? (data.extents as { filename?: unknown }[]) : [];
+  if (extents.length === 1 && extents[0]?.filename === path) return null;
+  return {
+    reason: 'vmdk-extents',
+    message: 'is a VMDK whose extents are other files',
+    details: { extents: extents.map((extent) => extent.filename) },
+  };
 }
 
 function qcow2Reference(head: Buffer): ForeignFileReference | null {

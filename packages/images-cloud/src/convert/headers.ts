@@ -1,4 +1,4 @@
-import { foreignFileReference, QuantixError, vmdkLayoutReference } from '@quantix/core';
+import { foreignFileReference, QuantixError, qemuImgInfoForeignFile } from '@quantix/core';
 import { ImagesCloudErrorCode } from '../errors.js';
 
 function unsafe(path: string, message: string, details: Record<string, unknown>): QuantixError {
@@ -22,41 +22,16 @@ export function assertSelfContained(head: Buffer, path: string): void {
   }
 }
 
-function checkVmdk(path: string, createType: string | null, parent: string | null): void {
-  const found = vmdkLayoutReference(createType, parent);
-  if (found) throw unsafe(path, found.message, { reason: found.reason, ...found.details });
-}
-
 /**
- * The second line, after qemu-img info: what it reports must show a file standing alone (no
- * backing file, no data file, a VMDK whose one extent is the file itself).
+ * The second line, after qemu-img info: what it reports must show a file standing alone (core's
+ * qemuImgInfoForeignFile: no backing file, no data file, a VMDK whose one extent is the file itself).
  */
 export function assertInfoSelfContained(info: Record<string, unknown>, path: string): void {
-  const backing = info['backing-filename'] ?? info['full-backing-filename'];
-  if (typeof backing === 'string' && backing !== '') {
-    throw unsafe(path, `names a backing file (${backing}); an imported image must stand alone`, {
-      reason: 'backing-file',
-      backingFile: backing,
+  const found = qemuImgInfoForeignFile(info, path);
+  if (found) {
+    throw unsafe(path, `${found.message}; an imported image must stand alone`, {
+      reason: found.reason,
+      ...found.details,
     });
-  }
-  const specific = (info['format-specific'] as { type?: string; data?: Record<string, unknown> } | undefined) ?? {};
-  const data = specific.data ?? {};
-  if (typeof data['data-file'] === 'string') {
-    throw unsafe(path, `keeps its data in an external file (${data['data-file']})`, {
-      reason: 'data-file',
-      dataFile: data['data-file'],
-    });
-  }
-  if (specific.type === 'vmdk') {
-    const createType = typeof data['create-type'] === 'string' ? data['create-type'] : null;
-    checkVmdk(path, createType, null);
-    const extents = Array.isArray(data.extents) ? (data.extents as { filename?: unknown }[]) : [];
-    const foreign = extents.find((extent) => extent.filename !== path);
-    if (extents.length !== 1 || foreign) {
-      throw unsafe(path, 'is a VMDK whose extents are other files', {
-        reason: 'vmdk-extents',
-        extents: extents.map((extent) => extent.filename),
-      });
-    }
   }
 }

@@ -6,6 +6,7 @@ import {
   isQuantixError,
   LocalCommandRunner,
   QuantixError,
+  qemuImgInfoForeignFile,
 } from '@quantix/core';
 import { readHead } from '../convert/compression.js';
 import { assertSelfContained } from '../convert/headers.js';
@@ -39,7 +40,7 @@ export function readQemuImgJson(json: string, path: string): Record<string, unkn
   }
 }
 
-/** Parses `qemu-img info --output=json`; IMAGE_INVALID for an image that names a backing file. */
+/** Parses `qemu-img info --output=json` of `path`; IMAGE_INVALID for an image that names other files (core's qemuImgInfoForeignFile). */
 export function parseQemuImgInfo(json: string, path: string): ImageInspection {
   const info = readQemuImgJson(json, path);
   const detected = typeof info.format === 'string' ? info.format : '';
@@ -53,14 +54,14 @@ export function parseQemuImgInfo(json: string, path: string): ImageInspection {
       },
     );
   }
-  // A downloaded image that points at a backing file would read that file on the node when a VM
-  // boots from it: a cloud image must stand alone.
-  const backing = info['backing-filename'] ?? info['full-backing-filename'];
-  if (typeof backing === 'string' && backing !== '') {
+  // A downloaded image that points at another file (a backing file, an external data file, VMDK
+  // extents) would read that file on the node when a VM boots from it: a cloud image must stand alone.
+  const other = qemuImgInfoForeignFile(info, path);
+  if (other) {
     throw new QuantixError(
       ImagesCloudErrorCode.IMAGE_INVALID,
-      `${path} names a backing file (${backing}); a downloaded image must not depend on other files`,
-      { details: { path, backingFile: backing, retryable: false } },
+      `${path} ${other.message}; a downloaded image must not depend on other files`,
+      { details: { path, reason: other.reason, ...other.details, retryable: false } },
     );
   }
   const actual = info['actual-size'];

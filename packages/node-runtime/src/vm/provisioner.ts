@@ -11,6 +11,7 @@ import {
   type PluginContext,
   parseOrThrow,
   QuantixError,
+  qemuImgInfoForeignFile,
   vmNameSchema,
 } from '@quantix/core';
 import { z } from 'zod';
@@ -356,12 +357,7 @@ export class VmProvisioner {
     ]);
     if (described.status === 'rejected') throw described.reason;
     const out = described.value;
-    const info = JSON.parse(out) as {
-      format?: string;
-      'virtual-size'?: number;
-      'backing-filename'?: string;
-      'format-specific'?: { data?: { 'data-file'?: string } };
-    };
+    const info = JSON.parse(out) as { format?: string; 'virtual-size'?: number } & Record<string, unknown>;
     if ((info.format !== 'qcow2' && info.format !== 'raw') || typeof info['virtual-size'] !== 'number') {
       throw new QuantixError(
         ErrorCode.INVALID_INPUT,
@@ -371,14 +367,14 @@ export class VmProvisioner {
     }
     // A base image is any file of a pool, scanned in as it was found. One that names another file
     // (a backing file, an external data file) would give the VM that file as its disk: /etc/shadow,
-    // another VM's disk. A VM's base stands alone.
-    const other = info['backing-filename'] ?? info['format-specific']?.data?.['data-file'];
-    if (typeof other === 'string' && other !== '') {
-      const reason = info['backing-filename'] ? 'backing-file' : 'data-file';
+    // another VM's disk. The header said none; qemu-img's reading is checked too (the file may
+    // have changed since its header was read).
+    const other = qemuImgInfoForeignFile(info, path);
+    if (other) {
       throw new QuantixError(
         ErrorCode.INVALID_INPUT,
-        `The base image ${path} names ${reason === 'backing-file' ? 'a backing file' : 'an external data file'} (${other}); a VM's base image must stand alone`,
-        { details: { path, reason, file: other } },
+        `The base image ${path} ${other.message}; a VM's base image must stand alone`,
+        { details: { path, reason: other.reason, ...other.details } },
       );
     }
     if (info.format === 'qcow2') {
