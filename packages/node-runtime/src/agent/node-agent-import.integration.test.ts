@@ -13,12 +13,12 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createPoolRootPolicy, type NodeMessage, PROTOCOL_VERSION, parseNodeMessage } from '@quantix/core';
+import { type NodeMessage, PROTOCOL_VERSION, parseNodeMessage } from '@quantix/core';
 import { HttpImageFetcher, QemuImgConverter } from '@quantix/images-cloud';
 import { makeVmdkDescriptorNaming } from '@quantix/images-cloud/testing';
-import { LocalStorageBackend, localPoolType } from '@quantix/storage-local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentRequester } from '../__fixtures__/agent-requests.js';
+import { localPools } from '../__fixtures__/local-pools.js';
 import { NodeAgent } from './node-agent.js';
 
 const exec = promisify(execFile);
@@ -100,9 +100,7 @@ describe('node agent image.import', () => {
 
     agent = new NodeAgent({
       nodeId: 'node-1',
-      backends: [new LocalStorageBackend()],
-      poolTypes: [localPoolType],
-      poolRoots: createPoolRootPolicy({ allowedRoots: [root] }),
+      ...localPools(root),
       send: (message) => void sent.push(message),
       fetchers: [new HttpImageFetcher({ policy: { allowAddresses: ['127.0.0.1'] } })],
       converter: new QemuImgConverter(),
@@ -212,9 +210,7 @@ describe('node agent image.import', () => {
     const blindSent: NodeMessage[] = [];
     const blind = new NodeAgent({
       nodeId: 'node-2',
-      backends: [new LocalStorageBackend()],
-      poolTypes: [localPoolType],
-      poolRoots: createPoolRootPolicy({ allowedRoots: [root] }),
+      ...localPools(root),
       send: (message) => void blindSent.push(message),
       fetchers: [
         {

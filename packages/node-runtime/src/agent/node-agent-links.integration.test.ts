@@ -12,7 +12,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  createPoolRootPolicy,
   type NodeMessage,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
@@ -22,8 +21,8 @@ import {
 import { waitFor } from '@quantix/core/testing';
 import { HttpImageFetcher } from '@quantix/images-cloud';
 import { type ImageServer, sha256, startImageServer } from '@quantix/images-cloud/testing';
-import { LocalStorageBackend, localPoolType } from '@quantix/storage-local';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { localPools } from '../__fixtures__/local-pools.js';
 import { NodeAgent } from './node-agent.js';
 
 const MiB = 1024 * 1024;
@@ -74,9 +73,7 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
     server.setFile('/disk.img', data);
     agent = new NodeAgent({
       nodeId: 'node-1',
-      backends: [new LocalStorageBackend()],
-      poolTypes: [localPoolType],
-      poolRoots: createPoolRootPolicy({ allowedRoots: [root] }),
+      ...localPools(root),
       fetchers: [new HttpImageFetcher({ policy: { allowAddresses: ['127.0.0.1'] } })],
       progressIntervalMs: 50,
       poolRecheckIntervalMs: 0,
@@ -175,9 +172,7 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
     const own: NodeMessage[] = [];
     const ticking = new NodeAgent({
       nodeId: 'node-2',
-      backends: [new LocalStorageBackend()],
-      poolTypes: [localPoolType],
-      poolRoots: createPoolRootPolicy({ allowedRoots: [root] }),
+      ...localPools(root),
       poolRecheckIntervalMs: 100,
     });
     try {
@@ -215,9 +210,7 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
     const odd: NodeMessage[] = [];
     const inspecting = new NodeAgent({
       nodeId: 'node-3',
-      backends: [new LocalStorageBackend()],
-      poolTypes: [localPoolType],
-      poolRoots: createPoolRootPolicy({ allowedRoots: [root] }),
+      ...localPools(root),
       poolRecheckIntervalMs: 0,
       inspector: {
         inspect: async () => ({
@@ -296,9 +289,7 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
     const messages: NodeMessage[] = [];
     const scanning = new NodeAgent({
       nodeId: 'node-4',
-      backends: [new LocalStorageBackend()],
-      poolTypes: [localPoolType],
-      poolRoots: createPoolRootPolicy({ allowedRoots: [root] }),
+      ...localPools(root),
       poolRecheckIntervalMs: 0,
       inspector: {
         inspect: async ({ relPath }) => {

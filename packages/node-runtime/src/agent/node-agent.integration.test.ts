@@ -7,19 +7,12 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import {
-  createPoolRootPolicy,
-  ErrorCode,
-  type FileInspector,
-  type NodeMessage,
-  PROTOCOL_VERSION,
-  type ProtocolPool,
-} from '@quantix/core';
+import { ErrorCode, type FileInspector, type NodeMessage, PROTOCOL_VERSION, type ProtocolPool } from '@quantix/core';
 import { HttpImageFetcher } from '@quantix/images-cloud';
 import { inspectIso } from '@quantix/images-iso';
-import { LocalStorageBackend, localPoolType } from '@quantix/storage-local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentRequester } from '../__fixtures__/agent-requests.js';
+import { localPools } from '../__fixtures__/local-pools.js';
 import {
   LIBVIRT_URI,
   removeDomains,
@@ -114,9 +107,7 @@ describe('NodeAgent with real storage, downloads and libvirt', () => {
     hypervisor = new LibvirtHypervisor({ runner: ssh, uri: LIBVIRT_URI });
     agent = new NodeAgent({
       nodeId: 'node-1',
-      backends: [new LocalStorageBackend()],
-      poolTypes: [localPoolType],
-      poolRoots: createPoolRootPolicy({ allowedRoots: [root] }),
+      ...localPools(root),
       send,
       fetchers: [new HttpImageFetcher({ policy: { allowAddresses: ['127.0.0.1'] }, requireChecksum: false })],
       inspector: isoInspector,

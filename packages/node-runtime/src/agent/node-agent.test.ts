@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import {
-  createPoolRootPolicy,
   desiredPoolsFingerprint,
   LocalCommandRunner,
   type NodeMessage,
@@ -18,6 +17,7 @@ import {
 import { createIsoInspector } from '@quantix/images-iso';
 import { LocalStorageBackend, localPoolType } from '@quantix/storage-local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { localPools } from '../__fixtures__/local-pools.js';
 import { LibvirtHypervisor } from '../libvirt/hypervisor.js';
 import { NodeAgent } from './node-agent.js';
 
@@ -57,9 +57,7 @@ let allowed: string;
 const localAgent = (sent: NodeMessage[], extra: Partial<ConstructorParameters<typeof NodeAgent>[0]> = {}) =>
   new NodeAgent({
     nodeId: 'n1',
-    backends: [new LocalStorageBackend()],
-    poolTypes: [localPoolType],
-    poolRoots: createPoolRootPolicy({ allowedRoots: [allowed] }),
+    ...localPools(allowed),
     send: (message) => void sent.push(message),
     ...extra,
   });
@@ -477,9 +475,7 @@ describe('NodeAgent file.copy', () => {
     let cancelled = false;
     const node: NodeAgent = new NodeAgent({
       nodeId: 'n1',
-      backends: [new LocalStorageBackend()],
-      poolTypes: [localPoolType],
-      poolRoots: createPoolRootPolicy({ allowedRoots: [allowed] }),
+      ...localPools(allowed),
       send: (message) => {
         sent.push(message);
         // Cancelled as soon as the first progress shows the copy under way.
