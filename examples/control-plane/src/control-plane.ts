@@ -372,11 +372,25 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         handler: async () => {
           throw new QuantixError(ErrorCode.INVALID_INPUT, 'The node socket is a WebSocket: connect with an upgrade');
         },
-        wsHandler: (socket, request) =>
+        wsHandler: (socket, request) => {
+          const nodeId = String(request.headers['x-quantix-node-id']);
+          const transport = request.raw.socket;
+          // What the upgrade leaves attached would live as long as the node's socket (2,000 in a
+          // storm, each carried through its GCs): @fastify/websocket's error listener holds the
+          // request, its reply and child logger; the TCP socket holds the upgrade's response, and
+          // through it the request. The link's own error listener is enough; the response is over.
+          socket.removeAllListeners('error');
+          (transport as { _httpMessage?: { detachSocket(socket: unknown): void } | null })._httpMessage?.detachSocket(
+            transport,
+          );
           hub.attach(
-            String(request.headers['x-quantix-node-id']),
-            webSocketChannel(socket, { transport: request.raw.socket }),
-          ),
+            nodeId,
+            webSocketChannel(socket, {
+              transport,
+              onError: (err) => logger.debug({ nodeId, err }, 'node socket error'),
+            }),
+          );
+        },
       });
       stagedUploadRoutes(nodeScope, { uploads: services.uploads });
       consoleRelayRoute(nodeScope, { consoles: services.consoles, checkNodeToken });
