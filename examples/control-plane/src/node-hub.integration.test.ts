@@ -106,6 +106,14 @@ class RawNode {
     process.nextTick(() => raw.uncork());
   }
 
+  /** A WebSocket ping answered: everything the control plane sent before the pong has arrived. */
+  roundTrip(): Promise<void> {
+    return new Promise((resolve) => {
+      this.socket.once('pong', () => resolve());
+      this.socket.ping();
+    });
+  }
+
   async waitFor<T extends ControlMessage['type']>(
     type: T,
     predicate: (m: Extract<ControlMessage, { type: T }>) => boolean = () => true,
@@ -595,14 +603,41 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
       await hub.pushPoolsToAll();
       release();
       await connected; // any push for the link was sent before this
-      await new Promise<void>((resolve) => {
-        node.socket.once('pong', () => resolve());
-        node.socket.ping(); // answered after whatever the hub sent before it
-      });
+      await node.roundTrip();
       expect(node.received.filter((m) => m.type === 'pools.desired')).toHaveLength(1);
     } finally {
       await close();
     }
+  });
+
+  it('a node sent the current pool set is not pushed it again (a late notification, the listener back); a newer set is, and so is a set whose report was refused', async () => {
+    await addNode('sent-1', ['sent-1-a']);
+    const node = await welcomed('sent-1');
+    const pushes = () => node.received.filter((m) => m.type === 'pools.desired');
+    await cp.hub.pushPoolsToAll();
+    await node.roundTrip();
+    expect(pushes()).toHaveLength(1);
+
+    const { pools } = quantix.repositories;
+    await pools.update('sent-1-a', { config: { path: '/srv/sent-1-a2' } });
+    await cp.hub.pushPoolsToAll();
+    const newer = await node.waitFor('pools.desired', (m) => m.generation > (pushes()[0]?.generation ?? 0));
+    expect(newer.pools[0]?.config).toEqual({ path: '/srv/sent-1-a2' });
+    await cp.hub.pushPoolsToAll();
+    await node.roundTrip();
+    expect(pushes()).toHaveLength(2);
+
+    // A report the control plane could not store (here: of a generation never pushed) leaves the
+    // node's states unknown to it: the next push is made, so that the node reports again.
+    node.send({ v: 1, type: 'pools.state', generation: newer.generation + 1_000, pools: [report('sent-1-a')] });
+    await node.waitFor('error');
+    await cp.hub.pushPoolsToAll();
+    await until(
+      () => pushes().length,
+      (count) => count === 3,
+      'the set to be pushed again',
+    );
+    expect(pushes()[2]?.generation).toBe(newer.generation);
   });
 
   it('a node that reconnects holding its desired pools (protocol 4) is not pushed them again: the states of its hello are stored; a stale set gets the push', async () => {

@@ -68,6 +68,13 @@ interface NodeLink {
   helloTimer: NodeJS.Timeout | undefined;
   /** The generation the node last acknowledged. */
   syncedGeneration: number | null;
+  /**
+   * The generation of the last set the node was sent (a push, or its own set taken as current at
+   * the welcome), unless storing its acknowledgement failed: a push of no newer set is not made
+   * again (a notification late for a change already sent, a listener reconnecting), as it would
+   * only make the node activate and report every pool, and be scanned, again.
+   */
+  sentGeneration: number | null;
   readonly queue: NodeMessageQueue;
   /** The loop working through the queue, while there is something in it. */
   draining: Promise<void> | null;
@@ -246,7 +253,7 @@ export class NodeHub {
   /**
    * Pushes to every node begun so far (pushPoolsToAll, after each pool change). A welcome that
    * read the pools before one began may hold an older set, and that push passed its link by
-   * (not welcomed yet): such a link is pushed once welcomed, if the set is newer than its welcome's.
+   * (not welcomed yet): such a link is pushed once welcomed (if the set is newer than its welcome's).
    */
   private poolPushes = 0;
   /**
@@ -378,6 +385,7 @@ export class NodeHub {
       helloSeen: false,
       helloTimer: undefined,
       syncedGeneration: null,
+      sentGeneration: null,
       queue: new NodeMessageQueue(this.options.queueLimits ?? DEFAULT_NODE_QUEUE_LIMITS),
       draining: null,
       paused: false,
@@ -412,13 +420,14 @@ export class NodeHub {
     await this.pushPoolsTo([...this.links.values()].filter((l) => l.state === 'welcomed'));
   }
 
-  /** Pushes each link its node's current desired pool set, when its generation is above `newerThan`. */
-  private async pushPoolsTo(links: readonly NodeLink[], newerThan = Number.NEGATIVE_INFINITY): Promise<void> {
+  /** Pushes each link its node's current desired pool set, unless it was sent that generation already. */
+  private async pushPoolsTo(links: readonly NodeLink[]): Promise<void> {
     if (links.length === 0) return;
     const sets = await this.withDatabase(() => this.sync.desiredPoolsForEach(links.map((link) => link.nodeId)));
     for (const link of links) {
       const desired = sets.get(link.nodeId);
-      if (desired && desired.generation > newerThan && link.state !== 'closed') this.push(link, desired);
+      if (!desired || link.state === 'closed') continue;
+      if (link.sentGeneration === null || desired.generation > link.sentGeneration) this.push(link, desired);
     }
   }
 
@@ -657,7 +666,12 @@ export class NodeHub {
     switch (message.type) {
       case 'pools.state': {
         // Not within this link's database share: reports are stored in batches, one at a time.
-        const { pools } = await this.sync.recordReportWithPools(link.nodeId, message);
+        const { pools } = await this.sync.recordReportWithPools(link.nodeId, message).catch((error: unknown) => {
+          // Not stored: the next push (a pool change, the listener back) is made even of this
+          // generation, so that the node reports again and its states are stored then.
+          link.sentGeneration = link.syncedGeneration;
+          throw error;
+        });
         link.syncedGeneration = message.generation;
         // Not within the link's share either: the reports stored together are handled together
         // (onPoolsSynced batches them), which a share of two would cut into pairs.
@@ -763,7 +777,6 @@ export class NodeHub {
     }
     let welcomed = false;
     let resumed: ResumedPools | null = null;
-    let welcomedGeneration = 0;
     const pushesBefore = this.poolPushes;
     await this.inNodeOrder(nodeId, async () => {
       if (isClosed(link)) return;
@@ -772,7 +785,6 @@ export class NodeHub {
       const recorded = await this.welcomes.add({ nodeId, hello, version });
       const { desired } = recorded;
       resumed = recorded.resumed;
-      welcomedGeneration = desired.generation;
       if (isClosed(link)) return;
       this.send(link, {
         v: version,
@@ -783,7 +795,8 @@ export class NodeHub {
         protocol: version,
         ...(resumed ? { poolsCurrent: { generation: desired.generation } } : {}),
       });
-      if (!resumed) this.push(link, desired);
+      if (resumed) link.sentGeneration = desired.generation;
+      else this.push(link, desired);
       welcomed = true;
     });
     if (isClosed(link)) return;
@@ -794,11 +807,10 @@ export class NodeHub {
     }
     link.state = 'welcomed';
     // A push began while this welcome was under way, and passed this link by: the set is pushed
-    // if it is newer than the welcome's (a push for a change the welcome already read is not made
-    // twice: the node would report, and be scanned, again for nothing).
+    // if it is newer than the welcome's.
     if (this.poolPushes !== pushesBefore) {
       try {
-        await this.pushPoolsTo([link], welcomedGeneration);
+        await this.pushPoolsTo([link]);
       } catch (error) {
         // Never a live link with an older set: the node redials and is welcomed with the new one.
         this.options.logger.warn({ nodeId, err: error }, 'the pools changed during the welcome could not be pushed');
@@ -1148,6 +1160,7 @@ export class NodeHub {
 
   /** Sends a node its desired pools (the set and its generation; the fingerprint is ours). */
   private push(link: NodeLink, desired: DesiredPools): void {
+    link.sentGeneration = desired.generation;
     this.send(link, { v: link.version, type: 'pools.desired', generation: desired.generation, pools: desired.pools });
   }
 
