@@ -106,6 +106,8 @@ export class LibvirtHypervisor implements Hypervisor {
   private readonly logger: Logger | undefined;
   /** The kept-open virsh, or null when each call runs a virsh process (see the `session` option). */
   readonly session: VirshSession | null;
+  /** Domain XML temp files being removed (define); close() waits for them. */
+  private readonly removals = new Set<Promise<void>>();
 
   constructor(options: LibvirtHypervisorOptions) {
     this.runner = options.runner;
@@ -120,6 +122,7 @@ export class LibvirtHypervisor implements Hypervisor {
 
   /** Ends the kept-open virsh session, if any. The runner stays open (it is the caller's). */
   async close(): Promise<void> {
+    await Promise.all(this.removals);
     await this.session?.close();
   }
 
@@ -130,16 +133,20 @@ export class LibvirtHypervisor implements Hypervisor {
     // virsh reads a file, and /dev/stdin cannot stand in for one: Node gives a local child a
     // socket as stdin, which open() refuses (ENXIO). So the XML goes through a private temp
     // file on the host (mktemp makes it 0600), made and written from stdin by one fixed script
-    // (one round trip), and removed while the new domain is looked at.
+    // (one round trip). It is removed once virsh has read it, off the caller's path (a round
+    // trip of its own that nothing waits for, but close()).
     const file = checkPath((await this.run(['sh', '-c', WRITE_TEMP_XML], xml)).trim());
-    const remove = () => this.run(['rm', '-f', '--', file]).catch(() => undefined);
     try {
       await this.virsh(['define', '--validate', file], { name });
-    } catch (error) {
-      await remove();
-      throw error;
+    } finally {
+      const removal = this.run(['rm', '-f', '--', file]).then(
+        () => undefined,
+        (error: unknown) => this.logger?.warn({ file, err: error }, 'could not remove a domain XML temp file'),
+      );
+      this.removals.add(removal);
+      void removal.finally(() => this.removals.delete(removal));
     }
-    const [uuid, state] = await Promise.all([this.uuid(name), this.state({ name }), remove()]);
+    const [uuid, state] = await Promise.all([this.uuid(name), this.state({ name })]);
     return { name, uuid, state };
   }
 

@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorCode } from '@quantix/core';
 import { makeVmdkDescriptorNaming } from '@quantix/images-cloud/testing';
@@ -285,6 +285,20 @@ describe('VmProvisioner over SSH on qemu:///system', () => {
     expect((await attempt({ name })).code).toBe(ErrorCode.ALREADY_EXISTS);
     expect(existsSync(vmDir)).toBe(false);
     await provisioner.deleteVm({ name });
+
+    // A file the VM would own that exists already: refused and left as it was; the other file's
+    // directory, which did not exist, is not made.
+    const occupied = join(dir, 'vms', `${prefix}-occupied`);
+    await mkdir(occupied, { recursive: true });
+    const seedPath = join(occupied, 'seed.iso');
+    await writeFile(seedPath, 'not ours');
+    const diskPath = join(dir, 'vms', `${prefix}-occupied-disks`, 'disk0.qcow2');
+    expect(await attempt({ diskPath, seedPath })).toMatchObject({
+      code: ErrorCode.ALREADY_EXISTS,
+      details: { path: seedPath },
+    });
+    expect(await readFile(seedPath, 'utf8')).toBe('not ours');
+    expect(existsSync(dirname(diskPath))).toBe(false);
   });
 
   it('refuses a base image that is no disk of its own: a backing file, an external data file, a VMDK descriptor, a file cut short', async () => {

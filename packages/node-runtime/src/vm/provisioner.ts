@@ -131,26 +131,26 @@ export class VmProvisioner {
    */
   async createFromCloudImage(input: CloudVmOptions): Promise<CreatedVm> {
     const options = parseOrThrow(cloudVmSchema, input, 'cloud VM');
-    // Independent checks, run side by side on the connection's channels.
-    const [, base] = await Promise.all([
-      this.refuseExistingDomain(options.name),
-      this.imageInfo(options.baseImagePath),
-      this.mustNotExist(options.diskPath),
-      this.mustNotExist(options.seedPath),
-    ]);
-    const sizeBytes = options.diskSizeGiB === undefined ? base.virtualSize : options.diskSizeGiB * GIB;
-    if (sizeBytes < base.virtualSize) {
-      throw new QuantixError(
-        ErrorCode.INVALID_INPUT,
-        `The disk of '${options.name}' (${options.diskSizeGiB} GiB) would be smaller than its base image (${base.virtualSize} bytes)`,
-        { details: { diskSizeGiB: options.diskSizeGiB, baseVirtualSize: base.virtualSize } },
-      );
-    }
     const disk = options.diskPath;
     const seed = options.seedPath;
-    return this.withRollback(
+    // Independent checks, run side by side on the connection's channels with the files' places
+    // made ready (their directories are removed again if a check fails).
+    const [checked, dirs] = await this.checkedAndPrepared(
+      Promise.all([this.refuseExistingDomain(options.name), this.imageInfo(options.baseImagePath)]),
       [disk, seed],
+    );
+    return this.withRollback(
+      dirs,
       async (made) => {
+        const [, base] = checked();
+        const sizeBytes = options.diskSizeGiB === undefined ? base.virtualSize : options.diskSizeGiB * GIB;
+        if (sizeBytes < base.virtualSize) {
+          throw new QuantixError(
+            ErrorCode.INVALID_INPUT,
+            `The disk of '${options.name}' (${options.diskSizeGiB} GiB) would be smaller than its base image (${base.virtualSize} bytes)`,
+            { details: { diskSizeGiB: options.diskSizeGiB, baseVirtualSize: base.virtualSize } },
+          );
+        }
         const files = buildNoCloudSeed({ instanceId: options.vmId ?? options.name, config: options.cloudInit });
         // The overlay and the seed do not depend on each other: made side by side. Both are
         // waited for, so a failure of one never leaves the other half-made outside `made`.
@@ -196,15 +196,15 @@ export class VmProvisioner {
   /** A VM from an installer ISO: an empty qcow2 disk and the ISO as the first boot device. */
   async createFromIso(input: IsoVmOptions): Promise<CreatedVm> {
     const options = parseOrThrow(isoVmSchema, input, 'ISO VM');
-    await Promise.all([
-      this.refuseExistingDomain(options.name),
-      this.mustExist(options.isoPath, 'ISO'),
-      this.mustNotExist(options.diskPath),
-    ]);
     const disk = options.diskPath;
-    return this.withRollback(
+    const [checked, dirs] = await this.checkedAndPrepared(
+      Promise.all([this.refuseExistingDomain(options.name), this.mustExist(options.isoPath, 'ISO')]),
       [disk],
+    );
+    return this.withRollback(
+      dirs,
       async (made) => {
+        checked();
         await this.cmd(['qemu-img', 'create', '-q', '-f', 'qcow2', disk, String(options.diskSizeGiB * GIB)]);
         made.push(disk);
         return {
@@ -247,12 +247,28 @@ export class VmProvisioner {
     return { removedFiles: info.ownedFiles };
   }
 
+  /**
+   * `checks` side by side with prepareFiles(`files`): what the checks found (called inside
+   * withRollback, so that a failed check removes the directories made: it throws the check's
+   * error), and the directories made. A file that exists already is thrown here, before anything
+   * is made — unless a check failed too, whose error is the one thrown.
+   */
+  private async checkedAndPrepared<T>(checks: Promise<T>, files: string[]): Promise<[() => T, string[]]> {
+    const [checked, prepared] = await Promise.allSettled([checks, this.prepareFiles(files)]);
+    if (prepared.status === 'rejected') throw checked.status === 'rejected' ? checked.reason : prepared.reason;
+    const found = () => {
+      if (checked.status === 'rejected') throw checked.reason;
+      return checked.value;
+    };
+    return [found, prepared.value];
+  }
+
+  /** `make` with what it made (files, `dirs`, the domain) removed again if it or the start fails. */
   private async withRollback(
-    willMake: string[],
+    dirs: string[],
     make: (made: string[]) => Promise<DomainSpec>,
     start: boolean,
   ): Promise<CreatedVm> {
-    const dirs = await this.makeDirectories(willMake.map((file) => dirname(file)));
     const made: string[] = [];
     let defined: string | null = null;
     try {
@@ -288,19 +304,39 @@ export class VmProvisioner {
   }
 
   /**
-   * Makes the missing directories among `wanted` and above them; returns those it made, deepest
-   * first. One round trip: a fixed script prints which of the directories and their ancestors
-   * are missing (paths have no line breaks: hostPathSchema), then makes them.
+   * Makes the places of the files a VM will own ready: refuses with ALREADY_EXISTS if one of them
+   * exists (nothing is overwritten), else makes the missing directories above them and returns
+   * those, deepest first. One round trip: a fixed script, the paths its arguments (they have no
+   * line breaks: hostPathSchema), prints the first file that exists, or which of the directories
+   * and their ancestors are missing before it makes them.
    */
-  private async makeDirectories(wanted: string[]): Promise<string[]> {
+  private async prepareFiles(files: string[]): Promise<string[]> {
     const candidates = new Set<string>();
-    for (const dir of new Set(wanted)) {
+    for (const dir of new Set(files.map((file) => dirname(file)))) {
       for (let current = dir; current !== dirname(current); current = dirname(current)) candidates.add(current);
     }
-    if (candidates.size === 0) return [];
-    // mkdir -p of every candidate is mkdir -p of the wanted ones: the rest are their ancestors.
-    const script = `for dir; do [ -e "$dir" ] || printf '%s\\n' "$dir"; done\nmkdir -p -- "$@"`;
-    const listed = await this.cmd(['sh', '-c', script, 'sh', ...candidates]);
+    const script = [
+      'files=$1; shift',
+      'i=0',
+      'for path; do',
+      '  i=$((i + 1)); [ "$i" -le "$files" ] || break',
+      `  if [ -e "$path" ]; then printf 'exists:%s\\n' "$path"; exit 0; fi`,
+      'done',
+      'shift "$files"',
+      '[ "$#" -gt 0 ] || exit 0',
+      `for dir; do [ -e "$dir" ] || printf '%s\\n' "$dir"; done`,
+      // mkdir -p of every candidate is mkdir -p of the wanted ones: the rest are their ancestors.
+      'mkdir -p -- "$@"',
+    ].join('\n');
+    const listed = await this.cmd(['sh', '-c', script, 'sh', String(files.length), ...files, ...candidates]);
+    const existing = /^exists:(.*)$/m.exec(listed)?.[1];
+    if (existing !== undefined) {
+      throw new QuantixError(
+        ErrorCode.ALREADY_EXISTS,
+        `${existing} already exists on ${this.runner.target}; it is not overwritten`,
+        { details: { path: existing, target: this.runner.target } },
+      );
+    }
     const missing = new Set(listed.split('\n').filter((line) => candidates.has(line)));
     return [...missing].sort((a, b) => b.length - a.length);
   }
@@ -443,18 +479,6 @@ export class VmProvisioner {
       throw new QuantixError(ErrorCode.NOT_FOUND, `The ${what} ${path} does not exist on ${this.runner.target}`, {
         details: { path, target: this.runner.target },
       });
-    }
-  }
-
-  private async mustNotExist(path: string): Promise<void> {
-    if (await this.exists(path)) {
-      throw new QuantixError(
-        ErrorCode.ALREADY_EXISTS,
-        `${path} already exists on ${this.runner.target}; it is not overwritten`,
-        {
-          details: { path, target: this.runner.target },
-        },
-      );
     }
   }
 
