@@ -7,7 +7,8 @@
  *      per call (a new SSH connection and virsh each time), vs a local `virsh domstate` process
  *      per call, and against the issue's absolute target of 2 ms/op. Interleaved in rounds of 10
  *      so load from other work on the machine falls on all sides alike; each side's figure is
- *      its median round.
+ *      its median round. Beside them, the floor the issue names: one round trip on a kept-open
+ *      SSH channel (a `cat` on the same connection echoing a line), which no query over SSH beats.
  *   2. create-to-running of a VM from a cloud image: VmProvisioner over SSH (overlay, NoCloud
  *      seed, define, start) vs the same steps by hand on the host (qemu-img, cloud-localds,
  *      virsh define/start/domstate, each a process), median of 5, with each side's steps timed.
@@ -124,6 +125,20 @@ try {
 
   // Connections and sessions are opened here, outside the timing.
   await Promise.all([hypervisor.state({ name }), perProcess.state({ name })]);
+  const echo = await ssh.spawn({ argv: ['cat'] });
+  let echoed = '';
+  let onEcho: (() => void) | null = null;
+  echo.stdout.on('data', (chunk: Buffer) => {
+    echoed += chunk.toString();
+    if (echoed.endsWith('\n')) onEcho?.();
+  });
+  /** One line written to the kept-open `cat` and read back: the SSH channel's round trip. */
+  const echoRoundTrip = () =>
+    new Promise<string>((resolve) => {
+      echoed = '';
+      onEcho = () => resolve(echoed);
+      echo.stdin.write('running\n');
+    });
   const expectRunning = (said: string) => {
     if (said.trim() !== 'running') throw new Error(`the state was ${said}`);
   };
@@ -134,6 +149,7 @@ try {
     perProcessSsh: [] as number[],
     virshSsh: [] as number[],
     virshLocal: [] as number[],
+    channelEcho: [] as number[],
   };
   const round = async (side: number[], query: () => Promise<string>) => {
     const ms = await timed(async () => {
@@ -146,7 +162,10 @@ try {
     await round(sides.perProcessSsh, () => perProcess.state({ name }));
     await round(sides.virshSsh, async () => (await run('virsh', ['-c', VIRSH_SSH_URI, 'domstate', name])).stdout);
     await round(sides.virshLocal, async () => (await virsh(['domstate', name])).stdout);
+    await round(sides.channelEcho, echoRoundTrip);
   }
+  echo.stdin.end();
+  await echo.ended;
   const queries = ROUNDS * QUERIES_PER_ROUND;
   const perOp = (side: number[]) => median(side);
   const ours = { label: 'kept-open virsh over SSH', value: perOp(sides.session) };
@@ -184,6 +203,15 @@ try {
       ours,
       peer: { label: 'issue target', value: STATE_TARGET_MS },
       target: { ratio: 1 },
+    }),
+  );
+  console.log(
+    results.add({
+      name: 'domstate, vs one round trip on the SSH channel',
+      unit: 'ms/op',
+      better: 'lower',
+      ours,
+      peer: { label: 'a line echoed by a kept-open cat', value: perOp(sides.channelEcho) },
     }),
   );
   console.log(
