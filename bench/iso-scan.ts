@@ -13,6 +13,9 @@
  *     writes no row — beside `find -printf '%s %T@ %P'` (the listing with sizes and dates).
  *     Target ≤ 1.3× the listing, for 1,000 and for 20,000 ISOs (the 20,000 are hard links of the
  *     stock ISOs in a pool of their own, scanned once before the warm rounds).
+ *   - cold, disk images: the same many qcow2 files (qemu-img made, then copied) in a pool of
+ *     disk images: the node reads each one's header (is it an image that names other files?) —
+ *     beside `find` and `head -c 65536` of every file, one process, the same bytes read.
  * QUANTIX_BENCH_QUICK=1 runs 100 ISOs only (CI runs it so the bench never rots).
  */
 import { execFile } from 'node:child_process';
@@ -126,6 +129,8 @@ try {
   }
   const root = join(base, 'pool');
   await mkdir(root);
+  const imagesRoot = join(base, 'images');
+  await mkdir(imagesRoot);
 
   // The control plane and one node, over a real WebSocket, as `quantix serve` and a node daemon.
   await cp.start();
@@ -136,6 +141,14 @@ try {
     type: 'local',
     config: { path: root },
     contentTypes: ['iso'],
+    shared: true,
+    nodeIds: [node.id],
+  });
+  const imagesPool = await repos.pools.create({
+    name: 'bench-images',
+    type: 'local',
+    config: { path: imagesRoot },
+    contentTypes: ['images'],
     shared: true,
     nodeIds: [node.id],
   });
@@ -176,7 +189,7 @@ try {
   await new Promise((resolve) => client.once('open', resolve));
   client.send(JSON.stringify(nodeAgent.hello({ hostname: 'bench-node', agentVersion: 'bench' })));
   // The scans that follow the pool sync, of the still empty pools: the node is then ready.
-  const syncScans = large ? 2 : 1;
+  const syncScans = large ? 3 : 2;
   while (fromNode.filter((m) => m.type === 'response').length < syncScans) await new Promise((r) => setTimeout(r, 10));
 
   const files: string[] = [];
@@ -288,6 +301,39 @@ try {
   console.log(
     `  osinfo-db load, once per process (in the cold scan above): ${ms(parsed?.loadMs ?? 0)} parsing the XML of ` +
       `${parsed?.rules.length} media entries on a machine's first start, ${ms(cached?.loadMs ?? 0)} from its cache file after`,
+  );
+
+  // Cold, disk images: every file's header read (no qemu-img), the rows inserted.
+  const stockImage = join(stock, 'disk.qcow2');
+  await run('qemu-img', ['create', '-q', '-f', 'qcow2', stockImage, '1G']);
+  for (let i = 0; i < ISOS; i++) {
+    const directory = join(imagesRoot, `shelf-${Math.floor(i / PER_DIRECTORY)}`);
+    if (i % PER_DIRECTORY === 0) await mkdir(directory, { recursive: true });
+    await copyFile(stockImage, join(directory, `disk-${i}.qcow2`));
+  }
+  // Both sides read from the page cache (the copies were just written).
+  start = performance.now();
+  await run('sh', ['-c', 'find "$1" -name "*.qcow2" -type f -exec head -q -c 65536 {} + | wc -c', 'sh', imagesRoot]);
+  const headsMs = performance.now() - start;
+  start = performance.now();
+  const imagesCold = await cp.hub.request(
+    node.id,
+    { op: 'pool.scan', poolId: imagesPool.id, content: 'images' },
+    { timeoutMs: 600_000 },
+  );
+  const imagesColdMs = performance.now() - start;
+  const imageRows = await repos.images.count({ poolId: imagesPool.id, phase: 'ready' });
+  if (imagesCold.files !== ISOS || imageRows !== ISOS)
+    throw new Error(`cold image scan: ${imagesCold.files} files sent, ${imageRows} rows ready of ${ISOS}`);
+  console.log(
+    results.add({
+      name: `cold scan, ${ISOS} disk images`,
+      unit: 'ms',
+      better: 'lower',
+      ours: { label: 'node reads each header; hub inserts', value: imagesColdMs },
+      peer: { label: 'find + head -c 65536 of each', value: headsMs },
+      details: { images: ISOS },
+    }),
   );
 
   if (LARGE_ISOS !== null && large) {

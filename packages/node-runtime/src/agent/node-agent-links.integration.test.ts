@@ -20,7 +20,7 @@ import {
 } from '@quantix/core';
 import { waitFor } from '@quantix/core/testing';
 import { HttpImageFetcher } from '@quantix/images-cloud';
-import { type ImageServer, sha256, startImageServer } from '@quantix/images-cloud/testing';
+import { type ImageServer, makeVmdkDescriptorNaming, sha256, startImageServer } from '@quantix/images-cloud/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { localPools } from '../__fixtures__/local-pools.js';
 import { NodeAgent } from './node-agent.js';
@@ -333,6 +333,72 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
       inspected.length = 0;
       expect(await scanFiles()).toEqual(second);
       expect(inspected).toEqual([]);
+    } finally {
+      await scanning.close();
+    }
+  });
+
+  it("does not offer a disk image that names other files: a scan says why, and a VM's own disks are not looked at", async () => {
+    // Images made by qemu-img (qemu-utils), as a user could copy them into a pool.
+    const rack = join(root, 'rack');
+    await mkdir(join(rack, 'vms', 'web'), { recursive: true });
+    const secret = join(root, 'host-secret');
+    await writeFile(secret, 'root:secret-hash');
+    const qemuImg = (...args: string[]) => execFileSync('qemu-img', ['create', '-q', ...args]);
+    qemuImg('-f', 'qcow2', join(rack, 'plain.qcow2'), '1M');
+    qemuImg('-f', 'vmdk', join(rack, 'sparse.img'), '1M'); // a sparse VMDK is its own one extent
+    qemuImg('-f', 'qcow2', '-F', 'raw', '-b', secret, join(rack, 'backed.qcow2'), '1M');
+    await makeVmdkDescriptorNaming(join(rack, 'passwd.img'), '/etc/passwd');
+    // A VM's overlay names its base: it is the VM's disk, not an image of the pool.
+    qemuImg('-f', 'qcow2', '-F', 'qcow2', '-b', join(rack, 'plain.qcow2'), join(rack, 'vms', 'web', 'disk0.qcow2'));
+    const messages: NodeMessage[] = [];
+    const scanning = new NodeAgent({ nodeId: 'node-5', ...localPools(root), poolRecheckIntervalMs: 0 });
+    const sendTo = (m: NodeMessage) => void messages.push(m);
+    const scan = async () => {
+      const from = messages.length;
+      await scanning.handle(
+        {
+          v: PROTOCOL_VERSION,
+          type: 'request',
+          requestId: `scan-${from}`,
+          request: { op: 'pool.scan', poolId: 'rack', content: 'images' },
+        },
+        sendTo,
+      );
+      const result = messages.slice(from).find((m) => m.type === 'scan.result');
+      if (result?.type !== 'scan.result') throw new Error('no scan result');
+      return result;
+    };
+    try {
+      await scanning.handle(
+        { v: PROTOCOL_VERSION, type: 'pools.desired', generation: 1, pools: [pool('rack', { path: rack })] },
+        sendTo,
+      );
+      const first = await scan();
+      expect(first.files.map((f) => f.relPath).filter((relPath) => !relPath.startsWith('vms/'))).toEqual([
+        'plain.qcow2',
+        'sparse.img',
+      ]);
+      expect(first.invalid).toEqual([
+        {
+          relPath: 'backed.qcow2',
+          code: 'IMAGE_UNSAFE',
+          message: `backed.qcow2 is a qcow2 that names a backing file (${secret}); an image must stand alone`,
+        },
+        {
+          relPath: 'passwd.img',
+          code: 'IMAGE_UNSAFE',
+          message: expect.stringContaining('passwd.img is a VMDK descriptor'),
+        },
+      ]);
+      // Unchanged since: said again without reading.
+      const second = await scan();
+      expect(second.invalid).toEqual(first.invalid);
+      // Made to stand alone (rebased onto nothing): offered.
+      execFileSync('qemu-img', ['rebase', '-u', '-b', '', join(rack, 'backed.qcow2')]);
+      const third = await scan();
+      expect(third.invalid?.map((f) => f.relPath)).toEqual(['passwd.img']);
+      expect(third.files.map((f) => f.relPath)).toContain('backed.qcow2');
     } finally {
       await scanning.close();
     }

@@ -16,10 +16,13 @@ import {
   desiredPoolsFingerprint,
   ErrorCode,
   type FileInspector,
+  type ForeignFileReference,
+  foreignFileReference,
   type HelloDownload,
   type Hypervisor,
   hashFile,
   type IMAGE_FORMATS,
+  IMAGE_HEADER_BYTES,
   type ImageConverter,
   type ImageDownloadResult,
   type ImageFetcher,
@@ -27,6 +30,7 @@ import {
   type InspectedFile,
   isQuantixError,
   isSendableFileTime,
+  isVmFileRelPath,
   LocalCommandRunner,
   type NodeMessage,
   type NodeOperation,
@@ -242,6 +246,23 @@ const IMAGE_EXTENSIONS: Record<string, ImageFormat> = {
  * plugins never import each other.
  */
 const NOT_AN_ISO = ['ISO_EMPTY', 'ISO_TRUNCATED', 'ISO_NOT_ISO9660', 'ISO_MALFORMED'];
+/** A scanned disk image that names other files: images-cloud's code for the same finding. */
+const IMAGE_UNSAFE = 'IMAGE_UNSAFE';
+
+/**
+ * A file's first IMAGE_HEADER_BYTES, for the header check. Opened without following a link and
+ * without blocking (a FIFO put in its place since the listing is refused, never waited on).
+ */
+async function readImageHeader(path: string): Promise<Buffer> {
+  const handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+  try {
+    if (!(await handle.stat()).isFile()) throw new Error(`${path} is no longer a regular file`);
+    const { buffer, bytesRead } = await handle.read(Buffer.alloc(IMAGE_HEADER_BYTES), 0, IMAGE_HEADER_BYTES, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
 
 /**
  * The node side of the control-plane ⇄ node protocol, with no transport of its own: the daemon
@@ -978,6 +999,8 @@ export class NodeAgent {
         continue;
       }
       let inspected: InspectedFile | null = null;
+      const remember = (entry: Pick<Inspection, 'inspected' | 'invalid'>) =>
+        seen.set(file.relPath, { sizeBytes: file.sizeBytes, modifiedMs: file.modifiedAt.getTime(), ...entry });
       const last = known.get(file.relPath);
       const unchanged =
         last !== undefined && last.sizeBytes === file.sizeBytes && last.modifiedMs === file.modifiedAt.getTime();
@@ -996,9 +1019,32 @@ export class NodeAgent {
           continue;
         }
         inspected = last.inspected;
-      } else if (this.options.inspector) {
-        const remember = (entry: Pick<Inspection, 'inspected' | 'invalid'>) =>
-          seen.set(file.relPath, { sizeBytes: file.sizeBytes, modifiedMs: file.modifiedAt.getTime(), ...entry });
+      } else if (content === 'images' && !isVmFileRelPath(file.relPath)) {
+        // A disk image whose header names other files (a backing file, a data file, VMDK extents)
+        // would give a VM those files as its disk: it is not offered, and says why (as a VM's
+        // creation would refuse it, only later). A VM's own disks (vms/) are not images.
+        let foreign: ForeignFileReference | null = null;
+        try {
+          const path = await callBackend(backend, 'resolve', { pool, relPath: file.relPath });
+          foreign = foreignFileReference(await readImageHeader(path));
+        } catch (error) {
+          if (isQuantixError(error, ErrorCode.PATH_ESCAPES_POOL)) {
+            skipped.push({ relPath: file.relPath, reason: `refused: ${(error as Error).message}` });
+            continue;
+          }
+          // Unreadable now (gone since the listing, say): offered as listed; a VM's creation checks again.
+        }
+        if (foreign) {
+          const unsafe = {
+            code: IMAGE_UNSAFE,
+            message: `${file.relPath} ${foreign.message}; an image must stand alone`,
+          };
+          invalid.push({ relPath: file.relPath, ...unsafe });
+          remember({ inspected: null, invalid: unsafe });
+          continue;
+        }
+      }
+      if (!unchanged && this.options.inspector) {
         try {
           const path = await callBackend(backend, 'resolve', { pool, relPath: file.relPath });
           inspected = await this.options.inspector.inspect({ path, relPath: file.relPath, content });
