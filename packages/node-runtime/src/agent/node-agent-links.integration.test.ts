@@ -13,6 +13,7 @@ import { mkdir, mkdtemp, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   type NodeMessage,
+  type PoolContentType,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
   type ProtocolPool,
@@ -43,6 +44,22 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
     contentTypes: ['iso', 'images'],
     shared: false,
   });
+  /** Asks `scanning` to scan a pool, its messages sent into `messages`: the scan.result among them. */
+  const scanResult = async (scanning: NodeAgent, messages: NodeMessage[], poolId: string, content: PoolContentType) => {
+    const from = messages.length;
+    await scanning.handle(
+      {
+        v: PROTOCOL_VERSION,
+        type: 'request',
+        requestId: `scan-${from}`,
+        request: { op: 'pool.scan', poolId, content },
+      },
+      (m: NodeMessage) => void messages.push(m),
+    );
+    const result = messages.slice(from).find((m) => m.type === 'scan.result');
+    if (result?.type !== 'scan.result') throw new Error(`no scan result for ${poolId}`);
+    return result;
+  };
   let generation = 0;
   const push = (pools: ProtocolPool[]) =>
     agent.handle({ v: PROTOCOL_VERSION, type: 'pools.desired', generation: ++generation, pools }, send);
@@ -301,20 +318,7 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
       },
     });
     const sendTo = (m: NodeMessage) => void messages.push(m);
-    const scanFiles = async () => {
-      const from = messages.length;
-      await scanning.handle(
-        {
-          v: PROTOCOL_VERSION,
-          type: 'request',
-          requestId: `scan-${from}`,
-          request: { op: 'pool.scan', poolId: 'shelf', content: 'iso' },
-        },
-        sendTo,
-      );
-      const result = messages.slice(from).find((m) => m.type === 'scan.result');
-      return result?.type === 'scan.result' ? result.files : [];
-    };
+    const scanFiles = async () => (await scanResult(scanning, messages, 'shelf', 'iso')).files;
     try {
       await scanning.handle(
         { v: PROTOCOL_VERSION, type: 'pools.desired', generation: 1, pools: [pool('shelf', { path: shelf })] },
@@ -354,21 +358,7 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
     const messages: NodeMessage[] = [];
     const scanning = new NodeAgent({ nodeId: 'node-5', ...localPools(root), poolRecheckIntervalMs: 0 });
     const sendTo = (m: NodeMessage) => void messages.push(m);
-    const scan = async () => {
-      const from = messages.length;
-      await scanning.handle(
-        {
-          v: PROTOCOL_VERSION,
-          type: 'request',
-          requestId: `scan-${from}`,
-          request: { op: 'pool.scan', poolId: 'rack', content: 'images' },
-        },
-        sendTo,
-      );
-      const result = messages.slice(from).find((m) => m.type === 'scan.result');
-      if (result?.type !== 'scan.result') throw new Error('no scan result');
-      return result;
-    };
+    const scan = () => scanResult(scanning, messages, 'rack', 'images');
     try {
       await scanning.handle(
         { v: PROTOCOL_VERSION, type: 'pools.desired', generation: 1, pools: [pool('rack', { path: rack })] },
