@@ -188,8 +188,9 @@ try {
   client.on('message', (data) => void nodeAgent.handle(data.toString()));
   await new Promise((resolve) => client.once('open', resolve));
   client.send(JSON.stringify(nodeAgent.hello({ hostname: 'bench-node', agentVersion: 'bench' })));
-  // The scans that follow the pool sync, of the still empty pools: the node is then ready.
-  const syncScans = large ? 3 : 2;
+  // The scans that follow the pool sync, of the still empty ISO pools (a pool of disk images gets
+  // none): the node is then ready.
+  const syncScans = large ? 2 : 1;
   while (fromNode.filter((m) => m.type === 'response').length < syncScans) await new Promise((r) => setTimeout(r, 10));
 
   const files: string[] = [];
