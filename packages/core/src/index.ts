@@ -285,5 +285,6 @@ export {
 export { backendFor, callBackend } from './services/storage.js';
 export { hashFile } from './util/hash-file.js';
 export { ConcurrencyLimiter } from './util/limiter.js';
+export { readFileHead } from './util/read-file-head.js';
 export { fileNameOfUrl } from './util/url.js';
 export { writeFileAtomic } from './util/write-file-atomic.js';

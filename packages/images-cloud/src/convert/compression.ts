@@ -30,18 +30,6 @@ export function compressionOfHead(head: Uint8Array): Compression | null {
   return null;
 }
 
-/** Reads the first `length` bytes of a file (fewer when it is shorter). */
-export async function readHead(path: string, length: number): Promise<Buffer> {
-  const handle = await open(path, 'r');
-  try {
-    const buffer = Buffer.alloc(length);
-    const { bytesRead } = await handle.read(buffer, 0, length, 0);
-    return buffer.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
-}
-
 /** Decompressors run as child processes; each reads stdin and writes stdout. */
 const DECOMPRESS_ARGV: Record<Exclude<Compression, 'gzip'>, readonly string[]> = {
   xz: ['xz', '--decompress', '--stdout', '--single-stream'],

@@ -13,11 +13,12 @@ import {
   isRetryableError,
   LocalCommandRunner,
   QuantixError,
+  readFileHead,
 } from '@quantix/core';
 import { ImagesCloudErrorCode } from '../errors.js';
 import { readQemuImgJson } from '../fetch/inspect.js';
 import { removeQuietly, syncDirectory, syncFile } from '../fetch/partial.js';
-import { type Compression, compressionOfHead, decompressFile, readHead } from './compression.js';
+import { type Compression, compressionOfHead, decompressFile } from './compression.js';
 import { assertInfoSelfContained, assertSelfContained } from './headers.js';
 import { unpackOva } from './ova.js';
 
@@ -122,7 +123,7 @@ export class QemuImgConverter implements ImageConverter {
    * disk fails, the disks converted before it are removed too.
    */
   async importImage(request: ImportDiskRequest): Promise<ImportImageResult> {
-    if (!isTarHead(await readHead(request.sourcePath, 512))) {
+    if (!isTarHead(await readFileHead(request.sourcePath, 512))) {
       return { disks: [await this.importDisk(request)], ovf: null };
     }
     const workDir = `${request.destinationPath}.ova.d`;
@@ -161,7 +162,7 @@ export class QemuImgConverter implements ImageConverter {
     const convertingPath = `${request.destinationPath}.converting`;
     let refused = false;
     try {
-      const compression = compressionOfHead(await readHead(request.sourcePath, 8));
+      const compression = compressionOfHead(await readFileHead(request.sourcePath, 8));
       let working = request.sourcePath;
       if (compression) {
         request.onProgress?.({ stage: 'decompressing', percent: null, bytesDone: 0 });
@@ -177,7 +178,7 @@ export class QemuImgConverter implements ImageConverter {
         working = decompressedPath;
       }
       request.onProgress?.({ stage: 'inspecting', percent: null });
-      assertSelfContained(await readHead(working, IMAGE_HEADER_BYTES), request.sourcePath);
+      assertSelfContained(await readFileHead(working, IMAGE_HEADER_BYTES), request.sourcePath);
       const info = await this.info(working, null, request.signal);
       assertInfoSelfContained(info, working);
       const detected = info.format as ImportSourceFormat;

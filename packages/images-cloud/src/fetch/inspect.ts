@@ -7,8 +7,8 @@ import {
   LocalCommandRunner,
   QuantixError,
   qemuImgInfoForeignFile,
+  readFileHead,
 } from '@quantix/core';
-import { readHead } from '../convert/compression.js';
 import { assertSelfContained } from '../convert/headers.js';
 import { ImagesCloudErrorCode } from '../errors.js';
 
@@ -105,7 +105,7 @@ export class QemuImgInspector implements ImageInspector {
 
   async inspect(options: { path: string; signal?: AbortSignal }): Promise<ImageInspection> {
     try {
-      if (this.filesAreLocal) assertSelfContained(await readHead(options.path, IMAGE_HEADER_BYTES), options.path);
+      if (this.filesAreLocal) assertSelfContained(await readFileHead(options.path, IMAGE_HEADER_BYTES), options.path);
       const result = await this.runner.run({
         argv: [this.qemuImg, 'info', '--output=json', '--', options.path],
         timeoutMs: this.timeoutMs,

@@ -48,6 +48,7 @@ import {
   type ProtocolPool,
   parseControlMessage,
   QuantixError,
+  readFileHead,
   type ScanInvalid,
   type ScannedFile,
   type ScanSkipped,
@@ -248,21 +249,6 @@ const IMAGE_EXTENSIONS: Record<string, ImageFormat> = {
 const NOT_AN_ISO = ['ISO_EMPTY', 'ISO_TRUNCATED', 'ISO_NOT_ISO9660', 'ISO_MALFORMED'];
 /** A scanned disk image that names other files: images-cloud's code for the same finding. */
 const IMAGE_UNSAFE = 'IMAGE_UNSAFE';
-
-/**
- * A file's first IMAGE_HEADER_BYTES, for the header check. Opened without following a link and
- * without blocking (a FIFO put in its place since the listing is refused, never waited on).
- */
-async function readImageHeader(path: string): Promise<Buffer> {
-  const handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
-  try {
-    if (!(await handle.stat()).isFile()) throw new Error(`${path} is no longer a regular file`);
-    const { buffer, bytesRead } = await handle.read(Buffer.alloc(IMAGE_HEADER_BYTES), 0, IMAGE_HEADER_BYTES, 0);
-    return buffer.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
-}
 
 /**
  * The node side of the control-plane ⇄ node protocol, with no transport of its own: the daemon
@@ -1026,7 +1012,7 @@ export class NodeAgent {
         let foreign: ForeignFileReference | null = null;
         try {
           const path = await callBackend(backend, 'resolve', { pool, relPath: file.relPath });
-          foreign = foreignFileReference(await readImageHeader(path));
+          foreign = foreignFileReference(await readFileHead(path, IMAGE_HEADER_BYTES));
         } catch (error) {
           if (isQuantixError(error, ErrorCode.PATH_ESCAPES_POOL)) {
             skipped.push({ relPath: file.relPath, reason: `refused: ${(error as Error).message}` });
