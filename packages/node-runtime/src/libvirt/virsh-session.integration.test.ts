@@ -75,6 +75,13 @@ describe('VirshSession over SSH', () => {
     expect(await session.run(['echo', '--', long], TIMEOUT)).toBe(long);
     expect(existsSync(marker)).toBe(false);
     expect(() => quoteVirshArg('two\nlines')).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_INPUT }));
+    // Words of plain characters go bare (fewer bytes for virsh's line editor), and still arrive whole.
+    for (const word of ['qxt-vm_1.img', '/var/lib/quantix/pool/a.qcow2', 'a=b,c+d@e:f%g']) {
+      expect(quoteVirshArg(word)).toBe(word);
+      expect(await session.run(['echo', '--', word], TIMEOUT)).toBe(word);
+    }
+    expect(quoteVirshArg('')).toBe("''");
+    expect(await session.run(['echo', '--', 'x', '', 'y'], TIMEOUT)).toBe('x  y');
     // A refused argument ran nothing, and the session goes on.
     expect(await session.run(['echo', 'still here'], TIMEOUT)).toBe('still here');
   });
