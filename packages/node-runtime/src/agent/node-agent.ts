@@ -162,6 +162,14 @@ interface Inspection {
   sent?: SizedFile | null;
 }
 
+/** Same size and modification time as when it was read: trusted without reading, as `make` trusts a file. */
+function unchangedSince(
+  last: Inspection | undefined,
+  file: { sizeBytes: number; modifiedAt: Date },
+): last is Inspection {
+  return last !== undefined && last.sizeBytes === file.sizeBytes && last.modifiedMs === file.modifiedAt.getTime();
+}
+
 /** A scanned file within the protocol's limits, with the bytes it takes in a scan.result and its entry hash. */
 interface SizedFile {
   file: ScannedFile;
@@ -249,6 +257,11 @@ const IMAGE_EXTENSIONS: Record<string, ImageFormat> = {
 const NOT_AN_ISO = ['ISO_EMPTY', 'ISO_TRUNCATED', 'ISO_NOT_ISO9660', 'ISO_MALFORMED'];
 /** A scanned disk image that names other files: images-cloud's code for the same finding. */
 const IMAGE_UNSAFE = 'IMAGE_UNSAFE';
+/**
+ * Disk-image headers a scan reads ahead of the file it is at: one after another, each waits on
+ * its open, stat, read and close in turn (1,000 headers: ~220-460 ms; 8 at once: ~130 ms).
+ */
+const HEADER_READ_AHEAD = 8;
 
 /**
  * The node side of the control-plane ⇄ node protocol, with no transport of its own: the daemon
@@ -974,7 +987,29 @@ export class NodeAgent {
       kept = known.size;
       reused = listing.files.length;
     }
-    for (const file of unchangedListing ? [] : listing.files) {
+    // What a disk image's header says (null: stands alone, or unreadable now: offered as listed,
+    // a VM's creation checks again), or the refusal of a path that escapes the pool.
+    const checkHeader = async (relPath: string): Promise<ForeignFileReference | QuantixError | null> => {
+      try {
+        const path = await callBackend(backend, 'resolve', { pool, relPath });
+        return foreignFileReference(await readFileHead(path, IMAGE_HEADER_BYTES));
+      } catch (error) {
+        return isQuantixError(error, ErrorCode.PATH_ESCAPES_POOL) ? error : null;
+      }
+    };
+    const needsHeaderCheck = (file: (typeof listing.files)[number]): boolean =>
+      content === 'images' &&
+      !isVmFileRelPath(file.relPath) &&
+      isSendableFileTime(file.modifiedAt.getTime()) &&
+      !unchangedSince(known.get(file.relPath), file);
+    const headerChecks = new Map<string, Promise<ForeignFileReference | QuantixError | null>>();
+    let readAheadTo = 0;
+    const toInspect = unchangedListing ? [] : listing.files;
+    for (const [index, file] of toInspect.entries()) {
+      for (; readAheadTo < Math.min(index + HEADER_READ_AHEAD, toInspect.length); readAheadTo++) {
+        const next = toInspect[readAheadTo] as (typeof toInspect)[number];
+        if (needsHeaderCheck(next)) headerChecks.set(next.relPath, checkHeader(next.relPath));
+      }
       // A time the protocol cannot carry (a file touched to year 10,000) would have the whole scan
       // refused: the file is reported as not looked at, and its row, if any, is left as it is.
       if (!isSendableFileTime(file.modifiedAt.getTime())) {
@@ -988,10 +1023,8 @@ export class NodeAgent {
       const remember = (entry: Pick<Inspection, 'inspected' | 'invalid'>) =>
         seen.set(file.relPath, { sizeBytes: file.sizeBytes, modifiedMs: file.modifiedAt.getTime(), ...entry });
       const last = known.get(file.relPath);
-      const unchanged =
-        last !== undefined && last.sizeBytes === file.sizeBytes && last.modifiedMs === file.modifiedAt.getTime();
+      const unchanged = unchangedSince(last, file);
       if (unchanged) {
-        // Same size and mtime as when it was read: trusted without reading, as `make` trusts a file.
         kept += 1;
         if (last.invalid) {
           invalid.push({ relPath: file.relPath, ...last.invalid });
@@ -1009,16 +1042,11 @@ export class NodeAgent {
         // A disk image whose header names other files (a backing file, a data file, VMDK extents)
         // would give a VM those files as its disk: it is not offered, and says why (as a VM's
         // creation would refuse it, only later). A VM's own disks (vms/) are not images.
-        let foreign: ForeignFileReference | null = null;
-        try {
-          const path = await callBackend(backend, 'resolve', { pool, relPath: file.relPath });
-          foreign = foreignFileReference(await readFileHead(path, IMAGE_HEADER_BYTES));
-        } catch (error) {
-          if (isQuantixError(error, ErrorCode.PATH_ESCAPES_POOL)) {
-            skipped.push({ relPath: file.relPath, reason: `refused: ${(error as Error).message}` });
-            continue;
-          }
-          // Unreadable now (gone since the listing, say): offered as listed; a VM's creation checks again.
+        const foreign = await (headerChecks.get(file.relPath) ?? checkHeader(file.relPath));
+        headerChecks.delete(file.relPath);
+        if (foreign instanceof QuantixError) {
+          skipped.push({ relPath: file.relPath, reason: `refused: ${foreign.message}` });
+          continue;
         }
         if (foreign) {
           const unsafe = {
@@ -1081,7 +1109,7 @@ export class NodeAgent {
       remembered = new Map();
       for (const file of listing.files) {
         const entry = seen.get(file.relPath) ?? known.get(file.relPath);
-        if (entry?.sizeBytes === file.sizeBytes && entry.modifiedMs === file.modifiedAt.getTime()) {
+        if (unchangedSince(entry, file)) {
           remembered.set(file.relPath, entry);
         }
       }
