@@ -9,7 +9,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   type NodeMessage,
@@ -389,6 +389,17 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
       const third = await scan();
       expect(third.invalid?.map((f) => f.relPath)).toEqual(['passwd.img']);
       expect(third.files.map((f) => f.relPath)).toContain('backed.qcow2');
+      // Many new files at once, more than the scan reads ahead: each is judged by its own header.
+      await mkdir(join(rack, 'more'));
+      for (let i = 0; i < 20; i++) {
+        const source = join(rack, i === 13 ? 'passwd.img' : 'plain.qcow2');
+        await copyFile(source, join(rack, 'more', `copy-${String(i).padStart(2, '0')}.img`));
+      }
+      const fourth = await scan();
+      expect(fourth.invalid?.map((f) => f.relPath).sort()).toEqual(['more/copy-13.img', 'passwd.img']);
+      const copies = fourth.files.map((f) => f.relPath).filter((relPath) => relPath.startsWith('more/'));
+      expect(copies).toHaveLength(19);
+      expect(copies).not.toContain('more/copy-13.img');
     } finally {
       await scanning.close();
     }
