@@ -258,10 +258,14 @@ const NOT_AN_ISO = ['ISO_EMPTY', 'ISO_TRUNCATED', 'ISO_NOT_ISO9660', 'ISO_MALFOR
 /** A scanned disk image that names other files: images-cloud's code for the same finding. */
 const IMAGE_UNSAFE = 'IMAGE_UNSAFE';
 /**
- * Disk-image headers a scan reads ahead of the file it is at: one after another, each waits on
- * its open, stat, read and close in turn (1,000 headers: ~220-460 ms; 8 at once: ~130 ms).
+ * New or changed files a scan looks at ahead of the one it is at (a header read, an ISO's
+ * reading): one after another, each waits on its resolve, open, stat, reads and close in turn
+ * (1,000 disk-image headers: ~220-460 ms; 8 at once: ~130 ms).
  */
-const HEADER_READ_AHEAD = 8;
+const LOOK_AHEAD = 8;
+
+/** What a scan's look at one file found: an image that names other files, the inspector's answer, or an error. */
+type FileLook = { foreign: ForeignFileReference } | { inspected: InspectedFile | null } | { error: unknown };
 
 /**
  * The node side of the control-plane ⇄ node protocol, with no transport of its own: the daemon
@@ -987,28 +991,37 @@ export class NodeAgent {
       kept = known.size;
       reused = listing.files.length;
     }
-    // What a disk image's header says (null: stands alone, or unreadable now: offered as listed,
-    // a VM's creation checks again), or the refusal of a path that escapes the pool.
-    const checkHeader = async (relPath: string): Promise<ForeignFileReference | QuantixError | null> => {
+    const inspector = this.options.inspector;
+    const checksHeader = (relPath: string) => content === 'images' && !isVmFileRelPath(relPath);
+    /**
+     * One look at a new or changed file, with its path resolved once: a disk image's header (does
+     * it name other files?), then the inspector's reading. A header that cannot be read now (the
+     * file gone since the listing, say) is no finding: the file is offered as listed, and a VM's
+     * creation checks again. Errors of resolving and inspecting are returned, not thrown.
+     */
+    const lookAt = async (relPath: string): Promise<FileLook> => {
       try {
         const path = await callBackend(backend, 'resolve', { pool, relPath });
-        return foreignFileReference(await readFileHead(path, IMAGE_HEADER_BYTES));
+        if (checksHeader(relPath)) {
+          const foreign = await readFileHead(path, IMAGE_HEADER_BYTES).then(foreignFileReference, () => null);
+          if (foreign) return { foreign };
+        }
+        return { inspected: inspector ? await inspector.inspect({ path, relPath, content }) : null };
       } catch (error) {
-        return isQuantixError(error, ErrorCode.PATH_ESCAPES_POOL) ? error : null;
+        return { error };
       }
     };
-    const needsHeaderCheck = (file: (typeof listing.files)[number]): boolean =>
-      content === 'images' &&
-      !isVmFileRelPath(file.relPath) &&
+    const needsLook = (file: (typeof listing.files)[number]): boolean =>
+      (inspector !== undefined || checksHeader(file.relPath)) &&
       isSendableFileTime(file.modifiedAt.getTime()) &&
       !unchangedSince(known.get(file.relPath), file);
-    const headerChecks = new Map<string, Promise<ForeignFileReference | QuantixError | null>>();
-    let readAheadTo = 0;
+    const looks = new Map<string, Promise<FileLook>>();
+    let lookedAheadTo = 0;
     const toInspect = unchangedListing ? [] : listing.files;
     for (const [index, file] of toInspect.entries()) {
-      for (; readAheadTo < Math.min(index + HEADER_READ_AHEAD, toInspect.length); readAheadTo++) {
-        const next = toInspect[readAheadTo] as (typeof toInspect)[number];
-        if (needsHeaderCheck(next)) headerChecks.set(next.relPath, checkHeader(next.relPath));
+      for (; lookedAheadTo < Math.min(index + LOOK_AHEAD, toInspect.length); lookedAheadTo++) {
+        const next = toInspect[lookedAheadTo] as (typeof toInspect)[number];
+        if (needsLook(next)) looks.set(next.relPath, lookAt(next.relPath));
       }
       // A time the protocol cannot carry (a file touched to year 10,000) would have the whole scan
       // refused: the file is reported as not looked at, and its row, if any, is left as it is.
@@ -1038,34 +1051,25 @@ export class NodeAgent {
           continue;
         }
         inspected = last.inspected;
-      } else if (content === 'images' && !isVmFileRelPath(file.relPath)) {
-        // A disk image whose header names other files (a backing file, a data file, VMDK extents)
-        // would give a VM those files as its disk: it is not offered, and says why (as a VM's
-        // creation would refuse it, only later). A VM's own disks (vms/) are not images.
-        const foreign = await (headerChecks.get(file.relPath) ?? checkHeader(file.relPath));
-        headerChecks.delete(file.relPath);
-        if (foreign instanceof QuantixError) {
-          skipped.push({ relPath: file.relPath, reason: `refused: ${foreign.message}` });
-          continue;
-        }
-        if (foreign) {
+      } else if (needsLook(file)) {
+        const looked = await (looks.get(file.relPath) ?? lookAt(file.relPath));
+        looks.delete(file.relPath);
+        if ('foreign' in looked) {
+          // A disk image whose header names other files (a backing file, a data file, VMDK extents)
+          // would give a VM those files as its disk: it is not offered, and says why (as a VM's
+          // creation would refuse it, only later). A VM's own disks (vms/) are not images.
           const unsafe = {
             code: IMAGE_UNSAFE,
-            message: `${file.relPath} ${foreign.message}; an image must stand alone`,
+            message: `${file.relPath} ${looked.foreign.message}; an image must stand alone`,
           };
           invalid.push({ relPath: file.relPath, ...unsafe });
           remember({ inspected: null, invalid: unsafe });
           continue;
         }
-      }
-      if (!unchanged && this.options.inspector) {
-        try {
-          const path = await callBackend(backend, 'resolve', { pool, relPath: file.relPath });
-          inspected = await this.options.inspector.inspect({ path, relPath: file.relPath, content });
-          remember({ inspected, invalid: null });
-        } catch (error) {
+        if ('error' in looked) {
+          const { error } = looked;
           const message = error instanceof Error ? error.message : String(error);
-          uninspected.push({ relPath: file.relPath, err: message });
+          if (inspector) uninspected.push({ relPath: file.relPath, err: message });
           // Turned into a link out of the pool since the listing: not read, and not known to be gone.
           if (isQuantixError(error, ErrorCode.PATH_ESCAPES_POOL)) {
             skipped.push({ relPath: file.relPath, reason: `refused: ${message}` });
@@ -1078,6 +1082,9 @@ export class NodeAgent {
             remember({ inspected: null, invalid: { code, message } });
             continue;
           }
+        } else if (inspector) {
+          inspected = looked.inspected;
+          remember({ inspected, invalid: null });
         }
       }
       const sent = sizedFile({
