@@ -257,6 +257,7 @@ const IMAGE_EXTENSIONS: Record<string, ImageFormat> = {
 const NOT_AN_ISO = ['ISO_EMPTY', 'ISO_TRUNCATED', 'ISO_NOT_ISO9660', 'ISO_MALFORMED'];
 /** A scanned disk image that names other files: images-cloud's code for the same finding. */
 const IMAGE_UNSAFE = 'IMAGE_UNSAFE';
+
 /**
  * New or changed files a scan looks at ahead of the one it is at (a header read, an ISO's
  * reading): one after another, each waits on its resolve, open, stat, reads and close in turn
