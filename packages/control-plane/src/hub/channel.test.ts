@@ -61,4 +61,37 @@ describe('webSocketChannel', () => {
     expect(plain.received).toEqual(corked.received);
     expect(plain.writes).toBe(2);
   });
+
+  it('pings every node and drops one that stops answering, one heartbeat for all channels', async () => {
+    const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise<void>((resolve) => server.once('listening', resolve));
+    closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const { port } = server.address() as AddressInfo;
+    const closedAt = new Map<string, number>();
+    server.on('connection', (socket, request) => {
+      const name = String(request.url).slice(1);
+      webSocketChannel(socket, { heartbeatMs: 100 }).onClose(() => closedAt.set(name, Date.now()));
+    });
+    const connect = async (name: string) => {
+      const client = new WebSocket(`ws://127.0.0.1:${port}/${name}`);
+      closers.push(async () => client.terminate());
+      await new Promise((resolve) => client.once('open', resolve));
+      return client;
+    };
+    const [answering, silent] = await Promise.all([connect('answering'), connect('silent')]);
+    let pings = 0;
+    answering.on('ping', () => pings++);
+    // A node that stops reading answers no ping (ws answers each ping it reads with a pong).
+    const start = Date.now();
+    (silent as unknown as { _socket: { pause(): void } })._socket.pause();
+    while (!closedAt.has('silent') && Date.now() - start < 5_000) await new Promise((r) => setTimeout(r, 20));
+    // Dropped at the second beat after it fell silent at the latest (a ping, then no answer).
+    expect(closedAt.get('silent')).toBeDefined();
+    expect((closedAt.get('silent') as number) - start).toBeLessThan(2_000);
+    // The one answering is pinged at each beat and kept.
+    while (pings < 3 && Date.now() - start < 5_000) await new Promise((r) => setTimeout(r, 20));
+    expect(pings).toBeGreaterThanOrEqual(3);
+    expect(closedAt.has('answering')).toBe(false);
+    expect(answering.readyState).toBe(WebSocket.OPEN);
+  });
 });

@@ -56,77 +56,126 @@ function asText(data: Buffer | ArrayBuffer | Buffer[]): string {
 }
 
 /**
+ * One timer per heartbeat interval for all channels that share it, instead of one a channel: a
+ * control plane holds thousands of node connections, and each made a timer and closures of its own.
+ */
+const heartbeats = new Map<number, { timer: NodeJS.Timeout; channels: Set<WebSocketChannel> }>();
+
+function joinHeartbeat(channel: WebSocketChannel, intervalMs: number): void {
+  let beat = heartbeats.get(intervalMs);
+  if (!beat) {
+    const channels = new Set<WebSocketChannel>();
+    const timer = setInterval(() => {
+      for (const one of channels) one.beat();
+    }, intervalMs);
+    timer.unref();
+    beat = { timer, channels };
+    heartbeats.set(intervalMs, beat);
+  }
+  beat.channels.add(channel);
+}
+
+function leaveHeartbeat(channel: WebSocketChannel, intervalMs: number): void {
+  const beat = heartbeats.get(intervalMs);
+  if (!beat?.channels.delete(channel) || beat.channels.size > 0) return;
+  clearInterval(beat.timer);
+  heartbeats.delete(intervalMs);
+}
+
+/**
  * A NodeChannel over a `ws` WebSocket, with the liveness check WebSockets need: a ping every
  * `heartbeatMs`, and a node that sent nothing (no pong, no message) since the last one is
  * terminated. While reading is paused the node's pongs wait unread, so it is not judged then.
  */
 export function webSocketChannel(socket: WebSocketLike, options: WebSocketChannelOptions = {}): NodeChannel {
-  let alive = true;
-  let paused = false;
-  let closed = false;
-  let closeHandler: (() => void) | undefined;
-  const { transport } = options;
-  let corked = false;
-  const uncork = () => {
-    corked = false;
-    transport?.uncork();
-  };
-  const heartbeat = setInterval(() => {
-    if (paused) return;
-    if (!alive) {
-      socket.terminate();
+  return new WebSocketChannel(socket, options);
+}
+
+class WebSocketChannel implements NodeChannel {
+  private alive = true;
+  private paused = false;
+  private closed = false;
+  private corked = false;
+  private closeHandler: (() => void) | undefined;
+  private readonly heartbeatMs: number;
+
+  constructor(
+    private readonly socket: WebSocketLike,
+    private readonly options: WebSocketChannelOptions,
+  ) {
+    this.heartbeatMs = options.heartbeatMs ?? 15_000;
+    joinHeartbeat(this, this.heartbeatMs);
+    socket.on('pong', () => {
+      this.alive = true;
+    });
+    socket.on('close', () => {
+      leaveHeartbeat(this, this.heartbeatMs);
+      if (this.closed) return;
+      this.closed = true;
+      this.closeHandler?.();
+    });
+    socket.on('error', (error) => options.onError?.(error));
+  }
+
+  /** The heartbeat's tick: a ping, or the end of a node that answered nothing since the last one. */
+  beat(): void {
+    if (this.paused) return;
+    if (!this.alive) {
+      this.socket.terminate();
       return;
     }
-    alive = false;
-    socket.ping();
-  }, options.heartbeatMs ?? 15_000);
-  heartbeat.unref();
-  socket.on('pong', () => {
-    alive = true;
-  });
-  socket.on('close', () => {
-    clearInterval(heartbeat);
-    if (closed) return;
-    closed = true;
-    closeHandler?.();
-  });
-  socket.on('error', (error) => options.onError?.(error));
-  return {
-    send(text) {
-      if (socket.readyState !== socket.OPEN) return;
-      if (transport && !corked) {
-        corked = true;
-        transport.cork();
-        process.nextTick(uncork);
-      }
-      socket.send(text);
-    },
-    close(code, reason) {
-      if (socket.readyState === socket.OPEN) socket.close(code, reason);
-    },
-    pause() {
-      paused = true;
-      socket.pause();
-    },
-    resume() {
-      paused = false;
-      alive = true;
-      socket.resume();
-    },
-    get bufferedBytes() {
-      return socket.bufferedAmount;
-    },
-    get open() {
-      return socket.readyState === socket.OPEN;
-    },
-    onMessage(handler) {
-      socket.on('message', (data) => {
-        alive = true;
-        handler(asText(data));
-      });
-    },
-    onClose(handler) {
-      closeHandler = handler;
-    },
-  };
+    this.alive = false;
+    this.socket.ping();
+  }
+
+  send(text: string): void {
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    const { transport } = this.options;
+    if (transport && !this.corked) {
+      this.corked = true;
+      transport.cork();
+      process.nextTick(WebSocketChannel.uncork, this, transport);
+    }
+    this.socket.send(text);
+  }
+
+  close(code: number, reason: string): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.close(code, reason);
+  }
+
+  pause(): void {
+    this.paused = true;
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.alive = true;
+    this.socket.resume();
+  }
+
+  get bufferedBytes(): number {
+    return this.socket.bufferedAmount;
+  }
+
+  get open(): boolean {
+    return this.socket.readyState === this.socket.OPEN;
+  }
+
+  onMessage(handler: (text: string) => void): void {
+    this.socket.on('message', (data) => {
+      this.alive = true;
+      handler(asText(data));
+    });
+  }
+
+  onClose(handler: () => void): void {
+    this.closeHandler = handler;
+  }
+
+  /** Ends the cork begun by the first send of a turn (see WebSocketChannelOptions.transport). */
+  private static uncork(channel: WebSocketChannel, transport: { uncork(): void }): void {
+    channel.corked = false;
+    transport.uncork();
+  }
 }
