@@ -83,6 +83,8 @@ export interface ControlPlaneOptions {
   goldenTickSeconds?: number;
   /** How often every ISO pool is scanned again (default 300 s; 0: only after a node's pool sync and on request). */
   rescanSeconds?: number;
+  /** How often the health sweep runs (nodes and downloads a lost replica left; default 5 s). */
+  sweepSeconds?: number;
   /** The live event stream (GET /api/v1/events): its heartbeat and how far a reader may fall behind. */
   eventStream?: EventStreamSettings;
   /** Least time between two live progress events of one image (default 250 ms). */
@@ -151,6 +153,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     ...(options.resumeGraceMs !== undefined ? { resumeGraceMs: options.resumeGraceMs } : {}),
     ...(options.goldenTickSeconds !== undefined ? { goldenTickSeconds: options.goldenTickSeconds } : {}),
     ...(options.rescanSeconds !== undefined ? { rescanSeconds: options.rescanSeconds } : {}),
+    ...(options.sweepSeconds !== undefined ? { sweepSeconds: options.sweepSeconds } : {}),
     ...(options.liveProgressIntervalMs !== undefined ? { liveProgressIntervalMs: options.liveProgressIntervalMs } : {}),
     replica: {
       version: CONTROL_PLANE_VERSION,

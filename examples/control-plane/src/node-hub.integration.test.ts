@@ -198,7 +198,10 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
     // The local pool type (its config schema and roots), without a backend, as `quantix serve` has it.
     const poolTypes = createStorageLocalPlugin({ backend: false });
     quantix = await createQuantix({ database: testDb.config, plugins: [catalogPlugin, poolTypes], logger: silent });
-    cp = await startControlPlane({ quantix, apiToken: API_TOKEN, resumeGraceMs: 60_000 });
+    // No health sweep: the hubs some tests start beside this one record their nodes connected
+    // without a replica lease, which the sweep would take for a dead replica's and record
+    // disconnected, pool states unknown, in the middle of the test.
+    cp = await startControlPlane({ quantix, apiToken: API_TOKEN, resumeGraceMs: 60_000, sweepSeconds: 3_600 });
   });
 
   afterAll(async () => {
