@@ -122,6 +122,8 @@ beforeAll(async () => {
 
   // Unsafe images.
   await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', raw, '-F', 'raw', join(fixtures, 'backed.qcow2')]);
+  // The same, compressed: its header is checked once decompressed, not only the gzip header around it.
+  await run('gzip', ['-k', join(fixtures, 'backed.qcow2')]);
   await createImage({
     path: join(fixtures, 'datafile.qcow2'),
     format: 'qcow2',
@@ -245,6 +247,16 @@ describe('QemuImgConverter.importDisk', () => {
   it.each(unsafe)('%s is refused with %s and nothing is left behind', async (name, code, reason, stagedAs) => {
     const error = await refusal(stage(name, stagedAs), 1024 ** 4);
     expect(error).toMatchObject({ code, ...(reason ? { details: { reason } } : {}) });
+  });
+
+  it('checks a compressed image by the header it has once decompressed, before qemu-img opens it', async () => {
+    const error = await refusal(stage('backed.qcow2.gz'), 1024 ** 4);
+    // The header's words ("is a qcow2 that…"), not qemu-img info's: the first line refused it.
+    expect(error).toMatchObject({
+      code: 'IMAGE_UNSAFE',
+      details: { reason: 'backing-file' },
+      message: expect.stringContaining('is a qcow2 that names a backing file'),
+    });
   });
 
   it('refuses a decompression bomb once the output passes the limit', async () => {

@@ -123,8 +123,10 @@ export class QemuImgConverter implements ImageConverter {
    * disk fails, the disks converted before it are removed too.
    */
   async importImage(request: ImportDiskRequest): Promise<ImportImageResult> {
-    if (!isTarHead(await readFileHead(request.sourcePath, 512))) {
-      return { disks: [await this.importDisk(request)], ovf: null };
+    // One read of the source's head answers every question asked of it: tar, compression, header.
+    const head = await readFileHead(request.sourcePath, IMAGE_HEADER_BYTES);
+    if (!isTarHead(head)) {
+      return { disks: [await this.importDiskWithHead(request, head)], ovf: null };
     }
     const workDir = `${request.destinationPath}.ova.d`;
     const done: ImportDiskResult[] = [];
@@ -156,13 +158,19 @@ export class QemuImgConverter implements ImageConverter {
     }
   }
 
-  async importDisk(request: ImportDiskRequest): Promise<ImportDiskResult> {
+  importDisk(request: ImportDiskRequest): Promise<ImportDiskResult> {
+    return this.importDiskWithHead(request, null);
+  }
+
+  /** importDisk, given the source's first IMAGE_HEADER_BYTES when they were read already (else null). */
+  private async importDiskWithHead(request: ImportDiskRequest, sourceHead: Buffer | null): Promise<ImportDiskResult> {
     const target = request.targetFormat ?? 'qcow2';
     const decompressedPath = `${request.destinationPath}.decompressed`;
     const convertingPath = `${request.destinationPath}.converting`;
     let refused = false;
     try {
-      const compression = compressionOfHead(await readFileHead(request.sourcePath, 8));
+      let head = sourceHead ?? (await readFileHead(request.sourcePath, IMAGE_HEADER_BYTES));
+      const compression = compressionOfHead(head);
       let working = request.sourcePath;
       if (compression) {
         request.onProgress?.({ stage: 'decompressing', percent: null, bytesDone: 0 });
@@ -176,9 +184,10 @@ export class QemuImgConverter implements ImageConverter {
           onBytes: (bytesDone) => request.onProgress?.({ stage: 'decompressing', percent: null, bytesDone }),
         });
         working = decompressedPath;
+        head = await readFileHead(working, IMAGE_HEADER_BYTES);
       }
       request.onProgress?.({ stage: 'inspecting', percent: null });
-      assertSelfContained(await readFileHead(working, IMAGE_HEADER_BYTES), request.sourcePath);
+      assertSelfContained(head, request.sourcePath);
       const info = await this.info(working, null, request.signal);
       assertInfoSelfContained(info, working);
       const detected = info.format as ImportSourceFormat;
