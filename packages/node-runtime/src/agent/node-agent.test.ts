@@ -10,6 +10,7 @@ import {
   desiredPoolsFingerprint,
   LocalCommandRunner,
   type NodeMessage,
+  type NodeRequest,
   type PoolReport,
   PROTOCOL_VERSION,
   type ProtocolPool,
@@ -297,6 +298,41 @@ describe('console.open', () => {
     });
     expect(dialled).toBe(0);
     await hypervisor.close();
+  });
+});
+
+describe('vm.start and vm.stop', () => {
+  // libvirt's built-in test hypervisor (no daemon), through one kept-open virsh: its domain
+  // `test` runs at first, and keeps the state each command leaves it in.
+  it('answer the state when the domain is already where they would take it, and refuse what does not fit', async () => {
+    const hypervisor = new LibvirtHypervisor({ runner: new LocalCommandRunner(), uri: 'test:///default' });
+    const agent = new NodeAgent({ nodeId: 'n1', backends: [], poolTypes: [], hypervisor });
+    let seq = 0;
+    const ask = async (request: NodeRequest) => {
+      const sent: NodeMessage[] = [];
+      await agent.handle(
+        { v: PROTOCOL_VERSION, type: 'request', requestId: `p${++seq}`, request },
+        (message) => void sent.push(message),
+      );
+      const response = sent.find((m) => m.type === 'response');
+      return response?.type === 'response' ? response : undefined;
+    };
+    try {
+      expect(await ask({ op: 'vm.stop', name: 'test', force: true })).toMatchObject({ result: { state: 'shutoff' } });
+      // Stopped again, either way: shut off is what was asked, not an error.
+      expect(await ask({ op: 'vm.stop', name: 'test', force: true })).toMatchObject({ result: { state: 'shutoff' } });
+      expect(await ask({ op: 'vm.stop', name: 'test', force: false })).toMatchObject({ result: { state: 'shutoff' } });
+      // A reboot of a domain that is off still is refused: nothing is rebooted.
+      expect(await ask({ op: 'vm.reboot', name: 'test' })).toMatchObject({ error: { code: 'INVALID_STATE' } });
+      expect(await ask({ op: 'vm.start', name: 'test' })).toMatchObject({ result: { state: 'running' } });
+      expect(await ask({ op: 'vm.start', name: 'test' })).toMatchObject({ result: { state: 'running' } });
+      // A domain that does not exist is not "already stopped".
+      expect(await ask({ op: 'vm.stop', name: 'no-such-vm', force: true })).toMatchObject({
+        error: { code: 'NOT_FOUND' },
+      });
+    } finally {
+      await hypervisor.close();
+    }
   });
 });
 

@@ -13,6 +13,7 @@ import {
   checkPoolOnDisk,
   checkPoolRootOnDisk,
   createPoolRootPolicy,
+  type DomainState,
   desiredPoolsFingerprint,
   ErrorCode,
   type FileInspector,
@@ -60,6 +61,7 @@ import {
   truncateText,
   type VmSpec,
 } from '@quantix/core';
+import { NodeRuntimeErrorCode } from '../errors.js';
 import type { CreatedVm, VmProvisioner } from '../vm/provisioner.js';
 
 type Logger = PluginContext['logger'];
@@ -675,15 +677,14 @@ export class NodeAgent {
       }
     },
     'vm.create': (request) => this.createVm(request.vm),
-    'vm.start': async (request) => {
-      await this.hypervisor().start({ name: request.name });
-      return { name: request.name, state: await this.hypervisor().state({ name: request.name }) };
-    },
-    'vm.stop': async (request) => {
-      if (request.force) await this.hypervisor().destroy({ name: request.name });
-      else await this.hypervisor().shutdown({ name: request.name });
-      return { name: request.name, state: await this.hypervisor().state({ name: request.name }) };
-    },
+    'vm.start': (request) =>
+      this.powerAction(request.name, 'running', () => this.hypervisor().start({ name: request.name })),
+    'vm.stop': (request) =>
+      this.powerAction(request.name, 'shutoff', () =>
+        request.force
+          ? this.hypervisor().destroy({ name: request.name })
+          : this.hypervisor().shutdown({ name: request.name }),
+      ),
     'vm.reboot': async (request) => {
       await this.hypervisor().reboot({ name: request.name });
       return { name: request.name, state: await this.hypervisor().state({ name: request.name }) };
@@ -1641,6 +1642,28 @@ export class NodeAgent {
   private async resolve(poolId: string, relPath: string): Promise<string> {
     const { pool, backend } = this.poolFor(poolId);
     return callBackend(backend, 'resolve', { pool, relPath });
+  }
+
+  /**
+   * Starts or stops a domain, and answers its state after. Asked of a domain already where the
+   * action would take it (started while running, stopped while shut off), the hypervisor refuses
+   * with INVALID_STATE: that is no error for whoever asked — the domain is as they want it, and
+   * the control plane records the state it is told (a record that had gone stale included).
+   */
+  private async powerAction(
+    name: string,
+    wanted: 'running' | 'shutoff',
+    action: () => Promise<void>,
+  ): Promise<{ name: string; state: DomainState }> {
+    try {
+      await action();
+    } catch (error) {
+      if (!isQuantixError(error, NodeRuntimeErrorCode.INVALID_STATE)) throw error;
+      const state = await this.hypervisor().state({ name });
+      if (state !== wanted) throw error;
+      return { name, state };
+    }
+    return { name, state: await this.hypervisor().state({ name }) };
   }
 
   private hypervisor(): Hypervisor {

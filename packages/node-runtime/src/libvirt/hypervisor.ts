@@ -507,8 +507,9 @@ export function parseDomstatsStates(output: string): Map<string, DomainState> {
 
 const NOT_FOUND = /failed to get domain|domain not found|no domain with matching/i;
 const ALREADY_EXISTS = /already exists/i;
+// "domain 'x' not running" is the test driver's words for QEMU's "domain is not running".
 const INVALID_STATE =
-  /requested operation is not valid|domain is not running|domain is already (active|running)|is not active|already has media/i;
+  /requested operation is not valid|domain (is|'[^']*') not running|domain is already (active|running)|is not active|already has media/i;
 const UNAVAILABLE =
   /failed to connect to the hypervisor|failed to connect socket|cannot recv data|cannot connect|connection refused|no connection driver available|authentication (failed|unavailable)/i;
 
