@@ -85,6 +85,8 @@ export interface ControlPlaneOptions {
   rescanSeconds?: number;
   /** How often the health sweep runs (nodes and downloads a lost replica left; default 5 s). */
   sweepSeconds?: number;
+  /** How often VMs' records are checked against their nodes' hypervisors (default 30 s; 0: never). */
+  vmStateSeconds?: number;
   /** The live event stream (GET /api/v1/events): its heartbeat and how far a reader may fall behind. */
   eventStream?: EventStreamSettings;
   /** Least time between two live progress events of one image (default 250 ms). */
@@ -154,6 +156,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     ...(options.goldenTickSeconds !== undefined ? { goldenTickSeconds: options.goldenTickSeconds } : {}),
     ...(options.rescanSeconds !== undefined ? { rescanSeconds: options.rescanSeconds } : {}),
     ...(options.sweepSeconds !== undefined ? { sweepSeconds: options.sweepSeconds } : {}),
+    ...(options.vmStateSeconds !== undefined ? { vmStateSeconds: options.vmStateSeconds } : {}),
     ...(options.liveProgressIntervalMs !== undefined ? { liveProgressIntervalMs: options.liveProgressIntervalMs } : {}),
     replica: {
       version: CONTROL_PLANE_VERSION,

@@ -87,6 +87,12 @@ export interface CreateControlPlaneOptions {
    * to the scans after each node's sync.
    */
   rescanSeconds?: number;
+  /**
+   * How often the records of VMs are checked against their nodes' hypervisors (default 30 s; 0:
+   * never), one replica at a time (`VmService.syncStates`): a guest that powered itself off, a
+   * domain stopped, started or removed outside Quantix shows within a period.
+   */
+  vmStateSeconds?: number;
   /** Least time between two live progress events of one image (default 250 ms). */
   liveProgressIntervalMs?: number;
 }
@@ -104,6 +110,10 @@ export const POOL_SCAN_QUEUE = 'quantix-pool-scan';
 export const POOL_RESCAN_QUEUE = 'quantix-pool-rescan';
 /** Default of CreateControlPlaneOptions.rescanSeconds. */
 export const DEFAULT_RESCAN_SECONDS = 300;
+/** The periodic check of VMs' records against their nodes: one replica at a time. */
+export const VM_STATE_SYNC_QUEUE = 'quantix-vm-state-sync';
+/** Default of CreateControlPlaneOptions.vmStateSeconds. */
+export const DEFAULT_VM_STATE_SECONDS = 30;
 
 export interface ControlPlaneServices {
   /** Node connections: attach each authenticated node's channel here. */
@@ -153,6 +163,13 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     throw new QuantixError(
       ErrorCode.INVALID_INPUT,
       `rescanSeconds ${rescanSeconds} is not valid: a whole number of seconds, 0 for no periodic rescans`,
+    );
+  }
+  const vmStateSeconds = options.vmStateSeconds ?? DEFAULT_VM_STATE_SECONDS;
+  if (!Number.isInteger(vmStateSeconds) || vmStateSeconds < 0) {
+    throw new QuantixError(
+      ErrorCode.INVALID_INPUT,
+      `vmStateSeconds ${vmStateSeconds} is not valid: a whole number of seconds, 0 for no periodic checks`,
     );
   }
   let hub: NodeHub | undefined;
@@ -291,6 +308,13 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     logger,
     ...(options.goldenTickSeconds !== undefined ? { tickSeconds: options.goldenTickSeconds } : {}),
   });
+  const vms = new VmService({
+    repositories,
+    hub,
+    events,
+    logger,
+    osDatabase: quantix.has(OsDatabaseToken) ? quantix.get(OsDatabaseToken) : undefined,
+  });
   return {
     hub,
     replicas,
@@ -309,13 +333,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     consoles: new ConsoleService({ repositories, knex: quantix.database.knex, hub, logger }),
     live,
     exports,
-    vms: new VmService({
-      repositories,
-      hub,
-      events,
-      logger,
-      osDatabase: quantix.has(OsDatabaseToken) ? quantix.get(OsDatabaseToken) : undefined,
-    }),
+    vms,
     catalog,
     async start() {
       await replicas.start();
@@ -369,6 +387,12 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
           for (const scan of await images.rescanTargets()) {
             await jobs.send(POOL_SCAN_QUEUE, scan, { id: jobIdOf('pool-rescan', scan.nodeId, scan.poolId, period) });
           }
+        });
+      }
+      if (vmStateSeconds > 0) {
+        await jobs.every(VM_STATE_SYNC_QUEUE, vmStateSeconds, async () => {
+          const changed = await vms.syncStates();
+          if (changed.length > 0) logger.info({ vms: changed.map((vm) => vm.id) }, 'VM records taken from their nodes');
         });
       }
       await golden.start();

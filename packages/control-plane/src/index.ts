@@ -3,10 +3,12 @@ export {
   type CreateControlPlaneOptions,
   createControlPlane,
   DEFAULT_RESCAN_SECONDS,
+  DEFAULT_VM_STATE_SECONDS,
   DOWNLOAD_RECOVERY_QUEUE,
   HEALTH_SWEEP_QUEUE,
   POOL_RESCAN_QUEUE,
   POOL_SCAN_QUEUE,
+  VM_STATE_SYNC_QUEUE,
 } from './control-plane.js';
 export { ControlPlaneErrorCode } from './errors.js';
 export { EventFeed, type EventFeedOptions } from './events/event-feed.js';

@@ -17,6 +17,12 @@ const rescanSecondsOption = () =>
     'how often every ISO pool is scanned again, for files added or removed by hand (0: only after a node connects and on `images rescan`; default 300)',
   ).env('QUANTIX_RESCAN_SECONDS');
 
+const vmStateSecondsOption = () =>
+  new Option(
+    '--vm-state-seconds <n>',
+    "how often VMs' records are checked against the hypervisor, for guests that powered off and domains changed outside Quantix (0: never; default 30)",
+  ).env('QUANTIX_VM_STATE_SECONDS');
+
 /** The `quantix` command line: every command, option and description (main.ts runs it). */
 export function buildProgram(): Command {
   const program = new Command('quantix')
@@ -40,6 +46,7 @@ export function buildProgram(): Command {
       collect,
     )
     .addOption(rescanSecondsOption())
+    .addOption(vmStateSecondsOption())
     .addOption(logFormatOption())
     .action(
       async (
@@ -64,6 +71,7 @@ export function buildProgram(): Command {
           poolRoots: options.poolRoot,
           logFormat: options.logFormat,
           rescanSeconds: flagValue(command, 'rescanSeconds', '--rescan-seconds', 'QUANTIX_RESCAN_SECONDS'),
+          vmStateSeconds: flagValue(command, 'vmStateSeconds', '--vm-state-seconds', 'QUANTIX_VM_STATE_SECONDS'),
         }).catch(exitAtOnce);
       },
     );
@@ -104,6 +112,7 @@ export function buildProgram(): Command {
       'private/loopback addresses the control plane may read checksum files from (mirrors of followed golden images)',
     )
     .addOption(rescanSecondsOption())
+    .addOption(vmStateSecondsOption())
     .addOption(logFormatOption())
     .action(
       async (
@@ -141,6 +150,7 @@ export function buildProgram(): Command {
           logFormat: options.logFormat,
           allowSourceAddresses: options.allowSource,
           rescanSeconds: flagValue(command, 'rescanSeconds', '--rescan-seconds', 'QUANTIX_RESCAN_SECONDS'),
+          vmStateSeconds: flagValue(command, 'vmStateSeconds', '--vm-state-seconds', 'QUANTIX_VM_STATE_SECONDS'),
           replica: {
             id: flagValue(command, 'replicaId', '--replica-id', 'QUANTIX_REPLICA_ID'),
             url: flagValue(command, 'replicaUrl', '--replica-url', 'QUANTIX_REPLICA_URL'),

@@ -89,6 +89,8 @@ export interface AllInOneOptions {
   logFormat?: LogFormat;
   /** How often ISO pools are scanned again (default DEFAULT_RESCAN_SECONDS; 0: only on sync and `images rescan`). */
   rescanSeconds?: number;
+  /** How often VMs' records are checked against the hypervisor (default DEFAULT_VM_STATE_SECONDS; 0: never). */
+  vmStateSeconds?: number;
 }
 
 /**
@@ -130,6 +132,7 @@ export async function startAllInOne(options: AllInOneOptions) {
       stagingDir: join(dataDir, 'uploads'),
       poolRoots,
       ...(options.rescanSeconds !== undefined ? { rescanSeconds: options.rescanSeconds } : {}),
+      ...(options.vmStateSeconds !== undefined ? { vmStateSeconds: options.vmStateSeconds } : {}),
     });
     started.push(() => cp.close());
     await saveCredentials(credentialsFile, cp.url, apiToken);
@@ -227,8 +230,11 @@ export async function runAllInOne(options: {
   logFormat?: LogFormat | undefined;
   /** `--rescan-seconds` (or its variable), checked here first. */
   rescanSeconds?: FlagValue | undefined;
+  /** `--vm-state-seconds` (or its variable), checked here first. */
+  vmStateSeconds?: FlagValue | undefined;
 }): Promise<void> {
   const rescanSeconds = options.rescanSeconds && secondsOption(options.rescanSeconds, RESCAN_SECONDS);
+  const vmStateSeconds = options.vmStateSeconds && secondsOption(options.vmStateSeconds, VM_STATE_SECONDS);
   // Everything this process creates is its user's alone (data, uploads, credentials).
   process.umask(0o077);
   const entries = readCatalogFile(options.catalogFile);
@@ -241,6 +247,7 @@ export async function runAllInOne(options: {
     ...poolRootsOption(options.poolRoots, process.env.QUANTIX_POOL_ROOTS),
     ...(options.logFormat ? { logFormat: options.logFormat } : {}),
     ...(rescanSeconds !== undefined ? { rescanSeconds } : {}),
+    ...(vmStateSeconds !== undefined ? { vmStateSeconds } : {}),
   });
   await waitForSignal();
   await system.close();
@@ -269,6 +276,8 @@ const REPLICA_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 export const LEASE_SECONDS = { min: 3, max: 300, default: 15 } as const;
 /** `--rescan-seconds`: 0 turns periodic rescans off; at most a day. */
 export const RESCAN_SECONDS = { min: 0, max: 86_400 } as const;
+/** What `--vm-state-seconds` accepts (0: never). */
+export const VM_STATE_SECONDS = { min: 0, max: 86_400 } as const;
 
 /** A flag's value as given, with the flag or variable it came from (for error messages). */
 export interface FlagValue {
@@ -357,9 +366,12 @@ export async function runServe(options: {
   allowSourceAddresses?: readonly string[] | undefined;
   /** `--rescan-seconds` (or its variable), checked here first. */
   rescanSeconds?: FlagValue | undefined;
+  /** `--vm-state-seconds` (or its variable), checked here first. */
+  vmStateSeconds?: FlagValue | undefined;
 }): Promise<void> {
   const replica = replicaOption(options.replica ?? {});
   const rescanSeconds = options.rescanSeconds && secondsOption(options.rescanSeconds, RESCAN_SECONDS);
+  const vmStateSeconds = options.vmStateSeconds && secondsOption(options.vmStateSeconds, VM_STATE_SECONDS);
   process.umask(0o077);
   boundHeapGrowth();
   const logger = createLogger(
@@ -410,6 +422,7 @@ export async function runServe(options: {
       poolRoots,
       replica,
       ...(rescanSeconds !== undefined ? { rescanSeconds } : {}),
+      ...(vmStateSeconds !== undefined ? { vmStateSeconds } : {}),
       // Nodes fetch staged uploads from the replica that staged them: its own URL, not a balancer's.
       ...(process.env.QUANTIX_PUBLIC_URL || replica.url
         ? { publicUrl: process.env.QUANTIX_PUBLIC_URL || replica.url }

@@ -6,10 +6,12 @@ import {
   type HostInfo,
   type HostNetwork,
   type Image,
+  isQuantixError,
   type Node,
   nicRequestSchema,
   type OsDatabase,
   type OsResources,
+  PROTOCOL_LIMITS,
   QuantixError,
   type Repositories,
   type Vm,
@@ -327,6 +329,72 @@ export class VmService {
       `VM ${vm.name} is still running ${timeoutMs / 1000} s after the ACPI shutdown: the guest did not power off (it may ignore ACPI); stop it with force to power it off`,
       { details: { vmId: vm.id, timeoutSeconds: timeoutMs / 1000 } },
     );
+  }
+
+  /**
+   * Brings the records of VMs to what their nodes' hypervisors say now: a guest that powered itself
+   * off, a domain stopped, started or removed outside Quantix. One vm.states request per
+   * connected node with VMs (a node of protocol 4 or older is left as it is); VMs being created or
+   * deleted are left to that. A record that changed while its node was asked (an operation recorded
+   * its own outcome) is left as it is too: the node's answer may be older than it. Returns the
+   * VMs whose record changed.
+   */
+  async syncStates(): Promise<Vm[]> {
+    const { repositories, hub, logger } = this.options;
+    const settled = await repositories.vms.list({ state: ['running', 'paused', 'stopped', 'error'] });
+    const byNode = new Map<string, Vm[]>();
+    for (const vm of settled) {
+      if (!hub.isConnected(vm.nodeId)) continue;
+      const list = byNode.get(vm.nodeId);
+      if (list) list.push(vm);
+      else byNode.set(vm.nodeId, [vm]);
+    }
+    const changed: Vm[] = [];
+    await Promise.all(
+      [...byNode].map(async ([nodeId, vms]) => {
+        for (let i = 0; i < vms.length; i += PROTOCOL_LIMITS.vmsPerRequest) {
+          const chunk = vms.slice(i, i + PROTOCOL_LIMITS.vmsPerRequest);
+          let states: { name: string; state: DomainState | null }[];
+          try {
+            ({ states } = await hub.request(
+              nodeId,
+              { op: 'vm.states', names: chunk.map((vm) => vm.name) },
+              { timeoutMs: 30_000 },
+            ));
+          } catch (error) {
+            if (!isQuantixError(error, ErrorCode.UNSUPPORTED_OPERATION)) {
+              logger.warn({ nodeId, err: error }, 'the states of the VMs of a node could not be read');
+            }
+            return;
+          }
+          const stateOf = new Map(states.map((item) => [item.name, item.state]));
+          for (const vm of chunk) {
+            const updated = await this.syncState(vm, stateOf.get(vm.name) ?? null);
+            if (updated) changed.push(updated);
+          }
+        }
+      }),
+    );
+    return changed;
+  }
+
+  /** One VM's record brought to its domain's state (null: the node has no such domain); the record if it changed. */
+  private async syncState(vm: Vm, domain: DomainState | null): Promise<Vm | null> {
+    const { repositories, events, logger } = this.options;
+    const to = domain === null ? 'error' : STATE_OF_DOMAIN[domain];
+    // A state with no VM state of its own (unknown, no state) says nothing; an error stays until the domain says more.
+    if (to === undefined || to === vm.state) return null;
+    const error =
+      domain === null ? `node ${vm.nodeId} has no domain named ${vm.name}: it was removed outside Quantix` : null;
+    try {
+      const updated = await repositories.vms.update(vm.id, { state: to, error }, { expectedVersion: vm.version });
+      events.emit('vm.state', { vmId: vm.id, from: vm.state, to });
+      logger.info({ vmId: vm.id, name: vm.name, from: vm.state, to }, 'VM state taken from its node');
+      return updated;
+    } catch (error) {
+      if (isQuantixError(error, ErrorCode.VERSION_CONFLICT) || isQuantixError(error, ErrorCode.NOT_FOUND)) return null;
+      throw error;
+    }
   }
 
   /** An ACPI reboot: the guest restarts itself. A VM that is not running is refused (INVALID_STATE). */

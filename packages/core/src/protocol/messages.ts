@@ -35,9 +35,10 @@ export const PROTOCOL_VERSIONS = {
   /**
    * The newest: 2 adds version negotiation, typed operation results and checksumAlgorithm; 3 the
    * operations in OPERATION_SINCE_VERSION and delta scans (pool.scan `since`, scan.delta); 4 pools
-   * in the hello (a reconnecting node says the pools it holds, and is not pushed them again).
+   * in the hello (a reconnecting node says the pools it holds, and is not pushed them again); 5
+   * vm.states (the control plane keeps its records of VMs to what the hypervisor says).
    */
-  max: 4,
+  max: 5,
 } as const;
 /** The version this release writes before a version was agreed (its hello), and prefers. */
 export const PROTOCOL_VERSION = PROTOCOL_VERSIONS.max;
@@ -84,6 +85,8 @@ export const PROTOCOL_LIMITS = {
   labels: 64,
   /** Downloads a node reports in its hello. */
   downloads: 256,
+  /** VMs one vm.states request asks about. */
+  vmsPerRequest: 2048,
 } as const;
 
 /**
@@ -386,6 +389,17 @@ export const NODE_OPERATIONS = {
   },
   'vm.state': { request: z.object({ name }), result: z.object({ name, state: domainState }) },
   /**
+   * The states of many domains at once, in the order asked; null for a name the node has no
+   * domain of. What the control plane checks its records of VMs against (a guest that powered
+   * itself off, a domain stopped, started or removed outside Quantix).
+   */
+  'vm.states': {
+    request: z.object({ names: z.array(name).max(PROTOCOL_LIMITS.vmsPerRequest) }),
+    result: z.object({
+      states: z.array(z.object({ name, state: domainState.nullable() })).max(PROTOCOL_LIMITS.vmsPerRequest),
+    }),
+  },
+  /**
    * Opens a VM's console and relays its bytes over a WebSocket of its own, which the node dials
    * at NODE_CONSOLE_PATH/{sessionId} with its node token (binary frames; the node protocol's
    * connection never carries console bytes). Answered once the console is open and the
@@ -461,6 +475,7 @@ export const OPERATION_SINCE_VERSION: Partial<Record<keyof typeof NODE_OPERATION
   'image.import': 3,
   'file.export': 3,
   'file.copy': 3,
+  'vm.states': 5,
 };
 
 /** The version delta scans (pool.scan `since`, answered by scan.delta) need. */

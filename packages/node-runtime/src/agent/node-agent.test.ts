@@ -301,7 +301,7 @@ describe('console.open', () => {
   });
 });
 
-describe('vm.start and vm.stop', () => {
+describe('vm.start, vm.stop and vm.states', () => {
   // libvirt's built-in test hypervisor (no daemon), through one kept-open virsh: its domain
   // `test` runs at first, and keeps the state each command leaves it in.
   it('answer the state when the domain is already where they would take it, and refuse what does not fit', async () => {
@@ -329,6 +329,16 @@ describe('vm.start and vm.stop', () => {
       // A domain that does not exist is not "already stopped".
       expect(await ask({ op: 'vm.stop', name: 'no-such-vm', force: true })).toMatchObject({
         error: { code: 'NOT_FOUND' },
+      });
+      // Many at once, in the order asked; null for a name with no domain.
+      await ask({ op: 'vm.stop', name: 'test', force: true });
+      expect(await ask({ op: 'vm.states', names: ['no-such-vm', 'test'] })).toMatchObject({
+        result: {
+          states: [
+            { name: 'no-such-vm', state: null },
+            { name: 'test', state: 'shutoff' },
+          ],
+        },
       });
     } finally {
       await hypervisor.close();

@@ -694,6 +694,11 @@ export class NodeAgent {
       name: request.name,
       state: await this.hypervisor().state({ name: request.name }),
     }),
+    'vm.states': async (request) => {
+      // One listing of every domain (two virsh calls), however many are asked about.
+      const domains = new Map((await this.hypervisor().list()).map((domain) => [domain.name, domain.state]));
+      return { states: request.names.map((name) => ({ name, state: domains.get(name) ?? null })) };
+    },
     'console.open': async (request) => {
       await this.relayConsole(request);
       return { sessionId: request.sessionId, type: request.type };
