@@ -151,6 +151,9 @@ try {
     virshSsh: [] as number[],
     virshLocal: [] as number[],
     channelEcho: [] as number[],
+    // Every domain's state at once (what vm.states answers from, VM records' periodic check).
+    listSession: [] as number[],
+    listVirshLocal: [] as number[],
   };
   const round = async (side: number[], query: () => Promise<string>) => {
     const ms = await timed(async () => {
@@ -161,14 +164,23 @@ try {
   // The sides that start a process per call run in rounds of their own: the process churn they
   // leave slows every small round trip on the machine for a while after (one SSH echo took 0.13-0.3
   // ms on its own, 0.3-0.5 ms right after such a round), which would be charged to the next side.
+  /** The state of `name` in every domain's listing. */
+  const listedState = (domains: readonly { name: string; state: string }[]) =>
+    domains.find((domain) => domain.name === name)?.state ?? 'absent';
   for (let r = 0; r < ROUNDS; r++) {
     await round(sides.session, () => hypervisor.state({ name }));
     await round(sides.channelEcho, echoRoundTrip);
+    await round(sides.listSession, async () => listedState(await hypervisor.list()));
   }
   for (let r = 0; r < ROUNDS; r++) {
     await round(sides.perProcessSsh, () => perProcess.state({ name }));
     await round(sides.virshSsh, async () => (await run('virsh', ['-c', VIRSH_SSH_URI, 'domstate', name])).stdout);
     await round(sides.virshLocal, async () => (await virsh(['domstate', name])).stdout);
+    await round(sides.listVirshLocal, async () => {
+      // `virsh list --all`'s table: "<id> <name> <state words>".
+      const line = (await virsh(['list', '--all'])).stdout.split('\n').find((l) => l.trim().split(/\s+/)[1] === name);
+      return line ? line.trim().split(/\s+/).slice(2).join(' ') : 'absent';
+    });
   }
   echo.stdin.end();
   await echo.ended;
@@ -218,6 +230,16 @@ try {
       better: 'lower',
       ours,
       peer: { label: 'a line echoed by a kept-open cat', value: perOp(sides.channelEcho) },
+    }),
+  );
+  console.log(
+    results.add({
+      name: 'every domain’s state (VM records’ check), vs local virsh list per call',
+      unit: 'ms/op',
+      better: 'lower',
+      ours: { label: 'list + domstats on the kept-open virsh over SSH', value: perOp(sides.listSession) },
+      peer: { label: 'local virsh list --all per call', value: perOp(sides.listVirshLocal) },
+      target: { ratio: 1 },
     }),
   );
   console.log(
