@@ -369,6 +369,8 @@ export class VmService {
           }
           const stateOf = new Map(states.map((item) => [item.name, item.state]));
           for (const vm of chunk) {
+            // A name the answer leaves out says nothing (only null says "no such domain").
+            if (!stateOf.has(vm.name)) continue;
             const updated = await this.syncState(vm, stateOf.get(vm.name) ?? null);
             if (updated) changed.push(updated);
           }
