@@ -382,15 +382,14 @@ export class VmService {
 
   /** One VM's record brought to its domain's state (null: the node has no such domain); the record if it changed. */
   private async syncState(vm: Vm, domain: DomainState | null): Promise<Vm | null> {
-    const { repositories, events, logger } = this.options;
+    const { logger } = this.options;
     const to = domain === null ? 'error' : STATE_OF_DOMAIN[domain];
     // A state with no VM state of its own (unknown, no state) says nothing; an error stays until the domain says more.
     if (to === undefined || to === vm.state) return null;
     const error =
       domain === null ? `node ${vm.nodeId} has no domain named ${vm.name}: it was removed outside Quantix` : null;
     try {
-      const updated = await repositories.vms.update(vm.id, { state: to, error }, { expectedVersion: vm.version });
-      events.emit('vm.state', { vmId: vm.id, from: vm.state, to });
+      const updated = await this.record(vm, to, { error, expectedVersion: vm.version });
       logger.info({ vmId: vm.id, name: vm.name, from: vm.state, to }, 'VM state taken from its node');
       return updated;
     } catch (error) {
@@ -463,9 +462,15 @@ export class VmService {
     return this.record(vm, STATE_OF_DOMAIN[result.state] ?? wanted);
   }
 
-  private async record(vm: Vm, to: Vm['state']): Promise<Vm> {
+  /** Records `vm` in state `to` (its error cleared, unless one is given) and raises vm.state. */
+  private async record(
+    vm: Vm,
+    to: Vm['state'],
+    options: { error?: string | null; expectedVersion?: number } = {},
+  ): Promise<Vm> {
     const { repositories, events } = this.options;
-    const updated = await repositories.vms.update(vm.id, { state: to, error: null });
+    const { error = null, expectedVersion } = options;
+    const updated = await repositories.vms.update(vm.id, { state: to, error }, { expectedVersion });
     events.emit('vm.state', { vmId: vm.id, from: vm.state, to });
     return updated;
   }
