@@ -115,6 +115,17 @@ export const VM_STATE_SYNC_QUEUE = 'quantix-vm-state-sync';
 /** Default of CreateControlPlaneOptions.vmStateSeconds. */
 export const DEFAULT_VM_STATE_SECONDS = 30;
 
+/** A period option, checked: a whole number of seconds, 0 for none of the periodic `what`. */
+function periodSeconds(option: string, seconds: number, what: string): number {
+  if (!Number.isInteger(seconds) || seconds < 0) {
+    throw new QuantixError(
+      ErrorCode.INVALID_INPUT,
+      `${option} ${seconds} is not valid: a whole number of seconds, 0 for no periodic ${what}`,
+    );
+  }
+  return seconds;
+}
+
 export interface ControlPlaneServices {
   /** Node connections: attach each authenticated node's channel here. */
   hub: NodeHub;
@@ -158,20 +169,8 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
   const catalog = new CatalogRegistry({ catalogs: quantix.getAll(ImageCatalogToken) });
   const poolTypes = options.poolTypes ?? quantix.getAll(PoolTypeToken);
   poolTypesByName(poolTypes); // two definitions of one type fail start-up
-  const rescanSeconds = options.rescanSeconds ?? DEFAULT_RESCAN_SECONDS;
-  if (!Number.isInteger(rescanSeconds) || rescanSeconds < 0) {
-    throw new QuantixError(
-      ErrorCode.INVALID_INPUT,
-      `rescanSeconds ${rescanSeconds} is not valid: a whole number of seconds, 0 for no periodic rescans`,
-    );
-  }
-  const vmStateSeconds = options.vmStateSeconds ?? DEFAULT_VM_STATE_SECONDS;
-  if (!Number.isInteger(vmStateSeconds) || vmStateSeconds < 0) {
-    throw new QuantixError(
-      ErrorCode.INVALID_INPUT,
-      `vmStateSeconds ${vmStateSeconds} is not valid: a whole number of seconds, 0 for no periodic checks`,
-    );
-  }
+  const rescanSeconds = periodSeconds('rescanSeconds', options.rescanSeconds ?? DEFAULT_RESCAN_SECONDS, 'rescans');
+  const vmStateSeconds = periodSeconds('vmStateSeconds', options.vmStateSeconds ?? DEFAULT_VM_STATE_SECONDS, 'checks');
   let hub: NodeHub | undefined;
   const listener = new ReplicaListener({ database: quantix.database, logger });
   const replicas = new ReplicaRegistry({
