@@ -36,6 +36,7 @@ import { PoolFanout } from './replicas/pool-fanout.js';
 import { ReplicaRegistry, type ReplicaRegistryOptions } from './replicas/replica-registry.js';
 import { NodeRequestRelay, type ReplicaCall } from './replicas/request-relay.js';
 import { ConsoleService } from './vms/console-service.js';
+import { VmChecksOnConnect } from './vms/vm-checks-on-connect.js';
 import { VmService } from './vms/vm-service.js';
 
 export interface CreateControlPlaneOptions {
@@ -90,7 +91,8 @@ export interface CreateControlPlaneOptions {
   /**
    * How often the records of VMs are checked against their nodes' hypervisors (default 30 s; 0:
    * never), one replica at a time (`VmService.syncStates`): a guest that powered itself off, a
-   * domain stopped, started or removed outside Quantix shows within a period.
+   * domain stopped, started or removed outside Quantix shows within a period. The VMs of a node
+   * are checked too as soon as it connects (its host rebooted, say); 0 turns both off.
    */
   vmStateSeconds?: number;
   /** Least time between two live progress events of one image (default 250 ms). */
@@ -314,6 +316,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     logger,
     osDatabase: quantix.has(OsDatabaseToken) ? quantix.get(OsDatabaseToken) : undefined,
   });
+  const vmChecksOnConnect = new VmChecksOnConnect({ vms, events, logger });
   return {
     hub,
     replicas,
@@ -389,6 +392,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
         });
       }
       if (vmStateSeconds > 0) {
+        vmChecksOnConnect.start();
         await jobs.every(VM_STATE_SYNC_QUEUE, vmStateSeconds, async () => {
           const changed = await vms.syncStates();
           if (changed.length > 0) logger.info({ vms: changed.map((vm) => vm.id) }, 'VM records taken from their nodes');
@@ -402,6 +406,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
       await jobs.stop({ timeoutMs: 5_000 });
       await downloads.close();
       await hub.close();
+      await vmChecksOnConnect.close();
       // What this replica raised until now reaches the others before the database is let go.
       await live.flushed();
       await listener.stop();

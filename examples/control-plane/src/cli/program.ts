@@ -20,7 +20,7 @@ const rescanSecondsOption = () =>
 const vmStateSecondsOption = () =>
   new Option(
     '--vm-state-seconds <n>',
-    "how often VMs' records are checked against the hypervisor, for guests that powered off and domains changed outside Quantix (0: never; default 30)",
+    "how often VMs' records are checked against the hypervisor, for guests that powered off and domains changed outside Quantix; a node's VMs are checked when it connects too (0: never; default 30)",
   ).env('QUANTIX_VM_STATE_SECONDS');
 
 /** The `quantix` command line: every command, option and description (main.ts runs it). */

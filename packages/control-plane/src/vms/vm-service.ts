@@ -336,12 +336,15 @@ export class VmService {
    * off, a domain stopped, started or removed outside Quantix. One vm.states request per
    * connected node with VMs (a node of protocol 4 or older is left as it is); VMs being created or
    * deleted are left to that. A record that changed while its node was asked (an operation recorded
-   * its own outcome) is left as it is too: the node's answer may be older than it. Returns the
-   * VMs whose record changed.
+   * its own outcome) is left as it is too: the node's answer may be older than it. `nodeIds`: only
+   * the VMs of these nodes (those that have just connected, say). Returns the VMs whose record changed.
    */
-  async syncStates(): Promise<Vm[]> {
+  async syncStates(options: { nodeIds?: readonly string[] } = {}): Promise<Vm[]> {
     const { repositories, hub, logger } = this.options;
-    const settled = await repositories.vms.list({ state: ['running', 'paused', 'stopped', 'error'] });
+    const settled = await repositories.vms.list({
+      state: ['running', 'paused', 'stopped', 'error'],
+      ...(options.nodeIds === undefined ? {} : { nodeId: options.nodeIds }),
+    });
     const byNode = new Map<string, Vm[]>();
     for (const vm of settled) {
       if (!hub.isConnected(vm.nodeId)) continue;

@@ -16,7 +16,7 @@ import {
 } from '@quantix/core';
 import { createTestDatabase, TEST_DATABASE_CLIENTS, type TestDatabase } from '@quantix/core/testing';
 import { LibvirtHypervisor, NodeAgent } from '@quantix/node-runtime';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type InProcessLink, inProcessLink } from '../__fixtures__/in-process-node.js';
 import { type ControlPlaneServices, createControlPlane } from '../control-plane.js';
 
@@ -142,5 +142,52 @@ describe.each(TEST_DATABASE_CLIENTS)('VM records follow the hypervisor, on %s', 
     const vm = await recordVm(nodeId, `away-vm-${client}`, 'running');
     expect(await cp.vms.syncStates()).toEqual([]);
     expect(await current(vm)).toMatchObject({ state: 'running', version: vm.version });
+  });
+});
+
+describe.each(TEST_DATABASE_CLIENTS)('VM records checked when their node connects, on %s', (client) => {
+  let testDb: TestDatabase;
+  let quantix: Quantix;
+  let cp: ControlPlaneServices;
+  let hypervisor: LibvirtHypervisor | undefined;
+  let link = inProcessLink();
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase(client);
+    quantix = await createQuantix({ database: testDb.config });
+    // The periodic check runs once at the start (no VMs yet), then not for an hour: what the
+    // records learn after a reconnect, they learn from the check on connect.
+    cp = createControlPlane({ quantix, vmStateSeconds: 3600 });
+    await cp.start();
+  });
+
+  afterAll(async () => {
+    link.close();
+    await hypervisor?.close();
+    await cp?.close();
+    await quantix?.close();
+    await testDb?.dispose();
+  });
+
+  it('brings the VMs of a node that (re)connects to their domains’ states without waiting for the period', async () => {
+    const { id: nodeId } = await quantix.repositories.nodes.create({ hostname: `rejoin-${client}` });
+    hypervisor = new LibvirtHypervisor({ runner: new LocalCommandRunner(), uri: 'test:///default' });
+    const agent = new NodeAgent({ nodeId, backends: [], poolTypes: [], hypervisor, send: (m) => link.send(m) });
+    // Recorded while the node was away: the domain `test` runs, yet its record says stopped.
+    const test = await quantix.repositories.vms.create({ name: 'test', nodeId });
+    await quantix.repositories.vms.update(test.id, { state: 'stopped' });
+    const stateOf = async () => (await quantix.repositories.vms.require(test.id)).state;
+
+    link.connect(agent, cp.hub, nodeId);
+    await vi.waitFor(async () => expect(await stateOf()).toBe('running'), { timeout: 15_000, interval: 50 });
+
+    // The node goes away; meanwhile its guest powers off. It comes back: the record follows.
+    link.close();
+    await vi.waitFor(() => expect(cp.hub.isConnectedHere(nodeId)).toBe(false), { timeout: 15_000 });
+    await hypervisor.destroy({ name: 'test' });
+    expect(await stateOf()).toBe('running');
+    link = inProcessLink();
+    link.connect(agent, cp.hub, nodeId);
+    await vi.waitFor(async () => expect(await stateOf()).toBe('stopped'), { timeout: 15_000, interval: 50 });
   });
 });

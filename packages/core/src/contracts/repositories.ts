@@ -209,7 +209,8 @@ export interface NodeConnectionChange {
 }
 
 export interface VmFilter extends Page {
-  nodeId?: string;
+  /** The VMs of this node, or of any of these nodes. */
+  nodeId?: string | readonly string[];
   state?: VmState | readonly VmState[];
   bootImageId?: string;
 }

@@ -719,6 +719,9 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
       ).toBe(ErrorCode.PATH_ESCAPES_POOL);
       const running = await repos.vms.update(vm.id, { state: 'running' }, { expectedVersion: 1 });
       expect((await repos.vms.list({ nodeId: node.id, state: ['running'] })).map((v) => v.id)).toEqual([running.id]);
+      expect((await repos.vms.list({ nodeId: ['ghost', node.id] })).map((v) => v.id)).toEqual([running.id]);
+      expect(await repos.vms.list({ nodeId: ['ghost'] })).toEqual([]);
+      expect(await repos.vms.list({ nodeId: [] })).toEqual([]);
       expect(await repos.vms.getByName('web-01')).toEqual(running);
       expect(await errorCodeOf(repos.nodes.delete(node.id))).toBe(ErrorCode.IN_USE);
       await repos.images.delete(image.id);

@@ -89,7 +89,10 @@ export class KnexVmRepository implements VmRepository {
 
   async list(filter: VmFilter = {}): Promise<Vm[]> {
     const query = this.knex(TABLE).select('*');
-    if (filter.nodeId !== undefined) query.where('node_id', filter.nodeId);
+    if (filter.nodeId !== undefined) {
+      if (typeof filter.nodeId === 'string') query.where('node_id', filter.nodeId);
+      else query.whereIn('node_id', [...filter.nodeId]);
+    }
     if (filter.bootImageId !== undefined) query.where('boot_image_id', filter.bootImageId);
     if (filter.state !== undefined) {
       if (typeof filter.state === 'string') query.where('state', filter.state);
