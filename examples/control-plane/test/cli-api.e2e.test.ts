@@ -81,8 +81,8 @@ describe('quantix API commands', () => {
     const listed = await cli(['pools', 'list']);
     expect(listed.code).toBe(0);
     expect(listed.stdout.split('\n')).toEqual([
-      'ID    NAME  TYPE   SHARED  NODEIDS  STATES',
-      'isos  isos  local  false   hv-cli   -',
+      'ID    NAME  TYPE   SHARED  NODES   STATES',
+      'isos  isos  local  false   hv-cli  -',
       '',
     ]);
 
@@ -102,7 +102,7 @@ describe('quantix API commands', () => {
     expect(pool).toMatchObject([{ name: 'iso-store', nodeIds: [] }]);
 
     const nodes = await cli(['nodes', 'list']);
-    expect(nodes.stdout).toMatch(/^ID {6}HOSTNAME {2}CONNECTIONSTATE {2}REPLICAID {2}LASTSEENAT {2}AGENTVERSION\n/);
+    expect(nodes.stdout).toMatch(/^ID {6}HOSTNAME {2}CONNECTION STATE {2}REPLICA ID {2}LAST SEEN {2}AGENT VERSION\n/);
     expect(nodes.stdout).toContain('hv-cli  hv-cli    disconnected');
 
     expect(await cli(['pools', 'delete', 'iso-store'])).toMatchObject({ code: 0, stdout: 'deleted pool isos\n' });

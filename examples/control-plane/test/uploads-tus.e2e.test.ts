@@ -153,6 +153,15 @@ describe('resumable uploads (tus)', () => {
     });
     const stored = await readFile(join(work, 'data', 'pools', 'local', 'resumed.iso'));
     expect(sha256(stored)).toBe(sha256(iso));
+    // As a person reads it: the size in MiB, the pool and the path under plain headings.
+    const table = startProcess([QUANTIX, 'images', 'list', '--text', 'resumed.iso'], env);
+    expect(await exitOf(table, 60_000), table.output.join('')).toBe(0);
+    const mib = (iso.length / 1024 / 1024).toFixed(1).replace('.', '\\.');
+    expect(table.output.join('')).toMatch(
+      new RegExp(
+        `^ID +NAME +KIND +PHASE +SIZE +POOL +PATH\\n\\S+ +resumed\\.iso +iso +ready +${mib} MiB +${LOCAL_POOL_ID} +resumed\\.iso\\n`,
+      ),
+    );
     // The state file is gone and so, once the node has the file, is the staged copy.
     expect(await readdir(stateDir)).toEqual([]);
     await waitFor(async () => (await stagedTusFiles()).length === 0, 'the staged copy to be removed');

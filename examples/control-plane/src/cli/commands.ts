@@ -6,7 +6,7 @@ import { isQuantixError, parseNicReference } from '@quantix/core';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ApiError, clientFor, resolveTarget } from './client.js';
 import { exportImageContent } from './export.js';
-import { renderProgress } from './progress.js';
+import { formatBytes, renderProgress } from './progress.js';
 import { resumableUpload } from './upload.js';
 
 type Row = Record<string, unknown>;
@@ -40,21 +40,36 @@ function wholeNumber(value: string): string {
   return value;
 }
 
-function table(rows: Row[], columns: string[]): string {
+/** A table column: the row's key (dotted for a nested one), its heading, and how a value reads. */
+interface Column {
+  key: string;
+  heading?: string;
+  show?: (value: unknown) => string;
+}
+
+/** A key's heading: its last part in words, upper case ('connectionState' → 'CONNECTION STATE'). */
+const headingOf = (key: string) => (key.split('.').at(-1) ?? key).replace(/([a-z0-9])([A-Z])/g, '$1 $2').toUpperCase();
+
+/** Values with their unit: sizes people read, not byte counts. */
+const bytes = (value: unknown) => formatBytes(Number(value));
+const unit = (name: string) => (value: unknown) => `${value} ${name}`;
+
+function table(rows: Row[], columns: (string | Column)[]): string {
   if (rows.length === 0) return '(none)';
-  const cell = (row: Row, column: string) => {
-    const value = column.split('.').reduce<unknown>((v, key) => (v as Row | null)?.[key], row);
-    return value === null || value === undefined ? '-' : String(value);
+  const specs = columns.map((c) => (typeof c === 'string' ? { key: c } : c));
+  const cell = (row: Row, { key, show }: Column) => {
+    const value = key.split('.').reduce<unknown>((v, part) => (v as Row | null)?.[part], row);
+    if (value === null || value === undefined) return '-';
+    return show ? show(value) : String(value);
   };
-  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r, c).length)));
+  const headings = specs.map((c) => c.heading ?? headingOf(c.key));
+  const widths = specs.map((c, i) => Math.max(headings[i]?.length ?? 0, ...rows.map((r) => cell(r, c).length)));
   const line = (values: string[]) =>
     values
       .map((v, i) => v.padEnd(widths[i] ?? 0))
       .join('  ')
       .trimEnd();
-  return [line(columns.map((c) => c.toUpperCase())), ...rows.map((r) => line(columns.map((c) => cell(r, c))))].join(
-    '\n',
-  );
+  return [line(headings), ...rows.map((r) => line(specs.map((c) => cell(r, c))))].join('\n');
 }
 
 /** The API subcommands (pools, nodes, images, vms); `up` and `serve` are added by main. */
@@ -105,7 +120,7 @@ export function apiCommands(
         states:
           p.nodeStates.map((s) => `${s.nodeId}:${s.status}${s.lastError ? ` (${s.lastError})` : ''}`).join(', ') || '-',
       }));
-      print(list, () => table(rows, ['id', 'name', 'type', 'shared', 'nodeIds', 'states']));
+      print(list, () => table(rows, ['id', 'name', 'type', 'shared', { key: 'nodeIds', heading: 'NODES' }, 'states']));
     });
   pools
     .command('create <name>')
@@ -201,7 +216,16 @@ export function apiCommands(
     .description('list nodes, their connection and the replica holding them')
     .action(async () => {
       const { nodes: list } = await client().request('listNodes');
-      print(list, () => table(list, ['id', 'hostname', 'connectionState', 'replicaId', 'lastSeenAt', 'agentVersion']));
+      print(list, () =>
+        table(list, [
+          'id',
+          'hostname',
+          'connectionState',
+          'replicaId',
+          { key: 'lastSeenAt', heading: 'LAST SEEN' },
+          'agentVersion',
+        ]),
+      );
     });
   nodes
     .command('add <hostname>')
@@ -256,7 +280,15 @@ export function apiCommands(
       print(
         result,
         () =>
-          `${table(result.images, ['id', 'name', 'kind', 'phase', 'sizeBytes', 'location.poolId', o.node ? 'path' : 'location.relPath'])}\n${result.total} image(s)`,
+          `${table(result.images, [
+            'id',
+            'name',
+            'kind',
+            'phase',
+            { key: 'sizeBytes', heading: 'SIZE', show: bytes },
+            { key: 'location.poolId', heading: 'POOL' },
+            o.node ? 'path' : { key: 'location.relPath', heading: 'PATH' },
+          ])}\n${result.total} image(s)`,
       );
     });
   images
@@ -578,7 +610,18 @@ export function apiCommands(
       const rows = await Promise.all(
         result.vms.map(async (vm) => ({ ...vm, addresses: addressText(await addressesOf(api, vm)) })),
       );
-      print(result, () => table(rows, ['id', 'name', 'nodeId', 'state', 'addresses', 'cpu', 'memoryMiB', 'error']));
+      print(result, () =>
+        table(rows, [
+          'id',
+          'name',
+          { key: 'nodeId', heading: 'NODE' },
+          'state',
+          'addresses',
+          { key: 'cpu', heading: 'CPUS' },
+          { key: 'memoryMiB', heading: 'MEMORY', show: unit('MiB') },
+          'error',
+        ]),
+      );
     });
   vms
     .command('create <name>')
@@ -658,7 +701,13 @@ export function apiCommands(
           `VM ${vm.name} (${vm.id}) is ${vm.state}${vm.error ? ` — ${vm.error}` : ''}`,
           `node ${vm.nodeId}${vm.nodeConnected ? '' : ' (not connected)'}, ${vm.cpu} vCPU, ${vm.memoryMiB} MiB, ${vm.firmware}`,
           '',
-          table(media(vm.disks), ['path', 'sizeGiB', 'format', 'bus', 'imageId']),
+          table(media(vm.disks), [
+            'path',
+            { key: 'sizeGiB', heading: 'SIZE', show: unit('GiB') },
+            'format',
+            'bus',
+            'imageId',
+          ]),
           ...((vm.cdroms as Row[]).length > 0 ? ['', table(media(vm.cdroms), ['path', 'imageId'])] : []),
           '',
           table(
