@@ -297,7 +297,7 @@ describe.each(TEST_DATABASE_CLIENTS)('golden images that follow upstream (%s)', 
     const listed = (await cli('images', 'revisions', goldenId)).split('\n');
     expect(listed[0]).toMatch(/^schedule 0 3 \* \* \*, keep 2, next check /);
     expect(listed[1]).toMatch(/^last check: unchanged at /);
-    expect(listed[2]).toMatch(/^REVISION +IMAGEID +PHASE +CHECKSUM +KEPT$/);
+    expect(listed[2]).toMatch(/^REVISION +IMAGE ID +PHASE +CHECKSUM +KEPT$/);
     expect(listed[3]).toMatch(new RegExp(`^3 +\\S+ +ready +sha256:${sha256(builds[2] as Buffer)}$`));
     // Unfollowing keeps every revision.
     expect(await cli('images', 'unfollow', goldenId)).toBe(`${goldenId} no longer follows upstream`);
