@@ -612,7 +612,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Start a VM */
+        /**
+         * Start a VM
+         * @description Starts a stopped VM, or lets a paused one run on (paused outside Quantix, or by QEMU when a disk failed to write). A running VM is no error: the answer says it runs.
+         */
         post: operations["startVm"];
         delete?: never;
         options?: never;

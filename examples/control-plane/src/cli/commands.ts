@@ -723,7 +723,7 @@ export function apiCommands(
     });
   vms
     .command('start <vm>')
-    .description('start a stopped VM (id or name)')
+    .description('start a stopped VM, or let a paused one run on (id or name)')
     .action(async (name: string) => {
       const api = client();
       const vm = await api.request('startVm', { params: { id: await vmIdOf(api, name) } });

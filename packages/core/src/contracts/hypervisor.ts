@@ -52,6 +52,8 @@ export interface Hypervisor {
   interfaceAddresses?(options: { name: string }): Promise<VmAddress[]>;
   define(options: { xml: string }): Promise<DomainInfo>;
   start(options: { name: string }): Promise<void>;
+  /** Lets a paused domain run on (paused by someone, or by QEMU on a disk's I/O error). */
+  resume(options: { name: string }): Promise<void>;
   /** Asks the guest to shut down (ACPI). */
   shutdown(options: { name: string }): Promise<void>;
   /** Asks the guest to reboot (ACPI); the domain stays running. */

@@ -376,6 +376,7 @@ export const NODE_OPERATIONS = {
     request: z.object({ vm: vmSpecSchema }),
     result: z.object({ name, uuid: short, state: domainState }),
   },
+  /** Starts a shut-off domain, lets a paused one run on; a running one is left as it is. */
   'vm.start': { request: z.object({ name }), result: z.object({ name, state: domainState }) },
   'vm.stop': {
     request: z.object({ name, force: z.boolean().default(false) }),

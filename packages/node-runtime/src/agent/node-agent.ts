@@ -677,8 +677,15 @@ export class NodeAgent {
       }
     },
     'vm.create': (request) => this.createVm(request.vm),
-    'vm.start': (request) =>
-      this.powerAction(request.name, 'running', () => this.hypervisor().start({ name: request.name })),
+    'vm.start': async (request) => {
+      const hypervisor = this.hypervisor();
+      // Paused (by someone, or by QEMU when a disk failed to write): started means it runs on.
+      if ((await hypervisor.state({ name: request.name })) === 'paused') {
+        await hypervisor.resume({ name: request.name });
+        return { name: request.name, state: await hypervisor.state({ name: request.name }) };
+      }
+      return this.powerAction(request.name, 'running', () => hypervisor.start({ name: request.name }));
+    },
     'vm.stop': (request) =>
       this.powerAction(request.name, 'shutoff', () =>
         request.force

@@ -219,6 +219,10 @@ export class LibvirtHypervisor implements Hypervisor {
     await this.virsh(['start', '--domain', checkName(name)], { name });
   }
 
+  async resume({ name }: { name: string }): Promise<void> {
+    await this.virsh(['resume', '--domain', checkName(name)], { name });
+  }
+
   async shutdown({ name }: { name: string }): Promise<void> {
     await this.virsh(['shutdown', '--domain', checkName(name)], { name });
   }

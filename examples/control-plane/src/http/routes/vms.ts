@@ -226,6 +226,8 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
         operationId: 'startVm',
         tags: ['vms'],
         summary: 'Start a VM',
+        description:
+          'Starts a stopped VM, or lets a paused one run on (paused outside Quantix, or by QEMU when a disk failed to write). A running VM is no error: the answer says it runs.',
         params: idParams,
         response: { 200: vmView, ...errorResponses(...ON_NODE_CODES) },
       },
