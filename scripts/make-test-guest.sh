@@ -110,6 +110,11 @@ udhcpc -i eth0 -t 20 -T 1 -b -s /usr/share/udhcpc/default.script
 mkdir -p /etc/dropbear
 dropbear -R -E -p 22
 echo "quantix-guest: ready $(cat /run/address 2>/dev/null)"
+# A guest named fill-disk-*: writes 48 MiB to its disk, for a test of a pool that runs out of room
+# (QEMU pauses the guest until there is room; the write then ends).
+case "$(hostname)" in
+  fill-disk*) dd if=/dev/zero of=/dev/vda bs=1M seek=256 count=48 2>/dev/null && sync && echo 'quantix-guest: wrote 48 MiB to its disk' ;;
+esac
 while true; do sleep 3600; done
 SCRIPT
 chmod 755 "$root/init"

@@ -14,7 +14,7 @@
  * it in about 30 s. Nothing about networks or addresses differs between the two.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -41,6 +41,8 @@ describe('VMs people can reach (real processes, a guest that boots)', { timeout:
   let imageId = '';
   let privateKey = '';
   let publicKey = '';
+  /** A tmpfs too small for what a guest writes: a pool that runs out of room. */
+  let smallPool = '';
 
   const api = apiCaller(() => cpUrl, API_TOKEN);
 
@@ -106,6 +108,8 @@ describe('VMs people can reach (real processes, a guest that boots)', { timeout:
       {
         QUANTIX_DATABASE_URL: (testDb.config as { connectionString: string }).connectionString,
         QUANTIX_API_TOKEN: API_TOKEN,
+        // VM records checked against libvirt every 2 s: the full pool's pause shows soon.
+        QUANTIX_VM_STATE_SECONDS: '2',
       },
     );
     const server = cp;
@@ -170,6 +174,7 @@ describe('VMs people can reach (real processes, a guest that boots)', { timeout:
     }
     await stopProcess(daemon);
     await stopProcess(cp);
+    if (smallPool) await run('umount', ['-l', smallPool]).catch(() => undefined);
     await mirror?.close();
     await testDb?.dispose();
     if (work) await rm(work, { recursive: true, force: true });
@@ -314,5 +319,56 @@ describe('VMs people can reach (real processes, a guest that boots)', { timeout:
     expect((await api('POST', `/vms/${vm.id}/start`)).body.state).toBe('running');
     expect(await virsh('dumpxml', VM_NAME)).toContain(`<mac address='${mac}'/>`);
     expect((await api('GET', `/vms/${vm.id}`)).body.nics[0].mac).toBe(mac);
+  });
+
+  it('shows a VM paused because its pool is full, says why, and lets it run on once there is room', async () => {
+    smallPool = join(work, 'small');
+    await mkdir(smallPool);
+    // Room for the 13 MiB guest image, the VM's overlay and seed, and a few MiB more: not for
+    // the 48 MiB the guest writes.
+    await run('mount', ['-t', 'tmpfs', '-o', 'size=24m,mode=0755', 'quantix-full-pool', smallPool]);
+    await api('POST', '/pools', {
+      id: 'net-small',
+      name: 'a pool that fills up',
+      type: 'local',
+      config: { path: smallPool },
+      contentTypes: ['images'],
+      nodeIds: [NODE],
+    });
+    await waitFor(
+      async () => (await api('GET', '/pools/net-small')).body.nodeStates?.[0]?.status === 'active',
+      'the small pool to be active',
+      60_000,
+    );
+    const image = (await api('POST', '/images/download', { catalogId: 'e2e-guest', poolId: 'net-small' })).body;
+    await waitFor(async () => (await api('GET', `/images/${image.id}`)).body.phase === 'ready', 'the image', 120_000);
+
+    const name = `fill-disk-${process.pid}`;
+    const created = await api('POST', '/vms', { name, nodeId: NODE, imageId: image.id, memoryMiB: 192, diskGiB: 1 });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const vmId = created.body.id as string;
+    // The guest boots (TCG: about 30 s), writes, and QEMU pauses it when the overlay cannot grow.
+    await waitFor(
+      async () => (await api('GET', `/vms/${vmId}`)).body.state === 'paused',
+      'the VM to be paused on its full pool',
+      300_000,
+    );
+    expect((await virsh('domstate', '--reason', name)).trim()).toBe('paused (I/O error)');
+    const paused = (await api('GET', `/vms/${vmId}`)).body;
+    expect(paused.error).toContain('a disk could not be written (is its pool full?)');
+
+    // Room is made; starting the VM lets the guest run on, and its write ends.
+    await run('mount', ['-o', 'remount,size=256m', smallPool]);
+    const started = await api('POST', `/vms/${vmId}/start`);
+    expect(started).toMatchObject({ status: 200, body: { state: 'running', error: null } });
+    const serialLog = `/var/log/libvirt/qemu/${name}-serial0.log`;
+    await waitFor(
+      async () =>
+        (await readFile(serialLog, 'utf8').catch(() => '')).includes('quantix-guest: wrote 48 MiB to its disk'),
+      "the guest's write to end",
+      120_000,
+    );
+    expect((await api('GET', `/vms/${vmId}`)).body).toMatchObject({ state: 'running', error: null });
+    expect((await api('DELETE', `/vms/${vmId}`)).status).toBe(204);
   });
 });

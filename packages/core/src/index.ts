@@ -23,9 +23,11 @@ export {
   CONSOLE_TYPES,
   type ConsoleStream,
   type ConsoleType,
+  DOMAIN_STATE_REASONS,
   DOMAIN_STATES,
   type DomainInfo,
   type DomainState,
+  type DomainStateReason,
   type HostInfo,
   type Hypervisor,
 } from './contracts/hypervisor.js';

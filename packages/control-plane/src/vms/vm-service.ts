@@ -1,5 +1,6 @@
 import {
   type DomainState,
+  type DomainStateReason,
   ErrorCode,
   type EventBus,
   generateMac,
@@ -35,6 +36,15 @@ const STATE_OF_DOMAIN: Partial<Record<DomainState, Vm['state']>> = {
   shutdown: 'running', // still shutting down
   shutoff: 'stopped',
   crashed: 'error',
+};
+
+/** What a VM's record says when the hypervisor says why its domain is in its state. */
+const WHY: Record<DomainStateReason, string> = {
+  ioerror:
+    'paused by QEMU: a disk could not be written (is its pool full?); make room, then start the VM to let it run on',
+  watchdog: 'paused by its watchdog: the guest stopped answering it',
+  crashed: 'the guest crashed and was powered off',
+  panicked: "the guest's kernel panicked",
 };
 
 const DEFAULT_STOP_TIMEOUT_SECONDS = 60;
@@ -357,7 +367,7 @@ export class VmService {
       [...byNode].map(async ([nodeId, vms]) => {
         for (let i = 0; i < vms.length; i += PROTOCOL_LIMITS.vmsPerRequest) {
           const chunk = vms.slice(i, i + PROTOCOL_LIMITS.vmsPerRequest);
-          let states: { name: string; state: DomainState | null }[];
+          let states: { name: string; state: DomainState | null; reason?: DomainStateReason | undefined }[];
           try {
             ({ states } = await hub.request(
               nodeId,
@@ -370,11 +380,13 @@ export class VmService {
             }
             return;
           }
-          const stateOf = new Map(states.map((item) => [item.name, item.state]));
+          const stateOf = new Map(states.map((item) => [item.name, item]));
           for (const vm of chunk) {
-            // A name the answer leaves out says nothing (only null says "no such domain").
-            if (!stateOf.has(vm.name)) continue;
-            const updated = await this.syncState(vm, stateOf.get(vm.name) ?? null);
+            const domain = stateOf.get(vm.name);
+            // A name the answer leaves out says nothing (only a null state says "no such domain").
+            if (!domain) continue;
+            const { state, reason } = domain;
+            const updated = await this.syncState(vm, state === null ? null : { state, reason });
             if (updated) changed.push(updated);
           }
         }
@@ -384,16 +396,28 @@ export class VmService {
   }
 
   /** One VM's record brought to its domain's state (null: the node has no such domain); the record if it changed. */
-  private async syncState(vm: Vm, domain: DomainState | null): Promise<Vm | null> {
+  private async syncState(
+    vm: Vm,
+    domain: { state: DomainState; reason?: DomainStateReason | undefined } | null,
+  ): Promise<Vm | null> {
     const { logger } = this.options;
-    const to = domain === null ? 'error' : STATE_OF_DOMAIN[domain];
-    // A state with no VM state of its own (unknown, no state) says nothing; an error stays until the domain says more.
-    if (to === undefined || to === vm.state) return null;
+    const to = domain === null ? 'error' : STATE_OF_DOMAIN[domain.state];
+    // A state with no VM state of its own (unknown, no state) says nothing.
+    if (to === undefined) return null;
+    const why = domain?.reason ? WHY[domain.reason] : undefined;
+    // Same state: nothing to write, unless the hypervisor says why and the record does not say so
+    // yet (an error recorded before stays until the domain says more).
+    if (to === vm.state && (why === undefined || why === vm.error)) return null;
     const error =
-      domain === null ? `node ${vm.nodeId} has no domain named ${vm.name}: it was removed outside Quantix` : null;
+      domain === null
+        ? `node ${vm.nodeId} has no domain named ${vm.name}: it was removed outside Quantix`
+        : (why ?? null);
     try {
       const updated = await this.record(vm, to, { error, expectedVersion: vm.version });
-      logger.info({ vmId: vm.id, name: vm.name, from: vm.state, to }, 'VM state taken from its node');
+      logger.info(
+        { vmId: vm.id, name: vm.name, from: vm.state, to, reason: domain?.reason },
+        'VM state taken from its node',
+      );
       return updated;
     } catch (error) {
       if (isQuantixError(error, ErrorCode.VERSION_CONFLICT) || isQuantixError(error, ErrorCode.NOT_FOUND)) return null;

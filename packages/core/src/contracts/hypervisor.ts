@@ -13,6 +13,14 @@ export const DOMAIN_STATES = [
 ] as const;
 export type DomainState = (typeof DOMAIN_STATES)[number];
 
+/**
+ * Why a domain is in its state, where that is something to act on (libvirt's state reasons):
+ * paused by QEMU because a disk could not be written (its pool full, say) or by a watchdog;
+ * shut off because it crashed; crashed because its guest panicked.
+ */
+export const DOMAIN_STATE_REASONS = ['ioerror', 'watchdog', 'crashed', 'panicked'] as const;
+export type DomainStateReason = (typeof DOMAIN_STATE_REASONS)[number];
+
 /** The consoles a VM can have: its first serial port, and its graphical display over VNC. */
 export const CONSOLE_TYPES = ['serial', 'vnc'] as const;
 export type ConsoleType = (typeof CONSOLE_TYPES)[number];
@@ -32,6 +40,8 @@ export interface DomainInfo {
   name: string;
   uuid: string;
   state: DomainState;
+  /** Why, where it is one of DOMAIN_STATE_REASONS (else absent). */
+  reason?: DomainStateReason;
 }
 
 /** What the host can give VMs at most. */

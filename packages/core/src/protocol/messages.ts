@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { IMAGE_IMPORT_TARGETS } from '../contracts/converter.js';
-import { CONSOLE_TYPES, DOMAIN_STATES } from '../contracts/hypervisor.js';
+import { CONSOLE_TYPES, DOMAIN_STATE_REASONS, DOMAIN_STATES } from '../contracts/hypervisor.js';
 import {
   CHECKSUM_ALGORITHMS,
   FIRMWARE_KINDS,
@@ -392,12 +392,22 @@ export const NODE_OPERATIONS = {
   /**
    * The states of many domains at once, in the order asked; null for a name the node has no
    * domain of. What the control plane checks its records of VMs against (a guest that powered
-   * itself off, a domain stopped, started or removed outside Quantix).
+   * itself off, a domain stopped, started or removed outside Quantix), with why where that is
+   * something to act on (a guest QEMU paused because its disk could not be written).
    */
   'vm.states': {
     request: z.object({ names: z.array(name).max(PROTOCOL_LIMITS.vmsPerRequest) }),
     result: z.object({
-      states: z.array(z.object({ name, state: domainState.nullable() })).max(PROTOCOL_LIMITS.vmsPerRequest),
+      states: z
+        .array(
+          z.object({
+            name,
+            state: domainState.nullable(),
+            // A reason a later version names reads as none here, not as a broken answer.
+            reason: z.enum(DOMAIN_STATE_REASONS).optional().catch(undefined),
+          }),
+        )
+        .max(PROTOCOL_LIMITS.vmsPerRequest),
     }),
   },
   /**

@@ -703,8 +703,13 @@ export class NodeAgent {
     }),
     'vm.states': async (request) => {
       // One listing of every domain (two virsh calls), however many are asked about.
-      const domains = new Map((await this.hypervisor().list()).map((domain) => [domain.name, domain.state]));
-      return { states: request.names.map((name) => ({ name, state: domains.get(name) ?? null })) };
+      const domains = new Map((await this.hypervisor().list()).map((domain) => [domain.name, domain]));
+      return {
+        states: request.names.map((name) => {
+          const domain = domains.get(name);
+          return { name, state: domain?.state ?? null, ...(domain?.reason ? { reason: domain.reason } : {}) };
+        }),
+      };
     },
     'console.open': async (request) => {
       await this.relayConsole(request);

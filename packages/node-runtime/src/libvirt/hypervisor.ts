@@ -5,6 +5,7 @@ import {
   type ConsoleType,
   type DomainInfo,
   type DomainState,
+  type DomainStateReason,
   ErrorCode,
   type HostInfo,
   type HostNetwork,
@@ -81,6 +82,16 @@ const STATE_NUMBERS: DomainState[] = [
   'crashed',
   'pmsuspended',
 ];
+
+/**
+ * virDomain*Reason numbers (`state.reason` of `virsh domstats --state`) worth telling, per state:
+ * VIR_DOMAIN_PAUSED_IOERROR 5 and _WATCHDOG 6, VIR_DOMAIN_SHUTOFF_CRASHED 3, VIR_DOMAIN_CRASHED_PANICKED 1.
+ */
+const REASON_NUMBERS: Partial<Record<DomainState, Record<number, DomainStateReason>>> = {
+  paused: { 5: 'ioerror', 6: 'watchdog' },
+  shutoff: { 3: 'crashed' },
+  crashed: { 1: 'panicked' },
+};
 
 /** States in which a domain's disks are in use by a QEMU process. */
 export const ACTIVE_STATES: readonly DomainState[] = ['running', 'blocked', 'paused', 'shutdown', 'pmsuspended'];
@@ -293,7 +304,8 @@ export class LibvirtHypervisor implements Hypervisor {
         // "<uuid> <name>": the UUID has a fixed length, the name may contain spaces.
         const uuid = line.slice(0, 36);
         const name = line.slice(37);
-        return { name, uuid, state: states.get(name) ?? 'unknown' };
+        const stated = states.get(name);
+        return { name, uuid, state: stated?.state ?? 'unknown', ...(stated?.reason ? { reason: stated.reason } : {}) };
       });
   }
 
@@ -493,18 +505,24 @@ function storageOf(info: ReturnType<typeof parseDomainXml>): string[] {
   return info.disks.filter((d) => d.device === 'disk' && !d.readOnly && d.path).map((d) => d.path as string);
 }
 
-/** `virsh domstats --state` → name → state. */
-export function parseDomstatsStates(output: string): Map<string, DomainState> {
-  const states = new Map<string, DomainState>();
-  let current: string | null = null;
+/** `virsh domstats --state` → name → state, and why where that is one of DOMAIN_STATE_REASONS. */
+export function parseDomstatsStates(
+  output: string,
+): Map<string, { state: DomainState; reason?: DomainStateReason | undefined }> {
+  const states = new Map<string, { state: DomainState; reason?: DomainStateReason | undefined }>();
+  let current: { state: DomainState; reason?: DomainStateReason | undefined } | undefined;
   for (const line of output.split('\n')) {
     const domain = /^Domain: '(.*)'$/.exec(line);
     if (domain) {
-      current = domain[1] ?? null;
+      current = { state: 'unknown' };
+      states.set(domain[1] ?? '', current);
       continue;
     }
-    const state = /^\s+state\.state=(\d+)$/.exec(line);
-    if (state && current !== null) states.set(current, STATE_NUMBERS[Number(state[1])] ?? 'unknown');
+    const field = /^\s+state\.(state|reason)=(\d+)$/.exec(line);
+    if (!field || !current) continue;
+    // domstats prints state before reason.
+    if (field[1] === 'state') current.state = STATE_NUMBERS[Number(field[2])] ?? 'unknown';
+    else current.reason = REASON_NUMBERS[current.state]?.[Number(field[2])];
   }
   return states;
 }
