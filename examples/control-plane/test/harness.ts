@@ -40,6 +40,8 @@ export interface StartSystemOptions {
   mirrorBytesPerSecond?: number;
   /** Data MiB written into each qcow2 (default 3). */
   imageMiB?: number;
+  /** How often VM records are checked against libvirt (the control plane's default when left out). */
+  vmStateSeconds?: number;
 }
 
 /** Installs and starts what the system needs (libvirtd, image tools) through the project's script. */
@@ -91,6 +93,7 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Tes
       entry('e2e-tiny-later', 'Tiny Linux (to download)', 'tiny-later.qcow2'),
     ],
     allowSourceAddresses: ['127.0.0.1'],
+    ...(options.vmStateSeconds !== undefined ? { vmStateSeconds: options.vmStateSeconds } : {}),
     log: () => {},
   });
   const api = apiCaller(() => system.url, system.apiToken);

@@ -86,7 +86,8 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
   beforeAll(async () => {
     // Imported here: a harness that cannot start fails these tests, not the scripted ones below.
     const { startSystem } = await import('./harness.js');
-    system = await startSystem({ mirrorBytesPerSecond: 512 * 1024 });
+    // VM records follow libvirt within a second: a VM paused behind Quantix's back shows at once.
+    system = await startSystem({ mirrorBytesPerSecond: 512 * 1024, vmStateSeconds: 1 });
     const { entries } = (await system.api('GET', '/catalog')).body as { entries: { id: string; name: string }[] };
     names.ready = entries.find((e) => e.id === system.catalog.readyId)?.name ?? '';
     names.later = entries.find((e) => e.id === system.catalog.notDownloadedId)?.name ?? '';
@@ -244,6 +245,41 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
       'the reboot to be answered',
     );
     expect(await rowText(page, 'VMs', vmName)).toContain('Running');
+
+    // Paused behind Quantix's back (as QEMU pauses a guest whose disk cannot be written): the row
+    // says Paused and offers Resume, which lets it run on, and Power off.
+    const domstate = () =>
+      execFileSync('virsh', ['-c', 'qemu:///system', 'domstate', vmName], { encoding: 'utf8' }).trim();
+    execFileSync('virsh', ['-c', 'qemu:///system', 'suspend', vmName]);
+    await until(
+      () => rowText(page, 'VMs', vmName),
+      (t) => t.includes('Paused'),
+      `${vmName} paused`,
+      30_000,
+    );
+    await page.getByRole('button', { name: `Resume ${vmName}` }).click();
+    await until(
+      () => rowText(page, 'VMs', vmName),
+      (t) => t.includes('Running'),
+      `${vmName} resumed`,
+      30_000,
+    );
+    expect(domstate()).toBe('running');
+    execFileSync('virsh', ['-c', 'qemu:///system', 'suspend', vmName]);
+    await until(
+      () => rowText(page, 'VMs', vmName),
+      (t) => t.includes('Paused'),
+      `${vmName} paused again`,
+      30_000,
+    );
+    await page.getByRole('button', { name: `Power off ${vmName}` }).click();
+    await until(
+      () => rowText(page, 'VMs', vmName),
+      (t) => t.includes('Stopped'),
+      `${vmName} powered off`,
+      30_000,
+    );
+    expect(domstate()).toBe('shut off');
 
     await page.getByRole('button', { name: `Delete ${vmName}` }).click();
     // The confirmation says what goes with the VM and what stays.

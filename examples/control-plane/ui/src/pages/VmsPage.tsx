@@ -102,16 +102,30 @@ function VmActions({ vm, onChange }: { vm: VmRow; onChange: () => void }) {
     return action.run(work);
   };
   const transient = vm.state === 'creating' || vm.state === 'deleting';
+  // A paused guest (paused outside Quantix, or by QEMU when its disk could not be written) runs
+  // on when started; it cannot shut itself down, so it is powered off instead.
+  const paused = vm.state === 'paused';
+  const start = paused ? 'Resume' : 'Start';
   return (
     <>
       {vm.state !== 'running' && (
         <button
           type="button"
           disabled={busy !== null || transient}
-          aria-label={`Start ${vm.name}`}
+          aria-label={`${start} ${vm.name}`}
           onClick={() => act('start', () => client.request('startVm', { params: { id } }))}
         >
-          {busy === 'start' ? 'Starting…' : 'Start'}
+          {busy === 'start' ? (paused ? 'Resuming…' : 'Starting…') : start}
+        </button>
+      )}
+      {paused && (
+        <button
+          type="button"
+          disabled={busy !== null}
+          aria-label={`Power off ${vm.name}`}
+          onClick={() => act('power off', () => client.request('stopVm', { params: { id }, body: { force: true } }))}
+        >
+          {busy === 'power off' ? 'Powering off…' : 'Power off'}
         </button>
       )}
       {vm.state === 'running' && (
