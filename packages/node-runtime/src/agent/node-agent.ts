@@ -686,12 +686,20 @@ export class NodeAgent {
       }
       return this.powerAction(request.name, 'running', () => hypervisor.start({ name: request.name }));
     },
-    'vm.stop': (request) =>
-      this.powerAction(request.name, 'shutoff', () =>
-        request.force
-          ? this.hypervisor().destroy({ name: request.name })
-          : this.hypervisor().shutdown({ name: request.name }),
-      ),
+    'vm.stop': async (request) => {
+      const hypervisor = this.hypervisor();
+      // An ACPI shutdown would wait, unseen, until the guest runs again (and stop it then).
+      if (!request.force && (await hypervisor.state({ name: request.name })) === 'paused') {
+        throw new QuantixError(
+          NodeRuntimeErrorCode.INVALID_STATE,
+          `Domain '${request.name}' is paused: its guest cannot shut itself down; start it to let it run on, or stop it with force to power it off`,
+          { details: { name: request.name, state: 'paused' } },
+        );
+      }
+      return this.powerAction(request.name, 'shutoff', () =>
+        request.force ? hypervisor.destroy({ name: request.name }) : hypervisor.shutdown({ name: request.name }),
+      );
+    },
     'vm.reboot': async (request) => {
       await this.hypervisor().reboot({ name: request.name });
       return { name: request.name, state: await this.hypervisor().state({ name: request.name }) };
