@@ -62,6 +62,30 @@ describe('VMs people can reach (real processes, a guest that boots)', { timeout:
 
   const virsh = async (...args: string[]) => (await run('virsh', ['-c', 'qemu:///system', ...args])).stdout;
 
+  /** A local pool of the node at `config.path`, active, with the guest image downloaded into it: the image's id. */
+  const guestImageInNewPool = async (poolId: string, config: { path: string; create?: boolean }): Promise<string> => {
+    await api('POST', '/pools', {
+      id: poolId,
+      name: poolId,
+      type: 'local',
+      config,
+      contentTypes: ['images'],
+      nodeIds: [NODE],
+    });
+    await waitFor(
+      async () => (await api('GET', `/pools/${poolId}`)).body.nodeStates?.[0]?.status === 'active',
+      `pool ${poolId} to be active`,
+      60_000,
+    );
+    const image = (await api('POST', '/images/download', { catalogId: 'e2e-guest', poolId })).body;
+    await waitFor(
+      async () => (await api('GET', `/images/${image.id}`)).body.phase === 'ready',
+      `the guest image in ${poolId}`,
+      120_000,
+    );
+    return image.id as string;
+  };
+
   beforeAll(async () => {
     await run('bash', [join(repoRoot, 'scripts/services.sh'), 'postgres', 'libvirt'], { timeout: 900_000 });
     requireTools({ program: 'ssh', debianPackage: 'openssh-client' });
@@ -145,26 +169,7 @@ describe('VMs people can reach (real processes, a guest that boots)', { timeout:
     );
     await waitFor(async () => (await api('GET', `/nodes/${NODE}`)).body?.connected === true, 'the node', 60_000);
 
-    await api('POST', '/pools', {
-      id: 'net-local',
-      name: 'network test pool',
-      type: 'local',
-      config: { path: join(work, 'pool'), create: true },
-      contentTypes: ['images'],
-      nodeIds: [NODE],
-    });
-    await waitFor(
-      async () => (await api('GET', '/pools/net-local')).body.nodeStates?.[0]?.status === 'active',
-      'the pool to be active',
-      60_000,
-    );
-    const image = (await api('POST', '/images/download', { catalogId: 'e2e-guest', poolId: 'net-local' })).body;
-    imageId = image.id;
-    await waitFor(
-      async () => (await api('GET', `/images/${imageId}`)).body.phase === 'ready',
-      'the guest image',
-      120_000,
-    );
+    imageId = await guestImageInNewPool('net-local', { path: join(work, 'pool'), create: true });
   }, 900_000);
 
   afterAll(async () => {
@@ -327,24 +332,16 @@ describe('VMs people can reach (real processes, a guest that boots)', { timeout:
     // Room for the 13 MiB guest image, the VM's overlay and seed, and a few MiB more: not for
     // the 48 MiB the guest writes.
     await run('mount', ['-t', 'tmpfs', '-o', 'size=24m,mode=0755', 'quantix-full-pool', smallPool]);
-    await api('POST', '/pools', {
-      id: 'net-small',
-      name: 'a pool that fills up',
-      type: 'local',
-      config: { path: smallPool },
-      contentTypes: ['images'],
-      nodeIds: [NODE],
-    });
-    await waitFor(
-      async () => (await api('GET', '/pools/net-small')).body.nodeStates?.[0]?.status === 'active',
-      'the small pool to be active',
-      60_000,
-    );
-    const image = (await api('POST', '/images/download', { catalogId: 'e2e-guest', poolId: 'net-small' })).body;
-    await waitFor(async () => (await api('GET', `/images/${image.id}`)).body.phase === 'ready', 'the image', 120_000);
+    const smallImageId = await guestImageInNewPool('net-small', { path: smallPool });
 
     const name = `fill-disk-${process.pid}`;
-    const created = await api('POST', '/vms', { name, nodeId: NODE, imageId: image.id, memoryMiB: 192, diskGiB: 1 });
+    const created = await api('POST', '/vms', {
+      name,
+      nodeId: NODE,
+      imageId: smallImageId,
+      memoryMiB: 192,
+      diskGiB: 1,
+    });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     const vmId = created.body.id as string;
     // The guest boots (TCG: about 30 s), writes, and QEMU pauses it when the overlay cannot grow.
