@@ -286,6 +286,27 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
     await refused([], { QUANTIX_RESCAN_SECONDS: '-5' }, /QUANTIX_RESCAN_SECONDS "-5" is not valid/);
   });
 
+  it('takes --virt-type for up’s local node, as quantix-node does, and refuses a type it does not know', async () => {
+    const dataDir = join(work, 'virt-type');
+    const wrong = up(dataDir, '--virt-type', 'xen');
+    // A usage error (exit 2), naming the choices, before anything is opened.
+    expect(await exitOf(wrong, 30_000)).toBe(2);
+    expect(wrong.output.join('')).toMatch(
+      /option '--virt-type <type>' argument 'xen' is invalid\. Allowed choices are kvm, qemu, auto/,
+    );
+    expect(existsSync(dataDir)).toBe(false);
+    const fromEnv = startProcess(
+      [QUANTIX, 'up', '--data-dir', dataDir, '--libvirt', 'none'],
+      { QUANTIX_VIRT_TYPE: 'xen' },
+      work,
+    );
+    running.push(fromEnv);
+    expect(await exitOf(fromEnv, 30_000)).toBe(2);
+    expect(fromEnv.output.join('')).toMatch(
+      /'--virt-type <type>' value 'xen' from env 'QUANTIX_VIRT_TYPE' is invalid\. Allowed choices are kvm, qemu, auto/,
+    );
+  });
+
   it('imports an osinfo-db release archive that nodes on the host then identify with', async () => {
     const dataHome = join(work, 'xdg');
     const release = join(work, 'release');

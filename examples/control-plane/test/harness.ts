@@ -14,6 +14,7 @@ import { newToken, tokenDigest } from '@quantix/control-plane';
 import type { Quantix } from '@quantix/core';
 import { waitFor as waitUntil } from '@quantix/core/testing';
 import { startNodeDaemon } from '@quantix/example-node-daemon';
+import type { VirtType } from '@quantix/example-node-daemon/options';
 import { type ImageServer, makeQcow2, sha256Sums, startImageServer } from '@quantix/images-cloud/testing';
 import { pino } from 'pino';
 import { LOCAL_NODE_ID, LOCAL_POOL_ID, startAllInOne } from '../src/cli/up.js';
@@ -42,6 +43,8 @@ export interface StartSystemOptions {
   imageMiB?: number;
   /** How often VM records are checked against libvirt (the control plane's default when left out). */
   vmStateSeconds?: number;
+  /** How the local node's VMs run (`quantix up --virt-type`; default auto). */
+  virtType?: VirtType;
 }
 
 /** Installs and starts what the system needs (libvirtd, image tools) through the project's script. */
@@ -94,6 +97,7 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Tes
     ],
     allowSourceAddresses: ['127.0.0.1'],
     ...(options.vmStateSeconds !== undefined ? { vmStateSeconds: options.vmStateSeconds } : {}),
+    ...(options.virtType !== undefined ? { virtType: options.virtType } : {}),
     log: () => {},
   });
   const api = apiCaller(() => system.url, system.apiToken);

@@ -87,7 +87,8 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
     // Imported here: a harness that cannot start fails these tests, not the scripted ones below.
     const { startSystem } = await import('./harness.js');
     // VM records follow libvirt within a second: a VM paused behind Quantix's back shows at once.
-    system = await startSystem({ mirrorBytesPerSecond: 512 * 1024, vmStateSeconds: 1 });
+    // Its VMs run under TCG (`up --virt-type qemu`): they hold no OS, so nothing else changes.
+    system = await startSystem({ mirrorBytesPerSecond: 512 * 1024, vmStateSeconds: 1, virtType: 'qemu' });
     const { entries } = (await system.api('GET', '/catalog')).body as { entries: { id: string; name: string }[] };
     names.ready = entries.find((e) => e.id === system.catalog.readyId)?.name ?? '';
     names.later = entries.find((e) => e.id === system.catalog.notDownloadedId)?.name ?? '';
@@ -233,9 +234,9 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
     expect(execFileSync('virsh', ['-c', 'qemu:///system', 'domstate', vmName], { encoding: 'utf8' }).trim()).toBe(
       'running',
     );
-    expect(execFileSync('virsh', ['-c', 'qemu:///system', 'dumpxml', vmName], { encoding: 'utf8' })).toContain(
-      "<source network='default'",
-    );
+    const xml = execFileSync('virsh', ['-c', 'qemu:///system', 'dumpxml', vmName], { encoding: 'utf8' });
+    expect(xml).toContain("<source network='default'");
+    expect(xml).toMatch(/^<domain type='qemu'/);
 
     // Reboot: an ACPI reboot of the running domain; the VM stays Running and nothing fails.
     await page.getByRole('button', { name: `Reboot ${vmName}` }).click();

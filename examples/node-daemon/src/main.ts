@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createLogger, defaultLogFormat, logDestination } from '@quantix/core';
 import { Command, Option } from 'commander';
 import { poolRootsOption, startNodeDaemon } from './node.js';
+import { type VirtType, virtTypeOption } from './options.js';
 
 const program = new Command('quantix-node')
   .description('Quantix node daemon: connects to the control plane and runs this node’s pools, downloads and VMs')
@@ -30,15 +31,7 @@ const program = new Command('quantix-node')
   .addOption(new Option('--token-file <file>', 'read this node’s token (from `quantix nodes add`) from this file'))
   .addOption(new Option('--hostname <name>', 'name reported to the control plane'))
   .addOption(new Option('--libvirt <uri>', 'libvirt URI, or "none"').default('qemu:///system'))
-  .addOption(
-    new Option(
-      '--virt-type <type>',
-      'how VMs run: kvm, qemu (TCG emulation: slower, but boots guests a nested KVM cannot run), or auto (kvm when libvirt offers it)',
-    )
-      .choices(['kvm', 'qemu', 'auto'])
-      .env('QUANTIX_VIRT_TYPE')
-      .default('auto'),
-  )
+  .addOption(virtTypeOption())
   .addOption(new Option('--allow-source <address...>', 'private/loopback addresses downloads may come from (mirrors)'))
   .addOption(new Option('--mount-table <file>', 'read this file instead of /proc/self/mountinfo'))
   .addOption(
@@ -74,7 +67,7 @@ program.action(
     tokenFile?: string;
     hostname?: string;
     libvirt: string;
-    virtType: 'kvm' | 'qemu' | 'auto';
+    virtType: VirtType;
     allowSource?: string[];
     mountTable?: string;
     poolRecheckInterval: string;

@@ -9,6 +9,7 @@ import { createStorageNfsPlugin } from '@quantix/storage-nfs';
 import type { Logger } from 'pino';
 import { ControlPlaneConnection } from './connection.js';
 import { type Endpoint, parseControlPlaneUrls } from './endpoints.js';
+import type { VirtType } from './options.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -24,7 +25,7 @@ export interface NodeDaemonOptions {
   /** libvirt URI for VMs; null runs the node without VMs (pools, scans and downloads only). */
   libvirtUri?: string | null;
   /** kvm, qemu (TCG) or auto (kvm when libvirt offers it; the default). */
-  virtType?: 'kvm' | 'qemu' | 'auto';
+  virtType?: VirtType;
   /** Extra download sources allowed although they are private/loopback addresses (a local mirror). */
   allowSourceAddresses?: readonly string[];
   /** Where NFS pools without a configured mount point are mounted. */

@@ -1,3 +1,4 @@
+import { type VirtType, virtTypeOption } from '@quantix/example-node-daemon/options';
 import { Command, Option } from 'commander';
 import { apiCommands, reportError, warnArgvSecret } from './commands.js';
 
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
       `${POOL_ROOT_HELP}; <data-dir>/pools always, default also /var/lib/quantix and /srv`,
       collect,
     )
+    .addOption(virtTypeOption())
     .addOption(rescanSecondsOption())
     .addOption(vmStateSecondsOption())
     .addOption(logFormatOption())
@@ -55,6 +57,7 @@ export function buildProgram(): Command {
           host: string;
           port: string;
           libvirt: string;
+          virtType: VirtType;
           catalog?: string;
           poolRoot?: string[];
           logFormat?: 'json' | 'pretty';
@@ -67,6 +70,7 @@ export function buildProgram(): Command {
           host: options.host,
           port: Number(options.port),
           libvirtUri: options.libvirt,
+          virtType: options.virtType,
           catalogFile: options.catalog,
           poolRoots: options.poolRoot,
           logFormat: options.logFormat,

@@ -19,6 +19,7 @@ import {
   writeFileAtomic,
 } from '@quantix/core';
 import { poolRootsOption, startNodeDaemon } from '@quantix/example-node-daemon';
+import type { VirtType } from '@quantix/example-node-daemon/options';
 import { type CatalogEntryInput, createImagesCloudPlugin } from '@quantix/images-cloud';
 import { imagesIsoPlugin } from '@quantix/images-iso';
 import { createStorageLocalPlugin } from '@quantix/storage-local';
@@ -75,6 +76,8 @@ export interface AllInOneOptions {
   port: number;
   /** libvirt URI for the local node; null for none. */
   libvirtUri: string | null;
+  /** How the local node's VMs run (default 'auto': KVM when libvirt offers it). */
+  virtType?: VirtType;
   /** Extra catalog entries (tests point these at a local HTTP server). */
   entries?: readonly CatalogEntryInput[];
   /** Loopback/private addresses downloads may come from. */
@@ -163,6 +166,7 @@ export async function startAllInOne(options: AllInOneOptions) {
       nodeId: LOCAL_NODE_ID,
       token: nodeToken,
       libvirtUri: options.libvirtUri,
+      ...(options.virtType ? { virtType: options.virtType } : {}),
       ...(options.allowSourceAddresses ? { allowSourceAddresses: options.allowSourceAddresses } : {}),
       poolRoots: poolRoots.allowedRoots,
       protectedPaths: poolRoots.protectedPaths,
@@ -225,6 +229,8 @@ export async function runAllInOne(options: {
   host: string;
   port: number;
   libvirtUri: string;
+  /** `--virt-type` of the local node. */
+  virtType?: VirtType | undefined;
   catalogFile?: string | undefined;
   poolRoots?: readonly string[] | undefined;
   logFormat?: LogFormat | undefined;
@@ -243,6 +249,7 @@ export async function runAllInOne(options: {
     host: options.host,
     port: options.port,
     libvirtUri: options.libvirtUri === 'none' ? null : options.libvirtUri,
+    ...(options.virtType ? { virtType: options.virtType } : {}),
     ...(entries ? { entries } : {}),
     ...poolRootsOption(options.poolRoots, process.env.QUANTIX_POOL_ROOTS),
     ...(options.logFormat ? { logFormat: options.logFormat } : {}),
