@@ -301,6 +301,9 @@ describe('README, its marked blocks run against quantix up', { timeout: 300_000 
         expect(stdout).toMatch(
           /<libosinfo:libosinfo xmlns:libosinfo="http:\/\/libosinfo.org\/xmlns\/libvirt\/domain\/1.0">\s*<libosinfo:os id="http:\/\/ubuntu.com\/ubuntu\/24.04"\/>/,
         );
+        // Its one NIC is on libvirt's `default` NAT network, where the key given lets you in.
+        expect(vm.nics).toMatchObject([{ attachment: 'network', source: 'default' }]);
+        expect(stdout).toContain("<source network='default'");
       }
       if (filled[1] === 'show') {
         expect(result.output).toMatch(/VM web-01 \(\S+\) is running/);

@@ -636,7 +636,7 @@ export function apiCommands(
     .option('--ssh-key <key...>', 'authorized SSH keys for cloud images')
     .option(
       '--network <network>',
-      'a NIC on this network of the node: a libvirt network (default) or bridge:<name> (bridge:br0); repeat for more NICs, in order (see `nodes networks`)',
+      'a NIC on this network of the node: a libvirt network (`default`: its NAT) or bridge:<name> (bridge:br0); repeat for more NICs, in order (see `nodes networks`); none given, the VM has no NIC',
       (value: string, previous: string[] = []) => [...previous, value],
     )
     .action(
