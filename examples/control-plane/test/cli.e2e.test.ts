@@ -238,7 +238,7 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
     );
     const listed = startProcess([QUANTIX, '--token-file', tokenFile, 'nodes', 'list'], { QUANTIX_URL: url as string });
     expect(await exitOf(listed, 60_000)).toBe(0);
-    expect(listed.output.join('')).toMatch(/^hv-east\s+hv-east\s+connected\s+cp-east-1\s/m);
+    expect(listed.output.join('')).toMatch(/^hv-east\s+hv-east\s+connected\s+(just now|\d+ s ago)\s+cp-east-1\s/m);
     await stopProcess(node);
 
     await stopProcess(first);

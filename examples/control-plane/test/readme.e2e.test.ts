@@ -308,6 +308,9 @@ describe('README, its marked blocks run against quantix up', { timeout: 300_000 
       if (filled[1] === 'show') {
         expect(result.output).toMatch(/VM web-01 \(\S+\) is running/);
         expect(result.output).toContain(join(poolDir, 'vms/web-01/disk.qcow2'));
+        // Each table says what it lists: the disk, then the NIC on `default`.
+        expect(result.output).toMatch(/^DISK\s+SIZE\s+FORMAT\s+BUS\s+IMAGE ID$/m);
+        expect(result.output).toMatch(/^NIC NETWORK\s+MODEL\s+MAC\s+ADDRESSES\ndefault\s+virtio\s+52:54:00:/m);
       }
       if (filled[1] === 'delete') expect(result.output).toMatch(/Delete VM web-01 .*disk\.qcow2.*\[y\/N\]/s);
     }

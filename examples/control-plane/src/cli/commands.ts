@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline/promises';
 import type { QuantixClient, ResponseBody } from '@quantix/client';
 import { isQuantixError, parseNicReference } from '@quantix/core';
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { formatAgo } from '../../ui/src/format.js';
 import { ApiError, clientFor, resolveTarget } from './client.js';
 import { exportImageContent } from './export.js';
 import { formatBytes, renderProgress } from './progress.js';
@@ -221,8 +222,9 @@ export function apiCommands(
           'id',
           'hostname',
           'connectionState',
+          // When the node connected, or when it was last connected.
+          { key: 'lastSeenAt', heading: 'SINCE', show: (at) => formatAgo(String(at), Date.now()) },
           'replicaId',
-          { key: 'lastSeenAt', heading: 'LAST SEEN' },
           'agentVersion',
         ]),
       );
@@ -702,22 +704,26 @@ export function apiCommands(
           `node ${vm.nodeId}${vm.nodeConnected ? '' : ' (not connected)'}, ${vm.cpu} vCPU, ${vm.memoryMiB} MiB, ${vm.firmware}`,
           '',
           table(media(vm.disks), [
-            'path',
+            { key: 'path', heading: 'DISK' },
             { key: 'sizeGiB', heading: 'SIZE', show: unit('GiB') },
             'format',
             'bus',
             'imageId',
           ]),
-          ...((vm.cdroms as Row[]).length > 0 ? ['', table(media(vm.cdroms), ['path', 'imageId'])] : []),
+          ...((vm.cdroms as Row[]).length > 0
+            ? ['', table(media(vm.cdroms), [{ key: 'path', heading: 'CD-ROM' }, 'imageId'])]
+            : []),
           '',
-          table(
-            vm.nics.map((nic) => ({
-              ...nic,
-              network: nic.attachment === 'bridge' ? `bridge:${nic.source}` : nic.source,
-              addresses: addressText(addresses.filter((a) => a.mac === nic.mac)),
-            })),
-            ['network', 'model', 'mac', 'addresses'],
-          ),
+          vm.nics.length === 0
+            ? 'no NIC (the VM is on no network)'
+            : table(
+                vm.nics.map((nic) => ({
+                  ...nic,
+                  network: nic.attachment === 'bridge' ? `bridge:${nic.source}` : nic.source,
+                  addresses: addressText(addresses.filter((a) => a.mac === nic.mac)),
+                })),
+                [{ key: 'network', heading: 'NIC NETWORK' }, 'model', 'mac', 'addresses'],
+              ),
         ].join('\n'),
       );
     });
