@@ -7,6 +7,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -165,6 +166,20 @@ describe('resumable uploads (tus)', () => {
     // The state file is gone and so, once the node has the file, is the staged copy.
     expect(await readdir(stateDir)).toEqual([]);
     await waitFor(async () => (await stagedTusFiles()).length === 0, 'the staged copy to be removed');
+
+    // Deleting it asks first; a script that cannot answer must say --yes, and nothing goes meanwhile.
+    const imageId = listed.body.images[0].id as string;
+    const unasked = startProcess([QUANTIX, 'images', 'delete', imageId], env);
+    expect(await exitOf(unasked, 60_000)).toBe(2);
+    expect(unasked.output.join('')).toContain(
+      'not deleting image resumed.iso without confirmation: stdin is not a terminal; give --yes',
+    );
+    expect(existsSync(join(work, 'data', 'pools', 'local', 'resumed.iso'))).toBe(true);
+    const deleted = startProcess([QUANTIX, 'images', 'delete', imageId, '--yes'], env);
+    expect(await exitOf(deleted, 60_000), deleted.output.join('')).toBe(0);
+    expect(deleted.output.join('')).toContain(`deleted image resumed.iso (${imageId}) and its file`);
+    expect(existsSync(join(work, 'data', 'pools', 'local', 'resumed.iso'))).toBe(false);
+    expect((await api('GET', `/images/${imageId}`)).status).toBe(404);
   }, 180_000);
 
   it('refuses a finished upload whose bytes do not have the SHA-256 given (CHECKSUM_MISMATCH), keeping nothing', async () => {

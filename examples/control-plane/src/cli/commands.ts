@@ -550,10 +550,27 @@ export function apiCommands(
     });
   images
     .command('delete <imageId>')
-    .description('delete an image row and its file')
-    .action(async (imageId: string) => {
-      await client().request('deleteImage', { params: { id: imageId } });
-      out(`deleted image ${imageId}`);
+    .description('delete an image and its file, after confirmation (refused while a VM uses it)')
+    .option('--yes', 'do not ask for confirmation (required when stdin is not a terminal)')
+    .action(async (imageId: string, o: { yes?: boolean }) => {
+      const api = client();
+      const image = await api.request('getImage', { params: { id: imageId } });
+      if (!o.yes) {
+        if (!process.stdin.isTTY) {
+          throw new UsageError(
+            `not deleting image ${image.name} without confirmation: stdin is not a terminal; give --yes`,
+          );
+        }
+        const file = image.location ? `${image.location.poolId}:${image.location.relPath}` : 'no file';
+        const answer = await ask(`Delete image ${image.name} (${image.phase}) and its file (${file})? [y/N] `);
+        if (!/^y(es)?$/i.test(answer.trim())) {
+          process.stderr.write(`image ${image.name} was not deleted\n`);
+          process.exitCode = 1;
+          return;
+        }
+      }
+      await api.request('deleteImage', { params: { id: image.id } });
+      out(`deleted image ${image.name} (${image.id}) and its file`);
     });
 
   /** Follows a download (or retry) until ready or failed, progress on stderr; a failure throws. */
