@@ -368,4 +368,76 @@ describe('VMs people can reach (real processes, a guest that boots)', { timeout:
     expect((await api('GET', `/vms/${vmId}`)).body).toMatchObject({ state: 'running', error: null });
     expect((await api('DELETE', `/vms/${vmId}`)).status).toBe(204);
   });
+
+  it('ejects the installer ISO from a running VM made from it: the VM then boots from its disk, and the ISO can be deleted', async () => {
+    // An ISO pool with a bootable ISO in it (the test guest is a hybrid ISO), found by a rescan.
+    const isoDir = join(work, 'isos');
+    await api('POST', '/pools', {
+      id: 'net-isos',
+      name: 'net-isos',
+      type: 'local',
+      config: { path: isoDir, create: true },
+      contentTypes: ['iso'],
+      nodeIds: [NODE],
+    });
+    await waitFor(
+      async () => (await api('GET', '/pools/net-isos')).body.nodeStates?.[0]?.status === 'active',
+      'the ISO pool to be active',
+      60_000,
+    );
+    await writeFile(join(isoDir, 'installer.iso'), await readFile(await testGuestImage()));
+    expect((await api('POST', '/images/rescan', { poolId: 'net-isos' })).status).toBe(200);
+    let isoId = '';
+    await waitFor(
+      async () => {
+        const [iso] = (await api('GET', '/images?poolId=net-isos&kind=iso')).body.images as { id: string }[];
+        isoId = iso?.id ?? '';
+        return isoId !== '';
+      },
+      'the ISO to be listed',
+      60_000,
+    );
+
+    const name = `${VM_NAME}-inst`;
+    const created = await api('POST', '/vms', { name, nodeId: NODE, imageId: isoId, memoryMiB: 192, diskGiB: 1 });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const vmId = created.body.id as string;
+    expect(created.body).toMatchObject({ bootImageId: isoId, cdroms: [{ imageId: isoId, relPath: 'installer.iso' }] });
+    // It boots from its CD-ROM: the guest on the ISO runs (no seed: an ISO VM gets none).
+    const serialLog = `/var/log/libvirt/qemu/${name}-serial0.log`;
+    const serial = () => readFile(serialLog, 'utf8').catch(() => '');
+    await waitFor(
+      async () => (await serial()).includes('quantix-guest: no NoCloud seed found'),
+      'the ISO to boot',
+      180_000,
+    );
+    // While it is in the drive, the ISO cannot be deleted; the refusal says how to free it.
+    const refused = await api('DELETE', `/images/${isoId}`);
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.message).toContain('eject it from their CD-ROM drives');
+
+    const ejected = await cli('vms', 'eject', name);
+    expect(ejected, ejected.stderr).toMatchObject({ code: 0, stdout: `ejected installer.iso from VM ${name}\n` });
+    expect((await api('GET', `/vms/${vmId}`)).body).toMatchObject({ state: 'running', cdroms: [], bootImageId: null });
+    // The drive stays, empty, in the running domain and in its definition.
+    expect(await virsh('domblklist', name)).toMatch(/^\s*sd[a-z]+\s+-\s*$/m);
+    expect(await virsh('dumpxml', '--inactive', name)).not.toContain('installer.iso');
+    // Nothing left to eject: said so, no error.
+    expect((await cli('vms', 'eject', name)).stdout).toBe(`VM ${name} has no ISO in its CD-ROM drives\n`);
+
+    // Started again, it finds nothing to boot on the empty CD-ROM and its blank disk: the ISO is out.
+    expect((await api('POST', `/vms/${vmId}/stop`, { force: true })).body.state).toBe('stopped');
+    expect((await api('POST', `/vms/${vmId}/start`)).body.state).toBe('running');
+    await waitFor(
+      async () => (await serial()).includes('No bootable device'),
+      'the boot from the disk to fail',
+      120_000,
+    );
+    expect(await serial()).not.toContain('quantix-guest');
+
+    // Nothing uses the ISO now: it goes, its file too.
+    expect((await api('DELETE', `/images/${isoId}`)).status).toBe(204);
+    await expect(readFile(join(isoDir, 'installer.iso'))).rejects.toThrow(/ENOENT/);
+    expect((await api('DELETE', `/vms/${vmId}`)).status).toBe(204);
+  });
 });

@@ -13,6 +13,11 @@ export const ControlPlaneErrorCode = defineErrorCodes('@quantix/control-plane', 
     retryable: false,
     description: 'The Idempotency-Key was already used for a different request (another method, path or body).',
   },
+  VM_BUSY: {
+    status: 409,
+    retryable: true,
+    description: 'The VM is being created or deleted; change it once that has ended.',
+  },
   IDEMPOTENCY_KEY_IN_USE: {
     status: 409,
     retryable: true,

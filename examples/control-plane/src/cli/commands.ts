@@ -780,6 +780,22 @@ export function apiCommands(
       print(vm, () => `VM ${vm.name} is rebooting (${vm.state})`);
     });
   vms
+    .command('eject <vm>')
+    .description(
+      'take the ISOs out of a VM’s CD-ROM drives (id or name), running or stopped: it boots from its disk after, and the ISOs can be deleted',
+    )
+    .action(async (name: string) => {
+      const api = client();
+      const before = await showVm(api, name);
+      const vm = await api.request('ejectVmCdroms', { params: { id: before.id } });
+      const ejected = (before.cdroms as Row[]).map((cdrom) => String(cdrom.relPath));
+      print(vm, () =>
+        ejected.length === 0
+          ? `VM ${vm.name} has no ISO in its CD-ROM drives`
+          : `ejected ${ejected.join(', ')} from VM ${vm.name}`,
+      );
+    });
+  vms
     .command('delete <vm>')
     .description(
       'delete a VM (id or name) and the disks made for it (its overlay or disk and its cloud-init seed; never the image it was made from), after confirmation',

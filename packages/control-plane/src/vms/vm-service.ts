@@ -24,6 +24,7 @@ import {
 } from '@quantix/core';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { ControlPlaneErrorCode } from '../errors.js';
 import type { NodeHub } from '../hub/node-hub.js';
 import { pathOnNode } from '../images/available.js';
 import { checkVmImage, checkVmNetworks } from './preflight.js';
@@ -431,6 +432,42 @@ export class VmService {
     const vm = await repositories.vms.require(id);
     const result = await hub.request(vm.nodeId, { op: 'vm.reboot', name: vm.name }, { timeoutMs: 120_000 });
     return this.record(vm, STATE_OF_DOMAIN[result.state] ?? 'running');
+  }
+
+  /**
+   * Takes the VM's ISOs out of its CD-ROM drives (an installer's, once the OS is on the disk):
+   * on its node, live when it runs and in its definition; the drives stay, empty, so it boots from
+   * its disk. The record then lists no CD-ROM, and no longer boots from an ISO it held: the ISO
+   * can be deleted. A VM with none is left as it is. A VM being created or deleted is refused
+   * (VM_BUSY), as is a node of protocol 5 or older (UNSUPPORTED_OPERATION).
+   */
+  async eject(id: string): Promise<Vm> {
+    const { repositories, hub, logger } = this.options;
+    const vm = await repositories.vms.require(id);
+    if (vm.cdroms.length === 0) return vm;
+    if (vm.state === 'creating' || vm.state === 'deleting') {
+      throw new QuantixError(
+        ControlPlaneErrorCode.VM_BUSY,
+        `VM ${vm.name} is ${vm.state}; eject its CD-ROMs after that`,
+        {
+          details: { vmId: vm.id, state: vm.state },
+        },
+      );
+    }
+    await hub.requireConnected(vm.nodeId, `so the CD-ROMs of VM ${vm.name} cannot be ejected`, { vmId: vm.id });
+    const cdroms = vm.cdroms.map(({ poolId, relPath }) => ({ poolId, relPath }));
+    const result = await hub.request(vm.nodeId, { op: 'vm.eject', name: vm.name, cdroms }, { timeoutMs: 60_000 });
+    // The ISO it booted from is out (a disk made from its boot image would still be that image's).
+    const bootImageEjected =
+      vm.bootImageId !== null &&
+      vm.cdroms.some((cdrom) => cdrom.imageId === vm.bootImageId) &&
+      !vm.disks.some((disk) => disk.imageId === vm.bootImageId);
+    const updated = await repositories.vms.update(vm.id, {
+      cdroms: [],
+      ...(bootImageEjected ? { bootImageId: null } : {}),
+    });
+    logger.info({ vmId: vm.id, name: vm.name, drives: result.ejected }, 'VM CD-ROMs ejected');
+    return updated;
   }
 
   /** The VM by id, or else by name, with where its disks and CD-ROMs are on its node. */

@@ -59,4 +59,19 @@ describe('vmsUsingImage', () => {
     expect(vmsUsingImage(vms, { id: 'other', location: { poolId: 'local', relPath: 'vms/webby/x.iso' } })).toEqual([]);
     expect(vmsUsingImage(vms, { id: 'other', location: null })).toEqual([]);
   });
+
+  it('says which uses end when the VM ejects its CD-ROMs: an ISO in a drive, not a disk or a VM file', () => {
+    const ejectable = (image: { id: string; location: { poolId: string; relPath: string } }) =>
+      vmsUsingImage(vms, image).map((u) => [u.vm.name, u.ejectable]);
+    expect(ejectable({ id: 'iso-1', location: { poolId: 'local', relPath: 'debian.iso' } })).toEqual([
+      ['installer', true],
+      ['attached', true],
+    ]);
+    expect(ejectable({ id: 'cloud-1', location: { poolId: 'local', relPath: 'cloud/x.qcow2' } })).toEqual([
+      ['web', false],
+    ]);
+    expect(ejectable({ id: 'seed', location: { poolId: 'local', relPath: 'vms/web/seed.iso' } })).toEqual([
+      ['web', false],
+    ]);
+  });
 });

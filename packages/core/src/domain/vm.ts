@@ -65,35 +65,40 @@ export function isVmFileRelPath(relPath: string): boolean {
   return relPath === VM_FILES_DIRECTORY || relPath.startsWith(`${VM_FILES_DIRECTORY}/`);
 }
 
+const BOOTS_FROM = 'boots from it';
+const IN_A_CDROM = 'it is in a cdrom drive';
+
 /**
  * How each VM uses an image, if at all: it boots from it, a disk is made from it (the backing
  * file of a cloud image's overlay), a cdrom holds it, or the image's file is one of the VM's own
  * (its disk, its seed, anything in its `vms/<name>/` directory). Deleting such an image would
- * break the VM.
+ * break the VM. `ejectable`: every use ends when the VM's CD-ROMs are ejected.
  */
 export function vmsUsingImage(
   vms: readonly Vm[],
   image: { id: string; location: { poolId: string; relPath: string } | null },
-): { vm: Vm; uses: string[] }[] {
-  const found: { vm: Vm; uses: string[] }[] = [];
+): { vm: Vm; uses: string[]; ejectable: boolean }[] {
+  const found: { vm: Vm; uses: string[]; ejectable: boolean }[] = [];
   const at = image.location;
   const sameFile = (item: { poolId: string; relPath: string }) =>
     at !== null && item.poolId === at.poolId && item.relPath === at.relPath;
   for (const vm of vms) {
     const uses = new Set<string>();
-    if (vm.bootImageId === image.id) uses.add('boots from it');
+    if (vm.bootImageId === image.id) uses.add(BOOTS_FROM);
     for (const disk of vm.disks) {
       if (disk.imageId === image.id) uses.add('a disk is made from it');
       if (sameFile(disk)) uses.add('it is a disk');
     }
     for (const cdrom of vm.cdroms) {
-      if (cdrom.imageId === image.id || sameFile(cdrom)) uses.add('it is in a cdrom drive');
+      if (cdrom.imageId === image.id || sameFile(cdrom)) uses.add(IN_A_CDROM);
     }
     // The VM's own folder in every pool it keeps files in (its seed.iso is in no record).
     const ownFolder = vmFileRelPath(vm.name, '');
     const pools = new Set([...vm.disks, ...vm.cdroms].map((item) => item.poolId));
     if (at && pools.has(at.poolId) && at.relPath.startsWith(ownFolder)) uses.add("it is one of the VM's own files");
-    if (uses.size > 0) found.push({ vm, uses: [...uses] });
+    // Only in a CD-ROM drive (and booted from there): ejecting it ends every use.
+    const ejectable = uses.has(IN_A_CDROM) && [...uses].every((use) => use === IN_A_CDROM || use === BOOTS_FROM);
+    if (uses.size > 0) found.push({ vm, uses: [...uses], ejectable });
   }
   return found;
 }

@@ -36,9 +36,10 @@ export const PROTOCOL_VERSIONS = {
    * The newest: 2 adds version negotiation, typed operation results and checksumAlgorithm; 3 the
    * operations in OPERATION_SINCE_VERSION and delta scans (pool.scan `since`, scan.delta); 4 pools
    * in the hello (a reconnecting node says the pools it holds, and is not pushed them again); 5
-   * vm.states (the control plane keeps its records of VMs to what the hypervisor says).
+   * vm.states (the control plane keeps its records of VMs to what the hypervisor says); 6
+   * vm.eject (a VM's ISO taken out of its CD-ROM drive).
    */
-  max: 5,
+  max: 6,
 } as const;
 /** The version this release writes before a version was agreed (its hello), and prefers. */
 export const PROTOCOL_VERSION = PROTOCOL_VERSIONS.max;
@@ -87,6 +88,8 @@ export const PROTOCOL_LIMITS = {
   downloads: 256,
   /** VMs one vm.states request asks about. */
   vmsPerRequest: 2048,
+  /** CD-ROM drives of one VM (a domain's definition allows no more). */
+  cdroms: 8,
 } as const;
 
 /**
@@ -390,6 +393,15 @@ export const NODE_OPERATIONS = {
   },
   'vm.state': { request: z.object({ name }), result: z.object({ name, state: domainState }) },
   /**
+   * Empties the CD-ROM drives of a VM that hold these files of pools (each resolved by its pool's
+   * backend), live and in its definition: the drives stay, empty, and the VM boots from its disk.
+   * `ejected`: the drives emptied (none when no drive held them: ejected already).
+   */
+  'vm.eject': {
+    request: z.object({ name, cdroms: z.array(z.object({ poolId: id, relPath })).max(PROTOCOL_LIMITS.cdroms) }),
+    result: z.object({ name, ejected: z.array(short).max(PROTOCOL_LIMITS.cdroms) }),
+  },
+  /**
    * The states of many domains at once, in the order asked; null for a name the node has no
    * domain of. What the control plane checks its records of VMs against (a guest that powered
    * itself off, a domain stopped, started or removed outside Quantix), with why where that is
@@ -487,6 +499,7 @@ export const OPERATION_SINCE_VERSION: Partial<Record<keyof typeof NODE_OPERATION
   'file.export': 3,
   'file.copy': 3,
   'vm.states': 5,
+  'vm.eject': 6,
 };
 
 /** The version delta scans (pool.scan `since`, answered by scan.delta) need. */

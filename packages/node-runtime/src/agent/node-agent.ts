@@ -69,7 +69,7 @@ type Send = (message: NodeMessage) => void | Promise<void>;
 type ImageFormat = (typeof IMAGE_FORMATS)[number];
 
 /** The VM operations the agent needs beyond the Hypervisor contract (VmProvisioner has them). */
-export type VmLifecycle = Pick<VmProvisioner, 'createFromCloudImage' | 'createFromIso' | 'deleteVm'>;
+export type VmLifecycle = Pick<VmProvisioner, 'createFromCloudImage' | 'createFromIso' | 'deleteVm' | 'ejectCdroms'>;
 
 export interface NodeAgentOptions {
   nodeId: string;
@@ -705,6 +705,11 @@ export class NodeAgent {
       return { name: request.name, state: await this.hypervisor().state({ name: request.name }) };
     },
     'vm.delete': (request) => this.vms().deleteVm({ name: request.name }),
+    'vm.eject': async (request) => {
+      // Paths from the pools' backends, as for a VM's creation: never one the request spells out.
+      const paths = await Promise.all(request.cdroms.map((cdrom) => this.resolve(cdrom.poolId, cdrom.relPath)));
+      return { name: request.name, ...(await this.vms().ejectCdroms({ name: request.name, paths })) };
+    },
     'vm.state': async (request) => ({
       name: request.name,
       state: await this.hypervisor().state({ name: request.name }),

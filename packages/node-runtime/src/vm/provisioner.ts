@@ -248,6 +248,20 @@ export class VmProvisioner {
   }
 
   /**
+   * Empties the CD-ROM drives of the domain that hold one of `paths` (an installer's ISO, once
+   * the OS is on the disk), live when it runs and in its definition. The drives stay: the guest
+   * keeps its devices, and boots from its disk. The drives emptied; none when none held them.
+   */
+  async ejectCdroms({ name, paths }: { name: string; paths: readonly string[] }): Promise<{ ejected: string[] }> {
+    parseOrThrow(vmNameSchema, name, 'VM name');
+    const held = new Set(paths);
+    const { disks } = parseDomainXml(await this.hypervisor.dumpXml({ name }));
+    const drives = disks.filter((disk) => disk.device === 'cdrom' && disk.path !== null && held.has(disk.path));
+    for (const drive of drives) await this.hypervisor.ejectMedia({ name, target: drive.target });
+    return { ejected: drives.map((drive) => drive.target) };
+  }
+
+  /**
    * `checks` side by side with prepareFiles(`files`): what the checks found (called inside
    * withRollback, so that a failed check removes the directories made: it throws the check's
    * error), and the directories made. A file that exists already is thrown here, before anything

@@ -1,4 +1,4 @@
-import { createVmSchema, type VmService } from '@quantix/control-plane';
+import { ControlPlaneErrorCode, createVmSchema, type VmService } from '@quantix/control-plane';
 import {
   DISK_BUSES,
   ErrorCode,
@@ -272,6 +272,21 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
       },
     },
     async (request) => deps.vms.reboot(request.params.id),
+  );
+
+  api.post(
+    '/vms/:id/eject',
+    {
+      schema: {
+        tags: ['vms'],
+        operationId: 'ejectVmCdroms',
+        summary:
+          'Take the ISOs out of a VM’s CD-ROM drives (its installer, once the OS is on the disk), running or stopped: the drives stay, empty, and it boots from its disk; the ISOs can then be deleted',
+        params: idParams,
+        response: { 200: vmView, ...errorResponses(...ON_NODE_CODES, ControlPlaneErrorCode.VM_BUSY) },
+      },
+    },
+    async (request) => deps.vms.eject(request.params.id),
   );
 
   api.delete(
