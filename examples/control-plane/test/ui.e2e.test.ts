@@ -363,7 +363,7 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
     }
   }, 240_000);
 
-  it('uploads an ISO, which the node stores in its pool, lists it with its path, and deletes it', async () => {
+  it('uploads an ISO, which the node stores in its pool, lists it with its path; a VM made from it ejects it (Eject ISO); then deletes it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'quantix-ui-iso-'));
     try {
       writeFileSync(join(dir, 'README.TXT'), 'an ISO made for the UI test\n');
@@ -395,6 +395,44 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
       );
       expect(existsSync(stored)).toBe(true);
       await shot(page, 'real-images-uploaded-iso');
+
+      // A VM installs from it; once ejected there, the ISO is free to delete.
+      const { id: isoId, name: isoName } = (await system.api('GET', '/images?text=ui-test.iso')).body.images[0] as {
+        id: string;
+        name: string;
+      };
+      const vmName = `ui-iso-${Date.now().toString(36)}`;
+      const created = await system.api('POST', '/vms', {
+        name: vmName,
+        nodeId: system.nodeId,
+        imageId: isoId,
+        memoryMiB: 64,
+        diskGiB: 1,
+      });
+      expect(created.status, JSON.stringify(created.body)).toBe(201);
+      try {
+        const vms = await open('/vms', system.token);
+        const eject = vms.page.getByRole('button', { name: `Eject the ISO of ${vmName}` });
+        await eject.waitFor({ timeout: 30_000 });
+        // It boots from the ISO until then (the Boot image column).
+        expect(await rowText(vms.page, 'VMs', vmName)).toContain(isoName);
+        await eject.click();
+        await until(
+          () => eject.count(),
+          (n) => n === 0,
+          'the Eject ISO button gone',
+          30_000,
+        );
+        expect(await rowText(vms.page, 'VMs', vmName)).not.toContain(isoName);
+        expect((await system.api('GET', `/vms/${created.body.id}`)).body).toMatchObject({
+          state: 'running',
+          cdroms: [],
+          bootImageId: null,
+        });
+        expect(vms.problems).toEqual([]);
+      } finally {
+        await system.api('DELETE', `/vms/${created.body.id}`);
+      }
 
       await page.getByRole('button', { name: 'Delete ui-test.iso' }).click();
       await page.getByRole('button', { name: 'Confirm delete' }).click();

@@ -157,6 +157,18 @@ function VmActions({ vm, onChange }: { vm: VmRow; onChange: () => void }) {
           </Link>
         </>
       )}
+      {vm.cdroms.length > 0 && (
+        // An installer's ISO, once the OS is on the disk: the VM boots from its disk after.
+        <button
+          type="button"
+          disabled={busy !== null || transient}
+          aria-label={`Eject the ISO of ${vm.name}`}
+          title={`Take ${vm.cdroms.map((c) => c.relPath).join(', ')} out of its CD-ROM drive`}
+          onClick={() => act('eject', () => client.request('ejectVmCdroms', { params: { id } }))}
+        >
+          {busy === 'eject' ? 'Ejecting…' : 'Eject ISO'}
+        </button>
+      )}
       <DeleteButton
         name={vm.name}
         disabled={busy !== null || transient}
