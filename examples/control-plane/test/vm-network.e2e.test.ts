@@ -62,14 +62,18 @@ describe('VMs people can reach (real processes, a guest that boots)', { timeout:
 
   const virsh = async (...args: string[]) => (await run('virsh', ['-c', 'qemu:///system', ...args])).stdout;
 
-  /** A local pool of the node at `config.path`, active, with the guest image downloaded into it: the image's id. */
-  const guestImageInNewPool = async (poolId: string, config: { path: string; create?: boolean }): Promise<string> => {
+  /** A local pool of the node at `config.path`, for `content`, once it is active there. */
+  const poolOnNode = async (
+    poolId: string,
+    config: { path: string; create?: boolean },
+    content: 'images' | 'iso' = 'images',
+  ): Promise<void> => {
     await api('POST', '/pools', {
       id: poolId,
       name: poolId,
       type: 'local',
       config,
-      contentTypes: ['images'],
+      contentTypes: [content],
       nodeIds: [NODE],
     });
     await waitFor(
@@ -77,6 +81,11 @@ describe('VMs people can reach (real processes, a guest that boots)', { timeout:
       `pool ${poolId} to be active`,
       60_000,
     );
+  };
+
+  /** A local pool of the node at `config.path`, active, with the guest image downloaded into it: the image's id. */
+  const guestImageInNewPool = async (poolId: string, config: { path: string; create?: boolean }): Promise<string> => {
+    await poolOnNode(poolId, config);
     const image = (await api('POST', '/images/download', { catalogId: 'e2e-guest', poolId })).body;
     await waitFor(
       async () => (await api('GET', `/images/${image.id}`)).body.phase === 'ready',
@@ -372,19 +381,7 @@ describe('VMs people can reach (real processes, a guest that boots)', { timeout:
   it('ejects the installer ISO from a running VM made from it: the VM then boots from its disk, and the ISO can be deleted', async () => {
     // An ISO pool with a bootable ISO in it (the test guest is a hybrid ISO), found by a rescan.
     const isoDir = join(work, 'isos');
-    await api('POST', '/pools', {
-      id: 'net-isos',
-      name: 'net-isos',
-      type: 'local',
-      config: { path: isoDir, create: true },
-      contentTypes: ['iso'],
-      nodeIds: [NODE],
-    });
-    await waitFor(
-      async () => (await api('GET', '/pools/net-isos')).body.nodeStates?.[0]?.status === 'active',
-      'the ISO pool to be active',
-      60_000,
-    );
+    await poolOnNode('net-isos', { path: isoDir, create: true }, 'iso');
     await writeFile(join(isoDir, 'installer.iso'), await readFile(await testGuestImage()));
     expect((await api('POST', '/images/rescan', { poolId: 'net-isos' })).status).toBe(200);
     let isoId = '';
