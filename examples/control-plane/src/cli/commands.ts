@@ -555,20 +555,9 @@ export function apiCommands(
     .action(async (imageId: string, o: { yes?: boolean }) => {
       const api = client();
       const image = await api.request('getImage', { params: { id: imageId } });
-      if (!o.yes) {
-        if (!process.stdin.isTTY) {
-          throw new UsageError(
-            `not deleting image ${image.name} without confirmation: stdin is not a terminal; give --yes`,
-          );
-        }
-        const file = image.location ? `${image.location.poolId}:${image.location.relPath}` : 'no file';
-        const answer = await ask(`Delete image ${image.name} (${image.phase}) and its file (${file})? [y/N] `);
-        if (!/^y(es)?$/i.test(answer.trim())) {
-          process.stderr.write(`image ${image.name} was not deleted\n`);
-          process.exitCode = 1;
-          return;
-        }
-      }
+      const file = image.location ? `${image.location.poolId}:${image.location.relPath}` : 'no file';
+      const question = `Delete image ${image.name} (${image.phase}) and its file (${file})? [y/N] `;
+      if (!(await deletionConfirmed(o.yes, `image ${image.name}`, question))) return;
       await api.request('deleteImage', { params: { id: image.id } });
       out(`deleted image ${image.name} (${image.id}) and its file`);
     });
@@ -804,23 +793,27 @@ export function apiCommands(
     .action(async (name: string, o: { yes?: boolean }) => {
       const api = client();
       const vm = await showVm(api, name);
-      if (!o.yes) {
-        if (!process.stdin.isTTY) {
-          throw new UsageError(`not deleting VM ${vm.name} without confirmation: stdin is not a terminal; give --yes`);
-        }
-        const files = [...(vm.disks as Row[])].map((d) => d.path ?? `${d.poolId}:${d.relPath}`);
-        const answer = await ask(
-          `Delete VM ${vm.name} (${vm.state}) on ${vm.nodeId} and its disks (${files.join(', ') || 'none'})? [y/N] `,
-        );
-        if (!/^y(es)?$/i.test(answer.trim())) {
-          process.stderr.write(`VM ${vm.name} was not deleted\n`);
-          process.exitCode = 1;
-          return;
-        }
-      }
+      const files = [...(vm.disks as Row[])].map((d) => d.path ?? `${d.poolId}:${d.relPath}`);
+      const question = `Delete VM ${vm.name} (${vm.state}) on ${vm.nodeId} and its disks (${files.join(', ') || 'none'})? [y/N] `;
+      if (!(await deletionConfirmed(o.yes, `VM ${vm.name}`, question))) return;
       await api.request('deleteVm', { params: { id: vm.id } });
       out(`deleted VM ${vm.name} and its disks`);
     });
+}
+
+/**
+ * Whether to delete `what`: yes with `--yes`; else asked on the terminal (a usage error without
+ * one: a script must say --yes). No answer but yes: says so, exit code 1, and false.
+ */
+async function deletionConfirmed(yes: boolean | undefined, what: string, question: string): Promise<boolean> {
+  if (yes) return true;
+  if (!process.stdin.isTTY) {
+    throw new UsageError(`not deleting ${what} without confirmation: stdin is not a terminal; give --yes`);
+  }
+  if (/^y(es)?$/i.test((await ask(question)).trim())) return true;
+  process.stderr.write(`${what} was not deleted\n`);
+  process.exitCode = 1;
+  return false;
 }
 
 /** One line read from the terminal after a prompt on stderr. */
