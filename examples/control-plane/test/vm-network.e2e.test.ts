@@ -437,4 +437,47 @@ describe('VMs people can reach (real processes, a guest that boots)', { timeout:
     await expect(readFile(join(isoDir, 'installer.iso'))).rejects.toThrow(/ENOENT/);
     expect((await api('DELETE', `/vms/${vmId}`)).status).toBe(204);
   });
+
+  it('gives a stopped VM more vCPUs and memory, which it runs with once started; refused while it runs or beyond the node', async () => {
+    const name = `${VM_NAME}-size`;
+    const created = await api('POST', '/vms', { name, nodeId: NODE, imageId, cpu: 1, memoryMiB: 128, diskGiB: 1 });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const vmId = created.body.id as string;
+    // What libvirt says of the domain (the running one with --live, else its definition).
+    const dominfo = async () => {
+      const text = await virsh('dominfo', name);
+      const field = (label: string) => Number(new RegExp(`^${label}:\\s+(\\d+)`, 'm').exec(text)?.[1]);
+      return { cpus: field('CPU\\(s\\)'), maxKiB: field('Max memory') };
+    };
+
+    const running = await api('PATCH', `/vms/${vmId}`, { cpu: 2 });
+    expect(running.status).toBe(409);
+    expect(running.body.error).toMatchObject({ code: 'INVALID_STATE' });
+    expect(running.body.error.message).toMatch(/stop it before/);
+    expect(await dominfo()).toEqual({ cpus: 1, maxKiB: 128 * 1024 });
+
+    expect((await api('POST', `/vms/${vmId}/stop`, { force: true })).body.state).toBe('stopped');
+    const resized = await cli('vms', 'resize', name, '--cpu', '2', '--memory', '256');
+    expect(resized, resized.stderr).toMatchObject({
+      code: 0,
+      stdout: `VM ${name}: 1 → 2 vCPU, 128 → 256 MiB, from its next start\n`,
+    });
+    expect(await dominfo()).toEqual({ cpus: 2, maxKiB: 256 * 1024 });
+    expect((await api('GET', `/vms/${vmId}`)).body).toMatchObject({ cpu: 2, memoryMiB: 256, state: 'stopped' });
+
+    // More than the node has: refused before the node is asked; nothing changes.
+    const host = (await api('GET', `/nodes/${NODE}`)).body.capabilities.host as { memoryMiB: number };
+    const tooBig = await api('PATCH', `/vms/${vmId}`, { memoryMiB: host.memoryMiB + 1024 });
+    expect(tooBig.status).toBe(422);
+    expect(tooBig.body.error.code).toBe('INSUFFICIENT_CAPACITY');
+    expect((await api('PATCH', `/vms/${vmId}`, {})).status).toBe(400);
+    expect((await cli('vms', 'resize', name)).code).toBe(2);
+    expect(await dominfo()).toEqual({ cpus: 2, maxKiB: 256 * 1024 });
+
+    // Started, it runs with what it was given.
+    expect((await api('POST', `/vms/${vmId}/start`)).body.state).toBe('running');
+    expect((await virsh('vcpucount', '--domain', name, '--live', '--active')).trim()).toBe('2');
+    expect(await dominfo()).toEqual({ cpus: 2, maxKiB: 256 * 1024 });
+    expect((await api('DELETE', `/vms/${vmId}`)).status).toBe(204);
+  });
 });

@@ -580,7 +580,11 @@ export interface paths {
         delete: operations["deleteVm"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Give a stopped VM other vCPUs or memory (either or both), from its next start
+         * @description Set in its domain’s definition on its node, then in its record. 409 INVALID_STATE while it runs (stop it first), 422 INSUFFICIENT_CAPACITY beyond what its node has, 409 VM_BUSY while it is being created or deleted.
+         */
+        patch: operations["resizeVm"];
         trace?: never;
     };
     "/api/v1/vms/{id}/addresses": {
@@ -6125,6 +6129,212 @@ export interface operations {
             };
         };
     };
+    resizeVm: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description its vCPUs from its next start */
+                    cpu?: number;
+                    /** @description its memory from its next start */
+                    memoryMiB?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        name: string;
+                        nodeId: string;
+                        cpu: number;
+                        memoryMiB: number;
+                        /** @enum {string} */
+                        firmware: "bios" | "uefi" | "any";
+                        disks: {
+                            /** @description the image an overlay was made from; never removed with the VM */
+                            imageId: string | null;
+                            poolId: string;
+                            relPath: string;
+                            sizeGiB: number;
+                            /** @enum {string} */
+                            format: "qcow2" | "raw" | "iso" | "vmdk" | "vhdx";
+                            /** @enum {string} */
+                            bus: "virtio" | "sata" | "scsi" | "ide";
+                        }[];
+                        cdroms: {
+                            imageId: string | null;
+                            poolId: string;
+                            relPath: string;
+                        }[];
+                        /** @description its NICs in order (eth0 first): network or bridge, virtio, the MAC kept for its life */
+                        nics: ({
+                            /** @enum {string} */
+                            attachment: "network";
+                            source: string;
+                            /**
+                             * @default virtio
+                             * @enum {string}
+                             */
+                            model: "virtio";
+                            mac: string;
+                        } | {
+                            /** @enum {string} */
+                            attachment: "bridge";
+                            source: string;
+                            /**
+                             * @default virtio
+                             * @enum {string}
+                             */
+                            model: "virtio";
+                            mac: string;
+                        })[];
+                        bootImageId: string | null;
+                        /** @enum {string} */
+                        state: "creating" | "stopped" | "running" | "paused" | "error" | "deleting";
+                        error: string | null;
+                        labels: {
+                            [key: string]: string;
+                        };
+                        version: number;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INVALID_INPUT`: A record or argument failed validation; `details.issues` lists what and where.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `NOT_FOUND`: The record, file or domain asked for does not exist.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `VERSION_CONFLICT`: Optimistic concurrency: the record changed since the caller read it; read it again and retry.
+             *     - `NODE_NOT_CONNECTED`: The target node is not connected, so it cannot be asked to do anything.
+             *     - `INVALID_STATE`: The operation is not valid in the current state (starting a running domain, stopping a stopped one).
+             *     - `UNSUPPORTED_OPERATION`: A backend or node does not implement an optional operation (libvirt's VIR_ERR_NO_SUPPORT).
+             *     - `VM_BUSY`: The VM is being created or deleted; change it once that has ended.
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INSUFFICIENT_CAPACITY`: The node cannot give what was asked (memory, CPUs, disk); `details` has asked and available.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INTERNAL_ERROR`: Something failed that has no code of its own (a bug, an unexpected library error).
+             */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `HYPERVISOR_ERROR`: The hypervisor refused an operation for another reason; `details.stderr` has its words.
+             */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
+             *     - `NODE_BUSY`: A node sends more than the control plane takes from it at once; it should slow down.
+             *     - `REPLICA_UNAVAILABLE`: The node is held by another control-plane replica that did not take the request in time (dead, or cut off from the database); its nodes move to a live replica within its lease.
+             *     - `HYPERVISOR_UNAVAILABLE`: The hypervisor could not be reached (libvirtd down, wrong URI, virsh not installed).
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `COMMAND_TIMEOUT`: A command, or a request to a node, took too long.
+             */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     getVmAddresses: {
         parameters: {
             query?: never;
@@ -6938,6 +7148,7 @@ export interface operations {
              *     - `VERSION_CONFLICT`: Optimistic concurrency: the record changed since the caller read it; read it again and retry.
              *     - `NODE_NOT_CONNECTED`: The target node is not connected, so it cannot be asked to do anything.
              *     - `INVALID_STATE`: The operation is not valid in the current state (starting a running domain, stopping a stopped one).
+             *     - `UNSUPPORTED_OPERATION`: A backend or node does not implement an optional operation (libvirt's VIR_ERR_NO_SUPPORT).
              *     - `VM_BUSY`: The VM is being created or deleted; change it once that has ended.
              */
             409: {
@@ -8026,6 +8237,7 @@ export const operationRoutes = {
   checkVmName: { method: 'POST', path: '/api/v1/vms/name-check' },
   showVm: { method: 'GET', path: '/api/v1/vms/{id}' },
   deleteVm: { method: 'DELETE', path: '/api/v1/vms/{id}' },
+  resizeVm: { method: 'PATCH', path: '/api/v1/vms/{id}' },
   getVmAddresses: { method: 'GET', path: '/api/v1/vms/{id}/addresses' },
   startVm: { method: 'POST', path: '/api/v1/vms/{id}/start' },
   stopVm: { method: 'POST', path: '/api/v1/vms/{id}/stop' },

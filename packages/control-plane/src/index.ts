@@ -114,6 +114,8 @@ export { checkVmImage, type VmImageCheck } from './vms/preflight.js';
 export {
   type CreateVmInput,
   createVmSchema,
+  type ResizeVmInput,
+  resizeVmSchema,
   type VmDefaults,
   type VmDetail,
   type VmMediaOnNode,

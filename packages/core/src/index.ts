@@ -26,6 +26,7 @@ export {
   DOMAIN_STATE_REASONS,
   DOMAIN_STATES,
   type DomainInfo,
+  type DomainResources,
   type DomainState,
   type DomainStateReason,
   type HostInfo,

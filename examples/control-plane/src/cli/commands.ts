@@ -785,6 +785,28 @@ export function apiCommands(
       );
     });
   vms
+    .command('resize <vm>')
+    .description('give a stopped VM (id or name) other vCPUs or memory, from its next start; what is left out stays')
+    .option('--cpu <n>', 'vCPUs', wholeNumber)
+    .option('--memory <MiB>', 'memory in MiB', wholeNumber)
+    .action(async (name: string, o: { cpu?: string; memory?: string }) => {
+      if (o.cpu === undefined && o.memory === undefined) throw new UsageError('give --cpu, --memory or both');
+      const api = client();
+      const before = await showVm(api, name);
+      const vm = await api.request('resizeVm', {
+        params: { id: before.id },
+        body: {
+          ...(o.cpu === undefined ? {} : { cpu: Number(o.cpu) }),
+          ...(o.memory === undefined ? {} : { memoryMiB: Number(o.memory) }),
+        },
+      });
+      print(
+        vm,
+        () =>
+          `VM ${vm.name}: ${before.cpu} → ${vm.cpu} vCPU, ${before.memoryMiB} → ${vm.memoryMiB} MiB, from its next start`,
+      );
+    });
+  vms
     .command('delete <vm>')
     .description(
       'delete a VM (id or name) and the disks made for it (its overlay or disk and its cloud-init seed; never the image it was made from), after confirmation',

@@ -13,6 +13,7 @@ import {
   type OsDatabase,
   type OsResources,
   PROTOCOL_LIMITS,
+  parseOrThrow,
   QuantixError,
   type Repositories,
   type Vm,
@@ -84,18 +85,20 @@ export interface VmDefaults {
   os: OsResources | null;
 }
 
+/** The vCPUs and memory a VM can be given (created or resized). */
+const vmCpuSchema = z.number().int().min(1).max(256);
+const vmMemorySchema = z
+  .number()
+  .int()
+  .min(64)
+  .max(1024 * 1024);
+
 export const createVmSchema = z.strictObject({
   name: vmNameSchema,
   nodeId: z.string().min(1),
   imageId: z.string().min(1),
-  cpu: z.number().int().min(1).max(256).optional().describe('default: the OS’s recommended CPUs (osinfo-db), else 1'),
-  memoryMiB: z
-    .number()
-    .int()
-    .min(64)
-    .max(1024 * 1024)
-    .optional()
-    .describe('default: the OS’s recommended memory (osinfo-db), else 1024'),
+  cpu: vmCpuSchema.optional().describe('default: the OS’s recommended CPUs (osinfo-db), else 1'),
+  memoryMiB: vmMemorySchema.optional().describe('default: the OS’s recommended memory (osinfo-db), else 1024'),
   diskGiB: z
     .number()
     .int()
@@ -121,6 +124,15 @@ export const createVmSchema = z.strictObject({
 });
 export type CreateVmInput = z.input<typeof createVmSchema>;
 
+/** A stopped VM's new vCPUs and memory: either or both; what is left out stays. */
+export const resizeVmSchema = z
+  .strictObject({
+    cpu: vmCpuSchema.optional().describe('its vCPUs from its next start'),
+    memoryMiB: vmMemorySchema.optional().describe('its memory from its next start'),
+  })
+  .refine((asked) => asked.cpu !== undefined || asked.memoryMiB !== undefined, 'give cpu, memoryMiB or both');
+export type ResizeVmInput = z.input<typeof resizeVmSchema>;
+
 /** Whether the node said it can run VMs, and this one fits in its host (CPUs, memory). */
 function checkNodeCanRun(node: Node, request: { cpu: number; memoryMiB: number }): void {
   const capabilities = node.capabilities as { vms?: unknown; hypervisorProblem?: unknown; host?: unknown };
@@ -145,6 +157,15 @@ function checkNodeCanRun(node: Node, request: { cpu: number; memoryMiB: number }
       `Node ${node.id} has ${host.cpus} CPUs; a VM with ${request.cpu} cannot run there`,
       { details: { nodeId: node.id, asked, host } },
     );
+  }
+}
+
+/** A VM being created or deleted is changed by nothing else (VM_BUSY): `what` is the change refused. */
+function refuseBusy(vm: Vm, what: string): void {
+  if (vm.state === 'creating' || vm.state === 'deleting') {
+    throw new QuantixError(ControlPlaneErrorCode.VM_BUSY, `VM ${vm.name} is ${vm.state}; ${what} after that`, {
+      details: { vmId: vm.id, state: vm.state },
+    });
   }
 }
 
@@ -445,15 +466,7 @@ export class VmService {
     const { repositories, hub, logger } = this.options;
     const vm = await repositories.vms.require(id);
     if (vm.cdroms.length === 0) return vm;
-    if (vm.state === 'creating' || vm.state === 'deleting') {
-      throw new QuantixError(
-        ControlPlaneErrorCode.VM_BUSY,
-        `VM ${vm.name} is ${vm.state}; eject its CD-ROMs after that`,
-        {
-          details: { vmId: vm.id, state: vm.state },
-        },
-      );
-    }
+    refuseBusy(vm, 'eject its CD-ROMs');
     await hub.requireConnected(vm.nodeId, `so the CD-ROMs of VM ${vm.name} cannot be ejected`, { vmId: vm.id });
     const cdroms = vm.cdroms.map(({ poolId, relPath }) => ({ poolId, relPath }));
     const result = await hub.request(vm.nodeId, { op: 'vm.eject', name: vm.name, cdroms }, { timeoutMs: 60_000 });
@@ -467,6 +480,31 @@ export class VmService {
       ...(bootImageEjected ? { bootImageId: null } : {}),
     });
     logger.info({ vmId: vm.id, name: vm.name, drives: result.ejected }, 'VM CD-ROMs ejected');
+    return updated;
+  }
+
+  /**
+   * Gives a stopped VM other vCPUs or memory (either or both), from its next start: set in its
+   * domain's definition on its node, then in its record. Refused when its node could not run it
+   * (INSUFFICIENT_CAPACITY, as a creation is), while it runs (the node's INVALID_STATE: stop it
+   * first), while it is being created or deleted (VM_BUSY), and by a node of protocol 6 or older
+   * (UNSUPPORTED_OPERATION).
+   */
+  async resize(id: string, input: ResizeVmInput): Promise<Vm> {
+    const { repositories, hub, logger } = this.options;
+    const asked = parseOrThrow(resizeVmSchema, input, 'VM resize');
+    const vm = await repositories.vms.require(id);
+    refuseBusy(vm, 'resize it');
+    const wanted = { cpu: asked.cpu ?? vm.cpu, memoryMiB: asked.memoryMiB ?? vm.memoryMiB };
+    await hub.requireConnected(vm.nodeId, `so VM ${vm.name} cannot be resized`, { vmId: vm.id });
+    checkNodeCanRun(await repositories.nodes.require(vm.nodeId), wanted);
+    const result = await hub.request(vm.nodeId, { op: 'vm.resize', name: vm.name, ...asked }, { timeoutMs: 60_000 });
+    // What the node's definition says now, whatever the record said before.
+    const updated = await repositories.vms.update(vm.id, { cpu: result.cpu, memoryMiB: result.memoryMiB });
+    logger.info(
+      { vmId: vm.id, name: vm.name, from: { cpu: vm.cpu, memoryMiB: vm.memoryMiB }, to: wanted },
+      'VM resized',
+    );
     return updated;
   }
 

@@ -52,6 +52,12 @@ export interface HostInfo {
   memoryMiB: number;
 }
 
+/** A domain's vCPUs and memory, as its definition says. */
+export interface DomainResources {
+  cpu: number;
+  memoryMiB: number;
+}
+
 /** Drives one hypervisor host's domains (libvirt). Names are validated VM names. */
 export interface Hypervisor {
   /** The host's CPUs and memory: the control plane refuses a VM larger than its node before asking. */
@@ -76,6 +82,11 @@ export interface Hypervisor {
   dumpXml(options: { name: string }): Promise<string>;
   attachDisk(options: { name: string; sourcePath: string; target: string; format?: string }): Promise<void>;
   detachDisk(options: { name: string; target: string }): Promise<void>;
+  /**
+   * Sets a shut-off domain's vCPUs and memory in its definition (what is left out stays);
+   * INVALID_STATE while it runs or is paused. Returns what its definition then says.
+   */
+  setResources?(options: { name: string; cpu?: number; memoryMiB?: number }): Promise<DomainResources>;
   insertMedia(options: { name: string; target: string; sourcePath: string }): Promise<void>;
   ejectMedia(options: { name: string; target: string }): Promise<void>;
   /**

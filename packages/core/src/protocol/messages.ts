@@ -37,9 +37,10 @@ export const PROTOCOL_VERSIONS = {
    * operations in OPERATION_SINCE_VERSION and delta scans (pool.scan `since`, scan.delta); 4 pools
    * in the hello (a reconnecting node says the pools it holds, and is not pushed them again); 5
    * vm.states (the control plane keeps its records of VMs to what the hypervisor says); 6
-   * vm.eject (a VM's ISO taken out of its CD-ROM drive).
+   * vm.eject (a VM's ISO taken out of its CD-ROM drive); 7 vm.resize (a stopped VM's CPUs and
+   * memory).
    */
-  max: 6,
+  max: 7,
 } as const;
 /** The version this release writes before a version was agreed (its hello), and prefers. */
 export const PROTOCOL_VERSION = PROTOCOL_VERSIONS.max;
@@ -402,6 +403,23 @@ export const NODE_OPERATIONS = {
     result: z.object({ name, ejected: z.array(short).max(PROTOCOL_LIMITS.cdroms) }),
   },
   /**
+   * Sets a shut-off domain's vCPUs and memory in its definition (INVALID_STATE while it runs or
+   * is paused); they take effect at its next start. The answer: what its definition now says.
+   */
+  'vm.resize': {
+    request: z.object({
+      name,
+      cpu: z.number().int().min(1).max(1024).optional(),
+      memoryMiB: z
+        .number()
+        .int()
+        .min(16)
+        .max(16 * 1024 * 1024)
+        .optional(),
+    }),
+    result: z.object({ name, cpu: z.number().int(), memoryMiB: z.number().int() }),
+  },
+  /**
    * The states of many domains at once, in the order asked; null for a name the node has no
    * domain of. What the control plane checks its records of VMs against (a guest that powered
    * itself off, a domain stopped, started or removed outside Quantix), with why where that is
@@ -500,6 +518,7 @@ export const OPERATION_SINCE_VERSION: Partial<Record<keyof typeof NODE_OPERATION
   'file.copy': 3,
   'vm.states': 5,
   'vm.eject': 6,
+  'vm.resize': 7,
 };
 
 /** The version delta scans (pool.scan `since`, answered by scan.delta) need. */

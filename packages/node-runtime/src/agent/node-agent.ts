@@ -710,6 +710,14 @@ export class NodeAgent {
       const paths = await Promise.all(request.cdroms.map((cdrom) => this.resolve(cdrom.poolId, cdrom.relPath)));
       return { name: request.name, ...(await this.vms().ejectCdroms({ name: request.name, paths })) };
     },
+    'vm.resize': async (request) => {
+      const hypervisor = this.hypervisor();
+      if (!hypervisor.setResources) {
+        throw new QuantixError(ErrorCode.UNSUPPORTED_OPERATION, 'This hypervisor cannot change a VM’s CPUs or memory');
+      }
+      const { name, cpu, memoryMiB } = request;
+      return { name, ...(await hypervisor.setResources({ name, cpu, memoryMiB })) };
+    },
     'vm.state': async (request) => ({
       name: request.name,
       state: await this.hypervisor().state({ name: request.name }),

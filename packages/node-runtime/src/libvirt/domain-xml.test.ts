@@ -137,6 +137,19 @@ describe('parseDomainXml', () => {
     );
   });
 
+  it('reads vCPUs and memory as libvirt writes them back: current and maximum, in any unit', () => {
+    // As `virsh dumpxml` prints a domain given fewer vCPUs and less memory than its maximum.
+    const dumped = `<domain type='kvm'><name>web</name>
+      <memory unit='KiB'>1048576</memory><currentMemory unit='KiB'>524288</currentMemory>
+      <vcpu placement='static' current='2'>4</vcpu></domain>`;
+    expect(parseDomainXml(dumped).resources).toEqual({ cpu: 2, maxCpu: 4, memoryMiB: 512, maxMemoryMiB: 1024 });
+    // Quantix's own XML: MiB, no currentMemory, no current attribute (all of it, from the start).
+    const built = buildDomainXml({ name: 'web', memoryMiB: 768, vcpus: 3 });
+    expect(parseDomainXml(built).resources).toEqual({ cpu: 3, maxCpu: 3, memoryMiB: 768, maxMemoryMiB: 768 });
+    const gib = `<domain><name>big</name><memory unit='GiB'>2</memory><vcpu>1</vcpu></domain>`;
+    expect(parseDomainXml(gib).resources).toMatchObject({ memoryMiB: 2048, maxMemoryMiB: 2048 });
+  });
+
   it('reads where a running domain’s consoles are: its serial pty and log, and its VNC address', () => {
     // The live XML of a running domain, as `virsh dumpxml` prints it (libvirt fills in pty and port).
     const live = `<domain type='kvm' id='3'><name>web</name><devices>

@@ -323,6 +323,11 @@ export interface DomainXmlInfo {
   consoles: { serialPty: string | null; serialLog: string | null; vnc: { host: string; port: number } | null };
   /** The guest OS from the libosinfo metadata, when the domain has it. */
   osinfoId: string | null;
+  /**
+   * Its vCPUs and memory: `cpu`/`memoryMiB` what it runs with, `maxCpu`/`maxMemoryMiB` what its
+   * definition allows (libvirt refuses a current value above its maximum).
+   */
+  resources: { cpu: number; maxCpu: number; memoryMiB: number; maxMemoryMiB: number };
 }
 
 const parser = new XMLParser({
@@ -394,6 +399,52 @@ export function parseDomainXml(xml: string): DomainXmlInfo {
       vnc: vncOf(devices.graphics ?? []),
     },
     osinfoId: typeof osinfoOs?.['@id'] === 'string' ? osinfoOs['@id'] : null,
+    resources: resourcesOf(domain),
+  };
+}
+
+/** The text of an element the parser gave as a string, or as an object when it has attributes. */
+function textOf(node: unknown): string | undefined {
+  if (typeof node === 'string') return node;
+  const text = (node as XmlNode | undefined)?.['#text'];
+  return typeof text === 'string' ? text : undefined;
+}
+
+const BYTES_PER_UNIT: Record<string, number> = {
+  b: 1,
+  bytes: 1,
+  k: 1024,
+  kib: 1024,
+  kb: 1000,
+  m: 1024 ** 2,
+  mib: 1024 ** 2,
+  mb: 1000 ** 2,
+  g: 1024 ** 3,
+  gib: 1024 ** 3,
+  gb: 1000 ** 3,
+  t: 1024 ** 4,
+  tib: 1024 ** 4,
+  tb: 1000 ** 4,
+};
+
+/** A libvirt memory element (`<memory unit='KiB'>262144</memory>`, KiB when no unit) in MiB; 0 when absent. */
+function mebibytesOf(node: unknown): number {
+  const value = Number(textOf(node));
+  const unit = String((node as XmlNode | undefined)?.['@unit'] ?? 'KiB').toLowerCase();
+  const bytes = BYTES_PER_UNIT[unit];
+  return Number.isFinite(value) && bytes !== undefined ? Math.floor((value * bytes) / 1024 ** 2) : 0;
+}
+
+function resourcesOf(domain: XmlNode): DomainXmlInfo['resources'] {
+  const maxCpu = Number(textOf(domain.vcpu) ?? 0);
+  const current = Number((domain.vcpu as XmlNode | undefined)?.['@current']);
+  const maxMemoryMiB = mebibytesOf(domain.memory);
+  const currentMemory = domain.currentMemory === undefined ? maxMemoryMiB : mebibytesOf(domain.currentMemory);
+  return {
+    cpu: Number.isInteger(current) && current > 0 ? current : maxCpu,
+    maxCpu,
+    memoryMiB: currentMemory,
+    maxMemoryMiB,
   };
 }
 

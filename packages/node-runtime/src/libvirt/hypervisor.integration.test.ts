@@ -190,6 +190,39 @@ describe('LibvirtHypervisor over SSH on qemu:///system', () => {
     expect(existsSync(disk)).toBe(false);
   });
 
+  it('sets a stopped domain’s vCPUs and memory, growing and shrinking, and refuses while it runs', async () => {
+    const name = `${prefix}-resize`;
+    const { xml } = await tinyDomain(name);
+    await hypervisor.define({ xml });
+    // What libvirt itself says of the definition, not Quantix's reading of its XML.
+    const dominfo = async () => {
+      const { stdout } = await exec('virsh', ['--connect', LIBVIRT_URI, 'dominfo', '--domain', name]);
+      const field = (label: string) => new RegExp(`^${label}:\\s+(\\d+)`, 'm').exec(stdout)?.[1];
+      return {
+        cpus: Number(field('CPU\\(s\\)')),
+        maxKiB: Number(field('Max memory')),
+        usedKiB: Number(field('Used memory')),
+      };
+    };
+    expect(await dominfo()).toEqual({ cpus: 1, maxKiB: 64 * 1024, usedKiB: 64 * 1024 });
+
+    expect(await hypervisor.setResources({ name, cpu: 2, memoryMiB: 256 })).toEqual({ cpu: 2, memoryMiB: 256 });
+    expect(await dominfo()).toEqual({ cpus: 2, maxKiB: 256 * 1024, usedKiB: 256 * 1024 });
+    // Down again, and one of the two alone: the other stays.
+    expect(await hypervisor.setResources({ name, memoryMiB: 128 })).toEqual({ cpu: 2, memoryMiB: 128 });
+    expect(await hypervisor.setResources({ name, cpu: 1 })).toEqual({ cpu: 1, memoryMiB: 128 });
+    expect(await dominfo()).toEqual({ cpus: 1, maxKiB: 128 * 1024, usedKiB: 128 * 1024 });
+
+    await hypervisor.start({ name });
+    const running = await rejection(hypervisor.setResources({ name, cpu: 2 }));
+    expect(running.code).toBe(NodeRuntimeErrorCode.INVALID_STATE);
+    expect(running.message).toMatch(/stop it before/);
+    expect((await dominfo()).cpus).toBe(1);
+    expect((await rejection(hypervisor.setResources({ name, cpu: 0 }))).code).toBe(ErrorCode.INVALID_INPUT);
+    await hypervisor.destroy({ name });
+    await hypervisor.undefine({ name, removeStorage: true });
+  });
+
   it('maps libvirt errors to codes: NOT_FOUND, ALREADY_EXISTS, HYPERVISOR_UNAVAILABLE', async () => {
     const missing = await rejection(hypervisor.state({ name: `${prefix}-nosuch` }));
     expect(missing.code).toBe(ErrorCode.NOT_FOUND);

@@ -4,6 +4,7 @@ import {
   type ConsoleStream,
   type ConsoleType,
   type DomainInfo,
+  type DomainResources,
   type DomainState,
   type DomainStateReason,
   ErrorCode,
@@ -21,7 +22,7 @@ import {
 import { z } from 'zod';
 import { NodeRuntimeErrorCode } from '../errors.js';
 import { quoteArgv } from '../ssh/quote.js';
-import { hostPathSchema, parseDomainXml, serialLogPath } from './domain-xml.js';
+import { domainSpecSchema, hostPathSchema, parseDomainXml, serialLogPath } from './domain-xml.js';
 import { parseBridgesJson, parseDomifaddr, parseNetworkXml } from './networks.js';
 import { interactiveSpawner, VirshSession } from './virsh-session.js';
 
@@ -448,6 +449,47 @@ export class LibvirtHypervisor implements Hypervisor {
     await this.virsh(['change-media', '--domain', name, '--path', target, '--eject', ...scope], { name });
   }
 
+  /**
+   * Sets a shut-off domain's vCPUs and memory in its definition: current and maximum alike (a
+   * Quantix domain runs with all it is given). libvirt refuses a current value above the maximum,
+   * so each pair moves in the order that never crosses: the maximum first when growing, the
+   * current value first when shrinking.
+   */
+  async setResources(options: { name: string; cpu?: number; memoryMiB?: number }): Promise<DomainResources> {
+    const name = checkName(options.name);
+    const wanted = parseOrThrow(resourcesSchema, { vcpus: options.cpu, memoryMiB: options.memoryMiB }, 'resources');
+    const state = await this.state({ name });
+    if (state !== 'shutoff') {
+      throw new QuantixError(
+        NodeRuntimeErrorCode.INVALID_STATE,
+        `Domain '${name}' is ${state}; stop it before changing its CPUs or memory`,
+        { details: { name, state } },
+      );
+    }
+    const before = parseDomainXml(await this.dumpXml({ name })).resources;
+    if (wanted.vcpus !== undefined && (wanted.vcpus !== before.cpu || wanted.vcpus !== before.maxCpu)) {
+      const count = String(wanted.vcpus);
+      const maximum = ['setvcpus', '--domain', name, '--count', count, '--maximum', '--config'];
+      const current = ['setvcpus', '--domain', name, '--count', count, '--config'];
+      for (const args of wanted.vcpus > before.maxCpu ? [maximum, current] : [current, maximum]) {
+        await this.virsh(args, { name });
+      }
+    }
+    if (
+      wanted.memoryMiB !== undefined &&
+      (wanted.memoryMiB !== before.memoryMiB || wanted.memoryMiB !== before.maxMemoryMiB)
+    ) {
+      const kib = String(wanted.memoryMiB * 1024);
+      const maximum = ['setmaxmem', '--domain', name, '--size', kib, '--config'];
+      const current = ['setmem', '--domain', name, '--size', kib, '--config'];
+      for (const args of wanted.memoryMiB > before.maxMemoryMiB ? [maximum, current] : [current, maximum]) {
+        await this.virsh(args, { name });
+      }
+    }
+    const after = parseDomainXml(await this.dumpXml({ name })).resources;
+    return { cpu: after.cpu, memoryMiB: after.memoryMiB };
+  }
+
   /** 'kvm' when libvirt can run KVM domains on this host, else 'qemu' (TCG emulation). */
   async virtType(): Promise<'kvm' | 'qemu'> {
     try {
@@ -490,6 +532,9 @@ function vncArgv(vnc: { host: string; port: number } | null): string[] | null {
   if (family === 6) return ['socat', '-', `TCP6:[${vnc.host}]:${vnc.port}`];
   return null;
 }
+
+/** The bounds a domain's spec has. */
+const resourcesSchema = domainSpecSchema.pick({ vcpus: true, memoryMiB: true }).partial();
 
 function checkName(name: string): string {
   return parseOrThrow(vmNameSchema, name, 'domain name');

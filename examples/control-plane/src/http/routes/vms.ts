@@ -1,4 +1,4 @@
-import { ControlPlaneErrorCode, createVmSchema, type VmService } from '@quantix/control-plane';
+import { ControlPlaneErrorCode, createVmSchema, resizeVmSchema, type VmService } from '@quantix/control-plane';
 import {
   DISK_BUSES,
   ErrorCode,
@@ -283,10 +283,38 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
         summary:
           'Take the ISOs out of a VM’s CD-ROM drives (its installer, once the OS is on the disk), running or stopped: the drives stay, empty, and it boots from its disk; the ISOs can then be deleted',
         params: idParams,
-        response: { 200: vmView, ...errorResponses(...ON_NODE_CODES, ControlPlaneErrorCode.VM_BUSY) },
+        response: {
+          200: vmView,
+          ...errorResponses(...ON_NODE_CODES, ErrorCode.UNSUPPORTED_OPERATION, ControlPlaneErrorCode.VM_BUSY),
+        },
       },
     },
     async (request) => deps.vms.eject(request.params.id),
+  );
+
+  api.patch(
+    '/vms/:id',
+    {
+      schema: {
+        tags: ['vms'],
+        operationId: 'resizeVm',
+        summary: 'Give a stopped VM other vCPUs or memory (either or both), from its next start',
+        description:
+          'Set in its domain’s definition on its node, then in its record. 409 INVALID_STATE while it runs (stop it first), 422 INSUFFICIENT_CAPACITY beyond what its node has, 409 VM_BUSY while it is being created or deleted.',
+        params: idParams,
+        body: resizeVmSchema,
+        response: {
+          200: vmView,
+          ...errorResponses(
+            ...ON_NODE_CODES,
+            ErrorCode.INSUFFICIENT_CAPACITY,
+            ErrorCode.UNSUPPORTED_OPERATION,
+            ControlPlaneErrorCode.VM_BUSY,
+          ),
+        },
+      },
+    },
+    async (request) => deps.vms.resize(request.params.id, request.body),
   );
 
   api.delete(
