@@ -282,6 +282,34 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
     );
     expect(domstate()).toBe('shut off');
 
+    // Stopped, it can be resized: a bad figure is named beside its field, a good one is saved,
+    // shown in its row, and is what libvirt's definition of it says.
+    await page.getByRole('button', { name: `Resize ${vmName}` }).click();
+    const resize = page.getByRole('form', { name: `Resize ${vmName}` });
+    expect(await resize.getByLabel('vCPUs').inputValue()).toBe('1');
+    expect(await resize.getByLabel('Memory (MiB)').inputValue()).toBe('128');
+    await resize.getByLabel('vCPUs').fill('0');
+    await resize.getByRole('button', { name: 'Save' }).click();
+    await until(
+      () => description(resize.getByLabel('vCPUs')),
+      (text) => text !== '',
+      'the vCPUs field’s error',
+      30_000,
+    );
+    await resize.getByLabel('vCPUs').fill('2');
+    await resize.getByLabel('Memory (MiB)').fill('256');
+    await resize.getByRole('button', { name: 'Save' }).click();
+    await until(
+      () => rowText(page, 'VMs', vmName),
+      (t) => t.includes('2 256 MiB'),
+      `${vmName} resized`,
+      30_000,
+    );
+    expect(await resize.count()).toBe(0);
+    const dominfo = execFileSync('virsh', ['-c', 'qemu:///system', 'dominfo', vmName], { encoding: 'utf8' });
+    expect(dominfo).toMatch(/^CPU\(s\):\s+2$/m);
+    expect(dominfo).toMatch(/^Max memory:\s+262144 KiB$/m);
+
     await page.getByRole('button', { name: `Delete ${vmName}` }).click();
     // The confirmation says what goes with the VM and what stays.
     expect(await rowText(page, 'VMs', vmName)).toContain(

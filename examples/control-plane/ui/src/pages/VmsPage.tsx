@@ -1,6 +1,17 @@
 import { useState } from 'react';
 import { client } from '../api.js';
-import { Ago, Badge, DeleteButton, Empty, ErrorAlert, Link, LoadNote, TableHead, type Tone } from '../components.js';
+import {
+  Ago,
+  Badge,
+  DeleteButton,
+  Empty,
+  ErrorAlert,
+  Field,
+  Link,
+  LoadNote,
+  TableHead,
+  type Tone,
+} from '../components.js';
 import { formatBytes } from '../format.js';
 import { SAFETY_REFRESH_MS, useAction, useLocation, useNodeList, usePoll } from '../hooks.js';
 import { applyToVms } from '../live.js';
@@ -169,6 +180,7 @@ function VmActions({ vm, onChange }: { vm: VmRow; onChange: () => void }) {
           {busy === 'eject' ? 'Ejecting…' : 'Eject ISO'}
         </button>
       )}
+      {vm.state === 'stopped' && <ResizeButton vm={vm} disabled={busy !== null} onChange={onChange} />}
       <DeleteButton
         name={vm.name}
         disabled={busy !== null || transient}
@@ -178,5 +190,72 @@ function VmActions({ vm, onChange }: { vm: VmRow; onChange: () => void }) {
       />
       <ErrorAlert error={error} />
     </>
+  );
+}
+
+/** A stopped VM's vCPUs and memory, changed in a small form: they take effect at its next start. */
+function ResizeButton({ vm, disabled, onChange }: { vm: VmRow; disabled: boolean; onChange: () => void }) {
+  const [draft, setDraft] = useState<{ cpu: string; memoryMiB: string } | null>(null);
+  const action = useAction({ after: onChange });
+  if (draft === null) {
+    return (
+      <button
+        type="button"
+        disabled={disabled}
+        aria-label={`Resize ${vm.name}`}
+        onClick={() => setDraft({ cpu: String(vm.cpu), memoryMiB: String(vm.memoryMiB) })}
+      >
+        Resize
+      </button>
+    );
+  }
+  const save = async () => {
+    const resized = await action.run(() =>
+      client.request('resizeVm', {
+        params: { id: encodeURIComponent(vm.id) },
+        body: { cpu: Number(draft.cpu), memoryMiB: Number(draft.memoryMiB) },
+      }),
+    );
+    if (resized) setDraft(null);
+  };
+  return (
+    <form
+      className="inline-form"
+      aria-label={`Resize ${vm.name}`}
+      onSubmit={(e) => {
+        e.preventDefault();
+        void save();
+      }}
+    >
+      <Field label="vCPUs" error={action.fieldErrors.cpu}>
+        {(props) => (
+          <input
+            {...props}
+            inputMode="numeric"
+            size={4}
+            value={draft.cpu}
+            onChange={(e) => setDraft({ ...draft, cpu: e.target.value })}
+          />
+        )}
+      </Field>
+      <Field label="Memory (MiB)" error={action.fieldErrors.memoryMiB}>
+        {(props) => (
+          <input
+            {...props}
+            inputMode="numeric"
+            size={7}
+            value={draft.memoryMiB}
+            onChange={(e) => setDraft({ ...draft, memoryMiB: e.target.value })}
+          />
+        )}
+      </Field>
+      <button type="submit" className="primary" disabled={action.busy}>
+        {action.busy ? 'Saving…' : 'Save'}
+      </button>
+      <button type="button" onClick={() => setDraft(null)}>
+        Cancel
+      </button>
+      <ErrorAlert error={action.error} />
+    </form>
   );
 }
