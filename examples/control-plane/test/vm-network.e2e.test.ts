@@ -378,7 +378,7 @@ describe('VMs people can reach (real processes, a guest that boots)', { timeout:
     expect((await api('DELETE', `/vms/${vmId}`)).status).toBe(204);
   });
 
-  it('ejects the installer ISO from a running VM made from it: the VM then boots from its disk, and the ISO can be deleted', async () => {
+  it('ejects the installer ISO from a running VM made from it, inserts it again and ejects it: the VM then boots from its disk, and the ISO can be deleted', async () => {
     // An ISO pool with a bootable ISO in it (the test guest is a hybrid ISO), found by a rescan.
     const isoDir = join(work, 'isos');
     await poolOnNode('net-isos', { path: isoDir, create: true }, 'iso');
@@ -421,6 +421,17 @@ describe('VMs people can reach (real processes, a guest that boots)', { timeout:
     expect(await virsh('dumpxml', '--inactive', name)).not.toContain('installer.iso');
     // Nothing left to eject: said so, no error.
     expect((await cli('vms', 'eject', name)).stdout).toBe(`VM ${name} has no ISO in its CD-ROM drives\n`);
+
+    // Put back into the empty drive (a rescue boot, say): in use again, until ejected again.
+    const inserted = await cli('vms', 'insert', name, isoId);
+    expect(inserted, inserted.stderr).toMatchObject({ code: 0, stdout: `inserted installer.iso into VM ${name}\n` });
+    expect((await api('GET', `/vms/${vmId}`)).body.cdroms).toEqual([
+      { imageId: isoId, poolId: 'net-isos', relPath: 'installer.iso', path: join(isoDir, 'installer.iso') },
+    ]);
+    expect(await virsh('domblklist', name)).toContain(join(isoDir, 'installer.iso'));
+    expect((await api('DELETE', `/images/${isoId}`)).status).toBe(409);
+    expect((await cli('vms', 'eject', name)).code).toBe(0);
+    expect(await virsh('dumpxml', '--inactive', name)).not.toContain('installer.iso');
 
     // Started again, it finds nothing to boot on the empty CD-ROM and its blank disk: the ISO is out.
     expect((await api('POST', `/vms/${vmId}/stop`, { force: true })).body.state).toBe('stopped');
@@ -472,6 +483,10 @@ describe('VMs people can reach (real processes, a guest that boots)', { timeout:
     expect(tooBig.body.error.code).toBe('INSUFFICIENT_CAPACITY');
     expect((await api('PATCH', `/vms/${vmId}`, {})).status).toBe(400);
     expect((await cli('vms', 'resize', name)).code).toBe(2);
+    // Only an ISO goes into a CD-ROM drive.
+    const notIso = await api('POST', `/vms/${vmId}/insert`, { imageId });
+    expect(notIso.status).toBe(400);
+    expect(notIso.body.error.message).toMatch(/only an ISO goes into a CD-ROM drive/);
     expect(await dominfo()).toEqual({ cpus: 2, maxKiB: 256 * 1024 });
 
     // Started, it runs with what it was given.

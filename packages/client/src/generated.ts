@@ -678,6 +678,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/vms/{id}/insert": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Put a ready ISO into a VM’s empty CD-ROM drive (drivers, a rescue system, its installer again), running or stopped; it stays in use until ejected
+         * @description The ISO is checked as for a VM’s creation: ready, its pool active on the VM’s node, its file there. 409 INVALID_STATE when no drive is empty (a VM made from a cloud image holds its cloud-init seed in its only drive; an ISO VM holds its installer until ejected).
+         */
+        post: operations["insertVmCdrom"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/vms/{id}/console/tickets": {
         parameters: {
             query?: never;
@@ -7212,6 +7232,203 @@ export interface operations {
             };
         };
     };
+    insertVmCdrom: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description a ready ISO image */
+                    imageId: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        name: string;
+                        nodeId: string;
+                        cpu: number;
+                        memoryMiB: number;
+                        /** @enum {string} */
+                        firmware: "bios" | "uefi" | "any";
+                        disks: {
+                            /** @description the image an overlay was made from; never removed with the VM */
+                            imageId: string | null;
+                            poolId: string;
+                            relPath: string;
+                            sizeGiB: number;
+                            /** @enum {string} */
+                            format: "qcow2" | "raw" | "iso" | "vmdk" | "vhdx";
+                            /** @enum {string} */
+                            bus: "virtio" | "sata" | "scsi" | "ide";
+                        }[];
+                        cdroms: {
+                            imageId: string | null;
+                            poolId: string;
+                            relPath: string;
+                        }[];
+                        /** @description its NICs in order (eth0 first): network or bridge, virtio, the MAC kept for its life */
+                        nics: ({
+                            /** @enum {string} */
+                            attachment: "network";
+                            source: string;
+                            /**
+                             * @default virtio
+                             * @enum {string}
+                             */
+                            model: "virtio";
+                            mac: string;
+                        } | {
+                            /** @enum {string} */
+                            attachment: "bridge";
+                            source: string;
+                            /**
+                             * @default virtio
+                             * @enum {string}
+                             */
+                            model: "virtio";
+                            mac: string;
+                        })[];
+                        bootImageId: string | null;
+                        /** @enum {string} */
+                        state: "creating" | "stopped" | "running" | "paused" | "error" | "deleting";
+                        error: string | null;
+                        labels: {
+                            [key: string]: string;
+                        };
+                        version: number;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INVALID_INPUT`: A record or argument failed validation; `details.issues` lists what and where.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `NOT_FOUND`: The record, file or domain asked for does not exist.
+             *     - `IMAGE_NOT_FOUND`: The boot image does not exist.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `VERSION_CONFLICT`: Optimistic concurrency: the record changed since the caller read it; read it again and retry.
+             *     - `NODE_NOT_CONNECTED`: The target node is not connected, so it cannot be asked to do anything.
+             *     - `INVALID_STATE`: The operation is not valid in the current state (starting a running domain, stopping a stopped one).
+             *     - `IMAGE_NOT_READY`: The boot image exists but is not ready (pending, downloading, error, missing, …).
+             *     - `IMAGE_NO_LOCATION`: The boot image has no pool location, so no node can reach its file.
+             *     - `IMAGE_FILE_MISSING`: The image's file is not where its row says it is, on the target node.
+             *     - `POOL_NOT_ACTIVE_ON_NODE`: The image's pool is not active on the target node (not assigned, unmounted, unreachable).
+             *     - `UNSUPPORTED_OPERATION`: A backend or node does not implement an optional operation (libvirt's VIR_ERR_NO_SUPPORT).
+             *     - `VM_BUSY`: The VM is being created or deleted; change it once that has ended.
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INTERNAL_ERROR`: Something failed that has no code of its own (a bug, an unexpected library error).
+             */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `HYPERVISOR_ERROR`: The hypervisor refused an operation for another reason; `details.stderr` has its words.
+             */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
+             *     - `NODE_BUSY`: A node sends more than the control plane takes from it at once; it should slow down.
+             *     - `REPLICA_UNAVAILABLE`: The node is held by another control-plane replica that did not take the request in time (dead, or cut off from the database); its nodes move to a live replica within its lease.
+             *     - `HYPERVISOR_UNAVAILABLE`: The hypervisor could not be reached (libvirtd down, wrong URI, virsh not installed).
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `COMMAND_TIMEOUT`: A command, or a request to a node, took too long.
+             */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     createVmConsoleTicket: {
         parameters: {
             query?: never;
@@ -8243,6 +8460,7 @@ export const operationRoutes = {
   stopVm: { method: 'POST', path: '/api/v1/vms/{id}/stop' },
   rebootVm: { method: 'POST', path: '/api/v1/vms/{id}/reboot' },
   ejectVmCdroms: { method: 'POST', path: '/api/v1/vms/{id}/eject' },
+  insertVmCdrom: { method: 'POST', path: '/api/v1/vms/{id}/insert' },
   createVmConsoleTicket: { method: 'POST', path: '/api/v1/vms/{id}/console/tickets' },
   createEventTicket: { method: 'POST', path: '/api/v1/events/tickets' },
   createImageContentTicket: { method: 'POST', path: '/api/v1/images/{id}/content/tickets' },

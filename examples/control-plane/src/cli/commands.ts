@@ -785,6 +785,17 @@ export function apiCommands(
       );
     });
   vms
+    .command('insert <vm> <imageId>')
+    .description(
+      'put a ready ISO into a VM’s empty CD-ROM drive (id or name), running or stopped: drivers, a rescue system, its installer again; `vms eject` takes it out',
+    )
+    .action(async (name: string, imageId: string) => {
+      const api = client();
+      const vm = await api.request('insertVmCdrom', { params: { id: await vmIdOf(api, name) }, body: { imageId } });
+      const inserted = (vm.cdroms as Row[]).find((cdrom) => cdrom.imageId === imageId);
+      print(vm, () => `inserted ${String(inserted?.relPath ?? imageId)} into VM ${vm.name}`);
+    });
+  vms
     .command('resize <vm>')
     .description('give a stopped VM (id or name) other vCPUs or memory, from its next start; what is left out stays')
     .option('--cpu <n>', 'vCPUs', wholeNumber)

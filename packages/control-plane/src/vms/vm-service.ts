@@ -237,13 +237,7 @@ export class VmService {
       repositories,
       imageId: request.imageId,
       nodeId: request.nodeId,
-      fileExists: async () => {
-        const location = (await repositories.images.require(request.imageId)).location as NonNullable<
-          Image['location']
-        >;
-        const stat = await hub.request(request.nodeId, { op: 'file.stat', ...location }, { timeoutMs: 15_000 });
-        return stat.exists;
-      },
+      fileExists: () => this.imageFileOnNode(request.imageId, request.nodeId),
     });
     if (request.networks.length > 0) {
       checkVmNetworks({
@@ -506,6 +500,49 @@ export class VmService {
       'VM resized',
     );
     return updated;
+  }
+
+  /**
+   * Puts an ISO into the VM's empty CD-ROM drive (drivers, a rescue system, its installer again),
+   * running or stopped; the record lists it, so the ISO is in use until it is ejected. The ISO is
+   * checked as for a VM's creation (ready, its pool active on the VM's node, its file there);
+   * an image that is not an ISO is INVALID_INPUT. A VM with no empty drive (one made from a cloud
+   * image holds its cloud-init seed in its only drive) is refused by its node (INVALID_STATE).
+   * One that holds the ISO already is left as it is.
+   */
+  async insert(id: string, imageId: string): Promise<Vm> {
+    const { repositories, hub, logger } = this.options;
+    const vm = await repositories.vms.require(id);
+    if (vm.cdroms.some((cdrom) => cdrom.imageId === imageId)) return vm;
+    refuseBusy(vm, 'insert an ISO');
+    await hub.requireConnected(vm.nodeId, `so no ISO can be inserted into VM ${vm.name}`, { vmId: vm.id });
+    const { image } = await checkVmImage({
+      repositories,
+      imageId,
+      nodeId: vm.nodeId,
+      fileExists: () => this.imageFileOnNode(imageId, vm.nodeId),
+    });
+    if (image.kind !== 'iso') {
+      throw new QuantixError(
+        ErrorCode.INVALID_INPUT,
+        `Image ${image.name} is a ${image.kind} image; only an ISO goes into a CD-ROM drive`,
+        { details: { imageId, kind: image.kind } },
+      );
+    }
+    const cdrom = image.location as NonNullable<Image['location']>;
+    const result = await hub.request(vm.nodeId, { op: 'vm.insert', name: vm.name, cdrom }, { timeoutMs: 60_000 });
+    const updated = await repositories.vms.update(vm.id, { cdroms: [...vm.cdroms, { imageId: image.id, ...cdrom }] });
+    logger.info({ vmId: vm.id, name: vm.name, imageId, drive: result.target }, 'ISO inserted into a VM');
+    return updated;
+  }
+
+  /** Whether the file of an image (located) is on the node, asked of the node. */
+  private async imageFileOnNode(imageId: string, nodeId: string): Promise<boolean> {
+    const location = (await this.options.repositories.images.require(imageId)).location as NonNullable<
+      Image['location']
+    >;
+    const stat = await this.options.hub.request(nodeId, { op: 'file.stat', ...location }, { timeoutMs: 15_000 });
+    return stat.exists;
   }
 
   /** The VM by id, or else by name, with where its disks and CD-ROMs are on its node. */

@@ -38,7 +38,7 @@ export const PROTOCOL_VERSIONS = {
    * in the hello (a reconnecting node says the pools it holds, and is not pushed them again); 5
    * vm.states (the control plane keeps its records of VMs to what the hypervisor says); 6
    * vm.eject (a VM's ISO taken out of its CD-ROM drive); 7 vm.resize (a stopped VM's CPUs and
-   * memory).
+   * memory) and vm.insert (an ISO put into a VM's empty CD-ROM drive).
    */
   max: 7,
 } as const;
@@ -403,6 +403,14 @@ export const NODE_OPERATIONS = {
     result: z.object({ name, ejected: z.array(short).max(PROTOCOL_LIMITS.cdroms) }),
   },
   /**
+   * Puts a file of a pool (resolved by the pool's backend) into the VM's first empty CD-ROM
+   * drive, live and in its definition; `target`: that drive (or the one holding it already).
+   */
+  'vm.insert': {
+    request: z.object({ name, cdrom: z.object({ poolId: id, relPath }) }),
+    result: z.object({ name, target: short }),
+  },
+  /**
    * Sets a shut-off domain's vCPUs and memory in its definition (INVALID_STATE while it runs or
    * is paused); they take effect at its next start. The answer: what its definition now says.
    */
@@ -519,6 +527,7 @@ export const OPERATION_SINCE_VERSION: Partial<Record<keyof typeof NODE_OPERATION
   'vm.states': 5,
   'vm.eject': 6,
   'vm.resize': 7,
+  'vm.insert': 7,
 };
 
 /** The version delta scans (pool.scan `since`, answered by scan.delta) need. */

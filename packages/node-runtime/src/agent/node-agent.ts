@@ -69,7 +69,10 @@ type Send = (message: NodeMessage) => void | Promise<void>;
 type ImageFormat = (typeof IMAGE_FORMATS)[number];
 
 /** The VM operations the agent needs beyond the Hypervisor contract (VmProvisioner has them). */
-export type VmLifecycle = Pick<VmProvisioner, 'createFromCloudImage' | 'createFromIso' | 'deleteVm' | 'ejectCdroms'>;
+export type VmLifecycle = Pick<
+  VmProvisioner,
+  'createFromCloudImage' | 'createFromIso' | 'deleteVm' | 'ejectCdroms' | 'insertCdrom'
+>;
 
 export interface NodeAgentOptions {
   nodeId: string;
@@ -709,6 +712,10 @@ export class NodeAgent {
       // Paths from the pools' backends, as for a VM's creation: never one the request spells out.
       const paths = await Promise.all(request.cdroms.map((cdrom) => this.resolve(cdrom.poolId, cdrom.relPath)));
       return { name: request.name, ...(await this.vms().ejectCdroms({ name: request.name, paths })) };
+    },
+    'vm.insert': async (request) => {
+      const path = await this.resolve(request.cdrom.poolId, request.cdrom.relPath);
+      return { name: request.name, ...(await this.vms().insertCdrom({ name: request.name, path })) };
     },
     'vm.resize': async (request) => {
       const hypervisor = this.hypervisor();

@@ -192,6 +192,39 @@ describe('VmProvisioner over SSH on qemu:///system', () => {
     expect(fingerprint(iso)).toEqual(before);
   });
 
+  it('swaps the ISO of a running VM: ejected, then another put into its empty drive, live and in its definition', async () => {
+    const name = `${prefix}-swap`;
+    const drivers = join(dir, 'iso', 'drivers.iso');
+    await writeFile(drivers, await readFile(iso));
+    await provisioner.createFromIso({
+      name,
+      memoryMiB: 64,
+      isoPath: iso,
+      ...isoFiles(join(dir, 'vms', name)),
+      diskSizeGiB: 1,
+    });
+    // What libvirt says each drive holds: live, and in the definition the next start uses.
+    const held = async (...scope: string[]) =>
+      (await exec('virsh', ['--connect', LIBVIRT_URI, 'domblklist', '--domain', name, ...scope])).stdout;
+
+    // The drive holds the installer: that one again is no change; another has no empty drive.
+    expect(await provisioner.insertCdrom({ name, path: iso })).toEqual({ target: 'sda' });
+    const full = await rejection(provisioner.insertCdrom({ name, path: drivers }));
+    expect(full.code).toBe(NodeRuntimeErrorCode.INVALID_STATE);
+    expect(full.message).toBe(`VM '${name}' has no empty CD-ROM drive: sda holds ${iso}`);
+
+    expect(await provisioner.ejectCdroms({ name, paths: [iso] })).toEqual({ ejected: ['sda'] });
+    expect(await provisioner.insertCdrom({ name, path: drivers })).toEqual({ target: 'sda' });
+    expect(await held()).toMatch(new RegExp(`^\\s*sda\\s+${drivers}\\s*$`, 'm'));
+    expect(await held('--inactive')).toMatch(new RegExp(`^\\s*sda\\s+${drivers}\\s*$`, 'm'));
+    expect(await hypervisor.state({ name })).toBe('running');
+
+    await provisioner.deleteVm({ name });
+    // Neither ISO was the VM's own: both stay.
+    expect(existsSync(drivers) && existsSync(iso)).toBe(true);
+    await rm(drivers);
+  });
+
   it('creates a UEFI VM → running, and delete removes its NVRAM too', async () => {
     const name = `${prefix}-uefi`;
     // OVMF trips a KVM emulation failure under nested virtualisation on these machines (the

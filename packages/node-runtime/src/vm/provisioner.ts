@@ -262,6 +262,31 @@ export class VmProvisioner {
   }
 
   /**
+   * Puts the ISO at `path` into the domain's first empty CD-ROM drive (drivers, a rescue system,
+   * the installer again), live when it runs and in its definition. A drive that holds it already
+   * is the answer as it is. INVALID_STATE when no drive is empty, naming what each holds.
+   */
+  async insertCdrom({ name, path }: { name: string; path: string }): Promise<{ target: string }> {
+    parseOrThrow(vmNameSchema, name, 'VM name');
+    const drives = parseDomainXml(await this.hypervisor.dumpXml({ name })).disks.filter(
+      (disk) => disk.device === 'cdrom',
+    );
+    const holding = drives.find((drive) => drive.path === path);
+    if (holding) return { target: holding.target };
+    const empty = drives.find((drive) => drive.path === null);
+    if (!empty) {
+      const held = drives.map((drive) => `${drive.target} holds ${drive.path}`).join(', ');
+      throw new QuantixError(
+        NodeRuntimeErrorCode.INVALID_STATE,
+        drives.length === 0 ? `VM '${name}' has no CD-ROM drive` : `VM '${name}' has no empty CD-ROM drive: ${held}`,
+        { details: { name, drives: drives.map(({ target, path: held }) => ({ target, path: held })) } },
+      );
+    }
+    await this.hypervisor.insertMedia({ name, target: empty.target, sourcePath: path });
+    return { target: empty.target };
+  }
+
+  /**
    * `checks` side by side with prepareFiles(`files`): what the checks found (called inside
    * withRollback, so that a failed check removes the directories made: it throws the check's
    * error), and the directories made. A file that exists already is thrown here, before anything

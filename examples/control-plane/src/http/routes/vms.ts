@@ -292,6 +292,36 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
     async (request) => deps.vms.eject(request.params.id),
   );
 
+  api.post(
+    '/vms/:id/insert',
+    {
+      schema: {
+        tags: ['vms'],
+        operationId: 'insertVmCdrom',
+        summary:
+          'Put a ready ISO into a VM’s empty CD-ROM drive (drivers, a rescue system, its installer again), running or stopped; it stays in use until ejected',
+        description:
+          'The ISO is checked as for a VM’s creation: ready, its pool active on the VM’s node, its file there. 409 INVALID_STATE when no drive is empty (a VM made from a cloud image holds its cloud-init seed in its only drive; an ISO VM holds its installer until ejected).',
+        params: idParams,
+        body: z.strictObject({ imageId: z.string().min(1).describe('a ready ISO image') }),
+        response: {
+          200: vmView,
+          ...errorResponses(
+            ...ON_NODE_CODES,
+            ErrorCode.IMAGE_NOT_FOUND,
+            ErrorCode.IMAGE_NOT_READY,
+            ErrorCode.IMAGE_NO_LOCATION,
+            ErrorCode.IMAGE_FILE_MISSING,
+            ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
+            ErrorCode.UNSUPPORTED_OPERATION,
+            ControlPlaneErrorCode.VM_BUSY,
+          ),
+        },
+      },
+    },
+    async (request) => deps.vms.insert(request.params.id, request.body.imageId),
+  );
+
   api.patch(
     '/vms/:id',
     {
