@@ -288,6 +288,7 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
     const resize = page.getByRole('form', { name: `Resize ${vmName}` });
     expect(await resize.getByLabel('vCPUs').inputValue()).toBe('1');
     expect(await resize.getByLabel('Memory (MiB)').inputValue()).toBe('128');
+    await shot(page, 'real-vms-resize');
     await resize.getByLabel('vCPUs').fill('0');
     await resize.getByRole('button', { name: 'Save' }).click();
     await until(
@@ -391,7 +392,7 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
     }
   }, 240_000);
 
-  it('uploads an ISO, which the node stores in its pool, lists it with its path; a VM made from it ejects it (Eject ISO); then deletes it', async () => {
+  it('uploads an ISO, which the node stores in its pool, lists it with its path; a VM made from it ejects it (Eject ISO), takes it again (Insert ISO) and ejects it; then deletes it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'quantix-ui-iso-'));
     try {
       writeFileSync(join(dir, 'README.TXT'), 'an ISO made for the UI test\n');
@@ -457,6 +458,30 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
           cdroms: [],
           bootImageId: null,
         });
+
+        // Its drive is empty now: Insert ISO puts it back (chosen from the node's ready ISOs), and
+        // it is ejected again, so the ISO can go.
+        await vms.page.getByRole('button', { name: `Insert an ISO into ${vmName}` }).click();
+        const insert = vms.page.getByRole('form', { name: `Insert an ISO into ${vmName}` });
+        await until(
+          () => insert.getByLabel('ISO').locator('option').allTextContents(),
+          (options) => options.includes(isoName),
+          'the ISO offered',
+          30_000,
+        );
+        await insert.getByLabel('ISO').selectOption({ label: isoName });
+        await shot(vms.page, 'real-vms-insert-iso');
+        await insert.getByRole('button', { name: 'Insert' }).click();
+        await eject.waitFor({ timeout: 30_000 });
+        expect((await system.api('GET', `/vms/${created.body.id}`)).body.cdroms).toMatchObject([{ imageId: isoId }]);
+        await eject.click();
+        await until(
+          () => eject.count(),
+          (n) => n === 0,
+          'the Eject ISO button gone again',
+          30_000,
+        );
+        expect((await system.api('GET', `/vms/${created.body.id}`)).body.cdroms).toEqual([]);
         expect(vms.problems).toEqual([]);
       } finally {
         await system.api('DELETE', `/vms/${created.body.id}`);

@@ -180,6 +180,11 @@ function VmActions({ vm, onChange }: { vm: VmRow; onChange: () => void }) {
           {busy === 'eject' ? 'Ejecting…' : 'Eject ISO'}
         </button>
       )}
+      {vm.cdroms.length === 0 && vm.disks.every((disk) => disk.imageId === null) && (
+        // Made from an ISO (its disk was made blank) and ejected since: its drive is empty. A VM
+        // made from a cloud image has an overlay of it, and its only drive holds its seed.
+        <InsertIsoButton vm={vm} disabled={busy !== null || transient} onChange={onChange} />
+      )}
       {vm.state === 'stopped' && <ResizeButton vm={vm} disabled={busy !== null} onChange={onChange} />}
       <DeleteButton
         name={vm.name}
@@ -220,7 +225,7 @@ function ResizeButton({ vm, disabled, onChange }: { vm: VmRow; disabled: boolean
   };
   return (
     <form
-      className="inline-form"
+      className="row-form"
       aria-label={`Resize ${vm.name}`}
       onSubmit={(e) => {
         e.preventDefault();
@@ -253,6 +258,69 @@ function ResizeButton({ vm, disabled, onChange }: { vm: VmRow; disabled: boolean
         {action.busy ? 'Saving…' : 'Save'}
       </button>
       <button type="button" onClick={() => setDraft(null)}>
+        Cancel
+      </button>
+      <ErrorAlert error={action.error} />
+    </form>
+  );
+}
+
+/** A ready ISO on the VM's node put into its empty CD-ROM drive: drivers, a rescue system, its installer again. */
+function InsertIsoButton({ vm, disabled, onChange }: { vm: VmRow; disabled: boolean; onChange: () => void }) {
+  const [choosing, setChoosing] = useState(false);
+  const [imageId, setImageId] = useState('');
+  const action = useAction({ after: onChange });
+  // Only while choosing: a list of VMs does not ask for every node's ISOs.
+  const isos = usePoll(
+    (signal) => client.request('listAvailableImages', { query: { nodeId: vm.nodeId, kind: 'iso' }, signal }),
+    { intervalMs: 30_000, deps: [vm.nodeId], enabled: choosing },
+  );
+  if (!choosing) {
+    return (
+      <button
+        type="button"
+        disabled={disabled}
+        aria-label={`Insert an ISO into ${vm.name}`}
+        onClick={() => setChoosing(true)}
+      >
+        Insert ISO
+      </button>
+    );
+  }
+  const ready = (isos.data?.images ?? []).filter((iso) => iso.status === 'ready' && iso.imageId !== null);
+  const insert = async () => {
+    const inserted = await action.run(() =>
+      client.request('insertVmCdrom', { params: { id: encodeURIComponent(vm.id) }, body: { imageId } }),
+    );
+    if (inserted) setChoosing(false);
+  };
+  return (
+    <form
+      className="row-form"
+      aria-label={`Insert an ISO into ${vm.name}`}
+      onSubmit={(e) => {
+        e.preventDefault();
+        void insert();
+      }}
+    >
+      <Field label="ISO" error={action.fieldErrors.imageId}>
+        {(props) => (
+          <select {...props} value={imageId} onChange={(e) => setImageId(e.target.value)}>
+            <option value="">
+              {isos.data ? (ready.length > 0 ? 'Choose an ISO' : 'No ready ISO on its node') : 'Loading…'}
+            </option>
+            {ready.map((iso) => (
+              <option key={iso.key} value={iso.imageId ?? ''}>
+                {iso.name}
+              </option>
+            ))}
+          </select>
+        )}
+      </Field>
+      <button type="submit" className="primary" disabled={action.busy || imageId === ''}>
+        {action.busy ? 'Inserting…' : 'Insert'}
+      </button>
+      <button type="button" onClick={() => setChoosing(false)}>
         Cancel
       </button>
       <ErrorAlert error={action.error} />
