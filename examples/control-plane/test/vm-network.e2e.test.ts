@@ -429,6 +429,9 @@ describe('VMs people can reach (real processes, a guest that boots)', { timeout:
       { imageId: isoId, poolId: 'net-isos', relPath: 'installer.iso', path: join(isoDir, 'installer.iso') },
     ]);
     expect(await virsh('domblklist', name)).toContain(join(isoDir, 'installer.iso'));
+    expect((await cli('vms', 'insert', name, isoId)).stdout).toBe(
+      `VM ${name} has installer.iso in its CD-ROM drive already\n`,
+    );
     expect((await api('DELETE', `/images/${isoId}`)).status).toBe(409);
     expect((await cli('vms', 'eject', name)).code).toBe(0);
     expect(await virsh('dumpxml', '--inactive', name)).not.toContain('installer.iso');

@@ -791,9 +791,15 @@ export function apiCommands(
     )
     .action(async (name: string, imageId: string) => {
       const api = client();
-      const vm = await api.request('insertVmCdrom', { params: { id: await vmIdOf(api, name) }, body: { imageId } });
-      const inserted = (vm.cdroms as Row[]).find((cdrom) => cdrom.imageId === imageId);
-      print(vm, () => `inserted ${String(inserted?.relPath ?? imageId)} into VM ${vm.name}`);
+      const before = await showVm(api, name);
+      const vm = await api.request('insertVmCdrom', { params: { id: before.id }, body: { imageId } });
+      const held = (cdroms: unknown) => (cdroms as Row[]).find((cdrom) => cdrom.imageId === imageId);
+      const iso = String(held(vm.cdroms)?.relPath ?? imageId);
+      print(vm, () =>
+        held(before.cdroms)
+          ? `VM ${vm.name} has ${iso} in its CD-ROM drive already`
+          : `inserted ${iso} into VM ${vm.name}`,
+      );
     });
   vms
     .command('resize <vm>')
