@@ -13,14 +13,15 @@ export interface VmImageCheck {
 /**
  * Everything that must hold before a hypervisor is touched to boot a VM from an image, checked
  * in order, each failure with its own code and a message a person can act on. `fileExists`
- * asks the target node (the control plane cannot see the node's disks); a file found missing
+ * asks the target node (the control plane cannot see the node's disks), given the file's path
+ * there and its place in its pool; a file found missing
  * marks the image `missing`, so the next listing tells the truth.
  */
 export async function checkVmImage(options: {
   repositories: Repositories;
   imageId: string;
   nodeId: string;
-  fileExists: (path: string) => Promise<boolean>;
+  fileExists: (path: string, location: { poolId: string; relPath: string }) => Promise<boolean>;
 }): Promise<VmImageCheck> {
   const { repositories, imageId, nodeId, fileExists } = options;
   const fail = (code: ErrorCode, message: string, details: Record<string, unknown> = {}) =>
@@ -73,7 +74,7 @@ export async function checkVmImage(options: {
     });
   }
   const path = pathOnNode(state.mountPath, image.location.relPath);
-  if (!(await fileExists(path))) {
+  if (!(await fileExists(path, image.location))) {
     await repositories.images
       .update(image.id, { phase: 'missing' }, { expectedVersion: image.version })
       .catch(() => undefined);

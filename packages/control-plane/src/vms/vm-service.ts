@@ -237,7 +237,7 @@ export class VmService {
       repositories,
       imageId: request.imageId,
       nodeId: request.nodeId,
-      fileExists: () => this.imageFileOnNode(request.imageId, request.nodeId),
+      fileExists: this.fileOnNode(request.nodeId),
     });
     if (request.networks.length > 0) {
       checkVmNetworks({
@@ -520,7 +520,7 @@ export class VmService {
       repositories,
       imageId,
       nodeId: vm.nodeId,
-      fileExists: () => this.imageFileOnNode(imageId, vm.nodeId),
+      fileExists: this.fileOnNode(vm.nodeId),
     });
     if (image.kind !== 'iso') {
       throw new QuantixError(
@@ -536,13 +536,12 @@ export class VmService {
     return updated;
   }
 
-  /** Whether the file of an image (located) is on the node, asked of the node. */
-  private async imageFileOnNode(imageId: string, nodeId: string): Promise<boolean> {
-    const location = (await this.options.repositories.images.require(imageId)).location as NonNullable<
-      Image['location']
-    >;
-    const stat = await this.options.hub.request(nodeId, { op: 'file.stat', ...location }, { timeoutMs: 15_000 });
-    return stat.exists;
+  /** checkVmImage's fileExists for `nodeId`: the node asked whether that file of a pool is there. */
+  private fileOnNode(nodeId: string) {
+    return async (_path: string, location: { poolId: string; relPath: string }): Promise<boolean> => {
+      const stat = await this.options.hub.request(nodeId, { op: 'file.stat', ...location }, { timeoutMs: 15_000 });
+      return stat.exists;
+    };
   }
 
   /** The VM by id, or else by name, with where its disks and CD-ROMs are on its node. */
