@@ -467,24 +467,40 @@ export class LibvirtHypervisor implements Hypervisor {
       );
     }
     const before = parseDomainXml(await this.dumpXml({ name })).resources;
-    if (wanted.vcpus !== undefined && (wanted.vcpus !== before.cpu || wanted.vcpus !== before.maxCpu)) {
-      const count = String(wanted.vcpus);
-      const maximum = ['setvcpus', '--domain', name, '--count', count, '--maximum', '--config'];
-      const current = ['setvcpus', '--domain', name, '--count', count, '--config'];
-      for (const args of wanted.vcpus > before.maxCpu ? [maximum, current] : [current, maximum]) {
-        await this.virsh(args, { name });
-      }
-    }
-    if (
-      wanted.memoryMiB !== undefined &&
-      (wanted.memoryMiB !== before.memoryMiB || wanted.memoryMiB !== before.maxMemoryMiB)
-    ) {
-      const kib = String(wanted.memoryMiB * 1024);
-      const maximum = ['setmaxmem', '--domain', name, '--size', kib, '--config'];
-      const current = ['setmem', '--domain', name, '--size', kib, '--config'];
-      for (const args of wanted.memoryMiB > before.maxMemoryMiB ? [maximum, current] : [current, maximum]) {
-        await this.virsh(args, { name });
-      }
+    // Each figure: what is wanted, what the definition says, and the virsh commands that set it.
+    const figures = [
+      {
+        wanted: wanted.vcpus,
+        current: before.cpu,
+        maximum: before.maxCpu,
+        set: (value: number, maximum: boolean) => [
+          'setvcpus',
+          '--domain',
+          name,
+          '--count',
+          String(value),
+          ...(maximum ? ['--maximum'] : []),
+          '--config',
+        ],
+      },
+      {
+        wanted: wanted.memoryMiB,
+        current: before.memoryMiB,
+        maximum: before.maxMemoryMiB,
+        set: (value: number, maximum: boolean) => [
+          maximum ? 'setmaxmem' : 'setmem',
+          '--domain',
+          name,
+          '--size',
+          String(value * 1024),
+          '--config',
+        ],
+      },
+    ];
+    for (const { wanted: value, current, maximum, set } of figures) {
+      if (value === undefined || (value === current && value === maximum)) continue;
+      const order = value > maximum ? [true, false] : [false, true];
+      for (const settingMaximum of order) await this.virsh(set(value, settingMaximum), { name });
     }
     const after = parseDomainXml(await this.dumpXml({ name })).resources;
     return { cpu: after.cpu, memoryMiB: after.memoryMiB };
