@@ -3,7 +3,10 @@
  * file and pushes it over the channel it dials back, the control plane pipes it to the client)
  * beside its natural peer: the same file from a plain HTTP file server. The client is `curl -o`
  * on both sides, in a process of its own; the rounds are interleaved. The control plane and its
- * node run all-in-one in this process (embedded PGlite, a local pool), as `quantix up` runs them.
+ * node run all-in-one in a process of their own (embedded PGlite, a local pool), as `quantix up`
+ * runs them — not in this one: a server whose own process spawns the client measured 2–3x slower
+ * here (a plain node file server: 150–170 ms for 64 MiB to a `curl` it spawned, 40–90 ms to a
+ * `curl` from elsewhere), so both servers are this process's children, and so is every `curl`.
  *   target: throughput ≥ 0.5× the plain file server (the bytes cross two connections, not one).
  * Full: a 64 MiB and a 1 GiB image. QUANTIX_BENCH_QUICK=1: 64 MiB only.
  */
@@ -14,7 +17,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { startFileServer } from './lib/file-server.js';
-import { benchApi, downloadReady, startImageSystem } from './lib/images.js';
+import { benchApi, downloadReady, startImageSystemProcess } from './lib/images.js';
 import { benchResults } from './lib/results.js';
 
 const run = promisify(execFile);
@@ -46,7 +49,7 @@ try {
     const file = join(sourceDir, name);
     const server = await startFileServer(file, size);
     const dataDir = join(work, `data-${size / MiB}`);
-    const system = await startImageSystem({ dataDir, port: server.port, file: name, catalogId: 'bench-export' });
+    const system = await startImageSystemProcess({ dataDir, port: server.port, file: name, catalogId: 'bench-export' });
     try {
       const headerFile = join(work, 'auth-header');
       await run('bash', [

@@ -4,6 +4,10 @@
  * images get there (a verified download), or follow an image until it is ready.
  */
 
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { startAllInOne } from '@quantix/example-control-plane';
 
 /**
@@ -39,6 +43,49 @@ export function startImageSystem(options: {
     allowSourceAddresses: ['127.0.0.1'],
     log: () => {},
   });
+}
+
+/**
+ * startImageSystem in a process of its own (bench/__fixtures__/image-system.ts), as `quantix up`
+ * runs; resolves once it listens. For a bench whose client is spawned from this process: a
+ * server in the process that spawns its client measures slow (bench/README.md).
+ */
+export async function startImageSystemProcess(args: {
+  dataDir: string;
+  port: number;
+  file: string;
+  catalogId: string;
+}) {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(import.meta.dirname, '../__fixtures__/image-system.ts'),
+      args.dataDir,
+      String(args.port),
+      args.file,
+      args.catalogId,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const exited = once(child, 'exit');
+  const lines = createInterface({ input: child.stdout });
+  const [line] = (await Promise.race([
+    once(lines, 'line'),
+    exited.then(() => {
+      throw new Error('the image system exited before it listened');
+    }),
+  ])) as [string];
+  const { url, apiToken } = JSON.parse(line) as { url: string; apiToken: string };
+  return {
+    url,
+    apiToken,
+    async close() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
 
 /** A JSON call of the API with the token. */
