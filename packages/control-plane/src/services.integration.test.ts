@@ -390,6 +390,27 @@ describe.each(TEST_DATABASE_CLIENTS)('control-plane services on %s', (client) =>
       const ok = await check(ready.id);
       expect(ok.path).toBe(join(root, 'cloud/ubuntu.qcow2'));
 
+      // Only an ISO will do (a CD-ROM drive): another kind is refused first, ready or not, and
+      // no node is asked about its file; an ISO goes on to the checks above.
+      const asked: string[] = [];
+      const isoOnly = (imageId: string) =>
+        checkVmImage({
+          repositories: repos,
+          imageId,
+          nodeId: 'n1',
+          fileExists: async (path) => {
+            asked.push(path);
+            return true;
+          },
+          kind: { is: 'iso', why: 'only an ISO goes into a CD-ROM drive' },
+        });
+      await expect(isoOnly(ready.id)).rejects.toThrow(
+        'Image Ubuntu 24.04 is a cloud image; only an ISO goes into a CD-ROM drive',
+      );
+      expect(await errorCodeOf(isoOnly(downloading.id))).toBe(ErrorCode.INVALID_INPUT);
+      expect(await errorCodeOf(isoOnly(iso))).toBe(ErrorCode.POOL_NOT_ACTIVE_ON_NODE);
+      expect(asked).toEqual([]);
+
       await rm(join(root, 'cloud/ubuntu.qcow2'));
       expect(await errorCodeOf(check(ready.id))).toBe(ErrorCode.IMAGE_FILE_MISSING);
       expect((await repos.images.require(ready.id)).phase).toBe('missing');

@@ -1,4 +1,12 @@
-import type { HostNetwork, Image, NicAttachment, PoolNodeState, Repositories, StoragePool } from '@quantix/core';
+import type {
+  HostNetwork,
+  Image,
+  ImageKind,
+  NicAttachment,
+  PoolNodeState,
+  Repositories,
+  StoragePool,
+} from '@quantix/core';
 import { ErrorCode, QuantixError } from '@quantix/core';
 import { pathOnNode } from '../images/available.js';
 
@@ -15,21 +23,29 @@ export interface VmImageCheck {
  * in order, each failure with its own code and a message a person can act on. `fileExists`
  * asks the target node (the control plane cannot see the node's disks), given the file's path
  * there and its place in its pool; a file found missing
- * marks the image `missing`, so the next listing tells the truth.
+ * marks the image `missing`, so the next listing tells the truth. `kind`, when only one kind of
+ * image will do, is checked first (INVALID_INPUT, `why` ending the message): an image of another
+ * kind would never do, ready or not, and its node is not asked about its file.
  */
 export async function checkVmImage(options: {
   repositories: Repositories;
   imageId: string;
   nodeId: string;
   fileExists: (path: string, location: { poolId: string; relPath: string }) => Promise<boolean>;
+  kind?: { is: ImageKind; why: string };
 }): Promise<VmImageCheck> {
-  const { repositories, imageId, nodeId, fileExists } = options;
+  const { repositories, imageId, nodeId, fileExists, kind } = options;
   const fail = (code: ErrorCode, message: string, details: Record<string, unknown> = {}) =>
     new QuantixError(code, message, { details: { imageId, nodeId, ...details } });
 
   const image = await repositories.images.get(imageId);
   if (!image)
     throw fail(ErrorCode.IMAGE_NOT_FOUND, `Image ${imageId} does not exist; pick one from the available images`);
+  if (kind && image.kind !== kind.is) {
+    throw fail(ErrorCode.INVALID_INPUT, `Image ${image.name} is a ${image.kind} image; ${kind.why}`, {
+      kind: image.kind,
+    });
+  }
   if (image.phase !== 'ready') {
     const detail =
       image.phase === 'error'

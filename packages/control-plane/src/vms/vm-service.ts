@@ -521,14 +521,8 @@ export class VmService {
       imageId,
       nodeId: vm.nodeId,
       fileExists: this.fileOnNode(vm.nodeId),
+      kind: { is: 'iso', why: 'only an ISO goes into a CD-ROM drive' },
     });
-    if (image.kind !== 'iso') {
-      throw new QuantixError(
-        ErrorCode.INVALID_INPUT,
-        `Image ${image.name} is a ${image.kind} image; only an ISO goes into a CD-ROM drive`,
-        { details: { imageId, kind: image.kind } },
-      );
-    }
     const cdrom = image.location as NonNullable<Image['location']>;
     const result = await hub.request(vm.nodeId, { op: 'vm.insert', name: vm.name, cdrom }, { timeoutMs: 60_000 });
     const updated = await repositories.vms.update(vm.id, { cdroms: [...vm.cdroms, { imageId: image.id, ...cdrom }] });
