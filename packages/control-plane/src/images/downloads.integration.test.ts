@@ -282,9 +282,19 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
         timeout: 10_000,
         interval: 10,
       });
-      // Whatever room is left is taken: the download's next write finds the disk full.
-      const { bavail, bsize } = await statfs(small);
-      execFileSync('fallocate', ['-l', String(bavail * bsize), join(small, 'filler.bin')]);
+      // Whatever room is left is taken: the download's next write finds the disk full. It goes on
+      // writing meanwhile, so the room statfs reported may be smaller by the time fallocate asks
+      // for all of it (ENOSPC under load): asked again until the filler fits or none is left.
+      await vi.waitFor(
+        async () => {
+          const { bavail, bsize } = await statfs(small);
+          if (bavail === 0) return;
+          execFileSync('fallocate', ['-l', String(bavail * bsize), join(small, 'filler.bin')], {
+            stdio: ['ignore', 'ignore', 'pipe'],
+          });
+        },
+        { timeout: 10_000, interval: 10 },
+      );
       const failed = await completion;
       expect(failed).toMatchObject({ phase: 'error', checksum: null, error: { code: 'DOWNLOAD_FAILED' } });
       expect(failed.error?.message).toMatch(/no space left on device/i);
