@@ -4,11 +4,9 @@
  * images get there (a verified download), or follow an image until it is ready.
  */
 
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { startAllInOne } from '@quantix/example-control-plane';
+import { startNodeProcess } from './child.js';
 
 /**
  * The all-in-one control plane (embedded PGlite, its node and local pool) in `dataDir`, with one
@@ -56,8 +54,7 @@ export async function startImageSystemProcess(args: {
   file: string;
   catalogId: string;
 }) {
-  const child = spawn(
-    process.execPath,
+  const system = await startNodeProcess(
     [
       '--import',
       'tsx',
@@ -67,29 +64,10 @@ export async function startImageSystemProcess(args: {
       args.file,
       args.catalogId,
     ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    'the image system',
   );
-  const exited = once(child, 'exit');
-  // Never left behind by a bench that fails: it would hold the runner's output open.
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  void exited.then(() => process.off('exit', killOnExit));
-  const lines = createInterface({ input: child.stdout });
-  const [line] = (await Promise.race([
-    once(lines, 'line'),
-    exited.then(() => {
-      throw new Error('the image system exited before it listened');
-    }),
-  ])) as [string];
-  const { url, apiToken } = JSON.parse(line) as { url: string; apiToken: string };
-  return {
-    url,
-    apiToken,
-    async close() {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
+  const { url, apiToken } = JSON.parse(system.line) as { url: string; apiToken: string };
+  return { url, apiToken, close: system.stop };
 }
 
 /** A JSON call of the API with the token. */
