@@ -137,10 +137,11 @@ describe.each(TEST_DATABASE_CLIENTS)('control-plane services on %s', (client) =>
         availableBytes: status === 'active' ? 5e11 : null,
         reason,
       });
-      const stored = await sync.recordReport('n1', {
+      await sync.recordReport('n1', {
         generation,
         pools: [report('a', 'active'), report('b', 'unavailable', 'mount: No such device'), report('other', 'active')],
       });
+      const stored = await repos.pools.listNodeStates({ nodeId: 'n1' });
       expect(stored.map((s) => [s.poolId, s.status, s.syncedGeneration])).toEqual([
         ['a', 'active', generation],
         ['b', 'unavailable', generation],

@@ -53,11 +53,8 @@ export class PoolSyncService {
    * statements for the whole batch: after a pool change hundreds of nodes acknowledge at once,
    * and a transaction per message would make the last wait for all the others.
    */
-  async recordReport(
-    nodeId: string,
-    report: { generation: number; pools: readonly PoolReport[] },
-  ): Promise<PoolNodeState[]> {
-    return (await this.reports.add({ nodeId, report })).states;
+  async recordReport(nodeId: string, report: { generation: number; pools: readonly PoolReport[] }): Promise<void> {
+    await this.reports.add({ nodeId, report });
   }
 
   /** recordReport, and the pools assigned to the node as the report was stored (read with it, not again). */
@@ -107,15 +104,9 @@ export class PoolSyncService {
           syncedGeneration: report.generation,
         })),
     );
-    const stored = await pools.setNodeStates(inputs);
+    await pools.setNodeStates(inputs);
     // After the upsert: a pool unassigned since the list above loses the state just written too.
     await pools.deleteUnassignedNodeStates([...new Set(valid.map((waiting) => waiting.nodeId))]);
-    const storedByNode = new Map<string, PoolNodeState[]>();
-    for (const state of stored) {
-      const list = storedByNode.get(state.nodeId) ?? [];
-      list.push(state);
-      storedByNode.set(state.nodeId, list);
-    }
     return batch.map(({ nodeId, report }) => {
       if (report.generation > current) {
         return new QuantixError(
@@ -134,7 +125,7 @@ export class PoolSyncService {
         });
       }
       this.options.events?.emit('pool.synced', { nodeId, generation: report.generation });
-      return { states: storedByNode.get(nodeId) ?? [], pools: poolsOf.get(nodeId) ?? [] };
+      return { pools: poolsOf.get(nodeId) ?? [] };
     });
   }
 
@@ -161,9 +152,8 @@ export class PoolSyncService {
   }
 }
 
-/** What storing a report gives back: the states stored, and the node's pools as they were read then. */
+/** What storing a report gives back: the node's pools as they were read then (listNodeStates reads the states). */
 export interface StoredReport {
-  states: PoolNodeState[];
   pools: StoragePool[];
 }
 

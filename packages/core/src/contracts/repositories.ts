@@ -159,8 +159,12 @@ export interface PoolRepository {
   currentGeneration(): Promise<number>;
   /** Records what a node reported about a pool (insert or replace). */
   setNodeState(state: PoolNodeStateInput): Promise<PoolNodeState>;
-  /** setNodeState for many (pool, node) pairs in one statement; a pair given twice keeps the last. */
-  setNodeStates(states: readonly PoolNodeStateInput[]): Promise<PoolNodeState[]>;
+  /**
+   * setNodeState for many (pool, node) pairs in one statement; a pair given twice keeps the last.
+   * Nothing is read back: a reconnect storm stores thousands of states, and their rows parsed
+   * and checked again would go to no one (listNodeStates reads them).
+   */
+  setNodeStates(states: readonly PoolNodeStateInput[]): Promise<void>;
   /**
    * The nodes went away: each of their pool states not `unknown` already becomes `unknown` with
    * the node's reason (mount path, capacity and the time of its last check are kept). One

@@ -542,17 +542,19 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
         shared: true,
         nodeIds: ['n1', 'n2'],
       });
-      const stored = await repos.pools.setNodeStates([
+      await repos.pools.setNodeStates([
         { poolId: shared.id, nodeId: 'n1', status: 'unavailable', lastError: 'first' },
         { poolId: shared.id, nodeId: 'n2', status: 'active', mountPath: '/mnt/a' },
         // The same pair twice in one batch: the later report wins.
         { poolId: shared.id, nodeId: 'n1', status: 'active', mountPath: '/mnt/b' },
       ]);
-      expect(stored.map((state) => [state.nodeId, state.status, state.mountPath]).sort()).toEqual([
-        ['n1', 'active', '/mnt/b'],
-        ['n2', 'active', '/mnt/a'],
+      const stored = await repos.pools.listNodeStates({ poolId: shared.id });
+      expect(stored.map((state) => [state.nodeId, state.status, state.mountPath, state.lastError])).toEqual([
+        ['n1', 'active', '/mnt/b', null],
+        ['n2', 'active', '/mnt/a', null],
       ]);
-      expect(await repos.pools.setNodeStates([])).toEqual([]);
+      await repos.pools.setNodeStates([]);
+      expect(await repos.pools.listNodeStates({ poolId: shared.id })).toEqual(stored);
 
       // Another pool that holds n1 and n3 (n3 is not asked about) and one that holds no node.
       await repos.nodes.create({ id: 'n3', hostname: 'hv3' });

@@ -153,19 +153,22 @@ export class KnexPoolRepository implements PoolRepository {
   }
 
   async setNodeState(input: PoolNodeStateInput): Promise<PoolNodeState> {
-    const [state] = await this.setNodeStates([input]);
-    return state as PoolNodeState;
+    await this.setNodeStates([input]);
+    const state = await this.getNodeState(input.poolId, input.nodeId);
+    // Only a delete of the pool or node right in between leaves nothing to read back.
+    if (!state) throw notFound('Pool state', `${input.poolId} on node ${input.nodeId}`);
+    return state;
   }
 
-  async setNodeStates(inputs: readonly PoolNodeStateInput[]): Promise<PoolNodeState[]> {
+  async setNodeStates(inputs: readonly PoolNodeStateInput[]): Promise<void> {
     // One row per pair: an upsert may not touch a row twice in one statement.
     const byPair = new Map(inputs.map((input) => [`${input.poolId}\0${input.nodeId}`, validatePoolNodeState(input)]));
-    if (byPair.size === 0) return [];
+    if (byPair.size === 0) return;
     const states = [...byPair.values()];
     const column = <T>(pick: (state: (typeof states)[number]) => T) => states.map(pick);
     // One statement and eight array parameters whatever the number of rows: no SQL text that
     // grows with the batch, and PostgreSQL plans it once.
-    const result = await guarded('Pool state', () =>
+    await guarded('Pool state', () =>
       this.knex.raw(
         `insert into ${STATES} (pool_id, node_id, status, mount_path, capacity_bytes, available_bytes,
                                 last_error, synced_generation, checked_at, updated_at)
@@ -179,8 +182,7 @@ export class KnexPoolRepository implements PoolRepository {
            status = excluded.status, mount_path = excluded.mount_path,
            capacity_bytes = excluded.capacity_bytes, available_bytes = excluded.available_bytes,
            last_error = excluded.last_error, synced_generation = excluded.synced_generation,
-           checked_at = excluded.checked_at, updated_at = excluded.updated_at
-         returning *`,
+           checked_at = excluded.checked_at, updated_at = excluded.updated_at`,
         [
           column((s) => s.poolId),
           column((s) => s.nodeId),
@@ -194,7 +196,6 @@ export class KnexPoolRepository implements PoolRepository {
         ] as Knex.RawBinding[],
       ),
     );
-    return (result as { rows: Row[] }).rows.map(rowToState);
   }
 
   async markNodeStatesUnknown(nodes: readonly { nodeId: string; reason: string }[]): Promise<PoolNodeState[]> {
