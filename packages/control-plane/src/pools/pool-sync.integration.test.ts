@@ -7,7 +7,7 @@
 import type { PoolReport, Repositories } from '@quantix/core';
 import { createEventBus, type Database, ErrorCode, type QuantixEvents } from '@quantix/core';
 import { errorCodeOf, type OpenTestDatabase, openTestDatabase, TEST_DATABASE_CLIENTS } from '@quantix/core/testing';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { PoolSyncService } from './pool-sync.js';
 
 const report = (poolId: string, status: PoolReport['status'], reason: string | null = null): PoolReport => ({
@@ -46,6 +46,32 @@ describe.each(TEST_DATABASE_CLIENTS)('pool sync guards on %s', (client) => {
     expect(await repos.pools.listNodeStates({ nodeId: 'n1' })).toEqual([]);
     await sync.recordReport('n1', { generation: current, pools: [report('a', 'active')] });
     expect((await repos.pools.getNodeState('a', 'n1'))?.status).toBe('active');
+  });
+
+  it('reads the pools again only when their generation moved, and then sees every change', async () => {
+    const sync = new PoolSyncService({ repositories: repos });
+    // A spy that counts the real reads (the repository still runs): a storm's batches skip them.
+    const list = vi.spyOn(repos.pools, 'list');
+    const first = await sync.readPools();
+    expect(first.pools.map((p) => p.id)).toEqual(['a', 'b']);
+    expect(await sync.readPools()).toBe(first);
+    expect(list).toHaveBeenCalledTimes(1);
+
+    // Changed behind the service's back (as another replica would): the generation says so.
+    await repos.pools.update('b', { nodeIds: [] });
+    await repos.pools.create({ id: 'c', name: 'C', type: 'local', config: { path: '/srv/c' }, nodeIds: ['n1'] });
+    const second = await sync.readPools();
+    expect(second.generation).toBe(first.generation + 2);
+    expect(second.pools.map((p) => [p.id, p.nodeIds])).toEqual([
+      ['a', ['n1']],
+      ['b', []],
+      ['c', ['n1']],
+    ]);
+    expect((await sync.desiredPoolsForEach(['n1'])).get('n1')?.pools.map((p) => p.id)).toEqual(['a', 'c']);
+    await repos.pools.delete('a');
+    expect((await sync.readPools()).pools.map((p) => p.id)).toEqual(['b', 'c']);
+    expect(list).toHaveBeenCalledTimes(3);
+    list.mockRestore();
   });
 
   it('takes a report of only the pools that changed, leaving the others as they were', async () => {

@@ -35,12 +35,22 @@ export class PoolSyncService {
     return desiredSetsOf(await this.readPools(), nodeIds);
   }
 
-  /** The generation, then every pool: in that order, for the reason desiredPoolsFor gives. */
+  /**
+   * The generation, then every pool: in that order, for the reason desiredPoolsFor gives. The
+   * pools are read again only when the generation moved: every change of a pool bumps it in the
+   * same transaction, so pools read after generation g are exactly the pools while it is still
+   * g — and a storm's batches (a pool shared by 2,000 nodes, its node list each time) skip the read.
+   */
   async readPools(): Promise<PoolsSnapshot> {
     const { pools } = this.options.repositories;
     const generation = await pools.currentGeneration();
-    return { generation, pools: await pools.list() };
+    if (this.lastSnapshot?.generation === generation) return this.lastSnapshot;
+    const snapshot = { generation, pools: await pools.list() };
+    this.lastSnapshot = snapshot;
+    return snapshot;
   }
+
+  private lastSnapshot: PoolsSnapshot | undefined;
 
   /**
    * Stores a node's acknowledgement of generation `generation` — every pool of a push, or only
@@ -74,9 +84,8 @@ export class PoolSyncService {
    */
   async recordReports(batch: readonly WaitingReport[], snapshot?: PoolsSnapshot): Promise<(StoredReport | Error)[]> {
     const { pools } = this.options.repositories;
-    const current = snapshot?.generation ?? (await pools.currentGeneration());
+    const { generation: current, pools: all } = snapshot ?? (await this.readPools());
     const valid = batch.filter((waiting) => waiting.report.generation <= current);
-    const all = valid.length === 0 ? [] : (snapshot?.pools ?? (await pools.list()));
     // Only the nodes of this batch: a pool shared by thousands is not walked whole for each batch.
     const reporting = new Set(valid.map((waiting) => waiting.nodeId));
     const assigned = new Set<string>();
