@@ -15,6 +15,7 @@ import * as m0013 from './0013_vm_nics.js';
 import * as m0015 from './0015_golden_images.js';
 import * as m0016 from './0016_single_use_tickets.js';
 import * as m0017 from './0017_image_search_text.js';
+import * as m0018 from './0018_room_for_hot_updates.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -42,6 +43,7 @@ export const MIGRATIONS: ReadonlyArray<readonly [name: string, migration: Migrat
   ['0015_golden_images', m0015],
   ['0016_single_use_tickets', m0016],
   ['0017_image_search_text', m0017],
+  ['0018_room_for_hot_updates', m0018],
 ];
 
 class CodeMigrationSource implements Knex.MigrationSource<string> {
