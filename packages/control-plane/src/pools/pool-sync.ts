@@ -19,12 +19,7 @@ export class PoolSyncService {
 
   /** The full set of pools assigned to `nodeId`, with the generation it corresponds to. */
   async desiredPoolsFor(nodeId: string): Promise<DesiredPools> {
-    const { pools } = this.options.repositories;
-    // Generation first: if a change lands in between, the set is newer than the number, and the
-    // change's own push (with a higher number) follows. A node never sees an older set as newer.
-    const generation = await pools.currentGeneration();
-    const assigned = (await pools.list({ nodeId })).map(desiredPool);
-    return { generation, pools: assigned, fingerprint: desiredPoolsFingerprint(assigned) };
+    return (await this.desiredPoolsForEach([nodeId])).get(nodeId) as DesiredPools;
   }
 
   /**
@@ -36,10 +31,12 @@ export class PoolSyncService {
   }
 
   /**
-   * The generation, then every pool: in that order, for the reason desiredPoolsFor gives. The
-   * pools are read again only when the generation moved: every change of a pool bumps it in the
-   * same transaction, so pools read after generation g are exactly the pools while it is still
-   * g — and a storm's batches (a pool shared by 2,000 nodes, its node list each time) skip the read.
+   * The generation, then every pool. Generation first: if a change lands in between, the pools
+   * are newer than the number, and the change's own push (with a higher number) follows; a node
+   * never sees an older set as newer. The pools are read again only when the generation moved:
+   * every change of a pool bumps it in the same transaction, so pools read after generation g are
+   * exactly the pools while it is still g — and a storm's batches (a pool shared by 2,000 nodes,
+   * its node list each time) skip the read.
    */
   async readPools(): Promise<PoolsSnapshot> {
     const { pools } = this.options.repositories;
