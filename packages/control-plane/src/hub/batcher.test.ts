@@ -84,4 +84,19 @@ describe('Batcher', () => {
     await batcher.add('first');
     expect(performance.now() - start).toBeLessThan(1_000);
   });
+
+  it('is idle once every item added, a batch started during a store included, has been stored', async () => {
+    const stored: number[] = [];
+    const batcher = new Batcher<number, void>(async (items) => {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      stored.push(...items);
+      return items.map(() => undefined);
+    });
+    await batcher.idle(); // nothing waits: at once
+    void batcher.add(1).catch(() => undefined);
+    setTimeout(() => void batcher.add(2).catch(() => undefined), 5); // during the first store
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    await batcher.idle();
+    expect(stored).toEqual([1, 2]);
+  });
 });

@@ -34,6 +34,11 @@ export class Batcher<In, Out> {
     });
   }
 
+  /** Settles once every item added so far has been stored or failed (at once when none waits). */
+  async idle(): Promise<void> {
+    while (this.flushing) await this.flushing;
+  }
+
   private async flush(): Promise<void> {
     try {
       while (this.waiting.length > 0) {

@@ -80,16 +80,33 @@ interface NodeLink {
   draining: Promise<void> | null;
   paused: boolean;
   invalidMessages: number;
+  /** What the link tracks of its scans, made at the first (scansOf): most links never scan. */
+  scanning: LinkScans | undefined;
+  /**
+   * Ids of the requests sent on this link and not answered yet, made at the first: a link that
+   * goes fails them without a look at every other node's.
+   */
+  pending: Set<string> | undefined;
+}
+
+/**
+ * A link's scan bookkeeping. Made when first needed, not with the link: a storm's 2,000 links
+ * would each carry four empty maps, copied through young-generation collections and then kept.
+ */
+interface LinkScans {
   /** Pool id → the pool version this link last scanned: a pool is scanned again only when it changed. */
   readonly scanned: Map<string, number>;
   /** Scans coming in parts, by scan id. */
-  readonly scans: Map<string, CollectedScan & { poolId: string; content: 'iso' | 'images'; nextPart: number }>;
+  readonly parts: Map<string, CollectedScan & { poolId: string; content: 'iso' | 'images'; nextPart: number }>;
   /** Scans (by scanStateKey) whose delta was refused: the request is asked again, for a full scan. */
   readonly refusedDeltas: Set<string>;
   /** The rows' stamp read when a scan with `since` was asked for, by scanStateKey: checked against its delta. */
   readonly stampsAtRequest: Map<string, Promise<string | null>>;
-  /** Ids of the requests sent on this link and not answered yet: a link that goes fails them without a look at every other node's. */
-  readonly pending: Set<string>;
+}
+
+function scansOf(link: NodeLink): LinkScans {
+  link.scanning ??= { scanned: new Map(), parts: new Map(), refusedDeltas: new Set(), stampsAtRequest: new Map() };
+  return link.scanning;
 }
 
 /**
@@ -263,7 +280,7 @@ export class NodeHub {
   onPoolsSynced: ((nodeId: string) => Promise<void> | void) | undefined;
   /** Called for each image.progress message from a node. */
   onImageProgress: ((message: ProgressMessage, nodeId: string) => Promise<void> | void) | undefined;
-  /** Called once a node is welcomed, with its hello (the downloads it has in hand). */
+  /** Called once a node is welcomed whose hello names downloads it has in hand, with that hello. */
   onNodeWelcomed: ((nodeId: string, hello: HelloMessage) => Promise<void> | void) | undefined;
   /**
    * Where the scan after a pool sync goes: `scan` is that pool's version on this link (a key
@@ -390,11 +407,8 @@ export class NodeHub {
       draining: null,
       paused: false,
       invalidMessages: 0,
-      scanned: new Map(),
-      scans: new Map(),
-      refusedDeltas: new Set(),
-      stampsAtRequest: new Map(),
-      pending: new Set(),
+      scanning: undefined,
+      pending: undefined,
     };
     link.helloTimer = setTimeout(() => {
       if (!link.helloSeen) channel.close(NODE_CLOSE_CODES.helloTimeout, 'no hello within the time allowed');
@@ -516,11 +530,11 @@ export class NodeHub {
     if (known) {
       // A stamp that cannot be read refuses the delta, as a changed one does.
       const stamp = this.withDatabase(() => this.rowsStamp(request.poolId, request.content)).catch(() => null);
-      link.stampsAtRequest.set(key, stamp);
+      scansOf(link).stampsAtRequest.set(key, stamp);
     }
-    link.refusedDeltas.delete(key);
+    scansOf(link).refusedDeltas.delete(key);
     const result = await this.requestOnLink(link.nodeId, link, { ...whole, ...(since ? { since } : {}) }, timeoutMs);
-    if (!link.refusedDeltas.delete(key)) return result;
+    if (!scansOf(link).refusedDeltas.delete(key)) return result;
     return this.requestOnLink(link.nodeId, link, whole, timeoutMs);
   }
 
@@ -559,6 +573,7 @@ export class NodeHub {
         reject,
         timer,
       });
+      link.pending ??= new Set();
       link.pending.add(requestId);
       this.send(link, { v: link.version, type: 'request', requestId, request: request as NodeRequest });
     });
@@ -597,6 +612,7 @@ export class NodeHub {
       // What follows the hello waits in the queue until the hello is answered.
       link.helloSeen = true;
       clearTimeout(link.helloTimer);
+      link.helloTimer = undefined; // not kept, with its closure, for the link's whole life
     }
     const queued = link.queue.push(message, text.length);
     if (queued === 'full') {
@@ -827,7 +843,11 @@ export class NodeHub {
       await this.onPoolsSynced?.(nodeId);
       this.scanAfterSync(link, current.reports, current.pools);
     }
-    await this.withDatabase(async () => this.onNodeWelcomed?.(nodeId, hello));
+    // Only a hello naming downloads in hand has anything to look up: a storm of nodes holding none
+    // (the usual reconnect) does not queue 2,000 welcomes for the database share, each holding its
+    // hello and link while it waits.
+    const { onNodeWelcomed } = this;
+    if (onNodeWelcomed && hello.downloads?.length) await this.withDatabase(async () => onNodeWelcomed(nodeId, hello));
   }
 
   /** Forgets a request in flight (answered, timed out, or its link gone); what it was, if it still was. */
@@ -835,7 +855,7 @@ export class NodeHub {
     const pending = this.pending.get(requestId);
     if (!pending) return undefined;
     this.pending.delete(requestId);
-    pending.link.pending.delete(requestId);
+    pending.link.pending?.delete(requestId);
     return pending;
   }
 
@@ -850,9 +870,9 @@ export class NodeHub {
     link.state = 'closed';
     clearTimeout(link.helloTimer);
     link.queue.clear();
-    link.scans.clear();
+    link.scanning?.parts.clear();
     if (closeCode !== undefined) link.channel.close(closeCode, reason);
-    for (const id of [...link.pending]) {
+    for (const id of [...(link.pending ?? [])]) {
       const pending = this.takePending(id);
       if (!pending) continue;
       clearTimeout(pending.timer);
@@ -1022,12 +1042,13 @@ export class NodeHub {
     this.endSharedScan(poolId);
     const refuse = (reason: string) => {
       this.scanStates.delete(key);
-      link.refusedDeltas.add(key);
+      scansOf(link).refusedDeltas.add(key);
       this.options.logger.info({ nodeId, poolId, reason }, 'scan delta refused; asking for a full scan');
     };
     const known = this.scanStates.get(key);
-    const stampAtRequest = link.stampsAtRequest.get(key);
-    link.stampsAtRequest.delete(key);
+    const { stampsAtRequest } = scansOf(link);
+    const stampAtRequest = stampsAtRequest.get(key);
+    stampsAtRequest.delete(key);
     if (known?.fingerprint !== message.base) return refuse('the hub holds no state with its base fingerprint');
     if (!stampAtRequest || (await stampAtRequest) !== known.stamp) return refuse('its rows changed since');
     const empty = message.files.length === 0 && message.removed.length === 0 && !message.invalid?.length;
@@ -1059,19 +1080,20 @@ export class NodeHub {
     if (message.scanId === undefined) {
       return { files: message.files, skipped: message.skipped ?? [], invalid: message.invalid ?? [] };
     }
+    const { parts } = scansOf(link);
     const refuse = (why: string) => {
-      link.scans.delete(message.scanId as string);
+      parts.delete(message.scanId as string);
       throw new QuantixError(ErrorCode.PROTOCOL_INVALID_MESSAGE, `Scan ${message.scanId} refused: ${why}`, {
         details: { scanId: message.scanId, poolId: message.poolId },
       });
     };
     if (message.part === undefined) refuse('it has a scanId but no part number');
-    let scan = link.scans.get(message.scanId);
+    let scan = parts.get(message.scanId);
     if (!scan) {
       if (message.part !== 0) refuse(`it starts at part ${message.part}, not 0`);
-      if (link.scans.size >= MAX_SCANS_IN_PARTS) refuse(`more than ${MAX_SCANS_IN_PARTS} scans in parts at once`);
+      if (parts.size >= MAX_SCANS_IN_PARTS) refuse(`more than ${MAX_SCANS_IN_PARTS} scans in parts at once`);
       scan = { poolId: message.poolId, content: message.content, files: [], skipped: [], invalid: [], nextPart: 0 };
-      link.scans.set(message.scanId, scan);
+      parts.set(message.scanId, scan);
     }
     if (message.part !== scan.nextPart) refuse(`part ${message.part} came where ${scan.nextPart} was expected`);
     if (message.poolId !== scan.poolId || message.content !== scan.content) refuse('its parts name different pools');
@@ -1084,7 +1106,7 @@ export class NodeHub {
     for (const item of message.invalid ?? []) scan.invalid.push(item);
     scan.nextPart++;
     if (!message.final) return null;
-    link.scans.delete(message.scanId);
+    parts.delete(message.scanId);
     return { files: scan.files, skipped: scan.skipped, invalid: scan.invalid };
   }
 
@@ -1099,12 +1121,13 @@ export class NodeHub {
     reports: readonly { poolId: string; status: string }[],
     pools: readonly StoragePool[],
   ): void {
-    for (const report of reports) if (report.status !== 'active') link.scanned.delete(report.poolId);
+    for (const report of reports) if (report.status !== 'active') link.scanning?.scanned.delete(report.poolId);
     const active = new Set(reports.filter((r) => r.status === 'active').map((r) => r.poolId));
     for (const pool of pools) {
       if (!active.has(pool.id) || !pool.contentTypes.includes('iso')) continue;
-      if (link.scanned.get(pool.id) === pool.version) continue;
-      link.scanned.set(pool.id, pool.version);
+      const { scanned } = scansOf(link);
+      if (scanned.get(pool.id) === pool.version) continue;
+      scanned.set(pool.id, pool.version);
       // A shared pool's want, numbered; null while a scan of it is under way.
       const sharedWant = pool.shared ? this.wantSharedScan(pool) : undefined;
       if (sharedWant === null) continue;
@@ -1113,7 +1136,7 @@ export class NodeHub {
         : this.scanPool(link.nodeId, pool.id);
       scan.catch((error) => {
         // Scanned again at the next report.
-        if (link.scanned.get(pool.id) === pool.version) link.scanned.delete(pool.id);
+        if (scanned.get(pool.id) === pool.version) scanned.delete(pool.id);
         if (sharedWant !== undefined) this.endSharedScan(pool.id, sharedWant);
         this.options.logger.warn({ nodeId: link.nodeId, poolId: pool.id, err: error }, 'scan after sync failed');
       });
