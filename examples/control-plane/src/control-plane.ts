@@ -33,6 +33,7 @@ import {
 import { z } from 'zod';
 import { findNul, handleClientError, handleError } from './http/errors.js';
 import { idempotentWrites } from './http/idempotency.js';
+import { requestLogger } from './http/request-logger.js';
 import { consoleRelayRoute, consoleRoutes, consoleTicketRoutes } from './http/routes/consoles.js';
 import { type EventStreamSettings, eventStreamRoutes, eventTicketRoutes } from './http/routes/events.js';
 import { exportRelayRoute, imageContentRoutes, imageContentTicketRoutes } from './http/routes/exports.js';
@@ -169,6 +170,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
+    childLoggerFactory: requestLogger,
     bodyLimit: 1024 * 1024,
     // Long enough for any id (128) to reach its schema and be refused there by name.
     routerOptions: { maxParamLength: 1024 },
