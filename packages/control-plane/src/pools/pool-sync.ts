@@ -2,6 +2,7 @@ import type { EventBus, PoolNodeState, PoolReport, ProtocolPool, Repositories, S
 import { desiredPoolsFingerprint, ErrorCode, QuantixError } from '@quantix/core';
 import { Batcher } from '../hub/batcher.js';
 
+/** A node's desired set. Nodes with the same pools share one (desiredSetsOf): read it, never change it. */
 export interface DesiredPools {
   generation: number;
   pools: ProtocolPool[];
@@ -81,24 +82,15 @@ export class PoolSyncService {
    */
   async recordReports(batch: readonly WaitingReport[], snapshot?: PoolsSnapshot): Promise<(StoredReport | Error)[]> {
     const { pools } = this.options.repositories;
-    const { generation: current, pools: all } = snapshot ?? (await this.readPools());
+    const read = snapshot ?? (await this.readPools());
+    const current = read.generation;
+    const { poolsOf } = indexOf(read);
+    const assigned = (nodeId: string, poolId: string) =>
+      poolsOf.get(nodeId)?.some((pool) => pool.id === poolId) === true;
     const valid = batch.filter((waiting) => waiting.report.generation <= current);
-    // Only the nodes of this batch: a pool shared by thousands is not walked whole for each batch.
-    const reporting = new Set(valid.map((waiting) => waiting.nodeId));
-    const assigned = new Set<string>();
-    const poolsOf = new Map<string, StoragePool[]>();
-    for (const pool of all) {
-      for (const nodeId of pool.nodeIds) {
-        if (!reporting.has(nodeId)) continue;
-        assigned.add(`${pool.id}\0${nodeId}`);
-        const list = poolsOf.get(nodeId);
-        if (list) list.push(pool);
-        else poolsOf.set(nodeId, [pool]);
-      }
-    }
     const inputs = valid.flatMap(({ nodeId, report }) =>
       report.pools
-        .filter((item) => assigned.has(`${item.poolId}\0${nodeId}`))
+        .filter((item) => assigned(nodeId, item.poolId))
         .map((item) => ({
           poolId: item.poolId,
           nodeId,
@@ -122,7 +114,7 @@ export class PoolSyncService {
         );
       }
       for (const item of report.pools) {
-        if (!assigned.has(`${item.poolId}\0${nodeId}`)) continue;
+        if (!assigned(nodeId, item.poolId)) continue;
         this.options.events?.emit('pool.state', {
           poolId: item.poolId,
           nodeId,
@@ -160,7 +152,7 @@ export class PoolSyncService {
 
 /** What storing a report gives back: the node's pools as they were read then (listNodeStates reads the states). */
 export interface StoredReport {
-  pools: StoragePool[];
+  pools: readonly StoragePool[];
 }
 
 /** The pools as one moment saw them: the generation, read first, and every pool. */
@@ -174,26 +166,62 @@ export interface WaitingReport {
   report: { generation: number; pools: readonly PoolReport[] };
 }
 
-/** Each node's desired set in `snapshot`; nodes mostly share their sets, and each distinct set is hashed once. */
-export function desiredSetsOf(snapshot: PoolsSnapshot, nodeIds: readonly string[]): Map<string, DesiredPools> {
-  const { generation } = snapshot;
-  const assigned = new Map<string, ProtocolPool[]>(nodeIds.map((nodeId) => [nodeId, []]));
-  for (const pool of snapshot.pools) {
-    const definition = desiredPool(pool);
-    for (const nodeId of pool.nodeIds) assigned.get(nodeId)?.push(definition);
-  }
-  const fingerprints = new Map<string, string>();
-  const sets = new Map<string, DesiredPools>();
-  for (const [nodeId, definitions] of assigned) {
-    const key = definitions.map((d) => d.id).join('\0');
-    let fingerprint = fingerprints.get(key);
-    if (fingerprint === undefined) {
-      fingerprint = desiredPoolsFingerprint(definitions);
-      fingerprints.set(key, fingerprint);
+/**
+ * What the batches reading one snapshot share, worked out once: each node's pools, and each
+ * node's desired set — one object per distinct set, hashed once. A snapshot lasts until the
+ * generation moves, so a reconnect storm's batches of hellos and reports only look nodes up
+ * (they each walked every pool's node list, 2,000 ids for a pool shared by 2,000 nodes).
+ */
+interface SnapshotIndex {
+  readonly poolsOf: ReadonlyMap<string, readonly StoragePool[]>;
+  readonly setOf: Map<string, DesiredPools>;
+  /** Distinct sets, by their pool ids. */
+  readonly sets: Map<string, DesiredPools>;
+}
+
+const indexes = new WeakMap<PoolsSnapshot, SnapshotIndex>();
+
+function indexOf(snapshot: PoolsSnapshot): SnapshotIndex {
+  let index = indexes.get(snapshot);
+  if (!index) {
+    const poolsOf = new Map<string, StoragePool[]>();
+    for (const pool of snapshot.pools) {
+      for (const nodeId of pool.nodeIds) {
+        const list = poolsOf.get(nodeId);
+        if (list) list.push(pool);
+        else poolsOf.set(nodeId, [pool]);
+      }
     }
-    sets.set(nodeId, { generation, pools: definitions, fingerprint });
+    index = { poolsOf, setOf: new Map(), sets: new Map() };
+    indexes.set(snapshot, index);
   }
-  return sets;
+  return index;
+}
+
+/** Each node's desired set in `snapshot` (the pools in snapshot order); nodes with the same pools share one. */
+export function desiredSetsOf(snapshot: PoolsSnapshot, nodeIds: readonly string[]): Map<string, DesiredPools> {
+  const index = indexOf(snapshot);
+  const result = new Map<string, DesiredPools>();
+  for (const nodeId of nodeIds) {
+    let set = index.setOf.get(nodeId);
+    if (!set) {
+      const pools = index.poolsOf.get(nodeId) ?? [];
+      const key = pools.map((pool) => pool.id).join('\0');
+      set = index.sets.get(key);
+      if (!set) {
+        const definitions = pools.map(desiredPool);
+        set = {
+          generation: snapshot.generation,
+          pools: definitions,
+          fingerprint: desiredPoolsFingerprint(definitions),
+        };
+        index.sets.set(key, set);
+      }
+      index.setOf.set(nodeId, set);
+    }
+    result.set(nodeId, set);
+  }
+  return result;
 }
 
 /** A pool as a node is told it. */
