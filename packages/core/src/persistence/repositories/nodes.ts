@@ -105,9 +105,11 @@ export class KnexNodeRepository implements NodeRepository {
 
   async getTokenDigests(ids: readonly string[]): Promise<Map<string, string | null>> {
     if (ids.length === 0) return new Map();
+    // One array parameter, not one a node: the same statement text whatever the batch (planned
+    // once), where `in (…)` made a statement of its own, with hundreds of parameters, per batch size.
     const rows = (await guarded(WHAT, () =>
       this.knex(TABLE)
-        .whereIn('id', [...new Set(ids)])
+        .whereRaw('id = any(?::text[])', [[...new Set(ids)]])
         .select('id', 'token_sha256'),
     )) as Row[];
     return new Map(rows.map((row) => [row.id as string, (row.token_sha256 as string | null) ?? null]));
