@@ -15,6 +15,13 @@
  * QUANTIX_BENCH_QUICK=1: 50 nodes, 1,000 images, one round. QUANTIX_BENCH_CPU_PROF=<dir>: a CPU profile
  * of the control plane (`node --cpu-prof`) is written there. QUANTIX_BENCH_ALLOC_PROF=<file>: the
  * control plane's sampled allocations during the storms (collected ones included), as a .heapprofile.
+ * QUANTIX_BENCH_BASELINE=<checkout>: the control plane of another checkout of Quantix (built there,
+ * `npx turbo run build`) runs beside this one, on a database of its own seeded by its own core and
+ * with 2,000 clients of its own; each round storms both, in turns, and the line printed compares
+ * them round by round (wall and CPU): a change's effect, measured in one run on one machine, where
+ * separate runs differ by more than most changes do. Not written to the results.
+ * QUANTIX_BENCH_CP_FLAGS="<node flags>": given to the control plane(s), e.g. `--trace-gc-nvp`
+ * (what it prints goes to stderr).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -60,7 +67,11 @@ function child(args: string[], env: NodeJS.ProcessEnv = process.env) {
   );
   const waiting: { event: string; resolve: (line: Record<string, unknown>) => void }[] = [];
   createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (text) => {
-    if (!text.startsWith('{')) return;
+    // Not a line of ours (a V8 trace the flags below asked for, a warning): passed on.
+    if (!text.startsWith('{')) {
+      process.stderr.write(`${text}\n`);
+      return;
+    }
     const line = JSON.parse(text) as Record<string, unknown>;
     const i = waiting.findIndex((w) => w.event === line.event);
     if (i >= 0) waiting.splice(i, 1)[0]?.resolve(line);
@@ -90,82 +101,140 @@ function child(args: string[], env: NodeJS.ProcessEnv = process.env) {
   };
 }
 
-const testDb = await createPostgresTestDatabase();
+/** What seeding needs of a checkout of Quantix: this one's, or the baseline's (its dist). */
+interface QuantixBuild {
+  createQuantix: typeof createQuantix;
+  tokenDigest: typeof tokenDigest;
+  bin: string;
+}
+
+const nodes = Array.from({ length: NODES }, (_, i) => ({
+  id: `bench-node-${i}`,
+  token: `token-${i}-${Math.random().toString(36).slice(2)}`,
+}));
+
+/** Seeds a new database through `build`'s own core (its migrations): the nodes with their tokens, one shared pool on all of them, the images in it. */
+async function seededDatabase(build: QuantixBuild) {
+  const db = await createPostgresTestDatabase();
+  const quantix = await build.createQuantix({ database: db.config, logger: pino({ level: 'silent' }) });
+  try {
+    const { repositories } = quantix;
+    for (const { id, token } of nodes) {
+      await repositories.nodes.create({ id, hostname: id });
+      await repositories.nodes.setTokenDigest(id, build.tokenDigest(token));
+    }
+    await repositories.pools.create({
+      id: 'shared',
+      name: 'shared images',
+      type: 'nfs',
+      shared: true,
+      config: { server: '127.0.0.1', export: '/export/shared' },
+      contentTypes: ['images'],
+      nodeIds: nodes.map((n) => n.id),
+    });
+    await repositories.images.upsertByLocation(
+      Array.from({ length: IMAGES }, (_, i) => ({
+        poolId: 'shared',
+        relPath: `cloud/${i}.qcow2`,
+        kind: 'cloud' as const,
+        format: 'qcow2' as const,
+        sizeBytes: 1e9 + i,
+      })),
+    );
+  } finally {
+    await quantix.close();
+  }
+  return db;
+}
+
+const ours: QuantixBuild = { createQuantix, tokenDigest, bin: QUANTIX_BIN };
+const baselineDir = process.env.QUANTIX_BENCH_BASELINE;
+const baseline: QuantixBuild | null = baselineDir
+  ? {
+      createQuantix: (
+        (await import(join(baselineDir, 'packages/core/dist/index.js'))) as { createQuantix: typeof createQuantix }
+      ).createQuantix,
+      tokenDigest: (
+        (await import(join(baselineDir, 'packages/control-plane/dist/index.js'))) as { tokenDigest: typeof tokenDigest }
+      ).tokenDigest,
+      bin: join(baselineDir, 'examples/control-plane/bin/quantix.js'),
+    }
+  : null;
+
+const testDb = await seededDatabase(ours);
+const baselineDb = baseline ? await seededDatabase(baseline) : null;
 const dataDir = mkdtempSync(join(tmpdir(), 'quantix-bench-pool-sync-'));
-const databaseUrl = (testDb.config as { connectionString: string }).connectionString;
-const raw = new pg.Pool({ connectionString: databaseUrl, max: 2 });
-const quantix = await createQuantix({ database: testDb.config, logger: pino({ level: 'silent' }) });
+const urlOf = (db: { config: unknown }) => (db.config as { connectionString: string }).connectionString;
+const raw = new pg.Pool({ connectionString: urlOf(testDb), max: 2 });
+const baselineRaw = baselineDb ? new pg.Pool({ connectionString: urlOf(baselineDb), max: 2 }) : null;
 const results = benchResults('pool-sync');
 try {
-  // Seed: nodes with tokens, one shared pool on all of them, the images in it.
-  const { repositories } = quantix;
-  const nodes: { id: string; token: string }[] = [];
-  for (let i = 0; i < NODES; i++) {
-    const id = `bench-node-${i}`;
-    await repositories.nodes.create({ id, hostname: id });
-    const token = `token-${i}-${Math.random().toString(36).slice(2)}`;
-    await repositories.nodes.setTokenDigest(id, tokenDigest(token));
-    nodes.push({ id, token });
-  }
-  await repositories.pools.create({
-    id: 'shared',
-    name: 'shared images',
-    type: 'nfs',
-    shared: true,
-    config: { server: '127.0.0.1', export: '/export/shared' },
-    contentTypes: ['images'],
-    nodeIds: nodes.map((n) => n.id),
-  });
-  await repositories.images.upsertByLocation(
-    Array.from({ length: IMAGES }, (_, i) => ({
-      poolId: 'shared',
-      relPath: `cloud/${i}.qcow2`,
-      kind: 'cloud' as const,
-      format: 'qcow2' as const,
-      sizeBytes: 1e9 + i,
-    })),
-  );
-  await quantix.close();
   const nodesFile = join(dataDir, 'nodes.json');
   writeFileSync(nodesFile, JSON.stringify(nodes));
 
   // QUANTIX_BENCH_CPU_PROF=<dir>: the control plane writes a CPU profile there as it stops.
   const profile = process.env.QUANTIX_BENCH_CPU_PROF;
-  const controlPlane = child(
-    [
-      ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : []),
-      QUANTIX_BIN,
-      'serve',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-      '--data-dir',
-      join(dataDir, 'cp'),
-    ],
-    {
-      ...process.env,
-      QUANTIX_DATABASE_URL: databaseUrl,
-      QUANTIX_API_TOKEN: TOKEN,
-      QUANTIX_LOG_LEVEL: process.env.QUANTIX_LOG_LEVEL ?? 'warn',
-    },
-  );
-  const { url } = await controlPlane.next('listening', 60_000);
-  const bare = child([join(FIXTURES, 'bare-ws-server.mjs')]);
-  const { url: bareUrl } = await bare.next('listening');
-
-  const storedSince = async (since: Date) =>
-    Number(
-      (await raw.query(`select count(*) from pool_node_states where status = 'active' and updated_at >= $1`, [since]))
-        .rows[0].count,
-    );
   const clientsOf = async (serverUrl: string) => {
     const clients = child(['--import', 'tsx', join(FIXTURES, 'pool-sync-clients.ts'), serverUrl, nodesFile]);
     await clients.next('acked');
     return clients;
   };
-  const ours = await clientsOf(url as string);
-  while ((await storedSince(new Date(0))) < NODES) await sleep(20);
+  /** A control plane of `build` on `database`, its clients connected and every acknowledgement stored. */
+  const startSide = async (build: QuantixBuild, database: pg.Pool, url: string, name: string, flags: string[] = []) => {
+    const controlPlane = child(
+      [...flags, build.bin, 'serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', join(dataDir, name)],
+      {
+        ...process.env,
+        QUANTIX_DATABASE_URL: url,
+        QUANTIX_API_TOKEN: TOKEN,
+        QUANTIX_LOG_LEVEL: process.env.QUANTIX_LOG_LEVEL ?? 'warn',
+      },
+    );
+    const { url: serverUrl } = await controlPlane.next('listening', 60_000);
+    const storedSince = async (since: Date) =>
+      Number(
+        (
+          await database.query(`select count(*) from pool_node_states where status = 'active' and updated_at >= $1`, [
+            since,
+          ])
+        ).rows[0].count,
+      );
+    const clients = await clientsOf(serverUrl as string);
+    while ((await storedSince(new Date(0))) < NODES) await sleep(20);
+    /** One storm: every client reconnects; until every acknowledgement is stored (PostgreSQL's clock and ours are the machine's). */
+    const storm = async () => {
+      const used = {
+        controlPlane: cpuFrom([controlPlane.proc.pid as number]),
+        postgres: cpuFrom(await postgresBackendPids(database)),
+        clients: cpuFrom([clients.proc.pid as number]),
+      };
+      const since = new Date();
+      const start = performance.now();
+      clients.send('reconnect');
+      await clients.next('acked');
+      while ((await storedSince(since)) < NODES) await sleep(5);
+      return {
+        ms: performance.now() - start,
+        controlPlane: used.controlPlane(),
+        postgres: used.postgres(),
+        clients: used.clients(),
+      };
+    };
+    return { controlPlane, clients, storm };
+  };
+  // QUANTIX_BENCH_CP_FLAGS: node flags for the control plane (e.g. --trace-gc-nvp), on both sides.
+  const flags = process.env.QUANTIX_BENCH_CP_FLAGS?.split(' ').filter(Boolean) ?? [];
+  const side = await startSide(ours, raw, urlOf(testDb), 'cp', [
+    ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : []),
+    ...flags,
+  ]);
+  const { controlPlane } = side;
+  const baselineSide =
+    baseline && baselineDb && baselineRaw
+      ? await startSide(baseline, baselineRaw, urlOf(baselineDb), 'baseline', flags)
+      : null;
+  const bare = child([join(FIXTURES, 'bare-ws-server.mjs')]);
+  const { url: bareUrl } = await bare.next('listening');
   const floor = await clientsOf(bareUrl as string);
 
   const stormMs: number[] = [];
@@ -179,24 +248,18 @@ try {
     ourClients: [] as number[],
     floorClients: [] as number[],
   };
+  const baselineRounds: { ms: number; controlPlane: number; postgres: number }[] = [];
   const allocationProfile = process.env.QUANTIX_BENCH_ALLOC_PROF;
   const sampling = allocationProfile ? await sampleAllocations(controlPlane.proc.pid as number) : null;
   for (let round = 0; round < ROUNDS; round++) {
-    // Ours: until every acknowledgement is stored (PostgreSQL's clock and ours are the machine's).
-    const ourCpu = {
-      controlPlane: cpuFrom([controlPlane.proc.pid as number]),
-      postgres: cpuFrom(await postgresBackendPids(raw)),
-      clients: cpuFrom([ours.proc.pid as number]),
-    };
-    const since = new Date();
-    const start = performance.now();
-    ours.send('reconnect');
-    await ours.next('acked');
-    while ((await storedSince(since)) < NODES) await sleep(5);
-    stormMs.push(performance.now() - start);
-    cpu.controlPlane.push(ourCpu.controlPlane());
-    cpu.postgres.push(ourCpu.postgres());
-    cpu.ourClients.push(ourCpu.clients());
+    // With a baseline, ours and its storms take turns going first: neither always follows the floor.
+    if (baselineSide && round % 2 === 1) baselineRounds.push(await baselineSide.storm());
+    const storm = await side.storm();
+    stormMs.push(storm.ms);
+    cpu.controlPlane.push(storm.controlPlane);
+    cpu.postgres.push(storm.postgres);
+    cpu.ourClients.push(storm.clients);
+    if (baselineSide && round % 2 === 0) baselineRounds.push(await baselineSide.storm());
     // The floor: the same clients, one round trip each with the bare server.
     const floorCpu = { bare: cpuFrom([bare.proc.pid as number]), clients: cpuFrom([floor.proc.pid as number]) };
     const floorStart = performance.now();
@@ -209,9 +272,9 @@ try {
   if (sampling && allocationProfile) await sampling.stop(allocationProfile);
   const rssMb = peakRssMb(controlPlane.proc.pid as number);
   const bareRssMb = peakRssMb(bare.proc.pid as number);
-  ours.send('exit');
-  floor.send('exit');
-  await Promise.all([controlPlane.stop(), bare.stop()]);
+  const baselineRssMb = baselineSide ? peakRssMb(baselineSide.controlPlane.proc.pid as number) : 0;
+  for (const clients of [side.clients, floor, baselineSide?.clients]) clients?.send('exit');
+  await Promise.all([controlPlane.stop(), bare.stop(), baselineSide?.controlPlane.stop()]);
 
   console.log(
     `bench/pool-sync${quick ? ' (quick mode)' : ''} — on a 2-core machine shared with PostgreSQL and the clients`,
@@ -257,11 +320,26 @@ try {
   console.log(
     `control-plane peak RSS ${rssMb.toFixed(0)} MB (target < ${RSS_BUDGET_MB} MB: ${rssMb < RSS_BUDGET_MB ? 'ok' : 'MISSED'})`,
   );
+  if (baselineSide) {
+    // Round by round: both storms of a round ran back to back, in the same state of the machine.
+    const wall = stormMs.map((ms, i) => ms / (baselineRounds[i]?.ms ?? Number.NaN));
+    const cpuDiff = cpu.controlPlane.map((ms, i) => ms - (baselineRounds[i]?.controlPlane ?? Number.NaN));
+    const pgDiff = cpu.postgres.map((ms, i) => ms - (baselineRounds[i]?.postgres ?? Number.NaN));
+    console.log(
+      `baseline ${baselineDir}: every ack stored ${median(baselineRounds.map((r) => r.ms)).toFixed(0)} ms, control plane ` +
+        `${median(baselineRounds.map((r) => r.controlPlane)).toFixed(0)} ms CPU, its PostgreSQL ` +
+        `${median(baselineRounds.map((r) => r.postgres)).toFixed(0)} ms, peak RSS ${baselineRssMb.toFixed(0)} MB (medians of ${ROUNDS})`,
+    );
+    console.log(
+      `this checkout against the baseline, per round: wall ${median(wall).toFixed(3)}x (${wall.map((r) => r.toFixed(2)).join(' ')}); ` +
+        `control-plane CPU ${median(cpuDiff) >= 0 ? '+' : ''}${median(cpuDiff).toFixed(0)} ms (${cpuDiff.map(Math.round).join(' ')}); ` +
+        `PostgreSQL ${median(pgDiff) >= 0 ? '+' : ''}${median(pgDiff).toFixed(0)} ms`,
+    );
+  }
   await results.save();
 } finally {
   for (const proc of children) proc.kill('SIGKILL');
-  await raw.end();
-  await quantix.close().catch(() => undefined);
+  await Promise.all([raw.end(), baselineRaw?.end()]);
   rmSync(dataDir, { recursive: true, force: true });
-  await testDb.dispose();
+  await Promise.all([testDb.dispose(), baselineDb?.dispose()]);
 }
