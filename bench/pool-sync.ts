@@ -113,7 +113,10 @@ const nodes = Array.from({ length: NODES }, (_, i) => ({
   token: `token-${i}-${Math.random().toString(36).slice(2)}`,
 }));
 
-/** Seeds a new database through `build`'s own core (its migrations): the nodes with their tokens, one shared pool on all of them, the images in it. */
+/**
+ * Seeds a new database through `build`'s own core (its migrations): the nodes with their tokens,
+ * one shared pool on all of them, the images in it. With its URL and a pool of this bench's own.
+ */
 async function seededDatabase(build: QuantixBuild) {
   const db = await createPostgresTestDatabase();
   const quantix = await build.createQuantix({ database: db.config, logger: pino({ level: 'silent' }) });
@@ -144,7 +147,16 @@ async function seededDatabase(build: QuantixBuild) {
   } finally {
     await quantix.close();
   }
-  return db;
+  const url = (db.config as { connectionString: string }).connectionString;
+  const raw = new pg.Pool({ connectionString: url, max: 2 });
+  return {
+    url,
+    raw,
+    async dispose() {
+      await raw.end();
+      await db.dispose();
+    },
+  };
 }
 
 const ours: QuantixBuild = { createQuantix, tokenDigest, bin: QUANTIX_BIN };
@@ -161,12 +173,9 @@ const baseline: QuantixBuild | null = baselineDir
     }
   : null;
 
-const testDb = await seededDatabase(ours);
-const baselineDb = baseline ? await seededDatabase(baseline) : null;
+const database = await seededDatabase(ours);
+const baselineDatabase = baseline ? await seededDatabase(baseline) : null;
 const dataDir = mkdtempSync(join(tmpdir(), 'quantix-bench-pool-sync-'));
-const urlOf = (db: { config: unknown }) => (db.config as { connectionString: string }).connectionString;
-const raw = new pg.Pool({ connectionString: urlOf(testDb), max: 2 });
-const baselineRaw = baselineDb ? new pg.Pool({ connectionString: urlOf(baselineDb), max: 2 }) : null;
 const results = benchResults('pool-sync');
 try {
   const nodesFile = join(dataDir, 'nodes.json');
@@ -180,7 +189,12 @@ try {
     return clients;
   };
   /** A control plane of `build` on `database`, its clients connected and every acknowledgement stored. */
-  const startSide = async (build: QuantixBuild, database: pg.Pool, url: string, name: string, flags: string[] = []) => {
+  const startSide = async (
+    build: QuantixBuild,
+    { url, raw }: Awaited<ReturnType<typeof seededDatabase>>,
+    name: string,
+    flags: string[] = [],
+  ) => {
     const controlPlane = child(
       [...flags, build.bin, 'serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', join(dataDir, name)],
       {
@@ -193,11 +207,8 @@ try {
     const { url: serverUrl } = await controlPlane.next('listening', 60_000);
     const storedSince = async (since: Date) =>
       Number(
-        (
-          await database.query(`select count(*) from pool_node_states where status = 'active' and updated_at >= $1`, [
-            since,
-          ])
-        ).rows[0].count,
+        (await raw.query(`select count(*) from pool_node_states where status = 'active' and updated_at >= $1`, [since]))
+          .rows[0].count,
       );
     const clients = await clientsOf(serverUrl as string);
     while ((await storedSince(new Date(0))) < NODES) await sleep(20);
@@ -205,7 +216,7 @@ try {
     const storm = async () => {
       const used = {
         controlPlane: cpuFrom([controlPlane.proc.pid as number]),
-        postgres: cpuFrom(await postgresBackendPids(database)),
+        postgres: cpuFrom(await postgresBackendPids(raw)),
         clients: cpuFrom([clients.proc.pid as number]),
       };
       const since = new Date();
@@ -224,15 +235,13 @@ try {
   };
   // QUANTIX_BENCH_CP_FLAGS: node flags for the control plane (e.g. --trace-gc-nvp), on both sides.
   const flags = process.env.QUANTIX_BENCH_CP_FLAGS?.split(' ').filter(Boolean) ?? [];
-  const side = await startSide(ours, raw, urlOf(testDb), 'cp', [
+  const side = await startSide(ours, database, 'cp', [
     ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : []),
     ...flags,
   ]);
   const { controlPlane } = side;
   const baselineSide =
-    baseline && baselineDb && baselineRaw
-      ? await startSide(baseline, baselineRaw, urlOf(baselineDb), 'baseline', flags)
-      : null;
+    baseline && baselineDatabase ? await startSide(baseline, baselineDatabase, 'baseline', flags) : null;
   const bare = child([join(FIXTURES, 'bare-ws-server.mjs')]);
   const { url: bareUrl } = await bare.next('listening');
   const floor = await clientsOf(bareUrl as string);
@@ -325,6 +334,7 @@ try {
     const wall = stormMs.map((ms, i) => ms / (baselineRounds[i]?.ms ?? Number.NaN));
     const cpuDiff = cpu.controlPlane.map((ms, i) => ms - (baselineRounds[i]?.controlPlane ?? Number.NaN));
     const pgDiff = cpu.postgres.map((ms, i) => ms - (baselineRounds[i]?.postgres ?? Number.NaN));
+    const signed = (ms: number) => `${ms >= 0 ? '+' : ''}${ms.toFixed(0)} ms`;
     console.log(
       `baseline ${baselineDir}: every ack stored ${median(baselineRounds.map((r) => r.ms)).toFixed(0)} ms, control plane ` +
         `${median(baselineRounds.map((r) => r.controlPlane)).toFixed(0)} ms CPU, its PostgreSQL ` +
@@ -332,14 +342,13 @@ try {
     );
     console.log(
       `this checkout against the baseline, per round: wall ${median(wall).toFixed(3)}x (${wall.map((r) => r.toFixed(2)).join(' ')}); ` +
-        `control-plane CPU ${median(cpuDiff) >= 0 ? '+' : ''}${median(cpuDiff).toFixed(0)} ms (${cpuDiff.map(Math.round).join(' ')}); ` +
-        `PostgreSQL ${median(pgDiff) >= 0 ? '+' : ''}${median(pgDiff).toFixed(0)} ms`,
+        `control-plane CPU ${signed(median(cpuDiff))} (${cpuDiff.map(Math.round).join(' ')}); ` +
+        `PostgreSQL ${signed(median(pgDiff))}`,
     );
   }
   await results.save();
 } finally {
   for (const proc of children) proc.kill('SIGKILL');
-  await Promise.all([raw.end(), baselineRaw?.end()]);
   rmSync(dataDir, { recursive: true, force: true });
-  await Promise.all([testDb.dispose(), baselineDb?.dispose()]);
+  await Promise.all([database.dispose(), baselineDatabase?.dispose()]);
 }
