@@ -97,21 +97,29 @@ function decodeListCursor(cursor: string): [string, string] {
 }
 
 /**
- * A statement of a fixed shape (a page, a search, a get by id). Texts come from a few fixed
- * shapes, never from input. It is kept prepared on each connection under a name made from its
- * text: parsed once and planned a few times per connection instead of on every request (parsing
- * and planning a page's 2 KB text cost more than running it). Searches too: their generic plan
- * (the trigram index) measured as fast as the custom one even for a text every row holds or a
- * text too short for a trigram, where PostgreSQL would rather scan the table (10,000 images,
- * 11-18 ms either way), and PostgreSQL still plans a statement afresh while a generic plan
- * looks costlier than the custom ones it made.
+ * A statement of a fixed shape (a page, a get by id, the VM-creation view). Texts come from a few
+ * fixed shapes, never from input. It is kept prepared on each connection under a name made from
+ * its text: parsed once and planned a few times per connection instead of on every request
+ * (parsing and planning a page's 2 KB text cost more than running it).
+ *
+ * A search's statements are planned per call instead (`plan: 'per-call'`): for a search the best
+ * plan depends on how many rows the text matches, which only its value tells. With the text
+ * known, PostgreSQL walks the list order until a page is full when most rows match and reads the
+ * trigram index when few do; a generic plan, made once for every text, reads the index and
+ * sorts every match, ~3x the time for a word every image holds (bench/repository, "every image
+ * matches"). Planning costs ~0.1-0.2 ms a statement, which the rare words pay.
  *
  * On PostgreSQL it goes straight to a pooled connection, its text turned into `$n` form once per
  * shape: knex would do that again on every call, and placing the bindings of a 2 KB text cost a
  * listing more than serializing its page. Listeners of knex's `query` event (logs, the api bench)
  * still hear of it.
  */
-async function runStatement(knex: Knex, sql: string, bindings: readonly Knex.RawBinding[]): Promise<{ rows: Row[] }> {
+async function runStatement(
+  knex: Knex,
+  sql: string,
+  bindings: readonly Knex.RawBinding[],
+  plan: 'prepared' | 'per-call' = 'prepared',
+): Promise<{ rows: Row[] }> {
   let statement = statements.get(sql);
   if (statement === undefined) {
     statement = {
@@ -120,19 +128,19 @@ async function runStatement(knex: Knex, sql: string, bindings: readonly Knex.Raw
     };
     statements.set(sql, statement);
   }
-  const { name } = statement;
+  const name = plan === 'prepared' ? statement.name : undefined;
   const direct = knex.client.config.client === 'pg' && !knex.isTransaction && statement.positional !== null;
   if (!direct || statement.positional?.count !== bindings.length) {
-    return knex.raw(sql, bindings).options({ name });
+    return name === undefined ? knex.raw(sql, bindings) : knex.raw(sql, bindings).options({ name });
   }
   // As knex tells it: the text in `$n` form.
   const text = statement.positional.text;
-  knex.client.emit('query', { method: 'raw', sql: text, bindings, options: { name } });
+  knex.client.emit('query', { method: 'raw', sql: text, bindings, options: name === undefined ? {} : { name } });
   const connection = (await knex.client.acquireConnection()) as {
-    query(config: { name: string; text: string; values: readonly unknown[] }): Promise<{ rows: Row[] }>;
+    query(config: { name?: string; text: string; values: readonly unknown[] }): Promise<{ rows: Row[] }>;
   };
   try {
-    return await connection.query({ name, text, values: bindings });
+    return await connection.query(name === undefined ? { text, values: bindings } : { name, text, values: bindings });
   } finally {
     await knex.client.releaseConnection(connection);
   }
@@ -410,43 +418,50 @@ export class KnexImageRepository implements ImageRepository {
       applyPage(builder, { ...(limit !== undefined ? { limit } : {}), ...(offset !== undefined ? { offset } : {}) });
       return builder.toSQL();
     };
-    const columns = IMAGE_COLUMNS.map((column) => `i.${column}`).join(', ');
-    const position = '(extract(epoch from i.created_at) * 1000000)::bigint::text as position';
-    let statement: { sql: string; bindings: readonly Knex.RawBinding[] };
+    // Each row's exact position in list order (microseconds since the epoch), for the cursor.
+    const position = (alias: string) => `(extract(epoch from ${alias}created_at) * 1000000)::bigint::text as position`;
+    let rows: Row[];
+    let total: number;
     if (text) {
-      // A search reads the trigram index once: its matches (ids and list order only) give both
-      // the total and the page, whose full rows are then read by id. Counting and paging as two
-      // scans would read the index twice, the costliest part of a search.
-      const matches = this.filtered(filter).select('id', 'created_at').toSQL();
-      const page = pageOf(this.knex('matches').select('id', 'created_at'));
-      statement = {
-        sql: `with matches as materialized (${matches.sql}), page as (${page.sql})
-        select ${columns}, ${position}, total.n as total
-        from (select count(*) from matches) as total (n) left join page on true
-        left join lateral (select ${IMAGE_COLUMNS.join(', ')} from images where id = page.id limit 1) as i on true
-        order by page.created_at, page.id`,
-        bindings: [...matches.bindings, ...page.bindings],
-      };
+      // A search: the page and the total as two statements planned per call (see runStatement),
+      // run at once on two pooled connections. Each is a scan of its own, and on two cores the
+      // search takes as long as the longer one, not both (one statement counting and paging the
+      // same materialized matches took 1.5-2x as long, and 4x for a text most rows hold).
+      // Outside a transaction the two read the table a moment apart: under concurrent writes
+      // the total may differ from the page by those writes.
+      const page = pageOf(this.filtered(filter).select(...IMAGE_COLUMNS, this.knex.raw(position(''))));
+      const count = this.filtered(filter).count('*').toSQL();
+      const [pageResult, countResult] = await guarded(WHAT, () =>
+        Promise.all([
+          runStatement(this.knex, page.sql, page.bindings, 'per-call'),
+          runStatement(this.knex, count.sql, count.bindings, 'per-call'),
+        ]),
+      );
+      rows = pageResult.rows;
+      total = toNumber(countResult.rows[0]?.count ?? 0);
     } else {
       const page = pageOf(this.filtered(filter).select(...IMAGE_COLUMNS));
-      const total = this.filtered(filter).count('*').toSQL();
-      // One statement: the page, each row's exact position for the cursor, and the total. The
-      // left join keeps one row (the total) when the page is empty.
-      statement = {
-        sql: `with page as (${page.sql})
-        select ${columns}, ${position}, total.n as total
-        from (${total.sql}) as total (n) left join page as i on true
-        order by i.created_at, i.id`,
-        bindings: [...page.bindings, ...total.bindings],
-      };
+      const count = this.filtered(filter).count('*').toSQL();
+      // One statement: the page, each row's position, and the total. The left join keeps one row
+      // (the total) when the page is empty.
+      const result = await guarded(WHAT, () =>
+        runStatement(
+          this.knex,
+          `with page as (${page.sql})
+          select ${IMAGE_COLUMNS.map((column) => `i.${column}`).join(', ')}, ${position('i.')}, total.n as total
+          from (${count.sql}) as total (n) left join page as i on true
+          order by i.created_at, i.id`,
+          [...page.bindings, ...count.bindings],
+        ),
+      );
+      rows = result.rows.filter((row) => row.id !== null);
+      total = toNumber(result.rows[0]?.total ?? 0);
     }
-    const result = await guarded(WHAT, () => runStatement(this.knex, statement.sql, statement.bindings));
-    const rows = (result.rows as Row[]).filter((row) => row.id !== null);
     const last = rows.at(-1);
     const full = limit !== undefined && rows.length === limit;
     return {
       images: rows.map(rowToImage),
-      total: toNumber((result.rows as Row[])[0]?.total ?? 0),
+      total,
       nextCursor: full && last ? encodeListCursor(last.position as string, last.id as string) : null,
     };
   }
