@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import knexFactory, { type Knex } from 'knex';
 import { ErrorCode, QuantixError } from '../errors.js';
 import { migrateToLatest } from './migrations/index.js';
+import { pgTypesWithFastTimestamps } from './pg-types.js';
 
 /**
  * Where Quantix keeps its state. PGlite is the embedded default (a data directory, or memory
@@ -101,6 +102,7 @@ async function openPgliteMemory(): Promise<PGliteInstance> {
 
 async function createKnex(config: DatabaseConfig): Promise<Knex> {
   if (config.client === 'pg') {
+    const { default: pg } = await import('pg');
     const statementMs = config.timeouts?.statementMs ?? DEFAULT_DATABASE_TIMEOUTS.statementMs;
     return knexFactory({
       client: 'pg',
@@ -111,6 +113,7 @@ async function createKnex(config: DatabaseConfig): Promise<Knex> {
         query_timeout: config.timeouts?.queryMs ?? statementMs + Math.min(5_000, statementMs),
         idle_in_transaction_session_timeout: statementMs,
         keepAlive: true,
+        types: pgTypesWithFastTimestamps(pg.types.getTypeParser),
       },
       pool: {
         min: config.pool?.min ?? 0,
