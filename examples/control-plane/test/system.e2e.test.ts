@@ -423,7 +423,7 @@ describe('Quantix end to end (real processes)', { timeout: 300_000 }, () => {
     // A paused guest cannot shut itself down: an ACPI stop says so at once, and queues nothing.
     const acpi = await api('POST', `/vms/${vm.body.id}/stop`, { force: false });
     expect(acpi).toMatchObject({ status: 409, body: { error: { code: 'INVALID_STATE' } } });
-    expect(acpi.body.error.message).toContain('is paused: its guest cannot shut itself down');
+    expect(acpi.body.error.message).toContain(`VM '${vm.body.name}' is paused: its guest cannot shut itself down`);
     expect(await domstate()).toBe('paused');
     expect(await api('POST', `/vms/${vm.body.id}/start`)).toMatchObject({ status: 200, body: { state: 'running' } });
     expect(await domstate()).toBe('running');

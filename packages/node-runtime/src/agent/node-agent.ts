@@ -695,7 +695,7 @@ export class NodeAgent {
       if (!request.force && (await hypervisor.state({ name: request.name })) === 'paused') {
         throw new QuantixError(
           NodeRuntimeErrorCode.INVALID_STATE,
-          `Domain '${request.name}' is paused: its guest cannot shut itself down; start it to let it run on, or stop it with force to power it off`,
+          `VM '${request.name}' is paused: its guest cannot shut itself down; start it to let it run on, or stop it with force to power it off`,
           { details: { name: request.name, state: 'paused' } },
         );
       }

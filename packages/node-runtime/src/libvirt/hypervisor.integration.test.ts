@@ -181,9 +181,9 @@ describe('LibvirtHypervisor over SSH on qemu:///system', () => {
     const { xml, disk } = await tinyDomain(name);
     await hypervisor.define({ xml });
     await hypervisor.start({ name });
-    expect((await rejection(hypervisor.undefine({ name, removeStorage: true }))).code).toBe(
-      NodeRuntimeErrorCode.INVALID_STATE,
-    );
+    const busy = await rejection(hypervisor.undefine({ name, removeStorage: true }));
+    expect(busy.code).toBe(NodeRuntimeErrorCode.INVALID_STATE);
+    expect(busy.message).toBe(`VM '${name}' is running; stop it before removing it with its storage`);
     expect(existsSync(disk)).toBe(true);
     await hypervisor.destroy({ name });
     await hypervisor.undefine({ name, removeStorage: true });
@@ -216,7 +216,7 @@ describe('LibvirtHypervisor over SSH on qemu:///system', () => {
     await hypervisor.start({ name });
     const running = await rejection(hypervisor.setResources({ name, cpu: 2 }));
     expect(running.code).toBe(NodeRuntimeErrorCode.INVALID_STATE);
-    expect(running.message).toMatch(/stop it before/);
+    expect(running.message).toBe(`VM '${name}' is running; stop it before changing its CPUs or memory`);
     expect((await dominfo()).cpus).toBe(1);
     expect((await rejection(hypervisor.setResources({ name, cpu: 0 }))).code).toBe(ErrorCode.INVALID_INPUT);
     await hypervisor.destroy({ name });

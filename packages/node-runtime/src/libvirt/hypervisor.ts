@@ -267,7 +267,7 @@ export class LibvirtHypervisor implements Hypervisor {
       if (ACTIVE_STATES.includes(state)) {
         throw new QuantixError(
           NodeRuntimeErrorCode.INVALID_STATE,
-          `Domain '${name}' is ${state}; stop it before removing it with its storage`,
+          `VM '${name}' is ${state}; stop it before removing it with its storage`,
           { details: { name, state } },
         );
       }
@@ -462,7 +462,7 @@ export class LibvirtHypervisor implements Hypervisor {
     if (state !== 'shutoff') {
       throw new QuantixError(
         NodeRuntimeErrorCode.INVALID_STATE,
-        `Domain '${name}' is ${state}; stop it before changing its CPUs or memory`,
+        `VM '${name}' is ${state}; stop it before changing its CPUs or memory`,
         { details: { name, state } },
       );
     }
