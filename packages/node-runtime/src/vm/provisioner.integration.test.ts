@@ -136,19 +136,29 @@ describe('VmProvisioner over SSH on qemu:///system', () => {
       'instance-id': 'vm-0001',
       'local-hostname': 'web-01',
     });
-    // The domain boots the overlay, with the seed on a CD-ROM.
+    // The domain boots the overlay, with the seed on a CD-ROM and a second drive empty.
     const xml = parseDomainXml(await hypervisor.dumpXml({ name }));
     expect(xml.disks.map((d) => [d.device, d.path])).toEqual([
       ['disk', overlay],
       ['cdrom', seed],
+      ['cdrom', null],
     ]);
     expect(xml.vmId).toBe('vm-0001');
+    // An ISO goes into the empty drive, live and in the definition; the seed stays.
+    const empty = xml.disks[2]?.target as string;
+    expect(await provisioner.insertCdrom({ name, path: iso })).toEqual({ target: empty });
+    for (const scope of [[], ['--inactive']]) {
+      const held = (await exec('virsh', ['--connect', LIBVIRT_URI, 'domblklist', '--domain', name, ...scope])).stdout;
+      expect(held, scope.join('')).toMatch(new RegExp(`^\\s*${empty}\\s+${iso}\\s*$`, 'm'));
+      expect(held, scope.join('')).toContain(seed);
+    }
 
     await hypervisor.destroy({ name });
     expect(await hypervisor.state({ name })).toBe('shutoff');
 
     const deleted = await provisioner.deleteVm({ name });
     expect(deleted.removedFiles).toEqual([overlay, seed]);
+    expect(existsSync(iso)).toBe(true); // in the drive, but not the VM's own
     expect((await rejection(hypervisor.state({ name }))).code).toBe(ErrorCode.NOT_FOUND);
     expect(existsSync(overlay)).toBe(false);
     expect(existsSync(seed)).toBe(false);

@@ -180,7 +180,9 @@ export class VmProvisioner {
           vcpus: options.vcpus,
           firmware: options.firmware,
           disks: [{ path: disk, format: 'qcow2' }],
-          cdroms: [{ path: seed }],
+          // The seed, and an empty drive for an ISO put in later (drivers, a rescue system): the
+          // seed stays where cloud-init finds it on every boot.
+          cdroms: [{ path: seed }, { path: null }],
           networks: options.networks,
           bootFrom: 'disk',
           // A display for the web UI's console: VNC on the node's loopback only, relayed by the node.
