@@ -42,6 +42,11 @@ function fingerprint(path: string): { sha256: string; mtimeMs: number; size: num
   };
 }
 
+/** What libvirt says each drive of a domain holds: live, or with `--inactive` in its definition. */
+async function drivesOf(name: string, ...scope: string[]): Promise<string> {
+  return (await exec('virsh', ['--connect', LIBVIRT_URI, 'domblklist', '--domain', name, ...scope])).stdout;
+}
+
 /** The volume id of an ISO 9660 image: 32 bytes at offset 40 of the primary volume descriptor. */
 function volumeId(iso: string): string {
   return readFileSync(iso)
@@ -148,7 +153,7 @@ describe('VmProvisioner over SSH on qemu:///system', () => {
     const empty = xml.disks[2]?.target as string;
     expect(await provisioner.insertCdrom({ name, path: iso })).toEqual({ target: empty });
     for (const scope of [[], ['--inactive']]) {
-      const held = (await exec('virsh', ['--connect', LIBVIRT_URI, 'domblklist', '--domain', name, ...scope])).stdout;
+      const held = await drivesOf(name, ...scope);
       expect(held, scope.join('')).toMatch(new RegExp(`^\\s*${empty}\\s+${iso}\\s*$`, 'm'));
       expect(held, scope.join('')).toContain(seed);
     }
@@ -213,10 +218,6 @@ describe('VmProvisioner over SSH on qemu:///system', () => {
       ...isoFiles(join(dir, 'vms', name)),
       diskSizeGiB: 1,
     });
-    // What libvirt says each drive holds: live, and in the definition the next start uses.
-    const held = async (...scope: string[]) =>
-      (await exec('virsh', ['--connect', LIBVIRT_URI, 'domblklist', '--domain', name, ...scope])).stdout;
-
     // The drive holds the installer: that one again is no change; another has no empty drive.
     expect(await provisioner.insertCdrom({ name, path: iso })).toEqual({ target: 'sda' });
     const full = await rejection(provisioner.insertCdrom({ name, path: drivers }));
@@ -225,8 +226,8 @@ describe('VmProvisioner over SSH on qemu:///system', () => {
 
     expect(await provisioner.ejectCdroms({ name, paths: [iso] })).toEqual({ ejected: ['sda'] });
     expect(await provisioner.insertCdrom({ name, path: drivers })).toEqual({ target: 'sda' });
-    expect(await held()).toMatch(new RegExp(`^\\s*sda\\s+${drivers}\\s*$`, 'm'));
-    expect(await held('--inactive')).toMatch(new RegExp(`^\\s*sda\\s+${drivers}\\s*$`, 'm'));
+    expect(await drivesOf(name)).toMatch(new RegExp(`^\\s*sda\\s+${drivers}\\s*$`, 'm'));
+    expect(await drivesOf(name, '--inactive')).toMatch(new RegExp(`^\\s*sda\\s+${drivers}\\s*$`, 'm'));
     expect(await hypervisor.state({ name })).toBe('running');
 
     await provisioner.deleteVm({ name });
