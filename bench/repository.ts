@@ -126,8 +126,8 @@ try {
       ),
   );
 
-  // Text search: the repository's page (rows and total in one statement) beside the same search
-  // in raw SQL through the trigram index, rows and count as two statements on a pool of two.
+  // Text search: the repository's page (its rows and its total, two statements sent at once) beside
+  // the same two statements in raw SQL through the trigram index, on a pool of its own.
   const searchSql = `select ${columns} from images where search_text like lower($1) order by created_at, id limit 50`;
   const countSql = 'select count(*) from images where search_text like lower($1)';
   const search = (text: string) =>
