@@ -2,8 +2,8 @@
  * bench/repository — the repository layer beside raw SQL through `pg`, on PostgreSQL, in one run.
  *   list-with-filter and get-by-id over 10,000 images: repository vs the same query in raw SQL
  *   (target ≤ 1.3×); text search over 10,000 images (names, OS, labels; issue 14 item 2):
- *   repository vs the raw trigram query, for a rare word, a label and a word every image holds
- *   (target ≤ 1.3× and < 2 ms); batch upsert of 10,000 discovered files (target ≤ 2 s); a
+ *   repository vs the raw trigram query, for a rare word (again on the index rebuilt), a label and
+ *   a word every image holds (target ≤ 1.3× and < 2 ms); batch upsert of 10,000 discovered files (target ≤ 2 s); a
  *   single-use ticket (consoles, event streams) issued and spent through SingleUseTickets vs the
  *   same two statements in raw SQL (target ≤ 1.3×).
  * QUANTIX_BENCH_QUICK=1 runs a small version (CI runs it so the bench never rots).
@@ -21,6 +21,8 @@ const quick = process.env.QUANTIX_BENCH_QUICK === '1';
 const IMAGES = quick ? 1_000 : 10_000;
 const ROUNDS = quick ? 50 : 500;
 const POOLS = ['pool-a', 'pool-b', 'pool-c', 'pool-d'];
+/** Issue 14: a search over 10,000 images under 2 ms. */
+const SEARCH_TARGET_MS = 2;
 
 /**
  * Milliseconds per call of `ours` and of `peer`: after a warm-up, batches of each alternate
@@ -144,6 +146,12 @@ try {
   const searchPlan = (await raw.query(`explain ${searchSql}`, ['%disc-99%'])).rows
     .map((r) => r['QUERY PLAN'])
     .join(' ');
+  // The name fragment again on the index rebuilt. The searches above read it as the refresh of
+  // every row and the vacuum left it, where GIN can take a trigram every image holds for a rare one
+  // and read it whole (bench/README, "The search index's state"); an index as ingest builds it
+  // reads like a rebuilt one.
+  await raw.query(`reindex index ${IMAGE_SEARCH_INDEX}`);
+  const [rebuiltRepo, rebuiltRaw] = await search('disc-99');
 
   console.log(`bench/repository on PostgreSQL, ${IMAGES} images${quick ? ' (quick mode)' : ''}`);
   console.log(line('get by id', getRepo, getRaw, 1.3));
@@ -155,9 +163,18 @@ try {
   );
   console.log(line('text search, a label (~7% match)', labelRepo, labelRaw, 1.3));
   console.log(line('text search, every image matches', everyRepo, everyRaw, 1.3));
+  console.log(line('text search (name fragment), index rebuilt', rebuiltRepo, rebuiltRaw, 1.3));
+  // The issue's absolute bound, as a line of the table like the ratios (bench/README's table).
   console.log(
-    `text search 'disc-99' over ${IMAGES} images: ${textRepo.toFixed(3)} ms/op (target < 2 ms: ${textRepo < 2 ? 'ok' : 'MISSED'}); ` +
-      `trigram index ${searchPlan.includes(IMAGE_SEARCH_INDEX) ? 'used' : 'NOT USED'}`,
+    results.add({
+      name: 'text search (name fragment), vs the 2 ms target',
+      unit: 'ms/op',
+      better: 'lower',
+      ours: { label: 'repository', value: textRepo },
+      peer: { label: 'issue target', value: SEARCH_TARGET_MS },
+      target: { ratio: 1 },
+      details: { images: IMAGES },
+    }),
   );
 
   // A ticket as a browser's console or event stream uses it: issued on one replica, spent on any.
