@@ -16,6 +16,7 @@ import * as m0015 from './0015_golden_images.js';
 import * as m0016 from './0016_single_use_tickets.js';
 import * as m0017 from './0017_image_search_text.js';
 import * as m0018 from './0018_room_for_hot_updates.js';
+import * as m0019 from './0019_room_for_image_rewrites.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -44,6 +45,7 @@ export const MIGRATIONS: ReadonlyArray<readonly [name: string, migration: Migrat
   ['0016_single_use_tickets', m0016],
   ['0017_image_search_text', m0017],
   ['0018_room_for_hot_updates', m0018],
+  ['0019_room_for_image_rewrites', m0019],
 ];
 
 class CodeMigrationSource implements Knex.MigrationSource<string> {
