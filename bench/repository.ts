@@ -147,9 +147,9 @@ try {
     .map((r) => r['QUERY PLAN'])
     .join(' ');
   // The name fragment again on the index rebuilt. The searches above read it as the refresh of
-  // every row and the vacuum left it, where GIN can take a trigram every image holds for a rare one
-  // and read it whole (bench/README, "The search index's state"); an index as ingest builds it
-  // reads like a rebuilt one.
+  // every row and the vacuum left it; before migration 0019 gave image rows room on their pages,
+  // GIN there took a trigram every image holds for a rare one and read it whole (bench/README,
+  // "The search index's state"). An index as ingest builds it reads like a rebuilt one.
   await raw.query(`reindex index ${IMAGE_SEARCH_INDEX}`);
   const [rebuiltRepo, rebuiltRaw] = await search('disc-99');
 
