@@ -35,12 +35,14 @@ import { createPostgresTestDatabase } from '@quantix/core/testing';
 import pg from 'pg';
 import { pino } from 'pino';
 import { cpuFrom, postgresBackendPids } from './lib/process-stats.js';
-import { benchResults } from './lib/results.js';
+import { againstBound, benchResults } from './lib/results.js';
 import { median, percentile } from './lib/stats.js';
 
 const quick = process.env.QUANTIX_BENCH_QUICK === '1';
 const IMAGES = quick ? 200 : 10_000;
 const FANOUT_NODES = quick ? 20 : 300;
+/** The issue's bound on the pool fan-out: every node's acknowledgement stored, p99. */
+const FANOUT_TARGET_MS = 1_000;
 const STORM_NODES = quick ? 50 : 2_000;
 /** Kills of a replica (and of a bare server), each side's figure the median. */
 const STORM_ROUNDS = quick ? 1 : 3;
@@ -398,7 +400,6 @@ try {
       },
     }),
   );
-  // The fan-out target is absolute (p99 < 1 s): the ratio that matches it beside all-on-A.
   console.log(
     results.add({
       name: `pool fan-out p99, ${FANOUT_NODES} nodes`,
@@ -406,9 +407,7 @@ try {
       better: 'lower',
       ours: { label: 'spread over 3 replicas', value: fanout3.storedP99 },
       peer: { label: 'all on A', value: fanout1.storedP99 },
-      target: { ratio: Math.floor((1000 / fanout1.storedP99) * 100) / 100 },
       details: {
-        targetMs: 1000,
         pushedP50: `${ms(fanout1.pushedP50)} (1) / ${ms(fanout3.pushedP50)} (3: A's own ${ms(fanout3.pushedOnAP50)}, B's and C's ${ms(fanout3.pushedElsewhereP50)})`,
         pushedP99: `${ms(fanout1.pushedP99)} (1) / ${ms(fanout3.pushedP99)} (3)`,
         storedP50: `${ms(fanout1.storedP50)} (1) / ${ms(fanout3.storedP50)} (3)`,
@@ -416,7 +415,18 @@ try {
     }),
   );
   console.log(
-    `pool fan-out: ack stored p99 ${ms(fanout3.storedP99)} spread over 3 replicas (target < 1000 ms: ${fanout3.storedP99 < 1000 ? 'ok' : 'MISSED'}); pushed p50 ${ms(fanout3.pushedP50)}, A's own nodes ${ms(fanout3.pushedOnAP50)}, B's and C's ${ms(fanout3.pushedElsewhereP50)}`,
+    results.add(
+      againstBound({
+        name: `pool fan-out p99, vs the ${FANOUT_TARGET_MS} ms target`,
+        unit: 'ms',
+        better: 'lower',
+        ours: { label: 'spread over 3 replicas', value: fanout3.storedP99 },
+        bound: { label: 'issue target', value: FANOUT_TARGET_MS },
+      }),
+    ),
+  );
+  console.log(
+    `pool fan-out: ack stored p99 ${ms(fanout3.storedP99)} spread over 3 replicas; pushed p50 ${ms(fanout3.pushedP50)}, A's own nodes ${ms(fanout3.pushedOnAP50)}, B's and C's ${ms(fanout3.pushedElsewhereP50)}`,
   );
   console.log(
     results.add({

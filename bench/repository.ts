@@ -14,7 +14,7 @@ import { createRepositories, type DiscoveredImage, openDatabase } from '@quantix
 import { createPostgresTestDatabase } from '@quantix/core/testing';
 import pg from 'pg';
 import { IMAGE_SEARCH_INDEX } from '../packages/core/src/persistence/repositories/image-search.js';
-import { benchResults } from './lib/results.js';
+import { againstBound, benchResults } from './lib/results.js';
 import { median } from './lib/stats.js';
 
 const quick = process.env.QUANTIX_BENCH_QUICK === '1';
@@ -166,15 +166,16 @@ try {
   console.log(line('text search (name fragment), index rebuilt', rebuiltRepo, rebuiltRaw, 1.3));
   // The issue's absolute bound, as a line of the table like the ratios (bench/README's table).
   console.log(
-    results.add({
-      name: 'text search (name fragment), vs the 2 ms target',
-      unit: 'ms/op',
-      better: 'lower',
-      ours: { label: 'repository', value: textRepo },
-      peer: { label: 'issue target', value: SEARCH_TARGET_MS },
-      target: { ratio: 1 },
-      details: { images: IMAGES },
-    }),
+    results.add(
+      againstBound({
+        name: `text search (name fragment), vs the ${SEARCH_TARGET_MS} ms target`,
+        unit: 'ms/op',
+        better: 'lower',
+        ours: { label: 'repository', value: textRepo },
+        bound: { label: 'issue target', value: SEARCH_TARGET_MS },
+        details: { images: IMAGES },
+      }),
+    ),
   );
   // Printed as well as kept in the details: a search that stopped using its index shows here.
   console.log(
@@ -221,15 +222,16 @@ try {
       `refresh ${updateMs.toFixed(0)} ms (${refreshed.updated} changed), re-scan ${unchangedMs.toFixed(0)} ms (${unchanged.untouched} untouched); ` +
       `target ≤ ${budget.toFixed(0)} ms: ${Math.max(insertMs, updateMs) <= budget ? 'ok' : 'OVER TARGET'}`,
   );
-  results.add({
-    name: `batch upsert of ${IMAGES} files`,
-    unit: 'ms',
-    better: 'lower',
-    ours: { label: 'insert', value: insertMs },
-    peer: { label: 'budget', value: budget },
-    target: { ratio: 1 },
-    details: { refreshMs: Math.round(updateMs), rescanMs: Math.round(unchangedMs) },
-  });
+  results.add(
+    againstBound({
+      name: `batch upsert of ${IMAGES} files`,
+      unit: 'ms',
+      better: 'lower',
+      ours: { label: 'insert', value: insertMs },
+      bound: { label: 'budget', value: budget },
+      details: { refreshMs: Math.round(updateMs), rescanMs: Math.round(unchangedMs) },
+    }),
+  );
   if (inserted.inserted !== IMAGES || refreshed.updated !== IMAGES || unchanged.untouched !== IMAGES) {
     throw new Error('upsert counts are wrong');
   }

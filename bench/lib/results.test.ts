@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resultsTable } from './readme-table.js';
-import { type BenchEntry, benchResults, judge } from './results.js';
+import { againstBound, type BenchEntry, benchResults, judge } from './results.js';
 
 const measurement = {
   name: 'download 2 GiB',
@@ -32,6 +32,22 @@ describe('bench results', () => {
     expect(line).toContain('Quantix 200 MiB/s');
     expect(line).toContain('curl | tee | sha256sum 250 MiB/s');
     expect(line).toContain('ratio 0.80x (target ≥ 1x, MISSED)');
+  });
+
+  it('holds a figure to a fixed bound, which the line shows where a peer would be', () => {
+    const bound = { label: 'issue target', value: 2 };
+    const line = (value: number) =>
+      benchResults('repository').add(
+        againstBound({
+          name: 'search, vs the 2 ms target',
+          unit: 'ms/op',
+          better: 'lower',
+          ours: { label: 'repository', value },
+          bound,
+        }),
+      );
+    expect(line(1.5)).toContain('issue target 2.000 ms/op   ratio 0.75x (target ≤ 1x, ok)');
+    expect(line(2.5)).toContain('ratio 1.25x (target ≤ 1x, MISSED)');
   });
 
   it('keeps one entry per bench in results.json, draws a chart, and the README table lists them', async () => {

@@ -51,6 +51,19 @@ export interface BenchEntry {
 
 const quick = process.env.QUANTIX_BENCH_QUICK === '1';
 
+/**
+ * A measurement held to a fixed bound instead of a peer (an issue's "< 2 ms", "< 150 MB"): the
+ * bound stands where the peer would, with target ratio 1, so the table shows the absolute figure
+ * and its verdict like any other line.
+ *
+ *   results.add(againstBound({ name: 'search, vs the 2 ms target', unit: 'ms/op', better: 'lower',
+ *     ours: { label: 'repository', value: 1.4 }, bound: { label: 'issue target', value: 2 } }));
+ */
+export function againstBound(m: Omit<Measurement, 'peer' | 'target'> & { bound: Side }): Measurement {
+  const { bound, ...measurement } = m;
+  return { ...measurement, peer: bound, target: { ratio: 1 } };
+}
+
 /** ours/peer, and whether it meets its target. */
 export function judge(m: Measurement): RecordedMeasurement {
   const ratio = m.peer.value === 0 ? Number.POSITIVE_INFINITY : m.ours.value / m.peer.value;
