@@ -22,8 +22,8 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { createQuantix } from '@quantix/core';
 import { createPostgresTestDatabase } from '@quantix/core/testing';
-import pg from 'pg';
 import { pino } from 'pino';
+import { rawPool } from './lib/raw-pool.js';
 import { againstBound, benchResults } from './lib/results.js';
 import { percentile } from './lib/stats.js';
 
@@ -92,7 +92,7 @@ async function load(url: string, path: string): Promise<Load> {
 const testDb = await createPostgresTestDatabase();
 const dataDir = mkdtempSync(join(tmpdir(), 'quantix-bench-api-'));
 const databaseUrl = (testDb.config as { connectionString: string }).connectionString;
-const raw = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+const raw = rawPool(databaseUrl, 2);
 const quantix = await createQuantix({ database: testDb.config, logger: pino({ level: 'silent' }) });
 try {
   const { repositories } = quantix;

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { PgBossJobQueue } from '@quantix/control-plane';
 import { createLogger } from '@quantix/core';
 import { createPostgresTestDatabase } from '@quantix/core/testing';
-import pg from 'pg';
+import { rawPool } from './lib/raw-pool.js';
 import { benchResults } from './lib/results.js';
 
 const quick = process.env.QUANTIX_BENCH_QUICK === '1';
@@ -45,7 +45,7 @@ async function ours(): Promise<number> {
 }
 
 async function peer(): Promise<number> {
-  const pool = new pg.Pool({ connectionString, max: WORKERS + 2 });
+  const pool = rawPool(connectionString, WORKERS + 2);
   await pool.query(
     `create table if not exists bench_raw_jobs (id bigserial primary key, data jsonb not null, state text not null default 'created', started_on timestamptz)`,
   );

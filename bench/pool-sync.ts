@@ -32,10 +32,10 @@ import { createInterface } from 'node:readline';
 import { tokenDigest } from '@quantix/control-plane';
 import { createQuantix } from '@quantix/core';
 import { createPostgresTestDatabase } from '@quantix/core/testing';
-import pg from 'pg';
 import { pino } from 'pino';
 import { sampleAllocations } from './lib/allocation-profile.js';
 import { cpuFrom, peakRssMb, postgresBackendPids } from './lib/process-stats.js';
+import { rawPool } from './lib/raw-pool.js';
 import { againstBound, benchResults } from './lib/results.js';
 import { median } from './lib/stats.js';
 
@@ -148,7 +148,7 @@ async function seededDatabase(build: QuantixBuild) {
     await quantix.close();
   }
   const url = (db.config as { connectionString: string }).connectionString;
-  const raw = new pg.Pool({ connectionString: url, max: 2 });
+  const raw = rawPool(url, 2);
   return {
     url,
     raw,

@@ -32,9 +32,9 @@ import { createInterface } from 'node:readline';
 import { tokenDigest } from '@quantix/control-plane';
 import { createQuantix } from '@quantix/core';
 import { createPostgresTestDatabase } from '@quantix/core/testing';
-import pg from 'pg';
 import { pino } from 'pino';
 import { cpuFrom, postgresBackendPids } from './lib/process-stats.js';
+import { rawPool } from './lib/raw-pool.js';
 import { againstBound, benchResults } from './lib/results.js';
 import { median, percentile } from './lib/stats.js';
 
@@ -178,8 +178,7 @@ dispose = () => {
   return disposed;
 };
 const databaseUrl = (testDb.config as { connectionString: string }).connectionString;
-const raw = new pg.Pool({ connectionString: databaseUrl, max: 2 });
-raw.on('error', () => undefined); // an idle client whose database is dropped on a signal
+const raw = rawPool(databaseUrl, 2);
 const quantix = await createQuantix({ database: testDb.config, logger: pino({ level: 'silent' }) });
 try {
   // Seed: nodes with tokens, a pool on the first node holding the images.

@@ -12,8 +12,8 @@ import { performance } from 'node:perf_hooks';
 import { SingleUseTickets, tokenDigest } from '@quantix/control-plane';
 import { createRepositories, type DiscoveredImage, openDatabase } from '@quantix/core';
 import { createPostgresTestDatabase } from '@quantix/core/testing';
-import pg from 'pg';
 import { IMAGE_SEARCH_INDEX } from '../packages/core/src/persistence/repositories/image-search.js';
+import { rawPool } from './lib/raw-pool.js';
 import { againstBound, benchResults } from './lib/results.js';
 import { median } from './lib/stats.js';
 
@@ -70,13 +70,7 @@ function line(
 
 const testDb = await createPostgresTestDatabase();
 const db = await openDatabase(testDb.config);
-const raw = new pg.Pool({
-  connectionString: (testDb.config as { connectionString: string }).connectionString,
-  max: 10,
-});
-// An idle connection the server ends (another test's database sweep, say) is replaced by the
-// pool on the next query; unhandled, its 'error' would end the process.
-raw.on('error', (error) => console.warn(`raw pool: idle connection ended: ${error.message}`));
+const raw = rawPool((testDb.config as { connectionString: string }).connectionString, 10);
 try {
   const repos = createRepositories(db.knex);
   for (const id of POOLS) await repos.pools.create({ id, name: id, type: 'local' });
