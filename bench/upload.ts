@@ -1,8 +1,9 @@
 /**
  * bench/upload — a resumable upload (tus) of an ISO through the `quantix images upload` CLI to
  * the all-in-one control plane, until the control plane has the whole file checked (the CLI's
- * SHA-256, tus PATCHes, the server's SHA-256 over the staged file, the ISO read) — beside its
- * natural peer, `curl -T FILE` of the same file to a plain PUT endpoint that writes it to disk.
+ * SHA-256, tus PATCHes, the server's SHA-256 of the bytes as it writes them, the ISO read) —
+ * beside its natural peer, `curl -T FILE` of the same file to a plain PUT endpoint that writes it
+ * to disk.
  * Each side runs in processes of its own, interleaved, on loopback; best of ROUNDS. Two lines:
  * the whole CLI command (node's start-up, the pool lookup and the client's own SHA-256 included),
  * and the tus transfer alone (tus-js-client timing itself: creation to the last PATCH's answer).

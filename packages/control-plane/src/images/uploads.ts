@@ -193,8 +193,9 @@ export class UploadService {
   }
 
   /**
-   * A file that arrived whole by another way (a resumable tus upload): its SHA-256 is taken here
-   * over the bytes on disk and compared with the uploader's; then it is checked again as
+   * A file that arrived whole by another way (a resumable tus upload): its SHA-256 (`sha256`, when
+   * the receiver worked it out from the bytes as it wrote them, else read here from the file) is
+   * compared with the uploader's; then it is checked again as
    * `prepare` checks (the pool or its name may have changed while it arrived), read, and handed
    * to the node like any upload. On any failure `remove` is called: nothing is kept.
    */
@@ -205,6 +206,8 @@ export class UploadService {
     fileName: string;
     kind?: UploadKind;
     expectedSha256?: string;
+    /** The SHA-256 of the staged file's bytes, taken as they were written (saves reading it again). */
+    sha256?: string;
     remove: () => Promise<void>;
   }): Promise<Image> {
     let adopted = false;
@@ -213,7 +216,7 @@ export class UploadService {
       const { size: sizeBytes } = await stat(input.path);
       if (sizeBytes === 0) throw new QuantixError(ErrorCode.UPLOAD_INCOMPLETE, 'The upload is empty');
       this.checkSize(sizeBytes);
-      const digest = await sha256OfFile(input.path);
+      const digest = input.sha256 ?? (await sha256OfFile(input.path));
       this.checkDigest(digest, input.expectedSha256);
       const image = await this.adopt(target, {
         id: input.id,

@@ -5,8 +5,9 @@
  * in a temporary directory, the real tus server; the UploadService is not reached by either (no
  * upload here is finished), so a bare stand-in with its size limit is given.
  */
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,5 +102,132 @@ describe('TusUploads.checkHere', () => {
   it('serves an upload whose file is here (a staging directory the replicas share)', async () => {
     await writeFile(join(directory, idOnA), 'partial bytes');
     await expect(tusOn('cp-b').checkHere(idOnA)).resolves.toBeUndefined();
+  });
+});
+
+describe('TusUploads hashing on arrival', () => {
+  // The finished upload's SHA-256 is taken from its bytes as they were written, when every byte
+  // went through this process in order; otherwise it is left to UploadService, which reads the file.
+  // A stand-in service records what it was handed (no pool or node here: nothing is adopted).
+  let directory: string;
+  const handed: { sha256?: string; fileSha256: string }[] = [];
+  const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+  const bytes = randomBytes(3 * 1024 * 1024);
+
+  /** A replica's tus server behind a plain HTTP server; several may share `directory`. */
+  const replica = async (id: string) => {
+    const tus = new TusUploads({
+      uploads: {
+        maxBytes: 64 * 1024 * 1024,
+        adoptStaged: async (input: { path: string; sha256?: string }) => {
+          handed.push({
+            ...(input.sha256 ? { sha256: input.sha256 } : {}),
+            fileSha256: sha256(await readFile(input.path)),
+          });
+          return { id: 'image-1' };
+        },
+      } as unknown as UploadService,
+      directory,
+      path: '/files',
+      logger: pino({ level: 'silent' }),
+      replica: { id, urlOf: async () => undefined },
+    });
+    const server = createServer((request, response) => void tus.server.handle(request, response));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() };
+  };
+  const patch = (location: string, offset: number, body: Uint8Array) =>
+    fetch(location, {
+      method: 'PATCH',
+      headers: {
+        'tus-resumable': '1.0.0',
+        'upload-offset': String(offset),
+        'content-type': 'application/offset+octet-stream',
+      },
+      body: new Uint8Array(body),
+    });
+  const create = async (base: string) => {
+    const created = await fetch(`${base}/files`, {
+      method: 'POST',
+      headers: { 'tus-resumable': '1.0.0', 'upload-length': String(bytes.length) },
+    });
+    expect(created.status).toBe(201);
+    return new URL(created.headers.get('location') ?? '', base).href;
+  };
+
+  beforeAll(async () => {
+    directory = await mkdtemp(join(tmpdir(), 'quantix-tus-hash-'));
+  });
+  afterAll(async () => {
+    await rm(directory, { recursive: true, force: true });
+  });
+
+  it('hands over the SHA-256 of an upload sent in several PATCHes, the same as its file’s', async () => {
+    handed.length = 0;
+    const a = await replica('cp-a');
+    try {
+      const location = await create(a.base);
+      const cuts = [0, 1_000_000, 2_500_000, bytes.length];
+      for (let i = 0; i < cuts.length - 1; i++) {
+        const response = await patch(location, cuts[i] as number, bytes.subarray(cuts[i], cuts[i + 1]));
+        expect(response.status).toBe(204);
+      }
+      expect(handed).toEqual([{ sha256: sha256(bytes), fileSha256: sha256(bytes) }]);
+    } finally {
+      a.close();
+    }
+  });
+
+  it('continues the hash after a PATCH cut off mid-body, from the offset the server kept', async () => {
+    handed.length = 0;
+    const a = await replica('cp-a');
+    try {
+      const location = await create(a.base);
+      // A body announced whole, of which 1 MiB arrives before the connection is dropped.
+      await new Promise<void>((resolve) => {
+        const request = httpRequest(location, {
+          method: 'PATCH',
+          headers: {
+            'tus-resumable': '1.0.0',
+            'upload-offset': '0',
+            'content-type': 'application/offset+octet-stream',
+            'content-length': String(bytes.length),
+          },
+        });
+        request.on('error', () => resolve());
+        request.write(bytes.subarray(0, 1024 * 1024), () => setTimeout(() => request.destroy(), 200));
+      });
+      let offset = 0;
+      // The server settles the cut PATCH on its own time: its offset is read until it is there.
+      for (let tries = 0; offset === 0 && tries < 100; tries++) {
+        const head = await fetch(location, { method: 'HEAD', headers: { 'tus-resumable': '1.0.0' } });
+        offset = Number(head.headers.get('upload-offset'));
+        if (offset === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(offset).toBeGreaterThan(0);
+      expect(offset).toBeLessThan(bytes.length);
+      expect((await patch(location, offset, bytes.subarray(offset))).status).toBe(204);
+      expect(handed).toHaveLength(1);
+      expect(handed[0]?.fileSha256).toBe(sha256(bytes));
+      // Either kept in step with the bytes written, or dropped for the file to be read: never another digest.
+      if (handed[0]?.sha256 !== undefined) expect(handed[0].sha256).toBe(sha256(bytes));
+    } finally {
+      a.close();
+    }
+  });
+
+  it('leaves the hash to the file when another replica (or this one, restarted) took part of the upload', async () => {
+    handed.length = 0;
+    const [a, b] = [await replica('cp-a'), await replica('cp-b')];
+    try {
+      const location = await create(a.base);
+      expect((await patch(location, 0, bytes.subarray(0, 1_000_000))).status).toBe(204);
+      const onB = location.replace(a.base, b.base);
+      expect((await patch(onB, 1_000_000, bytes.subarray(1_000_000))).status).toBe(204);
+      expect(handed).toEqual([{ fileSha256: sha256(bytes) }]);
+    } finally {
+      a.close();
+      b.close();
+    }
   });
 });
