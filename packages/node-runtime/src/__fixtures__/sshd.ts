@@ -105,8 +105,12 @@ export class ThrowawaySshd {
   }
 
   async dispose(): Promise<void> {
+    // The listener's exit does not wait for its per-connection processes, and one that is still
+    // starting opens its log (`-E`) in this directory again: cut them first, and retry the
+    // removal while one of them is still on its way out (ENOTEMPTY, seen under load).
+    await this.dropConnections();
     await this.stop();
-    await rm(this.dir, { recursive: true, force: true });
+    await rm(this.dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
 }
 
