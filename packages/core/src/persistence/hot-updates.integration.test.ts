@@ -45,7 +45,7 @@ describe('row rewrites of a reconnect storm on PostgreSQL', () => {
   });
   afterAll(() => db?.close());
 
-  it('are HOT updates: nearly every pool state and node row of a thousand, written again, stays on its page', async () => {
+  it('are HOT updates: most pool states and node rows of a thousand, written again, stay on their page', async () => {
     const counted = await db.database.knex.transaction(async (trx) => {
       // The backend's counts not yet flushed (earlier transactions' too): the storm's are the difference.
       const counts = async () => {
@@ -65,12 +65,15 @@ describe('row rewrites of a reconnect storm on PostgreSQL', () => {
         hot: row.hot - (before[i]?.hot ?? 0),
       }));
     });
-    // At the default fillfactor (pages full) 0 of the states and about a tenth of the node rows.
+    // At the default fillfactor (pages full) 0 of the states and about a tenth of the node rows
+    // (47 in a run with it reset). With the room, how many node rows find it varies with the
+    // order the setup's parallel inserts placed them in: 858–951 of 1,000 seen, one run in five
+    // under 900 alone on a quiet machine (stop 47). The bound tells room from no room.
     expect(counted.map((row) => [row.relname, row.updated])).toEqual([
       ['nodes', NODES],
       ['pool_node_states', NODES],
     ]);
-    for (const row of counted) expect(row.hot, row.relname).toBeGreaterThanOrEqual(0.9 * NODES);
+    for (const row of counted) expect(row.hot, row.relname).toBeGreaterThanOrEqual(0.75 * NODES);
     expect((await db.repositories.pools.listNodeStates({ poolId: 'shared' })).map((s) => s.status)).toEqual(
       nodeIds.map(() => 'unknown'),
     );
