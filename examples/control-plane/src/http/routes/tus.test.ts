@@ -1,9 +1,10 @@
 /**
  * Which replica has a tus upload: the upload id names the replica that created it, so another
  * replica (without the file) answers UPLOAD_ON_OTHER_REPLICA naming it; with the file in a
- * shared staging directory it serves it. And an upload that stopped arriving expires. Real files
- * in a temporary directory, the real tus server; the UploadService is not reached by either (no
- * upload here is finished), so a bare stand-in with its size limit is given.
+ * shared staging directory it serves it. An upload that stopped arriving expires. A finished
+ * upload is handed over with the SHA-256 of its bytes when they all arrived here in order. Real
+ * files in a temporary directory, the real tus server; the UploadService is a stand-in (its size
+ * limit, and an adoptStaged that records what it was handed), as no pool or node is here.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -178,7 +179,7 @@ describe('TusUploads hashing on arrival', () => {
     }
   });
 
-  it('continues the hash after a PATCH cut off mid-body, from the offset the server kept', async () => {
+  it('hands over no digest but the file’s after a PATCH cut off mid-body and resumed from the server’s offset', async () => {
     handed.length = 0;
     const a = await replica('cp-a');
     try {
