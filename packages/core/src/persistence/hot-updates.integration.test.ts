@@ -45,7 +45,7 @@ describe('row rewrites of a reconnect storm on PostgreSQL', () => {
   });
   afterAll(() => db?.close());
 
-  it('are HOT updates: most pool states and node rows of a thousand, written again, stay on their page', async () => {
+  it('are HOT updates: nearly every pool state and node row of a thousand, written again, stays on its page', async () => {
     const counted = await db.database.knex.transaction(async (trx) => {
       // The backend's counts not yet flushed (earlier transactions' too): the storm's are the difference.
       const counts = async () => {
