@@ -50,6 +50,16 @@ describe('bench results', () => {
     expect(line(2.5)).toContain('ratio 1.25x (target ≤ 1x, MISSED)');
   });
 
+  it('writes into a QUANTIX_BENCH_RESULTS folder that does not exist yet', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'quantix-bench-results-'));
+    process.env.QUANTIX_BENCH_RESULTS = join(dir, 'new', 'folder');
+    const results = benchResults('download');
+    results.add(measurement);
+    await results.save();
+    const entries = JSON.parse(await readFile(join(dir, 'new', 'folder', 'results.json'), 'utf8')) as BenchEntry[];
+    expect(entries.map((e) => e.bench)).toEqual(['download']);
+  });
+
   it('keeps one entry per bench in results.json, draws a chart, and the README table lists them', async () => {
     dir = await mkdtemp(join(tmpdir(), 'quantix-bench-results-'));
     process.env.QUANTIX_BENCH_RESULTS = dir;

@@ -116,8 +116,9 @@ export function benchResults(bench: string): BenchResults {
         host: { cpus: cpus().length, node: process.version },
         measurements,
       };
-      await mergeResults(join(dir, 'results.json'), entry);
+      // The charts' folder, made first, makes DIR too: QUANTIX_BENCH_RESULTS may name a new one.
       await mkdir(join(dir, 'results'), { recursive: true });
+      await mergeResults(join(dir, 'results.json'), entry);
       await writeAtomically(join(dir, 'results', `${bench}.svg`), chartOf(entry));
     },
   };
