@@ -122,7 +122,7 @@ function dropBytes(buffers: Buffer[], count: number): Buffer[] {
  * fsync before the rename flushed a whole download at once (45 ms for 64 MiB here, seconds for
  * a few GiB) after the last byte had arrived; flushed as it arrives, it leaves a few MiB.
  */
-export const WRITE_BEHIND_BYTES = 32 * 1024 * 1024;
+const WRITE_BEHIND_BYTES = 32 * 1024 * 1024;
 
 /**
  * Appends to a partial file at a given offset and hashes what it writes. The hash is updated on
