@@ -290,4 +290,5 @@ export { hashFile } from './util/hash-file.js';
 export { ConcurrencyLimiter } from './util/limiter.js';
 export { readFileHead } from './util/read-file-head.js';
 export { fileNameOfUrl } from './util/url.js';
+export { WriteBehind } from './util/write-behind.js';
 export { writeFileAtomic } from './util/write-file-atomic.js';

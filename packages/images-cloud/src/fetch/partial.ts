@@ -2,7 +2,7 @@ import type { Hash } from 'node:crypto';
 import { type FileHandle, open, readFile, rm, stat, truncate } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Writable } from 'node:stream';
-import { writeFileAtomic } from '@quantix/core';
+import { WriteBehind, writeFileAtomic } from '@quantix/core';
 
 /**
  * What is known about a partial file's source, kept beside it (`<dest>.partial.meta`) so that a
@@ -117,33 +117,20 @@ function dropBytes(buffers: Buffer[], count: number): Buffer[] {
 }
 
 /**
- * Bytes written between two background flushes of a partial file (fdatasync while the download
- * goes on). The page cache holds gigabytes before the kernel writes them back by itself, so the
- * fsync before the rename flushed a whole download at once (45 ms for 64 MiB here, seconds for
- * a few GiB) after the last byte had arrived; flushed as it arrives, it leaves a few MiB.
- */
-const WRITE_BEHIND_BYTES = 32 * 1024 * 1024;
-
-/**
  * Appends to a partial file at a given offset and hashes what it writes. The hash is updated on
  * the main thread while the write runs on libuv's pool, so hashing and writing overlap; a
  * failed write marks the hash as untrusted (`hashTrusted`), because bytes may have been hashed
  * that never reached the file. `position` is always the count of bytes safely written.
- * Every `writeBehindBytes` the file is flushed in the background (one flush at a time); a flush
- * that fails fails the next write, or the end: a disk error is reported once, so it must not be
- * left for the final fsync (on another descriptor) to miss.
+ * The file is flushed to disk in the background as it is written (`WriteBehind`); a flush that
+ * fails fails the next write, or the end.
  */
 export class PartialFileWriter extends Writable {
   private handle: FileHandle | null = null;
   private inFlight: Promise<void> | null = null;
-  private flushing: Promise<void> | null = null;
-  private flushError: Error | null = null;
-  private unflushed = 0;
-  private readonly writeBehindBytes: number;
+  private writeBehind: WriteBehind | null = null;
+  private readonly writeBehindBytes: number | undefined;
   position: number;
   hashTrusted = true;
-  /** Bytes from the start of the file that a background flush has put on disk. */
-  flushedBytes = 0;
 
   constructor(
     private readonly path: string,
@@ -154,7 +141,12 @@ export class PartialFileWriter extends Writable {
   ) {
     super({ highWaterMark: 4 * 1024 * 1024 });
     this.position = start;
-    this.writeBehindBytes = options.writeBehindBytes ?? WRITE_BEHIND_BYTES;
+    this.writeBehindBytes = options.writeBehindBytes;
+  }
+
+  /** Bytes from the start of the file that a background flush has put on disk. */
+  get flushedBytes(): number {
+    return this.writeBehind?.flushedBytes ?? 0;
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
@@ -162,6 +154,7 @@ export class PartialFileWriter extends Writable {
     open(this.path, this.position > 0 ? 'r+' : 'w').then(
       (handle) => {
         this.handle = handle;
+        this.writeBehind = new WriteBehind(handle, this.writeBehindBytes);
         callback();
       },
       (error: Error) => callback(error),
@@ -177,7 +170,8 @@ export class PartialFileWriter extends Writable {
   }
 
   private async writeBuffers(buffers: Buffer[]): Promise<void> {
-    if (this.flushError) throw this.flushError;
+    const writeBehind = this.writeBehind as WriteBehind;
+    writeBehind.check();
     const handle = this.handle as FileHandle;
     const total = buffers.reduce((sum, b) => sum + b.length, 0);
     const write = (async () => {
@@ -202,33 +196,17 @@ export class PartialFileWriter extends Writable {
     }
     this.position += total;
     this.onWritten(total);
-    this.unflushed += total;
-    if (this.unflushed >= this.writeBehindBytes && !this.flushing) this.flushInBackground(handle);
-  }
-
-  private flushInBackground(handle: FileHandle): void {
-    this.unflushed = 0;
-    const upTo = this.position;
-    this.flushing = handle.datasync().then(
-      () => {
-        this.flushedBytes = Math.max(this.flushedBytes, upTo);
-        this.flushing = null;
-      },
-      (error: Error) => {
-        this.flushError = error;
-        this.flushing = null;
-      },
-    );
+    writeBehind.wrote(total, this.position);
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    (this.flushing ?? Promise.resolve()).then(() => callback(this.flushError));
+    (this.writeBehind as WriteBehind).settle().then(() => callback(), callback);
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     // A write still running must end before the file is closed, or its bytes land after close.
     // So must a flush (it is on the same descriptor).
-    Promise.all([this.inFlight, this.flushing])
+    Promise.all([this.inFlight, this.writeBehind?.idle()])
       .then(() => this.handle?.close())
       .then(
         () => callback(error),

@@ -60,6 +60,7 @@ import {
   stableJson,
   truncateText,
   type VmSpec,
+  WriteBehind,
 } from '@quantix/core';
 import { NodeRuntimeErrorCode } from '../errors.js';
 import type { CreatedVm, VmProvisioner } from '../vm/provisioner.js';
@@ -960,6 +961,8 @@ export class NodeAgent {
       const hash = createHash(request.checksum.algorithm);
       let sizeBytes = 0;
       const into = await open(partial, cloned ? 'r' : 'w');
+      // A clone shares the source's blocks: nothing to write, so nothing to flush on the way.
+      const writeBehind = cloned ? null : new WriteBehind(into);
       try {
         const from = cloned ? into : await open(source, 'r');
         try {
@@ -971,13 +974,16 @@ export class NodeAgent {
               written += (await into.write(bytes, written, bytes.length - written)).bytesWritten;
             }
             sizeBytes += bytes.length;
+            writeBehind?.wrote(bytes.length, sizeBytes);
             report(cloned ? 'verifying' : 'downloading', sizeBytes);
           }
         } finally {
           if (from !== into) await from.close();
         }
+        await writeBehind?.settle();
         await into.sync();
       } finally {
+        await writeBehind?.idle();
         await into.close();
       }
       signal.throwIfAborted();
