@@ -391,7 +391,9 @@ export class UploadService {
       if (size === 0) throw new QuantixError(ErrorCode.UPLOAD_INCOMPLETE, 'The upload is empty');
       const digest = hash.digest('hex');
       this.checkDigest(digest, expected.expectedSha256);
-      await file.sync();
+      // No fsync: a staged file never outlives this process (its one-time token lives in memory,
+      // and removeLeftovers deletes what a previous run left), and the node that fetches it
+      // verifies its SHA-256 and makes its own copy durable. A tus upload is staged alike.
       await file.close();
       await rename(partial, final);
       return { path: final, sizeBytes: size, checksum: { algorithm: 'sha256' as const, value: digest } };
