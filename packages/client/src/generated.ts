@@ -760,7 +760,7 @@ export interface paths {
         put?: never;
         /**
          * Upload an ISO (raw bytes as application/octet-stream) into a pool
-         * @description With `sha256`, the bytes must have that SHA-256 (CHECKSUM_MISMATCH, 422, otherwise). Fewer bytes than Content-Length, or a dropped connection, is UPLOAD_INCOMPLETE. Nothing is kept from a refused upload.
+         * @description With `sha256`, the bytes must have that SHA-256 (CHECKSUM_MISMATCH, 422, otherwise). Fewer bytes than Content-Length, or a dropped connection, is UPLOAD_INCOMPLETE; a Content-Length above what the staging directory has free, or a staging disk that fills, is UPLOAD_NO_SPACE (507). Nothing is kept from a refused upload.
          */
         post: operations["uploadImage"];
         delete?: never;
@@ -780,7 +780,7 @@ export interface paths {
         put?: never;
         /**
          * Start a resumable upload (tus creation) of an ISO or a disk image into a pool
-         * @description Upload-Metadata (tus: comma-separated `key base64value`) carries poolId, name, kind (`iso`, default, or `disk`) and optionally sha256. The pool, name and size are checked before any byte is taken. The Location header is the upload’s URL: PATCH bytes to it, HEAD it for the offset to resume from.
+         * @description Upload-Metadata (tus: comma-separated `key base64value`) carries poolId, name, kind (`iso`, default, or `disk`) and optionally sha256. The pool, name and size (against the limit and the staging directory’s free space) are checked before any byte is taken. The Location header is the upload’s URL: PATCH bytes to it, HEAD it for the offset to resume from.
          */
         post: operations["createTusUpload"];
         delete?: never;
@@ -7912,6 +7912,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /**
+             * @description Error codes:
+             *     - `UPLOAD_NO_SPACE`: The control plane's staging directory has no room for the upload (its announced size is more than is free there, or the disk filled while it arrived); nothing was kept. Free space there or stage uploads on a larger disk, then upload again.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     createTusUpload: {
@@ -8014,6 +8026,18 @@ export interface operations {
              *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
              */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `UPLOAD_NO_SPACE`: The control plane's staging directory has no room for the upload (its announced size is more than is free there, or the disk filled while it arrived); nothing was kept. Free space there or stage uploads on a larger disk, then upload again.
+             */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -18,6 +18,12 @@ export const ControlPlaneErrorCode = defineErrorCodes('@quantix/control-plane', 
     retryable: true,
     description: 'The VM is being created or deleted; change it once that has ended.',
   },
+  UPLOAD_NO_SPACE: {
+    status: 507,
+    retryable: true,
+    description:
+      "The control plane's staging directory has no room for the upload (its announced size is more than is free there, or the disk filled while it arrived); nothing was kept. Free space there or stage uploads on a larger disk, then upload again.",
+  },
   IDEMPOTENCY_KEY_IN_USE: {
     status: 409,
     retryable: true,

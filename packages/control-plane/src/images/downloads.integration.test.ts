@@ -19,7 +19,12 @@ import { statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createQuantix, type Image, type Quantix, type QuantixEvents, type StoragePool } from '@quantix/core';
-import { createTestDatabase, TEST_DATABASE_CLIENTS, type TestDatabase } from '@quantix/core/testing';
+import {
+  createTestDatabase,
+  mountSmallFilesystem,
+  TEST_DATABASE_CLIENTS,
+  type TestDatabase,
+} from '@quantix/core/testing';
 import { type CatalogEntryInput, createImagesCloudPlugin, type ImagesCloudPluginOptions } from '@quantix/images-cloud';
 import {
   type ImageServer,
@@ -117,17 +122,6 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
 
   const service = () => downloads as DownloadService;
   const imagePath = () => join(poolDir, 'images', `${ENTRY_ID}.qcow2`);
-  /** A tmpfs of `size` mounted for a pool: a filesystem that really runs out of space. */
-  const mountSmallPool = (size: string) => {
-    const dir = mkdtempSync(join(tmpdir(), 'quantix-small-pool-'));
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'quantix-test', dir]);
-    return dir;
-  };
-  const unmountSmallPool = (dir: string) => {
-    // Lazily: another process that happens to look into /tmp (a scan, a find) must not fail the test.
-    execFileSync('umount', ['--lazy', dir]);
-    rmSync(dir, { recursive: true, force: true });
-  };
   const createPoolAt = (path: string) =>
     (quantix as Quantix).repositories.pools.create({
       name: `small-${path.slice(-6)}`,
@@ -255,7 +249,8 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
 
   it('a pool without room for the image: refused before a byte is written, saying how much is missing', async () => {
     // A real small filesystem: the pool is a 2 MiB tmpfs, the image 6 MiB.
-    const small = mountSmallPool('2m');
+    const mounted = mountSmallFilesystem('2m');
+    const small = mounted.path;
     try {
       const pool = await createPoolAt(small);
       const failed = await (await service().download({ catalogId: ENTRY_ID, poolId: pool.id })).completion;
@@ -264,13 +259,14 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
       // Refused on the answer's Content-Length: the pool holds no partial file.
       expect(files(small).filter((f) => !f.endsWith('.meta'))).toEqual([]);
     } finally {
-      unmountSmallPool(small);
+      mounted.unmount();
     }
   });
 
   it('a pool that fills up mid-download: the row ends error saying so, nothing ready; once there is room, a retry resumes it', async () => {
     // Room for the image when it starts; then something else takes it (another download, a VM disk).
-    const small = mountSmallPool('8m');
+    const mounted = mountSmallFilesystem('8m');
+    const small = mounted.path;
     try {
       const pool = await createPoolAt(small);
       // Slow enough that the disk fills long before the image is in, however loaded the machine.
@@ -311,7 +307,7 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
       expect(byRetry.map((r) => [r.status, /^bytes=[1-9]\d*-$/.test(r.range ?? '')])).toEqual([[206, true]]);
       expect(byRetry[0]?.bytesSent).toBeLessThan(image.length);
     } finally {
-      unmountSmallPool(small);
+      mounted.unmount();
     }
   });
 

@@ -18,12 +18,19 @@ import { Readable } from 'node:stream';
 import {
   createQuantix,
   ErrorCode,
+  errorCodeInfo,
   FileInspectorToken,
   type Image,
   type Quantix,
   type StoragePool,
 } from '@quantix/core';
-import { createTestDatabase, errorCodeOf, TEST_DATABASE_CLIENTS, type TestDatabase } from '@quantix/core/testing';
+import {
+  createTestDatabase,
+  errorCodeOf,
+  mountSmallFilesystem,
+  TEST_DATABASE_CLIENTS,
+  type TestDatabase,
+} from '@quantix/core/testing';
 import { HttpImageFetcher } from '@quantix/images-cloud';
 import { createImagesIsoPlugin, ImagesIsoErrorCode } from '@quantix/images-iso';
 import { buildIso, REAL_MEDIA, requireIsoTools } from '@quantix/images-iso/testing';
@@ -32,6 +39,7 @@ import { storageLocalPlugin } from '@quantix/storage-local';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type InProcessLink, startPoolNode } from '../__fixtures__/in-process-node.js';
 import { type ControlPlaneServices, createControlPlane } from '../control-plane.js';
+import { ControlPlaneErrorCode } from '../errors.js';
 import { UploadService } from './uploads.js';
 
 let base: string;
@@ -150,7 +158,9 @@ describe.each(TEST_DATABASE_CLIENTS)('UploadService on %s', (client) => {
 
   /** An upload service of its own on this test's database, hub and staging directory. */
   const uploadService = (
-    options: Pick<ConstructorParameters<typeof UploadService>[0], 'publicUrl' | 'inspectors' | 'maxBytes'>,
+    options: Pick<ConstructorParameters<typeof UploadService>[0], 'publicUrl' | 'inspectors' | 'maxBytes'> & {
+      stagingDir?: string;
+    },
   ) =>
     new UploadService({
       repositories: quantix.repositories,
@@ -262,6 +272,44 @@ describe.each(TEST_DATABASE_CLIENTS)('UploadService on %s', (client) => {
     expect(await errorCodeOf(receive(body, 1024 * 1024 + 1))).toBe(ErrorCode.UPLOAD_TOO_LARGE);
     expect(pulled).toBe(false);
     await expectNothingLeft();
+  });
+
+  it('a staging disk without room: UPLOAD_NO_SPACE (507) before a byte is read, or when it fills mid-way; nothing left', async () => {
+    // A real small filesystem for the staging directory: 2 MiB, the ISO over 4 MiB.
+    const mounted = mountSmallFilesystem('2m');
+    try {
+      const small = uploadService({ publicUrl: () => '', inspectors: [], stagingDir: mounted.path });
+      let pulled = false;
+      const body = new Readable({
+        read() {
+          pulled = true;
+          this.push(null);
+        },
+      });
+      const early = await small
+        .receive({ poolId: pool.id, fileName: 'big.iso', body, expectedSize: ubuntuIso.length })
+        .catch((e) => e);
+      expect(early).toMatchObject({
+        code: ControlPlaneErrorCode.UPLOAD_NO_SPACE,
+        details: { sizeBytes: ubuntuIso.length, availableBytes: expect.any(Number) },
+      });
+      expect(early.message).toMatch(
+        /^No room to stage the upload in .*: the upload is \d+ bytes and \d+ are free there/,
+      );
+      expect(errorCodeInfo(early.code)?.status).toBe(507);
+      expect(pulled).toBe(false);
+
+      // No size announced (a chunked body): the disk fills while the bytes arrive.
+      const midway = await small
+        .receive({ poolId: pool.id, fileName: 'chunked.iso', body: chunks(ubuntuIso) })
+        .catch((e) => e);
+      expect(midway).toMatchObject({ code: ControlPlaneErrorCode.UPLOAD_NO_SPACE });
+      expect(midway.message).toMatch(/the disk filled after \d+ bytes/);
+      expect(await readdir(mounted.path)).toEqual([]);
+      await expectNothingLeft();
+    } finally {
+      mounted.unmount();
+    }
   });
 
   it('refuses a short upload, a checksum mismatch, and a file that is not an ISO, leaving nothing', async () => {

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
@@ -22,6 +22,7 @@ import {
   type UpdateOptions,
 } from '@quantix/core';
 import type { Logger } from 'pino';
+import { ControlPlaneErrorCode } from '../errors.js';
 import type { NodeHub } from '../hub/node-hub.js';
 import { nodesWithActivePool } from '../nodes/placement.js';
 import { newToken, tokenDigest, tokenMatches } from '../tokens.js';
@@ -119,7 +120,8 @@ export class UploadService {
   /**
    * Checks an upload before a byte of it is taken (the simple POST, or a tus creation): a valid
    * name for its kind, a size within the limit, a pool that holds that kind, no image or file of
-   * that name there, and a connected node with the pool active to store it.
+   * that name there, a connected node with the pool active to store it, and room for its
+   * announced size in the staging directory.
    */
   async prepare(input: {
     poolId: string;
@@ -175,6 +177,7 @@ export class UploadService {
         { details: { poolId: pool.id, relPath } },
       );
     }
+    await this.checkStagingSpace(input.expectedSize);
     return { pool, nodeId, fileName, relPath, kind };
   }
 
@@ -184,6 +187,26 @@ export class UploadService {
     if (sizeBytes !== undefined && sizeBytes > maxBytes) {
       throw new QuantixError(ErrorCode.UPLOAD_TOO_LARGE, `The upload is ${sizeBytes} bytes; the limit is ${maxBytes}`, {
         details: { sizeBytes, maxBytes },
+      });
+    }
+  }
+
+  /**
+   * UPLOAD_NO_SPACE (507) for an announced size above what the staging directory's file system
+   * has free: refused before a byte is sent, not after gigabytes. Where statfs says nothing, the
+   * writes will tell.
+   */
+  private async checkStagingSpace(sizeBytes: number | undefined): Promise<void> {
+    if (sizeBytes === undefined) return;
+    const stagingDir = this.options.stagingDir;
+    await mkdir(stagingDir, { recursive: true });
+    const fs = await statfs(stagingDir).catch(() => null);
+    if (!fs) return;
+    const availableBytes = fs.bavail * fs.bsize;
+    if (sizeBytes > availableBytes) {
+      throw noStagingSpace(stagingDir, `the upload is ${sizeBytes} bytes and ${availableBytes} are free there`, {
+        sizeBytes,
+        availableBytes,
       });
     }
   }
@@ -375,7 +398,19 @@ export class UploadService {
               `The upload is larger than the limit of ${maxBytes} bytes`,
             );
           hash.update(bytes);
-          await file.write(bytes);
+          await file.write(bytes).catch((error: NodeJS.ErrnoException) => {
+            // The staging disk failed, not the uploader: a full one is UPLOAD_NO_SPACE, anything else 500.
+            throw error.code === 'ENOSPC' || error.code === 'EDQUOT'
+              ? noStagingSpace(
+                  this.options.stagingDir,
+                  `the disk filled after ${size - bytes.length} bytes`,
+                  { bytesReceived: size },
+                  error,
+                )
+              : new QuantixError(ErrorCode.INTERNAL_ERROR, `Could not stage the upload: ${error.message}`, {
+                  cause: error,
+                });
+          });
         }
       } catch (error) {
         if (isQuantixError(error)) throw error;
@@ -518,6 +553,15 @@ export class UploadService {
   async size(staged: Staged): Promise<number> {
     return (await stat(staged.path)).size;
   }
+}
+
+/** UPLOAD_NO_SPACE: the staging directory cannot hold the upload (`why`, in words). */
+function noStagingSpace(stagingDir: string, why: string, details: Record<string, number>, cause?: Error): QuantixError {
+  return new QuantixError(
+    ControlPlaneErrorCode.UPLOAD_NO_SPACE,
+    `No room to stage the upload in ${stagingDir}: ${why}; free space there, then upload again`,
+    { details, ...(cause ? { cause } : {}) },
+  );
 }
 
 /**

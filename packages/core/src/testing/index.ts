@@ -9,6 +9,7 @@ export {
   type TestDatabaseClient,
 } from './databases.js';
 export { errorCodeOf } from './errors.js';
+export { mountSmallFilesystem, type SmallFilesystem } from './filesystems.js';
 export { freePort } from './ports.js';
 export {
   findOnPath,

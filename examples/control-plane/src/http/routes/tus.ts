@@ -2,7 +2,7 @@ import { createHash, type Hash, randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline, type Readable, Transform } from 'node:stream';
-import { UPLOAD_KINDS, type UploadKind, type UploadService } from '@quantix/control-plane';
+import { ControlPlaneErrorCode, UPLOAD_KINDS, type UploadKind, type UploadService } from '@quantix/control-plane';
 import { ErrorCode, isQuantixError, QuantixError } from '@quantix/core';
 import { ImagesCloudErrorCode } from '@quantix/images-cloud';
 import { ImagesIsoErrorCode } from '@quantix/images-iso';
@@ -247,7 +247,7 @@ export function tusRoutes(app: FastifyInstance, deps: { tus: TusUploads; uploads
         tags: ['uploads'],
         summary: 'Start a resumable upload (tus creation) of an ISO or a disk image into a pool',
         description:
-          'Upload-Metadata (tus: comma-separated `key base64value`) carries poolId, name, kind (`iso`, default, or `disk`) and optionally sha256. The pool, name and size are checked before any byte is taken. The Location header is the upload’s URL: PATCH bytes to it, HEAD it for the offset to resume from.',
+          'Upload-Metadata (tus: comma-separated `key base64value`) carries poolId, name, kind (`iso`, default, or `disk`) and optionally sha256. The pool, name and size (against the limit and the staging directory’s free space) are checked before any byte is taken. The Location header is the upload’s URL: PATCH bytes to it, HEAD it for the offset to resume from.',
         headers: z
           .object({
             'tus-resumable': tusResumable,
@@ -261,6 +261,7 @@ export function tusRoutes(app: FastifyInstance, deps: { tus: TusUploads; uploads
             ErrorCode.NOT_FOUND,
             ErrorCode.ALREADY_EXISTS,
             ErrorCode.UPLOAD_TOO_LARGE,
+            ControlPlaneErrorCode.UPLOAD_NO_SPACE,
             ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
             ErrorCode.NODE_NOT_CONNECTED,
           ),
