@@ -807,7 +807,7 @@ export interface paths {
         head: operations["getTusUploadOffset-head"];
         /**
          * Send bytes of an upload from Upload-Offset on (application/offset+octet-stream)
-         * @description The request that brings the last byte also checks the file: its SHA-256 against the one given at creation (CHECKSUM_MISMATCH, 422), then that it reads as its kind (ISO_* for an ISO; IMAGE_UNSAFE for a disk image that names other files (a backing file, a VMDK descriptor’s extents); IMAGE_INVALID for one qemu-img cannot read or named .qcow2 but not qcow2; 422). On success the answer names the image (Quantix-Image-Id); on failure nothing is kept.
+         * @description The request that brings the last byte also checks the file: its SHA-256 against the one given at creation (CHECKSUM_MISMATCH, 422), then that it reads as its kind (ISO_* for an ISO; IMAGE_UNSAFE for a disk image that names other files (a backing file, a VMDK descriptor’s extents); IMAGE_INVALID for one qemu-img cannot read or named .qcow2 but not qcow2; 422). On success the answer names the image (Quantix-Image-Id); on failure nothing is kept. A staging disk that fills while the bytes arrive is UPLOAD_NO_SPACE (507): what arrived is kept, and the upload resumes from its offset once there is room.
          */
         patch: operations["appendTusUpload"];
         trace?: never;
@@ -8422,6 +8422,18 @@ export interface operations {
              *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
              */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `UPLOAD_NO_SPACE`: The control plane's staging directory has no room for the upload (its announced size is more than is free there, or the disk filled while it arrived); nothing was kept. Free space there or stage uploads on a larger disk, then upload again.
+             */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { UploadService } from '@quantix/control-plane';
 import { ErrorCode } from '@quantix/core';
-import { errorCodeOf } from '@quantix/core/testing';
+import { errorCodeOf, mountSmallFilesystem } from '@quantix/core/testing';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TusUploads } from './tus.js';
@@ -62,6 +62,49 @@ describe('TusUploads expiry', () => {
       tus.close();
       server.close();
       await rm(directory, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('TusUploads on a staging disk that fills', () => {
+  it('answers a PATCH that found the disk full with UPLOAD_NO_SPACE (507) in the error shape, and keeps what arrived', async () => {
+    // A real 1 MiB file system for the staging directory; the upload is 4 MiB.
+    const mounted = mountSmallFilesystem('1m');
+    const tus = new TusUploads({
+      uploads: { maxBytes: 16 * 1024 * 1024 } as UploadService,
+      directory: mounted.path,
+      path: '/files',
+      logger: pino({ level: 'silent' }),
+      replica: { id: 'cp-a', urlOf: async () => undefined },
+    });
+    const server = createServer((request, response) => void tus.server.handle(request, response));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const size = 4 * 1024 * 1024;
+      const created = await fetch(`${base}/files`, {
+        method: 'POST',
+        headers: { 'tus-resumable': '1.0.0', 'upload-length': String(size) },
+      });
+      expect(created.status).toBe(201);
+      const location = new URL(created.headers.get('location') ?? '', base).href;
+      const patched = await fetch(location, {
+        method: 'PATCH',
+        headers: { 'tus-resumable': '1.0.0', 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
+        body: new Uint8Array(size),
+      });
+      expect(patched.status).toBe(507);
+      expect(await patched.json()).toMatchObject({
+        error: { code: 'UPLOAD_NO_SPACE', message: expect.stringMatching(/staging disk filled/), details: {} },
+      });
+      // The upload is still there to resume once there is room, from what reached the disk.
+      const head = await fetch(location, { method: 'HEAD', headers: { 'tus-resumable': '1.0.0' } });
+      expect(head.status).toBe(200);
+      expect(Number(head.headers.get('upload-offset'))).toBeLessThan(size);
+    } finally {
+      tus.close();
+      server.close();
+      mounted.unmount();
     }
   });
 });

@@ -135,6 +135,18 @@ export class TusUploads {
           throw { status_code: statusFor(quantix.code), body: JSON.stringify({ error: quantix.toJSON() }) };
         }
       },
+      // A PATCH whose bytes found the staging disk full: UPLOAD_NO_SPACE in the project's error
+      // shape, not tus's plain-text 500. What was written stays, so the upload resumes from its
+      // offset once there is room.
+      onResponseError: (_request, error) => {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== 'ENOSPC' && code !== 'EDQUOT') return undefined;
+        const noSpace = new QuantixError(
+          ControlPlaneErrorCode.UPLOAD_NO_SPACE,
+          'No room to stage the upload: the staging disk filled while its bytes arrived; free space there, then resume the upload',
+        );
+        return { status_code: statusFor(noSpace.code), body: JSON.stringify({ error: noSpace.toJSON() }) };
+      },
     });
   }
 
@@ -321,7 +333,7 @@ export function tusRoutes(app: FastifyInstance, deps: { tus: TusUploads; uploads
       tags: ['uploads'],
       summary: 'Send bytes of an upload from Upload-Offset on (application/offset+octet-stream)',
       description:
-        'The request that brings the last byte also checks the file: its SHA-256 against the one given at creation (CHECKSUM_MISMATCH, 422), then that it reads as its kind (ISO_* for an ISO; IMAGE_UNSAFE for a disk image that names other files (a backing file, a VMDK descriptor’s extents); IMAGE_INVALID for one qemu-img cannot read or named .qcow2 but not qcow2; 422). On success the answer names the image (Quantix-Image-Id); on failure nothing is kept.',
+        'The request that brings the last byte also checks the file: its SHA-256 against the one given at creation (CHECKSUM_MISMATCH, 422), then that it reads as its kind (ISO_* for an ISO; IMAGE_UNSAFE for a disk image that names other files (a backing file, a VMDK descriptor’s extents); IMAGE_INVALID for one qemu-img cannot read or named .qcow2 but not qcow2; 422). On success the answer names the image (Quantix-Image-Id); on failure nothing is kept. A staging disk that fills while the bytes arrive is UPLOAD_NO_SPACE (507): what arrived is kept, and the upload resumes from its offset once there is room.',
       params: z.object({ id: uploadId }),
       headers: z
         .object({ 'tus-resumable': tusResumable, 'upload-offset': z.string().regex(/^\d{1,20}$/) })
@@ -333,6 +345,7 @@ export function tusRoutes(app: FastifyInstance, deps: { tus: TusUploads; uploads
           ErrorCode.UPLOAD_ON_OTHER_REPLICA,
           ErrorCode.CHECKSUM_MISMATCH,
           ErrorCode.UPLOAD_TOO_LARGE,
+          ControlPlaneErrorCode.UPLOAD_NO_SPACE,
           ErrorCode.ALREADY_EXISTS,
           ImagesIsoErrorCode.ISO_NOT_ISO9660,
           ImagesIsoErrorCode.ISO_TRUNCATED,
