@@ -294,7 +294,7 @@ describe.each(TEST_DATABASE_CLIENTS)('UploadService on %s', (client) => {
         details: { sizeBytes: ubuntuIso.length, availableBytes: expect.any(Number) },
       });
       expect(early.message).toMatch(
-        /^No room to stage the upload in .*: the upload is \d+ bytes and \d+ are free there/,
+        /^No room to stage the upload in the control plane's staging directory: the upload is \d+ bytes and \d+ are free there/,
       );
       expect(errorCodeInfo(early.code)?.status).toBe(507);
       expect(pulled).toBe(false);

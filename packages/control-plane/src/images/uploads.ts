@@ -204,11 +204,24 @@ export class UploadService {
     if (!fs) return;
     const availableBytes = fs.bavail * fs.bsize;
     if (sizeBytes > availableBytes) {
-      throw noStagingSpace(stagingDir, `the upload is ${sizeBytes} bytes and ${availableBytes} are free there`, {
+      throw this.noStagingSpace(`the upload is ${sizeBytes} bytes and ${availableBytes} are free there`, {
         sizeBytes,
         availableBytes,
       });
     }
+  }
+
+  /**
+   * UPLOAD_NO_SPACE: the staging directory cannot hold the upload (`why`, in words). The answer
+   * does not name the directory; the log tells the operator which one to free.
+   */
+  private noStagingSpace(why: string, details: Record<string, number>, cause?: Error): QuantixError {
+    this.options.logger.warn({ stagingDir: this.options.stagingDir, ...details }, `no room to stage an upload: ${why}`);
+    return new QuantixError(
+      ControlPlaneErrorCode.UPLOAD_NO_SPACE,
+      `No room to stage the upload in the control plane's staging directory: ${why}; free space there, then upload again`,
+      { details, ...(cause ? { cause } : {}) },
+    );
   }
 
   get maxBytes(): number {
@@ -401,8 +414,7 @@ export class UploadService {
           await file.write(bytes).catch((error: NodeJS.ErrnoException) => {
             // The staging disk failed, not the uploader: a full one is UPLOAD_NO_SPACE, anything else 500.
             throw error.code === 'ENOSPC' || error.code === 'EDQUOT'
-              ? noStagingSpace(
-                  this.options.stagingDir,
+              ? this.noStagingSpace(
                   `the disk filled after ${size - bytes.length} bytes`,
                   { bytesReceived: size },
                   error,
@@ -553,15 +565,6 @@ export class UploadService {
   async size(staged: Staged): Promise<number> {
     return (await stat(staged.path)).size;
   }
-}
-
-/** UPLOAD_NO_SPACE: the staging directory cannot hold the upload (`why`, in words). */
-function noStagingSpace(stagingDir: string, why: string, details: Record<string, number>, cause?: Error): QuantixError {
-  return new QuantixError(
-    ControlPlaneErrorCode.UPLOAD_NO_SPACE,
-    `No room to stage the upload in ${stagingDir}: ${why}; free space there, then upload again`,
-    { details, ...(cause ? { cause } : {}) },
-  );
 }
 
 /**

@@ -95,7 +95,11 @@ describe('TusUploads on a staging disk that fills', () => {
       });
       expect(patched.status).toBe(507);
       expect(await patched.json()).toMatchObject({
-        error: { code: 'UPLOAD_NO_SPACE', message: expect.stringMatching(/staging disk filled/), details: {} },
+        error: {
+          code: 'UPLOAD_NO_SPACE',
+          message: expect.stringMatching(/staging directory: the disk filled/),
+          details: {},
+        },
       });
       // The upload is still there to resume once there is room, from what reached the disk.
       const head = await fetch(location, { method: 'HEAD', headers: { 'tus-resumable': '1.0.0' } });

@@ -141,9 +141,10 @@ export class TusUploads {
       onResponseError: (_request, error) => {
         const code = (error as NodeJS.ErrnoException).code;
         if (code !== 'ENOSPC' && code !== 'EDQUOT') return undefined;
+        options.logger.warn({ stagingDir: options.directory }, 'no room to stage a tus upload: the disk filled');
         const noSpace = new QuantixError(
           ControlPlaneErrorCode.UPLOAD_NO_SPACE,
-          'No room to stage the upload: the staging disk filled while its bytes arrived; free space there, then resume the upload',
+          "No room to stage the upload in the control plane's staging directory: the disk filled while its bytes arrived; free space there, then resume the upload",
         );
         return { status_code: statusFor(noSpace.code), body: JSON.stringify({ error: noSpace.toJSON() }) };
       },
