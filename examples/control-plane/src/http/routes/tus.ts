@@ -35,12 +35,22 @@ export interface TusUploadsOptions {
 }
 
 /**
+ * Bytes handed to the file at a time. @tus/server's store writes each chunk as the socket gave it
+ * (64 KiB) through a file stream that takes one write at a time, so taking bytes and writing them
+ * never overlapped; gathered into 1 MiB writes, the next MiB arrives while one is written
+ * (a 1 GiB tus upload over loopback 492–561 MiB/s before, 672–690 after; 4 MiB did no better).
+ */
+const WRITE_BATCH_BYTES = 1024 * 1024;
+
+/**
  * @tus/server's file store, hashing each upload's bytes on their way to the file: the SHA-256 a
  * finished upload is checked by is then at hand when its last byte lands, where reading the
  * whole file again took a fifth of a 64 MiB upload's time. Only an unbroken run of PATCHes in
  * this process counts, each starting where the one before ended; after a PATCH that failed part
  * way (some bytes written, or hashed and not written), a restart, or a PATCH another replica
  * took, the upload has no running hash and its file is read whole at the end, as before.
+ * Bytes reach the file in batches of WRITE_BATCH_BYTES; a PATCH cut off mid-batch loses the
+ * batch's bytes (the offset says what was written, and the client sends them again).
  */
 class HashingFileStore extends FileStore {
   private readonly running = new Map<string, { hash: Hash; offset: number }>();
@@ -49,24 +59,37 @@ class HashingFileStore extends FileStore {
     const known = offset === 0 ? { hash: createHash('sha256'), offset: 0 } : this.running.get(id);
     // Taken out while the bytes arrive: a failure below leaves no hash that could be wrong.
     this.running.delete(id);
-    if (known?.offset !== offset) return super.write(readable, id, offset);
-    const { hash } = known;
-    let hashed = 0;
-    const hashing = new Transform({
+    const hash = known?.offset === offset ? known.hash : null;
+    let taken = 0;
+    let batch: Buffer[] = [];
+    let batchBytes = 0;
+    const takeBatch = () => {
+      const whole = Buffer.concat(batch, batchBytes);
+      batch = [];
+      batchBytes = 0;
+      return whole;
+    };
+    const batching = new Transform({
       transform(chunk: Buffer, _encoding, done) {
-        hash.update(chunk);
-        hashed += chunk.length;
-        done(null, chunk);
+        hash?.update(chunk);
+        taken += chunk.length;
+        batch.push(chunk);
+        batchBytes += chunk.length;
+        if (batchBytes >= WRITE_BATCH_BYTES) done(null, takeBatch());
+        else done();
+      },
+      flush(done) {
+        done(null, batchBytes > 0 ? takeBatch() : undefined);
       },
     });
-    // pipeline ends `hashing` with the request's error (a client gone mid-body), so the store's
+    // pipeline ends `batching` with the request's error (a client gone mid-body), so the store's
     // own pipeline fails as it would have on the request itself.
     const end = await super.write(
-      pipeline(readable, hashing, () => undefined),
+      pipeline(readable, batching, () => undefined),
       id,
       offset,
     );
-    if (end === offset + hashed) this.running.set(id, { hash, offset: end });
+    if (hash && end === offset + taken) this.running.set(id, { hash, offset: end });
     return end;
   }
 
