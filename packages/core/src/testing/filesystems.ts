@@ -16,7 +16,12 @@ export interface SmallFilesystem {
  */
 export function mountSmallFilesystem(size: string): SmallFilesystem {
   const path = mkdtempSync(join(tmpdir(), 'quantix-small-fs-'));
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'quantix-test', path]);
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'quantix-test', path]);
+  } catch (error) {
+    rmSync(path, { recursive: true, force: true });
+    throw error;
+  }
   return {
     path,
     unmount() {
