@@ -7914,7 +7914,7 @@ export interface operations {
             };
             /**
              * @description Error codes:
-             *     - `UPLOAD_NO_SPACE`: The control plane's staging directory has no room for the upload (its announced size is more than is free there, or the disk filled while it arrived); nothing was kept. Free space there or stage uploads on a larger disk, then upload again.
+             *     - `UPLOAD_NO_SPACE`: The control plane's staging directory has no room for the upload (its announced size is more than is free there, or the disk filled while it arrived). A simple upload keeps nothing; a resumable (tus) one keeps what arrived and resumes once there is room. Free space there or stage uploads on a larger disk.
              */
             507: {
                 headers: {
@@ -8035,7 +8035,7 @@ export interface operations {
             };
             /**
              * @description Error codes:
-             *     - `UPLOAD_NO_SPACE`: The control plane's staging directory has no room for the upload (its announced size is more than is free there, or the disk filled while it arrived); nothing was kept. Free space there or stage uploads on a larger disk, then upload again.
+             *     - `UPLOAD_NO_SPACE`: The control plane's staging directory has no room for the upload (its announced size is more than is free there, or the disk filled while it arrived). A simple upload keeps nothing; a resumable (tus) one keeps what arrived and resumes once there is room. Free space there or stage uploads on a larger disk.
              */
             507: {
                 headers: {
@@ -8431,7 +8431,7 @@ export interface operations {
             };
             /**
              * @description Error codes:
-             *     - `UPLOAD_NO_SPACE`: The control plane's staging directory has no room for the upload (its announced size is more than is free there, or the disk filled while it arrived); nothing was kept. Free space there or stage uploads on a larger disk, then upload again.
+             *     - `UPLOAD_NO_SPACE`: The control plane's staging directory has no room for the upload (its announced size is more than is free there, or the disk filled while it arrived). A simple upload keeps nothing; a resumable (tus) one keeps what arrived and resumes once there is room. Free space there or stage uploads on a larger disk.
              */
             507: {
                 headers: {

@@ -22,7 +22,7 @@ export const ControlPlaneErrorCode = defineErrorCodes('@quantix/control-plane', 
     status: 507,
     retryable: true,
     description:
-      "The control plane's staging directory has no room for the upload (its announced size is more than is free there, or the disk filled while it arrived); nothing was kept. Free space there or stage uploads on a larger disk, then upload again.",
+      "The control plane's staging directory has no room for the upload (its announced size is more than is free there, or the disk filled while it arrived). A simple upload keeps nothing; a resumable (tus) one keeps what arrived and resumes once there is room. Free space there or stage uploads on a larger disk.",
   },
   IDEMPOTENCY_KEY_IN_USE: {
     status: 409,
