@@ -76,6 +76,7 @@ export {
   DEFAULT_MAX_UPLOAD_BYTES,
   STAGED_ON_LABEL,
   sha256OfFile,
+  stagingDiskFull,
   UPLOAD_KINDS,
   type UploadKind,
   UploadService,

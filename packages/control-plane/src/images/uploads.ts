@@ -204,24 +204,19 @@ export class UploadService {
     if (!fs) return;
     const availableBytes = fs.bavail * fs.bsize;
     if (sizeBytes > availableBytes) {
-      throw this.noStagingSpace(`the upload is ${sizeBytes} bytes and ${availableBytes} are free there`, {
-        sizeBytes,
-        availableBytes,
-      });
+      throw this.warned(
+        noStagingSpace(`the upload is ${sizeBytes} bytes and ${availableBytes} are free there`, {
+          sizeBytes,
+          availableBytes,
+        }),
+      );
     }
   }
 
-  /**
-   * UPLOAD_NO_SPACE: the staging directory cannot hold the upload (`why`, in words). The answer
-   * does not name the directory; the log tells the operator which one to free.
-   */
-  private noStagingSpace(why: string, details: Record<string, number>, cause?: Error): QuantixError {
-    this.options.logger.warn({ stagingDir: this.options.stagingDir, ...details }, `no room to stage an upload: ${why}`);
-    return new QuantixError(
-      ControlPlaneErrorCode.UPLOAD_NO_SPACE,
-      `No room to stage the upload in the control plane's staging directory: ${why}; free space there, then upload again`,
-      { details, ...(cause ? { cause } : {}) },
-    );
+  /** Logs which directory to free (the answer does not name it), and returns `error`. */
+  private warned(error: QuantixError): QuantixError {
+    this.options.logger.warn({ stagingDir: this.options.stagingDir, ...error.details }, error.message);
+    return error;
   }
 
   get maxBytes(): number {
@@ -411,14 +406,13 @@ export class UploadService {
               `The upload is larger than the limit of ${maxBytes} bytes`,
             );
           hash.update(bytes);
-          await file.write(bytes).catch((error: NodeJS.ErrnoException) => {
+          await file.write(bytes).catch((error: Error) => {
             // The staging disk failed, not the uploader: a full one is UPLOAD_NO_SPACE, anything else 500.
-            throw error.code === 'ENOSPC' || error.code === 'EDQUOT'
-              ? this.noStagingSpace(
-                  `the disk filled after ${size - bytes.length} bytes`,
-                  { bytesReceived: size },
-                  error,
-                )
+            const full = stagingDiskFull(error, `the disk filled after ${size - bytes.length} bytes`, {
+              bytesReceived: size,
+            });
+            throw full
+              ? this.warned(full)
               : new QuantixError(ErrorCode.INTERNAL_ERROR, `Could not stage the upload: ${error.message}`, {
                   cause: error,
                 });
@@ -565,6 +559,29 @@ export class UploadService {
   async size(staged: Staged): Promise<number> {
     return (await stat(staged.path)).size;
   }
+}
+
+/** UPLOAD_NO_SPACE: the staging directory cannot hold the upload (`why`, in words; not its path). */
+function noStagingSpace(why: string, details: Record<string, number>, cause?: Error): QuantixError {
+  return new QuantixError(
+    ControlPlaneErrorCode.UPLOAD_NO_SPACE,
+    `No room to stage the upload in the control plane's staging directory: ${why}; free space there and try again`,
+    { details, ...(cause ? { cause } : {}) },
+  );
+}
+
+/**
+ * UPLOAD_NO_SPACE when a write into the staging directory failed because its disk is full
+ * (ENOSPC, EDQUOT); null for any other failure. The one check for both ways of staging: the
+ * simple upload here and a tus PATCH (the app's file store).
+ */
+export function stagingDiskFull(
+  error: unknown,
+  why: string,
+  details: Record<string, number> = {},
+): QuantixError | null {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT' ? noStagingSpace(why, details, error as Error) : null;
 }
 
 /**

@@ -2,7 +2,13 @@ import { createHash, type Hash, randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline, type Readable, Transform } from 'node:stream';
-import { ControlPlaneErrorCode, UPLOAD_KINDS, type UploadKind, type UploadService } from '@quantix/control-plane';
+import {
+  ControlPlaneErrorCode,
+  stagingDiskFull,
+  UPLOAD_KINDS,
+  type UploadKind,
+  type UploadService,
+} from '@quantix/control-plane';
 import { ErrorCode, isQuantixError, QuantixError } from '@quantix/core';
 import { ImagesCloudErrorCode } from '@quantix/images-cloud';
 import { ImagesIsoErrorCode } from '@quantix/images-iso';
@@ -162,14 +168,10 @@ export class TusUploads {
       // shape, not tus's plain-text 500. What was written stays, so the upload resumes from its
       // offset once there is room.
       onResponseError: (_request, error) => {
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code !== 'ENOSPC' && code !== 'EDQUOT') return undefined;
-        options.logger.warn({ stagingDir: options.directory }, 'no room to stage a tus upload: the disk filled');
-        const noSpace = new QuantixError(
-          ControlPlaneErrorCode.UPLOAD_NO_SPACE,
-          "No room to stage the upload in the control plane's staging directory: the disk filled while its bytes arrived; free space there, then resume the upload",
-        );
-        return { status_code: statusFor(noSpace.code), body: JSON.stringify({ error: noSpace.toJSON() }) };
+        const full = stagingDiskFull(error, 'the disk filled while its bytes arrived');
+        if (!full) return undefined;
+        options.logger.warn({ stagingDir: options.directory }, full.message);
+        return { status_code: statusFor(full.code), body: JSON.stringify({ error: full.toJSON() }) };
       },
     });
   }
