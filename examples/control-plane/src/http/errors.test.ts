@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { errorCodeInfo } from '@quantix/core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { API_ERROR_CODES, statusFor } from './errors.js';
+import { API_ERROR_CODES, findNul, statusFor } from './errors.js';
 
 const root = join(import.meta.dirname, '../../../..');
 
@@ -137,5 +137,21 @@ describe('HTTP statuses of error codes', () => {
       DELETE_FAILED: 502,
     });
     expect(statusFor('NOBODY_REGISTERED_THIS')).toBe(500);
+  });
+});
+
+describe('findNul', () => {
+  it('names where the first NUL byte of a request is, and nothing when there is none', () => {
+    const clean = { params: { id: 'a' }, query: {}, body: { items: [{ name: 'x' }], labels: { k: 'v' } } };
+    expect(findNul(clean)).toBeNull();
+    expect(findNul({ params: { id: 'a\u0000' }, query: {}, body: undefined })).toBe('params.id');
+    expect(findNul({ params: {}, query: {}, body: { items: [{ name: 'x' }, { name: 'y\u0000' }] } })).toBe(
+      'body.items[1].name',
+    );
+    expect(findNul({ body: { labels: Object.assign(Object.create(null), { 'a\u0000': 'b' }) } })).toBe(
+      'body.labels."a\\u0000"',
+    );
+    expect(findNul(['ok', 'n\u0000'])).toBe('[1]');
+    expect(findNul('\u0000')).toBe('(value)');
   });
 });

@@ -111,21 +111,32 @@ export function handleClientError(error: NodeJS.ErrnoException & { code?: string
 }
 
 /** The first string in a request's parameters, query or body that holds a NUL byte, as a path. */
-export function findNul(value: unknown, path = ''): string | null {
-  if (typeof value === 'string') return value.includes('\u0000') ? path || '(value)' : null;
+export function findNul(value: unknown): string | null {
+  const found = nulPath(value);
+  return found === null ? null : found.replace(/^\./, '') || '(value)';
+}
+
+/**
+ * Where a NUL byte is under `value` ('' for the value itself, else '.key' / '[i]' segments), or
+ * null. Runs on every request, so nothing is allocated unless one is found: no entry arrays, and
+ * a path is only built on the way back from a hit.
+ */
+function nulPath(value: unknown): string | null {
+  if (typeof value === 'string') return value.includes('\u0000') ? '' : null;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const found = findNul(value[i], `${path}[${i}]`);
-      if (found) return found;
+      const found = nulPath(value[i]);
+      if (found !== null) return `[${i}]${found}`;
     }
     return null;
   }
   // Parsed objects (some with a null prototype); an upload's body is a stream and is not read here.
   if (value && typeof value === 'object' && typeof (value as { pipe?: unknown }).pipe !== 'function') {
-    for (const [key, inner] of Object.entries(value)) {
-      if (key.includes('\u0000')) return `${path}.${JSON.stringify(key)}`;
-      const found = findNul(inner, path ? `${path}.${key}` : key);
-      if (found) return found;
+    for (const key in value) {
+      if (!Object.hasOwn(value, key)) continue;
+      if (key.includes('\u0000')) return `.${JSON.stringify(key)}`;
+      const found = nulPath((value as Record<string, unknown>)[key]);
+      if (found !== null) return `.${key}${found}`;
     }
   }
   return null;
