@@ -760,7 +760,7 @@ export interface paths {
         put?: never;
         /**
          * Upload an ISO (raw bytes as application/octet-stream) into a pool
-         * @description With `sha256`, the bytes must have that SHA-256 (CHECKSUM_MISMATCH, 422, otherwise). Fewer bytes than Content-Length, or a dropped connection, is UPLOAD_INCOMPLETE; a Content-Length above what the staging directory has free, or a staging disk that fills, is UPLOAD_NO_SPACE (507). Nothing is kept from a refused upload.
+         * @description With `sha256`, the bytes must have that SHA-256 (CHECKSUM_MISMATCH, 422, otherwise). Fewer bytes than Content-Length, or a dropped connection, is UPLOAD_INCOMPLETE; a Content-Length above what the staging directory has free, or a staging disk that fills, is UPLOAD_NO_SPACE (507); one above what the pool’s file system has free on its node is POOL_NO_SPACE (507), before a byte is read. Nothing is kept from a refused upload.
          */
         post: operations["uploadImage"];
         delete?: never;
@@ -780,7 +780,7 @@ export interface paths {
         put?: never;
         /**
          * Start a resumable upload (tus creation) of an ISO or a disk image into a pool
-         * @description Upload-Metadata (tus: comma-separated `key base64value`) carries poolId, name, kind (`iso`, default, or `disk`) and optionally sha256. The pool, name and size (against the limit and the staging directory’s free space) are checked before any byte is taken. The Location header is the upload’s URL: PATCH bytes to it, HEAD it for the offset to resume from.
+         * @description Upload-Metadata (tus: comma-separated `key base64value`) carries poolId, name, kind (`iso`, default, or `disk`) and optionally sha256. The pool, name and size (against the limit, the staging directory’s free space, and the pool’s free space on its node: POOL_NO_SPACE, 507) are checked before any byte is taken. The Location header is the upload’s URL: PATCH bytes to it, HEAD it for the offset to resume from.
          */
         post: operations["createTusUpload"];
         delete?: never;
@@ -7915,6 +7915,7 @@ export interface operations {
             /**
              * @description Error codes:
              *     - `UPLOAD_NO_SPACE`: The control plane's staging directory has no room for the upload (its announced size is more than is free there, or the disk filled while it arrived). A simple upload keeps nothing; a resumable (tus) one keeps what arrived and resumes once there is room. Free space there or stage uploads on a larger disk.
+             *     - `POOL_NO_SPACE`: The pool has no room for the file: its size is more than the file system the pool is on has free, as the node holding it read it just now. Nothing was sent or kept. Free space in the pool, or choose another pool.
              */
             507: {
                 headers: {
@@ -8036,6 +8037,7 @@ export interface operations {
             /**
              * @description Error codes:
              *     - `UPLOAD_NO_SPACE`: The control plane's staging directory has no room for the upload (its announced size is more than is free there, or the disk filled while it arrived). A simple upload keeps nothing; a resumable (tus) one keeps what arrived and resumes once there is room. Free space there or stage uploads on a larger disk.
+             *     - `POOL_NO_SPACE`: The pool has no room for the file: its size is more than the file system the pool is on has free, as the node holding it read it just now. Nothing was sent or kept. Free space in the pool, or choose another pool.
              */
             507: {
                 headers: {

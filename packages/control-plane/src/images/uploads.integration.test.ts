@@ -312,6 +312,64 @@ describe.each(TEST_DATABASE_CLIENTS)('UploadService on %s', (client) => {
     }
   });
 
+  it('a pool without room: POOL_NO_SPACE (507) before a byte is read, as the node reads its free space; nothing left', async () => {
+    // The pool on a real 2 MiB file system, on a node of its own; the ISO is over 4 MiB.
+    const mounted = mountSmallFilesystem('2m');
+    await mkdir(join(mounted.path, 'pool'));
+    const small = await startPoolNode({
+      hub: cp.hub,
+      repositories: quantix.repositories,
+      name: `small-${client}-${counter}`,
+      root: join(mounted.path, 'pool'),
+      allowedRoot: mounted.path,
+      agent: { fetchers: [new HttpImageFetcher({ policy: { allowAddresses: ['127.0.0.1'] } })] },
+    });
+    try {
+      let pulled = false;
+      const body = new Readable({
+        read() {
+          pulled = true;
+          this.push(null);
+        },
+      });
+      const refused = await cp.uploads
+        .receive({ poolId: small.pool.id, fileName: 'big.iso', body, expectedSize: ubuntuIso.length })
+        .catch((e) => e);
+      expect(refused).toMatchObject({
+        code: ControlPlaneErrorCode.POOL_NO_SPACE,
+        details: {
+          poolId: small.pool.id,
+          nodeId: small.nodeId,
+          sizeBytes: ubuntuIso.length,
+          availableBytes: expect.any(Number),
+        },
+      });
+      expect(refused.details.availableBytes).toBeLessThanOrEqual(2 * 1024 * 1024);
+      expect(refused.message).toMatch(
+        /^Pool small-\S+ has no room for the upload: it is \d+ bytes and \d+ are free there/,
+      );
+      expect(errorCodeInfo(refused.code)?.status).toBe(507);
+      expect(pulled).toBe(false);
+      expect(await readdir(join(mounted.path, 'pool'))).toEqual([]);
+      expect(await readdir(staging)).toEqual([]);
+      // What fits is taken, into the same pool.
+      const smallIso = await readFile(
+        await buildIso(join(base, `small-${client}.iso`), { ...REAL_MEDIA.ubuntuServer2404, padBytes: 0 }),
+      );
+      expect(smallIso.length).toBeLessThan(refused.details.availableBytes);
+      const fits = await cp.uploads.receive({
+        poolId: small.pool.id,
+        fileName: 'small.iso',
+        body: chunks(smallIso),
+        expectedSize: smallIso.length,
+      });
+      expect(await settled(fits.id)).toMatchObject({ phase: 'ready', error: null });
+    } finally {
+      await small.close();
+      mounted.unmount();
+    }
+  });
+
   it('refuses a short upload, a checksum mismatch, and a file that is not an ISO, leaving nothing', async () => {
     expect(
       await errorCodeOf(upload({ body: chunks(ubuntuIso.subarray(0, 1000)), expectedSize: ubuntuIso.length })),

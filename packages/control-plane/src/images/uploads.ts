@@ -177,6 +177,15 @@ export class UploadService {
         { details: { poolId: pool.id, relPath } },
       );
     }
+    // Refused now rather than after gigabytes, when the node's fetch would find no room.
+    const { availableBytes } = there;
+    if (input.expectedSize !== undefined && availableBytes != null && input.expectedSize > availableBytes) {
+      throw new QuantixError(
+        ControlPlaneErrorCode.POOL_NO_SPACE,
+        `Pool ${pool.name} has no room for the upload: it is ${input.expectedSize} bytes and ${availableBytes} are free there; free space in the pool or upload into another`,
+        { details: { poolId: pool.id, nodeId, sizeBytes: input.expectedSize, availableBytes } },
+      );
+    }
     await this.checkStagingSpace(input.expectedSize);
     return { pool, nodeId, fileName, relPath, kind };
   }

@@ -373,7 +373,16 @@ export const NODE_OPERATIONS = {
   'image.remove': { request: z.object({ poolId: id, relPath }), result: z.object({ removed: z.boolean() }) },
   'file.stat': {
     request: z.object({ poolId: id, relPath }),
-    result: z.object({ exists: z.boolean(), sizeBytes: bytes.nullable() }),
+    result: z.object({
+      exists: z.boolean(),
+      sizeBytes: bytes.nullable(),
+      /**
+       * What the pool's file system has free, as the pool's backend reads it now (null when it
+       * cannot tell; absent from nodes before it was added): a file that will not fit is refused
+       * before its bytes are sent.
+       */
+      availableBytes: bytes.nullable().optional(),
+    }),
   },
   /** Builds and starts a VM; files made for it are removed when it fails. */
   'vm.create': {

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -250,9 +250,24 @@ describe('NodeAgent with real storage, downloads and libvirt', () => {
     expect(readFileSync(join(root, 'pools', 'images', 'cloud', 'tiny.qcow2')).equals(image)).toBe(true);
 
     const stat = await request({ op: 'file.stat', poolId: 'images', relPath: 'cloud/tiny.qcow2' });
-    expect(stat.response.result).toEqual({ exists: true, sizeBytes: image.length });
+    expect(stat.response.result).toEqual({ exists: true, sizeBytes: image.length, availableBytes: expect.any(Number) });
+    // What the pool's file system has free, as statfs says (other writers on this disk move it a little).
+    const free = (path: string) => {
+      const fs = statfsSync(path);
+      return fs.bavail * fs.bsize;
+    };
+    const poolDir = join(root, 'pools', 'images', 'cloud');
+    const { availableBytes } = stat.response.result as { availableBytes: number };
+    expect(Math.abs(availableBytes - free(poolDir))).toBeLessThan(256 * 1024 * 1024);
     const missing = await request({ op: 'file.stat', poolId: 'images', relPath: 'cloud/nope.qcow2' });
-    expect(missing.response.result).toEqual({ exists: false, sizeBytes: null });
+    expect(missing.response.result).toMatchObject({
+      exists: false,
+      sizeBytes: null,
+      availableBytes: expect.any(Number),
+    });
+    // A directory that is not there has no file system to ask.
+    const nowhere = await request({ op: 'file.stat', poolId: 'images', relPath: 'nowhere/nope.qcow2' });
+    expect(nowhere.response.result).toEqual({ exists: false, sizeBytes: null, availableBytes: null });
   });
 
   it('cancels a download in flight', async () => {

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { copyFile, mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, open, rename, rm, stat, statfs } from 'node:fs/promises';
 import { basename, dirname, posix } from 'node:path';
 import { type Duplex, pipeline, type Writable } from 'node:stream';
 import {
@@ -672,12 +672,17 @@ export class NodeAgent {
     },
     'file.stat': async (request) => {
       const path = await this.resolve(request.poolId, request.relPath);
+      // The file system the file is (or would be) on; where statfs says nothing, the writes will tell.
+      const availableBytes = await statfs(dirname(path)).then(
+        (fs) => fs.bavail * fs.bsize,
+        () => null,
+      );
       try {
         const info = await stat(path);
-        return { exists: info.isFile(), sizeBytes: info.isFile() ? info.size : null };
+        return { exists: info.isFile(), sizeBytes: info.isFile() ? info.size : null, availableBytes };
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { exists: false, sizeBytes: null };
-        throw error;
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        return { exists: false, sizeBytes: null, availableBytes };
       }
     },
     'vm.create': (request) => this.createVm(request.vm),

@@ -285,7 +285,7 @@ export function tusRoutes(app: FastifyInstance, deps: { tus: TusUploads; uploads
         tags: ['uploads'],
         summary: 'Start a resumable upload (tus creation) of an ISO or a disk image into a pool',
         description:
-          'Upload-Metadata (tus: comma-separated `key base64value`) carries poolId, name, kind (`iso`, default, or `disk`) and optionally sha256. The pool, name and size (against the limit and the staging directory’s free space) are checked before any byte is taken. The Location header is the upload’s URL: PATCH bytes to it, HEAD it for the offset to resume from.',
+          'Upload-Metadata (tus: comma-separated `key base64value`) carries poolId, name, kind (`iso`, default, or `disk`) and optionally sha256. The pool, name and size (against the limit, the staging directory’s free space, and the pool’s free space on its node: POOL_NO_SPACE, 507) are checked before any byte is taken. The Location header is the upload’s URL: PATCH bytes to it, HEAD it for the offset to resume from.',
         headers: z
           .object({
             'tus-resumable': tusResumable,
@@ -300,6 +300,7 @@ export function tusRoutes(app: FastifyInstance, deps: { tus: TusUploads; uploads
             ErrorCode.ALREADY_EXISTS,
             ErrorCode.UPLOAD_TOO_LARGE,
             ControlPlaneErrorCode.UPLOAD_NO_SPACE,
+            ControlPlaneErrorCode.POOL_NO_SPACE,
             ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
             ErrorCode.NODE_NOT_CONNECTED,
           ),

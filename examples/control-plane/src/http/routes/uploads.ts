@@ -27,7 +27,7 @@ export function uploadRoutes(app: FastifyInstance, deps: { uploads: UploadServic
         tags: ['images'],
         summary: 'Upload an ISO (raw bytes as application/octet-stream) into a pool',
         description:
-          'With `sha256`, the bytes must have that SHA-256 (CHECKSUM_MISMATCH, 422, otherwise). Fewer bytes than Content-Length, or a dropped connection, is UPLOAD_INCOMPLETE; a Content-Length above what the staging directory has free, or a staging disk that fills, is UPLOAD_NO_SPACE (507). Nothing is kept from a refused upload.',
+          'With `sha256`, the bytes must have that SHA-256 (CHECKSUM_MISMATCH, 422, otherwise). Fewer bytes than Content-Length, or a dropped connection, is UPLOAD_INCOMPLETE; a Content-Length above what the staging directory has free, or a staging disk that fills, is UPLOAD_NO_SPACE (507); one above what the pool’s file system has free on its node is POOL_NO_SPACE (507), before a byte is read. Nothing is kept from a refused upload.',
         consumes: ['application/octet-stream'],
         body: z.custom<Readable>().meta({ type: 'string', format: 'binary', description: 'the ISO’s bytes' }),
         querystring: z.strictObject({
@@ -48,6 +48,7 @@ export function uploadRoutes(app: FastifyInstance, deps: { uploads: UploadServic
             ErrorCode.CHECKSUM_MISMATCH,
             ErrorCode.UPLOAD_INCOMPLETE,
             ControlPlaneErrorCode.UPLOAD_NO_SPACE,
+            ControlPlaneErrorCode.POOL_NO_SPACE,
             ErrorCode.UPLOAD_FAILED,
             ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
             ErrorCode.NODE_NOT_CONNECTED,
