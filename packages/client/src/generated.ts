@@ -7915,7 +7915,7 @@ export interface operations {
             /**
              * @description Error codes:
              *     - `UPLOAD_NO_SPACE`: The control plane's staging directory has no room for the upload (its announced size is more than is free there, or the disk filled while it arrived). A simple upload keeps nothing; a resumable (tus) one keeps what arrived and resumes once there is room. Free space there or stage uploads on a larger disk.
-             *     - `POOL_NO_SPACE`: The pool has no room for the file: its size is more than the file system the pool is on has free, as the node holding it read it just now. Nothing was sent or kept. Free space in the pool, or choose another pool.
+             *     - `POOL_NO_SPACE`: The pool has no room for the file: its size is more than the file system the pool is on has free, as the node holding it read it just then. Nothing was written or kept. Free space in the pool, or choose another pool.
              */
             507: {
                 headers: {
@@ -8037,7 +8037,7 @@ export interface operations {
             /**
              * @description Error codes:
              *     - `UPLOAD_NO_SPACE`: The control plane's staging directory has no room for the upload (its announced size is more than is free there, or the disk filled while it arrived). A simple upload keeps nothing; a resumable (tus) one keeps what arrived and resumes once there is room. Free space there or stage uploads on a larger disk.
-             *     - `POOL_NO_SPACE`: The pool has no room for the file: its size is more than the file system the pool is on has free, as the node holding it read it just now. Nothing was sent or kept. Free space in the pool, or choose another pool.
+             *     - `POOL_NO_SPACE`: The pool has no room for the file: its size is more than the file system the pool is on has free, as the node holding it read it just then. Nothing was written or kept. Free space in the pool, or choose another pool.
              */
             507: {
                 headers: {

@@ -168,6 +168,12 @@ export const ErrorCode = defineErrorCodes('@quantix/core', {
     description:
       'A download failed: network error, HTTP error status, or the file could not be written. `details.retryable` says whether trying again can help.',
   },
+  POOL_NO_SPACE: {
+    status: 507,
+    retryable: false,
+    description:
+      'The pool has no room for the file: its size is more than the file system the pool is on has free, as the node holding it read it just then. Nothing was written or kept. Free space in the pool, or choose another pool.',
+  },
   DOWNLOAD_CANCELLED: {
     status: 409,
     retryable: true,

@@ -286,6 +286,7 @@ export {
   poolTypesByName,
 } from './services/pool-types.js';
 export { backendFor, callBackend } from './services/storage.js';
+export { freeBytesAt, requireRoom } from './util/free-space.js';
 export { hashFile } from './util/hash-file.js';
 export { ConcurrencyLimiter } from './util/limiter.js';
 export { readFileHead } from './util/read-file-head.js';

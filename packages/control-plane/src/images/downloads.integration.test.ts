@@ -254,8 +254,8 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
     try {
       const pool = await createPoolAt(small);
       const failed = await (await service().download({ catalogId: ENTRY_ID, poolId: pool.id })).completion;
-      expect(failed).toMatchObject({ phase: 'error', error: { code: 'DOWNLOAD_FAILED', retryable: false } });
-      expect(failed.error?.message).toMatch(/Not enough space .*: \d+ bytes needed, \d+ available/);
+      expect(failed).toMatchObject({ phase: 'error', error: { code: 'POOL_NO_SPACE', retryable: false } });
+      expect(failed.error?.message).toMatch(/No room in the pool for .*: \d+ bytes needed, \d+ available/);
       // Refused on the answer's Content-Length: the pool holds no partial file.
       expect(files(small).filter((f) => !f.endsWith('.meta'))).toEqual([]);
     } finally {

@@ -336,7 +336,7 @@ describe.each(TEST_DATABASE_CLIENTS)('UploadService on %s', (client) => {
         .receive({ poolId: small.pool.id, fileName: 'big.iso', body, expectedSize: ubuntuIso.length })
         .catch((e) => e);
       expect(refused).toMatchObject({
-        code: ControlPlaneErrorCode.POOL_NO_SPACE,
+        code: ErrorCode.POOL_NO_SPACE,
         details: {
           poolId: small.pool.id,
           nodeId: small.nodeId,

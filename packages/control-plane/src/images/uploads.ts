@@ -181,7 +181,7 @@ export class UploadService {
     const { availableBytes } = there;
     if (input.expectedSize !== undefined && availableBytes != null && input.expectedSize > availableBytes) {
       throw new QuantixError(
-        ControlPlaneErrorCode.POOL_NO_SPACE,
+        ErrorCode.POOL_NO_SPACE,
         `Pool ${pool.name} has no room for the upload: it is ${input.expectedSize} bytes and ${availableBytes} are free there; free space in the pool or upload into another`,
         { details: { poolId: pool.id, nodeId, sizeBytes: input.expectedSize, availableBytes } },
       );

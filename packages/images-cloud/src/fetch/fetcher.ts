@@ -1,5 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
-import { mkdir, rename, stat, statfs } from 'node:fs/promises';
+import { mkdir, rename, stat } from 'node:fs/promises';
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,6 +18,7 @@ import {
   type ImageFormat,
   isQuantixError,
   QuantixError,
+  requireRoom,
 } from '@quantix/core';
 import { type Logger, pino } from 'pino';
 import { ImagesCloudErrorCode } from '../errors.js';
@@ -779,7 +780,7 @@ export class HttpImageFetcher implements ImageFetcher {
       throw statusError(url, response);
     }
     meter.setTotal(total);
-    if (total !== null) await this.assertSpace(partialPath, total - state.offset);
+    if (total !== null) await requireRoom(dirname(partialPath), total - state.offset, partialPath);
 
     const writer = new PartialFileWriter(partialPath, state.offset, state.hash, (bytes) => {
       state.bytesTransferred += bytes;
@@ -819,23 +820,6 @@ export class HttpImageFetcher implements ImageFetcher {
   private async settled(writer: PartialFileWriter): Promise<void> {
     if (writer.closed) return;
     await new Promise<void>((resolvePromise) => writer.once('close', () => resolvePromise()));
-  }
-
-  private async assertSpace(path: string, bytes: number): Promise<void> {
-    let available: number;
-    try {
-      const stats = await statfs(dirname(path));
-      available = Number(stats.bavail) * Number(stats.bsize);
-    } catch {
-      return; // No statfs on this file system: the writes will tell.
-    }
-    if (available < bytes) {
-      throw new QuantixError(
-        ErrorCode.DOWNLOAD_FAILED,
-        `Not enough space for ${path}: ${bytes} bytes needed, ${available} available`,
-        { details: { path, neededBytes: bytes, availableBytes: available, retryable: false } },
-      );
-    }
   }
 
   private async inspectOrDelete(options: {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import {
+  createPoolRootPolicy,
   desiredPoolsFingerprint,
   LocalCommandRunner,
   type NodeMessage,
@@ -15,6 +16,7 @@ import {
   PROTOCOL_VERSION,
   type ProtocolPool,
 } from '@quantix/core';
+import { mountSmallFilesystem } from '@quantix/core/testing';
 import { createIsoInspector } from '@quantix/images-iso';
 import { LocalStorageBackend, localPoolType } from '@quantix/storage-local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -512,6 +514,53 @@ describe('NodeAgent file.copy', () => {
     expect(existsSync(join(to, 'images/other.raw'))).toBe(false);
     expect(existsSync(join(to, 'images/other.raw.partial'))).toBe(false);
     await node.close();
+  });
+
+  it('refuses a copy into a pool without room before writing a byte (POOL_NO_SPACE)', async () => {
+    // The target pool on a real 1 MiB file system; the image is 2 MiB.
+    const mounted = mountSmallFilesystem('1m');
+    const sent: NodeMessage[] = [];
+    const node = localAgent(sent, { poolRoots: createPoolRootPolicy({ allowedRoots: [allowed, mounted.path] }) });
+    try {
+      const from = join(allowed, 'full-from');
+      await node.handle({
+        v: PROTOCOL_VERSION,
+        type: 'pools.desired',
+        generation: 1,
+        pools: [pool('ff', { path: from, create: true }), pool('ft', { path: mounted.path })],
+      });
+      const bytes = Buffer.alloc(2 * 1024 * 1024, 3);
+      await writeFile(join(from, 'big.raw'), bytes);
+      await node.handle({
+        v: PROTOCOL_VERSION,
+        type: 'request',
+        requestId: 'c3',
+        request: {
+          op: 'file.copy',
+          imageId: 'img-3',
+          sourcePoolId: 'ff',
+          sourceRelPath: 'big.raw',
+          poolId: 'ft',
+          relPath: 'big.raw',
+          checksum: { algorithm: 'sha256', value: createHash('sha256').update(bytes).digest('hex') },
+        },
+      });
+      const answer = sent.find((m) => m.type === 'response' && m.requestId === 'c3');
+      expect(answer).toMatchObject({
+        error: {
+          code: 'POOL_NO_SPACE',
+          message: expect.stringMatching(
+            /^No room in the pool for big\.raw in pool ft: 2097152 bytes needed, \d+ available/,
+          ),
+        },
+      });
+      // Refused before a byte was written: no progress, no partial file.
+      expect(sent.filter((m) => m.type === 'image.progress')).toEqual([]);
+      expect(await readdir(mounted.path)).toEqual([]);
+    } finally {
+      await node.close();
+      mounted.unmount();
+    }
   });
 
   it('stops a copy on image.cancel between chunks, leaving nothing', async () => {

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { copyFile, mkdir, open, rename, rm, stat, statfs } from 'node:fs/promises';
+import { copyFile, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, posix } from 'node:path';
 import { type Duplex, pipeline, type Writable } from 'node:stream';
 import {
@@ -19,6 +19,7 @@ import {
   type FileInspector,
   type ForeignFileReference,
   foreignFileReference,
+  freeBytesAt,
   type HelloDownload,
   type Hypervisor,
   hashFile,
@@ -50,6 +51,7 @@ import {
   parseControlMessage,
   QuantixError,
   readFileHead,
+  requireRoom,
   type ScanInvalid,
   type ScannedFile,
   type ScanSkipped,
@@ -673,10 +675,7 @@ export class NodeAgent {
     'file.stat': async (request) => {
       const path = await this.resolve(request.poolId, request.relPath);
       // The file system the file is (or would be) on; where statfs says nothing, the writes will tell.
-      const availableBytes = await statfs(dirname(path)).then(
-        (fs) => fs.bavail * fs.bsize,
-        () => null,
-      );
+      const availableBytes = await freeBytesAt(dirname(path));
       try {
         const info = await stat(path);
         return { exists: info.isFile(), sizeBytes: info.isFile() ? info.size : null, availableBytes };
@@ -963,6 +962,8 @@ export class NodeAgent {
         () => true,
         () => false,
       );
+      // A clone shares the source's blocks; a copy needs its whole size free, or it fills the pool part way.
+      if (!cloned) await requireRoom(dirname(partial), total, `${request.relPath} in pool ${request.poolId}`);
       const hash = createHash(request.checksum.algorithm);
       let sizeBytes = 0;
       const into = await open(partial, cloned ? 'r' : 'w');

@@ -300,7 +300,7 @@ export function tusRoutes(app: FastifyInstance, deps: { tus: TusUploads; uploads
             ErrorCode.ALREADY_EXISTS,
             ErrorCode.UPLOAD_TOO_LARGE,
             ControlPlaneErrorCode.UPLOAD_NO_SPACE,
-            ControlPlaneErrorCode.POOL_NO_SPACE,
+            ErrorCode.POOL_NO_SPACE,
             ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
             ErrorCode.NODE_NOT_CONNECTED,
           ),

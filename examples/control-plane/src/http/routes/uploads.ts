@@ -48,7 +48,7 @@ export function uploadRoutes(app: FastifyInstance, deps: { uploads: UploadServic
             ErrorCode.CHECKSUM_MISMATCH,
             ErrorCode.UPLOAD_INCOMPLETE,
             ControlPlaneErrorCode.UPLOAD_NO_SPACE,
-            ControlPlaneErrorCode.POOL_NO_SPACE,
+            ErrorCode.POOL_NO_SPACE,
             ErrorCode.UPLOAD_FAILED,
             ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
             ErrorCode.NODE_NOT_CONNECTED,

@@ -1,0 +1,33 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ErrorCode } from '../errors.js';
+import { mountSmallFilesystem } from '../testing/filesystems.js';
+import { freeBytesAt, requireRoom } from './free-space.js';
+
+const KiB = 1024;
+
+describe('freeBytesAt and requireRoom', () => {
+  it('read what a real file system has free, and refuse a file that would not fit, saying how much is missing', async () => {
+    const mounted = mountSmallFilesystem('1m');
+    try {
+      expect(await freeBytesAt(mounted.path)).toBe(1024 * KiB);
+      await writeFile(join(mounted.path, 'a'), Buffer.alloc(256 * KiB));
+      expect(await freeBytesAt(mounted.path)).toBe(768 * KiB);
+      await requireRoom(mounted.path, 768 * KiB, 'exactly what is left');
+      const refused = await requireRoom(mounted.path, 768 * KiB + 1, 'disk.raw').catch((error) => error);
+      expect(refused).toMatchObject({
+        code: ErrorCode.POOL_NO_SPACE,
+        message: `No room in the pool for disk.raw: ${768 * KiB + 1} bytes needed, ${768 * KiB} available`,
+        details: { neededBytes: 768 * KiB + 1, availableBytes: 768 * KiB },
+      });
+    } finally {
+      mounted.unmount();
+    }
+  });
+
+  it('say nothing where statfs cannot tell, and leave the refusal to the writes', async () => {
+    expect(await freeBytesAt('/nonexistent/quantix')).toBeNull();
+    await requireRoom('/nonexistent/quantix', 1024 ** 4, 'anything');
+  });
+});
