@@ -14,5 +14,8 @@ describe('tusRetriable', () => {
     expect(tusRetriable(422, '{"error":{"code":"CHECKSUM_MISMATCH"}}')).toBe(false);
     expect(tusRetriable(413, '')).toBe(false);
     expect(tusRetriable(401, '')).toBe(false);
+    // No room, for the staging directory or the pool: trying again at once cannot help.
+    expect(tusRetriable(507, '{"error":{"code":"POOL_NO_SPACE","message":"x","details":{}}}')).toBe(false);
+    expect(tusRetriable(507, '{"error":{"code":"UPLOAD_NO_SPACE","message":"x","details":{}}}')).toBe(false);
   });
 });
