@@ -127,6 +127,8 @@ describe('HTTP statuses of error codes', () => {
       NODE_NOT_CONNECTED: 409,
       NODE_BUSY: 503,
       POOL_UNAVAILABLE: 503,
+      // The pool's disk cannot take the file: Insufficient Storage, as WebDAV has it.
+      POOL_NO_SPACE: 507,
       HYPERVISOR_UNAVAILABLE: 503,
       DATABASE_UNAVAILABLE: 503,
       DOWNLOAD_CANCELLED: 409,
