@@ -1,12 +1,13 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
   ErrorCode,
   type EventBus,
   type FileInspector,
+  freeBytesAt,
   hashFile,
   hasUnsafeNameCharacter,
   type Image,
@@ -209,10 +210,8 @@ export class UploadService {
     if (sizeBytes === undefined) return;
     const stagingDir = this.options.stagingDir;
     await mkdir(stagingDir, { recursive: true });
-    const fs = await statfs(stagingDir).catch(() => null);
-    if (!fs) return;
-    const availableBytes = fs.bavail * fs.bsize;
-    if (sizeBytes > availableBytes) {
+    const availableBytes = await freeBytesAt(stagingDir);
+    if (availableBytes !== null && sizeBytes > availableBytes) {
       throw this.warned(
         noStagingSpace(`the upload is ${sizeBytes} bytes and ${availableBytes} are free there`, {
           sizeBytes,
