@@ -17,6 +17,7 @@ import {
   listPoolFiles,
   removePoolFile,
 } from './directory.js';
+import { DirectoryReads } from './directory-reads.js';
 import { resolveInPool } from './paths.js';
 
 /** Where a pool's files are on this node, and how to treat them. */
@@ -47,6 +48,8 @@ export class LocalStorageBackend implements StorageBackend {
   readonly type: string = 'local';
   protected readonly statfsTimeoutMs: number;
   protected readonly rootPolicy: PoolRootPolicy | null;
+  /** Each pool's last listing, so that a warm scan reads again only the directories that changed. */
+  private readonly directoryReads = new DirectoryReads();
 
   constructor(options: LocalStorageBackendOptions = {}) {
     this.statfsTimeoutMs = options.statfsTimeoutMs ?? DEFAULT_STATFS_TIMEOUT_MS;
@@ -93,7 +96,7 @@ export class LocalStorageBackend implements StorageBackend {
   }): Promise<PoolListing> {
     const { root, maxDepth } = await this.poolDirectory(pool);
     await this.checkRoot(root);
-    return listPoolFiles(root, { content, maxDepth, signal });
+    return listPoolFiles(root, { content, maxDepth, signal, reads: this.directoryReads });
   }
 
   async resolve({ pool, relPath }: { pool: StoragePool; relPath: string }): Promise<string> {

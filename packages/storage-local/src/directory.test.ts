@@ -1,9 +1,10 @@
-import { mkdir, mkdtemp, realpath, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, realpath, rename, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCode } from '@quantix/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isOnNetworkFilesystem, listPoolFiles } from './directory.js';
+import { DirectoryReads } from './directory-reads.js';
 
 // Listing runs against a real directory tree made for the test.
 let base: string;
@@ -196,5 +197,82 @@ describe('listPoolFiles', () => {
     const { files } = await listPoolFiles(tree, { content: 'iso', maxDepth: 8 });
     expect(files.map((f) => f.relPath).sort()).toEqual(found);
     expect(found).toHaveLength(20 * 12 + 20 * 25);
+  });
+});
+
+describe('listPoolFiles with the reads of the last listing', () => {
+  // Reads are kept once a directory has been still for 40 ms here (3 s by default), so the test
+  // waits that long after each change before the listing that is to keep its reads.
+  const SETTLED_MS = 40;
+  const settle = () => new Promise((resolve) => setTimeout(resolve, SETTLED_MS + 20));
+  let tree: string;
+  const list = (reads: DirectoryReads, blockingStat = true) =>
+    listPoolFiles(tree, { content: 'iso', maxDepth: 8, reads, blockingStat });
+  const names = async (reads: DirectoryReads) => (await list(reads)).files.map((f) => f.relPath);
+
+  beforeAll(async () => {
+    tree = join(base, 'warm');
+    await mkdir(join(tree, 'a', 'b'), { recursive: true });
+    await mkdir(join(tree, 'c'));
+    await writeFile(join(tree, 'a', 'x.iso'), 'x');
+    await writeFile(join(tree, 'a', 'b', 'y.iso'), 'y');
+    await writeFile(join(tree, 'c', 'z.iso'), 'z');
+    await settle();
+  });
+
+  it('reads again only the directories that changed, and sees every change', async () => {
+    const reads = new DirectoryReads(SETTLED_MS);
+    const first = await list(reads);
+    expect(reads.lastReused).toBe(0);
+    expect(await list(reads)).toEqual(first);
+    expect(reads.lastReused).toBe(4); // the root, a, a/b and c
+
+    // A file added: its directory is read again, the three others are not.
+    await writeFile(join(tree, 'a', 'new.iso'), 'n');
+    await settle();
+    expect(await names(reads)).toEqual(['a/b/y.iso', 'a/new.iso', 'a/x.iso', 'c/z.iso']);
+    expect(reads.lastReused).toBe(3);
+
+    // Renamed and removed files, and a directory that became a file's place.
+    await rename(join(tree, 'c', 'z.iso'), join(tree, 'c', 'w.iso'));
+    await rm(join(tree, 'a', 'b'), { recursive: true });
+    await writeFile(join(tree, 'a', 'b'), 'now a file');
+    await settle();
+    expect(await names(reads)).toEqual(['a/new.iso', 'a/x.iso', 'c/w.iso']);
+
+    // A file rewritten in place changes no directory: its new size is seen all the same.
+    await writeFile(join(tree, 'a', 'x.iso'), 'longer now');
+    const listing = await list(reads);
+    expect(reads.lastReused).toBe(3);
+    expect(listing.files.find((f) => f.relPath === 'a/x.iso')?.sizeBytes).toBe(10);
+  });
+
+  it('sees a file added to a directory whose mtime was put back afterwards (rsync -t, tar)', async () => {
+    const reads = new DirectoryReads(SETTLED_MS);
+    // A whole second, which utimes puts back exactly.
+    const old = new Date('2024-05-01T12:00:00Z');
+    await utimes(join(tree, 'c'), old, old);
+    await settle();
+    await list(reads);
+    await list(reads);
+    expect(reads.lastReused).toBe(reads.of(tree)?.size); // every directory as last read
+    await writeFile(join(tree, 'c', 'restored.iso'), 'r');
+    await utimes(join(tree, 'c'), old, old);
+    expect((await stat(join(tree, 'c'))).mtime).toEqual(old);
+    expect(await names(reads)).toContain('c/restored.iso');
+  });
+
+  it('keeps no read of a directory that changed moments before it was read', async () => {
+    const reads = new DirectoryReads(); // 3 s
+    await writeFile(join(tree, 'c', 'fresh.iso'), 'f');
+    expect(await names(reads)).toContain('c/fresh.iso');
+    // A change later in the same clock tick could leave c's times as they are now: c is read again next time.
+    expect(reads.of(tree)?.has(join(tree, 'c'))).toBe(false);
+  });
+
+  it('keeps nothing for a listing with thread-pool stats (a network filesystem, another clock)', async () => {
+    const reads = new DirectoryReads(SETTLED_MS);
+    await list(reads, false);
+    expect(reads.of(tree)).toBeUndefined();
   });
 });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { constants, type Dirent } from 'node:fs';
+import { constants, type Dirent, lstatSync, type Stats, statSync } from 'node:fs';
 import { lstat, mkdir, open, readdir, rmdir, stat, statfs, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
@@ -13,6 +13,7 @@ import {
   VM_FILES_DIRECTORY,
 } from '@quantix/core';
 import { contentMatcher, isTemporaryName } from './content.js';
+import { type DirectoryRead, DirectoryReads } from './directory-reads.js';
 import { resolveInPool } from './paths.js';
 import { statLocalFiles } from './stat-files.js';
 
@@ -33,6 +34,11 @@ export interface ListPoolFilesOptions {
    * filesystem.
    */
   blockingStat?: boolean | 'auto';
+  /**
+   * The directories of this pool's last listing: those unchanged since are not read again. Used
+   * with blocking stats only (a local filesystem, whose times come from this machine's clock).
+   */
+  reads?: DirectoryReads;
 }
 
 interface PendingDirectory {
@@ -65,12 +71,34 @@ export async function listPoolFiles(root: string, options: ListPoolFilesOptions)
     options.blockingStat === 'auto' || options.blockingStat === undefined
       ? !(await isOnNetworkFilesystem(root))
       : options.blockingStat;
+  const lastReads = blockingStat ? options.reads?.of(root) : undefined;
+  // This listing's reads, kept for the next once it has finished.
+  const reads = blockingStat && options.reads ? new Map<string, DirectoryRead>() : undefined;
+  let reused = 0;
+
+  /** A directory's entries: as last read while it is unchanged since, else read now. */
+  const entriesOf = async (dir: PendingDirectory): Promise<Dirent[]> => {
+    if (!reads || !options.reads) return readdir(dir.path, { withFileTypes: true });
+    const readAt = Date.now();
+    // The root may be a link to the pool's directory; anything below is entered only as a directory.
+    const info = statDirectory(dir.path, dir.depth === 0);
+    const last = lastReads?.get(dir.path);
+    if (info && DirectoryReads.unchanged(last, info)) {
+      reused += 1;
+      reads.set(dir.path, last);
+      return last.entries;
+    }
+    const entries = await readdir(dir.path, { withFileTypes: true });
+    const read = info ? options.reads.settledRead(info, entries, readAt) : null;
+    if (read) reads.set(dir.path, read);
+    return entries;
+  };
 
   /** Reads one directory, stats its matching files, and returns its subdirectories to descend. */
   const visit = async (dir: PendingDirectory): Promise<PendingDirectory[]> => {
     let entries: Dirent[];
     try {
-      entries = await readdir(dir.path, { withFileTypes: true });
+      entries = await entriesOf(dir);
     } catch (error) {
       if (dir.relPath === '') throw unavailable(root, error);
       if (errno(error) === 'ENOENT' && isUndecodable(dir.relPath))
@@ -132,6 +160,7 @@ export async function listPoolFiles(root: string, options: ListPoolFilesOptions)
     });
   }
 
+  if (reads) options.reads?.keep(root, reads, reused);
   files.sort((a, b) => (a.relPath < b.relPath ? -1 : a.relPath > b.relPath ? 1 : 0));
   skipped.sort((a, b) => (a.relPath < b.relPath ? -1 : a.relPath > b.relPath ? 1 : 0));
   return { files, skipped };
@@ -171,6 +200,16 @@ function limiter(concurrency: number): <T>(task: () => Promise<T>) => Promise<T>
       else active -= 1;
     }
   };
+}
+
+/** A directory's stat before it is read, or null when it is no directory now (readdir then says why). */
+function statDirectory(path: string, followLink: boolean): Stats | null {
+  try {
+    const info = followLink ? statSync(path, { throwIfNoEntry: false }) : lstatSync(path, { throwIfNoEntry: false });
+    return info?.isDirectory() ? info : null;
+  } catch {
+    return null;
+  }
 }
 
 function checkName(relPath: string, skipped: PoolListing['skipped']): boolean {
