@@ -1,7 +1,8 @@
 import { createHash, type Hash, randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import { pipeline, type Readable, Transform } from 'node:stream';
+import { pipeline, Readable, Transform } from 'node:stream';
 import {
   ControlPlaneErrorCode,
   stagingDiskFull,
@@ -18,6 +19,7 @@ import { Metadata } from '@tus/utils';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
+import { NodeRequest, sendNodeResponse } from 'srvx/node';
 import { z } from 'zod';
 import { statusFor } from '../errors.js';
 import { errorResponses } from '../schemas.js';
@@ -249,6 +251,26 @@ const creationMetadata = z.object({
 });
 
 /**
+ * Bytes of a request body read ahead of @tus/server. Its own `handle` gives it the body through
+ * `Readable.toWeb`, whose default strategy holds one chunk: the socket was paused after every
+ * 64 KiB until the store took it, so the client waited on each (a 64 MiB PATCH over loopback at
+ * about half the speed of the same bytes to a plain PUT).
+ */
+const BODY_READ_AHEAD_BYTES = 4 * 1024 * 1024;
+
+/** What @tus/server's `handle` does, with a request body that reads ahead (BODY_READ_AHEAD_BYTES). */
+async function handToTus(server: Server, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const request = new NodeRequest({ req, res });
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    const body = Readable.toWeb(req, {
+      strategy: new ByteLengthQueuingStrategy({ highWaterMark: BODY_READ_AHEAD_BYTES }),
+    });
+    Object.defineProperty(request, 'body', { value: body });
+  }
+  await sendNodeResponse(res, await server.handleWeb(request));
+}
+
+/**
  * The tus endpoint, in the authenticated API scope (the token hook runs first). Each method is
  * its own route so it is documented in OpenAPI; the bytes are @tus/server's to handle, so the
  * reply is hijacked once fastify's own checks (token, headers, metadata, size) have passed.
@@ -259,7 +281,7 @@ export function tusRoutes(app: FastifyInstance, deps: { tus: TusUploads; uploads
   app.addContentTypeParser('application/offset+octet-stream', (_request, _payload, done) => done(null));
   const handOver = (request: FastifyRequest, reply: FastifyReply) => {
     reply.hijack();
-    void deps.tus.server.handle(request.raw, reply.raw);
+    void handToTus(deps.tus.server, request.raw, reply.raw);
   };
   const checkHere = async (request: FastifyRequest) => {
     await deps.tus.checkHere((request.params as { id: string }).id);
