@@ -4,11 +4,13 @@
  * SHA-256, tus PATCHes, the server's SHA-256 of the bytes as it writes them, the ISO read) —
  * beside its natural peer, `curl -T FILE` of the same file to a plain PUT endpoint that writes it
  * to disk.
- * Each side runs in processes of its own, interleaved, on loopback; best of ROUNDS. Two lines:
+ * Each side runs in processes of its own, interleaved, on loopback; best of ROUNDS. Three lines:
  * the whole CLI command (node's start-up, the pool lookup and the client's own SHA-256 included),
- * and the tus transfer alone (tus-js-client timing itself: creation to the last PATCH's answer).
- *   target: the transfer alone ≥ 0.5× curl -T (two SHA-256 passes and an fsync'd store beside a
- *   bare write); the CLI line has none (its start-up dominates small files).
+ * the tus transfer alone (tus-js-client with the CLI's file reader timing itself: creation to the
+ * last PATCH's answer), and the same tus upload with curl as the client (the server's side beside
+ * the plain PUT with one client for both: a node client sends a file slower than curl does).
+ *   target: each tus transfer ≥ 0.5× curl -T (the server's SHA-256 and ISO read beside a bare
+ *   write); the CLI line has none (its start-up dominates small files).
  * Full: a 64 MiB and a 1 GiB ISO. QUANTIX_BENCH_QUICK=1: 32 MiB only.
  */
 import { execFile, spawn } from 'node:child_process';
@@ -90,6 +92,31 @@ try {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   };
+  /**
+   * The same tus upload with curl as the client, two processes timed as the peer's one is: the
+   * server's side beside the plain PUT, with the client the same on both sides.
+   */
+  const curlTusUpload = async (file: string, size: number, name: string) => {
+    const base64 = (text: string) => Buffer.from(text).toString('base64');
+    const headers = ['-H', `Authorization: Bearer ${credentials.token}`, '-H', 'Tus-Resumable: 1.0.0'];
+    const metadata = `poolId ${base64('local')},name ${base64(name)},kind ${base64('iso')}`;
+    const creation = await run('curl', [
+      ...['-sS', '--fail', '-D', '-', '-o', '/dev/null', '-X', 'POST', ...headers],
+      ...[
+        '-H',
+        `Upload-Length: ${size}`,
+        '-H',
+        `Upload-Metadata: ${metadata}`,
+        `${credentials.url}/api/v1/uploads/tus`,
+      ],
+    ]);
+    const location = /^location:\s*(\S+)/im.exec(creation.stdout)?.[1];
+    if (!location) throw new Error(`tus creation with curl named no upload: ${creation.stdout}`);
+    await run('curl', [
+      ...['-sS', '--fail', '-o', '/dev/null', '-X', 'PATCH', ...headers, '-H', 'Upload-Offset: 0'],
+      ...['-H', 'Content-Type: application/offset+octet-stream', '-T', file, new URL(location, credentials.url).href],
+    ]);
+  };
   try {
     for (const size of SIZES) {
       const iso = await buildIso(join(work, `bench-${size / MiB}.iso`), { ...REAL_MEDIA.debian12, padBytes: size });
@@ -97,6 +124,7 @@ try {
       const curlTimes: number[] = [];
       const ourTimes: number[] = [];
       const transferTimes: number[] = [];
+      const curlTusTimes: number[] = [];
       for (let round = 0; round < ROUNDS; round++) {
         const name = `bench-${size / MiB}-${round}.iso`;
         let start = performance.now();
@@ -121,11 +149,17 @@ try {
         ]);
         transferTimes.push((JSON.parse(alone.stdout) as { ms: number }).ms);
         await settled(`alone-${name}`);
+
+        start = performance.now();
+        await curlTusUpload(iso, bytes, `curl-${name}`);
+        curlTusTimes.push(performance.now() - start);
+        await settled(`curl-${name}`);
       }
       const mibPerSecond = (ms: number) => bytes / MiB / (ms / 1000);
       const ourBest = Math.min(...ourTimes);
       const curlBest = Math.min(...curlTimes);
       const transferBest = Math.min(...transferTimes);
+      const curlTusBest = Math.min(...curlTusTimes);
       console.log(
         results.add({
           name: `upload ${size / MiB} MiB ISO, transfer`,
@@ -135,6 +169,17 @@ try {
           peer: { label: 'curl -T to a plain PUT', value: mibPerSecond(curlBest) },
           target: { ratio: 0.5 },
           details: { sizeBytes: bytes, rounds: ROUNDS, oursMs: Math.round(transferBest), peerMs: Math.round(curlBest) },
+        }),
+      );
+      console.log(
+        results.add({
+          name: `upload ${size / MiB} MiB ISO, tus with curl as the client`,
+          unit: 'MiB/s',
+          better: 'higher',
+          ours: { label: 'curl: tus creation, then one PATCH (sha256, ISO read)', value: mibPerSecond(curlTusBest) },
+          peer: { label: 'curl -T to a plain PUT', value: mibPerSecond(curlBest) },
+          target: { ratio: 0.5 },
+          details: { sizeBytes: bytes, rounds: ROUNDS, oursMs: Math.round(curlTusBest), peerMs: Math.round(curlBest) },
         }),
       );
       console.log(
