@@ -32,7 +32,7 @@ export interface DirectoryRead {
  */
 export class DirectoryReads {
   private readonly roots = new Map<string, Map<string, DirectoryRead>>();
-  /** Directories the last listing took from here instead of reading them (for tests and logs). */
+  /** Directories the last listing took from here instead of reading them (what the tests check). */
   lastReused = 0;
 
   constructor(readonly settledMs: number = SETTLED_DIRECTORY_MS) {}
@@ -48,11 +48,6 @@ export class DirectoryReads {
     this.roots.set(root, reads);
     this.lastReused = reused;
     if (this.roots.size > MAX_ROOTS) this.roots.delete(this.roots.keys().next().value as string);
-  }
-
-  /** Forgets every pool's reads. */
-  clear(): void {
-    this.roots.clear();
   }
 
   /** Whether `info`, stat'ed now, shows the directory as it was when `read` was made. */

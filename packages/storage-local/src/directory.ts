@@ -54,6 +54,8 @@ const errno = (error: unknown): string => (error as NodeJS.ErrnoException).code 
  * Lists the files of one content type under `root`, recursively to `maxDepth`, with size and
  * modification time. Directory entries come from readdir's file types (no stat per entry, as
  * `find -type f` does); only matching files are stat'ed, several directories are read at once.
+ * Given the pool's `reads`, a directory unchanged since the last listing is not read again (its
+ * files are still stat'ed: a file rewritten in place changes no directory).
  * Temporary and hidden entries are ignored, and so is the VM-files directory at the root (`vms/`:
  * each VM's disk and cloud-init seed belong to that VM, never to the images). Symbolic links are
  * not followed (a link could leave the pool or loop), and directories that are too deep or
