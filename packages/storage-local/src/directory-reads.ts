@@ -1,4 +1,5 @@
 import type { Dirent, Stats } from 'node:fs';
+import type { PoolContentType } from '@quantix/core';
 
 /**
  * How long after a directory last changed (its mtime or ctime) a read of it is trusted to stand
@@ -17,12 +18,25 @@ export interface DirectoryRead {
   mtimeMs: number;
   ctimeMs: number;
   entries: Dirent[];
+  /**
+   * The matching files of one content type found among the entries, as the listing stats them:
+   * kept so that the next listing of that content builds no path of them again.
+   */
+  matched?: MatchedFiles;
+}
+
+export interface MatchedFiles {
+  content: PoolContentType;
+  /** Each file's path on disk, and its relPath in the pool, index by index. */
+  paths: string[];
+  relPaths: string[];
 }
 
 /**
  * The directories a pool's last listing read, so that the next listing reads again only those
  * that changed since: a warm scan of a pool where nothing moved is then its files' stats, without
- * a readdir per directory (as git's index spares it `readdir` of untouched directories).
+ * a readdir per directory or a path built per file (as git's index spares it `readdir` of
+ * untouched directories).
  *
  * A directory counts as unchanged while its device, inode, mtime and ctime are those stat'ed before
  * it was read. Adding, removing or renaming an entry sets its mtime and ctime; `touch -d` or

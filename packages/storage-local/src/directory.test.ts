@@ -262,6 +262,25 @@ describe('listPoolFiles with the reads of the last listing', () => {
     expect(await names(reads)).toContain('c/restored.iso');
   });
 
+  it('lists each content type of a reused directory as its own, and reports a refused name every time', async () => {
+    const mixed = join(base, 'mixed');
+    await mkdir(mixed);
+    await writeFile(join(mixed, 'disc.iso'), 'i');
+    await writeFile(join(mixed, 'disk.qcow2'), 'q');
+    await writeFile(join(mixed, 'back\\slash.iso'), 'b');
+    await settle();
+    const reads = new DirectoryReads(SETTLED_MS);
+    const listMixed = (content: 'iso' | 'images') => listPoolFiles(mixed, { content, maxDepth: 8, reads });
+    for (let round = 0; round < 2; round++) {
+      const isos = await listMixed('iso');
+      expect(isos.files.map((f) => f.relPath)).toEqual(['disc.iso']);
+      expect(isos.skipped.map((f) => f.relPath)).toEqual(['back\\slash.iso']);
+      expect((await listMixed('images')).files.map((f) => f.relPath)).toEqual(['disk.qcow2']);
+      expect((await listMixed('iso')).files.map((f) => f.relPath)).toEqual(['disc.iso']);
+    }
+    expect(reads.lastReused).toBe(1);
+  });
+
   it('keeps no read of a directory that changed moments before it was read', async () => {
     const reads = new DirectoryReads(); // 3 s
     await writeFile(join(tree, 'c', 'fresh.iso'), 'f');

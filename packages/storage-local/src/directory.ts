@@ -13,7 +13,7 @@ import {
   VM_FILES_DIRECTORY,
 } from '@quantix/core';
 import { contentMatcher, isTemporaryName } from './content.js';
-import { type DirectoryRead, DirectoryReads } from './directory-reads.js';
+import { type DirectoryRead, DirectoryReads, type MatchedFiles } from './directory-reads.js';
 import { resolveInPool } from './paths.js';
 import { statLocalFiles } from './stat-files.js';
 
@@ -54,8 +54,9 @@ const errno = (error: unknown): string => (error as NodeJS.ErrnoException).code 
  * Lists the files of one content type under `root`, recursively to `maxDepth`, with size and
  * modification time. Directory entries come from readdir's file types (no stat per entry, as
  * `find -type f` does); only matching files are stat'ed, several directories are read at once.
- * Given the pool's `reads`, a directory unchanged since the last listing is not read again (its
- * files are still stat'ed: a file rewritten in place changes no directory).
+ * Given the pool's `reads`, a directory unchanged since the last listing is not read again, nor
+ * its matching files' paths built again (they are still stat'ed: a file rewritten in place
+ * changes no directory).
  * Temporary and hidden entries are ignored, and so is the VM-files directory at the root (`vms/`:
  * each VM's disk and cloud-init seed belong to that VM, never to the images). Symbolic links are
  * not followed (a link could leave the pool or loop), and directories that are too deep or
@@ -78,9 +79,12 @@ export async function listPoolFiles(root: string, options: ListPoolFilesOptions)
   const reads = blockingStat && options.reads ? new Map<string, DirectoryRead>() : undefined;
   let reused = 0;
 
-  /** A directory's entries: as last read while it is unchanged since, else read now. */
-  const entriesOf = async (dir: PendingDirectory): Promise<Dirent[]> => {
-    if (!reads || !options.reads) return readdir(dir.path, { withFileTypes: true });
+  /**
+   * A directory's entries: as last read while it is unchanged since, else read now; with the read
+   * kept for the next listing (none if it is not to be kept).
+   */
+  const entriesOf = async (dir: PendingDirectory): Promise<{ entries: Dirent[]; read?: DirectoryRead }> => {
+    if (!reads || !options.reads) return { entries: await readdir(dir.path, { withFileTypes: true }) };
     const readAt = Date.now();
     // The root may be a link to the pool's directory; anything below is entered only as a directory.
     const info = statDirectory(dir.path, dir.depth === 0);
@@ -88,19 +92,21 @@ export async function listPoolFiles(root: string, options: ListPoolFilesOptions)
     if (info && DirectoryReads.unchanged(last, info)) {
       reused += 1;
       reads.set(dir.path, last);
-      return last.entries;
+      return { entries: last.entries, read: last };
     }
     const entries = await readdir(dir.path, { withFileTypes: true });
     const read = info ? options.reads.settledRead(info, entries, readAt) : null;
-    if (read) reads.set(dir.path, read);
-    return entries;
+    if (!read) return { entries };
+    reads.set(dir.path, read);
+    return { entries, read };
   };
 
   /** Reads one directory, stats its matching files, and returns its subdirectories to descend. */
   const visit = async (dir: PendingDirectory): Promise<PendingDirectory[]> => {
     let entries: Dirent[];
+    let read: DirectoryRead | undefined;
     try {
-      entries = await entriesOf(dir);
+      ({ entries, read } = await entriesOf(dir));
     } catch (error) {
       if (dir.relPath === '') throw unavailable(root, error);
       if (errno(error) === 'ENOENT' && isUndecodable(dir.relPath))
@@ -112,9 +118,28 @@ export async function listPoolFiles(root: string, options: ListPoolFilesOptions)
     const stats: Promise<void>[] = [];
     // readdir names hold no '/': a concatenation is the join, without normalizing 20,000 paths.
     const prefix = dir.path.endsWith('/') ? dir.path : `${dir.path}/`;
+    // The matching files of a directory as its kept read found them (none: found and kept now).
+    const known = read?.matched?.content === options.content ? read.matched : undefined;
+    const matched: MatchedFiles | undefined =
+      read && !known ? { content: options.content, paths: [], relPaths: [] } : undefined;
+    // A name refused here is reported by every listing, so such a directory's files are not kept.
+    let refused = false;
     for (const entry of entries) {
       const name = entry.name;
       if (isTemporaryName(name)) continue;
+      if (entry.isFile()) {
+        if (known || !matches(name)) continue;
+        const relPath = dir.relPath === '' ? name : `${dir.relPath}/${name}`;
+        if (!blockingStat) stats.push(statFile(prefix + name, relPath, files, skipped));
+        else if (checkName(relPath, skipped)) {
+          const path = prefix + name;
+          toStat.paths.push(path);
+          toStat.relPaths.push(relPath);
+          matched?.paths.push(path);
+          matched?.relPaths.push(relPath);
+        } else refused = true;
+        continue;
+      }
       const relPath = dir.relPath === '' ? name : `${dir.relPath}/${name}`;
       if (entry.isDirectory()) {
         // A VM's own files (vms/<name>/disk.qcow2, seed.iso with its user data and keys) are never content.
@@ -124,14 +149,6 @@ export async function listPoolFiles(root: string, options: ListPoolFilesOptions)
         } else {
           skipped.push({ relPath, reason: `deeper than maxDepth ${options.maxDepth}` });
         }
-      } else if (entry.isFile()) {
-        if (!matches(name)) continue;
-        if (blockingStat) {
-          if (checkName(relPath, skipped)) {
-            toStat.paths.push(prefix + name);
-            toStat.relPaths.push(relPath);
-          }
-        } else stats.push(statFile(prefix + name, relPath, files, skipped));
       } else if (entry.isSymbolicLink()) {
         if (matches(name)) skipped.push({ relPath, reason: 'symbolic link, not followed' });
         // A link to a directory is not entered either (it may lead out of the pool), and is reported
@@ -139,6 +156,13 @@ export async function listPoolFiles(root: string, options: ListPoolFilesOptions)
         else stats.push(skipLinkedDirectory(join(dir.path, name), relPath, skipped));
       }
     }
+    if (known) {
+      // One push a file: a spread of a directory of 200,000 files into push() would overflow the stack.
+      for (let i = 0; i < known.paths.length; i++) {
+        toStat.paths.push(known.paths[i] as string);
+        toStat.relPaths.push(known.relPaths[i] as string);
+      }
+    } else if (read && matched && !refused) read.matched = matched;
     await Promise.all(stats);
     return subdirectories;
   };
