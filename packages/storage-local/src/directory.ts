@@ -74,9 +74,11 @@ export async function listPoolFiles(root: string, options: ListPoolFilesOptions)
     options.blockingStat === 'auto' || options.blockingStat === undefined
       ? !(await isOnNetworkFilesystem(root))
       : options.blockingStat;
-  const lastReads = blockingStat ? options.reads?.of(root) : undefined;
-  // This listing's reads, kept for the next once it has finished.
-  const reads = blockingStat && options.reads ? new Map<string, DirectoryRead>() : undefined;
+  // The pool's kept reads: the last listing's, and this one's, kept for the next once it has finished.
+  const reads =
+    blockingStat && options.reads
+      ? { kept: options.reads, last: options.reads.of(root), next: new Map<string, DirectoryRead>() }
+      : undefined;
   let reused = 0;
 
   /**
@@ -84,20 +86,20 @@ export async function listPoolFiles(root: string, options: ListPoolFilesOptions)
    * kept for the next listing (none if it is not to be kept).
    */
   const entriesOf = async (dir: PendingDirectory): Promise<{ entries: Dirent[]; read?: DirectoryRead }> => {
-    if (!reads || !options.reads) return { entries: await readdir(dir.path, { withFileTypes: true }) };
+    if (!reads) return { entries: await readdir(dir.path, { withFileTypes: true }) };
     const readAt = Date.now();
     // The root may be a link to the pool's directory; anything below is entered only as a directory.
     const info = statDirectory(dir.path, dir.depth === 0);
-    const last = lastReads?.get(dir.path);
+    const last = reads.last?.get(dir.path);
     if (info && DirectoryReads.unchanged(last, info)) {
       reused += 1;
-      reads.set(dir.path, last);
+      reads.next.set(dir.path, last);
       return { entries: last.entries, read: last };
     }
     const entries = await readdir(dir.path, { withFileTypes: true });
-    const read = info ? options.reads.settledRead(info, entries, readAt) : null;
+    const read = info ? reads.kept.settledRead(info, entries, readAt) : null;
     if (!read) return { entries };
-    reads.set(dir.path, read);
+    reads.next.set(dir.path, read);
     return { entries, read };
   };
 
@@ -186,7 +188,7 @@ export async function listPoolFiles(root: string, options: ListPoolFilesOptions)
     });
   }
 
-  if (reads) options.reads?.keep(root, reads, reused);
+  reads?.kept.keep(root, reads.next, reused);
   files.sort((a, b) => (a.relPath < b.relPath ? -1 : a.relPath > b.relPath ? 1 : 0));
   skipped.sort((a, b) => (a.relPath < b.relPath ? -1 : a.relPath > b.relPath ? 1 : 0));
   return { files, skipped };
