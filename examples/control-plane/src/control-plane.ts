@@ -11,7 +11,6 @@ import {
   ticketKeyFrom,
   tokenDigest,
   tokenMatches,
-  webSocketChannel,
 } from '@quantix/control-plane';
 import {
   ErrorCode,
@@ -23,7 +22,7 @@ import {
   QuantixError,
 } from '@quantix/core';
 import { createDiskImageInspector } from '@quantix/images-cloud';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import {
   jsonSchemaTransform,
   jsonSchemaTransformObject,
@@ -39,13 +38,14 @@ import { type EventStreamSettings, eventStreamRoutes, eventTicketRoutes } from '
 import { exportRelayRoute, imageContentRoutes, imageContentTicketRoutes } from './http/routes/exports.js';
 import { goldenRoutes } from './http/routes/golden.js';
 import { imageRoutes } from './http/routes/images.js';
+import { type CheckNodeToken, NODE_SOCKET_PATH, nodeSocketRoute, takeNodeUpgrades } from './http/routes/node-socket.js';
 import { nodeRoutes } from './http/routes/nodes.js';
 import { poolRoutes } from './http/routes/pools.js';
 import { replicaRoutes } from './http/routes/replicas.js';
 import { TusUploads, tusRoutes } from './http/routes/tus.js';
 import { stagedUploadRoutes, uploadRoutes } from './http/routes/uploads.js';
 import { vmRoutes } from './http/routes/vms.js';
-import { errorResponses, publicErrorResponses } from './http/schemas.js';
+import { publicErrorResponses } from './http/schemas.js';
 import { serveUi } from './http/ui.js';
 
 export const API_PREFIX = '/api/v1';
@@ -337,7 +337,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   );
 
   /** A node's token and id, from its headers; the node's id when they match (else UNAUTHORIZED). */
-  const checkNodeToken = async (request: FastifyRequest): Promise<string> => {
+  const checkNodeToken: CheckNodeToken = async (request) => {
     const nodeId = String(request.headers['x-quantix-node-id'] ?? '');
     const token = bearerToken(request.headers.authorization);
     // An unknown node is a wrong credential; a database that cannot answer is not: that is a
@@ -354,52 +354,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     return nodeId;
   };
 
+  const nodeSocket = { hub, checkNodeToken, logger: logger as FastifyBaseLogger };
+  takeNodeUpgrades(app, `${API_PREFIX}${NODE_SOCKET_PATH}`, nodeSocket);
+
   const apiTokenDigest = tokenDigest(options.apiToken);
   // Node daemons, staged-upload fetches, console viewers, event streams and image downloads carry
   // credentials of their own (or the API token), checked per route.
   await app.register(
     async (nodeScope) => {
-      nodeScope.route({
-        method: 'GET',
-        url: '/nodes/connect',
-        schema: {
-          operationId: 'connectNode',
-          tags: ['nodes'],
-          summary: 'The node daemon’s WebSocket (node token and X-Quantix-Node-Id; never the API token)',
-          description: 'Answers only a WebSocket upgrade; a plain GET is refused with INVALID_INPUT.',
-          security: [{ nodeToken: [] }],
-          response: {
-            101: z.undefined().describe('Switching protocols: the node socket is open'),
-            ...errorResponses(),
-          },
-        },
-        // The node's token is checked before the upgrade: a wrong token never gets a socket.
-        preValidation: async (request) => {
-          await checkNodeToken(request);
-        },
-        handler: async () => {
-          throw new QuantixError(ErrorCode.INVALID_INPUT, 'The node socket is a WebSocket: connect with an upgrade');
-        },
-        wsHandler: (socket, request) => {
-          const nodeId = String(request.headers['x-quantix-node-id']);
-          const transport = request.raw.socket;
-          // What the upgrade leaves attached would live as long as the node's socket (2,000 in a
-          // storm, each carried through its GCs): @fastify/websocket's error listener holds the
-          // request, its reply and child logger; the TCP socket holds the upgrade's response, and
-          // through it the request. The link's own error listener is enough; the response is over.
-          socket.removeAllListeners('error');
-          (transport as { _httpMessage?: { detachSocket(socket: unknown): void } | null })._httpMessage?.detachSocket(
-            transport,
-          );
-          hub.attach(
-            nodeId,
-            webSocketChannel(socket, {
-              transport,
-              onError: (err) => logger.debug({ nodeId, err }, 'node socket error'),
-            }),
-          );
-        },
-      });
+      nodeSocketRoute(nodeScope, nodeSocket);
       stagedUploadRoutes(nodeScope, { uploads: services.uploads });
       consoleRelayRoute(nodeScope, { consoles: services.consoles, checkNodeToken });
       consoleRoutes(nodeScope, { consoles: services.consoles });
