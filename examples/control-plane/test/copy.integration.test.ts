@@ -8,12 +8,22 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pipeline, Transform } from 'node:stream';
 import { COPY_METHOD_LABEL, newToken } from '@quantix/control-plane';
 import { createPoolRootPolicy, createQuantix, type Quantix } from '@quantix/core';
+import { mountSmallFilesystem } from '@quantix/core/testing';
 import type { startNodeDaemon } from '@quantix/example-node-daemon';
 import { createImagesCloudPlugin } from '@quantix/images-cloud';
 import { type ImageServer, makeQcow2, sha256Sums, startImageServer } from '@quantix/images-cloud/testing';
@@ -315,6 +325,43 @@ describe('image copies', () => {
       nodeId: 'n1',
     });
     await refuse(unsummed.id, { poolId: 'p2' }, 409, 'IMAGE_NO_CHECKSUM');
+  });
+
+  it('refuses a copy into a pool without room before recording anything: 507 POOL_NO_SPACE, as the target node reads its free space', async () => {
+    // The target pool on a real 64 KiB file system on the other node; the source is larger.
+    const small = mountSmallFilesystem('64k', { under: root });
+    try {
+      expect(source.sizeBytes).toBeGreaterThan(64 * 1024);
+      const made = await api('POST', '/pools', {
+        id: 'p-small',
+        name: 'p-small',
+        type: 'local',
+        config: { path: join(small.path, 'pool'), create: true },
+        nodeIds: ['n2'],
+      });
+      expect(made.status, JSON.stringify(made.body)).toBe(201);
+      await waitFor(
+        async () => (await api('GET', '/pools/p-small')).body.nodeStates[0]?.status === 'active',
+        'p-small',
+      );
+
+      const refused = await api('POST', `/images/${source.id}/copy`, { poolId: 'p-small' });
+      expect(refused.status, JSON.stringify(refused.body)).toBe(507);
+      expect(refused.body.error).toMatchObject({
+        code: 'POOL_NO_SPACE',
+        details: { poolId: 'p-small', nodeId: 'n2', sizeBytes: source.sizeBytes, availableBytes: expect.any(Number) },
+      });
+      expect(refused.body.error.details.availableBytes).toBeLessThan(source.sizeBytes);
+      expect(refused.body.error.message).toMatch(
+        /^Pool p-small has no room for the copy: it is \d+ bytes and \d+ are free there/,
+      );
+      // Nothing recorded, nothing written.
+      expect(await quantix.repositories.images.count({ poolId: 'p-small' })).toBe(0);
+      expect(readdirSync(join(small.path, 'pool'))).toEqual([]);
+      expect((await api('DELETE', '/pools/p-small')).status).toBe(204);
+    } finally {
+      small.unmount();
+    }
   });
 
   it('a catalog download prefers a verified copy in the cluster to the mirror', async () => {

@@ -4195,6 +4195,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /**
+             * @description Error codes:
+             *     - `POOL_NO_SPACE`: The pool has no room for the file: its size is more than the file system the pool is on has free, as the node holding it read it just then. Nothing was written or kept. Free space in the pool, or choose another pool.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     importImage: {

@@ -24,6 +24,7 @@ import {
   type Repositories,
   redactSecrets,
   StorageBackendToken,
+  type StoragePool,
   truncateText,
 } from '@quantix/core';
 import type { Logger } from 'pino';
@@ -311,6 +312,11 @@ export class DownloadService {
           { details: { poolId: pool.id } },
         );
       }
+      // A copy's size is known: a pool without room for it is refused now, with nothing recorded,
+      // rather than answered 202 and failed once the node starts.
+      if (options.copyOf !== undefined && from?.sizeBytes != null) {
+        await this.requireRoom(runner, { pool, relPath, sizeBytes: from.sizeBytes });
+      }
       const requirements = from?.requirements ?? entry?.requirements;
       const input: NewImage = {
         name:
@@ -350,6 +356,20 @@ export class DownloadService {
       this.emitPhase(image.id, null, 'pending', null);
       return { image, completion: this.launch(image, source, runner) };
     });
+  }
+
+  /** POOL_NO_SPACE unless the file system `relPath` of the pool is on has `sizeBytes` free, as `runner` reads it. */
+  private async requireRoom(
+    runner: string,
+    { pool, relPath, sizeBytes }: { pool: StoragePool; relPath: string; sizeBytes: number },
+  ): Promise<void> {
+    const availableBytes = await this.options.executor.freeBytes?.(runner, { poolId: pool.id, relPath });
+    if (availableBytes == null || sizeBytes <= availableBytes) return;
+    throw new QuantixError(
+      ErrorCode.POOL_NO_SPACE,
+      `Pool ${pool.name} has no room for the copy: it is ${sizeBytes} bytes and ${availableBytes} are free there; free space in the pool or copy into another`,
+      { details: { poolId: pool.id, nodeId: runner, sizeBytes, availableBytes } },
+    );
   }
 
   /** Starts a download and returns its row at once (the HTTP API's 202). */

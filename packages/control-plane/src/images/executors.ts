@@ -101,6 +101,12 @@ export interface DownloadExecutor {
     request: LocalCopyRequest,
     options: { onProgress: (update: DownloadProgressUpdate) => void; signal: AbortSignal },
   ): Promise<ImageDownloadResult>;
+  /**
+   * What the file system a file at `relPath` of the pool would be written to has free, as the
+   * runner reads it now; null where it cannot tell. Absent: nothing is asked up front, and the
+   * transfer refuses a file without room when it starts.
+   */
+  freeBytes?(runner: string, target: { poolId: string; relPath: string }): Promise<number | null>;
   /** Says when a runner can take downloads for its pools (a node reported them active). */
   onReady(listener: (runner: string) => Promise<void> | void): void;
   /** Says which downloads a runner has in hand (a node that connected while fetching). */
@@ -145,6 +151,11 @@ export class NodeDownloadExecutor implements DownloadExecutor {
       return wanted;
     }
     return usable[0] ?? null;
+  }
+
+  async freeBytes(runner: string, target: { poolId: string; relPath: string }): Promise<number | null> {
+    const stat = await this.options.hub.request(runner, { op: 'file.stat', ...target }, { timeoutMs: 30_000 });
+    return stat.availableBytes ?? null;
   }
 
   async run(

@@ -11,11 +11,12 @@ export interface SmallFilesystem {
 }
 
 /**
- * A tmpfs of `size` (`2m`, `24m`) mounted on a new folder: a disk that really fills, so writes
- * fail with ENOSPC where a test needs them to. Needs root, as CI has.
+ * A tmpfs of `size` (`2m`, `24m`) mounted on a new folder (in `under`, default the system's
+ * temporary directory): a disk that really fills, so writes fail with ENOSPC where a test needs
+ * them to. Needs root, as CI has.
  */
-export function mountSmallFilesystem(size: string): SmallFilesystem {
-  const path = mkdtempSync(join(tmpdir(), 'quantix-small-fs-'));
+export function mountSmallFilesystem(size: string, options: { under?: string } = {}): SmallFilesystem {
+  const path = mkdtempSync(join(options.under ?? tmpdir(), 'quantix-small-fs-'));
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'quantix-test', path]);
   } catch (error) {

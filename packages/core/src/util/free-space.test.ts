@@ -12,6 +12,8 @@ describe('freeBytesAt and requireRoom', () => {
     const mounted = mountSmallFilesystem('1m');
     try {
       expect(await freeBytesAt(mounted.path)).toBe(1024 * KiB);
+      // A directory not made yet: the file system it would be made on.
+      expect(await freeBytesAt(join(mounted.path, 'images', 'deeper'))).toBe(1024 * KiB);
       await writeFile(join(mounted.path, 'a'), Buffer.alloc(256 * KiB));
       expect(await freeBytesAt(mounted.path)).toBe(768 * KiB);
       await requireRoom(mounted.path, 768 * KiB, 'exactly what is left');
@@ -27,7 +29,15 @@ describe('freeBytesAt and requireRoom', () => {
   });
 
   it('say nothing where statfs cannot tell, and leave the refusal to the writes', async () => {
-    expect(await freeBytesAt('/nonexistent/quantix')).toBeNull();
-    await requireRoom('/nonexistent/quantix', 1024 ** 4, 'anything');
+    // Under a regular file: no directory can be made there, no file system to ask.
+    const mounted = mountSmallFilesystem('1m');
+    try {
+      await writeFile(join(mounted.path, 'file'), 'x');
+      const underFile = join(mounted.path, 'file', 'quantix');
+      expect(await freeBytesAt(underFile)).toBeNull();
+      await requireRoom(underFile, 1024 ** 4, 'anything');
+    } finally {
+      mounted.unmount();
+    }
   });
 });

@@ -1,12 +1,21 @@
 import { statfs } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { ErrorCode, QuantixError } from '../errors.js';
 
-/** What the file system holding `directory` has free for an unprivileged writer; null where statfs cannot tell. */
+/**
+ * What the file system holding `directory` has free for an unprivileged writer; null where statfs
+ * cannot tell. A directory not made yet is asked of its nearest existing ancestor, the file system
+ * it would be made on (a copy into `images/` of a pool that has no `images/` yet).
+ */
 export async function freeBytesAt(directory: string): Promise<number | null> {
-  return statfs(directory).then(
-    (fs) => fs.bavail * fs.bsize,
-    () => null,
-  );
+  for (let at = directory; ; at = dirname(at)) {
+    try {
+      const fs = await statfs(at);
+      return fs.bavail * fs.bsize;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(at) === at) return null;
+    }
+  }
 }
 
 /**

@@ -333,6 +333,7 @@ export function imageRoutes(
             ErrorCode.IMAGE_NO_CHECKSUM,
             ErrorCode.ALREADY_EXISTS,
             ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
+            ErrorCode.POOL_NO_SPACE,
             ErrorCode.UNSUPPORTED_OPERATION,
             ...NODE_REQUEST_CODES,
           ),
