@@ -7,6 +7,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { createWebSocketStream } from 'ws';
 import { z } from 'zod';
 import { errorResponses } from '../schemas.js';
+import type { CheckNodeToken } from './node-socket.js';
 
 const idParams = z.object({ id: z.string().min(1).max(128) });
 const consoleType = z.enum(CONSOLE_TYPES).describe('serial: the first serial port; vnc: the graphical display');
@@ -123,7 +124,7 @@ export function consoleRoutes(app: FastifyInstance, deps: { consoles: ConsoleSer
 /** The node's relay for a console it was asked to open (its token was checked before the upgrade). */
 export function consoleRelayRoute(
   app: FastifyInstance,
-  deps: { consoles: ConsoleService; checkNodeToken: (request: FastifyRequest) => Promise<string> },
+  deps: { consoles: ConsoleService; checkNodeToken: CheckNodeToken },
 ): void {
   app.route({
     method: 'GET',

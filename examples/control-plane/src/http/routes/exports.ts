@@ -7,6 +7,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { parseByteRange } from '../ranges.js';
 import { errorResponses } from '../schemas.js';
+import type { CheckNodeToken } from './node-socket.js';
 import { stagedBytes } from './uploads.js';
 
 const idParams = z.object({ id: z.string().min(1).max(128) });
@@ -185,7 +186,7 @@ export function imageContentTicketRoutes(
  */
 export async function exportRelayRoute(
   app: FastifyInstance,
-  deps: { exports: ImageExportService; checkNodeToken: (request: FastifyRequest) => Promise<string> },
+  deps: { exports: ImageExportService; checkNodeToken: CheckNodeToken },
 ): Promise<void> {
   await app.register(async (scope) => {
     scope.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
