@@ -327,24 +327,25 @@ describe('image copies', () => {
     await refuse(unsummed.id, { poolId: 'p2' }, 409, 'IMAGE_NO_CHECKSUM');
   });
 
-  it('refuses a copy into a pool without room before recording anything: 507 POOL_NO_SPACE, as the target node reads its free space', async () => {
-    // The target pool on a real 64 KiB file system on the other node; the source is larger.
+  /** A pool `id` on `nodeId` on a real 64 KiB file system (smaller than the source), active there; `unmount` when done. */
+  async function smallPool(id: string, nodeId: string) {
     const small = mountSmallFilesystem('64k', { under: root });
-    try {
-      expect(source.sizeBytes).toBeGreaterThan(64 * 1024);
-      const made = await api('POST', '/pools', {
-        id: 'p-small',
-        name: 'p-small',
-        type: 'local',
-        config: { path: join(small.path, 'pool'), create: true },
-        nodeIds: ['n2'],
-      });
-      expect(made.status, JSON.stringify(made.body)).toBe(201);
-      await waitFor(
-        async () => (await api('GET', '/pools/p-small')).body.nodeStates[0]?.status === 'active',
-        'p-small',
-      );
+    expect(source.sizeBytes).toBeGreaterThan(64 * 1024);
+    const made = await api('POST', '/pools', {
+      id,
+      name: id,
+      type: 'local',
+      config: { path: join(small.path, 'pool'), create: true },
+      nodeIds: [nodeId],
+    });
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    await waitFor(async () => (await api('GET', `/pools/${id}`)).body.nodeStates[0]?.status === 'active', id);
+    return small;
+  }
 
+  it('refuses a copy to another node into a pool without room before recording anything: 507 POOL_NO_SPACE, as that node reads its free space', async () => {
+    const small = await smallPool('p-small', 'n2');
+    try {
       const refused = await api('POST', `/images/${source.id}/copy`, { poolId: 'p-small' });
       expect(refused.status, JSON.stringify(refused.body)).toBe(507);
       expect(refused.body.error).toMatchObject({
@@ -359,6 +360,20 @@ describe('image copies', () => {
       expect(await quantix.repositories.images.count({ poolId: 'p-small' })).toBe(0);
       expect(readdirSync(join(small.path, 'pool'))).toEqual([]);
       expect((await api('DELETE', '/pools/p-small')).status).toBe(204);
+    } finally {
+      small.unmount();
+    }
+  });
+
+  it('leaves a copy on the node holding the source to that node (a clone needs no room): 202, then the node refuses it if it must write the bytes', async () => {
+    const small = await smallPool('p-small-n1', 'n1');
+    try {
+      const accepted = await api('POST', `/images/${source.id}/copy`, { poolId: 'p-small-n1' });
+      expect(accepted.status, JSON.stringify(accepted.body)).toBe(202);
+      // tmpfs cannot clone: the node copies, and finds no room before writing a byte.
+      expect(await settled(accepted.body.id)).toMatchObject({ phase: 'error', error: { code: 'POOL_NO_SPACE' } });
+      expect((await api('DELETE', `/images/${accepted.body.id}`)).status).toBe(204);
+      expect((await api('DELETE', '/pools/p-small-n1')).status).toBe(204);
     } finally {
       small.unmount();
     }

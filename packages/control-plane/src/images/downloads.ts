@@ -312,9 +312,10 @@ export class DownloadService {
           { details: { poolId: pool.id } },
         );
       }
-      // A copy's size is known: a pool without room for it is refused now, with nothing recorded,
-      // rather than answered 202 and failed once the node starts.
-      if (options.copyOf !== undefined && from?.sizeBytes != null) {
+      // A copy fetched from another node needs its whole size in the pool: without room, it is
+      // refused now, with nothing recorded, not answered 202 and failed once the node starts. A
+      // copy on the node itself may be a clone sharing the source's blocks: the node judges that.
+      if (options.copyOf !== undefined && from?.sizeBytes != null && !(await this.copiesLocally(from, runner))) {
         await this.requireRoom(runner, { pool, relPath, sizeBytes: from.sizeBytes });
       }
       const requirements = from?.requirements ?? entry?.requirements;
@@ -990,12 +991,8 @@ export class DownloadService {
    */
   private async copyPlan(fromId: string, runner: string): Promise<{ from: Image; local: boolean; url: string }> {
     const from = await this.copyableImage(fromId);
-    const location = from.location as NonNullable<Image['location']>;
-    const { executor, copies } = this.options;
-    const reaches = executor.copy
-      ? await executor.pick({ poolId: location.poolId, nodeId: from.nodeId }, runner).catch(() => null)
-      : null;
-    if (reaches === runner) return { from, local: true, url: '' };
+    const { copies } = this.options;
+    if (await this.copiesLocally(from, runner)) return { from, local: true, url: '' };
     if (!copies) {
       throw new QuantixError(
         ErrorCode.UNSUPPORTED_OPERATION,
@@ -1004,6 +1001,16 @@ export class DownloadService {
       );
     }
     return { from, local: false, url: await copies.contentUrl(from.id, runner, { ticket: true }) };
+  }
+
+  /** Whether `runner` copies `from` itself (file.copy): it holds the source's pool active, and the executor can copy. */
+  private async copiesLocally(from: Image, runner: string): Promise<boolean> {
+    const { executor } = this.options;
+    if (!executor.copy || !from.location) return false;
+    const reaches = await executor
+      .pick({ poolId: from.location.poolId, nodeId: from.nodeId }, runner)
+      .catch(() => null);
+    return reaches === runner;
   }
 
   private writeFailed(imageId: string, error: unknown): void {
