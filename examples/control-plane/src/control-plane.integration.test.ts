@@ -6,8 +6,10 @@
  */
 
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -356,6 +358,41 @@ describe('control plane API and node hub (PostgreSQL)', () => {
       });
       expect((await attempt(path, created.body.token)).status, path).toBe(101);
     }
+  });
+
+  it('takes node sockets reset while their token is checked without harm: no link, the server answers on', async () => {
+    const created = await api('POST', '/nodes', { id: 'hv-reset', hostname: 'hv-reset' });
+    const { port } = new URL(cp.url);
+    const upgrade = [
+      'GET /api/v1/nodes/connect HTTP/1.1',
+      'Host: 127.0.0.1',
+      'Connection: Upgrade',
+      'Upgrade: websocket',
+      'Sec-WebSocket-Version: 13',
+      `Authorization: Bearer ${created.body.token}`,
+      'X-Quantix-Node-Id: hv-reset',
+    ];
+    // The token check held up by a lock on the nodes table, so a reset 50 ms after its request lands
+    // while the check waits (on a machine too busy to read the request by then, the HTTP server
+    // takes the reset instead, harmless too). Node drops its own socket error listener before 'upgrade'.
+    const trx = await quantix.database.knex.transaction();
+    try {
+      await trx.raw('lock table nodes in access exclusive mode');
+      for (let i = 0; i < 5; i++) {
+        const socket = connect(Number(port), '127.0.0.1');
+        await once(socket, 'connect');
+        socket.write(
+          `${[...upgrade, `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`].join('\r\n')}\r\n\r\n`,
+        );
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        socket.resetAndDestroy();
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    } finally {
+      await trx.commit();
+    }
+    expect((await fetch(`${cp.url}/healthz`)).status).toBe(200);
+    expect((await api('GET', '/nodes/hv-reset')).body).toMatchObject({ connected: false });
   });
 
   it('pushes a new pool set on every pool change and stores what the node reports', async () => {
