@@ -75,7 +75,6 @@ export type { DownloadSource } from './images/source.js';
 export {
   DEFAULT_MAX_UPLOAD_BYTES,
   STAGED_ON_LABEL,
-  sha256OfFile,
   stagingDiskFull,
   UPLOAD_KINDS,
   type UploadKind,

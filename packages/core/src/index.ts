@@ -287,7 +287,7 @@ export {
 } from './services/pool-types.js';
 export { backendFor, callBackend } from './services/storage.js';
 export { freeBytesAt, requireRoom } from './util/free-space.js';
-export { hashFile } from './util/hash-file.js';
+export { hashFile, sha256OfFile } from './util/hash-file.js';
 export { ConcurrencyLimiter } from './util/limiter.js';
 export { readFileHead } from './util/read-file-head.js';
 export { fileNameOfUrl } from './util/url.js';

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import type { QuantixClient, ResponseBody } from '@quantix/client';
-import { isQuantixError, parseNicReference } from '@quantix/core';
+import type { parseNicReference } from '@quantix/core';
+import { isQuantixError } from '@quantix/core/light';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { formatAgo } from '../../ui/src/format.js';
 import { ApiError, clientFor, resolveTarget } from './client.js';
@@ -661,8 +662,10 @@ export function apiCommands(
         },
       ) => {
         let networks: ReturnType<typeof parseNicReference>[];
+        // Core's whole entry (its schemas) only for the command that parses NIC references.
+        const { parseNicReference: parseNic } = await import('@quantix/core');
         try {
-          networks = (o.network ?? []).map((text) => parseNicReference(text));
+          networks = (o.network ?? []).map((text) => parseNic(text));
         } catch (error) {
           throw new UsageError(`--network: ${(error as Error).message}`);
         }

@@ -11,7 +11,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { ErrorCode, QuantixError } from '@quantix/core';
+import { ErrorCode, QuantixError } from '@quantix/core/light';
 
 export const LOCK_FILE = 'quantix.lock';
 

@@ -4,8 +4,7 @@ import { mkdir, readFile, realpath, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { tusRetriable } from '@quantix/client';
-import { sha256OfFile } from '@quantix/control-plane';
-import { writeFileAtomic } from '@quantix/core';
+import { sha256OfFile, writeFileAtomic } from '@quantix/core/light';
 import { DetailedError, Upload } from 'tus-js-client';
 import { ApiError, type ApiTarget } from './client.js';
 

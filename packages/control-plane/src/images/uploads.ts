@@ -8,7 +8,6 @@ import {
   type EventBus,
   type FileInspector,
   freeBytesAt,
-  hashFile,
   hasUnsafeNameCharacter,
   type Image,
   type ImagePatch,
@@ -20,6 +19,7 @@ import {
   type Repositories,
   redactSecrets,
   type StoragePool,
+  sha256OfFile,
   type UpdateOptions,
 } from '@quantix/core';
 import type { Logger } from 'pino';
@@ -636,11 +636,6 @@ export function uploadFileName(given: string, extensions: string | readonly stri
   if (!endings.some((ending) => name.toLowerCase().endsWith(ending) && name.length > ending.length))
     throw refuse(`must end in ${endings.join(' or ')}`);
   return name;
-}
-
-/** SHA-256 (hex) of a whole file. */
-export async function sha256OfFile(path: string): Promise<string> {
-  return (await hashFile({ path, algorithm: 'sha256' })).digest('hex');
 }
 
 /**

@@ -28,3 +28,8 @@ export async function hashFile(options: {
   }
   return hash;
 }
+
+/** SHA-256 (hex) of a whole file. */
+export async function sha256OfFile(path: string): Promise<string> {
+  return (await hashFile({ path, algorithm: 'sha256' })).digest('hex');
+}
