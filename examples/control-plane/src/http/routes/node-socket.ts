@@ -1,10 +1,9 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { type NodeHub, webSocketChannel } from '@quantix/control-plane';
-import { ErrorCode, PROTOCOL_LIMITS, QuantixError } from '@quantix/core';
+import { ErrorCode, QuantixError } from '@quantix/core';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { WebSocket } from 'ws';
-import { WebSocketServer } from 'ws';
 import { z } from 'zod';
 import { errorResponses } from '../schemas.js';
 
@@ -85,12 +84,8 @@ export function takeNodeUpgrades(app: FastifyInstance, path: string, deps: NodeS
   const route = (request: IncomingMessage, socket: Socket, head: Buffer) => {
     for (const listener of routed) listener.call(server, request, socket, head);
   };
-  // The hub closes the links it holds; nothing else needs the server's list of them.
-  const sockets = new WebSocketServer({
-    noServer: true,
-    clientTracking: false,
-    maxPayload: PROTOCOL_LIMITS.maxNodeMessageBytes,
-  });
+  // @fastify/websocket's own `ws` server, with the options it was registered with (the frame limit).
+  const sockets = app.websocketServer;
   // Node removes its own error listener before 'upgrade': a reset while the token is checked destroys the socket.
   const destroyOnError = function (this: Socket) {
     this.destroy();
