@@ -135,6 +135,31 @@ describe.each(TEST_DATABASE_CLIENTS)('replica registry on %s', (client) => {
     expect(Object.fromEntries(await b.claimAll(['n1', 'n3']))).toEqual({ n1: null, n3: null });
   });
 
+  it('leaves a lease it holds as it is when its node reconnects, and takes one of its own that ran out again', async () => {
+    const a = await replica('replica-a');
+    const { knex } = testDb().database;
+    const lease = async (nodeId: string) =>
+      (await knex('node_leases').where({ node_id: nodeId }).first('replica_id', 'acquired_at', 'expires_at')) as {
+        replica_id: string;
+        acquired_at: Date;
+        expires_at: Date;
+      };
+    await a.claimAll(['n1', 'n2']);
+    // Both leases back-dated by a minute, n2's run out: what a claim rewrites shows in them.
+    await knex.raw(
+      `update node_leases set acquired_at = acquired_at - interval '1 minute',
+         expires_at = case when node_id = 'n2' then now() - interval '1 second' else expires_at end`,
+    );
+    const before = await lease('n1');
+    expect(Object.fromEntries(await a.claimAll(['n1', 'n2']))).toEqual({ n1: null, n2: null });
+    expect(await lease('n1')).toEqual(before);
+    const retaken = await lease('n2');
+    expect(retaken.replica_id).toBe('replica-a');
+    expect(retaken.expires_at.getTime()).toBeGreaterThan(Date.now());
+    expect(retaken.acquired_at.getTime()).toBeGreaterThan(before.acquired_at.getTime() + 30_000);
+    expect(await a.holderOf('n2')).toBe('replica-a');
+  });
+
   it('frees its nodes at once when it stops cleanly', async () => {
     const a = await replica('replica-a');
     const b = await replica('replica-b');
