@@ -12,8 +12,9 @@
  * bare server, each side's clients) is printed beside them: on 2 cores both sides are CPU-bound,
  * so the ratio follows the CPU a storm costs, and CPU per storm is steadier than its wall time.
  * GET /images/available latency is bench/api.ts's to measure, not this one's.
- * QUANTIX_BENCH_QUICK=1: 50 nodes, 1,000 images, one round. QUANTIX_BENCH_CPU_PROF=<dir>: a CPU profile
- * of the control plane (`node --cpu-prof`) is written there. QUANTIX_BENCH_ALLOC_PROF=<file>: the
+ * QUANTIX_BENCH_QUICK=1: 50 nodes, 1,000 images, one round. QUANTIX_BENCH_CPU_PROF=<dir>: CPU profiles
+ * (`node --cpu-prof`) of the control plane and of the bare server are written there, as
+ * control-plane.cpuprofile and bare-ws-server.cpuprofile. QUANTIX_BENCH_ALLOC_PROF=<file>: the
  * control plane's sampled allocations during the storms (collected ones included), as a .heapprofile.
  * QUANTIX_BENCH_BASELINE=<checkout>: the control plane of another checkout of Quantix (built there,
  * `npx turbo run build`) runs beside this one, on a database of its own seeded by its own core and
@@ -236,13 +237,17 @@ try {
   // QUANTIX_BENCH_CP_FLAGS: node flags for the control plane (e.g. --trace-gc-nvp), on both sides.
   const flags = process.env.QUANTIX_BENCH_CP_FLAGS?.split(' ').filter(Boolean) ?? [];
   const side = await startSide(ours, database, 'cp', [
-    ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : []),
+    ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile, '--cpu-prof-name', 'control-plane.cpuprofile'] : []),
     ...flags,
   ]);
   const { controlPlane } = side;
   const baselineSide =
     baseline && baselineDatabase ? await startSide(baseline, baselineDatabase, 'baseline', flags) : null;
-  const bare = child([join(FIXTURES, 'bare-ws-server.mjs')]);
+  // Profiled too: what the control plane spends beyond the floor shows function by function.
+  const bare = child([
+    ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile, '--cpu-prof-name', 'bare-ws-server.cpuprofile'] : []),
+    join(FIXTURES, 'bare-ws-server.mjs'),
+  ]);
   const { url: bareUrl } = await bare.next('listening');
   const floor = await clientsOf(bareUrl as string);
 
