@@ -4,17 +4,17 @@
  * 1 failed (with the API's code), 2 used wrongly. Needs `npx turbo run build` first.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createQuantix, definePlugin, ImageCatalogToken, type Quantix } from '@quantix/core';
-import { createTestDatabase, type TestDatabase } from '@quantix/core/testing';
+import { createTestDatabase, type TestDatabase, waitFor } from '@quantix/core/testing';
 import { createStorageLocalPlugin } from '@quantix/storage-local';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyCatalog } from '../src/__fixtures__/tiny-catalog.js';
 import { type ControlPlane, startControlPlane } from '../src/control-plane.js';
-import { QUANTIX } from './processes.js';
+import { QUANTIX, QUANTIX_NODE, startProcess, stopProcess } from './processes.js';
 
 const API_TOKEN = 'cli-api-token';
 
@@ -107,6 +107,35 @@ describe('quantix API commands', () => {
     expect(nodes.stdout).toMatch(/^hv-cli +hv-cli +disconnected +- +- +-$/m);
 
     expect(await cli(['pools', 'delete', 'iso-store'])).toMatchObject({ code: 0, stdout: 'deleted pool isos\n' });
+  });
+
+  it('registers a node and prints the commands that connect it, which do', async () => {
+    const added = await cli(['nodes', 'add', 'hv-printed', '--id', 'hv-printed']);
+    expect(added.code).toBe(0);
+    const [, token] = /^token: (\S+)$/m.exec(added.stdout) ?? [];
+    expect(added.stdout).toContain(`install -m 600 /dev/stdin /etc/quantix/node-token <<< '${token}'`);
+    const [command] = added.stdout.split('\n').filter((line) => line.trim().startsWith('quantix-node '));
+    expect(command?.trim()).toBe(
+      `quantix-node --url ${cp.url} --node-id hv-printed --token-file /etc/quantix/node-token`,
+    );
+    // Run as printed, but for where the token file is (not /etc on a test machine): the node connects.
+    const tokenFile = join(work, 'node-token');
+    await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
+    const args = (command as string)
+      .trim()
+      .split(' ')
+      .slice(1)
+      .map((arg) => (arg === '/etc/quantix/node-token' ? tokenFile : arg));
+    const daemon = startProcess([QUANTIX_NODE, ...args, '--libvirt', 'none', '--pool-root', join(work, 'pools')], {});
+    try {
+      await waitFor('the node registered by `nodes add` to connect', async () => {
+        const listed = await cli(['--json', 'nodes', 'list']);
+        const nodes = JSON.parse(listed.stdout) as { id: string; connectionState: string }[];
+        return nodes.find((node) => node.id === 'hv-printed')?.connectionState === 'connected';
+      }, 30_000);
+    } finally {
+      await stopProcess(daemon);
+    }
   });
 
   it('lists images, the catalog and VMs', async () => {

@@ -128,7 +128,7 @@ export function apiCommands(
     .command('create <name>')
     .description('define a pool and assign it to nodes')
     .requiredOption('--type <type>', 'local or nfs')
-    .option('--id <id>', 'the pool id (default: made from the name)')
+    .option('--id <id>', 'the pool id (default: a new UUID; commands take the pool’s name as well)')
     .option('--path <path>', 'directory (local pools)')
     .option('--create', 'create the directory when it does not exist (local pools)')
     .option('--server <server>', 'NFS server')
@@ -232,7 +232,7 @@ export function apiCommands(
     });
   nodes
     .command('add <hostname>')
-    .option('--id <id>', 'the node id (default: made from the hostname)')
+    .option('--id <id>', 'the node id (default: a new UUID; commands take the hostname as well)')
     .description('register a node and print its token (shown once) and the command that connects it')
     .action(async (hostname: string, o: { id?: string }) => {
       const api = client();
@@ -240,7 +240,7 @@ export function apiCommands(
       print(
         result,
         () =>
-          `node ${result.node.id} registered\ntoken: ${result.token}\nrun on the node (the token in a file only root can read, never on the command line):\n  install -d -m 700 /etc/quantix && install -m 600 /dev/stdin /etc/quantix/node-token <<< '${result.token}'\n  quantix-node --url ${api.url} --node-id ${result.node.id} --token-file /etc/quantix/node-token`,
+          `node ${result.node.id} registered\ntoken: ${result.token}\nrun on the node (the token in a file only root can read, never on the command line):\n  install -d -m 700 /etc/quantix && install -m 600 /dev/stdin /etc/quantix/node-token <<< '${result.token}'\n  quantix-node --url ${api.baseUrl} --node-id ${result.node.id} --token-file /etc/quantix/node-token`,
       );
     });
 
