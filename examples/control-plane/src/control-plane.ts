@@ -404,7 +404,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       });
       idempotentWrites(api, services.idempotency);
       poolRoutes(api, services);
-      nodeRoutes(api, { quantix, hub, replicas: services.replicas, vms: services.vms });
+      nodeRoutes(api, { quantix, hub, replicas: services.replicas, vms: services.vms, nodes: services.nodes });
       replicaRoutes(api, { replicas: services.replicas });
       imageRoutes(api, { quantix, ...services });
       goldenRoutes(api, { golden: services.golden });

@@ -450,4 +450,51 @@ describe('control-plane replicas on one PostgreSQL', () => {
     const bad = await post(a, 'not a key', { ...second, name: 'Bad' });
     expect(bad.status).toBe(400);
   });
+
+  it('closes a removed node’s connection as removed (4004): at once on its replica, at the next renewal on another', async () => {
+    const api = async (cp: ControlPlane, method: string, path: string, body?: unknown) =>
+      fetch(`${cp.url}/api/v1${path}`, {
+        method,
+        headers: { authorization: `Bearer ${API_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+    /** Node `id`, registered, connected to `cp` by a raw socket that never redials; resolves with its close code. */
+    const connected = async (cp: ControlPlane, id: string) => {
+      const { token } = (await (await api(a, 'POST', '/nodes', { id, hostname: id })).json()) as { token: string };
+      const socket = new WebSocket(`${cp.url.replace('http', 'ws')}/api/v1/nodes/connect`, {
+        headers: { authorization: `Bearer ${token}`, 'x-quantix-node-id': id },
+      });
+      cleanup.push(() => socket.terminate());
+      const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+      await new Promise((resolve) => socket.once('open', resolve));
+      socket.send(
+        JSON.stringify({
+          v: PROTOCOL_VERSION,
+          type: 'hello',
+          nodeId: id,
+          hostname: id,
+          agentVersion: 'test',
+          capabilities: {},
+          protocol: { min: PROTOCOL_VERSIONS.min, max: PROTOCOL_VERSIONS.max },
+        }),
+      );
+      await waitFor(`${id} connected`, () => cp.hub.isConnected(id));
+      return { closed };
+    };
+
+    // Removed through the replica holding it: closed at once.
+    const here = await connected(a, 'n-removed-here');
+    expect((await api(a, 'DELETE', '/nodes/n-removed-here')).status).toBe(204);
+    expect(await here.closed).toBe(4004);
+    expect(a.hub.isConnected('n-removed-here')).toBe(false);
+
+    // Removed through another replica: its holder finds the lease gone with the node at its next
+    // renewal (a third of the 3 s lease) and closes the link as removed, not as taken over.
+    const there = await connected(a, 'n-removed-there');
+    expect((await api(b, 'DELETE', '/nodes/n-removed-there')).status).toBe(204);
+    expect(await there.closed).toBe(4004);
+    expect(a.hub.isConnected('n-removed-there')).toBe(false);
+    expect(await heldCount(a)).toBe(0);
+    expect(Object.keys(await replicaIdsOfNodes(a))).not.toContain('n-removed-there');
+  });
 });

@@ -14,7 +14,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyCatalog } from '../src/__fixtures__/tiny-catalog.js';
 import { type ControlPlane, startControlPlane } from '../src/control-plane.js';
-import { QUANTIX, QUANTIX_NODE, startProcess, stopProcess } from './processes.js';
+import { QUANTIX, QUANTIX_NODE, startProcess, stopProcess, waitForOutput } from './processes.js';
 
 const API_TOKEN = 'cli-api-token';
 
@@ -109,7 +109,7 @@ describe('quantix API commands', () => {
     expect(await cli(['pools', 'delete', 'iso-store'])).toMatchObject({ code: 0, stdout: 'deleted pool isos\n' });
   });
 
-  it('registers a node and prints the commands that connect it, which do', async () => {
+  it('registers a node and prints the commands that connect it, which do; gives it a new token; removes it', async () => {
     const added = await cli(['nodes', 'add', 'hv-printed', '--id', 'hv-printed']);
     expect(added.code).toBe(0);
     const [, token] = /^token: (\S+)$/m.exec(added.stdout) ?? [];
@@ -128,11 +128,35 @@ describe('quantix API commands', () => {
       .map((arg) => (arg === '/etc/quantix/node-token' ? tokenFile : arg));
     const daemon = startProcess([QUANTIX_NODE, ...args, '--libvirt', 'none', '--pool-root', join(work, 'pools')], {});
     try {
-      await waitFor('the node registered by `nodes add` to connect', async () => {
-        const listed = await cli(['--json', 'nodes', 'list']);
-        const nodes = JSON.parse(listed.stdout) as { id: string; connectionState: string }[];
-        return nodes.find((node) => node.id === 'hv-printed')?.connectionState === 'connected';
-      }, 30_000);
+      await waitFor(
+        'the node registered by `nodes add` to connect',
+        async () => {
+          const listed = await cli(['--json', 'nodes', 'list']);
+          const nodes = JSON.parse(listed.stdout) as { id: string; connectionState: string }[];
+          return nodes.find((node) => node.id === 'hv-printed')?.connectionState === 'connected';
+        },
+        30_000,
+      );
+
+      // A new token: printed once, with the same command; the one before opens nothing now.
+      const renewed = await cli(['nodes', 'token', 'hv-printed']);
+      expect(renewed.code).toBe(0);
+      expect(renewed.stdout).toMatch(/^node hv-printed has a new token\ntoken: \S+\n/);
+      const [, newToken] = /^token: (\S+)$/m.exec(renewed.stdout) ?? [];
+      expect(newToken).not.toBe(token);
+      expect(renewed.stdout).toContain(command as string);
+
+      // Removed: not without --yes from a script; then its connection is closed, and the daemon says why.
+      const unconfirmed = await cli(['nodes', 'delete', 'hv-printed']);
+      expect(unconfirmed.code).toBe(2);
+      expect(unconfirmed.stderr).toContain('give --yes');
+      expect(await cli(['nodes', 'delete', 'hv-printed', '--yes'])).toMatchObject({
+        code: 0,
+        stdout: 'removed node hv-printed (hv-printed)\n',
+      });
+      await waitForOutput(daemon, /the control plane removed this node/);
+      const listed = JSON.parse((await cli(['--json', 'nodes', 'list'])).stdout) as { id: string }[];
+      expect(listed.map((node) => node.id)).not.toContain('hv-printed');
     } finally {
       await stopProcess(daemon);
     }

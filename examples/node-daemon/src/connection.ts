@@ -7,6 +7,7 @@ import {
   type ControlMessage,
   ErrorCode,
   isQuantixError,
+  NODE_CLOSE_CODES,
   NODE_CONSOLE_PATH,
   NODE_EXPORT_PATH,
   type NodeMessage,
@@ -318,7 +319,14 @@ export class ControlPlaneConnection {
       if (this.socket !== socket) return;
       if (this.stopped) return;
       const why = failure || `closed (${code}${reason.length ? ` ${reason}` : ''})`;
-      this.retryLater(unauthorized, `${endpoint.host} (${next.address}): ${why}`);
+      // Removed: its token opens nothing now, so it redials as slowly as after a refused token.
+      const removed = code === NODE_CLOSE_CODES.removed;
+      if (removed) {
+        logger.error(
+          'the control plane removed this node: register it again (`quantix nodes add`) and give it the new token',
+        );
+      }
+      this.retryLater(unauthorized || removed, `${endpoint.host} (${next.address}): ${why}`);
     });
   }
 

@@ -242,7 +242,7 @@ export interface paths {
         get: operations["getNode"];
         put?: never;
         post?: never;
-        /** Remove a node (refused while it has VMs) */
+        /** Remove a node (refused while it has VMs); its connection is closed (4004) */
         delete: operations["deleteNode"];
         options?: never;
         head?: never;

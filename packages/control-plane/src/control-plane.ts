@@ -29,6 +29,7 @@ import { controlPlaneUrlFor, UploadService } from './images/uploads.js';
 import { InProcessJobQueue } from './jobs/in-process-queue.js';
 import { type JobQueue, jobIdOf } from './jobs/job-queue.js';
 import { PgBossJobQueue } from './jobs/pg-boss-queue.js';
+import { NodeService } from './nodes/node-service.js';
 import { nodesWithActivePool } from './nodes/placement.js';
 import { PoolService } from './pools/pool-service.js';
 import { ReplicaListener } from './replicas/listener.js';
@@ -69,7 +70,7 @@ export interface CreateControlPlaneOptions {
    * This process as one replica among those sharing the database: its id (default a new UUID
    * per start), version, and how long its node leases last (default 15 s).
    */
-  replica?: Omit<ReplicaRegistryOptions, 'knex' | 'logger' | 'onNodesLost'>;
+  replica?: Omit<ReplicaRegistryOptions, 'knex' | 'logger' | 'onNodesLost' | 'onNodesRemoved'>;
   /**
    * The durable job queue (default: pg-boss on PostgreSQL, shared by the replicas; an in-process
    * queue on PGlite, where this is the only replica). Started and stopped with the control plane.
@@ -133,6 +134,8 @@ export interface ControlPlaneServices {
   hub: NodeHub;
   /** This replica, the others alive, and who holds which node. */
   replicas: ReplicaRegistry;
+  /** Registering nodes, their tokens, removing them. */
+  nodes: NodeService;
   pools: PoolService;
   images: ImageService;
   downloads: DownloadService;
@@ -181,6 +184,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     version: 'unknown',
     ...options.replica,
     onNodesLost: (nodeIds) => hub?.letGo(nodeIds),
+    onNodesRemoved: (nodeIds) => hub?.letRemovedGo(nodeIds),
     listener,
   });
   const relay = new NodeRequestRelay({
@@ -320,6 +324,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
   return {
     hub,
     replicas,
+    nodes: new NodeService({ repositories, hub, replicas }),
     jobs,
     idempotency,
     pools: new PoolService({

@@ -94,6 +94,7 @@ export {
   type SendOptions as JobSendOptions,
 } from './jobs/job-queue.js';
 export { PgBossJobQueue, type PgBossJobQueueOptions } from './jobs/pg-boss-queue.js';
+export { NodeService } from './nodes/node-service.js';
 export { imagePathOnNode, nodesWithActivePool } from './nodes/placement.js';
 export { PoolService, type PoolWithStates } from './pools/pool-service.js';
 export { type DesiredPools, PoolSyncService } from './pools/pool-sync.js';

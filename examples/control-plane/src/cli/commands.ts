@@ -239,9 +239,34 @@ export function apiCommands(
       const result = await api.request('createNode', { body: { hostname, ...(o.id ? { id: o.id } : {}) } });
       print(
         result,
-        () =>
-          `node ${result.node.id} registered\ntoken: ${result.token}\nrun on the node (the token in a file only root can read, never on the command line):\n  install -d -m 700 /etc/quantix && install -m 600 /dev/stdin /etc/quantix/node-token <<< '${result.token}'\n  quantix-node --url ${api.baseUrl} --node-id ${result.node.id} --token-file /etc/quantix/node-token`,
+        () => `node ${result.node.id} registered\n${connectInstructions(api, result.node.id, result.token)}`,
       );
+    });
+  nodes
+    .command('token <node>')
+    .description(
+      'give a node (id or hostname) a new token, printed once with the command that connects it; the old token opens nothing from now on',
+    )
+    .action(async (node: string) => {
+      const api = client();
+      const id = await nodeIdOf(api, node);
+      const result = await api.request('issueNodeToken', { params: { id } });
+      print(result, () => `node ${id} has a new token\n${connectInstructions(api, id, result.token)}`);
+    });
+  nodes
+    .command('delete <node>')
+    .description(
+      'remove a node (id or hostname), after confirmation: its connection is closed and its token opens nothing (refused while VMs are on it)',
+    )
+    .option('--yes', 'do not ask for confirmation (required when stdin is not a terminal)')
+    .action(async (node: string, o: { yes?: boolean }) => {
+      const api = client();
+      const id = await nodeIdOf(api, node);
+      const { hostname, connectionState } = await api.request('getNode', { params: { id } });
+      const question = `Remove node ${id} (${hostname}, ${connectionState})? [y/N] `;
+      if (!(await deletionConfirmed(o.yes, `node ${id}`, question))) return;
+      await api.request('deleteNode', { params: { id } });
+      out(`removed node ${id} (${hostname})`);
     });
 
   nodes
@@ -841,6 +866,16 @@ export function apiCommands(
       await api.request('deleteVm', { params: { id: vm.id } });
       out(`deleted VM ${vm.name} and its disks`);
     });
+}
+
+/** Where a node's token goes and the command that connects it, as `nodes add` and `nodes token` print them. */
+function connectInstructions(api: QuantixClient, nodeId: string, token: string): string {
+  return [
+    `token: ${token}`,
+    'run on the node (the token in a file only root can read, never on the command line):',
+    `  install -d -m 700 /etc/quantix && install -m 600 /dev/stdin /etc/quantix/node-token <<< '${token}'`,
+    `  quantix-node --url ${api.baseUrl} --node-id ${nodeId} --token-file /etc/quantix/node-token`,
+  ].join('\n');
 }
 
 /**

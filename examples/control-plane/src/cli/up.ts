@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
-import { newToken, tokenDigest } from '@quantix/control-plane';
+import { newToken } from '@quantix/control-plane';
 import {
   createLogger,
   createPoolRootPolicy,
@@ -148,8 +148,7 @@ export async function startAllInOne(options: AllInOneOptions) {
       });
     }
     // The in-process node gets a fresh token on every start; nothing else ever sees it.
-    const nodeToken = newToken();
-    await repositories.nodes.setTokenDigest(LOCAL_NODE_ID, tokenDigest(nodeToken));
+    const nodeToken = await cp.nodes.issueToken(LOCAL_NODE_ID);
     if (!(await repositories.pools.get(LOCAL_POOL_ID))) {
       await repositories.pools.create({
         id: LOCAL_POOL_ID,

@@ -428,6 +428,19 @@ export class NodeHub {
     }
   }
 
+  /**
+   * Closes the links of nodes whose records were deleted (NODE_CLOSE_CODES.removed). Nothing is
+   * recorded for them, not even a disconnect still in its grace period: there is no row left.
+   */
+  letRemovedGo(nodeIds: readonly string[]): void {
+    for (const nodeId of nodeIds) {
+      clearTimeout(this.disconnectsInGrace.get(nodeId)?.timer);
+      this.disconnectsInGrace.delete(nodeId);
+      const link = this.links.get(nodeId);
+      if (link) this.retire(link, 'the node was removed', NODE_CLOSE_CODES.removed, { record: false });
+    }
+  }
+
   /** Pushes the current desired pool set to every connected node (after any pool change). */
   async pushPoolsToAll(): Promise<void> {
     this.poolPushes++;

@@ -26,6 +26,8 @@ export interface ReplicaRegistryOptions {
   leaseSeconds?: number;
   /** Called with the nodes this replica held but another replica took over (close their links). */
   onNodesLost?: (nodeIds: string[]) => void;
+  /** Called with the nodes this replica held whose records were deleted since (their leases went with them). */
+  onNodesRemoved?: (nodeIds: string[]) => void;
   /** Where replicas tell each other; with it, a replica that starts is known to the others at once. */
   listener?: ReplicaListener;
 }
@@ -336,10 +338,31 @@ export class ReplicaRegistry {
     const kept = new Set((row?.node_ids as string[] | undefined) ?? []);
     // Nodes claimed while this renewal ran are not in `holding`: their leases are fresh.
     const lost = holding.filter((nodeId) => this.held.has(nodeId) && !kept.has(nodeId));
-    if (lost.length > 0) {
-      for (const nodeId of lost) this.held.delete(nodeId);
-      this.options.logger.warn({ nodes: lost }, 'nodes this replica held are held by another replica now');
-      this.options.onNodesLost?.(lost);
+    if (lost.length === 0) return;
+    for (const nodeId of lost) this.held.delete(nodeId);
+    // A lease is deleted with its node: a node removed (on any replica) is held by nobody.
+    const existing = new Set(
+      rowsOf(await this.options.knex.raw('select id from nodes where id = any(?::text[])', [lost])).map(
+        (row) => row.id as string,
+      ),
+    );
+    const taken = lost.filter((nodeId) => existing.has(nodeId));
+    const removed = lost.filter((nodeId) => !existing.has(nodeId));
+    if (taken.length > 0) {
+      this.options.logger.warn({ nodes: taken }, 'nodes this replica held are held by another replica now');
+      this.options.onNodesLost?.(taken);
+    }
+    if (removed.length > 0) {
+      this.options.logger.info({ nodes: removed }, 'nodes this replica held were removed');
+      this.options.onNodesRemoved?.(removed);
+    }
+  }
+
+  /** Forgets nodes this replica held whose records it deleted itself (their leases went with them). */
+  forgetRemoved(nodeIds: readonly string[]): void {
+    for (const nodeId of nodeIds) {
+      this.held.delete(nodeId);
+      this.holders.delete(nodeId);
     }
   }
 }

@@ -106,6 +106,8 @@ export const NODE_CLOSE_CODES = {
   helloRequired: 4002,
   /** A newer connection of the same node took over. */
   replaced: 4003,
+  /** The node was removed (its record deleted): its token opens nothing any more. */
+  removed: 4004,
   /**
    * The node sent more than its queue holds (an `error` with NODE_BUSY precedes the close).
    * Reading from a node pauses long before that, so only a node that ignores TCP backpressure

@@ -1,4 +1,4 @@
-import { type NodeHub, newToken, type ReplicaRegistry, tokenDigest, type VmService } from '@quantix/control-plane';
+import type { NodeHub, NodeService, ReplicaRegistry, VmService } from '@quantix/control-plane';
 import { ErrorCode, hostNetworkSchema, NODE_CONNECTION_STATES, type Quantix } from '@quantix/core';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -44,7 +44,7 @@ const nodeDetail = nodeView.extend({
 
 export function nodeRoutes(
   app: FastifyInstance,
-  deps: { quantix: Quantix; hub: NodeHub; replicas: ReplicaRegistry; vms: VmService },
+  deps: { quantix: Quantix; hub: NodeHub; replicas: ReplicaRegistry; vms: VmService; nodes: NodeService },
 ): void {
   const { repositories } = deps.quantix;
   const api = app.withTypeProvider<ZodTypeProvider>();
@@ -89,12 +89,7 @@ export function nodeRoutes(
         },
       },
     },
-    async (request, reply) => {
-      const node = await repositories.nodes.create(request.body);
-      const token = newToken();
-      await repositories.nodes.setTokenDigest(node.id, tokenDigest(token));
-      return reply.status(201).send({ node, token });
-    },
+    async (request, reply) => reply.status(201).send(await deps.nodes.register(request.body)),
   );
 
   api.get(
@@ -160,11 +155,7 @@ export function nodeRoutes(
         },
       },
     },
-    async (request) => {
-      const token = newToken();
-      await repositories.nodes.setTokenDigest(request.params.id, tokenDigest(token));
-      return { nodeId: request.params.id, token };
-    },
+    async (request) => ({ nodeId: request.params.id, token: await deps.nodes.issueToken(request.params.id) }),
   );
 
   api.delete(
@@ -173,13 +164,13 @@ export function nodeRoutes(
       schema: {
         operationId: 'deleteNode',
         tags: ['nodes'],
-        summary: 'Remove a node (refused while it has VMs)',
+        summary: 'Remove a node (refused while it has VMs); its connection is closed (4004)',
         params: idParams,
         response: { 204: noContent, ...errorResponses(ErrorCode.NOT_FOUND, ErrorCode.IN_USE) },
       },
     },
     async (request, reply) => {
-      await repositories.nodes.delete(request.params.id);
+      await deps.nodes.remove(request.params.id);
       return reply.status(204).send();
     },
   );
