@@ -451,37 +451,37 @@ describe('control-plane replicas on one PostgreSQL', () => {
     expect(bad.status).toBe(400);
   });
 
-  it('closes a removed node’s connection as removed (4004): at once on its replica, at the next renewal on another', async () => {
-    const api = async (cp: ControlPlane, method: string, path: string, body?: unknown) =>
-      fetch(`${cp.url}/api/v1${path}`, {
-        method,
-        headers: { authorization: `Bearer ${API_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-        ...(body ? { body: JSON.stringify(body) } : {}),
-      });
-    /** Node `id`, registered, connected to `cp` by a raw socket that never redials; resolves with its close code. */
-    const connected = async (cp: ControlPlane, id: string) => {
-      const { token } = (await (await api(a, 'POST', '/nodes', { id, hostname: id })).json()) as { token: string };
-      const socket = new WebSocket(`${cp.url.replace('http', 'ws')}/api/v1/nodes/connect`, {
-        headers: { authorization: `Bearer ${token}`, 'x-quantix-node-id': id },
-      });
-      cleanup.push(() => socket.terminate());
-      const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
-      await new Promise((resolve) => socket.once('open', resolve));
-      socket.send(
-        JSON.stringify({
-          v: PROTOCOL_VERSION,
-          type: 'hello',
-          nodeId: id,
-          hostname: id,
-          agentVersion: 'test',
-          capabilities: {},
-          protocol: { min: PROTOCOL_VERSIONS.min, max: PROTOCOL_VERSIONS.max },
-        }),
-      );
-      await waitFor(`${id} connected`, () => cp.hub.isConnected(id));
-      return { closed };
-    };
+  const api = async (cp: ControlPlane, method: string, path: string, body?: unknown) =>
+    fetch(`${cp.url}/api/v1${path}`, {
+      method,
+      headers: { authorization: `Bearer ${API_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+  /** Node `id`, registered, connected to `cp` by a raw socket that never redials; `closed` resolves with its close code. */
+  const connected = async (cp: ControlPlane, id: string) => {
+    const { token } = (await (await api(a, 'POST', '/nodes', { id, hostname: id })).json()) as { token: string };
+    const socket = new WebSocket(`${cp.url.replace('http', 'ws')}/api/v1/nodes/connect`, {
+      headers: { authorization: `Bearer ${token}`, 'x-quantix-node-id': id },
+    });
+    cleanup.push(() => socket.terminate());
+    const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+    await new Promise((resolve) => socket.once('open', resolve));
+    socket.send(
+      JSON.stringify({
+        v: PROTOCOL_VERSION,
+        type: 'hello',
+        nodeId: id,
+        hostname: id,
+        agentVersion: 'test',
+        capabilities: {},
+        protocol: { min: PROTOCOL_VERSIONS.min, max: PROTOCOL_VERSIONS.max },
+      }),
+    );
+    await waitFor(`${id} connected`, () => cp.hub.isConnected(id));
+    return { closed };
+  };
 
+  it('closes a removed node’s connection as removed (4004): at once on its replica, at the next renewal on another', async () => {
     // Removed through the replica holding it: closed at once.
     const here = await connected(a, 'n-removed-here');
     expect((await api(a, 'DELETE', '/nodes/n-removed-here')).status).toBe(204);
@@ -496,5 +496,17 @@ describe('control-plane replicas on one PostgreSQL', () => {
     expect(a.hub.isConnected('n-removed-there')).toBe(false);
     expect(await heldCount(a)).toBe(0);
     expect(Object.keys(await replicaIdsOfNodes(a))).not.toContain('n-removed-there');
+  });
+
+  it('closes the connection opened with a node’s token when it gets a new one (4005), whichever replica holds it', async () => {
+    const here = await connected(a, 'n-token-here');
+    expect((await api(a, 'POST', '/nodes/n-token-here/token')).status).toBe(200);
+    expect(await here.closed).toBe(4005);
+    // Through another replica: the holder is told (a renewal would not close it: the lease stays).
+    const there = await connected(a, 'n-token-there');
+    expect((await api(b, 'POST', '/nodes/n-token-there/token')).status).toBe(200);
+    expect(await there.closed).toBe(4005);
+    for (const id of ['n-token-here', 'n-token-there'])
+      expect((await api(a, 'DELETE', `/nodes/${id}`)).status).toBe(204);
   });
 });

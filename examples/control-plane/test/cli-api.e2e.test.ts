@@ -126,25 +126,30 @@ describe('quantix API commands', () => {
       .split(' ')
       .slice(1)
       .map((arg) => (arg === '/etc/quantix/node-token' ? tokenFile : arg));
-    const daemon = startProcess([QUANTIX_NODE, ...args, '--libvirt', 'none', '--pool-root', join(work, 'pools')], {});
+    const startDaemon = () =>
+      startProcess([QUANTIX_NODE, ...args, '--libvirt', 'none', '--pool-root', join(work, 'pools')], {});
+    const isConnected = async () => {
+      const listed = await cli(['--json', 'nodes', 'list']);
+      const nodes = JSON.parse(listed.stdout) as { id: string; connectionState: string }[];
+      return nodes.find((node) => node.id === 'hv-printed')?.connectionState === 'connected';
+    };
+    let daemon = startDaemon();
     try {
-      await waitFor(
-        'the node registered by `nodes add` to connect',
-        async () => {
-          const listed = await cli(['--json', 'nodes', 'list']);
-          const nodes = JSON.parse(listed.stdout) as { id: string; connectionState: string }[];
-          return nodes.find((node) => node.id === 'hv-printed')?.connectionState === 'connected';
-        },
-        30_000,
-      );
+      await waitFor('the node registered by `nodes add` to connect', isConnected, 30_000);
 
-      // A new token: printed once, with the same command; the one before opens nothing now.
+      // A new token: printed once, with the same command. The connection opened with the one
+      // before is closed, and the daemon says why; with the new one in its file it connects again.
       const renewed = await cli(['nodes', 'token', 'hv-printed']);
       expect(renewed.code).toBe(0);
       expect(renewed.stdout).toMatch(/^node hv-printed has a new token\ntoken: \S+\n/);
       const [, newToken] = /^token: (\S+)$/m.exec(renewed.stdout) ?? [];
       expect(newToken).not.toBe(token);
       expect(renewed.stdout).toContain(command as string);
+      await waitForOutput(daemon, /this node was given a new token/);
+      await stopProcess(daemon);
+      await writeFile(tokenFile, `${newToken}\n`, { mode: 0o600 });
+      daemon = startDaemon();
+      await waitFor('the node to connect with its new token', isConnected, 30_000);
 
       // Removed: not without --yes from a script; then its connection is closed, and the daemon says why.
       const unconfirmed = await cli(['nodes', 'delete', 'hv-printed']);

@@ -319,14 +319,17 @@ export class ControlPlaneConnection {
       if (this.socket !== socket) return;
       if (this.stopped) return;
       const why = failure || `closed (${code}${reason.length ? ` ${reason}` : ''})`;
-      // Removed: its token opens nothing now, so it redials as slowly as after a refused token.
-      const removed = code === NODE_CLOSE_CODES.removed;
-      if (removed) {
+      // Removed, or given a new token: this token opens nothing now, so it redials as slowly as
+      // after a refused token.
+      const refused = code === NODE_CLOSE_CODES.removed || code === NODE_CLOSE_CODES.tokenReplaced;
+      if (code === NODE_CLOSE_CODES.removed) {
         logger.error(
           'the control plane removed this node: register it again (`quantix nodes add`) and give it the new token',
         );
+      } else if (code === NODE_CLOSE_CODES.tokenReplaced) {
+        logger.error('this node was given a new token (`quantix nodes token`): put it in the token file and restart');
       }
-      this.retryLater(unauthorized || removed, `${endpoint.host} (${next.address}): ${why}`);
+      this.retryLater(unauthorized || refused, `${endpoint.host} (${next.address}): ${why}`);
     });
   }
 

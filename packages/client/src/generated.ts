@@ -278,7 +278,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Issue a new token (the old one stops working) */
+        /** Issue a new token: the old one stops working, and a connection opened with it is closed (4005) */
         post: operations["issueNodeToken"];
         delete?: never;
         options?: never;

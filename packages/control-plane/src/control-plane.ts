@@ -321,10 +321,11 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     osDatabase: quantix.has(OsDatabaseToken) ? quantix.get(OsDatabaseToken) : undefined,
   });
   const vmChecksOnConnect = new VmChecksOnConnect({ vms, events, logger });
+  const nodes = new NodeService({ repositories, hub, replicas, listener });
   return {
     hub,
     replicas,
-    nodes: new NodeService({ repositories, hub, replicas }),
+    nodes,
     jobs,
     idempotency,
     pools: new PoolService({

@@ -441,6 +441,17 @@ export class NodeHub {
     }
   }
 
+  /**
+   * Closes the links of nodes given a new token (NODE_CLOSE_CODES.tokenReplaced): each was opened
+   * with the token before, which opens nothing now. Recorded disconnected as any closed link is.
+   */
+  letReplacedTokenGo(nodeIds: readonly string[]): void {
+    for (const nodeId of nodeIds) {
+      const link = this.links.get(nodeId);
+      if (link) this.retire(link, 'the node’s token was replaced', NODE_CLOSE_CODES.tokenReplaced);
+    }
+  }
+
   /** Pushes the current desired pool set to every connected node (after any pool change). */
   async pushPoolsToAll(): Promise<void> {
     this.poolPushes++;

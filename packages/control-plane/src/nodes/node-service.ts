@@ -1,33 +1,48 @@
 import type { NewNode, Node, Repositories } from '@quantix/core';
 import type { NodeHub } from '../hub/node-hub.js';
+import type { ReplicaListener } from '../replicas/listener.js';
 import type { ReplicaRegistry } from '../replicas/replica-registry.js';
 import { newToken, tokenDigest } from '../tokens.js';
 
+/** Where a replica that gave a node a new token tells the others (payload: the node's id). */
+const TOKEN_REPLACED_CHANNEL = 'quantix_node_token_replaced';
+
 /**
  * Nodes as an operator manages them: registered with a token shown once (only its digest is
- * kept), given a new token, removed — a removed node's connection is closed at once
- * (NODE_CLOSE_CODES.removed), here or, by another replica holding it, at its next lease renewal.
+ * kept), given a new token, removed.
+ * - A new token cuts the connection opened with the one before (NODE_CLOSE_CODES.tokenReplaced):
+ *   on this replica at once, on the one holding the node when told (a PostgreSQL notification;
+ *   one sent while that replica was not listening is lost, and its link stays until it closes).
+ * - A removed node's connection is closed (NODE_CLOSE_CODES.removed): here at once, by another
+ *   replica holding it at its next lease renewal, which finds the lease gone with the node.
  */
 export class NodeService {
   constructor(
     private readonly options: {
       repositories: Repositories;
-      hub: Pick<NodeHub, 'letRemovedGo'>;
+      hub: Pick<NodeHub, 'letRemovedGo' | 'letReplacedTokenGo'>;
       replicas: Pick<ReplicaRegistry, 'forgetRemoved'>;
+      /** Where the replicas tell each other of new tokens (subscribed here: construct before it starts). */
+      listener?: ReplicaListener;
     },
-  ) {}
+  ) {
+    options.listener?.on(TOKEN_REPLACED_CHANNEL, (nodeId) => options.hub.letReplacedTokenGo([nodeId]));
+  }
 
   /** Records a new node; the token it connects with is in the answer, and nowhere else. */
   async register(input: NewNode): Promise<{ node: Node; token: string }> {
-    const { nodes } = this.options.repositories;
-    const node = await nodes.create(input);
-    return { node, token: await this.issueToken(node.id) };
+    const node = await this.options.repositories.nodes.create(input);
+    return { node, token: await this.storeNewToken(node.id) };
   }
 
-  /** A new token for the node (NOT_FOUND when there is none); the one before opens nothing from now on. */
+  /**
+   * A new token for the node (NOT_FOUND when there is none): the one before opens nothing from
+   * now on, and a connection opened with it is closed.
+   */
   async issueToken(nodeId: string): Promise<string> {
-    const token = newToken();
-    await this.options.repositories.nodes.setTokenDigest(nodeId, tokenDigest(token));
+    const token = await this.storeNewToken(nodeId);
+    this.options.hub.letReplacedTokenGo([nodeId]);
+    await this.options.listener?.notify(TOKEN_REPLACED_CHANNEL, nodeId);
     return token;
   }
 
@@ -36,5 +51,11 @@ export class NodeService {
     await this.options.repositories.nodes.delete(nodeId);
     this.options.replicas.forgetRemoved([nodeId]);
     this.options.hub.letRemovedGo([nodeId]);
+  }
+
+  private async storeNewToken(nodeId: string): Promise<string> {
+    const token = newToken();
+    await this.options.repositories.nodes.setTokenDigest(nodeId, tokenDigest(token));
+    return token;
   }
 }

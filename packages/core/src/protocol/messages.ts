@@ -108,6 +108,8 @@ export const NODE_CLOSE_CODES = {
   replaced: 4003,
   /** The node was removed (its record deleted): its token opens nothing any more. */
   removed: 4004,
+  /** The node was given a new token: the one this connection was opened with opens nothing any more. */
+  tokenReplaced: 4005,
   /**
    * The node sent more than its queue holds (an `error` with NODE_BUSY precedes the close).
    * Reading from a node pauses long before that, so only a node that ignores TCP backpressure

@@ -147,7 +147,7 @@ export function nodeRoutes(
       schema: {
         operationId: 'issueNodeToken',
         tags: ['nodes'],
-        summary: 'Issue a new token (the old one stops working)',
+        summary: 'Issue a new token: the old one stops working, and a connection opened with it is closed (4005)',
         params: idParams,
         response: {
           200: z.object({ nodeId: z.string(), token: nodeToken }),
