@@ -340,14 +340,16 @@ export class ReplicaRegistry {
     const lost = holding.filter((nodeId) => this.held.has(nodeId) && !kept.has(nodeId));
     if (lost.length === 0) return;
     for (const nodeId of lost) this.held.delete(nodeId);
-    // A lease is deleted with its node: a node removed (on any replica) is held by nobody.
-    const existing = new Set(
-      rowsOf(await this.options.knex.raw('select id from nodes where id = any(?::text[])', [lost])).map(
-        (row) => row.id as string,
-      ),
-    );
-    const taken = lost.filter((nodeId) => existing.has(nodeId));
-    const removed = lost.filter((nodeId) => !existing.has(nodeId));
+    // A lease is deleted with its node: a node removed (on any replica) is held by nobody. When
+    // that cannot be read, each is taken as held elsewhere: its link is closed all the same.
+    const existing = await this.options.knex
+      .raw('select id from nodes where id = any(?::text[])', [lost])
+      .then((result) => new Set(rowsOf(result).map((row) => row.id as string)))
+      .catch(() => new Set(lost));
+    // One that connected here again while that was read is held here: its new link stays.
+    const gone = lost.filter((nodeId) => !this.held.has(nodeId));
+    const taken = gone.filter((nodeId) => existing.has(nodeId));
+    const removed = gone.filter((nodeId) => !existing.has(nodeId));
     if (taken.length > 0) {
       this.options.logger.warn({ nodes: taken }, 'nodes this replica held are held by another replica now');
       this.options.onNodesLost?.(taken);
