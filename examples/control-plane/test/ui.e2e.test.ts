@@ -608,6 +608,18 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     expect(connected).toContain(`Replica ${SCRIPTED_REPLICA_ID}`);
     expect(await rowText(page, 'Pools on hv-ui', 'NFS ISOs')).toContain('Unavailable');
     await shot(page, 'nodes');
+
+    // Registering one: its token shown once, to go in a root-only file — never on a command line (ps).
+    await page.getByLabel('Host name').fill('hv-registered');
+    await page.getByRole('button', { name: 'Register' }).click();
+    const registered = page.getByRole('status').filter({ hasText: 'registered' });
+    await registered.waitFor();
+    const once = await textOf(registered);
+    const [, nodeId, token] = /Node (\S+) registered[\s\S]*<<< '([^']+)'/.exec(once) ?? [];
+    expect(once).toContain(`install -m 600 /dev/stdin /etc/quantix/node-token <<< '${token}'`);
+    expect(once).toContain(`quantix-node --url ${system.url} --node-id ${nodeId} --token-file /etc/quantix/node-token`);
+    expect(once).not.toContain(`--token ${token}`);
+    await system.controlPlane.nodes.remove(nodeId as string);
     expect(problems).toEqual([]);
   });
 

@@ -113,11 +113,12 @@ function RegisterNode({ onRegistered }: { onRegistered: () => void }) {
       {result && (
         <div role="status" className="token-once">
           <p>
-            Node <code>{result.node.id}</code> registered. Its token is shown this once; start the daemon on the node
-            with:
+            Node <code>{result.node.id}</code> registered. Its token is shown this once; on the node, put it in a file
+            only root can read (never on a command line, where every user sees it) and start the daemon:
           </p>
           <pre>
-            quantix-node --url {window.location.origin} --node-id {result.node.id} --token {result.token}
+            {`install -d -m 700 /etc/quantix && install -m 600 /dev/stdin /etc/quantix/node-token <<< '${result.token}'\n`}
+            {`quantix-node --url ${window.location.origin} --node-id ${result.node.id} --token-file /etc/quantix/node-token`}
           </pre>
         </div>
       )}
