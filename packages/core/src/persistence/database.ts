@@ -102,7 +102,7 @@ async function openPgliteMemory(): Promise<PGliteInstance> {
 
 async function createKnex(config: DatabaseConfig): Promise<Knex> {
   // knex (and its driver) load when a database opens, not with this package: a node daemon,
-  // which has none, does without them (14 MB and ~90 ms of its start).
+  // which has none, does without them (`quantix-node --help` 0.46 s instead of 0.51 s).
   const { default: knexFactory } = await import('knex');
   if (config.client === 'pg') {
     const { default: pg } = await import('pg');
