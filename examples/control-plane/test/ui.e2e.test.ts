@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { tokenDigest } from '@quantix/control-plane';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TestSystem } from './harness.js';
@@ -620,6 +621,67 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     expect(once).toContain(`quantix-node --url ${system.url} --node-id ${nodeId} --token-file /etc/quantix/node-token`);
     expect(once).not.toContain(`--token ${token}`);
     await system.controlPlane.nodes.remove(nodeId as string);
+    expect(problems).toEqual([]);
+  });
+
+  it('gives a node a new token, shown once; removes it after confirming, refused while a VM is on it; deletes a pool, refused while images are in it', async () => {
+    const { repositories } = system.quantix;
+    const { node } = await system.controlPlane.nodes.register({ hostname: 'hv-retired' });
+    const vm = await repositories.vms.create({ name: 'vm-on-retired', nodeId: node.id });
+    const { page, problems } = await open('/nodes', system.token);
+    const card = page.getByRole('article', { name: 'hv-retired' });
+    await card.waitFor();
+
+    // A new token: asked first, then shown once with the commands that use it; only its digest is kept.
+    await card.getByRole('button', { name: 'New token for hv-retired' }).click();
+    expect(await textOf(card)).toContain('The current token stops working.');
+    await card.getByRole('button', { name: 'Confirm new token' }).click();
+    const issued = card.getByRole('status');
+    await issued.waitFor();
+    const once = await textOf(issued);
+    const token = /<<< '([^']+)'/.exec(once)?.[1] ?? '';
+    expect(once).toContain('hv-retired has a new token.');
+    expect(once).toContain(
+      `quantix-node --url ${system.url} --node-id ${node.id} --token-file /etc/quantix/node-token`,
+    );
+    expect(await repositories.nodes.getTokenDigest(node.id)).toBe(tokenDigest(token));
+    await shot(page, 'nodes-new-token');
+
+    // Removal while a VM is recorded on it: refused, said why, and the node stays.
+    await card.getByRole('button', { name: 'Delete hv-retired' }).click();
+    await card.getByRole('button', { name: 'Confirm delete' }).click();
+    const refused = card.getByRole('alert');
+    await refused.waitFor();
+    expect(await textOf(refused)).toMatch(/^hv-retired not changed: .*vms.*\(IN_USE\)$/);
+    expect(await repositories.nodes.get(node.id)).toBeDefined();
+
+    // Without the VM it goes: its card with it.
+    await repositories.vms.delete(vm.id);
+    await card.getByRole('button', { name: 'Delete hv-retired' }).click();
+    await card.getByRole('button', { name: 'Confirm delete' }).click();
+    await card.waitFor({ state: 'detached' });
+    expect(await repositories.nodes.get(node.id)).toBeUndefined();
+
+    // A pool holding images cannot be deleted; an empty one can (its definition only).
+    const spare = await repositories.pools.create({
+      name: 'Spare ISOs',
+      type: 'local',
+      config: { path: '/srv/spare' },
+    });
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Pools' }).click();
+    const held = page.getByRole('article', { name: 'Local images' });
+    await held.getByRole('button', { name: 'Delete Local images' }).click();
+    expect(await textOf(held)).toContain('Only its definition goes: the files stay where they are.');
+    await held.getByRole('button', { name: 'Confirm delete' }).click();
+    const inUse = held.getByRole('alert');
+    await inUse.waitFor();
+    expect(await textOf(inUse)).toMatch(/^Local images not deleted: .*images.*\(IN_USE\)$/);
+    const empty = page.getByRole('article', { name: 'Spare ISOs' });
+    await empty.getByRole('button', { name: 'Delete Spare ISOs' }).click();
+    await empty.getByRole('button', { name: 'Confirm delete' }).click();
+    await empty.waitFor({ state: 'detached' });
+    expect(await repositories.pools.get(spare.id)).toBeUndefined();
+    expect(await repositories.pools.get(system.poolId)).toBeDefined();
     expect(problems).toEqual([]);
   });
 

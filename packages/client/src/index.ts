@@ -12,4 +12,5 @@ export {
 } from './client.js';
 export { ApiError, type FieldIssue } from './errors.js';
 export { type components, operationRoutes, type operations, type paths } from './generated.js';
+export { nodeConnectCommands } from './node-connect.js';
 export { tusRetriable } from './tus.js';

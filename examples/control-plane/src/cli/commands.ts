@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { createInterface } from 'node:readline/promises';
-import type { QuantixClient, ResponseBody } from '@quantix/client';
+import { nodeConnectCommands, type QuantixClient, type ResponseBody } from '@quantix/client';
 import type { parseNicReference } from '@quantix/core';
 import { isQuantixError } from '@quantix/core/light';
 import { type Command, InvalidArgumentError, Option } from 'commander';
@@ -870,11 +870,12 @@ export function apiCommands(
 
 /** Where a node's token goes and the command that connects it, as `nodes add` and `nodes token` print them. */
 function connectInstructions(api: QuantixClient, nodeId: string, token: string): string {
+  const { installToken, startDaemon } = nodeConnectCommands({ url: api.baseUrl, nodeId, token });
   return [
     `token: ${token}`,
     'run on the node (the token in a file only root can read, never on the command line):',
-    `  install -d -m 700 /etc/quantix && install -m 600 /dev/stdin /etc/quantix/node-token <<< '${token}'`,
-    `  quantix-node --url ${api.baseUrl} --node-id ${nodeId} --token-file /etc/quantix/node-token`,
+    `  ${installToken}`,
+    `  ${startDaemon}`,
   ].join('\n');
 }
 

@@ -284,11 +284,47 @@ export function DeleteButton({
   /** What deleting takes with it, said beside the confirmation. */
   detail?: string;
 }) {
+  return (
+    <ConfirmButton
+      label="Delete"
+      accessibleName={`Delete ${name}`}
+      confirmLabel="Confirm delete"
+      busyLabel="Deleting…"
+      disabled={disabled}
+      busy={busy}
+      onConfirm={onDelete}
+      {...(detail !== undefined ? { detail } : {})}
+    />
+  );
+}
+
+/** An action that cannot be undone, in two clicks: the first says what it does, the second does it. */
+export function ConfirmButton({
+  label,
+  accessibleName,
+  confirmLabel,
+  busyLabel,
+  disabled,
+  busy,
+  onConfirm,
+  detail,
+}: {
+  label: string;
+  /** The first button's name for assistive technology (and tests): which row or card it acts on. */
+  accessibleName: string;
+  confirmLabel: string;
+  busyLabel: string;
+  disabled: boolean;
+  busy: boolean;
+  onConfirm: () => Promise<unknown>;
+  /** What the action does, said beside the confirmation. */
+  detail?: string;
+}) {
   const [confirming, setConfirming] = useState(false);
   if (!confirming) {
     return (
-      <button type="button" disabled={disabled} aria-label={`Delete ${name}`} onClick={() => setConfirming(true)}>
-        Delete
+      <button type="button" disabled={disabled} aria-label={accessibleName} onClick={() => setConfirming(true)}>
+        {label}
       </button>
     );
   }
@@ -300,11 +336,11 @@ export function DeleteButton({
         className="danger"
         disabled={busy}
         onClick={async () => {
-          await onDelete();
+          await onConfirm();
           setConfirming(false);
         }}
       >
-        {busy ? 'Deleting…' : 'Confirm delete'}
+        {busy ? busyLabel : confirmLabel}
       </button>
       <button type="button" onClick={() => setConfirming(false)}>
         Cancel

@@ -1,8 +1,19 @@
-import { type FormEvent, useState } from 'react';
+import { nodeConnectCommands } from '@quantix/client';
+import { type FormEvent, type ReactNode, useState } from 'react';
 import { client } from '../api.js';
-import { Ago, Badge, Empty, ErrorAlert, Field, LoadNote, TableHead } from '../components.js';
+import {
+  Ago,
+  Badge,
+  ConfirmButton,
+  DeleteButton,
+  Empty,
+  ErrorAlert,
+  Field,
+  LoadNote,
+  TableHead,
+} from '../components.js';
 import { SAFETY_REFRESH_MS, useAction, usePoll } from '../hooks.js';
-import type { RegisteredNode } from '../types.js';
+import type { NodeDetail, RegisteredNode } from '../types.js';
 import { PoolStateCells } from './PoolsPage.js';
 
 export function NodesPage() {
@@ -79,6 +90,7 @@ export function NodesPage() {
               </tbody>
             </table>
           )}
+          <NodeActions node={node} onChange={nodes.reload} />
         </article>
       ))}
       <RegisterNode onRegistered={nodes.reload} />
@@ -111,17 +123,69 @@ function RegisterNode({ onRegistered }: { onRegistered: () => void }) {
         {busy ? 'Registering…' : 'Register'}
       </button>
       {result && (
-        <div role="status" className="token-once">
-          <p>
-            Node <code>{result.node.id}</code> registered. Its token is shown this once; on the node, put it in a file
-            only root can read (never on a command line, where every user sees it) and start the daemon:
-          </p>
-          <pre>
-            {`install -d -m 700 /etc/quantix && install -m 600 /dev/stdin /etc/quantix/node-token <<< '${result.token}'\n`}
-            {`quantix-node --url ${window.location.origin} --node-id ${result.node.id} --token-file /etc/quantix/node-token`}
-          </pre>
-        </div>
+        <TokenOnce nodeId={result.node.id} token={result.token}>
+          Node <code>{result.node.id}</code> registered.
+        </TokenOnce>
       )}
     </form>
+  );
+}
+
+/**
+ * A node's new token (the one before opens nothing from then on, and the connection opened with
+ * it is closed) and its removal (refused while VMs are on it), each confirmed first.
+ */
+function NodeActions({ node, onChange }: { node: NodeDetail; onChange: () => void }) {
+  const { busy, error, run } = useAction({ after: onChange });
+  const [token, setToken] = useState<string | null>(null);
+  const issueToken = async () => {
+    const issued = await run(() => client.request('issueNodeToken', { params: { id: node.id } }));
+    if (issued) setToken(issued.token);
+  };
+  return (
+    <>
+      <div className="buttons">
+        <ConfirmButton
+          label="New token"
+          accessibleName={`New token for ${node.hostname}`}
+          confirmLabel="Confirm new token"
+          busyLabel="Issuing…"
+          detail={`The current token stops working${node.connected ? ' and the node is disconnected until its daemon uses the new one' : ''}.`}
+          disabled={busy}
+          busy={busy}
+          onConfirm={issueToken}
+        />
+        <DeleteButton
+          name={node.hostname}
+          detail="Its connection is closed and its token opens nothing; refused while VMs are on it."
+          disabled={busy}
+          busy={busy}
+          onDelete={() => run(() => client.request('deleteNode', { params: { id: node.id } }))}
+        />
+      </div>
+      <ErrorAlert error={error} title={`${node.hostname} not changed`} />
+      {token && (
+        <TokenOnce nodeId={node.id} token={token}>
+          <code>{node.hostname}</code> has a new token.
+        </TokenOnce>
+      )}
+    </>
+  );
+}
+
+/** A token shown this once, with what to run on the node: the same commands `quantix nodes add` prints. */
+function TokenOnce({ nodeId, token, children }: { nodeId: string; token: string; children: ReactNode }) {
+  const { installToken, startDaemon } = nodeConnectCommands({ url: window.location.origin, nodeId, token });
+  return (
+    <div role="status" className="token-once">
+      <p>
+        {children} The token is shown this once; on the node, put it in a file only root can read (never on a command
+        line, where every user sees it) and start the daemon:
+      </p>
+      <pre>
+        {`${installToken}\n`}
+        {startDaemon}
+      </pre>
+    </div>
   );
 }

@@ -1,6 +1,17 @@
 import { type FormEvent, useState } from 'react';
 import { client } from '../api.js';
-import { Ago, Badge, Capacity, Empty, ErrorAlert, Field, LoadNote, TableHead, type Tone } from '../components.js';
+import {
+  Ago,
+  Badge,
+  Capacity,
+  DeleteButton,
+  Empty,
+  ErrorAlert,
+  Field,
+  LoadNote,
+  TableHead,
+  type Tone,
+} from '../components.js';
 import { SAFETY_REFRESH_MS, useAction, useNodeList, usePoll } from '../hooks.js';
 import type { Pool, PoolState, QNode } from '../types.js';
 
@@ -99,10 +110,30 @@ export function PoolsPage() {
             <dd>{pool.nodeIds.length ? pool.nodeIds.map(hostname).join(', ') : 'no node'}</dd>
           </dl>
           <PoolStates pool={pool} hostname={hostname} />
+          <PoolActions pool={pool} onChange={pools.reload} />
         </article>
       ))}
       <NewPool nodes={nodes.data?.nodes ?? []} onCreated={pools.reload} />
     </section>
+  );
+}
+
+/** Deleting the pool's definition (its files stay), refused while images or VMs use it. */
+function PoolActions({ pool, onChange }: { pool: Pool; onChange: () => void }) {
+  const { busy, error, run } = useAction({ after: onChange });
+  return (
+    <>
+      <div className="buttons">
+        <DeleteButton
+          name={pool.name}
+          detail="Only its definition goes: the files stay where they are. Refused while images or VMs use it."
+          disabled={busy}
+          busy={busy}
+          onDelete={() => run(() => client.request('deletePool', { params: { id: pool.id } }))}
+        />
+      </div>
+      <ErrorAlert error={error} title={`${pool.name} not deleted`} />
+    </>
   );
 }
 
