@@ -181,6 +181,36 @@ describe('quantix API commands', () => {
     expect(await cli(['vms', 'list'])).toMatchObject({ code: 0, stdout: '(none)\n' });
   });
 
+  it('lists images under their pool’s name, which --pool takes as well', async () => {
+    const { pools, images } = quantix.repositories;
+    const pool = (id: string, name: string) =>
+      pools.create({ id, name, type: 'local', config: { path: `/srv/${name}` }, contentTypes: ['iso'], nodeIds: [] });
+    await pool('0b6f3c1e-5a4d-4c52-9a51-0c1f2e3d4b5a', 'library');
+    await pool('scratch', 'scratch');
+    const iso = (poolId: string, relPath: string) => ({
+      poolId,
+      relPath,
+      kind: 'iso' as const,
+      format: 'iso' as const,
+      sizeBytes: 1024,
+    });
+    await images.upsertByLocation([iso('0b6f3c1e-5a4d-4c52-9a51-0c1f2e3d4b5a', 'a.iso'), iso('scratch', 'b.iso')]);
+    try {
+      const listed = await cli(['images', 'list']);
+      expect(listed.code, listed.stderr).toBe(0);
+      const lines = listed.stdout.split('\n');
+      expect(lines[0]).toMatch(/^ID +NAME +KIND +PHASE +SIZE +POOL +PATH$/);
+      expect(lines.find((line) => line.includes(' a.iso '))).toMatch(/ 1\.0 KiB +library +a\.iso$/);
+      expect(lines.find((line) => line.includes(' b.iso '))).toMatch(/ 1\.0 KiB +scratch +b\.iso$/);
+      const inLibrary = await cli(['images', 'list', '--pool', 'library']);
+      expect(inLibrary.stdout).toContain('a.iso');
+      expect(inLibrary.stdout).not.toContain('b.iso');
+    } finally {
+      for (const image of await images.list({})) await images.delete(image.id);
+      for (const id of ['0b6f3c1e-5a4d-4c52-9a51-0c1f2e3d4b5a', 'scratch']) await pools.delete(id);
+    }
+  });
+
   it('fails with exit 1 and the API’s code, and with exit 2 when used wrongly', async () => {
     expect(await cli(['vms', 'start', 'no-such-vm'])).toMatchObject({
       code: 1,

@@ -100,11 +100,10 @@ export function apiCommands(
   const print = (value: unknown, render: () => string) =>
     out(program.opts<{ json?: boolean }>().json ? JSON.stringify(value, null, 2) : render());
 
-  /** A pool's id from its id or its name; an unknown or ambiguous name fails, naming the choices. */
-  const poolIdOf = async (api: QuantixClient, value: string): Promise<string> => {
-    const { pools: list } = await api.request('listPools');
-    return pickOne(list, value, 'pool', (p) => [p.id, p.name]);
-  };
+  /** A pool's id from its id or its name, among `list`; an unknown or ambiguous name fails, naming the choices. */
+  const poolIdIn = (list: Row[], value: string): string => pickOne(list, value, 'pool', (p) => [p.id, p.name]);
+  const poolIdOf = async (api: QuantixClient, value: string): Promise<string> =>
+    poolIdIn((await api.request('listPools')).pools, value);
   /** A node's id from its id or its hostname. */
   const nodeIdOf = async (api: QuantixClient, value: string): Promise<string> => {
     const { nodes: list } = await api.request('listNodes');
@@ -295,12 +294,13 @@ export function apiCommands(
     .option('--text <text>', 'search names, OS and labels')
     .action(async (o: Record<string, string | undefined>) => {
       const api = client();
+      const { pools: poolList } = await api.request('listPools');
       const result = await api.request('listImages', {
         query: {
           // The server names a wrong kind (INVALID_INPUT), as it did before this was typed.
           ...(o.kind ? { kind: o.kind as 'cloud' | 'iso' } : {}),
           ...(o.phase ? { phase: o.phase } : {}),
-          ...(o.pool ? { poolId: await poolIdOf(api, o.pool) } : {}),
+          ...(o.pool ? { poolId: poolIdIn(poolList, o.pool) } : {}),
           ...(o.node ? { nodeId: await nodeIdOf(api, o.node) } : {}),
           ...(o.text ? { text: o.text } : {}),
         },
@@ -314,7 +314,12 @@ export function apiCommands(
             'kind',
             'phase',
             { key: 'sizeBytes', heading: 'SIZE', show: bytes },
-            { key: 'location.poolId', heading: 'POOL' },
+            // A pool's name is unique: it stands for the pool, as `--pool` takes it.
+            {
+              key: 'location.poolId',
+              heading: 'POOL',
+              show: (id) => poolList.find((p) => p.id === id)?.name ?? String(id),
+            },
             o.node ? 'path' : { key: 'location.relPath', heading: 'PATH' },
           ])}\n${result.total} image(s)`,
       );
