@@ -88,7 +88,7 @@ describe('quantix API commands', () => {
 
     expect(await cli(['pools', 'update', 'isos', '--name', 'iso-store'])).toMatchObject({
       code: 0,
-      stdout: 'updated pool isos\n',
+      stdout: 'updated pool iso-store (isos)\n',
     });
     expect(await cli(['pools', 'update', 'iso-store'])).toMatchObject({
       code: 2,
@@ -96,7 +96,7 @@ describe('quantix API commands', () => {
     });
     expect(await cli(['pools', 'assign', 'iso-store', ''])).toMatchObject({
       code: 0,
-      stdout: 'pool isos assigned to no node\n',
+      stdout: 'pool iso-store (isos) assigned to no node\n',
     });
     const pool = JSON.parse((await cli(['--json', 'pools', 'list'])).stdout) as { name: string; nodeIds: string[] }[];
     expect(pool).toMatchObject([{ name: 'iso-store', nodeIds: [] }]);
@@ -106,7 +106,10 @@ describe('quantix API commands', () => {
     // Never connected: no time to tell.
     expect(nodes.stdout).toMatch(/^hv-cli +hv-cli +disconnected +- +- +-$/m);
 
-    expect(await cli(['pools', 'delete', 'iso-store'])).toMatchObject({ code: 0, stdout: 'deleted pool isos\n' });
+    expect(await cli(['pools', 'delete', 'iso-store'])).toMatchObject({
+      code: 0,
+      stdout: 'deleted pool iso-store (isos)\n',
+    });
   });
 
   it('registers a node and prints the commands that connect it, which do; gives it a new token; removes it', async () => {

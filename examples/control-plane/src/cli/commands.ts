@@ -162,7 +162,7 @@ export function apiCommands(
           nodeIds,
         },
       });
-      print(pool, () => `created pool ${pool.id}`);
+      print(pool, () => `created pool ${poolNamed(pool)}`);
     });
   pools
     .command('update <pool>')
@@ -184,7 +184,7 @@ export function apiCommands(
       if (Object.keys(patch).length === 0)
         throw new UsageError('nothing to change: give --name, --description, --content or --shared/--no-shared');
       const pool = await api.request('updatePool', { params: { id }, body: patch });
-      print(pool, () => `updated pool ${pool.id}`);
+      print(pool, () => `updated pool ${poolNamed(pool)}`);
     });
   pools
     .command('assign <pool> <nodes>')
@@ -199,16 +199,18 @@ export function apiCommands(
           .map((n) => nodeIdOf(api, n)),
       );
       const pool = await api.request('assignPoolNodes', { params: { id }, body: { nodeIds } });
-      print(pool, () => `pool ${id} assigned to ${nodeIds.join(',') || 'no node'}`);
+      print(pool, () => `pool ${poolNamed(pool)} assigned to ${nodeIds.join(',') || 'no node'}`);
     });
   pools
     .command('delete <pool>')
     .description('delete a pool definition (its files stay; pool: id or name)')
     .action(async (value: string) => {
       const api = client();
-      const id = await poolIdOf(api, value);
-      await api.request('deletePool', { params: { id } });
-      out(`deleted pool ${id}`);
+      const { pools: list } = await api.request('listPools');
+      const id = poolIdIn(list, value);
+      const pool = list.find((p) => p.id === id) as (typeof list)[number];
+      await api.request('deletePool', { params: { id: pool.id } });
+      out(`deleted pool ${poolNamed(pool)}`);
     });
 
   const nodes = program.command('nodes').description('hypervisor nodes');
@@ -871,6 +873,11 @@ export function apiCommands(
       await api.request('deleteVm', { params: { id: vm.id } });
       out(`deleted VM ${vm.name} and its disks`);
     });
+}
+
+/** A pool as its messages name it: by its name, with its id when that is something else (a UUID, say). */
+function poolNamed(pool: { id: string; name: string }): string {
+  return pool.name === pool.id ? pool.name : `${pool.name} (${pool.id})`;
 }
 
 /** Where a node's token goes and the command that connects it, as `nodes add` and `nodes token` print them. */
