@@ -336,7 +336,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     { prefix: API_PREFIX },
   );
 
-  /** A node's token and id, from its headers; the node's id when they match (else UNAUTHORIZED). */
+  /** A node's token and id, from its headers; the node's id and its token's digest when they match (else UNAUTHORIZED). */
   const checkNodeToken: CheckNodeToken = async (request) => {
     const nodeId = String(request.headers['x-quantix-node-id'] ?? '');
     const token = bearerToken(request.headers.authorization);
@@ -348,10 +348,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           throw error;
         })
       : null;
-    if (!token || !tokenMatches(token, digest)) {
+    if (!token || !digest || !tokenMatches(token, digest)) {
       throw new QuantixError(ErrorCode.UNAUTHORIZED, 'Unknown node or wrong node token');
     }
-    return nodeId;
+    return { nodeId, tokenDigest: digest };
   };
 
   const nodeSocket = { hub, checkNodeToken, logger: logger as FastifyBaseLogger };

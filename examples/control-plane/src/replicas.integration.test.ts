@@ -509,4 +509,31 @@ describe('control-plane replicas on one PostgreSQL', () => {
     for (const id of ['n-token-here', 'n-token-there'])
       expect((await api(a, 'DELETE', `/nodes/${id}`)).status).toBe(204);
   });
+
+  it('closes a connection whose token was replaced while its replica was not listening, once it listens again (4005)', async () => {
+    const link = await connected(a, 'n-token-unheard');
+    const knex = (instances[0] as Quantix).database.knex;
+    // Each replica's listening connection names it (application_name), as an operator sees it.
+    const listenersOf = async (replicaId: string) =>
+      (
+        (await knex.raw(
+          'select pid from pg_stat_activity where datname = current_database() and application_name = ?',
+          [`quantix-listener ${replicaId}`],
+        )) as { rows: { pid: number }[] }
+      ).rows.map((row) => row.pid);
+    const [pid] = await listenersOf('replica-a');
+    expect(pid).toBeTypeOf('number');
+    // A's listening connection is cut, so the notification of a new token issued through B
+    // reaches nobody on A; its lease stays, so no renewal closes the link either.
+    await knex.raw('select pg_terminate_backend(?)', [pid]);
+    await waitFor(
+      'A’s listening connection to be gone',
+      async () => !(await listenersOf('replica-a')).includes(pid as number),
+    );
+    expect((await api(b, 'POST', '/nodes/n-token-unheard/token')).status).toBe(200);
+    // Listening again (a second later), A compares its links' tokens with the nodes' and closes this one.
+    expect(await link.closed).toBe(4005);
+    expect(await listenersOf('replica-a')).toHaveLength(1);
+    expect((await api(a, 'DELETE', '/nodes/n-token-unheard')).status).toBe(204);
+  });
 });

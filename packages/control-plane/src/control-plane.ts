@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -177,12 +178,18 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
   const rescanSeconds = periodSeconds('rescanSeconds', options.rescanSeconds ?? DEFAULT_RESCAN_SECONDS, 'rescans');
   const vmStateSeconds = periodSeconds('vmStateSeconds', options.vmStateSeconds ?? DEFAULT_VM_STATE_SECONDS, 'checks');
   let hub: NodeHub | undefined;
-  const listener = new ReplicaListener({ database: quantix.database, logger });
+  const replicaId = options.replica?.replicaId ?? randomUUID();
+  const listener = new ReplicaListener({
+    database: quantix.database,
+    logger,
+    applicationName: `quantix-listener ${replicaId}`,
+  });
   const replicas = new ReplicaRegistry({
     knex: quantix.database.knex,
     logger,
     version: 'unknown',
     ...options.replica,
+    replicaId,
     onNodesLost: (nodeIds) => hub?.letGo(nodeIds),
     onNodesRemoved: (nodeIds) => hub?.letRemovedGo(nodeIds),
     listener,

@@ -60,6 +60,11 @@ interface NodeLink {
   /** This link among the node's links over time (a new connection, a new id). */
   readonly linkId: string;
   readonly channel: NodeChannel;
+  /**
+   * The digest of the token the connection was opened with, when the transport said (it checked
+   * the token): a link whose node has another digest by now is closed (letStaleTokensGo).
+   */
+  readonly tokenDigest: string | null | undefined;
   state: LinkState;
   /** The protocol version agreed at hello; until then, this release's. */
   version: number;
@@ -391,12 +396,16 @@ export class NodeHub {
     return this.tokenDigests.add(nodeId);
   }
 
-  /** Takes over a channel whose node was already authenticated as `nodeId`. */
-  attach(nodeId: string, channel: NodeChannel): void {
+  /**
+   * Takes over a channel whose node was already authenticated as `nodeId`; `tokenDigest` is the
+   * digest its token matched (tokenDigestOf), for letStaleTokensGo.
+   */
+  attach(nodeId: string, channel: NodeChannel, options: { tokenDigest?: string | null } = {}): void {
     const link: NodeLink = {
       nodeId,
       linkId: `${this.requestPrefix}-${++this.linkCounter}`,
       channel,
+      tokenDigest: options.tokenDigest,
       state: 'connecting',
       version: PROTOCOL_VERSION,
       helloSeen: false,
@@ -450,6 +459,26 @@ export class NodeHub {
       const link = this.links.get(nodeId);
       if (link) this.retire(link, 'the node’s token was replaced', NODE_CLOSE_CODES.tokenReplaced);
     }
+  }
+
+  /**
+   * Closes the links opened with a token their node no longer has (NODE_CLOSE_CODES.tokenReplaced),
+   * by one read of every linked node's digest: what letReplacedTokenGo does when told, for the
+   * new tokens this replica was not told of (its listening connection was down). The nodes closed.
+   */
+  async letStaleTokensGo(): Promise<string[]> {
+    const opened = [...this.links.values()].filter((link) => link.tokenDigest !== undefined);
+    if (opened.length === 0) return [];
+    const current = await this.options.repositories.nodes.getTokenDigests(opened.map((link) => link.nodeId));
+    // A node gone meanwhile is the removal's to close; a link replaced meanwhile was checked anew.
+    const stale = opened.filter(
+      (link) =>
+        this.links.get(link.nodeId) === link &&
+        current.has(link.nodeId) &&
+        current.get(link.nodeId) !== link.tokenDigest,
+    );
+    for (const link of stale) this.retire(link, 'the node’s token was replaced', NODE_CLOSE_CODES.tokenReplaced);
+    return stale.map((link) => link.nodeId);
   }
 
   /** Pushes the current desired pool set to every connected node (after any pool change). */

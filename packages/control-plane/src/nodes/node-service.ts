@@ -11,8 +11,9 @@ const TOKEN_REPLACED_CHANNEL = 'quantix_node_token_replaced';
  * Nodes as an operator manages them: registered with a token shown once (only its digest is
  * kept), given a new token, removed.
  * - A new token cuts the connection opened with the one before (NODE_CLOSE_CODES.tokenReplaced):
- *   on this replica at once, on the one holding the node when told (a PostgreSQL notification;
- *   one sent while that replica was not listening is lost, and its link stays until it closes).
+ *   on this replica at once, on the one holding the node when told (a PostgreSQL notification).
+ *   A replica that was not listening when told compares its links' tokens with the nodes' as it
+ *   listens again, and closes those opened with a token replaced meanwhile.
  * - A removed node's connection is closed (NODE_CLOSE_CODES.removed): here at once, by another
  *   replica holding it at its next lease renewal, which finds the lease gone with the node.
  */
@@ -20,13 +21,20 @@ export class NodeService {
   constructor(
     private readonly options: {
       repositories: Repositories;
-      hub: Pick<NodeHub, 'letRemovedGo' | 'letReplacedTokenGo'>;
+      hub: Pick<NodeHub, 'letRemovedGo' | 'letReplacedTokenGo' | 'letStaleTokensGo'>;
       replicas: Pick<ReplicaRegistry, 'forgetRemoved'>;
       /** Where the replicas tell each other of new tokens (subscribed here: construct before it starts). */
       listener?: ReplicaListener;
     },
   ) {
-    options.listener?.on(TOKEN_REPLACED_CHANNEL, (nodeId) => options.hub.letReplacedTokenGo([nodeId]));
+    // Told of each new token; after listening again, what was said meanwhile is read instead.
+    options.listener?.on(
+      TOKEN_REPLACED_CHANNEL,
+      (nodeId) => options.hub.letReplacedTokenGo([nodeId]),
+      async () => {
+        await options.hub.letStaleTokensGo();
+      },
+    );
   }
 
   /** Records a new node; the token it connects with is in the answer, and nowhere else. */

@@ -7,6 +7,8 @@ export interface ReplicaListenerOptions {
   logger: Logger;
   /** Delay before listening again after the listening connection dropped (default 1 s). */
   relistenDelayMs?: number;
+  /** The listening connection's `application_name`: which replica's it is, in `pg_stat_activity`. */
+  applicationName?: string;
 }
 
 /**
@@ -70,7 +72,12 @@ export class ReplicaListener {
   private async listen(): Promise<void> {
     const { logger } = this.options;
     // The connection settings knex was given: the same server and credentials.
-    const client = new pg.Client(this.options.database.knex.client.config.connection as pg.ClientConfig | string);
+    const connection = this.options.database.knex.client.config.connection as pg.ClientConfig | string;
+    const { applicationName } = this.options;
+    const client = new pg.Client({
+      ...(typeof connection === 'string' ? { connectionString: connection } : connection),
+      ...(applicationName ? { application_name: applicationName } : {}),
+    });
     client.on('notification', (message) => {
       const handler = this.handlers.get(message.channel);
       try {

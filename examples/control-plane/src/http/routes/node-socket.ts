@@ -10,8 +10,13 @@ import { errorResponses } from '../schemas.js';
 /** The node daemon's WebSocket, under the API prefix. */
 export const NODE_SOCKET_PATH = '/nodes/connect';
 
-/** A node's token and id, from its headers: its id when they match, else UNAUTHORIZED (or the database's error). */
-export type CheckNodeToken = (request: { headers: IncomingHttpHeaders }) => Promise<string>;
+/**
+ * A node's token and id, from its headers: its id and the digest its token matched, else
+ * UNAUTHORIZED (or the database's error).
+ */
+export type CheckNodeToken = (request: {
+  headers: IncomingHttpHeaders;
+}) => Promise<{ nodeId: string; tokenDigest: string }>;
 
 interface NodeSocketDeps {
   hub: NodeHub;
@@ -19,8 +24,16 @@ interface NodeSocketDeps {
   logger: FastifyBaseLogger;
 }
 
+/** The node each upgrade the route let through was authenticated as, from its check to its handler. */
+const authenticated = new WeakMap<IncomingMessage, { nodeId: string; tokenDigest: string }>();
+
 /** Hands an upgraded node socket, its node authenticated, to the hub. */
-function attachNode({ hub, logger }: NodeSocketDeps, nodeId: string, socket: WebSocket, transport: Socket): void {
+function attachNode(
+  { hub, logger }: NodeSocketDeps,
+  { nodeId, tokenDigest }: { nodeId: string; tokenDigest: string },
+  socket: WebSocket,
+  transport: Socket,
+): void {
   // What the upgrade leaves attached would live as long as the node's socket (2,000 in a storm,
   // each carried through its GCs): @fastify/websocket's error listener holds the request, its
   // reply and child logger; the TCP socket holds the upgrade's response, and through it the
@@ -32,6 +45,7 @@ function attachNode({ hub, logger }: NodeSocketDeps, nodeId: string, socket: Web
   hub.attach(
     nodeId,
     webSocketChannel(socket, { transport, onError: (err) => logger.debug({ nodeId, err }, 'node socket error') }),
+    { tokenDigest },
   );
 }
 
@@ -57,13 +71,14 @@ export function nodeSocketRoute(scope: FastifyInstance, deps: NodeSocketDeps): v
     },
     // The node's token is checked before the upgrade: a wrong token never gets a socket.
     preValidation: async (request) => {
-      await deps.checkNodeToken(request);
+      authenticated.set(request.raw, await deps.checkNodeToken(request));
     },
     handler: async () => {
       throw new QuantixError(ErrorCode.INVALID_INPUT, 'The node socket is a WebSocket: connect with an upgrade');
     },
     wsHandler: (socket, request) => {
-      attachNode(deps, String(request.headers['x-quantix-node-id']), socket, request.raw.socket as Socket);
+      const node = authenticated.get(request.raw) as { nodeId: string; tokenDigest: string };
+      attachNode(deps, node, socket, request.raw.socket as Socket);
     },
   });
 }
@@ -97,9 +112,9 @@ export function takeNodeUpgrades(app: FastifyInstance, path: string, deps: NodeS
     }
     socket.on('error', destroyOnError);
     deps.checkNodeToken(request).then(
-      (nodeId) => {
+      (node) => {
         socket.removeListener('error', destroyOnError);
-        sockets.handleUpgrade(request, socket, head, (ws) => attachNode(deps, nodeId, ws, socket));
+        sockets.handleUpgrade(request, socket, head, (ws) => attachNode(deps, node, ws, socket));
       },
       () => {
         socket.removeListener('error', destroyOnError);
