@@ -192,6 +192,8 @@ describe('quantix images export', () => {
     const whole = await cli(['images', 'export', image.id, '-o', file]);
     expect(whole, whole.stderr).toMatchObject({ code: 0 });
     expect(sha256(await readFile(file))).toBe(image.checksum.value);
+    // Its progress, a line a percent off a terminal, names the file it writes.
+    expect(whole.stderr.split('\n').at(-2)).toMatch(/^exported\.qcow2 \[#+\] 100% /);
 
     // A download that broke after 1 MiB: the rest is fetched, not the whole again.
     const partial = await content(image.id, { headers: { range: 'bytes=0-1048575' } });

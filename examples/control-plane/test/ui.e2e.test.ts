@@ -624,7 +624,7 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     expect(problems).toEqual([]);
   });
 
-  it('gives a node a new token, shown once; removes it after confirming, refused while a VM is on it; deletes a pool, refused while images are in it', async () => {
+  it('gives a node a new token, shown once; removes it after confirming, refused while a VM is on it; assigns a pool to a node; deletes a pool, refused while images are in it', async () => {
     const { repositories } = system.quantix;
     const { node } = await system.controlPlane.nodes.register({ hostname: 'hv-retired' });
     const vm = await repositories.vms.create({ name: 'vm-on-retired', nodeId: node.id });
@@ -675,8 +675,18 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     await held.getByRole('button', { name: 'Confirm delete' }).click();
     const inUse = held.getByRole('alert');
     await inUse.waitFor();
-    expect(await textOf(inUse)).toMatch(/^Local images not deleted: .*images.*\(IN_USE\)$/);
+    expect(await textOf(inUse)).toMatch(/^Local images not changed: .*images.*\(IN_USE\)$/);
     const empty = page.getByRole('article', { name: 'Spare ISOs' });
+    // Assigned to a node in place: pushed to it, which reports its state.
+    await empty.getByRole('button', { name: 'Assign nodes to Spare ISOs' }).click();
+    await empty.getByRole('form', { name: 'Nodes of Spare ISOs' }).getByLabel('hv-ui').check();
+    await empty.getByRole('button', { name: 'Save nodes' }).click();
+    await empty
+      .getByRole('table', { name: 'State of Spare ISOs per node' })
+      .getByRole('row', { name: 'hv-ui' })
+      .waitFor();
+    expect(await textOf(empty)).toContain('Assigned to hv-ui');
+    expect((await repositories.pools.get(spare.id))?.nodeIds).toEqual(['hv-ui']);
     await empty.getByRole('button', { name: 'Delete Spare ISOs' }).click();
     await empty.getByRole('button', { name: 'Confirm delete' }).click();
     await empty.waitFor({ state: 'detached' });

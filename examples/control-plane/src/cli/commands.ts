@@ -570,7 +570,7 @@ export function apiCommands(
           const percent = bytesTotal ? Math.floor((bytesDone / bytesTotal) * 100) : 0;
           if (percent === shown) return;
           shown = percent;
-          const line = renderProgress({ label: imageId, percent: null, bytesDone, bytesTotal });
+          const line = renderProgress({ label: basename(o.output), percent: null, bytesDone, bytesTotal });
           process.stderr.write(tty ? `\r${line}` : `${line}\n`);
         },
       });

@@ -110,7 +110,7 @@ export function PoolsPage() {
             <dd>{pool.nodeIds.length ? pool.nodeIds.map(hostname).join(', ') : 'no node'}</dd>
           </dl>
           <PoolStates pool={pool} hostname={hostname} />
-          <PoolActions pool={pool} onChange={pools.reload} />
+          <PoolActions pool={pool} nodes={nodes.data?.nodes ?? []} onChange={pools.reload} />
         </article>
       ))}
       <NewPool nodes={nodes.data?.nodes ?? []} onCreated={pools.reload} />
@@ -118,21 +118,59 @@ export function PoolsPage() {
   );
 }
 
-/** Deleting the pool's definition (its files stay), refused while images or VMs use it. */
-function PoolActions({ pool, onChange }: { pool: Pool; onChange: () => void }) {
-  const { busy, error, run } = useAction({ after: onChange });
+/**
+ * The pool's nodes, changed in place ("Assign nodes…": the pool is pushed to the nodes added and
+ * taken from those removed), and its deletion (its definition only; refused while images or VMs
+ * use it). A change made elsewhere meanwhile is refused (VERSION_CONFLICT), not overwritten.
+ */
+function PoolActions({ pool, nodes, onChange }: { pool: Pool; nodes: QNode[]; onChange: () => void }) {
+  const { busy, error, fieldErrors, run } = useAction({ after: onChange });
+  const [assigning, setAssigning] = useState<string[] | null>(null);
+  const save = async (event: FormEvent) => {
+    event.preventDefault();
+    const body = { nodeIds: assigning ?? [], expectedVersion: pool.version };
+    if (await run(() => client.request('assignPoolNodes', { params: { id: pool.id }, body }))) setAssigning(null);
+  };
   return (
     <>
-      <div className="buttons">
-        <DeleteButton
-          name={pool.name}
-          detail="Only its definition goes: the files stay where they are. Refused while images or VMs use it."
-          disabled={busy}
-          busy={busy}
-          onDelete={() => run(() => client.request('deletePool', { params: { id: pool.id } }))}
-        />
-      </div>
-      <ErrorAlert error={error} title={`${pool.name} not deleted`} />
+      {assigning ? (
+        <form onSubmit={save} aria-label={`Nodes of ${pool.name}`}>
+          <NodeChecks
+            nodes={nodes}
+            selected={assigning}
+            onChange={setAssigning}
+            error={fieldErrors.nodeIds}
+            errorId={`pool-${pool.id}-nodes-error`}
+          />
+          <div className="buttons">
+            <button type="submit" className="primary" disabled={busy}>
+              {busy ? 'Saving…' : 'Save nodes'}
+            </button>
+            <button type="button" onClick={() => setAssigning(null)}>
+              Cancel
+            </button>
+          </div>
+        </form>
+      ) : (
+        <div className="buttons">
+          <button
+            type="button"
+            aria-label={`Assign nodes to ${pool.name}`}
+            disabled={busy}
+            onClick={() => setAssigning(pool.nodeIds)}
+          >
+            Assign nodes…
+          </button>
+          <DeleteButton
+            name={pool.name}
+            detail="Only its definition goes: the files stay where they are. Refused while images or VMs use it."
+            disabled={busy}
+            busy={busy}
+            onDelete={() => run(() => client.request('deletePool', { params: { id: pool.id } }))}
+          />
+        </div>
+      )}
+      <ErrorAlert error={error} title={`${pool.name} not changed`} />
     </>
   );
 }
@@ -257,29 +295,13 @@ function NewPool({ nodes, onCreated }: { nodes: QNode[]; onCreated: () => void }
           </p>
         )}
       </fieldset>
-      <fieldset className="checks" aria-describedby={fieldErrors.nodeIds ? 'pool-nodes-error' : undefined}>
-        <legend>Assigned nodes</legend>
-        {nodes.length === 0 && <span className="muted">No nodes registered.</span>}
-        {nodes.map((node) => (
-          <label key={node.id}>
-            <input
-              type="checkbox"
-              checked={form.nodeIds.includes(node.id)}
-              onChange={(e) =>
-                set({
-                  nodeIds: e.target.checked ? [...form.nodeIds, node.id] : form.nodeIds.filter((id) => id !== node.id),
-                })
-              }
-            />{' '}
-            {node.hostname}
-          </label>
-        ))}
-        {fieldErrors.nodeIds && (
-          <p className="field-error" id="pool-nodes-error">
-            {fieldErrors.nodeIds}
-          </p>
-        )}
-      </fieldset>
+      <NodeChecks
+        nodes={nodes}
+        selected={form.nodeIds}
+        onChange={(nodeIds) => set({ nodeIds })}
+        error={fieldErrors.nodeIds}
+        errorId="pool-nodes-error"
+      />
       <ErrorAlert error={error} title="Pool not created" />
       {created && (
         <p role="status" className="ok">
@@ -290,5 +312,44 @@ function NewPool({ nodes, onCreated }: { nodes: QNode[]; onCreated: () => void }
         {busy ? 'Creating…' : 'Add pool'}
       </button>
     </form>
+  );
+}
+
+/** "Assigned nodes": a checkbox per registered node. */
+function NodeChecks({
+  nodes,
+  selected,
+  onChange,
+  error,
+  errorId,
+}: {
+  nodes: QNode[];
+  selected: string[];
+  onChange: (nodeIds: string[]) => void;
+  error: string | undefined;
+  errorId: string;
+}) {
+  return (
+    <fieldset className="checks" aria-describedby={error ? errorId : undefined}>
+      <legend>Assigned nodes</legend>
+      {nodes.length === 0 && <span className="muted">No nodes registered.</span>}
+      {nodes.map((node) => (
+        <label key={node.id}>
+          <input
+            type="checkbox"
+            checked={selected.includes(node.id)}
+            onChange={(e) =>
+              onChange(e.target.checked ? [...selected, node.id] : selected.filter((id) => id !== node.id))
+            }
+          />{' '}
+          {node.hostname}
+        </label>
+      ))}
+      {error && (
+        <p className="field-error" id={errorId}>
+          {error}
+        </p>
+      )}
+    </fieldset>
   );
 }
