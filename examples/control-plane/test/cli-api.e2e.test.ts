@@ -184,7 +184,7 @@ describe('quantix API commands', () => {
     expect(await cli(['vms', 'list'])).toMatchObject({ code: 0, stdout: '(none)\n' });
   });
 
-  it('lists images under their pool’s name, which --pool takes as well', async () => {
+  it('lists images under their pool’s name, which --pool takes as well; takes an image by its name where it is one image’s', async () => {
     const { pools, images } = quantix.repositories;
     const pool = (id: string, name: string) =>
       pools.create({ id, name, type: 'local', config: { path: `/srv/${name}` }, contentTypes: ['iso'], nodeIds: [] });
@@ -208,6 +208,25 @@ describe('quantix API commands', () => {
       const inLibrary = await cli(['images', 'list', '--pool', 'library']);
       expect(inLibrary.stdout).toContain('a.iso');
       expect(inLibrary.stdout).not.toContain('b.iso');
+
+      // Commands take an image by its name where one image has it; a name two have is refused, naming both.
+      await images.upsertByLocation([iso('scratch', 'a.iso')]);
+      const twins = (await images.list({})).filter((image) => image.name === 'a.iso').map((image) => image.id);
+      expect(twins).toHaveLength(2);
+      const ambiguous = await cli(['images', 'delete', 'a.iso', '--yes']);
+      expect(ambiguous.code).toBe(1);
+      expect(ambiguous.stderr).toMatch(/^error AMBIGUOUS: 2 images are named "a\.iso": give the id \((.+), (.+)\)\n$/);
+      for (const id of twins) expect(ambiguous.stderr).toContain(id);
+      // One image's name: that image (its deletion needs a node holding its pool, and none is connected).
+      expect(await cli(['images', 'delete', 'b.iso', '--yes'])).toMatchObject({
+        code: 1,
+        stderr: 'error NODE_NOT_CONNECTED: No connected node holds pool scratch; the file cannot be removed now\n',
+      });
+      // Not a name: taken as an id, which the API does not know.
+      expect(await cli(['images', 'delete', 'no-such-image', '--yes'])).toMatchObject({
+        code: 1,
+        stderr: expect.stringMatching(/^error NOT_FOUND: /),
+      });
     } finally {
       for (const image of await images.list({})) await images.delete(image.id);
       for (const id of ['0b6f3c1e-5a4d-4c52-9a51-0c1f2e3d4b5a', 'scratch']) await pools.delete(id);

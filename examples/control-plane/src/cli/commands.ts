@@ -33,6 +33,9 @@ function pickOne(rows: Row[], value: string, what: string, keys: (row: Row) => u
   );
 }
 
+/** What an id made by the control plane looks like: a name of that shape is not looked up. */
+const UUID_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /** A time as the API answers it (an ISO string in JSON), or '-'. */
 const iso = (value: string | Date | null | undefined) => (value ? new Date(value).toISOString() : '-');
 
@@ -104,6 +107,17 @@ export function apiCommands(
   const poolIdIn = (list: Row[], value: string): string => pickOne(list, value, 'pool', (p) => [p.id, p.name]);
   const poolIdOf = async (api: QuantixClient, value: string): Promise<string> =>
     poolIdIn((await api.request('listPools')).pools, value);
+  /**
+   * An image's id from its id or its name. A name is looked up with the API's text search and must
+   * be one image's alone (one ISO in two pools has two ids: AMBIGUOUS, naming them); what no image
+   * is named, or what has an id's shape, is taken as an id, for the API to find (or NOT_FOUND).
+   */
+  const imageIdOf = async (api: QuantixClient, value: string): Promise<string> => {
+    if (UUID_SHAPE.test(value)) return value;
+    const { images: found } = await api.request('listImages', { query: { text: value, limit: 1000 } });
+    const named = found.filter((image) => image.name === value);
+    return named.length === 0 ? value : pickOne(named, value, 'image', (image) => [image.id, image.name]);
+  };
   /** A node's id from its id or its hostname. */
   const nodeIdOf = async (api: QuantixClient, value: string): Promise<string> => {
     const { nodes: list } = await api.request('listNodes');
@@ -413,7 +427,7 @@ export function apiCommands(
       },
     );
   images
-    .command('copy <imageId>')
+    .command('copy <image>')
     .description(
       'copy a ready image into another pool (on its node, or fetched by the target node), verified, following its progress',
     )
@@ -422,26 +436,26 @@ export function apiCommands(
     .option('--name <name>', 'the copy’s name (default: the source’s)')
     .option('--wait', 'follow progress until the copy is ready (the default)')
     .option('--no-wait', 'return at once instead of following progress')
-    .action(async (imageId: string, o: { pool: string; node?: string; name?: string; wait?: boolean }) => {
+    .action(async (value: string, o: { pool: string; node?: string; name?: string; wait?: boolean }) => {
       const api = client();
       const image = await api.request('copyImage', {
-        params: { id: imageId },
+        params: { id: await imageIdOf(api, value) },
         body: {
           poolId: await poolIdOf(api, o.pool),
           ...(o.node ? { nodeId: await nodeIdOf(api, o.node) } : {}),
           ...(o.name ? { name: o.name } : {}),
         },
       });
-      if (o.wait === false) return print(image, () => `copy of ${imageId} started: image ${image.id}`);
+      if (o.wait === false) return print(image, () => `copy of ${value} started: image ${image.id}`);
       await follow(api, image);
     });
   images
-    .command('retry <imageId>')
+    .command('retry <image>')
     .description('retry a failed download, following its progress')
     .option('--no-wait', 'return at once instead of following progress')
-    .action(async (imageId: string, o: { wait: boolean }) => {
+    .action(async (value: string, o: { wait: boolean }) => {
       const api = client();
-      const image = await api.request('retryImageDownload', { params: { id: imageId } });
+      const image = await api.request('retryImageDownload', { params: { id: await imageIdOf(api, value) } });
       if (!o.wait) return print(image, () => `retrying ${image.name}`);
       await follow(api, image);
     });
@@ -500,15 +514,16 @@ export function apiCommands(
       if (result.failed.length > 0) process.exitCode = 1;
     });
   images
-    .command('follow <imageId>')
+    .command('follow <image>')
     .description(
       'follow upstream: check the catalog entry’s checksum file on a schedule, download new builds as revisions',
     )
     .requiredOption('--schedule <cron>', 'when to check, cron in UTC (e.g. "0 3 * * *"; six fields: seconds first)')
     .option('--keep <n>', 'how many ready revisions to keep (older ones go unless a VM uses them)', wholeNumber, '3')
     .action(async (imageId: string, o: { schedule: string; keep: string }) => {
-      const status = await client().request('followImage', {
-        params: { id: imageId },
+      const api = client();
+      const status = await api.request('followImage', {
+        params: { id: await imageIdOf(api, imageId) },
         body: { schedule: o.schedule, keep: Number(o.keep) },
       });
       print(
@@ -518,24 +533,27 @@ export function apiCommands(
       );
     });
   images
-    .command('unfollow <imageId>')
+    .command('unfollow <image>')
     .description('stop following upstream (every revision stays)')
     .action(async (imageId: string) => {
-      await client().request('unfollowImage', { params: { id: imageId } });
+      const api = client();
+      await api.request('unfollowImage', { params: { id: await imageIdOf(api, imageId) } });
       out(`${imageId} no longer follows upstream`);
     });
   images
-    .command('check-upstream <imageId>')
+    .command('check-upstream <image>')
     .description('check a followed image’s upstream now; a new build starts downloading as the next revision')
     .action(async (imageId: string) => {
-      const check = await client().request('checkImageUpstream', { params: { id: imageId } });
+      const api = client();
+      const check = await api.request('checkImageUpstream', { params: { id: await imageIdOf(api, imageId) } });
       print(check, () => `${check.outcome}: ${check.message}`);
     });
   images
-    .command('revisions <imageId>')
+    .command('revisions <image>')
     .description('a followed image’s revisions, newest first, with its schedule and last check')
-    .action(async (imageId: string) => {
+    .action(async (value: string) => {
       const api = client();
+      const imageId = await imageIdOf(api, value);
       const [status, { revisions }] = await Promise.all([
         api.request('getImageFollow', { params: { id: imageId } }),
         api.request('listImageRevisions', { params: { id: imageId } }),
@@ -556,14 +574,15 @@ export function apiCommands(
       );
     });
   images
-    .command('export <imageId>')
+    .command('export <image>')
     .description('download an image’s file; a partial FILE is resumed, and the result checked against its checksum')
     .requiredOption('-o, --output <file>', 'where to write it')
-    .action(async (imageId: string, o: { output: string }) => {
+    .action(async (value: string, o: { output: string }) => {
       const tty = process.stderr.isTTY;
       let shown = 0;
-      const result = await exportImageContent(client(), {
-        imageId,
+      const api = client();
+      const result = await exportImageContent(api, {
+        imageId: await imageIdOf(api, value),
         file: o.output,
         onProgress: (bytesDone, bytesTotal) => {
           // One line per percent, not one per chunk.
@@ -582,12 +601,12 @@ export function apiCommands(
       );
     });
   images
-    .command('delete <imageId>')
+    .command('delete <image>')
     .description('delete an image and its file, after confirmation (refused while a VM uses it)')
     .option('--yes', 'do not ask for confirmation (required when stdin is not a terminal)')
-    .action(async (imageId: string, o: { yes?: boolean }) => {
+    .action(async (value: string, o: { yes?: boolean }) => {
       const api = client();
-      const image = await api.request('getImage', { params: { id: imageId } });
+      const image = await api.request('getImage', { params: { id: await imageIdOf(api, value) } });
       const file = image.location ? `${image.location.poolId}:${image.location.relPath}` : 'no file';
       const question = `Delete image ${image.name} (${image.phase}) and its file (${file})? [y/N] `;
       if (!(await deletionConfirmed(o.yes, `image ${image.name}`, question))) return;
@@ -670,7 +689,7 @@ export function apiCommands(
       "create a VM from a ready image and start it; CPUs, memory and disk left out are the image's OS's recommended resources from osinfo-db (else 1 vCPU, 1024 MiB, 10 GiB), never more than the node has",
     )
     .requiredOption('--node <node>', 'the node to run it on (id or hostname)')
-    .requiredOption('--image <imageId>', 'a ready image (cloud image or ISO) reachable from that node')
+    .requiredOption('--image <image>', 'a ready image (cloud image or ISO) reachable from that node (id or name)')
     .option('--cpu <n>', "vCPUs (default: the OS's recommended)", wholeNumber)
     .option('--memory <MiB>', "memory in MiB (default: the OS's recommended)", wholeNumber)
     .option('--disk <GiB>', "disk size in GiB (default: the OS's recommended storage)", wholeNumber)
@@ -706,7 +725,7 @@ export function apiCommands(
           body: {
             name,
             nodeId: await nodeIdOf(api, o.node),
-            imageId: o.image,
+            imageId: await imageIdOf(api, o.image),
             ...(o.cpu === undefined ? {} : { cpu: Number(o.cpu) }),
             ...(o.memory === undefined ? {} : { memoryMiB: Number(o.memory) }),
             ...(o.disk === undefined ? {} : { diskGiB: Number(o.disk) }),
@@ -820,13 +839,13 @@ export function apiCommands(
       );
     });
   vms
-    .command('insert <vm> <imageId>')
+    .command('insert <vm> <image>')
     .description(
       'put a ready ISO into a VM’s empty CD-ROM drive (id or name), running or stopped: drivers, a rescue system, its installer again; `vms eject` takes it out',
     )
-    .action(async (name: string, imageId: string) => {
+    .action(async (name: string, value: string) => {
       const api = client();
-      const before = await showVm(api, name);
+      const [before, imageId] = await Promise.all([showVm(api, name), imageIdOf(api, value)]);
       const vm = await api.request('insertVmCdrom', { params: { id: before.id }, body: { imageId } });
       const held = (cdroms: unknown) => (cdroms as Row[]).find((cdrom) => cdrom.imageId === imageId);
       const iso = String(held(vm.cdroms)?.relPath ?? imageId);
