@@ -624,7 +624,7 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     expect(problems).toEqual([]);
   });
 
-  it('gives a node a new token, shown once; removes it after confirming, refused while a VM is on it; assigns a pool to a node; deletes a pool, refused while images are in it', async () => {
+  it('gives a node a new token, shown once; removes it after confirming, refused while a VM is on it; assigns a pool to a node, edits it; deletes a pool, refused while images are in it', async () => {
     const { repositories } = system.quantix;
     const { node } = await system.controlPlane.nodes.register({ hostname: 'hv-retired' });
     const vm = await repositories.vms.create({ name: 'vm-on-retired', nodeId: node.id });
@@ -687,9 +687,31 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
       .waitFor();
     expect(await textOf(empty)).toContain('Assigned to hv-ui');
     expect((await repositories.pools.get(spare.id))?.nodeIds).toEqual(['hv-ui']);
-    await empty.getByRole('button', { name: 'Delete Spare ISOs' }).click();
-    await empty.getByRole('button', { name: 'Confirm delete' }).click();
-    await empty.waitFor({ state: 'detached' });
+
+    // Edited in place: a pool that holds nothing is refused beside its checkboxes; then renamed.
+    await empty.getByRole('button', { name: 'Edit Spare ISOs' }).click();
+    const edit = empty.getByRole('form', { name: 'Edit Spare ISOs' });
+    await edit.getByLabel('ISOs').uncheck();
+    await edit.getByLabel('Cloud images and VM disks').uncheck();
+    await edit.getByRole('button', { name: 'Save' }).click();
+    const holds = edit.getByRole('group', { name: 'Holds' });
+    expect(
+      await until(
+        () => description(holds),
+        (d) => d !== '',
+        'the refusal beside Holds',
+      ),
+    ).toBe('must name what the pool holds: iso, images, or both');
+    await edit.getByLabel('ISOs').check();
+    await edit.getByLabel('Pool name').fill('Spare media');
+    await edit.getByRole('button', { name: 'Save' }).click();
+    const renamed = page.getByRole('article', { name: 'Spare media' });
+    await renamed.waitFor();
+    expect(await repositories.pools.get(spare.id)).toMatchObject({ name: 'Spare media', contentTypes: ['iso'] });
+
+    await renamed.getByRole('button', { name: 'Delete Spare media' }).click();
+    await renamed.getByRole('button', { name: 'Confirm delete' }).click();
+    await renamed.waitFor({ state: 'detached' });
     expect(await repositories.pools.get(spare.id)).toBeUndefined();
     expect(await repositories.pools.get(system.poolId)).toBeDefined();
     expect(problems).toEqual([]);

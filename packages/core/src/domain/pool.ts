@@ -55,6 +55,10 @@ const poolTypeSchema = z
   .max(64)
   .regex(/^[a-z][a-z0-9-]*$/, 'must be a lower-case backend name such as local or nfs');
 
+const contentTypesSchema = z
+  .array(z.enum(POOL_CONTENT_TYPES))
+  .min(1, `must name what the pool holds: ${POOL_CONTENT_TYPES.join(', ')}, or both`);
+
 const newPoolSchema = z
   .object({
     id: idSchema.optional(),
@@ -62,7 +66,7 @@ const newPoolSchema = z
     description: z.string().max(10_000).default(''),
     type: poolTypeSchema,
     config: z.record(z.string(), z.unknown()).default({}),
-    contentTypes: z.array(z.enum(POOL_CONTENT_TYPES)).min(1).default(['iso', 'images']),
+    contentTypes: contentTypesSchema.default(['iso', 'images']),
     shared: z.boolean().default(false),
     nodeIds: z.array(idSchema).default([]),
     labels: labelsSchema.default({}),
@@ -77,7 +81,7 @@ const poolPatchSchema = z
     name: nameSchema,
     description: z.string().max(10_000),
     config: z.record(z.string(), z.unknown()),
-    contentTypes: z.array(z.enum(POOL_CONTENT_TYPES)).min(1),
+    contentTypes: contentTypesSchema,
     shared: z.boolean(),
     nodeIds: z.array(idSchema),
     labels: labelsSchema,

@@ -119,13 +119,15 @@ export function PoolsPage() {
 }
 
 /**
- * The pool's nodes, changed in place ("Assign nodes…": the pool is pushed to the nodes added and
- * taken from those removed), and its deletion (its definition only; refused while images or VMs
- * use it). A change made elsewhere meanwhile is refused (VERSION_CONFLICT), not overwritten.
+ * The pool changed in place: its name, description and content (Edit…), its nodes ("Assign
+ * nodes…": the pool is pushed to the nodes added and taken from those removed); and its deletion
+ * (its definition only; refused while images or VMs use it). A change made elsewhere meanwhile is
+ * refused (VERSION_CONFLICT), not overwritten.
  */
 function PoolActions({ pool, nodes, onChange }: { pool: Pool; nodes: QNode[]; onChange: () => void }) {
   const { busy, error, fieldErrors, run } = useAction({ after: onChange });
   const [assigning, setAssigning] = useState<string[] | null>(null);
+  const [editing, setEditing] = useState(false);
   const save = async (event: FormEvent) => {
     event.preventDefault();
     const body = { nodeIds: assigning ?? [], expectedVersion: pool.version };
@@ -133,7 +135,15 @@ function PoolActions({ pool, nodes, onChange }: { pool: Pool; nodes: QNode[]; on
   };
   return (
     <>
-      {assigning ? (
+      {editing ? (
+        <EditPool
+          pool={pool}
+          onDone={() => {
+            setEditing(false);
+            onChange();
+          }}
+        />
+      ) : assigning ? (
         <form onSubmit={save} aria-label={`Nodes of ${pool.name}`}>
           <NodeChecks
             nodes={nodes}
@@ -153,6 +163,9 @@ function PoolActions({ pool, nodes, onChange }: { pool: Pool; nodes: QNode[]; on
         </form>
       ) : (
         <div className="buttons">
+          <button type="button" aria-label={`Edit ${pool.name}`} disabled={busy} onClick={() => setEditing(true)}>
+            Edit…
+          </button>
           <button
             type="button"
             aria-label={`Assign nodes to ${pool.name}`}
@@ -276,25 +289,7 @@ function NewPool({ nodes, onCreated }: { nodes: QNode[]; onCreated: () => void }
           </Field>
         )}
       </div>
-      <fieldset className="checks" aria-describedby={fieldErrors.contentTypes ? 'pool-content-error' : undefined}>
-        <legend>Holds</legend>
-        <label>
-          <input type="checkbox" checked={form.iso} onChange={(e) => set({ iso: e.target.checked })} /> ISOs
-        </label>
-        <label>
-          <input type="checkbox" checked={form.images} onChange={(e) => set({ images: e.target.checked })} /> Cloud
-          images and VM disks
-        </label>
-        <label>
-          <input type="checkbox" checked={form.shared} onChange={(e) => set({ shared: e.target.checked })} /> Shared
-          (every assigned node sees the same files)
-        </label>
-        {fieldErrors.contentTypes && (
-          <p className="field-error" id="pool-content-error">
-            {fieldErrors.contentTypes}
-          </p>
-        )}
-      </fieldset>
+      <PoolContentChecks value={form} onChange={set} error={fieldErrors.contentTypes} errorId="pool-content-error" />
       <NodeChecks
         nodes={nodes}
         selected={form.nodeIds}
@@ -351,5 +346,93 @@ function NodeChecks({
         </p>
       )}
     </fieldset>
+  );
+}
+
+/** "Holds": ISOs, cloud images and VM disks, and whether every assigned node sees the same files. */
+function PoolContentChecks({
+  value,
+  onChange,
+  error,
+  errorId,
+}: {
+  value: { iso: boolean; images: boolean; shared: boolean };
+  onChange: (patch: Partial<{ iso: boolean; images: boolean; shared: boolean }>) => void;
+  error: string | undefined;
+  errorId: string;
+}) {
+  return (
+    <fieldset className="checks" aria-describedby={error ? errorId : undefined}>
+      <legend>Holds</legend>
+      <label>
+        <input type="checkbox" checked={value.iso} onChange={(e) => onChange({ iso: e.target.checked })} /> ISOs
+      </label>
+      <label>
+        <input type="checkbox" checked={value.images} onChange={(e) => onChange({ images: e.target.checked })} /> Cloud
+        images and VM disks
+      </label>
+      <label>
+        <input type="checkbox" checked={value.shared} onChange={(e) => onChange({ shared: e.target.checked })} /> Shared
+        (every assigned node sees the same files)
+      </label>
+      {error && (
+        <p className="field-error" id={errorId}>
+          {error}
+        </p>
+      )}
+    </fieldset>
+  );
+}
+
+/** The pool's name, description, content and sharing, changed in place against the version shown. */
+function EditPool({ pool, onDone }: { pool: Pool; onDone: () => void }) {
+  const [form, setForm] = useState({
+    name: pool.name,
+    description: pool.description ?? '',
+    iso: pool.contentTypes.includes('iso'),
+    images: pool.contentTypes.includes('images'),
+    shared: pool.shared,
+  });
+  const set = (patch: Partial<typeof form>) => setForm((f) => ({ ...f, ...patch }));
+  const { busy, error, fieldErrors, run } = useAction();
+  const save = async (event: FormEvent) => {
+    event.preventDefault();
+    const body = {
+      name: form.name,
+      description: form.description,
+      contentTypes: [...(form.iso ? (['iso'] as const) : []), ...(form.images ? (['images'] as const) : [])],
+      shared: form.shared,
+      expectedVersion: pool.version,
+    };
+    if (await run(() => client.request('updatePool', { params: { id: pool.id }, body }))) onDone();
+  };
+  return (
+    <form onSubmit={save} aria-label={`Edit ${pool.name}`}>
+      <div className="grid-2">
+        <Field label="Pool name" error={fieldErrors.name}>
+          {(props) => <input {...props} value={form.name} onChange={(e) => set({ name: e.target.value })} />}
+        </Field>
+        <Field label="Description" error={fieldErrors.description}>
+          {(props) => (
+            <input {...props} value={form.description} onChange={(e) => set({ description: e.target.value })} />
+          )}
+        </Field>
+      </div>
+      <PoolContentChecks
+        value={form}
+        onChange={set}
+        error={fieldErrors.contentTypes ?? fieldErrors.shared}
+        errorId={`pool-${pool.id}-content-error`}
+      />
+      <ErrorAlert error={error} title={`${pool.name} not changed`} />
+      <div className="buttons">
+        <button type="submit" className="primary" disabled={busy}>
+          {busy ? 'Saving…' : 'Save'}
+        </button>
+        <button type="button" onClick={onDone}>
+          Cancel
+        </button>
+      </div>
+    </form>
   );
 }
