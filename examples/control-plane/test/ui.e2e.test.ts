@@ -702,6 +702,7 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
         'the refusal beside Holds',
       ),
     ).toBe('must name what the pool holds: iso, images, or both');
+    await shot(page, 'pools-edit-refused');
     await edit.getByLabel('ISOs').check();
     await edit.getByLabel('Pool name').fill('Spare media');
     await edit.getByRole('button', { name: 'Save' }).click();
