@@ -336,22 +336,22 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     { prefix: API_PREFIX },
   );
 
-  /** A node's token and id, from its headers; the node's id and its token's digest when they match (else UNAUTHORIZED). */
+  /** A node's token and id, from its headers; the node's id and the token read it matched (else UNAUTHORIZED). */
   const checkNodeToken: CheckNodeToken = async (request) => {
     const nodeId = String(request.headers['x-quantix-node-id'] ?? '');
     const token = bearerToken(request.headers.authorization);
     // An unknown node is a wrong credential; a database that cannot answer is not: that is a
     // 503, and the node dials again soon (or another replica) instead of waiting as if refused.
-    const digest = nodeId
+    const read = nodeId
       ? await hub.tokenDigestOf(nodeId).catch((error: unknown) => {
           if (isQuantixError(error, ErrorCode.NOT_FOUND)) return null;
           throw error;
         })
       : null;
-    if (!token || !digest || !tokenMatches(token, digest)) {
+    if (!token || !read || !tokenMatches(token, read.digest)) {
       throw new QuantixError(ErrorCode.UNAUTHORIZED, 'Unknown node or wrong node token');
     }
-    return { nodeId, tokenDigest: digest };
+    return { nodeId, token: read };
   };
 
   const nodeSocket = { hub, checkNodeToken, logger: logger as FastifyBaseLogger };

@@ -457,8 +457,8 @@ describe('control-plane replicas on one PostgreSQL', () => {
       headers: { authorization: `Bearer ${API_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
       ...(body ? { body: JSON.stringify(body) } : {}),
     });
-  /** Node `id`, registered, connected to `cp` by a raw socket that never redials; `closed` resolves with its close code. */
-  const connected = async (cp: ControlPlane, id: string) => {
+  /** Node `id`, registered, upgraded on `cp` by a raw socket that never redials, no hello said yet; `closed` resolves with its close code. */
+  const upgraded = async (cp: ControlPlane, id: string) => {
     const { token } = (await (await api(a, 'POST', '/nodes', { id, hostname: id })).json()) as { token: string };
     const socket = new WebSocket(`${cp.url.replace('http', 'ws')}/api/v1/nodes/connect`, {
       headers: { authorization: `Bearer ${token}`, 'x-quantix-node-id': id },
@@ -466,19 +466,26 @@ describe('control-plane replicas on one PostgreSQL', () => {
     cleanup.push(() => socket.terminate());
     const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
     await new Promise((resolve) => socket.once('open', resolve));
-    socket.send(
-      JSON.stringify({
-        v: PROTOCOL_VERSION,
-        type: 'hello',
-        nodeId: id,
-        hostname: id,
-        agentVersion: 'test',
-        capabilities: {},
-        protocol: { min: PROTOCOL_VERSIONS.min, max: PROTOCOL_VERSIONS.max },
-      }),
-    );
+    const sayHello = () =>
+      socket.send(
+        JSON.stringify({
+          v: PROTOCOL_VERSION,
+          type: 'hello',
+          nodeId: id,
+          hostname: id,
+          agentVersion: 'test',
+          capabilities: {},
+          protocol: { min: PROTOCOL_VERSIONS.min, max: PROTOCOL_VERSIONS.max },
+        }),
+      );
+    return { closed, sayHello };
+  };
+  /** Node `id`, registered and connected to `cp` (its hello answered). */
+  const connected = async (cp: ControlPlane, id: string) => {
+    const link = await upgraded(cp, id);
+    link.sayHello();
     await waitFor(`${id} connected`, () => cp.hub.isConnected(id));
-    return { closed };
+    return link;
   };
 
   it('closes a removed node’s connection as removed (4004): at once on its replica, at the next renewal on another', async () => {
@@ -508,6 +515,23 @@ describe('control-plane replicas on one PostgreSQL', () => {
     expect(await there.closed).toBe(4005);
     for (const id of ['n-token-here', 'n-token-there'])
       expect((await api(a, 'DELETE', `/nodes/${id}`)).status).toBe(204);
+  });
+
+  it('refuses at its hello a connection checked with a token replaced before the hello came (4005), whichever replica replaced it', async () => {
+    // Upgraded with its token but no hello yet: not the node's link, so the new token had no link
+    // of the node to close. Its hello is refused instead.
+    for (const [through, id] of [
+      [a, 'n-token-before-hello-here'],
+      [b, 'n-token-before-hello-there'],
+    ] as const) {
+      const link = await upgraded(a, id);
+      expect((await api(through, 'POST', `/nodes/${id}/token`)).status).toBe(200);
+      // Through B, A is told by a notification, before or after the hello: 4005 either way.
+      link.sayHello();
+      expect(await link.closed).toBe(4005);
+      expect(a.hub.isConnected(id)).toBe(false);
+      expect((await api(a, 'DELETE', `/nodes/${id}`)).status).toBe(204);
+    }
   });
 
   it('closes a connection whose token was replaced while its replica was not listening, once it listens again (4005)', async () => {

@@ -19,6 +19,7 @@ export {
   type NodeHubOptions,
   type NodeLeases,
   type NodeRequestOptions,
+  type NodeTokenRead,
   type RemoteNodeRequests,
 } from './hub/node-hub.js';
 export { DEFAULT_NODE_QUEUE_LIMITS, type NodeQueueLimits } from './hub/node-queue.js';

@@ -48,6 +48,14 @@ import { DEFAULT_NODE_QUEUE_LIMITS, NodeMessageQueue, type NodeQueueLimits } fro
 type HelloMessage = Extract<NodeMessage, { type: 'hello' }>;
 type ProgressMessage = Extract<NodeMessage, { type: 'image.progress' }>;
 
+/** A node's token digest as read for the check of a connection, and when (for NodeHub.attach). */
+export interface NodeTokenRead {
+  /** The SHA-256 digest of the node's token; null when it has none. */
+  digest: string | null;
+  /** This hub's count of token replacements when it was read. */
+  readAt: number;
+}
+
 /**
  * A connection from a node daemon: `connecting` until its hello has been answered (welcome and
  * pool push sent, the node recorded connected), then `welcomed`, then `closed` — for good; a
@@ -65,6 +73,8 @@ interface NodeLink {
    * the token): a link whose node has another digest by now is closed (letStaleTokensGo).
    */
   readonly tokenDigest: string | null | undefined;
+  /** When that digest was read, on this hub's count of token replacements (NodeTokenRead.readAt). */
+  readonly tokenReadAt: number | undefined;
   state: LinkState;
   /** The protocol version agreed at hello; until then, this release's. */
   version: number;
@@ -267,6 +277,12 @@ export class NodeHub {
   private readonly disconnects = new Batcher<{ nodeId: string; reason: string }, null>((batch) =>
     this.recordDisconnects(batch),
   );
+  /**
+   * The token replacements this hub was told of, counted, and the count at each node's last one:
+   * a connection whose token was read before its node's last replacement is refused at its hello.
+   */
+  private tokenReplacements = 0;
+  private readonly tokenReplacedAt = new Map<string, number>();
   /** Request ids differ across restarts: an answer meant for a previous control plane matches nothing here. */
   private readonly requestPrefix = randomBytes(6).toString('hex');
   private requestCounter = 0;
@@ -390,22 +406,25 @@ export class NodeHub {
   /**
    * The SHA-256 digest of `nodeId`'s token (null when it has none), for the check before a node's
    * connection is taken: looked up with the other connections of the moment, one query for a
-   * storm of them. NOT_FOUND for an unknown node.
+   * storm of them. NOT_FOUND for an unknown node. Give what it answers to `attach`.
    */
-  tokenDigestOf(nodeId: string): Promise<string | null> {
-    return this.tokenDigests.add(nodeId);
+  async tokenDigestOf(nodeId: string): Promise<NodeTokenRead> {
+    const readAt = this.tokenReplacements;
+    return { digest: await this.tokenDigests.add(nodeId), readAt };
   }
 
   /**
-   * Takes over a channel whose node was already authenticated as `nodeId`; `tokenDigest` is the
-   * digest its token matched (tokenDigestOf), for letStaleTokensGo.
+   * Takes over a channel whose node was already authenticated as `nodeId`, with the token read it
+   * was checked against (tokenDigestOf): a link whose token is replaced before or after its hello
+   * is closed (NODE_CLOSE_CODES.tokenReplaced).
    */
-  attach(nodeId: string, channel: NodeChannel, options: { tokenDigest?: string | null } = {}): void {
+  attach(nodeId: string, channel: NodeChannel, options: { token?: NodeTokenRead } = {}): void {
     const link: NodeLink = {
       nodeId,
       linkId: `${this.requestPrefix}-${++this.linkCounter}`,
       channel,
-      tokenDigest: options.tokenDigest,
+      tokenDigest: options.token?.digest,
+      tokenReadAt: options.token?.readAt,
       state: 'connecting',
       version: PROTOCOL_VERSION,
       helloSeen: false,
@@ -445,6 +464,7 @@ export class NodeHub {
     for (const nodeId of nodeIds) {
       clearTimeout(this.disconnectsInGrace.get(nodeId)?.timer);
       this.disconnectsInGrace.delete(nodeId);
+      this.tokenReplacedAt.delete(nodeId);
       const link = this.links.get(nodeId);
       if (link) this.retire(link, 'the node was removed', NODE_CLOSE_CODES.removed, { record: false });
     }
@@ -456,6 +476,8 @@ export class NodeHub {
    */
   letReplacedTokenGo(nodeIds: readonly string[]): void {
     for (const nodeId of nodeIds) {
+      // A connection checked before now and not yet welcomed is refused at its hello.
+      this.tokenReplacedAt.set(nodeId, ++this.tokenReplacements);
       const link = this.links.get(nodeId);
       if (link) this.retire(link, 'the node’s token was replaced', NODE_CLOSE_CODES.tokenReplaced);
     }
@@ -477,8 +499,9 @@ export class NodeHub {
         current.has(link.nodeId) &&
         current.get(link.nodeId) !== link.tokenDigest,
     );
-    for (const link of stale) this.retire(link, 'the node’s token was replaced', NODE_CLOSE_CODES.tokenReplaced);
-    return stale.map((link) => link.nodeId);
+    const nodeIds = stale.map((link) => link.nodeId);
+    this.letReplacedTokenGo(nodeIds);
+    return nodeIds;
   }
 
   /** Pushes the current desired pool set to every connected node (after any pool change). */
@@ -817,6 +840,11 @@ export class NodeHub {
    */
   private async welcome(link: NodeLink, hello: HelloMessage): Promise<void> {
     const { nodeId } = link;
+    // Checked against a token replaced since (this link was not the node's yet, so not closed then).
+    if (link.tokenReadAt !== undefined && (this.tokenReplacedAt.get(nodeId) ?? -1) > link.tokenReadAt) {
+      this.retire(link, 'the node’s token was replaced', NODE_CLOSE_CODES.tokenReplaced);
+      return;
+    }
     const offered = hello.protocol ?? { min: hello.v, max: hello.v };
     const version = agreeProtocolVersion(offered);
     if (version === null) {

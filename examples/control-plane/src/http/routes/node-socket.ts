@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { type NodeHub, webSocketChannel } from '@quantix/control-plane';
+import { type NodeHub, type NodeTokenRead, webSocketChannel } from '@quantix/control-plane';
 import { ErrorCode, QuantixError } from '@quantix/core';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { WebSocket } from 'ws';
@@ -10,13 +10,14 @@ import { errorResponses } from '../schemas.js';
 /** The node daemon's WebSocket, under the API prefix. */
 export const NODE_SOCKET_PATH = '/nodes/connect';
 
-/**
- * A node's token and id, from its headers: its id and the digest its token matched, else
- * UNAUTHORIZED (or the database's error).
- */
-export type CheckNodeToken = (request: {
-  headers: IncomingHttpHeaders;
-}) => Promise<{ nodeId: string; tokenDigest: string }>;
+/** A node authenticated by its token: its id, and the read of its token's digest that matched (for NodeHub.attach). */
+export interface AuthenticatedNode {
+  nodeId: string;
+  token: NodeTokenRead;
+}
+
+/** A node's token and id, from its headers: the node when they match, else UNAUTHORIZED (or the database's error). */
+export type CheckNodeToken = (request: { headers: IncomingHttpHeaders }) => Promise<AuthenticatedNode>;
 
 interface NodeSocketDeps {
   hub: NodeHub;
@@ -25,12 +26,12 @@ interface NodeSocketDeps {
 }
 
 /** The node each upgrade the route let through was authenticated as, from its check to its handler. */
-const authenticated = new WeakMap<IncomingMessage, { nodeId: string; tokenDigest: string }>();
+const authenticated = new WeakMap<IncomingMessage, AuthenticatedNode>();
 
 /** Hands an upgraded node socket, its node authenticated, to the hub. */
 function attachNode(
   { hub, logger }: NodeSocketDeps,
-  { nodeId, tokenDigest }: { nodeId: string; tokenDigest: string },
+  { nodeId, token }: AuthenticatedNode,
   socket: WebSocket,
   transport: Socket,
 ): void {
@@ -45,7 +46,7 @@ function attachNode(
   hub.attach(
     nodeId,
     webSocketChannel(socket, { transport, onError: (err) => logger.debug({ nodeId, err }, 'node socket error') }),
-    { tokenDigest },
+    { token },
   );
 }
 
@@ -77,7 +78,7 @@ export function nodeSocketRoute(scope: FastifyInstance, deps: NodeSocketDeps): v
       throw new QuantixError(ErrorCode.INVALID_INPUT, 'The node socket is a WebSocket: connect with an upgrade');
     },
     wsHandler: (socket, request) => {
-      const node = authenticated.get(request.raw) as { nodeId: string; tokenDigest: string };
+      const node = authenticated.get(request.raw) as AuthenticatedNode;
       attachNode(deps, node, socket, request.raw.socket as Socket);
     },
   });
