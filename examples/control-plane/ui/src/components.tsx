@@ -136,6 +136,33 @@ export function Field({
   );
 }
 
+/**
+ * A group of checkboxes under a legend, with the group's error under it as the group's accessible
+ * description, as Field does for one control.
+ */
+export function CheckGroup({
+  legend,
+  error,
+  children,
+}: {
+  legend: string;
+  error?: string | undefined;
+  children: ReactNode;
+}) {
+  const errorId = `${useId()}-error`;
+  return (
+    <fieldset className="checks" aria-describedby={error ? errorId : undefined}>
+      <legend>{legend}</legend>
+      {children}
+      {error && (
+        <p className="field-error" id={errorId}>
+          {error}
+        </p>
+      )}
+    </fieldset>
+  );
+}
+
 export function Ago({ iso }: { iso: string | null | undefined }) {
   const now = useNow();
   return (

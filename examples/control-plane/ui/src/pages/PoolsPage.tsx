@@ -4,6 +4,7 @@ import {
   Ago,
   Badge,
   Capacity,
+  CheckGroup,
   DeleteButton,
   Empty,
   ErrorAlert,
@@ -145,13 +146,7 @@ function PoolActions({ pool, nodes, onChange }: { pool: Pool; nodes: QNode[]; on
         />
       ) : assigning ? (
         <form onSubmit={save} aria-label={`Nodes of ${pool.name}`}>
-          <NodeChecks
-            nodes={nodes}
-            selected={assigning}
-            onChange={setAssigning}
-            error={fieldErrors.nodeIds}
-            errorId={`pool-${pool.id}-nodes-error`}
-          />
+          <NodeChecks nodes={nodes} selected={assigning} onChange={setAssigning} error={fieldErrors.nodeIds} />
           <div className="buttons">
             <button type="submit" className="primary" disabled={busy}>
               {busy ? 'Saving…' : 'Save nodes'}
@@ -238,7 +233,7 @@ function NewPool({ nodes, onCreated }: { nodes: QNode[]; onCreated: () => void }
           name: form.name,
           type: form.type,
           config,
-          contentTypes: [...(form.iso ? (['iso'] as const) : []), ...(form.images ? (['images'] as const) : [])],
+          contentTypes: contentTypesOf(form),
           shared: form.shared,
           nodeIds: form.nodeIds,
         },
@@ -289,13 +284,12 @@ function NewPool({ nodes, onCreated }: { nodes: QNode[]; onCreated: () => void }
           </Field>
         )}
       </div>
-      <PoolContentChecks value={form} onChange={set} error={fieldErrors.contentTypes} errorId="pool-content-error" />
+      <PoolContentChecks value={form} onChange={set} error={fieldErrors.contentTypes} />
       <NodeChecks
         nodes={nodes}
         selected={form.nodeIds}
         onChange={(nodeIds) => set({ nodeIds })}
         error={fieldErrors.nodeIds}
-        errorId="pool-nodes-error"
       />
       <ErrorAlert error={error} title="Pool not created" />
       {created && (
@@ -316,17 +310,14 @@ function NodeChecks({
   selected,
   onChange,
   error,
-  errorId,
 }: {
   nodes: QNode[];
   selected: string[];
   onChange: (nodeIds: string[]) => void;
   error: string | undefined;
-  errorId: string;
 }) {
   return (
-    <fieldset className="checks" aria-describedby={error ? errorId : undefined}>
-      <legend>Assigned nodes</legend>
+    <CheckGroup legend="Assigned nodes" error={error}>
       {nodes.length === 0 && <span className="muted">No nodes registered.</span>}
       {nodes.map((node) => (
         <label key={node.id}>
@@ -340,13 +331,20 @@ function NodeChecks({
           {node.hostname}
         </label>
       ))}
-      {error && (
-        <p className="field-error" id={errorId}>
-          {error}
-        </p>
-      )}
-    </fieldset>
+    </CheckGroup>
   );
+}
+
+/** What a pool holds and whether it is shared, as the "Holds" checkboxes set them. */
+interface PoolContent {
+  iso: boolean;
+  images: boolean;
+  shared: boolean;
+}
+
+/** The `contentTypes` of the API from the "Holds" checkboxes. */
+function contentTypesOf({ iso, images }: PoolContent): ('iso' | 'images')[] {
+  return [...(iso ? (['iso'] as const) : []), ...(images ? (['images'] as const) : [])];
 }
 
 /** "Holds": ISOs, cloud images and VM disks, and whether every assigned node sees the same files. */
@@ -354,16 +352,13 @@ function PoolContentChecks({
   value,
   onChange,
   error,
-  errorId,
 }: {
-  value: { iso: boolean; images: boolean; shared: boolean };
-  onChange: (patch: Partial<{ iso: boolean; images: boolean; shared: boolean }>) => void;
+  value: PoolContent;
+  onChange: (patch: Partial<PoolContent>) => void;
   error: string | undefined;
-  errorId: string;
 }) {
   return (
-    <fieldset className="checks" aria-describedby={error ? errorId : undefined}>
-      <legend>Holds</legend>
+    <CheckGroup legend="Holds" error={error}>
       <label>
         <input type="checkbox" checked={value.iso} onChange={(e) => onChange({ iso: e.target.checked })} /> ISOs
       </label>
@@ -375,12 +370,7 @@ function PoolContentChecks({
         <input type="checkbox" checked={value.shared} onChange={(e) => onChange({ shared: e.target.checked })} /> Shared
         (every assigned node sees the same files)
       </label>
-      {error && (
-        <p className="field-error" id={errorId}>
-          {error}
-        </p>
-      )}
-    </fieldset>
+    </CheckGroup>
   );
 }
 
@@ -400,7 +390,7 @@ function EditPool({ pool, onDone }: { pool: Pool; onDone: () => void }) {
     const body = {
       name: form.name,
       description: form.description,
-      contentTypes: [...(form.iso ? (['iso'] as const) : []), ...(form.images ? (['images'] as const) : [])],
+      contentTypes: contentTypesOf(form),
       shared: form.shared,
       expectedVersion: pool.version,
     };
@@ -418,12 +408,7 @@ function EditPool({ pool, onDone }: { pool: Pool; onDone: () => void }) {
           )}
         </Field>
       </div>
-      <PoolContentChecks
-        value={form}
-        onChange={set}
-        error={fieldErrors.contentTypes ?? fieldErrors.shared}
-        errorId={`pool-${pool.id}-content-error`}
-      />
+      <PoolContentChecks value={form} onChange={set} error={fieldErrors.contentTypes ?? fieldErrors.shared} />
       <ErrorAlert error={error} title={`${pool.name} not changed`} />
       <div className="buttons">
         <button type="submit" className="primary" disabled={busy}>
