@@ -19,6 +19,7 @@ import {
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { makeQcow2, sha256, startImageServer } from '@quantix/images-cloud/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   exitOf,
@@ -284,6 +285,56 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
       /--rescan-seconds "soon" is not valid: a whole number of seconds from 0 to 86400/,
     );
     await refused([], { QUANTIX_RESCAN_SECONDS: '-5' }, /QUANTIX_RESCAN_SECONDS "-5" is not valid/);
+  });
+
+  it('takes --allow-source for up’s local node: an import from a mirror at an allowed address, none from another', async () => {
+    const dir = join(work, 'allow-source');
+    execFileSync('mkdir', ['-m', '700', '-p', dir]);
+    const bytes = await makeQcow2(dir, 'disk.qcow2', 1);
+    const allowed = await startImageServer();
+    const other = await startImageServer({ host: '127.0.0.2' });
+    try {
+      allowed.setFile('/disk.qcow2', bytes);
+      other.setFile('/disk.qcow2', bytes);
+      const proc = startProcess(
+        [
+          QUANTIX,
+          'up',
+          '--data-dir',
+          join(dir, '.quantix'),
+          '--port',
+          '0',
+          '--libvirt',
+          'none',
+          '--allow-source',
+          '127.0.0.1',
+        ],
+        {},
+        dir,
+      );
+      running.push(proc);
+      await waitForOutput(proc, /press Ctrl-C/);
+      // The CLI in the same directory, as a user runs it.
+      const cli = async (args: string[]) => {
+        const run = startProcess([QUANTIX, ...args], {}, dir);
+        return { code: await exitOf(run, 120_000), output: run.output.join('') };
+      };
+      const sha = sha256(bytes);
+      const refused = await cli(['images', 'import', `${other.url}/disk.qcow2`, '--pool', 'local', '--sha256', sha]);
+      expect(refused.code).toBe(1);
+      expect(refused.output).toMatch(/SOURCE_NOT_ALLOWED.*127\.0\.0\.2 is in a denied range/);
+      expect(other.requests).toEqual([]);
+      // Its failed row holds the file's place in the pool until it is deleted.
+      expect((await cli(['images', 'delete', 'disk.qcow2', '--yes'])).code).toBe(0);
+      const imported = await cli(['images', 'import', `${allowed.url}/disk.qcow2`, '--pool', 'local', '--sha256', sha]);
+      expect(imported.output).toMatch(/ready/);
+      expect(imported.code).toBe(0);
+      const listed = await cli(['images', 'list', '--json']);
+      expect(JSON.parse(listed.output).images).toMatchObject([{ name: 'disk.qcow2', phase: 'ready', format: 'qcow2' }]);
+    } finally {
+      await allowed.close();
+      await other.close();
+    }
   });
 
   it('takes --virt-type for up’s local node, as quantix-node does, and refuses a type it does not know', async () => {

@@ -46,6 +46,10 @@ export function buildProgram(): Command {
       `${POOL_ROOT_HELP}; <data-dir>/pools always, default also /var/lib/quantix and /srv`,
       collect,
     )
+    .option(
+      '--allow-source <address...>',
+      'private/loopback addresses or ranges (CIDR) downloads and imports may come from: a mirror on your network',
+    )
     .addOption(virtTypeOption())
     .addOption(rescanSecondsOption())
     .addOption(vmStateSecondsOption())
@@ -60,6 +64,7 @@ export function buildProgram(): Command {
           virtType: VirtType;
           catalog?: string;
           poolRoot?: string[];
+          allowSource?: string[];
           logFormat?: 'json' | 'pretty';
         },
         command: Command,
@@ -73,6 +78,7 @@ export function buildProgram(): Command {
           virtType: options.virtType,
           catalogFile: options.catalog,
           poolRoots: options.poolRoot,
+          allowSourceAddresses: options.allowSource,
           logFormat: options.logFormat,
           rescanSeconds: flagValue(command, 'rescanSeconds', '--rescan-seconds', 'QUANTIX_RESCAN_SECONDS'),
           vmStateSeconds: flagValue(command, 'vmStateSeconds', '--vm-state-seconds', 'QUANTIX_VM_STATE_SECONDS'),

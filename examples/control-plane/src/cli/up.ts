@@ -232,6 +232,8 @@ export async function runAllInOne(options: {
   virtType?: VirtType | undefined;
   catalogFile?: string | undefined;
   poolRoots?: readonly string[] | undefined;
+  /** `--allow-source`: private/loopback addresses the local node downloads from, and the control plane reads checksum files from. */
+  allowSourceAddresses?: readonly string[] | undefined;
   logFormat?: LogFormat | undefined;
   /** `--rescan-seconds` (or its variable), checked here first. */
   rescanSeconds?: FlagValue | undefined;
@@ -251,6 +253,7 @@ export async function runAllInOne(options: {
     ...(options.virtType ? { virtType: options.virtType } : {}),
     ...(entries ? { entries } : {}),
     ...poolRootsOption(options.poolRoots, process.env.QUANTIX_POOL_ROOTS),
+    ...(options.allowSourceAddresses ? { allowSourceAddresses: options.allowSourceAddresses } : {}),
     ...(options.logFormat ? { logFormat: options.logFormat } : {}),
     ...(rescanSeconds !== undefined ? { rescanSeconds } : {}),
     ...(vmStateSeconds !== undefined ? { vmStateSeconds } : {}),
