@@ -327,6 +327,39 @@ describe('image copies', () => {
     await refuse(unsummed.id, { poolId: 'p2' }, 409, 'IMAGE_NO_CHECKSUM');
   });
 
+  it('refuses a copy or an import into a file another image holds, and an import without its SHA-256, recording nothing', async () => {
+    await addPool('p-taken', 'n1');
+    // An image of its own at the file name the copy and the import would take (an upload, say).
+    const other = await quantix.repositories.images.create({
+      name: 'mine',
+      kind: 'cloud',
+      phase: 'ready',
+      location: { poolId: 'p-taken', relPath: 'images/tiny.qcow2' },
+      nodeId: 'n1',
+    });
+    const count = async () => (await api('GET', '/images?poolId=p-taken')).body.images.length;
+
+    const copy = await api('POST', `/images/${source.id}/copy`, { poolId: 'p-taken' });
+    expect(copy.status, JSON.stringify(copy.body)).toBe(409);
+    expect(copy.body.error).toMatchObject({ code: 'ALREADY_EXISTS', details: { imageId: other.id } });
+    expect(copy.body.error.message).toMatch(
+      /already has an image at images\/tiny\.qcow2 \(mine, ready\).*it is not a copy of image/,
+    );
+
+    const url = `${mirror.url}/images/tiny.qcow2`;
+    const imported = await api('POST', '/images/import', { url, sha256: sha256(bytes), poolId: 'p-taken' });
+    expect(imported.status, JSON.stringify(imported.body)).toBe(409);
+    expect(imported.body.error).toMatchObject({ code: 'ALREADY_EXISTS', details: { imageId: other.id } });
+    expect(imported.body.error.message).toMatch(/it was not downloaded/);
+
+    // Nodes refuse a download they cannot verify: the API says so before a row is made.
+    const unverified = await api('POST', '/images/import', { url, poolId: 'p1' });
+    expect(unverified.status).toBe(400);
+    expect(JSON.stringify(unverified.body.error)).toMatch(/an import is verified: give the SHA-256 of the file/);
+    expect(await count()).toBe(1);
+    expect((await api('GET', `/images/${other.id}`)).body).toMatchObject({ name: 'mine', phase: 'ready' });
+  });
+
   /** A pool `id` on `nodeId` on a real 64 KiB file system (smaller than the source), active there; `unmount` when done. */
   async function smallPool(id: string, nodeId: string) {
     const small = mountSmallFilesystem('64k', { under: root });

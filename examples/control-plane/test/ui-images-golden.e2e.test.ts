@@ -86,7 +86,7 @@ describe('Images page: import a disk image from a URL', () => {
     const { page, problems } = await openImages();
     const form = page.getByRole('form', { name: 'Import disk image' });
     await form.scrollIntoViewIfNeeded();
-    await expect(textOf(form)).resolves.toContain('The node refuses a download it cannot verify');
+    await expect(textOf(form)).resolves.toContain('the node verifies the download against it');
     await shot(page, 'images-import-form');
 
     const name = await importThroughForm(page, `${system.mirror.url}/import/appliance.vmdk`, sha256(vmdk), 'vmdk');

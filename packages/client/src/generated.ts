@@ -4223,7 +4223,7 @@ export interface operations {
                 "application/json": {
                     /** Format: uri */
                     url: string;
-                    sha256?: string;
+                    sha256: string;
                     poolId: string;
                     /**
                      * @default qcow2

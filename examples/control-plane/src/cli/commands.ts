@@ -389,7 +389,10 @@ export function apiCommands(
     )
     .requiredOption('--pool <pool>', 'the pool to import into (id or name)')
     .option('--format <format>', 'what to convert to: qcow2 or raw', 'qcow2')
-    .option('--sha256 <hex>', 'the SHA-256 of the file as downloaded')
+    .requiredOption(
+      '--sha256 <hex>',
+      'the SHA-256 of the file as downloaded (sha256sum prints it): the node verifies it',
+    )
     .option('--source-format <format>', "what the file is, in qemu-img's names (vmdk, vpc, vhdx, vdi, raw, qcow2)")
     .option('--keep-original', 'keep the downloaded file beside the converted one (<image>.orig)')
     .option('--name <name>', 'the image name')
@@ -401,7 +404,7 @@ export function apiCommands(
         o: {
           pool: string;
           format: string;
-          sha256?: string;
+          sha256: string;
           sourceFormat?: string;
           keepOriginal?: boolean;
           name?: string;
@@ -416,7 +419,7 @@ export function apiCommands(
             poolId: await poolIdOf(api, o.pool),
             format: o.format as 'qcow2' | 'raw',
             keepOriginal: o.keepOriginal === true,
-            ...(o.sha256 ? { sha256: o.sha256 } : {}),
+            sha256: o.sha256,
             ...(o.sourceFormat ? { sourceFormat: o.sourceFormat as 'vmdk' } : {}),
             ...(o.name ? { name: o.name } : {}),
             ...(o.node ? { nodeId: await nodeIdOf(api, o.node) } : {}),

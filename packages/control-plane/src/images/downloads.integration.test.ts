@@ -227,6 +227,57 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
     expect(await quantix?.repositories.images.count({ catalogId: ENTRY_ID, poolId: pool.id })).toBe(1);
   });
 
+  it('a URL download whose file is taken in the pool: the same download asked again joins it, any other is refused, the row kept', async () => {
+    server.setFile(TWIN, image);
+    const source = (path: string, checksum: string | null) => ({
+      url: `${server.url}${path}`,
+      checksum: checksum ? { algorithm: 'sha256' as const, value: checksum } : null,
+    });
+    const first = await service().download({ poolId: pool.id, source: source(IMAGE, sha256(image)) });
+    const ready = await first.completion;
+    expect(ready).toMatchObject({ phase: 'ready', location: { relPath: 'images/jammy-server-cloudimg-amd64.img' } });
+
+    // The same request again (its checksum in capitals): the same image, nothing fetched.
+    server.requests.length = 0;
+    const again = await service().download({ poolId: pool.id, source: source(IMAGE, sha256(image).toUpperCase()) });
+    expect(again.image.id).toBe(ready.id);
+    expect(server.requests).toEqual([]);
+
+    // Another URL ending in the same file name, another checksum, another name: each refused, naming the image.
+    const refusals: [Parameters<DownloadService['download']>[0], RegExp][] = [
+      [{ poolId: pool.id, source: source(TWIN, sha256(image)) }, /it was downloaded from .*\/jammy\/current\//],
+      [{ poolId: pool.id, source: source(IMAGE, 'ab'.repeat(32)) }, /it is verified against another sha256/],
+      [{ poolId: pool.id, source: source(IMAGE, sha256(image)), name: 'mine' }, /it is named jammy-server/],
+    ];
+    for (const [request, reason] of refusals) {
+      const refused = await service()
+        .download(request)
+        .catch((error: unknown) => error);
+      expect(refused).toMatchObject({ code: 'ALREADY_EXISTS', details: { imageId: ready.id } });
+      expect((refused as Error).message).toMatch(/already has an image at images\/jammy-server-cloudimg-amd64\.img/);
+      expect((refused as Error).message).toMatch(reason);
+    }
+    expect(await quantix?.repositories.images.require(ready.id)).toEqual(ready);
+    expect(await quantix?.repositories.images.count({ poolId: pool.id })).toBe(1);
+    expect(server.requests).toEqual([]);
+  });
+
+  it('a failed URL download without a checksum is not retried by a request that brings one: refused until it is deleted', async () => {
+    const url = `${server.url}${IMAGE}`;
+    const failed = await (await service().download({ poolId: pool.id, source: { url, checksum: null } })).completion;
+    expect(failed).toMatchObject({ phase: 'error', error: { code: 'CHECKSUM_UNAVAILABLE' } });
+    const checked = {
+      poolId: pool.id,
+      source: { url, checksum: { algorithm: 'sha256' as const, value: sha256(image) } },
+    };
+    await expect(service().download(checked)).rejects.toMatchObject({
+      code: 'ALREADY_EXISTS',
+      message: expect.stringMatching(/\(jammy-server-cloudimg-amd64\.img, error\).*it has no checksum/),
+    });
+    await (quantix as Quantix).repositories.images.delete(failed.id);
+    expect(await (await service().download(checked)).completion).toMatchObject({ phase: 'ready' });
+  });
+
   it('wrong bytes: the row ends error CHECKSUM_MISMATCH, no ready row, no file left; a retry then succeeds', async () => {
     server.behaviour.corruptPaths = [IMAGE];
     const { image: pending, completion } = await service().download({ catalogId: ENTRY_ID, poolId: pool.id });

@@ -177,6 +177,60 @@ function sourceGone(error: unknown): boolean {
 
 /** The label naming the image a copy was made from (the API shows it as `copiedFrom`). */
 export const COPIED_FROM_LABEL = 'quantix.io/copied-from';
+
+/**
+ * A URL download, an import or a copy whose location in the pool is taken (the file name of
+ * its URL or of its source): the row there is joined only when it is this very download asked
+ * again — from the same source, verified the same way, under the name asked for. Anything else
+ * is refused (ALREADY_EXISTS), never handed back as what was asked for: another file of the
+ * same name, or a failed row whose source lacked the checksum this request brings.
+ */
+function refuseAnotherDownload(
+  existing: Image,
+  wanted: { source: DownloadSource; from: Image | undefined; name: string | undefined; pool: StoragePool },
+): void {
+  const reason = howDownloadDiffers(existing, wanted);
+  if (reason === null) return;
+  const relPath = existing.location?.relPath;
+  throw new QuantixError(
+    ErrorCode.ALREADY_EXISTS,
+    `Pool ${wanted.pool.name} already has an image at ${relPath} (${existing.name}, ${existing.phase}), and it is not this download: ${reason}. Delete it first, or use another pool`,
+    { details: { imageId: existing.id, poolId: wanted.pool.id, relPath, phase: existing.phase } },
+  );
+}
+
+/** Why the row `existing` is not the download `wanted`, or null when it is. */
+function howDownloadDiffers(
+  existing: Image,
+  wanted: { source: DownloadSource; from: Image | undefined; name: string | undefined },
+): string | null {
+  const { source, from } = wanted;
+  const had = sourceFromImage(existing);
+  if (from) {
+    if (existing.labels[COPIED_FROM_LABEL] !== from.id) return `it is not a copy of image ${from.name}`;
+  } else if (!had) {
+    return 'it was not downloaded';
+  } else if (had.url !== source.url) {
+    return `it was downloaded from ${had.url}`;
+  } else if (source.checksum && !sameChecksum(had.checksum, source.checksum)) {
+    return had.checksum ? `it is verified against another ${had.checksum.algorithm}` : 'it has no checksum';
+  } else if (source.checksumUrl && had.checksumUrl !== source.checksumUrl) {
+    return `it is verified against another checksum file (${had.checksumUrl ?? 'none'})`;
+  } else if (!sameImport(had.import, source.import)) {
+    return 'it was imported with other options (format, original kept, source format)';
+  }
+  if (wanted.name !== undefined && wanted.name !== existing.name) return `it is named ${existing.name}`;
+  return null;
+}
+
+function sameChecksum(a: Checksum | null, b: Checksum): boolean {
+  return a?.algorithm === b.algorithm && a.value.toLowerCase() === b.value.toLowerCase();
+}
+
+function sameImport(a: ImportOptions | undefined, b: ImportOptions | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.format === b.format && a.keepOriginal === b.keepOriginal && a.claimedFormat === b.claimedFormat;
+}
 /** How a copy's bytes moved: `local` (file.copy on the node) or `http` (fetched from the control plane). */
 export const COPY_METHOD_LABEL = 'quantix.io/copy-method';
 
@@ -279,7 +333,10 @@ export class DownloadService {
       const existing = catalogId
         ? (await repositories.images.findByCatalogIds([catalogId], { poolId: pool.id }))[0]
         : await repositories.images.getByLocation({ poolId: pool.id, relPath });
-      if (existing) return this.join(existing, options.nodeId);
+      if (existing) {
+        if (!catalogId) refuseAnotherDownload(existing, { source, from, name: options.name, pool });
+        return this.join(existing, options.nodeId);
+      }
       // A copy runs, when nobody was named, on a node that holds both pools (a local copy) if one can.
       const wanted = options.nodeId ?? (from ? await this.nodeHoldingBoth(from, pool.id) : undefined);
       const picked = await this.pickRunner({ poolId: pool.id, nodeId: null }, wanted);
@@ -346,13 +403,17 @@ export class DownloadService {
       try {
         image = await repositories.images.create(input);
       } catch (error) {
-        // Made by someone else between our read and our insert: join it.
+        // Made by someone else between our read and our insert (joined), or the location is
+        // taken by another image (refused, unless it is this very download).
         if (!isQuantixError(error, ErrorCode.ALREADY_EXISTS)) throw error;
-        const raced = entry
-          ? (await repositories.images.findByCatalogIds([entry.id], { poolId: pool.id }))[0]
-          : await repositories.images.getByLocation({ poolId: pool.id, relPath });
-        if (!raced) throw error;
-        return this.join(raced, options.nodeId);
+        const raced = catalogId
+          ? (await repositories.images.findByCatalogIds([catalogId], { poolId: pool.id }))[0]
+          : undefined;
+        if (raced) return this.join(raced, options.nodeId);
+        const there = await repositories.images.getByLocation({ poolId: pool.id, relPath });
+        if (!there) throw error;
+        refuseAnotherDownload(there, { source, from, name: options.name, pool });
+        return this.join(there, options.nodeId);
       }
       this.emitPhase(image.id, null, 'pending', null);
       return { image, completion: this.launch(image, source, runner) };

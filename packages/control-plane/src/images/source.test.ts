@@ -2,6 +2,7 @@ import type { Image } from '@quantix/core';
 import { describe, expect, it } from 'vitest';
 import {
   defaultRelPathForEntry,
+  defaultRelPathForImport,
   defaultRelPathForUrl,
   SOURCE_LABELS,
   sourceFromImage,
@@ -46,6 +47,13 @@ describe('download sources recorded in the row', () => {
     );
     expect(defaultRelPathForUrl('https://m/a/..%2F..%2Fetc%2Fshadow')).toBe('images/__.._etc_shadow');
     expect(defaultRelPathForUrl('https://m/a/.hidden.img')).toBe('images/_hidden.img');
+  });
+
+  it('names an import by its URL’s file without its compression and format, with the format it becomes', () => {
+    expect(defaultRelPathForImport('https://m/a/win.vhdx.xz', 'raw')).toBe('images/win.raw');
+    expect(defaultRelPathForImport('https://m/a/tiny.vmdk.gz', 'qcow2')).toBe('images/tiny.qcow2');
+    expect(defaultRelPathForImport('https://m/a/app.ova', 'qcow2')).toBe('images/app.qcow2');
+    expect(defaultRelPathForImport('https://m/a/disk', 'qcow2')).toBe('images/disk.qcow2');
   });
 
   it('names a catalog image by its entry, so entries whose URLs end alike never collide', () => {

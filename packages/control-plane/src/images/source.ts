@@ -164,7 +164,8 @@ export function defaultRelPathForEntry(entry: Pick<CatalogEntry, 'id' | 'kind' |
  */
 export function defaultRelPathForImport(url: string, format: ImageImportTarget): string {
   const name = defaultRelPathForUrl(url).slice('images/'.length);
-  const stem = name.replace(/(\.(xz|gz|zst|bz2))?(\.[A-Za-z0-9]+)?$/, '') || 'image';
+  // win.vhdx.xz → win: the compression's suffix, then the format's.
+  const stem = name.replace(/\.(xz|gz|zst|bz2)$/i, '').replace(/\.[A-Za-z0-9]+$/, '') || 'image';
   return `images/${stem}.${format}`;
 }
 

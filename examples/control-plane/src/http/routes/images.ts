@@ -362,11 +362,12 @@ export function imageRoutes(
           'Import a disk image (VMDK, VHD, VHDX, VDI, raw, qcow2, maybe xz/gzip/zstd/bzip2-compressed) or an OVA from a URL into a pool, converted to qcow2 or raw on the node',
         body: z.strictObject({
           url: z.string().url().max(8192),
-          /** The SHA-256 of the file as downloaded (before conversion). */
+          /** The SHA-256 of the file as downloaded (before conversion): nodes refuse a download they cannot verify. */
           sha256: z
-            .string()
-            .regex(/^[0-9a-fA-F]{64}$/)
-            .optional(),
+            .string({
+              error: 'an import is verified: give the SHA-256 of the file as downloaded (sha256sum prints it)',
+            })
+            .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits'),
           poolId: z.string().min(1),
           format: z.enum(IMAGE_IMPORT_TARGETS).default('qcow2'),
           /** What the file is, in qemu-img's names; the content must match. Default: what the URL's file name says. */
@@ -398,7 +399,7 @@ export function imageRoutes(
         ...(name ? { name } : {}),
         source: {
           url,
-          checksum: sha256 ? { algorithm: 'sha256', value: sha256.toLowerCase() } : null,
+          checksum: { algorithm: 'sha256', value: sha256.toLowerCase() },
           import: { format, keepOriginal, claimedFormat: sourceFormat ?? null },
         },
       });

@@ -51,7 +51,7 @@ export function ImageImport({
           poolId: chosenPool,
           format,
           keepOriginal,
-          ...(checksum ? { sha256: checksum } : {}),
+          sha256: checksum,
           ...(sourceFormat ? { sourceFormat } : {}),
         },
       }),
@@ -96,11 +96,12 @@ export function ImageImport({
       <Field
         label="SHA-256 of the file"
         error={fieldErrors.sha256}
-        hint="The node refuses a download it cannot verify, unless it is set to allow unverified downloads."
+        hint="What sha256sum prints for the file as downloaded: the node verifies the download against it."
       >
         {(props) => (
           <input
             {...props}
+            required
             value={sha256}
             spellCheck={false}
             pattern="[0-9a-fA-F]{64}"
