@@ -170,6 +170,42 @@ describe('quantix API commands', () => {
     }
   });
 
+  it('names nodes by hostname in its tables, by id where the hostname is another node’s id', async () => {
+    const added = JSON.parse((await cli(['--json', 'nodes', 'add', 'hv-named'])).stdout) as { node: { id: string } };
+    const named = added.node.id;
+    expect(named).toMatch(/^[0-9a-f-]{36}$/);
+    // A hostname that is another node's id would name that node to a command: shown by id.
+    await quantix.repositories.nodes.create({ id: 'twin-1', hostname: 'twin-2' });
+    await quantix.repositories.nodes.create({ id: 'twin-2', hostname: 'hv-other' });
+    const pool = await quantix.repositories.pools.create({
+      name: 'named-nodes',
+      type: 'nfs',
+      config: { server: '127.0.0.1', export: '/export/named' },
+      shared: true,
+      contentTypes: ['iso'],
+      nodeIds: [named, 'twin-1', 'twin-2'],
+    });
+    await quantix.repositories.pools.setNodeStates([
+      { poolId: pool.id, nodeId: named, status: 'active', mountPath: '/mnt/named' },
+      { poolId: pool.id, nodeId: 'twin-1', status: 'error', lastError: 'no such directory' },
+    ]);
+    const listed = await cli(['pools', 'list']);
+    expect(listed.stdout).toMatch(
+      / named-nodes +nfs +true +hv-named, twin-1, hv-other +hv-named:active, twin-1:error \(no such directory\)\n/,
+    );
+    const vm = await quantix.repositories.vms.create({ name: 'vm-on-named', nodeId: named });
+    try {
+      expect((await cli(['vms', 'list'])).stdout).toMatch(/ vm-on-named +hv-named +/);
+      expect((await cli(['vms', 'show', 'vm-on-named'])).stdout).toMatch(/^node hv-named \(not connected\),/m);
+      // What is shown is what commands take.
+      expect(JSON.parse((await cli(['--json', 'vms', 'list', '--node', 'hv-named'])).stdout).vms).toHaveLength(1);
+    } finally {
+      await quantix.repositories.vms.delete(vm.id);
+      await quantix.repositories.pools.delete(pool.id);
+      for (const id of [named, 'twin-1', 'twin-2']) await quantix.repositories.nodes.delete(id);
+    }
+  });
+
   it('lists images, the catalog and VMs', async () => {
     expect(await cli(['images', 'list'])).toMatchObject({ code: 0, stdout: '(none)\n0 image(s)\n' });
     const catalog = await cli(['images', 'catalog']);

@@ -123,19 +123,33 @@ export function apiCommands(
     const { nodes: list } = await api.request('listNodes');
     return pickOne(list, value, 'node', (n) => [n.id, n.hostname]);
   };
+  /**
+   * How tables and messages name nodes: by hostname (unique), unless it is another node's id
+   * (commands take both, the id first) — a node added by hostname has a UUID for its id.
+   */
+  const nodeNamesOf = async (api: QuantixClient): Promise<(nodeId: string) => string> => {
+    const { nodes: list } = await api.request('listNodes');
+    const ids = new Set(list.map((n) => n.id));
+    const names = new Map(list.map((n) => [n.id, n.hostname === n.id || !ids.has(n.hostname) ? n.hostname : n.id]));
+    return (nodeId) => names.get(nodeId) ?? nodeId;
+  };
 
   const pools = program.command('pools').description('storage pools');
   pools
     .command('list')
     .description('list pools with their state on each node (and why, where a pool is in error)')
     .action(async () => {
-      const { pools: list } = await client().request('listPools');
+      const api = client();
+      const [{ pools: list }, nodeName] = await Promise.all([api.request('listPools'), nodeNamesOf(api)]);
       const rows = list.map((p) => ({
         ...p,
+        nodes: p.nodeIds.map(nodeName).join(', '),
         states:
-          p.nodeStates.map((s) => `${s.nodeId}:${s.status}${s.lastError ? ` (${s.lastError})` : ''}`).join(', ') || '-',
+          p.nodeStates
+            .map((s) => `${nodeName(s.nodeId)}:${s.status}${s.lastError ? ` (${s.lastError})` : ''}`)
+            .join(', ') || '-',
       }));
-      print(list, () => table(rows, ['id', 'name', 'type', 'shared', { key: 'nodeIds', heading: 'NODES' }, 'states']));
+      print(list, () => table(rows, ['id', 'name', 'type', 'shared', 'nodes', 'states']));
     });
   pools
     .command('create <name>')
@@ -508,12 +522,18 @@ export function apiCommands(
     .action(async (o: { pool?: string }) => {
       const api = client();
       const poolId = o.pool ? await poolIdOf(api, o.pool) : undefined;
-      const result = await api.request('rescanImages', { body: poolId ? { poolId } : {} });
+      const [result, nodeName, { pools: known }] = await Promise.all([
+        api.request('rescanImages', { body: poolId ? { poolId } : {} }),
+        nodeNamesOf(api),
+        api.request('listPools'),
+      ]);
+      const poolName = (id: string) => known.find((p) => p.id === id)?.name ?? id;
+      const named = (r: { poolId: string; nodeId: string }) => ({ pool: poolName(r.poolId), node: nodeName(r.nodeId) });
       const rows = [
-        ...result.scanned.map((r) => ({ ...r, result: 'scanned' })),
-        ...result.failed.map((r) => ({ ...r, result: `failed: ${r.code} ${r.error}` })),
+        ...result.scanned.map((r) => ({ ...named(r), result: 'scanned' })),
+        ...result.failed.map((r) => ({ ...named(r), result: `failed: ${r.code} ${r.error}` })),
       ];
-      print(result, () => table(rows, ['poolId', 'nodeId', 'result']));
+      print(result, () => table(rows, ['pool', 'node', 'result']));
       if (result.failed.length > 0) process.exitCode = 1;
     });
   images
@@ -670,14 +690,19 @@ export function apiCommands(
       const result = await api.request('listVms', {
         query: o.node ? { nodeId: await nodeIdOf(api, o.node) } : {},
       });
+      const nodeName = await nodeNamesOf(api);
       const rows = await Promise.all(
-        result.vms.map(async (vm) => ({ ...vm, addresses: addressText(await addressesOf(api, vm)) })),
+        result.vms.map(async (vm) => ({
+          ...vm,
+          node: nodeName(vm.nodeId),
+          addresses: addressText(await addressesOf(api, vm)),
+        })),
       );
       print(result, () =>
         table(rows, [
           'id',
           'name',
-          { key: 'nodeId', heading: 'NODE' },
+          'node',
           'state',
           'addresses',
           { key: 'cpu', heading: 'CPUS' },
@@ -736,10 +761,11 @@ export function apiCommands(
             networks,
           },
         });
+        const nodeName = await nodeNamesOf(api);
         print(
           vm,
           () =>
-            `VM ${vm.name} is ${vm.state} on ${vm.nodeId} (${vm.id}): ${vm.cpu} vCPU, ${vm.memoryMiB} MiB, ${(vm.disks as Row[])[0]?.sizeGiB ?? '?'} GiB`,
+            `VM ${vm.name} is ${vm.state} on ${nodeName(vm.nodeId)} (${vm.id}): ${vm.cpu} vCPU, ${vm.memoryMiB} MiB, ${(vm.disks as Row[])[0]?.sizeGiB ?? '?'} GiB`,
         );
       },
     );
@@ -755,7 +781,7 @@ export function apiCommands(
     .action(async (name: string) => {
       const api = client();
       const vm = await showVm(api, name);
-      const addresses = await addressesOf(api, vm);
+      const [addresses, nodeName] = await Promise.all([addressesOf(api, vm), nodeNamesOf(api)]);
       const media = (rows: unknown) =>
         (rows as Row[]).map((d) => ({
           ...d,
@@ -764,7 +790,7 @@ export function apiCommands(
       print({ ...vm, addresses }, () =>
         [
           `VM ${vm.name} (${vm.id}) is ${vm.state}${vm.error ? ` — ${vm.error}` : ''}`,
-          `node ${vm.nodeId}${vm.nodeConnected ? '' : ' (not connected)'}, ${vm.cpu} vCPU, ${vm.memoryMiB} MiB, ${vm.firmware}`,
+          `node ${nodeName(vm.nodeId)}${vm.nodeConnected ? '' : ' (not connected)'}, ${vm.cpu} vCPU, ${vm.memoryMiB} MiB, ${vm.firmware}`,
           '',
           table(media(vm.disks), [
             { key: 'path', heading: 'DISK' },
@@ -888,9 +914,9 @@ export function apiCommands(
     .option('--yes', 'do not ask for confirmation (required when stdin is not a terminal)')
     .action(async (name: string, o: { yes?: boolean }) => {
       const api = client();
-      const vm = await showVm(api, name);
+      const [vm, nodeName] = await Promise.all([showVm(api, name), nodeNamesOf(api)]);
       const files = [...(vm.disks as Row[])].map((d) => d.path ?? `${d.poolId}:${d.relPath}`);
-      const question = `Delete VM ${vm.name} (${vm.state}) on ${vm.nodeId} and its disks (${files.join(', ') || 'none'})? [y/N] `;
+      const question = `Delete VM ${vm.name} (${vm.state}) on ${nodeName(vm.nodeId)} and its disks (${files.join(', ') || 'none'})? [y/N] `;
       if (!(await deletionConfirmed(o.yes, `VM ${vm.name}`, question))) return;
       await api.request('deleteVm', { params: { id: vm.id } });
       out(`deleted VM ${vm.name} and its disks`);
