@@ -337,6 +337,41 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
     }
   });
 
+  it('says which files of a pool a rescan left out, and why: a file named .iso that is not one', async () => {
+    const dir = join(work, 'rescan');
+    execFileSync('mkdir', ['-m', '700', '-p', dir]);
+    const proc = startProcess(
+      [QUANTIX, 'up', '--data-dir', join(dir, '.quantix'), '--port', '0', '--libvirt', 'none'],
+      {},
+      dir,
+    );
+    running.push(proc);
+    await waitForOutput(proc, /press Ctrl-C/);
+    const pool = join(dir, '.quantix', 'pools', 'local');
+    execFileSync('mkdir', ['-p', join(pool, 'media')]);
+    execFileSync('xorriso', [
+      '-as',
+      'mkisofs',
+      '-quiet',
+      '-V',
+      'RESCUE',
+      '-o',
+      join(pool, 'media', 'rescue.iso'),
+      '/etc/hostname',
+    ]);
+    writeFileSync(join(pool, 'media', 'half-copied.iso'), 'the first bytes of something');
+    const rescan = startProcess([QUANTIX, 'images', 'rescan'], {}, dir);
+    expect(await exitOf(rescan, 60_000)).toBe(0);
+    const printed = rescan.output.join('');
+    expect(printed).toMatch(/^local +\S+ +1 ISO\(s\), 1 file\(s\) left out$/m);
+    expect(printed).toMatch(
+      /^left out: media\/half-copied\.iso \(local on \S+\): ISO_\w+ .*half-copied\.iso.*not an ISO/m,
+    );
+    const listed = startProcess([QUANTIX, '--json', 'images', 'list'], {}, dir);
+    expect(await exitOf(listed, 60_000)).toBe(0);
+    expect(JSON.parse(listed.output.join('')).images.map((i: { name: string }) => i.name)).toEqual(['rescue.iso']);
+  });
+
   it('takes --virt-type for up’s local node, as quantix-node does, and refuses a type it does not know', async () => {
     const dataDir = join(work, 'virt-type');
     const wrong = up(dataDir, '--virt-type', 'xen');

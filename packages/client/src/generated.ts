@@ -4613,6 +4613,19 @@ export interface operations {
                         scanned: {
                             poolId: string;
                             nodeId: string;
+                            /** @description the files of the pool’s content type the node found and took */
+                            files: number;
+                            /** @description paths the node did not look into (unreadable, too deep, a symbolic link): what is under them is kept */
+                            skipped: {
+                                relPath: string;
+                                reason: string;
+                            }[];
+                            /** @description files left out: not what the content type says (a text file named .iso), with why */
+                            invalid: {
+                                relPath: string;
+                                code: string;
+                                message: string;
+                            }[];
                         }[];
                         failed: {
                             poolId: string;

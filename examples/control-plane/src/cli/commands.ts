@@ -529,11 +529,25 @@ export function apiCommands(
       ]);
       const poolName = (id: string) => known.find((p) => p.id === id)?.name ?? id;
       const named = (r: { poolId: string; nodeId: string }) => ({ pool: poolName(r.poolId), node: nodeName(r.nodeId) });
+      const found = (r: (typeof result.scanned)[number]) =>
+        [
+          `${r.files} ISO(s)`,
+          ...(r.invalid.length ? [`${r.invalid.length} file(s) left out`] : []),
+          ...(r.skipped.length ? [`${r.skipped.length} path(s) not looked into`] : []),
+        ].join(', ');
       const rows = [
-        ...result.scanned.map((r) => ({ ...named(r), result: 'scanned' })),
+        ...result.scanned.map((r) => ({ ...named(r), result: found(r) })),
         ...result.failed.map((r) => ({ ...named(r), result: `failed: ${r.code} ${r.error}` })),
       ];
-      print(result, () => table(rows, ['pool', 'node', 'result']));
+      // What a user looks for when a file they put in a pool does not show up: why it was not taken.
+      const notes = result.scanned.flatMap((r) => {
+        const where = `${named(r).pool} on ${named(r).node}`;
+        return [
+          ...r.invalid.map((f) => `left out: ${f.relPath} (${where}): ${f.code} ${f.message}`),
+          ...r.skipped.map((f) => `not looked into: ${f.relPath} (${where}): ${f.reason}`),
+        ];
+      });
+      print(result, () => [table(rows, ['pool', 'node', 'result']), ...notes].join('\n'));
       if (result.failed.length > 0) process.exitCode = 1;
     });
   images

@@ -6,6 +6,8 @@ import {
   type PoolNodeState,
   QuantixError,
   type Repositories,
+  type ScanInvalid,
+  type ScanSkipped,
   vmsUsingImage,
 } from '@quantix/core';
 import type { NodeHub } from '../hub/node-hub.js';
@@ -15,7 +17,14 @@ import { imagePathOnNode, nodesWithActivePool } from '../nodes/placement.js';
 export type ImageWithPath = Image & { path: string | null };
 
 export interface RescanResult {
-  scanned: { poolId: string; nodeId: string }[];
+  /** Each pool scanned, with what its node found: the files taken, paths not looked into, files left out as not ISOs. */
+  scanned: {
+    poolId: string;
+    nodeId: string;
+    files: number;
+    skipped: ScanSkipped[];
+    invalid: ScanInvalid[];
+  }[];
   failed: { poolId: string; nodeId: string; code: string; error: string }[];
 }
 
@@ -62,12 +71,12 @@ export class ImageService {
     const result: RescanResult = { scanned: [], failed: [] };
     for (const scan of await this.rescanTargets(poolId)) {
       try {
-        await this.options.hub.request(
+        const found = await this.options.hub.request(
           scan.nodeId,
           { op: 'pool.scan', poolId: scan.poolId, content: 'iso' },
           { timeoutMs: 300_000 },
         );
-        result.scanned.push(scan);
+        result.scanned.push({ ...scan, files: found.files, skipped: found.skipped, invalid: found.invalid ?? [] });
       } catch (error) {
         const code = isQuantixError(error) ? error.code : ErrorCode.INTERNAL_ERROR;
         result.failed.push({ ...scan, code, error: (error as Error).message });

@@ -344,6 +344,8 @@ export const NODE_OPERATIONS = {
       content: z.enum(POOL_CONTENT_TYPES),
       files: z.number().int().nonnegative(),
       skipped: z.array(z.object({ relPath, reason })).max(PROTOCOL_LIMITS.scanFilesPerMessage),
+      /** Files that are there but not what the content type says (a text file named .iso), left out; absent from an older node. */
+      invalid: z.array(scanInvalid).max(PROTOCOL_LIMITS.scanFilesPerMessage).optional(),
       /** True when the node sent a scan.delta rather than a full scan.result. */
       delta: z.boolean().optional(),
     }),

@@ -176,9 +176,18 @@ describe('NodeAgent with real storage, downloads and libvirt', () => {
       content,
     ]);
     await writeFile(join(root, 'pools', 'iso', 'notes.txt'), 'not an image');
+    // Named as an ISO, but not one: left out, and the answer says so (what `images rescan` prints).
+    await writeFile(join(root, 'pools', 'iso', 'fake.iso'), 'not an image either');
     const { response, emitted } = await request({ op: 'pool.scan', poolId: 'iso', content: 'iso' });
     expect(response.error).toBeUndefined();
-    expect(response.result).toMatchObject({ poolId: 'iso', content: 'iso', files: 1 });
+    expect(response.result).toMatchObject({
+      poolId: 'iso',
+      content: 'iso',
+      files: 1,
+      invalid: [
+        { relPath: 'fake.iso', code: expect.stringMatching(/^ISO_/), message: expect.stringContaining('fake.iso') },
+      ],
+    });
     const result = emitted.find((m) => m.type === 'scan.result');
     expect(result).toMatchObject({ poolId: 'iso', content: 'iso' });
     const files = result?.type === 'scan.result' ? result.files : [];

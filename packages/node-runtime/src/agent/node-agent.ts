@@ -1197,6 +1197,7 @@ export class NodeAgent {
       content,
       files: files.length,
       skipped: skipped.slice(0, PROTOCOL_LIMITS.scanFilesPerMessage),
+      invalid: invalid.slice(0, PROTOCOL_LIMITS.scanFilesPerMessage),
     };
     // A scan that skipped something is no base for changes: what lies under a skipped path is
     // unknown, and a delta could not say so. A scan that found what the last one reported (the

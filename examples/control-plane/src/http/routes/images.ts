@@ -130,7 +130,21 @@ const catalogEntry = z.object({
   sizeBytes: z.number().nullable(),
 });
 const rescanResult = z.object({
-  scanned: z.array(z.object({ poolId: z.string(), nodeId: z.string() })),
+  scanned: z.array(
+    z.object({
+      poolId: z.string(),
+      nodeId: z.string(),
+      files: z.number().int().describe('the files of the pool’s content type the node found and took'),
+      skipped: z
+        .array(z.object({ relPath: z.string(), reason: z.string() }))
+        .describe(
+          'paths the node did not look into (unreadable, too deep, a symbolic link): what is under them is kept',
+        ),
+      invalid: z
+        .array(z.object({ relPath: z.string(), code: z.string(), message: z.string() }))
+        .describe('files left out: not what the content type says (a text file named .iso), with why'),
+    }),
+  ),
   failed: z.array(z.object({ poolId: z.string(), nodeId: z.string(), code: z.string(), error: z.string() })),
 });
 

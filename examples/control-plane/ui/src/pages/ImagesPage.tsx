@@ -356,7 +356,13 @@ function RescanButton({ onDone }: { onDone: () => void }) {
     const answer = await run(() => client.request('rescanImages', { body: {} }));
     if (!answer) return;
     const failed = answer.failed.map((f) => `${f.poolId} on ${f.nodeId}: ${f.error}`);
-    setResult(`Scanned ${answer.scanned.length} pool(s)${failed.length ? `; failed: ${failed.join('; ')}` : ''}`);
+    // A file put in a pool that does not show up: why it was left out.
+    const leftOut = answer.scanned.flatMap((s) => s.invalid.map((f) => `${f.relPath} (${f.message})`));
+    setResult(
+      `Scanned ${answer.scanned.length} pool(s)` +
+        (leftOut.length ? `; left out as not ISOs: ${leftOut.join('; ')}` : '') +
+        (failed.length ? `; failed: ${failed.join('; ')}` : ''),
+    );
   };
   return (
     <div className="rescan">
