@@ -6,7 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -248,6 +248,26 @@ describe('Images page: golden images that follow upstream', () => {
     );
     expect((await system.api('GET', `/images/${(await imageIdOf(readyName)) ?? ''}/follow`)).status).toBe(404);
     expect(problems).toEqual([]);
+  });
+});
+
+describe('Images page: rescan', () => {
+  it('names a file it left out, and why: a file named .iso that is not one', async () => {
+    const broken = join(system.dataDir, 'pools', 'local', 'half-copied.iso');
+    await writeFile(broken, 'the first bytes of something');
+    try {
+      const { page, problems } = await openImages();
+      const rescan = page.locator('.rescan');
+      await rescan.getByRole('button', { name: 'Rescan pools for ISOs' }).click();
+      await until(
+        () => textOf(rescan.getByRole('status')),
+        (text) => /^Scanned 1 pool\(s\); left out as not ISOs: half-copied\.iso \(.*not an ISO 9660 image/.test(text),
+        'the rescan to name the file it left out',
+      );
+      expect(problems).toEqual([]);
+    } finally {
+      await rm(broken, { force: true });
+    }
   });
 });
 
