@@ -360,7 +360,7 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
       '/etc/hostname',
     ]);
     writeFileSync(join(pool, 'media', 'half-copied.iso'), 'the first bytes of something');
-    const rescan = startProcess([QUANTIX, 'images', 'rescan'], {}, dir);
+    const rescan = startProcess([QUANTIX, 'images', 'rescan', '--pool', 'local'], {}, dir);
     expect(await exitOf(rescan, 60_000)).toBe(0);
     const printed = rescan.output.join('');
     expect(printed).toMatch(/^local +\S+ +1 ISO\(s\), 1 file\(s\) left out$/m);

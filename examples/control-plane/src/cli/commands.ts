@@ -118,21 +118,21 @@ export function apiCommands(
     const named = found.filter((image) => image.name === value);
     return named.length === 0 ? value : pickOne(named, value, 'image', (image) => [image.id, image.name]);
   };
-  /** A node's id from its id or its hostname. */
-  const nodeIdOf = async (api: QuantixClient, value: string): Promise<string> => {
-    const { nodes: list } = await api.request('listNodes');
-    return pickOne(list, value, 'node', (n) => [n.id, n.hostname]);
-  };
+  /** A node's id from its id or its hostname, among `list`. */
+  const nodeIdIn = (list: Row[], value: string): string => pickOne(list, value, 'node', (n) => [n.id, n.hostname]);
+  const nodeIdOf = async (api: QuantixClient, value: string): Promise<string> =>
+    nodeIdIn((await api.request('listNodes')).nodes, value);
   /**
-   * How tables and messages name nodes: by hostname (unique), unless it is another node's id
-   * (commands take both, the id first) — a node added by hostname has a UUID for its id.
+   * How tables and messages name the nodes of `list`: by hostname (unique), unless it is another
+   * node's id (commands take both, the id first) — a node added by hostname has a UUID for its id.
    */
-  const nodeNamesOf = async (api: QuantixClient): Promise<(nodeId: string) => string> => {
-    const { nodes: list } = await api.request('listNodes');
+  const nodeNamesIn = (list: readonly { id: string; hostname: string }[]): ((nodeId: string) => string) => {
     const ids = new Set(list.map((n) => n.id));
     const names = new Map(list.map((n) => [n.id, n.hostname === n.id || !ids.has(n.hostname) ? n.hostname : n.id]));
     return (nodeId) => names.get(nodeId) ?? nodeId;
   };
+  const nodeNamesOf = async (api: QuantixClient): Promise<(nodeId: string) => string> =>
+    nodeNamesIn((await api.request('listNodes')).nodes);
 
   const pools = program.command('pools').description('storage pools');
   pools
@@ -521,12 +521,10 @@ export function apiCommands(
     .option('--pool <pool>', 'only this pool (id or name)')
     .action(async (o: { pool?: string }) => {
       const api = client();
-      const poolId = o.pool ? await poolIdOf(api, o.pool) : undefined;
-      const [result, nodeName, { pools: known }] = await Promise.all([
-        api.request('rescanImages', { body: poolId ? { poolId } : {} }),
-        nodeNamesOf(api),
-        api.request('listPools'),
-      ]);
+      // One read of the pools: the one named, and the names of those the answer lists.
+      const [{ pools: known }, nodeName] = await Promise.all([api.request('listPools'), nodeNamesOf(api)]);
+      const poolId = o.pool ? poolIdIn(known, o.pool) : undefined;
+      const result = await api.request('rescanImages', { body: poolId ? { poolId } : {} });
       const poolName = (id: string) => known.find((p) => p.id === id)?.name ?? id;
       const named = (r: { poolId: string; nodeId: string }) => ({ pool: poolName(r.poolId), node: nodeName(r.nodeId) });
       const found = (r: (typeof result.scanned)[number]) =>
@@ -701,10 +699,10 @@ export function apiCommands(
     .option('--node <node>', 'only VMs on this node (id or hostname)')
     .action(async (o: { node?: string }) => {
       const api = client();
-      const result = await api.request('listVms', {
-        query: o.node ? { nodeId: await nodeIdOf(api, o.node) } : {},
-      });
-      const nodeName = await nodeNamesOf(api);
+      // One read of the nodes: the one named, and the names of those the VMs are on.
+      const { nodes: known } = await api.request('listNodes');
+      const result = await api.request('listVms', { query: o.node ? { nodeId: nodeIdIn(known, o.node) } : {} });
+      const nodeName = nodeNamesIn(known);
       const rows = await Promise.all(
         result.vms.map(async (vm) => ({
           ...vm,
@@ -763,10 +761,11 @@ export function apiCommands(
           throw new UsageError(`--network: ${(error as Error).message}`);
         }
         const api = client();
+        const { nodes: known } = await api.request('listNodes');
         const vm = await api.request('createVm', {
           body: {
             name,
-            nodeId: await nodeIdOf(api, o.node),
+            nodeId: nodeIdIn(known, o.node),
             imageId: await imageIdOf(api, o.image),
             ...(o.cpu === undefined ? {} : { cpu: Number(o.cpu) }),
             ...(o.memory === undefined ? {} : { memoryMiB: Number(o.memory) }),
@@ -775,7 +774,7 @@ export function apiCommands(
             networks,
           },
         });
-        const nodeName = await nodeNamesOf(api);
+        const nodeName = nodeNamesIn(known);
         print(
           vm,
           () =>
