@@ -229,6 +229,46 @@ describe('control plane API and node hub (PostgreSQL)', () => {
     expect((await api('GET', '/pools')).body.pools).toEqual([]);
   });
 
+  it('refuses a pool that would share a directory with another pool on a node both are on, with POOL_ROOT_OVERLAPS', async () => {
+    const create = (id: string, config: Record<string, unknown>, nodeIds: string[], type = 'local') =>
+      api('POST', '/pools', { id, name: id, type, config, nodeIds });
+    expect((await create('media', { path: '/srv/media' }, ['hv-a'])).status).toBe(201);
+    // The same directory, one inside it, one holding it, an NFS mount point inside it: each would
+    // list the other's files, and deleting an image through one would take the other's file.
+    for (const [id, config, type] of [
+      ['same', { path: '/srv/media' }, 'local'],
+      ['inner', { path: '/srv/media/isos' }, 'local'],
+      ['outer', { path: '/srv' }, 'local'],
+      ['nas', { server: 'nas', export: '/e', mountPoint: '/srv/media/nas' }, 'nfs'],
+    ] as const) {
+      const refused = await create(id, config, ['hv-a'], type);
+      expect(refused.status, id).toBe(409);
+      expect(refused.body.error.code).toBe('POOL_ROOT_OVERLAPS');
+      expect(refused.body.error.details).toMatchObject({
+        path: 'path' in config ? config.path : config.mountPoint,
+        nodeId: 'hv-a',
+        overlaps: { poolId: 'media', name: 'media', root: '/srv/media' },
+      });
+      expect(refused.body.error.message).toMatch(/pool media's root \/srv\/media on node hv-a/);
+    }
+    // /srv/media-2 is beside /srv/media, not inside it; another node's /srv/media is another directory.
+    expect((await create('beside', { path: '/srv/media-2' }, ['hv-a'])).status).toBe(201);
+    expect((await create('on-b', { path: '/srv/media' }, ['hv-b'])).status).toBe(201);
+    // Assigned to the node of the first, it would meet it there: refused, and the stored pool unchanged.
+    const assigned = await api('PUT', '/pools/on-b/nodes', { nodeIds: ['hv-a'] });
+    expect(assigned).toMatchObject({ status: 409, body: { error: { code: 'POOL_ROOT_OVERLAPS' } } });
+    expect((await api('GET', '/pools/on-b')).body.nodeIds).toEqual(['hv-b']);
+    // So is a config change that moves a pool into another's directory.
+    const moved = await api('PATCH', '/pools/beside', { config: { path: '/srv/media/beside' } });
+    expect(moved).toMatchObject({ status: 409, body: { error: { code: 'POOL_ROOT_OVERLAPS' } } });
+    expect((await api('GET', '/pools/beside')).body.config).toEqual({ path: '/srv/media-2' });
+    // A pool of no node shares nothing yet; a pool changed in name only is not looked at again.
+    expect((await create('spare', { path: '/srv/media' }, [])).status).toBe(201);
+    expect((await api('PATCH', '/pools/media', { name: 'media files' })).status).toBe(200);
+    for (const id of ['media', 'beside', 'on-b', 'spare'])
+      expect((await api('DELETE', `/pools/${id}`)).status).toBe(204);
+  });
+
   it('validates each pool type’s config: unknown type, missing or misspelled key → INVALID_INPUT naming the field', async () => {
     const issues = async (body: Record<string, unknown>) => {
       const answer = await api('POST', '/pools', { name: 'p', ...body });

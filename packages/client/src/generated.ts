@@ -1863,6 +1863,7 @@ export interface operations {
             /**
              * @description Error codes:
              *     - `ALREADY_EXISTS`: A unique key is already taken (duplicate name, location, catalog entry in a pool).
+             *     - `POOL_ROOT_OVERLAPS`: A pool root that is another pool's root, lies inside it or contains it, on a node both pools are assigned to: a file there would be both pools' (`details.overlaps` names the other pool).
              */
             409: {
                 headers: {
@@ -2230,6 +2231,7 @@ export interface operations {
             /**
              * @description Error codes:
              *     - `ALREADY_EXISTS`: A unique key is already taken (duplicate name, location, catalog entry in a pool).
+             *     - `POOL_ROOT_OVERLAPS`: A pool root that is another pool's root, lies inside it or contains it, on a node both pools are assigned to: a file there would be both pools' (`details.overlaps` names the other pool).
              *     - `VERSION_CONFLICT`: Optimistic concurrency: the record changed since the caller read it; read it again and retry.
              */
             409: {
@@ -2370,6 +2372,7 @@ export interface operations {
             };
             /**
              * @description Error codes:
+             *     - `POOL_ROOT_OVERLAPS`: A pool root that is another pool's root, lies inside it or contains it, on a node both pools are assigned to: a file there would be both pools' (`details.overlaps` names the other pool).
              *     - `VERSION_CONFLICT`: Optimistic concurrency: the record changed since the caller read it; read it again and retry.
              */
             409: {

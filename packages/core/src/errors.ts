@@ -256,6 +256,12 @@ export const ErrorCode = defineErrorCodes('@quantix/core', {
     description:
       "A pool root that may not be used: relative, not normalized, a system directory, or outside the operator's allowed pool roots.",
   },
+  POOL_ROOT_OVERLAPS: {
+    status: 409,
+    retryable: false,
+    description:
+      "A pool root that is another pool's root, lies inside it or contains it, on a node both pools are assigned to: a file there would be both pools' (`details.overlaps` names the other pool).",
+  },
   DATA_DIR_LOCKED: {
     status: 409,
     retryable: true,

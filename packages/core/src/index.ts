@@ -148,7 +148,11 @@ export {
   checkPoolRootShape,
   createPoolRootPolicy,
   DEFAULT_POOL_ROOTS,
+  findOverlappingPool,
+  type PoolOverlap,
   type PoolRootPolicy,
+  type PoolRoots,
+  poolRootOverlaps,
   poolRootPathSchema,
 } from './domain/pool-roots.js';
 export { hasUnsafeNameCharacter, parseOrThrow } from './domain/validation.js';
@@ -283,6 +287,7 @@ export {
   checkPoolDefinition,
   checkPoolOnDisk,
   checkPoolRootOnDisk,
+  poolRootsOf,
   poolTypesByName,
 } from './services/pool-types.js';
 export { backendFor, callBackend } from './services/storage.js';

@@ -85,6 +85,7 @@ describe('HTTP statuses of error codes', () => {
       VM_DID_NOT_STOP: 409,
       INVALID_STATE: 409,
       DATA_DIR_LOCKED: 409,
+      POOL_ROOT_OVERLAPS: 409,
       PAYLOAD_TOO_LARGE: 413,
       UPLOAD_TOO_LARGE: 413,
       UNSUPPORTED_MEDIA_TYPE: 415,

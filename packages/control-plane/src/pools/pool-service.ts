@@ -1,10 +1,13 @@
 import {
   checkPoolDefinition,
+  findOverlappingPool,
   type NewStoragePool,
   newId,
   type PoolNodeState,
   type PoolRootPolicy,
   type PoolTypeDefinition,
+  poolRootOverlaps,
+  poolRootsOf,
   type Repositories,
   type StoragePool,
   type StoragePoolPatch,
@@ -48,8 +51,9 @@ export class PoolService {
   async create(input: NewStoragePool): Promise<PoolWithStates> {
     // The id first: an NFS pool's default mount point is named after it.
     const id = input.id ?? newId();
-    validateNewPool({ ...input, id }); // the common fields first (name, id, …), then the config
-    this.check({ id, type: input.type, config: input.config ?? {} });
+    const valid = validateNewPool({ ...input, id }); // the common fields first (name, id, …), then the config
+    const { roots } = this.check({ id, type: input.type, config: input.config ?? {} });
+    await this.checkApart({ ...valid, id, roots });
     const pool = await this.options.repositories.pools.create({ ...input, id });
     await this.options.fanout.changed(pool.id);
     return this.get(pool.id);
@@ -60,10 +64,16 @@ export class PoolService {
     patch: StoragePoolPatch,
     options: { expectedVersion?: number } = {},
   ): Promise<PoolWithStates> {
-    if (patch.config !== undefined) {
-      validatePoolPatch(patch);
+    if (patch.config !== undefined || patch.nodeIds !== undefined) {
+      const valid = validatePoolPatch(patch);
       const current = await this.options.repositories.pools.require(poolId);
-      this.check({ id: current.id, type: current.type, config: patch.config });
+      const next = { ...current, ...valid };
+      // A new config is checked against the policy; the current one stays where it was allowed.
+      const roots =
+        valid.config !== undefined
+          ? this.check({ id: current.id, type: current.type, config: valid.config }).roots
+          : (poolRootsOf(this.options.poolTypes, current)?.roots ?? []);
+      await this.checkApart({ ...next, roots });
     }
     await this.options.repositories.pools.update(poolId, patch, options);
     await this.options.fanout.changed(poolId);
@@ -76,7 +86,23 @@ export class PoolService {
   }
 
   /** INVALID_INPUT naming the field, or POOL_ROOT_NOT_ALLOWED; nodes check again before use. */
-  private check(pool: { id: string; type: string; config: unknown }): void {
-    checkPoolDefinition({ types: this.options.poolTypes, policy: this.options.poolRoots, pool });
+  private check(pool: { id: string; type: string; config: unknown }): { roots: readonly string[] } {
+    return checkPoolDefinition({ types: this.options.poolTypes, policy: this.options.poolRoots, pool });
+  }
+
+  /**
+   * POOL_ROOT_OVERLAPS when the pool would share a directory with another pool on a node both are
+   * assigned to (a pool assigned nowhere shares nothing yet). By spelling: a node compares the
+   * real paths again (a symbolic link to another pool) and refuses the newer pool there.
+   */
+  private async checkApart(pool: { id: string; name: string; nodeIds: readonly string[]; roots: readonly string[] }) {
+    if (pool.nodeIds.length === 0 || pool.roots.length === 0) return;
+    for (const other of await this.options.repositories.pools.list()) {
+      const shared = other.nodeIds.find((nodeId) => pool.nodeIds.includes(nodeId));
+      if (shared === undefined || other.id === pool.id) continue;
+      const otherRoots = poolRootsOf(this.options.poolTypes, other);
+      const overlap = otherRoots && findOverlappingPool(pool, [otherRoots]);
+      if (overlap) throw poolRootOverlaps(pool, overlap, shared);
+    }
   }
 }

@@ -5,7 +5,9 @@ import {
   checkPoolRootShape,
   createPoolRootPolicy,
   DEFAULT_POOL_ROOTS,
+  findOverlappingPool,
   isNormalizedAbsolutePath,
+  poolRootOverlaps,
 } from './pool-roots.js';
 
 function refusal(fn: () => unknown): QuantixError | undefined {
@@ -100,5 +102,27 @@ describe('pool root policy', () => {
     for (const path of ['relative/dir', '/a/../b', '/a/']) {
       expect(refusal(() => checkPoolRootShape(path, 'path'))?.details).toMatchObject({ path, field: 'path' });
     }
+  });
+});
+
+describe('findOverlappingPool', () => {
+  const media = { id: 'm', name: 'media', roots: ['/srv/media'] };
+  const named = (roots: string[]) => ({ id: 'p', name: 'p', roots });
+
+  it.each([
+    ['/srv/media', 'is also'],
+    ['/srv/media/isos', 'lies inside'],
+    ['/srv', 'contains'],
+  ])('finds %s meeting /srv/media (%s)', (root, how) => {
+    const overlap = findOverlappingPool(named([root]), [media]);
+    expect(overlap).toEqual({ other: media, root, otherRoot: '/srv/media' });
+    const error = poolRootOverlaps(named([root]), overlap as NonNullable<typeof overlap>, 'hv1');
+    expect(error.code).toBe(ErrorCode.POOL_ROOT_OVERLAPS);
+    expect(error.message).toContain(`Pool p's root ${root} ${how} pool media's root /srv/media on node hv1`);
+  });
+
+  it('lets pools beside each other be, and never compares a pool with itself', () => {
+    expect(findOverlappingPool(named(['/srv/media-2', '/srv/med']), [media])).toBeNull();
+    expect(findOverlappingPool(media, [media])).toBeNull();
   });
 });

@@ -195,6 +195,54 @@ export function poolRootNotAllowed(
   );
 }
 
+/** A pool and where its files are on a node (its roots, as a pool type names them), to tell pools apart. */
+export interface PoolRoots {
+  readonly id: string;
+  readonly name: string;
+  readonly roots: readonly string[];
+}
+
+/** Where two pools meet: a root of `pool` that is, lies inside or contains a root of `other`. */
+export interface PoolOverlap {
+  readonly other: PoolRoots;
+  readonly root: string;
+  readonly otherRoot: string;
+}
+
+/**
+ * The first of `others` whose files `pool` would share on one node: one of its roots is a root of
+ * `pool`, lies inside one, or contains one (normalized absolute paths, compared as spelled — a node
+ * compares them again with every symbolic link resolved). Two such pools list each other's files,
+ * and deleting an image through one takes a file the other's image or VM still uses.
+ */
+export function findOverlappingPool(pool: PoolRoots, others: readonly PoolRoots[]): PoolOverlap | null {
+  for (const other of others) {
+    if (other.id === pool.id) continue;
+    for (const root of pool.roots) {
+      const otherRoot = other.roots.find((candidate) => isPathWithin(candidate, root) || isPathWithin(root, candidate));
+      if (otherRoot !== undefined) return { other, root, otherRoot };
+    }
+  }
+  return null;
+}
+
+/** The POOL_ROOT_OVERLAPS error for `pool` meeting `overlap.other` (on `nodeId`, where one is meant). */
+export function poolRootOverlaps(pool: PoolRoots, overlap: PoolOverlap, nodeId?: string): QuantixError {
+  const { other, root, otherRoot } = overlap;
+  const how = root === otherRoot ? 'is also' : isPathWithin(otherRoot, root) ? 'lies inside' : 'contains';
+  return new QuantixError(
+    ErrorCode.POOL_ROOT_OVERLAPS,
+    `Pool ${pool.name}'s root ${root} ${how} pool ${other.name}'s root ${otherRoot}${nodeId ? ` on node ${nodeId}` : ''}: a file there would be both pools', listed by both and deleted through either; give one pool a directory apart from the other's`,
+    {
+      details: {
+        path: root,
+        overlaps: { poolId: other.id, name: other.name, root: otherRoot },
+        ...(nodeId ? { nodeId } : {}),
+      },
+    },
+  );
+}
+
 /**
  * Checks only that a pool root is an absolute, normalized path (POOL_ROOT_NOT_ALLOWED otherwise):
  * what a storage backend used without a policy still insists on, so that `relative/dir` never

@@ -1,7 +1,13 @@
 import { lstat, realpath } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { PoolTypeDefinition } from '../contracts/pool-type.js';
-import { checkPoolRoot, type PoolRootPolicy, poolRootNotAllowed, poolRootProblem } from '../domain/pool-roots.js';
+import {
+  checkPoolRoot,
+  type PoolRootPolicy,
+  type PoolRoots,
+  poolRootNotAllowed,
+  poolRootProblem,
+} from '../domain/pool-roots.js';
 import { ErrorCode, QuantixError } from '../errors.js';
 
 type Issue = { path: string; message: string };
@@ -87,6 +93,23 @@ export function checkPoolDefinition(options: {
 }
 
 /**
+ * Where a stored pool's files are, as its type names them, without the root policy (a pool
+ * defined before the policy changed still has its place); null when its type is not known here
+ * or its config no longer parses — such a pool is never activated, so it holds no files.
+ */
+export function poolRootsOf(
+  types: readonly PoolTypeDefinition[],
+  pool: { id: string; name: string; type: string; config: unknown },
+): PoolRoots | null {
+  try {
+    const definition = poolTypeFor(types, pool.type);
+    return { id: pool.id, name: pool.name, roots: definition.roots(parsePoolConfig(definition, pool), pool.id) };
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Where `path` leads on this machine: the real path of its deepest existing ancestor (every
  * symbolic link resolved) with the missing rest appended. A dangling or looping link throws
  * (realpath's ENOENT/ELOOP): where it would lead once its target appears cannot be told.
@@ -148,14 +171,16 @@ export async function checkPoolRootOnDisk(path: string, policy: PoolRootPolicy, 
 
 /**
  * What a node checks before it activates a pool: the definition as the control plane checked it,
- * and each root again on this node's file system (symbolic links followed).
+ * and each root again on this node's file system (symbolic links followed). `realRoots` are the
+ * roots as they really are there, in the same order.
  */
 export async function checkPoolOnDisk(options: {
   types: readonly PoolTypeDefinition[];
   policy: PoolRootPolicy;
   pool: { id: string; type: string; config: unknown };
-}): Promise<CheckedPool> {
+}): Promise<CheckedPool & { realRoots: string[] }> {
   const checked = checkPoolDefinition(options);
-  for (const root of checked.roots) await checkPoolRootOnDisk(root, options.policy, 'config');
-  return checked;
+  const realRoots: string[] = [];
+  for (const root of checked.roots) realRoots.push(await checkPoolRootOnDisk(root, options.policy, 'config'));
+  return { ...checked, realRoots };
 }

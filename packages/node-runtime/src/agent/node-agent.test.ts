@@ -164,6 +164,45 @@ describe('NodeAgent pool checks', () => {
     expect(existsSync(join(allowed, 'default-policy'))).toBe(false);
     await node.close();
   });
+
+  it('refuses a pool whose directory, links resolved, is, holds or lies in an earlier pool’s of the push (POOL_ROOT_OVERLAPS)', async () => {
+    const node = agent();
+    const media = join(allowed, 'media');
+    await mkdir(media, { recursive: true });
+    await symlink(media, join(allowed, 'media-link'));
+    const push = (generation: number, pools: ProtocolPool[]) =>
+      node.handle({ v: PROTOCOL_VERSION, type: 'pools.desired', generation, pools });
+    // Spelled apart, so the control plane let them by; on this node the link is the same directory.
+    await push(1, [
+      pool('media', { path: media }),
+      pool('link', { path: join(allowed, 'media-link') }),
+      pool('inner', { path: join(allowed, 'media-link', 'inner'), create: true }),
+      pool('beside', { path: join(allowed, 'media-2'), create: true }),
+    ]);
+    let byId = states();
+    expect(byId.media).toMatchObject({ status: 'active', mountPath: media });
+    expect(byId.beside).toMatchObject({ status: 'active' });
+    expect(byId.link).toMatchObject({ status: 'error', mountPath: null });
+    expect(byId.link?.reason).toBe(
+      `Pool link's root ${media} is also pool media's root ${media} on node n1: a file there would be both pools', listed by both and deleted through either; give one pool a directory apart from the other's`,
+    );
+    expect(byId.inner?.reason).toMatch(new RegExp(`^Pool inner's root ${media}/inner lies inside pool media's root`));
+    expect(existsSync(join(media, 'inner'))).toBe(false);
+    // A refused pool takes no requests.
+    sent.length = 0;
+    await node.handle({
+      v: PROTOCOL_VERSION,
+      type: 'request',
+      requestId: 'r2',
+      request: { op: 'pool.scan', poolId: 'link', content: 'iso' },
+    });
+    expect(sent).toEqual([expect.objectContaining({ error: expect.objectContaining({ code: 'NOT_FOUND' }) })]);
+    // The first pool gone, the link is the one pool there.
+    await push(2, [pool('link', { path: join(allowed, 'media-link') })]);
+    byId = states();
+    expect(byId.link).toMatchObject({ status: 'active', reason: null });
+    await node.close();
+  });
 });
 
 describe('NodeAgent pools across a reconnect', () => {

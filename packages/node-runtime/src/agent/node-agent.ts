@@ -18,6 +18,7 @@ import {
   ErrorCode,
   type FileInspector,
   type ForeignFileReference,
+  findOverlappingPool,
   foreignFileReference,
   freeBytesAt,
   type HelloDownload,
@@ -43,12 +44,14 @@ import {
   type PoolFile,
   type PoolReport,
   type PoolRootPolicy,
+  type PoolRoots,
   type PoolTypeDefinition,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
   PROTOCOL_VERSIONS,
   type ProtocolPool,
   parseControlMessage,
+  poolRootOverlaps,
   QuantixError,
   readFileHead,
   requireRoom,
@@ -504,13 +507,58 @@ export class NodeAgent {
         for (const key of this.inspections.keys()) if (key.startsWith(`${id}\u0000`)) this.inspections.delete(key);
       }
     }
-    const reports = await Promise.all(definitions.map((definition) => this.activate(definition)));
+    const overlaps = await this.overlapsAmong(definitions);
+    const reports = await Promise.all(
+      definitions.map((definition) => {
+        const overlap = overlaps.get(definition.id);
+        return overlap ? this.refuseOverlapping(definition, overlap) : this.activate(definition);
+      }),
+    );
     this.generation = generation;
     this.appliedFingerprint = desiredPoolsFingerprint(definitions);
     this.lastSend = send;
     this.lastReports.clear();
     for (const report of reports) this.lastReports.set(report.poolId, report);
     await this.emit(send, { v: PROTOCOL_VERSION, type: 'pools.state', generation, pools: reports });
+  }
+
+  /**
+   * The pools of a push that would share files here with an earlier one (the push lists the
+   * oldest first, so the pool defined first keeps working): their roots as they really are on
+   * this node, every symbolic link resolved, meet. The control plane compares the spellings only.
+   */
+  private async overlapsAmong(definitions: readonly ProtocolPool[]): Promise<Map<string, QuantixError>> {
+    const apart: PoolRoots[] = [];
+    const refused = new Map<string, QuantixError>();
+    for (const definition of definitions) {
+      // A pool refused on other grounds is reported so by its activation, and holds nothing here.
+      const checked = await checkPoolOnDisk({ types: this.options.poolTypes, policy: this.poolRoots, pool: definition })
+        .then((pool) => ({ id: definition.id, name: definition.name, roots: pool.realRoots }))
+        .catch(() => null);
+      if (!checked) continue;
+      const overlap = findOverlappingPool(checked, apart);
+      if (overlap) refused.set(definition.id, poolRootOverlaps(checked, overlap, this.options.nodeId));
+      else apart.push(checked);
+    }
+    return refused;
+  }
+
+  /** A pool of the push that would share files with an earlier one: let go, and reported in error. */
+  private async refuseOverlapping(definition: ProtocolPool, error: QuantixError): Promise<PoolReport> {
+    this.logger?.warn({ poolId: definition.id, err: error.message }, 'pool refused');
+    const current = this.active.get(definition.id);
+    if (current) {
+      this.active.delete(definition.id);
+      await this.deactivate(current.pool);
+    }
+    return {
+      poolId: definition.id,
+      status: 'error',
+      mountPath: null,
+      capacityBytes: null,
+      availableBytes: null,
+      reason: truncateText(error.message),
+    };
   }
 
   /**

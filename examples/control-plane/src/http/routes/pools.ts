@@ -75,6 +75,7 @@ const POOL_DEFINITION_CODES = [
   ErrorCode.NOT_FOUND,
   ErrorCode.PATH_ESCAPES_POOL,
   ErrorCode.POOL_ROOT_NOT_ALLOWED,
+  ErrorCode.POOL_ROOT_OVERLAPS,
 ];
 
 export function poolRoutes(app: FastifyInstance, deps: { pools: PoolService }): void {
@@ -149,7 +150,10 @@ export function poolRoutes(app: FastifyInstance, deps: { pools: PoolService }): 
         summary: 'Assign the pool to exactly these nodes',
         params: idParams,
         body: z.strictObject({ nodeIds: z.array(z.string().min(1)), expectedVersion: z.number().int().optional() }),
-        response: { 200: poolView, ...errorResponses(ErrorCode.NOT_FOUND, ErrorCode.VERSION_CONFLICT) },
+        response: {
+          200: poolView,
+          ...errorResponses(ErrorCode.NOT_FOUND, ErrorCode.POOL_ROOT_OVERLAPS, ErrorCode.VERSION_CONFLICT),
+        },
       },
     },
     async (request) => {
