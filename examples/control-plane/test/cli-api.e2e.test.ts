@@ -256,8 +256,15 @@ describe('quantix API commands', () => {
       // One image's name: that image (its deletion needs a node holding its pool, and none is connected).
       expect(await cli(['images', 'delete', 'b.iso', '--yes'])).toMatchObject({
         code: 1,
-        stderr: 'error NODE_NOT_CONNECTED: No connected node holds pool scratch; the file cannot be removed now\n',
+        stderr:
+          'error NODE_NOT_CONNECTED: No connected node holds pool scratch; the file cannot be removed now (a delete with keepFile, `quantix images delete --keep-file`, forgets the image and leaves its file)\n',
       });
+      // Its pool out of reach for good: the record alone goes, the file is left where it was.
+      expect(await cli(['images', 'delete', 'b.iso', '--yes', '--keep-file'])).toMatchObject({
+        code: 0,
+        stdout: expect.stringMatching(/^deleted image b\.iso \(\S+\); its file scratch:b\.iso stays\n$/),
+      });
+      expect((await images.list({})).map((image) => image.name)).not.toContain('b.iso');
       // Not a name: taken as an id, which the API does not know.
       expect(await cli(['images', 'delete', 'no-such-image', '--yes'])).toMatchObject({
         code: 1,

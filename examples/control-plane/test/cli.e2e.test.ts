@@ -372,6 +372,79 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
     expect(JSON.parse(listed.output.join('')).images.map((i: { name: string }) => i.name)).toEqual(['rescue.iso']);
   });
 
+  it('says why no node can remove an image’s file, and forgets the image alone with --keep-file', async () => {
+    const dir = join(work, 'keep-file');
+    execFileSync('mkdir', ['-m', '700', '-p', dir]);
+    const proc = startProcess(
+      [QUANTIX, 'up', '--data-dir', join(dir, '.quantix'), '--port', '0', '--libvirt', 'none'],
+      {},
+      dir,
+    );
+    running.push(proc);
+    const [, token] = await waitForOutput(proc, /Token:\s+(\S+)/);
+    const [, apiUrl] = await waitForOutput(proc, /API:\s+(\S+)/);
+    await waitForOutput(proc, /press Ctrl-C/);
+    const cli = async (...args: string[]) => {
+      const run = startProcess([QUANTIX, ...args], {}, dir);
+      const code = await exitOf(run, 60_000);
+      return { code, printed: run.output.join('') };
+    };
+    const pools = join(dir, '.quantix', 'pools');
+    expect(
+      (
+        await cli(
+          'pools',
+          'create',
+          'spare',
+          '--id',
+          'spare',
+          '--type',
+          'local',
+          '--path',
+          join(pools, 'spare'),
+          '--create',
+          '--node',
+          'local',
+        )
+      ).code,
+    ).toBe(0);
+    const poolState = async () => {
+      const answer = await fetch(`${apiUrl}/pools/spare`, { headers: { authorization: `Bearer ${token}` } });
+      return ((await answer.json()) as { nodeStates: { status: string }[] }).nodeStates[0]?.status;
+    };
+    await until(poolState, (status) => status === 'active', 'pool spare active', 30_000);
+    execFileSync('xorriso', [
+      '-as',
+      'mkisofs',
+      '-quiet',
+      '-V',
+      'SPARE',
+      '-o',
+      join(pools, 'spare', 'spare.iso'),
+      '/etc/hostname',
+    ]);
+    expect((await cli('images', 'rescan', '--pool', 'spare')).code).toBe(0);
+    // The pool moved to a directory that is not there: the node has it, but not active.
+    const moved = await fetch(`${apiUrl}/pools/spare`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ config: { path: join(pools, 'not-there') } }),
+    });
+    expect(moved.status).toBe(200);
+    await until(poolState, (status) => status === 'unavailable', 'pool spare unavailable', 30_000);
+    const refused = await cli('images', 'delete', 'spare.iso', '--yes');
+    expect(refused.code).toBe(1);
+    expect(refused.printed).toMatch(
+      /^error POOL_NOT_ACTIVE_ON_NODE: No connected node has pool spare active \(on local: unavailable, .+\); the file cannot be removed now \(a delete with keepFile, `quantix images delete --keep-file`, forgets the image and leaves its file\)$/m,
+    );
+    const forgotten = await cli('images', 'delete', 'spare.iso', '--yes', '--keep-file');
+    expect(forgotten.code).toBe(0);
+    expect(forgotten.printed).toMatch(/^deleted image spare\.iso \(\S+\); its file spare:spare\.iso stays$/m);
+    expect(existsSync(join(pools, 'spare', 'spare.iso'))).toBe(true);
+    const listed = await cli('--json', 'images', 'list');
+    expect(JSON.parse(listed.printed).images).toEqual([]);
+  });
+
   it('takes --virt-type for up’s local node, as quantix-node does, and refuses a type it does not know', async () => {
     const dataDir = join(work, 'virt-type');
     const wrong = up(dataDir, '--virt-type', 'xen');

@@ -3704,7 +3704,10 @@ export interface operations {
     };
     deleteImage: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description true: forget the image and leave its file where it is (a pool no node can reach); a VM using it still refuses */
+                keepFile?: "true" | "false";
+            };
             header?: {
                 "idempotency-key"?: string;
             };
@@ -3761,6 +3764,7 @@ export interface operations {
             /**
              * @description Error codes:
              *     - `IN_USE`: Something still uses the record being deleted (a pool that holds images, an image a VM boots from).
+             *     - `POOL_NOT_ACTIVE_ON_NODE`: The image's pool is not active on the target node (not assigned, unmounted, unreachable).
              *     - `NODE_NOT_CONNECTED`: The target node is not connected, so it cannot be asked to do anything.
              */
             409: {

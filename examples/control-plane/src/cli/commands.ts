@@ -639,14 +639,25 @@ export function apiCommands(
     .command('delete <image>')
     .description('delete an image and its file, after confirmation (refused while a VM uses it)')
     .option('--yes', 'do not ask for confirmation (required when stdin is not a terminal)')
-    .action(async (value: string, o: { yes?: boolean }) => {
+    .option('--keep-file', 'forget the image only: its file stays where it is (a pool no node can reach any more)')
+    .action(async (value: string, o: { yes?: boolean; keepFile?: boolean }) => {
       const api = client();
       const image = await api.request('getImage', { params: { id: await imageIdOf(api, value) } });
-      const file = image.location ? `${image.location.poolId}:${image.location.relPath}` : 'no file';
-      const question = `Delete image ${image.name} (${image.phase}) and its file (${file})? [y/N] `;
+      const file = image.location ? `${image.location.poolId}:${image.location.relPath}` : null;
+      const what = o.keepFile
+        ? `image ${image.name} (${image.phase}), leaving its file`
+        : `image ${image.name} (${image.phase}) and its file`;
+      const question = `Delete ${what} (${file ?? 'no file'})? [y/N] `;
       if (!(await deletionConfirmed(o.yes, `image ${image.name}`, question))) return;
-      await api.request('deleteImage', { params: { id: image.id } });
-      out(`deleted image ${image.name} (${image.id}) and its file`);
+      await api.request('deleteImage', { params: { id: image.id }, query: o.keepFile ? { keepFile: 'true' } : {} });
+      const done = !file
+        ? '; it had no file'
+        : image.phase === 'missing'
+          ? '; its file was gone already'
+          : o.keepFile
+            ? `; its file ${file} stays`
+            : ' and its file';
+      out(`deleted image ${image.name} (${image.id})${done}`);
     });
 
   /** Follows a download (or retry) until ready or failed, progress on stderr; a failure throws. */

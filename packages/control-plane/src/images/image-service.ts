@@ -103,7 +103,12 @@ export class ImageService {
    * `deleting` (with the version read), the file is removed by a node that holds the pool, then
    * the row goes. When the file cannot be removed the row becomes error, retryable, and says why.
    */
-  async delete(imageId: string): Promise<void> {
+  /**
+   * Deletes an image and its file, which a node holding its pool removes; with `keepFile`, only
+   * the record goes and the file stays where it is (a pool no node can reach any more, say). Refused
+   * while a VM uses the image or it is being downloaded, either way.
+   */
+  async delete(imageId: string, options: { keepFile?: boolean } = {}): Promise<void> {
     const { repositories, hub } = this.options;
     const image = await repositories.images.require(imageId);
     if (this.options.isDownloading(image.id)) {
@@ -128,7 +133,7 @@ export class ImageService {
       { phase: 'deleting' },
       { expectedVersion: image.version },
     );
-    if (image.location && image.phase !== 'missing') {
+    if (image.location && image.phase !== 'missing' && !options.keepFile) {
       const [nodeId] = await nodesWithActivePool({
         repositories,
         hub,
@@ -136,13 +141,7 @@ export class ImageService {
         nodeId: image.nodeId,
       });
       try {
-        if (!nodeId) {
-          throw new QuantixError(
-            ErrorCode.NODE_NOT_CONNECTED,
-            `No connected node holds pool ${image.location.poolId}; the file cannot be removed now`,
-            { details: { poolId: image.location.poolId } },
-          );
-        }
+        if (!nodeId) throw await this.noNodeToRemoveWith(image.location.poolId, image.nodeId);
         await hub.request(nodeId, { op: 'image.remove', ...image.location }, { timeoutMs: 60_000 });
       } catch (error) {
         await repositories.images.update(
@@ -161,6 +160,35 @@ export class ImageService {
       }
     }
     await repositories.images.delete(image.id, { expectedVersion: deleting.version });
+  }
+
+  /**
+   * Why no node can remove a file of `poolId`: no node of the pool is connected (NODE_NOT_CONNECTED),
+   * or those connected have it in another state than active (POOL_NOT_ACTIVE_ON_NODE, with what each
+   * said) — and that the record alone can go, the file left where it is.
+   */
+  private async noNodeToRemoveWith(poolId: string, imageNodeId: string | null): Promise<QuantixError> {
+    const { repositories, hub } = this.options;
+    const pool = await repositories.pools.get(poolId);
+    const states = (await repositories.pools.listNodeStates({ poolId })).filter(
+      (state) => hub.isConnected(state.nodeId) && (!imageNodeId || state.nodeId === imageNodeId),
+    );
+    const what = pool ? `pool ${pool.name}` : `pool ${poolId}`;
+    const instead =
+      'the file cannot be removed now (a delete with keepFile, `quantix images delete --keep-file`, forgets the image and leaves its file)';
+    if (states.length === 0) {
+      return new QuantixError(ErrorCode.NODE_NOT_CONNECTED, `No connected node holds ${what}; ${instead}`, {
+        details: { poolId },
+      });
+    }
+    const said = states.map(
+      (state) => `on ${state.nodeId}: ${state.status}${state.lastError ? `, ${state.lastError}` : ''}`,
+    );
+    return new QuantixError(
+      ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
+      `No connected node has ${what} active (${said.join('; ')}); ${instead}`,
+      { details: { poolId, states: states.map(({ nodeId, status }) => ({ nodeId, status })) } },
+    );
   }
 
   /** Images (fresh from the repository) with their paths on `nodeId` (null without one), given the node's pool states. */

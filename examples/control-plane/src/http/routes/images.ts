@@ -468,14 +468,28 @@ export function imageRoutes(
         tags: ['images'],
         summary: 'Delete an image and its file (refused while a VM uses it)',
         params: idParams,
+        querystring: z.strictObject({
+          keepFile: z
+            .enum(['true', 'false'])
+            .optional()
+            .describe(
+              'true: forget the image and leave its file where it is (a pool no node can reach); a VM using it still refuses',
+            ),
+        }),
         response: {
           204: noContent,
-          ...errorResponses(ErrorCode.NOT_FOUND, ErrorCode.IN_USE, ErrorCode.DELETE_FAILED, ...NODE_REQUEST_CODES),
+          ...errorResponses(
+            ErrorCode.NOT_FOUND,
+            ErrorCode.IN_USE,
+            ErrorCode.DELETE_FAILED,
+            ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
+            ...NODE_REQUEST_CODES,
+          ),
         },
       },
     },
     async (request, reply) => {
-      await deps.images.delete(request.params.id);
+      await deps.images.delete(request.params.id, { keepFile: request.query.keepFile === 'true' });
       return reply.status(204).send();
     },
   );
