@@ -435,7 +435,7 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
     const refused = await cli('images', 'delete', 'spare.iso', '--yes');
     expect(refused.code).toBe(1);
     expect(refused.printed).toMatch(
-      /^error POOL_NOT_ACTIVE_ON_NODE: No connected node has pool spare active \(on local: unavailable, .+\); the file cannot be removed now \(a delete with keepFile, `quantix images delete --keep-file`, forgets the image and leaves its file\)$/m,
+      /^error POOL_NOT_ACTIVE_ON_NODE: Pool spare is not active on any connected node \(on local: unavailable, .+\); the file cannot be removed now \(a delete with keepFile, `quantix images delete --keep-file`, forgets the image and leaves its file\)$/m,
     );
     const forgotten = await cli('images', 'delete', 'spare.iso', '--yes', '--keep-file');
     expect(forgotten.code).toBe(0);

@@ -365,7 +365,7 @@ export class DownloadService {
       if (!runner) {
         throw new QuantixError(
           ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
-          `Pool ${pool.id} is not active on any connected node, so nothing can download into it`,
+          `Pool ${pool.name} is not active on any connected node, so nothing can download into it`,
           { details: { poolId: pool.id } },
         );
       }

@@ -5,7 +5,7 @@ import { ErrorCode, type Image, QuantixError, type Repositories } from '@quantix
 import type { Logger } from 'pino';
 import { type NodeHub, nodeNotConnected } from '../hub/node-hub.js';
 import { RelaySessions } from '../hub/relays.js';
-import { nodesWithActivePool } from '../nodes/placement.js';
+import { nodesWithActivePool, poolNotActiveAnywhere } from '../nodes/placement.js';
 import { SignedTickets } from '../tokens.js';
 
 export interface ImageExportServiceOptions {
@@ -131,11 +131,14 @@ export class ImageExportService {
       if (image.nodeId && !(await hub.isConnectedNow(image.nodeId))) {
         throw nodeNotConnected(image.nodeId, `so image ${image.name} cannot be read`, { imageId });
       }
-      throw new QuantixError(
-        ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
-        `Pool ${poolId} holding image ${image.name} is not active on any connected node`,
-        { details: { imageId, poolId } },
-      );
+      throw await poolNotActiveAnywhere({
+        repositories,
+        hub,
+        pool: poolId,
+        nodeId: image.nodeId,
+        consequence: `so image ${image.name} cannot be read`,
+        details: { imageId },
+      });
     }
     const sizeBytes =
       image.sizeBytes ??

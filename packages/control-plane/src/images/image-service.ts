@@ -11,7 +11,7 @@ import {
   vmsUsingImage,
 } from '@quantix/core';
 import type { NodeHub } from '../hub/node-hub.js';
-import { imagePathOnNode, nodesWithActivePool } from '../nodes/placement.js';
+import { imagePathOnNode, nodesWithActivePool, poolNotActiveAnywhere } from '../nodes/placement.js';
 
 /** An image with its path on the node asked about (null: not reachable there, or no node asked). */
 export type ImageWithPath = Image & { path: string | null };
@@ -141,7 +141,16 @@ export class ImageService {
         nodeId: image.nodeId,
       });
       try {
-        if (!nodeId) throw await this.noNodeToRemoveWith(image.location.poolId, image.nodeId);
+        if (!nodeId) {
+          throw await poolNotActiveAnywhere({
+            repositories,
+            hub,
+            pool: image.location.poolId,
+            nodeId: image.nodeId,
+            consequence:
+              'the file cannot be removed now (a delete with keepFile, `quantix images delete --keep-file`, forgets the image and leaves its file)',
+          });
+        }
         await hub.request(nodeId, { op: 'image.remove', ...image.location }, { timeoutMs: 60_000 });
       } catch (error) {
         await repositories.images.update(
@@ -160,35 +169,6 @@ export class ImageService {
       }
     }
     await repositories.images.delete(image.id, { expectedVersion: deleting.version });
-  }
-
-  /**
-   * Why no node can remove a file of `poolId`: no node of the pool is connected (NODE_NOT_CONNECTED),
-   * or those connected have it in another state than active (POOL_NOT_ACTIVE_ON_NODE, with what each
-   * said) — and that the record alone can go, the file left where it is.
-   */
-  private async noNodeToRemoveWith(poolId: string, imageNodeId: string | null): Promise<QuantixError> {
-    const { repositories, hub } = this.options;
-    const pool = await repositories.pools.get(poolId);
-    const states = (await repositories.pools.listNodeStates({ poolId })).filter(
-      (state) => hub.isConnected(state.nodeId) && (!imageNodeId || state.nodeId === imageNodeId),
-    );
-    const what = pool ? `pool ${pool.name}` : `pool ${poolId}`;
-    const instead =
-      'the file cannot be removed now (a delete with keepFile, `quantix images delete --keep-file`, forgets the image and leaves its file)';
-    if (states.length === 0) {
-      return new QuantixError(ErrorCode.NODE_NOT_CONNECTED, `No connected node holds ${what}; ${instead}`, {
-        details: { poolId },
-      });
-    }
-    const said = states.map(
-      (state) => `on ${state.nodeId}: ${state.status}${state.lastError ? `, ${state.lastError}` : ''}`,
-    );
-    return new QuantixError(
-      ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
-      `No connected node has ${what} active (${said.join('; ')}); ${instead}`,
-      { details: { poolId, states: states.map(({ nodeId, status }) => ({ nodeId, status })) } },
-    );
   }
 
   /** Images (fresh from the repository) with their paths on `nodeId` (null without one), given the node's pool states. */

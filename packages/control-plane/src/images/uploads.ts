@@ -25,7 +25,7 @@ import {
 import type { Logger } from 'pino';
 import { ControlPlaneErrorCode } from '../errors.js';
 import type { NodeHub } from '../hub/node-hub.js';
-import { nodesWithActivePool } from '../nodes/placement.js';
+import { nodesWithActivePool, poolNotActiveAnywhere } from '../nodes/placement.js';
 import { newToken, tokenDigest, tokenMatches } from '../tokens.js';
 
 interface Staged {
@@ -162,10 +162,7 @@ export class UploadService {
     }
     const [nodeId] = await nodesWithActivePool({ repositories, hub, poolId: pool.id });
     if (!nodeId) {
-      throw new QuantixError(
-        ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
-        `Pool ${pool.name} is not active on any connected node; nothing could store the upload`,
-      );
+      throw await poolNotActiveAnywhere({ repositories, hub, pool, consequence: 'nothing could store the upload' });
     }
 
     // A file of that name with no row (copied in by hand, not scanned yet) is never overwritten:

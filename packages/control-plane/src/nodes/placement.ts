@@ -1,4 +1,4 @@
-import type { Image, PoolNodeState, Repositories } from '@quantix/core';
+import { ErrorCode, type Image, type PoolNodeState, QuantixError, type Repositories } from '@quantix/core';
 import type { NodeHub } from '../hub/node-hub.js';
 import { pathOnNode } from '../images/available.js';
 
@@ -18,6 +18,44 @@ export async function nodesWithActivePool(options: {
     .filter((s) => s.status === 'active' && options.hub.isConnected(s.nodeId))
     .filter((s) => !options.nodeId || s.nodeId === options.nodeId)
     .map((s) => s.nodeId);
+}
+
+/**
+ * Why no connected node has a pool active (nodesWithActivePool found none), ending with
+ * `consequence` — what cannot be done for it: NODE_NOT_CONNECTED when no node holding the pool is
+ * connected, else POOL_NOT_ACTIVE_ON_NODE with what each connected node said of it (its state and
+ * reason: unmounted, a root refused, …). `nodeId` as for nodesWithActivePool.
+ */
+export async function poolNotActiveAnywhere(options: {
+  repositories: Repositories;
+  hub: Pick<NodeHub, 'isConnected'>;
+  pool: { id: string; name: string } | string;
+  nodeId?: string | null;
+  consequence: string;
+  details?: Record<string, unknown>;
+}): Promise<QuantixError> {
+  const { repositories, hub, consequence } = options;
+  const pool =
+    typeof options.pool === 'string'
+      ? ((await repositories.pools.get(options.pool)) ?? { id: options.pool, name: options.pool })
+      : options.pool;
+  const states = (await repositories.pools.listNodeStates({ poolId: pool.id })).filter(
+    (state) => hub.isConnected(state.nodeId) && (!options.nodeId || state.nodeId === options.nodeId),
+  );
+  const details = { poolId: pool.id, ...options.details };
+  if (states.length === 0) {
+    return new QuantixError(ErrorCode.NODE_NOT_CONNECTED, `No connected node holds pool ${pool.name}; ${consequence}`, {
+      details,
+    });
+  }
+  const said = states.map(
+    (state) => `on ${state.nodeId}: ${state.status}${state.lastError ? `, ${state.lastError}` : ''}`,
+  );
+  return new QuantixError(
+    ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
+    `Pool ${pool.name} is not active on any connected node (${said.join('; ')}); ${consequence}`,
+    { details: { ...details, states: states.map(({ nodeId, status }) => ({ nodeId, status })) } },
+  );
 }
 
 /**
