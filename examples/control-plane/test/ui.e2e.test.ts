@@ -879,6 +879,30 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     expect(problems).toEqual([]);
   });
 
+  it('says why an image in a pool no node has active cannot be deleted, and forgets it with its file left', async () => {
+    const { repositories } = system.quantix;
+    // An ISO the NFS pool held when it was last mounted: the node cannot mount it now.
+    await repositories.images.upsertByLocation([
+      { poolId: system.brokenPoolId, relPath: 'old/rescue.iso', kind: 'iso', format: 'iso', sizeBytes: 1024 },
+    ]);
+    const stale = await repositories.images.getByLocation({ poolId: system.brokenPoolId, relPath: 'old/rescue.iso' });
+    const { page, problems } = await open('/images', system.token);
+    const row = page.getByRole('row', { name: 'rescue.iso', exact: true });
+    await row.getByRole('button', { name: 'Delete rescue.iso' }).click();
+    await row.getByRole('button', { name: 'Confirm delete' }).click();
+    const said = row.getByRole('alert');
+    await said.waitFor();
+    expect(await textOf(said)).toMatch(
+      /^Pool NFS ISOs is not active on any connected node \(on hv-ui: unavailable, mount\.nfs: No such device .*\); the file cannot be removed now .* \(POOL_NOT_ACTIVE_ON_NODE\)$/,
+    );
+    await shot(page, 'image-delete-pool-not-active');
+    await row.getByRole('button', { name: 'Forget rescue.iso, keeping its file' }).click();
+    await row.getByRole('button', { name: 'Confirm forget' }).click();
+    await row.waitFor({ state: 'detached' });
+    expect((await repositories.images.list({})).map((image) => image.id)).not.toContain(stale?.id);
+    expect(problems).toEqual([]);
+  });
+
   it('keeps working when the node disconnects, says so, and recovers when it returns', async () => {
     const { page, problems } = await open('/vms/new', system.token);
     await page.getByLabel('Name', { exact: true }).fill('web-2');

@@ -1,7 +1,8 @@
 import { type FormEvent, useRef, useState } from 'react';
-import { client, type Upload, uploadFile } from '../api.js';
+import { ApiError, client, type Upload, uploadFile } from '../api.js';
 import {
   Ago,
+  ConfirmButton,
   DeleteButton,
   Empty,
   ErrorAlert,
@@ -300,9 +301,29 @@ function ImageRowView({
           onDelete={() => act(() => client.request('deleteImage', { params: { id: image.id } }))}
         />
         <ErrorAlert error={error} />
+        {noNodeCanRemove(error) && (
+          // The pool is out of reach (unmounted, refused, its node gone): the record alone can go.
+          <ConfirmButton
+            label="Forget, keep file"
+            accessibleName={`Forget ${image.name}, keeping its file`}
+            confirmLabel="Confirm forget"
+            busyLabel="Forgetting…"
+            detail="The image goes from the list; its file stays in the pool."
+            disabled={busy}
+            busy={busy}
+            onConfirm={() =>
+              act(() => client.request('deleteImage', { params: { id: image.id }, query: { keepFile: 'true' } }))
+            }
+          />
+        )}
       </td>
     </tr>
   );
+}
+
+/** Whether a delete failed because no node can reach the image's pool now (deleting it with keepFile still can). */
+function noNodeCanRemove(error: Error | null): boolean {
+  return error instanceof ApiError && ['NODE_NOT_CONNECTED', 'POOL_NOT_ACTIVE_ON_NODE'].includes(error.code);
 }
 
 /** "Copy…" (to another pool): a pool holding this kind of image, other than the image's own, and Copy. */
