@@ -57,6 +57,25 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
     running.push(proc);
     return proc;
   };
+  /**
+   * `up` in a directory of its own (its data in <dir>/.quantix), and the CLI run in that directory
+   * as a user runs it: with the credentials `up` keeps there.
+   */
+  const upInOwnDirectory = (name: string, ...extra: string[]) => {
+    const dir = join(work, name);
+    execFileSync('mkdir', ['-m', '700', '-p', dir]);
+    const proc = startProcess(
+      [QUANTIX, 'up', '--data-dir', join(dir, '.quantix'), '--port', '0', '--libvirt', 'none', ...extra],
+      {},
+      dir,
+    );
+    running.push(proc);
+    const cli = async (...args: string[]) => {
+      const run = startProcess([QUANTIX, ...args], {}, dir);
+      return { code: await exitOf(run, 120_000), output: run.output.join('') };
+    };
+    return { dir, proc, cli };
+  };
 
   beforeAll(() => {
     work = mkdtempSync(join(tmpdir(), 'quantix-cli-'));
@@ -288,48 +307,25 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
   });
 
   it('takes --allow-source for up’s local node: an import from a mirror at an allowed address, none from another', async () => {
-    const dir = join(work, 'allow-source');
-    execFileSync('mkdir', ['-m', '700', '-p', dir]);
+    const { dir, proc, cli } = upInOwnDirectory('allow-source', '--allow-source', '127.0.0.1');
     const bytes = await makeQcow2(dir, 'disk.qcow2', 1);
     const allowed = await startImageServer();
     const other = await startImageServer({ host: '127.0.0.2' });
     try {
       allowed.setFile('/disk.qcow2', bytes);
       other.setFile('/disk.qcow2', bytes);
-      const proc = startProcess(
-        [
-          QUANTIX,
-          'up',
-          '--data-dir',
-          join(dir, '.quantix'),
-          '--port',
-          '0',
-          '--libvirt',
-          'none',
-          '--allow-source',
-          '127.0.0.1',
-        ],
-        {},
-        dir,
-      );
-      running.push(proc);
       await waitForOutput(proc, /press Ctrl-C/);
-      // The CLI in the same directory, as a user runs it.
-      const cli = async (args: string[]) => {
-        const run = startProcess([QUANTIX, ...args], {}, dir);
-        return { code: await exitOf(run, 120_000), output: run.output.join('') };
-      };
       const sha = sha256(bytes);
-      const refused = await cli(['images', 'import', `${other.url}/disk.qcow2`, '--pool', 'local', '--sha256', sha]);
+      const refused = await cli('images', 'import', `${other.url}/disk.qcow2`, '--pool', 'local', '--sha256', sha);
       expect(refused.code).toBe(1);
       expect(refused.output).toMatch(/SOURCE_NOT_ALLOWED.*127\.0\.0\.2 is in a denied range/);
       expect(other.requests).toEqual([]);
       // Its failed row holds the file's place in the pool until it is deleted.
-      expect((await cli(['images', 'delete', 'disk.qcow2', '--yes'])).code).toBe(0);
-      const imported = await cli(['images', 'import', `${allowed.url}/disk.qcow2`, '--pool', 'local', '--sha256', sha]);
+      expect((await cli('images', 'delete', 'disk.qcow2', '--yes')).code).toBe(0);
+      const imported = await cli('images', 'import', `${allowed.url}/disk.qcow2`, '--pool', 'local', '--sha256', sha);
       expect(imported.output).toMatch(/ready/);
       expect(imported.code).toBe(0);
-      const listed = await cli(['images', 'list', '--json']);
+      const listed = await cli('images', 'list', '--json');
       expect(JSON.parse(listed.output).images).toMatchObject([{ name: 'disk.qcow2', phase: 'ready', format: 'qcow2' }]);
     } finally {
       await allowed.close();
@@ -338,14 +334,7 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
   });
 
   it('says which files of a pool a rescan left out, and why: a file named .iso that is not one', async () => {
-    const dir = join(work, 'rescan');
-    execFileSync('mkdir', ['-m', '700', '-p', dir]);
-    const proc = startProcess(
-      [QUANTIX, 'up', '--data-dir', join(dir, '.quantix'), '--port', '0', '--libvirt', 'none'],
-      {},
-      dir,
-    );
-    running.push(proc);
+    const { dir, proc, cli } = upInOwnDirectory('rescan');
     await waitForOutput(proc, /press Ctrl-C/);
     const pool = join(dir, '.quantix', 'pools', 'local');
     execFileSync('mkdir', ['-p', join(pool, 'media')]);
@@ -360,35 +349,22 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
       '/etc/hostname',
     ]);
     writeFileSync(join(pool, 'media', 'half-copied.iso'), 'the first bytes of something');
-    const rescan = startProcess([QUANTIX, 'images', 'rescan', '--pool', 'local'], {}, dir);
-    expect(await exitOf(rescan, 60_000)).toBe(0);
-    const printed = rescan.output.join('');
-    expect(printed).toMatch(/^local +\S+ +1 ISO\(s\), 1 file\(s\) left out$/m);
-    expect(printed).toMatch(
+    const rescan = await cli('images', 'rescan', '--pool', 'local');
+    expect(rescan.code).toBe(0);
+    expect(rescan.output).toMatch(/^local +\S+ +1 ISO\(s\), 1 file\(s\) left out$/m);
+    expect(rescan.output).toMatch(
       /^left out: media\/half-copied\.iso \(local on \S+\): ISO_\w+ .*half-copied\.iso.*not an ISO/m,
     );
-    const listed = startProcess([QUANTIX, '--json', 'images', 'list'], {}, dir);
-    expect(await exitOf(listed, 60_000)).toBe(0);
-    expect(JSON.parse(listed.output.join('')).images.map((i: { name: string }) => i.name)).toEqual(['rescue.iso']);
+    const listed = await cli('--json', 'images', 'list');
+    expect(listed.code).toBe(0);
+    expect(JSON.parse(listed.output).images.map((i: { name: string }) => i.name)).toEqual(['rescue.iso']);
   });
 
   it('says why no node can remove an image’s file, and forgets the image alone with --keep-file', async () => {
-    const dir = join(work, 'keep-file');
-    execFileSync('mkdir', ['-m', '700', '-p', dir]);
-    const proc = startProcess(
-      [QUANTIX, 'up', '--data-dir', join(dir, '.quantix'), '--port', '0', '--libvirt', 'none'],
-      {},
-      dir,
-    );
-    running.push(proc);
+    const { dir, proc, cli } = upInOwnDirectory('keep-file');
     const [, token] = await waitForOutput(proc, /Token:\s+(\S+)/);
     const [, apiUrl] = await waitForOutput(proc, /API:\s+(\S+)/);
     await waitForOutput(proc, /press Ctrl-C/);
-    const cli = async (...args: string[]) => {
-      const run = startProcess([QUANTIX, ...args], {}, dir);
-      const code = await exitOf(run, 60_000);
-      return { code, printed: run.output.join('') };
-    };
     const pools = join(dir, '.quantix', 'pools');
     expect(
       (
@@ -434,15 +410,15 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
     await until(poolState, (status) => status === 'unavailable', 'pool spare unavailable', 30_000);
     const refused = await cli('images', 'delete', 'spare.iso', '--yes');
     expect(refused.code).toBe(1);
-    expect(refused.printed).toMatch(
+    expect(refused.output).toMatch(
       /^error POOL_NOT_ACTIVE_ON_NODE: Pool spare is not active on any connected node \(on local: unavailable, .+\); the file cannot be removed now \(a delete with keepFile, `quantix images delete --keep-file`, forgets the image and leaves its file\)$/m,
     );
     const forgotten = await cli('images', 'delete', 'spare.iso', '--yes', '--keep-file');
     expect(forgotten.code).toBe(0);
-    expect(forgotten.printed).toMatch(/^deleted image spare\.iso \(\S+\); its file spare:spare\.iso stays$/m);
+    expect(forgotten.output).toMatch(/^deleted image spare\.iso \(\S+\); its file spare:spare\.iso stays$/m);
     expect(existsSync(join(pools, 'spare', 'spare.iso'))).toBe(true);
     const listed = await cli('--json', 'images', 'list');
-    expect(JSON.parse(listed.printed).images).toEqual([]);
+    expect(JSON.parse(listed.output).images).toEqual([]);
   });
 
   it('takes --virt-type for up’s local node, as quantix-node does, and refuses a type it does not know', async () => {

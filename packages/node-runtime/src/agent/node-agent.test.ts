@@ -87,6 +87,18 @@ afterAll(async () => {
 describe('NodeAgent pool checks', () => {
   const sent: NodeMessage[] = [];
   const agent = () => localAgent(sent);
+  /** The one message `node` answers a scan of `poolId` with. */
+  const scanAnswer = async (node: NodeAgent, poolId: string) => {
+    sent.length = 0;
+    await node.handle({
+      v: PROTOCOL_VERSION,
+      type: 'request',
+      requestId: `scan-${poolId}`,
+      request: { op: 'pool.scan', poolId, content: 'iso' },
+    });
+    expect(sent).toHaveLength(1);
+    return sent[0];
+  };
   const states = (): Record<string, PoolReport> => {
     const last = [...sent].reverse().find((m) => m.type === 'pools.state');
     return Object.fromEntries((last?.type === 'pools.state' ? last.pools : []).map((p) => [p.poolId, p]));
@@ -125,20 +137,7 @@ describe('NodeAgent pool checks', () => {
     expect(existsSync(join(base, 'made-through-link'))).toBe(false);
     expect(existsSync(join(allowed, 'typo'))).toBe(false);
     // A refused pool takes no requests: a scan of / lists nothing.
-    sent.length = 0;
-    await node.handle({
-      v: PROTOCOL_VERSION,
-      type: 'request',
-      requestId: 'r1',
-      request: { op: 'pool.scan', poolId: 'root', content: 'iso' },
-    });
-    expect(sent).toEqual([
-      expect.objectContaining({
-        type: 'response',
-        requestId: 'r1',
-        error: expect.objectContaining({ code: 'NOT_FOUND' }),
-      }),
-    ]);
+    expect(await scanAnswer(node, 'root')).toMatchObject({ type: 'response', error: { code: 'NOT_FOUND' } });
     await node.close();
   });
 
@@ -189,14 +188,7 @@ describe('NodeAgent pool checks', () => {
     expect(byId.inner?.reason).toMatch(new RegExp(`^Pool inner's root ${media}/inner lies inside pool media's root`));
     expect(existsSync(join(media, 'inner'))).toBe(false);
     // A refused pool takes no requests.
-    sent.length = 0;
-    await node.handle({
-      v: PROTOCOL_VERSION,
-      type: 'request',
-      requestId: 'r2',
-      request: { op: 'pool.scan', poolId: 'link', content: 'iso' },
-    });
-    expect(sent).toEqual([expect.objectContaining({ error: expect.objectContaining({ code: 'NOT_FOUND' }) })]);
+    expect(await scanAnswer(node, 'link')).toMatchObject({ type: 'response', error: { code: 'NOT_FOUND' } });
     // The first pool gone, the link is the one pool there.
     await push(2, [pool('link', { path: join(allowed, 'media-link') })]);
     byId = states();
