@@ -102,7 +102,10 @@ export class PoolService {
       if (shared === undefined || other.id === pool.id) continue;
       const otherRoots = poolRootsOf(this.options.poolTypes, other);
       const overlap = otherRoots && findOverlappingPool(pool, [otherRoots]);
-      if (overlap) throw poolRootOverlaps(pool, overlap, shared);
+      if (overlap) {
+        const hostname = (await this.options.repositories.nodes.get(shared))?.hostname;
+        throw poolRootOverlaps(pool, overlap, { id: shared, hostname });
+      }
     }
   }
 }

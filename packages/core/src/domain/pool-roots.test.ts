@@ -116,9 +116,13 @@ describe('findOverlappingPool', () => {
   ])('finds %s meeting /srv/media (%s)', (root, how) => {
     const overlap = findOverlappingPool(named([root]), [media]);
     expect(overlap).toEqual({ other: media, root, otherRoot: '/srv/media' });
-    const error = poolRootOverlaps(named([root]), overlap as NonNullable<typeof overlap>, 'hv1');
+    const error = poolRootOverlaps(named([root]), overlap as NonNullable<typeof overlap>, {
+      id: 'n-1',
+      hostname: 'hv1',
+    });
     expect(error.code).toBe(ErrorCode.POOL_ROOT_OVERLAPS);
     expect(error.message).toContain(`Pool p's root ${root} ${how} pool media's root /srv/media on node hv1`);
+    expect(error.details).toMatchObject({ nodeId: 'n-1', overlaps: { poolId: 'm', root: '/srv/media' } });
   });
 
   it('lets pools beside each other be, and never compares a pool with itself', () => {

@@ -226,13 +226,21 @@ export function findOverlappingPool(pool: PoolRoots, others: readonly PoolRoots[
   return null;
 }
 
-/** The POOL_ROOT_OVERLAPS error for `pool` meeting `overlap.other` (on `nodeId`, where one is meant). */
-export function poolRootOverlaps(pool: PoolRoots, overlap: PoolOverlap, nodeId?: string): QuantixError {
+/**
+ * The POOL_ROOT_OVERLAPS error for `pool` meeting `overlap.other` on `node` (named by its hostname,
+ * where it has one other than its id).
+ */
+export function poolRootOverlaps(
+  pool: PoolRoots,
+  overlap: PoolOverlap,
+  node?: { id: string; hostname?: string | undefined },
+): QuantixError {
   const { other, root, otherRoot } = overlap;
+  const nodeId = node?.id;
   const how = root === otherRoot ? 'is also' : isPathWithin(otherRoot, root) ? 'lies inside' : 'contains';
   return new QuantixError(
     ErrorCode.POOL_ROOT_OVERLAPS,
-    `Pool ${pool.name}'s root ${root} ${how} pool ${other.name}'s root ${otherRoot}${nodeId ? ` on node ${nodeId}` : ''}: a file there would be both pools', listed by both and deleted through either; give one pool a directory apart from the other's`,
+    `Pool ${pool.name}'s root ${root} ${how} pool ${other.name}'s root ${otherRoot}${node ? ` on node ${node.hostname ?? node.id}` : ''}: a file there would be both pools', listed by both and deleted through either; give one pool a directory apart from the other's`,
     {
       details: {
         path: root,

@@ -537,7 +537,7 @@ export class NodeAgent {
         .catch(() => null);
       if (!checked) continue;
       const overlap = findOverlappingPool(checked, apart);
-      if (overlap) refused.set(definition.id, poolRootOverlaps(checked, overlap, this.options.nodeId));
+      if (overlap) refused.set(definition.id, poolRootOverlaps(checked, overlap, { id: this.options.nodeId }));
       else apart.push(checked);
     }
     return refused;
