@@ -102,11 +102,8 @@ export class ImageService {
    * VM boots from it, is backed by it, holds it in a drive or owns its file. The row is marked
    * `deleting` (with the version read), the file is removed by a node that holds the pool, then
    * the row goes. When the file cannot be removed the row becomes error, retryable, and says why.
-   */
-  /**
-   * Deletes an image and its file, which a node holding its pool removes; with `keepFile`, only
-   * the record goes and the file stays where it is (a pool no node can reach any more, say). Refused
-   * while a VM uses the image or it is being downloaded, either way.
+   * With `keepFile` only the row goes, the file left where it is (a pool no node can reach any
+   * more); the same refusals hold.
    */
   async delete(imageId: string, options: { keepFile?: boolean } = {}): Promise<void> {
     const { repositories, hub } = this.options;
