@@ -148,6 +148,7 @@ describe('quantix API commands', () => {
       const [, newToken] = /^token: (\S+)$/m.exec(renewed.stdout) ?? [];
       expect(newToken).not.toBe(token);
       expect(renewed.stdout).toContain(command as string);
+      expect(renewed.stdout).toContain('a quantix-node already running with --token-file reads the file again');
       await waitForOutput(daemon, /this node was given a new token/);
       await stopProcess(daemon);
       await writeFile(tokenFile, `${newToken}\n`, { mode: 0o600 });

@@ -12,6 +12,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -259,6 +260,28 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
     const listed = startProcess([QUANTIX, '--token-file', tokenFile, 'nodes', 'list'], { QUANTIX_URL: url as string });
     expect(await exitOf(listed, 60_000)).toBe(0);
     expect(listed.output.join('')).toMatch(/^hv-east\s+hv-east\s+connected\s+(just now|\d+ s ago)\s+cp-east-1\s/m);
+
+    // Given a new token, the node is let go; the token written to its file, it is back without a
+    // restart, and at once: not after the 30 s it waits between tries with a refused token.
+    const rotated = startProcess([QUANTIX, '--token-file', tokenFile, '--json', 'nodes', 'token', 'hv-east'], {
+      QUANTIX_URL: url as string,
+    });
+    expect(await exitOf(rotated, 60_000)).toBe(0);
+    await until(
+      () => replicaOf(url as string),
+      (replica) => replica.nodes === 0,
+      'hv-east let go with its old token',
+    );
+    await waitForOutput(node, /put it in \S+, which is read again when it changes/);
+    // As `install -m 600` does: a new file in its place.
+    writeFileSync(`${nodeTokenFile}.new`, JSON.parse(rotated.output.join('')).token, { mode: 0o600 });
+    renameSync(`${nodeTokenFile}.new`, nodeTokenFile);
+    await until(
+      () => replicaOf(url as string),
+      (replica) => replica.nodes === 1,
+      'hv-east back with its new token',
+      15_000,
+    );
     await stopProcess(node);
 
     await stopProcess(first);

@@ -641,6 +641,7 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     const once = await textOf(issued);
     const token = /<<< '([^']+)'/.exec(once)?.[1] ?? '';
     expect(once).toContain('hv-retired has a new token.');
+    expect(once).toContain('already running with --token-file reads that file again');
     expect(once).toContain(
       `quantix-node --url ${system.url} --node-id ${node.id} --token-file /etc/quantix/node-token`,
     );

@@ -1,7 +1,9 @@
 import type { LookupAddress, LookupOptions } from 'node:dns';
+import { type FSWatcher, readFileSync, watch } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIPv6 } from 'node:net';
+import { basename, dirname } from 'node:path';
 import type { Duplex, Writable } from 'node:stream';
 import {
   type ControlMessage,
@@ -35,6 +37,12 @@ export interface ControlPlaneConnectionOptions {
   urls: readonly string[];
   nodeId: string;
   token: string;
+  /**
+   * Where the token is kept (`--token-file`): read again before each dial, so that a token
+   * replaced with `quantix nodes token` is taken up once written there, without a restart — at
+   * once while the token in hand is refused (the file is watched then).
+   */
+  tokenFile?: string;
   hostname: string;
   agentVersion: string;
   capabilities?: Record<string, unknown>;
@@ -71,11 +79,16 @@ export class ControlPlaneConnection {
   private attempt = 0;
   private stopped = false;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** The token of the last dial (tokenFile, read again before each). */
+  private token: string;
+  /** Watches tokenFile's directory while the token in hand is refused. */
+  private tokenWatcher: FSWatcher | undefined;
   private connectedOnce: (() => void) | undefined;
   readonly ready: Promise<void>;
 
   constructor(private readonly options: ControlPlaneConnectionOptions) {
     this.urls = parseControlPlaneUrls(options.urls);
+    this.token = options.token;
     this.ready = new Promise((resolve) => {
       this.connectedOnce = resolve;
     });
@@ -103,6 +116,7 @@ export class ControlPlaneConnection {
   async close(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    this.stopWatchingTokenFile();
     const socket = this.socket;
     if (!socket || socket.readyState === WebSocket.CLOSED) return;
     await new Promise<void>((resolve) => {
@@ -124,7 +138,7 @@ export class ControlPlaneConnection {
     const target = this.dialBackTarget(`${NODE_CONSOLE_PATH}/${encodeURIComponent(sessionId)}`, relayUrl);
     const url = new URL(target.url.href.replace(/^http/, 'ws'));
     const socket = new WebSocket(url, {
-      headers: { authorization: `Bearer ${this.options.token}`, 'x-quantix-node-id': this.options.nodeId },
+      headers: { authorization: `Bearer ${this.token}`, 'x-quantix-node-id': this.options.nodeId },
       handshakeTimeout: 10_000,
       ...target.lookup,
     });
@@ -157,7 +171,7 @@ export class ControlPlaneConnection {
     const request = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
       method: 'POST',
       headers: {
-        authorization: `Bearer ${this.options.token}`,
+        authorization: `Bearer ${this.token}`,
         'x-quantix-node-id': this.options.nodeId,
         'content-type': 'application/octet-stream',
         'content-length': lengthBytes,
@@ -237,7 +251,8 @@ export class ControlPlaneConnection {
   }
 
   private async dial(): Promise<void> {
-    const { nodeId, token, logger } = this.options;
+    const { nodeId, logger } = this.options;
+    const token = this.readToken();
     const next = await this.nextEndpoint();
     if (this.stopped) return;
     if (!next) {
@@ -260,6 +275,7 @@ export class ControlPlaneConnection {
 
     socket.on('open', () => {
       this.attempt = 0;
+      this.stopWatchingTokenFile();
       this.version = PROTOCOL_VERSION;
       logger.info({ url: endpoint.href, address: next.address }, 'connected to the control plane');
       this.send(
@@ -327,7 +343,11 @@ export class ControlPlaneConnection {
           'the control plane removed this node: register it again (`quantix nodes add`) and give it the new token',
         );
       } else if (code === NODE_CLOSE_CODES.tokenReplaced) {
-        logger.error('this node was given a new token (`quantix nodes token`): put it in the token file and restart');
+        logger.error(
+          this.options.tokenFile
+            ? `this node was given a new token (\`quantix nodes token\`): put it in ${this.options.tokenFile}, which is read again when it changes`
+            : 'this node was given a new token (`quantix nodes token`): give it to the node daemon and restart it',
+        );
       }
       this.retryLater(unauthorized || refused, `${endpoint.host} (${next.address}): ${why}`);
     });
@@ -337,6 +357,52 @@ export class ControlPlaneConnection {
     const delay = this.backoff(unauthorized);
     this.options.logger.warn({ reason: why, retryInMs: delay }, 'no control-plane connection; redialling');
     this.retryTimer = setTimeout(() => this.redial(), delay);
+    if (unauthorized) this.watchTokenFile();
+  }
+
+  /** The token to dial with: tokenFile's content when it can be read and is not empty, else the last one. */
+  private readToken(): string {
+    const { tokenFile, logger } = this.options;
+    if (!tokenFile) return this.token;
+    try {
+      const read = readFileSync(tokenFile, 'utf8').trim();
+      if (read) this.token = read;
+      else logger.warn({ tokenFile }, 'the token file is empty; dialling with the token read before');
+    } catch (error) {
+      logger.warn({ tokenFile, err: error }, 'the token file cannot be read; dialling with the token read before');
+    }
+    return this.token;
+  }
+
+  /**
+   * While the token in hand is refused (the node removed, or given a new token), a new token
+   * written to tokenFile is dialled with at once rather than after the longest backoff. The
+   * directory is watched: `install` and editors replace the file rather than write into it.
+   */
+  private watchTokenFile(): void {
+    const { tokenFile, logger } = this.options;
+    if (!tokenFile || this.tokenWatcher || this.stopped) return;
+    try {
+      this.tokenWatcher = watch(dirname(tokenFile), (_event, name) => {
+        if (name !== basename(tokenFile) || this.stopped) return;
+        const refused = this.token;
+        if (this.readToken() === refused) return;
+        logger.info({ tokenFile }, 'the token file changed: dialling with the new token');
+        this.stopWatchingTokenFile();
+        clearTimeout(this.retryTimer);
+        this.redial();
+      });
+      this.tokenWatcher.on('error', () => this.stopWatchingTokenFile());
+      this.tokenWatcher.unref();
+    } catch (error) {
+      // Not watchable (gone, no inotify left): the file is still read again at the next dial.
+      logger.debug({ tokenFile, err: error }, 'the token file cannot be watched');
+    }
+  }
+
+  private stopWatchingTokenFile(): void {
+    this.tokenWatcher?.close();
+    this.tokenWatcher = undefined;
   }
 
   private redial(): void {

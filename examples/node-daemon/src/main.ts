@@ -94,6 +94,7 @@ program.action(
       urls: o.url,
       nodeId: o.nodeId,
       token,
+      ...(o.tokenFile ? { tokenFile: o.tokenFile } : {}),
       ...(o.hostname ? { hostname: o.hostname } : {}),
       libvirtUri: o.libvirt === 'none' ? null : o.libvirt,
       virtType: o.virtType,

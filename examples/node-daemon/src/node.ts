@@ -21,6 +21,8 @@ export interface NodeDaemonOptions {
   urls: readonly string[];
   nodeId: string;
   token: string;
+  /** Where `token` was read from: read again before each dial (ControlPlaneConnectionOptions.tokenFile). */
+  tokenFile?: string;
   hostname?: string;
   /** libvirt URI for VMs; null runs the node without VMs (pools, scans and downloads only). */
   libvirtUri?: string | null;
@@ -166,6 +168,7 @@ export async function startNodeDaemon(options: NodeDaemonOptions): Promise<NodeD
     urls: options.urls,
     nodeId: options.nodeId,
     token: options.token,
+    ...(options.tokenFile ? { tokenFile: options.tokenFile } : {}),
     hostname,
     agentVersion: AGENT_VERSION,
     hello,

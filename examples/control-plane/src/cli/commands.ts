@@ -280,7 +280,12 @@ export function apiCommands(
       const api = client();
       const id = await nodeIdOf(api, node);
       const result = await api.request('issueNodeToken', { params: { id } });
-      print(result, () => `node ${id} has a new token\n${connectInstructions(api, id, result.token)}`);
+      print(
+        result,
+        () =>
+          `node ${id} has a new token\n${connectInstructions(api, id, result.token)}\n` +
+          'a quantix-node already running with --token-file reads the file again: it connects once the new token is there',
+      );
     });
   nodes
     .command('delete <node>')

@@ -166,7 +166,8 @@ function NodeActions({ node, onChange }: { node: NodeDetail; onChange: () => voi
       <ErrorAlert error={error} title={`${node.hostname} not changed`} />
       {token && (
         <TokenOnce nodeId={node.id} token={token}>
-          <code>{node.hostname}</code> has a new token.
+          <code>{node.hostname}</code> has a new token. A <code>quantix-node</code> already running with{' '}
+          <code>--token-file</code> reads that file again: it connects once the new token is there.
         </TokenOnce>
       )}
     </>
