@@ -385,6 +385,8 @@ export class ControlPlaneConnection {
     try {
       this.tokenWatcher = watch(dirname(tokenFile), (_event, name) => {
         if (name !== basename(tokenFile) || this.stopped) return;
+        // A dial under way reads the file itself: a second one beside it would open two connections.
+        if (this.socket?.readyState === WebSocket.CONNECTING || this.socket?.readyState === WebSocket.OPEN) return;
         const refused = this.token;
         if (this.readToken() === refused) return;
         logger.info({ tokenFile }, 'the token file changed: dialling with the new token');
