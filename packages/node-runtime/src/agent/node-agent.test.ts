@@ -87,7 +87,7 @@ afterAll(async () => {
 describe('NodeAgent pool checks', () => {
   const sent: NodeMessage[] = [];
   const agent = () => localAgent(sent);
-  /** The one message `node` answers a scan of `poolId` with. */
+  /** The one response `node` answers a scan of `poolId` with (a scan of a pool may stream its items before). */
   const scanAnswer = async (node: NodeAgent, poolId: string) => {
     sent.length = 0;
     await node.handle({
@@ -96,8 +96,9 @@ describe('NodeAgent pool checks', () => {
       requestId: `scan-${poolId}`,
       request: { op: 'pool.scan', poolId, content: 'iso' },
     });
-    expect(sent).toHaveLength(1);
-    return sent[0];
+    const responses = sent.filter((message) => message.type === 'response');
+    expect(responses).toHaveLength(1);
+    return responses[0];
   };
   const states = (): Record<string, PoolReport> => {
     const last = [...sent].reverse().find((m) => m.type === 'pools.state');
@@ -193,6 +194,33 @@ describe('NodeAgent pool checks', () => {
     await push(2, [pool('link', { path: join(allowed, 'media-link') })]);
     byId = states();
     expect(byId.link).toMatchObject({ status: 'active', reason: null });
+    await node.close();
+  });
+
+  it('lets go of a pool kept from the last push when, pushed again unchanged, its root has become a link out of the allowed roots', async () => {
+    const node = agent();
+    const moving = join(allowed, 'moving');
+    const push = (generation: number) =>
+      node.handle({
+        v: PROTOCOL_VERSION,
+        type: 'pools.desired',
+        generation,
+        pools: [pool('moving', { path: moving, create: true })],
+      });
+    await push(1);
+    expect(states().moving).toMatchObject({ status: 'active', mountPath: moving });
+    expect(await scanAnswer(node, 'moving')).toMatchObject({
+      type: 'response',
+      result: { poolId: 'moving', files: 0 },
+    });
+    // Between two pushes of the same definition the directory is swapped for a link to /etc.
+    await rm(moving, { recursive: true });
+    await symlink('/etc', moving);
+    await push(2);
+    expect(states().moving).toMatchObject({ status: 'error', mountPath: null });
+    expect(states().moving?.reason).toContain('resolves to /etc');
+    // Refused, it takes no requests: a scan no longer reads /etc.
+    expect(await scanAnswer(node, 'moving')).toMatchObject({ type: 'response', error: { code: 'NOT_FOUND' } });
     await node.close();
   });
 });

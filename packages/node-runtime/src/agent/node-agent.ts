@@ -252,6 +252,9 @@ interface ActivePool {
   pool: StoragePool;
 }
 
+/** A pool checked on this node's disk (checkPoolOnDisk), or why it is refused here. */
+type CheckedOnDisk = Awaited<ReturnType<typeof checkPoolOnDisk>> | Error;
+
 const IMAGE_EXTENSIONS: Record<string, ImageFormat> = {
   '.iso': 'iso',
   '.qcow2': 'qcow2',
@@ -507,12 +510,9 @@ export class NodeAgent {
         for (const key of this.inspections.keys()) if (key.startsWith(`${id}\u0000`)) this.inspections.delete(key);
       }
     }
-    const overlaps = await this.overlapsAmong(definitions);
+    const onDisk = await this.checkPushOnDisk(definitions);
     const reports = await Promise.all(
-      definitions.map((definition) => {
-        const overlap = overlaps.get(definition.id);
-        return overlap ? this.refuseOverlapping(definition, overlap) : this.activate(definition);
-      }),
+      definitions.map((definition) => this.activate(definition, 'activate', undefined, onDisk.get(definition.id))),
     );
     this.generation = generation;
     this.appliedFingerprint = desiredPoolsFingerprint(definitions);
@@ -523,42 +523,32 @@ export class NodeAgent {
   }
 
   /**
-   * The pools of a push that would share files here with an earlier one (the push lists the
-   * oldest first, so the pool defined first keeps working): their roots as they really are on
-   * this node, every symbolic link resolved, meet. The control plane compares the spellings only.
+   * Each pool of a push checked on this node's disk, once: its type, config and roots (every
+   * symbolic link resolved), or why it is refused. A pool whose real roots meet an earlier one's
+   * is refused too (the push lists the oldest first, so the pool defined first keeps working);
+   * the control plane compares the spellings only.
    */
-  private async overlapsAmong(definitions: readonly ProtocolPool[]): Promise<Map<string, QuantixError>> {
+  private async checkPushOnDisk(definitions: readonly ProtocolPool[]): Promise<Map<string, CheckedOnDisk>> {
     const apart: PoolRoots[] = [];
-    const refused = new Map<string, QuantixError>();
+    const checks = new Map<string, CheckedOnDisk>();
     for (const definition of definitions) {
-      // A pool refused on other grounds is reported so by its activation, and holds nothing here.
-      const checked = await checkPoolOnDisk({ types: this.options.poolTypes, policy: this.poolRoots, pool: definition })
-        .then((pool) => ({ id: definition.id, name: definition.name, roots: pool.realRoots }))
-        .catch(() => null);
-      if (!checked) continue;
-      const overlap = findOverlappingPool(checked, apart);
-      if (overlap) refused.set(definition.id, poolRootOverlaps(checked, overlap, { id: this.options.nodeId }));
-      else apart.push(checked);
+      let checked: CheckedOnDisk;
+      try {
+        checked = await checkPoolOnDisk({ types: this.options.poolTypes, policy: this.poolRoots, pool: definition });
+      } catch (error) {
+        // Refused on its own: it holds nothing here, so it is in no other pool's way.
+        checks.set(definition.id, error instanceof Error ? error : new Error(String(error)));
+        continue;
+      }
+      const roots = { id: definition.id, name: definition.name, roots: checked.realRoots };
+      const overlap = findOverlappingPool(roots, apart);
+      if (overlap) checks.set(definition.id, poolRootOverlaps(roots, overlap, { id: this.options.nodeId }));
+      else {
+        apart.push(roots);
+        checks.set(definition.id, checked);
+      }
     }
-    return refused;
-  }
-
-  /** A pool of the push that would share files with an earlier one: let go, and reported in error. */
-  private async refuseOverlapping(definition: ProtocolPool, error: QuantixError): Promise<PoolReport> {
-    this.logger?.warn({ poolId: definition.id, err: error.message }, 'pool refused');
-    const current = this.active.get(definition.id);
-    if (current) {
-      this.active.delete(definition.id);
-      await this.deactivate(current.pool);
-    }
-    return {
-      poolId: definition.id,
-      status: 'error',
-      mountPath: null,
-      capacityBytes: null,
-      availableBytes: null,
-      reason: truncateText(error.message),
-    };
+    return checks;
   }
 
   /**
@@ -592,10 +582,15 @@ export class NodeAgent {
     return this.checking;
   }
 
+  /**
+   * Activates a pool (or asks an active one its status) and says how it is. `onDisk` is the
+   * push's own check of it (checkPushOnDisk); without one the pool is checked here.
+   */
   private async activate(
     definition: ProtocolPool,
     how: 'activate' | 'status' = 'activate',
     existing?: StoragePool,
+    onDisk?: CheckedOnDisk,
   ): Promise<PoolReport> {
     const pool = existing ?? toStoragePool(definition, this.options.nodeId);
     const report = (status: PoolReport['status'], fields: Partial<PoolReport> = {}): PoolReport => ({
@@ -611,15 +606,19 @@ export class NodeAgent {
     let roots: string[];
     try {
       // Before any backend sees the pool: a known type, a valid config, and roots this node allows.
-      roots = (await checkPoolOnDisk({ types: this.options.poolTypes, policy: this.poolRoots, pool: definition }))
-        .roots;
+      const checked =
+        onDisk ?? (await checkPoolOnDisk({ types: this.options.poolTypes, policy: this.poolRoots, pool: definition }));
+      if (!('roots' in checked)) throw checked;
+      roots = checked.roots;
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       this.logger?.warn({ poolId: definition.id, err: reason }, 'pool refused');
-      // Refused on a re-check (its root became a link elsewhere, say): nothing more is done in it.
-      if (existing) {
+      // Active until now (its root became a link elsewhere since the last push or check, say):
+      // let go, so that nothing more is done in it.
+      const held = existing ?? this.active.get(definition.id)?.pool;
+      if (held) {
         this.active.delete(definition.id);
-        await this.deactivate(pool);
+        await this.deactivate(held);
       }
       return report('error', { reason });
     }
