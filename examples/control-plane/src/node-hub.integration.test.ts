@@ -165,11 +165,16 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
     await node.opened;
     return node;
   };
-  /** Connected, welcomed, pools pushed and reported active; requests answered by `answer` from the start. */
-  const welcomed = async (nodeId: string, answer?: RawNode['answer']) => {
+  /**
+   * Connected, welcomed, pools pushed and reported active; requests answered by `answer` from the
+   * start. The hello offers `protocol` (default: this release's version alone).
+   */
+  const welcomed = async (nodeId: string, answer?: RawNode['answer'], protocol?: { min: number; max: number }) => {
     const node = await connect(nodeId);
     node.answer = answer;
-    node.hello();
+    if (protocol) {
+      node.send({ v: protocol.max, type: 'hello', nodeId, hostname: nodeId, agentVersion: 'test', protocol });
+    } else node.hello();
     const desired = await node.waitFor('pools.desired');
     node.send({
       v: 1,
@@ -1129,7 +1134,7 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
 
   it('a restarted control plane adopts a download the node kept running, and applies one it finished — even over an error', async () => {
     await addNode('dl-1', ['dl-1-pool']);
-    const node = await welcomed('dl-1');
+    const node = await welcomed('dl-1', (request) => (request.op === 'source.check' ? { allowed: true } : undefined));
     node.received.length = 0;
     const started = await api('POST', '/images/download', { catalogId: 'tiny-cloud', poolId: 'dl-1-pool' });
     expect(started.status).toBe(202);
@@ -1199,6 +1204,50 @@ describe('node hub: link states, limits and backpressure (PostgreSQL, real WebSo
     } finally {
       cp = second; // afterAll closes the one still running
     }
+  });
+
+  it('asks the node whether it would fetch a source before recording a download: refused there, nothing is recorded; a node of protocol 7 is not asked', async () => {
+    const TINY_SOURCE = 'http://127.0.0.1:9/tiny.qcow2'; // the tiny catalog's entry
+    await addNode('src-1', ['src-1-pool']);
+    const node = await welcomed('src-1');
+    node.received.length = 0;
+    const answer = api('POST', '/images/download', { catalogId: 'tiny-cloud', poolId: 'src-1-pool' });
+    const check = await node.waitFor('request', (m) => m.request.op === 'source.check');
+    expect(check.request).toEqual({ op: 'source.check', sourceUrl: TINY_SOURCE, checksumUrl: null });
+    const words = `Source ${TINY_SOURCE} is not allowed: 127.0.0.1 is in a denied range`;
+    node.send({
+      v: PROTOCOL_VERSION,
+      type: 'response',
+      requestId: check.requestId,
+      error: { code: 'SOURCE_NOT_ALLOWED', message: words },
+    });
+    expect(await answer).toMatchObject({
+      status: 400,
+      body: { error: { code: 'SOURCE_NOT_ALLOWED', message: words } },
+    });
+    expect(node.received.filter((m) => m.type === 'request').map((m) => m.request.op)).toEqual(['source.check']);
+    expect(await quantix.repositories.images.count({ poolId: 'src-1-pool' })).toBe(0);
+
+    // A node too old for source.check judges the source when it fetches, as before.
+    await addNode('src-7', ['src-7-pool']);
+    const old = await welcomed('src-7', undefined, { min: 1, max: 7 });
+    old.received.length = 0;
+    const started = await api('POST', '/images/download', { catalogId: 'tiny-cloud', poolId: 'src-7-pool' });
+    expect(started.status).toBe(202);
+    const download = await old.waitFor('request', (m) => m.request.op === 'image.download');
+    expect(old.received.filter((m) => m.type === 'request').map((m) => m.request.op)).toEqual(['image.download']);
+    old.send({
+      v: 7,
+      type: 'response',
+      requestId: download.requestId,
+      error: { code: 'SOURCE_NOT_ALLOWED', message: words },
+    });
+    const failed = await until(
+      () => quantix.repositories.images.require(started.body.id as string),
+      (image) => image.phase === 'error',
+      'the refused download to fail',
+    );
+    expect(failed.error).toMatchObject({ code: 'SOURCE_NOT_ALLOWED' });
   });
 
   it('agrees with each node on the highest protocol version both speak, and closes one with none in common', async () => {

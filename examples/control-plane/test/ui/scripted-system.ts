@@ -163,6 +163,8 @@ export async function startScriptedSystem(options: { stepMs?: number } = {}): Pr
     const fail = (code: string, text: string) =>
       send({ v: PROTOCOL_VERSION, type: 'response', requestId, error: { code, message: text } });
     switch (request.op) {
+      case 'source.check':
+        return respond({ allowed: true });
       case 'image.download': {
         const total = entries.find((e) => request.sourceUrl.endsWith(e.sourceUrl.split('/').pop() ?? ''))?.sizeBytes;
         const size = total ?? 1024 * 1024;

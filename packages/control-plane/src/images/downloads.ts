@@ -353,7 +353,10 @@ export class DownloadService {
         }
       }
       // A source the policy refuses is refused now, before a row is recorded or a byte requested.
-      await this.options.executor.preflight?.({ sourceUrl: source.url, checksumUrl: source.checksumUrl });
+      await this.options.executor.preflight?.(
+        { sourceUrl: source.url, checksumUrl: source.checksumUrl },
+        picked && !picked.remote ? picked.runner : null,
+      );
       if (picked?.remote) {
         const imageId = await (this.options.elsewhere as RemoteDownloads).start(picked.runner, {
           ...options,

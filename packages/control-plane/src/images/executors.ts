@@ -10,6 +10,7 @@ import {
   type ImageFetcher,
   type ImageImportResultMessage,
   type ImageProgressStage,
+  isQuantixError,
   type NodeMessage,
   QuantixError,
   type Repositories,
@@ -87,10 +88,11 @@ export interface DownloadExecutor {
     options: { onProgress: (update: DownloadProgressUpdate) => void; signal: AbortSignal },
   ): Promise<ImageDownloadResult | ImageImportResultMessage>;
   /**
-   * Refuses a source before anything is recorded, where the executor can tell (the local
-   * fetcher's source policy); nodes judge their sources themselves, when they fetch.
+   * Refuses a source before anything is recorded, where the executor can tell: by the local
+   * fetcher's source policy, or by asking `runner` (a node judges its own sources). Where it
+   * cannot tell (a node of an older protocol), the fetch judges it.
    */
-  preflight?(source: { sourceUrl: string; checksumUrl: string | null }): Promise<void>;
+  preflight?(source: { sourceUrl: string; checksumUrl: string | null }, runner: string | null): Promise<void>;
   /**
    * Copies a file the runner reaches (another pool it holds active, or another place) into the
    * download's place, verified against `checksum`: no HTTP, the bytes cloned where the file
@@ -151,6 +153,17 @@ export class NodeDownloadExecutor implements DownloadExecutor {
       return wanted;
     }
     return usable[0] ?? null;
+  }
+
+  async preflight(source: { sourceUrl: string; checksumUrl: string | null }, runner: string | null): Promise<void> {
+    if (runner === null) return;
+    try {
+      await this.options.hub.request(runner, { op: 'source.check', ...source }, { timeoutMs: 30_000 });
+    } catch (error) {
+      // A node too old to be asked judges the source when it fetches, as before.
+      if (isQuantixError(error, ErrorCode.UNSUPPORTED_OPERATION) && error.details?.op === 'source.check') return;
+      throw error;
+    }
   }
 
   async freeBytes(runner: string, target: { poolId: string; relPath: string }): Promise<number | null> {
@@ -333,10 +346,7 @@ export class LocalDownloadExecutor implements DownloadExecutor {
   }
 
   async preflight(source: { sourceUrl: string; checksumUrl: string | null }): Promise<void> {
-    const fetcher = this.fetcherFor(source.sourceUrl) as ImageFetcher & {
-      checkSource?: (options: { sourceUrl: string; checksumUrl?: string | null }) => Promise<void>;
-    };
-    await fetcher.checkSource?.({ sourceUrl: source.sourceUrl, checksumUrl: source.checksumUrl });
+    await this.fetcherFor(source.sourceUrl).checkSource?.(source);
   }
 
   private fetcherFor(sourceUrl: string): ImageFetcher {

@@ -53,6 +53,12 @@ export interface ImageFetcher {
    */
   readChecksum?(request: ChecksumRequest): Promise<Checksum>;
   /**
+   * Refuses a source (and its checksum file) that `fetch` would refuse by its source policy,
+   * without requesting anything: lets a download be refused before it is recorded. Optional: a
+   * fetcher without it judges its sources when it fetches.
+   */
+  checkSource?(request: { sourceUrl: string; checksumUrl?: string | null }): Promise<void>;
+  /**
    * Removes what fetches toward `destinationPath` left to resume from (a partial file and its
    * notes), when the image they were for is deleted; nothing there is no error. Optional: a
    * fetcher that leaves nothing behind needs none.

@@ -38,9 +38,10 @@ export const PROTOCOL_VERSIONS = {
    * in the hello (a reconnecting node says the pools it holds, and is not pushed them again); 5
    * vm.states (the control plane keeps its records of VMs to what the hypervisor says); 6
    * vm.eject (a VM's ISO taken out of its CD-ROM drive); 7 vm.resize (a stopped VM's CPUs and
-   * memory) and vm.insert (an ISO put into a VM's empty CD-ROM drive).
+   * memory) and vm.insert (an ISO put into a VM's empty CD-ROM drive); 8 source.check (a download's
+   * source judged by the node before anything is recorded).
    */
-  max: 7,
+  max: 8,
 } as const;
 /** The version this release writes before a version was agreed (its hello), and prefers. */
 export const PROTOCOL_VERSION = PROTOCOL_VERSIONS.max;
@@ -375,6 +376,15 @@ export const NODE_OPERATIONS = {
     }),
     result: imageImportResultSchema,
   },
+  /**
+   * Whether the node would fetch from a source (and its checksum file): a fetcher for its scheme,
+   * and the node's source policy (scheme, host, port, the addresses the host resolves to), judged
+   * without requesting anything. Answers the refusal a download would fail with.
+   */
+  'source.check': {
+    request: z.object({ sourceUrl: url, checksumUrl: url.nullable() }),
+    result: z.object({ allowed: z.literal(true) }),
+  },
   'image.cancel': { request: z.object({ imageId: id }), result: z.object({ cancelled: z.boolean() }) },
   'image.remove': { request: z.object({ poolId: id, relPath }), result: z.object({ removed: z.boolean() }) },
   'file.stat': {
@@ -543,6 +553,7 @@ export const OPERATION_SINCE_VERSION: Partial<Record<keyof typeof NODE_OPERATION
   'vm.eject': 6,
   'vm.resize': 7,
   'vm.insert': 7,
+  'source.check': 8,
 };
 
 /** The version delta scans (pool.scan `since`, answered by scan.delta) need. */

@@ -62,6 +62,8 @@ describe('NodeAgent with real storage, downloads and libvirt', () => {
   let baseUrl: string;
   let image: Buffer;
   let imageSha256: string;
+  /** Every path the image server was asked for. */
+  const served: string[] = [];
   const sent: Sent = [];
   const send = (message: NodeMessage) => void sent.push(message);
 
@@ -87,6 +89,7 @@ describe('NodeAgent with real storage, downloads and libvirt', () => {
     image = readFileSync(source);
     imageSha256 = createHash('sha256').update(image).digest('hex');
     server = createServer((req, res) => {
+      served.push(req.url ?? '');
       if (req.url === '/tiny.qcow2') {
         res.writeHead(200, { 'content-length': image.length, 'content-type': 'application/octet-stream' });
         return res.end(image);
@@ -341,6 +344,26 @@ describe('NodeAgent with real storage, downloads and libvirt', () => {
     expect(existsSync(marker)).toBe(false);
     const malformed = await request({ op: 'vm.explode' });
     expect(malformed.response.error?.code).toBe(ErrorCode.PROTOCOL_INVALID_MESSAGE);
+  });
+
+  it('judges a source by its policy without fetching it (source.check)', async () => {
+    served.length = 0;
+    const check = (sourceUrl: string, checksumUrl: string | null = null) =>
+      request({ op: 'source.check', sourceUrl, checksumUrl }).then(({ response }) => response);
+    expect((await check(`${baseUrl}/tiny.qcow2`, `${baseUrl}/SHA256SUMS`)).result).toEqual({ allowed: true });
+    const port = new URL(baseUrl).port;
+    expect((await check(`http://127.0.0.2:${port}/tiny.qcow2`)).error).toMatchObject({
+      code: 'SOURCE_NOT_ALLOWED',
+      message: expect.stringContaining('127.0.0.2 is in a denied range'),
+    });
+    expect((await check(`${baseUrl}/tiny.qcow2`, 'http://169.254.169.254/SHA256SUMS')).error).toMatchObject({
+      code: 'SOURCE_NOT_ALLOWED',
+    });
+    expect((await check('ftp://127.0.0.1/x.qcow2')).error).toMatchObject({
+      code: ErrorCode.UNSUPPORTED_OPERATION,
+      message: 'This node has no fetcher for ftp URLs',
+    });
+    expect(served).toEqual([]);
   });
 
   it('creates a VM from the downloaded image → running; stops and deletes it; the image stays', async () => {

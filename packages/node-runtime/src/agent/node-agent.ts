@@ -686,6 +686,11 @@ export class NodeAgent {
     'pool.scan': (request, send) => this.scan(request.poolId, request.content, send, request.since),
     'image.download': (request, send) => this.download(request, send),
     'image.import': (request, send) => this.importImage(request, send),
+    'source.check': async (request) => {
+      // The source's fetcher reads its checksum file too, so it judges both.
+      await this.fetcherFor(request.sourceUrl).checkSource?.(request);
+      return { allowed: true };
+    },
     'image.cancel': async (request) => {
       const cancelled = new QuantixError(
         ErrorCode.DOWNLOAD_CANCELLED,
@@ -1423,6 +1428,18 @@ export class NodeAgent {
    * fetches twice), and one for a download that finished lately is answered from its result
    * when the file is still there, whole.
    */
+  /** The fetcher for a URL's scheme; UNSUPPORTED_OPERATION when this node has none. */
+  private fetcherFor(sourceUrl: string): ImageFetcher {
+    const scheme = new URL(sourceUrl).protocol.replace(/:$/, '');
+    const fetcher = (this.options.fetchers ?? []).find((f) => f.schemes.includes(scheme));
+    if (!fetcher) {
+      throw new QuantixError(ErrorCode.UNSUPPORTED_OPERATION, `This node has no fetcher for ${scheme} URLs`, {
+        details: { scheme },
+      });
+    }
+    return fetcher;
+  }
+
   private async download(
     request: Extract<NodeRequest, { op: 'image.download' }>,
     send: Send,
@@ -1456,13 +1473,7 @@ export class NodeAgent {
       }
       this.finished.delete(request.imageId);
     }
-    const scheme = new URL(request.sourceUrl).protocol.replace(/:$/, '');
-    const fetcher = (this.options.fetchers ?? []).find((f) => f.schemes.includes(scheme));
-    if (!fetcher) {
-      throw new QuantixError(ErrorCode.UNSUPPORTED_OPERATION, `This node has no fetcher for ${scheme} URLs`, {
-        details: { scheme },
-      });
-    }
+    const fetcher = this.fetcherFor(request.sourceUrl);
     const destinationPath = await this.resolve(request.poolId, request.relPath);
     if (this.downloads.has(request.imageId)) return this.download(request, send, how); // started while we resolved
     const controller = new AbortController();
