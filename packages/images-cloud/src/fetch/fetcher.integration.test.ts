@@ -222,6 +222,55 @@ describe('HttpImageFetcher against a real HTTP server', () => {
     expect(sha256(readFileSync(result.path))).toBe(sha256(image));
   });
 
+  it('resumes a server that sends neither ETag nor Last-Modified when the checksum is known; without one it starts over', async () => {
+    server.setFile(IMAGE, image, { etag: null, lastModified: null });
+    server.behaviour.dropAfterBytes = 3_000_000;
+    const result = await fetcher().fetch(request());
+    expect(server.requestsFor(IMAGE).map((r) => [r.range === null ? null : 'range', r.ifRange, r.status])).toEqual([
+      [null, null, 200],
+      ['range', null, 206],
+    ]);
+    expect(result).toMatchObject({ resumed: true, attempts: 2, bytesTransferred: image.length });
+    expect(sha256(readFileSync(result.path))).toBe(sha256(image));
+
+    // Nothing to check the stitched file against: the rest of an unknown version is never asked for.
+    server.reset();
+    server.setFile(IMAGE, image, { etag: null, lastModified: null });
+    server.behaviour.dropAfterBytes = 3_000_000;
+    const unverified = await fetcher({ requireChecksum: false }).fetch(
+      request({ checksumUrl: null, destinationPath: join(dir, 'images', 'unverified.qcow2') }),
+    );
+    expect(server.requestsFor(IMAGE).map((r) => [r.range, r.status])).toEqual([
+      [null, 200],
+      [null, 200],
+    ]);
+    expect(unverified.resumed).toBe(false);
+    expect(sha256(readFileSync(unverified.path))).toBe(sha256(image));
+  });
+
+  it('a source without validators that changed while paused: the stitched file fails its checksum, and one whole fetch gets the new one', async () => {
+    server.setFile(IMAGE, image, { etag: null, lastModified: null });
+    server.behaviour.dropAfterBytes = 3_000_000;
+    server.behaviour.dropEveryAfterBytes = 3_000_000;
+    const first = await fetcher({ retry: { attempts: 1, baseDelayMs: 10, maxDelayMs: 50 } })
+      .fetch(request())
+      .catch((e: unknown) => e);
+    expect(first).toMatchObject({ code: 'DOWNLOAD_FAILED' });
+    const kept = statSync(`${request().destinationPath}.partial`).size;
+    expect(kept).toBeGreaterThan(0);
+
+    // The mirror now serves another build under the same name, still without validators.
+    server.reset();
+    server.setFile(IMAGE, otherImage, { etag: null, lastModified: null });
+    server.setFile(SUMS, sha256Sums({ 'noble-server-cloudimg-amd64.img': otherImage }));
+    const result = await fetcher().fetch(request());
+    expect(server.requestsFor(IMAGE).map((r) => [r.range, r.status])).toEqual([
+      [`bytes=${kept}-`, 206],
+      [null, 200],
+    ]);
+    expect(sha256(readFileSync(result.path))).toBe(sha256(otherImage));
+  });
+
   it('wrong bytes: CHECKSUM_MISMATCH, and neither the file nor its partial is left', async () => {
     server.behaviour.corruptPaths = [IMAGE];
     const error = await fetcher()

@@ -431,7 +431,7 @@ export class HttpImageFetcher implements ImageFetcher {
     for (;;) {
       const before = state.offset;
       try {
-        await this.transfer({ request, state, partialPath, metaPath, meter, signal });
+        await this.transfer({ request, state, partialPath, metaPath, meter, signal, verified: expected !== null });
       } catch (error) {
         if (error instanceof StartOver) {
           state.restarts += 1;
@@ -707,15 +707,21 @@ export class HttpImageFetcher implements ImageFetcher {
     metaPath: string;
     meter: ProgressMeter;
     signal: AbortSignal;
+    /** The whole file will be checked against a known checksum. */
+    verified: boolean;
   }): Promise<void> {
-    const { request, state, partialPath, metaPath, meter, signal } = options;
+    const { request, state, partialPath, metaPath, meter, signal, verified } = options;
     if (state.offset > 0 && state.meta?.totalBytes === state.offset) return; // complete already
     const headers: OutgoingHttpHeaders = { 'user-agent': this.userAgent, 'accept-encoding': 'identity' };
     if (state.offset > 0) {
       const validator = strongEtag(state.meta?.etag) ?? state.meta?.lastModified ?? null;
-      if (!validator) throw new StartOver('the partial file has no ETag or Last-Modified to resume against');
+      // Without a validator a changed source cannot be told from the same one; with a known
+      // checksum a file stitched from two versions is caught anyway (and fetched once more whole).
+      if (!validator && !verified) {
+        throw new StartOver('the partial file has no ETag or Last-Modified to resume against');
+      }
       headers.range = `bytes=${state.offset}-`;
-      headers['if-range'] = validator;
+      if (validator) headers['if-range'] = validator;
     }
     state.attempts += 1;
     const { response, url } = await openResponse({
