@@ -277,6 +277,47 @@ describe('quantix API commands', () => {
     }
   });
 
+  it('shows one image by its name: phase and error, pool and path, size, checksum, OS and labels', async () => {
+    const { pools, images } = quantix.repositories;
+    await pools.create({ id: 'shelf', name: 'shelf', type: 'local', config: { path: '/srv/shelf' }, nodeIds: [] });
+    try {
+      const downloading = await images.create({
+        name: 'debian.qcow2',
+        kind: 'cloud',
+        format: 'qcow2',
+        phase: 'pending',
+        location: { poolId: 'shelf', relPath: 'images/debian.qcow2' },
+        os: { family: 'linux', distribution: 'debian', version: '12', arch: 'x86_64', cloudInit: true },
+        labels: { team: 'infra' },
+      });
+      await images.update(downloading.id, { phase: 'downloading' });
+      const image = await images.update(downloading.id, {
+        phase: 'error',
+        error: { code: 'CHECKSUM_MISMATCH', message: 'sha256 of the downloaded bytes is 00…', retryable: true },
+        sizeBytes: 3 * 1024 * 1024,
+      });
+      const shown = await cli(['images', 'show', 'debian.qcow2']);
+      expect(shown.code, shown.stderr).toBe(0);
+      const lines = shown.stdout.split('\n');
+      expect(lines[0]).toBe(`image debian.qcow2 (${image.id}) is error: cloud, qcow2`);
+      expect(lines[1]).toBe('error CHECKSUM_MISMATCH: sha256 of the downloaded bytes is 00…');
+      expect(lines[2]).toBe('in pool shelf at images/debian.qcow2');
+      expect(lines[3]).toBe('size 3.0 MiB, no checksum');
+      expect(lines[4]).toMatch(/^OS debian 12 x86_64 \(cloud-init\); needs \d+ vCPU, \d+ MiB/);
+      expect(shown.stdout).toContain('labels:\n  team=infra\n');
+      // --json is the API's own answer.
+      const json = await cli(['images', 'show', image.id, '--json']);
+      expect(JSON.parse(json.stdout)).toMatchObject({ id: image.id, phase: 'error', location: { poolId: 'shelf' } });
+      expect(await cli(['images', 'show', 'no-such-image'])).toMatchObject({
+        code: 1,
+        stderr: expect.stringMatching(/^error NOT_FOUND: /),
+      });
+    } finally {
+      for (const image of await images.list({})) await images.delete(image.id);
+      await pools.delete('shelf');
+    }
+  });
+
   it('fails with exit 1 and the API’s code, and with exit 2 when used wrongly', async () => {
     expect(await cli(['vms', 'start', 'no-such-vm'])).toMatchObject({
       code: 1,

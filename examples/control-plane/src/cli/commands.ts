@@ -589,6 +589,44 @@ export function apiCommands(
       print(check, () => `${check.outcome}: ${check.message}`);
     });
   images
+    .command('show <image>')
+    .description(
+      'show an image (id or name): its phase (and error), pool and path, size and checksum, OS, source and labels',
+    )
+    .option('--node <node>', 'also show its path on this node (id or hostname)')
+    .action(async (value: string, o: { node?: string }) => {
+      const api = client();
+      const [imageId, { pools: poolList }, nodeId] = await Promise.all([
+        imageIdOf(api, value),
+        api.request('listPools'),
+        o.node ? nodeIdOf(api, o.node) : undefined,
+      ]);
+      const image = await api.request('getImage', { params: { id: imageId }, query: nodeId ? { nodeId } : {} });
+      const poolName = (id: string) => poolList.find((p) => p.id === id)?.name ?? id;
+      const { os } = image;
+      const osText = [os.distribution ?? os.family, os.version, os.arch].filter(Boolean).join(' ');
+      const guest = [os.cloudInit ? 'cloud-init' : null, os.defaultUser ? `user ${os.defaultUser}` : null]
+        .filter(Boolean)
+        .join(', ');
+      const percent = image.progress?.percent;
+      const labels = Object.entries(image.labels);
+      print(image, () =>
+        [
+          `image ${image.name} (${image.id}) is ${image.phase}${percent != null && image.phase !== 'ready' ? ` (${percent}%)` : ''}: ${image.kind}${image.format ? `, ${image.format}` : ''}`,
+          ...(image.error ? [`error ${image.error.code}: ${image.error.message}`] : []),
+          image.location
+            ? `in pool ${poolName(image.location.poolId)} at ${image.location.relPath}${nodeId ? ` (${image.path ?? 'not active'} on ${o.node})` : ''}`
+            : 'no file (it has no place in a pool)',
+          `size ${image.sizeBytes == null ? '-' : bytes(image.sizeBytes)}${image.virtualSizeBytes == null ? '' : ` (virtual ${bytes(image.virtualSizeBytes)})`}, ${image.checksum ? `${image.checksum.algorithm} ${image.checksum.value}` : 'no checksum'}`,
+          `OS ${osText || 'unknown'}${guest ? ` (${guest})` : ''}; needs ${image.requirements.minCpu} vCPU, ${image.requirements.minMemoryMiB} MiB${image.requirements.minDiskGiB ? `, ${image.requirements.minDiskGiB} GiB of disk` : ''}`,
+          ...(image.catalogId ? [`catalog entry ${image.catalogId}`] : []),
+          ...(image.copiedFrom ? [`copied from image ${image.copiedFrom}`] : []),
+          `created ${iso(image.createdAt)}, updated ${iso(image.updatedAt)}`,
+          ...(labels.length > 0 ? ['labels:', ...labels.map(([key, text]) => `  ${key}=${text}`)] : []),
+        ].join('\n'),
+      );
+    });
+  images
     .command('revisions <image>')
     .description('a followed image’s revisions, newest first, with its schedule and last check')
     .action(async (value: string) => {
