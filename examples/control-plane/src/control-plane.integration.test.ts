@@ -576,6 +576,45 @@ describe('control plane API and node hub (PostgreSQL)', () => {
     await images.delete(seed.id);
   });
 
+  it('refuses to delete a pool that holds images or a node that has VMs, with 409 IN_USE naming them', async () => {
+    const { images, pools, vms, nodes } = quantix.repositories;
+    const shelf = await pools.create({ name: 'shelf', type: 'local', config: { path: '/srv/shelf' } });
+    const held = [];
+    for (let i = 1; i <= 7; i++) {
+      held.push(
+        await images.create({
+          name: `disk-${i}.iso`,
+          kind: 'iso',
+          location: { poolId: shelf.id, relPath: `disk-${i}.iso` },
+        }),
+      );
+    }
+    const poolRefused = await api('DELETE', `/pools/${shelf.id}`);
+    expect(poolRefused).toMatchObject({ status: 409, body: { error: { code: 'IN_USE', details: { images: 7 } } } });
+    expect(poolRefused.body.error.message).toMatch(
+      /^Pool shelf holds 7 image\(s\): (disk-\d\.iso, ){4}disk-\d\.iso and 2 more; delete them first \(a delete with keepFile forgets an image and leaves its file\)$/,
+    );
+    for (const image of held) await images.delete(image.id);
+    expect((await api('DELETE', `/pools/${shelf.id}`)).status).toBe(204);
+
+    await nodes.create({ id: 'hv-busy', hostname: 'busy.example' });
+    const vm = await vms.create({ name: 'busy-vm', nodeId: 'hv-busy' });
+    const nodeRefused = await api('DELETE', '/nodes/hv-busy');
+    expect(nodeRefused).toMatchObject({
+      status: 409,
+      body: {
+        error: {
+          code: 'IN_USE',
+          message: 'Node busy.example has 1 VM(s): busy-vm; delete them first',
+          details: { vms: [{ id: vm.id, name: 'busy-vm' }] },
+        },
+      },
+    });
+    await vms.delete(vm.id);
+    expect((await api('DELETE', '/nodes/hv-busy')).status).toBe(204);
+    expect(await nodes.get('hv-busy')).toBeUndefined();
+  });
+
   it('refuses a VM its node cannot run, or with a user name no system takes, before writing anything', async () => {
     const created = await api('POST', '/nodes', { id: 'hv-small', hostname: 'hv-small' });
     const small = new ScriptedNode(cp.url, 'hv-small', created.body.token, () => {}, {

@@ -106,7 +106,14 @@ describe('quantix API commands', () => {
     // Never connected: no time to tell.
     expect(nodes.stdout).toMatch(/^hv-cli +hv-cli +disconnected +- +- +-$/m);
 
+    // Every delete asks first; without a terminal to ask on, --yes is required.
     expect(await cli(['pools', 'delete', 'iso-store'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining(
+        'not deleting pool iso-store without confirmation: stdin is not a terminal; give --yes',
+      ),
+    });
+    expect(await cli(['pools', 'delete', 'iso-store', '--yes'])).toMatchObject({
       code: 0,
       stdout: 'deleted pool iso-store (isos)\n',
     });
@@ -323,7 +330,7 @@ describe('quantix API commands', () => {
       code: 1,
       stderr: expect.stringMatching(/^error NOT_FOUND: /),
     });
-    expect(await cli(['pools', 'delete', 'no-such-pool'])).toMatchObject({
+    expect(await cli(['pools', 'delete', 'no-such-pool', '--yes'])).toMatchObject({
       code: 1,
       stderr: 'error NOT_FOUND: no pool has the id or name "no-such-pool" (known: none)\n',
     });

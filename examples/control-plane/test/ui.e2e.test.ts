@@ -653,7 +653,9 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     await card.getByRole('button', { name: 'Confirm delete' }).click();
     const refused = card.getByRole('alert');
     await refused.waitFor();
-    expect(await textOf(refused)).toMatch(/^hv-retired not changed: .*vms.*\(IN_USE\)$/);
+    expect(await textOf(refused)).toBe(
+      'hv-retired not changed: Node hv-retired has 1 VM(s): vm-on-retired; delete them first (IN_USE)',
+    );
     expect(await repositories.nodes.get(node.id)).toBeDefined();
 
     // Without the VM it goes: its card with it.
@@ -676,7 +678,9 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     await held.getByRole('button', { name: 'Confirm delete' }).click();
     const inUse = held.getByRole('alert');
     await inUse.waitFor();
-    expect(await textOf(inUse)).toMatch(/^Local images not changed: .*images.*\(IN_USE\)$/);
+    expect(await textOf(inUse)).toMatch(
+      /^Local images not changed: Pool Local images holds \d+ image\(s\): .+; delete them first .*\(IN_USE\)$/,
+    );
     const empty = page.getByRole('article', { name: 'Spare ISOs' });
     // Assigned to a node in place: pushed to it, which reports its state.
     await empty.getByRole('button', { name: 'Assign nodes to Spare ISOs' }).click();

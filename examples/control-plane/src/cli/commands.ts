@@ -231,12 +231,17 @@ export function apiCommands(
     });
   pools
     .command('delete <pool>')
-    .description('delete a pool definition (its files stay; pool: id or name)')
-    .action(async (value: string) => {
+    .description(
+      'delete a pool definition (id or name), after confirmation: its files stay (refused while images are recorded in it)',
+    )
+    .option('--yes', 'do not ask for confirmation (required when stdin is not a terminal)')
+    .action(async (value: string, o: { yes?: boolean }) => {
       const api = client();
       const { pools: list } = await api.request('listPools');
       const id = poolIdIn(list, value);
       const pool = list.find((p) => p.id === id) as (typeof list)[number];
+      const question = `Delete the definition of pool ${poolNamed(pool)} (its files stay)? [y/N] `;
+      if (!(await deletionConfirmed(o.yes, `pool ${pool.name}`, question))) return;
       await api.request('deletePool', { params: { id: pool.id } });
       out(`deleted pool ${poolNamed(pool)}`);
     });

@@ -1,4 +1,4 @@
-import type { NewNode, Node, Repositories } from '@quantix/core';
+import { ErrorCode, type NewNode, type Node, QuantixError, type Repositories } from '@quantix/core';
 import type { NodeHub } from '../hub/node-hub.js';
 import type { ReplicaListener } from '../replicas/listener.js';
 import type { ReplicaRegistry } from '../replicas/replica-registry.js';
@@ -56,7 +56,18 @@ export class NodeService {
 
   /** Deletes the node (IN_USE while VMs are recorded on it, NOT_FOUND when there is none) and closes its connection. */
   async remove(nodeId: string): Promise<void> {
-    await this.options.repositories.nodes.delete(nodeId);
+    const { repositories } = this.options;
+    const node = await repositories.nodes.require(nodeId);
+    // Named here; the database's foreign key still refuses a VM recorded meanwhile.
+    const vms = await repositories.vms.list({ nodeId });
+    if (vms.length > 0) {
+      throw new QuantixError(
+        ErrorCode.IN_USE,
+        `Node ${node.hostname} has ${vms.length} VM(s): ${vms.map((vm) => vm.name).join(', ')}; delete them first`,
+        { details: { nodeId, vms: vms.map((vm) => ({ id: vm.id, name: vm.name })) } },
+      );
+    }
+    await repositories.nodes.delete(nodeId);
     this.options.replicas.forgetRemoved([nodeId]);
     this.options.hub.letRemovedGo([nodeId]);
   }

@@ -1,5 +1,6 @@
 import {
   checkPoolDefinition,
+  ErrorCode,
   findOverlappingPool,
   type NewStoragePool,
   newId,
@@ -8,6 +9,7 @@ import {
   type PoolTypeDefinition,
   poolRootOverlaps,
   poolRootsOf,
+  QuantixError,
   type Repositories,
   type StoragePool,
   type StoragePoolPatch,
@@ -15,6 +17,9 @@ import {
   validatePoolPatch,
 } from '@quantix/core';
 import type { PoolFanout } from '../replicas/pool-fanout.js';
+
+/** How many of the images that keep a pool from being deleted its refusal names. */
+const IMAGES_NAMED = 5;
 
 /** A pool with what each node said about it. */
 export type PoolWithStates = StoragePool & { nodeStates: PoolNodeState[] };
@@ -80,8 +85,22 @@ export class PoolService {
     return this.get(poolId);
   }
 
+  /** Deletes a pool's definition (its files stay): IN_USE, naming some, while images are recorded in it. */
   async delete(poolId: string): Promise<void> {
-    await this.options.repositories.pools.delete(poolId);
+    const { repositories } = this.options;
+    const pool = await repositories.pools.require(poolId);
+    // Named here; the database's foreign key still refuses an image recorded meanwhile.
+    const count = await repositories.images.count({ poolId });
+    if (count > 0) {
+      const named = await repositories.images.list({ poolId, limit: IMAGES_NAMED });
+      const more = count > named.length ? ` and ${count - named.length} more` : '';
+      throw new QuantixError(
+        ErrorCode.IN_USE,
+        `Pool ${pool.name} holds ${count} image(s): ${named.map((image) => image.name).join(', ')}${more}; delete them first (a delete with keepFile forgets an image and leaves its file)`,
+        { details: { poolId, images: count } },
+      );
+    }
+    await repositories.pools.delete(poolId);
     await this.options.fanout.changed(poolId);
   }
 
