@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { createQuantix, definePlugin, ImageCatalogToken, type Quantix } from '@quantix/core';
 import { createTestDatabase, type TestDatabase, waitFor } from '@quantix/core/testing';
 import { createStorageLocalPlugin } from '@quantix/storage-local';
+import { createStorageNfsPlugin } from '@quantix/storage-nfs';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyCatalog } from '../src/__fixtures__/tiny-catalog.js';
@@ -44,7 +45,8 @@ describe('quantix API commands', () => {
     });
     quantix = await createQuantix({
       database: testDb.config,
-      plugins: [catalog, createStorageLocalPlugin({ backend: false })],
+      // The pool types a control plane validates (`quantix serve` has both), without their backends.
+      plugins: [catalog, createStorageLocalPlugin({ backend: false }), createStorageNfsPlugin({ backend: false })],
       logger: pino({ level: 'silent' }),
     });
     work = await mkdtemp(join(tmpdir(), 'quantix-cli-api-'));
@@ -69,14 +71,30 @@ describe('quantix API commands', () => {
       'isos',
       '--id',
       'isos',
-      '--type',
-      'local',
       '--path',
       '/srv/quantix-cli-api',
       '--node',
       'hv-cli',
     ]);
     expect(created).toMatchObject({ code: 0, stdout: 'created pool isos\n' });
+    // --type left out: local, as above, or nfs where --server is given.
+    const share = await cli([
+      '--json',
+      'pools',
+      'create',
+      'share',
+      '--server',
+      '10.0.0.5',
+      '--export',
+      '/srv/nfs/share',
+      '--mount-point',
+      '/srv/quantix-cli-nfs',
+    ]);
+    expect(JSON.parse(share.stdout)).toMatchObject({ name: 'share', type: 'nfs', config: { server: '10.0.0.5' } });
+    expect(await cli(['pools', 'delete', 'share', '--yes'])).toMatchObject({ code: 0 });
+    expect(JSON.parse((await cli(['--json', 'pools', 'list'])).stdout)).toMatchObject([
+      { name: 'isos', type: 'local' },
+    ]);
 
     const listed = await cli(['pools', 'list']);
     expect(listed.code).toBe(0);

@@ -154,7 +154,7 @@ export function apiCommands(
   pools
     .command('create <name>')
     .description('define a pool and assign it to nodes')
-    .requiredOption('--type <type>', 'local or nfs')
+    .option('--type <type>', 'local or nfs (default: nfs when --server is given, else local)')
     .option('--id <id>', 'the pool id (default: a new UUID; commands take the pool’s name as well)')
     .option('--path <path>', 'directory (local pools)')
     .option('--create', 'create the directory when it does not exist (local pools)')
@@ -182,7 +182,7 @@ export function apiCommands(
         body: {
           ...(o.id ? { id: String(o.id) } : {}),
           name,
-          type: String(o.type),
+          type: o.type ? String(o.type) : o.server ? 'nfs' : 'local',
           config,
           // The server names a wrong value (INVALID_INPUT), as it did before this was typed.
           contentTypes: String(o.content).split(',') as ('iso' | 'images')[],
