@@ -186,7 +186,7 @@ describe('quantix API commands', () => {
       expect(unconfirmed.stderr).toContain('give --yes');
       expect(await cli(['nodes', 'delete', 'hv-printed', '--yes'])).toMatchObject({
         code: 0,
-        stdout: 'removed node hv-printed (hv-printed)\n',
+        stdout: 'removed node hv-printed\n',
       });
       await waitForOutput(daemon, /the control plane removed this node/);
       const listed = JSON.parse((await cli(['--json', 'nodes', 'list'])).stdout) as { id: string }[];
@@ -225,10 +225,24 @@ describe('quantix API commands', () => {
       expect((await cli(['vms', 'show', 'vm-on-named'])).stdout).toMatch(/^node hv-named \(not connected\),/m);
       // What is shown is what commands take.
       expect(JSON.parse((await cli(['--json', 'vms', 'list', '--node', 'hv-named'])).stdout).vms).toHaveLength(1);
-    } finally {
+      // Messages name a node by hostname, its id beside where that differs.
+      expect((await cli(['nodes', 'token', 'hv-named'])).stdout).toMatch(
+        new RegExp(`^node hv-named \\(${named}\\) has a new token\n`),
+      );
+      expect(await cli(['nodes', 'delete', 'hv-named', '--yes'])).toMatchObject({
+        code: 1,
+        stderr: 'error IN_USE: Node hv-named has 1 VM(s): vm-on-named; delete them first\n',
+      });
       await quantix.repositories.vms.delete(vm.id);
       await quantix.repositories.pools.delete(pool.id);
-      for (const id of [named, 'twin-1', 'twin-2']) await quantix.repositories.nodes.delete(id);
+      expect(await cli(['nodes', 'delete', 'hv-named', '--yes'])).toMatchObject({
+        code: 0,
+        stdout: `removed node hv-named (${named})\n`,
+      });
+    } finally {
+      await quantix.repositories.vms.delete(vm.id).catch(() => undefined);
+      await quantix.repositories.pools.delete(pool.id).catch(() => undefined);
+      for (const id of [named, 'twin-1', 'twin-2']) await quantix.repositories.nodes.delete(id).catch(() => undefined);
     }
   });
 
@@ -291,6 +305,15 @@ describe('quantix API commands', () => {
         stdout: expect.stringMatching(/^deleted image b\.iso \(\S+\); its file scratch:b\.iso stays\n$/),
       });
       expect((await images.list({})).map((image) => image.name)).not.toContain('b.iso');
+      // A pool is named by its name, as --pool takes it, not by its id.
+      const inLibraryPool = await images.getByLocation({
+        poolId: '0b6f3c1e-5a4d-4c52-9a51-0c1f2e3d4b5a',
+        relPath: 'a.iso',
+      });
+      expect(await cli(['images', 'delete', inLibraryPool?.id as string, '--yes', '--keep-file'])).toMatchObject({
+        code: 0,
+        stdout: `deleted image a.iso (${inLibraryPool?.id}); its file library:a.iso stays\n`,
+      });
       // Not a name: taken as an id, which the API does not know.
       expect(await cli(['images', 'delete', 'no-such-image', '--yes'])).toMatchObject({
         code: 1,

@@ -273,7 +273,7 @@ export function apiCommands(
       const result = await api.request('createNode', { body: { hostname, ...(o.id ? { id: o.id } : {}) } });
       print(
         result,
-        () => `node ${result.node.id} registered\n${connectInstructions(api, result.node.id, result.token)}`,
+        () => `node ${nodeNamed(result.node)} registered\n${connectInstructions(api, result.node.id, result.token)}`,
       );
     });
   nodes
@@ -283,12 +283,14 @@ export function apiCommands(
     )
     .action(async (node: string) => {
       const api = client();
-      const id = await nodeIdOf(api, node);
+      const { nodes: list } = await api.request('listNodes');
+      const id = nodeIdIn(list, node);
+      const named = nodeNamed(list.find((n) => n.id === id) as (typeof list)[number]);
       const result = await api.request('issueNodeToken', { params: { id } });
       print(
         result,
         () =>
-          `node ${id} has a new token\n${connectInstructions(api, id, result.token)}\n` +
+          `node ${named} has a new token\n${connectInstructions(api, id, result.token)}\n` +
           'a quantix-node already running with --token-file reads the file again: it connects once the new token is there',
       );
     });
@@ -301,11 +303,11 @@ export function apiCommands(
     .action(async (node: string, o: { yes?: boolean }) => {
       const api = client();
       const id = await nodeIdOf(api, node);
-      const { hostname, connectionState } = await api.request('getNode', { params: { id } });
-      const question = `Remove node ${id} (${hostname}, ${connectionState})? [y/N] `;
-      if (!(await deletionConfirmed(o.yes, `node ${id}`, question))) return;
+      const found = await api.request('getNode', { params: { id } });
+      const question = `Remove node ${nodeNamed(found)}, ${found.connectionState}? [y/N] `;
+      if (!(await deletionConfirmed(o.yes, `node ${found.hostname}`, question))) return;
       await api.request('deleteNode', { params: { id } });
-      out(`removed node ${id} (${hostname})`);
+      out(`removed node ${nodeNamed(found)}`);
     });
 
   nodes
@@ -690,8 +692,14 @@ export function apiCommands(
     .option('--keep-file', 'forget the image only: its file stays where it is (a pool no node can reach any more)')
     .action(async (value: string, o: { yes?: boolean; keepFile?: boolean }) => {
       const api = client();
-      const image = await api.request('getImage', { params: { id: await imageIdOf(api, value) } });
-      const file = image.location ? `${image.location.poolId}:${image.location.relPath}` : null;
+      const [image, { pools: poolList }] = await Promise.all([
+        imageIdOf(api, value).then((id) => api.request('getImage', { params: { id } })),
+        api.request('listPools'),
+      ]);
+      // Named as `--pool` takes it: by the pool's name.
+      const { location } = image;
+      const poolName = location && (poolList.find((p) => p.id === location.poolId)?.name ?? location.poolId);
+      const file = location ? `${poolName}:${location.relPath}` : null;
       const what = o.keepFile
         ? `image ${image.name} (${image.phase}), leaving its file`
         : `image ${image.name} (${image.phase}) and its file`;
@@ -998,6 +1006,11 @@ export function apiCommands(
 /** A pool as its messages name it: by its name, with its id when that is something else (a UUID, say). */
 function poolNamed(pool: { id: string; name: string }): string {
   return pool.name === pool.id ? pool.name : `${pool.name} (${pool.id})`;
+}
+
+/** A node as messages name it: by hostname, with its id where that differs. */
+function nodeNamed(node: { id: string; hostname: string }): string {
+  return node.hostname === node.id ? node.hostname : `${node.hostname} (${node.id})`;
 }
 
 /** Where a node's token goes and the command that connects it, as `nodes add` and `nodes token` print them. */
