@@ -411,7 +411,9 @@ describe('VMs people can reach (real processes, a guest that boots)', { timeout:
     // While it is in the drive, the ISO cannot be deleted; the refusal says how to free it.
     const refused = await api('DELETE', `/images/${isoId}`);
     expect(refused.status).toBe(409);
-    expect(refused.body.error.message).toContain('eject it from their CD-ROM drives');
+    expect(refused.body.error.message).toContain(
+      'eject it from their CD-ROM drives (`quantix vms eject`, POST /vms/{id}/eject)',
+    );
 
     const ejected = await cli('vms', 'eject', name);
     expect(ejected, ejected.stderr).toMatchObject({ code: 0, stdout: `ejected installer.iso from VM ${name}\n` });

@@ -121,7 +121,7 @@ export class ImageService {
     if (users.length > 0) {
       throw new QuantixError(
         ErrorCode.IN_USE,
-        `Image ${image.name} is in use by ${users.length} VM(s): ${users.map((u) => `${u.vm.name} (${u.uses.join(', ')})`).join('; ')}; ${users.every((u) => u.ejectable) ? 'eject it from their CD-ROM drives (POST /vms/{id}/eject) or delete them first' : 'delete them first'}`,
+        `Image ${image.name} is in use by ${users.length} VM(s): ${users.map((u) => `${u.vm.name} (${u.uses.join(', ')})`).join('; ')}; ${users.every((u) => u.ejectable) ? 'eject it from their CD-ROM drives (`quantix vms eject`, POST /vms/{id}/eject) or delete them first' : 'delete them first'}`,
         { details: { vms: users.map((u) => ({ id: u.vm.id, name: u.vm.name, uses: u.uses })) } },
       );
     }
