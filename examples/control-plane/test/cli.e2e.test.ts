@@ -356,6 +356,65 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
     }
   });
 
+  it('an import outlives the control plane its CLI follows: the CLI says how to look it up, and up started again finishes it', async () => {
+    const { dir, proc, cli } = upInOwnDirectory('outlives', '--allow-source', '127.0.0.1');
+    const bytes = await makeQcow2(dir, 'slow.qcow2', 4);
+    const mirror = await startImageServer();
+    try {
+      mirror.setFile('/slow.qcow2', bytes);
+      mirror.behaviour.bytesPerSecond = 512 * 1024;
+      await waitForOutput(proc, /press Ctrl-C/);
+      const importing = startProcess(
+        [QUANTIX, 'images', 'import', `${mirror.url}/slow.qcow2`, '--pool', 'local', '--sha256', sha256(bytes)],
+        {},
+        dir,
+      );
+      running.push(importing);
+      await waitForOutput(importing, /slow\.qcow2 \[/);
+      const [image] = JSON.parse((await cli('images', 'list', '--json')).output).images;
+      expect(image).toMatchObject({ name: 'slow.qcow2', phase: 'downloading' });
+      await stopProcess(proc);
+      expect(await exitOf(importing, 30_000)).toBe(1);
+      expect(importing.output.join('')).toContain(
+        `image ${image.id} stays recorded there, and its transfer goes on (or resumes once the control plane is back): \`quantix images show ${image.id}\` tells how it stands`,
+      );
+      // The same data directory again: the download is taken up and finished, verified.
+      mirror.behaviour.bytesPerSecond = null;
+      const again = startProcess(
+        [
+          QUANTIX,
+          'up',
+          '--data-dir',
+          join(dir, '.quantix'),
+          '--port',
+          '0',
+          '--libvirt',
+          'none',
+          '--allow-source',
+          '127.0.0.1',
+        ],
+        {},
+        dir,
+      );
+      running.push(again);
+      await waitForOutput(again, /press Ctrl-C/);
+      const ready = await until(
+        async () => JSON.parse((await cli('images', 'show', image.id, '--json')).output),
+        (shown) => shown.phase === 'ready',
+        'the import to finish after the restart',
+        60_000,
+      );
+      expect(ready).toMatchObject({ id: image.id, format: 'qcow2', location: { relPath: 'images/slow.qcow2' } });
+      // From the partial file: the mirror was asked only for the rest.
+      expect(mirror.requestsFor('/slow.qcow2').at(-1)).toMatchObject({
+        status: 206,
+        range: expect.stringMatching(/^bytes=[1-9]\d*-$/),
+      });
+    } finally {
+      await mirror.close();
+    }
+  });
+
   it('says which files of a pool a rescan left out, and why: a file named .iso that is not one', async () => {
     const { dir, proc, cli } = upInOwnDirectory('rescan');
     await waitForOutput(proc, /press Ctrl-C/);

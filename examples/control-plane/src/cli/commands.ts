@@ -720,7 +720,16 @@ export function apiCommands(
   const follow = async (api: QuantixClient, image: Pick<ResponseBody<'downloadImage'>, 'id'>) => {
     const tty = process.stderr.isTTY;
     for (;;) {
-      const current = await api.request('getImage', { params: { id: image.id } });
+      const current = await api.request('getImage', { params: { id: image.id } }).catch((error: unknown) => {
+        if (!(error instanceof ApiError) || error.code !== 'UNREACHABLE') throw error;
+        if (tty) process.stderr.write('\n');
+        // Only the following stopped: the transfer is the control plane's, which resumes it when back.
+        throw new ApiError(
+          0,
+          error.code,
+          `${error.message}; image ${image.id} stays recorded there, and its transfer goes on (or resumes once the control plane is back): \`quantix images show ${image.id}\` tells how it stands`,
+        );
+      });
       if (current.progress) {
         const { stage, ...figures } = current.progress;
         const label = stage && stage !== 'downloading' ? `${current.name} (${stage})` : String(current.name);
