@@ -165,6 +165,8 @@ describe('image copies', () => {
       checksum: source.checksum,
       kind: source.kind,
       format: source.format,
+      virtualSizeBytes: source.virtualSizeBytes,
+      sizeBytes: source.sizeBytes,
       os: source.os,
       requirements: source.requirements,
       nodeId: 'n1',
@@ -213,7 +215,13 @@ describe('image copies', () => {
     const copy = await settled(started.body.id);
     expect(copy.phase, JSON.stringify(copy.error)).toBe('ready');
     expect(copy.labels[COPY_METHOD_LABEL]).toBe('http');
-    expect(copy).toMatchObject({ nodeId: 'n2', checksum: source.checksum, location: { poolId: 'p2', relPath } });
+    expect(copy).toMatchObject({
+      nodeId: 'n2',
+      checksum: source.checksum,
+      format: source.format,
+      virtualSizeBytes: source.virtualSizeBytes,
+      location: { poolId: 'p2', relPath },
+    });
     // Only the second half crossed: the copy resumed from the partial file.
     expect(ranges).toEqual([{ start: half, end: bytes.length - 1 }]);
     cp.exports.open = open;

@@ -975,7 +975,9 @@ export class DownloadService {
         await writer.idle();
         if (writer.current.phase === 'downloading') await writer.write({ phase: 'verifying' });
         const labels = { ...writer.current.labels, [COPY_METHOD_LABEL]: 'local' };
-        const ready = await writer.write({ ...readyPatch(copied, writer.current), labels });
+        // Verified byte for byte against the source: what its file is, this one is.
+        const same = { format: copy.from.format, virtualSizeBytes: copy.from.virtualSizeBytes };
+        const ready = await writer.write({ ...readyPatch({ ...copied, ...same }, writer.current), labels });
         logger.info({ imageId: image.id, runner, copiedFrom, method: 'local' }, 'copy ready');
         return ready;
       }
