@@ -18,7 +18,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeQcow2, sha256, startImageServer } from '@quantix/images-cloud/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -492,8 +492,15 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
     await until(poolState, (status) => status === 'unavailable', 'pool spare unavailable', 30_000);
     const refused = await cli('images', 'delete', 'spare.iso', '--yes');
     expect(refused.code).toBe(1);
+    // up's node is named by its hostname, this machine's, as `nodes list` shows it.
+    const node = hostname()
+      .replace(/[^A-Za-z0-9.-]/g, '-')
+      .replace(/\./g, '\\.');
     expect(refused.output).toMatch(
-      /^error POOL_NOT_ACTIVE_ON_NODE: Pool spare is not active on any connected node \(on local: unavailable, .+\); the file cannot be removed now \(a delete with keepFile, `quantix images delete --keep-file`, forgets the image and leaves its file\)$/m,
+      new RegExp(
+        `^error POOL_NOT_ACTIVE_ON_NODE: Pool spare is not active on any connected node \\(on ${node}: unavailable, .+\\); the file cannot be removed now \\(a delete with keepFile, \`quantix images delete --keep-file\`, forgets the image and leaves its file\\)$`,
+        'm',
+      ),
     );
     const forgotten = await cli('images', 'delete', 'spare.iso', '--yes', '--keep-file');
     expect(forgotten.code).toBe(0);

@@ -48,8 +48,12 @@ export async function poolNotActiveAnywhere(options: {
       details,
     });
   }
+  // Nodes named as people see them (tables and the CLI take hostnames); the ids are in details.
+  const hostnames = await Promise.all(
+    states.map(async (state) => (await repositories.nodes.get(state.nodeId))?.hostname ?? state.nodeId),
+  );
   const said = states.map(
-    (state) => `on ${state.nodeId}: ${state.status}${state.lastError ? `, ${state.lastError}` : ''}`,
+    (state, index) => `on ${hostnames[index]}: ${state.status}${state.lastError ? `, ${state.lastError}` : ''}`,
   );
   return new QuantixError(
     ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
