@@ -4,7 +4,7 @@ import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { QuantixError } from '@quantix/core';
+import { ErrorCode, QuantixError } from '@quantix/core';
 import { ImagesCloudErrorCode } from '../errors.js';
 
 export const COMPRESSIONS = ['xz', 'gzip', 'zstd', 'bzip2'] as const;
@@ -69,6 +69,14 @@ export async function decompressFile(options: {
   };
   const failed = (error: unknown) => {
     if (error instanceof QuantixError) return error;
+    const errno = (error as NodeJS.ErrnoException).code;
+    if (errno === 'ENOSPC' || errno === 'EDQUOT') {
+      return new QuantixError(
+        ErrorCode.POOL_NO_SPACE,
+        `No room in the pool to decompress ${source} (${compression}): the file system was full after ${written} bytes`,
+        { details: { path: source, compression, errno, writtenBytes: written, retryable: true }, cause: error },
+      );
+    }
     return new QuantixError(
       ImagesCloudErrorCode.CONVERSION_FAILED,
       `Cannot decompress ${source} (${compression}): ${(error as Error).message}`,

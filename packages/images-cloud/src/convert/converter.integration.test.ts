@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { ImageImportProgress } from '@quantix/core';
-import { requireTools } from '@quantix/core/testing';
+import { mountSmallFilesystem, requireTools } from '@quantix/core/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createImage, makeVmdkDescriptorNaming, requireImageTools, sha256 } from '../testing/images.js';
 import { QemuImgConverter } from './converter.js';
@@ -263,6 +263,32 @@ describe('QemuImgConverter.importDisk', () => {
     const error = await refusal(stage('disk.raw.xz'), 1 * MiB);
     // maxBytes is in the details of the decompressor's refusal only (not of the virtual-size check).
     expect(error).toMatchObject({ code: 'IMAGE_TOO_LARGE', details: { maxBytes: expect.any(Number) } });
+  });
+
+  it.each([
+    ['disk.raw.xz', 'decompress'],
+    ['disk.vhdx', 'convert'],
+  ])('%s into a pool without room for it: POOL_NO_SPACE (%s), and nothing is left in the pool', async (name, step) => {
+    const small = mountSmallFilesystem('1m');
+    try {
+      const error = await converter()
+        .importDisk({
+          sourcePath: stage(name),
+          destinationPath: join(small.path, 'imported.qcow2'),
+          removeSource: true,
+        })
+        .catch((e: unknown) => e);
+      expect(error).toMatchObject({
+        code: 'POOL_NO_SPACE',
+        message: expect.stringContaining(`No room in the pool to ${step}`),
+        details: { retryable: true },
+      });
+      expect(readdirSync(small.path)).toEqual([]);
+      // Retryable once there is room: the source stays.
+      expect(readdirSync(staging)).toEqual([name]);
+    } finally {
+      small.unmount();
+    }
   });
 
   it('does not trust a claim passed by the caller either', async () => {

@@ -2,6 +2,7 @@ import { rename, rm, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import {
   type CommandRunner,
+  ErrorCode,
   hashFile,
   IMAGE_HEADER_BYTES,
   type ImageConverter,
@@ -312,6 +313,12 @@ export class QemuImgConverter implements ImageConverter {
       const command = args[0];
       const stderr = isQuantixError(error) ? String(error.details.stderr ?? '').trim() : '';
       // A file qemu-img cannot open is the file's fault; a convert that failed may be the disk's.
+      if (command !== 'info' && /No space left on device|Disk quota exceeded/.test(stderr)) {
+        throw new QuantixError(ErrorCode.POOL_NO_SPACE, `No room in the pool to convert the image: ${stderr}`, {
+          details: { argv: [this.qemuImg, ...args], retryable: true },
+          cause: error,
+        });
+      }
       const code = command === 'info' ? ImagesCloudErrorCode.IMAGE_INVALID : ImagesCloudErrorCode.CONVERSION_FAILED;
       throw new QuantixError(code, `qemu-img ${command} failed: ${stderr || (error as Error).message}`, {
         details: { argv: [this.qemuImg, ...args], retryable: command !== 'info' },

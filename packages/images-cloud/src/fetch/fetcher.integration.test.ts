@@ -3,11 +3,12 @@
  * SHA256SUMS file, with Range, If-Range and ETag — and the failures real mirrors have.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { FetchProgress } from '@quantix/core';
+import { mountSmallFilesystem } from '@quantix/core/testing';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type ImageServer, startImageServer } from '../testing/image-server.js';
 import { makeQcow2, makeVmdkDescriptorNaming, sha256, sha256Sums, sha512, VIRTUAL_SIZE } from '../testing/images.js';
@@ -269,6 +270,29 @@ describe('HttpImageFetcher against a real HTTP server', () => {
       [null, 200],
     ]);
     expect(sha256(readFileSync(result.path))).toBe(sha256(otherImage));
+  });
+
+  it('a source of no announced size that fills the pool: POOL_NO_SPACE, and what arrived is removed so the pool has room again', async () => {
+    const small = mountSmallFilesystem('2m');
+    try {
+      server.behaviour.hideLength = true;
+      const destinationPath = join(small.path, 'images', 'ubuntu.qcow2');
+      const error = await fetcher()
+        .fetch(request({ destinationPath }))
+        .catch((e: unknown) => e);
+      expect(server.requestsFor(IMAGE)[0]?.status).toBe(200);
+      expect(error).toMatchObject({
+        code: 'POOL_NO_SPACE',
+        message: expect.stringMatching(
+          /file system was full after \d+ bytes \(the server announced no size\); the partial file was removed$/,
+        ),
+        details: { errno: 'ENOSPC', retryable: true },
+      });
+      expect(leftovers(destinationPath)).toEqual([]);
+      expect(statfsSync(small.path).bfree).toBe(statfsSync(small.path).blocks);
+    } finally {
+      small.unmount();
+    }
   });
 
   it('wrong bytes: CHECKSUM_MISMATCH, and neither the file nor its partial is left', async () => {

@@ -801,7 +801,18 @@ export class HttpImageFetcher implements ImageFetcher {
       state.hashTrusted = writer.hashTrusted;
       if (signal.aborted) throw error;
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EROFS' || code === 'EACCES') {
+      if (code === 'ENOSPC' || code === 'EDQUOT') {
+        // A source that announced no size filled the pool: what arrived goes, so that the pool's
+        // VMs (whose disks grow there) are not left without room by a download that cannot finish.
+        const written = writer.position;
+        await removeQuietly(partialPath, metaPath);
+        throw new QuantixError(
+          ErrorCode.POOL_NO_SPACE,
+          `No room in the pool for ${url}: the file system was full after ${written} bytes (the server announced no size); the partial file was removed`,
+          { details: { url, errno: code, writtenBytes: written, retryable: true }, cause: error },
+        );
+      }
+      if (code === 'EROFS' || code === 'EACCES') {
         throw new QuantixError(ErrorCode.DOWNLOAD_FAILED, `Cannot write ${partialPath}: ${(error as Error).message}`, {
           details: { url, errno: code, retryable: false },
           cause: error,

@@ -42,6 +42,8 @@ export interface ServerBehaviour {
   corruptPaths: string[];
   /** Pace bodies to this rate. */
   bytesPerSecond: number | null;
+  /** Send a whole file without Content-Length (chunked), as servers streaming generated content do. */
+  hideLength: boolean;
   /** Path → Location for 302 answers. */
   redirects: Record<string, string>;
   /** Path → status code to answer with instead of the file. */
@@ -90,6 +92,7 @@ export async function startImageServer(options: { host?: string } = {}): Promise
     dropEveryAfterBytes: null,
     corruptPaths: [],
     bytesPerSecond: null,
+    hideLength: false,
     redirects: {},
     statusOverrides: {},
   });
@@ -194,7 +197,7 @@ export async function startImageServer(options: { host?: string } = {}): Promise
       return;
     }
     record.status = 200;
-    res.writeHead(200, { ...validators, 'content-length': length });
+    res.writeHead(200, behaviour.hideLength ? validators : { ...validators, 'content-length': length });
     void sendBody(req, res, record, file.data, 0, length - 1);
   });
   server.keepAliveTimeout = 1000;
