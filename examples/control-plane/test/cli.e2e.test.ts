@@ -350,6 +350,24 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
       expect(imported.code).toBe(0);
       const listed = await cli('images', 'list', '--json');
       expect(JSON.parse(listed.output).images).toMatchObject([{ name: 'disk.qcow2', phase: 'ready', format: 'qcow2' }]);
+
+      // An import that kept its original: deleting the image takes the original too.
+      allowed.setFile('/kept.qcow2', bytes);
+      const kept = await cli(
+        'images',
+        'import',
+        `${allowed.url}/kept.qcow2`,
+        '--pool',
+        'local',
+        '--sha256',
+        sha,
+        '--keep-original',
+      );
+      expect(kept.code, kept.output).toBe(0);
+      const images = join(dir, '.quantix', 'pools', 'local', 'images');
+      expect(readdirSync(images).sort()).toEqual(['disk.qcow2', 'kept.qcow2', 'kept.qcow2.orig']);
+      expect((await cli('images', 'delete', 'kept.qcow2', '--yes')).code).toBe(0);
+      expect(readdirSync(images)).toEqual(['disk.qcow2']);
     } finally {
       await allowed.close();
       await other.close();

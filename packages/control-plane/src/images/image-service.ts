@@ -12,6 +12,7 @@ import {
 } from '@quantix/core';
 import type { NodeHub } from '../hub/node-hub.js';
 import { imagePathOnNode, nodesWithActivePool, poolNotActiveAnywhere } from '../nodes/placement.js';
+import { SOURCE_LABELS } from './source.js';
 
 /** An image with its path on the node asked about (null: not reachable there, or no node asked). */
 export type ImageWithPath = Image & { path: string | null };
@@ -148,7 +149,8 @@ export class ImageService {
               'the file cannot be removed now (a delete with keepFile, `quantix images delete --keep-file`, forgets the image and leaves its file)',
           });
         }
-        await hub.request(nodeId, { op: 'image.remove', ...image.location }, { timeoutMs: 60_000 });
+        const importOriginal = image.labels[SOURCE_LABELS.importFormat] !== undefined;
+        await hub.request(nodeId, { op: 'image.remove', ...image.location, importOriginal }, { timeoutMs: 60_000 });
       } catch (error) {
         await repositories.images.update(
           image.id,

@@ -39,7 +39,7 @@ export const PROTOCOL_VERSIONS = {
    * vm.states (the control plane keeps its records of VMs to what the hypervisor says); 6
    * vm.eject (a VM's ISO taken out of its CD-ROM drive); 7 vm.resize (a stopped VM's CPUs and
    * memory) and vm.insert (an ISO put into a VM's empty CD-ROM drive); 8 source.check (a download's
-   * source judged by the node before anything is recorded).
+   * source judged by the node before anything is recorded) and image.remove `importOriginal`.
    */
   max: 8,
 } as const;
@@ -386,7 +386,15 @@ export const NODE_OPERATIONS = {
     result: z.object({ allowed: z.literal(true) }),
   },
   'image.cancel': { request: z.object({ imageId: id }), result: z.object({ cancelled: z.boolean() }) },
-  'image.remove': { request: z.object({ poolId: id, relPath }), result: z.object({ removed: z.boolean() }) },
+  /**
+   * Removes an image's file and what downloads toward it left to resume from. With
+   * `importOriginal` (version 8) the original an import downloaded beside it (`<relPath>.orig`,
+   * kept by a failed or keepOriginal import) goes too.
+   */
+  'image.remove': {
+    request: z.object({ poolId: id, relPath, importOriginal: z.boolean().optional() }),
+    result: z.object({ removed: z.boolean() }),
+  },
   'file.stat': {
     request: z.object({ poolId: id, relPath }),
     result: z.object({

@@ -196,6 +196,23 @@ describe('node agent image.import', () => {
     expect(sha256(readFileSync(join(root, 'back.raw')))).toBe(diskSha);
   });
 
+  it('removes an import with its original and what a download of it left (importOriginal); without it, the file alone', async () => {
+    const cloud = join(poolDir, 'cloud');
+    await writeFile(join(cloud, 'failed.qcow2.orig.partial'), 'half of it');
+    await writeFile(join(cloud, 'failed.qcow2.orig.partial.meta'), '{}');
+    await writeFile(join(cloud, 'plain.qcow2'), 'a download');
+    await writeFile(join(cloud, 'plain.qcow2.orig'), 'not the download’s');
+    const remove = (relPath: string, importOriginal?: boolean) =>
+      request({ op: 'image.remove', poolId: 'images', relPath, ...(importOriginal ? { importOriginal } : {}) });
+    // The OVA imported with keepOriginal above: its converted file and its original go together.
+    expect((await remove('cloud/appliance.qcow2', true)).response.result).toEqual({ removed: true });
+    // A failed import that never converted: its original's partial download goes.
+    expect((await remove('cloud/failed.qcow2', true)).response.result).toEqual({ removed: false });
+    // Not an import: a file named like an original is another's, and stays.
+    expect((await remove('cloud/plain.qcow2')).response.result).toEqual({ removed: true });
+    expect(readdirSync(cloud).sort()).toEqual(['appliance-disk2.qcow2', 'disk.qcow2', 'plain.qcow2.orig']);
+  });
+
   it('refuses a VMDK descriptor naming /etc/passwd with IMAGE_UNSAFE and leaves nothing in the pool', async () => {
     const { response } = await request(importRequest('img-3', 'passwd.vmdk', 'unsafe/passwd.qcow2'));
     expect(response.error).toMatchObject({ code: 'IMAGE_UNSAFE' });

@@ -716,9 +716,17 @@ export class NodeAgent {
         removed = false;
       }
       // What downloads toward it left to resume from goes with it (a failed 2 GiB download leaves
-      // up to 2 GiB, hidden from scans).
-      const path = await this.resolve(request.poolId, request.relPath);
-      for (const fetcher of this.options.fetchers ?? []) await fetcher.discard?.(path);
+      // up to 2 GiB, hidden from scans), and so does an import's original: the download the
+      // conversion started from, hidden from scans as well.
+      const paths = [await this.resolve(request.poolId, request.relPath)];
+      if (request.importOriginal) {
+        const original = `${request.relPath}.orig`;
+        paths.push(await this.resolve(request.poolId, original));
+        await callBackend(backend, 'remove', { pool, relPath: original }).catch((error: unknown) => {
+          if (!isQuantixError(error, ErrorCode.NOT_FOUND)) throw error;
+        });
+      }
+      for (const path of paths) for (const fetcher of this.options.fetchers ?? []) await fetcher.discard?.(path);
       for (const [imageId, done] of [...this.finished]) {
         if (done.poolId === request.poolId && done.relPath === request.relPath) this.finished.delete(imageId);
       }
