@@ -343,8 +343,14 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
         { timeout: 10_000, interval: 10 },
       );
       const failed = await completion;
-      expect(failed).toMatchObject({ phase: 'error', checksum: null, error: { code: 'DOWNLOAD_FAILED' } });
-      expect(failed.error?.message).toMatch(/no space left on device/i);
+      expect(failed).toMatchObject({
+        phase: 'error',
+        checksum: null,
+        error: { code: 'POOL_NO_SPACE', retryable: true },
+      });
+      expect(failed.error?.message).toMatch(
+        /^No room in the pool for .*: the file system filled after \d+ of \d+ bytes \(the room was taken meanwhile\); a retry once there is room goes on from there$/,
+      );
       expect(await quantix?.repositories.images.count({ phase: 'ready', poolId: pool.id })).toBe(0);
 
       rmSync(join(small, 'filler.bin'));

@@ -272,6 +272,18 @@ describe('HttpImageFetcher against a real HTTP server', () => {
     expect(sha256(readFileSync(result.path))).toBe(sha256(otherImage));
   });
 
+  it('downloads an answer without Content-Length (chunked), and resumes it after a break', async () => {
+    server.behaviour.hideLength = true;
+    server.behaviour.dropAfterBytes = 3_000_000;
+    const result = await fetcher().fetch(request());
+    expect(server.requestsFor(IMAGE).map((r) => [r.range === null ? null : 'range', r.status])).toEqual([
+      [null, 200],
+      ['range', 206],
+    ]);
+    expect(result).toMatchObject({ resumed: true, sizeBytes: image.length });
+    expect(sha256(readFileSync(result.path))).toBe(sha256(image));
+  });
+
   it('a source of no announced size that fills the pool: POOL_NO_SPACE, and what arrived is removed so the pool has room again', async () => {
     const small = mountSmallFilesystem('2m');
     try {

@@ -776,7 +776,8 @@ export class HttpImageFetcher implements ImageFetcher {
         state.resumed = false;
         await truncateTo(partialPath, 0);
       }
-      const length = Number(header(response, 'content-length'));
+      // No Content-Length (a chunked answer) is no size at all, not a size of 0.
+      const length = Number(header(response, 'content-length') ?? Number.NaN);
       total = Number.isFinite(length) && length >= 0 ? length : null;
       state.meta = { version: 1, url: sourceIdentity(request.sourceUrl), etag, lastModified, totalBytes: total };
       await writeMeta(metaPath, state.meta);
@@ -802,9 +803,18 @@ export class HttpImageFetcher implements ImageFetcher {
       if (signal.aborted) throw error;
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOSPC' || code === 'EDQUOT') {
-        // A source that announced no size filled the pool: what arrived goes, so that the pool's
-        // VMs (whose disks grow there) are not left without room by a download that cannot finish.
         const written = writer.position;
+        // Its announced size had room when it started: something else took it since, and what
+        // arrived is kept for a retry once there is room again.
+        if (total !== null) {
+          throw new QuantixError(
+            ErrorCode.POOL_NO_SPACE,
+            `No room in the pool for ${url}: the file system filled after ${written} of ${total} bytes (the room was taken meanwhile); a retry once there is room goes on from there`,
+            { details: { url, errno: code, writtenBytes: written, totalBytes: total, retryable: true }, cause: error },
+          );
+        }
+        // A source that announced no size filled the pool itself: what arrived goes, so that the
+        // pool's VMs (whose disks grow there) are not left without room by a download that cannot finish.
         await removeQuietly(partialPath, metaPath);
         throw new QuantixError(
           ErrorCode.POOL_NO_SPACE,
