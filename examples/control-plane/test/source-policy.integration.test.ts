@@ -129,8 +129,16 @@ describe('download sources a node accepts', () => {
     }, 'the upload to be ready');
   });
 
+  it('refuses direct-other-port (another service on this machine) at once, as the node judges it, recording nothing', async () => {
+    const before = (await api('GET', '/images')).body.total;
+    const refused = await api('POST', '/images/download', { catalogId: 'direct-other-port', poolId: 'p1' });
+    expect(refused).toMatchObject({ status: 400, body: { error: { code: 'SOURCE_NOT_ALLOWED' } } });
+    expect((await api('GET', '/images')).body.total).toBe(before);
+    expect(otherService.requestsFor('/secret.txt')).toEqual([]);
+  });
+
+  // A redirect is met only when fetching: the download is recorded, and fails there.
   it.each([
-    ['direct-other-port', 'another service on this machine'],
     ['mirror-to-control-plane', 'another path of the control plane, through a redirect'],
     ['mirror-to-other-port', 'another service, through a redirect'],
   ])('refuses %s (%s)', async (catalogId) => {
