@@ -118,6 +118,11 @@ export function apiCommands(
     const named = found.filter((image) => image.name === value);
     return named.length === 0 ? value : pickOne(named, value, 'image', (image) => [image.id, image.name]);
   };
+  /** How tables and messages name the pools of `list`: by name (unique), as `--pool` takes it. */
+  const poolNamesIn = (list: readonly { id: string; name: string }[]): ((poolId: string) => string) => {
+    const names = new Map(list.map((p) => [p.id, p.name]));
+    return (poolId) => names.get(poolId) ?? poolId;
+  };
   /** A node's id from its id or its hostname, among `list`. */
   const nodeIdIn = (list: Row[], value: string): string => pickOne(list, value, 'node', (n) => [n.id, n.hostname]);
   const nodeIdOf = async (api: QuantixClient, value: string): Promise<string> =>
@@ -337,6 +342,7 @@ export function apiCommands(
     .action(async (o: Record<string, string | undefined>) => {
       const api = client();
       const { pools: poolList } = await api.request('listPools');
+      const poolName = poolNamesIn(poolList);
       const result = await api.request('listImages', {
         query: {
           // The server names a wrong kind (INVALID_INPUT), as it did before this was typed.
@@ -360,7 +366,7 @@ export function apiCommands(
             {
               key: 'location.poolId',
               heading: 'POOL',
-              show: (id) => poolList.find((p) => p.id === id)?.name ?? String(id),
+              show: (id) => poolName(String(id)),
             },
             o.node ? 'path' : { key: 'location.relPath', heading: 'PATH' },
           ])}\n${result.total} image(s)`,
@@ -609,7 +615,7 @@ export function apiCommands(
         o.node ? nodeIdOf(api, o.node) : undefined,
       ]);
       const image = await api.request('getImage', { params: { id: imageId }, query: nodeId ? { nodeId } : {} });
-      const poolName = (id: string) => poolList.find((p) => p.id === id)?.name ?? id;
+      const poolName = poolNamesIn(poolList);
       const { os } = image;
       const osText = [os.distribution ?? os.family, os.version, os.arch].filter(Boolean).join(' ');
       const guest = [os.cloudInit ? 'cloud-init' : null, os.defaultUser ? `user ${os.defaultUser}` : null]
@@ -696,10 +702,8 @@ export function apiCommands(
         imageIdOf(api, value).then((id) => api.request('getImage', { params: { id } })),
         api.request('listPools'),
       ]);
-      // Named as `--pool` takes it: by the pool's name.
       const { location } = image;
-      const poolName = location && (poolList.find((p) => p.id === location.poolId)?.name ?? location.poolId);
-      const file = location ? `${poolName}:${location.relPath}` : null;
+      const file = location ? `${poolNamesIn(poolList)(location.poolId)}:${location.relPath}` : null;
       const what = o.keepFile
         ? `image ${image.name} (${image.phase}), leaving its file`
         : `image ${image.name} (${image.phase}) and its file`;
