@@ -3,6 +3,7 @@ import type { NodeHub } from '../hub/node-hub.js';
 import type { ReplicaListener } from '../replicas/listener.js';
 import type { ReplicaRegistry } from '../replicas/replica-registry.js';
 import { newToken, tokenDigest } from '../tokens.js';
+import { someNamed } from '../words.js';
 
 /** Where a replica that gave a node a new token tells the others (payload: the node's id). */
 const TOKEN_REPLACED_CHANNEL = 'quantix_node_token_replaced';
@@ -63,7 +64,7 @@ export class NodeService {
     if (vms.length > 0) {
       throw new QuantixError(
         ErrorCode.IN_USE,
-        `Node ${node.hostname} has ${vms.length} VM(s): ${vms.map((vm) => vm.name).join(', ')}; delete them first`,
+        `Node ${node.hostname} has ${vms.length} VM(s): ${someNamed(vms.map((vm) => vm.name))}; delete them first`,
         { details: { nodeId, vms: vms.map((vm) => ({ id: vm.id, name: vm.name })) } },
       );
     }

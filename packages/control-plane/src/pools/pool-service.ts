@@ -17,9 +17,7 @@ import {
   validatePoolPatch,
 } from '@quantix/core';
 import type { PoolFanout } from '../replicas/pool-fanout.js';
-
-/** How many of the images that keep a pool from being deleted its refusal names. */
-const IMAGES_NAMED = 5;
+import { NAMED_IN_REFUSALS, someNamed } from '../words.js';
 
 /** A pool with what each node said about it. */
 export type PoolWithStates = StoragePool & { nodeStates: PoolNodeState[] };
@@ -92,11 +90,13 @@ export class PoolService {
     // Named here; the database's foreign key still refuses an image recorded meanwhile.
     const count = await repositories.images.count({ poolId });
     if (count > 0) {
-      const named = await repositories.images.list({ poolId, limit: IMAGES_NAMED });
-      const more = count > named.length ? ` and ${count - named.length} more` : '';
+      const named = await repositories.images.list({ poolId, limit: NAMED_IN_REFUSALS });
       throw new QuantixError(
         ErrorCode.IN_USE,
-        `Pool ${pool.name} holds ${count} image(s): ${named.map((image) => image.name).join(', ')}${more}; delete them first (a delete with keepFile forgets an image and leaves its file)`,
+        `Pool ${pool.name} holds ${count} image(s): ${someNamed(
+          named.map((image) => image.name),
+          count,
+        )}; delete them first (a delete with keepFile forgets an image and leaves its file)`,
         { details: { poolId, images: count } },
       );
     }
