@@ -250,6 +250,8 @@ function sizedFile(file: ScannedFile): SizedFile | null {
 interface ActivePool {
   definition: ProtocolPool;
   pool: StoragePool;
+  /** Its roots on this node's disk, every symbolic link resolved. */
+  realRoots: readonly string[];
 }
 
 /** A pool checked on this node's disk (checkPoolOnDisk), or why it is refused here. */
@@ -514,12 +516,19 @@ export class NodeAgent {
     const reports = await Promise.all(
       definitions.map((definition) => this.activate(definition, 'activate', undefined, onDisk.get(definition.id))),
     );
+    // In push order from now on: of two pools that meet, the older keeps working.
+    const active = this.active;
+    this.active = new Map(
+      definitions.flatMap((d) => (active.has(d.id) ? [[d.id, active.get(d.id) as ActivePool]] : [])),
+    );
     this.generation = generation;
     this.appliedFingerprint = desiredPoolsFingerprint(definitions);
     this.lastSend = send;
     this.lastReports.clear();
     for (const report of reports) this.lastReports.set(report.poolId, report);
-    await this.emit(send, { v: PROTOCOL_VERSION, type: 'pools.state', generation, pools: reports });
+    const refused = await this.refuseMountsMeetingOthers();
+    const pools = reports.map((report) => refused.get(report.poolId) ?? report);
+    await this.emit(send, { v: PROTOCOL_VERSION, type: 'pools.state', generation, pools });
   }
 
   /**
@@ -552,6 +561,33 @@ export class NodeAgent {
   }
 
   /**
+   * A pool its backend found mounted somewhere else (an NFS export mounted by hand) may lie in
+   * another pool's directory, or hold it, where their definitions are apart: checked once the
+   * pools say where they are (after a push, after a re-check), in push order. A pool meeting an
+   * earlier one is let go and reported in error, as checkPushOnDisk does for definitions. Returns
+   * the reports of the pools let go.
+   */
+  private async refuseMountsMeetingOthers(): Promise<Map<string, PoolReport>> {
+    const apart: PoolRoots[] = [];
+    const refused = new Map<string, PoolReport>();
+    for (const { definition, pool, realRoots } of [...this.active.values()]) {
+      const mountPath = this.lastReports.get(definition.id)?.mountPath;
+      const roots = mountPath && !realRoots.includes(mountPath) ? [...realRoots, mountPath] : [...realRoots];
+      const where = { id: definition.id, name: definition.name, roots };
+      const overlap = findOverlappingPool(where, apart);
+      if (!overlap) {
+        apart.push(where);
+        continue;
+      }
+      const refusal = poolRootOverlaps(where, overlap, { id: this.options.nodeId });
+      const report = await this.activate(definition, 'activate', pool, refusal);
+      this.lastReports.set(definition.id, report);
+      refused.set(definition.id, report);
+    }
+    return refused;
+  }
+
+  /**
    * Checks every assigned pool again and reports those whose state changed since the last
    * report (status, or where an active pool is mounted), with the generation applied. Runs on the re-check
    * interval; skipped while a push is being reconciled (that reports everything anyway).
@@ -569,6 +605,12 @@ export class NodeAgent {
         if (last && sameReport(last, report)) continue;
         this.lastReports.set(definition.id, report);
         changed.push(report);
+      }
+      // A mount that appeared (a server back) may meet another pool: let go, and said so.
+      for (const report of (await this.refuseMountsMeetingOthers()).values()) {
+        const index = changed.findIndex((r) => r.poolId === report.poolId);
+        if (index >= 0) changed[index] = report;
+        else changed.push(report);
       }
       if (changed.length > 0) {
         this.logger?.info({ pools: changed.map((r) => [r.poolId, r.status]) }, 'pool state changed');
@@ -604,12 +646,13 @@ export class NodeAgent {
       reason: fields.reason == null ? null : truncateText(fields.reason),
     });
     let roots: string[];
+    let realRoots: string[];
     try {
       // Before any backend sees the pool: a known type, a valid config, and roots this node allows.
       const checked =
         onDisk ?? (await checkPoolOnDisk({ types: this.options.poolTypes, policy: this.poolRoots, pool: definition }));
       if (!('roots' in checked)) throw checked;
-      roots = checked.roots;
+      ({ roots, realRoots } = checked);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       this.logger?.warn({ poolId: definition.id, err: reason }, 'pool refused');
@@ -622,7 +665,7 @@ export class NodeAgent {
       }
       return report('error', { reason });
     }
-    this.active.set(definition.id, { definition, pool });
+    this.active.set(definition.id, { definition, pool, realRoots });
     try {
       const backend = backendFor(this.options.backends, definition.type);
       const status =

@@ -1,0 +1,120 @@
+/**
+ * The node agent with the NFS backend and a real nfs-ganesha on loopback: an export the node finds
+ * mounted somewhere else (read from a mount table, as /proc/self/mountinfo says it) must not share
+ * a directory with another pool. The mount table is a file this test writes; the server answering
+ * for the export is real.
+ */
+import { mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  LocalCommandRunner,
+  type NodeMessage,
+  type PoolReport,
+  PROTOCOL_VERSION,
+  type ProtocolPool,
+} from '@quantix/core';
+import { NfsStorageBackend, nfsPoolType } from '@quantix/storage-nfs';
+import { type NfsTestServer, startNfsTestServer } from '@quantix/storage-nfs/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { localPools } from '../__fixtures__/local-pools.js';
+import { NodeAgent } from './node-agent.js';
+
+describe('NodeAgent with an NFS export mounted elsewhere', () => {
+  let base: string;
+  let nfsServer: NfsTestServer;
+  const runner = new LocalCommandRunner();
+  const sent: NodeMessage[] = [];
+
+  beforeAll(async () => {
+    base = await realpath(await mkdtemp(join(tmpdir(), 'quantix-agent-nfs-')));
+    await mkdir(join(base, 'export'));
+    nfsServer = await startNfsTestServer(join(base, 'export'));
+  });
+
+  afterAll(async () => {
+    await nfsServer?.stop();
+    await runner.close();
+    await rm(base, { recursive: true, force: true });
+  });
+
+  const states = (): Record<string, PoolReport> => {
+    const last = [...sent].reverse().find((m) => m.type === 'pools.state');
+    return Object.fromEntries((last?.type === 'pools.state' ? last.pools : []).map((p) => [p.poolId, p]));
+  };
+  const scanAnswer = async (node: NodeAgent, poolId: string) => {
+    sent.length = 0;
+    await node.handle({
+      v: PROTOCOL_VERSION,
+      type: 'request',
+      requestId: `scan-${poolId}`,
+      request: { op: 'pool.scan', poolId, content: 'iso' },
+    });
+    return sent.find((message) => message.type === 'response');
+  };
+
+  it('refuses the export found inside another pool’s directory, or the pool around it, whichever is newer', async () => {
+    const allowed = join(base, 'allowed');
+    const shelf = join(allowed, 'shelf');
+    const mountPoint = join(shelf, 'isos');
+    await mkdir(mountPoint, { recursive: true });
+    // The export mounted by hand inside the local pool's directory.
+    const table = join(base, 'mountinfo');
+    await writeFile(
+      table,
+      '27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n' +
+        `130 27 0:130 / ${mountPoint} rw,relatime shared:130 - nfs4 ${nfsServer.server}:${nfsServer.exportDir} rw,vers=4.2,addr=${nfsServer.server}\n`,
+    );
+    const { backends, poolTypes, poolRoots } = localPools(allowed);
+    const nfs = new NfsStorageBackend({ runner, mountInfoPath: table, rootPolicy: poolRoots });
+    const node = new NodeAgent({
+      nodeId: 'n1',
+      backends: [...backends, nfs],
+      poolTypes: [...poolTypes, nfsPoolType],
+      poolRoots,
+      send: (message) => void sent.push(message),
+    });
+    const local = (id: string): ProtocolPool => ({
+      id,
+      name: id,
+      type: 'local',
+      config: { path: shelf },
+      contentTypes: ['iso'],
+      shared: false,
+    });
+    // Its own mount point is apart from the shelf: only where the export really is meets it.
+    const isos: ProtocolPool = {
+      id: 'isos',
+      name: 'isos',
+      type: 'nfs',
+      config: { server: nfsServer.server, export: nfsServer.exportDir, mountPoint: join(allowed, 'nfs', 'isos') },
+      contentTypes: ['iso'],
+      shared: true,
+    };
+    const push = (generation: number, pools: ProtocolPool[]) =>
+      node.handle({ v: PROTOCOL_VERSION, type: 'pools.desired', generation, pools });
+    try {
+      // The local pool is the older: the export found inside it is refused.
+      await push(1, [local('shelf'), isos]);
+      let byId = states();
+      expect(byId.shelf).toMatchObject({ status: 'active', mountPath: shelf });
+      expect(byId.isos, JSON.stringify(byId.isos)).toMatchObject({ status: 'error', mountPath: null });
+      expect(byId.isos?.reason).toBe(
+        `Pool isos's root ${mountPoint} lies inside pool shelf's root ${shelf} on node n1: a file there would be both pools', listed by both and deleted through either; give one pool a directory apart from the other's`,
+      );
+      expect(await scanAnswer(node, 'isos')).toMatchObject({ error: { code: 'NOT_FOUND' } });
+
+      // The export's pool is the older: the local pool around where it is mounted is refused.
+      await push(2, [isos, local('outer')]);
+      byId = states();
+      expect(byId.isos, JSON.stringify(byId.isos)).toMatchObject({ status: 'active', mountPath: mountPoint });
+      expect(byId.outer).toMatchObject({ status: 'error', mountPath: null });
+      expect(byId.outer?.reason).toMatch(
+        new RegExp(`^Pool outer's root ${shelf} contains pool isos's root ${mountPoint}`),
+      );
+      expect(await scanAnswer(node, 'outer')).toMatchObject({ error: { code: 'NOT_FOUND' } });
+    } finally {
+      await node.close();
+    }
+  });
+});
