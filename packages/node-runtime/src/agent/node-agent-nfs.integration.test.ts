@@ -113,6 +113,23 @@ describe('NodeAgent with an NFS export mounted elsewhere', () => {
         new RegExp(`^Pool outer's root ${shelf} contains pool isos's root ${mountPoint}`),
       );
       expect(await scanAnswer(node, 'outer')).toMatchObject({ error: { code: 'NOT_FOUND' } });
+
+      // The server away when the push came: unavailable, nowhere yet. Back, the re-check finds
+      // where the export is and lets the newer pool go.
+      await nfsServer.stop();
+      await push(3, [local('shelf'), isos]);
+      byId = states();
+      expect(byId.shelf).toMatchObject({ status: 'active' });
+      expect(byId.isos).toMatchObject({ status: 'unavailable', mountPath: null });
+      await nfsServer.start();
+      sent.length = 0;
+      const changed = await node.recheckPools();
+      expect(changed.find((report) => report.poolId === 'isos')).toMatchObject({
+        status: 'error',
+        reason: expect.stringMatching(/^Pool isos's root .* lies inside pool shelf's root/),
+      });
+      expect(states().isos).toMatchObject({ status: 'error' });
+      expect(await scanAnswer(node, 'isos')).toMatchObject({ error: { code: 'NOT_FOUND' } });
     } finally {
       await node.close();
     }
