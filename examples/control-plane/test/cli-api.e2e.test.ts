@@ -220,9 +220,20 @@ describe('quantix API commands', () => {
       / named-nodes +nfs +true +hv-named, twin-1, hv-other +hv-named:active, twin-1:error \(no such directory\)\n/,
     );
     const vm = await quantix.repositories.vms.create({ name: 'vm-on-named', nodeId: named });
+    // On twin-1, where the pool is in error: its disk has no path there.
+    const twinVm = await quantix.repositories.vms.create({
+      name: 'vm-on-twin',
+      nodeId: 'twin-1',
+      disks: [{ imageId: null, poolId: pool.id, relPath: 'vms/vm-on-twin/disk.qcow2', sizeGiB: 1 }],
+    });
     try {
       expect((await cli(['vms', 'list'])).stdout).toMatch(/ vm-on-named +hv-named +/);
       expect((await cli(['vms', 'show', 'vm-on-named'])).stdout).toMatch(/^node hv-named \(not connected\),/m);
+      // A disk whose pool is not active on the node: named by the pool's name, not its id.
+      expect((await cli(['vms', 'show', 'vm-on-twin'])).stdout).toMatch(
+        /^named-nodes:vms\/vm-on-twin\/disk\.qcow2 \(pool not active on the node\) +1 GiB/m,
+      );
+      await quantix.repositories.vms.delete(twinVm.id);
       // What is shown is what commands take.
       expect(JSON.parse((await cli(['--json', 'vms', 'list', '--node', 'hv-named'])).stdout).vms).toHaveLength(1);
       // Messages name a node by hostname, its id beside where that differs.
@@ -240,7 +251,7 @@ describe('quantix API commands', () => {
         stdout: `removed node hv-named (${named})\n`,
       });
     } finally {
-      await quantix.repositories.vms.delete(vm.id).catch(() => undefined);
+      for (const id of [vm.id, twinVm.id]) await quantix.repositories.vms.delete(id).catch(() => undefined);
       await quantix.repositories.pools.delete(pool.id).catch(() => undefined);
       for (const id of [named, 'twin-1', 'twin-2']) await quantix.repositories.nodes.delete(id).catch(() => undefined);
     }

@@ -874,11 +874,16 @@ export function apiCommands(
     .action(async (name: string) => {
       const api = client();
       const vm = await showVm(api, name);
-      const [addresses, nodeName] = await Promise.all([addressesOf(api, vm), nodeNamesOf(api)]);
+      const [addresses, nodeName, { pools: poolList }] = await Promise.all([
+        addressesOf(api, vm),
+        nodeNamesOf(api),
+        api.request('listPools'),
+      ]);
+      const poolName = poolNamesIn(poolList);
       const media = (rows: unknown) =>
         (rows as Row[]).map((d) => ({
           ...d,
-          path: d.path ?? `${d.poolId}:${d.relPath} (pool not active on the node)`,
+          path: d.path ?? `${poolName(String(d.poolId))}:${d.relPath} (pool not active on the node)`,
         }));
       print({ ...vm, addresses }, () =>
         [
