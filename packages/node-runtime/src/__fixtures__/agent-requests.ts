@@ -1,4 +1,4 @@
-import { type NodeMessage, PROTOCOL_VERSION } from '@quantix/core';
+import { type NodeMessage, type PoolReport, PROTOCOL_VERSION } from '@quantix/core';
 import type { NodeAgent } from '../agent/node-agent.js';
 
 /**
@@ -17,4 +17,15 @@ export function agentRequester(agent: () => NodeAgent, sent: NodeMessage[]) {
     if (response?.type !== 'response') throw new Error(`no response to ${requestId}`);
     return { response, emitted };
   };
+}
+
+/** Each pool's state as the agent's last `pools.state` among `sent` said it, by pool id. */
+export function lastPoolStates(sent: readonly NodeMessage[]): Record<string, PoolReport> {
+  const last = [...sent].reverse().find((m) => m.type === 'pools.state');
+  return Object.fromEntries((last?.type === 'pools.state' ? last.pools : []).map((p) => [p.poolId, p]));
+}
+
+/** The response an agent answers a scan of `poolId` with (a scan of an active pool streams its items first). */
+export async function scanAnswer(node: NodeAgent, sent: NodeMessage[], poolId: string) {
+  return (await agentRequester(() => node, sent)({ op: 'pool.scan', poolId, content: 'iso' })).response;
 }

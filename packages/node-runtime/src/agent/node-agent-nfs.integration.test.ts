@@ -7,16 +7,11 @@
 import { mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  LocalCommandRunner,
-  type NodeMessage,
-  type PoolReport,
-  PROTOCOL_VERSION,
-  type ProtocolPool,
-} from '@quantix/core';
+import { LocalCommandRunner, type NodeMessage, PROTOCOL_VERSION, type ProtocolPool } from '@quantix/core';
 import { NfsStorageBackend, nfsPoolType } from '@quantix/storage-nfs';
 import { type NfsTestServer, startNfsTestServer } from '@quantix/storage-nfs/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lastPoolStates, scanAnswer } from '../__fixtures__/agent-requests.js';
 import { localPools } from '../__fixtures__/local-pools.js';
 import { NodeAgent } from './node-agent.js';
 
@@ -38,20 +33,7 @@ describe('NodeAgent with an NFS export mounted elsewhere', () => {
     await rm(base, { recursive: true, force: true });
   });
 
-  const states = (): Record<string, PoolReport> => {
-    const last = [...sent].reverse().find((m) => m.type === 'pools.state');
-    return Object.fromEntries((last?.type === 'pools.state' ? last.pools : []).map((p) => [p.poolId, p]));
-  };
-  const scanAnswer = async (node: NodeAgent, poolId: string) => {
-    sent.length = 0;
-    await node.handle({
-      v: PROTOCOL_VERSION,
-      type: 'request',
-      requestId: `scan-${poolId}`,
-      request: { op: 'pool.scan', poolId, content: 'iso' },
-    });
-    return sent.find((message) => message.type === 'response');
-  };
+  const states = () => lastPoolStates(sent);
 
   it('refuses the export found inside another pool’s directory, or the pool around it, whichever is newer', async () => {
     const allowed = join(base, 'allowed');
@@ -102,7 +84,7 @@ describe('NodeAgent with an NFS export mounted elsewhere', () => {
       expect(byId.isos?.reason).toBe(
         `Pool isos's root ${mountPoint} lies inside pool shelf's root ${shelf} on node n1: a file there would be both pools', listed by both and deleted through either; give one pool a directory apart from the other's`,
       );
-      expect(await scanAnswer(node, 'isos')).toMatchObject({ error: { code: 'NOT_FOUND' } });
+      expect(await scanAnswer(node, sent, 'isos')).toMatchObject({ error: { code: 'NOT_FOUND' } });
 
       // The export's pool is the older: the local pool around where it is mounted is refused.
       await push(2, [isos, local('outer')]);
@@ -112,7 +94,7 @@ describe('NodeAgent with an NFS export mounted elsewhere', () => {
       expect(byId.outer?.reason).toMatch(
         new RegExp(`^Pool outer's root ${shelf} contains pool isos's root ${mountPoint}`),
       );
-      expect(await scanAnswer(node, 'outer')).toMatchObject({ error: { code: 'NOT_FOUND' } });
+      expect(await scanAnswer(node, sent, 'outer')).toMatchObject({ error: { code: 'NOT_FOUND' } });
 
       // The server away when the push came: unavailable, nowhere yet. Back, the re-check finds
       // where the export is and lets the newer pool go.
@@ -129,7 +111,7 @@ describe('NodeAgent with an NFS export mounted elsewhere', () => {
         reason: expect.stringMatching(/^Pool isos's root .* lies inside pool shelf's root/),
       });
       expect(states().isos).toMatchObject({ status: 'error' });
-      expect(await scanAnswer(node, 'isos')).toMatchObject({ error: { code: 'NOT_FOUND' } });
+      expect(await scanAnswer(node, sent, 'isos')).toMatchObject({ error: { code: 'NOT_FOUND' } });
     } finally {
       await node.close();
     }

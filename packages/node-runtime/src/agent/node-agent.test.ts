@@ -12,7 +12,6 @@ import {
   LocalCommandRunner,
   type NodeMessage,
   type NodeRequest,
-  type PoolReport,
   PROTOCOL_VERSION,
   type ProtocolPool,
 } from '@quantix/core';
@@ -20,6 +19,7 @@ import { mountSmallFilesystem } from '@quantix/core/testing';
 import { createIsoInspector } from '@quantix/images-iso';
 import { LocalStorageBackend, localPoolType } from '@quantix/storage-local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lastPoolStates, scanAnswer as scanAnswerOf } from '../__fixtures__/agent-requests.js';
 import { localPools } from '../__fixtures__/local-pools.js';
 import { LibvirtHypervisor } from '../libvirt/hypervisor.js';
 import { NodeAgent } from './node-agent.js';
@@ -87,23 +87,8 @@ afterAll(async () => {
 describe('NodeAgent pool checks', () => {
   const sent: NodeMessage[] = [];
   const agent = () => localAgent(sent);
-  /** The one response `node` answers a scan of `poolId` with (a scan of a pool may stream its items before). */
-  const scanAnswer = async (node: NodeAgent, poolId: string) => {
-    sent.length = 0;
-    await node.handle({
-      v: PROTOCOL_VERSION,
-      type: 'request',
-      requestId: `scan-${poolId}`,
-      request: { op: 'pool.scan', poolId, content: 'iso' },
-    });
-    const responses = sent.filter((message) => message.type === 'response');
-    expect(responses).toHaveLength(1);
-    return responses[0];
-  };
-  const states = (): Record<string, PoolReport> => {
-    const last = [...sent].reverse().find((m) => m.type === 'pools.state');
-    return Object.fromEntries((last?.type === 'pools.state' ? last.pools : []).map((p) => [p.poolId, p]));
-  };
+  const scanAnswer = (node: NodeAgent, poolId: string) => scanAnswerOf(node, sent, poolId);
+  const states = () => lastPoolStates(sent);
 
   it('refuses pools at system directories, relative or dotted paths, outside the allowed roots or through a link out of them', async () => {
     const node = agent();
