@@ -4,7 +4,6 @@ import { defineConfig } from 'vitest/config';
 // purpose) or start whole systems run after the rest, one file at a time.
 const exclusive = [
   'packages/storage-nfs/src/**/*.integration.test.ts',
-  'packages/node-runtime/src/**/*-nfs.integration.test.ts',
   'examples/*/test/**/*.e2e.test.ts',
   'bench/**/*.test.ts',
 ];

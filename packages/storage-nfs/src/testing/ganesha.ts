@@ -1,20 +1,11 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 const exec = promisify(execFile);
 
-/** scripts/nfs-server.sh of this repository, found upwards from here (src/testing, or dist once built). */
-export const NFS_SERVER_SCRIPT = findUpwards(dirname(fileURLToPath(import.meta.url)), join('scripts', 'nfs-server.sh'));
-
-function findUpwards(from: string, relPath: string): string {
-  for (let dir = from; ; dir = dirname(dir)) {
-    if (existsSync(join(dir, relPath))) return join(dir, relPath);
-    if (dirname(dir) === dir) return join(from, relPath); // not found: the error names where it looked
-  }
-}
+/** scripts/nfs-server.sh of this repository. */
+export const NFS_SERVER_SCRIPT = fileURLToPath(new URL('../../../../scripts/nfs-server.sh', import.meta.url));
 
 /** A loopback nfs-ganesha for integration tests, driven through scripts/nfs-server.sh. */
 export interface NfsTestServer {

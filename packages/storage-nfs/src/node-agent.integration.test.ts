@@ -7,13 +7,20 @@
 import { mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalCommandRunner, type NodeMessage, PROTOCOL_VERSION, type ProtocolPool } from '@quantix/core';
-import { NfsStorageBackend, nfsPoolType } from '@quantix/storage-nfs';
-import { type NfsTestServer, startNfsTestServer } from '@quantix/storage-nfs/testing';
+import {
+  createPoolRootPolicy,
+  LocalCommandRunner,
+  type NodeMessage,
+  type PoolReport,
+  PROTOCOL_VERSION,
+  type ProtocolPool,
+} from '@quantix/core';
+import { NodeAgent } from '@quantix/node-runtime';
+import { LocalStorageBackend, localPoolType } from '@quantix/storage-local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { lastPoolStates, scanAnswer } from '../__fixtures__/agent-requests.js';
-import { localPools } from '../__fixtures__/local-pools.js';
-import { NodeAgent } from './node-agent.js';
+import { NfsStorageBackend } from './backend.js';
+import { nfsPoolType } from './config.js';
+import { type NfsTestServer, startNfsTestServer } from './testing/ganesha.js';
 
 describe('NodeAgent with an NFS export mounted elsewhere', () => {
   let base: string;
@@ -33,7 +40,21 @@ describe('NodeAgent with an NFS export mounted elsewhere', () => {
     await rm(base, { recursive: true, force: true });
   });
 
-  const states = () => lastPoolStates(sent);
+  /** Each pool's state as the agent's last pools.state said it. */
+  const states = (): Record<string, PoolReport> => {
+    const last = [...sent].reverse().find((m) => m.type === 'pools.state');
+    return Object.fromEntries((last?.type === 'pools.state' ? last.pools : []).map((p) => [p.poolId, p]));
+  };
+  /** The agent's response to a scan of `poolId`. */
+  const scanAnswer = async (node: NodeAgent, poolId: string) => {
+    await node.handle({
+      v: PROTOCOL_VERSION,
+      type: 'request',
+      requestId: `scan-${poolId}`,
+      request: { op: 'pool.scan', poolId, content: 'iso' },
+    });
+    return [...sent].reverse().find((m) => m.type === 'response' && m.requestId === `scan-${poolId}`);
+  };
 
   it('refuses the export found inside another pool’s directory, or the pool around it, whichever is newer', async () => {
     const allowed = join(base, 'allowed');
@@ -47,12 +68,12 @@ describe('NodeAgent with an NFS export mounted elsewhere', () => {
       '27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n' +
         `130 27 0:130 / ${mountPoint} rw,relatime shared:130 - nfs4 ${nfsServer.server}:${nfsServer.exportDir} rw,vers=4.2,addr=${nfsServer.server}\n`,
     );
-    const { backends, poolTypes, poolRoots } = localPools(allowed);
+    const poolRoots = createPoolRootPolicy({ allowedRoots: [allowed] });
     const nfs = new NfsStorageBackend({ runner, mountInfoPath: table, rootPolicy: poolRoots });
     const node = new NodeAgent({
       nodeId: 'n1',
-      backends: [...backends, nfs],
-      poolTypes: [...poolTypes, nfsPoolType],
+      backends: [new LocalStorageBackend(), nfs],
+      poolTypes: [localPoolType, nfsPoolType],
       poolRoots,
       send: (message) => void sent.push(message),
     });
@@ -84,7 +105,7 @@ describe('NodeAgent with an NFS export mounted elsewhere', () => {
       expect(byId.isos?.reason).toBe(
         `Pool isos's root ${mountPoint} lies inside pool shelf's root ${shelf} on node n1: a file there would be both pools', listed by both and deleted through either; give one pool a directory apart from the other's`,
       );
-      expect(await scanAnswer(node, sent, 'isos')).toMatchObject({ error: { code: 'NOT_FOUND' } });
+      expect(await scanAnswer(node, 'isos')).toMatchObject({ error: { code: 'NOT_FOUND' } });
 
       // The export's pool is the older: the local pool around where it is mounted is refused.
       await push(2, [isos, local('outer')]);
@@ -94,7 +115,7 @@ describe('NodeAgent with an NFS export mounted elsewhere', () => {
       expect(byId.outer?.reason).toMatch(
         new RegExp(`^Pool outer's root ${shelf} contains pool isos's root ${mountPoint}`),
       );
-      expect(await scanAnswer(node, sent, 'outer')).toMatchObject({ error: { code: 'NOT_FOUND' } });
+      expect(await scanAnswer(node, 'outer')).toMatchObject({ error: { code: 'NOT_FOUND' } });
 
       // The server away when the push came: unavailable, nowhere yet. Back, the re-check finds
       // where the export is and lets the newer pool go.
@@ -111,7 +132,7 @@ describe('NodeAgent with an NFS export mounted elsewhere', () => {
         reason: expect.stringMatching(/^Pool isos's root .* lies inside pool shelf's root/),
       });
       expect(states().isos).toMatchObject({ status: 'error' });
-      expect(await scanAnswer(node, sent, 'isos')).toMatchObject({ error: { code: 'NOT_FOUND' } });
+      expect(await scanAnswer(node, 'isos')).toMatchObject({ error: { code: 'NOT_FOUND' } });
     } finally {
       await node.close();
     }
