@@ -538,26 +538,40 @@ export class NodeAgent {
    * the control plane compares the spellings only.
    */
   private async checkPushOnDisk(definitions: readonly ProtocolPool[]): Promise<Map<string, CheckedOnDisk>> {
-    const apart: PoolRoots[] = [];
     const checks = new Map<string, CheckedOnDisk>();
+    const placed: PoolRoots[] = [];
     for (const definition of definitions) {
-      let checked: CheckedOnDisk;
       try {
-        checked = await checkPoolOnDisk({ types: this.options.poolTypes, policy: this.poolRoots, pool: definition });
+        const checked = await checkPoolOnDisk({
+          types: this.options.poolTypes,
+          policy: this.poolRoots,
+          pool: definition,
+        });
+        checks.set(definition.id, checked);
+        placed.push({ id: definition.id, name: definition.name, roots: checked.realRoots });
       } catch (error) {
         // Refused on its own: it holds nothing here, so it is in no other pool's way.
         checks.set(definition.id, error instanceof Error ? error : new Error(String(error)));
-        continue;
-      }
-      const roots = { id: definition.id, name: definition.name, roots: checked.realRoots };
-      const overlap = findOverlappingPool(roots, apart);
-      if (overlap) checks.set(definition.id, poolRootOverlaps(roots, overlap, { id: this.options.nodeId }));
-      else {
-        apart.push(roots);
-        checks.set(definition.id, checked);
       }
     }
+    for (const refusal of this.overlapsInOrder(placed)) checks.set(refusal.poolId, refusal.error);
     return checks;
+  }
+
+  /**
+   * Of pools in push order, each that meets an earlier one still standing, with its
+   * POOL_ROOT_OVERLAPS: the older pool keeps working.
+   */
+  private overlapsInOrder(pools: readonly PoolRoots[]): { poolId: string; error: QuantixError }[] {
+    const apart: PoolRoots[] = [];
+    const refused: { poolId: string; error: QuantixError }[] = [];
+    for (const pool of pools) {
+      const overlap = findOverlappingPool(pool, apart);
+      if (overlap)
+        refused.push({ poolId: pool.id, error: poolRootOverlaps(pool, overlap, { id: this.options.nodeId }) });
+      else apart.push(pool);
+    }
+    return refused;
   }
 
   /**
@@ -568,21 +582,18 @@ export class NodeAgent {
    * the reports of the pools let go.
    */
   private async refuseMountsMeetingOthers(): Promise<Map<string, PoolReport>> {
-    const apart: PoolRoots[] = [];
-    const refused = new Map<string, PoolReport>();
-    for (const { definition, pool, realRoots } of [...this.active.values()]) {
+    const placed = [...this.active.values()].map(({ definition, realRoots }) => {
       const mountPath = this.lastReports.get(definition.id)?.mountPath;
       const roots = mountPath && !realRoots.includes(mountPath) ? [...realRoots, mountPath] : [...realRoots];
-      const where = { id: definition.id, name: definition.name, roots };
-      const overlap = findOverlappingPool(where, apart);
-      if (!overlap) {
-        apart.push(where);
-        continue;
-      }
-      const refusal = poolRootOverlaps(where, overlap, { id: this.options.nodeId });
-      const report = await this.activate(definition, 'activate', pool, refusal);
-      this.lastReports.set(definition.id, report);
-      refused.set(definition.id, report);
+      return { id: definition.id, name: definition.name, roots };
+    });
+    const refused = new Map<string, PoolReport>();
+    for (const { poolId, error } of this.overlapsInOrder(placed)) {
+      const held = this.active.get(poolId);
+      if (!held) continue;
+      const report = await this.activate(held.definition, 'activate', held.pool, error);
+      this.lastReports.set(poolId, report);
+      refused.set(poolId, report);
     }
     return refused;
   }
