@@ -5,7 +5,8 @@
  * removed by it; the VM that holds a revision is a VM row (no hypervisor is needed to be "in use":
  * the control plane decides from the rows, as it does for image deletion).
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { newToken } from '@quantix/control-plane';
@@ -27,6 +28,11 @@ const silent = pino({ level: 'silent' });
 const ENTRY_ID = 'golden-tiny';
 const IMAGE = '/golden/tiny.qcow2';
 const SUMS = '/golden/SHA256SUMS';
+const ISO_ENTRY_ID = 'golden-installer';
+const ISO = '/golden/installer.iso';
+const ISO_SUMS = '/golden/ISO-SHA256SUMS';
+/** What the ISO entry says a VM of it needs: no default of any kind, so a revision that lost it shows. */
+const ISO_REQUIREMENTS = { minCpu: 2, minMemoryMiB: 96, minDiskGiB: 3, firmware: 'uefi' } as const;
 
 describe.each(TEST_DATABASE_CLIENTS)('golden images that follow upstream (%s)', (client) => {
   let root: string;
@@ -61,6 +67,17 @@ describe.each(TEST_DATABASE_CLIENTS)('golden images that follow upstream (%s)', 
               requirements: { minCpu: 1, minMemoryMiB: 64, minDiskGiB: 1, firmware: 'any' },
               sourceUrl: `${server.url}${IMAGE}`,
               checksumUrl: `${server.url}${SUMS}`,
+              checksumAlgorithm: 'sha256',
+            },
+            {
+              id: ISO_ENTRY_ID,
+              name: 'Tiny installer',
+              kind: 'iso',
+              format: 'iso',
+              os: { family: 'linux', distribution: 'tiny', version: '1', defaultUser: null, cloudInit: false },
+              requirements: ISO_REQUIREMENTS,
+              sourceUrl: `${server.url}${ISO}`,
+              checksumUrl: `${server.url}${ISO_SUMS}`,
               checksumAlgorithm: 'sha256',
             },
           ],
@@ -323,5 +340,46 @@ describe.each(TEST_DATABASE_CLIENTS)('golden images that follow upstream (%s)', 
       checksum: { algorithm: 'sha256', value: sha256(builds[1] as Buffer) },
     });
     expect((await api('DELETE', `/images/${goldenId}/follow`)).status).toBe(204);
+  });
+  it('records every revision of an installer ISO as an ISO, with what its entry says a VM needs', async () => {
+    /** Upstream publishes installer build `n`: a real ISO 9660 image, and its sums file. */
+    const publishIso = (n: number) => {
+      const files = join(root, `iso-${n}`);
+      mkdirSync(files, { recursive: true });
+      writeFileSync(join(files, 'README.TXT'), `build ${n}\n`);
+      const path = join(root, `installer-${n}.iso`);
+      execFileSync('xorriso', ['-as', 'mkisofs', '-V', `TINY_${n}`, '-o', path, files], { stdio: 'ignore' });
+      const build = readFileSync(path);
+      server.setFile(ISO, build);
+      server.setFile(ISO_SUMS, sha256Sums({ 'installer.iso': build }));
+      return build;
+    };
+    publishIso(0);
+    const started = await api('POST', '/images/download', { catalogId: ISO_ENTRY_ID, poolId: 'p1' });
+    expect(started.status, JSON.stringify(started.body)).toBe(202);
+    const firstId = started.body.id as string;
+    await waitFor(async () => (await api('GET', `/images/${firstId}`)).body.phase === 'ready', 'the ISO', 60_000);
+    const first = (await api('GET', `/images/${firstId}`)).body;
+    expect(first).toMatchObject({ kind: 'iso', format: 'iso', requirements: ISO_REQUIREMENTS });
+    expect((await api('PUT', `/images/${firstId}/follow`, { schedule: '0 3 * * *', keep: 2 })).status).toBe(200);
+
+    const build1 = publishIso(1);
+    const check = await api('POST', `/images/${firstId}/follow/check`);
+    expect(check.body, check.body.message).toMatchObject({ outcome: 'new-revision', revision: 2 });
+    await waitFor(async () => (await api('GET', `/images/${check.body.imageId}`)).body.phase === 'ready', 'r2', 60_000);
+    const rev2 = (await api('GET', `/images/${check.body.imageId}`)).body;
+    // A revision is what a catalog download of the entry is: an ISO (a CD-ROM for a VM, in the
+    // pool's ISO folder), of the entry's OS, needing what the entry says — not a disk image of
+    // the defaults.
+    expect(rev2).toMatchObject({
+      name: 'Tiny installer (r2)',
+      kind: 'iso',
+      format: 'iso',
+      os: first.os,
+      requirements: ISO_REQUIREMENTS,
+      location: { poolId: 'p1', relPath: (first.location.relPath as string).replace(/\.iso$/, '.r2.iso') },
+      checksum: { algorithm: 'sha256', value: sha256(build1) },
+    });
+    expect((await api('DELETE', `/images/${firstId}/follow`)).status).toBe(204);
   });
 });

@@ -14,7 +14,9 @@ import {
   ImageFetcherToken,
   type ImageFormat,
   type ImageImportResultMessage,
+  type ImageKind,
   type ImagePhase,
+  type ImageRequirements,
   isQuantixError,
   isRetryableError,
   type NewImage,
@@ -113,6 +115,10 @@ export interface StartDownloadOptions {
   labels?: Record<string, string>;
   format?: ImageFormat | null;
   os?: Partial<OsInfo>;
+  /** Default: the copy's or the catalog entry's kind, else cloud (a URL is a disk image). */
+  kind?: ImageKind;
+  /** What a VM of it needs. Default: the copy's or the catalog entry's. */
+  requirements?: ImageRequirements;
 }
 
 export interface DownloadHandle {
@@ -302,7 +308,7 @@ export class DownloadService {
     const found = await this.sourceFor(options);
     const { entry } = found;
     let { source, from } = found;
-    const kind = from?.kind ?? entry?.kind ?? 'cloud';
+    const kind = options.kind ?? from?.kind ?? entry?.kind ?? 'cloud';
     const relPath =
       options.relPath ??
       (from?.location?.relPath as string | undefined) ??
@@ -378,7 +384,7 @@ export class DownloadService {
       if (options.copyOf !== undefined && from?.sizeBytes != null && !(await this.copiesLocally(from, runner))) {
         await this.requireRoom(runner, { pool, relPath, sizeBytes: from.sizeBytes });
       }
-      const requirements = from?.requirements ?? entry?.requirements;
+      const requirements = options.requirements ?? from?.requirements ?? entry?.requirements;
       const input: NewImage = {
         name:
           options.name ??

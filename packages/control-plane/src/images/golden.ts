@@ -445,8 +445,12 @@ export class GoldenImageService {
           [GOLDEN_LABELS.revision]: String(revision),
           [GOLDEN_LABELS.catalogId]: golden.catalogId,
         },
+        // What a catalog download of the entry records: the entry is not named (one image per
+        // entry and pool), so its facts are given.
+        kind: entry.kind,
         format: entry.format,
         os: entry.os,
+        requirements: entry.requirements,
       });
     } catch (error) {
       // Not started: the next check tries again (the revision number is not reused).
