@@ -8,7 +8,8 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSystem, type TestSystem, waitFor } from './harness.js';
@@ -187,28 +188,55 @@ describe('quantix images export', () => {
       );
     });
 
-  it('writes the image to a file, resumes a partial one with Range, and checks the checksum', async () => {
+  it('writes the image to a file through FILE.part, resumes a broken export with Range, and checks the checksum', async () => {
     const file = join(system.dataDir, 'exported.qcow2');
+    const part = `${file}.part`;
     const whole = await cli(['images', 'export', image.id, '-o', file]);
     expect(whole, whole.stderr).toMatchObject({ code: 0 });
     expect(sha256(await readFile(file))).toBe(image.checksum.value);
+    expect(existsSync(part)).toBe(false);
     // Its progress, a line a percent off a terminal, names the file it writes.
     expect(whole.stderr.split('\n').at(-2)).toMatch(/^exported\.qcow2 \[#+\] 100% /);
+    // Run again: the file is the image already, and nothing is fetched.
+    const again = await cli(['images', 'export', image.id, '-o', file]);
+    expect(again, again.stderr).toMatchObject({ code: 0 });
+    expect(again.stdout).toContain('already this image');
+    expect(again.stderr).toBe('');
 
-    // A download that broke after 1 MiB: the rest is fetched, not the whole again.
+    // An export that broke after 1 MiB left its part, and no file: the rest is fetched, not the whole again.
+    await rm(file);
     const partial = await content(image.id, { headers: { range: 'bytes=0-1048575' } });
-    await writeFile(file, new Uint8Array(await partial.arrayBuffer()));
+    await writeFile(part, new Uint8Array(await partial.arrayBuffer()));
     const resumed = await cli(['images', 'export', image.id, '-o', file]);
     expect(resumed, resumed.stderr).toMatchObject({ code: 0 });
     expect(resumed.stdout).toContain('resumed at 1048576');
     expect(resumed.stdout).toContain('(verified)');
     expect(sha256(await readFile(file))).toBe(image.checksum.value);
+    expect(existsSync(part)).toBe(false);
 
-    // A partial file that is not this image's beginning is found out at the end.
-    await writeFile(file, Buffer.alloc(4096, 1));
-    const wrong = await cli(['images', 'export', image.id, '-o', file]);
-    expect(wrong.code).toBe(1);
-    expect(wrong.stderr).toContain('CHECKSUM_MISMATCH');
+    // A part that is not this image's beginning is found out at the end, thrown away and fetched whole.
+    await rm(file);
+    await writeFile(part, Buffer.alloc(4096, 1));
+    const wrongPart = await cli(['images', 'export', image.id, '-o', file]);
+    expect(wrongPart, wrongPart.stderr).toMatchObject({ code: 0 });
+    expect(wrongPart.stdout).not.toContain('resumed');
+    expect(sha256(await readFile(file))).toBe(image.checksum.value);
+  });
+
+  it('leaves a file that is not the image alone, unless --force, and then replaces it only once whole', async () => {
+    const file = join(system.dataDir, 'notes.txt');
+    const mine = Buffer.from('a file of the user’s own\n');
+    await writeFile(file, mine);
+    const refused = await cli(['images', 'export', image.id, '-o', file]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('ALREADY_EXISTS');
+    expect(refused.stderr).toContain('--force');
+    expect(await readFile(file)).toEqual(mine);
+    expect(existsSync(`${file}.part`)).toBe(false);
+
+    const forced = await cli(['images', 'export', image.id, '-o', file, '--force']);
+    expect(forced, forced.stderr).toMatchObject({ code: 0 });
+    expect(sha256(await readFile(file))).toBe(image.checksum.value);
   });
 });
 

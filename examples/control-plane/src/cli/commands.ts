@@ -666,15 +666,19 @@ export function apiCommands(
     });
   images
     .command('export <image>')
-    .description('download an image’s file; a partial FILE is resumed, and the result checked against its checksum')
+    .description(
+      'download an image’s file: written to FILE.part (a broken export resumes from it), checked against the image’s checksum, then named FILE',
+    )
     .requiredOption('-o, --output <file>', 'where to write it')
-    .action(async (value: string, o: { output: string }) => {
+    .option('--force', 'replace an existing FILE that is not this image (once the export is whole)')
+    .action(async (value: string, o: { output: string; force?: boolean }) => {
       const tty = process.stderr.isTTY;
       let shown = 0;
       const api = client();
       const result = await exportImageContent(api, {
         imageId: await imageIdOf(api, value),
         file: o.output,
+        replace: o.force === true,
         onProgress: (bytesDone, bytesTotal) => {
           // One line per percent, not one per chunk.
           const percent = bytesTotal ? Math.floor((bytesDone / bytesTotal) * 100) : 0;
@@ -684,11 +688,11 @@ export function apiCommands(
           process.stderr.write(tty ? `\r${line}` : `${line}\n`);
         },
       });
-      if (tty) process.stderr.write('\n');
-      print(
-        result,
-        () =>
-          `${o.output}: ${result.sizeBytes} bytes${result.resumedFrom ? ` (resumed at ${result.resumedFrom})` : ''}, sha256 ${result.sha256}${result.verified ? ' (verified)' : ' (the image has no SHA-256 to check against)'}`,
+      if (tty && shown > 0) process.stderr.write('\n');
+      print(result, () =>
+        result.alreadyThere
+          ? `${o.output}: already this image (${result.sizeBytes} bytes, sha256 ${result.sha256}, verified); nothing fetched`
+          : `${o.output}: ${result.sizeBytes} bytes${result.resumedFrom ? ` (resumed at ${result.resumedFrom})` : ''}, sha256 ${result.sha256}${result.verified ? ' (verified)' : ' (the image has no SHA-256 to check against)'}`,
       );
     });
   images
