@@ -3095,6 +3095,8 @@ export interface operations {
                             heartbeatAt: string;
                             /** @description the nodes whose connections it holds */
                             nodeIds: string[];
+                            /** @description whether it was started with the same API token as the replica that answered (false: each refuses the other’s tickets, and a client’s token works on one only); null when either cannot tell */
+                            sameKey: boolean | null;
                         }[];
                     };
                 };

@@ -37,6 +37,7 @@ import { ReplicaListener } from './replicas/listener.js';
 import { PoolFanout } from './replicas/pool-fanout.js';
 import { ReplicaRegistry, type ReplicaRegistryOptions } from './replicas/replica-registry.js';
 import { NodeRequestRelay, type ReplicaCall } from './replicas/request-relay.js';
+import { ticketKeyFingerprint } from './tokens.js';
 import { ConsoleService } from './vms/console-service.js';
 import { VmChecksOnConnect } from './vms/vm-checks-on-connect.js';
 import { VmService } from './vms/vm-service.js';
@@ -71,7 +72,7 @@ export interface CreateControlPlaneOptions {
    * This process as one replica among those sharing the database: its id (default a new UUID
    * per start), version, and how long its node leases last (default 15 s).
    */
-  replica?: Omit<ReplicaRegistryOptions, 'knex' | 'logger' | 'onNodesLost' | 'onNodesRemoved'>;
+  replica?: Omit<ReplicaRegistryOptions, 'knex' | 'logger' | 'onNodesLost' | 'onNodesRemoved' | 'keyFingerprint'>;
   /**
    * The durable job queue (default: pg-boss on PostgreSQL, shared by the replicas; an in-process
    * queue on PGlite, where this is the only replica). Started and stopped with the control plane.
@@ -193,6 +194,8 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     onNodesLost: (nodeIds) => hub?.letGo(nodeIds),
     onNodesRemoved: (nodeIds) => hub?.letRemovedGo(nodeIds),
     listener,
+    // Replicas compare it to find one given another API token (their tickets would not cross).
+    ...(options.ticketKey ? { keyFingerprint: ticketKeyFingerprint(options.ticketKey) } : {}),
   });
   const relay = new NodeRequestRelay({
     knex: quantix.database.knex,

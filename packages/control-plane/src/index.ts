@@ -107,6 +107,7 @@ export {
   newToken,
   SignedTickets,
   SingleUseTickets,
+  ticketKeyFingerprint,
   ticketKeyFrom,
   tokenDigest,
   tokenMatches,

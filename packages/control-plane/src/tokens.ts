@@ -111,3 +111,11 @@ export class SignedTickets<Grant> {
 export function ticketKeyFrom(secret: string): Buffer {
   return createHmac('sha256', secret).update('quantix ticket key v1').digest();
 }
+
+/**
+ * What replicas compare to find one whose ticket key (API token) differs from theirs: one-way and
+ * of another purpose than any signature, so it tells nothing of the key nor signs anything.
+ */
+export function ticketKeyFingerprint(key: Buffer): string {
+  return createHmac('sha256', key).update('quantix replica key fingerprint v1').digest('hex').slice(0, 16);
+}

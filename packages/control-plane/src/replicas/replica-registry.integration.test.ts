@@ -16,9 +16,11 @@ import {
   type TestDatabaseClient,
   waitFor,
 } from '@quantix/core/testing';
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ticketKeyFingerprint, ticketKeyFrom } from '../tokens.js';
 import { ReplicaListener } from './listener.js';
-import { ReplicaRegistry } from './replica-registry.js';
+import { ReplicaRegistry, type ReplicaRegistryOptions } from './replica-registry.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const logger = createLogger({ level: 'silent' });
@@ -30,7 +32,10 @@ function useReplicaDatabase(client: TestDatabaseClient) {
   const registries: ReplicaRegistry[] = [];
   const replica = async (
     replicaId: string,
-    options: { leaseSeconds?: number; onNodesLost?: (ids: string[]) => void; listener?: ReplicaListener } = {},
+    options: Pick<
+      Partial<ReplicaRegistryOptions>,
+      'leaseSeconds' | 'onNodesLost' | 'listener' | 'keyFingerprint' | 'logger'
+    > = {},
   ) => {
     const registry = new ReplicaRegistry({ knex: db.knex, logger, replicaId, version: '1.2.3', ...options });
     await registry.start();
@@ -104,6 +109,39 @@ describe.each(TEST_DATABASE_CLIENTS)('replica registry on %s', (client) => {
     ]);
     expect(await b.holderOf('n2')).toBe('replica-a');
     expect(await b.holderOf('n9')).toBeNull();
+  });
+
+  it('finds a replica started with another API token: each warns of the other once, and lists it so', async () => {
+    /** A logger whose warnings are kept, as their messages. */
+    const warningsInto = (said: string[]) =>
+      pino({ level: 'warn' }, { write: (line: string) => said.push(JSON.parse(line).msg as string) });
+    const key = (apiToken: string) => ticketKeyFingerprint(ticketKeyFrom(apiToken));
+    const aSaid: string[] = [];
+    const bSaid: string[] = [];
+    const a = await replica('replica-a', { keyFingerprint: key('token-one'), logger: warningsInto(aSaid) });
+    const b = await replica('replica-b', { keyFingerprint: key('token-two'), logger: warningsInto(bSaid) });
+    await replica('replica-c', { keyFingerprint: key('token-one') });
+    await replica('replica-d'); // no key to compare (an embedder without a ticket key)
+    // replica-b found replica-a as it started; replica-a finds replica-b at its next renewal — once.
+    expect(bSaid).toEqual([
+      expect.stringMatching(/^replica replica-a was started with another API token than this one: .*--api-token-file$/),
+    ]);
+    expect(aSaid).toEqual([]);
+    await a.renew();
+    await a.renew();
+    expect(aSaid).toEqual([expect.stringMatching(/^replica replica-b was started with another API token/)]);
+    expect((await a.liveReplicas()).map((r) => [r.id, r.sameKey])).toEqual([
+      ['replica-a', true],
+      ['replica-b', false],
+      ['replica-c', true],
+      ['replica-d', null],
+    ]);
+    expect((await b.liveReplicas()).find((r) => r.id === 'replica-c')?.sameKey).toBe(false);
+    // replica-b goes: nothing more is said of it, and it is not listed.
+    await b.stop();
+    await a.renew();
+    expect(aSaid).toHaveLength(1);
+    expect((await a.liveReplicas()).map((r) => r.id)).not.toContain('replica-b');
   });
 
   it('hands a node to the replica it connects to next, and the first one learns it at its next renewal', async () => {

@@ -9,6 +9,9 @@ const JOINED_CHANNEL = 'quantix_replica_joined';
 
 /** How many replicas other than the one whose id is bound are alive: what `hasPeers` is counted from. */
 const OTHER_LIVE_REPLICAS = 'select count(*) from replicas where expires_at > now() and id <> ?';
+/** The live replicas other than the one whose id is bound whose key fingerprint differs from the one bound (none without one). */
+const OTHER_KEYS = `select coalesce(array_agg(id order by id), '{}') from replicas
+  where expires_at > now() and id <> ? and key_fingerprint is not null and key_fingerprint <> ?`;
 
 export interface ReplicaRegistryOptions {
   knex: Knex;
@@ -30,6 +33,12 @@ export interface ReplicaRegistryOptions {
   onNodesRemoved?: (nodeIds: string[]) => void;
   /** Where replicas tell each other; with it, a replica that starts is known to the others at once. */
   listener?: ReplicaListener;
+  /**
+   * A fingerprint of the secret every replica must share (ticketKeyFingerprint of the ticket key,
+   * which `quantix serve` makes from the API token). A live replica whose fingerprint differs is
+   * warned about, at start and at each renewal, and listed so (`sameKey`).
+   */
+  keyFingerprint?: string;
 }
 
 export interface ReplicaInfo {
@@ -40,6 +49,8 @@ export interface ReplicaInfo {
   heartbeatAt: string;
   /** The nodes whose connections it holds. */
   nodeIds: string[];
+  /** Whether it shares this replica's key (API token); null when either has no fingerprint to compare. */
+  sameKey: boolean | null;
 }
 
 /**
@@ -64,6 +75,8 @@ export class ReplicaRegistry {
   /** Other live replicas, as of the last count; a replica that says it joined counts at once. */
   private peers = 0;
   private peerJoinedAt = 0;
+  /** Live replicas with another key, as of the last look: each is warned about once while it stays so. */
+  private otherKeys = new Set<string>();
 
   constructor(private readonly options: ReplicaRegistryOptions) {
     this.replicaId = options.replicaId ?? randomUUID();
@@ -108,8 +121,12 @@ export class ReplicaRegistry {
     await this.options.knex.raw('delete from node_leases where replica_id = ?', [this.replicaId]);
     await this.register();
     const countedFrom = Date.now();
-    const others = await this.options.knex.raw(`select (${OTHER_LIVE_REPLICAS}) as peers`, [this.replicaId]);
+    const others = await this.options.knex.raw(
+      `select (${OTHER_LIVE_REPLICAS}) as peers, (${OTHER_KEYS}) as other_keys`,
+      [this.replicaId, this.replicaId, this.keyFingerprint],
+    );
     this.countPeers(Number(rowsOf(others)[0]?.peers ?? 0), countedFrom);
+    this.noteOtherKeys((rowsOf(others)[0]?.other_keys as string[] | undefined) ?? []);
     await this.refreshHolders();
     this.renewedAt = Date.now();
     let inFlight = false;
@@ -157,11 +174,32 @@ export class ReplicaRegistry {
 
   private async register(): Promise<void> {
     await this.options.knex.raw(
-      `insert into replicas (id, url, version, expires_at) values (?, ?, ?, now() + make_interval(secs => ?))
+      `insert into replicas (id, url, version, expires_at, key_fingerprint)
+       values (?, ?, ?, now() + make_interval(secs => ?), ?)
        on conflict (id) do update set url = excluded.url, version = excluded.version,
-         heartbeat_at = now(), expires_at = excluded.expires_at`,
-      [this.replicaId, this.options.url ?? null, this.options.version, this.leaseSeconds],
+         heartbeat_at = now(), expires_at = excluded.expires_at, key_fingerprint = excluded.key_fingerprint`,
+      [this.replicaId, this.options.url ?? null, this.options.version, this.leaseSeconds, this.keyFingerprint],
     );
+  }
+
+  private get keyFingerprint(): string | null {
+    return this.options.keyFingerprint ?? null;
+  }
+
+  /**
+   * Warns about each live replica that started with another key (API token) than this one: its
+   * tickets are refused here and this one's there, and a client's token works on one of the two.
+   */
+  private noteOtherKeys(replicaIds: readonly string[]): void {
+    const now = new Set(replicaIds);
+    for (const id of now) {
+      if (this.otherKeys.has(id)) continue;
+      this.options.logger.warn(
+        { replicaId: id },
+        `replica ${id} was started with another API token than this one: each refuses the other’s download and copy tickets, and a client’s token works on only one of them; give every replica the same --api-token-file`,
+      );
+    }
+    this.otherKeys = now;
   }
 
   /** Stops renewing and gives up this replica's row and leases, so its nodes move at once. */
@@ -273,7 +311,7 @@ export class ReplicaRegistry {
   /** Live replicas (leases not run out), oldest first, with the nodes each holds. */
   async liveReplicas(): Promise<ReplicaInfo[]> {
     const result = await this.options.knex.raw(
-      `select r.id, r.url, r.version, r.started_at, r.heartbeat_at,
+      `select r.id, r.url, r.version, r.started_at, r.heartbeat_at, r.key_fingerprint,
               coalesce(array_agg(l.node_id order by l.node_id) filter (where l.node_id is not null), '{}') as node_ids
          from replicas r
          left join node_leases l on l.replica_id = r.id and l.expires_at > now()
@@ -288,6 +326,10 @@ export class ReplicaRegistry {
       startedAt: new Date(row.started_at as string).toISOString(),
       heartbeatAt: new Date(row.heartbeat_at as string).toISOString(),
       nodeIds: row.node_ids as string[],
+      sameKey:
+        row.key_fingerprint == null || this.keyFingerprint === null
+          ? null
+          : row.key_fingerprint === this.keyFingerprint,
     }));
   }
 
@@ -314,7 +356,7 @@ export class ReplicaRegistry {
          delete from node_requests where deadline < now() - interval '1 minute'
        )
        select (select count(*) from me) as registered, coalesce(array_agg(node_id), '{}') as node_ids,
-              (${OTHER_LIVE_REPLICAS}) as peers
+              (${OTHER_LIVE_REPLICAS}) as peers, (${OTHER_KEYS}) as other_keys
          from kept`,
       [
         this.leaseSeconds,
@@ -324,10 +366,13 @@ export class ReplicaRegistry {
         this.leaseSeconds * 4,
         this.replicaId,
         this.replicaId,
+        this.replicaId,
+        this.keyFingerprint,
       ],
     );
     const row = rowsOf(result)[0];
     this.countPeers(Number(row?.peers ?? 0), startedAt);
+    this.noteOtherKeys((row?.other_keys as string[] | undefined) ?? []);
     if (Number(row?.registered ?? 0) === 0) {
       // Our row was swept while we were cut off: register again (the leases went with it).
       await this.register();

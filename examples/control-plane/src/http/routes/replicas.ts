@@ -11,6 +11,12 @@ const replicaView = z.object({
   startedAt: z.string(),
   heartbeatAt: z.string(),
   nodeIds: z.array(z.string()).describe('the nodes whose connections it holds'),
+  sameKey: z
+    .boolean()
+    .nullable()
+    .describe(
+      'whether it was started with the same API token as the replica that answered (false: each refuses the other’s tickets, and a client’s token works on one only); null when either cannot tell',
+    ),
 });
 
 export function replicaRoutes(app: FastifyInstance, deps: { replicas: ReplicaRegistry }): void {
