@@ -12,7 +12,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { makeQcow2 } from '@quantix/images-cloud/testing';
+import { makeQcow2, VIRTUAL_SIZE } from '@quantix/images-cloud/testing';
 import { buildIso, REAL_MEDIA, requireIsoTools } from '@quantix/images-iso/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_POOL_ID } from '../src/cli/up.js';
@@ -240,6 +240,8 @@ describe('resumable uploads (tus)', () => {
       kind: 'cloud',
       format: 'qcow2',
       checksum: { algorithm: 'sha256', value: sha256(qcow2) },
+      // The disk it holds, as a download's row says it: what the Images page shows, and a VM's disk starts from.
+      virtualSizeBytes: VIRTUAL_SIZE,
     });
   });
 

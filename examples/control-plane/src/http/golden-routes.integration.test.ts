@@ -5,8 +5,8 @@
  * removed by it; the VM that holds a revision is a VM row (no hypervisor is needed to be "in use":
  * the control plane decides from the rows, as it does for image deletion).
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { newToken } from '@quantix/control-plane';
@@ -15,6 +15,7 @@ import { createTestDatabase, TEST_DATABASE_CLIENTS, type TestDatabase } from '@q
 import type { startNodeDaemon } from '@quantix/example-node-daemon';
 import { createImagesCloudPlugin } from '@quantix/images-cloud';
 import { type ImageServer, makeQcow2, sha256, sha256Sums, startImageServer } from '@quantix/images-cloud/testing';
+import { buildIso } from '@quantix/images-iso/testing';
 import { createStorageLocalPlugin } from '@quantix/storage-local';
 import { Command } from 'commander';
 import { pino } from 'pino';
@@ -343,18 +344,13 @@ describe.each(TEST_DATABASE_CLIENTS)('golden images that follow upstream (%s)', 
   });
   it('records every revision of an installer ISO as an ISO, with what its entry says a VM needs', async () => {
     /** Upstream publishes installer build `n`: a real ISO 9660 image, and its sums file. */
-    const publishIso = (n: number) => {
-      const files = join(root, `iso-${n}`);
-      mkdirSync(files, { recursive: true });
-      writeFileSync(join(files, 'README.TXT'), `build ${n}\n`);
-      const path = join(root, `installer-${n}.iso`);
-      execFileSync('xorriso', ['-as', 'mkisofs', '-V', `TINY_${n}`, '-o', path, files], { stdio: 'ignore' });
-      const build = readFileSync(path);
+    const publishIso = async (n: number) => {
+      const build = await readFile(await buildIso(join(root, `installer-${n}.iso`), { volumeId: `TINY_${n}` }));
       server.setFile(ISO, build);
       server.setFile(ISO_SUMS, sha256Sums({ 'installer.iso': build }));
       return build;
     };
-    publishIso(0);
+    await publishIso(0);
     const started = await api('POST', '/images/download', { catalogId: ISO_ENTRY_ID, poolId: 'p1' });
     expect(started.status, JSON.stringify(started.body)).toBe(202);
     const firstId = started.body.id as string;
@@ -363,7 +359,7 @@ describe.each(TEST_DATABASE_CLIENTS)('golden images that follow upstream (%s)', 
     expect(first).toMatchObject({ kind: 'iso', format: 'iso', requirements: ISO_REQUIREMENTS });
     expect((await api('PUT', `/images/${firstId}/follow`, { schedule: '0 3 * * *', keep: 2 })).status).toBe(200);
 
-    const build1 = publishIso(1);
+    const build1 = await publishIso(1);
     const check = await api('POST', `/images/${firstId}/follow/check`);
     expect(check.body, check.body.message).toMatchObject({ outcome: 'new-revision', revision: 2 });
     await waitFor(async () => (await api('GET', `/images/${check.body.imageId}`)).body.phase === 'ready', 'r2', 60_000);

@@ -477,6 +477,8 @@ export class UploadService {
         phase: 'ready',
         progress: null,
         sizeBytes: result.sizeBytes,
+        // What the node read of the file it stored (a disk image's virtual size: the least a VM's disk of it can be).
+        ...(result.virtualSizeBytes != null ? { virtualSizeBytes: result.virtualSizeBytes } : {}),
         fileModifiedAt: new Date(),
       });
     } catch (error) {
