@@ -50,14 +50,23 @@ afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-async function openImages(): Promise<{ page: Page; problems: string[] }> {
+async function openImages(): Promise<{ page: Page; problems: string[]; notFound: string[]; read: string[] }> {
   const context = await browser.newContext({ viewport: VIEWPORT });
   const page = await context.newPage();
   pages.push(page);
   const problems = watchPageErrors(page);
+  // What the page asked for that was not there (the browser logs each as an error in its console).
+  const notFound: string[] = [];
+  // Every API path it read, in order.
+  const read: string[] = [];
+  page.on('response', (response) => {
+    const { pathname } = new URL(response.url());
+    if (response.status() === 404) notFound.push(`${response.request().method()} ${pathname}`);
+    if (pathname.startsWith('/api/')) read.push(pathname);
+  });
   await page.goto(`${system.url}/images#token=${encodeURIComponent(system.token)}`);
   await page.getByRole('table', { name: 'Images' }).waitFor();
-  return { page, problems };
+  return { page, problems, notFound, read };
 }
 
 /** Fills the import form and submits it; the name the page says it is importing. */
@@ -161,11 +170,19 @@ describe('Images page: golden images that follow upstream', () => {
   it('follows the ready catalog image, checks now (unchanged, then a new build as r2), lists revisions, unfollows', async () => {
     const { entries } = (await system.api('GET', '/catalog')).body as { entries: { id: string; name: string }[] };
     const readyName = entries.find((e) => e.id === system.catalog.readyId)?.name ?? '';
-    const { page, problems } = await openImages();
+    const { page, problems, notFound, read } = await openImages();
     const table = page.getByRole('table', { name: 'Images' });
     const row = table.getByRole('row', { name: readyName, exact: true });
     await row.waitFor();
+    await until(
+      async () => read.filter((path) => path.endsWith('/follow') || path.endsWith('/golden-images')),
+      (reads) => reads.length > 0,
+      'the page to read what follows upstream',
+    );
     expect(await textOf(row.locator('th'))).not.toContain('Follows upstream');
+    // Whether each catalog image follows upstream is one read of every follow: an image that does
+    // not is not asked about one by one (a 404 each, an error in the browser's console each).
+    expect(notFound).toEqual([]);
 
     await row.getByRole('button', { name: `Upstream of ${readyName}` }).click();
     const dialog = page.getByRole('dialog', { name: `Upstream of ${readyName}` });

@@ -476,6 +476,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/golden-images": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every golden image that follows upstream, oldest first, each as GET /images/{id}/follow gives it */
+        get: operations["listGoldenImages"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/images/{id}/follow/check": {
         parameters: {
             query?: never;
@@ -5071,6 +5088,123 @@ export interface operations {
             };
         };
     };
+    listGoldenImages: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        goldenImages: {
+                            /** @description the golden image: the id of the image it was first followed on */
+                            id: string;
+                            catalogId: string;
+                            poolId: string;
+                            /** @description cron, in UTC */
+                            schedule: string;
+                            keep: number;
+                            /** Format: date-time */
+                            nextRunAt: string;
+                            /** Format: date-time */
+                            lastCheckAt: string | null;
+                            lastCheck: {
+                                /**
+                                 * @description not-listed: the sums file no longer lists the entry’s file (nothing was downloaded or removed)
+                                 * @enum {string}
+                                 */
+                                outcome: "unchanged" | "new-revision" | "not-listed" | "failed";
+                                message: string;
+                                /** @description what the sums file lists now, `sha256:<hex>` */
+                                checksum: string | null;
+                                /** @description the revision this check started downloading */
+                                revision: number | null;
+                                imageId: string | null;
+                                /** @description the error code of a failed or not-listed check */
+                                code: string | null;
+                                /** @description revisions pruned once the new one was ready */
+                                removed: {
+                                    revision: number;
+                                    imageId: string;
+                                }[];
+                            } | null;
+                            latestRevision: number;
+                            /** @description revisions beyond `keep` that stay because VMs use them */
+                            keptInUse: {
+                                revision: number;
+                                imageId: string;
+                                vms: {
+                                    id: string;
+                                    name: string;
+                                    uses: string[];
+                                }[];
+                            }[];
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** Format: date-time */
+                            updatedAt: string;
+                        }[];
+                    };
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INVALID_INPUT`: A record or argument failed validation; `details.issues` lists what and where.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INTERNAL_ERROR`: Something failed that has no code of its own (a bug, an unexpected library error).
+             */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     checkImageUpstream: {
         parameters: {
             query?: never;
@@ -8518,6 +8652,7 @@ export const operationRoutes = {
   getImageFollow: { method: 'GET', path: '/api/v1/images/{id}/follow' },
   followImage: { method: 'PUT', path: '/api/v1/images/{id}/follow' },
   unfollowImage: { method: 'DELETE', path: '/api/v1/images/{id}/follow' },
+  listGoldenImages: { method: 'GET', path: '/api/v1/golden-images' },
   checkImageUpstream: { method: 'POST', path: '/api/v1/images/{id}/follow/check' },
   listImageRevisions: { method: 'GET', path: '/api/v1/images/{id}/revisions' },
   listVms: { method: 'GET', path: '/api/v1/vms' },

@@ -163,6 +163,10 @@ describe.each(TEST_DATABASE_CLIENTS)('golden images that follow upstream (%s)', 
     });
     const nextRun = new Date(followed.body.nextRunAt);
     expect(nextRun.getUTCHours()).toBe(3);
+    // Every follow in one read (what the Images page shows its badges from), each as its own read gives it.
+    const listed = await api('GET', '/golden-images');
+    expect(listed.status).toBe(200);
+    expect(listed.body.goldenImages).toEqual([(await api('GET', `/images/${goldenId}/follow`)).body]);
     expect(nextRun.getUTCMinutes()).toBe(0);
     expect(nextRun.getTime()).toBeGreaterThan(Date.now());
     const before = Date.now() - 1000;

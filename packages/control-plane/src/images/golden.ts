@@ -290,6 +290,19 @@ export class GoldenImageService {
     await this.options.knex.raw('delete from golden_images where id = ?', [golden.id]);
   }
 
+  /** Every golden image that follows upstream, oldest first, each as `status` gives it. */
+  async list(): Promise<GoldenFollow[]> {
+    const rows = rowsOf(await this.options.knex.raw('select * from golden_images order by created_at, id'));
+    // A golden image is a catalog entry followed in a pool: a handful, each planned as its status is.
+    return Promise.all(
+      rows.map(async (row) => {
+        const golden = goldenOf(row);
+        const { keptInUse } = await this.plan(golden.id, golden.keep);
+        return { ...golden, keptInUse };
+      }),
+    );
+  }
+
   /** The follow setting, the next run, the last check and the revisions kept because VMs use them. */
   async status(imageId: string): Promise<GoldenFollow> {
     const golden = await this.requireGolden(imageId);

@@ -81,6 +81,19 @@ export function goldenRoutes(app: FastifyInstance, deps: { golden: GoldenImageSe
   );
 
   api.get(
+    '/golden-images',
+    {
+      schema: {
+        operationId: 'listGoldenImages',
+        tags: ['images'],
+        summary: 'Every golden image that follows upstream, oldest first, each as GET /images/{id}/follow gives it',
+        response: { 200: z.object({ goldenImages: z.array(goldenFollow) }), ...errorResponses() },
+      },
+    },
+    async () => ({ goldenImages: await deps.golden.list() }),
+  );
+
+  api.get(
     '/images/:id/follow',
     {
       schema: {

@@ -1,7 +1,7 @@
 import type { ResponseBody } from '@quantix/client';
 import { type FormEvent, useEffect, useRef, useState } from 'react';
 import { createPortal } from 'react-dom';
-import { ApiError, client } from '../api.js';
+import { client } from '../api.js';
 import { Ago, Badge, ErrorAlert, Field } from '../components.js';
 import { formatDate } from '../format.js';
 import { SAFETY_REFRESH_MS, useAction, usePoll } from '../hooks.js';
@@ -24,24 +24,16 @@ export function canFollow(image: ImageRow): boolean {
 }
 
 /**
- * The follow setting of each golden image the rows belong to, by golden id (null: not followed).
- * There is no list of follows in the API: one read per golden image shown, a handful on a page.
+ * The follow setting of each golden image the rows belong to, by golden id (null: not followed):
+ * one read of every follow, however many catalog images the page shows.
  */
 export function useFollows(images: ImageRow[] | undefined) {
   const ids = [...new Set((images ?? []).filter(canFollow).map(goldenIdOf))].sort();
   return usePoll(
     async (signal) => {
-      const entries = await Promise.all(
-        ids.map(async (id) => {
-          try {
-            return [id, await client.request('getImageFollow', { params: { id }, signal })] as const;
-          } catch (error) {
-            if (error instanceof ApiError && error.code === 'NOT_FOUND') return [id, null] as const;
-            throw error;
-          }
-        }),
-      );
-      return new Map<string, Follow | null>(entries);
+      const { goldenImages } = await client.request('listGoldenImages', { signal });
+      const followed = new Map(goldenImages.map((follow) => [follow.id, follow]));
+      return new Map<string, Follow | null>(ids.map((id) => [id, followed.get(id) ?? null]));
     },
     {
       intervalMs: SAFETY_REFRESH_MS,
