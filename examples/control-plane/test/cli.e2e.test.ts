@@ -433,6 +433,70 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
     }
   });
 
+  it('cancels an import from the CLI: delete names cancel while it runs; cancelled, its image and what arrived delete', async () => {
+    const { dir, proc, cli } = upInOwnDirectory('cancel', '--allow-source', '127.0.0.1');
+    const bytes = await makeQcow2(dir, 'wrong.qcow2', 4);
+    const mirror = await startImageServer();
+    try {
+      mirror.setFile('/wrong.qcow2', bytes);
+      mirror.behaviour.bytesPerSecond = 256 * 1024;
+      await waitForOutput(proc, /press Ctrl-C/);
+      const started = await cli(
+        'images',
+        'import',
+        `${mirror.url}/wrong.qcow2`,
+        '--pool',
+        'local',
+        '--sha256',
+        sha256(bytes),
+        '--no-wait',
+      );
+      expect(started.code, started.output).toBe(0);
+      const images = join(dir, '.quantix', 'pools', 'local', 'images');
+      await until(
+        async () => (existsSync(images) ? readdirSync(images) : []),
+        (files) => files.some((file) => file.endsWith('.partial')),
+        'bytes of the import to arrive',
+      );
+      const refused = await cli('images', 'delete', 'wrong.qcow2', '--yes');
+      expect(refused.code).toBe(1);
+      expect(refused.output).toContain('IN_USE');
+      expect(refused.output).toContain('quantix images cancel');
+
+      const cancelled = await cli('images', 'cancel', 'wrong.qcow2');
+      expect(cancelled.code, cancelled.output).toBe(0);
+      expect(cancelled.output).toMatch(/^cancelled wrong\.qcow2 \(.+\); `quantix images retry .+` resumes it/);
+      const shown = JSON.parse((await cli('images', 'show', 'wrong.qcow2', '--json')).output);
+      expect(shown).toMatchObject({ phase: 'error', error: { code: 'DOWNLOAD_CANCELLED', retryable: true } });
+      // The transfer stopped part of the way: the mirror's count settles (what was in flight
+      // counted), short of the file.
+      const get = mirror.requestsFor('/wrong.qcow2').at(-1);
+      let before = -1;
+      await until(
+        async () => {
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          const [was, now] = [before, get?.bytesSent ?? 0];
+          before = now;
+          return now === was;
+        },
+        (settled) => settled,
+        'the mirror to stop sending',
+      );
+      expect(get).toMatchObject({ completed: false });
+      expect(get?.bytesSent).toBeLessThan(bytes.length);
+      // Cancelled once more (a retried command): the same answer, the row as it was.
+      const again = await cli('images', 'cancel', 'wrong.qcow2');
+      expect(again).toMatchObject({ code: 0 });
+      expect(again.output).toMatch(/^cancelled wrong\.qcow2 /);
+      expect(JSON.parse((await cli('images', 'show', 'wrong.qcow2', '--json')).output).version).toBe(shown.version);
+
+      expect((await cli('images', 'delete', 'wrong.qcow2', '--yes')).code).toBe(0);
+      expect(readdirSync(images)).toEqual([]);
+    } finally {
+      await mirror.close();
+    }
+  });
+
   it('says which files of a pool a rescan left out, and why: a file named .iso that is not one', async () => {
     const { dir, proc, cli } = upInOwnDirectory('rescan');
     await waitForOutput(proc, /press Ctrl-C/);

@@ -440,6 +440,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/images/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stop a download, import or copy: the image becomes error DOWNLOAD_CANCELLED; what arrived stays for a retry to resume from, or goes when the image is deleted
+         * @description An image that is not being downloaded is answered as it is. Whichever replica runs the download, it stops: at once on the replica that answers, at its next progress write on another.
+         */
+        post: operations["cancelImageDownload"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/images/rescan": {
         parameters: {
             query?: never;
@@ -4612,6 +4632,169 @@ export interface operations {
             };
         };
     };
+    cancelImageDownload: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The image: error DOWNLOAD_CANCELLED, or as it was when it was not downloading */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        name: string;
+                        description: string;
+                        labels: {
+                            [key: string]: string;
+                        };
+                        /** @enum {string} */
+                        kind: "cloud" | "iso";
+                        /** @enum {string|null} */
+                        format: "qcow2" | "raw" | "iso" | "vmdk" | "vhdx" | null;
+                        os: {
+                            /** @enum {string} */
+                            family: "linux" | "windows" | "bsd" | "other" | "unknown";
+                            distribution: string | null;
+                            version: string | null;
+                            arch: string | null;
+                            defaultUser: string | null;
+                            cloudInit: boolean;
+                            shortId?: string | null;
+                            /** @enum {string|null} */
+                            confidence?: "exact" | "label" | "extrapolated" | "filename" | null;
+                            osinfoVersion?: string | null;
+                        };
+                        requirements: {
+                            minCpu: number;
+                            minMemoryMiB: number;
+                            minDiskGiB: number;
+                            /** @enum {string} */
+                            firmware: "bios" | "uefi" | "any";
+                        };
+                        catalogId: string | null;
+                        /** @enum {string} */
+                        phase: "pending" | "downloading" | "verifying" | "ready" | "error" | "deleting" | "missing";
+                        progress: {
+                            bytesDone: number;
+                            bytesTotal: number | null;
+                            percent: number | null;
+                            /** @enum {string} */
+                            stage?: "downloading" | "decompressing" | "inspecting" | "converting" | "verifying";
+                        } | null;
+                        sizeBytes: number | null;
+                        virtualSizeBytes: number | null;
+                        checksum: {
+                            /** @enum {string} */
+                            algorithm: "sha256" | "sha512";
+                            value: string;
+                        } | null;
+                        error: {
+                            code: string;
+                            message: string;
+                            retryable: boolean;
+                        } | null;
+                        location: {
+                            poolId: string;
+                            relPath: string;
+                        } | null;
+                        nodeId: string | null;
+                        /** Format: date-time */
+                        fileModifiedAt: string | null;
+                        version: number;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
+                        /** @description the image this one is a copy of (label quantix.io/copied-from); null when it is none */
+                        copiedFrom?: string | null;
+                    };
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INVALID_INPUT`: A record or argument failed validation; `details.issues` lists what and where.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `NOT_FOUND`: The record, file or domain asked for does not exist.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `VERSION_CONFLICT`: Optimistic concurrency: the record changed since the caller read it; read it again and retry.
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INTERNAL_ERROR`: Something failed that has no code of its own (a bug, an unexpected library error).
+             */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     rescanImages: {
         parameters: {
             query?: never;
@@ -8648,6 +8831,7 @@ export const operationRoutes = {
   copyImage: { method: 'POST', path: '/api/v1/images/{id}/copy' },
   importImage: { method: 'POST', path: '/api/v1/images/import' },
   retryImageDownload: { method: 'POST', path: '/api/v1/images/{id}/retry' },
+  cancelImageDownload: { method: 'POST', path: '/api/v1/images/{id}/cancel' },
   rescanImages: { method: 'POST', path: '/api/v1/images/rescan' },
   getImageFollow: { method: 'GET', path: '/api/v1/images/{id}/follow' },
   followImage: { method: 'PUT', path: '/api/v1/images/{id}/follow' },

@@ -495,6 +495,20 @@ export function apiCommands(
       await follow(api, image);
     });
   images
+    .command('cancel <image>')
+    .description(
+      'stop a download, import or copy (id or name): what arrived stays, for `images retry` to resume from or `images delete` to remove',
+    )
+    .action(async (value: string) => {
+      const api = client();
+      const image = await api.request('cancelImageDownload', { params: { id: await imageIdOf(api, value) } });
+      print(image, () =>
+        image.phase === 'error' && image.error?.code === 'DOWNLOAD_CANCELLED'
+          ? `cancelled ${image.name} (${image.id}); \`quantix images retry ${image.id}\` resumes it, \`quantix images delete ${image.id}\` removes it and what arrived`
+          : `${image.name} (${image.id}) is ${image.phase}, not being downloaded: nothing to cancel`,
+      );
+    });
+  images
     .command('upload <file>')
     .description(
       'upload an ISO or a disk image into a pool, resumably (tus): run it again after an interruption to continue',

@@ -411,6 +411,51 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
     expect(gets.at(-1)?.bytesSent).toBeLessThan(image.length);
   });
 
+  it('cancels a download another replica runs through its row: that run stops, what arrived stays, a retry resumes', async () => {
+    server.behaviour.bytesPerSecond = 3 * 1024 * 1024;
+    const { image: pending, completion } = await service().download({ catalogId: ENTRY_ID, poolId: pool.id });
+    await new Promise<void>((resolve) => {
+      const check = (e: QuantixEvents['image.progress']) => {
+        if (e.imageId === pending.id && e.progress.bytesDone > image.length / 3) {
+          quantix?.events.off('image.progress', check);
+          resolve();
+        }
+      };
+      quantix?.events.on('image.progress', check);
+    });
+    // Another replica's download service: the run is not its own, only the row is shared.
+    const elsewhere = createInProcessDownloads(quantix as Quantix, { progressWriteMs: 20 });
+    try {
+      const cancelled = await elsewhere.cancel(pending.id);
+      expect(cancelled).toMatchObject({ phase: 'error', error: { code: 'DOWNLOAD_CANCELLED', retryable: true } });
+      // The run finds the row is no longer its own at its next write, and stops, leaving the row as cancelled.
+      expect(await completion).toMatchObject({ phase: 'error', error: { code: 'DOWNLOAD_CANCELLED' } });
+      // The transfer stopped with it, part of the way (once what was in flight has been counted).
+      const get = server.requestsFor(IMAGE).at(-1);
+      let before = -1;
+      await vi.waitFor(
+        () => {
+          const sent = get?.bytesSent ?? 0;
+          const settled = sent === before;
+          before = sent;
+          expect(settled).toBe(true);
+        },
+        { timeout: 10_000, interval: 300 },
+      );
+      expect(get).toMatchObject({ method: 'GET', completed: false });
+      expect(get?.bytesSent).toBeLessThan(image.length);
+      expect(existsSync(`${imagePath()}.partial`)).toBe(true);
+      // Cancelling what is no longer downloading answers it as it is.
+      expect(await elsewhere.cancel(pending.id)).toMatchObject({ phase: 'error', version: cancelled.version });
+    } finally {
+      await elsewhere.close();
+    }
+    server.behaviour.bytesPerSecond = null;
+    const retried = await service().retry(pending.id);
+    expect(await retried.completion).toMatchObject({ phase: 'ready', checksum: { value: sha256(image) } });
+    expect(server.requestsFor(IMAGE).at(-1)?.status).toBe(206);
+  });
+
   it('a row changed by someone else mid-download stops the job without overwriting the change', async () => {
     server.behaviour.bytesPerSecond = 4 * 1024 * 1024;
     const { image: pending, completion } = await service().download({ catalogId: ENTRY_ID, poolId: pool.id });

@@ -53,6 +53,14 @@ import {
 } from './source.js';
 
 const BUSY: readonly ImagePhase[] = ['pending', 'downloading', 'verifying'];
+/** Why a job's controller was aborted by `cancel`. */
+const CANCELLED_BY_REQUEST = 'cancelled by request';
+/** What a cancelled download's row says. */
+const CANCELLED_ERROR: ImageError = {
+  code: ErrorCode.DOWNLOAD_CANCELLED,
+  message: 'The download was cancelled; retry it to resume, or delete the image',
+  retryable: true,
+};
 
 /**
  * A download's failure as the row records it. Whether trying again can help is what the failure
@@ -468,12 +476,45 @@ export class DownloadService {
     return entry ? sourceOfEntry(entry) : null;
   }
 
-  /** Stops a running download; the row becomes error DOWNLOAD_CANCELLED (retryable) and the partial file stays. */
+  /**
+   * Stops a download (an import, a copy): its row becomes error DOWNLOAD_CANCELLED, retryable —
+   * what arrived stays in the pool for a retry to resume from (deleting the image removes it).
+   * A download this replica runs stops at once. One another replica runs (or none, a replica
+   * gone) is stopped through its row: written here, the run there finds at its next write that
+   * the row is no longer its own and stops, the node's transfer with it. An image that is not
+   * being downloaded is returned as it is; an upload's transfer is not a download (INVALID_INPUT).
+   */
   async cancel(imageId: string): Promise<Image> {
     const job = this.jobs.get(imageId);
-    if (!job) return this.options.repositories.images.require(imageId);
-    job.controller.abort('cancelled by request');
-    return job.completion;
+    if (job) {
+      job.controller.abort(CANCELLED_BY_REQUEST);
+      return job.completion;
+    }
+    const { images } = this.options.repositories;
+    for (let attempt = 0; ; attempt++) {
+      const image = await images.require(imageId);
+      if (!BUSY.includes(image.phase)) return image;
+      if (!(await this.sourceOf(image))) {
+        throw new QuantixError(
+          ErrorCode.INVALID_INPUT,
+          `Image ${image.name} is not being downloaded but transferred from an upload, which cannot be cancelled; delete it once it is ready`,
+          { details: { imageId: image.id, phase: image.phase } },
+        );
+      }
+      this.disarmGrace(image.id);
+      try {
+        const cancelled = await images.update(
+          image.id,
+          { phase: 'error', error: CANCELLED_ERROR },
+          { expectedVersion: image.version },
+        );
+        this.emitPhase(image.id, image.phase, 'error', CANCELLED_ERROR);
+        return cancelled;
+      } catch (error) {
+        // Its run wrote progress meanwhile (about once a second): read it again, a few times.
+        if (!isQuantixError(error, ErrorCode.VERSION_CONFLICT) || attempt === 4) throw error;
+      }
+    }
   }
 
   /**
@@ -1035,12 +1076,8 @@ export class DownloadService {
         return writer.current;
       }
       let reason: ImageError =
-        controller.signal.aborted && controller.signal.reason === 'cancelled by request'
-          ? {
-              code: ErrorCode.DOWNLOAD_CANCELLED,
-              message: 'The download was cancelled; retry it to resume',
-              retryable: true,
-            }
+        controller.signal.aborted && controller.signal.reason === CANCELLED_BY_REQUEST
+          ? CANCELLED_ERROR
           : downloadError(error);
       if (resumed) {
         const message = `The download was interrupted by a restart and cannot be resumed: ${reason.message}`;

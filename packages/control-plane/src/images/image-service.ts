@@ -112,7 +112,7 @@ export class ImageService {
     if (this.options.isDownloading(image.id)) {
       throw new QuantixError(
         ErrorCode.IN_USE,
-        `Image ${image.name} is being downloaded; wait for it to finish or fail`,
+        `Image ${image.name} is being downloaded; cancel it first (\`quantix images cancel\`, POST /images/{id}/cancel) or wait for it to finish`,
         {
           details: { imageId: image.id },
         },

@@ -444,6 +444,26 @@ export function imageRoutes(
   );
 
   api.post(
+    '/images/:id/cancel',
+    {
+      schema: {
+        operationId: 'cancelImageDownload',
+        tags: ['images'],
+        summary:
+          'Stop a download, import or copy: the image becomes error DOWNLOAD_CANCELLED; what arrived stays for a retry to resume from, or goes when the image is deleted',
+        description:
+          'An image that is not being downloaded is answered as it is. Whichever replica runs the download, it stops: at once on the replica that answers, at its next progress write on another.',
+        params: idParams,
+        response: {
+          200: imageRecord.describe('The image: error DOWNLOAD_CANCELLED, or as it was when it was not downloading'),
+          ...errorResponses(ErrorCode.NOT_FOUND, ErrorCode.VERSION_CONFLICT),
+        },
+      },
+    },
+    async (request) => withCopiedFrom(await deps.downloads.cancel(request.params.id)),
+  );
+
+  api.post(
     '/images/rescan',
     {
       schema: {
