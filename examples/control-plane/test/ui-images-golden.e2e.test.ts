@@ -123,6 +123,41 @@ describe('Images page: import a disk image from a URL', () => {
     expect(problems).toEqual([]);
   });
 
+  it('cancels an import from its row, and retries it there: it goes on from what arrived and ends Ready', async () => {
+    const qcow2 = await makeQcow2(work, 'mistake.qcow2', 4);
+    system.mirror.setFile('/import/mistake.qcow2', qcow2);
+
+    const { page, problems } = await openImages();
+    const name = await importThroughForm(page, `${system.mirror.url}/import/mistake.qcow2`, sha256(qcow2), 'qcow2');
+    const row = page.getByRole('table', { name: 'Images' }).getByRole('row', { name, exact: true });
+    // The mirror sends 256 KiB/s: the import runs for seconds.
+    await row.getByRole('progressbar').waitFor({ timeout: 30_000 });
+    await row.getByRole('button', { name: `Cancel download of ${name}` }).click();
+    const phase = row.locator('td.phase-cell');
+    const cancelled = await until(
+      () => textOf(phase),
+      (text) => /^(Error|Ready)/.test(text),
+      'the row to show the import cancelled',
+      30_000,
+    );
+    expect(cancelled).toMatch(/^Error/);
+    expect(cancelled).toContain('(DOWNLOAD_CANCELLED)');
+    expect(await row.getByRole('button', { name: `Cancel download of ${name}` }).count()).toBe(0);
+    await row.scrollIntoViewIfNeeded();
+    await shot(page, 'images-import-cancelled');
+
+    await row.getByRole('button', { name: `Retry download of ${name}` }).click();
+    await until(
+      () => textOf(phase),
+      (text) => /^Ready/.test(text),
+      'the retried import to be ready',
+      120_000,
+    );
+    // It went on from what arrived: the mirror was asked for the rest.
+    expect(system.mirror.requestsFor('/import/mistake.qcow2').at(-1)).toMatchObject({ status: 206 });
+    expect(problems).toEqual([]);
+  });
+
   it('shows why an import was refused: a raw file said to be a VMDK ends in IMAGE_FORMAT_MISMATCH on its row', async () => {
     await createImage({ path: join(work, 'not-really.vmdk'), format: 'raw', size: '1M' });
     const raw = await readFile(join(work, 'not-really.vmdk'));

@@ -23,6 +23,9 @@ import { ImageImport } from './ImageImport.js';
 
 const PAGE_SIZE = 50;
 
+/** Set by the control plane on every image a download made from a URL (the source it resumes from). */
+const SOURCE_URL_LABEL = 'quantix.io/source-url';
+
 export function ImagesPage() {
   const [kind, setKind] = useState('');
   const [phase, setPhase] = useState('');
@@ -229,6 +232,8 @@ function ImageRowView({
 }) {
   const { busy, error, run: act } = useAction({ after: onChange });
   const downloading = ['pending', 'downloading', 'verifying'].includes(image.phase);
+  // Made by a download (a catalog entry, an import, a copy), not an upload or a scan: it can be cancelled and retried.
+  const downloaded = Boolean(image.catalogId || image.labels[SOURCE_URL_LABEL]);
   return (
     <tr aria-label={image.name}>
       <th scope="row">
@@ -261,7 +266,17 @@ function ImageRowView({
         <Ago iso={image.updatedAt} />
       </td>
       <td className="actions stacked">
-        {image.phase === 'error' && image.catalogId && (
+        {downloading && downloaded && (
+          <button
+            type="button"
+            disabled={busy}
+            aria-label={`Cancel download of ${image.name}`}
+            onClick={() => act(() => client.request('cancelImageDownload', { params: { id: image.id } }))}
+          >
+            Cancel
+          </button>
+        )}
+        {image.phase === 'error' && downloaded && (
           <button
             type="button"
             disabled={busy}
