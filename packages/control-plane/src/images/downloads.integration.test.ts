@@ -121,6 +121,18 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
   }
 
   const service = () => downloads as DownloadService;
+  /** Settles once a third of the image has arrived for download `imageId`, as its progress events say. */
+  const aThirdArrived = (imageId: string) =>
+    new Promise<void>((resolve) => {
+      const check = (e: QuantixEvents['image.progress']) => {
+        if (e.imageId === imageId && e.progress.bytesDone > image.length / 3) {
+          quantix?.events.off('image.progress', check);
+          resolve();
+        }
+      };
+      quantix?.events.on('image.progress', check);
+    });
+
   const imagePath = () => join(poolDir, 'images', `${ENTRY_ID}.qcow2`);
   const createPoolAt = (path: string) =>
     (quantix as Quantix).repositories.pools.create({
@@ -389,15 +401,7 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
   it('cancel keeps the partial file; a retry resumes it and fetches fewer bytes than the whole', async () => {
     server.behaviour.bytesPerSecond = 3 * 1024 * 1024;
     const { image: pending, completion } = await service().download({ catalogId: ENTRY_ID, poolId: pool.id });
-    await new Promise<void>((resolve) => {
-      const check = (e: QuantixEvents['image.progress']) => {
-        if (e.imageId === pending.id && e.progress.bytesDone > image.length / 3) {
-          quantix?.events.off('image.progress', check);
-          resolve();
-        }
-      };
-      quantix?.events.on('image.progress', check);
-    });
+    await aThirdArrived(pending.id);
     const cancelled = await service().cancel(pending.id);
     expect(cancelled).toMatchObject({ phase: 'error', error: { code: 'DOWNLOAD_CANCELLED', retryable: true } });
     expect((await completion).phase).toBe('error');
@@ -414,15 +418,7 @@ describe.each(TEST_DATABASE_CLIENTS)('cloud image lifecycle on %s', (client) => 
   it('cancels a download another replica runs through its row: that run stops, what arrived stays, a retry resumes', async () => {
     server.behaviour.bytesPerSecond = 3 * 1024 * 1024;
     const { image: pending, completion } = await service().download({ catalogId: ENTRY_ID, poolId: pool.id });
-    await new Promise<void>((resolve) => {
-      const check = (e: QuantixEvents['image.progress']) => {
-        if (e.imageId === pending.id && e.progress.bytesDone > image.length / 3) {
-          quantix?.events.off('image.progress', check);
-          resolve();
-        }
-      };
-      quantix?.events.on('image.progress', check);
-    });
+    await aThirdArrived(pending.id);
     // Another replica's download service: the run is not its own, only the row is shared.
     const elsewhere = createInProcessDownloads(quantix as Quantix, { progressWriteMs: 20 });
     try {
