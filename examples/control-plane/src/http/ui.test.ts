@@ -45,6 +45,31 @@ describe('serveUi', () => {
     expect(response.headers['cache-control']).toContain('immutable');
   });
 
+  it('keeps serving the UI it started with when its files are replaced (a rebuild, an upgrade in place)', async () => {
+    const page = (await app.inject({ url: '/images' })).body;
+    rmSync(join(dir, 'assets'), { recursive: true, force: true });
+    mkdirSync(join(dir, 'assets'));
+    writeFileSync(join(dir, 'index.html'), '<!doctype html><script src="/assets/index-new456.js"></script>');
+    writeFileSync(join(dir, 'assets/index-new456.js'), 'console.log(2)');
+    // The page and the assets it names, as they were: a whole UI, not a page naming assets that are gone.
+    expect((await app.inject({ url: '/images' })).body).toBe(page);
+    const asset = await app.inject({ url: '/assets/index-abc123.js' });
+    expect(asset.statusCode).toBe(200);
+    expect(asset.body).toBe('console.log(1)');
+  });
+
+  it('answers a client that has the page or an asset already with 304', async () => {
+    for (const url of ['/', '/assets/index-abc123.js']) {
+      const first = await app.inject({ url });
+      const etag = first.headers.etag as string;
+      expect(etag, url).toMatch(/^"[\w-]+"$/);
+      const again = await app.inject({ url, headers: { 'if-none-match': etag } });
+      expect(again.statusCode, url).toBe(304);
+      expect(again.body).toBe('');
+    }
+    expect((await app.inject({ method: 'HEAD', url: '/assets/index-abc123.js' })).statusCode).toBe(200);
+  });
+
   it('answers unknown API paths and non-GET requests with the API error shape, not the page', async () => {
     expect((await app.inject({ url: '/api/v1/pools' })).json()).toEqual({ pools: [] });
     for (const [method, url] of [
