@@ -7,6 +7,8 @@
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -15,9 +17,11 @@ import { createQuantix, PROTOCOL_VERSION, PROTOCOL_VERSIONS, type Quantix } from
 import { createTestDatabase, freePort, type TestDatabase, waitFor } from '@quantix/core/testing';
 import { ControlPlaneConnection, type MessageHandler } from '@quantix/example-node-daemon';
 import { createStorageLocalPlugin } from '@quantix/storage-local';
+import { Command } from 'commander';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { apiCommands } from './cli/commands.js';
 import { CONTROL_PLANE_VERSION, type ControlPlane, startControlPlane } from './control-plane.js';
 
 const API_TOKEN = 'test-api-token';
@@ -557,5 +561,34 @@ describe('control-plane replicas on one PostgreSQL', () => {
     expect(await link.closed).toBe(4005);
     expect(await listenersOf('replica-a')).toHaveLength(1);
     expect((await api(a, 'DELETE', '/nodes/n-token-unheard')).status).toBe(204);
+  });
+  it('prints one --url per replica that has its own in the command that connects a node', async () => {
+    const ports = [await freePort(), await freePort()];
+    for (const [i, port] of ports.entries()) {
+      const cp = await replica(`replica-url-${i}`, { url: `http://127.0.0.1:${port}`, port });
+      cleanup.push(() => cp.close());
+    }
+    const tokenFile = join(tmpdir(), `quantix-replicas-${randomUUID()}`);
+    writeFileSync(tokenFile, API_TOKEN, { mode: 0o600 });
+    cleanup.push(() => rmSync(tokenFile, { force: true }));
+    /** One CLI command, in process through the typed client, against replica A (which has no URL of its own): what it printed. */
+    const cli = async (...args: string[]) => {
+      const printed: string[] = [];
+      const program = new Command('quantix').exitOverride();
+      apiCommands(program, (text) => printed.push(text));
+      await program.parseAsync(['--url', a.url, '--token-file', tokenFile, ...args], { from: 'user' });
+      return printed.join('\n');
+    };
+    const added = await cli('nodes', 'add', 'hv-many', '--id', 'hv-many');
+    cleanup.push(() => api(a, 'DELETE', '/nodes/hv-many'));
+    // A and B have no URL of their own: the command names the two replicas that have one.
+    expect(
+      added
+        .split('\n')
+        .find((line) => line.trim().startsWith('quantix-node '))
+        ?.trim(),
+    ).toBe(
+      `quantix-node --url http://127.0.0.1:${ports[0]} --url http://127.0.0.1:${ports[1]} --node-id hv-many --token-file /etc/quantix/node-token`,
+    );
   });
 });

@@ -276,10 +276,8 @@ export function apiCommands(
     .action(async (hostname: string, o: { id?: string }) => {
       const api = client();
       const result = await api.request('createNode', { body: { hostname, ...(o.id ? { id: o.id } : {}) } });
-      print(
-        result,
-        () => `node ${nodeNamed(result.node)} registered\n${connectInstructions(api, result.node.id, result.token)}`,
-      );
+      const instructions = await connectInstructions(api, result.node.id, result.token);
+      print(result, () => `node ${nodeNamed(result.node)} registered\n${instructions}`);
     });
   nodes
     .command('token <node>')
@@ -292,10 +290,11 @@ export function apiCommands(
       const id = nodeIdIn(list, node);
       const named = nodeNamed(list.find((n) => n.id === id) as (typeof list)[number]);
       const result = await api.request('issueNodeToken', { params: { id } });
+      const instructions = await connectInstructions(api, id, result.token);
       print(
         result,
         () =>
-          `node ${named} has a new token\n${connectInstructions(api, id, result.token)}\n` +
+          `node ${named} has a new token\n${instructions}\n` +
           'a quantix-node already running with --token-file reads the file again: it connects once the new token is there',
       );
     });
@@ -1049,9 +1048,19 @@ function nodeNamed(node: { id: string; hostname: string }): string {
   return node.hostname === node.id ? node.hostname : `${node.hostname} (${node.id})`;
 }
 
-/** Where a node's token goes and the command that connects it, as `nodes add` and `nodes token` print them. */
-function connectInstructions(api: QuantixClient, nodeId: string, token: string): string {
-  const { installToken, startDaemon } = nodeConnectCommands({ url: api.baseUrl, nodeId, token });
+/**
+ * Where a node's token goes and the command that connects it, as `nodes add` and `nodes token`
+ * print them. With several replicas that have their own URLs, one `--url` each (the node moves to
+ * another when one goes); else the URL this CLI talks to.
+ */
+async function connectInstructions(api: QuantixClient, nodeId: string, token: string): Promise<string> {
+  const { replicas } = await api.request('listReplicas').catch(() => ({ replicas: [] }));
+  const replicaUrls = replicas.flatMap((replica) => (replica.url ? [replica.url] : []));
+  const { installToken, startDaemon } = nodeConnectCommands({
+    url: replicaUrls.length > 1 ? replicaUrls : api.baseUrl,
+    nodeId,
+    token,
+  });
   return [
     `token: ${token}`,
     'run on the node (the token in a file only root can read, never on the command line):',
