@@ -176,7 +176,17 @@ function NodeActions({ node, onChange }: { node: NodeDetail; onChange: () => voi
 
 /** A token shown this once, with what to run on the node: the same commands `quantix nodes add` prints. */
 function TokenOnce({ nodeId, token, children }: { nodeId: string; token: string; children: ReactNode }) {
-  const { installToken, startDaemon } = nodeConnectCommands({ url: window.location.origin, nodeId, token });
+  // One --url per replica that has its own (the node moves between them), else this page's origin.
+  const replicas = usePoll((signal) => client.request('listReplicas', { signal }), {
+    intervalMs: SAFETY_REFRESH_MS,
+    deps: [],
+  });
+  const replicaUrls = (replicas.data?.replicas ?? []).flatMap((replica) => (replica.url ? [replica.url] : []));
+  const { installToken, startDaemon } = nodeConnectCommands({
+    url: replicaUrls.length > 1 ? replicaUrls : window.location.origin,
+    nodeId,
+    token,
+  });
   return (
     <div role="status" className="token-once">
       <p>
