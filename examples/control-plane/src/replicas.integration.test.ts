@@ -17,11 +17,10 @@ import { createQuantix, PROTOCOL_VERSION, PROTOCOL_VERSIONS, type Quantix } from
 import { createTestDatabase, freePort, type TestDatabase, waitFor } from '@quantix/core/testing';
 import { ControlPlaneConnection, type MessageHandler } from '@quantix/example-node-daemon';
 import { createStorageLocalPlugin } from '@quantix/storage-local';
-import { Command } from 'commander';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { apiCommands } from './cli/commands.js';
+import { inProcessCli } from '../test/harness.js';
 import { CONTROL_PLANE_VERSION, type ControlPlane, startControlPlane } from './control-plane.js';
 
 const API_TOKEN = 'test-api-token';
@@ -571,14 +570,8 @@ describe('control-plane replicas on one PostgreSQL', () => {
     const tokenFile = join(tmpdir(), `quantix-replicas-${randomUUID()}`);
     writeFileSync(tokenFile, API_TOKEN, { mode: 0o600 });
     cleanup.push(() => rmSync(tokenFile, { force: true }));
-    /** One CLI command, in process through the typed client, against replica A (which has no URL of its own): what it printed. */
-    const cli = async (...args: string[]) => {
-      const printed: string[] = [];
-      const program = new Command('quantix').exitOverride();
-      apiCommands(program, (text) => printed.push(text));
-      await program.parseAsync(['--url', a.url, '--token-file', tokenFile, ...args], { from: 'user' });
-      return printed.join('\n');
-    };
+    // The CLI against replica A, which has no URL of its own.
+    const cli = inProcessCli(() => a.url, tokenFile);
     const added = await cli('nodes', 'add', 'hv-many', '--id', 'hv-many');
     cleanup.push(() => api(a, 'DELETE', '/nodes/hv-many'));
     // A and B have no URL of their own: the command names the two replicas that have one.

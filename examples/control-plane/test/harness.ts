@@ -16,7 +16,9 @@ import { waitFor as waitUntil } from '@quantix/core/testing';
 import { startNodeDaemon } from '@quantix/example-node-daemon';
 import type { VirtType } from '@quantix/example-node-daemon/options';
 import { type ImageServer, makeQcow2, sha256Sums, startImageServer } from '@quantix/images-cloud/testing';
+import { Command } from 'commander';
 import { pino } from 'pino';
+import { apiCommands } from '../src/cli/commands.js';
 import { LOCAL_NODE_ID, LOCAL_POOL_ID, startAllInOne } from '../src/cli/up.js';
 
 const run = promisify(execFile);
@@ -194,6 +196,20 @@ export function apiCaller(baseUrl: () => string, token: string, options: { timeo
 }
 
 /** core/testing's waitFor with the probe first, as these tests call it, 20 s, an API call per 100 ms. */
+/**
+ * The CLI's API commands, run in this process through the typed client against `url` with the
+ * API token in `tokenFile`: each call is one command, and answers what it printed.
+ */
+export function inProcessCli(url: () => string, tokenFile: string): (...args: string[]) => Promise<string> {
+  return async (...args) => {
+    const printed: string[] = [];
+    const program = new Command('quantix').exitOverride();
+    apiCommands(program, (text) => printed.push(text));
+    await program.parseAsync(['--url', url(), '--token-file', tokenFile, ...args], { from: 'user' });
+    return printed.join('\n');
+  };
+}
+
 export async function waitFor(probe: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
   await waitUntil(what, probe, timeoutMs, 100);
 }

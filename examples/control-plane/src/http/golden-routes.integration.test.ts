@@ -17,11 +17,9 @@ import { createImagesCloudPlugin } from '@quantix/images-cloud';
 import { type ImageServer, makeQcow2, sha256, sha256Sums, startImageServer } from '@quantix/images-cloud/testing';
 import { buildIso } from '@quantix/images-iso/testing';
 import { createStorageLocalPlugin } from '@quantix/storage-local';
-import { Command } from 'commander';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { apiCaller, startNodeWithPool, waitFor } from '../../test/harness.js';
-import { apiCommands } from '../cli/commands.js';
+import { apiCaller, inProcessCli, startNodeWithPool, waitFor } from '../../test/harness.js';
 import { type ControlPlane, startControlPlane } from '../control-plane.js';
 
 const API_TOKEN = newToken();
@@ -302,14 +300,7 @@ describe.each(TEST_DATABASE_CLIENTS)('golden images that follow upstream (%s)', 
   it('follows, checks, lists revisions and unfollows from the CLI', async () => {
     const tokenFile = join(root, 'token');
     writeFileSync(tokenFile, API_TOKEN, { mode: 0o600 });
-    /** One CLI command, in process through the typed client: what it printed. */
-    const cli = async (...args: string[]) => {
-      const printed: string[] = [];
-      const program = new Command('quantix').exitOverride();
-      apiCommands(program, (text) => printed.push(text));
-      await program.parseAsync(['--url', cp.url, '--token-file', tokenFile, ...args], { from: 'user' });
-      return printed.join('\n');
-    };
+    const cli = inProcessCli(() => cp.url, tokenFile);
     expect(await cli('images', 'follow', goldenId, '--schedule', '0 3 * * *', '--keep', '2')).toMatch(
       new RegExp(
         `^${goldenId} follows upstream \\(0 3 \\* \\* \\*, keep 2\\); next check \\d{4}-\\d\\d-\\d\\dT03:00:00.000Z$`,
