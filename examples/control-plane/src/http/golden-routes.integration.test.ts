@@ -337,7 +337,7 @@ describe.each(TEST_DATABASE_CLIENTS)('golden images that follow upstream (%s)', 
     });
     expect((await api('DELETE', `/images/${goldenId}/follow`)).status).toBe(204);
   });
-  it('records every revision of an installer ISO as an ISO, with what its entry says a VM needs', async () => {
+  it('records every revision of an installer ISO as an ISO, with what its entry says a VM needs, and downloads a failed one again at the next check', async () => {
     /** Upstream publishes installer build `n`: a real ISO 9660 image, and its sums file. */
     const publishIso = async (n: number) => {
       const build = await readFile(await buildIso(join(root, `installer-${n}.iso`), { volumeId: `TINY_${n}` }));
@@ -371,6 +371,25 @@ describe.each(TEST_DATABASE_CLIENTS)('golden images that follow upstream (%s)', 
       location: { poolId: 'p1', relPath: (first.location.relPath as string).replace(/\.iso$/, '.r2.iso') },
       checksum: { algorithm: 'sha256', value: sha256(build1) },
     });
+
+    // Build 2 arrives corrupted (it does not verify): revision 3 fails. The next check finds
+    // upstream unchanged and downloads revision 3 again, which the mirror now sends whole.
+    server.behaviour.corruptPaths = [ISO];
+    const build2 = await publishIso(2);
+    const third = await api('POST', `/images/${firstId}/follow/check`);
+    expect(third.body, third.body.message).toMatchObject({ outcome: 'new-revision', revision: 3 });
+    const r3 = third.body.imageId as string;
+    await waitFor(async () => (await api('GET', `/images/${r3}`)).body.phase === 'error', 'r3 to fail', 60_000);
+    expect((await api('GET', `/images/${r3}`)).body.error).toMatchObject({
+      code: 'CHECKSUM_MISMATCH',
+      retryable: true,
+    });
+    server.behaviour.corruptPaths = [];
+    const again = await api('POST', `/images/${firstId}/follow/check`);
+    expect(again.body).toMatchObject({ outcome: 'unchanged', revision: 3, imageId: r3 });
+    expect(again.body.message).toContain('revision 3 had failed (CHECKSUM_MISMATCH): downloading it again');
+    await waitFor(async () => (await api('GET', `/images/${r3}`)).body.phase === 'ready', 'r3 again', 60_000);
+    expect((await api('GET', `/images/${r3}`)).body.checksum.value).toBe(sha256(build2));
     expect((await api('DELETE', `/images/${firstId}/follow`)).status).toBe(204);
   });
 });

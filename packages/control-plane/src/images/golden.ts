@@ -93,7 +93,7 @@ export interface GoldenFollow {
 export interface GoldenImageServiceOptions {
   knex: Knex;
   repositories: Repositories;
-  downloads: Pick<DownloadService, 'download' | 'findEntry'>;
+  downloads: Pick<DownloadService, 'download' | 'findEntry' | 'retry'>;
   images: Pick<ImageService, 'delete'>;
   /** The fetchers of this instance: the one for the entry's URL scheme reads its sums file. */
   fetchers: readonly ImageFetcher[];
@@ -422,8 +422,32 @@ export class GoldenImageService {
     const now = checksumText(upstream);
     const previous = await this.upstreamChecksum(goldenId);
     if (previous === now) {
-      // Nothing new. Only what a new revision's pruning left undone (a restart while it downloaded,
-      // a node away) is finished: usually nothing.
+      // Nothing new upstream. The build found last time whose download failed (the mirror away
+      // then, a transfer that did not verify) is downloaded again: a schedule gets to the build it
+      // found, not only to the next one. One cancelled on purpose is left as it is.
+      const [newest] = await this.revisions(goldenId);
+      const failed = newest?.checksum === now && newest.image.phase === 'error' ? newest.image.error : null;
+      if (newest && failed?.retryable && failed.code !== ErrorCode.DOWNLOAD_CANCELLED) {
+        const again = { checksum: now, revision: newest.revision, imageId: newest.imageId, removed: [] };
+        try {
+          await this.options.downloads.retry(newest.imageId);
+        } catch (error) {
+          return this.record(goldenId, {
+            ...again,
+            outcome: 'failed',
+            message: `Upstream has not changed; revision ${newest.revision} had failed (${failed.code}), and its download could not start again: ${(error as Error).message}`,
+            code: isQuantixError(error) ? error.code : ErrorCode.INTERNAL_ERROR,
+          });
+        }
+        return this.record(goldenId, {
+          ...again,
+          outcome: 'unchanged',
+          message: `Upstream has not changed; revision ${newest.revision} had failed (${failed.code}): downloading it again`,
+          code: null,
+        });
+      }
+      // Only what a new revision's pruning left undone (a restart while it downloaded, a node
+      // away) is finished: usually nothing.
       const removed = await this.prune(goldenId);
       return this.record(goldenId, {
         outcome: 'unchanged',
