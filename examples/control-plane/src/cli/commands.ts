@@ -1055,12 +1055,7 @@ function nodeNamed(node: { id: string; hostname: string }): string {
  */
 async function connectInstructions(api: QuantixClient, nodeId: string, token: string): Promise<string> {
   const { replicas } = await api.request('listReplicas').catch(() => ({ replicas: [] }));
-  const replicaUrls = replicas.flatMap((replica) => (replica.url ? [replica.url] : []));
-  const { installToken, startDaemon } = nodeConnectCommands({
-    url: replicaUrls.length > 1 ? replicaUrls : api.baseUrl,
-    nodeId,
-    token,
-  });
+  const { installToken, startDaemon } = nodeConnectCommands({ url: api.baseUrl, replicas, nodeId, token });
   return [
     `token: ${token}`,
     'run on the node (the token in a file only root can read, never on the command line):',

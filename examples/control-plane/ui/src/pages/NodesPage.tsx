@@ -181,9 +181,9 @@ function TokenOnce({ nodeId, token, children }: { nodeId: string; token: string;
     intervalMs: SAFETY_REFRESH_MS,
     deps: [],
   });
-  const replicaUrls = (replicas.data?.replicas ?? []).flatMap((replica) => (replica.url ? [replica.url] : []));
   const { installToken, startDaemon } = nodeConnectCommands({
-    url: replicaUrls.length > 1 ? replicaUrls : window.location.origin,
+    url: window.location.origin,
+    replicas: replicas.data?.replicas,
     nodeId,
     token,
   });
