@@ -18,7 +18,7 @@ export interface ExportedFile {
 }
 
 /** The partial download of `file`: it becomes `file` only once whole (and verified, when the image has a SHA-256). */
-export const partialExportOf = (file: string): string => `${file}.part`;
+const partialExportOf = (file: string): string => `${file}.part`;
 
 const sizeOf = (path: string): Promise<number | null> =>
   stat(path).then(
@@ -69,11 +69,12 @@ export async function exportImageContent(
 
   const existing = await sizeOf(file);
   if (existing !== null && !options.replace) {
-    const hash = createHash('sha256');
-    if (expected && existing === total) await hashHead(file, existing, hash);
-    const sha256 = expected && existing === total ? hash.digest('hex') : null;
-    if (sha256 !== null && sha256 === expected) {
-      return { sizeBytes: existing, resumedFrom: 0, sha256, verified: true, alreadyThere: true };
+    if (expected && existing === total) {
+      const hash = createHash('sha256');
+      await hashHead(file, existing, hash);
+      const sha256 = hash.digest('hex');
+      if (sha256 === expected)
+        return { sizeBytes: existing, resumedFrom: 0, sha256, verified: true, alreadyThere: true };
     }
     throw new ApiError(
       0,
