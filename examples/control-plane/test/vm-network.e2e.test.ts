@@ -237,6 +237,25 @@ describe('VMs people can reach (real processes, a guest that boots)', { timeout:
     expect(await virsh('list', '--all', '--name')).not.toContain(`${VM_NAME}-`);
   });
 
+  it('refuses a VM below what its image needs before anything is made: too little memory, the other firmware', async () => {
+    // The guest's boot loader cannot load its kernel in 64 MiB: made, it would loop at `boot:` for ever.
+    const small = await cli('vms', 'create', `${VM_NAME}-small`, '--node', NODE, '--image', imageId, '--memory', '64');
+    expect(small.code).toBe(1);
+    expect(small.stderr).toContain('BELOW_IMAGE_REQUIREMENTS');
+    expect(small.stderr).toContain('needs at least 128 MiB of memory (asked 64)');
+    const uefi = await api('POST', '/vms', { name: `${VM_NAME}-uefi`, nodeId: NODE, imageId, firmware: 'uefi' });
+    expect(uefi).toMatchObject({
+      status: 422,
+      body: { error: { code: 'BELOW_IMAGE_REQUIREMENTS', details: { needs: { firmware: 'bios' } } } },
+    });
+    expect((await api('GET', '/vms')).body.vms).toEqual([]);
+    expect(await virsh('list', '--all', '--name')).not.toContain(`${VM_NAME}-`);
+    // What a VM of it gets when nothing is asked meets what it needs.
+    const defaults = (await api('GET', `/images/${imageId}/vm-defaults`)).body;
+    expect(defaults).toMatchObject({ firmware: 'bios' });
+    expect(defaults.memoryMiB).toBeGreaterThanOrEqual(128);
+  });
+
   it('boots a VM on the default network: its MAC is kept, its address is reported, and its SSH key reached the guest', async () => {
     const created = await cli(
       '--json',
@@ -486,6 +505,10 @@ describe('VMs people can reach (real processes, a guest that boots)', { timeout:
     const tooBig = await api('PATCH', `/vms/${vmId}`, { memoryMiB: host.memoryMiB + 1024 });
     expect(tooBig.status).toBe(422);
     expect(tooBig.body.error.code).toBe('INSUFFICIENT_CAPACITY');
+    // Less than its image needs: refused as a creation is.
+    const tooSmall = await cli('vms', 'resize', name, '--memory', '64');
+    expect(tooSmall.code).toBe(1);
+    expect(tooSmall.stderr).toContain('BELOW_IMAGE_REQUIREMENTS');
     expect((await api('PATCH', `/vms/${vmId}`, {})).status).toBe(400);
     expect((await cli('vms', 'resize', name)).code).toBe(2);
     // Only an ISO goes into a CD-ROM drive.

@@ -559,7 +559,7 @@ export interface paths {
         put?: never;
         /**
          * Create and start a VM from a ready image
-         * @description networks lists its NICs (a libvirt network of the node, or attachment "bridge"), each virtio with a MAC generated in 52:54:00:xx:xx:xx unless given; they are checked on the node first (404 NETWORK_NOT_FOUND, 409 NETWORK_NOT_ACTIVE).
+         * @description networks lists its NICs (a libvirt network of the node, or attachment "bridge"), each virtio with a MAC generated in 52:54:00:xx:xx:xx unless given; they are checked on the node first (404 NETWORK_NOT_FOUND, 409 NETWORK_NOT_ACTIVE). Sizes and firmware below what the image needs (its requirements; a disk smaller than a cloud image) are refused with 422 BELOW_IMAGE_REQUIREMENTS; those left out are the image’s VM defaults.
          */
         post: operations["createVm"];
         delete?: never;
@@ -619,7 +619,7 @@ export interface paths {
         head?: never;
         /**
          * Give a stopped VM other vCPUs or memory (either or both), from its next start
-         * @description Set in its domain’s definition on its node, then in its record. 409 INVALID_STATE while it runs (stop it first), 422 INSUFFICIENT_CAPACITY beyond what its node has, 409 VM_BUSY while it is being created or deleted.
+         * @description Set in its domain’s definition on its node, then in its record. 409 INVALID_STATE while it runs (stop it first), 422 INSUFFICIENT_CAPACITY beyond what its node has, 422 BELOW_IMAGE_REQUIREMENTS below what the image it was made from needs, 409 VM_BUSY while it is being created or deleted.
          */
         patch: operations["resizeVm"];
         trace?: never;
@@ -5829,7 +5829,7 @@ export interface operations {
                     /** @description default: the OS’s recommended storage (osinfo-db), else 10 */
                     diskGiB?: number;
                     /**
-                     * @default bios
+                     * @description default: the firmware the image needs, else bios
                      * @enum {string}
                      */
                     firmware?: "bios" | "uefi";
@@ -5980,6 +5980,7 @@ export interface operations {
             /**
              * @description Error codes:
              *     - `INSUFFICIENT_CAPACITY`: The node cannot give what was asked (memory, CPUs, disk); `details` has asked and available.
+             *     - `BELOW_IMAGE_REQUIREMENTS`: The VM asks for less than its image needs — fewer vCPUs, less memory or a smaller disk than its requirements (a catalog entry’s, an OVA’s), a disk smaller than the image itself, or the other firmware: it would not boot. `details` has what was asked and what the image needs.
              */
             422: {
                 headers: {
@@ -6063,7 +6064,13 @@ export interface operations {
                         /** @description vCPUs a new VM of this image gets when none are asked for */
                         cpu: number;
                         memoryMiB: number;
+                        /** @description never below the image’s requirements nor, for a cloud image, its virtual size */
                         diskGiB: number;
+                        /**
+                         * @description the firmware the image needs, else bios
+                         * @enum {string}
+                         */
+                        firmware: "bios" | "uefi";
                         /** @description osinfo-db’s minimum and recommended resources for the image’s OS; null when it does not know it */
                         os: {
                             /** @description libosinfo’s id of the OS, recorded in the domain’s metadata */
@@ -6644,6 +6651,7 @@ export interface operations {
             /**
              * @description Error codes:
              *     - `INSUFFICIENT_CAPACITY`: The node cannot give what was asked (memory, CPUs, disk); `details` has asked and available.
+             *     - `BELOW_IMAGE_REQUIREMENTS`: The VM asks for less than its image needs — fewer vCPUs, less memory or a smaller disk than its requirements (a catalog entry’s, an OVA’s), a disk smaller than the image itself, or the other firmware: it would not boot. `details` has what was asked and what the image needs.
              */
             422: {
                 headers: {

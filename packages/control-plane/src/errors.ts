@@ -24,6 +24,12 @@ export const ControlPlaneErrorCode = defineErrorCodes('@quantix/control-plane', 
     description:
       "The control plane's staging directory has no room for the upload (its announced size is more than is free there, or the disk filled while it arrived). A simple upload keeps nothing; a resumable (tus) one keeps what arrived and resumes once there is room. Free space there or stage uploads on a larger disk.",
   },
+  BELOW_IMAGE_REQUIREMENTS: {
+    status: 422,
+    retryable: false,
+    description:
+      'The VM asks for less than its image needs — fewer vCPUs, less memory or a smaller disk than its requirements (a catalog entry’s, an OVA’s), a disk smaller than the image itself, or the other firmware: it would not boot. `details` has what was asked and what the image needs.',
+  },
   IDEMPOTENCY_KEY_IN_USE: {
     status: 409,
     retryable: true,

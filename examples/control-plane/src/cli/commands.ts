@@ -644,7 +644,7 @@ export function apiCommands(
             ? `in pool ${poolName(image.location.poolId)} at ${image.location.relPath}${nodeId ? ` (${image.path ?? 'not active'} on ${o.node})` : ''}`
             : 'no file (it has no place in a pool)',
           `size ${image.sizeBytes == null ? '-' : bytes(image.sizeBytes)}${image.virtualSizeBytes == null ? '' : ` (virtual ${bytes(image.virtualSizeBytes)})`}, ${image.checksum ? `${image.checksum.algorithm} ${image.checksum.value}` : 'no checksum'}`,
-          `OS ${osText || 'unknown'}${guest ? ` (${guest})` : ''}; needs ${image.requirements.minCpu} vCPU, ${image.requirements.minMemoryMiB} MiB${image.requirements.minDiskGiB ? `, ${image.requirements.minDiskGiB} GiB of disk` : ''}`,
+          `OS ${osText || 'unknown'}${guest ? ` (${guest})` : ''}; needs ${needsText(image.requirements)}`,
           ...(image.catalogId ? [`catalog entry ${image.catalogId}`] : []),
           ...(image.copiedFrom ? [`copied from image ${image.copiedFrom}`] : []),
           `created ${iso(image.createdAt)}, updated ${iso(image.updatedAt)}`,
@@ -875,7 +875,7 @@ export function apiCommands(
         print(
           vm,
           () =>
-            `VM ${vm.name} is ${vm.state} on ${nodeName(vm.nodeId)} (${vm.id}): ${vm.cpu} vCPU, ${vm.memoryMiB} MiB, ${(vm.disks as Row[])[0]?.sizeGiB ?? '?'} GiB`,
+            `VM ${vm.name} (${vm.id}) is ${vm.state} on node ${nodeName(vm.nodeId)}: ${vm.cpu} vCPU, ${vm.memoryMiB} MiB, ${(vm.disks as Row[])[0]?.sizeGiB ?? '?'} GiB`,
         );
       },
     );
@@ -1109,4 +1109,14 @@ export function reportError(error: unknown): void {
     process.stderr.write(`error: ${(error as Error)?.message ?? String(error)}\n`);
   }
   process.exitCode = 1;
+}
+
+/** An image's requirements as `images show` prints them: what its source said a VM needs, firmware included. */
+function needsText(needs: { minCpu: number; minMemoryMiB: number; minDiskGiB: number; firmware: string }): string {
+  return [
+    `${needs.minCpu} vCPU`,
+    ...(needs.minMemoryMiB ? [`${needs.minMemoryMiB} MiB`] : []),
+    ...(needs.minDiskGiB ? [`${needs.minDiskGiB} GiB of disk`] : []),
+    ...(needs.firmware !== 'any' ? [needs.firmware] : []),
+  ].join(', ');
 }

@@ -1,6 +1,7 @@
 import { ErrorCode, type HostNetwork } from '@quantix/core';
 import { describe, expect, it } from 'vitest';
-import { checkVmNetworks } from './preflight.js';
+import { ControlPlaneErrorCode } from '../errors.js';
+import { checkImageRequirements, checkVmNetworks } from './preflight.js';
 
 const offered: HostNetwork[] = [
   { attachment: 'network', name: 'default', active: true, forward: 'nat', bridge: 'virbr0', addresses: [], dhcp: true },
@@ -54,5 +55,47 @@ describe('checkVmNetworks', () => {
         message: expect.stringContaining('virsh net-start'),
       }),
     );
+  });
+});
+
+describe('checkImageRequirements', () => {
+  const GIB = 1024 ** 3;
+  const guest = {
+    name: 'guest',
+    kind: 'cloud' as const,
+    requirements: { minCpu: 2, minMemoryMiB: 128, minDiskGiB: 1, firmware: 'uefi' as const },
+    virtualSizeBytes: 2.5 * GIB,
+  };
+
+  it('passes a VM given what its image needs, and sizes left out', () => {
+    expect(() => checkImageRequirements(guest, { cpu: 2, memoryMiB: 128, diskGiB: 3, firmware: 'uefi' })).not.toThrow();
+    expect(() => checkImageRequirements(guest, { memoryMiB: 4096 })).not.toThrow();
+  });
+
+  it('refuses less with BELOW_IMAGE_REQUIREMENTS, naming each shortfall; a cloud image’s disk is at least its virtual size', () => {
+    expect(() => checkImageRequirements(guest, { cpu: 1, memoryMiB: 64, diskGiB: 2, firmware: 'bios' })).toThrow(
+      expect.objectContaining({
+        code: ControlPlaneErrorCode.BELOW_IMAGE_REQUIREMENTS,
+        message:
+          'Image guest needs at least 2 vCPUs (asked 1), at least 128 MiB of memory (asked 64), a disk of at least 3 GiB (asked 2), uefi firmware (asked bios); the VM would not boot as asked',
+        details: {
+          asked: { cpu: 1, memoryMiB: 64, diskGiB: 2, firmware: 'bios' },
+          needs: { minCpu: 2, minMemoryMiB: 128, minDiskGiB: 3, firmware: 'uefi' },
+        },
+      }),
+    );
+  });
+
+  it('holds an installer ISO to its requirements only: its blank disk is not made from it', () => {
+    const iso = { ...guest, kind: 'iso' as const, virtualSizeBytes: 4 * GIB };
+    expect(() => checkImageRequirements(iso, { cpu: 2, memoryMiB: 128, diskGiB: 1 })).not.toThrow();
+  });
+
+  it('holds an image whose source said nothing to nothing', () => {
+    const told = { minCpu: 1, minMemoryMiB: 0, minDiskGiB: 0, firmware: 'any' as const };
+    const anything = { cpu: 1, memoryMiB: 64, diskGiB: 1, firmware: 'bios' as const };
+    expect(() =>
+      checkImageRequirements({ ...guest, requirements: told, virtualSizeBytes: null }, anything),
+    ).not.toThrow();
   });
 });

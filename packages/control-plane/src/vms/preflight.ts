@@ -8,7 +8,10 @@ import type {
   StoragePool,
 } from '@quantix/core';
 import { ErrorCode, QuantixError } from '@quantix/core';
+import { ControlPlaneErrorCode } from '../errors.js';
 import { pathOnNode } from '../images/available.js';
+
+const GIB = 1024 ** 3;
 
 export interface VmImageCheck {
   image: Image;
@@ -135,4 +138,40 @@ export function checkVmNetworks(options: {
       );
     }
   }
+}
+
+/**
+ * What a VM asks for against what its image needs (its requirements, and for a disk made from
+ * the image its virtual size): below it the VM would be made and started but not boot — a boot
+ * loader with too little memory to load its kernel loops, the other firmware finds nothing to
+ * boot, a disk smaller than its image cuts its file systems short. Refused before anything is
+ * made (BELOW_IMAGE_REQUIREMENTS), each shortfall named. A size left out (a resize's disk) is
+ * not checked.
+ */
+export function checkImageRequirements(
+  image: Pick<Image, 'name' | 'kind' | 'requirements' | 'virtualSizeBytes'>,
+  asked: { cpu?: number; memoryMiB?: number; diskGiB?: number; firmware?: 'bios' | 'uefi' },
+): void {
+  const needs = image.requirements;
+  const short: string[] = [];
+  if (asked.cpu !== undefined && asked.cpu < needs.minCpu)
+    short.push(`at least ${needs.minCpu} vCPUs (asked ${asked.cpu})`);
+  if (asked.memoryMiB !== undefined && asked.memoryMiB < needs.minMemoryMiB)
+    short.push(`at least ${needs.minMemoryMiB} MiB of memory (asked ${asked.memoryMiB})`);
+  const minDiskGiB = Math.max(needs.minDiskGiB, image.kind === 'cloud' ? diskGiBFor(image.virtualSizeBytes) : 0);
+  if (asked.diskGiB !== undefined && asked.diskGiB < minDiskGiB)
+    short.push(`a disk of at least ${minDiskGiB} GiB (asked ${asked.diskGiB})`);
+  if (asked.firmware !== undefined && needs.firmware !== 'any' && asked.firmware !== needs.firmware)
+    short.push(`${needs.firmware} firmware (asked ${asked.firmware})`);
+  if (short.length === 0) return;
+  throw new QuantixError(
+    ControlPlaneErrorCode.BELOW_IMAGE_REQUIREMENTS,
+    `Image ${image.name} needs ${short.join(', ')}; the VM would not boot as asked`,
+    { details: { asked, needs: { ...needs, minDiskGiB } } },
+  );
+}
+
+/** The whole GiBs a disk made from an image of this virtual size needs at least (0 when unknown). */
+export function diskGiBFor(virtualSizeBytes: number | null | undefined): number {
+  return virtualSizeBytes ? Math.ceil(virtualSizeBytes / GIB) : 0;
 }

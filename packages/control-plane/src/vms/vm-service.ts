@@ -28,7 +28,7 @@ import { z } from 'zod';
 import { ControlPlaneErrorCode } from '../errors.js';
 import type { NodeHub } from '../hub/node-hub.js';
 import { pathOnNode } from '../images/available.js';
-import { checkVmImage, checkVmNetworks } from './preflight.js';
+import { checkImageRequirements, checkVmImage, checkVmNetworks, diskGiBFor } from './preflight.js';
 
 const STATE_OF_DOMAIN: Partial<Record<DomainState, Vm['state']>> = {
   running: 'running',
@@ -81,6 +81,8 @@ export interface VmDefaults {
   cpu: number;
   memoryMiB: number;
   diskGiB: number;
+  /** The image's firmware when it needs one (its requirements), else bios. */
+  firmware: 'bios' | 'uefi';
   /** osinfo-db's minimum and recommended resources for the image's OS; null when it does not know the OS. */
   os: OsResources | null;
 }
@@ -106,7 +108,7 @@ export const createVmSchema = z.strictObject({
     .max(65_536)
     .optional()
     .describe('default: the OS’s recommended storage (osinfo-db), else 10'),
-  firmware: z.enum(['bios', 'uefi']).default('bios'),
+  firmware: z.enum(['bios', 'uefi']).optional().describe('default: the firmware the image needs, else bios'),
   /** Pool for the VM's own disk; default: the image's pool when it can hold images. */
   diskPoolId: z.string().min(1).optional(),
   /** The user cloud-init creates for the SSH keys; the image's default user when null. */
@@ -188,7 +190,8 @@ export class VmService {
 
   /**
    * The sizes a VM of this image gets when the request leaves them out: osinfo-db's recommended
-   * resources for the image's OS, else its minimum, never below the image's own requirements.
+   * resources for the image's OS, else its minimum, never below the image's own requirements
+   * (nor, for a disk made from the image, below its virtual size); its firmware when it needs one.
    */
   async defaultsFor(imageId: string): Promise<VmDefaults> {
     return this.defaultsOf(await this.options.repositories.images.require(imageId));
@@ -208,7 +211,12 @@ export class VmService {
     return {
       cpu: Math.max(pick('cpus') ?? FALLBACK_SIZES.cpu, needs?.minCpu ?? 1),
       memoryMiB: Math.max(pick('memoryMiB') ?? FALLBACK_SIZES.memoryMiB, needs?.minMemoryMiB ?? 0),
-      diskGiB: Math.max(pick('diskGiB') ?? FALLBACK_SIZES.diskGiB, needs?.minDiskGiB ?? 1),
+      diskGiB: Math.max(
+        pick('diskGiB') ?? FALLBACK_SIZES.diskGiB,
+        needs?.minDiskGiB ?? 1,
+        image?.kind === 'cloud' ? diskGiBFor(image.virtualSizeBytes) : 0,
+      ),
+      firmware: needs && needs.firmware !== 'any' ? needs.firmware : 'bios',
       os,
     };
   }
@@ -226,6 +234,7 @@ export class VmService {
       cpu: asked.cpu ?? fit(defaults.cpu, host?.cpus),
       memoryMiB: asked.memoryMiB ?? fit(defaults.memoryMiB, host?.memoryMiB),
       diskGiB: asked.diskGiB ?? defaults.diskGiB,
+      firmware: asked.firmware ?? defaults.firmware,
     };
     if (await repositories.vms.getByName(request.name)) {
       throw new QuantixError(ErrorCode.ALREADY_EXISTS, `A VM named ${request.name} already exists; pick another name`);
@@ -239,6 +248,7 @@ export class VmService {
       nodeId: request.nodeId,
       fileExists: this.fileOnNode(request.nodeId),
     });
+    checkImageRequirements(image, request);
     if (request.networks.length > 0) {
       checkVmNetworks({
         nodeId: request.nodeId,
@@ -479,7 +489,8 @@ export class VmService {
 
   /**
    * Gives a stopped VM other vCPUs or memory (either or both), from its next start: set in its
-   * domain's definition on its node, then in its record. Refused when its node could not run it
+   * domain's definition on its node, then in its record. Refused below what the image it was made
+   * from needs (BELOW_IMAGE_REQUIREMENTS, as a creation is), when its node could not run it
    * (INSUFFICIENT_CAPACITY, as a creation is), while it runs (the node's INVALID_STATE: stop it
    * first), while it is being created or deleted (VM_BUSY), and by a node of protocol 6 or older
    * (UNSUPPORTED_OPERATION).
@@ -490,6 +501,9 @@ export class VmService {
     const vm = await repositories.vms.require(id);
     refuseBusy(vm, 'resize it');
     const wanted = { cpu: asked.cpu ?? vm.cpu, memoryMiB: asked.memoryMiB ?? vm.memoryMiB };
+    // What it was made from still needs what it needed (an image since deleted: nothing to check).
+    const madeFrom = vm.bootImageId ? await repositories.images.get(vm.bootImageId) : undefined;
+    if (madeFrom) checkImageRequirements(madeFrom, asked);
     await hub.requireConnected(vm.nodeId, `so VM ${vm.name} cannot be resized`, { vmId: vm.id });
     checkNodeCanRun(await repositories.nodes.require(vm.nodeId), wanted);
     const result = await hub.request(vm.nodeId, { op: 'vm.resize', name: vm.name, ...asked }, { timeoutMs: 60_000 });

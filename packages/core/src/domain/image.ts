@@ -160,9 +160,11 @@ const osSchema = z.object({
   osinfoVersion: z.string().max(64).nullable().optional(),
 });
 
+// What a VM of the image needs at least; what its source did not say is no requirement (0 MiB,
+// 0 GiB, any firmware): VMs below a requirement are refused, so none is made up.
 const requirementsSchema = z.object({
   minCpu: z.number().int().min(1).default(1),
-  minMemoryMiB: z.number().int().min(1).default(512),
+  minMemoryMiB: z.number().int().min(0).default(0),
   minDiskGiB: z.number().int().min(0).default(0),
   firmware: z.enum(FIRMWARE_KINDS).default('any'),
 });

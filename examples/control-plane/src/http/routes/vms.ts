@@ -69,7 +69,8 @@ const osFigures = z
 const vmDefaults = z.object({
   cpu: z.number().int().describe('vCPUs a new VM of this image gets when none are asked for'),
   memoryMiB: z.number().int(),
-  diskGiB: z.number().int(),
+  diskGiB: z.number().int().describe('never below the image’s requirements nor, for a cloud image, its virtual size'),
+  firmware: z.enum(['bios', 'uefi']).describe('the firmware the image needs, else bios'),
   os: z
     .object({
       osId: z.string().describe('libosinfo’s id of the OS, recorded in the domain’s metadata'),
@@ -127,7 +128,7 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
         tags: ['vms'],
         summary: 'Create and start a VM from a ready image',
         description:
-          'networks lists its NICs (a libvirt network of the node, or attachment "bridge"), each virtio with a MAC generated in 52:54:00:xx:xx:xx unless given; they are checked on the node first (404 NETWORK_NOT_FOUND, 409 NETWORK_NOT_ACTIVE).',
+          'networks lists its NICs (a libvirt network of the node, or attachment "bridge"), each virtio with a MAC generated in 52:54:00:xx:xx:xx unless given; they are checked on the node first (404 NETWORK_NOT_FOUND, 409 NETWORK_NOT_ACTIVE). Sizes and firmware below what the image needs (its requirements; a disk smaller than a cloud image) are refused with 422 BELOW_IMAGE_REQUIREMENTS; those left out are the image’s VM defaults.',
         body: createVmSchema,
         response: {
           201: vmView,
@@ -142,6 +143,7 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
             ErrorCode.NETWORK_NOT_FOUND,
             ErrorCode.NETWORK_NOT_ACTIVE,
             ErrorCode.INSUFFICIENT_CAPACITY,
+            ControlPlaneErrorCode.BELOW_IMAGE_REQUIREMENTS,
             ErrorCode.UNSUPPORTED_OPERATION,
             ...NODE_REQUEST_CODES,
             ...HYPERVISOR_CODES,
@@ -330,7 +332,7 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
         operationId: 'resizeVm',
         summary: 'Give a stopped VM other vCPUs or memory (either or both), from its next start',
         description:
-          'Set in its domain’s definition on its node, then in its record. 409 INVALID_STATE while it runs (stop it first), 422 INSUFFICIENT_CAPACITY beyond what its node has, 409 VM_BUSY while it is being created or deleted.',
+          'Set in its domain’s definition on its node, then in its record. 409 INVALID_STATE while it runs (stop it first), 422 INSUFFICIENT_CAPACITY beyond what its node has, 422 BELOW_IMAGE_REQUIREMENTS below what the image it was made from needs, 409 VM_BUSY while it is being created or deleted.',
         params: idParams,
         body: resizeVmSchema,
         response: {
@@ -338,6 +340,7 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
           ...errorResponses(
             ...ON_NODE_CODES,
             ErrorCode.INSUFFICIENT_CAPACITY,
+            ControlPlaneErrorCode.BELOW_IMAGE_REQUIREMENTS,
             ErrorCode.UNSUPPORTED_OPERATION,
             ControlPlaneErrorCode.VM_BUSY,
           ),

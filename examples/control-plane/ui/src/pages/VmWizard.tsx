@@ -117,7 +117,8 @@ export function VmWizard() {
     live: { kinds: ['image'], apply: (data, event) => (event.id === data.id ? 'reload' : null) },
   });
 
-  // The OS's recommended sizes (osinfo-db) become the resources step's values until the user edits one.
+  // The OS's recommended sizes (osinfo-db) and the firmware the image needs become the resources
+  // step's values until the user edits a size.
   const [sizesEdited, setSizesEdited] = useState(false);
   const defaults = usePoll(
     (signal): Promise<VmDefaultsRow> => client.request('imageVmDefaults', { params: { id: imageId ?? '' }, signal }),
@@ -131,6 +132,7 @@ export function VmWizard() {
       cpu: String(suggested.cpu),
       memoryMiB: String(suggested.memoryMiB),
       diskGiB: String(suggested.diskGiB),
+      firmware: suggested.firmware,
     }));
   }, [suggested, sizesEdited]);
   const editSize = (patch: Partial<Draft>) => {
@@ -347,7 +349,9 @@ export function VmWizard() {
               error={errors.memoryMiB}
               hint={hintOf(
                 osHint('memoryMiB', ' MiB'),
-                requirements ? `The image asks for at least ${requirements.minMemoryMiB} MiB.` : undefined,
+                requirements?.minMemoryMiB
+                  ? `The image asks for at least ${requirements.minMemoryMiB} MiB.`
+                  : undefined,
               )}
             >
               {(props) => (

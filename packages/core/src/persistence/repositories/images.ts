@@ -231,7 +231,7 @@ function discoveredToRow(found: ValidDiscoveredImage): Row {
     kind: found.kind,
     format: found.format,
     os: toJson(found.os),
-    requirements: toJson({ minCpu: 1, minMemoryMiB: 512, minDiskGiB: 0, firmware: 'any' }),
+    requirements: toJson({ minCpu: 1, minMemoryMiB: 0, minDiskGiB: 0, firmware: 'any' }),
     phase: 'ready',
     size_bytes: found.sizeBytes,
     pool_id: found.poolId,
