@@ -50,7 +50,7 @@ describe('catalogs of your own', () => {
       checksum: { algorithm: 'sha256', value: 'ab'.repeat(32) },
       checksumUrl: null,
       os: { family: 'linux', cloudInit: true },
-      requirements: { minCpu: 1, minMemoryMiB: 512 },
+      requirements: { minCpu: 1, minMemoryMiB: 0, minDiskGiB: 0, firmware: 'any' },
     });
   });
 

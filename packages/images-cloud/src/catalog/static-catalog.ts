@@ -54,14 +54,16 @@ export const catalogEntrySchema = z
         defaultUser: null,
         cloudInit: true,
       })),
+    // What a VM of the entry's image needs at least: VMs below it are refused, so what an entry
+    // does not say is no requirement (0 MiB, 0 GiB, any firmware), never a guess.
     requirements: z
       .object({
         minCpu: z.number().int().min(1).default(1),
-        minMemoryMiB: z.number().int().min(1).default(512),
-        minDiskGiB: z.number().int().min(0).default(10),
+        minMemoryMiB: z.number().int().min(0).default(0),
+        minDiskGiB: z.number().int().min(0).default(0),
         firmware: z.enum(FIRMWARE_KINDS).default('any'),
       })
-      .default(() => ({ minCpu: 1, minMemoryMiB: 512, minDiskGiB: 10, firmware: 'any' as const })),
+      .default(() => ({ minCpu: 1, minMemoryMiB: 0, minDiskGiB: 0, firmware: 'any' as const })),
     sourceUrl: httpUrl,
     checksum: checksumSchema.nullable().default(null),
     checksumUrl: httpUrl.nullable().default(null),

@@ -171,6 +171,18 @@ export function VmWizard() {
       ] as const) {
         if (!wholeNumber(draft[field])) found[field] = `Enter the ${label} as a whole number.`;
       }
+      // Below what the image needs the API refuses (BELOW_IMAGE_REQUIREMENTS): said here first.
+      const needs = image.data?.requirements;
+      const atLeast = (field: 'cpu' | 'memoryMiB' | 'diskGiB', min: number, unit: string) => {
+        if (!found[field] && Number(draft[field]) < min) found[field] = `The image needs at least ${min}${unit}.`;
+      };
+      if (needs) {
+        atLeast('cpu', needs.minCpu, ' CPUs');
+        atLeast('memoryMiB', needs.minMemoryMiB, ' MiB');
+        atLeast('diskGiB', needs.minDiskGiB, ' GiB');
+        if (needs.firmware !== 'any' && draft.firmware !== needs.firmware)
+          found.firmware = `The image needs ${needs.firmware.toUpperCase()}.`;
+      }
     }
     return found;
   };
