@@ -200,10 +200,10 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
     await shot(page, 'real-wizard-2-boot-media');
     await page.getByRole('button', { name: 'Next: resources' }).click();
 
-    // Less than the image needs (its catalog entry: 128 MiB) is said on the step, before the API refuses it.
-    await page.getByLabel('Memory (MiB)', { exact: true }).fill('64');
+    // Less than the image needs (its catalog entry: 64 MiB) is said on the step, before the API refuses it.
+    await page.getByLabel('Memory (MiB)', { exact: true }).fill('32');
     await page.getByRole('button', { name: 'Next: network' }).click();
-    await page.getByText('The image needs at least 128 MiB.').waitFor();
+    await page.getByText('The image needs at least 64 MiB.').waitFor();
     await page.getByLabel('Memory (MiB)', { exact: true }).fill('128');
     await page.getByLabel('Disk (GiB)', { exact: true }).fill('1');
     await shot(page, 'real-wizard-3-resources');
@@ -833,22 +833,33 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     expect(await description(memory)).toBe(
       'Ubuntu 22.04 LTS recommends 4096 MiB, needs at least 2048 MiB (osinfo-db). The image asks for at least 128 MiB.',
     );
+    // Less than the image needs is said on the step itself; the wizard stays there.
+    await page.getByRole('button', { name: 'Next: network' }).click();
+    expect(
+      await until(
+        () => description(memory),
+        (d) => d.startsWith('The image needs'),
+        'memory error',
+      ),
+    ).toMatch(/^The image needs at least 128 MiB\./);
+    await memory.fill('512');
+    await cpus.fill('300');
     await page.getByRole('button', { name: 'Next: network' }).click();
     await page.getByRole('button', { name: 'Next: review' }).click();
     await page.getByRole('button', { name: 'Create VM' }).click();
 
-    // The API refuses the memory; the wizard goes back to its step and puts the message there.
+    // The API refuses the CPUs; the wizard goes back to their step and puts the message there.
     expect(
       await until(
-        () => description(memory),
-        (d) => d.startsWith('Too small'),
-        'memory error',
+        () => description(cpus),
+        (d) => d.startsWith('Too big'),
+        'CPUs error',
       ),
-    ).toMatch(/^Too small: expected number to be >=64/);
-    expect(await memory.getAttribute('aria-invalid')).toBe('true');
+    ).toMatch(/^Too big: expected number to be <=256/);
+    expect(await cpus.getAttribute('aria-invalid')).toBe('true');
     expect(await textOf(page.getByRole('alert').first())).toContain('The control plane refused the VM');
     await shot(page, 'wizard-validation-error');
-    await memory.fill('512');
+    await cpus.fill('1');
     await page.getByRole('button', { name: 'Next: network' }).click();
     await page.getByRole('button', { name: 'Next: review' }).click();
     await page.getByRole('button', { name: 'Create VM' }).click();
