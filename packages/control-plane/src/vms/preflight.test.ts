@@ -86,6 +86,15 @@ describe('checkImageRequirements', () => {
     );
   });
 
+  it('names only the sizes and firmware asked in its details, not the rest of a creation’s request', () => {
+    const request = { name: 'web', sshAuthorizedKeys: ['ssh-ed25519 AAAA'], cpu: 2, memoryMiB: 64, diskGiB: 3 };
+    expect(() => checkImageRequirements(guest, request)).toThrow(
+      expect.objectContaining({
+        details: expect.objectContaining({ asked: { cpu: 2, memoryMiB: 64, diskGiB: 3, firmware: undefined } }),
+      }),
+    );
+  });
+
   it('holds an installer ISO to its requirements only: its blank disk is not made from it', () => {
     const iso = { ...guest, kind: 'iso' as const, virtualSizeBytes: 4 * GIB };
     expect(() => checkImageRequirements(iso, { cpu: 2, memoryMiB: 128, diskGiB: 1 })).not.toThrow();

@@ -164,10 +164,12 @@ export function checkImageRequirements(
   if (asked.firmware !== undefined && needs.firmware !== 'any' && asked.firmware !== needs.firmware)
     short.push(`${needs.firmware} firmware (asked ${asked.firmware})`);
   if (short.length === 0) return;
+  // Only the sizes and firmware: the request of a creation carries SSH keys, a user and NICs too.
+  const { cpu, memoryMiB, diskGiB, firmware } = asked;
   throw new QuantixError(
     ControlPlaneErrorCode.BELOW_IMAGE_REQUIREMENTS,
     `Image ${image.name} needs ${short.join(', ')}; the VM would not boot as asked`,
-    { details: { asked, needs: { ...needs, minDiskGiB } } },
+    { details: { asked: { cpu, memoryMiB, diskGiB, firmware }, needs: { ...needs, minDiskGiB } } },
   );
 }
 
