@@ -158,7 +158,7 @@ export function checkImageRequirements(
     short.push(`at least ${needs.minCpu} vCPUs (asked ${asked.cpu})`);
   if (asked.memoryMiB !== undefined && asked.memoryMiB < needs.minMemoryMiB)
     short.push(`at least ${needs.minMemoryMiB} MiB of memory (asked ${asked.memoryMiB})`);
-  const minDiskGiB = Math.max(needs.minDiskGiB, image.kind === 'cloud' ? diskGiBFor(image.virtualSizeBytes) : 0);
+  const minDiskGiB = minDiskGiBOf(image);
   if (asked.diskGiB !== undefined && asked.diskGiB < minDiskGiB)
     short.push(`a disk of at least ${minDiskGiB} GiB (asked ${asked.diskGiB})`);
   if (asked.firmware !== undefined && needs.firmware !== 'any' && asked.firmware !== needs.firmware)
@@ -173,7 +173,11 @@ export function checkImageRequirements(
   );
 }
 
-/** The whole GiBs a disk made from an image of this virtual size needs at least (0 when unknown). */
-export function diskGiBFor(virtualSizeBytes: number | null | undefined): number {
-  return virtualSizeBytes ? Math.ceil(virtualSizeBytes / GIB) : 0;
+/**
+ * The smallest disk a VM of the image can have, in whole GiBs: its stated `minDiskGiB`, and for a
+ * cloud image (the disk is made from it) its virtual size when known. An ISO's disk is blank.
+ */
+export function minDiskGiBOf(image: Pick<Image, 'kind' | 'requirements' | 'virtualSizeBytes'>): number {
+  const ofImage = image.kind === 'cloud' && image.virtualSizeBytes ? Math.ceil(image.virtualSizeBytes / GIB) : 0;
+  return Math.max(image.requirements.minDiskGiB, ofImage);
 }

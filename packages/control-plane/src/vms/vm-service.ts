@@ -28,7 +28,7 @@ import { z } from 'zod';
 import { ControlPlaneErrorCode } from '../errors.js';
 import type { NodeHub } from '../hub/node-hub.js';
 import { pathOnNode } from '../images/available.js';
-import { checkImageRequirements, checkVmImage, checkVmNetworks, diskGiBFor } from './preflight.js';
+import { checkImageRequirements, checkVmImage, checkVmNetworks, minDiskGiBOf } from './preflight.js';
 
 const STATE_OF_DOMAIN: Partial<Record<DomainState, Vm['state']>> = {
   running: 'running',
@@ -211,11 +211,7 @@ export class VmService {
     return {
       cpu: Math.max(pick('cpus') ?? FALLBACK_SIZES.cpu, needs?.minCpu ?? 1),
       memoryMiB: Math.max(pick('memoryMiB') ?? FALLBACK_SIZES.memoryMiB, needs?.minMemoryMiB ?? 0),
-      diskGiB: Math.max(
-        pick('diskGiB') ?? FALLBACK_SIZES.diskGiB,
-        needs?.minDiskGiB ?? 1,
-        image?.kind === 'cloud' ? diskGiBFor(image.virtualSizeBytes) : 0,
-      ),
+      diskGiB: Math.max(pick('diskGiB') ?? FALLBACK_SIZES.diskGiB, image ? minDiskGiBOf(image) : 1),
       firmware: needs && needs.firmware !== 'any' ? needs.firmware : 'bios',
       os,
     };
