@@ -377,6 +377,62 @@ describe('quantix API commands', () => {
     }
   });
 
+  it('changes an image by its name: name, labels, requirements; says what it now needs', async () => {
+    const { pools, images } = quantix.repositories;
+    await pools.create({ id: 'shelf', name: 'shelf', type: 'local', config: { path: '/srv/shelf' }, nodeIds: [] });
+    try {
+      const image = await images.create({
+        name: 'old-disc.iso',
+        kind: 'iso',
+        format: 'iso',
+        phase: 'ready',
+        location: { poolId: 'shelf', relPath: 'iso/old-disc.iso' },
+        labels: { team: 'infra' },
+        requirements: { minCpu: 1, minMemoryMiB: 512, minDiskGiB: 0, firmware: 'any' },
+      });
+      const edited = await cli([
+        'images',
+        'edit',
+        'old-disc.iso',
+        '--name',
+        'Old disc',
+        '--label',
+        'tier=gold',
+        '--unlabel',
+        'team',
+        '--min-memory',
+        '128',
+        '--firmware',
+        'uefi',
+      ]);
+      expect(edited).toMatchObject({
+        code: 0,
+        stdout: `updated image Old disc (${image.id}): needs 1 vCPU, 128 MiB, uefi\n`,
+      });
+      const shown = await cli(['images', 'show', 'Old disc']);
+      expect(shown.stdout).toContain('; needs 1 vCPU, 128 MiB, uefi\n');
+      expect(shown.stdout).toContain('labels:\n  tier=gold\n');
+      expect(shown.stdout).not.toContain('team=');
+      // Used wrongly: exit 2, nothing asked of the API; refused by it: exit 1 with its code.
+      expect(await cli(['images', 'edit', 'Old disc'])).toMatchObject({
+        code: 2,
+        stderr: expect.stringContaining('nothing to change'),
+      });
+      expect(await cli(['images', 'edit', 'Old disc', '--label', 'tier'])).toMatchObject({
+        code: 2,
+        stderr: expect.stringContaining('"tier" is not key=value'),
+      });
+      expect(await cli(['images', 'edit', 'Old disc', '--label', 'quantix.io/copied-from=x'])).toMatchObject({
+        code: 1,
+        stderr: expect.stringMatching(/^error INVALID_INPUT: .*quantix\.io\/copied-from is a label of Quantix's own/),
+      });
+      expect((await images.require(image.id)).version).toBe(image.version + 1);
+    } finally {
+      for (const image of await images.list({})) await images.delete(image.id);
+      await pools.delete('shelf');
+    }
+  });
+
   it('fails with exit 1 and the API’s code, and with exit 2 when used wrongly', async () => {
     expect(await cli(['vms', 'start', 'no-such-vm'])).toMatchObject({
       code: 1,

@@ -628,6 +628,49 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     expect(problems).toEqual([]);
   });
 
+  it('edits an image: a line that is not key=value is said on its field; name, labels and requirements saved, Quantix’s own labels kept', async () => {
+    const { images } = system.quantix.repositories;
+    // A scanned ISO of an older database, which says it needs 512 MiB: the user corrects it.
+    const image = await images.create({
+      name: 'Rescue disc',
+      kind: 'iso',
+      format: 'iso',
+      phase: 'ready',
+      location: { poolId: system.poolId, relPath: 'iso/rescue.iso' },
+      labels: { team: 'infra', 'iso.quantix.io/volume-id': 'RESCUE' },
+      requirements: { minCpu: 1, minMemoryMiB: 512, minDiskGiB: 0, firmware: 'any' },
+    });
+    try {
+      const { page, problems } = await open('/images', system.token);
+      await page.getByRole('button', { name: 'Edit Rescue disc' }).click();
+      const form = page.getByRole('form', { name: 'Edit Rescue disc' });
+      const labels = form.getByLabel('Labels');
+      expect(await labels.inputValue()).toBe('team=infra');
+      expect(await description(labels)).toContain('Set by Quantix, kept as they are: iso.quantix.io/volume-id=RESCUE');
+      await labels.fill('team=infra\ntier');
+      await until(
+        () => description(labels),
+        (text) => text.startsWith('“tier” is not key=value'),
+        'the labels field to say which line is wrong',
+      );
+      expect(await form.getByRole('button', { name: 'Save' }).isDisabled()).toBe(true);
+      await labels.fill('tier=gold');
+      await form.getByLabel('Image name').fill('Rescue disc 2');
+      await form.getByLabel('Memory (MiB)').fill('128');
+      await form.getByLabel('Firmware').selectOption('uefi');
+      await shot(page, 'image-edit');
+      await form.getByRole('button', { name: 'Save' }).click();
+      await page.getByRole('row', { name: 'Rescue disc 2', exact: true }).waitFor();
+      await form.waitFor({ state: 'detached' });
+      const saved = await images.require(image.id);
+      expect(saved.labels).toEqual({ tier: 'gold', 'iso.quantix.io/volume-id': 'RESCUE' });
+      expect(saved.requirements).toEqual({ minCpu: 1, minMemoryMiB: 128, minDiskGiB: 0, firmware: 'uefi' });
+      expect(problems).toEqual([]);
+    } finally {
+      await images.delete(image.id);
+    }
+  });
+
   it('gives a node a new token, shown once; removes it after confirming, refused while a VM is on it; assigns a pool to a node, edits it; deletes a pool, refused while images are in it', async () => {
     const { repositories } = system.quantix;
     const { node } = await system.controlPlane.nodes.register({ hostname: 'hv-retired' });

@@ -369,7 +369,11 @@ export interface paths {
         delete: operations["deleteImage"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Change an image’s name, description, labels or requirements; what is left out stays
+         * @description A merge patch: a label given as null is removed, each requirement left out stays. Requirements bind VMs made after (422 BELOW_IMAGE_REQUIREMENTS below them). 409 IMAGE_BUSY while the image waits for its download, is downloaded, verified or deleted; 400 INVALID_INPUT for a label of Quantix’s own (quantix.io); 409 VERSION_CONFLICT when expectedVersion is not the image’s.
+         */
+        patch: operations["updateImage"];
         trace?: never;
     };
     "/api/v1/images/download": {
@@ -3857,6 +3861,191 @@ export interface operations {
              *     - `COMMAND_TIMEOUT`: A command, or a request to a node, took too long.
              */
             504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    updateImage: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    description?: string;
+                    /** @description labels to set, and to remove (null); the others stay. Keys in quantix.io are Quantix’s own */
+                    labels?: {
+                        [key: string]: string | null;
+                    };
+                    /** @description what a VM of the image needs at least (0, any: nothing); VMs below it are refused */
+                    requirements?: {
+                        minCpu?: number;
+                        minMemoryMiB?: number;
+                        minDiskGiB?: number;
+                        /** @enum {string} */
+                        firmware?: "bios" | "uefi" | "any";
+                    };
+                    /** @description refuse (VERSION_CONFLICT) unless the image is still at this version */
+                    expectedVersion?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description The image as changed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        name: string;
+                        description: string;
+                        labels: {
+                            [key: string]: string;
+                        };
+                        /** @enum {string} */
+                        kind: "cloud" | "iso";
+                        /** @enum {string|null} */
+                        format: "qcow2" | "raw" | "iso" | "vmdk" | "vhdx" | null;
+                        os: {
+                            /** @enum {string} */
+                            family: "linux" | "windows" | "bsd" | "other" | "unknown";
+                            distribution: string | null;
+                            version: string | null;
+                            arch: string | null;
+                            defaultUser: string | null;
+                            cloudInit: boolean;
+                            shortId?: string | null;
+                            /** @enum {string|null} */
+                            confidence?: "exact" | "label" | "extrapolated" | "filename" | null;
+                            osinfoVersion?: string | null;
+                        };
+                        requirements: {
+                            minCpu: number;
+                            minMemoryMiB: number;
+                            minDiskGiB: number;
+                            /** @enum {string} */
+                            firmware: "bios" | "uefi" | "any";
+                        };
+                        catalogId: string | null;
+                        /** @enum {string} */
+                        phase: "pending" | "downloading" | "verifying" | "ready" | "error" | "deleting" | "missing";
+                        progress: {
+                            bytesDone: number;
+                            bytesTotal: number | null;
+                            percent: number | null;
+                            /** @enum {string} */
+                            stage?: "downloading" | "decompressing" | "inspecting" | "converting" | "verifying";
+                        } | null;
+                        sizeBytes: number | null;
+                        virtualSizeBytes: number | null;
+                        checksum: {
+                            /** @enum {string} */
+                            algorithm: "sha256" | "sha512";
+                            value: string;
+                        } | null;
+                        error: {
+                            code: string;
+                            message: string;
+                            retryable: boolean;
+                        } | null;
+                        location: {
+                            poolId: string;
+                            relPath: string;
+                        } | null;
+                        nodeId: string | null;
+                        /** Format: date-time */
+                        fileModifiedAt: string | null;
+                        version: number;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
+                        /** @description the image this one is a copy of (label quantix.io/copied-from); null when it is none */
+                        copiedFrom?: string | null;
+                    };
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INVALID_INPUT`: A record or argument failed validation; `details.issues` lists what and where.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `NOT_FOUND`: The record, file or domain asked for does not exist.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `VERSION_CONFLICT`: Optimistic concurrency: the record changed since the caller read it; read it again and retry.
+             *     - `IMAGE_BUSY`: The image is waiting for its download, being downloaded or verified, or being deleted: it belongs to that work until it ends; change it after (or cancel the download).
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INTERNAL_ERROR`: Something failed that has no code of its own (a bug, an unexpected library error).
+             */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
+             */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8835,6 +9024,7 @@ export const operationRoutes = {
   listCatalog: { method: 'GET', path: '/api/v1/catalog' },
   getImage: { method: 'GET', path: '/api/v1/images/{id}' },
   deleteImage: { method: 'DELETE', path: '/api/v1/images/{id}' },
+  updateImage: { method: 'PATCH', path: '/api/v1/images/{id}' },
   downloadImage: { method: 'POST', path: '/api/v1/images/download' },
   copyImage: { method: 'POST', path: '/api/v1/images/{id}/copy' },
   importImage: { method: 'POST', path: '/api/v1/images/import' },

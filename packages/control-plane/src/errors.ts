@@ -18,6 +18,12 @@ export const ControlPlaneErrorCode = defineErrorCodes('@quantix/control-plane', 
     retryable: true,
     description: 'The VM is being created or deleted; change it once that has ended.',
   },
+  IMAGE_BUSY: {
+    status: 409,
+    retryable: true,
+    description:
+      'The image is waiting for its download, being downloaded or verified, or being deleted: it belongs to that work until it ends; change it after (or cancel the download).',
+  },
   UPLOAD_NO_SPACE: {
     status: 507,
     retryable: true,

@@ -71,7 +71,14 @@ export {
   type KeptInUse,
   nextRunOf,
 } from './images/golden.js';
-export { ImageService, type ImageWithPath, type RescanResult } from './images/image-service.js';
+export {
+  ImageService,
+  type ImageWithPath,
+  isQuantixLabel,
+  type RescanResult,
+  type UpdateImageInput,
+  updateImageSchema,
+} from './images/image-service.js';
 export type { DownloadSource } from './images/source.js';
 export {
   DEFAULT_MAX_UPLOAD_BYTES,

@@ -155,7 +155,7 @@ export {
   poolRootOverlaps,
   poolRootPathSchema,
 } from './domain/pool-roots.js';
-export { hasUnsafeNameCharacter, parseOrThrow } from './domain/validation.js';
+export { hasUnsafeNameCharacter, labelKeySchema, nameSchema, parseOrThrow } from './domain/validation.js';
 export {
   DISK_BUSES,
   type DiskBus,

@@ -653,6 +653,60 @@ export function apiCommands(
       );
     });
   images
+    .command('edit <image>')
+    .description(
+      'change an image’s (id or name) name, description, labels or requirements; what is left out stays (refused while it downloads)',
+    )
+    .option('--name <name>', 'new name')
+    .option('--description <text>', 'new description')
+    .option('--label <key=value>', 'set a label (repeatable)', collectLabel, {})
+    .option('--unlabel <key>', 'remove a label (repeatable)', (key: string, keys: string[]) => [...keys, key], [])
+    .option('--min-cpu <n>', 'vCPUs a VM of it needs at least', wholeNumber)
+    .option('--min-memory <MiB>', 'memory in MiB a VM of it needs at least (0: none)', wholeNumber)
+    .option('--min-disk <GiB>', 'disk in GiB a VM of it needs at least (0: none)', wholeNumber)
+    .addOption(new Option('--firmware <kind>', 'firmware a VM of it needs').choices(['bios', 'uefi', 'any']))
+    .action(
+      async (
+        value: string,
+        o: {
+          name?: string;
+          description?: string;
+          label: Record<string, string>;
+          unlabel: string[];
+          minCpu?: string;
+          minMemory?: string;
+          minDisk?: string;
+          firmware?: 'bios' | 'uefi' | 'any';
+        },
+      ) => {
+        const labels: Record<string, string | null> = { ...o.label };
+        for (const key of o.unlabel) {
+          if (key in o.label) throw new UsageError(`label ${key} is both set (--label) and removed (--unlabel)`);
+          labels[key] = null;
+        }
+        const requirements = {
+          ...(o.minCpu === undefined ? {} : { minCpu: Number(o.minCpu) }),
+          ...(o.minMemory === undefined ? {} : { minMemoryMiB: Number(o.minMemory) }),
+          ...(o.minDisk === undefined ? {} : { minDiskGiB: Number(o.minDisk) }),
+          ...(o.firmware === undefined ? {} : { firmware: o.firmware }),
+        };
+        const change = {
+          ...(o.name !== undefined ? { name: o.name } : {}),
+          ...(o.description !== undefined ? { description: o.description } : {}),
+          ...(Object.keys(labels).length > 0 ? { labels } : {}),
+          ...(Object.keys(requirements).length > 0 ? { requirements } : {}),
+        };
+        if (Object.keys(change).length === 0) {
+          throw new UsageError(
+            'nothing to change: give --name, --description, --label, --unlabel, --min-cpu, --min-memory, --min-disk or --firmware',
+          );
+        }
+        const api = client();
+        const image = await api.request('updateImage', { params: { id: await imageIdOf(api, value) }, body: change });
+        print(image, () => `updated image ${image.name} (${image.id}): needs ${needsText(image.requirements)}`);
+      },
+    );
+  images
     .command('revisions <image>')
     .description('a followed image’s revisions, newest first, with its schedule and last check')
     .action(async (value: string) => {
@@ -1109,6 +1163,13 @@ export function reportError(error: unknown): void {
     process.stderr.write(`error: ${(error as Error)?.message ?? String(error)}\n`);
   }
   process.exitCode = 1;
+}
+
+/** `--label key=value`, gathered into one object; anything without `=` is a usage error (exit 2). */
+function collectLabel(text: string, labels: Record<string, string>): Record<string, string> {
+  const [key, value] = text.split(/=(.*)/s);
+  if (!key || value === undefined) throw new InvalidArgumentError(`${JSON.stringify(text)} is not key=value.`);
+  return { ...labels, [key]: value };
 }
 
 /** An image's requirements as `images show` prints them: what its source said a VM needs, firmware included. */

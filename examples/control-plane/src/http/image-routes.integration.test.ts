@@ -2,6 +2,7 @@
  * The image listings over HTTP, on PostgreSQL: keyset paging through `after`/`nextCursor`, a
  * cursor the server did not make refused with a stable code, search over names, OS and labels,
  * every field of an image kept by the fast serializer, and the OpenAPI document describing it all.
+ * Then an image changed (PATCH /images/{id}): a merge patch, and what it refuses.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -23,6 +24,15 @@ describe('image routes (PostgreSQL)', () => {
 
   const get = async (path: string) => {
     const response = await fetch(`${cp.url}/api/v1${path}`, { headers: { authorization: `Bearer ${API_TOKEN}` } });
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  };
+
+  const send = async (method: string, path: string, body: unknown) => {
+    const response = await fetch(`${cp.url}/api/v1${path}`, {
+      method,
+      headers: { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     return { status: response.status, body: (await response.json()) as Record<string, unknown> };
   };
 
@@ -124,5 +134,117 @@ describe('image routes (PostgreSQL)', () => {
     expect(list.parameters.map((p) => p.name)).toContain('after');
     const answer = list.responses['200']?.content['application/json']?.schema;
     expect(Object.keys(answer?.properties ?? {})).toEqual(['images', 'total', 'nextCursor']);
+  });
+
+  describe('changing an image', () => {
+    // A scanned ISO of a database written before requirements stopped being made up: it says
+    // 512 MiB, which its OS does not need — what a user corrects here.
+    const scannedIso = () =>
+      quantix.repositories.images.create({
+        name: 'rescue-disc.iso',
+        kind: 'iso',
+        format: 'iso',
+        phase: 'ready',
+        location: { poolId: 'pool-a', relPath: 'iso/rescue-disc.iso' },
+        labels: { team: 'infra', channel: 'beta', 'iso.quantix.io/volume-id': 'RESCUE' },
+        requirements: { minCpu: 1, minMemoryMiB: 512, minDiskGiB: 0, firmware: 'any' },
+      });
+
+    it('changes name, labels and requirements as a merge patch; search and VM defaults follow', async () => {
+      const image = await scannedIso();
+      try {
+        const changed = await send('PATCH', `/images/${image.id}`, {
+          name: 'Rescue disc',
+          labels: { channel: 'stable', team: null },
+          requirements: { minMemoryMiB: 2048, firmware: 'uefi' },
+        });
+        expect(changed.status, JSON.stringify(changed.body)).toBe(200);
+        expect(changed.body).toMatchObject({
+          id: image.id,
+          name: 'Rescue disc',
+          phase: 'ready',
+          requirements: { minCpu: 1, minMemoryMiB: 2048, minDiskGiB: 0, firmware: 'uefi' },
+          version: image.version + 1,
+          copiedFrom: null,
+        });
+        // Set, removed, and Quantix's own label untouched.
+        expect(changed.body.labels).toEqual({ channel: 'stable', 'iso.quantix.io/volume-id': 'RESCUE' });
+        expect((await get(`/images/${image.id}`)).body).toMatchObject({
+          name: 'Rescue disc',
+          version: image.version + 1,
+        });
+        const found = await get('/images?text=rescue%20disc');
+        expect((found.body.images as { id: string }[]).map((i) => i.id)).toEqual([image.id]);
+        expect((await get(`/images/${image.id}/vm-defaults`)).body).toMatchObject({
+          firmware: 'uefi',
+          memoryMiB: 2048,
+        });
+        // What a user asked for once: a description alone leaves the rest as it is.
+        const described = await send('PATCH', `/images/${image.id}`, { description: 'boots anything' });
+        expect(described.body).toMatchObject({
+          name: 'Rescue disc',
+          description: 'boots anything',
+          requirements: { minMemoryMiB: 2048, firmware: 'uefi' },
+        });
+      } finally {
+        await quantix.repositories.images.delete(image.id);
+      }
+    });
+
+    it('lands edits made at once without losing one; refuses a stale expectedVersion', async () => {
+      const image = await scannedIso();
+      try {
+        const answers = await Promise.all(
+          ['a', 'b', 'c', 'd', 'e'].map((key) => send('PATCH', `/images/${image.id}`, { labels: { [key]: key } })),
+        );
+        expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200]);
+        const after = await quantix.repositories.images.require(image.id);
+        expect(after.labels).toMatchObject({ a: 'a', b: 'b', c: 'c', d: 'd', e: 'e', team: 'infra' });
+        expect(after.version).toBe(image.version + 5);
+        const stale = await send('PATCH', `/images/${image.id}`, { name: 'late', expectedVersion: image.version });
+        expect(stale).toMatchObject({ status: 409, body: { error: { code: 'VERSION_CONFLICT' } } });
+        expect((await quantix.repositories.images.require(image.id)).name).toBe('rescue-disc.iso');
+      } finally {
+        await quantix.repositories.images.delete(image.id);
+      }
+    });
+
+    it('refuses Quantix’s own labels, fields no user sets, an empty change and an image its download owns', async () => {
+      const image = await scannedIso();
+      const pending = await quantix.repositories.images.create({
+        name: 'fetching.qcow2',
+        kind: 'cloud',
+        phase: 'pending',
+        location: { poolId: 'pool-a', relPath: 'images/fetching.qcow2' },
+      });
+      try {
+        for (const labels of [{ 'quantix.io/copied-from': image.id }, { 'iso.quantix.io/volume-id': null }]) {
+          const refused = await send('PATCH', `/images/${image.id}`, { labels });
+          expect(refused.status).toBe(400);
+          expect(refused.body).toMatchObject({
+            error: { code: 'INVALID_INPUT', details: { issues: [{ path: `labels.${Object.keys(labels)[0]}` }] } },
+          });
+        }
+        for (const body of [{}, { phase: 'ready' }, { requirements: { minCpu: 0 } }, { name: '' }]) {
+          const refused = await send('PATCH', `/images/${image.id}`, body);
+          expect(refused, JSON.stringify(body)).toMatchObject({
+            status: 400,
+            body: { error: { code: 'INVALID_INPUT' } },
+          });
+        }
+        expect((await quantix.repositories.images.require(image.id)).version).toBe(image.version);
+        const busy = await send('PATCH', `/images/${pending.id}`, { name: 'mine' });
+        expect(busy).toMatchObject({
+          status: 409,
+          body: { error: { code: 'IMAGE_BUSY', details: { phase: 'pending' } } },
+        });
+        expect((await quantix.repositories.images.require(pending.id)).version).toBe(pending.version);
+        const missing = await send('PATCH', '/images/no-such-image', { name: 'x' });
+        expect(missing).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });
+      } finally {
+        await quantix.repositories.images.delete(image.id);
+        await quantix.repositories.images.delete(pending.id);
+      }
+    });
   });
 });

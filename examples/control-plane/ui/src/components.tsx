@@ -136,6 +136,32 @@ export function Field({
   );
 }
 
+/** An edit form's name ("Pool name", "Image name") and description, side by side, with the API's messages for them. */
+export function NameAndDescription({
+  what,
+  value,
+  onChange,
+  errors,
+}: {
+  what: string;
+  value: { name: string; description: string };
+  onChange: (patch: { name?: string; description?: string }) => void;
+  errors: Record<string, string>;
+}) {
+  return (
+    <div className="grid-2">
+      <Field label={`${what} name`} error={errors.name}>
+        {(props) => <input {...props} value={value.name} onChange={(e) => onChange({ name: e.target.value })} />}
+      </Field>
+      <Field label="Description" error={errors.description}>
+        {(props) => (
+          <input {...props} value={value.description} onChange={(e) => onChange({ description: e.target.value })} />
+        )}
+      </Field>
+    </div>
+  );
+}
+
 /**
  * A group of checkboxes under a legend, with the group's error under it as the group's accessible
  * description, as Field does for one control.

@@ -1,17 +1,26 @@
 import {
   ErrorCode,
+  FIRMWARE_KINDS,
   type Image,
   type ImagePageQuery,
+  type ImagePatch,
+  type ImagePhase,
   isQuantixError,
+  labelKeySchema,
+  nameSchema,
   type PoolNodeState,
+  parseOrThrow,
   QuantixError,
   type Repositories,
   type ScanInvalid,
   type ScanSkipped,
   vmsUsingImage,
 } from '@quantix/core';
+import { z } from 'zod';
+import { ControlPlaneErrorCode } from '../errors.js';
 import type { NodeHub } from '../hub/node-hub.js';
 import { imagePathOnNode, nodesWithActivePool, poolNotActiveAnywhere } from '../nodes/placement.js';
+import { VM_LIMITS } from '../vms/vm-service.js';
 import { SOURCE_LABELS } from './source.js';
 
 /** An image with its path on the node asked about (null: not reachable there, or no node asked). */
@@ -29,7 +38,55 @@ export interface RescanResult {
   failed: { poolId: string; nodeId: string; code: string; error: string }[];
 }
 
-/** Image rows as users see and remove them: listings with node paths, rescans, deletion. */
+/**
+ * Labels in Quantix's own namespaces (`quantix.io/copied-from`, `iso.quantix.io/volume-id`, …): what
+ * downloads, copies, deletes and scans read back. A user's edit can neither set nor remove them.
+ */
+export function isQuantixLabel(key: string): boolean {
+  return /^([^/]*\.)?quantix\.io\//.test(key);
+}
+
+/**
+ * What a user may change of an image (PATCH /images/{id}), as a merge patch: what is left out
+ * stays; a label given as null is removed; each requirement left out stays.
+ */
+export const updateImageSchema = z
+  .strictObject({
+    name: nameSchema.optional(),
+    description: z.string().max(10_000).optional(),
+    labels: z
+      .record(labelKeySchema, z.string().max(512).nullable())
+      .refine((labels) => Object.keys(labels).length <= 100, 'at most 100 labels in one change')
+      .optional()
+      .describe('labels to set, and to remove (null); the others stay. Keys in quantix.io are Quantix’s own'),
+    requirements: z
+      .strictObject({
+        minCpu: z.number().int().min(1).max(VM_LIMITS.cpu).optional(),
+        minMemoryMiB: z.number().int().min(0).max(VM_LIMITS.memoryMiB).optional(),
+        minDiskGiB: z.number().int().min(0).max(VM_LIMITS.diskGiB).optional(),
+        firmware: z.enum(FIRMWARE_KINDS).optional(),
+      })
+      .optional()
+      .describe('what a VM of the image needs at least (0, any: nothing); VMs below it are refused'),
+    expectedVersion: z
+      .number()
+      .int()
+      .optional()
+      .describe('refuse (VERSION_CONFLICT) unless the image is still at this version'),
+  })
+  .refine(
+    (change) => Object.keys(change).some((key) => key !== 'expectedVersion'),
+    'give name, description, labels or requirements',
+  );
+export type UpdateImageInput = z.input<typeof updateImageSchema>;
+
+/** How often an edit without expectedVersion is applied again after a concurrent write. */
+const EDIT_ATTEMPTS = 5;
+
+/** Phases in which an image's row is a job's (its download's, its deletion's): nothing else writes it. */
+const OWNED_BY_WORK: readonly ImagePhase[] = ['pending', 'downloading', 'verifying', 'deleting'];
+
+/** Image rows as users see, change and remove them: listings with node paths, edits, rescans, deletion. */
 export class ImageService {
   constructor(
     private readonly options: {
@@ -61,6 +118,64 @@ export class ImageService {
       nodeId ? this.options.repositories.pools.listNodeStates({ nodeId }) : undefined,
     ]);
     return this.withPaths([image], nodeId, states)[0] as ImageWithPath;
+  }
+
+  /**
+   * Changes an image's name, description, labels or requirements (see updateImageSchema). Refused
+   * while a download or deletion owns the row (IMAGE_BUSY: its writes check the version an edit
+   * would bump), and for Quantix's own labels (INVALID_INPUT). Without `expectedVersion` an edit
+   * applies to the row as it is then, read again when something else wrote it meanwhile.
+   */
+  async update(imageId: string, input: UpdateImageInput): Promise<Image> {
+    const { expectedVersion, ...change } = parseOrThrow(updateImageSchema, input, 'image change');
+    const reserved = Object.keys(change.labels ?? {}).filter(isQuantixLabel);
+    if (reserved.length > 0) {
+      throw new QuantixError(
+        ErrorCode.INVALID_INPUT,
+        `Invalid image change: ${reserved.join(', ')} ${reserved.length === 1 ? 'is a label' : 'are labels'} of Quantix's own (quantix.io), which it reads back; ${reserved.length === 1 ? 'it' : 'they'} cannot be set or removed`,
+        {
+          details: {
+            issues: reserved.map((key) => ({ path: `labels.${key}`, message: `${key} is a label of Quantix’s own` })),
+          },
+        },
+      );
+    }
+    for (let attempt = 1; ; attempt++) {
+      const image = await this.options.repositories.images.require(imageId);
+      if (OWNED_BY_WORK.includes(image.phase)) {
+        throw new QuantixError(
+          ControlPlaneErrorCode.IMAGE_BUSY,
+          image.phase === 'deleting'
+            ? `Image ${image.name} is being deleted`
+            : `Image ${image.name} is ${image.phase}; change it once it is ready or has failed, or cancel its download first (\`quantix images cancel\`, POST /images/{id}/cancel)`,
+          { details: { imageId: image.id, phase: image.phase } },
+        );
+      }
+      const patch: ImagePatch = {
+        ...(change.name !== undefined ? { name: change.name } : {}),
+        ...(change.description !== undefined ? { description: change.description } : {}),
+        ...(change.labels !== undefined ? { labels: mergeLabels(image.labels, change.labels) } : {}),
+        ...(change.requirements !== undefined
+          ? { requirements: { ...image.requirements, ...definedOnly(change.requirements) } }
+          : {}),
+      };
+      try {
+        return await this.options.repositories.images.update(image.id, patch, {
+          expectedVersion: expectedVersion ?? image.version,
+        });
+      } catch (error) {
+        // Someone wrote the row between the read and the write: the caller named no version, so
+        // the edit is applied to the row as it is now. Each retry means another write landed, so
+        // this many edits at once all land; beyond that the conflict is the caller's.
+        if (
+          expectedVersion === undefined &&
+          attempt < EDIT_ATTEMPTS &&
+          isQuantixError(error, ErrorCode.VERSION_CONFLICT)
+        )
+          continue;
+        throw error;
+      }
+    }
   }
 
   /**
@@ -181,4 +296,19 @@ export class ImageService {
       }),
     );
   }
+}
+
+/** `labels` with `change` applied: a string sets a label, null removes it. */
+function mergeLabels(labels: Record<string, string>, change: Record<string, string | null>): Record<string, string> {
+  const merged = { ...labels };
+  for (const [key, value] of Object.entries(change)) {
+    if (value === null) delete merged[key];
+    else merged[key] = value;
+  }
+  return merged;
+}
+
+/** The fields of `value` that are not undefined (a merge patch leaves out what stays). */
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

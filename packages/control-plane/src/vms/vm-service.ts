@@ -87,13 +87,12 @@ export interface VmDefaults {
   os: OsResources | null;
 }
 
+/** The most a VM can be given (created or resized): what an image may require at most too. */
+export const VM_LIMITS = { cpu: 256, memoryMiB: 1024 * 1024, diskGiB: 65_536 } as const;
+
 /** The vCPUs and memory a VM can be given (created or resized). */
-const vmCpuSchema = z.number().int().min(1).max(256);
-const vmMemorySchema = z
-  .number()
-  .int()
-  .min(64)
-  .max(1024 * 1024);
+const vmCpuSchema = z.number().int().min(1).max(VM_LIMITS.cpu);
+const vmMemorySchema = z.number().int().min(64).max(VM_LIMITS.memoryMiB);
 
 export const createVmSchema = z.strictObject({
   name: vmNameSchema,
@@ -105,7 +104,7 @@ export const createVmSchema = z.strictObject({
     .number()
     .int()
     .min(1)
-    .max(65_536)
+    .max(VM_LIMITS.diskGiB)
     .optional()
     .describe('default: the OS’s recommended storage (osinfo-db), else 10'),
   firmware: z.enum(['bios', 'uefi']).optional().describe('default: the firmware the image needs, else bios'),

@@ -1,10 +1,12 @@
 import {
   AVAILABILITY,
   COPIED_FROM_LABEL,
+  ControlPlaneErrorCode,
   type DownloadService,
   type ImageService,
   listAvailableImages,
   MAX_AVAILABLE_PAGE,
+  updateImageSchema,
 } from '@quantix/control-plane';
 import {
   CHECKSUM_ALGORITHMS,
@@ -292,6 +294,31 @@ export function imageRoutes(
       serializerCompiler: fastSerializerCompiler,
     },
     async (request) => withCopiedFrom(await deps.images.get(request.params.id, request.query.nodeId)),
+  );
+
+  api.patch(
+    '/images/:id',
+    {
+      schema: {
+        operationId: 'updateImage',
+        tags: ['images'],
+        summary: 'Change an image’s name, description, labels or requirements; what is left out stays',
+        description:
+          'A merge patch: a label given as null is removed, each requirement left out stays. Requirements bind VMs made after (422 BELOW_IMAGE_REQUIREMENTS below them). 409 IMAGE_BUSY while the image waits for its download, is downloaded, verified or deleted; 400 INVALID_INPUT for a label of Quantix’s own (quantix.io); 409 VERSION_CONFLICT when expectedVersion is not the image’s.',
+        params: idParams,
+        body: updateImageSchema,
+        response: {
+          200: imageRecord.describe('The image as changed'),
+          ...errorResponses(
+            ErrorCode.INVALID_INPUT,
+            ErrorCode.NOT_FOUND,
+            ErrorCode.VERSION_CONFLICT,
+            ControlPlaneErrorCode.IMAGE_BUSY,
+          ),
+        },
+      },
+    },
+    async (request) => withCopiedFrom(await deps.images.update(request.params.id, request.body)),
   );
 
   api.post(

@@ -8,6 +8,7 @@ import {
   ErrorAlert,
   Field,
   LoadNote,
+  NameAndDescription,
   NodeOptions,
   PathText,
   PhaseBadge,
@@ -231,108 +232,261 @@ function ImageRowView({
   onFollowChange: () => void;
 }) {
   const { busy, error, run: act } = useAction({ after: onChange });
+  const [editing, setEditing] = useState(false);
   const downloading = ['pending', 'downloading', 'verifying'].includes(image.phase);
   // Made by a download (a catalog entry, an import, a copy), not an upload or a scan: it can be cancelled and retried.
   const downloaded = Boolean(image.catalogId || image.labels[SOURCE_URL_LABEL]);
+  // While a download or deletion owns the row the API refuses a change (IMAGE_BUSY): no button then.
+  const editable = ['ready', 'error', 'missing'].includes(image.phase);
   return (
-    <tr aria-label={image.name}>
-      <th scope="row">
-        {image.name}
-        {follow && <FollowBadge />}
-        {image.catalogId && <div className="muted small">catalog: {image.catalogId}</div>}
-        {canFollow(image) && <UpstreamButton image={image} follow={follow} onChange={onFollowChange} />}
-      </th>
-      <td>{KIND_LABEL[image.kind]}</td>
-      <td className="phase-cell">
-        <PhaseBadge phase={image.phase} />
-        {downloading && <Progress progress={image.progress} label={`Download of ${image.name}`} />}
-        {image.error && (
-          <p className="reason bad">
-            {image.error.message} <span className="code">({image.error.code})</span>
-          </p>
-        )}
-      </td>
-      <td>
-        {formatBytes(image.sizeBytes)}
-        {image.virtualSizeBytes ? <div className="muted small">disk {formatBytes(image.virtualSizeBytes)}</div> : null}
-      </td>
-      <td>
-        {osLabel(image.os)}
-        {osProvenance(image.os) && <div className="muted small">{osProvenance(image.os)}</div>}
-      </td>
-      <td>{poolName(image.location?.poolId)}</td>
-      <td>{image.path ? <PathText path={image.path} label={image.name} /> : <span className="muted">—</span>}</td>
-      <td>
-        <Ago iso={image.updatedAt} />
-      </td>
-      <td className="actions stacked">
-        {downloading && downloaded && (
-          <button
-            type="button"
-            disabled={busy}
-            aria-label={`Cancel download of ${image.name}`}
-            onClick={() => act(() => client.request('cancelImageDownload', { params: { id: image.id } }))}
-          >
-            Cancel
-          </button>
-        )}
-        {image.phase === 'error' && downloaded && (
-          <button
-            type="button"
-            disabled={busy}
-            aria-label={`Retry download of ${image.name}`}
-            onClick={() => act(() => client.request('retryImageDownload', { params: { id: image.id } }))}
-          >
-            Retry
-          </button>
-        )}
-        {image.phase === 'ready' && image.location && (
-          <button
-            type="button"
-            disabled={busy}
-            aria-label={`Download ${image.name}`}
-            onClick={() =>
-              act(async () => {
-                // A link cannot carry the API token: a short-lived ticket for this image goes in its
-                // query, and the browser saves the file itself (streamed to disk, resumable).
-                const { path } = await client.request('createImageContentTicket', { params: { id: image.id } });
-                const link = document.createElement('a');
-                link.href = path;
-                link.download = '';
-                link.click();
-              })
-            }
-          >
-            Download
-          </button>
-        )}
-        {image.phase === 'ready' && image.location && image.checksum && (
-          <CopyToPool image={image} pools={pools} onStarted={onChange} />
-        )}
-        <DeleteButton
-          name={image.name}
-          disabled={busy || image.phase === 'deleting'}
-          busy={busy}
-          onDelete={() => act(() => client.request('deleteImage', { params: { id: image.id } }))}
-        />
-        <ErrorAlert error={error} />
-        {noNodeCanRemove(error) && (
-          // The pool is out of reach (unmounted, refused, its node gone): the record alone can go.
-          <ConfirmButton
-            label="Forget, keep file"
-            accessibleName={`Forget ${image.name}, keeping its file`}
-            confirmLabel="Confirm forget"
-            busyLabel="Forgetting…"
-            detail="The image goes from the list; its file stays in the pool."
-            disabled={busy}
+    <>
+      <tr aria-label={image.name}>
+        <th scope="row">
+          {image.name}
+          {follow && <FollowBadge />}
+          {image.catalogId && <div className="muted small">catalog: {image.catalogId}</div>}
+          {canFollow(image) && <UpstreamButton image={image} follow={follow} onChange={onFollowChange} />}
+        </th>
+        <td>{KIND_LABEL[image.kind]}</td>
+        <td className="phase-cell">
+          <PhaseBadge phase={image.phase} />
+          {downloading && <Progress progress={image.progress} label={`Download of ${image.name}`} />}
+          {image.error && (
+            <p className="reason bad">
+              {image.error.message} <span className="code">({image.error.code})</span>
+            </p>
+          )}
+        </td>
+        <td>
+          {formatBytes(image.sizeBytes)}
+          {image.virtualSizeBytes ? (
+            <div className="muted small">disk {formatBytes(image.virtualSizeBytes)}</div>
+          ) : null}
+        </td>
+        <td>
+          {osLabel(image.os)}
+          {osProvenance(image.os) && <div className="muted small">{osProvenance(image.os)}</div>}
+        </td>
+        <td>{poolName(image.location?.poolId)}</td>
+        <td>{image.path ? <PathText path={image.path} label={image.name} /> : <span className="muted">—</span>}</td>
+        <td>
+          <Ago iso={image.updatedAt} />
+        </td>
+        <td className="actions stacked">
+          {downloading && downloaded && (
+            <button
+              type="button"
+              disabled={busy}
+              aria-label={`Cancel download of ${image.name}`}
+              onClick={() => act(() => client.request('cancelImageDownload', { params: { id: image.id } }))}
+            >
+              Cancel
+            </button>
+          )}
+          {image.phase === 'error' && downloaded && (
+            <button
+              type="button"
+              disabled={busy}
+              aria-label={`Retry download of ${image.name}`}
+              onClick={() => act(() => client.request('retryImageDownload', { params: { id: image.id } }))}
+            >
+              Retry
+            </button>
+          )}
+          {image.phase === 'ready' && image.location && (
+            <button
+              type="button"
+              disabled={busy}
+              aria-label={`Download ${image.name}`}
+              onClick={() =>
+                act(async () => {
+                  // A link cannot carry the API token: a short-lived ticket for this image goes in its
+                  // query, and the browser saves the file itself (streamed to disk, resumable).
+                  const { path } = await client.request('createImageContentTicket', { params: { id: image.id } });
+                  const link = document.createElement('a');
+                  link.href = path;
+                  link.download = '';
+                  link.click();
+                })
+              }
+            >
+              Download
+            </button>
+          )}
+          {image.phase === 'ready' && image.location && image.checksum && (
+            <CopyToPool image={image} pools={pools} onStarted={onChange} />
+          )}
+          {editable && (
+            <button
+              type="button"
+              aria-label={`Edit ${image.name}`}
+              disabled={busy || editing}
+              onClick={() => setEditing(true)}
+            >
+              Edit…
+            </button>
+          )}
+          <DeleteButton
+            name={image.name}
+            disabled={busy || image.phase === 'deleting'}
             busy={busy}
-            onConfirm={() =>
-              act(() => client.request('deleteImage', { params: { id: image.id }, query: { keepFile: 'true' } }))
-            }
+            onDelete={() => act(() => client.request('deleteImage', { params: { id: image.id } }))}
           />
+          <ErrorAlert error={error} />
+          {noNodeCanRemove(error) && (
+            // The pool is out of reach (unmounted, refused, its node gone): the record alone can go.
+            <ConfirmButton
+              label="Forget, keep file"
+              accessibleName={`Forget ${image.name}, keeping its file`}
+              confirmLabel="Confirm forget"
+              busyLabel="Forgetting…"
+              detail="The image goes from the list; its file stays in the pool."
+              disabled={busy}
+              busy={busy}
+              onConfirm={() =>
+                act(() => client.request('deleteImage', { params: { id: image.id }, query: { keepFile: 'true' } }))
+              }
+            />
+          )}
+        </td>
+      </tr>
+      {editing && (
+        // A row of its own under the image: the form is wider than the actions column.
+        <tr aria-label={`Editing ${image.name}`}>
+          <td colSpan={9}>
+            <EditImage
+              image={image}
+              onDone={(saved) => {
+                setEditing(false);
+                if (saved) onChange();
+              }}
+            />
+          </td>
+        </tr>
+      )}
+    </>
+  );
+}
+
+/**
+ * Labels set by Quantix itself (quantix.io and its subdomains): shown, never edited. The same test
+ * as @quantix/control-plane's isQuantixLabel, which decides (the API refuses them); this bundle
+ * cannot import the server's package.
+ */
+const isQuantixLabel = (key: string) => /^([^/]*\.)?quantix\.io\//.test(key);
+
+/** Labels as the form's text holds them: `key=value`, one per line. */
+const labelsText = (labels: Record<string, string>) =>
+  Object.entries(labels)
+    .map(([key, value]) => `${key}=${value}`)
+    .join('\n');
+
+/** The labels of `text`, or the first line that is not `key=value`. */
+function parseLabels(text: string): { labels: Record<string, string> } | { badLine: string } {
+  const labels: Record<string, string> = {};
+  for (const line of text.split('\n').map((l) => l.trim())) {
+    if (!line) continue;
+    const [key, value] = line.split(/=(.*)/s);
+    if (!key?.trim() || value === undefined) return { badLine: line };
+    labels[key.trim()] = value.trim();
+  }
+  return { labels };
+}
+
+/**
+ * An image's name, description, labels and requirements, changed in place. Sent as a merge patch
+ * with the version the form was opened on: a change made elsewhere meanwhile is refused
+ * (VERSION_CONFLICT), not overwritten; labels removed from the text are sent as null.
+ */
+function EditImage({ image, onDone }: { image: ImageRow; onDone: (saved: boolean) => void }) {
+  const own = Object.fromEntries(Object.entries(image.labels).filter(([key]) => !isQuantixLabel(key)));
+  const quantixLabels = Object.entries(image.labels).filter(([key]) => isQuantixLabel(key));
+  const [opened] = useState(() => ({ version: image.version, labels: own }));
+  const [form, setForm] = useState({
+    name: image.name,
+    description: image.description,
+    labels: labelsText(own),
+    minCpu: String(image.requirements.minCpu),
+    minMemoryMiB: String(image.requirements.minMemoryMiB),
+    minDiskGiB: String(image.requirements.minDiskGiB),
+    firmware: image.requirements.firmware,
+  });
+  const set = (patch: Partial<typeof form>) => setForm((f) => ({ ...f, ...patch }));
+  const { busy, error, fieldErrors, run } = useAction();
+  const parsed = parseLabels(form.labels);
+  const labelsError =
+    'badLine' in parsed ? `“${parsed.badLine}” is not key=value (one label per line).` : fieldErrors.labels;
+  const save = async (event: FormEvent) => {
+    event.preventDefault();
+    if ('badLine' in parsed) return;
+    const labels: Record<string, string | null> = { ...parsed.labels };
+    for (const key of Object.keys(opened.labels)) if (!(key in parsed.labels)) labels[key] = null;
+    const body = {
+      name: form.name,
+      description: form.description,
+      labels,
+      requirements: {
+        minCpu: Number(form.minCpu),
+        minMemoryMiB: Number(form.minMemoryMiB),
+        minDiskGiB: Number(form.minDiskGiB),
+        firmware: form.firmware,
+      },
+      expectedVersion: opened.version,
+    };
+    if (await run(() => client.request('updateImage', { params: { id: image.id }, body }))) onDone(true);
+  };
+  const number = (key: 'minCpu' | 'minMemoryMiB' | 'minDiskGiB', min: number) => (props: object) => (
+    <input {...props} type="number" min={min} value={form[key]} onChange={(e) => set({ [key]: e.target.value })} />
+  );
+  return (
+    <form onSubmit={save} aria-label={`Edit ${image.name}`}>
+      <NameAndDescription what="Image" value={form} onChange={set} errors={fieldErrors} />
+      <Field
+        label="Labels"
+        error={labelsError}
+        hint={
+          quantixLabels.length > 0
+            ? `key=value, one per line. Set by Quantix, kept as they are: ${quantixLabels.map(([k, v]) => `${k}=${v}`).join(', ')}`
+            : 'key=value, one per line'
+        }
+      >
+        {(props) => (
+          <textarea {...props} rows={3} value={form.labels} onChange={(e) => set({ labels: e.target.value })} />
         )}
-      </td>
-    </tr>
+      </Field>
+      <fieldset>
+        <legend>A VM of this image needs at least (0, any: nothing)</legend>
+        <div className="grid-4">
+          <Field label="vCPUs" error={fieldErrors.requirements}>
+            {number('minCpu', 1)}
+          </Field>
+          <Field label="Memory (MiB)">{number('minMemoryMiB', 0)}</Field>
+          <Field label="Disk (GiB)">{number('minDiskGiB', 0)}</Field>
+          <Field label="Firmware">
+            {(props) => (
+              <select
+                {...props}
+                value={form.firmware}
+                onChange={(e) => set({ firmware: e.target.value as typeof form.firmware })}
+              >
+                <option value="any">any</option>
+                <option value="bios">BIOS</option>
+                <option value="uefi">UEFI</option>
+              </select>
+            )}
+          </Field>
+        </div>
+      </fieldset>
+      <ErrorAlert error={error} title={`${image.name} not changed`} />
+      <div className="buttons">
+        <button type="submit" className="primary" disabled={busy || 'badLine' in parsed}>
+          {busy ? 'Saving…' : 'Save'}
+        </button>
+        <button type="button" onClick={() => onDone(false)}>
+          Cancel
+        </button>
+      </div>
+    </form>
   );
 }
 

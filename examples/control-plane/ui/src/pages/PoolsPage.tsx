@@ -10,6 +10,7 @@ import {
   ErrorAlert,
   Field,
   LoadNote,
+  NameAndDescription,
   TableHead,
   type Tone,
 } from '../components.js';
@@ -398,16 +399,7 @@ function EditPool({ pool, onDone }: { pool: Pool; onDone: () => void }) {
   };
   return (
     <form onSubmit={save} aria-label={`Edit ${pool.name}`}>
-      <div className="grid-2">
-        <Field label="Pool name" error={fieldErrors.name}>
-          {(props) => <input {...props} value={form.name} onChange={(e) => set({ name: e.target.value })} />}
-        </Field>
-        <Field label="Description" error={fieldErrors.description}>
-          {(props) => (
-            <input {...props} value={form.description} onChange={(e) => set({ description: e.target.value })} />
-          )}
-        </Field>
-      </div>
+      <NameAndDescription what="Pool" value={form} onChange={set} errors={fieldErrors} />
       <PoolContentChecks value={form} onChange={set} error={fieldErrors.contentTypes ?? fieldErrors.shared} />
       <ErrorAlert error={error} title={`${pool.name} not changed`} />
       <div className="buttons">
