@@ -628,7 +628,7 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     expect(problems).toEqual([]);
   });
 
-  it('edits an image: a line that is not key=value is said on its field; name, labels and requirements saved, Quantix’s own labels kept', async () => {
+  it('edits an image: a line that is not key=value is said on its field; name, labels and requirements saved, Quantix’s own labels kept; another tab hears of it live', async () => {
     const { images } = system.quantix.repositories;
     // A scanned ISO of an older database, which says it needs 512 MiB: the user corrects it.
     const image = await images.create({
@@ -642,6 +642,9 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     });
     try {
       const { page, problems } = await open('/images', system.token);
+      // Another tab on the same list: it hears of the edit live (image.changed), not at its next safety refresh.
+      const other = await open('/images', system.token);
+      await other.page.getByRole('row', { name: 'Rescue disc', exact: true }).waitFor();
       await page.getByRole('button', { name: 'Edit Rescue disc' }).click();
       const form = page.getByRole('form', { name: 'Edit Rescue disc' });
       const labels = form.getByLabel('Labels');
@@ -665,7 +668,9 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
       const saved = await images.require(image.id);
       expect(saved.labels).toEqual({ tier: 'gold', 'iso.quantix.io/volume-id': 'RESCUE' });
       expect(saved.requirements).toEqual({ minCpu: 1, minMemoryMiB: 128, minDiskGiB: 0, firmware: 'uefi' });
+      await other.page.getByRole('row', { name: 'Rescue disc 2', exact: true }).waitFor({ timeout: 15_000 });
       expect(problems).toEqual([]);
+      expect(other.problems).toEqual([]);
     } finally {
       await images.delete(image.id);
     }

@@ -901,6 +901,13 @@ export interface components {
             } | null;
         } | {
             /** @enum {string} */
+            type: "image.changed";
+            /** @enum {string} */
+            kind: "image";
+            id: string;
+            deleted: boolean;
+        } | {
+            /** @enum {string} */
             type: "pool.state";
             /** @enum {string} */
             kind: "pool";

@@ -312,7 +312,12 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     replicaId: replicas.replicaId,
     isLive: (replicaId) => replicas.isLive(replicaId),
   });
-  const images = new ImageService({ repositories, hub, isDownloading: (id) => downloads.isRunning(id) });
+  const images = new ImageService({
+    repositories,
+    hub,
+    isDownloading: (id) => downloads.isRunning(id),
+    events,
+  });
   const golden = new GoldenImageService({
     knex: quantix.database.knex,
     repositories,

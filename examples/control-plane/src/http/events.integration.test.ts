@@ -155,7 +155,7 @@ describe('the live event stream', () => {
     expect(stream?.responses['200']?.content).toEqual({
       'text/event-stream': { schema: { $ref: '#/components/schemas/LiveEvent' } },
     });
-    expect(document.components.schemas.LiveEvent?.oneOf).toHaveLength(6);
+    expect(document.components.schemas.LiveEvent?.oneOf).toHaveLength(7);
   });
 
   it('starts with retry:, keeps a quiet stream alive with comments, and delivers events in the order raised', async () => {
@@ -368,6 +368,31 @@ describe('the live event stream', () => {
       b.quantix.events.emit('vm.state', { vmId: 'vm-b2', from: null, to: 'running' });
       await waitFor('A to hear vm-b2', () => onA.events.some((e) => e.id === 'vm-b2'));
       expect(onB.events.filter((e) => e.id === 'vm-b' || e.id === 'vm-b2')).toHaveLength(2);
+    });
+
+    it('tells a stream on replica B of an image changed, then deleted, over replica A’s API', async () => {
+      const a = await start('events-edit-a');
+      const b = await start('events-edit-b');
+      const onB = await open(b.cp);
+      await waitFor('the subscription on B', () => b.cp.live.listenerCount === 1);
+      const image = await a.quantix.repositories.images.create({ name: 'told.iso', kind: 'iso', phase: 'ready' });
+      const call = (method: string, body?: unknown) =>
+        fetch(`${a.cp.url}/api/v1/images/${image.id}`, {
+          method,
+          headers: { authorization: `Bearer ${API_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+          ...(body ? { body: JSON.stringify(body) } : {}),
+        });
+      expect((await call('PATCH', { labels: { tier: 'gold' } })).status).toBe(200);
+      const changed = await waitFor('B to hear of the edit', () => onB.events.find((e) => e.id === image.id));
+      expect(changed).toEqual({ type: 'image.changed', kind: 'image', id: image.id, deleted: false });
+      expect((await call('DELETE')).status).toBe(204);
+      await waitFor('B to hear of the deletion', () => onB.events.filter((e) => e.id === image.id).length === 2);
+      expect(onB.events.filter((e) => e.id === image.id)[1]).toEqual({
+        type: 'image.changed',
+        kind: 'image',
+        id: image.id,
+        deleted: true,
+      });
     });
 
     it('a replica alone tells nobody; once another starts, it tells its events from the next one on', async () => {

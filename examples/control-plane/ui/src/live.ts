@@ -91,12 +91,14 @@ interface ImageLike {
 
 /**
  * A download's progress and an image's phase, applied to a page of images in place; a phase of
- * an image not on the page may be a new image: fetch the page again.
+ * an image not on the page may be a new image: fetch the page again. An image on the page changed
+ * by a user or deleted (`image.changed`): fetch the page again.
  */
 export function applyToImages<Page extends { images: ImageLike[] }>(
   page: Page,
   event: LiveEvent,
 ): Page | 'reload' | null {
+  if (event.type === 'image.changed') return page.images.some((image) => image.id === event.id) ? 'reload' : null;
   if (event.type !== 'image.progress' && event.type !== 'image.phase') return null;
   if (!page.images.some((image) => image.id === event.id)) return event.type === 'image.phase' ? 'reload' : null;
   const images = page.images.map((image) => {

@@ -29,6 +29,7 @@ export type LiveEvent =
       etaSeconds: number | null;
     }
   | { type: 'image.phase'; kind: 'image'; id: string; phase: ImagePhase; error: ImageError | null }
+  | { type: 'image.changed'; kind: 'image'; id: string; deleted: boolean }
   | { type: 'pool.state'; kind: 'pool'; id: string; nodeId: string; status: PoolNodeStatus; reason: string | null }
   | { type: 'node.connection'; kind: 'node'; id: string; connected: boolean; reason: string | null }
   | { type: 'vm.state'; kind: 'vm'; id: string; state: VmState }
@@ -168,6 +169,7 @@ export class LiveEvents {
       const error = e.error ? { ...e.error, message: cut(e.error.message) ?? '' } : null;
       this.raise({ type: 'image.phase', kind: 'image', id: e.imageId, phase: e.to, error });
     });
+    on('image.changed', (e) => this.raise({ type: 'image.changed', kind: 'image', id: e.imageId, deleted: e.deleted }));
     on('pool.state', (e) =>
       this.raise({
         type: 'pool.state',

@@ -1,5 +1,6 @@
 import {
   ErrorCode,
+  type EventBus,
   FIRMWARE_KINDS,
   type Image,
   type ImagePageQuery,
@@ -94,6 +95,8 @@ export class ImageService {
       hub: Pick<NodeHub, 'isConnected' | 'request'>;
       /** Whether a download runs for an image now (its row must not be deleted under it). */
       isDownloading: (imageId: string) => boolean;
+      /** Told of each edit and deletion (`image.changed`), for live views. */
+      events?: EventBus;
     },
   ) {}
 
@@ -160,9 +163,11 @@ export class ImageService {
           : {}),
       };
       try {
-        return await this.options.repositories.images.update(image.id, patch, {
+        const updated = await this.options.repositories.images.update(image.id, patch, {
           expectedVersion: expectedVersion ?? image.version,
         });
+        this.options.events?.emit('image.changed', { imageId: image.id, deleted: false });
+        return updated;
       } catch (error) {
         // Someone wrote the row between the read and the write: the caller named no version, so
         // the edit is applied to the row as it is now. Each retry means another write landed, so
@@ -283,6 +288,7 @@ export class ImageService {
       }
     }
     await repositories.images.delete(image.id, { expectedVersion: deleting.version });
+    this.options.events?.emit('image.changed', { imageId: image.id, deleted: true });
   }
 
   /** Images (fresh from the repository) with their paths on `nodeId` (null without one), given the node's pool states. */

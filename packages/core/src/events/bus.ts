@@ -15,6 +15,8 @@ export type QuantixEvents = {
     etaSeconds: number | null;
   };
   'image.phase': { imageId: string; from: ImagePhase | null; to: ImagePhase; error: ImageError | null };
+  /** An image's record was changed by a user (name, labels, requirements) or is gone: read it again. */
+  'image.changed': { imageId: string; deleted: boolean };
   'pool.state': { poolId: string; nodeId: string; status: PoolNodeStatus; reason: string | null };
   'pool.synced': { nodeId: string; generation: number };
   'node.connected': { nodeId: string };

@@ -47,6 +47,9 @@ export const liveEventSchema = z
       })
       .describe('An image’s new phase (an unknown id is a new image: fetch it)'),
     z
+      .object({ type: z.literal('image.changed'), kind: z.literal('image'), id: z.string(), deleted: z.boolean() })
+      .describe('An image changed by a user (name, labels, requirements), or deleted: fetch it again'),
+    z
       .object({
         type: z.literal('pool.state'),
         kind: z.literal('pool'),
