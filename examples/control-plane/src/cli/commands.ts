@@ -659,8 +659,8 @@ export function apiCommands(
     )
     .option('--name <name>', 'new name')
     .option('--description <text>', 'new description')
-    .option('--label <key=value>', 'set a label (repeatable)', collectLabel, {})
-    .option('--unlabel <key>', 'remove a label (repeatable)', (key: string, keys: string[]) => [...keys, key], [])
+    .option('--label <key=value>', 'set a label (repeatable)', collectLabel)
+    .option('--unlabel <key>', 'remove a label (repeatable)', (key: string, keys: string[] = []) => [...keys, key])
     .option('--min-cpu <n>', 'vCPUs a VM of it needs at least', wholeNumber)
     .option('--min-memory <MiB>', 'memory in MiB a VM of it needs at least (0: none)', wholeNumber)
     .option('--min-disk <GiB>', 'disk in GiB a VM of it needs at least (0: none)', wholeNumber)
@@ -671,8 +671,8 @@ export function apiCommands(
         o: {
           name?: string;
           description?: string;
-          label: Record<string, string>;
-          unlabel: string[];
+          label?: Record<string, string>;
+          unlabel?: string[];
           minCpu?: string;
           minMemory?: string;
           minDisk?: string;
@@ -680,8 +680,8 @@ export function apiCommands(
         },
       ) => {
         const labels: Record<string, string | null> = { ...o.label };
-        for (const key of o.unlabel) {
-          if (key in o.label) throw new UsageError(`label ${key} is both set (--label) and removed (--unlabel)`);
+        for (const key of o.unlabel ?? []) {
+          if (key in labels) throw new UsageError(`label ${key} is both set (--label) and removed (--unlabel)`);
           labels[key] = null;
         }
         const requirements = {
@@ -1166,7 +1166,7 @@ export function reportError(error: unknown): void {
 }
 
 /** `--label key=value`, gathered into one object; anything without `=` is a usage error (exit 2). */
-function collectLabel(text: string, labels: Record<string, string>): Record<string, string> {
+function collectLabel(text: string, labels: Record<string, string> = {}): Record<string, string> {
   const [key, value] = text.split(/=(.*)/s);
   if (!key || value === undefined) throw new InvalidArgumentError(`${JSON.stringify(text)} is not key=value.`);
   return { ...labels, [key]: value };
