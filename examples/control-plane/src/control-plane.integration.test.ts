@@ -779,7 +779,7 @@ describe('control plane API and node hub (PostgreSQL)', () => {
       name: 'my install.iso',
       kind: 'iso',
       sizeBytes: iso.length,
-      location: { poolId: 'iso-a', relPath: 'my install.iso' },
+      location: { poolId: 'iso-a', relPath: 'iso/my install.iso' },
     });
     expect(image.checksum.value).toBe(createHash('sha256').update(iso).digest('hex'));
     // Identified at once from what the ISO says, as a scan would, not left unknown until a rescan.

@@ -415,7 +415,7 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
       await page.getByLabel('Into ISO pool', { exact: true }).selectOption(system.poolId);
       await page.getByRole('button', { name: 'Upload', exact: true }).click();
       await page.getByRole('status').filter({ hasText: 'Uploaded ui-test.iso.' }).waitFor({ timeout: 30_000 });
-      const stored = join(mountPath, 'ui-test.iso');
+      const stored = join(mountPath, 'iso', 'ui-test.iso');
       const row = await until(
         () => rowText(page, 'Images', 'ui-test.iso'),
         (t) => t.includes('Ready'),

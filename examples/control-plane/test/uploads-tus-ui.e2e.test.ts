@@ -92,7 +92,7 @@ describe('the Images page uploads resumably', () => {
         algorithm: 'sha256',
         value: createHash('sha256').update(iso).digest('hex'),
       });
-      const stored = await readFile(join(work, 'data', 'pools', 'local', 'browser.iso'));
+      const stored = await readFile(join(work, 'data', 'pools', 'local', 'iso', 'browser.iso'));
       expect(stored.equals(iso)).toBe(true);
       expect(problems).toEqual([]);
     } finally {

@@ -152,7 +152,7 @@ describe('resumable uploads (tus)', () => {
       checksum: { algorithm: 'sha256', value: sha256(iso) },
       labels: { 'quantix.io/source': 'upload' },
     });
-    const stored = await readFile(join(work, 'data', 'pools', 'local', 'resumed.iso'));
+    const stored = await readFile(join(work, 'data', 'pools', 'local', 'iso', 'resumed.iso'));
     expect(sha256(stored)).toBe(sha256(iso));
     // As a person reads it: the size in MiB, the pool and the path under plain headings.
     const table = startProcess([QUANTIX, 'images', 'list', '--text', 'resumed.iso'], env);
@@ -160,7 +160,7 @@ describe('resumable uploads (tus)', () => {
     const mib = (iso.length / 1024 / 1024).toFixed(1).replace('.', '\\.');
     expect(table.output.join('')).toMatch(
       new RegExp(
-        `^ID +NAME +KIND +PHASE +SIZE +POOL +PATH\\n\\S+ +resumed\\.iso +iso +ready +${mib} MiB +${LOCAL_POOL_ID} +resumed\\.iso\\n`,
+        `^ID +NAME +KIND +PHASE +SIZE +POOL +PATH\\n\\S+ +resumed\\.iso +iso +ready +${mib} MiB +${LOCAL_POOL_ID} +iso/resumed\\.iso\\n`,
       ),
     );
     // The state file is gone and so, once the node has the file, is the staged copy.
@@ -174,11 +174,11 @@ describe('resumable uploads (tus)', () => {
     expect(unasked.output.join('')).toContain(
       'not deleting image resumed.iso without confirmation: stdin is not a terminal; give --yes',
     );
-    expect(existsSync(join(work, 'data', 'pools', 'local', 'resumed.iso'))).toBe(true);
+    expect(existsSync(join(work, 'data', 'pools', 'local', 'iso', 'resumed.iso'))).toBe(true);
     const deleted = startProcess([QUANTIX, 'images', 'delete', imageId, '--yes'], env);
     expect(await exitOf(deleted, 60_000), deleted.output.join('')).toBe(0);
     expect(deleted.output.join('')).toContain(`deleted image resumed.iso (${imageId}) and its file`);
-    expect(existsSync(join(work, 'data', 'pools', 'local', 'resumed.iso'))).toBe(false);
+    expect(existsSync(join(work, 'data', 'pools', 'local', 'iso', 'resumed.iso'))).toBe(false);
     expect((await api('GET', `/images/${imageId}`)).status).toBe(404);
   }, 180_000);
 

@@ -169,6 +169,11 @@ export function defaultRelPathForImport(url: string, format: ImageImportTarget):
   return `images/${stem}.${format}`;
 }
 
+/** Where an uploaded file goes: beside the downloads of its kind (`iso/<file name>`, `images/<file name>`). */
+export function defaultRelPathForUpload(fileName: string, kind: ImageKind): string {
+  return `${FOLDER[kind]}/${fileName}`;
+}
+
 /** Where an image from a bare URL goes: `images/<file name of the URL>`, made safe as a file name. */
 export function defaultRelPathForUrl(url: string, kind: ImageKind = 'cloud'): string {
   const name = fileNameOfUrl(url)

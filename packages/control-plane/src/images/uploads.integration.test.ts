@@ -184,7 +184,8 @@ describe.each(TEST_DATABASE_CLIENTS)('UploadService on %s', (client) => {
       // Any case: a digest is compared as a number.
       expectedSha256: sha256(ubuntuIso).toUpperCase(),
     });
-    const relPath = 'ubuntu-24.04.1-live-server-amd64.iso';
+    // Beside the downloaded ISOs, in the pool's iso/ folder.
+    const relPath = 'iso/ubuntu-24.04.1-live-server-amd64.iso';
     expect(image).toMatchObject({
       kind: 'iso',
       location: { poolId: pool.id, relPath },
@@ -195,7 +196,7 @@ describe.each(TEST_DATABASE_CLIENTS)('UploadService on %s', (client) => {
     const ready = await settled(image.id);
     expect(ready).toMatchObject({ phase: 'ready', sizeBytes: ubuntuIso.length, error: null });
     expect((await readFile(join(root, relPath))).equals(ubuntuIso)).toBe(true);
-    expect(await readdir(root)).toEqual([relPath]);
+    expect(await readdir(root, { recursive: true })).toEqual(['iso', relPath]);
     expect(await readdir(staging)).toEqual([]); // the staged copy is gone once the node has it
 
     // A scan afterwards keeps the one row, ready, with what the upload recorded.
@@ -227,7 +228,8 @@ describe.each(TEST_DATABASE_CLIENTS)('UploadService on %s', (client) => {
     expect(failed.error?.message).toMatch(/ECONNREFUSED/);
     expect(failed.error?.message).toMatch(/token=\[redacted\]/);
     expect(await readdir(staging)).toEqual([]);
-    expect(await readdir(root)).toEqual([]);
+    // The folder the node made for it, and no file.
+    expect(await readdir(root, { recursive: true })).toEqual(['iso']);
   });
 
   it('leaves nothing when the stream fails mid-way: UPLOAD_INCOMPLETE', async () => {
@@ -398,12 +400,13 @@ describe.each(TEST_DATABASE_CLIENTS)('UploadService on %s', (client) => {
     );
     await expectNothingLeft();
     // A file no row knows of (copied in by hand, not scanned yet): the node is asked first.
-    await writeFile(join(root, 'taken.iso'), 'precious');
+    await mkdir(join(root, 'iso'));
+    await writeFile(join(root, 'iso/taken.iso'), 'precious');
     expect(await errorCodeOf(upload({ body: chunks(ubuntuIso), fileName: 'taken.iso' }))).toBe(
       ErrorCode.ALREADY_EXISTS,
     );
-    expect(await readFile(join(root, 'taken.iso'), 'utf8')).toBe('precious');
-    expect(await readdir(root)).toEqual(['taken.iso']);
+    expect(await readFile(join(root, 'iso/taken.iso'), 'utf8')).toBe('precious');
+    expect(await readdir(root, { recursive: true })).toEqual(['iso', 'iso/taken.iso']);
     expect(await readdir(staging)).toEqual([]);
     // A name a row already has.
     const first = await upload({ body: chunks(ubuntuIso), fileName: 'once.iso' });

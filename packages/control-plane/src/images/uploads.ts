@@ -10,6 +10,7 @@ import {
   freeBytesAt,
   hasUnsafeNameCharacter,
   type Image,
+  type ImageKind,
   type ImagePatch,
   type ImagePhase,
   type InspectedFile,
@@ -27,6 +28,7 @@ import { ControlPlaneErrorCode } from '../errors.js';
 import type { NodeHub } from '../hub/node-hub.js';
 import { nodesWithActivePool, poolNotActiveAnywhere } from '../nodes/placement.js';
 import { newToken, tokenDigest, tokenMatches } from '../tokens.js';
+import { defaultRelPathForUpload } from './source.js';
 
 interface Staged {
   path: string;
@@ -63,6 +65,8 @@ export type UploadKind = 'iso' | 'disk';
 export const UPLOAD_KINDS: readonly UploadKind[] = ['iso', 'disk'];
 const KIND_EXTENSIONS: Record<UploadKind, readonly string[]> = { iso: ['.iso'], disk: ['.qcow2', '.img', '.raw'] };
 const KIND_CONTENT: Record<UploadKind, PoolContentType> = { iso: 'iso', disk: 'images' };
+/** The kind of image an upload makes. */
+const IMAGE_KIND: Record<UploadKind, ImageKind> = { iso: 'iso', disk: 'cloud' };
 
 /** Where an upload goes, as `prepare` found it. */
 export interface UploadTarget {
@@ -153,11 +157,11 @@ export class UploadService {
         `Pool ${pool.name} does not hold ${kind === 'iso' ? 'ISOs' : 'disk images'}`,
       );
     }
-    const relPath = fileName;
+    const relPath = defaultRelPathForUpload(fileName, IMAGE_KIND[kind]);
     if (await repositories.images.getByLocation({ poolId: pool.id, relPath })) {
       throw new QuantixError(
         ErrorCode.ALREADY_EXISTS,
-        `Pool ${pool.name} already has ${fileName}; rename the file or delete the old image`,
+        `Pool ${pool.name} already has ${relPath}; rename the file or delete the old image`,
       );
     }
     const [nodeId] = await nodesWithActivePool({ repositories, hub, poolId: pool.id });
@@ -171,7 +175,7 @@ export class UploadService {
     if (there.exists) {
       throw new QuantixError(
         ErrorCode.ALREADY_EXISTS,
-        `Pool ${pool.name} already has a file ${fileName}; rename the upload or remove that file`,
+        `Pool ${pool.name} already has a file ${relPath}; rename the upload or remove that file`,
         { details: { poolId: pool.id, relPath } },
       );
     }
@@ -300,7 +304,7 @@ export class UploadService {
       const found = await this.inspect(staged.path, fileName, kind);
       image = await repositories.images.create({
         name: fileName,
-        kind: kind === 'iso' ? 'iso' : 'cloud',
+        kind: IMAGE_KIND[kind],
         format: found.format ?? (kind === 'iso' ? 'iso' : null),
         sizeBytes: staged.sizeBytes,
         checksum: staged.checksum,
