@@ -117,7 +117,7 @@ export function ImagesPage() {
               {...props}
               type="search"
               value={text}
-              placeholder="name or description"
+              placeholder="name, OS or label"
               onChange={(e) => {
                 setText(e.target.value);
                 setOffset(0);

@@ -399,7 +399,7 @@ export function VmWizard() {
               error={errors.firmware}
               hint={
                 requirements && requirements.firmware !== 'any'
-                  ? `The image needs ${requirements.firmware}.`
+                  ? `The image needs ${requirements.firmware.toUpperCase()}.`
                   : undefined
               }
             >
