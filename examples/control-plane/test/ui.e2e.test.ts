@@ -628,7 +628,7 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     expect(problems).toEqual([]);
   });
 
-  it('edits an image: a line that is not key=value is said on its field; name, labels and requirements saved, Quantix’s own labels kept; another tab hears of it live', async () => {
+  it('edits an image: a line that is not key=value is said on its field; name, labels and requirements saved, Quantix’s own labels kept; another tab hears of it live; the wizard starts from what it now needs', async () => {
     const { images } = system.quantix.repositories;
     // A scanned ISO of an older database, which says it needs 512 MiB: the user corrects it.
     const image = await images.create({
@@ -669,6 +669,23 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
       expect(saved.labels).toEqual({ tier: 'gold', 'iso.quantix.io/volume-id': 'RESCUE' });
       expect(saved.requirements).toEqual({ minCpu: 1, minMemoryMiB: 128, minDiskGiB: 0, firmware: 'uefi' });
       await other.page.getByRole('row', { name: 'Rescue disc 2', exact: true }).waitFor({ timeout: 15_000 });
+
+      // A VM of it: the wizard starts from what it now needs — UEFI, 128 MiB at least.
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Create VM' }).click();
+      await page.getByLabel('Name', { exact: true }).fill('rescue-1');
+      await page.getByRole('button', { name: 'Next: boot media' }).click();
+      await page.getByRole('radio', { name: 'Rescue disc 2', exact: true }).check();
+      await page.getByRole('button', { name: 'Next: resources' }).click();
+      const firmware = page.getByLabel('Firmware', { exact: true });
+      await until(
+        () => firmware.inputValue(),
+        (value) => value === 'uefi',
+        'the firmware the image needs',
+      );
+      expect(await description(firmware)).toBe('The image needs UEFI.');
+      expect(await description(page.getByLabel('Memory (MiB)', { exact: true }))).toContain(
+        'The image asks for at least 128 MiB.',
+      );
       expect(problems).toEqual([]);
       expect(other.problems).toEqual([]);
     } finally {
