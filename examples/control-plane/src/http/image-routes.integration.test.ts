@@ -232,7 +232,16 @@ describe('image routes (PostgreSQL)', () => {
             body: { error: { code: 'INVALID_INPUT' } },
           });
         }
-        expect((await quantix.repositories.images.require(image.id)).version).toBe(image.version);
+        // Labels added 100 at a time stop at 200 on an image (its 3 count too).
+        const hundred = (from: number) =>
+          Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`k${from + i}`, 'v']));
+        expect((await send('PATCH', `/images/${image.id}`, { labels: hundred(0) })).status).toBe(200);
+        const tooMany = await send('PATCH', `/images/${image.id}`, { labels: hundred(100) });
+        expect(tooMany).toMatchObject({
+          status: 400,
+          body: { error: { code: 'INVALID_INPUT', details: { issues: [{ path: 'labels' }] } } },
+        });
+        expect(Object.keys((await quantix.repositories.images.require(image.id)).labels)).toHaveLength(103);
         const busy = await send('PATCH', `/images/${pending.id}`, { name: 'mine' });
         expect(busy).toMatchObject({
           status: 409,

@@ -81,6 +81,9 @@ export const updateImageSchema = z
   );
 export type UpdateImageInput = z.input<typeof updateImageSchema>;
 
+/** Labels an image may have at most after an edit (Quantix's own included): edits cannot grow a row without end. */
+const MAX_IMAGE_LABELS = 200;
+
 /** How often an edit without expectedVersion is applied again after a concurrent write. */
 const EDIT_ATTEMPTS = 5;
 
@@ -154,10 +157,18 @@ export class ImageService {
           { details: { imageId: image.id, phase: image.phase } },
         );
       }
+      const labels = change.labels === undefined ? undefined : mergeLabels(image.labels, change.labels);
+      if (labels && Object.keys(labels).length > MAX_IMAGE_LABELS) {
+        throw new QuantixError(
+          ErrorCode.INVALID_INPUT,
+          `Invalid image change: image ${image.name} would have ${Object.keys(labels).length} labels, and an image has at most ${MAX_IMAGE_LABELS}; remove some (null) first`,
+          { details: { issues: [{ path: 'labels', message: `at most ${MAX_IMAGE_LABELS} labels on an image` }] } },
+        );
+      }
       const patch: ImagePatch = {
         ...(change.name !== undefined ? { name: change.name } : {}),
         ...(change.description !== undefined ? { description: change.description } : {}),
-        ...(change.labels !== undefined ? { labels: mergeLabels(image.labels, change.labels) } : {}),
+        ...(labels ? { labels } : {}),
         ...(change.requirements !== undefined
           ? { requirements: { ...image.requirements, ...definedOnly(change.requirements) } }
           : {}),
