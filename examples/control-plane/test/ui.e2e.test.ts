@@ -665,6 +665,10 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
       await form.getByRole('button', { name: 'Save' }).click();
       await page.getByRole('row', { name: 'Rescue disc 2', exact: true }).waitFor();
       await form.waitFor({ state: 'detached' });
+      // The user's labels show under the name; Quantix's own do not.
+      const row = await rowText(page, 'Images', 'Rescue disc 2');
+      expect(row).toContain('tier=gold');
+      expect(row).not.toContain('volume-id');
       const saved = await images.require(image.id);
       expect(saved.labels).toEqual({ tier: 'gold', 'iso.quantix.io/volume-id': 'RESCUE' });
       expect(saved.requirements).toEqual({ minCpu: 1, minMemoryMiB: 128, minDiskGiB: 0, firmware: 'uefi' });

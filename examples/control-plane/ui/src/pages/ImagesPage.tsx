@@ -236,6 +236,8 @@ function ImageRowView({
   const downloading = ['pending', 'downloading', 'verifying'].includes(image.phase);
   // Made by a download (a catalog entry, an import, a copy), not an upload or a scan: it can be cancelled and retried.
   const downloaded = Boolean(image.catalogId || image.labels[SOURCE_URL_LABEL]);
+  // The user's labels under the name; Quantix's own are in the edit form's hint.
+  const ownLabels = Object.entries(image.labels).filter(([key]) => !isQuantixLabel(key));
   // While a download or deletion owns the row the API refuses a change (IMAGE_BUSY): no button then.
   const editable = ['ready', 'error', 'missing'].includes(image.phase);
   return (
@@ -245,6 +247,9 @@ function ImageRowView({
           {image.name}
           {follow && <FollowBadge />}
           {image.catalogId && <div className="muted small">catalog: {image.catalogId}</div>}
+          {ownLabels.length > 0 && (
+            <div className="muted small">{ownLabels.map(([key, value]) => `${key}=${value}`).join(', ')}</div>
+          )}
           {canFollow(image) && <UpstreamButton image={image} follow={follow} onChange={onFollowChange} />}
         </th>
         <td>{KIND_LABEL[image.kind]}</td>
