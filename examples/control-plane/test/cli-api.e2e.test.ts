@@ -433,6 +433,34 @@ describe('quantix API commands', () => {
     }
   });
 
+  it('prints no terminal escape a record holds (an ISO volume id of an older database); --json keeps the value', async () => {
+    const { pools, images } = quantix.repositories;
+    await pools.create({ id: 'shelf', name: 'shelf', type: 'local', config: { path: '/srv/shelf' }, nodeIds: [] });
+    try {
+      const image = await images.create({
+        name: 'evil.iso',
+        kind: 'iso',
+        phase: 'ready',
+        location: { poolId: 'shelf', relPath: 'iso/evil.iso' },
+      });
+      // Written as a scan wrote it before labels were checked: straight into the row.
+      const hostile = 'EVIL\x1b[2J\x1b]0;pwned\x07\u202Eosi.exe';
+      await quantix.database
+        .knex('images')
+        .where({ id: image.id })
+        .update({ labels: JSON.stringify({ 'iso.quantix.io/volume-id': hostile }) });
+      const shown = await cli(['images', 'show', 'evil.iso']);
+      expect(shown.code, shown.stderr).toBe(0);
+      expect(shown.stdout).toContain('iso.quantix.io/volume-id=EVIL\uFFFD[2J\uFFFD]0;pwned\uFFFD\uFFFDosi.exe\n');
+      const json = await cli(['--json', 'images', 'show', 'evil.iso']);
+      expect(json.stdout).not.toContain('\x1b');
+      expect(JSON.parse(json.stdout).labels['iso.quantix.io/volume-id']).toBe(hostile);
+    } finally {
+      for (const image of await images.list({})) await images.delete(image.id);
+      await pools.delete('shelf');
+    }
+  });
+
   it('fails with exit 1 and the API’s code, and with exit 2 when used wrongly', async () => {
     expect(await cli(['vms', 'start', 'no-such-vm'])).toMatchObject({
       code: 1,

@@ -155,6 +155,7 @@ export {
   poolRootOverlaps,
   poolRootPathSchema,
 } from './domain/pool-roots.js';
+export { replaceUnsafeNameCharacters, terminalSafe, terminalSafeJson } from './domain/unsafe-text.js';
 export { hasUnsafeNameCharacter, labelKeySchema, nameSchema, parseOrThrow } from './domain/validation.js';
 export {
   DISK_BUSES,

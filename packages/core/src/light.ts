@@ -3,6 +3,8 @@
  * rest: no knex, pg, PGlite or zod is loaded, so a command starts in a fraction of the time. The
  * same functions as the main entry (in ESM one copy of each, in chunks both entries share).
  */
+
+export { terminalSafe, terminalSafeJson } from './domain/unsafe-text.js';
 export { ErrorCode, isQuantixError, isRetryableError, QuantixError, type QuantixErrorOptions } from './errors.js';
 export { hashFile, sha256OfFile } from './util/hash-file.js';
 export { writeFileAtomic } from './util/write-file-atomic.js';

@@ -3,7 +3,7 @@ import { basename } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { nodeConnectCommands, type QuantixClient, type ResponseBody } from '@quantix/client';
 import type { parseNicReference } from '@quantix/core';
-import { isQuantixError } from '@quantix/core/light';
+import { isQuantixError, terminalSafe, terminalSafeJson } from '@quantix/core/light';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { formatAgo } from '../../ui/src/format.js';
 import { ApiError, clientFor, resolveTarget } from './client.js';
@@ -80,8 +80,11 @@ function table(rows: Row[], columns: (string | Column)[]): string {
 /** The API subcommands (pools, nodes, images, vms); `up` and `serve` are added by main. */
 export function apiCommands(
   program: Command,
-  out: (text: string) => void = (t) => process.stdout.write(`${t}\n`),
+  write: (text: string) => void = (t) => process.stdout.write(`${t}\n`),
 ): void {
+  // What is printed comes from the API — names, labels, messages — and may come from a file or a
+  // record written before it was checked (an ISO's volume id): never a terminal escape on screen.
+  const out = (text: string) => write(terminalSafe(text));
   program
     .addOption(new Option('--url <url>', 'control plane URL').env('QUANTIX_URL'))
     .addOption(
@@ -101,7 +104,7 @@ export function apiCommands(
   };
   const client = () => clientFor(target());
   const print = (value: unknown, render: () => string) =>
-    out(program.opts<{ json?: boolean }>().json ? JSON.stringify(value, null, 2) : render());
+    out(program.opts<{ json?: boolean }>().json ? terminalSafeJson(JSON.stringify(value, null, 2)) : render());
 
   /** A pool's id from its id or its name, among `list`; an unknown or ambiguous name fails, naming the choices. */
   const poolIdIn = (list: Row[], value: string): string => pickOne(list, value, 'pool', (p) => [p.id, p.name]);
@@ -1143,7 +1146,6 @@ async function ask(question: string): Promise<string> {
   }
 }
 
-/** Prints an API error as the user can act on it, and sets a failing exit code. */
 /** Says, on stderr, that a secret came in argv, where every local user can read it with ps. */
 export function warnArgvSecret(what: string, instead: string): void {
   process.stderr.write(
@@ -1151,16 +1153,17 @@ export function warnArgvSecret(what: string, instead: string): void {
   );
 }
 
+/** Prints an API error as the user can act on it, and sets a failing exit code. */
 export function reportError(error: unknown): void {
   if (error instanceof UsageError) {
-    process.stderr.write(`error: ${error.message}\n`);
+    process.stderr.write(`error: ${terminalSafe(error.message)}\n`);
     process.exitCode = 2;
     return;
   }
   if (error instanceof ApiError || isQuantixError(error)) {
-    process.stderr.write(`error ${error.code}: ${error.message}\n`);
+    process.stderr.write(`error ${error.code}: ${terminalSafe(error.message)}\n`);
   } else {
-    process.stderr.write(`error: ${(error as Error)?.message ?? String(error)}\n`);
+    process.stderr.write(`error: ${terminalSafe((error as Error)?.message ?? String(error))}\n`);
   }
   process.exitCode = 1;
 }

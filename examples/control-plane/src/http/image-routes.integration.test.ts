@@ -191,6 +191,23 @@ describe('image routes (PostgreSQL)', () => {
       }
     });
 
+    it('edits an image whose row holds a label written before labels were checked, mending that label', async () => {
+      const image = await scannedIso();
+      try {
+        await quantix.database
+          .knex('images')
+          .where({ id: image.id })
+          .update({ labels: JSON.stringify({ 'iso.quantix.io/volume-id': 'EVIL\x1b[2J' }) });
+        const changed = await send('PATCH', `/images/${image.id}`, { labels: { tier: 'gold' } });
+        expect(changed.status, JSON.stringify(changed.body)).toBe(200);
+        expect(changed.body.labels).toEqual({ tier: 'gold', 'iso.quantix.io/volume-id': 'EVIL\uFFFD[2J' });
+        const refused = await send('PATCH', `/images/${image.id}`, { labels: { tier: 'gold\x1b[2J' } });
+        expect(refused).toMatchObject({ status: 400, body: { error: { code: 'INVALID_INPUT' } } });
+      } finally {
+        await quantix.repositories.images.delete(image.id);
+      }
+    });
+
     it('lands edits made at once without losing one; refuses a stale expectedVersion', async () => {
       const image = await scannedIso();
       try {

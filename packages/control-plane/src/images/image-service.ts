@@ -13,6 +13,7 @@ import {
   parseOrThrow,
   QuantixError,
   type Repositories,
+  replaceUnsafeNameCharacters,
   type ScanInvalid,
   type ScanSkipped,
   vmsUsingImage,
@@ -315,9 +316,18 @@ export class ImageService {
   }
 }
 
-/** `labels` with `change` applied: a string sets a label, null removes it. */
+/**
+ * `labels` with `change` applied: a string sets a label, null removes it. A label the row got before
+ * labels were checked (an ISO volume id with terminal escapes) is written back with those
+ * characters replaced, as a scan now records them: else no edit of that image could be saved.
+ */
 function mergeLabels(labels: Record<string, string>, change: Record<string, string | null>): Record<string, string> {
-  const merged = { ...labels };
+  const merged = Object.fromEntries(
+    Object.entries(labels).map(([key, value]) => [
+      replaceUnsafeNameCharacters(key),
+      replaceUnsafeNameCharacters(value),
+    ]),
+  );
   for (const [key, value] of Object.entries(change)) {
     if (value === null) delete merged[key];
     else merged[key] = value;

@@ -80,6 +80,8 @@ beforeAll(async () => {
   made.windows = await buildIso(join(stock, 'windows.iso'), REAL_MEDIA.windows11);
   made.rocky = await buildIso(join(stock, 'rocky.iso'), REAL_MEDIA.rocky94);
   made.efi = await buildIso(join(stock, 'efi.iso'), { volumeId: 'Fedora-S-dvd-aarch64-41', boot: 'uefi' });
+  // A volume id anyone can write: terminal escapes that clear the screen and retitle the window.
+  made.escapes = await buildIso(join(stock, 'escapes.iso'), { volumeId: 'EVIL\x1b[2J\x1b]0;pwned\x07X' });
 });
 
 afterAll(async () => {
@@ -401,6 +403,14 @@ describe.each(TEST_DATABASE_CLIENTS)('ISO scans, node agent to database, on %s',
     } finally {
       await rename(`${root}.away`, root);
     }
+  });
+
+  it('records an ISO whose volume id holds terminal escapes with them replaced (U+FFFD), never raw', async () => {
+    await copyFile(made.escapes as string, join(root, 'escapes.iso'));
+    await scan();
+    const row = await rowOf('escapes.iso');
+    expect(row.phase).toBe('ready');
+    expect(row.labels[ISO_LABELS.volumeId]).toBe('EVIL\uFFFD[2J\uFFFD]0;pwned\uFFFDX');
   });
 
   it('records the firmware the media need, the node of a node-local pool, and announces phase changes', async () => {

@@ -117,6 +117,20 @@ describe('image validation', () => {
     expect(found.name).toBe('debian-12.7.0-amd64-netinst.iso');
   });
 
+  it('replaces terminal escapes and bidi overrides in a found file’s labels, and refuses them in a new image’s', () => {
+    const found = validateDiscoveredImage({
+      poolId: 'p',
+      relPath: 'evil.iso',
+      kind: 'iso',
+      sizeBytes: 1,
+      labels: { 'iso.quantix.io/volume-id': 'EVIL\x1b[2J', 'a\u202Eb': 'ok' },
+    });
+    expect(found.labels).toEqual({ 'iso.quantix.io/volume-id': 'EVIL\uFFFD[2J', 'a\uFFFDb': 'ok' });
+    const refused = errorOf(() => validateNewImage({ name: 'x', kind: 'iso', labels: { tier: 'gold\x1b[2J' } }));
+    expect(refused.code).toBe(ErrorCode.INVALID_INPUT);
+    expect(refused.message).toMatch(/labels\.tier: must not contain control or bidirectional formatting characters/);
+  });
+
   it('keeps how an OS was identified when given, and adds nothing to rows that never had it', () => {
     const os = { family: 'linux', shortId: 'fedora41', confidence: 'extrapolated', osinfoVersion: '20221203' } as const;
     expect(validateDiscoveredImage({ poolId: 'p', relPath: 'f.iso', kind: 'iso', sizeBytes: 1, os }).os).toMatchObject(

@@ -303,15 +303,28 @@ const discoveredSchema = z
 export type ValidDiscoveredImage = z.output<typeof discoveredSchema> & { name: string };
 
 /**
- * A found file's name comes from the file (its name, or what its contents say), not from a person:
- * characters no name may hold are replaced (U+FFFD) rather than refused, so one odd file name
- * cannot fail a whole scan, and none reaches a screen as a bidi override.
+ * A found file's name and labels come from the file (its name, or what its contents say — an ISO's
+ * volume id), not from a person: characters no name may hold are replaced (U+FFFD) rather than
+ * refused, so one odd file cannot fail a whole scan, and none reaches a screen as a bidi override
+ * or a terminal escape.
  */
 export function validateDiscoveredImage(input: DiscoveredImage): ValidDiscoveredImage {
   const given = input.name === undefined ? undefined : replaceUnsafeNameCharacters(input.name);
+  const labels =
+    input.labels &&
+    Object.fromEntries(
+      Object.entries(input.labels).map(([key, value]) => [
+        replaceUnsafeNameCharacters(key),
+        typeof value === 'string' ? replaceUnsafeNameCharacters(value) : value,
+      ]),
+    );
   const found = parseOrThrow(
     discoveredSchema,
-    given === undefined || given.trim() === '' ? { ...input, name: undefined } : { ...input, name: given },
+    {
+      ...input,
+      name: given === undefined || given.trim() === '' ? undefined : given,
+      ...(labels ? { labels } : {}),
+    },
     'discovered image',
   );
   assertRelPath(found.relPath);

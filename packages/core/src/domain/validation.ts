@@ -1,5 +1,8 @@
 import { z } from 'zod';
 import { ErrorCode, QuantixError } from '../errors.js';
+import { hasUnsafeNameCharacter, UNSAFE_NAME_MESSAGE } from './unsafe-text.js';
+
+export { hasUnsafeNameCharacter, replaceUnsafeNameCharacters, UNSAFE_NAME_MESSAGE } from './unsafe-text.js';
 
 /** Ids are opaque strings: UUIDs by default, or a caller-chosen slug. */
 export const idSchema = z
@@ -7,26 +10,6 @@ export const idSchema = z
   .min(1, 'must not be empty')
   .max(128)
   .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, 'may contain only letters, digits and . _ : -');
-
-/**
- * Characters no name may hold: controls (C0 U+0000–U+001F, DEL, C1 U+0080–U+009F), the bidirectional
- * formatting characters (U+061C, U+200E–U+200F, U+202A–U+202E, U+2066–U+2069) and the line and
- * paragraph separators. They make one name look like another (U+202E shows `gpj.exe` as `exe.jpg`),
- * break log lines and terminals, and have no place in a name a person reads.
- */
-const UNSAFE_NAME_CHARACTER = /[\p{Cc}\p{Bidi_Control}\u2028\u2029]/u;
-
-/** Whether `text` holds a character that no name may hold (see UNSAFE_NAME_CHARACTER). */
-export function hasUnsafeNameCharacter(text: string): boolean {
-  return UNSAFE_NAME_CHARACTER.test(text);
-}
-
-/** `text` with every character no name may hold replaced by U+FFFD, for names taken from files. */
-export function replaceUnsafeNameCharacters(text: string): string {
-  return text.replace(new RegExp(UNSAFE_NAME_CHARACTER.source, 'gu'), '\uFFFD');
-}
-
-export const UNSAFE_NAME_MESSAGE = 'must not contain control or bidirectional formatting characters (such as U+202E)';
 
 export const nameSchema = z
   .string()
@@ -41,7 +24,16 @@ export const labelKeySchema = z
   .max(128)
   .refine((text) => !hasUnsafeNameCharacter(text), UNSAFE_NAME_MESSAGE);
 
-export const labelsSchema = z.record(labelKeySchema, z.string().max(512));
+/**
+ * A label's value: shown in tables and terminals like a name, so it holds none of the characters
+ * no name may hold (an ISO's volume id once carried terminal escapes into `images show`).
+ */
+export const labelValueSchema = z
+  .string()
+  .max(512)
+  .refine((text) => !hasUnsafeNameCharacter(text), UNSAFE_NAME_MESSAGE);
+
+export const labelsSchema = z.record(labelKeySchema, labelValueSchema);
 
 export const byteCountSchema = z.number().int('must be a whole number').nonnegative('must not be negative');
 
