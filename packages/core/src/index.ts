@@ -156,7 +156,13 @@ export {
   poolRootPathSchema,
 } from './domain/pool-roots.js';
 export { replaceUnsafeNameCharacters, terminalSafe, terminalSafeJson } from './domain/unsafe-text.js';
-export { hasUnsafeNameCharacter, labelKeySchema, nameSchema, parseOrThrow } from './domain/validation.js';
+export {
+  hasUnsafeNameCharacter,
+  labelKeySchema,
+  labelValueSchema,
+  nameSchema,
+  parseOrThrow,
+} from './domain/validation.js';
 export {
   DISK_BUSES,
   type DiskBus,

@@ -8,6 +8,7 @@ import {
   type ImagePhase,
   isQuantixError,
   labelKeySchema,
+  labelValueSchema,
   nameSchema,
   type PoolNodeState,
   parseOrThrow,
@@ -57,7 +58,7 @@ export const updateImageSchema = z
     name: nameSchema.optional(),
     description: z.string().max(10_000).optional(),
     labels: z
-      .record(labelKeySchema, z.string().max(512).nullable())
+      .record(labelKeySchema, labelValueSchema.nullable())
       .refine((labels) => Object.keys(labels).length <= 100, 'at most 100 labels in one change')
       .optional()
       .describe('labels to set, and to remove (null); the others stay. Keys in quantix.io are Quantix’s own'),
