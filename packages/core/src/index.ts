@@ -155,7 +155,12 @@ export {
   poolRootOverlaps,
   poolRootPathSchema,
 } from './domain/pool-roots.js';
-export { replaceUnsafeNameCharacters, terminalSafe, terminalSafeJson } from './domain/unsafe-text.js';
+export {
+  replaceUnsafeLabelCharacters,
+  replaceUnsafeNameCharacters,
+  terminalSafe,
+  terminalSafeJson,
+} from './domain/unsafe-text.js';
 export {
   hasUnsafeNameCharacter,
   labelKeySchema,

@@ -4,7 +4,7 @@
  * that runs everywhere — a node agent's pool.scan, ingested by @quantix/control-plane — with
  * createIsoInspector as the node's FileInspector; uploads are @quantix/control-plane's UploadService.
  */
-import { type FileInspector, type Firmware, replaceUnsafeNameCharacters } from '@quantix/core';
+import type { FileInspector, Firmware } from '@quantix/core';
 import { identifyOs, type OsIdentification } from './identify.js';
 import { type IsoInfo, readIsoInfo } from './iso9660.js';
 import { getOsinfoDatabase, type LoadOsinfoOptions, type OsinfoDatabase } from './osinfo.js';
@@ -40,8 +40,7 @@ export interface InspectedIso {
 /** The labels an ISO's descriptors and identification give its image row. */
 export function isoLabels(iso: IsoInfo, identification: OsIdentification): Record<string, string> {
   const labels: Record<string, string> = {
-    // What the medium says, which anyone can write: no terminal escapes or bidi overrides in a label.
-    [ISO_LABELS.volumeId]: replaceUnsafeNameCharacters(iso.volumeId || iso.udf?.volumeId || ''),
+    [ISO_LABELS.volumeId]: iso.volumeId || iso.udf?.volumeId || '',
     [ISO_LABELS.boot]: iso.boot?.platforms.join(',') || 'none',
     [ISO_LABELS.osSource]: identification.source,
   };

@@ -14,7 +14,7 @@ import {
   parseOrThrow,
   QuantixError,
   type Repositories,
-  replaceUnsafeNameCharacters,
+  replaceUnsafeLabelCharacters,
   type ScanInvalid,
   type ScanSkipped,
   vmsUsingImage,
@@ -323,12 +323,7 @@ export class ImageService {
  * characters replaced, as a scan now records them: else no edit of that image could be saved.
  */
 function mergeLabels(labels: Record<string, string>, change: Record<string, string | null>): Record<string, string> {
-  const merged = Object.fromEntries(
-    Object.entries(labels).map(([key, value]) => [
-      replaceUnsafeNameCharacters(key),
-      replaceUnsafeNameCharacters(value),
-    ]),
-  );
+  const merged = replaceUnsafeLabelCharacters(labels);
   for (const [key, value] of Object.entries(change)) {
     if (value === null) delete merged[key];
     else merged[key] = value;

@@ -206,6 +206,15 @@ describe.each(TEST_DATABASE_CLIENTS)('UploadService on %s', (client) => {
     ]);
   });
 
+  it('records an uploaded ISO whose volume id holds terminal escapes with them replaced (U+FFFD)', async () => {
+    const evil = await readFile(
+      await buildIso(join(base, `escapes-${client}.iso`), { volumeId: 'EVIL\x1b[2J\x1b]0;pwned\x07X' }),
+    );
+    const image = await upload({ body: chunks(evil), fileName: 'escapes.iso' });
+    expect(image.labels['iso.quantix.io/volume-id']).toBe('EVIL\uFFFD[2J\uFFFD]0;pwned\uFFFDX');
+    expect(await settled(image.id)).toMatchObject({ phase: 'ready' });
+  });
+
   it('takes a web ReadableStream as well (adapted, as a fetch body would be)', async () => {
     const web = Readable.toWeb(chunks(ubuntuIso)) as ReadableStream<Uint8Array>;
     const image = await upload({ body: Readable.fromWeb(web as never), fileName: 'web.iso' });

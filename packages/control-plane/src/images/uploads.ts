@@ -19,6 +19,7 @@ import {
   QuantixError,
   type Repositories,
   redactSecrets,
+  replaceUnsafeLabelCharacters,
   type StoragePool,
   sha256OfFile,
   type UpdateOptions,
@@ -313,7 +314,8 @@ export class UploadService {
         ...(found.os ? { os: found.os } : {}),
         ...(found.firmware && found.firmware !== 'any' ? { requirements: { firmware: found.firmware } } : {}),
         labels: {
-          ...found.labels,
+          // What the file says (an ISO's volume id), made safe as a scan's labels are.
+          ...replaceUnsafeLabelCharacters(found.labels ?? {}),
           'quantix.io/source': 'upload',
           ...(this.options.replica ? { [STAGED_ON_LABEL]: this.options.replica.id } : {}),
         },

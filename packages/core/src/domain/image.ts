@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ErrorCode, QuantixError } from '../errors.js';
 import { assertRelPath } from './paths.js';
+import { replaceUnsafeLabelCharacters } from './unsafe-text.js';
 import {
   byteCountSchema,
   idSchema,
@@ -310,14 +311,7 @@ export type ValidDiscoveredImage = z.output<typeof discoveredSchema> & { name: s
  */
 export function validateDiscoveredImage(input: DiscoveredImage): ValidDiscoveredImage {
   const given = input.name === undefined ? undefined : replaceUnsafeNameCharacters(input.name);
-  const labels =
-    input.labels &&
-    Object.fromEntries(
-      Object.entries(input.labels).map(([key, value]) => [
-        replaceUnsafeNameCharacters(key),
-        typeof value === 'string' ? replaceUnsafeNameCharacters(value) : value,
-      ]),
-    );
+  const labels = input.labels && replaceUnsafeLabelCharacters(input.labels);
   const found = parseOrThrow(
     discoveredSchema,
     {

@@ -6,6 +6,8 @@
  * and have no place in a name a person reads. No zod here: the CLI's light entry loads this.
  */
 const UNSAFE_NAME_CHARACTER = /[\p{Cc}\p{Bidi_Control}\u2028\u2029]/u;
+/** The same, for replacing every one. */
+const UNSAFE_NAME_CHARACTERS = new RegExp(UNSAFE_NAME_CHARACTER.source, 'gu');
 
 /** Whether `text` holds a character that no name may hold (see UNSAFE_NAME_CHARACTER). */
 export function hasUnsafeNameCharacter(text: string): boolean {
@@ -14,7 +16,21 @@ export function hasUnsafeNameCharacter(text: string): boolean {
 
 /** `text` with every character no name may hold replaced by U+FFFD, for names taken from files. */
 export function replaceUnsafeNameCharacters(text: string): string {
-  return text.replace(new RegExp(UNSAFE_NAME_CHARACTER.source, 'gu'), '\uFFFD');
+  return text.replace(UNSAFE_NAME_CHARACTERS, '\uFFFD');
+}
+
+/**
+ * Labels taken from a file (an ISO's volume id, what a scan found) with every character no name
+ * may hold replaced by U+FFFD, in keys and values: such labels are not refused, so one odd file
+ * fails no scan or upload, and none reaches a screen as a terminal escape.
+ */
+export function replaceUnsafeLabelCharacters(labels: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(labels).map(([key, value]) => [
+      replaceUnsafeNameCharacters(key),
+      replaceUnsafeNameCharacters(value),
+    ]),
+  );
 }
 
 /**
@@ -23,7 +39,7 @@ export function replaceUnsafeNameCharacters(text: string): string {
  * labels, messages of records written before they were checked) on its way to a screen.
  */
 export function terminalSafe(text: string): string {
-  return text.replace(new RegExp(UNSAFE_NAME_CHARACTER.source, 'gu'), (c) => (c === '\n' || c === '\t' ? c : '\uFFFD'));
+  return text.replace(UNSAFE_NAME_CHARACTERS, (c) => (c === '\n' || c === '\t' ? c : '\uFFFD'));
 }
 
 /**
@@ -32,7 +48,7 @@ export function terminalSafe(text: string): string {
  * strings; the line feeds that lay out indented JSON are outside strings and stay.
  */
 export function terminalSafeJson(json: string): string {
-  return json.replace(new RegExp(UNSAFE_NAME_CHARACTER.source, 'gu'), (c) =>
+  return json.replace(UNSAFE_NAME_CHARACTERS, (c) =>
     c === '\n' ? c : `\\u${(c.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`,
   );
 }
