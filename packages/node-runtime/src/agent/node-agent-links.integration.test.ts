@@ -19,7 +19,7 @@ import {
   type ProtocolPool,
   parseNodeMessage,
 } from '@quantix/core';
-import { waitFor } from '@quantix/core/testing';
+import { mountSmallFilesystem, waitFor } from '@quantix/core/testing';
 import { HttpImageFetcher } from '@quantix/images-cloud';
 import { type ImageServer, makeVmdkDescriptorNaming, sha256, startImageServer } from '@quantix/images-cloud/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -60,6 +60,8 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
     if (result?.type !== 'scan.result') throw new Error(`no scan result for ${poolId}`);
     return result;
   };
+  /** The pool the downloads go to, in every push. */
+  const imagesPool = () => pool('images', { path: join(root, 'images'), create: true });
   let generation = 0;
   const push = (pools: ProtocolPool[]) =>
     agent.handle({ v: PROTOCOL_VERSION, type: 'pools.desired', generation: ++generation, pools }, send);
@@ -95,7 +97,7 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
       progressIntervalMs: 50,
       poolRecheckIntervalMs: 0,
     });
-    await push([pool('images', { path: join(root, 'images'), create: true })]);
+    await push([imagesPool()]);
   });
 
   afterAll(async () => {
@@ -155,33 +157,69 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
   });
 
   it('checks its pools again and reports only those that changed', async () => {
-    const here = join(root, 'here');
-    const later = join(root, 'later');
-    await mkdir(here);
-    await push([
-      pool('images', { path: join(root, 'images'), create: true }),
-      pool('here', { path: here }),
-      pool('later', { path: later }),
-    ]);
-    const full = [...sent].reverse().find((m) => m.type === 'pools.state');
-    expect(full?.type === 'pools.state' && full.pools.map((p) => [p.poolId, p.status])).toEqual([
-      ['images', 'active'],
-      ['here', 'active'],
-      ['later', 'unavailable'],
-    ]);
-    const from = sent.length;
-    expect(await agent.recheckPools()).toEqual([]);
-    expect(sent.length).toBe(from); // nothing changed: nothing sent
+    // On a file system of their own: what other tests write beside them cannot move their free space.
+    const quiet = mountSmallFilesystem('8m', { under: root });
+    try {
+      const here = join(quiet.path, 'here');
+      const later = join(quiet.path, 'later');
+      await mkdir(here);
+      await push([imagesPool(), pool('here', { path: here }), pool('later', { path: later })]);
+      const full = [...sent].reverse().find((m) => m.type === 'pools.state');
+      expect(full?.type === 'pools.state' && full.pools.map((p) => [p.poolId, p.status])).toEqual([
+        ['images', 'active'],
+        ['here', 'active'],
+        ['later', 'unavailable'],
+      ]);
+      const from = sent.length;
+      expect(await agent.recheckPools()).toEqual([]);
+      expect(sent.length).toBe(from); // nothing changed: nothing sent
 
-    await mkdir(later); // the directory (a mount, on NFS) appears: no reconnect needed
-    const appeared = await agent.recheckPools();
-    expect(appeared.map((p) => [p.poolId, p.status])).toEqual([['later', 'active']]);
-    expect(sent.slice(from)).toEqual([{ v: PROTOCOL_VERSION, type: 'pools.state', generation, pools: appeared }]);
+      await mkdir(later); // the directory (a mount, on NFS) appears: no reconnect needed
+      const appeared = await agent.recheckPools();
+      expect(appeared.map((p) => [p.poolId, p.status])).toEqual([['later', 'active']]);
+      expect(sent.slice(from)).toEqual([{ v: PROTOCOL_VERSION, type: 'pools.state', generation, pools: appeared }]);
 
-    await rm(here, { recursive: true });
-    const vanished = await agent.recheckPools();
-    expect(vanished.map((p) => [p.poolId, p.status])).toEqual([['here', 'unavailable']]);
-    expect(await agent.recheckPools()).toEqual([]);
+      await rm(here, { recursive: true });
+      const vanished = await agent.recheckPools();
+      expect(vanished.map((p) => [p.poolId, p.status])).toEqual([['here', 'unavailable']]);
+      expect(await agent.recheckPools()).toEqual([]);
+    } finally {
+      await push([imagesPool()]);
+      quiet.unmount();
+    }
+  });
+
+  it('reports an active pool again once its free space has moved by 1% of its size, not for every byte', async () => {
+    // A real 64 MiB file system: 1% is about 655 KiB.
+    const small = mountSmallFilesystem('64m', { under: root });
+    try {
+      await push([pool('filling', { path: small.path })]);
+      const first = [...sent].reverse().find((m) => m.type === 'pools.state');
+      const before = first?.type === 'pools.state' ? first.pools.find((p) => p.poolId === 'filling') : undefined;
+      expect(before).toMatchObject({ poolId: 'filling', status: 'active', capacityBytes: 64 * MiB });
+
+      await writeFile(join(small.path, 'crumb'), randomBytes(64 * 1024));
+      expect(await agent.recheckPools()).toEqual([]); // 64 KiB: not worth a report
+
+      await writeFile(join(small.path, 'disk.img'), randomBytes(4 * MiB));
+      const filled = await agent.recheckPools();
+      expect(filled).toEqual([
+        expect.objectContaining({ poolId: 'filling', status: 'active', capacityBytes: 64 * MiB }),
+      ]);
+      const taken = (before?.availableBytes ?? 0) - (filled[0]?.availableBytes ?? 0);
+      expect(taken).toBeGreaterThanOrEqual(4 * MiB);
+      expect(taken).toBeLessThan(5 * MiB);
+      expect(await agent.recheckPools()).toEqual([]);
+
+      await rm(join(small.path, 'disk.img'));
+      // Back to what it was, but for the crumb.
+      expect(await agent.recheckPools()).toEqual([
+        expect.objectContaining({ poolId: 'filling', availableBytes: (before?.availableBytes ?? 0) - 64 * 1024 }),
+      ]);
+    } finally {
+      await push([imagesPool()]);
+      small.unmount();
+    }
   });
 
   it('checks on its interval without being asked', async () => {

@@ -600,7 +600,8 @@ export class NodeAgent {
 
   /**
    * Checks every assigned pool again and reports those whose state changed since the last
-   * report (status, or where an active pool is mounted), with the generation applied. Runs on the re-check
+   * report (status; for an active pool where it is mounted, its size, or its free space by a
+   * step: sameReport), with the generation applied. Runs on the re-check
    * interval; skipped while a push is being reconciled (that reports everything anyway).
    */
   async recheckPools(): Promise<PoolReport[]> {
@@ -1924,9 +1925,25 @@ function withinLimits(file: ScannedFile): ScannedFile {
   };
 }
 
+/**
+ * A report the control plane need not hear again: the same status and, for an active pool, the
+ * same mount, size and free space. Free space counts as moved once it has by 1% of the pool's
+ * size or 1 GiB, whichever is less — what the Pools page shows follows a pool filling up or
+ * being cleared (it was the figure of the last status change, however old), without a report
+ * every 30 s for each byte a running VM writes.
+ */
 function sameReport(a: PoolReport, b: PoolReport): boolean {
-  return a.status === b.status && (a.status !== 'active' || a.mountPath === b.mountPath);
+  if (a.status !== b.status) return false;
+  if (a.status !== 'active') return true;
+  if (a.mountPath !== b.mountPath || a.capacityBytes !== b.capacityBytes) return false;
+  if (a.availableBytes === null || b.availableBytes === null) return a.availableBytes === b.availableBytes;
+  const step =
+    b.capacityBytes === null ? FREE_SPACE_STEP_BYTES : Math.min(FREE_SPACE_STEP_BYTES, b.capacityBytes / 100);
+  return Math.abs(a.availableBytes - b.availableBytes) < Math.max(step, 1);
 }
+
+/** The most free space may move before a re-check reports it (sameReport). */
+const FREE_SPACE_STEP_BYTES = 1024 ** 3;
 
 function wholeBytes(value: number | null): number | null {
   return value === null ? null : Math.max(0, Math.floor(value));
