@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createQuantix, definePlugin, ImageCatalogToken, type Quantix } from '@quantix/core';
-import { createTestDatabase, type TestDatabase, waitFor } from '@quantix/core/testing';
+import { createTestDatabase, mountSmallFilesystem, type TestDatabase, waitFor } from '@quantix/core/testing';
 import { createStorageLocalPlugin } from '@quantix/storage-local';
 import { createStorageNfsPlugin } from '@quantix/storage-nfs';
 import { pino } from 'pino';
@@ -196,6 +196,91 @@ describe('quantix API commands', () => {
     }
   });
 
+  it('shows a pool and a node: where the pool is, and on each node its state, size and free space as it fills', async () => {
+    // The pool on a real 16 MiB file system, so that its size and free space are known.
+    const disk = mountSmallFilesystem('16m', { under: '/srv' });
+    const added = await cli(['nodes', 'add', 'hv-show', '--id', 'hv-show']);
+    const [, token] = /^token: (\S+)$/m.exec(added.stdout) ?? [];
+    const tokenFile = join(work, 'hv-show-token');
+    await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
+    expect(
+      await cli(['pools', 'create', 'shown', '--id', 'shown', '--path', disk.path, '--node', 'hv-show']),
+    ).toMatchObject({ code: 0 });
+    let daemon: ReturnType<typeof startProcess> | undefined;
+    try {
+      // Before the node ever connected: nothing reported.
+      const unseen = await cli(['nodes', 'show', 'hv-show']);
+      expect(unseen.code).toBe(0);
+      expect(unseen.stdout.split('\n').slice(0, 2)).toEqual([
+        'node hv-show is disconnected (never connected)',
+        'host not reported; runs no VMs',
+      ]);
+      expect(unseen.stdout).toMatch(/^shown\s+not reported(\s+-){4}$/m);
+
+      daemon = startProcess(
+        [
+          QUANTIX_NODE,
+          ...['--url', cp.url, '--node-id', 'hv-show', '--token-file', tokenFile, '--libvirt', 'none'],
+          ...['--pool-root', '/srv', '--pool-recheck-interval', '1'],
+        ],
+        {},
+      );
+      const free = async () => {
+        const pool = JSON.parse((await cli(['--json', 'pools', 'show', 'shown'])).stdout) as {
+          nodeStates: { status: string; availableBytes: number | null }[];
+        };
+        const [state] = pool.nodeStates;
+        return state?.status === 'active' ? state.availableBytes : null;
+      };
+      await waitFor('the pool to be active on the node', async () => (await free()) === 16 * 1024 * 1024, 30_000);
+      const shown = await cli(['pools', 'show', 'shown']);
+      expect(shown.code).toBe(0);
+      const lines = shown.stdout.trimEnd().split('\n');
+      expect(lines.slice(0, 4)).toEqual([
+        'pool shown: local, node-local, holds iso, images',
+        `source ${disk.path}`,
+        '0 image(s) recorded in it',
+        '',
+      ]);
+      expect(lines[4]).toMatch(/^NODE\s+STATE\s+MOUNTED AT\s+SIZE\s+FREE\s+REPORTED$/);
+      expect(lines[5]).toMatch(
+        new RegExp(
+          `^hv-show\\s+active\\s+${disk.path}\\s+16\\.0 MiB\\s+16\\.0 MiB \\(100%\\)\\s+(just now|\\d+ s ago)$`,
+        ),
+      );
+
+      // A quarter of it filled by hand: the node's re-check reports it, and both commands show it.
+      await writeFile(join(disk.path, 'filler.img'), Buffer.alloc(4 * 1024 * 1024, 1));
+      await waitFor('the filled pool to be reported', async () => (await free()) === 12 * 1024 * 1024, 30_000);
+      expect((await cli(['pools', 'show', 'shown'])).stdout).toMatch(/ 16\.0 MiB\s+12\.0 MiB \(75%\) /);
+      const node = await cli(['nodes', 'show', 'hv-show']);
+      expect(node.code).toBe(0);
+      const nodeLines = node.stdout.trimEnd().split('\n');
+      expect(nodeLines[0]).toMatch(
+        /^node hv-show is connected \(since (just now|\d+ s ago)\) on replica \S+, agent \S+$/,
+      );
+      // Without libvirt (--libvirt none) a node says nothing of its host.
+      expect(nodeLines[1]).toBe('host not reported; runs no VMs: VMs are turned off for this node');
+      expect(nodeLines.slice(3)).toEqual([
+        expect.stringMatching(/^POOL\s+STATE\s+MOUNTED AT\s+SIZE\s+FREE\s+REPORTED$/),
+        expect.stringMatching(new RegExp(`^shown\\s+active\\s+${disk.path}\\s+16\\.0 MiB\\s+12\\.0 MiB \\(75%\\)`)),
+      ]);
+      expect(await cli(['pools', 'show', 'absent'])).toMatchObject({
+        code: 1,
+        stderr: expect.stringContaining('NOT_FOUND'),
+      });
+      expect(await cli(['nodes', 'show', 'absent'])).toMatchObject({
+        code: 1,
+        stderr: expect.stringContaining('NOT_FOUND'),
+      });
+    } finally {
+      if (daemon) await stopProcess(daemon);
+      await cli(['pools', 'delete', 'shown', '--yes']);
+      await cli(['nodes', 'delete', 'hv-show', '--yes']);
+      disk.unmount();
+    }
+  });
+
   it('names nodes by hostname in its tables, by id where the hostname is another node’s id', async () => {
     const added = JSON.parse((await cli(['--json', 'nodes', 'add', 'hv-named'])).stdout) as { node: { id: string } };
     const named = added.node.id;
@@ -348,6 +433,7 @@ describe('quantix API commands', () => {
         location: { poolId: 'shelf', relPath: 'images/debian.qcow2' },
         os: { family: 'linux', distribution: 'debian', version: '12', arch: 'x86_64', cloudInit: true },
         labels: { team: 'infra' },
+        catalogId: 'debian-12',
       });
       await images.update(downloading.id, { phase: 'downloading' });
       const image = await images.update(downloading.id, {
@@ -371,9 +457,30 @@ describe('quantix API commands', () => {
         code: 1,
         stderr: expect.stringMatching(/^error NOT_FOUND: /),
       });
+
+      // By the catalog entry it was downloaded from, as `images download debian-12` was given —
+      // while one image alone was; downloaded into another pool too, the command names each.
+      const byEntry = await cli(['images', 'show', 'debian-12']);
+      expect(byEntry.stdout.split('\n')[0]).toBe(`image debian.qcow2 (${image.id}) is error: cloud, qcow2`);
+      await pools.create({ id: 'cellar', name: 'cellar', type: 'local', config: { path: '/srv/cellar' }, nodeIds: [] });
+      const again = await images.create({
+        name: 'debian.qcow2',
+        kind: 'cloud',
+        format: 'qcow2',
+        location: { poolId: 'cellar', relPath: 'images/debian.qcow2' },
+        catalogId: 'debian-12',
+      });
+      const twice = await cli(['images', 'show', 'debian-12']);
+      expect(twice.code).toBe(1);
+      expect(twice.stderr).toMatch(
+        /^error AMBIGUOUS: 2 images were downloaded from catalog entry "debian-12": give the id \(\S+ in \w+, \S+ in \w+\)\n$/,
+      );
+      expect(twice.stderr).toContain(`${image.id} in shelf`);
+      expect(twice.stderr).toContain(`${again.id} in cellar`);
     } finally {
       for (const image of await images.list({})) await images.delete(image.id);
       await pools.delete('shelf');
+      if (await pools.get('cellar')) await pools.delete('cellar');
     }
   });
 

@@ -77,6 +77,35 @@ function table(rows: Row[], columns: (string | Column)[]): string {
   return [line(headings), ...rows.map((r) => line(specs.map((c) => cell(r, c))))].join('\n');
 }
 
+/** A pool's state on a node as the show commands print it: its status (and why), mount, size and free space. */
+interface PoolStateFields {
+  status: string;
+  mountPath: string | null;
+  capacityBytes: number | null;
+  availableBytes: number | null;
+  lastError: string | null;
+  checkedAt: string | Date | null;
+}
+
+/** The columns of a pool's states (`pools show`, one row per node; `nodes show`, one per pool) after the first. */
+function poolStateRow(state: PoolStateFields, now: number): Row {
+  const { capacityBytes: size, availableBytes: free } = state;
+  return {
+    status: `${state.status}${state.lastError ? ` (${state.lastError})` : ''}`,
+    mountPath: state.mountPath,
+    size: size == null ? null : formatBytes(size),
+    free: free == null ? null : `${formatBytes(free)}${size ? ` (${Math.round((free / size) * 100)}%)` : ''}`,
+    checked: state.checkedAt ? formatAgo(String(state.checkedAt), now) : null,
+  };
+}
+const POOL_STATE_COLUMNS: Column[] = [
+  { key: 'status', heading: 'STATE' },
+  { key: 'mountPath', heading: 'MOUNTED AT' },
+  { key: 'size' },
+  { key: 'free' },
+  { key: 'checked', heading: 'REPORTED' },
+];
+
 /** The API subcommands (pools, nodes, images, vms); `up` and `serve` are added by main. */
 export function apiCommands(
   program: Command,
@@ -111,15 +140,33 @@ export function apiCommands(
   const poolIdOf = async (api: QuantixClient, value: string): Promise<string> =>
     poolIdIn((await api.request('listPools')).pools, value);
   /**
-   * An image's id from its id or its name. A name is looked up with the API's text search and must
-   * be one image's alone (one ISO in two pools has two ids: AMBIGUOUS, naming them); what no image
-   * is named, or what has an id's shape, is taken as an id, for the API to find (or NOT_FOUND).
+   * An image's id from its id, its name, or the catalog entry it was downloaded from (what
+   * `images download ubuntu-24.04` was given). A name is looked up with the API's text search and
+   * must be one image's alone (one ISO in two pools has two ids: AMBIGUOUS, naming them), as must
+   * an entry's image (downloaded into two pools); what neither names, or what has an id's shape, is
+   * taken as an id, for the API to find (or NOT_FOUND).
    */
   const imageIdOf = async (api: QuantixClient, value: string): Promise<string> => {
     if (UUID_SHAPE.test(value)) return value;
-    const { images: found } = await api.request('listImages', { query: { text: value, limit: 1000 } });
+    const [{ images: found }, { images: downloaded }] = await Promise.all([
+      api.request('listImages', { query: { text: value, limit: 1000 } }),
+      api.request('listImages', { query: { catalogId: value, limit: 1000 } }),
+    ]);
     const named = found.filter((image) => image.name === value);
-    return named.length === 0 ? value : pickOne(named, value, 'image', (image) => [image.id, image.name]);
+    if (named.length > 0) return pickOne(named, value, 'image', (image) => [image.id, image.name]);
+    const [only, ...others] = downloaded;
+    if (!only) return value;
+    if (others.length === 0) return only.id;
+    const poolName = poolNamesIn((await api.request('listPools')).pools);
+    const where = downloaded.map(
+      (image) => `${image.id} in ${image.location ? poolName(image.location.poolId) : 'no pool'}`,
+    );
+    throw new ApiError(
+      0,
+      'AMBIGUOUS',
+      `${downloaded.length} images were downloaded from catalog entry ${JSON.stringify(value)}: give the id (${where.join(', ')})`,
+      {},
+    );
   };
   /** How tables and messages name the pools of `list`: by name (unique), as `--pool` takes it. */
   const poolNamesIn = (list: readonly { id: string; name: string }[]): ((poolId: string) => string) => {
@@ -158,6 +205,41 @@ export function apiCommands(
             .join(', ') || '-',
       }));
       print(list, () => table(rows, ['id', 'name', 'type', 'shared', 'nodes', 'states']));
+    });
+  pools
+    .command('show <pool>')
+    .description(
+      'show a pool (id or name): where it is, what it holds, and on each of its nodes its state (and why), mount, size and free space',
+    )
+    .action(async (value: string) => {
+      const api = client();
+      const [pool, nodeName] = await Promise.all([
+        poolIdOf(api, value).then((id) => api.request('getPool', { params: { id } })),
+        nodeNamesOf(api),
+      ]);
+      const { total } = await api.request('listImages', { query: { poolId: pool.id, limit: 1 } });
+      const now = Date.now();
+      const labels = Object.entries(pool.labels);
+      const source = describePoolSource(pool.config);
+      print(pool, () =>
+        [
+          `pool ${poolNamed(pool)}: ${pool.type}, ${pool.shared ? 'shared by its nodes' : 'node-local'}, holds ${pool.contentTypes.join(', ')}`,
+          ...(source ? [`source ${source}`] : []),
+          ...(pool.description ? [pool.description] : []),
+          ...(labels.length > 0 ? ['labels:', ...labels.map(([k, v]) => `  ${k}=${v}`)] : []),
+          `${total} image(s) recorded in it`,
+          '',
+          pool.nodeIds.length === 0
+            ? 'assigned to no node'
+            : table(
+                pool.nodeIds.map((nodeId) => {
+                  const state = pool.nodeStates.find((s) => s.nodeId === nodeId);
+                  return { node: nodeName(nodeId), ...(state ? poolStateRow(state, now) : { status: 'not reported' }) };
+                }),
+                [{ key: 'node' }, ...POOL_STATE_COLUMNS],
+              ),
+        ].join('\n'),
+      );
     });
   pools
     .command('create <name>')
@@ -270,6 +352,49 @@ export function apiCommands(
           'replicaId',
           'agentVersion',
         ]),
+      );
+    });
+  nodes
+    .command('show <node>')
+    .description(
+      'show a node (id or hostname): its connection, host, whether it runs VMs (and why not), its VMs, and each of its pools with its state, size and free space',
+    )
+    .action(async (value: string) => {
+      const api = client();
+      const node = await api.request('getNode', { params: { id: await nodeIdOf(api, value) } });
+      const { vms: vmList } = await api.request('listVms', { query: { nodeId: node.id } });
+      const now = Date.now();
+      const capabilities = node.capabilities as {
+        host?: { cpus?: unknown; memoryMiB?: unknown };
+        vms?: unknown;
+        hypervisorProblem?: unknown;
+      };
+      const host = capabilities.host;
+      const hostText =
+        typeof host?.cpus === 'number' && typeof host.memoryMiB === 'number'
+          ? `host ${host.cpus} CPU(s), ${formatBytes(host.memoryMiB * 1024 * 1024)} memory`
+          : 'host not reported';
+      const vmsText =
+        capabilities.vms === true
+          ? `runs VMs (${vmList.length} here: ${vmList.filter((vm) => vm.state === 'running').length} running)`
+          : `runs no VMs${typeof capabilities.hypervisorProblem === 'string' ? `: ${capabilities.hypervisorProblem}` : ''}${vmList.length > 0 ? ` (${vmList.length} recorded here)` : ''}`;
+      const labels = Object.entries(node.labels);
+      print(node, () =>
+        [
+          `node ${nodeNamed(node)} is ${node.connectionState} (${node.lastSeenAt ? `${node.connected ? 'since' : 'last seen'} ${formatAgo(String(node.lastSeenAt), now)}` : 'never connected'})${node.replicaId ? ` on replica ${node.replicaId}` : ''}${node.agentVersion ? `, agent ${node.agentVersion}` : ''}`,
+          `${hostText}; ${vmsText}`,
+          ...(labels.length > 0 ? ['labels:', ...labels.map(([k, v]) => `  ${k}=${v}`)] : []),
+          '',
+          node.pools.length === 0
+            ? 'no pool assigned'
+            : table(
+                node.pools.map(({ pool, state }) => ({
+                  pool: pool.name,
+                  ...(state ? poolStateRow(state, now) : { status: 'not reported' }),
+                })),
+                [{ key: 'pool' }, ...POOL_STATE_COLUMNS],
+              ),
+        ].join('\n'),
       );
     });
   nodes
@@ -1098,6 +1223,15 @@ export function apiCommands(
 /** A pool as its messages name it: by its name, with its id when that is something else (a UUID, say). */
 function poolNamed(pool: { id: string; name: string }): string {
   return pool.name === pool.id ? pool.name : `${pool.name} (${pool.id})`;
+}
+
+/** Where a pool's files are, shortly: a local pool's path, an NFS pool's `server:export` (and its mount point). */
+function describePoolSource(config: Record<string, unknown>): string | null {
+  if (typeof config.server === 'string') {
+    const mountPoint = typeof config.mountPoint === 'string' ? ` (mounted at ${config.mountPoint})` : '';
+    return `${config.server}:${String(config.export ?? '')}${mountPoint}`;
+  }
+  return typeof config.path === 'string' ? config.path : null;
 }
 
 /** A node as messages name it: by hostname, with its id where that differs. */
