@@ -7,8 +7,9 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createQuantix, definePlugin, ImageCatalogToken, type Quantix } from '@quantix/core';
+import { type CatalogEntry, createQuantix, type ImageCatalog, type Quantix } from '@quantix/core';
 import { createTestDatabase, mountSmallFilesystem, type TestDatabase, waitFor } from '@quantix/core/testing';
+import { createImagesCloudPlugin } from '@quantix/images-cloud';
 import { createStorageLocalPlugin } from '@quantix/storage-local';
 import { createStorageNfsPlugin } from '@quantix/storage-nfs';
 import { pino } from 'pino';
@@ -18,6 +19,27 @@ import { type ControlPlane, startControlPlane } from '../src/control-plane.js';
 import { QUANTIX, QUANTIX_NODE, startProcess, stopProcess, waitForOutput } from './processes.js';
 
 const API_TOKEN = 'cli-api-token';
+
+/** A catalog entry that publishes a checksum file (nobody serves it): an image of it can follow upstream. */
+const followable: CatalogEntry = {
+  id: 'tiny-followed',
+  name: 'Tiny followed image',
+  description: '',
+  kind: 'cloud',
+  format: 'qcow2',
+  os: { family: 'linux', distribution: 'tiny', version: '2', arch: 'x86_64', defaultUser: null, cloudInit: true },
+  requirements: { minCpu: 1, minMemoryMiB: 0, minDiskGiB: 0, firmware: 'any' },
+  sourceUrl: 'http://127.0.0.1:9/followed.qcow2',
+  checksum: null,
+  checksumUrl: 'http://127.0.0.1:9/SHA256SUMS',
+  checksumAlgorithm: 'sha256',
+  sizeBytes: null,
+};
+
+/** `catalog` with `entries` after its own. */
+function catalogOf(catalog: ImageCatalog, ...entries: CatalogEntry[]): ImageCatalog {
+  return { ...catalog, list: async () => [...(await catalog.list()), ...entries] };
+}
 
 describe('quantix API commands', () => {
   let testDb: TestDatabase;
@@ -38,11 +60,8 @@ describe('quantix API commands', () => {
 
   beforeAll(async () => {
     testDb = await createTestDatabase('pg');
-    const catalog = definePlugin({
-      name: 'test-catalog',
-      apiVersion: 1,
-      register: (ctx) => ctx.provide(ImageCatalogToken, { value: tinyCatalog }),
-    });
+    // The test's catalog, and the fetcher that reads a followed image's checksum file, as `quantix serve` has it.
+    const catalog = createImagesCloudPlugin({ builtinCatalog: false, catalogs: [catalogOf(tinyCatalog, followable)] });
     quantix = await createQuantix({
       database: testDb.config,
       // The pool types a control plane validates (`quantix serve` has both), without their backends.
@@ -346,12 +365,18 @@ describe('quantix API commands', () => {
     expect(await cli(['images', 'list'])).toMatchObject({ code: 0, stdout: '(none)\n0 image(s)\n' });
     const catalog = await cli(['images', 'catalog']);
     expect(catalog.code).toBe(0);
-    expect(catalog.stdout).toContain('tiny-cloud  Tiny cloud image  cloud  http://127.0.0.1:9/tiny.qcow2');
+    expect(catalog.stdout.split('\n').slice(1, 3)).toEqual([
+      'tiny-cloud     Tiny cloud image     cloud  http://127.0.0.1:9/tiny.qcow2',
+      'tiny-followed  Tiny followed image  cloud  http://127.0.0.1:9/followed.qcow2',
+    ]);
     const available = await cli(['images', 'available', '--node', 'hv-cli', '--json']);
     expect(available.code).toBe(0);
     expect(JSON.parse(available.stdout)).toMatchObject({
       nodeId: 'hv-cli',
-      images: [{ catalogId: 'tiny-cloud', status: 'not-downloaded' }],
+      images: [
+        { catalogId: 'tiny-cloud', status: 'not-downloaded' },
+        { catalogId: 'tiny-followed', status: 'not-downloaded' },
+      ],
     });
     expect(await cli(['vms', 'list'])).toMatchObject({ code: 0, stdout: '(none)\n' });
   });
@@ -473,7 +498,7 @@ describe('quantix API commands', () => {
       const twice = await cli(['images', 'show', 'debian-12']);
       expect(twice.code).toBe(1);
       expect(twice.stderr).toMatch(
-        /^error AMBIGUOUS: 2 images were downloaded from catalog entry "debian-12": give the id \(\S+ in \w+, \S+ in \w+\)\n$/,
+        /^error AMBIGUOUS: 2 images come from catalog entry "debian-12": give the id \(\S+ in \w+, \S+ in \w+\)\n$/,
       );
       expect(twice.stderr).toContain(`${image.id} in shelf`);
       expect(twice.stderr).toContain(`${again.id} in cellar`);
@@ -481,6 +506,45 @@ describe('quantix API commands', () => {
       for (const image of await images.list({})) await images.delete(image.id);
       await pools.delete('shelf');
       if (await pools.get('cellar')) await pools.delete('cellar');
+    }
+  });
+
+  it('follows upstream daily by default; a follow of an image that follows changes only what it is given', async () => {
+    const { pools, images } = quantix.repositories;
+    await pools.create({ id: 'shelf', name: 'shelf', type: 'local', config: { path: '/srv/shelf' }, nodeIds: [] });
+    try {
+      const image = await images.create({
+        name: 'followed.qcow2',
+        kind: 'cloud',
+        format: 'qcow2',
+        phase: 'ready',
+        location: { poolId: 'shelf', relPath: 'images/followed.qcow2' },
+        checksum: { algorithm: 'sha256', value: 'a'.repeat(64) },
+        catalogId: 'tiny-followed',
+      });
+      const said = (schedule: string, keep: number) =>
+        new RegExp(
+          `^tiny-followed follows upstream \\(${schedule.replaceAll('*', '\\*')}, keep ${keep}\\); next check \\S+Z\n$`,
+        );
+      expect(await cli(['images', 'follow', 'tiny-followed'])).toMatchObject({
+        code: 0,
+        stdout: expect.stringMatching(said('0 3 * * *', 3)),
+      });
+      expect(await cli(['images', 'follow', 'tiny-followed', '--schedule', '0 */6 * * *'])).toMatchObject({
+        code: 0,
+        stdout: expect.stringMatching(said('0 */6 * * *', 3)),
+      });
+      // Only the number kept: the schedule given before stays.
+      expect(await cli(['images', 'follow', 'tiny-followed', '--keep', '5'])).toMatchObject({
+        code: 0,
+        stdout: expect.stringMatching(said('0 */6 * * *', 5)),
+      });
+      const revisions = await cli(['images', 'revisions', image.id]);
+      expect(revisions.stdout.split('\n')[0]).toMatch(/^schedule 0 \*\/6 \* \* \*, keep 5, next check \S+Z$/);
+      expect(await cli(['images', 'unfollow', 'tiny-followed'])).toMatchObject({ code: 0 });
+    } finally {
+      for (const image of await images.list({})) await images.delete(image.id);
+      await pools.delete('shelf');
     }
   });
 

@@ -164,7 +164,7 @@ export function apiCommands(
     throw new ApiError(
       0,
       'AMBIGUOUS',
-      `${downloaded.length} images were downloaded from catalog entry ${JSON.stringify(value)}: give the id (${where.join(', ')})`,
+      `${downloaded.length} images come from catalog entry ${JSON.stringify(value)}: give the id (${where.join(', ')})`,
       {},
     );
   };
@@ -710,20 +710,39 @@ export function apiCommands(
   images
     .command('follow <image>')
     .description(
-      'follow upstream: check the catalog entry’s checksum file on a schedule, download new builds as revisions',
+      'follow upstream: check the catalog entry’s checksum file on a schedule, download new builds as revisions; for an image that follows already, change what is given',
     )
-    .requiredOption('--schedule <cron>', 'when to check, cron in UTC (e.g. "0 3 * * *"; six fields: seconds first)')
-    .option('--keep <n>', 'how many ready revisions to keep (older ones go unless a VM uses them)', wholeNumber, '3')
-    .action(async (imageId: string, o: { schedule: string; keep: string }) => {
+    .option(
+      '--schedule <cron>',
+      'when to check, cron in UTC ("0 */6 * * *": every six hours; six fields: seconds first) (default: "0 3 * * *", daily)',
+    )
+    .option(
+      '--keep <n>',
+      'how many ready revisions to keep (older ones go unless a VM uses them) (default: 3)',
+      wholeNumber,
+    )
+    .action(async (value: string, o: { schedule?: string; keep?: string }) => {
       const api = client();
+      const id = await imageIdOf(api, value);
+      // What is left out stays as it is for an image that follows already; else the defaults.
+      const current =
+        o.schedule === undefined || o.keep === undefined
+          ? await api.request('getImageFollow', { params: { id } }).catch((error: unknown) => {
+              if (error instanceof ApiError && error.code === 'NOT_FOUND') return null;
+              throw error;
+            })
+          : null;
       const status = await api.request('followImage', {
-        params: { id: await imageIdOf(api, imageId) },
-        body: { schedule: o.schedule, keep: Number(o.keep) },
+        params: { id },
+        body: {
+          schedule: o.schedule ?? current?.schedule ?? '0 3 * * *',
+          keep: o.keep !== undefined ? Number(o.keep) : (current?.keep ?? 3),
+        },
       });
       print(
         status,
         () =>
-          `${imageId} follows upstream (${status.schedule}, keep ${status.keep}); next check ${iso(status.nextRunAt)}`,
+          `${value} follows upstream (${status.schedule}, keep ${status.keep}); next check ${iso(status.nextRunAt)}`,
       );
     });
   images
