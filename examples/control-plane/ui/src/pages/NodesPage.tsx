@@ -77,7 +77,7 @@ export function NodesPage() {
             <Empty>No pool is assigned to this node.</Empty>
           ) : (
             <table className="table" aria-label={`Pools on ${node.hostname}`}>
-              <TableHead columns={['Pool', 'State', 'Mounted at', 'Capacity', 'Last check']} />
+              <TableHead columns={['Pool', 'State', 'Mounted at', 'Capacity', 'Reported']} />
               <tbody>
                 {node.pools.map(({ pool, state }) => (
                   <tr key={pool.id} aria-label={pool.name}>

@@ -189,7 +189,7 @@ function PoolStates({ pool, hostname }: { pool: Pool; hostname: (id: string) => 
   if (pool.nodeStates.length === 0 && waiting.length === 0) return null;
   return (
     <table className="table" aria-label={`State of ${pool.name} per node`}>
-      <TableHead columns={['Node', 'State', 'Mounted at', 'Capacity', 'Last check']} />
+      <TableHead columns={['Node', 'State', 'Mounted at', 'Capacity', 'Reported']} />
       <tbody>
         {pool.nodeStates.map((state) => (
           <tr key={state.nodeId} aria-label={hostname(state.nodeId)}>
