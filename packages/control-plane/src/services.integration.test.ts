@@ -376,6 +376,33 @@ describe.each(TEST_DATABASE_CLIENTS)('control-plane services on %s', (client) =>
       expect(isos.images.map((i) => i.name)).toEqual(['alpine.iso']);
     });
 
+    it('offers every ready copy of a catalog entry on the node (two pools, a copy), each with its path', async () => {
+      const { ready } = await setUp();
+      // The same entry in a second pool of this node (downloaded there too, or copied), ready.
+      const second = join(root, 'second');
+      await mkdir(join(second, 'images'), { recursive: true });
+      await writeFile(join(second, 'images/ubuntu.qcow2'), 'qcow2 bytes');
+      await repos.pools.create({ id: 'fast', name: 'Fast', type: 'local', nodeIds: ['n1'] });
+      await repos.pools.setNodeState({ poolId: 'fast', nodeId: 'n1', status: 'active', mountPath: second });
+      const copy = await repos.images.create({
+        name: 'Ubuntu 24.04',
+        kind: 'cloud',
+        catalogId: 'ubuntu-24.04',
+        phase: 'ready',
+        nodeId: 'n1',
+        location: { poolId: 'fast', relPath: 'images/ubuntu.qcow2' },
+      });
+      const { images: view, total } = await listAvailableImages({ repositories: repos, catalog, nodeId: 'n1' });
+      expect(total).toBe(6);
+      expect(view.filter((item) => item.catalogId === 'ubuntu-24.04').map((item) => [item.imageId, item.path])).toEqual(
+        [
+          [ready.id, join(root, 'cloud/ubuntu.qcow2')],
+          [copy.id, join(second, 'images/ubuntu.qcow2')],
+        ].sort(([a], [b]) => String(a).localeCompare(String(b))),
+      );
+      expect(view.filter((item) => item.catalogId === 'ubuntu-24.04').every((item) => item.selectable)).toBe(true);
+    });
+
     it('refuses a VM image with one code per reason, in order, and passes a ready one with its path', async () => {
       const { ready, downloading, failed, iso } = await setUp();
       const check = (imageId: string, nodeId = 'n1') =>

@@ -131,8 +131,9 @@ export interface ImageRepository {
   /**
    * One page of the images in the pools assigned to a node, as its VM-creation view ranks them,
    * in one statement: 0 ready on this node, 1 being downloaded, 2 unavailable here (pool not
-   * active, file missing, other node's local pool), 3 failed; then by name. Of several rows made from one of `catalogIds`, only the
-   * best-ranked counts. Rows being deleted are left out.
+   * active, file missing, other node's local pool), 3 failed; then by name. Of several rows made
+   * from one of `catalogIds`, each ready on this node counts (two pools, a copy), else only the
+   * best-ranked one. Rows being deleted are left out.
    */
   listRankedForNode(options: RankedImagesQuery): Promise<RankedImages>;
   /** Applies a patch; the phase change, if any, must be allowed by the transition table. */

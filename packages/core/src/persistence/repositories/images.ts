@@ -543,8 +543,9 @@ export class KnexImageRepository implements ImageRepository {
       );
       bindings.push(...b, ...(depth === null ? [needed] : []));
     }
-    // Of the rows of one offered catalog entry, only the best-ranked counts (few rows: the
-    // catalog index finds them).
+    // The rows of one offered catalog entry (few: the catalog index finds them): every one ready
+    // on this node (in two pools, or copied: each is a choice), else only the best-ranked — a
+    // failed or pending second attempt does not stand beside a ready one.
     const offeredRows = where([['catalog_id = any(?::text[])', [offered]]]);
     const rankCase = `case
         when phase in ('pending', 'downloading', 'verifying') then 1
@@ -554,13 +555,12 @@ export class KnexImageRepository implements ImageRepository {
         when pool_id = any((select mounted from pools)::text[]) then 0
         else 2
       end`;
-    if (offered.length > 0) {
-      parts.push(`(select id, name, rank from (
-          select distinct on (catalog_id) id, name, ${rankCase} as rank from ${source} where ${offeredRows.sql}
-          order by catalog_id, ${rankCase}, id) as best)`);
-      bindings.push(query.nodeId, ...offeredRows.bindings, query.nodeId);
-    }
-    // The total: rows of no offered entry, plus one per offered entry that has rows. Rows made
+    const offeredChoices = `select id, name, rank from (
+          select id, name, rank, row_number() over (partition by catalog_id order by rank, id) as nth
+          from (select id, name, catalog_id, ${rankCase} as rank from ${source} where ${offeredRows.sql}) as entry_rows
+        ) as ranked_rows where rank = 0 or nth = 1`;
+    if (offered.length > 0) parts.push('(select id, name, rank from offered_choices)');
+    // The total: rows of no offered entry, plus the offered entries' choices. Rows made
     // from no catalog (nearly all of them) are summed from the counters of migration 0012, a few
     // rows per pool, or counted among the matches of a search.
     const noCatalog = matches
@@ -570,7 +570,7 @@ export class KnexImageRepository implements ImageRepository {
             where pool_key = any((select all_ids from pools)::text[]) and phase <> 'deleting' and not from_catalog${query.kind ? ' and kind = ?' : ''})`,
           bindings: query.kind ? [query.kind] : [],
         };
-    const catalogRows = where([['catalog_id is not null', []]]);
+    const otherCatalogRows = where([['catalog_id is not null', []], notOffered]);
     const result = await guarded(WHAT, () =>
       runStatement(
         this.knex,
@@ -592,14 +592,15 @@ export class KnexImageRepository implements ImageRepository {
         matches as materialized (select id, name, phase, pool_id, node_id, catalog_id from images where ${matches.sql}),`
             : ''
         }
+        offered_choices as materialized (${offeredChoices}),
         ranked as (${parts.join(' union all ')}),
         page as (select id, name, rank from ranked order by rank, name, id limit ? offset ?),
         totals as (
           select
             exists (select 1 from nodes where id = ?) as node_found,
             ${noCatalog.sql}
-            + (select count(*) filter (where catalog_id <> all(?::text[])) + count(distinct catalog_id) filter (where catalog_id = any(?::text[]))
-               from ${source} where ${catalogRows.sql}) as total,
+            + (select count(*) from ${source} where ${otherCatalogRows.sql})
+            + (select count(*) from offered_choices) as total,
             (select coalesce(array_agg(distinct catalog_id), '{}') from ${source} where ${offeredRows.sql}) as with_rows
         )
         select ${IMAGE_COLUMNS.map((column) => `i.${column}`).join(', ')},
@@ -613,14 +614,14 @@ export class KnexImageRepository implements ImageRepository {
           query.nodeId,
           query.nodeId,
           ...(matches?.bindings ?? []),
+          query.nodeId,
+          ...offeredRows.bindings,
           ...bindings,
           query.limit,
           query.offset,
           query.nodeId,
           ...noCatalog.bindings,
-          offered,
-          offered,
-          ...catalogRows.bindings,
+          ...otherCatalogRows.bindings,
           ...offeredRows.bindings,
         ],
       ),
