@@ -446,6 +446,46 @@ describe('quantix API commands', () => {
     }
   });
 
+  it('lists every image, past the API’s first page; --search finds by name', async () => {
+    const { pools, images } = quantix.repositories;
+    await pools.create({ id: 'many', name: 'many', type: 'local', config: { path: '/srv/many' }, nodeIds: [] });
+    try {
+      // More than one page of the API's largest (1,000).
+      await images.upsertByLocation(
+        Array.from({ length: 1050 }, (_, i) => ({
+          poolId: 'many',
+          relPath: `disc-${String(i).padStart(4, '0')}.iso`,
+          kind: 'iso' as const,
+          sizeBytes: 2048,
+        })),
+      );
+      const listed = await cli(['images', 'list', '--pool', 'many']);
+      expect(listed.code, listed.stderr).toBe(0);
+      const lines = listed.stdout.trimEnd().split('\n');
+      expect(lines.at(-1)).toBe('1050 image(s)');
+      const names = lines.slice(1, -1).map((line) => /\bdisc-\d{4}\.iso\b/.exec(line)?.[0]);
+      expect(new Set(names).size).toBe(1050);
+      expect(names).toContain('disc-1049.iso');
+      const json = JSON.parse((await cli(['--json', 'images', 'list', '--pool', 'many'])).stdout) as {
+        images: unknown[];
+        total: number;
+        nextCursor: string | null;
+      };
+      expect([json.images.length, json.total, json.nextCursor]).toEqual([1050, 1050, null]);
+
+      for (const flag of ['--search', '--text']) {
+        const found = await cli(['images', 'list', flag, 'disc-1049']);
+        expect(found.stdout.trimEnd().split('\n').slice(1), flag).toEqual([
+          expect.stringMatching(/ disc-1049\.iso .* many +disc-1049\.iso$/),
+          '1 image(s)',
+        ]);
+      }
+    } finally {
+      await quantix.database.knex.raw(`delete from images where pool_id = 'many'`);
+      await pools.delete('many');
+    }
+  });
+
   it('shows one image by its name: phase and error, pool and path, size, checksum, OS and labels', async () => {
     const { pools, images } = quantix.repositories;
     await pools.create({ id: 'shelf', name: 'shelf', type: 'local', config: { path: '/srv/shelf' }, nodeIds: [] });

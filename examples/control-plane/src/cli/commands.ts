@@ -465,21 +465,31 @@ export function apiCommands(
     .option('--phase <phases>', 'only these phases, comma-separated (ready, downloading, error, …)')
     .option('--pool <pool>', 'only images in this pool (id or name)')
     .option('--node <node>', 'show paths on this node (id or hostname)')
-    .option('--text <text>', 'search names, OS and labels')
+    .option('--search <text>', 'search names, OS and labels')
+    // The name it had first (`images available` says --search, as this does now).
+    .addOption(new Option('--text <text>').hideHelp())
     .action(async (o: Record<string, string | undefined>) => {
       const api = client();
       const { pools: poolList } = await api.request('listPools');
       const poolName = poolNamesIn(poolList);
-      const result = await api.request('listImages', {
-        query: {
-          // The server names a wrong kind (INVALID_INPUT), as it did before this was typed.
-          ...(o.kind ? { kind: o.kind as 'cloud' | 'iso' } : {}),
-          ...(o.phase ? { phase: o.phase } : {}),
-          ...(o.pool ? { poolId: poolIdIn(poolList, o.pool) } : {}),
-          ...(o.node ? { nodeId: await nodeIdOf(api, o.node) } : {}),
-          ...(o.text ? { text: o.text } : {}),
-        },
-      });
+      const search = o.search ?? o.text;
+      const query = {
+        // The server names a wrong kind (INVALID_INPUT), as it did before this was typed.
+        ...(o.kind ? { kind: o.kind as 'cloud' | 'iso' } : {}),
+        ...(o.phase ? { phase: o.phase } : {}),
+        ...(o.pool ? { poolId: poolIdIn(poolList, o.pool) } : {}),
+        ...(o.node ? { nodeId: await nodeIdOf(api, o.node) } : {}),
+        ...(search ? { text: search } : {}),
+        limit: 1000,
+      };
+      // Every page, not the first 100 under a total that says more.
+      let result = await api.request('listImages', { query });
+      const all = [...result.images];
+      while (result.nextCursor) {
+        result = await api.request('listImages', { query: { ...query, after: result.nextCursor } });
+        all.push(...result.images);
+      }
+      result = { ...result, images: all };
       print(
         result,
         () =>
