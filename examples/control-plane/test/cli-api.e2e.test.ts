@@ -446,9 +446,16 @@ describe('quantix API commands', () => {
     }
   });
 
-  it('lists every image, past the API’s first page; --search finds by name', async () => {
+  it('lists every image, and every choice of a node, past the API’s first page; --search finds by name', async () => {
     const { pools, images } = quantix.repositories;
-    await pools.create({ id: 'many', name: 'many', type: 'local', config: { path: '/srv/many' }, nodeIds: [] });
+    expect((await cli(['nodes', 'add', 'hv-many', '--id', 'hv-many'])).code).toBe(0);
+    await pools.create({
+      id: 'many',
+      name: 'many',
+      type: 'local',
+      config: { path: '/srv/many' },
+      nodeIds: ['hv-many'],
+    });
     try {
       // More than one page of the API's largest (1,000).
       await images.upsertByLocation(
@@ -473,6 +480,13 @@ describe('quantix API commands', () => {
       };
       expect([json.images.length, json.total, json.nextCursor]).toEqual([1050, 1050, null]);
 
+      // The node's view too: the 1,050 (unavailable: the node never connected) and the catalog's two entries.
+      const choices = await cli(['images', 'available', '--node', 'hv-many']);
+      expect(choices.code, choices.stderr).toBe(0);
+      const rows = choices.stdout.trimEnd().split('\n').slice(1);
+      expect(rows).toHaveLength(1052);
+      expect(rows.filter((row) => /\bdisc-\d{4}\.iso\b.* unavailable /.test(row))).toHaveLength(1050);
+
       for (const flag of ['--search', '--text']) {
         const found = await cli(['images', 'list', flag, 'disc-1049']);
         expect(found.stdout.trimEnd().split('\n').slice(1), flag).toEqual([
@@ -483,6 +497,7 @@ describe('quantix API commands', () => {
     } finally {
       await quantix.database.knex.raw(`delete from images where pool_id = 'many'`);
       await pools.delete('many');
+      await cli(['nodes', 'delete', 'hv-many', '--yes']);
     }
   });
 

@@ -517,13 +517,19 @@ export function apiCommands(
     .option('--search <text>', 'search names and OS')
     .action(async (o: { node: string; kind?: string; search?: string }) => {
       const api = client();
-      const result = await api.request('listAvailableImages', {
-        query: {
-          nodeId: await nodeIdOf(api, o.node),
-          ...(o.kind ? { kind: o.kind as 'cloud' | 'iso' } : {}),
-          ...(o.search ? { text: o.search } : {}),
-        },
-      });
+      const query = {
+        nodeId: await nodeIdOf(api, o.node),
+        ...(o.kind ? { kind: o.kind as 'cloud' | 'iso' } : {}),
+        ...(o.search ? { text: o.search } : {}),
+      };
+      // Every page (1,000 each), as `images list` prints every image.
+      let result = await api.request('listAvailableImages', { query });
+      const all = [...result.images];
+      while (result.images.length > 0 && all.length < result.total) {
+        result = await api.request('listAvailableImages', { query: { ...query, offset: all.length } });
+        all.push(...result.images);
+      }
+      result = { ...result, images: all };
       print(result, () => table(result.images, ['imageId', 'catalogId', 'name', 'kind', 'status', 'path', 'reason']));
     });
   images
