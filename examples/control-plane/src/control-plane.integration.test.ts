@@ -615,6 +615,57 @@ describe('control plane API and node hub (PostgreSQL)', () => {
     expect(await nodes.get('hv-busy')).toBeUndefined();
   });
 
+  it('refuses to take a pool off a node, or move it, while VMs there keep disks or ISOs in it (409 IN_USE naming them)', async () => {
+    const { pools, vms, nodes } = quantix.repositories;
+    await nodes.create({ id: 'hv-keep', hostname: 'keep.example' });
+    await nodes.create({ id: 'hv-spare', hostname: 'spare.example' });
+    // Shared (one directory every node sees, as an NFS export would be), so on two nodes.
+    const keep = await pools.create({
+      name: 'keep',
+      type: 'local',
+      config: { path: '/srv/keep' },
+      shared: true,
+      nodeIds: ['hv-keep', 'hv-spare'],
+    });
+    const disk = await vms.create({
+      name: 'kept-disk',
+      nodeId: 'hv-keep',
+      disks: [{ imageId: null, poolId: keep.id, relPath: 'vms/kept-disk/disk.qcow2', sizeGiB: 1 }],
+    });
+    const iso = await vms.create({
+      name: 'kept-iso',
+      nodeId: 'hv-keep',
+      cdroms: [{ imageId: null, poolId: keep.id, relPath: 'rescue.iso' }],
+    });
+    const offTheNode = await api('PUT', `/pools/${keep.id}/nodes`, { nodeIds: ['hv-spare'] });
+    expect(offTheNode).toMatchObject({ status: 409, body: { error: { code: 'IN_USE' } } });
+    expect(offTheNode.body.error.message).toMatch(
+      /^Pool keep holds disks or ISOs of 2 VM\(s\): kept-(disk|iso), kept-(disk|iso); it cannot leave their node\(s\) — delete those VMs \(or eject their ISO\) first$/,
+    );
+    expect(offTheNode.body.error.details.vms).toEqual(
+      expect.arrayContaining([
+        { id: disk.id, name: 'kept-disk' },
+        { id: iso.id, name: 'kept-iso' },
+      ]),
+    );
+    const moved = await api('PATCH', `/pools/${keep.id}`, { config: { path: '/srv/kept-elsewhere' } });
+    expect(moved).toMatchObject({ status: 409, body: { error: { code: 'IN_USE' } } });
+    expect(moved.body.error.message).toContain('its place cannot change under them');
+    expect((await pools.require(keep.id)).config).toEqual({ path: '/srv/keep' });
+
+    // Off a node none of them is on, renamed, its own config given again: as before.
+    expect((await api('PUT', `/pools/${keep.id}/nodes`, { nodeIds: ['hv-keep'] })).status).toBe(200);
+    expect((await api('PATCH', `/pools/${keep.id}`, { name: 'kept', config: { path: '/srv/keep' } })).status).toBe(200);
+    // With the disks' VM gone and the ISO ejected: it may go.
+    await vms.delete(disk.id);
+    await vms.update(iso.id, { cdroms: [] });
+    expect((await api('PUT', `/pools/${keep.id}/nodes`, { nodeIds: [] })).status).toBe(200);
+    await vms.delete(iso.id);
+    await pools.delete(keep.id);
+    await nodes.delete('hv-keep');
+    await nodes.delete('hv-spare');
+  });
+
   it('refuses a VM its node cannot run, or with a user name no system takes, before writing anything', async () => {
     const created = await api('POST', '/nodes', { id: 'hv-small', hostname: 'hv-small' });
     const small = new ScriptedNode(cp.url, 'hv-small', created.body.token, () => {}, {

@@ -204,7 +204,7 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Assign the pool to exactly these nodes */
+        /** Assign the pool to exactly these nodes (IN_USE while VMs on a node it would leave keep disks or ISOs in it) */
         put: operations["assignPoolNodes"];
         post?: never;
         delete?: never;
@@ -2280,6 +2280,7 @@ export interface operations {
              * @description Error codes:
              *     - `ALREADY_EXISTS`: A unique key is already taken (duplicate name, location, catalog entry in a pool).
              *     - `POOL_ROOT_OVERLAPS`: A pool root that is another pool's root, lies inside it or contains it, on a node both pools are assigned to: a file there would be both pools' (`details.overlaps` names the other pool).
+             *     - `IN_USE`: Something still uses the record being deleted (a pool that holds images, an image a VM boots from).
              *     - `VERSION_CONFLICT`: Optimistic concurrency: the record changed since the caller read it; read it again and retry.
              */
             409: {
@@ -2421,6 +2422,7 @@ export interface operations {
             /**
              * @description Error codes:
              *     - `POOL_ROOT_OVERLAPS`: A pool root that is another pool's root, lies inside it or contains it, on a node both pools are assigned to: a file there would be both pools' (`details.overlaps` names the other pool).
+             *     - `IN_USE`: Something still uses the record being deleted (a pool that holds images, an image a VM boots from).
              *     - `VERSION_CONFLICT`: Optimistic concurrency: the record changed since the caller read it; read it again and retry.
              */
             409: {

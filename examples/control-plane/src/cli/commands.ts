@@ -467,7 +467,7 @@ export function apiCommands(
     .option('--node <node>', 'show paths on this node (id or hostname)')
     .option('--search <text>', 'search names, OS and labels')
     // The name it had first (`images available` says --search, as this does now).
-    .addOption(new Option('--text <text>').hideHelp())
+    .addOption(new Option('--text <text>', 'the same as --search').hideHelp())
     .action(async (o: Record<string, string | undefined>) => {
       const api = client();
       const { pools: poolList } = await api.request('listPools');

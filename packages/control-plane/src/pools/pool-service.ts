@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import {
   checkPoolDefinition,
   ErrorCode,
@@ -77,6 +78,12 @@ export class PoolService {
           ? this.check({ id: current.id, type: current.type, config: valid.config }).roots
           : (poolRootsOf(this.options.poolTypes, current)?.roots ?? []);
       await this.checkApart({ ...next, roots });
+      const moved = valid.config !== undefined && !isDeepStrictEqual(valid.config, current.config);
+      // Moved, it changes place on every node it is on; else only the nodes it would leave.
+      await this.refuseWhileVmsUseIt(current, {
+        nodeIds: moved ? current.nodeIds : current.nodeIds.filter((nodeId) => !next.nodeIds.includes(nodeId)),
+        why: moved ? 'its place cannot change under them' : 'it cannot leave their node(s)',
+      });
     }
     await this.options.repositories.pools.update(poolId, patch, options);
     await this.options.fanout.changed(poolId);
@@ -102,6 +109,24 @@ export class PoolService {
     }
     await repositories.pools.delete(poolId);
     await this.options.fanout.changed(poolId);
+  }
+
+  /**
+   * IN_USE, naming some, while VMs on `nodeIds` have a disk or a CD-ROM in the pool: unassigned
+   * from their node (or moved), the pool would be let go there and their files be out of Quantix's
+   * reach — a VM could not be deleted with its disks, nor its ISO be found again.
+   */
+  private async refuseWhileVmsUseIt(pool: StoragePool, change: { nodeIds: readonly string[]; why: string }) {
+    if (change.nodeIds.length === 0) return;
+    const vms = (await this.options.repositories.vms.list({ nodeId: change.nodeIds })).filter((vm) =>
+      [...vm.disks, ...vm.cdroms].some((file) => file.poolId === pool.id),
+    );
+    if (vms.length === 0) return;
+    throw new QuantixError(
+      ErrorCode.IN_USE,
+      `Pool ${pool.name} holds disks or ISOs of ${vms.length} VM(s): ${someNamed(vms.map((vm) => vm.name))}; ${change.why} — delete those VMs (or eject their ISO) first`,
+      { details: { poolId: pool.id, vms: vms.map((vm) => ({ id: vm.id, name: vm.name })) } },
+    );
   }
 
   /** INVALID_INPUT naming the field, or POOL_ROOT_NOT_ALLOWED; nodes check again before use. */

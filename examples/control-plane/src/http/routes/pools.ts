@@ -132,7 +132,10 @@ export function poolRoutes(app: FastifyInstance, deps: { pools: PoolService }): 
         summary: 'Update a pool',
         params: idParams,
         body: poolPatch,
-        response: { 200: poolView, ...errorResponses(...POOL_DEFINITION_CODES, ErrorCode.VERSION_CONFLICT) },
+        response: {
+          200: poolView,
+          ...errorResponses(...POOL_DEFINITION_CODES, ErrorCode.IN_USE, ErrorCode.VERSION_CONFLICT),
+        },
       },
     },
     async (request) => {
@@ -147,12 +150,18 @@ export function poolRoutes(app: FastifyInstance, deps: { pools: PoolService }): 
       schema: {
         operationId: 'assignPoolNodes',
         tags: ['pools'],
-        summary: 'Assign the pool to exactly these nodes',
+        summary:
+          'Assign the pool to exactly these nodes (IN_USE while VMs on a node it would leave keep disks or ISOs in it)',
         params: idParams,
         body: z.strictObject({ nodeIds: z.array(z.string().min(1)), expectedVersion: z.number().int().optional() }),
         response: {
           200: poolView,
-          ...errorResponses(ErrorCode.NOT_FOUND, ErrorCode.POOL_ROOT_OVERLAPS, ErrorCode.VERSION_CONFLICT),
+          ...errorResponses(
+            ErrorCode.NOT_FOUND,
+            ErrorCode.POOL_ROOT_OVERLAPS,
+            ErrorCode.IN_USE,
+            ErrorCode.VERSION_CONFLICT,
+          ),
         },
       },
     },
