@@ -5,7 +5,7 @@ import { nodeConnectCommands, type QuantixClient, type ResponseBody } from '@qua
 import type { parseNicReference } from '@quantix/core';
 import { isQuantixError, terminalSafe, terminalSafeJson } from '@quantix/core/light';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { formatAgo } from '../../ui/src/format.js';
+import { describePoolSource, formatAgo } from '../../ui/src/format.js';
 import { ApiError, clientFor, resolveTarget } from './client.js';
 import { exportImageContent } from './export.js';
 import { formatBytes, renderProgress } from './progress.js';
@@ -75,6 +75,12 @@ function table(rows: Row[], columns: (string | Column)[]): string {
       .join('  ')
       .trimEnd();
   return [line(headings), ...rows.map((r) => line(specs.map((c) => cell(r, c))))].join('\n');
+}
+
+/** The `labels:` lines of the show commands, one `  key=value` each; none without labels. */
+function labelLines(labels: Record<string, string>): string[] {
+  const entries = Object.entries(labels);
+  return entries.length > 0 ? ['labels:', ...entries.map(([key, value]) => `  ${key}=${value}`)] : [];
 }
 
 /** A pool's state on a node as the show commands print it: its status (and why), mount, size and free space. */
@@ -219,14 +225,12 @@ export function apiCommands(
       ]);
       const { total } = await api.request('listImages', { query: { poolId: pool.id, limit: 1 } });
       const now = Date.now();
-      const labels = Object.entries(pool.labels);
-      const source = describePoolSource(pool.config);
       print(pool, () =>
         [
           `pool ${poolNamed(pool)}: ${pool.type}, ${pool.shared ? 'shared by its nodes' : 'node-local'}, holds ${pool.contentTypes.join(', ')}`,
-          ...(source ? [`source ${source}`] : []),
+          `source ${describePoolSource(pool.config)}`,
           ...(pool.description ? [pool.description] : []),
-          ...(labels.length > 0 ? ['labels:', ...labels.map(([k, v]) => `  ${k}=${v}`)] : []),
+          ...labelLines(pool.labels),
           `${total} image(s) recorded in it`,
           '',
           pool.nodeIds.length === 0
@@ -378,12 +382,11 @@ export function apiCommands(
         capabilities.vms === true
           ? `runs VMs (${vmList.length} here: ${vmList.filter((vm) => vm.state === 'running').length} running)`
           : `runs no VMs${typeof capabilities.hypervisorProblem === 'string' ? `: ${capabilities.hypervisorProblem}` : ''}${vmList.length > 0 ? ` (${vmList.length} recorded here)` : ''}`;
-      const labels = Object.entries(node.labels);
       print(node, () =>
         [
           `node ${nodeNamed(node)} is ${node.connectionState} (${node.lastSeenAt ? `${node.connected ? 'since' : 'last seen'} ${formatAgo(String(node.lastSeenAt), now)}` : 'never connected'})${node.replicaId ? ` on replica ${node.replicaId}` : ''}${node.agentVersion ? `, agent ${node.agentVersion}` : ''}`,
           `${hostText}; ${vmsText}`,
-          ...(labels.length > 0 ? ['labels:', ...labels.map(([k, v]) => `  ${k}=${v}`)] : []),
+          ...labelLines(node.labels),
           '',
           node.pools.length === 0
             ? 'no pool assigned'
@@ -798,7 +801,6 @@ export function apiCommands(
         .filter(Boolean)
         .join(', ');
       const percent = image.progress?.percent;
-      const labels = Object.entries(image.labels);
       print(image, () =>
         [
           `image ${image.name} (${image.id}) is ${image.phase}${percent != null && image.phase !== 'ready' ? ` (${percent}%)` : ''}: ${image.kind}${image.format ? `, ${image.format}` : ''}`,
@@ -811,7 +813,7 @@ export function apiCommands(
           ...(image.catalogId ? [`catalog entry ${image.catalogId}`] : []),
           ...(image.copiedFrom ? [`copied from image ${image.copiedFrom}`] : []),
           `created ${iso(image.createdAt)}, updated ${iso(image.updatedAt)}`,
-          ...(labels.length > 0 ? ['labels:', ...labels.map(([key, text]) => `  ${key}=${text}`)] : []),
+          ...labelLines(image.labels),
         ].join('\n'),
       );
     });
@@ -1258,15 +1260,6 @@ export function apiCommands(
 /** A pool as its messages name it: by its name, with its id when that is something else (a UUID, say). */
 function poolNamed(pool: { id: string; name: string }): string {
   return pool.name === pool.id ? pool.name : `${pool.name} (${pool.id})`;
-}
-
-/** Where a pool's files are, shortly: a local pool's path, an NFS pool's `server:export` (and its mount point). */
-function describePoolSource(config: Record<string, unknown>): string | null {
-  if (typeof config.server === 'string') {
-    const mountPoint = typeof config.mountPoint === 'string' ? ` (mounted at ${config.mountPoint})` : '';
-    return `${config.server}:${String(config.export ?? '')}${mountPoint}`;
-  }
-  return typeof config.path === 'string' ? config.path : null;
 }
 
 /** A node as messages name it: by hostname, with its id where that differs. */

@@ -51,3 +51,17 @@ export function osProvenance(os: ImageRow['os'] | null | undefined): string {
 }
 
 export const KIND_LABEL: Record<string, string> = { cloud: 'Cloud image', iso: 'ISO' };
+
+/**
+ * Where a pool's files are, shortly (the Pools page, `quantix pools show`): a local pool's path,
+ * an NFS pool's `server:export` and where it is mounted; another backend's settings as `key=value`.
+ */
+export function describePoolSource(config: Record<string, unknown>): string {
+  if (typeof config.server === 'string') {
+    const mountPoint = typeof config.mountPoint === 'string' ? ` (mounted at ${config.mountPoint})` : '';
+    return `${config.server}:${String(config.export ?? '')}${mountPoint}`;
+  }
+  if (typeof config.path === 'string') return config.path;
+  const entries = Object.entries(config);
+  return entries.length ? entries.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ') : '—';
+}

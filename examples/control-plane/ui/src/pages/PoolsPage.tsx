@@ -14,6 +14,7 @@ import {
   TableHead,
   type Tone,
 } from '../components.js';
+import { describePoolSource } from '../format.js';
 import { SAFETY_REFRESH_MS, useAction, useNodeList, usePoll } from '../hooks.js';
 import type { Pool, PoolState, QNode } from '../types.js';
 
@@ -64,15 +65,6 @@ export function PoolStatusBadge({ status }: { status: PoolState['status'] }) {
   return <Badge tone={STATUS_TONE[status]}>{status[0]?.toUpperCase() + status.slice(1)}</Badge>;
 }
 
-/** `path=/srv/iso`, `server:export`, … — the backend's own settings, shortly. */
-function describeConfig(pool: Pool): string {
-  const c = pool.config as Record<string, unknown>;
-  if (typeof c.server === 'string') return `${c.server}:${String(c.export ?? '')}`;
-  if (typeof c.path === 'string') return c.path;
-  const entries = Object.entries(c);
-  return entries.length ? entries.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ') : '—';
-}
-
 export function PoolsPage() {
   const pools = usePoll((signal) => client.request('listPools', { signal }), {
     intervalMs: SAFETY_REFRESH_MS,
@@ -106,7 +98,7 @@ export function PoolsPage() {
             </dd>
             <dt>Source</dt>
             <dd>
-              <code>{describeConfig(pool)}</code>
+              <code>{describePoolSource(pool.config)}</code>
             </dd>
             <dt>Assigned to</dt>
             <dd>{pool.nodeIds.length ? pool.nodeIds.map(hostname).join(', ') : 'no node'}</dd>
