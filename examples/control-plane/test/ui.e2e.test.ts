@@ -6,10 +6,11 @@
  * be made to do at will. Screenshots of every page land in test-results/screenshots/.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tokenDigest } from '@quantix/control-plane';
+import { buildIso } from '@quantix/images-iso/testing';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TestSystem } from './harness.js';
@@ -397,19 +398,45 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
     }
   }, 240_000);
 
+  it('wizard: a data disc found in a pool is ready but cannot boot a VM, and says why', async () => {
+    const file = join(mountPath, 'ui-drivers.iso');
+    // A scanned ISO is named after the OS it holds, when one is identified: found by its file.
+    type Found = { id: string; name: string; location: { relPath: string } };
+    await buildIso(file, { volumeId: 'virtio-win-0.1.262', boot: null });
+    expect((await system.api('POST', '/images/rescan', { poolId: system.poolId })).status).toBe(200);
+    const found = await until(
+      async () =>
+        ((await system.api('GET', `/images?poolId=${system.poolId}&kind=iso`)).body.images as Found[]).filter(
+          (image) => image.location.relPath === 'ui-drivers.iso',
+        ),
+      (images) => images.length === 1,
+      'the data disc found by the rescan',
+      60_000,
+    );
+    const drivers = found[0] as Found;
+    try {
+      const { page, problems } = await open('/vms/new', system.token);
+      await page.getByLabel('Name', { exact: true }).fill(`ui-drivers-${Date.now().toString(36)}`);
+      await page.getByRole('button', { name: 'Next: boot media' }).click();
+      const choice = page.getByRole('radio', { name: drivers.name, exact: true });
+      await choice.waitFor();
+      expect(await choice.isDisabled()).toBe(true);
+      expect(await description(choice)).toBe(
+        `Ready at ${file} Cannot be chosen: no boot record: a data disc (drivers, tools), to insert into a VM’s drive, not to boot from`,
+      );
+      expect(problems).toEqual([]);
+    } finally {
+      expect((await system.api('DELETE', `/images/${drivers.id}`)).status).toBe(204);
+    }
+  });
+
   it('uploads an ISO, which the node stores in its pool, lists it with its path; a VM made from it ejects it (Eject ISO), takes it again (Insert ISO) and ejects it; then deletes it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'quantix-ui-iso-'));
     try {
-      writeFileSync(join(dir, 'README.TXT'), 'an ISO made for the UI test\n');
       const iso = join(dir, 'ui-test.iso');
-      // The label of a release newer than the installed osinfo-db: identified from the label, and the page says so.
-      execFileSync(
-        'xorriso',
-        ['-as', 'mkisofs', '-V', 'Fedora-S-dvd-x86_64-47', '-J', '-R', '-o', iso, join(dir, 'README.TXT')],
-        {
-          stdio: 'ignore',
-        },
-      );
+      // An installer (bootable), with the label of a release newer than the installed osinfo-db:
+      // identified from the label, and the page says so.
+      await buildIso(iso, { volumeId: 'Fedora-S-dvd-x86_64-47', boot: 'bios' });
       const { page, problems } = await open('/images', system.token);
       await page.getByLabel('ISO file', { exact: true }).setInputFiles(iso);
       await page.getByLabel('Into ISO pool', { exact: true }).selectOption(system.poolId);

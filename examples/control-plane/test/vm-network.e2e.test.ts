@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createTestDatabase, requireTools, type TestDatabase } from '@quantix/core/testing';
 import { type ImageServer, sha256Sums, startImageServer } from '@quantix/images-cloud/testing';
+import { buildIso } from '@quantix/images-iso/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testGuestImage } from './guest.js';
 import { apiCaller, waitFor } from './harness.js';
@@ -397,7 +398,7 @@ describe('VMs people can reach (real processes, a guest that boots)', { timeout:
     expect((await api('DELETE', `/vms/${vmId}`)).status).toBe(204);
   });
 
-  it('ejects the installer ISO from a running VM made from it, inserts it again and ejects it: the VM then boots from its disk, and the ISO can be deleted', async () => {
+  it('ejects the installer ISO from a running VM made from it, inserts it again and ejects it; a data disc makes no VM but goes into the drive: the VM then finds nothing to boot, and the ISO can be deleted', async () => {
     // An ISO pool with a bootable ISO in it (the test guest is a hybrid ISO), found by a rescan.
     const isoDir = join(work, 'isos');
     await poolOnNode('net-isos', { path: isoDir, create: true }, 'iso');
@@ -457,7 +458,36 @@ describe('VMs people can reach (real processes, a guest that boots)', { timeout:
     expect((await cli('vms', 'eject', name)).code).toBe(0);
     expect(await virsh('dumpxml', '--inactive', name)).not.toContain('installer.iso');
 
-    // Started again, it finds nothing to boot on the empty CD-ROM and its blank disk: the ISO is out.
+    // A data disc (drivers: no boot record) is no image to make a VM from, but goes into the drive.
+    await buildIso(join(isoDir, 'drivers.iso'), { volumeId: 'virtio-win-0.1.262', boot: null });
+    expect((await api('POST', '/images/rescan', { poolId: 'net-isos' })).status).toBe(200);
+    let driversId = '';
+    await waitFor(
+      async () => {
+        const found = (await api('GET', '/images?poolId=net-isos&kind=iso')).body.images as {
+          id: string;
+          location: { relPath: string };
+        }[];
+        driversId = found.find((image) => image.location.relPath === 'drivers.iso')?.id ?? '';
+        return driversId !== '';
+      },
+      'the data disc to be listed',
+      60_000,
+    );
+    const notBootable = await api('POST', '/vms', {
+      name: `${name}-drv`,
+      nodeId: NODE,
+      imageId: driversId,
+      memoryMiB: 192,
+    });
+    expect(notBootable).toMatchObject({ status: 422, body: { error: { code: 'IMAGE_NOT_BOOTABLE' } } });
+    const vmNames = ((await api('GET', '/vms')).body.vms as { name: string }[]).map((vm) => vm.name);
+    expect(vmNames).toContain(name);
+    expect(vmNames).not.toContain(`${name}-drv`);
+    const drivers = await cli('vms', 'insert', name, driversId);
+    expect(drivers, drivers.stderr).toMatchObject({ code: 0, stdout: `inserted drivers.iso into VM ${name}\n` });
+
+    // Started again, it finds nothing to boot on the data disc and its blank disk: the installer is out.
     expect((await api('POST', `/vms/${vmId}/stop`, { force: true })).body.state).toBe('stopped');
     expect((await api('POST', `/vms/${vmId}/start`)).body.state).toBe('running');
     await waitFor(

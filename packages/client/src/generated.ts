@@ -563,7 +563,7 @@ export interface paths {
         put?: never;
         /**
          * Create and start a VM from a ready image
-         * @description networks lists its NICs (a libvirt network of the node, or attachment "bridge"), each virtio with a MAC generated in 52:54:00:xx:xx:xx unless given; they are checked on the node first (404 NETWORK_NOT_FOUND, 409 NETWORK_NOT_ACTIVE). Sizes and firmware below what the image needs (its requirements; a disk smaller than a cloud image) are refused with 422 BELOW_IMAGE_REQUIREMENTS; those left out are the image’s VM defaults.
+         * @description networks lists its NICs (a libvirt network of the node, or attachment "bridge"), each virtio with a MAC generated in 52:54:00:xx:xx:xx unless given; they are checked on the node first (404 NETWORK_NOT_FOUND, 409 NETWORK_NOT_ACTIVE). Sizes and firmware below what the image needs (its requirements; a disk smaller than a cloud image) are refused with 422 BELOW_IMAGE_REQUIREMENTS; those left out are the image’s VM defaults. An ISO without a boot record (a data disc: drivers, tools) is refused with 422 IMAGE_NOT_BOOTABLE: insert it into a VM instead.
          */
         post: operations["createVm"];
         delete?: never;
@@ -6179,6 +6179,7 @@ export interface operations {
              * @description Error codes:
              *     - `INSUFFICIENT_CAPACITY`: The node cannot give what was asked (memory, CPUs, disk); `details` has asked and available.
              *     - `BELOW_IMAGE_REQUIREMENTS`: The VM asks for less than its image needs — fewer vCPUs, less memory or a smaller disk than its requirements (a catalog entry’s, an OVA’s), a disk smaller than the image itself, or the other firmware: it would not boot. `details` has what was asked and what the image needs.
+             *     - `IMAGE_NOT_BOOTABLE`: The ISO has no boot record (its El Torito catalog names no bootable platform): a data disc — drivers such as virtio-win, tools — that a VM can hold in its drive (POST /vms/{id}/insert) but never boot from. Make the VM from an installer ISO or a cloud image.
              */
             422: {
                 headers: {

@@ -36,6 +36,12 @@ export const ControlPlaneErrorCode = defineErrorCodes('@quantix/control-plane', 
     description:
       'The VM asks for less than its image needs — fewer vCPUs, less memory or a smaller disk than its requirements (a catalog entry’s, an OVA’s), a disk smaller than the image itself, or the other firmware: it would not boot. `details` has what was asked and what the image needs.',
   },
+  IMAGE_NOT_BOOTABLE: {
+    status: 422,
+    retryable: false,
+    description:
+      'The ISO has no boot record (its El Torito catalog names no bootable platform): a data disc — drivers such as virtio-win, tools — that a VM can hold in its drive (POST /vms/{id}/insert) but never boot from. Make the VM from an installer ISO or a cloud image.',
+  },
   IDEMPOTENCY_KEY_IN_USE: {
     status: 409,
     retryable: true,

@@ -87,6 +87,8 @@ export {
   type ImageProgress,
   type ImageProgressStage,
   type ImageRequirements,
+  ISO_BOOT_LABEL,
+  isDataDisc,
   type NewImage,
   OS_CONFIDENCES,
   OS_FAMILIES,

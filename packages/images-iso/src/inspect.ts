@@ -4,7 +4,7 @@
  * that runs everywhere — a node agent's pool.scan, ingested by @quantix/control-plane — with
  * createIsoInspector as the node's FileInspector; uploads are @quantix/control-plane's UploadService.
  */
-import type { FileInspector, Firmware } from '@quantix/core';
+import { type FileInspector, type Firmware, ISO_BOOT_LABEL } from '@quantix/core';
 import { identifyOs, type OsIdentification } from './identify.js';
 import { type IsoInfo, readIsoInfo } from './iso9660.js';
 import { getOsinfoDatabase, type LoadOsinfoOptions, type OsinfoDatabase } from './osinfo.js';
@@ -18,8 +18,8 @@ export interface IsoLogger {
 /** Labels a scan and an upload write on ISO image rows; other labels on a row are left alone. */
 export const ISO_LABELS = {
   volumeId: 'iso.quantix.io/volume-id',
-  /** Bootable platforms, comma-separated ('bios,uefi'), or 'none'. */
-  boot: 'iso.quantix.io/boot',
+  /** Bootable platforms, comma-separated ('bios,uefi'), or 'none' (core's isDataDisc reads it). */
+  boot: ISO_BOOT_LABEL,
   /** 'NSR02' or 'NSR03' on UDF bridge media. */
   udf: 'iso.quantix.io/udf',
   osSource: 'os.quantix.io/source',

@@ -1,12 +1,13 @@
 import { posix } from 'node:path';
-import type {
-  Image,
-  ImageCatalog,
-  ImageError,
-  ImageKind,
-  ImageProgress,
-  RankedImages,
-  Repositories,
+import {
+  type Image,
+  type ImageCatalog,
+  type ImageError,
+  type ImageKind,
+  type ImageProgress,
+  isDataDisc,
+  type RankedImages,
+  type Repositories,
 } from '@quantix/core';
 
 export const AVAILABILITY = ['ready', 'downloading', 'error', 'not-downloaded', 'unavailable'] as const;
@@ -22,7 +23,7 @@ export interface AvailableImage {
   kind: ImageKind;
   os: Image['os'];
   status: Availability;
-  /** Only `ready` images can boot a VM on this node. */
+  /** Only `ready` images can boot a VM on this node, and of ISOs only those with a boot record (isDataDisc). */
   selectable: boolean;
   /** Why it cannot be chosen now, as a person can act on it; null when selectable. */
   reason: string | null;
@@ -99,6 +100,8 @@ export interface AvailableImagesPage {
 /** Largest page of the view; the default too. */
 export const MAX_AVAILABLE_PAGE = 1000;
 
+const DATA_DISC_REASON = 'no boot record: a data disc (drivers, tools), to insert into a VM’s drive, not to boot from';
+
 const STATUS_OF_RANK: Availability[] = ['ready', 'downloading', 'unavailable', 'error'];
 
 /**
@@ -140,6 +143,8 @@ export async function listAvailableImages(options: {
     const described = describeRow(image, pool, nodeId);
     // The database ranked the row; the description adds the path and the reason.
     const status = STATUS_OF_RANK[rank] ?? described.status;
+    // Ready, and a VM could hold it in its drive; never boot from it.
+    const dataDisc = status === 'ready' && isDataDisc(image);
     return {
       key: `image:${image.id}`,
       catalogId: image.catalogId,
@@ -148,8 +153,8 @@ export async function listAvailableImages(options: {
       kind: image.kind,
       os: image.os,
       status,
-      selectable: status === 'ready',
-      reason: described.reason,
+      selectable: status === 'ready' && !dataDisc,
+      reason: dataDisc ? DATA_DISC_REASON : described.reason,
       poolId: image.location?.poolId ?? null,
       relPath: image.location?.relPath ?? null,
       path: described.path,

@@ -7,7 +7,7 @@ import type {
   Repositories,
   StoragePool,
 } from '@quantix/core';
-import { ErrorCode, QuantixError } from '@quantix/core';
+import { ErrorCode, isDataDisc, QuantixError } from '@quantix/core';
 import { ControlPlaneErrorCode } from '../errors.js';
 import { pathOnNode } from '../images/available.js';
 
@@ -138,6 +138,20 @@ export function checkVmNetworks(options: {
       );
     }
   }
+}
+
+/**
+ * A VM boots from its image: an ISO without a boot record (isDataDisc) is refused before
+ * anything is made (IMAGE_NOT_BOOTABLE) — the VM would start and find nothing to boot. Such a
+ * disc goes into a VM's drive with insert instead.
+ */
+export function checkBootable(image: Pick<Image, 'id' | 'name' | 'kind' | 'labels'>): void {
+  if (!isDataDisc(image)) return;
+  throw new QuantixError(
+    ControlPlaneErrorCode.IMAGE_NOT_BOOTABLE,
+    `ISO ${image.name} has no boot record: it is a data disc (drivers, tools), which no VM can boot from; make the VM from an installer ISO or a cloud image, then insert this one into its drive`,
+    { details: { imageId: image.id } },
+  );
 }
 
 /**

@@ -28,7 +28,7 @@ import { z } from 'zod';
 import { ControlPlaneErrorCode } from '../errors.js';
 import type { NodeHub } from '../hub/node-hub.js';
 import { pathOnNode } from '../images/available.js';
-import { checkImageRequirements, checkVmImage, checkVmNetworks, minDiskGiBOf } from './preflight.js';
+import { checkBootable, checkImageRequirements, checkVmImage, checkVmNetworks, minDiskGiBOf } from './preflight.js';
 
 const STATE_OF_DOMAIN: Partial<Record<DomainState, Vm['state']>> = {
   running: 'running',
@@ -243,6 +243,7 @@ export class VmService {
       nodeId: request.nodeId,
       fileExists: this.fileOnNode(request.nodeId),
     });
+    checkBootable(image);
     checkImageRequirements(image, request);
     if (request.networks.length > 0) {
       checkVmNetworks({

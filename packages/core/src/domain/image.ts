@@ -79,6 +79,21 @@ export interface OsInfo {
 export const FIRMWARE_KINDS = ['bios', 'uefi', 'any'] as const;
 export type Firmware = (typeof FIRMWARE_KINDS)[number];
 
+/**
+ * The label an ISO's inspection (@quantix/images-iso, on a scan or an upload) writes: the
+ * platforms its El Torito catalog boots ('bios,uefi'), or 'none' when it has no boot record.
+ */
+export const ISO_BOOT_LABEL = 'iso.quantix.io/boot';
+
+/**
+ * Whether the image is an ISO whose inspection found nothing to boot: a data disc (drivers such as
+ * virtio-win, tools), which a VM can hold in its drive but never boot from — a VM made from it
+ * would sit at "no bootable device". An ISO not inspected (no label) is not taken for one.
+ */
+export function isDataDisc(image: Pick<Image, 'kind' | 'labels'>): boolean {
+  return image.kind === 'iso' && image.labels[ISO_BOOT_LABEL] === 'none';
+}
+
 export interface ImageRequirements {
   minCpu: number;
   minMemoryMiB: number;

@@ -128,7 +128,7 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
         tags: ['vms'],
         summary: 'Create and start a VM from a ready image',
         description:
-          'networks lists its NICs (a libvirt network of the node, or attachment "bridge"), each virtio with a MAC generated in 52:54:00:xx:xx:xx unless given; they are checked on the node first (404 NETWORK_NOT_FOUND, 409 NETWORK_NOT_ACTIVE). Sizes and firmware below what the image needs (its requirements; a disk smaller than a cloud image) are refused with 422 BELOW_IMAGE_REQUIREMENTS; those left out are the image’s VM defaults.',
+          'networks lists its NICs (a libvirt network of the node, or attachment "bridge"), each virtio with a MAC generated in 52:54:00:xx:xx:xx unless given; they are checked on the node first (404 NETWORK_NOT_FOUND, 409 NETWORK_NOT_ACTIVE). Sizes and firmware below what the image needs (its requirements; a disk smaller than a cloud image) are refused with 422 BELOW_IMAGE_REQUIREMENTS; those left out are the image’s VM defaults. An ISO without a boot record (a data disc: drivers, tools) is refused with 422 IMAGE_NOT_BOOTABLE: insert it into a VM instead.',
         body: createVmSchema,
         response: {
           201: vmView,
@@ -144,6 +144,7 @@ export function vmRoutes(app: FastifyInstance, deps: { quantix: Quantix; vms: Vm
             ErrorCode.NETWORK_NOT_ACTIVE,
             ErrorCode.INSUFFICIENT_CAPACITY,
             ControlPlaneErrorCode.BELOW_IMAGE_REQUIREMENTS,
+            ControlPlaneErrorCode.IMAGE_NOT_BOOTABLE,
             ErrorCode.UNSUPPORTED_OPERATION,
             ...NODE_REQUEST_CODES,
             ...HYPERVISOR_CODES,

@@ -759,8 +759,12 @@ function Choice({
             </span>
           )}
           {item.status === 'downloading' && <Progress progress={item.progress} label={`Download of ${item.name}`} />}
-          {item.status !== 'ready' && item.status !== 'downloading' && item.reason && (
-            <span className={`reason${item.status === 'error' ? ' bad' : ''}`}>Cannot be chosen: {item.reason}</span>
+          {/* A ready file may be no boot image (a data disc): the reason says so, after its path. */}
+          {!item.selectable && item.status !== 'downloading' && item.reason && (
+            <>
+              {item.status === 'ready' && ' '}
+              <span className={`reason${item.status === 'error' ? ' bad' : ''}`}>Cannot be chosen: {item.reason}</span>
+            </>
           )}
         </div>
         {item.status === 'not-downloaded' && item.catalogId && (
