@@ -2,14 +2,15 @@ import { readFileSync } from 'node:fs';
 import { createLogger, defaultLogFormat, logDestination } from '@quantix/core';
 import { Command, Option } from 'commander';
 import { poolRootsOption, startNodeDaemon } from './node.js';
-import { type VirtType, virtTypeOption } from './options.js';
+import { describeOption, type VirtType, virtTypeOption } from './options.js';
 
 const program = new Command('quantix-node')
   .description('Quantix node daemon: connects to the control plane and runs this node’s pools, downloads and VMs')
+  .configureHelp({ optionDescription: describeOption })
   .addOption(
     new Option(
       '--url <url>',
-      'control plane URL (repeatable: one per replica, or one name with an address per replica; env QUANTIX_URL, comma-separated)',
+      'control plane URL (repeatable: one per replica, or one name with an address per replica; QUANTIX_URL takes them comma-separated)',
     )
       .env('QUANTIX_URL')
       .argParser((value: string, previous: string[] | undefined) => [

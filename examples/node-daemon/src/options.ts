@@ -1,4 +1,4 @@
-import { Option } from 'commander';
+import { Help, Option } from 'commander';
 
 /** `--virt-type`: how the node's VMs run (`quantix-node`, and `quantix up` for its local node). */
 export function virtTypeOption(): Option {
@@ -14,3 +14,13 @@ export function virtTypeOption(): Option {
 /** What `--virt-type` takes. */
 export const VIRT_TYPES = ['kvm', 'qemu', 'auto'] as const;
 export type VirtType = (typeof VIRT_TYPES)[number];
+
+const plainHelp = new Help();
+/**
+ * An option's line in --help: commander's, with "(required)" after a required one's (commander
+ * shows them like any other). For `configureHelp({ optionDescription })` of both commands.
+ */
+export function describeOption(option: Option): string {
+  const described = plainHelp.optionDescription(option);
+  return option.mandatory ? `${described} (required)` : described;
+}

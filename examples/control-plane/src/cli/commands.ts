@@ -673,6 +673,7 @@ export function apiCommands(
         const name = o.name ?? basename(file);
         const kind = o.kind ?? (name.toLowerCase().endsWith('.iso') ? 'iso' : 'disk');
         const tty = process.stderr.isTTY;
+        let shown = '';
         const result = await resumableUpload({
           target: target(),
           path: file,
@@ -682,6 +683,9 @@ export function apiCommands(
           ...(o.chunkSize ? { chunkSize: Number(o.chunkSize) } : {}),
           onProgress: (bytesDone, bytesTotal) => {
             const line = renderProgress({ label: `uploading ${name}`, percent: null, bytesDone, bytesTotal });
+            // The last chunk's progress and the upload's end report the same bytes: one line.
+            if (line === shown) return;
+            shown = line;
             process.stderr.write(tty ? `\r${line}` : `${line}\n`);
           },
         });
@@ -803,7 +807,7 @@ export function apiCommands(
       const percent = image.progress?.percent;
       print(image, () =>
         [
-          `image ${image.name} (${image.id}) is ${image.phase}${percent != null && image.phase !== 'ready' ? ` (${percent}%)` : ''}: ${image.kind}${image.format ? `, ${image.format}` : ''}`,
+          `image ${image.name} (${image.id}) is ${image.phase}${percent != null && image.phase !== 'ready' ? ` (${percent}%)` : ''}: ${image.kind}${image.format && image.format !== image.kind ? `, ${image.format}` : ''}`,
           ...(image.error ? [`error ${image.error.code}: ${image.error.message}`] : []),
           image.location
             ? `in pool ${poolName(image.location.poolId)} at ${image.location.relPath}${nodeId ? ` (${image.path ?? 'not active'} on ${o.node})` : ''}`

@@ -19,4 +19,23 @@ describe('the quantix command line', () => {
     expect(undescribed).toEqual([]);
     expect(commands.length).toBeGreaterThan(20);
   });
+
+  it('says in --help which options are required, on every command', () => {
+    // One line per option, its flags and description one space apart, once the wrapping is undone.
+    const help = (command: Command) =>
+      command
+        .helpInformation()
+        .replace(/\n {20,}/g, ' ')
+        .replace(/ {2,}/g, ' ');
+    const importHelp = help(commands.find(([name]) => name === 'quantix images import')?.[1] ?? buildProgram());
+    expect(importHelp).toContain(
+      '--sha256 <hex> the SHA-256 of the file as downloaded (sha256sum prints it): the node verifies it (required)',
+    );
+    expect(importHelp).toContain('--pool <pool> the pool to import into (id or name) (required)');
+    expect(importHelp).toContain('--name <name> the image name\n');
+    for (const [name, command] of commands) {
+      const required = command.options.filter((option) => option.mandatory).length;
+      expect(help(command).match(/\(required\)$/gm)?.length ?? 0, name).toBe(required);
+    }
+  });
 });

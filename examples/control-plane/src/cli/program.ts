@@ -1,4 +1,4 @@
-import { type VirtType, virtTypeOption } from '@quantix/example-node-daemon/options';
+import { describeOption, type VirtType, virtTypeOption } from '@quantix/example-node-daemon/options';
 import { Command, Option } from 'commander';
 import { apiCommands, reportError, warnArgvSecret } from './commands.js';
 
@@ -29,6 +29,8 @@ export function buildProgram(): Command {
   const program = new Command('quantix')
     .description('Quantix: images, storage pools, nodes and VMs')
     .showHelpAfterError()
+    // Commander's help shows a required option like any other; every command's says which are.
+    .configureHelp({ optionDescription: describeOption })
     // Exit codes: 0 done, 1 failed, 2 usage (an unknown command or option, a missing or bad argument).
     // Subcommands inherit this; commander has already printed its message.
     .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2));
