@@ -3211,7 +3211,7 @@ export interface operations {
                 /** @description also show each image’s path on this node */
                 nodeId?: string;
                 catalogId?: string;
-                /** @description search in name, description, OS distribution and labels (case-insensitive substring) */
+                /** @description search in name, description, OS distribution, labels and the file’s path in its pool (case-insensitive substring) */
                 text?: string;
                 label?: string;
                 limit?: number;
@@ -3364,7 +3364,7 @@ export interface operations {
             query: {
                 nodeId: string;
                 kind?: "cloud" | "iso";
-                /** @description search in name, description, OS distribution and labels (case-insensitive substring) */
+                /** @description search in name, description, OS distribution, labels and the file’s path in its pool (case-insensitive substring) */
                 text?: string;
                 limit?: number;
                 offset?: number;

@@ -468,7 +468,7 @@ export function apiCommands(
     .option('--phase <phases>', 'only these phases, comma-separated (ready, downloading, error, …)')
     .option('--pool <pool>', 'only images in this pool (id or name)')
     .option('--node <node>', 'show paths on this node (id or hostname)')
-    .option('--search <text>', 'search names, OS and labels')
+    .option('--search <text>', 'search names, OS, labels and file paths')
     // The name it had first (`images available` says --search, as this does now).
     .addOption(new Option('--text <text>', 'the same as --search').hideHelp())
     .action(async (o: Record<string, string | undefined>) => {
@@ -517,7 +517,7 @@ export function apiCommands(
     .description('what a VM on this node can boot from: images and catalog entries, with why one cannot be chosen')
     .requiredOption('--node <node>', 'the node (id or hostname)')
     .option('--kind <kind>', 'cloud or iso')
-    .option('--search <text>', 'search names and OS')
+    .option('--search <text>', 'search names, OS, labels and file paths (entries not downloaded: names and OS)')
     .action(async (o: { node: string; kind?: string; search?: string }) => {
       const api = client();
       const query = {

@@ -1,6 +1,6 @@
 /**
  * The image listings over HTTP, on PostgreSQL: keyset paging through `after`/`nextCursor`, a
- * cursor the server did not make refused with a stable code, search over names, OS and labels,
+ * cursor the server did not make refused with a stable code, search over names, OS, labels and paths,
  * every field of an image kept by the fast serializer, and the OpenAPI document describing it all.
  * Then an image changed (PATCH /images/{id}): a merge patch, and what it refuses.
  */
@@ -107,6 +107,21 @@ describe('image routes (PostgreSQL)', () => {
     ]);
     const byLabel = await get('/images?text=NIGHTLY&limit=1000');
     expect(byLabel.body.total).toBe(IMAGES / 10);
+    // A scanned ISO is named after its OS: its file name finds it too, in the list and in the view.
+    const named = await quantix.repositories.images.create({
+      name: 'Windows 11',
+      kind: 'iso',
+      phase: 'ready',
+      location: { poolId: 'pool-a', relPath: 'iso/Win11_24H2_custom.iso' },
+    });
+    try {
+      const byFile = await get('/images?text=24h2_CUSTOM');
+      expect((byFile.body.images as { id: string }[]).map((image) => image.id)).toEqual([named.id]);
+      const inView = await get('/images/available?nodeId=hv-1&text=win11_24h2');
+      expect((inView.body.images as { imageId: string }[]).map((image) => image.imageId)).toEqual([named.id]);
+    } finally {
+      await quantix.repositories.images.delete(named.id);
+    }
     const [first] = byName.body.images as { id: string }[];
     const stored = await quantix.repositories.images.require(first?.id as string);
     expect((await get(`/images/${stored.id}`)).body).toEqual(

@@ -116,7 +116,7 @@ export async function listAvailableImages(options: {
   catalog: ImageCatalog;
   nodeId: string;
   kind?: ImageKind;
-  /** Case-insensitive substring of the name, description, OS distribution or labels. */
+  /** Case-insensitive substring of the name, description, OS distribution, labels or file path in its pool. */
   text?: string;
   limit?: number;
   offset?: number;

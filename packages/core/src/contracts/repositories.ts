@@ -30,7 +30,7 @@ export interface ImageFilter extends Page {
   catalogId?: string;
   /** Every given label must be present with the given value. */
   labels?: Record<string, string>;
-  /** Case-insensitive substring of name, description, OS distribution or labels. */
+  /** Case-insensitive substring of name, description, OS distribution, labels or the file's path in its pool. */
   text?: string;
 }
 
@@ -61,7 +61,7 @@ export interface RankedImagesQuery {
   /** Catalog entries on offer: rows made from them collapse to one per entry. */
   catalogIds: readonly string[];
   kind?: ImageKind;
-  /** Case-insensitive substring of name, description, OS distribution or labels. */
+  /** Case-insensitive substring of name, description, OS distribution, labels or the file's path in its pool. */
   text?: string;
   limit: number;
   offset: number;

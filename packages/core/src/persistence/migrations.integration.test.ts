@@ -151,6 +151,8 @@ describe.each(TEST_DATABASE_CLIENTS)('migrations on %s', (client) => {
     expect((await repos.images.page({ text: 'IMAGE 0003_Images' })).images.map((image) => image.id)).toEqual([
       'image-0003_images',
     ]);
+    // …and, after 0021, by their file's path in the pool.
+    expect((await repos.images.page({ text: 'ISO/X.iso', limit: 1000 })).total).toBe(MIGRATIONS.length - 2);
     expect(await repos.nodes.list()).toHaveLength(MIGRATIONS.length);
     expect(await repos.images.count()).toBe(MIGRATIONS.length - 2);
   });

@@ -188,6 +188,10 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
       expect(await names({ text: '100%' })).toEqual(['Windows 100% edition']);
       expect(await names({ text: '%' })).toEqual(['Windows 100% edition']);
       expect(await names({ kind: 'iso', phase: 'pending', text: 'alp' })).toEqual(['Alpine']);
+      // The file's path in its pool too: what a person remembers of an ISO named after its OS.
+      expect(await names({ text: 'WIN.iso' })).toEqual(['Windows 100% edition']);
+      expect(await names({ text: 'debian.qcow2' })).toEqual(['Debian 12']);
+      expect(await names({ text: '.iso' })).toEqual(['Windows 100% edition', 'Alpine']);
       expect(await names({ limit: 2 })).toEqual(['Ubuntu 24.04', 'Debian 12']);
       expect(await names({ limit: 2, offset: 2 })).toEqual(['Windows 100% edition', 'Alpine']);
       expect(await repos.images.count({ kind: 'iso' })).toBe(2);

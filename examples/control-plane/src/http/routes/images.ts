@@ -162,7 +162,9 @@ const listQuery = z.strictObject({
   text: z
     .string()
     .optional()
-    .describe('search in name, description, OS distribution and labels (case-insensitive substring)'),
+    .describe(
+      'search in name, description, OS distribution, labels and the file’s path in its pool (case-insensitive substring)',
+    ),
   label: z
     .string()
     .regex(/^[^=]+=.*$/, 'key=value')
@@ -238,7 +240,9 @@ export function imageRoutes(
           text: z
             .string()
             .optional()
-            .describe('search in name, description, OS distribution and labels (case-insensitive substring)'),
+            .describe(
+              'search in name, description, OS distribution, labels and the file’s path in its pool (case-insensitive substring)',
+            ),
           limit: z.coerce.number().int().min(1).max(MAX_AVAILABLE_PAGE).default(MAX_AVAILABLE_PAGE),
           offset: z.coerce.number().int().min(0).default(0),
         }),

@@ -117,7 +117,7 @@ export function ImagesPage() {
               {...props}
               type="search"
               value={text}
-              placeholder="name, OS or label"
+              placeholder="name, OS, label or file"
               onChange={(e) => {
                 setText(e.target.value);
                 setOffset(0);

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { IMAGE_SEARCH_TEXT } from '../repositories/image-search.js';
+import { IMAGE_SEARCH_TEXT_0011 } from '../repositories/image-search.js';
 
 /**
  * Image search and the VM-creation view's ordering, through indexes:
@@ -12,7 +12,7 @@ import { IMAGE_SEARCH_TEXT } from '../repositories/image-search.js';
  */
 export async function up(knex: Knex): Promise<void> {
   await knex.raw('create extension if not exists pg_trgm');
-  await knex.raw(`create index images_search_trgm_idx on images using gin ((${IMAGE_SEARCH_TEXT}) gin_trgm_ops)`);
+  await knex.raw(`create index images_search_trgm_idx on images using gin ((${IMAGE_SEARCH_TEXT_0011}) gin_trgm_ops)`);
   await knex.raw('create index images_phase_name_idx on images (phase, name, id)');
   await knex.raw('create index images_pool_phase_kind_idx on images (pool_id, phase, kind) include (catalog_id)');
 }

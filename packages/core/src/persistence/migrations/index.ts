@@ -18,6 +18,7 @@ import * as m0017 from './0017_image_search_text.js';
 import * as m0018 from './0018_room_for_hot_updates.js';
 import * as m0019 from './0019_room_for_image_rewrites.js';
 import * as m0020 from './0020_replica_key_fingerprints.js';
+import * as m0021 from './0021_image_search_paths.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -48,6 +49,7 @@ export const MIGRATIONS: ReadonlyArray<readonly [name: string, migration: Migrat
   ['0018_room_for_hot_updates', m0018],
   ['0019_room_for_image_rewrites', m0019],
   ['0020_replica_key_fingerprints', m0020],
+  ['0021_image_search_paths', m0021],
 ];
 
 class CodeMigrationSource implements Knex.MigrationSource<string> {

@@ -1,14 +1,20 @@
 /**
- * The text an image search looks in: name, description, OS distribution and labels (as JSON
- * text), one per line so a search cannot match across two of them unless it holds a newline.
- * Migration 0017 stores it lower-cased as the generated column `images.search_text`, under a
- * trigram GIN index; migration 0011 indexed the expression itself. Changing it needs a new
- * migration.
+ * The text an image search looked in before migration 0021: name, description, OS distribution
+ * and labels (as JSON text), one per line so a search cannot match across two of them unless it
+ * holds a newline. Migrations 0011 and 0017 index it; it stays as they ran.
  */
-export const IMAGE_SEARCH_TEXT =
+export const IMAGE_SEARCH_TEXT_0011 =
   "name || E'\\n' || description || E'\\n' || coalesce(os->>'distribution', '') || E'\\n' || labels::text";
 
-/** The trigram index over `images.search_text` (migration 0017). */
+/**
+ * The text an image search looks in: that of 0011, then the file's path in its pool — a scanned
+ * ISO is named after the OS it holds, and its file name is what a person remembers. Migration
+ * 0021 stores it lower-cased as the generated column `images.search_text`, under a trigram GIN
+ * index. Changing it needs a new migration (and this one kept as it is, for 0021).
+ */
+export const IMAGE_SEARCH_TEXT = `${IMAGE_SEARCH_TEXT_0011} || E'\\n' || coalesce(rel_path, '')`;
+
+/** The trigram index over `images.search_text` (migrations 0017, then 0021). */
 export const IMAGE_SEARCH_INDEX = 'images_search_text_trgm_idx';
 
 /**
