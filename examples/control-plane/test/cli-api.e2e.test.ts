@@ -596,7 +596,13 @@ describe('quantix API commands', () => {
       });
       const revisions = await cli(['images', 'revisions', image.id]);
       expect(revisions.stdout.split('\n')[0]).toMatch(/^schedule 0 \*\/6 \* \* \*, keep 5, next check \S+Z$/);
+      // images show says so, and says no more of it once unfollowed.
+      const followLine = /^follows upstream \(0 \*\/6 \* \* \*, keep 5\), revision 1 the latest; next check \S+Z$/m;
+      expect((await cli(['images', 'show', 'tiny-followed'])).stdout).toMatch(followLine);
       expect(await cli(['images', 'unfollow', 'tiny-followed'])).toMatchObject({ code: 0 });
+      const unfollowed = await cli(['images', 'show', 'tiny-followed']);
+      expect(unfollowed).toMatchObject({ code: 0, stdout: expect.stringContaining('catalog entry tiny-followed') });
+      expect(unfollowed.stdout).not.toContain('follows upstream');
     } finally {
       for (const image of await images.list({})) await images.delete(image.id);
       await pools.delete('shelf');

@@ -797,7 +797,14 @@ export function apiCommands(
         api.request('listPools'),
         o.node ? nodeIdOf(api, o.node) : undefined,
       ]);
-      const image = await api.request('getImage', { params: { id: imageId }, query: nodeId ? { nodeId } : {} });
+      // Whether it follows upstream, asked beside it: NOT_FOUND for an image that does not.
+      const [image, follow] = await Promise.all([
+        api.request('getImage', { params: { id: imageId }, query: nodeId ? { nodeId } : {} }),
+        api.request('getImageFollow', { params: { id: imageId } }).catch((error: unknown) => {
+          if (error instanceof ApiError && error.code === 'NOT_FOUND') return null;
+          throw error;
+        }),
+      ]);
       const poolName = poolNamesIn(poolList);
       const { os } = image;
       const osText = [os.distribution ?? os.family, os.version, os.arch].filter(Boolean).join(' ');
@@ -815,6 +822,15 @@ export function apiCommands(
           `size ${image.sizeBytes == null ? '-' : bytes(image.sizeBytes)}${image.virtualSizeBytes == null ? '' : ` (virtual ${bytes(image.virtualSizeBytes)})`}, ${image.checksum ? `${image.checksum.algorithm} ${image.checksum.value}` : 'no checksum'}`,
           `OS ${osText || 'unknown'}${guest ? ` (${guest})` : ''}; needs ${needsText(image.requirements)}`,
           ...(image.catalogId ? [`catalog entry ${image.catalogId}`] : []),
+          ...(follow
+            ? [
+                // A revision's follow is its golden image's (the image first followed).
+                `${follow.id === image.id ? '' : `a revision of image ${follow.id}, which `}follows upstream (${follow.schedule}, keep ${follow.keep}), revision ${follow.latestRevision} the latest; next check ${iso(follow.nextRunAt)}` +
+                  (follow.lastCheck && follow.lastCheckAt
+                    ? `; last ${iso(follow.lastCheckAt)}: ${follow.lastCheck.outcome}`
+                    : ''),
+              ]
+            : []),
           ...(image.copiedFrom ? [`copied from image ${image.copiedFrom}`] : []),
           `created ${iso(image.createdAt)}, updated ${iso(image.updatedAt)}`,
           ...labelLines(image.labels),
