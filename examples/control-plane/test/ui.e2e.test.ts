@@ -132,6 +132,10 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
     // Held by the one replica there is: the id /healthz names.
     const { replica } = (await system.api('GET', '/healthz')).body as { replica: { id: string } };
     expect(await textOf(card)).toContain(`Replica ${replica.id}`);
+    // When it connected (not "last seen", which read as if it had gone quiet), its host and its VMs.
+    expect(await textOf(card)).toMatch(/Connected since (just now|\d+ s ago|\d+ min ago)/);
+    expect(await textOf(card)).toMatch(/Host \d+ CPU\(s\), [\d.]+ (GiB|MiB) memory/);
+    expect(await textOf(card)).toMatch(/VMs runs VMs \(\d+ here: \d+ running\)/);
     expect(await rowText(page, `Pools on ${hostname}`, poolName)).toContain('Active');
     await shot(page, 'real-nodes');
     expect(problems).toEqual([]);

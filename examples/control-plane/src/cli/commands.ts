@@ -5,7 +5,7 @@ import { nodeConnectCommands, type QuantixClient, type ResponseBody } from '@qua
 import type { parseNicReference } from '@quantix/core';
 import { isQuantixError, terminalSafe, terminalSafeJson } from '@quantix/core/light';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { describePoolSource, formatAgo } from '../../ui/src/format.js';
+import { describeHost, describeNodeVms, describePoolSource, formatAgo } from '../../ui/src/format.js';
 import { ApiError, clientFor, resolveTarget } from './client.js';
 import { exportImageContent } from './export.js';
 import { formatBytes, renderProgress } from './progress.js';
@@ -368,24 +368,10 @@ export function apiCommands(
       const node = await api.request('getNode', { params: { id: await nodeIdOf(api, value) } });
       const { vms: vmList } = await api.request('listVms', { query: { nodeId: node.id } });
       const now = Date.now();
-      const capabilities = node.capabilities as {
-        host?: { cpus?: unknown; memoryMiB?: unknown };
-        vms?: unknown;
-        hypervisorProblem?: unknown;
-      };
-      const host = capabilities.host;
-      const hostText =
-        typeof host?.cpus === 'number' && typeof host.memoryMiB === 'number'
-          ? `host ${host.cpus} CPU(s), ${formatBytes(host.memoryMiB * 1024 * 1024)} memory`
-          : 'host not reported';
-      const vmsText =
-        capabilities.vms === true
-          ? `runs VMs (${vmList.length} here: ${vmList.filter((vm) => vm.state === 'running').length} running)`
-          : `runs no VMs${typeof capabilities.hypervisorProblem === 'string' ? `: ${capabilities.hypervisorProblem}` : ''}${vmList.length > 0 ? ` (${vmList.length} recorded here)` : ''}`;
       print(node, () =>
         [
           `node ${nodeNamed(node)} is ${node.connectionState} (${node.lastSeenAt ? `${node.connected ? 'since' : 'last seen'} ${formatAgo(String(node.lastSeenAt), now)}` : 'never connected'})${node.replicaId ? ` on replica ${node.replicaId}` : ''}${node.agentVersion ? `, agent ${node.agentVersion}` : ''}`,
-          `${hostText}; ${vmsText}`,
+          `host ${describeHost(node.capabilities)}; ${describeNodeVms(node.capabilities, vmList)}`,
           ...labelLines(node.labels),
           '',
           node.pools.length === 0

@@ -65,3 +65,20 @@ export function describePoolSource(config: Record<string, unknown>): string {
   const entries = Object.entries(config);
   return entries.length ? entries.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ') : '—';
 }
+
+/** What a node said of its host in its hello (the Nodes page, `quantix nodes show`): CPUs and memory. */
+export function describeHost(capabilities: Record<string, unknown>): string {
+  const host = capabilities.host as { cpus?: unknown; memoryMiB?: unknown } | null | undefined;
+  return typeof host?.cpus === 'number' && typeof host.memoryMiB === 'number'
+    ? `${host.cpus} CPU(s), ${formatBytes(host.memoryMiB * 1024 * 1024)} memory`
+    : 'not reported';
+}
+
+/** Whether a node runs VMs (and why not, as its hello said), with how many of its VMs there are and run. */
+export function describeNodeVms(capabilities: Record<string, unknown>, vms: readonly { state: string }[]): string {
+  if (capabilities.vms === true) {
+    return `runs VMs (${vms.length} here: ${vms.filter((vm) => vm.state === 'running').length} running)`;
+  }
+  const why = typeof capabilities.hypervisorProblem === 'string' ? `: ${capabilities.hypervisorProblem}` : '';
+  return `runs no VMs${why}${vms.length > 0 ? ` (${vms.length} recorded here)` : ''}`;
+}

@@ -12,18 +12,24 @@ import {
   LoadNote,
   TableHead,
 } from '../components.js';
+import { describeHost, describeNodeVms } from '../format.js';
 import { SAFETY_REFRESH_MS, useAction, usePoll } from '../hooks.js';
 import type { NodeDetail, RegisteredNode } from '../types.js';
 import { PoolStateCells } from './PoolsPage.js';
 
 export function NodesPage() {
-  // The list, then each node's detail (pools with their state on it, and the live `connected`).
+  // The list, then each node's detail (pools with their state on it, and the live `connected`),
+  // with its VMs (how many there are, how many run).
   const nodes = usePoll(
     async (signal) => {
-      const { nodes: list } = await client.request('listNodes', { signal });
-      return Promise.all(list.map((n) => client.request('getNode', { params: { id: n.id }, signal })));
+      const [{ nodes: list }, { vms }] = await Promise.all([
+        client.request('listNodes', { signal }),
+        client.request('listVms', { signal }),
+      ]);
+      const details = await Promise.all(list.map((n) => client.request('getNode', { params: { id: n.id }, signal })));
+      return details.map((node) => ({ ...node, vms: vms.filter((vm) => vm.nodeId === node.id) }));
     },
-    { intervalMs: SAFETY_REFRESH_MS, deps: [], live: { kinds: ['node', 'pool'] } },
+    { intervalMs: SAFETY_REFRESH_MS, deps: [], live: { kinds: ['node', 'pool', 'vm'] } },
   );
 
   return (
@@ -48,10 +54,15 @@ export function NodesPage() {
             </dd>
             <dt>Replica</dt>
             <dd>{node.replicaId ? <code>{node.replicaId}</code> : '—'}</dd>
-            <dt>Last seen</dt>
+            {/* Recorded as it connects or drops: for a connected node, when it connected. */}
+            <dt>{node.connected ? 'Connected since' : 'Last seen'}</dt>
             <dd>
               <Ago iso={node.lastSeenAt} />
             </dd>
+            <dt>Host</dt>
+            <dd>{describeHost(node.capabilities)}</dd>
+            <dt>VMs</dt>
+            <dd>{describeNodeVms(node.capabilities, node.vms)}</dd>
             <dt>Address</dt>
             <dd>{node.address ?? '—'}</dd>
             <dt>Agent</dt>
