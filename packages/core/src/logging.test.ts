@@ -42,6 +42,18 @@ describe('createLogger', () => {
     expect(lines.join('')).toContain('[redacted]');
   });
 
+  it('logs a reason given as err, a string, as its message, secrets out', () => {
+    const { lines, stream } = capture();
+    const logger = createLogger({ level: 'info' }, stream);
+    logger.warn({ poolId: 'p3', err: 'Pool directory /srv/x does not exist' }, 'pool could not be activated');
+    logger.warn({ err: `GET http://cp/u?token=${secret} failed` }, 'download failed');
+    const [first, second] = lines.map((line) => JSON.parse(line));
+    expect(first).toMatchObject({ poolId: 'p3', err: { message: 'Pool directory /srv/x does not exist' } });
+    expect(second.err).toEqual({ message: 'GET http://cp/u?token=[redacted] failed' });
+    // And a person reading a terminal sees the reason, not a character per field.
+    expect(formatLogLine(lines[0] as string)).toContain('Pool directory /srv/x does not exist');
+  });
+
   it('leaves text without secrets as it is', () => {
     expect(redactSecrets('pool local at /srv/x?y=1')).toBe('pool local at /srv/x?y=1');
     expect(redactSecrets('Authorization: Bearer abc.def')).toBe('Authorization: Bearer [redacted]');

@@ -51,7 +51,12 @@ export function createLogger(options: LoggerOptions = {}, destination?: Destinat
       },
       serializers: {
         ...options.serializers,
-        err: (error: Error) => redactDeep({ ...errSerializer(error) }) as ReturnType<typeof errSerializer>,
+        // Callers log a reason as often as an Error: a string is its message (spread, it became
+        // one field per character).
+        err: (error: unknown) =>
+          (error !== null && typeof error === 'object'
+            ? redactDeep({ ...errSerializer(error as Error) })
+            : { message: redactSecrets(String(error)) }) as ReturnType<typeof errSerializer>,
         req: (request: { method?: string; url?: string; ip?: string; socket?: { remotePort?: number } }) => ({
           method: request.method,
           url: typeof request.url === 'string' ? redactSecrets(request.url) : request.url,
