@@ -524,6 +524,23 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
     expect(JSON.parse(listed.output).images.map((i: { name: string }) => i.name)).toEqual(['rescue.iso']);
   });
 
+  it('refuses a new token for its local node, or removing it: either left the node refused until a restart', async () => {
+    const { proc, cli } = upInOwnDirectory('local-node');
+    await waitForOutput(proc, /press Ctrl-C/);
+    const token = await cli('nodes', 'token', 'local');
+    expect(token.code, token.output).toBe(1);
+    expect(token.output).toContain(
+      'IN_USE: Node local runs inside this control plane (`quantix up`), which gives it a new token at every start: a new token would leave it refused until a restart',
+    );
+    expect(token.output).not.toContain('quantix-node --url');
+    const removed = await cli('nodes', 'delete', 'local', '--yes');
+    expect(removed.code, removed.output).toBe(1);
+    expect(removed.output).toContain('IN_USE: Node local runs inside this control plane');
+    // Still there, still connected on the token it was started with.
+    const listed = await cli('--json', 'nodes', 'list');
+    expect(JSON.parse(listed.output)).toMatchObject([{ id: 'local', connectionState: 'connected' }]);
+  });
+
   it('says why no node can remove an image’s file, and forgets the image alone with --keep-file', async () => {
     const { dir, proc, cli } = upInOwnDirectory('keep-file');
     const [, token] = await waitForOutput(proc, /Token:\s+(\S+)/);

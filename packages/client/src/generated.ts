@@ -242,7 +242,10 @@ export interface paths {
         get: operations["getNode"];
         put?: never;
         post?: never;
-        /** Remove a node (refused while it has VMs); its connection is closed (4004) */
+        /**
+         * Remove a node (refused while it has VMs); its connection is closed (4004)
+         * @description IN_USE while it has VMs, and for a node whose daemon runs inside the control plane (`quantix up`’s local node).
+         */
         delete: operations["deleteNode"];
         options?: never;
         head?: never;
@@ -278,7 +281,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Issue a new token: the old one stops working, and a connection opened with it is closed (4005) */
+        /**
+         * Issue a new token: the old one stops working, and a connection opened with it is closed (4005)
+         * @description IN_USE for a node whose daemon runs inside the control plane (`quantix up`’s local node).
+         */
         post: operations["issueNodeToken"];
         delete?: never;
         options?: never;
@@ -3085,6 +3091,18 @@ export interface operations {
              *     - `NOT_FOUND`: The record, file or domain asked for does not exist.
              */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `IN_USE`: Something still uses the record being deleted (a pool that holds images, an image a VM boots from).
+             */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

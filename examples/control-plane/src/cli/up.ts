@@ -134,6 +134,7 @@ export async function startAllInOne(options: AllInOneOptions) {
       port: options.port,
       stagingDir: join(dataDir, 'uploads'),
       poolRoots,
+      inProcessNodeIds: [LOCAL_NODE_ID],
       ...(options.rescanSeconds !== undefined ? { rescanSeconds: options.rescanSeconds } : {}),
       ...(options.vmStateSeconds !== undefined ? { vmStateSeconds: options.vmStateSeconds } : {}),
     });

@@ -1,5 +1,5 @@
 import type { NodeHub, NodeService, ReplicaRegistry, VmService } from '@quantix/control-plane';
-import { ErrorCode, hostNetworkSchema, NODE_CONNECTION_STATES, type Quantix } from '@quantix/core';
+import { ErrorCode, hostNetworkSchema, NODE_CONNECTION_STATES, type Quantix, QuantixError } from '@quantix/core';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -44,9 +44,26 @@ const nodeDetail = nodeView.extend({
 
 export function nodeRoutes(
   app: FastifyInstance,
-  deps: { quantix: Quantix; hub: NodeHub; replicas: ReplicaRegistry; vms: VmService; nodes: NodeService },
+  deps: {
+    quantix: Quantix;
+    hub: NodeHub;
+    replicas: ReplicaRegistry;
+    vms: VmService;
+    nodes: NodeService;
+    /** Nodes whose daemon runs in this process (ControlPlaneOptions.inProcessNodeIds). */
+    inProcessNodeIds: ReadonlySet<string>;
+  },
 ): void {
   const { repositories } = deps.quantix;
+  /** IN_USE for a node this process runs: `what` it cannot have done to it, and why. */
+  const refuseInProcess = (nodeId: string, what: string) => {
+    if (!deps.inProcessNodeIds.has(nodeId)) return;
+    throw new QuantixError(
+      ErrorCode.IN_USE,
+      `Node ${nodeId} runs inside this control plane (\`quantix up\`), which gives it a new token at every start: ${what} would leave it refused until a restart`,
+      { details: { nodeId, inProcess: true } },
+    );
+  };
   const api = app.withTypeProvider<ZodTypeProvider>();
 
   api.get(
@@ -148,14 +165,18 @@ export function nodeRoutes(
         operationId: 'issueNodeToken',
         tags: ['nodes'],
         summary: 'Issue a new token: the old one stops working, and a connection opened with it is closed (4005)',
+        description: 'IN_USE for a node whose daemon runs inside the control plane (`quantix up`’s local node).',
         params: idParams,
         response: {
           200: z.object({ nodeId: z.string(), token: nodeToken }),
-          ...errorResponses(ErrorCode.NOT_FOUND),
+          ...errorResponses(ErrorCode.NOT_FOUND, ErrorCode.IN_USE),
         },
       },
     },
-    async (request) => ({ nodeId: request.params.id, token: await deps.nodes.issueToken(request.params.id) }),
+    async (request) => {
+      refuseInProcess(request.params.id, 'a new token');
+      return { nodeId: request.params.id, token: await deps.nodes.issueToken(request.params.id) };
+    },
   );
 
   api.delete(
@@ -165,11 +186,14 @@ export function nodeRoutes(
         operationId: 'deleteNode',
         tags: ['nodes'],
         summary: 'Remove a node (refused while it has VMs); its connection is closed (4004)',
+        description:
+          'IN_USE while it has VMs, and for a node whose daemon runs inside the control plane (`quantix up`’s local node).',
         params: idParams,
         response: { 204: noContent, ...errorResponses(ErrorCode.NOT_FOUND, ErrorCode.IN_USE) },
       },
     },
     async (request, reply) => {
+      refuseInProcess(request.params.id, 'removing it');
       await deps.nodes.remove(request.params.id);
       return reply.status(204).send();
     },
