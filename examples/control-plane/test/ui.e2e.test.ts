@@ -8,7 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { tokenDigest } from '@quantix/control-plane';
 import { buildIso } from '@quantix/images-iso/testing';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
@@ -401,6 +401,39 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
       await system.api('DELETE', `/vms/${created.body.id}`);
     }
   }, 240_000);
+
+  it('adds a local pool from the form: its directory is made on the node, which reports it active', async () => {
+    // Beside the system's own pool, under the pool root its node allows; not there yet.
+    const dir = join(dirname(mountPath), `ui-added-${Date.now().toString(36)}`);
+    expect(existsSync(dir)).toBe(false);
+    const { page, problems } = await open('/pools', system.token);
+    const form = page.getByRole('form', { name: 'Add a pool' });
+    await form.getByLabel('Pool name', { exact: true }).fill('UI added');
+    await form.getByLabel('Directory', { exact: true }).fill(dir);
+    expect(await form.getByLabel('Make the directory on each node where it is missing').isChecked()).toBe(true);
+    await form.getByLabel(hostname, { exact: true }).check();
+    await form.getByRole('button', { name: 'Add pool' }).click();
+    await form.getByRole('status').filter({ hasText: 'Pool UI added created.' }).waitFor();
+    const card = page.getByRole('article', { name: 'UI added' });
+    try {
+      expect(
+        await until(
+          () => rowText(page, 'State of UI added per node', hostname),
+          (text) => text.includes('Active'),
+          'the new pool active on the node',
+          30_000,
+        ),
+      ).toContain(`Active ${dir}`);
+      expect(existsSync(dir)).toBe(true);
+      await card.waitFor();
+      expect(problems).toEqual([]);
+    } finally {
+      const { pools } = (await system.api('GET', '/pools')).body as { pools: { id: string; name: string }[] };
+      const added = pools.find((pool) => pool.name === 'UI added');
+      if (added) expect((await system.api('DELETE', `/pools/${added.id}`)).status).toBe(204);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('wizard: a data disc found in a pool is ready but cannot boot a VM, and says why', async () => {
     const file = join(mountPath, 'ui-drivers.iso');

@@ -205,6 +205,8 @@ function NewPool({ nodes, onCreated }: { nodes: QNode[]; onCreated: () => void }
     name: '',
     type: 'local',
     path: '',
+    // A new node rarely has the directory yet: without it the pool is only "unavailable" there.
+    createPath: true,
     server: '',
     exportPath: '',
     iso: true,
@@ -219,7 +221,10 @@ function NewPool({ nodes, onCreated }: { nodes: QNode[]; onCreated: () => void }
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     setCreated(null);
-    const config = form.type === 'nfs' ? { server: form.server, export: form.exportPath } : { path: form.path };
+    const config =
+      form.type === 'nfs'
+        ? { server: form.server, export: form.exportPath }
+        : { path: form.path, ...(form.createPath ? { create: true } : {}) };
     const pool = await run(() =>
       client.request('createPool', {
         body: {
@@ -277,6 +282,12 @@ function NewPool({ nodes, onCreated }: { nodes: QNode[]; onCreated: () => void }
           </Field>
         )}
       </div>
+      {form.type === 'local' && (
+        <label className="check">
+          <input type="checkbox" checked={form.createPath} onChange={(e) => set({ createPath: e.target.checked })} />{' '}
+          Make the directory on each node where it is missing
+        </label>
+      )}
       <PoolContentChecks value={form} onChange={set} error={fieldErrors.contentTypes} />
       <NodeChecks
         nodes={nodes}
