@@ -345,11 +345,21 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
       expect(other.requests).toEqual([]);
       // The node refused it before anything was recorded: no failed row holds the file's place.
       expect(JSON.parse((await cli('images', 'list', '--json')).output).images).toEqual([]);
-      const imported = await cli('images', 'import', `${allowed.url}/disk.qcow2`, '--pool', 'local', '--sha256', sha);
+      // No --pool: up has one pool, which it goes to.
+      const imported = await cli('images', 'import', `${allowed.url}/disk.qcow2`, '--sha256', sha);
       expect(imported.output).toMatch(/ready/);
       expect(imported.code).toBe(0);
       const listed = await cli('images', 'list', '--json');
-      expect(JSON.parse(listed.output).images).toMatchObject([{ name: 'disk.qcow2', phase: 'ready', format: 'qcow2' }]);
+      expect(JSON.parse(listed.output).images).toMatchObject([
+        { name: 'disk.qcow2', phase: 'ready', format: 'qcow2', location: { poolId: 'local' } },
+      ]);
+      // No --node: up has one node, whose view it shows.
+      const available = await cli('--json', 'images', 'available', '--kind', 'cloud', '--search', 'disk.qcow2');
+      expect(available.code, available.output).toBe(0);
+      expect(JSON.parse(available.output)).toMatchObject({
+        nodeId: 'local',
+        images: [{ name: 'disk.qcow2', status: 'ready', selectable: true }],
+      });
 
       // An import that kept its original: deleting the image takes the original too.
       allowed.setFile('/kept.qcow2', bytes);
@@ -570,6 +580,10 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
       return ((await answer.json()) as { nodeStates: { status: string }[] }).nodeStates[0]?.status;
     };
     await until(poolState, (status) => status === 'active', 'pool spare active', 30_000);
+    // Two pools take images now: which one is the user's to say.
+    const which = await cli('images', 'import', 'http://127.0.0.1:9/disk.qcow2', '--sha256', '0'.repeat(64));
+    expect(which.code).toBe(2);
+    expect(which.output).toMatch(/--pool is needed: 2 pools take images \(local, spare\)/);
     execFileSync('xorriso', [
       '-as',
       'mkisofs',

@@ -314,6 +314,11 @@ describe('README, its marked blocks run against quantix up', { timeout: 300_000 
       }
       if (filled[1] === 'delete') expect(result.output).toMatch(/Delete VM web-01 .*disk\.qcow2.*\[y\/N\]/s);
     }
+    // Downloading it again starts nothing: the CLI says the pool has it.
+    const again = await cli(QUANTIX, ['images', 'download', 'ubuntu-24.04', '--no-wait'], { cwd: work });
+    const downloaded = (await api('/images?catalogId=ubuntu-24.04')).body.images;
+    expect(downloaded).toHaveLength(1);
+    expect(again.output).toBe(`ubuntu-24.04 is already in the pool, ready: image ${downloaded[0].id}\n`);
     // The VM, its overlay and its seed are gone; the image it was made from is not.
     expect((await api('/vms/web-01')).status).toBe(404);
     await expect(run('virsh', ['-c', 'qemu:///system', 'domstate', 'web-01'])).rejects.toThrow();

@@ -146,6 +146,22 @@ export function apiCommands(
   const poolIdOf = async (api: QuantixClient, value: string): Promise<string> =>
     poolIdIn((await api.request('listPools')).pools, value);
   /**
+   * `--pool` given: that pool; left out: the one pool that takes `content`, as on an all-in-one
+   * `quantix up` with its single pool. With several, or none, the user has to say (a usage error).
+   */
+  const poolIdOrOnly = async (api: QuantixClient, value: string | undefined, content: 'iso' | 'images') => {
+    const list = (await api.request('listPools')).pools;
+    if (value !== undefined) return poolIdIn(list, value);
+    const taking = list.filter((p) => p.contentTypes.includes(content));
+    if (taking.length === 1) return (taking[0] as (typeof taking)[number]).id;
+    const what = content === 'iso' ? 'ISOs' : 'images';
+    throw new UsageError(
+      taking.length === 0
+        ? `no pool takes ${what}: add one (quantix pools create) or give --pool`
+        : `--pool is needed: ${taking.length} pools take ${what} (${taking.map((p) => p.name).join(', ')})`,
+    );
+  };
+  /**
    * An image's id from its id, its name, or the catalog entry it was downloaded from (what
    * `images download ubuntu-24.04` was given). A name is looked up with the API's text search and
    * must be one image's alone (one ISO in two pools has two ids: AMBIGUOUS, naming them), as must
@@ -183,6 +199,16 @@ export function apiCommands(
   const nodeIdIn = (list: Row[], value: string): string => pickOne(list, value, 'node', (n) => [n.id, n.hostname]);
   const nodeIdOf = async (api: QuantixClient, value: string): Promise<string> =>
     nodeIdIn((await api.request('listNodes')).nodes, value);
+  /** `--node` given: that node, among `list`; left out: the only node there is (`quantix up`'s), else a usage error. */
+  const nodeIdOrOnly = (list: Row[], value: string | undefined): string => {
+    if (value !== undefined) return nodeIdIn(list, value);
+    if (list.length === 1) return String(list[0]?.id);
+    throw new UsageError(
+      list.length === 0
+        ? 'no node is registered: add one (quantix nodes add) or give --node'
+        : `--node is needed: there are ${list.length} nodes (${list.map((n) => n.id).join(', ')})`,
+    );
+  };
   /**
    * How tables and messages name the nodes of `list`: by hostname (unique), unless it is another
    * node's id (commands take both, the id first) — a node added by hostname has a UUID for its id.
@@ -501,13 +527,13 @@ export function apiCommands(
   images
     .command('available')
     .description('what a VM on this node can boot from: images and catalog entries, with why one cannot be chosen')
-    .requiredOption('--node <node>', 'the node (id or hostname)')
+    .option('--node <node>', 'the node (id or hostname; default: the only node, when there is one)')
     .option('--kind <kind>', 'cloud or iso')
     .option('--search <text>', 'search names, OS, labels and file paths (entries not downloaded: names and OS)')
-    .action(async (o: { node: string; kind?: string; search?: string }) => {
+    .action(async (o: { node?: string; kind?: string; search?: string }) => {
       const api = client();
       const query = {
-        nodeId: await nodeIdOf(api, o.node),
+        nodeId: nodeIdOrOnly((await api.request('listNodes')).nodes, o.node),
         ...(o.kind ? { kind: o.kind as 'cloud' | 'iso' } : {}),
         ...(o.search ? { text: o.search } : {}),
       };
@@ -531,19 +557,29 @@ export function apiCommands(
   images
     .command('download <catalogId>')
     .description('download a catalog entry into a pool, verified, following its progress')
-    .requiredOption('--pool <pool>', 'the pool to download into (id or name)')
+    .option(
+      '--pool <pool>',
+      'the pool to download into (id or name; default: the only pool that takes images, when there is one)',
+    )
     .option('--node <node>', 'the node that downloads (id or hostname; default: one the pool is active on)')
     .option('--no-wait', 'return at once instead of following progress')
-    .action(async (catalogId: string, o: { pool: string; node?: string; wait: boolean }) => {
+    .action(async (catalogId: string, o: { pool?: string; node?: string; wait: boolean }) => {
       const api = client();
       const image = await api.request('downloadImage', {
         body: {
           catalogId,
-          poolId: await poolIdOf(api, o.pool),
+          poolId: await poolIdOrOnly(api, o.pool, 'images'),
           ...(o.node ? { nodeId: await nodeIdOf(api, o.node) } : {}),
         },
       });
-      if (!o.wait) return print(image, () => `download of ${catalogId} started: image ${image.id}`);
+      if (!o.wait) {
+        // A download of an entry the pool already holds answers with that image: nothing started.
+        return print(image, () =>
+          image.phase === 'ready'
+            ? `${catalogId} is already in the pool, ready: image ${image.id}`
+            : `download of ${catalogId} started: image ${image.id}`,
+        );
+      }
       await follow(api, image);
     });
   images
@@ -551,7 +587,10 @@ export function apiCommands(
     .description(
       'import a disk image (vmdk, vhd, vhdx, vdi, raw, qcow2; .xz/.gz/.zst/.bz2) or an OVA from a URL, converted on the node',
     )
-    .requiredOption('--pool <pool>', 'the pool to import into (id or name)')
+    .option(
+      '--pool <pool>',
+      'the pool to import into (id or name; default: the only pool that takes images, when there is one)',
+    )
     .option('--format <format>', 'what to convert to: qcow2 or raw', 'qcow2')
     .requiredOption(
       '--sha256 <hex>',
@@ -566,7 +605,7 @@ export function apiCommands(
       async (
         url: string,
         o: {
-          pool: string;
+          pool?: string;
           format: string;
           sha256: string;
           sourceFormat?: string;
@@ -580,7 +619,7 @@ export function apiCommands(
         const image = await api.request('importImage', {
           body: {
             url,
-            poolId: await poolIdOf(api, o.pool),
+            poolId: await poolIdOrOnly(api, o.pool, 'images'),
             format: o.format as 'qcow2' | 'raw',
             keepOriginal: o.keepOriginal === true,
             sha256: o.sha256,
@@ -645,7 +684,10 @@ export function apiCommands(
     .description(
       'upload an ISO or a disk image into a pool, resumably (tus): run it again after an interruption to continue',
     )
-    .requiredOption('--pool <pool>', 'the pool to upload into (id or name)')
+    .option(
+      '--pool <pool>',
+      'the pool to upload into (id or name; default: the only pool that takes its kind of file, when there is one)',
+    )
     .option('--name <name>', 'the file name in the pool (default: the file’s own name)')
     .addOption(new Option('--kind <kind>', 'what the file is').choices(['iso', 'disk']))
     .option('--chunk-size <bytes>', 'bytes per request (for proxies that limit request bodies)', wholeNumber)
@@ -653,7 +695,7 @@ export function apiCommands(
     .action(
       async (
         file: string,
-        o: { pool: string; name?: string; kind?: 'iso' | 'disk'; chunkSize?: string; wait: boolean },
+        o: { pool?: string; name?: string; kind?: 'iso' | 'disk'; chunkSize?: string; wait: boolean },
       ) => {
         const api = client();
         const name = o.name ?? basename(file);
@@ -663,7 +705,7 @@ export function apiCommands(
         const result = await resumableUpload({
           target: target(),
           path: file,
-          poolId: await poolIdOf(api, o.pool),
+          poolId: await poolIdOrOnly(api, o.pool, kind === 'iso' ? 'iso' : 'images'),
           name,
           kind,
           ...(o.chunkSize ? { chunkSize: Number(o.chunkSize) } : {}),
@@ -1050,7 +1092,7 @@ export function apiCommands(
     .description(
       "create a VM from a ready image and start it; CPUs, memory and disk left out are the image's OS's recommended resources from osinfo-db (else 1 vCPU, 1024 MiB, 10 GiB), never more than the node has",
     )
-    .requiredOption('--node <node>', 'the node to run it on (id or hostname)')
+    .option('--node <node>', 'the node to run it on (id or hostname; default: the only node, when there is one)')
     .requiredOption('--image <image>', 'a ready image (cloud image or ISO) reachable from that node (id or name)')
     .option('--cpu <n>', "vCPUs (default: the OS's recommended)", wholeNumber)
     .option('--memory <MiB>', "memory in MiB (default: the OS's recommended)", wholeNumber)
@@ -1065,7 +1107,7 @@ export function apiCommands(
       async (
         name: string,
         o: {
-          node: string;
+          node?: string;
           image: string;
           cpu?: string;
           memory?: string;
@@ -1087,7 +1129,7 @@ export function apiCommands(
         const vm = await api.request('createVm', {
           body: {
             name,
-            nodeId: nodeIdIn(known, o.node),
+            nodeId: nodeIdOrOnly(known, o.node),
             imageId: await imageIdOf(api, o.image),
             ...(o.cpu === undefined ? {} : { cpu: Number(o.cpu) }),
             ...(o.memory === undefined ? {} : { memoryMiB: Number(o.memory) }),

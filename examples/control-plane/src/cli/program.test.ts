@@ -31,7 +31,9 @@ describe('the quantix command line', () => {
     expect(importHelp).toContain(
       '--sha256 <hex> the SHA-256 of the file as downloaded (sha256sum prints it): the node verifies it (required)',
     );
-    expect(importHelp).toContain('--pool <pool> the pool to import into (id or name) (required)');
+    expect(importHelp).toContain(
+      '--pool <pool> the pool to import into (id or name; default: the only pool that takes images, when there is one)\n',
+    );
     expect(importHelp).toContain('--name <name> the image name\n');
     for (const [name, command] of commands) {
       const required = command.options.filter((option) => option.mandatory).length;
