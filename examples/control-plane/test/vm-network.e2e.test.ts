@@ -21,6 +21,7 @@ import { promisify } from 'node:util';
 import { createTestDatabase, requireTools, type TestDatabase } from '@quantix/core/testing';
 import { type ImageServer, sha256Sums, startImageServer } from '@quantix/images-cloud/testing';
 import { buildIso } from '@quantix/images-iso/testing';
+import { quoteArgv } from '@quantix/node-runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testGuestImage } from './guest.js';
 import { apiCaller, waitFor } from './harness.js';
@@ -347,6 +348,16 @@ describe('VMs people can reach (real processes, a guest that boots)', { timeout:
     expect(shown.stdout).toMatch(new RegExp(`default\\s+virtio\\s+${mac}\\s+${address.replace(/\./g, '\\.')}`));
     const listed = await cli('vms', 'list');
     expect(listed.stdout).toMatch(new RegExp(`${VM_NAME}\\s+${NODE}\\s+running\\s+${address.replace(/\./g, '\\.')}`));
+
+    // `vms stop` on a terminal says what it waits for; this guest ignores ACPI, so the wait runs out.
+    const command = quoteArgv([process.execPath, QUANTIX, '--url', cpUrl, 'vms', 'stop', VM_NAME, '--timeout', '1']);
+    const onTerminal = await run('script', ['-qec', command, '/dev/null'], {
+      env: { ...process.env, QUANTIX_TOKEN: API_TOKEN },
+    }).catch((error: { code: number; stdout: string }) => error);
+    expect(onTerminal.stdout).toContain(
+      `asked ${VM_NAME}'s guest to shut down (ACPI); waiting for it to power off (up to 1 s)\r\nerror VM_DID_NOT_STOP:`,
+    );
+    expect((onTerminal as { code?: number }).code).toBe(1);
 
     // Stopped, it has no address; started again, it keeps its MAC.
     expect((await api('POST', `/vms/${vm.id}/stop`, { force: true })).body.state).toBe('stopped');

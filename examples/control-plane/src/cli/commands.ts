@@ -1219,8 +1219,17 @@ export function apiCommands(
     )
     .action(async (name: string, o: { force?: boolean; timeout?: string }) => {
       const api = client();
+      const id = await vmIdOf(api, name);
+      // The answer comes once the guest is off (a minute, say): a terminal is told what it waits for.
+      // --force without --timeout powers off at once: nothing to wait for.
+      const waits = o.timeout === undefined ? !o.force : Number(o.timeout) > 0;
+      if (waits && process.stderr.isTTY) {
+        process.stderr.write(
+          `asked ${name}'s guest to shut down (ACPI); waiting for it to power off${o.timeout === undefined ? '' : ` (up to ${o.timeout} s)`}${o.force ? ', else powering it off' : ''}\n`,
+        );
+      }
       const vm = await api.request('stopVm', {
-        params: { id: await vmIdOf(api, name) },
+        params: { id },
         body: { force: Boolean(o.force), ...(o.timeout === undefined ? {} : { timeoutSeconds: Number(o.timeout) }) },
       });
       print(vm, () => `VM ${vm.name} is ${vm.state}`);
