@@ -402,6 +402,9 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
       const [image] = JSON.parse((await cli('images', 'list', '--json')).output).images;
       expect(image).toMatchObject({ name: 'slow.qcow2', phase: 'downloading' });
       await stopProcess(proc);
+      // It says it stops, and when it has (with no libvirt, nothing about VMs).
+      expect(proc.output.join('')).toContain('\nstopping… (Ctrl-C again: at once)\n');
+      expect(proc.output.join('')).toMatch(/\nQuantix stopped\n$/);
       expect(await exitOf(importing, 30_000)).toBe(1);
       expect(importing.output.join('')).toContain(
         `image ${image.id} stays recorded there, and its transfer goes on (or resumes once the control plane is back): \`quantix images show ${image.id}\` tells how it stands`,

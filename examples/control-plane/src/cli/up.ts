@@ -260,7 +260,14 @@ export async function runAllInOne(options: {
     ...(vmStateSeconds !== undefined ? { vmStateSeconds } : {}),
   });
   await waitForSignal();
+  // A second Ctrl-C finds no handler left: Node's default ends the process at once.
+  process.stdout.write('stopping… (Ctrl-C again: at once)\n');
   await system.close();
+  process.stdout.write(
+    options.libvirtUri === 'none'
+      ? 'Quantix stopped\n'
+      : 'Quantix stopped; its VMs run on under libvirt, and `quantix up` here again manages them\n',
+  );
 }
 
 /** The API token for `serve`: a file, or QUANTIX_API_TOKEN; else one is made and kept in the data dir. */
@@ -456,9 +463,11 @@ export async function runServe(options: {
   process.stdout.write(`${tokenNote}\n`);
   process.stdout.write(`${JSON.stringify({ event: 'listening', url: cp.url })}\n`);
   await waitForSignal();
+  process.stdout.write('stopping… (Ctrl-C again: at once)\n');
   await cp.close();
   await quantix.close();
   lock.release();
+  process.stdout.write('Quantix control plane stopped\n');
 }
 
 function waitForSignal(): Promise<void> {
