@@ -88,6 +88,8 @@ export interface ControlPlaneOptions {
   sweepSeconds?: number;
   /** How often VMs' records are checked against their nodes' hypervisors (default 30 s; 0: never). */
   vmStateSeconds?: number;
+  /** How long a VM stop without a timeout of its own waits for the guest after the ACPI shutdown (default 60 s). */
+  vmStopTimeoutSeconds?: number;
   /** The live event stream (GET /api/v1/events): its heartbeat and how far a reader may fall behind. */
   eventStream?: EventStreamSettings;
   /** Least time between two live progress events of one image (default 250 ms). */
@@ -164,6 +166,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     ...(options.rescanSeconds !== undefined ? { rescanSeconds: options.rescanSeconds } : {}),
     ...(options.sweepSeconds !== undefined ? { sweepSeconds: options.sweepSeconds } : {}),
     ...(options.vmStateSeconds !== undefined ? { vmStateSeconds: options.vmStateSeconds } : {}),
+    ...(options.vmStopTimeoutSeconds !== undefined ? { vmStopTimeoutSeconds: options.vmStopTimeoutSeconds } : {}),
     ...(options.liveProgressIntervalMs !== undefined ? { liveProgressIntervalMs: options.liveProgressIntervalMs } : {}),
     replica: {
       version: CONTROL_PLANE_VERSION,

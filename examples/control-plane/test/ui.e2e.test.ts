@@ -1032,6 +1032,50 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     expect(problems).toEqual([]);
   });
 
+  it('offers Power off for a running VM whose guest ignored the shutdown, and powers it off', async () => {
+    const headers = { authorization: `Bearer ${system.token}`, 'content-type': 'application/json' };
+    const images = await fetch(`${system.url}/api/v1/images?catalogId=${system.catalog.readyId}`, { headers });
+    const [image] = ((await images.json()) as { images: { id: string; phase: string }[] }).images;
+    expect(image?.phase).toBe('ready');
+    const created = await fetch(`${system.url}/api/v1/vms`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ name: 'deaf-1', nodeId: system.nodeId, imageId: image?.id, memoryMiB: 512 }),
+    });
+    expect(created.status).toBe(201);
+    const { page, problems } = await open('/vms', system.token);
+    await until(
+      () => rowText(page, 'VMs', 'deaf-1'),
+      (t) => t.includes('Running'),
+      'deaf-1 running',
+    );
+    // Running, a VM is stopped by its guest: no power off is offered beside Stop.
+    expect(await page.getByRole('button', { name: 'Power off deaf-1' }).count()).toBe(0);
+    await page.getByRole('button', { name: 'Stop deaf-1' }).click();
+    // The guest ignores it (this system waits a second for it): the row says so, and offers the power off.
+    const refused = await until(
+      () => rowText(page, 'VMs', 'deaf-1'),
+      (t) => t.includes('VM_DID_NOT_STOP'),
+      'the stop refused',
+    );
+    expect(refused).toContain('Running');
+    expect(refused).toContain('VM deaf-1 is still running 1 s after the ACPI shutdown');
+    await shot(page, 'vms-stop-ignored');
+    await page.getByRole('button', { name: 'Power off deaf-1' }).click();
+    const off = await until(
+      () => rowText(page, 'VMs', 'deaf-1'),
+      (t) => t.includes('Stopped'),
+      'deaf-1 powered off',
+    );
+    expect(off).not.toContain('VM_DID_NOT_STOP');
+    expect(await page.getByRole('button', { name: 'Power off deaf-1' }).count()).toBe(0);
+    expect(system.requests.filter((r) => r.op === 'vm.stop' && r.name === 'deaf-1')).toMatchObject([
+      { force: false },
+      { force: true },
+    ]);
+    expect(problems).toEqual([]);
+  });
+
   it('says why an image in a pool no node has active cannot be deleted, and forgets it with its file left', async () => {
     const { repositories } = system.quantix;
     // An ISO the NFS pool held when it was last mounted: the node cannot mount it now.

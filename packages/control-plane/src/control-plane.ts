@@ -98,6 +98,12 @@ export interface CreateControlPlaneOptions {
    * are checked too as soon as it connects (its host rebooted, say); 0 turns both off.
    */
   vmStateSeconds?: number;
+  /**
+   * How long a VM stop waits for the guest to power off after the ACPI shutdown, when the request
+   * gives no timeout (default 60 s); then it fails with VM_DID_NOT_STOP, or powers off with force.
+   * Guests that take long to shut down (Windows updating, say) want more.
+   */
+  vmStopTimeoutSeconds?: number;
   /** Least time between two live progress events of one image (default 250 ms). */
   liveProgressIntervalMs?: number;
 }
@@ -334,6 +340,7 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
     events,
     logger,
     osDatabase: quantix.has(OsDatabaseToken) ? quantix.get(OsDatabaseToken) : undefined,
+    stopTimeoutSeconds: options.vmStopTimeoutSeconds,
   });
   const vmChecksOnConnect = new VmChecksOnConnect({ vms, events, logger });
   const nodes = new NodeService({ repositories, hub, replicas, listener });

@@ -124,6 +124,7 @@ export { checkVmImage, type VmImageCheck } from './vms/preflight.js';
 export {
   type CreateVmInput,
   createVmSchema,
+  DEFAULT_VM_STOP_TIMEOUT_SECONDS,
   type ResizeVmInput,
   resizeVmSchema,
   type VmDefaults,

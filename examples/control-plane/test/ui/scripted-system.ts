@@ -109,8 +109,12 @@ export async function startScriptedSystem(options: { stepMs?: number } = {}): Pr
     apiToken: token,
     resumeGraceMs: 1000,
     replica: { id: SCRIPTED_REPLICA_ID },
+    // The scripted guests ignore ACPI (below): a stop gives up after a second, not a minute.
+    vmStopTimeoutSeconds: 1,
   });
   const requests: ScriptedSystem['requests'] = [];
+  /** The VMs powered off (a forced stop); every other VM created runs. */
+  const poweredOff = new Set<string>();
   const stepMs = options.stepMs ?? 300;
 
   const api = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
@@ -209,6 +213,15 @@ export async function startScriptedSystem(options: { stepMs?: number } = {}): Pr
         return;
       case 'pool.scan':
         return respond({ files: 0 });
+      // Guests that ignore the ACPI shutdown, as a busy or OS-less guest does: only a forced stop powers one off.
+      case 'vm.stop':
+        if (request.force) poweredOff.add(request.name);
+        return respond({ name: request.name, state: poweredOff.has(request.name) ? 'shutoff' : 'running' });
+      case 'vm.state':
+        return respond({ name: request.name, state: poweredOff.has(request.name) ? 'shutoff' : 'running' });
+      case 'vm.start':
+        poweredOff.delete(request.name);
+        return respond({ name: request.name, state: 'running' });
       // A host with libvirt's NAT network, whose DHCP gives each VM's first NIC an address.
       case 'node.networks':
         return respond({

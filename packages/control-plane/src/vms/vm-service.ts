@@ -49,14 +49,15 @@ const WHY: Record<DomainStateReason, string> = {
   panicked: "the guest's kernel panicked",
 };
 
-const DEFAULT_STOP_TIMEOUT_SECONDS = 60;
+/** Default of CreateControlPlaneOptions.vmStopTimeoutSeconds. */
+export const DEFAULT_VM_STOP_TIMEOUT_SECONDS = 60;
 /** How often a stopping guest's state is asked while it shuts down. */
 const STOP_POLL_MS = 500;
 
 export interface VmStopOptions {
   /** Power the VM off if it has not shut down by the end of the timeout (at once, by default). */
   force?: boolean;
-  /** How long the guest gets to power off after the ACPI shutdown (default 60; 0 with force by default). */
+  /** How long the guest gets to power off after the ACPI shutdown (default: the service's, 60 s; 0 with force). */
   timeoutSeconds?: number;
 }
 
@@ -184,6 +185,8 @@ export class VmService {
       logger: Logger;
       /** osinfo-db's resources per OS, for the sizes a request leaves out; without it, fixed fallbacks. */
       osDatabase?: OsDatabase | undefined;
+      /** How long a stop without a timeout of its own waits for the guest (default 60 s). */
+      stopTimeoutSeconds?: number | undefined;
     },
   ) {}
 
@@ -338,11 +341,12 @@ export class VmService {
    * Stops a VM the way a person would: an ACPI shutdown, then up to `timeoutSeconds` for the
    * guest to power itself off; if it has not by then, `force` powers it off, and without `force`
    * the stop fails with VM_DID_NOT_STOP (the VM is recorded as the hypervisor says: running).
-   * `timeoutSeconds` defaults to 60, or to 0 with `force` (power off at once, no ACPI).
+   * `timeoutSeconds` defaults to the service's (60 s), or to 0 with `force` (power off at once, no ACPI).
    */
   async stop(id: string, options: VmStopOptions = {}): Promise<Vm> {
     const force = options.force ?? false;
-    const timeoutMs = (options.timeoutSeconds ?? (force ? 0 : DEFAULT_STOP_TIMEOUT_SECONDS)) * 1000;
+    const defaultSeconds = force ? 0 : (this.options.stopTimeoutSeconds ?? DEFAULT_VM_STOP_TIMEOUT_SECONDS);
+    const timeoutMs = (options.timeoutSeconds ?? defaultSeconds) * 1000;
     if (timeoutMs === 0) return this.transition(id, { op: 'vm.stop', force }, 'stopped');
     const { repositories, hub } = this.options;
     const vm = await repositories.vms.require(id);

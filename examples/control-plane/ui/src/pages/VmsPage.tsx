@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { client } from '../api.js';
+import { ApiError, client } from '../api.js';
 import {
   Ago,
   Badge,
@@ -117,6 +117,8 @@ function VmActions({ vm, onChange }: { vm: VmRow; onChange: () => void }) {
   // on when started; it cannot shut itself down, so it is powered off instead.
   const paused = vm.state === 'paused';
   const start = paused ? 'Resume' : 'Start';
+  // A guest that ignored the shutdown (VM_DID_NOT_STOP says "stop it with force"): the power off is offered.
+  const ignoredStop = vm.state === 'running' && error instanceof ApiError && error.code === 'VM_DID_NOT_STOP';
   return (
     <>
       {vm.state !== 'running' && (
@@ -129,7 +131,7 @@ function VmActions({ vm, onChange }: { vm: VmRow; onChange: () => void }) {
           {busy === 'start' ? (paused ? 'Resuming…' : 'Starting…') : start}
         </button>
       )}
-      {paused && (
+      {(paused || ignoredStop) && (
         <button
           type="button"
           disabled={busy !== null}
