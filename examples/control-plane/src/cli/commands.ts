@@ -5,10 +5,10 @@ import { nodeConnectCommands, type QuantixClient, type ResponseBody } from '@qua
 import type { parseNicReference } from '@quantix/core';
 import { isQuantixError, terminalSafe, terminalSafeJson } from '@quantix/core/light';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { describeHost, describeNodeVms, describePoolSource, formatAgo } from '../../ui/src/format.js';
+import { describeHost, describeNodeVms, describePoolSource, formatAgo, formatBytes } from '../../ui/src/format.js';
 import { ApiError, clientFor, resolveTarget } from './client.js';
 import { exportImageContent } from './export.js';
-import { formatBytes, renderProgress } from './progress.js';
+import { renderProgress } from './progress.js';
 import { resumableUpload } from './upload.js';
 
 type Row = Record<string, unknown>;

@@ -1,3 +1,5 @@
+import { formatBytes } from '../../ui/src/format.js';
+
 /** A one-line progress bar for terminals; plain lines when output is not a TTY. */
 export function renderProgress(options: {
   label: string;
@@ -12,15 +14,4 @@ export function renderProgress(options: {
   const bar = `${'#'.repeat(filled)}${'-'.repeat(width - filled)}`;
   const amount = `${formatBytes(options.bytesDone)}${options.bytesTotal ? ` / ${formatBytes(options.bytesTotal)}` : ''}`;
   return `${options.label} [${bar}] ${percent === null ? '  ?' : `${percent.toFixed(0).padStart(3)}%`} ${amount}`;
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
