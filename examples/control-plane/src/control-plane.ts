@@ -94,12 +94,6 @@ export interface ControlPlaneOptions {
   eventStream?: EventStreamSettings;
   /** Least time between two live progress events of one image (default 250 ms). */
   liveProgressIntervalMs?: number;
-  /**
-   * Nodes whose daemon runs in this process (`quantix up`'s local node): it gives them a token at
-   * every start, so the API refuses to replace it, or to remove them, with IN_USE — either would
-   * leave the node refused until a restart.
-   */
-  inProcessNodeIds?: readonly string[];
 }
 
 /** This app's version, as /healthz and /replicas report it. */
@@ -419,7 +413,6 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         replicas: services.replicas,
         vms: services.vms,
         nodes: services.nodes,
-        inProcessNodeIds: new Set(options.inProcessNodeIds ?? []),
       });
       replicaRoutes(api, { replicas: services.replicas });
       imageRoutes(api, { quantix, ...services });

@@ -134,7 +134,6 @@ export async function startAllInOne(options: AllInOneOptions) {
       port: options.port,
       stagingDir: join(dataDir, 'uploads'),
       poolRoots,
-      inProcessNodeIds: [LOCAL_NODE_ID],
       ...(options.rescanSeconds !== undefined ? { rescanSeconds: options.rescanSeconds } : {}),
       ...(options.vmStateSeconds !== undefined ? { vmStateSeconds: options.vmStateSeconds } : {}),
     });
@@ -148,8 +147,9 @@ export async function startAllInOne(options: AllInOneOptions) {
         hostname: osHostname().replace(/[^A-Za-z0-9.-]/g, '-') || 'localhost',
       });
     }
-    // The in-process node gets a fresh token on every start; nothing else ever sees it.
-    const nodeToken = await cp.nodes.issueToken(LOCAL_NODE_ID);
+    // The in-process node gets a fresh token on every start; nothing else ever sees it, and the
+    // API refuses to replace it (or to remove the node) while this runs.
+    const nodeToken = await cp.nodes.issueInProcessToken(LOCAL_NODE_ID);
     if (!(await repositories.pools.get(LOCAL_POOL_ID))) {
       await repositories.pools.create({
         id: LOCAL_POOL_ID,

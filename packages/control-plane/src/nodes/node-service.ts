@@ -17,8 +17,14 @@ const TOKEN_REPLACED_CHANNEL = 'quantix_node_token_replaced';
  *   listens again, and closes those opened with a token replaced meanwhile.
  * - A removed node's connection is closed (NODE_CLOSE_CODES.removed): here at once, by another
  *   replica holding it at its next lease renewal, which finds the lease gone with the node.
+ * - A node whose daemon runs in this process (`quantix up`'s local node) is given its token by
+ *   `issueInProcessToken` as it starts; a new token or its removal is refused after (IN_USE):
+ *   either would leave it refused until the process starts again.
  */
 export class NodeService {
+  /** Nodes whose daemon runs in this process (issueInProcessToken). */
+  private readonly inProcess = new Set<string>();
+
   constructor(
     private readonly options: {
       repositories: Repositories;
@@ -49,6 +55,22 @@ export class NodeService {
    * now on, and a connection opened with it is closed.
    */
   async issueToken(nodeId: string): Promise<string> {
+    this.refuseInProcess(nodeId, 'a new token');
+    return this.replaceToken(nodeId);
+  }
+
+  /**
+   * The token of a node whose daemon runs in this process, issued as it starts (a new one at
+   * every start, which nothing else ever sees): from now on `issueToken` and `remove` refuse the
+   * node with IN_USE.
+   */
+  async issueInProcessToken(nodeId: string): Promise<string> {
+    const token = await this.replaceToken(nodeId);
+    this.inProcess.add(nodeId);
+    return token;
+  }
+
+  private async replaceToken(nodeId: string): Promise<string> {
     const token = await this.storeNewToken(nodeId);
     this.options.hub.letReplacedTokenGo([nodeId]);
     await this.options.listener?.notify(TOKEN_REPLACED_CHANNEL, nodeId);
@@ -57,6 +79,7 @@ export class NodeService {
 
   /** Deletes the node (IN_USE while VMs are recorded on it, NOT_FOUND when there is none) and closes its connection. */
   async remove(nodeId: string): Promise<void> {
+    this.refuseInProcess(nodeId, 'removing it');
     const { repositories } = this.options;
     const node = await repositories.nodes.require(nodeId);
     // Named here; the database's foreign key still refuses a VM recorded meanwhile.
@@ -71,6 +94,16 @@ export class NodeService {
     await repositories.nodes.delete(nodeId);
     this.options.replicas.forgetRemoved([nodeId]);
     this.options.hub.letRemovedGo([nodeId]);
+  }
+
+  /** IN_USE for a node this process runs: `what` it cannot have done to it, and why. */
+  private refuseInProcess(nodeId: string, what: string): void {
+    if (!this.inProcess.has(nodeId)) return;
+    throw new QuantixError(
+      ErrorCode.IN_USE,
+      `Node ${nodeId} runs inside this control plane (\`quantix up\`), which gives it a new token at every start: ${what} would leave it refused until a restart`,
+      { details: { nodeId, inProcess: true } },
+    );
   }
 
   private async storeNewToken(nodeId: string): Promise<string> {

@@ -1,5 +1,5 @@
 import type { NodeHub, NodeService, ReplicaRegistry, VmService } from '@quantix/control-plane';
-import { ErrorCode, hostNetworkSchema, NODE_CONNECTION_STATES, type Quantix, QuantixError } from '@quantix/core';
+import { ErrorCode, hostNetworkSchema, NODE_CONNECTION_STATES, type Quantix } from '@quantix/core';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -50,20 +50,9 @@ export function nodeRoutes(
     replicas: ReplicaRegistry;
     vms: VmService;
     nodes: NodeService;
-    /** Nodes whose daemon runs in this process (ControlPlaneOptions.inProcessNodeIds). */
-    inProcessNodeIds: ReadonlySet<string>;
   },
 ): void {
   const { repositories } = deps.quantix;
-  /** IN_USE for a node this process runs: `what` it cannot have done to it, and why. */
-  const refuseInProcess = (nodeId: string, what: string) => {
-    if (!deps.inProcessNodeIds.has(nodeId)) return;
-    throw new QuantixError(
-      ErrorCode.IN_USE,
-      `Node ${nodeId} runs inside this control plane (\`quantix up\`), which gives it a new token at every start: ${what} would leave it refused until a restart`,
-      { details: { nodeId, inProcess: true } },
-    );
-  };
   const api = app.withTypeProvider<ZodTypeProvider>();
 
   api.get(
@@ -174,7 +163,6 @@ export function nodeRoutes(
       },
     },
     async (request) => {
-      refuseInProcess(request.params.id, 'a new token');
       return { nodeId: request.params.id, token: await deps.nodes.issueToken(request.params.id) };
     },
   );
@@ -193,7 +181,6 @@ export function nodeRoutes(
       },
     },
     async (request, reply) => {
-      refuseInProcess(request.params.id, 'removing it');
       await deps.nodes.remove(request.params.id);
       return reply.status(204).send();
     },
