@@ -285,6 +285,24 @@ describe('Images page: golden images that follow upstream', () => {
     );
     await shot(page, 'golden-images-badges');
 
+    // `vms create --image <entry>` makes the VM of its newest ready revision, and says so.
+    const tokenFile = join(work, 'api-token');
+    await writeFile(tokenFile, system.token, { mode: 0o600 });
+    const { inProcessCli } = await import('./harness.js');
+    const cli = inProcessCli(() => system.url, tokenFile);
+    const entry = system.catalog.readyId;
+    const labelled = await system.api('GET', `/images?label=quantix.io/catalog-id=${entry}`);
+    const r2 = labelled.body.images.find((i: { name: string }) => i.name === `${readyName} (r2)`)?.id;
+    expect(r2).toBeTruthy();
+    const made = await cli('vms', 'create', 'golden-vm', '--image', entry, '--memory', '128', '--node', system.nodeId);
+    try {
+      expect(made).toContain(`, from revision 2 of ${entry}, the newest ready (${r2})`);
+      expect((await system.api('GET', '/vms/golden-vm')).body).toMatchObject({ bootImageId: r2 });
+    } finally {
+      // Not left running on the host, whatever failed.
+      expect(await cli('vms', 'delete', 'golden-vm', '--yes')).toContain('deleted VM golden-vm');
+    }
+
     await row.getByRole('button', { name: `Upstream of ${readyName}` }).click();
     await dialog.getByRole('button', { name: 'Unfollow' }).click();
     await until(

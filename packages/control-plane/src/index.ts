@@ -1,3 +1,5 @@
+// Defined in core (clients read them too), exported here as before.
+export { GOLDEN_LABELS } from '@quantix/core';
 export {
   type ControlPlaneServices,
   type CreateControlPlaneOptions,
@@ -60,7 +62,6 @@ export {
 } from './images/exports.js';
 export {
   GOLDEN_CHECK_QUEUE,
-  GOLDEN_LABELS,
   GOLDEN_TICK_QUEUE,
   type GoldenCheck,
   type GoldenCheckOutcome,

@@ -64,6 +64,7 @@ export type {
   StorageBackend,
   StorageOperation,
 } from './contracts/storage.js';
+export { GOLDEN_LABELS } from './domain/golden-labels.js';
 export { imageIdForLocation, newId } from './domain/ids.js';
 export {
   CHECKSUM_ALGORITHMS,

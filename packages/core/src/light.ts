@@ -4,6 +4,7 @@
  * same functions as the main entry (in ESM one copy of each, in chunks both entries share).
  */
 
+export { GOLDEN_LABELS } from './domain/golden-labels.js';
 export { terminalSafe, terminalSafeJson } from './domain/unsafe-text.js';
 export { ErrorCode, isQuantixError, isRetryableError, QuantixError, type QuantixErrorOptions } from './errors.js';
 export { hashFile, sha256OfFile } from './util/hash-file.js';

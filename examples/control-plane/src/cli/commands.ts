@@ -3,7 +3,7 @@ import { basename } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { nodeConnectCommands, type QuantixClient, type ResponseBody } from '@quantix/client';
 import type { parseNicReference } from '@quantix/core';
-import { isQuantixError, terminalSafe, terminalSafeJson } from '@quantix/core/light';
+import { GOLDEN_LABELS, isQuantixError, terminalSafe, terminalSafeJson } from '@quantix/core/light';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { describeHost, describeNodeVms, describePoolSource, formatAgo, formatBytes } from '../../ui/src/format.js';
 import { ApiError, clientFor, resolveTarget } from './client.js';
@@ -166,16 +166,27 @@ export function apiCommands(
    * `images download ubuntu-24.04` was given). A name is looked up with the API's text search and
    * must be one image's alone (one ISO in two pools has two ids: AMBIGUOUS, naming them), as must
    * an entry's image (downloaded into two pools); what neither names, or what has an id's shape, is
-   * taken as an id, for the API to find (or NOT_FOUND).
+   * taken as an id, for the API to find (or NOT_FOUND). An entry's image that follows upstream is
+   * one image with its revisions: the first (or, once it was pruned, the newest there is).
    */
   const imageIdOf = async (api: QuantixClient, value: string): Promise<string> => {
     if (UUID_SHAPE.test(value)) return value;
-    const [{ images: found }, { images: downloaded }] = await Promise.all([
+    const [{ images: found }, { images: downloaded }, { images: revisions }] = await Promise.all([
       api.request('listImages', { query: { text: value, limit: 1000 } }),
       api.request('listImages', { query: { catalogId: value, limit: 1000 } }),
+      api.request('listImages', { query: { label: `${GOLDEN_LABELS.catalogId}=${value}`, limit: 1000 } }),
     ]);
     const named = found.filter((image) => image.name === value);
     if (named.length > 0) return pickOne(named, value, 'image', (image) => [image.id, image.name]);
+    // The entry's revisions count as their golden image's: one image, however many revisions.
+    const goldenOf = (image: (typeof revisions)[number]) => image.labels[GOLDEN_LABELS.goldenImage] ?? image.id;
+    const goldens = new Set([...downloaded, ...revisions].map(goldenOf));
+    if (goldens.size === 1 && revisions.length > 0) {
+      const newest = revisions.reduce((a, b) =>
+        Number(b.labels[GOLDEN_LABELS.revision]) > Number(a.labels[GOLDEN_LABELS.revision]) ? b : a,
+      );
+      return downloaded[0]?.id ?? newest.id;
+    }
     const [only, ...others] = downloaded;
     if (!only) return value;
     if (others.length === 0) return only.id;
@@ -1126,11 +1137,12 @@ export function apiCommands(
         }
         const api = client();
         const { nodes: known } = await api.request('listNodes');
+        const image = await bootImageOf(api, o.image);
         const vm = await api.request('createVm', {
           body: {
             name,
             nodeId: nodeIdOrOnly(known, o.node),
-            imageId: await imageIdOf(api, o.image),
+            imageId: image.id,
             ...(o.cpu === undefined ? {} : { cpu: Number(o.cpu) }),
             ...(o.memory === undefined ? {} : { memoryMiB: Number(o.memory) }),
             ...(o.disk === undefined ? {} : { diskGiB: Number(o.disk) }),
@@ -1142,10 +1154,30 @@ export function apiCommands(
         print(
           vm,
           () =>
-            `VM ${vm.name} (${vm.id}) is ${vm.state} on node ${nodeName(vm.nodeId)}: ${vm.cpu} vCPU, ${vm.memoryMiB} MiB, ${(vm.disks as Row[])[0]?.sizeGiB ?? '?'} GiB`,
+            `VM ${vm.name} (${vm.id}) is ${vm.state} on node ${nodeName(vm.nodeId)}: ${vm.cpu} vCPU, ${vm.memoryMiB} MiB, ${(vm.disks as Row[])[0]?.sizeGiB ?? '?'} GiB${image.revision ? `, from revision ${image.revision.number} of ${o.image}, the newest ready (${image.id})` : ''}`,
         );
       },
     );
+  /**
+   * The image a VM boots from, as `--image` names it (imageIdOf). An image that follows upstream,
+   * named by its name or catalog entry, means its newest ready revision: the build a new VM is
+   * wanted on. Its id (a UUID) means that very image, whatever revision it is.
+   */
+  const bootImageOf = async (
+    api: QuantixClient,
+    value: string,
+  ): Promise<{ id: string; revision: { number: number } | null }> => {
+    const id = await imageIdOf(api, value);
+    if (UUID_SHAPE.test(value)) return { id, revision: null };
+    const followed = await api
+      .request('listImageRevisions', { params: { id } })
+      .catch((error: unknown) =>
+        error instanceof ApiError && error.code === 'NOT_FOUND' ? null : Promise.reject(error),
+      );
+    const newest = followed?.revisions.find((r) => r.image.phase === 'ready');
+    if (!newest || newest.imageId === id) return { id, revision: null };
+    return { id: newest.imageId, revision: { number: newest.revision } };
+  };
   /** A VM as GET /vms/{id} shows it (by id or name): state, disks and CD-ROMs with their paths. */
   const showVm = (api: QuantixClient, vm: string) => api.request('showVm', { params: { id: vm } });
   /** A VM's id from its id or its name. */

@@ -3,6 +3,7 @@ import {
   type Checksum,
   ErrorCode,
   fromJson,
+  GOLDEN_LABELS,
   type Image,
   type ImageFetcher,
   isQuantixError,
@@ -107,13 +108,6 @@ export interface GoldenImageServiceOptions {
 export const GOLDEN_TICK_QUEUE = 'quantix-golden-tick';
 /** One check per golden image and scheduled time, run once across replicas. */
 export const GOLDEN_CHECK_QUEUE = 'quantix-golden-check';
-
-/** On every revision after the first: whose it is, its number, and the catalog entry it follows. */
-export const GOLDEN_LABELS = {
-  goldenImage: 'quantix.io/golden-image',
-  revision: 'quantix.io/revision',
-  catalogId: 'quantix.io/catalog-id',
-} as const;
 
 /**
  * The next time a cron schedule fires after `after`, in UTC. Five fields (minute hour
