@@ -41,6 +41,7 @@ export type {
   ImagePage,
   ImagePageQuery,
   ImageRepository,
+  ImageUpdateOptions,
   NodeConnectionChange,
   NodeFilter,
   NodeRepository,

@@ -491,7 +491,7 @@ export class DownloadService {
       return job.completion;
     }
     const { images } = this.options.repositories;
-    for (let attempt = 0; ; attempt++) {
+    for (;;) {
       const image = await images.require(imageId);
       if (!BUSY.includes(image.phase)) return image;
       if (!(await this.sourceOf(image))) {
@@ -503,16 +503,18 @@ export class DownloadService {
       }
       this.disarmGrace(image.id);
       try {
+        // Whatever progress its run wrote meanwhile (no race for a version with it), as long as it
+        // is still busy; the run finds its row changed at its next write and stops.
         const cancelled = await images.update(
           image.id,
           { phase: 'error', error: CANCELLED_ERROR },
-          { expectedVersion: image.version },
+          { whilePhase: BUSY },
         );
         this.emitPhase(image.id, image.phase, 'error', CANCELLED_ERROR);
         return cancelled;
       } catch (error) {
-        // Its run wrote progress meanwhile (about once a second): read it again, a few times.
-        if (!isQuantixError(error, ErrorCode.VERSION_CONFLICT) || attempt === 4) throw error;
+        // It left its busy phases meanwhile (ready, say): read again, and answer it as it is.
+        if (!isQuantixError(error, ErrorCode.VERSION_CONFLICT)) throw error;
       }
     }
   }

@@ -20,6 +20,15 @@ export interface UpdateOptions {
   expectedVersion?: number;
 }
 
+export interface ImageUpdateOptions extends UpdateOptions {
+  /**
+   * The update is made only while the image is in one of these phases, whatever its version
+   * (VERSION_CONFLICT otherwise): a change that must win over a busy row's own frequent writes
+   * (a cancel over a download's progress) without racing them for a version.
+   */
+  whilePhase?: readonly ImagePhase[];
+}
+
 export interface ImageFilter extends Page {
   kind?: ImageKind;
   /** One phase or any of several. */
@@ -137,7 +146,7 @@ export interface ImageRepository {
    */
   listRankedForNode(options: RankedImagesQuery): Promise<RankedImages>;
   /** Applies a patch; the phase change, if any, must be allowed by the transition table. */
-  update(id: string, patch: ImagePatch, options?: UpdateOptions): Promise<Image>;
+  update(id: string, patch: ImagePatch, options?: ImageUpdateOptions): Promise<Image>;
   delete(id: string, options?: UpdateOptions): Promise<void>;
 }
 

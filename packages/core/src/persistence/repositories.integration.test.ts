@@ -261,6 +261,24 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
       expect(await errorCodeOf(repos.images.delete(image.id))).toBe(ErrorCode.NOT_FOUND);
     });
 
+    it('writes whilePhase over any version while the row is in one of those phases, and refuses it after', async () => {
+      const image = await repos.images.create({ name: 'busy', kind: 'iso', phase: 'pending' });
+      // Other writers (a download starting, its progress) went first: no version is raced for.
+      await repos.images.update(image.id, { phase: 'downloading' });
+      await repos.images.update(image.id, { progress: { bytesDone: 1, bytesTotal: 10, percent: 10 } });
+      const cancelled = await repos.images.update(
+        image.id,
+        { phase: 'error', error: { code: 'DOWNLOAD_CANCELLED', message: 'cancelled', retryable: true } },
+        { whilePhase: ['pending', 'downloading', 'verifying'] },
+      );
+      expect(cancelled).toMatchObject({ phase: 'error', version: image.version + 3 });
+      // No longer in those phases: refused, the row as it was.
+      expect(await errorCodeOf(repos.images.update(image.id, { name: 'late' }, { whilePhase: ['downloading'] }))).toBe(
+        ErrorCode.VERSION_CONFLICT,
+      );
+      expect(await repos.images.require(image.id)).toEqual(cancelled);
+    });
+
     it('lets exactly one of two racing writers with the same version win', async () => {
       const image = await repos.images.create({ name: 'race', kind: 'iso' });
       const results = await Promise.allSettled(

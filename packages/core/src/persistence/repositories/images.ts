@@ -6,6 +6,7 @@ import type {
   ImagePage,
   ImagePageQuery,
   ImageRepository,
+  ImageUpdateOptions,
   RankedImages,
   RankedImagesQuery,
   UpdateOptions,
@@ -17,6 +18,7 @@ import {
   type DiscoveredImage,
   type Image,
   type ImagePatch,
+  type ImagePhase,
   type NewImage,
   type ValidDiscoveredImage,
   validateDiscoveredImage,
@@ -655,8 +657,9 @@ export class KnexImageRepository implements ImageRepository {
     };
   }
 
-  async update(id: string, patch: ImagePatch, options: UpdateOptions = {}): Promise<Image> {
+  async update(id: string, patch: ImagePatch, options: ImageUpdateOptions = {}): Promise<Image> {
     const valid = validateImagePatch(patch);
+    const { whilePhase } = options;
     const row = await updateVersioned(this.knex, {
       table: TABLE,
       id,
@@ -664,6 +667,14 @@ export class KnexImageRepository implements ImageRepository {
       expectedVersion: options.expectedVersion,
       columns: IMAGE_COLUMNS,
       build: (current) => {
+        // Read under the row's lock: no writer moves it out of these phases before this write.
+        if (whilePhase && !whilePhase.includes(current.phase as ImagePhase)) {
+          throw new QuantixError(
+            ErrorCode.VERSION_CONFLICT,
+            `${WHAT} ${id} is ${String(current.phase)} now, no longer ${whilePhase.join(' or ')}; read it again`,
+            { details: { id, phase: current.phase, whilePhase } },
+          );
+        }
         if (valid.phase !== undefined) assertImageTransition(current.phase as Image['phase'], valid.phase, id);
         return imageToColumns(valid);
       },
