@@ -461,7 +461,19 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
       expect(await description(choice)).toBe(
         `Ready at ${file} Cannot be chosen: no boot record: a data disc (drivers, tools), to insert into a VM’s drive, not to boot from`,
       );
+      // The Images page says it too, beside its kind.
+      const images = await open('/images', system.token);
+      const kindOf = async (name: string) =>
+        textOf(images.page.getByRole('row', { name, exact: true }).getByRole('cell').first());
+      expect(
+        await until(
+          () => kindOf(drivers.name),
+          (t) => t.length > 0,
+          'the data disc row',
+        ),
+      ).toBe('ISO data disc: no boot record');
       expect(problems).toEqual([]);
+      expect(images.problems).toEqual([]);
     } finally {
       expect((await system.api('DELETE', `/images/${drivers.id}`)).status).toBe(204);
     }

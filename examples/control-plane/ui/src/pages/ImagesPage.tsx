@@ -26,6 +26,8 @@ const PAGE_SIZE = 50;
 
 /** Set by the control plane on every image a download made from a URL (the source it resumes from). */
 const SOURCE_URL_LABEL = 'quantix.io/source-url';
+/** What the ISO inspector found of an ISO's boot record (core's ISO_BOOT_LABEL): `none` is a data disc. */
+const ISO_BOOT_LABEL = 'iso.quantix.io/boot';
 
 export function ImagesPage() {
   const [kind, setKind] = useState('');
@@ -252,7 +254,13 @@ function ImageRowView({
           )}
           {canFollow(image) && <UpstreamButton image={image} follow={follow} onChange={onFollowChange} />}
         </th>
-        <td>{KIND_LABEL[image.kind]}</td>
+        <td>
+          {KIND_LABEL[image.kind]}
+          {/* No VM boots from it (POST /vms refuses it): said here, not first in the wizard. */}
+          {image.kind === 'iso' && image.labels[ISO_BOOT_LABEL] === 'none' && (
+            <div className="muted small">data disc: no boot record</div>
+          )}
+        </td>
         <td className="phase-cell">
           <PhaseBadge phase={image.phase} />
           {downloading && <Progress progress={image.progress} label={`Download of ${image.name}`} />}
