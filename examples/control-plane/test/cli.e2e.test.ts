@@ -292,7 +292,7 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
     expect(await replicaOf(url as string)).toMatchObject({ id: 'cp-east-1' });
   });
 
-  it('refuses a bad replica id, URL, lease or rescan period at once, non-zero, naming the flag or variable and the rule', async () => {
+  it('refuses a bad replica id, URL, lease, rescan period or stop wait at once, non-zero, naming the flag or variable and the rule', async () => {
     let refusals = 0;
     const refused = async (flags: string[], env: Record<string, string>, message: RegExp) => {
       const dataDir = join(work, `refused-${refusals++}`);
@@ -327,6 +327,11 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
       /--rescan-seconds "soon" is not valid: a whole number of seconds from 0 to 86400/,
     );
     await refused([], { QUANTIX_RESCAN_SECONDS: '-5' }, /QUANTIX_RESCAN_SECONDS "-5" is not valid/);
+    await refused(
+      ['--vm-stop-seconds', '3601'],
+      {},
+      /--vm-stop-seconds "3601" is not valid: a whole number of seconds from 0 to 3600/,
+    );
   });
 
   it('takes --allow-source for up’s local node: an import from a mirror at an allowed address, none from another', async () => {

@@ -24,6 +24,12 @@ const vmStateSecondsOption = () =>
     "how often VMs' records are checked against the hypervisor, for guests that powered off and domains changed outside Quantix; a node's VMs are checked when it connects too (0: never; default 30)",
   ).env('QUANTIX_VM_STATE_SECONDS');
 
+const vmStopSecondsOption = () =>
+  new Option(
+    '--vm-stop-seconds <n>',
+    'how long a VM stop waits for the guest to power off after the ACPI shutdown, when the request gives no timeout (`vms stop --timeout`); then it fails, or powers off with force (default 60)',
+  ).env('QUANTIX_VM_STOP_SECONDS');
+
 /** The `quantix` command line: every command, option and description (main.ts runs it). */
 export function buildProgram(): Command {
   const program = new Command('quantix')
@@ -55,6 +61,7 @@ export function buildProgram(): Command {
     .addOption(virtTypeOption())
     .addOption(rescanSecondsOption())
     .addOption(vmStateSecondsOption())
+    .addOption(vmStopSecondsOption())
     .addOption(logFormatOption())
     .action(
       async (
@@ -84,6 +91,7 @@ export function buildProgram(): Command {
           logFormat: options.logFormat,
           rescanSeconds: flagValue(command, 'rescanSeconds', '--rescan-seconds', 'QUANTIX_RESCAN_SECONDS'),
           vmStateSeconds: flagValue(command, 'vmStateSeconds', '--vm-state-seconds', 'QUANTIX_VM_STATE_SECONDS'),
+          vmStopSeconds: flagValue(command, 'vmStopSeconds', '--vm-stop-seconds', 'QUANTIX_VM_STOP_SECONDS'),
         }).catch(exitAtOnce);
       },
     );
@@ -125,6 +133,7 @@ export function buildProgram(): Command {
     )
     .addOption(rescanSecondsOption())
     .addOption(vmStateSecondsOption())
+    .addOption(vmStopSecondsOption())
     .addOption(logFormatOption())
     .action(
       async (
@@ -163,6 +172,7 @@ export function buildProgram(): Command {
           allowSourceAddresses: options.allowSource,
           rescanSeconds: flagValue(command, 'rescanSeconds', '--rescan-seconds', 'QUANTIX_RESCAN_SECONDS'),
           vmStateSeconds: flagValue(command, 'vmStateSeconds', '--vm-state-seconds', 'QUANTIX_VM_STATE_SECONDS'),
+          vmStopSeconds: flagValue(command, 'vmStopSeconds', '--vm-stop-seconds', 'QUANTIX_VM_STOP_SECONDS'),
           replica: {
             id: flagValue(command, 'replicaId', '--replica-id', 'QUANTIX_REPLICA_ID'),
             url: flagValue(command, 'replicaUrl', '--replica-url', 'QUANTIX_REPLICA_URL'),

@@ -94,6 +94,8 @@ export interface AllInOneOptions {
   rescanSeconds?: number;
   /** How often VMs' records are checked against the hypervisor (default DEFAULT_VM_STATE_SECONDS; 0: never). */
   vmStateSeconds?: number;
+  /** How long a VM stop waits for its guest by default (default DEFAULT_VM_STOP_TIMEOUT_SECONDS). */
+  vmStopSeconds?: number;
 }
 
 /**
@@ -136,6 +138,7 @@ export async function startAllInOne(options: AllInOneOptions) {
       poolRoots,
       ...(options.rescanSeconds !== undefined ? { rescanSeconds: options.rescanSeconds } : {}),
       ...(options.vmStateSeconds !== undefined ? { vmStateSeconds: options.vmStateSeconds } : {}),
+      ...(options.vmStopSeconds !== undefined ? { vmStopTimeoutSeconds: options.vmStopSeconds } : {}),
     });
     started.push(() => cp.close());
     await saveCredentials(credentialsFile, cp.url, apiToken);
@@ -240,9 +243,12 @@ export async function runAllInOne(options: {
   rescanSeconds?: FlagValue | undefined;
   /** `--vm-state-seconds` (or its variable), checked here first. */
   vmStateSeconds?: FlagValue | undefined;
+  /** `--vm-stop-seconds` (or its variable), checked here first. */
+  vmStopSeconds?: FlagValue | undefined;
 }): Promise<void> {
   const rescanSeconds = options.rescanSeconds && secondsOption(options.rescanSeconds, RESCAN_SECONDS);
   const vmStateSeconds = options.vmStateSeconds && secondsOption(options.vmStateSeconds, VM_STATE_SECONDS);
+  const vmStopSeconds = options.vmStopSeconds && secondsOption(options.vmStopSeconds, VM_STOP_SECONDS);
   // Everything this process creates is its user's alone (data, uploads, credentials).
   process.umask(0o077);
   const entries = readCatalogFile(options.catalogFile);
@@ -258,6 +264,7 @@ export async function runAllInOne(options: {
     ...(options.logFormat ? { logFormat: options.logFormat } : {}),
     ...(rescanSeconds !== undefined ? { rescanSeconds } : {}),
     ...(vmStateSeconds !== undefined ? { vmStateSeconds } : {}),
+    ...(vmStopSeconds !== undefined ? { vmStopSeconds } : {}),
   });
   await waitForSignal();
   // A second Ctrl-C finds no handler left: Node's default ends the process at once.
@@ -295,6 +302,8 @@ export const LEASE_SECONDS = { min: 3, max: 300, default: 15 } as const;
 export const RESCAN_SECONDS = { min: 0, max: 86_400 } as const;
 /** What `--vm-state-seconds` accepts (0: never). */
 export const VM_STATE_SECONDS = { min: 0, max: 86_400 } as const;
+/** What `--vm-stop-seconds` accepts: as long as `POST /vms/{id}/stop` lets a request wait. */
+export const VM_STOP_SECONDS = { min: 0, max: 3600 } as const;
 
 /** A flag's value as given, with the flag or variable it came from (for error messages). */
 export interface FlagValue {
@@ -385,10 +394,13 @@ export async function runServe(options: {
   rescanSeconds?: FlagValue | undefined;
   /** `--vm-state-seconds` (or its variable), checked here first. */
   vmStateSeconds?: FlagValue | undefined;
+  /** `--vm-stop-seconds` (or its variable), checked here first. */
+  vmStopSeconds?: FlagValue | undefined;
 }): Promise<void> {
   const replica = replicaOption(options.replica ?? {});
   const rescanSeconds = options.rescanSeconds && secondsOption(options.rescanSeconds, RESCAN_SECONDS);
   const vmStateSeconds = options.vmStateSeconds && secondsOption(options.vmStateSeconds, VM_STATE_SECONDS);
+  const vmStopSeconds = options.vmStopSeconds && secondsOption(options.vmStopSeconds, VM_STOP_SECONDS);
   process.umask(0o077);
   boundHeapGrowth();
   const logger = createLogger(
@@ -440,6 +452,7 @@ export async function runServe(options: {
       replica,
       ...(rescanSeconds !== undefined ? { rescanSeconds } : {}),
       ...(vmStateSeconds !== undefined ? { vmStateSeconds } : {}),
+      ...(vmStopSeconds !== undefined ? { vmStopTimeoutSeconds: vmStopSeconds } : {}),
       // Nodes fetch staged uploads from the replica that staged them: its own URL, not a balancer's.
       ...(process.env.QUANTIX_PUBLIC_URL || replica.url
         ? { publicUrl: process.env.QUANTIX_PUBLIC_URL || replica.url }
