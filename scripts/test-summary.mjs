@@ -10,10 +10,14 @@ if (!existsSync(file)) {
 }
 const report = JSON.parse(readFileSync(file, 'utf8'));
 const passed = report.numPassedTests ?? 0;
-// Files that failed to load (syntax error, missing service at import) count as failures too.
+// A file that failed with none of its tests failing counts as one failure too: it failed to load
+// (syntax error, missing service at import), or a hook failed (a beforeAll that could not set up a
+// describe block, whose tests vitest then reports skipped, not failed).
 const failed =
   (report.numFailedTests ?? 0) +
-  (report.testResults ?? []).filter((f) => f.status === 'failed' && f.assertionResults?.length === 0).length;
+  (report.testResults ?? []).filter(
+    (f) => f.status === 'failed' && !(f.assertionResults ?? []).some((test) => test.status === 'failed'),
+  ).length;
 const skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
 if (passed + failed === 0) {
   console.log('no test ran');

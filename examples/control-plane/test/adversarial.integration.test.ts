@@ -83,9 +83,8 @@ describe.each(TEST_DATABASE_CLIENTS)('adversarial suite, generated from the Open
     execFileSync(
       'xorriso',
       ['-as', 'mkisofs', '-V', 'PROBE', '-o', join(poolIsoDir, 'probe.iso'), `${canary.dir}/content`],
-      {
-        stdio: 'ignore',
-      },
+      // Its stderr kept: a failure says why (it once failed under load with nothing to go on).
+      { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     await waitFor(
       async () => (await api('GET', `/pools/${LOCAL_POOL_ID}`)).json?.nodeStates?.[0]?.status === 'active',

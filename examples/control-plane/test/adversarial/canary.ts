@@ -10,7 +10,7 @@ export function makeCanary(root: string): { dir: string; digest: () => string } 
   mkdirSync(join(dir, 'content'), { recursive: true });
   writeFileSync(join(dir, 'content', 'secret.txt'), 'not yours\n');
   execFileSync('xorriso', ['-as', 'mkisofs', '-V', 'CANARY', '-o', join(dir, 'canary.iso'), join(dir, 'content')], {
-    stdio: 'ignore',
+    stdio: ['ignore', 'ignore', 'pipe'],
   });
   const digest = () => {
     const hash = createHash('sha256');
