@@ -2,14 +2,14 @@
 //   node --import tsx pool-sync-clients.ts <url> <nodes file: [{ id, token }]>
 // Each speaks protocol 4 as a node daemon does: it says hello (with the pools it holds from its last
 // push, once it has one), answers every pools.desired with pools.state (every pool active), and
-// answers requests with an empty result. On "reconnect" (a line on stdin) every client drops its
+// answers requests as a node with empty pools does (answersTo). On "reconnect" (a line on stdin) every client drops its
 // socket and dials again at once. Prints {"event":"acked","round"} when every node of the round
 // has its pools acknowledged — sent its pools.state, or welcomed with poolsCurrent (the control
 // plane stored the hello's states); "exit" on stdin closes every socket and exits.
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
-import { emptyResponse, HeldPools } from './protocol-node.js';
+import { answersTo, HeldPools } from './protocol-node.js';
 
 const url = process.argv[2] as string;
 const nodes = JSON.parse(readFileSync(process.argv[3] as string, 'utf8')) as { id: string; token: string }[];
@@ -35,7 +35,7 @@ function dial(node: { id: string; token: string }, forRound: number): void {
       socket.send(pools.apply(message));
       ack();
     } else if (message.type === 'request') {
-      socket.send(emptyResponse(message.requestId));
+      for (const frame of answersTo(message.requestId, message.request)) socket.send(frame);
     }
   });
   socket.on('error', () => undefined);

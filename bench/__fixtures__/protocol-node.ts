@@ -39,6 +39,18 @@ export class HeldPools {
   }
 }
 
-/** The answer to a request: an empty result. */
-export const emptyResponse = (requestId: string): string =>
-  JSON.stringify({ v: 4, type: 'response', requestId, result: {} });
+/**
+ * The frames a node whose pools are empty answers a request with, in order: a pool scan finds no
+ * file (its scan.result, then the response, as the node daemon sends them); anything else gets an
+ * empty result.
+ */
+export function answersTo(requestId: string, request: { op: string; poolId?: string; content?: string }): string[] {
+  if (request.op === 'pool.scan') {
+    const { poolId, content } = request;
+    return [
+      JSON.stringify({ v: 4, type: 'scan.result', poolId, content, files: [] }),
+      JSON.stringify({ v: 4, type: 'response', requestId, result: { poolId, content, files: 0, skipped: [] } }),
+    ];
+  }
+  return [JSON.stringify({ v: 4, type: 'response', requestId, result: {} })];
+}

@@ -19,7 +19,7 @@ import {
 } from 'node:fs';
 import { createServer } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { makeQcow2, sha256, startImageServer } from '@quantix/images-cloud/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -540,6 +540,32 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
     const listed = await cli('--json', 'images', 'list');
     expect(listed.code).toBe(0);
     expect(JSON.parse(listed.output).images.map((i: { name: string }) => i.name)).toEqual(['rescue.iso']);
+  });
+
+  it('finds a disk image copied into a pool by hand, and marks it missing once its file is gone', async () => {
+    const { dir, proc, cli } = upInOwnDirectory('rescan-disks');
+    await waitForOutput(proc, /press Ctrl-C/);
+    const disk = join(dir, '.quantix', 'pools', 'local', 'images', 'appliance.qcow2');
+    execFileSync('mkdir', ['-p', dirname(disk)]);
+    await makeQcow2(dirname(disk), 'appliance.qcow2', 1);
+    const rescan = await cli('images', 'rescan', '--pool', 'local');
+    expect(rescan.code).toBe(0);
+    expect(rescan.output).toMatch(/^local +\S+ +0 ISO\(s\)$/m);
+    expect(rescan.output).toMatch(/^local +\S+ +1 disk image\(s\)$/m);
+    const found = await cli('--json', 'images', 'show', 'appliance.qcow2');
+    expect(found.code).toBe(0);
+    expect(JSON.parse(found.output)).toMatchObject({
+      kind: 'cloud',
+      phase: 'ready',
+      format: 'qcow2',
+      location: { relPath: 'images/appliance.qcow2' },
+    });
+
+    rmSync(disk);
+    expect((await cli('images', 'rescan')).code).toBe(0);
+    const gone = await cli('images', 'list');
+    expect(gone.code).toBe(0);
+    expect(gone.output).toMatch(/^\S+ +appliance\.qcow2 +cloud +missing /m);
   });
 
   it('refuses a new token for its local node, or removing it: either left the node refused until a restart', async () => {

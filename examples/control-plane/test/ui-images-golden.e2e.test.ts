@@ -328,10 +328,10 @@ describe('Images page: rescan', () => {
     try {
       const { page, problems } = await openImages();
       const rescan = page.locator('.rescan');
-      await rescan.getByRole('button', { name: 'Rescan pools for ISOs' }).click();
+      await rescan.getByRole('button', { name: 'Rescan pools' }).click();
       await until(
         () => textOf(rescan.getByRole('status')),
-        (text) => /^Scanned 1 pool\(s\); left out as not ISOs: half-copied\.iso \(.*not an ISO 9660 image/.test(text),
+        (text) => /^Scanned 1 pool\(s\); left out: half-copied\.iso \(.*not an ISO 9660 image/.test(text),
         'the rescan to name the file it left out',
       );
       expect(problems).toEqual([]);

@@ -479,7 +479,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Scan pools for ISOs again (all pools, or one) */
+        /** Scan pools again for ISOs and disk images added or removed by hand (all pools, or one) */
         post: operations["rescanImages"];
         delete?: never;
         options?: never;
@@ -5028,7 +5028,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Each pool and node scanned, and each that failed with its code */
+            /** @description Each pool, node and content type scanned, and each that failed with its code */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -5038,14 +5038,19 @@ export interface operations {
                         scanned: {
                             poolId: string;
                             nodeId: string;
-                            /** @description the files of the pool’s content type the node found and took */
+                            /**
+                             * @description what was scanned for: ISOs, or disk images
+                             * @enum {string}
+                             */
+                            content: "iso" | "images";
+                            /** @description the files of this content type the node found and took */
                             files: number;
                             /** @description paths the node did not look into (unreadable, too deep, a symbolic link): what is under them is kept */
                             skipped: {
                                 relPath: string;
                                 reason: string;
                             }[];
-                            /** @description files left out: not what the content type says (a text file named .iso), with why */
+                            /** @description files left out, with why: not what the content type says (a text file named .iso), a disk image naming other files */
                             invalid: {
                                 relPath: string;
                                 code: string;
@@ -5055,6 +5060,11 @@ export interface operations {
                         failed: {
                             poolId: string;
                             nodeId: string;
+                            /**
+                             * @description what was scanned for: ISOs, or disk images
+                             * @enum {string}
+                             */
+                            content: "iso" | "images";
                             code: string;
                             error: string;
                         }[];

@@ -83,10 +83,10 @@ export interface CreateControlPlaneOptions {
   /** How often due golden-image schedules are looked for (default 30 s): a schedule's granularity. */
   goldenTickSeconds?: number;
   /**
-   * How often every ISO pool is scanned again (default 300 s; 0: only after a node's pool sync
-   * and when asked, `ImageService.rescan`): one replica at a time queues the scans, any runs
-   * them. Files copied into a pool or removed from it by hand — on an NFS share, by another
-   * host — show without anyone asking. A rescan of a pool nothing changed in costs its listing:
+   * How often every pool is scanned again, for ISOs and disk images (default 300 s; 0: only
+   * after a node's pool sync and when asked, `ImageService.rescan`): one replica at a time queues
+   * the scans, any runs them. Files copied into a pool or removed from it by hand — on an NFS
+   * share, by another host — show without anyone asking. A rescan of a pool nothing changed in costs its listing:
    * the node sends what changed since the scan before. The first period after a start is left
    * to the scans after each node's sync.
    */
@@ -414,8 +414,13 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
           // Queued, not run here: a node that does not answer holds up its own scan only, and
           // the replicas' scan workers share them. One job per pool, node and period.
           const period = String(Math.floor(Date.now() / (rescanSeconds * 1000)));
-          for (const scan of await images.rescanTargets()) {
-            await jobs.send(POOL_SCAN_QUEUE, scan, { id: jobIdOf('pool-rescan', scan.nodeId, scan.poolId, period) });
+          // The job scans the content types the pool holds when it runs.
+          for (const { nodeId, poolId } of await images.rescanTargets()) {
+            await jobs.send(
+              POOL_SCAN_QUEUE,
+              { nodeId, poolId },
+              { id: jobIdOf('pool-rescan', nodeId, poolId, period) },
+            );
           }
         });
       }

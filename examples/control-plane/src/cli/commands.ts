@@ -738,7 +738,9 @@ export function apiCommands(
     );
   images
     .command('rescan')
-    .description('scan pools for ISOs again (every pool, or one)')
+    .description(
+      'scan pools again for ISOs and disk images added or removed by hand (every pool, or one): new files become images, gone ones missing',
+    )
     .option('--pool <pool>', 'only this pool (id or name)')
     .action(async (o: { pool?: string }) => {
       const api = client();
@@ -750,7 +752,7 @@ export function apiCommands(
       const named = (r: { poolId: string; nodeId: string }) => ({ pool: poolName(r.poolId), node: nodeName(r.nodeId) });
       const found = (r: (typeof result.scanned)[number]) =>
         [
-          `${r.files} ISO(s)`,
+          `${r.files} ${r.content === 'iso' ? 'ISO(s)' : 'disk image(s)'}`,
           ...(r.invalid.length ? [`${r.invalid.length} file(s) left out`] : []),
           ...(r.skipped.length ? [`${r.skipped.length} path(s) not looked into`] : []),
         ].join(', ');

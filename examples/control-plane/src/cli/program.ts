@@ -15,7 +15,7 @@ const logFormatOption = () =>
 const rescanSecondsOption = () =>
   new Option(
     '--rescan-seconds <n>',
-    'how often every ISO pool is scanned again, for files added or removed by hand (0: only after a node connects and on `images rescan`; default 300)',
+    'how often every pool is scanned again, for ISOs and disk images added or removed by hand (0: only after a node connects and on `images rescan`; default 300)',
   ).env('QUANTIX_RESCAN_SECONDS');
 
 const vmStateSecondsOption = () =>

@@ -212,7 +212,7 @@ export async function startScriptedSystem(options: { stepMs?: number } = {}): Pr
         );
         return;
       case 'pool.scan':
-        return respond({ files: 0 });
+        return respond({ poolId: request.poolId, content: request.content, files: 0, skipped: [] });
       // Guests that ignore the ACPI shutdown, as a busy or OS-less guest does: only a forced stop powers one off.
       case 'vm.stop':
         if (request.force) poweredOff.add(request.name);

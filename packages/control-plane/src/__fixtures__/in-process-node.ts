@@ -5,7 +5,13 @@
  * the hello, the pool push, the node's reconcile and scan, the hub's queue and the ingest into
  * the database — is the code that runs in the example app.
  */
-import { createPoolRootPolicy, type NodeMessage, type Repositories, type StoragePool } from '@quantix/core';
+import {
+  createPoolRootPolicy,
+  type NodeMessage,
+  type PoolContentType,
+  type Repositories,
+  type StoragePool,
+} from '@quantix/core';
 import { NodeAgent, type NodeAgentOptions } from '@quantix/node-runtime';
 import { LocalStorageBackend, localPoolType } from '@quantix/storage-local';
 import type { NodeChannel } from '../hub/channel.js';
@@ -63,7 +69,7 @@ export function inProcessLink(): InProcessLink {
   };
 }
 
-/** A node daemon joined to the hub that holds one local ISO pool, and what it sent. */
+/** A node daemon joined to the hub that holds one local pool (of ISOs, unless told), and what it sent. */
 export interface PoolNode {
   nodeId: string;
   pool: StoragePool;
@@ -76,9 +82,10 @@ export interface PoolNode {
 }
 
 /**
- * A new node (its row) holding a new shared local ISO pool at `root` (a directory under
- * `allowedRoot`), its real NodeAgent joined to the hub: ready once it has answered the scan that
- * follows its pool sync. The node looks at its pools only when asked (no re-check timer).
+ * A new node (its row) holding a new shared local pool at `root` (a directory under
+ * `allowedRoot`; of `contentTypes`, default ISOs), its real NodeAgent joined to the hub: ready
+ * once it has answered the scans that follow its pool sync, one per content type. The node looks
+ * at its pools only when asked (no re-check timer).
  */
 export async function startPoolNode(options: {
   hub: NodeHub;
@@ -86,15 +93,17 @@ export async function startPoolNode(options: {
   name: string;
   root: string;
   allowedRoot: string;
+  contentTypes?: PoolContentType[];
   agent?: Partial<NodeAgentOptions>;
 }): Promise<PoolNode> {
+  const contentTypes = options.contentTypes ?? ['iso'];
   const { repositories, name } = options;
   const nodeId = (await repositories.nodes.create({ hostname: name, address: '127.0.0.1' })).id;
   const pool = await repositories.pools.create({
     name,
     type: 'local',
     config: { path: options.root },
-    contentTypes: ['iso'],
+    contentTypes,
     shared: true,
     nodeIds: [nodeId],
   });
@@ -114,8 +123,10 @@ export async function startPoolNode(options: {
   });
   link.connect(agent, options.hub, nodeId);
   const until = Date.now() + 30_000;
-  while (!fromNode.some((m) => m.type === 'response' && (m.result as { poolId?: string })?.poolId === pool.id)) {
-    if (Date.now() > until) throw new Error(`node ${name} did not answer the scan after its pool sync`);
+  const scansAnswered = () =>
+    fromNode.filter((m) => m.type === 'response' && (m.result as { poolId?: string })?.poolId === pool.id).length;
+  while (scansAnswered() < contentTypes.length) {
+    if (Date.now() > until) throw new Error(`node ${name} did not answer the scans after its pool sync`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   return {

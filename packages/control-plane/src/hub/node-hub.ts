@@ -1192,8 +1192,8 @@ export class NodeHub {
   }
 
   /**
-   * After a report, the node scans the ISO pools that became active on this link, or whose
-   * definition changed since this link scanned them — not every pool on every change, and a
+   * After a report, the node scans the pools that became active on this link, or whose
+   * definition changed since this link scanned them (each content type they hold: ISOs, disk images) — not every pool on every change, and a
    * shared pool not while a scan of it is under way (`sharedScans`). The results arrive as
    * scan.result.
    */
@@ -1205,7 +1205,7 @@ export class NodeHub {
     for (const report of reports) if (report.status !== 'active') link.scanning?.scanned.delete(report.poolId);
     const active = new Set(reports.filter((r) => r.status === 'active').map((r) => r.poolId));
     for (const pool of pools) {
-      if (!active.has(pool.id) || !pool.contentTypes.includes('iso')) continue;
+      if (!active.has(pool.id)) continue;
       const { scanned } = scansOf(link);
       if (scanned.get(pool.id) === pool.version) continue;
       scanned.set(pool.id, pool.version);
@@ -1214,7 +1214,7 @@ export class NodeHub {
       if (sharedWant === null) continue;
       const scan = this.onScanWanted
         ? this.onScanWanted({ nodeId: link.nodeId, poolId: pool.id, key: `${link.linkId}:${pool.version}` })
-        : this.scanPool(link.nodeId, pool.id);
+        : this.scanPool(link.nodeId, pool.id, pool.contentTypes);
       scan.catch((error) => {
         // Scanned again at the next report.
         if (scanned.get(pool.id) === pool.version) scanned.delete(pool.id);
@@ -1241,25 +1241,37 @@ export class NodeHub {
   }
 
   /**
-   * Asks a node (here, or on the replica holding it) to scan a pool; its results are ingested as
-   * they arrive. A shared pool is the same on every node: when the node named has gone, another
-   * connected node with the pool active scans it instead.
+   * Asks a node (here, or on the replica holding it) to scan a pool, each content type it holds
+   * (`contents`; absent: read from the pool) in turn: its ISOs, its disk images. The results are
+   * ingested as they arrive — files added by hand become images, ready images whose files are gone
+   * become `missing`. A shared pool is the same on every node: when the node named has gone,
+   * another connected node with the pool active scans it instead. A content type whose scan fails
+   * does not keep the other from being scanned; the first failure is thrown after both.
    */
-  async scanPool(nodeId: string, poolId: string): Promise<void> {
+  async scanPool(nodeId: string, poolId: string, contents?: readonly PoolContentType[]): Promise<void> {
     const wantedBefore = this.sharedScanSeq;
     let through = nodeId;
-    if (!this.isConnected(nodeId)) {
-      const pool = await this.options.repositories.pools.get(poolId);
-      if (pool?.shared) {
-        const [other] = await nodesWithActivePool({ repositories: this.options.repositories, hub: this, poolId });
-        if (other) through = other;
-      }
+    const connected = this.isConnected(nodeId);
+    const pool = contents && connected ? undefined : await this.options.repositories.pools.get(poolId);
+    // Deleted since the scan was wanted (a queued job): nothing left to scan.
+    if (!contents && !pool) return;
+    if (pool?.shared && !connected) {
+      const [other] = await nodesWithActivePool({ repositories: this.options.repositories, hub: this, poolId });
+      if (other) through = other;
     }
+    let failure: unknown;
     try {
-      await this.request(through, { op: 'pool.scan', poolId, content: 'iso' }, { timeoutMs: SCAN_TIMEOUT_MS });
+      for (const content of contents ?? pool?.contentTypes ?? []) {
+        await this.request(through, { op: 'pool.scan', poolId, content }, { timeoutMs: SCAN_TIMEOUT_MS }).catch(
+          (error: unknown) => {
+            failure ??= error;
+          },
+        );
+      }
     } finally {
       this.endSharedScan(poolId, wantedBefore);
     }
+    if (failure !== undefined) throw failure;
   }
 
   /** Sends a node its desired pools (the set and its generation; the fingerprint is ours). */

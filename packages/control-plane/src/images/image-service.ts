@@ -10,6 +10,7 @@ import {
   labelKeySchema,
   labelValueSchema,
   nameSchema,
+  type PoolContentType,
   type PoolNodeState,
   parseOrThrow,
   QuantixError,
@@ -30,15 +31,19 @@ import { SOURCE_LABELS } from './source.js';
 export type ImageWithPath = Image & { path: string | null };
 
 export interface RescanResult {
-  /** Each pool scanned, with what its node found: the files taken, paths not looked into, files left out as not ISOs. */
+  /**
+   * Each pool and content type scanned, with what its node found: the files taken, paths not
+   * looked into, files left out as unusable (not an ISO; a disk image naming other files).
+   */
   scanned: {
     poolId: string;
     nodeId: string;
+    content: PoolContentType;
     files: number;
     skipped: ScanSkipped[];
     invalid: ScanInvalid[];
   }[];
-  failed: { poolId: string; nodeId: string; code: string; error: string }[];
+  failed: { poolId: string; nodeId: string; content: PoolContentType; code: string; error: string }[];
 }
 
 /**
@@ -197,36 +202,48 @@ export class ImageService {
   }
 
   /**
-   * Asks nodes to scan ISO pools again (all, or one): each connected node on which the pool is
-   * active — one for a shared pool, whose files are the same everywhere. Results arrive as
-   * scan.result and are ingested as they come; this answers which scans ran and which failed.
+   * Asks nodes to scan pools again (all, or one), each content type a pool holds (ISOs, disk
+   * images): on each connected node on which the pool is active — one for a shared pool, whose
+   * files are the same everywhere. Results arrive as scan.result and are ingested as they come
+   * (files added by hand become images; ready images whose files are gone become `missing`);
+   * this answers which scans ran and which failed.
    */
   async rescan(poolId?: string): Promise<RescanResult> {
     const result: RescanResult = { scanned: [], failed: [] };
-    for (const scan of await this.rescanTargets(poolId)) {
-      try {
-        const found = await this.options.hub.request(
-          scan.nodeId,
-          { op: 'pool.scan', poolId: scan.poolId, content: 'iso' },
-          { timeoutMs: 300_000 },
-        );
-        result.scanned.push({ ...scan, files: found.files, skipped: found.skipped, invalid: found.invalid ?? [] });
-      } catch (error) {
-        const code = isQuantixError(error) ? error.code : ErrorCode.INTERNAL_ERROR;
-        result.failed.push({ ...scan, code, error: (error as Error).message });
+    for (const target of await this.rescanTargets(poolId)) {
+      for (const content of target.contents) {
+        const scan = { poolId: target.poolId, nodeId: target.nodeId, content };
+        try {
+          const found = await this.options.hub.request(
+            scan.nodeId,
+            { op: 'pool.scan', poolId: scan.poolId, content },
+            { timeoutMs: 300_000 },
+          );
+          result.scanned.push({ ...scan, files: found.files, skipped: found.skipped, invalid: found.invalid ?? [] });
+        } catch (error) {
+          const code = isQuantixError(error) ? error.code : ErrorCode.INTERNAL_ERROR;
+          result.failed.push({ ...scan, code, error: (error as Error).message });
+        }
       }
     }
     return result;
   }
 
-  /** The scans a rescan asks for (see rescan), without running them: the periodic rescan queues them. */
-  async rescanTargets(poolId?: string): Promise<{ poolId: string; nodeId: string }[]> {
+  /**
+   * The scans a rescan asks for (see rescan), without running them: each pool and node, with the
+   * content types to scan there. The periodic rescan queues them (a job scans every content type).
+   */
+  async rescanTargets(
+    poolId?: string,
+  ): Promise<{ poolId: string; nodeId: string; contents: readonly PoolContentType[] }[]> {
     const { repositories, hub } = this.options;
     const pools = poolId ? [await repositories.pools.require(poolId)] : await repositories.pools.list();
-    const targets: { poolId: string; nodeId: string }[] = [];
-    for (const pool of pools.filter((p) => p.contentTypes.includes('iso'))) {
+    const targets: { poolId: string; nodeId: string; contents: readonly PoolContentType[] }[] = [];
+    for (const pool of pools) {
       const nodeIds = await nodesWithActivePool({ repositories, hub, poolId: pool.id });
-      for (const nodeId of pool.shared ? nodeIds.slice(0, 1) : nodeIds) targets.push({ poolId: pool.id, nodeId });
+      for (const nodeId of pool.shared ? nodeIds.slice(0, 1) : nodeIds) {
+        targets.push({ poolId: pool.id, nodeId, contents: pool.contentTypes });
+      }
     }
     return targets;
   }

@@ -1,6 +1,6 @@
 /**
- * The periodic rescan (CreateControlPlaneOptions.rescanSeconds): an ISO copied into a pool by
- * hand, or removed from it, shows without anyone asking for a scan. A real NodeAgent with a real
+ * The periodic rescan (CreateControlPlaneOptions.rescanSeconds): an ISO or a disk image copied
+ * into a pool by hand, or removed from it, shows without anyone asking for a scan. A real NodeAgent with a real
  * pool directory, the control plane's job queue (pg-boss on PostgreSQL, in-process on PGlite);
  * only the WebSocket is an in-process pipe (see __fixtures__/in-process-node.ts).
  */
@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createQuantix, ErrorCode, type Quantix } from '@quantix/core';
 import { createTestDatabase, TEST_DATABASE_CLIENTS, type TestDatabase } from '@quantix/core/testing';
+import { makeQcow2, sha256 } from '@quantix/images-cloud/testing';
 import { createIsoInspector } from '@quantix/images-iso';
 import { buildIso, REAL_MEDIA, requireIsoTools } from '@quantix/images-iso/testing';
 import { storageLocalPlugin } from '@quantix/storage-local';
@@ -36,7 +37,7 @@ describe.each(TEST_DATABASE_CLIENTS)('periodic rescans on %s', (client) => {
   let testDb: TestDatabase;
   let quantix: Quantix;
   let cp: ControlPlaneServices;
-  let node: PoolNode | undefined;
+  const nodes: PoolNode[] = [];
 
   beforeAll(async () => {
     testDb = await createTestDatabase(client);
@@ -46,7 +47,7 @@ describe.each(TEST_DATABASE_CLIENTS)('periodic rescans on %s', (client) => {
   });
 
   afterAll(async () => {
-    await node?.close();
+    for (const node of nodes) await node.close();
     await cp?.close();
     await quantix?.close();
     await testDb?.dispose();
@@ -56,7 +57,7 @@ describe.each(TEST_DATABASE_CLIENTS)('periodic rescans on %s', (client) => {
     const root = join(base, `${client}-pool`);
     await mkdir(root);
     const repos = quantix.repositories;
-    node = await startPoolNode({
+    const node = await startPoolNode({
       hub: cp.hub,
       repositories: repos,
       name: `rescan-${client}`,
@@ -64,6 +65,7 @@ describe.each(TEST_DATABASE_CLIENTS)('periodic rescans on %s', (client) => {
       allowedRoot: base,
       agent: { inspector: createIsoInspector() },
     });
+    nodes.push(node);
     const { pool } = node;
     expect(await repos.images.list({ poolId: pool.id })).toEqual([]);
 
@@ -80,6 +82,85 @@ describe.each(TEST_DATABASE_CLIENTS)('periodic rescans on %s', (client) => {
     await vi.waitFor(async () => {
       expect((await repos.images.getByLocation({ poolId: pool.id, relPath }))?.phase).toBe('missing');
     }, WAIT);
+  });
+
+  it('finds a disk image copied into a pool of disk images by hand, and marks it missing once removed, unasked', async () => {
+    const root = join(base, `${client}-disks`);
+    await mkdir(root);
+    const repos = quantix.repositories;
+    const node = await startPoolNode({
+      hub: cp.hub,
+      repositories: repos,
+      name: `rescan-disks-${client}`,
+      root,
+      allowedRoot: base,
+      contentTypes: ['images'],
+    });
+    nodes.push(node);
+    const { pool } = node;
+    expect(await repos.images.list({ poolId: pool.id })).toEqual([]);
+
+    // Made aside, as a copy would be, then moved in.
+    const aside = join(base, `${client}-aside`);
+    await mkdir(aside);
+    await makeQcow2(aside, 'appliance.qcow2', 1);
+    await rename(join(aside, 'appliance.qcow2'), join(root, 'appliance.qcow2'));
+    const relPath = 'appliance.qcow2';
+    await vi.waitFor(async () => {
+      const image = await repos.images.getByLocation({ poolId: pool.id, relPath });
+      expect(image).toMatchObject({ phase: 'ready', kind: 'cloud', format: 'qcow2' });
+    }, WAIT);
+
+    await unlink(join(root, relPath));
+    await vi.waitFor(async () => {
+      expect((await repos.images.getByLocation({ poolId: pool.id, relPath }))?.phase).toBe('missing');
+    }, WAIT);
+  });
+
+  it('takes a downloaded image whose file was removed by hand out of service, and back when the file is back, as it was', async () => {
+    const root = join(base, `${client}-downloads`);
+    await mkdir(root);
+    const repos = quantix.repositories;
+    const node = await startPoolNode({
+      hub: cp.hub,
+      repositories: repos,
+      name: `rescan-downloads-${client}`,
+      root,
+      allowedRoot: base,
+      contentTypes: ['images'],
+    });
+    nodes.push(node);
+    const { pool } = node;
+    // The row and file a catalog download leaves.
+    const content = await makeQcow2(root, 'jammy.qcow2', 1);
+    const downloaded = await repos.images.create({
+      name: 'Ubuntu 22.04',
+      kind: 'cloud',
+      format: 'qcow2',
+      catalogId: 'ubuntu-22.04',
+      os: { family: 'linux', distribution: 'ubuntu', version: '22.04' },
+      checksum: { algorithm: 'sha256', value: sha256(content) },
+      location: { poolId: pool.id, relPath: 'jammy.qcow2' },
+    });
+    await repos.images.update(downloaded.id, { phase: 'ready', sizeBytes: content.length });
+    const file = join(root, 'jammy.qcow2');
+    const kept = {
+      name: 'Ubuntu 22.04',
+      catalogId: 'ubuntu-22.04',
+      os: { distribution: 'ubuntu' },
+      checksum: downloaded.checksum,
+    };
+
+    await rename(file, join(base, `${client}-jammy.qcow2`));
+    await vi.waitFor(async () => {
+      expect(await repos.images.get(downloaded.id)).toMatchObject({ phase: 'missing', ...kept });
+    }, WAIT);
+    await rename(join(base, `${client}-jammy.qcow2`), file);
+    await vi.waitFor(async () => {
+      expect(await repos.images.get(downloaded.id)).toMatchObject({ phase: 'ready', ...kept });
+    }, WAIT);
+    // No second row for the file: the download's row is the one image there.
+    expect((await repos.images.list({ poolId: pool.id })).map((image) => image.id)).toEqual([downloaded.id]);
   });
 
   it('refuses a period that is not a whole number of seconds', () => {

@@ -20,6 +20,7 @@ import {
   type ImageCatalog,
   OS_CONFIDENCES,
   OS_FAMILIES,
+  POOL_CONTENT_TYPES,
   type Quantix,
 } from '@quantix/core';
 import type { FastifyInstance } from 'fastify';
@@ -131,12 +132,14 @@ const catalogEntry = z.object({
   checksumAlgorithm: z.enum(CHECKSUM_ALGORITHMS).nullable(),
   sizeBytes: z.number().nullable(),
 });
+const scannedContent = z.enum(POOL_CONTENT_TYPES).describe('what was scanned for: ISOs, or disk images');
 const rescanResult = z.object({
   scanned: z.array(
     z.object({
       poolId: z.string(),
       nodeId: z.string(),
-      files: z.number().int().describe('the files of the pool’s content type the node found and took'),
+      content: scannedContent,
+      files: z.number().int().describe('the files of this content type the node found and took'),
       skipped: z
         .array(z.object({ relPath: z.string(), reason: z.string() }))
         .describe(
@@ -144,10 +147,14 @@ const rescanResult = z.object({
         ),
       invalid: z
         .array(z.object({ relPath: z.string(), code: z.string(), message: z.string() }))
-        .describe('files left out: not what the content type says (a text file named .iso), with why'),
+        .describe(
+          'files left out, with why: not what the content type says (a text file named .iso), a disk image naming other files',
+        ),
     }),
   ),
-  failed: z.array(z.object({ poolId: z.string(), nodeId: z.string(), code: z.string(), error: z.string() })),
+  failed: z.array(
+    z.object({ poolId: z.string(), nodeId: z.string(), content: scannedContent, code: z.string(), error: z.string() }),
+  ),
 });
 
 /** The answers of the image routes, for tests that check the serializer keeps every field. */
@@ -500,10 +507,10 @@ export function imageRoutes(
       schema: {
         operationId: 'rescanImages',
         tags: ['images'],
-        summary: 'Scan pools for ISOs again (all pools, or one)',
+        summary: 'Scan pools again for ISOs and disk images added or removed by hand (all pools, or one)',
         body: z.strictObject({ poolId: z.string().optional() }).default({}),
         response: {
-          200: rescanResult.describe('Each pool and node scanned, and each that failed with its code'),
+          200: rescanResult.describe('Each pool, node and content type scanned, and each that failed with its code'),
           ...errorResponses(ErrorCode.NOT_FOUND),
         },
       },

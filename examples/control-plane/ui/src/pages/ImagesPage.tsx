@@ -561,16 +561,18 @@ function RescanButton({ onDone }: { onDone: () => void }) {
     const failed = answer.failed.map((f) => `${f.poolId} on ${f.nodeId}: ${f.error}`);
     // A file put in a pool that does not show up: why it was left out.
     const leftOut = answer.scanned.flatMap((s) => s.invalid.map((f) => `${f.relPath} (${f.message})`));
+    // A pool is scanned once for each content type it holds (ISOs, disk images).
+    const pools = new Set(answer.scanned.map((s) => s.poolId));
     setResult(
-      `Scanned ${answer.scanned.length} pool(s)` +
-        (leftOut.length ? `; left out as not ISOs: ${leftOut.join('; ')}` : '') +
+      `Scanned ${pools.size} pool(s)` +
+        (leftOut.length ? `; left out: ${leftOut.join('; ')}` : '') +
         (failed.length ? `; failed: ${failed.join('; ')}` : ''),
     );
   };
   return (
     <div className="rescan">
       <button type="button" disabled={busy} onClick={rescan}>
-        {busy ? 'Scanning…' : 'Rescan pools for ISOs'}
+        {busy ? 'Scanning…' : 'Rescan pools'}
       </button>
       {result && <span role="status">{result}</span>}
       <ErrorAlert error={error} />
