@@ -129,8 +129,25 @@ describe('quantix API commands', () => {
     });
     expect(await cli(['pools', 'update', 'iso-store'])).toMatchObject({
       code: 2,
-      stderr: 'error: nothing to change: give --name, --description, --content or --shared/--no-shared\n',
+      stderr:
+        'error: nothing to change: give --name, --description, --content, --shared/--no-shared, --path, --create/--no-create, --server, --export or --mount-point\n',
     });
+    // Where it is, changed in place (a typo, a directory never made): the rest of its config stays.
+    expect(await cli(['pools', 'update', 'iso-store', '--path', '/srv/quantix-cli-api2', '--create'])).toMatchObject({
+      code: 0,
+      stdout: 'updated pool iso-store (isos): /srv/quantix-cli-api2\n',
+    });
+    const moved = JSON.parse((await cli(['--json', 'pools', 'update', 'iso-store', '--no-create'])).stdout);
+    expect(moved).toMatchObject({ name: 'iso-store', config: { path: '/srv/quantix-cli-api2' } });
+    expect(moved.config).not.toHaveProperty('create');
+    // A pool on no node says so, and how to put it to use.
+    expect(await cli(['pools', 'create', 'spare', '--path', '/srv/quantix-cli-spare'])).toMatchObject({
+      code: 0,
+      stdout: expect.stringMatching(
+        /^created pool spare \(\S+\), on no node yet: `quantix pools assign spare <nodes>` puts it to use\n$/,
+      ),
+    });
+    expect(await cli(['pools', 'delete', 'spare', '--yes'])).toMatchObject({ code: 0 });
     expect(await cli(['pools', 'assign', 'iso-store', ''])).toMatchObject({
       code: 0,
       stdout: 'pool iso-store (isos) assigned to no node\n',

@@ -864,6 +864,21 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     await renamed.waitFor();
     expect(await repositories.pools.get(spare.id)).toMatchObject({ name: 'Spare media', contentTypes: ['iso'] });
 
+    // Where it is, changed in place (a typo, a directory never made): the node is pushed the new place.
+    const directory = '/srv/spare-media';
+    const generationOf = async () =>
+      (await repositories.pools.listNodeStates({ poolId: spare.id }))[0]?.syncedGeneration ?? -1;
+    const before = await generationOf();
+    await renamed.getByRole('button', { name: 'Edit Spare media' }).click();
+    const place = renamed.getByRole('form', { name: 'Edit Spare media' });
+    expect(await place.getByLabel('Directory', { exact: true }).inputValue()).toBe('/srv/spare');
+    await place.getByLabel('Directory', { exact: true }).fill(directory);
+    await place.getByLabel('Make the directory on each node where it is missing').check();
+    await place.getByRole('button', { name: 'Save' }).click();
+    await place.waitFor({ state: 'detached' });
+    expect((await repositories.pools.get(spare.id))?.config).toEqual({ path: directory, create: true });
+    await until(generationOf, (generation) => generation > before, 'hv-ui to have applied the moved pool');
+
     await renamed.getByRole('button', { name: 'Delete Spare media' }).click();
     await renamed.getByRole('button', { name: 'Confirm delete' }).click();
     await renamed.waitFor({ state: 'detached' });

@@ -321,30 +321,79 @@ export function apiCommands(
           nodeIds,
         },
       });
-      print(pool, () => `created pool ${poolNamed(pool)}`);
+      // A pool on no node holds nothing yet: say so, and how to put it to use.
+      print(pool, () =>
+        nodeIds.length > 0
+          ? `created pool ${poolNamed(pool)}`
+          : `created pool ${poolNamed(pool)}, on no node yet: \`quantix pools assign ${pool.name} <nodes>\` puts it to use`,
+      );
     });
   pools
     .command('update <pool>')
-    .description('change a pool’s name, description, content or sharing (pool: id or name)')
+    .description(
+      'change a pool’s name, description, content or sharing, or where it is (its directory; an NFS server, export or mount point) (pool: id or name)',
+    )
     .option('--name <name>', 'new name')
     .option('--description <text>', 'new description')
     .option('--content <types>', 'what the pool holds: iso, images, or both comma-separated')
     .option('--shared', 'every assigned node sees the same files')
     .option('--no-shared', 'each node has its own files')
-    .action(async (value: string, o: { name?: string; description?: string; content?: string; shared?: boolean }) => {
-      const api = client();
-      const id = await poolIdOf(api, value);
-      const patch = {
-        ...(o.name ? { name: o.name } : {}),
-        ...(o.description !== undefined ? { description: o.description } : {}),
-        ...(o.content ? { contentTypes: o.content.split(',') as ('iso' | 'images')[] } : {}),
-        ...(o.shared !== undefined ? { shared: o.shared } : {}),
-      };
-      if (Object.keys(patch).length === 0)
-        throw new UsageError('nothing to change: give --name, --description, --content or --shared/--no-shared');
-      const pool = await api.request('updatePool', { params: { id }, body: patch });
-      print(pool, () => `updated pool ${poolNamed(pool)}`);
-    });
+    .option('--path <path>', 'new directory (local pools; refused while VMs use the pool)')
+    .option('--create', 'create the directory when it does not exist (local pools)')
+    .option('--no-create', 'do not create the directory (local pools)')
+    .option('--server <server>', 'new NFS server')
+    .option('--export <export>', 'new NFS export')
+    .option('--mount-point <dir>', 'where to mount (NFS)')
+    .action(
+      async (
+        value: string,
+        o: {
+          name?: string;
+          description?: string;
+          content?: string;
+          shared?: boolean;
+          path?: string;
+          create?: boolean;
+          server?: string;
+          export?: string;
+          mountPoint?: string;
+        },
+      ) => {
+        const api = client();
+        const id = await poolIdOf(api, value);
+        // The API takes the whole config: what is not given here stays as it is.
+        const place = {
+          ...(o.path !== undefined ? { path: o.path } : {}),
+          ...(o.create !== undefined ? { create: o.create } : {}),
+          ...(o.server !== undefined ? { server: o.server } : {}),
+          ...(o.export !== undefined ? { export: o.export } : {}),
+          ...(o.mountPoint !== undefined ? { mountPoint: o.mountPoint } : {}),
+        };
+        let config: Record<string, unknown> | undefined;
+        if (Object.keys(place).length > 0) {
+          const { config: current } = await api.request('getPool', { params: { id } });
+          const { create, ...rest } = { ...current, ...place };
+          config = { ...rest, ...(create === true ? { create: true } : {}) };
+        }
+        const patch = {
+          ...(o.name ? { name: o.name } : {}),
+          ...(o.description !== undefined ? { description: o.description } : {}),
+          ...(o.content ? { contentTypes: o.content.split(',') as ('iso' | 'images')[] } : {}),
+          ...(o.shared !== undefined ? { shared: o.shared } : {}),
+          ...(config ? { config } : {}),
+        };
+        if (Object.keys(patch).length === 0)
+          throw new UsageError(
+            'nothing to change: give --name, --description, --content, --shared/--no-shared, --path, --create/--no-create, --server, --export or --mount-point',
+          );
+        const pool = await api.request('updatePool', { params: { id }, body: patch });
+        print(pool, () =>
+          config
+            ? `updated pool ${poolNamed(pool)}: ${describePoolSource(pool.config)}`
+            : `updated pool ${poolNamed(pool)}`,
+        );
+      },
+    );
   pools
     .command('assign <pool> <nodes>')
     .description('assign a pool to exactly these nodes (pool: id or name; nodes: ids or hostnames, comma-separated)')

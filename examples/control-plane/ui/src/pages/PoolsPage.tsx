@@ -378,24 +378,47 @@ function PoolContentChecks({
   );
 }
 
-/** The pool's name, description, content and sharing, changed in place against the version shown. */
+/**
+ * The pool's name, description, content and sharing, and where it is (a local pool's directory,
+ * an NFS pool's server and export: a typo fixed without deleting the pool), changed in place
+ * against the version shown.
+ */
 function EditPool({ pool, onDone }: { pool: Pool; onDone: () => void }) {
+  const text = (key: string) => (typeof pool.config[key] === 'string' ? (pool.config[key] as string) : '');
+  const place = {
+    path: text('path'),
+    createPath: pool.config.create === true,
+    server: text('server'),
+    exportPath: text('export'),
+  };
   const [form, setForm] = useState({
     name: pool.name,
     description: pool.description ?? '',
     iso: pool.contentTypes.includes('iso'),
     images: pool.contentTypes.includes('images'),
     shared: pool.shared,
+    ...place,
   });
   const set = (patch: Partial<typeof form>) => setForm((f) => ({ ...f, ...patch }));
   const { busy, error, fieldErrors, run } = useAction();
+  const nfs = pool.type === 'nfs';
   const save = async (event: FormEvent) => {
     event.preventDefault();
+    const moved = nfs
+      ? form.server !== place.server || form.exportPath !== place.exportPath
+      : form.path !== place.path || form.createPath !== place.createPath;
+    // The whole config is replaced: what the form does not show (a mount point, a depth) is kept.
+    const { create: _create, ...kept } = pool.config;
+    const config = nfs
+      ? { ...pool.config, server: form.server, export: form.exportPath }
+      : { ...kept, path: form.path, ...(form.createPath ? { create: true } : {}) };
     const body = {
       name: form.name,
       description: form.description,
       contentTypes: contentTypesOf(form),
       shared: form.shared,
+      // Sent only when changed: a pool VMs use cannot move (IN_USE), but its name can change.
+      ...(moved ? { config } : {}),
       expectedVersion: pool.version,
     };
     if (await run(() => client.request('updatePool', { params: { id: pool.id }, body }))) onDone();
@@ -403,6 +426,28 @@ function EditPool({ pool, onDone }: { pool: Pool; onDone: () => void }) {
   return (
     <form onSubmit={save} aria-label={`Edit ${pool.name}`}>
       <NameAndDescription what="Pool" value={form} onChange={set} errors={fieldErrors} />
+      {nfs ? (
+        <div className="grid-2">
+          <Field label="NFS server" error={fieldErrors.config}>
+            {(props) => <input {...props} value={form.server} onChange={(e) => set({ server: e.target.value })} />}
+          </Field>
+          <Field label="Export">
+            {(props) => (
+              <input {...props} value={form.exportPath} onChange={(e) => set({ exportPath: e.target.value })} />
+            )}
+          </Field>
+        </div>
+      ) : (
+        <>
+          <Field label="Directory" error={fieldErrors.config}>
+            {(props) => <input {...props} value={form.path} onChange={(e) => set({ path: e.target.value })} />}
+          </Field>
+          <label className="check">
+            <input type="checkbox" checked={form.createPath} onChange={(e) => set({ createPath: e.target.checked })} />{' '}
+            Make the directory on each node where it is missing
+          </label>
+        </>
+      )}
       <PoolContentChecks value={form} onChange={set} error={fieldErrors.contentTypes ?? fieldErrors.shared} />
       <ErrorAlert error={error} title={`${pool.name} not changed`} />
       <div className="buttons">
