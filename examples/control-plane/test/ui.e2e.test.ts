@@ -1127,6 +1127,34 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
     expect(problems).toEqual([]);
   });
 
+  it('offers to download again a downloaded image whose file went missing, and it is ready again', async () => {
+    const { repositories } = system.quantix;
+    const [image] = await repositories.images.list({ catalogId: system.catalog.readyId });
+    if (!image) throw new Error('the scripted system holds no ready image of its catalog entry');
+    // Its file removed by hand: the next scan found it gone.
+    await repositories.images.update(image.id, { phase: 'missing' });
+    try {
+      const { page, problems } = await open('/images', system.token);
+      const row = page.getByRole('row', { name: image.name, exact: true });
+      await row.getByText('Missing').waitFor();
+      const asked = system.requests.length;
+      await row.getByRole('button', { name: `Download ${image.name} again` }).click();
+      await until(
+        () => rowText(page, 'Images', image.name),
+        (text) => text.includes('Ready'),
+        'the image to be ready again',
+        20_000,
+      );
+      expect(system.requests.slice(asked).map((request) => request.op)).toContain('image.download');
+      expect((await repositories.images.require(image.id)).phase).toBe('ready');
+      expect(problems).toEqual([]);
+    } finally {
+      // Later tests boot from it.
+      const now = await repositories.images.require(image.id);
+      if (now.phase !== 'ready') await repositories.images.update(image.id, { phase: 'ready', error: null });
+    }
+  });
+
   it('keeps working when the node disconnects, says so, and recovers when it returns', async () => {
     const { page, problems } = await open('/vms/new', system.token);
     await page.getByLabel('Name', { exact: true }).fill('web-2');

@@ -306,6 +306,17 @@ function ImageRowView({
               Retry
             </button>
           )}
+          {/* Its file went (removed by hand, a pool moved): fetched again from where it came from. */}
+          {image.phase === 'missing' && downloaded && (
+            <button
+              type="button"
+              disabled={busy}
+              aria-label={`Download ${image.name} again`}
+              onClick={() => act(() => client.request('retryImageDownload', { params: { id: image.id } }))}
+            >
+              Download again
+            </button>
+          )}
           {image.phase === 'ready' && image.location && (
             <button
               type="button"
