@@ -443,6 +443,40 @@ describe('NodeAgent across lost links: downloads found again, pools re-checked, 
     }
   });
 
+  it('records a disk image with the format its header shows, whatever its name; one named .qcow2 that is not one is left out', async () => {
+    const shelf = join(root, 'by-header');
+    await mkdir(shelf);
+    const qemuImg = (...args: string[]) => execFileSync('qemu-img', ['create', '-q', ...args]);
+    // Cloud images as mirrors name them: Ubuntu's .img is a qcow2; a raw disk is plain bytes.
+    qemuImg('-f', 'qcow2', join(shelf, 'jammy-server-cloudimg-amd64.img'), '1M');
+    qemuImg('-f', 'raw', join(shelf, 'appliance.img'), '1M');
+    qemuImg('-f', 'vmdk', join(shelf, 'exported.img'), '1M');
+    await writeFile(join(shelf, 'half-copied.qcow2'), 'the first bytes of something');
+    const messages: NodeMessage[] = [];
+    const scanning = new NodeAgent({ nodeId: 'node-6', ...localPools(root), poolRecheckIntervalMs: 0 });
+    try {
+      await scanning.handle(
+        { v: PROTOCOL_VERSION, type: 'pools.desired', generation: 1, pools: [pool('by-header', { path: shelf })] },
+        (m) => void messages.push(m),
+      );
+      const scanned = await scanResult(scanning, messages, 'by-header', 'images');
+      expect(Object.fromEntries(scanned.files.map((f) => [f.relPath, f.format]))).toEqual({
+        'appliance.img': 'raw',
+        'exported.img': 'vmdk',
+        'jammy-server-cloudimg-amd64.img': 'qcow2',
+      });
+      expect(scanned.invalid).toEqual([
+        {
+          relPath: 'half-copied.qcow2',
+          code: 'IMAGE_INVALID',
+          message: 'half-copied.qcow2 is named .qcow2 but is not a qcow2 image',
+        },
+      ]);
+    } finally {
+      await scanning.close();
+    }
+  });
+
   it("sends a scan larger than the control plane's frame limit in numbered parts, each within it", async () => {
     const isoDir = join(root, 'isos');
     await mkdir(isoDir);

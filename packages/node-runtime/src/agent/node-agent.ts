@@ -17,7 +17,6 @@ import {
   desiredPoolsFingerprint,
   ErrorCode,
   type FileInspector,
-  type ForeignFileReference,
   findOverlappingPool,
   foreignFileReference,
   freeBytesAt,
@@ -31,6 +30,7 @@ import {
   type ImageFetcher,
   type ImageImportResultMessage,
   type InspectedFile,
+  isQcow2Header,
   isQuantixError,
   isSendableFileTime,
   isVmFileRelPath,
@@ -281,8 +281,37 @@ const IMAGE_UNSAFE = 'IMAGE_UNSAFE';
  */
 const LOOK_AHEAD = 8;
 
-/** What a scan's look at one file found: an image that names other files, the inspector's answer, or an error. */
-type FileLook = { foreign: ForeignFileReference } | { inspected: InspectedFile | null } | { error: unknown };
+/**
+ * What a scan's look at one file found: a disk image that cannot be offered (it names other files,
+ * or is not what its name says), the inspector's answer (with the format a disk image's header
+ * shows), or an error.
+ */
+type FileLook =
+  | { unusable: { code: string; message: string } }
+  | { inspected: InspectedFile | null }
+  | { error: unknown };
+
+/** A scanned file named .qcow2 that is not one: images-cloud's code for the same finding in a download. */
+const IMAGE_INVALID = 'IMAGE_INVALID';
+
+/**
+ * What a disk image's first bytes say of it in a scan: unusable when it names other files
+ * (IMAGE_UNSAFE) or is named .qcow2 without being one (IMAGE_INVALID); else its format — qcow2 by
+ * its magic (an Ubuntu `.img` is qcow2), a sparse VMDK by its, anything else raw bytes.
+ */
+function lookAtDiskImageHead(
+  relPath: string,
+  head: Buffer,
+): { unusable: { code: string; message: string } } | { format: ImageFormat } {
+  const foreign = foreignFileReference(head);
+  if (foreign)
+    return { unusable: { code: IMAGE_UNSAFE, message: `${relPath} ${foreign.message}; an image must stand alone` } };
+  if (isQcow2Header(head)) return { format: 'qcow2' };
+  if (relPath.toLowerCase().endsWith('.qcow2')) {
+    return { unusable: { code: IMAGE_INVALID, message: `${relPath} is named .qcow2 but is not a qcow2 image` } };
+  }
+  return { format: head.toString('latin1', 0, 4) === 'KDMV' ? 'vmdk' : 'raw' };
+}
 
 /**
  * The node side of the control-plane ⇄ node protocol, with no transport of its own: the daemon
@@ -1169,18 +1198,22 @@ export class NodeAgent {
     const checksHeader = (relPath: string) => content === 'images' && !isVmFileRelPath(relPath);
     /**
      * One look at a new or changed file, with its path resolved once: a disk image's header (does
-     * it name other files?), then the inspector's reading. A header that cannot be read now (the
+     * it name other files? is it what its name says? its format), then the inspector's reading. A header that cannot be read now (the
      * file gone since the listing, say) is no finding: the file is offered as listed, and a VM's
      * creation checks again. Errors of resolving and inspecting are returned, not thrown.
      */
     const lookAt = async (relPath: string): Promise<FileLook> => {
       try {
         const path = await callBackend(backend, 'resolve', { pool, relPath });
+        let headFormat: ImageFormat | undefined;
         if (checksHeader(relPath)) {
-          const foreign = await readFileHead(path, IMAGE_HEADER_BYTES).then(foreignFileReference, () => null);
-          if (foreign) return { foreign };
+          const head = await readFileHead(path, IMAGE_HEADER_BYTES).catch(() => null);
+          const found = head ? lookAtDiskImageHead(relPath, head) : null;
+          if (found && 'unusable' in found) return found;
+          headFormat = found?.format;
         }
-        return { inspected: inspector ? await inspector.inspect({ path, relPath, content }) : null };
+        const inspected = inspector ? await inspector.inspect({ path, relPath, content }) : null;
+        return { inspected: headFormat && !inspected?.format ? { ...inspected, format: headFormat } : inspected };
       } catch (error) {
         return { error };
       }
@@ -1228,16 +1261,13 @@ export class NodeAgent {
       } else if (needsLook(file)) {
         const looked = await (looks.get(file.relPath) ?? lookAt(file.relPath));
         looks.delete(file.relPath);
-        if ('foreign' in looked) {
+        if ('unusable' in looked) {
           // A disk image whose header names other files (a backing file, a data file, VMDK extents)
-          // would give a VM those files as its disk: it is not offered, and says why (as a VM's
-          // creation would refuse it, only later). A VM's own disks (vms/) are not images.
-          const unsafe = {
-            code: IMAGE_UNSAFE,
-            message: `${file.relPath} ${looked.foreign.message}; an image must stand alone`,
-          };
-          invalid.push({ relPath: file.relPath, ...unsafe });
-          remember({ inspected: null, invalid: unsafe });
+          // would give a VM those files as its disk; one named .qcow2 that is not one would be
+          // read as what it is not: neither is offered, and each says why (as a VM's creation
+          // would refuse it, only later). A VM's own disks (vms/) are not images.
+          invalid.push({ relPath: file.relPath, ...looked.unusable });
+          remember({ inspected: null, invalid: looked.unusable });
           continue;
         }
         if ('error' in looked) {
@@ -1256,7 +1286,8 @@ export class NodeAgent {
             remember({ inspected: null, invalid: { code, message } });
             continue;
           }
-        } else if (inspector) {
+        } else {
+          // The inspector's reading, or a disk image's format from its header (no inspector needed).
           inspected = looked.inspected;
           remember({ inspected, invalid: null });
         }
