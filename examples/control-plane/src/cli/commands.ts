@@ -717,7 +717,7 @@ export function apiCommands(
     });
   images
     .command('retry <image>')
-    .description('retry a failed download, following its progress')
+    .description('retry a failed download, or download again an image whose file went missing, following its progress')
     .option('--no-wait', 'return at once instead of following progress')
     .action(async (value: string, o: { wait: boolean }) => {
       const api = client();
