@@ -259,16 +259,7 @@ function NewPool({ nodes, onCreated }: { nodes: QNode[]; onCreated: () => void }
           )}
         </Field>
         {form.type === 'nfs' ? (
-          <>
-            <Field label="NFS server" error={fieldErrors.config}>
-              {(props) => <input {...props} value={form.server} onChange={(e) => set({ server: e.target.value })} />}
-            </Field>
-            <Field label="Export">
-              {(props) => (
-                <input {...props} value={form.exportPath} onChange={(e) => set({ exportPath: e.target.value })} />
-              )}
-            </Field>
-          </>
+          <NfsFields value={form} onChange={set} error={fieldErrors.config} />
         ) : (
           <Field label="Directory" error={fieldErrors.config}>
             {(props) => (
@@ -305,6 +296,30 @@ function NewPool({ nodes, onCreated }: { nodes: QNode[]; onCreated: () => void }
         {busy ? 'Creating…' : 'Add pool'}
       </button>
     </form>
+  );
+}
+
+/** An NFS pool's server and export (Add a pool; Edit). */
+function NfsFields({
+  value,
+  onChange,
+  error,
+}: {
+  value: { server: string; exportPath: string };
+  onChange: (patch: { server?: string; exportPath?: string }) => void;
+  error: string | undefined;
+}) {
+  return (
+    <>
+      <Field label="NFS server" error={error}>
+        {(props) => <input {...props} value={value.server} onChange={(e) => onChange({ server: e.target.value })} />}
+      </Field>
+      <Field label="Export">
+        {(props) => (
+          <input {...props} value={value.exportPath} onChange={(e) => onChange({ exportPath: e.target.value })} />
+        )}
+      </Field>
+    </>
   );
 }
 
@@ -428,14 +443,7 @@ function EditPool({ pool, onDone }: { pool: Pool; onDone: () => void }) {
       <NameAndDescription what="Pool" value={form} onChange={set} errors={fieldErrors} />
       {nfs ? (
         <div className="grid-2">
-          <Field label="NFS server" error={fieldErrors.config}>
-            {(props) => <input {...props} value={form.server} onChange={(e) => set({ server: e.target.value })} />}
-          </Field>
-          <Field label="Export">
-            {(props) => (
-              <input {...props} value={form.exportPath} onChange={(e) => set({ exportPath: e.target.value })} />
-            )}
-          </Field>
+          <NfsFields value={form} onChange={set} error={fieldErrors.config} />
         </div>
       ) : (
         <>
