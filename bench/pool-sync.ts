@@ -34,6 +34,7 @@ import { tokenDigest } from '@quantix/control-plane';
 import { createQuantix } from '@quantix/core';
 import { createPostgresTestDatabase } from '@quantix/core/testing';
 import { pino } from 'pino';
+import { poolImageFiles } from './__fixtures__/protocol-node.js';
 import { sampleAllocations } from './lib/allocation-profile.js';
 import { cpuFrom, peakRssMb, postgresBackendPids } from './lib/process-stats.js';
 import { rawPool } from './lib/raw-pool.js';
@@ -137,12 +138,14 @@ async function seededDatabase(build: QuantixBuild) {
       nodeIds: nodes.map((n) => n.id),
     });
     await repositories.images.upsertByLocation(
-      Array.from({ length: IMAGES }, (_, i) => ({
+      // The files its nodes' scans find (poolImageFiles): a scan after a reconnect finds each unchanged.
+      poolImageFiles(IMAGES).map((file) => ({
         poolId: 'shared',
-        relPath: `cloud/${i}.qcow2`,
-        kind: 'cloud' as const,
-        format: 'qcow2' as const,
-        sizeBytes: 1e9 + i,
+        relPath: file.relPath,
+        kind: file.kind,
+        format: file.format,
+        sizeBytes: file.sizeBytes,
+        fileModifiedAt: new Date(file.modifiedAt),
       })),
     );
   } finally {
@@ -185,7 +188,14 @@ try {
   // QUANTIX_BENCH_CPU_PROF=<dir>: the control plane writes a CPU profile there as it stops.
   const profile = process.env.QUANTIX_BENCH_CPU_PROF;
   const clientsOf = async (serverUrl: string) => {
-    const clients = child(['--import', 'tsx', join(FIXTURES, 'pool-sync-clients.ts'), serverUrl, nodesFile]);
+    const clients = child([
+      '--import',
+      'tsx',
+      join(FIXTURES, 'pool-sync-clients.ts'),
+      serverUrl,
+      nodesFile,
+      String(IMAGES),
+    ]);
     await clients.next('acked');
     return clients;
   };

@@ -33,6 +33,7 @@ import { tokenDigest } from '@quantix/control-plane';
 import { createQuantix } from '@quantix/core';
 import { createPostgresTestDatabase } from '@quantix/core/testing';
 import { pino } from 'pino';
+import { poolImageFiles } from './__fixtures__/protocol-node.js';
 import { cpuFrom, postgresBackendPids } from './lib/process-stats.js';
 import { rawPool } from './lib/raw-pool.js';
 import { againstBound, benchResults } from './lib/results.js';
@@ -159,7 +160,7 @@ async function load(urls: string[], path: string, seconds = LOAD_SECONDS): Promi
 
 function startNodes(urls: string[], nodes: { id: string; token: string }[]) {
   const file = join(dataRoot, `nodes-${Math.random().toString(36).slice(2)}.json`);
-  writeFileSync(file, JSON.stringify({ urls, nodes, jitterMs: JITTER_MS }));
+  writeFileSync(file, JSON.stringify({ urls, nodes, jitterMs: JITTER_MS, images: IMAGES }));
   return child(['--import', 'tsx', join(FIXTURES, 'replica-nodes.ts'), file]);
 }
 async function stopNodes(clients: ReturnType<typeof startNodes>): Promise<void> {
@@ -206,12 +207,14 @@ try {
     mountPath: '/mnt/images',
   });
   await repositories.images.upsertByLocation(
-    Array.from({ length: IMAGES }, (_, i) => ({
+    // The files its nodes' scans find (poolImageFiles): a scan after a reconnect finds each unchanged.
+    poolImageFiles(IMAGES).map((file) => ({
       poolId: 'images',
-      relPath: `cloud/${i}.qcow2`,
-      kind: 'cloud' as const,
-      format: 'qcow2' as const,
-      sizeBytes: 1e9 + i,
+      relPath: file.relPath,
+      kind: file.kind,
+      format: file.format,
+      sizeBytes: file.sizeBytes,
+      fileModifiedAt: new Date(file.modifiedAt),
     })),
   );
 

@@ -1,18 +1,19 @@
 // Child process of bench/pool-sync: N real WebSocket node clients.
-//   node --import tsx pool-sync-clients.ts <url> <nodes file: [{ id, token }]>
+//   node --import tsx pool-sync-clients.ts <url> <nodes file: [{ id, token }]> <images in the shared pool>
 // Each speaks protocol 4 as a node daemon does: it says hello (with the pools it holds from its last
 // push, once it has one), answers every pools.desired with pools.state (every pool active), and
-// answers requests as a node with empty pools does (answersTo). On "reconnect" (a line on stdin) every client drops its
+// answers requests as a node does (answersTo: a scan of the shared pool finds its images). On "reconnect" (a line on stdin) every client drops its
 // socket and dials again at once. Prints {"event":"acked","round"} when every node of the round
 // has its pools acknowledged — sent its pools.state, or welcomed with poolsCurrent (the control
 // plane stored the hello's states); "exit" on stdin closes every socket and exits.
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
-import { answersTo, HeldPools } from './protocol-node.js';
+import { answersTo, HeldPools, poolImageFiles } from './protocol-node.js';
 
 const url = process.argv[2] as string;
 const nodes = JSON.parse(readFileSync(process.argv[3] as string, 'utf8')) as { id: string; token: string }[];
+const images = poolImageFiles(Number(process.argv[4] ?? 0));
 let acked = 0;
 let round = 0;
 const held = new Map(nodes.map((node) => [node.id, new HeldPools()]));
@@ -35,7 +36,7 @@ function dial(node: { id: string; token: string }, forRound: number): void {
       socket.send(pools.apply(message));
       ack();
     } else if (message.type === 'request') {
-      for (const frame of answersTo(message.requestId, message.request)) socket.send(frame);
+      for (const frame of answersTo(message.requestId, message.request, images)) socket.send(frame);
     }
   });
   socket.on('error', () => undefined);

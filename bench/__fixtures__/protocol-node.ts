@@ -39,18 +39,69 @@ export class HeldPools {
   }
 }
 
+/** When the storm benches' pool files were written: the rows a bench seeds and its nodes' scans agree. */
+const SEEDED_AT = '2026-01-01T00:00:00.000Z';
+
+/** A file as a node's scan reports it. */
+export interface ScanFile {
+  relPath: string;
+  kind: 'cloud';
+  format: 'qcow2';
+  sizeBytes: number;
+  modifiedAt: string;
+}
+
 /**
- * The frames a node whose pools are empty answers a request with, in order: a pool scan finds no
- * file (its scan.result, then the response, as the node daemon sends them); anything else gets an
- * empty result.
+ * The disk images the storm benches' shared pool holds: the rows a bench seeds (`fileModifiedAt`
+ * is `new Date(modifiedAt)`) and what its nodes find when asked to scan it, so that a scan after a
+ * reconnect finds every row's file unchanged, as a real node's scan of that export would.
  */
-export function answersTo(requestId: string, request: { op: string; poolId?: string; content?: string }): string[] {
-  if (request.op === 'pool.scan') {
-    const { poolId, content } = request;
+export function poolImageFiles(count: number): ScanFile[] {
+  return Array.from({ length: count }, (_, i) => ({
+    relPath: `cloud/${i}.qcow2`,
+    kind: 'cloud' as const,
+    format: 'qcow2' as const,
+    sizeBytes: 1e9 + i,
+    modifiedAt: SEEDED_AT,
+  }));
+}
+
+/** Files per scan.result part: 2,000 of these are ~220 KB, well within a node frame's 1 MiB. */
+const SCAN_PART_FILES = 2_000;
+
+/**
+ * The frames a node answers a request with, in order: a pool scan finds `images` when it scans
+ * for disk images (in parts, as the node daemon sends a large scan), nothing when it scans for
+ * ISOs — its scan.result frames, then the response. As the node daemon does, a scan says the
+ * fingerprint of what it found, and a scan asked `since` that fingerprint (the files never change
+ * here) is answered with an empty scan.delta. Anything else gets an empty result.
+ */
+export function answersTo(
+  requestId: string,
+  request: { op: string; poolId?: string; content?: string; since?: string },
+  images: readonly ScanFile[] = [],
+): string[] {
+  if (request.op !== 'pool.scan') return [JSON.stringify({ v: 4, type: 'response', requestId, result: {} })];
+  const { poolId, content } = request;
+  const files = content === 'images' ? images : [];
+  const fingerprint = `${files.length}-b0`;
+  const result = { poolId, content, files: files.length, skipped: [] };
+  if (request.since === fingerprint) {
+    const unchanged = { v: 4, type: 'scan.delta', poolId, content, base: fingerprint, fingerprint, files: [], removed: [] };
     return [
-      JSON.stringify({ v: 4, type: 'scan.result', poolId, content, files: [] }),
-      JSON.stringify({ v: 4, type: 'response', requestId, result: { poolId, content, files: 0, skipped: [] } }),
+      JSON.stringify(unchanged),
+      JSON.stringify({ v: 4, type: 'response', requestId, result: { ...result, delta: true } }),
     ];
   }
-  return [JSON.stringify({ v: 4, type: 'response', requestId, result: {} })];
+  const frames: string[] = [];
+  const parts = Math.max(1, Math.ceil(files.length / SCAN_PART_FILES));
+  for (let part = 0; part < parts; part++) {
+    const chunk = files.slice(part * SCAN_PART_FILES, (part + 1) * SCAN_PART_FILES);
+    const last = part === parts - 1;
+    const numbered = parts > 1 ? { scanId: requestId, part, final: last } : {};
+    const closing = last ? { fingerprint } : {};
+    frames.push(JSON.stringify({ v: 4, type: 'scan.result', poolId, content, files: chunk, ...numbered, ...closing }));
+  }
+  frames.push(JSON.stringify({ v: 4, type: 'response', requestId, result }));
+  return frames;
 }

@@ -2,7 +2,7 @@
 //   node --import tsx replica-nodes.ts <config file: { urls, nodes: [{ id, token }], jitterMs }>
 // Node i dials urls[i % urls.length] first and speaks protocol 4 as the node daemon does: says hello
 // (with the pools it holds from its last push, once it has one), answers every pools.desired with
-// pools.state (every pool active) and every request as a node with empty pools does; a welcome that takes
+// pools.state (every pool active) and every request as a node does (a scan finds the pool's images); a welcome that takes
 // its pools as current (poolsCurrent) leaves it holding them. When its socket closes it redials
 // after a random delay between 50 ms and jitterMs (the node daemon's first redial: full jitter),
 // as the node daemon does: the next URL of its round, each round a random order of the list, so a
@@ -16,13 +16,16 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { dialOrder } from '@quantix/example-node-daemon';
 import WebSocket from 'ws';
-import { answersTo, HeldPools } from './protocol-node.js';
+import { answersTo, HeldPools, poolImageFiles } from './protocol-node.js';
 
-const { urls, nodes, jitterMs } = JSON.parse(readFileSync(process.argv[2] as string, 'utf8')) as {
+const { urls, nodes, jitterMs, images } = JSON.parse(readFileSync(process.argv[2] as string, 'utf8')) as {
   urls: string[];
   nodes: { id: string; token: string }[];
   jitterMs: number;
+  /** Disk images in the pool its nodes share (poolImageFiles): what a scan of it finds. */
+  images?: number;
 };
+const poolFiles = poolImageFiles(images ?? 0);
 const now = () => performance.timeOrigin + performance.now();
 const print = (line: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(line)}\n`);
 const ready = new Set<string>();
@@ -60,7 +63,7 @@ function dial(node: { id: string; token: string }, url: string, untried: string[
       }
       isReady();
     } else if (message.type === 'request') {
-      for (const frame of answersTo(message.requestId, message.request)) socket.send(frame);
+      for (const frame of answersTo(message.requestId, message.request, poolFiles)) socket.send(frame);
     }
   });
   socket.on('error', () => undefined);

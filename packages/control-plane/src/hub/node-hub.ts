@@ -210,6 +210,8 @@ const MAX_BUFFERED_REPLY_BYTES = 1024 * 1024;
 const LOGGED_INVALID_MESSAGES = 10;
 /** How long a node may take to scan a pool and answer. */
 const SCAN_TIMEOUT_MS = 300_000;
+/** How long a shared pool's scan after sync stands for its other nodes' (see NodeHub.sharedScans). */
+const SHARED_SCAN_FRESH_MS = 60_000;
 
 /** The one NODE_NOT_CONNECTED error: what cannot be done, and what the user can do about it. */
 export function nodeNotConnected(
@@ -248,14 +250,19 @@ export class NodeHub {
   /** By scanStateKey: the last scan applied of each node's pool, while deltas may follow it. */
   private readonly scanStates = new Map<string, ScanState>();
   /**
-   * Shared pool id → the scan after sync wanted here and not over yet (its pool version, and
-   * when). A shared pool's files are the same on every node: while one scan of it is under way,
-   * the syncs of its other nodes want none — 2,000 nodes reconnecting would otherwise read one
-   * NFS export 2,000 times. Over when its result or its failure comes back here, or at the latest
-   * after the scan's timeout (it may have run through another replica). `seq` orders the wants, so
-   * a scan that ends clears none wanted after it began.
+   * Shared pool id → the last scan after sync wanted here (its pool version, the node whose sync
+   * wanted it, when, and when its result came back). A shared pool's files are the same on every
+   * node: while one scan of it is under way, and for SHARED_SCAN_FRESH_MS after its result, the
+   * syncs of its other nodes want none (that node's own next sync does: it may have restarted) — 2,000 nodes reconnecting would otherwise read one NFS export 2,000 times (or, scan
+   * after scan as each ended, several times a storm). Under way until its result or its failure
+   * comes back here, or at the latest until the scan's timeout (it may have run through another
+   * replica); a failure wants the next sync's scan. `seq` orders the wants, so a scan that ends
+   * clears none wanted after it began.
    */
-  private readonly sharedScans = new Map<string, { version: number; at: number; seq: number }>();
+  private readonly sharedScans = new Map<
+    string,
+    { version: number; nodeId: string; at: number; seq: number; doneAt?: number }
+  >();
   private sharedScanSeq = 0;
   private readonly sync: PoolSyncService;
   private readonly database: ConcurrencyLimiter;
@@ -1210,7 +1217,7 @@ export class NodeHub {
       if (scanned.get(pool.id) === pool.version) continue;
       scanned.set(pool.id, pool.version);
       // A shared pool's want, numbered; null while a scan of it is under way.
-      const sharedWant = pool.shared ? this.wantSharedScan(pool) : undefined;
+      const sharedWant = pool.shared ? this.wantSharedScan(pool, link.nodeId) : undefined;
       if (sharedWant === null) continue;
       const scan = this.onScanWanted
         ? this.onScanWanted({ nodeId: link.nodeId, poolId: pool.id, key: `${link.linkId}:${pool.version}` })
@@ -1218,26 +1225,38 @@ export class NodeHub {
       scan.catch((error) => {
         // Scanned again at the next report.
         if (scanned.get(pool.id) === pool.version) scanned.delete(pool.id);
-        if (sharedWant !== undefined) this.endSharedScan(pool.id, sharedWant);
+        if (sharedWant !== undefined) this.endSharedScan(pool.id, sharedWant, 'failed');
         this.options.logger.warn({ nodeId: link.nodeId, poolId: pool.id, err: error }, 'scan after sync failed');
       });
     }
   }
 
-  /** A shared pool's scan after sync, wanted now (its number), unless one of this version is under way (null). */
-  private wantSharedScan(pool: StoragePool): number | null {
-    const underWay = this.sharedScans.get(pool.id);
+  /**
+   * A shared pool's scan after `nodeId`'s sync, wanted now (its number), unless one of this
+   * version is under way, or one wanted by another node came back less than SHARED_SCAN_FRESH_MS
+   * ago (null): it says what this node's would.
+   */
+  private wantSharedScan(pool: StoragePool, nodeId: string): number | null {
+    const last = this.sharedScans.get(pool.id);
     const now = Date.now();
-    if (underWay?.version === pool.version && now - underWay.at < SCAN_TIMEOUT_MS) return null;
+    if (last?.version === pool.version) {
+      if (last.doneAt === undefined && now - last.at < SCAN_TIMEOUT_MS) return null;
+      if (last.doneAt !== undefined && last.nodeId !== nodeId && now - last.doneAt < SHARED_SCAN_FRESH_MS) return null;
+    }
     const seq = ++this.sharedScanSeq;
-    this.sharedScans.set(pool.id, { version: pool.version, at: now, seq });
+    this.sharedScans.set(pool.id, { version: pool.version, nodeId, at: now, seq });
     return seq;
   }
 
-  /** A shared pool's scan is over: the want under way, if it was made by `upTo` (its number), holds no sync back any more. */
-  private endSharedScan(poolId: string, upTo = Number.POSITIVE_INFINITY): void {
+  /**
+   * A shared pool's scan is over, if the want under way was made by `upTo` (its number): done, it
+   * stands for the other nodes' scans for a while (wantSharedScan); failed, the next sync wants one.
+   */
+  private endSharedScan(poolId: string, upTo = Number.POSITIVE_INFINITY, outcome: 'done' | 'failed' = 'done'): void {
     const underWay = this.sharedScans.get(poolId);
-    if (underWay && underWay.seq <= upTo) this.sharedScans.delete(poolId);
+    if (!underWay || underWay.seq > upTo) return;
+    if (outcome === 'failed') this.sharedScans.delete(poolId);
+    else underWay.doneAt ??= Date.now();
   }
 
   /**
@@ -1269,7 +1288,7 @@ export class NodeHub {
         );
       }
     } finally {
-      this.endSharedScan(poolId, wantedBefore);
+      this.endSharedScan(poolId, wantedBefore, failure === undefined ? 'done' : 'failed');
     }
     if (failure !== undefined) throw failure;
   }
