@@ -253,11 +253,12 @@ export class NodeHub {
    * Shared pool id → the last scan after sync wanted here (its pool version, the node whose sync
    * wanted it, when, and when its result came back). A shared pool's files are the same on every
    * node: while one scan of it is under way, and for SHARED_SCAN_FRESH_MS after its result, the
-   * syncs of its other nodes want none (that node's own next sync does: it may have restarted) — 2,000 nodes reconnecting would otherwise read one NFS export 2,000 times (or, scan
-   * after scan as each ended, several times a storm). Under way until its result or its failure
-   * comes back here, or at the latest until the scan's timeout (it may have run through another
-   * replica); a failure wants the next sync's scan. `seq` orders the wants, so a scan that ends
-   * clears none wanted after it began.
+   * syncs of its other nodes want none (that node's own next sync does: it may have restarted) —
+   * 2,000 nodes reconnecting would otherwise read one NFS export 2,000 times (or, scan after scan
+   * as each ended, several times a storm). Under way until its result or its failure comes back
+   * here, or at the latest until the scan's timeout (it may have run through another replica); a
+   * failure wants the next sync's scan. `seq` orders the wants, so a scan that ends clears none
+   * wanted after it began.
    */
   private readonly sharedScans = new Map<
     string,
@@ -1200,9 +1201,9 @@ export class NodeHub {
 
   /**
    * After a report, the node scans the pools that became active on this link, or whose
-   * definition changed since this link scanned them (each content type they hold: ISOs, disk images) — not every pool on every change, and a
-   * shared pool not while a scan of it is under way (`sharedScans`). The results arrive as
-   * scan.result.
+   * definition changed since this link scanned them (each content type they hold: ISOs, disk
+   * images) — not every pool on every change, and a shared pool not while a scan of it is under
+   * way or just came back (`sharedScans`). The results arrive as scan.result.
    */
   private scanAfterSync(
     link: NodeLink,
@@ -1216,7 +1217,7 @@ export class NodeHub {
       const { scanned } = scansOf(link);
       if (scanned.get(pool.id) === pool.version) continue;
       scanned.set(pool.id, pool.version);
-      // A shared pool's want, numbered; null while a scan of it is under way.
+      // A shared pool's want, numbered; null while a scan of it is under way or just came back.
       const sharedWant = pool.shared ? this.wantSharedScan(pool, link.nodeId) : undefined;
       if (sharedWant === null) continue;
       const scan = this.onScanWanted
