@@ -104,6 +104,7 @@ export {
   foreignFileReference,
   IMAGE_HEADER_BYTES,
   isQcow2Header,
+  isSparseVmdkHeader,
   qemuImgInfoForeignFile,
   SELF_CONTAINED_VMDK,
 } from './domain/image-headers.js';

@@ -33,7 +33,7 @@ const QCOW2_DATA_FILE_EXTENSION = 0x44415441;
  */
 export function foreignFileReference(head: Buffer): ForeignFileReference | null {
   if (isQcow2Header(head) && head.length >= 8) return qcow2Reference(head);
-  if (head.length >= 44 && head.toString('latin1', 0, 4) === 'KDMV') {
+  if (head.length >= 44 && isSparseVmdkHeader(head)) {
     // Sparse VMDK (little-endian): descriptorOffset at 28, descriptorSize at 36, in sectors.
     const offset = Number(head.readBigUInt64LE(28)) * 512;
     const size = Number(head.readBigUInt64LE(36)) * 512;
@@ -63,6 +63,11 @@ export function foreignFileReference(head: Buffer): ForeignFileReference | null 
 /** Whether a file's first bytes are a qcow2's magic ('QFI' 0xfb). */
 export function isQcow2Header(head: Buffer): boolean {
   return head.length >= 4 && head.readUInt32BE(0) === QCOW2_MAGIC;
+}
+
+/** Whether a file's first bytes are a sparse VMDK's magic ('KDMV'). */
+export function isSparseVmdkHeader(head: Buffer): boolean {
+  return head.length >= 4 && head.toString('latin1', 0, 4) === 'KDMV';
 }
 
 /** A VMDK layout (createType) or parent hint that makes it depend on other files; null when it stands alone. */

@@ -33,6 +33,7 @@ import {
   isQcow2Header,
   isQuantixError,
   isSendableFileTime,
+  isSparseVmdkHeader,
   isVmFileRelPath,
   LocalCommandRunner,
   type NodeMessage,
@@ -310,7 +311,7 @@ function lookAtDiskImageHead(
   if (relPath.toLowerCase().endsWith('.qcow2')) {
     return { unusable: { code: IMAGE_INVALID, message: `${relPath} is named .qcow2 but is not a qcow2 image` } };
   }
-  return { format: head.toString('latin1', 0, 4) === 'KDMV' ? 'vmdk' : 'raw' };
+  return { format: isSparseVmdkHeader(head) ? 'vmdk' : 'raw' };
 }
 
 /**
@@ -1198,9 +1199,10 @@ export class NodeAgent {
     const checksHeader = (relPath: string) => content === 'images' && !isVmFileRelPath(relPath);
     /**
      * One look at a new or changed file, with its path resolved once: a disk image's header (does
-     * it name other files? is it what its name says? its format), then the inspector's reading. A header that cannot be read now (the
-     * file gone since the listing, say) is no finding: the file is offered as listed, and a VM's
-     * creation checks again. Errors of resolving and inspecting are returned, not thrown.
+     * it name other files? is it what its name says? its format), then the inspector's reading. A
+     * header that cannot be read now (the file gone since the listing, say) is no finding: the file
+     * is offered as listed, and a VM's creation checks again. Errors of resolving and inspecting
+     * are returned, not thrown.
      */
     const lookAt = async (relPath: string): Promise<FileLook> => {
       try {
