@@ -5,7 +5,14 @@ import { nodeConnectCommands, type QuantixClient, type ResponseBody } from '@qua
 import type { parseNicReference } from '@quantix/core';
 import { GOLDEN_LABELS, isQuantixError, terminalSafe, terminalSafeJson } from '@quantix/core/light';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { describeHost, describeNodeVms, describePoolSource, formatAgo, formatBytes } from '../../ui/src/format.js';
+import {
+  describeHost,
+  describeNodeVms,
+  describePoolSource,
+  formatAgo,
+  formatBytes,
+  poolConfigWith,
+} from '../../ui/src/format.js';
 import { ApiError, clientFor, resolveTarget } from './client.js';
 import { exportImageContent } from './export.js';
 import { renderProgress } from './progress.js';
@@ -297,12 +304,7 @@ export function apiCommands(
     .option('--node <nodes>', 'assign to these nodes (ids or hostnames, comma-separated)', '')
     .action(async (name: string, o: Record<string, string | boolean | undefined>) => {
       const api = client();
-      const config: Record<string, unknown> = {};
-      if (o.path) config.path = o.path;
-      if (o.create) config.create = true;
-      if (o.server) config.server = o.server;
-      if (o.export) config.export = o.export;
-      if (o.mountPoint) config.mountPoint = o.mountPoint;
+      const config = poolConfigWith({}, placeGiven(o));
       const nodeIds = await Promise.all(
         String(o.node)
           .split(',')
@@ -362,18 +364,11 @@ export function apiCommands(
         const api = client();
         const id = await poolIdOf(api, value);
         // The API takes the whole config: what is not given here stays as it is.
-        const place = {
-          ...(o.path !== undefined ? { path: o.path } : {}),
-          ...(o.create !== undefined ? { create: o.create } : {}),
-          ...(o.server !== undefined ? { server: o.server } : {}),
-          ...(o.export !== undefined ? { export: o.export } : {}),
-          ...(o.mountPoint !== undefined ? { mountPoint: o.mountPoint } : {}),
-        };
+        const place = placeGiven(o);
         let config: Record<string, unknown> | undefined;
         if (Object.keys(place).length > 0) {
           const { config: current } = await api.request('getPool', { params: { id } });
-          const { create, ...rest } = { ...current, ...place };
-          config = { ...rest, ...(create === true ? { create: true } : {}) };
+          config = poolConfigWith(current, place);
         }
         const patch = {
           ...(o.name ? { name: o.name } : {}),
@@ -1398,6 +1393,25 @@ export function apiCommands(
 }
 
 /** A pool as its messages name it: by its name, with its id when that is something else (a UUID, say). */
+/** Where a pool is, as `pools create` and `pools update` were given it: only the flags given. */
+function placeGiven(o: {
+  path?: unknown;
+  create?: unknown;
+  server?: unknown;
+  export?: unknown;
+  mountPoint?: unknown;
+}): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries({
+      path: o.path,
+      create: o.create,
+      server: o.server,
+      export: o.export,
+      mountPoint: o.mountPoint,
+    }).filter(([, value]) => value !== undefined),
+  );
+}
+
 function poolNamed(pool: { id: string; name: string }): string {
   return pool.name === pool.id ? pool.name : `${pool.name} (${pool.id})`;
 }

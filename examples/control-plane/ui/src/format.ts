@@ -66,6 +66,19 @@ export function describePoolSource(config: Record<string, unknown>): string {
   return entries.length ? entries.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ') : '—';
 }
 
+/**
+ * A pool's config with `changes` laid over it, as PATCH /pools/{id} takes it (the whole config):
+ * what is not changed stays; `create` is kept only while true (false and absent mean the same).
+ * The Pools page's Edit and `quantix pools update` / `create` build it alike.
+ */
+export function poolConfigWith(
+  current: Record<string, unknown>,
+  changes: Record<string, unknown>,
+): Record<string, unknown> {
+  const { create, ...rest } = { ...current, ...changes };
+  return { ...rest, ...(create === true ? { create: true } : {}) };
+}
+
 /** What a node said of its host in its hello (the Nodes page, `quantix nodes show`): CPUs and memory. */
 export function describeHost(capabilities: Record<string, unknown>): string {
   const host = capabilities.host as { cpus?: unknown; memoryMiB?: unknown } | null | undefined;

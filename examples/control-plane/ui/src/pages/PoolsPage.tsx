@@ -14,7 +14,7 @@ import {
   TableHead,
   type Tone,
 } from '../components.js';
-import { describePoolSource } from '../format.js';
+import { describePoolSource, poolConfigWith } from '../format.js';
 import { SAFETY_REFRESH_MS, useAction, useNodeList, usePoll } from '../hooks.js';
 import type { Pool, PoolState, QNode } from '../types.js';
 
@@ -423,10 +423,10 @@ function EditPool({ pool, onDone }: { pool: Pool; onDone: () => void }) {
       ? form.server !== place.server || form.exportPath !== place.exportPath
       : form.path !== place.path || form.createPath !== place.createPath;
     // The whole config is replaced: what the form does not show (a mount point, a depth) is kept.
-    const { create: _create, ...kept } = pool.config;
-    const config = nfs
-      ? { ...pool.config, server: form.server, export: form.exportPath }
-      : { ...kept, path: form.path, ...(form.createPath ? { create: true } : {}) };
+    const config = poolConfigWith(
+      pool.config,
+      nfs ? { server: form.server, export: form.exportPath } : { path: form.path, create: form.createPath },
+    );
     const body = {
       name: form.name,
       description: form.description,
