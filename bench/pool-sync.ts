@@ -34,7 +34,7 @@ import { tokenDigest } from '@quantix/control-plane';
 import { createQuantix } from '@quantix/core';
 import { createPostgresTestDatabase } from '@quantix/core/testing';
 import { pino } from 'pino';
-import { poolImageFiles } from './__fixtures__/protocol-node.js';
+import { poolImageRows } from './__fixtures__/protocol-node.js';
 import { sampleAllocations } from './lib/allocation-profile.js';
 import { cpuFrom, peakRssMb, postgresBackendPids } from './lib/process-stats.js';
 import { rawPool } from './lib/raw-pool.js';
@@ -138,15 +138,8 @@ async function seededDatabase(build: QuantixBuild) {
       nodeIds: nodes.map((n) => n.id),
     });
     await repositories.images.upsertByLocation(
-      // The files its nodes' scans find (poolImageFiles): a scan after a reconnect finds each unchanged.
-      poolImageFiles(IMAGES).map((file) => ({
-        poolId: 'shared',
-        relPath: file.relPath,
-        kind: file.kind,
-        format: file.format,
-        sizeBytes: file.sizeBytes,
-        fileModifiedAt: new Date(file.modifiedAt),
-      })),
+      // The files its nodes' scans find: a scan after a reconnect finds each unchanged.
+      poolImageRows('shared', IMAGES),
     );
   } finally {
     await quantix.close();

@@ -33,7 +33,7 @@ import { tokenDigest } from '@quantix/control-plane';
 import { createQuantix } from '@quantix/core';
 import { createPostgresTestDatabase } from '@quantix/core/testing';
 import { pino } from 'pino';
-import { poolImageFiles } from './__fixtures__/protocol-node.js';
+import { poolImageRows } from './__fixtures__/protocol-node.js';
 import { cpuFrom, postgresBackendPids } from './lib/process-stats.js';
 import { rawPool } from './lib/raw-pool.js';
 import { againstBound, benchResults } from './lib/results.js';
@@ -207,15 +207,8 @@ try {
     mountPath: '/mnt/images',
   });
   await repositories.images.upsertByLocation(
-    // The files its nodes' scans find (poolImageFiles): a scan after a reconnect finds each unchanged.
-    poolImageFiles(IMAGES).map((file) => ({
-      poolId: 'images',
-      relPath: file.relPath,
-      kind: file.kind,
-      format: file.format,
-      sizeBytes: file.sizeBytes,
-      fileModifiedAt: new Date(file.modifiedAt),
-    })),
+    // The files its nodes' scans find: a scan after a reconnect finds each unchanged.
+    poolImageRows('images', IMAGES),
   );
 
   const a = await startReplica('bench-a', databaseUrl);

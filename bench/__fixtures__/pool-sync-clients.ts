@@ -2,8 +2,8 @@
 //   node --import tsx pool-sync-clients.ts <url> <nodes file: [{ id, token }]> <images in the shared pool>
 // Each speaks protocol 4 as a node daemon does: it says hello (with the pools it holds from its last
 // push, once it has one), answers every pools.desired with pools.state (every pool active), and
-// answers requests as a node does (answersTo: a scan of the shared pool finds its images). On "reconnect" (a line on stdin) every client drops its
-// socket and dials again at once. Prints {"event":"acked","round"} when every node of the round
+// answers requests as a node does (answersTo: a scan of the shared pool finds its images). On
+// "reconnect" (a line on stdin) every client drops its socket and dials again at once. Prints {"event":"acked","round"} when every node of the round
 // has its pools acknowledged — sent its pools.state, or welcomed with poolsCurrent (the control
 // plane stored the hello's states); "exit" on stdin closes every socket and exits.
 import { readFileSync } from 'node:fs';

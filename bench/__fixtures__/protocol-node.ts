@@ -66,6 +66,18 @@ export function poolImageFiles(count: number): ScanFile[] {
   }));
 }
 
+/** The rows a storm bench seeds for its shared pool `poolId`: poolImageFiles as the database records them. */
+export function poolImageRows(poolId: string, count: number) {
+  return poolImageFiles(count).map((file) => ({
+    poolId,
+    relPath: file.relPath,
+    kind: file.kind,
+    format: file.format,
+    sizeBytes: file.sizeBytes,
+    fileModifiedAt: new Date(file.modifiedAt),
+  }));
+}
+
 /** Files per scan.result part: 2,000 of these are ~220 KB, well within a node frame's 1 MiB. */
 const SCAN_PART_FILES = 2_000;
 

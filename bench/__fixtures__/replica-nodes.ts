@@ -2,8 +2,8 @@
 //   node --import tsx replica-nodes.ts <config file: { urls, nodes: [{ id, token }], jitterMs }>
 // Node i dials urls[i % urls.length] first and speaks protocol 4 as the node daemon does: says hello
 // (with the pools it holds from its last push, once it has one), answers every pools.desired with
-// pools.state (every pool active) and every request as a node does (a scan finds the pool's images); a welcome that takes
-// its pools as current (poolsCurrent) leaves it holding them. When its socket closes it redials
+// pools.state (every pool active) and every request as a node does (a scan finds the pool's
+// images); a welcome that takes its pools as current (poolsCurrent) leaves it holding them. When its socket closes it redials
 // after a random delay between 50 ms and jitterMs (the node daemon's first redial: full jitter),
 // as the node daemon does: the next URL of its round, each round a random order of the list, so a
 // dead replica's nodes spread over those left.

@@ -86,9 +86,9 @@ export interface CreateControlPlaneOptions {
    * How often every pool is scanned again, for ISOs and disk images (default 300 s; 0: only
    * after a node's pool sync and when asked, `ImageService.rescan`): one replica at a time queues
    * the scans, any runs them. Files copied into a pool or removed from it by hand — on an NFS
-   * share, by another host — show without anyone asking. A rescan of a pool nothing changed in costs its listing:
-   * the node sends what changed since the scan before. The first period after a start is left
-   * to the scans after each node's sync.
+   * share, by another host — show without anyone asking. A rescan of a pool nothing changed in
+   * costs its listing: the node sends what changed since the scan before. The first period after
+   * a start is left to the scans after each node's sync.
    */
   rescanSeconds?: number;
   /**
