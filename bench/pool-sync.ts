@@ -34,7 +34,7 @@ import { tokenDigest } from '@quantix/control-plane';
 import { createQuantix } from '@quantix/core';
 import { createPostgresTestDatabase } from '@quantix/core/testing';
 import { pino } from 'pino';
-import { poolImageRows } from './__fixtures__/protocol-node.js';
+import { poolImageRows, SHARED_POOL_ID } from './__fixtures__/protocol-node.js';
 import { sampleAllocations } from './lib/allocation-profile.js';
 import { cpuFrom, peakRssMb, postgresBackendPids } from './lib/process-stats.js';
 import { rawPool } from './lib/raw-pool.js';
@@ -129,7 +129,7 @@ async function seededDatabase(build: QuantixBuild) {
       await repositories.nodes.setTokenDigest(id, build.tokenDigest(token));
     }
     await repositories.pools.create({
-      id: 'shared',
+      id: SHARED_POOL_ID,
       name: 'shared images',
       type: 'nfs',
       shared: true,
@@ -139,7 +139,7 @@ async function seededDatabase(build: QuantixBuild) {
     });
     await repositories.images.upsertByLocation(
       // The files its nodes' scans find: a scan after a reconnect finds each unchanged.
-      poolImageRows('shared', IMAGES),
+      poolImageRows(SHARED_POOL_ID, IMAGES),
     );
   } finally {
     await quantix.close();

@@ -33,7 +33,7 @@ import { tokenDigest } from '@quantix/control-plane';
 import { createQuantix } from '@quantix/core';
 import { createPostgresTestDatabase } from '@quantix/core/testing';
 import { pino } from 'pino';
-import { poolImageRows } from './__fixtures__/protocol-node.js';
+import { poolImageRows, SHARED_POOL_ID } from './__fixtures__/protocol-node.js';
 import { cpuFrom, postgresBackendPids } from './lib/process-stats.js';
 import { rawPool } from './lib/raw-pool.js';
 import { againstBound, benchResults } from './lib/results.js';
@@ -193,7 +193,7 @@ try {
     nodes.push({ id, token });
   }
   await repositories.pools.create({
-    id: 'images',
+    id: SHARED_POOL_ID,
     name: 'images',
     type: 'nfs',
     shared: true,
@@ -201,14 +201,14 @@ try {
     nodeIds: ['bench-node-0'],
   });
   await repositories.pools.setNodeState({
-    poolId: 'images',
+    poolId: SHARED_POOL_ID,
     nodeId: 'bench-node-0',
     status: 'active',
     mountPath: '/mnt/images',
   });
   await repositories.images.upsertByLocation(
     // The files its nodes' scans find: a scan after a reconnect finds each unchanged.
-    poolImageRows('images', IMAGES),
+    poolImageRows(SHARED_POOL_ID, IMAGES),
   );
 
   const a = await startReplica('bench-a', databaseUrl);

@@ -51,6 +51,9 @@ export interface ScanFile {
   modifiedAt: string;
 }
 
+/** The storm benches' shared pool: the one pool whose scans find disk images (poolImageFiles). */
+export const SHARED_POOL_ID = 'shared';
+
 /**
  * The disk images the storm benches' shared pool holds: the rows a bench seeds (`fileModifiedAt`
  * is `new Date(modifiedAt)`) and what its nodes find when asked to scan it, so that a scan after a
@@ -82,9 +85,10 @@ export function poolImageRows(poolId: string, count: number) {
 const SCAN_PART_FILES = 2_000;
 
 /**
- * The frames a node answers a request with, in order: a pool scan finds `images` when it scans
- * for disk images (in parts, as the node daemon sends a large scan), nothing when it scans for
- * ISOs — its scan.result frames, then the response. As the node daemon does, a scan says the
+ * The frames a node answers a request with, in order: a scan of the shared pool (SHARED_POOL_ID)
+ * finds `images` when it scans for disk images (in parts, as the node daemon sends a large scan);
+ * any other pool, or a scan for ISOs, finds nothing (a pool made during a bench is new and empty)
+ * — its scan.result frames, then the response. As the node daemon does, a scan says the
  * fingerprint of what it found, and a scan asked `since` that fingerprint (the files never change
  * here) is answered with an empty scan.delta. Anything else gets an empty result.
  */
@@ -95,7 +99,7 @@ export function answersTo(
 ): string[] {
   if (request.op !== 'pool.scan') return [JSON.stringify({ v: 4, type: 'response', requestId, result: {} })];
   const { poolId, content } = request;
-  const files = content === 'images' ? images : [];
+  const files = content === 'images' && poolId === SHARED_POOL_ID ? images : [];
   const fingerprint = `${files.length}-b0`;
   const result = { poolId, content, files: files.length, skipped: [] };
   if (request.since === fingerprint) {
