@@ -217,6 +217,16 @@ describe('control plane API and node hub (PostgreSQL)', () => {
     ]);
     const vm = await api('POST', '/vms', { name: 'bad;name', nodeId: 'n', imageId: 'i' });
     expect(vm).toMatchObject({ status: 400, body: { error: { code: 'INVALID_INPUT' } } });
+    // No body at all is an empty one: a body of optional fields need not be sent, and a missing
+    // field is named; a JSON null is not a body.
+    expect(await api('POST', '/images/rescan')).toMatchObject({ status: 200, body: { scanned: [], failed: [] } });
+    const bodiless = await api('POST', '/pools');
+    expect(bodiless).toMatchObject({ status: 400, body: { error: { code: 'INVALID_INPUT' } } });
+    expect(bodiless.body.error.details.issues).toContainEqual(expect.objectContaining({ path: 'body.name' }));
+    expect(await api('POST', '/images/rescan', null)).toMatchObject({
+      status: 400,
+      body: { error: { code: 'INVALID_INPUT' } },
+    });
   });
 
   it('refuses pools whose roots are not allowed, with POOL_ROOT_NOT_ALLOWED, and stores none of them', async () => {

@@ -186,6 +186,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // A NUL byte is never valid in Quantix (PostgreSQL text cannot hold one): refused before any
   // handler or database sees it. preValidation runs after each scope's credential check.
   app.addHook('preValidation', async (request) => {
+    // A request that sends no body at all (no Content-Length, no Transfer-Encoding) to a route that
+    // takes one is read as `{}` (fastify would validate null): a body whose fields are all optional
+    // (a rescan, a verify) need not be sent, and a missing field is named. A JSON `null` is refused.
+    const { 'content-length': length, 'transfer-encoding': chunked } = request.headers;
+    const noPayload = (length === undefined || length === '0') && chunked === undefined;
+    if (request.body === undefined && noPayload && request.routeOptions.schema?.body !== undefined) {
+      request.body = {};
+    }
     const where = findNul({ params: request.params, query: request.query, body: request.body });
     if (where) {
       throw new QuantixError(ErrorCode.INVALID_INPUT, `A NUL byte is not allowed (in ${where})`, {
