@@ -559,7 +559,29 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
       phase: 'ready',
       format: 'qcow2',
       location: { relPath: 'images/appliance.qcow2' },
+      checksum: null,
     });
+
+    // Its checksum, read on its node: recorded, then matched; bytes written over it by hand are
+    // a mismatch (exit 1, the image left as it was) until they are accepted.
+    const bytes = readFileSync(disk);
+    const recorded = await cli('images', 'verify', 'appliance.qcow2');
+    expect(recorded.code, recorded.output).toBe(0);
+    expect(recorded.output).toContain(`appliance.qcow2: recorded sha256 ${sha256(bytes)}`);
+    const matches = await cli('images', 'verify', 'appliance.qcow2');
+    expect(matches.output).toContain(`appliance.qcow2: sha256 ${sha256(bytes)} matches the recorded checksum`);
+    const other = Buffer.from(bytes);
+    other[other.length - 1] = (other.at(-1) ?? 0) ^ 0xff;
+    writeFileSync(disk, other);
+    const mismatch = await cli('images', 'verify', 'appliance.qcow2');
+    expect(mismatch.code).toBe(1);
+    expect(mismatch.output).toContain(
+      `appliance.qcow2: the file's sha256 ${sha256(other)} is not the ${sha256(bytes)} recorded`,
+    );
+    expect(mismatch.output).toMatch(/`quantix images verify \S+ --accept` records it as it is/);
+    const accepted = await cli('images', 'verify', 'appliance.qcow2', '--accept');
+    expect(accepted.code, accepted.output).toBe(0);
+    expect(accepted.output).toContain(`appliance.qcow2: recorded sha256 ${sha256(other)} in place of ${sha256(bytes)}`);
 
     rmSync(disk);
     expect((await cli('images', 'rescan')).code).toBe(0);

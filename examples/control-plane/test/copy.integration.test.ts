@@ -298,6 +298,62 @@ describe('image copies', () => {
     expect(listed.body.images[0]).toMatchObject({ name: 'cli copy', phase: 'ready', checksum: source.checksum });
   });
 
+  it('copies a file a scan found, reading its checksum on its node first; verify holds the file to it', async () => {
+    // A qcow2 put into p1 by hand: the scan records it without a checksum.
+    const handMade = await makeQcow2(root, 'by-hand.qcow2', 2);
+    const relPath = 'images/by-hand.qcow2';
+    writeFileSync(onDisk('p1', relPath), handMade);
+    expect((await api('POST', '/images/rescan', { poolId: 'p1' })).status).toBe(200);
+    const found = (
+      (await api('GET', '/images?poolId=p1&limit=500')).body.images as { id: string; location: { relPath: string } }[]
+    ).find((image) => image.location.relPath === relPath);
+    expect(found).toBeDefined();
+    const id = found?.id as string;
+    expect((await api('GET', `/images/${id}`)).body).toMatchObject({ phase: 'ready', checksum: null });
+
+    // The copy to the other node: n1 reads the file's checksum, which the copy is verified against.
+    const started = await api('POST', `/images/${id}/copy`, { poolId: 'p2' });
+    expect(started.status, JSON.stringify(started.body)).toBe(202);
+    const copy = await settled(started.body.id);
+    const checksum = { algorithm: 'sha256', value: sha256(handMade) };
+    expect(copy, JSON.stringify(copy.error)).toMatchObject({ phase: 'ready', checksum, copiedFrom: id });
+    expect(sha256(readFileSync(onDisk('p2', relPath)))).toBe(checksum.value);
+    expect((await api('GET', `/images/${id}`)).body).toMatchObject({ checksum, sizeBytes: handMade.length });
+
+    // Verified again: the same file.
+    const again = await api('POST', `/images/${id}/verify`, {});
+    expect(again.status, JSON.stringify(again.body)).toBe(200);
+    expect(again.body).toMatchObject({ outcome: 'matches', checksum, recorded: checksum, nodeId: 'n1' });
+
+    // Other bytes of the same size (written over by hand): a mismatch, and nothing changes ...
+    const other = Buffer.from(handMade);
+    other[other.length - 1] = (other.at(-1) ?? 0) ^ 0xff;
+    writeFileSync(onDisk('p1', relPath), other);
+    const otherChecksum = { algorithm: 'sha256', value: sha256(other) };
+    const mismatch = await api('POST', `/images/${id}/verify`);
+    expect(mismatch.body).toMatchObject({ outcome: 'mismatch', checksum: otherChecksum, recorded: checksum });
+    expect((await api('GET', `/images/${id}`)).body).toMatchObject({ phase: 'ready', checksum });
+    // ... until the file is accepted as it is.
+    const accepted = await api('POST', `/images/${id}/verify`, { accept: true });
+    expect(accepted.body).toMatchObject({ outcome: 'accepted', checksum: otherChecksum, recorded: checksum });
+    expect((await api('GET', `/images/${id}`)).body).toMatchObject({ phase: 'ready', checksum: otherChecksum });
+
+    // A file of another size found by a scan keeps no checksum: it described other bytes.
+    writeFileSync(onDisk('p1', relPath), Buffer.concat([other, Buffer.alloc(512)]));
+    expect((await api('POST', '/images/rescan', { poolId: 'p1' })).status).toBe(200);
+    expect((await api('GET', `/images/${id}`)).body).toMatchObject({
+      phase: 'ready',
+      sizeBytes: other.length + 512,
+      checksum: null,
+    });
+
+    // Gone: nothing to read.
+    rmSync(onDisk('p1', relPath));
+    const gone = await api('POST', `/images/${id}/verify`);
+    expect(gone.status).toBe(409);
+    expect(gone.body.error.code).toBe('IMAGE_FILE_MISSING');
+  });
+
   it('refuses copies that cannot be made, with stable codes', async () => {
     const refuse = async (id: string, body: unknown, status: number, code: string) => {
       const answer = await api('POST', `/images/${id}/copy`, body);
@@ -313,7 +369,7 @@ describe('image copies', () => {
     await addPool('p-iso', 'n1', ['iso']);
     await refuse(source.id, { poolId: 'p-iso' }, 400, 'INVALID_INPUT');
 
-    // Not ready, no location, no checksum.
+    // Not ready, no location; no checksum and no file to read one of.
     const rows = quantix.repositories.images;
     const pending = await rows.create({
       name: 'pending',
@@ -332,7 +388,7 @@ describe('image copies', () => {
       location: { poolId: 'p1', relPath: 'images/unsummed.qcow2' },
       nodeId: 'n1',
     });
-    await refuse(unsummed.id, { poolId: 'p2' }, 409, 'IMAGE_NO_CHECKSUM');
+    await refuse(unsummed.id, { poolId: 'p2' }, 409, 'IMAGE_FILE_MISSING');
   });
 
   it('refuses a copy or an import into a file another image holds, and an import without its SHA-256, recording nothing', async () => {

@@ -17,7 +17,7 @@ import type { TestSystem } from './harness.js';
 import { launchChromium, screenshot, watchPageErrors } from './ui/browser.js';
 import { description, ensureUiBuilt, textOf, until } from './ui/helpers.js';
 import { shot } from './ui/layout.js';
-import { SCRIPTED_REPLICA_ID, type ScriptedSystem, startScriptedSystem } from './ui/scripted-system.js';
+import { FILE_HASH, SCRIPTED_REPLICA_ID, type ScriptedSystem, startScriptedSystem } from './ui/scripted-system.js';
 
 const VIEWPORT = { width: 1280, height: 800 };
 
@@ -1152,6 +1152,41 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
       // Later tests boot from it.
       const now = await repositories.images.require(image.id);
       if (now.phase !== 'ready') await repositories.images.update(image.id, { phase: 'ready', error: null });
+    }
+  });
+
+  it('verifies an image’s file against its recorded checksum, and records the file’s when told to', async () => {
+    const { repositories } = system.quantix;
+    const [image] = await repositories.images.list({ catalogId: system.catalog.readyId });
+    if (!image) throw new Error('the scripted system holds no ready image of its catalog entry');
+    try {
+      const { page, problems } = await open('/images', system.token);
+      const row = page.getByRole('row', { name: image.name, exact: true });
+      await row.getByRole('button', { name: `Verify ${image.name}` }).click();
+      // The scripted node's file is not the one its download recorded.
+      const alert = row.getByRole('alert');
+      await alert.waitFor();
+      expect(await alert.textContent()).toContain(
+        `The file's sha256 ${FILE_HASH} is not the ${image.checksum?.value} recorded`,
+      );
+      expect((await repositories.images.require(image.id)).checksum).toEqual(image.checksum);
+      await alert.getByRole('button', { name: `Record the checksum of ${image.name}'s file` }).click();
+      await alert.getByRole('button', { name: 'Confirm' }).click();
+      await row
+        .getByRole('status')
+        .filter({ hasText: `Recorded sha256 ${FILE_HASH}` })
+        .waitFor();
+      expect((await repositories.images.require(image.id)).checksum).toEqual({ algorithm: 'sha256', value: FILE_HASH });
+      expect(system.requests.filter((request) => request.op === 'file.hash').length).toBe(2);
+      expect(problems).toEqual([]);
+    } finally {
+      // Later tests copy and boot from it as it was.
+      const now = await repositories.images.require(image.id);
+      await repositories.images.update(
+        image.id,
+        { checksum: image.checksum, sizeBytes: image.sizeBytes },
+        { expectedVersion: now.version },
+      );
     }
   });
 

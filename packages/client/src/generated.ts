@@ -487,6 +487,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/images/{id}/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Read a ready image’s file whole on its node and hold it to the recorded checksum: recorded when there was none, else compared
+         * @description The answer waits for the whole read. A file that is not the one recorded is answered `mismatch` and nothing changes, unless `accept` records the file’s checksum in its place. A copy of an image with no checksum (a file a scan found) does this first.
+         */
+        post: operations["verifyImage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/images/{id}/follow": {
         parameters: {
             query?: never;
@@ -4405,7 +4425,7 @@ export interface operations {
              * @description Error codes:
              *     - `IMAGE_NOT_READY`: The boot image exists but is not ready (pending, downloading, error, missing, …).
              *     - `IMAGE_NO_LOCATION`: The boot image has no pool location, so no node can reach its file.
-             *     - `IMAGE_NO_CHECKSUM`: The image has no recorded checksum, so a copy of it could not be verified; rescan or download it again to record one.
+             *     - `IMAGE_NO_CHECKSUM`: The image has no recorded checksum, so a copy of it could not be verified; verifying it (POST /images/{id}/verify, `quantix images verify`) records one.
              *     - `ALREADY_EXISTS`: A unique key is already taken (duplicate name, location, catalog entry in a pool).
              *     - `POOL_NOT_ACTIVE_ON_NODE`: The image's pool is not active on the target node (not assigned, unmounted, unreachable).
              *     - `UNSUPPORTED_OPERATION`: A backend or node does not implement an optional operation (libvirt's VIR_ERR_NO_SUPPORT).
@@ -5124,6 +5144,219 @@ export interface operations {
              *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
              */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    verifyImage: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description true: a file whose checksum is not the one recorded has its own recorded instead */
+                    accept?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description The image, as it is after the verify */
+                        image: {
+                            id: string;
+                            name: string;
+                            description: string;
+                            labels: {
+                                [key: string]: string;
+                            };
+                            /** @enum {string} */
+                            kind: "cloud" | "iso";
+                            /** @enum {string|null} */
+                            format: "qcow2" | "raw" | "iso" | "vmdk" | "vhdx" | null;
+                            os: {
+                                /** @enum {string} */
+                                family: "linux" | "windows" | "bsd" | "other" | "unknown";
+                                distribution: string | null;
+                                version: string | null;
+                                arch: string | null;
+                                defaultUser: string | null;
+                                cloudInit: boolean;
+                                shortId?: string | null;
+                                /** @enum {string|null} */
+                                confidence?: "exact" | "label" | "extrapolated" | "filename" | null;
+                                osinfoVersion?: string | null;
+                            };
+                            requirements: {
+                                minCpu: number;
+                                minMemoryMiB: number;
+                                minDiskGiB: number;
+                                /** @enum {string} */
+                                firmware: "bios" | "uefi" | "any";
+                            };
+                            catalogId: string | null;
+                            /** @enum {string} */
+                            phase: "pending" | "downloading" | "verifying" | "ready" | "error" | "deleting" | "missing";
+                            progress: {
+                                bytesDone: number;
+                                bytesTotal: number | null;
+                                percent: number | null;
+                                /** @enum {string} */
+                                stage?: "downloading" | "decompressing" | "inspecting" | "converting" | "verifying";
+                            } | null;
+                            sizeBytes: number | null;
+                            virtualSizeBytes: number | null;
+                            checksum: {
+                                /** @enum {string} */
+                                algorithm: "sha256" | "sha512";
+                                value: string;
+                            } | null;
+                            error: {
+                                code: string;
+                                message: string;
+                                retryable: boolean;
+                            } | null;
+                            location: {
+                                poolId: string;
+                                relPath: string;
+                            } | null;
+                            nodeId: string | null;
+                            /** Format: date-time */
+                            fileModifiedAt: string | null;
+                            version: number;
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** Format: date-time */
+                            updatedAt: string;
+                            /** @description the image this one is a copy of (label quantix.io/copied-from); null when it is none */
+                            copiedFrom?: string | null;
+                        };
+                        /**
+                         * @description recorded: none was, the file’s is now; matches: the file is the one recorded; mismatch: it is not (nothing changed); accepted: it was not, the file’s is recorded now
+                         * @enum {string}
+                         */
+                        outcome: "recorded" | "matches" | "mismatch" | "accepted";
+                        /** @description the file’s checksum, read now */
+                        checksum: {
+                            /** @enum {string} */
+                            algorithm: "sha256" | "sha512";
+                            value: string;
+                        };
+                        /** @description the checksum recorded before (null: none was) */
+                        recorded: {
+                            /** @enum {string} */
+                            algorithm: "sha256" | "sha512";
+                            value: string;
+                        } | null;
+                        /** @description the node that read the file */
+                        nodeId: string;
+                    };
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INVALID_INPUT`: A record or argument failed validation; `details.issues` lists what and where.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `UNAUTHORIZED`: No credentials, or wrong ones: the API token, a node token, an upload token.
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `NOT_FOUND`: The record, file or domain asked for does not exist.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `IMAGE_NOT_READY`: The boot image exists but is not ready (pending, downloading, error, missing, …).
+             *     - `IMAGE_NO_LOCATION`: The boot image has no pool location, so no node can reach its file.
+             *     - `IMAGE_FILE_MISSING`: The image's file is not where its row says it is, on the target node.
+             *     - `IMAGE_FILE_CHANGED`: The image's file on its node is no longer the size its row records (changed since it was verified); rescan the pool or download it again.
+             *     - `VERSION_CONFLICT`: Optimistic concurrency: the record changed since the caller read it; read it again and retry.
+             *     - `POOL_NOT_ACTIVE_ON_NODE`: The image's pool is not active on the target node (not assigned, unmounted, unreachable).
+             *     - `UNSUPPORTED_OPERATION`: A backend or node does not implement an optional operation (libvirt's VIR_ERR_NO_SUPPORT).
+             *     - `NODE_NOT_CONNECTED`: The target node is not connected, so it cannot be asked to do anything.
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `INTERNAL_ERROR`: Something failed that has no code of its own (a bug, an unexpected library error).
+             */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `DATABASE_UNAVAILABLE`: The database could not be opened, reached or migrated.
+             *     - `NODE_BUSY`: A node sends more than the control plane takes from it at once; it should slow down.
+             *     - `REPLICA_UNAVAILABLE`: The node is held by another control-plane replica that did not take the request in time (dead, or cut off from the database); its nodes move to a live replica within its lease.
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /**
+             * @description Error codes:
+             *     - `COMMAND_TIMEOUT`: A command, or a request to a node, took too long.
+             */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9069,6 +9302,7 @@ export const operationRoutes = {
   retryImageDownload: { method: 'POST', path: '/api/v1/images/{id}/retry' },
   cancelImageDownload: { method: 'POST', path: '/api/v1/images/{id}/cancel' },
   rescanImages: { method: 'POST', path: '/api/v1/images/rescan' },
+  verifyImage: { method: 'POST', path: '/api/v1/images/{id}/verify' },
   getImageFollow: { method: 'GET', path: '/api/v1/images/{id}/follow' },
   followImage: { method: 'PUT', path: '/api/v1/images/{id}/follow' },
   unfollowImage: { method: 'DELETE', path: '/api/v1/images/{id}/follow' },

@@ -7,6 +7,7 @@ import {
   ErrorCode,
   type FileInspector,
   FileInspectorToken,
+  type Image,
   ImageCatalogToken,
   ImageFetcherToken,
   OsDatabaseToken,
@@ -285,6 +286,8 @@ export function createControlPlane(options: CreateControlPlaneOptions): ControlP
           signal: AbortSignal.timeout(15_000),
         }),
     },
+    // A copy of a file a scan found reads its checksum first (images is made below; called later).
+    checksums: { record: async (imageId): Promise<Image> => (await images.verify(imageId)).image },
   });
   const uploads = new UploadService({
     repositories,

@@ -79,6 +79,8 @@ export {
   type RescanResult,
   type UpdateImageInput,
   updateImageSchema,
+  type VerifyOutcome,
+  type VerifyResult,
 } from './images/image-service.js';
 export type { DownloadSource } from './images/source.js';
 export {

@@ -711,6 +711,39 @@ export function apiCommands(
       await follow(api, image);
     });
   images
+    .command('verify <image>')
+    .description(
+      'read an image’s file whole on its node and check it against the recorded checksum (recorded when there is none, as for a file a scan found)',
+    )
+    .option('--accept', 'a file that is not the one recorded: record its checksum instead')
+    .action(async (value: string, o: { accept?: boolean }) => {
+      const api = client();
+      const result = await api.request('verifyImage', {
+        params: { id: await imageIdOf(api, value) },
+        body: o.accept ? { accept: true } : {},
+      });
+      const { image, checksum, recorded } = result;
+      const read = `${checksum.algorithm} ${checksum.value}`;
+      print(result, () => {
+        switch (result.outcome) {
+          case 'recorded':
+            return `${image.name}: recorded ${read} (${formatBytes(image.sizeBytes ?? 0)}, read on ${result.nodeId})`;
+          case 'matches':
+            return `${image.name}: ${read} matches the recorded checksum`;
+          case 'accepted':
+            return `${image.name}: recorded ${read} in place of ${recorded?.value}`;
+          case 'mismatch':
+            return `${image.name}: the file's ${read} is not the ${recorded?.value} recorded`;
+        }
+      });
+      if (result.outcome === 'mismatch') {
+        process.stderr.write(
+          `the file is not the one recorded: \`quantix images verify ${image.id} --accept\` records it as it is; or delete the image and download or upload it again\n`,
+        );
+        process.exitCode = 1;
+      }
+    });
+  images
     .command('retry <image>')
     .description('retry a failed download, or download again an image whose file went missing, following its progress')
     .option('--no-wait', 'return at once instead of following progress')

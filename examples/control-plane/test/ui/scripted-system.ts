@@ -25,6 +25,8 @@ import { type ControlPlane, startControlPlane } from '../../src/control-plane.js
 import { until } from './helpers.js';
 
 const silent = pino({ level: 'silent' });
+/** What the scripted node's file.hash answers for every file. */
+export const FILE_HASH = 'b'.repeat(64);
 const GiB = 1024 ** 3;
 
 function entry(
@@ -205,6 +207,13 @@ export async function startScriptedSystem(options: { stepMs?: number } = {}): Pr
       }
       case 'file.stat':
         return respond({ exists: true, sizeBytes: 1024 });
+      // Every file reads as the same bytes, which are not those its downloads recorded ('a'…).
+      case 'file.hash':
+        return respond({
+          sizeBytes: 1024,
+          checksum: { algorithm: request.algorithm, value: FILE_HASH },
+          modifiedAt: null,
+        });
       case 'vm.create':
         setTimeout(
           () => respond({ name: request.vm.name, uuid: '00000000-0000-4000-8000-000000000000', state: 'running' }),

@@ -166,6 +166,12 @@ export interface DownloadServiceOptions {
   elsewhere?: RemoteDownloads;
   /** Copies between nodes: the URL of an image's content as `runner` reaches it (with a fresh ticket, when asked). */
   copies?: CopySources;
+  /**
+   * Records the checksum of a ready image that has none (ImageService.verify), read on a node
+   * holding it: what a copy of a file a scan found is verified against. Absent: such an image is
+   * not copied (IMAGE_NO_CHECKSUM).
+   */
+  checksums?: { record(imageId: string): Promise<Image> };
 }
 
 /** Where a node fetches another image's bytes for a copy (DownloadServiceOptions.copies). */
@@ -624,15 +630,17 @@ export class DownloadService {
 
   /**
    * An image a copy can be made of: ready (IMAGE_NOT_READY), in a pool (IMAGE_NO_LOCATION) and
-   * with a checksum to verify the copy against (IMAGE_NO_CHECKSUM: no checksum is computed here).
+   * with a checksum to verify the copy against. A file a scan found has none yet: it is read on
+   * its node first and recorded (`checksums`); without that, IMAGE_NO_CHECKSUM.
    */
   async copyableImage(imageId: string): Promise<Image> {
-    const image = await this.options.repositories.images.require(imageId);
+    let image = await this.options.repositories.images.require(imageId);
     readyInPool(image, 'copied');
+    if (!image.checksum && this.options.checksums) image = await this.options.checksums.record(image.id);
     if (!image.checksum) {
       throw new QuantixError(
         ErrorCode.IMAGE_NO_CHECKSUM,
-        `Image ${image.name} has no recorded checksum, so its copy could not be verified`,
+        `Image ${image.name} has no recorded checksum, so its copy could not be verified (verifying it, \`quantix images verify\`, records one)`,
         { details: { imageId } },
       );
     }

@@ -45,7 +45,7 @@ export interface ExportableImage {
  * The location of a ready image, for what reads its file (an export, a copy): IMAGE_NOT_READY
  * for an image in another phase, IMAGE_NO_LOCATION for one in no pool.
  */
-export function readyInPool(image: Image, what: 'exported' | 'copied'): NonNullable<Image['location']> {
+export function readyInPool(image: Image, what: 'exported' | 'copied' | 'verified'): NonNullable<Image['location']> {
   if (image.phase !== 'ready') {
     throw new QuantixError(
       ErrorCode.IMAGE_NOT_READY,

@@ -25,6 +25,7 @@ import { ControlPlaneErrorCode } from '../errors.js';
 import type { NodeHub } from '../hub/node-hub.js';
 import { imagePathOnNode, nodesWithActivePool, poolNotActiveAnywhere } from '../nodes/placement.js';
 import { VM_LIMITS } from '../vms/vm-service.js';
+import { readyInPool } from './exports.js';
 import { SOURCE_LABELS } from './source.js';
 
 /** An image with its path on the node asked about (null: not reachable there, or no node asked). */
@@ -45,6 +46,25 @@ export interface RescanResult {
   }[];
   failed: { poolId: string; nodeId: string; content: PoolContentType; code: string; error: string }[];
 }
+
+/** What a verify found (ImageService.verify). */
+export type VerifyOutcome = 'recorded' | 'matches' | 'mismatch' | 'accepted';
+
+export interface VerifyResult {
+  /** The image, as it is after the verify. */
+  image: Image;
+  /** The node that read the file. */
+  nodeId: string;
+  outcome: VerifyOutcome;
+  /** The file's checksum, as it was read now. */
+  checksum: NonNullable<Image['checksum']>;
+  /** The checksum recorded before (null: none was). */
+  recorded: Image['checksum'];
+}
+
+/** How long a verify waits for its node: a minute, plus the file read at 20 MB/s (a slow NFS export). */
+const HASH_TIMEOUT_BASE_MS = 60_000;
+const HASH_SLOWEST_BYTES_PER_MS = 20_000;
 
 /**
  * Labels in Quantix's own namespaces (`quantix.io/copied-from`, `iso.quantix.io/volume-id`, …): what
@@ -246,6 +266,67 @@ export class ImageService {
       }
     }
     return targets;
+  }
+
+  /**
+   * Reads a ready image's file whole on a connected node holding its pool (file.hash) and holds
+   * it to the checksum recorded for the image: with none recorded (a file a scan found), this one
+   * is recorded — `recorded`; the same one — `matches`; another — `mismatch`, and nothing changes
+   * unless `accept`, which records the file's in its place — `accepted`. The request waits for the
+   * whole read (about a second per 0.5–1 GiB). A row that changed meanwhile is VERSION_CONFLICT.
+   */
+  async verify(imageId: string, options: { accept?: boolean } = {}): Promise<VerifyResult> {
+    const { repositories, hub } = this.options;
+    const image = await repositories.images.require(imageId);
+    const { poolId, relPath } = readyInPool(image, 'verified');
+    const [nodeId] = await nodesWithActivePool({ repositories, hub, poolId, nodeId: image.nodeId });
+    if (!nodeId) {
+      throw await poolNotActiveAnywhere({
+        repositories,
+        hub,
+        pool: poolId,
+        nodeId: image.nodeId,
+        consequence: `so image ${image.name} cannot be read`,
+        details: { imageId },
+      });
+    }
+    const recorded = image.checksum;
+    const read = await hub.request(
+      nodeId,
+      { op: 'file.hash', poolId, relPath, algorithm: recorded?.algorithm ?? 'sha256' },
+      { timeoutMs: HASH_TIMEOUT_BASE_MS + Math.ceil((image.sizeBytes ?? 0) / HASH_SLOWEST_BYTES_PER_MS) },
+    );
+    const same = recorded !== null && recorded.value.toLowerCase() === read.checksum.value;
+    const outcome: VerifyOutcome = same
+      ? 'matches'
+      : recorded === null
+        ? 'recorded'
+        : options.accept
+          ? 'accepted'
+          : 'mismatch';
+    if (outcome === 'matches' || outcome === 'mismatch') {
+      return { image, nodeId, outcome, checksum: read.checksum, recorded };
+    }
+    const written = await repositories.images
+      .update(
+        image.id,
+        {
+          checksum: read.checksum,
+          sizeBytes: read.sizeBytes,
+          ...(read.modifiedAt ? { fileModifiedAt: new Date(read.modifiedAt) } : {}),
+        },
+        { expectedVersion: image.version },
+      )
+      .catch((error: unknown) => {
+        if (!isQuantixError(error, ErrorCode.VERSION_CONFLICT)) throw error;
+        throw new QuantixError(
+          ErrorCode.VERSION_CONFLICT,
+          `Image ${image.name} changed while its file was read (a scan, an edit or a deletion); verify it again`,
+          { details: { imageId } },
+        );
+      });
+    this.options.events?.emit('image.changed', { imageId: image.id, deleted: false });
+    return { image: written, nodeId, outcome, checksum: read.checksum, recorded };
   }
 
   /**

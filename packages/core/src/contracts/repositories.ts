@@ -134,7 +134,8 @@ export interface ImageRepository {
   /**
    * Records files found in pools, in batches: a new location becomes a `ready` image with a
    * deterministic id; a known location is refreshed (size, mtime, missing → ready) unless its
-   * row is busy in another phase.
+   * row is busy in another phase. A file whose size changed loses the row's checksum (it
+   * describes other bytes).
    */
   upsertByLocation(found: readonly DiscoveredImage[]): Promise<UpsertResult>;
   /**

@@ -39,9 +39,10 @@ export const PROTOCOL_VERSIONS = {
    * vm.states (the control plane keeps its records of VMs to what the hypervisor says); 6
    * vm.eject (a VM's ISO taken out of its CD-ROM drive); 7 vm.resize (a stopped VM's CPUs and
    * memory) and vm.insert (an ISO put into a VM's empty CD-ROM drive); 8 source.check (a download's
-   * source judged by the node before anything is recorded) and image.remove `importOriginal`.
+   * source judged by the node before anything is recorded) and image.remove `importOriginal`; 9
+   * file.hash (a pool file's checksum read on its node: what `images verify` records or compares).
    */
-  max: 8,
+  max: 9,
 } as const;
 /** The version this release writes before a version was agreed (its hello), and prefers. */
 export const PROTOCOL_VERSION = PROTOCOL_VERSIONS.max;
@@ -408,6 +409,20 @@ export const NODE_OPERATIONS = {
       availableBytes: bytes.nullable().optional(),
     }),
   },
+  /**
+   * Hashes a file of a pool (resolved by the pool's backend, so it cannot leave the pool), for
+   * what the control plane records or compares as the image's checksum: IMAGE_FILE_MISSING when
+   * there is no such file, IMAGE_FILE_CHANGED when it changed while it was read.
+   */
+  'file.hash': {
+    request: z.object({ poolId: id, relPath, algorithm: z.enum(CHECKSUM_ALGORITHMS) }),
+    result: z.object({
+      sizeBytes: bytes,
+      checksum,
+      /** Null for a time the protocol cannot carry (year 10,000). */
+      modifiedAt: fileTime.nullable(),
+    }),
+  },
   /** Builds and starts a VM; files made for it are removed when it fails. */
   'vm.create': {
     request: z.object({ vm: vmSpecSchema }),
@@ -562,6 +577,7 @@ export const OPERATION_SINCE_VERSION: Partial<Record<keyof typeof NODE_OPERATION
   'vm.resize': 7,
   'vm.insert': 7,
   'source.check': 8,
+  'file.hash': 9,
 };
 
 /** The version delta scans (pool.scan `since`, answered by scan.delta) need. */

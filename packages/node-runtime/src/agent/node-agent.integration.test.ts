@@ -284,6 +284,50 @@ describe('NodeAgent with real storage, downloads and libvirt', () => {
     expect(Math.abs(nowhereFree - free(join(root, 'pools', 'images')))).toBeLessThan(256 * 1024 * 1024);
   });
 
+  it('reads a pool file whole for its checksum (file.hash), inside the pool only', async () => {
+    await mkdir(join(root, 'pools', 'images', 'by-hand'), { recursive: true });
+    const path = join(root, 'pools', 'images', 'by-hand', 'disk.raw');
+    const bytes = Buffer.alloc(3 * 1024 * 1024 + 7, 'q');
+    await writeFile(path, bytes);
+    const hashed = await request({
+      op: 'file.hash',
+      poolId: 'images',
+      relPath: 'by-hand/disk.raw',
+      algorithm: 'sha256',
+    });
+    expect(hashed.response.error).toBeUndefined();
+    expect(hashed.response.result).toEqual({
+      sizeBytes: bytes.length,
+      checksum: { algorithm: 'sha256', value: createHash('sha256').update(bytes).digest('hex') },
+      modifiedAt: statSync(path).mtime.toISOString(),
+    });
+    const sha512 = await request({
+      op: 'file.hash',
+      poolId: 'images',
+      relPath: 'by-hand/disk.raw',
+      algorithm: 'sha512',
+    });
+    expect(sha512.response.result).toMatchObject({
+      checksum: { algorithm: 'sha512', value: createHash('sha512').update(bytes).digest('hex') },
+    });
+    const missing = await request({
+      op: 'file.hash',
+      poolId: 'images',
+      relPath: 'by-hand/nope.raw',
+      algorithm: 'sha256',
+    });
+    expect(missing.response.error?.code).toBe(ErrorCode.IMAGE_FILE_MISSING);
+    const folder = await request({ op: 'file.hash', poolId: 'images', relPath: 'by-hand', algorithm: 'sha256' });
+    expect(folder.response.error?.code).toBe(ErrorCode.IMAGE_FILE_MISSING);
+    const escaping = await request({
+      op: 'file.hash',
+      poolId: 'images',
+      relPath: '../../etc/passwd',
+      algorithm: 'sha256',
+    });
+    expect(escaping.response.error?.code).toBe(ErrorCode.PATH_ESCAPES_POOL);
+  });
+
   it('cancels a download in flight', async () => {
     const download = request({
       op: 'image.download',

@@ -829,6 +829,7 @@ export class NodeAgent {
         return { exists: false, sizeBytes: null, availableBytes };
       }
     },
+    'file.hash': (request) => this.hashPoolFile(request),
     'vm.create': (request) => this.createVm(request.vm),
     'vm.start': async (request) => {
       const hypervisor = this.hypervisor();
@@ -1029,6 +1030,37 @@ export class NodeAgent {
       await file.close().catch(() => undefined);
       throw error;
     }
+  }
+
+  /**
+   * file.hash: the file's checksum, size and modification time, read whole. A file whose size or
+   * modification time moved while it was read (still being written) is IMAGE_FILE_CHANGED: its
+   * checksum would describe bytes that are no longer all there.
+   */
+  private async hashPoolFile(request: Extract<NodeRequest, { op: 'file.hash' }>): Promise<NodeResultOf<'file.hash'>> {
+    const path = await this.resolve(request.poolId, request.relPath);
+    const where = { poolId: request.poolId, relPath: request.relPath };
+    const before = await stat(path).catch(() => null);
+    if (!before?.isFile()) {
+      throw new QuantixError(ErrorCode.IMAGE_FILE_MISSING, `No file ${request.relPath} in pool ${request.poolId}`, {
+        details: where,
+      });
+    }
+    const hash = await hashFile({ path, algorithm: request.algorithm });
+    const after = await stat(path);
+    if (after.size !== before.size || after.mtimeMs !== before.mtimeMs) {
+      throw new QuantixError(
+        ErrorCode.IMAGE_FILE_CHANGED,
+        `${request.relPath} changed while it was read (${before.size} bytes, then ${after.size}); it is still being written: try again once it is not`,
+        { details: { ...where, sizeBytes: after.size } },
+      );
+    }
+    this.logger?.info({ ...where, sizeBytes: before.size }, 'file hashed');
+    return {
+      sizeBytes: before.size,
+      checksum: { algorithm: request.algorithm, value: hash.digest('hex') },
+      modifiedAt: isSendableFileTime(before.mtimeMs) ? before.mtime.toISOString() : null,
+    };
   }
 
   /**

@@ -518,6 +518,57 @@ export function imageRoutes(
     async (request) => deps.images.rescan(request.body.poolId),
   );
 
+  api.post(
+    '/images/:id/verify',
+    {
+      schema: {
+        operationId: 'verifyImage',
+        tags: ['images'],
+        summary:
+          'Read a ready image’s file whole on its node and hold it to the recorded checksum: recorded when there was none, else compared',
+        description:
+          'The answer waits for the whole read. A file that is not the one recorded is answered `mismatch` and nothing changes, unless `accept` records the file’s checksum in its place. A copy of an image with no checksum (a file a scan found) does this first.',
+        params: idParams,
+        body: z
+          .strictObject({
+            accept: z
+              .boolean()
+              .optional()
+              .describe('true: a file whose checksum is not the one recorded has its own recorded instead'),
+          })
+          .default({}),
+        response: {
+          200: z.object({
+            image: imageRecord.describe('The image, as it is after the verify'),
+            outcome: z
+              .enum(['recorded', 'matches', 'mismatch', 'accepted'])
+              .describe(
+                'recorded: none was, the file’s is now; matches: the file is the one recorded; mismatch: it is not (nothing changed); accepted: it was not, the file’s is recorded now',
+              ),
+            checksum: checksum.describe('the file’s checksum, read now'),
+            recorded: checksum.nullable().describe('the checksum recorded before (null: none was)'),
+            nodeId: z.string().describe('the node that read the file'),
+          }),
+          ...errorResponses(
+            ErrorCode.NOT_FOUND,
+            ErrorCode.IMAGE_NOT_READY,
+            ErrorCode.IMAGE_NO_LOCATION,
+            ErrorCode.IMAGE_FILE_MISSING,
+            ErrorCode.IMAGE_FILE_CHANGED,
+            ErrorCode.VERSION_CONFLICT,
+            ErrorCode.POOL_NOT_ACTIVE_ON_NODE,
+            ErrorCode.UNSUPPORTED_OPERATION,
+            ...NODE_REQUEST_CODES,
+          ),
+        },
+      },
+    },
+    async (request) => {
+      const verified = await deps.images.verify(request.params.id, { accept: request.body.accept === true });
+      return { ...verified, image: withCopiedFrom(verified.image) };
+    },
+  );
+
   api.delete(
     '/images/:id',
     {

@@ -337,9 +337,9 @@ function ImageRowView({
               Download
             </button>
           )}
-          {image.phase === 'ready' && image.location && image.checksum && (
-            <CopyToPool image={image} pools={pools} onStarted={onChange} />
-          )}
+          {/* One with no checksum yet (found by a scan) has it read on its node first. */}
+          {image.phase === 'ready' && image.location && <CopyToPool image={image} pools={pools} onStarted={onChange} />}
+          {image.phase === 'ready' && image.location && <VerifyButton image={image} onDone={onChange} />}
           {editable && (
             <button
               type="button"
@@ -559,6 +559,57 @@ function CopyToPool({ image, pools, onStarted }: { image: ImageRow; pools: Pool[
       </button>
       <ErrorAlert error={error} title="Copy not started" />
     </form>
+  );
+}
+
+/**
+ * Reads the image's file whole on its node and holds it to the recorded checksum (records one
+ * when there is none). A file that is not the one recorded is said so, with the choice to record
+ * its checksum instead.
+ */
+function VerifyButton({ image, onDone }: { image: ImageRow; onDone: () => void }) {
+  const verify = (accept: boolean) =>
+    client.request('verifyImage', { params: { id: image.id }, body: accept ? { accept } : {} });
+  const { busy, error, run } = useAction({ after: onDone });
+  const [answer, setAnswer] = useState<Awaited<ReturnType<typeof verify>> | null>(null);
+  const go = async (accept: boolean) => {
+    setAnswer(null);
+    setAnswer((await run(() => verify(accept))) ?? null);
+  };
+  const read = answer ? `${answer.checksum.algorithm} ${answer.checksum.value}` : '';
+  return (
+    <div className="verify">
+      <button
+        type="button"
+        disabled={busy}
+        aria-label={`Verify ${image.name}`}
+        title="Read the file and check it against the recorded checksum"
+        onClick={() => go(false)}
+      >
+        {busy ? 'Verifying…' : 'Verify'}
+      </button>
+      {answer && answer.outcome !== 'mismatch' && (
+        <p role="status" className="reason small">
+          {answer.outcome === 'matches' ? `Matches: ${read}` : `Recorded ${read}`}
+        </p>
+      )}
+      {answer?.outcome === 'mismatch' && (
+        <div role="alert" className="reason bad small">
+          The file's {read} is not the {answer.recorded?.value} recorded: it is not the file that was verified.
+          <ConfirmButton
+            label="Record the file's checksum"
+            accessibleName={`Record the checksum of ${image.name}'s file`}
+            confirmLabel="Confirm"
+            busyLabel="Recording…"
+            detail="The image is then taken as the file it is now."
+            disabled={busy}
+            busy={busy}
+            onConfirm={() => go(true)}
+          />
+        </div>
+      )}
+      <ErrorAlert error={error} title="Not verified" />
+    </div>
   );
 }
 

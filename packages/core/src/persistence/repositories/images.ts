@@ -373,6 +373,9 @@ export class KnexImageRepository implements ImageRepository {
               format: trx.raw(`coalesce(excluded.format, ${TABLE}.format)`),
               os: trx.raw(`case when excluded.os->>'family' <> 'unknown' then excluded.os else ${TABLE}.os end`),
               labels: trx.raw(`${TABLE}.labels || excluded.labels`),
+              // A checksum describes the bytes it was read from: a file of another size is other
+              // bytes (swapped by hand, say), and keeps no checksum until one is read of it again.
+              checksum: trx.raw(`case when ${TABLE}.size_bytes = excluded.size_bytes then ${TABLE}.checksum end`),
               phase: 'ready',
               error: null,
               version: trx.raw(`${TABLE}.version + 1`),
