@@ -5,7 +5,10 @@
  *     `cp --reflink=auto` of the same file;
  *   - to another node (that node's resumable, verified download of GET /images/:id/content, which
  *     the control plane relays from the source's node) beside `curl -o` of the same file from a
- *     plain HTTP file server followed by `sha256sum`.
+ *     plain HTTP file server followed by `sha256sum`;
+ *   - the source verified (POST /images/:id/verify: its node reads the file whole, file.hash)
+ *     beside `sha256sum` of the same file (no target: the API round trip and the node request
+ *     are what it adds).
  * The control plane and its node run all-in-one in this process (embedded PGlite, a local pool),
  * as `quantix up` runs them; the second node is a node daemon in this process too, as `quantix-node`
  * runs it. Times are from the copy's 202 to its row being ready (the API polled every 50 ms).
@@ -74,8 +77,8 @@ try {
       const localNode = (await api('GET', '/pools/local')).nodeIds as string[];
       const expected = readFileSync(`${file}.SHA256SUMS`, 'utf8').split(' ')[0];
       const sourcePath = join(pools, 'local', (source.location as { relPath: string }).relPath);
-      const ours = { local: [] as number[], remote: [] as number[] };
-      const peer = { local: [] as number[], remote: [] as number[], hashed: [] as number[] };
+      const ours = { local: [] as number[], remote: [] as number[], verify: [] as number[] };
+      const peer = { local: [] as number[], remote: [] as number[], hashed: [] as number[], verify: [] as number[] };
       for (let round = 0; round < ROUNDS; round++) {
         // Fresh pools each round: a copy lands where no file is.
         for (const [id, nodeIds] of [
@@ -116,6 +119,13 @@ try {
         );
         rmSync(join(work, 'curl.img'));
         ours.remote.push(await timed(() => copy(`other-${round}`)));
+        peer.verify.push(await timed(() => run('sha256sum', [sourcePath])));
+        ours.verify.push(
+          await timed(async () => {
+            const verified = await api('POST', `/images/${source.id}/verify`, {});
+            if (verified.outcome !== 'matches') throw new Error(`verify: ${verified.outcome}`);
+          }),
+        );
       }
       const details = (o: number[], p: number[]) => ({
         sizeBytes: size,
@@ -148,6 +158,19 @@ try {
           peer: { label: 'curl -o from a plain HTTP file server; sha256sum', value: Math.min(...peer.remote) },
           target: { ratio: 1.5 },
           details: details(ours.remote, peer.remote),
+        }),
+      );
+      console.log(
+        results.add({
+          name: `verify ${size / MiB} MiB`,
+          unit: 'ms',
+          better: 'lower',
+          ours: {
+            label: 'POST /images/:id/verify (its node reads the file whole, SHA-256)',
+            value: Math.min(...ours.verify),
+          },
+          peer: { label: 'sha256sum of the file', value: Math.min(...peer.verify) },
+          details: details(ours.verify, peer.verify),
         }),
       );
     } finally {
