@@ -429,8 +429,15 @@ describe('quantix API commands', () => {
       expect(twins).toHaveLength(2);
       const ambiguous = await cli(['images', 'delete', 'a.iso', '--yes']);
       expect(ambiguous.code).toBe(1);
-      expect(ambiguous.stderr).toMatch(/^error AMBIGUOUS: 2 images are named "a\.iso": give the id \((.+), (.+)\)\n$/);
+      expect(ambiguous.stderr).toMatch(
+        /^error AMBIGUOUS: 2 images are named "a\.iso": give the id \(\S+ in (library|scratch), \S+ in (library|scratch)\)\n$/,
+      );
       for (const id of twins) expect(ambiguous.stderr).toContain(id);
+      // Which is which: each id with its pool.
+      const [library] = (await images.list({ poolId: '0b6f3c1e-5a4d-4c52-9a51-0c1f2e3d4b5a' })).filter(
+        (image) => image.name === 'a.iso',
+      );
+      expect(ambiguous.stderr).toContain(`${library?.id} in library`);
       // One image's name: that image (its deletion needs a node holding its pool, and none is connected).
       expect(await cli(['images', 'delete', 'b.iso', '--yes'])).toMatchObject({
         code: 1,

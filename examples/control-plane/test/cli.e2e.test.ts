@@ -568,6 +568,8 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
     const recorded = await cli('images', 'verify', 'appliance.qcow2');
     expect(recorded.code, recorded.output).toBe(0);
     expect(recorded.output).toContain(`appliance.qcow2: recorded sha256 ${sha256(bytes)}`);
+    // The node by its name, as the CLI's tables name it.
+    expect(recorded.output).toContain(`, read on ${hostname()})`);
     const matches = await cli('images', 'verify', 'appliance.qcow2');
     expect(matches.output).toContain(`appliance.qcow2: sha256 ${sha256(bytes)} matches the recorded checksum`);
     const other = Buffer.from(bytes);

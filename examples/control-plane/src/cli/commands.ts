@@ -184,7 +184,8 @@ export function apiCommands(
       api.request('listImages', { query: { label: `${GOLDEN_LABELS.catalogId}=${value}`, limit: 1000 } }),
     ]);
     const named = found.filter((image) => image.name === value);
-    if (named.length > 0) return pickOne(named, value, 'image', (image) => [image.id, image.name]);
+    if (named.length === 1) return String(named[0]?.id);
+    if (named.length > 1) throw await ambiguousImages(api, named, `are named ${JSON.stringify(value)}`);
     // The entry's revisions count as their golden image's: one image, however many revisions.
     const goldenOf = (image: (typeof revisions)[number]) => image.labels[GOLDEN_LABELS.goldenImage] ?? image.id;
     const goldens = new Set([...downloaded, ...revisions].map(goldenOf));
@@ -197,16 +198,19 @@ export function apiCommands(
     const [only, ...others] = downloaded;
     if (!only) return value;
     if (others.length === 0) return only.id;
+    throw await ambiguousImages(api, downloaded, `come from catalog entry ${JSON.stringify(value)}`);
+  };
+  /** AMBIGUOUS for `images`, each by its id and its pool: which id is the one meant. */
+  const ambiguousImages = async (
+    api: QuantixClient,
+    images: readonly { id: string; location: { poolId: string } | null }[],
+    what: string,
+  ): Promise<ApiError> => {
     const poolName = poolNamesIn((await api.request('listPools')).pools);
-    const where = downloaded.map(
+    const where = images.map(
       (image) => `${image.id} in ${image.location ? poolName(image.location.poolId) : 'no pool'}`,
     );
-    throw new ApiError(
-      0,
-      'AMBIGUOUS',
-      `${downloaded.length} images come from catalog entry ${JSON.stringify(value)}: give the id (${where.join(', ')})`,
-      {},
-    );
+    return new ApiError(0, 'AMBIGUOUS', `${images.length} images ${what}: give the id (${where.join(', ')})`, {});
   };
   /** How tables and messages name the pools of `list`: by name (unique), as `--pool` takes it. */
   const poolNamesIn = (list: readonly { id: string; name: string }[]): ((poolId: string) => string) => {
@@ -718,16 +722,17 @@ export function apiCommands(
     .option('--accept', 'a file that is not the one recorded: record its checksum instead')
     .action(async (value: string, o: { accept?: boolean }) => {
       const api = client();
-      const result = await api.request('verifyImage', {
-        params: { id: await imageIdOf(api, value) },
-        body: o.accept ? { accept: true } : {},
-      });
+      const id = await imageIdOf(api, value);
+      const [result, nodeName] = await Promise.all([
+        api.request('verifyImage', { params: { id }, body: o.accept ? { accept: true } : {} }),
+        nodeNamesOf(api),
+      ]);
       const { image, checksum, recorded } = result;
       const read = `${checksum.algorithm} ${checksum.value}`;
       print(result, () => {
         switch (result.outcome) {
           case 'recorded':
-            return `${image.name}: recorded ${read} (${formatBytes(image.sizeBytes ?? 0)}, read on ${result.nodeId})`;
+            return `${image.name}: recorded ${read} (${formatBytes(image.sizeBytes ?? 0)}, read on ${nodeName(result.nodeId)})`;
           case 'matches':
             return `${image.name}: ${read} matches the recorded checksum`;
           case 'accepted':
