@@ -487,7 +487,7 @@ describe('web UI with a real node: images, pools, nodes, the wizard from downloa
       // identified from the label, and the page says so.
       await buildIso(iso, { volumeId: 'Fedora-S-dvd-x86_64-47', boot: 'bios' });
       const { page, problems } = await open('/images', system.token);
-      await page.getByLabel('ISO file', { exact: true }).setInputFiles(iso);
+      await page.getByLabel('File', { exact: true }).setInputFiles(iso);
       await page.getByLabel('Into ISO pool', { exact: true }).selectOption(system.poolId);
       await page.getByRole('button', { name: 'Upload', exact: true }).click();
       await page.getByRole('status').filter({ hasText: 'Uploaded ui-test.iso.' }).waitFor({ timeout: 30_000 });

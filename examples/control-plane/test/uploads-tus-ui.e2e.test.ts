@@ -2,12 +2,14 @@
  * The Images page's resumable upload in headless Chromium (Debian's package, playwright-core)
  * against the all-in-one control plane, whose node agent stores the ISO in its local pool. The
  * browser goes offline while the second 8 MiB request is on its way (that request is cut), comes
- * back, and the page's tus-js-client asks the server's offset and sends only the rest.
+ * back, and the page's tus-js-client asks the server's offset and sends only the rest. A qcow2
+ * uploaded the same way goes into the pool's disk images.
  */
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { makeQcow2 } from '@quantix/images-cloud/testing';
 import { buildIso, REAL_MEDIA, requireIsoTools } from '@quantix/images-iso/testing';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -61,7 +63,7 @@ describe('the Images page uploads resumably', () => {
         await route.continue();
       });
       await page.goto(`${system.url}/images#token=${encodeURIComponent(system.apiToken)}`);
-      await page.getByLabel('ISO file', { exact: true }).setInputFiles(isoPath);
+      await page.getByLabel('File', { exact: true }).setInputFiles(isoPath);
       await page.getByLabel('Into ISO pool', { exact: true }).selectOption(LOCAL_POOL_ID);
       await page.getByRole('button', { name: 'Upload', exact: true }).click();
 
@@ -94,6 +96,38 @@ describe('the Images page uploads resumably', () => {
       });
       const stored = await readFile(join(work, 'data', 'pools', 'local', 'iso', 'browser.iso'));
       expect(stored.equals(iso)).toBe(true);
+      expect(problems).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }, 240_000);
+
+  it('uploads a qcow2 disk image into a pool of disk images, and it is ready with its format and checksum', async () => {
+    const disk = await makeQcow2(work, 'browser-disk.qcow2', 2);
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    try {
+      const page = await context.newPage();
+      const problems = watchPageErrors(page);
+      await page.goto(`${system.url}/images#token=${encodeURIComponent(system.apiToken)}`);
+      await page.getByLabel('File', { exact: true }).setInputFiles(join(work, 'browser-disk.qcow2'));
+      // A disk image goes into a pool that holds them: the pool field says so.
+      await page.getByLabel('Into disk image pool', { exact: true }).selectOption(LOCAL_POOL_ID);
+      await page.getByRole('button', { name: 'Upload', exact: true }).click();
+      await page.getByRole('status').filter({ hasText: 'Uploaded browser-disk.qcow2.' }).waitFor({ timeout: 90_000 });
+      await waitFor(
+        async () => (await api('GET', '/images?text=browser-disk')).body.images?.[0]?.phase === 'ready',
+        'the uploaded disk image to be ready',
+        60_000,
+      );
+      const { body } = await api('GET', '/images?text=browser-disk');
+      expect(body.images[0]).toMatchObject({
+        kind: 'cloud',
+        format: 'qcow2',
+        checksum: { algorithm: 'sha256', value: createHash('sha256').update(disk).digest('hex') },
+        location: { poolId: LOCAL_POOL_ID, relPath: 'images/browser-disk.qcow2' },
+      });
+      const stored = await readFile(join(work, 'data', 'pools', 'local', 'images', 'browser-disk.qcow2'));
+      expect(stored.equals(disk)).toBe(true);
       expect(problems).toEqual([]);
     } finally {
       await context.close();

@@ -12,6 +12,7 @@ import {
   formatAgo,
   formatBytes,
   poolConfigWith,
+  uploadKindOf,
 } from '../../ui/src/format.js';
 import { ApiError, clientFor, resolveTarget } from './client.js';
 import { exportImageContent } from './export.js';
@@ -792,7 +793,7 @@ export function apiCommands(
       ) => {
         const api = client();
         const name = o.name ?? basename(file);
-        const kind = o.kind ?? (name.toLowerCase().endsWith('.iso') ? 'iso' : 'disk');
+        const kind = o.kind ?? uploadKindOf(name);
         const tty = process.stderr.isTTY;
         let shown = '';
         const result = await resumableUpload({

@@ -1,6 +1,7 @@
 /** The control plane's HTTP API as the page uses it: @quantix/client, bearer token from the session. */
 import { ApiError, QuantixClient, type ResponseBody, tusRetriable } from '@quantix/client';
 import { DetailedError, Upload as TusUpload } from 'tus-js-client';
+import { uploadKindOf } from './format.js';
 
 export { ApiError };
 
@@ -93,7 +94,7 @@ export function uploadFile(options: {
       metadata: {
         poolId: options.poolId,
         name: options.name,
-        kind: options.name.toLowerCase().endsWith('.iso') ? 'iso' : 'disk',
+        kind: uploadKindOf(options.name),
       },
       // Requests of 8 MiB: a cut costs at most that, and proxies that limit bodies pass them.
       chunkSize: 8 * 1024 * 1024,

@@ -52,6 +52,11 @@ export function osProvenance(os: ImageRow['os'] | null | undefined): string {
 
 export const KIND_LABEL: Record<string, string> = { cloud: 'Cloud image', iso: 'ISO' };
 
+/** What an uploaded file is by its name, as the CLI and the Images page upload it: `.iso` an ISO, else a disk image. */
+export function uploadKindOf(name: string): 'iso' | 'disk' {
+  return name.toLowerCase().endsWith('.iso') ? 'iso' : 'disk';
+}
+
 /**
  * Where a pool's files are, shortly (the Pools page, `quantix pools show`): a local pool's path,
  * an NFS pool's `server:export` and where it is mounted; another backend's settings as `key=value`.

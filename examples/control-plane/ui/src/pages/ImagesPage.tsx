@@ -15,7 +15,7 @@ import {
   Progress,
   TableHead,
 } from '../components.js';
-import { formatBytes, KIND_LABEL, osLabel, osProvenance } from '../format.js';
+import { formatBytes, KIND_LABEL, osLabel, osProvenance, uploadKindOf } from '../format.js';
 import { SAFETY_REFRESH_MS, useAction, useLiveEvents, useNodeList, usePoll } from '../hooks.js';
 import { applyToImages } from '../live.js';
 import type { ImageRecord, ImageRow, Pool } from '../types.js';
@@ -169,7 +169,7 @@ export function ImagesPage() {
 
       <div className="columns">
         <CatalogDownload pools={pools.data?.pools ?? []} onStarted={images.reload} />
-        <IsoUpload pools={pools.data?.pools ?? []} onUploaded={images.reload} />
+        <FileUpload pools={pools.data?.pools ?? []} onUploaded={images.reload} />
         <ImageImport
           pools={poolsFor(pools.data?.pools ?? [], 'images')}
           poolOption={poolOption}
@@ -724,10 +724,12 @@ function CatalogDownload({ pools, onStarted }: { pools: Pool[]; onStarted: () =>
   );
 }
 
-function IsoUpload({ pools, onUploaded }: { pools: Pool[]; onUploaded: () => void }) {
-  const candidates = poolsFor(pools, 'iso');
+function FileUpload({ pools, onUploaded }: { pools: Pool[]; onUploaded: () => void }) {
   const [poolId, setPoolId] = useState('');
   const [file, setFile] = useState<File | null>(null);
+  // An ISO goes into a pool of ISOs, a disk image (qcow2, raw) into one of disk images.
+  const kind = file ? uploadKindOf(file.name) : 'iso';
+  const candidates = poolsFor(pools, kind === 'iso' ? 'iso' : 'images');
   const [progress, setProgress] = useState<{ loaded: number; total: number } | null>(null);
   const { error, fieldErrors, run } = useAction();
   const [done, setDone] = useState<string | null>(null);
@@ -736,7 +738,7 @@ function IsoUpload({ pools, onUploaded }: { pools: Pool[]; onUploaded: () => voi
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
-    const chosenPool = poolId || candidates[0]?.id;
+    const chosenPool = candidates.some((p) => p.id === poolId) ? poolId : candidates[0]?.id;
     if (!file || !chosenPool) return;
     setDone(null);
     setProgress({ loaded: 0, total: file.size });
@@ -764,32 +766,40 @@ function IsoUpload({ pools, onUploaded }: { pools: Pool[]; onUploaded: () => voi
   const percent = progress?.total ? (progress.loaded / progress.total) * 100 : null;
   return (
     <form className="panel" onSubmit={submit} aria-labelledby="upload-heading">
-      <h2 id="upload-heading">Upload an ISO</h2>
-      <Field label="ISO file" error={fieldErrors.name ?? fieldErrors['']}>
+      <h2 id="upload-heading">Upload an ISO or disk image</h2>
+      <Field
+        label="File"
+        error={fieldErrors.name ?? fieldErrors['']}
+        hint="An ISO (.iso), or a qcow2 or raw disk image."
+      >
         {(props) => (
           <input
             {...props}
             ref={fileInput}
             type="file"
-            accept=".iso,application/x-iso9660-image"
+            accept=".iso,.qcow2,.img,.raw,application/x-iso9660-image"
             onChange={(e) => setFile(e.target.files?.[0] ?? null)}
           />
         )}
       </Field>
       <Field
-        label="Into ISO pool"
+        label={kind === 'iso' ? 'Into ISO pool' : 'Into disk image pool'}
         error={fieldErrors.poolId}
-        hint={candidates.length === 0 ? 'No pool holds ISOs.' : undefined}
+        hint={candidates.length === 0 ? `No pool holds ${kind === 'iso' ? 'ISOs' : 'disk images'}.` : undefined}
       >
         {(props) => (
-          <select {...props} value={poolId || candidates[0]?.id || ''} onChange={(e) => setPoolId(e.target.value)}>
+          <select
+            {...props}
+            value={candidates.some((p) => p.id === poolId) ? poolId : candidates[0]?.id || ''}
+            onChange={(e) => setPoolId(e.target.value)}
+          >
             {candidates.map(poolOption)}
           </select>
         )}
       </Field>
       {progress && (
         <Progress
-          label={`Upload of ${file?.name ?? 'the ISO'}`}
+          label={`Upload of ${file?.name ?? 'the file'}`}
           progress={{ bytesDone: progress.loaded, bytesTotal: progress.total, percent }}
         />
       )}
