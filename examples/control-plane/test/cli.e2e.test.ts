@@ -562,6 +562,8 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
       checksum: null,
     });
 
+    const shown = await cli('images', 'show', 'appliance.qcow2');
+    expect(shown.output).toMatch(/^size .+, no checksum yet \(`quantix images verify \S+` reads one\)$/m);
     // Its checksum, read on its node: recorded, then matched; bytes written over it by hand are
     // a mismatch (exit 1, the image left as it was) until they are accepted.
     const bytes = readFileSync(disk);

@@ -936,6 +936,13 @@ export function apiCommands(
         .filter(Boolean)
         .join(', ');
       const percent = image.progress?.percent;
+      // A file a scan found has none until it is read: say how to read one.
+      const checksumText = ({ checksum, phase, location, id }: typeof image) =>
+        checksum
+          ? `${checksum.algorithm} ${checksum.value}`
+          : phase === 'ready' && location
+            ? `no checksum yet (\`quantix images verify ${id}\` reads one)`
+            : 'no checksum';
       print(image, () =>
         [
           `image ${image.name} (${image.id}) is ${image.phase}${percent != null && image.phase !== 'ready' ? ` (${percent}%)` : ''}: ${image.kind}${image.format && image.format !== image.kind ? `, ${image.format}` : ''}`,
@@ -943,7 +950,7 @@ export function apiCommands(
           image.location
             ? `in pool ${poolName(image.location.poolId)} at ${image.location.relPath}${nodeId ? ` (${image.path ?? 'not active'} on ${o.node})` : ''}`
             : 'no file (it has no place in a pool)',
-          `size ${image.sizeBytes == null ? '-' : bytes(image.sizeBytes)}${image.virtualSizeBytes == null ? '' : ` (virtual ${bytes(image.virtualSizeBytes)})`}, ${image.checksum ? `${image.checksum.algorithm} ${image.checksum.value}` : 'no checksum'}`,
+          `size ${image.sizeBytes == null ? '-' : bytes(image.sizeBytes)}${image.virtualSizeBytes == null ? '' : ` (virtual ${bytes(image.virtualSizeBytes)})`}, ${checksumText(image)}`,
           `OS ${osText || 'unknown'}${guest ? ` (${guest})` : ''}; needs ${needsText(image.requirements)}`,
           ...(image.catalogId ? [`catalog entry ${image.catalogId}`] : []),
           ...(follow
