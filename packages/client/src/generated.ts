@@ -4425,7 +4425,7 @@ export interface operations {
              * @description Error codes:
              *     - `IMAGE_NOT_READY`: The boot image exists but is not ready (pending, downloading, error, missing, …).
              *     - `IMAGE_NO_LOCATION`: The boot image has no pool location, so no node can reach its file.
-             *     - `IMAGE_NO_CHECKSUM`: The image has no recorded checksum, so a copy of it could not be verified; verifying it (POST /images/{id}/verify, `quantix images verify`) records one.
+             *     - `IMAGE_NO_CHECKSUM`: The image has no recorded checksum (a file a scan found, or one whose size changed), so a copy of it could not be verified nor later builds compared with it; verifying it (POST /images/{id}/verify, `quantix images verify`) records one.
              *     - `ALREADY_EXISTS`: A unique key is already taken (duplicate name, location, catalog entry in a pool).
              *     - `POOL_NOT_ACTIVE_ON_NODE`: The image's pool is not active on the target node (not assigned, unmounted, unreachable).
              *     - `UNSUPPORTED_OPERATION`: A backend or node does not implement an optional operation (libvirt's VIR_ERR_NO_SUPPORT).
@@ -5612,6 +5612,7 @@ export interface operations {
             /**
              * @description Error codes:
              *     - `IMAGE_NOT_READY`: The boot image exists but is not ready (pending, downloading, error, missing, …).
+             *     - `IMAGE_NO_CHECKSUM`: The image has no recorded checksum (a file a scan found, or one whose size changed), so a copy of it could not be verified nor later builds compared with it; verifying it (POST /images/{id}/verify, `quantix images verify`) records one.
              *     - `UNSUPPORTED_OPERATION`: A backend or node does not implement an optional operation (libvirt's VIR_ERR_NO_SUPPORT).
              */
             409: {

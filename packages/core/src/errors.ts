@@ -215,7 +215,7 @@ export const ErrorCode = defineErrorCodes('@quantix/core', {
     status: 409,
     retryable: false,
     description:
-      'The image has no recorded checksum, so a copy of it could not be verified; verifying it (POST /images/{id}/verify, `quantix images verify`) records one.',
+      'The image has no recorded checksum (a file a scan found, or one whose size changed), so a copy of it could not be verified nor later builds compared with it; verifying it (POST /images/{id}/verify, `quantix images verify`) records one.',
   },
   IMAGE_FILE_CHANGED: {
     status: 409,

@@ -145,6 +145,22 @@ describe.each(TEST_DATABASE_CLIENTS)('golden images that follow upstream (%s)', 
     expect((await api('GET', `/images/${goldenId}/follow`)).status).toBe(404);
   });
 
+  it('refuses to follow an image whose checksum went with a change of its file, until it is verified', async () => {
+    // What a scan that found its file at another size leaves.
+    await quantix.repositories.images.update(goldenId, { checksum: null });
+    const refused = await api('PUT', `/images/${goldenId}/follow`, { schedule: '0 3 * * *', keep: 1 });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe('IMAGE_NO_CHECKSUM');
+    expect(refused.body.error.message).toContain('`quantix images verify`');
+    // The file is the download's: verifying records its checksum again.
+    const verified = await api('POST', `/images/${goldenId}/verify`);
+    expect(verified.body).toMatchObject({
+      outcome: 'recorded',
+      checksum: { algorithm: 'sha256', value: sha256(builds[0] as Buffer) },
+    });
+    expect((await api('GET', `/images/${goldenId}/follow`)).status).toBe(404);
+  });
+
   it('follows, and a check when upstream has not changed records the check and makes no row', async () => {
     // Two at once (a retried request): both answer the one follow.
     const [followed, again] = await Promise.all([

@@ -207,11 +207,19 @@ export class GoldenImageService {
       );
     }
     this.checksumReader(entry);
-    if (image.phase !== 'ready' || !image.checksum) {
+    if (image.phase !== 'ready') {
       throw new QuantixError(
         ErrorCode.IMAGE_NOT_READY,
         `Image ${image.name} is ${image.phase}; follow it once it is ready, so later builds are compared with it`,
         { details: { imageId, phase: image.phase } },
+      );
+    }
+    if (!image.checksum) {
+      // Its file changed since it was downloaded (a scan found it at another size).
+      throw new QuantixError(
+        ErrorCode.IMAGE_NO_CHECKSUM,
+        `Image ${image.name} has no recorded checksum to compare later builds with (its file changed since it was downloaded); verifying it (\`quantix images verify\`) records the file's`,
+        { details: { imageId } },
       );
     }
     const { location } = image;

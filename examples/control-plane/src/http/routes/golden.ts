@@ -73,7 +73,12 @@ export function goldenRoutes(app: FastifyInstance, deps: { golden: GoldenImageSe
         }),
         response: {
           200: goldenFollow,
-          ...errorResponses(ErrorCode.NOT_FOUND, ErrorCode.IMAGE_NOT_READY, ErrorCode.UNSUPPORTED_OPERATION),
+          ...errorResponses(
+            ErrorCode.NOT_FOUND,
+            ErrorCode.IMAGE_NOT_READY,
+            ErrorCode.IMAGE_NO_CHECKSUM,
+            ErrorCode.UNSUPPORTED_OPERATION,
+          ),
         },
       },
     },
