@@ -23,7 +23,7 @@ import {
 import { z } from 'zod';
 import { ControlPlaneErrorCode } from '../errors.js';
 import type { NodeHub } from '../hub/node-hub.js';
-import { imagePathOnNode, nodesWithActivePool, poolNotActiveAnywhere } from '../nodes/placement.js';
+import { imagePathOnNode, nodesWithActivePool, requireNodeWithActivePool } from '../nodes/placement.js';
 import { VM_LIMITS } from '../vms/vm-service.js';
 import { readyInPool } from './exports.js';
 import { SOURCE_LABELS } from './source.js';
@@ -279,17 +279,14 @@ export class ImageService {
     const { repositories, hub } = this.options;
     const image = await repositories.images.require(imageId);
     const { poolId, relPath } = readyInPool(image, 'verified');
-    const [nodeId] = await nodesWithActivePool({ repositories, hub, poolId, nodeId: image.nodeId });
-    if (!nodeId) {
-      throw await poolNotActiveAnywhere({
-        repositories,
-        hub,
-        pool: poolId,
-        nodeId: image.nodeId,
-        consequence: `so image ${image.name} cannot be read`,
-        details: { imageId },
-      });
-    }
+    const nodeId = await requireNodeWithActivePool({
+      repositories,
+      hub,
+      poolId,
+      nodeId: image.nodeId,
+      consequence: `so image ${image.name} cannot be read`,
+      details: { imageId },
+    });
     const recorded = image.checksum;
     const read = await hub.request(
       nodeId,
@@ -363,23 +360,15 @@ export class ImageService {
       { expectedVersion: image.version },
     );
     if (image.location && image.phase !== 'missing' && !options.keepFile) {
-      const [nodeId] = await nodesWithActivePool({
-        repositories,
-        hub,
-        poolId: image.location.poolId,
-        nodeId: image.nodeId,
-      });
       try {
-        if (!nodeId) {
-          throw await poolNotActiveAnywhere({
-            repositories,
-            hub,
-            pool: image.location.poolId,
-            nodeId: image.nodeId,
-            consequence:
-              'the file cannot be removed now (a delete with keepFile, `quantix images delete --keep-file`, forgets the image and leaves its file)',
-          });
-        }
+        const nodeId = await requireNodeWithActivePool({
+          repositories,
+          hub,
+          poolId: image.location.poolId,
+          nodeId: image.nodeId,
+          consequence:
+            'the file cannot be removed now (a delete with keepFile, `quantix images delete --keep-file`, forgets the image and leaves its file)',
+        });
         const importOriginal = image.labels[SOURCE_LABELS.importFormat] !== undefined;
         await hub.request(nodeId, { op: 'image.remove', ...image.location, importOriginal }, { timeoutMs: 60_000 });
       } catch (error) {

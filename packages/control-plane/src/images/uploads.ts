@@ -27,7 +27,7 @@ import {
 import type { Logger } from 'pino';
 import { ControlPlaneErrorCode } from '../errors.js';
 import type { NodeHub } from '../hub/node-hub.js';
-import { nodesWithActivePool, poolNotActiveAnywhere } from '../nodes/placement.js';
+import { requireNodeWithActivePool } from '../nodes/placement.js';
 import { newToken, tokenDigest, tokenMatches } from '../tokens.js';
 import { defaultRelPathForUpload } from './source.js';
 
@@ -165,10 +165,12 @@ export class UploadService {
         `Pool ${pool.name} already has ${relPath}; rename the file or delete the old image`,
       );
     }
-    const [nodeId] = await nodesWithActivePool({ repositories, hub, poolId: pool.id });
-    if (!nodeId) {
-      throw await poolNotActiveAnywhere({ repositories, hub, pool, consequence: 'nothing could store the upload' });
-    }
+    const nodeId = await requireNodeWithActivePool({
+      repositories,
+      hub,
+      poolId: pool.id,
+      consequence: 'nothing could store the upload',
+    });
 
     // A file of that name with no row (copied in by hand, not scanned yet) is never overwritten:
     // the node is asked before a byte is read.

@@ -21,6 +21,24 @@ export async function nodesWithActivePool(options: {
 }
 
 /**
+ * The first connected node with pool `poolId` active (nodesWithActivePool), or the error saying
+ * why there is none (poolNotActiveAnywhere, ending with `consequence`).
+ */
+export async function requireNodeWithActivePool(options: {
+  repositories: Repositories;
+  hub: Pick<NodeHub, 'isConnected'>;
+  poolId: string;
+  nodeId?: string | null;
+  consequence: string;
+  details?: Record<string, unknown>;
+}): Promise<string> {
+  const [nodeId] = await nodesWithActivePool(options);
+  if (nodeId) return nodeId;
+  const { repositories, hub, poolId, consequence, details } = options;
+  throw await poolNotActiveAnywhere({ repositories, hub, pool: poolId, nodeId: options.nodeId, consequence, details });
+}
+
+/**
  * Why no connected node has a pool active (nodesWithActivePool found none), ending with
  * `consequence` — what cannot be done for it: NODE_NOT_CONNECTED when no node holding the pool is
  * connected, else POOL_NOT_ACTIVE_ON_NODE with what each connected node said of it (its state and
