@@ -273,7 +273,8 @@ export class ImageService {
    * it to the checksum recorded for the image: with none recorded (a file a scan found), this one
    * is recorded — `recorded`; the same one — `matches`; another — `mismatch`, and nothing changes
    * unless `accept`, which records the file's in its place — `accepted`. The request waits for the
-   * whole read (about a second per 0.5–1 GiB). A row that changed meanwhile is VERSION_CONFLICT.
+   * whole read, as long as `sha256sum` of the file takes there (bench/copy). A row that changed
+   * meanwhile is VERSION_CONFLICT.
    */
   async verify(imageId: string, options: { accept?: boolean } = {}): Promise<VerifyResult> {
     const { repositories, hub } = this.options;
