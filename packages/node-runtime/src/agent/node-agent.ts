@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, type Stats } from 'node:fs';
 import { copyFile, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, posix } from 'node:path';
 import { type Duplex, pipeline, type Writable } from 'node:stream';
@@ -1038,14 +1038,8 @@ export class NodeAgent {
    * checksum would describe bytes that are no longer all there.
    */
   private async hashPoolFile(request: Extract<NodeRequest, { op: 'file.hash' }>): Promise<NodeResultOf<'file.hash'>> {
-    const path = await this.resolve(request.poolId, request.relPath);
     const where = { poolId: request.poolId, relPath: request.relPath };
-    const before = await stat(path).catch(() => null);
-    if (!before?.isFile()) {
-      throw new QuantixError(ErrorCode.IMAGE_FILE_MISSING, `No file ${request.relPath} in pool ${request.poolId}`, {
-        details: where,
-      });
-    }
+    const { path, info: before } = await this.poolFile(request.poolId, request.relPath);
     const hash = await hashFile({ path, algorithm: request.algorithm });
     const after = await stat(path);
     if (after.size !== before.size || after.mtimeMs !== before.mtimeMs) {
@@ -1077,15 +1071,7 @@ export class NodeAgent {
     signal: AbortSignal,
   ): Promise<NodeResultOf<'file.copy'>> {
     const where = { poolId: request.poolId, relPath: request.relPath };
-    const source = await this.resolve(request.sourcePoolId, request.sourceRelPath);
-    const sourceInfo = await stat(source).catch(() => null);
-    if (!sourceInfo?.isFile()) {
-      throw new QuantixError(
-        ErrorCode.IMAGE_FILE_MISSING,
-        `No file ${request.sourceRelPath} in pool ${request.sourcePoolId}`,
-        { details: { poolId: request.sourcePoolId, relPath: request.sourceRelPath } },
-      );
-    }
+    const { path: source, info: sourceInfo } = await this.poolFile(request.sourcePoolId, request.sourceRelPath);
     const target = await this.resolve(request.poolId, request.relPath);
     if (target === source) {
       throw new QuantixError(ErrorCode.ALREADY_EXISTS, `${request.relPath} is the file being copied`, {
@@ -1886,6 +1872,18 @@ export class NodeAgent {
   private async resolve(poolId: string, relPath: string): Promise<string> {
     const { pool, backend } = this.poolFor(poolId);
     return callBackend(backend, 'resolve', { pool, relPath });
+  }
+
+  /** A regular file inside a pool, with its stat; IMAGE_FILE_MISSING when there is none there. */
+  private async poolFile(poolId: string, relPath: string): Promise<{ path: string; info: Stats }> {
+    const path = await this.resolve(poolId, relPath);
+    const info = await stat(path).catch(() => null);
+    if (!info?.isFile()) {
+      throw new QuantixError(ErrorCode.IMAGE_FILE_MISSING, `No file ${relPath} in pool ${poolId}`, {
+        details: { poolId, relPath },
+      });
+    }
+    return { path, info };
   }
 
   /**
