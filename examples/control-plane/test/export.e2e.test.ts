@@ -195,7 +195,10 @@ describe('quantix images export', () => {
     expect(whole, whole.stderr).toMatchObject({ code: 0 });
     expect(sha256(await readFile(file))).toBe(image.checksum.value);
     expect(existsSync(part)).toBe(false);
-    // Its progress, a line a percent off a terminal, names the file it writes.
+    // Its progress, off a terminal a line a tenth (not one per chunk or percent), names the file it writes.
+    const progress = whole.stderr.split('\n').filter((line) => line.startsWith('exported.qcow2 ['));
+    expect(progress.length).toBeGreaterThan(1);
+    expect(progress.length).toBeLessThanOrEqual(11);
     expect(whole.stderr.split('\n').at(-2)).toMatch(/^exported\.qcow2 \[#+\] 100% /);
     // Run again: the file is the image already, and nothing is fetched.
     const again = await cli(['images', 'export', image.id, '-o', file]);

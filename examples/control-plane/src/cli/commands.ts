@@ -16,7 +16,7 @@ import {
 } from '../../ui/src/format.js';
 import { ApiError, clientFor, resolveTarget } from './client.js';
 import { exportImageContent } from './export.js';
-import { renderProgress } from './progress.js';
+import { progressReporter } from './progress.js';
 import { resumableUpload } from './upload.js';
 
 type Row = Record<string, unknown>;
@@ -794,8 +794,7 @@ export function apiCommands(
         const api = client();
         const name = o.name ?? basename(file);
         const kind = o.kind ?? uploadKindOf(name);
-        const tty = process.stderr.isTTY;
-        let shown = '';
+        const progress = progressReporter();
         const result = await resumableUpload({
           target: target(),
           path: file,
@@ -803,15 +802,10 @@ export function apiCommands(
           name,
           kind,
           ...(o.chunkSize ? { chunkSize: Number(o.chunkSize) } : {}),
-          onProgress: (bytesDone, bytesTotal) => {
-            const line = renderProgress({ label: `uploading ${name}`, percent: null, bytesDone, bytesTotal });
-            // The last chunk's progress and the upload's end report the same bytes: one line.
-            if (line === shown) return;
-            shown = line;
-            process.stderr.write(tty ? `\r${line}` : `${line}\n`);
-          },
+          onProgress: (bytesDone, bytesTotal) =>
+            progress.show({ label: `uploading ${name}`, percent: null, bytesDone, bytesTotal }),
         });
-        if (tty) process.stderr.write('\n');
+        progress.end();
         if (result.resumedFrom > 0)
           process.stderr.write(`resumed at byte ${result.resumedFrom} of ${result.sizeBytes}\n`);
         const image = await api.request('getImage', { params: { id: result.imageId } });
@@ -1055,23 +1049,16 @@ export function apiCommands(
     .requiredOption('-o, --output <file>', 'where to write it')
     .option('--force', 'replace an existing FILE that is not this image (once the export is whole)')
     .action(async (value: string, o: { output: string; force?: boolean }) => {
-      const tty = process.stderr.isTTY;
-      let shown = 0;
+      const progress = progressReporter();
       const api = client();
       const result = await exportImageContent(api, {
         imageId: await imageIdOf(api, value),
         file: o.output,
         replace: o.force === true,
-        onProgress: (bytesDone, bytesTotal) => {
-          // One line per percent, not one per chunk.
-          const percent = bytesTotal ? Math.floor((bytesDone / bytesTotal) * 100) : 0;
-          if (percent === shown) return;
-          shown = percent;
-          const line = renderProgress({ label: basename(o.output), percent: null, bytesDone, bytesTotal });
-          process.stderr.write(tty ? `\r${line}` : `${line}\n`);
-        },
+        onProgress: (bytesDone, bytesTotal) =>
+          progress.show({ label: basename(o.output), percent: null, bytesDone, bytesTotal }),
       });
-      if (tty && shown > 0) process.stderr.write('\n');
+      progress.end();
       print(result, () =>
         result.alreadyThere
           ? `${o.output}: already this image (${result.sizeBytes} bytes, sha256 ${result.sha256}, verified); nothing fetched`
@@ -1109,11 +1096,11 @@ export function apiCommands(
 
   /** Follows a download (or retry) until ready or failed, progress on stderr; a failure throws. */
   const follow = async (api: QuantixClient, image: Pick<ResponseBody<'downloadImage'>, 'id'>) => {
-    const tty = process.stderr.isTTY;
+    const progress = progressReporter();
     for (;;) {
       const current = await api.request('getImage', { params: { id: image.id } }).catch((error: unknown) => {
         if (!(error instanceof ApiError) || error.code !== 'UNREACHABLE') throw error;
-        if (tty) process.stderr.write('\n');
+        progress.end();
         // Only the following stopped: the transfer is the control plane's, which resumes it when back.
         throw new ApiError(
           0,
@@ -1124,11 +1111,10 @@ export function apiCommands(
       if (current.progress) {
         const { stage, ...figures } = current.progress;
         const label = stage && stage !== 'downloading' ? `${current.name} (${stage})` : String(current.name);
-        const line = renderProgress({ label, ...figures });
-        process.stderr.write(tty ? `\r${line}` : `${line}\n`);
+        progress.show({ label, ...figures });
       }
       if (current.phase === 'ready' || current.phase === 'error') {
-        if (tty) process.stderr.write('\n');
+        progress.end();
         if (current.phase === 'error') {
           const { code, message } = current.error ?? { code: 'DOWNLOAD_FAILED', message: 'no reason given' };
           throw new ApiError(0, code, `download failed: ${message}`, {});
