@@ -148,6 +148,8 @@ interface FinishedDownload {
   /** An import's answer (image.import) carries what the file came from too. */
   result: DownloadAnswer | (DownloadAnswer & ImageImportResultMessage);
   finishedAt: number;
+  /** The file's mtime once written (null: unknown): a file written over since is not its result. */
+  mtimeMs: number | null;
 }
 
 // An exported file is read in chunks this large: fewer, larger writes cost less per byte.
@@ -1579,9 +1581,7 @@ export class NodeAgent {
     }
     const done = this.finished.get(request.imageId);
     if (done && samePlace(done)) {
-      const path = await this.resolve(request.poolId, request.relPath);
-      const info = await stat(path).catch(() => null);
-      if (info?.isFile() && info.size === done.result.sizeBytes) {
+      if (await this.stillAsFinished(done)) {
         this.logger?.info({ imageId: request.imageId }, 'download already finished; answered from its result');
         return { ...done.result, bytesTransferred: 0 };
       }
@@ -1656,8 +1656,7 @@ export class NodeAgent {
     const done = this.finished.get(request.imageId);
     if (!done || done.poolId !== request.poolId || done.relPath !== request.relPath) return null;
     if (!('sourceFormat' in done.result)) return null; // the original's download, not the import
-    const info = await stat(await this.resolve(request.poolId, request.relPath)).catch(() => null);
-    if (!info?.isFile() || info.size !== done.result.sizeBytes) return null;
+    if (!(await this.stillAsFinished(done))) return null;
     this.logger?.info({ imageId: request.imageId }, 'import already finished; answered from its result');
     return { ...done.result, bytesTransferred: 0 };
   }
@@ -1740,7 +1739,7 @@ export class NodeAgent {
     };
     // Remembered under the image's own place (replacing the original's download): a hello reports
     // it done, and the same request asked again is answered from it.
-    this.rememberFinished(request.imageId, { poolId: request.poolId, relPath: request.relPath, result: answer });
+    await this.rememberFinished(request.imageId, { poolId: request.poolId, relPath: request.relPath, result: answer });
     return answer;
   }
 
@@ -1799,14 +1798,28 @@ export class NodeAgent {
       resumed: result.resumed,
     };
     // Remembered before the download leaves `downloads`: a hello never misses it.
-    this.rememberFinished(request.imageId, { poolId: request.poolId, relPath: request.relPath, result: answer });
+    await this.rememberFinished(request.imageId, { poolId: request.poolId, relPath: request.relPath, result: answer });
     return answer;
   }
 
-  private rememberFinished(imageId: string, done: Omit<FinishedDownload, 'finishedAt'>): void {
+  private async rememberFinished(
+    imageId: string,
+    done: Omit<FinishedDownload, 'finishedAt' | 'mtimeMs'>,
+  ): Promise<void> {
+    const written = await this.poolFile(done.poolId, done.relPath).catch(() => null);
     this.finished.delete(imageId);
-    this.finished.set(imageId, { ...done, finishedAt: Date.now() });
+    this.finished.set(imageId, { ...done, finishedAt: Date.now(), mtimeMs: written?.info.mtimeMs ?? null });
     this.pruneFinished();
+  }
+
+  /**
+   * Whether a finished download's file is still the one it wrote (its size and mtime): only then
+   * is the same request answered from its result. A file written over since — by hand, with bytes
+   * of the same size, say, which a verify then found not to be the recorded ones — is fetched again.
+   */
+  private async stillAsFinished(done: FinishedDownload): Promise<boolean> {
+    const file = await this.poolFile(done.poolId, done.relPath).catch(() => null);
+    return file !== null && file.info.size === done.result.sizeBytes && file.info.mtimeMs === done.mtimeMs;
   }
 
   private pruneFinished(): void {
