@@ -565,7 +565,7 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
     const shown = await cli('images', 'show', 'appliance.qcow2');
     expect(shown.output).toMatch(/^size .+, no checksum yet \(`quantix images verify \S+` reads one\)$/m);
     // Its checksum, read on its node: recorded, then matched; bytes written over it by hand are
-    // a mismatch (exit 1, the image left as it was) until they are accepted.
+    // a mismatch (exit 1, the image in error, out of use) until they are accepted.
     const bytes = readFileSync(disk);
     const recorded = await cli('images', 'verify', 'appliance.qcow2');
     expect(recorded.code, recorded.output).toBe(0);
@@ -582,7 +582,13 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
     expect(mismatch.output).toContain(
       `appliance.qcow2: the file's sha256 ${sha256(other)} is not the ${sha256(bytes)} recorded`,
     );
-    expect(mismatch.output).toMatch(/`quantix images verify \S+ --accept` records it as it is/);
+    expect(mismatch.output).toMatch(/`quantix images verify \S+ --accept` records the file as it is; or delete/);
+    const outOfUse = await cli('images', 'list');
+    expect(outOfUse.output).toMatch(/^\S+ +appliance\.qcow2 +cloud +error /m);
+    // Out of use: not exported (nor copied, nor booted) until it is verified again.
+    const exported = await cli('images', 'export', 'appliance.qcow2', '-o', join(dir, 'out.qcow2'));
+    expect(exported.code).toBe(1);
+    expect(exported.output).toContain('IMAGE_NOT_READY');
     const accepted = await cli('images', 'verify', 'appliance.qcow2', '--accept');
     expect(accepted.code, accepted.output).toBe(0);
     expect(accepted.output).toContain(`appliance.qcow2: recorded sha256 ${sha256(other)} in place of ${sha256(bytes)}`);

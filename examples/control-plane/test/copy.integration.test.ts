@@ -325,18 +325,40 @@ describe('image copies', () => {
     expect(again.status, JSON.stringify(again.body)).toBe(200);
     expect(again.body).toMatchObject({ outcome: 'matches', checksum, recorded: checksum, nodeId: 'n1' });
 
-    // Other bytes of the same size (written over by hand): a mismatch, and nothing changes ...
+    // Other bytes of the same size (written over by hand): a mismatch, and the image is out of use
+    // (error, nothing to download it again from: not retryable), its checksum kept ...
     const other = Buffer.from(handMade);
     other[other.length - 1] = (other.at(-1) ?? 0) ^ 0xff;
     writeFileSync(onDisk('p1', relPath), other);
     const otherChecksum = { algorithm: 'sha256', value: sha256(other) };
     const mismatch = await api('POST', `/images/${id}/verify`);
     expect(mismatch.body).toMatchObject({ outcome: 'mismatch', checksum: otherChecksum, recorded: checksum });
-    expect((await api('GET', `/images/${id}`)).body).toMatchObject({ phase: 'ready', checksum });
-    // ... until the file is accepted as it is.
+    const outOfUse = {
+      phase: 'error',
+      checksum,
+      error: { code: 'IMAGE_FILE_MISMATCH', retryable: false, message: expect.stringContaining(otherChecksum.value) },
+    };
+    expect(mismatch.body.image).toMatchObject(outOfUse);
+    expect((await api('GET', `/images/${id}`)).body).toMatchObject(outOfUse);
+    const refused = await api('POST', `/images/${id}/copy`, { poolId: 'p2' });
+    expect(refused.body.error?.code).toBe('IMAGE_NOT_READY');
+    // ... a scan leaves it so (the file is there, and is still not the one recorded) ...
+    expect((await api('POST', '/images/rescan', { poolId: 'p1' })).status).toBe(200);
+    expect((await api('GET', `/images/${id}`)).body).toMatchObject(outOfUse);
+    // ... verified again with the file put back: ready, as it was ...
+    writeFileSync(onDisk('p1', relPath), handMade);
+    const putBack = await api('POST', `/images/${id}/verify`);
+    expect(putBack.body).toMatchObject({ outcome: 'matches', image: { phase: 'ready', error: null, checksum } });
+    // ... and written over again, until the file is accepted as it is.
+    writeFileSync(onDisk('p1', relPath), other);
+    expect((await api('POST', `/images/${id}/verify`)).body.image).toMatchObject(outOfUse);
     const accepted = await api('POST', `/images/${id}/verify`, { accept: true });
     expect(accepted.body).toMatchObject({ outcome: 'accepted', checksum: otherChecksum, recorded: checksum });
-    expect((await api('GET', `/images/${id}`)).body).toMatchObject({ phase: 'ready', checksum: otherChecksum });
+    expect((await api('GET', `/images/${id}`)).body).toMatchObject({
+      phase: 'ready',
+      error: null,
+      checksum: otherChecksum,
+    });
 
     // A file of another size found by a scan keeps no checksum: it described other bytes.
     writeFileSync(onDisk('p1', relPath), Buffer.concat([other, Buffer.alloc(512)]));
@@ -352,6 +374,29 @@ describe('image copies', () => {
     const gone = await api('POST', `/images/${id}/verify`);
     expect(gone.status).toBe(409);
     expect(gone.body.error.code).toBe('IMAGE_FILE_MISSING');
+  });
+
+  it('takes a downloaded image whose file was written over out of use, and a retry downloads it again', async () => {
+    // The node downloaded it moments ago (beforeAll): asked again, it would answer from that
+    // download's result while the file stood as written; written over, the file is fetched again.
+    const path = onDisk('p1', source.location.relPath);
+    const other = Buffer.from(bytes);
+    other[100] = (other[100] ?? 0) ^ 0xff;
+    writeFileSync(path, other);
+    const mismatch = await api('POST', `/images/${source.id}/verify`);
+    expect(mismatch.body).toMatchObject({
+      outcome: 'mismatch',
+      recorded: source.checksum,
+      image: { phase: 'error', error: { code: 'IMAGE_FILE_MISMATCH', retryable: true } },
+    });
+    const fetchesBefore = mirror.requestsFor('/images/tiny.qcow2').length;
+    const retried = await api('POST', `/images/${source.id}/retry`);
+    expect(retried.status, JSON.stringify(retried.body)).toBe(202);
+    const again = await settled(source.id);
+    expect(again, JSON.stringify(again.error)).toMatchObject({ phase: 'ready', checksum: source.checksum });
+    expect(sha256(readFileSync(path))).toBe(source.checksum.value);
+    expect(mirror.requestsFor('/images/tiny.qcow2').length).toBeGreaterThan(fetchesBefore);
+    expect((await api('POST', `/images/${source.id}/verify`)).body.outcome).toBe('matches');
   });
 
   it('refuses copies that cannot be made, with stable codes', async () => {

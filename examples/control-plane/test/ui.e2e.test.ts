@@ -1169,22 +1169,35 @@ describe('web UI with a scripted node: token, validation, a failing download, a 
       expect(await alert.textContent()).toContain(
         `The file's sha256 ${FILE_HASH} is not the ${image.checksum?.value} recorded`,
       );
-      expect((await repositories.images.require(image.id)).checksum).toEqual(image.checksum);
+      expect(await alert.textContent()).toContain('no VM is made from the image until it is verified again');
+      // Out of use: in error, its recorded checksum kept; the row says why, and still offers Verify.
+      expect(await repositories.images.require(image.id)).toMatchObject({
+        phase: 'error',
+        checksum: image.checksum,
+        error: { code: 'IMAGE_FILE_MISMATCH' },
+      });
+      await row.getByText('(IMAGE_FILE_MISMATCH)').waitFor();
       await alert.getByRole('button', { name: `Record the checksum of ${image.name}'s file` }).click();
       await alert.getByRole('button', { name: 'Confirm' }).click();
       await row
         .getByRole('status')
         .filter({ hasText: `Recorded sha256 ${FILE_HASH}` })
         .waitFor();
-      expect((await repositories.images.require(image.id)).checksum).toEqual({ algorithm: 'sha256', value: FILE_HASH });
+      expect(await repositories.images.require(image.id)).toMatchObject({
+        phase: 'ready',
+        error: null,
+        checksum: { algorithm: 'sha256', value: FILE_HASH },
+      });
+      await row.getByText('(IMAGE_FILE_MISMATCH)').waitFor({ state: 'detached' });
       expect(system.requests.filter((request) => request.op === 'file.hash').length).toBe(2);
       expect(problems).toEqual([]);
     } finally {
-      // Later tests copy and boot from it as it was.
-      const now = await repositories.images.require(image.id);
+      // Later tests copy and boot from it as it was (out of error only through verifying).
+      let now = await repositories.images.require(image.id);
+      if (now.phase === 'error') now = await repositories.images.update(image.id, { phase: 'verifying' });
       await repositories.images.update(
         image.id,
-        { checksum: image.checksum, sizeBytes: image.sizeBytes },
+        { phase: 'ready', error: null, checksum: image.checksum, sizeBytes: image.sizeBytes },
         { expectedVersion: now.version },
       );
     }

@@ -498,7 +498,7 @@ export interface paths {
         put?: never;
         /**
          * Read a ready image’s file whole on its node and hold it to the recorded checksum: recorded when there was none, else compared
-         * @description The answer waits for the whole read. A file that is not the one recorded is answered `mismatch` and nothing changes, unless `accept` records the file’s checksum in its place. A copy of an image with no checksum (a file a scan found) does this first.
+         * @description The answer waits for the whole read. A file that is not the one recorded is answered `mismatch` and the image goes to `error` (IMAGE_FILE_MISMATCH): no VM is made from it until a verify finds the recorded bytes again (the file put back), `accept` records the file’s checksum in its place, or a retry downloads it again; either verify makes it ready. A copy of an image with no checksum (a file a scan found) does this first.
          */
         post: operations["verifyImage"];
         delete?: never;
@@ -5250,7 +5250,7 @@ export interface operations {
                             copiedFrom?: string | null;
                         };
                         /**
-                         * @description recorded: none was, the file’s is now; matches: the file is the one recorded; mismatch: it is not (nothing changed); accepted: it was not, the file’s is recorded now
+                         * @description recorded: none was, the file’s is now; matches: the file is the one recorded; mismatch: it is not (the image is in error now); accepted: it was not, the file’s is recorded now
                          * @enum {string}
                          */
                         outcome: "recorded" | "matches" | "mismatch" | "accepted";

@@ -217,6 +217,12 @@ export const ErrorCode = defineErrorCodes('@quantix/core', {
     description:
       'The image has no recorded checksum (a file a scan found, or one whose size changed), so a copy of it could not be verified nor later builds compared with it; verifying it (POST /images/{id}/verify, `quantix images verify`) records one.',
   },
+  IMAGE_FILE_MISMATCH: {
+    status: 409,
+    retryable: false,
+    description:
+      "The image's file, read whole by a verify, does not have the image's recorded checksum (changed by hand, or damaged): the image is in error and no VM is made from it until a verify finds the recorded bytes again, accepts the file's, or a retry downloads it again.",
+  },
   IMAGE_FILE_CHANGED: {
     status: 409,
     retryable: false,

@@ -718,9 +718,9 @@ export function apiCommands(
   images
     .command('verify <image>')
     .description(
-      'read an image’s file whole on its node and check it against the recorded checksum (recorded when there is none, as for a file a scan found)',
+      'read an image’s file whole on its node and check it against the recorded checksum (recorded when there is none, as for a file a scan found); a file that is not the one recorded puts the image in error, out of use, until it is verified again',
     )
-    .option('--accept', 'a file that is not the one recorded: record its checksum instead')
+    .option('--accept', 'a file that is not the one recorded: record its checksum instead (the image is ready again)')
     .action(async (value: string, o: { accept?: boolean }) => {
       const api = client();
       const id = await imageIdOf(api, value);
@@ -743,8 +743,11 @@ export function apiCommands(
         }
       });
       if (result.outcome === 'mismatch') {
+        const again = image.error?.retryable
+          ? `, \`quantix images retry ${image.id}\` downloads it again`
+          : '; or delete the image and upload it again';
         process.stderr.write(
-          `the file is not the one recorded: \`quantix images verify ${image.id} --accept\` records it as it is; or delete the image and download or upload it again\n`,
+          `the file is not the one recorded, and image ${image.name} is in error: no VM is made from it until \`quantix images verify ${image.id}\` finds the recorded bytes again (the file put back), \`quantix images verify ${image.id} --accept\` records the file as it is${again}\n`,
         );
         process.exitCode = 1;
       }

@@ -101,6 +101,7 @@ describe('HTTP statuses of error codes', () => {
       IMAGE_UNSAFE: 422,
       IMAGE_FILE_CHANGED: 409,
       IMAGE_NO_CHECKSUM: 409,
+      IMAGE_FILE_MISMATCH: 409,
       RANGE_NOT_SATISFIABLE: 416,
       IMAGE_FORMAT_MISMATCH: 422,
       IMAGE_TOO_LARGE: 422,

@@ -3,6 +3,7 @@ import {
   type EventBus,
   FIRMWARE_KINDS,
   type Image,
+  type ImageError,
   type ImagePageQuery,
   type ImagePatch,
   type ImagePhase,
@@ -26,7 +27,7 @@ import type { NodeHub } from '../hub/node-hub.js';
 import { imagePathOnNode, nodesWithActivePool, requireNodeWithActivePool } from '../nodes/placement.js';
 import { VM_LIMITS } from '../vms/vm-service.js';
 import { readyInPool } from './exports.js';
-import { SOURCE_LABELS } from './source.js';
+import { SOURCE_LABELS, sourceFromImage } from './source.js';
 
 /** An image with its path on the node asked about (null: not reachable there, or no node asked). */
 export type ImageWithPath = Image & { path: string | null };
@@ -271,15 +272,18 @@ export class ImageService {
   /**
    * Reads a ready image's file whole on a connected node holding its pool (file.hash) and holds
    * it to the checksum recorded for the image: with none recorded (a file a scan found), this one
-   * is recorded — `recorded`; the same one — `matches`; another — `mismatch`, and nothing changes
-   * unless `accept`, which records the file's in its place — `accepted`. The request waits for the
-   * whole read, as long as `sha256sum` of the file takes there (bench/copy). A row that changed
-   * meanwhile is VERSION_CONFLICT.
+   * is recorded — `recorded`; the same one — `matches`; another — `mismatch`: the image goes to
+   * `error` (IMAGE_FILE_MISMATCH), so no VM is made from a file that is not the one recorded, unless
+   * `accept`, which records the file's in its place — `accepted`. An image a verify took out of use
+   * so is read again the same way: ready again when its file matches (put back) or is accepted. The
+   * request waits for the whole read, as long as `sha256sum` of the file takes there (bench/copy).
+   * A row that changed meanwhile is VERSION_CONFLICT.
    */
   async verify(imageId: string, options: { accept?: boolean } = {}): Promise<VerifyResult> {
     const { repositories, hub } = this.options;
     const image = await repositories.images.require(imageId);
-    const { poolId, relPath } = readyInPool(image, 'verified');
+    const mismatched = image.phase === 'error' && image.error?.code === ErrorCode.IMAGE_FILE_MISMATCH;
+    const { poolId, relPath } = mismatched && image.location ? image.location : readyInPool(image, 'verified');
     const nodeId = await requireNodeWithActivePool({
       repositories,
       hub,
@@ -302,29 +306,61 @@ export class ImageService {
         : options.accept
           ? 'accepted'
           : 'mismatch';
-    if (outcome === 'matches' || outcome === 'mismatch') {
-      return { image, nodeId, outcome, checksum: read.checksum, recorded };
+    const answer = (written: Image): VerifyResult => ({
+      image: written,
+      nodeId,
+      outcome,
+      checksum: read.checksum,
+      recorded,
+    });
+    // Written with the version read before the file was: a scan, edit or delete meanwhile wins.
+    let version = image.version;
+    const write = async (patch: ImagePatch): Promise<Image> => {
+      const written = await repositories.images
+        .update(image.id, patch, { expectedVersion: version })
+        .catch((error: unknown) => {
+          if (!isQuantixError(error, ErrorCode.VERSION_CONFLICT)) throw error;
+          throw new QuantixError(
+            ErrorCode.VERSION_CONFLICT,
+            `Image ${image.name} changed while its file was read (a scan, an edit or a deletion); verify it again`,
+            { details: { imageId } },
+          );
+        });
+      version = written.version;
+      return written;
+    };
+    const changed = (written: Image, from: ImagePhase): VerifyResult => {
+      const { events } = this.options;
+      if (written.phase !== from)
+        events?.emit('image.phase', { imageId, from, to: written.phase, error: written.error });
+      events?.emit('image.changed', { imageId, deleted: false });
+      return answer(written);
+    };
+    if (outcome === 'mismatch') {
+      if (mismatched) return answer(image);
+      const algorithm = read.checksum.algorithm;
+      const again = sourceFromImage(image) !== null;
+      const error: ImageError = {
+        code: ErrorCode.IMAGE_FILE_MISMATCH,
+        message: `its file ${relPath} has ${algorithm} ${read.checksum.value}, not the ${recorded?.value} recorded: it is not the file that was ${again ? 'downloaded' : 'verified'} (changed by hand, or damaged). No VM is made from it until a verify finds the recorded bytes again or accepts the file's (\`quantix images verify ${image.id} --accept\`, POST /images/{id}/verify with accept)${again ? ', or a retry downloads it again (`quantix images retry`, POST /images/{id}/retry)' : ''}`,
+        retryable: again,
+      };
+      return changed(await write({ phase: 'error', error }), 'ready');
     }
-    const written = await repositories.images
-      .update(
-        image.id,
-        {
-          checksum: read.checksum,
-          sizeBytes: read.sizeBytes,
-          ...(read.modifiedAt ? { fileModifiedAt: new Date(read.modifiedAt) } : {}),
-        },
-        { expectedVersion: image.version },
-      )
-      .catch((error: unknown) => {
-        if (!isQuantixError(error, ErrorCode.VERSION_CONFLICT)) throw error;
-        throw new QuantixError(
-          ErrorCode.VERSION_CONFLICT,
-          `Image ${image.name} changed while its file was read (a scan, an edit or a deletion); verify it again`,
-          { details: { imageId } },
-        );
-      });
-    this.options.events?.emit('image.changed', { imageId: image.id, deleted: false });
-    return { image: written, nodeId, outcome, checksum: read.checksum, recorded };
+    if (outcome === 'matches' && !mismatched) return answer(image);
+    // Out of error only through verifying: the file was read whole just now.
+    if (mismatched) await write({ phase: 'verifying' });
+    const written = await write({
+      ...(mismatched ? { phase: 'ready' as const, error: null } : {}),
+      ...(outcome === 'matches'
+        ? {}
+        : {
+            checksum: read.checksum,
+            sizeBytes: read.sizeBytes,
+            ...(read.modifiedAt ? { fileModifiedAt: new Date(read.modifiedAt) } : {}),
+          }),
+    });
+    return changed(written, image.phase);
   }
 
   /**

@@ -35,6 +35,11 @@ describe('image phase transitions', () => {
     expect(canTransitionImage('missing', 'ready')).toBe(true);
   });
 
+  it('let a verify take an image whose file is not the one recorded out of use, and read it again after', () => {
+    expect(canTransitionImage('ready', 'error')).toBe(true);
+    expect(canTransitionImage('error', 'verifying')).toBe(true);
+  });
+
   it('refuse shortcuts that would mark unverified bytes ready', () => {
     expect(canTransitionImage('downloading', 'ready')).toBe(false);
     expect(canTransitionImage('error', 'ready')).toBe(false);

@@ -34,8 +34,10 @@ export const IMAGE_PHASE_TRANSITIONS: Readonly<Record<ImagePhase, readonly Image
   pending: ['downloading', 'verifying', 'ready', 'error', 'deleting'],
   downloading: ['verifying', 'error', 'pending', 'deleting'],
   verifying: ['ready', 'error', 'downloading', 'deleting'],
-  ready: ['missing', 'verifying', 'deleting'],
-  error: ['pending', 'downloading', 'deleting'],
+  // ready → error: a verify read the file whole and it is not the one recorded (CHECKSUM_MISMATCH).
+  ready: ['missing', 'verifying', 'error', 'deleting'],
+  // error → verifying: such a file read whole again (then ready, when it matches or is accepted).
+  error: ['pending', 'downloading', 'verifying', 'deleting'],
   missing: ['ready', 'pending', 'deleting'],
   deleting: ['error'],
 };

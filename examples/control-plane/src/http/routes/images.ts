@@ -527,7 +527,7 @@ export function imageRoutes(
         summary:
           'Read a ready image’s file whole on its node and hold it to the recorded checksum: recorded when there was none, else compared',
         description:
-          'The answer waits for the whole read. A file that is not the one recorded is answered `mismatch` and nothing changes, unless `accept` records the file’s checksum in its place. A copy of an image with no checksum (a file a scan found) does this first.',
+          'The answer waits for the whole read. A file that is not the one recorded is answered `mismatch` and the image goes to `error` (IMAGE_FILE_MISMATCH): no VM is made from it until a verify finds the recorded bytes again (the file put back), `accept` records the file’s checksum in its place, or a retry downloads it again; either verify makes it ready. A copy of an image with no checksum (a file a scan found) does this first.',
         params: idParams,
         body: z
           .strictObject({
@@ -543,7 +543,7 @@ export function imageRoutes(
             outcome: z
               .enum(['recorded', 'matches', 'mismatch', 'accepted'])
               .describe(
-                'recorded: none was, the file’s is now; matches: the file is the one recorded; mismatch: it is not (nothing changed); accepted: it was not, the file’s is recorded now',
+                'recorded: none was, the file’s is now; matches: the file is the one recorded; mismatch: it is not (the image is in error now); accepted: it was not, the file’s is recorded now',
               ),
             checksum: checksum.describe('the file’s checksum, read now'),
             recorded: checksum.nullable().describe('the checksum recorded before (null: none was)'),

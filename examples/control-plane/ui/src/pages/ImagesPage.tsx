@@ -339,7 +339,10 @@ function ImageRowView({
           )}
           {/* One with no checksum yet (found by a scan) has it read on its node first. */}
           {image.phase === 'ready' && image.location && <CopyToPool image={image} pools={pools} onStarted={onChange} />}
-          {image.phase === 'ready' && image.location && <VerifyButton image={image} onDone={onChange} />}
+          {(image.phase === 'ready' || image.error?.code === 'IMAGE_FILE_MISMATCH') && image.location && (
+            // A file a verify found is not the one recorded (in error, out of use): verified again, or accepted.
+            <VerifyButton image={image} onDone={onChange} />
+          )}
           {editable && (
             <button
               type="button"
@@ -595,13 +598,14 @@ function VerifyButton({ image, onDone }: { image: ImageRow; onDone: () => void }
       )}
       {answer?.outcome === 'mismatch' && (
         <div role="alert" className="reason bad small">
-          The file's {read} is not the {answer.recorded?.value} recorded: it is not the file that was verified.
+          The file's {read} is not the {answer.recorded?.value} recorded: it is not the file that was verified, and no
+          VM is made from the image until it is verified again.
           <ConfirmButton
             label="Record the file's checksum"
             accessibleName={`Record the checksum of ${image.name}'s file`}
             confirmLabel="Confirm"
             busyLabel="Recording…"
-            detail="The image is then taken as the file it is now."
+            detail="The image is then taken as the file it is now, and is ready again."
             disabled={busy}
             busy={busy}
             onConfirm={() => go(true)}
