@@ -314,10 +314,9 @@ export class ImageService {
       recorded,
     });
     // Written with the version read before the file was: a scan, edit or delete meanwhile wins.
-    let version = image.version;
-    const write = async (patch: ImagePatch): Promise<Image> => {
-      const written = await repositories.images
-        .update(image.id, patch, { expectedVersion: version })
+    const write = (patch: ImagePatch, via?: ImagePhase): Promise<Image> =>
+      repositories.images
+        .update(image.id, patch, { expectedVersion: image.version, ...(via ? { via } : {}) })
         .catch((error: unknown) => {
           if (!isQuantixError(error, ErrorCode.VERSION_CONFLICT)) throw error;
           throw new QuantixError(
@@ -326,9 +325,6 @@ export class ImageService {
             { details: { imageId } },
           );
         });
-      version = written.version;
-      return written;
-    };
     const changed = (written: Image, from: ImagePhase): VerifyResult => {
       const { events } = this.options;
       if (written.phase !== from)
@@ -348,18 +344,21 @@ export class ImageService {
       return changed(await write({ phase: 'error', error }), 'ready');
     }
     if (outcome === 'matches' && !mismatched) return answer(image);
-    // Out of error only through verifying: the file was read whole just now.
-    if (mismatched) await write({ phase: 'verifying' });
-    const written = await write({
-      ...(mismatched ? { phase: 'ready' as const, error: null } : {}),
-      ...(outcome === 'matches'
-        ? {}
-        : {
-            checksum: read.checksum,
-            sizeBytes: read.sizeBytes,
-            ...(read.modifiedAt ? { fileModifiedAt: new Date(read.modifiedAt) } : {}),
-          }),
-    });
+    // Out of error only through verifying, which the read of the whole file just now was: in one
+    // write, so the row is never left verifying (a restart would take it for a download).
+    const written = await write(
+      {
+        ...(mismatched ? { phase: 'ready' as const, error: null } : {}),
+        ...(outcome === 'matches'
+          ? {}
+          : {
+              checksum: read.checksum,
+              sizeBytes: read.sizeBytes,
+              ...(read.modifiedAt ? { fileModifiedAt: new Date(read.modifiedAt) } : {}),
+            }),
+      },
+      mismatched ? 'verifying' : undefined,
+    );
     return changed(written, image.phase);
   }
 

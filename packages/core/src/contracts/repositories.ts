@@ -27,6 +27,12 @@ export interface ImageUpdateOptions extends UpdateOptions {
    * (a cancel over a download's progress) without racing them for a version.
    */
   whilePhase?: readonly ImagePhase[];
+  /**
+   * The patch's phase is reached through this one, in one write: both steps must be in the
+   * transition table. A verify that read the whole file of an image in error makes it ready
+   * `via: 'verifying'` — never left in a transient phase that a restart would take for a download.
+   */
+  via?: ImagePhase;
 }
 
 export interface ImageFilter extends Page {

@@ -233,6 +233,24 @@ describe.each(TEST_DATABASE_CLIENTS)('repositories on %s', (client) => {
       expect(ready.createdAt).toEqual(image.createdAt);
     });
 
+    it('takes a phase reached through another in one write only when both steps are in the table', async () => {
+      const image = await repos.images.create({ name: 'x', kind: 'cloud', phase: 'ready' });
+      const failed = await repos.images.update(image.id, {
+        phase: 'error',
+        error: { code: 'IMAGE_FILE_MISMATCH', message: 'not the file recorded', retryable: false },
+      });
+      expect(await errorCodeOf(repos.images.update(image.id, { phase: 'ready', error: null }))).toBe(
+        ErrorCode.ILLEGAL_PHASE_TRANSITION,
+      );
+      // error → missing is not in the table, whatever comes after it.
+      expect(await errorCodeOf(repos.images.update(image.id, { phase: 'ready' }, { via: 'missing' }))).toBe(
+        ErrorCode.ILLEGAL_PHASE_TRANSITION,
+      );
+      expect(await repos.images.get(image.id)).toEqual(failed);
+      const ready = await repos.images.update(image.id, { phase: 'ready', error: null }, { via: 'verifying' });
+      expect(ready).toMatchObject({ phase: 'ready', error: null, version: failed.version + 1 });
+    });
+
     it('refuses an invalid patch before touching the row', async () => {
       const image = await repos.images.create({ name: 'x', kind: 'cloud' });
       expect(await errorCodeOf(repos.images.update(image.id, { sizeBytes: -1 }))).toBe(ErrorCode.INVALID_INPUT);

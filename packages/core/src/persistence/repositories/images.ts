@@ -662,7 +662,7 @@ export class KnexImageRepository implements ImageRepository {
 
   async update(id: string, patch: ImagePatch, options: ImageUpdateOptions = {}): Promise<Image> {
     const valid = validateImagePatch(patch);
-    const { whilePhase } = options;
+    const { whilePhase, via } = options;
     const row = await updateVersioned(this.knex, {
       table: TABLE,
       id,
@@ -678,7 +678,10 @@ export class KnexImageRepository implements ImageRepository {
             { details: { id, phase: current.phase, whilePhase } },
           );
         }
-        if (valid.phase !== undefined) assertImageTransition(current.phase as Image['phase'], valid.phase, id);
+        if (valid.phase !== undefined) {
+          if (via !== undefined) assertImageTransition(current.phase as Image['phase'], via, id);
+          assertImageTransition(via ?? (current.phase as Image['phase']), valid.phase, id);
+        }
         return imageToColumns(valid);
       },
     });
