@@ -387,7 +387,7 @@ describe('image copies', () => {
     expect(mismatch.body).toMatchObject({
       outcome: 'mismatch',
       recorded: source.checksum,
-      image: { phase: 'error', error: { code: 'IMAGE_FILE_MISMATCH', retryable: true } },
+      image: { phase: 'error', error: { code: 'IMAGE_FILE_MISMATCH', retryable: true }, progress: null },
     });
     const fetchesBefore = mirror.requestsFor('/images/tiny.qcow2').length;
     const retried = await api('POST', `/images/${source.id}/retry`);

@@ -338,10 +338,11 @@ export class ImageService {
       const again = sourceFromImage(image) !== null;
       const error: ImageError = {
         code: ErrorCode.IMAGE_FILE_MISMATCH,
-        message: `its file ${relPath} has ${algorithm} ${read.checksum.value}, not the ${recorded?.value} recorded: it is not the file that was ${again ? 'downloaded' : 'verified'} (changed by hand, or damaged). No VM is made from it until a verify finds the recorded bytes again or accepts the file's (\`quantix images verify ${image.id} --accept\`, POST /images/{id}/verify with accept)${again ? ', or a retry downloads it again (`quantix images retry`, POST /images/{id}/retry)' : ''}`,
+        message: `its file has ${algorithm} ${read.checksum.value}, not the one recorded: it is not the file that was ${again ? 'downloaded' : 'verified'} (changed by hand, or damaged). No VM is made from it until a verify finds the recorded bytes again or accepts these (\`quantix images verify --accept\`)${again ? ', or a retry downloads it again' : ''}`,
         retryable: again,
       };
-      return changed(await write({ phase: 'error', error }), 'ready');
+      // No progress: the download's 100% would read as how far a transfer got.
+      return changed(await write({ phase: 'error', error, progress: null }), 'ready');
     }
     if (outcome === 'matches' && !mismatched) return answer(image);
     // Out of error only through verifying, which the read of the whole file just now was: in one
