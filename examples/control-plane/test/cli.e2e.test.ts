@@ -589,9 +589,23 @@ describe('quantix up, serve and quantix-node as processes', { timeout: 180_000 }
     const exported = await cli('images', 'export', 'appliance.qcow2', '-o', join(dir, 'out.qcow2'));
     expect(exported.code).toBe(1);
     expect(exported.output).toContain('IMAGE_NOT_READY');
+    // Every image verified one after another says the same, and exits 1 ...
+    const scrub = await cli('images', 'verify', '--all');
+    expect(scrub.code, scrub.output).toBe(1);
+    expect(scrub.output).toContain(
+      `appliance.qcow2 (local): the file's sha256 ${sha256(other)} is not the ${sha256(bytes)} recorded\n`,
+    );
+    expect(scrub.output).toMatch(
+      /^\d+ image\(s\): \d+ as recorded, 0 recorded now, 1 not the file recorded \(in error, out of use\), 0 not read$/m,
+    );
     const accepted = await cli('images', 'verify', 'appliance.qcow2', '--accept');
     expect(accepted.code, accepted.output).toBe(0);
     expect(accepted.output).toContain(`appliance.qcow2: recorded sha256 ${sha256(other)} in place of ${sha256(bytes)}`);
+    // ... until the file is taken as it is.
+    const clean = await cli('images', 'verify', '--all', '--pool', 'local');
+    expect(clean.code, clean.output).toBe(0);
+    expect(clean.output).toContain(`appliance.qcow2 (local): sha256 ${sha256(other)} matches the recorded checksum\n`);
+    expect((await cli('images', 'verify', 'appliance.qcow2', '--all')).code).toBe(2);
 
     rmSync(disk);
     expect((await cli('images', 'rescan')).code).toBe(0);

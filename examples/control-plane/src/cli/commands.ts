@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { createInterface } from 'node:readline/promises';
-import { nodeConnectCommands, type QuantixClient, type ResponseBody } from '@quantix/client';
+import { nodeConnectCommands, type QuantixClient, type QueryParams, type ResponseBody } from '@quantix/client';
 import type { parseNicReference } from '@quantix/core';
 import { GOLDEN_LABELS, isQuantixError, terminalSafe, terminalSafeJson } from '@quantix/core/light';
 import { type Command, InvalidArgumentError, Option } from 'commander';
@@ -177,6 +177,20 @@ export function apiCommands(
    * taken as an id, for the API to find (or NOT_FOUND). An entry's image that follows upstream is
    * one image with its revisions: the first (or, once it was pruned, the newest there is).
    */
+  /** Every page of a listing (1,000 rows a request), not the first under a total that says more. */
+  const allImages = async (
+    api: QuantixClient,
+    query: QueryParams<'listImages'>,
+  ): Promise<ResponseBody<'listImages'>> => {
+    const wanted = { ...query, limit: 1000 };
+    let result = await api.request('listImages', { query: wanted });
+    const all = [...result.images];
+    while (result.nextCursor) {
+      result = await api.request('listImages', { query: { ...wanted, after: result.nextCursor } });
+      all.push(...result.images);
+    }
+    return { ...result, images: all };
+  };
   const imageIdOf = async (api: QuantixClient, value: string): Promise<string> => {
     if (UUID_SHAPE.test(value)) return value;
     const [{ images: found }, { images: downloaded }, { images: revisions }] = await Promise.all([
@@ -557,14 +571,7 @@ export function apiCommands(
         ...(search ? { text: search } : {}),
         limit: 1000,
       };
-      // Every page, not the first 100 under a total that says more.
-      let result = await api.request('listImages', { query });
-      const all = [...result.images];
-      while (result.nextCursor) {
-        result = await api.request('listImages', { query: { ...query, after: result.nextCursor } });
-        all.push(...result.images);
-      }
-      result = { ...result, images: all };
+      const result = await allImages(api, query);
       print(
         result,
         () =>
@@ -716,41 +723,81 @@ export function apiCommands(
       await follow(api, image);
     });
   images
-    .command('verify <image>')
+    .command('verify [image]')
     .description(
       'read an image’s file whole on its node and check it against the recorded checksum (recorded when there is none, as for a file a scan found); a file that is not the one recorded puts the image in error, out of use, until it is verified again',
     )
     .option('--accept', 'a file that is not the one recorded: record its checksum instead (the image is ready again)')
-    .action(async (value: string, o: { accept?: boolean }) => {
+    .option(
+      '--all',
+      'every ready image, and every one a verify took out of use, one after another (a line each; exit 1 when any is not the file recorded or could not be read)',
+    )
+    .option('--pool <pool>', 'with --all: only the images in this pool (id or name)')
+    .action(async (value: string | undefined, o: { accept?: boolean; all?: boolean; pool?: string }) => {
+      if ((value === undefined) === (o.all !== true)) throw new UsageError('give an image, or --all');
+      if (o.all && o.accept) throw new UsageError('--accept is for one image, not --all');
+      if (o.pool !== undefined && !o.all) throw new UsageError('--pool goes with --all');
       const api = client();
-      const id = await imageIdOf(api, value);
-      const [result, nodeName] = await Promise.all([
-        api.request('verifyImage', { params: { id }, body: o.accept ? { accept: true } : {} }),
-        nodeNamesOf(api),
-      ]);
-      const { image, checksum, recorded } = result;
-      const read = `${checksum.algorithm} ${checksum.value}`;
-      print(result, () => {
-        switch (result.outcome) {
+      const [nodeName, { pools: poolList }] = await Promise.all([nodeNamesOf(api), api.request('listPools')]);
+      const poolName = poolNamesIn(poolList);
+      type Verified = ResponseBody<'verifyImage'>;
+      const told = ({ outcome, image, checksum, recorded, nodeId }: Verified) => {
+        const read = `${checksum.algorithm} ${checksum.value}`;
+        switch (outcome) {
           case 'recorded':
-            return `${image.name}: recorded ${read} (${formatBytes(image.sizeBytes ?? 0)}, read on ${nodeName(result.nodeId)})`;
+            return `recorded ${read} (${formatBytes(image.sizeBytes ?? 0)}, read on ${nodeName(nodeId)})`;
           case 'matches':
-            return `${image.name}: ${read} matches the recorded checksum`;
+            return `${read} matches the recorded checksum`;
           case 'accepted':
-            return `${image.name}: recorded ${read} in place of ${recorded?.value}`;
+            return `recorded ${read} in place of ${recorded?.value}`;
           case 'mismatch':
-            return `${image.name}: the file's ${read} is not the ${recorded?.value} recorded`;
+            return `the file's ${read} is not the ${recorded?.value} recorded`;
         }
-      });
-      if (result.outcome === 'mismatch') {
-        const again = image.error?.retryable
-          ? `, \`quantix images retry ${image.id}\` downloads it again`
-          : '; or delete the image and upload it again';
-        process.stderr.write(
-          `the file is not the one recorded, and image ${image.name} is in error: no VM is made from it until \`quantix images verify ${image.id}\` finds the recorded bytes again (the file put back), \`quantix images verify ${image.id} --accept\` records the file as it is${again}\n`,
-        );
-        process.exitCode = 1;
+      };
+      if (value !== undefined) {
+        const id = await imageIdOf(api, value);
+        const result = await api.request('verifyImage', { params: { id }, body: o.accept ? { accept: true } : {} });
+        const { image } = result;
+        print(result, () => `${image.name}: ${told(result)}`);
+        if (result.outcome === 'mismatch') {
+          const again = image.error?.retryable
+            ? `, \`quantix images retry ${image.id}\` downloads it again`
+            : '; or delete the image and upload it again';
+          process.stderr.write(
+            `the file is not the one recorded, and image ${image.name} is in error: no VM is made from it until \`quantix images verify ${image.id}\` finds the recorded bytes again (the file put back), \`quantix images verify ${image.id} --accept\` records the file as it is${again}\n`,
+          );
+          process.exitCode = 1;
+        }
+        return;
       }
+      // Every image with a file to read: the ready ones, and those a verify found were not theirs.
+      const images = (
+        await allImages(api, { phase: 'ready,error', ...(o.pool ? { poolId: poolIdIn(poolList, o.pool) } : {}) })
+      ).images.filter((image) => image.phase === 'ready' || image.error?.code === 'IMAGE_FILE_MISMATCH');
+      const json = program.opts<{ json?: boolean }>().json === true;
+      const results: (Verified | { image: (typeof images)[number]; error: { code: string; message: string } })[] = [];
+      // One at a time: each is a whole read of a file on a node, which several at once would share.
+      for (const image of images) {
+        const which = `${image.name} (${image.location ? poolName(image.location.poolId) : 'no pool'})`;
+        try {
+          const result = await api.request('verifyImage', { params: { id: image.id }, body: {} });
+          results.push(result);
+          if (!json) out(`${which}: ${told(result)}`);
+        } catch (error) {
+          if (!(error instanceof ApiError)) throw error;
+          results.push({ image, error: { code: error.code, message: error.message } });
+          if (!json) out(`${which}: not read: ${error.code}: ${error.message}`);
+        }
+      }
+      const count = (outcome: string) => results.filter((r) => 'outcome' in r && r.outcome === outcome).length;
+      const unread = results.filter((r) => 'error' in r).length;
+      const mismatched = count('mismatch');
+      print(
+        results,
+        () =>
+          `${results.length} image(s): ${count('matches')} as recorded, ${count('recorded')} recorded now, ${mismatched} not the file recorded (in error, out of use), ${unread} not read`,
+      );
+      if (mismatched > 0 || unread > 0) process.exitCode = 1;
     });
   images
     .command('retry <image>')
