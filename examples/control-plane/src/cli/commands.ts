@@ -169,14 +169,6 @@ export function apiCommands(
         : `--pool is needed: ${taking.length} pools take ${what} (${taking.map((p) => p.name).join(', ')})`,
     );
   };
-  /**
-   * An image's id from its id, its name, or the catalog entry it was downloaded from (what
-   * `images download ubuntu-24.04` was given). A name is looked up with the API's text search and
-   * must be one image's alone (one ISO in two pools has two ids: AMBIGUOUS, naming them), as must
-   * an entry's image (downloaded into two pools); what neither names, or what has an id's shape, is
-   * taken as an id, for the API to find (or NOT_FOUND). An entry's image that follows upstream is
-   * one image with its revisions: the first (or, once it was pruned, the newest there is).
-   */
   /** Every page of a listing (1,000 rows a request), not the first under a total that says more. */
   const allImages = async (
     api: QuantixClient,
@@ -191,6 +183,14 @@ export function apiCommands(
     }
     return { ...result, images: all };
   };
+  /**
+   * An image's id from its id, its name, or the catalog entry it was downloaded from (what
+   * `images download ubuntu-24.04` was given). A name is looked up with the API's text search and
+   * must be one image's alone (one ISO in two pools has two ids: AMBIGUOUS, naming them), as must
+   * an entry's image (downloaded into two pools); what neither names, or what has an id's shape, is
+   * taken as an id, for the API to find (or NOT_FOUND). An entry's image that follows upstream is
+   * one image with its revisions: the first (or, once it was pruned, the newest there is).
+   */
   const imageIdOf = async (api: QuantixClient, value: string): Promise<string> => {
     if (UUID_SHAPE.test(value)) return value;
     const [{ images: found }, { images: downloaded }, { images: revisions }] = await Promise.all([
@@ -569,7 +569,6 @@ export function apiCommands(
         ...(o.pool ? { poolId: poolIdIn(poolList, o.pool) } : {}),
         ...(o.node ? { nodeId: await nodeIdOf(api, o.node) } : {}),
         ...(search ? { text: search } : {}),
-        limit: 1000,
       };
       const result = await allImages(api, query);
       print(
@@ -738,10 +737,8 @@ export function apiCommands(
       if (o.all && o.accept) throw new UsageError('--accept is for one image, not --all');
       if (o.pool !== undefined && !o.all) throw new UsageError('--pool goes with --all');
       const api = client();
-      const [nodeName, { pools: poolList }] = await Promise.all([nodeNamesOf(api), api.request('listPools')]);
-      const poolName = poolNamesIn(poolList);
       type Verified = ResponseBody<'verifyImage'>;
-      const told = ({ outcome, image, checksum, recorded, nodeId }: Verified) => {
+      const told = ({ outcome, image, checksum, recorded, nodeId }: Verified, nodeName: (id: string) => string) => {
         const read = `${checksum.algorithm} ${checksum.value}`;
         switch (outcome) {
           case 'recorded':
@@ -756,9 +753,12 @@ export function apiCommands(
       };
       if (value !== undefined) {
         const id = await imageIdOf(api, value);
-        const result = await api.request('verifyImage', { params: { id }, body: o.accept ? { accept: true } : {} });
+        const [result, nodeName] = await Promise.all([
+          api.request('verifyImage', { params: { id }, body: o.accept ? { accept: true } : {} }),
+          nodeNamesOf(api),
+        ]);
         const { image } = result;
-        print(result, () => `${image.name}: ${told(result)}`);
+        print(result, () => `${image.name}: ${told(result, nodeName)}`);
         if (result.outcome === 'mismatch') {
           const again = image.error?.retryable
             ? `, \`quantix images retry ${image.id}\` downloads it again`
@@ -770,6 +770,8 @@ export function apiCommands(
         }
         return;
       }
+      const [nodeName, { pools: poolList }] = await Promise.all([nodeNamesOf(api), api.request('listPools')]);
+      const poolName = poolNamesIn(poolList);
       // Every image with a file to read: the ready ones, and those a verify found were not theirs.
       const images = (
         await allImages(api, { phase: 'ready,error', ...(o.pool ? { poolId: poolIdIn(poolList, o.pool) } : {}) })
@@ -782,7 +784,7 @@ export function apiCommands(
         try {
           const result = await api.request('verifyImage', { params: { id: image.id }, body: {} });
           results.push(result);
-          if (!json) out(`${which}: ${told(result)}`);
+          if (!json) out(`${which}: ${told(result, nodeName)}`);
         } catch (error) {
           if (!(error instanceof ApiError)) throw error;
           results.push({ image, error: { code: error.code, message: error.message } });
